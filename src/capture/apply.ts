@@ -1,0 +1,209 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { RowcastConfig, SubscriptionConfig } from '../config/schema.js';
+import { ErrorCodes, RowcastError } from '../errors.js';
+import { assertMigrated } from '../store/migrate.js';
+import type { Pool, PoolClient } from '../store/pool.js';
+import { readTableInfo } from './table-info.js';
+import { captureDdl, dropCaptureDdl } from './trigger-ddl.js';
+
+export interface PlanStep {
+  /** One line for people: "+ capture orders on public.orders". */
+  summary: string;
+  sql: string;
+  params?: unknown[];
+  /** Index of a parameter that holds a secret: never printed. */
+  secretParam?: number;
+}
+
+export interface ApplyResult {
+  steps: PlanStep[];
+  applied: boolean;
+}
+
+const APPLY_LOCK = 0x726f_7761; // one apply at a time per database
+
+/** Splits "schema.table" / "table" / { schema, name } into its parts. */
+export function tableName(table: RowcastConfig['captures'][string]['table'], where: string): { schema: string; name: string } {
+  if (typeof table === 'object') return table;
+  const parts = table.split('.');
+  if (parts.length === 1) return { schema: 'public', name: parts[0]! };
+  if (parts.length === 2 && parts[0] && parts[1]) return { schema: parts[0], name: parts[1] };
+  throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${where}: "${table}" is not "table" or "schema.table"; for names that contain dots write { schema: "…", name: "…" }.`);
+}
+
+/**
+ * Reconciles the database with the config in one transaction: topics, subscriptions and capture triggers are
+ * created, updated or removed so that they match. Either everything is applied or nothing is.
+ */
+export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun?: boolean; onProgress?: (line: string) => void } = {}): Promise<ApplyResult> {
+  await assertMigrated(pool);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [APPLY_LOCK]);
+    const steps = await planApply(client, config);
+    if (options.dryRun) {
+      await client.query('ROLLBACK');
+      return { steps, applied: false };
+    }
+    for (const [i, step] of steps.entries()) {
+      options.onProgress?.(`[${i + 1}/${steps.length}] ${step.summary}`);
+      try {
+        await client.query(step.sql, step.params);
+      } catch (err) {
+        throw new RowcastError(ErrorCodes.CAPTURE_INVALID, `apply failed at "${step.summary}" and nothing was applied: ${(err as Error).message}`, [], { cause: err });
+      }
+    }
+    // Running processes reload topics and subscriptions when they hear this.
+    if (steps.length) await client.query(`SELECT pg_notify('rowcast_config', '')`);
+    await client.query('COMMIT');
+    return { steps, applied: true };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Prints a plan as SQL, secrets masked. */
+export function formatPlan(steps: PlanStep[]): string {
+  if (!steps.length) return '-- nothing to change: the database matches the config\n';
+  return steps
+    .map((s) => {
+      const params = s.params?.map((p, i) => (i === s.secretParam ? '<secret>' : p));
+      return `-- ${s.summary}\n${s.sql};${params ? `\n-- parameters: ${JSON.stringify(params)}` : ''}\n`;
+    })
+    .join('\n');
+}
+
+async function planApply(client: PoolClient, config: RowcastConfig): Promise<PlanStep[]> {
+  const steps: PlanStep[] = [];
+  const problems: string[] = [];
+
+  const topics = new Map((await client.query<{ name: string; description: string | null }>('SELECT name, description FROM rowcast.topics')).rows.map((r) => [r.name, r]));
+  const subs = new Map(
+    (await client.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: unknown; secret: string | null }>('SELECT name, topic, protocol, endpoint, settings, secret FROM rowcast.subscriptions')).rows.map((r) => [r.name, r]),
+  );
+  const captures = new Map(
+    (await client.query<{ name: string; schema_name: string; table_name: string; settings: { hash?: string }; function_name: string; triggers: string[] }>('SELECT name, schema_name, table_name, settings, function_name, triggers FROM rowcast.captures')).rows.map((r) => [r.name, r]),
+  );
+
+  // Topics first: captures and subscriptions refer to them.
+  for (const [name, topic] of Object.entries(config.topics)) {
+    const existing = topics.get(name);
+    if (!existing) steps.push({ summary: `+ topic ${name}`, sql: 'INSERT INTO rowcast.topics (name, description) VALUES ($1, $2)', params: [name, topic.description ?? null] });
+    else if ((existing.description ?? undefined) !== topic.description) steps.push({ summary: `~ topic ${name} (description)`, sql: 'UPDATE rowcast.topics SET description = $2, updated_at = now() WHERE name = $1', params: [name, topic.description ?? null] });
+  }
+
+  for (const [name, sub] of Object.entries(config.subscriptions)) {
+    const existing = subs.get(name);
+    const settings = subscriptionSettings(sub);
+    const secret = resolveSecret(sub);
+    if (!existing) {
+      steps.push({
+        summary: `+ subscription ${name} (${sub.protocol} ${sub.endpoint}) on topic ${sub.topic}`,
+        sql: 'INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, secret) VALUES ($1, $2, $3, $4, $5, $6)',
+        params: [name, sub.topic, sub.protocol, sub.endpoint, settings, secret ?? generateSecret()],
+        secretParam: 5,
+      });
+      continue;
+    }
+    const changed = [
+      existing.topic !== sub.topic && 'topic',
+      existing.protocol !== sub.protocol && 'protocol',
+      existing.endpoint !== sub.endpoint && 'endpoint',
+      stableJson(existing.settings) !== stableJson(settings) && 'settings',
+      secret !== undefined && secret !== existing.secret && 'secret',
+    ].filter(Boolean);
+    if (changed.length) {
+      steps.push({
+        summary: `~ subscription ${name} (${changed.join(', ')})`,
+        sql: `UPDATE rowcast.subscriptions SET topic = $2, protocol = $3, endpoint = $4, settings = $5, secret = COALESCE($6, secret), updated_at = now() WHERE name = $1`,
+        params: [name, sub.topic, sub.protocol, sub.endpoint, settings, secret ?? null],
+        secretParam: 5,
+      });
+    }
+  }
+  for (const name of subs.keys()) {
+    if (!config.subscriptions[name]) {
+      steps.push({ summary: `- subscription ${name} (its undelivered deliveries are dropped)`, sql: 'DELETE FROM rowcast.subscriptions WHERE name = $1', params: [name] });
+    }
+  }
+
+  for (const [name, capture] of Object.entries(config.captures)) {
+    const where = `captures.${name}.table`;
+    const { schema, name: table } = tableName(capture.table, where);
+    const info = await readTableInfo(client, schema, table);
+    if (!info) {
+      problems.push(`${where}: table ${schema}.${table} does not exist or is not visible to this database user; create it first, fix the name, or grant access.`);
+      continue;
+    }
+    const missing = (capture.columns ?? []).filter((c) => !info.columns.some((ic) => ic.name === c));
+    if (missing.length) {
+      problems.push(`captures.${name}.columns: ${schema}.${table} has no column ${missing.map((c) => `"${c}"`).join(', ')}; its columns are ${info.columns.map((c) => c.name).join(', ')}.`);
+      continue;
+    }
+    const ddl = captureDdl(name, capture, info);
+    const hash = createHash('sha256').update(JSON.stringify([schema, table, capture.subject ?? null, ddl.install])).digest('hex');
+    const existing = captures.get(name);
+    if (existing?.settings.hash === hash) continue;
+    const label = `${existing ? '~' : '+'} capture ${name} on ${schema}.${table} (${capture.operations.join(', ')} → topic ${capture.topic}, payload ${capture.payload})`;
+    if (existing && (existing.schema_name !== schema || existing.table_name !== table)) {
+      const gone = !(await readTableInfo(client, existing.schema_name, existing.table_name));
+      for (const sql of dropCaptureDdl({ schema: existing.schema_name, table: existing.table_name, functionName: existing.function_name, triggers: existing.triggers }, !gone)) {
+        steps.push({ summary: `${label}: remove from ${existing.schema_name}.${existing.table_name}`, sql });
+      }
+    } else if (existing) {
+      // Operations that were dropped from the config lose their triggers.
+      for (const t of existing.triggers.filter((t) => !ddl.triggers.includes(t))) {
+        steps.push({ summary: `${label}: remove trigger ${t}`, sql: dropCaptureDdl({ schema, table, functionName: existing.function_name, triggers: [t] }, true)[0]! });
+      }
+    }
+    for (const sql of ddl.install) steps.push({ summary: label, sql });
+    steps.push({
+      summary: label,
+      sql: `INSERT INTO rowcast.captures (name, schema_name, table_name, topic, subject, settings, function_name, triggers)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (name) DO UPDATE SET schema_name = EXCLUDED.schema_name, table_name = EXCLUDED.table_name, topic = EXCLUDED.topic,
+          subject = EXCLUDED.subject, settings = EXCLUDED.settings, function_name = EXCLUDED.function_name, triggers = EXCLUDED.triggers, updated_at = now()`,
+      params: [name, schema, table, capture.topic, capture.subject ?? null, { hash, capture }, ddl.functionName, ddl.triggers],
+    });
+  }
+  for (const [name, existing] of captures) {
+    if (config.captures[name]) continue;
+    const gone = !(await readTableInfo(client, existing.schema_name, existing.table_name));
+    const label = `- capture ${name} on ${existing.schema_name}.${existing.table_name}`;
+    for (const sql of dropCaptureDdl({ schema: existing.schema_name, table: existing.table_name, functionName: existing.function_name, triggers: existing.triggers }, !gone)) {
+      steps.push({ summary: label, sql });
+    }
+    steps.push({ summary: label, sql: 'DELETE FROM rowcast.captures WHERE name = $1', params: [name] });
+  }
+
+  for (const name of topics.keys()) {
+    if (!config.topics[name]) steps.push({ summary: `- topic ${name}`, sql: 'DELETE FROM rowcast.topics WHERE name = $1', params: [name] });
+  }
+
+  if (problems.length) throw new RowcastError(ErrorCodes.CONFIG_INVALID, 'The config does not match the database; nothing was applied:', problems);
+  return steps;
+}
+
+function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
+  return { format: sub.format, headers: sub.headers, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
+}
+
+function resolveSecret(sub: SubscriptionConfig): string | undefined {
+  if (sub.secret === undefined) return undefined;
+  return typeof sub.secret === 'string' ? sub.secret : process.env[sub.secret.env];
+}
+
+/** A Standard Webhooks secret: "whsec_" + base64 of 24 random bytes. */
+export function generateSecret(): string {
+  return `whsec_${randomBytes(24).toString('base64')}`;
+}
+
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v,
+  );
+}

@@ -1,0 +1,122 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import YAML from 'yaml';
+import type { z } from 'zod';
+import { ErrorCodes, RowcastError } from '../errors.js';
+import { configSchema, type RowcastConfig, type RowcastConfigInput } from './schema.js';
+
+export const CONFIG_FILE_NAMES = [
+  'rowcast.config.ts',
+  'rowcast.config.mts',
+  'rowcast.config.js',
+  'rowcast.config.mjs',
+  'rowcast.config.json',
+  'rowcast.config.yaml',
+  'rowcast.config.yml',
+];
+
+/** Finds the config file: the given path, or the first rowcast.config.* in the directory. */
+export function findConfigFile(explicit?: string, cwd = process.cwd()): string {
+  if (explicit) {
+    const file = path.resolve(cwd, explicit);
+    if (!existsSync(file)) throw new RowcastError(ErrorCodes.CONFIG_NOT_FOUND, `Config file ${file} does not exist; check the --config path.`);
+    return file;
+  }
+  for (const name of CONFIG_FILE_NAMES) {
+    const file = path.join(cwd, name);
+    if (existsSync(file)) return file;
+  }
+  throw new RowcastError(
+    ErrorCodes.CONFIG_NOT_FOUND,
+    `No config file in ${cwd}: create one of ${CONFIG_FILE_NAMES.join(', ')}, or pass --config <file>.`,
+  );
+}
+
+/** Reads a config file of any supported kind, without validating it. */
+export async function readConfigFile(file: string): Promise<unknown> {
+  const ext = path.extname(file);
+  if (ext === '.json') return parseText(file, () => JSON.parse(readFileSync(file, 'utf8')));
+  if (ext === '.yaml' || ext === '.yml') return parseText(file, () => YAML.parse(readFileSync(file, 'utf8')));
+  if (ext === '.ts' || ext === '.mts') {
+    // TypeScript configs are compiled on the fly by tsx, so users need no build step for them.
+    const { tsImport } = await import('tsx/esm/api');
+    const mod = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
+    return mod.default;
+  }
+  const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  return mod.default;
+}
+
+function parseText(file: string, parse: () => unknown): unknown {
+  try {
+    return parse();
+  } catch (err) {
+    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `Config file ${file} is not valid ${path.extname(file).slice(1).toUpperCase()}: ${(err as Error).message}`);
+  }
+}
+
+/** Validates a config object: shapes, types, unknown keys, and that every name it refers to exists. */
+export function parseConfig(input: unknown, source = 'config'): RowcastConfig {
+  if (input === undefined || input === null) {
+    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is empty: export default defineConfig({ topics, captures, subscriptions }).`);
+  }
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is invalid:`, result.error.issues.map(describeIssue));
+  }
+  const config = result.data;
+  const problems: string[] = [];
+  const topics = Object.keys(config.topics);
+  const knownTopics = topics.length ? `known topics: ${topics.join(', ')}` : 'no topics are declared';
+  for (const [name, capture] of Object.entries(config.captures)) {
+    if (!config.topics[capture.topic]) {
+      problems.push(`captures.${name}.topic: unknown topic "${capture.topic}"; declare it under topics (${knownTopics}).`);
+    }
+    if (capture.payload === 'keys' && capture.columns) {
+      problems.push(`captures.${name}.columns: a "keys" payload carries the primary key only; remove columns or use payload "row" or "diff".`);
+    }
+    if (typeof capture.when === 'object') {
+      for (const op of Object.keys(capture.when)) {
+        if (!capture.operations.includes(op.toUpperCase() as never)) {
+          problems.push(`captures.${name}.when.${op}: ${op.toUpperCase()} is not in operations [${capture.operations.join(', ')}]; add it there or remove this condition.`);
+        }
+      }
+    }
+  }
+  for (const [name, sub] of Object.entries(config.subscriptions)) {
+    if (!config.topics[sub.topic]) {
+      problems.push(`subscriptions.${name}.topic: unknown topic "${sub.topic}"; declare it under topics (${knownTopics}).`);
+    }
+    if (sub.deliveryPolicy.minDelay > sub.deliveryPolicy.maxDelay) {
+      problems.push(`subscriptions.${name}.deliveryPolicy.minDelay: ${sub.deliveryPolicy.minDelay} ms is more than maxDelay (${sub.deliveryPolicy.maxDelay} ms); lower minDelay or raise maxDelay.`);
+    }
+    if (typeof sub.secret === 'object' && process.env[sub.secret.env] === undefined) {
+      problems.push(`subscriptions.${name}.secret.env: environment variable ${sub.secret.env} is not set; set it to the signing secret ("whsec_…").`);
+    }
+  }
+  if (problems.length) throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is invalid:`, problems);
+  return config;
+}
+
+/** Finds, reads and validates the config. */
+export async function loadConfig(options: { file?: string; cwd?: string } = {}): Promise<RowcastConfig> {
+  const file = findConfigFile(options.file, options.cwd);
+  return parseConfig(await readConfigFile(file), path.relative(options.cwd ?? process.cwd(), file) || file);
+}
+
+export type { RowcastConfigInput };
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `${where === '(top level)' ? '' : where + ': '}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling (see docs/configuration.md).`;
+    case 'invalid_value':
+      return `${where}: ${issue.message.replace(/^Invalid option: /, '')}.`;
+    case 'invalid_type':
+      return `${where}: ${issue.message.replace(/^Invalid input: /, '')}.`;
+    default:
+      return `${where}: ${issue.message}.`;
+  }
+}

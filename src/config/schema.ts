@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { duration } from './duration.js';
+
+/** Names become parts of SQL identifiers and URLs, so they are restricted; tables may be named anything. */
+const topicName = z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, 'use 1–256 letters, digits, "-" or "_" (as SNS topic names)');
+const subscriptionName = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'use 1–128 letters, digits, "-" or "_"');
+/** Trigger names are "rowcast_<capture>_<op>" and must fit PostgreSQL's 63-byte identifiers. */
+const captureName = z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'use 1–40 letters, digits, "-" or "_"');
+
+export const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+const tableRef = z.union([
+  z.string().min(1),
+  z.strictObject({ schema: z.string().min(1).default('public'), name: z.string().min(1) }),
+]);
+
+const whenClause = z.union([
+  z.string().min(1),
+  z.strictObject({ insert: z.string().min(1).optional(), update: z.string().min(1).optional(), delete: z.string().min(1).optional() }),
+]);
+
+export const captureSchema = z.strictObject({
+  /** "table", "schema.table", or { schema, name } for names that contain dots. */
+  table: tableRef,
+  /** Which operations produce events. TRUNCATE produces one statement-level event without rows. */
+  operations: z.array(z.enum(OPERATIONS)).min(1).default(['INSERT', 'UPDATE', 'DELETE']),
+  /** keys: primary key only (the reference's "summary"); row: the new row (old row for DELETE); diff: old + new + changed columns. */
+  payload: z.enum(['keys', 'row', 'diff']).default('row'),
+  /** Only these columns in row and diff payloads (the primary key is always in `key`). */
+  columns: z.array(z.string().min(1)).min(1).optional(),
+  /** SQL boolean over OLD/NEW, evaluated by PostgreSQL before the row is captured; per operation or for all. */
+  when: whenClause.optional(),
+  /** The topic that receives one message per captured change. */
+  topic: topicName,
+  /** Subject of the messages (SNS "Subject"; email subject line). */
+  subject: z.string().max(100).optional(),
+});
+
+export const deliveryPolicySchema = z.strictObject({
+  /** Attempts in all, the first one included. */
+  maxAttempts: z.number().int().min(1).max(100).default(10),
+  /** Backoff before the 2nd attempt; it doubles per attempt up to maxDelay, with full jitter. */
+  minDelay: duration.default(1000),
+  maxDelay: duration.default(5 * 60_000),
+  /** Time allowed for one request, connect to response headers. */
+  timeout: duration.default(10_000),
+  /** Longest Retry-After (429/503) that is honoured; longer ones are capped to this. */
+  maxRetryAfter: duration.default(60 * 60_000),
+});
+
+const secretRef = z.union([
+  z.string().min(1),
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+]);
+
+export const httpSubscriptionSchema = z.strictObject({
+  topic: topicName,
+  protocol: z.enum(['http', 'https']),
+  endpoint: z
+    .url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL, e.g. "https://example.com/hooks/rowcast"' }),
+  /** Standard Webhooks signing secret ("whsec_" + base64). Omitted: rowcast generates one at apply (see `rowcast status --secrets`). */
+  secret: secretRef.optional(),
+  /** envelope: rowcast's JSON (id, topic, subject, attributes, body, timestamp); raw: the message body only. */
+  format: z.enum(['envelope', 'raw']).default('envelope'),
+  /** Extra request headers (e.g. an API key); values may reference env as "${NAME}". */
+  headers: z.record(z.string(), z.string()).default({}),
+  deliveryPolicy: deliveryPolicySchema.prefault({}),
+  /** Concurrent requests to this endpoint from one rowcast process. */
+  maxConcurrency: z.number().int().min(1).max(1000).default(32),
+});
+
+export const subscriptionSchema = httpSubscriptionSchema;
+
+export const runtimeSchema = z.strictObject({
+  /** Longest wait between checks for new work when no NOTIFY arrives (a lost NOTIFY costs at most this). */
+  pollInterval: duration.default(1000),
+  /** How long a claimed delivery belongs to a process; a process that dies releases its work after this. */
+  lease: duration.default(60_000),
+  /** Events routed per transaction. */
+  batchSize: z.number().int().min(1).max(10_000).default(500),
+  /** Concurrent deliveries per process, over all subscriptions. */
+  concurrency: z.number().int().min(1).max(10_000).default(256),
+  /** How long routed events and finished deliveries are kept for queries and replay. Dead deliveries stay until redriven or deadRetention. */
+  retention: duration.default(24 * 3_600_000),
+  deadRetention: duration.default(14 * 24 * 3_600_000),
+  /** On SIGTERM: how long in-flight deliveries may finish before they are released to other processes. */
+  shutdownGrace: duration.default(10_000),
+  /** Log level of the rowcast process. */
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export const configSchema = z.strictObject({
+  database: z.strictObject({ url: z.string().min(1).optional() }).prefault({}),
+  topics: z.record(topicName, z.strictObject({ description: z.string().optional() })).default({}),
+  captures: z.record(captureName, captureSchema).default({}),
+  subscriptions: z.record(subscriptionName, subscriptionSchema).default({}),
+  runtime: runtimeSchema.prefault({}),
+});
+
+/** What a user writes (defaults optional). */
+export type RowcastConfigInput = z.input<typeof configSchema>;
+/** What rowcast works with (defaults filled, durations in milliseconds). */
+export type RowcastConfig = z.output<typeof configSchema>;
+export type CaptureConfig = z.output<typeof captureSchema>;
+export type SubscriptionConfig = z.output<typeof subscriptionSchema>;
+export type DeliveryPolicy = z.output<typeof deliveryPolicySchema>;
+export type RuntimeConfig = z.output<typeof runtimeSchema>;
+
+/** Typed helper for rowcast.config.ts files. */
+export function defineConfig(config: RowcastConfigInput): RowcastConfigInput {
+  return config;
+}

@@ -1,0 +1,21 @@
+import type { Status } from '../operations.js';
+
+const age = (ms: number | null): string => (ms === null ? '-' : ms < 1000 ? `${ms}ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 60_000)}m`);
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** rowcast status as people read it. */
+export function formatStatus(status: Status): string {
+  let out = `events waiting to be routed: ${status.events.unrouted} (oldest ${age(status.events.oldestUnroutedMs)})\n\n`;
+  out += table(['CAPTURE', 'TABLE', 'TOPIC'], status.captures.map((c) => [c.name, c.table, c.topic])) + '\n';
+  out += table(['TOPIC', 'SUBSCRIPTIONS', 'PENDING', 'IN FLIGHT', 'DEAD'], status.topics.map((t) => [t.name, String(t.subscriptions), String(t.pending), String(t.inFlight), String(t.dead)])) + '\n';
+  out += table(
+    ['SUBSCRIPTION', 'TOPIC', 'STATE', 'PENDING', 'IN FLIGHT', 'DEAD', 'OLDEST', 'LAST ERROR'],
+    status.subscriptions.map((s) => [s.name, s.topic, s.state + (s.stateReason && s.state !== 'active' ? ` (${s.stateReason})` : ''), String(s.pending), String(s.inFlight), String(s.dead), age(s.oldestPendingMs), (s.lastError ?? '').slice(0, 80)]),
+  );
+  return out;
+}

@@ -1,0 +1,158 @@
+import { Command, Option } from 'commander';
+import { apply, formatPlan } from '../../capture/apply.js';
+import { findConfigFile, loadConfig } from '../../config/load.js';
+import type { RowcastConfig } from '../../config/schema.js';
+import { startRowcast } from '../../dispatcher/runtime.js';
+import { ErrorCodes, RowcastError } from '../../errors.js';
+import { createLogger } from '../../observability/logger.js';
+import { migrate } from '../../store/migrate.js';
+import { createPool, type Pool, resolveDatabaseUrl } from '../../store/pool.js';
+import { getStatus, getSubscriptionSecrets, pauseSubscription, redrive, resumeSubscription } from '../operations.js';
+import { formatStatus } from './format-status.js';
+
+interface GlobalOptions {
+  config?: string;
+  databaseUrl?: string;
+}
+
+const program = new Command()
+  .name('rowcast')
+  .description('Near-real-time notifications from PostgreSQL changes: capture → topics → subscriptions.')
+  .option('-c, --config <file>', 'config file (default: rowcast.config.{ts,mts,js,mjs,json,yaml,yml} in the current directory)')
+  .addOption(new Option('-d, --database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL, then database.url in the config)'))
+  .showHelpAfterError('(run with --help for usage)');
+
+/** The config, or undefined when the command can do without one and none exists. */
+async function config(required: boolean): Promise<RowcastConfig | undefined> {
+  const opts = program.opts<GlobalOptions>();
+  if (!required && !opts.config) {
+    try {
+      findConfigFile();
+    } catch {
+      return undefined;
+    }
+  }
+  return loadConfig({ file: opts.config });
+}
+
+async function withPool<T>(cfg: RowcastConfig | undefined, fn: (pool: Pool) => Promise<T>): Promise<T> {
+  const url = resolveDatabaseUrl(program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url);
+  const pool = createPool(url, { max: 4, applicationName: 'rowcast cli' });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+program
+  .command('migrate')
+  .description('create or update schema "rowcast" (numbered migrations under an advisory lock; safe to run concurrently)')
+  .action(async () => {
+    const result = await withPool(await config(false), (pool) => migrate(pool, (line) => console.error(line)));
+    console.log(result.applied.length ? `applied ${result.applied.join(', ')}; schema rowcast is at version ${result.current}` : `schema rowcast is up to date (version ${result.current})`);
+  });
+
+program
+  .command('apply')
+  .description('reconcile the database with the config: topics, subscriptions, capture triggers (all or nothing)')
+  .option('--dry-run', 'print the SQL that would run, change nothing')
+  .action(async (opts: { dryRun?: boolean }) => {
+    const cfg = (await config(true))!;
+    await withPool(cfg, async (pool) => {
+      const result = await apply(pool, cfg, { dryRun: opts.dryRun, onProgress: (line) => console.error(line) });
+      if (opts.dryRun) process.stdout.write(formatPlan(result.steps));
+      else console.log(result.steps.length ? `applied ${result.steps.length} change(s)` : 'nothing to change: the database matches the config');
+    });
+  });
+
+program
+  .command('start')
+  .description('route captured changes and deliver them until SIGTERM/SIGINT, then drain gracefully')
+  .option('--no-migrate', 'fail instead of applying pending migrations')
+  .action(async (opts: { migrate: boolean }) => {
+    const cfg = await config(false);
+    const runtimeConfig = cfg?.runtime;
+    const log = createLogger(process.env.ROWCAST_LOG_LEVEL ?? runtimeConfig?.logLevel ?? 'info');
+    const runtime = await startRowcast({
+      databaseUrl: program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url,
+      runtime: runtimeConfig,
+      logger: log,
+      migrate: opts.migrate,
+    });
+    let signals = 0;
+    const shutdown = (signal: string) => {
+      if (++signals > 1) {
+        log.warn({ signal }, 'second signal: exiting without draining');
+        process.exit(1);
+      }
+      log.info({ signal }, 'shutting down');
+      runtime.stop().then(
+        () => process.exit(0),
+        (err: Error) => {
+          log.error({ err: err.message }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program
+  .command('status')
+  .description('pending, in-flight and dead counts per topic and subscription, and the capture backlog')
+  .option('--json', 'machine-readable output')
+  .option('--secrets', 'also print each subscription\'s signing secret')
+  .action(async (opts: { json?: boolean; secrets?: boolean }) => {
+    await withPool(await config(false), async (pool) => {
+      const status = await getStatus(pool);
+      const secrets = opts.secrets ? await getSubscriptionSecrets(pool) : undefined;
+      if (opts.json) console.log(JSON.stringify(secrets ? { ...status, secrets } : status, null, 2));
+      else {
+        process.stdout.write(formatStatus(status));
+        if (secrets) for (const s of secrets) console.log(`secret ${s.name}: ${s.secret ?? '(none)'}`);
+      }
+    });
+  });
+
+program
+  .command('redrive')
+  .description('put dead deliveries back to pending with a fresh attempt budget')
+  .option('-s, --subscription <name>', 'only this subscription (default: all)')
+  .action(async (opts: { subscription?: string }) => {
+    const n = await withPool(await config(false), (pool) => redrive(pool, { subscription: opts.subscription, onProgress: (done) => console.error(`re-queued ${done}…`) }));
+    console.log(`re-queued ${n} dead deliver${n === 1 ? 'y' : 'ies'}`);
+  });
+
+program
+  .command('resume')
+  .description('re-activate a paused subscription, or one disabled by its endpoint (HTTP 410)')
+  .argument('<subscription>')
+  .action(async (name: string) => {
+    const changed = await withPool(await config(false), (pool) => resumeSubscription(pool, name));
+    console.log(changed ? `subscription ${name} is active` : `subscription ${name} was already active`);
+  });
+
+program
+  .command('pause')
+  .description('stop delivering to a subscription; its deliveries wait until it is resumed')
+  .argument('<subscription>')
+  .action(async (name: string) => {
+    const changed = await withPool(await config(false), (pool) => pauseSubscription(pool, name));
+    console.log(changed ? `subscription ${name} is paused` : `subscription ${name} was already paused`);
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  if (err instanceof RowcastError) {
+    console.error(`rowcast: ${err.message}`);
+    process.exit(err.code === ErrorCodes.CONFIG_INVALID || err.code === ErrorCodes.CONFIG_NOT_FOUND ? 2 : 1);
+  }
+  const e = err as { code?: string; message?: string };
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === '3D000' || e.code === '28P01') {
+    console.error(`rowcast: cannot connect to the database (${e.message}); check DATABASE_URL / --database-url and that PostgreSQL is running.`);
+    process.exit(1);
+  }
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,117 @@
+import { hostname } from 'node:os';
+import type { Logger } from '../observability/logger.js';
+import type { Pool } from '../store/pool.js';
+import { routeEvents } from '../topics/route-events.js';
+import type { Listener } from './listener.js';
+import { WakeSignal } from './wake-signal.js';
+
+export interface EventRouterOptions {
+  id: string;
+  batchSize: number;
+  pollInterval: number;
+}
+
+/**
+ * Routes captured events to topic messages and deliveries, as fast as they commit.
+ *
+ * Wake-ups: capture triggers NOTIFY only while a dispatcher has its `sleeping` flag set. Before it sleeps the
+ * router sets the flag, then makes sure no writer that read the flag before it was set is still in flight (such
+ * a writer holds a RowExclusiveLock on rowcast.events, since the trigger inserts before it reads the flag), then
+ * routes once more. Only then does it wait — for a NOTIFY, or at most the poll interval. Busy, it clears the
+ * flag and writers send no NOTIFY at all.
+ */
+export class EventRouter {
+  private readonly signal = new WakeSignal();
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private flag = false;
+
+  constructor(
+    private readonly pool: Pool,
+    listener: Listener,
+    private readonly options: EventRouterOptions,
+    private readonly log: Logger,
+    private readonly onRouted: (deliveries: number) => void,
+  ) {
+    listener.on('wake', () => this.signal.kick());
+  }
+
+  async start(): Promise<void> {
+    // Rows of dispatchers that died without saying goodbye would keep writers notifying for nothing.
+    await this.pool.query(`DELETE FROM rowcast.dispatchers WHERE heartbeat_at < now() - interval '2 minutes'`);
+    await this.pool.query('INSERT INTO rowcast.dispatchers (id, backend_pid, host) VALUES ($1, pg_backend_pid(), $2) ON CONFLICT (id) DO NOTHING', [this.options.id, hostname()]);
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.signal.kick();
+    await this.loop;
+    await this.pool.query('DELETE FROM rowcast.dispatchers WHERE id = $1', [this.options.id]).catch(() => {});
+  }
+
+  /** Called on an interval by the runtime: keeps the row fresh so it is not taken for a dead process's. */
+  async heartbeat(): Promise<void> {
+    await this.pool.query('UPDATE rowcast.dispatchers SET heartbeat_at = now() WHERE id = $1', [this.options.id]);
+  }
+
+  private async setFlag(sleeping: boolean): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO rowcast.dispatchers (id, backend_pid, host, sleeping) VALUES ($1, pg_backend_pid(), $2, $3)
+       ON CONFLICT (id) DO UPDATE SET sleeping = EXCLUDED.sleeping, heartbeat_at = now()`,
+      [this.options.id, hostname(), sleeping],
+    );
+    this.flag = sleeping;
+  }
+
+  /** Is any other transaction holding rowcast.events for writing — a writer that may not have seen the flag? */
+  private async writersInFlight(): Promise<boolean> {
+    const { rows } = await this.pool.query(
+      `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND relation = 'rowcast.events'::regclass
+                        AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()) AS busy`,
+    );
+    return rows[0].busy as boolean;
+  }
+
+  private async run(): Promise<void> {
+    let quiet = false; // since the flag was set, no writer that missed it can still commit unseen
+    let shortWait = 2;
+    let errorDelay = 100;
+    while (!this.stopping) {
+      try {
+        const { events, deliveries } = await routeEvents(this.pool, this.options.batchSize);
+        if (deliveries) this.onRouted(deliveries);
+        errorDelay = 100;
+        if (events > 0) {
+          // Busy: keep awake and let writers commit without NOTIFY.
+          if (this.flag) {
+            await this.setFlag(false);
+            quiet = false;
+          }
+          continue;
+        }
+        if (!this.flag) {
+          await this.setFlag(true);
+          quiet = false;
+        }
+        if (!quiet) {
+          if (await this.writersInFlight()) {
+            await this.signal.wait(shortWait);
+            shortWait = Math.min(shortWait * 2, this.options.pollInterval);
+            continue;
+          }
+          quiet = true;
+          shortWait = 2;
+          continue; // route once more: whatever committed before the check is visible now
+        }
+        await this.signal.wait(this.options.pollInterval);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'routing failed; retrying');
+        this.flag = false; // unknown after an error: set again before sleeping
+        quiet = false;
+        await this.signal.wait(errorDelay);
+        errorDelay = Math.min(errorDelay * 2, 5000);
+      }
+    }
+  }
+}

@@ -1,0 +1,81 @@
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import type { Logger } from '../observability/logger.js';
+
+export const WAKE_CHANNEL = 'rowcast';
+export const CONFIG_CHANNEL = 'rowcast_config';
+
+/**
+ * A dedicated connection that LISTENs for wake-ups. It reconnects after any failure (PostgreSQL restart,
+ * pg_terminate_backend); while it is down, the poll interval still finds all work — NOTIFY is only for latency.
+ * Emits 'wake', 'config' and 'connected'.
+ */
+export class Listener extends EventEmitter {
+  private client: pg.Client | null = null;
+  private stopped = false;
+  private retryDelay = 100;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  backendPid: number | null = null;
+
+  constructor(private readonly url: string, private readonly log: Logger) {
+    super();
+  }
+
+  get connected(): boolean {
+    return this.client !== null && this.backendPid !== null;
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const client = new pg.Client({ connectionString: this.url, application_name: 'rowcast listener', keepAlive: true });
+    const lost = (err?: Error) => {
+      if (this.client !== client) return;
+      this.client = null;
+      this.backendPid = null;
+      client.removeAllListeners();
+      client.on('error', () => {});
+      void client.end().catch(() => {});
+      if (this.stopped) return;
+      this.log.warn({ err: err?.message }, 'listener connection lost; reconnecting (polling continues meanwhile)');
+      this.scheduleReconnect();
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
+    client.on('notification', (n) => this.emit(n.channel === CONFIG_CHANNEL ? 'config' : 'wake'));
+    this.client = client;
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${WAKE_CHANNEL}; LISTEN ${CONFIG_CHANNEL}`);
+      this.backendPid = (client as unknown as { processID: number }).processID;
+      this.retryDelay = 100;
+      // Something may have happened while nobody listened: let everyone look.
+      this.emit('connected');
+      this.emit('wake');
+      this.emit('config');
+    } catch (err) {
+      lost(err as Error);
+    }
+  }
+
+  private scheduleReconnect(): void {
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, 5000);
+    this.reconnectTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    this.client = null;
+    if (client) {
+      client.removeAllListeners();
+      client.on('error', () => {});
+      await client.end().catch(() => {});
+    }
+  }
+}

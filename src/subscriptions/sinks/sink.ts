@@ -1,0 +1,52 @@
+import type { DeliveryPolicy } from '../../config/schema.js';
+
+/** A message as it leaves rowcast: the same id on every attempt, so receivers can deduplicate. */
+export interface OutboundMessage {
+  id: string;
+  topic: string;
+  subject: string | null;
+  body: string;
+  contentType: string;
+  attributes: Record<string, string>;
+  /** When the message was published (ISO 8601). */
+  timestamp: string;
+  trace: string | null;
+}
+
+export interface SubscriptionSettings {
+  format: 'envelope' | 'raw';
+  headers: Record<string, string>;
+  deliveryPolicy: DeliveryPolicy;
+  maxConcurrency: number;
+}
+
+export interface Subscription {
+  name: string;
+  topic: string;
+  protocol: string;
+  endpoint: string;
+  settings: SubscriptionSettings;
+  secret: string | null;
+  state: 'active' | 'paused' | 'disabled';
+}
+
+export interface DeliveryAttempt {
+  deliveryId: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  subscription: Subscription;
+  message: OutboundMessage;
+}
+
+/** done: acknowledged; retry: try again later; disable: the endpoint asked to stop (HTTP 410); dead: can never succeed. */
+export type SendOutcome =
+  | { kind: 'done'; status?: number }
+  | { kind: 'retry'; error: string; status?: number; retryAfterMs?: number }
+  | { kind: 'disable'; error: string; status?: number }
+  | { kind: 'dead'; error: string; status?: number };
+
+/** One implementation per protocol (sinks/<protocol>/). A sink never throws: every failure is an outcome. */
+export interface Sink {
+  send(attempt: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome>;
+  close(): Promise<void>;
+}
