@@ -42,7 +42,8 @@ export class DeliveryWorker {
   private retryTimer: { at: number; timer: NodeJS.Timeout } | null = null;
   private stopping = false;
   private loop: Promise<void> | null = null;
-  private moreWaiting = false;
+  /** Subscriptions whose last claim filled every slot asked for: they probably have more waiting. */
+  private readonly backlogged = new Set<string>();
 
   constructor(
     private readonly pool: Pool,
@@ -106,10 +107,17 @@ export class DeliveryWorker {
       try {
         const claimed = await claimDeliveries(this.pool, wanted, this.options.lease, this.options.owner);
         errorDelay = 100;
-        this.moreWaiting = [...wanted.values()].reduce((a, b) => a + b, 0) === claimed.length;
+        // A subscription that filled every slot it asked for probably has more waiting.
+        const got = new Map<string, number>();
+        for (const c of claimed) got.set(c.subscription, (got.get(c.subscription) ?? 0) + 1);
+        for (const [name, n] of wanted) {
+          if (got.get(name) === n) this.backlogged.add(name);
+          else this.backlogged.delete(name);
+        }
         for (const claim of claimed) this.dispatch(claim);
         // Claim again at once only while the backlog fills every free slot; otherwise wait for a kick.
-        if (!(this.moreWaiting && this.wanted().size)) await this.signal.wait(this.options.pollInterval);
+        const wantedNow = this.wanted();
+        if (![...this.backlogged].some((name) => wantedNow.has(name))) await this.signal.wait(this.options.pollInterval);
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'claiming deliveries failed; retrying');
         await this.signal.wait(errorDelay);
@@ -151,7 +159,11 @@ export class DeliveryWorker {
         this.perSubscription.set(claim.subscription, (this.perSubscription.get(claim.subscription) ?? 1) - 1);
         // Aborted by shutdown: stop() hands it back instead of counting a failure.
         if (!controller.signal.aborted) this.record(claim, subscription, outcome);
-        if (this.moreWaiting) this.signal.kick();
+        // Claim again once a quarter of the subscription's slots are free: one round trip per few deliveries, not per delivery.
+        if (this.backlogged.has(claim.subscription) && subscription) {
+          const free = subscription.settings.maxConcurrency - (this.perSubscription.get(claim.subscription) ?? 0);
+          if (free >= Math.max(1, subscription.settings.maxConcurrency >> 2)) this.signal.kick();
+        }
       });
   }
 

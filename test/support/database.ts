@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { apply } from '../../src/capture/apply.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { RowcastConfigInput, RuntimeConfig } from '../../src/config/schema.js';
+import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createPool, type Pool } from '../../src/store/pool.js';
+import { databaseUrlFor } from './database-url.js';
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** A pool for the test's own queries (writes into user tables, assertions on rowcast.*). */
+  pool: Pool;
+  drop(): Promise<void>;
+}
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run tests with \`npm test\` (scripts/run-tests.ts prepares the database).`);
+  return value;
+}
+
+/** A fresh database for one test file, cloned from the migrated template (fast, isolated, parallel-safe). */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = env('ROWCAST_TEST_ADMIN_URL');
+  const name = `rowcast_t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${env('ROWCAST_TEST_TEMPLATE')}`);
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrlFor(adminUrl, name);
+  const pool = createPool(url, { max: 5, applicationName: 'rowcast test' });
+  return {
+    name,
+    url,
+    pool,
+    async drop() {
+      await pool.end();
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/** Validates and applies a config (as `rowcast apply` does). */
+export async function applyConfig(pool: Pool, input: RowcastConfigInput) {
+  const config = parseConfig(input, 'test config');
+  await apply(pool, config);
+  return config;
+}
+
+/** Timings in tens of milliseconds so that retries and lease expiry happen within a test. */
+export const FAST_RUNTIME: Partial<RuntimeConfig> = { pollInterval: 200, lease: 3000, shutdownGrace: 2000, logLevel: 'silent' };
+
+/** A rowcast process inside the test process. */
+export function startTestRowcast(url: string, runtime: Partial<RuntimeConfig> = {}): Promise<RowcastRuntime> {
+  const merged = { ...FAST_RUNTIME, ...runtime };
+  return startRowcast({ databaseUrl: url, runtime: merged, logger: createLogger(merged.logLevel ?? 'silent') });
+}
+
+/** Polls until check() returns a truthy value, or fails with `what` after timeoutMs. */
+export type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
+
+export async function eventually<T>(check: () => Promise<T> | T, what: string, timeoutMs = 15_000): Promise<Truthy<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as Truthy<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
