@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { RowcastConfig, SubscriptionConfig } from '../config/schema.js';
+import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
 import { assertMigrated } from '../store/migrate.js';
 import type { Pool, PoolClient } from '../store/pool.js';
@@ -100,6 +100,10 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     const existing = subs.get(name);
     const settings = subscriptionSettings(sub);
     const secret = resolveSecret(sub);
+    if (secret !== undefined && !WEBHOOK_SECRET.test(secret)) {
+      problems.push(`subscriptions.${name}.secret: the value of ${typeof sub.secret === 'object' ? `$${sub.secret.env}` : 'the secret'} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`);
+      continue;
+    }
     if (!existing) {
       steps.push({
         summary: `+ subscription ${name} (${sub.protocol} ${sub.endpoint}) on topic ${sub.topic}`,

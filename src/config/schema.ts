@@ -49,8 +49,12 @@ export const deliveryPolicySchema = z.strictObject({
   maxRetryAfter: duration.default(60 * 60_000),
 });
 
+/** Standard Webhooks secrets: "whsec_" and 24–64 random bytes in base64. */
+export const WEBHOOK_SECRET = /^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/;
+const webhookSecretHint = 'a Standard Webhooks secret: "whsec_" followed by 24–64 random bytes in base64 (e.g. from `node -e "console.log(\'whsec_\' + crypto.randomBytes(24).toString(\'base64\'))"`), or omit it and rowcast generates one';
+
 const secretRef = z.union([
-  z.string().min(1),
+  z.string().regex(WEBHOOK_SECRET, webhookSecretHint),
   z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
 ]);
 
