@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
+import { deliveryPolicySchema, type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
 import { assertMigrated } from '../store/migrate.js';
 import type { Pool, PoolClient } from '../store/pool.js';
@@ -96,19 +96,28 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     else if ((existing.description ?? undefined) !== topic.description) steps.push({ summary: `~ topic ${name} (description)`, sql: 'UPDATE rowcast.topics SET description = $2, updated_at = now() WHERE name = $1', params: [name, topic.description ?? null] });
   }
 
+  const functions = new Map((await client.query<{ name: string; settings: unknown }>('SELECT name, settings FROM rowcast.functions')).rows.map((r) => [r.name, r]));
+  for (const [name, fn] of Object.entries(config.functions)) {
+    // The handler's path stays with the processes that run it; the database knows what SQL and status need.
+    const { handler: _handler, environment: _environment, ...settings } = fn;
+    const existing = functions.get(name);
+    if (!existing) steps.push({ summary: `+ function ${name}`, sql: 'INSERT INTO rowcast.functions (name, settings) VALUES ($1, $2)', params: [name, settings] });
+    else if (stableJson(existing.settings) !== stableJson(settings)) steps.push({ summary: `~ function ${name} (settings)`, sql: 'UPDATE rowcast.functions SET settings = $2, updated_at = now() WHERE name = $1', params: [name, settings] });
+  }
+
   for (const [name, sub] of Object.entries(config.subscriptions)) {
     const existing = subs.get(name);
     const settings = subscriptionSettings(sub);
     const secret = resolveSecret(sub);
     if (secret !== undefined && !WEBHOOK_SECRET.test(secret)) {
-      problems.push(`subscriptions.${name}.secret: the value of ${typeof sub.secret === 'object' ? `$${sub.secret.env}` : 'the secret'} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`);
+      problems.push(`subscriptions.${name}.secret: the value of ${sub.protocol !== 'function' && typeof sub.secret === 'object' ? `$${sub.secret.env}` : 'the secret'} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`);
       continue;
     }
     if (!existing) {
       steps.push({
-        summary: `+ subscription ${name} (${sub.protocol} ${sub.endpoint}) on topic ${sub.topic}`,
+        summary: `+ subscription ${name} (${sub.protocol} ${endpointOf(sub)}) on topic ${sub.topic}`,
         sql: 'INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, secret) VALUES ($1, $2, $3, $4, $5, $6)',
-        params: [name, sub.topic, sub.protocol, sub.endpoint, settings, secret ?? generateSecret()],
+        params: [name, sub.topic, sub.protocol, endpointOf(sub), settings, secret ?? generateSecret()],
         secretParam: 5,
       });
       continue;
@@ -116,7 +125,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     const changed = [
       existing.topic !== sub.topic && 'topic',
       existing.protocol !== sub.protocol && 'protocol',
-      existing.endpoint !== sub.endpoint && 'endpoint',
+      existing.endpoint !== endpointOf(sub) && 'endpoint',
       stableJson(existing.settings) !== stableJson(settings) && 'settings',
       secret !== undefined && secret !== existing.secret && 'secret',
     ].filter(Boolean);
@@ -124,7 +133,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
       steps.push({
         summary: `~ subscription ${name} (${changed.join(', ')})`,
         sql: `UPDATE rowcast.subscriptions SET topic = $2, protocol = $3, endpoint = $4, settings = $5, secret = COALESCE($6, secret), updated_at = now() WHERE name = $1`,
-        params: [name, sub.topic, sub.protocol, sub.endpoint, settings, secret ?? null],
+        params: [name, sub.topic, sub.protocol, endpointOf(sub), settings, secret ?? null],
         secretParam: 5,
       });
     }
@@ -149,10 +158,11 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
       continue;
     }
     const ddl = captureDdl(name, capture, info);
-    const hash = createHash('sha256').update(JSON.stringify([schema, table, capture.subject ?? null, ddl.install])).digest('hex');
+    const hash = createHash('sha256').update(JSON.stringify([schema, table, capture.subject ?? null, capture.function ?? null, ddl.install])).digest('hex');
     const existing = captures.get(name);
     if (existing?.settings.hash === hash) continue;
-    const label = `${existing ? '~' : '+'} capture ${name} on ${schema}.${table} (${capture.operations.join(', ')} → topic ${capture.topic}, payload ${capture.payload})`;
+    const target = capture.topic !== undefined ? `topic ${capture.topic}` : `function ${capture.function}`;
+    const label = `${existing ? '~' : '+'} capture ${name} on ${schema}.${table} (${capture.operations.join(', ')} → ${target}, payload ${capture.payload})`;
     if (existing && (existing.schema_name !== schema || existing.table_name !== table)) {
       const gone = !(await readTableInfo(client, existing.schema_name, existing.table_name));
       for (const sql of dropCaptureDdl({ schema: existing.schema_name, table: existing.table_name, functionName: existing.function_name, triggers: existing.triggers }, !gone)) {
@@ -167,11 +177,12 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     for (const sql of ddl.install) steps.push({ summary: label, sql });
     steps.push({
       summary: label,
-      sql: `INSERT INTO rowcast.captures (name, schema_name, table_name, topic, subject, settings, function_name, triggers)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+      sql: `INSERT INTO rowcast.captures (name, schema_name, table_name, topic, function, subject, settings, function_name, triggers)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (name) DO UPDATE SET schema_name = EXCLUDED.schema_name, table_name = EXCLUDED.table_name, topic = EXCLUDED.topic,
-          subject = EXCLUDED.subject, settings = EXCLUDED.settings, function_name = EXCLUDED.function_name, triggers = EXCLUDED.triggers, updated_at = now()`,
-      params: [name, schema, table, capture.topic, capture.subject ?? null, { hash, capture }, ddl.functionName, ddl.triggers],
+          function = EXCLUDED.function, subject = EXCLUDED.subject, settings = EXCLUDED.settings, function_name = EXCLUDED.function_name,
+          triggers = EXCLUDED.triggers, updated_at = now()`,
+      params: [name, schema, table, capture.topic ?? null, capture.function ?? null, capture.subject ?? null, { hash, capture }, ddl.functionName, ddl.triggers],
     });
   }
   for (const [name, existing] of captures) {
@@ -184,6 +195,9 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     steps.push({ summary: label, sql: 'DELETE FROM rowcast.captures WHERE name = $1', params: [name] });
   }
 
+  for (const name of functions.keys()) {
+    if (!config.functions[name]) steps.push({ summary: `- function ${name} (its queued invocations stay until it is declared again or retention removes them)`, sql: 'DELETE FROM rowcast.functions WHERE name = $1', params: [name] });
+  }
   for (const name of topics.keys()) {
     if (!config.topics[name]) steps.push({ summary: `- topic ${name}`, sql: 'DELETE FROM rowcast.topics WHERE name = $1', params: [name] });
   }
@@ -192,12 +206,16 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   return steps;
 }
 
+/** What a delivering process needs besides the secret; a function subscription queues invocations, a local write. */
 function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
+  if (sub.protocol === 'function') return { format: sub.format, headers: {}, deliveryPolicy: deliveryPolicySchema.parse({}), maxConcurrency: 32 };
   return { format: sub.format, headers: sub.headers, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
 }
 
+const endpointOf = (sub: SubscriptionConfig): string => (sub.protocol === 'function' ? sub.function : sub.endpoint);
+
 function resolveSecret(sub: SubscriptionConfig): string | undefined {
-  if (sub.secret === undefined) return undefined;
+  if (sub.protocol === 'function' || sub.secret === undefined) return undefined;
   return typeof sub.secret === 'string' ? sub.secret : process.env[sub.secret.env];
 }
 

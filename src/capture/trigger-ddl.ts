@@ -32,8 +32,7 @@ export function captureDdl(name: string, capture: CaptureConfig, table: TableInf
   if (capture.operations.includes('TRUNCATE')) {
     branches.push(`  ${branches.length ? 'ELSIF' : 'IF'} TG_OP = 'TRUNCATE' THEN\n${insertEvent('TRUNCATE', name, capture, table, 'NULL', 'NULL', 'NULL', 'NULL')}`);
   }
-  const body = `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $rowcast$
+  const code = `
 DECLARE
   n jsonb;
   o jsonb;
@@ -46,7 +45,13 @@ ${branches.join('\n')}
   END IF;
   RETURN NULL;
 END
-$rowcast$`;
+`;
+  // Table and column names appear in the body as literals; a name containing the dollar-quote tag would end
+  // the body early, so the tag is one that does not occur in it.
+  let tag = '$rowcast$';
+  for (let i = 1; code.includes(tag); i++) tag = `$rowcast_${i}$`;
+  const body = `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${tag}${code}${tag}`;
 
   const triggers: string[] = [];
   const install = [body];
@@ -99,8 +104,9 @@ function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: Ca
 }
 
 function insertEvent(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string): string {
-  return `    INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name, key, before, after, changed, trace)
-    VALUES (${literal(name)}, ${literal(capture.topic)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, NULLIF(current_setting('rowcast.traceparent', true), ''));`;
+  const target = (v: string | undefined) => (v === undefined ? 'NULL' : literal(v));
+  return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace)
+    VALUES (${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, NULLIF(current_setting('rowcast.traceparent', true), ''));`;
 }
 
 /** Exact numbers become strings; everything else keeps to_jsonb's mapping. */

@@ -56,8 +56,11 @@ function parseText(file: string, parse: () => unknown): unknown {
   }
 }
 
-/** Validates a config object: shapes, types, unknown keys, and that every name it refers to exists. */
-export function parseConfig(input: unknown, source = 'config'): RowcastConfig {
+/**
+ * Validates a config object: shapes, types, unknown keys, and that every name it refers to exists. Handler paths
+ * are resolved against baseDir (the config file's folder).
+ */
+export function parseConfig(input: unknown, source = 'config', baseDir = process.cwd()): RowcastConfig {
   if (input === undefined || input === null) {
     throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is empty: export default defineConfig({ topics, captures, subscriptions }).`);
   }
@@ -69,10 +72,20 @@ export function parseConfig(input: unknown, source = 'config'): RowcastConfig {
   const problems: string[] = [];
   const topics = Object.keys(config.topics);
   const knownTopics = topics.length ? `known topics: ${topics.join(', ')}` : 'no topics are declared';
+  const functions = Object.keys(config.functions);
+  const knownFunctions = functions.length ? `known functions: ${functions.join(', ')}` : 'no functions are declared';
+  const checkTopic = (where: string, topic: string) => {
+    if (!config.topics[topic]) problems.push(`${where}: unknown topic "${topic}"; declare it under topics (${knownTopics}).`);
+  };
+  const checkFunction = (where: string, fn: string) => {
+    if (!config.functions[fn]) problems.push(`${where}: unknown function "${fn}"; declare it under functions (${knownFunctions}).`);
+  };
   for (const [name, capture] of Object.entries(config.captures)) {
-    if (!config.topics[capture.topic]) {
-      problems.push(`captures.${name}.topic: unknown topic "${capture.topic}"; declare it under topics (${knownTopics}).`);
+    if ((capture.topic === undefined) === (capture.function === undefined)) {
+      problems.push(`captures.${name}: give exactly one target, either topic or function.`);
     }
+    if (capture.topic !== undefined) checkTopic(`captures.${name}.topic`, capture.topic);
+    if (capture.function !== undefined) checkFunction(`captures.${name}.function`, capture.function);
     if (capture.payload === 'keys' && capture.columns) {
       problems.push(`captures.${name}.columns: a "keys" payload carries the primary key only; remove columns or use payload "row" or "diff".`);
     }
@@ -85,8 +98,10 @@ export function parseConfig(input: unknown, source = 'config'): RowcastConfig {
     }
   }
   for (const [name, sub] of Object.entries(config.subscriptions)) {
-    if (!config.topics[sub.topic]) {
-      problems.push(`subscriptions.${name}.topic: unknown topic "${sub.topic}"; declare it under topics (${knownTopics}).`);
+    checkTopic(`subscriptions.${name}.topic`, sub.topic);
+    if (sub.protocol === 'function') {
+      checkFunction(`subscriptions.${name}.function`, sub.function);
+      continue;
     }
     if (sub.deliveryPolicy.minDelay > sub.deliveryPolicy.maxDelay) {
       problems.push(`subscriptions.${name}.deliveryPolicy.minDelay: ${sub.deliveryPolicy.minDelay} ms is more than maxDelay (${sub.deliveryPolicy.maxDelay} ms); lower minDelay or raise maxDelay.`);
@@ -95,6 +110,14 @@ export function parseConfig(input: unknown, source = 'config'): RowcastConfig {
       problems.push(`subscriptions.${name}.secret.env: environment variable ${sub.secret.env} is not set; set it to the signing secret ("whsec_…").`);
     }
   }
+  for (const [name, fn] of Object.entries(config.functions)) {
+    const [file, exportName = 'handler'] = fn.handler.split('#') as [string, string?];
+    const resolved = path.resolve(baseDir, file);
+    if (!existsSync(resolved)) problems.push(`functions.${name}.handler: ${resolved} does not exist; give the handler module's path relative to the config file.`);
+    fn.handler = `${resolved}#${exportName}`;
+    if (fn.minDelay > fn.maxDelay) problems.push(`functions.${name}.minDelay: ${fn.minDelay} ms is more than maxDelay (${fn.maxDelay} ms); lower minDelay or raise maxDelay.`);
+    if (fn.onFailure) checkTopic(`functions.${name}.onFailure.topic`, fn.onFailure.topic);
+  }
   if (problems.length) throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is invalid:`, problems);
   return config;
 }
@@ -102,7 +125,7 @@ export function parseConfig(input: unknown, source = 'config'): RowcastConfig {
 /** Finds, reads and validates the config. */
 export async function loadConfig(options: { file?: string; cwd?: string } = {}): Promise<RowcastConfig> {
   const file = findConfigFile(options.file, options.cwd);
-  return parseConfig(await readConfigFile(file), path.relative(options.cwd ?? process.cwd(), file) || file);
+  return parseConfig(await readConfigFile(file), path.relative(options.cwd ?? process.cwd(), file) || file, path.dirname(file));
 }
 
 export type { RowcastConfigInput };
@@ -116,6 +139,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return `${where}: ${issue.message.replace(/^Invalid option: /, '')}.`;
     case 'invalid_type':
       return `${where}: ${issue.message.replace(/^Invalid input: /, '')}.`;
+    case 'invalid_key':
+      // A name (record key) that does not match its pattern: say which one and what names may contain.
+      return `${where}: ${JSON.stringify(String(issue.path.at(-1)))} is not a valid name; ${issue.issues.map((i) => i.message).join('; ')}.`;
     default:
       return `${where}: ${issue.message}.`;
   }

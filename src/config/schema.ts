@@ -10,15 +10,15 @@ const captureName = z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'use 1–40 letter
 export const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
-const tableRef = z.union([
-  z.string().min(1),
-  z.strictObject({ schema: z.string().min(1).default('public'), name: z.string().min(1) }),
-]);
+const tableRef = z.union(
+  [z.string().min(1), z.strictObject({ schema: z.string().min(1).default('public'), name: z.string().min(1) })],
+  { error: 'write the table as "table", "schema.table", or { schema: "…", name: "…" } (for names that contain dots)' },
+);
 
-const whenClause = z.union([
-  z.string().min(1),
-  z.strictObject({ insert: z.string().min(1).optional(), update: z.string().min(1).optional(), delete: z.string().min(1).optional() }),
-]);
+const whenClause = z.union(
+  [z.string().min(1), z.strictObject({ insert: z.string().min(1).optional(), update: z.string().min(1).optional(), delete: z.string().min(1).optional() })],
+  { error: 'write an SQL condition over OLD/NEW (e.g. "NEW.total > 100"), or { insert, update, delete } with one condition per operation' },
+);
 
 export const captureSchema = z.strictObject({
   /** "table", "schema.table", or { schema, name } for names that contain dots. */
@@ -31,8 +31,10 @@ export const captureSchema = z.strictObject({
   columns: z.array(z.string().min(1)).min(1).optional(),
   /** SQL boolean over OLD/NEW, evaluated by PostgreSQL before the row is captured; per operation or for all. */
   when: whenClause.optional(),
-  /** The topic that receives one message per captured change. */
-  topic: topicName,
+  /** The topic that receives one message per captured change — or, instead, `function`. */
+  topic: topicName.optional(),
+  /** The function invoked once per captured change (its event is the change event). */
+  function: z.lazy(() => functionName).optional(),
   /** Subject of the messages (SNS "Subject"; email subject line). */
   subject: z.string().max(100).optional(),
 });
@@ -53,10 +55,10 @@ export const deliveryPolicySchema = z.strictObject({
 export const WEBHOOK_SECRET = /^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/;
 const webhookSecretHint = 'a Standard Webhooks secret: "whsec_" followed by 24–64 random bytes in base64 (e.g. from `node -e "console.log(\'whsec_\' + crypto.randomBytes(24).toString(\'base64\'))"`), or omit it and rowcast generates one';
 
-const secretRef = z.union([
-  z.string().regex(WEBHOOK_SECRET, webhookSecretHint),
-  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
-]);
+const secretRef = z.union(
+  [z.string().regex(WEBHOOK_SECRET, webhookSecretHint), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })],
+  { error: 'write the signing secret ("whsec_…") or { env: "VARIABLE" } to read it from an environment variable' },
+);
 
 export const httpSubscriptionSchema = z.strictObject({
   topic: topicName,
@@ -74,7 +76,42 @@ export const httpSubscriptionSchema = z.strictObject({
   maxConcurrency: z.number().int().min(1).max(1000).default(32),
 });
 
-export const subscriptionSchema = httpSubscriptionSchema;
+/** A function as a subscription endpoint: each message queues one invocation (its event is the message). */
+export const functionSubscriptionSchema = z.strictObject({
+  topic: topicName,
+  protocol: z.literal('function'),
+  function: z.lazy(() => functionName),
+  /** envelope: the handler's event is rowcast's JSON envelope; raw: the message body only. */
+  format: z.enum(['envelope', 'raw']).default('envelope'),
+});
+
+export const subscriptionSchema = z.discriminatedUnion('protocol', [httpSubscriptionSchema, functionSubscriptionSchema]);
+
+/** Function names follow Lambda's rules, so an ARN's last part maps to a rowcast function. */
+export const functionName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1–64 letters, digits, "-" or "_" (as Lambda function names)');
+
+/** Defaults mirror Lambda's asynchronous invocation. */
+export const functionSchema = z.strictObject({
+  /** The handler module: "./handlers/writer.ts" (export `handler`) or "./handlers/writer.ts#otherExport"; relative to the config file. */
+  handler: z.string().min(1),
+  /** Attempts in all (Lambda: 1 + 2 retries). */
+  maxAttempts: z.number().int().min(1).max(100).default(3),
+  /** Backoff before the 2nd attempt, doubling per attempt with jitter (Lambda waits about 1 min, then 2 min). */
+  minDelay: duration.default(60_000),
+  maxDelay: duration.default(5 * 60_000),
+  /** An invocation older than this is not tried again: it goes to the on-failure topic (Lambda: 6 h). */
+  maxEventAge: duration.default(6 * 3_600_000),
+  /** Time one attempt may take; then its thread is terminated and the attempt fails (Lambda's default: 3 s). */
+  timeout: duration.default(3000),
+  /** Invocations in flight at once over all rowcast processes (reserved concurrency); 0 pauses the function, its invocations wait. */
+  concurrency: z.number().int().min(0).max(1000).default(10),
+  /** Where invocations that fail for good go: a topic receiving Lambda's destination record (event, error, attempts, function). */
+  onFailure: z.strictObject({ topic: topicName }).optional(),
+  /** Environment variables of the handler (process.env in its thread), e.g. ENV_TOPIC_ARN. */
+  environment: z.record(z.string(), z.string()).default({}),
+  /** Heap limit of a handler thread; a handler that leaks past it fails that attempt, not the process. */
+  memoryLimitMb: z.number().int().min(16).max(16_384).default(256),
+});
 
 export const runtimeSchema = z.strictObject({
   /** Longest wait between checks for new work when no NOTIFY arrives (a lost NOTIFY costs at most this). */
@@ -99,6 +136,7 @@ export const configSchema = z.strictObject({
   topics: z.record(topicName, z.strictObject({ description: z.string().optional() })).default({}),
   captures: z.record(captureName, captureSchema).default({}),
   subscriptions: z.record(subscriptionName, subscriptionSchema).default({}),
+  functions: z.record(functionName, functionSchema).default({}),
   runtime: runtimeSchema.prefault({}),
 });
 
@@ -108,6 +146,8 @@ export type RowcastConfigInput = z.input<typeof configSchema>;
 export type RowcastConfig = z.output<typeof configSchema>;
 export type CaptureConfig = z.output<typeof captureSchema>;
 export type SubscriptionConfig = z.output<typeof subscriptionSchema>;
+export type HttpSubscriptionConfig = z.output<typeof httpSubscriptionSchema>;
+export type FunctionConfig = z.output<typeof functionSchema>;
 export type DeliveryPolicy = z.output<typeof deliveryPolicySchema>;
 export type RuntimeConfig = z.output<typeof runtimeSchema>;
 

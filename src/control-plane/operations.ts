@@ -114,3 +114,41 @@ export async function pauseSubscription(pool: Pool, name: string, reason = 'paus
 export async function getSubscriptionSecrets(pool: Pool): Promise<{ name: string; secret: string | null }[]> {
   return (await pool.query('SELECT name, secret FROM rowcast.subscriptions ORDER BY name')).rows;
 }
+
+export interface InvocationRecord {
+  id: string;
+  function: string;
+  source: string;
+  state: 'pending' | 'in_flight' | 'done' | 'failed';
+  attempts: number;
+  createdAt: Date;
+  finishedAt: Date | null;
+  durationMs: number | null;
+  lastError: string | null;
+  result: string | null;
+  published: string[];
+}
+
+/** Invocation history (within the retention window), newest first. */
+export async function listInvocations(pool: Pool, filter: { function?: string; state?: InvocationRecord['state']; limit?: number } = {}): Promise<InvocationRecord[]> {
+  const { rows } = await pool.query(
+    `SELECT id::text, function, source, state, attempts, created_at, finished_at, duration_ms, last_error, result, coalesce(published::text[], '{}') AS published
+       FROM rowcast.invocations
+      WHERE ($1::text IS NULL OR function = $1) AND ($2::text IS NULL OR state = $2)
+      ORDER BY created_at DESC LIMIT $3`,
+    [filter.function ?? null, filter.state ?? null, filter.limit ?? 50],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    function: r.function,
+    source: r.source,
+    state: r.state,
+    attempts: r.attempts,
+    createdAt: r.created_at,
+    finishedAt: r.finished_at,
+    durationMs: r.duration_ms,
+    lastError: r.last_error,
+    result: r.result,
+    published: r.published,
+  }));
+}

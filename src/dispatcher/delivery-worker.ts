@@ -2,6 +2,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
 import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type DeliveryResult, loadSubscriptions, releaseDeliveries, setSubscriptionState } from '../subscriptions/delivery-store.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
+import { FunctionSink } from '../subscriptions/sinks/function/function-sink.js';
 import { HttpSink } from '../subscriptions/sinks/http/http-sink.js';
 import type { SendOutcome, Sink, Subscription } from '../subscriptions/sinks/sink.js';
 import { WakeSignal } from './wake-signal.js';
@@ -53,7 +54,11 @@ export class DeliveryWorker {
     const http = new HttpSink();
     this.sinks.set('http', http);
     this.sinks.set('https', http);
+    this.sinks.set('function', new FunctionSink(pool, () => this.onInvocationQueued()));
   }
+
+  /** Set by the runtime: a function subscription queued an invocation. */
+  onInvocationQueued: () => void = () => {};
 
   async start(): Promise<void> {
     await this.reloadSubscriptions();
@@ -176,6 +181,9 @@ export class DeliveryWorker {
     this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: outcome.error }, 'delivery attempt failed');
     if (outcome.kind === 'disable') {
       // The endpoint said it is gone: stop sending to it, keep its deliveries pending for when it is resumed.
+      // Stop here at once: the delivery below is due again now, and the reload may come after it is written.
+      const current = this.subscriptions.get(claim.subscription);
+      if (current) this.subscriptions.set(claim.subscription, { ...current, state: 'disabled' });
       void setSubscriptionState(this.pool, claim.subscription, 'disabled', outcome.error)
         .then(() => this.reloadSubscriptions())
         .catch((err: Error) => this.log.error({ err: err.message }, 'could not disable subscription'));

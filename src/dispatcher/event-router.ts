@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
-import { routeEvents } from '../topics/route-events.js';
+import { type RouteResult, routeEvents } from '../topics/route-events.js';
 import type { Listener } from './listener.js';
 import { WakeSignal } from './wake-signal.js';
 
@@ -12,7 +12,8 @@ export interface EventRouterOptions {
 }
 
 /**
- * Routes captured events to topic messages and deliveries, as fast as they commit.
+ * Routes captured events to topic messages and deliveries (or function invocations), as fast as they commit,
+ * and wakes the function worker for invocations queued by SQL.
  *
  * Wake-ups: capture triggers NOTIFY only while a dispatcher has its `sleeping` flag set. Before it sleeps the
  * router sets the flag, then makes sure no writer that read the flag before it was set is still in flight (such
@@ -31,7 +32,7 @@ export class EventRouter {
     listener: Listener,
     private readonly options: EventRouterOptions,
     private readonly log: Logger,
-    private readonly onRouted: (deliveries: number) => void,
+    private readonly onRouted: (routed: RouteResult) => void,
   ) {
     listener.on('wake', () => this.signal.kick());
   }
@@ -64,10 +65,13 @@ export class EventRouter {
     this.flag = sleeping;
   }
 
-  /** Is any other transaction holding rowcast.events for writing — a writer that may not have seen the flag? */
+  /**
+   * Is any other transaction holding rowcast.events or rowcast.invocations for writing — a writer (a capture
+   * trigger, aws_lambda.invoke) that may not have seen the flag?
+   */
   private async writersInFlight(): Promise<boolean> {
     const { rows } = await this.pool.query(
-      `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND relation = 'rowcast.events'::regclass
+      `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND relation IN ('rowcast.events'::regclass, 'rowcast.invocations'::regclass)
                         AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()) AS busy`,
     );
     return rows[0].busy as boolean;
@@ -79,8 +83,9 @@ export class EventRouter {
     let errorDelay = 100;
     while (!this.stopping) {
       try {
-        const { events, deliveries } = await routeEvents(this.pool, this.options.batchSize);
-        if (deliveries) this.onRouted(deliveries);
+        const routed = await routeEvents(this.pool, this.options.batchSize);
+        const { events } = routed;
+        if (routed.deliveries || routed.invocations) this.onRouted(routed);
         errorDelay = 100;
         if (events > 0) {
           // Busy: keep awake and let writers commit without NOTIFY.

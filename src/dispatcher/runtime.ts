@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { runtimeSchema, type RuntimeConfig } from '../config/schema.js';
+import { type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
+import { FunctionWorker } from '../functions/function-worker.js';
 import { createLogger, type Logger, redactUrl } from '../observability/logger.js';
 import { assertMigrated, migrate } from '../store/migrate.js';
 import { createPool, type Pool, resolveDatabaseUrl } from '../store/pool.js';
@@ -12,6 +13,8 @@ import { applyRetention } from './retention.js';
 export interface StartOptions {
   databaseUrl?: string;
   runtime?: Partial<RuntimeConfig> | RuntimeConfig;
+  /** The functions this process runs (their handlers are loaded here); usually the config's `functions`. */
+  functions?: Record<string, FunctionConfig>;
   logger?: Logger;
   /** Apply pending migrations first (default true; safe with several processes). */
   migrate?: boolean;
@@ -48,10 +51,23 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
 
   const listener = new Listener(url, log);
   const worker = new DeliveryWorker(pool, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log);
-  const router = new EventRouter(pool, listener, { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval }, log, () => worker.wake());
-  listener.on('config', () => void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed')));
+  const functions = options.functions && Object.keys(options.functions).length
+    ? new FunctionWorker(pool, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log, () => worker.wake())
+    : null;
+  const router = new EventRouter(pool, listener, { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval }, log, (routed) => {
+    if (routed.deliveries) worker.wake();
+    if (routed.invocations) functions?.wake();
+  });
+  // NOTIFY rowcast also announces invocations queued by SQL (aws_lambda.invoke).
+  listener.on('wake', () => functions?.wake());
+  listener.on('config', () => {
+    void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed'));
+    void functions?.reloadTopics().catch((err: Error) => log.error({ err: err.message }, 'reloading topics failed'));
+  });
+  worker.onInvocationQueued = () => functions?.wake();
   listener.start();
   await worker.start();
+  await functions?.start();
   await router.start();
 
   const timers = [
@@ -78,10 +94,10 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     stop() {
       stopping ??= (async () => {
         ready = false;
-        log.info({ inFlight: worker.activeCount, graceMs: runtime.shutdownGrace }, 'rowcast stopping: draining in-flight deliveries');
+        log.info({ inFlight: worker.activeCount + (functions?.activeCount ?? 0), graceMs: runtime.shutdownGrace }, 'rowcast stopping: draining in-flight deliveries');
         for (const t of timers) clearInterval(t);
         await router.stop();
-        await worker.stop(runtime.shutdownGrace);
+        await Promise.all([worker.stop(runtime.shutdownGrace), functions?.stop(runtime.shutdownGrace)]);
         await listener.stop();
         await pool.end();
         log.info('rowcast stopped');

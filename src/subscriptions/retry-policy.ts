@@ -1,6 +1,9 @@
 import type { DeliveryPolicy } from '../config/schema.js';
 
-/** What happens to a delivery after a failed attempt. No I/O here: this is the whole decision. */
+/** The part of a delivery policy (or a function's settings) that decides retries. */
+export type RetryPolicy = Pick<DeliveryPolicy, 'maxAttempts' | 'minDelay' | 'maxDelay' | 'maxRetryAfter'>;
+
+/** What happens to a delivery or an invocation after a failed attempt. No I/O here: this is the whole decision. */
 export type RetryDecision = { state: 'pending'; delayMs: number } | { state: 'dead' };
 
 /**
@@ -16,7 +19,7 @@ export function backoffDelay(attempts: number, policy: Pick<DeliveryPolicy, 'min
  * attempts: how many attempts have been made, the failed one included.
  * retryAfterMs: the endpoint's Retry-After (429/503), honoured up to policy.maxRetryAfter.
  */
-export function decideAfterFailure(attempts: number, policy: DeliveryPolicy, retryAfterMs?: number, random?: () => number): RetryDecision {
+export function decideAfterFailure(attempts: number, policy: RetryPolicy, retryAfterMs?: number, random?: () => number): RetryDecision {
   if (attempts >= policy.maxAttempts) return { state: 'dead' };
   if (retryAfterMs !== undefined) return { state: 'pending', delayMs: Math.min(Math.max(0, retryAfterMs), policy.maxRetryAfter) };
   return { state: 'pending', delayMs: backoffDelay(attempts, policy, random) };

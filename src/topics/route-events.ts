@@ -3,12 +3,13 @@ import type { Pool } from '../store/pool.js';
 export interface RouteResult {
   events: number;
   deliveries: number;
+  invocations: number;
 }
 
 /**
- * Turns a batch of captured events into topic messages and fans each message out into one delivery per
- * subscription of its topic — one statement, one transaction, so an event is routed exactly once even when
- * several processes route at the same time (SKIP LOCKED hands each event to one of them).
+ * Routes a batch of captured events in one statement, one transaction: an event for a topic becomes a message
+ * and one delivery per subscription of the topic; an event for a function becomes an invocation. Each event is
+ * routed exactly once even when several processes route at once (SKIP LOCKED hands it to one of them).
  */
 const ROUTE_SQL = `
 WITH batch AS (
@@ -16,9 +17,8 @@ WITH batch AS (
 ), ev AS (
   UPDATE rowcast.events e SET routed_at = now() FROM batch WHERE e.id = batch.id
   RETURNING e.*
-), msg AS (
-  INSERT INTO rowcast.messages (topic, subject, body, attributes, group_key, event_id, trace)
-  SELECT ev.topic, c.subject,
+), body AS (
+  SELECT ev.id, ev.topic, ev.function, ev.capture, ev.op, ev.schema_name, ev.table_name, ev.key, ev.trace,
          json_build_object(
            'id', ev.id::text,
            'op', ev.op,
@@ -28,18 +28,27 @@ WITH batch AS (
            'after', ev.after,
            'changed', ev.changed,
            'captured_at', to_char(ev.captured_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-           'trace', ev.trace)::text,
-         jsonb_build_object('op', ev.op, 'schema', ev.schema_name, 'table', ev.table_name, 'capture', ev.capture),
-         ev.key::text, ev.id, ev.trace
-    FROM ev LEFT JOIN rowcast.captures c ON c.name = ev.capture
-   ORDER BY ev.id
+           'trace', ev.trace)::text AS text
+    FROM ev
+), msg AS (
+  INSERT INTO rowcast.messages (topic, subject, body, attributes, group_key, event_id, trace)
+  SELECT b.topic, c.subject, b.text,
+         jsonb_build_object('op', b.op, 'schema', b.schema_name, 'table', b.table_name, 'capture', b.capture),
+         b.key::text, b.id, b.trace
+    FROM body b LEFT JOIN rowcast.captures c ON c.name = b.capture
+   WHERE b.topic IS NOT NULL
+   ORDER BY b.id
   RETURNING id, topic
+), inv AS (
+  INSERT INTO rowcast.invocations (function, payload, source, event_id, trace)
+  SELECT b.function, b.text, 'capture', b.id, b.trace FROM body b WHERE b.function IS NOT NULL ORDER BY b.id
+  RETURNING 1
 ), dlv AS (
   INSERT INTO rowcast.deliveries (message_id, subscription)
   SELECT msg.id, s.name FROM msg JOIN rowcast.subscriptions s ON s.topic = msg.topic
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM dlv)::int AS deliveries`;
+SELECT (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM dlv)::int AS deliveries, (SELECT count(*) FROM inv)::int AS invocations`;
 
 export async function routeEvents(pool: Pool, batchSize: number): Promise<RouteResult> {
   const { rows } = await pool.query<RouteResult>(ROUTE_SQL, [batchSize]);

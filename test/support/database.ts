@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { apply } from '../../src/capture/apply.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { RowcastConfigInput, RuntimeConfig } from '../../src/config/schema.js';
+import type { FunctionConfig, RowcastConfigInput, RuntimeConfig } from '../../src/config/schema.js';
 import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createPool, type Pool } from '../../src/store/pool.js';
@@ -60,9 +60,9 @@ export async function applyConfig(pool: Pool, input: RowcastConfigInput) {
 export const FAST_RUNTIME: Partial<RuntimeConfig> = { pollInterval: 200, lease: 3000, shutdownGrace: 2000, logLevel: 'silent' };
 
 /** A rowcast process inside the test process. */
-export function startTestRowcast(url: string, runtime: Partial<RuntimeConfig> = {}): Promise<RowcastRuntime> {
+export function startTestRowcast(url: string, runtime: Partial<RuntimeConfig> = {}, functions?: Record<string, FunctionConfig>): Promise<RowcastRuntime> {
   const merged = { ...FAST_RUNTIME, ...runtime };
-  return startRowcast({ databaseUrl: url, runtime: merged, logger: createLogger(merged.logLevel ?? 'silent') });
+  return startRowcast({ databaseUrl: url, runtime: merged, functions, logger: createLogger(merged.logLevel ?? 'silent') });
 }
 
 /** Polls until check() returns a truthy value, or fails with `what` after timeoutMs. */

@@ -1,4 +1,4 @@
-import type { Status } from '../operations.js';
+import type { InvocationRecord, Status } from '../operations.js';
 
 const age = (ms: number | null): string => (ms === null ? '-' : ms < 1000 ? `${ms}ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 60_000)}m`);
 
@@ -18,4 +18,13 @@ export function formatStatus(status: Status): string {
     status.subscriptions.map((s) => [s.name, s.topic, s.state + (s.stateReason && s.state !== 'active' ? ` (${s.stateReason})` : ''), String(s.pending), String(s.inFlight), String(s.dead), age(s.oldestPendingMs), (s.lastError ?? '').slice(0, 80)]),
   );
   return out;
+}
+
+/** rowcast invocations as people read it. */
+export function formatInvocations(rows: InvocationRecord[]): string {
+  if (!rows.length) return 'no invocations\n';
+  return table(
+    ['INVOCATION', 'FUNCTION', 'SOURCE', 'STATE', 'ATTEMPTS', 'DURATION', 'QUEUED', 'PUBLISHED', 'LAST ERROR'],
+    rows.map((r) => [r.id, r.function, r.source, r.state, String(r.attempts), r.durationMs === null ? '-' : `${r.durationMs}ms`, r.createdAt.toISOString(), String(r.published.length), (r.lastError ?? '').slice(0, 80)]),
+  );
 }

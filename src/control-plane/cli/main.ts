@@ -7,8 +7,9 @@ import { ErrorCodes, RowcastError } from '../../errors.js';
 import { createLogger } from '../../observability/logger.js';
 import { migrate } from '../../store/migrate.js';
 import { createPool, type Pool, resolveDatabaseUrl } from '../../store/pool.js';
-import { getStatus, getSubscriptionSecrets, pauseSubscription, redrive, resumeSubscription } from '../operations.js';
-import { formatStatus } from './format-status.js';
+import { invokeFunction } from '../../functions/invoke.js';
+import { getStatus, getSubscriptionSecrets, listInvocations, pauseSubscription, redrive, resumeSubscription } from '../operations.js';
+import { formatInvocations, formatStatus } from './format-status.js';
 
 interface GlobalOptions {
   config?: string;
@@ -77,6 +78,7 @@ program
     const runtime = await startRowcast({
       databaseUrl: program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url,
       runtime: runtimeConfig,
+      functions: cfg?.functions,
       logger: log,
       migrate: opts.migrate,
     });
@@ -141,6 +143,37 @@ program
   .action(async (name: string) => {
     const changed = await withPool(await config(false), (pool) => pauseSubscription(pool, name));
     console.log(changed ? `subscription ${name} is paused` : `subscription ${name} was already paused`);
+  });
+
+program
+  .command('invoke')
+  .description('queue an asynchronous invocation of a function (as Lambda\'s Event invocation type)')
+  .argument('<function>')
+  .option('-p, --payload <json>', 'the event, as JSON', '{}')
+  .action(async (name: string, opts: { payload: string }) => {
+    let event: unknown;
+    try {
+      event = JSON.parse(opts.payload);
+    } catch (err) {
+      throw new RowcastError(ErrorCodes.CONFIG_INVALID, `--payload is not JSON (${(err as Error).message}); e.g. --payload '{"id": 1}'.`);
+    }
+    const id = await withPool(await config(false), (pool) => invokeFunction(pool, name, event));
+    console.log(`queued invocation ${id} of ${name}`);
+  });
+
+program
+  .command('invocations')
+  .description('invocation history: status, attempts, duration, last error, published messages')
+  .option('-f, --function <name>', 'only this function')
+  .addOption(new Option('-s, --state <state>', 'only this state').choices(['pending', 'in_flight', 'done', 'failed']))
+  .option('-n, --limit <n>', 'how many, newest first', '20')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { function?: string; state?: 'pending' | 'in_flight' | 'done' | 'failed'; limit: string; json?: boolean }) => {
+    const limit = Number(opts.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new RowcastError(ErrorCodes.CONFIG_INVALID, `--limit must be a positive whole number, not "${opts.limit}".`);
+    const rows = await withPool(await config(false), (pool) => listInvocations(pool, { function: opts.function, state: opts.state, limit }));
+    if (opts.json) console.log(JSON.stringify(rows, null, 2));
+    else process.stdout.write(formatInvocations(rows));
   });
 
 program.parseAsync().catch((err: unknown) => {

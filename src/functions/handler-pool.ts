@@ -1,0 +1,102 @@
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../observability/logger.js';
+import type { HandlerError, InvokeRequest, PublishedMessage, ThreadMessage } from './thread-protocol.js';
+
+export type InvocationOutcome =
+  | { ok: true; result: string | null; published: PublishedMessage[]; durationMs: number }
+  | { ok: false; error: HandlerError; durationMs: number };
+
+export interface HandlerPoolOptions {
+  functionName: string;
+  modulePath: string;
+  exportName: string;
+  timeout: number;
+  environment: Record<string, string>;
+  memoryLimitMb: number;
+}
+
+const OWN_EXT = extname(fileURLToPath(import.meta.url));
+const THREAD_URL = new URL(`./handler-thread${OWN_EXT}`, import.meta.url);
+/**
+ * Run from TypeScript sources (development, tests), the thread's own module needs tsx's loader, and a worker
+ * does not inherit the parent's loader hooks on Node 20: a small bootstrap registers tsx in the thread first.
+ */
+const THREAD_ENTRY: { code: string | URL; eval: boolean } =
+  OWN_EXT === '.ts'
+    ? { code: `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(THREAD_URL.href)}); })`, eval: true }
+    : { code: THREAD_URL, eval: false };
+/** After the deadline the handler gets this long to notice its aborted signal before its thread is terminated. */
+const TERMINATE_GRACE_MS = 100;
+
+/**
+ * Worker threads for one function, each running one invocation at a time (as a Lambda instance does). Threads
+ * are reused; one that times out, crashes or runs out of memory is terminated and replaced on demand.
+ */
+export class HandlerPool {
+  private readonly idle: Worker[] = [];
+  private readonly all = new Set<Worker>();
+
+  constructor(private readonly options: HandlerPoolOptions, private readonly log: Logger) {}
+
+  private spawn(): Worker {
+    const worker = new Worker(THREAD_ENTRY.code, {
+      eval: THREAD_ENTRY.eval,
+      workerData: { modulePath: this.options.modulePath, exportName: this.options.exportName, functionName: this.options.functionName },
+      env: { ...process.env, ...this.options.environment },
+      resourceLimits: { maxOldGenerationSizeMb: this.options.memoryLimitMb },
+      name: `rowcast function ${this.options.functionName}`,
+    });
+    worker.unref();
+    this.all.add(worker);
+    worker.once('exit', () => this.all.delete(worker));
+    return worker;
+  }
+
+  invoke(request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<InvocationOutcome> {
+    const worker = this.idle.pop() ?? this.spawn();
+    const started = Date.now();
+    const deadline = started + this.options.timeout;
+    return new Promise<InvocationOutcome>((resolve) => {
+      let settled = false;
+      const finish = (outcome: InvocationOutcome, reusable: boolean) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        signal.removeEventListener('abort', onAbort);
+        if (reusable) this.idle.push(worker);
+        else void worker.terminate();
+        resolve(outcome);
+      };
+      const fail = (type: string, message: string, reusable = false) =>
+        finish({ ok: false, error: { type, message, stack: [] }, durationMs: Date.now() - started }, reusable);
+      const onMessage = (m: ThreadMessage) => {
+        if (m.id !== request.id) return;
+        if (m.type === 'log') {
+          this.log[m.level]({ function: this.options.functionName, invocation: request.id }, m.message);
+          return;
+        }
+        if (Date.now() > deadline) return fail('TimeoutError', `timed out after ${this.options.timeout} ms`, true);
+        finish(m.ok ? { ok: true, result: m.result, published: m.published, durationMs: Date.now() - started } : { ok: false, error: m.error, durationMs: Date.now() - started }, true);
+      };
+      const onError = (err: Error) => fail(err.name === 'Error' ? 'HandlerCrashed' : err.name, `the handler's thread crashed: ${err.message}`);
+      const onExit = (code: number) => fail('HandlerCrashed', `the handler's thread exited (code ${code})`);
+      const onAbort = () => fail('Aborted', 'aborted: rowcast is shutting down');
+      const timer = setTimeout(() => fail('TimeoutError', `timed out after ${this.options.timeout} ms`), this.options.timeout + TERMINATE_GRACE_MS);
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      signal.addEventListener('abort', onAbort);
+      worker.postMessage({ ...request, deadline } satisfies InvokeRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.idle.length = 0;
+    await Promise.all([...this.all].map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Runs inside a worker thread: loads one function's handler module and runs one invocation at a time, in the
+ * AWS Lambda Node.js shape `handler(event, context)`. Whatever the handler does — block, leak, crash — happens
+ * here, not on the dispatcher's thread, which can terminate this thread at the deadline.
+ */
+import { randomUUID } from 'node:crypto';
+import { extname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { InvokeRequest, PublishedMessage, ThreadMessage } from './thread-protocol.js';
+
+const { modulePath, exportName, functionName } = workerData as { modulePath: string; exportName: string; functionName: string };
+const port = parentPort!;
+
+type Handler = (event: unknown, context: Record<string, unknown>) => unknown;
+
+async function loadHandler(): Promise<Handler> {
+  const url = pathToFileURL(modulePath).href;
+  const ext = extname(modulePath);
+  // TypeScript handlers need no build step: tsx compiles them on load.
+  const mod = (ext === '.ts' || ext === '.mts' || ext === '.cts'
+    ? await (await import('tsx/esm/api')).tsImport(url, import.meta.url)
+    : await import(url)) as Record<string, unknown>;
+  const handler = mod[exportName] ?? (mod.default as Record<string, unknown> | undefined)?.[exportName];
+  if (typeof handler !== 'function') {
+    throw new Error(`${modulePath} does not export a function "${exportName}" (exports: ${Object.keys(mod).join(', ') || 'none'}); write \`export const ${exportName} = async (event, context) => { … }\``);
+  }
+  return handler as Handler;
+}
+
+const loading = loadHandler();
+const post = (message: ThreadMessage) => port.postMessage(message);
+
+function topicName(topic: string): string {
+  // An SNS topic ARN (arn:aws:sns:region:account:name) names the topic by its last part.
+  return topic.startsWith('arn:') ? topic.slice(topic.lastIndexOf(':') + 1) : topic;
+}
+
+async function run(req: InvokeRequest): Promise<void> {
+  const published: PublishedMessage[] = [];
+  const controller = new AbortController();
+  const abortTimer = setTimeout(() => controller.abort(new Error('timed out')), Math.max(0, req.deadline - Date.now()));
+  const log = (level: 'debug' | 'info' | 'warn' | 'error') => (msg: unknown, ...rest: unknown[]) =>
+    post({ type: 'log', id: req.id, level, message: [msg, ...rest].map((m) => (typeof m === 'string' ? m : JSON.stringify(m))).join(' ') });
+  const context = {
+    invocationId: req.id,
+    awsRequestId: req.id,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
+    attempt: req.attempt,
+    clientContext: req.clientContext,
+    traceparent: req.trace,
+    callbackWaitsForEmptyEventLoop: true,
+    signal: controller.signal,
+    getRemainingTimeInMillis: () => Math.max(0, req.deadline - Date.now()),
+    log: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
+    /** Publishes when, and only if, this invocation succeeds: in the same transaction that records its success. */
+    publish(topic: string, message: unknown, options: { subject?: string; attributes?: Record<string, string>; groupKey?: string; dedupKey?: string } = {}) {
+      const name = topicName(String(topic));
+      if (!req.topics.includes(name)) throw new Error(`publish: no topic "${name}"; known topics: ${req.topics.join(', ') || 'none'}`);
+      const isText = typeof message === 'string';
+      const body = isText ? message : JSON.stringify(message);
+      if (body === undefined) throw new Error('publish: the message must be a string or JSON-serialisable');
+      const id = randomUUID();
+      published.push({ id, topic: name, body, contentType: isText ? 'text/plain' : 'application/json', subject: options.subject ?? null, attributes: options.attributes ?? {}, groupKey: options.groupKey ?? null, dedupKey: options.dedupKey ?? null });
+      return Promise.resolve({ messageId: id, MessageId: id });
+    },
+  };
+  try {
+    const handler = await loading;
+    // Lambda's callback style is supported too: handler(event, context, callback).
+    const result =
+      handler.length >= 3
+        ? await new Promise<unknown>((resolve, reject) => {
+            const returned = (handler as (e: unknown, c: unknown, cb: (err: unknown, res?: unknown) => void) => unknown)(req.event, context, (err, res) => (err ? reject(err) : resolve(res)));
+            if (returned && typeof (returned as Promise<unknown>).then === 'function') (returned as Promise<unknown>).then(resolve, reject);
+          })
+        : await handler(req.event, context);
+    let text: string | null = null;
+    try {
+      text = result === undefined ? null : JSON.stringify(result) ?? null;
+    } catch {
+      text = null;
+    }
+    post({ type: 'result', id: req.id, ok: true, result: text, published });
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    post({ type: 'result', id: req.id, ok: false, error: { type: e.name, message: e.message, stack: e.stack?.split('\n').slice(1, 6).map((l) => l.trim()) ?? [] } });
+  } finally {
+    clearTimeout(abortTimer);
+  }
+}
+
+port.on('message', (req: InvokeRequest) => void run(req));

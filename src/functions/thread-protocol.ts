@@ -1,0 +1,35 @@
+/** Messages between the dispatcher and a handler thread. */
+
+export interface InvokeRequest {
+  id: string;
+  event: unknown;
+  attempt: number;
+  /** Epoch milliseconds when the invocation times out. */
+  deadline: number;
+  clientContext: unknown;
+  trace: string | null;
+  /** Topics that exist, so publish() can refuse an unknown one at once. */
+  topics: string[];
+}
+
+export interface PublishedMessage {
+  id: string;
+  topic: string;
+  body: string;
+  contentType: string;
+  subject: string | null;
+  attributes: Record<string, string>;
+  groupKey: string | null;
+  dedupKey: string | null;
+}
+
+export interface HandlerError {
+  type: string;
+  message: string;
+  stack: string[];
+}
+
+export type ThreadMessage =
+  | { type: 'result'; id: string; ok: true; result: string | null; published: PublishedMessage[] }
+  | { type: 'result'; id: string; ok: false; error: HandlerError }
+  | { type: 'log'; id: string; level: 'debug' | 'info' | 'warn' | 'error'; message: string };

@@ -1,0 +1,283 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { generateSecret } from '../../src/capture/apply.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { listMigrations } from '../../src/store/migrate.js';
+import { createPool } from '../../src/store/pool.js';
+import { allRowcastTriggers } from '../support/catalog.js';
+import { createEmptyDatabase, describeRun, runCli } from '../support/cli.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+/** A directory without any rowcast.config.*, as the child's working directory. */
+let dir: string;
+const databases: { drop(): Promise<void> }[] = [];
+
+before(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'rowcast-cli-test-'));
+});
+
+after(async () => {
+  for (const db of databases) await db.drop().catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function freshDatabase(): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  databases.push(db);
+  return db;
+}
+
+function writeConfig(name: string, config: unknown): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+  return file;
+}
+
+const count = async (db: TestDatabase, sql: string): Promise<number> => (await db.pool.query(sql)).rows[0].n;
+
+describe('rowcast --help', () => {
+  test('the program and every command print usage and exit 0', async () => {
+    const commands = ['migrate', 'apply', 'start', 'status', 'redrive', 'resume', 'pause'];
+    const runs = await Promise.all([runCli(['--help'], { cwd: dir }), ...commands.map((c) => runCli([c, '--help'], { cwd: dir }))]);
+    const [program, ...perCommand] = runs;
+    assert.equal(program!.code, 0, describeRun(program!));
+    assert.match(program!.stdout, /^Usage: rowcast \[options\] \[command\]/);
+    for (const c of commands) assert.match(program!.stdout, new RegExp(`^  ${c}\\b`, 'm'), `${c} is listed`);
+    for (const [i, c] of commands.entries()) {
+      const run = perCommand[i]!;
+      assert.equal(run.code, 0, `${c} --help: ${describeRun(run)}`);
+      assert.match(run.stdout, new RegExp(`^Usage: rowcast ${c} `), `${c} --help: ${describeRun(run)}`);
+      assert.match(run.stdout, /-h, --help/);
+    }
+    assert.match(perCommand[1]!.stdout, /--dry-run/);
+    assert.match(perCommand[4]!.stdout, /-s, --subscription <name>/);
+    assert.match(perCommand[5]!.stdout, /Usage: rowcast resume \[options\] <subscription>/);
+  });
+
+  test('an unknown command fails and points to --help', async () => {
+    const run = await runCli(['aply'], { cwd: dir });
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /unknown command 'aply'/);
+    assert.match(run.stderr, /--help/);
+  });
+});
+
+describe('rowcast migrate', () => {
+  test('two migrations at the same time both succeed and apply each migration once', async () => {
+    const db = await createEmptyDatabase();
+    databases.push(db);
+    const env = { DATABASE_URL: db.url };
+    const [a, b] = await Promise.all([runCli(['migrate'], { cwd: dir, env }), runCli(['migrate'], { cwd: dir, env })]);
+    assert.equal(a.code, 0, describeRun(a));
+    assert.equal(b.code, 0, describeRun(b));
+    const outputs = [a.stdout, b.stdout].sort();
+    const newest = listMigrations().at(-1)!.id;
+    // One of them applied everything; the other waited for the lock and found nothing left to do.
+    assert.match(outputs[0]!, new RegExp(`^applied ${listMigrations().map((m) => m.name).join(', ')}; schema rowcast is at version ${newest}\\n$`));
+    assert.equal(outputs[1], `schema rowcast is up to date (version ${newest})\n`);
+
+    const pool = createPool(db.url, { max: 1 });
+    try {
+      const { rows } = await pool.query<{ id: number; n: number }>('SELECT id, count(*)::int AS n FROM rowcast.schema_migrations GROUP BY id ORDER BY id');
+      assert.deepEqual(rows, listMigrations().map((m) => ({ id: m.id, n: 1 })));
+    } finally {
+      await pool.end();
+    }
+    const again = await runCli(['migrate'], { cwd: dir, env });
+    assert.equal(again.code, 0, describeRun(again));
+    assert.match(again.stdout, /up to date/);
+  });
+});
+
+describe('rowcast apply and status', () => {
+  let db: TestDatabase;
+  let configFile: string;
+  const secret = generateSecret();
+  const config: RowcastConfigInput = {
+    topics: { orders: { description: 'order changes' } },
+    captures: { orders: { table: 'public.orders', topic: 'orders', operations: ['INSERT', 'UPDATE'] } },
+    subscriptions: { 'orders-hook': { topic: 'orders', protocol: 'http', endpoint: 'http://127.0.0.1:9/hooks/orders', secret } },
+  };
+
+  before(async () => {
+    db = await freshDatabase();
+    await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY, status text)');
+    configFile = writeConfig('apply.json', config);
+  });
+
+  test('apply --dry-run prints the SQL and changes nothing', async () => {
+    const run = await runCli(['apply', '--dry-run', '--config', configFile], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(run.code, 0, describeRun(run));
+    assert.match(run.stdout, /^-- \+ topic orders$/m);
+    assert.match(run.stdout, /CREATE TRIGGER "rowcast_orders_insert" AFTER INSERT ON "public"."orders" FOR EACH ROW EXECUTE FUNCTION rowcast."capture_orders"\(\);/);
+    assert.match(run.stdout, /CREATE TRIGGER "rowcast_orders_update" AFTER UPDATE ON "public"."orders"/);
+    assert.ok(!run.stdout.includes(secret), 'the secret is not printed');
+    assert.match(run.stdout, /<secret>/);
+    assert.deepEqual(await allRowcastTriggers(db.pool), []);
+    assert.equal(await count(db, 'SELECT count(*)::int AS n FROM rowcast.topics'), 0);
+    assert.equal(await count(db, 'SELECT count(*)::int AS n FROM rowcast.subscriptions'), 0);
+  });
+
+  test('apply, then status and status --json show the topic, subscription and capture', async () => {
+    const applied = await runCli(['apply', '--config', configFile], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(applied.code, 0, describeRun(applied));
+    assert.match(applied.stdout, /^applied \d+ change\(s\)$/m);
+    assert.match(applied.stderr, /\[1\/\d+\] \+ topic orders/);
+    assert.deepEqual(await allRowcastTriggers(db.pool), ['public.orders:rowcast_orders_insert', 'public.orders:rowcast_orders_update']);
+
+    const again = await runCli(['apply', '--config', configFile], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(again.code, 0, describeRun(again));
+    assert.equal(again.stdout, 'nothing to change: the database matches the config\n');
+
+    // status needs no config file: the database knows.
+    const status = await runCli(['status'], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(status.code, 0, describeRun(status));
+    assert.match(status.stdout, /orders-hook/);
+    assert.match(status.stdout, /\borders\b/);
+
+    const json = await runCli(['status', '--json'], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(json.code, 0, describeRun(json));
+    const parsed = JSON.parse(json.stdout);
+    assert.deepEqual(parsed.topics, [{ name: 'orders', subscriptions: 1, pending: 0, inFlight: 0, dead: 0 }]);
+    assert.deepEqual(parsed.captures, [{ name: 'orders', table: 'public.orders', topic: 'orders' }]);
+    assert.equal(parsed.subscriptions.length, 1);
+    assert.deepEqual(
+      (({ name, topic, protocol, endpoint, state }) => ({ name, topic, protocol, endpoint, state }))(parsed.subscriptions[0]),
+      { name: 'orders-hook', topic: 'orders', protocol: 'http', endpoint: 'http://127.0.0.1:9/hooks/orders', state: 'active' },
+    );
+    assert.equal(parsed.secrets, undefined, 'secrets only with --secrets');
+  });
+
+  test('pause and resume a subscription', async () => {
+    const env = { DATABASE_URL: db.url };
+    const paused = await runCli(['pause', 'orders-hook'], { cwd: dir, env });
+    assert.equal(paused.code, 0, describeRun(paused));
+    assert.equal(paused.stdout, 'subscription orders-hook is paused\n');
+    assert.equal((await db.pool.query(`SELECT state FROM rowcast.subscriptions WHERE name = 'orders-hook'`)).rows[0].state, 'paused');
+    const resumed = await runCli(['resume', 'orders-hook'], { cwd: dir, env });
+    assert.equal(resumed.stdout, 'subscription orders-hook is active\n', describeRun(resumed));
+    const missing = await runCli(['pause', 'nope'], { cwd: dir, env });
+    assert.equal(missing.code, 1, describeRun(missing));
+    assert.match(missing.stderr, /No subscription "nope"; known: orders-hook/);
+  });
+
+  test('an invalid config file: exit code 2, the problem and its key path on stderr, nothing applied', async () => {
+    const bad = writeConfig('bad.json', {
+      ...config,
+      captures: { orders: { table: 'orders', topic: 'orders', payload: 'everything' }, extra: { table: 'orders', topic: 'nope' } },
+    });
+    const before = await allRowcastTriggers(db.pool);
+    const run = await runCli(['apply', '--config', bad], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(run.code, 2, describeRun(run));
+    assert.equal(run.stdout, '');
+    assert.match(run.stderr, /^rowcast: bad\.json is invalid:/);
+    assert.match(run.stderr, /^ {2}- captures\.orders\.payload: expected one of "keys"\|"row"\|"diff"\.$/m);
+    assert.deepEqual(await allRowcastTriggers(db.pool), before);
+
+    const broken = writeConfig('broken.json', '{ "topics": { ');
+    const syntax = await runCli(['apply', '--config', broken], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(syntax.code, 2, describeRun(syntax));
+    assert.match(syntax.stderr, /broken\.json is not valid JSON/);
+
+    const absent = await runCli(['apply', '--config', path.join(dir, 'absent.json')], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(absent.code, 2, describeRun(absent));
+    assert.match(absent.stderr, /absent\.json does not exist; check the --config path/);
+
+    const none = await runCli(['apply'], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(none.code, 2, describeRun(none));
+    assert.match(none.stderr, /No config file in .*: create one of rowcast\.config\.ts, .*or pass --config <file>/);
+  });
+});
+
+describe('rowcast redrive', () => {
+  let db: TestDatabase;
+  let receiver: WebhookReceiver;
+  let rowcast: RowcastRuntime | undefined;
+
+  before(async () => {
+    db = await freshDatabase();
+    receiver = await WebhookReceiver.start();
+    receiver.reply = () => ({ status: 500 });
+    await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY)');
+    const policy = { maxAttempts: 1, minDelay: '50ms', maxDelay: '50ms' };
+    await applyConfig(db.pool, {
+      topics: { orders: {} },
+      captures: { orders: { table: 'orders', topic: 'orders', operations: ['INSERT'] } },
+      subscriptions: {
+        'hook-a': { topic: 'orders', protocol: 'http', endpoint: receiver.url, deliveryPolicy: policy },
+        'hook-b': { topic: 'orders', protocol: 'http', endpoint: receiver.url, deliveryPolicy: policy },
+      },
+    });
+    rowcast = await startTestRowcast(db.url);
+  });
+
+  after(async () => {
+    await rowcast?.stop();
+    await receiver?.close();
+  });
+
+  const states = async () =>
+    (await db.pool.query<{ s: string }>(`SELECT subscription || ':' || state AS s FROM rowcast.deliveries ORDER BY subscription`)).rows.map((r) => r.s);
+
+  test('an unknown subscription is refused by name', async () => {
+    const run = await runCli(['redrive', '--subscription', 'nope'], { cwd: dir, env: { DATABASE_URL: db.url } });
+    assert.equal(run.code, 1, describeRun(run));
+    assert.match(run.stderr, /^rowcast: No subscription "nope"; known: hook-a, hook-b\.$/m);
+    assert.equal(run.stdout, '');
+  });
+
+  test('dead deliveries are re-queued (one subscription, then all) and then delivered', async () => {
+    await db.pool.query('INSERT INTO orders VALUES (1)');
+    await eventually(async () => (await states()).join() === 'hook-a:dead,hook-b:dead', 'both deliveries dead after their single attempt');
+    const env = { DATABASE_URL: db.url };
+    const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir, env })).stdout);
+    assert.deepEqual(status.topics, [{ name: 'orders', subscriptions: 2, pending: 0, inFlight: 0, dead: 2 }]);
+    assert.match(status.subscriptions[0].lastError, /500/);
+
+    receiver.reply = () => ({ status: 204 });
+    const one = await runCli(['redrive', '-s', 'hook-a'], { cwd: dir, env });
+    assert.equal(one.code, 0, describeRun(one));
+    assert.equal(one.stdout, 're-queued 1 dead delivery\n');
+    await eventually(async () => (await states()).join() === 'hook-a:done,hook-b:dead', 'hook-a delivered, hook-b still dead');
+    assert.equal(receiver.delivered.filter((r) => r.headers['rowcast-subscription'] === 'hook-a').length, 1);
+
+    const all = await runCli(['redrive'], { cwd: dir, env });
+    assert.equal(all.code, 0, describeRun(all));
+    assert.equal(all.stdout, 're-queued 1 dead delivery\n');
+    await eventually(async () => (await states()).join() === 'hook-a:done,hook-b:done', 'both delivered');
+    assert.equal(receiver.delivered.length, 2);
+
+    const nothing = await runCli(['redrive'], { cwd: dir, env });
+    assert.equal(nothing.stdout, 're-queued 0 dead deliveries\n', describeRun(nothing));
+  });
+});
+
+describe('no database configured', () => {
+  test('without DATABASE_URL and without a config file, commands say how to name the database', async () => {
+    const empty = mkdtempSync(path.join(tmpdir(), 'rowcast-cli-empty-'));
+    try {
+      const env = { DATABASE_URL: undefined };
+      for (const args of [['migrate'], ['status'], ['redrive']]) {
+        const run = await runCli(args, { cwd: empty, env });
+        assert.equal(run.code, 1, `${args.join(' ')}: ${describeRun(run)}`);
+        assert.match(run.stderr, /^rowcast: No database: set DATABASE_URL \(e\.g\. postgres:\/\/.*\), pass --database-url, or set database\.url in the config\.$/m, args.join(' '));
+        assert.equal(run.stdout, '');
+      }
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  test('a database that does not exist is reported as a connection problem', async () => {
+    const url = new URL(process.env.ROWCAST_TEST_ADMIN_URL!);
+    url.pathname = '/rowcast_no_such_database';
+    const run = await runCli(['status'], { cwd: dir, env: { DATABASE_URL: url.toString() } });
+    assert.equal(run.code, 1, describeRun(run));
+    assert.match(run.stderr, /cannot connect to the database .*check DATABASE_URL/);
+  });
+});

@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { listInvocations } from '../../src/control-plane/operations.js';
+import { invokeFunction } from '../../src/functions/invoke.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+const handler = (name: string) => `test/fixtures/handlers/${name}.ts`;
+const fast = { minDelay: '50ms', maxDelay: '100ms' } as const;
+
+let db: TestDatabase;
+let receiver: WebhookReceiver;
+let rowcast: RowcastRuntime;
+
+const config = (): RowcastConfigInput => ({
+  topics: { out: {}, failures: {} },
+  functions: {
+    publisher: { handler: handler('publisher'), environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-2:123456789100:out' }, ...fast },
+    flaky: { handler: handler('flaky'), maxAttempts: 3, ...fast, onFailure: { topic: 'failures' } },
+    failing: { handler: handler('always-fails'), maxAttempts: 2, ...fast, onFailure: { topic: 'failures' } },
+    slow: { handler: handler('slow'), timeout: '300ms', maxAttempts: 1, onFailure: { topic: 'failures' } },
+    blocker: { handler: handler('blocker'), timeout: '500ms', maxAttempts: 1 },
+    overlap: { handler: handler('overlap'), concurrency: 3, timeout: '5s' },
+    aged: { handler: handler('publisher'), maxEventAge: '1s', environment: { ENV_TOPIC_ARN: 'out' }, onFailure: { topic: 'failures' } },
+    paused: { handler: handler('publisher'), concurrency: 0, environment: { ENV_TOPIC_ARN: 'out' } },
+    callback: { handler: handler('callback-style') },
+  },
+  captures: { items: { table: 'items', function: 'publisher', operations: ['INSERT'] } },
+  subscriptions: {
+    out: { topic: 'out', protocol: 'http', endpoint: receiver.url },
+    failures: { topic: 'failures', protocol: 'http', endpoint: receiver.url },
+  },
+});
+
+before(async () => {
+  db = await createTestDatabase();
+  receiver = await WebhookReceiver.start();
+  await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text)');
+  await applyConfig(db.pool, config());
+  rowcast = await startTestRowcast(db.url, {}, (await import('../../src/config/load.js')).parseConfig(config(), 'test config').functions);
+});
+
+after(async () => {
+  await rowcast?.stop();
+  await receiver?.close();
+  await db?.drop();
+});
+
+const on = (sub: string) => receiver.requests.filter((r) => r.headers['rowcast-subscription'] === sub);
+const invocation = async (id: string) => (await db.pool.query('SELECT * FROM rowcast.invocations WHERE id = $1', [id])).rows[0];
+
+describe('functions', () => {
+  test('a capture invokes its function, which publishes the change; history records it', async () => {
+    await db.pool.query(`INSERT INTO items VALUES (1, 'first')`);
+    const got = await eventually(() => on('out').find((r) => r.json.body?.after?.name === 'first'), 'the published change');
+    assert.equal(got.json.subject, 'from publisher');
+    assert.equal(got.json.body.op, 'INSERT');
+    const [inv] = await listInvocations(db.pool, { function: 'publisher' });
+    assert.equal(inv!.state, 'done');
+    assert.equal(inv!.source, 'capture');
+    assert.deepEqual(inv!.published, [got.json.id]);
+    assert.match(inv!.result ?? '', /Notification sent:/);
+  });
+
+  test('a rolled-back transaction invokes nothing', async () => {
+    const client = await db.pool.connect();
+    await client.query('BEGIN');
+    await client.query(`INSERT INTO items VALUES (2, 'rolled back')`);
+    await client.query(`SELECT * FROM aws_lambda.invoke('publisher', '{"x": "rolled back"}'::json, invocation_type => 'Event')`);
+    await client.query('ROLLBACK');
+    client.release();
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE payload LIKE '%rolled back%'`);
+    assert.equal(rows[0].n, 0);
+  });
+
+  test('a handler that throws is retried; only the successful attempt publishes', async () => {
+    const id = await invokeFunction(db.pool, 'flaky', { id: 'flaky-1' });
+    await eventually(async () => (await invocation(id)).state === 'done', 'the third attempt to succeed', 20_000);
+    const inv = await invocation(id);
+    assert.equal(inv.attempts, 3);
+    assert.match(inv.last_error, /flaky failure on attempt 2/);
+    await eventually(() => on('out').some((r) => r.json.body?.event?.id === 'flaky-1'), 'the published message');
+    const published = on('out').filter((r) => r.json.body?.event?.id === 'flaky-1');
+    assert.deepEqual(published.map((r) => r.json.body.attempt), [3], 'attempts 1 and 2 published nothing');
+  });
+
+  test('a handler that always throws goes to the on-failure topic with the event, error, attempts and function', async () => {
+    const id = await invokeFunction(db.pool, 'failing', { order: 42 });
+    const record = await eventually(() => on('failures').find((r) => r.json.body?.requestContext?.requestId === id), 'the failure record', 20_000);
+    const body = record.json.body;
+    assert.equal(body.requestContext.condition, 'RetriesExhausted');
+    assert.equal(body.requestContext.approximateInvokeCount, 2);
+    assert.equal(body.requestContext.functionName, 'failing');
+    assert.deepEqual(body.requestPayload, { order: 42 });
+    assert.equal(body.responsePayload.errorType, 'TypeError');
+    assert.equal(body.responsePayload.errorMessage, 'always fails');
+    assert.equal((await invocation(id)).state, 'failed');
+    assert.ok(!on('out').some((r) => r.json.body === 'never delivered'));
+  });
+
+  test('a timeout is a failure and publishes nothing', async () => {
+    const id = await invokeFunction(db.pool, 'slow', {});
+    await eventually(async () => (await invocation(id)).state === 'failed', 'the timed-out invocation to fail', 20_000);
+    assert.match((await invocation(id)).last_error, /timed out after 300 ms/);
+    await eventually(() => on('failures').some((r) => r.json.body?.requestContext?.requestId === id), 'the failure record');
+    assert.ok(!on('out').some((r) => r.json.body === 'too late'));
+  });
+
+  test('an event older than maxEventAge is not run; it goes to the on-failure topic', async () => {
+    await db.pool.query(`INSERT INTO rowcast.invocations (function, payload, source, created_at) VALUES ('aged', '{"old": true}', 'api', now() - interval '1 hour')`);
+    const record = await eventually(() => on('failures').find((r) => r.json.body?.requestContext?.functionName === 'aged'), 'the age failure record');
+    assert.equal(record.json.body.requestContext.condition, 'EventAgeExceeded');
+    assert.equal(record.json.body.requestContext.approximateInvokeCount, 0);
+    assert.ok(!on('out').some((r) => r.json.body?.old === true), 'the handler never ran');
+  });
+
+  test('concurrency N: never more than N at once under a burst, none lost', async () => {
+    await db.pool.query(`SELECT rowcast.invoke('overlap', '{}', 'api') FROM generate_series(1, 60)`);
+    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'overlap' AND state = 'done'`)).rows[0].n === 60, 'all 60 invocations', 30_000);
+    const { rows } = await db.pool.query(`SELECT result FROM rowcast.invocations WHERE function = 'overlap'`);
+    const spans = rows.map((r) => JSON.parse(r.result) as { start: number; end: number });
+    // Sweep over start and end times: the most handlers running at one instant.
+    const edges = spans.flatMap((s) => [{ t: s.start, d: 1 }, { t: s.end, d: -1 }]).sort((a, b) => a.t - b.t || a.d - b.d);
+    let running = 0;
+    let most = 0;
+    for (const e of edges) most = Math.max(most, (running += e.d));
+    assert.ok(most <= 3, `at most 3 overlapped, saw ${most}`);
+  });
+
+  test('concurrency 0 pauses a function: its invocations wait', async () => {
+    const id = await invokeFunction(db.pool, 'paused', {});
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal((await invocation(id)).state, 'pending');
+  });
+
+  test('a handler that blocks its thread forever does not stop the others', async () => {
+    const blocked = await invokeFunction(db.pool, 'blocker', {});
+    await new Promise((r) => setTimeout(r, 100));
+    const id = await invokeFunction(db.pool, 'publisher', { while: 'blocked' });
+    await eventually(() => on('out').some((r) => r.json.body?.while === 'blocked'), 'the other function to publish', 10_000);
+    await eventually(async () => (await invocation(blocked)).state === 'failed', 'the blocked one to time out');
+    assert.equal((await invocation(id)).state, 'done');
+  });
+
+  test('callback-style handlers work', async () => {
+    const id = await invokeFunction(db.pool, 'callback', { n: 21 });
+    await eventually(async () => (await invocation(id)).state === 'done', 'the callback handler');
+    assert.equal((await invocation(id)).result, '{"doubled":42}');
+  });
+});
+
+describe('aws_lambda.invoke (the reference SQL surface)', () => {
+  test("'Event' queues the function named by the ARN, status 202", async () => {
+    const { rows } = await db.pool.query(
+      `SELECT * FROM aws_lambda.invoke(aws_commons.create_lambda_function_arn('arn:aws:lambda:us-east-2:123456789100:function:publisher'), json_build_object('via', 'sql'), 'Event')`,
+    );
+    assert.deepEqual(rows[0], { status_code: 202, payload: null, executed_version: '$LATEST', log_result: null });
+    await eventually(() => on('out').some((r) => r.json.body?.via === 'sql'), 'the SQL-invoked function to publish');
+  });
+
+  test('jsonb and text-name overloads, region and qualifier', async () => {
+    const { rows } = await db.pool.query(`SELECT status_code FROM aws_lambda.invoke('publisher:prod', '{"via": "jsonb"}'::jsonb, 'us-east-1', 'Event', 'None', NULL, 'prod')`);
+    assert.equal(rows[0].status_code, 202);
+    await eventually(() => on('out').some((r) => r.json.body?.via === 'jsonb'), 'the jsonb-invoked function to publish');
+  });
+
+  test("'DryRun' checks the function exists: 204, or a clear error", async () => {
+    const ok = await db.pool.query(`SELECT status_code FROM aws_lambda.invoke('publisher', '{}'::json, invocation_type => 'DryRun')`);
+    assert.equal(ok.rows[0].status_code, 204);
+    await assert.rejects(db.pool.query(`SELECT * FROM aws_lambda.invoke('nope', '{}'::json, invocation_type => 'DryRun')`), /function "nope" does not exist/);
+  });
+
+  test("'RequestResponse' (the default) raises a clear error and queues nothing", async () => {
+    const before = (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations`)).rows[0].n;
+    await assert.rejects(db.pool.query(`SELECT * FROM aws_lambda.invoke('publisher', '{}'::json)`), (err: Error & { hint?: string }) => {
+      assert.match(err.message, /RequestResponse' is not supported/);
+      assert.match(err.hint ?? '', /'Event'/);
+      return true;
+    });
+    assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations`)).rows[0].n, before);
+  });
+
+  test('bad arguments: unknown function, bad ARN, bad invocation or log type', async () => {
+    await assert.rejects(db.pool.query(`SELECT * FROM aws_lambda.invoke('missing_fn', '{}'::json, invocation_type => 'Event')`), (err: Error & { hint?: string }) => {
+      assert.match(err.message, /function "missing_fn" does not exist/);
+      assert.match(err.hint ?? '', /known: .*publisher/);
+      return true;
+    });
+    await assert.rejects(db.pool.query(`SELECT * FROM aws_lambda.invoke('arn:aws:sns:us-east-1:1:topic', '{}'::json, invocation_type => 'Event')`), /is not a Lambda function ARN/);
+    await assert.rejects(db.pool.query(`SELECT * FROM aws_lambda.invoke('publisher', '{}'::json, invocation_type => 'Later')`), /invocation_type must be/);
+    await assert.rejects(db.pool.query(`SELECT * FROM aws_lambda.invoke('publisher', '{}'::json, invocation_type => 'Event', log_type => 'Verbose')`), /log_type must be/);
+    await assert.rejects(db.pool.query(`SELECT * FROM aws_lambda.invoke('', '{}'::json, invocation_type => 'Event')`), /needs a function name/);
+  });
+});
