@@ -1,19 +1,23 @@
 /**
- * The reference scenario (AWS blog: table trigger → Lambda → SNS topic → subscriptions), on rowcast:
- * captures customer_business_events into topic my-rds-triggered-topic-1, delivers it to a signed webhook that
- * this script serves on loopback, inserts the document's rows and prints each notification as it arrives.
+ * The reference scenario (AWS blog: table trigger → Lambda → SNS topic → subscriptions), on rowcast: the
+ * document's own SQL (table, my_json_converter, my_db_trigger_function calling aws_lambda.invoke(…, 'Event'), the
+ * AFTER INSERT trigger) and a TypeScript port of its handler, which publishes each row to topic
+ * my-rds-triggered-topic-1; a signed webhook that this script serves on loopback receives the notifications.
+ * Updates and deletes, which the document leaves out, are captured by rowcast itself into the same topic.
  *
  *   npm run demo               uses DATABASE_URL, or an embedded PostgreSQL when it is not set
  *   npm run demo -- --follow   keeps running: change rows from psql and watch the notifications
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import { apply, createPool, generateSecret, migrate, parseConfig, startEmbeddedPostgres, startRowcast } from '../../src/index.js';
 import { createLogger, redactUrl } from '../../src/observability/logger.js';
 
 const follow = process.argv.includes('--follow');
-const TABLE_SQL = readFileSync(new URL('./reference-scenario.sql', import.meta.url), 'utf8');
+const REFERENCE_SQL = readFileSync(new URL('./reference-scenario.sql', import.meta.url), 'utf8');
+const HANDLER = fileURLToPath(new URL('./my-rds-triggered-topic-writer.ts', import.meta.url));
 // The document's three example rows and its test row, verbatim.
 const INSERTS = [
   `INSERT INTO customer_business_events VALUES ('customer-onboard-app', 'validate-optional-data', '1001', 'Missing secondary phone number', TO_TIMESTAMP('2021-07-14 14:00:00', 'YYYY-MM-DD HH24:MI:SS' ));`,
@@ -25,12 +29,13 @@ const TIMEOUT_MS = 60_000;
 
 const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
 const databaseUrl = process.env.DATABASE_URL ?? embedded!.url;
-console.log('rowcast demo: the reference scenario (table trigger → topic → signed webhook)');
+console.log('rowcast demo: the reference scenario (trigger → aws_lambda.invoke → function → topic → signed webhook)');
 console.log(`database: ${embedded ? 'embedded PostgreSQL (no DATABASE_URL given)' : redactUrl(databaseUrl)}`);
 
 const secret = generateSecret();
 const verifier = new Webhook(secret);
-const expectedTxids = new Set<string>();
+// The document's rows, as the function publishes them (customer_reference_id and exception_reason identify them).
+const expected = new Set(['1001|Missing secondary phone number', '1001|Invalid email address', '1001|Customer logged a complaint', '2001|Missing secondary phone number']);
 let received = 0;
 let resolveAll: () => void;
 const allArrived = new Promise<void>((r) => (resolveAll = r));
@@ -49,14 +54,17 @@ const receiver = createServer((req, res) => {
       /* printed below */
     }
     res.writeHead(204).end();
-    const envelope = JSON.parse(body) as { id: string; subject: string; body: { id: string; op: string; source: { schema: string; table: string; txid: string }; after: unknown; before: unknown } };
-    const event = envelope.body;
-    const ours = expectedTxids.has(event.source.txid);
+    const envelope = JSON.parse(body) as { id: string; subject: string | null; attributes: Record<string, string>; body: Record<string, unknown> & { op?: string; id?: string; after?: unknown; before?: unknown } };
+    const row = envelope.body;
+    const ident = `${row.customer_reference_id}|${row.exception_reason}`;
+    const ours = row.op === undefined && expected.delete(ident);
     if (ours) received++;
+    const what = row.op
+      ? `captured ${row.op} (event ${row.id}) on public.customer_business_events\n  row ${JSON.stringify(row.after ?? row.before)}`
+      : `published by function my_rds_triggered_topic_writer after an INSERT\n  row ${JSON.stringify(row)}`;
     console.log(
-      `\n${ours ? `notification ${received}/${INSERTS.length}` : 'notification'}: ${verified}, webhook-id ${req.headers['webhook-id']}\n` +
-        `  subject "${envelope.subject}", event ${event.id}: ${event.op} on ${event.source.schema}.${event.source.table}\n` +
-        `  row ${JSON.stringify(event.after ?? event.before)}`,
+      `\n${ours ? `notification ${received}/${INSERTS.length}` : 'notification'}: ${verified}, message id (webhook-id) ${req.headers['webhook-id']}\n` +
+        `  subject "${envelope.subject}", ${what}`,
     );
     if (ours && received === INSERTS.length) resolveAll();
   });
@@ -68,13 +76,22 @@ console.log(`webhook receiver: ${endpoint}`);
 const config = parseConfig(
   {
     topics: { 'my-rds-triggered-topic-1': { description: 'customer business events (the reference SNS topic)' } },
+    functions: {
+      my_rds_triggered_topic_writer: {
+        handler: HANDLER,
+        environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-2:123456789100:my-rds-triggered-topic-1' },
+        minDelay: '1s',
+        maxDelay: '5s',
+      },
+    },
     captures: {
-      customer_business_events: {
+      // The document's trigger covers inserts; rowcast captures the rest of the row's life into the same topic.
+      customer_business_events_changes: {
         table: 'public.customer_business_events',
-        operations: ['INSERT', 'UPDATE', 'DELETE'],
-        payload: 'row',
+        operations: ['UPDATE', 'DELETE'],
+        payload: 'diff',
         topic: 'my-rds-triggered-topic-1',
-        subject: 'Notification for row-insert in RDS',
+        subject: 'Notification for row-change in RDS',
       },
     },
     subscriptions: {
@@ -100,34 +117,25 @@ process.on('SIGTERM', () => void shutdown(0));
 try {
   await migrate(pool);
   try {
-    await pool.query(TABLE_SQL);
-    console.log('created table public.customer_business_events (the document\'s DDL)');
+    // One multi-statement query runs as one transaction: all of the document's SQL, or none of it.
+    await pool.query(REFERENCE_SQL);
+    console.log(`ran the document's SQL: table, my_json_converter, my_db_trigger_function, trigger_insert_event`);
   } catch (err) {
     if ((err as { code?: string }).code !== '42P07') throw err;
-    console.log('table public.customer_business_events exists already; using it');
+    console.log('table public.customer_business_events exists already: using it and its trigger as they are');
   }
   const result = await apply(pool, config);
   for (const step of new Set(result.steps.map((s) => s.summary))) console.log(`apply: ${step}`);
-  runtime = await startRowcast({ databaseUrl, runtime: config.runtime, logger: createLogger('warn') });
+  runtime = await startRowcast({ databaseUrl, runtime: config.runtime, functions: config.functions, logger: createLogger('warn') });
 
-  console.log(`\ninserting the document's ${INSERTS.length} rows, one transaction each`);
-  for (const sql of INSERTS) {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query(sql);
-      expectedTxids.add((await client.query('SELECT pg_current_xact_id()::text AS txid')).rows[0].txid);
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
-  }
+  console.log(`\ninserting the document's ${INSERTS.length} rows`);
+  for (const sql of INSERTS) await pool.query(sql);
   const timeout = new Promise<never>((_r, reject) => setTimeout(() => reject(new Error(`not all notifications arrived within ${TIMEOUT_MS / 1000} s: got ${received} of ${INSERTS.length}; see \`rowcast status\``)), TIMEOUT_MS).unref());
   await Promise.race([allArrived, timeout]);
   console.log(`\nall ${INSERTS.length} notifications arrived, signatures verified, in ${Date.now() - started} ms`);
   if (!follow) await shutdown(0);
   else {
-    console.log(`\n--follow: rowcast keeps running. Change rows and watch, e.g.\n  psql '${databaseUrl}' -c "UPDATE customer_business_events SET category = 'escalated' WHERE customer_reference_id = '2001'"\nCtrl-C to stop.`);
+    console.log(`\n--follow: rowcast keeps running. Change rows and watch, e.g.\n  psql '${databaseUrl}' -c "UPDATE customer_business_events SET category = 'escalated' WHERE customer_reference_id = '2001'"\n  npx rowcast invocations --database-url '${databaseUrl}'\nCtrl-C to stop.`);
   }
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`);

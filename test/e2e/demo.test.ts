@@ -23,11 +23,16 @@ test('npm run demo: the reference scenario delivers 4 signed notifications and e
   assert.ok(!run.stdout.includes('signature INVALID'), describeRun(run));
   for (let n = 1; n <= 4; n++) assert.match(run.stdout, new RegExp(`notification ${n}/4: signature verified`));
   assert.match(run.stdout, /all 4 notifications arrived, signatures verified, in \d+ ms/);
-  assert.match(run.stdout, /apply: \+ capture customer_business_events on public\.customer_business_events/);
+  assert.match(run.stdout, /apply: \+ function my_rds_triggered_topic_writer/);
+  assert.match(run.stdout, /Notification for row-insert in RDS/);
+  assert.match(run.stdout, /Printing Event record from RDS:/, 'the ported handler ran and printed as the original does');
 
-  // The demo left its table and capture behind, with the four rows captured and delivered.
-  const { rows } = await db.pool.query(`SELECT count(*)::int AS events, count(*) FILTER (WHERE routed_at IS NOT NULL)::int AS routed FROM rowcast.events`);
-  assert.deepEqual(rows[0], { events: 4, routed: 4 });
+  // The document's trigger queued one invocation per row through aws_lambda.invoke; each published once.
+  const invocations = await db.pool.query(`SELECT state, source, cardinality(published) AS published FROM rowcast.invocations`);
+  assert.equal(invocations.rows.length, 4);
+  assert.ok(invocations.rows.every((r) => r.state === 'done' && r.source === 'sql' && r.published === 1), JSON.stringify(invocations.rows));
   const delivered = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`);
   assert.equal(delivered.rows[0].n, 4);
+  const trigger = await db.pool.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.customer_business_events'::regclass AND tgname = 'trigger_insert_event'`);
+  assert.equal(trigger.rowCount, 1, "the document's own trigger is installed");
 });
