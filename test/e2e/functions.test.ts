@@ -22,7 +22,8 @@ const config = (): RowcastConfigInput => ({
     failing: { handler: handler('always-fails'), maxAttempts: 2, ...fast, onFailure: { topic: 'failures' } },
     slow: { handler: handler('slow'), timeout: '300ms', maxAttempts: 1, onFailure: { topic: 'failures' } },
     blocker: { handler: handler('blocker'), timeout: '500ms', maxAttempts: 1 },
-    overlap: { handler: handler('overlap'), concurrency: 3, timeout: '5s' },
+    overlap: { handler: handler('overlap'), concurrency: 4, timeout: '5s' },
+    crasher: { handler: handler('crasher'), maxAttempts: 1, timeout: '10s', memoryLimitMb: 32 },
     aged: { handler: handler('publisher'), maxEventAge: '1s', environment: { ENV_TOPIC_ARN: 'out' }, onFailure: { topic: 'failures' } },
     paused: { handler: handler('publisher'), concurrency: 0, environment: { ENV_TOPIC_ARN: 'out' } },
     callback: { handler: handler('callback-style') },
@@ -116,9 +117,9 @@ describe('functions', () => {
     assert.ok(!on('out').some((r) => r.json.body?.old === true), 'the handler never ran');
   });
 
-  test('concurrency N: never more than N at once under a burst, none lost', async () => {
-    await db.pool.query(`SELECT rowcast.invoke('overlap', '{}', 'api') FROM generate_series(1, 60)`);
-    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'overlap' AND state = 'done'`)).rows[0].n === 60, 'all 60 invocations', 30_000);
+  test('concurrency N: never more than N at once under a burst of 1,000, none lost', async () => {
+    await db.pool.query(`SELECT rowcast.invoke('overlap', '{"ms": 3}', 'api') FROM generate_series(1, 1000)`);
+    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'overlap' AND state = 'done'`)).rows[0].n === 1000, 'all 1,000 invocations', 60_000);
     const { rows } = await db.pool.query(`SELECT result FROM rowcast.invocations WHERE function = 'overlap'`);
     const spans = rows.map((r) => JSON.parse(r.result) as { start: number; end: number });
     // Sweep over start and end times: the most handlers running at one instant.
@@ -126,7 +127,9 @@ describe('functions', () => {
     let running = 0;
     let most = 0;
     for (const e of edges) most = Math.max(most, (running += e.d));
-    assert.ok(most <= 3, `at most 3 overlapped, saw ${most}`);
+    assert.equal(spans.length, 1000);
+    assert.ok(most <= 4, `at most 4 ran at once, saw ${most}`);
+    assert.ok(most >= 2, `the limit was used, not serialised: saw ${most}`);
   });
 
   test('concurrency 0 pauses a function: its invocations wait', async () => {
@@ -141,6 +144,17 @@ describe('functions', () => {
     const id = await invokeFunction(db.pool, 'publisher', { while: 'blocked' });
     await eventually(() => on('out').some((r) => r.json.body?.while === 'blocked'), 'the other function to publish', 10_000);
     await eventually(async () => (await invocation(blocked)).state === 'failed', 'the blocked one to time out');
+    assert.equal((await invocation(id)).state, 'done');
+  });
+
+  test('a handler that crashes its thread or leaks past its heap limit fails that invocation, nothing else', async () => {
+    const thrown = await invokeFunction(db.pool, 'crasher', { mode: 'throw' });
+    const leaked = await invokeFunction(db.pool, 'crasher', { mode: 'leak' });
+    await eventually(async () => (await invocation(thrown)).state === 'failed' && (await invocation(leaked)).state === 'failed', 'both to fail', 30_000);
+    assert.match((await invocation(thrown)).last_error, /uncaught, outside the handler/);
+    assert.match((await invocation(leaked)).last_error, /memory/i);
+    const id = await invokeFunction(db.pool, 'publisher', { after: 'crash' });
+    await eventually(() => on('out').some((r) => r.json.body?.after === 'crash'), 'a later invocation to run');
     assert.equal((await invocation(id)).state, 'done');
   });
 
