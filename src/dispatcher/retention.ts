@@ -4,10 +4,10 @@ const CHUNK = 5000;
 
 /**
  * Deletes history past its retention window in small chunks, so tables do not bloat and no long lock is held.
- * Routed events and fully delivered messages go after `retention`; messages with dead deliveries after
- * `deadRetention`; messages with work still pending or in flight never.
+ * Routed events, fully delivered messages and finished invocations go after `retention`; messages with dead
+ * deliveries after `deadRetention`; work still pending or in flight never.
  */
-export async function applyRetention(pool: Pool, retentionMs: number, deadRetentionMs: number): Promise<{ events: number; messages: number }> {
+export async function applyRetention(pool: Pool, retentionMs: number, deadRetentionMs: number): Promise<{ events: number; messages: number; invocations: number }> {
   let events = 0;
   let messages = 0;
   for (;;) {
@@ -32,5 +32,15 @@ export async function applyRetention(pool: Pool, retentionMs: number, deadRetent
     messages += r.rowCount ?? 0;
     if ((r.rowCount ?? 0) < CHUNK) break;
   }
-  return { events, messages };
+  let invocations = 0;
+  for (;;) {
+    const r = await pool.query(
+      `DELETE FROM rowcast.invocations WHERE id IN (
+         SELECT id FROM rowcast.invocations WHERE state IN ('done', 'failed') AND finished_at < now() - $1 * interval '1 millisecond' LIMIT ${CHUNK})`,
+      [retentionMs],
+    );
+    invocations += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < CHUNK) break;
+  }
+  return { events, messages, invocations };
 }

@@ -76,7 +76,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     setInterval(
       () =>
         void applyRetention(pool, runtime.retention, runtime.deadRetention)
-          .then((r) => (r.events || r.messages) && log.info(r, 'retention: deleted expired history'))
+          .then((r) => (r.events || r.messages || r.invocations) && log.info(r, 'retention: deleted expired history'))
           .catch((err: Error) => log.warn({ err: err.message }, 'retention failed; will try again')),
       RETENTION_EVERY_MS,
     ),
