@@ -42,7 +42,7 @@ const count = async (db: TestDatabase, sql: string): Promise<number> => (await d
 
 describe('rowcast --help', () => {
   test('the program and every command print usage and exit 0', async () => {
-    const commands = ['migrate', 'apply', 'start', 'status', 'redrive', 'resume', 'pause'];
+    const commands = ['migrate', 'apply', 'start', 'status', 'redrive', 'resume', 'pause', 'invoke', 'invocations'];
     const runs = await Promise.all([runCli(['--help'], { cwd: dir }), ...commands.map((c) => runCli([c, '--help'], { cwd: dir }))]);
     const [program, ...perCommand] = runs;
     assert.equal(program!.code, 0, describeRun(program!));
@@ -254,6 +254,39 @@ describe('rowcast redrive', () => {
 
     const nothing = await runCli(['redrive'], { cwd: dir, env });
     assert.equal(nothing.stdout, 're-queued 0 dead deliveries\n', describeRun(nothing));
+  });
+});
+
+describe('rowcast invoke and invocations', () => {
+  test('invoke queues an invocation; invocations lists it; bad input is refused clearly', async () => {
+    const db = await freshDatabase();
+    const config = writeConfig('functions.json', {
+      topics: { out: {} },
+      functions: { echo: { handler: path.resolve('test/fixtures/handlers/callback-style.ts') } },
+    });
+    const env = { DATABASE_URL: db.url };
+    const applied = await runCli(['--config', config, 'apply'], { cwd: dir, env });
+    assert.equal(applied.code, 0, describeRun(applied));
+    const invoked = await runCli(['invoke', 'echo', '--payload', '{"n": 4}'], { cwd: dir, env });
+    assert.equal(invoked.code, 0, describeRun(invoked));
+    const id = /queued invocation ([0-9a-f-]{36}) of echo/.exec(invoked.stdout)?.[1];
+    assert.ok(id, invoked.stdout);
+
+    const listed = await runCli(['invocations', '--function', 'echo', '--json'], { cwd: dir, env });
+    assert.equal(listed.code, 0, describeRun(listed));
+    const rows = JSON.parse(listed.stdout) as { id: string; state: string; source: string }[];
+    assert.deepEqual(rows.map((r) => [r.id, r.state, r.source]), [[id, 'pending', 'api']]);
+    const table = await runCli(['invocations'], { cwd: dir, env });
+    assert.match(table.stdout, /INVOCATION\s+FUNCTION\s+SOURCE\s+STATE/);
+    assert.match(table.stdout, new RegExp(`${id}\\s+echo\\s+api\\s+pending`));
+
+    const unknown = await runCli(['invoke', 'nope'], { cwd: dir, env });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /function "nope" does not exist.*known: echo/s);
+    const badJson = await runCli(['invoke', 'echo', '--payload', '{nope'], { cwd: dir, env });
+    assert.equal(badJson.code, 2);
+    assert.match(badJson.stderr, /--payload is not JSON/);
+    assert.equal(await count(db, `SELECT count(*)::int AS n FROM rowcast.invocations`), 1, 'nothing else was queued');
   });
 });
 
