@@ -89,31 +89,27 @@ export interface InvocationResult {
  * is written.
  */
 export async function completeInvocation(pool: Pool, r: InvocationResult): Promise<number | null> {
-  const client = await pool.connect();
   try {
-    await client.query('BEGIN');
-    const res = await client.query(
-      `UPDATE rowcast.invocations
-          SET state = $3, available_at = coalesce($4, available_at), duration_ms = $5, last_error = coalesce($6, last_error),
-              result = $7, published = $8::uuid[], lease_owner = NULL,
-              finished_at = CASE WHEN $3 IN ('done', 'failed') THEN now() END
-        WHERE id = $1 AND attempts = $2 AND state = 'in_flight'`,
-      [r.id, r.attempt, r.state, r.availableAt ?? null, r.durationMs, r.error ?? null, r.result ?? null, r.state === 'done' ? r.messages.map((m) => m.id) : null],
-    );
-    if (!res.rowCount) {
-      await client.query('ROLLBACK');
-      return null;
-    }
-    const deliveries = await insertMessages(client, r.messages, { trace: r.trace });
-    await client.query('COMMIT');
-    return deliveries;
+    return await withTransaction(pool, async (client) => {
+      const res = await client.query(
+        `UPDATE rowcast.invocations
+            SET state = $3, available_at = coalesce($4, available_at), duration_ms = $5, last_error = coalesce($6, last_error),
+                result = $7, published = $8::uuid[], lease_owner = NULL,
+                finished_at = CASE WHEN $3 IN ('done', 'failed') THEN now() END
+          WHERE id = $1 AND attempts = $2 AND state = 'in_flight'`,
+        [r.id, r.attempt, r.state, r.availableAt ?? null, r.durationMs, r.error ?? null, r.result ?? null, r.state === 'done' ? r.messages.map((m) => m.id) : null],
+      );
+      if (!res.rowCount) throw new LeaseLost();
+      return insertMessages(client, r.messages, { trace: r.trace });
+    });
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
+    if (err instanceof LeaseLost) return null;
     throw err;
-  } finally {
-    client.release();
   }
 }
+
+/** Rolls the completion back: the invocation belongs to another process now. */
+class LeaseLost extends Error {}
 
 /** Hands invocations back at shutdown: due again at once, for this or another process. */
 export async function releaseInvocations(pool: Pool, items: { id: string; attempt: number }[]): Promise<void> {
