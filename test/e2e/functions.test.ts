@@ -15,7 +15,7 @@ let receiver: WebhookReceiver;
 let rowcast: RowcastRuntime;
 
 const config = (): RowcastConfigInput => ({
-  topics: { out: {}, failures: {} },
+  topics: { out: {}, failures: {}, in: {} },
   functions: {
     publisher: { handler: handler('publisher'), environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-2:123456789100:out' }, ...fast },
     flaky: { handler: handler('flaky'), maxAttempts: 3, ...fast, onFailure: { topic: 'failures' } },
@@ -27,11 +27,13 @@ const config = (): RowcastConfigInput => ({
     aged: { handler: handler('publisher'), maxEventAge: '1s', environment: { ENV_TOPIC_ARN: 'out' }, onFailure: { topic: 'failures' } },
     paused: { handler: handler('publisher'), concurrency: 0, environment: { ENV_TOPIC_ARN: 'out' } },
     callback: { handler: handler('callback-style') },
+    relay: { handler: handler('publisher'), environment: { ENV_TOPIC_ARN: 'out' } },
   },
   captures: { items: { table: 'items', function: 'publisher', operations: ['INSERT'] } },
   subscriptions: {
     out: { topic: 'out', protocol: 'http', endpoint: receiver.url },
     failures: { topic: 'failures', protocol: 'http', endpoint: receiver.url },
+    'in-to-relay': { topic: 'in', protocol: 'function', function: 'relay' },
   },
 });
 
@@ -156,6 +158,22 @@ describe('functions', () => {
     const id = await invokeFunction(db.pool, 'publisher', { after: 'crash' });
     await eventually(() => on('out').some((r) => r.json.body?.after === 'crash'), 'a later invocation to run');
     assert.equal((await invocation(id)).state, 'done');
+  });
+
+  test('a function subscribed to a topic is invoked once per message, even when the delivery repeats', async () => {
+    const { rows } = await db.pool.query(`INSERT INTO rowcast.messages (topic, subject, body) VALUES ('in', 'hello', '{"greeting": "hi"}') RETURNING id::text`);
+    const messageId = rows[0].id as string;
+    await db.pool.query(`INSERT INTO rowcast.deliveries (message_id, subscription) VALUES ($1, 'in-to-relay')`, [messageId]);
+    await db.pool.query(`SELECT pg_notify('rowcast_config', '')`);
+    const got = await eventually(() => on('out').find((r) => r.json.body?.id === messageId), 'the relayed envelope');
+    assert.equal(got.json.body.topic, 'in');
+    assert.deepEqual(got.json.body.body, { greeting: 'hi' });
+    // At-least-once: the same message delivered again queues no second invocation.
+    await db.pool.query(`UPDATE rowcast.deliveries SET state = 'pending', available_at = now() WHERE message_id = $1`, [messageId]);
+    await db.pool.query(`SELECT pg_notify('rowcast_config', '')`);
+    await eventually(async () => (await db.pool.query(`SELECT state FROM rowcast.deliveries WHERE message_id = $1`, [messageId])).rows[0].state === 'done', 'the repeated delivery');
+    const invs = await db.pool.query(`SELECT source FROM rowcast.invocations WHERE message_id = $1`, [messageId]);
+    assert.deepEqual(invs.rows, [{ source: 'subscription' }]);
   });
 
   test('callback-style handlers work', async () => {
