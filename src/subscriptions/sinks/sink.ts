@@ -18,6 +18,8 @@ export interface SubscriptionSettings {
   headers: Record<string, string>;
   deliveryPolicy: DeliveryPolicy;
   maxConcurrency: number;
+  /** Protocol-specific settings, validated by the protocol's own schema (sinks/<protocol>/). */
+  options?: unknown;
 }
 
 export interface Subscription {
