@@ -1,7 +1,9 @@
 import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
 import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type DeliveryResult, loadSubscriptions, releaseDeliveries, setSubscriptionState } from '../subscriptions/delivery-store.js';
+import { deadLetterMessage } from '../subscriptions/dead-letter.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
+import { EmailSink } from '../subscriptions/sinks/email/email-sink.js';
 import { FunctionSink } from '../subscriptions/sinks/function/function-sink.js';
 import { HttpSink } from '../subscriptions/sinks/http/http-sink.js';
 import type { SendOutcome, Sink, Subscription } from '../subscriptions/sinks/sink.js';
@@ -18,6 +20,8 @@ export interface DeliveryWorkerOptions {
 /** Results are written in batches: after this many, or this long after the first. */
 const FLUSH_SIZE = 200;
 const FLUSH_DELAY_MS = 5;
+/** Time beyond an attempt's timeout for recording its result before its lease may be taken over. */
+const LEASE_MARGIN_MS = 5000;
 
 type Claimed = ClaimedDelivery & { key: string; group: string };
 
@@ -46,6 +50,9 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     this.sinks.set('http', http);
     this.sinks.set('https', http);
     this.sinks.set('function', new FunctionSink(pool, () => this.onInvocationQueued()));
+    const email = new EmailSink();
+    this.sinks.set('email', email);
+    this.sinks.set('email-json', email);
   }
 
   async start(): Promise<void> {
@@ -67,7 +74,9 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   protected async claim(wanted: Map<string, number>): Promise<Claimed[]> {
-    const claimed = await claimDeliveries(this.pool, wanted, this.options.lease, this.options.owner);
+    // A lease outlives the attempt's timeout, so a slow attempt is never taken over while it may still succeed.
+    const longest = Math.max(0, ...[...wanted.keys()].map((name) => this.subscriptions.get(name)?.settings.deliveryPolicy.timeout ?? 0));
+    const claimed = await claimDeliveries(this.pool, wanted, Math.max(this.options.lease, longest + LEASE_MARGIN_MS), this.options.owner);
     return claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription }));
   }
 
@@ -112,17 +121,24 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       return;
     }
     if (outcome.kind === 'dead' || !subscription) {
-      this.push({ ...base, state: 'dead', error: outcome.error });
+      this.pushDead(claim, subscription, base, outcome.error);
       return;
     }
     const decision = decideAfterFailure(claim.attempt, subscription.settings.deliveryPolicy, outcome.retryAfterMs);
     if (decision.state === 'dead') {
-      this.push({ ...base, state: 'dead', error: `${outcome.error} (after ${claim.attempt} attempts)` });
+      this.pushDead(claim, subscription, base, `${outcome.error} (after ${claim.attempt} attempts)`);
       return;
     }
     const at = Date.now() + decision.delayMs;
     this.push({ ...base, state: 'pending', availableAt: new Date(at), error: outcome.error });
     this.wakeAt(at);
+  }
+
+  private pushDead(claim: ClaimedDelivery, subscription: Subscription | undefined, base: Omit<DeliveryResult, 'state'>, error: string): void {
+    const deadLetter = subscription?.deadLetterTopic
+      ? deadLetterMessage({ topic: subscription.deadLetterTopic, subscription: subscription.name, attempts: claim.attempt, error, status: base.status, message: claim.message })
+      : undefined;
+    this.push({ ...base, state: 'dead', error, deadLetter });
   }
 
   /** Retries scheduled by this process are claimed on time, not a poll interval late. */
@@ -153,6 +169,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       this.results = [];
       try {
         await completeDeliveries(this.pool, batch);
+        // Dead letters are new deliveries of their own.
+        if (batch.some((r) => r.deadLetter)) this.wake();
       } catch (err) {
         // Keep them and try again: until written, their leases keep others from sending them twice.
         this.log.error({ err: (err as Error).message, results: batch.length }, 'recording delivery results failed; retrying');
