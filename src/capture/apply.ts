@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { deliveryPolicySchema, type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
+import { type RowcastConfig, SUBSCRIPTION_COMMON_KEYS, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
 import { assertMigrated } from '../store/migrate.js';
 import type { Pool, PoolClient } from '../store/pool.js';
@@ -11,8 +11,8 @@ export interface PlanStep {
   summary: string;
   sql: string;
   params?: unknown[];
-  /** Index of a parameter that holds a secret: never printed. */
-  secretParam?: number;
+  /** Indexes of parameters that hold secrets: never printed. */
+  secretParams?: number[];
 }
 
 export interface ApplyResult {
@@ -71,7 +71,7 @@ export function formatPlan(steps: PlanStep[]): string {
   if (!steps.length) return '-- nothing to change: the database matches the config\n';
   return steps
     .map((s) => {
-      const params = s.params?.map((p, i) => (i === s.secretParam ? '<secret>' : p));
+      const params = s.params?.map((p, i) => (s.secretParams?.includes(i) && p !== null ? '<secret>' : p));
       return `-- ${s.summary}\n${s.sql};${params ? `\n-- parameters: ${JSON.stringify(params)}` : ''}\n`;
     })
     .join('\n');
@@ -81,9 +81,15 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   const steps: PlanStep[] = [];
   const problems: string[] = [];
 
-  const topics = new Map((await client.query<{ name: string; description: string | null }>('SELECT name, description FROM rowcast.topics')).rows.map((r) => [r.name, r]));
+  const topics = new Map(
+    (await client.query<{ name: string; description: string | null; fifo: boolean; dedup_window_ms: number }>('SELECT name, description, fifo, dedup_window_ms FROM rowcast.topics')).rows.map((r) => [r.name, r]),
+  );
   const subs = new Map(
-    (await client.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: unknown; secret: string | null }>('SELECT name, topic, protocol, endpoint, settings, secret FROM rowcast.subscriptions')).rows.map((r) => [r.name, r]),
+    (
+      await client.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: unknown; filter_policy: unknown; filter_scope: string; dead_letter_topic: string | null; secret: string | null }>(
+        'SELECT name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret FROM rowcast.subscriptions',
+      )
+    ).rows.map((r) => [r.name, r]),
   );
   const captures = new Map(
     (await client.query<{ name: string; schema_name: string; table_name: string; settings: { hash?: string }; function_name: string; triggers: string[] }>('SELECT name, schema_name, table_name, settings, function_name, triggers FROM rowcast.captures')).rows.map((r) => [r.name, r]),
@@ -92,8 +98,14 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   // Topics first: captures and subscriptions refer to them.
   for (const [name, topic] of Object.entries(config.topics)) {
     const existing = topics.get(name);
-    if (!existing) steps.push({ summary: `+ topic ${name}`, sql: 'INSERT INTO rowcast.topics (name, description) VALUES ($1, $2)', params: [name, topic.description ?? null] });
-    else if ((existing.description ?? undefined) !== topic.description) steps.push({ summary: `~ topic ${name} (description)`, sql: 'UPDATE rowcast.topics SET description = $2, updated_at = now() WHERE name = $1', params: [name, topic.description ?? null] });
+    const params = [name, topic.description ?? null, topic.fifo, topic.dedupWindow];
+    const sql = `INSERT INTO rowcast.topics (name, description, fifo, dedup_window_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description, fifo = EXCLUDED.fifo, dedup_window_ms = EXCLUDED.dedup_window_ms, updated_at = now()`;
+    if (!existing) steps.push({ summary: `+ topic ${name}${topic.fifo ? ' (FIFO)' : ''}`, sql, params });
+    else {
+      const changed = [(existing.description ?? undefined) !== topic.description && 'description', existing.fifo !== topic.fifo && 'fifo', existing.dedup_window_ms !== topic.dedupWindow && 'dedupWindow'].filter(Boolean);
+      if (changed.length) steps.push({ summary: `~ topic ${name} (${changed.join(', ')})`, sql, params });
+    }
   }
 
   const functions = new Map((await client.query<{ name: string; settings: unknown }>('SELECT name, settings FROM rowcast.functions')).rows.map((r) => [r.name, r]));
@@ -110,33 +122,33 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     const settings = subscriptionSettings(sub);
     const secret = resolveSecret(sub);
     if (secret !== undefined && !WEBHOOK_SECRET.test(secret)) {
-      problems.push(`subscriptions.${name}.secret: the value of ${sub.protocol !== 'function' && typeof sub.secret === 'object' ? `$${sub.secret.env}` : 'the secret'} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`);
+      problems.push(`subscriptions.${name}.secret: the value of ${(sub.protocol === 'http' || sub.protocol === 'https') && typeof sub.secret === 'object' ? `$${sub.secret.env}` : 'the secret'} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`);
       continue;
     }
-    if (!existing) {
-      steps.push({
-        summary: `+ subscription ${name} (${sub.protocol} ${endpointOf(sub)}) on topic ${sub.topic}`,
-        sql: 'INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, secret) VALUES ($1, $2, $3, $4, $5, $6)',
-        params: [name, sub.topic, sub.protocol, endpointOf(sub), settings, secret ?? generateSecret()],
-        secretParam: 5,
-      });
-      continue;
-    }
-    const changed = [
-      existing.topic !== sub.topic && 'topic',
-      existing.protocol !== sub.protocol && 'protocol',
-      existing.endpoint !== endpointOf(sub) && 'endpoint',
-      stableJson(existing.settings) !== stableJson(settings) && 'settings',
-      secret !== undefined && secret !== existing.secret && 'secret',
-    ].filter(Boolean);
-    if (changed.length) {
-      steps.push({
-        summary: `~ subscription ${name} (${changed.join(', ')})`,
-        sql: `UPDATE rowcast.subscriptions SET topic = $2, protocol = $3, endpoint = $4, settings = $5, secret = COALESCE($6, secret), updated_at = now() WHERE name = $1`,
-        params: [name, sub.topic, sub.protocol, endpointOf(sub), settings, secret ?? null],
-        secretParam: 5,
-      });
-    }
+    const columns = {
+      topic: sub.topic,
+      protocol: sub.protocol,
+      endpoint: endpointOf(sub),
+      settings,
+      filter_policy: sub.filterPolicy ?? null,
+      filter_scope: sub.filterPolicyScope,
+      dead_letter_topic: sub.deadLetter?.topic ?? null,
+    };
+    const changed = existing
+      ? (Object.keys(columns) as (keyof typeof columns)[]).filter((k) => stableJson(existing[k]) !== stableJson(columns[k]))
+      : [];
+    if (existing && secret !== undefined && secret !== existing.secret) changed.push('secret' as never);
+    if (existing && !changed.length) continue;
+    steps.push({
+      summary: existing ? `~ subscription ${name} (${changed.join(', ')})` : `+ subscription ${name} (${sub.protocol} ${endpointOf(sub)}) on topic ${sub.topic}`,
+      sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, protocol = EXCLUDED.protocol, endpoint = EXCLUDED.endpoint,
+              settings = EXCLUDED.settings, filter_policy = EXCLUDED.filter_policy, filter_scope = EXCLUDED.filter_scope,
+              dead_letter_topic = EXCLUDED.dead_letter_topic, secret = COALESCE($10, rowcast.subscriptions.secret), updated_at = now()`,
+      params: [name, columns.topic, columns.protocol, columns.endpoint, columns.settings, columns.filter_policy, columns.filter_scope, columns.dead_letter_topic, secret ?? generateSecret(), secret ?? null],
+      secretParams: [8, 9],
+    });
   }
   for (const name of subs.keys()) {
     if (!config.subscriptions[name]) {
@@ -206,16 +218,29 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   return steps;
 }
 
-/** What a delivering process needs besides the secret; a function subscription queues invocations, a local write. */
+/** What a delivering process needs besides the secret; a protocol's own options go to its sink as `options`. */
 function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
-  if (sub.protocol === 'function') return { format: sub.format, headers: {}, deliveryPolicy: deliveryPolicySchema.parse({}), maxConcurrency: 32 };
-  return { format: sub.format, headers: sub.headers, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
+  const common = { format: sub.format, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
+  if (sub.protocol === 'http' || sub.protocol === 'https') return { ...common, headers: sub.headers };
+  const options = Object.fromEntries(Object.entries(sub).filter(([k]) => !SUBSCRIPTION_COMMON_KEYS.has(k)));
+  return { ...common, headers: {}, options };
 }
 
-const endpointOf = (sub: SubscriptionConfig): string => (sub.protocol === 'function' ? sub.function : sub.endpoint);
+/** Where a subscription delivers, in one line (status, logs; the function name for function subscriptions). */
+function endpointOf(sub: SubscriptionConfig): string {
+  switch (sub.protocol) {
+    case 'function':
+      return sub.function;
+    case 'email':
+    case 'email-json':
+      return `mailto:${sub.to.join(',')}`;
+    default:
+      return sub.endpoint;
+  }
+}
 
 function resolveSecret(sub: SubscriptionConfig): string | undefined {
-  if (sub.protocol === 'function' || sub.secret === undefined) return undefined;
+  if ((sub.protocol !== 'http' && sub.protocol !== 'https') || sub.secret === undefined) return undefined;
   return typeof sub.secret === 'string' ? sub.secret : process.env[sub.secret.env];
 }
 

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { ErrorCodes, RowcastError } from '../errors.js';
+import { validateFilterPolicy } from '../subscriptions/filter-policy/filter-policy.js';
 import { configSchema, type RowcastConfig, type RowcastConfigInput } from './schema.js';
 
 export const CONFIG_FILE_NAMES = [
@@ -99,14 +100,18 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
   }
   for (const [name, sub] of Object.entries(config.subscriptions)) {
     checkTopic(`subscriptions.${name}.topic`, sub.topic);
-    if (sub.protocol === 'function') {
-      checkFunction(`subscriptions.${name}.function`, sub.function);
-      continue;
+    if (sub.deadLetter) {
+      checkTopic(`subscriptions.${name}.deadLetter.topic`, sub.deadLetter.topic);
+      if (sub.deadLetter.topic === sub.topic) problems.push(`subscriptions.${name}.deadLetter.topic: the dead letters of a subscription cannot go to its own topic; name another topic.`);
     }
+    if (sub.filterPolicy) {
+      for (const problem of validateFilterPolicy(sub.filterPolicy, sub.filterPolicyScope)) problems.push(`subscriptions.${name}.filterPolicy: ${problem}`);
+    }
+    if (sub.protocol === 'function') checkFunction(`subscriptions.${name}.function`, sub.function);
     if (sub.deliveryPolicy.minDelay > sub.deliveryPolicy.maxDelay) {
       problems.push(`subscriptions.${name}.deliveryPolicy.minDelay: ${sub.deliveryPolicy.minDelay} ms is more than maxDelay (${sub.deliveryPolicy.maxDelay} ms); lower minDelay or raise maxDelay.`);
     }
-    if (typeof sub.secret === 'object' && process.env[sub.secret.env] === undefined) {
+    if ((sub.protocol === 'http' || sub.protocol === 'https') && typeof sub.secret === 'object' && process.env[sub.secret.env] === undefined) {
       problems.push(`subscriptions.${name}.secret.env: environment variable ${sub.secret.env} is not set; set it to the signing secret ("whsec_…").`);
     }
   }

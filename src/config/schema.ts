@@ -1,11 +1,24 @@
 import { z } from 'zod';
+import { emailOptionsSchema } from '../subscriptions/sinks/email/email-settings.js';
 import { duration } from './duration.js';
+
+/** Message formats of subscriptions (rendered by src/subscriptions/message-format.ts). */
+export const FORMATS = ['envelope', 'raw', 'cloudevents', 'cloudevents-binary'] as const;
+export type MessageFormat = (typeof FORMATS)[number];
 
 /** Names become parts of SQL identifiers and URLs, so they are restricted; tables may be named anything. */
 const topicName = z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, 'use 1–256 letters, digits, "-" or "_" (as SNS topic names)');
 const subscriptionName = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'use 1–128 letters, digits, "-" or "_"');
 /** Trigger names are "rowcast_<capture>_<op>" and must fit PostgreSQL's 63-byte identifiers. */
 const captureName = z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'use 1–40 letters, digits, "-" or "_"');
+
+export const topicSchema = z.strictObject({
+  description: z.string().optional(),
+  /** FIFO: each subscription receives a group's messages one at a time, in order (a capture's group is the row's primary key). */
+  fifo: z.boolean().default(false),
+  /** FIFO: a message whose dedupKey was seen within this window is dropped (SNS: 5 minutes). */
+  dedupWindow: duration.default(5 * 60_000),
+});
 
 export const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -60,32 +73,51 @@ const secretRef = z.union(
   { error: 'write the signing secret ("whsec_…") or { env: "VARIABLE" } to read it from an environment variable' },
 );
 
-export const httpSubscriptionSchema = z.strictObject({
+/** What every subscription has, whatever its protocol. */
+const subscriptionCommon = {
   topic: topicName,
+  /** envelope: rowcast's JSON (id, topic, subject, attributes, body, timestamp); raw: the message body only; CloudEvents 1.0 in structured or binary (HTTP) mode. */
+  format: z.enum(FORMATS).default('envelope'),
+  /** SNS filter policy: only matching messages are delivered (validated at load). */
+  filterPolicy: z.record(z.string(), z.unknown()).optional(),
+  /** What the filter policy looks at: the message attributes (SNS's default) or the JSON body. */
+  filterPolicyScope: z.enum(['MessageAttributes', 'MessageBody']).default('MessageAttributes'),
+  deliveryPolicy: deliveryPolicySchema.prefault({}),
+  /** Concurrent deliveries to this endpoint from one rowcast process. */
+  maxConcurrency: z.number().int().min(1).max(1000).default(32),
+  /** A topic that receives each delivery that went dead (with its last error), e.g. to page the ops team; it stays dead here too, for redrive. */
+  deadLetter: z.strictObject({ topic: topicName }).optional(),
+};
+
+export const httpSubscriptionSchema = z.strictObject({
+  ...subscriptionCommon,
   protocol: z.enum(['http', 'https']),
   endpoint: z
     .url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL, e.g. "https://example.com/hooks/rowcast"' }),
   /** Standard Webhooks signing secret ("whsec_" + base64). Omitted: rowcast generates one at apply (see `rowcast status --secrets`). */
   secret: secretRef.optional(),
-  /** envelope: rowcast's JSON (id, topic, subject, attributes, body, timestamp); raw: the message body only. */
-  format: z.enum(['envelope', 'raw']).default('envelope'),
   /** Extra request headers (e.g. an API key); values may reference env as "${NAME}". */
   headers: z.record(z.string(), z.string()).default({}),
-  deliveryPolicy: deliveryPolicySchema.prefault({}),
-  /** Concurrent requests to this endpoint from one rowcast process. */
-  maxConcurrency: z.number().int().min(1).max(1000).default(32),
 });
 
-/** A function as a subscription endpoint: each message queues one invocation (its event is the message). */
+/** A function as a subscription endpoint: each message queues one invocation (its event is the rendered message). */
 export const functionSubscriptionSchema = z.strictObject({
-  topic: topicName,
+  ...subscriptionCommon,
   protocol: z.literal('function'),
   function: z.lazy(() => functionName),
-  /** envelope: the handler's event is rowcast's JSON envelope; raw: the message body only. */
-  format: z.enum(['envelope', 'raw']).default('envelope'),
 });
 
-export const subscriptionSchema = z.discriminatedUnion('protocol', [httpSubscriptionSchema, functionSubscriptionSchema]);
+/** email: a readable mail per message; email-json: the envelope JSON as the mail body. Options: sinks/email/email-settings.ts. */
+export const emailSubscriptionSchema = z.strictObject({
+  ...subscriptionCommon,
+  protocol: z.enum(['email', 'email-json']),
+  ...emailOptionsSchema.shape,
+});
+
+/** Subscription keys that are not the protocol's own options (those go to the sink as settings.options). */
+export const SUBSCRIPTION_COMMON_KEYS = new Set([...Object.keys(subscriptionCommon), 'protocol']);
+
+export const subscriptionSchema = z.discriminatedUnion('protocol', [httpSubscriptionSchema, functionSubscriptionSchema, emailSubscriptionSchema]);
 
 /** Function names follow Lambda's rules, so an ARN's last part maps to a rowcast function. */
 export const functionName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1–64 letters, digits, "-" or "_" (as Lambda function names)');
@@ -133,7 +165,7 @@ export const runtimeSchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   database: z.strictObject({ url: z.string().min(1).optional() }).prefault({}),
-  topics: z.record(topicName, z.strictObject({ description: z.string().optional() })).default({}),
+  topics: z.record(topicName, topicSchema).default({}),
   captures: z.record(captureName, captureSchema).default({}),
   subscriptions: z.record(subscriptionName, subscriptionSchema).default({}),
   functions: z.record(functionName, functionSchema).default({}),

@@ -20,7 +20,7 @@ export interface SubscriptionStatus {
 export interface Status {
   events: { unrouted: number; oldestUnroutedMs: number | null };
   captures: { name: string; table: string; topic: string }[];
-  topics: { name: string; subscriptions: number; pending: number; inFlight: number; dead: number }[];
+  topics: { name: string; subscriptions: number; pending: number; inFlight: number; dead: number; unmatched: number }[];
   subscriptions: SubscriptionStatus[];
 }
 
@@ -54,11 +54,11 @@ export async function getStatus(pool: Pool): Promise<Status> {
     oldestPendingMs: r.oldest === null ? null : Number(r.oldest),
     lastError: r.last_error,
   }));
-  const topicRows = await pool.query<{ name: string }>('SELECT name FROM rowcast.topics ORDER BY name');
-  const topics = topicRows.rows.map(({ name }) => {
+  const topicRows = await pool.query<{ name: string; unmatched: string }>('SELECT name, unmatched_messages AS unmatched FROM rowcast.topics ORDER BY name');
+  const topics = topicRows.rows.map(({ name, unmatched }) => {
     const own = subscriptions.filter((s) => s.topic === name);
     const sum = (k: 'pending' | 'inFlight' | 'dead') => own.reduce((a, s) => a + s[k], 0);
-    return { name, subscriptions: own.length, pending: sum('pending'), inFlight: sum('inFlight'), dead: sum('dead') };
+    return { name, subscriptions: own.length, pending: sum('pending'), inFlight: sum('inFlight'), dead: sum('dead'), unmatched: Number(unmatched) };
   });
   return {
     events: { unrouted: events.rows[0].unrouted, oldestUnroutedMs: events.rows[0].oldest === null ? null : Number(events.rows[0].oldest) },
@@ -77,17 +77,22 @@ async function assertSubscription(pool: Pool, name: string): Promise<void> {
 }
 
 /**
- * Puts dead deliveries back to pending with a fresh attempt budget, in chunks (progress after each).
+ * Puts dead deliveries back to pending with a fresh attempt budget, in chunks (progress after each); optionally
+ * only one subscription's, and only those that went dead in [since, until).
  * Returns how many were re-queued.
  */
-export async function redrive(pool: Pool, options: { subscription?: string; onProgress?: (done: number) => void } = {}): Promise<number> {
+export async function redrive(pool: Pool, options: { subscription?: string; since?: Date; until?: Date; onProgress?: (done: number) => void } = {}): Promise<number> {
   if (options.subscription) await assertSubscription(pool, options.subscription);
   let total = 0;
+  // Each chunk re-queues rows that went dead in [since, until); re-queued rows are no longer dead, so chunks advance.
   for (;;) {
     const r = await pool.query(
-      `WITH c AS (SELECT id FROM rowcast.deliveries WHERE state = 'dead' AND ($1::text IS NULL OR subscription = $1) LIMIT 1000 FOR UPDATE SKIP LOCKED)
+      `WITH c AS (SELECT id FROM rowcast.deliveries
+                   WHERE state = 'dead' AND ($1::text IS NULL OR subscription = $1)
+                     AND ($2::timestamptz IS NULL OR updated_at >= $2) AND ($3::timestamptz IS NULL OR updated_at < $3)
+                   LIMIT 1000 FOR UPDATE SKIP LOCKED)
        UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now() FROM c WHERE d.id = c.id`,
-      [options.subscription ?? null],
+      [options.subscription ?? null, options.since ?? null, options.until ?? null],
     );
     total += r.rowCount ?? 0;
     if (!r.rowCount) break;

@@ -42,5 +42,6 @@ export async function applyRetention(pool: Pool, retentionMs: number, deadRetent
     invocations += r.rowCount ?? 0;
     if ((r.rowCount ?? 0) < CHUNK) break;
   }
+  await pool.query(`DELETE FROM rowcast.dedup WHERE expires_at < now()`);
   return { events, messages, invocations };
 }

@@ -1,4 +1,5 @@
-import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
+import { type Pool, withTransaction } from '../store/pool.js';
+import { publishMessages } from '../topics/fan-out.js';
 import type { PublishedMessage } from './thread-protocol.js';
 
 export interface ClaimedInvocation {
@@ -44,31 +45,6 @@ export async function claimInvocations(pool: Pool, fn: string, n: number, limit:
   });
 }
 
-/** Inserts messages and their deliveries (one per subscription of each message's topic). */
-export async function insertMessages(client: PoolClient, messages: PublishedMessage[], source: { trace: string | null }): Promise<number> {
-  if (!messages.length) return 0;
-  await client.query(
-    `INSERT INTO rowcast.messages (id, topic, subject, body, content_type, attributes, group_key, trace)
-     SELECT * , $8::text FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[])`,
-    [
-      messages.map((m) => m.id),
-      messages.map((m) => m.topic),
-      messages.map((m) => m.subject),
-      messages.map((m) => m.body),
-      messages.map((m) => m.contentType),
-      messages.map((m) => JSON.stringify(m.attributes)),
-      messages.map((m) => m.groupKey),
-      source.trace,
-    ],
-  );
-  const res = await client.query(
-    `INSERT INTO rowcast.deliveries (message_id, subscription)
-     SELECT m.id, s.name FROM unnest($1::uuid[], $2::text[]) AS m(id, topic) JOIN rowcast.subscriptions s ON s.topic = m.topic`,
-    [messages.map((m) => m.id), messages.map((m) => m.topic)],
-  );
-  return res.rowCount ?? 0;
-}
-
 export interface InvocationResult {
   id: string;
   attempt: number;
@@ -100,7 +76,7 @@ export async function completeInvocation(pool: Pool, r: InvocationResult): Promi
         [r.id, r.attempt, r.state, r.availableAt ?? null, r.durationMs, r.error ?? null, r.result ?? null, r.state === 'done' ? r.messages.map((m) => m.id) : null],
       );
       if (!res.rowCount) throw new LeaseLost();
-      return insertMessages(client, r.messages, { trace: r.trace });
+      return publishMessages(client, r.messages, r.trace);
     });
   } catch (err) {
     if (err instanceof LeaseLost) return null;

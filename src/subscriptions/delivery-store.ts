@@ -1,4 +1,5 @@
-import type { Pool } from '../store/pool.js';
+import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
+import { type NewMessage, publishMessages } from '../topics/fan-out.js';
 import type { OutboundMessage, Subscription, SubscriptionSettings } from './sinks/sink.js';
 
 export interface ClaimedDelivery {
@@ -19,6 +20,10 @@ claimed AS (
   SELECT d.id FROM wanted w CROSS JOIN LATERAL (
     SELECT id FROM rowcast.deliveries d
      WHERE d.subscription = w.subscription AND d.state IN ('pending', 'in_flight') AND d.available_at <= now()
+       -- FIFO: only the first undelivered delivery of its group; a dead one no longer holds the group back.
+       AND (d.group_key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM rowcast.deliveries e
+              WHERE e.subscription = d.subscription AND e.group_key = d.group_key AND e.seq < d.seq AND e.state IN ('pending', 'in_flight')))
      ORDER BY d.available_at, d.id
      LIMIT w.n FOR UPDATE SKIP LOCKED) d
 )
@@ -58,18 +63,34 @@ export interface DeliveryResult {
   availableAt?: Date;
   status?: number;
   error?: string;
+  /** For dead: the message for the subscription's dead-letter topic, published with the result. */
+  deadLetter?: NewMessage;
 }
 
-/** Records many attempt results in one statement. Returns how many still held their lease. */
+/**
+ * Records many attempt results in one transaction, and publishes the dead letters of those that went dead.
+ * Results whose lease was lost (taken over) are ignored, their dead letters too. Returns how many were recorded.
+ */
 export async function completeDeliveries(pool: Pool, results: DeliveryResult[]): Promise<number> {
   if (!results.length) return 0;
-  const res = await pool.query(
+  if (!results.some((r) => r.deadLetter)) return recordResults(pool, results).then((ids) => ids.length);
+  return withTransaction(pool, async (client) => {
+    const recorded = new Set(await recordResults(client, results));
+    const letters = results.filter((r) => r.deadLetter && recorded.has(r.deliveryId)).map((r) => r.deadLetter!);
+    await publishMessages(client, letters, null);
+    return recorded.size;
+  });
+}
+
+async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): Promise<string[]> {
+  const res = await db.query(
     `UPDATE rowcast.deliveries d
         SET state = r.state, available_at = COALESCE(r.available_at, d.available_at), last_status = r.status,
             last_error = CASE WHEN r.state = 'done' THEN d.last_error ELSE r.error END,
             delivered_at = CASE WHEN r.state = 'done' THEN now() END, lease_owner = NULL, updated_at = now()
        FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[]) AS r(id, attempt, state, available_at, status, error)
-      WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'in_flight'`,
+      WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'in_flight'
+      RETURNING d.id::text`,
     [
       results.map((r) => r.deliveryId),
       results.map((r) => r.attempt),
@@ -79,7 +100,7 @@ export async function completeDeliveries(pool: Pool, results: DeliveryResult[]):
       results.map((r) => r.error ?? null),
     ],
   );
-  return res.rowCount ?? 0;
+  return res.rows.map((r) => r.id as string);
 }
 
 /** Gives unfinished work back (graceful shutdown): due again at once, the attempt still counted. */
@@ -103,10 +124,10 @@ export async function setSubscriptionState(pool: Pool, name: string, state: Subs
 }
 
 export async function loadSubscriptions(pool: Pool): Promise<Subscription[]> {
-  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: SubscriptionSettings; secret: string | null; state: Subscription['state'] }>(
-    'SELECT name, topic, protocol, endpoint, settings, secret, state FROM rowcast.subscriptions ORDER BY name',
+  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: SubscriptionSettings; secret: string | null; state: Subscription['state']; dead_letter_topic: string | null }>(
+    'SELECT name, topic, protocol, endpoint, settings, secret, state, dead_letter_topic FROM rowcast.subscriptions ORDER BY name',
   );
-  return rows.map((r) => ({ ...r, settings: { ...r.settings, headers: expandHeaders(r.settings.headers ?? {}) } }));
+  return rows.map(({ dead_letter_topic, ...r }) => ({ ...r, deadLetterTopic: dead_letter_topic, settings: { ...r.settings, headers: expandHeaders(r.settings.headers ?? {}) } }));
 }
 
 /** Header values may reference environment variables as ${NAME}, so API keys stay out of the config and the database. */

@@ -1,4 +1,5 @@
-import type { Pool } from '../store/pool.js';
+import { type Pool, withTransaction } from '../store/pool.js';
+import { FAN_OUT_RESULT_SQL, FILTER_CANDIDATES_SQL, type FanOutRow, finishFanOut, UNFILTERED_DELIVERIES_SQL } from './fan-out.js';
 
 export interface RouteResult {
   events: number;
@@ -7,8 +8,8 @@ export interface RouteResult {
 }
 
 /**
- * Routes a batch of captured events in one statement, one transaction: an event for a topic becomes a message
- * and one delivery per subscription of the topic; an event for a function becomes an invocation. Each event is
+ * Routes a batch of captured events in one transaction: an event for a topic becomes a message and one delivery
+ * per subscription of the topic (filter policies permitting); an event for a function becomes an invocation. Each event is
  * routed exactly once even when several processes route at once (SKIP LOCKED hands it to one of them).
  */
 const ROUTE_SQL = `
@@ -30,7 +31,7 @@ WITH batch AS (
            'captured_at', to_char(ev.captured_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
            'trace', ev.trace)::text AS text
     FROM ev
-), msg AS (
+), m AS (
   INSERT INTO rowcast.messages (topic, subject, body, attributes, group_key, event_id, trace)
   SELECT b.topic, c.subject, b.text,
          jsonb_build_object('op', b.op, 'schema', b.schema_name, 'table', b.table_name, 'capture', b.capture),
@@ -38,19 +39,20 @@ WITH batch AS (
     FROM body b LEFT JOIN rowcast.captures c ON c.name = b.capture
    WHERE b.topic IS NOT NULL
    ORDER BY b.id
-  RETURNING id, topic
+  RETURNING id, topic, attributes, body, content_type, group_key, event_id, seq
 ), inv AS (
   INSERT INTO rowcast.invocations (function, payload, source, event_id, trace)
   SELECT b.function, b.text, 'capture', b.id, b.trace FROM body b WHERE b.function IS NOT NULL ORDER BY b.id
   RETURNING 1
-), dlv AS (
-  INSERT INTO rowcast.deliveries (message_id, subscription)
-  SELECT msg.id, s.name FROM msg JOIN rowcast.subscriptions s ON s.topic = msg.topic
-  RETURNING 1
-)
-SELECT (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM dlv)::int AS deliveries, (SELECT count(*) FROM inv)::int AS invocations`;
+), d AS (${UNFILTERED_DELIVERIES_SQL}
+), c AS (${FILTER_CANDIDATES_SQL})
+${FAN_OUT_RESULT_SQL}, (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations`;
 
 export async function routeEvents(pool: Pool, batchSize: number): Promise<RouteResult> {
-  const { rows } = await pool.query<RouteResult>(ROUTE_SQL, [batchSize]);
-  return rows[0]!;
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query<FanOutRow & { events: number; invocations: number }>(ROUTE_SQL, [batchSize]);
+    const row = rows[0]!;
+    const deliveries = row.events ? await finishFanOut(client, row) : 0;
+    return { events: row.events, deliveries, invocations: row.invocations };
+  });
 }

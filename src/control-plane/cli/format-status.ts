@@ -12,7 +12,7 @@ function table(header: string[], rows: string[][]): string {
 export function formatStatus(status: Status): string {
   let out = `events waiting to be routed: ${status.events.unrouted} (oldest ${age(status.events.oldestUnroutedMs)})\n\n`;
   out += table(['CAPTURE', 'TABLE', 'TOPIC'], status.captures.map((c) => [c.name, c.table, c.topic])) + '\n';
-  out += table(['TOPIC', 'SUBSCRIPTIONS', 'PENDING', 'IN FLIGHT', 'DEAD'], status.topics.map((t) => [t.name, String(t.subscriptions), String(t.pending), String(t.inFlight), String(t.dead)])) + '\n';
+  out += table(['TOPIC', 'SUBSCRIPTIONS', 'PENDING', 'IN FLIGHT', 'DEAD', 'UNMATCHED'], status.topics.map((t) => [t.name, String(t.subscriptions), String(t.pending), String(t.inFlight), String(t.dead), String(t.unmatched)])) + '\n';
   out += table(
     ['SUBSCRIPTION', 'TOPIC', 'STATE', 'PENDING', 'IN FLIGHT', 'DEAD', 'OLDEST', 'LAST ERROR'],
     status.subscriptions.map((s) => [s.name, s.topic, s.state + (s.stateReason && s.state !== 'active' ? ` (${s.stateReason})` : ''), String(s.pending), String(s.inFlight), String(s.dead), age(s.oldestPendingMs), (s.lastError ?? '').slice(0, 80)]),

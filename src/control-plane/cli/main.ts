@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { apply, formatPlan } from '../../capture/apply.js';
+import { parseDuration } from '../../config/duration.js';
 import { findConfigFile, loadConfig } from '../../config/load.js';
 import type { RowcastConfig } from '../../config/schema.js';
 import { startRowcast } from '../../dispatcher/runtime.js';
@@ -122,8 +123,12 @@ program
   .command('redrive')
   .description('put dead deliveries back to pending with a fresh attempt budget')
   .option('-s, --subscription <name>', 'only this subscription (default: all)')
-  .action(async (opts: { subscription?: string }) => {
-    const n = await withPool(await config(false), (pool) => redrive(pool, { subscription: opts.subscription, onProgress: (done) => console.error(`re-queued ${done}…`) }));
+  .option('--since <time>', 'only deliveries that went dead at or after this time: an ISO date, or a duration ago such as "2h"')
+  .option('--until <time>', 'only deliveries that went dead before this time (same forms)')
+  .action(async (opts: { subscription?: string; since?: string; until?: string }) => {
+    const since = opts.since === undefined ? undefined : parseTime('--since', opts.since);
+    const until = opts.until === undefined ? undefined : parseTime('--until', opts.until);
+    const n = await withPool(await config(false), (pool) => redrive(pool, { subscription: opts.subscription, since, until, onProgress: (done) => console.error(`re-queued ${done}…`) }));
     console.log(`re-queued ${n} dead deliver${n === 1 ? 'y' : 'ies'}`);
   });
 
@@ -175,6 +180,15 @@ program
     if (opts.json) console.log(JSON.stringify(rows, null, 2));
     else process.stdout.write(formatInvocations(rows));
   });
+
+/** "2026-11-27T10:00:00Z" or a duration ago ("90m", "2h"). */
+function parseTime(flag: string, value: string): Date {
+  const ago = parseDuration(value);
+  if (ago !== undefined) return new Date(Date.now() - ago);
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${flag} "${value}" is neither a date (2026-11-27T10:00:00Z) nor a duration ago (90m, 2h, 7d).`);
+  return new Date(at);
+}
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof RowcastError) {

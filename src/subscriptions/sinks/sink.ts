@@ -1,4 +1,4 @@
-import type { DeliveryPolicy } from '../../config/schema.js';
+import type { DeliveryPolicy, MessageFormat } from '../../config/schema.js';
 
 /** A message as it leaves rowcast: the same id on every attempt, so receivers can deduplicate. */
 export interface OutboundMessage {
@@ -14,7 +14,7 @@ export interface OutboundMessage {
 }
 
 export interface SubscriptionSettings {
-  format: 'envelope' | 'raw';
+  format: MessageFormat;
   headers: Record<string, string>;
   deliveryPolicy: DeliveryPolicy;
   maxConcurrency: number;
@@ -30,6 +30,8 @@ export interface Subscription {
   settings: SubscriptionSettings;
   secret: string | null;
   state: 'active' | 'paused' | 'disabled';
+  /** A topic that receives this subscription's dead deliveries. */
+  deadLetterTopic: string | null;
 }
 
 export interface DeliveryAttempt {

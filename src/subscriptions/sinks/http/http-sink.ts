@@ -1,7 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { parseRetryAfter } from '../../retry-policy.js';
-import { contentTypeOf, renderBody } from '../../message-format.js';
+import { renderMessage } from '../../message-format.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
 
 const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
@@ -16,10 +16,12 @@ export class HttpSink implements Sink {
 
   async send({ attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
     const { deliveryPolicy, format, headers: extra } = subscription.settings;
-    const body = renderBody(format, message);
+    const rendered = renderMessage(format, message);
+    const body = rendered.body;
     const headers: Record<string, string> = {
       ...extra,
-      'content-type': contentTypeOf(format, message),
+      ...rendered.headers,
+      'content-type': rendered.contentType,
       'user-agent': USER_AGENT,
       'webhook-id': message.id,
       'rowcast-subscription': subscription.name,

@@ -1,0 +1,165 @@
+import type { PoolClient } from '../store/pool.js';
+import { type FilterPolicyScope, matchesFilterPolicy } from '../subscriptions/filter-policy/filter-policy.js';
+
+/*
+ * Fan-out: a new message becomes one delivery per subscription of its topic whose filter policy (if any) matches.
+ * The SQL fragments below work on a CTE `m` of new messages (id, topic, attributes, body, content_type, group_key,
+ * event_id, seq), so routing and publishing share them. Subscriptions without a filter policy get their
+ * deliveries in SQL; filtered ones are returned as candidates and decided here, in the same transaction.
+ * On FIFO topics a delivery carries its group and its place in the order: a capture's event id (commit order per
+ * row), else the message's publish sequence.
+ */
+
+const DELIVERY_ORDER = `CASE WHEN t.fifo THEN coalesce(m.group_key, '') END AS group_key, coalesce(m.event_id, m.seq) AS seq`;
+
+/** The `d` CTE: deliveries for subscriptions without a filter policy. */
+export const UNFILTERED_DELIVERIES_SQL = `
+  INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq)
+  SELECT m.id, s.name, ${DELIVERY_ORDER}
+    FROM m JOIN rowcast.topics t ON t.name = m.topic
+    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL
+  RETURNING message_id`;
+
+/** The `c` CTE: each message with each filtered subscription of its topic, for matchFilters(). */
+export const FILTER_CANDIDATES_SQL = `
+  SELECT m.id::text AS message_id, m.topic, s.name AS subscription, s.filter_policy AS policy, s.filter_scope AS scope,
+         m.attributes, m.body, m.content_type, ${DELIVERY_ORDER}
+    FROM m JOIN rowcast.topics t ON t.name = m.topic
+    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NOT NULL`;
+
+/** The final SELECT of a statement with CTEs `m`, `d` and `c`. */
+export const FAN_OUT_RESULT_SQL = `
+  SELECT (SELECT count(*) FROM d)::int AS unfiltered,
+         (SELECT json_agg(c) FROM c) AS candidates,
+         (SELECT json_agg(json_build_object('id', m.id, 'topic', m.topic)) FROM m
+           WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.message_id = m.id)) AS without_delivery`;
+
+export interface FilterCandidate {
+  message_id: string;
+  topic: string;
+  subscription: string;
+  policy: object;
+  scope: FilterPolicyScope;
+  attributes: Record<string, string>;
+  body: string;
+  content_type: string;
+  group_key: string | null;
+  seq: number;
+}
+
+export interface FanOutRow {
+  unfiltered: number;
+  candidates: FilterCandidate[] | null;
+  /** Messages that got no unfiltered delivery: unmatched unless a filter policy takes them. */
+  without_delivery: { id: string; topic: string }[] | null;
+}
+
+/** The candidates the filter policies let through. */
+export function matchFilters(candidates: FilterCandidate[]): FilterCandidate[] {
+  return candidates.filter((c) => matchesFilterPolicy(c.policy, { attributes: c.attributes, body: c.scope === 'MessageBody' ? parseBody(c) : undefined }, c.scope));
+}
+
+function parseBody(c: FilterCandidate): unknown {
+  if (c.content_type !== 'application/json') return undefined;
+  try {
+    return JSON.parse(c.body);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Applies the filter policies to the candidates, inserts what matched, counts what nobody took. */
+export async function finishFanOut(client: PoolClient, row: FanOutRow): Promise<number> {
+  const matched = matchFilters(row.candidates ?? []);
+  if (matched.length) {
+    await client.query(
+      `INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[])`,
+      [matched.map((c) => c.message_id), matched.map((c) => c.subscription), matched.map((c) => c.group_key), matched.map((c) => c.seq)],
+    );
+  }
+  const took = new Set(matched.map((c) => c.message_id));
+  const unmatched = (row.without_delivery ?? []).filter((m) => !took.has(m.id)).map((m) => m.topic);
+  // Messages nobody took (no subscription, or every filter said no) are counted per topic, not lost silently.
+  if (unmatched.length) {
+    await client.query(
+      `UPDATE rowcast.topics t SET unmatched_messages = t.unmatched_messages + u.n
+         FROM (SELECT topic, count(*) AS n FROM unnest($1::text[]) AS topic GROUP BY topic) u WHERE t.name = u.topic`,
+      [unmatched],
+    );
+  }
+  return row.unfiltered + matched.length;
+}
+
+export interface NewMessage {
+  id: string;
+  topic: string;
+  subject: string | null;
+  body: string;
+  contentType: string;
+  attributes: Record<string, string>;
+  groupKey: string | null;
+  /** FIFO topics drop a message whose dedup key was seen within the topic's window. */
+  dedupKey?: string | null;
+}
+
+/**
+ * Publishes messages inside the caller's transaction: FIFO duplicates dropped, the rest inserted and fanned out.
+ * Returns the number of deliveries.
+ */
+export async function publishMessages(client: PoolClient, messages: NewMessage[], trace: string | null): Promise<number> {
+  const fresh = await dropDuplicates(client, messages);
+  if (!fresh.length) return 0;
+  const { rows } = await client.query<FanOutRow>(
+    `WITH m AS (
+       INSERT INTO rowcast.messages (id, topic, subject, body, content_type, attributes, group_key, dedup_key, trace)
+       SELECT *, $9::text FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[])
+       RETURNING id, topic, attributes, body, content_type, group_key, event_id, seq
+     ), d AS (${UNFILTERED_DELIVERIES_SQL}),
+     c AS (${FILTER_CANDIDATES_SQL})
+     ${FAN_OUT_RESULT_SQL}`,
+    [
+      fresh.map((m) => m.id),
+      fresh.map((m) => m.topic),
+      fresh.map((m) => m.subject),
+      fresh.map((m) => m.body),
+      fresh.map((m) => m.contentType),
+      fresh.map((m) => JSON.stringify(m.attributes)),
+      fresh.map((m) => m.groupKey),
+      fresh.map((m) => m.dedupKey ?? null),
+      trace,
+    ],
+  );
+  return finishFanOut(client, rows[0]!);
+}
+
+/**
+ * FIFO deduplication: records each (topic, dedup key) for the topic's window; a message whose key is still
+ * recorded — or repeated within this batch — is dropped. Other topics ignore dedup keys, as SNS does.
+ */
+async function dropDuplicates(client: PoolClient, messages: NewMessage[]): Promise<NewMessage[]> {
+  const keyed = messages.filter((m) => m.dedupKey);
+  if (!keyed.length) return messages;
+  const firstOfKey = new Map<string, NewMessage>();
+  for (const m of keyed) if (!firstOfKey.has(`${m.topic}\0${m.dedupKey}`)) firstOfKey.set(`${m.topic}\0${m.dedupKey}`, m);
+  const candidates = [...firstOfKey.values()];
+  const { rows } = await client.query<{ topic: string; dedup_key: string; fifo: boolean; fresh: boolean }>(
+    `WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(topic, dedup_key)),
+     recorded AS (
+       INSERT INTO rowcast.dedup (topic, dedup_key, expires_at)
+       SELECT k.topic, k.dedup_key, now() + t.dedup_window_ms * interval '1 millisecond'
+         FROM k JOIN rowcast.topics t ON t.name = k.topic AND t.fifo
+       ON CONFLICT (topic, dedup_key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE rowcast.dedup.expires_at < now()
+       RETURNING topic, dedup_key)
+     SELECT k.topic, k.dedup_key, coalesce(t.fifo, false) AS fifo,
+            EXISTS (SELECT 1 FROM recorded r WHERE r.topic = k.topic AND r.dedup_key = k.dedup_key) AS fresh
+       FROM k LEFT JOIN rowcast.topics t ON t.name = k.topic`,
+    [candidates.map((m) => m.topic), candidates.map((m) => m.dedupKey)],
+  );
+  const verdict = new Map(rows.map((r) => [`${r.topic}\0${r.dedup_key}`, r]));
+  return messages.filter((m) => {
+    if (!m.dedupKey) return true;
+    const key = `${m.topic}\0${m.dedupKey}`;
+    const v = verdict.get(key)!;
+    return !v.fifo || (v.fresh && firstOfKey.get(key) === m);
+  });
+}

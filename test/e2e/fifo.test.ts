@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { parseConfig } from '../../src/config/load.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { invokeFunction } from '../../src/functions/invoke.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+let db: TestDatabase;
+let receiver: WebhookReceiver;
+let rowcast: RowcastRuntime;
+const KEYS = 12;
+const UPDATES = 8;
+
+before(async () => {
+  db = await createTestDatabase();
+  receiver = await WebhookReceiver.start();
+  // Roughly one request in three fails at first; every request for the row 'poison' fails for good.
+  receiver.reply = (req) => {
+    if (req.json?.body?.after?.name === 'poison') return { status: 500 };
+    return Math.random() < 0.33 ? { status: 503 } : { status: 200, delayMs: Math.floor(Math.random() * 5) };
+  };
+  await db.pool.query(`CREATE TABLE counters (id int PRIMARY KEY, name text, v int NOT NULL)`);
+  const config: RowcastConfigInput = {
+    topics: { counters: { fifo: true }, fifo: { fifo: true, dedupWindow: '1m' } },
+    captures: { counters: { table: 'counters', topic: 'counters', operations: ['INSERT', 'UPDATE'] } },
+    functions: { dedup: { handler: 'test/fixtures/handlers/dedup-publisher.ts' } },
+    subscriptions: {
+      ordered: { topic: 'counters', protocol: 'http', endpoint: receiver.url, maxConcurrency: 16, deliveryPolicy: { maxAttempts: 30, minDelay: '5ms', maxDelay: '20ms' } },
+      poisoned: { topic: 'counters', protocol: 'http', endpoint: `${receiver.url}?poisoned`, deliveryPolicy: { maxAttempts: 2, minDelay: '5ms', maxDelay: '10ms' } },
+      fifo: { topic: 'fifo', protocol: 'http', endpoint: `${receiver.url}?fifo` },
+    },
+  };
+  await applyConfig(db.pool, config);
+  rowcast = await startTestRowcast(db.url, {}, parseConfig(config, 'test').functions);
+});
+
+after(async () => {
+  await rowcast?.stop();
+  await receiver?.close();
+  await db?.drop();
+});
+
+test('FIFO: interleaved updates with injected failures arrive in commit order per row; a dead message holds back only its own row', { timeout: 120_000 }, async () => {
+  await db.pool.query(`INSERT INTO counters SELECT g, CASE WHEN g = 1 THEN 'poison' ELSE 'row ' || g END, 0 FROM generate_series(1, ${KEYS}) g`);
+  // Writers from several connections interleave their commits across rows.
+  await Promise.all(
+    Array.from({ length: 4 }, async (_w, w) => {
+      for (let u = 0; u < UPDATES; u++) {
+        for (let id = 1 + w; id <= KEYS; id += 4) await db.pool.query(`UPDATE counters SET v = v + 1 WHERE id = $1`, [id]);
+      }
+    }),
+  );
+  const healthy = (id: number) => receiver.requests.filter((r) => r.path === '/hook' && r.status === 200 && Number(r.json.body.key.id) === id);
+  await eventually(() => Array.from({ length: KEYS - 1 }, (_x, i) => i + 2).every((id) => healthy(id).length >= UPDATES + 1), 'every healthy row delivered', 90_000);
+  for (let id = 2; id <= KEYS; id++) {
+    const values = healthy(id).map((r) => r.json.body.after.v as number);
+    assert.deepEqual(values, Array.from({ length: UPDATES + 1 }, (_x, i) => i), `row ${id} arrived in commit order, each once`);
+  }
+  // The poison row's messages each died after their attempts, in order, without holding back the others.
+  await eventually(
+    async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'ordered' AND state = 'dead'`)).rows[0].n === UPDATES + 1,
+    'every poison message dead',
+    60_000,
+  );
+  const poisonAttempts = receiver.requests.filter((r) => r.path === '/hook' && r.json.body.after.name === 'poison').map((r) => r.json.body.after.v as number);
+  const firstSeen = [...new Set(poisonAttempts)];
+  assert.deepEqual(firstSeen, Array.from({ length: UPDATES + 1 }, (_x, i) => i), 'poison messages were tried in order, each after the previous one died');
+});
+
+test('FIFO deduplication: a repeated dedupKey within the window is dropped', async () => {
+  const messages = [
+    { text: 'one', dedupKey: 'k1', groupKey: 'g' },
+    { text: 'one again', dedupKey: 'k1', groupKey: 'g' },
+    { text: 'two', dedupKey: 'k2', groupKey: 'g' },
+  ];
+  // (The receiver fails some requests at first: count what it accepted.)
+  const accepted = () => receiver.requests.filter((r) => r.path.endsWith('?fifo') && r.status === 200).map((r) => r.json.body);
+  await invokeFunction(db.pool, 'dedup', { messages });
+  await eventually(() => accepted().length >= 2, 'two messages');
+  await invokeFunction(db.pool, 'dedup', { messages: [{ text: 'one, later', dedupKey: 'k1', groupKey: 'g' }, { text: 'three', dedupKey: 'k3', groupKey: 'g' }] });
+  await eventually(() => accepted().length >= 3, 'three messages');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(accepted(), ['one', 'two', 'three']);
+});

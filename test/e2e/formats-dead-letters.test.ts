@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type CloudEvent, HTTP } from 'cloudevents';
+import { getStatus, redrive } from '../../src/control-plane/operations.js';
+import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+let db: TestDatabase;
+let receiver: WebhookReceiver;
+let failing: WebhookReceiver;
+let rowcast: RowcastRuntime;
+
+before(async () => {
+  db = await createTestDatabase();
+  receiver = await WebhookReceiver.start();
+  failing = await WebhookReceiver.start();
+  failing.reply = () => ({ status: 500, body: 'subscriber down' });
+  await db.pool.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance numeric(30,10), owner text)`);
+  const sub = (format: string) => ({ topic: 'accounts', protocol: 'http' as const, endpoint: `${receiver.url}?format=${format}`, format: format as never });
+  await applyConfig(db.pool, {
+    topics: { accounts: {}, 'ops-dead-letters': {}, nobody: {} },
+    captures: {
+      accounts: { table: 'accounts', topic: 'accounts', subject: 'account changed' },
+      'accounts-unheard': { table: 'accounts', topic: 'nobody', operations: ['DELETE'] },
+    },
+    subscriptions: {
+      envelope: sub('envelope'),
+      raw: sub('raw'),
+      structured: sub('cloudevents'),
+      binary: sub('cloudevents-binary'),
+      flaky: {
+        topic: 'accounts', protocol: 'http', endpoint: failing.url,
+        deliveryPolicy: { maxAttempts: 2, minDelay: '20ms', maxDelay: '50ms' },
+        deadLetter: { topic: 'ops-dead-letters' },
+      },
+      ops: { topic: 'ops-dead-letters', protocol: 'http', endpoint: `${receiver.url}?ops` },
+    },
+  });
+  rowcast = await startTestRowcast(db.url);
+});
+
+after(async () => {
+  await rowcast?.stop();
+  await receiver?.close();
+  await failing?.close();
+  await db?.drop();
+});
+
+const byPath = (suffix: string) => receiver.requests.filter((r) => r.path.endsWith(suffix));
+
+describe('message formats', () => {
+  test('envelope, raw, CloudEvents structured and binary carry the same message, exactly', async () => {
+    await db.pool.query(`INSERT INTO accounts VALUES (9223372036854775807, 12345678901234567890.0123456789, 'ann')`);
+    await eventually(() => ['envelope', 'raw', 'cloudevents', 'cloudevents-binary'].every((f) => byPath(`format=${f}`).length >= 1), 'all four formats');
+    const envelope = byPath('format=envelope')[0]!;
+    const id = envelope.json.id as string;
+    assert.equal(envelope.json.body.after.id, '9223372036854775807');
+    assert.equal(envelope.json.body.after.balance, '12345678901234567890.0123456789');
+
+    const raw = byPath('format=raw')[0]!;
+    assert.deepEqual(raw.json, envelope.json.body, 'raw is the body alone');
+    assert.equal(raw.headers['webhook-id'], id);
+
+    for (const format of ['cloudevents', 'cloudevents-binary']) {
+      const req = byPath(`format=${format}`)[0]!;
+      const event = HTTP.toEvent({ headers: req.headers as Record<string, string>, body: req.body });
+      const ce = (Array.isArray(event) ? event[0]! : event) as CloudEvent<unknown>;
+      assert.ok(ce.validate(), `${format} is a valid CloudEvent`);
+      assert.equal(ce.id, id, `${format}: the id is the stable message id`);
+      assert.equal(ce.specversion, '1.0');
+      assert.equal(ce.type, 'rowcast.change.insert');
+      assert.equal(ce.source, '/rowcast/topics/accounts');
+      assert.equal(ce.subject, 'account changed');
+      assert.equal((ce.data as { after: { owner: string } }).after.owner, 'ann');
+    }
+    assert.match(String(byPath('format=cloudevents')[0]!.headers['content-type']), /^application\/cloudevents\+json/);
+    assert.equal(byPath('format=cloudevents-binary')[0]!.headers['ce-id'], id);
+    assert.match(byPath('format=cloudevents')[0]!.body, /"balance": ?"12345678901234567890\.0123456789"/, 'structured data keeps every digit');
+  });
+});
+
+describe('dead letters', () => {
+  test('a dead delivery is published to the dead-letter topic with its error, stays dead, and redrive by time range re-queues it', async () => {
+    const rec = await eventually(() => byPath('?ops')[0], 'the dead letter', 20_000);
+    assert.match(rec.json.subject, /^Dead letter from flaky: account changed/);
+    assert.equal(rec.json.body.deadLetter.subscription, 'flaky');
+    assert.equal(rec.json.body.deadLetter.attempts, 2);
+    assert.equal(rec.json.body.deadLetter.lastStatus, 500);
+    assert.match(rec.json.body.deadLetter.lastError, /HTTP 500: subscriber down/);
+    assert.equal(rec.json.body.message.topic, 'accounts');
+    assert.equal(rec.json.body.message.body.after.owner, 'ann');
+    assert.equal(rec.json.attributes.deadLetterSubscription, 'flaky');
+
+    const status = await getStatus(db.pool);
+    assert.equal(status.subscriptions.find((s) => s.name === 'flaky')!.dead, 1);
+
+    // A window that ended before the delivery died re-queues nothing; one that covers it re-queues it.
+    assert.equal(await redrive(db.pool, { subscription: 'flaky', until: new Date(Date.now() - 3_600_000) }), 0);
+    failing.reply = () => ({ status: 204 });
+    assert.equal(await redrive(db.pool, { subscription: 'flaky', since: new Date(Date.now() - 3_600_000) }), 1);
+    await eventually(() => failing.requests.some((r) => r.status === 204), 'the redriven delivery');
+    await eventually(async () => (await getStatus(db.pool)).subscriptions.find((s) => s.name === 'flaky')!.dead === 0, 'no dead deliveries left');
+  });
+});
+
+describe('unmatched messages', () => {
+  test('a message no subscription takes is counted on its topic', async () => {
+    await db.pool.query(`DELETE FROM accounts`);
+    await eventually(async () => (await getStatus(db.pool)).topics.find((t) => t.name === 'nobody')!.unmatched === 1, 'the unmatched count');
+  });
+});
