@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type RowcastConfig, SUBSCRIPTION_COMMON_KEYS, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
+import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
 import { assertMigrated } from '../store/migrate.js';
 import type { Pool, PoolClient } from '../store/pool.js';
@@ -82,7 +82,11 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   const problems: string[] = [];
 
   const topics = new Map(
-    (await client.query<{ name: string; description: string | null; fifo: boolean; dedup_window_ms: number }>('SELECT name, description, fifo, dedup_window_ms FROM rowcast.topics')).rows.map((r) => [r.name, r]),
+    (
+      await client.query<{ name: string; description: string | null; fifo: boolean; dedup_window_ms: number; max_message_size: number; large_messages: string; claim_check_ttl_ms: string }>(
+        'SELECT name, description, fifo, dedup_window_ms, max_message_size, large_messages, claim_check_ttl_ms FROM rowcast.topics',
+      )
+    ).rows.map((r) => [r.name, r]),
   );
   const subs = new Map(
     (
@@ -98,12 +102,20 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   // Topics first: captures and subscriptions refer to them.
   for (const [name, topic] of Object.entries(config.topics)) {
     const existing = topics.get(name);
-    const params = [name, topic.description ?? null, topic.fifo, topic.dedupWindow];
-    const sql = `INSERT INTO rowcast.topics (name, description, fifo, dedup_window_ms) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description, fifo = EXCLUDED.fifo, dedup_window_ms = EXCLUDED.dedup_window_ms, updated_at = now()`;
+    const params = [name, topic.description ?? null, topic.fifo, topic.dedupWindow, topic.maxMessageSize, topic.largeMessages, topic.claimCheckTtl];
+    const sql = `INSERT INTO rowcast.topics (name, description, fifo, dedup_window_ms, max_message_size, large_messages, claim_check_ttl_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description, fifo = EXCLUDED.fifo, dedup_window_ms = EXCLUDED.dedup_window_ms,
+                   max_message_size = EXCLUDED.max_message_size, large_messages = EXCLUDED.large_messages, claim_check_ttl_ms = EXCLUDED.claim_check_ttl_ms, updated_at = now()`;
     if (!existing) steps.push({ summary: `+ topic ${name}${topic.fifo ? ' (FIFO)' : ''}`, sql, params });
     else {
-      const changed = [(existing.description ?? undefined) !== topic.description && 'description', existing.fifo !== topic.fifo && 'fifo', existing.dedup_window_ms !== topic.dedupWindow && 'dedupWindow'].filter(Boolean);
+      const changed = [
+        (existing.description ?? undefined) !== topic.description && 'description',
+        existing.fifo !== topic.fifo && 'fifo',
+        existing.dedup_window_ms !== topic.dedupWindow && 'dedupWindow',
+        existing.max_message_size !== topic.maxMessageSize && 'maxMessageSize',
+        existing.large_messages !== topic.largeMessages && 'largeMessages',
+        Number(existing.claim_check_ttl_ms) !== topic.claimCheckTtl && 'claimCheckTtl',
+      ].filter(Boolean);
       if (changed.length) steps.push({ summary: `~ topic ${name} (${changed.join(', ')})`, sql, params });
     }
   }
@@ -222,8 +234,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
 function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
   const common = { format: sub.format, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
   if (sub.protocol === 'http' || sub.protocol === 'https') return { ...common, headers: sub.headers };
-  const options = Object.fromEntries(Object.entries(sub).filter(([k]) => !SUBSCRIPTION_COMMON_KEYS.has(k)));
-  return { ...common, headers: {}, options };
+  return { ...common, headers: {}, options: 'options' in sub ? sub.options : undefined };
 }
 
 /** Where a subscription delivers, in one line (status, logs; the function name for function subscriptions). */
@@ -233,7 +244,15 @@ function endpointOf(sub: SubscriptionConfig): string {
       return sub.function;
     case 'email':
     case 'email-json':
-      return `mailto:${sub.to.join(',')}`;
+      return `mailto:${sub.options.to.join(',')}`;
+    case 'nats':
+      return `nats:${sub.options.subject}`;
+    case 'amqp':
+      return `amqp:${sub.options.exchange || '(default exchange)'}/${sub.options.routingKey}`;
+    case 'redis':
+      return `redis:${sub.options.stream}`;
+    case 'mqtt':
+      return `mqtt:${sub.options.topic}`;
     default:
       return sub.endpoint;
   }

@@ -1,5 +1,9 @@
 import { z } from 'zod';
+import { amqpOptionsSchema } from '../subscriptions/sinks/amqp/amqp-settings.js';
 import { emailOptionsSchema } from '../subscriptions/sinks/email/email-settings.js';
+import { mqttOptionsSchema } from '../subscriptions/sinks/mqtt/mqtt-settings.js';
+import { natsOptionsSchema } from '../subscriptions/sinks/nats/nats-settings.js';
+import { redisOptionsSchema } from '../subscriptions/sinks/redis/redis-settings.js';
 import { duration } from './duration.js';
 
 /** Message formats of subscriptions (rendered by src/subscriptions/message-format.ts). */
@@ -18,6 +22,16 @@ export const topicSchema = z.strictObject({
   fifo: z.boolean().default(false),
   /** FIFO: a message whose dedupKey was seen within this window is dropped (SNS: 5 minutes). */
   dedupWindow: duration.default(5 * 60_000),
+  /** Largest message body in bytes (SNS: 256 KiB). */
+  maxMessageSize: z.number().int().min(1024).max(1024 * 1024 * 1024).default(256 * 1024),
+  /**
+   * Larger messages: reject — a function's publish throws, and a captured change's deliveries are dead with an error
+   * saying so (redrive after raising the limit); claim-check — subscribers receive a signed, expiring link to the
+   * stored body instead (needs runtime.http).
+   */
+  largeMessages: z.enum(['reject', 'claim-check']).default('reject'),
+  /** claim-check: how long a link stays valid. */
+  claimCheckTtl: duration.default(24 * 3_600_000),
 });
 
 export const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] as const;
@@ -107,17 +121,30 @@ export const functionSubscriptionSchema = z.strictObject({
   function: z.lazy(() => functionName),
 });
 
-/** email: a readable mail per message; email-json: the envelope JSON as the mail body. Options: sinks/email/email-settings.ts. */
-export const emailSubscriptionSchema = z.strictObject({
-  ...subscriptionCommon,
-  protocol: z.enum(['email', 'email-json']),
-  ...emailOptionsSchema.shape,
-});
+/** A protocol whose own settings are in `options`, validated by the schema in its sink folder (sinks/<protocol>/). */
+const withOptions = <const P extends readonly [string, ...string[]], O extends z.ZodType>(protocols: P, options: O) =>
+  z.strictObject({ ...subscriptionCommon, protocol: z.enum(protocols), options });
 
-/** Subscription keys that are not the protocol's own options (those go to the sink as settings.options). */
-export const SUBSCRIPTION_COMMON_KEYS = new Set([...Object.keys(subscriptionCommon), 'protocol']);
+/** email: a readable mail per message; email-json: the envelope JSON as the mail body. */
+export const emailSubscriptionSchema = withOptions(['email', 'email-json'], emailOptionsSchema);
+/** NATS JetStream: published with Nats-Msg-Id = message id (deduplicated by the stream), done on the stream's ack. */
+export const natsSubscriptionSchema = withOptions(['nats'], natsOptionsSchema);
+/** RabbitMQ: persistent messages through a confirm channel, done on the publisher confirm. */
+export const amqpSubscriptionSchema = withOptions(['amqp'], amqpOptionsSchema);
+/** Redis Streams: XADD (optionally capped with MAXLEN), done on the entry id. */
+export const redisSubscriptionSchema = withOptions(['redis'], redisOptionsSchema);
+/** MQTT: QoS 1 or 2, done on PUBACK/PUBCOMP. */
+export const mqttSubscriptionSchema = withOptions(['mqtt'], mqttOptionsSchema);
 
-export const subscriptionSchema = z.discriminatedUnion('protocol', [httpSubscriptionSchema, functionSubscriptionSchema, emailSubscriptionSchema]);
+export const subscriptionSchema = z.discriminatedUnion('protocol', [
+  httpSubscriptionSchema,
+  functionSubscriptionSchema,
+  emailSubscriptionSchema,
+  natsSubscriptionSchema,
+  amqpSubscriptionSchema,
+  redisSubscriptionSchema,
+  mqttSubscriptionSchema,
+]);
 
 /** Function names follow Lambda's rules, so an ARN's last part maps to a rowcast function. */
 export const functionName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1–64 letters, digits, "-" or "_" (as Lambda function names)');
@@ -145,6 +172,22 @@ export const functionSchema = z.strictObject({
   memoryLimitMb: z.number().int().min(16).max(16_384).default(256),
 });
 
+/** rowcast's HTTP server (health checks, topic streams); served by `rowcast start` when a port is set. */
+export const httpServerSchema = z.strictObject({
+  /** Port to listen on; without one there is no HTTP server. 0 picks a free port. */
+  port: z.number().int().min(0).max(65_535).optional(),
+  /** Address to listen on; "0.0.0.0" or "::" for all interfaces. */
+  host: z.string().min(1).default('127.0.0.1'),
+  /** Bearer token every route but /livez and /readyz requires ("Authorization: Bearer <token>"), or { env: "VARIABLE" } to read it from the environment. */
+  token: z
+    .union([z.string().min(1), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })], {
+      error: 'write the bearer token, or { env: "VARIABLE" } to read it from an environment variable',
+    })
+    .optional(),
+  /** The URL subscribers reach this server at (e.g. behind a proxy); default http://host:port. */
+  publicUrl: z.url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL, e.g. "https://rowcast.example.com"' }).optional(),
+});
+
 export const runtimeSchema = z.strictObject({
   /** Longest wait between checks for new work when no NOTIFY arrives (a lost NOTIFY costs at most this). */
   pollInterval: duration.default(1000),
@@ -161,6 +204,8 @@ export const runtimeSchema = z.strictObject({
   shutdownGrace: duration.default(10_000),
   /** Log level of the rowcast process. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** The HTTP server: /livez, /readyz, /topics/:name/stream (see httpServerSchema). */
+  http: httpServerSchema.prefault({}),
 });
 
 export const configSchema = z.strictObject({

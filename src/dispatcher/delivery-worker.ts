@@ -3,10 +3,15 @@ import type { Pool } from '../store/pool.js';
 import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type DeliveryResult, loadSubscriptions, releaseDeliveries, setSubscriptionState } from '../subscriptions/delivery-store.js';
 import { deadLetterMessage } from '../subscriptions/dead-letter.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
+import { AmqpSink } from '../subscriptions/sinks/amqp/amqp-sink.js';
 import { EmailSink } from '../subscriptions/sinks/email/email-sink.js';
+import { MqttSink } from '../subscriptions/sinks/mqtt/mqtt-sink.js';
+import { NatsSink } from '../subscriptions/sinks/nats/nats-sink.js';
+import { RedisSink } from '../subscriptions/sinks/redis/redis-sink.js';
 import { FunctionSink } from '../subscriptions/sinks/function/function-sink.js';
 import { HttpSink } from '../subscriptions/sinks/http/http-sink.js';
-import type { SendOutcome, Sink, Subscription } from '../subscriptions/sinks/sink.js';
+import type { OutboundMessage, SendOutcome, Sink, Subscription } from '../subscriptions/sinks/sink.js';
+import type { ClaimChecks } from '../topics/claim-check.js';
 import { ClaimLoop } from './claim-loop.js';
 
 export interface DeliveryWorkerOptions {
@@ -39,6 +44,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
 
   /** Set by the runtime: a function subscription queued an invocation. */
   onInvocationQueued: () => void = () => {};
+  /** Set by the runtime: signs links to stored bodies of messages over their topic's size limit. */
+  claimChecks: ClaimChecks | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -53,6 +60,10 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     const email = new EmailSink();
     this.sinks.set('email', email);
     this.sinks.set('email-json', email);
+    this.sinks.set('nats', new NatsSink());
+    this.sinks.set('amqp', new AmqpSink());
+    this.sinks.set('redis', new RedisSink());
+    this.sinks.set('mqtt', new MqttSink());
   }
 
   async start(): Promise<void> {
@@ -83,12 +94,31 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   protected async process(claim: Claimed, signal: AbortSignal): Promise<void> {
     const subscription = this.subscriptions.get(claim.subscription);
     const sink = subscription && this.sinks.get(subscription.protocol);
-    const outcome: SendOutcome =
-      subscription && sink
-        ? await sink.send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message: claim.message }, signal).catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }))
-        : { kind: 'retry', error: `subscription ${claim.subscription} is not loaded in this process` };
+    let outcome: SendOutcome;
+    if (!subscription || !sink) outcome = { kind: 'retry', error: `subscription ${claim.subscription} is not loaded in this process` };
+    else {
+      const message = this.sizedForTopic(claim);
+      outcome =
+        typeof message === 'string'
+          ? { kind: 'dead', error: message }
+          : await sink.send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message }, signal).catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }));
+    }
     // Aborted by shutdown: stop() releases it instead of counting a failure.
     if (!signal.aborted) this.record(claim, subscription, outcome);
+  }
+
+  /** The message to send under the topic's size rules: itself, a claim-check reference, or why it cannot go. */
+  private sizedForTopic({ message, limits }: ClaimedDelivery): OutboundMessage | string {
+    const size = Buffer.byteLength(message.body);
+    if (size <= limits.maxMessageSize) return message;
+    if (limits.largeMessages === 'reject') {
+      return `message of ${size} bytes is over topic ${message.topic}'s maxMessageSize (${limits.maxMessageSize} bytes): raise it or set largeMessages: 'claim-check', apply, then redrive`;
+    }
+    try {
+      return this.claimChecks!.reference(message, limits.claimCheckTtl);
+    } catch (err) {
+      return `message of ${size} bytes needs a claim check, but ${(err as Error).message}`;
+    }
   }
 
   protected async release(items: Claimed[]): Promise<void> {

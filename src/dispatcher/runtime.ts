@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
+import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
+import { ClaimChecks } from '../topics/claim-check.js';
 import { createLogger, type Logger, redactUrl } from '../observability/logger.js';
 import { assertMigrated, migrate } from '../store/migrate.js';
 import { createPool, type Pool, resolveDatabaseUrl } from '../store/pool.js';
@@ -18,6 +20,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Apply pending migrations first (default true; safe with several processes). */
   migrate?: boolean;
+  /** Routes of the HTTP server (runtime.http) besides /livez and /readyz; default: the built-in ones (topic streams). */
+  httpRoutes?: readonly HttpRoutePlugin[];
 }
 
 export interface RowcastRuntime {
@@ -28,6 +32,8 @@ export interface RowcastRuntime {
   stop(): Promise<void>;
   /** False while starting and while draining. */
   readonly ready: boolean;
+  /** Where the HTTP server listens (runtime.http.port set), e.g. http://127.0.0.1:4001. */
+  readonly httpUrl?: string;
 }
 
 const HEARTBEAT_MS = 10_000;
@@ -54,17 +60,24 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   const functions = options.functions && Object.keys(options.functions).length
     ? new FunctionWorker(pool, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log, () => worker.wake())
     : null;
+  let http: HttpServer | null = null;
   const router = new EventRouter(pool, listener, { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval }, log, (routed) => {
     if (routed.deliveries) worker.wake();
     if (routed.invocations) functions?.wake();
+    if (routed.events) http?.wake();
   });
   // NOTIFY rowcast also announces invocations queued by SQL (aws_lambda.invoke).
-  listener.on('wake', () => functions?.wake());
+  listener.on('wake', () => {
+    functions?.wake();
+    http?.wake();
+  });
   listener.on('config', () => {
     void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed'));
     void functions?.reloadTopics().catch((err: Error) => log.error({ err: err.message }, 'reloading topics failed'));
   });
   worker.onInvocationQueued = () => functions?.wake();
+  // Claim-check links point at this process's HTTP server (its address is known once it listens, below).
+  worker.claimChecks = await ClaimChecks.load(pool, runtime.http.publicUrl);
   listener.start();
   await worker.start();
   await functions?.start();
@@ -85,17 +98,21 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   log.info({ id, database: redactUrl(url), concurrency: runtime.concurrency, pollInterval: runtime.pollInterval }, 'rowcast started');
 
   let stopping: Promise<void> | null = null;
-  return {
+  const rowcast: RowcastRuntime = {
     id,
     pool,
     get ready() {
       return ready;
+    },
+    get httpUrl() {
+      return http?.url;
     },
     stop() {
       stopping ??= (async () => {
         ready = false;
         log.info({ inFlight: worker.activeCount + (functions?.activeCount ?? 0), graceMs: runtime.shutdownGrace }, 'rowcast stopping: draining in-flight deliveries');
         for (const t of timers) clearInterval(t);
+        await http?.close();
         await router.stop();
         await Promise.all([worker.stop(runtime.shutdownGrace), functions?.stop(runtime.shutdownGrace)]);
         await listener.stop();
@@ -105,4 +122,24 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
       return stopping;
     },
   };
+  if (runtime.http.port !== undefined) {
+    try {
+      http = await startHttpServer({
+        pool,
+        log,
+        settings: runtime.http,
+        routes: options.httpRoutes,
+        isReady: async () => ({
+          ready: ready && listener.connected,
+          checks: { listener: listener.connected || 'not connected (reconnecting)', accepting: ready || 'draining: shutting down' },
+        }),
+      });
+    } catch (err) {
+      await rowcast.stop();
+      throw err;
+    }
+    log.info({ url: http.url, publicUrl: http.publicUrl, auth: runtime.http.token ? 'bearer token' : 'none' }, 'http server listening');
+    worker.claimChecks = await ClaimChecks.load(pool, http.publicUrl);
+  }
+  return rowcast;
 }

@@ -6,8 +6,8 @@ import type { Pool } from '../store/pool.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
 import { HandlerPool } from './handler-pool.js';
-import { type ClaimedInvocation, claimInvocations, completeInvocation, listTopicNames, releaseInvocations } from './invocation-store.js';
-import type { HandlerError } from './thread-protocol.js';
+import { type ClaimedInvocation, claimInvocations, completeInvocation, listTopics, releaseInvocations } from './invocation-store.js';
+import type { HandlerError, TopicRules } from './thread-protocol.js';
 
 export interface FunctionWorkerOptions {
   owner: string;
@@ -31,7 +31,7 @@ interface LoadedFunction {
  */
 export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   private readonly functions = new Map<string, LoadedFunction>();
-  private topics: string[] = [];
+  private topics: Record<string, TopicRules> = {};
 
   constructor(
     private readonly pool: Pool,
@@ -54,7 +54,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   }
 
   async reloadTopics(): Promise<void> {
-    this.topics = await listTopicNames(this.pool);
+    this.topics = await listTopics(this.pool);
   }
 
   protected limits(): Map<string, number> {

@@ -58,10 +58,15 @@ async function run(req: InvokeRequest): Promise<void> {
     /** Publishes when, and only if, this invocation succeeds: in the same transaction that records its success. */
     publish(topic: string, message: unknown, options: { subject?: string; attributes?: Record<string, string>; groupKey?: string; dedupKey?: string } = {}) {
       const name = topicName(String(topic));
-      if (!req.topics.includes(name)) throw new Error(`publish: no topic "${name}"; known topics: ${req.topics.join(', ') || 'none'}`);
+      const rules = req.topics[name];
+      if (!rules) throw new Error(`publish: no topic "${name}"; known topics: ${Object.keys(req.topics).join(', ') || 'none'}`);
       const isText = typeof message === 'string';
       const body = isText ? message : JSON.stringify(message);
       if (body === undefined) throw new Error('publish: the message must be a string or JSON-serialisable');
+      const size = Buffer.byteLength(body);
+      if (size > rules.maxMessageSize && rules.largeMessages === 'reject') {
+        throw new Error(`publish: the message is ${size} bytes, over topic "${name}"'s maxMessageSize (${rules.maxMessageSize} bytes); publish a smaller message (e.g. ids and keys), raise maxMessageSize, or set largeMessages: 'claim-check'`);
+      }
       const id = randomUUID();
       published.push({ id, topic: name, body, contentType: isText ? 'text/plain' : 'application/json', subject: options.subject ?? null, attributes: options.attributes ?? {}, groupKey: options.groupKey ?? null, dedupKey: options.dedupKey ?? null });
       return Promise.resolve({ messageId: id, MessageId: id });

@@ -1,6 +1,6 @@
 import { type Pool, withTransaction } from '../store/pool.js';
 import { publishMessages } from '../topics/fan-out.js';
-import type { PublishedMessage } from './thread-protocol.js';
+import type { PublishedMessage, TopicRules } from './thread-protocol.js';
 
 export interface ClaimedInvocation {
   key: string;
@@ -98,6 +98,7 @@ export async function releaseInvocations(pool: Pool, items: { id: string; attemp
   );
 }
 
-export async function listTopicNames(pool: Pool): Promise<string[]> {
-  return (await pool.query<{ name: string }>('SELECT name FROM rowcast.topics ORDER BY name')).rows.map((r) => r.name);
+export async function listTopics(pool: Pool): Promise<Record<string, TopicRules>> {
+  const { rows } = await pool.query<{ name: string; max_message_size: number; large_messages: TopicRules['largeMessages'] }>('SELECT name, max_message_size, large_messages FROM rowcast.topics');
+  return Object.fromEntries(rows.map((r) => [r.name, { maxMessageSize: r.max_message_size, largeMessages: r.large_messages }]));
 }

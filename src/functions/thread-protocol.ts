@@ -8,8 +8,13 @@ export interface InvokeRequest {
   deadline: number;
   clientContext: unknown;
   trace: string | null;
-  /** Topics that exist, so publish() can refuse an unknown one at once. */
-  topics: string[];
+  /** Topics that exist and their size rules, so publish() can refuse an unknown topic or a too-large message at once. */
+  topics: Record<string, TopicRules>;
+}
+
+export interface TopicRules {
+  maxMessageSize: number;
+  largeMessages: 'reject' | 'claim-check';
 }
 
 export interface PublishedMessage {

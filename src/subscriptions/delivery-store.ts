@@ -7,6 +7,8 @@ export interface ClaimedDelivery {
   subscription: string;
   attempt: number;
   message: OutboundMessage;
+  /** The topic's large-message rules. */
+  limits: { maxMessageSize: number; largeMessages: 'reject' | 'claim-check'; claimCheckTtl: number };
 }
 
 /**
@@ -29,10 +31,12 @@ claimed AS (
 )
 UPDATE rowcast.deliveries d
    SET state = 'in_flight', attempts = d.attempts + 1, available_at = now() + $3 * interval '1 millisecond', lease_owner = $4, updated_at = now()
-  FROM claimed, rowcast.messages m
+  FROM claimed, rowcast.messages m LEFT JOIN rowcast.topics t ON t.name = m.topic
  WHERE d.id = claimed.id AND m.id = d.message_id
 RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, m.id::text AS message_id, m.topic, m.subject, m.body,
-          m.content_type, m.attributes, to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace`;
+          m.content_type, m.attributes, to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace,
+          coalesce(t.max_message_size, 262144) AS max_message_size, coalesce(t.large_messages, 'reject') AS large_messages,
+          coalesce(t.claim_check_ttl_ms, 86400000) AS claim_check_ttl_ms`;
 
 export async function claimDeliveries(pool: Pool, wanted: Map<string, number>, leaseMs: number, owner: string): Promise<ClaimedDelivery[]> {
   if (!wanted.size) return [];
@@ -51,6 +55,7 @@ export async function claimDeliveries(pool: Pool, wanted: Map<string, number>, l
       timestamp: r.created_at,
       trace: r.trace,
     },
+    limits: { maxMessageSize: r.max_message_size, largeMessages: r.large_messages, claimCheckTtl: Number(r.claim_check_ttl_ms) },
   }));
 }
 

@@ -12,10 +12,18 @@ import { type FilterPolicyScope, matchesFilterPolicy } from '../subscriptions/fi
 
 const DELIVERY_ORDER = `CASE WHEN t.fifo THEN coalesce(m.group_key, '') END AS group_key, coalesce(m.event_id, m.seq) AS seq`;
 
+/**
+ * A message over its topic's size limit on a topic that rejects large messages cannot be delivered: its deliveries
+ * are dead at once, with an error that says what to do (functions are refused earlier, at publish).
+ */
+const TOO_LARGE = `octet_length(m.body) > t.max_message_size AND t.large_messages = 'reject'`;
+const DELIVERY_STATE = `CASE WHEN ${TOO_LARGE} THEN 'dead' ELSE 'pending' END AS state,
+  CASE WHEN ${TOO_LARGE} THEN format('message of %s bytes is over topic %s''s maxMessageSize (%s bytes): raise it or set largeMessages: ''claim-check'', apply, then redrive', octet_length(m.body), t.name, t.max_message_size) END AS last_error`;
+
 /** The `d` CTE: deliveries for subscriptions without a filter policy. */
 export const UNFILTERED_DELIVERIES_SQL = `
-  INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq)
-  SELECT m.id, s.name, ${DELIVERY_ORDER}
+  INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, last_error)
+  SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
     FROM m JOIN rowcast.topics t ON t.name = m.topic
     JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL
   RETURNING message_id`;
@@ -23,7 +31,7 @@ export const UNFILTERED_DELIVERIES_SQL = `
 /** The `c` CTE: each message with each filtered subscription of its topic, for matchFilters(). */
 export const FILTER_CANDIDATES_SQL = `
   SELECT m.id::text AS message_id, m.topic, s.name AS subscription, s.filter_policy AS policy, s.filter_scope AS scope,
-         m.attributes, m.body, m.content_type, ${DELIVERY_ORDER}
+         m.attributes, m.body, m.content_type, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
     FROM m JOIN rowcast.topics t ON t.name = m.topic
     JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NOT NULL`;
 
@@ -45,6 +53,8 @@ export interface FilterCandidate {
   content_type: string;
   group_key: string | null;
   seq: number;
+  state: 'pending' | 'dead';
+  last_error: string | null;
 }
 
 export interface FanOutRow {
@@ -73,8 +83,9 @@ export async function finishFanOut(client: PoolClient, row: FanOutRow): Promise<
   const matched = matchFilters(row.candidates ?? []);
   if (matched.length) {
     await client.query(
-      `INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[])`,
-      [matched.map((c) => c.message_id), matched.map((c) => c.subscription), matched.map((c) => c.group_key), matched.map((c) => c.seq)],
+      `INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, last_error)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])`,
+      [matched.map((c) => c.message_id), matched.map((c) => c.subscription), matched.map((c) => c.group_key), matched.map((c) => c.seq), matched.map((c) => c.state), matched.map((c) => c.last_error)],
     );
   }
   const took = new Set(matched.map((c) => c.message_id));

@@ -41,7 +41,7 @@ before(async () => {
         filterPolicyScope: 'MessageBody',
         filterPolicy: { after: { total: [{ numeric: ['>', 100] }], region: [{ prefix: 'eu-' }] } },
       },
-      'ops-mail': { topic: 'orders', protocol: 'email', to: 'ops@example.com', from: 'rowcast <rowcast@example.com>', smtp: { host: '127.0.0.1', port }, filterPolicy: { op: ['DELETE'] } },
+      'ops-mail': { topic: 'orders', protocol: 'email', options: { to: 'ops@example.com', from: 'rowcast <rowcast@example.com>', smtp: { host: '127.0.0.1', port } }, filterPolicy: { op: ['DELETE'] } },
     },
   });
   rowcast = await startTestRowcast(db.url);

@@ -220,6 +220,7 @@ describe('parseConfig: defaults and durations', () => {
       deadRetention: 14 * 86_400_000,
       shutdownGrace: 10_000,
       logLevel: 'info',
+      http: { host: '127.0.0.1' },
     });
     assert.deepEqual(config.database, {});
   });

@@ -1,0 +1,377 @@
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { fetch } from 'undici';
+import { topicStreamRoutes } from '../../src/control-plane/http/topic-stream.js';
+import { startHttpServer } from '../../src/control-plane/http/server.js';
+import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+
+let db: TestDatabase;
+let rowcast: RowcastRuntime;
+let base: string;
+
+before(async () => {
+  db = await createTestDatabase();
+  await db.pool.query(`CREATE TABLE t_rows (id int PRIMARY KEY, note text)`);
+  await applyConfig(db.pool, {
+    topics: { t: {}, u: {}, v: {}, big: {} },
+    captures: { 't-rows': { table: 't_rows', topic: 't' } },
+  });
+  rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
+  base = rowcast.httpUrl!;
+});
+
+after(async () => {
+  await rowcast?.stop();
+  await db?.drop();
+});
+
+interface SseEvent {
+  id?: string;
+  event?: string;
+  data: string;
+}
+
+/** An SSE client over fetch: collects events and comments until closed. */
+async function openStream(url: string, headers: Record<string, string> = {}) {
+  const controller = new AbortController();
+  const res = await fetch(url, { headers, signal: controller.signal });
+  const events: SseEvent[] = [];
+  const comments: string[] = [];
+  let ended = false;
+  const done = (async () => {
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of res.body) {
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        let i: number;
+        while ((i = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, i);
+          buffer = buffer.slice(i + 2);
+          const event: SseEvent = { data: '' };
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) comments.push(line.slice(1).trim());
+            else {
+              const colon = line.indexOf(':');
+              const field = colon < 0 ? line : line.slice(0, colon);
+              const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+              if (field === 'id') event.id = value;
+              else if (field === 'event') event.event = value;
+              else if (field === 'data') data.push(value);
+            }
+          }
+          if (data.length) {
+            event.data = data.join('\n');
+            events.push(event);
+          }
+        }
+      }
+    } catch {
+      // aborted
+    } finally {
+      ended = true;
+    }
+  })();
+  return {
+    res,
+    events,
+    comments,
+    get ended() {
+      return ended;
+    },
+    async close() {
+      controller.abort();
+      await done;
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('health', () => {
+  test('/livez answers while the process runs', async () => {
+    const res = await fetch(`${base}/livez`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: 'live' });
+  });
+
+  test('/readyz is 200 with every check passing', async () => {
+    const body = await eventually(async () => {
+      const res = await fetch(`${base}/readyz`);
+      return res.status === 200 && ((await res.json()) as { status: string; checks: Record<string, unknown> });
+    }, '/readyz 200');
+    assert.equal(body.status, 'ready');
+    assert.deepEqual(body.checks, { database: true, migrations: true, listener: true, accepting: true });
+  });
+
+  test('a port in use fails the start (and leaves nothing running)', async () => {
+    const port = Number(new URL(base).port);
+    await assert.rejects(startTestRowcast(db.url, { http: { port, host: '127.0.0.1' } }), /runtime\.http: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+  });
+
+  test('an unknown route is a JSON 404', async () => {
+    const res = await fetch(`${base}/nope`);
+    assert.equal(res.status, 404);
+    assert.equal(((await res.json()) as { error: string }).error, 'not_found');
+  });
+});
+
+describe('bearer token', () => {
+  test('every route but /livez and /readyz needs it; compared exactly', async () => {
+    process.env.ROWCAST_TEST_HTTP_TOKEN = 's3cret-token-for-tests';
+    const secured = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: { env: 'ROWCAST_TEST_HTTP_TOKEN' } } });
+    try {
+      const url = secured.httpUrl!;
+      assert.equal((await fetch(`${url}/livez`)).status, 200);
+      await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, '/readyz without a token');
+
+      const missing = await fetch(`${url}/topics/t/stream`);
+      assert.equal(missing.status, 401);
+      assert.match(missing.headers.get('www-authenticate') ?? '', /^Bearer/);
+      const body = (await missing.json()) as { error: string; message: string };
+      assert.equal(body.error, 'unauthorized');
+      assert.match(body.message, /Authorization: Bearer/);
+      assert.ok(!JSON.stringify(body).includes('s3cret'), 'the token is never echoed');
+
+      assert.equal((await fetch(`${url}/topics/t/stream`, { headers: { authorization: 'Bearer s3cret-token-for-test' } })).status, 401);
+      assert.equal((await fetch(`${url}/topics/t/stream`, { headers: { authorization: 's3cret-token-for-tests' } })).status, 401);
+      assert.equal((await fetch(`${url}/nope`)).status, 401, 'unknown routes do not tell whether they exist');
+
+      const stream = await openStream(`${url}/topics/t/stream`, { authorization: 'Bearer s3cret-token-for-tests' });
+      assert.equal(stream.res.status, 200);
+      assert.match(stream.res.headers.get('content-type') ?? '', /^text\/event-stream/);
+      await stream.close();
+    } finally {
+      await secured.stop();
+      delete process.env.ROWCAST_TEST_HTTP_TOKEN;
+    }
+    await assert.rejects(fetch(`${secured.httpUrl}/livez`), 'stopped: the server is closed');
+  });
+});
+
+describe('readiness while draining', () => {
+  test('/readyz is 503 naming the failing check; streams get keepalives and end on close', async () => {
+    let draining = false;
+    const server = await startHttpServer({
+      pool: db.pool,
+      log: createLogger('silent'),
+      settings: { port: 0, host: '127.0.0.1' },
+      isReady: async () => ({ ready: !draining, checks: { accepting: draining ? 'draining: shutting down' : true } }),
+      routes: [topicStreamRoutes({ keepAlive: 200 })],
+    });
+    try {
+      assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
+      const stream = await openStream(`${server.url}/topics/t/stream`);
+      await eventually(() => stream.comments.includes('keepalive'), 'a keepalive comment');
+      draining = true;
+      const res = await fetch(`${server.url}/readyz`);
+      assert.equal(res.status, 503);
+      assert.deepEqual(await res.json(), { status: 'not ready', checks: { database: true, migrations: true, accepting: 'draining: shutting down' } });
+      await server.close();
+      await eventually(() => stream.ended, 'the stream to end when the server closes', 10_000);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('runtime.stop() makes the runtime unready and closes the server', async () => {
+    const other = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
+    const url = other.httpUrl!;
+    await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, '/readyz 200');
+    const stream = await openStream(`${url}/topics/t/stream`);
+    const stopping = other.stop();
+    assert.equal(other.ready, false);
+    await stopping;
+    await eventually(() => stream.ended, 'the stream to end on stop');
+    await assert.rejects(fetch(`${url}/readyz`));
+  });
+});
+
+describe('GET /topics/:name/stream', () => {
+  const received: SseEvent[] = [];
+
+  test('unknown topic: 404 naming it and the known topics', async () => {
+    const res = await fetch(`${base}/topics/nope/stream`);
+    assert.equal(res.status, 404);
+    const body = (await res.json()) as { error: string; message: string; topic: string; knownTopics: string[] };
+    assert.equal(body.topic, 'nope');
+    assert.deepEqual(body.knownTopics, ['big', 't', 'u', 'v']);
+    assert.match(body.message, /no topic "nope"; known topics: big, t, u, v/);
+  });
+
+  test('a malformed Last-Event-ID is a 400', async () => {
+    const res = await fetch(`${base}/topics/t/stream`, { headers: { 'last-event-id': 'abc' } });
+    assert.equal(res.status, 400);
+  });
+
+  test('live: captured rows arrive as envelope events with increasing ids', async () => {
+    await db.pool.query(`INSERT INTO t_rows VALUES (0, 'before the stream')`);
+    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.messages WHERE topic = 't'`)).rows[0].n === 1, 'the first row routed');
+    const stream = await openStream(`${base}/topics/t/stream`);
+    try {
+      assert.equal(stream.res.status, 200);
+      for (let i = 1; i <= 5; i++) await db.pool.query(`INSERT INTO t_rows VALUES ($1, $2)`, [i, `row ${i}`]);
+      await eventually(() => stream.events.length >= 5, 'five events', 20_000);
+      await sleep(300);
+      assert.equal(stream.events.length, 5, 'only messages after the stream opened');
+      received.push(...stream.events);
+    } finally {
+      await stream.close();
+    }
+    const ids = received.map((e) => BigInt(e.id!));
+    for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!, 'ids increase');
+    const { rows } = await db.pool.query(`SELECT seq::text AS seq, id::text AS id FROM rowcast.messages WHERE topic = 't' ORDER BY seq`);
+    const bySeq = new Map(rows.map((r) => [r.seq, r.id]));
+    received.forEach((e, i) => {
+      assert.equal(e.event, 'message');
+      const envelope = JSON.parse(e.data);
+      assert.equal(envelope.topic, 't');
+      assert.equal(envelope.id, bySeq.get(e.id!), 'id: is the seq of that message');
+      assert.equal(envelope.body.op, 'INSERT');
+      assert.equal(envelope.body.after.id, i + 1);
+      assert.equal(envelope.body.after.note, `row ${i + 1}`);
+      assert.deepEqual(envelope.attributes, { op: 'INSERT', schema: 'public', table: 't_rows', capture: 't-rows' });
+      assert.ok(!e.data.includes('\n'));
+    });
+  });
+
+  test('resume: Last-Event-ID replays what came after it, without duplicates, then continues live', async () => {
+    assert.ok(received.length === 5);
+    const stream = await openStream(`${base}/topics/t/stream`, { 'last-event-id': received[1]!.id! });
+    try {
+      await eventually(() => stream.events.length >= 3, 'the replayed events');
+      assert.deepEqual(stream.events.map((e) => e.id), received.slice(2).map((e) => e.id));
+      assert.deepEqual(stream.events.map((e) => e.data), received.slice(2).map((e) => e.data));
+      await db.pool.query(`INSERT INTO t_rows VALUES (6, 'row 6')`);
+      await eventually(() => stream.events.length >= 4, 'the live event after the replay', 20_000);
+      await sleep(300);
+      assert.equal(stream.events.length, 4);
+      assert.equal(JSON.parse(stream.events[3]!.data).body.after.id, 6);
+    } finally {
+      await stream.close();
+    }
+    // EventSource reconnects may pass the id in the query string instead.
+    const viaQuery = await openStream(`${base}/topics/t/stream?lastEventId=${received[3]!.id}`);
+    try {
+      await eventually(() => viaQuery.events.length >= 2, 'replay via ?lastEventId=');
+      await sleep(300);
+      assert.deepEqual(viaQuery.events.map((e) => JSON.parse(e.data).body.after.id), [5, 6]);
+    } finally {
+      await viaQuery.close();
+    }
+  });
+
+  test('a lower seq that commits later is neither skipped nor overtaken', async () => {
+    const stream = await openStream(`${base}/topics/u/stream`);
+    const early = await db.pool.connect();
+    const late = await db.pool.connect();
+    try {
+      await early.query('BEGIN');
+      const a = await early.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('u', '{"n":"a"}') RETURNING seq::text AS seq`);
+      await late.query('BEGIN');
+      const b = await late.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('u', '{"n":"b"}') RETURNING seq::text AS seq`);
+      await late.query('COMMIT');
+      assert.ok(BigInt(b.rows[0].seq) > BigInt(a.rows[0].seq));
+      await sleep(1000);
+      assert.equal(stream.events.length, 0, 'nothing while a lower seq is uncommitted');
+      await early.query('COMMIT');
+      await eventually(() => stream.events.length >= 2, 'both messages once the first commits');
+      await sleep(300);
+      assert.deepEqual(stream.events.map((e) => e.id), [a.rows[0].seq, b.rows[0].seq]);
+      assert.deepEqual(stream.events.map((e) => JSON.parse(e.data).body.n), ['a', 'b']);
+    } finally {
+      await early.query('ROLLBACK').catch(() => {});
+      early.release();
+      late.release();
+      await stream.close();
+    }
+  });
+
+  test('the same when the later seq was written by the older transaction (a txid filter alone would skip the lower seq)', async () => {
+    const stream = await openStream(`${base}/topics/v/stream`);
+    const older = await db.pool.connect();
+    const younger = await db.pool.connect();
+    try {
+      await older.query('BEGIN');
+      const olderXid = (await older.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x;
+      await younger.query('BEGIN');
+      const a = await younger.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('v', '"a"') RETURNING seq::text AS seq, pg_current_xact_id()::text AS txid`);
+      const b = await older.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('v', '"b"') RETURNING seq::text AS seq, pg_current_xact_id()::text AS txid`);
+      assert.ok(BigInt(b.rows[0].txid) < BigInt(a.rows[0].txid) && b.rows[0].txid === olderXid);
+      assert.ok(BigInt(b.rows[0].seq) > BigInt(a.rows[0].seq));
+      await older.query('COMMIT');
+      await sleep(1000);
+      assert.equal(stream.events.length, 0, 'b is committed and older than every running transaction, yet a (lower seq) is still open');
+      await younger.query('COMMIT');
+      await eventually(() => stream.events.length >= 2, 'both messages');
+      await sleep(300);
+      assert.deepEqual(stream.events.map((e) => e.id), [a.rows[0].seq, b.rows[0].seq]);
+      // A non-JSON body is a JSON string in the envelope.
+      assert.deepEqual(stream.events.map((e) => JSON.parse(e.data).body), ['a', 'b']);
+    } finally {
+      await older.query('ROLLBACK').catch(() => {});
+      await younger.query('ROLLBACK').catch(() => {});
+      older.release();
+      younger.release();
+      await stream.close();
+    }
+  });
+
+  test('a client that stops reading is disconnected, and resumes with Last-Event-ID', async () => {
+    const count = 3000;
+    // A raw request that stops reading: the server's socket buffer fills up.
+    const { status, lastId, res } = await new Promise<{ status: number; lastId: () => string | undefined; res: import('node:http').IncomingMessage }>((resolve, reject) => {
+      const req = httpRequest(`${base}/topics/big/stream`, (res) => {
+        let text = '';
+        let paused = false;
+        res.setEncoding('utf8');
+        // Reads until the first event, then stops reading.
+        res.on('data', (chunk: string) => {
+          text += chunk;
+          if (!paused && /\n\n[^]*\n\n/.test(text)) {
+            paused = true;
+            res.pause();
+          }
+        });
+        const lastId = () => [...text.matchAll(/^id: (\d+)\n[^]*?\n\n/gm)].at(-1)?.[1];
+        resolve({ status: res.statusCode!, lastId, res });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 200);
+    const ended = new Promise<void>((resolve) => {
+      res.on('close', resolve);
+      res.on('error', () => resolve());
+    });
+    // Once the client has received something it is live (a client replaying a backlog is paced by its socket instead).
+    await db.pool.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('big', '{"n":0}')`);
+    await eventually(() => lastId() !== undefined, 'the first event');
+    await db.pool.query(`INSERT INTO rowcast.messages (topic, body) SELECT 'big', json_build_object('n', g, 'pad', repeat('x', 8000))::text FROM generate_series(1, $1) g`, [count]);
+    // ~24 MB: more than loopback buffers hold, so the server sees the client fall behind and cuts it off.
+    await sleep(3000);
+    res.resume();
+    let timer: NodeJS.Timeout | undefined;
+    const disconnected = await Promise.race([ended.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 30_000)))]);
+    clearTimeout(timer);
+    assert.ok(disconnected, 'the slow client was disconnected');
+    const last = lastId()!;
+    const got: number = JSON.parse((await db.pool.query(`SELECT body FROM rowcast.messages WHERE seq = $1`, [last])).rows[0].body).n;
+    assert.ok(got < count, `disconnected before the end (had ${got} of ${count})`);
+    const resumed = await openStream(`${base}/topics/big/stream`, { 'last-event-id': last });
+    try {
+      await eventually(() => resumed.events.length >= count - got, 'the rest after resuming', 60_000);
+      const ns = resumed.events.map((e) => JSON.parse(e.data).body.n as number);
+      assert.equal(ns[0], got + 1);
+      assert.equal(ns.at(-1), count);
+      assert.equal(new Set(ns).size, ns.length);
+    } finally {
+      await resumed.close();
+    }
+  });
+});
