@@ -134,7 +134,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     const settings = subscriptionSettings(sub);
     const secret = resolveSecret(sub);
     if (secret !== undefined && !WEBHOOK_SECRET.test(secret)) {
-      problems.push(`subscriptions.${name}.secret: the value of ${(sub.protocol === 'http' || sub.protocol === 'https') && typeof sub.secret === 'object' ? `$${sub.secret.env}` : 'the secret'} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`);
+      problems.push(`subscriptions.${name}.secret: the value of ${isWebhook(sub) && typeof sub.secret === 'object' ? `$${sub.secret.env}` : 'the secret'} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`);
       continue;
     }
     const columns = {
@@ -158,7 +158,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
             ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, protocol = EXCLUDED.protocol, endpoint = EXCLUDED.endpoint,
               settings = EXCLUDED.settings, filter_policy = EXCLUDED.filter_policy, filter_scope = EXCLUDED.filter_scope,
               dead_letter_topic = EXCLUDED.dead_letter_topic, secret = COALESCE($10, rowcast.subscriptions.secret), updated_at = now()`,
-      params: [name, columns.topic, columns.protocol, columns.endpoint, columns.settings, columns.filter_policy, columns.filter_scope, columns.dead_letter_topic, secret ?? generateSecret(), secret ?? null],
+      params: [name, columns.topic, columns.protocol, columns.endpoint, columns.settings, columns.filter_policy, columns.filter_scope, columns.dead_letter_topic, secret ?? (isWebhook(sub) ? generateSecret() : null), secret ?? null],
       secretParams: [8, 9],
     });
   }
@@ -233,7 +233,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
 /** What a delivering process needs besides the secret; a protocol's own options go to its sink as `options`. */
 function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
   const common = { format: sub.format, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
-  if (sub.protocol === 'http' || sub.protocol === 'https') return { ...common, headers: sub.headers };
+  if (isWebhook(sub)) return { ...common, headers: sub.headers };
   return { ...common, headers: {}, options: 'options' in sub ? sub.options : undefined };
 }
 
@@ -253,13 +253,18 @@ function endpointOf(sub: SubscriptionConfig): string {
       return `redis:${sub.options.stream}`;
     case 'mqtt':
       return `mqtt:${sub.options.topic}`;
+    case 'log':
+      return `log:${sub.options.stream}`;
     default:
       return sub.endpoint;
   }
 }
 
+const isWebhook = (sub: SubscriptionConfig): sub is Extract<SubscriptionConfig, { protocol: 'http' | 'https' }> => sub.protocol === 'http' || sub.protocol === 'https';
+
+/** A webhook's signing secret from the config (or the environment variable it names). */
 function resolveSecret(sub: SubscriptionConfig): string | undefined {
-  if ((sub.protocol !== 'http' && sub.protocol !== 'https') || sub.secret === undefined) return undefined;
+  if (!isWebhook(sub) || sub.secret === undefined) return undefined;
   return typeof sub.secret === 'string' ? sub.secret : process.env[sub.secret.env];
 }
 

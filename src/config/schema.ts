@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { amqpOptionsSchema } from '../subscriptions/sinks/amqp/amqp-settings.js';
 import { emailOptionsSchema } from '../subscriptions/sinks/email/email-settings.js';
+import { logOptionsSchema } from '../subscriptions/sinks/log/log-sink.js';
 import { mqttOptionsSchema } from '../subscriptions/sinks/mqtt/mqtt-settings.js';
 import { natsOptionsSchema } from '../subscriptions/sinks/nats/nats-settings.js';
 import { redisOptionsSchema } from '../subscriptions/sinks/redis/redis-settings.js';
@@ -135,6 +136,8 @@ export const amqpSubscriptionSchema = withOptions(['amqp'], amqpOptionsSchema);
 export const redisSubscriptionSchema = withOptions(['redis'], redisOptionsSchema);
 /** MQTT: QoS 1 or 2, done on PUBACK/PUBCOMP. */
 export const mqttSubscriptionSchema = withOptions(['mqtt'], mqttOptionsSchema);
+/** A JSON line per message on stdout or stderr, for development. */
+export const logSubscriptionSchema = withOptions(['log'], logOptionsSchema);
 
 export const subscriptionSchema = z.discriminatedUnion('protocol', [
   httpSubscriptionSchema,
@@ -144,6 +147,7 @@ export const subscriptionSchema = z.discriminatedUnion('protocol', [
   amqpSubscriptionSchema,
   redisSubscriptionSchema,
   mqttSubscriptionSchema,
+  logSubscriptionSchema,
 ]);
 
 /** Function names follow Lambda's rules, so an ARN's last part maps to a rowcast function. */

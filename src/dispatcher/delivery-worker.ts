@@ -5,6 +5,7 @@ import { deadLetterMessage } from '../subscriptions/dead-letter.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
 import { AmqpSink } from '../subscriptions/sinks/amqp/amqp-sink.js';
 import { EmailSink } from '../subscriptions/sinks/email/email-sink.js';
+import { LogSink } from '../subscriptions/sinks/log/log-sink.js';
 import { MqttSink } from '../subscriptions/sinks/mqtt/mqtt-sink.js';
 import { NatsSink } from '../subscriptions/sinks/nats/nats-sink.js';
 import { RedisSink } from '../subscriptions/sinks/redis/redis-sink.js';
@@ -64,6 +65,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     this.sinks.set('amqp', new AmqpSink());
     this.sinks.set('redis', new RedisSink());
     this.sinks.set('mqtt', new MqttSink());
+    this.sinks.set('log', new LogSink());
   }
 
   async start(): Promise<void> {
