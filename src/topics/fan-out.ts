@@ -1,4 +1,5 @@
 import type { PoolClient } from '../store/pool.js';
+import type { OutboundMessage } from '../subscriptions/sinks/sink.js';
 import { type FilterPolicyScope, matchesFilterPolicy } from '../subscriptions/filter-policy/filter-policy.js';
 
 /*
@@ -101,13 +102,8 @@ export async function finishFanOut(client: PoolClient, row: FanOutRow): Promise<
   return row.unfiltered + matched.length;
 }
 
-export interface NewMessage {
-  id: string;
-  topic: string;
-  subject: string | null;
-  body: string;
-  contentType: string;
-  attributes: Record<string, string>;
+/** A message to publish: what subscribers will receive (less its timestamp and trace, set on insert), and its FIFO keys. */
+export interface NewMessage extends Omit<OutboundMessage, 'timestamp' | 'trace'> {
   groupKey: string | null;
   /** FIFO topics drop a message whose dedup key was seen within the topic's window. */
   dedupKey?: string | null;
