@@ -83,8 +83,8 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
 
   const topics = new Map(
     (
-      await client.query<{ name: string; description: string | null; fifo: boolean; dedup_window_ms: number; max_message_size: number; large_messages: string; claim_check_ttl_ms: string }>(
-        'SELECT name, description, fifo, dedup_window_ms, max_message_size, large_messages, claim_check_ttl_ms FROM rowcast.topics',
+      await client.query<{ name: string; description: string | null; fifo: boolean; dedup_window_ms: number; fifo_dead_blocks: boolean; max_message_size: number; large_messages: string; claim_check_ttl_ms: string }>(
+        'SELECT name, description, fifo, dedup_window_ms, fifo_dead_blocks, max_message_size, large_messages, claim_check_ttl_ms FROM rowcast.topics',
       )
     ).rows.map((r) => [r.name, r]),
   );
@@ -102,9 +102,10 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   // Topics first: captures and subscriptions refer to them.
   for (const [name, topic] of Object.entries(config.topics)) {
     const existing = topics.get(name);
-    const params = [name, topic.description ?? null, topic.fifo, topic.dedupWindow, topic.maxMessageSize, topic.largeMessages, topic.claimCheckTtl];
-    const sql = `INSERT INTO rowcast.topics (name, description, fifo, dedup_window_ms, max_message_size, large_messages, claim_check_ttl_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description, fifo = EXCLUDED.fifo, dedup_window_ms = EXCLUDED.dedup_window_ms,
+    const deadBlocks = topic.onDeadMessage === 'block-group';
+    const params = [name, topic.description ?? null, topic.fifo, topic.dedupWindow, topic.maxMessageSize, topic.largeMessages, topic.claimCheckTtl, deadBlocks];
+    const sql = `INSERT INTO rowcast.topics (name, description, fifo, dedup_window_ms, max_message_size, large_messages, claim_check_ttl_ms, fifo_dead_blocks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description, fifo = EXCLUDED.fifo, dedup_window_ms = EXCLUDED.dedup_window_ms, fifo_dead_blocks = EXCLUDED.fifo_dead_blocks,
                    max_message_size = EXCLUDED.max_message_size, large_messages = EXCLUDED.large_messages, claim_check_ttl_ms = EXCLUDED.claim_check_ttl_ms, updated_at = now()`;
     if (!existing) steps.push({ summary: `+ topic ${name}${topic.fifo ? ' (FIFO)' : ''}`, sql, params });
     else {
@@ -112,6 +113,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
         (existing.description ?? undefined) !== topic.description && 'description',
         existing.fifo !== topic.fifo && 'fifo',
         existing.dedup_window_ms !== topic.dedupWindow && 'dedupWindow',
+        existing.fifo_dead_blocks !== deadBlocks && 'onDeadMessage',
         existing.max_message_size !== topic.maxMessageSize && 'maxMessageSize',
         existing.large_messages !== topic.largeMessages && 'largeMessages',
         Number(existing.claim_check_ttl_ms) !== topic.claimCheckTtl && 'claimCheckTtl',

@@ -23,6 +23,8 @@ export const topicSchema = z.strictObject({
   fifo: z.boolean().default(false),
   /** FIFO: a message whose dedupKey was seen within this window is dropped (SNS: 5 minutes). */
   dedupWindow: duration.default(5 * 60_000),
+  /** FIFO: after a message of a group goes dead, continue with the group's next one, or hold the group until it is redriven. */
+  onDeadMessage: z.enum(['continue', 'block-group']).default('continue'),
   /** Largest message body in bytes (SNS: 256 KiB). */
   maxMessageSize: z.number().int().min(1024).max(1024 * 1024 * 1024).default(256 * 1024),
   /**

@@ -22,10 +22,13 @@ claimed AS (
   SELECT d.id FROM wanted w CROSS JOIN LATERAL (
     SELECT id FROM rowcast.deliveries d
      WHERE d.subscription = w.subscription AND d.state IN ('pending', 'in_flight') AND d.available_at <= now()
-       -- FIFO: only the first undelivered delivery of its group; a dead one no longer holds the group back.
+       -- FIFO: only the first undelivered delivery of its group; a dead one holds the group back only on topics
+       -- that say so (onDeadMessage: block-group).
        AND (d.group_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM rowcast.deliveries e
-              WHERE e.subscription = d.subscription AND e.group_key = d.group_key AND e.seq < d.seq AND e.state IN ('pending', 'in_flight')))
+              WHERE e.subscription = d.subscription AND e.group_key = d.group_key AND e.seq < d.seq
+                AND (e.state IN ('pending', 'in_flight')
+                     OR (e.state = 'dead' AND (SELECT t.fifo_dead_blocks FROM rowcast.topics t JOIN rowcast.subscriptions s ON s.topic = t.name WHERE s.name = d.subscription)))))
      ORDER BY d.available_at, d.id
      LIMIT w.n FOR UPDATE SKIP LOCKED) d
 )

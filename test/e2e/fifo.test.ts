@@ -10,6 +10,7 @@ import { WebhookReceiver } from '../support/webhook-receiver.js';
 let db: TestDatabase;
 let receiver: WebhookReceiver;
 let rowcast: RowcastRuntime;
+let fixed = false;
 const KEYS = 12;
 const UPDATES = 8;
 
@@ -18,18 +19,23 @@ before(async () => {
   receiver = await WebhookReceiver.start();
   // Roughly one request in three fails at first; every request for the row 'poison' fails for good.
   receiver.reply = (req) => {
+    if (req.path.endsWith('?blocking')) return req.json.body.after.v === 0 && !fixed ? { status: 500 } : { status: 200 };
     if (req.json?.body?.after?.name === 'poison') return { status: 500 };
     return Math.random() < 0.33 ? { status: 503 } : { status: 200, delayMs: Math.floor(Math.random() * 5) };
   };
-  await db.pool.query(`CREATE TABLE counters (id int PRIMARY KEY, name text, v int NOT NULL)`);
+  await db.pool.query(`CREATE TABLE counters (id int PRIMARY KEY, name text, v int NOT NULL); CREATE TABLE jobs (id int PRIMARY KEY, v int NOT NULL)`);
   const config: RowcastConfigInput = {
-    topics: { counters: { fifo: true }, fifo: { fifo: true, dedupWindow: '1m' } },
-    captures: { counters: { table: 'counters', topic: 'counters', operations: ['INSERT', 'UPDATE'] } },
+    topics: { counters: { fifo: true }, fifo: { fifo: true, dedupWindow: '1m' }, jobs: { fifo: true, onDeadMessage: 'block-group' } },
+    captures: {
+      counters: { table: 'counters', topic: 'counters', operations: ['INSERT', 'UPDATE'] },
+      jobs: { table: 'jobs', topic: 'jobs', operations: ['INSERT', 'UPDATE'] },
+    },
     functions: { dedup: { handler: 'test/fixtures/handlers/dedup-publisher.ts' } },
     subscriptions: {
       ordered: { topic: 'counters', protocol: 'http', endpoint: receiver.url, maxConcurrency: 16, deliveryPolicy: { maxAttempts: 30, minDelay: '5ms', maxDelay: '20ms' } },
       poisoned: { topic: 'counters', protocol: 'http', endpoint: `${receiver.url}?poisoned`, deliveryPolicy: { maxAttempts: 2, minDelay: '5ms', maxDelay: '10ms' } },
       fifo: { topic: 'fifo', protocol: 'http', endpoint: `${receiver.url}?fifo` },
+      blocking: { topic: 'jobs', protocol: 'http', endpoint: `${receiver.url}?blocking`, deliveryPolicy: { maxAttempts: 1 } },
     },
   };
   await applyConfig(db.pool, config);
@@ -83,4 +89,22 @@ test('FIFO deduplication: a repeated dedupKey within the window is dropped', asy
   await eventually(() => accepted().length >= 3, 'three messages');
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(accepted(), ['one', 'two', 'three']);
+});
+
+test("onDeadMessage: 'block-group' holds a group behind its dead message until it is redriven", async () => {
+  await db.pool.query(`INSERT INTO jobs VALUES (1, 0), (2, 0)`);
+  await db.pool.query(`UPDATE jobs SET v = v + 1`);
+  await db.pool.query(`UPDATE jobs SET v = v + 1`);
+  const accepted = (id: number) => receiver.requests.filter((r) => r.path.endsWith('?blocking') && r.status === 200 && r.json.body.key.id === id).map((r) => r.json.body.after.v as number);
+  // Both rows' first messages fail once (maxAttempts 1) and go dead; their later messages must wait.
+  await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'blocking' AND state = 'dead'`)).rows[0].n === 2, 'both heads dead');
+  await new Promise((r) => setTimeout(r, 800));
+  assert.deepEqual(accepted(1), [], 'row 1 waits behind its dead message');
+  assert.deepEqual(accepted(2), [], 'row 2 as well');
+  fixed = true;
+  const { redrive } = await import('../../src/control-plane/operations.js');
+  assert.equal(await redrive(db.pool, { subscription: 'blocking' }), 2);
+  await eventually(() => accepted(1).length === 3 && accepted(2).length === 3, 'both groups, after redrive');
+  assert.deepEqual(accepted(1), [0, 1, 2]);
+  assert.deepEqual(accepted(2), [0, 1, 2]);
 });

@@ -10,7 +10,9 @@ ALTER TABLE rowcast.topics
   ADD COLUMN unmatched_messages bigint NOT NULL DEFAULT 0,
   ADD COLUMN fifo boolean NOT NULL DEFAULT false,
   -- FIFO: a message whose dedup key was seen within this window is dropped (SNS: 5 minutes)
-  ADD COLUMN dedup_window_ms integer NOT NULL DEFAULT 300000;
+  ADD COLUMN dedup_window_ms integer NOT NULL DEFAULT 300000,
+  -- FIFO: whether a dead delivery keeps holding back the rest of its group (until redriven)
+  ADD COLUMN fifo_dead_blocks boolean NOT NULL DEFAULT false;
 
 -- The order of messages: a capture's event id (commit order per row), else publish order. seq is also the
 -- cursor of live streams (src/control-plane/http/topic-stream.ts says how they never skip a lower seq that
