@@ -29,6 +29,7 @@ export abstract class ClaimLoop<C extends Claimed> {
   private readonly backlogged = new Set<string>();
   private stopping = false;
   private loop: Promise<void> | null = null;
+  private rotation = 0;
 
   constructor(protected readonly loopOptions: ClaimLoopOptions, protected readonly log: Logger) {}
 
@@ -99,14 +100,34 @@ export abstract class ClaimLoop<C extends Claimed> {
     }
   }
 
+  /**
+   * How many items to ask each group for. Every group with room gets a fair share of the free slots first — in a
+   * rotating order, so that with more groups than slots each gets its turn — and backlogged groups get the rest.
+   * (Handing the slots out in a fixed order would starve every group past the first few.)
+   */
   private wanted(): Map<string, number> {
     const wanted = new Map<string, number>();
     let free = this.loopOptions.concurrency - this.inFlight.size;
-    for (const [group, limit] of this.limits()) {
+    const limits = [...this.limits()];
+    if (free <= 0 || !limits.length) return wanted;
+    const start = this.rotation++ % limits.length;
+    const ordered = [...limits.slice(start), ...limits.slice(0, start)];
+    const room = (group: string, limit: number) => Math.min(limit - (this.perGroup.get(group) ?? 0), this.loopOptions.maxClaim) - (wanted.get(group) ?? 0);
+    const share = Math.max(1, Math.floor(free / ordered.length));
+    for (const [group, limit] of ordered) {
       if (free <= 0) break;
-      const n = Math.min(limit - (this.perGroup.get(group) ?? 0), free, this.loopOptions.maxClaim);
+      const n = Math.min(room(group, limit), share, free);
       if (n > 0) {
         wanted.set(group, n);
+        free -= n;
+      }
+    }
+    for (const [group, limit] of ordered) {
+      if (free <= 0) break;
+      if (!this.backlogged.has(group)) continue;
+      const n = Math.min(room(group, limit), free);
+      if (n > 0) {
+        wanted.set(group, (wanted.get(group) ?? 0) + n);
         free -= n;
       }
     }
