@@ -128,8 +128,15 @@ function buildObject(record: string, cols: ColumnInfo[]): string {
 function rowJson(record: string, table: TableInfo, columns: string[] | undefined): string {
   if (columns) return buildObject(record, columns.map((c) => table.columns.find((tc) => tc.name === c)!));
   const exact = table.columns.filter((c) => c.exactNumber);
-  // to_jsonb(NEW) follows columns added later without re-applying; only exact numbers need naming.
-  return exact.length ? `to_jsonb(${record}) || ${buildObject(record, exact)}` : `to_jsonb(${record})`;
+  // to_jsonb(NEW) follows columns added later without re-applying; only exact numbers need naming. They are read
+  // from that jsonb (which keeps every digit, scale, NaN and ±Infinity), never as NEW."col": a column dropped
+  // while the trigger is installed must not make the writer's statement fail ("record has no field"); a dropped
+  // column's null is stripped, so it is simply absent. Arrays: the jsonb array's text as an array literal.
+  if (!exact.length) return `to_jsonb(${record})`;
+  const fromJson = exact.map((c) => `${literal(c.name)}, ${c.array ? `to_jsonb(translate(NULLIF(j -> ${literal(c.name)}, 'null')::text, '[]', '{}')::text[])` : `j ->> ${literal(c.name)}`}`);
+  const chunks: string[] = [];
+  for (let i = 0; i < fromJson.length; i += 50) chunks.push(`jsonb_build_object(${fromJson.slice(i, i + 50).join(', ')})`);
+  return `(SELECT j || jsonb_strip_nulls(${chunks.join(' || ')}) FROM (SELECT to_jsonb(${record}) AS j) AS r)`;
 }
 
 function keyJson(record: string, table: TableInfo): string | undefined {
