@@ -97,7 +97,8 @@ const config = parseConfig(
     subscriptions: {
       'ops-team-webhook': { topic: 'my-rds-triggered-topic-1', protocol: 'http', endpoint, secret, deliveryPolicy: { minDelay: '200ms', maxDelay: '5s' } },
     },
-    runtime: { pollInterval: '500ms', logLevel: 'warn' },
+    // The demo's webhook receiver listens on 127.0.0.1: an internal address, refused unless allowed.
+    runtime: { pollInterval: '500ms', logLevel: 'warn', allowPrivateEndpoints: true },
   },
   'demo config',
 );

@@ -212,6 +212,13 @@ export const runtimeSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** The HTTP server: /livez, /readyz, /topics/:name/stream (see httpServerSchema). */
   http: httpServerSchema.prefault({}),
+  /**
+   * Webhook URL safety. false (default): webhooks are delivered to public addresses only — loopback, private
+   * (RFC 1918, CGNAT, fc00::/7), link-local (incl. 169.254.169.254), unspecified, multicast and reserved addresses are
+   * refused, checked on the address connected to after DNS resolution; a refused attempt fails with an error and is
+   * retried. true: internal addresses are allowed (development, tests, endpoints inside a private network).
+   */
+  allowPrivateEndpoints: z.boolean().default(false),
 });
 
 export const configSchema = z.strictObject({

@@ -21,6 +21,8 @@ export interface DeliveryWorkerOptions {
   concurrency: number;
   lease: number;
   pollInterval: number;
+  /** Webhooks may go to loopback, private and other internal addresses (runtime.allowPrivateEndpoints). */
+  allowPrivateEndpoints?: boolean;
 }
 
 /** Results are written in batches: after this many, or this long after the first. */
@@ -54,7 +56,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     log: Logger,
   ) {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
-    const http = new HttpSink();
+    const http = new HttpSink({ allowPrivateEndpoints: options.allowPrivateEndpoints ?? false });
     this.sinks.set('http', http);
     this.sinks.set('https', http);
     this.sinks.set('function', new FunctionSink(pool, () => this.onInvocationQueued()));

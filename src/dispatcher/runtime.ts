@@ -56,7 +56,11 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   }
 
   const listener = new Listener(url, log);
-  const worker = new DeliveryWorker(pool, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log);
+  const worker = new DeliveryWorker(
+    pool,
+    { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval, allowPrivateEndpoints: runtime.allowPrivateEndpoints },
+    log,
+  );
   const functions = options.functions && Object.keys(options.functions).length
     ? new FunctionWorker(pool, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log, () => worker.wake())
     : null;

@@ -12,7 +12,7 @@ const input: RowcastConfigInput = {
   topics: { notes: {} },
   captures: { notes: { table: 'notes', topic: 'notes' } },
   subscriptions: { dev: { topic: 'notes', protocol: 'log', format: 'raw', options: { stream: 'stdout' } } },
-  runtime: { pollInterval: '200ms' },
+  runtime: { pollInterval: '200ms', allowPrivateEndpoints: true },
 };
 
 before(async () => {

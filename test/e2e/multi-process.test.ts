@@ -34,7 +34,7 @@ before(async () => {
       // the timeout plus rowcast's margin, since it is longer than runtime.lease.
       crash: { topic: 'crash', protocol: 'http', endpoint: crash.url, deliveryPolicy: { minDelay: '50ms', maxDelay: '200ms', timeout: '3s' } },
     },
-    runtime: { lease: '2s', pollInterval: '200ms', shutdownGrace: '2s' },
+    runtime: { lease: '2s', pollInterval: '200ms', shutdownGrace: '2s', allowPrivateEndpoints: true },
   };
   await applyConfig(db.pool, config);
   configFile = writeConfigFile(config);

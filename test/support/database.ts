@@ -56,8 +56,11 @@ export async function applyConfig(pool: Pool, input: RowcastConfigInput) {
   return config;
 }
 
-/** Timings in tens of milliseconds so that retries and lease expiry happen within a test. */
-export const FAST_RUNTIME: Partial<RuntimeConfig> = { pollInterval: 200, lease: 3000, shutdownGrace: 2000, logLevel: 'silent' };
+/**
+ * Timings in tens of milliseconds so that retries and lease expiry happen within a test; webhooks go to the loopback
+ * receivers of test/support, hence allowPrivateEndpoints.
+ */
+export const FAST_RUNTIME: Partial<RuntimeConfig> = { pollInterval: 200, lease: 3000, shutdownGrace: 2000, logLevel: 'silent', allowPrivateEndpoints: true };
 
 /** A rowcast process inside the test process. */
 export function startTestRowcast(url: string, runtime: Partial<RuntimeConfig> = {}, functions?: Record<string, FunctionConfig>): Promise<RowcastRuntime> {

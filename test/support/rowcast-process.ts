@@ -83,10 +83,14 @@ export class RowcastProcess {
   }
 }
 
-/** Writes a config as a JSON file in a fresh temporary directory; remove() deletes the directory. */
+/**
+ * Writes a config as a JSON file in a fresh temporary directory; remove() deletes the directory. Tests deliver to
+ * loopback receivers, so runtime.allowPrivateEndpoints is true unless the config sets it.
+ */
 export function writeConfigFile(config: RowcastConfigInput): { file: string; remove(): void } {
   const dir = mkdtempSync(path.join(tmpdir(), 'rowcast-test-'));
   const file = path.join(dir, 'rowcast.config.json');
-  writeFileSync(file, JSON.stringify(config, null, 2));
+  const withDefaults = { ...config, runtime: { allowPrivateEndpoints: true, ...config.runtime } };
+  writeFileSync(file, JSON.stringify(withDefaults, null, 2));
   return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

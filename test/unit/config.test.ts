@@ -221,6 +221,7 @@ describe('parseConfig: defaults and durations', () => {
       shutdownGrace: 10_000,
       logLevel: 'info',
       http: { host: '127.0.0.1' },
+      allowPrivateEndpoints: false,
     });
     assert.deepEqual(config.database, {});
   });

@@ -1,6 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { parseRetryAfter } from '../../retry-policy.js';
+import { findPrivateEndpointError, publicOnlyConnector } from './address-policy.js';
 import { renderMessage } from '../../message-format.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
 
@@ -9,10 +10,22 @@ const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
 /**
  * Webhooks over HTTP(S): a POST per delivery, signed per Standard Webhooks (webhook-id is the message id, the
  * same on every attempt), through a keep-alive connection pool. Redirects are not followed: a 3xx is a failure.
+ * Unless allowPrivateEndpoints, connections go to public addresses only, checked on the address connected to (after
+ * DNS resolution; see address-policy.ts); a refused one fails the attempt, retryably.
  */
 export class HttpSink implements Sink {
-  private readonly agent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 256, pipelining: 1 });
+  private readonly agent: Agent;
   private readonly signers = new Map<string, Webhook>();
+
+  constructor(options: { allowPrivateEndpoints?: boolean } = {}) {
+    this.agent = new Agent({
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 600_000,
+      connections: 256,
+      pipelining: 1,
+      ...(options.allowPrivateEndpoints ? {} : { connect: publicOnlyConnector() }),
+    });
+  }
 
   async send({ attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
     const { deliveryPolicy, format, headers: extra } = subscription.settings;
@@ -59,6 +72,8 @@ export class HttpSink implements Sink {
     } catch (err) {
       if (timeout.aborted) return { kind: 'retry', error: `timed out after ${deliveryPolicy.timeout} ms` };
       if (signal.aborted) return { kind: 'retry', error: 'aborted: rowcast is shutting down' };
+      const refused = findPrivateEndpointError(err);
+      if (refused) return { kind: 'retry', error: refused.message };
       return { kind: 'retry', error: describeNetworkError(err) };
     }
   }
