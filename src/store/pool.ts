@@ -33,15 +33,22 @@ export function createPool(url: string, options: { max?: number; applicationName
 /** Runs fn in one transaction on one connection; rolls back if it throws. */
 export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // The pool's error listener is off while a client is checked out: without this one, a connection PostgreSQL
+  // closes mid-transaction (restart, pg_terminate_backend) emits an unhandled 'error' that kills the process.
+  // The pending query rejects anyway; the broken connection is then discarded, not returned to the pool.
+  let broken: Error | undefined;
+  const onError = (err: Error) => void (broken = err);
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
+    if (!broken) await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.removeListener('error', onError);
+    client.release(broken);
   }
 }

