@@ -1,57 +1,10 @@
 /**
- * npm test: finds a real PostgreSQL (DATABASE_URL, or an embedded one started here), prepares a migrated
- * template database that each test file clones into its own database, then runs node's test runner.
- *   npm test                      every test
+ * npm test: the unit and end-to-end tests (test/unit, test/e2e) against a real PostgreSQL — DATABASE_URL, or an
+ * embedded one — each file in its own database cloned from a migrated template.
+ *   npm test                          every test
  *   npm test -- test/unit/x.test.ts   some files
  */
-import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
-import pg from 'pg';
-import { migrate } from '../src/store/migrate.js';
-import { createPool } from '../src/store/pool.js';
-import { startEmbeddedPostgres } from '../src/store/embedded-postgres.js';
-import { databaseUrlFor } from '../test/support/database-url.js';
+import { findTests, runTestFiles } from './test-runner.js';
 
-function findTests(dir: string): string[] {
-  return readdirSync(dir)
-    .flatMap((name) => {
-      const file = path.join(dir, name);
-      if (statSync(file).isDirectory()) return findTests(file);
-      return name.endsWith('.test.ts') ? [file] : [];
-    })
-    .sort();
-}
-
-const files = process.argv.slice(2).length ? process.argv.slice(2) : findTests('test');
-const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
-const adminUrl = process.env.DATABASE_URL ?? embedded!.url;
-const template = `rowcast_test_template_${process.pid}`;
-console.log(`tests on ${embedded ? 'an embedded PostgreSQL' : 'DATABASE_URL'}; template database ${template}; ${files.length} file(s)`);
-
-const admin = new pg.Client({ connectionString: adminUrl });
-await admin.connect();
-await admin.query(`DROP DATABASE IF EXISTS ${template}`);
-await admin.query(`CREATE DATABASE ${template}`);
-const pool = createPool(databaseUrlFor(adminUrl, template), { max: 1 });
-await migrate(pool);
-await pool.end();
-
-let code = 1;
-try {
-  code = await new Promise<number>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=3', '--test-reporter=spec', ...files], {
-      stdio: 'inherit',
-      env: { ...process.env, ROWCAST_TEST_ADMIN_URL: adminUrl, ROWCAST_TEST_TEMPLATE: template },
-    });
-    child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
-  });
-} finally {
-  await admin.query(`DROP DATABASE IF EXISTS ${template}`).catch(() => {});
-  // Databases of test files that crashed before cleaning up.
-  const leftovers = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'rowcast_t\\_%'`).catch(() => ({ rows: [] }));
-  for (const { datname } of leftovers.rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`).catch(() => {});
-  await admin.end();
-  await embedded?.stop();
-}
-process.exit(code);
+const files = process.argv.slice(2).length ? process.argv.slice(2) : [...findTests('test/unit'), ...findTests('test/e2e')];
+process.exit(await runTestFiles(files, { what: 'tests', concurrency: 3 }));
