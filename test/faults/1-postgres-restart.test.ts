@@ -4,12 +4,11 @@ import pg from 'pg';
 import { migrate } from '../../src/store/migrate.js';
 import { createPool, type Pool } from '../../src/store/pool.js';
 import { assertDeliveries } from '../support/checker.js';
-import { applyConfig, eventually } from '../support/database.js';
+import { eventually } from '../support/database.js';
 import { databaseUrlFor } from '../support/database-url.js';
 import {
   explained,
-  ITEMS_TABLE,
-  itemsConfig,
+  FaultScenario,
   reportResult,
   type RestartablePostgres,
   sleep,
@@ -18,28 +17,19 @@ import {
   waitAllDelivered,
   Writer,
 } from '../support/fault-harness.js';
-import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
-import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 let server: RestartablePostgres | undefined;
 let pool: Pool | undefined;
-let receiver: WebhookReceiver | undefined;
-let configFile: ReturnType<typeof writeConfigFile> | undefined;
-const children: RowcastProcess[] = [];
+const scenario = new FaultScenario();
 
 after(async () => {
-  for (const c of children) {
-    c.kill('SIGKILL');
-    await c.exited;
-  }
-  configFile?.remove();
-  await receiver?.close();
+  await scenario.cleanup();
   await pool?.end().catch(() => {});
   await server?.stop();
 });
 
 test('PostgreSQL restarted with -m immediate while writers insert: rowcast reconnects (LISTEN too) and catches up', { timeout: 240_000 }, () =>
-  explained(children, async () => {
+  explained(scenario.children, async () => {
     server = await startRestartablePostgres();
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
@@ -48,15 +38,7 @@ test('PostgreSQL restarted with -m immediate while writers insert: rowcast recon
     const url = databaseUrlFor(server.url, 'rowcast_fault');
     pool = createPool(url, { max: 3, applicationName: 'rowcast test' });
     await migrate(pool);
-    await pool.query(ITEMS_TABLE);
-    receiver = await WebhookReceiver.start();
-    const config = itemsConfig(receiver.url);
-    await applyConfig(pool, config);
-    configFile = writeConfigFile(config);
-
-    const child = RowcastProcess.start(configFile.file, url);
-    children.push(child);
-    await child.ready(pool, 90_000);
+    const { receiver, child } = await scenario.start(pool, url);
 
     const writer = new Writer(url, 10);
     const restarts: { downMs: number; listenerBackMs: number; firstDeliveryAfterMs: number }[] = [];
@@ -69,7 +51,7 @@ test('PostgreSQL restarted with -m immediate while writers insert: rowcast recon
         'the LISTEN connection to come back',
         30_000,
       ).then(() => Date.now() - upAt);
-      const firstDelivery = eventually(() => receiver!.delivered.find((r) => r.at > upAt), 'a delivery after the restart', 30_000).then(
+      const firstDelivery = eventually(() => receiver.delivered.find((r) => r.at > upAt), 'a delivery after the restart', 30_000).then(
         (r) => r.at - upAt,
       );
       const [listenerBackMs, firstDeliveryAfterMs] = await Promise.all([listenerBack, firstDelivery]);

@@ -1,39 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { assertDeliveries } from '../support/checker.js';
-import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
-import { explained, ITEMS_TABLE, itemsConfig, reportResult, sleep, stopChild, waitAllDelivered, Writer } from '../support/fault-harness.js';
-import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
-import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { explained, FaultScenario, reportResult, sleep, stopChild, waitAllDelivered, Writer } from '../support/fault-harness.js';
 
-let db: TestDatabase | undefined;
-let receiver: WebhookReceiver | undefined;
-let configFile: ReturnType<typeof writeConfigFile> | undefined;
-const children: RowcastProcess[] = [];
+const scenario = new FaultScenario();
 
-after(async () => {
-  for (const c of children) {
-    c.kill('SIGKILL');
-    await c.exited;
-  }
-  configFile?.remove();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => scenario.cleanup());
 
 test('pg_terminate_backend on the listener and worker connections while delivering: everything delivered', { timeout: 180_000 }, () =>
-  explained(children, async () => {
-    db = await createTestDatabase();
-    await db.pool.query(ITEMS_TABLE);
-    receiver = await WebhookReceiver.start();
-    // A little latency at the subscriber so that connections are busy mid-delivery when killed.
-    receiver.reply = () => ({ status: 200, delayMs: Math.floor(Math.random() * 20) });
-    const config = itemsConfig(receiver.url);
-    await applyConfig(db.pool, config);
-    configFile = writeConfigFile(config);
-    const child = RowcastProcess.start(configFile.file, db.url);
-    children.push(child);
-    await child.ready(db.pool, 90_000);
+  explained(scenario.children, async () => {
+    const { db, receiver, child } = await scenario.startOnTestDatabase({
+      // A little latency at the subscriber so that connections are busy mid-delivery when killed.
+      reply: () => ({ status: 200, delayMs: Math.floor(Math.random() * 20) }),
+    });
 
     const writer = new Writer(db.url, 8);
     let terminated = 0;

@@ -2,39 +2,20 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { assertDeliveries } from '../support/checker.js';
-import { applyConfig, createTestDatabase, eventually, type TestDatabase } from '../support/database.js';
-import { explained, ITEMS_TABLE, itemsConfig, reportResult, sleep, stopChild, waitAllDelivered } from '../support/fault-harness.js';
-import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
-import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { eventually } from '../support/database.js';
+import { explained, FaultScenario, reportResult, sleep, stopChild, waitAllDelivered } from '../support/fault-harness.js';
 
-let db: TestDatabase | undefined;
-let receiver: WebhookReceiver | undefined;
-let configFile: ReturnType<typeof writeConfigFile> | undefined;
-const children: RowcastProcess[] = [];
+const scenario = new FaultScenario();
 const clients: pg.Client[] = [];
 
 after(async () => {
   for (const c of clients) await c.end().catch(() => {});
-  for (const c of children) {
-    c.kill('SIGKILL');
-    await c.exited;
-  }
-  configFile?.remove();
-  await receiver?.close();
-  await db?.drop();
+  await scenario.cleanup();
 });
 
 test('a lower event id commits after a higher one: both delivered', { timeout: 180_000 }, () =>
-  explained(children, async () => {
-    db = await createTestDatabase();
-    await db.pool.query(ITEMS_TABLE);
-    receiver = await WebhookReceiver.start();
-    const config = itemsConfig(receiver.url);
-    await applyConfig(db.pool, config);
-    configFile = writeConfigFile(config);
-    const child = RowcastProcess.start(configFile.file, db.url);
-    children.push(child);
-    await child.ready(db.pool, 90_000);
+  explained(scenario.children, async () => {
+    const { db, receiver, child } = await scenario.startOnTestDatabase();
 
     for (let i = 0; i < 2; i++) {
       const c = new pg.Client({ connectionString: db.url, application_name: 'rowcast test writer' });
@@ -52,12 +33,12 @@ test('a lower event id commits after a higher one: both delivered', { timeout: 1
       await late.query('BEGIN');
       await late.query('INSERT INTO items (id) VALUES ($1)', [high]);
       await late.query('COMMIT');
-      await eventually(() => receiver!.delivered.find((r) => r.json?.body?.after?.id === high), `row ${high} (higher event id) delivered`, 15_000);
+      await eventually(() => receiver.delivered.find((r) => r.json?.body?.after?.id === high), `row ${high} (higher event id) delivered`, 15_000);
       await sleep(1000); // several poll intervals and routing rounds pass while the lower id is still uncommitted
       const committedAt = Date.now();
       await early.query('COMMIT');
       const got = await eventually(
-        () => receiver!.delivered.find((r) => r.json?.body?.after?.id === low),
+        () => receiver.delivered.find((r) => r.json?.body?.after?.id === low),
         `row ${low}, whose lower event id committed ${p + 1}. after the higher one, to be delivered`,
         15_000,
       );

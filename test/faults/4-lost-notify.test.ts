@@ -1,44 +1,22 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { assertDeliveries } from '../support/checker.js';
-import { applyConfig, createTestDatabase, eventually, type TestDatabase } from '../support/database.js';
-import { explained, ITEMS_TABLE, itemsConfig, reportResult, sleep, stopChild, waitAllDelivered } from '../support/fault-harness.js';
-import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
-import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { eventually } from '../support/database.js';
+import { explained, FaultScenario, reportResult, sleep, stopChild, waitAllDelivered } from '../support/fault-harness.js';
 
-let db: TestDatabase | undefined;
-let receiver: WebhookReceiver | undefined;
-let configFile: ReturnType<typeof writeConfigFile> | undefined;
-const children: RowcastProcess[] = [];
+const scenario = new FaultScenario();
 
-after(async () => {
-  for (const c of children) {
-    c.kill('SIGKILL');
-    await c.exited;
-  }
-  configFile?.remove();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => scenario.cleanup());
 
 const POLL_MS = 1000;
 /** Scheduling slack on a busy 2-core machine on top of one poll interval. */
 const SLACK_MS = 1500;
 
 test('NOTIFY lost: polling still delivers within the poll interval', { timeout: 180_000 }, () =>
-  explained(children, async () => {
-    db = await createTestDatabase();
-    await db.pool.query(ITEMS_TABLE);
-    receiver = await WebhookReceiver.start();
-    const config = itemsConfig(receiver.url, { pollInterval: `${POLL_MS}ms` });
-    await applyConfig(db.pool, config);
-    configFile = writeConfigFile(config);
-    const child = RowcastProcess.start(configFile.file, db.url);
-    children.push(child);
-    await child.ready(db.pool, 90_000);
+  explained(scenario.children, async () => {
+    const { db, receiver: rx, child } = await scenario.startOnTestDatabase({ runtime: { pollInterval: `${POLL_MS}ms` } });
 
     const pool = db.pool;
-    const rx = receiver;
     let id = 0;
     const latency = async (insert: () => Promise<void>) => {
       const row = ++id;

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { assertDeliveries } from '../support/checker.js';
-import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
-import { explained, ITEMS_TABLE, itemsConfig, reportResult, sleep, stopChild, waitAllDelivered, Writer } from '../support/fault-harness.js';
-import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
-import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { explained, FaultScenario, reportResult, sleep, stopChild, waitAllDelivered, Writer } from '../support/fault-harness.js';
 
 const RUNS = 5;
 const cleanups: (() => Promise<void>)[] = [];
@@ -16,28 +13,16 @@ test(`two or three rowcast processes, one SIGKILLed at a random point, ${RUNS} r
   const runs: Record<string, unknown>[] = [];
   for (let run = 1; run <= RUNS; run++) {
     const processes = run % 2 === 1 ? 2 : 3;
-    const children: RowcastProcess[] = [];
-    const db: TestDatabase = await createTestDatabase();
-    const receiver = await WebhookReceiver.start();
-    let configFile: ReturnType<typeof writeConfigFile> | undefined;
-    const cleanup = async () => {
-      for (const c of children) {
-        c.kill('SIGKILL');
-        await c.exited;
-      }
-      configFile?.remove();
-      await receiver.close();
-      await db.drop();
-    };
+    const scenario = new FaultScenario();
+    const { children } = scenario;
+    const cleanup = () => scenario.cleanup();
     cleanups.push(cleanup);
     await explained(children, async () => {
-      await db.pool.query(ITEMS_TABLE);
-      receiver.reply = () => ({ status: 200, delayMs: Math.floor(Math.random() * 30) });
-      const config = itemsConfig(receiver.url, { lease: '1500ms' });
-      await applyConfig(db.pool, config);
-      configFile = writeConfigFile(config);
-      for (let i = 0; i < processes; i++) children.push(RowcastProcess.start(configFile.file, db.url));
-      for (const c of children) await c.ready(db.pool, 90_000);
+      const { db, receiver } = await scenario.startOnTestDatabase({
+        reply: () => ({ status: 200, delayMs: Math.floor(Math.random() * 30) }),
+        runtime: { lease: '1500ms' },
+        processes,
+      });
 
       const writer = new Writer(db.url, 5);
       const killAfterMs = 200 + Math.floor(Math.random() * 2500);

@@ -1,7 +1,7 @@
+import { freePort } from '../../src/store/embedded-postgres.js';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,9 +10,9 @@ import pg from 'pg';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { Pool } from '../../src/store/pool.js';
 import { checkDeliveries } from './checker.js';
-import { eventually } from './database.js';
-import type { RowcastProcess } from './rowcast-process.js';
-import type { WebhookReceiver } from './webhook-receiver.js';
+import { applyConfig, createTestDatabase, eventually, type TestDatabase } from './database.js';
+import { RowcastProcess, writeConfigFile } from './rowcast-process.js';
+import { WebhookReceiver } from './webhook-receiver.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -117,16 +117,6 @@ export async function stopChild(child: RowcastProcess, timeoutMs = 20_000) {
   return child.exit(timeoutMs);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A PostgreSQL of a scenario's own, which the scenario may crash and restart: embedded-postgres with a data
@@ -176,4 +166,61 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * What one scenario (or one run of it) sets up and must tear down: an optional test database, the webhook receiver,
+ * the config file and the rowcast child processes. cleanup() SIGKILLs the children, removes the config file, closes
+ * the receiver and drops the database, in that order; it is safe after a partial start.
+ */
+export class FaultScenario {
+  readonly children: RowcastProcess[] = [];
+  db: TestDatabase | undefined;
+  receiver: WebhookReceiver | undefined;
+  configFile: ReturnType<typeof writeConfigFile> | undefined;
+
+  async cleanup(): Promise<void> {
+    for (const c of this.children) {
+      c.kill('SIGKILL');
+      await c.exited;
+    }
+    this.configFile?.remove();
+    await this.receiver?.close();
+    await this.db?.drop();
+  }
+
+  /** Creates a fresh test database (dropped by cleanup()) and start()s on it. */
+  async startOnTestDatabase(options: ItemsScenarioOptions = {}): Promise<StartedItemsScenario & { db: TestDatabase }> {
+    const db = (this.db = await createTestDatabase());
+    return { db, ...(await this.start(db.pool, db.url, options)) };
+  }
+
+  /**
+   * Creates the items table, starts a webhook receiver (with `reply` if given), applies and writes
+   * itemsConfig(receiver, runtime) and starts `processes` rowcast children (default 1), waiting until each is ready.
+   */
+  async start(pool: Pool, url: string, { runtime, reply, processes = 1 }: ItemsScenarioOptions = {}): Promise<StartedItemsScenario> {
+    await pool.query(ITEMS_TABLE);
+    const receiver = (this.receiver = await WebhookReceiver.start());
+    if (reply) receiver.reply = reply;
+    const config = itemsConfig(receiver.url, runtime);
+    await applyConfig(pool, config);
+    const configFile = (this.configFile = writeConfigFile(config));
+    for (let i = 0; i < processes; i++) this.children.push(RowcastProcess.start(configFile.file, url));
+    for (const c of this.children) await c.ready(pool, 90_000);
+    return { receiver, child: this.children[0]! };
+  }
+}
+
+export interface ItemsScenarioOptions {
+  /** Overrides of itemsConfig's runtime settings. */
+  runtime?: Record<string, string>;
+  reply?: WebhookReceiver['reply'];
+  processes?: number;
+}
+
+export interface StartedItemsScenario {
+  receiver: WebhookReceiver;
+  /** The first rowcast child. */
+  child: RowcastProcess;
 }
