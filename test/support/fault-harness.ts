@@ -1,4 +1,3 @@
-import { freePort } from '../../src/store/embedded-postgres.js';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, rmSync } from 'node:fs';
@@ -8,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { freePort } from '../../src/store/embedded-postgres.js';
 import type { Pool } from '../../src/store/pool.js';
 import { checkDeliveries } from './checker.js';
 import { applyConfig, createTestDatabase, eventually, type TestDatabase } from './database.js';
