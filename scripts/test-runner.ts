@@ -28,6 +28,8 @@ export async function runTestFiles(files: string[], options: { what: string; con
   const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
   const adminUrl = process.env.DATABASE_URL ?? embedded!.url;
   const template = `rowcast_test_template_${process.pid}`;
+  // Test databases carry this run's id, so that runs sharing one server never drop each other's databases.
+  const run = String(process.pid);
   console.log(`${options.what} on ${embedded ? 'an embedded PostgreSQL' : 'DATABASE_URL'}; template database ${template}; ${files.length} file(s)`);
 
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -41,14 +43,14 @@ export async function runTestFiles(files: string[], options: { what: string; con
     return await new Promise<number>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${options.concurrency}`, '--test-reporter=spec', ...files], {
         stdio: 'inherit',
-        env: { ...process.env, ...options.env, ROWCAST_TEST_ADMIN_URL: adminUrl, ROWCAST_TEST_TEMPLATE: template },
+        env: { ...process.env, ...options.env, ROWCAST_TEST_ADMIN_URL: adminUrl, ROWCAST_TEST_TEMPLATE: template, ROWCAST_TEST_RUN: run },
       });
       child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
     });
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${template}`).catch(() => {});
-    // Databases of test files that crashed before cleaning up.
-    const leftovers = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'rowcast_t\\_%'`).catch(() => ({ rows: [] }));
+    // Databases of this run's test files that crashed before cleaning up.
+    const leftovers = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`rowcast_t\\_${run}\\_%`]).catch(() => ({ rows: [] }));
     for (const { datname } of leftovers.rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`).catch(() => {});
     await admin.end();
     await embedded?.stop();

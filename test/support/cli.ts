@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { databaseUrlFor } from './database-url.js';
+import { databaseUrlFor, testDatabaseName } from './database-url.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = path.join(REPO_ROOT, 'src/control-plane/cli/main.ts');
@@ -63,7 +62,7 @@ export const describeRun = (r: RunResult): string => `exit ${r.code}${r.signal ?
 export async function createEmptyDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const adminUrl = process.env.ROWCAST_TEST_ADMIN_URL;
   if (!adminUrl) throw new Error('ROWCAST_TEST_ADMIN_URL is not set: run tests with scripts/run-tests.ts.');
-  const name = `rowcast_t_${randomBytes(6).toString('hex')}`;
+  const name = testDatabaseName();
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { apply } from '../../src/capture/apply.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -6,7 +5,7 @@ import type { FunctionConfig, RowcastConfigInput, RuntimeConfig } from '../../sr
 import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createPool, type Pool } from '../../src/store/pool.js';
-import { databaseUrlFor } from './database-url.js';
+import { databaseUrlFor, testDatabaseName } from './database-url.js';
 
 export interface TestDatabase {
   name: string;
@@ -25,7 +24,7 @@ function env(name: string): string {
 /** A fresh database for one test file, cloned from the migrated template (fast, isolated, parallel-safe). */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = env('ROWCAST_TEST_ADMIN_URL');
-  const name = `rowcast_t_${randomBytes(6).toString('hex')}`;
+  const name = testDatabaseName();
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
