@@ -1,8 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
+import { redactCredentials, redactSecrets } from '../observability/logger.js';
 import { assertMigrated } from '../store/migrate.js';
 import type { Pool, PoolClient } from '../store/pool.js';
+import { generateSecret, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
 import { readTableInfo } from './table-info.js';
 import { captureDdl, dropCaptureDdl } from './trigger-ddl.js';
 
@@ -66,12 +68,12 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
   }
 }
 
-/** Prints a plan as SQL, secrets masked. */
+/** Prints a plan as SQL, secrets masked (signing secrets, and passwords, tokens and header values in settings). */
 export function formatPlan(steps: PlanStep[]): string {
   if (!steps.length) return '-- nothing to change: the database matches the config\n';
   return steps
     .map((s) => {
-      const params = s.params?.map((p, i) => (s.secretParams?.includes(i) && p !== null ? '<secret>' : p));
+      const params = s.params?.map((p, i) => (s.secretParams?.includes(i) && p !== null ? '<secret>' : redactSecrets(p)));
       return `-- ${s.summary}\n${s.sql};${params ? `\n-- parameters: ${JSON.stringify(params)}` : ''}\n`;
     })
     .join('\n');
@@ -90,8 +92,8 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   );
   const subs = new Map(
     (
-      await client.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: unknown; filter_policy: unknown; filter_scope: string; dead_letter_topic: string | null; secret: string | null }>(
-        'SELECT name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret FROM rowcast.subscriptions',
+      await client.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: unknown; filter_policy: unknown; filter_scope: string; dead_letter_topic: string | null; secret: string | null; secret_from_config: boolean }>(
+        'SELECT name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config FROM rowcast.subscriptions',
       )
     ).rows.map((r) => [r.name, r]),
   );
@@ -151,18 +153,34 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     const changed = existing
       ? (Object.keys(columns) as (keyof typeof columns)[]).filter((k) => stableJson(existing[k]) !== stableJson(columns[k]))
       : [];
-    if (existing && secret !== undefined && secret !== existing.secret) changed.push('secret' as never);
+    // A changed secret is rotated: the old one stays valid for the overlap (two signatures per request meanwhile).
+    const rotate = existing && secret !== undefined && secret !== existing.secret;
+    if (rotate) changed.push('secret' as never);
+    // Whether the config owns the secret (then `rowcast rotate-secret` refuses, as apply would undo it).
+    if (existing && existing.secret_from_config !== (secret !== undefined) && !rotate) {
+      changed.push((secret !== undefined ? 'secret now declared in the config' : 'secret no longer in the config; kept') as never);
+    }
     if (existing && !changed.length) continue;
     steps.push({
-      summary: existing ? `~ subscription ${name} (${changed.join(', ')})` : `+ subscription ${name} (${sub.protocol} ${endpointOf(sub)}) on topic ${sub.topic}`,
-      sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+      summary: existing ? `~ subscription ${name} (${changed.join(', ')})` : `+ subscription ${name} (${sub.protocol} ${redactCredentials(endpointOf(sub))}) on topic ${sub.topic}`,
+      sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, protocol = EXCLUDED.protocol, endpoint = EXCLUDED.endpoint,
               settings = EXCLUDED.settings, filter_policy = EXCLUDED.filter_policy, filter_scope = EXCLUDED.filter_scope,
-              dead_letter_topic = EXCLUDED.dead_letter_topic, secret = COALESCE($10, rowcast.subscriptions.secret), updated_at = now()`,
-      params: [name, columns.topic, columns.protocol, columns.endpoint, columns.settings, columns.filter_policy, columns.filter_scope, columns.dead_letter_topic, secret ?? (isWebhook(sub) ? generateSecret() : null), secret ?? null],
-      secretParams: [8, 9],
+              dead_letter_topic = EXCLUDED.dead_letter_topic, secret = COALESCE(rowcast.subscriptions.secret, EXCLUDED.secret),
+              secret_from_config = EXCLUDED.secret_from_config, updated_at = now()`,
+      params: [name, columns.topic, columns.protocol, columns.endpoint, columns.settings, columns.filter_policy, columns.filter_scope, columns.dead_letter_topic, secret ?? (isWebhook(sub) ? generateSecret() : null), secret !== undefined],
+      secretParams: [8],
     });
+    if (rotate && isWebhook(sub)) {
+      const overlap = sub.secretRotationOverlap;
+      steps.push({
+        summary: `~ subscription ${name}: rotate the signing secret (${overlap ? `the previous one stays valid for ${formatOverlap(overlap)}` : 'the previous one ends now'})`,
+        sql: ROTATE_SECRET_SQL,
+        params: [name, secret, overlap],
+        secretParams: [1],
+      });
+    }
   }
   for (const name of subs.keys()) {
     if (!config.subscriptions[name]) {
@@ -186,9 +204,11 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     const ddl = captureDdl(name, capture, info);
     const hash = createHash('sha256').update(JSON.stringify([schema, table, capture.subject ?? null, capture.function ?? null, ddl.install])).digest('hex');
     const existing = captures.get(name);
-    if (existing?.settings.hash === hash) continue;
+    // Unchanged, unless its triggers went behind rowcast's back (DROP … CASCADE, a table dropped and re-created).
+    const triggersGone = existing?.settings.hash === hash ? !(await triggersPresent(client, info.oid, existing.triggers)) : undefined;
+    if (triggersGone === false) continue;
     const target = capture.topic !== undefined ? `topic ${capture.topic}` : `function ${capture.function}`;
-    const label = `${existing ? '~' : '+'} capture ${name} on ${schema}.${table} (${capture.operations.join(', ')} → ${target}, payload ${capture.payload})`;
+    const label = `${existing ? '~' : '+'} capture ${name} on ${schema}.${table} (${capture.operations.join(', ')} → ${target}, payload ${capture.payload})${triggersGone ? ': its triggers are missing, reinstalled' : ''}`;
     if (existing && (existing.schema_name !== schema || existing.table_name !== table)) {
       const gone = !(await readTableInfo(client, existing.schema_name, existing.table_name));
       for (const sql of dropCaptureDdl({ schema: existing.schema_name, table: existing.table_name, functionName: existing.function_name, triggers: existing.triggers }, !gone)) {
@@ -232,6 +252,12 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   return steps;
 }
 
+/** Whether every one of a capture's triggers is (still) on its table. */
+async function triggersPresent(client: PoolClient, tableOid: number, triggers: string[]): Promise<boolean> {
+  const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1 AND tgname = ANY($2::text[])', [tableOid, triggers]);
+  return rows[0]!.n === triggers.length;
+}
+
 /** What a delivering process needs besides the secret; a protocol's own options go to its sink as `options`. */
 function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
   const common = { format: sub.format, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
@@ -270,9 +296,12 @@ function resolveSecret(sub: SubscriptionConfig): string | undefined {
   return typeof sub.secret === 'string' ? sub.secret : process.env[sub.secret.env];
 }
 
-/** A Standard Webhooks secret: "whsec_" + base64 of 24 random bytes. */
-export function generateSecret(): string {
-  return `whsec_${randomBytes(24).toString('base64')}`;
+export { generateSecret };
+
+/** "24h", "90m", "1500ms": an overlap for the plan. */
+function formatOverlap(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
 }
 
 function stableJson(value: unknown): string {

@@ -43,5 +43,7 @@ export async function applyRetention(pool: Pool, retentionMs: number, deadRetent
     if ((r.rowCount ?? 0) < CHUNK) break;
   }
   await pool.query(`DELETE FROM rowcast.dedup WHERE expires_at < now()`);
+  // A webhook secret rotated out no longer signs after its overlap (the sink checks the expiry); it is not kept either.
+  await pool.query(`UPDATE rowcast.subscriptions SET previous_secret = NULL, previous_secret_expires_at = NULL WHERE previous_secret_expires_at <= now()`);
   return { events, messages, invocations };
 }

@@ -1,14 +1,35 @@
-import { pino, type Logger } from 'pino';
+import { type DestinationStream, pino, type Logger } from 'pino';
 
 export type { Logger };
 
-/** Structured JSON logs. Secrets and credentials are redacted wherever they appear in a logged object. */
-export function createLogger(level: string = process.env.ROWCAST_LOG_LEVEL ?? 'info'): Logger {
-  return pino({
+/**
+ * Structured JSON logs (to stdout, or `destination`). Secrets and credentials are redacted wherever they appear in
+ * a logged object: fields named like secrets, and passwords or credential parameters of URLs inside any string
+ * field of the first two levels (an error message that quotes a connection string).
+ */
+export function createLogger(level: string = process.env.ROWCAST_LOG_LEVEL ?? 'info', destination?: DestinationStream): Logger {
+  const options = {
     name: 'rowcast',
     level,
-    redact: { paths: ['secret', '*.secret', '*.*.secret', 'password', '*.password', 'headers.authorization', '*.headers.authorization', 'databaseUrl'], censor: '[redacted]' },
-  });
+    redact: {
+      paths: ['secret', '*.secret', '*.*.secret', 'password', '*.password', 'pass', '*.pass', 'token', '*.token', 'authorization', 'headers.authorization', '*.headers.authorization', 'databaseUrl'],
+      censor: '[redacted]',
+    },
+    formatters: { log: redactStrings },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+/** URL credentials out of the string fields of a log object (two levels deep: errors are logged as { err: { … } }). */
+function redactStrings(object: Record<string, unknown>, depth = 0): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(object)) {
+    let clean = value;
+    if (typeof value === 'string') clean = value.includes('://') || value.includes('=') ? redactCredentials(value) : value;
+    else if (depth === 0 && value && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Date) && !(value instanceof Error)) clean = redactStrings(value as Record<string, unknown>, 1);
+    if (clean !== value) (copy ??= { ...object })[key] = clean;
+  }
+  return copy ?? object;
 }
 
 /** A connection string fit for logs: the password replaced. */
@@ -20,4 +41,39 @@ export function redactUrl(url: string): string {
   } catch {
     return '<unparseable url>';
   }
+}
+
+/**
+ * Credentials in URLs within any text (an endpoint, an error message) replaced by "***": the password of
+ * `scheme://user:password@`, and query parameters that look like credentials (`?token=…`, `&api_key=…`).
+ */
+export function redactCredentials(text: string): string {
+  return text
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s/@]+@/gi, '$1***@')
+    .replace(/([?&][^=&#\s]*(?:token|key|secret|sig|pass|auth|code|credential)[^=&#\s]*=)[^&#\s]+/gi, '$1***');
+}
+
+/** Keys whose values are secrets wherever they appear in settings (SMTP pass, broker passwords and tokens…). */
+const SECRET_KEY = /^(pass|password|passphrase|secret|token|authorization|api[-_]?key|x-api-key)$/i;
+/** A header value that only names environment variables ("${API_KEY}") holds no secret itself. */
+const ENV_REFERENCES = /^(\$\{[A-Za-z_][A-Za-z0-9_]*\})+$/;
+
+/**
+ * A copy of settings fit for printing: values under secret-looking keys and every header value (headers carry API
+ * keys) replaced by "***", except references to environment variables; passwords in URLs replaced too.
+ */
+export function redactSecrets(value: unknown, key?: string): unknown {
+  if (typeof value === 'string') return key !== undefined && SECRET_KEY.test(key) ? '***' : redactCredentials(value);
+  if (Array.isArray(value)) return value.map((v) => redactSecrets(v));
+  if (value && typeof value === 'object' && !(value instanceof Date)) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [
+        k,
+        k.toLowerCase() === 'headers' && v && typeof v === 'object' && !Array.isArray(v)
+          ? Object.fromEntries(Object.entries(v).map(([name, h]) => [name, typeof h === 'string' && ENV_REFERENCES.test(h) ? h : '***']))
+          : redactSecrets(v, k),
+      ]),
+    );
+  }
+  return value;
 }

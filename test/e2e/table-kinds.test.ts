@@ -4,7 +4,9 @@
  *   of the parent is one event;
  * - a table without a primary key: `key` is the whole row in a `keys` payload (null in row/diff payloads);
  * - a column added while rowcast runs appears in later payloads without re-applying (to_jsonb(NEW));
- * - a column dropped while rowcast runs is absent from later payloads and nothing breaks;
+ * - a column dropped while rowcast runs is absent from later payloads and nothing breaks — also a primary-key
+ *   column (the key keeps the remaining ones; with none left it is null, and a `keys` payload carries the whole row)
+ *   and a column listed in a capture's `columns` (the trigger reads them by name from to_jsonb(NEW));
  * - a bigint column added later arrives as a JSON *number* (to_jsonb's mapping) until `rowcast apply` runs again;
  *   apply notices the table changed, re-installs the capture, and from then on it arrives as a string.
  */
@@ -30,7 +32,9 @@ before(async () => {
     CREATE TABLE measurements_eu PARTITION OF measurements FOR VALUES IN ('eu');
     CREATE TABLE measurements_us PARTITION OF measurements FOR VALUES IN ('us');
     CREATE TABLE log_lines (source text, line text, amount numeric);
-    CREATE TABLE evolving (id int PRIMARY KEY, name text, obsolete text, old_amount numeric);`);
+    CREATE TABLE evolving (id int PRIMARY KEY, name text, obsolete text, old_amount numeric);
+    CREATE TABLE readings (sensor text, taken_at int, value numeric, unit text, note text, PRIMARY KEY (sensor, taken_at));
+    CREATE TABLE gauges (id bigint PRIMARY KEY, level numeric);`);
   config = {
     topics: { t: {} },
     captures: {
@@ -39,6 +43,11 @@ before(async () => {
       'log-row': { table: 'log_lines', topic: 't', payload: 'row' },
       'evolving-row': { table: 'evolving', topic: 't' },
       'evolving-diff': { table: 'evolving', topic: 't', payload: 'diff' },
+      'readings-row': { table: 'readings', topic: 't' },
+      'readings-cols': { table: 'readings', topic: 't', payload: 'diff', columns: ['value', 'unit', 'note'] },
+      'readings-keys': { table: 'readings', topic: 't', payload: 'keys' },
+      'gauges-keys': { table: 'gauges', topic: 't', payload: 'keys' },
+      'gauges-diff': { table: 'gauges', topic: 't', payload: 'diff' },
     },
     subscriptions: { hook: { topic: 't', protocol: 'http', endpoint: receiver.url, format: 'raw' } },
   };
@@ -166,5 +175,51 @@ describe('table kinds', () => {
     assert.equal(d.before.big, '9007199254740993');
     assert.equal(d.after.big, '-9223372036854775808');
     assert.deepEqual(d.changed, ['big']);
+  });
+
+  test('a primary-key column dropped while rowcast runs: writes still succeed, the key keeps the other columns', async () => {
+    await db.pool.query(`INSERT INTO readings VALUES ('s1', 1, 20.50, 'C', 'first')`);
+    const before = await waitFor('readings-row', (p) => p.op === 'INSERT' && p.after.note === 'first', 'insert before the drop');
+    assert.deepEqual(before.key, { sensor: 's1', taken_at: 1 });
+    // Dropping a key column drops the primary key constraint with it; the trigger named that column.
+    await db.pool.query('ALTER TABLE readings DROP COLUMN taken_at');
+    await db.pool.query(`INSERT INTO readings VALUES ('s2', 21.00, 'C', 'second')`);
+    await db.pool.query(`UPDATE readings SET value = 22.25 WHERE sensor = 's1'`);
+    await db.pool.query(`DELETE FROM readings WHERE sensor = 's2'`);
+    const inserted = await waitFor('readings-row', (p) => p.op === 'INSERT' && p.after.note === 'second', 'insert after dropping a key column');
+    assert.deepEqual(inserted.key, { sensor: 's2' });
+    assert.deepEqual(inserted.after, { sensor: 's2', value: '21.00', unit: 'C', note: 'second' });
+    const updated = await waitFor('readings-row', (p) => p.op === 'UPDATE' && p.after.sensor === 's1', 'update after dropping a key column');
+    assert.deepEqual(updated.key, { sensor: 's1' });
+    const deleted = await waitFor('readings-keys', (p) => p.op === 'DELETE', 'keys payload of a delete after dropping a key column');
+    assert.deepEqual(deleted.key, { sensor: 's2' });
+  });
+
+  test('a column listed in a capture\'s columns dropped while rowcast runs: writes succeed, the payload lacks it', async () => {
+    await db.pool.query('ALTER TABLE readings DROP COLUMN unit');
+    await db.pool.query(`UPDATE readings SET value = 23.000, note = NULL WHERE sensor = 's1'`);
+    const d = await waitFor('readings-cols', (p) => p.op === 'UPDATE' && p.after.value === '23.000', 'diff after dropping a listed column');
+    assert.deepEqual(d.before, { value: '22.25', note: 'first' }, 'only the listed columns that still exist');
+    assert.deepEqual(d.after, { value: '23.000', note: null }, 'a column that exists but is NULL stays, as null');
+    assert.deepEqual(d.changed.sort(), ['note', 'value']);
+    await db.pool.query(`INSERT INTO readings VALUES ('s3', 1.5, 'third')`);
+    const i = await waitFor('readings-cols', (p) => p.op === 'INSERT' && p.after.note === 'third', 'insert after dropping a listed column');
+    assert.deepEqual(i.after, { value: '1.5', note: 'third' });
+    // apply then says what to change in the config instead of installing a capture of a missing column.
+    await assert.rejects(apply(db.pool, parseConfig(config, 'test config'), { dryRun: true }), /captures\.readings-cols\.columns: public\.readings has no column "unit"; its columns are sensor, value, note\./);
+  });
+
+  test('the only primary-key column dropped: writes succeed; key is null, and a keys payload carries the whole row', async () => {
+    await db.pool.query('INSERT INTO gauges VALUES (9007199254740993, 1.10)');
+    const before = await waitFor('gauges-keys', (p) => p.op === 'INSERT', 'keys event before the drop');
+    assert.deepEqual(before.key, { id: '9007199254740993' });
+    await db.pool.query('ALTER TABLE gauges DROP COLUMN id');
+    await db.pool.query('INSERT INTO gauges VALUES (2.20)');
+    await db.pool.query('UPDATE gauges SET level = 3.30 WHERE level = 2.20');
+    const keys = await waitFor('gauges-keys', (p) => p.op === 'INSERT' && p.key?.level === '2.20', 'keys event after the drop');
+    assert.deepEqual(keys.key, { level: '2.20' }, 'the whole row, exact numbers as strings');
+    const diff = await waitFor('gauges-diff', (p) => p.op === 'UPDATE', 'diff event after the drop');
+    assert.equal(diff.key, null);
+    assert.deepEqual([diff.before, diff.after, diff.changed], [{ level: '2.20' }, { level: '3.30' }, ['level']]);
   });
 });

@@ -260,3 +260,18 @@ describe('parseConfig: defaults and durations', () => {
     assert.equal(parseDuration(Number.NaN), undefined);
   });
 });
+
+describe('parseConfig: webhook secrets', () => {
+  test('a malformed secret is named with its path, says what a secret looks like, and is not echoed', () => {
+    const p = assertOneProblem(valid((c) => (c.subscriptions.hook.secret = 'whsec_hunter2')), 'subscriptions.hook.secret', /a Standard Webhooks secret: "whsec_" followed by 24–64 random bytes in base64/);
+    assert.ok(!p.includes('hunter2'), p);
+  });
+
+  test('secretRotationOverlap: 24h by default, a duration of at most 30 days', () => {
+    assert.equal(httpSub(parseConfig(valid())).secretRotationOverlap, 86_400_000);
+    assert.equal(httpSub(parseConfig(valid((c) => (c.subscriptions.hook.secretRotationOverlap = '7d')))).secretRotationOverlap, 7 * 86_400_000);
+    assert.equal(httpSub(parseConfig(valid((c) => (c.subscriptions.hook.secretRotationOverlap = 0)))).secretRotationOverlap, 0);
+    assertOneProblem(valid((c) => (c.subscriptions.hook.secretRotationOverlap = '31d')), 'subscriptions.hook.secretRotationOverlap', /at most 30 days/);
+    assertOneProblem(valid((c) => (c.subscriptions.hook.secretRotationOverlap = '-1h')), 'subscriptions.hook.secretRotationOverlap', /not a duration/);
+  });
+});

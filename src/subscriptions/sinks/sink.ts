@@ -29,6 +29,8 @@ export interface Subscription {
   endpoint: string;
   settings: SubscriptionSettings;
   secret: string | null;
+  /** After a secret rotation: the previous secret, still signed with until it expires (webhooks only). */
+  previousSecret?: { secret: string; expiresAt: Date } | null;
   state: 'active' | 'paused' | 'disabled';
   /** A topic that receives this subscription's dead deliveries. */
   deadLetterTopic: string | null;

@@ -1,4 +1,4 @@
-import { Webhook } from 'standardwebhooks';
+import { createHmac } from 'node:crypto';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { parseRetryAfter } from '../../retry-policy.js';
 import { findPrivateEndpointError, publicOnlyConnector } from './address-policy.js';
@@ -15,7 +15,8 @@ const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
  */
 export class HttpSink implements Sink {
   private readonly agent: Agent;
-  private readonly signers = new Map<string, Webhook>();
+  private readonly signers = new Map<string, WebhookSigner>();
+  private readonly targets = new Map<string, { url: string; authorization?: string }>();
 
   constructor(options: { allowPrivateEndpoints?: boolean } = {}) {
     this.agent = new Agent({
@@ -46,15 +47,31 @@ export class HttpSink implements Sink {
       const now = new Date();
       headers['webhook-timestamp'] = String(Math.floor(now.getTime() / 1000));
       headers['webhook-signature'] = this.signer(subscription.secret).sign(message.id, now, body);
+      // During a rotation's overlap a second signature, with the previous secret: Standard Webhooks receivers
+      // accept a request if any of the space-separated signatures matches, whichever secret they hold.
+      const previous = subscription.previousSecret;
+      if (previous && previous.expiresAt.getTime() > now.getTime() && previous.secret !== subscription.secret) {
+        headers['webhook-signature'] += ` ${this.signer(previous.secret).sign(message.id, now, body)}`;
+      }
     }
-    const timeout = AbortSignal.timeout(deliveryPolicy.timeout);
+    // One controller per attempt for both the deadline and shutdown (AbortSignal.any and .timeout cost more per request).
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, deliveryPolicy.timeout);
+    const onShutdown = () => abort.abort();
+    signal.addEventListener('abort', onShutdown, { once: true });
     try {
-      const res = await request(subscription.endpoint, {
+      const target = this.target(subscription.endpoint);
+      if (target.authorization && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) headers.authorization = target.authorization;
+      const res = await request(target.url, {
         method: 'POST',
         headers,
         body,
         dispatcher: this.agent,
-        signal: AbortSignal.any([signal, timeout]),
+        signal: abort.signal,
         headersTimeout: deliveryPolicy.timeout,
         bodyTimeout: deliveryPolicy.timeout,
       });
@@ -70,11 +87,14 @@ export class HttpSink implements Sink {
       const retryAfter = status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined;
       return { kind: 'retry', status, error, retryAfterMs: retryAfter };
     } catch (err) {
-      if (timeout.aborted) return { kind: 'retry', error: `timed out after ${deliveryPolicy.timeout} ms` };
+      if (timedOut) return { kind: 'retry', error: `timed out after ${deliveryPolicy.timeout} ms` };
       if (signal.aborted) return { kind: 'retry', error: 'aborted: rowcast is shutting down' };
       const refused = findPrivateEndpointError(err);
       if (refused) return { kind: 'retry', error: refused.message };
       return { kind: 'retry', error: describeNetworkError(err) };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onShutdown);
     }
   }
 
@@ -82,13 +102,52 @@ export class HttpSink implements Sink {
     await this.agent.close();
   }
 
-  private signer(secret: string): Webhook {
+  /**
+   * Credentials in the endpoint (https://user:password@host/…) become HTTP Basic authentication: undici would
+   * silently drop them, and they must not travel in the URL either.
+   */
+  private target(endpoint: string): { url: string; authorization?: string } {
+    let target = this.targets.get(endpoint);
+    if (!target) {
+      const url = new URL(endpoint);
+      if (url.username || url.password) {
+        const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+        url.username = '';
+        url.password = '';
+        target = { url: url.toString(), authorization: `Basic ${Buffer.from(credentials).toString('base64')}` };
+      } else target = { url: endpoint };
+      if (this.targets.size >= 10_000) this.targets.clear();
+      this.targets.set(endpoint, target);
+    }
+    return target;
+  }
+
+  private signer(secret: string): WebhookSigner {
     let signer = this.signers.get(secret);
     if (!signer) {
-      signer = new Webhook(secret);
+      // Rotations add secrets; retired ones need not stay in memory.
+      if (this.signers.size >= 10_000) this.signers.clear();
+      signer = new WebhookSigner(secret);
       this.signers.set(secret, signer);
     }
     return signer;
+  }
+}
+
+/**
+ * Standard Webhooks signing (v1: base64 HMAC-SHA256 of "id.timestamp.body" with the base64 key after "whsec_"),
+ * as the standardwebhooks package signs, with node:crypto's native HMAC instead of its JavaScript SHA-256 — the
+ * largest per-request cost of the sink. test/e2e/signatures.test.ts verifies it with the package's verifier.
+ */
+class WebhookSigner {
+  private readonly key: Buffer;
+
+  constructor(secret: string) {
+    this.key = Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
+  }
+
+  sign(id: string, at: Date, body: string): string {
+    return `v1,${createHmac('sha256', this.key).update(`${id}.${Math.floor(at.getTime() / 1000)}.${body}`).digest('base64')}`;
   }
 }
 
