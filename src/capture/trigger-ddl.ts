@@ -1,6 +1,7 @@
 import type { CaptureConfig, Operation } from '../config/schema.js';
+import { ErrorCodes, RowcastError } from '../errors.js';
 import { ident, literal, qualified } from '../store/sql.js';
-import type { ColumnInfo, TableInfo } from './table-info.js';
+import type { TableInfo } from './table-info.js';
 
 export interface CaptureDdl {
   functionName: string;
@@ -28,11 +29,15 @@ export function captureDdl(name: string, capture: CaptureConfig, table: TableInf
   const target = qualified(table.schema, table.name);
   const rowOps = capture.operations.filter((op) => op !== 'TRUNCATE');
 
-  const branches = rowOps.map((op) => `  ${op === rowOps[0] ? 'IF' : 'ELSIF'} TG_OP = '${op}' THEN\n${rowBranch(op, name, capture, table)}`);
+  const perStatement = capture.mode === 'statement';
+  const branch = perStatement ? statementBranch : rowBranch;
+  const branches = rowOps.map((op) => `  ${op === rowOps[0] ? 'IF' : 'ELSIF'} TG_OP = '${op}' THEN\n${branch(op, name, capture, table)}`);
   if (capture.operations.includes('TRUNCATE')) {
     branches.push(`  ${branches.length ? 'ELSIF' : 'IF'} TG_OP = 'TRUNCATE' THEN\n${insertEvent('TRUNCATE', name, capture, table, 'NULL', 'NULL', 'NULL', 'NULL')}`);
   }
-  const code = `
+  // Statement-level: the transition tables' rows are aliased new and old, so that a `when` written for row
+  // triggers (NEW.total > 100) reads their columns rather than PL/pgSQL's (null) NEW and OLD records.
+  const code = `${perStatement ? '\n#variable_conflict use_column' : ''}
 DECLARE
   n jsonb;
   o jsonb;
@@ -63,7 +68,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${tag
     install.push(
       op === 'TRUNCATE'
         ? `CREATE TRIGGER ${ident(trigger)} AFTER TRUNCATE ON ${target} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`
-        : `CREATE TRIGGER ${ident(trigger)} AFTER ${op} ON ${target} FOR EACH ROW${when ? ` WHEN (${when})` : ''} EXECUTE FUNCTION ${fn}()`,
+        : perStatement
+          ? `CREATE TRIGGER ${ident(trigger)} AFTER ${op} ON ${target} REFERENCING ${TRANSITION_TABLES[op]} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`
+          : `CREATE TRIGGER ${ident(trigger)} AFTER ${op} ON ${target} FOR EACH ROW${when ? ` WHEN (${when})` : ''} EXECUTE FUNCTION ${fn}()`,
     );
   }
   return { functionName, triggers, install };
@@ -83,8 +90,9 @@ function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: Ca
   let after = 'NULL';
   let changed = 'NULL';
   if (capture.payload === 'keys') {
-    // Without a primary key the whole row is the only identity there is (documented).
-    return insertEvent(op, name, capture, table, key ?? rowJson(record, table, undefined), 'NULL', 'NULL', 'NULL');
+    // Without a primary key (or once its columns were dropped) the whole row is the only identity there is (documented).
+    const whole = rowJson(record, table, undefined);
+    return insertEvent(op, name, capture, table, key ? `COALESCE(${key}, ${whole})` : whole, 'NULL', 'NULL', 'NULL');
   }
   if (capture.payload === 'row') {
     if (op === 'DELETE') before = rowJson('OLD', table, capture.columns);
@@ -109,24 +117,8 @@ function insertEvent(op: Operation, name: string, capture: CaptureConfig, table:
     VALUES (${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, NULLIF(current_setting('rowcast.traceparent', true), ''));`;
 }
 
-/** Exact numbers become strings; everything else keeps to_jsonb's mapping. */
-function valueExpr(record: string, col: ColumnInfo): string {
-  const ref = `${record}.${ident(col.name)}`;
-  if (!col.exactNumber) return ref;
-  return col.array ? `to_jsonb(${ref}::text[])` : `${ref}::text`;
-}
-
-/** jsonb_build_object takes at most 100 arguments, so wide column lists are built in chunks and concatenated. */
-function buildObject(record: string, cols: ColumnInfo[]): string {
-  const chunks: string[] = [];
-  for (let i = 0; i < cols.length; i += 50) {
-    chunks.push(`jsonb_build_object(${cols.slice(i, i + 50).map((c) => `${literal(c.name)}, ${valueExpr(record, c)}`).join(', ')})`);
-  }
-  return chunks.join(' || ') || `'{}'::jsonb`;
-}
-
 function rowJson(record: string, table: TableInfo, columns: string[] | undefined): string {
-  if (columns) return buildObject(record, columns.map((c) => table.columns.find((tc) => tc.name === c)!));
+  if (columns) return pickColumns(record, table, columns);
   const exact = table.columns.filter((c) => c.exactNumber);
   // to_jsonb(NEW) follows columns added later without re-applying; only exact numbers need naming. They are read
   // from that jsonb (which keeps every digit, scale, NaN and ±Infinity), never as NEW."col": a column dropped
@@ -141,5 +133,85 @@ function rowJson(record: string, table: TableInfo, columns: string[] | undefined
 
 function keyJson(record: string, table: TableInfo): string | undefined {
   if (!table.primaryKey.length) return undefined;
-  return buildObject(record, table.primaryKey.map((c) => table.columns.find((tc) => tc.name === c)!));
+  // Every key column dropped: no key, as for a table without a primary key.
+  return `NULLIF(${pickColumns(record, table, table.primaryKey)}, '{}'::jsonb)`;
+}
+
+/**
+ * Named columns (the primary key, a capture's `columns`) read by name from to_jsonb(record), never as
+ * record."col": a column dropped while the trigger is installed (even a key column) is then absent from the
+ * object instead of failing the writer's statement with "record has no field". A column that exists but holds
+ * NULL stays, as null. Exact numbers (bigint, numeric and their arrays) become strings, as in full rows.
+ */
+function pickColumns(record: string, table: TableInfo, names: string[]): string {
+  const parts = names.map((name) => {
+    const col = table.columns.find((c) => c.name === name)!;
+    const key = literal(name);
+    const value = !col.exactNumber ? `j -> ${key}` : col.array ? `to_jsonb(translate(NULLIF(j -> ${key}, 'null')::text, '[]', '{}')::text[])` : `j ->> ${key}`;
+    return `CASE WHEN j ? ${key} THEN jsonb_build_object(${key}, ${value}) ELSE '{}'::jsonb END`;
+  });
+  return `(SELECT ${parts.join(' || ') || `'{}'::jsonb`} FROM (SELECT to_jsonb(${record}) AS j) AS r)`;
+}
+
+const TRANSITION_TABLES: Record<Exclude<Operation, 'TRUNCATE'>, string> = {
+  INSERT: 'NEW TABLE AS rowcast_new',
+  UPDATE: 'OLD TABLE AS rowcast_old NEW TABLE AS rowcast_new',
+  DELETE: 'OLD TABLE AS rowcast_old',
+};
+
+/**
+ * Statement-level capture: one INSERT … SELECT over the statement's transition table writes the same events a
+ * row trigger would, one per row, with `when` as its WHERE. An UPDATE's old and new rows are paired by primary
+ * key (compared in their jsonb form, so a dropped key column pairs nothing rather than failing the writer); a row
+ * whose key itself changed has no before image.
+ */
+function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo): string {
+  const when = whenFor(capture, op);
+  const pairs = op === 'UPDATE' && (capture.payload === 'diff' || when !== undefined);
+  if (pairs && !table.primaryKey.length) {
+    throw new RowcastError(
+      ErrorCodes.CAPTURE_INVALID,
+      `captures.${name}: statement-level capture of UPDATE on ${table.schema}.${table.name} pairs old and new rows by primary key, and the table has none; add a primary key, use mode: 'row', or drop the diff payload and the UPDATE condition.`,
+    );
+  }
+  let from = op === 'DELETE' ? 'rowcast_old AS old' : 'rowcast_new AS new';
+  if (pairs) {
+    const on = table.primaryKey.map((c) => `to_jsonb(old) -> ${literal(c)} = to_jsonb(new) -> ${literal(c)}`).join(' AND ');
+    from += ` LEFT JOIN rowcast_old AS old ON ${on}`;
+  }
+  // Each row is turned into jsonb once (nj.j, oj.j), and the key and images are read from that: to_jsonb() of a
+  // jsonb value is the value itself, so the row-level builders work on it unchanged.
+  const NEW = 'nj.j';
+  const OLD = 'oj.j';
+  if (op !== 'DELETE') from += ' CROSS JOIN LATERAL (SELECT to_jsonb(new) AS j) AS nj';
+  if (op === 'DELETE' || (pairs && capture.payload === 'diff')) from += ' CROSS JOIN LATERAL (SELECT to_jsonb(old) AS j) AS oj';
+  const record = op === 'DELETE' ? OLD : NEW;
+  const key = keyJson(record, table);
+  let before = 'NULL';
+  let after = 'NULL';
+  let changed = 'NULL';
+  if (capture.payload === 'keys') {
+    const whole = rowJson(record, table, undefined);
+    return insertEvents(op, name, capture, table, key ? `COALESCE(${key}, ${whole})` : whole, 'NULL', 'NULL', 'NULL', from, when);
+  }
+  if (capture.payload === 'row') {
+    if (op === 'DELETE') before = rowJson(OLD, table, capture.columns);
+    else after = rowJson(NEW, table, capture.columns);
+  } else {
+    const images: string[] = [];
+    if (op !== 'INSERT') images.push(`${rowJson(OLD, table, capture.columns)} AS o`);
+    if (op !== 'DELETE') images.push(`${rowJson(NEW, table, capture.columns)} AS n`);
+    from += ` CROSS JOIN LATERAL (SELECT ${images.join(', ')}) AS rc`;
+    if (op !== 'INSERT') before = 'rc.o';
+    if (op !== 'DELETE') after = 'rc.n';
+    if (op === 'UPDATE') changed = `ARRAY(SELECT e.k FROM jsonb_each(rc.n) AS e(k, v) WHERE e.v IS DISTINCT FROM rc.o -> e.k)`;
+  }
+  return insertEvents(op, name, capture, table, key ?? 'NULL', before, after, changed, from, when);
+}
+
+function insertEvents(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string, from: string, when: string | undefined): string {
+  const target = (v: string | undefined) => (v === undefined ? 'NULL' : literal(v));
+  return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace)
+    SELECT ${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, NULLIF(current_setting('rowcast.traceparent', true), '')
+      FROM ${from}${when ? `\n     WHERE (${when})` : ''};`;
 }

@@ -5,6 +5,7 @@ import { logOptionsSchema } from '../subscriptions/sinks/log/log-sink.js';
 import { mqttOptionsSchema } from '../subscriptions/sinks/mqtt/mqtt-settings.js';
 import { natsOptionsSchema } from '../subscriptions/sinks/nats/nats-settings.js';
 import { redisOptionsSchema } from '../subscriptions/sinks/redis/redis-settings.js';
+import { DEFAULT_SECRET_ROTATION_OVERLAP, MAX_SECRET_ROTATION_OVERLAP } from '../subscriptions/sinks/http/webhook-secret.js';
 import { duration } from './duration.js';
 
 /** Message formats of subscriptions (rendered by src/subscriptions/message-format.ts). */
@@ -61,6 +62,12 @@ export const captureSchema = z.strictObject({
   columns: z.array(z.string().min(1)).min(1).optional(),
   /** SQL boolean over OLD/NEW, evaluated by PostgreSQL before the row is captured; per operation or for all. */
   when: whenClause.optional(),
+  /**
+   * row: a trigger per changed row. statement: one trigger per statement that captures all its rows with one
+   * INSERT … SELECT from transition tables (faster for multi-row statements; same events). Statement-level
+   * UPDATE pairs old and new rows by primary key, so `diff` payloads and `when` conditions on UPDATE need one.
+   */
+  mode: z.enum(['row', 'statement']).default('row'),
   /** The topic that receives one message per captured change — or, instead, `function`. */
   topic: topicName.optional(),
   /** The function invoked once per captured change (its event is the change event). */
@@ -113,6 +120,14 @@ export const httpSubscriptionSchema = z.strictObject({
     .url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL, e.g. "https://example.com/hooks/rowcast"' }),
   /** Standard Webhooks signing secret ("whsec_" + base64). Omitted: rowcast generates one at apply (see `rowcast status --secrets`). */
   secret: secretRef.optional(),
+  /**
+   * When `secret` changes, apply keeps the old secret valid this long: meanwhile every request carries a signature
+   * with each secret, so receivers can switch at their own pace (Svix: 24 h; Stripe: up to 7 days). 0 ends the old
+   * secret at once (after a leak).
+   */
+  secretRotationOverlap: duration
+    .pipe(z.number().max(MAX_SECRET_ROTATION_OVERLAP, 'at most 30 days ("30d"); finish a rotation within a month'))
+    .default(DEFAULT_SECRET_ROTATION_OVERLAP),
   /** Extra request headers (e.g. an API key); values may reference env as "${NAME}". */
   headers: z.record(z.string(), z.string()).default({}),
 });

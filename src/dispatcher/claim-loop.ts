@@ -8,44 +8,90 @@ export interface Claimed {
 }
 
 export interface ClaimLoopOptions {
-  /** Items in flight in this process, over all groups. */
+  /** Items processed at once in this process, over all groups. */
   concurrency: number;
   pollInterval: number;
   /** Largest claim per group per round trip. */
   maxClaim: number;
 }
 
+/** Items claimed ahead of processing wait in a local queue; over all groups at most this many, and this many bytes. */
+const MAX_QUEUED = 2000;
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+
+interface Queued<C> {
+  item: C;
+  bytes: number;
+  /** When processing must have started for the item's lease to outlast the attempt (epoch ms). */
+  startBy: number;
+}
+
 /**
  * The loop shared by the delivery and function workers: claim leased work per group within the free slots
  * (per process and per group), process each item concurrently, claim again when slots free up while the backlog
- * lasts, otherwise sleep until kicked or the poll interval passes. In-flight work and memory stay bounded by
- * `concurrency`, however large the backlog.
+ * lasts, otherwise sleep until kicked or the poll interval passes.
+ *
+ * A group may also claim ahead (`prefetch`): up to that many items beyond its free slots wait in a local queue,
+ * so that the next claim's round trip overlaps the current work instead of leaving the slots idle. Queued items
+ * are leased like running ones; one that waited so long its lease could run out mid-attempt is handed back
+ * unstarted. In-flight work and memory stay bounded (`concurrency` running, MAX_QUEUED waiting), however large
+ * the backlog.
  */
 export abstract class ClaimLoop<C extends Claimed> {
   protected readonly signal = new WakeSignal();
   private readonly inFlight = new Map<string, { item: C; controller: AbortController }>();
   private readonly perGroup = new Map<string, number>();
+  private readonly queues = new Map<string, Queued<C>[]>();
+  private queued = 0;
+  private queuedBytes = 0;
   /** Groups whose last claim filled every slot asked for: they probably have more waiting. */
   private readonly backlogged = new Set<string>();
+  /** Unstarted items whose lease ran short while queued: handed back in one statement. */
+  private stale: C[] = [];
   private stopping = false;
   private loop: Promise<void> | null = null;
   private rotation = 0;
 
   constructor(protected readonly loopOptions: ClaimLoopOptions, protected readonly log: Logger) {}
 
-  /** Most items each group may have in flight in this process now (groups that are paused are absent). */
+  /** Most items each group may process at once in this process now (groups that are paused are absent). */
   protected abstract limits(): Map<string, number>;
   /** Claims up to n items per group, leased to this process. */
   protected abstract claim(wanted: Map<string, number>): Promise<C[]>;
   /** Does the work and records its outcome; an aborted signal means shutdown: leave the item for release(). */
   protected abstract process(item: C, signal: AbortSignal): Promise<void>;
-  /** Hands items whose processing was aborted by shutdown back to the database. */
-  protected abstract release(items: C[]): Promise<void>;
+  /** Hands items back to the database; `started` false: their attempt never began and is not counted. */
+  protected abstract release(items: C[], started: boolean): Promise<void>;
   /** Called once in-flight work has settled during stop(). */
   protected async afterDrain(): Promise<void> {}
+  /** Called before each claim (e.g. to take concurrency slots shared with other processes). */
+  protected async beforeClaim(): Promise<void> {}
+  /** Called with each claim's result per group asked (e.g. to give shared slots back once idle). */
+  protected afterClaim(_group: string, _got: number, _local: number): void {}
+  /** How many items of a group may run at once now, of its limit (default all; functions: the slots held). */
+  protected runLimit(_group: string, limit: number): number {
+    return limit;
+  }
+  /** How many items a group may claim beyond its free slots (default none). */
+  protected prefetch(_group: string, _limit: number): number {
+    return 0;
+  }
+  /** About how much memory an item holds (its body), for the queue's byte bound. */
+  protected sizeOf(_item: C): number {
+    return 0;
+  }
+  /** The latest time an item claimed now may start (its lease must outlast the attempt). */
+  protected startBy(_item: C, claimedAt: number): number {
+    return claimedAt + 3_600_000;
+  }
 
   get activeCount(): number {
-    return this.inFlight.size;
+    return this.inFlight.size + this.queued;
+  }
+
+  /** Items of a group running or waiting in this process. */
+  protected localCount(group: string): number {
+    return (this.perGroup.get(group) ?? 0) + (this.queues.get(group)?.length ?? 0);
   }
 
   startLoop(): void {
@@ -62,24 +108,40 @@ export abstract class ClaimLoop<C extends Claimed> {
     this.stopping = true;
     this.signal.kick();
     await this.loop;
+    const unstarted = [...this.queues.values()].flat().map((q) => q.item);
+    this.queues.clear();
+    this.queued = 0;
+    this.queuedBytes = 0;
     const deadline = Date.now() + graceMs;
     while (this.inFlight.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const leftover = [...this.inFlight.values()];
     for (const f of leftover) f.controller.abort();
     while (this.inFlight.size) await new Promise((r) => setTimeout(r, 5));
     await this.afterDrain();
-    await this.release(leftover.map((f) => f.item)).catch((err: Error) => this.log.warn({ err: err.message }, 'could not release in-flight work; its leases will expire'));
+    const handBack = async (items: C[], started: boolean) => {
+      if (items.length) await this.release(items, started).catch((err: Error) => this.log.warn({ err: err.message }, 'could not release in-flight work; its leases will expire'));
+    };
+    await handBack(leftover.map((f) => f.item), true);
+    await handBack([...unstarted, ...this.stale], false);
+    this.stale = [];
   }
 
   private async run(): Promise<void> {
     let errorDelay = 100;
     while (!this.stopping) {
-      const wanted = this.wanted();
-      if (!wanted.size) {
-        await this.signal.wait(this.loopOptions.pollInterval);
-        continue;
-      }
       try {
+        if (this.stale.length) {
+          const stale = this.stale;
+          this.stale = [];
+          await this.release(stale, false).catch((err: Error) => this.log.warn({ err: err.message }, 'could not hand back queued work; its leases will expire'));
+        }
+        await this.beforeClaim();
+        const wanted = this.wanted();
+        if (!wanted.size) {
+          await this.signal.wait(this.loopOptions.pollInterval);
+          continue;
+        }
+        const claimedAt = Date.now();
         const claimed = await this.claim(wanted);
         errorDelay = 100;
         const got = new Map<string, number>();
@@ -88,8 +150,10 @@ export abstract class ClaimLoop<C extends Claimed> {
           if (got.get(group) === n) this.backlogged.add(group);
           else this.backlogged.delete(group);
         }
-        for (const item of claimed) this.dispatch(item);
-        // Claim again at once only while a backlogged group has free slots; otherwise wait for a kick.
+        for (const item of claimed) this.enqueue(item, claimedAt);
+        for (const group of wanted.keys()) this.afterClaim(group, got.get(group) ?? 0, this.localCount(group));
+        this.pumpAll();
+        // Claim again at once only while a backlogged group has room; otherwise wait for a kick.
         const wantedNow = this.wanted();
         if (![...this.backlogged].some((group) => wantedNow.has(group))) await this.signal.wait(this.loopOptions.pollInterval);
       } catch (err) {
@@ -100,19 +164,26 @@ export abstract class ClaimLoop<C extends Claimed> {
     }
   }
 
+  /** Room of a group for more claimed items: its free slots plus its prefetch, less what it already holds. */
+  private room(group: string, limit: number): number {
+    return Math.min(limit + this.prefetch(group, limit) - this.localCount(group), this.loopOptions.maxClaim);
+  }
+
   /**
-   * How many items to ask each group for. Every group with room gets a fair share of the free slots first — in a
-   * rotating order, so that with more groups than slots each gets its turn — and backlogged groups get the rest.
-   * (Handing the slots out in a fixed order would starve every group past the first few.)
+   * How many items to ask each group for. Every group with room gets a fair share of the free capacity first — in
+   * a rotating order, so that with more groups than slots each gets its turn — and backlogged groups get the
+   * rest. (Handing the slots out in a fixed order would starve every group past the first few.)
    */
   private wanted(): Map<string, number> {
     const wanted = new Map<string, number>();
-    let free = this.loopOptions.concurrency - this.inFlight.size;
     const limits = [...this.limits()];
+    // Free slots, plus room to wait for groups that claim ahead (none while the queue holds many large items).
+    const ahead = this.queuedBytes >= MAX_QUEUED_BYTES ? 0 : Math.min(MAX_QUEUED, limits.reduce((sum, [group, limit]) => sum + this.prefetch(group, limit), 0));
+    let free = this.loopOptions.concurrency - this.inFlight.size - this.queued + ahead;
     if (free <= 0 || !limits.length) return wanted;
     const start = this.rotation++ % limits.length;
     const ordered = [...limits.slice(start), ...limits.slice(0, start)];
-    const room = (group: string, limit: number) => Math.min(limit - (this.perGroup.get(group) ?? 0), this.loopOptions.maxClaim) - (wanted.get(group) ?? 0);
+    const room = (group: string, limit: number) => this.room(group, limit) - (wanted.get(group) ?? 0);
     const share = Math.max(1, Math.floor(free / ordered.length));
     for (const [group, limit] of ordered) {
       if (free <= 0) break;
@@ -134,6 +205,38 @@ export abstract class ClaimLoop<C extends Claimed> {
     return wanted;
   }
 
+  private enqueue(item: C, claimedAt: number): void {
+    let queue = this.queues.get(item.group);
+    if (!queue) this.queues.set(item.group, (queue = []));
+    const bytes = this.sizeOf(item);
+    queue.push({ item, bytes, startBy: this.startBy(item, claimedAt) });
+    this.queued++;
+    this.queuedBytes += bytes;
+  }
+
+  private pumpAll(): void {
+    // From a rotating start, so that when process slots are scarce no group always goes first.
+    const groups = [...this.queues.keys()];
+    const start = groups.length ? this.rotation % groups.length : 0;
+    for (const group of [...groups.slice(start), ...groups.slice(0, start)]) this.pump(group);
+  }
+
+  /** Starts queued items of a group while it and the process have free slots. */
+  private pump(group: string): void {
+    const queue = this.queues.get(group);
+    if (!queue?.length || this.stopping) return;
+    const limit = this.runLimit(group, this.limits().get(group) ?? 0);
+    while (queue.length && this.inFlight.size < this.loopOptions.concurrency && (this.perGroup.get(group) ?? 0) < limit) {
+      const next = queue.shift()!;
+      this.queued--;
+      this.queuedBytes -= next.bytes;
+      if (Date.now() > next.startBy) this.stale.push(next.item);
+      else this.dispatch(next.item);
+    }
+    if (!queue.length) this.queues.delete(group);
+    if (this.stale.length) this.signal.kick();
+  }
+
   private dispatch(item: C): void {
     const controller = new AbortController();
     this.inFlight.set(item.key, { item, controller });
@@ -144,9 +247,13 @@ export abstract class ClaimLoop<C extends Claimed> {
         this.inFlight.delete(item.key);
         const running = (this.perGroup.get(item.group) ?? 1) - 1;
         this.perGroup.set(item.group, running);
-        // Claim again once a quarter of the group's slots are free: one round trip per few items, not per item.
+        const wasFull = this.inFlight.size + 1 >= this.loopOptions.concurrency;
+        this.pump(item.group);
+        // A process-wide slot freed up: other groups' queues may start now.
+        if (wasFull) this.pumpAll();
+        // Claim again once a quarter of the group's room is free: one round trip per few items, not per item.
         const limit = this.limits().get(item.group) ?? 0;
-        if (this.backlogged.has(item.group) && limit - running >= Math.max(1, limit >> 2)) this.signal.kick();
+        if (this.backlogged.has(item.group) && this.room(item.group, limit) >= Math.max(1, (limit + this.prefetch(item.group, limit)) >> 2)) this.signal.kick();
       });
   }
 }

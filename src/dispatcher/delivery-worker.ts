@@ -1,4 +1,6 @@
 import type { Logger } from '../observability/logger.js';
+import { observe } from '../observability/observe.js';
+import { validTraceparent } from '../observability/trace-context.js';
 import type { Pool } from '../store/pool.js';
 import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type DeliveryResult, loadSubscriptions, releaseDeliveries, setSubscriptionState } from '../subscriptions/delivery-store.js';
 import { deadLetterMessage } from '../subscriptions/dead-letter.js';
@@ -14,6 +16,7 @@ import { HttpSink } from '../subscriptions/sinks/http/http-sink.js';
 import type { OutboundMessage, SendOutcome, Sink, Subscription } from '../subscriptions/sinks/sink.js';
 import type { ClaimChecks } from '../topics/claim-check.js';
 import { ClaimLoop } from './claim-loop.js';
+import { ClaimSession } from './claim-session.js';
 
 export interface DeliveryWorkerOptions {
   owner: string;
@@ -31,7 +34,10 @@ const FLUSH_DELAY_MS = 5;
 /** Time beyond an attempt's timeout for recording its result before its lease may be taken over. */
 const LEASE_MARGIN_MS = 5000;
 
-type Claimed = ClaimedDelivery & { key: string; group: string };
+/** Claimed ahead, a delivery may wait this long for a free slot (its lease is longer by as much). */
+const QUEUE_BUDGET_MS = 2000;
+
+type Claimed = ClaimedDelivery & { key: string; group: string; leaseMs: number };
 
 /**
  * Delivers messages: claims due deliveries with a lease, sends them through the subscription's sink with bounded
@@ -44,6 +50,9 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private retryTimer: { at: number; timer: NodeJS.Timeout } | null = null;
+  /** Moving average of each subscription's attempt duration (ms), which sizes how far ahead it is claimed. */
+  private readonly sendMs = new Map<string, number>();
+  private readonly session: ClaimSession;
 
   /** Set by the runtime: a function subscription queued an invocation. */
   onInvocationQueued: () => void = () => {};
@@ -56,6 +65,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     log: Logger,
   ) {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
+    this.session = new ClaimSession(pool, log);
     const http = new HttpSink({ allowPrivateEndpoints: options.allowPrivateEndpoints ?? false });
     this.sinks.set('http', http);
     this.sinks.set('https', http);
@@ -90,15 +100,39 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
 
   protected async claim(wanted: Map<string, number>): Promise<Claimed[]> {
     // A lease outlives the attempt's timeout, so a slow attempt is never taken over while it may still succeed.
+    // Claimed ahead, it may also wait up to QUEUE_BUDGET_MS for a slot first.
     const longest = Math.max(0, ...[...wanted.keys()].map((name) => this.subscriptions.get(name)?.settings.deliveryPolicy.timeout ?? 0));
-    const claimed = await claimDeliveries(this.pool, wanted, Math.max(this.options.lease, longest + LEASE_MARGIN_MS), this.options.owner);
-    return claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription }));
+    const leaseMs = Math.max(this.options.lease, longest + LEASE_MARGIN_MS + QUEUE_BUDGET_MS);
+    const claimed = await this.session.run((client) => claimDeliveries(client, wanted, leaseMs, this.options.owner));
+    return claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs }));
+  }
+
+  /**
+   * Claim ahead of free slots as many as the slots get through in about a second at the subscription's recent
+   * pace (none until its pace is known): the next claim's round trip then overlaps the sends.
+   */
+  protected override prefetch(group: string, limit: number): number {
+    const ms = this.sendMs.get(group);
+    return ms === undefined ? 0 : Math.min(this.loopOptions.maxClaim, Math.floor((limit * 1000) / Math.max(ms, 0.5)));
+  }
+
+  protected override sizeOf(item: Claimed): number {
+    return item.message.body.length;
+  }
+
+  /** A queued delivery starts only while its lease still covers a whole attempt and the recording of its result. */
+  protected override startBy(item: Claimed, claimedAt: number): number {
+    const timeout = this.subscriptions.get(item.subscription)?.settings.deliveryPolicy.timeout ?? 0;
+    return claimedAt + item.leaseMs - timeout - LEASE_MARGIN_MS;
   }
 
   protected async process(claim: Claimed, signal: AbortSignal): Promise<void> {
     const subscription = this.subscriptions.get(claim.subscription);
     const sink = subscription && this.sinks.get(subscription.protocol);
     let outcome: SendOutcome;
+    // Only a valid W3C traceparent is passed on to subscribers.
+    claim.message.trace = validTraceparent(claim.message.trace);
+    const started = performance.now();
     if (!subscription || !sink) outcome = { kind: 'retry', error: `subscription ${claim.subscription} is not loaded in this process` };
     else {
       const message = this.sizedForTopic(claim);
@@ -108,7 +142,21 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
           : await sink.send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message }, signal).catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }));
     }
     // Aborted by shutdown: stop() releases it instead of counting a failure.
-    if (!signal.aborted) this.record(claim, subscription, outcome);
+    if (signal.aborted) return;
+    const durationMs = performance.now() - started;
+    this.sendMs.set(claim.subscription, 0.8 * (this.sendMs.get(claim.subscription) ?? durationMs) + 0.2 * durationMs);
+    const result = this.record(claim, subscription, outcome, durationMs);
+    observe.emit('delivery:attempted', {
+      deliveryId: claim.deliveryId,
+      messageId: claim.message.id,
+      subscription: claim.subscription,
+      protocol: subscription?.protocol ?? 'unknown',
+      attempt: claim.attempt,
+      outcome: result.state === 'done' ? 'delivered' : result.state === 'dead' ? 'dead' : 'failed',
+      status: result.status ?? null,
+      durationMs,
+      latencyMs: result.state === 'done' ? Date.now() - Date.parse(claim.message.timestamp) : null,
+    });
   }
 
   /** The message to send under the topic's size rules: itself, a claim-check reference, or why it cannot go. */
@@ -125,8 +173,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     }
   }
 
-  protected async release(items: Claimed[]): Promise<void> {
-    await releaseDeliveries(this.pool, items.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt })));
+  protected async release(items: Claimed[], started: boolean): Promise<void> {
+    await releaseDeliveries(this.pool, items.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt })), started);
   }
 
   protected override async afterDrain(): Promise<void> {
@@ -134,14 +182,13 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer.timer);
     for (const sink of new Set(this.sinks.values())) await sink.close();
+    await this.session.close();
   }
 
-  private record(claim: ClaimedDelivery, subscription: Subscription | undefined, outcome: SendOutcome): void {
-    const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, status: 'status' in outcome ? outcome.status : undefined };
-    if (outcome.kind === 'done') {
-      this.push({ ...base, state: 'done' });
-      return;
-    }
+  /** Queues the attempt's result for the next batch write, and returns it. */
+  private record(claim: ClaimedDelivery, subscription: Subscription | undefined, outcome: SendOutcome, durationMs: number): DeliveryResult {
+    const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, status: 'status' in outcome ? outcome.status : undefined, durationMs };
+    if (outcome.kind === 'done') return this.push({ ...base, state: 'done' });
     this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: outcome.error }, 'delivery attempt failed');
     if (outcome.kind === 'disable') {
       // The endpoint said it is gone: stop sending to it, keep its deliveries pending for when it is resumed.
@@ -151,28 +198,21 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       void setSubscriptionState(this.pool, claim.subscription, 'disabled', outcome.error)
         .then(() => this.reloadSubscriptions())
         .catch((err: Error) => this.log.error({ err: err.message }, 'could not disable subscription'));
-      this.push({ ...base, state: 'pending', availableAt: new Date(), error: outcome.error });
-      return;
+      return this.push({ ...base, state: 'pending', availableAt: new Date(), error: outcome.error });
     }
-    if (outcome.kind === 'dead' || !subscription) {
-      this.pushDead(claim, subscription, base, outcome.error);
-      return;
-    }
+    if (outcome.kind === 'dead' || !subscription) return this.pushDead(claim, subscription, base, outcome.error);
     const decision = decideAfterFailure(claim.attempt, subscription.settings.deliveryPolicy, outcome.retryAfterMs);
-    if (decision.state === 'dead') {
-      this.pushDead(claim, subscription, base, `${outcome.error} (after ${claim.attempt} attempts)`);
-      return;
-    }
+    if (decision.state === 'dead') return this.pushDead(claim, subscription, base, `${outcome.error} (after ${claim.attempt} attempts)`);
     const at = Date.now() + decision.delayMs;
-    this.push({ ...base, state: 'pending', availableAt: new Date(at), error: outcome.error });
     this.wakeAt(at);
+    return this.push({ ...base, state: 'pending', availableAt: new Date(at), error: outcome.error });
   }
 
-  private pushDead(claim: ClaimedDelivery, subscription: Subscription | undefined, base: Omit<DeliveryResult, 'state'>, error: string): void {
+  private pushDead(claim: ClaimedDelivery, subscription: Subscription | undefined, base: Omit<DeliveryResult, 'state'>, error: string): DeliveryResult {
     const deadLetter = subscription?.deadLetterTopic
       ? deadLetterMessage({ topic: subscription.deadLetterTopic, subscription: subscription.name, attempts: claim.attempt, error, status: base.status, message: claim.message })
       : undefined;
-    this.push({ ...base, state: 'dead', error, deadLetter });
+    return this.push({ ...base, state: 'dead', error, deadLetter });
   }
 
   /** Retries scheduled by this process are claimed on time, not a poll interval late. */
@@ -186,10 +226,11 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     this.retryTimer = { at, timer };
   }
 
-  private push(result: DeliveryResult): void {
+  private push(result: DeliveryResult): DeliveryResult {
     this.results.push(result);
     if (this.results.length >= FLUSH_SIZE) void this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+    return result;
   }
 
   private flush(): Promise<void> {

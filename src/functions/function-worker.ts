@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { FunctionConfig } from '../config/schema.js';
 import { ClaimLoop } from '../dispatcher/claim-loop.js';
+import { ClaimSession } from '../dispatcher/claim-session.js';
 import type { Logger } from '../observability/logger.js';
+import { observe } from '../observability/observe.js';
+import { validTraceparent } from '../observability/trace-context.js';
 import type { Pool } from '../store/pool.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
+import { pausedFunctions } from './function-state.js';
 import { HandlerPool } from './handler-pool.js';
-import { type ClaimedInvocation, claimInvocations, completeInvocation, listTopics, releaseInvocations } from './invocation-store.js';
+import { type ClaimedInvocation, claimInvocations, completeInvocations, type InvocationResult, listTopics, releaseInvocations, releaseSlots } from './invocation-store.js';
 import type { HandlerError, TopicRules } from './thread-protocol.js';
 
 export interface FunctionWorkerOptions {
@@ -15,6 +19,17 @@ export interface FunctionWorkerOptions {
   lease: number;
   pollInterval: number;
 }
+
+/** Results are written in batches of at most this many. */
+const FLUSH_SIZE = 200;
+/** A claimed-ahead invocation starts only while its lease still has this much beyond the timeout. */
+const START_MARGIN_MS = 10_000;
+/**
+ * Slots go back after this long without work. Not at once: a NOTIFY wakes the worker before the router has
+ * turned the event into an invocation, and giving the slots back on that empty claim only to take them again on
+ * the next would add two round trips to every invocation's path.
+ */
+const SLOT_IDLE_MS = 1000;
 
 interface LoadedFunction {
   name: string;
@@ -32,6 +47,20 @@ interface LoadedFunction {
 export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   private readonly functions = new Map<string, LoadedFunction>();
   private topics: Record<string, TopicRules> = {};
+  /** Functions an operator paused: not claimed until resumed (reloaded with the topics, on NOTIFY rowcast_config). */
+  private paused = new Set<string>();
+  /** The connection that claims and holds this process's concurrency slots (session advisory locks), and the slots per function. */
+  private readonly session: ClaimSession;
+  private readonly held = new Map<string, number[]>();
+  /** When each function last had work in this process. */
+  private readonly busyAt = new Map<string, number>();
+  /** Slots being given back: the connection runs one query at a time, so claims wait for it. */
+  private releasing: Promise<void> = Promise.resolve();
+  /** Moving average of each function's handler duration (ms), which sizes how far ahead it is claimed. */
+  private readonly runMs = new Map<string, number>();
+  private results: { result: InvocationResult; done: (deliveries: number | null) => void }[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly pool: Pool,
@@ -40,7 +69,9 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     log: Logger,
     private readonly onPublished: (deliveries: number) => void,
   ) {
-    super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 100 }, log);
+    super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
+    // If the connection breaks, its slots are gone with it: taken again on the next claim.
+    this.session = new ClaimSession(pool, log, () => this.held.clear());
     for (const [name, config] of Object.entries(functions)) {
       const [modulePath, exportName = 'handler'] = config.handler.split('#') as [string, string?];
       const handlers = new HandlerPool({ functionName: name, modulePath, exportName, timeout: config.timeout, environment: config.environment, memoryLimitMb: config.memoryLimitMb }, log);
@@ -55,25 +86,68 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
 
   async reloadTopics(): Promise<void> {
     this.topics = await listTopics(this.pool);
+    this.paused = await pausedFunctions(this.pool);
   }
 
   protected limits(): Map<string, number> {
     const limits = new Map<string, number>();
-    for (const fn of this.functions.values()) if (fn.config.concurrency > 0) limits.set(fn.name, fn.config.concurrency);
+    for (const fn of this.functions.values()) if (fn.config.concurrency > 0 && !this.paused.has(fn.name)) limits.set(fn.name, fn.config.concurrency);
     return limits;
   }
 
   protected async claim(wanted: Map<string, number>): Promise<ClaimedInvocation[]> {
-    const claimed: ClaimedInvocation[] = [];
-    for (const [name, n] of wanted) {
-      const fn = this.functions.get(name)!;
-      claimed.push(...(await claimInvocations(this.pool, name, n, fn.config.concurrency, fn.leaseMs, this.options.owner)));
-    }
-    return claimed;
+    await this.releasing;
+    return this.session.run(async (client) => {
+      const claimed: ClaimedInvocation[] = [];
+      for (const [name, n] of wanted) {
+        const fn = this.functions.get(name)!;
+        const held = this.held.get(name) ?? [];
+        const { taken, items } = await claimInvocations(client, name, n, { held, limit: fn.config.concurrency }, fn.leaseMs, this.options.owner);
+        if (taken.length) this.held.set(name, [...held, ...taken]);
+        claimed.push(...items);
+      }
+      return claimed;
+    });
+  }
+
+  /** Handlers run only in slots held. */
+  protected override runLimit(group: string): number {
+    return this.held.get(group)?.length ?? 0;
+  }
+
+  /**
+   * Claim ahead as many as the slots get through in about a second at the function's recent pace (none until
+   * its pace is known), so the next claim's round trip overlaps the running handlers.
+   */
+  protected override prefetch(group: string): number {
+    const ms = this.runMs.get(group);
+    const slots = this.runLimit(group);
+    return ms === undefined || !slots ? 0 : Math.min(this.loopOptions.maxClaim, Math.floor((slots * 1000) / Math.max(ms, 0.2)));
+  }
+
+  protected override sizeOf(item: ClaimedInvocation): number {
+    return item.payload.length;
+  }
+
+  protected override startBy(item: ClaimedInvocation, claimedAt: number): number {
+    const fn = this.functions.get(item.group)!;
+    return claimedAt + fn.leaseMs - fn.config.timeout - START_MARGIN_MS;
+  }
+
+  /** Nothing of the function left here and none due for a while: its slots go back, for other processes to take. */
+  protected override afterClaim(group: string, got: number, local: number): void {
+    if (got || local) this.busyAt.set(group, Date.now());
+    const held = this.held.get(group);
+    const client = this.session.current;
+    if (got || local || !held?.length || !client || Date.now() - (this.busyAt.get(group) ?? 0) < SLOT_IDLE_MS) return;
+    this.held.delete(group);
+    this.releasing = this.releasing.then(() => releaseSlots(client, group, held)).catch((err: Error) => this.log.warn({ err: err.message }, 'could not give function slots back'));
   }
 
   protected async process(inv: ClaimedInvocation, signal: AbortSignal): Promise<void> {
     const fn = this.functions.get(inv.group)!;
+    // Only a valid W3C traceparent reaches the handler's context and the messages it publishes.
+    inv.trace = validTraceparent(inv.trace);
     if (inv.ageMs > fn.config.maxEventAge) {
       const error = { type: 'EventAgeExceeded', message: `not run: the invocation is ${Math.round(inv.ageMs / 1000)} s old, over maxEventAge (${Math.round(fn.config.maxEventAge / 1000)} s)`, stack: [] };
       await this.fail(fn, inv, error, 'EventAgeExceeded', 0, inv.attempt - 1);
@@ -84,17 +158,23 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       signal,
     );
     if (signal.aborted) return; // shutdown: released, not counted as a failure
+    this.runMs.set(fn.name, 0.8 * (this.runMs.get(fn.name) ?? outcome.durationMs) + 0.2 * outcome.durationMs);
+    // Results are recorded in batches; the slot is free for the next invocation meanwhile.
     if (outcome.ok) {
-      const deliveries = await completeInvocation(this.pool, { id: inv.id, attempt: inv.attempt, durationMs: outcome.durationMs, state: 'done', result: outcome.result, messages: outcome.published, trace: inv.trace });
-      if (deliveries === null) this.log.warn({ function: fn.name, invocation: inv.id }, 'invocation finished after its lease was taken over; its result and messages were discarded');
-      else if (deliveries) this.onPublished(deliveries);
+      const completion = this.complete({ id: inv.id, attempt: inv.attempt, durationMs: outcome.durationMs, state: 'done', result: outcome.result, messages: outcome.published, trace: inv.trace });
+      observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'done', durationMs: outcome.durationMs });
+      void completion.then((deliveries) => {
+        if (deliveries === null) this.log.warn({ function: fn.name, invocation: inv.id }, 'invocation finished after its lease was taken over; its result and messages were discarded');
+        else if (deliveries) this.onPublished(deliveries);
+      });
       return;
     }
     this.log.warn({ function: fn.name, invocation: inv.id, attempt: inv.attempt, error: outcome.error.message }, 'invocation failed');
     const decision = decideAfterFailure(inv.attempt, { ...fn.config, maxRetryAfter: fn.config.maxDelay });
     const retryAt = decision.state === 'pending' ? Date.now() + decision.delayMs : 0;
     if (decision.state === 'pending' && retryAt - Date.now() + inv.ageMs <= fn.config.maxEventAge) {
-      await completeInvocation(this.pool, { id: inv.id, attempt: inv.attempt, durationMs: outcome.durationMs, state: 'pending', availableAt: new Date(retryAt), error: describe(outcome.error), messages: [], trace: inv.trace });
+      void this.complete({ id: inv.id, attempt: inv.attempt, durationMs: outcome.durationMs, state: 'pending', availableAt: new Date(retryAt), error: describe(outcome.error), messages: [], trace: inv.trace });
+      observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'retry', durationMs: outcome.durationMs });
       setTimeout(() => this.wake(), retryAt - Date.now() + 5).unref();
       return;
     }
@@ -115,16 +195,59 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
           dedupKey: null,
         }]
       : [];
-    const deliveries = await completeInvocation(this.pool, { id: inv.id, attempt: inv.attempt, durationMs, state: 'failed', error: `${describe(error)} (${condition} after ${invoked} attempt${invoked === 1 ? '' : 's'})`, messages, trace: inv.trace });
-    if (deliveries) this.onPublished(deliveries);
+    const completion = this.complete({ id: inv.id, attempt: inv.attempt, durationMs, state: 'failed', error: `${describe(error)} (${condition} after ${invoked} attempt${invoked === 1 ? '' : 's'})`, messages, trace: inv.trace });
+    observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'failed', durationMs });
+    void completion.then((deliveries) => deliveries && this.onPublished(deliveries));
   }
 
-  protected async release(items: ClaimedInvocation[]): Promise<void> {
-    await releaseInvocations(this.pool, items.map((i) => ({ id: i.id, attempt: i.attempt })));
+  /**
+   * Queues a result for the next batch; resolves with its deliveries, or null if its lease had been lost. As a
+   * group commit: the first result of a batch is written at once (after this tick), and whatever finishes while a
+   * batch is being written goes with the next, so batches grow with the load and a lone result waits for nothing.
+   */
+  private complete(result: InvocationResult): Promise<number | null> {
+    return new Promise((done) => {
+      this.results.push({ result, done });
+      if (this.results.length === 1 || this.results.length === FLUSH_SIZE) setImmediate(() => void this.flush());
+    });
+  }
+
+  /** Writes the queued results in one statement (each publish with its success record), one batch at a time. */
+  private flush(): Promise<void> {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    this.flushing = this.flushing.then(async () => {
+      const batch = this.results.splice(0, FLUSH_SIZE);
+      if (!batch.length) return;
+      if (this.results.length) setImmediate(() => void this.flush());
+      try {
+        const { recorded, deliveries } = await completeInvocations(this.pool, batch.map((b) => b.result));
+        // Deliveries are counted per batch, not per invocation: the batch wakes the delivery worker once.
+        for (const b of batch) b.done(recorded.has(b.result.id) ? 0 : null);
+        if (deliveries) this.onPublished(deliveries);
+      } catch (err) {
+        // Kept and tried again: until written, their leases keep other processes from running them again.
+        this.log.error({ err: (err as Error).message, results: batch.length }, 'recording invocation results failed; retrying');
+        this.results.unshift(...batch);
+        if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), 500);
+      }
+    });
+    return this.flushing;
+  }
+
+  protected async release(items: ClaimedInvocation[], started: boolean): Promise<void> {
+    await releaseInvocations(this.pool, items.map((i) => ({ id: i.id, attempt: i.attempt })), started);
   }
 
   protected override async afterDrain(): Promise<void> {
     await Promise.all([...this.functions.values()].map((f) => f.pool.close()));
+    for (let i = 0; i < 3 && (this.results.length || i === 0); i++) await this.flush();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    await this.releasing;
+    this.held.clear();
+    await this.session.close((client) => client.query('SELECT pg_advisory_unlock_all()'));
   }
 }
 

@@ -1,5 +1,5 @@
-import { type Pool, withTransaction } from '../store/pool.js';
-import { publishMessages } from '../topics/fan-out.js';
+import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
+import { COUNT_UNMATCHED_SQL, publishMessages, UNFILTERED_DELIVERIES_SQL } from '../topics/fan-out.js';
 import type { PublishedMessage, TopicRules } from './thread-protocol.js';
 
 export interface ClaimedInvocation {
@@ -16,33 +16,62 @@ export interface ClaimedInvocation {
 }
 
 /**
- * Claims up to `n` due invocations of one function, leased to `owner`, without ever exceeding `limit` in flight
- * over all processes: claims of one function are serialised by an advisory lock, and each counts the unexpired
- * leases before it takes more.
+ * A function's concurrency is global: it has `limit` slots, each a session-level advisory lock
+ * (hashtext('rowcast.function:' || name), slot number) held on one connection of the process that runs handlers
+ * in them. Over all processes at most `limit` are held, so at most `limit` handlers run at once; a process that
+ * dies (or whose connection drops) loses its slots at once, with no lease to wait out.
  */
-export async function claimInvocations(pool: Pool, fn: string, n: number, limit: number, leaseMs: number, owner: string): Promise<ClaimedInvocation[]> {
-  return withTransaction(pool, async (client) => {
-    await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('rowcast.function:' || $1, 0))`, [fn]);
-    const { rows } = await client.query(
-      `WITH running AS (
-         SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = $1 AND state = 'in_flight' AND available_at > now()
-       ), due AS (
-         SELECT i.id FROM rowcast.invocations i
-          WHERE i.function = $1 AND i.state IN ('pending', 'in_flight') AND i.available_at <= now()
-          ORDER BY i.available_at, i.created_at
-          LIMIT greatest(0, least($2::int, $3::int - (SELECT n FROM running)))
-          FOR UPDATE SKIP LOCKED
-       )
+const SLOT_KEY = `hashtext('rowcast.function:' || $1)`;
+
+export interface ClaimOutcome {
+  /** Slots taken by this claim (besides those already held). */
+  taken: number[];
+  items: ClaimedInvocation[];
+}
+
+/**
+ * In one statement, on the connection that holds the function's slots: takes free slots up to the limit, then —
+ * if the process holds any — claims up to `n` due invocations, leased to `owner` for leaseMs. Invocations can be
+ * claimed well ahead of the slots (the process runs them as slots free up), so one round trip serves hundreds.
+ */
+export async function claimInvocations(
+  client: PoolClient,
+  fn: string,
+  n: number,
+  slots: { held: number[]; limit: number },
+  leaseMs: number,
+  owner: string,
+): Promise<ClaimOutcome> {
+  const { rows } = await client.query(
+    `WITH taken AS (
+       SELECT coalesce(array_agg(s), '{}') AS slots FROM (
+         SELECT s FROM generate_series(0, $3::int - 1) s
+          WHERE s <> ALL ($4::int[]) AND pg_try_advisory_lock(${SLOT_KEY}, s)
+          LIMIT greatest(0, $3::int - cardinality($4::int[]))) x
+     ), claimed AS (
        UPDATE rowcast.invocations i
-          SET state = 'in_flight', attempts = i.attempts + 1, available_at = now() + $4 * interval '1 millisecond',
-              lease_owner = $5, started_at = coalesce(i.started_at, now())
-         FROM due WHERE i.id = due.id
-       RETURNING i.id::text, i.attempts, i.payload, i.client_context, i.trace,
-                 (extract(epoch FROM now() - i.created_at) * 1000)::bigint AS age_ms`,
-      [fn, n, limit, leaseMs, owner],
-    );
-    return rows.map((r) => ({ key: r.id, group: fn, id: r.id, attempt: r.attempts, payload: r.payload, clientContext: r.client_context, trace: r.trace, ageMs: Number(r.age_ms) }));
-  });
+          SET state = 'in_flight', attempts = i.attempts + 1, available_at = now() + $5 * interval '1 millisecond',
+              lease_owner = $6, started_at = coalesce(i.started_at, now())
+        WHERE i.id = ANY (ARRAY(
+                SELECT rowcast.next_invocations($1, CASE WHEN cardinality($4::int[]) + cardinality((SELECT slots FROM taken)) > 0 THEN $2::int ELSE 0 END)))
+       RETURNING i.id::text, i.attempts, i.payload, i.client_context, i.trace, i.available_at,
+                 (extract(epoch FROM now() - i.created_at) * 1000)::bigint AS age_ms
+     )
+     SELECT (SELECT slots FROM taken) AS taken,
+            (SELECT json_agg(c ORDER BY c.age_ms DESC) FROM claimed c) AS items`,
+    [fn, n, slots.limit, slots.held, leaseMs, owner],
+  );
+  const row = rows[0]!;
+  const items = (row.items ?? []) as { id: string; attempts: number; payload: string; client_context: unknown; trace: string | null; age_ms: number }[];
+  return {
+    taken: row.taken as number[],
+    items: items.map((r) => ({ key: r.id, group: fn, id: r.id, attempt: r.attempts, payload: r.payload, clientContext: r.client_context, trace: r.trace, ageMs: Number(r.age_ms) })),
+  };
+}
+
+/** Gives a function's slots back (the process has nothing of it left to run). */
+export async function releaseSlots(client: PoolClient, fn: string, slots: number[]): Promise<void> {
+  if (slots.length) await client.query(`SELECT pg_advisory_unlock(${SLOT_KEY}, s) FROM unnest($2::int[]) s`, [fn, slots]);
 }
 
 export interface InvocationResult {
@@ -58,43 +87,106 @@ export interface InvocationResult {
   trace: string | null;
 }
 
-/**
- * Records an attempt's outcome and writes the messages it published in the same transaction, so that a
- * successful invocation publishes exactly once and a failed one publishes nothing. Returns the number of
- * deliveries created, or null when the lease was lost (another process took the invocation over): then nothing
- * is written.
- */
-export async function completeInvocation(pool: Pool, r: InvocationResult): Promise<number | null> {
-  try {
-    return await withTransaction(pool, async (client) => {
-      const res = await client.query(
-        `UPDATE rowcast.invocations
-            SET state = $3, available_at = coalesce($4, available_at), duration_ms = $5, last_error = coalesce($6, last_error),
-                result = $7, published = $8::uuid[], lease_owner = NULL,
-                finished_at = CASE WHEN $3 IN ('done', 'failed') THEN now() END
-          WHERE id = $1 AND attempts = $2 AND state = 'in_flight'`,
-        [r.id, r.attempt, r.state, r.availableAt ?? null, r.durationMs, r.error ?? null, r.result ?? null, r.state === 'done' ? r.messages.map((m) => m.id) : null],
-      );
-      if (!res.rowCount) throw new LeaseLost();
-      return publishMessages(client, r.messages, r.trace);
-    });
-  } catch (err) {
-    if (err instanceof LeaseLost) return null;
-    throw err;
-  }
+export interface CompletionOutcome {
+  /** Ids of the invocations whose results were recorded; the others had lost their lease and wrote nothing. */
+  recorded: Set<string>;
+  deliveries: number;
 }
 
-/** Rolls the completion back: the invocation belongs to another process now. */
-class LeaseLost extends Error {}
+/**
+ * Records many attempts' outcomes and writes the messages they published in the same transaction, so that a
+ * successful invocation publishes exactly once and a failed one publishes nothing. A result whose lease was lost
+ * (another process took the invocation over) is not recorded, and its messages are not written.
+ *
+ * Usually one statement: results, messages, deliveries and the count of messages nobody took. A batch with FIFO
+ * dedup keys, or one publishing to a topic with filtered subscriptions (the statement then writes nothing and
+ * says so), goes through a transaction in which Node applies dedup and filter policies.
+ */
+export async function completeInvocations(pool: Pool, results: InvocationResult[]): Promise<CompletionOutcome> {
+  if (!results.length) return { recorded: new Set(), deliveries: 0 };
+  if (!results.some((r) => r.messages.some((m) => m.dedupKey))) {
+    const { rows } = await pool.query(completionSql(true), completionParams(results));
+    const row = rows[0]!;
+    if (!row.filtered) return { recorded: new Set(row.recorded as string[]), deliveries: row.deliveries };
+  }
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query(completionSql(false), completionParams(results));
+    const recorded = new Set(rows[0]!.recorded as string[]);
+    let deliveries = 0;
+    // Messages carry their invocation's trace context: one publish per invocation that was recorded.
+    for (const r of results) if (recorded.has(r.id) && r.messages.length) deliveries += await publishMessages(client, r.messages, r.trace);
+    return { recorded, deliveries };
+  });
+}
 
-/** Hands invocations back at shutdown: due again at once, for this or another process. */
-export async function releaseInvocations(pool: Pool, items: { id: string; attempt: number }[]): Promise<void> {
+/** With messages (oneStatement): the fan-out of unfiltered topics in SQL; without: the results only. */
+const completionSql = (withMessages: boolean) => `
+WITH r AS (
+  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::text[], $8::text[])
+    AS r(id, attempt, state, available_at, duration_ms, error, result, published)
+), mi AS (
+  SELECT * FROM unnest($9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::jsonb[], $16::text[], $17::text[])
+    WITH ORDINALITY AS x(id, invocation, topic, subject, body, content_type, attributes, group_key, trace, ord)
+), filtered AS (
+  SELECT ${withMessages ? 'EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.filter_policy IS NOT NULL AND s.topic IN (SELECT topic FROM mi))' : 'false'} AS yes
+), done AS (
+  UPDATE rowcast.invocations i
+     SET state = r.state, available_at = coalesce(r.available_at, i.available_at), duration_ms = r.duration_ms,
+         last_error = coalesce(r.error, i.last_error), result = r.result, published = string_to_array(r.published, ',')::uuid[],
+         lease_owner = NULL, finished_at = CASE WHEN r.state IN ('done', 'failed') THEN now() END
+    FROM r
+   WHERE i.id = ANY ($1::uuid[]) AND i.id = r.id AND i.attempts = r.attempt AND i.state = 'in_flight' AND NOT (SELECT yes FROM filtered)
+  RETURNING i.id
+)${
+  withMessages
+    ? `, m AS (
+  INSERT INTO rowcast.messages (id, topic, subject, body, content_type, attributes, group_key, trace)
+  SELECT mi.id, mi.topic, mi.subject, mi.body, mi.content_type, mi.attributes, mi.group_key, mi.trace
+    FROM mi WHERE mi.invocation IN (SELECT id FROM done) ORDER BY mi.ord
+  RETURNING id, topic, attributes, body, content_type, group_key, event_id, seq
+), d AS (${UNFILTERED_DELIVERIES_SQL}
+), u AS (${COUNT_UNMATCHED_SQL})
+SELECT (SELECT yes FROM filtered) AS filtered, ARRAY(SELECT id::text FROM done) AS recorded,
+       (SELECT count(*) FROM d)::int AS deliveries, (SELECT count(*) FROM u)::int AS unmatched_topics`
+    : `
+SELECT false AS filtered, ARRAY(SELECT id::text FROM done) AS recorded, 0 AS deliveries`
+}`;
+
+function completionParams(results: InvocationResult[]): unknown[] {
+  const messages = results.flatMap((r) => r.messages.map((m) => ({ ...m, invocation: r.id, trace: r.trace })));
+  return [
+    results.map((r) => r.id),
+    results.map((r) => r.attempt),
+    results.map((r) => r.state),
+    results.map((r) => r.availableAt ?? null),
+    results.map((r) => Math.round(r.durationMs)),
+    results.map((r) => r.error ?? null),
+    results.map((r) => r.result ?? null),
+    results.map((r) => (r.state === 'done' ? r.messages.map((m) => m.id).join(',') : null)),
+    messages.map((m) => m.id),
+    messages.map((m) => m.invocation),
+    messages.map((m) => m.topic),
+    messages.map((m) => m.subject),
+    messages.map((m) => m.body),
+    messages.map((m) => m.contentType),
+    messages.map((m) => JSON.stringify(m.attributes)),
+    messages.map((m) => m.groupKey),
+    messages.map((m) => m.trace),
+  ];
+}
+
+/**
+ * Hands invocations back (shutdown, or claimed ahead and not started in time): due again at once, for this or
+ * another process. An attempt that never started is not counted (the claim's bump of `attempts` is undone).
+ */
+export async function releaseInvocations(pool: Pool, items: { id: string; attempt: number }[], started = true): Promise<void> {
   if (!items.length) return;
   await pool.query(
-    `UPDATE rowcast.invocations i SET state = 'pending', available_at = now(), lease_owner = NULL
+    `UPDATE rowcast.invocations i SET state = 'pending', available_at = now(), lease_owner = NULL,
+            attempts = i.attempts - CASE WHEN $3::boolean THEN 1 ELSE 0 END
        FROM unnest($1::uuid[], $2::int[]) AS r(id, attempt)
       WHERE i.id = r.id AND i.attempts = r.attempt AND i.state = 'in_flight'`,
-    [items.map((i) => i.id), items.map((i) => i.attempt)],
+    [items.map((i) => i.id), items.map((i) => i.attempt), !started],
   );
 }
 

@@ -23,12 +23,16 @@ export function createPool(url: string, options: { max?: number; applicationName
     connectionString: url,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'rowcast',
+    // JIT compiling costs tens of milliseconds per statement; rowcast's statements touch hundreds of rows, not millions.
+    options: '-c jit=off',
     // A connection PostgreSQL has closed (restart, pg_terminate_backend) is dropped from the pool, not fatal.
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', () => {});
   return pool;
 }
+
+const READ_ONLY_SQL_TRANSACTION = '25006';
 
 /** Runs fn in one transaction on one connection; rolls back if it throws. */
 export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -46,6 +50,9 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     return result;
   } catch (err) {
     if (!broken) await client.query('ROLLBACK').catch(() => {});
+    // A session that turned out read-only (default_transaction_read_only set on the database, a failover that
+    // landed on a standby) stays so for its whole life: drop it, so that the next transaction gets a fresh one.
+    if (!broken && (err as { code?: string }).code === READ_ONLY_SQL_TRANSACTION) broken = err as Error;
     throw err;
   } finally {
     client.removeListener('error', onError);

@@ -16,7 +16,7 @@ export interface ClaimedDelivery {
  * it is pending and its time has come, or when it is in flight and its lease has expired (its process died).
  * `attempts` is bumped on claim and is the lease's fencing token.
  */
-const CLAIM_SQL = `
+export const CLAIM_SQL = `
 WITH wanted AS (SELECT * FROM unnest($1::text[], $2::int[]) AS w(subscription, n)),
 claimed AS (
   SELECT d.id FROM wanted w CROSS JOIN LATERAL (
@@ -32,18 +32,20 @@ claimed AS (
      ORDER BY d.available_at, d.id
      LIMIT w.n FOR UPDATE SKIP LOCKED) d
 )
+-- "= ANY (ARRAY(…))" keeps the update on the primary key: joined to the CTE, the planner (which cannot know the
+-- claim's size) hashes the whole table instead.
 UPDATE rowcast.deliveries d
    SET state = 'in_flight', attempts = d.attempts + 1, available_at = now() + $3 * interval '1 millisecond', lease_owner = $4, updated_at = now()
-  FROM claimed, rowcast.messages m LEFT JOIN rowcast.topics t ON t.name = m.topic
- WHERE d.id = claimed.id AND m.id = d.message_id
+  FROM rowcast.messages m LEFT JOIN rowcast.topics t ON t.name = m.topic
+ WHERE d.id = ANY (ARRAY(SELECT id FROM claimed)) AND m.id = d.message_id
 RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, m.id::text AS message_id, m.topic, m.subject, m.body,
           m.content_type, m.attributes, to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace,
           coalesce(t.max_message_size, 262144) AS max_message_size, coalesce(t.large_messages, 'reject') AS large_messages,
           coalesce(t.claim_check_ttl_ms, 86400000) AS claim_check_ttl_ms`;
 
-export async function claimDeliveries(pool: Pool, wanted: Map<string, number>, leaseMs: number, owner: string): Promise<ClaimedDelivery[]> {
+export async function claimDeliveries(db: Pool | PoolClient, wanted: Map<string, number>, leaseMs: number, owner: string): Promise<ClaimedDelivery[]> {
   if (!wanted.size) return [];
-  const { rows } = await pool.query(CLAIM_SQL, [[...wanted.keys()], [...wanted.values()], leaseMs, owner]);
+  const { rows } = await db.query(CLAIM_SQL, [[...wanted.keys()], [...wanted.values()], leaseMs, owner]);
   return rows.map((r) => ({
     deliveryId: r.delivery_id,
     subscription: r.subscription,
@@ -73,6 +75,8 @@ export interface DeliveryResult {
   error?: string;
   /** For dead: the message for the subscription's dead-letter topic, published with the result. */
   deadLetter?: NewMessage;
+  /** How long the attempt took (its attempt-log entry). */
+  durationMs?: number;
 }
 
 /**
@@ -95,8 +99,13 @@ async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): 
     `UPDATE rowcast.deliveries d
         SET state = r.state, available_at = COALESCE(r.available_at, d.available_at), last_status = r.status,
             last_error = CASE WHEN r.state = 'done' THEN d.last_error ELSE r.error END,
-            delivered_at = CASE WHEN r.state = 'done' THEN now() END, lease_owner = NULL, updated_at = now()
-       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[]) AS r(id, attempt, state, available_at, status, error)
+            delivered_at = CASE WHEN r.state = 'done' THEN now() END, lease_owner = NULL, updated_at = now(),
+            -- The attempt log (last 20), written only once an attempt failed: a delivery done at once keeps NULL.
+            attempt_log = CASE WHEN r.state = 'done' AND d.attempt_log IS NULL THEN NULL
+              ELSE (CASE WHEN jsonb_array_length(coalesce(d.attempt_log, '[]')) >= 20 THEN d.attempt_log - 0 ELSE coalesce(d.attempt_log, '[]') END)
+                   || jsonb_build_object('attempt', r.attempt, 'at', now(), 'outcome', CASE r.state WHEN 'done' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'failed' END,
+                                         'status', r.status, 'error', r.error, 'durationMs', r.duration_ms) END
+       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::int[]) AS r(id, attempt, state, available_at, status, error, duration_ms)
       WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'in_flight'
       RETURNING d.id::text`,
     [
@@ -106,19 +115,24 @@ async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): 
       results.map((r) => r.availableAt ?? null),
       results.map((r) => r.status ?? null),
       results.map((r) => r.error ?? null),
+      results.map((r) => (r.durationMs === undefined ? null : Math.round(r.durationMs))),
     ],
   );
   return res.rows.map((r) => r.id as string);
 }
 
-/** Gives unfinished work back (graceful shutdown): due again at once, the attempt still counted. */
-export async function releaseDeliveries(pool: Pool, leases: { deliveryId: string; attempt: number }[]): Promise<void> {
+/**
+ * Gives work back (graceful shutdown, or claimed ahead and not started in time): due again at once. An attempt
+ * that started still counts; one that never started does not (its claim's bump of `attempts` is undone).
+ */
+export async function releaseDeliveries(pool: Pool, leases: { deliveryId: string; attempt: number }[], started = true): Promise<void> {
   if (!leases.length) return;
   await pool.query(
-    `UPDATE rowcast.deliveries d SET state = 'pending', available_at = now(), lease_owner = NULL, updated_at = now()
+    `UPDATE rowcast.deliveries d SET state = 'pending', available_at = now(), lease_owner = NULL, updated_at = now(),
+            attempts = d.attempts - CASE WHEN $3::boolean THEN 1 ELSE 0 END
        FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
       WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'in_flight'`,
-    [leases.map((l) => l.deliveryId), leases.map((l) => l.attempt)],
+    [leases.map((l) => l.deliveryId), leases.map((l) => l.attempt), !started],
   );
 }
 
@@ -132,10 +146,17 @@ export async function setSubscriptionState(pool: Pool, name: string, state: Subs
 }
 
 export async function loadSubscriptions(pool: Pool): Promise<Subscription[]> {
-  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: SubscriptionSettings; secret: string | null; state: Subscription['state']; dead_letter_topic: string | null }>(
-    'SELECT name, topic, protocol, endpoint, settings, secret, state, dead_letter_topic FROM rowcast.subscriptions ORDER BY name',
+  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: SubscriptionSettings; secret: string | null; state: Subscription['state']; dead_letter_topic: string | null; previous_secret: string | null; previous_secret_expires_at: Date | null }>(
+    `SELECT name, topic, protocol, endpoint, settings, secret, state, dead_letter_topic, previous_secret, previous_secret_expires_at
+       FROM rowcast.subscriptions ORDER BY name`,
   );
-  return rows.map(({ dead_letter_topic, ...r }) => ({ ...r, deadLetterTopic: dead_letter_topic, settings: { ...r.settings, headers: expandHeaders(r.settings.headers ?? {}) } }));
+  return rows.map(({ dead_letter_topic, previous_secret, previous_secret_expires_at, ...r }) => ({
+    ...r,
+    deadLetterTopic: dead_letter_topic,
+    // The sink compares the expiry at each send, so the old secret ends on time without a reload.
+    previousSecret: previous_secret && previous_secret_expires_at ? { secret: previous_secret, expiresAt: previous_secret_expires_at } : null,
+    settings: { ...r.settings, headers: expandHeaders(r.settings.headers ?? {}) },
+  }));
 }
 
 /** Header values may reference environment variables as ${NAME}, so API keys stay out of the config and the database. */

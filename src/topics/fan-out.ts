@@ -43,6 +43,16 @@ export const FAN_OUT_RESULT_SQL = `
          (SELECT json_agg(json_build_object('id', m.id, 'topic', m.topic)) FROM m
            WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.message_id = m.id)) AS without_delivery`;
 
+/**
+ * The `u` CTE of the one-statement path (no filtered subscription among the messages' topics, so `d` is every
+ * delivery there is): counts the messages nobody took on their topic.
+ */
+export const COUNT_UNMATCHED_SQL = `
+  UPDATE rowcast.topics t SET unmatched_messages = t.unmatched_messages + u.n
+    FROM (SELECT m.topic, count(*) AS n FROM m WHERE m.id NOT IN (SELECT message_id FROM d) GROUP BY m.topic) u
+   WHERE t.name = u.topic
+  RETURNING 1`;
+
 export interface FilterCandidate {
   message_id: string;
   topic: string;

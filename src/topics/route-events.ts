@@ -1,5 +1,5 @@
 import { type Pool, withTransaction } from '../store/pool.js';
-import { FAN_OUT_RESULT_SQL, FILTER_CANDIDATES_SQL, type FanOutRow, finishFanOut, UNFILTERED_DELIVERIES_SQL } from './fan-out.js';
+import { COUNT_UNMATCHED_SQL, FAN_OUT_RESULT_SQL, FILTER_CANDIDATES_SQL, type FanOutRow, finishFanOut, UNFILTERED_DELIVERIES_SQL } from './fan-out.js';
 
 export interface RouteResult {
   events: number;
@@ -8,15 +8,24 @@ export interface RouteResult {
 }
 
 /**
- * Routes a batch of captured events in one transaction: an event for a topic becomes a message and one delivery
- * per subscription of the topic (filter policies permitting); an event for a function becomes an invocation. Each event is
- * routed exactly once even when several processes route at once (SKIP LOCKED hands it to one of them).
+ * Routes a batch of captured events: an event for a topic becomes a message and one delivery per subscription of
+ * the topic (filter policies permitting); an event for a function becomes an invocation. Each event is routed
+ * exactly once even when several processes route at once (SKIP LOCKED hands it to one of them).
+ *
+ * Two forms. `oneStatement`: the whole batch in one autocommitted statement, unmatched messages counted in SQL —
+ * unless a topic of the batch has a subscription with a filter policy, in which case it routes nothing and says
+ * `filtered` (same snapshot, so no race with apply). Otherwise, in a transaction, the candidates of filtered
+ * subscriptions come back, the pure matcher decides, and the matches are inserted before the commit.
  */
-const ROUTE_SQL = `
+const routeSql = (oneStatement: boolean) => `
 WITH batch AS (
-  SELECT id FROM rowcast.events WHERE routed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+  SELECT id, topic FROM rowcast.next_unrouted($1)
+), filtered AS (
+  SELECT ${oneStatement ? 'EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.filter_policy IS NOT NULL AND s.topic IN (SELECT topic FROM batch))' : 'false'} AS yes
 ), ev AS (
-  UPDATE rowcast.events e SET routed_at = now() FROM batch WHERE e.id = batch.id
+  -- "= ANY (ARRAY(…))": the update stays on the primary key whatever the planner guesses the batch's size is.
+  UPDATE rowcast.events e SET routed_at = now()
+   WHERE e.id = ANY (ARRAY(SELECT id FROM batch)) AND NOT (SELECT yes FROM filtered)
   RETURNING e.*
 ), body AS (
   SELECT ev.id, ev.topic, ev.function, ev.capture, ev.op, ev.schema_name, ev.table_name, ev.key, ev.trace,
@@ -45,14 +54,33 @@ WITH batch AS (
   SELECT b.function, b.text, 'capture', b.id, b.trace FROM body b WHERE b.function IS NOT NULL ORDER BY b.id
   RETURNING 1
 ), d AS (${UNFILTERED_DELIVERIES_SQL}
-), c AS (${FILTER_CANDIDATES_SQL})
-${FAN_OUT_RESULT_SQL}, (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations`;
+), ${
+  oneStatement
+    ? `u AS (${COUNT_UNMATCHED_SQL})
+SELECT (SELECT yes FROM filtered) AS filtered, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,`
+    : `c AS (${FILTER_CANDIDATES_SQL})
+${FAN_OUT_RESULT_SQL},`
+} (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations`;
+
+export const ONE_STATEMENT_SQL = routeSql(true);
+const TRANSACTION_SQL = routeSql(false);
+
+/** How long routing keeps to the transactional form after meeting a filtered subscription. */
+const FILTERED_RECHECK_MS = 10_000;
+const filteredSeenAt = new WeakMap<Pool, number>();
 
 export async function routeEvents(pool: Pool, batchSize: number): Promise<RouteResult> {
+  if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
+    const { rows } = await pool.query<{ filtered: boolean; unfiltered: number; events: number; invocations: number }>(ONE_STATEMENT_SQL, [batchSize]);
+    const row = rows[0]!;
+    if (!row.filtered) return { events: row.events, deliveries: row.unfiltered, invocations: row.invocations };
+    filteredSeenAt.set(pool, Date.now());
+  }
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<FanOutRow & { events: number; invocations: number }>(ROUTE_SQL, [batchSize]);
+    const { rows } = await client.query<FanOutRow & { events: number; invocations: number }>(TRANSACTION_SQL, [batchSize]);
     const row = rows[0]!;
     const deliveries = row.events ? await finishFanOut(client, row) : 0;
     return { events: row.events, deliveries, invocations: row.invocations };
   });
 }
+

@@ -1,0 +1,75 @@
+/**
+ * Latency probe: one writer inserts a row every 5 ms (200/s) while rowcast runs in this process; prints commit →
+ * webhook arrival percentiles (one clock: the receiver runs here too).
+ *   DATABASE_URL=… npx tsx bench/probes/latency.ts [seconds] [--function]
+ */
+import { createServer } from 'node:http';
+import pg from 'pg';
+import type { AddressInfo } from 'node:net';
+import { parseConfig } from '../../src/config/load.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { startRowcast } from '../../src/dispatcher/runtime.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { applyProbeConfig, probeDatabase } from './probe-db.js';
+
+const seconds = Number(process.argv[2] ?? 5);
+// With QUERY_STATS=1: rowcast's statements by kind, how many and how long (pg.Pool#query wrapped).
+const stats = new Map<string, { n: number; ms: number }>();
+if (process.env.QUERY_STATS) {
+  const original = pg.Pool.prototype.query as (...args: unknown[]) => Promise<unknown>;
+  (pg.Pool.prototype as unknown as { query: unknown }).query = async function (this: pg.Pool, ...args: unknown[]) {
+    const text = typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string }).text);
+    const kind = text.replace(/\s+/g, ' ').trim().slice(0, 60);
+    const t = performance.now();
+    try {
+      return await original.apply(this, args);
+    } finally {
+      const s = stats.get(kind) ?? { n: 0, ms: 0 };
+      s.n++;
+      s.ms += performance.now() - t;
+      stats.set(kind, s);
+    }
+  };
+}
+const viaFunction = process.argv.includes('--function');
+const db = await probeDatabase('latency');
+const committedAt = new Map<string, number>();
+const latencies: number[] = [];
+const server = createServer((req, res) => {
+  let body = '';
+  req.on('data', (c: Buffer) => (body += c));
+  req.on('end', () => {
+    const id = /"id":\s*"?(\d+)"?\s*[,}]/.exec(body.slice(body.indexOf('"after"')))?.[1];
+    const at = id && committedAt.get(id);
+    if (at) latencies.push(performance.now() - at);
+    res.writeHead(204).end();
+  });
+});
+await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text)');
+const config: RowcastConfigInput = {
+  topics: { items: {}, out: {} },
+  captures: { items: viaFunction ? { table: 'items', function: 'noop', operations: ['INSERT'] } : { table: 'items', topic: 'items', operations: ['INSERT'] } },
+  functions: { noop: { handler: new URL('./noop-publisher.ts', import.meta.url).pathname } },
+  subscriptions: { hook: { topic: viaFunction ? 'out' : 'items', protocol: 'http', endpoint: url } },
+};
+await applyProbeConfig(db.pool, config);
+const rowcast = await startRowcast({ databaseUrl: db.url, runtime: { allowPrivateEndpoints: true, logLevel: 'warn' }, functions: parseConfig(config, 'probe').functions, logger: createLogger('warn') });
+// Warm-up (handler threads start cold): a burst, then wait for it.
+await db.pool.query(`INSERT INTO items SELECT -g, 'warm-up' FROM generate_series(1, 50) g`);
+await new Promise((r) => setTimeout(r, 4000));
+const end = Date.now() + seconds * 1000;
+for (let id = 1; Date.now() < end; id++) {
+  await db.pool.query('INSERT INTO items VALUES ($1, $2)', [id, 'x']);
+  committedAt.set(String(id), performance.now());
+  await new Promise((r) => setTimeout(r, 5));
+}
+await new Promise((r) => setTimeout(r, 1000));
+latencies.sort((a, b) => a - b);
+const pct = (p: number) => +latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!.toFixed(2);
+console.log(JSON.stringify({ viaFunction, arrived: latencies.length, sent: committedAt.size, p50: pct(50), p90: pct(90), p99: pct(99), max: pct(100) }));
+for (const [kind, s] of [...stats].sort((a, b) => b[1].n - a[1].n).slice(0, 12)) console.log(`${String(s.n).padStart(6)} × ${(s.ms / s.n).toFixed(2).padStart(6)} ms  ${kind}`);
+await rowcast.stop();
+server.close();
+await db.drop();

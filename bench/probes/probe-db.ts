@@ -1,0 +1,115 @@
+/**
+ * Shared setup of the quick probes: a fresh database on the server of DATABASE_URL (migrated, config applied)
+ * and a counting webhook receiver in a child process, so that it does not share the event loop being measured.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { apply } from '../../src/capture/apply.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { migrate } from '../../src/store/migrate.js';
+import { createPool, type Pool } from '../../src/store/pool.js';
+
+export interface ProbeDatabase {
+  name: string;
+  url: string;
+  pool: Pool;
+  drop(): Promise<void>;
+}
+
+export async function probeDatabase(name: string): Promise<ProbeDatabase> {
+  const admin = process.env.DATABASE_URL;
+  if (!admin) throw new Error('set DATABASE_URL to a server the probe may create databases on, e.g. postgres://postgres@127.0.0.1:5432/postgres');
+  const db = `rowcast_probe_${name}`;
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+  await c.query(`CREATE DATABASE ${db}`);
+  await c.end();
+  const u = new URL(admin);
+  u.pathname = `/${db}`;
+  const url = u.toString();
+  const pool = createPool(url, { max: 10, applicationName: 'rowcast probe' });
+  await migrate(pool);
+  return {
+    name: db,
+    url,
+    pool,
+    async drop() {
+      await pool.end();
+      const a = new pg.Client({ connectionString: admin });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await a.end();
+    },
+  };
+}
+
+export async function applyProbeConfig(pool: Pool, input: RowcastConfigInput) {
+  const config = parseConfig(input, 'probe config');
+  await apply(pool, config);
+  return config;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+export function cpuSecondsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used so far by the PostgreSQL backends of a database (pids from pg_stat_activity). */
+export async function backendCpu(pool: Pool, database: string): Promise<Map<number, number>> {
+  const { rows } = await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+  return new Map(rows.map((r) => [r.pid, cpuSecondsOf(r.pid)]));
+}
+
+export interface CountingReceiver {
+  pid: number;
+  url: string;
+  count(): Promise<number>;
+  close(): void;
+}
+
+/** A loopback HTTP server in a child process that answers 204 and counts requests. */
+export async function startCountingReceiver(): Promise<CountingReceiver> {
+  const child: ChildProcess = fork(fileURLToPath(new URL('./counting-receiver.mjs', import.meta.url)), { stdio: 'inherit' });
+  const port = await new Promise<number>((resolve) => child.once('message', (m: any) => resolve(m.port)));
+  return {
+    pid: child.pid!,
+    url: `http://127.0.0.1:${port}/hook`,
+    count: () =>
+      new Promise((resolve) => {
+        child.once('message', (m: any) => resolve(m.count));
+        child.send('count');
+      }),
+    close: () => child.kill(),
+  };
+}
+
+/** Peak RSS sampler of this process; at the peak also what V8 held (heap, external, array buffers), in MB. */
+export function sampleRss(): { stop(): number; atPeak: Record<string, number> } {
+  let peak = 0;
+  const atPeak: Record<string, number> = {};
+  const sample = () => {
+    const m = process.memoryUsage();
+    if (m.rss <= peak) return;
+    peak = m.rss;
+    for (const [k, v] of Object.entries(m)) atPeak[k] = Math.round(v / 1048576);
+  };
+  sample();
+  const t = setInterval(sample, 100);
+  return {
+    atPeak,
+    stop() {
+      clearInterval(t);
+      sample();
+      return peak;
+    },
+  };
+}
