@@ -29,6 +29,8 @@ const THREAD_ENTRY: { code: string | URL; eval: boolean } =
     : { code: THREAD_URL, eval: false };
 /** After the deadline the handler gets this long to notice its aborted signal before its thread is terminated. */
 const TERMINATE_GRACE_MS = 100;
+/** A new thread's init phase (start, loader, module import) may take this long; Lambda's limit is 10 s too. */
+const INIT_TIMEOUT_MS = 10_000;
 
 /**
  * Worker threads for one function, each running one invocation at a time (as a Lambda instance does). Threads
@@ -37,6 +39,8 @@ const TERMINATE_GRACE_MS = 100;
 export class HandlerPool {
   private readonly idle: Worker[] = [];
   private readonly all = new Set<Worker>();
+  /** Threads whose handler module has loaded: the timeout of an invocation counts from then. */
+  private readonly initialised = new WeakSet<Worker>();
 
   constructor(private readonly options: HandlerPoolOptions, private readonly log: Logger) {}
 
@@ -54,8 +58,45 @@ export class HandlerPool {
     return worker;
   }
 
-  invoke(request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<InvocationOutcome> {
+  async invoke(request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<InvocationOutcome> {
     const worker = this.idle.pop() ?? this.spawn();
+    if (!this.initialised.has(worker)) {
+      const failed = await this.init(worker, signal);
+      if (failed) return failed;
+    }
+    return this.run(worker, request, signal);
+  }
+
+  /** Waits for a new thread's init phase; resolves with the failure when it crashes, hangs or is aborted. */
+  private init(worker: Worker, signal: AbortSignal): Promise<InvocationOutcome | null> {
+    const started = Date.now();
+    return new Promise((resolve) => {
+      const done = (failure: { type: string; message: string } | null) => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        signal.removeEventListener('abort', onAbort);
+        if (failure) void worker.terminate();
+        else this.initialised.add(worker);
+        resolve(failure && { ok: false, error: { ...failure, stack: [] }, durationMs: Date.now() - started });
+      };
+      const onMessage = (m: ThreadMessage) => m.type === 'init' && done(null);
+      const onError = (err: Error) => done({ type: 'HandlerCrashed', message: `the handler's thread crashed while loading: ${err.message}` });
+      const onExit = (code: number) => done({ type: 'HandlerCrashed', message: `the handler's thread exited while loading (code ${code})` });
+      const onAbort = () => done({ type: 'Aborted', message: 'aborted: rowcast is shutting down' });
+      const timer = setTimeout(
+        () => done({ type: 'InitTimeoutError', message: `the handler module did not load within ${INIT_TIMEOUT_MS} ms; make its top-level code faster (connect lazily, import less)` }),
+        INIT_TIMEOUT_MS,
+      );
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      signal.addEventListener('abort', onAbort);
+    });
+  }
+
+  private run(worker: Worker, request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<InvocationOutcome> {
     const started = Date.now();
     const deadline = started + this.options.timeout;
     return new Promise<InvocationOutcome>((resolve) => {
@@ -75,7 +116,7 @@ export class HandlerPool {
       const fail = (type: string, message: string, reusable = false) =>
         finish({ ok: false, error: { type, message, stack: [] }, durationMs: Date.now() - started }, reusable);
       const onMessage = (m: ThreadMessage) => {
-        if (m.id !== request.id) return;
+        if (m.type === 'init' || m.id !== request.id) return;
         if (m.type === 'log') {
           this.log[m.level]({ function: this.options.functionName, invocation: request.id }, m.message);
           return;

@@ -30,6 +30,11 @@ async function loadHandler(): Promise<Handler> {
 
 const loading = loadHandler();
 const post = (message: ThreadMessage) => port.postMessage(message);
+// As in Lambda, loading the module (the init phase) does not count against an invocation's timeout.
+void loading.then(
+  () => post({ type: 'init' }),
+  () => post({ type: 'init' }),
+);
 
 function topicName(topic: string): string {
   // An SNS topic ARN (arn:aws:sns:region:account:name) names the topic by its last part.

@@ -35,6 +35,8 @@ export interface HandlerError {
 }
 
 export type ThreadMessage =
+  /** The handler module has loaded (or failed to: the first invocation then reports why); the init phase is over. */
+  | { type: 'init' }
   | { type: 'result'; id: string; ok: true; result: string | null; published: PublishedMessage[] }
   | { type: 'result'; id: string; ok: false; error: HandlerError }
   | { type: 'log'; id: string; level: 'debug' | 'info' | 'warn' | 'error'; message: string };

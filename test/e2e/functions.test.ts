@@ -27,6 +27,7 @@ const config = (): RowcastConfigInput => ({
     aged: { handler: handler('publisher'), maxEventAge: '1s', environment: { ENV_TOPIC_ARN: 'out' }, onFailure: { topic: 'failures' } },
     paused: { handler: handler('publisher'), concurrency: 0, environment: { ENV_TOPIC_ARN: 'out' } },
     callback: { handler: handler('callback-style') },
+    'slow-init': { handler: handler('slow-init'), timeout: '500ms', maxAttempts: 1 },
     relay: { handler: handler('publisher'), environment: { ENV_TOPIC_ARN: 'out' } },
   },
   captures: { items: { table: 'items', function: 'publisher', operations: ['INSERT'] } },
@@ -174,6 +175,14 @@ describe('functions', () => {
     await eventually(async () => (await db.pool.query(`SELECT state FROM rowcast.deliveries WHERE message_id = $1`, [messageId])).rows[0].state === 'done', 'the repeated delivery');
     const invs = await db.pool.query(`SELECT source FROM rowcast.invocations WHERE message_id = $1`, [messageId]);
     assert.deepEqual(invs.rows, [{ source: 'subscription' }]);
+  });
+
+  test("loading the module (the init phase) does not count against the invocation's timeout", async () => {
+    const id = await invokeFunction(db.pool, 'slow-init', { n: 7 });
+    await eventually(async () => ['done', 'failed'].includes((await invocation(id)).state), 'the slow-loading handler', 20_000);
+    const inv = await invocation(id);
+    assert.equal(inv.state, 'done', `a 1.5 s module load with a 500 ms timeout: ${inv.last_error}`);
+    assert.equal(inv.result, '{"n":7}');
   });
 
   test('callback-style handlers work', async () => {
