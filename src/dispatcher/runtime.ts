@@ -5,6 +5,7 @@ import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../contr
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../topics/claim-check.js';
 import { createLogger, type Logger, redactUrl } from '../observability/logger.js';
+import { observe } from '../observability/observe.js';
 import { assertMigrated, migrate } from '../store/migrate.js';
 import { createPool, type Pool, resolveDatabaseUrl } from '../store/pool.js';
 import { DeliveryWorker } from './delivery-worker.js';
@@ -69,6 +70,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     if (routed.deliveries) worker.wake();
     if (routed.invocations) functions?.wake();
     if (routed.events) http?.wake();
+    observe.emit('events:routed', routed);
   });
   // NOTIFY rowcast also announces invocations queued by SQL (aws_lambda.invoke).
   listener.on('wake', () => {
@@ -89,7 +91,10 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
 
   const timers = [
     setInterval(() => void router.heartbeat().catch(() => {}), HEARTBEAT_MS),
-    setInterval(() => void worker.reloadSubscriptions().catch(() => {}), SUBSCRIPTION_RELOAD_MS),
+    setInterval(() => {
+      void worker.reloadSubscriptions().catch(() => {});
+      void functions?.reloadTopics().catch(() => {});
+    }, SUBSCRIPTION_RELOAD_MS),
     setInterval(
       () =>
         void applyRetention(pool, runtime.retention, runtime.deadRetention)
@@ -116,9 +121,12 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         ready = false;
         log.info({ inFlight: worker.activeCount + (functions?.activeCount ?? 0), graceMs: runtime.shutdownGrace }, 'rowcast stopping: draining in-flight deliveries');
         for (const t of timers) clearInterval(t);
-        await http?.close();
+        // The HTTP server stays up while draining, so that /readyz answers 503 (take me out of rotation) and
+        // /livez 200 (do not kill me) until the work is done; it is closed last, before the pool its routes use.
+        // Its streams read through the pool only, never through the workers, so they cannot hold the drain up.
         await router.stop();
         await Promise.all([worker.stop(runtime.shutdownGrace), functions?.stop(runtime.shutdownGrace)]);
+        await http?.close();
         await listener.stop();
         await pool.end();
         log.info('rowcast stopped');

@@ -177,6 +177,8 @@ export class FaultScenario {
   readonly children: RowcastProcess[] = [];
   db: TestDatabase | undefined;
   receiver: WebhookReceiver | undefined;
+  /** Receivers of addReceiver() (scenarios with several subscriptions). */
+  readonly receivers: WebhookReceiver[] = [];
   configFile: ReturnType<typeof writeConfigFile> | undefined;
 
   async cleanup(): Promise<void> {
@@ -186,7 +188,36 @@ export class FaultScenario {
     }
     this.configFile?.remove();
     await this.receiver?.close();
+    for (const r of this.receivers) await r.close();
     await this.db?.drop();
+  }
+
+  /** A fresh test database (dropped by cleanup()), for scenarios with their own config. */
+  async createDatabase(): Promise<TestDatabase> {
+    return (this.db = await createTestDatabase());
+  }
+
+  /** Another webhook receiver, closed by cleanup(). */
+  async addReceiver(options?: ConstructorParameters<typeof WebhookReceiver>[0]): Promise<WebhookReceiver> {
+    const receiver = await WebhookReceiver.start(options);
+    this.receivers.push(receiver);
+    return receiver;
+  }
+
+  /** Applies a config and writes it to the scenario's config file; spawn() then starts processes on it. */
+  async useConfig(pool: Pool, config: RowcastConfigInput): Promise<void> {
+    await applyConfig(pool, config);
+    this.configFile?.remove();
+    this.configFile = writeConfigFile(config);
+  }
+
+  /** Starts one more rowcast child on the config file (a second process, or a restart) and waits until it is ready. */
+  async spawn(pool: Pool, url: string, env: Record<string, string> = {}): Promise<RowcastProcess> {
+    if (!this.configFile) throw new Error('FaultScenario.spawn: call useConfig() or start() first');
+    const child = RowcastProcess.start(this.configFile.file, url, env);
+    this.children.push(child);
+    await child.ready(pool, 90_000);
+    return child;
   }
 
   /** Creates a fresh test database (dropped by cleanup()) and start()s on it. */

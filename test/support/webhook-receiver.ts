@@ -12,13 +12,31 @@ export interface ReceivedRequest {
   json: any;
   /** Whether webhook-signature verified against the receiver's secret (undefined without a secret). */
   verified?: boolean;
-  /** The status the receiver answered with. */
+  /**
+   * The status the receiver answered with; 0 while the answer is pending (delayMs, hold), -1 reset, -2 hang, -3 the
+   * connection closed before the answer.
+   */
   status: number;
   at: number;
+  /** When the answer was written (absent for resets, hangs and answers still pending). */
+  answeredAt?: number;
 }
 
-/** What to do with a request: answer with a status (and headers, after a delay), reset the connection, or never answer. */
-export type Reply = { status: number; headers?: Record<string, string>; delayMs?: number; body?: string } | 'reset' | 'hang';
+/**
+ * What to do with a request: answer with a status (and headers, after a delay, or once `hold` resolves), reset the
+ * connection, or never answer.
+ */
+export type Reply = { status: number; headers?: Record<string, string>; delayMs?: number; hold?: Promise<unknown>; body?: string } | 'reset' | 'hang';
+
+export interface WebhookReceiverOptions {
+  /** Verify webhook-signature with this secret (ReceivedRequest.verified). */
+  secret?: string;
+  /**
+   * What to keep of each request (after reply() saw it in full); e.g. only the key and the webhook-id, so that a
+   * flood of 100,000 requests does not fill the test's memory.
+   */
+  keep?: (r: ReceivedRequest) => ReceivedRequest;
+}
 
 /**
  * A real HTTP server on loopback that records every request and answers as the test says, so the tests see
@@ -31,11 +49,21 @@ export class WebhookReceiver {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly verifier?: Webhook;
+  private readonly keep: (r: ReceivedRequest) => ReceivedRequest;
   url = '';
+  /** Requests received and not yet answered (or their connection closed): the sender's in-flight count. */
+  open = 0;
+  /** The highest `open` seen. */
+  peakOpen = 0;
 
-  constructor(secret?: string) {
+  constructor(options: string | WebhookReceiverOptions = {}) {
+    const { secret, keep } = typeof options === 'string' ? { secret: options, keep: undefined } : options;
     if (secret) this.verifier = new Webhook(secret);
+    this.keep = keep ?? ((r) => r);
     this.server = createServer((req, res) => {
+      this.open++;
+      this.peakOpen = Math.max(this.peakOpen, this.open);
+      res.on('close', () => this.open--);
       let body = '';
       req.on('data', (c: Buffer) => (body += c));
       req.on('end', () => {
@@ -52,18 +80,33 @@ export class WebhookReceiver {
         const reply = this.reply(received);
         if (reply === 'reset') {
           received.status = -1;
-          this.requests.push(received);
+          this.requests.push(this.keep(received));
           req.socket.destroy();
           return;
         }
         if (reply === 'hang') {
           received.status = -2;
-          this.requests.push(received);
+          this.requests.push(this.keep(received));
           return;
         }
-        received.status = reply.status;
-        this.requests.push(received);
-        setTimeout(() => res.writeHead(reply.status, reply.headers).end(reply.body ?? ''), reply.delayMs ?? 0);
+        // The status counts once it is written: an answer the sender gave up on (timeout, crash) was not received.
+        const kept = this.keep(received);
+        this.requests.push(kept);
+        res.on('close', () => {
+          if (kept.answeredAt === undefined) kept.status = -3;
+        });
+        const answer = () => {
+          if (res.destroyed || res.writableEnded) {
+            kept.status = -3;
+            return;
+          }
+          kept.status = reply.status;
+          kept.answeredAt = Date.now();
+          res.writeHead(reply.status, reply.headers).end(reply.body ?? '');
+        };
+        if (reply.hold) void reply.hold.then(() => setTimeout(answer, reply.delayMs ?? 0));
+        else if (reply.delayMs) setTimeout(answer, reply.delayMs);
+        else answer();
       });
     });
     this.server.on('connection', (s: Socket) => {
@@ -72,8 +115,8 @@ export class WebhookReceiver {
     });
   }
 
-  static async start(secret?: string): Promise<WebhookReceiver> {
-    const r = new WebhookReceiver(secret);
+  static async start(options?: string | WebhookReceiverOptions): Promise<WebhookReceiver> {
+    const r = new WebhookReceiver(options);
     await new Promise<void>((resolve) => r.server.listen(0, '127.0.0.1', resolve));
     r.url = `http://127.0.0.1:${(r.server.address() as { port: number }).port}/hook`;
     return r;
