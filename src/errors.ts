@@ -10,6 +10,10 @@ export const ErrorCodes = {
   MIGRATION_FAILED: 'ROWCAST_MIGRATION_FAILED',
   CAPTURE_INVALID: 'ROWCAST_CAPTURE_INVALID',
   NOT_FOUND: 'ROWCAST_NOT_FOUND',
+  /** A request's arguments are wrong (admin API: 400). */
+  INVALID_ARGUMENT: 'ROWCAST_INVALID_ARGUMENT',
+  /** The request cannot apply to the current state (admin API: 409), e.g. replaying a capture that targets a function. */
+  CONFLICT: 'ROWCAST_CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -85,7 +85,8 @@ export class EventRouter {
       try {
         const routed = await routeEvents(this.pool, this.options.batchSize);
         const { events } = routed;
-        if (routed.deliveries || routed.invocations) this.onRouted(routed);
+        // Every routed batch is reported: the runtime wakes whom it concerns (and counts the events).
+        if (routed.events) this.onRouted(routed);
         errorDelay = 100;
         if (events > 0) {
           // Busy: keep awake and let writers commit without NOTIFY.

@@ -9,12 +9,15 @@ import { createLogger } from '../../observability/logger.js';
 import { migrate } from '../../store/migrate.js';
 import { createPool, type Pool, resolveDatabaseUrl } from '../../store/pool.js';
 import { invokeFunction } from '../../functions/invoke.js';
-import { getStatus, getSubscriptionSecrets, listInvocations, pauseSubscription, redrive, resumeSubscription } from '../operations.js';
+import { getStatus, getSubscriptionSecrets, listInvocations, pauseSubscription, redrive, resumeSubscription, rotateSecret } from '../operations.js';
+import { pauseFunction, replayCapture, resumeFunction } from '../admin-actions.js';
 import { formatInvocations, formatStatus } from './format-status.js';
+import { progress } from './progress.js';
 
 interface GlobalOptions {
   config?: string;
   databaseUrl?: string;
+  progress?: boolean;
 }
 
 const program = new Command()
@@ -22,6 +25,7 @@ const program = new Command()
   .description('Near-real-time notifications from PostgreSQL changes: capture → topics → subscriptions.')
   .option('-c, --config <file>', 'config file (default: rowcast.config.{ts,mts,js,mjs,json,yaml,yml} in the current directory)')
   .addOption(new Option('-d, --database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL, then database.url in the config)'))
+  .option('--progress', 'report the progress of long operations (redrive, replay) on stderr even when it is not a terminal')
   .showHelpAfterError('(run with --help for usage)');
 
 /** The config, or undefined when the command can do without one and none exists. */
@@ -114,7 +118,12 @@ program
       if (opts.json) console.log(JSON.stringify(secrets ? { ...status, secrets } : status, null, 2));
       else {
         process.stdout.write(formatStatus(status));
-        if (secrets) for (const s of secrets) console.log(`secret ${s.name}: ${s.secret ?? '(none)'}`);
+        if (secrets) {
+          for (const s of secrets) {
+            const previous = s.previousSecretExpiresAt ? ` (the previous secret also signs until ${s.previousSecretExpiresAt.toISOString()})` : '';
+            console.log(`secret ${s.name}: ${s.secret ?? '(none)'}${previous}`);
+          }
+        }
       }
     });
   });
@@ -128,26 +137,66 @@ program
   .action(async (opts: { subscription?: string; since?: string; until?: string }) => {
     const since = opts.since === undefined ? undefined : parseTime('--since', opts.since);
     const until = opts.until === undefined ? undefined : parseTime('--until', opts.until);
-    const n = await withPool(await config(false), (pool) => redrive(pool, { subscription: opts.subscription, since, until, onProgress: (done) => console.error(`re-queued ${done}…`) }));
+    const shown = progress(program.opts<GlobalOptions>().progress);
+    const n = await withPool(await config(false), (pool) => redrive(pool, { subscription: opts.subscription, since, until, onProgress: (done) => shown.update(`re-queued ${done}…`) })).finally(() => shown.done());
     console.log(`re-queued ${n} dead deliver${n === 1 ? 'y' : 'ies'}`);
   });
 
 program
+  .command('replay')
+  .description("send a capture's events again to one subscription of its topic, as the same messages (same ids)")
+  .argument('<capture>')
+  .requiredOption('-s, --subscription <name>', 'the subscription to send them to')
+  .requiredOption('--since <time>', 'events captured at or after this time: an ISO date, or a duration ago such as "2h"')
+  .option('--until <time>', 'events captured before this time (same forms; default now)')
+  .action(async (capture: string, opts: { subscription: string; since: string; until?: string }) => {
+    const since = parseTime('--since', opts.since);
+    const until = opts.until === undefined ? undefined : parseTime('--until', opts.until);
+    const shown = progress(program.opts<GlobalOptions>().progress);
+    const n = await withPool(await config(false), (pool) => replayCapture(pool, capture, { subscription: opts.subscription, since, until, onProgress: (done) => shown.update(`queued ${done}…`) })).finally(() => shown.done());
+    console.log(`queued ${n} deliver${n === 1 ? 'y' : 'ies'} to ${opts.subscription}`);
+  });
+
+program
   .command('resume')
-  .description('re-activate a paused subscription, or one disabled by its endpoint (HTTP 410)')
-  .argument('<subscription>')
-  .action(async (name: string) => {
+  .description('re-activate a paused subscription, or one disabled by its endpoint (HTTP 410); with --function, a paused function')
+  .argument('<subscription>', 'the subscription (with --function, a function)')
+  .option('--function', 'the name is a function\'s')
+  .action(async (name: string, opts: { function?: boolean }) => {
+    if (opts.function) {
+      const fn = await withPool(await config(false), (pool) => resumeFunction(pool, name));
+      console.log(`function ${name} is ${fn.state}`);
+      return;
+    }
     const changed = await withPool(await config(false), (pool) => resumeSubscription(pool, name));
     console.log(changed ? `subscription ${name} is active` : `subscription ${name} was already active`);
   });
 
 program
   .command('pause')
-  .description('stop delivering to a subscription; its deliveries wait until it is resumed')
-  .argument('<subscription>')
-  .action(async (name: string) => {
+  .description('stop delivering to a subscription; its deliveries wait until it is resumed; with --function, stop running a function\'s invocations')
+  .argument('<subscription>', 'the subscription (with --function, a function)')
+  .option('--function', 'the name is a function\'s')
+  .action(async (name: string, opts: { function?: boolean }) => {
+    if (opts.function) {
+      const fn = await withPool(await config(false), (pool) => pauseFunction(pool, name));
+      console.log(`function ${name} is ${fn.state}`);
+      return;
+    }
     const changed = await withPool(await config(false), (pool) => pauseSubscription(pool, name));
     console.log(changed ? `subscription ${name} is paused` : `subscription ${name} was already paused`);
+  });
+
+program
+  .command('rotate-secret')
+  .description('give a webhook subscription a new signing secret; the old one stays valid for the overlap (two signatures per request meanwhile)')
+  .argument('<subscription>')
+  .option('--overlap <duration>', 'how long the previous secret stays valid: "24h", "7d", or 0 to end it now (after a leak)', '24h')
+  .action(async (name: string, opts: { overlap: string }) => {
+    const rotated = await withPool(await config(false), (pool) => rotateSecret(pool, name, { overlap: opts.overlap }));
+    const until = rotated.previousSecretExpiresAt ? `until ${rotated.previousSecretExpiresAt.toISOString()}` : 'no longer (ended now)';
+    console.error(`subscription ${name} signs with a new secret; the previous one stays valid ${until}. Give the new secret to the receiver:`);
+    console.log(rotated.secret);
   });
 
 program

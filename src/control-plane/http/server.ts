@@ -8,6 +8,8 @@ import { ErrorCodes, RowcastError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import { pendingMigrations } from '../../store/migrate.js';
 import type { Pool } from '../../store/pool.js';
+import { dashboardRoutes } from '../dashboard/dashboard-routes.js';
+import { adminApiRoutes } from './admin-api/admin-api-routes.js';
 import { messageBodyRoutes } from './message-body.js';
 import { topicStreamRoutes } from './topic-stream.js';
 
@@ -41,7 +43,7 @@ export interface HttpRouteContext {
 export type HttpRoutePlugin = (app: FastifyInstance, context: HttpRouteContext) => void | Promise<void>;
 
 /** The routes `rowcast start` serves besides /livez and /readyz; other modules add theirs here. */
-export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes()];
+export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes(), dashboardRoutes(), adminApiRoutes()];
 
 export interface HttpServerOptions {
   pool: Pool;
@@ -59,10 +61,18 @@ export interface HttpServer {
   /** What subscribers are told to use (runtime.http.publicUrl, or derived from host and port). */
   readonly publicUrl: string;
   readonly app: FastifyInstance;
+  /** Every route served (HEAD routes fastify adds included), for docs and tests: method, path, public or behind the token. */
+  readonly routes: readonly ServedRoute[];
   /** Hint that new messages may exist (streams poll at once instead of at their next interval). */
   wake(): void;
   /** Ends long-lived responses, stops accepting connections, waits for in-flight requests (then cuts them). */
   close(): Promise<void>;
+}
+
+export interface ServedRoute {
+  method: string;
+  url: string;
+  public: boolean;
 }
 
 const CHECK_TIMEOUT_MS = 2000;
@@ -130,6 +140,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
 
   const app = Fastify({ logger: false, return503OnClosing: true, forceCloseConnections: 'idle' });
+  // Read when asked: onRoute hooks of plugins (registered later) may still mark a route public.
+  const declared: { method: string | string[]; url: string; config?: { public?: boolean } }[] = [];
+  app.addHook('onRoute', (route) => void declared.push(route));
+  const routes = (): ServedRoute[] => declared.flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, public: r.config?.public === true })));
 
   if (token) {
     const check = bearerChecker(token);
@@ -137,13 +151,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       if (request.routeOptions.config?.public) return;
       const result = check(request.headers.authorization);
       if (result === 'ok') return;
+      const message = result === 'missing' ? 'This route needs the header "Authorization: Bearer <token>" (the token in runtime.http.token).' : 'The bearer token is not the one in runtime.http.token.';
       return reply
         .code(401)
         .header('www-authenticate', `Bearer realm="rowcast"${result === 'invalid' ? ', error="invalid_token"' : ''}`)
-        .send({
-          error: 'unauthorized',
-          message: result === 'missing' ? 'This route needs the header "Authorization: Bearer <token>" (the token in runtime.http.token).' : 'The bearer token is not the one in runtime.http.token.',
-        });
+        // The admin API's errors are { error: { code, message } } (docs/openapi.yaml).
+        .send(request.url.startsWith('/api/') ? { error: { code: 'unauthorized', message } } : { error: 'unauthorized', message });
     });
   }
 
@@ -201,6 +214,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return publicUrl;
     },
     app,
+    get routes() {
+      return routes();
+    },
     wake() {
       wakes.emit('wake');
     },

@@ -1,0 +1,51 @@
+import { createMetrics, type DatabaseSnapshot } from '../../../observability/metrics.js';
+import type { Pool } from '../../../store/pool.js';
+import { getLag } from '../../inspect.js';
+import type { HttpRoutePlugin } from '../server.js';
+
+/** Events are counted once they are this old, so that a transaction committing a little late is still counted. */
+const SETTLE = '5 seconds';
+
+/** What the metrics read from the database at scrape time: backlogs from the partial indexes, captures from the BRIN index. */
+function databaseReader(pool: Pool): () => Promise<DatabaseSnapshot> {
+  let countedUpTo: Date | null = null;
+  return async () => {
+    const [lag, subscriptions, deliveries, notify, window] = await Promise.all([
+      getLag(pool),
+      pool.query<{ name: string; state: string }>('SELECT name, state FROM rowcast.subscriptions'),
+      pool.query<{ subscription: string; state: string; count: number }>(
+        `SELECT subscription, state, count(*)::int AS count FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight', 'dead') GROUP BY 1, 2`,
+      ),
+      pool.query<{ usage: number }>('SELECT pg_notification_queue_usage() AS usage'),
+      pool.query<{ upto: Date }>(`SELECT now() - interval '${SETTLE}' AS upto`),
+    ]);
+    const upTo = window.rows[0]!.upto;
+    let capturedSince: DatabaseSnapshot['capturedSince'] = [];
+    if (countedUpTo && upTo > countedUpTo) {
+      const { rows } = await pool.query<{ table: string; op: string; count: number }>(
+        `SELECT schema_name || '.' || table_name AS "table", op, count(*)::int AS count FROM rowcast.events
+          WHERE captured_at >= $1 AND captured_at < $2 GROUP BY 1, 2`,
+        [countedUpTo, upTo],
+      );
+      capturedSince = rows;
+    }
+    if (!countedUpTo || upTo > countedUpTo) countedUpTo = upTo;
+    return {
+      stages: (['routing', 'invocations', 'deliveries'] as const).map((stage) => ({ stage, ...lag[stage] })),
+      subscriptions: subscriptions.rows,
+      deliveries: deliveries.rows,
+      capturedSince,
+      notifyQueueUsage: Number(notify.rows[0]!.usage),
+    };
+  };
+}
+
+/** GET /metrics: Prometheus text format (bearer token when one is configured, like /api). */
+export const metricsRoutes: HttpRoutePlugin = (app, { pool }) => {
+  const metrics = createMetrics(databaseReader(pool));
+  app.addHook('onClose', async () => metrics.close());
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.render();
+    return reply.header('content-type', metrics.contentType).header('cache-control', 'no-store').send(text);
+  });
+};
