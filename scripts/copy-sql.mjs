@@ -1,3 +1,5 @@
 // tsc does not copy non-TypeScript files: the migrations ship beside the compiled migrator.
 import { cpSync } from 'node:fs';
 cpSync('src/store/migrations', 'dist/store/migrations', { recursive: true });
+// The dashboard's HTML, modules and stylesheet are served from beside the compiled dashboard routes.
+cpSync('src/control-plane/dashboard/public', 'dist/control-plane/dashboard/public', { recursive: true });
