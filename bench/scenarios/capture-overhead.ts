@@ -1,0 +1,102 @@
+/**
+ * 1. Capture overhead: commits/s of single-row INSERTs from 1 and 8 writers on the reference table, bare vs with
+ * a rowcast capture (row payload) while a rowcast process runs (so the wake-up path is the real one); and rows/s
+ * of 100-row INSERTs from 8 writers: bare vs row-level vs statement-level capture.
+ */
+import { parseConfig } from '../../src/config/load.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { BenchContext, Scenario } from '../support/context.js';
+import { createScratchDatabase, insertOneSql, referenceTableDdl } from '../support/postgres.js';
+import type { Measurement } from '../support/report.js';
+import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
+import { spread } from '../support/stats.js';
+import { commitsPerSecond, IdSequence, insertBatchSql } from '../support/writers.js';
+
+function config(statement: boolean): RowcastConfigInput {
+  const captures: Record<string, unknown> = { row: { table: 'captured', topic: 'changes', operations: ['INSERT'] } };
+  // `mode` may not be in this build's config type yet; parseConfig decides at run time.
+  if (statement) captures.statement = { table: 'captured_statement', topic: 'changes', operations: ['INSERT'], mode: 'statement' };
+  return { topics: { changes: {} }, captures: captures as RowcastConfigInput['captures'] };
+}
+
+/** Whether this build accepts statement-level captures (being added in parallel; checked, never assumed). */
+function statementCaptureSupport(): string | null {
+  try {
+    parseConfig(config(true), 'bench config');
+    return null;
+  } catch (err) {
+    const problems = (err as { problems?: string[] }).problems;
+    return `not available (${problems?.[0] ?? (err as Error).message.split('\n')[0]})`;
+  }
+}
+
+export const captureOverhead: Scenario = {
+  id: 'capture',
+  title: 'capture overhead: INSERT commits/s, bare vs captured',
+  async run(ctx: BenchContext) {
+    const { profile, results } = ctx;
+    const db = await createScratchDatabase(ctx.server, 'capture');
+    let rowcast: RowcastProcess | undefined;
+    try {
+      for (const t of ['bare', 'captured', 'captured_statement']) await db.pool.query(referenceTableDdl(t));
+      let statementMissing = statementCaptureSupport();
+      await applyBenchConfig(db.pool, config(false));
+      if (!statementMissing) {
+        try {
+          await applyBenchConfig(db.pool, config(true));
+        } catch (err) {
+          statementMissing = `not available (apply failed: ${(err as Error).message.split('\n')[0]})`;
+        }
+      }
+      rowcast = RowcastProcess.start(db.url, config(!statementMissing));
+      await rowcast.started(db.pool);
+      const ids = new IdSequence();
+      const { durationMs, warmupMs, rowsPerStatement } = profile.capture;
+
+      const single: Record<string, number[]> = {};
+      const multi: Record<string, number[]> = {};
+      const run = async (key: string, table: string, writers: number, rows: number) => {
+        // Each measurement starts with everything routed, so a backlog from the last one costs it nothing.
+        await rowcast!.idle(db.pool, 120_000);
+        const sql = rows === 1 ? insertOneSql(table) : insertBatchSql(table)(rows);
+        const perSecond = await commitsPerSecond(db.url, { writers, durationMs, warmupMs, sql, params: () => [ids.take(rows)] });
+        (rows === 1 ? single : multi)[key] ??= [];
+        (rows === 1 ? single : multi)[key]!.push(perSecond * rows);
+        ctx.log(`capture: ${key}: ${Math.round(perSecond * rows).toLocaleString('en-US')} ${rows === 1 ? 'commits' : 'rows'}/s`);
+      };
+      for (let rep = 0; rep < profile.reps; rep++) {
+        ctx.log(`capture: repetition ${rep + 1}/${profile.reps}`);
+        // Bare and captured alternate in order, so a drift of the machine does not favour either.
+        const order = rep % 2 ? (['captured', 'bare'] as const) : (['bare', 'captured'] as const);
+        for (const writers of [1, 8]) for (const table of order) await run(`${writers}w ${table}`, table, writers, 1);
+        const multiOrder = rep % 2 ? ['captured_statement', 'captured', 'bare'] : ['bare', 'captured', 'captured_statement'];
+        for (const table of multiOrder) {
+          if (table === 'captured_statement' && statementMissing) continue;
+          await run(table, table, 8, rowsPerStatement);
+        }
+      }
+
+      const add = (name: string, unit: string, values: number[] | undefined, note?: string): Measurement =>
+        results.add({ scenario: 'capture', name, unit, value: values?.length ? spread(values) : null, note });
+      for (const writers of [1, 8]) {
+        const bare = add(`single-row INSERT, ${writers} writer${writers > 1 ? 's' : ''}: bare`, 'commits/s', single[`${writers}w bare`]);
+        const captured = add(`single-row INSERT, ${writers} writer${writers > 1 ? 's' : ''}: rowcast capture`, 'commits/s', single[`${writers}w captured`]);
+        const r = results.ratio(captured, bare, 'bare');
+        if (writers === 8) results.target(captured, '≥ 0.80× bare', r === undefined ? undefined : r >= 0.8);
+      }
+      const label = `${rowsPerStatement}-row INSERT, 8 writers`;
+      const bare = add(`${label}: bare`, 'rows/s', multi.bare);
+      const row = add(`${label}: row-level capture`, 'rows/s', multi.captured);
+      results.ratio(row, bare, 'bare');
+      const statement = add(`${label}: statement-level capture`, 'rows/s', multi.captured_statement, statementMissing ?? undefined);
+      const toBare = results.ratio(statement, bare, 'bare');
+      const toRow = statement.value && row.value ? statement.value.median / row.value.median : undefined;
+      if (toBare !== undefined && toRow !== undefined) {
+        results.target(statement, `≥ 1.4× row-level (${toRow.toFixed(2)}×) and ≥ 0.40× bare`, toRow >= 1.4 && toBare >= 0.4);
+      }
+    } finally {
+      await rowcast?.stop();
+      await db.drop();
+    }
+  },
+};

@@ -1,0 +1,147 @@
+/**
+ * 3. Drain throughput: a backlog of captured events (written set-based while no rowcast runs) delivered by one
+ * rowcast process to one webhook subscription, fanned out to 10 subscriptions, and through a no-op function that
+ * publishes once; baseline: graphile-worker draining the same number of no-op jobs (queued with add_jobs), with
+ * default and batched settings. Rate = arrivals / (last arrival − first arrival); every run has a fresh database.
+ */
+import { fileURLToPath } from 'node:url';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { GRAPHILE_BATCHED, GRAPHILE_DEFAULT, type GraphileSettings, installGraphileSchema, queueGraphileJobs, startGraphileWorker } from '../baselines/graphile-worker.js';
+import type { BenchContext, Scenario } from '../support/context.js';
+import { createScratchDatabase, fillBacklog, referenceTableDdl } from '../support/postgres.js';
+import type { Arrivals, Recorder } from '../support/recorder.js';
+import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
+import { spread } from '../support/stats.js';
+
+const PUBLISH_ONCE = fileURLToPath(new URL('../handlers/publish-once.ts', import.meta.url));
+
+type Kind = 'one' | 'fanout' | 'function';
+
+function config(kind: Kind, receiverUrl: string, subscriptions: number): RowcastConfigInput {
+  const http = (topic: string) => ({ topic, protocol: 'http' as const, endpoint: receiverUrl });
+  if (kind === 'function') {
+    return {
+      topics: { published: {} },
+      captures: { backlog: { table: 'backlog', function: 'relay', operations: ['INSERT'] } },
+      // A generous timeout: a handler thread's cold start counts against it and, on a loaded machine, exceeds the
+      // default 3 s (then every invocation waits out a 60 s retry backoff). Otherwise defaults (concurrency 10).
+      functions: { relay: { handler: PUBLISH_ONCE, environment: { ENV_TOPIC: 'published' }, timeout: '30s' } },
+      subscriptions: { published: http('published') },
+    };
+  }
+  const n = kind === 'fanout' ? subscriptions : 1;
+  return {
+    topics: { changes: {} },
+    captures: { backlog: { table: 'backlog', topic: 'changes', operations: ['INSERT'] } },
+    subscriptions: Object.fromEntries(Array.from({ length: n }, (_, i) => [`hook${i + 1}`, http('changes')])),
+  };
+}
+
+const perSecond = (a: Arrivals) => (a.count > 1 && a.last > a.first ? ((a.count - 1) * 1000) / (a.last - a.first) : Number.NaN);
+
+/** Logs progress at most every 5 s. */
+function progress(ctx: BenchContext, what: string, total: number) {
+  let at = 0;
+  return (a: { count: number }) => {
+    if (Date.now() - at < 5000) return;
+    at = Date.now();
+    ctx.log(`${what}: ${a.count.toLocaleString('en-US')}/${total.toLocaleString('en-US')}`);
+  };
+}
+
+/** Fills a backlog with rowcast stopped, then starts one rowcast process and times the drain. */
+export async function drainRowcast(ctx: BenchContext, kind: Kind, events: number, what: string, watchMs?: number): Promise<{ rate: number; peakRss: number; delivered: number; capped: boolean; rssTimeline: Array<[number, number]> }> {
+  const subs = ctx.profile.drain.subscriptions;
+  const cfg = config(kind, ctx.receiver.url, subs);
+  const db = await createScratchDatabase(ctx.server, `drain_${kind}`);
+  let rowcast: RowcastProcess | undefined;
+  try {
+    await db.pool.query(referenceTableDdl('backlog'));
+    await applyBenchConfig(db.pool, cfg);
+    const fill = progress(ctx, `${what}: backlog written`, events);
+    await fillBacklog(db.pool, 'backlog', 1, events, (count) => fill({ count }));
+    await db.pool.query('VACUUM ANALYZE');
+    await ctx.receiver.reset(false);
+    rowcast = RowcastProcess.start(db.url, cfg);
+    const expected = kind === 'fanout' ? events * subs : events;
+    const show = progress(ctx, `${what}: delivered`, expected);
+    // A drain is watched for at most limitMs (the memory scenario's, or the drains' cap): the rate counts what
+    // arrived by then, so a slow build cannot stretch the run past its budget.
+    const limitMs = watchMs ?? ctx.profile.drain.maxMs;
+    const arrivals = await ctx.receiver.waitFor(expected, 60_000, show, limitMs).catch((err: Error) => {
+      throw new Error(`${what}: ${err.message}; rowcast's last output: ${rowcast!.output.slice(-2000) || '(none)'}`);
+    });
+    if (arrivals.count < 2) throw new Error(`${what}: ${arrivals.count} of ${expected} arrived in ${limitMs / 1000} s; rowcast's last output: ${rowcast.output.slice(-2000) || '(none)'}`);
+    return { rate: perSecond(arrivals), peakRss: rowcast.peakRssBytes, delivered: arrivals.count, capped: arrivals.count < expected, rssTimeline: rowcast.rssTimeline };
+  } finally {
+    await rowcast?.stop();
+    await db.drop();
+  }
+}
+
+async function drainGraphile(ctx: BenchContext, settings: GraphileSettings, jobs: number): Promise<{ rate: number; capped: boolean }> {
+  const db = await createScratchDatabase(ctx.server, 'drain_graphile');
+  let worker: Recorder | undefined;
+  try {
+    await installGraphileSchema(db.url);
+    const fill = progress(ctx, `${settings.label}: jobs queued`, jobs);
+    await queueGraphileJobs(db.pool, 1, jobs, (count) => fill({ count }));
+    await db.pool.query('VACUUM ANALYZE');
+    worker = await startGraphileWorker(db.url, settings);
+    const done = await worker.waitFor(jobs, 60_000, progress(ctx, `${settings.label}: jobs run`, jobs), ctx.profile.drain.maxMs);
+    if (done.count < 2) throw new Error(`${settings.label}: ${done.count} of ${jobs} jobs ran in ${ctx.profile.drain.maxMs / 1000} s`);
+    return { rate: perSecond(done), capped: done.count < jobs };
+  } finally {
+    await worker?.close();
+    await db.drop();
+  }
+}
+
+export const drain: Scenario = {
+  id: 'drain',
+  title: 'drain: deliveries/s from a backlog',
+  async run(ctx: BenchContext) {
+    const { profile, results } = ctx;
+    const { events, fanoutEvents, subscriptions, functionEvents, graphileJobs } = profile.drain;
+    const rates: Record<string, number[]> = { one: [], fanout: [], function: [], default: [], batched: [] };
+    /** How many repetitions of each drain hit the time cap (their rate counts what arrived by then). */
+    const capped: Record<string, number> = {};
+    const record = (key: string, r: { rate: number; capped: boolean }) => {
+      rates[key]!.push(r.rate);
+      if (r.capped) capped[key] = (capped[key] ?? 0) + 1;
+    };
+    const rss: number[] = [];
+    for (let rep = 0; rep < profile.drain.reps; rep++) {
+      const tag = `drain ${rep + 1}/${profile.drain.reps}`;
+      const one = await drainRowcast(ctx, 'one', events, `${tag} one subscription`);
+      record('one', one);
+      rss.push(one.peakRss / 2 ** 20);
+      ctx.log(`${tag} one subscription: ${Math.round(one.rate)} deliveries/s, peak RSS ${Math.round(one.peakRss / 2 ** 20)} MB`);
+      const fan = await drainRowcast(ctx, 'fanout', fanoutEvents, `${tag} fan-out`);
+      record('fanout', fan);
+      ctx.log(`${tag} fan-out: ${Math.round(fan.rate)} deliveries/s`);
+      const fn = await drainRowcast(ctx, 'function', functionEvents, `${tag} function`);
+      record('function', fn);
+      ctx.log(`${tag} function: ${Math.round(fn.rate)} events/s`);
+      for (const [key, settings] of [['default', GRAPHILE_DEFAULT], ['batched', GRAPHILE_BATCHED]] as const) {
+        const r = await drainGraphile(ctx, settings, graphileJobs);
+        record(key, r);
+        ctx.log(`${tag} ${settings.label}: ${Math.round(r.rate)} jobs/s`);
+      }
+    }
+    const note = (key: string) => (capped[key] ? `stopped at the ${profile.drain.maxMs / 1000} s cap in ${capped[key]} of ${profile.drain.reps}; the rate counts what arrived` : undefined);
+    const k = (n: number) => (n >= 1000 ? `${n / 1000}k` : String(n));
+    const gwDefault = results.add({ scenario: 'drain', name: `${GRAPHILE_DEFAULT.label}: ${k(graphileJobs)} no-op jobs`, unit: 'jobs/s', value: spread(rates.default!), note: note('default') });
+    results.add({ scenario: 'drain', name: `${GRAPHILE_BATCHED.label}: ${k(graphileJobs)} no-op jobs`, unit: 'jobs/s', value: spread(rates.batched!), note: note('batched') });
+    const one = results.add({ scenario: 'drain', name: `rowcast: ${k(events)} events → 1 webhook subscription`, unit: 'deliveries/s', value: spread(rates.one!), note: note('one') });
+    const r = results.ratio(one, gwDefault, 'graphile-worker default');
+    results.target(one, `≥ 10,000/s and ≥ 5× graphile-worker default${r === undefined ? '' : ` (${r.toFixed(1)}×)`}`, one.value && r !== undefined ? one.value.median >= 10_000 && r >= 5 : undefined);
+    const fan = results.add({ scenario: 'drain', name: `rowcast: ${k(fanoutEvents)} events → ${subscriptions} subscriptions (fan-out)`, unit: 'deliveries/s', value: spread(rates.fanout!), note: note('fanout') });
+    results.ratio(fan, gwDefault, 'graphile-worker default');
+    results.target(fan, '≥ 10,000/s', fan.value ? fan.value.median >= 10_000 : undefined);
+    const fn = results.add({ scenario: 'drain', name: `rowcast: ${k(functionEvents)} events → no-op function → webhook`, unit: 'events/s', value: spread(rates.function!), note: note('function') });
+    results.ratio(fn, gwDefault, 'graphile-worker default');
+    results.target(fn, '≥ 5,000/s', fn.value ? fn.value.median >= 5000 : undefined);
+    results.add({ scenario: 'drain', name: `rowcast peak RSS draining ${k(events)} events`, unit: 'MB', value: spread(rss) });
+  },
+};

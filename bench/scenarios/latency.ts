@@ -1,0 +1,163 @@
+/**
+ * 2. Latency, commit → arrival, at a steady rate: rowcast (capture → topic → webhook), rowcast with a function in
+ * the chain (capture → function → topic → webhook), raw LISTEN/NOTIFY (the floor) and graphile-worker (trigger
+ * add_job → task start), one after the other on the same database. Commit time is when the writer's COMMIT
+ * returned; every time is read from the machine's monotonic clock.
+ */
+import { fileURLToPath } from 'node:url';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { GRAPHILE_DEFAULT, installGraphileTrigger, startGraphileWorker } from '../baselines/graphile-worker.js';
+import { installNotifyTrigger, listen } from '../baselines/listen-notify.js';
+import { sleep } from '../support/clock.js';
+import type { BenchContext, Scenario } from '../support/context.js';
+import { createScratchDatabase, referenceTableDdl } from '../support/postgres.js';
+import type { Measurement } from '../support/report.js';
+import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
+import { latencies, spread, summarizeLatency } from '../support/stats.js';
+import type { Pool } from '../../src/store/pool.js';
+import { IdSequence, insertBatchSql, writeAtRate } from '../support/writers.js';
+
+const PUBLISH_ONCE = fileURLToPath(new URL('../handlers/publish-once.ts', import.meta.url));
+
+const config = (receiverUrl: string): RowcastConfigInput => ({
+  topics: { direct: {}, published: {} },
+  captures: {
+    direct: { table: 'latency_direct', topic: 'direct', operations: ['INSERT'] },
+    viafn: { table: 'latency_function', function: 'relay', operations: ['INSERT'] },
+  },
+  // A generous timeout: a handler thread's cold start counts against it, and on a loaded machine exceeds the
+  // default 3 s, turning the run into 60 s retry backoffs rather than a latency figure.
+  functions: { relay: { handler: PUBLISH_ONCE, environment: { ENV_TOPIC: 'published' }, timeout: '30s' } },
+  subscriptions: {
+    direct: { topic: 'direct', protocol: 'http', endpoint: receiverUrl },
+    published: { topic: 'published', protocol: 'http', endpoint: receiverUrl },
+  },
+});
+
+interface System {
+  name: string;
+  table: string;
+  /** Arrivals of this run (row id → ms), once the writers are done and the stragglers had time to arrive. */
+  arrivals(expected: number): Promise<Map<number, number>>;
+}
+
+/**
+ * Where rowcast's time went, on PostgreSQL's clock: trigger (captured_at, before COMMIT) → routed (the routing
+ * transaction's start) → delivery recorded done (after the webhook answered). Diagnostic; not a target.
+ */
+async function rowcastStages(pool: Pool, table: string, commits: ReadonlyMap<number, number>): Promise<string> {
+  const ids = [...commits.keys()];
+  const { rows } = await pool.query<Record<string, number | null>>(
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r) AS route50, percentile_cont(0.99) WITHIN GROUP (ORDER BY r) AS route99,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS deliver50, percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS deliver99
+       FROM (SELECT extract(epoch FROM e.routed_at - e.captured_at) * 1000 AS r, extract(epoch FROM d.delivered_at - e.routed_at) * 1000 AS d
+               FROM rowcast.events e JOIN rowcast.messages m ON m.event_id = e.id JOIN rowcast.deliveries d ON d.message_id = m.id
+              WHERE e.table_name = $1 AND (e.key ->> 'id')::bigint BETWEEN $2 AND $3) AS t`,
+    [table, Math.min(...ids), Math.max(...ids)],
+  );
+  const f = (v: number | null | undefined) => (v == null ? '?' : Number(v).toFixed(1));
+  const r = rows[0] ?? {};
+  return `stages on PostgreSQL's clock: trigger → routed p50 ${f(r.route50)} / p99 ${f(r.route99)} ms, routed → delivery recorded p50 ${f(r.deliver50)} / p99 ${f(r.deliver99)} ms`;
+}
+
+export const latency: Scenario = {
+  id: 'latency',
+  title: 'latency: commit → webhook / task start at a steady rate',
+  async run(ctx: BenchContext) {
+    const { profile, results, receiver } = ctx;
+    const { rate, durationMs, windows } = profile.latency;
+    const db = await createScratchDatabase(ctx.server, 'latency');
+    const stops: Array<() => Promise<void>> = [];
+    try {
+      for (const t of ['latency_direct', 'latency_function', 'latency_notify', 'latency_graphile']) await db.pool.query(referenceTableDdl(t));
+      await applyBenchConfig(db.pool, config(receiver.url));
+      await installNotifyTrigger(db.pool, 'latency_notify');
+      await installGraphileTrigger(db.pool, db.url, 'latency_graphile');
+
+      const rowcast = RowcastProcess.start(db.url, config(receiver.url));
+      stops.push(() => rowcast.stop());
+      await rowcast.started(db.pool);
+      const listener = await listen(db.url);
+      stops.push(() => listener.stop());
+      const graphile = await startGraphileWorker(db.url, GRAPHILE_DEFAULT);
+      stops.push(() => graphile.close());
+
+      const fromReceiver = async (expected: number) => {
+        await receiver.waitFor(expected, 15_000).catch((err: Error) => ctx.log(`latency: ${err.message}`));
+        return receiver.samples();
+      };
+      const systems: System[] = [
+        { name: 'rowcast: capture → topic → webhook', table: 'latency_direct', arrivals: fromReceiver },
+        { name: 'rowcast: capture → function → topic → webhook', table: 'latency_function', arrivals: fromReceiver },
+        {
+          name: 'LISTEN/NOTIFY (floor): trigger pg_notify → listener',
+          table: 'latency_notify',
+          arrivals: async () => {
+            await sleep(500);
+            return new Map(listener.arrivals);
+          },
+        },
+        {
+          name: `${GRAPHILE_DEFAULT.label}: trigger add_job → task start`,
+          table: 'latency_graphile',
+          arrivals: async (expected) => {
+            await graphile.waitFor(expected, 15_000).catch((err: Error) => ctx.log(`latency: graphile-worker: ${err.message}`));
+            return graphile.samples();
+          },
+        },
+      ];
+
+      const ids = new IdSequence();
+      const figures = new Map<string, Record<'p50' | 'p99' | 'max', Measurement>>();
+      for (const system of systems) {
+        // Warm up (handler threads, connections, plans), so the figures are steady state, not a cold start.
+        await receiver.reset(true);
+        await graphile.reset(true);
+        const warm = await writeAtRate(db.url, { rate: 50, durationMs: 500, connections: 1, rowsPerStatement: 1, ids, sql: insertBatchSql(system.table) });
+        await system.arrivals(warm.commits.size);
+        // Then idle: the first event must find a sleeping dispatcher, as at 200 events/s most do.
+        await rowcast.idle(db.pool, 120_000);
+        await receiver.reset(true);
+        await graphile.reset(true);
+        listener.arrivals.clear();
+        ctx.log(`latency: ${system.name}: ${rate} events/s for ${durationMs / 1000} s`);
+        const written = await writeAtRate(db.url, { rate, durationMs, connections: 4, rowsPerStatement: 1, ids, sql: insertBatchSql(system.table) });
+        const arrivals = await system.arrivals(written.commits.size);
+        // Consecutive windows of the run are the repetitions: each gives its own percentiles.
+        let start = Infinity;
+        let end = -Infinity;
+        for (const t of written.commits.values()) [start, end] = [Math.min(start, t), Math.max(end, t)];
+        const windowMs = (end - start) / windows + 1e-6;
+        const perWindow = Array.from({ length: windows }, () => new Map<number, number>());
+        for (const [id, t] of written.commits) perWindow[Math.min(windows - 1, Math.floor((t - start) / windowMs))]!.set(id, t);
+        const summaries = perWindow.map((w) => {
+          const l = latencies(w, arrivals);
+          return summarizeLatency(l.values, l.missing);
+        });
+        const all = latencies(written.commits, arrivals);
+        const overall = summarizeLatency(all.values, all.missing);
+        const note = `${written.commits.size} events at ${Math.round(written.achievedRate)}/s${overall.missing ? `, ${overall.missing} never arrived` : ''}; whole run p50 ${overall.p50.toFixed(2)}, p99 ${overall.p99.toFixed(2)}, max ${overall.max.toFixed(1)} ms`;
+        ctx.log(`latency: ${system.name}: ${note}`);
+        const stages = system.table === 'latency_direct' ? await rowcastStages(db.pool, system.table, written.commits) : undefined;
+        if (stages) ctx.log(`latency: ${system.name}: ${stages}`);
+        const m = (stat: 'p50' | 'p99' | 'max') =>
+          results.add({ scenario: 'latency', name: `${system.name} ${stat}`, unit: 'ms', value: spread(summaries.map((s) => s[stat])), note: stat === 'p50' ? note : stat === 'max' ? stages : undefined });
+        figures.set(system.name, { p50: m('p50'), p99: m('p99'), max: m('max') });
+      }
+
+      const [direct, viaFunction, , gw] = systems.map((s) => figures.get(s.name)!);
+      for (const stat of ['p50', 'p99', 'max'] as const) {
+        results.ratio(direct![stat], gw![stat], 'graphile-worker');
+        results.ratio(viaFunction![stat], gw![stat], 'graphile-worker');
+      }
+      // Below graphile-worker's figure of the same run, as well as under the absolute limit.
+      const meets = (m: Measurement, limit: number, baseline: Measurement) => (m.value && baseline.value ? m.value.median <= limit && m.value.median < baseline.value.median : undefined);
+      results.target(direct!.p50, '≤ 3 ms and below graphile-worker', meets(direct!.p50, 3, gw!.p50));
+      results.target(direct!.p99, '≤ 10 ms and below graphile-worker', meets(direct!.p99, 10, gw!.p99));
+      results.target(viaFunction!.p50, '≤ 5 ms', viaFunction!.p50.value ? viaFunction!.p50.value.median <= 5 : undefined);
+    } finally {
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+      await db.drop();
+    }
+  },
+};
