@@ -7,6 +7,7 @@ import { startHttpServer } from '../../src/control-plane/http/server.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { openSse } from '../support/sse-client.js';
 
 let db: TestDatabase;
 let rowcast: RowcastRuntime;
@@ -27,69 +28,6 @@ after(async () => {
   await rowcast?.stop();
   await db?.drop();
 });
-
-interface SseEvent {
-  id?: string;
-  event?: string;
-  data: string;
-}
-
-/** An SSE client over fetch: collects events and comments until closed. */
-async function openStream(url: string, headers: Record<string, string> = {}) {
-  const controller = new AbortController();
-  const res = await fetch(url, { headers, signal: controller.signal });
-  const events: SseEvent[] = [];
-  const comments: string[] = [];
-  let ended = false;
-  const done = (async () => {
-    if (!res.body) return;
-    const decoder = new TextDecoder();
-    let buffer = '';
-    try {
-      for await (const chunk of res.body) {
-        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-        let i: number;
-        while ((i = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, i);
-          buffer = buffer.slice(i + 2);
-          const event: SseEvent = { data: '' };
-          const data: string[] = [];
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) comments.push(line.slice(1).trim());
-            else {
-              const colon = line.indexOf(':');
-              const field = colon < 0 ? line : line.slice(0, colon);
-              const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-              if (field === 'id') event.id = value;
-              else if (field === 'event') event.event = value;
-              else if (field === 'data') data.push(value);
-            }
-          }
-          if (data.length) {
-            event.data = data.join('\n');
-            events.push(event);
-          }
-        }
-      }
-    } catch {
-      // aborted
-    } finally {
-      ended = true;
-    }
-  })();
-  return {
-    res,
-    events,
-    comments,
-    get ended() {
-      return ended;
-    },
-    async close() {
-      controller.abort();
-      await done;
-    },
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -142,7 +80,7 @@ describe('bearer token', () => {
       assert.equal((await fetch(`${url}/topics/t/stream`, { headers: { authorization: 's3cret-token-for-tests' } })).status, 401);
       assert.equal((await fetch(`${url}/nope`)).status, 401, 'unknown routes do not tell whether they exist');
 
-      const stream = await openStream(`${url}/topics/t/stream`, { authorization: 'Bearer s3cret-token-for-tests' });
+      const stream = await openSse(`${url}/topics/t/stream`, { authorization: 'Bearer s3cret-token-for-tests' });
       assert.equal(stream.res.status, 200);
       assert.match(stream.res.headers.get('content-type') ?? '', /^text\/event-stream/);
       await stream.close();
@@ -166,7 +104,7 @@ describe('readiness while draining', () => {
     });
     try {
       assert.equal((await fetch(`${server.url}/readyz`)).status, 200);
-      const stream = await openStream(`${server.url}/topics/t/stream`);
+      const stream = await openSse(`${server.url}/topics/t/stream`);
       await eventually(() => stream.comments.includes('keepalive'), 'a keepalive comment');
       draining = true;
       const res = await fetch(`${server.url}/readyz`);
@@ -183,7 +121,7 @@ describe('readiness while draining', () => {
     const other = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
     const url = other.httpUrl!;
     await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, '/readyz 200');
-    const stream = await openStream(`${url}/topics/t/stream`);
+    const stream = await openSse(`${url}/topics/t/stream`);
     const stopping = other.stop();
     assert.equal(other.ready, false);
     await stopping;
@@ -212,7 +150,7 @@ describe('GET /topics/:name/stream', () => {
   test('live: captured rows arrive as envelope events with increasing ids', async () => {
     await db.pool.query(`INSERT INTO t_rows VALUES (0, 'before the stream')`);
     await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.messages WHERE topic = 't'`)).rows[0].n === 1, 'the first row routed');
-    const stream = await openStream(`${base}/topics/t/stream`);
+    const stream = await openSse(`${base}/topics/t/stream`);
     try {
       assert.equal(stream.res.status, 200);
       for (let i = 1; i <= 5; i++) await db.pool.query(`INSERT INTO t_rows VALUES ($1, $2)`, [i, `row ${i}`]);
@@ -242,7 +180,7 @@ describe('GET /topics/:name/stream', () => {
 
   test('resume: Last-Event-ID replays what came after it, without duplicates, then continues live', async () => {
     assert.ok(received.length === 5);
-    const stream = await openStream(`${base}/topics/t/stream`, { 'last-event-id': received[1]!.id! });
+    const stream = await openSse(`${base}/topics/t/stream`, { 'last-event-id': received[1]!.id! });
     try {
       await eventually(() => stream.events.length >= 3, 'the replayed events');
       assert.deepEqual(stream.events.map((e) => e.id), received.slice(2).map((e) => e.id));
@@ -256,7 +194,7 @@ describe('GET /topics/:name/stream', () => {
       await stream.close();
     }
     // EventSource reconnects may pass the id in the query string instead.
-    const viaQuery = await openStream(`${base}/topics/t/stream?lastEventId=${received[3]!.id}`);
+    const viaQuery = await openSse(`${base}/topics/t/stream?lastEventId=${received[3]!.id}`);
     try {
       await eventually(() => viaQuery.events.length >= 2, 'replay via ?lastEventId=');
       await sleep(300);
@@ -267,7 +205,7 @@ describe('GET /topics/:name/stream', () => {
   });
 
   test('a lower seq that commits later is neither skipped nor overtaken', async () => {
-    const stream = await openStream(`${base}/topics/u/stream`);
+    const stream = await openSse(`${base}/topics/u/stream`);
     const early = await db.pool.connect();
     const late = await db.pool.connect();
     try {
@@ -293,7 +231,7 @@ describe('GET /topics/:name/stream', () => {
   });
 
   test('the same when the later seq was written by the older transaction (a txid filter alone would skip the lower seq)', async () => {
-    const stream = await openStream(`${base}/topics/v/stream`);
+    const stream = await openSse(`${base}/topics/v/stream`);
     const older = await db.pool.connect();
     const younger = await db.pool.connect();
     try {
@@ -363,7 +301,7 @@ describe('GET /topics/:name/stream', () => {
     const last = lastId()!;
     const got: number = JSON.parse((await db.pool.query(`SELECT body FROM rowcast.messages WHERE seq = $1`, [last])).rows[0].body).n;
     assert.ok(got < count, `disconnected before the end (had ${got} of ${count})`);
-    const resumed = await openStream(`${base}/topics/big/stream`, { 'last-event-id': last });
+    const resumed = await openSse(`${base}/topics/big/stream`, { 'last-event-id': last });
     try {
       await eventually(() => resumed.events.length >= count - got, 'the rest after resuming', 60_000);
       const ns = resumed.events.map((e) => JSON.parse(e.data).body.n as number);

@@ -6,12 +6,13 @@ export interface SseEvent {
   data: string;
 }
 
-/** A Server-Sent Events client over fetch (so it can send headers such as Authorization): collects events and comments until closed. */
+/** A Server-Sent Events client over fetch (so it can send headers such as Authorization): collects events and comments until the stream ends or close(). */
 export async function openSse(url: string, headers: Record<string, string> = {}) {
   const controller = new AbortController();
   const res = await fetch(url, { headers, signal: controller.signal });
   const events: SseEvent[] = [];
   const comments: string[] = [];
+  let ended = false;
   const done = (async () => {
     if (!res.body) return;
     const decoder = new TextDecoder();
@@ -44,12 +45,18 @@ export async function openSse(url: string, headers: Record<string, string> = {})
       }
     } catch {
       // aborted
+    } finally {
+      ended = true;
     }
   })();
   return {
     res,
     events,
     comments,
+    /** The server ended the stream (or close() aborted it). */
+    get ended() {
+      return ended;
+    },
     async close() {
       controller.abort();
       await done;
