@@ -7,7 +7,7 @@ import { startHttpServer } from '../../src/control-plane/http/server.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
-import { openSse } from '../support/sse-client.js';
+import { openSse, type SseEvent } from '../support/sse-client.js';
 
 let db: TestDatabase;
 let rowcast: RowcastRuntime;
