@@ -1,5 +1,5 @@
 import { ErrorCodes, RowcastError } from '../errors.js';
-import { activity } from '../observability/activity.js';
+import { activity, type ActivityRow, BUCKET_MS, functionRatesOf, LATENCY_BOUNDS, minuteStart, type Rates, ratesOf, seriesOf, type StatsPoint, stepsOf, subscriptionRatesOf } from '../observability/activity.js';
 import type { Pool } from '../store/pool.js';
 import { getStatus, type Status } from './operations.js';
 
@@ -7,7 +7,8 @@ import { getStatus, type Status } from './operations.js';
  * Read models of the admin API (and of anyone using the library): what is declared, what flows, what is stuck.
  * Every query is bounded: lists are paginated by id (keyset, newest first), counts come from the partial
  * indexes of pending and dead work, and time windows use the BRIN indexes on creation times. Rates of
- * deliveries and invocations are this process's (src/observability/activity.ts), so they cost no query.
+ * deliveries and invocations and the stats series sum rowcast.activity, which every process adds its counts to
+ * every few seconds (src/observability/activity.ts), plus what this process has not written yet.
  */
 
 /** Lists: `limit` (1–500, default 50) and an opaque `cursor` from the previous page's nextCursor. */
@@ -123,8 +124,10 @@ export interface FunctionInfo {
   errorsPerMinute: number;
 }
 
-export async function listFunctions(pool: Pool, name?: string): Promise<FunctionInfo[]> {
-  const { rows } = await pool.query(
+export async function listFunctions(pool: Pool, name?: string, knownRates?: Promise<Map<string, Rates>>): Promise<FunctionInfo[]> {
+  const [rates, { rows }] = await Promise.all([
+    knownRates ?? activityRates(pool),
+    pool.query(
     `SELECT f.name, f.state, f.state_reason, f.settings,
             coalesce(q.pending, 0)::int AS pending, coalesce(q.running, 0)::int AS running, coalesce(x.dead, 0)::int AS dead, q.oldest
        FROM rowcast.functions f
@@ -135,8 +138,9 @@ export async function listFunctions(pool: Pool, name?: string): Promise<Function
                    WHERE created_at > now() - interval '1 hour' AND state = 'failed' GROUP BY function) x ON x.function = f.name
       WHERE $1::text IS NULL OR f.name = $1
       ORDER BY f.name`,
-    [name ?? null],
-  );
+      [name ?? null],
+    ),
+  ]);
   return rows.map((r) => ({
     name: r.name,
     state: r.state,
@@ -146,7 +150,7 @@ export async function listFunctions(pool: Pool, name?: string): Promise<Function
     running: r.running,
     dead: r.dead,
     oldestPendingAgeSeconds: r.oldest === null ? null : Math.round(Number(r.oldest)),
-    ...activity().functionRates(r.name),
+    ...functionRatesOf(rates, r.name),
   }));
 }
 
@@ -221,9 +225,10 @@ export interface SubscriptionInfo {
   signed: boolean;
 }
 
-export async function listSubscriptions(pool: Pool, name?: string, known?: Promise<Status>): Promise<SubscriptionInfo[]> {
-  const [status, { rows }] = await Promise.all([
+export async function listSubscriptions(pool: Pool, name?: string, known?: Promise<Status>, knownRates?: Promise<Map<string, Rates>>): Promise<SubscriptionInfo[]> {
+  const [status, rates, { rows }] = await Promise.all([
     known ?? getStatus(pool),
+    knownRates ?? activityRates(pool),
     pool.query(
       `SELECT name, settings, filter_policy, filter_scope, dead_letter_topic, secret IS NOT NULL AS signed
          FROM rowcast.subscriptions WHERE $1::text IS NULL OR name = $1 ORDER BY name`,
@@ -247,7 +252,7 @@ export async function listSubscriptions(pool: Pool, name?: string, known?: Promi
         dead: s.dead,
         oldestPendingAgeSeconds: s.oldestPendingMs === null ? null : Math.round(s.oldestPendingMs / 1000),
         lastError: s.lastError,
-        ...activity().subscriptionRates(s.name),
+        ...subscriptionRatesOf(rates, s.name),
         format: r.settings.format ?? 'envelope',
         filterPolicy: r.filter_policy,
         filterPolicyScope: r.filter_scope,
@@ -317,9 +322,16 @@ export interface Overview {
 
 /** The whole chain at a glance: captured tables → functions → topics → subscriptions, with rates and backlogs. */
 export async function getOverview(pool: Pool): Promise<Overview> {
-  // One status read serves topics and subscriptions.
+  // One status read serves topics and subscriptions, one activity read functions and subscriptions.
   const status = getStatus(pool);
-  const [captures, functions, topics, subscriptions, lag] = await Promise.all([listCaptures(pool), listFunctions(pool), listTopics(pool, status), listSubscriptions(pool, undefined, status), getLag(pool)]);
+  const rates = activityRates(pool);
+  const [captures, functions, topics, subscriptions, lag] = await Promise.all([
+    listCaptures(pool),
+    listFunctions(pool, undefined, rates),
+    listTopics(pool, status),
+    listSubscriptions(pool, undefined, status, rates),
+    getLag(pool),
+  ]);
   return { generatedAt: new Date().toISOString(), captures, functions, topics, subscriptions, lag };
 }
 
@@ -552,17 +564,59 @@ export async function getDelivery(pool: Pool, id: string): Promise<DeliveryDetai
   };
 }
 
-// ───────────────────────────── stats ─────────────────────────────
+// ───────────────────────────── activity: rates and stats ─────────────────────────────
+
+/**
+ * Counts per `kind:name` over the last minute, of every process: the rows they wrote to rowcast.activity plus this
+ * process's unwritten ones.
+ */
+export async function activityRates(pool: Pool, now = Date.now()): Promise<Map<string, Rates>> {
+  const since = minuteStart(now);
+  const { rows } = await pool.query<{ kind: ActivityRow['kind']; name: string; count: number; errors: number }>(
+    `SELECT kind, name, sum(count)::float8 AS count, sum(errors)::float8 AS errors
+       FROM rowcast.activity WHERE bucket >= $1 AND kind IN ('subscription', 'function') GROUP BY kind, name`,
+    [new Date(since)],
+  );
+  const stored = rows.map((r): ActivityRow => ({ bucket: since, kind: r.kind, name: r.name, count: r.count, errors: r.errors, latency: null }));
+  return ratesOf([...stored, ...activity().rows()], now);
+}
 
 export interface Stats {
   /** Seconds per point. */
   step: number;
-  series: ReturnType<ReturnType<typeof activity>['series']>;
+  series: StatsPoint[];
 }
 
-/** Rates and delivery latency over the last `windowMs` in steps of `stepMs` (this process's activity). */
-export function getStats(windowMs: number, stepMs: number): Stats {
-  if (stepMs < 10_000 || stepMs % 10_000) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `step must be a multiple of 10s (e.g. 10s, 1m), not ${stepMs / 1000}s.`);
+/**
+ * Events, deliveries, failed attempts and delivery latency percentiles over the last `windowMs` in steps of
+ * `stepMs`, of every process. The histograms are summed in the database (their bounds are the same everywhere),
+ * then the percentiles read from the sum.
+ */
+export async function getStats(pool: Pool, windowMs: number, stepMs: number, now = Date.now()): Promise<Stats> {
+  if (stepMs < BUCKET_MS || stepMs % BUCKET_MS) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `step must be a multiple of 10s (e.g. 10s, 1m), not ${stepMs / 1000}s.`);
   if (windowMs > 3_600_000 || windowMs < stepMs) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `window must be at least one step and at most 1h (e.g. 15m), not ${windowMs / 1000}s.`);
-  return { step: stepMs / 1000, series: activity().series(windowMs, stepMs) };
+  const { start, end } = stepsOf(windowMs, stepMs, now);
+  const step = `(floor(extract(epoch FROM a.bucket) * 1000 / $3::bigint) * $3::bigint)::float8`;
+  const range = [new Date(start), new Date(end), stepMs];
+  const [totals, histograms] = await Promise.all([
+    pool.query<{ t: number; kind: ActivityRow['kind']; count: number; errors: number }>(
+      `SELECT ${step} AS t, a.kind, sum(a.count)::float8 AS count, sum(a.errors)::float8 AS errors
+         FROM rowcast.activity a WHERE a.bucket >= $1 AND a.bucket < $2 AND a.kind IN ('subscription', 'router') GROUP BY 1, 2`,
+      range,
+    ),
+    pool.query<{ t: number; i: number; n: number }>(
+      `SELECT ${step} AS t, h.i::int AS i, sum(h.n)::float8 AS n
+         FROM rowcast.activity a CROSS JOIN LATERAL unnest(a.latency) WITH ORDINALITY AS h(n, i)
+        WHERE a.bucket >= $1 AND a.bucket < $2 AND a.kind = 'subscription' GROUP BY 1, 2`,
+      range,
+    ),
+  ]);
+  const latency = new Map<number, number[]>();
+  for (const h of histograms.rows) {
+    const hist = latency.get(h.t) ?? LATENCY_BOUNDS.map(() => 0);
+    if (h.i >= 1 && h.i <= hist.length) hist[h.i - 1] = h.n;
+    latency.set(h.t, hist);
+  }
+  const stored = totals.rows.map((r): ActivityRow => ({ bucket: r.t, kind: r.kind, name: '', count: r.count, errors: r.errors, latency: r.kind === 'subscription' ? (latency.get(r.t) ?? null) : null }));
+  return { step: stepMs / 1000, series: seriesOf([...stored, ...activity().rows()], windowMs, stepMs, now) };
 }

@@ -1,6 +1,7 @@
 import type { Pool } from '../store/pool.js';
 
 const CHUNK = 5000;
+const ACTIVITY_RETENTION = '24 hours';
 
 /**
  * Deletes history past its retention window in small chunks, so tables do not bloat and no long lock is held.
@@ -43,6 +44,8 @@ export async function applyRetention(pool: Pool, retentionMs: number, deadRetent
     if ((r.rowCount ?? 0) < CHUNK) break;
   }
   await pool.query(`DELETE FROM rowcast.dedup WHERE expires_at < now()`);
+  // Activity counts (rates and charts) older than a day are past any window the API shows.
+  await pool.query(`DELETE FROM rowcast.activity WHERE bucket < now() - interval '${ACTIVITY_RETENTION}'`);
   // A webhook secret rotated out no longer signs after its overlap (the sink checks the expiry); it is not kept either.
   await pool.query(`UPDATE rowcast.subscriptions SET previous_secret = NULL, previous_secret_expires_at = NULL WHERE previous_secret_expires_at <= now()`);
   return { events, messages, invocations };

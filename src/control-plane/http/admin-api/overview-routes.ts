@@ -11,6 +11,6 @@ export const overviewRoutes: HttpRoutePlugin = (app, { pool }) => {
   app.get('/lag', () => getLag(pool));
   app.get('/stats', (request) => {
     const q = parse(statsQuery, request.query, 'query');
-    return getStats(q.window, q.step);
+    return getStats(pool, q.window, q.step);
   });
 };

@@ -1,10 +1,10 @@
-// Rate and latency charts (uPlot) from GET /api/stats (the activity of the process serving the page), refreshed every 10 s.
+// Rate and latency charts (uPlot) from GET /api/stats (the activity of every rowcast process on the database), refreshed every 10 s.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { api, html } from '../api.js';
 import { ErrorBox, useLoad } from '../components.js';
 
-// The API keeps an hour of this process's activity, in steps that are multiples of 10 s.
+// The API serves up to an hour of activity, in steps that are multiples of 10 s.
 const WINDOWS = [
   { window: '5m', step: '10s', label: '5 minutes' },
   { window: '15m', step: '1m', label: '15 minutes' },

@@ -131,7 +131,7 @@ function Chain({ overview }) {
         col.nodes.length ? col.nodes.map((n) => html`<${Node} n=${n} />`) : html`<text class="node-sub" x=${i * (COL_WIDTH + COL_GAP)} y=${TOP + 20}>none</text>`,
       )}
     </svg>
-    <figcaption>Rates per minute over the last minutes are those of the process serving this page; backlogs (pending + in flight) and dead counts come from the database. Click a topic or subscription for its deliveries.</figcaption>
+    <figcaption>Rates per minute are those of every rowcast process on this database (counted in 10-second buckets, written every few seconds); backlogs (pending + in flight) and dead counts come from the database. Click a topic or subscription for its deliveries.</figcaption>
   </figure>`;
 }
 
