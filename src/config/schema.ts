@@ -209,6 +209,19 @@ export const httpServerSchema = z.strictObject({
   publicUrl: z.url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL, e.g. "https://rowcast.example.com"' }).optional(),
 });
 
+/**
+ * OpenTelemetry spans (docs/operations.md "Tracing"): off unless `endpoint` (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT /
+ * OTEL_EXPORTER_OTLP_ENDPOINT) is set. Each setting here overrides its OTEL_* environment variable.
+ */
+export const tracingSchema = z.strictObject({
+  /** The collector's OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT), e.g. "http://collector:4318"; spans are POSTed to <endpoint>/v1/traces. */
+  endpoint: z.url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL of an OTLP/HTTP collector, e.g. "http://127.0.0.1:4318"' }).optional(),
+  /** service.name of the spans (OTEL_SERVICE_NAME); default "rowcast". */
+  serviceName: z.string().min(1).optional(),
+  /** Share of new traces recorded, 0–1 (parent-based: a writer's sampled flag is followed); default: OTEL_TRACES_SAMPLER, else all. */
+  sampleRatio: z.number().min(0, 'between 0 and 1').max(1, 'between 0 and 1').optional(),
+});
+
 export const runtimeSchema = z.strictObject({
   /** Longest wait between checks for new work when no NOTIFY arrives (a lost NOTIFY costs at most this). */
   pollInterval: duration.default(1000),
@@ -234,6 +247,8 @@ export const runtimeSchema = z.strictObject({
    * retried. true: internal addresses are allowed (development, tests, endpoints inside a private network).
    */
   allowPrivateEndpoints: z.boolean().default(false),
+  /** OpenTelemetry spans per delivery and invocation attempt (see tracingSchema). */
+  tracing: tracingSchema.prefault({}),
 });
 
 export const configSchema = z.strictObject({

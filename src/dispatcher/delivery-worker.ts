@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import { observe } from '../observability/observe.js';
 import { validTraceparent } from '../observability/trace-context.js';
+import { startDeliverySpan, tracing } from '../observability/tracing.js';
 import type { Pool } from '../store/pool.js';
 import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type DeliveryResult, loadSubscriptions, releaseDeliveries, setSubscriptionState } from '../subscriptions/delivery-store.js';
 import { deadLetterMessage } from '../subscriptions/dead-letter.js';
@@ -132,6 +133,9 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     let outcome: SendOutcome;
     // Only a valid W3C traceparent is passed on to subscribers.
     claim.message.trace = validTraceparent(claim.message.trace);
+    // With tracing, the attempt's span is a child of the message's trace, and subscribers receive the span's own context.
+    const span = tracing.enabled ? startDeliverySpan({ deliveryId: claim.deliveryId, messageId: claim.message.id, topic: claim.message.topic, subscription: claim.subscription, protocol: subscription?.protocol ?? 'unknown', endpoint: subscription?.endpoint ?? '', options: subscription?.settings.options, attempt: claim.attempt, parent: claim.message.trace }) : null;
+    if (span) claim.message.trace = span.traceparent;
     const started = performance.now();
     if (!subscription || !sink) outcome = { kind: 'retry', error: `subscription ${claim.subscription} is not loaded in this process` };
     else {
@@ -142,10 +146,11 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
           : await sink.send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message }, signal).catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }));
     }
     // Aborted by shutdown: stop() releases it instead of counting a failure.
-    if (signal.aborted) return;
+    if (signal.aborted) return span?.end({ error: 'aborted: rowcast is shutting down', outcome: 'released' });
     const durationMs = performance.now() - started;
     this.sendMs.set(claim.subscription, 0.8 * (this.sendMs.get(claim.subscription) ?? durationMs) + 0.2 * durationMs);
     const result = this.record(claim, subscription, outcome, durationMs);
+    span?.end({ error: result.error, status: result.status, outcome: result.state === 'done' ? 'delivered' : result.state === 'dead' ? 'dead' : 'failed' });
     observe.emit('delivery:attempted', {
       deliveryId: claim.deliveryId,
       messageId: claim.message.id,

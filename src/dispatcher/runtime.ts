@@ -4,8 +4,10 @@ import { type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../confi
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../topics/claim-check.js';
+import { activity } from '../observability/activity.js';
 import { createLogger, type Logger, redactUrl } from '../observability/logger.js';
 import { observe } from '../observability/observe.js';
+import { startTracing } from '../observability/tracing.js';
 import { assertMigrated, migrate } from '../store/migrate.js';
 import { createPool, type Pool, resolveDatabaseUrl } from '../store/pool.js';
 import { DeliveryWorker } from './delivery-worker.js';
@@ -56,6 +58,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     throw err;
   }
 
+  // Before the workers start, so that their first attempts already have spans; nothing is loaded when it is off.
+  const tracing = await startTracing(runtime.tracing, { serviceInstanceId: id, log });
   const listener = new Listener(url, log);
   const worker = new DeliveryWorker(
     pool,
@@ -88,6 +92,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   await worker.start();
   await functions?.start();
   await router.start();
+  // Rates and charts count every process's work: this one's counts go to rowcast.activity every few seconds.
+  const detachActivity = activity().attach(pool, log);
 
   const timers = [
     setInterval(() => void router.heartbeat().catch(() => {}), HEARTBEAT_MS),
@@ -118,6 +124,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     },
     stop() {
       stopping ??= (async () => {
+        const stopStarted = Date.now();
         ready = false;
         log.info({ inFlight: worker.activeCount + (functions?.activeCount ?? 0), graceMs: runtime.shutdownGrace }, 'rowcast stopping: draining in-flight deliveries');
         for (const t of timers) clearInterval(t);
@@ -126,6 +133,9 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         // Its streams read through the pool only, never through the workers, so they cannot hold the drain up.
         await router.stop();
         await Promise.all([worker.stop(runtime.shutdownGrace), functions?.stop(runtime.shutdownGrace)]);
+        // The drained attempts' spans are exported within what is left of the grace (at least a second).
+        await tracing?.stop(Math.max(1000, runtime.shutdownGrace - (Date.now() - stopStarted)));
+        await detachActivity();
         await http?.close();
         await listener.stop();
         await pool.end();

@@ -5,6 +5,7 @@ import { ClaimSession } from '../dispatcher/claim-session.js';
 import type { Logger } from '../observability/logger.js';
 import { observe } from '../observability/observe.js';
 import { validTraceparent } from '../observability/trace-context.js';
+import { startInvocationSpan, tracing } from '../observability/tracing.js';
 import type { Pool } from '../store/pool.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
@@ -148,8 +149,12 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     const fn = this.functions.get(inv.group)!;
     // Only a valid W3C traceparent reaches the handler's context and the messages it publishes.
     inv.trace = validTraceparent(inv.trace);
+    // With tracing, the attempt's span is a child of the event's trace; the handler and what it publishes get the span's context.
+    const span = tracing.enabled ? startInvocationSpan({ invocationId: inv.id, function: fn.name, attempt: inv.attempt, parent: inv.trace }) : null;
+    if (span) inv.trace = span.traceparent;
     if (inv.ageMs > fn.config.maxEventAge) {
       const error = { type: 'EventAgeExceeded', message: `not run: the invocation is ${Math.round(inv.ageMs / 1000)} s old, over maxEventAge (${Math.round(fn.config.maxEventAge / 1000)} s)`, stack: [] };
+      span?.end({ error: describe(error), outcome: 'failed' });
       await this.fail(fn, inv, error, 'EventAgeExceeded', 0, inv.attempt - 1);
       return;
     }
@@ -157,7 +162,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       { id: inv.id, event: parseEvent(inv.payload), attempt: inv.attempt, clientContext: inv.clientContext, trace: inv.trace, topics: this.topics },
       signal,
     );
-    if (signal.aborted) return; // shutdown: released, not counted as a failure
+    if (signal.aborted) return span?.end({ error: 'aborted: rowcast is shutting down', outcome: 'released' }); // shutdown: released, not counted as a failure
+    span?.end(outcome.ok ? { outcome: 'done' } : { error: describe(outcome.error), outcome: 'error' });
     this.runMs.set(fn.name, 0.8 * (this.runMs.get(fn.name) ?? outcome.durationMs) + 0.2 * outcome.durationMs);
     // Results are recorded in batches; the slot is free for the next invocation meanwhile.
     if (outcome.ok) {

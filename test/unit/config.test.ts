@@ -222,6 +222,7 @@ describe('parseConfig: defaults and durations', () => {
       logLevel: 'info',
       http: { host: '127.0.0.1' },
       allowPrivateEndpoints: false,
+      tracing: {},
     });
     assert.deepEqual(config.database, {});
   });
