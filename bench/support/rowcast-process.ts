@@ -32,8 +32,9 @@ export function readRss(pid: number): { rss: number; peak: number } | null {
 }
 
 /**
- * `rowcast start` as a child process, run from source (as in production, apart from tsx's loader), so the load
- * generator's CPU is its own and the child's memory can be read from /proc.
+ * `rowcast start` as a child process, run as users run it: the installed CLI (bin/rowcast.js → dist/, which
+ * `npm run bench` rebuilds first), so the load generator's CPU is its own, and the child's memory, read from /proc,
+ * is that of production (no TypeScript loader: running from source adds ~100 MB of tsx and esbuild).
  */
 export class RowcastProcess {
   /** Set by `npm run bench -- --cpu-prof`: where the rowcast processes write their CPU profiles. */
@@ -71,7 +72,7 @@ export class RowcastProcess {
     delete env.NODE_OPTIONS;
     // --cpu-prof: each rowcast process writes a V8 CPU profile when it exits (open it in Chrome DevTools).
     const profile = RowcastProcess.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', RowcastProcess.cpuProfileDir] : [];
-    const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/control-plane/cli/main.ts', 'start', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...profile, 'bin/rowcast.js', 'start', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     return new RowcastProcess(child, dir);
   }
 
