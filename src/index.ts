@@ -20,7 +20,6 @@ export {
   listInvocationPage,
   listDeliveries,
   getDelivery,
-  redactEndpoint,
   type Overview,
   type Lag,
   type Page,
@@ -28,6 +27,7 @@ export {
   type DeliveryDetail,
   type AttemptLogEntry,
 } from './control-plane/inspect.js';
+export { redactEndpoint } from './observability/logger.js';
 export { pauseFunction, resumeFunction, redriveDelivery, replayCapture, sendTestMessage, testFilterPolicy, type ReplayOptions, type FilterPolicyVerdict } from './control-plane/admin-actions.js';
 export { observe, type ObservedEvents } from './observability/observe.js';
 export type { FunctionConfig } from './config/schema.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
-import { redactCredentials, redactSecrets } from '../observability/logger.js';
+import { redactEndpoint, redactSecrets } from '../observability/logger.js';
 import { assertMigrated } from '../store/migrate.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { generateSecret, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
@@ -162,7 +162,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     }
     if (existing && !changed.length) continue;
     steps.push({
-      summary: existing ? `~ subscription ${name} (${changed.join(', ')})` : `+ subscription ${name} (${sub.protocol} ${redactCredentials(endpointOf(sub))}) on topic ${sub.topic}`,
+      summary: existing ? `~ subscription ${name} (${changed.join(', ')})` : `+ subscription ${name} (${sub.protocol} ${redactEndpoint(endpointOf(sub))}) on topic ${sub.topic}`,
       sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, protocol = EXCLUDED.protocol, endpoint = EXCLUDED.endpoint,

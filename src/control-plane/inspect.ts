@@ -1,5 +1,6 @@
 import { ErrorCodes, RowcastError } from '../errors.js';
 import { activity, type ActivityRow, BUCKET_MS, functionRatesOf, LATENCY_BOUNDS, minuteStart, type Rates, ratesOf, seriesOf, type StatsPoint, stepsOf, subscriptionRatesOf } from '../observability/activity.js';
+import { redactEndpoint } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
 import { getStatus, type Status } from './operations.js';
 
@@ -62,22 +63,6 @@ function pageOf<R, T>(rows: R[], limit: number, map: (r: R) => T, key: (r: R) =>
   return { items: items.map(map), nextCursor: more ? encodeCursor(kind, key(items.at(-1)!)) : null };
 }
 
-/** An endpoint fit to show: no password, user name or credential-like query values. */
-export function redactEndpoint(endpoint: string): string {
-  let url: URL;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    return endpoint;
-  }
-  if (!url.host) return endpoint; // mailto:, nats:subject … carry no credentials
-  if (url.username) url.username = '***';
-  if (url.password) url.password = '***';
-  for (const key of [...url.searchParams.keys()]) {
-    if (/token|key|secret|sig|pass|auth|code|credential/i.test(key)) url.searchParams.set(key, '***');
-  }
-  return url.toString();
-}
 
 // ───────────────────────────── declarations: captures, functions, topics, subscriptions ─────────────────────────────
 

@@ -1,7 +1,7 @@
 import { parseDuration } from '../config/duration.js';
 import { WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
-import { redactCredentials } from '../observability/logger.js';
+import { redactEndpoint } from '../observability/logger.js';
 import { type Pool, withTransaction } from '../store/pool.js';
 import { setSubscriptionState } from '../subscriptions/delivery-store.js';
 import { DEFAULT_SECRET_ROTATION_OVERLAP, generateSecret, MAX_SECRET_ROTATION_OVERLAP, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
@@ -50,7 +50,7 @@ export async function getStatus(pool: Pool): Promise<Status> {
     topic: r.topic,
     protocol: r.protocol,
     // A webhook URL may carry a password (https://user:password@…): never shown.
-    endpoint: redactCredentials(r.endpoint),
+    endpoint: redactEndpoint(r.endpoint),
     state: r.state,
     stateReason: r.state_reason,
     pending: r.pending,

@@ -53,6 +53,22 @@ export function redactCredentials(text: string): string {
     .replace(/([?&][^=&#\s]*(?:token|key|secret|sig|pass|auth|code|credential)[^=&#\s]*=)[^&#\s]+/gi, '$1***');
 }
 
+/** An endpoint fit to show: its password and credential-like query values masked (the user name stays: it tells which account). */
+export function redactEndpoint(endpoint: string): string {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return redactCredentials(endpoint);
+  }
+  if (!url.host) return endpoint; // mailto:, nats:subject … carry no credentials
+  if (url.password) url.password = '***';
+  for (const key of [...url.searchParams.keys()]) {
+    if (/token|key|secret|sig|pass|auth|code|credential/i.test(key)) url.searchParams.set(key, '***');
+  }
+  return url.toString();
+}
+
 /** Keys whose values are secrets wherever they appear in settings (SMTP pass, broker passwords and tokens…). */
 const SECRET_KEY = /^(pass|password|passphrase|secret|token|authorization|api[-_]?key|x-api-key)$/i;
 /** A header value that only names environment variables ("${API_KEY}") holds no secret itself. */
