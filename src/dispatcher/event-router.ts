@@ -26,6 +26,14 @@ export class EventRouter {
   private stopping = false;
   private loop: Promise<void> | null = null;
   private flag = false;
+  /** A NOTIFY arrived since the last routing pass began. */
+  private notified = false;
+  /**
+   * Called after the routing pass that follows a NOTIFY (an invocation queued by SQL may be waiting). After the
+   * pass, not on the NOTIFY itself: a capture's NOTIFY comes before its event is routed, and a function worker woken
+   * by it would claim nothing, holding its claiming connection while the router's wake-up for the invocation waits.
+   */
+  onNotified: () => void = () => {};
 
   constructor(
     private readonly pool: Pool,
@@ -34,7 +42,10 @@ export class EventRouter {
     private readonly log: Logger,
     private readonly onRouted: (routed: RouteResult) => void,
   ) {
-    listener.on('wake', () => this.signal.kick());
+    listener.on('wake', () => {
+      this.notified = true;
+      this.signal.kick();
+    });
   }
 
   async start(): Promise<void> {
@@ -83,7 +94,15 @@ export class EventRouter {
     let errorDelay = 100;
     while (!this.stopping) {
       try {
-        const routed = await routeEvents(this.pool, this.options.batchSize);
+        // A NOTIFY that arrives during this pass is passed on after the next one, which it kicked.
+        const notified = this.notified;
+        this.notified = false;
+        const routed = await routeEvents(this.pool, this.options.batchSize).catch((err: Error) => {
+          if (notified) this.onNotified();
+          throw err;
+        });
+        // Unless this pass queued invocations (onRouted wakes the function worker then).
+        if (notified && !routed.invocations) this.onNotified();
         const { events } = routed;
         // Every routed batch is reported: the runtime wakes whom it concerns (and counts the events).
         if (routed.events) this.onRouted(routed);

@@ -76,11 +76,10 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     if (routed.events) http?.wake();
     observe.emit('events:routed', routed);
   });
-  // NOTIFY rowcast also announces invocations queued by SQL (aws_lambda.invoke).
-  listener.on('wake', () => {
-    functions?.wake();
-    http?.wake();
-  });
+  // NOTIFY rowcast also announces invocations queued by SQL (aws_lambda.invoke): the function worker looks once
+  // the router has routed what the NOTIFY announced (see EventRouter.onNotified).
+  router.onNotified = () => functions?.wake();
+  listener.on('wake', () => http?.wake());
   listener.on('config', () => {
     void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed'));
     void functions?.reloadTopics().catch((err: Error) => log.error({ err: err.message }, 'reloading topics failed'));
