@@ -5,46 +5,19 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
 import { apply } from '../../src/capture/apply.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { migrate } from '../../src/store/migrate.js';
-import { createPool, type Pool } from '../../src/store/pool.js';
+import type { Pool } from '../../src/store/pool.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 
-export interface ProbeDatabase {
-  name: string;
-  url: string;
-  pool: Pool;
-  drop(): Promise<void>;
-}
+export type ProbeDatabase = ScratchDatabase;
 
+/** A fresh, migrated database on the server of DATABASE_URL (the bench's scratch databases, with a bigger pool). */
 export async function probeDatabase(name: string): Promise<ProbeDatabase> {
-  const admin = process.env.DATABASE_URL;
-  if (!admin) throw new Error('set DATABASE_URL to a server the probe may create databases on, e.g. postgres://postgres@127.0.0.1:5432/postgres');
-  const db = `rowcast_probe_${name}`;
-  const c = new pg.Client({ connectionString: admin });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-  await c.query(`CREATE DATABASE ${db}`);
-  await c.end();
-  const u = new URL(admin);
-  u.pathname = `/${db}`;
-  const url = u.toString();
-  const pool = createPool(url, { max: 10, applicationName: 'rowcast probe' });
-  await migrate(pool);
-  return {
-    name: db,
-    url,
-    pool,
-    async drop() {
-      await pool.end();
-      const a = new pg.Client({ connectionString: admin });
-      await a.connect();
-      await a.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-      await a.end();
-    },
-  };
+  const adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) throw new Error('set DATABASE_URL to a server the probe may create databases on, e.g. postgres://postgres@127.0.0.1:5432/postgres');
+  return createScratchDatabase({ adminUrl }, `probe_${name}`, 10);
 }
 
 export async function applyProbeConfig(pool: Pool, input: RowcastConfigInput) {

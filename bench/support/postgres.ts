@@ -52,7 +52,7 @@ export function databaseUrl(adminUrl: string, name: string): string {
 }
 
 /** A fresh, migrated database named after the scenario (the name is generated, so safe to splice into SQL). */
-export async function createScratchDatabase(server: BenchServer, scenario: string): Promise<ScratchDatabase> {
+export async function createScratchDatabase(server: Pick<BenchServer, 'adminUrl'>, scenario: string, poolSize = 4): Promise<ScratchDatabase> {
   const name = `rowcast_bench_${scenario.replace(/[^a-z0-9]/g, '_')}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: server.adminUrl });
   await admin.connect();
@@ -62,7 +62,7 @@ export async function createScratchDatabase(server: BenchServer, scenario: strin
     await admin.end();
   }
   const url = databaseUrl(server.adminUrl, name);
-  const pool = createPool(url, { max: 4, applicationName: 'rowcast bench' });
+  const pool = createPool(url, { max: poolSize, applicationName: 'rowcast bench' });
   await migrate(pool);
   return {
     name,
