@@ -34,7 +34,8 @@ before(async () => {
     subscriptions: {
       ordered: { topic: 'counters', protocol: 'http', endpoint: receiver.url, maxConcurrency: 16, deliveryPolicy: { maxAttempts: 30, minDelay: '5ms', maxDelay: '20ms' } },
       poisoned: { topic: 'counters', protocol: 'http', endpoint: `${receiver.url}?poisoned`, deliveryPolicy: { maxAttempts: 2, minDelay: '5ms', maxDelay: '10ms' } },
-      fifo: { topic: 'fifo', protocol: 'http', endpoint: `${receiver.url}?fifo` },
+      // Fast retries: a third of requests fail at random, and default backoff (1 s doubling) outlasts the wait.
+      fifo: { topic: 'fifo', protocol: 'http', endpoint: `${receiver.url}?fifo`, deliveryPolicy: { maxAttempts: 30, minDelay: '5ms', maxDelay: '20ms' } },
       blocking: { topic: 'jobs', protocol: 'http', endpoint: `${receiver.url}?blocking`, deliveryPolicy: { maxAttempts: 1 } },
     },
   };
