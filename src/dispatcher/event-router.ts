@@ -19,7 +19,8 @@ export interface EventRouterOptions {
  * router sets the flag, then makes sure no writer that read the flag before it was set is still in flight (such
  * a writer holds a RowExclusiveLock on rowcast.events, since the trigger inserts before it reads the flag), then
  * routes once more. Only then does it wait — for a NOTIFY, or at most the poll interval. Busy, it clears the
- * flag and writers send no NOTIFY at all.
+ * flag and writers send no NOTIFY at all. While another process holds the routing lock (routeEvents says `busy`), it
+ * neither routes nor sleeps flagged: that process is awake, and this one looks again after the poll interval.
  */
 export class EventRouter {
   private readonly signal = new WakeSignal();
@@ -107,6 +108,13 @@ export class EventRouter {
         // Every routed batch is reported: the runtime wakes whom it concerns (and counts the events).
         if (routed.events) this.onRouted(routed);
         errorDelay = 100;
+        if (routed.busy) {
+          // Another process routes now and will route what commits next: no NOTIFYs are needed for this one.
+          if (this.flag) await this.setFlag(false);
+          quiet = false;
+          await this.signal.wait(this.options.pollInterval);
+          continue;
+        }
         if (events > 0) {
           // Busy: keep awake and let writers commit without NOTIFY.
           if (this.flag) {

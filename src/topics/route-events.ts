@@ -3,6 +3,8 @@ import { COUNT_UNMATCHED_SQL, FAN_OUT_RESULT_SQL, FILTER_CANDIDATES_SQL, type Fa
 
 export interface RouteResult {
   events: number;
+  /** Another process was routing (this pass routed nothing): one router at a time keeps FIFO groups in order. */
+  busy: boolean;
   deliveries: number;
   invocations: number;
 }
@@ -16,10 +18,19 @@ export interface RouteResult {
  * unless a topic of the batch has a subscription with a filter policy, in which case it routes nothing and says
  * `filtered` (same snapshot, so no race with apply). Otherwise, in a transaction, the candidates of filtered
  * subscriptions come back, the pure matcher decides, and the matches are inserted before the commit.
+ *
+ * One router at a time (a transaction-level advisory lock; a pass that does not get it routes nothing and says
+ * `busy`). With SKIP LOCKED alone, a second router would take the events after the first one's batch and could
+ * commit first: a row's later version would then have its delivery while the earlier one had none yet, and a FIFO
+ * group's head would be the later version. Serialised, a batch always holds every unrouted event before its last.
  */
+export const ROUTE_LOCK = 0x726f_7772; // "rowr"
+
 const routeSql = (oneStatement: boolean) => `
-WITH batch AS (
-  SELECT id, topic FROM rowcast.next_unrouted($1)
+WITH lock AS MATERIALIZED (
+  SELECT pg_try_advisory_xact_lock(${ROUTE_LOCK}) AS held
+), batch AS (
+  SELECT id, topic FROM rowcast.next_unrouted(CASE WHEN (SELECT held FROM lock) THEN $1 ELSE 0 END)
 ), filtered AS (
   SELECT ${oneStatement ? 'EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.filter_policy IS NOT NULL AND s.topic IN (SELECT topic FROM batch))' : 'false'} AS yes
 ), ev AS (
@@ -57,9 +68,9 @@ WITH batch AS (
 ), ${
   oneStatement
     ? `u AS (${COUNT_UNMATCHED_SQL})
-SELECT (SELECT yes FROM filtered) AS filtered, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,`
+SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS busy, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,`
     : `c AS (${FILTER_CANDIDATES_SQL})
-${FAN_OUT_RESULT_SQL},`
+${FAN_OUT_RESULT_SQL}, NOT (SELECT held FROM lock) AS busy,`
 } (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations`;
 
 export const ONE_STATEMENT_SQL = routeSql(true);
@@ -71,16 +82,16 @@ const filteredSeenAt = new WeakMap<Pool, number>();
 
 export async function routeEvents(pool: Pool, batchSize: number): Promise<RouteResult> {
   if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
-    const { rows } = await pool.query<{ filtered: boolean; unfiltered: number; events: number; invocations: number }>(ONE_STATEMENT_SQL, [batchSize]);
+    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number }>(ONE_STATEMENT_SQL, [batchSize]);
     const row = rows[0]!;
-    if (!row.filtered) return { events: row.events, deliveries: row.unfiltered, invocations: row.invocations };
+    if (!row.filtered) return { events: row.events, busy: row.busy, deliveries: row.unfiltered, invocations: row.invocations };
     filteredSeenAt.set(pool, Date.now());
   }
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<FanOutRow & { events: number; invocations: number }>(TRANSACTION_SQL, [batchSize]);
+    const { rows } = await client.query<FanOutRow & { events: number; busy: boolean; invocations: number }>(TRANSACTION_SQL, [batchSize]);
     const row = rows[0]!;
     const deliveries = row.events ? await finishFanOut(client, row) : 0;
-    return { events: row.events, deliveries, invocations: row.invocations };
+    return { events: row.events, busy: row.busy, deliveries, invocations: row.invocations };
   });
 }
 
