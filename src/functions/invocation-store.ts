@@ -1,4 +1,5 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
+import { prepared } from '../store/sql.js';
 import { COUNT_UNMATCHED_SQL, publishMessages, UNFILTERED_DELIVERIES_SQL } from '../topics/fan-out.js';
 import type { PublishedMessage, TopicRules } from './thread-protocol.js';
 
@@ -29,21 +30,9 @@ export interface ClaimOutcome {
   items: ClaimedInvocation[];
 }
 
-/**
- * In one statement, on the connection that holds the function's slots: takes free slots up to the limit, then —
- * if the process holds any — claims up to `n` due invocations, leased to `owner` for leaseMs. Invocations can be
- * claimed well ahead of the slots (the process runs them as slots free up), so one round trip serves hundreds.
- */
-export async function claimInvocations(
-  client: PoolClient,
-  fn: string,
-  n: number,
-  slots: { held: number[]; limit: number },
-  leaseMs: number,
-  owner: string,
-): Promise<ClaimOutcome> {
-  const { rows } = await client.query(
-    `WITH taken AS (
+const claimStatement = prepared(
+  'claim_invocations',
+  `WITH taken AS (
        SELECT coalesce(array_agg(s), '{}') AS slots FROM (
          SELECT s FROM generate_series(0, $3::int - 1) s
           WHERE s <> ALL ($4::int[]) AND pg_try_advisory_lock(${SLOT_KEY}, s)
@@ -59,8 +48,22 @@ export async function claimInvocations(
      )
      SELECT (SELECT slots FROM taken) AS taken,
             (SELECT json_agg(c ORDER BY c.age_ms DESC) FROM claimed c) AS items`,
-    [fn, n, slots.limit, slots.held, leaseMs, owner],
-  );
+);
+
+/**
+ * In one statement, on the connection that holds the function's slots: takes free slots up to the limit, then —
+ * if the process holds any — claims up to `n` due invocations, leased to `owner` for leaseMs. Invocations can be
+ * claimed well ahead of the slots (the process runs them as slots free up), so one round trip serves hundreds.
+ */
+export async function claimInvocations(
+  client: PoolClient,
+  fn: string,
+  n: number,
+  slots: { held: number[]; limit: number },
+  leaseMs: number,
+  owner: string,
+): Promise<ClaimOutcome> {
+  const { rows } = await client.query(claimStatement([fn, n, slots.limit, slots.held, leaseMs, owner]));
   const row = rows[0]!;
   const items = (row.items ?? []) as { id: string; attempts: number; payload: string; client_context: unknown; trace: string | null; age_ms: number }[];
   return {
@@ -105,12 +108,12 @@ export interface CompletionOutcome {
 export async function completeInvocations(pool: Pool, results: InvocationResult[]): Promise<CompletionOutcome> {
   if (!results.length) return { recorded: new Set(), deliveries: 0 };
   if (!results.some((r) => r.messages.some((m) => m.dedupKey))) {
-    const { rows } = await pool.query(completionSql(true), completionParams(results));
+    const { rows } = await pool.query(completeInOneStatement(completionParams(results)));
     const row = rows[0]!;
     if (!row.filtered) return { recorded: new Set(row.recorded as string[]), deliveries: row.deliveries };
   }
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query(completionSql(false), completionParams(results));
+    const { rows } = await client.query(completeInTransaction(completionParams(results)));
     const recorded = new Set(rows[0]!.recorded as string[]);
     let deliveries = 0;
     // Messages carry their invocation's trace context: one publish per invocation that was recorded.
@@ -151,6 +154,9 @@ SELECT (SELECT yes FROM filtered) AS filtered, ARRAY(SELECT id::text FROM done) 
     : `
 SELECT false AS filtered, ARRAY(SELECT id::text FROM done) AS recorded, 0 AS deliveries`
 }`;
+
+const completeInOneStatement = prepared('complete_invocations', completionSql(true));
+const completeInTransaction = prepared('complete_invocations_filtered', completionSql(false));
 
 function completionParams(results: InvocationResult[]): unknown[] {
   const messages = results.flatMap((r) => r.messages.map((m) => ({ ...m, invocation: r.id, trace: r.trace })));

@@ -6,3 +6,13 @@ export const ident = (name: string): string => pg.escapeIdentifier(name);
 export const literal = (value: string): string => pg.escapeLiteral(value);
 /** schema.table, both quoted. */
 export const qualified = (schema: string, name: string): string => `${ident(schema)}.${ident(name)}`;
+
+/**
+ * A statement of a hot path, prepared once per connection: later runs skip parsing and planning (0.6–0.7 ms each
+ * for the routing and claim statements, which is much of an idle chain's latency). rowcast needs session
+ * connections anyway (LISTEN, advisory locks), so a pooler in transaction mode is not in the way.
+ */
+export function prepared(name: string, text: string): (values: unknown[]) => pg.QueryConfig {
+  const statement = `rowcast_${name}`;
+  return (values) => ({ name: statement, text, values });
+}

@@ -1,4 +1,5 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
+import { prepared } from '../store/sql.js';
 import { type NewMessage, publishMessages } from '../topics/fan-out.js';
 import type { OutboundMessage, Subscription, SubscriptionSettings } from './sinks/sink.js';
 
@@ -43,9 +44,11 @@ RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, m.id
           coalesce(t.max_message_size, 262144) AS max_message_size, coalesce(t.large_messages, 'reject') AS large_messages,
           coalesce(t.claim_check_ttl_ms, 86400000) AS claim_check_ttl_ms`;
 
+const claimStatement = prepared('claim_deliveries', CLAIM_SQL);
+
 export async function claimDeliveries(db: Pool | PoolClient, wanted: Map<string, number>, leaseMs: number, owner: string): Promise<ClaimedDelivery[]> {
   if (!wanted.size) return [];
-  const { rows } = await db.query(CLAIM_SQL, [[...wanted.keys()], [...wanted.values()], leaseMs, owner]);
+  const { rows } = await db.query(claimStatement([[...wanted.keys()], [...wanted.values()], leaseMs, owner]));
   return rows.map((r) => ({
     deliveryId: r.delivery_id,
     subscription: r.subscription,
@@ -94,9 +97,9 @@ export async function completeDeliveries(pool: Pool, results: DeliveryResult[]):
   });
 }
 
-async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): Promise<string[]> {
-  const res = await db.query(
-    `UPDATE rowcast.deliveries d
+const recordStatement = prepared(
+  'record_deliveries',
+  `UPDATE rowcast.deliveries d
         SET state = r.state, available_at = COALESCE(r.available_at, d.available_at), last_status = r.status,
             last_error = CASE WHEN r.state = 'done' THEN d.last_error ELSE r.error END,
             delivered_at = CASE WHEN r.state = 'done' THEN now() END, lease_owner = NULL, updated_at = now(),
@@ -108,7 +111,11 @@ async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): 
        FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::int[]) AS r(id, attempt, state, available_at, status, error, duration_ms)
       WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'in_flight'
       RETURNING d.id::text`,
-    [
+);
+
+async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): Promise<string[]> {
+  const res = await db.query(
+    recordStatement([
       results.map((r) => r.deliveryId),
       results.map((r) => r.attempt),
       results.map((r) => r.state),
@@ -116,7 +123,7 @@ async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): 
       results.map((r) => r.status ?? null),
       results.map((r) => r.error ?? null),
       results.map((r) => (r.durationMs === undefined ? null : Math.round(r.durationMs))),
-    ],
+    ]),
   );
   return res.rows.map((r) => r.id as string);
 }

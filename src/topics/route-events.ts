@@ -1,4 +1,5 @@
 import { type Pool, withTransaction } from '../store/pool.js';
+import { prepared } from '../store/sql.js';
 import { COUNT_UNMATCHED_SQL, FAN_OUT_RESULT_SQL, FILTER_CANDIDATES_SQL, type FanOutRow, finishFanOut, UNFILTERED_DELIVERIES_SQL } from './fan-out.js';
 
 export interface RouteResult {
@@ -75,6 +76,8 @@ ${FAN_OUT_RESULT_SQL}, NOT (SELECT held FROM lock) AS busy,`
 
 export const ONE_STATEMENT_SQL = routeSql(true);
 const TRANSACTION_SQL = routeSql(false);
+const routeOneStatement = prepared('route', ONE_STATEMENT_SQL);
+const routeInTransaction = prepared('route_filtered', TRANSACTION_SQL);
 
 /** How long routing keeps to the transactional form after meeting a filtered subscription. */
 const FILTERED_RECHECK_MS = 10_000;
@@ -82,13 +85,13 @@ const filteredSeenAt = new WeakMap<Pool, number>();
 
 export async function routeEvents(pool: Pool, batchSize: number): Promise<RouteResult> {
   if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
-    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number }>(ONE_STATEMENT_SQL, [batchSize]);
+    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number }>(routeOneStatement([batchSize]));
     const row = rows[0]!;
     if (!row.filtered) return { events: row.events, busy: row.busy, deliveries: row.unfiltered, invocations: row.invocations };
     filteredSeenAt.set(pool, Date.now());
   }
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<FanOutRow & { events: number; busy: boolean; invocations: number }>(TRANSACTION_SQL, [batchSize]);
+    const { rows } = await client.query<FanOutRow & { events: number; busy: boolean; invocations: number }>(routeInTransaction([batchSize]));
     const row = rows[0]!;
     const deliveries = row.events ? await finishFanOut(client, row) : 0;
     return { events: row.events, busy: row.busy, deliveries, invocations: row.invocations };
