@@ -103,6 +103,31 @@ export abstract class ClaimLoop<C extends Claimed> {
     this.signal.kick();
   }
 
+  /**
+   * How many items each group could start at once now (free slots only, no claiming ahead): what a statement that
+   * creates work may lease to this process directly (adopt), saving the claim's round trip.
+   */
+  adoptable(): Map<string, number> {
+    const room = new Map<string, number>();
+    let free = this.stopping ? 0 : this.loopOptions.concurrency - this.inFlight.size - this.queued;
+    for (const [group, limit] of this.limits()) {
+      if (free <= 0) break;
+      const n = Math.min(this.runLimit(group, limit) - this.localCount(group), free);
+      if (n > 0) {
+        room.set(group, n);
+        free -= n;
+      }
+    }
+    return room;
+  }
+
+  /** Items leased to this process by someone else's statement (see adoptable): they start like claimed ones. */
+  adopt(items: C[]): void {
+    const claimedAt = Date.now();
+    for (const item of items) this.enqueue(item, claimedAt);
+    this.pumpAll();
+  }
+
   /** Stops claiming, lets in-flight work finish for up to graceMs, then aborts the rest and releases it. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;

@@ -16,6 +16,7 @@ import { FunctionSink } from '../subscriptions/sinks/function/function-sink.js';
 import { HttpSink } from '../subscriptions/sinks/http/http-sink.js';
 import type { OutboundMessage, SendOutcome, Sink, Subscription } from '../subscriptions/sinks/sink.js';
 import type { ClaimChecks } from '../topics/claim-check.js';
+import type { DirectClaim } from '../topics/route-events.js';
 import { ClaimLoop } from './claim-loop.js';
 import { ClaimSession } from './claim-session.js';
 
@@ -100,12 +101,29 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   protected async claim(wanted: Map<string, number>): Promise<Claimed[]> {
-    // A lease outlives the attempt's timeout, so a slow attempt is never taken over while it may still succeed.
-    // Claimed ahead, it may also wait up to QUEUE_BUDGET_MS for a slot first.
-    const longest = Math.max(0, ...[...wanted.keys()].map((name) => this.subscriptions.get(name)?.settings.deliveryPolicy.timeout ?? 0));
-    const leaseMs = Math.max(this.options.lease, longest + LEASE_MARGIN_MS + QUEUE_BUDGET_MS);
+    const leaseMs = this.leaseFor(wanted.keys());
     const claimed = await this.session.run((client) => claimDeliveries(client, wanted, leaseMs, this.options.owner));
     return claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs }));
+  }
+
+  /**
+   * A lease outlives the attempt's timeout, so a slow attempt is never taken over while it may still succeed.
+   * Claimed ahead, it may also wait up to QUEUE_BUDGET_MS for a slot first.
+   */
+  private leaseFor(subscriptions: Iterable<string>): number {
+    const longest = Math.max(0, ...[...subscriptions].map((name) => this.subscriptions.get(name)?.settings.deliveryPolicy.timeout ?? 0));
+    return Math.max(this.options.lease, longest + LEASE_MARGIN_MS + QUEUE_BUDGET_MS);
+  }
+
+  /** What routing and publishing may lease to this process as they create deliveries (see adoptable). */
+  directClaim(): DirectClaim | undefined {
+    const wanted = this.adoptable();
+    return wanted.size ? { wanted, leaseMs: this.leaseFor(wanted.keys()), owner: this.options.owner } : undefined;
+  }
+
+  /** Deliveries leased to this process by the statement that created them (directClaim's lease). */
+  adoptClaimed(claimed: ClaimedDelivery[], leaseMs: number): void {
+    if (claimed.length) this.adopt(claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })));
   }
 
   /**

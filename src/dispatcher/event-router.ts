@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
-import { type RouteResult, routeEvents } from '../topics/route-events.js';
+import { type DirectClaimant, type RouteResult, routeEvents } from '../topics/route-events.js';
 import type { Listener } from './listener.js';
 import { WakeSignal } from './wake-signal.js';
 
@@ -35,6 +35,11 @@ export class EventRouter {
    * by it would claim nothing, holding its claiming connection while the router's wake-up for the invocation waits.
    */
   onNotified: () => void = () => {};
+  /**
+   * This process's delivery worker, if it takes deliveries straight from routing: the routing statement leases
+   * it the new deliveries it has free slots for (no claim round trip between routing and sending).
+   */
+  deliveries: DirectClaimant | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -98,10 +103,12 @@ export class EventRouter {
         // A NOTIFY that arrives during this pass is passed on after the next one, which it kicked.
         const notified = this.notified;
         this.notified = false;
-        const routed = await routeEvents(this.pool, this.options.batchSize).catch((err: Error) => {
+        const direct = this.deliveries?.directClaim();
+        const routed = await routeEvents(this.pool, this.options.batchSize, direct).catch((err: Error) => {
           if (notified) this.onNotified();
           throw err;
         });
+        if (direct && routed.claimed.length) this.deliveries!.adoptClaimed(routed.claimed, direct.leaseMs);
         // Unless this pass queued invocations (onRouted wakes the function worker then).
         if (notified && !routed.invocations) this.onNotified();
         const { events } = routed;

@@ -79,6 +79,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   // NOTIFY rowcast also announces invocations queued by SQL (aws_lambda.invoke): the function worker looks once
   // the router has routed what the NOTIFY announced (see EventRouter.onNotified).
   router.onNotified = () => functions?.wake();
+  router.deliveries = worker;
+  if (functions) functions.deliveries = worker;
   listener.on('wake', () => http?.wake());
   listener.on('config', () => {
     void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed'));

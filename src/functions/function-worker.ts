@@ -8,6 +8,7 @@ import { validTraceparent } from '../observability/trace-context.js';
 import { startInvocationSpan, tracing } from '../observability/tracing.js';
 import type { Pool } from '../store/pool.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
+import type { DirectClaimant } from '../topics/route-events.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
 import { pausedFunctions } from './function-state.js';
 import { HandlerPool } from './handler-pool.js';
@@ -62,6 +63,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   private results: { result: InvocationResult; done: (deliveries: number | null) => void }[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
+  /** Set by the runtime: the delivery worker, which takes the deliveries of published messages straight from the results' statement. */
+  deliveries: DirectClaimant | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -229,7 +232,9 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       if (!batch.length) return;
       if (this.results.length) setImmediate(() => void this.flush());
       try {
-        const { recorded, deliveries } = await completeInvocations(this.pool, batch.map((b) => b.result));
+        const direct = this.deliveries?.directClaim();
+        const { recorded, deliveries, claimed } = await completeInvocations(this.pool, batch.map((b) => b.result), direct);
+        if (direct && claimed.length) this.deliveries!.adoptClaimed(claimed, direct.leaseMs);
         // Deliveries are counted per batch, not per invocation: the batch wakes the delivery worker once.
         for (const b of batch) b.done(recorded.has(b.result.id) ? 0 : null);
         if (deliveries) this.onPublished(deliveries);

@@ -1,6 +1,8 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { prepared } from '../store/sql.js';
-import { COUNT_UNMATCHED_SQL, publishMessages, UNFILTERED_DELIVERIES_SQL } from '../topics/fan-out.js';
+import { type ClaimedDelivery, toClaimedDelivery } from '../subscriptions/delivery-store.js';
+import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, directClaimDeliveriesSql, publishMessages } from '../topics/fan-out.js';
+import type { DirectClaim } from '../topics/route-events.js';
 import type { PublishedMessage, TopicRules } from './thread-protocol.js';
 
 export interface ClaimedInvocation {
@@ -94,6 +96,8 @@ export interface CompletionOutcome {
   /** Ids of the invocations whose results were recorded; the others had lost their lease and wrote nothing. */
   recorded: Set<string>;
   deliveries: number;
+  /** New deliveries leased to the caller at once (the DirectClaim passed in). */
+  claimed: ClaimedDelivery[];
 }
 
 /**
@@ -105,12 +109,14 @@ export interface CompletionOutcome {
  * dedup keys, or one publishing to a topic with filtered subscriptions (the statement then writes nothing and
  * says so), goes through a transaction in which Node applies dedup and filter policies.
  */
-export async function completeInvocations(pool: Pool, results: InvocationResult[]): Promise<CompletionOutcome> {
-  if (!results.length) return { recorded: new Set(), deliveries: 0 };
+export async function completeInvocations(pool: Pool, results: InvocationResult[], direct?: DirectClaim): Promise<CompletionOutcome> {
+  if (!results.length) return { recorded: new Set(), deliveries: 0, claimed: [] };
   if (!results.some((r) => r.messages.some((m) => m.dedupKey))) {
-    const { rows } = await pool.query(completeInOneStatement(completionParams(results)));
+    const wanted = [...(direct?.wanted ?? [])].filter(([, n]) => n > 0);
+    const params = [...completionParams(results), wanted.map(([name]) => name), wanted.map(([, n]) => n), direct?.leaseMs ?? 0, direct?.owner ?? null];
+    const { rows } = await pool.query(completeInOneStatement(params));
     const row = rows[0]!;
-    if (!row.filtered) return { recorded: new Set(row.recorded as string[]), deliveries: row.deliveries };
+    if (!row.filtered) return { recorded: new Set(row.recorded as string[]), deliveries: row.deliveries, claimed: ((row.claimed ?? []) as Record<string, unknown>[]).map(toClaimedDelivery) };
   }
   return withTransaction(pool, async (client) => {
     const { rows } = await client.query(completeInTransaction(completionParams(results)));
@@ -118,7 +124,7 @@ export async function completeInvocations(pool: Pool, results: InvocationResult[
     let deliveries = 0;
     // Messages carry their invocation's trace context: one publish per invocation that was recorded.
     for (const r of results) if (recorded.has(r.id) && r.messages.length) deliveries += await publishMessages(client, r.messages, r.trace);
-    return { recorded, deliveries };
+    return { recorded, deliveries, claimed: [] };
   });
 }
 
@@ -146,11 +152,11 @@ WITH r AS (
   INSERT INTO rowcast.messages (id, topic, subject, body, content_type, attributes, group_key, trace)
   SELECT mi.id, mi.topic, mi.subject, mi.body, mi.content_type, mi.attributes, mi.group_key, mi.trace
     FROM mi WHERE mi.invocation IN (SELECT id FROM done) ORDER BY mi.ord
-  RETURNING id, topic, attributes, body, content_type, group_key, event_id, seq
-), d AS (${UNFILTERED_DELIVERIES_SQL}
+  RETURNING id, topic, subject, attributes, body, content_type, group_key, event_id, seq, trace, created_at
+), d AS (${directClaimDeliveriesSql({ subscriptions: '$18', counts: '$19', leaseMs: '$20', owner: '$21' })}
 ), u AS (${COUNT_UNMATCHED_SQL})
 SELECT (SELECT yes FROM filtered) AS filtered, ARRAY(SELECT id::text FROM done) AS recorded,
-       (SELECT count(*) FROM d)::int AS deliveries, (SELECT count(*) FROM u)::int AS unmatched_topics`
+       (SELECT count(*) FROM d)::int AS deliveries, (SELECT count(*) FROM u)::int AS unmatched_topics, ${DIRECTLY_CLAIMED_SQL} AS claimed`
     : `
 SELECT false AS filtered, ARRAY(SELECT id::text FROM done) AS recorded, 0 AS deliveries`
 }`;

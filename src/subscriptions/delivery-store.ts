@@ -49,7 +49,12 @@ const claimStatement = prepared('claim_deliveries', CLAIM_SQL);
 export async function claimDeliveries(db: Pool | PoolClient, wanted: Map<string, number>, leaseMs: number, owner: string): Promise<ClaimedDelivery[]> {
   if (!wanted.size) return [];
   const { rows } = await db.query(claimStatement([[...wanted.keys()], [...wanted.values()], leaseMs, owner]));
-  return rows.map((r) => ({
+  return rows.map(toClaimedDelivery);
+}
+
+/** A claimed delivery as the claim statement (or a direct claim, as json) returns it. */
+export function toClaimedDelivery(r: Record<string, any>): ClaimedDelivery {
+  return {
     deliveryId: r.delivery_id,
     subscription: r.subscription,
     attempt: r.attempt,
@@ -64,7 +69,7 @@ export async function claimDeliveries(db: Pool | PoolClient, wanted: Map<string,
       trace: r.trace,
     },
     limits: { maxMessageSize: r.max_message_size, largeMessages: r.large_messages, claimCheckTtl: Number(r.claim_check_ttl_ms) },
-  }));
+  };
 }
 
 export interface DeliveryResult {

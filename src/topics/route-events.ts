@@ -1,6 +1,7 @@
 import { type Pool, withTransaction } from '../store/pool.js';
 import { prepared } from '../store/sql.js';
-import { COUNT_UNMATCHED_SQL, FAN_OUT_RESULT_SQL, FILTER_CANDIDATES_SQL, type FanOutRow, finishFanOut, UNFILTERED_DELIVERIES_SQL } from './fan-out.js';
+import { type ClaimedDelivery, toClaimedDelivery } from '../subscriptions/delivery-store.js';
+import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, directClaimDeliveriesSql, FAN_OUT_RESULT_SQL, FILTER_CANDIDATES_SQL, type FanOutRow, finishFanOut, UNFILTERED_DELIVERIES_SQL } from './fan-out.js';
 
 export interface RouteResult {
   events: number;
@@ -8,6 +9,21 @@ export interface RouteResult {
   busy: boolean;
   deliveries: number;
   invocations: number;
+  /** New deliveries leased to the caller at once (DirectClaim), to be sent by it. */
+  claimed: ClaimedDelivery[];
+}
+
+/** Deliveries the calling process can start now, per subscription, and the lease they get. */
+export interface DirectClaim {
+  wanted: Map<string, number>;
+  leaseMs: number;
+  owner: string;
+}
+
+/** A process's delivery worker, as statements that create deliveries see it: it may take them leased at once. */
+export interface DirectClaimant {
+  directClaim(): DirectClaim | undefined;
+  adoptClaimed(claimed: ClaimedDelivery[], leaseMs: number): void;
 }
 
 /**
@@ -60,16 +76,17 @@ WITH lock AS MATERIALIZED (
     FROM body b LEFT JOIN rowcast.captures c ON c.name = b.capture
    WHERE b.topic IS NOT NULL
    ORDER BY b.id
-  RETURNING id, topic, attributes, body, content_type, group_key, event_id, seq
+  RETURNING id, topic, subject, attributes, body, content_type, group_key, event_id, seq, trace, created_at
 ), inv AS (
   INSERT INTO rowcast.invocations (function, payload, source, event_id, trace)
   SELECT b.function, b.text, 'capture', b.id, b.trace FROM body b WHERE b.function IS NOT NULL ORDER BY b.id
   RETURNING 1
-), d AS (${UNFILTERED_DELIVERIES_SQL}
+), d AS (${oneStatement ? directClaimDeliveriesSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5' }) : UNFILTERED_DELIVERIES_SQL}
 ), ${
   oneStatement
     ? `u AS (${COUNT_UNMATCHED_SQL})
-SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS busy, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,`
+SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS busy, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,
+       ${DIRECTLY_CLAIMED_SQL} AS claimed,`
     : `c AS (${FILTER_CANDIDATES_SQL})
 ${FAN_OUT_RESULT_SQL}, NOT (SELECT held FROM lock) AS busy,`
 } (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations`;
@@ -83,18 +100,21 @@ const routeInTransaction = prepared('route_filtered', TRANSACTION_SQL);
 const FILTERED_RECHECK_MS = 10_000;
 const filteredSeenAt = new WeakMap<Pool, number>();
 
-export async function routeEvents(pool: Pool, batchSize: number): Promise<RouteResult> {
+export async function routeEvents(pool: Pool, batchSize: number, direct?: DirectClaim): Promise<RouteResult> {
   if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
-    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number }>(routeOneStatement([batchSize]));
+    const wanted = [...(direct?.wanted ?? [])].filter(([, n]) => n > 0);
+    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number; claimed: Record<string, unknown>[] | null }>(
+      routeOneStatement([batchSize, wanted.map(([name]) => name), wanted.map(([, n]) => n), direct?.leaseMs ?? 0, direct?.owner ?? null]),
+    );
     const row = rows[0]!;
-    if (!row.filtered) return { events: row.events, busy: row.busy, deliveries: row.unfiltered, invocations: row.invocations };
+    if (!row.filtered) return { events: row.events, busy: row.busy, deliveries: row.unfiltered, invocations: row.invocations, claimed: (row.claimed ?? []).map(toClaimedDelivery) };
     filteredSeenAt.set(pool, Date.now());
   }
   return withTransaction(pool, async (client) => {
     const { rows } = await client.query<FanOutRow & { events: number; busy: boolean; invocations: number }>(routeInTransaction([batchSize]));
     const row = rows[0]!;
     const deliveries = row.events ? await finishFanOut(client, row) : 0;
-    return { events: row.events, busy: row.busy, deliveries, invocations: row.invocations };
+    return { events: row.events, busy: row.busy, deliveries, invocations: row.invocations, claimed: [] };
   });
 }
 

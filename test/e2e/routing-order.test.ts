@@ -7,11 +7,18 @@ let db: TestDatabase;
 
 before(async () => {
   db = await createTestDatabase();
-  await db.pool.query('CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL)');
+  await db.pool.query('CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL); CREATE TABLE items (id int PRIMARY KEY)');
   await applyConfig(db.pool, {
-    topics: { counters: { fifo: true } },
-    captures: { counters: { table: 'counters', topic: 'counters', operations: ['INSERT', 'UPDATE'] } },
-    subscriptions: { ordered: { topic: 'counters', protocol: 'http', endpoint: 'http://127.0.0.1:9/' } },
+    topics: { counters: { fifo: true }, items: {} },
+    captures: {
+      counters: { table: 'counters', topic: 'counters', operations: ['INSERT', 'UPDATE'] },
+      items: { table: 'items', topic: 'items', operations: ['INSERT'] },
+    },
+    subscriptions: {
+      ordered: { topic: 'counters', protocol: 'http', endpoint: 'http://127.0.0.1:9/' },
+      first: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/first' },
+      second: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/second' },
+    },
   });
 });
 
@@ -25,7 +32,7 @@ test('routing is serialised: while one router holds a batch, another routes noth
   const first = await db.pool.connect();
   try {
     await first.query('BEGIN');
-    const { rows } = await first.query(ONE_STATEMENT_SQL, [1]); // routes version 0 and keeps its transaction open
+    const { rows } = await first.query(ONE_STATEMENT_SQL, [1, [], [], 0, null]); // routes version 0 and keeps its transaction open
     assert.equal(rows[0].events, 1);
     const meanwhile = await routeEvents(db.pool, 100);
     assert.equal(meanwhile.events, 0, 'a second router must not route version 1 while version 0 is being routed');
@@ -38,4 +45,25 @@ test('routing is serialised: while one router holds a batch, another routes noth
   assert.deepEqual([next.events, next.busy], [1, false]);
   const { rows } = await db.pool.query(`SELECT m.body::jsonb -> 'after' ->> 'v' AS v FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id ORDER BY d.seq`);
   assert.deepEqual(rows.map((r) => r.v), ['0', '1']);
+});
+
+test('routing leases new deliveries to the caller as far as it has room, oldest first, never on FIFO topics', async () => {
+  await db.pool.query('INSERT INTO items SELECT g FROM generate_series(1, 5) g');
+  await db.pool.query('UPDATE counters SET v = 2 WHERE id = 1');
+  const owner = 'test-process';
+  const routed = await routeEvents(db.pool, 100, { wanted: new Map([['first', 3], ['ordered', 5]]), leaseMs: 60_000, owner });
+  assert.equal(routed.events, 6);
+  assert.deepEqual(routed.claimed.map((c) => [c.subscription, c.attempt, JSON.parse(c.message.body).after.id]), [['first', 1, 1], ['first', 1, 2], ['first', 1, 3]]);
+  const { rows } = await db.pool.query(
+    `SELECT subscription, state, attempts, lease_owner, count(*)::int AS n, bool_and(available_at > now() + interval '50 seconds') AS leased
+       FROM rowcast.deliveries WHERE subscription <> 'ordered' OR seq > 2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2`,
+  );
+  assert.deepEqual(rows, [
+    { subscription: 'first', state: 'in_flight', attempts: 1, lease_owner: owner, n: 3, leased: true },
+    { subscription: 'first', state: 'pending', attempts: 0, lease_owner: null, n: 2, leased: false },
+    { subscription: 'ordered', state: 'pending', attempts: 0, lease_owner: null, n: 1, leased: false },
+    { subscription: 'second', state: 'pending', attempts: 0, lease_owner: null, n: 5, leased: false },
+  ]);
+  // Nothing more to route: nothing leased.
+  assert.deepEqual((await routeEvents(db.pool, 100, { wanted: new Map([['second', 5]]), leaseMs: 60_000, owner })).claimed, []);
 });
