@@ -17,7 +17,7 @@ await applyProbeConfig(db.pool, {
 });
 await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series(1, $1::int) g`, [events]);
 if (process.env.EXPLAIN_ROUTE) {
-  const plan = await db.pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${ONE_STATEMENT_SQL}`, [500, [], [], 0, null]);
+  const plan = await db.pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${ONE_STATEMENT_SQL}`, [500, [], [], 0, null, [], [], [], null]);
   console.log(plan.rows.map((r) => r['QUERY PLAN']).join('\n'));
 }
 let t = Date.now();

@@ -70,6 +70,20 @@ latencies.sort((a, b) => a - b);
 const pct = (p: number) => +latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!.toFixed(2);
 console.log(JSON.stringify({ viaFunction, arrived: latencies.length, sent: committedAt.size, p50: pct(50), p90: pct(90), p99: pct(99), max: pct(100) }));
 for (const [kind, s] of [...stats].sort((a, b) => b[1].n - a[1].n).slice(0, 12)) console.log(`${String(s.n).padStart(6)} × ${(s.ms / s.n).toFixed(2).padStart(6)} ms  ${kind}`);
+if (viaFunction) {
+  // Where the time goes, on PostgreSQL's clock: capture → invocation queued (routing) → results statement began
+  // (thread hand-off, handler, batching) → delivery recorded (claim or direct lease, HTTP, batching).
+  const { rows } = await db.pool.query(`
+    WITH s AS (
+      SELECT extract(epoch FROM i.created_at - e.captured_at) * 1000 AS routed,
+             extract(epoch FROM i.finished_at - i.created_at) * 1000 AS ran,
+             extract(epoch FROM d.delivered_at - i.finished_at) * 1000 AS delivered
+        FROM rowcast.events e JOIN rowcast.invocations i ON i.event_id = e.id
+        JOIN rowcast.deliveries d ON d.message_id = i.published[1]
+       WHERE e.after ->> 'id' NOT LIKE '-%')
+    SELECT ${['routed', 'ran', 'delivered'].map((c) => `round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ${c})::numeric, 2) AS ${c}_p50, round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ${c})::numeric, 2) AS ${c}_p99`).join(', ')} FROM s`);
+  console.log('stages (ms):', JSON.stringify(rows[0]));
+}
 await rowcast.stop();
 server.close();
 await db.drop();

@@ -126,6 +126,8 @@ export abstract class ClaimLoop<C extends Claimed> {
     const claimedAt = Date.now();
     for (const item of items) this.enqueue(item, claimedAt);
     this.pumpAll();
+    // Some could not start (a function's slot was given back meanwhile): the loop takes slots and starts them.
+    if (this.queued) this.signal.kick();
   }
 
   /** Stops claiming, lets in-flight work finish for up to graceMs, then aborts the rest and releases it. */

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
-import { type DirectClaimant, type RouteResult, routeEvents } from '../topics/route-events.js';
+import { type DirectClaimant, type InvocationClaimant, type RouteResult, routeEvents } from '../topics/route-events.js';
 import type { Listener } from './listener.js';
 import { WakeSignal } from './wake-signal.js';
 
@@ -40,6 +40,8 @@ export class EventRouter {
    * it the new deliveries it has free slots for (no claim round trip between routing and sending).
    */
   deliveries: DirectClaimant | null = null;
+  /** This process's function worker, likewise: new invocations for the slots it holds free are leased to it. */
+  functions: InvocationClaimant | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -103,12 +105,13 @@ export class EventRouter {
         // A NOTIFY that arrives during this pass is passed on after the next one, which it kicked.
         const notified = this.notified;
         this.notified = false;
-        const direct = this.deliveries?.directClaim();
+        const direct = { deliveries: this.deliveries?.directClaim(), invocations: this.functions?.directInvocationClaim() };
         const routed = await routeEvents(this.pool, this.options.batchSize, direct).catch((err: Error) => {
           if (notified) this.onNotified();
           throw err;
         });
-        if (direct && routed.claimed.length) this.deliveries!.adoptClaimed(routed.claimed, direct.leaseMs);
+        if (direct.deliveries && routed.claimed.length) this.deliveries!.adoptClaimed(routed.claimed, direct.deliveries.leaseMs);
+        if (routed.claimedInvocations.length) this.functions!.adoptInvocations(routed.claimedInvocations);
         // Unless this pass queued invocations (onRouted wakes the function worker then).
         if (notified && !routed.invocations) this.onNotified();
         const { events } = routed;

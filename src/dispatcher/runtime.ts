@@ -80,7 +80,10 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   // the router has routed what the NOTIFY announced (see EventRouter.onNotified).
   router.onNotified = () => functions?.wake();
   router.deliveries = worker;
-  if (functions) functions.deliveries = worker;
+  if (functions) {
+    functions.deliveries = worker;
+    router.functions = functions;
+  }
   listener.on('wake', () => http?.wake());
   listener.on('config', () => {
     void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed'));

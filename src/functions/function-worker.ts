@@ -8,7 +8,7 @@ import { validTraceparent } from '../observability/trace-context.js';
 import { startInvocationSpan, tracing } from '../observability/tracing.js';
 import type { Pool } from '../store/pool.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
-import type { DirectClaimant } from '../topics/route-events.js';
+import type { DirectClaimant, DirectInvocationClaim } from '../topics/route-events.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
 import { pausedFunctions } from './function-state.js';
 import { HandlerPool } from './handler-pool.js';
@@ -112,6 +112,18 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       }
       return claimed;
     });
+  }
+
+  /** What routing may lease to this process as it creates invocations: as many as its held slots have room for. */
+  directInvocationClaim(): DirectInvocationClaim | undefined {
+    const wanted = new Map<string, { n: number; leaseMs: number }>();
+    for (const [name, n] of this.adoptable()) wanted.set(name, { n, leaseMs: this.functions.get(name)!.leaseMs });
+    return wanted.size ? { wanted, owner: this.options.owner } : undefined;
+  }
+
+  /** Invocations leased to this process by the routing statement that created them. */
+  adoptInvocations(claimed: ClaimedInvocation[]): void {
+    this.adopt(claimed);
   }
 
   /** Handlers run only in slots held. */

@@ -1,5 +1,6 @@
 import { type Pool, withTransaction } from '../store/pool.js';
 import { prepared } from '../store/sql.js';
+import type { ClaimedInvocation } from '../functions/invocation-store.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../subscriptions/delivery-store.js';
 import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, directClaimDeliveriesSql, FAN_OUT_RESULT_SQL, FILTER_CANDIDATES_SQL, type FanOutRow, finishFanOut, UNFILTERED_DELIVERIES_SQL } from './fan-out.js';
 
@@ -11,6 +12,8 @@ export interface RouteResult {
   invocations: number;
   /** New deliveries leased to the caller at once (DirectClaim), to be sent by it. */
   claimed: ClaimedDelivery[];
+  /** New invocations leased to the caller at once (DirectInvocationClaim), to be run by it. */
+  claimedInvocations: ClaimedInvocation[];
 }
 
 /** Deliveries the calling process can start now, per subscription, and the lease they get. */
@@ -24,6 +27,18 @@ export interface DirectClaim {
 export interface DirectClaimant {
   directClaim(): DirectClaim | undefined;
   adoptClaimed(claimed: ClaimedDelivery[], leaseMs: number): void;
+}
+
+/** Invocations the calling process can run now (in concurrency slots it holds), per function, and their leases. */
+export interface DirectInvocationClaim {
+  wanted: Map<string, { n: number; leaseMs: number }>;
+  owner: string;
+}
+
+/** A process's function worker, as routing sees it: it may take new invocations leased at once. */
+export interface InvocationClaimant {
+  directInvocationClaim(): DirectInvocationClaim | undefined;
+  adoptInvocations(claimed: ClaimedInvocation[]): void;
 }
 
 /**
@@ -77,16 +92,31 @@ WITH lock AS MATERIALIZED (
    WHERE b.topic IS NOT NULL
    ORDER BY b.id
   RETURNING id, topic, subject, attributes, body, content_type, group_key, event_id, seq, trace, created_at
-), inv AS (
+), inv AS (${
+  oneStatement
+    ? `
+  -- Leased at once to the routing process's function worker for the slots it holds free (no claim round trip).
+  INSERT INTO rowcast.invocations (function, payload, source, event_id, trace, state, attempts, available_at, lease_owner, started_at)
+  SELECT x.function, x.text, 'capture', x.id, x.trace, CASE WHEN x.direct THEN 'in_flight' ELSE 'pending' END, CASE WHEN x.direct THEN 1 ELSE 0 END,
+         CASE WHEN x.direct THEN now() + x.lease_ms * interval '1 millisecond' ELSE now() END, CASE WHEN x.direct THEN $9::text END,
+         CASE WHEN x.direct THEN now() END
+    FROM (SELECT b.function, b.text, b.id, b.trace, w.lease_ms, row_number() OVER (PARTITION BY b.function ORDER BY b.id) <= coalesce(w.n, 0) AS direct
+            FROM body b LEFT JOIN unnest($6::text[], $7::int[], $8::int[]) AS w(function, n, lease_ms) ON w.function = b.function
+           WHERE b.function IS NOT NULL) x
+   ORDER BY x.id`
+    : `
   INSERT INTO rowcast.invocations (function, payload, source, event_id, trace)
-  SELECT b.function, b.text, 'capture', b.id, b.trace FROM body b WHERE b.function IS NOT NULL ORDER BY b.id
-  RETURNING 1
+  SELECT b.function, b.text, 'capture', b.id, b.trace FROM body b WHERE b.function IS NOT NULL ORDER BY b.id`
+}
+  RETURNING id, function, state, attempts, payload, client_context, trace
 ), d AS (${oneStatement ? directClaimDeliveriesSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5' }) : UNFILTERED_DELIVERIES_SQL}
 ), ${
   oneStatement
     ? `u AS (${COUNT_UNMATCHED_SQL})
 SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS busy, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,
-       ${DIRECTLY_CLAIMED_SQL} AS claimed,`
+       ${DIRECTLY_CLAIMED_SQL} AS claimed,
+       (SELECT json_agg(json_build_object('id', i.id::text, 'function', i.function, 'attempts', i.attempts, 'payload', i.payload,
+                                          'client_context', i.client_context, 'trace', i.trace)) FROM inv i WHERE i.state = 'in_flight') AS claimed_invocations,`
     : `c AS (${FILTER_CANDIDATES_SQL})
 ${FAN_OUT_RESULT_SQL}, NOT (SELECT held FROM lock) AS busy,`
 } (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations`;
@@ -96,25 +126,54 @@ const TRANSACTION_SQL = routeSql(false);
 const routeOneStatement = prepared('route', ONE_STATEMENT_SQL);
 const routeInTransaction = prepared('route_filtered', TRANSACTION_SQL);
 
+interface ClaimedInvocationRow {
+  id: string;
+  function: string;
+  attempts: number;
+  payload: string;
+  client_context: unknown;
+  trace: string | null;
+}
+
 /** How long routing keeps to the transactional form after meeting a filtered subscription. */
 const FILTERED_RECHECK_MS = 10_000;
 const filteredSeenAt = new WeakMap<Pool, number>();
 
-export async function routeEvents(pool: Pool, batchSize: number, direct?: DirectClaim): Promise<RouteResult> {
+export async function routeEvents(pool: Pool, batchSize: number, direct: { deliveries?: DirectClaim; invocations?: DirectInvocationClaim } = {}): Promise<RouteResult> {
   if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
-    const wanted = [...(direct?.wanted ?? [])].filter(([, n]) => n > 0);
-    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number; claimed: Record<string, unknown>[] | null }>(
-      routeOneStatement([batchSize, wanted.map(([name]) => name), wanted.map(([, n]) => n), direct?.leaseMs ?? 0, direct?.owner ?? null]),
+    const subscriptions = [...(direct.deliveries?.wanted ?? [])].filter(([, n]) => n > 0);
+    const functions = [...(direct.invocations?.wanted ?? [])].filter(([, w]) => w.n > 0);
+    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number; claimed: Record<string, unknown>[] | null; claimed_invocations: ClaimedInvocationRow[] | null }>(
+      routeOneStatement([
+        batchSize,
+        subscriptions.map(([name]) => name),
+        subscriptions.map(([, n]) => n),
+        direct.deliveries?.leaseMs ?? 0,
+        direct.deliveries?.owner ?? null,
+        functions.map(([name]) => name),
+        functions.map(([, w]) => w.n),
+        functions.map(([, w]) => w.leaseMs),
+        direct.invocations?.owner ?? null,
+      ]),
     );
     const row = rows[0]!;
-    if (!row.filtered) return { events: row.events, busy: row.busy, deliveries: row.unfiltered, invocations: row.invocations, claimed: (row.claimed ?? []).map(toClaimedDelivery) };
+    if (!row.filtered) {
+      return {
+        events: row.events,
+        busy: row.busy,
+        deliveries: row.unfiltered,
+        invocations: row.invocations,
+        claimed: (row.claimed ?? []).map(toClaimedDelivery),
+        claimedInvocations: (row.claimed_invocations ?? []).map((i) => ({ key: i.id, group: i.function, id: i.id, attempt: i.attempts, payload: i.payload, clientContext: i.client_context, trace: i.trace, ageMs: 0 })),
+      };
+    }
     filteredSeenAt.set(pool, Date.now());
   }
   return withTransaction(pool, async (client) => {
     const { rows } = await client.query<FanOutRow & { events: number; busy: boolean; invocations: number }>(routeInTransaction([batchSize]));
     const row = rows[0]!;
     const deliveries = row.events ? await finishFanOut(client, row) : 0;
-    return { events: row.events, busy: row.busy, deliveries, invocations: row.invocations, claimed: [] };
+    return { events: row.events, busy: row.busy, deliveries, invocations: row.invocations, claimed: [], claimedInvocations: [] };
   });
 }
 

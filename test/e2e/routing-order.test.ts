@@ -7,13 +7,15 @@ let db: TestDatabase;
 
 before(async () => {
   db = await createTestDatabase();
-  await db.pool.query('CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL); CREATE TABLE items (id int PRIMARY KEY)');
+  await db.pool.query('CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL); CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE jobs (id int PRIMARY KEY)');
   await applyConfig(db.pool, {
     topics: { counters: { fifo: true }, items: {} },
     captures: {
       counters: { table: 'counters', topic: 'counters', operations: ['INSERT', 'UPDATE'] },
       items: { table: 'items', topic: 'items', operations: ['INSERT'] },
+      jobs: { table: 'jobs', function: 'work', operations: ['INSERT'] },
     },
+    functions: { work: { handler: 'test/fixtures/handlers/publisher.ts' } },
     subscriptions: {
       ordered: { topic: 'counters', protocol: 'http', endpoint: 'http://127.0.0.1:9/' },
       first: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/first' },
@@ -32,7 +34,7 @@ test('routing is serialised: while one router holds a batch, another routes noth
   const first = await db.pool.connect();
   try {
     await first.query('BEGIN');
-    const { rows } = await first.query(ONE_STATEMENT_SQL, [1, [], [], 0, null]); // routes version 0 and keeps its transaction open
+    const { rows } = await first.query(ONE_STATEMENT_SQL, [1, [], [], 0, null, [], [], [], null]); // routes version 0 and keeps its transaction open
     assert.equal(rows[0].events, 1);
     const meanwhile = await routeEvents(db.pool, 100);
     assert.equal(meanwhile.events, 0, 'a second router must not route version 1 while version 0 is being routed');
@@ -51,7 +53,7 @@ test('routing leases new deliveries to the caller as far as it has room, oldest 
   await db.pool.query('INSERT INTO items SELECT g FROM generate_series(1, 5) g');
   await db.pool.query('UPDATE counters SET v = 2 WHERE id = 1');
   const owner = 'test-process';
-  const routed = await routeEvents(db.pool, 100, { wanted: new Map([['first', 3], ['ordered', 5]]), leaseMs: 60_000, owner });
+  const routed = await routeEvents(db.pool, 100, { deliveries: { wanted: new Map([['first', 3], ['ordered', 5]]), leaseMs: 60_000, owner } });
   assert.equal(routed.events, 6);
   assert.deepEqual(routed.claimed.map((c) => [c.subscription, c.attempt, JSON.parse(c.message.body).after.id]), [['first', 1, 1], ['first', 1, 2], ['first', 1, 3]]);
   const { rows } = await db.pool.query(
@@ -65,5 +67,21 @@ test('routing leases new deliveries to the caller as far as it has room, oldest 
     { subscription: 'second', state: 'pending', attempts: 0, lease_owner: null, n: 5, leased: false },
   ]);
   // Nothing more to route: nothing leased.
-  assert.deepEqual((await routeEvents(db.pool, 100, { wanted: new Map([['second', 5]]), leaseMs: 60_000, owner })).claimed, []);
+  assert.deepEqual((await routeEvents(db.pool, 100, { deliveries: { wanted: new Map([['second', 5]]), leaseMs: 60_000, owner } })).claimed, []);
+});
+
+test('routing leases new invocations to the caller for the slots it holds free', async () => {
+  await db.pool.query('INSERT INTO jobs SELECT g FROM generate_series(1, 3) g');
+  const owner = 'test-process';
+  const routed = await routeEvents(db.pool, 100, { invocations: { wanted: new Map([['work', { n: 2, leaseMs: 60_000 }]]), owner } });
+  assert.equal(routed.invocations, 3);
+  assert.deepEqual(routed.claimedInvocations.map((i) => [i.group, i.attempt, JSON.parse(i.payload).after.id]), [['work', 1, 1], ['work', 1, 2]]);
+  const { rows } = await db.pool.query(
+    `SELECT state, attempts, lease_owner, started_at IS NOT NULL AS started, count(*)::int AS n, bool_and(available_at > now() + interval '50 seconds') AS leased
+       FROM rowcast.invocations GROUP BY 1, 2, 3, 4 ORDER BY 1`,
+  );
+  assert.deepEqual(rows, [
+    { state: 'in_flight', attempts: 1, lease_owner: owner, started: true, n: 2, leased: true },
+    { state: 'pending', attempts: 0, lease_owner: null, started: false, n: 1, leased: false },
+  ]);
 });
