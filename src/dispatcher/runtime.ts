@@ -49,7 +49,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   const log = options.logger ?? createLogger(runtime.logLevel);
   const url = resolveDatabaseUrl(options.databaseUrl);
   const id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const pool = createPool(url, { max: 8 });
+  const pool = createPool(url, { max: 4 });
   try {
     if (options.migrate ?? true) await migrate(pool);
     else await assertMigrated(pool);
@@ -57,20 +57,22 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     await pool.end();
     throw err;
   }
+  // Routing, claims and results, on connections that read the queues by index only (see createPool).
+  const queues = createPool(url, { max: 8, queues: true });
 
   // Before the workers start, so that their first attempts already have spans; nothing is loaded when it is off.
   const tracing = await startTracing(runtime.tracing, { serviceInstanceId: id, log });
   const listener = new Listener(url, log);
   const worker = new DeliveryWorker(
-    pool,
+    queues,
     { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval, allowPrivateEndpoints: runtime.allowPrivateEndpoints },
     log,
   );
   const functions = options.functions && Object.keys(options.functions).length
-    ? new FunctionWorker(pool, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log, () => worker.wake())
+    ? new FunctionWorker(queues, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log, () => worker.wake())
     : null;
   let http: HttpServer | null = null;
-  const router = new EventRouter(pool, listener, { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval }, log, (routed) => {
+  const router = new EventRouter(queues, listener, { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval }, log, (routed) => {
     if (routed.deliveries) worker.wake();
     if (routed.invocations) functions?.wake();
     if (routed.events) http?.wake();
@@ -142,7 +144,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         await detachActivity();
         await http?.close();
         await listener.stop();
-        await pool.end();
+        await Promise.all([pool.end(), queues.end()]);
         log.info('rowcast stopped');
       })();
       return stopping;

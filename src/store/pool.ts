@@ -18,13 +18,20 @@ export function resolveDatabaseUrl(explicit?: string): string {
   return url;
 }
 
-export function createPool(url: string, options: { max?: number; applicationName?: string } = {}): Pool {
+/**
+ * `queues`: the connections of routing, claims and results, whose statements are prepared (src/store/sql.ts) and
+ * so keep one generic plan per connection. A plan made while rowcast's tables were nearly empty would scan them
+ * whole once they hold a backlog (routing fell from ~20,000 to ~500 events/s in the benchmark), and nothing
+ * replans it until autovacuum analyzes the table; every one of those statements reads its rows by index, so these
+ * connections never plan a sequential or bitmap scan of a table that has an index to use.
+ */
+export function createPool(url: string, options: { max?: number; applicationName?: string; queues?: boolean } = {}): Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'rowcast',
     // JIT compiling costs tens of milliseconds per statement; rowcast's statements touch hundreds of rows, not millions.
-    options: '-c jit=off',
+    options: options.queues ? '-c jit=off -c enable_seqscan=off -c enable_bitmapscan=off' : '-c jit=off',
     // A connection PostgreSQL has closed (restart, pg_terminate_backend) is dropped from the pool, not fatal.
     idleTimeoutMillis: 30_000,
   });

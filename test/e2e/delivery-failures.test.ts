@@ -178,7 +178,10 @@ describe('delivery failures', () => {
     assert.equal(receiver.requests.length, 1);
     const id = webhookId(receiver.requests[0]!);
     // The delivery is kept for when the subscription comes back; the attempt is counted.
-    await eventually(async () => (await deliveryOf(id)).state === 'pending', 'the delivery to be pending again', WAIT);
+    let seen: DeliveryRow | undefined;
+    await eventually(async () => (seen = await deliveryOf(id)).state === 'pending', 'the delivery to be pending again', WAIT).catch((err: Error) => {
+      throw new Error(`${err.message}; last seen: ${JSON.stringify(seen)}; requests: ${receiver.requests.map((r) => r.status).join(', ')}`);
+    });
     assert.equal((await deliveryOf(id)).last_status, 410);
 
     await db.pool.query(`INSERT INTO t_gone VALUES (2, 'while disabled')`);
