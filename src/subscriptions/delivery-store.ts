@@ -24,12 +24,17 @@ claimed AS (
     SELECT id FROM rowcast.deliveries d
      WHERE d.subscription = w.subscription AND d.state IN ('pending', 'in_flight') AND d.available_at <= now()
        -- FIFO: only the first undelivered delivery of its group; a dead one holds the group back only on topics
-       -- that say so (onDeadMessage: block-group).
-       AND (d.group_key IS NULL OR NOT EXISTS (
-             SELECT 1 FROM rowcast.deliveries e
-              WHERE e.subscription = d.subscription AND e.group_key = d.group_key AND e.seq < d.seq
-                AND (e.state IN ('pending', 'in_flight')
-                     OR (e.state = 'dead' AND (SELECT t.fifo_dead_blocks FROM rowcast.topics t JOIN rowcast.subscriptions s ON s.topic = t.name WHERE s.name = d.subscription)))))
+       -- that say so (onDeadMessage: block-group). Two lookups, each on its own partial index (one OR-ed lookup
+       -- could only scan the table).
+       AND (d.group_key IS NULL OR (
+             NOT EXISTS (
+               SELECT 1 FROM rowcast.deliveries e
+                WHERE e.subscription = d.subscription AND e.group_key = d.group_key AND e.seq < d.seq AND e.state IN ('pending', 'in_flight'))
+             AND NOT (
+               (SELECT t.fifo_dead_blocks FROM rowcast.topics t JOIN rowcast.subscriptions s ON s.topic = t.name WHERE s.name = d.subscription)
+               AND EXISTS (
+                 SELECT 1 FROM rowcast.deliveries e
+                  WHERE e.subscription = d.subscription AND e.state = 'dead' AND e.group_key = d.group_key AND e.seq < d.seq))))
      ORDER BY d.available_at, d.id
      LIMIT w.n FOR UPDATE SKIP LOCKED) d
 )
