@@ -60,6 +60,25 @@ async function rowcastStages(pool: Pool, table: string, commits: ReadonlyMap<num
   return `stages on PostgreSQL's clock: trigger → routed p50 ${f(r.route50)} / p99 ${f(r.route99)} ms, routed → delivery recorded p50 ${f(r.deliver50)} / p99 ${f(r.deliver99)} ms`;
 }
 
+/**
+ * The function chain's stages, on PostgreSQL's clock: trigger → invocation queued (routing) → its results statement
+ * began (hand-off to the handler thread, the handler, batching) → delivery recorded done (webhook, batching).
+ */
+async function functionStages(pool: Pool, table: string, commits: ReadonlyMap<number, number>): Promise<string> {
+  const ids = [...commits.keys()];
+  const { rows } = await pool.query<Record<string, number | null>>(
+    `SELECT ${['q', 'r', 'd'].map((c) => `percentile_cont(0.5) WITHIN GROUP (ORDER BY ${c}) AS ${c}50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ${c}) AS ${c}99`).join(', ')}
+       FROM (SELECT extract(epoch FROM i.created_at - e.captured_at) * 1000 AS q, extract(epoch FROM i.finished_at - i.created_at) * 1000 AS r,
+                    extract(epoch FROM d.delivered_at - i.finished_at) * 1000 AS d
+               FROM rowcast.events e JOIN rowcast.invocations i ON i.event_id = e.id JOIN rowcast.deliveries d ON d.message_id = i.published[1]
+              WHERE e.table_name = $1 AND (e.key ->> 'id')::bigint BETWEEN $2 AND $3) AS t`,
+    [table, Math.min(...ids), Math.max(...ids)],
+  );
+  const f = (v: number | null | undefined) => (v == null ? '?' : Number(v).toFixed(1));
+  const r = rows[0] ?? {};
+  return `stages on PostgreSQL's clock: trigger → invocation queued p50 ${f(r.q50)} / p99 ${f(r.q99)} ms, → results written p50 ${f(r.r50)} / p99 ${f(r.r99)} ms, → delivery recorded p50 ${f(r.d50)} / p99 ${f(r.d99)} ms`;
+}
+
 export const latency: Scenario = {
   id: 'latency',
   title: 'latency: commit → webhook / task start at a steady rate',
@@ -138,7 +157,10 @@ export const latency: Scenario = {
         const overall = summarizeLatency(all.values, all.missing);
         const note = `${written.commits.size} events at ${Math.round(written.achievedRate)}/s${overall.missing ? `, ${overall.missing} never arrived` : ''}; whole run p50 ${overall.p50.toFixed(2)}, p99 ${overall.p99.toFixed(2)}, max ${overall.max.toFixed(1)} ms`;
         ctx.log(`latency: ${system.name}: ${note}`);
-        const stages = system.table === 'latency_direct' ? await rowcastStages(db.pool, system.table, written.commits) : undefined;
+        const stages =
+          system.table === 'latency_direct' ? await rowcastStages(db.pool, system.table, written.commits)
+          : system.table === 'latency_function' ? await functionStages(db.pool, system.table, written.commits)
+          : undefined;
         if (stages) ctx.log(`latency: ${system.name}: ${stages}`);
         const m = (stat: 'p50' | 'p99' | 'max') =>
           results.add({ scenario: 'latency', name: `${system.name} ${stat}`, unit: 'ms', value: spread(summaries.map((s) => s[stat])), note: stat === 'p50' ? note : stat === 'max' ? stages : undefined });
