@@ -48,7 +48,8 @@ export const sustained: Scenario = {
       await receiver.waitFor(warm.commits.size, 60_000);
 
       const step = async (rate: number, durationMs: number): Promise<Step> => {
-        await rowcast!.idle(db.pool, 120_000);
+        // A rate that was not held leaves a backlog: the next step starts once it is delivered.
+        await rowcast!.drained(db.pool, 300_000);
         await receiver.reset(true);
         const rowsPerStatement = Math.max(1, Math.round(rate / 200));
         const written = await writeAtRate(db.url, { rate, durationMs, connections: 8, rowsPerStatement, ids, sql: insertBatchSql('sustained') });

@@ -107,6 +107,18 @@ export class RowcastProcess {
     }
   }
 
+  /** Idle, with nothing left to deliver: a step that starts now inherits no backlog from the one before. */
+  async drained(pool: Pool, timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { rows } = await pool.query(`SELECT EXISTS (SELECT 1 FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight')) AS busy`);
+      if (!rows[0].busy) break;
+      if (Date.now() > deadline) throw new Error(`rowcast did not deliver its backlog within ${timeoutMs} ms: ${this.out}`);
+      await sleep(100);
+    }
+    await this.idle(pool, Math.max(1000, deadline - Date.now()));
+  }
+
   /** Peak resident set size so far, in bytes. */
   get peakRssBytes(): number {
     const m = readRss(this.pid);
