@@ -16,7 +16,7 @@ import { FunctionSink } from '../subscriptions/sinks/function/function-sink.js';
 import { HttpSink } from '../subscriptions/sinks/http/http-sink.js';
 import type { OutboundMessage, SendOutcome, Sink, Subscription } from '../subscriptions/sinks/sink.js';
 import type { ClaimChecks } from '../topics/claim-check.js';
-import type { DirectClaim } from '../topics/route-events.js';
+import type { DirectClaim } from '../topics/fan-out.js';
 import { ClaimLoop } from './claim-loop.js';
 import { ClaimSession } from './claim-session.js';
 

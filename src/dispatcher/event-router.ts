@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
-import { type DirectClaimant, type InvocationClaimant, type RouteResult, routeEvents } from '../topics/route-events.js';
+import type { DirectClaimant } from '../topics/fan-out.js';
+import { type InvocationClaimant, type RouteResult, routeEvents } from '../topics/route-events.js';
 import type { Listener } from './listener.js';
 import { WakeSignal } from './wake-signal.js';
 

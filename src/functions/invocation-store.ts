@@ -1,8 +1,7 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { prepared } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../subscriptions/delivery-store.js';
-import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, directClaimDeliveriesSql, publishMessages } from '../topics/fan-out.js';
-import type { DirectClaim } from '../topics/route-events.js';
+import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, type DirectClaim, directClaimDeliveriesSql, directClaimValues, publishMessages } from '../topics/fan-out.js';
 import type { PublishedMessage, TopicRules } from './thread-protocol.js';
 
 export interface ClaimedInvocation {
@@ -112,9 +111,7 @@ export interface CompletionOutcome {
 export async function completeInvocations(pool: Pool, results: InvocationResult[], direct?: DirectClaim): Promise<CompletionOutcome> {
   if (!results.length) return { recorded: new Set(), deliveries: 0, claimed: [] };
   if (!results.some((r) => r.messages.some((m) => m.dedupKey))) {
-    const wanted = [...(direct?.wanted ?? [])].filter(([, n]) => n > 0);
-    const params = [...completionParams(results), wanted.map(([name]) => name), wanted.map(([, n]) => n), direct?.leaseMs ?? 0, direct?.owner ?? null];
-    const { rows } = await pool.query(completeInOneStatement(params));
+    const { rows } = await pool.query(completeInOneStatement([...completionParams(results), ...directClaimValues(direct)]));
     const row = rows[0]!;
     if (!row.filtered) return { recorded: new Set(row.recorded as string[]), deliveries: row.deliveries, claimed: ((row.claimed ?? []) as Record<string, unknown>[]).map(toClaimedDelivery) };
   }

@@ -1,4 +1,5 @@
 import type { PoolClient } from '../store/pool.js';
+import type { ClaimedDelivery } from '../subscriptions/delivery-store.js';
 import type { OutboundMessage } from '../subscriptions/sinks/sink.js';
 import { type FilterPolicyScope, matchesFilterPolicy } from '../subscriptions/filter-policy/filter-policy.js';
 
@@ -28,6 +29,25 @@ export const UNFILTERED_DELIVERIES_SQL = `
     FROM m JOIN rowcast.topics t ON t.name = m.topic
     JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL
   RETURNING message_id`;
+
+/** Deliveries the calling process can start now, per subscription, and the lease they get. */
+export interface DirectClaim {
+  wanted: Map<string, number>;
+  leaseMs: number;
+  owner: string;
+}
+
+/** A process's delivery worker, as statements that create deliveries see it: it may take them leased at once. */
+export interface DirectClaimant {
+  directClaim(): DirectClaim | undefined;
+  adoptClaimed(claimed: ClaimedDelivery[], leaseMs: number): void;
+}
+
+/** The values of a statement's direct-claim parameters, in DirectClaimParams' order (nothing leased without one). */
+export function directClaimValues(direct: DirectClaim | undefined): unknown[] {
+  const wanted = [...(direct?.wanted ?? [])].filter(([, n]) => n > 0);
+  return [wanted.map(([name]) => name), wanted.map(([, n]) => n), direct?.leaseMs ?? 0, direct?.owner ?? null];
+}
 
 /** Placeholders of a statement's direct-claim parameters: subscription names, how many each, lease (ms), owner. */
 export interface DirectClaimParams {

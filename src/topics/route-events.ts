@@ -1,8 +1,19 @@
+import type { ClaimedInvocation } from '../functions/invocation-store.js';
 import { type Pool, withTransaction } from '../store/pool.js';
 import { prepared } from '../store/sql.js';
-import type { ClaimedInvocation } from '../functions/invocation-store.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../subscriptions/delivery-store.js';
-import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, directClaimDeliveriesSql, FAN_OUT_RESULT_SQL, FILTER_CANDIDATES_SQL, type FanOutRow, finishFanOut, UNFILTERED_DELIVERIES_SQL } from './fan-out.js';
+import {
+  COUNT_UNMATCHED_SQL,
+  DIRECTLY_CLAIMED_SQL,
+  type DirectClaim,
+  directClaimDeliveriesSql,
+  directClaimValues,
+  FAN_OUT_RESULT_SQL,
+  FILTER_CANDIDATES_SQL,
+  type FanOutRow,
+  finishFanOut,
+  UNFILTERED_DELIVERIES_SQL,
+} from './fan-out.js';
 
 export interface RouteResult {
   events: number;
@@ -14,19 +25,6 @@ export interface RouteResult {
   claimed: ClaimedDelivery[];
   /** New invocations leased to the caller at once (DirectInvocationClaim), to be run by it. */
   claimedInvocations: ClaimedInvocation[];
-}
-
-/** Deliveries the calling process can start now, per subscription, and the lease they get. */
-export interface DirectClaim {
-  wanted: Map<string, number>;
-  leaseMs: number;
-  owner: string;
-}
-
-/** A process's delivery worker, as statements that create deliveries see it: it may take them leased at once. */
-export interface DirectClaimant {
-  directClaim(): DirectClaim | undefined;
-  adoptClaimed(claimed: ClaimedDelivery[], leaseMs: number): void;
 }
 
 /** Invocations the calling process can run now (in concurrency slots it holds), per function, and their leases. */
@@ -141,15 +139,11 @@ const filteredSeenAt = new WeakMap<Pool, number>();
 
 export async function routeEvents(pool: Pool, batchSize: number, direct: { deliveries?: DirectClaim; invocations?: DirectInvocationClaim } = {}): Promise<RouteResult> {
   if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
-    const subscriptions = [...(direct.deliveries?.wanted ?? [])].filter(([, n]) => n > 0);
     const functions = [...(direct.invocations?.wanted ?? [])].filter(([, w]) => w.n > 0);
     const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number; claimed: Record<string, unknown>[] | null; claimed_invocations: ClaimedInvocationRow[] | null }>(
       routeOneStatement([
         batchSize,
-        subscriptions.map(([name]) => name),
-        subscriptions.map(([, n]) => n),
-        direct.deliveries?.leaseMs ?? 0,
-        direct.deliveries?.owner ?? null,
+        ...directClaimValues(direct.deliveries),
         functions.map(([name]) => name),
         functions.map(([, w]) => w.n),
         functions.map(([, w]) => w.leaseMs),
