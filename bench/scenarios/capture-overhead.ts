@@ -3,7 +3,6 @@
  * a rowcast capture (row payload) while a rowcast process runs (so the wake-up path is the real one); and rows/s
  * of 100-row INSERTs from 8 writers: bare vs row-level vs statement-level capture.
  */
-import { parseConfig } from '../../src/config/load.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, insertOneSql, referenceTableDdl } from '../support/postgres.js';
@@ -12,23 +11,13 @@ import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js'
 import { spread } from '../support/stats.js';
 import { commitsPerSecond, IdSequence, insertBatchSql } from '../support/writers.js';
 
-function config(statement: boolean): RowcastConfigInput {
-  const captures: Record<string, unknown> = { row: { table: 'captured', topic: 'changes', operations: ['INSERT'] } };
-  // `mode` may not be in this build's config type yet; parseConfig decides at run time.
-  if (statement) captures.statement = { table: 'captured_statement', topic: 'changes', operations: ['INSERT'], mode: 'statement' };
-  return { topics: { changes: {} }, captures: captures as RowcastConfigInput['captures'] };
-}
-
-/** Whether this build accepts statement-level captures (being added in parallel; checked, never assumed). */
-function statementCaptureSupport(): string | null {
-  try {
-    parseConfig(config(true), 'bench config');
-    return null;
-  } catch (err) {
-    const problems = (err as { problems?: string[] }).problems;
-    return `not available (${problems?.[0] ?? (err as Error).message.split('\n')[0]})`;
-  }
-}
+const CONFIG: RowcastConfigInput = {
+  topics: { changes: {} },
+  captures: {
+    row: { table: 'captured', topic: 'changes', operations: ['INSERT'] },
+    statement: { table: 'captured_statement', topic: 'changes', operations: ['INSERT'], mode: 'statement' },
+  },
+};
 
 export const captureOverhead: Scenario = {
   id: 'capture',
@@ -39,16 +28,8 @@ export const captureOverhead: Scenario = {
     let rowcast: RowcastProcess | undefined;
     try {
       for (const t of ['bare', 'captured', 'captured_statement']) await db.pool.query(referenceTableDdl(t));
-      let statementMissing = statementCaptureSupport();
-      await applyBenchConfig(db.pool, config(false));
-      if (!statementMissing) {
-        try {
-          await applyBenchConfig(db.pool, config(true));
-        } catch (err) {
-          statementMissing = `not available (apply failed: ${(err as Error).message.split('\n')[0]})`;
-        }
-      }
-      rowcast = RowcastProcess.start(db.url, config(!statementMissing));
+      await applyBenchConfig(db.pool, CONFIG);
+      rowcast = RowcastProcess.start(db.url, CONFIG);
       await rowcast.started(db.pool);
       const ids = new IdSequence();
       const { durationMs, warmupMs, rowsPerStatement } = profile.capture;
@@ -71,7 +52,6 @@ export const captureOverhead: Scenario = {
         for (const writers of [1, 8]) for (const table of order) await run(`${writers}w ${table}`, table, writers, 1);
         const multiOrder = rep % 2 ? ['captured_statement', 'captured', 'bare'] : ['bare', 'captured', 'captured_statement'];
         for (const table of multiOrder) {
-          if (table === 'captured_statement' && statementMissing) continue;
           await run(table, table, 8, rowsPerStatement);
         }
       }
@@ -88,7 +68,7 @@ export const captureOverhead: Scenario = {
       const bare = add(`${label}: bare`, 'rows/s', multi.bare);
       const row = add(`${label}: row-level capture`, 'rows/s', multi.captured);
       results.ratio(row, bare, 'bare');
-      const statement = add(`${label}: statement-level capture`, 'rows/s', multi.captured_statement, statementMissing ?? undefined);
+      const statement = add(`${label}: statement-level capture`, 'rows/s', multi.captured_statement);
       const toBare = results.ratio(statement, bare, 'bare');
       const toRow = statement.value && row.value ? statement.value.median / row.value.median : undefined;
       if (toBare !== undefined && toRow !== undefined) {
