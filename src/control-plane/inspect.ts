@@ -2,7 +2,7 @@ import { ErrorCodes, RowcastError } from '../errors.js';
 import { activity, type ActivityRow, BUCKET_MS, functionRatesOf, LATENCY_BOUNDS, minuteStart, type Rates, ratesOf, seriesOf, type StatsPoint, stepsOf, subscriptionRatesOf } from '../observability/activity.js';
 import { redactEndpoint } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
-import { getStatus, type Status } from './operations.js';
+import { getStatus, type Status, type SubscriptionStatus } from './operations.js';
 
 /*
  * Read models of the admin API (and of anyone using the library): what is declared, what flows, what is stuck.
@@ -183,19 +183,9 @@ export async function listTopics(pool: Pool, known?: Promise<Status>): Promise<T
   });
 }
 
-export interface SubscriptionInfo {
-  name: string;
-  topic: string;
-  protocol: string;
-  /** Where it delivers, credentials redacted. */
-  endpoint: string;
-  state: 'active' | 'paused' | 'disabled';
-  stateReason: string | null;
-  pending: number;
-  inFlight: number;
-  dead: number;
+/** A subscription's status (its age in seconds, as everywhere in the API) with its rates and settings. */
+export interface SubscriptionInfo extends Omit<SubscriptionStatus, 'oldestPendingMs'> {
   oldestPendingAgeSeconds: number | null;
-  lastError: string | null;
   deliveredPerMinute: number;
   errorsPerMinute: number;
   format: string;

@@ -10,6 +10,7 @@ export interface SubscriptionStatus {
   name: string;
   topic: string;
   protocol: string;
+  /** Where it delivers, credentials redacted. */
   endpoint: string;
   state: 'active' | 'paused' | 'disabled';
   stateReason: string | null;

@@ -17,6 +17,21 @@ export interface ClaimedInvocation {
   ageMs: number;
 }
 
+/** A claimed invocation as claims (and routing's direct leases) return it, as json. */
+export interface ClaimedInvocationRow {
+  id: string;
+  attempts: number;
+  payload: string;
+  client_context: unknown;
+  trace: string | null;
+  /** Absent for one leased as it was created. */
+  age_ms?: number;
+}
+
+export function toClaimedInvocation(fn: string, r: ClaimedInvocationRow): ClaimedInvocation {
+  return { key: r.id, group: fn, id: r.id, attempt: r.attempts, payload: r.payload, clientContext: r.client_context, trace: r.trace, ageMs: Number(r.age_ms ?? 0) };
+}
+
 /**
  * A function's concurrency is global: it has `limit` slots, each a session-level advisory lock
  * (hashtext('rowcast.function:' || name), slot number) held on one connection of the process that runs handlers
@@ -66,10 +81,9 @@ export async function claimInvocations(
 ): Promise<ClaimOutcome> {
   const { rows } = await client.query(claimStatement([fn, n, slots.limit, slots.held, leaseMs, owner]));
   const row = rows[0]!;
-  const items = (row.items ?? []) as { id: string; attempts: number; payload: string; client_context: unknown; trace: string | null; age_ms: number }[];
   return {
     taken: row.taken as number[],
-    items: items.map((r) => ({ key: r.id, group: fn, id: r.id, attempt: r.attempts, payload: r.payload, clientContext: r.client_context, trace: r.trace, ageMs: Number(r.age_ms) })),
+    items: ((row.items ?? []) as ClaimedInvocationRow[]).map((r) => toClaimedInvocation(fn, r)),
   };
 }
 

@@ -1,4 +1,4 @@
-import type { ClaimedInvocation } from '../functions/invocation-store.js';
+import { type ClaimedInvocation, type ClaimedInvocationRow, toClaimedInvocation } from '../functions/invocation-store.js';
 import { type Pool, withTransaction } from '../store/pool.js';
 import { prepared } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../subscriptions/delivery-store.js';
@@ -124,15 +124,6 @@ const TRANSACTION_SQL = routeSql(false);
 const routeOneStatement = prepared('route', ONE_STATEMENT_SQL);
 const routeInTransaction = prepared('route_filtered', TRANSACTION_SQL);
 
-interface ClaimedInvocationRow {
-  id: string;
-  function: string;
-  attempts: number;
-  payload: string;
-  client_context: unknown;
-  trace: string | null;
-}
-
 /** How long routing keeps to the transactional form after meeting a filtered subscription. */
 const FILTERED_RECHECK_MS = 10_000;
 const filteredSeenAt = new WeakMap<Pool, number>();
@@ -140,7 +131,7 @@ const filteredSeenAt = new WeakMap<Pool, number>();
 export async function routeEvents(pool: Pool, batchSize: number, direct: { deliveries?: DirectClaim; invocations?: DirectInvocationClaim } = {}): Promise<RouteResult> {
   if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
     const functions = [...(direct.invocations?.wanted ?? [])].filter(([, w]) => w.n > 0);
-    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number; claimed: Record<string, unknown>[] | null; claimed_invocations: ClaimedInvocationRow[] | null }>(
+    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number; claimed: Record<string, unknown>[] | null; claimed_invocations: (ClaimedInvocationRow & { function: string })[] | null }>(
       routeOneStatement([
         batchSize,
         ...directClaimValues(direct.deliveries),
@@ -158,7 +149,7 @@ export async function routeEvents(pool: Pool, batchSize: number, direct: { deliv
         deliveries: row.unfiltered,
         invocations: row.invocations,
         claimed: (row.claimed ?? []).map(toClaimedDelivery),
-        claimedInvocations: (row.claimed_invocations ?? []).map((i) => ({ key: i.id, group: i.function, id: i.id, attempt: i.attempts, payload: i.payload, clientContext: i.client_context, trace: i.trace, ageMs: 0 })),
+        claimedInvocations: (row.claimed_invocations ?? []).map((i) => toClaimedInvocation(i.function, i)),
       };
     }
     filteredSeenAt.set(pool, Date.now());
