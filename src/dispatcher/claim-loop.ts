@@ -122,8 +122,7 @@ export abstract class ClaimLoop<C extends Claimed> {
   }
 
   /** Items leased to this process by someone else's statement (see adoptable): they start like claimed ones. */
-  adopt(items: C[]): void {
-    const claimedAt = Date.now();
+  adopt(items: C[], claimedAt: number): void {
     for (const item of items) this.enqueue(item, claimedAt);
     this.pumpAll();
     // Some could not start (a function's slot was given back meanwhile): the loop takes slots and starts them.

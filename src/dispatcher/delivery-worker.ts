@@ -118,12 +118,12 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   /** What routing and publishing may lease to this process as they create deliveries (see adoptable). */
   directClaim(): DirectClaim | undefined {
     const wanted = this.adoptable();
-    return wanted.size ? { wanted, leaseMs: this.leaseFor(wanted.keys()), owner: this.options.owner } : undefined;
+    return wanted.size ? { wanted, leaseMs: this.leaseFor(wanted.keys()), owner: this.options.owner, claimedAt: Date.now() } : undefined;
   }
 
   /** Deliveries leased to this process by the statement that created them (directClaim's lease). */
-  adoptClaimed(claimed: ClaimedDelivery[], leaseMs: number): void {
-    if (claimed.length) this.adopt(claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })));
+  adoptClaimed(claimed: ClaimedDelivery[], { leaseMs, claimedAt }: DirectClaim): void {
+    if (claimed.length) this.adopt(claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })), claimedAt);
   }
 
   /**

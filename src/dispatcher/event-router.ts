@@ -111,8 +111,8 @@ export class EventRouter {
           if (notified) this.onNotified();
           throw err;
         });
-        if (direct.deliveries && routed.claimed.length) this.deliveries!.adoptClaimed(routed.claimed, direct.deliveries.leaseMs);
-        if (routed.claimedInvocations.length) this.functions!.adoptInvocations(routed.claimedInvocations);
+        if (direct.deliveries && routed.claimed.length) this.deliveries!.adoptClaimed(routed.claimed, direct.deliveries);
+        if (direct.invocations && routed.claimedInvocations.length) this.functions!.adoptInvocations(routed.claimedInvocations, direct.invocations);
         // Unless this pass queued invocations (onRouted wakes the function worker then).
         if (notified && !routed.invocations) this.onNotified();
         const { events } = routed;

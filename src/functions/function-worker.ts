@@ -119,12 +119,12 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   directInvocationClaim(): DirectInvocationClaim | undefined {
     const wanted = new Map<string, { n: number; leaseMs: number }>();
     for (const [name, n] of this.adoptable()) wanted.set(name, { n, leaseMs: this.functions.get(name)!.leaseMs });
-    return wanted.size ? { wanted, owner: this.options.owner } : undefined;
+    return wanted.size ? { wanted, owner: this.options.owner, claimedAt: Date.now() } : undefined;
   }
 
   /** Invocations leased to this process by the routing statement that created them. */
-  adoptInvocations(claimed: ClaimedInvocation[]): void {
-    this.adopt(claimed);
+  adoptInvocations(claimed: ClaimedInvocation[], direct: DirectInvocationClaim): void {
+    this.adopt(claimed, direct.claimedAt);
   }
 
   /** Handlers run only in slots held. */
@@ -247,7 +247,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       try {
         const direct = this.deliveries?.directClaim();
         const { recorded, deliveries, claimed } = await completeInvocations(this.pool, batch.map((b) => b.result), direct);
-        if (direct && claimed.length) this.deliveries!.adoptClaimed(claimed, direct.leaseMs);
+        if (direct && claimed.length) this.deliveries!.adoptClaimed(claimed, direct);
         // Deliveries are counted per batch, not per invocation: the batch wakes the delivery worker once.
         for (const b of batch) b.done(recorded.has(b.result.id) ? 0 : null);
         if (deliveries) this.onPublished(deliveries);

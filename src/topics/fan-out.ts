@@ -35,12 +35,14 @@ export interface DirectClaim {
   wanted: Map<string, number>;
   leaseMs: number;
   owner: string;
+  /** Taken before the statement runs: its leases count from no earlier than this. */
+  claimedAt: number;
 }
 
 /** A process's delivery worker, as statements that create deliveries see it: it may take them leased at once. */
 export interface DirectClaimant {
   directClaim(): DirectClaim | undefined;
-  adoptClaimed(claimed: ClaimedDelivery[], leaseMs: number): void;
+  adoptClaimed(claimed: ClaimedDelivery[], direct: DirectClaim): void;
 }
 
 /** The values of a statement's direct-claim parameters, in DirectClaimParams' order (nothing leased without one). */

@@ -31,12 +31,14 @@ export interface RouteResult {
 export interface DirectInvocationClaim {
   wanted: Map<string, { n: number; leaseMs: number }>;
   owner: string;
+  /** Taken before the statement runs: its leases count from no earlier than this. */
+  claimedAt: number;
 }
 
 /** A process's function worker, as routing sees it: it may take new invocations leased at once. */
 export interface InvocationClaimant {
   directInvocationClaim(): DirectInvocationClaim | undefined;
-  adoptInvocations(claimed: ClaimedInvocation[]): void;
+  adoptInvocations(claimed: ClaimedInvocation[], direct: DirectInvocationClaim): void;
 }
 
 /**

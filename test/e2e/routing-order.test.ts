@@ -53,7 +53,7 @@ test('routing leases new deliveries to the caller as far as it has room, oldest 
   await db.pool.query('INSERT INTO items SELECT g FROM generate_series(1, 5) g');
   await db.pool.query('UPDATE counters SET v = 2 WHERE id = 1');
   const owner = 'test-process';
-  const routed = await routeEvents(db.pool, 100, { deliveries: { wanted: new Map([['first', 3], ['ordered', 5]]), leaseMs: 60_000, owner } });
+  const routed = await routeEvents(db.pool, 100, { deliveries: { wanted: new Map([['first', 3], ['ordered', 5]]), leaseMs: 60_000, owner, claimedAt: Date.now() } });
   assert.equal(routed.events, 6);
   assert.deepEqual(routed.claimed.map((c) => [c.subscription, c.attempt, JSON.parse(c.message.body).after.id]), [['first', 1, 1], ['first', 1, 2], ['first', 1, 3]]);
   const { rows } = await db.pool.query(
@@ -67,13 +67,13 @@ test('routing leases new deliveries to the caller as far as it has room, oldest 
     { subscription: 'second', state: 'pending', attempts: 0, lease_owner: null, n: 5, leased: false },
   ]);
   // Nothing more to route: nothing leased.
-  assert.deepEqual((await routeEvents(db.pool, 100, { deliveries: { wanted: new Map([['second', 5]]), leaseMs: 60_000, owner } })).claimed, []);
+  assert.deepEqual((await routeEvents(db.pool, 100, { deliveries: { wanted: new Map([['second', 5]]), leaseMs: 60_000, owner, claimedAt: Date.now() } })).claimed, []);
 });
 
 test('routing leases new invocations to the caller for the slots it holds free', async () => {
   await db.pool.query('INSERT INTO jobs SELECT g FROM generate_series(1, 3) g');
   const owner = 'test-process';
-  const routed = await routeEvents(db.pool, 100, { invocations: { wanted: new Map([['work', { n: 2, leaseMs: 60_000 }]]), owner } });
+  const routed = await routeEvents(db.pool, 100, { invocations: { wanted: new Map([['work', { n: 2, leaseMs: 60_000 }]]), owner, claimedAt: Date.now() } });
   assert.equal(routed.invocations, 3);
   assert.deepEqual(routed.claimedInvocations.map((i) => [i.group, i.attempt, JSON.parse(i.payload).after.id]), [['work', 1, 1], ['work', 1, 2]]);
   const { rows } = await db.pool.query(
