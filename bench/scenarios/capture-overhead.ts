@@ -1,9 +1,12 @@
 /**
  * 1. Capture overhead: commits/s of single-row INSERTs from 1 and 8 writers on the reference table, bare vs with
- * a rowcast capture (row payload) while a rowcast process runs (so the wake-up path is the real one); and rows/s
- * of 100-row INSERTs from 8 writers: bare vs row-level vs statement-level capture.
+ * a rowcast capture (row payload) while a rowcast process runs (so the wake-up path is the real one): by a row
+ * trigger, and by logical replication (no trigger; the process decodes the write-ahead log and writes the events
+ * meanwhile, on the same 2 cores). And rows/s of 100-row INSERTs from 8 writers: bare vs row-level vs
+ * statement-level vs logical capture.
  */
 import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { Pool } from '../../src/store/pool.js';
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, insertOneSql, referenceTableDdl } from '../support/postgres.js';
 import type { Measurement } from '../support/report.js';
@@ -16,8 +19,20 @@ const CONFIG: RowcastConfigInput = {
   captures: {
     row: { table: 'captured', topic: 'changes', operations: ['INSERT'] },
     statement: { table: 'captured_statement', topic: 'changes', operations: ['INSERT'], mode: 'statement' },
+    logical: { table: 'captured_logical', topic: 'changes', operations: ['INSERT'], mode: 'logical' },
   },
 };
+
+/** Waits until every row written to the logically captured table is an event (the slot has caught up). */
+async function logicalCaughtUp(pool: Pool, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query(`SELECT (SELECT count(*) FROM captured_logical) = (SELECT count(*) FROM rowcast.events WHERE capture = 'logical') AS done`);
+    if (rows[0].done) return;
+    if (Date.now() > deadline) throw new Error(`logical capture did not catch up within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 export const captureOverhead: Scenario = {
   id: 'capture',
@@ -27,7 +42,7 @@ export const captureOverhead: Scenario = {
     const db = await createScratchDatabase(ctx.server, 'capture');
     let rowcast: RowcastProcess | undefined;
     try {
-      for (const t of ['bare', 'captured', 'captured_statement']) await db.pool.query(referenceTableDdl(t));
+      for (const t of ['bare', 'captured', 'captured_statement', 'captured_logical']) await db.pool.query(referenceTableDdl(t));
       await applyBenchConfig(db.pool, CONFIG);
       rowcast = RowcastProcess.start(db.url, CONFIG);
       await rowcast.started(db.pool);
@@ -37,7 +52,8 @@ export const captureOverhead: Scenario = {
       const single: Record<string, number[]> = {};
       const multi: Record<string, number[]> = {};
       const run = async (key: string, table: string, writers: number, rows: number) => {
-        // Each measurement starts with everything routed, so a backlog from the last one costs it nothing.
+        // Each measurement starts with everything captured and routed, so a backlog from the last one costs it nothing.
+        await logicalCaughtUp(db.pool, 120_000);
         await rowcast!.idle(db.pool, 120_000);
         const sql = rows === 1 ? insertOneSql(table) : insertBatchSql(table)(rows);
         const perSecond = await commitsPerSecond(db.url, { writers, durationMs, warmupMs, sql, params: () => [ids.take(rows)] });
@@ -48,9 +64,9 @@ export const captureOverhead: Scenario = {
       for (let rep = 0; rep < profile.reps; rep++) {
         ctx.log(`capture: repetition ${rep + 1}/${profile.reps}`);
         // Bare and captured alternate in order, so a drift of the machine does not favour either.
-        const order = rep % 2 ? (['captured', 'bare'] as const) : (['bare', 'captured'] as const);
+        const order = rep % 2 ? ['captured_logical', 'captured', 'bare'] : ['bare', 'captured', 'captured_logical'];
         for (const writers of [1, 8]) for (const table of order) await run(`${writers}w ${table}`, table, writers, 1);
-        const multiOrder = rep % 2 ? ['captured_statement', 'captured', 'bare'] : ['bare', 'captured', 'captured_statement'];
+        const multiOrder = rep % 2 ? ['captured_logical', 'captured_statement', 'captured', 'bare'] : ['bare', 'captured', 'captured_statement', 'captured_logical'];
         for (const table of multiOrder) {
           await run(table, table, 8, rowsPerStatement);
         }
@@ -59,10 +75,13 @@ export const captureOverhead: Scenario = {
       const add = (name: string, unit: string, values: number[] | undefined, note?: string): Measurement =>
         results.add({ scenario: 'capture', name, unit, value: values?.length ? spread(values) : null, note });
       for (const writers of [1, 8]) {
-        const bare = add(`single-row INSERT, ${writers} writer${writers > 1 ? 's' : ''}: bare`, 'commits/s', single[`${writers}w bare`]);
-        const captured = add(`single-row INSERT, ${writers} writer${writers > 1 ? 's' : ''}: rowcast capture`, 'commits/s', single[`${writers}w captured`]);
-        const r = results.ratio(captured, bare, 'bare');
-        if (writers === 8) results.target(captured, '≥ 0.80× bare', r === undefined ? undefined : r >= 0.8);
+        const label = `single-row INSERT, ${writers} writer${writers > 1 ? 's' : ''}`;
+        const bare = add(`${label}: bare`, 'commits/s', single[`${writers}w bare`]);
+        const captured = add(`${label}: rowcast capture (row trigger)`, 'commits/s', single[`${writers}w captured`]);
+        results.ratio(captured, bare, 'bare');
+        const logical = add(`${label}: rowcast capture (logical replication)`, 'commits/s', single[`${writers}w captured_logical`]);
+        const r = results.ratio(logical, bare, 'bare');
+        if (writers === 8) results.target(logical, '≥ 0.80× bare', r === undefined ? undefined : r >= 0.8);
       }
       const label = `${rowsPerStatement}-row INSERT, 8 writers`;
       const bare = add(`${label}: bare`, 'rows/s', multi.bare);
@@ -74,6 +93,7 @@ export const captureOverhead: Scenario = {
       if (toBare !== undefined && toRow !== undefined) {
         results.target(statement, `≥ 1.4× row-level (${toRow.toFixed(2)}×) and ≥ 0.40× bare`, toRow >= 1.4 && toBare >= 0.4);
       }
+      results.ratio(add(`${label}: logical capture`, 'rows/s', multi.captured_logical), bare, 'bare');
     } finally {
       await rowcast?.stop();
       await db.drop();

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { dropDatabaseSlots } from '../../src/capture/logical-ddl.js';
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createPool, type Pool } from '../../src/store/pool.js';
@@ -25,7 +26,7 @@ export interface ScratchDatabase {
 }
 
 /** Settings the figures depend on; recorded with the results. */
-const RECORDED = ['server_version', 'fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'shared_buffers', 'max_connections'];
+const RECORDED = ['server_version', 'fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'shared_buffers', 'max_connections', 'wal_level'];
 
 export async function startBenchServer(log: (line: string) => void): Promise<BenchServer> {
   const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
@@ -72,6 +73,7 @@ export async function createScratchDatabase(server: Pick<BenchServer, 'adminUrl'
       await pool.end();
       const c = new pg.Client({ connectionString: server.adminUrl });
       await c.connect();
+      await dropDatabaseSlots(c, name).catch(() => {});
       await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`).catch(() => {});
       await c.end();
     },

@@ -3,9 +3,11 @@ import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../
 import { ErrorCodes, RowcastError } from '../errors.js';
 import { redactEndpoint, redactSecrets } from '../observability/logger.js';
 import { assertMigrated } from '../store/migrate.js';
+import { ident, literal, qualified } from '../store/sql.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { generateSecret, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
 import { readTableInfo } from './table-info.js';
+import { isLogical, logicalCaptureDdl, PUBLICATION, slotName } from './logical-ddl.js';
 import { captureDdl, dropCaptureDdl } from './trigger-ddl.js';
 
 export interface PlanStep {
@@ -22,7 +24,7 @@ export interface ApplyResult {
   applied: boolean;
 }
 
-const APPLY_LOCK = 0x726f_7761; // one apply at a time per database
+const APPLY_LOCK = 0x726f_7761;
 
 /** Splits "schema.table" / "table" / { schema, name } into its parts. */
 export function tableName(table: RowcastConfig['captures'][string]['table'], where: string): { schema: string; name: string } {
@@ -40,9 +42,27 @@ export function tableName(table: RowcastConfig['captures'][string]['table'], whe
 export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun?: boolean; onProgress?: (line: string) => void } = {}): Promise<ApplyResult> {
   await assertMigrated(pool);
   const client = await pool.connect();
+  const slot = slotName(await currentDatabase(client));
+  const logical = Object.values(config.captures).some(isLogical);
+  const created: string[] = [];
   try {
+    // One apply at a time per database, from the slot and publication made first to the commit.
+    await client.query('SELECT pg_advisory_lock($1)', [APPLY_LOCK]);
+    // Logical captures stream from a replication slot that must exist before their tables join the publication:
+    // every change committed after this apply is then in the slot. The publication must exist before the slot
+    // (decoding looks it up as of each decoded transaction), so both are made first, each committed on its own:
+    // the publication empty (the apply's transaction names its tables), then the slot, from another connection
+    // while this one holds no transaction (a new slot waits for running transactions to end).
+    if (logical && !options.dryRun && (await logicalDecodingReady(client)) && !(await slotExists(client, slot))) {
+      if (!(await publicationExists(client))) {
+        await client.query(`CREATE PUBLICATION ${ident(PUBLICATION)} WITH (publish_via_partition_root = true)`);
+        created.push(`DROP PUBLICATION IF EXISTS ${ident(PUBLICATION)}`);
+      }
+      options.onProgress?.(`creating replication slot ${slot} (waits for running transactions to end)`);
+      await pool.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+      created.push(`SELECT pg_drop_replication_slot(${literal(slot)})`);
+    }
     await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [APPLY_LOCK]);
     const steps = await planApply(client, config);
     if (options.dryRun) {
       await client.query('ROLLBACK');
@@ -59,11 +79,21 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
     // Running processes reload topics and subscriptions when they hear this.
     if (steps.length) await client.query(`SELECT pg_notify('rowcast_config', '')`);
     await client.query('COMMIT');
+    // No logical capture left: the slot would keep write-ahead log for nobody. Its reader (if one streams) is
+    // disconnected first; it finds no logical capture and waits for one.
+    if (!logical && (await slotExists(client, slot))) {
+      await client.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL', [slot]);
+      await retry(() => client.query('SELECT pg_drop_replication_slot($1)', [slot]));
+      options.onProgress?.(`dropped replication slot ${slot} (no logical capture left)`);
+    }
     return { steps, applied: true };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
+    // Nothing half-applied: a slot made for captures that were not applied would keep write-ahead log forever.
+    for (const undo of created.reverse()) await pool.query(undo).catch(() => {});
     throw err;
   } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [APPLY_LOCK]).catch(() => {});
     client.release();
   }
 }
@@ -201,7 +231,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
       problems.push(`captures.${name}.columns: ${schema}.${table} has no column ${missing.map((c) => `"${c}"`).join(', ')}; its columns are ${info.columns.map((c) => c.name).join(', ')}.`);
       continue;
     }
-    const ddl = captureDdl(name, capture, info);
+    const ddl = isLogical(capture) ? logicalCaptureDdl(name, capture, info) : captureDdl(name, capture, info);
     const hash = createHash('sha256').update(JSON.stringify([schema, table, capture.subject ?? null, capture.function ?? null, ddl.install])).digest('hex');
     const existing = captures.get(name);
     // Unchanged, unless its triggers went behind rowcast's back (DROP … CASCADE, a table dropped and re-created).
@@ -214,11 +244,20 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
       for (const sql of dropCaptureDdl({ schema: existing.schema_name, table: existing.table_name, functionName: existing.function_name, triggers: existing.triggers }, !gone)) {
         steps.push({ summary: `${label}: remove from ${existing.schema_name}.${existing.table_name}`, sql });
       }
+    } else if (existing && existing.function_name !== ddl.functionName) {
+      // Switched between a trigger and logical capture: the old one goes entirely, in this same transaction.
+      for (const sql of dropCaptureDdl({ schema, table, functionName: existing.function_name, triggers: existing.triggers }, true)) {
+        steps.push({ summary: `${label}: remove its ${existing.triggers.length ? 'triggers' : 'logical capture function'}`, sql });
+      }
     } else if (existing) {
       // Operations that were dropped from the config lose their triggers.
       for (const t of existing.triggers.filter((t) => !ddl.triggers.includes(t))) {
         steps.push({ summary: `${label}: remove trigger ${t}`, sql: dropCaptureDdl({ schema, table, functionName: existing.function_name, triggers: [t] }, true)[0]! });
       }
+    }
+    if (isLogical(capture) && capture.operations.some((op) => op === 'UPDATE' || op === 'DELETE') && info.replicaIdentity !== 'f') {
+      // Old rows (DELETE's row, diffs, keys, unchanged large values of an UPDATE) are in the log only with FULL.
+      steps.push({ summary: `${label}: REPLICA IDENTITY FULL on ${schema}.${table} (old rows in the write-ahead log)`, sql: `ALTER TABLE ${qualified(schema, table)} REPLICA IDENTITY FULL` });
     }
     for (const sql of ddl.install) steps.push({ summary: label, sql });
     steps.push({
@@ -241,6 +280,8 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     steps.push({ summary: label, sql: 'DELETE FROM rowcast.captures WHERE name = $1', params: [name] });
   }
 
+  steps.push(...(await planPublication(client, config, problems)));
+
   for (const name of functions.keys()) {
     if (!config.functions[name]) steps.push({ summary: `- function ${name} (its queued invocations stay until it is declared again or retention removes them)`, sql: 'DELETE FROM rowcast.functions WHERE name = $1', params: [name] });
   }
@@ -250,6 +291,71 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
 
   if (problems.length) throw new RowcastError(ErrorCodes.CONFIG_INVALID, 'The config does not match the database; nothing was applied:', problems);
   return steps;
+}
+
+/**
+ * The publication lists exactly the tables of the logical captures (created, changed or dropped to match), with
+ * partitions' changes published as their root table's. Checks first what logical decoding needs of the server.
+ */
+async function planPublication(client: PoolClient, config: RowcastConfig, problems: string[]): Promise<PlanStep[]> {
+  const tables = new Map<string, { schema: string; name: string }>();
+  for (const [name, capture] of Object.entries(config.captures)) {
+    if (!isLogical(capture)) continue;
+    const t = tableName(capture.table, `captures.${name}.table`);
+    tables.set(qualified(t.schema, t.name), t);
+  }
+  const { rows: server } = await client.query<{ wal_level: string; replication: boolean }>(
+    `SELECT current_setting('wal_level') AS wal_level, (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication`,
+  );
+  if (tables.size && server[0]!.wal_level !== 'logical') {
+    problems.push(`captures: mode 'logical' reads PostgreSQL's write-ahead log, and this server has wal_level = ${server[0]!.wal_level}; set wal_level = logical (postgresql.conf or ALTER SYSTEM) and restart PostgreSQL, or use mode 'row'.`);
+  }
+  if (tables.size && !server[0]!.replication) {
+    problems.push(`captures: mode 'logical' streams changes over a replication connection, and this database user lacks the REPLICATION attribute; ALTER ROLE … REPLICATION, or use mode 'row'.`);
+  }
+  const { rows: current } = await client.query<{ schema: string; name: string }>(
+    'SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1',
+    [PUBLICATION],
+  );
+  const exists = await publicationExists(client);
+  const list = [...tables.keys()].sort().join(', ');
+  if (!tables.size) return exists ? [{ summary: `- publication ${PUBLICATION} (no logical capture left)`, sql: `DROP PUBLICATION ${ident(PUBLICATION)}` }] : [];
+  if (!exists) {
+    return [{ summary: `+ publication ${PUBLICATION} for ${list}`, sql: `CREATE PUBLICATION ${ident(PUBLICATION)} FOR TABLE ${list} WITH (publish_via_partition_root = true)` }];
+  }
+  const same = current.length === tables.size && current.every((t) => tables.has(qualified(t.schema, t.name)));
+  return same ? [] : [{ summary: `~ publication ${PUBLICATION}: ${list}`, sql: `ALTER PUBLICATION ${ident(PUBLICATION)} SET TABLE ${list}` }];
+}
+
+async function currentDatabase(client: PoolClient): Promise<string> {
+  return (await client.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
+}
+
+async function logicalDecodingReady(client: PoolClient): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>(
+    `SELECT current_setting('wal_level') = 'logical' AND (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS ok`,
+  );
+  return rows[0]!.ok;
+}
+
+async function publicationExists(client: PoolClient): Promise<boolean> {
+  return (await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [PUBLICATION])).rowCount! > 0;
+}
+
+async function slotExists(client: PoolClient, slot: string): Promise<boolean> {
+  return (await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount! > 0;
+}
+
+/** A terminated walsender releases its slot a moment later: dropping it is retried for up to 5 s. */
+async function retry<T>(fn: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 /** Whether every one of a capture's triggers is (still) on its table. */

@@ -16,7 +16,8 @@ export const captureTriggerName = (capture: string, op: Operation): string => `r
 /** Statements that remove what captureDdl installed; tableExists=false skips the triggers (they went with the table). */
 export function dropCaptureDdl(installed: { schema: string; table: string; functionName: string; triggers: string[] }, tableExists: boolean): string[] {
   const drops = tableExists ? installed.triggers.map((t) => `DROP TRIGGER IF EXISTS ${ident(t)} ON ${qualified(installed.schema, installed.table)}`) : [];
-  return [...drops, `DROP FUNCTION IF EXISTS rowcast.${ident(installed.functionName)}()`];
+  // By name alone (it is unique in schema rowcast): a trigger function takes no arguments, a logical capture's four.
+  return [...drops, `DROP FUNCTION IF EXISTS rowcast.${ident(installed.functionName)}`];
 }
 
 /**
@@ -76,13 +77,23 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${tag
   return { functionName, triggers, install };
 }
 
-function whenFor(capture: CaptureConfig, op: Operation): string | undefined {
+export function whenFor(capture: CaptureConfig, op: Operation): string | undefined {
   if (!capture.when || op === 'TRUNCATE') return undefined;
   if (typeof capture.when === 'string') return capture.when;
   return capture.when[op.toLowerCase() as 'insert' | 'update' | 'delete'];
 }
 
-function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo): string {
+/**
+ * Where an event's transaction id and trace context come from. A trigger runs in the writer's transaction, so
+ * both are the defaults (its xid, its session's rowcast.traceparent); logical capture passes the decoded
+ * transaction's xid instead, and has no trace context.
+ */
+export interface EventOrigin {
+  txid: string;
+  trace: string;
+}
+
+export function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, origin?: EventOrigin): string {
   const record = op === 'DELETE' ? 'OLD' : 'NEW';
   const key = keyJson(record, table);
   const lines: string[] = [];
@@ -92,7 +103,7 @@ function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: Ca
   if (capture.payload === 'keys') {
     // Without a primary key (or once its columns were dropped) the whole row is the only identity there is (documented).
     const whole = rowJson(record, table, undefined);
-    return insertEvent(op, name, capture, table, key ? `COALESCE(${key}, ${whole})` : whole, 'NULL', 'NULL', 'NULL');
+    return insertEvent(op, name, capture, table, key ? `COALESCE(${key}, ${whole})` : whole, 'NULL', 'NULL', 'NULL', origin);
   }
   if (capture.payload === 'row') {
     if (op === 'DELETE') before = rowJson('OLD', table, capture.columns);
@@ -108,13 +119,13 @@ function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: Ca
     }
     if (op === 'UPDATE') changed = `ARRAY(SELECT e.k FROM jsonb_each(n) AS e(k, v) WHERE e.v IS DISTINCT FROM o -> e.k)`;
   }
-  return [...lines, insertEvent(op, name, capture, table, key ?? 'NULL', before, after, changed)].join('\n');
+  return [...lines, insertEvent(op, name, capture, table, key ?? 'NULL', before, after, changed, origin)].join('\n');
 }
 
-function insertEvent(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string): string {
+export function insertEvent(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string, origin?: EventOrigin): string {
   const target = (v: string | undefined) => (v === undefined ? 'NULL' : literal(v));
-  return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace)
-    VALUES (${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, NULLIF(current_setting('rowcast.traceparent', true), ''));`;
+  return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace${origin ? ', txid' : ''})
+    VALUES (${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, ${origin ? `${origin.trace}, ${origin.txid}` : `NULLIF(current_setting('rowcast.traceparent', true), '')`});`;
 }
 
 function rowJson(record: string, table: TableInfo, columns: string[] | undefined): string {

@@ -66,8 +66,12 @@ export const captureSchema = z.strictObject({
    * row: a trigger per changed row. statement: one trigger per statement that captures all its rows with one
    * INSERT … SELECT from transition tables (faster for multi-row statements; same events). Statement-level
    * UPDATE pairs old and new rows by primary key, so `diff` payloads and `when` conditions on UPDATE need one.
+   * logical: no trigger at all; a running rowcast reads the committed changes from PostgreSQL's write-ahead log
+   * (logical replication, a `pgoutput` slot) and writes the same events, so writers pay nothing extra. Needs
+   * `wal_level = logical` and a role with REPLICATION; UPDATE/DELETE captures set the table's REPLICA IDENTITY
+   * to FULL (old rows in the log). The events carry no trace context (`rowcast.traceparent` stays with the writer).
    */
-  mode: z.enum(['row', 'statement']).default('row'),
+  mode: z.enum(['row', 'statement', 'logical']).default('row'),
   /** The topic that receives one message per captured change — or, instead, `function`. */
   topic: topicName.optional(),
   /** The function invoked once per captured change (its event is the change event). */

@@ -71,6 +71,11 @@ export class EventRouter {
     await this.pool.query('DELETE FROM rowcast.dispatchers WHERE id = $1', [this.options.id]).catch(() => {});
   }
 
+  /** Events were written in this process (logical capture): route them now rather than at the next NOTIFY or poll. */
+  wake(): void {
+    this.signal.kick();
+  }
+
   /** Called on an interval by the runtime: keeps the row fresh so it is not taken for a dead process's. */
   async heartbeat(): Promise<void> {
     await this.pool.query('UPDATE rowcast.dispatchers SET heartbeat_at = now() WHERE id = $1', [this.options.id]);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { LogicalCaptureReader } from '../capture/logical-reader.js';
 import { type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
@@ -86,8 +87,11 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     functions.deliveries = worker;
     router.functions = functions;
   }
+  // Logical captures: one process per database streams the slot (the others stand by); its events are routed here.
+  const capture = new LogicalCaptureReader(pool, url, log, () => router.wake());
   listener.on('wake', () => http?.wake());
   listener.on('config', () => {
+    capture.configChanged();
     void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed'));
     void functions?.reloadTopics().catch((err: Error) => log.error({ err: err.message }, 'reloading topics failed'));
   });
@@ -98,6 +102,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   await worker.start();
   await functions?.start();
   await router.start();
+  capture.start();
   // Rates and charts count every process's work: this one's counts go to rowcast.activity every few seconds.
   const detachActivity = activity().attach(pool, log);
 
@@ -137,6 +142,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         // The HTTP server stays up while draining, so that /readyz answers 503 (take me out of rotation) and
         // /livez 200 (do not kill me) until the work is done; it is closed last, before the pool its routes use.
         // Its streams read through the pool only, never through the workers, so they cannot hold the drain up.
+        // Capture stops first: what it has not written stays in the slot for the next process.
+        await capture.stop();
         await router.stop();
         await Promise.all([worker.stop(runtime.shutdownGrace), functions?.stop(runtime.shutdownGrace)]);
         // The drained attempts' spans are exported within what is left of the grace (at least a second).

@@ -19,6 +19,8 @@ export interface DatabaseSnapshot {
   capturedSince: { table: string; op: string; count: number }[];
   /** pg_notification_queue_usage(): the fraction of the NOTIFY queue in use (0–1). */
   notifyQueueUsage: number;
+  /** The replication slot of logical captures, if there is one: whether a process streams it, and how far behind it is. */
+  slots: { slot: string; active: boolean; lagBytes: number }[];
 }
 
 export interface Metrics {
@@ -114,6 +116,27 @@ export function createMetrics(readDatabase: () => Promise<DatabaseSnapshot>): Me
     registers,
     async collect() {
       this.set((await snapshot()).notifyQueueUsage);
+    },
+  });
+
+  new Gauge({
+    name: 'rowcast_capture_slot_lag_bytes',
+    help: 'Write-ahead log that the replication slot of logical captures still holds (not yet confirmed as events); alert when it grows: PostgreSQL keeps that log on disk.',
+    labelNames: ['slot'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const s of (await snapshot()).slots) this.set({ slot: s.slot }, s.lagBytes);
+    },
+  });
+  new Gauge({
+    name: 'rowcast_capture_slot_active',
+    help: '1 while a rowcast process streams the replication slot of logical captures, 0 when none does (nothing is being captured).',
+    labelNames: ['slot'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const s of (await snapshot()).slots) this.set({ slot: s.slot }, s.active ? 1 : 0);
     },
   });
 

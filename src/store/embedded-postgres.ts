@@ -41,7 +41,7 @@ export async function startEmbeddedPostgres(options: { onLog?: (line: string) =>
     persistent: false,
     // As root, PostgreSQL refuses to run; the package then runs it as a "postgres" system user it creates.
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'wal_level=logical', '-c', 'max_connections=200'],
     onLog: (m: unknown) => options.onLog?.(String(m)),
     onError: (m: unknown) => options.onLog?.(String(m)),
   });

@@ -142,7 +142,7 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
     port,
     persistent: true,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'wal_level=logical', '-c', 'max_connections=100'],
     onLog: () => {},
     onError: () => {},
   });

@@ -10,7 +10,7 @@ const SETTLE = '5 seconds';
 function databaseReader(pool: Pool): () => Promise<DatabaseSnapshot> {
   let countedUpTo: Date | null = null;
   return async () => {
-    const [lag, subscriptions, deliveries, notify, window] = await Promise.all([
+    const [lag, subscriptions, deliveries, notify, window, slots] = await Promise.all([
       getLag(pool),
       pool.query<{ name: string; state: string }>('SELECT name, state FROM rowcast.subscriptions'),
       pool.query<{ subscription: string; state: string; count: number }>(
@@ -18,6 +18,10 @@ function databaseReader(pool: Pool): () => Promise<DatabaseSnapshot> {
       ),
       pool.query<{ usage: number }>('SELECT pg_notification_queue_usage() AS usage'),
       pool.query<{ upto: Date }>(`SELECT now() - interval '${SETTLE}' AS upto`),
+      pool.query<{ slot: string; active: boolean; lag: number }>(
+        `SELECT slot_name AS slot, active, COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::float8 AS lag
+           FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical' AND plugin = 'pgoutput' AND slot_name LIKE 'rowcast\_%'`,
+      ),
     ]);
     const upTo = window.rows[0]!.upto;
     let capturedSince: DatabaseSnapshot['capturedSince'] = [];
@@ -36,6 +40,7 @@ function databaseReader(pool: Pool): () => Promise<DatabaseSnapshot> {
       deliveries: deliveries.rows,
       capturedSince,
       notifyQueueUsage: Number(notify.rows[0]!.usage),
+      slots: slots.rows.map((r) => ({ slot: r.slot, active: r.active, lagBytes: Math.max(0, r.lag) })),
     };
   };
 }

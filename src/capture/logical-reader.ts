@@ -1,0 +1,312 @@
+import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
+import type { Operation } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import { type Pool, withTransaction } from '../store/pool.js';
+import { ident } from '../store/sql.js';
+import { PUBLICATION, slotName } from './logical-ddl.js';
+
+/** A logical capture as the reader needs it: the function that writes its events, and which operations it takes. */
+interface LogicalCapture {
+  functionName: string;
+  operations: Set<Operation>;
+}
+
+/** One decoded change for one capture: what its function is called with. */
+interface Change {
+  fn: string;
+  op: Operation;
+  old: string | null;
+  new: string | null;
+  xid: number;
+}
+
+const JSON_TYPES = new Set([114, 3802]); // json, jsonb: their values go into the row as JSON, not as strings
+const RAW = (text: unknown) => text;
+/** Changes held before the stream waits for them to be written (a burst is written in batches meanwhile). */
+const MAX_PENDING = 5000;
+const RETRY_MS = 5000;
+/** Another process streams the slot: `replication slot … is active for PID …`. */
+const OBJECT_IN_USE = '55006';
+
+/**
+ * Logical-replication capture: streams the committed changes of the tables in the `rowcast` publication from
+ * this database's slot (pgoutput) and writes one event per change and capture, through the capture's function.
+ *
+ * - Only committed transactions are decoded, in commit order; a rolled-back one never reaches the slot's output.
+ * - Exactly once: each batch of events is written in one transaction with the log position it ends at
+ *   (rowcast.capture_progress); the slot is told that position only after that commit. After a crash the slot sends
+ *   again what it was not told, and transactions at or before the recorded position are skipped.
+ * - One reader per database: a slot streams to one connection at a time. Every process tries; the others wait and
+ *   try again every few seconds, so one takes over when the streaming one dies.
+ * - Under a burst the stream is paused while a batch is written (pg-logical-replication's flow control), so memory
+ *   stays bounded and the slot keeps the rest.
+ */
+export class LogicalCaptureReader {
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private service: LogicalReplicationService | null = null;
+  private wakeUp: (() => void) | null = null;
+  private captures = new Map<string, LogicalCapture[]>();
+  /** Position recorded with the last written batch: transactions ending at or before it are already events. */
+  private written = 0n;
+  /** What the slot may be told: `written`, or further while idle (the server's position, nothing of ours in between). */
+  private confirmable = 0n;
+  /** Messages received from the socket and not yet handled: the library queues them, heartbeats overtake them. */
+  private unhandled = 0;
+  private tx: { xid: number; changes: Change[] } | null = null;
+  private pending: Change[] = [];
+  private pendingEnd = 0n;
+  private flushing: Promise<void> | null = null;
+  private slot = '';
+  /** True while this process streams the slot. */
+  streaming = false;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly url: string,
+    private readonly log: Logger,
+    /** Called after events were written (this process's router can route them at once). */
+    private readonly onCaptured: (events: number) => void,
+  ) {}
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  /** The config changed (`rowcast apply`): look again for logical captures, and reload them. */
+  configChanged(): void {
+    this.wakeUp?.();
+    if (this.streaming) void this.loadCaptures().catch(() => {});
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wakeUp?.();
+    await this.service?.stop().catch(() => {});
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let quietUntil = 0;
+    while (!this.stopping) {
+      try {
+        this.slot ||= slotName((await this.pool.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db);
+        if (!(await this.loadCaptures())) {
+          if (!this.stopping) await this.sleep(RETRY_MS * 6);
+          continue;
+        }
+        await this.stream();
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        if (this.stopping) break;
+        // Another process streams: normal with several processes, so said once a minute, at debug level.
+        if (e.code === OBJECT_IN_USE) {
+          if (Date.now() > quietUntil) this.log.debug({ slot: this.slot }, 'logical capture: another process streams the slot; standing by');
+          quietUntil = Date.now() + 60_000;
+        } else {
+          this.log.warn({ err: e.message, slot: this.slot }, 'logical capture stopped; starting again from the last written position');
+        }
+      } finally {
+        this.streaming = false;
+        await this.service?.stop().catch(() => {});
+        this.service = null;
+      }
+      if (!this.stopping) await this.sleep(RETRY_MS);
+    }
+  }
+
+  /** Reads the logical captures per table; false when there are none. */
+  private async loadCaptures(): Promise<boolean> {
+    const { rows } = await this.pool.query<{ schema_name: string; table_name: string; function_name: string; operations: Operation[] }>(
+      `SELECT schema_name, table_name, function_name, ARRAY(SELECT jsonb_array_elements_text(settings -> 'capture' -> 'operations')) AS operations
+         FROM rowcast.captures WHERE settings -> 'capture' ->> 'mode' = 'logical'`,
+    );
+    const captures = new Map<string, LogicalCapture[]>();
+    for (const r of rows) {
+      const key = `${r.schema_name}.${r.table_name}`;
+      captures.set(key, [...(captures.get(key) ?? []), { functionName: r.function_name, operations: new Set(r.operations) }]);
+    }
+    this.captures = captures;
+    return rows.length > 0;
+  }
+
+  private async stream(): Promise<void> {
+    const { rows } = await this.pool.query<{ lsn: string }>('SELECT lsn::text FROM rowcast.capture_progress WHERE slot = $1', [this.slot]);
+    this.written = rows[0] ? lsnValue(rows[0].lsn) : 0n;
+    this.confirmable = this.written;
+    this.unhandled = 0;
+    this.tx = null;
+    this.pending = [];
+    this.pendingEnd = this.written;
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION] });
+    // Values arrive as PostgreSQL's own text; the library would parse them with pg's JavaScript type parsers (a
+    // timestamp loses its microseconds). The capture function rebuilds the row from the text instead, so each
+    // relation's parsers are replaced as soon as it is parsed, before any of its rows.
+    const parse = plugin.parse.bind(plugin);
+    plugin.parse = (buffer: Buffer) => {
+      this.unhandled++;
+      const message = parse(buffer);
+      if (message.tag === 'relation') for (const column of message.columns) column.parser = RAW;
+      return message;
+    };
+    const service = new LogicalReplicationService(
+      // Dates in ISO form whatever the server's default, so that the capture function reads them back unambiguously.
+      { connectionString: this.url, application_name: 'rowcast logical capture', options: '-c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=3' },
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
+    );
+    this.service = service;
+    service.on('data', async (_lsn: string, message: Pgoutput.Message) => {
+      try {
+        await this.onMessage(message);
+      } finally {
+        this.unhandled--;
+      }
+    });
+    service.on('heartbeat', (lsn: string, _time: number, reply: boolean) => {
+      // The server's position: it has sent every transaction that committed before it. Idle (all of that handled
+      // and written), the slot may let go of the log up to there. Otherwise only what was written is confirmed.
+      // A heartbeat can arrive while messages before it still wait in the library's queue (`unhandled`).
+      const idle = !this.unhandled && !this.tx && !this.pending.length && !this.flushing;
+      const position = idle && lsnValue(lsn) > this.confirmable ? lsnValue(lsn) : this.confirmable;
+      if (position > this.confirmable) this.confirmable = position;
+      if (reply || idle) void service.acknowledge(lsnText(this.confirmable)).catch(() => {});
+    });
+    service.on('start', () => {
+      this.streaming = true;
+      this.log.info({ slot: this.slot, written: lsnText(this.written) }, 'logical capture streaming');
+    });
+    let failed: Error | undefined;
+    service.on('error', (err: Error) => {
+      failed ??= err;
+      void service.stop();
+    });
+    await service.subscribe(plugin, this.slot);
+    await this.flushing;
+    if (failed && !this.stopping) throw failed;
+  }
+
+  private async onMessage(message: Pgoutput.Message): Promise<void> {
+    switch (message.tag) {
+      case 'begin':
+        this.tx = { xid: message.xid, changes: [] };
+        return;
+      case 'insert':
+        return this.add(message.relation, 'INSERT', null, message.new);
+      case 'update':
+        return this.add(message.relation, 'UPDATE', message.old, message.new);
+      case 'delete':
+        return this.add(message.relation, 'DELETE', message.old ?? message.key, null);
+      case 'truncate':
+        for (const relation of message.relations) await this.add(relation, 'TRUNCATE', null, null);
+        return;
+      case 'commit': {
+        const tx = this.tx;
+        this.tx = null;
+        const end = lsnValue(message.commitEndLsn ?? '0/0');
+        // Written before a restart: skipped, so that a change becomes one event however often it is sent.
+        if (!tx || end <= this.written || end <= this.pendingEnd) return;
+        this.pendingEnd = end;
+        this.pending.push(...tx.changes);
+        this.flushSoon();
+        // Backpressure: the stream waits while a large backlog is written.
+        if (this.pending.length >= MAX_PENDING) await this.flushing;
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private async add(relation: Pgoutput.MessageRelation, op: Operation, old: Record<string, unknown> | null, row: Record<string, unknown> | null): Promise<void> {
+    if (!this.tx) return;
+    const key = `${relation.schema}.${relation.name}`;
+    // A table in the publication without a known capture: the captures were just changed; read them again.
+    if (!this.captures.has(key)) await this.loadCaptures();
+    const captures = this.captures.get(key);
+    if (!captures) return;
+    const oldJson = old && rowJson(relation, old);
+    const newJson = row && rowJson(relation, row);
+    for (const c of captures) {
+      if (c.operations.has(op)) this.tx.changes.push({ fn: c.functionName, op, old: oldJson, new: newJson, xid: this.tx.xid });
+    }
+  }
+
+  private flushSoon(): void {
+    this.flushing ??= this.flush().finally(() => (this.flushing = null));
+  }
+
+  /** Writes what is pending, batch after batch, each with its end position; then tells the slot. */
+  private async flush(): Promise<void> {
+    while (this.pending.length && this.service) {
+      const batch = this.pending;
+      const end = this.pendingEnd;
+      this.pending = [];
+      try {
+        await this.write(batch, end);
+      } catch (err) {
+        // The stream starts again from the last written position; what was pending comes again.
+        this.service?.emit('error', err);
+        return;
+      }
+      this.written = end;
+      if (end > this.confirmable) this.confirmable = end;
+      await this.service?.acknowledge(lsnText(this.confirmable)).catch(() => {});
+      this.onCaptured(batch.length);
+    }
+  }
+
+  private async write(batch: Change[], end: bigint): Promise<void> {
+    await withTransaction(this.pool, async (client) => {
+      // One statement per run of changes for the same capture, in commit order.
+      for (let i = 0; i < batch.length; ) {
+        let j = i;
+        while (j < batch.length && batch[j]!.fn === batch[i]!.fn) j++;
+        const run = batch.slice(i, j);
+        await client.query(
+          `SELECT rowcast.${ident(run[0]!.fn)}(c.op, c.o, c.n, rowcast.xid8_of(c.x)) FROM unnest($1::text[], $2::jsonb[], $3::jsonb[], $4::bigint[]) AS c(op, o, n, x)`,
+          [run.map((c) => c.op), run.map((c) => c.old), run.map((c) => c.new), run.map((c) => c.xid)],
+        );
+        i = j;
+      }
+      await client.query(
+        `INSERT INTO rowcast.capture_progress (slot, lsn) VALUES ($1, $2::pg_lsn) ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()`,
+        [this.slot, lsnText(end)],
+      );
+      // Wake a sleeping dispatcher of another process, as a capture trigger does.
+      await client.query(`SELECT pg_notify('rowcast', '') FROM rowcast.dispatchers WHERE sleeping LIMIT 1`);
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+}
+
+/** A row as the capture function takes it: column → PostgreSQL's text of the value (JSON columns as JSON). */
+function rowJson(relation: Pgoutput.MessageRelation, row: Record<string, unknown>): string {
+  const out: Record<string, unknown> = {};
+  for (const column of relation.columns) {
+    const value = row[column.name];
+    // undefined: an unchanged large value the log did not repeat and no old row supplied. Cannot happen for
+    // UPDATE captures, whose tables apply sets to REPLICA IDENTITY FULL (the library fills it from the old row).
+    if (value === undefined) continue;
+    out[column.name] = value !== null && JSON_TYPES.has(column.typeOid) ? JSON.parse(value as string) : value;
+  }
+  return JSON.stringify(out);
+}
+
+function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
+function lsnText(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+}

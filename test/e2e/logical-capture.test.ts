@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { slotName } from '../../src/capture/logical-ddl.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { createPool } from '../../src/store/pool.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+/*
+ * Logical-replication capture (mode: logical) must write exactly the events a row trigger writes, from the
+ * write-ahead log, once each, and only for committed transactions. Each table exists twice: r_* captured by a
+ * row trigger, l_* by logical decoding, with the same settings; the same statements run on both.
+ */
+
+let db: TestDatabase;
+let receiver: WebhookReceiver;
+const runtimes: RowcastRuntime[] = [];
+
+type CaptureInput = NonNullable<RowcastConfigInput['captures']>[string];
+const pairs: Record<string, { ddl: string; capture: Omit<CaptureInput, 'table'> }> = {
+  types: {
+    ddl: `(id bigint PRIMARY KEY, total numeric(20,4), at timestamptz, day date, span interval, doc jsonb, raw json, tags int8[],
+           words text[], note text, flag boolean, ratio double precision, blob bytea, uid uuid, big text)`,
+    capture: { payload: 'diff', operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] },
+  },
+  rows: { ddl: '(id int PRIMARY KEY, status text, amount bigint)', capture: { payload: 'row', operations: ['INSERT', 'UPDATE', 'DELETE'] } },
+  keys: { ddl: '(a int, b text, v text, PRIMARY KEY (a, b))', capture: { payload: 'keys', operations: ['INSERT', 'UPDATE', 'DELETE'] } },
+  conds: {
+    ddl: '(id int PRIMARY KEY, total int, status text, secret text)',
+    capture: { payload: 'diff', columns: ['total', 'status'], operations: ['INSERT', 'UPDATE', 'DELETE'], when: { insert: 'NEW.total > 100', update: 'OLD.status IS DISTINCT FROM NEW.status', delete: 'OLD.total > 100' } },
+  },
+  nokey: { ddl: '(x int, y text)', capture: { payload: 'row', operations: ['INSERT', 'DELETE'] } },
+};
+
+function config(mode: 'row' | 'logical' = 'logical', extra: Record<string, CaptureInput> = {}): RowcastConfigInput {
+  const captures: Record<string, CaptureInput> = { ...extra };
+  for (const [name, { capture }] of Object.entries(pairs)) {
+    captures[`r-${name}`] = { table: `r_${name}`, topic: 'changes', ...capture, mode: 'row' };
+    captures[`l-${name}`] = { table: `l_${name}`, topic: 'changes', ...capture, mode };
+  }
+  return { topics: { changes: {} }, captures, subscriptions: { hook: { topic: 'changes', protocol: 'http', endpoint: receiver.url } } };
+}
+
+before(async () => {
+  db = await createTestDatabase();
+  receiver = await WebhookReceiver.start();
+  for (const [name, { ddl }] of Object.entries(pairs)) await db.pool.query(`CREATE TABLE r_${name} ${ddl}; CREATE TABLE l_${name} ${ddl}`);
+  await applyConfig(db.pool, config());
+  runtimes.push(await startTestRowcast(db.url));
+});
+
+after(async () => {
+  for (const r of runtimes) await r.stop();
+  await receiver?.close();
+  await db?.drop();
+});
+
+async function both(name: string, sql: string): Promise<void> {
+  await db.pool.query(sql.replaceAll('$T', `r_${name}`));
+  await db.pool.query(sql.replaceAll('$T', `l_${name}`));
+}
+
+async function eventsOf(table: string) {
+  const { rows } = await db.pool.query(`SELECT op, key, before, after, changed FROM rowcast.events WHERE table_name = $1 ORDER BY id`, [table]);
+  return rows.map((r) => ({ ...r, changed: r.changed === null ? null : [...r.changed].sort() }));
+}
+
+/** Waits for the logical side to catch up, then compares event by event, in order. */
+async function assertSameEvents(name: string, expectedCount: number) {
+  const row = await eventsOf(`r_${name}`);
+  assert.equal(row.length, expectedCount, `the row trigger of ${name} wrote ${row.length} events`);
+  const logical = await eventually(async () => {
+    const events = await eventsOf(`l_${name}`);
+    return events.length >= expectedCount && events;
+  }, `${expectedCount} logical events of ${name}`);
+  assert.deepEqual(logical, row);
+}
+
+describe('logical-replication capture', () => {
+  test('apply installs a publication, a slot and REPLICA IDENTITY FULL, and no trigger', async () => {
+    const { rows: tables } = await db.pool.query(`SELECT tablename FROM pg_publication_tables WHERE pubname = 'rowcast' ORDER BY 1`);
+    assert.deepEqual(tables.map((t) => t.tablename), ['l_conds', 'l_keys', 'l_nokey', 'l_rows', 'l_types']);
+    const { rows: slots } = await db.pool.query(`SELECT slot_name, plugin FROM pg_replication_slots WHERE database = current_database()`);
+    assert.deepEqual(slots, [{ slot_name: slotName(db.name), plugin: 'pgoutput' }]);
+    const { rows: ident } = await db.pool.query(`SELECT relname, relreplident FROM pg_class WHERE relname IN ('l_rows', 'l_nokey', 'r_rows') ORDER BY 1`);
+    // l_nokey captures no UPDATE, but DELETE needs the old row too.
+    assert.deepEqual(ident, [{ relname: 'l_nokey', relreplident: 'f' }, { relname: 'l_rows', relreplident: 'f' }, { relname: 'r_rows', relreplident: 'd' }]);
+    const { rows: triggers } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'l_rows'::regclass`);
+    assert.equal(triggers[0].n, 0);
+  });
+
+  test('every type reads back as the trigger wrote it: exact numbers, microseconds, JSON, arrays, bytes, large values', async () => {
+    const big = 'x'.repeat(100_000); // stored out of line (TOAST): an UPDATE that leaves it unchanged does not log it again
+    await both(
+      'types',
+      `INSERT INTO $T VALUES (1, 12345678901234.5678, '2024-02-29 23:59:59.123456+05:30', '2024-01-31', '1 year 2 mons 3 days 04:05:06.789',
+         '{"a": [1, 2.50, "é\\"q"], "b": null}', '{"z": 1,  "a": 2}', ARRAY[9007199254740993, -1], ARRAY['a,b', 'c"d', NULL],
+         E'line\\nnext \\u00e9 \\U0001F600', true, 0.1, '\\x00ff10', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '${big}'),
+         (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'NaN', NULL, NULL, NULL)`,
+    );
+    await both('types', `UPDATE $T SET total = -0.0001, note = 'changed' WHERE id = 1`);
+    await both('types', `UPDATE $T SET ratio = '-Infinity', doc = '[]' WHERE id = 2`);
+    await both('types', `DELETE FROM $T WHERE id = 2`);
+    await both('types', `TRUNCATE $T`);
+    await assertSameEvents('types', 6);
+    const events = await eventsOf('l_types');
+    const insert = events[0];
+    const update = events.find((e) => e.op === 'UPDATE' && e.key.id === '1');
+    assert.equal(insert!.after.total, '12345678901234.5678');
+    assert.equal(insert!.after.at, '2024-02-29T18:29:59.123456+00:00');
+    assert.deepEqual(insert!.after.tags, ['9007199254740993', '-1']);
+    assert.deepEqual(update!.changed, ['note', 'total']);
+    assert.equal(update!.after.big.length, 100_000, 'the unchanged large value is in the new row');
+  });
+
+  test('row, keys and column payloads, when conditions, a table without a primary key', async () => {
+    await both('rows', `INSERT INTO $T VALUES (1, 'new', 9007199254740993), (2, 'new', 5)`);
+    await both('rows', `UPDATE $T SET status = 'paid' WHERE id = 1`);
+    await both('rows', `DELETE FROM $T WHERE id = 2`);
+    await assertSameEvents('rows', 4);
+    await both('keys', `INSERT INTO $T VALUES (1, 'x', 'one'), (2, 'y', 'two')`);
+    await both('keys', `UPDATE $T SET v = 'changed'`);
+    await both('keys', `DELETE FROM $T WHERE a = 1`);
+    await assertSameEvents('keys', 5);
+    await both('conds', `INSERT INTO $T VALUES (1, 50, 'a', 's'), (2, 150, 'a', 's'), (3, 500, 'a', 's')`);
+    await both('conds', `UPDATE $T SET status = CASE WHEN id = 1 THEN 'b' ELSE status END, total = total + 1`);
+    await both('conds', `DELETE FROM $T WHERE id IN (1, 2)`);
+    await assertSameEvents('conds', 4);
+    await both('nokey', `INSERT INTO $T VALUES (1, 'a'), (2, 'b')`);
+    await both('nokey', `UPDATE $T SET y = 'c'`);
+    await both('nokey', `DELETE FROM $T WHERE x = 1`);
+    await assertSameEvents('nokey', 3);
+  });
+
+  test('a rolled-back transaction is never captured; events follow commit order and carry the writer’s xid', async () => {
+    const a = await db.pool.connect();
+    const b = await db.pool.connect();
+    try {
+      await a.query('BEGIN');
+      await a.query(`INSERT INTO l_rows VALUES (100, 'first written, committed last', 0)`);
+      const { rows } = await a.query(`SELECT pg_current_xact_id()::text AS xid`);
+      await b.query('BEGIN');
+      await b.query(`INSERT INTO l_rows VALUES (101, 'rolled back', 0)`);
+      await b.query('ROLLBACK');
+      await db.pool.query(`INSERT INTO l_rows VALUES (102, 'second written, committed first', 0)`);
+      await a.query('COMMIT');
+      const events = await eventually(async () => {
+        const r = await db.pool.query(`SELECT key ->> 'id' AS id, txid::text FROM rowcast.events e WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 100 ORDER BY e.id`);
+        return r.rows.length >= 2 && r.rows;
+      }, 'the committed rows');
+      await new Promise((r) => setTimeout(r, 300));
+      const again = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 100`);
+      assert.equal(again.rows[0].n, 2, 'the rolled-back row is not an event');
+      assert.deepEqual(events.map((e) => e.id), ['102', '100']);
+      assert.equal(events[1].txid, rows[0].xid);
+    } finally {
+      a.release();
+      b.release();
+    }
+  });
+
+  test('the webhook receives captured changes as messages', async () => {
+    await db.pool.query(`INSERT INTO l_keys VALUES (10, 'p', 'hello')`);
+    const hit = await eventually(() => receiver.requests.find((r) => r.json?.attributes?.table === 'l_keys' && r.json.body.key.a === 10), 'the webhook request');
+    assert.equal(hit.json.attributes.capture, 'l-keys');
+    assert.deepEqual(hit.json.body.key, { a: 10, b: 'p' });
+    assert.equal(hit.json.body.op, 'INSERT');
+  });
+
+  test('exactly once when the stream breaks mid-burst and another process takes over', async () => {
+    runtimes.push(await startTestRowcast(db.url));
+    const writer = createPool(db.url, { max: 4 });
+    const rows = 2000;
+    try {
+      const writes = (async () => {
+        for (let i = 0; i < rows; i += 10) {
+          await writer.query(`INSERT INTO l_rows SELECT g, 'burst', g FROM generate_series($1::int, $1::int + 9) g`, [10_000 + i]);
+        }
+      })();
+      // Break whichever connection streams, twice, while the burst is written.
+      for (let k = 0; k < 2; k++) {
+        await new Promise((r) => setTimeout(r, 150));
+        await db.pool.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = current_database() AND active_pid IS NOT NULL`);
+      }
+      await writes;
+      // The process that streamed may have been either: stop the first one, the other goes on.
+      await runtimes.shift()!.stop();
+      const n = await eventually(
+        async () => {
+          const r = await db.pool.query(`SELECT count(*)::int AS n, count(DISTINCT key)::int AS keys FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 10000`);
+          return r.rows[0].n >= rows && r.rows[0];
+        },
+        'every row of the burst as an event',
+        30_000,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      const final = await db.pool.query(`SELECT count(*)::int AS n, count(DISTINCT key)::int AS keys FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 10000`);
+      assert.deepEqual(final.rows[0], { n: rows, keys: rows }, `each row once (first seen ${JSON.stringify(n)})`);
+    } finally {
+      await writer.end();
+    }
+  });
+
+  test('what the slot sends again after a crash (written, not yet confirmed to the slot) becomes no second event', async () => {
+    // A copy of the slot keeps its position from before these writes; once they are events, the copy takes the
+    // slot's place: to the reader it is a slot that never heard its confirmations, as after a crash right after a commit.
+    const slot = slotName(db.name);
+    await db.pool.query(`SELECT pg_copy_logical_replication_slot($1, $2)`, [slot, `${slot}_copy`]);
+    for (let i = 0; i < 20; i++) await db.pool.query(`INSERT INTO l_rows VALUES ($1, 'sent twice', 0)`, [20_000 + i]);
+    const count = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int BETWEEN 20000 AND 29999`)).rows[0].n;
+    await eventually(async () => (await count()) === 20, 'the 20 rows as events');
+    for (const r of runtimes.splice(0)) await r.stop();
+    await db.pool.query(`SELECT pg_drop_replication_slot($1)`, [slot]);
+    await db.pool.query(`SELECT pg_copy_logical_replication_slot($1, $2)`, [`${slot}_copy`, slot]);
+    await db.pool.query(`SELECT pg_drop_replication_slot($1)`, [`${slot}_copy`]);
+    runtimes.push(await startTestRowcast(db.url));
+    await db.pool.query(`INSERT INTO l_rows VALUES (20100, 'after the restart', 0)`);
+    // It commits after everything the slot sends again, so once it is an event the rest has been decided.
+    await eventually(async () => (await db.pool.query(`SELECT 1 FROM rowcast.events WHERE table_name = 'l_rows' AND key ->> 'id' = '20100'`)).rowCount, 'the row written after the restart');
+    assert.equal(await count(), 21, 'the 20 rows sent again were skipped');
+  });
+
+  test('/metrics shows whether the slot is streamed and how far behind it is', async () => {
+    const withHttp = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
+    runtimes.push(withHttp);
+    const text = await (await fetch(`${withHttp.httpUrl}/metrics`)).text();
+    const slot = slotName(db.name);
+    assert.match(text, new RegExp(`rowcast_capture_slot_active\\{slot="${slot}"\\} 1`));
+    assert.match(text, new RegExp(`rowcast_capture_slot_lag_bytes\\{slot="${slot}"\\} \\d+`));
+  });
+
+  test('apply refuses logical capture for a role without REPLICATION, naming the fix', async () => {
+    const role = `rowcast_norepl_${db.name}`.slice(0, 60);
+    await db.pool.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN NOREPLICATION NOSUPERUSER PASSWORD 'norepl'`);
+    await db.pool.query(`GRANT USAGE ON SCHEMA rowcast TO ${pg.escapeIdentifier(role)}; GRANT SELECT ON ALL TABLES IN SCHEMA rowcast TO ${pg.escapeIdentifier(role)}`);
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = 'norepl';
+    const pool = createPool(url.toString(), { max: 1 });
+    try {
+      await assert.rejects(applyConfig(pool, config()), (err: Error & { problems?: readonly string[] }) => {
+        assert.match([err.message, ...(err.problems ?? [])].join('\n'), /lacks the REPLICATION attribute; ALTER ROLE … REPLICATION, or use mode 'row'/);
+        return true;
+      });
+    } finally {
+      await pool.end();
+      await db.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA rowcast FROM ${pg.escapeIdentifier(role)}; REVOKE ALL ON SCHEMA rowcast FROM ${pg.escapeIdentifier(role)}; DROP ROLE ${pg.escapeIdentifier(role)}`);
+    }
+  });
+
+  test('switching to triggers removes the publication and the slot; switching back installs them again', async () => {
+    await applyConfig(db.pool, config('row'));
+    const gone = await db.pool.query(`SELECT (SELECT count(*) FROM pg_publication WHERE pubname = 'rowcast')::int AS pubs, (SELECT count(*) FROM pg_replication_slots WHERE database = current_database())::int AS slots`);
+    assert.deepEqual(gone.rows[0], { pubs: 0, slots: 0 });
+    const { rows: triggers } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'l_rows'::regclass`);
+    assert.equal(triggers[0].n, 3);
+    await db.pool.query(`INSERT INTO l_rows VALUES (50000, 'by trigger', 0)`);
+    await applyConfig(db.pool, config('logical'));
+    const { rows: none } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'l_rows'::regclass`);
+    assert.equal(none[0].n, 0);
+    await db.pool.query(`INSERT INTO l_rows VALUES (50001, 'by the log', 0)`);
+    const rows = await eventually(async () => {
+      const r = await db.pool.query(`SELECT after ->> 'status' AS status FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 50000 ORDER BY id`);
+      return r.rows.length >= 2 && r.rows;
+    }, 'one event from the trigger and one from the log', 20_000);
+    assert.deepEqual(rows.map((r) => r.status), ['by trigger', 'by the log']);
+  });
+});
