@@ -257,15 +257,17 @@ export class LogicalCaptureReader {
 
   private async write(batch: Change[], end: bigint): Promise<void> {
     await withTransaction(this.pool, async (client) => {
-      // One statement per run of changes for the same capture, in commit order.
+      // One statement per run of changes of the same capture and operation, in commit order.
       for (let i = 0; i < batch.length; ) {
         let j = i;
-        while (j < batch.length && batch[j]!.fn === batch[i]!.fn) j++;
+        while (j < batch.length && batch[j]!.fn === batch[i]!.fn && batch[j]!.op === batch[i]!.op) j++;
         const run = batch.slice(i, j);
-        await client.query(
-          `SELECT rowcast.${ident(run[0]!.fn)}(c.op, c.o, c.n, rowcast.xid8_of(c.x)) FROM unnest($1::text[], $2::jsonb[], $3::jsonb[], $4::bigint[]) AS c(op, o, n, x)`,
-          [run.map((c) => c.op), run.map((c) => c.old), run.map((c) => c.new), run.map((c) => c.xid)],
-        );
+        await client.query(`SELECT rowcast.${ident(run[0]!.fn)}($1, $2::jsonb[], $3::jsonb[], $4::bigint[])`, [
+          run[0]!.op,
+          run.map((c) => c.old),
+          run.map((c) => c.new),
+          run.map((c) => c.xid),
+        ]);
         i = j;
       }
       await client.query(

@@ -77,23 +77,13 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${tag
   return { functionName, triggers, install };
 }
 
-export function whenFor(capture: CaptureConfig, op: Operation): string | undefined {
+function whenFor(capture: CaptureConfig, op: Operation): string | undefined {
   if (!capture.when || op === 'TRUNCATE') return undefined;
   if (typeof capture.when === 'string') return capture.when;
   return capture.when[op.toLowerCase() as 'insert' | 'update' | 'delete'];
 }
 
-/**
- * Where an event's transaction id and trace context come from. A trigger runs in the writer's transaction, so
- * both are the defaults (its xid, its session's rowcast.traceparent); logical capture passes the decoded
- * transaction's xid instead, and has no trace context.
- */
-export interface EventOrigin {
-  txid: string;
-  trace: string;
-}
-
-export function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, origin?: EventOrigin): string {
+function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo): string {
   const record = op === 'DELETE' ? 'OLD' : 'NEW';
   const key = keyJson(record, table);
   const lines: string[] = [];
@@ -103,7 +93,7 @@ export function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capt
   if (capture.payload === 'keys') {
     // Without a primary key (or once its columns were dropped) the whole row is the only identity there is (documented).
     const whole = rowJson(record, table, undefined);
-    return insertEvent(op, name, capture, table, key ? `COALESCE(${key}, ${whole})` : whole, 'NULL', 'NULL', 'NULL', origin);
+    return insertEvent(op, name, capture, table, key ? `COALESCE(${key}, ${whole})` : whole, 'NULL', 'NULL', 'NULL');
   }
   if (capture.payload === 'row') {
     if (op === 'DELETE') before = rowJson('OLD', table, capture.columns);
@@ -119,13 +109,13 @@ export function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capt
     }
     if (op === 'UPDATE') changed = `ARRAY(SELECT e.k FROM jsonb_each(n) AS e(k, v) WHERE e.v IS DISTINCT FROM o -> e.k)`;
   }
-  return [...lines, insertEvent(op, name, capture, table, key ?? 'NULL', before, after, changed, origin)].join('\n');
+  return [...lines, insertEvent(op, name, capture, table, key ?? 'NULL', before, after, changed)].join('\n');
 }
 
-export function insertEvent(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string, origin?: EventOrigin): string {
+function insertEvent(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string): string {
   const target = (v: string | undefined) => (v === undefined ? 'NULL' : literal(v));
-  return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace${origin ? ', txid' : ''})
-    VALUES (${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, ${origin ? `${origin.trace}, ${origin.txid}` : `NULLIF(current_setting('rowcast.traceparent', true), '')`});`;
+  return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace)
+    VALUES (${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, NULLIF(current_setting('rowcast.traceparent', true), ''));`;
 }
 
 function rowJson(record: string, table: TableInfo, columns: string[] | undefined): string {
@@ -176,8 +166,9 @@ const TRANSITION_TABLES: Record<Exclude<Operation, 'TRUNCATE'>, string> = {
  * key (compared in their jsonb form, so a dropped key column pairs nothing rather than failing the writer); a row
  * whose key itself changed has no before image.
  */
-function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo): string {
+export function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, decoded?: DecodedRows): string {
   const when = whenFor(capture, op);
+  if (decoded) return setBranch(op, name, capture, table, when, decodedSource(op, capture, table, decoded), DECODED_ORIGIN);
   const pairs = op === 'UPDATE' && (capture.payload === 'diff' || when !== undefined);
   if (pairs && !table.primaryKey.length) {
     throw new RowcastError(
@@ -190,12 +181,55 @@ function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, captu
     const on = table.primaryKey.map((c) => `to_jsonb(old) -> ${literal(c)} = to_jsonb(new) -> ${literal(c)}`).join(' AND ');
     from += ` LEFT JOIN rowcast_old AS old ON ${on}`;
   }
+  return setBranch(op, name, capture, table, when, { from, withOld: pairs && capture.payload === 'diff' });
+}
+
+/**
+ * Logical capture's rows: arrays of decoded rows (jsonb objects of PostgreSQL's text values, old and new paired by
+ * the log itself), in commit order; each becomes a row of the table's type, aliased new and old as above.
+ */
+export interface DecodedRows {
+  /** SQL for the arrays: old rows (jsonb[]), new rows (jsonb[]) and the writers' 32-bit xids (bigint[]). */
+  old: string;
+  new: string;
+  xids: string;
+}
+
+/**
+ * Where an event's transaction id and trace context come from. A trigger runs in the writer's transaction, so
+ * both are the defaults (its xid, its session's rowcast.traceparent); decoded rows carry the writer's xid, and no
+ * trace context.
+ */
+interface EventOrigin {
+  txid: string;
+  trace: string;
+}
+
+const DECODED_ORIGIN: EventOrigin = { txid: 'rowcast.xid8_of(c.x)', trace: 'NULL' };
+
+function decodedSource(op: Exclude<Operation, 'TRUNCATE'>, capture: CaptureConfig, table: TableInfo, rows: DecodedRows): RowSource {
+  const rowType = qualified(table.schema, table.name);
+  let from = `unnest(${rows.old}, ${rows.new}, ${rows.xids}) WITH ORDINALITY AS c(o, n, x, ord)`;
+  if (op !== 'INSERT') from += ` CROSS JOIN LATERAL jsonb_populate_record(NULL::${rowType}, c.o) AS old`;
+  if (op !== 'DELETE') from += ` CROSS JOIN LATERAL jsonb_populate_record(NULL::${rowType}, c.n) AS new`;
+  return { from, withOld: op === 'UPDATE' && capture.payload === 'diff', orderBy: 'c.ord' };
+}
+
+/** Where a set-based capture reads its rows from; `withOld`: an UPDATE's old rows are needed as jsonb too. */
+interface RowSource {
+  from: string;
+  withOld: boolean;
+  orderBy?: string;
+}
+
+function setBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, when: string | undefined, source: RowSource, origin?: EventOrigin): string {
+  let from = source.from;
   // Each row is turned into jsonb once (nj.j, oj.j), and the key and images are read from that: to_jsonb() of a
   // jsonb value is the value itself, so the row-level builders work on it unchanged.
   const NEW = 'nj.j';
   const OLD = 'oj.j';
   if (op !== 'DELETE') from += ' CROSS JOIN LATERAL (SELECT to_jsonb(new) AS j) AS nj';
-  if (op === 'DELETE' || (pairs && capture.payload === 'diff')) from += ' CROSS JOIN LATERAL (SELECT to_jsonb(old) AS j) AS oj';
+  if (op === 'DELETE' || source.withOld) from += ' CROSS JOIN LATERAL (SELECT to_jsonb(old) AS j) AS oj';
   const record = op === 'DELETE' ? OLD : NEW;
   const key = keyJson(record, table);
   let before = 'NULL';
@@ -203,7 +237,7 @@ function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, captu
   let changed = 'NULL';
   if (capture.payload === 'keys') {
     const whole = rowJson(record, table, undefined);
-    return insertEvents(op, name, capture, table, key ? `COALESCE(${key}, ${whole})` : whole, 'NULL', 'NULL', 'NULL', from, when);
+    return insertEvents(op, name, capture, table, key ? `COALESCE(${key}, ${whole})` : whole, 'NULL', 'NULL', 'NULL', { ...source, from }, when, origin);
   }
   if (capture.payload === 'row') {
     if (op === 'DELETE') before = rowJson(OLD, table, capture.columns);
@@ -217,12 +251,13 @@ function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, captu
     if (op !== 'DELETE') after = 'rc.n';
     if (op === 'UPDATE') changed = `ARRAY(SELECT e.k FROM jsonb_each(rc.n) AS e(k, v) WHERE e.v IS DISTINCT FROM rc.o -> e.k)`;
   }
-  return insertEvents(op, name, capture, table, key ?? 'NULL', before, after, changed, from, when);
+  return insertEvents(op, name, capture, table, key ?? 'NULL', before, after, changed, { ...source, from }, when, origin);
 }
 
-function insertEvents(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string, from: string, when: string | undefined): string {
+function insertEvents(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string, source: RowSource, when: string | undefined, origin?: EventOrigin): string {
   const target = (v: string | undefined) => (v === undefined ? 'NULL' : literal(v));
-  return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace)
-    SELECT ${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, NULLIF(current_setting('rowcast.traceparent', true), '')
-      FROM ${from}${when ? `\n     WHERE (${when})` : ''};`;
+  // Rows are numbered in the order the SELECT yields them: ORDER BY keeps a decoded batch's commit order.
+  return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace${origin ? ', txid' : ''})
+    SELECT ${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, ${origin ? `${origin.trace}, ${origin.txid}` : `NULLIF(current_setting('rowcast.traceparent', true), '')`}
+      FROM ${source.from}${when ? `\n     WHERE (${when})` : ''}${source.orderBy ? `\n     ORDER BY ${source.orderBy}` : ''};`;
 }

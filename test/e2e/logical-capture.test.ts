@@ -161,6 +161,25 @@ describe('logical-replication capture', () => {
     }
   });
 
+  test('hostile schema, table and column names are quoted everywhere: publication, replica identity, capture function', async () => {
+    const schema = `sch"ema'; DROP TABLE l_rows; --`;
+    const table = `t$rowcast$ "x"; --`;
+    await db.pool.query(`CREATE SCHEMA ${pg.escapeIdentifier(schema)}; CREATE TABLE ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)} ("it's" int PRIMARY KEY, "dq""in" text)`);
+    await applyConfig(db.pool, config('logical', { hostile: { table: { schema, name: table }, topic: 'changes', payload: 'diff', when: { update: `NEW."dq""in" <> 'skip'` } } }));
+    const target = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
+    await db.pool.query(`INSERT INTO ${target} VALUES (1, 'a'); UPDATE ${target} SET "dq""in" = 'skip'; UPDATE ${target} SET "dq""in" = 'b'; DELETE FROM ${target}`);
+    const events = await eventually(async () => {
+      const r = await db.pool.query(`SELECT op, key, before, after FROM rowcast.events WHERE capture = 'hostile' ORDER BY id`);
+      return r.rows.length >= 3 && r.rows;
+    }, 'the hostile table’s events');
+    assert.deepEqual(events, [
+      { op: 'INSERT', key: { "it's": 1 }, before: null, after: { "it's": 1, 'dq"in': 'a' } },
+      { op: 'UPDATE', key: { "it's": 1 }, before: { "it's": 1, 'dq"in': 'skip' }, after: { "it's": 1, 'dq"in': 'b' } },
+      { op: 'DELETE', key: { "it's": 1 }, before: { "it's": 1, 'dq"in': 'b' }, after: null },
+    ]);
+    assert.equal((await db.pool.query(`SELECT to_regclass('l_rows') IS NOT NULL AS ok`)).rows[0].ok, true);
+  });
+
   test('the webhook receives captured changes as messages', async () => {
     await db.pool.query(`INSERT INTO l_keys VALUES (10, 'p', 'hello')`);
     const hit = await eventually(() => receiver.requests.find((r) => r.json?.attributes?.table === 'l_keys' && r.json.body.key.a === 10), 'the webhook request');
