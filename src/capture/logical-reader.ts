@@ -25,6 +25,8 @@ const RAW = (text: unknown) => text;
 /** Changes held before the stream waits for them to be written (a burst is written in batches meanwhile). */
 const MAX_PENDING = 5000;
 const RETRY_MS = 5000;
+/** How soon written batches are confirmed to the slot (once the log is flushed past them). */
+const CONFIRM_MS = 100;
 /** Another process streams the slot: `replication slot … is active for PID …`. */
 const OBJECT_IN_USE = '55006';
 
@@ -34,8 +36,8 @@ const OBJECT_IN_USE = '55006';
  *
  * - Only committed transactions are decoded, in commit order; a rolled-back one never reaches the slot's output.
  * - Exactly once: each batch of events is written in one transaction with the log position it ends at
- *   (rowcast.capture_progress); the slot is told that position only after that commit. After a crash the slot sends
- *   again what it was not told, and transactions at or before the recorded position are skipped.
+ *   (rowcast.capture_progress); the slot is told that position only once that commit is on disk. After a crash the
+ *   slot sends again what it was not told, and transactions at or before the recorded position are skipped.
  * - One reader per database: a slot streams to one connection at a time. Every process tries; the others wait and
  *   try again every few seconds, so one takes over when the streaming one dies.
  * - Under a burst the stream is paused while a batch is written (pg-logical-replication's flow control), so memory
@@ -49,8 +51,11 @@ export class LogicalCaptureReader {
   private captures = new Map<string, LogicalCapture[]>();
   /** Position recorded with the last written batch: transactions ending at or before it are already events. */
   private written = 0n;
-  /** What the slot may be told: `written`, or further while idle (the server's position, nothing of ours in between). */
+  /** What the slot may be told: what was written and is flushed, or further while idle (the server's position). */
   private confirmable = 0n;
+  /** Written batches whose commit may not be on disk yet: their end, and a log position after their commit. */
+  private unflushed: { end: bigint; wal: bigint }[] = [];
+  private confirmTimer: NodeJS.Timeout | null = null;
   /** Messages received from the socket and not yet handled: the library queues them, heartbeats overtake them. */
   private unhandled = 0;
   private tx: { xid: number; changes: Change[] } | null = null;
@@ -134,6 +139,7 @@ export class LogicalCaptureReader {
     const { rows } = await this.pool.query<{ lsn: string }>('SELECT lsn::text FROM rowcast.capture_progress WHERE slot = $1', [this.slot]);
     this.written = rows[0] ? lsnValue(rows[0].lsn) : 0n;
     this.confirmable = this.written;
+    this.unflushed = [];
     this.unhandled = 0;
     this.tx = null;
     this.pending = [];
@@ -166,7 +172,7 @@ export class LogicalCaptureReader {
       // The server's position: it has sent every transaction that committed before it. Idle (all of that handled
       // and written), the slot may let go of the log up to there. Otherwise only what was written is confirmed.
       // A heartbeat can arrive while messages before it still wait in the library's queue (`unhandled`).
-      const idle = !this.unhandled && !this.tx && !this.pending.length && !this.flushing;
+      const idle = !this.unhandled && !this.tx && !this.pending.length && !this.flushing && !this.unflushed.length;
       const position = idle && lsnValue(lsn) > this.confirmable ? lsnValue(lsn) : this.confirmable;
       if (position > this.confirmable) this.confirmable = position;
       if (reply || idle) void service.acknowledge(lsnText(this.confirmable)).catch(() => {});
@@ -182,6 +188,8 @@ export class LogicalCaptureReader {
     });
     await service.subscribe(plugin, this.slot);
     await this.flushing;
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
+    this.confirmTimer = null;
     if (failed && !this.stopping) throw failed;
   }
 
@@ -249,14 +257,38 @@ export class LogicalCaptureReader {
         return;
       }
       this.written = end;
-      if (end > this.confirmable) this.confirmable = end;
-      await this.service?.acknowledge(lsnText(this.confirmable)).catch(() => {});
       this.onCaptured(batch.length);
+      this.confirmSoon();
     }
+  }
+
+  /**
+   * Batches commit asynchronously (no WAL flush of their own on the writers' 2 cores; routing's synchronous commit
+   * flushes them anyway), so the slot is told a batch's end only once the log is flushed past its commit: a crash
+   * before that loses the batch and its recorded position together, and the slot sends it again.
+   */
+  private confirmSoon(): void {
+    this.confirmTimer ??= setTimeout(() => {
+      this.confirmTimer = null;
+      void this.confirm().catch(() => {});
+    }, CONFIRM_MS);
+  }
+
+  private async confirm(): Promise<void> {
+    if (!this.unflushed.length || !this.service) return;
+    const { rows } = await this.pool.query<{ lsn: string }>('SELECT pg_current_wal_flush_lsn()::text AS lsn');
+    const flushed = lsnValue(rows[0]!.lsn);
+    while (this.unflushed.length && this.unflushed[0]!.wal <= flushed) {
+      const { end } = this.unflushed.shift()!;
+      if (end > this.confirmable) this.confirmable = end;
+    }
+    await this.service?.acknowledge(lsnText(this.confirmable)).catch(() => {});
+    if (this.unflushed.length) this.confirmSoon();
   }
 
   private async write(batch: Change[], end: bigint): Promise<void> {
     await withTransaction(this.pool, async (client) => {
+      await client.query('SET LOCAL synchronous_commit = off');
       // One statement per run of changes of the same capture and operation, in commit order.
       for (let i = 0; i < batch.length; ) {
         let j = i;
@@ -277,6 +309,9 @@ export class LogicalCaptureReader {
       // Wake a sleeping dispatcher of another process, as a capture trigger does.
       await client.query(`SELECT pg_notify('rowcast', '') FROM rowcast.dispatchers WHERE sleeping LIMIT 1`);
     });
+    // Read after the commit returned, so it lies past the commit record.
+    const { rows } = await this.pool.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+    this.unflushed.push({ end, wal: lsnValue(rows[0]!.lsn) });
   }
 
   private sleep(ms: number): Promise<void> {
