@@ -1,7 +1,8 @@
 /**
  * 2. Latency, commit → arrival, at a steady rate: rowcast (capture → topic → webhook), rowcast with a function in
- * the chain (capture → function → topic → webhook), raw LISTEN/NOTIFY (the floor) and graphile-worker (trigger
- * add_job → task start), one after the other on the same database. Commit time is when the writer's COMMIT
+ * the chain (capture → function → topic → webhook), rowcast with logical capture instead of a trigger, raw
+ * LISTEN/NOTIFY (the floor) and graphile-worker (trigger add_job → task start), one after the other on the same
+ * database. Commit time is when the writer's COMMIT
  * returned; every time is read from the machine's monotonic clock.
  */
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,7 @@ const config = (receiverUrl: string): RowcastConfigInput => ({
   captures: {
     direct: { table: 'latency_direct', topic: 'direct', operations: ['INSERT'] },
     viafn: { table: 'latency_function', function: 'relay', operations: ['INSERT'] },
+    logical: { table: 'latency_logical', topic: 'direct', operations: ['INSERT'], mode: 'logical' },
   },
   // A generous timeout: a handler thread's cold start counts against it, and on a loaded machine exceeds the
   // default 3 s, turning the run into 60 s retry backoffs rather than a latency figure.
@@ -88,7 +90,7 @@ export const latency: Scenario = {
     const db = await createScratchDatabase(ctx.server, 'latency');
     const stops: Array<() => Promise<void>> = [];
     try {
-      for (const t of ['latency_direct', 'latency_function', 'latency_notify', 'latency_graphile']) await db.pool.query(referenceTableDdl(t));
+      for (const t of ['latency_direct', 'latency_function', 'latency_logical', 'latency_notify', 'latency_graphile']) await db.pool.query(referenceTableDdl(t));
       await applyBenchConfig(db.pool, config(receiver.url));
       await installNotifyTrigger(db.pool, 'latency_notify');
       await installGraphileTrigger(db.pool, db.url, 'latency_graphile');
@@ -108,6 +110,7 @@ export const latency: Scenario = {
       const systems: System[] = [
         { name: 'rowcast: capture → topic → webhook', table: 'latency_direct', arrivals: fromReceiver },
         { name: 'rowcast: capture → function → topic → webhook', table: 'latency_function', arrivals: fromReceiver },
+        { name: 'rowcast, logical capture: commit → topic → webhook', table: 'latency_logical', arrivals: fromReceiver },
         {
           name: 'LISTEN/NOTIFY (floor): trigger pg_notify → listener',
           table: 'latency_notify',
@@ -167,10 +170,9 @@ export const latency: Scenario = {
         figures.set(system.name, { p50: m('p50'), p99: m('p99'), max: m('max') });
       }
 
-      const [direct, viaFunction, , gw] = systems.map((s) => figures.get(s.name)!);
+      const [direct, viaFunction, logical, , gw] = systems.map((s) => figures.get(s.name)!);
       for (const stat of ['p50', 'p99', 'max'] as const) {
-        results.ratio(direct![stat], gw![stat], 'graphile-worker');
-        results.ratio(viaFunction![stat], gw![stat], 'graphile-worker');
+        for (const m of [direct!, viaFunction!, logical!]) results.ratio(m[stat], gw![stat], 'graphile-worker');
       }
       // Below graphile-worker's figure of the same run, as well as under the absolute limit.
       const meets = (m: Measurement, limit: number, baseline: Measurement) => (m.value && baseline.value ? m.value.median <= limit && m.value.median < baseline.value.median : undefined);
