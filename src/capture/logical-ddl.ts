@@ -49,6 +49,10 @@ function truncateEvents(name: string, capture: CaptureConfig, table: TableInfo):
       FROM unnest($4) WITH ORDINALITY AS c(x, ord) ORDER BY c.ord;`;
 }
 
+/** This database's logical-capture slot, if any: slot, active (a process streams it), lag (bytes of log it holds). */
+export const CAPTURE_SLOT_SQL = `SELECT slot_name AS slot, active, COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::float8 AS lag
+   FROM pg_replication_slots WHERE database = current_database() AND plugin = 'pgoutput' AND slot_name LIKE 'rowcast\\_%'`;
+
 /** Whether a capture's events come from the write-ahead log rather than a trigger. */
 export const isLogical = (capture: Pick<CaptureConfig, 'mode'>): boolean => capture.mode === 'logical';
 

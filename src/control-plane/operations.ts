@@ -1,3 +1,4 @@
+import { CAPTURE_SLOT_SQL } from '../capture/logical-ddl.js';
 import { parseDuration } from '../config/duration.js';
 import { WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
@@ -24,16 +25,20 @@ export interface SubscriptionStatus {
 
 export interface Status {
   events: { unrouted: number; oldestUnroutedMs: number | null };
-  captures: { name: string; table: string; topic: string }[];
+  /** mode: row or statement (triggers), or logical (the write-ahead log). */
+  captures: { name: string; table: string; topic: string; mode: string }[];
+  /** The replication slot of logical captures, when there is one: whether a process streams it, the log it holds. */
+  logicalCapture: { slot: string; streaming: boolean; lagBytes: number } | null;
   topics: { name: string; subscriptions: number; pending: number; inFlight: number; dead: number; unmatched: number }[];
   subscriptions: SubscriptionStatus[];
 }
 
 /** Pending, in-flight and dead counts per topic and subscription, and the routing backlog. */
 export async function getStatus(pool: Pool): Promise<Status> {
-  const [events, captures, subs] = await Promise.all([
+  const [events, captures, slots, subs] = await Promise.all([
     pool.query(`SELECT count(*)::int AS unrouted, (extract(epoch FROM now() - min(captured_at)) * 1000)::bigint AS oldest FROM rowcast.events WHERE routed_at IS NULL`),
-    pool.query(`SELECT name, schema_name, table_name, topic FROM rowcast.captures ORDER BY name`),
+    pool.query(`SELECT name, schema_name, table_name, topic, COALESCE(settings -> 'capture' ->> 'mode', 'row') AS mode FROM rowcast.captures ORDER BY name`),
+    pool.query<{ slot: string; active: boolean; lag: number }>(CAPTURE_SLOT_SQL),
     pool.query(`
       SELECT s.name, s.topic, s.protocol, s.endpoint, s.state, s.state_reason,
              count(*) FILTER (WHERE d.state = 'pending')::int AS pending,
@@ -68,7 +73,8 @@ export async function getStatus(pool: Pool): Promise<Status> {
   });
   return {
     events: { unrouted: events.rows[0].unrouted, oldestUnroutedMs: events.rows[0].oldest === null ? null : Number(events.rows[0].oldest) },
-    captures: captures.rows.map((r) => ({ name: r.name, table: `${r.schema_name}.${r.table_name}`, topic: r.topic })),
+    captures: captures.rows.map((r) => ({ name: r.name, table: `${r.schema_name}.${r.table_name}`, topic: r.topic, mode: r.mode })),
+    logicalCapture: slots.rows[0] ? { slot: slots.rows[0].slot, streaming: slots.rows[0].active, lagBytes: Math.max(0, slots.rows[0].lag) } : null,
     topics,
     subscriptions,
   };

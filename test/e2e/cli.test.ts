@@ -144,7 +144,8 @@ describe('rowcast apply and status', () => {
     assert.equal(json.code, 0, describeRun(json));
     const parsed = JSON.parse(json.stdout);
     assert.deepEqual(parsed.topics, [{ name: 'orders', subscriptions: 1, pending: 0, inFlight: 0, dead: 0, unmatched: 0 }]);
-    assert.deepEqual(parsed.captures, [{ name: 'orders', table: 'public.orders', topic: 'orders' }]);
+    assert.deepEqual(parsed.captures, [{ name: 'orders', table: 'public.orders', topic: 'orders', mode: 'row' }]);
+    assert.equal(parsed.logicalCapture, null);
     assert.equal(parsed.subscriptions.length, 1);
     assert.deepEqual(
       (({ name, topic, protocol, endpoint, state }) => ({ name, topic, protocol, endpoint, state }))(parsed.subscriptions[0]),

@@ -3,6 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { slotName } from '../../src/capture/logical-ddl.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { formatStatus } from '../../src/control-plane/cli/format-status.js';
+import { getStatus } from '../../src/control-plane/operations.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { createPool } from '../../src/store/pool.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
@@ -241,7 +243,13 @@ describe('logical-replication capture', () => {
     assert.equal(await count(), 21, 'the 20 rows sent again were skipped');
   });
 
-  test('/metrics shows whether the slot is streamed and how far behind it is', async () => {
+  test('/metrics and rowcast status show whether the slot is streamed and how far behind it is', async () => {
+    const status = await getStatus(db.pool);
+    assert.equal(status.captures.find((c) => c.name === 'l-rows')?.mode, 'logical');
+    assert.equal(status.captures.find((c) => c.name === 'r-rows')?.mode, 'row');
+    assert.equal(status.logicalCapture?.slot, slotName(db.name));
+    assert.equal(status.logicalCapture?.streaming, true);
+    assert.match(formatStatus(status), /logical capture: slot \S+ streamed by a rowcast process; \d+\.\d MB of log not yet captured/);
     const withHttp = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
     runtimes.push(withHttp);
     const text = await (await fetch(`${withHttp.httpUrl}/metrics`)).text();

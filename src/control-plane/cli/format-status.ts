@@ -11,7 +11,14 @@ function table(header: string[], rows: string[][]): string {
 /** rowcast status as people read it. */
 export function formatStatus(status: Status): string {
   let out = `events waiting to be routed: ${status.events.unrouted} (oldest ${age(status.events.oldestUnroutedMs)})\n\n`;
-  out += table(['CAPTURE', 'TABLE', 'TOPIC'], status.captures.map((c) => [c.name, c.table, c.topic])) + '\n';
+  out += table(['CAPTURE', 'TABLE', 'TOPIC', 'MODE'], status.captures.map((c) => [c.name, c.table, c.topic ?? '-', c.mode])) + '\n';
+  const slot = status.logicalCapture;
+  if (slot) {
+    const held = `${(slot.lagBytes / 2 ** 20).toFixed(1)} MB of log not yet captured`;
+    out += slot.streaming
+      ? `logical capture: slot ${slot.slot} streamed by a rowcast process; ${held}\n\n`
+      : `logical capture: slot ${slot.slot} NOT streamed (start rowcast): PostgreSQL keeps its log meanwhile; ${held}\n\n`;
+  }
   out += table(['TOPIC', 'SUBSCRIPTIONS', 'PENDING', 'IN FLIGHT', 'DEAD', 'UNMATCHED'], status.topics.map((t) => [t.name, String(t.subscriptions), String(t.pending), String(t.inFlight), String(t.dead), String(t.unmatched)])) + '\n';
   out += table(
     ['SUBSCRIPTION', 'TOPIC', 'STATE', 'PENDING', 'IN FLIGHT', 'DEAD', 'OLDEST', 'LAST ERROR'],

@@ -1,3 +1,4 @@
+import { CAPTURE_SLOT_SQL } from '../../../capture/logical-ddl.js';
 import { createMetrics, type DatabaseSnapshot } from '../../../observability/metrics.js';
 import type { Pool } from '../../../store/pool.js';
 import { getLag } from '../../inspect.js';
@@ -18,10 +19,7 @@ function databaseReader(pool: Pool): () => Promise<DatabaseSnapshot> {
       ),
       pool.query<{ usage: number }>('SELECT pg_notification_queue_usage() AS usage'),
       pool.query<{ upto: Date }>(`SELECT now() - interval '${SETTLE}' AS upto`),
-      pool.query<{ slot: string; active: boolean; lag: number }>(
-        `SELECT slot_name AS slot, active, COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::float8 AS lag
-           FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical' AND plugin = 'pgoutput' AND slot_name LIKE 'rowcast\_%'`,
-      ),
+      pool.query<{ slot: string; active: boolean; lag: number }>(CAPTURE_SLOT_SQL),
     ]);
     const upTo = window.rows[0]!.upto;
     let capturedSince: DatabaseSnapshot['capturedSince'] = [];
