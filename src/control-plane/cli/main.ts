@@ -12,6 +12,7 @@ import { invokeFunction } from '../../functions/invoke.js';
 import { getStatus, getSubscriptionSecrets, listInvocations, pauseSubscription, redrive, resumeSubscription, rotateSecret } from '../operations.js';
 import { pauseFunction, replayCapture, resumeFunction } from '../admin-actions.js';
 import { formatInvocations, formatStatus } from './format-status.js';
+import { boundHeapGrowth } from './heap-growth.js';
 import { progress } from './progress.js';
 
 interface GlobalOptions {
@@ -77,6 +78,7 @@ program
   .description('route captured changes and deliver them until SIGTERM/SIGINT, then drain gracefully')
   .option('--no-migrate', 'fail instead of applying pending migrations')
   .action(async (opts: { migrate: boolean }) => {
+    boundHeapGrowth();
     const cfg = await config(false);
     const runtimeConfig = cfg?.runtime;
     const log = createLogger(process.env.ROWCAST_LOG_LEVEL ?? runtimeConfig?.logLevel ?? 'info');
