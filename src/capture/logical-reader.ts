@@ -1,7 +1,7 @@
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import type { Operation } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
-import { type Pool, withTransaction } from '../store/pool.js';
+import { createPool, type Pool, withTransaction } from '../store/pool.js';
 import { ident } from '../store/sql.js';
 import { PUBLICATION, slotName } from './logical-ddl.js';
 
@@ -53,8 +53,10 @@ export class LogicalCaptureReader {
   private written = 0n;
   /** What the slot may be told: what was written and is flushed, or further while idle (the server's position). */
   private confirmable = 0n;
-  /** Written batches whose commit may not be on disk yet: their end, and a log position after their commit. */
-  private unflushed: { end: bigint; wal: bigint }[] = [];
+  /** Written batches whose commit may not be on disk yet: their end, and a log position after their commit once known. */
+  private unflushed: { end: bigint; wal: bigint | null }[] = [];
+  /** One connection whose commits do not wait for the WAL flush (see confirm). */
+  private readonly writer: Pool;
   private confirmTimer: NodeJS.Timeout | null = null;
   /** Messages received from the socket and not yet handled: the library queues them, heartbeats overtake them. */
   private unhandled = 0;
@@ -72,7 +74,9 @@ export class LogicalCaptureReader {
     private readonly log: Logger,
     /** Called after events were written (this process's router can route them at once). */
     private readonly onCaptured: (events: number) => void,
-  ) {}
+  ) {
+    this.writer = createPool(url, { max: 1, applicationName: 'rowcast logical capture', asyncCommit: true });
+  }
 
   start(): void {
     this.loop = this.run();
@@ -89,6 +93,7 @@ export class LogicalCaptureReader {
     this.wakeUp?.();
     await this.service?.stop().catch(() => {});
     await this.loop;
+    await this.writer.end();
   }
 
   private async run(): Promise<void> {
@@ -276,9 +281,13 @@ export class LogicalCaptureReader {
 
   private async confirm(): Promise<void> {
     if (!this.unflushed.length || !this.service) return;
-    const { rows } = await this.pool.query<{ lsn: string }>('SELECT pg_current_wal_flush_lsn()::text AS lsn');
-    const flushed = lsnValue(rows[0]!.lsn);
-    while (this.unflushed.length && this.unflushed[0]!.wal <= flushed) {
+    // Batches that had committed before this query lie before its insert position: that bounds their commit
+    // records (one query per round rather than one per batch, off the path to routing).
+    const known = this.unflushed.filter((b) => b.wal === null);
+    const { rows } = await this.pool.query<{ inserted: string; flushed: string }>('SELECT pg_current_wal_insert_lsn()::text AS inserted, pg_current_wal_flush_lsn()::text AS flushed');
+    for (const b of known) b.wal = lsnValue(rows[0]!.inserted);
+    const flushed = lsnValue(rows[0]!.flushed);
+    while (this.unflushed.length && this.unflushed[0]!.wal !== null && this.unflushed[0]!.wal <= flushed) {
       const { end } = this.unflushed.shift()!;
       if (end > this.confirmable) this.confirmable = end;
     }
@@ -287,31 +296,44 @@ export class LogicalCaptureReader {
   }
 
   private async write(batch: Change[], end: bigint): Promise<void> {
-    await withTransaction(this.pool, async (client) => {
-      await client.query('SET LOCAL synchronous_commit = off');
-      // One statement per run of changes of the same capture and operation, in commit order.
-      for (let i = 0; i < batch.length; ) {
-        let j = i;
-        while (j < batch.length && batch[j]!.fn === batch[i]!.fn && batch[j]!.op === batch[i]!.op) j++;
-        const run = batch.slice(i, j);
-        await client.query(`SELECT rowcast.${ident(run[0]!.fn)}($1, $2::jsonb[], $3::jsonb[], $4::bigint[])`, [
-          run[0]!.op,
-          run.map((c) => c.old),
-          run.map((c) => c.new),
-          run.map((c) => c.xid),
-        ]);
-        i = j;
-      }
-      await client.query(
-        `INSERT INTO rowcast.capture_progress (slot, lsn) VALUES ($1, $2::pg_lsn) ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()`,
-        [this.slot, lsnText(end)],
-      );
-      // Wake a sleeping dispatcher of another process, as a capture trigger does.
-      await client.query(`SELECT pg_notify('rowcast', '') FROM rowcast.dispatchers WHERE sleeping LIMIT 1`);
+    // Runs of changes of the same capture and operation, in commit order: one statement each.
+    const runs: Change[][] = [];
+    for (const change of batch) {
+      const last = runs.at(-1);
+      if (last && last[0]!.fn === change.fn && last[0]!.op === change.op) last.push(change);
+      else runs.push([change]);
+    }
+    const capture = (run: Change[], first: number) => ({
+      sql: `SELECT rowcast.${ident(run[0]!.fn)}($${first}, $${first + 1}::jsonb[], $${first + 2}::jsonb[], $${first + 3}::bigint[])`,
+      values: [run[0]!.op, run.map((c) => c.old), run.map((c) => c.new), run.map((c) => c.xid)],
     });
-    // Read after the commit returned, so it lies past the commit record.
-    const { rows } = await this.pool.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
-    this.unflushed.push({ end, wal: lsnValue(rows[0]!.lsn) });
+    const progress = (first: number) => ({
+      sql: `INSERT INTO rowcast.capture_progress (slot, lsn) VALUES ($${first}, $${first + 1}::pg_lsn) ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()`,
+      values: [this.slot, lsnText(end)],
+    });
+    // Wakes a sleeping dispatcher of another process, as a capture trigger does.
+    const wake = `SELECT count(pg_notify('rowcast', '')) FROM (SELECT 1 FROM rowcast.dispatchers WHERE sleeping LIMIT 1) AS s`;
+    if (runs.length === 1) {
+      // The usual batch: one statement, one round trip (its events, the position, the wake-up commit together).
+      const c = capture(runs[0]!, 1);
+      const p = progress(5);
+      await this.writer.query(
+        `WITH captured AS (${c.sql}), progress AS (${p.sql} RETURNING 1)
+         SELECT (SELECT count(*) FROM captured) AS runs, (SELECT count(*) FROM progress) AS progress, (${wake}) AS woken`,
+        [...c.values, ...p.values],
+      );
+    } else {
+      await withTransaction(this.writer, async (client) => {
+        for (const run of runs) {
+          const c = capture(run, 1);
+          await client.query(c.sql, c.values);
+        }
+        const p = progress(1);
+        await client.query(p.sql, p.values);
+        await client.query(wake);
+      });
+    }
+    this.unflushed.push({ end, wal: null });
   }
 
   private sleep(ms: number): Promise<void> {

@@ -25,13 +25,14 @@ export function resolveDatabaseUrl(explicit?: string): string {
  * replans it until autovacuum analyzes the table; every one of those statements reads its rows by index, so these
  * connections never plan a sequential or bitmap scan of a table that has an index to use.
  */
-export function createPool(url: string, options: { max?: number; applicationName?: string; queues?: boolean } = {}): Pool {
+export function createPool(url: string, options: { max?: number; applicationName?: string; queues?: boolean; asyncCommit?: boolean } = {}): Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'rowcast',
     // JIT compiling costs tens of milliseconds per statement; rowcast's statements touch hundreds of rows, not millions.
-    options: options.queues ? '-c jit=off -c enable_seqscan=off -c enable_bitmapscan=off' : '-c jit=off',
+    // asyncCommit: commits that return before their WAL is flushed, for a caller that checks the flush itself.
+    options: ['-c jit=off', options.queues ? '-c enable_seqscan=off -c enable_bitmapscan=off' : '', options.asyncCommit ? '-c synchronous_commit=off' : ''].filter(Boolean).join(' '),
     // A connection PostgreSQL has closed (restart, pg_terminate_backend) is dropped from the pool, not fatal.
     idleTimeoutMillis: 30_000,
   });
