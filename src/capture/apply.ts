@@ -236,7 +236,15 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     const existing = captures.get(name);
     // Unchanged, unless its triggers went behind rowcast's back (DROP … CASCADE, a table dropped and re-created).
     const triggersGone = existing?.settings.hash === hash ? !(await triggersPresent(client, info.oid, existing.triggers)) : undefined;
-    if (triggersGone === false) continue;
+    // Old rows (DELETE's row, diffs, keys, unchanged large values of an UPDATE) are in the log only with REPLICA
+    // IDENTITY FULL, on the table and on each partition (a partition logs its own old rows): checked on every apply,
+    // so that a partition added later, or an identity changed behind rowcast's back, is set again.
+    const needIdentity = isLogical(capture) && capture.operations.some((op) => op === 'UPDATE' || op === 'DELETE') ? await withoutFullIdentity(client, info.oid) : [];
+    const identitySteps = needIdentity.map((t) => ({ summary: `~ capture ${name}: REPLICA IDENTITY FULL on ${t} (old rows in the write-ahead log)`, sql: `ALTER TABLE ${t} REPLICA IDENTITY FULL` }));
+    if (triggersGone === false) {
+      steps.push(...identitySteps);
+      continue;
+    }
     const target = capture.topic !== undefined ? `topic ${capture.topic}` : `function ${capture.function}`;
     const label = `${existing ? '~' : '+'} capture ${name} on ${schema}.${table} (${capture.operations.join(', ')} → ${target}, payload ${capture.payload})${triggersGone ? ': its triggers are missing, reinstalled' : ''}`;
     if (existing && (existing.schema_name !== schema || existing.table_name !== table)) {
@@ -255,10 +263,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
         steps.push({ summary: `${label}: remove trigger ${t}`, sql: dropCaptureDdl({ schema, table, functionName: existing.function_name, triggers: [t] }, true)[0]! });
       }
     }
-    if (isLogical(capture) && capture.operations.some((op) => op === 'UPDATE' || op === 'DELETE') && info.replicaIdentity !== 'f') {
-      // Old rows (DELETE's row, diffs, keys, unchanged large values of an UPDATE) are in the log only with FULL.
-      steps.push({ summary: `${label}: REPLICA IDENTITY FULL on ${schema}.${table} (old rows in the write-ahead log)`, sql: `ALTER TABLE ${qualified(schema, table)} REPLICA IDENTITY FULL` });
-    }
+    steps.push(...identitySteps);
     for (const sql of ddl.install) steps.push({ summary: label, sql });
     steps.push({
       summary: label,
@@ -356,6 +361,19 @@ async function retry<T>(fn: () => Promise<T>): Promise<T> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/** The table and its partitions (quoted, qualified) whose REPLICA IDENTITY is not FULL. */
+async function withoutFullIdentity(client: PoolClient, tableOid: number): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    // pg_partition_tree() has no rows for a table that is not partitioned: the table itself is added.
+    `SELECT format('%I.%I', n.nspname, c.relname) AS name
+       FROM (SELECT $1::oid AS relid, 0 AS level UNION SELECT relid, level FROM pg_partition_tree($1::oid::regclass)) AS t
+       JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relreplident <> 'f' ORDER BY t.level, 1`,
+    [tableOid],
+  );
+  return rows.map((r) => r.name);
 }
 
 /** Whether every one of a capture's triggers is (still) on its table. */

@@ -18,14 +18,12 @@ export interface TableInfo {
   columns: ColumnInfo[];
   /** Primary key columns in key order; empty when the table has none. */
   primaryKey: string[];
-  /** REPLICA IDENTITY: d = default (primary key), f = full, i = an index, n = nothing. */
-  replicaIdentity: 'd' | 'f' | 'i' | 'n';
 }
 
 /** Reads what capture DDL needs to know about a table; null when it does not exist or is not visible. */
 export async function readTableInfo(client: PoolClient, schema: string, name: string): Promise<TableInfo | null> {
-  const rel = await client.query<{ oid: number; relkind: string; replident: TableInfo['replicaIdentity'] }>(
-    `SELECT c.oid::int AS oid, c.relkind::text AS relkind, c.relreplident::text AS replident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  const rel = await client.query<{ oid: number; relkind: string }>(
+    `SELECT c.oid::int AS oid, c.relkind::text AS relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
     [schema, name],
   );
@@ -52,6 +50,5 @@ export async function readTableInfo(client: PoolClient, schema: string, name: st
     kind: row.relkind as 'r' | 'p',
     columns: cols.rows.map((c) => ({ name: c.name, type: c.type, exactNumber: c.base === 'int8' || c.base === 'numeric', array: c.array })),
     primaryKey: pk.rows.map((r) => r.name),
-    replicaIdentity: row.replident,
   };
 }

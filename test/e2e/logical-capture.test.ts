@@ -167,7 +167,7 @@ describe('logical-replication capture', () => {
     const schema = `sch"ema'; DROP TABLE l_rows; --`;
     const table = `t$rowcast$ "x"; --`;
     await db.pool.query(`CREATE SCHEMA ${pg.escapeIdentifier(schema)}; CREATE TABLE ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)} ("it's" int PRIMARY KEY, "dq""in" text)`);
-    await applyConfig(db.pool, config('logical', { hostile: { table: { schema, name: table }, topic: 'changes', payload: 'diff', when: { update: `NEW."dq""in" <> 'skip'` } } }));
+    await applyConfig(db.pool, config('logical', { hostile: { table: { schema, name: table }, topic: 'changes', payload: 'diff', mode: 'logical', when: { update: `NEW."dq""in" <> 'skip'` } } }));
     const target = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
     await db.pool.query(`INSERT INTO ${target} VALUES (1, 'a'); UPDATE ${target} SET "dq""in" = 'skip'; UPDATE ${target} SET "dq""in" = 'b'; DELETE FROM ${target}`);
     const events = await eventually(async () => {
@@ -180,6 +180,29 @@ describe('logical-replication capture', () => {
       { op: 'DELETE', key: { "it's": 1 }, before: { "it's": 1, 'dq"in': 'b' }, after: null },
     ]);
     assert.equal((await db.pool.query(`SELECT to_regclass('l_rows') IS NOT NULL AS ok`)).rows[0].ok, true);
+    const { rows: published } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_publication_tables WHERE pubname = 'rowcast' AND schemaname = $1 AND tablename = $2`, [schema, table]);
+    assert.equal(published[0].n, 1, 'the hostile table is in the publication');
+  });
+
+  test('a partitioned table: its partitions log full old rows too, including a partition added later (apply sets it)', async () => {
+    await db.pool.query(`CREATE TABLE parts (id int, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+      CREATE TABLE parts_eu PARTITION OF parts FOR VALUES IN ('eu'); CREATE TABLE parts_us PARTITION OF parts FOR VALUES IN ('us')`);
+    const parts = { parts: { table: 'parts', topic: 'changes', payload: 'diff' as const, mode: 'logical' as const } };
+    await applyConfig(db.pool, config('logical', parts));
+    await db.pool.query(`CREATE TABLE parts_ap PARTITION OF parts FOR VALUES IN ('ap')`);
+    // Nothing in the config changed; apply still sees the new partition's identity.
+    await applyConfig(db.pool, config('logical', parts));
+    const { rows: ident } = await db.pool.query(`SELECT relname, relreplident FROM pg_class WHERE relname LIKE 'parts%' AND relkind IN ('r', 'p') ORDER BY 1`);
+    assert.deepEqual(ident.map((r) => `${r.relname}:${r.relreplident}`), ['parts:f', 'parts_ap:f', 'parts_eu:f', 'parts_us:f']);
+    await db.pool.query(`INSERT INTO parts VALUES (1, 'eu', 'a'), (2, 'ap', 'b'); UPDATE parts SET v = v || '!'; DELETE FROM parts WHERE region = 'ap'`);
+    const events = await eventually(async () => {
+      const r = await db.pool.query(`SELECT op, table_name, before, after FROM rowcast.events WHERE capture = 'parts' ORDER BY id`);
+      return r.rows.length >= 5 && r.rows;
+    }, 'the partitioned table’s events');
+    assert.deepEqual(new Set(events.map((e) => e.table_name)), new Set(['parts']), 'published as the root table');
+    const deleted = events.find((e) => e.op === 'DELETE');
+    assert.deepEqual(deleted.before, { id: 2, region: 'ap', v: 'b!' }, 'the whole old row, not only its key');
+    assert.deepEqual(events.find((e) => e.op === 'UPDATE' && e.after.id === 1).before, { id: 1, region: 'eu', v: 'a' });
   });
 
   test('the webhook receives captured changes as messages', async () => {
