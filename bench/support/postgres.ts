@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { dropDatabaseSlots } from '../../src/capture/logical-ddl.js';
+import { dropSlots } from '../../src/capture/logical-ddl.js';
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createPool, type Pool } from '../../src/store/pool.js';
@@ -73,7 +73,7 @@ export async function createScratchDatabase(server: Pick<BenchServer, 'adminUrl'
       await pool.end();
       const c = new pg.Client({ connectionString: server.adminUrl });
       await c.connect();
-      await dropDatabaseSlots(c, name).catch(() => {});
+      await dropSlots(c, { database: name }).catch(() => {});
       await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`).catch(() => {});
       await c.end();
     },

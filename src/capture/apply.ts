@@ -7,7 +7,7 @@ import { ident, literal, qualified } from '../store/sql.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { generateSecret, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
 import { readTableInfo } from './table-info.js';
-import { isLogical, logicalCaptureDdl, PUBLICATION, slotName } from './logical-ddl.js';
+import { dropSlots, isLogical, logicalCaptureDdl, logicalDecodingProblems, PUBLICATION, slotName } from './logical-ddl.js';
 import { captureDdl, dropCaptureDdl } from './trigger-ddl.js';
 
 export interface PlanStep {
@@ -24,7 +24,7 @@ export interface ApplyResult {
   applied: boolean;
 }
 
-const APPLY_LOCK = 0x726f_7761;
+const APPLY_LOCK = 0x726f_7761; // one apply at a time per database
 
 /** Splits "schema.table" / "table" / { schema, name } into its parts. */
 export function tableName(table: RowcastConfig['captures'][string]['table'], where: string): { schema: string; name: string } {
@@ -53,7 +53,7 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
     // (decoding looks it up as of each decoded transaction), so both are made first, each committed on its own:
     // the publication empty (the apply's transaction names its tables), then the slot, from another connection
     // while this one holds no transaction (a new slot waits for running transactions to end).
-    if (logical && !options.dryRun && (await logicalDecodingReady(client)) && !(await slotExists(client, slot))) {
+    if (logical && !options.dryRun && !(await logicalDecodingProblems(client)).length && !(await slotExists(client, slot))) {
       if (!(await publicationExists(client))) {
         await client.query(`CREATE PUBLICATION ${ident(PUBLICATION)} WITH (publish_via_partition_root = true)`);
         created.push(`DROP PUBLICATION IF EXISTS ${ident(PUBLICATION)}`);
@@ -82,8 +82,7 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
     // No logical capture left: the slot would keep write-ahead log for nobody. Its reader (if one streams) is
     // disconnected first; it finds no logical capture and waits for one.
     if (!logical && (await slotExists(client, slot))) {
-      await client.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL', [slot]);
-      await retry(() => client.query('SELECT pg_drop_replication_slot($1)', [slot]));
+      await dropSlots(client, { slot });
       options.onProgress?.(`dropped replication slot ${slot} (no logical capture left)`);
     }
     return { steps, applied: true };
@@ -309,15 +308,7 @@ async function planPublication(client: PoolClient, config: RowcastConfig, proble
     const t = tableName(capture.table, `captures.${name}.table`);
     tables.set(qualified(t.schema, t.name), t);
   }
-  const { rows: server } = await client.query<{ wal_level: string; replication: boolean }>(
-    `SELECT current_setting('wal_level') AS wal_level, (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication`,
-  );
-  if (tables.size && server[0]!.wal_level !== 'logical') {
-    problems.push(`captures: mode 'logical' reads PostgreSQL's write-ahead log, and this server has wal_level = ${server[0]!.wal_level}; set wal_level = logical (postgresql.conf or ALTER SYSTEM) and restart PostgreSQL, or use mode 'row'.`);
-  }
-  if (tables.size && !server[0]!.replication) {
-    problems.push(`captures: mode 'logical' streams changes over a replication connection, and this database user lacks the REPLICATION attribute; ALTER ROLE … REPLICATION, or use mode 'row'.`);
-  }
+  if (tables.size) problems.push(...(await logicalDecodingProblems(client)));
   const { rows: current } = await client.query<{ schema: string; name: string }>(
     'SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1',
     [PUBLICATION],
@@ -336,31 +327,12 @@ async function currentDatabase(client: PoolClient): Promise<string> {
   return (await client.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
 }
 
-async function logicalDecodingReady(client: PoolClient): Promise<boolean> {
-  const { rows } = await client.query<{ ok: boolean }>(
-    `SELECT current_setting('wal_level') = 'logical' AND (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS ok`,
-  );
-  return rows[0]!.ok;
-}
-
 async function publicationExists(client: PoolClient): Promise<boolean> {
   return (await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [PUBLICATION])).rowCount! > 0;
 }
 
 async function slotExists(client: PoolClient, slot: string): Promise<boolean> {
   return (await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount! > 0;
-}
-
-/** A terminated walsender releases its slot a moment later: dropping it is retried for up to 5 s. */
-async function retry<T>(fn: () => Promise<T>): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (i >= 50) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 }
 
 /** The table and its partitions (quoted, qualified) whose REPLICA IDENTITY is not FULL. */

@@ -1,13 +1,13 @@
 import type { CaptureConfig } from '../config/schema.js';
 import { ident, literal } from '../store/sql.js';
 import type { TableInfo } from './table-info.js';
-import { type CaptureDdl, captureFunctionName, statementBranch } from './trigger-ddl.js';
+import { type CaptureDdl, captureFunctionName, decodedBranch } from './trigger-ddl.js';
 
 /** The publication that lists the tables of every logical capture (one per database). */
 export const PUBLICATION = 'rowcast';
 
 /** Arguments of a logical capture's function: one operation, and that many decoded rows in commit order. */
-export const LOGICAL_ARGS = '(op text, old_rows jsonb[], new_rows jsonb[], xids bigint[])';
+const LOGICAL_ARGS = '(op text, old_rows jsonb[], new_rows jsonb[], xids bigint[])';
 
 /**
  * A logical capture has no trigger: the reader (logical-reader.ts) decodes committed changes from the
@@ -23,7 +23,7 @@ export function logicalCaptureDdl(name: string, capture: CaptureConfig, table: T
   const fn = `rowcast.${ident(functionName)}`;
   const rows = { old: '$2', new: '$3', xids: '$4' };
   const branches = capture.operations.map((op, i) => {
-    const insert = op === 'TRUNCATE' ? truncateEvents(name, capture, table) : statementBranch(op, name, capture, table, rows);
+    const insert = op === 'TRUNCATE' ? truncateEvents(name, capture, table) : decodedBranch(op, name, capture, table, rows);
     return `  ${i === 0 ? 'IF' : 'ELSIF'} op = '${op}' THEN\n${insert}`;
   });
   const code = `
@@ -64,17 +64,41 @@ export function slotName(database: string): string {
   return `rowcast_${clean}_${hash.toString(16).padStart(8, '0')}`;
 }
 
+/** A connection or a pool: what the helpers below query through. */
+interface Queryable {
+  query(sql: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+/** What logical decoding needs of the server and of the role rowcast connects as, as problems naming the fix. */
+export async function logicalDecodingProblems(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query(
+    `SELECT current_setting('wal_level') AS wal_level, (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication`,
+  );
+  const server = rows[0] as { wal_level: string; replication: boolean };
+  const problems: string[] = [];
+  if (server.wal_level !== 'logical') {
+    problems.push(`captures: mode 'logical' reads PostgreSQL's write-ahead log, and this server has wal_level = ${server.wal_level}; set wal_level = logical (postgresql.conf or ALTER SYSTEM) and restart PostgreSQL, or use mode 'row'.`);
+  }
+  if (!server.replication) {
+    problems.push(`captures: mode 'logical' streams changes over a replication connection, and this database user lacks the REPLICATION attribute; ALTER ROLE … REPLICATION, or use mode 'row'.`);
+  }
+  return problems;
+}
+
 /**
- * Drops the replication slots of a database (its streaming readers disconnected first), as DROP DATABASE
- * requires: for scratch databases of the tests and the benchmark. A released slot may stay active a moment.
+ * Drops replication slots — one by name (apply, once no logical capture is left), or all of a database (as DROP
+ * DATABASE requires: the scratch databases of the tests and the benchmark) — after disconnecting whoever streams
+ * them. A released slot stays active a moment, so dropping is retried for up to 5 s.
  */
-export async function dropDatabaseSlots(client: { query(sql: string, values?: unknown[]): Promise<unknown> }, database: string): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    await client.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL', [database]);
+export async function dropSlots(db: Queryable, which: { slot: string } | { database: string }): Promise<void> {
+  const [where, value] = 'slot' in which ? ['slot_name = $1', which.slot] : ['database = $1', which.database];
+  for (let attempt = 1; ; attempt++) {
+    await db.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE ${where} AND active_pid IS NOT NULL`, [value]);
     try {
-      await client.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1', [database]);
+      await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE ${where}`, [value]);
       return;
-    } catch {
+    } catch (err) {
+      if (attempt >= 50) throw err;
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -66,7 +66,7 @@ export class LogicalCaptureReader {
   private flushing: Promise<void> | null = null;
   private slot = '';
   /** True while this process streams the slot. */
-  streaming = false;
+  private streaming = false;
 
   constructor(
     private readonly pool: Pool,

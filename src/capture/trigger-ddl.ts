@@ -166,9 +166,8 @@ const TRANSITION_TABLES: Record<Exclude<Operation, 'TRUNCATE'>, string> = {
  * key (compared in their jsonb form, so a dropped key column pairs nothing rather than failing the writer); a row
  * whose key itself changed has no before image.
  */
-export function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, decoded?: DecodedRows): string {
+function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo): string {
   const when = whenFor(capture, op);
-  if (decoded) return setBranch(op, name, capture, table, when, decodedSource(op, capture, table, decoded), DECODED_ORIGIN);
   const pairs = op === 'UPDATE' && (capture.payload === 'diff' || when !== undefined);
   if (pairs && !table.primaryKey.length) {
     throw new RowcastError(
@@ -207,12 +206,14 @@ interface EventOrigin {
 
 const DECODED_ORIGIN: EventOrigin = { txid: 'rowcast.xid8_of(c.x)', trace: 'NULL' };
 
-function decodedSource(op: Exclude<Operation, 'TRUNCATE'>, capture: CaptureConfig, table: TableInfo, rows: DecodedRows): RowSource {
+/** The statement-level INSERT … SELECT of one operation, over decoded rows instead of transition tables. */
+export function decodedBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, rows: DecodedRows): string {
   const rowType = qualified(table.schema, table.name);
   let from = `unnest(${rows.old}, ${rows.new}, ${rows.xids}) WITH ORDINALITY AS c(o, n, x, ord)`;
   if (op !== 'INSERT') from += ` CROSS JOIN LATERAL jsonb_populate_record(NULL::${rowType}, c.o) AS old`;
   if (op !== 'DELETE') from += ` CROSS JOIN LATERAL jsonb_populate_record(NULL::${rowType}, c.n) AS new`;
-  return { from, withOld: op === 'UPDATE' && capture.payload === 'diff', orderBy: 'c.ord' };
+  const source = { from, withOld: op === 'UPDATE' && capture.payload === 'diff', orderBy: 'c.ord' };
+  return setBranch(op, name, capture, table, whenFor(capture, op), source, DECODED_ORIGIN);
 }
 
 /** Where a set-based capture reads its rows from; `withOld`: an UPDATE's old rows are needed as jsonb too. */

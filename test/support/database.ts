@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { apply } from '../../src/capture/apply.js';
-import { dropDatabaseSlots } from '../../src/capture/logical-ddl.js';
+import { dropSlots } from '../../src/capture/logical-ddl.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { FunctionConfig, RowcastConfigInput, RuntimeConfig } from '../../src/config/schema.js';
 import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
@@ -43,7 +43,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await pool.end();
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();
-      await dropDatabaseSlots(c, name);
+      await dropSlots(c, { database: name });
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
     },
