@@ -19,10 +19,15 @@ export interface EventRouterOptions {
  * Wake-ups: capture triggers NOTIFY only while a dispatcher has its `sleeping` flag set. Before it sleeps the
  * router sets the flag, then makes sure no writer that read the flag before it was set is still in flight (such
  * a writer holds a RowExclusiveLock on rowcast.events, since the trigger inserts before it reads the flag), then
- * routes once more. Only then does it wait — for a NOTIFY, or at most the poll interval. Busy, it clears the
- * flag and writers send no NOTIFY at all. While another process holds the routing lock (routeEvents says `busy`), it
+ * routes once more. Only then does it wait — for a NOTIFY, or at most the poll interval. Woken for a trickle of
+ * events, it keeps the flag and sleeps again right after the pass that routed them: one statement per wake-up,
+ * where clearing and setting the flag again took five. Busy — a NOTIFY already waiting after each of several
+ * passes in a row, or a full batch — it clears the flag and writers send no NOTIFY at all. While another process holds the routing lock (routeEvents says `busy`), it
  * neither routes nor sleeps flagged: that process is awake, and this one looks again after the poll interval.
  */
+/** Passes in a row that find a NOTIFY already waiting before the flag is cleared (see run). */
+const CROWDED_PASSES = 3;
+
 export class EventRouter {
   private readonly signal = new WakeSignal();
   private stopping = false;
@@ -106,6 +111,7 @@ export class EventRouter {
     let quiet = false; // since the flag was set, no writer that missed it can still commit unseen
     let shortWait = 2;
     let errorDelay = 100;
+    let crowded = 0; // passes in a row, flag set, that found events and a NOTIFY already waiting
     while (!this.stopping) {
       try {
         // A NOTIFY that arrives during this pass is passed on after the next one, which it kicked.
@@ -132,13 +138,25 @@ export class EventRouter {
           continue;
         }
         if (events > 0) {
+          if (this.flag && quiet && events < this.options.batchSize) {
+            // A trickle: every writer since the flag was set sees it and notifies, and this pass took all that was
+            // visible, so sleep until the next NOTIFY — unless one was already waiting after several passes in a
+            // row: commits are arriving faster than routing passes, which is load.
+            crowded = this.signal.kicked ? crowded + 1 : 0;
+            if (crowded < CROWDED_PASSES) {
+              await this.signal.wait(this.options.pollInterval);
+              continue;
+            }
+          }
           // Busy: keep awake and let writers commit without NOTIFY.
+          crowded = 0;
           if (this.flag) {
             await this.setFlag(false);
             quiet = false;
           }
           continue;
         }
+        crowded = 0;
         if (!this.flag) {
           await this.setFlag(true);
           quiet = false;

@@ -7,6 +7,11 @@ export class WakeSignal {
   private waiter: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
 
+  /** A kick is waiting to be taken by the next wait(). */
+  get kicked(): boolean {
+    return this.pending;
+  }
+
   kick(): void {
     this.pending = true;
     const w = this.waiter;
