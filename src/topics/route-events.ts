@@ -44,7 +44,10 @@ export interface InvocationClaimant {
 /**
  * Routes a batch of captured events: an event for a topic becomes a message and one delivery per subscription of
  * the topic (filter policies permitting); an event for a function becomes an invocation. Each event is routed
- * exactly once even when several processes route at once (SKIP LOCKED hands it to one of them).
+ * exactly once even when several processes route at once (SKIP LOCKED hands it to one of them). The commit does
+ * not wait for its WAL flush (a flush per batch was most of the commit → webhook latency): the message and
+ * invocation ids are derived from the event's id, so a routing that a PostgreSQL crash lost is redone with the same
+ * ids, and a subscriber that already got the message sees it again under the same id, as at-least-once allows.
  *
  * Two forms. `oneStatement`: the whole batch in one autocommitted statement, unmatched messages counted in SQL —
  * unless a topic of the batch has a subscription with a filter policy, in which case it routes nothing and says
@@ -60,7 +63,9 @@ export const ROUTE_LOCK = 0x726f_7772; // "rowr"
 
 const routeSql = (oneStatement: boolean) => `
 WITH lock AS MATERIALIZED (
-  SELECT pg_try_advisory_xact_lock(${ROUTE_LOCK}) AS held
+  -- The commit does not wait for its WAL flush: what routing creates has ids derived from the event (migration 010).
+  SELECT pg_try_advisory_xact_lock(${ROUTE_LOCK}) AS held, set_config('synchronous_commit', 'off', true) AS async,
+         (SELECT id FROM rowcast.installation) AS installation
 ), batch AS (
   SELECT id, topic FROM rowcast.next_unrouted(CASE WHEN (SELECT held FROM lock) THEN $1 ELSE 0 END)
 ), filtered AS (
@@ -84,8 +89,8 @@ WITH lock AS MATERIALIZED (
            'trace', ev.trace)::text AS text
     FROM ev
 ), m AS (
-  INSERT INTO rowcast.messages (topic, subject, body, attributes, group_key, event_id, trace)
-  SELECT b.topic, c.subject, b.text,
+  INSERT INTO rowcast.messages (id, topic, subject, body, attributes, group_key, event_id, trace)
+  SELECT rowcast.derived_uuid((SELECT installation FROM lock), 'message/' || b.id), b.topic, c.subject, b.text,
          jsonb_build_object('op', b.op, 'schema', b.schema_name, 'table', b.table_name, 'capture', b.capture),
          b.key::text, b.id, b.trace
     FROM body b LEFT JOIN rowcast.captures c ON c.name = b.capture
@@ -96,8 +101,8 @@ WITH lock AS MATERIALIZED (
   oneStatement
     ? `
   -- Leased at once to the routing process's function worker for the slots it holds free (no claim round trip).
-  INSERT INTO rowcast.invocations (function, payload, source, event_id, trace, state, attempts, available_at, lease_owner, started_at)
-  SELECT x.function, x.text, 'capture', x.id, x.trace, CASE WHEN x.direct THEN 'in_flight' ELSE 'pending' END, CASE WHEN x.direct THEN 1 ELSE 0 END,
+  INSERT INTO rowcast.invocations (id, function, payload, source, event_id, trace, state, attempts, available_at, lease_owner, started_at)
+  SELECT rowcast.derived_uuid((SELECT installation FROM lock), 'invocation/' || x.id), x.function, x.text, 'capture', x.id, x.trace, CASE WHEN x.direct THEN 'in_flight' ELSE 'pending' END, CASE WHEN x.direct THEN 1 ELSE 0 END,
          CASE WHEN x.direct THEN now() + x.lease_ms * interval '1 millisecond' ELSE now() END, CASE WHEN x.direct THEN $9::text END,
          CASE WHEN x.direct THEN now() END
     FROM (SELECT b.function, b.text, b.id, b.trace, w.lease_ms, row_number() OVER (PARTITION BY b.function ORDER BY b.id) <= coalesce(w.n, 0) AS direct
@@ -105,8 +110,9 @@ WITH lock AS MATERIALIZED (
            WHERE b.function IS NOT NULL) x
    ORDER BY x.id`
     : `
-  INSERT INTO rowcast.invocations (function, payload, source, event_id, trace)
-  SELECT b.function, b.text, 'capture', b.id, b.trace FROM body b WHERE b.function IS NOT NULL ORDER BY b.id`
+  INSERT INTO rowcast.invocations (id, function, payload, source, event_id, trace)
+  SELECT rowcast.derived_uuid((SELECT installation FROM lock), 'invocation/' || b.id), b.function, b.text, 'capture', b.id, b.trace
+    FROM body b WHERE b.function IS NOT NULL ORDER BY b.id`
 }
   RETURNING id, function, state, attempts, payload, client_context, trace
 ), d AS (${oneStatement ? directClaimDeliveriesSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5' }) : UNFILTERED_DELIVERIES_SQL}

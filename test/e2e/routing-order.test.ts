@@ -85,3 +85,44 @@ test('routing leases new invocations to the caller for the slots it holds free',
     { state: 'pending', attempts: 0, lease_owner: null, started: false, n: 1, leased: false },
   ]);
 });
+
+// Routing's commit does not wait for its WAL flush, so a PostgreSQL crash can lose a routing whose webhook already
+// went out. The event is durable (the writer's commit was flushed) and is routed again: with the same ids, which is
+// what lets the subscriber tell the second copy for what it is.
+test('routing commits without a flush, and a routing lost in a crash is redone with the same message and invocation ids', async () => {
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(ONE_STATEMENT_SQL, [0, [], [], 0, null, [], [], [], null]);
+    assert.equal((await client.query('SHOW synchronous_commit')).rows[0].synchronous_commit, 'off', 'routing turns the flush off for its own transaction');
+    await client.query('COMMIT');
+    assert.equal((await client.query('SHOW synchronous_commit')).rows[0].synchronous_commit, 'on', 'and only for it');
+  } finally {
+    client.release();
+  }
+
+  await db.pool.query('INSERT INTO items VALUES (100), (101); INSERT INTO jobs VALUES (100)');
+  const ids = async () =>
+    (
+      await db.pool.query<{ event: string; id: string }>(
+        `SELECT e.id::text AS event, coalesce(m.id, i.id)::text AS id FROM rowcast.events e
+           LEFT JOIN rowcast.messages m ON m.event_id = e.id LEFT JOIN rowcast.invocations i ON i.event_id = e.id
+          WHERE e.after ->> 'id' IN ('100', '101') ORDER BY e.id`,
+      )
+    ).rows;
+  await routeEvents(db.pool, 100);
+  const first = await ids();
+  assert.equal(first.length, 3);
+  for (const r of first) assert.match(r.id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a UUIDv8');
+  assert.equal(new Set(first.map((r) => r.id)).size, 3);
+
+  // What a crash before the flush leaves: the events, unrouted, and nothing routing made of them.
+  await db.pool.query(`
+    WITH e AS (SELECT id FROM rowcast.events WHERE after ->> 'id' IN ('100', '101')),
+         m AS (DELETE FROM rowcast.messages WHERE event_id IN (SELECT id FROM e)),
+         i AS (DELETE FROM rowcast.invocations WHERE event_id IN (SELECT id FROM e))
+    UPDATE rowcast.events SET routed_at = NULL WHERE id IN (SELECT id FROM e)`);
+  assert.equal((await ids()).filter((r) => r.id).length, 0);
+  assert.equal((await routeEvents(db.pool, 100)).events, 3);
+  assert.deepEqual(await ids(), first);
+});
