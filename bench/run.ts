@@ -69,6 +69,8 @@ const log = (line: string) => console.log(`[${elapsed()}] ${line}`);
 
 const results = new Results();
 const failures: Array<{ scenario: string; error: string }> = [];
+/** Seconds each scenario took: the whole run must stay under 15 minutes (issue 6), and this says where it goes. */
+const scenarioSeconds: Record<string, number> = {};
 log(`rowcast bench (${profile.name}): ${selected.map((s) => s.id).join(', ')}; ${profile.reps} repetition(s) of capture overhead, ${profile.drain.reps} of each drain`);
 const server = await startBenchServer(log);
 log(`PostgreSQL ${server.settings.server_version} (${server.embedded ? 'embedded' : 'DATABASE_URL'}), fsync=${server.settings.fsync}, synchronous_commit=${server.settings.synchronous_commit}`);
@@ -84,6 +86,7 @@ try {
   for (const scenario of selected) {
     if (interrupted) break;
     log(`── ${scenario.title}`);
+    const started = Date.now();
     try {
       await scenario.run(ctx);
     } catch (err) {
@@ -92,6 +95,7 @@ try {
       failures.push({ scenario: scenario.id, error });
       log(`${scenario.id} failed: ${error}`);
     }
+    scenarioSeconds[scenario.id] = Math.round((Date.now() - started) / 1000);
   }
 } finally {
   await receiver.close();
@@ -103,6 +107,7 @@ const report = {
   durationSeconds: Math.round((Date.now() - began) / 1000),
   profile: profile.name,
   scenarios: selected.map((s) => s.id),
+  scenarioSeconds,
   machine: machine(),
   postgres: { ...server.settings, source: server.embedded ? 'embedded' : 'DATABASE_URL' },
   settings: profile,
@@ -113,7 +118,7 @@ mkdirSync(path.dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
 const m = machine();
 const what = complete ? 'full run' : `${profile.name} run (${selected.map((s) => s.id).join(', ')})`;
-console.log(`\n${what} of ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, PostgreSQL ${server.settings.server_version}, fsync ${server.settings.fsync}, synchronous_commit ${server.settings.synchronous_commit}; ${report.durationSeconds} s\n`);
+console.log(`\n${what} of ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, PostgreSQL ${server.settings.server_version}, fsync ${server.settings.fsync}, synchronous_commit ${server.settings.synchronous_commit}; ${report.durationSeconds} s (${Object.entries(scenarioSeconds).map(([id, sec]) => `${id} ${sec} s`).join(', ')})\n`);
 console.log(formatTable(results));
 const targets = results.measurements.filter((x) => x.target);
 console.log(`\ntargets met: ${targets.filter((x) => x.target!.met).length} of ${targets.length}${targets.some((x) => !x.target!.met) ? ` (not met: ${targets.filter((x) => !x.target!.met).map((x) => x.name).join('; ')})` : ''}`);
