@@ -112,6 +112,7 @@ export class EventRouter {
     let shortWait = 2;
     let errorDelay = 100;
     let crowded = 0; // passes in a row, flag set, that found events and a NOTIFY already waiting
+    let kicked = true; // the last sleep ended by a wake-up, not by the poll interval
     while (!this.stopping) {
       try {
         // A NOTIFY that arrives during this pass is passed on after the next one, which it kicked.
@@ -138,13 +139,15 @@ export class EventRouter {
           continue;
         }
         if (events > 0) {
-          if (this.flag && quiet && events < this.options.batchSize) {
+          if (this.flag && quiet && kicked && events < this.options.batchSize) {
             // A trickle: every writer since the flag was set sees it and notifies, and this pass took all that was
             // visible, so sleep until the next NOTIFY — unless one was already waiting after several passes in a
-            // row: commits are arriving faster than routing passes, which is load.
+            // row: commits are arriving faster than routing passes, which is load. (Events found by the poll
+            // instead mean the flag did not reach a writer — its row was deleted, say: the flag is written again
+            // below.)
             crowded = this.signal.kicked ? crowded + 1 : 0;
             if (crowded < CROWDED_PASSES) {
-              await this.signal.wait(this.options.pollInterval);
+              kicked = await this.signal.wait(this.options.pollInterval);
               continue;
             }
           }
@@ -171,7 +174,7 @@ export class EventRouter {
           shortWait = 2;
           continue; // route once more: whatever committed before the check is visible now
         }
-        await this.signal.wait(this.options.pollInterval);
+        kicked = await this.signal.wait(this.options.pollInterval);
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'routing failed; retrying');
         this.flag = false; // unknown after an error: set again before sleeping
