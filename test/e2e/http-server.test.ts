@@ -204,6 +204,22 @@ describe('GET /topics/:name/stream', () => {
     }
   });
 
+  // seq is sent as text: a read ordered by the text would put "100" before "99" and the client, past 100, skip 99.
+  test('many messages in one read come in numeric seq order, none skipped (across 9 → 10 and 99 → 100)', async () => {
+    const stream = await openSse(`${base}/topics/t/stream`);
+    try {
+      const { rows } = await db.pool.query(`SELECT coalesce(max(seq), 0)::int AS s FROM rowcast.messages`);
+      assert.ok(rows[0].s < 90, 'the rows below cross seq 100');
+      await db.pool.query(`INSERT INTO t_rows SELECT 1000 + g, 'bulk' FROM generate_series(1, 150) g`);
+      await eventually(() => stream.events.length >= 150, '150 events', 20_000);
+      const seqs = stream.events.map((e) => Number(e.id));
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in seq order');
+      assert.deepEqual(stream.events.map((e) => JSON.parse(e.data).body.after.id).sort((a, b) => a - b), Array.from({ length: 150 }, (_, i) => 1001 + i));
+    } finally {
+      await stream.close();
+    }
+  });
+
   test('a lower seq that commits later is neither skipped nor overtaken', async () => {
     const stream = await openSse(`${base}/topics/u/stream`);
     const early = await db.pool.connect();

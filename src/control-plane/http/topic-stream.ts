@@ -73,14 +73,17 @@ interface Row {
 }
 
 const ROWS_SQL = `
-SELECT seq::text AS seq, id::text AS id, topic, subject, body, content_type, attributes,
-       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, trace
-  FROM rowcast.messages
- WHERE topic = $1 AND seq > $2::bigint AND seq <= $3::bigint
- ORDER BY seq
+SELECT m.seq::text AS seq, m.id::text AS id, m.topic, m.subject, m.body, m.content_type, m.attributes,
+       to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace
+  FROM rowcast.messages m
+ WHERE m.topic = $1 AND m.seq > $2::bigint AND m.seq <= $3::bigint
+ ORDER BY m.seq -- the column: a bare "seq" would be the text alias, and "10" sorts before "9"
  LIMIT $4`;
 
-const SEQUENCE_SQL = `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0)::text AS h`;
+const SEQUENCE_SQL = `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0)::text AS h,
+       pg_postmaster_start_time()::text AS started`;
+/** The last message of a topic that was there before the server (re)started. */
+const SURVIVED_SQL = `SELECT m.seq::text AS seq FROM rowcast.messages m WHERE m.topic = $1 AND m.created_at < pg_postmaster_start_time() ORDER BY m.seq DESC LIMIT 1`; // m.seq: see ROWS_SQL
 
 /** Transactions that may be inserting into rowcast.messages now, and which of the given ones are still running. */
 const WRITERS_SQL = `
@@ -173,6 +176,8 @@ export class TopicStreamHub {
   private safeBarrier = -1;
   private nextBarrier = 0;
   private barriers: Barrier[] = [];
+  /** When the server was started, as of the last tick: a change means it restarted (see rewind). */
+  private serverStartedAt: string | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -198,7 +203,30 @@ export class TopicStreamHub {
    * higher seq, so a client that asked before a message was written receives it.
    */
   async now(): Promise<bigint> {
-    return BigInt((await this.pool.query<{ h: string }>(SEQUENCE_SQL)).rows[0]!.h);
+    return BigInt((await this.sequence()).h);
+  }
+
+  private async sequence(): Promise<{ h: string; started: string }> {
+    return (await this.pool.query<{ h: string; started: string }>(SEQUENCE_SQL)).rows[0]!;
+  }
+
+  /**
+   * PostgreSQL restarted, after a crash perhaps. What it lost may include messages (routing commits without waiting
+   * for its flush), and the seq sequence may then start again below what the streams have passed: new messages
+   * would get seqs that cursors have left behind. Every stream goes back to the last message that survived, and the
+   * watermark settles anew; a client may receive again, under the same message id, what it had from a lost routing.
+   */
+  private async rewind(): Promise<void> {
+    this.barriers = [];
+    this.safe = -1n;
+    for (const poller of this.pollers.values()) {
+      if (poller.cursor === null) continue;
+      const { rows } = await this.pool.query<{ seq: string }>(SURVIVED_SQL, [poller.topic]);
+      const back = BigInt(rows[0]?.seq ?? 0);
+      if (back < poller.cursor) poller.cursor = back;
+      for (const c of poller.clients) if (c.cursor > back) c.cursor = back;
+    }
+    this.log.warn({ topics: this.pollers.size }, 'topic streams: PostgreSQL restarted; streams go back to the last message it kept');
   }
 
   /** Streams a topic's messages after `from` to a response whose SSE headers have been sent. */
@@ -277,7 +305,7 @@ export class TopicStreamHub {
     for (const poller of [...this.pollers.values()]) {
       if (this.closed) break;
       if (poller.cursor === null) {
-        if (this.safeBarrier < poller.initAfter) continue;
+        if (this.safeBarrier < poller.initAfter || this.safe < 0n) continue;
         poller.cursor = this.safe;
         for (const c of poller.clients) this.start(poller, c);
       }
@@ -288,7 +316,10 @@ export class TopicStreamHub {
 
   private async advanceWatermark(): Promise<void> {
     // Order matters: the sequence first, then the lock holders (see the top of this file).
-    const h = await this.now();
+    const { h: last, started } = await this.sequence();
+    if (this.serverStartedAt !== null && started !== this.serverStartedAt) await this.rewind();
+    this.serverStartedAt = started;
+    const h = BigInt(last);
     const tracked = [...new Set(this.barriers.flatMap((b) => b.writers))];
     const { rows } = await this.pool.query<{ writers: string[]; alive: string[] }>(WRITERS_SQL, [tracked]);
     const alive = new Set(rows[0]!.alive);
