@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import pg from 'pg';
+import { freePort } from '../../src/store/embedded-postgres.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createPool, type Pool } from '../../src/store/pool.js';
 import { assertDeliveries } from '../support/checker.js';
+import { openSse } from '../support/sse-client.js';
 import { eventually } from '../support/database.js';
 import { databaseUrlFor } from '../support/database-url.js';
 import {
@@ -28,7 +30,7 @@ after(async () => {
   await server?.stop();
 });
 
-test('PostgreSQL restarted with -m immediate while writers insert: rowcast reconnects (LISTEN too) and catches up', { timeout: 240_000 }, () =>
+test('PostgreSQL restarted with -m immediate while writers insert: rowcast reconnects (LISTEN too) and catches up, and a live topic stream misses nothing', { timeout: 240_000 }, () =>
   explained(scenario.children, async () => {
     server = await startRestartablePostgres();
     const admin = new pg.Client({ connectionString: server.url });
@@ -38,7 +40,13 @@ test('PostgreSQL restarted with -m immediate while writers insert: rowcast recon
     const url = databaseUrlFor(server.url, 'rowcast_fault');
     pool = createPool(url, { max: 3, applicationName: 'rowcast test' });
     await migrate(pool);
-    const { receiver, child } = await scenario.start(pool, url);
+    const port = await freePort();
+    const { receiver, child } = await scenario.start(pool, url, { runtime: { http: { port } } });
+    // A live stream open across the restarts: what the crash lost may come again (same message id), never go missing.
+    // The HTTP server starts listening just after the workers.
+    await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok, '/readyz to answer', 30_000);
+    const stream = await openSse(`http://127.0.0.1:${port}/topics/items/stream`);
+    const streamed = () => stream.events.map((e) => JSON.parse(e.data).body.after.id as number);
 
     const writer = new Writer(url, 10);
     const restarts: { downMs: number; listenerBackMs: number; firstDeliveryAfterMs: number }[] = [];
@@ -63,6 +71,12 @@ test('PostgreSQL restarted with -m immediate while writers insert: rowcast recon
     const t0 = Date.now();
     const ids = await waitAllDelivered(pool, receiver, 'every committed row to be delivered after the restarts', 60_000);
     const result = assertDeliveries({ committed: ids, requests: receiver.requests });
+    await eventually(() => ids.every((id) => streamed().includes(id)) || undefined, 'every committed row on the live stream too', 30_000).catch(() => {
+      const missed = ids.filter((id) => !streamed().includes(id));
+      throw new Error(`the live stream missed ${missed.length} of ${ids.length} rows`);
+    });
+    const streamIds = streamed();
+    stream.close();
     const catchUpMs = Date.now() - t0;
     const exit = await stopChild(child);
     assert.deepEqual(exit, { code: 0, signal: null }, 'rowcast stops on SIGTERM after the restarts (no hang)');
@@ -74,6 +88,8 @@ test('PostgreSQL restarted with -m immediate while writers insert: rowcast recon
       delivered: result.delivered,
       duplicates: result.duplicates,
       requests: result.requests,
+      streamMessages: streamIds.length,
+      streamRepeats: streamIds.length - new Set(streamIds).size,
       restartTimings: restarts,
       catchUpAfterWritersStoppedMs: catchUpMs,
     });

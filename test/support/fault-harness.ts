@@ -29,7 +29,7 @@ export function reportResult(scenario: string, figures: Record<string, unknown>)
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One table `items (id int)` captured into topic `items`, delivered to a webhook; timings in fractions of seconds. */
-export function itemsConfig(endpoint: string, runtime: Record<string, string> = {}): RowcastConfigInput {
+export function itemsConfig(endpoint: string, runtime: Record<string, unknown> = {}): RowcastConfigInput {
   return {
     topics: { items: {} },
     captures: { items: { table: 'items', topic: 'items' } },
@@ -245,7 +245,7 @@ export class FaultScenario {
 
 export interface ItemsScenarioOptions {
   /** Overrides of itemsConfig's runtime settings. */
-  runtime?: Record<string, string>;
+  runtime?: Record<string, unknown>;
   reply?: WebhookReceiver['reply'];
   processes?: number;
 }
