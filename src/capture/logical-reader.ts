@@ -269,8 +269,9 @@ export class LogicalCaptureReader {
 
   /**
    * Batches commit asynchronously (no WAL flush of their own on the writers' 2 cores; the WAL writer or the next
-   * synchronous commit flushes them within a fraction of a second), so the slot is told a batch's end only once the log is flushed past its commit: a crash
-   * before that loses the batch and its recorded position together, and the slot sends it again.
+   * synchronous commit flushes them within a fraction of a second), so the slot is told a batch's end only once
+   * the log is flushed past its commit: a crash before that loses the batch and its recorded position together,
+   * and the slot sends it again.
    */
   private confirmSoon(): void {
     this.confirmTimer ??= setTimeout(() => {

@@ -22,8 +22,9 @@ export interface EventRouterOptions {
  * routes once more. Only then does it wait — for a NOTIFY, or at most the poll interval. Woken for a trickle of
  * events, it keeps the flag and sleeps again right after the pass that routed them: one statement per wake-up,
  * where clearing and setting the flag again took five. Busy — a NOTIFY already waiting after each of several
- * passes in a row, or a full batch — it clears the flag and writers send no NOTIFY at all. While another process holds the routing lock (routeEvents says `busy`), it
- * neither routes nor sleeps flagged: that process is awake, and this one looks again after the poll interval.
+ * passes in a row, or a full batch — it clears the flag and writers send no NOTIFY at all. While another process
+ * holds the routing lock (routeEvents says `busy`), it neither routes nor sleeps flagged: that process is awake,
+ * and this one looks again after the poll interval.
  */
 /** Passes in a row that find a NOTIFY already waiting before the flag is cleared (see run). */
 const CROWDED_PASSES = 3;
