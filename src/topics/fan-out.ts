@@ -63,7 +63,9 @@ export interface DirectClaimParams {
  * The `d` CTE with a direct claim: up to the given number of new deliveries per subscription are inserted already
  * leased to the calling process (in flight, attempt 1), which sends them without a claim's round trip — on an idle
  * chain, a millisecond of the commit → webhook latency, and under load one write per delivery fewer. Not on FIFO
- * topics (a group's next delivery may only be claimed once the one before it is done) nor for dead-on-arrival ones.
+ * topics (a group's next delivery may only be claimed once the one before it is done) nor for dead-on-arrival ones,
+ * nor while older deliveries of the subscription are due (claims take those oldest first; leasing the new ones
+ * would let them overtake a backlog, and under overload starve it).
  */
 export const directClaimDeliveriesSql = (p: DirectClaimParams) => `
   INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, last_error, attempts, available_at, lease_owner)
@@ -75,7 +77,11 @@ export const directClaimDeliveriesSql = (p: DirectClaimParams) => `
                          row_number() OVER (PARTITION BY s.name ORDER BY m.seq) AS rank
                     FROM m JOIN rowcast.topics t ON t.name = m.topic
                     JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL) y
-            LEFT JOIN unnest(${p.subscriptions}::text[], ${p.counts}::int[]) AS w(subscription, n) ON w.subscription = y.name) x
+            LEFT JOIN (SELECT w.subscription, w.n FROM unnest(${p.subscriptions}::text[], ${p.counts}::int[]) AS w(subscription, n)
+                        -- Not while older deliveries of the subscription are due: new ones must not overtake them.
+                        WHERE NOT EXISTS (SELECT 1 FROM rowcast.deliveries o
+                                           WHERE o.subscription = w.subscription AND o.state IN ('pending', 'in_flight') AND o.available_at <= now())) w
+              ON w.subscription = y.name) x
   RETURNING id, message_id, subscription, state, attempts`;
 
 /**

@@ -126,3 +126,20 @@ test('routing commits without a flush, and a routing lost in a crash is redone w
   assert.equal((await routeEvents(db.pool, 100)).events, 3);
   assert.deepEqual(await ids(), first);
 });
+
+test('routing leases nothing to a subscription whose older deliveries are due: new ones must not overtake them', async () => {
+  const owner = 'test-process';
+  const direct = () => ({ deliveries: { wanted: new Map([['first', 5]]), leaseMs: 60_000, owner, claimedAt: Date.now() } });
+  const due = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'first' AND state = 'pending' AND available_at <= now()`)).rows[0].n;
+  assert.ok((await due()) > 0, 'earlier tests left deliveries of "first" pending');
+  await db.pool.query('INSERT INTO items VALUES (200), (201)');
+  const routed = await routeEvents(db.pool, 100, direct());
+  assert.equal(routed.events, 2);
+  assert.deepEqual(routed.claimed, [], 'the due ones are claimed first, oldest first');
+  // Once they are done (or waiting for a retry later on), new deliveries are leased again.
+  await db.pool.query(`UPDATE rowcast.deliveries SET state = 'done' WHERE subscription = 'first' AND state = 'pending' AND message_id IN (SELECT id FROM rowcast.messages WHERE body::jsonb -> 'after' ->> 'id' <> '201')`);
+  await db.pool.query(`UPDATE rowcast.deliveries SET available_at = now() + interval '1 minute' WHERE subscription = 'first' AND state = 'pending'`);
+  await db.pool.query('INSERT INTO items VALUES (202)');
+  const next = await routeEvents(db.pool, 100, direct());
+  assert.deepEqual(next.claimed.map((c) => [c.subscription, JSON.parse(c.message.body).after.id]), [['first', 202]]);
+});
