@@ -54,8 +54,9 @@ test('a trickle: every event wakes the router by NOTIFY, which keeps its flag se
     await new Promise((r) => setTimeout(r, 40));
   }
   await eventually(() => receiver.requests.length >= 20, 'twenty deliveries');
-  // Clearing and setting the flag around every event would be 40 flips.
-  assert.ok((await flips()) - before <= 4, `the flag flipped ${(await flips()) - before} times for 20 events 40 ms apart`);
+  // Clearing and setting the flag around every event would be 40 flips. A few may happen on a loaded machine (a
+  // slow pass that meets NOTIFYs already waiting counts as load), hence the margin.
+  assert.ok((await flips()) - before <= 12, `the flag flipped ${(await flips()) - before} times for 20 events 40 ms apart`);
   await sleeping();
 });
 
