@@ -23,6 +23,12 @@ const CONFIG: RowcastConfigInput = {
   },
 };
 
+/** Rows of the logically captured table that are not events (yet, or ever: see skipLogicalBacklog). */
+async function rowsWithoutEvents(pool: Pool): Promise<number> {
+  const { rows } = await pool.query(`SELECT (SELECT count(*) FROM captured_logical) - (SELECT count(*) FROM rowcast.events WHERE capture = 'logical') AS n`);
+  return Number(rows[0].n);
+}
+
 /**
  * Waits until every row written to the logically captured table is an event (the slot has caught up), but for the
  * `skipped` rows that skipLogicalBacklog left out.
@@ -30,8 +36,7 @@ const CONFIG: RowcastConfigInput = {
 async function logicalCaughtUp(pool: Pool, skipped: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows } = await pool.query(`SELECT (SELECT count(*) FROM captured_logical) - (SELECT count(*) FROM rowcast.events WHERE capture = 'logical') = $1 AS done`, [skipped]);
-    if (rows[0].done) return;
+    if ((await rowsWithoutEvents(pool)) === skipped) return;
     if (Date.now() > deadline) throw new Error(`logical capture did not catch up within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -47,15 +52,14 @@ async function skipLogicalBacklog(pool: Pool, stopReader: () => Promise<void>): 
   for (let tries = 0; ; tries++) {
     try {
       // Once its reader is gone (its walsender may take a moment to exit).
-      await pool.query(`SELECT pg_replication_slot_advance(slot_name, pg_current_wal_lsn()) FROM pg_replication_slots WHERE slot_name LIKE 'rowcast\\_%' AND database = current_database()`);
+      await pool.query(`SELECT pg_replication_slot_advance(slot_name, pg_current_wal_lsn()) FROM pg_replication_slots WHERE database = current_database()`);
       break;
     } catch (err) {
       if ((err as { code?: string }).code !== '55006' || tries > 100) throw err;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  const { rows } = await pool.query(`SELECT (SELECT count(*) FROM captured_logical) - (SELECT count(*) FROM rowcast.events WHERE capture = 'logical') AS skipped`);
-  return Number(rows[0].skipped);
+  return rowsWithoutEvents(pool);
 }
 
 async function slotStreamed(pool: Pool, timeoutMs: number): Promise<void> {

@@ -47,6 +47,10 @@ test('PostgreSQL restarted with -m immediate while writers insert: rowcast recon
     await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok, '/readyz to answer', 30_000);
     const stream = await openSse(`http://127.0.0.1:${port}/topics/items/stream`);
     const streamed = () => stream.events.map((e) => JSON.parse(e.data).body.after.id as number);
+    const missedOnStream = (ids: number[]) => {
+      const seen = new Set(streamed());
+      return ids.filter((id) => !seen.has(id));
+    };
 
     const writer = new Writer(url, 10);
     const restarts: { downMs: number; listenerBackMs: number; firstDeliveryAfterMs: number }[] = [];
@@ -71,12 +75,11 @@ test('PostgreSQL restarted with -m immediate while writers insert: rowcast recon
     const t0 = Date.now();
     const ids = await waitAllDelivered(pool, receiver, 'every committed row to be delivered after the restarts', 60_000);
     const result = assertDeliveries({ committed: ids, requests: receiver.requests });
-    await eventually(() => ids.every((id) => streamed().includes(id)) || undefined, 'every committed row on the live stream too', 30_000).catch(() => {
-      const missed = ids.filter((id) => !streamed().includes(id));
-      throw new Error(`the live stream missed ${missed.length} of ${ids.length} rows`);
+    await eventually(() => missedOnStream(ids).length === 0, 'every committed row on the live stream too', 30_000).catch(() => {
+      throw new Error(`the live stream missed ${missedOnStream(ids).length} of ${ids.length} rows`);
     });
     const streamIds = streamed();
-    stream.close();
+    await stream.close();
     const catchUpMs = Date.now() - t0;
     const exit = await stopChild(child);
     assert.deepEqual(exit, { code: 0, signal: null }, 'rowcast stops on SIGTERM after the restarts (no hang)');
