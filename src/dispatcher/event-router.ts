@@ -4,6 +4,7 @@ import type { Pool } from '../store/pool.js';
 import type { DirectClaimant } from '../topics/fan-out.js';
 import { type InvocationClaimant, type RouteResult, routeEvents } from '../topics/route-events.js';
 import type { Listener } from './listener.js';
+import { nextWakeStep, type WakeState } from './wake-policy.js';
 import { WakeSignal } from './wake-signal.js';
 
 export interface EventRouterOptions {
@@ -19,21 +20,15 @@ export interface EventRouterOptions {
  * Wake-ups: capture triggers NOTIFY only while a dispatcher has its `sleeping` flag set. Before it sleeps the
  * router sets the flag, then makes sure no writer that read the flag before it was set is still in flight (such
  * a writer holds a RowExclusiveLock on rowcast.events, since the trigger inserts before it reads the flag), then
- * routes once more. Only then does it wait — for a NOTIFY, or at most the poll interval. Woken for a trickle of
- * events, it keeps the flag and sleeps again right after the pass that routed them: one statement per wake-up,
- * where clearing and setting the flag again took five. Busy — a NOTIFY already waiting after each of several
- * passes in a row, or a full batch — it clears the flag and writers send no NOTIFY at all. While another process
- * holds the routing lock (routeEvents says `busy`), it neither routes nor sleeps flagged: that process is awake,
- * and this one looks again after the poll interval.
+ * routes once more. Only then does it wait — for a NOTIFY, or at most the poll interval. What follows each pass
+ * (a trickle keeps the flag, load clears it, another process routing makes this one yield) is decided by
+ * `nextWakeStep` (wake-policy.ts).
  */
-/** Passes in a row that find a NOTIFY already waiting before the flag is cleared (see run). */
-const CROWDED_PASSES = 3;
-
 export class EventRouter {
   private readonly signal = new WakeSignal();
   private stopping = false;
   private loop: Promise<void> | null = null;
-  private flag = false;
+  private readonly wakeState: WakeState = { flag: false, quiet: false, kicked: true, crowded: 0 };
   /** A NOTIFY arrived since the last routing pass began. */
   private notified = false;
   /**
@@ -93,7 +88,7 @@ export class EventRouter {
        ON CONFLICT (id) DO UPDATE SET sleeping = EXCLUDED.sleeping, heartbeat_at = now()`,
       [this.options.id, hostname(), sleeping],
     );
-    this.flag = sleeping;
+    this.wakeState.flag = sleeping;
   }
 
   /**
@@ -109,11 +104,9 @@ export class EventRouter {
   }
 
   private async run(): Promise<void> {
-    let quiet = false; // since the flag was set, no writer that missed it can still commit unseen
+    const state = this.wakeState;
     let shortWait = 2;
     let errorDelay = 100;
-    let crowded = 0; // passes in a row, flag set, that found events and a NOTIFY already waiting
-    let kicked = true; // the last sleep ended by a wake-up, not by the poll interval
     while (!this.stopping) {
       try {
         // A NOTIFY that arrives during this pass is passed on after the next one, which it kicked.
@@ -128,58 +121,47 @@ export class EventRouter {
         if (direct.invocations && routed.claimedInvocations.length) this.functions!.adoptInvocations(routed.claimedInvocations, direct.invocations);
         // Unless this pass queued invocations (onRouted wakes the function worker then).
         if (notified && !routed.invocations) this.onNotified();
-        const { events } = routed;
         // Every routed batch is reported: the runtime wakes whom it concerns (and counts the events).
         if (routed.events) this.onRouted(routed);
         errorDelay = 100;
-        if (routed.busy) {
-          // Another process routes now and will route what commits next: no NOTIFYs are needed for this one.
-          if (this.flag) await this.setFlag(false);
-          quiet = false;
-          await this.signal.wait(this.options.pollInterval);
+        const { step, crowded } = nextWakeStep(state, {
+          events: routed.events,
+          batchSize: this.options.batchSize,
+          busy: routed.busy,
+          notifyWaiting: this.signal.kicked,
+        });
+        state.crowded = crowded;
+        if (step === 'sleep') {
+          state.kicked = await this.signal.wait(this.options.pollInterval);
           continue;
         }
-        if (events > 0) {
-          if (this.flag && quiet && kicked && events < this.options.batchSize) {
-            // A trickle: every writer since the flag was set sees it and notifies, and this pass took all that was
-            // visible, so sleep until the next NOTIFY — unless one was already waiting after several passes in a
-            // row: commits are arriving faster than routing passes, which is load. (Events found by the poll
-            // instead mean the flag did not reach a writer — its row was deleted, say: the flag is written again
-            // below.)
-            crowded = this.signal.kicked ? crowded + 1 : 0;
-            if (crowded < CROWDED_PASSES) {
-              kicked = await this.signal.wait(this.options.pollInterval);
-              continue;
-            }
-          }
-          // Busy: keep awake and let writers commit without NOTIFY.
-          crowded = 0;
-          if (this.flag) {
+        if (step === 'yield' || step === 'route') {
+          if (state.flag) {
             await this.setFlag(false);
-            quiet = false;
+            state.quiet = false;
           }
+          if (step === 'yield') await this.signal.wait(this.options.pollInterval);
           continue;
         }
-        crowded = 0;
-        if (!this.flag) {
+        if (!state.flag) {
           await this.setFlag(true);
-          quiet = false;
+          state.quiet = false;
         }
-        if (!quiet) {
+        if (!state.quiet) {
           if (await this.writersInFlight()) {
             await this.signal.wait(shortWait);
             shortWait = Math.min(shortWait * 2, this.options.pollInterval);
             continue;
           }
-          quiet = true;
+          state.quiet = true;
           shortWait = 2;
           continue; // route once more: whatever committed before the check is visible now
         }
-        kicked = await this.signal.wait(this.options.pollInterval);
+        state.kicked = await this.signal.wait(this.options.pollInterval);
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'routing failed; retrying');
-        this.flag = false; // unknown after an error: set again before sleeping
-        quiet = false;
+        state.flag = false; // unknown after an error: set again before sleeping
+        state.quiet = false;
         await this.signal.wait(errorDelay);
         errorDelay = Math.min(errorDelay * 2, 5000);
       }
