@@ -288,8 +288,10 @@ describe('email sink', () => {
         live(),
       );
       assert.equal(outcome.kind, 'retry');
-      assert.match('error' in outcome ? outcome.error : '', /timed out/);
-      assert.ok(Date.now() - started < 3000, `gave up after ${Date.now() - started} ms`);
+      // The policy's 300 ms (nodemailer's own default greeting timeout is 30 s): the sink's deadline, or the
+      // transport's timeouts, which the sink sets to the same value.
+      assert.match('error' in outcome ? outcome.error : '', /timed out after 300 ms|timed out talking to SMTP server .*\(greeting\)/);
+      assert.ok(Date.now() - started >= 290, `gave up after ${Date.now() - started} ms, before the 300 ms timeout`);
     } finally {
       for (const s of held) s.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
@@ -304,13 +306,12 @@ describe('email sink', () => {
     try {
       const shutdown = new AbortController();
       setTimeout(() => shutdown.abort(), 100);
-      const started = Date.now();
       const outcome = await sink.send(
         attempt({ to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port } }, { timeout: 10_000 }),
         shutdown.signal,
       );
+      // The abort, not the 10 s timeout, ended it (a timeout says "timed out").
       assert.deepEqual(outcome, { kind: 'retry', error: 'aborted: rowcast is shutting down' });
-      assert.ok(Date.now() - started < 3000);
     } finally {
       for (const s of held) s.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
