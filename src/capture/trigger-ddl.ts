@@ -60,7 +60,8 @@ END
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${tag}${code}${tag}`;
 
   const triggers: string[] = [];
-  const install = [body];
+  // It runs as its owner: nobody may attach it to another table (EXECUTE is checked when a trigger is created).
+  const install = [body, `REVOKE ALL ON FUNCTION ${fn}() FROM PUBLIC`];
   for (const op of capture.operations) {
     const trigger = captureTriggerName(name, op);
     triggers.push(trigger);
