@@ -13,6 +13,12 @@ export interface GraphileSettings {
   maxPoolSize?: number;
   /** preset.worker options (localQueue, completeJobBatchDelay, failJobBatchDelay). */
   preset?: Record<string, unknown>;
+  /**
+   * The peer a user would build instead of rowcast: the task signs the job's payload (Standard Webhooks, as rowcast
+   * signs) and POSTs it with undici over keep-alive connections, failing the job on a non-2xx answer. Without it,
+   * the task is a no-op.
+   */
+  post?: { url: string; secret: string };
 }
 
 /**

@@ -3,8 +3,10 @@
  * a rowcast capture (row payload) while a rowcast process runs (so the wake-up path is the real one): by a row
  * trigger, and by logical replication (no trigger; the process decodes the write-ahead log and writes the events
  * meanwhile, on the same 2 cores). And rows/s of 100-row INSERTs from 8 writers: bare vs row-level vs
- * statement-level vs logical capture.
+ * statement-level vs logical capture, and the rate at which the logical capture's rows become events. Bare is
+ * measured with no rowcast process running (its replication slot inactive).
  */
+import pg from 'pg';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { Pool } from '../../src/store/pool.js';
 import type { BenchContext, Scenario } from '../support/context.js';
@@ -62,6 +64,20 @@ async function skipLogicalBacklog(pool: Pool, stopReader: () => Promise<void>): 
   return rowsWithoutEvents(pool);
 }
 
+async function countRows(pool: Pool, table: string): Promise<number> {
+  const { rows } = await pool.query(`SELECT count(*)::bigint AS n FROM ${pg.escapeIdentifier(table)}`);
+  return Number(rows[0].n);
+}
+
+/** Waits until every logically captured row is an event (but the skipped ones), or the deadline; returns how many are not. */
+async function decodedBy(pool: Pool, skipped: number, deadline: number): Promise<number> {
+  for (;;) {
+    const left = (await rowsWithoutEvents(pool)) - skipped;
+    if (left <= 0 || Date.now() > deadline) return Math.max(0, left);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function slotStreamed(pool: Pool, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await pool.query(`SELECT bool_or(active) AS active FROM pg_replication_slots WHERE database = current_database()`)).rows[0].active) {
@@ -92,21 +108,38 @@ export const captureOverhead: Scenario = {
 
       const single: Record<string, number[]> = {};
       const multi: Record<string, number[]> = {};
+      /** Rows/s at which the logical 100-row measurement's rows became events (decoding goes on after the writers). */
+      const decoded: number[] = [];
       let skipped = 0;
+      const restart = async () => {
+        rowcast = RowcastProcess.start(db.url, config);
+        await rowcast.started(db.pool);
+        await slotStreamed(db.pool, 60_000); // the next measurement pays for decoding from its first row
+      };
       const run = async (key: string, table: string, writers: number, rows: number) => {
         // Each measurement starts with everything captured and routed, so a backlog from the last one costs it nothing.
         if (logical) await logicalCaughtUp(db.pool, skipped, 120_000);
         await rowcast!.idle(db.pool, 120_000);
+        // Bare is bare: no rowcast process, so no slot decoding the bare rows' log on the same cores meanwhile.
+        const bareAlone = logical && table === 'bare';
+        if (bareAlone) await rowcast!.stop();
+        const rowsBefore = await countRows(db.pool, table);
+        const began = Date.now();
         const sql = rows === 1 ? insertOneSql(table) : insertBatchSql(table)(rows);
         const perSecond = await commitsPerSecond(db.url, { writers, durationMs, warmupMs, sql, params: () => [ids.take(rows)] });
         (rows === 1 ? single : multi)[key] ??= [];
         (rows === 1 ? single : multi)[key]!.push(perSecond * rows);
         ctx.log(`capture: ${key}: ${Math.round(perSecond * rows).toLocaleString('en-US')} ${rows === 1 ? 'commits' : 'rows'}/s`);
         if (table === 'captured_logical' && rows > 1) {
+          const written = (await countRows(db.pool, table)) - rowsBefore;
+          const left = await decodedBy(db.pool, skipped, began + profile.capture.decodeMs);
+          decoded.push(((written - left) * 1000) / (Date.now() - began));
+          ctx.log(`capture: ${key}: rows became events at ${Math.round(decoded.at(-1)!).toLocaleString('en-US')}/s${left ? ` (${left} not yet at the ${profile.capture.decodeMs / 1000} s cap)` : ''}`);
+        }
+        if (bareAlone || (table === 'captured_logical' && rows > 1)) {
+          // Whatever the slot has not decoded yet (bare rows, or the rest of a 100-row backlog) is skipped.
           skipped = await skipLogicalBacklog(db.pool, () => rowcast!.stop());
-          rowcast = RowcastProcess.start(db.url, config);
-          await rowcast.started(db.pool);
-          await slotStreamed(db.pool, 60_000); // the next measurement pays for decoding from its first row
+          await restart();
         }
       };
       for (let rep = 0; rep < profile.reps; rep++) {
@@ -142,6 +175,8 @@ export const captureOverhead: Scenario = {
         results.target(statement, `≥ 1.4× row-level (${toRow.toFixed(2)}×) and ≥ 0.40× bare`, toRow >= 1.4 && toBare >= 0.4);
       }
       results.ratio(add(`${label}: logical capture`, 'rows/s', multi.captured_logical), bare, 'bare');
+      // The writers' figure above ends when they stop; this one when their rows are events.
+      results.ratio(add(`${label}: logical capture, rows → events`, 'rows/s', decoded, logical ? undefined : 'wal_level is not logical'), bare, 'bare');
     } finally {
       await rowcast?.stop();
       await db.drop();

@@ -1,8 +1,10 @@
 /**
  * 3. Drain throughput: a backlog of captured events (written set-based while no rowcast runs) delivered by one
  * rowcast process to one webhook subscription, fanned out to 10 subscriptions, and through a no-op function that
- * publishes once; baseline: graphile-worker draining the same number of no-op jobs (queued with add_jobs), with
- * default and batched settings. Rate = arrivals / (last arrival − first arrival); every run has a fresh database.
+ * publishes once; baselines: graphile-worker draining the same number of no-op jobs (queued with add_jobs), with
+ * default and batched settings, and the peer a user would build instead of rowcast: graphile-worker whose task
+ * signs each job's payload and POSTs it to the same receiver (default and batched). Rate = arrivals / (last
+ * arrival − first arrival); every run has a fresh database.
  */
 import { fileURLToPath } from 'node:url';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
@@ -10,6 +12,7 @@ import { GRAPHILE_BATCHED, GRAPHILE_DEFAULT, type GraphileSettings, installGraph
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, fillBacklog, referenceTableDdl } from '../support/postgres.js';
 import type { Arrivals, Recorder } from '../support/recorder.js';
+import type { Measurement } from '../support/report.js';
 import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
 import { spread } from '../support/stats.js';
 
@@ -80,17 +83,24 @@ export async function drainRowcast(ctx: BenchContext, kind: Kind, events: number
   }
 }
 
-async function drainGraphile(ctx: BenchContext, settings: GraphileSettings, jobs: number): Promise<{ rate: number; capped: boolean }> {
+/** A Standard Webhooks secret for the peer's signatures (rowcast signs with one of its own). */
+const PEER_SECRET = `whsec_${Buffer.from('rowcast bench peer signing key!!').toString('base64')}`;
+
+/** graphile-worker draining `jobs`: no-op tasks, or (post) the peer's signed POSTs, counted where they arrive. */
+async function drainGraphile(ctx: BenchContext, settings: GraphileSettings, jobs: number, post = false): Promise<{ rate: number; capped: boolean }> {
   const db = await createScratchDatabase(ctx.server, 'drain_graphile');
   let worker: Recorder | undefined;
+  const label = post ? `${settings.label} + signed POST` : settings.label;
   try {
     await installGraphileSchema(db.url);
-    const fill = progress(ctx, `${settings.label}: jobs queued`, jobs);
+    const fill = progress(ctx, `${label}: jobs queued`, jobs);
     await queueGraphileJobs(db.pool, 1, jobs, (count) => fill({ count }));
     await db.pool.query('VACUUM ANALYZE');
-    worker = await startGraphileWorker(db.url, settings);
-    const done = await worker.waitFor(jobs, 60_000, progress(ctx, `${settings.label}: jobs run`, jobs), ctx.profile.drain.maxMs);
-    if (done.count < 2) throw new Error(`${settings.label}: ${done.count} of ${jobs} jobs ran in ${ctx.profile.drain.maxMs / 1000} s`);
+    await ctx.receiver.reset(false);
+    worker = await startGraphileWorker(db.url, post ? { ...settings, post: { url: ctx.receiver.url, secret: PEER_SECRET } } : settings);
+    const counter = post ? ctx.receiver : worker;
+    const done = await counter.waitFor(jobs, 60_000, progress(ctx, `${label}: jobs run`, jobs), ctx.profile.drain.maxMs);
+    if (done.count < 2) throw new Error(`${label}: ${done.count} of ${jobs} jobs ran in ${ctx.profile.drain.maxMs / 1000} s`);
     return { rate: perSecond(done), capped: done.count < jobs };
   } finally {
     await worker?.close();
@@ -104,7 +114,7 @@ export const drain: Scenario = {
   async run(ctx: BenchContext) {
     const { profile, results } = ctx;
     const { events, fanoutEvents, subscriptions, functionEvents, graphileJobs } = profile.drain;
-    const rates: Record<string, number[]> = { one: [], fanout: [], function: [], default: [], batched: [] };
+    const rates: Record<string, number[]> = { one: [], fanout: [], function: [], default: [], batched: [], peerDefault: [], peerBatched: [] };
     /** How many repetitions of each drain hit the time cap (their rate counts what arrived by then). */
     const capped: Record<string, number> = {};
     const record = (key: string, r: { rate: number; capped: boolean }) => {
@@ -129,19 +139,35 @@ export const drain: Scenario = {
         record(key, r);
         ctx.log(`${tag} ${settings.label}: ${Math.round(r.rate)} jobs/s`);
       }
+      for (const [key, settings] of [['peerDefault', GRAPHILE_DEFAULT], ['peerBatched', GRAPHILE_BATCHED]] as const) {
+        const r = await drainGraphile(ctx, settings, graphileJobs, true);
+        record(key, r);
+        ctx.log(`${tag} ${settings.label} + signed POST: ${Math.round(r.rate)} deliveries/s`);
+      }
     }
     const note = (key: string) => (capped[key] ? `stopped at the ${profile.drain.maxMs / 1000} s cap in ${capped[key]} of ${profile.drain.reps}; the rate counts what arrived` : undefined);
     const k = (n: number) => (n >= 1000 ? `${n / 1000}k` : String(n));
     const gwDefault = results.add({ scenario: 'drain', name: `${GRAPHILE_DEFAULT.label}: ${k(graphileJobs)} no-op jobs`, unit: 'jobs/s', value: spread(rates.default!), note: note('default') });
     results.add({ scenario: 'drain', name: `${GRAPHILE_BATCHED.label}: ${k(graphileJobs)} no-op jobs`, unit: 'jobs/s', value: spread(rates.batched!), note: note('batched') });
+    const peer = (key: 'peerDefault' | 'peerBatched', settings: GraphileSettings) =>
+      results.add({ scenario: 'drain', name: `peer: ${settings.label} + signed undici POST: ${k(graphileJobs)} jobs → webhook`, unit: 'deliveries/s', value: spread(rates[key]!), note: note(key) });
+    const peerDefault = peer('peerDefault', GRAPHILE_DEFAULT);
+    const peerBatched = peer('peerBatched', GRAPHILE_BATCHED);
+    const versusPeers = (m: Measurement) => {
+      results.ratio(m, peerDefault, 'peer default');
+      results.ratio(m, peerBatched, 'peer batched');
+    };
     const one = results.add({ scenario: 'drain', name: `rowcast: ${k(events)} events → 1 webhook subscription`, unit: 'deliveries/s', value: spread(rates.one!), note: note('one') });
     const r = results.ratio(one, gwDefault, 'graphile-worker default');
     results.target(one, `≥ 10,000/s and ≥ 5× graphile-worker default${r === undefined ? '' : ` (${r.toFixed(1)}×)`}`, one.value && r !== undefined ? one.value.median >= 10_000 && r >= 5 : undefined);
+    versusPeers(one);
     const fan = results.add({ scenario: 'drain', name: `rowcast: ${k(fanoutEvents)} events → ${subscriptions} subscriptions (fan-out)`, unit: 'deliveries/s', value: spread(rates.fanout!), note: note('fanout') });
     results.ratio(fan, gwDefault, 'graphile-worker default');
+    versusPeers(fan);
     results.target(fan, '≥ 10,000/s', fan.value ? fan.value.median >= 10_000 : undefined);
     const fn = results.add({ scenario: 'drain', name: `rowcast: ${k(functionEvents)} events → no-op function → webhook`, unit: 'events/s', value: spread(rates.function!), note: note('function') });
     results.ratio(fn, gwDefault, 'graphile-worker default');
+    versusPeers(fn);
     results.target(fn, '≥ 5,000/s', fn.value ? fn.value.median >= 5000 : undefined);
     results.add({ scenario: 'drain', name: `rowcast peak RSS draining ${k(events)} events`, unit: 'MB', value: spread(rss) });
   },

@@ -7,7 +7,8 @@ export interface Profile {
   name: 'full' | 'quick';
   /** Repetitions of the capture-overhead measurements; each figure is their median with min–max. */
   reps: number;
-  capture: { durationMs: number; warmupMs: number; rowsPerStatement: number };
+  /** decodeMs: how long the rows of the logical 100-row measurement are waited for to become events. */
+  capture: { durationMs: number; warmupMs: number; rowsPerStatement: number; decodeMs: number };
   /** rate events/s for durationMs, reported per window (the repetitions of a latency figure). */
   latency: { rate: number; durationMs: number; windows: number };
   /**
@@ -24,7 +25,7 @@ export interface Profile {
 export const FULL: Profile = {
   name: 'full',
   reps: 3,
-  capture: { durationMs: 4000, warmupMs: 1000, rowsPerStatement: 100 },
+  capture: { durationMs: 4000, warmupMs: 1000, rowsPerStatement: 100, decodeMs: 60_000 },
   latency: { rate: 200, durationMs: 30_000, windows: 3 },
   drain: { reps: 2, events: 100_000, fanoutEvents: 10_000, subscriptions: 10, functionEvents: 50_000, graphileJobs: 100_000, maxMs: 30_000 },
   sustained: { rates: [1000, 2000, 3000, 4000, 5000, 6000, 8000, 10_000], stepMs: 8000, holdMs: 60_000, p99Ms: 50 },
@@ -34,7 +35,7 @@ export const FULL: Profile = {
 export const QUICK: Profile = {
   name: 'quick',
   reps: 1,
-  capture: { durationMs: 1500, warmupMs: 300, rowsPerStatement: 100 },
+  capture: { durationMs: 1500, warmupMs: 300, rowsPerStatement: 100, decodeMs: 10_000 },
   latency: { rate: 200, durationMs: 4000, windows: 2 },
   drain: { reps: 1, events: 5000, fanoutEvents: 500, subscriptions: 10, functionEvents: 2000, graphileJobs: 5000, maxMs: 20_000 },
   sustained: { rates: [250, 500], stepMs: 3000, holdMs: 4000, p99Ms: 50 },

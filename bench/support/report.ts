@@ -11,8 +11,8 @@ export interface Measurement {
   /** null: not measured (see note). */
   value: Spread | null;
   note?: string;
-  /** The same-run ratio of this median to a baseline's median. */
-  ratio?: { to: string; value: number };
+  /** The same-run ratios of this median to baselines' medians. */
+  ratios?: Array<{ to: string; value: number }>;
   /** A time series behind the figure (e.g. RSS per second), for the JSON only. */
   series?: Array<[number, number]>;
   /** The issue's target and whether this run met it. */
@@ -27,11 +27,11 @@ export class Results {
     return m;
   }
 
-  /** Records a measurement's ratio to a baseline measured in this run (both must have values). */
+  /** Records a measurement's ratio to a baseline measured in this run (both must have values); one may have several. */
   ratio(m: Measurement, baseline: Measurement, label = baseline.name): number | undefined {
     if (!m.value || !baseline.value || !baseline.value.median) return undefined;
     const value = m.value.median / baseline.value.median;
-    m.ratio = { to: label, value };
+    (m.ratios ??= []).push({ to: label, value });
     return value;
   }
 
@@ -59,7 +59,7 @@ export function formatTable(results: Results): string {
     const v = m.value;
     const median = v ? `${num(v.median, m.unit)} ${m.unit}` : (m.note ?? 'not available');
     const range = v ? `${num(v.min, m.unit)}–${num(v.max, m.unit)}` : '';
-    const ratio = m.ratio ? `${m.ratio.value.toFixed(2)}× ${m.ratio.to}` : '';
+    const ratio = (m.ratios ?? []).map((r) => `${r.value.toFixed(2)}× ${r.to}`).join('; ');
     const target = m.target ? `${m.target.met ? '✅' : '❌'} ${m.target.text}` : '';
     const name = v && m.note ? `${m.name} (${m.note})` : m.name;
     lines.push(`| ${m.scenario} | ${name} | ${median} | ${range} | ${v ? v.values.length : ''} | ${ratio} | ${target} |`);
