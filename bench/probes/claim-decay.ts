@@ -26,7 +26,7 @@ while (done < events) {
   const claimed = await claimDeliveries(db.pool, new Map([['s0', 200]]), 60_000, 'probe');
   claimMs += Date.now() - c0;
   if (!claimed.length) break;
-  await completeDeliveries(db.pool, claimed.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, state: 'done' as const, status: 200 })));
+  await completeDeliveries(db.pool, claimed.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease, state: 'done' as const, status: 200 })));
   done += claimed.length;
   if (done % 20_000 === 0) {
     console.log(`${done}: ${Math.round(20_000_000 / (Date.now() - t))}/s, claims ${claimMs} ms of ${Date.now() - t} ms`);

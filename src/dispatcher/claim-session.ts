@@ -6,9 +6,9 @@ import type { Pool, PoolClient } from '../store/pool.js';
  * asynchronous (`synchronous_commit = off`): a claim then costs no WAL flush, which is most of a claim's time and
  * sits on every event's path to its subscriber. Safe, because a claim only leases: if PostgreSQL crashes before
  * the claim reaches disk, the row is simply due again with its old attempt count — the work may be done twice,
- * which at-least-once allows, and the result (written with a synchronous commit, which flushes the claim too) is
- * fenced by the attempt count as always. Routing, results and publishes stay synchronous: message ids must not
- * change across a crash.
+ * which at-least-once allows. The next claim then hands out the same (id, attempt) again, so results and releases
+ * are fenced by the claim's random lease token (leaseFence), not by the attempt: the first owner's result, written
+ * after the crash, is refused. Results and publishes stay synchronous (a result's flush flushes its claim too).
  */
 const READ_ONLY_SQL_TRANSACTION = '25006';
 

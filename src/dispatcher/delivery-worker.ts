@@ -197,7 +197,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   protected async release(items: Claimed[], started: boolean): Promise<void> {
-    await releaseDeliveries(this.pool, items.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt })), started);
+    await releaseDeliveries(this.pool, items.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease })), started);
   }
 
   protected override async afterDrain(): Promise<void> {
@@ -210,7 +210,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
 
   /** Queues the attempt's result for the next batch write, and returns it. */
   private record(claim: ClaimedDelivery, subscription: Subscription | undefined, outcome: SendOutcome, durationMs: number): DeliveryResult {
-    const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, status: 'status' in outcome ? outcome.status : undefined, durationMs };
+    const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease, status: 'status' in outcome ? outcome.status : undefined, durationMs };
     if (outcome.kind === 'done') return this.push({ ...base, state: 'done' });
     this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: outcome.error }, 'delivery attempt failed');
     if (outcome.kind === 'disable') {

@@ -183,7 +183,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.runMs.set(fn.name, 0.8 * (this.runMs.get(fn.name) ?? outcome.durationMs) + 0.2 * outcome.durationMs);
     // Results are recorded in batches; the slot is free for the next invocation meanwhile.
     if (outcome.ok) {
-      const completion = this.complete({ id: inv.id, attempt: inv.attempt, durationMs: outcome.durationMs, state: 'done', result: outcome.result, messages: outcome.published, trace: inv.trace });
+      const completion = this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs: outcome.durationMs, state: 'done', result: outcome.result, messages: outcome.published, trace: inv.trace });
       observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'done', durationMs: outcome.durationMs });
       void completion.then((deliveries) => {
         if (deliveries === null) this.log.warn({ function: fn.name, invocation: inv.id }, 'invocation finished after its lease was taken over; its result and messages were discarded');
@@ -195,7 +195,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     const decision = decideAfterFailure(inv.attempt, { ...fn.config, maxRetryAfter: fn.config.maxDelay });
     const retryAt = decision.state === 'pending' ? Date.now() + decision.delayMs : 0;
     if (decision.state === 'pending' && retryAt - Date.now() + inv.ageMs <= fn.config.maxEventAge) {
-      void this.complete({ id: inv.id, attempt: inv.attempt, durationMs: outcome.durationMs, state: 'pending', availableAt: new Date(retryAt), error: describe(outcome.error), messages: [], trace: inv.trace });
+      void this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs: outcome.durationMs, state: 'pending', availableAt: new Date(retryAt), error: describe(outcome.error), messages: [], trace: inv.trace });
       observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'retry', durationMs: outcome.durationMs });
       setTimeout(() => this.wake(), retryAt - Date.now() + 5).unref();
       return;
@@ -217,7 +217,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
           dedupKey: null,
         }]
       : [];
-    const completion = this.complete({ id: inv.id, attempt: inv.attempt, durationMs, state: 'failed', error: `${describe(error)} (${condition} after ${invoked} attempt${invoked === 1 ? '' : 's'})`, messages, trace: inv.trace });
+    const completion = this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs, state: 'failed', error: `${describe(error)} (${condition} after ${invoked} attempt${invoked === 1 ? '' : 's'})`, messages, trace: inv.trace });
     observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'failed', durationMs });
     void completion.then((deliveries) => deliveries && this.onPublished(deliveries));
   }
@@ -262,7 +262,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   }
 
   protected async release(items: ClaimedInvocation[], started: boolean): Promise<void> {
-    await releaseInvocations(this.pool, items.map((i) => ({ id: i.id, attempt: i.attempt })), started);
+    await releaseInvocations(this.pool, items.map((i) => ({ id: i.id, attempt: i.attempt, lease: i.lease })), started);
   }
 
   protected override async afterDrain(): Promise<void> {

@@ -1,5 +1,5 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
-import { prepared } from '../store/sql.js';
+import { leaseFence, prepared } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../subscriptions/delivery-store.js';
 import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, type DirectClaim, directClaimDeliveriesSql, directClaimValues, publishMessages } from '../topics/fan-out.js';
 import type { PublishedMessage, TopicRules } from './thread-protocol.js';
@@ -10,6 +10,8 @@ export interface ClaimedInvocation {
   group: string;
   id: string;
   attempt: number;
+  /** The lease's fencing token: its result and release are recorded only while the row still has it. */
+  lease: string;
   payload: string;
   clientContext: unknown;
   trace: string | null;
@@ -21,6 +23,7 @@ export interface ClaimedInvocation {
 export interface ClaimedInvocationRow {
   id: string;
   attempts: number;
+  lease: string;
   payload: string;
   client_context: unknown;
   trace: string | null;
@@ -29,7 +32,7 @@ export interface ClaimedInvocationRow {
 }
 
 export function toClaimedInvocation(fn: string, r: ClaimedInvocationRow): ClaimedInvocation {
-  return { key: r.id, group: fn, id: r.id, attempt: r.attempts, payload: r.payload, clientContext: r.client_context, trace: r.trace, ageMs: Number(r.age_ms ?? 0) };
+  return { key: r.id, group: fn, id: r.id, attempt: r.attempts, lease: r.lease, payload: r.payload, clientContext: r.client_context, trace: r.trace, ageMs: Number(r.age_ms ?? 0) };
 }
 
 /**
@@ -56,10 +59,10 @@ const claimStatement = prepared(
      ), claimed AS (
        UPDATE rowcast.invocations i
           SET state = 'in_flight', attempts = i.attempts + 1, available_at = now() + $5 * interval '1 millisecond',
-              lease_owner = $6, started_at = coalesce(i.started_at, now())
+              lease_owner = $6, lease = gen_random_uuid(), started_at = coalesce(i.started_at, now())
         WHERE i.id = ANY (ARRAY(
                 SELECT rowcast.next_invocations($1, CASE WHEN cardinality($4::int[]) + cardinality((SELECT slots FROM taken)) > 0 THEN $2::int ELSE 0 END)))
-       RETURNING i.id::text, i.attempts, i.payload, i.client_context, i.trace, i.available_at,
+       RETURNING i.id::text, i.attempts, i.lease::text, i.payload, i.client_context, i.trace, i.available_at,
                  (extract(epoch FROM now() - i.created_at) * 1000)::bigint AS age_ms
      )
      SELECT (SELECT slots FROM taken) AS taken,
@@ -94,7 +97,9 @@ export async function releaseSlots(client: PoolClient, fn: string, slots: number
 
 export interface InvocationResult {
   id: string;
+  /** The attempt and its lease: a result whose lease was lost (taken over) is not recorded. */
   attempt: number;
+  lease: string;
   durationMs: number;
   state: 'done' | 'pending' | 'failed';
   availableAt?: Date;
@@ -142,10 +147,10 @@ export async function completeInvocations(pool: Pool, results: InvocationResult[
 /** With messages (oneStatement): the fan-out of unfiltered topics in SQL; without: the results only. */
 const completionSql = (withMessages: boolean) => `
 WITH r AS (
-  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::text[], $8::text[])
-    AS r(id, attempt, state, available_at, duration_ms, error, result, published)
+  SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::text[], $9::text[])
+    AS r(id, attempt, lease, state, available_at, duration_ms, error, result, published)
 ), mi AS (
-  SELECT * FROM unnest($9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::jsonb[], $16::text[], $17::text[])
+  SELECT * FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::text[], $15::text[], $16::jsonb[], $17::text[], $18::text[])
     WITH ORDINALITY AS x(id, invocation, topic, subject, body, content_type, attributes, group_key, trace, ord)
 ), filtered AS (
   SELECT ${withMessages ? 'EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.filter_policy IS NOT NULL AND s.topic IN (SELECT topic FROM mi))' : 'false'} AS yes
@@ -153,9 +158,9 @@ WITH r AS (
   UPDATE rowcast.invocations i
      SET state = r.state, available_at = coalesce(r.available_at, i.available_at), duration_ms = r.duration_ms,
          last_error = coalesce(r.error, i.last_error), result = r.result, published = string_to_array(r.published, ',')::uuid[],
-         lease_owner = NULL, finished_at = CASE WHEN r.state IN ('done', 'failed') THEN now() END
+         lease_owner = NULL, lease = NULL, finished_at = CASE WHEN r.state IN ('done', 'failed') THEN now() END
     FROM r
-   WHERE i.id = ANY ($1::uuid[]) AND i.id = r.id AND i.attempts = r.attempt AND i.state = 'in_flight' AND NOT (SELECT yes FROM filtered)
+   WHERE i.id = ANY ($1::uuid[]) AND i.id = r.id AND ${leaseFence('i')} AND NOT (SELECT yes FROM filtered)
   RETURNING i.id
 )${
   withMessages
@@ -164,7 +169,7 @@ WITH r AS (
   SELECT mi.id, mi.topic, mi.subject, mi.body, mi.content_type, mi.attributes, mi.group_key, mi.trace
     FROM mi WHERE mi.invocation IN (SELECT id FROM done) ORDER BY mi.ord
   RETURNING id, topic, subject, attributes, body, content_type, group_key, event_id, seq, trace, created_at
-), d AS (${directClaimDeliveriesSql({ subscriptions: '$18', counts: '$19', leaseMs: '$20', owner: '$21' })}
+), d AS (${directClaimDeliveriesSql({ subscriptions: '$19', counts: '$20', leaseMs: '$21', owner: '$22' })}
 ), u AS (${COUNT_UNMATCHED_SQL})
 SELECT (SELECT yes FROM filtered) AS filtered, ARRAY(SELECT id::text FROM done) AS recorded,
        (SELECT count(*) FROM d)::int AS deliveries, (SELECT count(*) FROM u)::int AS unmatched_topics, ${DIRECTLY_CLAIMED_SQL} AS claimed`
@@ -180,6 +185,7 @@ function completionParams(results: InvocationResult[]): unknown[] {
   return [
     results.map((r) => r.id),
     results.map((r) => r.attempt),
+    results.map((r) => r.lease),
     results.map((r) => r.state),
     results.map((r) => r.availableAt ?? null),
     results.map((r) => Math.round(r.durationMs)),
@@ -202,14 +208,14 @@ function completionParams(results: InvocationResult[]): unknown[] {
  * Hands invocations back (shutdown, or claimed ahead and not started in time): due again at once, for this or
  * another process. An attempt that never started is not counted (the claim's bump of `attempts` is undone).
  */
-export async function releaseInvocations(pool: Pool, items: { id: string; attempt: number }[], started = true): Promise<void> {
+export async function releaseInvocations(pool: Pool, items: { id: string; attempt: number; lease: string }[], started = true): Promise<void> {
   if (!items.length) return;
   await pool.query(
-    `UPDATE rowcast.invocations i SET state = 'pending', available_at = now(), lease_owner = NULL,
-            attempts = i.attempts - CASE WHEN $3::boolean THEN 1 ELSE 0 END
-       FROM unnest($1::uuid[], $2::int[]) AS r(id, attempt)
-      WHERE i.id = r.id AND i.attempts = r.attempt AND i.state = 'in_flight'`,
-    [items.map((i) => i.id), items.map((i) => i.attempt), !started],
+    `UPDATE rowcast.invocations i SET state = 'pending', available_at = now(), lease_owner = NULL, lease = NULL,
+            attempts = i.attempts - CASE WHEN $4::boolean THEN 1 ELSE 0 END
+       FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(id, attempt, lease)
+      WHERE i.id = r.id AND ${leaseFence('i')}`,
+    [items.map((i) => i.id), items.map((i) => i.attempt), items.map((i) => i.lease), !started],
   );
 }
 

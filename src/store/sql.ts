@@ -16,3 +16,12 @@ export function prepared(name: string, text: string): (values: unknown[]) => pg.
   const statement = `rowcast_${name}`;
   return (values) => ({ name: statement, text, values });
 }
+
+/**
+ * The fence of every write that ends a lease of a delivery or invocation (`row` its alias; `r` the result or
+ * release, with `attempt` and `lease`): the lease must still be the one the worker got. Claims commit without
+ * waiting for their flush, so a PostgreSQL crash can lose one and hand out the same (id, attempt) again; the token is
+ * random (gen_random_uuid() at every claim and direct lease), so it never comes back. The attempt is matched too: a
+ * process of the version before tokens (migration 013) takes leases over without setting one.
+ */
+export const leaseFence = (row: string): string => `${row}.lease = r.lease AND ${row}.attempts = r.attempt AND ${row}.state = 'in_flight'`;

@@ -1,5 +1,5 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
-import { prepared } from '../store/sql.js';
+import { leaseFence, prepared } from '../store/sql.js';
 import { type NewMessage, publishMessages } from '../topics/fan-out.js';
 import type { OutboundMessage, Subscription, SubscriptionSettings } from './sinks/sink.js';
 
@@ -7,6 +7,8 @@ export interface ClaimedDelivery {
   deliveryId: string;
   subscription: string;
   attempt: number;
+  /** The lease's fencing token: its result and release are recorded only while the row still has it. */
+  lease: string;
   message: OutboundMessage;
   /** The topic's large-message rules. */
   limits: { maxMessageSize: number; largeMessages: 'reject' | 'claim-check'; claimCheckTtl: number };
@@ -15,7 +17,7 @@ export interface ClaimedDelivery {
 /**
  * Claims up to `n` due deliveries per subscription and leases them to `owner` for leaseMs. A delivery is due when
  * it is pending and its time has come, or when it is in flight and its lease has expired (its process died).
- * `attempts` is bumped on claim and is the lease's fencing token.
+ * `attempts` is bumped on claim, and each claim gets a fresh `lease` token (see leaseFence).
  */
 export const CLAIM_SQL = `
 WITH wanted AS (SELECT * FROM unnest($1::text[], $2::int[]) AS w(subscription, n)),
@@ -41,10 +43,11 @@ claimed AS (
 -- "= ANY (ARRAY(…))" keeps the update on the primary key: joined to the CTE, the planner (which cannot know the
 -- claim's size) hashes the whole table instead.
 UPDATE rowcast.deliveries d
-   SET state = 'in_flight', attempts = d.attempts + 1, available_at = now() + $3 * interval '1 millisecond', lease_owner = $4, updated_at = now()
+   SET state = 'in_flight', attempts = d.attempts + 1, available_at = now() + $3 * interval '1 millisecond', lease_owner = $4, lease = gen_random_uuid(),
+       updated_at = now()
   FROM rowcast.messages m LEFT JOIN rowcast.topics t ON t.name = m.topic
  WHERE d.id = ANY (ARRAY(SELECT id FROM claimed)) AND m.id = d.message_id
-RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, m.id::text AS message_id, m.topic, m.subject, m.body,
+RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, d.lease::text AS lease, m.id::text AS message_id, m.topic, m.subject, m.body,
           m.content_type, m.attributes, to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace,
           coalesce(t.max_message_size, 262144) AS max_message_size, coalesce(t.large_messages, 'reject') AS large_messages,
           coalesce(t.claim_check_ttl_ms, 86400000) AS claim_check_ttl_ms`;
@@ -63,6 +66,7 @@ export function toClaimedDelivery(r: Record<string, any>): ClaimedDelivery {
     deliveryId: r.delivery_id,
     subscription: r.subscription,
     attempt: r.attempt,
+    lease: r.lease,
     message: {
       id: r.message_id,
       topic: r.topic,
@@ -79,8 +83,9 @@ export function toClaimedDelivery(r: Record<string, any>): ClaimedDelivery {
 
 export interface DeliveryResult {
   deliveryId: string;
-  /** The attempt that produced this result: a result whose lease was lost (taken over) is ignored. */
+  /** The attempt that produced this result, and its lease: a result whose lease was lost (taken over) is ignored. */
   attempt: number;
+  lease: string;
   state: 'done' | 'pending' | 'dead';
   /** For pending: when the next attempt may start. */
   availableAt?: Date;
@@ -112,14 +117,14 @@ const recordStatement = prepared(
   `UPDATE rowcast.deliveries d
         SET state = r.state, available_at = COALESCE(r.available_at, d.available_at), last_status = r.status,
             last_error = CASE WHEN r.state = 'done' THEN d.last_error ELSE r.error END,
-            delivered_at = CASE WHEN r.state = 'done' THEN now() END, lease_owner = NULL, updated_at = now(),
+            delivered_at = CASE WHEN r.state = 'done' THEN now() END, lease_owner = NULL, lease = NULL, updated_at = now(),
             -- The attempt log (last 20), written only once an attempt failed: a delivery done at once keeps NULL.
             attempt_log = CASE WHEN r.state = 'done' AND d.attempt_log IS NULL THEN NULL
               ELSE (CASE WHEN jsonb_array_length(coalesce(d.attempt_log, '[]')) >= 20 THEN d.attempt_log - 0 ELSE coalesce(d.attempt_log, '[]') END)
                    || jsonb_build_object('attempt', r.attempt, 'at', now(), 'outcome', CASE r.state WHEN 'done' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'failed' END,
                                          'status', r.status, 'error', r.error, 'durationMs', r.duration_ms) END
-       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::int[]) AS r(id, attempt, state, available_at, status, error, duration_ms)
-      WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'in_flight'
+       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::int[], $8::uuid[]) AS r(id, attempt, state, available_at, status, error, duration_ms, lease)
+      WHERE d.id = r.id AND ${leaseFence('d')}
       RETURNING d.id::text`,
 );
 
@@ -133,6 +138,7 @@ async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): 
       results.map((r) => r.status ?? null),
       results.map((r) => r.error ?? null),
       results.map((r) => (r.durationMs === undefined ? null : Math.round(r.durationMs))),
+      results.map((r) => r.lease),
     ]),
   );
   return res.rows.map((r) => r.id as string);
@@ -142,14 +148,14 @@ async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): 
  * Gives work back (graceful shutdown, or claimed ahead and not started in time): due again at once. An attempt
  * that started still counts; one that never started does not (its claim's bump of `attempts` is undone).
  */
-export async function releaseDeliveries(pool: Pool, leases: { deliveryId: string; attempt: number }[], started = true): Promise<void> {
+export async function releaseDeliveries(pool: Pool, leases: { deliveryId: string; attempt: number; lease: string }[], started = true): Promise<void> {
   if (!leases.length) return;
   await pool.query(
-    `UPDATE rowcast.deliveries d SET state = 'pending', available_at = now(), lease_owner = NULL, updated_at = now(),
-            attempts = d.attempts - CASE WHEN $3::boolean THEN 1 ELSE 0 END
-       FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
-      WHERE d.id = r.id AND d.attempts = r.attempt AND d.state = 'in_flight'`,
-    [leases.map((l) => l.deliveryId), leases.map((l) => l.attempt), !started],
+    `UPDATE rowcast.deliveries d SET state = 'pending', available_at = now(), lease_owner = NULL, lease = NULL, updated_at = now(),
+            attempts = d.attempts - CASE WHEN $4::boolean THEN 1 ELSE 0 END
+       FROM unnest($1::bigint[], $2::int[], $3::uuid[]) AS r(id, attempt, lease)
+      WHERE d.id = r.id AND ${leaseFence('d')}`,
+    [leases.map((l) => l.deliveryId), leases.map((l) => l.attempt), leases.map((l) => l.lease), !started],
   );
 }
 

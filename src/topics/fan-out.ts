@@ -61,17 +61,17 @@ export interface DirectClaimParams {
 
 /**
  * The `d` CTE with a direct claim: up to the given number of new deliveries per subscription are inserted already
- * leased to the calling process (in flight, attempt 1), which sends them without a claim's round trip — on an idle
- * chain, a millisecond of the commit → webhook latency, and under load one write per delivery fewer. Not on FIFO
- * topics (a group's next delivery may only be claimed once the one before it is done) nor for dead-on-arrival ones,
- * nor while older deliveries of the subscription are due (claims take those oldest first; leasing the new ones
- * would let them overtake a backlog, and under overload starve it).
+ * leased to the calling process (in flight, attempt 1, a lease token of their own), which sends them without a
+ * claim's round trip — on an idle chain, a millisecond of the commit → webhook latency, and under load one write
+ * per delivery fewer. Not on FIFO topics (a group's next delivery may only be claimed once the one before it is
+ * done) nor for dead-on-arrival ones, nor while older deliveries of the subscription are due (claims take those
+ * oldest first; leasing the new ones would let them overtake a backlog, and under overload starve it).
  */
 export const directClaimDeliveriesSql = (p: DirectClaimParams) => `
-  INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, last_error, attempts, available_at, lease_owner)
+  INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, last_error, attempts, available_at, lease_owner, lease)
   SELECT x.id, x.name, x.group_key, x.seq, CASE WHEN x.direct THEN 'in_flight' ELSE x.state END, x.last_error,
          CASE WHEN x.direct THEN 1 ELSE 0 END, CASE WHEN x.direct THEN now() + ${p.leaseMs} * interval '1 millisecond' ELSE now() END,
-         CASE WHEN x.direct THEN ${p.owner}::text END
+         CASE WHEN x.direct THEN ${p.owner}::text END, CASE WHEN x.direct THEN gen_random_uuid() END
     FROM (SELECT y.*, y.state = 'pending' AND y.group_key IS NULL AND y.rank <= coalesce(w.n, 0) AS direct
             FROM (SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE},
                          row_number() OVER (PARTITION BY s.name ORDER BY m.seq) AS rank
@@ -82,14 +82,14 @@ export const directClaimDeliveriesSql = (p: DirectClaimParams) => `
                         WHERE NOT EXISTS (SELECT 1 FROM rowcast.deliveries o
                                            WHERE o.subscription = w.subscription AND o.state IN ('pending', 'in_flight') AND o.available_at <= now())) w
               ON w.subscription = y.name) x
-  RETURNING id, message_id, subscription, state, attempts`;
+  RETURNING id, message_id, subscription, state, attempts, lease`;
 
 /**
  * The deliveries `d` claimed directly, as the claim returns them (json), with their messages from `m`, which must
  * return subject, trace and created_at too.
  */
 export const DIRECTLY_CLAIMED_SQL = `(SELECT json_agg(json_build_object(
-    'delivery_id', d.id::text, 'subscription', d.subscription, 'attempt', d.attempts, 'message_id', m.id::text, 'topic', m.topic,
+    'delivery_id', d.id::text, 'subscription', d.subscription, 'attempt', d.attempts, 'lease', d.lease, 'message_id', m.id::text, 'topic', m.topic,
     'subject', m.subject, 'body', m.body, 'content_type', m.content_type, 'attributes', m.attributes, 'trace', m.trace,
     'created_at', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     'max_message_size', t.max_message_size, 'large_messages', t.large_messages, 'claim_check_ttl_ms', t.claim_check_ttl_ms))

@@ -101,10 +101,10 @@ WITH lock AS MATERIALIZED (
   oneStatement
     ? `
   -- Leased at once to the routing process's function worker for the slots it holds free (no claim round trip).
-  INSERT INTO rowcast.invocations (id, function, payload, source, event_id, trace, state, attempts, available_at, lease_owner, started_at)
+  INSERT INTO rowcast.invocations (id, function, payload, source, event_id, trace, state, attempts, available_at, lease_owner, lease, started_at)
   SELECT rowcast.derived_uuid((SELECT installation FROM lock), 'invocation/' || x.id), x.function, x.text, 'capture', x.id, x.trace, CASE WHEN x.direct THEN 'in_flight' ELSE 'pending' END, CASE WHEN x.direct THEN 1 ELSE 0 END,
          CASE WHEN x.direct THEN now() + x.lease_ms * interval '1 millisecond' ELSE now() END, CASE WHEN x.direct THEN $9::text END,
-         CASE WHEN x.direct THEN now() END
+         CASE WHEN x.direct THEN gen_random_uuid() END, CASE WHEN x.direct THEN now() END
     FROM (SELECT b.function, b.text, b.id, b.trace, w.lease_ms, row_number() OVER (PARTITION BY b.function ORDER BY b.id) <= coalesce(w.n, 0) AS direct
             FROM body b LEFT JOIN unnest($6::text[], $7::int[], $8::int[]) AS w(function, n, lease_ms) ON w.function = b.function
            WHERE b.function IS NOT NULL) x
@@ -114,14 +114,14 @@ WITH lock AS MATERIALIZED (
   SELECT rowcast.derived_uuid((SELECT installation FROM lock), 'invocation/' || b.id), b.function, b.text, 'capture', b.id, b.trace
     FROM body b WHERE b.function IS NOT NULL ORDER BY b.id`
 }
-  RETURNING id, function, state, attempts, payload, client_context, trace
+  RETURNING id, function, state, attempts, lease, payload, client_context, trace
 ), d AS (${oneStatement ? directClaimDeliveriesSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5' }) : UNFILTERED_DELIVERIES_SQL}
 ), ${
   oneStatement
     ? `u AS (${COUNT_UNMATCHED_SQL})
 SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS busy, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,
        ${DIRECTLY_CLAIMED_SQL} AS claimed,
-       (SELECT json_agg(json_build_object('id', i.id::text, 'function', i.function, 'attempts', i.attempts, 'payload', i.payload,
+       (SELECT json_agg(json_build_object('id', i.id::text, 'function', i.function, 'attempts', i.attempts, 'lease', i.lease, 'payload', i.payload,
                                           'client_context', i.client_context, 'trace', i.trace)) FROM inv i WHERE i.state = 'in_flight') AS claimed_invocations,`
     : `c AS (${FILTER_CANDIDATES_SQL})
 ${FAN_OUT_RESULT_SQL}, NOT (SELECT held FROM lock) AS busy,`

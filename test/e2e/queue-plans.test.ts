@@ -26,7 +26,7 @@ async function cachedPlans(pool: Pool): Promise<string> {
     const plans = [
       `EXPLAIN EXECUTE rowcast_route(500, '{}', '{}', 0, NULL, '{}', '{}', '{}', NULL)`,
       `EXPLAIN EXECUTE rowcast_claim_deliveries('{hook}', '{200}', 60000, 'me')`,
-      `EXPLAIN EXECUTE rowcast_record_deliveries('{1}', '{1}', '{done}', '{NULL}', '{200}', '{NULL}', '{1}')`,
+      `EXPLAIN EXECUTE rowcast_record_deliveries('{1}', '{1}', '{done}', '{NULL}', '{200}', '{NULL}', '{1}', '{00000000-0000-0000-0000-000000000000}')`,
     ];
     const text: string[] = [];
     for (const sql of plans) text.push(...(await client.query(sql)).rows.map((r) => r['QUERY PLAN'] as string));
@@ -45,7 +45,7 @@ test('the queue statements, prepared on empty tables, read the queues by index o
     for (let i = 0; i < 8; i++) {
       await routeEvents(queues, 500);
       const claimed = await claimDeliveries(queues, new Map([['hook', 200]]), 60_000, 'me');
-      await completeDeliveries(queues, claimed.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, state: 'done' })));
+      await completeDeliveries(queues, claimed.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease, state: 'done' })));
       await db.pool.query('INSERT INTO items VALUES ($1)', [i + 1]);
     }
     await db.pool.query('INSERT INTO items SELECT g FROM generate_series(100, 20099) g');
