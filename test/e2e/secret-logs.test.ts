@@ -104,7 +104,9 @@ const env = () => ({
 });
 
 function rowcastConfig(): RowcastConfigInput {
-  const fast = { minDelay: 200, maxDelay: 500, timeout: 2000 };
+  // Retries come fast; an attempt may take long: on a loaded machine a broker's login refusal took over 2 s, and
+  // the test needs the refusal itself (its text is checked for the password), not a timeout.
+  const fast = { minDelay: 200, maxDelay: 500, timeout: 15_000 };
   return {
     topics: { t: {} },
     captures: { items: { table: 'items', topic: 't' } },
