@@ -255,6 +255,14 @@ export const runtimeSchema = z.strictObject({
   tracing: tracingSchema.prefault({}),
 });
 
+/** How rowcast names itself in the ARNs of its AWS surface (src/aws/arn.ts): labels only, no AWS account is used. */
+export const awsSchema = z.strictObject({
+  /** The region in ARNs rowcast makes (arn:aws:sns:<region>:…); clients may sign their requests for any region. */
+  region: z.string().regex(/^[a-z0-9-]{1,32}$/, 'a region name such as "us-east-1"').default('us-east-1'),
+  /** The 12-digit account id in ARNs rowcast makes. */
+  accountId: z.string().regex(/^\d{12}$/, '12 digits, e.g. "000000000000"').default('000000000000'),
+});
+
 export const configSchema = z.strictObject({
   database: z.strictObject({ url: z.string().min(1).optional() }).prefault({}),
   topics: z.record(topicName, topicSchema).default({}),
@@ -262,6 +270,7 @@ export const configSchema = z.strictObject({
   subscriptions: z.record(subscriptionName, subscriptionSchema).default({}),
   functions: z.record(functionName, functionSchema).default({}),
   runtime: runtimeSchema.prefault({}),
+  aws: awsSchema.prefault({}),
 });
 
 /** What a user writes (defaults optional). */
