@@ -51,6 +51,7 @@ export class NetworkNamespace {
   private constructor(readonly name: string) {}
 
   static async create(): Promise<NetworkNamespace> {
+    await removeLeftovers();
     const ns = new NetworkNamespace(`rc-faults-${process.pid}`);
     await run('ip', ['netns', 'add', ns.name]);
     await ns.exec(['ip', 'link', 'set', 'lo', 'up']).catch(async (err) => {
@@ -113,5 +114,25 @@ export class NetworkNamespace {
   async remove(): Promise<void> {
     await run('ip', ['netns', 'del', this.name]).catch(() => {});
     for (const link of this.links.values()) await run('ip', ['link', 'del', link.hostDevice]).catch(() => {});
+  }
+}
+
+/**
+ * Namespaces of earlier runs that were killed before their clean-up (named after a test process that is gone): their
+ * host-side veth ends would hold the same addresses.
+ */
+async function removeLeftovers(): Promise<void> {
+  const { stdout } = await run('ip', ['netns', 'list']);
+  for (const [, name, pid] of stdout.matchAll(/^(rc-faults-(\d+))\b/gm)) {
+    if (!isAlive(Number(pid))) await run('ip', ['netns', 'del', name!]).catch(() => {});
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
