@@ -143,6 +143,7 @@ test(
       await sleep(CUT_MS / 2);
       const readyDuringHookCut = await readyz(readyzVia(dbLink));
       await sleep(Math.max(0, CUT_MS - (Date.now() - hookCutAt)));
+      // A figure, showing the cut holds: requests read after its first second (one that got in before may be read late).
       const receivedDuringHookCut = receiver.requests.filter((r) => r.at > hookCutAt + 1000 && r.at < Date.now()).length;
       await ns.heal('hook');
       const hookHealedAt = Date.now();
