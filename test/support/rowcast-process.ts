@@ -17,20 +17,24 @@ export class RowcastProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private out = '';
 
-  private constructor(args: string[], env: Record<string, string>) {
+  private constructor(args: string[], env: Record<string, string>, prefix: string[] = []) {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
     // The test runner's own settings are not the child's business.
     delete childEnv.NODE_TEST_CONTEXT;
     delete childEnv.NODE_OPTIONS;
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/control-plane/cli/main.ts', ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [file, ...rest] = [...prefix, process.execPath, '--import', 'tsx', 'src/control-plane/cli/main.ts', ...args];
+    this.child = spawn(file!, rest, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
     this.child.stderr!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  /** `rowcast start --config <file>` with DATABASE_URL set. */
-  static start(configFile: string, databaseUrl: string, env: Record<string, string> = {}): RowcastProcess {
-    return new RowcastProcess(['start', '--config', configFile], { DATABASE_URL: databaseUrl, ROWCAST_LOG_LEVEL: 'warn', ...env });
+  /**
+   * `rowcast start --config <file>` with DATABASE_URL set; `prefix` runs it through another command that then
+   * execs it (same pid), e.g. `ip netns exec <namespace>`.
+   */
+  static start(configFile: string, databaseUrl: string, env: Record<string, string> = {}, prefix: string[] = []): RowcastProcess {
+    return new RowcastProcess(['start', '--config', configFile], { DATABASE_URL: databaseUrl, ROWCAST_LOG_LEVEL: 'warn', ...env }, prefix);
   }
 
   get pid(): number {

@@ -36,6 +36,8 @@ export interface WebhookReceiverOptions {
    * flood of 100,000 requests does not fill the test's memory.
    */
   keep?: (r: ReceivedRequest) => ReceivedRequest;
+  /** Address to listen on; default 127.0.0.1. */
+  host?: string;
 }
 
 /**
@@ -117,8 +119,9 @@ export class WebhookReceiver {
 
   static async start(options?: string | WebhookReceiverOptions): Promise<WebhookReceiver> {
     const r = new WebhookReceiver(options);
-    await new Promise<void>((resolve) => r.server.listen(0, '127.0.0.1', resolve));
-    r.url = `http://127.0.0.1:${(r.server.address() as { port: number }).port}/hook`;
+    const host = (typeof options === 'object' && options.host) || '127.0.0.1';
+    await new Promise<void>((resolve) => r.server.listen(0, host, resolve));
+    r.url = `http://${host}:${(r.server.address() as { port: number }).port}/hook`;
     return r;
   }
 
