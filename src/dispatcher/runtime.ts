@@ -92,8 +92,10 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   listener.on('wake', () => http?.wake());
   listener.on('config', () => {
     capture.configChanged();
-    void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed'));
-    void functions?.reloadTopics().catch((err: Error) => log.error({ err: err.message }, 'reloading topics failed'));
+    void Promise.all([
+      worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed')),
+      functions?.reloadTopics().catch((err: Error) => log.error({ err: err.message }, 'reloading topics failed')),
+    ]).then(() => observe.emit('config:reloaded', {}));
   });
   worker.onInvocationQueued = () => functions?.wake();
   // Claim-check links point at this process's HTTP server (its address is known once it listens, below).

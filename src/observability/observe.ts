@@ -21,6 +21,8 @@ export interface ObservedEvents {
     /** delivered: from the message's creation (routing, right after the writer's commit) to the subscriber's ack. */
     latencyMs: number | null;
   };
+  /** The process reloaded subscriptions, topics and paused functions after a config change (NOTIFY rowcast_config). */
+  'config:reloaded': Record<string, never>;
   /** One invocation attempt of a function finished. */
   'invocation:finished': { invocationId: string; function: string; attempt: number; outcome: 'done' | 'retry' | 'failed'; durationMs: number };
 }

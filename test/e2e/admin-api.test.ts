@@ -4,6 +4,7 @@ import { fetch } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { observe } from '../../src/observability/observe.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { openSse } from '../support/sse-client.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
@@ -66,7 +67,13 @@ const ok = async <T = any>(path: string, init: { method?: string; body?: unknown
   return body;
 };
 
-const settle = () => new Promise((r) => setTimeout(r, 300));
+/** Resolves once this test's rowcast has reloaded its config after the next change (it hears of it by NOTIFY). */
+const nextReload = () => new Promise<void>((resolve) => {
+  const off = observe.on('config:reloaded', () => {
+    off();
+    resolve();
+  });
+});
 const on = (r: WebhookReceiver, sub: string) => r.requests.filter((q) => q.headers['rowcast-subscription'] === sub);
 
 describe('admin API: reads', () => {
@@ -223,10 +230,11 @@ describe('admin API: failures, dead letters and redrive', () => {
 
 describe('admin API: actions', () => {
   test('pause and resume a subscription and a function', async () => {
+    let heard = nextReload();
     const paused = await ok('/subscriptions/hook/pause', { method: 'POST' });
     assert.equal(paused.state, 'paused');
     assert.equal(paused.stateReason, 'paused by an operator');
-    await settle(); // running processes hear of it by NOTIFY
+    await heard; // running processes hear of it by NOTIFY
     const before = on(receiver, 'hook').length;
     await db.pool.query(`INSERT INTO orders VALUES (200, 'while paused')`);
     await eventually(async () => (await ok('/subscriptions/hook')).pending === 1, 'a pending delivery');
@@ -235,9 +243,10 @@ describe('admin API: actions', () => {
     assert.equal((await ok('/subscriptions/hook/resume', { method: 'POST' })).state, 'active');
     await eventually(() => on(receiver, 'hook').length === before + 1, 'delivered after resume');
 
+    heard = nextReload();
     const fn = await ok('/functions/echo/pause', { method: 'POST' });
     assert.equal(fn.state, 'paused');
-    await settle();
+    await heard;
     await db.pool.query('INSERT INTO traced VALUES (50)');
     await eventually(async () => (await ok('/functions')).items[0].pending === 1, 'a queued invocation');
     await new Promise((r) => setTimeout(r, 800));

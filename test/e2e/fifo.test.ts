@@ -4,7 +4,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, settled, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
@@ -88,7 +88,7 @@ test('FIFO deduplication: a repeated dedupKey within the window is dropped', asy
   await eventually(() => accepted().length >= 2, 'two messages');
   await invokeFunction(db.pool, 'dedup', { messages: [{ text: 'one, later', dedupKey: 'k1', groupKey: 'g' }, { text: 'three', dedupKey: 'k3', groupKey: 'g' }] });
   await eventually(() => accepted().length >= 3, 'three messages');
-  await new Promise((r) => setTimeout(r, 300));
+  await settled(db.pool);
   assert.deepEqual(accepted(), ['one', 'two', 'three']);
 });
 

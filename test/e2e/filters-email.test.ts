@@ -5,7 +5,7 @@ import { SMTPServer } from 'smtp-server';
 import { parseConfig } from '../../src/config/load.js';
 import { getStatus } from '../../src/control-plane/operations.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, settled, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
@@ -63,7 +63,7 @@ describe('filter policies in the chain', () => {
     await db.pool.query(`DELETE FROM orders WHERE id = 3`);
     await eventually(() => at('?everything').length === 5, 'all five changes at the unfiltered subscription');
     await eventually(() => at('?inserts').length === 3 && at('?big-eu').length === 2, 'the filtered subscriptions');
-    await new Promise((r) => setTimeout(r, 300));
+    await settled(db.pool);
     assert.deepEqual(at('?inserts').map((b) => b.op).sort(), ['INSERT', 'INSERT', 'INSERT']);
     assert.deepEqual(at('?big-eu').map((b) => `${b.op} ${b.after.id}`).sort(), ['INSERT 2', 'UPDATE 1']);
   });

@@ -16,7 +16,7 @@ import { apply } from '../../src/capture/apply.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, settled, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
@@ -86,7 +86,7 @@ describe('table kinds', () => {
     for (const p of [gone, arrived]) assert.equal(p.source.table, 'measurements');
     assert.deepEqual(gone.before, { id: '1', region: 'eu', value: '1.50' });
     assert.deepEqual(arrived.after, { id: '1', region: 'us', value: '1.50' });
-    await new Promise((r) => setTimeout(r, 300));
+    await settled(db.pool);
     assert.deepEqual(receiver.requests.filter(of('parts')).map((r) => r.json.op).sort(), ['DELETE', 'INSERT', 'INSERT', 'INSERT'], 'no UPDATE event for the move');
   });
 
@@ -96,7 +96,7 @@ describe('table kinds', () => {
     assert.equal(p.source.table, 'measurements');
     assert.equal(p.key, null);
     assert.equal(p.after, null);
-    await new Promise((r) => setTimeout(r, 300));
+    await settled(db.pool);
     assert.equal(receiver.requests.filter(of('parts')).filter((r) => r.json.op === 'TRUNCATE').length, 1, 'one event, not one per partition');
   });
 

@@ -86,3 +86,21 @@ export async function eventually<T>(check: () => Promise<T> | T, what: string, t
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/**
+ * Waits until rowcast has nothing left to do: every event routed, no delivery or invocation pending or in flight.
+ * What a test then sees at its receiver is all there will be — the deterministic way to say "nothing more comes"
+ * (a delivery is marked done only after its subscriber answered).
+ */
+export async function settled(pool: Pool, timeoutMs = 15_000): Promise<void> {
+  await eventually(
+    async () =>
+      (
+        await pool.query(`SELECT NOT EXISTS (SELECT 1 FROM rowcast.events WHERE routed_at IS NULL)
+                             AND NOT EXISTS (SELECT 1 FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight'))
+                             AND NOT EXISTS (SELECT 1 FROM rowcast.invocations WHERE state IN ('pending', 'in_flight')) AS done`)
+      ).rows[0].done,
+    'rowcast to have nothing left to route, deliver or invoke',
+    timeoutMs,
+  );
+}
