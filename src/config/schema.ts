@@ -201,7 +201,7 @@ export const functionSchema = z.strictObject({
 export const httpServerSchema = z.strictObject({
   /** Port to listen on; without one there is no HTTP server. 0 picks a free port. */
   port: z.number().int().min(0).max(65_535).optional(),
-  /** Address to listen on; "0.0.0.0" or "::" for all interfaces. */
+  /** Address to listen on; "0.0.0.0" or "::" for all interfaces (then a token is required, or allowUnauthenticated). */
   host: z.string().min(1).default('127.0.0.1'),
   /** Bearer token every route but /livez and /readyz requires ("Authorization: Bearer <token>"), or { env: "VARIABLE" } to read it from the environment. */
   token: z
@@ -209,6 +209,16 @@ export const httpServerSchema = z.strictObject({
       error: 'write the bearer token, or { env: "VARIABLE" } to read it from an environment variable',
     })
     .optional(),
+  /**
+   * Serve without a token on a non-loopback host. Off: such a start fails, since anyone who reaches the address could
+   * use the admin API (rotate-secret answers with the new secret).
+   */
+  allowUnauthenticated: z.boolean().optional(),
+  /**
+   * Without a token, the names a request's Host header may carry besides loopback ones (localhost, 127.x.x.x, [::1])
+   * and publicUrl's: other names are refused, so a web page cannot reach a loopback server through DNS rebinding.
+   */
+  allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/, 'a host name or address without port or scheme, e.g. "rowcast.internal"')).optional(),
   /** The URL subscribers reach this server at (e.g. behind a proxy); default http://host:port. */
   publicUrl: z.url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL, e.g. "https://rowcast.example.com"' }).optional(),
 });

@@ -148,21 +148,27 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   protected async process(claim: Claimed, signal: AbortSignal): Promise<void> {
     const subscription = this.subscriptions.get(claim.subscription);
     const sink = subscription && this.sinks.get(subscription.protocol);
-    let outcome: SendOutcome;
     // Only a valid W3C traceparent is passed on to subscribers.
     claim.message.trace = validTraceparent(claim.message.trace);
     // With tracing, the attempt's span is a child of the message's trace, and subscribers receive the span's own context.
     const span = tracing.enabled ? startDeliverySpan({ deliveryId: claim.deliveryId, messageId: claim.message.id, topic: claim.message.topic, subscription: claim.subscription, protocol: subscription?.protocol ?? 'unknown', endpoint: subscription?.endpoint ?? '', options: subscription?.settings.options, attempt: claim.attempt, parent: claim.message.trace }) : null;
     if (span) claim.message.trace = span.traceparent;
-    const started = performance.now();
-    if (!subscription || !sink) outcome = { kind: 'retry', error: `subscription ${claim.subscription} is not loaded in this process` };
-    else {
-      const message = this.sizedForTopic(claim);
-      outcome =
-        typeof message === 'string'
-          ? { kind: 'dead', error: message }
-          : await sink.send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message }, signal).catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }));
+    if (!subscription || !sink) {
+      // Nothing was sent: hand it back without counting an attempt, for a process that has the subscription (this
+      // one too, once its reload has it; until then it does not claim it).
+      const error = `subscription ${claim.subscription} is not loaded in this process`;
+      this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId }, `${error}; handed back for a retry`);
+      span?.end({ error, outcome: 'released' });
+      await releaseDeliveries(this.pool, [{ deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease }], false);
+      void this.reloadSubscriptions().catch((err: Error) => this.log.warn({ err: err.message }, 'could not reload subscriptions'));
+      return;
     }
+    const started = performance.now();
+    const message = this.sizedForTopic(claim);
+    const outcome: SendOutcome =
+      typeof message === 'string'
+        ? { kind: 'dead', error: message }
+        : await sink.send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message }, signal).catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }));
     // Aborted by shutdown: stop() releases it instead of counting a failure.
     if (signal.aborted) return span?.end({ error: 'aborted: rowcast is shutting down', outcome: 'released' });
     const durationMs = performance.now() - started;
@@ -173,7 +179,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       deliveryId: claim.deliveryId,
       messageId: claim.message.id,
       subscription: claim.subscription,
-      protocol: subscription?.protocol ?? 'unknown',
+      protocol: subscription.protocol,
       attempt: claim.attempt,
       outcome: result.state === 'done' ? 'delivered' : result.state === 'dead' ? 'dead' : 'failed',
       status: result.status ?? null,
@@ -209,7 +215,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   /** Queues the attempt's result for the next batch write, and returns it. */
-  private record(claim: ClaimedDelivery, subscription: Subscription | undefined, outcome: SendOutcome, durationMs: number): DeliveryResult {
+  private record(claim: ClaimedDelivery, subscription: Subscription, outcome: SendOutcome, durationMs: number): DeliveryResult {
     const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease, status: 'status' in outcome ? outcome.status : undefined, durationMs };
     if (outcome.kind === 'done') return this.push({ ...base, state: 'done' });
     this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: outcome.error }, 'delivery attempt failed');
@@ -223,7 +229,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
         .catch((err: Error) => this.log.error({ err: err.message }, 'could not disable subscription'));
       return this.push({ ...base, state: 'pending', availableAt: new Date(), error: outcome.error });
     }
-    if (outcome.kind === 'dead' || !subscription) return this.pushDead(claim, subscription, base, outcome.error);
+    if (outcome.kind === 'dead') return this.pushDead(claim, subscription, base, outcome.error);
     const decision = decideAfterFailure(claim.attempt, subscription.settings.deliveryPolicy, outcome.retryAfterMs);
     if (decision.state === 'dead') return this.pushDead(claim, subscription, base, `${outcome.error} (after ${claim.attempt} attempts)`);
     const at = Date.now() + decision.delayMs;

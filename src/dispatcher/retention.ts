@@ -6,7 +6,8 @@ const ACTIVITY_RETENTION = '24 hours';
 /**
  * Deletes history past its retention window in small chunks, so tables do not bloat and no long lock is held.
  * Routed events, fully delivered messages and finished invocations go after `retention`; messages with dead
- * deliveries after `deadRetention`; work still pending or in flight never.
+ * deliveries after `deadRetention`; work still pending or in flight never; a claim-checked body not before the links
+ * sent for it expire (so a link never 404s before its documented expiry, whatever `retention` says).
  */
 export async function applyRetention(pool: Pool, retentionMs: number, deadRetentionMs: number): Promise<{ events: number; messages: number; invocations: number }> {
   let events = 0;
@@ -27,6 +28,11 @@ export async function applyRetention(pool: Pool, retentionMs: number, deadRetent
           WHERE m.created_at < now() - $1 * interval '1 millisecond'
             AND NOT EXISTS (SELECT 1 FROM rowcast.deliveries d WHERE d.message_id = m.id
                              AND (d.state IN ('pending', 'in_flight') OR (d.state = 'dead' AND m.created_at >= now() - $2 * interval '1 millisecond')))
+            -- A claim-checked body stays while a link sent for it may still be valid: each attempt sent one lasting
+            -- the topic's claimCheckTtl, and a delivery's updated_at is at or after its last attempt.
+            AND NOT EXISTS (SELECT 1 FROM rowcast.topics t JOIN rowcast.deliveries d ON d.message_id = m.id
+                             WHERE t.name = m.topic AND t.large_messages = 'claim-check' AND octet_length(m.body) > t.max_message_size
+                               AND d.updated_at >= now() - t.claim_check_ttl_ms * interval '1 millisecond')
           LIMIT ${CHUNK})`,
       [retentionMs, deadRetentionMs],
     );

@@ -54,7 +54,9 @@ const claimStatement = prepared(
   `WITH taken AS (
        SELECT coalesce(array_agg(s), '{}') AS slots FROM (
          SELECT s FROM generate_series(0, $3::int - 1) s
-          WHERE s <> ALL ($4::int[]) AND pg_try_advisory_lock(${SLOT_KEY}, s)
+          -- A CASE, since the planner orders AND-ed conditions by cost, and in a generic plan it ran the lock first:
+          -- a held slot locked again (session locks nest) stays locked after its one release, pinned to this connection.
+          WHERE CASE WHEN s = ANY ($4::int[]) THEN false ELSE pg_try_advisory_lock(${SLOT_KEY}, s) END
           LIMIT greatest(0, $3::int - cardinality($4::int[]))) x
      ), claimed AS (
        UPDATE rowcast.invocations i

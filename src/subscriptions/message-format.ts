@@ -58,6 +58,15 @@ export function renderMessage(format: MessageFormat, message: OutboundMessage): 
   }
 }
 
+/**
+ * A CloudEvents attribute as an HTTP header value (HTTP protocol binding 1.0.2, 3.1.3.2): space, '"', '%' and every
+ * character outside printable ASCII are percent-encoded as UTF-8 bytes. Sent raw, a character above U+00FF makes
+ * the request itself invalid, so every attempt would fail.
+ */
+export function percentEncodeHeaderValue(value: string): string {
+  return value.replace(/[^\x21\x23\x24\x26-\x7e]/gu, (c) => Array.from(Buffer.from(c, 'utf8'), (b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+}
+
 /** The body alone, for protocols that carry no headers: binary CloudEvents fall back to structured mode. */
 export function renderBody(format: SubscriptionSettings['format'], message: OutboundMessage): string {
   return renderMessage(format === 'cloudevents-binary' ? 'cloudevents' : format, message).body;

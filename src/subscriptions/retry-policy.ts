@@ -17,11 +17,12 @@ export function backoffDelay(attempts: number, policy: Pick<DeliveryPolicy, 'min
 
 /**
  * attempts: how many attempts have been made, the failed one included.
- * retryAfterMs: the endpoint's Retry-After (429/503), honoured up to policy.maxRetryAfter.
+ * retryAfterMs: the endpoint's Retry-After (429/503), honoured up to policy.maxRetryAfter and never below
+ * policy.minDelay (`Retry-After: 0` or a past date would otherwise spend every remaining attempt at once).
  */
 export function decideAfterFailure(attempts: number, policy: RetryPolicy, retryAfterMs?: number, random?: () => number): RetryDecision {
   if (attempts >= policy.maxAttempts) return { state: 'dead' };
-  if (retryAfterMs !== undefined) return { state: 'pending', delayMs: Math.min(Math.max(0, retryAfterMs), policy.maxRetryAfter) };
+  if (retryAfterMs !== undefined) return { state: 'pending', delayMs: Math.max(policy.minDelay, Math.min(retryAfterMs, policy.maxRetryAfter)) };
   return { state: 'pending', delayMs: backoffDelay(attempts, policy, random) };
 }
 

@@ -11,17 +11,33 @@ let receiver: WebhookReceiver;
 let failing: WebhookReceiver;
 let rowcast: RowcastRuntime;
 
+/** Beyond Latin-1 (CJK, an emoji outside the BMP), plus the characters the HTTP binding escapes: space, '"', '%'. */
+const SUBJECT = 'Konto geändert: 口座 "€100" 50% 🙂';
+
+/**
+ * An HTTP request as a CloudEvent. The HTTP binding says a receiver percent-decodes each ce-* header before reading it
+ * (3.1.3.2); the cloudevents package (10.0) leaves that to its caller, so it is done here, strictly (invalid UTF-8
+ * throws).
+ */
+function toCloudEvent(req: { headers: Record<string, unknown>; body: string }): CloudEvent<unknown> {
+  const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, k.startsWith('ce-') ? decodeURIComponent(String(v)) : String(v)]));
+  const event = HTTP.toEvent({ headers, body: req.body });
+  return (Array.isArray(event) ? event[0]! : event) as CloudEvent<unknown>;
+}
+
 before(async () => {
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
   failing = await WebhookReceiver.start();
   failing.reply = () => ({ status: 500, body: 'subscriber down' });
   await db.pool.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance numeric(30,10), owner text)`);
+  await db.pool.query(`CREATE TABLE ledger (id int PRIMARY KEY, note text)`);
   const sub = (format: string) => ({ topic: 'accounts', protocol: 'http' as const, endpoint: `${receiver.url}?format=${format}`, format: format as never });
   await applyConfig(db.pool, {
-    topics: { accounts: {}, 'ops-dead-letters': {}, nobody: {} },
+    topics: { accounts: {}, 'ops-dead-letters': {}, nobody: {}, ledger: {} },
     captures: {
       accounts: { table: 'accounts', topic: 'accounts', subject: 'account changed' },
+      ledger: { table: 'ledger', topic: 'ledger', subject: SUBJECT },
       'accounts-unheard': { table: 'accounts', topic: 'nobody', operations: ['DELETE'] },
     },
     subscriptions: {
@@ -35,6 +51,8 @@ before(async () => {
         deadLetter: { topic: 'ops-dead-letters' },
       },
       ops: { topic: 'ops-dead-letters', protocol: 'http', endpoint: `${receiver.url}?ops` },
+      'ledger-binary': { topic: 'ledger', protocol: 'http', endpoint: `${receiver.url}?ledger=binary`, format: 'cloudevents-binary' },
+      'ledger-structured': { topic: 'ledger', protocol: 'http', endpoint: `${receiver.url}?ledger=structured`, format: 'cloudevents' },
     },
   });
   rowcast = await startTestRowcast(db.url);
@@ -64,8 +82,7 @@ describe('message formats', () => {
 
     for (const format of ['cloudevents', 'cloudevents-binary']) {
       const req = byPath(`format=${format}`)[0]!;
-      const event = HTTP.toEvent({ headers: req.headers as Record<string, string>, body: req.body });
-      const ce = (Array.isArray(event) ? event[0]! : event) as CloudEvent<unknown>;
+      const ce = toCloudEvent(req);
       assert.ok(ce.validate(), `${format} is a valid CloudEvent`);
       assert.equal(ce.id, id, `${format}: the id is the stable message id`);
       assert.equal(ce.specversion, '1.0');
@@ -77,6 +94,32 @@ describe('message formats', () => {
     assert.match(String(byPath('format=cloudevents')[0]!.headers['content-type']), /^application\/cloudevents\+json/);
     assert.equal(byPath('format=cloudevents-binary')[0]!.headers['ce-id'], id);
     assert.match(byPath('format=cloudevents')[0]!.body, /"balance": ?"12345678901234567890\.0123456789"/, 'structured data keeps every digit');
+  });
+
+  test('binary CloudEvents percent-encode their ce-* headers, so a subject beyond Latin-1 arrives intact', async () => {
+    await db.pool.query(`INSERT INTO ledger VALUES (1, 'paid')`);
+    const delivered = async (sub: string) => {
+      const req = byPath(`ledger=${sub}`)[0];
+      if (req) return req;
+      // Until it arrives, the delivery's error (if an attempt failed) is what a timeout reports.
+      const { rows } = await db.pool.query<{ state: string; last_error: string | null }>(`SELECT state, last_error FROM rowcast.deliveries WHERE subscription = $1`, [`ledger-${sub}`]);
+      if (rows[0]?.last_error) throw new Error(`ledger-${sub}: ${rows[0].state} after ${rows[0].last_error}`);
+      return undefined;
+    };
+    const [binary, structured] = [await eventually(() => delivered('binary'), 'the binary event'), await eventually(() => delivered('structured'), 'the structured event')];
+    for (const [name, value] of Object.entries(binary.headers)) {
+      if (name.startsWith('ce-')) assert.match(String(value), /^[\x21\x23\x24\x26-\x7e]*(%[0-9A-F]{2}[\x21\x23\x24\x26-\x7e]*)*$/, `${name} is printable ASCII, percent-encoded`);
+    }
+    assert.equal(binary.headers['ce-subject'], 'Konto%20ge%C3%A4ndert:%20%E5%8F%A3%E5%BA%A7%20%22%E2%82%AC100%22%2050%25%20%F0%9F%99%82');
+    for (const req of [binary, structured]) {
+      const ce = toCloudEvent(req);
+      assert.ok(ce.validate());
+      assert.equal(ce.subject, SUBJECT);
+      assert.equal(ce.source, '/rowcast/topics/ledger');
+      assert.equal(ce.type, 'rowcast.change.insert');
+      assert.equal((ce.data as { after: { note: string } }).after.note, 'paid');
+    }
+    assert.equal(toCloudEvent(binary).id, toCloudEvent(structured).id, 'one message, one id');
   });
 });
 

@@ -92,6 +92,65 @@ describe('bearer token', () => {
   });
 });
 
+/** A GET with the Host header as given (a browser page on a DNS-rebinding name sends its own name here). */
+function getWithHost(url: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('without a token', () => {
+  test('a non-loopback address fails the start unless the operator allows it explicitly', async () => {
+    await assert.rejects(
+      startTestRowcast(db.url, { http: { port: 0, host: '0.0.0.0' } }),
+      (err: Error) => /runtime\.http\.host "0\.0\.0\.0".*runtime\.http\.token.*runtime\.http\.allowUnauthenticated: true/s.test(err.message),
+    );
+    const open = await startTestRowcast(db.url, { http: { port: 0, host: '0.0.0.0', allowUnauthenticated: true } });
+    try {
+      assert.equal((await fetch(`${open.httpUrl}/api/overview`)).status, 200);
+    } finally {
+      await open.stop();
+    }
+    process.env.ROWCAST_TEST_HTTP_TOKEN = 'another-token-for-tests';
+    const secured = await startTestRowcast(db.url, { http: { port: 0, host: '0.0.0.0', token: { env: 'ROWCAST_TEST_HTTP_TOKEN' } } });
+    try {
+      assert.equal((await fetch(`${secured.httpUrl}/api/overview`, { headers: { authorization: 'Bearer another-token-for-tests' } })).status, 200);
+    } finally {
+      await secured.stop();
+      delete process.env.ROWCAST_TEST_HTTP_TOKEN;
+    }
+  });
+
+  test('on loopback, a request whose Host is not a loopback or configured name is refused (DNS rebinding)', async () => {
+    const port = new URL(base).port;
+    for (const host of ['attacker.example', `attacker.example:${port}`, `127.0.0.1.attacker.example:${port}`, 'localhost.attacker.example']) {
+      const res = await getWithHost(`${base}/api/overview`, host);
+      assert.equal(res.status, 403, `Host: ${host}`);
+      assert.match(res.body, /runtime\.http\.allowedHosts/, 'the error names the fix');
+    }
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, '127.0.0.2', 'localhost.']) {
+      assert.equal((await getWithHost(`${base}/api/overview`, host)).status, 200, `Host: ${host}`);
+    }
+    assert.equal((await getWithHost(`${base}/livez`, 'attacker.example')).status, 200, 'health checks stay open');
+
+    const named = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', allowedHosts: ['rowcast.internal'], publicUrl: 'https://hooks.example.com/rowcast' } });
+    try {
+      const url = named.httpUrl!;
+      assert.equal((await getWithHost(`${url}/api/overview`, 'rowcast.internal:8080')).status, 200, 'a configured name');
+      assert.equal((await getWithHost(`${url}/api/overview`, 'hooks.example.com')).status, 200, "publicUrl's name");
+      assert.equal((await getWithHost(`${url}/api/overview`, 'attacker.example')).status, 403);
+    } finally {
+      await named.stop();
+    }
+  });
+});
+
 describe('readiness while draining', () => {
   test('/readyz is 503 naming the failing check; streams get keepalives and end on close', async () => {
     let draining = false;

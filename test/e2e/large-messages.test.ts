@@ -4,8 +4,10 @@ import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { applyRetention } from '../../src/dispatcher/retention.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
+import { ClaimChecks } from '../../src/topics/claim-check.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -58,9 +60,25 @@ test('a 5 MB row: refused clearly on a rejecting topic, delivered by claim check
   const forged = await request(check.url.replace(/signature=[^&]+/, 'signature=forged'));
   assert.equal(forged.statusCode, 403);
   await forged.body.dump();
-  const expired = await request(check.url.replace(/expires=\d+/, 'expires=1000'));
-  assert.equal(expired.statusCode, 403);
-  await expired.body.dump();
+  const tampered = await request(check.url.replace(/expires=\d+/, 'expires=1000'));
+  assert.equal(tampered.statusCode, 403);
+  await tampered.body.dump();
+
+  // Links signed with the installation's key for the same message: one that expired a second ago is refused, one
+  // that has not expired yet is served (so the refusal is the expiry's, not the signature's).
+  const id = ref.json.id as string;
+  const base = new URL(check.url).origin;
+  const keys = await ClaimChecks.load(db.pool, base);
+  const linkOf = (issuedAt: number) => (keys.reference({ ...ref.json, body: '', contentType: 'application/json', attributes: {} }, 60_000, issuedAt).body);
+  const expiredUrl = (JSON.parse(linkOf(Date.now() - 61_000)) as { rowcastClaimCheck: { url: string } }).rowcastClaimCheck.url;
+  const validUrl = (JSON.parse(linkOf(Date.now())) as { rowcastClaimCheck: { url: string } }).rowcastClaimCheck.url;
+  assert.ok(expiredUrl.includes(encodeURIComponent(id)));
+  const expired = await request(expiredUrl);
+  assert.equal(expired.statusCode, 403, 'a correctly signed link past its expiry');
+  assert.match(await expired.body.text(), /has expired/);
+  const valid = await request(validUrl);
+  assert.equal(valid.statusCode, 200, 'the same link before its expiry');
+  await valid.body.dump();
 
   const dead = await eventually(
     async () => (await db.pool.query(`SELECT state, last_error FROM rowcast.deliveries WHERE subscription = 'rejecting'`)).rows[0],
@@ -69,6 +87,26 @@ test('a 5 MB row: refused clearly on a rejecting topic, delivered by claim check
   assert.equal(dead.state, 'dead');
   assert.match(dead.last_error, /over topic rejecting's maxMessageSize \(262144 bytes\): raise it or set largeMessages: 'claim-check'/);
   assert.ok(!receiver.requests.some((r) => r.path.endsWith('?rejecting')), 'nothing was sent to the rejecting subscription');
+});
+
+test('retention keeps a claim-checked body until the links sent for it expire, then deletes it', async () => {
+  await db.pool.query(`INSERT INTO documents VALUES (2, repeat('z', 300 * 1024))`);
+  const ref = await eventually(() => receiver.delivered.find((r) => r.path.endsWith('?claim-checked') && r.json.body.rowcastClaimCheck.size < FIVE_MB), 'the reference to the 300 KiB row');
+  const id = ref.json.id as string;
+  const url = ref.json.body.rowcastClaimCheck.url as string;
+  await eventually(async () => (await db.pool.query(`SELECT 1 FROM rowcast.deliveries WHERE message_id = $1 AND state = 'done'`, [id])).rowCount === 1, 'the delivery recorded done');
+
+  // The message is past a retention of one minute; the link it was sent with lasts the topic's claimCheckTtl (1h).
+  await db.pool.query(`UPDATE rowcast.messages SET created_at = now() - interval '10 minutes' WHERE id = $1`, [id]);
+  await applyRetention(db.pool, 60_000, 60_000);
+  const res = await request(url);
+  assert.equal(res.statusCode, 200, 'the link still works before its expiry, whatever runtime.retention says');
+  await res.body.dump();
+
+  // Once the last attempt that sent a link is older than the TTL, every link has expired: retention deletes it.
+  await db.pool.query(`UPDATE rowcast.deliveries SET updated_at = now() - interval '61 minutes' WHERE message_id = $1`, [id]);
+  await applyRetention(db.pool, 60_000, 60_000);
+  assert.equal((await db.pool.query(`SELECT 1 FROM rowcast.messages WHERE id = $1`, [id])).rowCount, 0, 'deleted once its links expired');
 });
 
 test("a function's too-large publish throws, naming the size and the limit", async () => {

@@ -63,6 +63,7 @@ test('FIFO order per key under faults: two processes, one SIGKILLed, connections
       `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
         WHERE datname = current_database() AND application_name IN ('rowcast', 'rowcast listener') AND pid <> pg_backend_pid()`,
     );
+    assert.ok(terminated[0]!.n > 0, `the survivor's connections were terminated (${terminated[0]!.n})`);
     await writing;
 
     const committed: string[] = [];

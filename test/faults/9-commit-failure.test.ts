@@ -70,6 +70,7 @@ test('the database fails commits, then turns read-only, while rowcast delivers: 
       `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name <> 'rowcast test admin'`,
     );
+    assert.ok(killed[0]!.n > 0, `rowcast's connections were terminated to come back read-only (${killed[0]!.n})`);
     await sleep(FAULT_MS);
     await assertDoneWereReceived(admin, receiver, 'while read-only');
     const { rows: readOnlySessions } = await admin.query<{ n: number }>(

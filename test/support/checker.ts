@@ -11,7 +11,10 @@ export interface CheckOptions {
   requests: readonly ReceivedRequest[];
   /** The key a request carries; default: the captured row's id (body.after.id). */
   keyOf?: (r: ReceivedRequest) => string | number | undefined;
-  /** Per-key order (optional): requests of one group must be first delivered in increasing seq order. */
+  /**
+   * Per-group order (optional), strict: no request (any attempt) for a group's next position may arrive before the
+   * previous position was answered 2xx. Positions are the group's distinct seqs among the requests.
+   */
   order?: { groupOf: (r: ReceivedRequest) => string; seqOf: (r: ReceivedRequest) => number };
 }
 
@@ -59,17 +62,27 @@ export function checkDeliveries(options: CheckOptions): CheckResult {
   const orderViolations: string[] = [];
   if (options.order) {
     const { groupOf, seqOf } = options.order;
-    const last = new Map<string, number>();
-    const seen = new Set<string>();
-    for (const r of [...ok].sort((a, b) => a.n - b.n)) {
-      const key = String(keyOf(r));
-      if (seen.has(key)) continue; // a redelivery of something already delivered is not a reordering
-      seen.add(key);
+    const keyed = options.requests.filter((r) => keyOf(r) !== undefined);
+    // Per group and seq: how many requests had arrived when its first 2xx answer was written (Infinity: none yet).
+    const firstOk = new Map<string, Map<number, number>>();
+    for (const r of keyed) {
       const group = groupOf(r);
       const seq = seqOf(r);
-      const prev = last.get(group);
-      if (prev !== undefined && seq < prev) orderViolations.push(`group ${group}: ${seq} after ${prev}`);
-      last.set(group, Math.max(prev ?? seq, seq));
+      const bySeq = firstOk.get(group) ?? new Map<number, number>();
+      firstOk.set(group, bySeq);
+      const answered = r.status >= 200 && r.status < 300 ? (r.answeredAfterRequests ?? r.n) : Infinity;
+      bySeq.set(seq, Math.min(bySeq.get(seq) ?? Infinity, answered));
+    }
+    const previous = new Map<string, Map<number, number>>();
+    for (const [group, bySeq] of firstOk) {
+      const seqs = [...bySeq.keys()].sort((a, b) => a - b);
+      previous.set(group, new Map(seqs.slice(1).map((seq, i) => [seq, seqs[i]!])));
+    }
+    for (const r of [...keyed].sort((a, b) => a.n - b.n)) {
+      const group = groupOf(r);
+      const seq = seqOf(r);
+      const prev = previous.get(group)!.get(seq);
+      if (prev !== undefined && !(firstOk.get(group)!.get(prev)! < r.n)) orderViolations.push(`group ${group}: ${seq} requested (request ${r.n}) before ${prev} was answered 2xx`);
     }
   }
   const delivered = [...countPerKey.keys()].filter((k) => committed.has(k)).length;
@@ -90,6 +103,8 @@ export function checkDeliveries(options: CheckOptions): CheckResult {
 /** checkDeliveries, throwing a readable error when something is missing, unexpected, mixed or out of order. */
 export function assertDeliveries(options: CheckOptions): CheckResult {
   const result = checkDeliveries(options);
+  // A scenario whose writes all failed would pass every other check without testing anything.
+  if (result.committed === 0) throw new Error('delivery check failed: nothing committed, so the scenario tested nothing');
   if (!result.ok) {
     const head = (xs: string[]) => `${xs.length}${xs.length ? ` (${xs.slice(0, 10).join('; ')}${xs.length > 10 ? '; …' : ''})` : ''}`;
     throw new Error(

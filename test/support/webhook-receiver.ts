@@ -20,6 +20,11 @@ export interface ReceivedRequest {
   at: number;
   /** When the answer was written (absent for resets, hangs and answers still pending). */
   answeredAt?: number;
+  /**
+   * How many requests had arrived when the answer was written: those with a greater `n` came after it (an order
+   * without clock ties, for the FIFO checker).
+   */
+  answeredAfterRequests?: number;
 }
 
 /**
@@ -57,6 +62,8 @@ export class WebhookReceiver {
   open = 0;
   /** The highest `open` seen. */
   peakOpen = 0;
+  /** Requests received so far (each one's `n`). */
+  private arrived = 0;
 
   constructor(options: string | WebhookReceiverOptions = {}) {
     const { secret, keep } = typeof options === 'string' ? { secret: options, keep: undefined } : options;
@@ -70,7 +77,7 @@ export class WebhookReceiver {
       req.on('data', (c: Buffer) => (body += c));
       req.on('end', () => {
         const received: ReceivedRequest = {
-          n: this.requests.length + 1,
+          n: ++this.arrived,
           path: req.url ?? '/',
           headers: req.headers,
           body,
@@ -104,6 +111,7 @@ export class WebhookReceiver {
           }
           kept.status = reply.status;
           kept.answeredAt = Date.now();
+          kept.answeredAfterRequests = this.arrived;
           res.writeHead(reply.status, reply.headers).end(reply.body ?? '');
         };
         if (reply.hold) void reply.hold.then(() => setTimeout(answer, reply.delayMs ?? 0));

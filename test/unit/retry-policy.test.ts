@@ -31,6 +31,17 @@ describe('retry policy', () => {
     assert.deepEqual(decideAfterFailure(5, policy, 1000), { state: 'dead' }, 'the attempt budget still applies');
   });
 
+  test("Retry-After: 0 or a past date waits at least minDelay, so the attempts are not burnt at once", () => {
+    const now = Date.parse('Fri, 27 Nov 2026 10:00:00 GMT');
+    assert.deepEqual(decideAfterFailure(1, policy, 0), { state: 'pending', delayMs: 1000 });
+    assert.deepEqual(decideAfterFailure(1, policy, parseRetryAfter('0', now)), { state: 'pending', delayMs: 1000 });
+    assert.deepEqual(decideAfterFailure(2, policy, parseRetryAfter('Fri, 27 Nov 2026 09:00:00 GMT', now)), { state: 'pending', delayMs: 1000 });
+    assert.deepEqual(decideAfterFailure(1, policy, 400), { state: 'pending', delayMs: 1000 }, 'below minDelay');
+    assert.deepEqual(decideAfterFailure(1, policy, -5), { state: 'pending', delayMs: 1000 });
+    const tight = { ...policy, minDelay: 60_000, maxRetryAfter: 10_000 };
+    assert.deepEqual(decideAfterFailure(1, tight, 0), { state: 'pending', delayMs: 60_000 }, 'minDelay is the floor even above maxRetryAfter');
+  });
+
   test('Retry-After parses seconds and HTTP dates', () => {
     const now = Date.parse('2026-11-27T10:00:00Z');
     assert.equal(parseRetryAfter('120', now), 120_000);

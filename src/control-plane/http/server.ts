@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIPv4 } from 'node:net';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { RuntimeConfig } from '../../config/schema.js';
@@ -105,6 +105,40 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   ]).finally(() => clearTimeout(timer));
 }
 
+/** Whether the server listens on loopback only (localhost, 127.0.0.0/8, ::1). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || (isIPv4(h) && h.startsWith('127.'));
+}
+
+/**
+ * Refuses a token-less server on a non-loopback address unless the operator allowed it: anyone who reaches the
+ * address could use the admin API, and rotate-secret answers with the new secret.
+ */
+export function assertAuthenticationConfigured(settings: HttpSettings, token: string | undefined): void {
+  if (token || settings.allowUnauthenticated || isLoopbackHost(settings.host)) return;
+  throw new RowcastError(
+    ErrorCodes.CONFIG_INVALID,
+    `runtime.http.host "${settings.host}" is not a loopback address and runtime.http.token is not set: anyone who reaches it could use the admin API (rotate-secret answers with a subscription's new secret). ` +
+      'Set runtime.http.token (e.g. { env: "ROWCAST_HTTP_TOKEN" }), listen on 127.0.0.1, or, if the network in front of it authenticates, set runtime.http.allowUnauthenticated: true.',
+  );
+}
+
+/**
+ * Without a token, the Host names a loopback server answers to: a browser page on a name that resolves to
+ * 127.0.0.1 (DNS rebinding) sends its own name, so only loopback names, publicUrl's host and allowedHosts pass.
+ */
+function hostChecker(settings: HttpSettings): (header: string | undefined) => boolean {
+  const allowed = new Set((settings.allowedHosts ?? []).map((h) => h.toLowerCase()));
+  if (settings.publicUrl) allowed.add(new URL(settings.publicUrl).hostname.toLowerCase());
+  return (header) => {
+    // Browsers always send Host; a client without one (HTTP/1.0) is not a page being rebound.
+    if (!header) return true;
+    const name = header.toLowerCase().replace(/:\d*$/, '').replace(/\.$/, '');
+    return allowed.has(name) || name === 'localhost' || name.endsWith('.localhost') || isLoopbackHost(name);
+  };
+}
+
 /** A constant-time comparison of a request's bearer token with the expected one (hashed first: equal lengths, no length leak). */
 function bearerChecker(token: string): (header: string | undefined) => 'ok' | 'missing' | 'invalid' {
   const expected = createHash('sha256').update(token).digest();
@@ -124,6 +158,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const { pool, log, settings } = options;
   if (settings.port === undefined) throw new Error('startHttpServer: runtime.http.port is not set');
   const token = resolveToken(settings.token);
+  assertAuthenticationConfigured(settings, token);
   const wakes = new EventEmitter();
   wakes.setMaxListeners(0);
   let publicUrl = settings.publicUrl ?? '';
@@ -157,6 +192,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         .header('www-authenticate', `Bearer realm="rowcast"${result === 'invalid' ? ', error="invalid_token"' : ''}`)
         // The admin API's errors are { error: { code, message } } (docs/openapi.yaml).
         .send(request.url.startsWith('/api/') ? { error: { code: 'unauthorized', message } } : { error: 'unauthorized', message });
+    });
+  }
+
+  if (!token && isLoopbackHost(settings.host)) {
+    const hostAllowed = hostChecker(settings);
+    app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+      if (request.routeOptions.config?.public || hostAllowed(request.headers.host)) return;
+      const message =
+        `Host "${request.headers.host}" is not a name of this server: without runtime.http.token it answers only to loopback names (localhost, 127.0.0.1, [::1]), ` +
+        "runtime.http.publicUrl's host and runtime.http.allowedHosts (a guard against DNS rebinding). Add the name to runtime.http.allowedHosts, or set runtime.http.token.";
+      return reply.code(403).send(request.url.startsWith('/api/') ? { error: { code: 'forbidden_host', message } } : { error: 'forbidden_host', message });
     });
   }
 

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { parseRetryAfter } from '../../retry-policy.js';
 import { findPrivateEndpointError, publicOnlyConnector } from './address-policy.js';
-import { renderMessage } from '../../message-format.js';
+import { percentEncodeHeaderValue, renderMessage } from '../../message-format.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
 
 const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
@@ -34,7 +34,8 @@ export class HttpSink implements Sink {
     const body = rendered.body;
     const headers: Record<string, string> = {
       ...extra,
-      ...rendered.headers,
+      // The ce-* attributes of binary CloudEvents, encoded as the CloudEvents HTTP binding requires.
+      ...Object.fromEntries(Object.entries(rendered.headers).map(([name, value]) => [name, percentEncodeHeaderValue(value)])),
       'content-type': rendered.contentType,
       'user-agent': USER_AGENT,
       'webhook-id': message.id,

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { parseConfig } from '../../src/config/load.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { claimInvocations, releaseSlots } from '../../src/functions/invocation-store.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+
+// A function's concurrency slots are session advisory locks (hashtext('rowcast.function:' || name), slot). Session
+// advisory locks nest: a slot locked twice by its holder stays held after one unlock. The claim statement must
+// therefore never try to lock a slot its connection already holds, whatever plan PostgreSQL picks for it.
+
+let db: TestDatabase;
+const config: RowcastConfigInput = {
+  functions: {
+    slotted: { handler: 'test/fixtures/handlers/overlap.ts', concurrency: 3 },
+    overlap: { handler: 'test/fixtures/handlers/overlap.ts', concurrency: 2, timeout: '5s' },
+  },
+};
+
+before(async () => {
+  db = await createTestDatabase();
+  await applyConfig(db.pool, config);
+  // Every connection of this database plans prepared statements generically, as PostgreSQL may choose to on its own
+  // after five runs: that is the plan in which the lock could run before the check of the slots held.
+  await db.pool.query(`ALTER DATABASE ${db.name} SET plan_cache_mode = force_generic_plan`);
+});
+
+after(() => db?.drop());
+
+/** Slot locks of a function held in this database (test files run in parallel, each in its own) by any session or one backend. */
+async function slotLocks(fn: string, pid?: number): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_locks
+      WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objsubid = 2 AND classid::bigint = (hashtext('rowcast.function:' || $1)::bigint & 4294967295)
+        AND ($2::int IS NULL OR pid = $2)`,
+    [fn, pid ?? null],
+  );
+  return rows[0]!.n;
+}
+
+test('claims with slots held never lock them again: one release frees them (generic plan, EXPLAIN VERBOSE, pg_locks)', async () => {
+  const holder = await db.pool.connect();
+  const other = await db.pool.connect();
+  try {
+    const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    // The test pool's connections predate the ALTER DATABASE.
+    await holder.query('SET plan_cache_mode = force_generic_plan');
+    assert.deepEqual((await claimInvocations(holder, 'slotted', 0, { held: [], limit: 2 }, 60_000, 'me')).taken, [0, 1]);
+    // Slot 2 belongs to another session, so every further claim looks at all three slots and takes none.
+    assert.equal((await other.query(`SELECT pg_try_advisory_lock(hashtext('rowcast.function:slotted'), 2) AS ok`)).rows[0].ok, true);
+    for (let i = 0; i < 50; i++) assert.deepEqual((await claimInvocations(holder, 'slotted', 0, { held: [0, 1], limit: 3 }, 60_000, 'me')).taken, []);
+
+    assert.equal(await slotLocks('slotted', pid), 2);
+    await releaseSlots(holder, 'slotted', [0, 1]);
+    assert.equal(await slotLocks('slotted', pid), 0, 'one release per slot taken frees every slot');
+
+    // Why: in the cached (generic) plan the check of the slots held must come before the lock.
+    const plan = (await holder.query(`EXPLAIN (VERBOSE) EXECUTE rowcast_claim_invocations('slotted', 0, 3, '{0,1}', 60000, 'me')`)).rows.map((r) => r['QUERY PLAN'] as string).join('\n');
+    const filter = plan.split('\n').find((line) => line.includes('pg_try_advisory_lock'));
+    assert.ok(filter, plan);
+    assert.ok(filter.includes('$4') && filter.indexOf('$4') < filter.indexOf('pg_try_advisory_lock'), `the held slots ($4) are checked before the lock is tried:\n${plan}`);
+    const { rows } = await other.query(`SELECT pg_try_advisory_lock(hashtext('rowcast.function:slotted'), s) AS ok FROM generate_series(0, 1) s`);
+    assert.deepEqual(rows.map((r) => r.ok), [true, true], 'another session can take them');
+  } finally {
+    await other.query('SELECT pg_advisory_unlock_all()');
+    await holder.query('SELECT pg_advisory_unlock_all()');
+    holder.release();
+    other.release();
+  }
+});
+
+const doneCount = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'overlap' AND state = 'done'`)).rows[0].n as number;
+
+test('two processes never run more than concurrency handlers at once, and give every slot back when idle', { timeout: 120_000 }, async () => {
+  const functions = parseConfig(config, 'test config').functions;
+  const runtimes: RowcastRuntime[] = [];
+  try {
+    runtimes.push(await startTestRowcast(db.url, {}, functions), await startTestRowcast(db.url, {}, functions));
+    // Waves, so both processes claim and give slots back repeatedly. While the test holds slot 1, a process
+    // holds slot 0 and keeps claiming with a slot held and one missing: the case where a held slot could be locked
+    // again.
+    const blocker = await db.pool.connect();
+    try {
+      for (let wave = 1; wave <= 3; wave++) {
+        await blocker.query(`SELECT pg_advisory_lock(hashtext('rowcast.function:overlap'), 1)`);
+        await db.pool.query(`SELECT rowcast.invoke('overlap', '{"ms": 5}', 'api') FROM generate_series(1, 100)`);
+        await eventually(async () => (await doneCount()) >= 100 * (wave - 1) + 20, `wave ${wave}: 20 done in slot 0`, 60_000);
+        await blocker.query(`SELECT pg_advisory_unlock(hashtext('rowcast.function:overlap'), 1)`);
+        await eventually(async () => (await doneCount()) === 100 * wave, `wave ${wave} done`, 60_000);
+        // Idle, each process gives its slots back (after a second without work): none may stay locked.
+        await eventually(async () => (await slotLocks('overlap')) === 0, `every slot given back after wave ${wave}`);
+      }
+    } finally {
+      blocker.release();
+    }
+    const { rows } = await db.pool.query(`SELECT result FROM rowcast.invocations WHERE function = 'overlap'`);
+    const spans = rows.map((r) => JSON.parse(r.result) as { start: number; end: number });
+    const edges = spans.flatMap((s) => [{ t: s.start, d: 1 }, { t: s.end, d: -1 }]).sort((a, b) => a.t - b.t || a.d - b.d);
+    let running = 0;
+    let most = 0;
+    for (const e of edges) most = Math.max(most, (running += e.d));
+    assert.ok(most <= 2, `at most 2 handlers ran at once over both processes, saw ${most}`);
+  } finally {
+    for (const r of runtimes) await r.stop();
+  }
+  assert.equal(await slotLocks('overlap'), 0, 'no slot held after both stopped');
+});
