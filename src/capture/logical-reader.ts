@@ -108,6 +108,8 @@ export class LogicalCaptureReader {
   private slot = '';
   /** True while this process streams the slot. */
   private streaming = false;
+  /** The writer's backend while it promotes a staged transaction (which can take minutes): stop() cancels it. */
+  private promoting: number | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -134,6 +136,8 @@ export class LogicalCaptureReader {
   async stop(): Promise<void> {
     this.stopping = true;
     this.wakeUp?.();
+    // Rolled back, the promotion leaves no event; the next process stages and promotes the transaction again.
+    if (this.promoting !== null) await this.pool.query('SELECT pg_cancel_backend($1)', [this.promoting]).catch(() => {});
     await this.service?.stop().catch(() => {});
     await this.loop;
     await this.writer.end();
@@ -336,18 +340,27 @@ export class LogicalCaptureReader {
     await this.flushing;
     // An earlier batch failed to be written: the stream is starting again, and this transaction comes again.
     if (this.pending.length || this.written !== this.pendingEnd) return;
+    const client = await this.writer.connect();
+    let failed: Error | undefined;
     const service = this.service;
     const keepAlive = setInterval(() => void service?.acknowledge(lsnText(this.confirmable)).catch(() => {}), KEEPALIVE_MS);
     try {
-      await this.writer.query(`SELECT rowcast.promote_staged($1, $2::pg_lsn, $3::pg_lsn, $4, $5) AS promoted, (${WAKE}) AS woken`, [
+      this.promoting = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      if (this.stopping) return;
+      await client.query(`SELECT rowcast.promote_staged($1, $2::pg_lsn, $3::pg_lsn, $4, $5) AS promoted, (${WAKE}) AS woken`, [
         this.slot,
         tx.commitLsn,
         lsnText(end),
         tx.staged,
         this.chunkRows,
       ]);
+    } catch (err) {
+      failed = err as Error;
+      throw err;
     } finally {
       clearInterval(keepAlive);
+      this.promoting = null;
+      client.release(failed);
     }
     this.written = this.pendingEnd = end;
     this.unflushed.push({ end, wal: null });

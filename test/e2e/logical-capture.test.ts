@@ -336,9 +336,11 @@ describe('logical-replication capture', () => {
       await eventually(async () => (await db.pool.query(`SELECT 1 FROM rowcast.events WHERE table_name = 'l_rows' AND key ->> 'id' = $1`, [String(id)])).rowCount, `the marker row ${id}`, 30_000);
     };
 
+    const start = async () => runtimes.push(await startRowcast({ databaseUrl: db.url, runtime: FAST_RUNTIME, logger: createLogger('silent'), logicalCapture: { chunkRows: CHUNK } }));
+
     before(async () => {
       for (const r of runtimes.splice(0)) await r.stop();
-      runtimes.push(await startRowcast({ databaseUrl: db.url, runtime: FAST_RUNTIME, logger: createLogger('silent'), logicalCapture: { chunkRows: CHUNK } }));
+      await start();
     });
 
     test('a transaction of many chunks, over two captures and three operations, arrives whole, once, as the trigger writes it', async () => {
@@ -388,6 +390,33 @@ describe('logical-replication capture', () => {
       }
       await marker(89999);
       const events = await eventsIn('l_rows', 80000);
+      assert.equal(events.length, 1051);
+      assert.equal(new Set(events.map((e) => e.key.id)).size, 1051, 'each change once');
+      assert.equal(await staged(), 0, 'nothing left staged');
+    });
+
+    test('stopping while a promotion runs cancels it instead of waiting for it; the next process promotes the transaction once', { timeout: 60_000 }, async () => {
+      const holder = await db.pool.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slotName(db.name)]);
+        await db.pool.query(`INSERT INTO l_rows SELECT g, 'stopped', g FROM generate_series(90000, 91049) g`);
+        await eventually(
+          async () =>
+            (await staged()) === 1050 &&
+            (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`)).rowCount,
+          'the whole transaction staged and its promotion waiting',
+        );
+        // The promotion still waits for the row this test holds: stop() returns all the same.
+        await runtimes.pop()!.stop();
+        assert.deepEqual(await eventsIn('l_rows', 90000), [], 'nothing of the cancelled promotion');
+        await holder.query('ROLLBACK');
+      } finally {
+        holder.release();
+      }
+      await start();
+      await marker(99999);
+      const events = await eventsIn('l_rows', 90000);
       assert.equal(events.length, 1051);
       assert.equal(new Set(events.map((e) => e.key.id)).size, 1051, 'each change once');
       assert.equal(await staged(), 0, 'nothing left staged');
