@@ -20,15 +20,51 @@ interface Change {
   xid: number;
 }
 
+/**
+ * The transaction being decoded: its changes not yet written, and how many went to rowcast.capture_staging
+ * already (a transaction larger than a chunk is staged chunk by chunk and promoted at its commit).
+ */
+interface OpenTransaction {
+  xid: number;
+  /** Where its commit record starts (pgoutput's BEGIN carries it): the key of its staged changes. */
+  commitLsn: string;
+  /** Already written before a restart: its changes are not collected. */
+  skip: boolean;
+  changes: Change[];
+  /** Characters of the changes' rows held in `changes`. */
+  bytes: number;
+  staged: number;
+  /** The part of the last staged change, and its function and operation: a new pair starts a new part. */
+  part: number;
+  partOf: string;
+}
+
+/** Internal settings of the reader (tests lower them). */
+export interface LogicalReaderOptions {
+  /** Changes of one transaction held in memory at most; past that they are staged in PostgreSQL, chunk by chunk. */
+  chunkRows?: number;
+}
+
 const JSON_TYPES = new Set([114, 3802]); // json, jsonb: their values go into the row as JSON, not as strings
 const RAW = (text: unknown) => text;
 /** Changes held before the stream waits for them to be written (a burst is written in batches meanwhile). */
 const MAX_PENDING = 5000;
+/** Changes of one open transaction held in memory: past that they are staged (see stage()). */
+const CHUNK_ROWS = 5000;
+/** Characters of rows held per transaction (and pending) before they are written: a parameter stays far below 1 GB. */
+const CHUNK_BYTES = 16 * 1024 * 1024;
+/**
+ * While a large transaction is promoted the stream is not read: the slot hears from the reader this often, so
+ * that the server does not take it for dead (wal_sender_timeout, 60 s by default).
+ */
+const KEEPALIVE_MS = 10_000;
 const RETRY_MS = 5000;
 /** How soon written batches are confirmed to the slot (once the log is flushed past them). */
 const CONFIRM_MS = 100;
 /** Another process streams the slot: `replication slot … is active for PID …`. */
 const OBJECT_IN_USE = '55006';
+/** Wakes a sleeping dispatcher of another process, as a capture trigger does. */
+const WAKE = `SELECT count(pg_notify('rowcast', '')) FROM (SELECT 1 FROM rowcast.dispatchers WHERE sleeping LIMIT 1) AS s`;
 
 /**
  * Logical-replication capture: streams the committed changes of the tables in the `rowcast` publication from
@@ -42,6 +78,9 @@ const OBJECT_IN_USE = '55006';
  *   try again every few seconds, so one takes over when the streaming one dies.
  * - Under a burst the stream is paused while a batch is written (pg-logical-replication's flow control), so memory
  *   stays bounded and the slot keeps the rest.
+ * - A transaction of more than a chunk of changes (5,000, or 16 MB of rows) is staged in rowcast.capture_staging
+ *   chunk by chunk while it is decoded, and promoted to events at its commit together with its end position; so
+ *   memory and every statement's parameters stay bounded whatever the transaction's size.
  */
 export class LogicalCaptureReader {
   private stopping = false;
@@ -60,13 +99,17 @@ export class LogicalCaptureReader {
   private confirmTimer: NodeJS.Timeout | null = null;
   /** Messages received from the socket and not yet handled: the library queues them, heartbeats overtake them. */
   private unhandled = 0;
-  private tx: { xid: number; changes: Change[] } | null = null;
+  private tx: OpenTransaction | null = null;
   private pending: Change[] = [];
+  private pendingBytes = 0;
+  private readonly chunkRows: number;
   private pendingEnd = 0n;
   private flushing: Promise<void> | null = null;
   private slot = '';
   /** True while this process streams the slot. */
   private streaming = false;
+  /** The writer's backend while it promotes a staged transaction (which can take minutes): stop() cancels it. */
+  private promoting: number | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -74,7 +117,9 @@ export class LogicalCaptureReader {
     private readonly log: Logger,
     /** Called after events were written (this process's router can route them at once). */
     private readonly onCaptured: (events: number) => void,
+    options: LogicalReaderOptions = {},
   ) {
+    this.chunkRows = options.chunkRows ?? CHUNK_ROWS;
     this.writer = createPool(url, { max: 1, applicationName: 'rowcast logical capture', asyncCommit: true });
   }
 
@@ -91,6 +136,8 @@ export class LogicalCaptureReader {
   async stop(): Promise<void> {
     this.stopping = true;
     this.wakeUp?.();
+    // Rolled back, the promotion leaves no event; the next process stages and promotes the transaction again.
+    if (this.promoting !== null) await this.pool.query('SELECT pg_cancel_backend($1)', [this.promoting]).catch(() => {});
     await this.service?.stop().catch(() => {});
     await this.loop;
     await this.writer.end();
@@ -148,6 +195,7 @@ export class LogicalCaptureReader {
     this.unhandled = 0;
     this.tx = null;
     this.pending = [];
+    this.pendingBytes = 0;
     this.pendingEnd = this.written;
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION] });
     // Values arrive as PostgreSQL's own text; the library would parse them with pg's JavaScript type parsers (a
@@ -200,9 +248,14 @@ export class LogicalCaptureReader {
 
   private async onMessage(message: Pgoutput.Message): Promise<void> {
     switch (message.tag) {
-      case 'begin':
-        this.tx = { xid: message.xid, changes: [] };
+      case 'begin': {
+        const commitLsn = message.commitLsn ?? '0/0';
+        // A transaction's commit record starts at or after the end of every earlier one: one that starts
+        // before the written position was written before a restart (checked again at its commit).
+        const skip = lsnValue(commitLsn) > 0n && lsnValue(commitLsn) < (this.pendingEnd > this.written ? this.pendingEnd : this.written);
+        this.tx = { xid: message.xid, commitLsn, skip, changes: [], bytes: 0, staged: 0, part: 0, partOf: '' };
         return;
+      }
       case 'insert':
         return this.add(message.relation, 'INSERT', null, message.new);
       case 'update':
@@ -217,12 +270,14 @@ export class LogicalCaptureReader {
         this.tx = null;
         const end = lsnValue(message.commitEndLsn ?? '0/0');
         // Written before a restart: skipped, so that a change becomes one event however often it is sent.
-        if (!tx || end <= this.written || end <= this.pendingEnd) return;
+        if (!tx || tx.skip || end <= this.written || end <= this.pendingEnd) return;
+        if (tx.staged) return this.promote(tx, end);
         this.pendingEnd = end;
-        this.pending.push(...tx.changes);
+        for (const change of tx.changes) this.pending.push(change);
+        this.pendingBytes += tx.bytes;
         this.flushSoon();
         // Backpressure: the stream waits while a large backlog is written.
-        if (this.pending.length >= MAX_PENDING) await this.flushing;
+        if (this.pending.length >= MAX_PENDING || this.pendingBytes >= CHUNK_BYTES) await this.flushing;
         return;
       }
       default:
@@ -231,7 +286,8 @@ export class LogicalCaptureReader {
   }
 
   private async add(relation: Pgoutput.MessageRelation, op: Operation, old: Record<string, unknown> | null, row: Record<string, unknown> | null): Promise<void> {
-    if (!this.tx) return;
+    const tx = this.tx;
+    if (!tx || tx.skip) return;
     const key = `${relation.schema}.${relation.name}`;
     // A table in the publication without a known capture: the captures were just changed; read them again.
     if (!this.captures.has(key)) await this.loadCaptures();
@@ -240,8 +296,76 @@ export class LogicalCaptureReader {
     const oldJson = old && rowJson(relation, old);
     const newJson = row && rowJson(relation, row);
     for (const c of captures) {
-      if (c.operations.has(op)) this.tx.changes.push({ fn: c.functionName, op, old: oldJson, new: newJson, xid: this.tx.xid });
+      if (!c.operations.has(op)) continue;
+      tx.changes.push({ fn: c.functionName, op, old: oldJson, new: newJson, xid: tx.xid });
+      tx.bytes += (oldJson?.length ?? 0) + (newJson?.length ?? 0);
     }
+    // Bounded memory whatever the transaction's size: a full chunk is staged (the stream waits meanwhile).
+    if (tx.changes.length >= this.chunkRows || tx.bytes >= CHUNK_BYTES) await this.stage(tx);
+  }
+
+  /** Writes the changes held of an open transaction to rowcast.capture_staging (migration 014). */
+  private async stage(tx: OpenTransaction): Promise<void> {
+    const changes = tx.changes;
+    tx.changes = [];
+    tx.bytes = 0;
+    const parts = changes.map((c) => {
+      const of = `${c.fn}\0${c.op}`;
+      if (of !== tx.partOf) {
+        tx.part++;
+        tx.partOf = of;
+      }
+      return tx.part;
+    });
+    // What a reader left staged (a transaction it did not finish) goes first. This process streams the slot
+    // now, so no other reader is staging.
+    if (!tx.staged) await this.writer.query('TRUNCATE rowcast.capture_staging');
+    await this.writer.query(
+      `INSERT INTO rowcast.capture_staging (lsn, seq, part, function_name, op, old_row, new_row, xid)
+       SELECT $1::pg_lsn, $2::bigint + c.ord - 1, c.part, c.fn, c.op, c.old, c.new, c.xid
+         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bigint[]) WITH ORDINALITY AS c(part, fn, op, old, new, xid, ord)`,
+      [tx.commitLsn, tx.staged, parts, changes.map((c) => c.fn), changes.map((c) => c.op), changes.map((c) => c.old), changes.map((c) => c.new), changes.map((c) => c.xid)],
+    );
+    tx.staged += changes.length;
+  }
+
+  /**
+   * A staged transaction committed: its events and its end position are written in one transaction
+   * (promote_staged), after the transactions that committed before it. A failure throws: the stream starts again
+   * from the last written position and the transaction is staged again.
+   */
+  private async promote(tx: OpenTransaction, end: bigint): Promise<void> {
+    if (tx.changes.length) await this.stage(tx);
+    this.flushSoon();
+    await this.flushing;
+    // An earlier batch failed to be written: the stream is starting again, and this transaction comes again.
+    if (this.pending.length || this.written !== this.pendingEnd) return;
+    const client = await this.writer.connect();
+    let failed: Error | undefined;
+    const service = this.service;
+    const keepAlive = setInterval(() => void service?.acknowledge(lsnText(this.confirmable)).catch(() => {}), KEEPALIVE_MS);
+    try {
+      this.promoting = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      if (this.stopping) return;
+      await client.query(`SELECT rowcast.promote_staged($1, $2::pg_lsn, $3::pg_lsn, $4, $5) AS promoted, (${WAKE}) AS woken`, [
+        this.slot,
+        tx.commitLsn,
+        lsnText(end),
+        tx.staged,
+        this.chunkRows,
+      ]);
+    } catch (err) {
+      failed = err as Error;
+      throw err;
+    } finally {
+      clearInterval(keepAlive);
+      this.promoting = null;
+      client.release(failed);
+    }
+    this.written = this.pendingEnd = end;
+    this.unflushed.push({ end, wal: null });
+    this.onCaptured(tx.staged);
+    this.confirmSoon();
   }
 
   private flushSoon(): void {
@@ -254,6 +378,7 @@ export class LogicalCaptureReader {
       const batch = this.pending;
       const end = this.pendingEnd;
       this.pending = [];
+      this.pendingBytes = 0;
       try {
         await this.write(batch, end);
       } catch (err) {
@@ -312,15 +437,13 @@ export class LogicalCaptureReader {
       sql: `INSERT INTO rowcast.capture_progress (slot, lsn) VALUES ($${first}, $${first + 1}::pg_lsn) ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()`,
       values: [this.slot, lsnText(end)],
     });
-    // Wakes a sleeping dispatcher of another process, as a capture trigger does.
-    const wake = `SELECT count(pg_notify('rowcast', '')) FROM (SELECT 1 FROM rowcast.dispatchers WHERE sleeping LIMIT 1) AS s`;
     if (runs.length === 1) {
       // The usual batch: one statement, one round trip (its events, the position, the wake-up commit together).
       const c = capture(runs[0]!, 1);
       const p = progress(5);
       await this.writer.query(
         `WITH captured AS (${c.sql}), progress AS (${p.sql} RETURNING 1)
-         SELECT (SELECT count(*) FROM captured) AS runs, (SELECT count(*) FROM progress) AS progress, (${wake}) AS woken`,
+         SELECT (SELECT count(*) FROM captured) AS runs, (SELECT count(*) FROM progress) AS progress, (${WAKE}) AS woken`,
         [...c.values, ...p.values],
       );
     } else {
@@ -331,7 +454,7 @@ export class LogicalCaptureReader {
         }
         const p = progress(1);
         await client.query(p.sql, p.values);
-        await client.query(wake);
+        await client.query(WAKE);
       });
     }
     this.unflushed.push({ end, wal: null });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { LogicalCaptureReader } from '../capture/logical-reader.js';
+import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logical-reader.js';
 import { type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
@@ -26,6 +26,8 @@ export interface StartOptions {
   migrate?: boolean;
   /** Routes of the HTTP server (runtime.http) besides /livez and /readyz; default: the built-in ones (topic streams). */
   httpRoutes?: readonly HttpRoutePlugin[];
+  /** Internal settings of logical capture's reader (tests lower its chunk size). */
+  logicalCapture?: LogicalReaderOptions;
 }
 
 export interface RowcastRuntime {
@@ -88,7 +90,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     router.functions = functions;
   }
   // Logical captures: one process per database streams the slot (the others stand by); its events are routed here.
-  const capture = new LogicalCaptureReader(pool, url, log, () => router.wake());
+  const capture = new LogicalCaptureReader(pool, url, log, () => router.wake(), options.logicalCapture);
   listener.on('wake', () => http?.wake());
   listener.on('config', () => {
     capture.configChanged();

@@ -5,9 +5,10 @@ import { slotName } from '../../src/capture/logical-ddl.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { formatStatus } from '../../src/control-plane/cli/format-status.js';
 import { getStatus } from '../../src/control-plane/operations.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { createPool } from '../../src/store/pool.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /*
@@ -316,5 +317,109 @@ describe('logical-replication capture', () => {
       return r.rows.length >= 2 && r.rows;
     }, 'one event from the trigger and one from the log', 20_000);
     assert.deepEqual(rows.map((r) => r.status), ['by trigger', 'by the log']);
+  });
+
+  describe('transactions larger than a chunk (staged, promoted at the commit)', () => {
+    const CHUNK = 100;
+    /** Events of a table whose key (`id`, or `a` in *_keys) is in [from, from + 9999]: each test uses its own range. */
+    const eventsIn = async (table: string, from: number) =>
+      (
+        await db.pool.query(
+          `SELECT id, op, key, before, after, changed FROM rowcast.events WHERE table_name = $1 AND (COALESCE(key ->> 'id', key ->> 'a'))::int BETWEEN $2 AND $2 + 9999 ORDER BY id`,
+          [table, from],
+        )
+      ).rows;
+    const staged = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.capture_staging`)).rows[0].n as number;
+    /** Commits a row after the others: once it is an event, capture has decided on everything before it. */
+    const marker = async (id: number) => {
+      await db.pool.query(`INSERT INTO l_rows VALUES ($1, 'marker', 0)`, [id]);
+      await eventually(async () => (await db.pool.query(`SELECT 1 FROM rowcast.events WHERE table_name = 'l_rows' AND key ->> 'id' = $1`, [String(id)])).rowCount, `the marker row ${id}`, 30_000);
+    };
+
+    const start = async () => runtimes.push(await startRowcast({ databaseUrl: db.url, runtime: FAST_RUNTIME, logger: createLogger('silent'), logicalCapture: { chunkRows: CHUNK } }));
+
+    before(async () => {
+      for (const r of runtimes.splice(0)) await r.stop();
+      await start();
+    });
+
+    test('a transaction of many chunks, over two captures and three operations, arrives whole, once, as the trigger writes it', async () => {
+      // 1,050 inserts, 300 updates, 50 deletes in l_rows and 40 inserts in l_keys between them: parts of several
+      // functions and operations, across chunk boundaries. The same statements on the r_* twins give the reference.
+      const sql = `BEGIN;
+        INSERT INTO $Trows SELECT g, 'new', g FROM generate_series(60000, 61049) g;
+        INSERT INTO $Tkeys SELECT g, 'k', 'v' FROM generate_series(60000, 60039) g;
+        UPDATE $Trows SET status = 'paid', amount = amount + 1 WHERE id BETWEEN 60100 AND 60399;
+        DELETE FROM $Trows WHERE id BETWEEN 61000 AND 61049;
+        COMMIT`;
+      await db.pool.query(sql.replaceAll('$T', 'r_'));
+      await db.pool.query(sql.replaceAll('$T', 'l_'));
+      await marker(69999);
+      const strip = (events: Record<string, unknown>[]) => events.map(({ id: _id, ...e }) => e).filter((e) => (e.key as { id?: number }).id !== 69999);
+      const rows = await eventsIn('l_rows', 60000);
+      assert.equal(rows.length, 1050 + 300 + 50 + 1);
+      assert.deepEqual(strip(rows), strip(await eventsIn('r_rows', 60000)), 'the same events, in the same order');
+      assert.deepEqual(strip(await eventsIn('l_keys', 60000)), strip(await eventsIn('r_keys', 60000)));
+      assert.equal(await staged(), 0, 'nothing left staged');
+    });
+
+    test('a rolled-back transaction of many chunks gives nothing', async () => {
+      await db.pool.query(`BEGIN; INSERT INTO l_rows SELECT g, 'rolled back', g FROM generate_series(70000, 71049) g; ROLLBACK`);
+      await marker(79999);
+      assert.deepEqual((await eventsIn('l_rows', 70000)).map((e) => e.key.id), [79999]);
+    });
+
+    test('killed with a transaction staged: the next stream stages it again and promotes it once', async () => {
+      // The test holds the slot's progress row: the reader stages the whole transaction, then its promotion waits.
+      const holder = await db.pool.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slotName(db.name)]);
+        await db.pool.query(`INSERT INTO l_rows SELECT g, 'staged', g FROM generate_series(80000, 81049) g`);
+        await eventually(
+          async () =>
+            (await staged()) === 1050 &&
+            (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`)).rowCount,
+          'the whole transaction staged and its promotion waiting',
+        );
+        // The reader's connections die mid-transaction (its stream and the promotion), as in a crash.
+        await db.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND pid <> pg_backend_pid()`);
+        await holder.query('ROLLBACK');
+      } finally {
+        holder.release();
+      }
+      await marker(89999);
+      const events = await eventsIn('l_rows', 80000);
+      assert.equal(events.length, 1051);
+      assert.equal(new Set(events.map((e) => e.key.id)).size, 1051, 'each change once');
+      assert.equal(await staged(), 0, 'nothing left staged');
+    });
+
+    test('stopping while a promotion runs cancels it instead of waiting for it; the next process promotes the transaction once', { timeout: 60_000 }, async () => {
+      const holder = await db.pool.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slotName(db.name)]);
+        await db.pool.query(`INSERT INTO l_rows SELECT g, 'stopped', g FROM generate_series(90000, 91049) g`);
+        await eventually(
+          async () =>
+            (await staged()) === 1050 &&
+            (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`)).rowCount,
+          'the whole transaction staged and its promotion waiting',
+        );
+        // The promotion still waits for the row this test holds: stop() returns all the same.
+        await runtimes.pop()!.stop();
+        assert.deepEqual(await eventsIn('l_rows', 90000), [], 'nothing of the cancelled promotion');
+        await holder.query('ROLLBACK');
+      } finally {
+        holder.release();
+      }
+      await start();
+      await marker(99999);
+      const events = await eventsIn('l_rows', 90000);
+      assert.equal(events.length, 1051);
+      assert.equal(new Set(events.map((e) => e.key.id)).size, 1051, 'each change once');
+      assert.equal(await staged(), 0, 'nothing left staged');
+    });
   });
 });

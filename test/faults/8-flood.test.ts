@@ -5,7 +5,7 @@ import pg from 'pg';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { assertDeliveries, checkDeliveries } from '../support/checker.js';
 import { eventually } from '../support/database.js';
-import { explained, FaultScenario, reportResult, sleep, stopChild } from '../support/fault-harness.js';
+import { explained, FaultScenario, reportResult, rssMb, sleep, stopChild } from '../support/fault-harness.js';
 import type { ReceivedRequest } from '../support/webhook-receiver.js';
 
 const scenario = new FaultScenario();
@@ -23,16 +23,6 @@ const TOTAL = BULK_TRANSACTIONS * BULK_ROWS + SINGLE_WRITERS * SINGLE_ROWS;
 /** The subscription's maxConcurrency: the most requests rowcast may have open at the subscriber. */
 const LIMIT = 16;
 const RSS_BOUND_MB = 400;
-
-/** VmRSS of a process in MB (Linux), or undefined once it is gone. */
-function rssMb(pid: number): number | undefined {
-  try {
-    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kb ? Number(kb) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** CPU seconds (user + system) a process has used (Linux; clock ticks of 1/100 s, as on x86-64 and arm64). */
 function cpuSeconds(pid: number): number {
