@@ -5,6 +5,7 @@ import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { claimInvocations, releaseSlots } from '../../src/functions/invocation-store.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { mostAtOnce } from '../support/spans.js';
 
 // A function's concurrency slots are session advisory locks (hashtext('rowcast.function:' || name), slot). Session
 // advisory locks nest: a slot locked twice by its holder stays held after one unlock. The claim statement must
@@ -96,10 +97,7 @@ test('two processes never run more than concurrency handlers at once, and give e
     }
     const { rows } = await db.pool.query(`SELECT result FROM rowcast.invocations WHERE function = 'overlap'`);
     const spans = rows.map((r) => JSON.parse(r.result) as { start: number; end: number });
-    const edges = spans.flatMap((s) => [{ t: s.start, d: 1 }, { t: s.end, d: -1 }]).sort((a, b) => a.t - b.t || a.d - b.d);
-    let running = 0;
-    let most = 0;
-    for (const e of edges) most = Math.max(most, (running += e.d));
+    const most = mostAtOnce(spans);
     assert.ok(most <= 2, `at most 2 handlers ran at once over both processes, saw ${most}`);
   } finally {
     for (const r of runtimes) await r.stop();

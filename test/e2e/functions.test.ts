@@ -8,6 +8,7 @@ import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { listInvocations } from '../../src/control-plane/operations.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { mostAtOnce } from '../support/spans.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const handler = (name: string) => `test/fixtures/handlers/${name}.ts`;
@@ -128,11 +129,7 @@ describe('functions', () => {
     await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'overlap' AND state = 'done'`)).rows[0].n === 1000, 'all 1,000 invocations', 60_000);
     const { rows } = await db.pool.query(`SELECT result FROM rowcast.invocations WHERE function = 'overlap'`);
     const spans = rows.map((r) => JSON.parse(r.result) as { start: number; end: number });
-    // Sweep over start and end times: the most handlers running at one instant.
-    const edges = spans.flatMap((s) => [{ t: s.start, d: 1 }, { t: s.end, d: -1 }]).sort((a, b) => a.t - b.t || a.d - b.d);
-    let running = 0;
-    let most = 0;
-    for (const e of edges) most = Math.max(most, (running += e.d));
+    const most = mostAtOnce(spans);
     assert.equal(spans.length, 1000);
     assert.ok(most <= 4, `at most 4 ran at once, saw ${most}`);
   });
