@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LogicalCaptureReader } from '../capture/logical-reader.js';
-import { type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
+import type { AwsIdentity } from '../aws/arn.js';
+import { SnsEnvelopes } from '../aws/sns-envelope/sns-envelopes.js';
+import { awsSchema, type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../topics/claim-check.js';
@@ -26,6 +28,8 @@ export interface StartOptions {
   migrate?: boolean;
   /** Routes of the HTTP server (runtime.http) besides /livez and /readyz; default: the built-in ones (topic streams). */
   httpRoutes?: readonly HttpRoutePlugin[];
+  /** Region and account in the ARNs of SNS envelopes (the config's `aws`). */
+  aws?: Partial<AwsIdentity>;
 }
 
 export interface RowcastRuntime {
@@ -98,6 +102,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   worker.onInvocationQueued = () => functions?.wake();
   // Claim-check links point at this process's HTTP server (its address is known once it listens, below).
   worker.claimChecks = await ClaimChecks.load(pool, runtime.http.publicUrl);
+  const aws = awsSchema.parse(options.aws ?? {});
+  worker.snsEnvelopes = new SnsEnvelopes(pool, aws, runtime.http.publicUrl);
   listener.start();
   await worker.start();
   await functions?.start();
@@ -175,6 +181,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     }
     log.info({ url: http.url, publicUrl: http.publicUrl, auth: runtime.http.token ? 'bearer token' : 'none' }, 'http server listening');
     worker.claimChecks = await ClaimChecks.load(pool, http.publicUrl);
+    worker.snsEnvelopes = new SnsEnvelopes(pool, aws, http.publicUrl);
   }
   return rowcast;
 }

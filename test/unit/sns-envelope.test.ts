@@ -3,6 +3,7 @@ import { createVerify, X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
 import { buildSnsEnvelope, type SnsEnvelopeFields, snsStringToSign } from '../../src/aws/sns-envelope/envelope.js';
 import { certificatePath, createSigningKey } from '../../src/aws/sns-envelope/signing-keys.js';
+import { parseConfig } from '../../src/config/load.js';
 
 const notification: SnsEnvelopeFields = {
   Type: 'Notification',
@@ -63,4 +64,15 @@ test('envelopes carry SNS keys in SNS order, signed SHA1withRSA (version 1) or S
   }
   const handshake = buildSnsEnvelope(confirmation, { version: 1, privateKeyPem: key.privateKeyPem, certUrl: 'https://rowcast.example/cert.pem' });
   assert.deepEqual(Object.keys(handshake), ['Type', 'MessageId', 'Token', 'TopicArn', 'Message', 'SubscribeURL', 'Timestamp', 'SignatureVersion', 'Signature', 'SigningCertURL']);
+});
+
+test("format 'sns' is for http and https subscriptions; its settings need it; topics say their SignatureVersion", () => {
+  const topics = { t: {} };
+  const config = parseConfig({ topics, subscriptions: { s: { topic: 't', protocol: 'https', endpoint: 'https://example.com/sns', format: 'sns', confirmation: 'required', rawMessageDelivery: true } } }, 'c');
+  assert.deepEqual([config.subscriptions.s!.format, (config.subscriptions.s as { confirmation: string }).confirmation], ['sns', 'required']);
+  assert.equal(config.topics.t!.signatureVersion, 1, "SNS's default");
+  assert.equal(parseConfig({ topics: { t: { signatureVersion: 2 } } }, 'c').topics.t!.signatureVersion, 2);
+  assert.throws(() => parseConfig({ topics: { t: { signatureVersion: 3 } } }, 'c'), /SignatureVersion 1 .* or 2/);
+  assert.throws(() => parseConfig({ topics, subscriptions: { s: { topic: 't', protocol: 'log', format: 'sns', options: {} } } }, 'c'), /subscriptions\.s\.format: "sns" is SNS's HTTP envelope, for http and https subscriptions only/);
+  assert.throws(() => parseConfig({ topics, subscriptions: { s: { topic: 't', protocol: 'http', endpoint: 'http://example.com/', rawMessageDelivery: true } } }, 'c'), /rawMessageDelivery belongs to SNS's envelope; set format: "sns"/);
 });
