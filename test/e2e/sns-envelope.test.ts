@@ -19,10 +19,12 @@ import { after, before, test } from 'node:test';
 import { BasicConstraintsExtension, PemConverter, SubjectAlternativeNameExtension, X509CertificateGenerator } from '@peculiar/x509';
 import { confirmSubscription, requireConfirmation } from '../../src/aws/sns-envelope/confirmation.js';
 import { snsStringToSign, type SnsEnvelopeFields } from '../../src/aws/sns-envelope/envelope.js';
-import { rotateSigningKey } from '../../src/aws/sns-envelope/signing-keys.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { sendTestMessage } from '../../src/control-plane/admin-actions.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { withTransaction } from '../../src/store/pool.js';
 import { publishMessages } from '../../src/topics/fan-out.js';
+import { describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -82,6 +84,17 @@ const received = (name: string, type: string) => receiver.delivered.filter((r) =
 const deliveriesOf = async (subscription: string, messageId: string) =>
   (await db.pool.query('SELECT 1 FROM rowcast.deliveries WHERE subscription = $1 AND message_id = $2', [subscription, messageId])).rowCount;
 
+const hook = (name: string) => `${receiver.url}/${name}`;
+const config = (more: RowcastConfigInput['subscriptions'] = {}): RowcastConfigInput => ({
+  topics: { orders: {}, payments: { signatureVersion: 2 } },
+  subscriptions: {
+    v1: { topic: 'orders', protocol: 'http', endpoint: hook('v1'), format: 'sns', confirmation: 'required', deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
+    v2: { topic: 'payments', protocol: 'http', endpoint: hook('v2'), format: 'sns', confirmation: 'required', deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
+    raw: { topic: 'orders', protocol: 'http', endpoint: hook('raw'), format: 'sns', rawMessageDelivery: true },
+    ...more,
+  },
+});
+
 before(async () => {
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
@@ -98,15 +111,7 @@ before(async () => {
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   publicUrl = `https://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-  const hook = (name: string) => `${receiver.url}/${name}`;
-  await applyConfig(db.pool, {
-    topics: { orders: {}, payments: { signatureVersion: 2 } },
-    subscriptions: {
-      v1: { topic: 'orders', protocol: 'http', endpoint: hook('v1'), format: 'sns', confirmation: 'required', deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
-      v2: { topic: 'payments', protocol: 'http', endpoint: hook('v2'), format: 'sns', confirmation: 'required', deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
-      raw: { topic: 'orders', protocol: 'http', endpoint: hook('raw'), format: 'sns', rawMessageDelivery: true },
-    },
-  });
+  await applyConfig(db.pool, config());
   rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', publicUrl } });
   upstream = rowcast.httpUrl!;
 });
@@ -224,12 +229,18 @@ test('UnsubscribeURL stops the messages and sends an UnsubscribeConfirmation who
   await eventually(() => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === back), 'v1 to receive messages again');
 });
 
-test('a rotated key signs from then on; the old certificate stays served, so messages signed before verify', async () => {
+test('a key rotated with `rowcast rotate-signing-key` signs from then on; the old certificate stays served, so messages signed before verify', async () => {
   const before = received('v1', 'Notification').at(-1)!.json as Record<string, string>;
-  const rotated = await rotateSigningKey(db.pool);
-  const id = await publish('orders', 'signed with the new key');
-  const request = await eventually(() => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === id), 'v1 to receive the notification');
-  assert.equal(request.json.SigningCertURL, `${publicUrl}/SimpleNotificationService-${rotated.certId}.pem`);
+  const run = await runCli(['rotate-signing-key'], { env: { DATABASE_URL: db.url } });
+  assert.equal(run.code, 0, describeRun(run));
+  const certId = /^([0-9a-f]{32}) \(served at \/SimpleNotificationService-\1\.pem\)$/m.exec(run.stdout)?.[1];
+  assert.ok(certId, run.stdout);
+  // The running process picks the key up on the notification the rotation sends.
+  const request = await eventually(async () => {
+    const id = await publish('orders', 'signed with the new key');
+    const r = await eventually(() => received('v1', 'Notification').find((x) => x.headers['x-amz-sns-message-id'] === id), 'v1 to receive the notification');
+    return r.json.SigningCertURL === `${publicUrl}/SimpleNotificationService-${certId}.pem` && r;
+  }, 'a message signed with the new key');
   assert.notEqual(request.json.SigningCertURL, before.SigningCertURL);
   await validate(request.body);
   assert.equal((await httpsGet(before.SigningCertURL!)).status, 200, 'the old certificate is still served');
@@ -249,4 +260,15 @@ test('requireConfirmation (for the SNS API) sends a new token and holds the mess
   await db.pool.query(`INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint) VALUES ('plain', 'orders', 'http', 'http://127.0.0.1:9/')`);
   await assert.rejects(requireConfirmation(db.pool, 'plain'), /subscription plain has format "envelope"; SNS's handshake needs format "sns"/);
   await assert.rejects(requireConfirmation(db.pool, 'nope'), /there is no subscription nope; create it first/);
+});
+
+test('apply: a subscription that no longer needs confirmation is confirmed; test messages wait for confirmation too', async () => {
+  const later = { topic: 'orders', protocol: 'http', endpoint: hook('later'), format: 'sns', confirmation: 'required' } as const;
+  await applyConfig(db.pool, config({ later }));
+  await eventually(() => received('later', 'SubscriptionConfirmation')[0], 'the SubscriptionConfirmation of later');
+  await assert.rejects(sendTestMessage(db.pool, 'later'), /subscription later is waiting for its endpoint to confirm it/);
+  await applyConfig(db.pool, config({ later: { ...later, confirmation: 'none' } }));
+  const id = await sendTestMessage(db.pool, 'later', { message: 'hello' });
+  const request = await eventually(() => received('later', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === id), 'later to receive the test message');
+  assert.equal((await validate(request.body)).Message, 'hello');
 });
