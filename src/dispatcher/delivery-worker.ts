@@ -62,10 +62,12 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   /** Set by the runtime: signs links to stored bodies of messages over their topic's size limit. */
   claimChecks: ClaimChecks | null = null;
   private readonly http: HttpSink;
+  private readonly email: EmailSink;
 
   /** Set by the runtime: renders SNS envelopes (format 'sns') for the http sink. */
   set snsEnvelopes(envelopes: SnsEnvelopes | null) {
     this.http.snsEnvelopes = envelopes;
+    this.email.snsEnvelopes = envelopes;
   }
 
   constructor(
@@ -79,9 +81,9 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     this.sinks.set('http', this.http);
     this.sinks.set('https', this.http);
     this.sinks.set('function', new FunctionSink(pool, () => this.onInvocationQueued()));
-    const email = new EmailSink();
-    this.sinks.set('email', email);
-    this.sinks.set('email-json', email);
+    this.email = new EmailSink();
+    this.sinks.set('email', this.email);
+    this.sinks.set('email-json', this.email);
     this.sinks.set('nats', new NatsSink());
     this.sinks.set('amqp', new AmqpSink());
     this.sinks.set('redis', new RedisSink());

@@ -51,7 +51,7 @@ export function renderMessage(format: MessageFormat, message: OutboundMessage): 
     }
     case 'sns':
       // Signed with the installation's key and naming rowcast's URLs: the http sink renders it (SnsEnvelopes).
-      throw new Error("format 'sns' is SNS's signed HTTP envelope, sent by http/https subscriptions only; use another format for this protocol");
+      throw new Error("format 'sns' is what SNS sends to http, https, email and email-json subscribers; use another format for this protocol");
     case 'envelope':
     default:
       return {

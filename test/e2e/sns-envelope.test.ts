@@ -16,6 +16,8 @@ import https from 'node:https';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { SMTPServer } from 'smtp-server';
 import { BasicConstraintsExtension, PemConverter, SubjectAlternativeNameExtension, X509CertificateGenerator } from '@peculiar/x509';
 import { confirmSubscription, requireConfirmation } from '../../src/aws/sns-envelope/confirmation.js';
 import { snsStringToSign, type SnsEnvelopeFields } from '../../src/aws/sns-envelope/envelope.js';
@@ -91,13 +93,43 @@ const config = (more: RowcastConfigInput['subscriptions'] = {}): RowcastConfigIn
     v1: { topic: 'orders', protocol: 'http', endpoint: hook('v1'), format: 'sns', confirmation: 'required', deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
     v2: { topic: 'payments', protocol: 'http', endpoint: hook('v2'), format: 'sns', confirmation: 'required', deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
     raw: { topic: 'orders', protocol: 'http', endpoint: hook('raw'), format: 'sns', rawMessageDelivery: true },
+    mail: { topic: 'payments', protocol: 'email', format: 'sns', options: { to: 'people@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: smtpPort } } },
+    'mail-json': { topic: 'payments', protocol: 'email-json', format: 'sns', options: { to: 'machines@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: smtpPort } } },
     ...more,
   },
 });
 
+/** An SMTP server on loopback that keeps every mail. */
+let smtp: SMTPServer;
+let smtpPort = 0;
+const mails: { to: string[]; raw: Buffer }[] = [];
+const mailTo = (to: string, what: string, match: (mail: ParsedMail) => boolean): Promise<ParsedMail> =>
+  eventually(async () => {
+    for (const m of mails.filter((x) => x.to.includes(to))) {
+      const mail = await simpleParser(m.raw);
+      if (match(mail)) return mail;
+    }
+    return undefined;
+  }, `${what} to ${to}`);
+const messageIdOf = (mail: ParsedMail) => mail.headers.get('x-rowcast-message-id');
+
 before(async () => {
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
+  smtp = new SMTPServer({
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        mails.push({ to: session.envelope.rcptTo.map((a) => a.address), raw: Buffer.concat(chunks) });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+  smtpPort = (smtp.server.address() as AddressInfo).port;
   const tls = await testTlsCertificate();
   https.globalAgent.options.ca = [tls.cert];
   // The TLS front of rowcast's HTTP server (as a load balancer would be): sns-validator fetches certificates over https only.
@@ -120,6 +152,7 @@ after(async () => {
   await rowcast?.stop();
   await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
   await receiver?.close();
+  await new Promise<void>((resolve) => (smtp ? smtp.close(() => resolve()) : resolve()));
   await db?.drop();
 });
 
@@ -271,4 +304,30 @@ test('apply: a subscription that no longer needs confirmation is confirmed; test
   const id = await sendTestMessage(db.pool, 'later', { message: 'hello' });
   const request = await eventually(() => received('later', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === id), 'later to receive the test message');
   assert.equal((await validate(request.body)).Message, 'hello');
+});
+
+test("email and email-json deliveries are SNS's: the Message with the unsubscribe footer, and the signed JSON envelope", async () => {
+  const id = await publish('payments', 'Invoice 7 paid', 'Payment received');
+  const mail = await mailTo('people@example.com', 'the mail', (m) => messageIdOf(m) === id);
+  assert.equal(mail.subject, 'Payment received');
+  const [message, footer] = (mail.text ?? '').split('\n\n--\n');
+  assert.equal(message, 'Invoice 7 paid');
+  const unsubscribeUrl = /^https:\/\/127\.0\.0\.1:\d+\/sns\/unsubscribe\?SubscriptionArn=arn%3Aaws%3Asns%3Aus-east-1%3A000000000000%3Apayments%3Amail&Signature=\S+$/m.exec(footer ?? '')?.[0];
+  assert.ok(unsubscribeUrl, mail.text);
+  assert.match(footer!, /^If you wish to stop receiving notifications from this topic, please click or visit the link below to unsubscribe:/);
+
+  const json = await mailTo('machines@example.com', 'the JSON mail', (m) => messageIdOf(m) === id);
+  assert.equal(json.subject, 'Payment received');
+  const envelope = await validate((json.text ?? '').trim());
+  assert.deepEqual([envelope.Type, envelope.MessageId, envelope.Message, envelope.SignatureVersion], ['Notification', id, 'Invoice 7 paid', '2']);
+
+  // Subscribed through the API, an email-json endpoint gets SNS's confirmation as JSON, an email one SNS's text.
+  await requireConfirmation(db.pool, 'mail-json');
+  const asked = await mailTo('machines@example.com', 'the confirmation', (m) => m.subject === 'AWS Notification - Subscription Confirmation');
+  const confirmation = await validate((asked.text ?? '').trim());
+  assert.equal(confirmation.Type, 'SubscriptionConfirmation');
+  await requireConfirmation(db.pool, 'mail');
+  const text = (await mailTo('people@example.com', 'the confirmation', (m) => m.subject === 'AWS Notification - Subscription Confirmation')).text ?? '';
+  assert.match(text, /^You have chosen to subscribe to the topic:\narn:aws:sns:us-east-1:000000000000:payments\n\nTo confirm this subscription, click or visit the link below \(If this was in error no action is necessary\):\nhttps:\/\/127\.0\.0\.1:\d+\/sns\/confirm\?Action=ConfirmSubscription&TopicArn=[^&]+&Token=[0-9a-f]{128}\n$/);
+  assert.equal((await httpsGet(/https:\S+/.exec(text)![0])).status, 200);
 });

@@ -73,6 +73,6 @@ test("format 'sns' is for http and https subscriptions; its settings need it; to
   assert.equal(config.topics.t!.signatureVersion, 1, "SNS's default");
   assert.equal(parseConfig({ topics: { t: { signatureVersion: 2 } } }, 'c').topics.t!.signatureVersion, 2);
   assert.throws(() => parseConfig({ topics: { t: { signatureVersion: 3 } } }, 'c'), /SignatureVersion 1 .* or 2/);
-  assert.throws(() => parseConfig({ topics, subscriptions: { s: { topic: 't', protocol: 'log', format: 'sns', options: {} } } }, 'c'), /subscriptions\.s\.format: "sns" is SNS's HTTP envelope, for http and https subscriptions only/);
+  assert.throws(() => parseConfig({ topics, subscriptions: { s: { topic: 't', protocol: 'log', format: 'sns', options: {} } } }, 'c'), /subscriptions\.s\.format: "sns" is what SNS sends to http, https, email and email-json subscribers/);
   assert.throws(() => parseConfig({ topics, subscriptions: { s: { topic: 't', protocol: 'http', endpoint: 'http://example.com/', rawMessageDelivery: true } } }, 'c'), /rawMessageDelivery belongs to SNS's envelope; set format: "sns"/);
 });
