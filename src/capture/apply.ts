@@ -5,6 +5,7 @@ import { redactEndpoint, redactSecrets } from '../observability/logger.js';
 import { assertMigrated } from '../store/migrate.js';
 import { ident, literal, qualified } from '../store/sql.js';
 import type { Pool, PoolClient } from '../store/pool.js';
+import { handshakeStatement } from '../aws/sns-envelope/confirmation.js';
 import { generateSecret, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
 import { readTableInfo } from './table-info.js';
 import { dropSlots, isLogical, logicalCaptureDdl, logicalDecodingProblems, PUBLICATION, slotName } from './logical-ddl.js';
@@ -114,8 +115,8 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
 
   const topics = new Map(
     (
-      await client.query<{ name: string; description: string | null; fifo: boolean; dedup_window_ms: number; fifo_dead_blocks: boolean; max_message_size: number; large_messages: string; claim_check_ttl_ms: string }>(
-        'SELECT name, description, fifo, dedup_window_ms, fifo_dead_blocks, max_message_size, large_messages, claim_check_ttl_ms FROM rowcast.topics',
+      await client.query<{ name: string; description: string | null; fifo: boolean; dedup_window_ms: number; fifo_dead_blocks: boolean; max_message_size: number; large_messages: string; claim_check_ttl_ms: string; signature_version: number }>(
+        'SELECT name, description, fifo, dedup_window_ms, fifo_dead_blocks, max_message_size, large_messages, claim_check_ttl_ms, signature_version FROM rowcast.topics',
       )
     ).rows.map((r) => [r.name, r]),
   );
@@ -134,10 +135,11 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   for (const [name, topic] of Object.entries(config.topics)) {
     const existing = topics.get(name);
     const deadBlocks = topic.onDeadMessage === 'block-group';
-    const params = [name, topic.description ?? null, topic.fifo, topic.dedupWindow, topic.maxMessageSize, topic.largeMessages, topic.claimCheckTtl, deadBlocks];
-    const sql = `INSERT INTO rowcast.topics (name, description, fifo, dedup_window_ms, max_message_size, large_messages, claim_check_ttl_ms, fifo_dead_blocks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    const params = [name, topic.description ?? null, topic.fifo, topic.dedupWindow, topic.maxMessageSize, topic.largeMessages, topic.claimCheckTtl, deadBlocks, topic.signatureVersion];
+    const sql = `INSERT INTO rowcast.topics (name, description, fifo, dedup_window_ms, max_message_size, large_messages, claim_check_ttl_ms, fifo_dead_blocks, signature_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description, fifo = EXCLUDED.fifo, dedup_window_ms = EXCLUDED.dedup_window_ms, fifo_dead_blocks = EXCLUDED.fifo_dead_blocks,
-                   max_message_size = EXCLUDED.max_message_size, large_messages = EXCLUDED.large_messages, claim_check_ttl_ms = EXCLUDED.claim_check_ttl_ms, updated_at = now()`;
+                   max_message_size = EXCLUDED.max_message_size, large_messages = EXCLUDED.large_messages, claim_check_ttl_ms = EXCLUDED.claim_check_ttl_ms,
+                   signature_version = EXCLUDED.signature_version, updated_at = now()`;
     if (!existing) steps.push({ summary: `+ topic ${name}${topic.fifo ? ' (FIFO)' : ''}`, sql, params });
     else {
       const changed = [
@@ -148,6 +150,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
         existing.max_message_size !== topic.maxMessageSize && 'maxMessageSize',
         existing.large_messages !== topic.largeMessages && 'largeMessages',
         Number(existing.claim_check_ttl_ms) !== topic.claimCheckTtl && 'claimCheckTtl',
+        existing.signature_version !== topic.signatureVersion && 'signatureVersion',
       ].filter(Boolean);
       if (changed.length) steps.push({ summary: `~ topic ${name} (${changed.join(', ')})`, sql, params });
     }
@@ -201,6 +204,20 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
       params: [name, columns.topic, columns.protocol, columns.endpoint, columns.settings, columns.filter_policy, columns.filter_scope, columns.dead_letter_topic, secret ?? (isWebhook(sub) ? generateSecret() : null), secret !== undefined],
       secretParams: [8],
     });
+    // SNS's handshake: a new subscription that must be confirmed, or one that now must be, is sent a
+    // SubscriptionConfirmation and gets nothing until confirmed; one that no longer needs it is confirmed.
+    const confirmation = isWebhook(sub) && sub.format === 'sns' ? sub.confirmation : 'none';
+    const wasRequired = (existing?.settings as { format?: string; confirmation?: string } | undefined)?.confirmation === 'required';
+    if (confirmation === 'required' && (!existing || !wasRequired)) {
+      const handshake = handshakeStatement(name, 'SubscriptionConfirmation');
+      steps.push({ summary: `~ subscription ${name}: send SNS's SubscriptionConfirmation (it receives nothing until confirmed)`, sql: handshake.sql, params: handshake.params, secretParams: [1, 4] });
+    } else if (confirmation === 'none' && wasRequired) {
+      steps.push({
+        summary: `~ subscription ${name}: no SNS confirmation needed any more (confirmed)`,
+        sql: `UPDATE rowcast.subscriptions SET sns_state = 'confirmed', sns_state_changed_at = now() WHERE name = $1 AND sns_state = 'pending_confirmation'`,
+        params: [name],
+      });
+    }
     if (rotate && isWebhook(sub)) {
       const overlap = sub.secretRotationOverlap;
       steps.push({
@@ -357,7 +374,7 @@ async function triggersPresent(client: PoolClient, tableOid: number, triggers: s
 /** What a delivering process needs besides the secret; a protocol's own options go to its sink as `options`. */
 function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
   const common = { format: sub.format, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
-  if (isWebhook(sub)) return { ...common, headers: sub.headers };
+  if (isWebhook(sub)) return { ...common, headers: sub.headers, ...(sub.format === 'sns' ? { rawMessageDelivery: sub.rawMessageDelivery, confirmation: sub.confirmation } : {}) };
   return { ...common, headers: {}, options: 'options' in sub ? sub.options : undefined };
 }
 

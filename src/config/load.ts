@@ -108,6 +108,13 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
       for (const problem of validateFilterPolicy(sub.filterPolicy, sub.filterPolicyScope)) problems.push(`subscriptions.${name}.filterPolicy: ${problem}`);
     }
     if (sub.protocol === 'function') checkFunction(`subscriptions.${name}.function`, sub.function);
+    const webhook = sub.protocol === 'http' || sub.protocol === 'https';
+    if (sub.format === 'sns' && !webhook && sub.protocol !== 'email' && sub.protocol !== 'email-json') {
+      problems.push(`subscriptions.${name}.format: "sns" is what SNS sends to http, https, email and email-json subscribers; use "envelope", "raw" or "cloudevents" for ${sub.protocol}.`);
+    }
+    if (webhook && sub.format !== 'sns' && (sub.rawMessageDelivery || sub.confirmation === 'required')) {
+      problems.push(`subscriptions.${name}: ${sub.rawMessageDelivery ? 'rawMessageDelivery' : 'confirmation'} belongs to SNS's envelope; set format: "sns" or remove it${sub.rawMessageDelivery ? ' (format "raw" sends the body alone)' : ''}.`);
+    }
     if (sub.deliveryPolicy.minDelay > sub.deliveryPolicy.maxDelay) {
       problems.push(`subscriptions.${name}.deliveryPolicy.minDelay: ${sub.deliveryPolicy.minDelay} ms is more than maxDelay (${sub.deliveryPolicy.maxDelay} ms); lower minDelay or raise maxDelay.`);
     }

@@ -9,7 +9,7 @@ import { DEFAULT_SECRET_ROTATION_OVERLAP, MAX_SECRET_ROTATION_OVERLAP } from '..
 import { duration } from './duration.js';
 
 /** Message formats of subscriptions (rendered by src/subscriptions/message-format.ts). */
-export const FORMATS = ['envelope', 'raw', 'cloudevents', 'cloudevents-binary'] as const;
+export const FORMATS = ['envelope', 'raw', 'cloudevents', 'cloudevents-binary', 'sns'] as const;
 export type MessageFormat = (typeof FORMATS)[number];
 
 /** Names become parts of SQL identifiers and URLs, so they are restricted; tables may be named anything. */
@@ -36,6 +36,8 @@ export const topicSchema = z.strictObject({
   largeMessages: z.enum(['reject', 'claim-check']).default('reject'),
   /** claim-check: how long a link stays valid. */
   claimCheckTtl: duration.default(24 * 3_600_000),
+  /** SNS envelopes (subscriptions with format 'sns'): SignatureVersion 1 signs with SHA1withRSA (SNS's default), 2 with SHA256withRSA. */
+  signatureVersion: z.union([z.literal(1), z.literal(2)], { error: 'SignatureVersion 1 (SHA1withRSA, the default) or 2 (SHA256withRSA)' }).default(1),
 });
 
 export const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] as const;
@@ -104,7 +106,10 @@ const secretRef = z.union(
 /** What every subscription has, whatever its protocol. */
 const subscriptionCommon = {
   topic: topicName,
-  /** envelope: rowcast's JSON (id, topic, subject, attributes, body, timestamp); raw: the message body only; CloudEvents 1.0 in structured or binary (HTTP) mode. */
+  /**
+   * envelope: rowcast's JSON (id, topic, subject, attributes, body, timestamp); raw: the message body only; CloudEvents 1.0 in structured or
+   * binary (HTTP) mode; sns: SNS's signed HTTP envelope (http/https only; docs/sns.md).
+   */
   format: z.enum(FORMATS).default('envelope'),
   /** SNS filter policy: only matching messages are delivered (validated at load). */
   filterPolicy: z.record(z.string(), z.unknown()).optional(),
@@ -134,6 +139,13 @@ export const httpSubscriptionSchema = z.strictObject({
     .default(DEFAULT_SECRET_ROTATION_OVERLAP),
   /** Extra request headers (e.g. an API key); values may reference env as "${NAME}". */
   headers: z.record(z.string(), z.string()).default({}),
+  /** format 'sns': SNS's RawMessageDelivery, the message body alone (with x-amz-sns-rawdelivery: true) instead of the signed envelope. */
+  rawMessageDelivery: z.boolean().default(false),
+  /**
+   * format 'sns': whether the endpoint must confirm the subscription (SNS's SubscriptionConfirmation, answered by a GET of its
+   * SubscribeURL) before it receives messages. Declared in the config the endpoint is trusted: 'none' by default.
+   */
+  confirmation: z.enum(['none', 'required']).default('none'),
 });
 
 /** A function as a subscription endpoint: each message queues one invocation (its event is the rendered message). */

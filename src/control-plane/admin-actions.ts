@@ -126,8 +126,12 @@ function parseJson(r: { body: string; content_type: string }): unknown {
  */
 export async function sendTestMessage(pool: Pool, subscription: string, options: { subject?: string; message?: unknown } = {}): Promise<string> {
   return withTransaction(pool, async (client) => {
-    const sub = (await client.query<{ topic: string; fifo: boolean }>('SELECT s.topic, t.fifo FROM rowcast.subscriptions s JOIN rowcast.topics t ON t.name = s.topic WHERE s.name = $1', [subscription])).rows[0];
+    const sub = (await client.query<{ topic: string; fifo: boolean; sns_state: string }>('SELECT s.topic, t.fifo, s.sns_state FROM rowcast.subscriptions s JOIN rowcast.topics t ON t.name = s.topic WHERE s.name = $1', [subscription])).rows[0];
     if (!sub) throw await notDeclared(pool, 'subscription', subscription);
+    // As SNS, nothing goes to an endpoint that has not confirmed its subscription, or unsubscribed.
+    if (sub.sns_state !== 'confirmed') {
+      throw new RowcastError(ErrorCodes.CONFLICT, `subscription ${subscription} is ${sub.sns_state === 'unsubscribed' ? 'unsubscribed (through its UnsubscribeURL)' : "waiting for its endpoint to confirm it (SNS's SubscriptionConfirmation)"}; it receives no messages until confirmed`);
+    }
     const text = typeof options.message === 'string';
     const body = text ? (options.message as string) : JSON.stringify(options.message ?? { type: 'rowcast.test', subscription, sentAt: new Date().toISOString() });
     const group = sub.fifo ? 'rowcast-test' : null;

@@ -14,6 +14,7 @@ import { NatsSink } from '../subscriptions/sinks/nats/nats-sink.js';
 import { RedisSink } from '../subscriptions/sinks/redis/redis-sink.js';
 import { FunctionSink } from '../subscriptions/sinks/function/function-sink.js';
 import { HttpSink } from '../subscriptions/sinks/http/http-sink.js';
+import type { SnsEnvelopes } from '../aws/sns-envelope/sns-envelopes.js';
 import type { OutboundMessage, SendOutcome, Sink, Subscription } from '../subscriptions/sinks/sink.js';
 import type { ClaimChecks } from '../topics/claim-check.js';
 import type { DirectClaim } from '../topics/fan-out.js';
@@ -60,6 +61,14 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   onInvocationQueued: () => void = () => {};
   /** Set by the runtime: signs links to stored bodies of messages over their topic's size limit. */
   claimChecks: ClaimChecks | null = null;
+  private readonly http: HttpSink;
+  private readonly email: EmailSink;
+
+  /** Set by the runtime: renders SNS envelopes (format 'sns') for the http sink. */
+  set snsEnvelopes(envelopes: SnsEnvelopes | null) {
+    this.http.snsEnvelopes = envelopes;
+    this.email.snsEnvelopes = envelopes;
+  }
 
   constructor(
     private readonly pool: Pool,
@@ -68,13 +77,13 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   ) {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
     this.session = new ClaimSession(pool, log);
-    const http = new HttpSink({ allowPrivateEndpoints: options.allowPrivateEndpoints ?? false });
-    this.sinks.set('http', http);
-    this.sinks.set('https', http);
+    this.http = new HttpSink({ allowPrivateEndpoints: options.allowPrivateEndpoints ?? false });
+    this.sinks.set('http', this.http);
+    this.sinks.set('https', this.http);
     this.sinks.set('function', new FunctionSink(pool, () => this.onInvocationQueued()));
-    const email = new EmailSink();
-    this.sinks.set('email', email);
-    this.sinks.set('email-json', email);
+    this.email = new EmailSink();
+    this.sinks.set('email', this.email);
+    this.sinks.set('email-json', this.email);
     this.sinks.set('nats', new NatsSink());
     this.sinks.set('amqp', new AmqpSink());
     this.sinks.set('redis', new RedisSink());
@@ -88,6 +97,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   async reloadSubscriptions(): Promise<void> {
+    // A rotated SNS signing key is announced like a config change.
+    this.http.snsEnvelopes?.reload();
     this.subscriptions = new Map((await loadSubscriptions(this.pool)).map((s) => [s.name, s]));
     this.wake();
   }

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logical-reader.js';
-import { type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
+import type { AwsIdentity } from '../aws/arn.js';
+import { SnsEnvelopes } from '../aws/sns-envelope/sns-envelopes.js';
+import { awsSchema, type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../topics/claim-check.js';
@@ -28,6 +30,8 @@ export interface StartOptions {
   httpRoutes?: readonly HttpRoutePlugin[];
   /** Internal settings of logical capture's reader (tests lower its chunk size). */
   logicalCapture?: LogicalReaderOptions;
+  /** Region and account in the ARNs of SNS envelopes (the config's `aws`). */
+  aws?: Partial<AwsIdentity>;
 }
 
 export interface RowcastRuntime {
@@ -102,6 +106,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   worker.onInvocationQueued = () => functions?.wake();
   // Claim-check links point at this process's HTTP server (its address is known once it listens, below).
   worker.claimChecks = await ClaimChecks.load(pool, runtime.http.publicUrl);
+  const aws = awsSchema.parse(options.aws ?? {});
+  worker.snsEnvelopes = new SnsEnvelopes(pool, aws, runtime.http.publicUrl);
   listener.start();
   await worker.start();
   await functions?.start();
@@ -179,6 +185,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     }
     log.info({ url: http.url, publicUrl: http.publicUrl, auth: runtime.http.token ? 'bearer token' : 'none' }, 'http server listening');
     worker.claimChecks = await ClaimChecks.load(pool, http.publicUrl);
+    worker.snsEnvelopes = new SnsEnvelopes(pool, aws, http.publicUrl);
   }
   return rowcast;
 }

@@ -169,13 +169,14 @@ export async function setSubscriptionState(pool: Pool, name: string, state: Subs
 }
 
 export async function loadSubscriptions(pool: Pool): Promise<Subscription[]> {
-  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: SubscriptionSettings; secret: string | null; state: Subscription['state']; dead_letter_topic: string | null; previous_secret: string | null; previous_secret_expires_at: Date | null }>(
-    `SELECT name, topic, protocol, endpoint, settings, secret, state, dead_letter_topic, previous_secret, previous_secret_expires_at
-       FROM rowcast.subscriptions ORDER BY name`,
+  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: SubscriptionSettings; secret: string | null; state: Subscription['state']; dead_letter_topic: string | null; previous_secret: string | null; previous_secret_expires_at: Date | null; signature_version: 1 | 2 | null }>(
+    `SELECT s.name, s.topic, s.protocol, s.endpoint, s.settings, s.secret, s.state, s.dead_letter_topic, s.previous_secret, s.previous_secret_expires_at, t.signature_version
+       FROM rowcast.subscriptions s LEFT JOIN rowcast.topics t ON t.name = s.topic ORDER BY s.name`,
   );
-  return rows.map(({ dead_letter_topic, previous_secret, previous_secret_expires_at, ...r }) => ({
+  return rows.map(({ dead_letter_topic, previous_secret, previous_secret_expires_at, signature_version, ...r }) => ({
     ...r,
     deadLetterTopic: dead_letter_topic,
+    signatureVersion: signature_version ?? 1,
     // The sink compares the expiry at each send, so the old secret ends on time without a reload.
     previousSecret: previous_secret && previous_secret_expires_at ? { secret: previous_secret, expiresAt: previous_secret_expires_at } : null,
     settings: { ...r.settings, headers: expandHeaders(r.settings.headers ?? {}) },

@@ -32,7 +32,8 @@ function cloudEventAttributes(message: OutboundMessage): Record<string, string> 
 /**
  * The bytes a subscriber receives. envelope: rowcast's JSON around the message; raw: the body alone;
  * cloudevents: a CloudEvents 1.0 structured-mode event; cloudevents-binary: the body with the CloudEvents
- * attributes as ce-* headers (HTTP binary mode; protocols without headers get structured mode).
+ * attributes as ce-* headers (HTTP binary mode; protocols without headers get structured mode). sns: SNS's signed
+ * envelope, which the http sink renders (src/aws/sns-envelope/sns-envelopes.ts), since it needs the signing key.
  */
 export function renderMessage(format: MessageFormat, message: OutboundMessage): RenderedMessage {
   switch (format) {
@@ -48,6 +49,9 @@ export function renderMessage(format: MessageFormat, message: OutboundMessage): 
       const { datacontenttype, ...attrs } = cloudEventAttributes(message);
       return { body: message.body, contentType: datacontenttype!, headers: Object.fromEntries(Object.entries(attrs).map(([k, v]) => [`ce-${k}`, v])) };
     }
+    case 'sns':
+      // Signed with the installation's key and naming rowcast's URLs: the http sink renders it (SnsEnvelopes).
+      throw new Error("format 'sns' is what SNS sends to http, https, email and email-json subscribers; use another format for this protocol");
     case 'envelope':
     default:
       return {

@@ -8,6 +8,7 @@ import { type FilterPolicyScope, matchesFilterPolicy } from '../subscriptions/fi
  * The SQL fragments below work on a CTE `m` of new messages (id, topic, attributes, body, content_type, group_key,
  * event_id, seq), so routing and publishing share them. Subscriptions without a filter policy get their
  * deliveries in SQL; filtered ones are returned as candidates and decided here, in the same transaction.
+ * Subscriptions waiting for SNS's confirmation, or unsubscribed, get nothing (sns_state; src/aws/sns-envelope/).
  * On FIFO topics a delivery carries its group and its place in the order: a capture's event id (commit order per
  * row), else the message's publish sequence.
  */
@@ -27,7 +28,7 @@ export const UNFILTERED_DELIVERIES_SQL = `
   INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, last_error)
   SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
     FROM m JOIN rowcast.topics t ON t.name = m.topic
-    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL
+    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND s.sns_state = 'confirmed'
   RETURNING message_id`;
 
 /** Deliveries the calling process can start now, per subscription, and the lease they get. */
@@ -76,7 +77,7 @@ export const directClaimDeliveriesSql = (p: DirectClaimParams) => `
             FROM (SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE},
                          row_number() OVER (PARTITION BY s.name ORDER BY m.seq) AS rank
                     FROM m JOIN rowcast.topics t ON t.name = m.topic
-                    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL) y
+                    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND s.sns_state = 'confirmed') y
             LEFT JOIN (SELECT w.subscription, w.n FROM unnest(${p.subscriptions}::text[], ${p.counts}::int[]) AS w(subscription, n)
                         -- Not while older deliveries of the subscription are due: new ones must not overtake them.
                         WHERE NOT EXISTS (SELECT 1 FROM rowcast.deliveries o
@@ -100,7 +101,7 @@ export const FILTER_CANDIDATES_SQL = `
   SELECT m.id::text AS message_id, m.topic, s.name AS subscription, s.filter_policy AS policy, s.filter_scope AS scope,
          m.attributes, m.body, m.content_type, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
     FROM m JOIN rowcast.topics t ON t.name = m.topic
-    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NOT NULL`;
+    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NOT NULL AND s.sns_state = 'confirmed'`;
 
 /** The final SELECT of a statement with CTEs `m`, `d` and `c`. */
 export const FAN_OUT_RESULT_SQL = `

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { apply, formatPlan } from '../../capture/apply.js';
 import { parseDuration } from '../../config/duration.js';
+import { certificatePath, rotateSigningKey } from '../../aws/sns-envelope/signing-keys.js';
 import { findConfigFile, loadConfig } from '../../config/load.js';
 import type { RowcastConfig } from '../../config/schema.js';
 import { startRowcast } from '../../dispatcher/runtime.js';
@@ -86,6 +87,7 @@ program
       databaseUrl: program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url,
       runtime: runtimeConfig,
       functions: cfg?.functions,
+      aws: cfg?.aws,
       logger: log,
       migrate: opts.migrate,
     });
@@ -199,6 +201,15 @@ program
     const until = rotated.previousSecretExpiresAt ? `until ${rotated.previousSecretExpiresAt.toISOString()}` : 'no longer (ended now)';
     console.error(`subscription ${name} signs with a new secret; the previous one stays valid ${until}. Give the new secret to the receiver:`);
     console.log(rotated.secret);
+  });
+
+program
+  .command('rotate-signing-key')
+  .description("make a new key for SNS envelopes (format 'sns'); it signs from now on, and the old certificates stay served so messages signed before still verify")
+  .action(async () => {
+    const key = await withPool(await config(false), (pool) => rotateSigningKey(pool));
+    console.error('running processes sign with the new key from their next reload of subscriptions (at once, on the notification this sends)');
+    console.log(`${key.certId} (served at ${certificatePath(key.certId)})`);
   });
 
 program

@@ -11,6 +11,7 @@ import type { Pool } from '../../store/pool.js';
 import { dashboardRoutes } from '../dashboard/dashboard-routes.js';
 import { adminApiRoutes } from './admin-api/admin-api-routes.js';
 import { messageBodyRoutes } from './message-body.js';
+import { snsEnvelopeRoutes } from './sns-envelope-routes.js';
 import { topicStreamRoutes } from './topic-stream.js';
 
 declare module 'fastify' {
@@ -43,7 +44,7 @@ export interface HttpRouteContext {
 export type HttpRoutePlugin = (app: FastifyInstance, context: HttpRouteContext) => void | Promise<void>;
 
 /** The routes `rowcast start` serves besides /livez and /readyz; other modules add theirs here. */
-export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes(), dashboardRoutes(), adminApiRoutes()];
+export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes(), dashboardRoutes(), adminApiRoutes(), snsEnvelopeRoutes()];
 
 export interface HttpServerOptions {
   pool: Pool;

@@ -18,6 +18,10 @@ export interface SubscriptionSettings {
   headers: Record<string, string>;
   deliveryPolicy: DeliveryPolicy;
   maxConcurrency: number;
+  /** format 'sns' (http/https): the bare body instead of SNS's envelope. */
+  rawMessageDelivery?: boolean;
+  /** format 'sns' (http/https): whether the endpoint confirms the subscription first (src/aws/sns-envelope/confirmation.ts). */
+  confirmation?: 'none' | 'required';
   /** Protocol-specific settings, validated by the protocol's own schema (sinks/<protocol>/). */
   options?: unknown;
 }
@@ -34,6 +38,8 @@ export interface Subscription {
   state: 'active' | 'paused' | 'disabled';
   /** A topic that receives this subscription's dead deliveries. */
   deadLetterTopic: string | null;
+  /** Its topic's SignatureVersion for SNS envelopes (format 'sns'). */
+  signatureVersion?: 1 | 2;
 }
 
 export interface DeliveryAttempt {

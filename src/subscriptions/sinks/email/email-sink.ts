@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import nodemailer from 'nodemailer';
 import type { NodemailerError, SMTPPoolOptions, SMTPPoolSentMessageInfo, Transporter } from 'nodemailer';
+import { controlTypeOf } from '../../../aws/sns-envelope/confirmation.js';
+import type { SnsEnvelopes } from '../../../aws/sns-envelope/sns-envelopes.js';
 import { renderBody } from '../../message-format.js';
 import type { DeliveryAttempt, OutboundMessage, SendOutcome, Sink, Subscription } from '../sink.js';
 import { describeEmailOptionsError, emailOptionsSchema, type EmailOptions, type SmtpSettings } from './email-settings.js';
@@ -20,6 +22,8 @@ const MESSAGE_COMMANDS = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
  */
 export class EmailSink implements Sink {
   private readonly transports = new Map<string, Pool>();
+  /** Renders format 'sns' (SNS's mails; set by the runtime, as they link to its HTTP server). */
+  snsEnvelopes: SnsEnvelopes | null = null;
 
   async send({ attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
     if (subscription.protocol !== 'email' && subscription.protocol !== 'email-json') {
@@ -34,12 +38,21 @@ export class EmailSink implements Sink {
     if (pass instanceof Error) return { kind: 'retry', error: pass.message };
     if (signal.aborted) return { kind: 'retry', error: 'aborted: rowcast is shutting down' };
 
+    let sns: { subject: string; text: string } | undefined;
+    if (subscription.settings.format === 'sns') {
+      try {
+        if (!this.snsEnvelopes) throw new Error('SNS envelopes are not available in this process');
+        sns = await this.snsEnvelopes.renderEmail(subscription, message);
+      } catch (err) {
+        return { kind: 'retry', error: `cannot render the message: ${(err as Error).message}` };
+      }
+    } else if (controlTypeOf(message.topic)) return { kind: 'done' }; // SNS's handshake, after a change of format: nothing to send
     const { timeout } = subscription.settings.deliveryPolicy;
     const server = `${options.smtp.host}:${options.smtp.port}`;
     const deadline = AbortSignal.timeout(timeout);
     try {
       const info = await this.transport(options.smtp, pass, timeout).sendMail({
-        ...composeMail(subscription, message, options, attempt),
+        ...composeMail(subscription, message, options, attempt, sns),
         signal: AbortSignal.any([signal, deadline]),
       });
       return { kind: 'done', status: replyCode(info.response) ?? 250 };
@@ -97,8 +110,9 @@ function resolvePassword(smtp: SmtpSettings): string | undefined | Error {
   return value;
 }
 
-function composeMail(subscription: Subscription, message: OutboundMessage, options: EmailOptions, attempt: number) {
-  const subject = subjectOf(message, options.subjectPrefix);
+/** `sns`: SNS's subject and text for format 'sns' (SnsEnvelopes.renderEmail). */
+function composeMail(subscription: Subscription, message: OutboundMessage, options: EmailOptions, attempt: number, sns?: { subject: string; text: string }) {
+  const subject = sns ? prefixed(sns.subject, options.subjectPrefix) : subjectOf(message, options.subjectPrefix);
   const date = new Date(message.timestamp);
   return {
     from: options.from,
@@ -116,12 +130,15 @@ function composeMail(subscription: Subscription, message: OutboundMessage, optio
       // RFC 3834: machine-generated; keeps vacation responders from answering.
       'Auto-Submitted': 'auto-generated',
     },
-    text: subscription.protocol === 'email-json' ? renderBody('envelope', message) : readableBody(subscription, message),
+    text: sns ? sns.text : subscription.protocol === 'email-json' ? renderBody('envelope', message) : readableBody(subscription, message),
   };
 }
 
 function subjectOf(message: OutboundMessage, prefix: string | undefined): string {
-  const subject = (message.subject ?? '').replace(/\s+/g, ' ').trim() || `rowcast: ${message.topic}`;
+  return prefixed((message.subject ?? '').replace(/\s+/g, ' ').trim() || `rowcast: ${message.topic}`, prefix);
+}
+
+function prefixed(subject: string, prefix: string | undefined): string {
   if (!prefix) return subject;
   return /\s$/.test(prefix) ? `${prefix}${subject}` : `${prefix} ${subject}`;
 }

@@ -2,7 +2,9 @@ import { createHmac } from 'node:crypto';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { parseRetryAfter } from '../../retry-policy.js';
 import { findPrivateEndpointError, publicOnlyConnector } from './address-policy.js';
-import { percentEncodeHeaderValue, renderMessage } from '../../message-format.js';
+import { controlTypeOf } from '../../../aws/sns-envelope/confirmation.js';
+import { type SnsEnvelopes, SNS_USER_AGENT } from '../../../aws/sns-envelope/sns-envelopes.js';
+import { percentEncodeHeaderValue, type RenderedMessage, renderMessage } from '../../message-format.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
 
 const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
@@ -28,16 +30,28 @@ export class HttpSink implements Sink {
     });
   }
 
+  /** Renders format 'sns' (set by the runtime; SNS envelopes name URLs of its HTTP server). */
+  snsEnvelopes: SnsEnvelopes | null = null;
+
   async send({ attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
     const { deliveryPolicy, format, headers: extra } = subscription.settings;
-    const rendered = renderMessage(format, message);
+    const sns = format === 'sns';
+    // SNS's handshake messages exist only for SNS envelopes: after a change of format there is nothing to send.
+    if (!sns && controlTypeOf(message.topic)) return { kind: 'done' };
+    let rendered: RenderedMessage;
+    try {
+      if (sns && !this.snsEnvelopes) throw new Error('SNS envelopes are not available in this process');
+      rendered = sns ? await this.snsEnvelopes!.render(subscription, message) : renderMessage(format, message);
+    } catch (err) {
+      return { kind: 'retry', error: `cannot render the message: ${(err as Error).message}` };
+    }
     const body = rendered.body;
     const headers: Record<string, string> = {
       ...extra,
       // The ce-* attributes of binary CloudEvents, encoded as the CloudEvents HTTP binding requires.
       ...Object.fromEntries(Object.entries(rendered.headers).map(([name, value]) => [name, percentEncodeHeaderValue(value)])),
       'content-type': rendered.contentType,
-      'user-agent': USER_AGENT,
+      'user-agent': sns ? SNS_USER_AGENT : USER_AGENT,
       'webhook-id': message.id,
       'rowcast-subscription': subscription.name,
       'rowcast-topic': message.topic,
