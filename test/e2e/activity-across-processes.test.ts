@@ -17,6 +17,10 @@ import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiv
  */
 
 const TEST = { timeout: 120_000 };
+// Nothing dies in these tests, so no lease should ever run out: the tests' usual 3 s lease did on a loaded machine
+// (an attempt and its batched result took longer), and the other runtime sent the message again — at-least-once
+// allows that, but then the counts below would be inflated by the copies.
+const RUNTIME = { http: { port: 0, host: '127.0.0.1' }, lease: 60_000 };
 const ROWS = 200;
 const CALLS = 20;
 
@@ -56,7 +60,7 @@ before(async () => {
   await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY, note text); CREATE TABLE calls (id int PRIMARY KEY)');
   await applyConfig(db.pool, config());
   const functions = parseConfig(config(), 'test config').functions;
-  for (let i = 0; i < 2; i++) runtimes.push(await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } }, functions));
+  for (let i = 0; i < 2; i++) runtimes.push(await startTestRowcast(db.url, RUNTIME, functions));
 });
 
 after(async () => {
@@ -179,7 +183,7 @@ describe('activity across processes', () => {
     } catch (err) {
       throw new Error(`${(err as Error).message}\n--- rowcast pid ${child.pid} printed:\n${child.output}`);
     }
-    runtimes.push(await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } }));
+    runtimes.push(await startTestRowcast(db.url, RUNTIME));
     await eventually(async () => {
       const stats = await get(runtimes[0]!, '/stats?window=1h&step=1m');
       assert.deepEqual(
