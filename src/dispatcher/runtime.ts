@@ -121,7 +121,6 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     ),
   ];
   let ready = true;
-  log.info({ id, database: redactUrl(url), concurrency: runtime.concurrency, pollInterval: runtime.pollInterval }, 'rowcast started');
 
   let stopping: Promise<void> | null = null;
   const rowcast: RowcastRuntime = {
@@ -176,5 +175,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     log.info({ url: http.url, publicUrl: http.publicUrl, auth: runtime.http.token ? 'bearer token' : 'none' }, 'http server listening');
     worker.claimChecks = await ClaimChecks.load(pool, http.publicUrl);
   }
+  // Only now: a server that could not listen stops the process before it ever said it started.
+  log.info({ id, database: redactUrl(url), concurrency: runtime.concurrency, pollInterval: runtime.pollInterval }, 'rowcast started');
   return rowcast;
 }

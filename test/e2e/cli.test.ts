@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -313,5 +314,80 @@ describe('no database configured', () => {
     const run = await runCli(['status'], { cwd: dir, env: { DATABASE_URL: url.toString() } });
     assert.equal(run.code, 1, describeRun(run));
     assert.match(run.stderr, /cannot connect to the database .*check DATABASE_URL/);
+  });
+});
+
+describe('startup problems: one line that names the fix, never a stack trace', () => {
+  /** Every command that talks to the database, with arguments that would otherwise be valid. */
+  const commands = [
+    ['migrate'],
+    ['apply'],
+    ['start'],
+    ['status'],
+    ['redrive'],
+    ['replay', 'cap', '-s', 'hook', '--since', '1h'],
+    ['resume', 'hook'],
+    ['pause', 'hook'],
+    ['rotate-secret', 'hook'],
+    ['invoke', 'fn'],
+    ['invocations'],
+  ];
+  const oneFriendlyLine = (run: Awaited<ReturnType<typeof runCli>>, args: string[], message: RegExp) => {
+    const what = `${args.join(' ')}: ${describeRun(run)}`;
+    assert.notEqual(run.code, 0, what);
+    assert.ok(run.code !== null, what);
+    assert.doesNotMatch(run.stdout + run.stderr, /^\s+at /m, `no stack trace; ${what}`);
+    assert.doesNotMatch(run.stdout + run.stderr, /rowcast started/, what);
+    const lines = run.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `one line on stderr; ${what}`);
+    assert.match(lines[0]!, message, what);
+  };
+
+  test('a role that does not exist: every command', async () => {
+    const db = await freshDatabase();
+    const config = writeConfig('startup-problems.json', { topics: { t: {} } });
+    const url = new URL(db.url);
+    url.username = 'nobody';
+    const runs = await Promise.all(commands.map((args) => runCli(['--config', config, ...args], { cwd: dir, env: { DATABASE_URL: url.toString(), ROWCAST_LOG_LEVEL: 'info' } })));
+    // Without a password the server answers "role does not exist" (trust) or "password authentication failed".
+    const message = /^rowcast: cannot connect to the database \((role "nobody" does not exist|password authentication failed for user "nobody")\); check the user name and password in DATABASE_URL/;
+    const failures = runs.flatMap((run, i) => {
+      try {
+        oneFriendlyLine(run, commands[i]!, message);
+        return [];
+      } catch (err) {
+        return [(err as Error).message];
+      }
+    });
+    assert.deepEqual(failures, []);
+  });
+
+  test('a malformed DATABASE_URL is called malformed: every command', async () => {
+    const config = writeConfig('startup-problems.json', { topics: { t: {} } });
+    const runs = await Promise.all(commands.map((args) => runCli(['--config', config, ...args], { cwd: dir, env: { DATABASE_URL: 'not a url', ROWCAST_LOG_LEVEL: 'info' } })));
+    const failures = runs.flatMap((run, i) => {
+      try {
+        oneFriendlyLine(run, commands[i]!, /^rowcast: The database URL is malformed: .*postgres:\/\/user:password@host:5432\/database/);
+        assert.doesNotMatch(run.stderr, /ENOTFOUND|not a url/, 'neither a DNS error nor the value itself (it may hold a password)');
+        return [];
+      } catch (err) {
+        return [(err as Error).message];
+      }
+    });
+    assert.deepEqual(failures, []);
+  });
+
+  test('start on a port already in use: says so and which key to change, and never that it started', async () => {
+    const db = await freshDatabase();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const config = writeConfig('port-taken.json', { runtime: { http: { port, host: '127.0.0.1' } } });
+      const run = await runCli(['--config', config, 'start'], { cwd: dir, env: { DATABASE_URL: db.url, ROWCAST_LOG_LEVEL: 'info' } });
+      oneFriendlyLine(run, ['start'], new RegExp(`^rowcast: cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use \\(another rowcast on that port\\?\\); pick another runtime\\.http\\.port`));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 });

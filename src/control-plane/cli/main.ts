@@ -12,6 +12,7 @@ import { invokeFunction } from '../../functions/invoke.js';
 import { getStatus, getSubscriptionSecrets, listInvocations, pauseSubscription, redrive, resumeSubscription, rotateSecret } from '../operations.js';
 import { pauseFunction, replayCapture, resumeFunction } from '../admin-actions.js';
 import { formatInvocations, formatStatus } from './format-status.js';
+import { describeFailure } from './error-message.js';
 import { boundHeapGrowth } from './heap-growth.js';
 import { progress } from './progress.js';
 
@@ -242,14 +243,10 @@ function parseTime(flag: string, value: string): Date {
 }
 
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof RowcastError) {
-    console.error(`rowcast: ${err.message}`);
-    process.exit(err.code === ErrorCodes.CONFIG_INVALID || err.code === ErrorCodes.CONFIG_NOT_FOUND ? 2 : 1);
-  }
-  const e = err as { code?: string; message?: string };
-  if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === '3D000' || e.code === '28P01') {
-    console.error(`rowcast: cannot connect to the database (${e.message}); check DATABASE_URL / --database-url and that PostgreSQL is running.`);
-    process.exit(1);
+  const failure = describeFailure(err);
+  if (failure) {
+    console.error(`rowcast: ${failure.message}`);
+    process.exit(failure.exitCode);
   }
   console.error(err);
   process.exit(1);
