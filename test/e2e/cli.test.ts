@@ -12,6 +12,7 @@ import { createPool } from '../../src/store/pool.js';
 import { allRowcastTriggers } from '../support/catalog.js';
 import { createEmptyDatabase, describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { RowcastProcess } from '../support/rowcast-process.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /** A directory without any rowcast.config.*, as the child's working directory. */
@@ -389,5 +390,39 @@ describe('startup problems: one line that names the fix, never a stack trace', (
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
+  });
+});
+
+describe('rowcast start says which config it runs on', () => {
+  async function startedOutput(args: string[], cwd: string, db: TestDatabase): Promise<string> {
+    const child = RowcastProcess.run(args, { DATABASE_URL: db.url, ROWCAST_LOG_LEVEL: 'info' }, cwd);
+    try {
+      await child.ready(db.pool);
+    } finally {
+      child.kill('SIGTERM');
+      await child.exit(30_000).catch(() => child.kill('SIGKILL'));
+    }
+    return child.output;
+  }
+
+  test('the file it loaded, or that none was found and what that means', async () => {
+    const db = await freshDatabase();
+    const empty = mkdtempSync(path.join(tmpdir(), 'rowcast-cli-noconfig-'));
+    try {
+      const none = await startedOutput(['start'], empty, db);
+      const warning = none.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => /no config file/i.test(l.msg));
+      assert.ok(warning, none);
+      assert.equal(warning.level, 40, 'a warning');
+      assert.equal(warning.directory, empty);
+      assert.match(warning.msg, /running on defaults: no functions, no HTTP server; pass --config <file> or create rowcast\.config\.\{ts,/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+
+    const file = writeConfig('start-config.json', { runtime: { concurrency: 8 } });
+    const loaded = await startedOutput(['--config', file, 'start'], dir, db);
+    const line = loaded.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === 'config loaded');
+    assert.ok(line, loaded);
+    assert.equal(line.file, file);
   });
 });

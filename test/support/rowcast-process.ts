@@ -8,6 +8,7 @@ import type { Pool } from '../../src/store/pool.js';
 import { eventually } from './database.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TSX = import.meta.resolve('tsx');
 
 /** `rowcast <args>` as a child process of the test, run from source through tsx. */
 export class RowcastProcess {
@@ -17,12 +18,13 @@ export class RowcastProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private out = '';
 
-  private constructor(args: string[], env: Record<string, string>) {
+  private constructor(args: string[], env: Record<string, string>, cwd = ROOT) {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
     // The test runner's own settings are not the child's business.
     delete childEnv.NODE_TEST_CONTEXT;
     delete childEnv.NODE_OPTIONS;
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/control-plane/cli/main.ts', ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    // tsx and the CLI by absolute path, so that the child may run in another directory.
+    this.child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, 'src/control-plane/cli/main.ts'), ...args], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
     this.child.stderr!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
@@ -31,6 +33,11 @@ export class RowcastProcess {
   /** `rowcast start --config <file>` with DATABASE_URL set. */
   static start(configFile: string, databaseUrl: string, env: Record<string, string> = {}): RowcastProcess {
     return new RowcastProcess(['start', '--config', configFile], { DATABASE_URL: databaseUrl, ROWCAST_LOG_LEVEL: 'warn', ...env });
+  }
+
+  /** `rowcast <args>` in the directory `cwd`, with these variables set. */
+  static run(args: string[], env: Record<string, string>, cwd: string): RowcastProcess {
+    return new RowcastProcess(args, env, cwd);
   }
 
   get pid(): number {

@@ -1,7 +1,8 @@
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { apply, formatPlan } from '../../capture/apply.js';
 import { parseDuration } from '../../config/duration.js';
-import { findConfigFile, loadConfig } from '../../config/load.js';
+import { CONFIG_FILE_NAMES, findConfigFile, loadConfig } from '../../config/load.js';
 import type { RowcastConfig } from '../../config/schema.js';
 import { startRowcast } from '../../dispatcher/runtime.js';
 import { ErrorCodes, RowcastError } from '../../errors.js';
@@ -30,17 +31,22 @@ const program = new Command()
   .option('--progress', 'report the progress of long operations (redrive, replay) on stderr even when it is not a terminal')
   .showHelpAfterError('(run with --help for usage)');
 
+/** The config and its file, or nothing when the command can do without one and none exists. */
+async function configFile(required: boolean): Promise<{ config?: RowcastConfig; file?: string }> {
+  const opts = program.opts<GlobalOptions>();
+  let file: string;
+  try {
+    file = findConfigFile(opts.config);
+  } catch (err) {
+    if (required || opts.config) throw err;
+    return {};
+  }
+  return { config: await loadConfig({ file }), file };
+}
+
 /** The config, or undefined when the command can do without one and none exists. */
 async function config(required: boolean): Promise<RowcastConfig | undefined> {
-  const opts = program.opts<GlobalOptions>();
-  if (!required && !opts.config) {
-    try {
-      findConfigFile();
-    } catch {
-      return undefined;
-    }
-  }
-  return loadConfig({ file: opts.config });
+  return (await configFile(required)).config;
 }
 
 async function withPool<T>(cfg: RowcastConfig | undefined, fn: (pool: Pool) => Promise<T>): Promise<T> {
@@ -80,9 +86,17 @@ program
   .option('--no-migrate', 'fail instead of applying pending migrations')
   .action(async (opts: { migrate: boolean }) => {
     boundHeapGrowth();
-    const cfg = await config(false);
+    const { config: cfg, file } = await configFile(false);
     const runtimeConfig = cfg?.runtime;
     const log = createLogger(process.env.ROWCAST_LOG_LEVEL ?? runtimeConfig?.logLevel ?? 'info');
+    // Running on defaults is legitimate (routing and deliveries need only the database), but never silently.
+    if (file) log.info({ file }, 'config loaded');
+    else {
+      log.warn(
+        { directory: process.cwd() },
+        `no config file found: running on defaults: no functions, no HTTP server; pass --config <file> or create rowcast.config.{${CONFIG_FILE_NAMES.map((n) => path.extname(n).slice(1)).join(',')}} in the directory`,
+      );
+    }
     const runtime = await startRowcast({
       databaseUrl: program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url,
       runtime: runtimeConfig,
