@@ -6,6 +6,7 @@ import { assertMigrated } from '../store/migrate.js';
 import { ident, literal, qualified } from '../store/sql.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { generateSecret, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
+import { applyWarnings } from './apply-warnings.js';
 import { readTableInfo } from './table-info.js';
 import { dropSlots, isLogical, logicalCaptureDdl, logicalDecodingProblems, PUBLICATION, slotName } from './logical-ddl.js';
 import { captureDdl, dropCaptureDdl } from './trigger-ddl.js';
@@ -22,6 +23,8 @@ export interface PlanStep {
 export interface ApplyResult {
   steps: PlanStep[];
   applied: boolean;
+  /** What the config declares that is valid but known to fail (private endpoints, numeric filters on strings…). */
+  warnings: string[];
 }
 
 const APPLY_LOCK = 0x726f_7761; // one apply at a time per database
@@ -64,9 +67,10 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
     }
     await client.query('BEGIN');
     const steps = await planApply(client, config);
+    const warnings = await applyWarnings(client, config);
     if (options.dryRun) {
       await client.query('ROLLBACK');
-      return { steps, applied: false };
+      return { steps, applied: false, warnings };
     }
     for (const [i, step] of steps.entries()) {
       options.onProgress?.(`[${i + 1}/${steps.length}] ${step.summary}`);
@@ -85,7 +89,7 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
       await dropSlots(client, { slot });
       options.onProgress?.(`dropped replication slot ${slot} (no logical capture left)`);
     }
-    return { steps, applied: true };
+    return { steps, applied: true, warnings };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     // Nothing half-applied: a slot made for captures that were not applied would keep write-ahead log forever.

@@ -426,3 +426,41 @@ describe('rowcast start says which config it runs on', () => {
     assert.equal(line.file, file);
   });
 });
+
+describe('rowcast apply warns about what is known to fail', () => {
+  test('private and loopback endpoints, https with an http:// URL, numeric filters on string-valued columns', async () => {
+    const db = await freshDatabase();
+    await db.pool.query('CREATE TABLE payments (id bigint PRIMARY KEY, total numeric(12,2), status text, n int)');
+    const body = 'MessageBody' as const;
+    const file = writeConfig('warnings.json', {
+      topics: { payments: {} },
+      captures: { payments: { table: 'payments', topic: 'payments' } },
+      subscriptions: {
+        local: { topic: 'payments', protocol: 'http', endpoint: 'http://127.0.0.1:9/hook' },
+        metadata: { topic: 'payments', protocol: 'http', endpoint: 'http://169.254.169.254/latest' },
+        internal: { topic: 'payments', protocol: 'http', endpoint: 'http://[fd00::1]:8080/hook' },
+        plain: { topic: 'payments', protocol: 'https', endpoint: 'http://example.com/hook' },
+        big: { topic: 'payments', protocol: 'https', endpoint: 'https://example.com/big', filterPolicyScope: body, filterPolicy: { after: { total: [{ numeric: ['>', 100] }] } } },
+        ids: { topic: 'payments', protocol: 'https', endpoint: 'https://example.com/ids', filterPolicyScope: body, filterPolicy: { $or: [{ before: { id: [5] } }, { after: { status: ['paid'] } }] } },
+        // No warning: a number on an int column, strings on text, and the same numbers as message attributes.
+        fine: { topic: 'payments', protocol: 'https', endpoint: 'https://example.com/fine', filterPolicyScope: body, filterPolicy: { after: { n: [{ numeric: ['>', 1] }], status: ['paid'] } } },
+      },
+    });
+    const env = { DATABASE_URL: db.url };
+    for (const args of [['apply', '--dry-run'], ['apply']]) {
+      const run = await runCli([...args, '--config', file], { cwd: dir, env });
+      const what = `${args.join(' ')}: ${describeRun(run)}`;
+      assert.equal(run.code, 0, what);
+      const warnings = run.stderr.split('\n').filter((l) => l.startsWith('warning: '));
+      const about = (sub: string) => warnings.filter((w) => w.startsWith(`warning: subscriptions.${sub}`));
+      assert.match(about('local').join('\n'), /127\.0\.0\.1 is a loopback address: deliveries to it are refused .*runtime\.allowPrivateEndpoints: true/, what);
+      assert.match(about('metadata').join('\n'), /169\.254\.169\.254 is a link-local \(cloud metadata\) address/, what);
+      assert.match(about('internal').join('\n'), /fd00::1 is a unique local/, what);
+      assert.match(about('plain').join('\n'), /protocol is https but the endpoint is an http:\/\/ URL.*https:\/\//, what);
+      assert.match(about('big').join('\n'), /filterPolicy: after\.total is numeric\(12,2\) in public\.payments, sent as a JSON string.*never match.*\["100\.00"\].*when/, what);
+      assert.match(about('ids').join('\n'), /filterPolicy: before\.id is bigint in public\.payments/, what);
+      assert.deepEqual(about('fine'), [], what);
+      assert.equal(warnings.length, 6, what);
+    }
+  });
+});

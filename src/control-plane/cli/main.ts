@@ -75,6 +75,7 @@ program
     const cfg = (await config(true))!;
     await withPool(cfg, async (pool) => {
       const result = await apply(pool, cfg, { dryRun: opts.dryRun, onProgress: (line) => console.error(line) });
+      for (const w of result.warnings) console.error(`warning: ${w}`);
       if (opts.dryRun) process.stdout.write(formatPlan(result.steps));
       else console.log(result.steps.length ? `applied ${result.steps.length} change(s)` : 'nothing to change: the database matches the config');
     });
