@@ -464,3 +464,34 @@ describe('rowcast apply warns about what is known to fail', () => {
     }
   });
 });
+
+describe('rowcast apply: progress and the dry run\'s summary', () => {
+  test('each change is reported once, numbered over the changes; --dry-run ends with what would change', async () => {
+    const db = await freshDatabase();
+    await db.pool.query('CREATE TABLE parcels (id int PRIMARY KEY, status text)');
+    const file = writeConfig('progress.json', {
+      topics: { parcels: {} },
+      captures: { parcels: { table: 'parcels', topic: 'parcels' } },
+      subscriptions: { courier: { topic: 'parcels', protocol: 'https', endpoint: 'https://example.com/parcels' } },
+    });
+    const env = { DATABASE_URL: db.url };
+    const dry = await runCli(['apply', '--dry-run', '--config', file], { cwd: dir, env });
+    assert.equal(dry.code, 0, describeRun(dry));
+    const summary = dry.stdout.trimEnd().split('\n').slice(-4);
+    assert.deepEqual(summary, [
+      '-- would apply 3 changes (nothing was changed; run apply without --dry-run to apply them):',
+      '--   + topic parcels',
+      '--   + subscription courier (https https://example.com/parcels) on topic parcels',
+      '--   + capture parcels on public.parcels (INSERT, UPDATE, DELETE → topic parcels, payload row)',
+    ], describeRun(dry));
+
+    const run = await runCli(['apply', '--config', file], { cwd: dir, env });
+    assert.equal(run.code, 0, describeRun(run));
+    const progress = run.stderr.split('\n').filter((l) => /^\[\d+\/\d+\]/.test(l));
+    assert.deepEqual(progress, ['[1/3] + topic parcels', '[2/3] + subscription courier (https https://example.com/parcels) on topic parcels', '[3/3] + capture parcels on public.parcels (INSERT, UPDATE, DELETE → topic parcels, payload row)'], describeRun(run));
+    assert.match(run.stdout, /^applied 3 change\(s\)$/m);
+
+    const again = await runCli(['apply', '--dry-run', '--config', file], { cwd: dir, env });
+    assert.match(again.stdout, /^-- nothing to change: the database matches the config$/m);
+  });
+});

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { apply, formatPlan } from '../../capture/apply.js';
+import { apply, changesOf, formatPlan } from '../../capture/apply.js';
 import { parseDuration } from '../../config/duration.js';
 import { CONFIG_FILE_NAMES, findConfigFile, loadConfig } from '../../config/load.js';
 import type { RowcastConfig } from '../../config/schema.js';
@@ -77,7 +77,7 @@ program
       const result = await apply(pool, cfg, { dryRun: opts.dryRun, onProgress: (line) => console.error(line) });
       for (const w of result.warnings) console.error(`warning: ${w}`);
       if (opts.dryRun) process.stdout.write(formatPlan(result.steps));
-      else console.log(result.steps.length ? `applied ${result.steps.length} change(s)` : 'nothing to change: the database matches the config');
+      else console.log(result.steps.length ? `applied ${changesOf(result.steps).length} change(s)` : 'nothing to change: the database matches the config');
     });
   });
 
