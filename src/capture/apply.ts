@@ -7,6 +7,7 @@ import { ident, literal, qualified } from '../store/sql.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { handshakeStatement } from '../aws/sns-envelope/confirmation.js';
 import { generateSecret, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
+import { applyWarnings } from './apply-warnings.js';
 import { readTableInfo } from './table-info.js';
 import { dropSlots, isLogical, logicalCaptureDdl, logicalDecodingProblems, PUBLICATION, slotName } from './logical-ddl.js';
 import { captureDdl, dropCaptureDdl } from './trigger-ddl.js';
@@ -23,6 +24,8 @@ export interface PlanStep {
 export interface ApplyResult {
   steps: PlanStep[];
   applied: boolean;
+  /** What the config declares that is valid but known to fail (private endpoints, numeric filters on strings…). */
+  warnings: string[];
 }
 
 const APPLY_LOCK = 0x726f_7761; // one apply at a time per database
@@ -65,12 +68,16 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
     }
     await client.query('BEGIN');
     const steps = await planApply(client, config);
+    const warnings = await applyWarnings(client, config);
     if (options.dryRun) {
       await client.query('ROLLBACK');
-      return { steps, applied: false };
+      return { steps, applied: false, warnings };
     }
+    const changes = changesOf(steps).length;
+    let change = 0;
     for (const [i, step] of steps.entries()) {
-      options.onProgress?.(`[${i + 1}/${steps.length}] ${step.summary}`);
+      // A change may take several statements (a capture's function and triggers): reported once, at its first.
+      if (i === 0 || steps[i - 1]!.summary !== step.summary) options.onProgress?.(`[${++change}/${changes}] ${step.summary}`);
       try {
         await client.query(step.sql, step.params);
       } catch (err) {
@@ -86,7 +93,7 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
       await dropSlots(client, { slot });
       options.onProgress?.(`dropped replication slot ${slot} (no logical capture left)`);
     }
-    return { steps, applied: true };
+    return { steps, applied: true, warnings };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     // Nothing half-applied: a slot made for captures that were not applied would keep write-ahead log forever.
@@ -98,15 +105,26 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
   }
 }
 
-/** Prints a plan as SQL, secrets masked (signing secrets, and passwords, tokens and header values in settings). */
+/** The changes a plan makes, one line each: consecutive statements of one change share its summary. */
+export function changesOf(steps: PlanStep[]): string[] {
+  return steps.filter((s, i) => i === 0 || steps[i - 1]!.summary !== s.summary).map((s) => s.summary);
+}
+
+/**
+ * Prints a plan as SQL, secrets masked (signing secrets, and passwords, tokens and header values in settings),
+ * ending with the list of changes.
+ */
 export function formatPlan(steps: PlanStep[]): string {
   if (!steps.length) return '-- nothing to change: the database matches the config\n';
-  return steps
+  const sql = steps
     .map((s) => {
       const params = s.params?.map((p, i) => (s.secretParams?.includes(i) && p !== null ? '<secret>' : redactSecrets(p)));
       return `-- ${s.summary}\n${s.sql};${params ? `\n-- parameters: ${JSON.stringify(params)}` : ''}\n`;
     })
     .join('\n');
+  const changes = changesOf(steps);
+  const summary = `-- would apply ${changes.length} change${changes.length === 1 ? '' : 's'} (nothing was changed; run apply without --dry-run to apply them):\n${changes.map((c) => `--   ${c}\n`).join('')}`;
+  return `${sql}\n${summary}`;
 }
 
 async function planApply(client: PoolClient, config: RowcastConfig): Promise<PlanStep[]> {

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { ErrorCodes, RowcastError } from '../errors.js';
-import { validateFilterPolicy } from '../subscriptions/filter-policy/filter-policy.js';
+import { editDistance, validateFilterPolicy } from '../subscriptions/filter-policy/filter-policy.js';
 import { configSchema, type RowcastConfig, type RowcastConfigInput } from './schema.js';
 
 export const CONFIG_FILE_NAMES = [
@@ -67,7 +67,7 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
   }
   const result = configSchema.safeParse(input);
   if (!result.success) {
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is invalid:`, result.error.issues.map(describeIssue));
+    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is invalid:`, result.error.issues.map((issue) => describeIssue(issue, input)));
   }
   const config = result.data;
   const problems: string[] = [];
@@ -142,19 +142,83 @@ export async function loadConfig(options: { file?: string; cwd?: string } = {}):
 
 export type { RowcastConfigInput };
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
   const where = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
+  // zod says "expected string, received undefined" or gives the field's own message; a user needs "required".
+  const missing = issue.path.length > 0 && valueAt(input, issue.path) === undefined ? 'required: ' : '';
   switch (issue.code) {
-    case 'unrecognized_keys':
-      return `${where === '(top level)' ? '' : where + ': '}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling (see docs/configuration.md).`;
+    case 'unrecognized_keys': {
+      const known = keysAt(configSchema, issue.path.slice());
+      const near = issue.keys.length === 1 ? closest(issue.keys[0]!, known) : undefined;
+      return `${where === '(top level)' ? '' : where + ': '}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling${near ? `: did you mean "${near}"?` : ''} (see docs/configuration.md).`;
+    }
+    case 'invalid_union':
+      // A discriminated union (a subscription's protocol): name the choices, not zod's wording.
+      if ('discriminator' in issue && 'options' in issue && Array.isArray(issue.options)) {
+        const options = issue.options.map(String);
+        const value = valueAt(input, issue.path);
+        if (value === undefined) return `${where}: required: one of ${options.join(', ')}.`;
+        const near = typeof value === 'string' ? closest(value, options) : undefined;
+        return `${where}: unknown ${String(issue.discriminator)} ${JSON.stringify(value)}${near ? ` (did you mean "${near}"?)` : ''}; use one of ${options.join(', ')}.`;
+      }
+      return `${where}: ${missing}${issue.message}.`;
     case 'invalid_value':
-      return `${where}: ${issue.message.replace(/^Invalid option: /, '')}.`;
+      return `${where}: ${missing}${issue.message.replace(/^Invalid option: /, '')}.`;
     case 'invalid_type':
-      return `${where}: ${issue.message.replace(/^Invalid input: /, '')}.`;
+      return `${where}: ${missing}${issue.message.replace(/^Invalid input: /, '')}.`;
     case 'invalid_key':
       // A name (record key) that does not match its pattern: say which one and what names may contain.
       return `${where}: ${JSON.stringify(String(issue.path.at(-1)))} is not a valid name; ${issue.issues.map((i) => i.message).join('; ')}.`;
     default:
-      return `${where}: ${issue.message}.`;
+      return `${where}: ${missing}${issue.message}.`;
+  }
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+/** The closest of the candidates, if it is a typo away (two edits at most, fewer for short words) rather than another word. */
+function closest(word: string, candidates: Iterable<string>): string | undefined {
+  const most = Math.min(2, Math.floor(word.length / 3));
+  let best: { name: string; distance: number } | undefined;
+  for (const name of candidates) {
+    const distance = editDistance(word.toLowerCase(), name.toLowerCase());
+    if (distance <= most && distance < (best?.distance ?? Infinity)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+/** The keys the schema allows in the object at `path` (of every union member that could be there). */
+function keysAt(schema: z.core.$ZodType, path: PropertyKey[]): Set<string> {
+  const def = schema._zod.def as unknown as Record<string, any>;
+  switch (def.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+    case 'catch':
+      return keysAt(def.innerType, path);
+    case 'pipe':
+      return keysAt(def.in, path);
+    case 'union':
+      return new Set((def.options as z.core.$ZodType[]).flatMap((o) => [...keysAt(o, path)]));
+    case 'record':
+      return path.length ? keysAt(def.valueType, path.slice(1)) : new Set();
+    case 'array':
+      return path.length ? keysAt(def.element, path.slice(1)) : new Set();
+    case 'object': {
+      if (!path.length) return new Set(Object.keys(def.shape));
+      const next = def.shape[path[0] as string];
+      return next ? keysAt(next, path.slice(1)) : new Set();
+    }
+    default:
+      return new Set();
   }
 }

@@ -340,12 +340,12 @@ export async function listEvents(pool: Pool, filter: { capture?: string; table?:
   const after = decodeCursor('event', filter.cursor);
   const [schema, table] = filter.table?.includes('.') ? [filter.table.slice(0, filter.table.indexOf('.')), filter.table.slice(filter.table.indexOf('.') + 1)] : [null, filter.table ?? null];
   const { rows } = await pool.query(
-    `SELECT id::text, capture, schema_name, table_name, op, topic, function, key, before, after, changed, txid::text, trace, captured_at, routed_at
-       FROM rowcast.events
+    `SELECT e.id::text, capture, schema_name, table_name, op, topic, function, key, before, after, changed, txid::text, trace, captured_at, routed_at
+       FROM rowcast.events e
       WHERE ($1::text IS NULL OR capture = $1) AND ($2::text IS NULL OR schema_name = $2) AND ($3::text IS NULL OR table_name = $3)
         AND ($4::text IS NULL OR topic = $4) AND ($5::timestamptz IS NULL OR captured_at >= $5) AND ($6::timestamptz IS NULL OR captured_at < $6)
-        AND ($7::bigint IS NULL OR id < $7)
-      ORDER BY id DESC LIMIT $8`,
+        AND ($7::bigint IS NULL OR e.id < $7)
+      ORDER BY e.id DESC LIMIT $8`, // e.id: the column; a bare "id" would be the text alias, and "10" sorts before "9"
     [filter.capture ?? null, schema, table, filter.topic ?? null, filter.since ?? null, filter.until ?? null, after, limit + 1],
   );
   return pageOf(
@@ -402,11 +402,11 @@ export async function listInvocationPage(
     `SELECT id::text, function, source, state, attempts, event_id::text, message_id::text, trace, created_at,
             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_key, started_at, finished_at, duration_ms,
             last_error, result, coalesce(published::text[], '{}') AS published
-       FROM rowcast.invocations
+       FROM rowcast.invocations i
       WHERE ($1::text IS NULL OR function = $1) AND ($2::text IS NULL OR state = $2)
         AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
-        AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::uuid))
-      ORDER BY created_at DESC, id DESC LIMIT $7`,
+        AND ($5::timestamptz IS NULL OR (created_at, i.id) < ($5, $6::uuid))
+      ORDER BY created_at DESC, i.id DESC LIMIT $7`, // i.id: the uuid, as the cursor compares it, not its text alias
     [filter.function ?? null, filter.status ?? null, filter.since ?? null, filter.until ?? null, afterAt, afterId, limit + 1],
   );
   return pageOf(

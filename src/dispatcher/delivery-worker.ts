@@ -229,8 +229,10 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   private record(claim: ClaimedDelivery, subscription: Subscription, outcome: SendOutcome, durationMs: number): DeliveryResult {
     const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease, status: 'status' in outcome ? outcome.status : undefined, durationMs };
     if (outcome.kind === 'done') return this.push({ ...base, state: 'done' });
-    this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: outcome.error }, 'delivery attempt failed');
+    if (outcome.kind === 'dead') return this.pushDead(claim, subscription, base, outcome.error);
+    const failed = () => this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: outcome.error }, 'delivery attempt failed');
     if (outcome.kind === 'disable') {
+      failed();
       // The endpoint said it is gone: stop sending to it, keep its deliveries pending for when it is resumed.
       // Stop here at once: the delivery below is due again now, and the reload may come after it is written.
       const current = this.subscriptions.get(claim.subscription);
@@ -240,16 +242,30 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
         .catch((err: Error) => this.log.error({ err: err.message }, 'could not disable subscription'));
       return this.push({ ...base, state: 'pending', availableAt: new Date(), error: outcome.error });
     }
-    if (outcome.kind === 'dead') return this.pushDead(claim, subscription, base, outcome.error);
     const decision = decideAfterFailure(claim.attempt, subscription.settings.deliveryPolicy, outcome.retryAfterMs);
     if (decision.state === 'dead') return this.pushDead(claim, subscription, base, `${outcome.error} (after ${claim.attempt} attempts)`);
+    failed();
     const at = Date.now() + decision.delayMs;
     this.wakeAt(at);
     return this.push({ ...base, state: 'pending', availableAt: new Date(at), error: outcome.error });
   }
 
-  private pushDead(claim: ClaimedDelivery, subscription: Subscription | undefined, base: Omit<DeliveryResult, 'state'>, error: string): DeliveryResult {
-    const deadLetter = subscription?.deadLetterTopic
+  private pushDead(claim: ClaimedDelivery, subscription: Subscription, base: Omit<DeliveryResult, 'state'>, error: string): DeliveryResult {
+    // Not one more failed attempt: nothing will send this message again until someone redrives it.
+    this.log.error(
+      {
+        subscription: claim.subscription,
+        delivery: claim.deliveryId,
+        message: claim.message.id,
+        attempts: claim.attempt,
+        status: base.status,
+        error,
+        deadLetterTopic: subscription.deadLetterTopic,
+        redrive: `rowcast redrive --subscription ${claim.subscription}`,
+      },
+      'delivery dead: no attempts left',
+    );
+    const deadLetter = subscription.deadLetterTopic
       ? deadLetterMessage({ topic: subscription.deadLetterTopic, subscription: subscription.name, attempts: claim.attempt, error, status: base.status, message: claim.message })
       : undefined;
     return this.push({ ...base, state: 'dead', error, deadLetter });

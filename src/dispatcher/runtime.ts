@@ -131,7 +131,6 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     ),
   ];
   let ready = true;
-  log.info({ id, database: redactUrl(url), concurrency: runtime.concurrency, pollInterval: runtime.pollInterval }, 'rowcast started');
 
   let stopping: Promise<void> | null = null;
   const rowcast: RowcastRuntime = {
@@ -187,5 +186,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     worker.claimChecks = await ClaimChecks.load(pool, http.publicUrl);
     worker.snsEnvelopes = new SnsEnvelopes(pool, aws, http.publicUrl);
   }
+  // Only now: a server that could not listen stops the process before it ever said it started.
+  log.info({ id, database: redactUrl(url), concurrency: runtime.concurrency, pollInterval: runtime.pollInterval }, 'rowcast started');
   return rowcast;
 }

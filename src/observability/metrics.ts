@@ -11,8 +11,12 @@ import { observe } from './observe.js';
 export interface DatabaseSnapshot {
   /** Pending (and in-flight) work and the age of its oldest item, per stage. */
   stages: { stage: 'routing' | 'invocations' | 'deliveries'; pending: number; oldestAgeSeconds: number | null }[];
-  /** Every subscription and its state (active, paused, disabled by its endpoint). */
-  subscriptions: { name: string; state: string }[];
+  /** Every subscription, its protocol and its state (active, paused, disabled by its endpoint). */
+  subscriptions: { name: string; protocol: string; state: string }[];
+  /** Every capture's table ("schema.table") and operation: their counters exist, at 0, before the first event. */
+  captures: { table: string; op: string }[];
+  /** Every declared function. */
+  functions: string[];
   /** Deliveries per subscription and state (pending, in_flight, dead), where there are any. */
   deliveries: { subscription: string; state: string; count: number }[];
   /** Events captured since the previous snapshot, per table ("schema.table") and operation. */
@@ -63,6 +67,7 @@ export function createMetrics(readDatabase: () => Promise<DatabaseSnapshot>): Me
     registers,
     async collect() {
       const s = await snapshot();
+      for (const c of s.captures) this.inc({ table: c.table, op: c.op }, 0);
       if (counted.has(s)) return;
       counted.add(s);
       for (const c of s.capturedSince) this.inc({ table: c.table, op: c.op }, c.count);
@@ -140,24 +145,54 @@ export function createMetrics(readDatabase: () => Promise<DatabaseSnapshot>): Me
     },
   });
 
+  // The counters of work exist at 0 for every declared function and subscription from the first scrape on: a series
+  // that appears only with its first increment hides that increment from rate() and increase().
   const routed = new Counter({ name: 'rowcast_events_routed_total', help: 'Captured events this process routed to topics and functions.', registers });
-  const invocations = new Counter({ name: 'rowcast_invocations_total', help: 'Function invocation attempts by this process, by outcome (done, retry, failed).', labelNames: ['function', 'outcome'], registers });
+  const invocations = new Counter({
+    name: 'rowcast_invocations_total',
+    help: 'Function invocation attempts by this process, by outcome (done, retry, failed).',
+    labelNames: ['function', 'outcome'],
+    registers,
+    async collect() {
+      for (const fn of (await snapshot()).functions) for (const outcome of ['done', 'retry', 'failed']) this.inc({ function: fn, outcome }, 0);
+    },
+  });
   const invocationSeconds = new Histogram({ name: 'rowcast_invocation_duration_seconds', help: 'Duration of function invocation attempts.', labelNames: ['function'], buckets: SECONDS_BUCKETS, registers });
   const attempts = new Counter({
     name: 'rowcast_delivery_attempts_total',
     help: 'Delivery attempts by this process, by subscription, protocol and outcome (delivered, failed, dead).',
     labelNames: ['subscription', 'protocol', 'outcome'],
     registers,
+    async collect() {
+      for (const sub of (await snapshot()).subscriptions) for (const outcome of ['delivered', 'failed', 'dead']) this.inc({ subscription: sub.name, protocol: sub.protocol, outcome }, 0);
+    },
   });
   const attemptSeconds = new Histogram({ name: 'rowcast_delivery_attempt_duration_seconds', help: 'Duration of delivery attempts (send to answer).', labelNames: ['protocol'], buckets: SECONDS_BUCKETS, registers });
+  // zero() would also wipe what was observed: only subscriptions without a series yet are zeroed.
+  const latencySeries = new Set<string>();
   const latency = new Histogram({
     name: 'rowcast_delivery_latency_seconds',
     help: 'From a message\'s creation (routing, right after the writer\'s commit) to the subscriber\'s acknowledgement.',
     labelNames: ['subscription'],
     buckets: SECONDS_BUCKETS,
     registers,
+    async collect() {
+      for (const { name } of (await snapshot()).subscriptions) {
+        if (latencySeries.has(name)) continue;
+        latencySeries.add(name);
+        this.zero({ subscription: name });
+      }
+    },
   });
-  const deadLetters = new Counter({ name: 'rowcast_dead_letters_total', help: 'Deliveries this process gave up on (dead, until redriven).', labelNames: ['subscription'], registers });
+  const deadLetters = new Counter({
+    name: 'rowcast_dead_letters_total',
+    help: 'Deliveries this process gave up on (dead, until redriven).',
+    labelNames: ['subscription'],
+    registers,
+    async collect() {
+      for (const { name } of (await snapshot()).subscriptions) this.inc({ subscription: name }, 0);
+    },
+  });
 
   const off = [
     observe.on('events:routed', (e) => routed.inc(e.events)),
@@ -168,7 +203,10 @@ export function createMetrics(readDatabase: () => Promise<DatabaseSnapshot>): Me
     observe.on('delivery:attempted', (d) => {
       attempts.inc({ subscription: d.subscription, protocol: d.protocol, outcome: d.outcome });
       attemptSeconds.observe({ protocol: d.protocol }, d.durationMs / 1000);
-      if (d.outcome === 'delivered' && d.latencyMs !== null) latency.observe({ subscription: d.subscription }, Math.max(0, d.latencyMs) / 1000);
+      if (d.outcome === 'delivered' && d.latencyMs !== null) {
+        latencySeries.add(d.subscription);
+        latency.observe({ subscription: d.subscription }, Math.max(0, d.latencyMs) / 1000);
+      }
       if (d.outcome === 'dead') deadLetters.inc({ subscription: d.subscription });
     }),
   ];

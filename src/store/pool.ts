@@ -15,6 +15,14 @@ export function resolveDatabaseUrl(explicit?: string): string {
       'No database: set DATABASE_URL (e.g. postgres://user@localhost:5432/app), pass --database-url, or set database.url in the config.',
     );
   }
+  // pg reads anything else as a path relative to postgres://base ("not a url" became `getaddrinfo ENOTFOUND base`).
+  // The value itself is not repeated: it may hold a password.
+  if (!/^(postgres|postgresql):\/\/|^socket:|^\//i.test(url)) {
+    throw new RowcastError(
+      ErrorCodes.DATABASE_URL_INVALID,
+      'The database URL is malformed: it must look like postgres://user:password@host:5432/database (or socket:/run/postgresql?db=app); check DATABASE_URL, --database-url or database.url in the config.',
+    );
+  }
   return url;
 }
 

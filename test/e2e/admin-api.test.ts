@@ -283,6 +283,17 @@ describe('admin API: actions', () => {
     assert.equal(bad.status, 400);
   });
 
+  test('filter-policy tester: says why a policy matches; a message that is broken JSON is refused with its parse error', async () => {
+    const r = await ok('/filter-policy/test', { method: 'POST', body: { topic: 'orders', message: '{"any": 1}', attributes: { op: 'INSERT' } } });
+    const flaky = r.subscriptions.find((s: any) => s.name === 'flaky');
+    assert.equal(flaky.matched, true);
+    assert.equal(flaky.reason, 'its filter policy (on the message attributes) matches: op is "INSERT", one of ["INSERT"]');
+    const broken = await api('/filter-policy/test', { method: 'POST', body: { topic: 'orders', message: '{"op": "INSERT",}' } });
+    assert.equal(broken.status, 400);
+    assert.equal(broken.body.error.code, 'bad_request');
+    assert.match(broken.body.error.message, /^Invalid request body: message is not valid JSON \(.+\); fix it, or send plain text that does not start with \{ or \[\.$/);
+  });
+
   test('replay: a capture\'s events since a time, to one subscription, same message ids', async () => {
     const since = new Date(Date.now() - 600_000).toISOString();
     // Pending deliveries are left alone by a replay: start from a quiet subscription.

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,6 +12,7 @@ import { createPool } from '../../src/store/pool.js';
 import { allRowcastTriggers } from '../support/catalog.js';
 import { createEmptyDatabase, describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { RowcastProcess } from '../support/rowcast-process.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /** A directory without any rowcast.config.*, as the child's working directory. */
@@ -313,5 +315,183 @@ describe('no database configured', () => {
     const run = await runCli(['status'], { cwd: dir, env: { DATABASE_URL: url.toString() } });
     assert.equal(run.code, 1, describeRun(run));
     assert.match(run.stderr, /cannot connect to the database .*check DATABASE_URL/);
+  });
+});
+
+describe('startup problems: one line that names the fix, never a stack trace', () => {
+  /** Every command that talks to the database, with arguments that would otherwise be valid. */
+  const commands = [
+    ['migrate'],
+    ['apply'],
+    ['start'],
+    ['status'],
+    ['redrive'],
+    ['replay', 'cap', '-s', 'hook', '--since', '1h'],
+    ['resume', 'hook'],
+    ['pause', 'hook'],
+    ['rotate-secret', 'hook'],
+    ['invoke', 'fn'],
+    ['invocations'],
+  ];
+  const oneFriendlyLine = (run: Awaited<ReturnType<typeof runCli>>, args: string[], message: RegExp) => {
+    const what = `${args.join(' ')}: ${describeRun(run)}`;
+    assert.notEqual(run.code, 0, what);
+    assert.ok(run.code !== null, what);
+    assert.doesNotMatch(run.stdout + run.stderr, /^\s+at /m, `no stack trace; ${what}`);
+    assert.doesNotMatch(run.stdout + run.stderr, /rowcast started/, what);
+    const lines = run.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `one line on stderr; ${what}`);
+    assert.match(lines[0]!, message, what);
+  };
+
+  test('a role that does not exist: every command', async () => {
+    const db = await freshDatabase();
+    const config = writeConfig('startup-problems.json', { topics: { t: {} } });
+    const url = new URL(db.url);
+    url.username = 'nobody';
+    const runs = await Promise.all(commands.map((args) => runCli(['--config', config, ...args], { cwd: dir, env: { DATABASE_URL: url.toString(), ROWCAST_LOG_LEVEL: 'info' } })));
+    // Without a password the server answers "role does not exist" (trust) or "password authentication failed".
+    const message = /^rowcast: cannot connect to the database \((role "nobody" does not exist|password authentication failed for user "nobody")\); check the user name and password in DATABASE_URL/;
+    const failures = runs.flatMap((run, i) => {
+      try {
+        oneFriendlyLine(run, commands[i]!, message);
+        return [];
+      } catch (err) {
+        return [(err as Error).message];
+      }
+    });
+    assert.deepEqual(failures, []);
+  });
+
+  test('a malformed DATABASE_URL is called malformed: every command', async () => {
+    const config = writeConfig('startup-problems.json', { topics: { t: {} } });
+    const runs = await Promise.all(commands.map((args) => runCli(['--config', config, ...args], { cwd: dir, env: { DATABASE_URL: 'not a url', ROWCAST_LOG_LEVEL: 'info' } })));
+    const failures = runs.flatMap((run, i) => {
+      try {
+        oneFriendlyLine(run, commands[i]!, /^rowcast: The database URL is malformed: .*postgres:\/\/user:password@host:5432\/database/);
+        assert.doesNotMatch(run.stderr, /ENOTFOUND|not a url/, 'neither a DNS error nor the value itself (it may hold a password)');
+        return [];
+      } catch (err) {
+        return [(err as Error).message];
+      }
+    });
+    assert.deepEqual(failures, []);
+  });
+
+  test('start on a port already in use: says so and which key to change, and never that it started', async () => {
+    const db = await freshDatabase();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const config = writeConfig('port-taken.json', { runtime: { http: { port, host: '127.0.0.1' } } });
+      const run = await runCli(['--config', config, 'start'], { cwd: dir, env: { DATABASE_URL: db.url, ROWCAST_LOG_LEVEL: 'info' } });
+      oneFriendlyLine(run, ['start'], new RegExp(`^rowcast: cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use \\(another rowcast on that port\\?\\); pick another runtime\\.http\\.port`));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+});
+
+describe('rowcast start says which config it runs on', () => {
+  async function startedOutput(args: string[], cwd: string, db: TestDatabase): Promise<string> {
+    const child = RowcastProcess.run(args, { DATABASE_URL: db.url, ROWCAST_LOG_LEVEL: 'info' }, cwd);
+    try {
+      await child.ready(db.pool);
+    } finally {
+      child.kill('SIGTERM');
+      await child.exit(30_000).catch(() => child.kill('SIGKILL'));
+    }
+    return child.output;
+  }
+
+  test('the file it loaded, or that none was found and what that means', async () => {
+    const db = await freshDatabase();
+    const empty = mkdtempSync(path.join(tmpdir(), 'rowcast-cli-noconfig-'));
+    try {
+      const none = await startedOutput(['start'], empty, db);
+      const warning = none.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => /no config file/i.test(l.msg));
+      assert.ok(warning, none);
+      assert.equal(warning.level, 40, 'a warning');
+      assert.equal(warning.directory, empty);
+      assert.match(warning.msg, /running on defaults: no functions, no HTTP server; pass --config <file> or create rowcast\.config\.\{ts,/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+
+    const file = writeConfig('start-config.json', { runtime: { concurrency: 8 } });
+    const loaded = await startedOutput(['--config', file, 'start'], dir, db);
+    const line = loaded.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === 'config loaded');
+    assert.ok(line, loaded);
+    assert.equal(line.file, file);
+  });
+});
+
+describe('rowcast apply warns about what is known to fail', () => {
+  test('private and loopback endpoints, https with an http:// URL, numeric filters on string-valued columns', async () => {
+    const db = await freshDatabase();
+    await db.pool.query('CREATE TABLE payments (id bigint PRIMARY KEY, total numeric(12,2), status text, n int)');
+    const body = 'MessageBody' as const;
+    const file = writeConfig('warnings.json', {
+      topics: { payments: {} },
+      captures: { payments: { table: 'payments', topic: 'payments' } },
+      subscriptions: {
+        local: { topic: 'payments', protocol: 'http', endpoint: 'http://127.0.0.1:9/hook' },
+        metadata: { topic: 'payments', protocol: 'http', endpoint: 'http://169.254.169.254/latest' },
+        internal: { topic: 'payments', protocol: 'http', endpoint: 'http://[fd00::1]:8080/hook' },
+        plain: { topic: 'payments', protocol: 'https', endpoint: 'http://example.com/hook' },
+        big: { topic: 'payments', protocol: 'https', endpoint: 'https://example.com/big', filterPolicyScope: body, filterPolicy: { after: { total: [{ numeric: ['>', 100] }] } } },
+        ids: { topic: 'payments', protocol: 'https', endpoint: 'https://example.com/ids', filterPolicyScope: body, filterPolicy: { $or: [{ before: { id: [5] } }, { after: { status: ['paid'] } }] } },
+        // No warning: a number on an int column, strings on text, and the same numbers as message attributes.
+        fine: { topic: 'payments', protocol: 'https', endpoint: 'https://example.com/fine', filterPolicyScope: body, filterPolicy: { after: { n: [{ numeric: ['>', 1] }], status: ['paid'] } } },
+      },
+    });
+    const env = { DATABASE_URL: db.url };
+    for (const args of [['apply', '--dry-run'], ['apply']]) {
+      const run = await runCli([...args, '--config', file], { cwd: dir, env });
+      const what = `${args.join(' ')}: ${describeRun(run)}`;
+      assert.equal(run.code, 0, what);
+      const warnings = run.stderr.split('\n').filter((l) => l.startsWith('warning: '));
+      const about = (sub: string) => warnings.filter((w) => w.startsWith(`warning: subscriptions.${sub}`));
+      assert.match(about('local').join('\n'), /127\.0\.0\.1 is a loopback address: deliveries to it are refused .*runtime\.allowPrivateEndpoints: true/, what);
+      assert.match(about('metadata').join('\n'), /169\.254\.169\.254 is a link-local \(cloud metadata\) address/, what);
+      assert.match(about('internal').join('\n'), /fd00::1 is a unique local/, what);
+      assert.match(about('plain').join('\n'), /protocol is https but the endpoint is an http:\/\/ URL.*https:\/\//, what);
+      assert.match(about('big').join('\n'), /filterPolicy: after\.total is numeric\(12,2\) in public\.payments, sent as a JSON string.*never match.*\["100\.00"\].*when/, what);
+      assert.match(about('ids').join('\n'), /filterPolicy: before\.id is bigint in public\.payments/, what);
+      assert.deepEqual(about('fine'), [], what);
+      assert.equal(warnings.length, 6, what);
+    }
+  });
+});
+
+describe('rowcast apply: progress and the dry run\'s summary', () => {
+  test('each change is reported once, numbered over the changes; --dry-run ends with what would change', async () => {
+    const db = await freshDatabase();
+    await db.pool.query('CREATE TABLE parcels (id int PRIMARY KEY, status text)');
+    const file = writeConfig('progress.json', {
+      topics: { parcels: {} },
+      captures: { parcels: { table: 'parcels', topic: 'parcels' } },
+      subscriptions: { courier: { topic: 'parcels', protocol: 'https', endpoint: 'https://example.com/parcels' } },
+    });
+    const env = { DATABASE_URL: db.url };
+    const dry = await runCli(['apply', '--dry-run', '--config', file], { cwd: dir, env });
+    assert.equal(dry.code, 0, describeRun(dry));
+    const summary = dry.stdout.trimEnd().split('\n').slice(-4);
+    assert.deepEqual(summary, [
+      '-- would apply 3 changes (nothing was changed; run apply without --dry-run to apply them):',
+      '--   + topic parcels',
+      '--   + subscription courier (https https://example.com/parcels) on topic parcels',
+      '--   + capture parcels on public.parcels (INSERT, UPDATE, DELETE → topic parcels, payload row)',
+    ], describeRun(dry));
+
+    const run = await runCli(['apply', '--config', file], { cwd: dir, env });
+    assert.equal(run.code, 0, describeRun(run));
+    const progress = run.stderr.split('\n').filter((l) => /^\[\d+\/\d+\]/.test(l));
+    assert.deepEqual(progress, ['[1/3] + topic parcels', '[2/3] + subscription courier (https https://example.com/parcels) on topic parcels', '[3/3] + capture parcels on public.parcels (INSERT, UPDATE, DELETE → topic parcels, payload row)'], describeRun(run));
+    assert.match(run.stdout, /^applied 3 change\(s\)$/m);
+
+    const again = await runCli(['apply', '--dry-run', '--config', file], { cwd: dir, env });
+    assert.match(again.stdout, /^-- nothing to change: the database matches the config$/m);
   });
 });

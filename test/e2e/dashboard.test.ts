@@ -157,7 +157,22 @@ describe('dashboard in headless Chromium', { skip }, () => {
     await page.getByRole('status').filter({ hasText: 'Redriven: 1' }).first().waitFor();
     await page.locator('dl.facts .badge-done').waitFor();
     await eventually(() => hookRequests().slice(before).some((r) => r.status === 200 && r.json?.body?.after?.id === '2'), 'the redriven delivery at the receiver');
+    // Done: the notice says so, the old error is history (not the last outcome), the redrive is marked in the attempts.
+    await page.getByRole('status').filter({ hasText: 'Redriven: 1. Delivered.' }).waitFor();
+    assert.equal(await page.getByRole('note', { name: 'Last error' }).count(), 0, 'no "last error" on a delivery that succeeded');
+    await attempts.getByRole('row').nth(4).waitFor(); // header + two failed + the redrive + the delivered attempt
+    assert.deepEqual(await attempts.getByRole('row').evaluateAll((rows) => rows.slice(1).map((r) => r.className)), ['', '', 'redrive', '']);
+    await attempts.getByRole('row', { name: /redriven/ }).waitFor();
     await shot('delivery-redriven');
+
+    // The list shows the 200s of done deliveries as successes, without their stale errors.
+    const deliveryId = page.url().split('/').at(-1)!;
+    await go('deliveries?subscription=orders-hook');
+    const done = page.getByRole('row').filter({ has: page.getByRole('link', { name: deliveryId, exact: true }) });
+    await done.locator('.badge-done').waitFor();
+    assert.equal(await page.locator('tr:has(.badge-done) .last-error').count(), 0, 'no red status or error on done deliveries');
+    assert.doesNotMatch(await done.innerText(), /500|database is down/);
+    assert.match(await done.innerText(), /200/);
   });
 
   test('redrive all dead letters of a subscription from the dead-letter page', async () => {

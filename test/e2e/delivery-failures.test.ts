@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { getStatus, redrive, resumeSubscription } from '../../src/control-plane/operations.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
 /**
@@ -28,6 +30,8 @@ const TEST = { timeout: 90_000 };
 
 let db: TestDatabase;
 let rowcast: RowcastRuntime;
+/** What the process logged at warn and above, one parsed line each. */
+const logged: Record<string, any>[] = [];
 const receivers = {} as Record<Scenario, WebhookReceiver>;
 
 before(async () => {
@@ -41,7 +45,13 @@ before(async () => {
     config.subscriptions![name] = { topic: name, protocol: 'http', endpoint: receivers[name].url, deliveryPolicy };
   }
   await applyConfig(db.pool, config);
-  rowcast = await startTestRowcast(db.url);
+  const log = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logged.push(JSON.parse(line));
+      callback();
+    },
+  });
+  rowcast = await startRowcast({ databaseUrl: db.url, runtime: FAST_RUNTIME, logger: createLogger('warn', log) });
 });
 
 after(async () => {
@@ -118,6 +128,17 @@ describe('delivery failures', () => {
     assert.match(dead.last_error ?? '', /after 3 attempts/);
     assert.equal(receiver.requests.length, 3, 'maxAttempts 3: three requests, no more');
     assert.ok(receiver.requests.every((r) => webhookId(r) === id));
+
+    // The last attempt is logged as the delivery going dead, at error level, with what an operator needs.
+    const deadLines = logged.filter((l) => l.subscription === 'broken' && l.msg === 'delivery dead: no attempts left');
+    assert.equal(deadLines.length, 1, JSON.stringify(logged.filter((l) => l.subscription === 'broken')));
+    const deadLine = deadLines[0]!;
+    assert.equal(deadLine.level, 50);
+    assert.equal(deadLine.message, id);
+    assert.equal(deadLine.attempts, 3);
+    assert.match(deadLine.error, /^HTTP 500: database on fire.*after 3 attempts/);
+    assert.ok(deadLine.redrive, 'says how to send it again');
+    assert.equal(logged.filter((l) => l.subscription === 'broken' && l.msg === 'delivery attempt failed').length, 2, 'the two attempts before it are ordinary failures');
 
     const status = await subscriptionStatus('broken');
     assert.equal(status.dead, 1);

@@ -55,7 +55,28 @@ describe('health', () => {
   test('an unknown route is a JSON 404', async () => {
     const res = await fetch(`${base}/nope`);
     assert.equal(res.status, 404);
-    assert.equal(((await res.json()) as { error: string }).error, 'not_found');
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'not_found');
+    assert.match(body.error.message, /^No route GET \/nope\.$/);
+  });
+
+  test('every error is { error: { code, message } }: topic streams too', async () => {
+    const noTopic = await fetch(`${base}/topics/nope/stream`);
+    assert.equal(noTopic.status, 404);
+    const missing = (await noTopic.json()) as { error: { code: string; message: string } };
+    assert.equal(missing.error.code, 'not_found');
+    assert.match(missing.error.message, /There is no topic "nope"/);
+    const badId = await fetch(`${base}/topics/t/stream`, { headers: { 'last-event-id': 'x' } });
+    assert.equal(badId.status, 400);
+    const bad = (await badId.json()) as { error: { code: string; message: string } };
+    assert.equal(bad.error.code, 'bad_request');
+    assert.match(bad.error.message, /Last-Event-ID/);
+  });
+
+  test('/ redirects to the dashboard', async () => {
+    const res = await fetch(`${base}/`, { redirect: 'manual' });
+    assert.equal(res.status, 302);
+    assert.equal(new URL(res.headers.get('location')!, `${base}/`).pathname, '/dashboard/');
   });
 });
 
@@ -71,9 +92,9 @@ describe('bearer token', () => {
       const missing = await fetch(`${url}/topics/t/stream`);
       assert.equal(missing.status, 401);
       assert.match(missing.headers.get('www-authenticate') ?? '', /^Bearer/);
-      const body = (await missing.json()) as { error: string; message: string };
-      assert.equal(body.error, 'unauthorized');
-      assert.match(body.message, /Authorization: Bearer/);
+      const body = (await missing.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'unauthorized');
+      assert.match(body.error.message, /Authorization: Bearer/);
       assert.ok(!JSON.stringify(body).includes('s3cret'), 'the token is never echoed');
 
       assert.equal((await fetch(`${url}/topics/t/stream`, { headers: { authorization: 'Bearer s3cret-token-for-test' } })).status, 401);
@@ -195,10 +216,11 @@ describe('GET /topics/:name/stream', () => {
   test('unknown topic: 404 naming it and the known topics', async () => {
     const res = await fetch(`${base}/topics/nope/stream`);
     assert.equal(res.status, 404);
-    const body = (await res.json()) as { error: string; message: string; topic: string; knownTopics: string[] };
+    const body = (await res.json()) as { error: { code: string; message: string }; topic: string; knownTopics: string[] };
     assert.equal(body.topic, 'nope');
     assert.deepEqual(body.knownTopics, ['big', 't', 'u', 'v']);
-    assert.match(body.message, /no topic "nope"; known topics: big, t, u, v/);
+    assert.equal(body.error.code, 'not_found');
+    assert.match(body.error.message, /no topic "nope"; known topics: big, t, u, v/);
   });
 
   test('a malformed Last-Event-ID is a 400', async () => {

@@ -51,6 +51,30 @@ function value(text: string, sample: string): number | undefined {
 }
 
 describe('/metrics', () => {
+  // First: before anything was captured or sent. A counter that appears only with its first increment hides that
+  // increment from rate() and increase(), and alerts on it see no series at all.
+  test('before any work, every capture, function and subscription has its counters, at 0', async () => {
+    const text = await scrape();
+    for (const sample of [
+      'rowcast_events_captured_total{table="public.items",op="INSERT"}',
+      'rowcast_events_captured_total{table="public.items",op="UPDATE"}',
+      'rowcast_events_captured_total{table="public.items",op="DELETE"}',
+      'rowcast_events_captured_total{table="public.fn_items",op="INSERT"}',
+      'rowcast_events_routed_total',
+      'rowcast_invocations_total{function="echo",outcome="done"}',
+      'rowcast_invocations_total{function="echo",outcome="retry"}',
+      'rowcast_invocations_total{function="echo",outcome="failed"}',
+      ...['ok', 'failing'].flatMap((s) => [
+        ...['delivered', 'failed', 'dead'].map((o) => `rowcast_delivery_attempts_total{subscription="${s}",protocol="http",outcome="${o}"}`),
+        `rowcast_dead_letters_total{subscription="${s}"}`,
+        `rowcast_delivery_latency_seconds_count{subscription="${s}"}`,
+      ]),
+    ]) {
+      assert.equal(value(text, sample), 0, sample);
+    }
+    assert.equal(value(text, 'rowcast_events_captured_total{table="public.fn_items",op="UPDATE"}'), undefined, 'only the operations a capture takes');
+  });
+
   test('counters, histograms and database gauges, with bounded labels', async () => {
     await scrape(); // the first scrape starts counting captured events
     await db.pool.query('INSERT INTO items SELECT generate_series(1, 3)');

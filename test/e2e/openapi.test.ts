@@ -52,8 +52,12 @@ test('every route but the public ones answers 401 without the token, and gives a
     for (const headers of [{}, { authorization: 'Bearer not-the-token' }]) {
       const res = await fetch(url, { method: r.method, headers });
       assert.equal(res.status, 401, `${r.method} ${r.url}`);
-      const body = (await res.json()) as Record<string, unknown>;
-      assert.deepEqual(Object.keys(body).sort(), r.url.startsWith('/api/') ? ['error'] : ['error', 'message'], `${r.method} ${r.url}`);
+      // One error shape everywhere: { error: { code, message } }.
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      assert.deepEqual(Object.keys(body), ['error'], `${r.method} ${r.url}`);
+      assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message'], `${r.method} ${r.url}`);
+      assert.equal(body.error.code, 'unauthorized', `${r.method} ${r.url}`);
+      assert.match(body.error.message, /runtime\.http\.token/, `${r.method} ${r.url}`);
     }
   }
 });

@@ -8,6 +8,7 @@ import type { Pool } from '../../src/store/pool.js';
 import { eventually } from './database.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TSX = import.meta.resolve('tsx');
 
 /** `rowcast <args>` as a child process of the test, run from source through tsx. */
 export class RowcastProcess {
@@ -17,13 +18,15 @@ export class RowcastProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private out = '';
 
-  private constructor(args: string[], env: Record<string, string>, prefix: string[] = []) {
+  private constructor(args: string[], env: Record<string, string>, options: { prefix?: string[]; cwd?: string } = {}) {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
     // The test runner's own settings are not the child's business.
     delete childEnv.NODE_TEST_CONTEXT;
     delete childEnv.NODE_OPTIONS;
-    const [file, ...rest] = [...prefix, process.execPath, '--import', 'tsx', 'src/control-plane/cli/main.ts', ...args];
-    this.child = spawn(file!, rest, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    // tsx and the CLI by absolute path, so that the child may run in another directory; `prefix` wraps the command
+    // (e.g. `ip netns exec <namespace>`).
+    const [file, ...rest] = [...(options.prefix ?? []), process.execPath, '--import', TSX, path.join(ROOT, 'src/control-plane/cli/main.ts'), ...args];
+    this.child = spawn(file!, rest, { cwd: options.cwd ?? ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
     this.child.stderr!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
@@ -34,7 +37,12 @@ export class RowcastProcess {
    * execs it (same pid), e.g. `ip netns exec <namespace>`.
    */
   static start(configFile: string, databaseUrl: string, env: Record<string, string> = {}, prefix: string[] = []): RowcastProcess {
-    return new RowcastProcess(['start', '--config', configFile], { DATABASE_URL: databaseUrl, ROWCAST_LOG_LEVEL: 'warn', ...env }, prefix);
+    return new RowcastProcess(['start', '--config', configFile], { DATABASE_URL: databaseUrl, ROWCAST_LOG_LEVEL: 'warn', ...env }, { prefix });
+  }
+
+  /** `rowcast <args>` in the directory `cwd`, with these variables set. */
+  static run(args: string[], env: Record<string, string>, cwd: string): RowcastProcess {
+    return new RowcastProcess(args, env, { cwd });
   }
 
   get pid(): number {

@@ -1,8 +1,9 @@
+import path from 'node:path';
 import { Command, Option } from 'commander';
-import { apply, formatPlan } from '../../capture/apply.js';
+import { apply, changesOf, formatPlan } from '../../capture/apply.js';
 import { parseDuration } from '../../config/duration.js';
 import { certificatePath, rotateSigningKey } from '../../aws/sns-envelope/signing-keys.js';
-import { findConfigFile, loadConfig } from '../../config/load.js';
+import { CONFIG_FILE_NAMES, findConfigFile, loadConfig } from '../../config/load.js';
 import type { RowcastConfig } from '../../config/schema.js';
 import { startRowcast } from '../../dispatcher/runtime.js';
 import { ErrorCodes, RowcastError } from '../../errors.js';
@@ -13,6 +14,7 @@ import { invokeFunction } from '../../functions/invoke.js';
 import { getStatus, getSubscriptionSecrets, listInvocations, pauseSubscription, redrive, resumeSubscription, rotateSecret } from '../operations.js';
 import { pauseFunction, replayCapture, resumeFunction } from '../admin-actions.js';
 import { formatInvocations, formatStatus } from './format-status.js';
+import { describeFailure } from './error-message.js';
 import { boundHeapGrowth } from './heap-growth.js';
 import { progress } from './progress.js';
 
@@ -30,17 +32,22 @@ const program = new Command()
   .option('--progress', 'report the progress of long operations (redrive, replay) on stderr even when it is not a terminal')
   .showHelpAfterError('(run with --help for usage)');
 
+/** The config and its file, or nothing when the command can do without one and none exists. */
+async function configFile(required: boolean): Promise<{ config?: RowcastConfig; file?: string }> {
+  const opts = program.opts<GlobalOptions>();
+  let file: string;
+  try {
+    file = findConfigFile(opts.config);
+  } catch (err) {
+    if (required || opts.config) throw err;
+    return {};
+  }
+  return { config: await loadConfig({ file }), file };
+}
+
 /** The config, or undefined when the command can do without one and none exists. */
 async function config(required: boolean): Promise<RowcastConfig | undefined> {
-  const opts = program.opts<GlobalOptions>();
-  if (!required && !opts.config) {
-    try {
-      findConfigFile();
-    } catch {
-      return undefined;
-    }
-  }
-  return loadConfig({ file: opts.config });
+  return (await configFile(required)).config;
 }
 
 async function withPool<T>(cfg: RowcastConfig | undefined, fn: (pool: Pool) => Promise<T>): Promise<T> {
@@ -69,8 +76,9 @@ program
     const cfg = (await config(true))!;
     await withPool(cfg, async (pool) => {
       const result = await apply(pool, cfg, { dryRun: opts.dryRun, onProgress: (line) => console.error(line) });
+      for (const w of result.warnings) console.error(`warning: ${w}`);
       if (opts.dryRun) process.stdout.write(formatPlan(result.steps));
-      else console.log(result.steps.length ? `applied ${result.steps.length} change(s)` : 'nothing to change: the database matches the config');
+      else console.log(result.steps.length ? `applied ${changesOf(result.steps).length} change(s)` : 'nothing to change: the database matches the config');
     });
   });
 
@@ -80,9 +88,17 @@ program
   .option('--no-migrate', 'fail instead of applying pending migrations')
   .action(async (opts: { migrate: boolean }) => {
     boundHeapGrowth();
-    const cfg = await config(false);
+    const { config: cfg, file } = await configFile(false);
     const runtimeConfig = cfg?.runtime;
     const log = createLogger(process.env.ROWCAST_LOG_LEVEL ?? runtimeConfig?.logLevel ?? 'info');
+    // Running on defaults is legitimate (routing and deliveries need only the database), but never silently.
+    if (file) log.info({ file }, 'config loaded');
+    else {
+      log.warn(
+        { directory: process.cwd() },
+        `no config file found: running on defaults: no functions, no HTTP server; pass --config <file> or create rowcast.config.{${CONFIG_FILE_NAMES.map((n) => path.extname(n).slice(1)).join(',')}} in the directory`,
+      );
+    }
     const runtime = await startRowcast({
       databaseUrl: program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url,
       runtime: runtimeConfig,
@@ -253,14 +269,10 @@ function parseTime(flag: string, value: string): Date {
 }
 
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof RowcastError) {
-    console.error(`rowcast: ${err.message}`);
-    process.exit(err.code === ErrorCodes.CONFIG_INVALID || err.code === ErrorCodes.CONFIG_NOT_FOUND ? 2 : 1);
-  }
-  const e = err as { code?: string; message?: string };
-  if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === '3D000' || e.code === '28P01') {
-    console.error(`rowcast: cannot connect to the database (${e.message}); check DATABASE_URL / --database-url and that PostgreSQL is running.`);
-    process.exit(1);
+  const failure = describeFailure(err);
+  if (failure) {
+    console.error(`rowcast: ${failure.message}`);
+    process.exit(failure.exitCode);
   }
   console.error(err);
   process.exit(1);

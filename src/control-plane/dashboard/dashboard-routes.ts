@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyReply } from 'fastify';
 import type { HttpRoutePlugin } from '../http/server.js';
+import { apiError } from '../http/admin-api/api-support.js';
 
 /** The dashboard's own files; beside this module both in src (tsx) and in dist (scripts/copy-sql.mjs copies them). */
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
@@ -82,6 +83,8 @@ export function dashboardRoutes(): HttpRoutePlugin {
 
     // A relative redirect keeps any proxy prefix; the page's relative links need the trailing slash.
     app.get('/dashboard', async (_request, reply) => reply.redirect('dashboard/', 302));
+    // The server's root has nothing of its own: a browser pointed at it lands on the dashboard.
+    app.get('/', async (_request, reply) => reply.redirect('dashboard/', 302));
     app.get('/dashboard/', sendShell);
     app.get('/dashboard/index.html', sendShell);
 
@@ -97,7 +100,7 @@ export function dashboardRoutes(): HttpRoutePlugin {
 
     app.get<{ Params: { file: string } }>('/dashboard/vendor/:file', async (request, reply) => {
       const path = vendor.get(request.params.file);
-      if (!path) return reply.code(404).send({ error: { code: 'not_found', message: `No dashboard library ${request.params.file}.` } });
+      if (!path) return reply.code(404).send(apiError('not_found', `No dashboard library ${request.params.file}.`));
       // Library versions change only with an upgrade, which restarts the process: cache for a day.
       return reply.header('cache-control', 'public, max-age=86400').sendFile(path.slice(dirname(path).length + 1), dirname(path));
     });

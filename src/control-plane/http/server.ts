@@ -10,6 +10,7 @@ import { pendingMigrations } from '../../store/migrate.js';
 import type { Pool } from '../../store/pool.js';
 import { dashboardRoutes } from '../dashboard/dashboard-routes.js';
 import { adminApiRoutes } from './admin-api/admin-api-routes.js';
+import { apiError, errorCodeFor } from './admin-api/api-support.js';
 import { messageBodyRoutes } from './message-body.js';
 import { snsEnvelopeRoutes } from './sns-envelope-routes.js';
 import { topicStreamRoutes } from './topic-stream.js';
@@ -191,8 +192,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return reply
         .code(401)
         .header('www-authenticate', `Bearer realm="rowcast"${result === 'invalid' ? ', error="invalid_token"' : ''}`)
-        // The admin API's errors are { error: { code, message } } (docs/openapi.yaml).
-        .send(request.url.startsWith('/api/') ? { error: { code: 'unauthorized', message } } : { error: 'unauthorized', message });
+        .send(apiError('unauthorized', message));
     });
   }
 
@@ -210,10 +210,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) log.error({ err: err.message, method: request.method, route: request.routeOptions.url }, 'http request failed');
-    void reply.code(status).send(status >= 500 ? { error: 'internal_error', message: 'The request failed; see the rowcast log.' } : { error: err.code ?? 'bad_request', message: err.message });
+    void reply.code(status).send(status >= 500 ? apiError('internal_error', 'The request failed; see the rowcast log.') : apiError(errorCodeFor(status), err.message));
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}.` });
+    void reply.code(404).send(apiError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`));
   });
 
   app.get('/livez', { config: { public: true } }, async (_request, reply) => {

@@ -5,6 +5,7 @@ import type { Pool } from '../../store/pool.js';
 import { renderMessage } from '../../subscriptions/message-format.js';
 import type { OutboundMessage } from '../../subscriptions/sinks/sink.js';
 import type { HttpRoutePlugin } from './server.js';
+import { apiError } from './admin-api/api-support.js';
 
 /**
  * GET /topics/:name/stream — a topic's messages as Server-Sent Events: `id:` the message's seq, `event: message`,
@@ -450,13 +451,12 @@ export function topicStreamRoutes(options: TopicStreamOptions = {}): HttpRoutePl
       const name = request.params.name;
       const from = parseLastEventId(request.headers['last-event-id'] ?? request.query.lastEventId);
       if (from === undefined) {
-        return reply.code(400).send({ error: 'bad_request', message: 'Last-Event-ID (or ?lastEventId=) must be the id of an event of this stream: a non-negative integer.' });
+        return reply.code(400).send(apiError('bad_request', 'Last-Event-ID (or ?lastEventId=) must be the id of an event of this stream: a non-negative integer.'));
       }
       const topics = (await context.pool.query<{ name: string }>('SELECT name FROM rowcast.topics ORDER BY name')).rows.map((r) => r.name);
       if (!TOPIC_NAME.test(name) || !topics.includes(name)) {
         return reply.code(404).send({
-          error: 'topic_not_found',
-          message: `There is no topic "${name}"; known topics: ${topics.join(', ') || 'none'}. Declare it under "topics" in the rowcast config and run rowcast apply.`,
+          ...apiError('not_found', `There is no topic "${name}"; known topics: ${topics.join(', ') || 'none'}. Declare it under "topics" in the rowcast config and run rowcast apply.`),
           topic: name,
           knownTopics: topics,
         });

@@ -658,7 +658,8 @@ function utf8Length(text: string): number {
   return bytes;
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance: how many single-character edits turn a into b (for "did you mean" suggestions). */
+export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];

@@ -5,7 +5,10 @@ import { ErrorCodes, RowcastError } from '../../../errors.js';
 import type { Logger } from '../../../observability/logger.js';
 import { MAX_PAGE } from '../../inspect.js';
 
-/** The admin API's error body: `{ error: { code, message } }`, the message saying what is wrong and how to fix it. */
+/**
+ * The error body of every route of the HTTP server (the admin API, /metrics, topic streams, claim-check links):
+ * `{ error: { code, message } }`, the message saying what is wrong and how to fix it.
+ */
 export interface ApiError {
   error: { code: string; message: string };
 }
@@ -19,7 +22,10 @@ const STATUS: Partial<Record<string, number>> = {
   [ErrorCodes.CONFIG_INVALID]: 400,
 };
 
-const CODES: Record<number, string> = { 400: 'bad_request', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type' };
+const CODES: Record<number, string> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type' };
+
+/** The error code of a 4xx status (bad_request for those without a name of their own). */
+export const errorCodeFor = (status: number): string => CODES[status] ?? 'bad_request';
 
 /**
  * JSON bodies of the /api scope: an empty body is no body (actions without parameters may be posted with or
@@ -44,7 +50,7 @@ export function installApiErrors(app: FastifyInstance, log: Logger): void {
       return reply.code(STATUS[err.code]!).send(apiError(CODES[STATUS[err.code]!]!, err.message));
     }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      return reply.code(err.statusCode).send(apiError(CODES[err.statusCode] ?? 'bad_request', err.message));
+      return reply.code(err.statusCode).send(apiError(errorCodeFor(err.statusCode), err.message));
     }
     log.error({ err: err.message, method: request.method, route: request.routeOptions.url }, 'admin api request failed');
     return reply.code(500).send(apiError('internal_error', 'The request failed; see the rowcast log.'));

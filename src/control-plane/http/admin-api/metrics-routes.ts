@@ -11,9 +11,13 @@ const SETTLE = '5 seconds';
 function databaseReader(pool: Pool): () => Promise<DatabaseSnapshot> {
   let countedUpTo: Date | null = null;
   return async () => {
-    const [lag, subscriptions, deliveries, notify, window, slots] = await Promise.all([
+    const [lag, subscriptions, captures, functions, deliveries, notify, window, slots] = await Promise.all([
       getLag(pool),
-      pool.query<{ name: string; state: string }>('SELECT name, state FROM rowcast.subscriptions'),
+      pool.query<{ name: string; protocol: string; state: string }>('SELECT name, protocol, state FROM rowcast.subscriptions'),
+      pool.query<{ table: string; op: string }>(
+        `SELECT DISTINCT schema_name || '.' || table_name AS "table", op FROM rowcast.captures, jsonb_array_elements_text(settings -> 'capture' -> 'operations') AS op`,
+      ),
+      pool.query<{ name: string }>('SELECT name FROM rowcast.functions'),
       pool.query<{ subscription: string; state: string; count: number }>(
         `SELECT subscription, state, count(*)::int AS count FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight', 'dead') GROUP BY 1, 2`,
       ),
@@ -35,6 +39,8 @@ function databaseReader(pool: Pool): () => Promise<DatabaseSnapshot> {
     return {
       stages: (['routing', 'invocations', 'deliveries'] as const).map((stage) => ({ stage, ...lag[stage] })),
       subscriptions: subscriptions.rows,
+      captures: captures.rows,
+      functions: functions.rows.map((r) => r.name),
       deliveries: deliveries.rows,
       capturedSince,
       notifyQueueUsage: Number(notify.rows[0]!.usage),

@@ -18,10 +18,10 @@ const LOOKBACK = '5 seconds';
 const MAX_BUFFERED = 512 * 1024;
 
 const EVENTS_SQL = `
-SELECT id::text, capture, schema_name || '.' || table_name AS "table", op, topic, captured_at AS at, extract(epoch FROM captured_at) * 1000 AS ms
-  FROM rowcast.events
+SELECT e.id::text, capture, schema_name || '.' || table_name AS "table", op, topic, captured_at AS at, extract(epoch FROM captured_at) * 1000 AS ms
+  FROM rowcast.events e
  WHERE captured_at > $1::timestamptz - interval '${LOOKBACK}'
- ORDER BY captured_at DESC, id DESC LIMIT ${TAIL_BATCH}`;
+ ORDER BY captured_at DESC, e.id DESC LIMIT ${TAIL_BATCH}`; // e.id: the column, not the text alias ("10" < "9")
 
 class TailHub {
   private readonly clients = new Set<ServerResponse>();

@@ -40,6 +40,17 @@ export function usePages(load, deps, intervalMs = 0) {
   return { items, error: first.error ?? extra.error, loading: first.loading, more: Boolean(nextCursor), loadMore, reload: first.reload };
 }
 
+/**
+ * Whether the delivery's latest outcome was a failure: its last error is kept after a later success (as history),
+ * so it is shown only while no 2xx came after it.
+ */
+const lastFailed = (d) => d.state !== 'done' && Boolean(d.lastError) && !(d.lastStatus >= 200 && d.lastStatus < 300);
+
+function LastOutcome({ d }) {
+  if (lastFailed(d)) return html`<td class="last-error">${d.lastStatus ? html`<span class="mono">${d.lastStatus}</span> ` : ''}${d.lastError}</td>`;
+  return html`<td class="mono">${d.lastStatus ?? ''}</td>`;
+}
+
 export function DeliveryTable({ items, caption, actions }) {
   return html`<table>
     <caption>${caption}</caption>
@@ -53,7 +64,7 @@ export function DeliveryTable({ items, caption, actions }) {
           <td>${d.topic}</td>
           <td><${Badge} state=${d.state} /></td>
           <td>${count(d.attempts)}</td>
-          <td class="last-error">${d.lastStatus ? html`<span class="mono">${d.lastStatus}</span> ` : ''}${d.lastError ?? ''}</td>
+          <${LastOutcome} d=${d} />
           <td>${time(d.updatedAt)}</td>
           ${actions && html`<td>${actions(d)}</td>`}
         </tr>`,
@@ -106,7 +117,8 @@ function AttemptLog({ attempts }) {
     <tbody>
       ${(attempts ?? []).length === 0 && html`<tr><td colspan="6" class="muted">No attempts recorded yet.</td></tr>`}
       ${(attempts ?? []).map(
-        (a) => html`<tr>
+        // Redrive (and replay) count attempts from 1 again: a number that does not grow marks one.
+        (a, i) => html`${i > 0 && a.attempt <= attempts[i - 1].attempt && html`<tr class="redrive"><td colspan="6">redriven: attempts count again from 1</td></tr>`}<tr>
           <th scope="row">${a.attempt}</th>
           <td>${time(a.at)}</td>
           <td><${Badge} state=${a.outcome} /></td>
@@ -124,10 +136,16 @@ export function DeliveryDetail({ params }) {
   const { data: d, error, reload } = useLoad((signal) => api(`deliveries/${encodeURIComponent(id)}`, { signal }), [id], 3000);
   // Kept outside the button, which goes away once the delivery is no longer dead.
   const [notice, setNotice] = useState('');
+  // After a redrive the notice follows the delivery to its outcome.
+  const [redriven, setRedriven] = useState(false);
+  const followed = !redriven || !d ? notice
+    : d.state === 'done' ? 'Redriven: 1. Delivered.'
+    : d.state === 'dead' ? 'Redriven: 1. It failed again and is dead; see its attempts.'
+    : 'Redriven: 1. The delivery is pending again; this page follows it.';
   return html`<section aria-labelledby="delivery-title">
     <p><a href=${d ? link('deliveries', { subscription: d.subscription }) : link('deliveries')}>← Deliveries</a></p>
     <h1 id="delivery-title">Delivery <span class="mono">${id}</span></h1>
-    <p class="notice" role="status">${notice}</p>
+    <p class="notice" role="status">${followed}</p>
     <${ErrorBox} error=${error} />
     ${d &&
     html`<dl class="facts">
@@ -140,12 +158,13 @@ export function DeliveryDetail({ params }) {
         <dt>Delivered</dt><dd>${time(d.deliveredAt)}</dd>
         <dt>Message id</dt><dd class="mono">${d.messageId}</dd>
       </dl>
-      ${(d.lastError || d.lastStatus) &&
-      html`<div class="last-error-box" role="note" aria-label="Last error"><strong>Last error</strong>${d.lastStatus ? ` (status ${d.lastStatus})` : ''}: ${d.lastError ?? ''}</div>`}
+      ${lastFailed(d) &&
+      html`<div class="last-error-box" role="note" aria-label="Last error"><strong>Last error</strong>${d.lastStatus ? ` (status ${d.lastStatus})` : ''}: ${d.lastError}</div>`}
       ${d.state === 'dead' &&
       html`<p><${ActionButton} label="Redrive this delivery" kind="primary" action=${() => post(`deliveries/${encodeURIComponent(id)}/redrive`)} describe=${(r) => `Redriven: ${r?.redriven ?? 0}.`}
           onDone=${(r) => {
-            setNotice(r?.redriven ? 'Redriven: 1. The delivery is pending again; this page follows it.' : 'Nothing was redriven: the delivery is no longer dead.');
+            setRedriven(Boolean(r?.redriven));
+            setNotice(r?.redriven ? '' : 'Nothing was redriven: the delivery is no longer dead.');
             reload();
           }}
         /></p>`}
