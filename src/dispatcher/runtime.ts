@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LogicalCaptureReader } from '../capture/logical-reader.js';
-import { type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
+import { type AwsConfigInput, awsSchema, type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../topics/claim-check.js';
@@ -26,6 +26,8 @@ export interface StartOptions {
   migrate?: boolean;
   /** Routes of the HTTP server (runtime.http) besides /livez and /readyz; default: the built-in ones (topic streams). */
   httpRoutes?: readonly HttpRoutePlugin[];
+  /** The config's `aws`: ARNs and the credentials of the SNS API served by the HTTP server. */
+  aws?: AwsConfigInput;
 }
 
 export interface RowcastRuntime {
@@ -163,6 +165,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         pool,
         log,
         settings: runtime.http,
+        aws: awsSchema.parse(options.aws ?? {}),
         routes: options.httpRoutes,
         isReady: async () => ({
           ready: ready && listener.connected,
