@@ -92,6 +92,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   // Logical captures: one process per database streams the slot (the others stand by); its events are routed here.
   const capture = new LogicalCaptureReader(pool, url, log, () => router.wake());
   listener.on('wake', () => http?.wake());
+  // Deliveries committed without routing (an SNS API Publish): claimed now rather than at the next poll.
+  listener.on('deliveries', () => worker.wake());
   listener.on('config', () => {
     capture.configChanged();
     void worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed'));

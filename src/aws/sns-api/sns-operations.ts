@@ -3,6 +3,7 @@ import { endpointOf, subscriptionSettings } from '../../capture/apply.js';
 import { type AwsConfig, subscriptionSchema, TOPIC_NAME } from '../../config/schema.js';
 import type { FilterPolicyScope } from '../../subscriptions/filter-policy/filter-policy.js';
 import { generateSecret } from '../../subscriptions/sinks/http/webhook-secret.js';
+import { DELIVERIES_PAYLOAD, WAKE_CHANNEL } from '../../dispatcher/listener.js';
 import { redactEndpoint } from '../../observability/logger.js';
 import { type Pool, type PoolClient, withTransaction } from '../../store/pool.js';
 import { type NewMessage, publishMessages } from '../../topics/fan-out.js';
@@ -344,6 +345,7 @@ export class SnsOperations {
       const topic = (await this.findTopic(client, topicName, true))!;
       const message = this.newMessage(p, '', topic);
       await publishMessages(client, [message], null);
+      await wakeDeliveries(client);
       const seq = topic.fifo ? await sequenceNumber(client, message.id) : undefined;
       return toXml({ MessageId: message.id, SequenceNumber: seq });
     });
@@ -374,7 +376,10 @@ export class SnsOperations {
           failed.push({ Id: ids[i]!, Code: err.code, Message: err.message, SenderFault: err.type === 'Sender' });
         }
       });
-      if (ok.length) await publishMessages(client, ok.map((o) => o.message), null);
+      if (ok.length) {
+        await publishMessages(client, ok.map((o) => o.message), null);
+        await wakeDeliveries(client);
+      }
       const successful = [];
       for (const o of ok) successful.push({ Id: o.id, MessageId: o.message.id, SequenceNumber: topic.fifo ? await sequenceNumber(client, o.message.id) : undefined });
       return toXml({ Successful: successful, Failed: failed });
@@ -474,6 +479,14 @@ export class SnsOperations {
     if (s.protocol === 'function') return `arn:aws:lambda:${this.aws.region}:${this.aws.accountId}:function:${s.endpoint}`;
     return redactEndpoint(s.endpoint.replace(/^mailto:/, ''));
   }
+}
+
+/**
+ * Wakes every process's delivery worker (and topic streams) at the commit, so the deliveries start now rather than
+ * at the next poll. Unlike capture triggers, a Publish always notifies: it is one HTTP request per transaction anyway.
+ */
+async function wakeDeliveries(client: PoolClient): Promise<void> {
+  await client.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, DELIVERIES_PAYLOAD]);
 }
 
 async function sequenceNumber(client: PoolClient, id: string): Promise<string> {
