@@ -46,6 +46,8 @@ let sns: SNSClient;
 
 const config = (): RowcastConfigInput => ({
   topics: { 'config-topic': {} },
+  // Declared only (this process runs no handlers): a lambda subscription's messages queue invocations of it.
+  functions: { 'sns-target': { handler: 'test/fixtures/handlers/trace-echo.ts' } },
   subscriptions: { 'config-hook': { topic: 'config-topic', protocol: 'http', endpoint: receiver.url } },
   aws: { region: REGION, accountId: ACCOUNT },
 });
@@ -272,6 +274,20 @@ describe('subscriptions and publishing', () => {
     assert.deepEqual([configSub.name, configSub.status], ['AuthorizationErrorException', 403]);
   });
 
+  test('Subscribe with protocol lambda: each message queues an invocation of the rowcast function the ARN names', async () => {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-to-function' }));
+    const FunctionArn = `arn:aws:lambda:${REGION}:${ACCOUNT}:function:sns-target`;
+    const { SubscriptionArn } = await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'lambda', Endpoint: FunctionArn, ReturnSubscriptionArn: true }));
+    const attrs = (await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn }))).Attributes!;
+    assert.deepEqual([attrs.Protocol, attrs.Endpoint], ['lambda', FunctionArn]);
+    const sent = await sns.send(new PublishCommand({ TopicArn, Message: JSON.stringify({ hello: 'function' }) }));
+    const { rows } = await eventually(async () => {
+      const r = await db.pool.query(`SELECT function, payload FROM rowcast.invocations WHERE message_id = $1`, [sent.MessageId]);
+      return r.rowCount ? r : null;
+    }, 'the invocation queued by the lambda subscription');
+    assert.equal(rows[0].function, 'sns-target');
+  });
+
   test('Subscribe refuses what rowcast cannot deliver, naming the fix', async () => {
     const TopicArn = arn('api-events');
     const sqs = await snsError(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: 'arn:aws:sqs:eu-west-1:123456789012:q' })));
@@ -392,6 +408,12 @@ describe('ownership', () => {
     await sns.send(new SubscribeCommand({ TopicArn: arn('config-topic'), Protocol: 'http', Endpoint: `${receiver.url}/on-config-topic` }));
     await assert.rejects(apply(db.pool, parseConfig({ aws: { region: REGION, accountId: ACCOUNT } }, 'test config')), /subscriptions made through the SNS API/);
     assert.equal((await db.pool.query(`SELECT 1 FROM rowcast.topics WHERE name = 'config-topic'`)).rowCount, 1);
+
+    // A config that declares a name the API made takes it over: from then on the config owns it.
+    await applyConfig(db.pool, { ...config(), topics: { 'config-topic': {}, 'api-many': {} } });
+    assert.equal((await db.pool.query(`SELECT owner FROM rowcast.topics WHERE name = 'api-many'`)).rows[0].owner, 'config');
+    const refused = await snsError(sns.send(new DeleteTopicCommand({ TopicArn: arn('api-many') })));
+    assert.equal(refused.name, 'AuthorizationErrorException');
   });
 });
 
