@@ -32,6 +32,8 @@ import { adminApiRoutes } from '../../src/control-plane/http/admin-api/admin-api
 import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
+import { freePort } from '../../src/store/embedded-postgres.js';
+import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const KEY = { accessKeyId: 'AKIDROWCASTTEST0001', secretAccessKey: 'rowcast-test-secret-access-key-0001' };
@@ -414,6 +416,37 @@ describe('ownership', () => {
     assert.equal((await db.pool.query(`SELECT owner FROM rowcast.topics WHERE name = 'api-many'`)).rows[0].owner, 'config');
     const refused = await snsError(sns.send(new DeleteTopicCommand({ TopicArn: arn('api-many') })));
     assert.equal(refused.name, 'AuthorizationErrorException');
+  });
+});
+
+describe('rowcast start', () => {
+  test('serves the SNS API from the config (a secret from the environment), beside a bearer-token admin API, and never prints the secret', async () => {
+    const port = await freePort();
+    const secret = 'secret-from-the-environment-0002';
+    const config = writeConfigFile({
+      // What `rowcast start` reads of the config: the runtime and aws (topics and subscriptions are in the database).
+      runtime: { http: { port, token: 'admin-token-for-this-test' } },
+      aws: { region: REGION, accountId: ACCOUNT, credentials: { AKIDFROMTHEENVIRONMENT: { env: 'ROWCAST_TEST_SNS_SECRET' } } },
+    });
+    const proc = RowcastProcess.start(config.file, db.url, { ROWCAST_TEST_SNS_SECRET: secret, ROWCAST_LOG_LEVEL: 'debug' });
+    const started = new SNSClient({ endpoint: `http://127.0.0.1:${port}`, region: REGION, credentials: { accessKeyId: 'AKIDFROMTHEENVIRONMENT', secretAccessKey: secret }, maxAttempts: 1 });
+    try {
+      await proc.ready(db.pool);
+      // The HTTP server listens once the workers have started.
+      await eventually(() => fetch(`http://127.0.0.1:${port}/livez`).then((r) => r.ok), 'the HTTP server of rowcast start');
+      const { Topics } = await started.send(new ListTopicsCommand({}));
+      assert.ok(Topics?.some((t) => t.TopicArn === arn('config-topic')));
+      await started.send(new PublishCommand({ TopicArn: arn('config-topic'), Message: 'through rowcast start' }));
+      // The SNS API authenticates by signature; the rest of the server still wants the bearer token.
+      assert.equal((await fetch(`http://127.0.0.1:${port}/api/topics`)).status, 401);
+    } finally {
+      started.destroy();
+      proc.kill('SIGTERM');
+      await proc.exit(30_000);
+      config.remove();
+    }
+    assert.ok(proc.output.includes('sns api request'), 'debug output of the SNS API was printed');
+    assert.ok(!proc.output.includes(secret), 'the secret access key was printed');
   });
 });
 
