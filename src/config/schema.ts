@@ -280,7 +280,7 @@ export const awsSchema = z.strictObject({
   sns: z
     .strictObject({
       /** Subscribe with protocol email / email-json: the sender and SMTP server of those subscriptions' mails. */
-      email: z.strictObject({ from: z.string().min(3), smtp: smtpSettingsSchema }).optional(),
+      email: z.strictObject({ from: emailOptionsSchema.shape.from, smtp: smtpSettingsSchema }).optional(),
     })
     .optional(),
 });

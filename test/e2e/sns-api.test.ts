@@ -24,10 +24,12 @@ import {
   UnsubscribeCommand,
 } from '@aws-sdk/client-sns';
 import { fetch } from 'undici';
+import { QueryParams } from '../../src/aws/sns-api/query-protocol.js';
 import { snsApiRoutes } from '../../src/aws/sns-api/sns-api-routes.js';
+import { SnsOperations } from '../../src/aws/sns-api/sns-operations.js';
 import { apply } from '../../src/capture/apply.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { awsSchema, type RowcastConfigInput } from '../../src/config/schema.js';
 import { adminApiRoutes } from '../../src/control-plane/http/admin-api/admin-api-routes.js';
 import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -288,6 +290,17 @@ describe('subscriptions and publishing', () => {
       return r.rowCount ? r : null;
     }, 'the invocation queued by the lambda subscription');
     assert.equal(rows[0].function, 'sns-target');
+  });
+
+  test('Subscribe with protocol email: an email subscription sent through aws.sns.email\'s SMTP server', async () => {
+    const aws = awsSchema.parse({ region: REGION, accountId: ACCOUNT, sns: { email: { from: 'rowcast@example.com', smtp: { host: 'smtp.example.com' } } } });
+    const operations = new SnsOperations({ pool: db.pool, aws, pageSize: 100 }).operations;
+    const form = (fields: Record<string, string>) => new QueryParams(new URLSearchParams(fields).toString());
+    const xml = await operations.Subscribe!(form({ TopicArn: arn('api-events'), Protocol: 'email-json', Endpoint: 'ops@example.com' }));
+    const id = /<SubscriptionArn>[^<]*:([0-9a-f-]{36})<\/SubscriptionArn>/.exec(xml!)![1];
+    const { rows } = await db.pool.query('SELECT protocol, endpoint, settings, owner FROM rowcast.subscriptions WHERE name = $1', [id]);
+    assert.deepEqual([rows[0].protocol, rows[0].endpoint, rows[0].owner], ['email-json', 'mailto:ops@example.com', 'api']);
+    assert.deepEqual(rows[0].settings.options, { to: ['ops@example.com'], from: 'rowcast@example.com', smtp: { host: 'smtp.example.com', secure: false, port: 587 } });
   });
 
   test('Subscribe refuses what rowcast cannot deliver, naming the fix', async () => {
