@@ -30,6 +30,9 @@ export interface ApplyResult {
 
 const APPLY_LOCK = 0x726f_7761; // one apply at a time per database
 
+/** Who made a topic or subscription: the config (through apply) or the SNS API (migration 017). */
+type Owner = 'config' | 'api';
+
 /** Splits "schema.table" / "table" / { schema, name } into its parts. */
 export function tableName(table: RowcastConfig['captures'][string]['table'], where: string): { schema: string; name: string } {
   if (typeof table === 'object') return table;
@@ -133,15 +136,15 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
 
   const topics = new Map(
     (
-      await client.query<{ name: string; description: string | null; fifo: boolean; dedup_window_ms: number; fifo_dead_blocks: boolean; max_message_size: number; large_messages: string; claim_check_ttl_ms: string; signature_version: number }>(
-        'SELECT name, description, fifo, dedup_window_ms, fifo_dead_blocks, max_message_size, large_messages, claim_check_ttl_ms, signature_version FROM rowcast.topics',
+      await client.query<{ name: string; description: string | null; fifo: boolean; dedup_window_ms: number; fifo_dead_blocks: boolean; max_message_size: number; large_messages: string; claim_check_ttl_ms: string; signature_version: number; owner: Owner }>(
+        'SELECT name, description, fifo, dedup_window_ms, fifo_dead_blocks, max_message_size, large_messages, claim_check_ttl_ms, signature_version, owner FROM rowcast.topics',
       )
     ).rows.map((r) => [r.name, r]),
   );
   const subs = new Map(
     (
-      await client.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: unknown; filter_policy: unknown; filter_scope: string; dead_letter_topic: string | null; secret: string | null; secret_from_config: boolean }>(
-        'SELECT name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config FROM rowcast.subscriptions',
+      await client.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: unknown; filter_policy: unknown; filter_scope: string; dead_letter_topic: string | null; secret: string | null; secret_from_config: boolean; owner: Owner }>(
+        'SELECT name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config, owner FROM rowcast.subscriptions',
       )
     ).rows.map((r) => [r.name, r]),
   );
@@ -154,10 +157,10 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     const existing = topics.get(name);
     const deadBlocks = topic.onDeadMessage === 'block-group';
     const params = [name, topic.description ?? null, topic.fifo, topic.dedupWindow, topic.maxMessageSize, topic.largeMessages, topic.claimCheckTtl, deadBlocks, topic.signatureVersion];
-    const sql = `INSERT INTO rowcast.topics (name, description, fifo, dedup_window_ms, max_message_size, large_messages, claim_check_ttl_ms, fifo_dead_blocks, signature_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    const sql = `INSERT INTO rowcast.topics (name, description, fifo, dedup_window_ms, max_message_size, large_messages, claim_check_ttl_ms, fifo_dead_blocks, signature_version, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'config')
                  ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description, fifo = EXCLUDED.fifo, dedup_window_ms = EXCLUDED.dedup_window_ms, fifo_dead_blocks = EXCLUDED.fifo_dead_blocks,
                    max_message_size = EXCLUDED.max_message_size, large_messages = EXCLUDED.large_messages, claim_check_ttl_ms = EXCLUDED.claim_check_ttl_ms,
-                   signature_version = EXCLUDED.signature_version, updated_at = now()`;
+                   signature_version = EXCLUDED.signature_version, owner = 'config', updated_at = now()`;
     if (!existing) steps.push({ summary: `+ topic ${name}${topic.fifo ? ' (FIFO)' : ''}`, sql, params });
     else {
       const changed = [
@@ -169,6 +172,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
         existing.large_messages !== topic.largeMessages && 'largeMessages',
         Number(existing.claim_check_ttl_ms) !== topic.claimCheckTtl && 'claimCheckTtl',
         existing.signature_version !== topic.signatureVersion && 'signatureVersion',
+        existing.owner !== 'config' && 'made through the SNS API, now declared in the config',
       ].filter(Boolean);
       if (changed.length) steps.push({ summary: `~ topic ${name} (${changed.join(', ')})`, sql, params });
     }
@@ -206,6 +210,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     // A changed secret is rotated: the old one stays valid for the overlap (two signatures per request meanwhile).
     const rotate = existing && secret !== undefined && secret !== existing.secret;
     if (rotate) changed.push('secret' as never);
+    if (existing && existing.owner !== 'config') changed.push('made through the SNS API, now declared in the config' as never);
     // Whether the config owns the secret (then `rowcast rotate-secret` refuses, as apply would undo it).
     if (existing && existing.secret_from_config !== (secret !== undefined) && !rotate) {
       changed.push((secret !== undefined ? 'secret now declared in the config' : 'secret no longer in the config; kept') as never);
@@ -213,12 +218,12 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     if (existing && !changed.length) continue;
     steps.push({
       summary: existing ? `~ subscription ${name} (${changed.join(', ')})` : `+ subscription ${name} (${sub.protocol} ${redactEndpoint(endpointOf(sub))}) on topic ${sub.topic}`,
-      sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+      sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config, owner)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'config')
             ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, protocol = EXCLUDED.protocol, endpoint = EXCLUDED.endpoint,
               settings = EXCLUDED.settings, filter_policy = EXCLUDED.filter_policy, filter_scope = EXCLUDED.filter_scope,
               dead_letter_topic = EXCLUDED.dead_letter_topic, secret = COALESCE(rowcast.subscriptions.secret, EXCLUDED.secret),
-              secret_from_config = EXCLUDED.secret_from_config, updated_at = now()`,
+              secret_from_config = EXCLUDED.secret_from_config, owner = 'config', updated_at = now()`,
       params: [name, columns.topic, columns.protocol, columns.endpoint, columns.settings, columns.filter_policy, columns.filter_scope, columns.dead_letter_topic, secret ?? (isWebhook(sub) ? generateSecret() : null), secret !== undefined],
       secretParams: [8],
     });
@@ -246,8 +251,9 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
       });
     }
   }
-  for (const name of subs.keys()) {
-    if (!config.subscriptions[name]) {
+  // What the SNS API made is the API's to remove (DeleteTopic, Unsubscribe): apply leaves it alone.
+  for (const [name, existing] of subs) {
+    if (!config.subscriptions[name] && existing.owner === 'config') {
       steps.push({ summary: `- subscription ${name} (its undelivered deliveries are dropped)`, sql: 'DELETE FROM rowcast.subscriptions WHERE name = $1', params: [name] });
     }
   }
@@ -324,8 +330,15 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   for (const name of functions.keys()) {
     if (!config.functions[name]) steps.push({ summary: `- function ${name} (its queued invocations stay until it is declared again or retention removes them)`, sql: 'DELETE FROM rowcast.functions WHERE name = $1', params: [name] });
   }
-  for (const name of topics.keys()) {
-    if (!config.topics[name]) steps.push({ summary: `- topic ${name}`, sql: 'DELETE FROM rowcast.topics WHERE name = $1', params: [name] });
+  for (const [name, existing] of topics) {
+    if (config.topics[name] || existing.owner !== 'config') continue;
+    // Deleting the topic would delete its subscriptions, and with them what the SNS API made.
+    const viaApi = [...subs.values()].filter((s) => s.topic === name && s.owner === 'api').map((s) => s.name);
+    if (viaApi.length) {
+      problems.push(`topics.${name}: removed from the config, but it has subscriptions made through the SNS API (${viaApi.join(', ')}); Unsubscribe them first, or keep the topic in the config.`);
+      continue;
+    }
+    steps.push({ summary: `- topic ${name}`, sql: 'DELETE FROM rowcast.topics WHERE name = $1', params: [name] });
   }
 
   if (problems.length) throw new RowcastError(ErrorCodes.CONFIG_INVALID, 'The config does not match the database; nothing was applied:', problems);
@@ -390,14 +403,14 @@ async function triggersPresent(client: PoolClient, tableOid: number, triggers: s
 }
 
 /** What a delivering process needs besides the secret; a protocol's own options go to its sink as `options`. */
-function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
+export function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
   const common = { format: sub.format, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
   if (isWebhook(sub)) return { ...common, headers: sub.headers, ...(sub.format === 'sns' ? { rawMessageDelivery: sub.rawMessageDelivery, confirmation: sub.confirmation } : {}) };
   return { ...common, headers: {}, options: 'options' in sub ? sub.options : undefined };
 }
 
 /** Where a subscription delivers, in one line (status, logs; the function name for function subscriptions). */
-function endpointOf(sub: SubscriptionConfig): string {
+export function endpointOf(sub: SubscriptionConfig): string {
   switch (sub.protocol) {
     case 'function':
       return sub.function;

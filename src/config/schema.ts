@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { amqpOptionsSchema } from '../subscriptions/sinks/amqp/amqp-settings.js';
-import { emailOptionsSchema } from '../subscriptions/sinks/email/email-settings.js';
+import { emailOptionsSchema, smtpSettingsSchema } from '../subscriptions/sinks/email/email-settings.js';
 import { logOptionsSchema } from '../subscriptions/sinks/log/log-sink.js';
 import { mqttOptionsSchema } from '../subscriptions/sinks/mqtt/mqtt-settings.js';
 import { natsOptionsSchema } from '../subscriptions/sinks/nats/nats-settings.js';
@@ -13,7 +13,9 @@ export const FORMATS = ['envelope', 'raw', 'cloudevents', 'cloudevents-binary', 
 export type MessageFormat = (typeof FORMATS)[number];
 
 /** Names become parts of SQL identifiers and URLs, so they are restricted; tables may be named anything. */
-const topicName = z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, 'use 1–256 letters, digits, "-" or "_" (as SNS topic names)');
+/** SNS's topic names: 1–256 letters, digits, "-" and "_"; a FIFO topic's may end in ".fifo". */
+export const TOPIC_NAME = /^(?=.{1,256}$)[A-Za-z0-9_-]+(\.fifo)?$/;
+const topicName = z.string().regex(TOPIC_NAME, 'use 1–256 letters, digits, "-" or "_", optionally ending in ".fifo" (as SNS topic names)');
 const subscriptionName = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'use 1–128 letters, digits, "-" or "_"');
 /** Trigger names are "rowcast_<capture>_<op>" and must fit PostgreSQL's 63-byte identifiers. */
 const captureName = z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'use 1–40 letters, digits, "-" or "_"');
@@ -283,6 +285,26 @@ export const awsSchema = z.strictObject({
   region: z.string().regex(/^[a-z0-9-]{1,32}$/, 'a region name such as "us-east-1"').default('us-east-1'),
   /** The 12-digit account id in ARNs rowcast makes. */
   accountId: z.string().regex(/^\d{12}$/, '12 digits, e.g. "000000000000"').default('000000000000'),
+  /**
+   * Who may call the SNS API (served by `rowcast start` with runtime.http): access key id → its secret access key,
+   * or { env: "VARIABLE" } to read the secret from the environment. Requests are verified with AWS Signature V4;
+   * without credentials every SNS request is refused.
+   */
+  credentials: z
+    .record(
+      z.string().regex(/^\w{16,128}$/, 'an access key id: 16–128 letters, digits or "_", e.g. "AKIAROWCASTEXAMPLE"'),
+      z.union([z.string().min(16, 'a secret access key of at least 16 characters'), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })], {
+        error: 'write the secret access key, or { env: "VARIABLE" } to read it from an environment variable (recommended)',
+      }),
+    )
+    .optional(),
+  /** Settings of the SNS API. */
+  sns: z
+    .strictObject({
+      /** Subscribe with protocol email / email-json: the sender and SMTP server of those subscriptions' mails. */
+      email: z.strictObject({ from: emailOptionsSchema.shape.from, smtp: smtpSettingsSchema }).optional(),
+    })
+    .optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -305,6 +327,8 @@ export type HttpSubscriptionConfig = z.output<typeof httpSubscriptionSchema>;
 export type FunctionConfig = z.output<typeof functionSchema>;
 export type DeliveryPolicy = z.output<typeof deliveryPolicySchema>;
 export type RuntimeConfig = z.output<typeof runtimeSchema>;
+export type AwsConfig = z.output<typeof awsSchema>;
+export type AwsConfigInput = z.input<typeof awsSchema>;
 
 /** Typed helper for rowcast.config.ts files. */
 export function defineConfig(config: RowcastConfigInput): RowcastConfigInput {

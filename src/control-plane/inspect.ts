@@ -141,6 +141,8 @@ export async function listFunctions(pool: Pool, name?: string, knownRates?: Prom
 
 export interface TopicInfo {
   name: string;
+  /** Who made it: 'config' (rowcast apply) or 'api' (the SNS API; apply leaves it alone). */
+  owner: 'config' | 'api';
   description: string | null;
   fifo: boolean;
   maxMessageSize: number;
@@ -158,7 +160,7 @@ export async function listTopics(pool: Pool, known?: Promise<Status>): Promise<T
   const [status, { rows }] = await Promise.all([
     known ?? getStatus(pool),
     pool.query(
-      `SELECT t.name, t.description, t.fifo, t.max_message_size, t.large_messages, coalesce(r.n, 0)::int AS per_minute
+      `SELECT t.name, t.owner, t.description, t.fifo, t.max_message_size, t.large_messages, coalesce(r.n, 0)::int AS per_minute
          FROM rowcast.topics t
          LEFT JOIN (SELECT topic, count(*) AS n FROM rowcast.messages WHERE created_at > now() - interval '1 minute' GROUP BY topic) r ON r.topic = t.name
         ORDER BY t.name`,
@@ -169,6 +171,7 @@ export async function listTopics(pool: Pool, known?: Promise<Status>): Promise<T
     const c = counts.get(r.name);
     return {
       name: r.name,
+      owner: r.owner,
       description: r.description,
       fifo: r.fifo,
       maxMessageSize: r.max_message_size,
@@ -185,6 +188,8 @@ export async function listTopics(pool: Pool, known?: Promise<Status>): Promise<T
 
 /** A subscription's status (its age in seconds, as everywhere in the API) with its rates and settings. */
 export interface SubscriptionInfo extends Omit<SubscriptionStatus, 'oldestPendingMs'> {
+  /** Who made it: 'config' (rowcast apply) or 'api' (the SNS API; apply leaves it alone). */
+  owner: 'config' | 'api';
   oldestPendingAgeSeconds: number | null;
   deliveredPerMinute: number;
   errorsPerMinute: number;
@@ -205,7 +210,7 @@ export async function listSubscriptions(pool: Pool, name?: string, known?: Promi
     known ?? getStatus(pool),
     knownRates ?? activityRates(pool),
     pool.query(
-      `SELECT name, settings, filter_policy, filter_scope, dead_letter_topic, secret IS NOT NULL AS signed
+      `SELECT name, owner, settings, filter_policy, filter_scope, dead_letter_topic, secret IS NOT NULL AS signed
          FROM rowcast.subscriptions WHERE $1::text IS NULL OR name = $1 ORDER BY name`,
       [name ?? null],
     ),
@@ -217,6 +222,7 @@ export async function listSubscriptions(pool: Pool, name?: string, known?: Promi
     return [
       {
         name: s.name,
+        owner: r.owner,
         topic: s.topic,
         protocol: s.protocol,
         endpoint: redactEndpoint(s.endpoint),

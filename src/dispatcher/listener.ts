@@ -4,11 +4,13 @@ import type { Logger } from '../observability/logger.js';
 
 export const WAKE_CHANNEL = 'rowcast';
 export const CONFIG_CHANNEL = 'rowcast_config';
+/** The payload of a NOTIFY on WAKE_CHANNEL that announces deliveries made without routing (an SNS API Publish). */
+export const DELIVERIES_PAYLOAD = 'deliveries';
 
 /**
  * A dedicated connection that LISTENs for wake-ups. It reconnects after any failure (PostgreSQL restart,
  * pg_terminate_backend); while it is down, the poll interval still finds all work — NOTIFY is only for latency.
- * Emits 'wake', 'config' and 'connected'.
+ * Emits 'wake', 'config' and 'connected', and 'deliveries' (after 'wake') for a NOTIFY with DELIVERIES_PAYLOAD.
  */
 export class Listener extends EventEmitter {
   private client: pg.Client | null = null;
@@ -45,7 +47,10 @@ export class Listener extends EventEmitter {
     };
     client.on('error', lost);
     client.on('end', () => lost());
-    client.on('notification', (n) => this.emit(n.channel === CONFIG_CHANNEL ? 'config' : 'wake'));
+    client.on('notification', (n) => {
+      this.emit(n.channel === CONFIG_CHANNEL ? 'config' : 'wake');
+      if (n.channel === WAKE_CHANNEL && n.payload === DELIVERIES_PAYLOAD) this.emit('deliveries');
+    });
     this.client = client;
     try {
       await client.connect();

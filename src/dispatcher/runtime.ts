@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logical-reader.js';
-import type { AwsIdentity } from '../aws/arn.js';
 import { SnsEnvelopes } from '../aws/sns-envelope/sns-envelopes.js';
-import { awsSchema, type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
+import { type AwsConfigInput, awsSchema, type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../topics/claim-check.js';
@@ -30,8 +29,8 @@ export interface StartOptions {
   httpRoutes?: readonly HttpRoutePlugin[];
   /** Internal settings of logical capture's reader (tests lower its chunk size). */
   logicalCapture?: LogicalReaderOptions;
-  /** Region and account in the ARNs of SNS envelopes (the config's `aws`). */
-  aws?: Partial<AwsIdentity>;
+  /** The config's `aws`: ARNs (of SNS envelopes and the SNS API) and the credentials of the SNS API served by the HTTP server. */
+  aws?: AwsConfigInput;
 }
 
 export interface RowcastRuntime {
@@ -96,6 +95,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   // Logical captures: one process per database streams the slot (the others stand by); its events are routed here.
   const capture = new LogicalCaptureReader(pool, url, log, () => router.wake(), options.logicalCapture);
   listener.on('wake', () => http?.wake());
+  // Deliveries committed without routing (an SNS API Publish): claimed now rather than at the next poll.
+  listener.on('deliveries', () => worker.wake());
   listener.on('config', () => {
     capture.configChanged();
     void Promise.all([
@@ -172,6 +173,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         pool,
         log,
         settings: runtime.http,
+        aws: awsSchema.parse(options.aws ?? {}),
         routes: options.httpRoutes,
         isReady: async () => ({
           ready: ready && listener.connected,

@@ -47,7 +47,10 @@ UPDATE rowcast.deliveries d
        updated_at = now()
   FROM rowcast.messages m LEFT JOIN rowcast.topics t ON t.name = m.topic
  WHERE d.id = ANY (ARRAY(SELECT id FROM claimed)) AND m.id = d.message_id
-RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, d.lease::text AS lease, m.id::text AS message_id, m.topic, m.subject, m.body,
+RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, d.lease::text AS lease, m.id::text AS message_id, m.topic, m.subject,
+          -- MessageStructure 'json' (SNS API): the message for the subscription's protocol, else the default one.
+          CASE WHEN m.protocol_bodies IS NULL THEN m.body
+               ELSE coalesce(m.protocol_bodies ->> (SELECT s.protocol FROM rowcast.subscriptions s WHERE s.name = d.subscription), m.body) END AS body,
           m.content_type, m.attributes, to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace,
           coalesce(t.max_message_size, 262144) AS max_message_size, coalesce(t.large_messages, 'reject') AS large_messages,
           coalesce(t.claim_check_ttl_ms, 86400000) AS claim_check_ttl_ms`;

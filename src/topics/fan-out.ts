@@ -184,6 +184,10 @@ export interface NewMessage extends Omit<OutboundMessage, 'timestamp' | 'trace'>
   groupKey: string | null;
   /** FIFO topics drop a message whose dedup key was seen within the topic's window. */
   dedupKey?: string | null;
+  /** SNS's MessageStructure 'json': the message per subscription protocol (body is the default). */
+  protocolBodies?: Record<string, string> | null;
+  /** SNS data types of the attributes published through the SNS API (String, Number, Binary, String.Array). */
+  attributeTypes?: Record<string, string> | null;
 }
 
 /**
@@ -195,8 +199,8 @@ export async function publishMessages(client: PoolClient, messages: NewMessage[]
   if (!fresh.length) return 0;
   const { rows } = await client.query<FanOutRow>(
     `WITH m AS (
-       INSERT INTO rowcast.messages (id, topic, subject, body, content_type, attributes, group_key, dedup_key, trace)
-       SELECT *, $9::text FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[])
+       INSERT INTO rowcast.messages (id, topic, subject, body, content_type, attributes, group_key, dedup_key, protocol_bodies, attribute_types, trace)
+       SELECT *, $11::text FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[])
        RETURNING id, topic, attributes, body, content_type, group_key, event_id, seq
      ), d AS (${UNFILTERED_DELIVERIES_SQL}),
      c AS (${FILTER_CANDIDATES_SQL})
@@ -210,6 +214,8 @@ export async function publishMessages(client: PoolClient, messages: NewMessage[]
       fresh.map((m) => JSON.stringify(m.attributes)),
       fresh.map((m) => m.groupKey),
       fresh.map((m) => m.dedupKey ?? null),
+      fresh.map((m) => (m.protocolBodies ? JSON.stringify(m.protocolBodies) : null)),
+      fresh.map((m) => (m.attributeTypes ? JSON.stringify(m.attributeTypes) : null)),
       trace,
     ],
   );

@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import { type AddressInfo, isIPv4 } from 'node:net';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { RuntimeConfig } from '../../config/schema.js';
+import type { AwsConfig, RuntimeConfig } from '../../config/schema.js';
+import { snsApiRoutes } from '../../aws/sns-api/sns-api-routes.js';
 import { ErrorCodes, RowcastError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import { pendingMigrations } from '../../store/migrate.js';
@@ -33,6 +34,8 @@ export interface HttpRouteContext {
   log: Logger;
   /** The URL subscribers reach this server at (runtime.http.publicUrl, or http://host:port); known once listening, so read it in handlers. */
   readonly publicUrl: string;
+  /** The config's `aws` (ARNs, SNS API credentials), when the process was given one. */
+  readonly aws?: AwsConfig;
   /** Subscribes to "new messages may have been written" (the router routed events, a NOTIFY arrived); returns the unsubscribe function. */
   onWake(fn: () => void): () => void;
 }
@@ -45,12 +48,13 @@ export interface HttpRouteContext {
 export type HttpRoutePlugin = (app: FastifyInstance, context: HttpRouteContext) => void | Promise<void>;
 
 /** The routes `rowcast start` serves besides /livez and /readyz; other modules add theirs here. */
-export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes(), dashboardRoutes(), adminApiRoutes(), snsEnvelopeRoutes()];
+export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes(), dashboardRoutes(), adminApiRoutes(), snsEnvelopeRoutes(), snsApiRoutes()];
 
 export interface HttpServerOptions {
   pool: Pool;
   log: Logger;
   settings: HttpSettings;
+  aws?: AwsConfig;
   /** The process's own readiness (listener connected, not draining); database and migrations are checked here. */
   isReady: () => Promise<{ ready: boolean; checks: ReadinessChecks }>;
   /** Routes to serve; default DEFAULT_ROUTES. */
@@ -167,6 +171,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const context: HttpRouteContext = {
     pool,
     log,
+    aws: options.aws,
     get publicUrl() {
       return publicUrl;
     },

@@ -45,7 +45,8 @@ function layout(o) {
       nodes: o.topics.map((t) => ({
         id: `topic:${t.name}`,
         title: t.name,
-        subtitle: t.fifo ? 'FIFO' : 'standard',
+        // Made through the SNS API (docs/sns.md) rather than declared in the config.
+        subtitle: `${t.fifo ? 'FIFO' : 'standard'}${t.owner === 'api' ? ' · SNS API' : ''}`,
         stats: [rate(t.messagesPerMinute)],
         label: `Topic ${t.name}: ${rate(t.messagesPerMinute)} messages`,
         href: link('deliveries', { topic: t.name }),
@@ -56,7 +57,7 @@ function layout(o) {
       nodes: o.subscriptions.map((s) => ({
         id: `subscription:${s.name}`,
         title: s.name,
-        subtitle: `${s.protocol}${s.state !== 'active' ? ` · ${s.state}` : ''}`,
+        subtitle: `${s.protocol}${s.owner === 'api' ? ' · SNS API' : ''}${s.state !== 'active' ? ` · ${s.state}` : ''}`,
         stats: [rate(s.deliveredPerMinute), `backlog ${count(s.pending + s.inFlight)}`],
         problems: [`errors ${rate(s.errorsPerMinute)}`, `dead ${count(s.dead)}`],
         label: `Subscription ${s.name} (${s.protocol}, ${s.state}): ${rate(s.deliveredPerMinute)} delivered, backlog ${s.pending + s.inFlight}, ${rate(s.errorsPerMinute)} errors, ${s.dead} dead`,

@@ -1,0 +1,489 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import {
+  ConfirmSubscriptionCommand,
+  CreateTopicCommand,
+  DeleteTopicCommand,
+  GetSubscriptionAttributesCommand,
+  GetTopicAttributesCommand,
+  ListSubscriptionsByTopicCommand,
+  type ListSubscriptionsByTopicCommandOutput,
+  ListSubscriptionsCommand,
+  type ListSubscriptionsCommandOutput,
+  ListTopicsCommand,
+  type ListTopicsCommandOutput,
+  PublishBatchCommand,
+  PublishCommand,
+  SetSubscriptionAttributesCommand,
+  SetTopicAttributesCommand,
+  SNSClient,
+  SNSServiceException,
+  SubscribeCommand,
+  UnsubscribeCommand,
+} from '@aws-sdk/client-sns';
+import { fetch } from 'undici';
+import { QueryParams } from '../../src/aws/sns-api/query-protocol.js';
+import { snsApiRoutes } from '../../src/aws/sns-api/sns-api-routes.js';
+import { SnsOperations } from '../../src/aws/sns-api/sns-operations.js';
+import { apply } from '../../src/capture/apply.js';
+import { parseConfig } from '../../src/config/load.js';
+import { awsSchema, type RowcastConfigInput } from '../../src/config/schema.js';
+import { adminApiRoutes } from '../../src/control-plane/http/admin-api/admin-api-routes.js';
+import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
+import { freePort } from '../../src/store/embedded-postgres.js';
+import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+const KEY = { accessKeyId: 'AKIDROWCASTTEST0001', secretAccessKey: 'rowcast-test-secret-access-key-0001' };
+const ACCOUNT = '123456789012';
+const REGION = 'eu-west-1';
+const arn = (topic: string) => `arn:aws:sns:${REGION}:${ACCOUNT}:${topic}`;
+
+let db: TestDatabase;
+let receiver: WebhookReceiver;
+let rowcast: RowcastRuntime;
+let sns: SNSClient;
+
+const config = (): RowcastConfigInput => ({
+  topics: { 'config-topic': {} },
+  // Declared only (this process runs no handlers): a lambda subscription's messages queue invocations of it.
+  functions: { 'sns-target': { handler: 'test/fixtures/handlers/trace-echo.ts' } },
+  subscriptions: { 'config-hook': { topic: 'config-topic', protocol: 'http', endpoint: receiver.url } },
+  aws: { region: REGION, accountId: ACCOUNT },
+});
+
+/** The SNS error an SDK call fails with (its code and HTTP status). */
+async function snsError(call: Promise<unknown>): Promise<{ name: string; status: number | undefined; message: string }> {
+  try {
+    await call;
+  } catch (err) {
+    if (!(err instanceof SNSServiceException)) assert.fail(`not an SNS error: ${String(err)} ${(err as any).$response?.statusCode} ${(err as any).$responseBodyText}`);
+    return { name: err.name, status: err.$metadata.httpStatusCode, message: err.message };
+  }
+  assert.fail('the call succeeded');
+}
+
+const client = (credentials = KEY) => new SNSClient({ endpoint: rowcast.httpUrl, region: REGION, credentials, maxAttempts: 1 });
+
+before(async () => {
+  db = await createTestDatabase();
+  receiver = await WebhookReceiver.start();
+  await applyConfig(db.pool, config());
+  rowcast = await startRowcast({
+    databaseUrl: db.url,
+    // Polling only once a minute: a published message reaches its webhook because the Publish wakes the delivery workers.
+    runtime: { ...FAST_RUNTIME, pollInterval: 60_000, http: { port: 0, host: '127.0.0.1' } },
+    aws: { region: REGION, accountId: ACCOUNT, credentials: { [KEY.accessKeyId]: KEY.secretAccessKey } },
+    // Pages of two, so that pagination is exercised with a handful of topics.
+    httpRoutes: [snsApiRoutes({ pageSize: 2 }), adminApiRoutes()],
+    logger: createLogger('silent'),
+  });
+  sns = client();
+});
+
+after(async () => {
+  sns?.destroy();
+  await rowcast?.stop();
+  await receiver?.close();
+  await db?.drop();
+});
+
+describe('topics', () => {
+  test('CreateTopic is idempotent, refuses other attributes, and its attributes round-trip', async () => {
+    const made = await sns.send(new CreateTopicCommand({ Name: 'api-orders', Attributes: { DisplayName: 'Orders' } }));
+    assert.equal(made.TopicArn, arn('api-orders'));
+    assert.equal((await sns.send(new CreateTopicCommand({ Name: 'api-orders', Attributes: { DisplayName: 'Orders' } }))).TopicArn, arn('api-orders'));
+    const other = await snsError(sns.send(new CreateTopicCommand({ Name: 'api-orders', Attributes: { DisplayName: 'Other' } })));
+    assert.deepEqual([other.name, other.status], ['InvalidParameterException', 400]);
+    assert.match(other.message, /different attributes/);
+
+    await sns.send(new SetTopicAttributesCommand({ TopicArn: made.TopicArn, AttributeName: 'DisplayName', AttributeValue: 'All orders' }));
+    await sns.send(new SetTopicAttributesCommand({ TopicArn: made.TopicArn, AttributeName: 'SignatureVersion', AttributeValue: '2' }));
+    const { Attributes } = await sns.send(new GetTopicAttributesCommand({ TopicArn: made.TopicArn }));
+    assert.equal(Attributes?.TopicArn, arn('api-orders'));
+    assert.equal(Attributes?.Owner, ACCOUNT);
+    assert.equal(Attributes?.DisplayName, 'All orders');
+    assert.equal(Attributes?.SignatureVersion, '2');
+    assert.equal(Attributes?.FifoTopic, undefined);
+    assert.ok(JSON.parse(Attributes!.Policy!).Statement, 'a default policy');
+
+    const bad = await snsError(sns.send(new SetTopicAttributesCommand({ TopicArn: made.TopicArn, AttributeName: 'SignatureVersion', AttributeValue: '3' })));
+    assert.deepEqual([bad.name, bad.status], ['InvalidParameterException', 400]);
+    const unknown = await snsError(sns.send(new SetTopicAttributesCommand({ TopicArn: made.TopicArn, AttributeName: 'Colour', AttributeValue: 'red' })));
+    assert.match(unknown.message, /Colour is not a topic attribute/);
+  });
+
+  test('bad names are InvalidParameter; an unknown topic is NotFound (404)', async () => {
+    for (const Name of ['has space', 'x'.repeat(257), 'plain.fifo']) {
+      const err = await snsError(sns.send(new CreateTopicCommand({ Name })));
+      assert.deepEqual([err.name, err.status], ['InvalidParameterException', 400], Name);
+    }
+    const err = await snsError(sns.send(new CreateTopicCommand({ Name: 'no-suffix', Attributes: { FifoTopic: 'true' } })));
+    assert.match(err.message, /must end with \.fifo/);
+    const missing = await snsError(sns.send(new GetTopicAttributesCommand({ TopicArn: arn('never-made') })));
+    assert.deepEqual([missing.name, missing.status], ['NotFoundException', 404]);
+    const notArn = await snsError(sns.send(new PublishCommand({ TopicArn: 'orders', Message: 'x' })));
+    assert.deepEqual([notArn.name, notArn.status], ['InvalidParameterException', 400]);
+  });
+
+  test('ListTopics pages with NextToken through every topic, the config\'s included', async () => {
+    for (const n of [1, 2, 3]) await sns.send(new CreateTopicCommand({ Name: `page-${n}` }));
+    const seen: string[] = [];
+    let NextToken: string | undefined;
+    let pages = 0;
+    do {
+      const page: ListTopicsCommandOutput = await sns.send(new ListTopicsCommand({ NextToken }));
+      assert.ok((page.Topics ?? []).length <= 2);
+      seen.push(...(page.Topics ?? []).map((t) => t.TopicArn!));
+      NextToken = page.NextToken;
+      pages++;
+    } while (NextToken);
+    assert.ok(pages >= 3, `${pages} pages`);
+    for (const name of ['config-topic', 'page-1', 'page-2', 'page-3']) assert.ok(seen.includes(arn(name)), name);
+    assert.equal(new Set(seen).size, seen.length, 'no topic twice');
+    const bad = await snsError(sns.send(new ListTopicsCommand({ NextToken: 'not-a-token!' })));
+    assert.equal(bad.name, 'InvalidParameterException');
+  });
+
+  test('DeleteTopic removes an API topic (and again succeeds); a config topic is refused', async () => {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'short-lived' }));
+    await sns.send(new DeleteTopicCommand({ TopicArn }));
+    await sns.send(new DeleteTopicCommand({ TopicArn }));
+    assert.equal((await db.pool.query(`SELECT 1 FROM rowcast.topics WHERE name = 'short-lived'`)).rowCount, 0);
+    const refused = await snsError(sns.send(new DeleteTopicCommand({ TopicArn: arn('config-topic') })));
+    assert.deepEqual([refused.name, refused.status], ['AuthorizationErrorException', 403]);
+    assert.match(refused.message, /declared in rowcast's config/);
+  });
+});
+
+describe('subscriptions and publishing', () => {
+  test('Subscribe (http) with a filter policy; attributes round-trip; Publish reaches the webhook, filtered', async () => {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-events' }));
+    const { SubscriptionArn } = await sns.send(
+      new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/events`, Attributes: { FilterPolicy: JSON.stringify({ kind: ['order'] }) }, ReturnSubscriptionArn: true }),
+    );
+    assert.match(SubscriptionArn!, new RegExp(`^${arn('api-events')}:[0-9a-f-]{36}$`));
+    // The same endpoint again is the same subscription.
+    assert.equal((await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/events` }))).SubscriptionArn, SubscriptionArn);
+
+    const attrs = (await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn }))).Attributes!;
+    assert.equal(attrs.TopicArn, TopicArn);
+    assert.equal(attrs.Protocol, 'http');
+    assert.equal(attrs.Endpoint, `${receiver.url}/events`);
+    assert.deepEqual(JSON.parse(attrs.FilterPolicy!), { kind: ['order'] });
+    assert.equal(attrs.RawMessageDelivery, 'false');
+    assert.equal(attrs.PendingConfirmation, 'false');
+
+    const skipped = await sns.send(new PublishCommand({ TopicArn, Message: 'not for you', MessageAttributes: { kind: { DataType: 'String', StringValue: 'refund' } } }));
+    const sent = await sns.send(
+      new PublishCommand({
+        TopicArn,
+        Subject: 'Order placed',
+        Message: JSON.stringify({ order: 7 }),
+        MessageAttributes: {
+          kind: { DataType: 'String', StringValue: 'order' },
+          total: { DataType: 'Number', StringValue: '12.5' },
+          tags: { DataType: 'String.Array', StringValue: '["a","b"]' },
+          blob: { DataType: 'Binary', BinaryValue: Buffer.from([1, 2, 3]) },
+        },
+      }),
+    );
+    // Durable before the answer: the message and its delivery are committed when Publish returns.
+    const { rows } = await db.pool.query(`SELECT m.attributes, m.attribute_types, count(d.*)::int AS deliveries FROM rowcast.messages m LEFT JOIN rowcast.deliveries d ON d.message_id = m.id WHERE m.id = $1 GROUP BY m.id`, [sent.MessageId]);
+    assert.equal(rows[0].deliveries, 1);
+    assert.deepEqual(rows[0].attributes, { kind: 'order', total: '12.5', tags: ['a', 'b'], blob: 'AQID' });
+    assert.deepEqual(rows[0].attribute_types, { kind: 'String', total: 'Number', tags: 'String.Array', blob: 'Binary' });
+    // The filter policy decided at publish, in the same transaction: no delivery for the other message.
+    assert.equal((await db.pool.query('SELECT 1 FROM rowcast.deliveries WHERE message_id = $1', [skipped.MessageId])).rowCount, 0);
+
+    const got = await eventually(() => receiver.requests.find((r) => r.json?.id === sent.MessageId), 'the published message at the webhook');
+    assert.equal(got.path, `${new URL(receiver.url).pathname}/events`);
+    assert.equal(got.json.topic, 'api-events');
+    assert.equal(got.json.subject, 'Order placed');
+    assert.deepEqual(got.json.body, { order: 7 });
+
+    // RawMessageDelivery: the message alone.
+    await sns.send(new SetSubscriptionAttributesCommand({ SubscriptionArn, AttributeName: 'RawMessageDelivery', AttributeValue: 'true' }));
+    await sns.send(new SetSubscriptionAttributesCommand({ SubscriptionArn, AttributeName: 'FilterPolicy', AttributeValue: '' }));
+    const after = (await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn }))).Attributes!;
+    assert.equal(after.RawMessageDelivery, 'true');
+    assert.equal(after.FilterPolicy, undefined);
+    const raw = await sns.send(new PublishCommand({ TopicArn, Message: 'plain text, raw' }));
+    await eventually(() => receiver.requests.find((r) => r.body === 'plain text, raw' && r.headers['webhook-id'] === raw.MessageId), 'the raw message');
+
+    const badPolicy = await snsError(sns.send(new SetSubscriptionAttributesCommand({ SubscriptionArn, AttributeName: 'FilterPolicy', AttributeValue: '{"kind": "order"}' })));
+    assert.equal(badPolicy.name, 'InvalidParameterException');
+    assert.match(badPolicy.message, /FilterPolicy/);
+  });
+
+  test('MessageStructure json: the http subscriber gets the "http" message, others the default', async () => {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-structured' }));
+    await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/structured`, Attributes: { RawMessageDelivery: 'true' } }));
+    const sent = await sns.send(new PublishCommand({ TopicArn, MessageStructure: 'json', Message: JSON.stringify({ default: 'for everyone', http: 'for http', email: 'for mail' }) }));
+    const got = await eventually(() => receiver.requests.find((r) => r.headers['webhook-id'] === sent.MessageId), 'the structured message');
+    assert.equal(got.body, 'for http');
+    const { rows } = await db.pool.query('SELECT body FROM rowcast.messages WHERE id = $1', [sent.MessageId]);
+    assert.equal(rows[0].body, 'for everyone');
+
+    for (const Message of ['not json', JSON.stringify({ http: 'no default' }), JSON.stringify({ default: 1 })]) {
+      const err = await snsError(sns.send(new PublishCommand({ TopicArn, MessageStructure: 'json', Message })));
+      assert.deepEqual([err.name, err.status], ['InvalidParameterException', 400], Message);
+      assert.match(err.message, /Message Structure/);
+    }
+  });
+
+  test('ListSubscriptions and ListSubscriptionsByTopic page with NextToken; Unsubscribe; ConfirmSubscription', async () => {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-many' }));
+    const arns: string[] = [];
+    for (const n of [1, 2, 3]) arns.push((await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/many-${n}`, ReturnSubscriptionArn: true }))).SubscriptionArn!);
+
+    const byTopic: string[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page: ListSubscriptionsByTopicCommandOutput = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn, NextToken }));
+      for (const s of page.Subscriptions ?? []) {
+        assert.equal(s.TopicArn, TopicArn);
+        assert.equal(s.Owner, ACCOUNT);
+        assert.equal(s.Protocol, 'http');
+        byTopic.push(s.SubscriptionArn!);
+      }
+      NextToken = page.NextToken;
+    } while (NextToken);
+    assert.deepEqual(byTopic.sort(), [...arns].sort());
+
+    const all: { SubscriptionArn?: string; Endpoint?: string; Protocol?: string }[] = [];
+    NextToken = undefined;
+    do {
+      const page: ListSubscriptionsCommandOutput = await sns.send(new ListSubscriptionsCommand({ NextToken }));
+      all.push(...(page.Subscriptions ?? []));
+      NextToken = page.NextToken;
+    } while (NextToken);
+    for (const a of arns) assert.ok(all.some((s) => s.SubscriptionArn === a), a);
+    const configHook = all.find((s) => s.SubscriptionArn === `${arn('config-topic')}:config-hook`);
+    assert.equal(configHook?.Endpoint, receiver.url, 'config subscriptions are listed too');
+
+    const confirmed = await sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token: arns[0]!.split(':').at(-1)! }));
+    assert.equal(confirmed.SubscriptionArn, arns[0]);
+    const badToken = await snsError(sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token: 'nope' })));
+    assert.equal(badToken.name, 'InvalidParameterException');
+
+    await sns.send(new UnsubscribeCommand({ SubscriptionArn: arns[0] }));
+    const gone = await snsError(sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: arns[0] })));
+    assert.deepEqual([gone.name, gone.status], ['NotFoundException', 404]);
+    const configSub = await snsError(sns.send(new UnsubscribeCommand({ SubscriptionArn: `${arn('config-topic')}:config-hook` })));
+    assert.deepEqual([configSub.name, configSub.status], ['AuthorizationErrorException', 403]);
+  });
+
+  test('Subscribe with protocol lambda: each message queues an invocation of the rowcast function the ARN names', async () => {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-to-function' }));
+    const FunctionArn = `arn:aws:lambda:${REGION}:${ACCOUNT}:function:sns-target`;
+    const { SubscriptionArn } = await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'lambda', Endpoint: FunctionArn, ReturnSubscriptionArn: true }));
+    const attrs = (await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn }))).Attributes!;
+    assert.deepEqual([attrs.Protocol, attrs.Endpoint], ['lambda', FunctionArn]);
+    const sent = await sns.send(new PublishCommand({ TopicArn, Message: JSON.stringify({ hello: 'function' }) }));
+    const { rows } = await eventually(async () => {
+      const r = await db.pool.query(`SELECT function, payload FROM rowcast.invocations WHERE message_id = $1`, [sent.MessageId]);
+      return r.rowCount ? r : null;
+    }, 'the invocation queued by the lambda subscription');
+    assert.equal(rows[0].function, 'sns-target');
+  });
+
+  test('Subscribe with protocol email: an email subscription sent through aws.sns.email\'s SMTP server', async () => {
+    const aws = awsSchema.parse({ region: REGION, accountId: ACCOUNT, sns: { email: { from: 'rowcast@example.com', smtp: { host: 'smtp.example.com' } } } });
+    const operations = new SnsOperations({ pool: db.pool, aws, pageSize: 100 }).operations;
+    const form = (fields: Record<string, string>) => new QueryParams(new URLSearchParams(fields).toString());
+    const xml = await operations.Subscribe!(form({ TopicArn: arn('api-events'), Protocol: 'email-json', Endpoint: 'ops@example.com' }));
+    const id = /<SubscriptionArn>[^<]*:([0-9a-f-]{36})<\/SubscriptionArn>/.exec(xml!)![1];
+    const { rows } = await db.pool.query('SELECT protocol, endpoint, settings, owner FROM rowcast.subscriptions WHERE name = $1', [id]);
+    assert.deepEqual([rows[0].protocol, rows[0].endpoint, rows[0].owner], ['email-json', 'mailto:ops@example.com', 'api']);
+    assert.deepEqual(rows[0].settings.options, { to: ['ops@example.com'], from: 'rowcast@example.com', smtp: { host: 'smtp.example.com', secure: false, port: 587 } });
+  });
+
+  test('Subscribe refuses what rowcast cannot deliver, naming the fix', async () => {
+    const TopicArn = arn('api-events');
+    const sqs = await snsError(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: 'arn:aws:sqs:eu-west-1:123456789012:q' })));
+    assert.match(sqs.message, /protocol sqs is not supported/);
+    const email = await snsError(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'email', Endpoint: 'ops@example.com' })));
+    assert.match(email.message, /aws\.sns\.email/);
+    const scheme = await snsError(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'https', Endpoint: 'http://example.com/x' })));
+    assert.match(scheme.message, /https:\/\//);
+    const dlq = await snsError(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/d`, Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:eu-west-1:123456789012:dlq' }) } })));
+    assert.match(dlq.message, /SNS topic/);
+    const lambda = await snsError(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'lambda', Endpoint: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:missing` })));
+    assert.match(lambda.message, /no function missing/);
+  });
+
+  test('FIFO topics: MessageGroupId required, content-based deduplication, sequence numbers', async () => {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-ledger.fifo', Attributes: { FifoTopic: 'true', ContentBasedDeduplication: 'true' } }));
+    assert.equal(TopicArn, arn('api-ledger.fifo'));
+    assert.equal((await sns.send(new GetTopicAttributesCommand({ TopicArn }))).Attributes?.FifoTopic, 'true');
+    const noGroup = await snsError(sns.send(new PublishCommand({ TopicArn, Message: 'x' })));
+    assert.match(noGroup.message, /MessageGroupId/);
+    const first = await sns.send(new PublishCommand({ TopicArn, Message: 'credit 10', MessageGroupId: 'acct-1' }));
+    const second = await sns.send(new PublishCommand({ TopicArn, Message: 'debit 4', MessageGroupId: 'acct-1' }));
+    assert.match(first.SequenceNumber!, /^\d{20}$/);
+    assert.ok(BigInt(second.SequenceNumber!) > BigInt(first.SequenceNumber!));
+    // The same content within the window is a duplicate.
+    await sns.send(new PublishCommand({ TopicArn, Message: 'credit 10', MessageGroupId: 'acct-1' }));
+    const { rows } = await db.pool.query(`SELECT body FROM rowcast.messages WHERE topic = 'api-ledger.fifo' ORDER BY seq`);
+    assert.deepEqual(rows.map((r) => r.body), ['credit 10', 'debit 4']);
+
+    const { TopicArn: explicit } = await sns.send(new CreateTopicCommand({ Name: 'api-explicit.fifo', Attributes: { FifoTopic: 'true' } }));
+    const noDedup = await snsError(sns.send(new PublishCommand({ TopicArn: explicit, Message: 'x', MessageGroupId: 'g' })));
+    assert.match(noDedup.message, /ContentBasedDeduplication/);
+    await sns.send(new PublishCommand({ TopicArn: explicit, Message: 'x', MessageGroupId: 'g', MessageDeduplicationId: 'd-1' }));
+    const standard = await snsError(sns.send(new PublishCommand({ TopicArn: arn('api-events'), Message: 'x', MessageDeduplicationId: 'd-1' })));
+    assert.match(standard.message, /MessageDeduplicationId/);
+  });
+
+  test('PublishBatch: Successful and Failed entries, and the batch errors', async () => {
+    const TopicArn = arn('api-structured');
+    const result = await sns.send(
+      new PublishBatchCommand({
+        TopicArn,
+        PublishBatchRequestEntries: [
+          { Id: 'one', Message: 'first' },
+          { Id: 'two', Message: JSON.stringify({ http: 'no default' }), MessageStructure: 'json' },
+          { Id: 'three', Message: 'third', Subject: 'Third' },
+        ],
+      }),
+    );
+    assert.deepEqual(result.Successful?.map((s) => s.Id), ['one', 'three']);
+    assert.deepEqual(result.Failed?.map((f) => [f.Id, f.Code, f.SenderFault]), [['two', 'InvalidParameter', true]]);
+    const ids = result.Successful!.map((s) => s.MessageId!);
+    assert.equal((await db.pool.query('SELECT 1 FROM rowcast.messages WHERE id = ANY($1::uuid[])', [ids])).rowCount, 2);
+
+    const empty = await snsError(sns.send(new PublishBatchCommand({ TopicArn, PublishBatchRequestEntries: [] })));
+    assert.equal(empty.name, 'EmptyBatchRequestException');
+    const same = await snsError(sns.send(new PublishBatchCommand({ TopicArn, PublishBatchRequestEntries: [{ Id: 'a', Message: 'x' }, { Id: 'a', Message: 'y' }] })));
+    assert.equal(same.name, 'BatchEntryIdsNotDistinctException');
+    const many = await snsError(sns.send(new PublishBatchCommand({ TopicArn, PublishBatchRequestEntries: Array.from({ length: 11 }, (_, i) => ({ Id: `m${i}`, Message: 'x' })) })));
+    assert.equal(many.name, 'TooManyEntriesInBatchRequestException');
+    const badId = await snsError(sns.send(new PublishBatchCommand({ TopicArn, PublishBatchRequestEntries: [{ Id: 'not ok!', Message: 'x' }] })));
+    assert.equal(badId.name, 'InvalidBatchEntryIdException');
+    const missing = await snsError(sns.send(new PublishBatchCommand({ TopicArn: arn('never-made'), PublishBatchRequestEntries: [{ Id: 'a', Message: 'x' }] })));
+    assert.deepEqual([missing.name, missing.status], ['NotFoundException', 404]);
+  });
+});
+
+describe('authentication', () => {
+  test('a wrong secret, an unknown key, an unsigned request and a stale signature are refused with SNS\'s errors', async () => {
+    const wrong = client({ ...KEY, secretAccessKey: 'not-the-secret-access-key-at-all' });
+    const mismatch = await snsError(wrong.send(new ListTopicsCommand({})));
+    assert.deepEqual([mismatch.name, mismatch.status], ['SignatureDoesNotMatch', 403]);
+    wrong.destroy();
+    const stranger = client({ accessKeyId: 'AKIDNOBODYKNOWS00001', secretAccessKey: KEY.secretAccessKey });
+    const unknown = await snsError(stranger.send(new ListTopicsCommand({})));
+    assert.deepEqual([unknown.name, unknown.status], ['InvalidClientTokenId', 403]);
+    stranger.destroy();
+    const skewed = new SNSClient({ endpoint: rowcast.httpUrl, region: REGION, credentials: KEY, maxAttempts: 1, systemClockOffset: -20 * 60_000 });
+    const expired = await snsError(skewed.send(new ListTopicsCommand({})));
+    assert.deepEqual([expired.name, expired.status], ['RequestExpired', 400]);
+    skewed.destroy();
+
+    const unsigned = await fetch(`${rowcast.httpUrl}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'Action=ListTopics&Version=2010-03-31' });
+    assert.equal(unsigned.status, 403);
+    const xml = await unsigned.text();
+    assert.match(xml, /^<\?xml version="1.0"\?>\n<ErrorResponse xmlns="http:\/\/sns.amazonaws.com\/doc\/2010-03-31\/"><Error><Type>Sender<\/Type><Code>MissingAuthenticationToken<\/Code>/);
+    // A tampered body: signed for one message, sent with another.
+    const tampered = client();
+    tampered.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { body: string };
+        request.body = request.body.replace('Message=signed', 'Message=singed'); // same length: Content-Length holds
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'tamperAfterSigning' },
+    );
+    const changed = await snsError(tampered.send(new PublishCommand({ TopicArn: arn('api-events'), Message: 'signed' })));
+    assert.deepEqual([changed.name, changed.status], ['SignatureDoesNotMatch', 403]);
+    tampered.destroy();
+  });
+});
+
+describe('ownership', () => {
+  test('apply leaves what the API made; the admin API shows who made what; a config topic with API subscriptions is not dropped', async () => {
+    await applyConfig(db.pool, config());
+    const { rows } = await db.pool.query(`SELECT name FROM rowcast.topics WHERE owner = 'api' ORDER BY name`);
+    assert.ok(rows.some((r) => r.name === 'api-events') && rows.some((r) => r.name === 'api-ledger.fifo'), JSON.stringify(rows));
+    assert.ok((await db.pool.query(`SELECT 1 FROM rowcast.subscriptions WHERE owner = 'api' AND topic = 'api-events'`)).rowCount! >= 1);
+
+    const list = ((await (await fetch(`${rowcast.httpUrl}/api/topics`)).json()) as { items: { name: string; owner: string }[] }).items;
+    assert.equal(list.find((t) => t.name === 'api-events')?.owner, 'api');
+    assert.equal(list.find((t) => t.name === 'config-topic')?.owner, 'config');
+    const subList = ((await (await fetch(`${rowcast.httpUrl}/api/subscriptions`)).json()) as { items: { name: string; topic: string; owner: string }[] }).items;
+    assert.equal(subList.find((s) => s.name === 'config-hook')?.owner, 'config');
+    assert.ok(subList.some((s) => s.topic === 'api-events' && s.owner === 'api'));
+
+    // An API subscription on a config topic: removing the topic from the config would delete it, so apply refuses.
+    await sns.send(new SubscribeCommand({ TopicArn: arn('config-topic'), Protocol: 'http', Endpoint: `${receiver.url}/on-config-topic` }));
+    await assert.rejects(apply(db.pool, parseConfig({ aws: { region: REGION, accountId: ACCOUNT } }, 'test config')), /subscriptions made through the SNS API/);
+    assert.equal((await db.pool.query(`SELECT 1 FROM rowcast.topics WHERE name = 'config-topic'`)).rowCount, 1);
+
+    // A config that declares a name the API made takes it over: from then on the config owns it.
+    await applyConfig(db.pool, { ...config(), topics: { 'config-topic': {}, 'api-many': {} } });
+    assert.equal((await db.pool.query(`SELECT owner FROM rowcast.topics WHERE name = 'api-many'`)).rows[0].owner, 'config');
+    const refused = await snsError(sns.send(new DeleteTopicCommand({ TopicArn: arn('api-many') })));
+    assert.equal(refused.name, 'AuthorizationErrorException');
+  });
+});
+
+describe('rowcast start', () => {
+  test('serves the SNS API from the config (a secret from the environment), beside a bearer-token admin API, and never prints the secret', async () => {
+    const port = await freePort();
+    const secret = 'secret-from-the-environment-0002';
+    const config = writeConfigFile({
+      // What `rowcast start` reads of the config: the runtime and aws (topics and subscriptions are in the database).
+      runtime: { http: { port, token: 'admin-token-for-this-test' } },
+      aws: { region: REGION, accountId: ACCOUNT, credentials: { AKIDFROMTHEENVIRONMENT: { env: 'ROWCAST_TEST_SNS_SECRET' } } },
+    });
+    const proc = RowcastProcess.start(config.file, db.url, { ROWCAST_TEST_SNS_SECRET: secret, ROWCAST_LOG_LEVEL: 'debug' });
+    const started = new SNSClient({ endpoint: `http://127.0.0.1:${port}`, region: REGION, credentials: { accessKeyId: 'AKIDFROMTHEENVIRONMENT', secretAccessKey: secret }, maxAttempts: 1 });
+    try {
+      await proc.ready(db.pool);
+      // The HTTP server listens once the workers have started.
+      await eventually(() => fetch(`http://127.0.0.1:${port}/livez`).then((r) => r.ok), 'the HTTP server of rowcast start');
+      const { Topics } = await started.send(new ListTopicsCommand({}));
+      assert.ok(Topics?.some((t) => t.TopicArn === arn('config-topic')));
+      await started.send(new PublishCommand({ TopicArn: arn('config-topic'), Message: 'through rowcast start' }));
+      // The SNS API authenticates by signature; the rest of the server still wants the bearer token.
+      assert.equal((await fetch(`http://127.0.0.1:${port}/api/topics`)).status, 401);
+    } finally {
+      started.destroy();
+      proc.kill('SIGTERM');
+      await proc.exit(30_000);
+      config.remove();
+    }
+    assert.ok(proc.output.includes('sns api request'), 'debug output of the SNS API was printed');
+    assert.ok(!proc.output.includes(secret), 'the secret access key was printed');
+  });
+});
+
+describe('boto3', () => {
+  const python = promisify(execFile)('python3', ['-c', 'import boto3'], { timeout: 30_000 }).then(
+    () => null,
+    (err: Error) => `python3 with boto3 is not available (${err.message.split('\n')[0]}); install Debian's python3-boto3`,
+  );
+
+  test('a boto3 publisher (create_topic, subscribe, publish with MessageStructure json and Subject) works unchanged', async (t) => {
+    const missing = await python;
+    if (missing) return t.skip(missing);
+    const { stdout } = await promisify(execFile)('python3', ['test/fixtures/sns/boto3-publish.py', rowcast.httpUrl!, `${receiver.url}/boto3`], {
+      env: { ...process.env, AWS_ACCESS_KEY_ID: KEY.accessKeyId, AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+      timeout: 60_000,
+    });
+    const out = JSON.parse(stdout) as { topicArn: string; subscriptionArn: string; messageId: string; notFound: string | null };
+    assert.equal(out.topicArn, arn('boto3-orders'));
+    assert.match(out.subscriptionArn, new RegExp(`^${arn('boto3-orders')}:`));
+    assert.equal(out.notFound, 'NotFound');
+    const got = await eventually(() => receiver.requests.find((r) => r.path.endsWith('/boto3') && r.json?.id === out.messageId), 'the boto3 message at the webhook');
+    assert.equal(got.json.subject, 'Order placed');
+    // The "http" message of the structure (SNS messages are strings).
+    assert.deepEqual(JSON.parse(got.json.body), { order: 42, via: 'boto3' });
+    assert.deepEqual(got.json.attributes, { kind: 'order', total: '99.5' });
+  });
+});
