@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { AwsIdentity } from '../aws/arn.js';
 import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logical-reader.js';
 import { type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
@@ -21,6 +22,8 @@ export interface StartOptions {
   runtime?: Partial<RuntimeConfig> | RuntimeConfig;
   /** The functions this process runs (their handlers are loaded here); usually the config's `functions`. */
   functions?: Record<string, FunctionConfig>;
+  /** The config's `aws` (region and account in ARNs); functions in runtime processes get it as AWS_REGION. */
+  aws?: AwsIdentity;
   logger?: Logger;
   /** Apply pending migrations first (default true; safe with several processes). */
   migrate?: boolean;
@@ -72,7 +75,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     log,
   );
   const functions = options.functions && Object.keys(options.functions).length
-    ? new FunctionWorker(queues, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log, () => worker.wake())
+    ? new FunctionWorker(queues, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval, aws: options.aws }, log, () => worker.wake())
     : null;
   let http: HttpServer | null = null;
   const router = new EventRouter(queues, listener, { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval }, log, (routed) => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { AwsIdentity } from '../aws/arn.js';
 import type { FunctionConfig } from '../config/schema.js';
 import { ClaimLoop } from '../dispatcher/claim-loop.js';
 import { ClaimSession } from '../dispatcher/claim-session.js';
@@ -13,7 +14,10 @@ import type { DirectInvocationClaim } from '../topics/route-events.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
 import { pausedFunctions } from './function-state.js';
 import { HandlerPool } from './handler-pool.js';
+import type { InvocationRunner } from './invocation-runner.js';
 import { type ClaimedInvocation, claimInvocations, completeInvocations, type InvocationResult, listTopics, releaseInvocations, releaseSlots } from './invocation-store.js';
+import { RuntimeProcessPool } from './runtimes/runtime-process-pool.js';
+import { runtimeKind } from './runtimes/runtime-kind.js';
 import type { HandlerError, TopicRules } from './thread-protocol.js';
 
 export interface FunctionWorkerOptions {
@@ -21,6 +25,8 @@ export interface FunctionWorkerOptions {
   concurrency: number;
   lease: number;
   pollInterval: number;
+  /** Region and account of the functions' ARNs and of AWS_REGION in runtime processes. */
+  aws?: AwsIdentity;
 }
 
 /** Results are written in batches of at most this many. */
@@ -37,7 +43,8 @@ const SLOT_IDLE_MS = 1000;
 interface LoadedFunction {
   name: string;
   config: FunctionConfig;
-  pool: HandlerPool;
+  /** Worker threads (nodejs) or runtime processes (python3, provided). */
+  pool: InvocationRunner;
   /** A lease outlives the timeout, so a running invocation is never taken over while it may still finish. */
   leaseMs: number;
 }
@@ -78,8 +85,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     // If the connection breaks, its slots are gone with it: taken again on the next claim.
     this.session = new ClaimSession(pool, log, () => this.held.clear());
     for (const [name, config] of Object.entries(functions)) {
-      const [modulePath, exportName = 'handler'] = config.handler.split('#') as [string, string?];
-      const handlers = new HandlerPool({ functionName: name, modulePath, exportName, timeout: config.timeout, environment: config.environment, memoryLimitMb: config.memoryLimitMb }, log);
+      const handlers = runtimeKind(config.runtime) === 'nodejs' ? nodeHandlers(name, config, log) : new RuntimeProcessPool(name, config, options.aws ?? DEFAULT_AWS, log);
       this.functions.set(name, { name, config, pool: handlers, leaseMs: Math.max(options.lease, config.timeout + 30_000) });
     }
   }
@@ -273,6 +279,13 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.held.clear();
     await this.session.close((client) => client.query('SELECT pg_advisory_unlock_all()'));
   }
+}
+
+const DEFAULT_AWS: AwsIdentity = { region: 'us-east-1', accountId: '000000000000' };
+
+function nodeHandlers(name: string, config: FunctionConfig, log: Logger): HandlerPool {
+  const [modulePath, exportName = 'handler'] = config.handler.split('#') as [string, string?];
+  return new HandlerPool({ functionName: name, modulePath, exportName, timeout: config.timeout, environment: config.environment, memoryLimitMb: config.memoryLimitMb }, log);
 }
 
 function parseEvent(payload: string): unknown {
