@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AwsIdentity } from '../aws/arn.js';
-import type { FunctionConfig } from '../config/schema.js';
+import { awsSchema, type FunctionConfig } from '../config/schema.js';
 import { ClaimLoop } from '../dispatcher/claim-loop.js';
 import { ClaimSession } from '../dispatcher/claim-session.js';
 import type { Logger } from '../observability/logger.js';
@@ -85,7 +85,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     // If the connection breaks, its slots are gone with it: taken again on the next claim.
     this.session = new ClaimSession(pool, log, () => this.held.clear());
     for (const [name, config] of Object.entries(functions)) {
-      const handlers = runtimeKind(config.runtime) === 'nodejs' ? nodeHandlers(name, config, log) : new RuntimeProcessPool(name, config, options.aws ?? DEFAULT_AWS, log);
+      const handlers = runtimeKind(config.runtime) === 'nodejs' ? nodeHandlers(name, config, log) : new RuntimeProcessPool(name, config, options.aws ?? awsSchema.parse({}), log);
       this.functions.set(name, { name, config, pool: handlers, leaseMs: Math.max(options.lease, config.timeout + 30_000) });
     }
   }
@@ -198,7 +198,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       return;
     }
     this.log.warn({ function: fn.name, invocation: inv.id, attempt: inv.attempt, error: outcome.error.message }, 'invocation failed');
-    const decision = decideAfterFailure(inv.attempt, { ...fn.config, maxRetryAfter: fn.config.maxDelay });
+    // A caller waiting for the answer (RequestResponse) gets the error, as from Lambda: no retry.
+    const decision = decideAfterFailure(inv.attempt, { ...fn.config, maxAttempts: inv.synchronous ? 1 : fn.config.maxAttempts, maxRetryAfter: fn.config.maxDelay });
     const retryAt = decision.state === 'pending' ? Date.now() + decision.delayMs : 0;
     if (decision.state === 'pending' && retryAt - Date.now() + inv.ageMs <= fn.config.maxEventAge) {
       void this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs: outcome.durationMs, state: 'pending', availableAt: new Date(retryAt), error: describe(outcome.error), messages: [], trace: inv.trace });
@@ -211,7 +212,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
 
   /** Final failure: recorded, and sent to the on-failure topic in the same transaction. */
   private async fail(fn: LoadedFunction, inv: ClaimedInvocation, error: HandlerError, condition: FailureCondition, durationMs: number, invoked: number): Promise<void> {
-    const messages = fn.config.onFailure
+    // As on Lambda, destinations are for asynchronous invocations: a synchronous caller gets the error itself.
+    const messages = fn.config.onFailure && !inv.synchronous
       ? [{
           id: randomUUID(),
           topic: fn.config.onFailure.topic,
@@ -223,7 +225,18 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
           dedupKey: null,
         }]
       : [];
-    const completion = this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs, state: 'failed', error: `${describe(error)} (${condition} after ${invoked} attempt${invoked === 1 ? '' : 's'})`, messages, trace: inv.trace });
+    const completion = this.complete({
+      id: inv.id,
+      attempt: inv.attempt,
+      lease: inv.lease,
+      durationMs,
+      state: 'failed',
+      error: `${describe(error)} (${condition} after ${invoked} attempt${invoked === 1 ? '' : 's'})`,
+      // The synchronous caller's answer: Lambda's error payload.
+      result: inv.synchronous ? JSON.stringify({ errorMessage: error.message, errorType: error.type, stackTrace: error.stack }) : null,
+      messages,
+      trace: inv.trace,
+    });
     observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'failed', durationMs });
     void completion.then((deliveries) => deliveries && this.onPublished(deliveries));
   }
@@ -280,8 +293,6 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     await this.session.close((client) => client.query('SELECT pg_advisory_unlock_all()'));
   }
 }
-
-const DEFAULT_AWS: AwsIdentity = { region: 'us-east-1', accountId: '000000000000' };
 
 function nodeHandlers(name: string, config: FunctionConfig, log: Logger): HandlerPool {
   const [modulePath, exportName = 'handler'] = config.handler.split('#') as [string, string?];
