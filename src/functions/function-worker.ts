@@ -164,6 +164,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     const client = this.session.current;
     if (got || local || !held?.length || !client || Date.now() - (this.busyAt.get(group) ?? 0) < SLOT_IDLE_MS) return;
     this.held.delete(group);
+    this.functions.get(group)?.pool.releaseIdle?.();
     this.releasing = this.releasing.then(() => releaseSlots(client, group, held)).catch((err: Error) => this.log.warn({ err: err.message }, 'could not give function slots back'));
   }
 

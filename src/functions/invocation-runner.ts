@@ -12,6 +12,11 @@ export type InvocationOutcome =
  */
 export interface InvocationRunner {
   invoke(request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<InvocationOutcome>;
+  /**
+   * This rowcast process gave the function's concurrency slots back: stop what is idle, so that runtime processes
+   * over all rowcast processes never outnumber the function's concurrency (worker threads may stay: they are cheap).
+   */
+  releaseIdle?(): void;
   /** Stops every thread or process of the function. */
   close(): Promise<void>;
 }

@@ -27,7 +27,7 @@ const config = (): RowcastConfigInput => ({
     exits: { ...python, handler: 'handlers.exits_once', timeout: '10s', maxAttempts: 2, ...fast, environment: { MARKER_DIR: markers } },
     'init-error': { ...python, handler: 'init_error.handler', maxAttempts: 1, onFailure: { topic: 'failures' } },
     hog: { ...python, handler: 'handlers.hogs_memory', timeout: '30s', maxAttempts: 1, memoryLimitMb: 64, onFailure: { topic: 'failures' } },
-    shell: { runtime: 'provided', directory: 'test/fixtures/provided', handler: 'echo.sh', maxAttempts: 1, onFailure: { topic: 'failures' } },
+    shell: { runtime: 'provided', directory: 'test/fixtures/provided', handler: 'echo.sh', concurrency: 1, maxAttempts: 1, onFailure: { topic: 'failures' } },
   },
   subscriptions: { failures: { topic: 'failures', protocol: 'http', endpoint: receiver.url } },
 });
@@ -81,10 +81,11 @@ describe('python3 runtime', () => {
   });
 
   test('the process is reused: module-scope state survives between invocations', async () => {
-    const first = JSON.parse((await finished(await invokeFunction(db.pool, 'echo', { n: 'a' }), 'done')).result);
-    const second = JSON.parse((await finished(await invokeFunction(db.pool, 'echo', { n: 'b' }), 'done')).result);
-    assert.equal(second.pid, first.pid);
-    assert.equal(second.invocations, first.invocations + 1);
+    // Queued together, so that the function's one slot stays busy from the first to the second (an idle slot is given back, and its process stopped).
+    const ids = [await invokeFunction(db.pool, 'echo', { n: 'a' }), await invokeFunction(db.pool, 'echo', { n: 'b' })];
+    const [a, b] = await Promise.all(ids.map(async (id) => JSON.parse((await finished(id, 'done')).result)));
+    assert.equal(b.pid, a.pid);
+    assert.equal(Math.abs(b.invocations - a.invocations), 1);
   });
 
   test('an exception is retried, then Lambda’s error record reaches the on-failure topic', async () => {
@@ -134,8 +135,8 @@ describe('python3 runtime', () => {
 
 describe('provided runtime', () => {
   test('a shell bootstrap speaking the Runtime API with curl runs invocations, reused', async () => {
-    const first = JSON.parse((await finished(await invokeFunction(db.pool, 'shell', { n: 1 }), 'done')).result);
-    const second = JSON.parse((await finished(await invokeFunction(db.pool, 'shell', { n: 2 }), 'done')).result);
+    const ids = [await invokeFunction(db.pool, 'shell', { n: 1 }), await invokeFunction(db.pool, 'shell', { n: 2 })];
+    const [first, second] = await Promise.all(ids.map(async (id) => JSON.parse((await finished(id, 'done')).result)));
     assert.deepEqual(first.echo, { n: 1 });
     assert.deepEqual(second.echo, { n: 2 });
     assert.equal(first.handler, 'echo.sh');

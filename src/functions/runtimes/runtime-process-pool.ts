@@ -65,6 +65,13 @@ export class RuntimeProcessPool implements InvocationRunner {
     return outcome;
   }
 
+  releaseIdle(): void {
+    for (const proc of this.idle.splice(0)) {
+      this.all.delete(proc);
+      proc.kill();
+    }
+  }
+
   async close(): Promise<void> {
     this.idle.length = 0;
     await Promise.all([...this.all].map((p) => p.close()));

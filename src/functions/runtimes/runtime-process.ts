@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -114,17 +114,21 @@ export class RuntimeProcess {
       AWS_REGION: o.aws.region,
       AWS_DEFAULT_REGION: o.aws.region,
     };
-    const [program, ...args] = o.command;
+    // Killed if rowcast dies (setpriv's parent-death signal, where util-linux has it), as a Lambda environment
+    // ends with its host; rowcast's Python bootstrap also exits when its stdin (a pipe from rowcast) closes.
+    const [program, ...args] = hasSetpriv() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...o.command] : o.command;
     // Its own process group, so that a timeout kills what the runtime started too (a shell bootstrap's curl).
-    const child = spawn(program, args, { cwd: o.directory, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(program!, args, { cwd: o.directory, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     this.child = child;
     child.unref();
+    // Never written: it only closes when rowcast ends.
+    child.stdin!.on('error', () => {});
     for (const [stream, name] of [[child.stdout!, 'stdout'], [child.stderr!, 'stderr']] as const) {
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) =>
         this.log.info({ function: o.functionName, invocation: this.running?.request.id, stream: name }, line),
       );
     }
-    child.once('error', (err) => this.ended({ type: 'Runtime.InvalidEntrypoint', message: `the runtime could not start ${program}: ${err.message}`, stack: [] }));
+    child.once('error', (err) => this.ended({ type: 'Runtime.InvalidEntrypoint', message: `the runtime could not start ${o.command[0]}: ${err.message}`, stack: [] }));
     child.once('exit', (code, signal) => {
       const how = signal ? `signal ${signal}` : `exit status ${code}`;
       this.ended(
@@ -322,6 +326,13 @@ function lambdaError(body: Buffer, headerType: string | string[] | undefined): H
   } catch {
     return { type: fallbackType, message: body.toString('utf8'), stack: [] };
   }
+}
+
+let setpriv: boolean | undefined;
+/** Whether util-linux's setpriv (with --pdeathsig) is on the PATH; asked once. */
+function hasSetpriv(): boolean {
+  setpriv ??= spawnSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], { timeout: 10_000 }).status === 0;
+  return setpriv;
 }
 
 /** A W3C traceparent as X-Ray's trace header (Root=1-<8 hex>-<24 hex>;Parent=<span>;Sampled=<0|1>), which Lambda runtimes read. */
