@@ -27,6 +27,7 @@ const config = (): RowcastConfigInput => ({
     exits: { ...python, handler: 'handlers.exits_once', timeout: '10s', maxAttempts: 2, ...fast, environment: { MARKER_DIR: markers } },
     'init-error': { ...python, handler: 'init_error.handler', maxAttempts: 1, onFailure: { topic: 'failures' } },
     hog: { ...python, handler: 'handlers.hogs_memory', timeout: '30s', maxAttempts: 1, memoryLimitMb: 64, onFailure: { topic: 'failures' } },
+    node: { runtime: 'provided.al2023', directory: 'test/fixtures/provided-node', handler: 'index.handler', timeout: '5s', maxAttempts: 1 },
     shell: { runtime: 'provided', directory: 'test/fixtures/provided', handler: 'echo.sh', concurrency: 1, maxAttempts: 1, onFailure: { topic: 'failures' } },
   },
   subscriptions: { failures: { topic: 'failures', protocol: 'http', endpoint: receiver.url } },
@@ -71,7 +72,7 @@ describe('python3 runtime', () => {
     assert.equal(result.context.invoked_function_arn, 'arn:aws:lambda:us-east-1:000000000000:function:echo');
     assert.equal(result.context.memory_limit_in_mb, '256');
     assert.equal(result.context.log_group_name, '/aws/lambda/echo');
-    assert.ok(result.context.remaining_ms > 0 && result.context.remaining_ms <= 3000);
+    assert.ok(result.context.remaining_ms >= 0 && result.context.remaining_ms <= 3000, 'the deadline is within the 3 s timeout');
     assert.equal(result.env.AWS_LAMBDA_FUNCTION_NAME, 'echo');
     assert.equal(result.env._HANDLER, 'handlers.echo');
     assert.equal(result.env.LAMBDA_TASK_ROOT, path.resolve('test/fixtures/python'));
@@ -148,5 +149,26 @@ describe('provided runtime', () => {
     const record = await failureRecord(id);
     assert.equal(record.responsePayload.errorType, 'ShellError');
     assert.equal(record.responsePayload.errorMessage, 'asked to fail');
+  });
+
+  test('a Node script bootstrap gets Lambda’s headers: request id, deadline, ARN, X-Ray trace (from the writer’s traceparent), client context', async () => {
+    const client = await db.pool.connect();
+    let id: string;
+    try {
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL rowcast.traceparent = '00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01'`);
+      id = (await client.query(`SELECT rowcast.invoke('node', '{"n": 3}', 'sql', '{"custom": {"app": "test"}}') AS id`)).rows[0].id;
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const answer = JSON.parse((await finished(id, 'done')).result);
+    assert.deepEqual(answer.event, { n: 3 });
+    assert.equal(answer.handler, 'index.handler');
+    assert.equal(answer.functionName, 'node');
+    assert.equal(answer.arn, 'arn:aws:lambda:us-east-1:000000000000:function:node');
+    assert.equal(answer.trace, 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1');
+    assert.deepEqual(JSON.parse(answer.clientContext), { custom: { app: 'test' } });
+    assert.ok(Number.isFinite(answer.remainingMs) && answer.remainingMs <= 5000, `the deadline is within the 5 s timeout: ${answer.remainingMs} ms left`);
   });
 });
