@@ -40,9 +40,17 @@ export function lambdaInvokeRoutes(aws: AwsIdentity = awsSchema.parse({})): Http
         if (!['Event', 'RequestResponse', 'DryRun'].includes(type)) {
           return lambdaError(reply, 400, 'InvalidParameterValueException', `X-Amz-Invocation-Type "${type}" is not one of Event, RequestResponse, DryRun`);
         }
-        if (type === 'DryRun') {
-          const { rows } = await pool.query('SELECT 1 FROM rowcast.functions WHERE name = $1', [name]);
-          return rows.length ? reply.code(204).send() : lambdaError(reply, 404, 'ResourceNotFoundException', `Function not found: ${arn}`);
+        const { rows } = await pool.query<{ runnable: boolean }>(
+          `SELECT state <> 'paused' AND coalesce((settings->>'concurrency')::int, 1) > 0 AS runnable FROM rowcast.functions WHERE name = $1`,
+          [name],
+        );
+        if (!rows.length) return lambdaError(reply, 404, 'ResourceNotFoundException', `Function not found: ${arn}`);
+        if (type === 'DryRun') return reply.code(204).send();
+        // A paused function (or concurrency 0) would keep a waiting caller forever: throttled, as Lambda does with reserved concurrency 0.
+        if (type === 'RequestResponse' && !rows[0]!.runnable) {
+          return lambdaError(reply, 429, 'TooManyRequestsException', `Rate Exceeded: function ${name} is paused or has concurrency 0; resume it, or invoke with InvocationType Event to queue the event`, {
+            Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded',
+          });
         }
         const body = request.body as Buffer | undefined;
         const payload = body?.length ? body.toString('utf8') : '{}';
@@ -122,6 +130,6 @@ function header(value: string | string[] | undefined): string | undefined {
 }
 
 /** Lambda's error response: the type in x-amzn-ErrorType (as the SDKs read it) and the body. */
-function lambdaError(reply: FastifyReply, status: number, type: string, message: string): FastifyReply {
-  return reply.code(status).header('x-amzn-errortype', type).header('content-type', 'application/json').send({ Type: status >= 500 ? 'Service' : 'User', message });
+function lambdaError(reply: FastifyReply, status: number, type: string, message: string, extra: Record<string, string> = {}): FastifyReply {
+  return reply.code(status).header('x-amzn-errortype', type).header('content-type', 'application/json').send({ Type: status >= 500 ? 'Service' : 'User', message, ...extra });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { InvokeCommand, LambdaClient, ResourceNotFoundException } from '@aws-sdk/client-lambda';
+import { InvokeCommand, LambdaClient, ResourceNotFoundException, TooManyRequestsException } from '@aws-sdk/client-lambda';
 import { parseConfig } from '../../src/config/load.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
@@ -21,6 +21,7 @@ const config = (): RowcastConfigInput => ({
     // Three attempts and an on-failure topic when invoked asynchronously; a synchronous caller gets the first error.
     fails: { ...python, handler: 'handlers.fails', maxAttempts: 3, minDelay: '50ms', maxDelay: '100ms', onFailure: { topic: 'failures' } },
     node: { handler: 'test/fixtures/handlers/publisher.ts', environment: { ENV_TOPIC_ARN: 'failures' } },
+    held: { ...python, handler: 'handlers.echo', concurrency: 0 },
   },
   subscriptions: { failures: { topic: 'failures', protocol: 'http', endpoint: receiver.url } },
 });
@@ -114,5 +115,17 @@ describe('Lambda Invoke API through @aws-sdk/client-lambda', () => {
       assert.match(err.message, /Could not parse request body into json/);
       return true;
     });
+  });
+
+  test('RequestResponse of a function with concurrency 0 is throttled (nothing queued); Event still queues', async () => {
+    await assert.rejects(lambda.send(new InvokeCommand({ FunctionName: 'held', Payload: '{}' })), (err: Error) => {
+      assert.ok(err instanceof TooManyRequestsException, err.name);
+      assert.equal(err.Reason, 'ReservedFunctionConcurrentInvocationLimitExceeded');
+      assert.match(err.message, /function held is paused or has concurrency 0; resume it, or invoke with InvocationType Event/);
+      return true;
+    });
+    assert.equal((await invocations('held')).length, 0);
+    assert.equal((await lambda.send(new InvokeCommand({ FunctionName: 'held', InvocationType: 'Event', Payload: '{}' }))).StatusCode, 202);
+    assert.equal((await invocations('held')).length, 1);
   });
 });
