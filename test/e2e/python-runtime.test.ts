@@ -165,6 +165,7 @@ describe('provided runtime', () => {
     const answer = JSON.parse((await finished(id, 'done')).result);
     assert.deepEqual(answer.event, { n: 3 });
     assert.equal(answer.handler, 'index.handler');
+    assert.equal(answer.stray, 400, 'a response for an id that is not the current invocation is refused');
     assert.equal(answer.functionName, 'node');
     assert.equal(answer.arn, 'arn:aws:lambda:us-east-1:000000000000:function:node');
     assert.equal(answer.trace, 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1');

@@ -285,7 +285,8 @@ export class RuntimeProcess {
     if (req.method === 'POST' && invocation) {
       const [, id, kind] = invocation;
       const running = this.running;
-      if (!running?.delivered || running.request.id !== decodeURIComponent(id!)) {
+      // Request ids are UUIDs: compared as sent, so a malformed escape cannot throw here.
+      if (!running?.delivered || id !== encodeURIComponent(running.request.id)) {
         drain(req);
         return reply(res, 400, { errorMessage: `no invocation ${id} is in progress in this runtime; post the id of the event GET ${API}/invocation/next returned`, errorType: 'InvalidRequestID' });
       }
