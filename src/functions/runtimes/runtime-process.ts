@@ -350,7 +350,7 @@ function drain(req: IncomingMessage): void {
   req.resume();
 }
 
-/** The request's body, or null when it is over `max` bytes. */
+/** The request's body; null when it is over `max` bytes. Never resolves for a request cut off (the runtime's exit tells). */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -360,6 +360,6 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
       if (size <= max) chunks.push(chunk);
     });
     req.on('end', () => resolve(size > max ? null : Buffer.concat(chunks)));
-    req.on('error', () => resolve(null));
+    req.on('error', () => {});
   });
 }
