@@ -7,7 +7,7 @@ export { createPool, type Pool } from './store/pool.js';
 export { apply, formatPlan, generateSecret, type ApplyResult, type PlanStep } from './capture/apply.js';
 export { startRowcast, type RowcastRuntime, type StartOptions } from './dispatcher/runtime.js';
 export { getStatus, redrive, resumeSubscription, pauseSubscription, getSubscriptionSecrets, rotateSecret, listInvocations, type Status, type SubscriptionStatus, type InvocationRecord, type RotatedSecret } from './control-plane/operations.js';
-export { invokeFunction } from './functions/invoke.js';
+export { type InvocationAnswer, invokeAndWait, invokeFunction } from './functions/invoke.js';
 export {
   getOverview,
   getLag,

@@ -180,8 +180,8 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
 
   const functions = new Map((await client.query<{ name: string; settings: unknown }>('SELECT name, settings FROM rowcast.functions')).rows.map((r) => [r.name, r]));
   for (const [name, fn] of Object.entries(config.functions)) {
-    // The handler's path stays with the processes that run it; the database knows what SQL and status need.
-    const { handler: _handler, environment: _environment, ...settings } = fn;
+    // The handler, its runtime and paths stay with the processes that run it; the database knows what SQL and status need.
+    const { handler: _handler, environment: _environment, runtime: _runtime, directory: _directory, bootstrap: _bootstrap, ...settings } = fn;
     const existing = functions.get(name);
     if (!existing) steps.push({ summary: `+ function ${name}`, sql: 'INSERT INTO rowcast.functions (name, settings) VALUES ($1, $2)', params: [name, settings] });
     else if (stableJson(existing.settings) !== stableJson(settings)) steps.push({ summary: `~ function ${name} (settings)`, sql: 'UPDATE rowcast.functions SET settings = $2, updated_at = now() WHERE name = $1', params: [name, settings] });

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { ErrorCodes, RowcastError } from '../errors.js';
+import { resolveProcessRuntime, runtimeKind } from '../functions/runtimes/runtime-kind.js';
 import { editDistance, validateFilterPolicy } from '../subscriptions/filter-policy/filter-policy.js';
 import { configSchema, type RowcastConfig, type RowcastConfigInput } from './schema.js';
 
@@ -123,10 +124,15 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
     }
   }
   for (const [name, fn] of Object.entries(config.functions)) {
-    const [file, exportName = 'handler'] = fn.handler.split('#') as [string, string?];
-    const resolved = path.resolve(baseDir, file);
-    if (!existsSync(resolved)) problems.push(`functions.${name}.handler: ${resolved} does not exist; give the handler module's path relative to the config file.`);
-    fn.handler = `${resolved}#${exportName}`;
+    if (runtimeKind(fn.runtime) !== 'nodejs') {
+      problems.push(...resolveProcessRuntime(name, fn, baseDir));
+    } else {
+      if (fn.directory !== undefined || fn.bootstrap !== undefined) problems.push(`functions.${name}: directory and bootstrap are for runtimes "python3" and "provided"; remove them, or set runtime.`);
+      const [file, exportName = 'handler'] = fn.handler.split('#') as [string, string?];
+      const resolved = path.resolve(baseDir, file);
+      if (!existsSync(resolved)) problems.push(`functions.${name}.handler: ${resolved} does not exist; give the handler module's path relative to the config file.`);
+      fn.handler = `${resolved}#${exportName}`;
+    }
     if (fn.minDelay > fn.maxDelay) problems.push(`functions.${name}.minDelay: ${fn.minDelay} ms is more than maxDelay (${fn.maxDelay} ms); lower minDelay or raise maxDelay.`);
     if (fn.onFailure) checkTopic(`functions.${name}.onFailure.topic`, fn.onFailure.topic);
   }

@@ -190,8 +190,25 @@ export const functionName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1–6
 
 /** Defaults mirror Lambda's asynchronous invocation. */
 export const functionSchema = z.strictObject({
-  /** The handler module: "./handlers/writer.ts" (export `handler`) or "./handlers/writer.ts#otherExport"; relative to the config file. */
+  /**
+   * Node: the handler module, "./handlers/writer.ts" (export `handler`) or "./handlers/writer.ts#otherExport",
+   * relative to the config file. Python: "module.function" in `directory` (Lambda's handler, e.g.
+   * "lambda_function.lambda_handler"). provided: passed to the bootstrap as _HANDLER.
+   */
   handler: z.string().min(1),
+  /**
+   * How the handler runs: "nodejs" (default: a worker thread, the fastest), "python3" or "python3.x" (the machine's
+   * python3, through rowcast's bootstrap), or "provided" (your executable `bootstrap`); the last two speak Lambda's
+   * Runtime API from a process of their own.
+   */
+  runtime: z
+    .string()
+    .regex(/^(nodejs(\d+\.x)?|python3(\.\d+)?|provided(\.al2(023)?)?)$/, 'one of "nodejs", "python3" (or "python3.12" …), "provided"')
+    .default('nodejs'),
+  /** python3 and provided: the function's code (Lambda's LAMBDA_TASK_ROOT), relative to the config file; default: the config file's folder. */
+  directory: z.string().min(1).optional(),
+  /** provided: the executable that speaks the Runtime API, relative to `directory`; default "bootstrap". */
+  bootstrap: z.string().min(1).optional(),
   /** Attempts in all (Lambda: 1 + 2 retries). */
   maxAttempts: z.number().int().min(1).max(100).default(3),
   /** Backoff before the 2nd attempt, doubling per attempt with jitter (Lambda waits about 1 min, then 2 min). */
@@ -207,7 +224,10 @@ export const functionSchema = z.strictObject({
   onFailure: z.strictObject({ topic: topicName }).optional(),
   /** Environment variables of the handler (process.env in its thread), e.g. ENV_TOPIC_ARN. */
   environment: z.record(z.string(), z.string()).default({}),
-  /** Heap limit of a handler thread; a handler that leaks past it fails that attempt, not the process. */
+  /**
+   * Node: heap limit of a handler thread. python3/provided: resident memory of the runtime process (watched), which
+   * is killed past it. A handler that leaks past it fails that attempt, not rowcast.
+   */
   memoryLimitMb: z.number().int().min(16).max(16_384).default(256),
 });
 

@@ -29,7 +29,10 @@ export interface StartOptions {
   httpRoutes?: readonly HttpRoutePlugin[];
   /** Internal settings of logical capture's reader (tests lower its chunk size). */
   logicalCapture?: LogicalReaderOptions;
-  /** The config's `aws`: ARNs (of SNS envelopes and the SNS API) and the credentials of the SNS API served by the HTTP server. */
+  /**
+   * The config's `aws`: ARNs (of SNS envelopes, the SNS API, functions: runtime processes get the region as
+   * AWS_REGION) and the credentials of the SNS API served by the HTTP server.
+   */
   aws?: AwsConfigInput;
 }
 
@@ -74,8 +77,9 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval, allowPrivateEndpoints: runtime.allowPrivateEndpoints },
     log,
   );
+  const aws = awsSchema.parse(options.aws ?? {});
   const functions = options.functions && Object.keys(options.functions).length
-    ? new FunctionWorker(queues, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval }, log, () => worker.wake())
+    ? new FunctionWorker(queues, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval, aws }, log, () => worker.wake())
     : null;
   let http: HttpServer | null = null;
   const router = new EventRouter(queues, listener, { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval }, log, (routed) => {
@@ -107,7 +111,6 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   worker.onInvocationQueued = () => functions?.wake();
   // Claim-check links point at this process's HTTP server (its address is known once it listens, below).
   worker.claimChecks = await ClaimChecks.load(pool, runtime.http.publicUrl);
-  const aws = awsSchema.parse(options.aws ?? {});
   worker.snsEnvelopes = new SnsEnvelopes(pool, aws, runtime.http.publicUrl);
   listener.start();
   await worker.start();
@@ -173,7 +176,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         pool,
         log,
         settings: runtime.http,
-        aws: awsSchema.parse(options.aws ?? {}),
+        aws,
         routes: options.httpRoutes,
         isReady: async () => ({
           ready: ready && listener.connected,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { FunctionConfig } from '../config/schema.js';
+import type { AwsIdentity } from '../aws/arn.js';
+import { awsSchema, type FunctionConfig } from '../config/schema.js';
 import { ClaimLoop } from '../dispatcher/claim-loop.js';
 import { ClaimSession } from '../dispatcher/claim-session.js';
 import type { Logger } from '../observability/logger.js';
@@ -13,7 +14,10 @@ import type { DirectInvocationClaim } from '../topics/route-events.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
 import { pausedFunctions } from './function-state.js';
 import { HandlerPool } from './handler-pool.js';
+import type { InvocationRunner } from './invocation-runner.js';
 import { type ClaimedInvocation, claimInvocations, completeInvocations, type InvocationResult, listTopics, releaseInvocations, releaseSlots } from './invocation-store.js';
+import { RuntimeProcessPool } from './runtimes/runtime-process-pool.js';
+import { runtimeKind } from './runtimes/runtime-kind.js';
 import type { HandlerError, TopicRules } from './thread-protocol.js';
 
 export interface FunctionWorkerOptions {
@@ -21,6 +25,8 @@ export interface FunctionWorkerOptions {
   concurrency: number;
   lease: number;
   pollInterval: number;
+  /** Region and account of the functions' ARNs and of AWS_REGION in runtime processes. */
+  aws?: AwsIdentity;
 }
 
 /** Results are written in batches of at most this many. */
@@ -37,7 +43,8 @@ const SLOT_IDLE_MS = 1000;
 interface LoadedFunction {
   name: string;
   config: FunctionConfig;
-  pool: HandlerPool;
+  /** Worker threads (nodejs) or runtime processes (python3, provided). */
+  pool: InvocationRunner;
   /** A lease outlives the timeout, so a running invocation is never taken over while it may still finish. */
   leaseMs: number;
 }
@@ -78,8 +85,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     // If the connection breaks, its slots are gone with it: taken again on the next claim.
     this.session = new ClaimSession(pool, log, () => this.held.clear());
     for (const [name, config] of Object.entries(functions)) {
-      const [modulePath, exportName = 'handler'] = config.handler.split('#') as [string, string?];
-      const handlers = new HandlerPool({ functionName: name, modulePath, exportName, timeout: config.timeout, environment: config.environment, memoryLimitMb: config.memoryLimitMb }, log);
+      const handlers = runtimeKind(config.runtime) === 'nodejs' ? nodeHandlers(name, config, log) : new RuntimeProcessPool(name, config, options.aws ?? awsSchema.parse({}), log);
       this.functions.set(name, { name, config, pool: handlers, leaseMs: Math.max(options.lease, config.timeout + 30_000) });
     }
   }
@@ -158,6 +164,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     const client = this.session.current;
     if (got || local || !held?.length || !client || Date.now() - (this.busyAt.get(group) ?? 0) < SLOT_IDLE_MS) return;
     this.held.delete(group);
+    this.functions.get(group)?.pool.releaseIdle?.();
     this.releasing = this.releasing.then(() => releaseSlots(client, group, held)).catch((err: Error) => this.log.warn({ err: err.message }, 'could not give function slots back'));
   }
 
@@ -192,7 +199,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       return;
     }
     this.log.warn({ function: fn.name, invocation: inv.id, attempt: inv.attempt, error: outcome.error.message }, 'invocation failed');
-    const decision = decideAfterFailure(inv.attempt, { ...fn.config, maxRetryAfter: fn.config.maxDelay });
+    // A caller waiting for the answer (RequestResponse) gets the error, as from Lambda: no retry.
+    const decision = decideAfterFailure(inv.attempt, { ...fn.config, maxAttempts: inv.synchronous ? 1 : fn.config.maxAttempts, maxRetryAfter: fn.config.maxDelay });
     const retryAt = decision.state === 'pending' ? Date.now() + decision.delayMs : 0;
     if (decision.state === 'pending' && retryAt - Date.now() + inv.ageMs <= fn.config.maxEventAge) {
       void this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs: outcome.durationMs, state: 'pending', availableAt: new Date(retryAt), error: describe(outcome.error), messages: [], trace: inv.trace });
@@ -205,7 +213,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
 
   /** Final failure: recorded, and sent to the on-failure topic in the same transaction. */
   private async fail(fn: LoadedFunction, inv: ClaimedInvocation, error: HandlerError, condition: FailureCondition, durationMs: number, invoked: number): Promise<void> {
-    const messages = fn.config.onFailure
+    // As on Lambda, destinations are for asynchronous invocations: a synchronous caller gets the error itself.
+    const messages = fn.config.onFailure && !inv.synchronous
       ? [{
           id: randomUUID(),
           topic: fn.config.onFailure.topic,
@@ -217,7 +226,18 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
           dedupKey: null,
         }]
       : [];
-    const completion = this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs, state: 'failed', error: `${describe(error)} (${condition} after ${invoked} attempt${invoked === 1 ? '' : 's'})`, messages, trace: inv.trace });
+    const completion = this.complete({
+      id: inv.id,
+      attempt: inv.attempt,
+      lease: inv.lease,
+      durationMs,
+      state: 'failed',
+      error: `${describe(error)} (${condition} after ${invoked} attempt${invoked === 1 ? '' : 's'})`,
+      // The synchronous caller's answer: Lambda's error payload.
+      result: inv.synchronous ? JSON.stringify({ errorMessage: error.message, errorType: error.type, stackTrace: error.stack }) : null,
+      messages,
+      trace: inv.trace,
+    });
     observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'failed', durationMs });
     void completion.then((deliveries) => deliveries && this.onPublished(deliveries));
   }
@@ -273,6 +293,11 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.held.clear();
     await this.session.close((client) => client.query('SELECT pg_advisory_unlock_all()'));
   }
+}
+
+function nodeHandlers(name: string, config: FunctionConfig, log: Logger): HandlerPool {
+  const [modulePath, exportName = 'handler'] = config.handler.split('#') as [string, string?];
+  return new HandlerPool({ functionName: name, modulePath, exportName, timeout: config.timeout, environment: config.environment, memoryLimitMb: config.memoryLimitMb }, log);
 }
 
 function parseEvent(payload: string): unknown {

@@ -2,11 +2,8 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.js';
-import type { HandlerError, InvokeRequest, PublishedMessage, ThreadMessage } from './thread-protocol.js';
-
-export type InvocationOutcome =
-  | { ok: true; result: string | null; published: PublishedMessage[]; durationMs: number }
-  | { ok: false; error: HandlerError; durationMs: number };
+import type { InvocationOutcome, InvocationRunner } from './invocation-runner.js';
+import type { InvokeRequest, ThreadMessage } from './thread-protocol.js';
 
 export interface HandlerPoolOptions {
   functionName: string;
@@ -36,7 +33,7 @@ const INIT_TIMEOUT_MS = 10_000;
  * Worker threads for one function, each running one invocation at a time (as a Lambda instance does). Threads
  * are reused; one that times out, crashes or runs out of memory is terminated and replaced on demand.
  */
-export class HandlerPool {
+export class HandlerPool implements InvocationRunner {
   private readonly idle: Worker[] = [];
   private readonly all = new Set<Worker>();
   /** Threads whose handler module has loaded: the timeout of an invocation counts from then. */

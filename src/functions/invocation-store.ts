@@ -2,6 +2,7 @@ import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { leaseFence, prepared } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../subscriptions/delivery-store.js';
 import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, type DirectClaim, directClaimDeliveriesSql, directClaimValues, publishMessages } from '../topics/fan-out.js';
+import { REQUEST_RESPONSE_SOURCE } from './invoke.js';
 import type { PublishedMessage, TopicRules } from './thread-protocol.js';
 
 export interface ClaimedInvocation {
@@ -17,6 +18,8 @@ export interface ClaimedInvocation {
   trace: string | null;
   /** Milliseconds since the invocation was queued. */
   ageMs: number;
+  /** A caller waits for it (RequestResponse): tried once, its error answers the caller instead of the on-failure topic. */
+  synchronous: boolean;
 }
 
 /** A claimed invocation as claims (and routing's direct leases) return it, as json. */
@@ -29,10 +32,12 @@ export interface ClaimedInvocationRow {
   trace: string | null;
   /** Absent for one leased as it was created. */
   age_ms?: number;
+  /** Absent for one leased as it was created (routing creates asynchronous invocations only). */
+  source?: string;
 }
 
 export function toClaimedInvocation(fn: string, r: ClaimedInvocationRow): ClaimedInvocation {
-  return { key: r.id, group: fn, id: r.id, attempt: r.attempts, lease: r.lease, payload: r.payload, clientContext: r.client_context, trace: r.trace, ageMs: Number(r.age_ms ?? 0) };
+  return { key: r.id, group: fn, id: r.id, attempt: r.attempts, lease: r.lease, payload: r.payload, clientContext: r.client_context, trace: r.trace, ageMs: Number(r.age_ms ?? 0), synchronous: r.source === REQUEST_RESPONSE_SOURCE };
 }
 
 /**
@@ -64,7 +69,7 @@ const claimStatement = prepared(
               lease_owner = $6, lease = gen_random_uuid(), started_at = coalesce(i.started_at, now())
         WHERE i.id = ANY (ARRAY(
                 SELECT rowcast.next_invocations($1, CASE WHEN cardinality($4::int[]) + cardinality((SELECT slots FROM taken)) > 0 THEN $2::int ELSE 0 END)))
-       RETURNING i.id::text, i.attempts, i.lease::text, i.payload, i.client_context, i.trace, i.available_at,
+       RETURNING i.id::text, i.attempts, i.lease::text, i.payload, i.client_context, i.trace, i.available_at, i.source,
                  (extract(epoch FROM now() - i.created_at) * 1000)::bigint AS age_ms
      )
      SELECT (SELECT slots FROM taken) AS taken,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { generateSecret } from '../../src/capture/apply.js';
 import { parseDuration } from '../../src/config/duration.js';
@@ -296,5 +297,28 @@ describe('parseConfig: webhook secrets', () => {
     assert.equal(httpSub(parseConfig(valid((c) => (c.subscriptions.hook.secretRotationOverlap = 0)))).secretRotationOverlap, 0);
     assertOneProblem(valid((c) => (c.subscriptions.hook.secretRotationOverlap = '31d')), 'subscriptions.hook.secretRotationOverlap', /at most 30 days/);
     assertOneProblem(valid((c) => (c.subscriptions.hook.secretRotationOverlap = '-1h')), 'subscriptions.hook.secretRotationOverlap', /not a duration/);
+  });
+});
+
+describe('parseConfig: function runtimes', () => {
+  const fn = (f: Record<string, unknown>) => valid((c) => (c.functions = { f }));
+  test('python3: handler "module.function" resolved in directory, which becomes absolute', () => {
+    const config = parseConfig(fn({ runtime: 'python3.12', handler: 'handlers.echo', directory: 'test/fixtures/python' }));
+    assert.equal(config.functions.f!.directory, path.resolve('test/fixtures/python'));
+    assert.equal(config.functions.f!.handler, 'handlers.echo');
+    assert.equal(parseConfig(fn({ handler: 'test/fixtures/handlers/publisher.ts' })).functions.f!.runtime, 'nodejs');
+  });
+
+  test('a python handler that is not module.function, or whose module is missing, says what to write', () => {
+    assertOneProblem(fn({ runtime: 'python3', handler: 'lambda_handler', directory: 'test/fixtures/python' }), 'functions.f.handler', /is not "module\.function"; write e\.g\. "lambda_function\.lambda_handler"/);
+    assertOneProblem(fn({ runtime: 'python3', handler: 'missing.handler', directory: 'test/fixtures/python' }), 'functions.f.handler', /no module .*missing\.py; put the handler's module in the function's directory/);
+    assertOneProblem(fn({ runtime: 'python3', handler: 'handlers.echo', directory: 'no/such/dir' }), 'functions.f.directory', /does not exist; give the folder of the function's code/);
+  });
+
+  test('an unknown runtime, a provided bootstrap that is missing, and directory on a nodejs function are refused', () => {
+    assertOneProblem(fn({ runtime: 'ruby3.3', handler: 'x' }), 'functions.f.runtime', /one of "nodejs", "python3" \(or "python3\.12" …\), "provided"/);
+    assertOneProblem(fn({ runtime: 'provided', handler: 'x', directory: 'test/fixtures/python' }), 'functions.f.bootstrap', /bootstrap does not exist; write the executable that speaks the Runtime API there/);
+    assertOneProblem(fn({ runtime: 'provided', handler: 'x', directory: 'test/fixtures/python', bootstrap: 'handlers.py' }), 'functions.f.bootstrap', /is not executable; chmod \+x it/);
+    assertOneProblem(fn({ handler: 'test/fixtures/handlers/publisher.ts', directory: 'test/fixtures' }), 'functions.f', /directory and bootstrap are for runtimes "python3" and "provided"/);
   });
 });

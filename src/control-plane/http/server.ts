@@ -9,6 +9,7 @@ import { ErrorCodes, RowcastError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import { pendingMigrations } from '../../store/migrate.js';
 import type { Pool } from '../../store/pool.js';
+import { lambdaInvokeRoutes } from '../../aws/lambda-invoke-routes.js';
 import { dashboardRoutes } from '../dashboard/dashboard-routes.js';
 import { adminApiRoutes } from './admin-api/admin-api-routes.js';
 import { apiError, errorCodeFor } from './admin-api/api-support.js';
@@ -48,7 +49,7 @@ export interface HttpRouteContext {
 export type HttpRoutePlugin = (app: FastifyInstance, context: HttpRouteContext) => void | Promise<void>;
 
 /** The routes `rowcast start` serves besides /livez and /readyz; other modules add theirs here. */
-export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes(), dashboardRoutes(), adminApiRoutes(), snsEnvelopeRoutes(), snsApiRoutes()];
+export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes(), dashboardRoutes(), adminApiRoutes(), snsEnvelopeRoutes(), snsApiRoutes(), lambdaInvokeRoutes()];
 
 export interface HttpServerOptions {
   pool: Pool;

@@ -1,0 +1,22 @@
+import type { HandlerError, InvokeRequest, PublishedMessage } from './thread-protocol.js';
+
+export type InvocationOutcome =
+  | { ok: true; result: string | null; published: PublishedMessage[]; durationMs: number }
+  | { ok: false; error: HandlerError; durationMs: number };
+
+/**
+ * Where the function worker runs an invocation: "run this invocation with this payload within the function's
+ * timeout, and give me the result or the error, and the messages it published". Worker threads (Node) and
+ * runtime processes speaking Lambda's Runtime API (Python, provided) both implement it, so claims, retries,
+ * maximum event age, on-failure records and history are the same code for every runtime.
+ */
+export interface InvocationRunner {
+  invoke(request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<InvocationOutcome>;
+  /**
+   * This rowcast process gave the function's concurrency slots back: stop what is idle, so that runtime processes
+   * over all rowcast processes never outnumber the function's concurrency (worker threads may stay: they are cheap).
+   */
+  releaseIdle?(): void;
+  /** Stops every thread or process of the function. */
+  close(): Promise<void>;
+}

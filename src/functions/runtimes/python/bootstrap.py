@@ -1,0 +1,173 @@
+"""rowcast's Python runtime interface client: Lambda's Runtime API on the standard library only.
+
+Loads the handler named by _HANDLER ("module.function") from LAMBDA_TASK_ROOT, then loops: GET the next event,
+call handler(event, context) with Lambda's Python context, POST the result, or Lambda's error shape
+(errorMessage, errorType, stackTrace) for an exception. A failure to load the handler is posted as an init error.
+"""
+
+import decimal
+import http.client
+import importlib
+import json
+import os
+import stat
+import sys
+import threading
+import time
+import traceback
+
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+BASE = "/2018-06-01/runtime"
+
+
+class Connection:
+    """One keep-alive connection to the Runtime API; the process ends when the API is gone (rowcast stopped)."""
+
+    def __init__(self):
+        self.conn = http.client.HTTPConnection(API)
+
+    def request(self, method, path, body=None, headers=None):
+        try:
+            self.conn.request(method, BASE + path, body=body, headers=headers or {})
+            response = self.conn.getresponse()
+            return response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read()
+        except (OSError, http.client.HTTPException) as e:
+            print("[ERROR] the Runtime API is unreachable (%s); exiting" % e, file=sys.stderr, flush=True)
+            os._exit(1)
+
+
+class LambdaContext:
+    """What Lambda's Python runtime gives a handler as its second argument."""
+
+    def __init__(self, request_id, deadline_ms, invoked_function_arn, client_context):
+        self.aws_request_id = request_id
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = invoked_function_arn
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.identity = None
+        self.client_context = client_context
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+    def log(self, message):
+        sys.stdout.write(str(message))
+        sys.stdout.flush()
+
+
+def error_shape(error_type, message, tb=None):
+    stack = traceback.format_list(traceback.extract_tb(tb)) if tb is not None else []
+    return {"errorMessage": message, "errorType": error_type, "requestId": "", "stackTrace": stack}
+
+
+def exception_shape(exc, error_type=None):
+    return error_shape(error_type or type(exc).__name__, str(exc), exc.__traceback__)
+
+
+def post_error(conn, path, shape):
+    print("[ERROR] %s: %s" % (shape["errorType"], shape["errorMessage"]), file=sys.stderr, flush=True)
+    body = json.dumps(shape).encode("utf-8")
+    conn.request("POST", path, body, {"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": shape["errorType"]})
+
+
+def load_handler(name):
+    """_HANDLER "package.module.function" (or "path/module.function") → the function; raises with Lambda's error types."""
+    module_name, _, function_name = name.rpartition(".")
+    if not module_name or not function_name:
+        raise _InitError("Runtime.MalformedHandlerName", "Bad handler '%s': not enough values to unpack (expected 'module.function')" % name)
+    module_name = module_name.replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except SyntaxError as e:
+        raise _InitError("Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (module_name, e), e.__traceback__)
+    except ImportError as e:
+        raise _InitError("Runtime.ImportModuleError", "Unable to import module '%s': %s" % (module_name, e), e.__traceback__)
+    except Exception as e:
+        # An exception in the module's top-level code: Lambda reports it with the exception's own type.
+        raise _InitError(type(e).__name__, str(e), e.__traceback__)
+    handler = getattr(module, function_name, None)
+    if not callable(handler):
+        raise _InitError("Runtime.HandlerNotFound", "Handler '%s' missing on module '%s'" % (function_name, module_name))
+    return handler
+
+
+class _InitError(Exception):
+    def __init__(self, error_type, message, tb=None):
+        super().__init__(message)
+        self.shape = error_shape(error_type, message, tb)
+
+
+def to_json(result):
+    def default(o):
+        if isinstance(o, decimal.Decimal):
+            return int(o) if o == o.to_integral_value() else float(o)
+        raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+    return json.dumps(result, default=default).encode("utf-8")
+
+
+def exit_with_rowcast():
+    """rowcast holds this process's stdin open and never writes to it: end of file means rowcast has ended."""
+    try:
+        while sys.stdin.buffer.read(65536):
+            pass
+    except OSError:
+        pass
+    os._exit(1)
+
+
+def main():
+    if stat.S_ISFIFO(os.fstat(0).st_mode):
+        threading.Thread(target=exit_with_rowcast, name="rowcast-watchdog", daemon=True).start()
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
+    # The function's code comes first on the path, not this file's folder.
+    sys.path[0] = task_root
+    conn = Connection()
+    try:
+        handler = load_handler(os.environ["_HANDLER"])
+    except _InitError as e:
+        post_error(conn, "/init/error", e.shape)
+        sys.exit(1)
+    while True:
+        status, headers, body = conn.request("GET", "/invocation/next")
+        if status != 200:
+            print("[ERROR] GET /invocation/next answered %d: %s; exiting" % (status, body[:200]), file=sys.stderr, flush=True)
+            sys.exit(1)
+        request_id = headers["lambda-runtime-aws-request-id"]
+        trace = headers.get("lambda-runtime-trace-id")
+        if trace:
+            os.environ["_X_AMZN_TRACE_ID"] = trace
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        client_context = headers.get("lambda-runtime-client-context")
+        context = LambdaContext(
+            request_id,
+            int(headers.get("lambda-runtime-deadline-ms", "0")),
+            headers.get("lambda-runtime-invoked-function-arn"),
+            json.loads(client_context) if client_context else None,
+        )
+        path = "/invocation/%s" % request_id
+        try:
+            event = json.loads(body) if body else None
+            result = handler(event, context)
+        except Exception as e:
+            shape = exception_shape(e)
+            shape["requestId"] = request_id
+            post_error(conn, path + "/error", shape)
+            continue
+        try:
+            payload = to_json(result)
+        except (TypeError, ValueError) as e:
+            shape = error_shape("Runtime.MarshalError", "Unable to marshal response: %s" % e)
+            shape["requestId"] = request_id
+            post_error(conn, path + "/error", shape)
+            continue
+        conn.request("POST", path + "/response", payload, {"Content-Type": "application/json"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
+import type { AwsIdentity } from '../../aws/arn.js';
+import { lambdaFunctionArn } from '../../aws/arn.js';
+import type { Logger } from '../../observability/logger.js';
+import type { InvocationOutcome } from '../invocation-runner.js';
+import type { HandlerError, InvokeRequest } from '../thread-protocol.js';
+
+export interface RuntimeProcessOptions {
+  functionName: string;
+  /** The configured runtime ("python3.12", "provided.al2023"), for AWS_EXECUTION_ENV. */
+  runtime: string;
+  /** The program and its arguments: ["python3", "<rowcast's bootstrap.py>"] or ["<the function's bootstrap>"]. */
+  command: [string, ...string[]];
+  handler: string;
+  /** LAMBDA_TASK_ROOT, and the process's working directory. */
+  directory: string;
+  /** LAMBDA_RUNTIME_DIR: where the runtime's own code is. */
+  runtimeDir: string;
+  timeout: number;
+  environment: Record<string, string>;
+  memoryLimitMb: number;
+  aws: AwsIdentity;
+}
+
+/** Lambda's limit on a synchronous response (6 MB): a larger one fails the invocation. */
+const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+/** After the deadline the runtime gets this long to post its response before the process is killed. */
+const KILL_GRACE_MS = 100;
+/** A new process's init phase (start, imports, module-scope code) may take this long; as Lambda's. */
+const INIT_TIMEOUT_MS = 10_000;
+/** How often the process's resident memory is read against its limit. */
+const MEMORY_WATCH_MS = 200;
+const API = '/2018-06-01/runtime';
+
+interface Running {
+  request: Omit<InvokeRequest, 'deadline'>;
+  started: number;
+  deadline: number;
+  /** Handed to the runtime (its GET …/next answered). */
+  delivered: boolean;
+  settle: (outcome: InvocationOutcome, reusable: boolean) => void;
+}
+
+/**
+ * One runtime process and the Runtime API endpoint it alone talks to, as a Lambda execution environment has its
+ * own: the API has no way to say which process asks for the next event, so each process gets its own loopback
+ * port. The process runs one invocation at a time and is reused until it times out, crashes or fails its init.
+ */
+export class RuntimeProcess {
+  private child: ChildProcess | null = null;
+  /** The runtime's long-poll GET …/invocation/next, while it waits for an event. */
+  private waiting: ServerResponse | null = null;
+  private running: Running | null = null;
+  private initialised = false;
+  private initError: HandlerError | null = null;
+  /** Why the process ended, once it has. */
+  private exit: HandlerError | null = null;
+  private readonly exitListeners = new Set<() => void>();
+  private readonly initListeners = new Set<() => void>();
+  private memoryWatch: NodeJS.Timeout | null = null;
+  private overMemory = false;
+
+  private constructor(private readonly options: RuntimeProcessOptions, private readonly server: Server, private readonly log: Logger) {}
+
+  static async start(options: RuntimeProcessOptions, log: Logger): Promise<RuntimeProcess> {
+    const server = createServer();
+    const proc = new RuntimeProcess(options, server, log);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => proc.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    server.unref();
+    proc.spawn((server.address() as AddressInfo).port);
+    return proc;
+  }
+
+  get alive(): boolean {
+    return this.exit === null;
+  }
+
+  get ready(): boolean {
+    return this.initialised;
+  }
+
+  private spawn(port: number): void {
+    const o = this.options;
+    const inherited = Object.fromEntries(['PATH', 'LANG', 'LC_ALL', 'TZ', 'HOME'].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
+    const credentials = Object.fromEntries(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
+    const today = new Date().toISOString().slice(0, 10).replace(/-/g, '/');
+    // Not rowcast's own environment (its database URL, its secrets): what Lambda gives a function, and the function's `environment`.
+    const env: Record<string, string> = {
+      PATH: '/usr/local/bin:/usr/bin:/bin',
+      ...inherited,
+      ...credentials,
+      ...o.environment,
+      // Lambda's reserved variables: a function's `environment` cannot override them.
+      AWS_LAMBDA_RUNTIME_API: `127.0.0.1:${port}`,
+      _HANDLER: o.handler,
+      LAMBDA_TASK_ROOT: o.directory,
+      LAMBDA_RUNTIME_DIR: o.runtimeDir,
+      AWS_EXECUTION_ENV: `AWS_Lambda_${o.runtime}`,
+      AWS_LAMBDA_FUNCTION_NAME: o.functionName,
+      AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(o.memoryLimitMb),
+      AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${o.functionName}`,
+      AWS_LAMBDA_LOG_STREAM_NAME: `${today}/[$LATEST]${randomBytes(16).toString('hex')}`,
+      AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+      AWS_REGION: o.aws.region,
+      AWS_DEFAULT_REGION: o.aws.region,
+    };
+    // Killed if rowcast dies (setpriv's parent-death signal, where util-linux has it), as a Lambda environment
+    // ends with its host; rowcast's Python bootstrap also exits when its stdin (a pipe from rowcast) closes.
+    const [program, ...args] = hasSetpriv() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...o.command] : o.command;
+    // Its own process group, so that a timeout kills what the runtime started too (a shell bootstrap's curl).
+    const child = spawn(program!, args, { cwd: o.directory, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    this.child = child;
+    child.unref();
+    // Never written: it only closes when rowcast ends.
+    child.stdin!.on('error', () => {});
+    for (const [stream, name] of [[child.stdout!, 'stdout'], [child.stderr!, 'stderr']] as const) {
+      createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) =>
+        this.log.info({ function: o.functionName, invocation: this.running?.request.id, stream: name }, line),
+      );
+    }
+    child.once('error', (err) => this.ended({ type: 'Runtime.InvalidEntrypoint', message: `the runtime could not start ${o.command[0]}: ${err.message}`, stack: [] }));
+    child.once('exit', (code, signal) => {
+      const how = signal ? `signal ${signal}` : `exit status ${code}`;
+      this.ended(
+        this.overMemory
+          ? { type: 'Runtime.OutOfMemory', message: `the runtime process used more than memoryLimitMb (${o.memoryLimitMb} MB) and was killed`, stack: [] }
+          : { type: 'Runtime.ExitError', message: `the runtime process exited (${how})`, stack: [] },
+      );
+    });
+    if (child.pid !== undefined) this.watchMemory(child.pid);
+  }
+
+  /** Kills the process past its memory limit (Linux: resident set size from /proc). */
+  private watchMemory(pid: number): void {
+    const limitKb = this.options.memoryLimitMb * 1024;
+    this.memoryWatch = setInterval(() => {
+      let status: string;
+      try {
+        status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      } catch {
+        return;
+      }
+      const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      if (rssKb > limitKb) {
+        this.overMemory = true;
+        this.kill();
+      }
+    }, MEMORY_WATCH_MS);
+    this.memoryWatch.unref();
+  }
+
+  private ended(reason: HandlerError): void {
+    if (this.exit) return;
+    this.exit = reason;
+    if (this.memoryWatch) clearInterval(this.memoryWatch);
+    this.waiting = null;
+    this.server.close();
+    this.server.closeAllConnections();
+    for (const listener of [...this.exitListeners, ...this.initListeners]) listener();
+  }
+
+  /** Kills the process and everything it started. */
+  kill(): void {
+    const pid = this.child?.pid;
+    if (pid !== undefined && this.exit === null) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        this.child?.kill('SIGKILL');
+      }
+    }
+  }
+
+  /**
+   * The init phase: resolves when the runtime first asks for an event (null), or with why it failed — an init
+   * error it reported, an exit, or no request within 10 s. As in Lambda it is not counted in the timeout.
+   */
+  init(signal: AbortSignal): Promise<HandlerError | null> {
+    return new Promise((resolve) => {
+      const done = (failure: HandlerError | null) => {
+        clearTimeout(timer);
+        this.initListeners.delete(check);
+        signal.removeEventListener('abort', onAbort);
+        if (failure) this.kill();
+        resolve(failure);
+      };
+      const check = () => {
+        if (this.initError) done(this.initError);
+        else if (this.exit) done({ ...this.exit, message: `${this.exit.message} during its init phase` });
+        else if (this.initialised) done(null);
+      };
+      const onAbort = () => done({ type: 'Aborted', message: 'aborted: rowcast is shutting down', stack: [] });
+      const timer = setTimeout(
+        () => done({ type: 'InitTimeoutError', message: `the runtime did not ask for an event within ${INIT_TIMEOUT_MS} ms of starting; make its init (imports, module-scope code) faster`, stack: [] }),
+        INIT_TIMEOUT_MS,
+      );
+      this.initListeners.add(check);
+      signal.addEventListener('abort', onAbort);
+      check();
+    });
+  }
+
+  /** Runs one invocation; `reusable` says whether the process may take the next one. */
+  run(request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<{ outcome: InvocationOutcome; reusable: boolean }> {
+    const started = Date.now();
+    const timeout = this.options.timeout;
+    return new Promise((resolve) => {
+      const finish = (outcome: InvocationOutcome, reusable: boolean) => {
+        if (this.running !== running) return;
+        this.running = null;
+        clearTimeout(timer);
+        this.exitListeners.delete(onExit);
+        signal.removeEventListener('abort', onAbort);
+        if (!reusable) this.kill();
+        resolve({ outcome, reusable: reusable && this.alive });
+      };
+      const fail = (type: string, message: string, reusable = false) => finish({ ok: false, error: { type, message, stack: [] }, durationMs: Date.now() - started }, reusable);
+      const running: Running = {
+        request,
+        started,
+        deadline: started + timeout,
+        delivered: false,
+        // A response after the deadline (within the grace) is a timeout all the same; the process is still reusable.
+        settle: (outcome, reusable) => (Date.now() > running.deadline ? fail('TimeoutError', `timed out after ${timeout} ms`, reusable) : finish(outcome, reusable)),
+      };
+      const onExit = () => finish({ ok: false, error: { ...this.exit!, message: `${this.exit!.message} during the invocation` }, durationMs: Date.now() - started }, false);
+      const onAbort = () => fail('Aborted', 'aborted: rowcast is shutting down');
+      const timer = setTimeout(() => fail('TimeoutError', `timed out after ${timeout} ms`), timeout + KILL_GRACE_MS);
+      this.running = running;
+      this.exitListeners.add(onExit);
+      signal.addEventListener('abort', onAbort);
+      if (this.exit) return onExit();
+      if (this.waiting) this.deliver(this.waiting);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.exit) {
+      const exited = new Promise<void>((resolve) => this.exitListeners.add(resolve));
+      this.kill();
+      await exited;
+    }
+  }
+
+  private deliver(res: ServerResponse): void {
+    const running = this.running!;
+    this.waiting = null;
+    running.delivered = true;
+    const { request } = running;
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'lambda-runtime-aws-request-id': request.id,
+      'lambda-runtime-deadline-ms': String(running.deadline),
+      'lambda-runtime-invoked-function-arn': lambdaFunctionArn(this.options.aws, this.options.functionName),
+    };
+    const trace = xrayTraceHeader(request.trace);
+    if (trace) headers['lambda-runtime-trace-id'] = trace;
+    if (request.clientContext !== null && request.clientContext !== undefined) headers['lambda-runtime-client-context'] = JSON.stringify(request.clientContext);
+    res.writeHead(200, headers).end(JSON.stringify(request.event ?? null));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = (req.url ?? '').split('?')[0]!;
+    if (req.method === 'GET' && url === `${API}/invocation/next`) {
+      this.initialised = true;
+      for (const listener of this.initListeners) listener();
+      if (this.running && !this.running.delivered) return this.deliver(res);
+      this.waiting = res;
+      res.once('close', () => {
+        if (this.waiting === res) this.waiting = null;
+      });
+      return;
+    }
+    const invocation = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(url);
+    if (req.method === 'POST' && invocation) {
+      const [, id, kind] = invocation;
+      const running = this.running;
+      // Request ids are UUIDs: compared as sent, so a malformed escape cannot throw here.
+      if (!running?.delivered || id !== encodeURIComponent(running.request.id)) {
+        drain(req);
+        return reply(res, 400, { errorMessage: `no invocation ${id} is in progress in this runtime; post the id of the event GET ${API}/invocation/next returned`, errorType: 'InvalidRequestID' });
+      }
+      return void readBody(req, MAX_RESPONSE_BYTES).then((body) => {
+        if (body === null) {
+          reply(res, 413, { errorMessage: `the response is over ${MAX_RESPONSE_BYTES} bytes`, errorType: 'RequestEntityTooLarge' });
+          return running.settle({ ok: false, error: { type: 'Function.ResponseSizeTooLarge', message: `the response is over Lambda's limit of ${MAX_RESPONSE_BYTES} bytes`, stack: [] }, durationMs: Date.now() - running.started }, true);
+        }
+        reply(res, 202, { status: 'OK' });
+        const durationMs = Date.now() - running.started;
+        if (kind === 'response') running.settle({ ok: true, result: body.length ? body.toString('utf8') : null, published: [], durationMs }, true);
+        else running.settle({ ok: false, error: lambdaError(body, req.headers['lambda-runtime-function-error-type']), durationMs }, true);
+      });
+    }
+    if (req.method === 'POST' && url === `${API}/init/error`) {
+      if (this.initialised) {
+        drain(req);
+        return reply(res, 403, { errorMessage: 'the init phase is over: report an invocation error instead', errorType: 'InvalidStateTransition' });
+      }
+      return void readBody(req, MAX_RESPONSE_BYTES).then((body) => {
+        reply(res, 202, { status: 'OK' });
+        this.initError = lambdaError(body ?? Buffer.alloc(0), req.headers['lambda-runtime-function-error-type']);
+        for (const listener of this.initListeners) listener();
+      });
+    }
+    drain(req);
+    reply(res, 404, { errorMessage: `no such Runtime API resource: ${req.method} ${url}`, errorType: 'InvalidRequest' });
+  }
+}
+
+/** Lambda's error shape ({errorMessage, errorType, stackTrace}) as rowcast's; a body that is not one is kept as the message. */
+function lambdaError(body: Buffer, headerType: string | string[] | undefined): HandlerError {
+  const fallbackType = (typeof headerType === 'string' && headerType) || 'Unhandled';
+  try {
+    const e = JSON.parse(body.toString('utf8')) as { errorMessage?: unknown; errorType?: unknown; stackTrace?: unknown };
+    const stack = Array.isArray(e.stackTrace) ? e.stackTrace.map(String) : typeof e.stackTrace === 'string' ? e.stackTrace.split('\n') : [];
+    return { type: typeof e.errorType === 'string' && e.errorType ? e.errorType : fallbackType, message: typeof e.errorMessage === 'string' ? e.errorMessage : JSON.stringify(e.errorMessage ?? null), stack };
+  } catch {
+    return { type: fallbackType, message: body.toString('utf8'), stack: [] };
+  }
+}
+
+let setpriv: boolean | undefined;
+/** Whether util-linux's setpriv (with --pdeathsig) is on the PATH; asked once. */
+function hasSetpriv(): boolean {
+  setpriv ??= spawnSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], { timeout: 10_000 }).status === 0;
+  return setpriv;
+}
+
+/** A W3C traceparent as X-Ray's trace header (Root=1-<8 hex>-<24 hex>;Parent=<span>;Sampled=<0|1>), which Lambda runtimes read. */
+export function xrayTraceHeader(traceparent: string | null): string | null {
+  const m = traceparent && /^00-([0-9a-f]{8})([0-9a-f]{24})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent);
+  return m ? `Root=1-${m[1]}-${m[2]};Parent=${m[3]};Sampled=${Number.parseInt(m[4]!, 16) & 1}` : null;
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+function drain(req: IncomingMessage): void {
+  req.resume();
+}
+
+/** The request's body; null when it is over `max` bytes. Never resolves for a request cut off (the runtime's exit tells). */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= max) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size > max ? null : Buffer.concat(chunks)));
+    req.on('error', () => {});
+  });
+}
