@@ -86,6 +86,7 @@ program
       databaseUrl: program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url,
       runtime: runtimeConfig,
       functions: cfg?.functions,
+      sources: cfg?.sources,
       logger: log,
       migrate: opts.migrate,
     });
