@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
 import { parseConfig } from '../../src/config/load.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { getStatus } from '../../src/control-plane/operations.js';
 import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
@@ -123,6 +124,7 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
         assert.ok(b.source.position.pos > 0);
       }
       assert.equal(new Set(bodies.map((b) => b.source.position.gtid)).size, 3, 'one transaction each');
+      assert.deepEqual((await getStatus(s.store.pool)).captures.map((c) => [c.name, c.table, c.mode]), [['orders', `${s.database}.orders`, 'binlog']]);
     } finally {
       await s.tearDown();
     }
@@ -236,6 +238,22 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
       assert.equal(new Set(bodies.map((b) => b.id)).size, bodies.length, 'distinct event ids');
       const { rows } = await s.store.pool.query<{ position: { gtid: string } }>(`SELECT position FROM rowcast.source_progress WHERE source = 'maria'`);
       assert.equal(rows[0]!.position.gtid, bodies.at(-1)!.source.position.gtid);
+    } finally {
+      await s.tearDown();
+    }
+  });
+
+  test('DDL on a captured table while reading: rows before and after the change are read with their own columns', async () => {
+    const s = new Scenario();
+    try {
+      await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY, note VARCHAR(10))'], (db) => changes(db, { payload: 'row' }));
+      await s.start();
+      await s.sql(`INSERT INTO orders VALUES (1, 'before')`);
+      // The reader is streaming (it wrote the first event) when the table changes.
+      await eventually(async () => (await s.bodies()).length === 1, 'the first event');
+      await s.sql('ALTER TABLE orders ADD COLUMN doc JSON, DROP COLUMN note', `INSERT INTO orders VALUES (2, '{"x": 1}')`);
+      await eventually(async () => (await s.bodies()).length === 2, 'both events');
+      assert.deepEqual((await s.bodies()).map((b) => b.after), [{ id: 1, note: 'before' }, { id: 2, doc: { x: 1 } }]);
     } finally {
       await s.tearDown();
     }

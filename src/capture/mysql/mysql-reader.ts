@@ -28,12 +28,28 @@ interface EventRow {
   source: unknown;
 }
 
-/** A committed transaction read from the binlog: its events, its lambda_async calls, and the position after it. */
+/** One rows event of a captured table, as read (converted when written: see Committed.ddl). */
+interface RawChange {
+  kind: string;
+  database: string;
+  table: string;
+  rows: Record<string, unknown>[];
+}
+
+/**
+ * A committed transaction read from the binlog: its captured changes, its lambda_async calls, the position after
+ * it, and its own (GTID, end of its commit). A DDL statement is one too (`ddl`): the column types of the rows after
+ * it are read again before those rows are converted.
+ */
 interface Committed {
-  events: EventRow[];
+  changes: RawChange[];
   calls: { arn: string; payload: string }[];
   position: BinlogPosition;
+  at?: BinlogPosition;
+  ddl?: boolean;
 }
+
+const emptyTransaction = (): Committed => ({ changes: [], calls: [], position: {} });
 
 const RETRY_MS = 5000;
 /** Committed transactions held before the binlog stream is paused until they are written. */
@@ -142,19 +158,16 @@ export class MysqlSourceReader {
       let moved: BinlogPosition | null = null;
       let writing: Promise<void> = Promise.resolve();
       let paused = false;
-      let ddl = false;
 
       const write = () => {
         writing = writing.then(async () => {
           while (queue.length) {
-            const batch = queue.splice(0, queue.length);
-            await this.writeBatch(store, batch);
+            // Up to a DDL statement: the rows before it are converted with the column types before it.
+            const ddl = queue.findIndex((t) => t.ddl);
+            const batch = queue.splice(0, ddl === -1 ? queue.length : ddl + 1);
+            await this.writeBatch(store, batch.flatMap((t) => this.events(t, captures, tables)), batch.flatMap((t) => t.calls), batch.at(-1)!.position);
             position = batch.at(-1)!.position;
-            if (ddl) {
-              // A captured table changed shape: its columns' types are read again for the rows after the change.
-              ddl = false;
-              tables = await readMysqlTables(control!, databases);
-            }
+            if (ddl !== -1) tables = await readMysqlTables(control!, databases);
           }
           if (paused) {
             paused = false;
@@ -170,27 +183,30 @@ export class MysqlSourceReader {
         if (kind === 'rotate') {
           file = event.binlogName as string;
         } else if (kind === 'mariadbgtid' || kind === 'gtid' || kind === 'anonymousgtid') {
-          open = { events: [], calls: [], position: {} };
+          open = emptyTransaction();
         } else if (ROW_EVENTS.includes(kind)) {
-          open ??= { events: [], calls: [], position: {} };
-          this.collect(open, kind, event, captures, tables, file, event.nextPosition);
+          open ??= emptyTransaction();
+          this.collect(open, kind, event, captures);
         } else if (kind === 'query') {
-          // DDL (its own group, no commit event): column types are read again once what precedes it is written.
+          // DDL: its own group without a commit event (the query itself commits it).
           const query = String(event.query ?? '').trim().toUpperCase();
-          if (!['BEGIN', 'COMMIT'].includes(query)) ddl = true;
+          if (['BEGIN', 'COMMIT'].includes(query)) return;
+          open = null;
+          queue.push({ ...emptyTransaction(), position: { gtid: z.gtidSet, file, pos: event.nextPosition }, ddl: true });
+          write();
         } else if (kind === 'xid') {
-          const tx: Committed = open ?? { events: [], calls: [], position: {} };
+          const tx: Committed = open ?? emptyTransaction();
           open = null;
           tx.position = { gtid: z.gtidSet, file, pos: event.nextPosition };
-          for (const e of tx.events) (e.source as { position: BinlogPosition }).position = { gtid: event.gtid, file, pos: event.nextPosition };
-          if (!tx.events.length && !tx.calls.length) {
+          tx.at = { gtid: event.gtid, file, pos: event.nextPosition };
+          if (!tx.changes.length && !tx.calls.length) {
             // Another table's transaction: the position moves on, recorded soon (not one store write per transaction).
             if (queue.length) queue.at(-1)!.position = tx.position;
             else {
               moved = tx.position;
               idle ??= setTimeout(() => {
                 idle = null;
-                queue.push({ events: [], calls: [], position: moved! });
+                queue.push({ ...emptyTransaction(), position: moved! });
                 write();
               }, IDLE_POSITION_MS);
             }
@@ -238,8 +254,8 @@ export class MysqlSourceReader {
     return map;
   }
 
-  /** Turns one rows event into events of the captures of its table (or lambda_async calls from an outbox). */
-  private collect(tx: Committed, kind: string, event: Record<string, unknown>, captures: Map<string, MysqlCapture[]>, tables: Map<string, MysqlTableInfo>, file: string | undefined, pos: number): void {
+  /** Keeps one rows event of a captured table (or the lambda_async calls of an outbox). */
+  private collect(tx: Committed, kind: string, event: Record<string, unknown>, captures: Map<string, MysqlCapture[]>): void {
     const map = (event.tableMap as Record<number, { parentSchema: string; tableName: string }>)[event.tableId as number];
     if (!map) return;
     const rows = event.rows as Record<string, unknown>[];
@@ -248,51 +264,57 @@ export class MysqlSourceReader {
       if (kind === 'writerows') for (const r of rows) tx.calls.push({ arn: String(r.function_arn), payload: String(r.payload) });
       return;
     }
-    const key = `${map.parentSchema}.${map.tableName}`;
-    const table = tables.get(key);
-    const op: Operation = kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
-    for (const { name, capture } of captures.get(key) ?? []) {
-      if (!capture.operations.includes(op)) continue;
-      for (const row of rows) {
-        const before = op === 'UPDATE' ? (row.before as Record<string, unknown>) : op === 'DELETE' ? row : null;
-        const after = op === 'UPDATE' ? (row.after as Record<string, unknown>) : op === 'INSERT' ? row : null;
-        const image = (after ?? before)!;
-        const pk = table?.key.length && table.key.every((c) => c in image) ? jsonRow(Object.fromEntries(table.key.map((c) => [c, image[c]])), table) : null;
-        const e: EventRow = {
-          capture: name,
-          topic: capture.topic ?? null,
-          function: capture.function ?? null,
-          op,
-          schema_name: map.parentSchema,
-          table_name: map.tableName,
-          key: pk,
-          before: null,
-          after: null,
-          changed: null,
-          source: { capture: name, kind: 'mysql', server: this.name, database: map.parentSchema, schema: map.parentSchema, table: map.tableName, position: { file, pos } },
-        };
-        if (capture.payload === 'keys') {
-          // Without a primary key the whole row is its only identity (as for the store's captures).
-          e.key = pk ?? jsonRow(image, table);
-        } else if (capture.payload === 'row') {
-          if (op === 'DELETE') e.before = jsonRow(before!, table, capture.columns);
-          else e.after = jsonRow(after!, table, capture.columns);
-        } else {
-          const o = before && jsonRow(before, table, capture.columns);
-          const n = after && jsonRow(after, table, capture.columns);
-          e.before = o;
-          e.after = n;
-          if (o && n) e.changed = Object.keys(n).filter((c) => JSON.stringify(n[c]) !== JSON.stringify(o[c]));
-        }
-        tx.events.push(e);
-      }
-    }
+    if (captures.has(`${map.parentSchema}.${map.tableName}`)) tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows });
   }
 
-  /** Writes a batch of committed transactions' events and calls, and the position after the last, in one transaction. */
-  private async writeBatch(store: pg.Client, batch: Committed[]): Promise<void> {
-    const events = batch.flatMap((t) => t.events);
-    const calls = batch.flatMap((t) => t.calls);
+  /** The events of a transaction's changes, for every capture of their tables. */
+  private events(tx: Committed, captures: Map<string, MysqlCapture[]>, tables: Map<string, MysqlTableInfo>): EventRow[] {
+    const events: EventRow[] = [];
+    for (const { kind, database, table: tableName, rows } of tx.changes) {
+      const table = tables.get(`${database}.${tableName}`);
+      const op: Operation = kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
+      for (const { name, capture } of captures.get(`${database}.${tableName}`) ?? []) {
+        if (!capture.operations.includes(op)) continue;
+        for (const row of rows) {
+          const before = op === 'UPDATE' ? (row.before as Record<string, unknown>) : op === 'DELETE' ? row : null;
+          const after = op === 'UPDATE' ? (row.after as Record<string, unknown>) : op === 'INSERT' ? row : null;
+          const image = (after ?? before)!;
+          const pk = table?.key.length && table.key.every((c) => c in image) ? jsonRow(Object.fromEntries(table.key.map((c) => [c, image[c]])), table) : null;
+          const e: EventRow = {
+            capture: name,
+            topic: capture.topic ?? null,
+            function: capture.function ?? null,
+            op,
+            schema_name: database,
+            table_name: tableName,
+            key: pk,
+            before: null,
+            after: null,
+            changed: null,
+            source: { capture: name, kind: 'mysql', server: this.name, database, schema: database, table: tableName, position: tx.at },
+          };
+          if (capture.payload === 'keys') {
+            // Without a primary key the whole row is its only identity (as for the store's captures).
+            e.key = pk ?? jsonRow(image, table);
+          } else if (capture.payload === 'row') {
+            if (op === 'DELETE') e.before = jsonRow(before!, table, capture.columns);
+            else e.after = jsonRow(after!, table, capture.columns);
+          } else {
+            const o = before && jsonRow(before, table, capture.columns);
+            const n = after && jsonRow(after, table, capture.columns);
+            e.before = o;
+            e.after = n;
+            if (o && n) e.changed = Object.keys(n).filter((c) => JSON.stringify(n[c]) !== JSON.stringify(o[c]));
+          }
+          events.push(e);
+        }
+      }
+    }
+    return events;
+  }
+
+  /** Writes the events and calls of a batch of committed transactions, and the position after the last, in one transaction. */
+  private async writeBatch(store: pg.Client, events: EventRow[], calls: Committed['calls'], position: BinlogPosition): Promise<void> {
     await store.query('BEGIN');
     try {
       if (events.length) {
@@ -313,7 +335,7 @@ export class MysqlSourceReader {
       await store.query(
         `INSERT INTO rowcast.source_progress (source, position) VALUES ($1, $2)
          ON CONFLICT (source) DO UPDATE SET position = EXCLUDED.position, updated_at = now()`,
-        [this.name, batch.at(-1)!.position],
+        [this.name, position],
       );
       if (events.length || calls.length) await store.query(WAKE);
       await store.query('COMMIT');
