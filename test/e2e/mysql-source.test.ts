@@ -54,14 +54,14 @@ class Scenario {
     await applyConfig(this.store.pool, this.config);
   }
 
-  async start(): Promise<void> {
+  async start(logger = createLogger('silent')): Promise<void> {
     const parsed = parseConfig(this.config, 'test config');
     this.runtime = await startRowcast({
       databaseUrl: this.store.url,
       runtime: FAST_RUNTIME,
       functions: parsed.functions,
       sources: parsed.sources,
-      logger: createLogger('silent'),
+      logger,
     });
   }
 
@@ -254,6 +254,36 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
       await s.sql('ALTER TABLE orders ADD COLUMN doc JSON, DROP COLUMN note', `INSERT INTO orders VALUES (2, '{"x": 1}')`);
       await eventually(async () => (await s.bodies()).length === 2, 'both events');
       assert.deepEqual((await s.bodies()).map((b) => b.after), [{ id: 1, note: 'before' }, { id: 2, doc: { x: 1 } }]);
+    } finally {
+      await s.tearDown();
+    }
+  });
+
+  test('a recorded position purged from the binlog is a clear error and no gap is skipped; the documented resync goes on from now', async () => {
+    const s = new Scenario();
+    try {
+      await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY)'], (db) => changes(db, { payload: 'keys' }));
+      await s.start();
+      await s.sql('INSERT INTO orders VALUES (1)');
+      await eventually(async () => (await s.bodies()).length === 1, 'the first event');
+      await s.stop();
+      await s.sql('INSERT INTO orders VALUES (2)');
+      await admin.query('FLUSH BINARY LOGS');
+      const [[status]] = (await admin.query('SHOW MASTER STATUS')) as [{ File: string }[], unknown];
+      await admin.query(`PURGE BINARY LOGS TO '${status!.File}'`);
+      const lines: string[] = [];
+      await s.start(createLogger('warn', { write: (line: string) => void lines.push(line) }));
+      const line = await eventually(() => lines.find((l) => l.includes('purged')), 'the error');
+      const logged = JSON.parse(line) as { level: number; msg: string };
+      assert.equal(logged.level, 50, 'an error');
+      assert.match(logged.msg, /^source maria: the binlog position rowcast recorded is no longer on the server \(purged\).*Resync: see docs\/sources\.md/);
+      assert.deepEqual((await s.bodies()).map((b) => b.key.id), [1], 'nothing written past the gap');
+      // docs/sources.md, "Position purged": forget the position, apply records the server's current one.
+      await s.store.pool.query(`DELETE FROM rowcast.source_progress WHERE source = 'maria'`);
+      await applyConfig(s.store.pool, s.config);
+      await s.sql('INSERT INTO orders VALUES (3)');
+      await eventually(async () => (await s.bodies()).length === 2, 'the event after the resync');
+      assert.deepEqual((await s.bodies()).map((b) => b.key.id), [1, 3]);
     } finally {
       await s.tearDown();
     }
