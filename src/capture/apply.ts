@@ -81,7 +81,8 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
     // What MySQL sources need in their databases (idempotent, so a rollback of the store's part leaves no harm).
     for (const install of installs) {
       options.onProgress?.(install.summary);
-      await install.run();
+      const note = await install.run();
+      if (note) options.onProgress?.(note);
     }
     // Running processes reload topics and subscriptions when they hear this.
     if (steps.length) await client.query(`SELECT pg_notify('rowcast_config', '')`);

@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import type { CaptureConfig, RowcastConfig } from '../../config/schema.js';
 import type { PlanStep } from '../apply.js';
 import type { PoolClient } from '../../store/pool.js';
-import { binlogProblems, connectSource, currentPosition, lambdaDdl, readMysqlTables } from './mysql-source.js';
+import { binlogProblems, connectSource, currentPosition, lambdaDdl, legacyLambdaDdl, readMysqlTables } from './mysql-source.js';
 
 /** Work `apply` does on a MySQL server once the store's part is planned: one line for people, and the work. */
 export interface SourceInstall {
   summary: string;
-  run: () => Promise<void>;
+  /** Returns a note for people when it did less than its summary says. */
+  run: () => Promise<string | void>;
 }
 
 /** What apply knows of the captures the store holds. */
@@ -89,6 +90,20 @@ export async function planMysqlSources(client: PoolClient, config: RowcastConfig
           params: [sourceName, await currentPosition(c)],
         });
       }
+      installs.push({
+        summary: `source ${sourceName}: CALL mysql.lambda_async(arn, input) and its outbox in database mysql`,
+        run: async () => {
+          const conn = await connectSource(sourceName, source);
+          try {
+            for (const sql of legacyLambdaDdl()) await conn.query(sql);
+          } catch (err) {
+            // The older form only where the user may write to database mysql; lambda_async() works without it.
+            return `source ${sourceName}: CALL mysql.lambda_async is not installed (${(err as Error).message}); lambda_async() is`;
+          } finally {
+            await conn.end();
+          }
+        },
+      });
       for (const database of databases) {
         installs.push({
           summary: `source ${sourceName}: lambda_async(arn, payload) and its outbox in database ${database}`,

@@ -221,7 +221,8 @@ export class MysqlSourceReader {
         }
       });
 
-      const includeSchema = Object.fromEntries(databases.map((db) => [db, true as const]));
+      // And the outbox of CALL mysql.lambda_async (the older form), where apply could install it.
+      const includeSchema: Record<string, string[] | true> = { mysql: [OUTBOX_TABLE], ...Object.fromEntries(databases.map((db) => [db, true as const])) };
       const start = position.gtid !== undefined ? { gtidSet: position.gtid } : { filename: position.file, position: position.pos };
       z.start({ ...start, serverId: this.source.serverId, includeSchema, includeEvents: ['rotate', 'mariadbgtid', 'gtid', 'anonymousgtid', 'tablemap', ...ROW_EVENTS, 'query', 'xid'] });
       this.log.info({ source: this.name, position }, `source ${this.name}: reading the binlog`);

@@ -140,6 +140,23 @@ export async function currentPosition(c: mysql.Connection): Promise<BinlogPositi
 }
 
 /**
+ * Aurora MySQL's older form, `CALL mysql.lambda_async(arn, input)`: a procedure in the `mysql` database with its own
+ * outbox there, installed by `apply` where the user may create them (the reader reads that outbox too).
+ */
+export function legacyLambdaDdl(): string[] {
+  const outbox = `mysql.${mysqlIdent(OUTBOX_TABLE)}`;
+  return [
+    `CREATE TABLE IF NOT EXISTS ${outbox} (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, function_arn VARCHAR(2048) NOT NULL, payload LONGTEXT NOT NULL) ENGINE=InnoDB`,
+    `DROP PROCEDURE IF EXISTS mysql.lambda_async`,
+    `CREATE PROCEDURE mysql.lambda_async(IN lambda_function_ARN VARCHAR(2048), IN lambda_function_input LONGTEXT) MODIFIES SQL DATA SQL SECURITY DEFINER
+     BEGIN
+       INSERT INTO ${outbox} (function_arn, payload) VALUES (lambda_function_ARN, COALESCE(lambda_function_input, 'null'));
+       DELETE FROM ${outbox} WHERE id = LAST_INSERT_ID();
+     END`,
+  ];
+}
+
+/**
  * What `apply` installs in each captured database: Aurora MySQL's `lambda_async(arn, payload)` as a stored function
  * that writes the call to an InnoDB outbox table and deletes it again in the same transaction. Both row images
  * are in the binlog (so the reader sees the call once its transaction commits, never when it rolls back) and the
