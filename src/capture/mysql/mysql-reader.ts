@@ -60,8 +60,8 @@ const ROW_EVENTS = ['writerows', 'updaterows', 'deleterows'];
 /** The server has purged the binlog the recorded position needs (ER_MASTER_FATAL_ERROR_READING_BINLOG, and MariaDB's GTID variants). */
 const PURGED = new Set([1236, 1945, 1955]);
 
-/** Source advisory locks: one reader per source among all processes sharing the store. */
-const lockKey = (source: string) => `rowcast source ${source}`;
+/** One reader per source among all processes sharing the store: a session advisory lock per source (two-key form). */
+const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtext('rowcast.source'), hashtext($1)) AS ok`;
 
 /**
  * Reads one MySQL/MariaDB source's binary log (ROW format) and writes one rowcast event per captured row change,
@@ -128,13 +128,16 @@ export class MysqlSourceReader {
 
   /** Holds the source's lock, then streams until an error, a config change or stop. */
   private async stream(): Promise<void> {
+    // Set first: a config change or a stop while this sets up ends it as soon as it streams.
+    const failed = new Promise<never>((_, reject) => (this.fail = reject));
+    failed.catch(() => {});
     const store = new pg.Client({ connectionString: this.storeUrl, application_name: `rowcast source ${this.name}` });
     store.on('error', () => {});
     await store.connect();
     let control: mysql.Connection | null = null;
     let zongji: ZongJi | null = null;
     try {
-      const locked = (await store.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [lockKey(this.name)])).rows[0]!.ok;
+      const locked = (await store.query<{ ok: boolean }>(LOCK_SQL, [this.name])).rows[0]!.ok;
       if (!locked) return; // another process reads this source
       const captures = await this.loadCaptures(store);
       if (!captures.size) return;
@@ -145,8 +148,6 @@ export class MysqlSourceReader {
       control = await connectSource(this.name, this.source);
       let tables = await readMysqlTables(control, databases);
 
-      const failed = new Promise<never>((_, reject) => (this.fail = reject));
-      failed.catch(() => {});
       zongji = new ZongJi(connectionOptions(this.name, this.source));
       const z = zongji;
       z.on('error', (err: Error) => this.fail?.(err));
