@@ -11,6 +11,7 @@ import { applyWarnings } from './apply-warnings.js';
 import { readTableInfo } from './table-info.js';
 import { dropSlots, isLogical, logicalCaptureDdl, logicalDecodingProblems, PUBLICATION, slotName } from './logical-ddl.js';
 import { captureDdl, dropCaptureDdl } from './trigger-ddl.js';
+import { planMysqlSources, type SourceInstall } from './mysql/apply-mysql.js';
 
 export interface PlanStep {
   /** One line for people: "+ capture orders on public.orders". */
@@ -70,7 +71,8 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
       created.push(`SELECT pg_drop_replication_slot(${literal(slot)})`);
     }
     await client.query('BEGIN');
-    const steps = await planApply(client, config);
+    const installs: SourceInstall[] = [];
+    const steps = await planApply(client, config, installs);
     const warnings = await applyWarnings(client, config);
     if (options.dryRun) {
       await client.query('ROLLBACK');
@@ -86,6 +88,12 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
       } catch (err) {
         throw new RowcastError(ErrorCodes.CAPTURE_INVALID, `apply failed at "${step.summary}" and nothing was applied: ${(err as Error).message}`, [], { cause: err });
       }
+    }
+    // What MySQL sources need in their databases (idempotent, so a rollback of the store's part leaves no harm).
+    for (const install of installs) {
+      options.onProgress?.(install.summary);
+      const note = await install.run();
+      if (note) options.onProgress?.(note);
     }
     // Running processes reload topics and subscriptions when they hear this.
     if (steps.length) await client.query(`SELECT pg_notify('rowcast_config', '')`);
@@ -130,7 +138,7 @@ export function formatPlan(steps: PlanStep[]): string {
   return `${sql}\n${summary}`;
 }
 
-async function planApply(client: PoolClient, config: RowcastConfig): Promise<PlanStep[]> {
+async function planApply(client: PoolClient, config: RowcastConfig, installs: SourceInstall[]): Promise<PlanStep[]> {
   const steps: PlanStep[] = [];
   const problems: string[] = [];
 
@@ -258,7 +266,11 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
     }
   }
 
+  // Captures of MySQL sources: checked and recorded here; their databases get lambda_async (installs).
+  steps.push(...(await planMysqlSources(client, config, captures, problems, installs)));
+
   for (const [name, capture] of Object.entries(config.captures)) {
+    if (capture.source !== undefined) continue;
     const where = `captures.${name}.table`;
     const { schema, name: table } = tableName(capture.table, where);
     const info = await readTableInfo(client, schema, table);
@@ -292,7 +304,7 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
       for (const sql of dropCaptureDdl({ schema: existing.schema_name, table: existing.table_name, functionName: existing.function_name, triggers: existing.triggers }, !gone)) {
         steps.push({ summary: `${label}: remove from ${existing.schema_name}.${existing.table_name}`, sql });
       }
-    } else if (existing && existing.function_name !== ddl.functionName) {
+    } else if (existing?.function_name && existing.function_name !== ddl.functionName) {
       // Switched between a trigger and logical capture: the old one goes entirely, in this same transaction.
       for (const sql of dropCaptureDdl({ schema, table, functionName: existing.function_name, triggers: existing.triggers }, true)) {
         steps.push({ summary: `${label}: remove its ${existing.triggers.length ? 'triggers' : 'logical capture function'}`, sql });
@@ -317,8 +329,13 @@ async function planApply(client: PoolClient, config: RowcastConfig): Promise<Pla
   }
   for (const [name, existing] of captures) {
     if (config.captures[name]) continue;
-    const gone = !(await readTableInfo(client, existing.schema_name, existing.table_name));
     const label = `- capture ${name} on ${existing.schema_name}.${existing.table_name}`;
+    // A MySQL source's capture has nothing installed in the store.
+    if (!existing.function_name) {
+      steps.push({ summary: label, sql: 'DELETE FROM rowcast.captures WHERE name = $1', params: [name] });
+      continue;
+    }
+    const gone = !(await readTableInfo(client, existing.schema_name, existing.table_name));
     for (const sql of dropCaptureDdl({ schema: existing.schema_name, table: existing.table_name, functionName: existing.function_name, triggers: existing.triggers }, !gone)) {
       steps.push({ summary: label, sql });
     }

@@ -64,7 +64,7 @@ const CONFIRM_MS = 100;
 /** Another process streams the slot: `replication slot … is active for PID …`. */
 const OBJECT_IN_USE = '55006';
 /** Wakes a sleeping dispatcher of another process, as a capture trigger does. */
-const WAKE = `SELECT count(pg_notify('rowcast', '')) FROM (SELECT 1 FROM rowcast.dispatchers WHERE sleeping LIMIT 1) AS s`;
+export const WAKE = `SELECT count(pg_notify('rowcast', '')) FROM (SELECT 1 FROM rowcast.dispatchers WHERE sleeping LIMIT 1) AS s`;
 
 /**
  * Logical-replication capture: streams the committed changes of the tables in the `rowcast` publication from

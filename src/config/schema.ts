@@ -55,7 +55,15 @@ const whenClause = z.union(
   { error: 'write an SQL condition over OLD/NEW (e.g. "NEW.total > 100"), or { insert, update, delete } with one condition per operation' },
 );
 
+/** Source names key positions and appear in events. */
+const sourceName = z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'use 1–63 letters, digits, "-" or "_"');
+
 export const captureSchema = z.strictObject({
+  /**
+   * The database whose changes are captured: absent, the store itself (rowcast's own PostgreSQL); or the name of
+   * one of `sources` (a MySQL/MariaDB server, whose table is written "database.table"; see docs/sources.md).
+   */
+  source: sourceName.optional(),
   /** "table", "schema.table", or { schema, name } for names that contain dots. */
   table: tableRef,
   /** Which operations produce events. TRUNCATE produces one statement-level event without rows. */
@@ -82,6 +90,24 @@ export const captureSchema = z.strictObject({
   function: z.lazy(() => functionName).optional(),
   /** Subject of the messages (SNS "Subject"; email subject line). */
   subject: z.string().max(100).optional(),
+});
+
+/**
+ * A database other than the store whose changes rowcast captures (docs/sources.md). mysql: a MySQL or MariaDB
+ * server, read from its binary log (ROW format); its captures' `lambda_async` calls invoke functions.
+ */
+export const sourceSchema = z.strictObject({
+  kind: z.literal('mysql'),
+  /**
+   * mysql://user:password@host:3306, or { env: "VARIABLE" } to read it from the environment (keeps the password out
+   * of the config); never logged.
+   */
+  url: z.union(
+    [z.string().regex(/^mysql:\/\//, 'a mysql://user:password@host:port URL'), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })],
+    { error: 'write the URL (mysql://user:password@host:3306) or { env: "VARIABLE" } to read it from an environment variable' },
+  ),
+  /** The replica server_id rowcast reads the binlog as: unique among the server's replicas and binlog readers. */
+  serverId: z.number().int().min(1).max(4_294_967_295).default(4_242_424),
 });
 
 export const deliveryPolicySchema = z.strictObject({
@@ -330,6 +356,7 @@ export const awsSchema = z.strictObject({
 export const configSchema = z.strictObject({
   database: z.strictObject({ url: z.string().min(1).optional() }).prefault({}),
   topics: z.record(topicName, topicSchema).default({}),
+  sources: z.record(sourceName, sourceSchema).default({}),
   captures: z.record(captureName, captureSchema).default({}),
   subscriptions: z.record(subscriptionName, subscriptionSchema).default({}),
   functions: z.record(functionName, functionSchema).default({}),
@@ -342,6 +369,7 @@ export type RowcastConfigInput = z.input<typeof configSchema>;
 /** What rowcast works with (defaults filled, durations in milliseconds). */
 export type RowcastConfig = z.output<typeof configSchema>;
 export type CaptureConfig = z.output<typeof captureSchema>;
+export type SourceConfig = z.output<typeof sourceSchema>;
 export type SubscriptionConfig = z.output<typeof subscriptionSchema>;
 export type HttpSubscriptionConfig = z.output<typeof httpSubscriptionSchema>;
 export type FunctionConfig = z.output<typeof functionSchema>;

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logical-reader.js';
+import { MysqlSourceReader } from '../capture/mysql/mysql-reader.js';
 import { SnsEnvelopes } from '../aws/sns-envelope/sns-envelopes.js';
-import { type AwsConfigInput, awsSchema, type FunctionConfig, runtimeSchema, type RuntimeConfig } from '../config/schema.js';
+import { type AwsConfigInput, awsSchema, type FunctionConfig, runtimeSchema, type RuntimeConfig, type SourceConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../topics/claim-check.js';
@@ -34,6 +35,8 @@ export interface StartOptions {
    * AWS_REGION) and the credentials of the SNS API served by the HTTP server.
    */
   aws?: AwsConfigInput;
+  /** The config's `sources`: this process may read their binlogs (one process per source does). */
+  sources?: Record<string, SourceConfig>;
 }
 
 export interface RowcastRuntime {
@@ -98,11 +101,14 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   }
   // Logical captures: one process per database streams the slot (the others stand by); its events are routed here.
   const capture = new LogicalCaptureReader(pool, url, log, () => router.wake(), options.logicalCapture);
+  // MySQL sources: one process per source reads its binlog (the others stand by).
+  const sourceReaders = Object.entries(options.sources ?? {}).map(([name, source]) => new MysqlSourceReader(pool, url, name, source, log, () => router.wake()));
   listener.on('wake', () => http?.wake());
   // Deliveries committed without routing (an SNS API Publish): claimed now rather than at the next poll.
   listener.on('deliveries', () => worker.wake());
   listener.on('config', () => {
     capture.configChanged();
+    for (const reader of sourceReaders) reader.configChanged();
     void Promise.all([
       worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed')),
       functions?.reloadTopics().catch((err: Error) => log.error({ err: err.message }, 'reloading topics failed')),
@@ -117,6 +123,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   await functions?.start();
   await router.start();
   capture.start();
+  for (const reader of sourceReaders) reader.start();
   // Rates and charts count every process's work: this one's counts go to rowcast.activity every few seconds.
   const detachActivity = activity().attach(pool, log);
 
@@ -157,6 +164,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         // Its streams read through the pool only, never through the workers, so they cannot hold the drain up.
         // Capture stops first: what it has not written stays in the slot for the next process.
         await capture.stop();
+        await Promise.all(sourceReaders.map((r) => r.stop()));
         await router.stop();
         await Promise.all([worker.stop(runtime.shutdownGrace), functions?.stop(runtime.shutdownGrace)]);
         // The drained attempts' spans are exported within what is left of the grace (at least a second).

@@ -80,7 +80,8 @@ WITH lock AS MATERIALIZED (
          json_build_object(
            'id', ev.id::text,
            'op', ev.op,
-           'source', json_build_object('capture', ev.capture, 'schema', ev.schema_name, 'table', ev.table_name, 'txid', ev.txid::text),
+           -- Events of other sources (MySQL) carry their own: kind, server, database, table, binlog position.
+           'source', coalesce(ev.source::json, json_build_object('capture', ev.capture, 'schema', ev.schema_name, 'table', ev.table_name, 'txid', ev.txid::text)),
            'key', ev.key,
            'before', ev.before,
            'after', ev.after,

@@ -104,6 +104,7 @@ program
       runtime: runtimeConfig,
       functions: cfg?.functions,
       aws: cfg?.aws,
+      sources: cfg?.sources,
       logger: log,
       migrate: opts.migrate,
     });

@@ -1,0 +1,350 @@
+import ZongJi from '@vlasky/zongji';
+import type mysql from 'mysql2/promise';
+import pg from 'pg';
+import type { CaptureConfig, Operation, SourceConfig } from '../../config/schema.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Pool } from '../../store/pool.js';
+import { WAKE } from '../logical-reader.js';
+import { type BinlogPosition, connectionOptions, connectSource, type MysqlTableInfo, OUTBOX_TABLE, readMysqlTables } from './mysql-source.js';
+import { jsonRow } from './row-values.js';
+
+interface MysqlCapture {
+  name: string;
+  capture: CaptureConfig;
+}
+
+/** One rowcast event, as written to rowcast.events. */
+interface EventRow {
+  capture: string;
+  topic: string | null;
+  function: string | null;
+  op: Operation;
+  schema_name: string;
+  table_name: string;
+  key: unknown;
+  before: unknown;
+  after: unknown;
+  changed: string[] | null;
+  source: unknown;
+}
+
+/** One rows event of a captured table, as read (converted when written: see Committed.ddl). */
+interface RawChange {
+  kind: string;
+  database: string;
+  table: string;
+  rows: Record<string, unknown>[];
+}
+
+/**
+ * A committed transaction read from the binlog: its captured changes, its lambda_async calls, the position after
+ * it, and its own (GTID, end of its commit). A DDL statement is one too (`ddl`): the column types of the rows after
+ * it are read again before those rows are converted.
+ */
+interface Committed {
+  changes: RawChange[];
+  calls: { arn: string; payload: string }[];
+  position: BinlogPosition;
+  at?: BinlogPosition;
+  ddl?: boolean;
+}
+
+const emptyTransaction = (): Committed => ({ changes: [], calls: [], position: {} });
+
+const RETRY_MS = 5000;
+/** Committed transactions held before the binlog stream is paused until they are written. */
+const MAX_QUEUED = 1000;
+/** How soon a position that moved without events (other tables' transactions) is recorded. */
+const IDLE_POSITION_MS = 1000;
+const ROW_EVENTS = ['writerows', 'updaterows', 'deleterows'];
+/** The server has purged the binlog the recorded position needs (ER_MASTER_FATAL_ERROR_READING_BINLOG, and MariaDB's GTID variants). */
+const PURGED = new Set([1236, 1945, 1955]);
+
+/** One reader per source among all processes sharing the store: a session advisory lock per source (two-key form). */
+const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtext('rowcast.source'), hashtext($1)) AS ok`;
+
+/**
+ * Reads one MySQL/MariaDB source's binary log (ROW format) and writes one rowcast event per captured row change,
+ * and one invocation per `lambda_async` call, in the store.
+ *
+ * - The binlog holds committed transactions only, in commit order; a rolled-back one never appears in it.
+ * - Exactly once: each batch of transactions is written in one store transaction together with the binlog
+ *   position after its last one (rowcast.source_progress); a restarted reader resumes from that position (by
+ *   GTID, or file:pos where the server has no GTIDs), so nothing is lost and nothing is written twice.
+ * - One reader per source: the process holding the source's session advisory lock reads, and writes through
+ *   that same connection (if it is lost, so is the lock, and so is the write); the others retry every 5 s.
+ */
+export class MysqlSourceReader {
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  private fail: ((err: Error) => void) | null = null;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly storeUrl: string,
+    private readonly name: string,
+    private readonly source: SourceConfig,
+    private readonly log: Logger,
+    private readonly onCaptured: (events: number) => void,
+  ) {}
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  /** The captures changed (`rowcast apply`): start over with the new ones. */
+  configChanged(): void {
+    this.fail?.(new Error('config changed'));
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.fail?.(new Error('stopping'));
+    this.wakeUp?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        await this.stream();
+      } catch (err) {
+        const e = err as Error & { errno?: number };
+        if (this.stopping || e.message === 'config changed') continue;
+        if (e.errno !== undefined && PURGED.has(e.errno)) {
+          this.log.error(
+            { source: this.name, err: e.message },
+            `source ${this.name}: the binlog position rowcast recorded is no longer on the server (purged); changes after it cannot be read. Resync: see docs/sources.md ("Position purged") — rowcast will not skip the gap by itself`,
+          );
+        } else {
+          this.log.warn({ source: this.name, err: e.message }, `source ${this.name}: reading the binlog failed; trying again in ${RETRY_MS / 1000} s`);
+        }
+      }
+      if (!this.stopping) await new Promise<void>((r) => ((this.wakeUp = r), setTimeout(r, RETRY_MS)));
+    }
+  }
+
+  /** Holds the source's lock, then streams until an error, a config change or stop. */
+  private async stream(): Promise<void> {
+    // Set first: a config change or a stop while this sets up ends it as soon as it streams.
+    const failed = new Promise<never>((_, reject) => (this.fail = reject));
+    failed.catch(() => {});
+    const store = new pg.Client({ connectionString: this.storeUrl, application_name: `rowcast source ${this.name}` });
+    store.on('error', () => {});
+    await store.connect();
+    let control: mysql.Connection | null = null;
+    let zongji: ZongJi | null = null;
+    try {
+      const locked = (await store.query<{ ok: boolean }>(LOCK_SQL, [this.name])).rows[0]!.ok;
+      if (!locked) return; // another process reads this source
+      const captures = await this.loadCaptures(store);
+      if (!captures.size) return;
+      const { rows } = await store.query<{ position: BinlogPosition }>('SELECT position FROM rowcast.source_progress WHERE source = $1', [this.name]);
+      if (!rows[0]) throw new Error(`no recorded position for source ${this.name}: run rowcast apply`);
+      let position = rows[0].position;
+      const databases = [...new Set([...captures.keys()].map((k) => k.split('.')[0]!))];
+      control = await connectSource(this.name, this.source);
+      let tables = await readMysqlTables(control, databases);
+
+      zongji = new ZongJi(connectionOptions(this.name, this.source));
+      const z = zongji;
+      z.on('error', (err: Error) => this.fail?.(err));
+
+      let open: Committed | null = null;
+      let file = position.file;
+      const queue: Committed[] = [];
+      let idle: NodeJS.Timeout | null = null;
+      let moved: BinlogPosition | null = null;
+      let writing: Promise<void> = Promise.resolve();
+      let paused = false;
+
+      const write = () => {
+        writing = writing.then(async () => {
+          while (queue.length) {
+            // Up to a DDL statement: the rows before it are converted with the column types before it.
+            const ddl = queue.findIndex((t) => t.ddl);
+            const batch = queue.splice(0, ddl === -1 ? queue.length : ddl + 1);
+            await this.writeBatch(store, batch.flatMap((t) => this.events(t, captures, tables)), batch.flatMap((t) => t.calls), batch.at(-1)!.position);
+            position = batch.at(-1)!.position;
+            if (ddl !== -1) tables = await readMysqlTables(control!, databases);
+          }
+          if (paused) {
+            paused = false;
+            (z as unknown as { connection: { resume(): void } }).connection.resume();
+          }
+        });
+        writing.catch((err: Error) => this.fail?.(err));
+      };
+
+      z.on('binlog', (binlogEvent: unknown) => {
+        const event = binlogEvent as Record<string, unknown> & { getEventName(): string; nextPosition: number; gtid?: string };
+        const kind = event.getEventName();
+        if (kind === 'rotate') {
+          file = event.binlogName as string;
+        } else if (kind === 'mariadbgtid' || kind === 'gtid' || kind === 'anonymousgtid') {
+          open = emptyTransaction();
+        } else if (ROW_EVENTS.includes(kind)) {
+          open ??= emptyTransaction();
+          this.collect(open, kind, event, captures);
+        } else if (kind === 'query') {
+          // DDL: its own group without a commit event (the query itself commits it).
+          const query = String(event.query ?? '').trim().toUpperCase();
+          if (['BEGIN', 'COMMIT'].includes(query)) return;
+          open = null;
+          queue.push({ ...emptyTransaction(), position: { gtid: z.gtidSet, file, pos: event.nextPosition }, ddl: true });
+          write();
+        } else if (kind === 'xid') {
+          const tx: Committed = open ?? emptyTransaction();
+          open = null;
+          tx.position = { gtid: z.gtidSet, file, pos: event.nextPosition };
+          tx.at = { gtid: event.gtid, file, pos: event.nextPosition };
+          if (!tx.changes.length && !tx.calls.length) {
+            // Another table's transaction: the position moves on, recorded soon (not one store write per transaction).
+            if (queue.length) queue.at(-1)!.position = tx.position;
+            else {
+              moved = tx.position;
+              idle ??= setTimeout(() => {
+                idle = null;
+                queue.push({ ...emptyTransaction(), position: moved! });
+                write();
+              }, IDLE_POSITION_MS);
+            }
+            return;
+          }
+          queue.push(tx);
+          if (queue.length >= MAX_QUEUED && !paused) {
+            paused = true;
+            (z as unknown as { connection: { pause(): void } }).connection.pause();
+          }
+          write();
+        }
+      });
+
+      // And the outbox of CALL mysql.lambda_async (the older form), where apply could install it.
+      const includeSchema: Record<string, string[] | true> = { mysql: [OUTBOX_TABLE], ...Object.fromEntries(databases.map((db) => [db, true as const])) };
+      const start = position.gtid !== undefined ? { gtidSet: position.gtid } : { filename: position.file, position: position.pos };
+      z.start({ ...start, serverId: this.source.serverId, includeSchema, includeEvents: ['rotate', 'mariadbgtid', 'gtid', 'anonymousgtid', 'tablemap', ...ROW_EVENTS, 'query', 'xid'] });
+      this.log.info({ source: this.name, position }, `source ${this.name}: reading the binlog`);
+      try {
+        await failed;
+      } finally {
+        if (idle) clearTimeout(idle);
+        // What was read and committed before the stop is written (the next reader would read it again otherwise).
+        await writing.catch(() => {});
+      }
+    } finally {
+      this.fail = null;
+      zongji?.stop();
+      await control?.end().catch(() => {});
+      await store.end().catch(() => {});
+    }
+  }
+
+  /** The captures of this source, keyed "database.table". */
+  private async loadCaptures(store: pg.Client): Promise<Map<string, MysqlCapture[]>> {
+    const { rows } = await store.query<{ name: string; schema_name: string; table_name: string; capture: CaptureConfig }>(
+      `SELECT name, schema_name, table_name, settings -> 'capture' AS capture FROM rowcast.captures WHERE settings -> 'capture' ->> 'source' = $1`,
+      [this.name],
+    );
+    const map = new Map<string, MysqlCapture[]>();
+    for (const r of rows) {
+      const key = `${r.schema_name}.${r.table_name}`;
+      map.set(key, [...(map.get(key) ?? []), { name: r.name, capture: r.capture }]);
+    }
+    return map;
+  }
+
+  /** Keeps one rows event of a captured table (or the lambda_async calls of an outbox). */
+  private collect(tx: Committed, kind: string, event: Record<string, unknown>, captures: Map<string, MysqlCapture[]>): void {
+    const map = (event.tableMap as Record<number, { parentSchema: string; tableName: string }>)[event.tableId as number];
+    if (!map) return;
+    const rows = event.rows as Record<string, unknown>[];
+    if (map.tableName === OUTBOX_TABLE) {
+      // lambda_async inserts and deletes its row in one go: the insert is the call.
+      if (kind === 'writerows') for (const r of rows) tx.calls.push({ arn: String(r.function_arn), payload: String(r.payload) });
+      return;
+    }
+    if (captures.has(`${map.parentSchema}.${map.tableName}`)) tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows });
+  }
+
+  /** The events of a transaction's changes, for every capture of their tables. */
+  private events(tx: Committed, captures: Map<string, MysqlCapture[]>, tables: Map<string, MysqlTableInfo>): EventRow[] {
+    const events: EventRow[] = [];
+    for (const { kind, database, table: tableName, rows } of tx.changes) {
+      const table = tables.get(`${database}.${tableName}`);
+      const op: Operation = kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
+      for (const { name, capture } of captures.get(`${database}.${tableName}`) ?? []) {
+        if (!capture.operations.includes(op)) continue;
+        for (const row of rows) {
+          const before = op === 'UPDATE' ? (row.before as Record<string, unknown>) : op === 'DELETE' ? row : null;
+          const after = op === 'UPDATE' ? (row.after as Record<string, unknown>) : op === 'INSERT' ? row : null;
+          const image = (after ?? before)!;
+          const pk = table?.key.length && table.key.every((c) => c in image) ? jsonRow(Object.fromEntries(table.key.map((c) => [c, image[c]])), table) : null;
+          const e: EventRow = {
+            capture: name,
+            topic: capture.topic ?? null,
+            function: capture.function ?? null,
+            op,
+            schema_name: database,
+            table_name: tableName,
+            key: pk,
+            before: null,
+            after: null,
+            changed: null,
+            source: { capture: name, kind: 'mysql', server: this.name, database, schema: database, table: tableName, position: tx.at },
+          };
+          if (capture.payload === 'keys') {
+            // Without a primary key the whole row is its only identity (as for the store's captures).
+            e.key = pk ?? jsonRow(image, table);
+          } else if (capture.payload === 'row') {
+            if (op === 'DELETE') e.before = jsonRow(before!, table, capture.columns);
+            else e.after = jsonRow(after!, table, capture.columns);
+          } else {
+            const o = before && jsonRow(before, table, capture.columns);
+            const n = after && jsonRow(after, table, capture.columns);
+            e.before = o;
+            e.after = n;
+            if (o && n) e.changed = Object.keys(n).filter((c) => JSON.stringify(n[c]) !== JSON.stringify(o[c]));
+          }
+          events.push(e);
+        }
+      }
+    }
+    return events;
+  }
+
+  /** Writes the events and calls of a batch of committed transactions, and the position after the last, in one transaction. */
+  private async writeBatch(store: pg.Client, events: EventRow[], calls: Committed['calls'], position: BinlogPosition): Promise<void> {
+    await store.query('BEGIN');
+    try {
+      if (events.length) {
+        await store.query(
+          `INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, source)
+           SELECT x.capture, x.topic, x.function, x.op, x.schema_name, x.table_name, x.key, x.before, x.after, x.changed, x.source
+             FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(e, ord),
+                  jsonb_to_record(a.e) AS x(capture text, topic text, function text, op text, schema_name text, table_name text,
+                                            key jsonb, before jsonb, after jsonb, changed text[], source jsonb)
+            ORDER BY a.ord`,
+          [JSON.stringify(events)],
+        );
+      }
+      if (calls.length) {
+        const { rows } = await store.query<{ problems: string[] }>('SELECT rowcast.mysql_lambda_invoke($1::text[], $2::text[]) AS problems', [calls.map((c) => c.arn), calls.map((c) => c.payload)]);
+        for (const problem of rows[0]!.problems) this.log.error({ source: this.name, problem }, `source ${this.name}: a lambda_async call invoked nothing: ${problem}`);
+      }
+      await store.query(
+        `INSERT INTO rowcast.source_progress (source, position) VALUES ($1, $2)
+         ON CONFLICT (source) DO UPDATE SET position = EXCLUDED.position, updated_at = now()`,
+        [this.name, position],
+      );
+      if (events.length || calls.length) await store.query(WAKE);
+      await store.query('COMMIT');
+    } catch (err) {
+      await store.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+    if (events.length || calls.length) this.onCaptured(events.length + calls.length);
+  }
+}
