@@ -125,7 +125,9 @@ describe('activity across processes', () => {
     // The counts are in the database once, however many runtimes this process runs (observations are per process).
     const stored = await eventually(async () => {
       const { rows } = await db.pool.query(`SELECT kind, name, sum(count)::int AS count, sum(errors)::int AS errors FROM rowcast.activity GROUP BY 1, 2 ORDER BY 1, 2`);
-      return rows.find((r) => r.name === 'hook')?.count === ROWS && rows.find((r) => r.name === 'echo')?.count === CALLS && rows;
+      // Each runtime writes its counts every few seconds: wait for every one the assertion below reads, not two of them.
+      const at = (name: string) => rows.find((r) => r.name === name);
+      return at('hook')?.count === ROWS && at('flaky')?.count === ROWS && at('flaky')?.errors === ROWS && at('echo')?.count === CALLS && rows;
     }, 'the counts written to rowcast.activity');
     assert.deepEqual(
       stored.filter((r) => r.kind !== 'router'),
