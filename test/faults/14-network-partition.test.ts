@@ -99,7 +99,9 @@ test(
           // to outlast 30 s, so that the partition costs retries, not dead letters.
           items: { topic: 'items', protocol: 'http', endpoint: receiver.url, deliveryPolicy: { minDelay: '100ms', maxDelay: '2s', timeout: '2s', maxAttempts: 40 } },
         },
-        runtime: { lease: '2s', pollInterval: '300ms', shutdownGrace: '1s', http: { port, host: '0.0.0.0' } },
+        // On every address of the test's own namespace (the host reaches /readyz over the veth), without a token: a
+        // non-loopback server without one must say so (allowUnauthenticated).
+        runtime: { lease: '2s', pollInterval: '300ms', shutdownGrace: '1s', http: { port, host: '0.0.0.0', allowUnauthenticated: true } },
       } as RowcastConfigInput;
       await scenario.useConfig(pool, config);
       const nsUrl = new URL(url);
