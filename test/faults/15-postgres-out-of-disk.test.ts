@@ -101,7 +101,7 @@ test(
     explained(scenario.children, async () => {
       await run('mount', ['-t', 'tmpfs', '-o', `size=${DISK_MB}m,mode=0755`, 'tmpfs', mountPoint]);
       mounted = true;
-      // A full pg_wal is a PANIC (PostgreSQL stops), which 1-postgres-restart covers from rowcast's side; a full data
+      // A full pg_wal is a PANIC (PostgreSQL stops), which 01-postgres-restart covers from rowcast's side; a full data
       // directory leaves the server up and fails every statement that needs a new page.
       server = await startRestartablePostgres({ dataDir: path.join(mountPoint, 'data'), initdbFlags: [`--waldir=${walDir}`] });
       const admin = new pg.Client({ connectionString: server.url });

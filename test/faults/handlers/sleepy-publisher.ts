@@ -1,4 +1,4 @@
-// A handler for 6-sigterm-drain. On its first attempt it tells the test it is running (POST to PING_URL), then
+// A handler for 06-sigterm-drain. On its first attempt it tells the test it is running (POST to PING_URL), then
 // takes event.after.ms (so that SIGTERM finds it in flight); then it publishes the captured change to the topic
 // named by ENV_TOPIC_ARN. Later attempts publish at once.
 import type { LambdaContext } from '../../../src/functions/lambda-context.js';
