@@ -29,6 +29,7 @@ export {
 } from './control-plane/inspect.js';
 export { redactEndpoint } from './observability/logger.js';
 export { pauseFunction, resumeFunction, redriveDelivery, replayCapture, sendTestMessage, testFilterPolicy, type ReplayOptions, type FilterPolicyVerdict } from './control-plane/admin-actions.js';
+export { resendDelivery } from './control-plane/resend-delivery.js';
 export { observe, type ObservedEvents } from './observability/observe.js';
 export type { FunctionConfig } from './config/schema.js';
 export type { LambdaContext, PublishOptions } from './functions/lambda-context.js';

@@ -1,5 +1,6 @@
 import { ErrorCodes, RowcastError } from '../errors.js';
 import { type Pool, withTransaction } from '../store/pool.js';
+import { historyEventSql } from '../subscriptions/attempt-log.js';
 import { type FilterAttributeValue, type FilterMessage, type FilterPolicyScope, matchesFilterPolicy } from '../subscriptions/filter-policy/filter-policy.js';
 import { type FunctionInfo, getFunction, notDeclared } from './inspect.js';
 
@@ -34,7 +35,7 @@ export function resumeFunction(pool: Pool, name: string): Promise<FunctionInfo> 
 export async function redriveDelivery(pool: Pool, id: string): Promise<number> {
   if (!/^\d{1,19}$/.test(id)) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `"${id}" is not a delivery id: delivery ids are whole numbers.`);
   const { rows } = await pool.query<{ state: string; redriven: boolean }>(
-    `WITH r AS (UPDATE rowcast.deliveries SET state = 'pending', attempts = 0, available_at = now(), updated_at = now()
+    `WITH r AS (UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), attempt_log = ${historyEventSql('d', 'redriven')}
                  WHERE id = $1 AND state = 'dead' RETURNING 1)
      SELECT d.state, EXISTS (SELECT 1 FROM r) AS redriven FROM rowcast.deliveries d WHERE d.id = $1`,
     [id],
@@ -92,7 +93,11 @@ export async function replayCapture(pool: Pool, capture: string, options: Replay
       const reset = rows.filter((r) => r.state === 'done' || r.state === 'dead').map((r) => r.delivery!);
       const fresh = rows.filter((r) => r.delivery === null && (!s.filter_policy || matchesFilterPolicy(s.filter_policy, { attributes: r.attributes, body: s.filter_scope === 'MessageBody' ? parseJson(r) : undefined }, s.filter_scope)));
       if (reset.length) {
-        await client.query(`UPDATE rowcast.deliveries SET state = 'pending', attempts = 0, available_at = now(), delivered_at = NULL, updated_at = now() WHERE id = ANY($1::bigint[]) AND state IN ('done', 'dead')`, [reset]);
+        await client.query(
+          `UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), delivered_at = NULL, updated_at = now(), attempt_log = ${historyEventSql('d', 'replayed')}
+            WHERE id = ANY($1::bigint[]) AND state IN ('done', 'dead')`,
+          [reset],
+        );
       }
       if (fresh.length) {
         await client.query(

@@ -3,6 +3,9 @@ import { activity, type ActivityRow, BUCKET_MS, functionRatesOf, LATENCY_BOUNDS,
 import { redactEndpoint } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
 import { getStatus, type Status, type SubscriptionStatus } from './operations.js';
+import type { AttemptLogEntry } from '../subscriptions/attempt-log.js';
+
+export type { AttemptLogEntry };
 
 /*
  * Read models of the admin API (and of anyone using the library): what is declared, what flows, what is stuck.
@@ -457,17 +460,9 @@ export interface DeliveryItem {
   deliveredAt: Date | null;
 }
 
-export interface AttemptLogEntry {
-  attempt: number;
-  at: string;
-  outcome: 'delivered' | 'failed' | 'dead';
-  status: number | null;
-  error: string | null;
-  durationMs: number | null;
-}
-
 export interface DeliveryDetail extends DeliveryItem {
   message: { id: string; topic: string; subject: string | null; body: string; contentType: string; attributes: Record<string, string>; eventId: string | null; trace: string | null; createdAt: Date };
+  /** Attempts and the history events between them (redriven, resent, replayed), oldest first. */
   attemptLog: AttemptLogEntry[];
 }
 

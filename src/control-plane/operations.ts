@@ -4,6 +4,7 @@ import { WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
 import { redactEndpoint } from '../observability/logger.js';
 import { type Pool, withTransaction } from '../store/pool.js';
+import { historyEventSql } from '../subscriptions/attempt-log.js';
 import { setSubscriptionState } from '../subscriptions/delivery-store.js';
 import { DEFAULT_SECRET_ROTATION_OVERLAP, generateSecret, MAX_SECRET_ROTATION_OVERLAP, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
 
@@ -103,7 +104,8 @@ export async function redrive(pool: Pool, options: { subscription?: string; sinc
                    WHERE state = 'dead' AND ($1::text IS NULL OR subscription = $1)
                      AND ($2::timestamptz IS NULL OR updated_at >= $2) AND ($3::timestamptz IS NULL OR updated_at < $3)
                    LIMIT 1000 FOR UPDATE SKIP LOCKED)
-       UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now() FROM c WHERE d.id = c.id`,
+       UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), attempt_log = ${historyEventSql('d', 'redriven')}
+         FROM c WHERE d.id = c.id`,
       [options.subscription ?? null, options.since ?? null, options.until ?? null],
     );
     total += r.rowCount ?? 0;

@@ -227,7 +227,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
 
   /** Queues the attempt's result for the next batch write, and returns it. */
   private record(claim: ClaimedDelivery, subscription: Subscription, outcome: SendOutcome, durationMs: number): DeliveryResult {
-    const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease, status: 'status' in outcome ? outcome.status : undefined, durationMs };
+    const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease, status: 'status' in outcome ? outcome.status : undefined, durationMs, exchange: outcome.exchange };
     if (outcome.kind === 'done') return this.push({ ...base, state: 'done' });
     if (outcome.kind === 'dead') return this.pushDead(claim, subscription, base, outcome.error);
     const failed = () => this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: outcome.error }, 'delivery attempt failed');

@@ -1,6 +1,7 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { leaseFence, prepared } from '../store/sql.js';
 import { type NewMessage, publishMessages } from '../topics/fan-out.js';
+import { type AttemptExchange, appendToAttemptLog } from './attempt-log.js';
 import type { OutboundMessage, Subscription, SubscriptionSettings } from './sinks/sink.js';
 
 export interface ClaimedDelivery {
@@ -98,6 +99,8 @@ export interface DeliveryResult {
   deadLetter?: NewMessage;
   /** How long the attempt took (its attempt-log entry). */
   durationMs?: number;
+  /** What an HTTP attempt sent and got back (its attempt-log entry). */
+  exchange?: AttemptExchange;
 }
 
 /**
@@ -121,12 +124,16 @@ const recordStatement = prepared(
         SET state = r.state, available_at = COALESCE(r.available_at, d.available_at), last_status = r.status,
             last_error = CASE WHEN r.state = 'done' THEN d.last_error ELSE r.error END,
             delivered_at = CASE WHEN r.state = 'done' THEN now() END, lease_owner = NULL, lease = NULL, updated_at = now(),
-            -- The attempt log (last 20), written only once an attempt failed: a delivery done at once keeps NULL.
-            attempt_log = CASE WHEN r.state = 'done' AND d.attempt_log IS NULL THEN NULL
-              ELSE (CASE WHEN jsonb_array_length(coalesce(d.attempt_log, '[]')) >= 20 THEN d.attempt_log - 0 ELSE coalesce(d.attempt_log, '[]') END)
-                   || jsonb_build_object('attempt', r.attempt, 'at', now(), 'outcome', CASE r.state WHEN 'done' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'failed' END,
-                                         'status', r.status, 'error', r.error, 'durationMs', r.duration_ms) END
-       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::int[], $8::uuid[]) AS r(id, attempt, state, available_at, status, error, duration_ms, lease)
+            -- The attempt log (attempt-log.ts), with the attempt's request and response when it has them (HTTP). Without
+            -- them it is written only once an attempt failed: a delivery done at once keeps NULL.
+            attempt_log = CASE WHEN r.state = 'done' AND d.attempt_log IS NULL AND r.exchange IS NULL THEN NULL
+              ELSE ${appendToAttemptLog(
+                'd',
+                `jsonb_build_array(jsonb_build_object('attempt', r.attempt, 'at', now(), 'outcome', CASE r.state WHEN 'done' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'failed' END,
+                                         'status', r.status, 'error', r.error, 'durationMs', r.duration_ms) || coalesce(r.exchange, '{}'::jsonb))`,
+              )} END
+       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::int[], $8::uuid[], $9::jsonb[])
+            AS r(id, attempt, state, available_at, status, error, duration_ms, lease, exchange)
       WHERE d.id = r.id AND ${leaseFence('d')}
       RETURNING d.id::text`,
 );
@@ -142,6 +149,7 @@ async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): 
       results.map((r) => r.error ?? null),
       results.map((r) => (r.durationMs === undefined ? null : Math.round(r.durationMs))),
       results.map((r) => r.lease),
+      results.map((r) => (r.exchange ? JSON.stringify(r.exchange) : null)),
     ]),
   );
   return res.rows.map((r) => r.id as string);
@@ -183,8 +191,11 @@ export async function loadSubscriptions(pool: Pool): Promise<Subscription[]> {
     // The sink compares the expiry at each send, so the old secret ends on time without a reload.
     previousSecret: previous_secret && previous_secret_expires_at ? { secret: previous_secret, expiresAt: previous_secret_expires_at } : null,
     settings: { ...r.settings, headers: expandHeaders(r.settings.headers ?? {}) },
+    secretHeaders: new Set(Object.entries(r.settings.headers ?? {}).filter(([, v]) => ENV_REFERENCE.test(v)).map(([k]) => k.toLowerCase())),
   }));
 }
+
+const ENV_REFERENCE = /\$\{[A-Za-z_][A-Za-z0-9_]*\}/;
 
 /** Header values may reference environment variables as ${NAME}, so API keys stay out of the config and the database. */
 function expandHeaders(headers: Record<string, string>): Record<string, string> {

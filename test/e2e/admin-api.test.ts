@@ -209,7 +209,8 @@ describe('admin API: failures, dead letters and redrive', () => {
       const d = await ok(`/deliveries/${dead.id}`);
       return d.state === 'done' && d;
     }, 'the redriven delivery delivered');
-    assert.deepEqual(delivered.attemptLog.map((a: any) => a.outcome), ['failed', 'dead', 'delivered']);
+    assert.deepEqual(delivered.attemptLog.map((a: any) => a.outcome), ['failed', 'dead', 'redriven', 'delivered']);
+    assert.deepEqual(delivered.attemptLog.map((a: any) => a.attempt), [1, 2, null, 1], 'the redrive starts a new series of attempts');
     assert.equal(delivered.attemptLog.at(-1).status, 200);
     assert.equal((await ok('/dead-letters?subscription=flaky')).items.length, 0);
   });

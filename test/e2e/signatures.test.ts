@@ -133,6 +133,9 @@ describe('Standard Webhooks signatures', () => {
     assert.equal(first!.headers['webhook-id'], second!.headers['webhook-id']);
     assert.equal(first!.headers['rowcast-attempt'], '1');
     assert.equal(second!.headers['rowcast-attempt'], '2');
+    // With the maximum (the default deliveryPolicy.maxAttempts), a receiver knows which attempt is the last.
+    assert.equal(first!.headers['rowcast-max-attempts'], '10');
+    assert.equal(second!.headers['rowcast-max-attempts'], '10');
     assert.ok(Number(second!.headers['webhook-timestamp']) >= Number(first!.headers['webhook-timestamp']));
     for (const r of [first!, second!]) assert.doesNotThrow(() => new Webhook(secret).verify(r.body, headersOf(r)));
   });

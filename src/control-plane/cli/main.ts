@@ -13,6 +13,7 @@ import { createPool, type Pool, resolveDatabaseUrl } from '../../store/pool.js';
 import { invokeFunction } from '../../functions/invoke.js';
 import { getStatus, getSubscriptionSecrets, listInvocations, pauseSubscription, redrive, resumeSubscription, rotateSecret } from '../operations.js';
 import { pauseFunction, replayCapture, resumeFunction } from '../admin-actions.js';
+import { addDeliveryCommands } from './delivery-command.js';
 import { formatInvocations, formatStatus } from './format-status.js';
 import { describeFailure } from './error-message.js';
 import { boundHeapGrowth } from './heap-growth.js';
@@ -259,6 +260,8 @@ program
     if (opts.json) console.log(JSON.stringify(rows, null, 2));
     else process.stdout.write(formatInvocations(rows));
   });
+
+addDeliveryCommands(program, async (fn) => withPool(await config(false), fn));
 
 /** "2026-11-27T10:00:00Z" or a duration ago ("90m", "2h"). */
 function parseTime(flag: string, value: string): Date {

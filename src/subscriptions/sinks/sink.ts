@@ -1,4 +1,5 @@
 import type { DeliveryPolicy, MessageFormat } from '../../config/schema.js';
+import type { AttemptExchange } from '../attempt-log.js';
 
 /** A message as it leaves rowcast: the same id on every attempt, so receivers can deduplicate. */
 export interface OutboundMessage {
@@ -40,6 +41,8 @@ export interface Subscription {
   deadLetterTopic: string | null;
   /** Its topic's SignatureVersion for SNS envelopes (format 'sns'). */
   signatureVersion?: 1 | 2;
+  /** Extra headers (lower case) whose configured value comes from the environment ("${NAME}"): redacted in the attempt log. */
+  secretHeaders?: ReadonlySet<string>;
 }
 
 export interface DeliveryAttempt {
@@ -50,12 +53,16 @@ export interface DeliveryAttempt {
   message: OutboundMessage;
 }
 
-/** done: acknowledged; retry: try again later; disable: the endpoint asked to stop (HTTP 410); dead: can never succeed. */
-export type SendOutcome =
+/**
+ * done: acknowledged; retry: try again later; disable: the endpoint asked to stop (HTTP 410); dead: can never succeed.
+ * exchange: what the attempt sent and got back, for the delivery's attempt log (HTTP sinks).
+ */
+export type SendOutcome = (
   | { kind: 'done'; status?: number }
   | { kind: 'retry'; error: string; status?: number; retryAfterMs?: number }
   | { kind: 'disable'; error: string; status?: number }
-  | { kind: 'dead'; error: string; status?: number };
+  | { kind: 'dead'; error: string; status?: number }
+) & { exchange?: AttemptExchange };
 
 /** One implementation per protocol (sinks/<protocol>/). A sink never throws: every failure is an outcome. */
 export interface Sink {

@@ -5,6 +5,7 @@ import { findPrivateEndpointError, publicOnlyConnector } from './address-policy.
 import { controlTypeOf } from '../../../aws/sns-envelope/confirmation.js';
 import { type SnsEnvelopes, SNS_USER_AGENT } from '../../../aws/sns-envelope/sns-envelopes.js';
 import { percentEncodeHeaderValue, type RenderedMessage, renderMessage } from '../../message-format.js';
+import { type AttemptExchange, readBodyStart, redactHeaders } from '../../attempt-log.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
 
 const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
@@ -56,6 +57,8 @@ export class HttpSink implements Sink {
       'rowcast-subscription': subscription.name,
       'rowcast-topic': message.topic,
       'rowcast-attempt': String(attempt),
+      // With rowcast-attempt, a receiver can tell the last attempt (counted per series: a redrive or resend starts at 1).
+      'rowcast-max-attempts': String(deliveryPolicy.maxAttempts),
     };
     if (message.trace) headers.traceparent = message.trace;
     if (subscription.secret) {
@@ -78,9 +81,12 @@ export class HttpSink implements Sink {
     }, deliveryPolicy.timeout);
     const onShutdown = () => abort.abort();
     signal.addEventListener('abort', onShutdown, { once: true });
+    // What the attempt log keeps of the request: taken once the headers are complete, before anything can fail.
+    let sent: AttemptExchange['request'] | undefined;
     try {
       const target = this.target(subscription.endpoint);
       if (target.authorization && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) headers.authorization = target.authorization;
+      sent = { headers: redactHeaders(headers, subscription.secretHeaders) };
       const res = await request(target.url, {
         method: 'POST',
         headers,
@@ -91,22 +97,23 @@ export class HttpSink implements Sink {
         bodyTimeout: deliveryPolicy.timeout,
       });
       const status = res.statusCode;
-      if (status >= 200 && status < 300) {
-        await res.body.dump();
-        return { kind: 'done', status };
-      }
-      const snippet = await readSnippet(res.body);
+      const start = await readBodyStart(res.body);
+      const exchange: AttemptExchange = { request: sent, response: { status, headers: redactHeaders(res.headers), ...start } };
+      if (status >= 200 && status < 300) return { kind: 'done', status, exchange };
+      const snippet = start.body.slice(0, 300).replace(/\s+/g, ' ').trim();
       const error = `HTTP ${status}${snippet ? `: ${snippet}` : ''}`;
-      if (status === 410) return { kind: 'disable', status, error: `${error} (the endpoint is gone; subscription disabled)` };
-      if (status >= 300 && status < 400) return { kind: 'retry', status, error: `${error} (redirects are not followed; point the subscription at ${res.headers.location ?? 'the new URL'})` };
+      if (status === 410) return { kind: 'disable', status, error: `${error} (the endpoint is gone; subscription disabled)`, exchange };
+      if (status >= 300 && status < 400) return { kind: 'retry', status, error: `${error} (redirects are not followed; point the subscription at ${res.headers.location ?? 'the new URL'})`, exchange };
       const retryAfter = status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined;
-      return { kind: 'retry', status, error, retryAfterMs: retryAfter };
+      return { kind: 'retry', status, error, retryAfterMs: retryAfter, exchange };
     } catch (err) {
-      if (timedOut) return { kind: 'retry', error: `timed out after ${deliveryPolicy.timeout} ms` };
-      if (signal.aborted) return { kind: 'retry', error: 'aborted: rowcast is shutting down' };
+      // No response: the log keeps what was sent (nothing when the endpoint itself was invalid).
+      const exchange = sent && { request: sent };
+      if (timedOut) return { kind: 'retry', error: `timed out after ${deliveryPolicy.timeout} ms`, exchange };
+      if (signal.aborted) return { kind: 'retry', error: 'aborted: rowcast is shutting down', exchange };
       const refused = findPrivateEndpointError(err);
-      if (refused) return { kind: 'retry', error: refused.message };
-      return { kind: 'retry', error: describeNetworkError(err) };
+      if (refused) return { kind: 'retry', error: refused.message, exchange };
+      return { kind: 'retry', error: describeNetworkError(err), exchange };
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onShutdown);
@@ -168,17 +175,6 @@ class WebhookSigner {
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** The start of an error response, for the delivery's last_error; the rest is drained so the connection is reused. */
-async function readSnippet(body: AsyncIterable<Buffer> & { dump(): Promise<void> }): Promise<string> {
-  let text = '';
-  for await (const chunk of body) {
-    text += chunk.toString('utf8');
-    if (text.length >= 300) break;
-  }
-  await body.dump().catch(() => {});
-  return text.slice(0, 300).replace(/\s+/g, ' ').trim();
 }
 
 function describeNetworkError(err: unknown): string {

@@ -1,0 +1,24 @@
+import { ErrorCodes, RowcastError } from '../errors.js';
+import type { Pool } from '../store/pool.js';
+import { historyEventSql } from '../subscriptions/attempt-log.js';
+
+/**
+ * Sends one delivered (or dead) delivery again to its subscription (Svix's "resend", Hasura's "redeliver"): back to
+ * pending with a fresh attempt budget, as the same message (same webhook-id, so receivers that deduplicate see a
+ * copy), and a "resent" entry in its attempt log before the new series of attempts. 404 if there is no such
+ * delivery, 409 (CONFLICT) while it is still pending or in flight. Wakes running processes.
+ */
+export async function resendDelivery(pool: Pool, id: string): Promise<number> {
+  if (!/^\d{1,19}$/.test(id)) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `"${id}" is not a delivery id: delivery ids are whole numbers (the id field of /api/deliveries items).`);
+  const { rows } = await pool.query<{ state: string; resent: boolean }>(
+    `WITH r AS (UPDATE rowcast.deliveries d
+                   SET state = 'pending', attempts = 0, available_at = now(), delivered_at = NULL, updated_at = now(), attempt_log = ${historyEventSql('d', 'resent')}
+                 WHERE id = $1 AND state IN ('done', 'dead') RETURNING 1)
+     SELECT d.state, EXISTS (SELECT 1 FROM r) AS resent FROM rowcast.deliveries d WHERE d.id = $1`,
+    [id],
+  );
+  if (!rows[0]) throw new RowcastError(ErrorCodes.NOT_FOUND, `No delivery ${id}: it never existed or retention removed it (finished deliveries are kept for runtime.retention).`);
+  if (!rows[0].resent) throw new RowcastError(ErrorCodes.CONFLICT, `Delivery ${id} is ${rows[0].state === 'in_flight' ? 'in flight' : rows[0].state}: it is on its way already; resend it once it is done or dead.`);
+  await pool.query(`SELECT pg_notify('rowcast_config', '')`);
+  return 1;
+}
