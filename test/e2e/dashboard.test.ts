@@ -175,6 +175,40 @@ describe('dashboard in headless Chromium', { skip }, () => {
     assert.match(await done.innerText(), /200/);
   });
 
+  test("a delivery's attempts show the request sent (secrets redacted) and the response; Resend sends it again", async () => {
+    receiver.reply = () => ({ status: 200, headers: { 'x-receiver': 'dashboard-test' }, body: 'thanks, stored' });
+    await db.pool.query(`INSERT INTO orders VALUES (20, 'paid', 20.00)`);
+    const id = await eventually(async () => (await db.pool.query(
+      `SELECT d.id::text FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id
+        WHERE d.subscription = 'orders-hook' AND d.state = 'done' AND m.body::jsonb -> 'after' ->> 'id' = '20'`,
+    )).rows[0]?.id as string | undefined, 'order 20 delivered');
+    await go(`deliveries/${id}`);
+    await page.getByRole('heading', { name: /^Delivery/ }).waitFor();
+    const attempts = page.getByRole('table', { name: 'Attempts' });
+    await attempts.getByText('Request and response').first().click();
+    const sent = await attempts.getByLabel('Request headers of attempt 1').innerText();
+    assert.match(sent, /webhook-signature: \[redacted\]/);
+    assert.match(sent, /rowcast-attempt: 1/);
+    assert.match(sent, /rowcast-max-attempts: 2/);
+    assert.ok(!sent.includes(secret.slice(6)), 'no secret on the page');
+    const answered = await attempts.getByLabel('Response of attempt 1').innerText();
+    assert.match(answered, /x-receiver: dashboard-test/);
+    assert.match(answered, /thanks, stored/);
+    await shot('delivery-attempt-exchange');
+
+    // Resend: the same message (same webhook-id) arrives again; the history marks the new series.
+    const first = hookRequests().filter((r) => r.json?.body?.after?.id === '20');
+    assert.equal(first.length, 1);
+    await page.getByRole('button', { name: 'Resend this delivery' }).click();
+    await page.getByRole('status').filter({ hasText: 'Resent: 1. Delivered again' }).waitFor();
+    const again = hookRequests().filter((r) => r.json?.body?.after?.id === '20');
+    assert.equal(again.length, 2);
+    assert.equal(again[1]!.headers['webhook-id'], first[0]!.headers['webhook-id']);
+    await attempts.getByRole('row', { name: /resent: a new series of attempts/ }).waitFor();
+    assert.deepEqual(await attempts.getByRole('row').evaluateAll((rows) => rows.slice(1).map((r) => r.className)), ['', 'redrive resend', '']);
+    await shot('delivery-resent');
+  });
+
   test('redrive all dead letters of a subscription from the dead-letter page', async () => {
     receiver.reply = () => ({ status: 500 });
     await db.pool.query(`INSERT INTO orders VALUES (3, 'paid', 1), (4, 'paid', 2)`);

@@ -2,6 +2,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, count, html, link, post, pretty, time } from '../api.js';
 import { ActionButton, Badge, ErrorBox, NameSelect, useLoad } from '../components.js';
+import { AttemptLog } from './attempt-log.js';
+import { ResendButton, useFollowed } from './resend.js';
 
 const STATES = ['pending', 'in_flight', 'done', 'dead'];
 
@@ -110,38 +112,18 @@ export function Deliveries({ query }) {
   </section>`;
 }
 
-function AttemptLog({ attempts }) {
-  return html`<table>
-    <caption>Attempts</caption>
-    <thead><tr><th scope="col">#</th><th scope="col">at</th><th scope="col">outcome</th><th scope="col">status</th><th scope="col">duration</th><th scope="col">error</th></tr></thead>
-    <tbody>
-      ${(attempts ?? []).length === 0 && html`<tr><td colspan="6" class="muted">No attempts recorded yet.</td></tr>`}
-      ${(attempts ?? []).map(
-        // Redrive (and replay) count attempts from 1 again: a number that does not grow marks one.
-        (a, i) => html`${i > 0 && a.attempt <= attempts[i - 1].attempt && html`<tr class="redrive"><td colspan="6">redriven: attempts count again from 1</td></tr>`}<tr>
-          <th scope="row">${a.attempt}</th>
-          <td>${time(a.at)}</td>
-          <td><${Badge} state=${a.outcome} /></td>
-          <td class="mono">${a.status ?? '–'}</td>
-          <td>${a.durationMs !== undefined && a.durationMs !== null ? `${a.durationMs} ms` : '–'}</td>
-          <td class="last-error">${a.error ?? ''}</td>
-        </tr>`,
-      )}
-    </tbody>
-  </table>`;
-}
-
 export function DeliveryDetail({ params }) {
   const id = params[0];
   const { data: d, error, reload } = useLoad((signal) => api(`deliveries/${encodeURIComponent(id)}`, { signal }), [id], 3000);
   // Kept outside the button, which goes away once the delivery is no longer dead.
   const [notice, setNotice] = useState('');
-  // After a redrive the notice follows the delivery to its outcome.
+  // After a redrive (or a resend) the notice follows the delivery to its outcome.
   const [redriven, setRedriven] = useState(false);
-  const followed = !redriven || !d ? notice
+  const resend = useFollowed(d, 'Resent');
+  const followed = resend.notice || (!redriven || !d ? notice
     : d.state === 'done' ? 'Redriven: 1. Delivered.'
     : d.state === 'dead' ? 'Redriven: 1. It failed again and is dead; see its attempts.'
-    : 'Redriven: 1. The delivery is pending again; this page follows it.';
+    : 'Redriven: 1. The delivery is pending again; this page follows it.');
   return html`<section aria-labelledby="delivery-title">
     <p><a href=${d ? link('deliveries', { subscription: d.subscription }) : link('deliveries')}>← Deliveries</a></p>
     <h1 id="delivery-title">Delivery <span class="mono">${id}</span></h1>
@@ -165,9 +147,16 @@ export function DeliveryDetail({ params }) {
           onDone=${(r) => {
             setRedriven(Boolean(r?.redriven));
             setNotice(r?.redriven ? '' : 'Nothing was redriven: the delivery is no longer dead.');
+            resend.reset();
             reload();
           }}
         /></p>`}
+      ${(d.state === 'done' || d.state === 'dead') &&
+      html`<p><${ResendButton} id=${id} onResent=${() => {
+        setRedriven(false);
+        resend.start();
+        reload();
+      }} /></p>`}
       <${AttemptLog} attempts=${d.attemptLog} />
       ${d.message &&
       html`<h2>Message</h2>
