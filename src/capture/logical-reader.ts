@@ -63,6 +63,8 @@ const RETRY_MS = 5000;
 const CONFIRM_MS = 100;
 /** Another process streams the slot: `replication slot … is active for PID …`. */
 const OBJECT_IN_USE = '55006';
+/** rowcast.advance_capture_progress refused a write: the recorded position is not where this reader left it. */
+const TAKEN_OVER = 'RCF01';
 /** Wakes a sleeping dispatcher of another process, as a capture trigger does. */
 export const WAKE = `SELECT count(pg_notify('rowcast', '')) FROM (SELECT 1 FROM rowcast.dispatchers WHERE sleeping LIMIT 1) AS s`;
 
@@ -74,6 +76,9 @@ export const WAKE = `SELECT count(pg_notify('rowcast', '')) FROM (SELECT 1 FROM 
  * - Exactly once: each batch of events is written in one transaction with the log position it ends at
  *   (rowcast.capture_progress); the slot is told that position only once that commit is on disk. After a crash the
  *   slot sends again what it was not told, and transactions at or before the recorded position are skipped.
+ * - Fenced: a write moves the position only from where this reader last left it (compare-and-set,
+ *   rowcast.advance_capture_progress, migration 021). A reader that lost the slot while a batch was in flight, to
+ *   a process that took over and wrote further, has that batch refused whole and stops.
  * - One reader per database: a slot streams to one connection at a time. Every process tries; the others wait and
  *   try again every few seconds, so one takes over when the streaming one dies.
  * - Under a burst the stream is paused while a batch is written (pg-logical-replication's flow control), so memory
@@ -157,7 +162,9 @@ export class LogicalCaptureReader {
         const e = err as Error & { code?: string };
         if (this.stopping) break;
         // Another process streams: normal with several processes, so said once a minute, at debug level.
-        if (e.code === OBJECT_IN_USE) {
+        if (e.code === TAKEN_OVER) {
+          this.log.warn({ err: e.message, slot: this.slot }, 'logical capture: another process took over the slot; this reader’s in-flight batch was refused; standing by');
+        } else if (e.code === OBJECT_IN_USE) {
           if (Date.now() > quietUntil) this.log.debug({ slot: this.slot }, 'logical capture: another process streams the slot; standing by');
           quietUntil = Date.now() + 60_000;
         } else {
@@ -347,8 +354,9 @@ export class LogicalCaptureReader {
     try {
       this.promoting = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       if (this.stopping) return;
-      await client.query(`SELECT rowcast.promote_staged($1, $2::pg_lsn, $3::pg_lsn, $4, $5) AS promoted, (${WAKE}) AS woken`, [
+      await client.query(`SELECT rowcast.promote_staged($1, $2::pg_lsn, $3::pg_lsn, $4::pg_lsn, $5, $6) AS promoted, (${WAKE}) AS woken`, [
         this.slot,
+        lsnText(this.written),
         tx.commitLsn,
         lsnText(end),
         tx.staged,
@@ -433,16 +441,17 @@ export class LogicalCaptureReader {
       sql: `SELECT rowcast.${ident(run[0]!.fn)}($${first}, $${first + 1}::jsonb[], $${first + 2}::jsonb[], $${first + 3}::bigint[])`,
       values: [run[0]!.op, run.map((c) => c.old), run.map((c) => c.new), run.map((c) => c.xid)],
     });
+    // Fenced: from where this reader last wrote, or refused (the whole transaction rolls back).
     const progress = (first: number) => ({
-      sql: `INSERT INTO rowcast.capture_progress (slot, lsn) VALUES ($${first}, $${first + 1}::pg_lsn) ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()`,
-      values: [this.slot, lsnText(end)],
+      sql: `SELECT rowcast.advance_capture_progress($${first}, $${first + 1}::pg_lsn, $${first + 2}::pg_lsn)`,
+      values: [this.slot, lsnText(this.written), lsnText(end)],
     });
     if (runs.length === 1) {
       // The usual batch: one statement, one round trip (its events, the position, the wake-up commit together).
       const c = capture(runs[0]!, 1);
       const p = progress(5);
       await this.writer.query(
-        `WITH captured AS (${c.sql}), progress AS (${p.sql} RETURNING 1)
+        `WITH captured AS (${c.sql}), progress AS (${p.sql})
          SELECT (SELECT count(*) FROM captured) AS runs, (SELECT count(*) FROM progress) AS progress, (${WAKE}) AS woken`,
         [...c.values, ...p.values],
       );

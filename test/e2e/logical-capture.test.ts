@@ -395,6 +395,51 @@ describe('logical-replication capture', () => {
       assert.equal(await staged(), 0, 'nothing left staged');
     });
 
+    /**
+     * A reader that lost the slot (its stream broke, another process took over and wrote further) still has a batch
+     * in flight. The test holds the slot's progress row so that the batch waits at its write; meanwhile "another
+     * reader" moves the position past it. Released, the stale write must be refused whole: no event, no position
+     * moved back. (Before the fence the batch's events were written a second time under new ids by the stale
+     * reader, and the position went back to the batch's end; a staged transaction was already refused.)
+     */
+    for (const [what, rows, from] of [
+      ['a batch', 1, 100000],
+      ['a staged transaction', 1050, 110000],
+    ] as const) {
+      test(`a reader whose slot was taken over has ${what} in flight refused, and stops`, { timeout: 60_000 }, async () => {
+        const slot = slotName(db.name);
+        const holder = await db.pool.connect();
+        let takenOver = '';
+        try {
+          await holder.query('BEGIN');
+          await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slot]);
+          await db.pool.query(`INSERT INTO l_rows SELECT g, 'in flight', g FROM generate_series($1::int, $1::int + $2::int - 1) g`, [from, rows]);
+          await eventually(
+            async () => (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`)).rowCount,
+            'the reader’s write waiting for the progress row',
+          );
+          // Another reader took over and wrote past the in-flight transaction.
+          takenOver = (await holder.query<{ lsn: string }>(`UPDATE rowcast.capture_progress SET lsn = pg_current_wal_insert_lsn() WHERE slot = $1 RETURNING lsn::text`, [slot])).rows[0]!.lsn;
+          await holder.query('COMMIT');
+        } finally {
+          holder.release();
+        }
+        await eventually(
+          async () => !(await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`)).rowCount,
+          'the reader’s write answered',
+        );
+        // The refused reader streams again from the recorded position: a row committed now arrives, once.
+        await marker(from + 9999);
+        assert.deepEqual(
+          (await eventsIn('l_rows', from)).map((e) => e.key.id),
+          [from + 9999],
+          'the in-flight changes were not written by the reader that lost the slot',
+        );
+        const { rows: progress } = await db.pool.query(`SELECT lsn >= $2::pg_lsn AS ahead FROM rowcast.capture_progress WHERE slot = $1`, [slot, takenOver]);
+        assert.equal(progress[0].ahead, true, 'the recorded position never went back');
+      });
+    }
+
     test('stopping while a promotion runs cancels it instead of waiting for it; the next process promotes the transaction once', { timeout: 60_000 }, async () => {
       const holder = await db.pool.connect();
       try {
