@@ -32,6 +32,14 @@ export function publishTarget(p: QueryParams): string {
   return name;
 }
 
+/** PublishBatch's topic: TopicArn. */
+export function batchTarget(p: QueryParams): string {
+  const arn = p.required('TopicArn');
+  const name = topicOfArn(arn);
+  if (!name) throw invalidParameter(`Invalid parameter: TopicArn: ${JSON.stringify(arn)} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>).`);
+  return name;
+}
+
 /** PublishBatch's entries (their parameter prefixes and ids), with SNS's batch errors for the request as a whole. */
 export function batchEntries(p: QueryParams): { prefix: string; id: string }[] {
   const entries = p.memberPrefixes('PublishBatchRequestEntries');
