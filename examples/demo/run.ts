@@ -7,7 +7,10 @@
  *
  *   npm run demo               uses DATABASE_URL, or an embedded PostgreSQL when it is not set
  *   npm run demo -- --follow   keeps running: change rows from psql and watch the notifications
+ *   npm run demo -- --python   runs the reference's Python handler as written (examples/python/lambda_function.py,
+ *                              boto3 publishing to the topic) instead of the TypeScript port; needs python3 and boto3
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +19,7 @@ import { apply, createPool, generateSecret, migrate, parseConfig, startEmbeddedP
 import { createLogger, redactUrl } from '../../src/observability/logger.js';
 
 const follow = process.argv.includes('--follow');
+const python = process.argv.includes('--python');
 const REFERENCE_SQL = readFileSync(new URL('./reference-scenario.sql', import.meta.url), 'utf8');
 const HANDLER = fileURLToPath(new URL('./my-rds-triggered-topic-writer.ts', import.meta.url));
 // The document's three example rows and its test row, verbatim.
@@ -27,9 +31,20 @@ const INSERTS = [
 ];
 const TIMEOUT_MS = 60_000;
 
+// The Python handler: its folder's config (topic and function), and boto3 on the machine's python3.
+const PYTHON_DIR = fileURLToPath(new URL('../python/', import.meta.url));
+if (python) {
+  const probe = spawnSync('python3', ['-c', 'import boto3'], { encoding: 'utf8', timeout: 30_000 });
+  if (probe.status !== 0) {
+    const why = probe.error ? 'python3 is not on the PATH' : `python3 cannot import boto3 (${(probe.stderr || '').trim().split('\n').at(-1)})`;
+    console.error(`npm run demo -- --python: ${why}.\nInstall python3 with boto3 (Debian/Ubuntu: apt-get install python3-boto3; elsewhere: pip install boto3), or run npm run demo for the TypeScript handler.`);
+    process.exit(1);
+  }
+}
+
 const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
 const databaseUrl = process.env.DATABASE_URL ?? embedded!.url;
-console.log('rowcast demo: the reference scenario (trigger → aws_lambda.invoke → function → topic → signed webhook)');
+console.log(`rowcast demo: the reference scenario (trigger → aws_lambda.invoke → function → topic → signed webhook)${python ? ', with the Python handler (boto3)' : ''}`);
 console.log(`database: ${embedded ? 'embedded PostgreSQL (no DATABASE_URL given)' : redactUrl(databaseUrl)}`);
 
 const secret = generateSecret();
@@ -76,14 +91,16 @@ console.log(`webhook receiver: ${endpoint}`);
 const config = parseConfig(
   {
     topics: { 'my-rds-triggered-topic-1': { description: 'customer business events (the reference SNS topic)' } },
-    functions: {
-      my_rds_triggered_topic_writer: {
-        handler: HANDLER,
-        environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-2:123456789100:my-rds-triggered-topic-1' },
-        minDelay: '1s',
-        maxDelay: '5s',
-      },
-    },
+    functions: python
+      ? { my_rds_triggered_topic_writer: { ...pythonFunction(), minDelay: '1s', maxDelay: '5s' } }
+      : {
+          my_rds_triggered_topic_writer: {
+            handler: HANDLER,
+            environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-2:123456789100:my-rds-triggered-topic-1' },
+            minDelay: '1s',
+            maxDelay: '5s',
+          },
+        },
     captures: {
       // The document's trigger covers inserts; rowcast captures the rest of the row's life into the same topic.
       customer_business_events_changes: {
@@ -101,7 +118,29 @@ const config = parseConfig(
     runtime: { pollInterval: '500ms', logLevel: 'warn', allowPrivateEndpoints: true },
   },
   'demo config',
+  // The Python function's directory is relative to its config's folder.
+  python ? PYTHON_DIR : process.cwd(),
 );
+
+/**
+ * rowcast's log with the Python handler's output: its print() lines (logged at info, tagged with the invocation)
+ * printed as the handler wrote them, and rowcast's own warnings and errors as usual.
+ */
+function pythonOutput() {
+  return createLogger('info', {
+    write(line: string) {
+      const entry = JSON.parse(line) as { level: number; msg?: string; stream?: string; invocation?: string };
+      if (entry.stream) console.log(`  python (invocation ${entry.invocation ?? '-'}): ${entry.msg ?? ''}`);
+      else if (entry.level >= 40) process.stdout.write(line);
+    },
+  });
+}
+
+/** examples/python/rowcast.config.json's function: the handler as written, run by the machine's python3. */
+function pythonFunction(): Record<string, unknown> {
+  const declared = JSON.parse(readFileSync(new URL('rowcast.config.json', `file://${PYTHON_DIR}`), 'utf8')) as { functions: Record<string, Record<string, unknown>> };
+  return declared.functions.my_rds_triggered_topic_writer!;
+}
 
 const pool = createPool(databaseUrl, { max: 2, applicationName: 'rowcast demo' });
 let runtime: Awaited<ReturnType<typeof startRowcast>> | null = null;
@@ -127,7 +166,8 @@ try {
   }
   const result = await apply(pool, config);
   for (const step of new Set(result.steps.map((s) => s.summary))) console.log(`apply: ${step}`);
-  runtime = await startRowcast({ databaseUrl, runtime: config.runtime, functions: config.functions, logger: createLogger('warn') });
+  // A Python handler's print() reaches rowcast's log (tagged with the invocation) at level info.
+  runtime = await startRowcast({ databaseUrl, runtime: config.runtime, functions: config.functions, logger: python ? pythonOutput() : createLogger('warn') });
 
   console.log(`\ninserting the document's ${INSERTS.length} rows`);
   for (const sql of INSERTS) await pool.query(sql);

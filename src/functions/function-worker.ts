@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AwsIdentity } from '../aws/arn.js';
-import { awsSchema, type FunctionConfig } from '../config/schema.js';
+import { type AwsConfig, awsSchema, type FunctionConfig } from '../config/schema.js';
 import { ClaimLoop } from '../dispatcher/claim-loop.js';
 import { ClaimSession } from '../dispatcher/claim-session.js';
 import type { Logger } from '../observability/logger.js';
@@ -15,6 +14,7 @@ import { type FailureCondition, failureRecord } from './failure-record.js';
 import { pausedFunctions } from './function-state.js';
 import { HandlerPool } from './handler-pool.js';
 import type { InvocationRunner } from './invocation-runner.js';
+import { InvocationSnsEndpoint } from './invocation-sns-endpoint.js';
 import { type ClaimedInvocation, claimInvocations, completeInvocations, type InvocationResult, listTopics, releaseInvocations, releaseSlots } from './invocation-store.js';
 import { RuntimeProcessPool } from './runtimes/runtime-process-pool.js';
 import { runtimeKind } from './runtimes/runtime-kind.js';
@@ -25,8 +25,8 @@ export interface FunctionWorkerOptions {
   concurrency: number;
   lease: number;
   pollInterval: number;
-  /** Region and account of the functions' ARNs and of AWS_REGION in runtime processes. */
-  aws?: AwsIdentity;
+  /** Region and account of the functions' ARNs and of AWS_REGION in handlers; the SNS API's settings for their SDK. */
+  aws?: AwsConfig;
 }
 
 /** Results are written in batches of at most this many. */
@@ -73,6 +73,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   private flushing: Promise<void> = Promise.resolve();
   /** Set by the runtime: the delivery worker, which takes the deliveries of published messages straight from the results' statement. */
   deliveries: DirectClaimant | null = null;
+  /** Where handlers' AWS SDK publishes, joining their invocations. */
+  private readonly endpoint: InvocationSnsEndpoint;
 
   constructor(
     private readonly pool: Pool,
@@ -84,13 +86,16 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
     // If the connection breaks, its slots are gone with it: taken again on the next claim.
     this.session = new ClaimSession(pool, log, () => this.held.clear());
+    const aws = options.aws ?? awsSchema.parse({});
+    this.endpoint = new InvocationSnsEndpoint(pool, aws, log);
     for (const [name, config] of Object.entries(functions)) {
-      const handlers = runtimeKind(config.runtime) === 'nodejs' ? nodeHandlers(name, config, log) : new RuntimeProcessPool(name, config, options.aws ?? awsSchema.parse({}), log);
+      const handlers = runtimeKind(config.runtime) === 'nodejs' ? nodeHandlers(name, config, log, this.endpoint) : new RuntimeProcessPool(name, config, aws, log, this.endpoint);
       this.functions.set(name, { name, config, pool: handlers, leaseMs: Math.max(options.lease, config.timeout + 30_000) });
     }
   }
 
   async start(): Promise<void> {
+    await this.endpoint.listen();
     await this.reloadTopics();
     this.startLoop();
   }
@@ -287,6 +292,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
 
   protected override async afterDrain(): Promise<void> {
     await Promise.all([...this.functions.values()].map((f) => f.pool.close()));
+    await this.endpoint.close();
     for (let i = 0; i < 3 && (this.results.length || i === 0); i++) await this.flush();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     await this.releasing;
@@ -295,9 +301,9 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   }
 }
 
-function nodeHandlers(name: string, config: FunctionConfig, log: Logger): HandlerPool {
+function nodeHandlers(name: string, config: FunctionConfig, log: Logger, endpoint: InvocationSnsEndpoint): HandlerPool {
   const [modulePath, exportName = 'handler'] = config.handler.split('#') as [string, string?];
-  return new HandlerPool({ functionName: name, modulePath, exportName, timeout: config.timeout, environment: config.environment, memoryLimitMb: config.memoryLimitMb }, log);
+  return new HandlerPool({ functionName: name, modulePath, exportName, timeout: config.timeout, environment: config.environment, memoryLimitMb: config.memoryLimitMb, endpoint }, log);
 }
 
 function parseEvent(payload: string): unknown {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.js';
 import type { InvocationOutcome, InvocationRunner } from './invocation-runner.js';
+import type { InvocationSlot, InvocationSnsEndpoint } from './invocation-sns-endpoint.js';
 import type { InvokeRequest, ThreadMessage } from './thread-protocol.js';
 
 export interface HandlerPoolOptions {
@@ -12,6 +13,8 @@ export interface HandlerPoolOptions {
   timeout: number;
   environment: Record<string, string>;
   memoryLimitMb: number;
+  /** Where the AWS SDK's SNS client of each thread publishes (AWS_ENDPOINT_URL_SNS), joining the thread's invocation. */
+  endpoint?: InvocationSnsEndpoint;
 }
 
 const OWN_EXT = extname(fileURLToPath(import.meta.url));
@@ -38,20 +41,29 @@ export class HandlerPool implements InvocationRunner {
   private readonly all = new Set<Worker>();
   /** Threads whose handler module has loaded: the timeout of an invocation counts from then. */
   private readonly initialised = new WeakSet<Worker>();
+  /** Each thread's SNS endpoint for the AWS SDK. */
+  private readonly slots = new WeakMap<Worker, InvocationSlot>();
 
   constructor(private readonly options: HandlerPoolOptions, private readonly log: Logger) {}
 
   private spawn(): Worker {
+    const slot = this.options.endpoint?.slot();
+    const sdk = slot ? this.options.endpoint!.environment(slot, { ...process.env, ...this.options.environment }) : {};
     const worker = new Worker(THREAD_ENTRY.code, {
       eval: THREAD_ENTRY.eval,
       workerData: { modulePath: this.options.modulePath, exportName: this.options.exportName, functionName: this.options.functionName },
-      env: { ...process.env, ...this.options.environment },
+      // The SDK's SNS endpoint is this thread's own; the function's environment may still point it elsewhere.
+      env: { ...process.env, ...sdk, ...this.options.environment },
       resourceLimits: { maxOldGenerationSizeMb: this.options.memoryLimitMb },
       name: `rowcast function ${this.options.functionName}`,
     });
     worker.unref();
     this.all.add(worker);
-    worker.once('exit', () => this.all.delete(worker));
+    if (slot) this.slots.set(worker, slot);
+    worker.once('exit', () => {
+      this.all.delete(worker);
+      slot?.close();
+    });
     return worker;
   }
 
@@ -96,11 +108,15 @@ export class HandlerPool implements InvocationRunner {
   private run(worker: Worker, request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<InvocationOutcome> {
     const started = Date.now();
     const deadline = started + this.options.timeout;
+    const slot = this.slots.get(worker);
     return new Promise<InvocationOutcome>((resolve) => {
       let settled = false;
       const finish = (outcome: InvocationOutcome, reusable: boolean) => {
         if (settled) return;
         settled = true;
+        // What the SDK published joins the attempt's own publishes: written with its success, dropped otherwise.
+        const viaSdk = slot?.end() ?? [];
+        if (outcome.ok && viaSdk.length) outcome = { ...outcome, published: [...outcome.published, ...viaSdk] };
         clearTimeout(timer);
         worker.off('message', onMessage);
         worker.off('error', onError);
@@ -129,6 +145,7 @@ export class HandlerPool implements InvocationRunner {
       worker.on('error', onError);
       worker.on('exit', onExit);
       signal.addEventListener('abort', onAbort);
+      slot?.begin(request.id);
       worker.postMessage({ ...request, deadline } satisfies InvokeRequest);
     });
   }

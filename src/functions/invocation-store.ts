@@ -132,11 +132,12 @@ export interface CompletionOutcome {
  *
  * Usually one statement: results, messages, deliveries and the count of messages nobody took. A batch with FIFO
  * dedup keys, or one publishing to a topic with filtered subscriptions (the statement then writes nothing and
- * says so), goes through a transaction in which Node applies dedup and filter policies.
+ * says so), or with what only SDK publishes carry, goes through a transaction in which Node applies dedup and filter policies.
  */
 export async function completeInvocations(pool: Pool, results: InvocationResult[], direct?: DirectClaim): Promise<CompletionOutcome> {
   if (!results.length) return { recorded: new Set(), deliveries: 0, claimed: [] };
-  if (!results.some((r) => r.messages.some((m) => m.dedupKey))) {
+  // The one statement writes neither FIFO dedup keys nor what only SDK publishes carry (per-protocol bodies, attribute types).
+  if (!results.some((r) => r.messages.some((m) => m.dedupKey || m.protocolBodies || m.attributeTypes))) {
     const { rows } = await pool.query(completeInOneStatement([...completionParams(results), ...directClaimValues(direct)]));
     const row = rows[0]!;
     if (!row.filtered) return { recorded: new Set(row.recorded as string[]), deliveries: row.deliveries, claimed: ((row.claimed ?? []) as Record<string, unknown>[]).map(toClaimedDelivery) };

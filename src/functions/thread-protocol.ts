@@ -26,6 +26,10 @@ export interface PublishedMessage {
   attributes: Record<string, string>;
   groupKey: string | null;
   dedupKey: string | null;
+  /** Published through the AWS SDK with MessageStructure 'json': the message per subscription protocol. */
+  protocolBodies?: Record<string, string> | null;
+  /** Published through the AWS SDK: the SNS data types of the attributes. */
+  attributeTypes?: Record<string, string> | null;
 }
 
 export interface HandlerError {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { describeRun, REPO_ROOT, runNode } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -35,4 +37,28 @@ test('npm run demo: the reference scenario delivers 4 signed notifications and e
   assert.equal(delivered.rows[0].n, 4);
   const trigger = await db.pool.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.customer_business_events'::regclass AND tgname = 'trigger_insert_event'`);
   assert.equal(trigger.rowCount, 1, "the document's own trigger is installed");
+});
+
+test('npm run demo -- --python: the reference handler as written (boto3) delivers the same 4 notifications', { timeout: 120_000 }, async (t) => {
+  const missing = await promisify(execFile)('python3', ['-c', 'import boto3'], { timeout: 30_000 }).then(
+    () => null,
+    (err: Error) => `python3 with boto3 is not available (${err.message.split('\n')[0]}); install Debian's python3-boto3`,
+  );
+  if (missing) return t.skip(missing);
+  // A database of its own: the first test's rows and invocations are there.
+  const own = await createTestDatabase();
+  try {
+    const run = await runNode(path.join(REPO_ROOT, 'examples/demo/run.ts'), ['--python'], { env: { DATABASE_URL: own.url }, timeoutMs: 90_000 });
+    assert.equal(run.signal, null, `the demo did not finish within 90 s: ${describeRun(run)}`);
+    assert.equal(run.code, 0, describeRun(run));
+    assert.equal(run.stdout.match(/notification \d\/4: signature verified/g)?.length, 4, describeRun(run));
+    assert.match(run.stdout, /all 4 notifications arrived, signatures verified, in \d+ ms/);
+    assert.match(run.stdout, /python \(invocation [0-9a-f-]{36}\): Printing Event record from RDS: \{'application'/, 'the Python handler ran and printed (a Python dict)');
+    assert.match(run.stdout, /Response from SNS: \{'MessageId'/, "boto3's publish answered");
+    const invocations = await own.pool.query(`SELECT state, source, cardinality(published) AS published FROM rowcast.invocations`);
+    assert.equal(invocations.rows.length, 4);
+    assert.ok(invocations.rows.every((r) => r.state === 'done' && r.source === 'sql' && r.published === 1), JSON.stringify(invocations.rows));
+  } finally {
+    await own.drop();
+  }
 });

@@ -6,10 +6,11 @@ import { generateSecret } from '../../subscriptions/sinks/http/webhook-secret.js
 import { DELIVERIES_PAYLOAD, WAKE_CHANNEL } from '../../dispatcher/listener.js';
 import { redactEndpoint } from '../../observability/logger.js';
 import { type Pool, type PoolClient, withTransaction } from '../../store/pool.js';
-import { type NewMessage, publishMessages } from '../../topics/fan-out.js';
+import { publishMessages } from '../../topics/fan-out.js';
 import { parseArn, snsSubscriptionArn, snsTopicArn, topicOfArn } from '../arn.js';
 import { invalidParameter, notFound, type QueryParams, SnsError, toXml, xmlEntries } from './query-protocol.js';
-import { checkSubject, checkTopicAttributes, contentDedupKey, messageAttributes, messageStructure, type SubscriptionEffect, subscriptionAttribute } from './sns-attributes.js';
+import { checkTopicAttributes, type SubscriptionEffect, subscriptionAttribute } from './sns-attributes.js';
+import { batchEntries, batchMessages, newMessage, publishTarget } from './sns-publish-message.js';
 
 /**
  * The SNS operations over rowcast's own tables: topics and subscriptions made here are rows of rowcast.topics and
@@ -29,9 +30,6 @@ type Operation = (p: QueryParams) => Promise<string | null>;
 
 /** Protocols Subscribe accepts: SNS's http, https, email, email-json and lambda, and rowcast's function. */
 export const SUBSCRIBE_PROTOCOLS = ['http', 'https', 'email', 'email-json', 'lambda', 'function'] as const;
-
-const MAX_BATCH = 10;
-const MAX_BATCH_BYTES = 256 * 1024;
 
 interface TopicRow {
   name: string;
@@ -340,10 +338,10 @@ export class SnsOperations {
   // ───────────────────────────── publishing ─────────────────────────────
 
   private async publish(p: QueryParams): Promise<string> {
-    const topicName = this.publishTarget(p);
+    const topicName = publishTarget(p);
     return withTransaction(this.pool, async (client) => {
       const topic = (await this.findTopic(client, topicName, true))!;
-      const message = this.newMessage(p, '', topic);
+      const message = newMessage(p, '', topic);
       await publishMessages(client, [message], null);
       await wakeDeliveries(client);
       const seq = topic.fifo ? await sequenceNumber(client, message.id) : undefined;
@@ -353,29 +351,11 @@ export class SnsOperations {
 
   private async publishBatch(p: QueryParams): Promise<string> {
     const topicName = this.topicParam(p, 'TopicArn');
-    const entries = p.memberPrefixes('PublishBatchRequestEntries');
-    if (!entries.length) throw new SnsError('EmptyBatchRequest', 'The batch request doesn\'t contain any entries.', 400);
-    if (entries.length > MAX_BATCH) throw new SnsError('TooManyEntriesInBatchRequest', `The batch request contains more entries than permissible (at most ${MAX_BATCH}).`, 400);
-    const ids = entries.map((e) => p.get(`${e}.Id`) ?? '');
-    for (const id of ids) {
-      if (!/^[A-Za-z0-9_-]{1,80}$/.test(id)) throw new SnsError('InvalidBatchEntryId', `The Id of a batch entry in a batch request doesn't abide by the specification (1–80 letters, digits, "-" or "_"): ${JSON.stringify(id)}.`, 400);
-    }
-    if (new Set(ids).size !== ids.length) throw new SnsError('BatchEntryIdsNotDistinct', 'Two or more batch entries in the request have the same Id.', 400);
-    const bytes = entries.reduce((n, e) => n + Buffer.byteLength(p.get(`${e}.Message`) ?? ''), 0);
-    if (bytes > MAX_BATCH_BYTES) throw new SnsError('BatchRequestTooLong', `The length of all the messages put together is more than the limit (${MAX_BATCH_BYTES} bytes).`, 400);
+    const entries = batchEntries(p);
 
     return withTransaction(this.pool, async (client) => {
       const topic = (await this.findTopic(client, topicName, true))!;
-      const ok: { id: string; message: NewMessage }[] = [];
-      const failed: { Id: string; Code: string; Message: string; SenderFault: boolean }[] = [];
-      entries.forEach((prefix, i) => {
-        try {
-          ok.push({ id: ids[i]!, message: this.newMessage(p, `${prefix}.`, topic) });
-        } catch (err) {
-          if (!(err instanceof SnsError)) throw err;
-          failed.push({ Id: ids[i]!, Code: err.code, Message: err.message, SenderFault: err.type === 'Sender' });
-        }
-      });
+      const { ok, failed } = batchMessages(p, entries, topic);
       if (ok.length) {
         await publishMessages(client, ok.map((o) => o.message), null);
         await wakeDeliveries(client);
@@ -384,55 +364,6 @@ export class SnsOperations {
       for (const o of ok) successful.push({ Id: o.id, MessageId: o.message.id, SequenceNumber: topic.fifo ? await sequenceNumber(client, o.message.id) : undefined });
       return toXml({ Successful: successful, Failed: failed });
     });
-  }
-
-  /** Publish's target: TopicArn or TargetArn (a topic's; platform endpoints and phone numbers are not supported). */
-  private publishTarget(p: QueryParams): string {
-    if (p.get('PhoneNumber')) throw invalidParameter('Invalid parameter: PhoneNumber: rowcast does not send SMS; publish to a topic.');
-    const arn = p.get('TopicArn') || p.get('TargetArn');
-    if (!arn) throw invalidParameter('Invalid parameter: TopicArn or TargetArn Reason: no value for required parameter');
-    const name = topicOfArn(arn);
-    if (!name) throw invalidParameter(`Invalid parameter: ${p.get('TopicArn') ? 'TopicArn' : 'TargetArn'}: ${JSON.stringify(arn)} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>); platform endpoints are not supported.`);
-    return name;
-  }
-
-  /** One message of a Publish (prefix '') or of a PublishBatch entry (prefix 'PublishBatchRequestEntries.member.N.'). */
-  private newMessage(p: QueryParams, prefix: string, topic: TopicRow): NewMessage {
-    const raw = p.get(`${prefix}Message`);
-    if (raw === undefined || raw === '') throw invalidParameter('Invalid parameter: Empty message');
-    const subject = checkSubject(p.get(`${prefix}Subject`));
-    const { body, protocolBodies } = messageStructure(p.get(`${prefix}MessageStructure`), raw);
-    const attributes = messageAttributes(p.messageAttributes(`${prefix}MessageAttributes`));
-    const groupId = p.get(`${prefix}MessageGroupId`) || null;
-    let dedupKey = p.get(`${prefix}MessageDeduplicationId`) || null;
-    if (topic.fifo) {
-      if (!groupId) throw invalidParameter('Invalid parameter: The MessageGroupId parameter is required for FIFO topics');
-      if (!dedupKey) {
-        if (topic.sns_attributes.ContentBasedDeduplication !== 'true') {
-          throw invalidParameter('Invalid parameter: The topic should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly');
-        }
-        dedupKey = contentDedupKey(body);
-      }
-    } else if (dedupKey) {
-      throw invalidParameter('Invalid parameter: MessageDeduplicationId Reason: The request includes MessageDeduplicationId parameter that is not valid for this topic type');
-    }
-    const size = Buffer.byteLength(raw) + Object.entries(attributes.values).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(String(v)), 0);
-    if (size > topic.max_message_size && topic.large_messages === 'reject') {
-      throw invalidParameter(`Invalid parameter: Message too long: ${size} bytes with its attributes, over topic ${topic.name}'s limit of ${topic.max_message_size} bytes.`);
-    }
-    return {
-      id: randomUUID(),
-      topic: topic.name,
-      subject,
-      body,
-      contentType: isJsonDocument(body) ? 'application/json' : 'text/plain',
-      // String.Array values are lists, which filter policies match element by element (see filter-policy.ts).
-      attributes: attributes.values as Record<string, string>,
-      attributeTypes: Object.keys(attributes.types).length ? attributes.types : null,
-      protocolBodies,
-      groupKey: groupId,
-      dedupKey,
-    };
   }
 
   // ───────────────────────────── lookups ─────────────────────────────
@@ -493,17 +424,6 @@ async function sequenceNumber(client: PoolClient, id: string): Promise<string> {
   const { rows } = await client.query<{ seq: string }>(`SELECT lpad(seq::text, 20, '0') AS seq FROM rowcast.messages WHERE id = $1`, [id]);
   // A FIFO duplicate was dropped: SNS still answers; its sequence number is not known here.
   return rows[0]?.seq ?? '0'.repeat(20);
-}
-
-/** A JSON object or array: stored as JSON, so filter policies with scope MessageBody can read it. */
-function isJsonDocument(body: string): boolean {
-  if (!/^\s*[[{]/.test(body)) return false;
-  try {
-    JSON.parse(body);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** SNS's default topic policy (the owner may do everything), for GetTopicAttributes. */

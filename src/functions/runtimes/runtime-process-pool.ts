@@ -3,6 +3,7 @@ import type { AwsIdentity } from '../../aws/arn.js';
 import type { FunctionConfig } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InvocationOutcome, InvocationRunner } from '../invocation-runner.js';
+import type { InvocationSnsEndpoint } from '../invocation-sns-endpoint.js';
 import type { InvokeRequest } from '../thread-protocol.js';
 import { RuntimeProcess, type RuntimeProcessOptions } from './runtime-process.js';
 import { runtimeKind } from './runtime-kind.js';
@@ -21,7 +22,7 @@ export class RuntimeProcessPool implements InvocationRunner {
   private readonly all = new Set<RuntimeProcess>();
   private readonly options: RuntimeProcessOptions;
 
-  constructor(functionName: string, config: FunctionConfig, aws: AwsIdentity, private readonly log: Logger) {
+  constructor(functionName: string, config: FunctionConfig, aws: AwsIdentity, private readonly log: Logger, endpoint?: InvocationSnsEndpoint) {
     const python = runtimeKind(config.runtime) === 'python';
     const directory = config.directory ?? process.cwd();
     this.options = {
@@ -36,6 +37,7 @@ export class RuntimeProcessPool implements InvocationRunner {
       environment: config.environment,
       memoryLimitMb: config.memoryLimitMb,
       aws,
+      endpoint,
     };
   }
 

@@ -8,6 +8,7 @@ import type { AwsIdentity } from '../../aws/arn.js';
 import { lambdaFunctionArn } from '../../aws/arn.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InvocationOutcome } from '../invocation-runner.js';
+import type { InvocationSlot, InvocationSnsEndpoint } from '../invocation-sns-endpoint.js';
 import type { HandlerError, InvokeRequest } from '../thread-protocol.js';
 
 export interface RuntimeProcessOptions {
@@ -25,6 +26,8 @@ export interface RuntimeProcessOptions {
   environment: Record<string, string>;
   memoryLimitMb: number;
   aws: AwsIdentity;
+  /** Where the AWS SDK publishes (AWS_ENDPOINT_URL_SNS; boto3's default in rowcast's Python bootstrap), joining the process's invocation. */
+  endpoint?: InvocationSnsEndpoint;
 }
 
 /** Lambda's limit on a synchronous response (6 MB): a larger one fails the invocation. */
@@ -64,8 +67,12 @@ export class RuntimeProcess {
   private readonly initListeners = new Set<() => void>();
   private memoryWatch: NodeJS.Timeout | null = null;
   private overMemory = false;
+  /** This process's SNS endpoint for the AWS SDK. */
+  private readonly slot: InvocationSlot | undefined;
 
-  private constructor(private readonly options: RuntimeProcessOptions, private readonly server: Server, private readonly log: Logger) {}
+  private constructor(private readonly options: RuntimeProcessOptions, private readonly server: Server, private readonly log: Logger) {
+    this.slot = options.endpoint?.slot();
+  }
 
   static async start(options: RuntimeProcessOptions, log: Logger): Promise<RuntimeProcess> {
     const server = createServer();
@@ -93,11 +100,14 @@ export class RuntimeProcess {
     const inherited = Object.fromEntries(['PATH', 'LANG', 'LC_ALL', 'TZ', 'HOME'].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
     const credentials = Object.fromEntries(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
     const today = new Date().toISOString().slice(0, 10).replace(/-/g, '/');
+    const sdk = this.slot ? o.endpoint!.environment(this.slot, { ...credentials, ...o.environment }) : {};
     // Not rowcast's own environment (its database URL, its secrets): what Lambda gives a function, and the function's `environment`.
     const env: Record<string, string> = {
       PATH: '/usr/local/bin:/usr/bin:/bin',
       ...inherited,
       ...credentials,
+      // The SDK's SNS endpoint is this process's own; the function's environment may still point it elsewhere.
+      ...sdk,
       ...o.environment,
       // Lambda's reserved variables: a function's `environment` cannot override them.
       AWS_LAMBDA_RUNTIME_API: `127.0.0.1:${port}`,
@@ -164,6 +174,7 @@ export class RuntimeProcess {
     this.exit = reason;
     if (this.memoryWatch) clearInterval(this.memoryWatch);
     this.waiting = null;
+    this.slot?.close();
     this.server.close();
     this.server.closeAllConnections();
     for (const listener of [...this.exitListeners, ...this.initListeners]) listener();
@@ -218,6 +229,9 @@ export class RuntimeProcess {
       const finish = (outcome: InvocationOutcome, reusable: boolean) => {
         if (this.running !== running) return;
         this.running = null;
+        // What the SDK published joins the attempt: written with its success, dropped otherwise.
+        const viaSdk = this.slot?.end() ?? [];
+        if (outcome.ok && viaSdk.length) outcome = { ...outcome, published: [...outcome.published, ...viaSdk] };
         clearTimeout(timer);
         this.exitListeners.delete(onExit);
         signal.removeEventListener('abort', onAbort);
@@ -237,6 +251,7 @@ export class RuntimeProcess {
       const onAbort = () => fail('Aborted', 'aborted: rowcast is shutting down');
       const timer = setTimeout(() => fail('TimeoutError', `timed out after ${timeout} ms`), timeout + KILL_GRACE_MS);
       this.running = running;
+      this.slot?.begin(request.id);
       this.exitListeners.add(onExit);
       signal.addEventListener('abort', onAbort);
       if (this.exit) return onExit();

@@ -3,11 +3,16 @@
 Loads the handler named by _HANDLER ("module.function") from LAMBDA_TASK_ROOT, then loops: GET the next event,
 call handler(event, context) with Lambda's Python context, POST the result, or Lambda's error shape
 (errorMessage, errorType, stackTrace) for an exception. A failure to load the handler is posted as an init error.
+
+boto3's SNS clients publish to rowcast: AWS_ENDPOINT_URL_SNS (set by rowcast) is this process's endpoint, where a
+publish joins the invocation running now. botocore reads that variable only from 1.31 on, so for older ones (Debian's
+python3-boto3 is 1.26) this bootstrap makes it the default endpoint_url of the SNS clients a handler creates.
 """
 
 import decimal
 import http.client
 import importlib
+import importlib.machinery
 import json
 import os
 import stat
@@ -110,6 +115,51 @@ def to_json(result):
     return json.dumps(result, default=default).encode("utf-8")
 
 
+def _default_sns_endpoint(session_class):
+    """Session.create_client(service_name, region_name, api_version, use_ssl, verify, endpoint_url, ...) for "sns",
+    without an endpoint_url: AWS_ENDPOINT_URL_SNS, as newer botocore does by itself."""
+    create_client = session_class.create_client
+    if getattr(create_client, "_rowcast", False):
+        return
+
+    def with_rowcast_endpoint(self, service_name, *args, **kwargs):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_SNS")
+        if service_name == "sns" and endpoint and len(args) < 5 and kwargs.get("endpoint_url") is None:
+            kwargs["endpoint_url"] = endpoint
+        return create_client(self, service_name, *args, **kwargs)
+
+    with_rowcast_endpoint._rowcast = True
+    session_class.create_client = with_rowcast_endpoint
+
+
+class _BotocoreSessionHook:
+    """Patches botocore.session when the handler first imports it (and costs nothing to handlers without boto3)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "botocore.session":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _default_sns_endpoint(module.Session)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+def route_sns_clients_to_rowcast():
+    if not os.environ.get("AWS_ENDPOINT_URL_SNS"):
+        return
+    if "botocore.session" in sys.modules:
+        _default_sns_endpoint(sys.modules["botocore.session"].Session)
+    else:
+        sys.meta_path.insert(0, _BotocoreSessionHook())
+
+
 def exit_with_rowcast():
     """rowcast holds this process's stdin open and never writes to it: end of file means rowcast has ended."""
     try:
@@ -126,6 +176,7 @@ def main():
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
     # The function's code comes first on the path, not this file's folder.
     sys.path[0] = task_root
+    route_sns_clients_to_rowcast()
     conn = Connection()
     try:
         handler = load_handler(os.environ["_HANDLER"])

@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { parseConfig } from '../../src/config/load.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { invokeFunction } from '../../src/functions/invoke.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+/*
+ * The AWS SDK inside a handler, with no endpoint in its code: rowcast points it at the endpoint of the handler's
+ * thread or process, and what it publishes joins the invocation — written with a successful attempt, never with a
+ * failed one. rowcast runs here without its HTTP server and without aws.credentials: the SDKs reach rowcast only
+ * through that endpoint.
+ */
+
+const fixtures = 'test/fixtures/sdk-publish';
+const TOPIC_ARN = 'arn:aws:sns:us-east-1:000000000000:notifications';
+const fast = { minDelay: '50ms', maxDelay: '100ms' } as const;
+
+const boto3 = promisify(execFile)('python3', ['-c', 'import boto3'], { timeout: 30_000 }).then(
+  () => null,
+  (err: Error) => `python3 with boto3 is not available (${err.message.split('\n')[0]}); install Debian's python3-boto3`,
+);
+
+let db: TestDatabase;
+let receiver: WebhookReceiver;
+let rowcast: RowcastRuntime;
+let markers: string;
+
+const config = (): RowcastConfigInput => ({
+  topics: { notifications: {}, failures: {} },
+  functions: {
+    node_writer: { handler: path.resolve(fixtures, 'publisher.mjs'), maxAttempts: 3, ...fast, environment: { ENV_TOPIC_ARN: TOPIC_ARN } },
+    python_writer: {
+      runtime: 'python3.11',
+      directory: fixtures,
+      handler: 'publisher.lambda_handler',
+      timeout: '10s',
+      maxAttempts: 3,
+      ...fast,
+      // As botocore before 1.31 (Debian's python3-boto3 is 1.26), which does not read AWS_ENDPOINT_URL_SNS: rowcast's
+      // bootstrap makes it the default endpoint of SNS clients.
+      environment: { ENV_TOPIC_ARN: TOPIC_ARN, MARKER_DIR: markers, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' },
+    },
+  },
+  subscriptions: { app: { topic: 'notifications', protocol: 'http', endpoint: receiver.url } },
+});
+
+before(async () => {
+  markers = mkdtempSync(path.join(tmpdir(), 'rowcast-sdk-markers-'));
+  db = await createTestDatabase();
+  receiver = await WebhookReceiver.start();
+  const parsed = await applyConfig(db.pool, config());
+  rowcast = await startTestRowcast(db.url, {}, parsed.functions);
+});
+
+after(async () => {
+  await rowcast?.stop();
+  await receiver?.close();
+  await db?.drop();
+  rmSync(markers, { recursive: true, force: true });
+});
+
+const invocation = async (id: string) => (await db.pool.query('SELECT * FROM rowcast.invocations WHERE id = $1', [id])).rows[0];
+const finished = (id: string) => eventually(async () => (await invocation(id))?.state === 'done' && invocation(id), `invocation ${id} to be done`, 30_000);
+const deliveredFor = (key: string) => receiver.requests.filter((r) => r.json?.body?.key === key);
+
+async function publishesWithTheInvocation(fn: string, key: string) {
+  const id = await invokeFunction(db.pool, fn, { key, order: 7 });
+  const inv = await finished(id);
+  const result = JSON.parse(inv.result);
+  assert.match(result.endpoint, /^http:\/\/127\.0\.0\.1:\d+\/_invocation\/[0-9a-f]{64}\/$/, "the SDK's endpoint is the handler's own");
+  const messageId = /^Notification sent:([0-9a-f-]{36})$/.exec(result.body)?.[1];
+  assert.ok(messageId, `the handler got a MessageId (${result.body})`);
+  // Written with the success: the invocation records it as its publish, in the same transaction.
+  assert.deepEqual(inv.published, [messageId]);
+  const { rows } = await db.pool.query('SELECT topic, subject, body FROM rowcast.messages WHERE id = $1', [messageId]);
+  assert.equal(rows[0].topic, 'notifications');
+  assert.equal(rows[0].subject, 'Notification for row-insert in RDS');
+  assert.deepEqual(JSON.parse(rows[0].body), { key, order: 7 }, "MessageStructure json: the default message");
+  const got = await eventually(() => deliveredFor(key)[0], `the ${fn} message at the subscriber`);
+  assert.equal(got.json.id, messageId);
+  assert.equal(got.json.subject, 'Notification for row-insert in RDS');
+}
+
+async function failedAttemptPublishesNothing(fn: string, key: string) {
+  const id = await invokeFunction(db.pool, fn, { key, failFirst: true });
+  const inv = await finished(id);
+  assert.equal(inv.attempts, 2, 'the first attempt failed after publishing, the retry succeeded');
+  assert.match(inv.last_error, /failing after publishing, on purpose/);
+  await eventually(() => deliveredFor(key).length >= 1, `the ${fn} retry's message at the subscriber`);
+  // Both attempts published; only the successful one's message exists.
+  const { rows } = await db.pool.query(`SELECT id::text FROM rowcast.messages WHERE topic = 'notifications' AND body::jsonb ->> 'key' = $1`, [key]);
+  assert.deepEqual(rows.map((r) => r.id), inv.published);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(deliveredFor(key).length, 1, 'exactly one delivery');
+}
+
+describe('a Node handler with @aws-sdk/client-sns', () => {
+  test('new SNSClient({}) at module scope publishes with the invocation, and the subscriber receives it', () => publishesWithTheInvocation('node_writer', 'node-1'));
+  test('an attempt that publishes and then throws publishes nothing; the retry publishes once', () => failedAttemptPublishesNothing('node_writer', 'node-2'));
+});
+
+describe('a Python handler with boto3', () => {
+  test("boto3.client('sns') at module scope publishes with the invocation, and the subscriber receives it", async (t) => {
+    const missing = await boto3;
+    if (missing) return t.skip(missing);
+    await publishesWithTheInvocation('python_writer', 'py-1');
+  });
+  test('an attempt that publishes and then raises publishes nothing; the retry publishes once', async (t) => {
+    const missing = await boto3;
+    if (missing) return t.skip(missing);
+    await failedAttemptPublishesNothing('python_writer', 'py-2');
+  });
+});
