@@ -41,7 +41,7 @@ function encodeCursor(kind: string, key: string): string {
   return Buffer.from(`${kind}:${key}`).toString('base64url');
 }
 
-function decodeCursor(kind: string, cursor: string | undefined): string | null {
+export function decodeCursor(kind: string, cursor: string | undefined): string | null {
   if (cursor === undefined || cursor === '') return null;
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const [k, key] = [text.slice(0, text.indexOf(':')), text.slice(text.indexOf(':') + 1)];
@@ -51,7 +51,7 @@ function decodeCursor(kind: string, cursor: string | undefined): string | null {
   return key;
 }
 
-function limitOf(page: PageRequest): number {
+export function limitOf(page: PageRequest): number {
   const limit = page.limit ?? DEFAULT_PAGE;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
     throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `limit must be a whole number from 1 to ${MAX_PAGE}, not ${limit}.`);
@@ -60,7 +60,7 @@ function limitOf(page: PageRequest): number {
 }
 
 /** Takes limit + 1 rows: the extra one only says whether there is a next page. */
-function pageOf<R, T>(rows: R[], limit: number, map: (r: R) => T, key: (r: R) => string, kind: string): Page<T> {
+export function pageOf<R, T>(rows: R[], limit: number, map: (r: R) => T, key: (r: R) => string, kind: string): Page<T> {
   const more = rows.length > limit;
   const items = rows.slice(0, limit);
   return { items: items.map(map), nextCursor: more ? encodeCursor(kind, key(items.at(-1)!)) : null };
@@ -466,9 +466,9 @@ export interface DeliveryDetail extends DeliveryItem {
   attemptLog: AttemptLogEntry[];
 }
 
-const DELIVERY_COLUMNS = `d.id::text, d.message_id::text, d.subscription, s.topic, d.state, d.attempts, d.last_status, d.last_error, d.created_at, d.updated_at, d.delivered_at`;
+export const DELIVERY_COLUMNS = `d.id::text, d.message_id::text, d.subscription, s.topic, d.state, d.attempts, d.last_status, d.last_error, d.created_at, d.updated_at, d.delivered_at`;
 
-function deliveryItem(r: Record<string, any>): DeliveryItem {
+export function deliveryItem(r: Record<string, any>): DeliveryItem {
   return {
     id: r.id,
     messageId: r.message_id,

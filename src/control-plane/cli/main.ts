@@ -15,6 +15,8 @@ import { getStatus, getSubscriptionSecrets, listInvocations, pauseSubscription, 
 import { pauseFunction, replayCapture, resumeFunction } from '../admin-actions.js';
 import { addDeliveryCommands } from './delivery-command.js';
 import { formatInvocations, formatStatus } from './format-status.js';
+import { formatDeliveries } from './format-deliveries.js';
+import { searchDeliveries } from '../delivery-search.js';
 import { describeFailure } from './error-message.js';
 import { boundHeapGrowth } from './heap-growth.js';
 import { progress } from './progress.js';
@@ -262,6 +264,30 @@ program
   });
 
 addDeliveryCommands(program, async (fn) => withPool(await config(false), fn));
+program
+  .command('deliveries')
+  .description("find deliveries: of a captured row (--row-key), a capture, an operation, a subscription, a state, a time range")
+  .option('-s, --subscription <name>', 'only this subscription')
+  .option('-t, --topic <name>', 'only this topic')
+  .option('--capture <name>', 'only messages of this capture')
+  .option('--op <op>', 'only this operation: INSERT, UPDATE, DELETE or TRUNCATE')
+  .option('-k, --row-key <key>', 'only the deliveries of this row: its primary key, as id=42, tenant=a,id=42 or {"id": 42}')
+  .addOption(new Option('--state <state>', 'only this state').choices(['pending', 'in_flight', 'done', 'dead']))
+  .option('--since <time>', 'created at or after this time: an ISO date, or a duration ago such as "2h"')
+  .option('--until <time>', 'created before this time (same forms)')
+  .option('-n, --limit <n>', 'how many, newest first', '20')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { subscription?: string; topic?: string; capture?: string; op?: string; rowKey?: string; state?: 'pending' | 'in_flight' | 'done' | 'dead'; since?: string; until?: string; limit: string; json?: boolean }) => {
+    const limit = Number(opts.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new RowcastError(ErrorCodes.CONFIG_INVALID, `--limit must be a whole number from 1 to 500, not "${opts.limit}".`);
+    const since = opts.since === undefined ? undefined : parseTime('--since', opts.since);
+    const until = opts.until === undefined ? undefined : parseTime('--until', opts.until);
+    const page = await withPool(await config(false), (pool) =>
+      searchDeliveries(pool, { subscription: opts.subscription, topic: opts.topic, capture: opts.capture, op: opts.op, rowKey: opts.rowKey, status: opts.state, since, until, limit }),
+    );
+    if (opts.json) console.log(JSON.stringify(page.items, null, 2));
+    else process.stdout.write(formatDeliveries(page.items, page.nextCursor !== null));
+  });
 
 /** "2026-11-27T10:00:00Z" or a duration ago ("90m", "2h"). */
 function parseTime(flag: string, value: string): Date {
