@@ -12,6 +12,7 @@ import { readTableInfo } from './table-info.js';
 import { dropSlots, isLogical, logicalCaptureDdl, logicalDecodingProblems, PUBLICATION, slotName } from './logical-ddl.js';
 import { captureDdl, dropCaptureDdl } from './trigger-ddl.js';
 import { planMysqlSources, type SourceInstall } from './mysql/apply-mysql.js';
+import { planPostgresSources } from './postgres/apply-postgres.js';
 
 export interface PlanStep {
   /** One line for people: "+ capture orders on public.orders". */
@@ -51,7 +52,7 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
   await assertMigrated(pool);
   const client = await pool.connect();
   const slot = slotName(await currentDatabase(client));
-  const logical = Object.values(config.captures).some(isLogical);
+  const logical = Object.values(config.captures).some((c) => c.source === undefined && isLogical(c));
   const created: string[] = [];
   try {
     // One apply at a time per database, from the slot and publication made first to the commit.
@@ -89,7 +90,7 @@ export async function apply(pool: Pool, config: RowcastConfig, options: { dryRun
         throw new RowcastError(ErrorCodes.CAPTURE_INVALID, `apply failed at "${step.summary}" and nothing was applied: ${(err as Error).message}`, [], { cause: err });
       }
     }
-    // What MySQL sources need in their databases (idempotent, so a rollback of the store's part leaves no harm).
+    // What sources need on their servers (idempotent, so a rollback of the store's part leaves no harm).
     for (const install of installs) {
       options.onProgress?.(install.summary);
       const note = await install.run();
@@ -268,6 +269,8 @@ async function planApply(client: PoolClient, config: RowcastConfig, installs: So
 
   // Captures of MySQL sources: checked and recorded here; their databases get lambda_async (installs).
   steps.push(...(await planMysqlSources(client, config, captures, problems, installs)));
+  // Captures of other PostgreSQL servers: registered here; their publication, slot and identity are made there.
+  steps.push(...(await planPostgresSources(client, config, captures, problems, installs)));
 
   for (const [name, capture] of Object.entries(config.captures)) {
     if (capture.source !== undefined) continue;
@@ -330,7 +333,7 @@ async function planApply(client: PoolClient, config: RowcastConfig, installs: So
   for (const [name, existing] of captures) {
     if (config.captures[name]) continue;
     const label = `- capture ${name} on ${existing.schema_name}.${existing.table_name}`;
-    // A MySQL source's capture has nothing installed in the store.
+    // A source's capture has nothing installed in the store.
     if (!existing.function_name) {
       steps.push({ summary: label, sql: 'DELETE FROM rowcast.captures WHERE name = $1', params: [name] });
       continue;
@@ -369,7 +372,7 @@ async function planApply(client: PoolClient, config: RowcastConfig, installs: So
 async function planPublication(client: PoolClient, config: RowcastConfig, problems: string[]): Promise<PlanStep[]> {
   const tables = new Map<string, { schema: string; name: string }>();
   for (const [name, capture] of Object.entries(config.captures)) {
-    if (!isLogical(capture)) continue;
+    if (!isLogical(capture) || capture.source !== undefined) continue;
     const t = tableName(capture.table, `captures.${name}.table`);
     tables.set(qualified(t.schema, t.name), t);
   }

@@ -494,11 +494,11 @@ function rowJson(relation: Pgoutput.MessageRelation, row: Record<string, unknown
   return JSON.stringify(out);
 }
 
-function lsnValue(lsn: string): bigint {
+export function lsnValue(lsn: string): bigint {
   const [hi, lo] = lsn.split('/');
   return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
 }
 
-function lsnText(lsn: bigint): string {
+export function lsnText(lsn: bigint): string {
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }

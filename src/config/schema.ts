@@ -61,7 +61,8 @@ const sourceName = z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, 'use 1–63 letters
 export const captureSchema = z.strictObject({
   /**
    * The database whose changes are captured: absent, the store itself (rowcast's own PostgreSQL); or the name of
-   * one of `sources` (a MySQL/MariaDB server, whose table is written "database.table"; see docs/sources.md).
+   * one of `sources` (a MySQL/MariaDB server, whose table is written "database.table"; or another PostgreSQL
+   * server, "schema.table"; see docs/sources.md).
    */
   source: sourceName.optional(),
   /** "table", "schema.table", or { schema, name } for names that contain dots. */
@@ -92,23 +93,45 @@ export const captureSchema = z.strictObject({
   subject: z.string().max(100).optional(),
 });
 
+const envRef = z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') });
+
 /**
  * A database other than the store whose changes rowcast captures (docs/sources.md). mysql: a MySQL or MariaDB
  * server, read from its binary log (ROW format); its captures' `lambda_async` calls invoke functions.
  */
-export const sourceSchema = z.strictObject({
+export const mysqlSourceSchema = z.strictObject({
   kind: z.literal('mysql'),
   /**
    * mysql://user:password@host:3306, or { env: "VARIABLE" } to read it from the environment (keeps the password out
    * of the config); never logged.
    */
-  url: z.union(
-    [z.string().regex(/^mysql:\/\//, 'a mysql://user:password@host:port URL'), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })],
-    { error: 'write the URL (mysql://user:password@host:3306) or { env: "VARIABLE" } to read it from an environment variable' },
-  ),
+  url: z.union([z.string().regex(/^mysql:\/\//, 'a mysql://user:password@host:port URL'), envRef], {
+    error: 'write the URL (mysql://user:password@host:3306) or { env: "VARIABLE" } to read it from an environment variable',
+  }),
   /** The replica server_id rowcast reads the binlog as: unique among the server's replicas and binlog readers. */
   serverId: z.number().int().min(1).max(4_294_967_295).default(4_242_424),
 });
+
+/** A replication slot's or publication's name on a PostgreSQL source. */
+const pgObjectName = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'use 1–63 lower-case letters, digits or "_", not starting with a digit');
+
+/**
+ * postgres: another PostgreSQL server (10+), read by logical replication (pgoutput) from a slot and a publication
+ * that `rowcast apply` manages there; nothing else of rowcast is written on it.
+ */
+export const postgresSourceSchema = z.strictObject({
+  kind: z.literal('postgres'),
+  /** postgres://user:password@host:5432/database, or { env: "VARIABLE" }; never logged. */
+  url: z.union([z.string().regex(/^postgres(ql)?:\/\//, 'a postgres://user:password@host:port/database URL'), envRef], {
+    error: 'write the URL (postgres://user:password@host:5432/database) or { env: "VARIABLE" } to read it from an environment variable',
+  }),
+  /** The replication slot on the source (default rowcast_<source name>): one per store reading the source. */
+  slot: pgObjectName.optional(),
+  /** The publication on the source (default rowcast_<source name>). */
+  publication: pgObjectName.optional(),
+});
+
+export const sourceSchema = z.discriminatedUnion('kind', [mysqlSourceSchema, postgresSourceSchema]);
 
 export const deliveryPolicySchema = z.strictObject({
   /** Attempts in all, the first one included. */
@@ -370,6 +393,8 @@ export type RowcastConfigInput = z.input<typeof configSchema>;
 export type RowcastConfig = z.output<typeof configSchema>;
 export type CaptureConfig = z.output<typeof captureSchema>;
 export type SourceConfig = z.output<typeof sourceSchema>;
+export type MysqlSourceConfig = z.output<typeof mysqlSourceSchema>;
+export type PostgresSourceConfig = z.output<typeof postgresSourceSchema>;
 export type SubscriptionConfig = z.output<typeof subscriptionSchema>;
 export type HttpSubscriptionConfig = z.output<typeof httpSubscriptionSchema>;
 export type FunctionConfig = z.output<typeof functionSchema>;

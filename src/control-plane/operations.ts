@@ -26,7 +26,7 @@ export interface SubscriptionStatus {
 
 export interface Status {
   events: { unrouted: number; oldestUnroutedMs: number | null };
-  /** mode: row or statement (triggers), logical (the write-ahead log), or binlog (a MySQL source). */
+  /** mode: row or statement (triggers), logical (the write-ahead log), binlog (a MySQL source), or pgoutput (a PostgreSQL source's slot). */
   captures: { name: string; table: string; topic: string; mode: string }[];
   /** The replication slot of logical captures, when there is one: whether a process streams it, the log it holds. */
   logicalCapture: { slot: string; streaming: boolean; lagBytes: number } | null;
@@ -38,7 +38,7 @@ export interface Status {
 export async function getStatus(pool: Pool): Promise<Status> {
   const [events, captures, slots, subs] = await Promise.all([
     pool.query(`SELECT count(*)::int AS unrouted, (extract(epoch FROM now() - min(captured_at)) * 1000)::bigint AS oldest FROM rowcast.events WHERE routed_at IS NULL`),
-    pool.query(`SELECT name, schema_name, table_name, topic, CASE WHEN settings -> 'capture' ? 'source' THEN 'binlog' ELSE COALESCE(settings -> 'capture' ->> 'mode', 'row') END AS mode FROM rowcast.captures ORDER BY name`),
+    pool.query(`SELECT name, schema_name, table_name, topic, CASE WHEN settings ->> 'kind' = 'postgres' THEN 'pgoutput' WHEN settings -> 'capture' ? 'source' THEN 'binlog' ELSE COALESCE(settings -> 'capture' ->> 'mode', 'row') END AS mode FROM rowcast.captures ORDER BY name`),
     pool.query<{ slot: string; active: boolean; lag: number }>(CAPTURE_SLOT_SQL),
     pool.query(`
       SELECT s.name, s.topic, s.protocol, s.endpoint, s.state, s.state_reason,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logical-reader.js';
 import { MysqlSourceReader } from '../capture/mysql/mysql-reader.js';
+import { PostgresSourceReader } from '../capture/postgres/postgres-reader.js';
 import { SnsEnvelopes } from '../aws/sns-envelope/sns-envelopes.js';
 import { type AwsConfigInput, awsSchema, type FunctionConfig, runtimeSchema, type RuntimeConfig, type SourceConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
@@ -101,8 +102,10 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   }
   // Logical captures: one process per database streams the slot (the others stand by); its events are routed here.
   const capture = new LogicalCaptureReader(pool, url, log, () => router.wake(), options.logicalCapture);
-  // MySQL sources: one process per source reads its binlog (the others stand by).
-  const sourceReaders = Object.entries(options.sources ?? {}).map(([name, source]) => new MysqlSourceReader(pool, url, name, source, log, () => router.wake()));
+  // Sources: one process per source reads its binlog or its slot (the others stand by).
+  const sourceReaders = Object.entries(options.sources ?? {}).map(([name, source]) =>
+    source.kind === 'mysql' ? new MysqlSourceReader(pool, url, name, source, log, () => router.wake()) : new PostgresSourceReader(pool, url, name, source, log, () => router.wake()),
+  );
   listener.on('wake', () => http?.wake());
   // Deliveries committed without routing (an SNS API Publish): claimed now rather than at the next poll.
   listener.on('deliveries', () => worker.wake());

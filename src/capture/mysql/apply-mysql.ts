@@ -31,6 +31,7 @@ export async function planMysqlSources(client: PoolClient, config: RowcastConfig
       problems.push(`${where}.source: there is no source "${capture.source}"; declare it under "sources" (known: ${known.length ? known.join(', ') : 'none'}), or omit source to capture the store's own database.`);
       continue;
     }
+    if (config.sources[capture.source]!.kind !== 'mysql') continue; // planned by planPostgresSources
     if (capture.mode !== 'row') problems.push(`${where}.mode: '${capture.mode}' is for the store's PostgreSQL; a MySQL source is always read from its binlog: omit mode.`);
     if (capture.when) problems.push(`${where}.when: conditions are PostgreSQL SQL over OLD/NEW and a MySQL source has none; omit when and filter with a subscription's filterPolicy.`);
     if (capture.operations.includes('TRUNCATE')) problems.push(`${where}.operations: TRUNCATE is not captured from MySQL (the binlog logs it as a statement, without rows); remove it.`);
@@ -44,6 +45,7 @@ export async function planMysqlSources(client: PoolClient, config: RowcastConfig
 
   for (const [sourceName, captures] of bySource) {
     const source = config.sources[sourceName]!;
+    if (source.kind !== 'mysql') continue;
     let c;
     try {
       c = await connectSource(sourceName, source);

@@ -1,7 +1,7 @@
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
 import pg from 'pg';
-import type { CaptureConfig, Operation, SourceConfig } from '../../config/schema.js';
+import type { CaptureConfig, MysqlSourceConfig as SourceConfig, Operation } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Pool } from '../../store/pool.js';
 import { WAKE } from '../logical-reader.js';

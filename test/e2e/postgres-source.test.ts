@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { parseConfig } from '../../src/config/load.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { getStatus } from '../../src/control-plane/operations.js';
+import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
+import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
+
+/*
+ * A PostgreSQL source on a second server: a throwaway embedded PostgreSQL (wal_level = logical) holds the captured
+ * table; the store is the test database on the tests' own server. Events are read from rowcast.events.
+ */
+
+let source: EmbeddedDatabase;
+let src: pg.Client;
+let store: TestDatabase;
+let runtime: RowcastRuntime | null = null;
+let config: RowcastConfigInput;
+
+/** What exists on the source besides the catalog: to show that rowcast writes nothing else there. */
+async function sourceObjects() {
+  const { rows } = await src.query<{ what: string }>(
+    `SELECT 'class ' || n.nspname::text || '.' || c.relname || ' ' || c.relreplident::text AS what FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+     UNION ALL SELECT 'proc ' || p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+     UNION ALL SELECT 'schema ' || nspname::text FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN ('information_schema', 'public')
+     UNION ALL SELECT 'trigger ' || tgname::text FROM pg_trigger WHERE NOT tgisinternal
+     UNION ALL SELECT 'publication ' || pubname::text FROM pg_publication
+     UNION ALL SELECT 'slot ' || slot_name::text FROM pg_replication_slots
+     ORDER BY 1`,
+  );
+  return rows.map((r) => r.what);
+}
+
+async function start(): Promise<void> {
+  const parsed = parseConfig(config, 'test config');
+  runtime = await startRowcast({ databaseUrl: store.url, runtime: FAST_RUNTIME, functions: parsed.functions, sources: parsed.sources, logger: createLogger('silent') });
+}
+
+async function events() {
+  const { rows } = await store.pool.query<{ id: string; op: string; key: any; before: any; after: any; changed: string[] | null; source: any }>(
+    'SELECT e.id::text AS id, op, key, before, after, changed, source FROM rowcast.events e ORDER BY e.id',
+  );
+  return rows;
+}
+
+before(async () => {
+  source = await startEmbeddedPostgres();
+  src = new pg.Client({ connectionString: source.url });
+  await src.connect();
+  await src.query(`CREATE TABLE orders (id bigint PRIMARY KEY, status text, total numeric(10,2), qty int, paid boolean, at timestamptz, doc jsonb)`);
+  store = await createTestDatabase();
+  config = {
+    sources: { shop: { kind: 'postgres', url: { env: 'ROWCAST_TEST_SOURCE_URL' } } },
+    topics: { changes: {} },
+    captures: { orders: { source: 'shop', table: 'orders', topic: 'changes', payload: 'diff' } },
+  };
+  process.env.ROWCAST_TEST_SOURCE_URL = source.url;
+});
+
+after(async () => {
+  await runtime?.stop();
+  await store?.drop();
+  await src?.end();
+  await source?.stop();
+});
+
+describe('PostgreSQL source on another server', () => {
+  test('apply makes only the publication, the slot and REPLICA IDENTITY FULL on the source', async () => {
+    const beforeApply = await sourceObjects();
+    await applyConfig(store.pool, config);
+    const afterApply = await sourceObjects();
+    const added = afterApply.filter((x) => !beforeApply.includes(x));
+    const removed = beforeApply.filter((x) => !afterApply.includes(x));
+    assert.deepEqual(removed, ['class public.orders d']);
+    assert.deepEqual(added, ['class public.orders f', 'publication rowcast_shop', 'slot rowcast_shop']);
+    assert.deepEqual((await getStatus(store.pool)).captures.map((c) => [c.name, c.table, c.mode]), [['orders', 'public.orders', 'pgoutput']]);
+    // Applying again changes nothing.
+    await applyConfig(store.pool, config);
+    assert.deepEqual(await sourceObjects(), afterApply);
+  });
+
+  test('INSERT, UPDATE and DELETE arrive as events naming their source; a rollback gives nothing', async () => {
+    await start();
+    await src.query(`INSERT INTO orders VALUES (1, 'new', 10.5, 3, false, '2024-01-02 03:04:05.678901+00', '{"a": [1, 2]}')`);
+    await src.query('BEGIN');
+    await src.query(`INSERT INTO orders VALUES (99, 'rolled back', 1, 1, false, now(), null)`);
+    await src.query('ROLLBACK');
+    await src.query(`UPDATE orders SET status = 'paid', paid = true WHERE id = 1`);
+    await src.query('DELETE FROM orders WHERE id = 1');
+    const rows = await eventually(async () => ((await events()).length >= 3 ? events() : null), 'three events');
+    const row = { id: '1', status: 'new', total: '10.50', qty: 3, paid: false, at: '2024-01-02T03:04:05.678901+00:00', doc: { a: [1, 2] } };
+    const paid = { ...row, status: 'paid', paid: true };
+    assert.deepEqual(
+      rows.map((e) => [e.op, e.key, e.before, e.after, e.changed]),
+      [
+        ['INSERT', { id: '1' }, null, row, null],
+        ['UPDATE', { id: '1' }, row, paid, ['status', 'paid']],
+        ['DELETE', { id: '1' }, paid, null, null],
+      ],
+    );
+    for (const e of rows) {
+      assert.deepEqual({ ...e.source, position: undefined }, { capture: 'orders', kind: 'postgres', server: 'shop', database: 'postgres', schema: 'public', table: 'orders', position: undefined });
+      assert.match(e.source.position.lsn, /^[0-9A-F]+\/[0-9A-F]+$/);
+    }
+    assert.equal(new Set(rows.map((e) => e.source.position.lsn)).size, 3, 'one transaction each');
+    // The position is stored in the store, not on the source.
+    const { rows: progress } = await store.pool.query(`SELECT position ->> 'lsn' AS lsn FROM rowcast.source_progress WHERE source = 'shop'`);
+    assert.ok(progress[0]);
+  });
+
+  test('a restart resumes where it stopped: changes made meanwhile arrive once each', async () => {
+    const already = (await events()).length;
+    await runtime!.stop();
+    runtime = null;
+    for (let i = 10; i < 60; i++) await src.query(`INSERT INTO orders (id, status) VALUES ($1, 'offline')`, [i]);
+    await src.query(`UPDATE orders SET status = 'bulk' WHERE id >= 10`);
+    await start();
+    const rows = await eventually(async () => ((await events()).length >= already + 100 ? events() : null), 'the changes made while stopped');
+    await new Promise((r) => setTimeout(r, 500));
+    const fresh = (await events()).slice(already);
+    assert.equal(fresh.length, 100, 'each change once');
+    assert.deepEqual(fresh.slice(0, 50).map((e) => [e.op, e.key.id]), Array.from({ length: 50 }, (_, i) => ['INSERT', String(i + 10)]));
+    assert.ok(fresh.slice(50).every((e) => e.op === 'UPDATE' && e.after.status === 'bulk'));
+    assert.ok(rows.length >= already + 100);
+  });
+
+  test('apply says exactly what a source without wal_level = logical needs', async (t) => {
+    const url = process.env.ROWCAST_TEST_REPLICA_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+    try {
+      await c.connect();
+    } catch {
+      return t.skip(`no PostgreSQL at ${url}`);
+    }
+    const walLevel = (await c.query<{ w: string }>(`SELECT current_setting('wal_level') AS w`)).rows[0]!.w;
+    await c.end();
+    if (walLevel === 'logical') return t.skip('that server has wal_level = logical');
+    const other = await createTestDatabase();
+    try {
+      process.env.ROWCAST_TEST_OTHER_URL = url;
+      await assert.rejects(
+        applyConfig(other.pool, { ...config, sources: { other: { kind: 'postgres', url: { env: 'ROWCAST_TEST_OTHER_URL' } } }, captures: { o: { source: 'other', table: 'orders', topic: 'changes' } } }),
+        (err: Error & { problems?: string[] }) => {
+          assert.ok(err.problems?.some((p) => p.includes(`sources.other: the server has wal_level = ${walLevel}; set wal_level = logical`)), JSON.stringify(err.problems));
+          assert.ok(!JSON.stringify(err.problems).includes('127.0.0.1'), 'the URL is not echoed');
+          return true;
+        },
+      );
+    } finally {
+      await other.drop();
+    }
+  });
+});
