@@ -68,7 +68,7 @@ try {
   await admin.query('CREATE DATABASE rowcast_soak');
   await admin.end();
   const url = databaseUrlFor(server.url, 'rowcast_soak');
-  const pool = createPool(url, { max: 4, applicationName: 'rowcast soak' });
+  const pool = createPool(url, { max: 4, applicationName: 'rowcast soak', database: { statementTimeout: 0 } });
   await migrate(pool);
   await pool.query('CREATE TABLE items (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
   await pool.query('CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL)');

@@ -63,7 +63,7 @@ export async function createScratchDatabase(server: Pick<BenchServer, 'adminUrl'
     await admin.end();
   }
   const url = databaseUrl(server.adminUrl, name);
-  const pool = createPool(url, { max: poolSize, applicationName: 'rowcast bench' });
+  const pool = createPool(url, { max: poolSize, applicationName: 'rowcast bench', database: { statementTimeout: 0 } });
   await migrate(pool);
   return {
     name,

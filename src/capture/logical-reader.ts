@@ -1,7 +1,8 @@
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import type { Operation } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
-import { createPool, type Pool, withTransaction } from '../store/pool.js';
+import type { DatabaseSettings } from '../config/schema.js';
+import { connectionSettings, createPool, type Pool, withoutDeadline, withTransaction } from '../store/pool.js';
 import { ident } from '../store/sql.js';
 import { PUBLICATION, slotName } from './logical-ddl.js';
 
@@ -123,9 +124,10 @@ export class LogicalCaptureReader {
     /** Called after events were written (this process's router can route them at once). */
     private readonly onCaptured: (events: number) => void,
     options: LogicalReaderOptions = {},
+    private readonly database?: Partial<DatabaseSettings>,
   ) {
     this.chunkRows = options.chunkRows ?? CHUNK_ROWS;
-    this.writer = createPool(url, { max: 1, applicationName: 'rowcast logical capture', asyncCommit: true });
+    this.writer = createPool(url, { max: 1, applicationName: 'rowcast logical capture', asyncCommit: true, database });
   }
 
   start(): void {
@@ -217,7 +219,13 @@ export class LogicalCaptureReader {
     };
     const service = new LogicalReplicationService(
       // Dates in ISO form whatever the server's default, so that the capture function reads them back unambiguously.
-      { connectionString: this.url, application_name: 'rowcast logical capture', options: '-c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=3' },
+      // Connect timeout and keepalive only: the stream is one long-running command.
+      {
+        ...(({ connectionTimeoutMillis, keepAlive, keepAliveInitialDelayMillis }) => ({ connectionTimeoutMillis, keepAlive, keepAliveInitialDelayMillis }))(connectionSettings(this.database)),
+        connectionString: this.url,
+        application_name: 'rowcast logical capture',
+        options: '-c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=3',
+      },
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
     );
     this.service = service;
@@ -354,14 +362,19 @@ export class LogicalCaptureReader {
     try {
       this.promoting = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       if (this.stopping) return;
-      await client.query(`SELECT rowcast.promote_staged($1, $2::pg_lsn, $3::pg_lsn, $4::pg_lsn, $5, $6) AS promoted, (${WAKE}) AS woken`, [
-        this.slot,
-        lsnText(this.written),
-        tx.commitLsn,
-        lsnText(end),
-        tx.staged,
-        this.chunkRows,
-      ]);
+      // Exempt from database.statementTimeout: a promotion of millions of rows takes minutes (stop() cancels it).
+      await client.query('SET statement_timeout = 0');
+      await client.query(
+        withoutDeadline(`SELECT rowcast.promote_staged($1, $2::pg_lsn, $3::pg_lsn, $4::pg_lsn, $5, $6) AS promoted, (${WAKE}) AS woken`, [
+          this.slot,
+          lsnText(this.written),
+          tx.commitLsn,
+          lsnText(end),
+          tx.staged,
+          this.chunkRows,
+        ]),
+      );
+      await client.query('RESET statement_timeout');
     } catch (err) {
       failed = err as Error;
       throw err;

@@ -376,8 +376,23 @@ export const awsSchema = z.strictObject({
     .optional(),
 });
 
+/** `database`: where the store is, and how every connection of rowcast's processes to it behaves. */
+export const databaseSchema = z.strictObject({
+  url: z.string().min(1).optional(),
+  /** Connecting (TCP and PostgreSQL's startup) gives up after this long: an unreachable server is an error, not a hang. */
+  connectTimeout: duration.default(10_000),
+  /** TCP keepalive probes start after this long idle: a connection to a vanished server breaks instead of idling forever. */
+  keepAlive: duration.default(5_000),
+  /**
+   * A statement of rowcast's processes runs at most this long (PostgreSQL's statement_timeout). A few seconds
+   * later the client gives up as well and closes the connection: a half-open socket (a partition) never holds
+   * a worker. Migrations and logical capture's promotions of large transactions are exempt. 0: no limit.
+   */
+  statementTimeout: duration.default(30_000),
+});
+
 export const configSchema = z.strictObject({
-  database: z.strictObject({ url: z.string().min(1).optional() }).prefault({}),
+  database: databaseSchema.prefault({}),
   topics: z.record(topicName, topicSchema).default({}),
   sources: z.record(sourceName, sourceSchema).default({}),
   captures: z.record(captureName, captureSchema).default({}),
@@ -398,6 +413,7 @@ export type PostgresSourceConfig = z.output<typeof postgresSourceSchema>;
 export type SubscriptionConfig = z.output<typeof subscriptionSchema>;
 export type HttpSubscriptionConfig = z.output<typeof httpSubscriptionSchema>;
 export type FunctionConfig = z.output<typeof functionSchema>;
+export type DatabaseSettings = Omit<z.output<typeof databaseSchema>, 'url'>;
 export type DeliveryPolicy = z.output<typeof deliveryPolicySchema>;
 export type RuntimeConfig = z.output<typeof runtimeSchema>;
 export type AwsConfig = z.output<typeof awsSchema>;

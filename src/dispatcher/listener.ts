@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
-import pg from 'pg';
+import type pg from 'pg';
+import type { DatabaseSettings } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
+import { createClient } from '../store/pool.js';
 
 export const WAKE_CHANNEL = 'rowcast';
 export const CONFIG_CHANNEL = 'rowcast_config';
@@ -19,7 +21,11 @@ export class Listener extends EventEmitter {
   private reconnectTimer: NodeJS.Timeout | null = null;
   backendPid: number | null = null;
 
-  constructor(private readonly url: string, private readonly log: Logger) {
+  constructor(
+    private readonly url: string,
+    private readonly log: Logger,
+    private readonly database?: Partial<DatabaseSettings>,
+  ) {
     super();
   }
 
@@ -33,7 +39,7 @@ export class Listener extends EventEmitter {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.url, application_name: 'rowcast listener', keepAlive: true });
+    const client = createClient(this.url, 'rowcast listener', this.database);
     const lost = (err?: Error) => {
       if (this.client !== client) return;
       this.client = null;

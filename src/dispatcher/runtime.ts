@@ -4,7 +4,7 @@ import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logi
 import { MysqlSourceReader } from '../capture/mysql/mysql-reader.js';
 import { PostgresSourceReader } from '../capture/postgres/postgres-reader.js';
 import { SnsEnvelopes } from '../aws/sns-envelope/sns-envelopes.js';
-import { type AwsConfigInput, awsSchema, type FunctionConfig, runtimeSchema, type RuntimeConfig, type SourceConfig } from '../config/schema.js';
+import { type AwsConfigInput, awsSchema, type DatabaseSettings, type FunctionConfig, runtimeSchema, type RuntimeConfig, type SourceConfig } from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from '../control-plane/http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../topics/claim-check.js';
@@ -36,6 +36,8 @@ export interface StartOptions {
    * AWS_REGION) and the credentials of the SNS API served by the HTTP server.
    */
   aws?: AwsConfigInput;
+  /** The config's `database` settings (connect timeout, keepalive, statement timeout) for every connection. */
+  database?: Partial<DatabaseSettings>;
   /** The config's `sources`: this process may read their binlogs (one process per source does). */
   sources?: Record<string, SourceConfig>;
 }
@@ -62,7 +64,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   const log = options.logger ?? createLogger(runtime.logLevel);
   const url = resolveDatabaseUrl(options.databaseUrl);
   const id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const pool = createPool(url, { max: 4 });
+  const database = options.database;
+  const pool = createPool(url, { max: 4, database });
   try {
     if (options.migrate ?? true) await migrate(pool);
     else await assertMigrated(pool);
@@ -71,11 +74,11 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     throw err;
   }
   // Routing, claims and results, on connections that read the queues by index only (see createPool).
-  const queues = createPool(url, { max: 8, queues: true });
+  const queues = createPool(url, { max: 8, queues: true, database });
 
   // Before the workers start, so that their first attempts already have spans; nothing is loaded when it is off.
   const tracing = await startTracing(runtime.tracing, { serviceInstanceId: id, log });
-  const listener = new Listener(url, log);
+  const listener = new Listener(url, log, database);
   const worker = new DeliveryWorker(
     queues,
     { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval, allowPrivateEndpoints: runtime.allowPrivateEndpoints },
@@ -101,10 +104,12 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     router.functions = functions;
   }
   // Logical captures: one process per database streams the slot (the others stand by); its events are routed here.
-  const capture = new LogicalCaptureReader(pool, url, log, () => router.wake(), options.logicalCapture);
+  const capture = new LogicalCaptureReader(pool, url, log, () => router.wake(), options.logicalCapture, database);
   // Sources: one process per source reads its binlog or its slot (the others stand by).
   const sourceReaders = Object.entries(options.sources ?? {}).map(([name, source]) =>
-    source.kind === 'mysql' ? new MysqlSourceReader(pool, url, name, source, log, () => router.wake()) : new PostgresSourceReader(pool, url, name, source, log, () => router.wake()),
+    source.kind === 'mysql'
+      ? new MysqlSourceReader(pool, url, name, source, log, () => router.wake(), database)
+      : new PostgresSourceReader(pool, url, name, source, log, () => router.wake(), database),
   );
   listener.on('wake', () => http?.wake());
   // Deliveries committed without routing (an SNS API Publish): claimed now rather than at the next poll.

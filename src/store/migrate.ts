@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, RowcastError } from '../errors.js';
-import type { Pool } from './pool.js';
+import { type Pool, withoutDeadline } from './pool.js';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** Serialises migrators across processes: the second one waits, then finds nothing left to do. */
@@ -35,7 +35,10 @@ export interface MigrateResult {
 export async function migrate(pool: Pool, onProgress?: (message: string) => void): Promise<MigrateResult> {
   const client = await pool.connect();
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    // Exempt from database.statementTimeout: another process may hold the lock while it migrates, and a
+    // migration may rewrite a large table. The session's setting goes with it (the connection is closed below).
+    await client.query('SET statement_timeout = 0');
+    await client.query(withoutDeadline('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]));
     await client.query(`CREATE SCHEMA IF NOT EXISTS rowcast;
       CREATE TABLE IF NOT EXISTS rowcast.schema_migrations (
         id integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
@@ -59,7 +62,7 @@ export async function migrate(pool: Pool, onProgress?: (message: string) => void
       onProgress?.(`applying ${m.name}`);
       try {
         await client.query('BEGIN');
-        await client.query(m.sql);
+        await client.query(withoutDeadline(m.sql));
         await client.query('INSERT INTO rowcast.schema_migrations (id, name, checksum) VALUES ($1, $2, $3)', [m.id, m.name, m.checksum]);
         await client.query('COMMIT');
       } catch (err) {
@@ -71,7 +74,8 @@ export async function migrate(pool: Pool, onProgress?: (message: string) => void
     return { applied, current: newest };
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
-    client.release();
+    // Not back to the pool: its statement_timeout is off.
+    client.release(true);
   }
 }
 

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { databaseSchema, type DatabaseSettings } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
 
 export type Pool = pg.Pool;
@@ -26,15 +27,73 @@ export function resolveDatabaseUrl(explicit?: string): string {
   return url;
 }
 
+/** What `database.*` says when the config says nothing: connect within 10 s, keepalive after 5 s, statements 30 s. */
+export const DEFAULT_DATABASE_SETTINGS: DatabaseSettings = (({ url: _url, ...settings }) => settings)(databaseSchema.parse({}));
+
+/** How much longer than statement_timeout the client waits for an answer before it closes the connection. */
+const CLIENT_GRACE_MS = 5000;
+/** The longest timer Node.js has: the client deadline of the few statements exempt from it. */
+const NO_DEADLINE_MS = 2 ** 31 - 1;
+const CLIENT_DEADLINE = 'Query read timeout';
+
 /**
+ * A statement exempt from the client's deadline (migrations, large promotions); its session must also lift
+ * statement_timeout (SET statement_timeout = 0).
+ */
+export function withoutDeadline(text: string, values?: unknown[]): pg.QueryConfig {
+  // query_timeout per query is read by pg's client but missing from its types.
+  return { text, values, query_timeout: NO_DEADLINE_MS } as pg.QueryConfig;
+}
+
+/** True for the error of a query whose answer did not come within the client's deadline (the connection is closed). */
+export function isClientDeadline(err: unknown): boolean {
+  return (err as Error | undefined)?.message === CLIENT_DEADLINE;
+}
+
+/**
+ * pg's client-side query_timeout rejects the query but keeps the connection, whose next queries then queue behind
+ * an answer that never comes (a half-open socket after a partition). This client closes its socket instead: it
+ * then errors like any lost connection, and whoever holds it drops it.
+ */
+class DeadlineClient extends pg.Client {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- forwards every overload of pg's query()
+  override query(...args: any[]): any {
+    const last = args.at(-1);
+    if (typeof last === 'function') {
+      args[args.length - 1] = (err: Error | undefined, res: unknown) => {
+        this.closeIfLate(err);
+        last(err, res);
+      };
+      return (super.query as (...a: unknown[]) => unknown)(...args);
+    }
+    const result = (super.query as (...a: unknown[]) => unknown)(...args);
+    if (result instanceof Promise) result.then(undefined, (err: unknown) => this.closeIfLate(err));
+    return result;
+  }
+
+  private closeIfLate(err: unknown): void {
+    if (isClientDeadline(err)) (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  }
+}
+
+/**
+ * Every connection (database.*): connecting gives up after `connectTimeout`; TCP keepalive after `keepAlive` idle;
+ * statements run at most `statementTimeout` (PostgreSQL's statement_timeout), and the client closes a connection
+ * that has not answered a few seconds past that (DeadlineClient).
+ *
  * `queues`: the connections of routing, claims and results, whose statements are prepared (src/store/sql.ts) and
  * so keep one generic plan per connection. A plan made while rowcast's tables were nearly empty would scan them
  * whole once they hold a backlog (routing fell from ~20,000 to ~500 events/s in the benchmark), and nothing
  * replans it until autovacuum analyzes the table; every one of those statements reads its rows by index, so these
  * connections never plan a sequential or bitmap scan of a table that has an index to use.
  */
-export function createPool(url: string, options: { max?: number; applicationName?: string; queues?: boolean; asyncCommit?: boolean } = {}): Pool {
+export function createPool(
+  url: string,
+  options: { max?: number; applicationName?: string; queues?: boolean; asyncCommit?: boolean; database?: Partial<DatabaseSettings> } = {},
+): Pool {
   const pool = new pg.Pool({
+    ...connectionSettings(options.database),
+    Client: DeadlineClient,
     connectionString: url,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'rowcast',
@@ -46,6 +105,22 @@ export function createPool(url: string, options: { max?: number; applicationName
   });
   pool.on('error', () => {});
   return pool;
+}
+
+/** One connection outside a pool (a LISTEN, a source's lock holder), with the settings of `database.*`. */
+export function createClient(url: string, applicationName: string, database?: Partial<DatabaseSettings>): pg.Client {
+  return new DeadlineClient({ ...connectionSettings(database), connectionString: url, application_name: applicationName });
+}
+
+/** pg settings of a connection under `database.*` (a pg.Client's or a pool's). */
+export function connectionSettings(database: Partial<DatabaseSettings> = {}) {
+  const { connectTimeout, keepAlive, statementTimeout } = { ...DEFAULT_DATABASE_SETTINGS, ...database };
+  return {
+    connectionTimeoutMillis: connectTimeout,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: keepAlive,
+    ...(statementTimeout ? { statement_timeout: statementTimeout, query_timeout: statementTimeout + CLIENT_GRACE_MS } : {}),
+  };
 }
 
 const READ_ONLY_SQL_TRANSACTION = '25006';

@@ -34,7 +34,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await admin.end();
   }
   const url = databaseUrlFor(adminUrl, name);
-  const pool = createPool(url, { max: 5, applicationName: 'rowcast test' });
+  const pool = createPool(url, { max: 5, applicationName: 'rowcast test', database: { statementTimeout: 0 } });
   return {
     name,
     url,

@@ -247,7 +247,7 @@ describe('parseConfig: defaults and durations', () => {
       allowPrivateEndpoints: false,
       tracing: {},
     });
-    assert.deepEqual(config.database, {});
+    assert.deepEqual(config.database, { connectTimeout: 10_000, keepAlive: 5_000, statementTimeout: 30_000 });
   });
 
   test('an empty object is a valid config with nothing in it', () => {

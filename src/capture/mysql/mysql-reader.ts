@@ -1,9 +1,9 @@
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
-import pg from 'pg';
-import type { CaptureConfig, MysqlSourceConfig as SourceConfig, Operation } from '../../config/schema.js';
+import type pg from 'pg';
+import type { CaptureConfig, DatabaseSettings, MysqlSourceConfig as SourceConfig, Operation } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Pool } from '../../store/pool.js';
+import { createClient, type Pool } from '../../store/pool.js';
 import { WAKE } from '../logical-reader.js';
 import { type BinlogPosition, connectionOptions, connectSource, type MysqlTableInfo, OUTBOX_TABLE, readMysqlTables } from './mysql-source.js';
 import { jsonRow } from './row-values.js';
@@ -87,6 +87,7 @@ export class MysqlSourceReader {
     private readonly source: SourceConfig,
     private readonly log: Logger,
     private readonly onCaptured: (events: number) => void,
+    private readonly database?: Partial<DatabaseSettings>,
   ) {}
 
   start(): void {
@@ -131,7 +132,7 @@ export class MysqlSourceReader {
     // Set first: a config change or a stop while this sets up ends it as soon as it streams.
     const failed = new Promise<never>((_, reject) => (this.fail = reject));
     failed.catch(() => {});
-    const store = new pg.Client({ connectionString: this.storeUrl, application_name: `rowcast source ${this.name}` });
+    const store = createClient(this.storeUrl, `rowcast source ${this.name}`, this.database);
     store.on('error', () => {});
     await store.connect();
     let control: mysql.Connection | null = null;

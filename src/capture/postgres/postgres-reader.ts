@@ -1,8 +1,8 @@
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
-import pg from 'pg';
-import type { CaptureConfig, Operation, PostgresSourceConfig } from '../../config/schema.js';
+import type pg from 'pg';
+import type { CaptureConfig, DatabaseSettings, Operation, PostgresSourceConfig } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Pool } from '../../store/pool.js';
+import { createClient, type Pool } from '../../store/pool.js';
 import { lsnText, lsnValue, WAKE } from '../logical-reader.js';
 import { postgresSourceUrl, sourceObjects } from './postgres-source.js';
 import { pgTextValue } from './text-values.js';
@@ -69,6 +69,7 @@ export class PostgresSourceReader {
     private readonly source: PostgresSourceConfig,
     private readonly log: Logger,
     private readonly onCaptured: (events: number) => void,
+    private readonly database?: Partial<DatabaseSettings>,
   ) {}
 
   start(): void {
@@ -106,7 +107,7 @@ export class PostgresSourceReader {
   }
 
   private async stream(): Promise<void> {
-    const store = new pg.Client({ connectionString: this.storeUrl, application_name: `rowcast source ${this.name}` });
+    const store = createClient(this.storeUrl, `rowcast source ${this.name}`, this.database);
     store.on('error', () => {});
     await store.connect();
     try {

@@ -55,7 +55,9 @@ async function config(required: boolean): Promise<RowcastConfig | undefined> {
 
 async function withPool<T>(cfg: RowcastConfig | undefined, fn: (pool: Pool) => Promise<T>): Promise<T> {
   const url = resolveDatabaseUrl(program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url);
-  const pool = createPool(url, { max: 4, applicationName: 'rowcast cli' });
+  // Connect timeout and keepalive as configured; no statement deadline: apply's DDL may wait for an application's
+  // locks, and an operator can interrupt a command.
+  const pool = createPool(url, { max: 4, applicationName: 'rowcast cli', database: { ...cfg?.database, statementTimeout: 0 } });
   try {
     return await fn(pool);
   } finally {
@@ -108,6 +110,7 @@ program
       functions: cfg?.functions,
       aws: cfg?.aws,
       sources: cfg?.sources,
+      database: cfg?.database,
       logger: log,
       migrate: opts.migrate,
     });
