@@ -1,7 +1,7 @@
 /**
  * The reference scenario (AWS blog: table trigger → Lambda → SNS topic → subscriptions), on rowcast: the
  * document's own SQL (table, my_json_converter, my_db_trigger_function calling aws_lambda.invoke(…, 'Event'), the
- * AFTER INSERT trigger) and a TypeScript port of its handler, which publishes each row to topic
+ * AFTER INSERT trigger) and a TypeScript port of its handler (the AWS SDK's SNS client for boto3's), which publishes each row to topic
  * my-rds-triggered-topic-1; a signed webhook that this script serves on loopback receives the notifications.
  * Updates and deletes, which the document leaves out, are captured by rowcast itself into the same topic.
  *

@@ -1,5 +1,8 @@
 import type { FastifyReply } from 'fastify';
 import { awsSchema } from '../config/schema.js';
+import { SnsError } from './sns-api/query-protocol.js';
+import { resolveCredentials } from './sns-api/sns-api-routes.js';
+import { verifySigV4 } from './sns-api/sigv4-verify.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
 import { type InvocationAnswer, invokeAndWait, queueInvocation } from '../functions/invoke.js';
 import type { HttpRoutePlugin } from '../control-plane/http/server.js';
@@ -7,6 +10,14 @@ import { type AwsIdentity, lambdaFunctionArn, parseArn } from './arn.js';
 
 /** Lambda's limit on a synchronous invocation's payload. */
 const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
+/** The verifier's errors (SNS's codes) as Lambda names them. */
+const LAMBDA_AUTH_ERRORS: Record<string, [number, string]> = {
+  MissingAuthenticationToken: [403, 'MissingAuthenticationTokenException'],
+  IncompleteSignature: [400, 'IncompleteSignatureException'],
+  InvalidClientTokenId: [403, 'UnrecognizedClientException'],
+  SignatureDoesNotMatch: [403, 'InvalidSignatureException'],
+  RequestExpired: [403, 'InvalidSignatureException'],
+};
 /** Lambda returns the last 4 KB of the invocation's log with X-Amz-Log-Type: Tail. */
 const LOG_TAIL_BYTES = 4096;
 
@@ -14,11 +25,14 @@ const LOG_TAIL_BYTES = 4096;
  * Lambda's Invoke API (`POST /2015-03-31/functions/{FunctionName}/invocations`), for applications and SDKs:
  * Event queues the invocation durably and answers 202; DryRun checks the function (204); RequestResponse runs it
  * now through the same queue (its concurrency and history apply) and answers with its result, or its error with
- * X-Amz-Function-Error. Requests are not yet verified with SigV4: the route is behind the HTTP server's bearer
- * token when one is set (docs/functions.md).
+ * X-Amz-Function-Error. Requests are signed with SigV4 by a key of aws.credentials, verified as the SNS API's are;
+ * the route is public (no bearer token): the signature is the authentication (docs/functions.md).
  */
-export function lambdaInvokeRoutes(aws: AwsIdentity = awsSchema.parse({})): HttpRoutePlugin {
-  return (app, { pool }) => {
+export function lambdaInvokeRoutes(identity?: AwsIdentity): HttpRoutePlugin {
+  return (app, context) => {
+    const { pool } = context;
+    const aws = identity ?? context.aws ?? awsSchema.parse({});
+    const secrets = resolveCredentials(context.aws ?? awsSchema.parse({}), (message) => context.log.warn(message));
     const waiting = new Set<AbortController>();
     app.addHook('preClose', async () => {
       for (const w of waiting) w.abort();
@@ -29,8 +43,17 @@ export function lambdaInvokeRoutes(aws: AwsIdentity = awsSchema.parse({})): Http
 
     app.post<{ Params: { name: string }; Querystring: { Qualifier?: string } }>(
       '/2015-03-31/functions/:name/invocations',
-      { bodyLimit: MAX_PAYLOAD_BYTES },
+      { bodyLimit: MAX_PAYLOAD_BYTES, config: { public: true } },
       async (request, reply) => {
+        if (!secrets.size) return lambdaError(reply, 403, 'UnrecognizedClientException', 'The Invoke API has no credentials: add aws.credentials ({ "<access key id>": { env: "VARIABLE" } }) to rowcast\'s config and restart.');
+        try {
+          const [path, query = ''] = request.url.split('?');
+          await verifySigV4({ method: request.method, path: path!, query: Object.fromEntries(new URLSearchParams(query)), headers: request.headers, body: (request.body as Buffer | undefined) ?? '' }, secrets, 'lambda');
+        } catch (err) {
+          if (!(err instanceof SnsError)) throw err;
+          const [status, type] = LAMBDA_AUTH_ERRORS[err.code] ?? [403, 'UnrecognizedClientException'];
+          return lambdaError(reply, status, type, err.message);
+        }
         const target = functionOf(request.params.name, request.query.Qualifier);
         if ('error' in target) return lambdaError(reply, 400, 'InvalidParameterValueException', target.error);
         const { name, qualifier } = target;

@@ -1,4 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errorXml, notFound, QueryParams, resultXml, SnsError, toXml } from '../aws/sns-api/query-protocol.js';
@@ -88,14 +91,15 @@ export class InvocationSnsEndpoint {
 
   /**
    * What the SDKs read to reach this endpoint: AWS_ENDPOINT_URL_SNS and the region, and placeholder credentials when
-   * the handler has none (the SDKs sign every request, and would otherwise look for credentials elsewhere, slowly).
+   * the handler has no source of credentials (the SDKs sign every request, and would otherwise end their search at
+   * the EC2 metadata service, slowly, and fail). Credentials the handler has stay: its calls to other services use them.
    */
   environment(slot: InvocationSlot, inherited: Record<string, string | undefined>): Record<string, string> {
     return {
       AWS_ENDPOINT_URL_SNS: slot.url,
       AWS_REGION: this.aws.region,
       AWS_DEFAULT_REGION: this.aws.region,
-      ...(inherited.AWS_ACCESS_KEY_ID ? {} : { AWS_ACCESS_KEY_ID: 'ROWCASTFUNCTIONSDK', AWS_SECRET_ACCESS_KEY: 'not-checked-the-endpoint-url-is-the-credential' }),
+      ...(hasCredentialSource(inherited) ? {} : { AWS_ACCESS_KEY_ID: 'ROWCASTFUNCTIONSDK', AWS_SECRET_ACCESS_KEY: 'not-checked-the-endpoint-url-is-the-credential' }),
     };
   }
 
@@ -171,6 +175,14 @@ export class InvocationSnsEndpoint {
     if (!rows[0]) throw notFound('Topic does not exist');
     return rows[0];
   }
+}
+
+/** Whether the SDKs would find credentials in this environment: variables, a profile, or the shared files. */
+function hasCredentialSource(env: Record<string, string | undefined>): boolean {
+  const variables = ['AWS_ACCESS_KEY_ID', 'AWS_PROFILE', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_CREDENTIALS_FULL_URI'];
+  if (variables.some((name) => env[name])) return true;
+  const home = env.HOME ?? homedir();
+  return existsSync(env.AWS_SHARED_CREDENTIALS_FILE ?? path.join(home, '.aws', 'credentials')) || existsSync(env.AWS_CONFIG_FILE ?? path.join(home, '.aws', 'config'));
 }
 
 function toPublished(m: NewMessage): PublishedMessage {

@@ -3,8 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import { InvokeCommand, LambdaClient, ResourceNotFoundException, TooManyRequestsException } from '@aws-sdk/client-lambda';
 import { parseConfig } from '../../src/config/load.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const python = { runtime: 'python3', directory: 'test/fixtures/python' } as const;
@@ -13,6 +14,8 @@ let db: TestDatabase;
 let receiver: WebhookReceiver;
 let rowcast: RowcastRuntime;
 let lambda: LambdaClient;
+const KEY = { accessKeyId: 'AKIDROWCASTLAMBDATEST', secretAccessKey: 'rowcast-lambda-test-secret-key' };
+const client = (credentials = KEY) => new LambdaClient({ endpoint: rowcast.httpUrl!, region: 'us-east-1', credentials, maxAttempts: 1 });
 
 const config = (): RowcastConfigInput => ({
   topics: { failures: {} },
@@ -30,8 +33,14 @@ before(async () => {
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
   await applyConfig(db.pool, config());
-  rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } }, parseConfig(config(), 'test config').functions);
-  lambda = new LambdaClient({ endpoint: rowcast.httpUrl!, region: 'us-east-1', credentials: { accessKeyId: 'AKIDROWCASTTEST', secretAccessKey: 'not-checked-yet' }, maxAttempts: 1 });
+  rowcast = await startRowcast({
+    databaseUrl: db.url,
+    runtime: { ...FAST_RUNTIME, http: { port: 0, host: '127.0.0.1' } },
+    functions: parseConfig(config(), 'test config').functions,
+    aws: { credentials: { [KEY.accessKeyId]: KEY.secretAccessKey } },
+    logger: createLogger('silent'),
+  });
+  lambda = client();
 });
 
 after(async () => {
@@ -127,5 +136,35 @@ describe('Lambda Invoke API through @aws-sdk/client-lambda', () => {
     assert.equal((await invocations('held')).length, 0);
     assert.equal((await lambda.send(new InvokeCommand({ FunctionName: 'held', InvocationType: 'Event', Payload: '{}' }))).StatusCode, 202);
     assert.equal((await invocations('held')).length, 1);
+  });
+});
+
+describe('Lambda Invoke API authentication (SigV4, as the SNS API)', () => {
+  test('a request signed with a wrong secret or an unknown key is refused, and runs nothing', async () => {
+    const before = (await invocations('echo')).length;
+    const cases = [
+      [{ ...KEY, secretAccessKey: 'not-the-secret-of-this-key' }, 'InvalidSignatureException', /signature we calculated does not match/],
+      [{ accessKeyId: 'AKIDNOTINTHECONFIG00', secretAccessKey: KEY.secretAccessKey }, 'UnrecognizedClientException', /not in aws\.credentials/],
+    ] as const;
+    for (const [credentials, name, message] of cases) {
+      const wrong = client(credentials);
+      for (const InvocationType of ['RequestResponse', 'Event', 'DryRun'] as const) {
+        await assert.rejects(wrong.send(new InvokeCommand({ FunctionName: 'echo', InvocationType, Payload: '{}' })), (err: Error & { $metadata?: { httpStatusCode?: number } }) => {
+          assert.equal(err.name, name, `${InvocationType}: ${err.message}`);
+          assert.equal(err.$metadata?.httpStatusCode, 403);
+          assert.match(err.message, message);
+          return true;
+        });
+      }
+      wrong.destroy();
+    }
+    assert.equal((await invocations('echo')).length, before, 'nothing was queued');
+  });
+
+  test('an unsigned request is refused with MissingAuthenticationTokenException', async () => {
+    const res = await fetch(`${rowcast.httpUrl}/2015-03-31/functions/echo/invocations`, { method: 'POST', headers: { 'x-amz-invocation-type': 'Event' }, body: '{}' });
+    assert.equal(res.status, 403);
+    assert.equal(res.headers.get('x-amzn-errortype'), 'MissingAuthenticationTokenException');
+    assert.match(((await res.json()) as { message: string }).message, /Signature V4/);
   });
 });

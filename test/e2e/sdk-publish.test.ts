@@ -34,9 +34,10 @@ let rowcast: RowcastRuntime;
 let markers: string;
 
 const config = (): RowcastConfigInput => ({
-  topics: { notifications: {}, failures: {} },
+  topics: { notifications: {}, failures: {}, 'ordered.fifo': { fifo: true } },
   functions: {
     node_writer: { handler: path.resolve(fixtures, 'publisher.mjs'), maxAttempts: 3, ...fast, environment: { ENV_TOPIC_ARN: TOPIC_ARN } },
+    batch: { handler: path.resolve(fixtures, 'batch.mjs'), maxAttempts: 1 },
     python_writer: {
       runtime: 'python3.11',
       directory: fixtures,
@@ -117,5 +118,44 @@ describe('a Python handler with boto3', () => {
     const missing = await boto3;
     if (missing) return t.skip(missing);
     await failedAttemptPublishesNothing('python_writer', 'py-2');
+  });
+});
+
+describe('the endpoint of a handler', () => {
+  test('PublishBatch to a FIFO topic joins the invocation, entry by entry as the SNS API reads them; CreateTopic is the SNS API’s', async () => {
+    const id = await invokeFunction(db.pool, 'batch', { key: 'b1' });
+    const inv = await finished(id);
+    const result = JSON.parse(inv.result);
+    assert.equal(result.made, 'arn:aws:sns:us-east-1:000000000000:made-by-b1');
+    const { rows: made } = await db.pool.query(`SELECT owner FROM rowcast.topics WHERE name = 'made-by-b1'`);
+    assert.equal(made[0]?.owner, 'api');
+    assert.deepEqual(result.successful.map((s: { Id: string }) => s.Id), ['a', 'b']);
+    assert.deepEqual(result.failed.map((f: { Id: string; Code: string }) => [f.Id, f.Code]), [['c', 'InvalidParameter']]);
+    assert.match(result.failed[0].Message, /MessageGroupId parameter is required for FIFO topics/);
+    const { rows } = await db.pool.query(`SELECT id::text, body, group_key, dedup_key FROM rowcast.messages WHERE topic = 'ordered.fifo' ORDER BY seq`);
+    assert.deepEqual(rows.map((r) => [r.body, r.group_key, r.dedup_key]), [['b1-1', 'g', 'b1-1'], ['b1-2', 'g', 'b1-2']]);
+    assert.deepEqual(rows.map((r) => r.id), result.successful.map((s: { MessageId: string }) => s.MessageId));
+    assert.deepEqual(inv.published, rows.map((r) => r.id));
+  });
+
+  test('a publish to a topic that does not exist gets SNS’s NotFound', async () => {
+    const id = await invokeFunction(db.pool, 'batch', { key: 'b2', unknownTopic: true });
+    const result = JSON.parse((await finished(id)).result);
+    assert.equal(result.error, 'NotFoundException');
+    assert.match(result.message, /Topic does not exist/);
+  });
+
+  test('the endpoint answers only its own threads and processes, and only POSTs', async () => {
+    const result = JSON.parse((await finished(await invokeFunction(db.pool, 'node_writer', { key: 'probe' }))).result);
+    const base = new URL(result.endpoint);
+    const unknown = await fetch(`${base.origin}/_invocation/${'0'.repeat(64)}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'Action=ListTopics&Version=2010-03-31' });
+    assert.equal(unknown.status, 403);
+    assert.match(await unknown.text(), /<Code>InvalidClientTokenId<\/Code>/);
+    // The thread's own URL, between invocations: no invocation runs there, so a publish has nothing to join.
+    const idle = await fetch(result.endpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `Action=Publish&Version=2010-03-31&TopicArn=${encodeURIComponent(TOPIC_ARN)}&Message=late` });
+    assert.equal(idle.status, 403);
+    assert.match(await idle.text(), /<Code>AuthorizationError<\/Code>.*No invocation is running in this handler/s);
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.messages WHERE body = 'late'`);
+    assert.equal(rows[0].n, 0);
   });
 });

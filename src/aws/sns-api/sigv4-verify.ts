@@ -18,7 +18,8 @@ export interface SignedRequest {
   query: Record<string, string | string[]>;
   /** Header names in lower case (as node gives them). */
   headers: Record<string, string | string[] | undefined>;
-  body: string;
+  /** The bytes as received (the SNS API's form body; the Invoke API's payload). */
+  body: string | Uint8Array;
 }
 
 const AUTH = /^AWS4-HMAC-SHA256 (.+)$/;

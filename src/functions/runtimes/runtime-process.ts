@@ -100,7 +100,7 @@ export class RuntimeProcess {
     const inherited = Object.fromEntries(['PATH', 'LANG', 'LC_ALL', 'TZ', 'HOME'].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
     const credentials = Object.fromEntries(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
     const today = new Date().toISOString().slice(0, 10).replace(/-/g, '/');
-    const sdk = this.slot ? o.endpoint!.environment(this.slot, { ...credentials, ...o.environment }) : {};
+    const sdk = this.slot ? o.endpoint!.environment(this.slot, { ...inherited, ...credentials, ...o.environment }) : {};
     // Not rowcast's own environment (its database URL, its secrets): what Lambda gives a function, and the function's `environment`.
     const env: Record<string, string> = {
       PATH: '/usr/local/bin:/usr/bin:/bin',
