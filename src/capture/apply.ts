@@ -424,7 +424,7 @@ async function triggersPresent(client: PoolClient, tableOid: number, triggers: s
 
 /** What a delivering process needs besides the secret; a protocol's own options go to its sink as `options`. */
 export function subscriptionSettings(sub: SubscriptionConfig): Record<string, unknown> {
-  const common = { format: sub.format, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency };
+  const common = { format: sub.format, deliveryPolicy: sub.deliveryPolicy, maxConcurrency: sub.maxConcurrency, ...(sub.disableAfter ? { disableAfter: sub.disableAfter } : {}) };
   if (isWebhook(sub)) return { ...common, headers: sub.headers, ...(sub.format === 'sns' ? { rawMessageDelivery: sub.rawMessageDelivery, confirmation: sub.confirmation } : {}) };
   return { ...common, headers: {}, options: 'options' in sub ? sub.options : undefined };
 }

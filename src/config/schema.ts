@@ -154,6 +154,37 @@ const secretRef = z.union(
   { error: 'write the signing secret ("whsec_…") or { env: "VARIABLE" } to read it from an environment variable' },
 );
 
+/**
+ * disableAfter: disable a subscription whose endpoint keeps failing (off by default). A duration ("5d") is
+ * { failingFor }; the object trips on whichever limit is reached first. Its deliveries wait, pending, until
+ * `rowcast resume`.
+ */
+export const disableAfterSchema = z
+  .union(
+    [
+      duration,
+      z.strictObject({
+        /** Every attempt failed for this long, with no success in between. */
+        failingFor: duration.optional(),
+        /** This many deliveries in a row went dead, with no success in between. */
+        deadDeliveries: z.number({ error: 'a whole number of dead deliveries, e.g. 100' }).int('a whole number, e.g. 100').min(1, 'at least 1').optional(),
+      }),
+    ],
+    { error: 'write a duration ("5d": disabled after failing for five days) or { failingFor: "5d", deadDeliveries: 100 }' },
+  )
+  .transform((v, ctx) => {
+    const policy = typeof v === 'number' ? { failingFor: v } : v;
+    if (policy.failingFor === undefined && policy.deadDeliveries === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'give failingFor (e.g. "5d"), deadDeliveries (e.g. 100), or both; or leave disableAfter out to never disable' });
+      return z.NEVER;
+    }
+    if (policy.failingFor !== undefined && policy.failingFor < 1000) {
+      ctx.addIssue({ code: 'custom', message: `failingFor ${policy.failingFor}ms is too short to tell a failing endpoint from a blip; write at least "1s" (Svix waits 5 days: "5d")` });
+      return z.NEVER;
+    }
+    return { failingFor: policy.failingFor ?? null, deadDeliveries: policy.deadDeliveries ?? null };
+  });
+
 /** What every subscription has, whatever its protocol. */
 const subscriptionCommon = {
   topic: topicName,
@@ -171,6 +202,8 @@ const subscriptionCommon = {
   maxConcurrency: z.number().int().min(1).max(1000).default(32),
   /** A topic that receives each delivery that went dead (with its last error), e.g. to page the ops team; it stays dead here too, for redrive. */
   deadLetter: z.strictObject({ topic: topicName }).optional(),
+  /** Disable the subscription when its endpoint keeps failing (off by default); `rowcast resume` turns it back on. */
+  disableAfter: disableAfterSchema.optional(),
 };
 
 export const httpSubscriptionSchema = z.strictObject({

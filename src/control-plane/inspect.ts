@@ -206,6 +206,11 @@ export interface SubscriptionInfo extends Omit<SubscriptionStatus, 'oldestPendin
   headers: string[];
   /** Whether requests are signed (the secret itself is never shown). */
   signed: boolean;
+  /** Endpoint health: since when every attempt fails (null: healthy), and deliveries dead since the last success. */
+  failingSince: Date | null;
+  deadInRow: number;
+  /** When it is disabled for failing (milliseconds; null: never). */
+  disableAfter: { failingFor: number | null; deadDeliveries: number | null } | null;
 }
 
 export async function listSubscriptions(pool: Pool, name?: string, known?: Promise<Status>, knownRates?: Promise<Map<string, Rates>>): Promise<SubscriptionInfo[]> {
@@ -213,7 +218,7 @@ export async function listSubscriptions(pool: Pool, name?: string, known?: Promi
     known ?? getStatus(pool),
     knownRates ?? activityRates(pool),
     pool.query(
-      `SELECT name, owner, settings, filter_policy, filter_scope, dead_letter_topic, secret IS NOT NULL AS signed
+      `SELECT name, owner, settings, filter_policy, filter_scope, dead_letter_topic, secret IS NOT NULL AS signed, failing_since, dead_in_row
          FROM rowcast.subscriptions WHERE $1::text IS NULL OR name = $1 ORDER BY name`,
       [name ?? null],
     ),
@@ -245,6 +250,9 @@ export async function listSubscriptions(pool: Pool, name?: string, known?: Promi
         deadLetterTopic: r.dead_letter_topic,
         headers: Object.keys(r.settings.headers ?? {}),
         signed: r.signed,
+        failingSince: r.failing_since,
+        deadInRow: r.dead_in_row,
+        disableAfter: r.settings.disableAfter ?? null,
       },
     ];
   });

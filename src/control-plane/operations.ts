@@ -6,6 +6,7 @@ import { redactEndpoint } from '../observability/logger.js';
 import { type Pool, withTransaction } from '../store/pool.js';
 import { historyEventSql } from '../subscriptions/attempt-log.js';
 import { setSubscriptionState } from '../subscriptions/delivery-store.js';
+import { resetEndpointHealth } from '../subscriptions/endpoint-health.js';
 import { DEFAULT_SECRET_ROTATION_OVERLAP, generateSecret, MAX_SECRET_ROTATION_OVERLAP, ROTATE_SECRET_SQL } from '../subscriptions/sinks/http/webhook-secret.js';
 
 export interface SubscriptionStatus {
@@ -117,9 +118,11 @@ export async function redrive(pool: Pool, options: { subscription?: string; sinc
   return total;
 }
 
-/** Re-activates a paused or disabled (HTTP 410) subscription; its pending deliveries flow again. */
+/** Re-activates a paused or disabled (HTTP 410, disableAfter) subscription with a fresh health; its pending deliveries flow again. */
 export async function resumeSubscription(pool: Pool, name: string): Promise<boolean> {
   await assertSubscription(pool, name);
+  // Failures before the resume no longer count towards disableAfter.
+  await resetEndpointHealth(pool, name);
   return setSubscriptionState(pool, name, 'active', null);
 }
 

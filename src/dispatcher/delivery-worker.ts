@@ -6,6 +6,7 @@ import type { Pool } from '../store/pool.js';
 import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type DeliveryResult, loadSubscriptions, releaseDeliveries, setSubscriptionState } from '../subscriptions/delivery-store.js';
 import { deadLetterMessage } from '../subscriptions/dead-letter.js';
 import { decideAfterFailure } from '../subscriptions/retry-policy.js';
+import { EndpointHealthTracker } from '../subscriptions/endpoint-health.js';
 import { AmqpSink } from '../subscriptions/sinks/amqp/amqp-sink.js';
 import { EmailSink } from '../subscriptions/sinks/email/email-sink.js';
 import { LogSink } from '../subscriptions/sinks/log/log-sink.js';
@@ -56,6 +57,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   /** Moving average of each subscription's attempt duration (ms), which sizes how far ahead it is claimed. */
   private readonly sendMs = new Map<string, number>();
   private readonly session: ClaimSession;
+  /** Failing endpoints and their disableAfter policy (endpoint-health.ts). */
+  private readonly health: EndpointHealthTracker;
 
   /** Set by the runtime: a function subscription queued an invocation. */
   onInvocationQueued: () => void = () => {};
@@ -77,6 +80,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   ) {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
     this.session = new ClaimSession(pool, log);
+    this.health = new EndpointHealthTracker(pool, log, (name) => this.stopClaiming(name));
     this.http = new HttpSink({ allowPrivateEndpoints: options.allowPrivateEndpoints ?? false });
     this.sinks.set('http', this.http);
     this.sinks.set('https', this.http);
@@ -185,6 +189,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     const durationMs = performance.now() - started;
     this.sendMs.set(claim.subscription, 0.8 * (this.sendMs.get(claim.subscription) ?? durationMs) + 0.2 * durationMs);
     const result = this.record(claim, subscription, outcome, durationMs);
+    this.health.note({ subscription: claim.subscription, state: result.state });
     span?.end({ error: result.error, status: result.status, outcome: result.state === 'done' ? 'delivered' : result.state === 'dead' ? 'dead' : 'failed' });
     observe.emit('delivery:attempted', {
       deliveryId: claim.deliveryId,
@@ -219,6 +224,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
 
   protected override async afterDrain(): Promise<void> {
     await this.flush();
+    await this.health.flush();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer.timer);
     for (const sink of new Set(this.sinks.values())) await sink.close();
@@ -235,10 +241,12 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       failed();
       // The endpoint said it is gone: stop sending to it, keep its deliveries pending for when it is resumed.
       // Stop here at once: the delivery below is due again now, and the reload may come after it is written.
-      const current = this.subscriptions.get(claim.subscription);
-      if (current) this.subscriptions.set(claim.subscription, { ...current, state: 'disabled' });
+      this.stopClaiming(claim.subscription);
       void setSubscriptionState(this.pool, claim.subscription, 'disabled', outcome.error)
-        .then(() => this.reloadSubscriptions())
+        .then((changed) => {
+          if (changed) observe.emit('subscription:disabled', { subscription: claim.subscription, cause: 'endpoint_gone', reason: outcome.error });
+          return this.reloadSubscriptions();
+        })
         .catch((err: Error) => this.log.error({ err: err.message }, 'could not disable subscription'));
       return this.push({ ...base, state: 'pending', availableAt: new Date(), error: outcome.error });
     }
@@ -248,6 +256,12 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     const at = Date.now() + decision.delayMs;
     this.wakeAt(at);
     return this.push({ ...base, state: 'pending', availableAt: new Date(at), error: outcome.error });
+  }
+
+  /** A subscription disabled here stops being claimed at once, before the reload that NOTIFY brings. */
+  private stopClaiming(name: string): void {
+    const current = this.subscriptions.get(name);
+    if (current) this.subscriptions.set(name, { ...current, state: 'disabled' });
   }
 
   private pushDead(claim: ClaimedDelivery, subscription: Subscription, base: Omit<DeliveryResult, 'state'>, error: string): DeliveryResult {

@@ -194,7 +194,18 @@ export function createMetrics(readDatabase: () => Promise<DatabaseSnapshot>): Me
     },
   });
 
+  const disabled = new Counter({
+    name: 'rowcast_subscriptions_disabled_total',
+    help: 'Subscriptions this process disabled, by cause: failing_for and dead_deliveries (its disableAfter), endpoint_gone (HTTP 410).',
+    labelNames: ['subscription', 'cause'],
+    registers,
+    async collect() {
+      for (const { name } of (await snapshot()).subscriptions) for (const cause of ['failing_for', 'dead_deliveries', 'endpoint_gone']) this.inc({ subscription: name, cause }, 0);
+    },
+  });
+
   const off = [
+    observe.on('subscription:disabled', (d) => disabled.inc({ subscription: d.subscription, cause: d.cause })),
     observe.on('events:routed', (e) => routed.inc(e.events)),
     observe.on('invocation:finished', (i) => {
       invocations.inc({ function: i.function, outcome: i.outcome });

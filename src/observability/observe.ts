@@ -21,6 +21,8 @@ export interface ObservedEvents {
     /** delivered: from the message's creation (routing, right after the writer's commit) to the subscriber's ack. */
     latencyMs: number | null;
   };
+  /** This process disabled a subscription: its disableAfter tripped, or its endpoint answered 410 Gone. */
+  'subscription:disabled': { subscription: string; cause: 'failing_for' | 'dead_deliveries' | 'endpoint_gone'; reason: string };
   /** The process reloaded subscriptions, topics and paused functions after a config change (NOTIFY rowcast_config). */
   'config:reloaded': Record<string, never>;
   /** One invocation attempt of a function finished. */

@@ -44,7 +44,7 @@ const count = async (db: TestDatabase, sql: string): Promise<number> => (await d
 
 describe('rowcast --help', () => {
   test('the program and every command print usage and exit 0', async () => {
-    const commands = ['migrate', 'apply', 'start', 'status', 'redrive', 'resume', 'pause', 'invoke', 'invocations'];
+    const commands = ['migrate', 'apply', 'start', 'status', 'redrive', 'resume', 'pause', 'invoke', 'invocations', 'deliveries'];
     const runs = await Promise.all([runCli(['--help'], { cwd: dir }), ...commands.map((c) => runCli([c, '--help'], { cwd: dir }))]);
     const [program, ...perCommand] = runs;
     assert.equal(program!.code, 0, describeRun(program!));
@@ -332,6 +332,7 @@ describe('startup problems: one line that names the fix, never a stack trace', (
     ['rotate-secret', 'hook'],
     ['invoke', 'fn'],
     ['invocations'],
+    ['deliveries', '--row-key', 'id=1'],
   ];
   const oneFriendlyLine = (run: Awaited<ReturnType<typeof runCli>>, args: string[], message: RegExp) => {
     const what = `${args.join(' ')}: ${describeRun(run)}`;

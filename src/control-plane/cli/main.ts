@@ -186,7 +186,7 @@ program
 
 program
   .command('resume')
-  .description('re-activate a paused subscription, or one disabled by its endpoint (HTTP 410); with --function, a paused function')
+  .description('re-activate a paused subscription, or a disabled one (its endpoint answered 410, or its disableAfter tripped); with --function, a paused function')
   .argument('<subscription>', 'the subscription (with --function, a function)')
   .option('--function', 'the name is a function\'s')
   .action(async (name: string, opts: { function?: boolean }) => {

@@ -28,6 +28,7 @@ class TailHub {
   private timer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private offDeliveries: (() => void) | null = null;
+  private offDisabled: (() => void) | null = null;
   /** The newest capture time seen (database clock), and the ids seen within the lookback before it. */
   private cursor: Date | null = null;
   private readonly seen = new Map<string, number>();
@@ -76,6 +77,10 @@ class TailHub {
     this.seen.clear();
     this.timer = setInterval(() => void this.poll(), POLL_MS);
     this.heartbeat = setInterval(() => this.broadcast(': heartbeat\n\n'), HEARTBEAT_MS);
+    // `event: subscription`: a subscription this process disabled (disableAfter, or HTTP 410).
+    this.offDisabled = observe.on('subscription:disabled', (d) =>
+      this.broadcast(sse('subscription', { subscription: d.subscription, state: 'disabled', cause: d.cause, reason: d.reason, at: new Date().toISOString() })),
+    );
     this.offDeliveries = observe.on('delivery:attempted', (d) =>
       this.broadcast(
         sse('delivery', {
@@ -96,6 +101,8 @@ class TailHub {
     if (this.timer) clearInterval(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.offDeliveries?.();
+    this.offDisabled?.();
+    this.offDisabled = null;
     this.timer = this.heartbeat = this.offDeliveries = null;
     this.starting = null;
   }

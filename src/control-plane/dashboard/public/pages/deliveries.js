@@ -4,6 +4,7 @@ import { api, count, html, link, post, pretty, time } from '../api.js';
 import { ActionButton, Badge, ErrorBox, NameSelect, useLoad } from '../components.js';
 import { AttemptLog } from './attempt-log.js';
 import { ResendButton, useFollowed } from './resend.js';
+import { RowKeyCell, SEARCH_KEYS, SearchFields } from './delivery-search.js';
 
 const STATES = ['pending', 'in_flight', 'done', 'dead'];
 
@@ -53,17 +54,19 @@ function LastOutcome({ d }) {
   return html`<td class="mono">${d.lastStatus ?? ''}</td>`;
 }
 
-export function DeliveryTable({ items, caption, actions }) {
+export function DeliveryTable({ items, caption, actions, rowKeys = false }) {
+  const columns = 7 + (actions ? 1 : 0) + (rowKeys ? 1 : 0);
   return html`<table>
     <caption>${caption}</caption>
-    <thead><tr><th scope="col">delivery</th><th scope="col">subscription</th><th scope="col">topic</th><th scope="col">state</th><th scope="col">attempts</th><th scope="col">last status / error</th><th scope="col">updated</th>${actions && html`<th scope="col">actions</th>`}</tr></thead>
+    <thead><tr><th scope="col">delivery</th><th scope="col">subscription</th><th scope="col">topic</th>${rowKeys && html`<th scope="col">row key</th>`}<th scope="col">state</th><th scope="col">attempts</th><th scope="col">last status / error</th><th scope="col">updated</th>${actions && html`<th scope="col">actions</th>`}</tr></thead>
     <tbody>
-      ${items.length === 0 && html`<tr><td colspan=${actions ? 8 : 7} class="muted">None.</td></tr>`}
+      ${items.length === 0 && html`<tr><td colspan=${columns} class="muted">None.</td></tr>`}
       ${items.map(
         (d) => html`<tr key=${d.id}>
           <th scope="row"><a href=${link(`deliveries/${encodeURIComponent(d.id)}`)} class="mono">${d.id}</a></th>
           <td>${d.subscription}</td>
           <td>${d.topic}</td>
+          ${rowKeys && html`<${RowKeyCell} d=${d} />`}
           <td><${Badge} state=${d.state} /></td>
           <td>${count(d.attempts)}</td>
           <${LastOutcome} d=${d} />
@@ -90,9 +93,9 @@ function SubscriptionBar({ name, overview, reload }) {
 }
 
 export function Deliveries({ query }) {
-  const [filter, setFilter] = useState({ subscription: query.get('subscription') ?? '', topic: query.get('topic') ?? '', status: query.get('status') ?? '' });
+  const [filter, setFilter] = useState({ subscription: query.get('subscription') ?? '', topic: query.get('topic') ?? '', status: query.get('status') ?? '', ...Object.fromEntries(SEARCH_KEYS.map((k) => [k, query.get(k) ?? ''])) });
   const names = useNames();
-  const pages = usePages((cursor, signal) => api('deliveries', { query: { ...filter, cursor, limit: 50 }, signal }), [filter.subscription, filter.topic, filter.status], 5000);
+  const pages = usePages((cursor, signal) => api('deliveries', { query: { ...filter, cursor, limit: 50 }, signal }), [filter.subscription, filter.topic, filter.status, ...SEARCH_KEYS.map((k) => filter[k])], 5000);
   const set = (key) => (value) => {
     const next = { ...filter, [key]: value };
     setFilter(next);
@@ -104,10 +107,11 @@ export function Deliveries({ query }) {
       <${NameSelect} id="f-subscription" label="Subscription" names=${names.subscriptions} value=${filter.subscription} onChange=${set('subscription')} />
       <${NameSelect} id="f-topic" label="Topic" names=${names.topics} value=${filter.topic} onChange=${set('topic')} />
       <${NameSelect} id="f-status" label="State" names=${STATES} value=${filter.status} onChange=${set('status')} />
+      <${SearchFields} filter=${filter} captures=${names.captures} onChange=${(key, value) => set(key)(value)} />
     </form>
     ${filter.subscription && html`<${SubscriptionBar} name=${filter.subscription} overview=${names.overview} reload=${pages.reload} />`}
     <${ErrorBox} error=${pages.error} />
-    <${DeliveryTable} items=${pages.items} caption="Newest first; refreshes every 5 s." />
+    <${DeliveryTable} items=${pages.items} caption="Newest first; refreshes every 5 s." rowKeys=${true} />
     ${pages.more && html`<button type="button" onClick=${pages.loadMore}>Load more</button>`}
   </section>`;
 }

@@ -157,7 +157,7 @@ function Subscriptions({ subscriptions, reload }) {
           <th scope="row"><a href=${link('deliveries', { subscription: s.name })}>${s.name}</a></th>
           <td>${s.topic}</td>
           <td class="mono">${s.protocol} ${s.endpoint}</td>
-          <td><${Badge} state=${s.state} />${s.stateReason && html` <small>${s.stateReason}</small>`}</td>
+          <td><${Badge} state=${s.state} />${s.stateReason && html` <small>${s.stateReason}</small>`}${s.state === 'active' && s.failingSince && html` <small class="last-error">failing since ${time(s.failingSince)}</small>`}</td>
           <td>${count(s.pending + s.inFlight)}</td>
           <td>${s.dead ? html`<a href=${link('dead-letters', { subscription: s.name })}>${count(s.dead)}</a>` : '0'}</td>
           <td>

@@ -16,6 +16,16 @@ function Line({ item }) {
       <span class="muted">capture ${data.capture}${data.topic ? ` → ${data.topic}` : ''} · #${data.id}</span>
     </li>`;
   }
+  if (type === 'subscription') {
+    // A subscription disabled by its disableAfter (or by its endpoint's 410): its deliveries wait until resumed.
+    return html`<li class="tail-line tail-subscription">
+      <time datetime=${data.at}>${time(data.at)}</time>
+      <span class="kind">subscription</span>
+      <${Badge} state=${data.state} />
+      <a href=${link('deliveries', { subscription: data.subscription })}>${data.subscription}</a>
+      <span class="last-error">${data.reason}</span>
+    </li>`;
+  }
   return html`<li class="tail-line tail-delivery">
     <time datetime=${data.at}>${time(data.at)}</time>
     <span class="kind">delivery</span>
@@ -39,7 +49,7 @@ export function Tail() {
       streamEvents(
         'tail',
         (type, data) => {
-          if ((type !== 'event' && type !== 'delivery') || pausedRef.current) return;
+          if ((type !== 'event' && type !== 'delivery' && type !== 'subscription') || pausedRef.current) return;
           const item = { key: ++seq.current, type, data, at: Date.parse(data.at) || Date.now() };
           // Events are polled and deliveries pushed, so they can arrive out of order: keep the list by time.
           setItems((list) => [item, ...list].sort((a, b) => b.at - a.at || b.key - a.key).slice(0, KEEP));
@@ -49,7 +59,7 @@ export function Tail() {
     [],
   );
 
-  const visible = items.filter((i) => show[i.type]);
+  const visible = items.filter((i) => show[i.type] ?? true);
   return html`<section aria-labelledby="tail-title">
     <h1 id="tail-title">Live tail</h1>
     <div class="toolbar" role="group" aria-label="Tail controls">
