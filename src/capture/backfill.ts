@@ -31,6 +31,8 @@ export interface BackfillOptions {
   /** Start from the first row again, even if an earlier backfill stopped half-way. */
   restart?: boolean;
   onProgress?: (progress: BackfillProgress) => void;
+  /** Called once the backfill is checked and recorded as running, before its first batch. */
+  onStarted?: (progress: BackfillProgress) => void;
   /** Stops after the current batch; the backfill stays resumable. */
   signal?: AbortSignal;
 }
@@ -90,6 +92,17 @@ export async function getBackfill(pool: Pool | PoolClient, capture: string): Pro
  *   into events in commit order with the live changes (a READ after the UPDATE it already shows, never before).
  * - Bounded memory: one batch of rows at a time.
  */
+/**
+ * Starts a backfill in the background (the admin API): resolves with its progress once it is checked and
+ * running, or rejects with what prevents it (an unknown capture, a bad condition, one already running). A failure
+ * later is recorded in rowcast.backfills, where GET …/backfill reads it.
+ */
+export function startBackfill(pool: Pool, capture: string, options: Omit<BackfillOptions, 'onStarted'> = {}): Promise<BackfillProgress> {
+  return new Promise((resolve, reject) => {
+    runBackfill(pool, capture, { ...options, onStarted: resolve }).then(resolve, reject);
+  });
+}
+
 export async function runBackfill(pool: Pool, capture: string, options: BackfillOptions = {}): Promise<BackfillProgress> {
   const batchOption = options.batch;
   if (batchOption !== undefined && (!Number.isInteger(batchOption) || batchOption < 1 || batchOption > MAX_BATCH)) {
@@ -136,7 +149,8 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
     if (fresh) {
       let total: number;
       try {
-        total = (await client.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${tableSql} AS t WHERE true${condition}`)).rows[0]!.n;
+        // A parameter keeps this to one statement (the extended protocol), as the batches' queries are.
+        total = (await client.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${tableSql} AS t WHERE $1::boolean${condition}`, [true])).rows[0]!.n;
       } catch (err) {
         throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `--where ${JSON.stringify(where)} is not a valid condition on ${table.schema}.${table.name}: ${(err as Error).message}`, [], { cause: err });
       }
@@ -151,6 +165,7 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
     }
 
     started = true;
+    options.onStarted?.((await getBackfill(client, capture))!);
     // The next batch: rows after the last key sent, in key order, locked FOR SHARE until the batch commits. The
     // last key is compared as values of the key's own types (jsonb_populate_record, a stable expression: the
     // primary key's index finds where to start); the condition sees only t.

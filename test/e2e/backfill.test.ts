@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { getBackfill, runBackfill } from '../../src/capture/backfill.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { fetch } from 'undici';
 import { runCli } from '../support/cli.js';
 
 /*
@@ -13,6 +14,16 @@ import { runCli } from '../support/cli.js';
 let db: TestDatabase;
 let runtime: RowcastRuntime;
 const ROWS = 300;
+const TOKEN = 'backfill-test-token';
+
+async function api(method: string, path: string, body?: unknown) {
+  const res = await fetch(`${runtime.httpUrl!}/api${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
 
 before(async () => {
   db = await createTestDatabase();
@@ -27,7 +38,7 @@ before(async () => {
       logi: { table: 'l_items', topic: 'items', payload: 'row', mode: 'logical' },
     },
   });
-  runtime = await startTestRowcast(db.url);
+  runtime = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } });
 });
 
 after(async () => {
@@ -140,5 +151,25 @@ describe('backfill', () => {
     const missing = await runCli(['backfill', 'nope'], { env: { DATABASE_URL: db.url } });
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /no capture "nope"/);
+  });
+
+  test('the admin API: POST starts a backfill in the process, GET follows it to the end', async () => {
+    await clear('trig');
+    const started = await api('POST', '/captures/trig/backfill', { where: 'id <= 120', batch: 25, restart: true });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    assert.equal(started.body.state, 'running');
+    assert.equal(started.body.rowsTotal, 120);
+    const done = await eventually(async () => {
+      const r = await api('GET', '/captures/trig/backfill');
+      return r.body.state === 'done' ? r.body : null;
+    }, 'the backfill done');
+    assert.equal(done.rowsSent, 120);
+    assert.equal((await events('trig', 'READ')).length, 120);
+    assert.equal((await api('POST', '/captures/nope/backfill', {})).status, 404);
+    assert.equal((await api('POST', '/captures/trig/backfill', { batch: 0 })).status, 400);
+    assert.equal((await api('POST', '/captures/trig/backfill', { where: 'nonsense(' })).status, 400);
+    // One condition, not a way to run other statements.
+    assert.equal((await api('POST', '/captures/trig/backfill', { where: 'true; DROP TABLE t_items' })).status, 400);
+    assert.ok((await db.pool.query(`SELECT to_regclass('t_items') IS NOT NULL AS ok`)).rows[0].ok);
   });
 });
