@@ -26,6 +26,8 @@ export function logicalCaptureDdl(name: string, capture: CaptureConfig, table: T
     const insert = op === 'TRUNCATE' ? truncateEvents(name, capture, table) : decodedBranch(op, name, capture, table, rows);
     return `  ${i === 0 ? 'IF' : 'ELSIF'} op = '${op}' THEN\n${insert}`;
   });
+  // A backfill's rows, which the reader finds in the log as messages of the backfill's transactions (backfill.ts).
+  branches.push(`  ELSIF op = 'READ' THEN\n${decodedBranch('INSERT', name, capture, table, rows, 'READ')}`);
   const code = `
 #variable_conflict use_column
 BEGIN

@@ -15,7 +15,8 @@ interface LogicalCapture {
 /** One decoded change for one capture: what its function is called with. */
 interface Change {
   fn: string;
-  op: Operation;
+  /** READ: a backfill's row (a message of the backfill's transaction, see backfill.ts). */
+  op: Operation | 'READ';
   old: string | null;
   new: string | null;
   xid: number;
@@ -66,6 +67,8 @@ const CONFIRM_MS = 100;
 const OBJECT_IN_USE = '55006';
 /** rowcast.advance_capture_progress refused a write: the recorded position is not where this reader left it. */
 const TAKEN_OVER = 'RCF01';
+/** The prefix of the logical messages a backfill of a logical capture writes its rows in (backfill.ts). */
+export const BACKFILL_PREFIX = 'rowcast.backfill';
 /** Wakes a sleeping dispatcher of another process, as a capture trigger does. */
 export const WAKE = `SELECT count(pg_notify('rowcast', '')) FROM (SELECT 1 FROM rowcast.dispatchers WHERE sleeping LIMIT 1) AS s`;
 
@@ -94,6 +97,10 @@ export class LogicalCaptureReader {
   private service: LogicalReplicationService | null = null;
   private wakeUp: (() => void) | null = null;
   private captures = new Map<string, LogicalCapture[]>();
+  /** Logical captures by name → their function: a backfill's message names its capture. */
+  private functions = new Map<string, string>();
+  /** Whether the server decodes logical messages in pgoutput (PostgreSQL 14+). */
+  private messages: boolean | null = null;
   /** Position recorded with the last written batch: transactions ending at or before it are already events. */
   private written = 0n;
   /** What the slot may be told: what was written and is flushed, or further while idle (the server's position). */
@@ -183,8 +190,8 @@ export class LogicalCaptureReader {
 
   /** Reads the logical captures per table; false when there are none. */
   private async loadCaptures(): Promise<boolean> {
-    const { rows } = await this.pool.query<{ schema_name: string; table_name: string; function_name: string; operations: Operation[] }>(
-      `SELECT schema_name, table_name, function_name, ARRAY(SELECT jsonb_array_elements_text(settings -> 'capture' -> 'operations')) AS operations
+    const { rows } = await this.pool.query<{ name: string; schema_name: string; table_name: string; function_name: string; operations: Operation[] }>(
+      `SELECT name, schema_name, table_name, function_name, ARRAY(SELECT jsonb_array_elements_text(settings -> 'capture' -> 'operations')) AS operations
          FROM rowcast.captures WHERE settings -> 'capture' ->> 'mode' = 'logical'`,
     );
     const captures = new Map<string, LogicalCapture[]>();
@@ -193,6 +200,7 @@ export class LogicalCaptureReader {
       captures.set(key, [...(captures.get(key) ?? []), { functionName: r.function_name, operations: new Set(r.operations) }]);
     }
     this.captures = captures;
+    this.functions = new Map(rows.map((r) => [r.name, r.function_name]));
     return rows.length > 0;
   }
 
@@ -206,7 +214,8 @@ export class LogicalCaptureReader {
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingEnd = this.written;
-    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION] });
+    this.messages ??= Number((await this.pool.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 140000;
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: this.messages });
     // Values arrive as PostgreSQL's own text; the library would parse them with pg's JavaScript type parsers (a
     // timestamp loses its microseconds). The capture function rebuilds the row from the text instead, so each
     // relation's parsers are replaced as soon as it is parsed, before any of its rows.
@@ -280,6 +289,9 @@ export class LogicalCaptureReader {
       case 'truncate':
         for (const relation of message.relations) await this.add(relation, 'TRUNCATE', null, null);
         return;
+      case 'message':
+        if (message.prefix === BACKFILL_PREFIX && message.transactional) return this.backfilled(message.content);
+        return;
       case 'commit': {
         const tx = this.tx;
         this.tx = null;
@@ -316,6 +328,22 @@ export class LogicalCaptureReader {
       tx.bytes += (oldJson?.length ?? 0) + (newJson?.length ?? 0);
     }
     // Bounded memory whatever the transaction's size: a full chunk is staged (the stream waits meanwhile).
+    if (tx.changes.length >= this.chunkRows || tx.bytes >= CHUNK_BYTES) await this.stage(tx);
+  }
+
+  /** A backfill batch's rows, in its transaction: one READ change each, written by the capture's function. */
+  private async backfilled(content: Uint8Array): Promise<void> {
+    const tx = this.tx;
+    if (!tx || tx.skip) return;
+    const batch = JSON.parse(Buffer.from(content).toString('utf8')) as { capture: string; rows: unknown[] };
+    if (!this.functions.has(batch.capture)) await this.loadCaptures();
+    const fn = this.functions.get(batch.capture);
+    if (!fn) return; // the capture was removed since: nothing to send for it
+    for (const row of batch.rows) {
+      const json = JSON.stringify(row);
+      tx.changes.push({ fn, op: 'READ', old: null, new: json, xid: tx.xid });
+      tx.bytes += json.length;
+    }
     if (tx.changes.length >= this.chunkRows || tx.bytes >= CHUNK_BYTES) await this.stage(tx);
   }
 

@@ -208,13 +208,23 @@ interface EventOrigin {
 const DECODED_ORIGIN: EventOrigin = { txid: 'rowcast.xid8_of(c.x)', trace: 'NULL' };
 
 /** The statement-level INSERT … SELECT of one operation, over decoded rows instead of transition tables. */
-export function decodedBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, rows: DecodedRows): string {
+export function decodedBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, rows: DecodedRows, label?: 'READ'): string {
   const rowType = qualified(table.schema, table.name);
   let from = `unnest(${rows.old}, ${rows.new}, ${rows.xids}) WITH ORDINALITY AS c(o, n, x, ord)`;
   if (op !== 'INSERT') from += ` CROSS JOIN LATERAL jsonb_populate_record(NULL::${rowType}, c.o) AS old`;
   if (op !== 'DELETE') from += ` CROSS JOIN LATERAL jsonb_populate_record(NULL::${rowType}, c.n) AS new`;
-  const source = { from, withOld: op === 'UPDATE' && capture.payload === 'diff', orderBy: 'c.ord' };
+  const source = { from, withOld: op === 'UPDATE' && capture.payload === 'diff', orderBy: 'c.ord', label };
   return setBranch(op, name, capture, table, whenFor(capture, op), source, DECODED_ORIGIN);
+}
+
+/**
+ * A backfill batch of a trigger capture: rows of the table (jsonb objects, as to_jsonb writes them, in the array
+ * parameter $1) become events with op READ, shaped as the capture's INSERT events (its `when` for INSERT applies),
+ * in the backfill's own transaction.
+ */
+export function backfillEventsSql(name: string, capture: CaptureConfig, table: TableInfo): string {
+  const from = `unnest($1::jsonb[]) WITH ORDINALITY AS c(n, ord) CROSS JOIN LATERAL jsonb_populate_record(NULL::${qualified(table.schema, table.name)}, c.n) AS new`;
+  return setBranch('INSERT', name, capture, table, whenFor(capture, 'INSERT'), { from, withOld: false, orderBy: 'c.ord', label: 'READ' });
 }
 
 /** Where a set-based capture reads its rows from; `withOld`: an UPDATE's old rows are needed as jsonb too. */
@@ -222,6 +232,8 @@ interface RowSource {
   from: string;
   withOld: boolean;
   orderBy?: string;
+  /** The events' op when it is not the operation's (a backfill's READ, shaped as INSERT). */
+  label?: 'READ';
 }
 
 function setBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, when: string | undefined, source: RowSource, origin?: EventOrigin): string {
@@ -260,6 +272,6 @@ function insertEvents(op: Operation, name: string, capture: CaptureConfig, table
   const target = (v: string | undefined) => (v === undefined ? 'NULL' : literal(v));
   // Rows are numbered in the order the SELECT yields them: ORDER BY keeps a decoded batch's commit order.
   return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace${origin ? ', txid' : ''})
-    SELECT ${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, ${origin ? `${origin.trace}, ${origin.txid}` : `NULLIF(current_setting('rowcast.traceparent', true), '')`}
+    SELECT ${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${source.label ?? op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, ${origin ? `${origin.trace}, ${origin.txid}` : `NULLIF(current_setting('rowcast.traceparent', true), '')`}
       FROM ${source.from}${when ? `\n     WHERE (${when})` : ''}${source.orderBy ? `\n     ORDER BY ${source.orderBy}` : ''};`;
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { apply, changesOf, formatPlan } from '../../capture/apply.js';
+import { type BackfillProgress, runBackfill } from '../../capture/backfill.js';
 import { parseDuration } from '../../config/duration.js';
 import { certificatePath, rotateSigningKey } from '../../aws/sns-envelope/signing-keys.js';
 import { CONFIG_FILE_NAMES, findConfigFile, loadConfig } from '../../config/load.js';
@@ -182,6 +183,40 @@ program
     const shown = progress(program.opts<GlobalOptions>().progress);
     const n = await withPool(await config(false), (pool) => replayCapture(pool, capture, { subscription: opts.subscription, since, until, onProgress: (done) => shown.update(`queued ${done}…`) })).finally(() => shown.done());
     console.log(`queued ${n} deliver${n === 1 ? 'y' : 'ies'} to ${opts.subscription}`);
+  });
+
+program
+  .command('backfill')
+  .description("send the rows a captured table holds now as events with op READ, batch by batch in primary-key order; resumes where an interrupted one stopped")
+  .argument('<capture>')
+  .option('--where <sql>', 'only rows for which this SQL condition on the table\'s columns holds (e.g. "created_at > now() - interval \'30 days\'")')
+  .option('--batch <rows>', 'rows per batch, one transaction each (default 1000)')
+  .option('--restart', 'start from the first row again, even if an earlier backfill stopped half-way')
+  .action(async (capture: string, opts: { where?: string; batch?: string; restart?: boolean }) => {
+    const batch = opts.batch === undefined ? undefined : Number(opts.batch);
+    if (batch !== undefined && !Number.isInteger(batch)) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `--batch must be a whole number of rows, not "${opts.batch}".`);
+    const shown = progress(program.opts<GlobalOptions>().progress);
+    const started = Date.now();
+    const line = (p: BackfillProgress) => {
+      const total = p.rowsTotal ?? 0;
+      const share = total ? Math.min(1, p.rowsSent / total) : 1;
+      const width = 30;
+      const bar = '#'.repeat(Math.round(share * width)).padEnd(width, '-');
+      const rate = Math.round(p.rowsSent / Math.max(0.001, (Date.now() - started) / 1000));
+      return `backfill ${capture} [${bar}] ${p.rowsSent}/${total} rows (${Math.round(share * 100)}%, ${rate} rows/s)`;
+    };
+    // Ctrl-C stops after the current batch: the backfill resumes from there when run again.
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort());
+    process.once('SIGTERM', () => stop.abort());
+    const result = await withPool(await config(false), (pool) =>
+      runBackfill(pool, capture, { where: opts.where, batch, restart: opts.restart, signal: stop.signal, onProgress: (p) => shown.update(line(p)) }),
+    ).finally(() => shown.done());
+    if (result.state === 'done') console.log(`backfilled ${result.rowsSent} row${result.rowsSent === 1 ? '' : 's'} of capture ${capture}`);
+    else {
+      console.log(`backfill of capture ${capture} stopped after ${result.rowsSent} rows; run the same command again to resume`);
+      process.exitCode = 1;
+    }
   });
 
 program
