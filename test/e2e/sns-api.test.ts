@@ -322,12 +322,19 @@ describe('subscriptions and publishing', () => {
     const arns: string[] = [];
     for (const n of [1, 2, 3]) arns.push((await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/many-${n}`, ReturnSubscriptionArn: true }))).SubscriptionArn!);
     for (const n of [1, 2, 3]) {
-      const { Token } = await confirmationOf(`many-${n}`);
+      const { Token, SubscribeURL } = await confirmationOf(`many-${n}`);
+      // AuthenticateOnUnsubscribe needs a signed ConfirmSubscription: the unsigned SubscribeURL refuses it.
+      if (n === 1) assert.equal((await httpsGet(`${SubscribeURL}&AuthenticateOnUnsubscribe=true`)).status, 403);
       // Tokens expire after 3 days, as SNS's: the third one's handshake is made older than that.
       if (n === 3) await db.pool.query(`UPDATE rowcast.subscriptions SET sns_state_changed_at = now() - interval '3 days 1 minute' WHERE name = $1`, [arns[2]!.split(':').at(-1)]);
       const confirm = sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token }));
       if (n < 3) assert.equal((await confirm).SubscriptionArn, arns[n - 1]);
-      else assert.match((await snsError(confirm)).message, /^Invalid token: it expired \(confirmation tokens are valid for 3 days\)/);
+      else {
+        assert.match((await snsError(confirm)).message, /^Invalid token: it expired \(confirmation tokens are valid for 3 days\)/);
+        const visited = await httpsGet(SubscribeURL!);
+        assert.equal(visited.status, 400);
+        assert.match(visited.body, /it expired/);
+      }
     }
     assert.equal((await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: arns[2] }))).Attributes?.PendingConfirmation, 'true');
     // As SNS lists it: a pending subscription has no ARN yet.
