@@ -34,13 +34,18 @@ export function resumeFunction(pool: Pool, name: string): Promise<FunctionInfo> 
 /** Puts one dead delivery back to pending with a fresh attempt budget; 409 (CONFLICT) if it is not dead. */
 export async function redriveDelivery(pool: Pool, id: string): Promise<number> {
   if (!/^\d{1,19}$/.test(id)) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `"${id}" is not a delivery id: delivery ids are whole numbers.`);
-  const { rows } = await pool.query<{ state: string; redriven: boolean }>(
-    `WITH r AS (UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), attempt_log = ${historyEventSql('d', 'redriven')}
-                 WHERE id = $1 AND state = 'dead' RETURNING 1)
-     SELECT d.state, EXISTS (SELECT 1 FROM r) AS redriven FROM rowcast.deliveries d WHERE d.id = $1`,
+  // A subscription waiting for SNS's confirmation (or unsubscribed) receives nothing but its handshake messages.
+  const { rows } = await pool.query<{ state: string; redriven: boolean; subscription: string; sns_state: string }>(
+    `WITH x AS (SELECT d.id, d.state, d.subscription, s.sns_state, s.sns_state = 'confirmed' OR m.topic LIKE 'sns:%' AS allowed
+                  FROM rowcast.deliveries d JOIN rowcast.subscriptions s ON s.name = d.subscription JOIN rowcast.messages m ON m.id = d.message_id
+                 WHERE d.id = $1),
+     r AS (UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), attempt_log = ${historyEventSql('d', 'redriven')}
+            WHERE id = $1 AND state = 'dead' AND (SELECT allowed FROM x) RETURNING 1)
+     SELECT x.state, x.subscription, x.sns_state, EXISTS (SELECT 1 FROM r) AS redriven FROM x`,
     [id],
   );
   if (!rows[0]) throw new RowcastError(ErrorCodes.NOT_FOUND, `No delivery ${id}: it never existed or retention removed it.`);
+  if (!rows[0].redriven && rows[0].state === 'dead') throw unconfirmed(rows[0].subscription, rows[0].sns_state);
   if (!rows[0].redriven) throw new RowcastError(ErrorCodes.CONFLICT, `Delivery ${id} is ${rows[0].state}, not dead: only dead deliveries are redriven (replay a capture to send delivered messages again).`);
   await wake(pool);
   return 1;
@@ -67,8 +72,9 @@ export async function replayCapture(pool: Pool, capture: string, options: Replay
   const c = (await pool.query<{ topic: string | null; function: string | null }>('SELECT topic, function FROM rowcast.captures WHERE name = $1', [capture])).rows[0];
   if (!c) throw await notDeclared(pool, 'capture', capture);
   if (c.topic === null) throw new RowcastError(ErrorCodes.CONFLICT, `Capture ${capture} invokes function ${c.function}, it publishes to no topic: there is nothing to replay to a subscription.`);
-  const s = (await pool.query<{ topic: string; filter_policy: object | null; filter_scope: FilterPolicyScope }>('SELECT topic, filter_policy, filter_scope FROM rowcast.subscriptions WHERE name = $1', [options.subscription])).rows[0];
+  const s = (await pool.query<{ topic: string; filter_policy: object | null; filter_scope: FilterPolicyScope; sns_state: string }>('SELECT topic, filter_policy, filter_scope, sns_state FROM rowcast.subscriptions WHERE name = $1', [options.subscription])).rows[0];
   if (!s) throw await notDeclared(pool, 'subscription', options.subscription);
+  if (s.sns_state !== 'confirmed') throw unconfirmed(options.subscription, s.sns_state);
   if (s.topic !== c.topic) throw new RowcastError(ErrorCodes.CONFLICT, `Subscription ${options.subscription} is on topic ${s.topic}, but capture ${capture} publishes to ${c.topic}: pick a subscription of topic ${c.topic}.`);
   if (options.until && options.until <= options.since) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, 'until must be later than since.');
 
@@ -134,9 +140,7 @@ export async function sendTestMessage(pool: Pool, subscription: string, options:
     const sub = (await client.query<{ topic: string; fifo: boolean; sns_state: string }>('SELECT s.topic, t.fifo, s.sns_state FROM rowcast.subscriptions s JOIN rowcast.topics t ON t.name = s.topic WHERE s.name = $1', [subscription])).rows[0];
     if (!sub) throw await notDeclared(pool, 'subscription', subscription);
     // As SNS, nothing goes to an endpoint that has not confirmed its subscription, or unsubscribed.
-    if (sub.sns_state !== 'confirmed') {
-      throw new RowcastError(ErrorCodes.CONFLICT, `subscription ${subscription} is ${sub.sns_state === 'unsubscribed' ? 'unsubscribed (through its UnsubscribeURL)' : "waiting for its endpoint to confirm it (SNS's SubscriptionConfirmation)"}; it receives no messages until confirmed`);
-    }
+    if (sub.sns_state !== 'confirmed') throw unconfirmed(subscription, sub.sns_state);
     const text = typeof options.message === 'string';
     const body = text ? (options.message as string) : JSON.stringify(options.message ?? { type: 'rowcast.test', subscription, sentAt: new Date().toISOString() });
     const group = sub.fifo ? 'rowcast-test' : null;
@@ -216,4 +220,12 @@ function whyMatched(policy: Record<string, unknown>, message: FilterMessage, sco
     const plain = value.every((c) => c === null || typeof c !== 'object');
     return [`${[...path, key].join('.')} is ${found === undefined ? 'absent' : JSON.stringify(found)}, ${plain ? 'one of' : 'which passes'} ${JSON.stringify(value)}`];
   });
+}
+
+/** 409 for a subscription in SNS's handshake: it receives no messages until confirmed (docs/sns.md). */
+function unconfirmed(subscription: string, snsState: string): RowcastError {
+  return new RowcastError(
+    ErrorCodes.CONFLICT,
+    `subscription ${subscription} is ${snsState === 'unsubscribed' ? 'unsubscribed (through its UnsubscribeURL)' : "waiting for its endpoint to confirm it (SNS's SubscriptionConfirmation)"}; it receives no messages until confirmed`,
+  );
 }

@@ -236,6 +236,7 @@ export async function listSubscriptions(pool: Pool, name?: string, known?: Promi
         endpoint: redactEndpoint(s.endpoint),
         state: s.state,
         stateReason: s.stateReason,
+        confirmation: s.confirmation,
         pending: s.pending,
         inFlight: s.inFlight,
         dead: s.dead,

@@ -17,6 +17,11 @@ export interface SubscriptionStatus {
   endpoint: string;
   state: 'active' | 'paused' | 'disabled';
   stateReason: string | null;
+  /**
+   * SNS's handshake (format 'sns'; docs/sns.md): pending until the endpoint confirms (it receives nothing
+   * meanwhile), unsubscribed through its UnsubscribeURL. Every other subscription is confirmed.
+   */
+  confirmation: 'confirmed' | 'pending' | 'unsubscribed';
   pending: number;
   inFlight: number;
   dead: number;
@@ -42,7 +47,7 @@ export async function getStatus(pool: Pool): Promise<Status> {
     pool.query(`SELECT name, schema_name, table_name, topic, CASE WHEN settings ->> 'kind' = 'postgres' THEN 'pgoutput' WHEN settings -> 'capture' ? 'source' THEN 'binlog' ELSE COALESCE(settings -> 'capture' ->> 'mode', 'row') END AS mode FROM rowcast.captures ORDER BY name`),
     pool.query<{ slot: string; active: boolean; lag: number }>(CAPTURE_SLOT_SQL),
     pool.query(`
-      SELECT s.name, s.topic, s.protocol, s.endpoint, s.state, s.state_reason,
+      SELECT s.name, s.topic, s.protocol, s.endpoint, s.state, s.state_reason, s.sns_state,
              count(*) FILTER (WHERE d.state = 'pending')::int AS pending,
              count(*) FILTER (WHERE d.state = 'in_flight')::int AS in_flight,
              count(*) FILTER (WHERE d.state = 'dead')::int AS dead,
@@ -61,6 +66,7 @@ export async function getStatus(pool: Pool): Promise<Status> {
     endpoint: redactEndpoint(r.endpoint),
     state: r.state,
     stateReason: r.state_reason,
+    confirmation: r.sns_state === 'pending_confirmation' ? 'pending' : r.sns_state,
     pending: r.pending,
     inFlight: r.in_flight,
     dead: r.dead,
@@ -104,6 +110,10 @@ export async function redrive(pool: Pool, options: { subscription?: string; sinc
       `WITH c AS (SELECT id FROM rowcast.deliveries
                    WHERE state = 'dead' AND ($1::text IS NULL OR subscription = $1)
                      AND ($2::timestamptz IS NULL OR updated_at >= $2) AND ($3::timestamptz IS NULL OR updated_at < $3)
+                     -- Not to a subscription waiting for SNS's confirmation or unsubscribed (it receives nothing), but
+                     -- its handshake messages (topics 'sns:…'), which are how it gets confirmed.
+                     AND ((SELECT s.sns_state FROM rowcast.subscriptions s WHERE s.name = subscription) = 'confirmed'
+                          OR (SELECT m.topic FROM rowcast.messages m WHERE m.id = message_id) LIKE 'sns:%')
                    LIMIT 1000 FOR UPDATE SKIP LOCKED)
        UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), attempt_log = ${historyEventSql('d', 'redriven')}
          FROM c WHERE d.id = c.id`,

@@ -52,7 +52,7 @@ RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, d.le
           -- MessageStructure 'json' (SNS API): the message for the subscription's protocol, else the default one.
           CASE WHEN m.protocol_bodies IS NULL THEN m.body
                ELSE coalesce(m.protocol_bodies ->> (SELECT s.protocol FROM rowcast.subscriptions s WHERE s.name = d.subscription), m.body) END AS body,
-          m.content_type, m.attributes, to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace,
+          m.content_type, m.attributes, m.attribute_types, to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace,
           coalesce(t.max_message_size, 262144) AS max_message_size, coalesce(t.large_messages, 'reject') AS large_messages,
           coalesce(t.claim_check_ttl_ms, 86400000) AS claim_check_ttl_ms`;
 
@@ -78,6 +78,7 @@ export function toClaimedDelivery(r: Record<string, any>): ClaimedDelivery {
       body: r.body,
       contentType: r.content_type,
       attributes: r.attributes,
+      attributeTypes: r.attribute_types ?? null,
       timestamp: r.created_at,
       trace: r.trace,
     },

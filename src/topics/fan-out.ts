@@ -233,17 +233,18 @@ async function dropDuplicates(client: PoolClient, messages: NewMessage[]): Promi
   for (const m of keyed) if (!firstOfKey.has(`${m.topic}\0${m.dedupKey}`)) firstOfKey.set(`${m.topic}\0${m.dedupKey}`, m);
   const candidates = [...firstOfKey.values()];
   const { rows } = await client.query<{ topic: string; dedup_key: string; fifo: boolean; fresh: boolean }>(
-    `WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(topic, dedup_key)),
+    // The record names the message it let through, which SNS's Publish answers a duplicate with.
+    `WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[]) AS k(topic, dedup_key, message_id)),
      recorded AS (
-       INSERT INTO rowcast.dedup (topic, dedup_key, expires_at)
-       SELECT k.topic, k.dedup_key, now() + t.dedup_window_ms * interval '1 millisecond'
+       INSERT INTO rowcast.dedup (topic, dedup_key, expires_at, message_id)
+       SELECT k.topic, k.dedup_key, now() + t.dedup_window_ms * interval '1 millisecond', k.message_id
          FROM k JOIN rowcast.topics t ON t.name = k.topic AND t.fifo
-       ON CONFLICT (topic, dedup_key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE rowcast.dedup.expires_at < now()
+       ON CONFLICT (topic, dedup_key) DO UPDATE SET expires_at = EXCLUDED.expires_at, message_id = EXCLUDED.message_id WHERE rowcast.dedup.expires_at < now()
        RETURNING topic, dedup_key)
      SELECT k.topic, k.dedup_key, coalesce(t.fifo, false) AS fifo,
             EXISTS (SELECT 1 FROM recorded r WHERE r.topic = k.topic AND r.dedup_key = k.dedup_key) AS fresh
        FROM k LEFT JOIN rowcast.topics t ON t.name = k.topic`,
-    [candidates.map((m) => m.topic), candidates.map((m) => m.dedupKey)],
+    [candidates.map((m) => m.topic), candidates.map((m) => m.dedupKey), candidates.map((m) => m.id)],
   );
   const verdict = new Map(rows.map((r) => [`${r.topic}\0${r.dedup_key}`, r]));
   return messages.filter((m) => {

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import {
@@ -28,15 +31,20 @@ import { QueryParams } from '../../src/aws/sns-api/query-protocol.js';
 import { snsApiRoutes } from '../../src/aws/sns-api/sns-api-routes.js';
 import { SnsOperations } from '../../src/aws/sns-api/sns-operations.js';
 import { apply } from '../../src/capture/apply.js';
+import { formatStatus } from '../../src/control-plane/cli/format-status.js';
+import { redriveDelivery } from '../../src/control-plane/admin-actions.js';
+import { getStatus, redrive } from '../../src/control-plane/operations.js';
 import { parseConfig } from '../../src/config/load.js';
 import { awsSchema, type RowcastConfigInput } from '../../src/config/schema.js';
 import { adminApiRoutes } from '../../src/control-plane/http/admin-api/admin-api-routes.js';
+import { snsEnvelopeRoutes } from '../../src/control-plane/http/sns-envelope-routes.js';
 import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { freePort } from '../../src/store/embedded-postgres.js';
 import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
-import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { httpsGet, TlsProxy, validateSnsMessage } from '../support/sns-tls.js';
+import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
 const KEY = { accessKeyId: 'AKIDROWCASTTEST0001', secretAccessKey: 'rowcast-test-secret-access-key-0001' };
 const ACCOUNT = '123456789012';
@@ -47,6 +55,8 @@ let db: TestDatabase;
 let receiver: WebhookReceiver;
 let rowcast: RowcastRuntime;
 let sns: SNSClient;
+// SNS envelopes name rowcast's URLs (certificate, SubscribeURL): served over TLS, as sns-validator requires.
+let proxy: TlsProxy;
 
 const config = (): RowcastConfigInput => ({
   topics: { 'config-topic': {} },
@@ -67,27 +77,53 @@ async function snsError(call: Promise<unknown>): Promise<{ name: string; status:
   assert.fail('the call succeeded');
 }
 
+/** The receiver's path for an endpoint `${receiver.url}/<name>`. */
+const pathOf = (name: string) => `${new URL(receiver.url).pathname}/${name}`;
+const snsMessages = (name: string, type: string) => receiver.requests.filter((r) => r.path === pathOf(name) && r.headers['x-amz-sns-message-type'] === type);
+
+/** The nth SubscriptionConfirmation (1-based) the endpoint `${receiver.url}/<name>` received, verified by sns-validator. */
+async function confirmationOf(name: string, nth = 1): Promise<Record<string, string>> {
+  const request = await eventually(() => snsMessages(name, 'SubscriptionConfirmation')[nth - 1], `SubscriptionConfirmation ${nth} at /${name}`);
+  assert.equal(request.headers['user-agent'], 'Amazon Simple Notification Service Agent');
+  const message = await validateSnsMessage(request.body);
+  assert.equal(message.Type, 'SubscriptionConfirmation');
+  return message;
+}
+
+/** The Notification of a message at `${receiver.url}/<name>` (found by x-amz-sns-message-id). */
+const notificationOf = (name: string, messageId: string | undefined): Promise<ReceivedRequest> =>
+  eventually(() => snsMessages(name, 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === messageId), `the notification of ${messageId} at /${name}`);
+
+/** Confirms an http subscription as its endpoint would: a GET of its SubscriptionConfirmation's SubscribeURL. */
+async function confirmThroughUrl(name: string): Promise<void> {
+  const visited = await httpsGet((await confirmationOf(name)).SubscribeURL!);
+  assert.equal(visited.status, 200, visited.body);
+}
+
 const client = (credentials = KEY) => new SNSClient({ endpoint: rowcast.httpUrl, region: REGION, credentials, maxAttempts: 1 });
 
 before(async () => {
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
+  proxy = await TlsProxy.start();
   await applyConfig(db.pool, config());
   rowcast = await startRowcast({
     databaseUrl: db.url,
     // Polling only once a minute: a published message reaches its webhook because the Publish wakes the delivery workers.
-    runtime: { ...FAST_RUNTIME, pollInterval: 60_000, http: { port: 0, host: '127.0.0.1' } },
+    runtime: { ...FAST_RUNTIME, pollInterval: 60_000, http: { port: 0, host: '127.0.0.1', publicUrl: proxy.url } },
     aws: { region: REGION, accountId: ACCOUNT, credentials: { [KEY.accessKeyId]: KEY.secretAccessKey } },
     // Pages of two, so that pagination is exercised with a handful of topics.
-    httpRoutes: [snsApiRoutes({ pageSize: 2 }), adminApiRoutes()],
+    httpRoutes: [snsApiRoutes({ pageSize: 2 }), adminApiRoutes(), snsEnvelopeRoutes()],
     logger: createLogger('silent'),
   });
+  proxy.upstream = rowcast.httpUrl!;
   sns = client();
 });
 
 after(async () => {
   sns?.destroy();
   await rowcast?.stop();
+  await proxy?.close();
   await receiver?.close();
   await db?.drop();
 });
@@ -161,22 +197,51 @@ describe('topics', () => {
 });
 
 describe('subscriptions and publishing', () => {
-  test('Subscribe (http) with a filter policy; attributes round-trip; Publish reaches the webhook, filtered', async () => {
+  test('Subscribe (http): pending until confirmed with its token, then SNS envelopes, filtered, with typed attributes', async () => {
     const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-events' }));
-    const { SubscriptionArn } = await sns.send(
-      new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/events`, Attributes: { FilterPolicy: JSON.stringify({ kind: ['order'] }) }, ReturnSubscriptionArn: true }),
-    );
+    const Attributes = { FilterPolicy: JSON.stringify({ kind: ['order'] }) };
+    // SNS answers "pending confirmation" until the endpoint confirms; ReturnSubscriptionArn asks for the ARN.
+    const pending = await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/events`, Attributes }));
+    assert.equal(pending.SubscriptionArn, 'pending confirmation');
+    // Each Subscribe of a pending subscription sends a new SubscriptionConfirmation, whose token replaces the last.
+    const first = await confirmationOf('events', 1);
+    const { SubscriptionArn } = await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/events`, Attributes, ReturnSubscriptionArn: true }));
     assert.match(SubscriptionArn!, new RegExp(`^${arn('api-events')}:[0-9a-f-]{36}$`));
-    // The same endpoint again is the same subscription.
-    assert.equal((await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/events` }))).SubscriptionArn, SubscriptionArn);
+    await confirmationOf('events', 2);
+    // The same endpoint with the same attributes (a filter policy written otherwise) is the same subscription; with others, refused.
+    const same = await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/events`, Attributes: { FilterPolicy: '{ "kind": [ "order" ] }' }, ReturnSubscriptionArn: true }));
+    assert.equal(same.SubscriptionArn, SubscriptionArn);
+    const latest = await confirmationOf('events', 3);
+    const other = await snsError(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/events`, Attributes: { RawMessageDelivery: 'true' } })));
+    assert.deepEqual([other.name, other.status, other.message], ['InvalidParameterException', 400, 'Invalid parameter: Attributes Reason: Subscription already exists with different attributes']);
 
     const attrs = (await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn }))).Attributes!;
     assert.equal(attrs.TopicArn, TopicArn);
+    assert.equal(attrs.Owner, ACCOUNT);
     assert.equal(attrs.Protocol, 'http');
     assert.equal(attrs.Endpoint, `${receiver.url}/events`);
     assert.deepEqual(JSON.parse(attrs.FilterPolicy!), { kind: ['order'] });
     assert.equal(attrs.RawMessageDelivery, 'false');
-    assert.equal(attrs.PendingConfirmation, 'false');
+    assert.equal(attrs.PendingConfirmation, 'true');
+    assert.equal(attrs.ConfirmationWasAuthenticated, 'false');
+    assert.equal(attrs.SubscriptionRoleArn, undefined);
+    const topicAttrs = (await sns.send(new GetTopicAttributesCommand({ TopicArn }))).Attributes!;
+    assert.deepEqual([topicAttrs.SubscriptionsPending, topicAttrs.SubscriptionsConfirmed], ['1', '0']);
+    assert.deepEqual((await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn }))).Subscriptions?.map((x) => x.SubscriptionArn), ['PendingConfirmation']);
+
+    // Nothing reaches a pending subscription, then or later (as SNS).
+    const early = await sns.send(new PublishCommand({ TopicArn, Message: 'before confirmation', MessageAttributes: { kind: { DataType: 'String', StringValue: 'order' } } }));
+    assert.equal((await db.pool.query('SELECT 1 FROM rowcast.deliveries WHERE message_id = $1', [early.MessageId])).rowCount, 0);
+
+    assert.match(latest.Token!, /^[0-9a-f]{128}$/);
+    assert.equal(latest.TopicArn, TopicArn);
+    const replaced = await snsError(sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token: first.Token! })));
+    assert.deepEqual([replaced.name, replaced.message], ['InvalidParameterException', 'Invalid token']);
+    const confirmed = await sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token: latest.Token!, AuthenticateOnUnsubscribe: 'true' }));
+    assert.equal(confirmed.SubscriptionArn, SubscriptionArn);
+    const now = (await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn }))).Attributes!;
+    assert.deepEqual([now.PendingConfirmation, now.ConfirmationWasAuthenticated], ['false', 'true']);
+    assert.equal((await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn }))).Subscriptions?.[0]?.SubscriptionArn, SubscriptionArn);
 
     const skipped = await sns.send(new PublishCommand({ TopicArn, Message: 'not for you', MessageAttributes: { kind: { DataType: 'String', StringValue: 'refund' } } }));
     const sent = await sns.send(
@@ -200,20 +265,35 @@ describe('subscriptions and publishing', () => {
     // The filter policy decided at publish, in the same transaction: no delivery for the other message.
     assert.equal((await db.pool.query('SELECT 1 FROM rowcast.deliveries WHERE message_id = $1', [skipped.MessageId])).rowCount, 0);
 
-    const got = await eventually(() => receiver.requests.find((r) => r.json?.id === sent.MessageId), 'the published message at the webhook');
-    assert.equal(got.path, `${new URL(receiver.url).pathname}/events`);
-    assert.equal(got.json.topic, 'api-events');
-    assert.equal(got.json.subject, 'Order placed');
-    assert.deepEqual(got.json.body, { order: 7 });
+    // SNS's signed envelope, verified as SNS subscribers verify it; attributes with the types they were published with.
+    const got = await notificationOf('events', sent.MessageId);
+    assert.equal(got.headers['x-amz-sns-subscription-arn'], SubscriptionArn);
+    assert.equal(got.headers['x-amz-sns-topic-arn'], TopicArn);
+    const message = await validateSnsMessage(got.body);
+    assert.equal(message.Subject, 'Order placed');
+    assert.equal(message.Message, JSON.stringify({ order: 7 }));
+    assert.deepEqual(got.json.MessageAttributes, {
+      kind: { Type: 'String', Value: 'order' },
+      total: { Type: 'Number', Value: '12.5' },
+      tags: { Type: 'String.Array', Value: '["a","b"]' },
+      blob: { Type: 'Binary', Value: 'AQID' },
+    });
+    // Confirmed with AuthenticateOnUnsubscribe=true: the unsigned UnsubscribeURL is refused.
+    const unsubscribeLink = await httpsGet(message.UnsubscribeURL!);
+    assert.equal(unsubscribeLink.status, 403);
+    assert.match(unsubscribeLink.body, /AuthenticateOnUnsubscribe/);
 
-    // RawMessageDelivery: the message alone.
+    // RawMessageDelivery: the message alone, marked x-amz-sns-rawdelivery.
     await sns.send(new SetSubscriptionAttributesCommand({ SubscriptionArn, AttributeName: 'RawMessageDelivery', AttributeValue: 'true' }));
     await sns.send(new SetSubscriptionAttributesCommand({ SubscriptionArn, AttributeName: 'FilterPolicy', AttributeValue: '' }));
     const after = (await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn }))).Attributes!;
     assert.equal(after.RawMessageDelivery, 'true');
     assert.equal(after.FilterPolicy, undefined);
+    assert.equal(after.PendingConfirmation, 'false', 'changing attributes keeps the confirmation');
     const raw = await sns.send(new PublishCommand({ TopicArn, Message: 'plain text, raw' }));
-    await eventually(() => receiver.requests.find((r) => r.body === 'plain text, raw' && r.headers['webhook-id'] === raw.MessageId), 'the raw message');
+    const rawGot = await notificationOf('events', raw.MessageId);
+    assert.equal(rawGot.body, 'plain text, raw');
+    assert.equal(rawGot.headers['x-amz-sns-rawdelivery'], 'true');
 
     const badPolicy = await snsError(sns.send(new SetSubscriptionAttributesCommand({ SubscriptionArn, AttributeName: 'FilterPolicy', AttributeValue: '{"kind": "order"}' })));
     assert.equal(badPolicy.name, 'InvalidParameterException');
@@ -223,8 +303,9 @@ describe('subscriptions and publishing', () => {
   test('MessageStructure json: the http subscriber gets the "http" message, others the default', async () => {
     const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-structured' }));
     await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/structured`, Attributes: { RawMessageDelivery: 'true' } }));
+    await confirmThroughUrl('structured');
     const sent = await sns.send(new PublishCommand({ TopicArn, MessageStructure: 'json', Message: JSON.stringify({ default: 'for everyone', http: 'for http', email: 'for mail' }) }));
-    const got = await eventually(() => receiver.requests.find((r) => r.headers['webhook-id'] === sent.MessageId), 'the structured message');
+    const got = await notificationOf('structured', sent.MessageId);
     assert.equal(got.body, 'for http');
     const { rows } = await db.pool.query('SELECT body FROM rowcast.messages WHERE id = $1', [sent.MessageId]);
     assert.equal(rows[0].body, 'for everyone');
@@ -236,10 +317,28 @@ describe('subscriptions and publishing', () => {
     }
   });
 
-  test('ListSubscriptions and ListSubscriptionsByTopic page with NextToken; Unsubscribe; ConfirmSubscription', async () => {
+  test('ListSubscriptions and ListSubscriptionsByTopic page with NextToken; Unsubscribe; ConfirmSubscription; tokens expire', async () => {
     const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-many' }));
     const arns: string[] = [];
     for (const n of [1, 2, 3]) arns.push((await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: `${receiver.url}/many-${n}`, ReturnSubscriptionArn: true }))).SubscriptionArn!);
+    for (const n of [1, 2, 3]) {
+      const { Token, SubscribeURL } = await confirmationOf(`many-${n}`);
+      // AuthenticateOnUnsubscribe needs a signed ConfirmSubscription: the unsigned SubscribeURL refuses it.
+      if (n === 1) assert.equal((await httpsGet(`${SubscribeURL}&AuthenticateOnUnsubscribe=true`)).status, 403);
+      // Tokens expire after 3 days, as SNS's: the third one's handshake is made older than that.
+      if (n === 3) await db.pool.query(`UPDATE rowcast.subscriptions SET sns_state_changed_at = now() - interval '3 days 1 minute' WHERE name = $1`, [arns[2]!.split(':').at(-1)]);
+      const confirm = sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token }));
+      if (n < 3) assert.equal((await confirm).SubscriptionArn, arns[n - 1]);
+      else {
+        assert.match((await snsError(confirm)).message, /^Invalid token: it expired \(confirmation tokens are valid for 3 days\)/);
+        const visited = await httpsGet(SubscribeURL!);
+        assert.equal(visited.status, 400);
+        assert.match(visited.body, /it expired/);
+      }
+    }
+    assert.equal((await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: arns[2] }))).Attributes?.PendingConfirmation, 'true');
+    // As SNS lists it: a pending subscription has no ARN yet.
+    const listed = (arn: string) => (arn === arns[2] ? 'PendingConfirmation' : arn);
 
     const byTopic: string[] = [];
     let NextToken: string | undefined;
@@ -253,7 +352,7 @@ describe('subscriptions and publishing', () => {
       }
       NextToken = page.NextToken;
     } while (NextToken);
-    assert.deepEqual(byTopic.sort(), [...arns].sort());
+    assert.deepEqual(byTopic.sort(), arns.map(listed).sort());
 
     const all: { SubscriptionArn?: string; Endpoint?: string; Protocol?: string }[] = [];
     NextToken = undefined;
@@ -262,14 +361,14 @@ describe('subscriptions and publishing', () => {
       all.push(...(page.Subscriptions ?? []));
       NextToken = page.NextToken;
     } while (NextToken);
-    for (const a of arns) assert.ok(all.some((s) => s.SubscriptionArn === a), a);
+    for (const a of arns.slice(0, 2)) assert.ok(all.some((s) => s.SubscriptionArn === a), a);
+    assert.ok(all.some((s) => s.SubscriptionArn === 'PendingConfirmation' && s.Endpoint === `${receiver.url}/many-3`));
     const configHook = all.find((s) => s.SubscriptionArn === `${arn('config-topic')}:config-hook`);
     assert.equal(configHook?.Endpoint, receiver.url, 'config subscriptions are listed too');
 
-    const confirmed = await sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token: arns[0]!.split(':').at(-1)! }));
-    assert.equal(confirmed.SubscriptionArn, arns[0]);
-    const badToken = await snsError(sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token: 'nope' })));
-    assert.equal(badToken.name, 'InvalidParameterException');
+    // The subscription's id is not its token.
+    const badToken = await snsError(sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token: arns[1]!.split(':').at(-1)! })));
+    assert.deepEqual([badToken.name, badToken.message], ['InvalidParameterException', 'Invalid token']);
 
     await sns.send(new UnsubscribeCommand({ SubscriptionArn: arns[0] }));
     const gone = await snsError(sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: arns[0] })));
@@ -296,10 +395,16 @@ describe('subscriptions and publishing', () => {
     const aws = awsSchema.parse({ region: REGION, accountId: ACCOUNT, sns: { email: { from: 'rowcast@example.com', smtp: { host: 'smtp.example.com' } } } });
     const operations = new SnsOperations({ pool: db.pool, aws, pageSize: 100 }).operations;
     const form = (fields: Record<string, string>) => new QueryParams(new URLSearchParams(fields).toString());
-    const xml = await operations.Subscribe!(form({ TopicArn: arn('api-events'), Protocol: 'email-json', Endpoint: 'ops@example.com' }));
+    const xml = await operations.Subscribe!(form({ TopicArn: arn('api-events'), Protocol: 'email-json', Endpoint: 'ops@example.com', ReturnSubscriptionArn: 'true' }));
     const id = /<SubscriptionArn>[^<]*:([0-9a-f-]{36})<\/SubscriptionArn>/.exec(xml!)![1];
-    const { rows } = await db.pool.query('SELECT protocol, endpoint, settings, owner FROM rowcast.subscriptions WHERE name = $1', [id]);
+    const { rows } = await db.pool.query('SELECT protocol, endpoint, settings, owner, sns_state FROM rowcast.subscriptions WHERE name = $1', [id]);
     assert.deepEqual([rows[0].protocol, rows[0].endpoint, rows[0].owner], ['email-json', 'mailto:ops@example.com', 'api']);
+    // SNS's mails (format sns), and its SubscriptionConfirmation first.
+    assert.deepEqual([rows[0].settings.format, rows[0].sns_state], ['sns', 'pending_confirmation']);
+    await assert.rejects(
+      operations.Subscribe!(form({ TopicArn: arn('api-events'), Protocol: 'email', Endpoint: 'people@example.com', 'Attributes.entry.1.key': 'RawMessageDelivery', 'Attributes.entry.1.value': 'true' })),
+      { message: 'Invalid parameter: Attributes Reason: Delivery protocol [email] does not support raw message delivery.' },
+    );
     assert.deepEqual(rows[0].settings.options, { to: ['ops@example.com'], from: 'rowcast@example.com', smtp: { host: 'smtp.example.com', secure: false, port: 587 } });
   });
 
@@ -315,6 +420,8 @@ describe('subscriptions and publishing', () => {
     assert.match(dlq.message, /SNS topic/);
     const lambda = await snsError(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'lambda', Endpoint: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:missing` })));
     assert.match(lambda.message, /no function missing/);
+    const raw = await snsError(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'lambda', Endpoint: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:sns-target`, Attributes: { RawMessageDelivery: 'true' } })));
+    assert.equal(raw.message, 'Invalid parameter: Attributes Reason: Delivery protocol [lambda] does not support raw message delivery.');
   });
 
   test('FIFO topics: MessageGroupId required, content-based deduplication, sequence numbers', async () => {
@@ -327,15 +434,22 @@ describe('subscriptions and publishing', () => {
     const second = await sns.send(new PublishCommand({ TopicArn, Message: 'debit 4', MessageGroupId: 'acct-1' }));
     assert.match(first.SequenceNumber!, /^\d{20}$/);
     assert.ok(BigInt(second.SequenceNumber!) > BigInt(first.SequenceNumber!));
-    // The same content within the window is a duplicate.
-    await sns.send(new PublishCommand({ TopicArn, Message: 'credit 10', MessageGroupId: 'acct-1' }));
+    // The same content within the window is a duplicate: answered with the first one's MessageId and SequenceNumber, as SNS does.
+    const again = await sns.send(new PublishCommand({ TopicArn, Message: 'credit 10', MessageGroupId: 'acct-1' }));
+    assert.deepEqual([again.MessageId, again.SequenceNumber], [first.MessageId, first.SequenceNumber]);
+    const batch = await sns.send(new PublishBatchCommand({ TopicArn, PublishBatchRequestEntries: [{ Id: 'dup', Message: 'debit 4', MessageGroupId: 'acct-1' }, { Id: 'new', Message: 'credit 1', MessageGroupId: 'acct-1' }, { Id: 'dup-in-batch', Message: 'credit 1', MessageGroupId: 'acct-1' }] }));
+    const byId = Object.fromEntries(batch.Successful!.map((x) => [x.Id, [x.MessageId, x.SequenceNumber]]));
+    assert.deepEqual(byId.dup, [second.MessageId, second.SequenceNumber]);
+    assert.deepEqual(byId['dup-in-batch'], byId.new);
     const { rows } = await db.pool.query(`SELECT body FROM rowcast.messages WHERE topic = 'api-ledger.fifo' ORDER BY seq`);
-    assert.deepEqual(rows.map((r) => r.body), ['credit 10', 'debit 4']);
+    assert.deepEqual(rows.map((r) => r.body), ['credit 10', 'debit 4', 'credit 1']);
 
     const { TopicArn: explicit } = await sns.send(new CreateTopicCommand({ Name: 'api-explicit.fifo', Attributes: { FifoTopic: 'true' } }));
     const noDedup = await snsError(sns.send(new PublishCommand({ TopicArn: explicit, Message: 'x', MessageGroupId: 'g' })));
     assert.match(noDedup.message, /ContentBasedDeduplication/);
-    await sns.send(new PublishCommand({ TopicArn: explicit, Message: 'x', MessageGroupId: 'g', MessageDeduplicationId: 'd-1' }));
+    const once = await sns.send(new PublishCommand({ TopicArn: explicit, Message: 'x', MessageGroupId: 'g', MessageDeduplicationId: 'd-1' }));
+    const twice = await sns.send(new PublishCommand({ TopicArn: explicit, Message: 'other content, same id', MessageGroupId: 'g', MessageDeduplicationId: 'd-1' }));
+    assert.deepEqual([twice.MessageId, twice.SequenceNumber], [once.MessageId, once.SequenceNumber]);
     const standard = await snsError(sns.send(new PublishCommand({ TopicArn: arn('api-events'), Message: 'x', MessageDeduplicationId: 'd-1' })));
     assert.match(standard.message, /MessageDeduplicationId/);
   });
@@ -420,7 +534,20 @@ describe('ownership', () => {
     assert.ok(subList.some((s) => s.topic === 'api-events' && s.owner === 'api'));
 
     // An API subscription on a config topic: removing the topic from the config would delete it, so apply refuses.
-    await sns.send(new SubscribeCommand({ TopicArn: arn('config-topic'), Protocol: 'http', Endpoint: `${receiver.url}/on-config-topic` }));
+    const { SubscriptionArn: onConfig } = await sns.send(new SubscribeCommand({ TopicArn: arn('config-topic'), Protocol: 'http', Endpoint: `${receiver.url}/on-config-topic`, ReturnSubscriptionArn: true }));
+    const pendingName = onConfig!.split(':').at(-1)!;
+    // Its confirmation state, in the admin API and in rowcast status.
+    const withState = ((await (await fetch(`${rowcast.httpUrl}/api/subscriptions`)).json()) as { items: { name: string; confirmation: string }[] }).items;
+    assert.equal(withState.find((s) => s.name === pendingName)?.confirmation, 'pending');
+    assert.equal(withState.find((s) => s.name === 'config-hook')?.confirmation, 'confirmed');
+    const statusLine = formatStatus(await getStatus(db.pool)).split('\n').find((l) => l.startsWith(pendingName));
+    assert.match(statusLine ?? '', /active, pending confirmation/);
+    // A dead delivery of a pending subscription is not redriven (it receives nothing until confirmed).
+    const msg = await sns.send(new PublishCommand({ TopicArn: arn('config-topic'), Message: 'dead before' }));
+    const dead = (await db.pool.query(`INSERT INTO rowcast.deliveries (message_id, subscription, state) VALUES ($1, $2, 'dead') RETURNING id::text`, [msg.MessageId, pendingName])).rows[0].id;
+    await assert.rejects(redriveDelivery(db.pool, dead), /waiting for its endpoint to confirm it/);
+    assert.equal(await redrive(db.pool, { subscription: pendingName }), 0);
+    assert.equal((await db.pool.query('SELECT state FROM rowcast.deliveries WHERE id = $1', [dead])).rows[0].state, 'dead');
     await assert.rejects(apply(db.pool, parseConfig({ aws: { region: REGION, accountId: ACCOUNT } }, 'test config')), /subscriptions made through the SNS API/);
     assert.equal((await db.pool.query(`SELECT 1 FROM rowcast.topics WHERE name = 'config-topic'`)).rowCount, 1);
 
@@ -469,21 +596,28 @@ describe('boto3', () => {
     (err: Error) => `python3 with boto3 is not available (${err.message.split('\n')[0]}); install Debian's python3-boto3`,
   );
 
-  test('a boto3 publisher (create_topic, subscribe, publish with MessageStructure json and Subject) works unchanged', async (t) => {
+  test('boto3 in two steps: subscribe (pending confirmation), confirm through SubscribeURL, publish; the notification verifies', async (t) => {
     const missing = await python;
     if (missing) return t.skip(missing);
-    const { stdout } = await promisify(execFile)('python3', ['test/fixtures/sns/boto3-publish.py', rowcast.httpUrl!, `${receiver.url}/boto3`], {
+    const ca = join(mkdtempSync(join(tmpdir(), 'rowcast-sns-ca-')), 'ca.pem');
+    writeFileSync(ca, proxy.cert);
+    const { stdout } = await promisify(execFile)('python3', ['test/fixtures/sns/boto3-subscribe-publish.py', rowcast.httpUrl!, ca], {
       env: { ...process.env, AWS_ACCESS_KEY_ID: KEY.accessKeyId, AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
-      timeout: 60_000,
+      timeout: 120_000,
     });
-    const out = JSON.parse(stdout) as { topicArn: string; subscriptionArn: string; messageId: string; notFound: string | null };
+    rmSync(dirname(ca), { recursive: true, force: true });
+    const out = JSON.parse(stdout) as { topicArn: string; pending: string; subscriptionArn: string; pendingConfirmation: string; messageId: string; notification: { headers: Record<string, string>; body: string }; notFound: string | null };
     assert.equal(out.topicArn, arn('boto3-orders'));
-    assert.match(out.subscriptionArn, new RegExp(`^${arn('boto3-orders')}:`));
+    assert.equal(out.pending, 'pending confirmation');
+    assert.match(out.subscriptionArn, new RegExp(`^${arn('boto3-orders')}:[0-9a-f-]{36}$`));
+    assert.equal(out.pendingConfirmation, 'false');
     assert.equal(out.notFound, 'NotFound');
-    const got = await eventually(() => receiver.requests.find((r) => r.path.endsWith('/boto3') && r.json?.id === out.messageId), 'the boto3 message at the webhook');
-    assert.equal(got.json.subject, 'Order placed');
+    assert.equal(out.notification.headers['x-amz-sns-message-id'], out.messageId);
+    assert.equal(out.notification.headers['x-amz-sns-subscription-arn'], out.subscriptionArn);
+    const message = await validateSnsMessage(out.notification.body);
+    assert.equal(message.Subject, 'Order placed');
     // The "http" message of the structure (SNS messages are strings).
-    assert.deepEqual(JSON.parse(got.json.body), { order: 42, via: 'boto3' });
-    assert.deepEqual(got.json.attributes, { kind: 'order', total: '99.5' });
+    assert.deepEqual(JSON.parse(message.Message!), { order: 42, via: 'boto3' });
+    assert.deepEqual(JSON.parse(out.notification.body).MessageAttributes, { kind: { Type: 'String', Value: 'order' }, total: { Type: 'Number', Value: '99.5' } });
   });
 });

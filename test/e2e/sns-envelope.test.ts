@@ -8,17 +8,12 @@
  * stays served. sns-validator 0.3.5 rejects every UnsubscribeConfirmation (its list of signed keys for that type
  * lacks Token), so that one is verified here by SNS's documented algorithm, with node:crypto.
  */
-import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { createVerify, randomUUID, webcrypto } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
-import https from 'node:https';
-import { createRequire } from 'node:module';
+import { createVerify, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
-import { BasicConstraintsExtension, PemConverter, SubjectAlternativeNameExtension, X509CertificateGenerator } from '@peculiar/x509';
 import { confirmSubscription, requireConfirmation } from '../../src/aws/sns-envelope/confirmation.js';
 import { snsStringToSign, type SnsEnvelopeFields } from '../../src/aws/sns-envelope/envelope.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
@@ -28,52 +23,16 @@ import { withTransaction } from '../../src/store/pool.js';
 import { publishMessages } from '../../src/topics/fan-out.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { httpsGet, TlsProxy, validateSnsMessage } from '../support/sns-tls.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
-type Validator = { validate(body: string | object, cb: (err: Error | null, message?: Record<string, string>) => void): void };
-const MessageValidator = createRequire(import.meta.url)('sns-validator') as new (hostPattern?: RegExp) => Validator;
-// As the issue says: a host pattern that allows the port of the test's TLS proxy.
-const validator = new MessageValidator(/^127\.0\.0\.1(:\d+)?$/);
-const validate = (body: string | object) => new Promise<Record<string, string>>((resolve, reject) => validator.validate(body, (err, m) => (err ? reject(err) : resolve(m!))));
+const validate = validateSnsMessage;
 
 let db: TestDatabase;
 let receiver: WebhookReceiver;
 let rowcast: RowcastRuntime;
-let proxy: https.Server;
+let proxy: TlsProxy;
 let publicUrl = '';
-let upstream = '';
-
-/** A certificate for 127.0.0.1 that this process's https (the global agent sns-validator uses) trusts. */
-async function testTlsCertificate(): Promise<{ key: string; cert: string }> {
-  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const cert = await X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: '01',
-      name: 'CN=127.0.0.1',
-      notBefore: new Date(Date.now() - 3_600_000),
-      notAfter: new Date(Date.now() + 86_400_000),
-      signingAlgorithm: alg,
-      keys,
-      extensions: [new BasicConstraintsExtension(true, undefined, true), new SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
-    },
-    webcrypto as unknown as Crypto,
-  );
-  return { key: PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), cert: cert.toString('pem') };
-}
-
-/** GET over https with the trusted test certificate, as a subscriber visits SubscribeURL and UnsubscribeURL. */
-function httpsGet(url: string): Promise<{ status: number; body: string; contentType: string }> {
-  return new Promise((resolve, reject) => {
-    https
-      .get(url, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body, contentType: String(res.headers['content-type']) }));
-      })
-      .on('error', reject);
-  });
-}
 
 async function publish(topic: string, body: string, subject: string | null = null, attributes: Record<string, string> = {}): Promise<string> {
   const id = randomUUID();
@@ -130,27 +89,17 @@ before(async () => {
   });
   await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
   smtpPort = (smtp.server.address() as AddressInfo).port;
-  const tls = await testTlsCertificate();
-  https.globalAgent.options.ca = [tls.cert];
   // The TLS front of rowcast's HTTP server (as a load balancer would be): sns-validator fetches certificates over https only.
-  proxy = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-    const up = httpRequest(`${upstream}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode!, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => res.writeHead(502).end());
-    req.pipe(up);
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  publicUrl = `https://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  proxy = await TlsProxy.start();
+  publicUrl = proxy.url;
   await applyConfig(db.pool, config());
   rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', publicUrl } });
-  upstream = rowcast.httpUrl!;
+  proxy.upstream = rowcast.httpUrl!;
 });
 
 after(async () => {
   await rowcast?.stop();
-  await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
+  await proxy?.close();
   await receiver?.close();
   await new Promise<void>((resolve) => (smtp ? smtp.close(() => resolve()) : resolve()));
   await db?.drop();

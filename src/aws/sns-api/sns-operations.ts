@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { confirmSubscription, requireConfirmation, TOKEN_LIFETIME_DAYS, tokenExpired } from '../sns-envelope/confirmation.js';
 import { endpointOf, subscriptionSettings } from '../../capture/apply.js';
 import { type AwsConfig, subscriptionSchema, TOPIC_NAME } from '../../config/schema.js';
 import type { FilterPolicyScope } from '../../subscriptions/filter-policy/filter-policy.js';
@@ -6,7 +8,7 @@ import { generateSecret } from '../../subscriptions/sinks/http/webhook-secret.js
 import { DELIVERIES_PAYLOAD, WAKE_CHANNEL } from '../../dispatcher/listener.js';
 import { redactEndpoint } from '../../observability/logger.js';
 import { type Pool, type PoolClient, withTransaction } from '../../store/pool.js';
-import { publishMessages } from '../../topics/fan-out.js';
+import { type NewMessage, publishMessages } from '../../topics/fan-out.js';
 import { parseArn, snsSubscriptionArn, snsTopicArn, topicOfArn } from '../arn.js';
 import { invalidParameter, notFound, type QueryParams, SnsError, toXml, xmlEntries } from './query-protocol.js';
 import { checkTopicAttributes, type SubscriptionEffect, subscriptionAttribute } from './sns-attributes.js';
@@ -46,7 +48,8 @@ interface SubscriptionRow {
   protocol: string;
   endpoint: string;
   owner: 'config' | 'api';
-  settings: { format?: string; deliveryPolicy?: Record<string, unknown> };
+  settings: { format?: string; rawMessageDelivery?: boolean; deliveryPolicy?: Record<string, unknown> };
+  sns_state: 'pending_confirmation' | 'confirmed' | 'unsubscribed';
   filter_policy: object | null;
   filter_scope: FilterPolicyScope;
   dead_letter_topic: string | null;
@@ -140,7 +143,12 @@ export class SnsOperations {
   private async getTopicAttributes(p: QueryParams): Promise<string> {
     const name = this.topicParam(p, 'TopicArn');
     const topic = (await this.findTopic(this.pool, name, true))!;
-    const { rows } = await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM rowcast.subscriptions WHERE topic = $1', [name]);
+    const { rows } = await this.pool.query<{ confirmed: number; pending: number; deleted: number }>(
+      `SELECT count(*) FILTER (WHERE sns_state = 'confirmed')::int AS confirmed, count(*) FILTER (WHERE sns_state = 'pending_confirmation')::int AS pending,
+              count(*) FILTER (WHERE sns_state = 'unsubscribed')::int AS deleted
+         FROM rowcast.subscriptions WHERE topic = $1`,
+      [name],
+    );
     const arn = snsTopicArn(this.aws, name);
     const attributes: Record<string, string> = {
       TopicArn: arn,
@@ -149,9 +157,9 @@ export class SnsOperations {
       SignatureVersion: '1',
       Policy: defaultPolicy(arn, this.aws.accountId),
       ...topic.sns_attributes,
-      SubscriptionsConfirmed: String(rows[0]!.n),
-      SubscriptionsPending: '0',
-      SubscriptionsDeleted: '0',
+      SubscriptionsConfirmed: String(rows[0]!.confirmed),
+      SubscriptionsPending: String(rows[0]!.pending),
+      SubscriptionsDeleted: String(rows[0]!.deleted),
       ...(topic.fifo ? { FifoTopic: 'true', ContentBasedDeduplication: topic.sns_attributes.ContentBasedDeduplication ?? 'false' } : {}),
     };
     return `<Attributes>${xmlEntries(attributes)}</Attributes>`;
@@ -179,40 +187,70 @@ export class SnsOperations {
       throw invalidParameter(`Invalid parameter: Amazon SNS protocol ${protocol} is not supported by rowcast; use one of ${SUBSCRIBE_PROTOCOLS.join(', ')}.`);
     }
     if (!endpoint) throw invalidParameter(`Invalid parameter: Endpoint is required for protocol ${protocol}.`);
+    const returnArn = p.get('ReturnSubscriptionArn') === 'true';
     await this.findTopic(this.pool, topic, true);
     const attributes = p.entries('Attributes');
     const effect = await this.subscriptionEffect(attributes, 'MessageAttributes');
+    // SNS answers "pending confirmation" until the endpoint confirms, unless asked for the ARN.
+    const answer = (name: string, pending: boolean) => toXml({ SubscriptionArn: pending && !returnArn ? 'pending confirmation' : snsSubscriptionArn(this.aws, topic, name) });
 
-    // The same endpoint on the same topic is the same subscription (SNS answers with its ARN again).
-    const { rows: same } = await this.pool.query<{ name: string }>(
-      `SELECT name FROM rowcast.subscriptions WHERE topic = $1 AND owner = 'api' AND sns_attributes ->> 'Protocol' = $2 AND sns_attributes ->> 'Endpoint' = $3`,
-      [topic, protocol, endpoint],
-    );
-    if (same[0]) return toXml({ SubscriptionArn: snsSubscriptionArn(this.aws, topic, same[0].name) });
+    return withTransaction(this.pool, async (client) => {
+      // The same endpoint on the same topic is the same subscription (SNS answers with its ARN again), unless other
+      // attributes are asked for. Locked, so that two Subscribes of one endpoint make one subscription.
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 17))', [JSON.stringify([topic, protocol, endpoint])]);
+      const { rows: same } = await client.query<{ name: string; sns_state: SubscriptionRow['sns_state']; sns_attributes: Record<string, string>; settings: { format?: string } }>(
+        `SELECT name, sns_state, sns_attributes, settings FROM rowcast.subscriptions WHERE topic = $1 AND owner = 'api' AND sns_attributes ->> 'Protocol' = $2 AND sns_attributes ->> 'Endpoint' = $3`,
+        [topic, protocol, endpoint],
+      );
+      if (same[0]) {
+        const existing = same[0];
+        if (Object.entries(attributes).some(([k, v]) => !sameAttribute(k, existing.sns_attributes[k], v))) {
+          throw invalidParameter('Invalid parameter: Attributes Reason: Subscription already exists with different attributes');
+        }
+        // Not confirmed yet (or unsubscribed through its UnsubscribeURL): a new SubscriptionConfirmation, as SNS sends.
+        if (existing.sns_state !== 'confirmed' && existing.settings.format === 'sns') {
+          await requireConfirmation(client, existing.name);
+          return answer(existing.name, true);
+        }
+        return answer(existing.name, false);
+      }
 
-    const name = randomUUID();
-    const config = await this.subscriptionConfig(topic, protocol, endpoint, effect);
-    const isWebhook = config.protocol === 'http' || config.protocol === 'https';
-    await this.pool.query(
-      `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, owner, sns_attributes)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api', $10)`,
-      [name, topic, config.protocol, endpointOf(config), subscriptionSettings(config), config.filterPolicy ?? null, config.filterPolicyScope, config.deadLetter?.topic ?? null, isWebhook ? generateSecret() : null, { ...attributes, Protocol: protocol, Endpoint: endpoint }],
-    );
-    await this.pool.query(`SELECT pg_notify('rowcast_config', '')`);
-    return toXml({ SubscriptionArn: snsSubscriptionArn(this.aws, topic, name) });
+      const name = randomUUID();
+      const handshake = SNS_ENVELOPE_PROTOCOLS.has(protocol);
+      const config = await this.subscriptionConfig(topic, protocol, endpoint, effect, handshake);
+      const isWebhook = config.protocol === 'http' || config.protocol === 'https';
+      await client.query(
+        `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, owner, sns_attributes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api', $10)`,
+        [name, topic, config.protocol, endpointOf(config), subscriptionSettings(config), config.filterPolicy ?? null, config.filterPolicyScope, config.deadLetter?.topic ?? null, isWebhook ? generateSecret() : null, { ...attributes, Protocol: protocol, Endpoint: endpoint }],
+      );
+      // http, https, email and email-json get SNS's envelope and confirm first; lambda and function are active at once.
+      if (handshake) await requireConfirmation(client, name);
+      else await client.query(`SELECT pg_notify('rowcast_config', '')`);
+      return answer(name, handshake);
+    });
   }
 
   /**
-   * ConfirmSubscription: subscriptions made here are active at once (SubscriptionConfirmation is not sent yet), so a
-   * token is only valid as the id of an existing subscription of the topic, which is answered with its ARN.
+   * ConfirmSubscription: the token of a SubscriptionConfirmation (SubscribeURL's Token) confirms its subscription.
+   * Signed, so the confirmation was authenticated; AuthenticateOnUnsubscribe=true then refuses its unsigned
+   * UnsubscribeURL (Unsubscribe through this API is always signed).
    */
   private async confirmSubscription(p: QueryParams): Promise<string> {
     const topic = this.topicParam(p, 'TopicArn');
     const token = p.required('Token');
+    const authenticateOnUnsubscribe = p.get('AuthenticateOnUnsubscribe') ?? 'false';
+    if (authenticateOnUnsubscribe !== 'true' && authenticateOnUnsubscribe !== 'false') throw invalidParameter('Invalid parameter: AuthenticateOnUnsubscribe must be true or false.');
     await this.findTopic(this.pool, topic, true);
-    const { rows } = await this.pool.query<{ name: string }>('SELECT name FROM rowcast.subscriptions WHERE topic = $1 AND name = $2', [topic, token]);
-    if (!rows[0]) throw invalidParameter('Invalid parameter: Token');
-    return toXml({ SubscriptionArn: snsSubscriptionArn(this.aws, topic, rows[0].name) });
+    const name = await confirmSubscription(this.pool, topic, token, { authenticated: true, authenticateOnUnsubscribe: authenticateOnUnsubscribe === 'true' });
+    if (!name) {
+      throw invalidParameter(
+        (await tokenExpired(this.pool, topic, token))
+          ? `Invalid token: it expired (confirmation tokens are valid for ${TOKEN_LIFETIME_DAYS} days); Subscribe again for a new SubscriptionConfirmation.`
+          : 'Invalid token',
+      );
+    }
+    return toXml({ SubscriptionArn: snsSubscriptionArn(this.aws, topic, name) });
   }
 
   private async unsubscribe(p: QueryParams): Promise<null> {
@@ -226,14 +264,15 @@ export class SnsOperations {
     if (topic !== null) await this.findTopic(this.pool, topic, true);
     const after = decodeToken(p.get('NextToken'));
     const { rows } = await this.pool.query<SubscriptionRow>(
-      `SELECT name, topic, protocol, endpoint, owner, sns_attributes FROM rowcast.subscriptions
+      `SELECT name, topic, protocol, endpoint, owner, sns_attributes, sns_state FROM rowcast.subscriptions
         WHERE ($1::text IS NULL OR topic = $1) AND name > $2 ORDER BY name LIMIT $3`,
       [topic, after, this.pageSize + 1],
     );
     const page = rows.slice(0, this.pageSize);
     return toXml({
       Subscriptions: page.map((s) => ({
-        SubscriptionArn: snsSubscriptionArn(this.aws, s.topic, s.name),
+        // As SNS lists a subscription waiting for its endpoint's confirmation.
+        SubscriptionArn: s.sns_state === 'pending_confirmation' ? 'PendingConfirmation' : snsSubscriptionArn(this.aws, s.topic, s.name),
         Owner: this.aws.accountId,
         Protocol: this.protocolOf(s),
         Endpoint: this.endpointOf(s),
@@ -251,9 +290,10 @@ export class SnsOperations {
       Owner: this.aws.accountId,
       Protocol: this.protocolOf(s),
       Endpoint: this.endpointOf(s),
-      ConfirmationWasAuthenticated: 'true',
-      PendingConfirmation: 'false',
-      RawMessageDelivery: String(s.settings.format === 'raw'),
+      // Confirmed through the signed ConfirmSubscription, or made active at once (lambda, config): true.
+      ConfirmationWasAuthenticated: s.sns_attributes.ConfirmationWasAuthenticated ?? String(s.sns_state === 'confirmed'),
+      PendingConfirmation: String(s.sns_state === 'pending_confirmation'),
+      RawMessageDelivery: String(rawOf(s)),
       FilterPolicyScope: s.filter_scope,
       EffectiveDeliveryPolicy: JSON.stringify({ rowcast: s.settings.deliveryPolicy ?? {} }),
       ...(s.filter_policy ? { FilterPolicy: JSON.stringify(s.filter_policy) } : {}),
@@ -270,11 +310,12 @@ export class SnsOperations {
     const value = p.get('AttributeValue') ?? '';
     const effect = await this.subscriptionEffect({ [attribute]: value }, s.filter_scope);
     const current = await this.subscriptionEffectOf(s);
+    // Subscriptions made before the API made SNS envelopes keep rowcast's.
     const config = await this.subscriptionConfig(s.topic, s.sns_attributes.Protocol ?? s.protocol, s.sns_attributes.Endpoint ?? s.endpoint, {
       ...current,
       ...effect,
       deliveryPolicy: { ...current.deliveryPolicy, ...effect.deliveryPolicy },
-    });
+    }, s.settings.format === 'sns');
     await this.pool.query(
       `UPDATE rowcast.subscriptions SET settings = $2, filter_policy = $3, filter_scope = $4, dead_letter_topic = $5,
               sns_attributes = sns_attributes || jsonb_build_object($6::text, $7::text), updated_at = now()
@@ -301,14 +342,21 @@ export class SnsOperations {
   /** A stored subscription's current settings, as an effect to build on. */
   private async subscriptionEffectOf(s: SubscriptionRow): Promise<SubscriptionEffect> {
     const fromSns = s.sns_attributes.DeliveryPolicy ? subscriptionAttribute('DeliveryPolicy', s.sns_attributes.DeliveryPolicy, s.filter_scope, topicOfArn) : {};
-    return { filterPolicy: s.filter_policy, filterPolicyScope: s.filter_scope, raw: s.settings.format === 'raw', deadLetterTopic: s.dead_letter_topic, deliveryPolicy: fromSns.deliveryPolicy ?? {} };
+    return { filterPolicy: s.filter_policy, filterPolicyScope: s.filter_scope, raw: rawOf(s), deadLetterTopic: s.dead_letter_topic, deliveryPolicy: fromSns.deliveryPolicy ?? {} };
   }
 
-  /** The subscription as a config would declare it, validated by the config's own schema (defaults included). */
-  private async subscriptionConfig(topic: string, protocol: string, endpoint: string, effect: SubscriptionEffect) {
+  /**
+   * The subscription as a config would declare it, validated by the config's own schema (defaults included).
+   * `sns`: SNS's envelope and handshake (format 'sns', confirmation required), for http, https, email and email-json.
+   */
+  private async subscriptionConfig(topic: string, protocol: string, endpoint: string, effect: SubscriptionEffect, sns: boolean) {
+    // As SNS: raw delivery is for HTTP(S) (and SQS, Firehose); rowcast's own function protocol has its raw format.
+    if (effect.raw && !['http', 'https', 'function'].includes(protocol)) {
+      throw invalidParameter(`Invalid parameter: Attributes Reason: Delivery protocol [${protocol}] does not support raw message delivery.`);
+    }
     const common = {
       topic,
-      format: effect.raw ? 'raw' : 'envelope',
+      format: sns ? 'sns' : effect.raw ? 'raw' : 'envelope',
       ...(effect.filterPolicy ? { filterPolicy: effect.filterPolicy } : {}),
       filterPolicyScope: effect.filterPolicyScope ?? 'MessageAttributes',
       deliveryPolicy: effect.deliveryPolicy ?? {},
@@ -317,7 +365,7 @@ export class SnsOperations {
     let input: Record<string, unknown>;
     if (protocol === 'http' || protocol === 'https') {
       if (!endpoint.startsWith(`${protocol}://`)) throw invalidParameter(`Invalid parameter: Endpoint must be an ${protocol}:// URL for protocol ${protocol}.`);
-      input = { ...common, protocol, endpoint };
+      input = { ...common, protocol, endpoint, ...(sns ? { rawMessageDelivery: effect.raw ?? false, confirmation: 'required' } : {}) };
     } else if (protocol === 'email' || protocol === 'email-json') {
       const email = this.aws.sns?.email;
       if (!email) throw invalidParameter(`Invalid parameter: protocol ${protocol} needs aws.sns.email (from and smtp) in rowcast's config: the SMTP server that sends these subscriptions' mails.`);
@@ -344,8 +392,8 @@ export class SnsOperations {
       const message = newMessage(p, '', topic);
       await publishMessages(client, [message], null);
       await wakeDeliveries(client);
-      const seq = topic.fifo ? await sequenceNumber(client, message.id) : undefined;
-      return toXml({ MessageId: message.id, SequenceNumber: seq });
+      const fifo = topic.fifo ? await fifoAnswer(client, message) : undefined;
+      return toXml({ MessageId: fifo?.id ?? message.id, SequenceNumber: fifo?.seq });
     });
   }
 
@@ -361,7 +409,10 @@ export class SnsOperations {
         await wakeDeliveries(client);
       }
       const successful = [];
-      for (const o of ok) successful.push({ Id: o.id, MessageId: o.message.id, SequenceNumber: topic.fifo ? await sequenceNumber(client, o.message.id) : undefined });
+      for (const o of ok) {
+        const fifo = topic.fifo ? await fifoAnswer(client, o.message) : undefined;
+        successful.push({ Id: o.id, MessageId: fifo?.id ?? o.message.id, SequenceNumber: fifo?.seq });
+      }
       return toXml({ Successful: successful, Failed: failed });
     });
   }
@@ -387,7 +438,7 @@ export class SnsOperations {
     const at = parsed?.service === 'sns' ? parsed.resource.lastIndexOf(':') : -1;
     if (!parsed || at < 1) throw invalidParameter(`Invalid parameter: SubscriptionArn: ${JSON.stringify(arn)} is not a subscription ARN (arn:aws:sns:<region>:<account>:<topic>:<id>).`);
     const { rows } = await this.pool.query<SubscriptionRow>(
-      `SELECT name, topic, protocol, endpoint, owner, settings, filter_policy, filter_scope, dead_letter_topic, sns_attributes
+      `SELECT name, topic, protocol, endpoint, owner, settings, filter_policy, filter_scope, dead_letter_topic, sns_attributes, sns_state
          FROM rowcast.subscriptions WHERE topic = $1 AND name = $2`,
       [parsed.resource.slice(0, at), parsed.resource.slice(at + 1)],
     );
@@ -420,10 +471,43 @@ async function wakeDeliveries(client: PoolClient): Promise<void> {
   await client.query('SELECT pg_notify($1, $2)', [WAKE_CHANNEL, DELIVERIES_PAYLOAD]);
 }
 
-async function sequenceNumber(client: PoolClient, id: string): Promise<string> {
-  const { rows } = await client.query<{ seq: string }>(`SELECT lpad(seq::text, 20, '0') AS seq FROM rowcast.messages WHERE id = $1`, [id]);
-  // A FIFO duplicate was dropped: SNS still answers; its sequence number is not known here.
-  return rows[0]?.seq ?? '0'.repeat(20);
+/**
+ * A FIFO message's MessageId and SequenceNumber. A duplicate (dropped by the fan-out) is answered as SNS answers
+ * it: with the id and sequence number of the message its deduplication id let through.
+ */
+async function fifoAnswer(client: PoolClient, message: NewMessage): Promise<{ id: string; seq: string }> {
+  const { rows } = await client.query<{ id: string; seq: string }>(
+    `SELECT id::text, lpad(seq::text, 20, '0') AS seq FROM rowcast.messages WHERE id = $1
+     UNION ALL
+     SELECT m.id::text, lpad(m.seq::text, 20, '0') FROM rowcast.dedup d JOIN rowcast.messages m ON m.id = d.message_id WHERE d.topic = $2 AND d.dedup_key = $3
+     LIMIT 1`,
+    [message.id, message.topic, message.dedupKey ?? null],
+  );
+  // The original is gone (retention) or predates the record of ids: its number is not known here.
+  return rows[0] ?? { id: message.id, seq: '0'.repeat(20) };
+}
+
+/** Whether a subscription gets the bare message: SNS's RawMessageDelivery, or rowcast's raw format. */
+const rawOf = (s: Pick<SubscriptionRow, 'settings'>): boolean => s.settings.format === 'raw' || s.settings.rawMessageDelivery === true;
+
+/** Protocols whose API subscriptions get SNS's envelope and confirm first (SubscriptionConfirmation). */
+const SNS_ENVELOPE_PROTOCOLS = new Set(['http', 'https', 'email', 'email-json']);
+
+/** Defaults of subscription attributes, to compare a Subscribe's attributes with a subscription's. */
+const ATTRIBUTE_DEFAULTS: Record<string, string> = { RawMessageDelivery: 'false', FilterPolicyScope: 'MessageAttributes' };
+
+/** Whether an attribute asked for equals the subscription's (JSON ones compared as JSON). */
+function sameAttribute(name: string, current: string | undefined, asked: string): boolean {
+  const have = current ?? ATTRIBUTE_DEFAULTS[name] ?? '';
+  if (have === asked) return true;
+  const json = (v: string): unknown => {
+    try {
+      return v.trim() === '' ? null : JSON.parse(v);
+    } catch {
+      return v;
+    }
+  };
+  return isDeepStrictEqual(json(have), json(asked));
 }
 
 /** SNS's default topic policy (the owner may do everything), for GetTopicAttributes. */

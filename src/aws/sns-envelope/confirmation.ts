@@ -85,23 +85,48 @@ export async function unsubscribe(db: Pool | PoolClient, subscription: string): 
   return true;
 }
 
+/** SNS's confirmation tokens expire after 3 days; so do rowcast's (counted from when the handshake message was made). */
+export const TOKEN_LIFETIME_DAYS = 3;
+
+export interface ConfirmOptions {
+  /** Through the signed ConfirmSubscription (the subscription's ConfirmationWasAuthenticated), not an unsigned SubscribeURL. */
+  authenticated?: boolean;
+  /** ConfirmSubscription's AuthenticateOnUnsubscribe: the unsigned UnsubscribeURL no longer unsubscribes it. */
+  authenticateOnUnsubscribe?: boolean;
+}
+
 /**
  * Confirms the subscription of `topic` whose handshake token this is (ConfirmSubscription, SubscribeURL): it
  * receives the messages published from now on. Returns its name, or null if no subscription of the topic has
- * this token. Confirming again with the same token is harmless (SNS's SubscribeURL may be visited twice).
- * Only SHA-256 digests are compared, so the comparison's timing says nothing about the token.
+ * this token or the token expired (TOKEN_LIFETIME_DAYS). Confirming again with the same token is harmless (SNS's
+ * SubscribeURL may be visited twice). Only SHA-256 digests are compared, so the comparison's timing says nothing
+ * about the token. How it was confirmed is kept in the subscription's sns_attributes (GetSubscriptionAttributes).
  */
-export async function confirmSubscription(db: Pool | PoolClient, topic: string, token: string): Promise<string | null> {
+export async function confirmSubscription(db: Pool | PoolClient, topic: string, token: string, options: ConfirmOptions = {}): Promise<string | null> {
   if (!token) return null;
   const { rows } = await db.query<{ name: string; changed: boolean }>(
-    `WITH s AS (SELECT name, sns_state <> 'confirmed' AS changed FROM rowcast.subscriptions WHERE topic = $1 AND sns_token_sha256 = $2 FOR UPDATE)
-     UPDATE rowcast.subscriptions u SET sns_state = 'confirmed', sns_state_changed_at = CASE WHEN s.changed THEN now() ELSE u.sns_state_changed_at END
+    `WITH s AS (SELECT name, sns_state <> 'confirmed' AS changed FROM rowcast.subscriptions
+                 WHERE topic = $1 AND sns_token_sha256 = $2
+                   AND (sns_state = 'confirmed' OR sns_state_changed_at > now() - $5 * interval '1 day') FOR UPDATE)
+     UPDATE rowcast.subscriptions u SET sns_state = 'confirmed',
+            sns_state_changed_at = CASE WHEN s.changed THEN now() ELSE u.sns_state_changed_at END,
+            sns_attributes = CASE WHEN s.changed
+              THEN u.sns_attributes || jsonb_build_object('ConfirmationWasAuthenticated', $3::text)
+                   || CASE WHEN $4 THEN jsonb_build_object('AuthenticateOnUnsubscribe', 'true') ELSE '{}' END
+              ELSE u.sns_attributes END
        FROM s WHERE u.name = s.name RETURNING u.name, s.changed`,
-    [topic, sha256(token)],
+    [topic, sha256(token), String(options.authenticated ?? false), options.authenticateOnUnsubscribe ?? false, TOKEN_LIFETIME_DAYS],
   );
   const row = rows[0];
   if (row?.changed) await db.query(`SELECT pg_notify('rowcast_config', '')`);
   return row?.name ?? null;
+}
+
+/** Whether a token that confirmSubscription refused is one of the topic's that expired (to say so). */
+export async function tokenExpired(db: Pool | PoolClient, topic: string, token: string): Promise<boolean> {
+  if (!token) return false;
+  const { rowCount } = await db.query(`SELECT 1 FROM rowcast.subscriptions WHERE topic = $1 AND sns_token_sha256 = $2 AND sns_state <> 'confirmed'`, [topic, sha256(token)]);
+  return Boolean(rowCount);
 }
 
 /**

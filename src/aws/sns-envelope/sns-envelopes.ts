@@ -117,7 +117,7 @@ ${envelope.SubscribeURL}
         Message: message.body,
         Timestamp: message.timestamp,
         UnsubscribeURL: (await this.links).url(publicUrl, subscriptionArn, subscription.name),
-        MessageAttributes: Object.fromEntries(Object.entries(message.attributes).map(([name, value]) => [name, { Type: 'String', Value: value }])),
+        MessageAttributes: snsMessageAttributes(message),
       };
     }
     const key = await this.signingKey();
@@ -142,4 +142,17 @@ ${envelope.SubscribeURL}
     });
     return this.key;
   }
+}
+
+/**
+ * The envelope's MessageAttributes: each with the data type it was published with (SNS API), String otherwise.
+ * Values as SNS sends them: Binary as its base64, String.Array as its JSON text.
+ */
+export function snsMessageAttributes(message: Pick<OutboundMessage, 'attributes' | 'attributeTypes'>): Record<string, { Type: string; Value: string }> {
+  return Object.fromEntries(
+    Object.entries(message.attributes as Record<string, unknown>).map(([name, value]) => [
+      name,
+      { Type: message.attributeTypes?.[name] ?? 'String', Value: typeof value === 'string' ? value : JSON.stringify(value) },
+    ]),
+  );
 }

@@ -22,7 +22,10 @@ export function formatStatus(status: Status): string {
   out += table(['TOPIC', 'SUBSCRIPTIONS', 'PENDING', 'IN FLIGHT', 'DEAD', 'UNMATCHED'], status.topics.map((t) => [t.name, String(t.subscriptions), String(t.pending), String(t.inFlight), String(t.dead), String(t.unmatched)])) + '\n';
   out += table(
     ['SUBSCRIPTION', 'TOPIC', 'STATE', 'PENDING', 'IN FLIGHT', 'DEAD', 'OLDEST', 'LAST ERROR'],
-    status.subscriptions.map((s) => [s.name, s.topic, s.state + (s.stateReason && s.state !== 'active' ? ` (${s.stateReason})` : ''), String(s.pending), String(s.inFlight), String(s.dead), age(s.oldestPendingMs), (s.lastError ?? '').slice(0, 80)]),
+    status.subscriptions.map((s) => [
+      s.name,
+      s.topic,
+      s.state + (s.stateReason && s.state !== 'active' ? ` (${s.stateReason})` : '') + (s.confirmation === 'confirmed' ? '' : s.confirmation === 'pending' ? ', pending confirmation' : ', unsubscribed'), String(s.pending), String(s.inFlight), String(s.dead), age(s.oldestPendingMs), (s.lastError ?? '').slice(0, 80)]),
   );
   return out;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
 import { parseArn, topicOfArn } from '../../aws/arn.js';
-import { confirmSubscription, UnsubscribeLinks, unsubscribe } from '../../aws/sns-envelope/confirmation.js';
+import { confirmSubscription, TOKEN_LIFETIME_DAYS, tokenExpired, UnsubscribeLinks, unsubscribe } from '../../aws/sns-envelope/confirmation.js';
 import { signingCertificate } from '../../aws/sns-envelope/signing-keys.js';
 import type { HttpRoutePlugin } from './server.js';
 
@@ -37,12 +37,21 @@ export function snsEnvelopeRoutes(): HttpRoutePlugin {
       return reply.header('content-type', 'application/x-x509-ca-cert').header('cache-control', 'public, max-age=86400, immutable').send(pem);
     });
 
-    app.get<{ Querystring: { TopicArn?: string; Token?: string } }>('/sns/confirm', { config: { public: true } }, async (req, reply) => {
+    app.get<{ Querystring: { TopicArn?: string; Token?: string; AuthenticateOnUnsubscribe?: string } }>('/sns/confirm', { config: { public: true } }, async (req, reply) => {
       const { TopicArn: topicArn = '', Token: token = '' } = req.query;
       const topic = topicOfArn(topicArn);
       if (!topic) return snsError(reply, 400, 'InvalidParameter', 'Invalid parameter: TopicArn (give the TopicArn of the SubscribeURL unchanged)');
+      // As SNS: AuthenticateOnUnsubscribe needs a signed request (the SNS API's ConfirmSubscription).
+      if (req.query.AuthenticateOnUnsubscribe === 'true') {
+        return snsError(reply, 403, 'AuthorizationError', 'AuthenticateOnUnsubscribe=true needs a signed request: call ConfirmSubscription through the SNS API (POST /) with this Token');
+      }
       const subscription = await confirmSubscription(pool, topic, token);
-      if (!subscription) return snsError(reply, 400, 'InvalidParameter', 'Invalid token (it matches no subscription of this topic; a newer SubscriptionConfirmation replaces older tokens)');
+      if (!subscription) {
+        const message = (await tokenExpired(pool, topic, token))
+          ? `Invalid token: it expired (confirmation tokens are valid for ${TOKEN_LIFETIME_DAYS} days); subscribe again for a new SubscriptionConfirmation`
+          : 'Invalid token (it matches no subscription of this topic; a newer SubscriptionConfirmation replaces older tokens)';
+        return snsError(reply, 400, 'InvalidParameter', message);
+      }
       return xml(
         reply,
         200,
@@ -60,8 +69,10 @@ export function snsEnvelopeRoutes(): HttpRoutePlugin {
       if (!topic || !subscription || extra !== undefined || !(await links).verify(subscription, req.query.Signature)) {
         return snsError(reply, 403, 'AuthorizationError', 'This UnsubscribeURL is not valid; use the one of a message you received, unchanged');
       }
-      const known = (await pool.query('SELECT 1 FROM rowcast.subscriptions WHERE name = $1 AND topic = $2', [subscription, topic])).rowCount;
+      const known = (await pool.query<{ authenticate: boolean }>(`SELECT coalesce(sns_attributes->>'AuthenticateOnUnsubscribe' = 'true', false) AS authenticate FROM rowcast.subscriptions WHERE name = $1 AND topic = $2`, [subscription, topic])).rows[0];
       if (!known) return snsError(reply, 404, 'NotFound', 'Subscription does not exist');
+      // Confirmed with AuthenticateOnUnsubscribe=true: only a signed Unsubscribe (the SNS API) removes it, as in SNS.
+      if (known.authenticate) return snsError(reply, 403, 'AuthorizationError', 'This subscription was confirmed with AuthenticateOnUnsubscribe=true: unsubscribe it with a signed Unsubscribe request through the SNS API');
       await unsubscribe(pool, subscription);
       return xml(reply, 200, `<UnsubscribeResponse xmlns="${XMLNS}"><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></UnsubscribeResponse>`);
     });

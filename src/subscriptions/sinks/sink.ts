@@ -9,6 +9,8 @@ export interface OutboundMessage {
   body: string;
   contentType: string;
   attributes: Record<string, string>;
+  /** SNS data types of attributes published through the SNS API (Number, Binary, String.Array, …); others are String. */
+  attributeTypes?: Record<string, string> | null;
   /** When the message was published (ISO 8601). */
   timestamp: string;
   trace: string | null;

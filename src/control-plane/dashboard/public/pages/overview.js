@@ -57,13 +57,14 @@ function layout(o) {
       nodes: o.subscriptions.map((s) => ({
         id: `subscription:${s.name}`,
         title: s.name,
-        subtitle: `${s.protocol}${s.owner === 'api' ? ' · SNS API' : ''}${s.state !== 'active' ? ` · ${s.state}` : ''}`,
+        // SNS's handshake: a subscription waiting for its endpoint's confirmation receives nothing.
+        subtitle: `${s.protocol}${s.owner === 'api' ? ' · SNS API' : ''}${s.state !== 'active' ? ` · ${s.state}` : ''}${confirmationNote(s)}`,
         stats: [rate(s.deliveredPerMinute), `backlog ${count(s.pending + s.inFlight)}`],
         problems: [`errors ${rate(s.errorsPerMinute)}`, `dead ${count(s.dead)}`],
-        label: `Subscription ${s.name} (${s.protocol}, ${s.state}): ${rate(s.deliveredPerMinute)} delivered, backlog ${s.pending + s.inFlight}, ${rate(s.errorsPerMinute)} errors, ${s.dead} dead`,
+        label: `Subscription ${s.name} (${s.protocol}, ${s.state}${confirmationNote(s).replace(' ·', ',')}): ${rate(s.deliveredPerMinute)} delivered, backlog ${s.pending + s.inFlight}, ${rate(s.errorsPerMinute)} errors, ${s.dead} dead`,
         href: s.dead ? link('dead-letters', { subscription: s.name }) : link('deliveries', { subscription: s.name }),
         warn: s.errorsPerMinute > 0 || s.dead > 0,
-        muted: s.state !== 'active',
+        muted: s.state !== 'active' || s.confirmation !== 'confirmed',
       })),
     },
   ];
@@ -157,19 +158,19 @@ function Subscriptions({ subscriptions, reload }) {
           <th scope="row"><a href=${link('deliveries', { subscription: s.name })}>${s.name}</a></th>
           <td>${s.topic}</td>
           <td class="mono">${s.protocol} ${s.endpoint}</td>
-          <td><${Badge} state=${s.state} />${s.stateReason && html` <small>${s.stateReason}</small>`}${s.state === 'active' && s.failingSince && html` <small class="last-error">failing since ${time(s.failingSince)}</small>`}</td>
+          <td><${Badge} state=${s.state} />${s.stateReason && html` <small>${s.stateReason}</small>`}${s.confirmation !== 'confirmed' && html` <small>${confirmationNote(s).slice(3)}</small>`}${s.state === 'active' && s.failingSince && html` <small class="last-error">failing since ${time(s.failingSince)}</small>`}</td>
           <td>${count(s.pending + s.inFlight)}</td>
           <td>${s.dead ? html`<a href=${link('dead-letters', { subscription: s.name })}>${count(s.dead)}</a>` : '0'}</td>
           <td>
             ${s.state === 'active'
               ? html`<${ActionButton} label="Pause" ariaLabel=${`Pause ${s.name}`} action=${() => post(`subscriptions/${encodeURIComponent(s.name)}/pause`)} describe=${() => 'Paused.'} onDone=${reload} />`
               : html`<${ActionButton} label="Resume" ariaLabel=${`Resume ${s.name}`} action=${() => post(`subscriptions/${encodeURIComponent(s.name)}/resume`)} describe=${() => 'Resumed.'} onDone=${reload} />`}
-            <${ActionButton}
+            ${s.confirmation === 'confirmed' && html`<${ActionButton}
               label="Send test"
               ariaLabel=${`Send a test message to ${s.name}`}
               action=${() => post(`subscriptions/${encodeURIComponent(s.name)}/test`, { subject: 'rowcast dashboard test' })}
               describe=${(r) => `Test message ${r?.messageId ?? ''} queued.`}
-            />
+            />`}
           </td>
         </tr>`,
       )}
@@ -215,4 +216,11 @@ export function Overview() {
           ${data.functions.length > 0 && html`<${Functions} functions=${data.functions} reload=${reload} />`}`
       : !error && html`<p class="loading" role="status">Loading…</p>`}
   </section>`;
+}
+
+/** ' · pending confirmation' or ' · unsubscribed' (SNS's handshake, docs/sns.md); nothing when confirmed. */
+function confirmationNote(s) {
+  if (s.confirmation === 'pending') return ' · pending confirmation';
+  if (s.confirmation === 'unsubscribed') return ' · unsubscribed';
+  return '';
 }
