@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
 import { RowcastError } from '../../src/errors.js';
 import { decideDisable, formatSpan } from '../../src/subscriptions/disable-policy.js';
+import { summarize } from '../../src/subscriptions/endpoint-health.js';
 
 const DAY = 86_400_000;
 const now = new Date('2026-12-04T12:00:00Z');
@@ -46,6 +47,25 @@ describe('decideDisable', () => {
     assert.equal(formatSpan(5 * DAY), '5d');
     assert.equal(formatSpan(2 * 3_600_000 + 5 * 60_000 + 7000), '2h 5m');
   });
+});
+
+test('a batch of outcomes counts, per subscription, only what came after its last success', () => {
+  assert.deepEqual(
+    summarize([
+      { subscription: 'a', state: 'dead' },
+      { subscription: 'b', state: 'pending' },
+      { subscription: 'a', state: 'done' },
+      { subscription: 'a', state: 'pending' },
+      { subscription: 'a', state: 'dead' },
+      { subscription: 'c', state: 'done' },
+      { subscription: 'b', state: 'dead' },
+    ]),
+    [
+      { name: 'a', reset: true, failed: true, dead: 1 },
+      { name: 'b', reset: false, failed: true, dead: 1 },
+      { name: 'c', reset: true, failed: false, dead: 0 },
+    ],
+  );
 });
 
 describe('disableAfter in the config', () => {
