@@ -223,7 +223,8 @@ function whyMatched(policy: Record<string, unknown>, message: FilterMessage, sco
 }
 
 /** 409 for a subscription in SNS's handshake: it receives no messages until confirmed (docs/sns.md). */
-function unconfirmed(subscription: string, snsState: string): RowcastError {
+/** 409 for an SNS subscription that is not confirmed: it receives nothing but its handshake messages. */
+export function unconfirmed(subscription: string, snsState: string): RowcastError {
   return new RowcastError(
     ErrorCodes.CONFLICT,
     `subscription ${subscription} is ${snsState === 'unsubscribed' ? 'unsubscribed (through its UnsubscribeURL)' : "waiting for its endpoint to confirm it (SNS's SubscriptionConfirmation)"}; it receives no messages until confirmed`,

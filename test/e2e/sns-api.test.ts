@@ -34,6 +34,7 @@ import { apply } from '../../src/capture/apply.js';
 import { formatStatus } from '../../src/control-plane/cli/format-status.js';
 import { redriveDelivery } from '../../src/control-plane/admin-actions.js';
 import { getStatus, redrive } from '../../src/control-plane/operations.js';
+import { resendDelivery } from '../../src/control-plane/resend-delivery.js';
 import { parseConfig } from '../../src/config/load.js';
 import { awsSchema, type RowcastConfigInput } from '../../src/config/schema.js';
 import { adminApiRoutes } from '../../src/control-plane/http/admin-api/admin-api-routes.js';
@@ -547,6 +548,8 @@ describe('ownership', () => {
     const dead = (await db.pool.query(`INSERT INTO rowcast.deliveries (message_id, subscription, state) VALUES ($1, $2, 'dead') RETURNING id::text`, [msg.MessageId, pendingName])).rows[0].id;
     await assert.rejects(redriveDelivery(db.pool, dead), /waiting for its endpoint to confirm it/);
     assert.equal(await redrive(db.pool, { subscription: pendingName }), 0);
+    // Nor resent: a resend, like a redrive, sends nothing to an unconfirmed endpoint.
+    await assert.rejects(resendDelivery(db.pool, dead), /waiting for its endpoint to confirm it/);
     assert.equal((await db.pool.query('SELECT state FROM rowcast.deliveries WHERE id = $1', [dead])).rows[0].state, 'dead');
     await assert.rejects(apply(db.pool, parseConfig({ aws: { region: REGION, accountId: ACCOUNT } }, 'test config')), /subscriptions made through the SNS API/);
     assert.equal((await db.pool.query(`SELECT 1 FROM rowcast.topics WHERE name = 'config-topic'`)).rowCount, 1);
