@@ -152,20 +152,24 @@ describe('resend', () => {
     assert.deepEqual(resent.attemptLog.map((a: any) => [a.attempt, a.outcome]), [[1, 'delivered'], [null, 'resent'], [1, 'delivered']]);
   });
 
-  test('resend of an unknown id is 404, of a bad id 400, of a pending delivery 409', async () => {
+  test('resend of an unknown id is 404, of a bad id 400, of a delivery in flight 409', async () => {
     const unknown = await api('/deliveries/99999999/resend', 'POST');
     assert.equal(unknown.status, 404);
     assert.match(unknown.body.error.message, /No delivery 99999999/);
     assert.equal((await api('/deliveries/abc/resend', 'POST')).status, 400);
-    await db.pool.query(`UPDATE rowcast.subscriptions SET state = 'paused' WHERE name = 'hook'; SELECT pg_notify('rowcast_config', '')`);
+    // The receiver holds its answer: the delivery stays in flight until released.
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    receiver.reply = (r) => (r.json?.body?.after?.id === 5 ? { status: 200, hold } : { status: 200 });
     try {
-      await db.pool.query(`INSERT INTO orders VALUES (5, 'waits')`);
-      const pending = await deliveryOf(5, 'pending');
-      const busy = await api(`/deliveries/${pending.id}/resend`, 'POST');
+      await db.pool.query(`INSERT INTO orders VALUES (5, 'held')`);
+      await eventually(() => requestsFor(5).length, 'order 5 at the receiver');
+      const inFlight = await deliveryOf(5, 'in_flight');
+      const busy = await api(`/deliveries/${inFlight.id}/resend`, 'POST');
       assert.equal(busy.status, 409);
-      assert.match(busy.body.error.message, /is pending: it is on its way already/);
+      assert.match(busy.body.error.message, /is in flight: it is on its way already/);
     } finally {
-      await db.pool.query(`UPDATE rowcast.subscriptions SET state = 'active' WHERE name = 'hook'; SELECT pg_notify('rowcast_config', '')`);
+      release();
     }
     await deliveryOf(5);
   });
