@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
 import { generateSecret } from '../../src/capture/apply.js';
+import { replayCapture } from '../../src/control-plane/admin-actions.js';
+import { redrive } from '../../src/control-plane/operations.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
@@ -172,6 +174,30 @@ describe('resend', () => {
       release();
     }
     await deliveryOf(5);
+  });
+});
+
+describe('history events: each new series of attempts is marked', () => {
+  test('a bulk redrive writes "redriven", a replay "replayed", before the new attempts', async () => {
+    const since = new Date(Date.now() - 1000);
+    receiver.reply = (r) => (r.json?.body?.after?.id === 6 ? { status: 500, body: 'down' } : { status: 200 });
+    await db.pool.query(`INSERT INTO orders VALUES (6, 'dies')`);
+    const dead = await deliveryOf(6, 'dead');
+    assert.deepEqual(dead.attemptLog.map((a: any) => a.outcome), ['failed', 'failed', 'dead']);
+    receiver.reply = () => ({ status: 200 });
+    assert.equal(await redrive(db.pool, { subscription: 'hook', since: new Date(Date.now() - 60_000) }), 1);
+    const redriven = await eventually(async () => {
+      const r = (await api(`/deliveries/${dead.id}`)).body;
+      return r.state === 'done' && r;
+    }, 'the redriven delivery done');
+    assert.deepEqual(redriven.attemptLog.map((a: any) => [a.attempt, a.outcome]), [[1, 'failed'], [2, 'failed'], [3, 'dead'], [null, 'redriven'], [1, 'delivered']]);
+
+    assert.ok((await replayCapture(db.pool, 'orders', { subscription: 'hook', since })) >= 1);
+    const replayed = await eventually(async () => {
+      const r = (await api(`/deliveries/${dead.id}`)).body;
+      return r.state === 'done' && r.attemptLog.length === 7 && r;
+    }, 'the replayed delivery done');
+    assert.deepEqual(replayed.attemptLog.slice(4).map((a: any) => [a.attempt, a.outcome]), [[1, 'delivered'], [null, 'replayed'], [1, 'delivered']]);
   });
 });
 
