@@ -83,7 +83,24 @@ export async function readBodyStart(body: AsyncIterable<Buffer> & { dump(): Prom
 }
 
 /**
- * SQL: `row`'s attempt log with `entry` (a jsonb expression) appended, the oldest entry dropped at
+ * A result's log entry as the statement that records it takes it: JSON of a one-element array. Built here rather
+ * than in SQL, where merging it with the exchange (jsonb ||) cost more than the rest of the statement.
+ */
+export function attemptLogEntry(r: { attempt: number; state: 'done' | 'pending' | 'dead'; status?: number; error?: string; durationMs?: number; exchange?: AttemptExchange }): string {
+  const entry: AttemptLogEntry = {
+    attempt: r.attempt,
+    at: new Date().toISOString(),
+    outcome: r.state === 'done' ? 'delivered' : r.state === 'dead' ? 'dead' : 'failed',
+    status: r.status ?? null,
+    error: r.error ?? null,
+    durationMs: r.durationMs === undefined ? null : Math.round(r.durationMs),
+    ...r.exchange,
+  };
+  return JSON.stringify([entry]);
+}
+
+/**
+ * SQL: `row`'s attempt log with `entry` (a jsonb array expression) appended, the oldest entry dropped at
  * ATTEMPT_LOG_SIZE. A delivery delivered at its first attempt without an exchange to keep has no log (NULL; the hot
  * path of non-HTTP sinks writes none): before anything is appended to it, that attempt is written out from the row.
  */

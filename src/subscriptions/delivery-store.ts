@@ -1,7 +1,7 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { leaseFence, prepared } from '../store/sql.js';
 import { type NewMessage, publishMessages } from '../topics/fan-out.js';
-import { type AttemptExchange, appendToAttemptLog } from './attempt-log.js';
+import { type AttemptExchange, appendToAttemptLog, attemptLogEntry } from './attempt-log.js';
 import type { OutboundMessage, Subscription, SubscriptionSettings } from './sinks/sink.js';
 
 export interface ClaimedDelivery {
@@ -125,16 +125,13 @@ const recordStatement = prepared(
         SET state = r.state, available_at = COALESCE(r.available_at, d.available_at), last_status = r.status,
             last_error = CASE WHEN r.state = 'done' THEN d.last_error ELSE r.error END,
             delivered_at = CASE WHEN r.state = 'done' THEN now() END, lease_owner = NULL, lease = NULL, updated_at = now(),
-            -- The attempt log (attempt-log.ts), with the attempt's request and response when it has them (HTTP). Without
-            -- them it is written only once an attempt failed: a delivery done at once keeps NULL.
-            attempt_log = CASE WHEN r.state = 'done' AND d.attempt_log IS NULL AND r.exchange IS NULL THEN NULL
-              ELSE ${appendToAttemptLog(
-                'd',
-                `jsonb_build_array(jsonb_build_object('attempt', r.attempt, 'at', now(), 'outcome', CASE r.state WHEN 'done' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'failed' END,
-                                         'status', r.status, 'error', r.error, 'durationMs', r.duration_ms) || coalesce(r.exchange, '{}'::jsonb))`,
-              )} END
-       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::int[], $8::uuid[], $9::jsonb[])
-            AS r(id, attempt, state, available_at, status, error, duration_ms, lease, exchange)
+            -- The attempt log (attempt-log.ts): the attempt's entry, built by the worker with its request and response
+            -- when it has them (HTTP), so that a first entry is stored as passed, with no jsonb operation. An attempt
+            -- without them is logged only once one failed: a non-HTTP delivery done at once keeps NULL.
+            attempt_log = CASE WHEN d.attempt_log IS NULL THEN CASE WHEN r.keep THEN r.entry END
+              ELSE ${appendToAttemptLog('d', 'r.entry')} END
+       FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::uuid[], $8::jsonb[], $9::boolean[])
+            AS r(id, attempt, state, available_at, status, error, lease, entry, keep)
       WHERE d.id = r.id AND ${leaseFence('d')}
       RETURNING d.id::text`,
 );
@@ -148,9 +145,9 @@ async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): 
       results.map((r) => r.availableAt ?? null),
       results.map((r) => r.status ?? null),
       results.map((r) => r.error ?? null),
-      results.map((r) => (r.durationMs === undefined ? null : Math.round(r.durationMs))),
       results.map((r) => r.lease),
-      results.map((r) => (r.exchange ? JSON.stringify(r.exchange) : null)),
+      results.map(attemptLogEntry),
+      results.map((r) => r.state !== 'done' || r.exchange !== undefined),
     ]),
   );
   return res.rows.map((r) => r.id as string);

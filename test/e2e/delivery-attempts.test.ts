@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
 import { generateSecret } from '../../src/capture/apply.js';
+import { replayCapture } from '../../src/control-plane/admin-actions.js';
+import { redrive } from '../../src/control-plane/operations.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
@@ -152,22 +154,50 @@ describe('resend', () => {
     assert.deepEqual(resent.attemptLog.map((a: any) => [a.attempt, a.outcome]), [[1, 'delivered'], [null, 'resent'], [1, 'delivered']]);
   });
 
-  test('resend of an unknown id is 404, of a bad id 400, of a pending delivery 409', async () => {
+  test('resend of an unknown id is 404, of a bad id 400, of a delivery in flight 409', async () => {
     const unknown = await api('/deliveries/99999999/resend', 'POST');
     assert.equal(unknown.status, 404);
     assert.match(unknown.body.error.message, /No delivery 99999999/);
     assert.equal((await api('/deliveries/abc/resend', 'POST')).status, 400);
-    await db.pool.query(`UPDATE rowcast.subscriptions SET state = 'paused' WHERE name = 'hook'; SELECT pg_notify('rowcast_config', '')`);
+    // The receiver holds its answer: the delivery stays in flight until released.
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    receiver.reply = (r) => (r.json?.body?.after?.id === 5 ? { status: 200, hold } : { status: 200 });
     try {
-      await db.pool.query(`INSERT INTO orders VALUES (5, 'waits')`);
-      const pending = await deliveryOf(5, 'pending');
-      const busy = await api(`/deliveries/${pending.id}/resend`, 'POST');
+      await db.pool.query(`INSERT INTO orders VALUES (5, 'held')`);
+      await eventually(() => requestsFor(5).length, 'order 5 at the receiver');
+      const inFlight = await deliveryOf(5, 'in_flight');
+      const busy = await api(`/deliveries/${inFlight.id}/resend`, 'POST');
       assert.equal(busy.status, 409);
-      assert.match(busy.body.error.message, /is pending: it is on its way already/);
+      assert.match(busy.body.error.message, /is in flight: it is on its way already/);
     } finally {
-      await db.pool.query(`UPDATE rowcast.subscriptions SET state = 'active' WHERE name = 'hook'; SELECT pg_notify('rowcast_config', '')`);
+      release();
     }
     await deliveryOf(5);
+  });
+});
+
+describe('history events: each new series of attempts is marked', () => {
+  test('a bulk redrive writes "redriven", a replay "replayed", before the new attempts', async () => {
+    const since = new Date(Date.now() - 1000);
+    receiver.reply = (r) => (r.json?.body?.after?.id === 6 ? { status: 500, body: 'down' } : { status: 200 });
+    await db.pool.query(`INSERT INTO orders VALUES (6, 'dies')`);
+    const dead = await deliveryOf(6, 'dead');
+    assert.deepEqual(dead.attemptLog.map((a: any) => a.outcome), ['failed', 'failed', 'dead']);
+    receiver.reply = () => ({ status: 200 });
+    assert.equal(await redrive(db.pool, { subscription: 'hook', since: new Date(Date.now() - 60_000) }), 1);
+    const redriven = await eventually(async () => {
+      const r = (await api(`/deliveries/${dead.id}`)).body;
+      return r.state === 'done' && r;
+    }, 'the redriven delivery done');
+    assert.deepEqual(redriven.attemptLog.map((a: any) => [a.attempt, a.outcome]), [[1, 'failed'], [2, 'failed'], [3, 'dead'], [null, 'redriven'], [1, 'delivered']]);
+
+    assert.ok((await replayCapture(db.pool, 'orders', { subscription: 'hook', since })) >= 1);
+    const replayed = await eventually(async () => {
+      const r = (await api(`/deliveries/${dead.id}`)).body;
+      return r.state === 'done' && r.attemptLog.length === 7 && r;
+    }, 'the replayed delivery done');
+    assert.deepEqual(replayed.attemptLog.slice(4).map((a: any) => [a.attempt, a.outcome]), [[1, 'delivered'], [null, 'replayed'], [1, 'delivered']]);
   });
 });
 

@@ -26,7 +26,7 @@ async function cachedPlans(pool: Pool): Promise<string> {
     const plans = [
       `EXPLAIN EXECUTE rowcast_route(500, '{}', '{}', 0, NULL, '{}', '{}', '{}', NULL)`,
       `EXPLAIN EXECUTE rowcast_claim_deliveries('{hook}', '{200}', 60000, 'me')`,
-      `EXPLAIN EXECUTE rowcast_record_deliveries('{1}', '{1}', '{done}', '{NULL}', '{200}', '{NULL}', '{1}', '{00000000-0000-0000-0000-000000000000}')`,
+      `EXPLAIN EXECUTE rowcast_record_deliveries('{1}', '{1}', '{done}', '{NULL}', '{200}', '{NULL}', '{00000000-0000-0000-0000-000000000000}', '{NULL}', '{false}')`,
     ];
     const text: string[] = [];
     for (const sql of plans) text.push(...(await client.query(sql)).rows.map((r) => r['QUERY PLAN'] as string));
