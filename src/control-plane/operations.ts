@@ -112,8 +112,8 @@ export async function redrive(pool: Pool, options: { subscription?: string; sinc
                      AND ($2::timestamptz IS NULL OR updated_at >= $2) AND ($3::timestamptz IS NULL OR updated_at < $3)
                      -- Not to a subscription waiting for SNS's confirmation or unsubscribed (it receives nothing), but
                      -- its handshake messages (topics 'sns:…'), which are how it gets confirmed.
-                     AND ((SELECT s.sns_state FROM rowcast.subscriptions s WHERE s.name = subscription) = 'confirmed'
-                          OR (SELECT m.topic FROM rowcast.messages m WHERE m.id = message_id) LIKE 'sns:%')
+                     AND ((SELECT s.sns_state FROM rowcast.subscriptions s WHERE s.name = rowcast.deliveries.subscription) = 'confirmed'
+                          OR (SELECT m.topic FROM rowcast.messages m WHERE m.id = rowcast.deliveries.message_id) LIKE 'sns:%')
                    LIMIT 1000 FOR UPDATE SKIP LOCKED)
        UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), attempt_log = ${historyEventSql('d', 'redriven')}
          FROM c WHERE d.id = c.id`,

@@ -3,6 +3,7 @@ import { createVerify, X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
 import { buildSnsEnvelope, type SnsEnvelopeFields, snsStringToSign } from '../../src/aws/sns-envelope/envelope.js';
 import { certificatePath, createSigningKey } from '../../src/aws/sns-envelope/signing-keys.js';
+import { snsMessageAttributes } from '../../src/aws/sns-envelope/sns-envelopes.js';
 import { parseConfig } from '../../src/config/load.js';
 
 const notification: SnsEnvelopeFields = {
@@ -75,4 +76,17 @@ test("format 'sns' is for http and https subscriptions; its settings need it; to
   assert.throws(() => parseConfig({ topics: { t: { signatureVersion: 3 } } }, 'c'), /SignatureVersion 1 .* or 2/);
   assert.throws(() => parseConfig({ topics, subscriptions: { s: { topic: 't', protocol: 'log', format: 'sns', options: {} } } }, 'c'), /subscriptions\.s\.format: "sns" is what SNS sends to http, https, email and email-json subscribers/);
   assert.throws(() => parseConfig({ topics, subscriptions: { s: { topic: 't', protocol: 'http', endpoint: 'http://example.com/', rawMessageDelivery: true } } }, 'c'), /rawMessageDelivery belongs to SNS's envelope; set format: "sns"/);
+});
+
+test('MessageAttributes carry the data type each attribute was published with; values as SNS sends them', () => {
+  const attributes = { kind: 'order', total: '12.5', tags: ['a', 'b'], blob: 'AQID', plain: 'x' } as unknown as Record<string, string>;
+  assert.deepEqual(snsMessageAttributes({ attributes, attributeTypes: { kind: 'String', total: 'Number', tags: 'String.Array', blob: 'Binary' } }), {
+    kind: { Type: 'String', Value: 'order' },
+    total: { Type: 'Number', Value: '12.5' },
+    tags: { Type: 'String.Array', Value: '["a","b"]' },
+    blob: { Type: 'Binary', Value: 'AQID' },
+    // Not published through the SNS API (captures, functions): a string.
+    plain: { Type: 'String', Value: 'x' },
+  });
+  assert.deepEqual(snsMessageAttributes({ attributes: { op: 'INSERT' }, attributeTypes: null }), { op: { Type: 'String', Value: 'INSERT' } });
 });

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { confirmSubscription, requireConfirmation, TOKEN_LIFETIME_DAYS, tokenExpired } from '../sns-envelope/confirmation.js';
 import { endpointOf, subscriptionSettings } from '../../capture/apply.js';
 import { type AwsConfig, subscriptionSchema, TOPIC_NAME } from '../../config/schema.js';
 import type { FilterPolicyScope } from '../../subscriptions/filter-policy/filter-policy.js';
@@ -10,6 +9,7 @@ import { redactEndpoint } from '../../observability/logger.js';
 import { type Pool, type PoolClient, withTransaction } from '../../store/pool.js';
 import { type NewMessage, publishMessages } from '../../topics/fan-out.js';
 import { parseArn, snsSubscriptionArn, snsTopicArn, topicOfArn } from '../arn.js';
+import { confirmSubscription, requireConfirmation, TOKEN_LIFETIME_DAYS, tokenExpired } from '../sns-envelope/confirmation.js';
 import { invalidParameter, notFound, type QueryParams, SnsError, toXml, xmlEntries } from './query-protocol.js';
 import { checkTopicAttributes, type SubscriptionEffect, subscriptionAttribute } from './sns-attributes.js';
 import { batchEntries, batchMessages, newMessage, publishTarget } from './sns-publish-message.js';
@@ -191,6 +191,9 @@ export class SnsOperations {
     await this.findTopic(this.pool, topic, true);
     const attributes = p.entries('Attributes');
     const effect = await this.subscriptionEffect(attributes, 'MessageAttributes');
+    // http, https, email and email-json get SNS's envelope and confirm first; lambda and function are active at once.
+    const handshake = SNS_ENVELOPE_PROTOCOLS.has(protocol);
+    const config = await this.subscriptionConfig(topic, protocol, endpoint, effect, handshake);
     // SNS answers "pending confirmation" until the endpoint confirms, unless asked for the ARN.
     const answer = (name: string, pending: boolean) => toXml({ SubscriptionArn: pending && !returnArn ? 'pending confirmation' : snsSubscriptionArn(this.aws, topic, name) });
 
@@ -216,15 +219,12 @@ export class SnsOperations {
       }
 
       const name = randomUUID();
-      const handshake = SNS_ENVELOPE_PROTOCOLS.has(protocol);
-      const config = await this.subscriptionConfig(topic, protocol, endpoint, effect, handshake);
       const isWebhook = config.protocol === 'http' || config.protocol === 'https';
       await client.query(
         `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, owner, sns_attributes)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api', $10)`,
         [name, topic, config.protocol, endpointOf(config), subscriptionSettings(config), config.filterPolicy ?? null, config.filterPolicyScope, config.deadLetter?.topic ?? null, isWebhook ? generateSecret() : null, { ...attributes, Protocol: protocol, Endpoint: endpoint }],
       );
-      // http, https, email and email-json get SNS's envelope and confirm first; lambda and function are active at once.
       if (handshake) await requireConfirmation(client, name);
       else await client.query(`SELECT pg_notify('rowcast_config', '')`);
       return answer(name, handshake);
