@@ -1,7 +1,7 @@
 import type { CaptureConfig } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
 import type { Pool, PoolClient } from '../store/pool.js';
-import { ident, qualified } from '../store/sql.js';
+import { ident, literal, qualified } from '../store/sql.js';
 import { BACKFILL_PREFIX, WAKE } from './logical-reader.js';
 import { isLogical } from './logical-ddl.js';
 import { readTableInfo } from './table-info.js';
@@ -43,7 +43,7 @@ export const MAX_BATCH = 100_000;
 const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtext('rowcast.backfill'), hashtext($1)) AS ok`;
 const UNLOCK_SQL = `SELECT pg_advisory_unlock(hashtext('rowcast.backfill'), hashtext($1))`;
 
-const PROGRESS_SQL = `SELECT capture, state, where_sql, batch, rows_sent::float8 AS rows_sent, rows_total::float8 AS rows_total, last_key, error, started_at, updated_at, finished_at
+const PROGRESS_SQL = `SELECT capture, state, where_sql, batch, rows_sent::float8 AS rows_sent, rows_total::float8 AS rows_total, last_key, last_key::text AS last_key_text, error, started_at, updated_at, finished_at
   FROM rowcast.backfills WHERE capture = $1`;
 
 interface ProgressRow {
@@ -54,6 +54,7 @@ interface ProgressRow {
   rows_sent: number;
   rows_total: number | null;
   last_key: Record<string, unknown> | null;
+  last_key_text: string | null;
   error: string | null;
   started_at: Date;
   updated_at: Date;
@@ -78,6 +79,12 @@ const toProgress = (r: ProgressRow): BackfillProgress => ({
 export async function getBackfill(pool: Pool | PoolClient, capture: string): Promise<BackfillProgress | null> {
   const { rows } = await pool.query<ProgressRow>(PROGRESS_SQL, [capture]);
   return rows[0] ? toProgress(rows[0]) : null;
+}
+
+/** Where a backfill resumes: its row, with its last key as jsonb text (exact digits). */
+async function resumePoint(client: PoolClient, capture: string): Promise<(BackfillProgress & { lastKeyText: string | null }) | null> {
+  const { rows } = await client.query<ProgressRow>(PROGRESS_SQL, [capture]);
+  return rows[0] ? { ...toProgress(rows[0]), lastKeyText: rows[0].last_key_text } : null;
 }
 
 /**
@@ -135,7 +142,7 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
 
     const tableSql = qualified(table.schema, table.name);
     const keyList = table.primaryKey.map((c) => `t.${ident(c)}`).join(', ');
-    const previous = await getBackfill(client, capture);
+    const previous = await resumePoint(client, capture);
     const fresh = options.restart || !previous || previous.state === 'done';
     if (!fresh && options.where !== undefined && options.where !== (previous.where ?? undefined)) {
       throw new RowcastError(
@@ -168,32 +175,48 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
     options.onStarted?.((await getBackfill(client, capture))!);
     // The next batch: rows after the last key sent, in key order, locked FOR SHARE until the batch commits. The
     // last key is compared as values of the key's own types (jsonb_populate_record, a stable expression: the
-    // primary key's index finds where to start); the condition sees only t.
+    // primary key's index finds where to start); the condition sees only t. Keys travel as jsonb text, so that
+    // a bigint key keeps its digits.
     const lastValues = table.primaryKey.map((c) => `(jsonb_populate_record(NULL::${tableSql}, $2::jsonb)).${ident(c)}`).join(', ');
-    const selectFirst = `SELECT to_jsonb(t)::text AS row FROM ${tableSql} AS t WHERE true${condition} ORDER BY ${keyList} LIMIT $1 FOR SHARE OF t`;
-    const selectNext = `SELECT to_jsonb(t)::text AS row FROM ${tableSql} AS t WHERE (${keyList}) > (${lastValues})${condition} ORDER BY ${keyList} LIMIT $1 FOR SHARE OF t`;
-    const eventsSql = logical ? '' : backfillEventsSql(capture, row.capture, table);
-    let lastKey = fresh ? null : previous.lastKey;
+    const keyOf = (alias: string) => `jsonb_build_object(${table.primaryKey.map((c) => `${literal(c)}, ${alias}.${ident(c)}`).join(', ')})::text`;
+    const rowsOf = (next: boolean) =>
+      `SELECT t.* FROM ${tableSql} AS t WHERE ${next ? `(${keyList}) > (${lastValues})` : 'true'}${condition} ORDER BY ${keyList} LIMIT $1 FOR SHARE OF t`;
+    // A trigger capture's batch is one statement: the rows, their events (in key order), the count and the last key.
+    const batchSql = (next: boolean) => {
+      if (logical) return `SELECT to_jsonb(t)::text AS row, ${keyOf('t')} AS key FROM (${rowsOf(next)}) AS t`;
+      const newKeys = table.primaryKey.map((c) => `new.${ident(c)}`).join(', ');
+      return `WITH batch AS MATERIALIZED (${rowsOf(next)}),
+        written AS (${backfillEventsSql(capture, row.capture, table, 'batch', newKeys)} RETURNING 1)
+        SELECT (SELECT count(*)::int FROM batch) AS n, (SELECT ${keyOf('b')} FROM batch AS b ORDER BY ${table.primaryKey.map((c) => `b.${ident(c)} DESC`).join(', ')} LIMIT 1) AS key,
+               (SELECT count(*) FROM written) AS events`;
+    };
+    const first = batchSql(false);
+    const next = batchSql(true);
+    let lastKey = fresh ? null : previous.lastKeyText;
     for (;;) {
       if (options.signal?.aborted) break;
       await client.query('BEGIN');
       let sent: number;
       try {
-        const { rows } = await client.query<{ row: string }>(lastKey === null ? selectFirst : selectNext, lastKey === null ? [batch] : [batch, JSON.stringify(lastKey)]);
-        sent = rows.length;
-        if (sent) {
-          const texts = rows.map((r) => r.row);
-          if (logical) {
-            await client.query(`SELECT pg_logical_emit_message(true, $1, $2::text)`, [BACKFILL_PREFIX, `{"capture":${JSON.stringify(capture)},"rows":[${texts.join(',')}]}`]);
-          } else {
-            await client.query(eventsSql, [texts]);
-            await client.query(WAKE);
+        const params = lastKey === null ? [batch] : [batch, lastKey];
+        if (logical) {
+          const { rows } = await client.query<{ row: string; key: string }>(lastKey === null ? first : next, params);
+          sent = rows.length;
+          if (sent) {
+            const content = `{"capture":${JSON.stringify(capture)},"rows":[${rows.map((r) => r.row).join(',')}]}`;
+            await client.query(`SELECT pg_logical_emit_message(true, $1, $2::text)`, [BACKFILL_PREFIX, content]);
+            lastKey = rows.at(-1)!.key;
           }
-          const last = JSON.parse(texts.at(-1)!) as Record<string, unknown>;
-          lastKey = Object.fromEntries(table.primaryKey.map((c) => [c, last[c]]));
+        } else {
+          const { rows } = await client.query<{ n: number; key: string | null; events: string }>(lastKey === null ? first : next, params);
+          sent = rows[0]!.n;
+          if (sent) {
+            lastKey = rows[0]!.key;
+            if (Number(rows[0]!.events)) await client.query(WAKE);
+          }
         }
         await client.query(
-          `UPDATE rowcast.backfills SET last_key = $2, rows_sent = rows_sent + $3, updated_at = now(),
+          `UPDATE rowcast.backfills SET last_key = $2::jsonb, rows_sent = rows_sent + $3, updated_at = now(),
              state = CASE WHEN $3 = 0 THEN 'done' ELSE state END, finished_at = CASE WHEN $3 = 0 THEN now() END
            WHERE capture = $1`,
           [capture, lastKey, sent],

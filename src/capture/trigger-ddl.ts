@@ -218,13 +218,13 @@ export function decodedBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, 
 }
 
 /**
- * A backfill batch of a trigger capture: rows of the table (jsonb objects, as to_jsonb writes them, in the array
- * parameter $1) become events with op READ, shaped as the capture's INSERT events (its `when` for INSERT applies),
- * in the backfill's own transaction.
+ * A backfill batch of a trigger capture: the rows of `batch` (a CTE of the table's rows, aliased new) become
+ * events with op READ, shaped as the capture's INSERT events (its `when` for INSERT applies), in the order
+ * `orderBy`, in the backfill's own transaction. Returns the INSERT, without its final semicolon.
  */
-export function backfillEventsSql(name: string, capture: CaptureConfig, table: TableInfo): string {
-  const from = `unnest($1::jsonb[]) WITH ORDINALITY AS c(n, ord) CROSS JOIN LATERAL jsonb_populate_record(NULL::${qualified(table.schema, table.name)}, c.n) AS new`;
-  return setBranch('INSERT', name, capture, table, whenFor(capture, 'INSERT'), { from, withOld: false, orderBy: 'c.ord', label: 'READ' });
+export function backfillEventsSql(name: string, capture: CaptureConfig, table: TableInfo, batch: string, orderBy: string): string {
+  const sql = setBranch('INSERT', name, capture, table, whenFor(capture, 'INSERT'), { from: `${batch} AS new`, withOld: false, orderBy, label: 'READ' });
+  return sql.trim().replace(/;$/, '');
 }
 
 /** Where a set-based capture reads its rows from; `withOld`: an UPDATE's old rows are needed as jsonb too. */

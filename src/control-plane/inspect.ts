@@ -77,13 +77,17 @@ export interface CaptureInfo {
   target: { kind: 'topic' | 'function'; name: string };
   subject: string | null;
   eventsPerMinute: number;
+  /** Its last backfill (backfill.ts): running, done or failed, rows sent of the rows that matched at its start. */
+  backfill: { state: string; rowsSent: number; rowsTotal: number | null; error: string | null } | null;
 }
 
 export async function listCaptures(pool: Pool): Promise<CaptureInfo[]> {
   const { rows } = await pool.query(
-    `SELECT c.name, c.schema_name, c.table_name, c.topic, c.function, c.subject, c.settings -> 'capture' AS capture, coalesce(r.n, 0)::int AS per_minute
+    `SELECT c.name, c.schema_name, c.table_name, c.topic, c.function, c.subject, c.settings -> 'capture' AS capture, coalesce(r.n, 0)::int AS per_minute,
+            b.state AS backfill_state, b.rows_sent::float8 AS backfill_sent, b.rows_total::float8 AS backfill_total, b.error AS backfill_error
        FROM rowcast.captures c
        LEFT JOIN (SELECT capture, count(*) AS n FROM rowcast.events WHERE captured_at > now() - interval '1 minute' GROUP BY capture) r ON r.capture = c.name
+       LEFT JOIN rowcast.backfills b ON b.capture = c.name
       ORDER BY c.name`,
   );
   return rows.map((r) => ({
@@ -94,6 +98,7 @@ export async function listCaptures(pool: Pool): Promise<CaptureInfo[]> {
     target: r.topic !== null ? { kind: 'topic', name: r.topic } : { kind: 'function', name: r.function },
     subject: r.subject,
     eventsPerMinute: r.per_minute,
+    backfill: r.backfill_state === null ? null : { state: r.backfill_state, rowsSent: r.backfill_sent, rowsTotal: r.backfill_total, error: r.backfill_error },
   }));
 }
 

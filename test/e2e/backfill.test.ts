@@ -31,11 +31,14 @@ before(async () => {
     await db.pool.query(`CREATE TABLE ${t} (id int PRIMARY KEY, v int NOT NULL DEFAULT 0, note text, big bigint)`);
     await db.pool.query(`INSERT INTO ${t} (id, note, big) SELECT i, 'row ' || i, 9007199254740993 FROM generate_series(1, ${ROWS}) AS i`);
   }
+  await db.pool.query(`CREATE TABLE k_items (a bigint, b text, PRIMARY KEY (a, b))`);
+  await db.pool.query(`INSERT INTO k_items SELECT 9007199254740993 + i / 2, 'b' || (i % 2) FROM generate_series(0, 9) AS i`);
   await applyConfig(db.pool, {
     topics: { items: {} },
     captures: {
       trig: { table: 't_items', topic: 'items', payload: 'row' },
       logi: { table: 'l_items', topic: 'items', payload: 'row', mode: 'logical' },
+      keyed: { table: 'k_items', topic: 'items', payload: 'keys' },
     },
   });
   runtime = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } });
@@ -86,6 +89,16 @@ describe('backfill', () => {
     const live = (await events('trig', 'INSERT')).at(-1)!;
     assert.deepEqual(Object.keys(live.after!).sort(), Object.keys(rows[0]!.after!).sort());
     await db.pool.query('DELETE FROM t_items WHERE id = 100000');
+  });
+
+  test('a composite bigint key: batches resume after the exact last key', async () => {
+    const done = await runBackfill(db.pool, 'keyed', { batch: 3 });
+    assert.equal(done.rowsSent, 10);
+    const { rows } = await db.pool.query<{ key: { a: string; b: string } }>(`SELECT key FROM rowcast.events WHERE capture = 'keyed' ORDER BY id`);
+    assert.deepEqual(
+      rows.map((r) => `${r.key.a}/${r.key.b}`),
+      Array.from({ length: 10 }, (_, i) => `${9007199254740993n + BigInt(Math.floor(i / 2))}/b${i % 2}`),
+    );
   });
 
   test('--where chooses the rows; a different --where on a half-done backfill is refused without --restart', async () => {

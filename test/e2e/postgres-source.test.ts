@@ -128,6 +128,18 @@ describe('PostgreSQL source on another server', () => {
     assert.ok(rows.length >= already + 100);
   });
 
+  test('the replication connection cut while changes stream: reading resumes, each change once', async () => {
+    const already = (await events()).length;
+    for (let i = 1000; i < 1200; i++) {
+      await src.query(`INSERT INTO orders (id, status) VALUES ($1, 'cut')`, [i]);
+      if (i === 1100) await src.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'rowcast_shop' AND active_pid IS NOT NULL`);
+    }
+    await eventually(async () => (await events()).length >= already + 200, 'the 200 inserts', 45_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const fresh = (await events()).slice(already);
+    assert.deepEqual(fresh.map((e) => e.key.id), Array.from({ length: 200 }, (_, i) => String(1000 + i)));
+  });
+
   test('apply says exactly what a source without wal_level = logical needs', async (t) => {
     const url = process.env.ROWCAST_TEST_REPLICA_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
     const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
@@ -153,5 +165,14 @@ describe('PostgreSQL source on another server', () => {
     } finally {
       await other.drop();
     }
+  });
+
+  test('without captures left, apply drops the slot and the publication on the source', async () => {
+    await runtime?.stop();
+    runtime = null;
+    await applyConfig(store.pool, { ...config, captures: {} });
+    const left = await sourceObjects();
+    assert.ok(!left.some((x) => x.startsWith('slot ') || x.startsWith('publication ')), left.join(', '));
+    assert.equal((await store.pool.query(`SELECT 1 FROM rowcast.source_progress WHERE source = 'shop'`)).rowCount, 0);
   });
 });

@@ -10,6 +10,9 @@ const NODE_HEIGHT = 88;
 const ROW_GAP = 14;
 const TOP = 34;
 
+/** A running backfill's share of the rows that matched at its start (rowcast backfill, POST …/backfill). */
+const backfillShare = (b) => (b.rowsTotal ? `${Math.min(100, Math.floor((b.rowsSent / b.rowsTotal) * 100))}%` : count(b.rowsSent));
+
 const clip = (text, max = 28) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 /** The graph's nodes per column, with ids for the edges. */
@@ -21,10 +24,11 @@ function layout(o) {
         id: `capture:${c.name}`,
         title: c.table,
         subtitle: `${c.name} · ${(c.operations ?? []).join(' ')}`,
-        stats: [`${rate(c.eventsPerMinute)}`],
-        label: `Capture ${c.name} on table ${c.table}: ${rate(c.eventsPerMinute)} events`,
+        stats: [`${rate(c.eventsPerMinute)}`, ...(c.backfill?.state === 'running' ? [`backfill ${backfillShare(c.backfill)}`] : [])],
+        problems: c.backfill?.state === 'failed' ? [`backfill failed at ${count(c.backfill.rowsSent)}`] : [],
+        label: `Capture ${c.name} on table ${c.table}: ${rate(c.eventsPerMinute)} events${c.backfill ? `; backfill ${c.backfill.state}, ${c.backfill.rowsSent} of ${c.backfill.rowsTotal ?? '?'} rows` : ''}`,
         href: link('tail'),
-        warn: false,
+        warn: c.backfill?.state === 'failed',
       })),
     },
     {
