@@ -18,6 +18,10 @@ export interface ClaimLoopOptions {
 /** Items claimed ahead of processing wait in a local queue; over all groups at most this many, and this many bytes. */
 const MAX_QUEUED = 2000;
 const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** Longest claim round trip a lease makes room for (see claimAllowanceMs). */
+const MAX_CLAIM_ALLOWANCE_MS = 30_000;
+/** Items handed back unstarted because their lease ran short are reported at most this often. */
+const STALE_REPORT_MS = 10_000;
 
 interface Queued<C> {
   item: C;
@@ -51,6 +55,15 @@ export abstract class ClaimLoop<C extends Claimed> {
   private stopping = false;
   private loop: Promise<void> | null = null;
   private rotation = 0;
+  /**
+   * How long recent claims took to answer (the slowest, decaying by a fifth per claim): leases are lengthened by as
+   * much. A lease runs from the claim's start on the server, and an item may only start while its lease still
+   * covers a whole attempt; with a fixed budget, claims slower than the budget (a deep backlog after a PostgreSQL
+   * restart, a loaded machine) came back with every item already too late to start, which was handed back
+   * unstarted, claimed again as slowly, and so on in every process: deliveries stopped for good.
+   */
+  protected claimAllowanceMs = 0;
+  private staleSince = { count: 0, at: 0 };
 
   constructor(protected readonly loopOptions: ClaimLoopOptions, protected readonly log: Logger) {}
 
@@ -169,6 +182,8 @@ export abstract class ClaimLoop<C extends Claimed> {
         }
         const claimedAt = Date.now();
         const claimed = await this.claim(wanted);
+        const tookMs = Date.now() - claimedAt;
+        this.claimAllowanceMs = Math.min(MAX_CLAIM_ALLOWANCE_MS, Math.max(tookMs, Math.floor(this.claimAllowanceMs * 0.8)));
         errorDelay = 100;
         const got = new Map<string, number>();
         for (const c of claimed) got.set(c.group, (got.get(c.group) ?? 0) + 1);
@@ -179,6 +194,7 @@ export abstract class ClaimLoop<C extends Claimed> {
         for (const item of claimed) this.enqueue(item, claimedAt);
         for (const group of wanted.keys()) this.afterClaim(group, got.get(group) ?? 0, this.localCount(group));
         this.pumpAll();
+        this.reportStale(tookMs);
         // Claim again at once only while a backlogged group has room; otherwise wait for a kick.
         const wantedNow = this.wanted();
         if (![...this.backlogged].some((group) => wantedNow.has(group))) await this.signal.wait(this.loopOptions.pollInterval);
@@ -188,6 +204,16 @@ export abstract class ClaimLoop<C extends Claimed> {
         errorDelay = Math.min(errorDelay * 2, 5000);
       }
     }
+  }
+
+  /** Says (at most every STALE_REPORT_MS) that claimed items were handed back unstarted, and how long the claim took. */
+  private reportStale(claimMs: number): void {
+    if (!this.staleSince.count || Date.now() - this.staleSince.at < STALE_REPORT_MS) return;
+    this.log.warn(
+      { handedBack: this.staleSince.count, lastClaimMs: claimMs, claimAllowanceMs: this.claimAllowanceMs },
+      'claimed work was handed back unstarted: its lease would not have covered an attempt by the time a slot was free (slow claims lengthen the next leases)',
+    );
+    this.staleSince = { count: 0, at: Date.now() };
   }
 
   /** Room of a group for more claimed items: its free slots plus its prefetch, less what it already holds. */
@@ -256,7 +282,10 @@ export abstract class ClaimLoop<C extends Claimed> {
       const next = queue.shift()!;
       this.queued--;
       this.queuedBytes -= next.bytes;
-      if (Date.now() > next.startBy) this.stale.push(next.item);
+      if (Date.now() > next.startBy) {
+        this.stale.push(next.item);
+        this.staleSince.count++;
+      }
       else this.dispatch(next.item);
     }
     if (!queue.length) this.queues.delete(group);

@@ -123,11 +123,12 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
 
   /**
    * A lease outlives the attempt's timeout, so a slow attempt is never taken over while it may still succeed.
-   * Claimed ahead, it may also wait up to QUEUE_BUDGET_MS for a slot first.
+   * Claimed ahead, it may also wait up to QUEUE_BUDGET_MS for a slot first, after a claim that may take as long as
+   * recent ones did (claimAllowanceMs).
    */
   private leaseFor(subscriptions: Iterable<string>): number {
     const longest = Math.max(0, ...[...subscriptions].map((name) => this.subscriptions.get(name)?.settings.deliveryPolicy.timeout ?? 0));
-    return Math.max(this.options.lease, longest + LEASE_MARGIN_MS + QUEUE_BUDGET_MS);
+    return Math.max(this.options.lease, longest + LEASE_MARGIN_MS + QUEUE_BUDGET_MS + this.claimAllowanceMs);
   }
 
   /** What routing and publishing may lease to this process as they create deliveries (see adoptable). */

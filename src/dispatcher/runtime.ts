@@ -123,32 +123,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     ]).then(() => observe.emit('config:reloaded', {}));
   });
   worker.onInvocationQueued = () => functions?.wake();
-  // Claim-check links point at this process's HTTP server (its address is known once it listens, below).
-  worker.claimChecks = await ClaimChecks.load(pool, runtime.http.publicUrl);
-  worker.snsEnvelopes = new SnsEnvelopes(pool, aws, runtime.http.publicUrl);
-  listener.start();
-  await worker.start();
-  await functions?.start();
-  await router.start();
-  capture.start();
-  for (const reader of sourceReaders) reader.start();
-  // Rates and charts count every process's work: this one's counts go to rowcast.activity every few seconds.
-  const detachActivity = activity().attach(pool, log);
-
-  const timers = [
-    setInterval(() => void router.heartbeat().catch(() => {}), HEARTBEAT_MS),
-    setInterval(() => {
-      void worker.reloadSubscriptions().catch(() => {});
-      void functions?.reloadTopics().catch(() => {});
-    }, SUBSCRIPTION_RELOAD_MS),
-    setInterval(
-      () =>
-        void applyRetention(pool, runtime.retention, runtime.deadRetention)
-          .then((r) => (r.events || r.messages || r.invocations) && log.info(r, 'retention: deleted expired history'))
-          .catch((err: Error) => log.warn({ err: err.message }, 'retention failed; will try again')),
-      RETENTION_EVERY_MS,
-    ),
-  ];
+  let timers: NodeJS.Timeout[] = [];
+  let detachActivity: () => Promise<void> = async () => {};
   let ready = true;
 
   let stopping: Promise<void> | null = null;
@@ -186,6 +162,37 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
       return stopping;
     },
   };
+  // A failure while starting (PostgreSQL went away) stops what had started, so that the caller may try again.
+  try {
+    // Claim-check links point at this process's HTTP server (its address is known once it listens, below).
+    worker.claimChecks = await ClaimChecks.load(pool, runtime.http.publicUrl);
+    worker.snsEnvelopes = new SnsEnvelopes(pool, aws, runtime.http.publicUrl);
+    listener.start();
+    await worker.start();
+    await functions?.start();
+    await router.start();
+    capture.start();
+    for (const reader of sourceReaders) reader.start();
+    // Rates and charts count every process's work: this one's counts go to rowcast.activity every few seconds.
+    detachActivity = activity().attach(pool, log);
+    timers = [
+      setInterval(() => void router.heartbeat().catch(() => {}), HEARTBEAT_MS),
+      setInterval(() => {
+        void worker.reloadSubscriptions().catch(() => {});
+        void functions?.reloadTopics().catch(() => {});
+      }, SUBSCRIPTION_RELOAD_MS),
+      setInterval(
+        () =>
+          void applyRetention(pool, runtime.retention, runtime.deadRetention)
+            .then((r) => (r.events || r.messages || r.invocations) && log.info(r, 'retention: deleted expired history'))
+            .catch((err: Error) => log.warn({ err: err.message }, 'retention failed; will try again')),
+        RETENTION_EVERY_MS,
+      ),
+    ];
+  } catch (err) {
+    await rowcast.stop();
+    throw err;
+  }
   if (runtime.http.port !== undefined) {
     try {
       http = await startHttpServer({

@@ -36,3 +36,20 @@ export function describeFailure(err: unknown): Failure | undefined {
   }
   return undefined;
 }
+
+/** PostgreSQL shutting down, crashed, or starting up: it comes back by itself. */
+const RESTARTING = new Set(['57P01', '57P02', '57P03', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * A failure of `rowcast start` worth trying again: PostgreSQL went away while it started (restarting, a connection
+ * cut). A refused connection counts only after such a failure (the server is mid-restart): refused on the first
+ * try, the URL is more likely wrong, and the user hears so at once.
+ */
+export function isTransientStartFailure(err: unknown, restartSeen: boolean): boolean {
+  for (let e = err as { code?: string; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code && RESTARTING.has(e.code)) return true;
+    if (restartSeen && e.code === 'ECONNREFUSED') return true;
+    if (/^Connection terminated|^Query read timeout$/.test(e.message ?? '')) return true;
+  }
+  return false;
+}

@@ -18,7 +18,7 @@ import { addDeliveryCommands } from './delivery-command.js';
 import { formatInvocations, formatStatus } from './format-status.js';
 import { formatDeliveries } from './format-deliveries.js';
 import { searchDeliveries } from '../delivery-search.js';
-import { describeFailure } from './error-message.js';
+import { describeFailure, isTransientStartFailure } from './error-message.js';
 import { boundHeapGrowth } from './heap-growth.js';
 import { progress } from './progress.js';
 
@@ -88,6 +88,9 @@ program
     });
   });
 
+/** How long `rowcast start` keeps trying while PostgreSQL restarts under it. */
+const START_RETRY_MS = 120_000;
+
 program
   .command('start')
   .description('route captured changes and deliver them until SIGTERM/SIGINT, then drain gracefully')
@@ -105,16 +108,32 @@ program
         `no config file found: running on defaults: no functions, no HTTP server; pass --config <file> or create rowcast.config.{${CONFIG_FILE_NAMES.map((n) => path.extname(n).slice(1)).join(',')}} in the directory`,
       );
     }
-    const runtime = await startRowcast({
-      databaseUrl: program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url,
-      runtime: runtimeConfig,
-      functions: cfg?.functions,
-      aws: cfg?.aws,
-      sources: cfg?.sources,
-      database: cfg?.database,
-      logger: log,
-      migrate: opts.migrate,
-    });
+    const start = () =>
+      startRowcast({
+        databaseUrl: program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url,
+        runtime: runtimeConfig,
+        functions: cfg?.functions,
+        aws: cfg?.aws,
+        sources: cfg?.sources,
+        database: cfg?.database,
+        logger: log,
+        migrate: opts.migrate,
+      });
+    // PostgreSQL going away while this starts (a restart) is waited out, for up to START_RETRY_MS.
+    let runtime: Awaited<ReturnType<typeof startRowcast>> | undefined;
+    const giveUpAt = Date.now() + START_RETRY_MS;
+    for (let attempt = 1, restartSeen = false; !runtime; attempt++) {
+      try {
+        runtime = await start();
+      } catch (err) {
+        if (!isTransientStartFailure(err, restartSeen) || Date.now() > giveUpAt) throw err;
+        restartSeen = true;
+        const delay = Math.min(5000, 500 * attempt);
+        log.warn({ err: (err as Error).message, attempt }, `the database went away while starting; trying again in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    const started = runtime;
     let signals = 0;
     const shutdown = (signal: string) => {
       if (++signals > 1) {
@@ -122,7 +141,7 @@ program
         process.exit(1);
       }
       log.info({ signal }, 'shutting down');
-      runtime.stop().then(
+      started.stop().then(
         () => process.exit(0),
         (err: Error) => {
           log.error({ err: err.message }, 'shutdown failed');
