@@ -22,6 +22,8 @@ export interface SubscriptionStatus {
    * meanwhile), unsubscribed through its UnsubscribeURL. Every other subscription is confirmed.
    */
   confirmation: 'confirmed' | 'pending' | 'unsubscribed';
+  /** Who made it: `rowcast apply` (config) or the SNS API (api); apply removes only what the config made. */
+  owner: 'config' | 'api';
   pending: number;
   inFlight: number;
   dead: number;
@@ -36,7 +38,7 @@ export interface Status {
   captures: { name: string; table: string; topic: string; mode: string }[];
   /** The replication slot of logical captures, when there is one: whether a process streams it, the log it holds. */
   logicalCapture: { slot: string; streaming: boolean; lagBytes: number } | null;
-  topics: { name: string; subscriptions: number; pending: number; inFlight: number; dead: number; unmatched: number }[];
+  topics: { name: string; owner: 'config' | 'api'; subscriptions: number; pending: number; inFlight: number; dead: number; unmatched: number }[];
   subscriptions: SubscriptionStatus[];
 }
 
@@ -47,7 +49,7 @@ export async function getStatus(pool: Pool): Promise<Status> {
     pool.query(`SELECT name, schema_name, table_name, topic, CASE WHEN settings ->> 'kind' = 'postgres' THEN 'pgoutput' WHEN settings -> 'capture' ? 'source' THEN 'binlog' ELSE COALESCE(settings -> 'capture' ->> 'mode', 'row') END AS mode FROM rowcast.captures ORDER BY name`),
     pool.query<{ slot: string; active: boolean; lag: number }>(CAPTURE_SLOT_SQL),
     pool.query(`
-      SELECT s.name, s.topic, s.protocol, s.endpoint, s.state, s.state_reason, s.sns_state,
+      SELECT s.name, s.topic, s.protocol, s.endpoint, s.state, s.state_reason, s.sns_state, s.owner,
              count(*) FILTER (WHERE d.state = 'pending')::int AS pending,
              count(*) FILTER (WHERE d.state = 'in_flight')::int AS in_flight,
              count(*) FILTER (WHERE d.state = 'dead')::int AS dead,
@@ -67,17 +69,18 @@ export async function getStatus(pool: Pool): Promise<Status> {
     state: r.state,
     stateReason: r.state_reason,
     confirmation: r.sns_state === 'pending_confirmation' ? 'pending' : r.sns_state,
+    owner: r.owner,
     pending: r.pending,
     inFlight: r.in_flight,
     dead: r.dead,
     oldestPendingMs: r.oldest === null ? null : Number(r.oldest),
     lastError: r.last_error,
   }));
-  const topicRows = await pool.query<{ name: string; unmatched: string }>('SELECT name, unmatched_messages AS unmatched FROM rowcast.topics ORDER BY name');
-  const topics = topicRows.rows.map(({ name, unmatched }) => {
+  const topicRows = await pool.query<{ name: string; owner: 'config' | 'api'; unmatched: string }>('SELECT name, owner, unmatched_messages AS unmatched FROM rowcast.topics ORDER BY name');
+  const topics = topicRows.rows.map(({ name, owner, unmatched }) => {
     const own = subscriptions.filter((s) => s.topic === name);
     const sum = (k: 'pending' | 'inFlight' | 'dead') => own.reduce((a, s) => a + s[k], 0);
-    return { name, subscriptions: own.length, pending: sum('pending'), inFlight: sum('inFlight'), dead: sum('dead'), unmatched: Number(unmatched) };
+    return { name, owner, subscriptions: own.length, pending: sum('pending'), inFlight: sum('inFlight'), dead: sum('dead'), unmatched: Number(unmatched) };
   });
   return {
     events: { unrouted: events.rows[0].unrouted, oldestUnroutedMs: events.rows[0].oldest === null ? null : Number(events.rows[0].oldest) },

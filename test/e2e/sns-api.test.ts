@@ -543,6 +543,9 @@ describe('ownership', () => {
     assert.equal(withState.find((s) => s.name === 'config-hook')?.confirmation, 'confirmed');
     const statusLine = formatStatus(await getStatus(db.pool)).split('\n').find((l) => l.startsWith(pendingName));
     assert.match(statusLine ?? '', /active, pending confirmation/);
+    // Who made it, beside the config's own (issue 17: both shown in status).
+    assert.match(statusLine ?? '', /\bSNS API\b/);
+    assert.match(formatStatus(await getStatus(db.pool)).split('\n').find((l) => l.startsWith('config-hook')) ?? '', /\sconfig(\s|$)/);
     // A dead delivery of a pending subscription is not redriven (it receives nothing until confirmed).
     const msg = await sns.send(new PublishCommand({ TopicArn: arn('config-topic'), Message: 'dead before' }));
     const dead = (await db.pool.query(`INSERT INTO rowcast.deliveries (message_id, subscription, state) VALUES ($1, $2, 'dead') RETURNING id::text`, [msg.MessageId, pendingName])).rows[0].id;

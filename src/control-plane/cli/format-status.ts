@@ -8,6 +8,9 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
+/** Who made a topic or subscription: the config (`rowcast apply`) or the SNS API (docs/sns.md). */
+const madeBy = (owner: 'config' | 'api'): string => (owner === 'api' ? 'SNS API' : 'config');
+
 /** rowcast status as people read it. */
 export function formatStatus(status: Status): string {
   let out = `events waiting to be routed: ${status.events.unrouted} (oldest ${age(status.events.oldestUnroutedMs)})\n\n`;
@@ -19,13 +22,13 @@ export function formatStatus(status: Status): string {
       ? `logical capture: slot ${slot.slot} streamed by a rowcast process; ${held}\n\n`
       : `logical capture: slot ${slot.slot} NOT streamed (start rowcast): PostgreSQL keeps its log meanwhile; ${held}\n\n`;
   }
-  out += table(['TOPIC', 'SUBSCRIPTIONS', 'PENDING', 'IN FLIGHT', 'DEAD', 'UNMATCHED'], status.topics.map((t) => [t.name, String(t.subscriptions), String(t.pending), String(t.inFlight), String(t.dead), String(t.unmatched)])) + '\n';
+  out += table(['TOPIC', 'SUBSCRIPTIONS', 'PENDING', 'IN FLIGHT', 'DEAD', 'UNMATCHED', 'MADE BY'], status.topics.map((t) => [t.name, String(t.subscriptions), String(t.pending), String(t.inFlight), String(t.dead), String(t.unmatched), madeBy(t.owner)])) + '\n';
   out += table(
-    ['SUBSCRIPTION', 'TOPIC', 'STATE', 'PENDING', 'IN FLIGHT', 'DEAD', 'OLDEST', 'LAST ERROR'],
+    ['SUBSCRIPTION', 'TOPIC', 'STATE', 'PENDING', 'IN FLIGHT', 'DEAD', 'OLDEST', 'MADE BY', 'LAST ERROR'],
     status.subscriptions.map((s) => [
       s.name,
       s.topic,
-      s.state + (s.stateReason && s.state !== 'active' ? ` (${s.stateReason})` : '') + (s.confirmation === 'confirmed' ? '' : s.confirmation === 'pending' ? ', pending confirmation' : ', unsubscribed'), String(s.pending), String(s.inFlight), String(s.dead), age(s.oldestPendingMs), (s.lastError ?? '').slice(0, 80)]),
+      s.state + (s.stateReason && s.state !== 'active' ? ` (${s.stateReason})` : '') + (s.confirmation === 'confirmed' ? '' : s.confirmation === 'pending' ? ', pending confirmation' : ', unsubscribed'), String(s.pending), String(s.inFlight), String(s.dead), age(s.oldestPendingMs), madeBy(s.owner), (s.lastError ?? '').slice(0, 80)]),
   );
   return out;
 }
