@@ -1,11 +1,12 @@
 /**
  * 3. Drain throughput: a backlog of captured events (written set-based while no rowcast runs) delivered by one
  * rowcast process to one webhook subscription, fanned out to 10 subscriptions, and through a no-op function that
- * publishes once; baselines: graphile-worker draining the same number of no-op jobs (queued with add_jobs), with
+ * publishes once (in Node, and in Python with boto3 when the machine has both); baselines: graphile-worker draining the same number of no-op jobs (queued with add_jobs), with
  * default and batched settings, and the peer a user would build instead of rowcast: graphile-worker whose task
  * signs each job's payload and POSTs it to the same receiver (default and batched). Rate = arrivals / (last
  * arrival − first arrival); every run has a fresh database.
  */
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { GRAPHILE_BATCHED, GRAPHILE_DEFAULT, type GraphileSettings, installGraphileSchema, queueGraphileJobs, startGraphileWorker } from '../baselines/graphile-worker.js';
@@ -17,8 +18,11 @@ import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js'
 import { spread } from '../support/stats.js';
 
 const PUBLISH_ONCE = fileURLToPath(new URL('../handlers/publish-once.ts', import.meta.url));
+const HANDLERS = fileURLToPath(new URL('../handlers/', import.meta.url));
+/** A Python function publishing with boto3 (runtime processes): a quarter of the Node function's backlog, as it is slower. */
+const PYTHON_SHARE = 4;
 
-type Kind = 'one' | 'fanout' | 'function';
+type Kind = 'one' | 'fanout' | 'function' | 'python';
 
 /** Backlogs are captured by a statement-level trigger: the same events, written in a fraction of the time. */
 function config(kind: Kind, receiverUrl: string, subscriptions: number): RowcastConfigInput {
@@ -30,6 +34,17 @@ function config(kind: Kind, receiverUrl: string, subscriptions: number): Rowcast
       // A generous timeout: a handler thread's cold start counts against it and, on a loaded machine, exceeds the
       // default 3 s (then every invocation waits out a 60 s retry backoff). Otherwise defaults (concurrency 10).
       functions: { relay: { handler: PUBLISH_ONCE, environment: { ENV_TOPIC: 'published' }, timeout: '30s' } },
+      subscriptions: { published: http('published') },
+    };
+  }
+  if (kind === 'python') {
+    return {
+      topics: { published: {} },
+      captures: { backlog: { table: 'backlog', function: 'relay_py', operations: ['INSERT'], mode: 'statement' } },
+      // The reference's shape: boto3 at module scope, one publish per event; the default aws identity makes the ARN.
+      functions: {
+        relay_py: { runtime: 'python3', directory: HANDLERS, handler: 'publish_once.handler', environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-1:000000000000:published' }, timeout: '30s' },
+      },
       subscriptions: { published: http('published') },
     };
   }
@@ -114,7 +129,9 @@ export const drain: Scenario = {
   async run(ctx: BenchContext) {
     const { profile, results } = ctx;
     const { events, fanoutEvents, subscriptions, functionEvents, graphileJobs } = profile.drain;
-    const rates: Record<string, number[]> = { one: [], fanout: [], function: [], default: [], batched: [], peerDefault: [], peerBatched: [] };
+    const python = spawnSync('python3', ['-c', 'import boto3'], { stdio: 'ignore' }).status === 0;
+    if (!python) ctx.log('drain: no python3 with boto3 here (apt-get install python3-boto3): the Python function row is left out');
+    const rates: Record<string, number[]> = { one: [], fanout: [], function: [], python: [], default: [], batched: [], peerDefault: [], peerBatched: [] };
     /** How many repetitions of each drain hit the time cap (their rate counts what arrived by then). */
     const capped: Record<string, number> = {};
     const record = (key: string, r: { rate: number; capped: boolean }) => {
@@ -134,6 +151,11 @@ export const drain: Scenario = {
       const fn = await drainRowcast(ctx, 'function', functionEvents, `${tag} function`);
       record('function', fn);
       ctx.log(`${tag} function: ${Math.round(fn.rate)} events/s`);
+      if (python) {
+        const py = await drainRowcast(ctx, 'python', Math.round(functionEvents / PYTHON_SHARE), `${tag} Python function`);
+        record('python', py);
+        ctx.log(`${tag} Python function: ${Math.round(py.rate)} events/s`);
+      }
       for (const [key, settings] of [['default', GRAPHILE_DEFAULT], ['batched', GRAPHILE_BATCHED]] as const) {
         const r = await drainGraphile(ctx, settings, graphileJobs);
         record(key, r);
@@ -169,6 +191,11 @@ export const drain: Scenario = {
     results.ratio(fn, gwDefault, 'graphile-worker default');
     versusPeers(fn);
     results.target(fn, '≥ 5,000/s', fn.value ? fn.value.median >= 5000 : undefined);
+    if (python) {
+      const pyEvents = Math.round(functionEvents / PYTHON_SHARE);
+      const py = results.add({ scenario: 'drain', name: `rowcast: ${k(pyEvents)} events → no-op Python function (boto3 publish) → webhook`, unit: 'events/s', value: spread(rates.python!), note: note('python') });
+      results.ratio(py, fn, 'Node function');
+    }
     results.add({ scenario: 'drain', name: `rowcast peak RSS draining ${k(events)} events`, unit: 'MB', value: spread(rss) });
   },
 };

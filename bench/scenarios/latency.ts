@@ -1,10 +1,12 @@
 /**
  * 2. Latency, commit → arrival, at a steady rate: rowcast (capture → topic → webhook), rowcast with a function in
- * the chain (capture → function → topic → webhook), rowcast with logical capture instead of a trigger, raw
+ * the chain (capture → function → topic → webhook), the same through a Python function that publishes with boto3
+ * (when python3 and boto3 are installed), rowcast with logical capture instead of a trigger, raw
  * LISTEN/NOTIFY (the floor) and graphile-worker (trigger add_job → task start), one after the other on the same
  * database. Commit time is when the writer's COMMIT
  * returned; every time is read from the machine's monotonic clock.
  */
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { GRAPHILE_DEFAULT, installGraphileTrigger, startGraphileWorker } from '../baselines/graphile-worker.js';
@@ -19,18 +21,32 @@ import type { Pool } from '../../src/store/pool.js';
 import { IdSequence, insertBatchSql, writeAtRate } from '../support/writers.js';
 
 const LOGICAL = 'rowcast, logical capture: commit → topic → webhook';
+const PYTHON = 'rowcast: capture → Python function (boto3 publish) → topic → webhook';
 const PUBLISH_ONCE = fileURLToPath(new URL('../handlers/publish-once.ts', import.meta.url));
+const HANDLERS = fileURLToPath(new URL('../handlers/', import.meta.url));
 
-const config = (receiverUrl: string, logical: boolean): RowcastConfigInput => ({
+/** Whether the machine can run the reference's Python handler (python3 with boto3). */
+function hasBoto3(): boolean {
+  return spawnSync('python3', ['-c', 'import boto3'], { stdio: 'ignore' }).status === 0;
+}
+
+const config = (receiverUrl: string, logical: boolean, python: boolean): RowcastConfigInput => ({
   topics: { direct: {}, published: {} },
   captures: {
     direct: { table: 'latency_direct', topic: 'direct', operations: ['INSERT'] },
     viafn: { table: 'latency_function', function: 'relay', operations: ['INSERT'] },
     ...(logical ? { logical: { table: 'latency_logical', topic: 'direct', operations: ['INSERT'], mode: 'logical' as const } } : {}),
+    ...(python ? { viapy: { table: 'latency_python', function: 'relay_py', operations: ['INSERT'] } } : {}),
   },
   // A generous timeout: a handler thread's cold start counts against it, and on a loaded machine exceeds the
   // default 3 s, turning the run into 60 s retry backoffs rather than a latency figure.
-  functions: { relay: { handler: PUBLISH_ONCE, environment: { ENV_TOPIC: 'published' }, timeout: '30s' } },
+  functions: {
+    relay: { handler: PUBLISH_ONCE, environment: { ENV_TOPIC: 'published' }, timeout: '30s' },
+    // The config's default aws identity (us-east-1, account 000000000000) makes the topic's ARN.
+    ...(python
+      ? { relay_py: { runtime: 'python3', directory: HANDLERS, handler: 'publish_once.handler', environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-1:000000000000:published' }, timeout: '30s' } }
+      : {}),
+  },
   subscriptions: {
     direct: { topic: 'direct', protocol: 'http', endpoint: receiverUrl },
     published: { topic: 'published', protocol: 'http', endpoint: receiverUrl },
@@ -91,14 +107,16 @@ export const latency: Scenario = {
     const db = await createScratchDatabase(ctx.server, 'latency');
     const stops: Array<() => Promise<void>> = [];
     try {
-      for (const t of ['latency_direct', 'latency_function', 'latency_logical', 'latency_notify', 'latency_graphile']) await db.pool.query(referenceTableDdl(t));
+      for (const t of ['latency_direct', 'latency_function', 'latency_python', 'latency_logical', 'latency_notify', 'latency_graphile']) await db.pool.query(referenceTableDdl(t));
       // Logical capture needs wal_level = logical (the embedded server has it; a DATABASE_URL server may not).
       const logical = ctx.server.settings.wal_level === 'logical';
-      await applyBenchConfig(db.pool, config(receiver.url, logical));
+      const python = hasBoto3();
+      if (!python) ctx.log('latency: no python3 with boto3 here (apt-get install python3-boto3): the Python function row is left out');
+      await applyBenchConfig(db.pool, config(receiver.url, logical, python));
       await installNotifyTrigger(db.pool, 'latency_notify');
       await installGraphileTrigger(db.pool, db.url, 'latency_graphile');
 
-      const rowcast = RowcastProcess.start(db.url, config(receiver.url, logical));
+      const rowcast = RowcastProcess.start(db.url, config(receiver.url, logical, python));
       stops.push(() => rowcast.stop());
       await rowcast.started(db.pool);
       const listener = await listen(db.url);
@@ -113,6 +131,7 @@ export const latency: Scenario = {
       const systems: System[] = [
         { name: 'rowcast: capture → topic → webhook', table: 'latency_direct', arrivals: fromReceiver },
         { name: 'rowcast: capture → function → topic → webhook', table: 'latency_function', arrivals: fromReceiver },
+        ...(python ? [{ name: PYTHON, table: 'latency_python', arrivals: fromReceiver }] : []),
         ...(logical ? [{ name: LOGICAL, table: 'latency_logical', arrivals: fromReceiver }] : []),
         {
           name: 'LISTEN/NOTIFY (floor): trigger pg_notify → listener',
@@ -165,7 +184,7 @@ export const latency: Scenario = {
         ctx.log(`latency: ${system.name}: ${note}`);
         const stages =
           system.table === 'latency_direct' ? await rowcastStages(db.pool, system.table, written.commits)
-          : system.table === 'latency_function' ? await functionStages(db.pool, system.table, written.commits)
+          : system.table === 'latency_function' || system.table === 'latency_python' ? await functionStages(db.pool, system.table, written.commits)
           : undefined;
         if (stages) ctx.log(`latency: ${system.name}: ${stages}`);
         const m = (stat: 'p50' | 'p99' | 'max') =>
@@ -176,8 +195,11 @@ export const latency: Scenario = {
       const [direct, viaFunction] = systems.map((s) => figures.get(s.name)!);
       const gw = figures.get(systems.at(-1)!.name)!;
       const viaLog = figures.get(LOGICAL);
+      const viaPython = figures.get(PYTHON);
       for (const stat of ['p50', 'p99', 'max'] as const) {
         for (const m of [direct!, viaFunction!, ...(viaLog ? [viaLog] : [])]) results.ratio(m[stat], gw[stat], 'graphile-worker');
+        // The Python runtime beside the Node one of the same run (issue 18's figure).
+        if (viaPython) results.ratio(viaPython[stat], viaFunction![stat], 'Node function');
       }
       // Below graphile-worker's figure of the same run, as well as under the absolute limit.
       const meets = (m: Measurement, limit: number, baseline: Measurement) => (m.value && baseline.value ? m.value.median <= limit && m.value.median < baseline.value.median : undefined);
