@@ -145,7 +145,7 @@ describe('rowcast apply and status', () => {
     const json = await runCli(['status', '--json'], { cwd: dir, env: { DATABASE_URL: db.url } });
     assert.equal(json.code, 0, describeRun(json));
     const parsed = JSON.parse(json.stdout);
-    assert.deepEqual(parsed.topics, [{ name: 'orders', subscriptions: 1, pending: 0, inFlight: 0, dead: 0, unmatched: 0 }]);
+    assert.deepEqual(parsed.topics, [{ name: 'orders', owner: 'config', subscriptions: 1, pending: 0, inFlight: 0, dead: 0, unmatched: 0 }]);
     assert.deepEqual(parsed.captures, [{ name: 'orders', table: 'public.orders', topic: 'orders', mode: 'row' }]);
     assert.equal(parsed.logicalCapture, null);
     assert.equal(parsed.subscriptions.length, 1);
@@ -239,7 +239,7 @@ describe('rowcast redrive', () => {
     await eventually(async () => (await states()).join() === 'hook-a:dead,hook-b:dead', 'both deliveries dead after their single attempt');
     const env = { DATABASE_URL: db.url };
     const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir, env })).stdout);
-    assert.deepEqual(status.topics, [{ name: 'orders', subscriptions: 2, pending: 0, inFlight: 0, dead: 2, unmatched: 0 }]);
+    assert.deepEqual(status.topics, [{ name: 'orders', owner: 'config', subscriptions: 2, pending: 0, inFlight: 0, dead: 2, unmatched: 0 }]);
     assert.match(status.subscriptions[0].lastError, /500/);
 
     receiver.reply = () => ({ status: 204 });
