@@ -95,8 +95,9 @@ describe('dashboard: find a row\'s deliveries', { skip }, () => {
     const table = page.getByRole('table', { name: /Newest first/ });
     await table.getByRole('link', { name: 'id=1' }).first().click();
     await page.waitForURL(/rowKey=id%3D1/);
-    assert.equal(await page.getByLabel('Row key').inputValue(), 'id=1');
-    assert.equal(await page.getByLabel('Capture').inputValue(), 'notes-row');
+    // The form follows the address once it has rendered (the capture list loads from the API first).
+    await eventually(async () => (await page.getByLabel('Row key').inputValue()) === 'id=1', 'the row key in the search form', UI_TIMEOUT);
+    await eventually(async () => (await page.getByLabel('Capture').inputValue()) === 'notes-row', 'the capture kept in the search form', UI_TIMEOUT);
     await eventually(async () => (await table.getByRole('row').count()) === 2, 'the one delivery of notes row 1');
     await page.getByLabel('Row key').fill('42');
     await page.getByRole('button', { name: 'Search' }).click();
