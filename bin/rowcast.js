@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-import '../dist/control-plane/cli/main.js';
+import '../dist/app/cli/main.js';

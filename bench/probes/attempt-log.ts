@@ -10,9 +10,9 @@
  *   DATABASE_URL=… npx tsx bench/probes/attempt-log.ts [events]     (without DATABASE_URL: an embedded PostgreSQL)
  */
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
-import { type AttemptExchange, redactHeaders } from '../../src/subscriptions/attempt-log.js';
-import { claimDeliveries, completeDeliveries } from '../../src/subscriptions/delivery-store.js';
-import { routeEvents } from '../../src/topics/route-events.js';
+import { type AttemptExchange, redactHeaders } from '../../src/model/attempt-log.js';
+import { claimDeliveries, completeDeliveries } from '../../src/delivery/delivery-store.js';
+import { routeEvents } from '../../src/routing/route-events.js';
 import { applyProbeConfig, probeDatabase } from './probe-db.js';
 
 const events = Number(process.argv[2] ?? 30_000);

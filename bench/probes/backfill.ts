@@ -5,7 +5,7 @@
  *   npx tsx bench/probes/backfill.ts [rows] [batch] [--logical]   (embedded PostgreSQL, or DATABASE_URL)
  */
 import { runBackfill } from '../../src/capture/backfill.js';
-import { startRowcast } from '../../src/dispatcher/runtime.js';
+import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import { createScratchDatabase } from '../support/postgres.js';

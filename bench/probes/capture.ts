@@ -4,7 +4,7 @@
  *   DATABASE_URL=… npx tsx bench/probes/capture.ts [seconds] [--with-rowcast]
  */
 import pg from 'pg';
-import { startRowcast } from '../../src/dispatcher/runtime.js';
+import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyProbeConfig, probeDatabase } from './probe-db.js';
 

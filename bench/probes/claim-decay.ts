@@ -4,8 +4,8 @@
  * more of what was already delivered (dead index entries).
  *   DATABASE_URL=… npx tsx bench/probes/claim-decay.ts [events]
  */
-import { claimDeliveries, completeDeliveries } from '../../src/subscriptions/delivery-store.js';
-import { routeEvents } from '../../src/topics/route-events.js';
+import { claimDeliveries, completeDeliveries } from '../../src/delivery/delivery-store.js';
+import { routeEvents } from '../../src/routing/route-events.js';
 import { applyProbeConfig, probeDatabase } from './probe-db.js';
 
 const events = Number(process.argv[2] ?? 200_000);

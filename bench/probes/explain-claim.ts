@@ -3,8 +3,8 @@
  * too with EXPLAIN_ROUTE=1), claiming deliveries 200 at a time.
  *   DATABASE_URL=… npx tsx bench/probes/explain-claim.ts [events]
  */
-import { CLAIM_SQL, claimDeliveries } from '../../src/subscriptions/delivery-store.js';
-import { ONE_STATEMENT_SQL, routeEvents } from '../../src/topics/route-events.js';
+import { CLAIM_SQL, claimDeliveries } from '../../src/delivery/delivery-store.js';
+import { ONE_STATEMENT_SQL, routeEvents } from '../../src/routing/route-events.js';
 import { applyProbeConfig, probeDatabase } from './probe-db.js';
 
 const events = Number(process.argv[2] ?? 50_000);

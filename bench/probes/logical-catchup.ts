@@ -5,7 +5,7 @@
  *   npx tsx bench/probes/logical-catchup.ts [rows]      (embedded PostgreSQL; DATABASE_URL needs wal_level=logical)
  */
 import pg from 'pg';
-import { startRowcast } from '../../src/dispatcher/runtime.js';
+import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import { createScratchDatabase } from '../support/postgres.js';

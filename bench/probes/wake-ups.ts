@@ -6,7 +6,7 @@
  *   DATABASE_URL=… npx tsx bench/probes/wake-ups.ts [trickle events] [burst commits per writer]
  */
 import pg from 'pg';
-import { startRowcast } from '../../src/dispatcher/runtime.js';
+import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyProbeConfig, probeDatabase, startCountingReceiver } from './probe-db.js';
 

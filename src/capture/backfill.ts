@@ -1,5 +1,5 @@
 import type { CaptureConfig } from '../config/schema.js';
-import { ErrorCodes, RowcastError } from '../errors.js';
+import { ErrorCodes, RowcastError } from '../model/errors.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { ident, literal, qualified } from '../store/sql.js';
 import { BACKFILL_PREFIX, WAKE } from './logical-reader.js';

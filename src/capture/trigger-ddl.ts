@@ -1,5 +1,5 @@
 import type { CaptureConfig, Operation } from '../config/schema.js';
-import { ErrorCodes, RowcastError } from '../errors.js';
+import { ErrorCodes, RowcastError } from '../model/errors.js';
 import { ident, literal, qualified } from '../store/sql.js';
 import type { TableInfo } from './table-info.js';
 

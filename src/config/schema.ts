@@ -1,14 +1,14 @@
 import { z } from 'zod';
-import { amqpOptionsSchema } from '../subscriptions/sinks/amqp/amqp-settings.js';
-import { emailOptionsSchema, smtpSettingsSchema } from '../subscriptions/sinks/email/email-settings.js';
-import { logOptionsSchema } from '../subscriptions/sinks/log/log-sink.js';
-import { mqttOptionsSchema } from '../subscriptions/sinks/mqtt/mqtt-settings.js';
-import { natsOptionsSchema } from '../subscriptions/sinks/nats/nats-settings.js';
-import { redisOptionsSchema } from '../subscriptions/sinks/redis/redis-settings.js';
-import { DEFAULT_SECRET_ROTATION_OVERLAP, MAX_SECRET_ROTATION_OVERLAP } from '../subscriptions/sinks/http/webhook-secret.js';
+import { amqpOptionsSchema } from '../delivery/sinks/amqp/amqp-settings.js';
+import { emailOptionsSchema, smtpSettingsSchema } from '../delivery/sinks/email/email-settings.js';
+import { logOptionsSchema } from '../delivery/sinks/log/log-sink.js';
+import { mqttOptionsSchema } from '../delivery/sinks/mqtt/mqtt-settings.js';
+import { natsOptionsSchema } from '../delivery/sinks/nats/nats-settings.js';
+import { redisOptionsSchema } from '../delivery/sinks/redis/redis-settings.js';
+import { DEFAULT_SECRET_ROTATION_OVERLAP, MAX_SECRET_ROTATION_OVERLAP } from '../delivery/sinks/http/webhook-secret.js';
 import { duration } from './duration.js';
 
-/** Message formats of subscriptions (rendered by src/subscriptions/message-format.ts). */
+/** Message formats of subscriptions (rendered by src/model/message-format.ts). */
 export const FORMATS = ['envelope', 'raw', 'cloudevents', 'cloudevents-binary', 'sns'] as const;
 export type MessageFormat = (typeof FORMATS)[number];
 
@@ -381,7 +381,7 @@ export const runtimeSchema = z.strictObject({
   tracing: tracingSchema.prefault({}),
 });
 
-/** How rowcast names itself in the ARNs of its AWS surface (src/aws/arn.ts): labels only, no AWS account is used. */
+/** How rowcast names itself in the ARNs of its AWS surface (src/model/arn.ts): labels only, no AWS account is used. */
 export const awsSchema = z.strictObject({
   /** The region in ARNs rowcast makes (arn:aws:sns:<region>:…); clients may sign their requests for any region. */
   region: z.string().regex(/^[a-z0-9-]{1,32}$/, 'a region name such as "us-east-1"').default('us-east-1'),

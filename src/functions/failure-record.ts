@@ -1,4 +1,4 @@
-import type { HandlerError } from './thread-protocol.js';
+import type { HandlerError } from '../model/thread-protocol.js';
 
 export type FailureCondition = 'RetriesExhausted' | 'EventAgeExceeded';
 

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { type AwsConfig, awsSchema, type FunctionConfig } from '../config/schema.js';
-import { ClaimLoop } from '../dispatcher/claim-loop.js';
-import { ClaimSession } from '../dispatcher/claim-session.js';
+import { ClaimLoop } from '../queue/claim-loop.js';
+import { ClaimSession } from '../queue/claim-session.js';
 import type { Logger } from '../observability/logger.js';
 import { observe } from '../observability/observe.js';
-import { validTraceparent } from '../observability/trace-context.js';
+import { validTraceparent } from '../model/trace-context.js';
 import { startInvocationSpan, tracing } from '../observability/tracing.js';
 import type { Pool } from '../store/pool.js';
-import { decideAfterFailure } from '../subscriptions/retry-policy.js';
-import type { DirectClaimant } from '../topics/fan-out.js';
-import type { DirectInvocationClaim } from '../topics/route-events.js';
+import { decideAfterFailure } from '../model/retry-policy.js';
+import type { DirectClaimant } from '../routing/fan-out.js';
+import type { DirectInvocationClaim } from '../routing/route-events.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
 import { pausedFunctions } from './function-state.js';
 import { HandlerPool } from './handler-pool.js';
@@ -17,8 +17,8 @@ import type { InvocationRunner } from './invocation-runner.js';
 import { InvocationSnsEndpoint } from './invocation-sns-endpoint.js';
 import { type ClaimedInvocation, claimInvocations, completeInvocations, type InvocationResult, listTopics, releaseInvocations, releaseSlots } from './invocation-store.js';
 import { RuntimeProcessPool } from './runtimes/runtime-process-pool.js';
-import { runtimeKind } from './runtimes/runtime-kind.js';
-import type { HandlerError, TopicRules } from './thread-protocol.js';
+import { runtimeKind } from '../config/runtime-kind.js';
+import type { HandlerError, TopicRules } from '../model/thread-protocol.js';
 
 export interface FunctionWorkerOptions {
   owner: string;

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.js';
 import type { InvocationOutcome, InvocationRunner } from './invocation-runner.js';
 import type { InvocationSlot, InvocationSnsEndpoint } from './invocation-sns-endpoint.js';
-import type { InvokeRequest, ThreadMessage } from './thread-protocol.js';
+import type { InvokeRequest, ThreadMessage } from '../model/thread-protocol.js';
 
 export interface HandlerPoolOptions {
   functionName: string;

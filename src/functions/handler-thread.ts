@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { InvokeRequest, PublishedMessage, ThreadMessage } from './thread-protocol.js';
+import type { InvokeRequest, PublishedMessage, ThreadMessage } from '../model/thread-protocol.js';
 
 const { modulePath, exportName, functionName } = workerData as { modulePath: string; exportName: string; functionName: string };
 const port = parentPort!;

@@ -1,4 +1,4 @@
-import type { HandlerError, InvokeRequest, PublishedMessage } from './thread-protocol.js';
+import type { HandlerError, InvokeRequest, PublishedMessage } from '../model/thread-protocol.js';
 
 export type InvocationOutcome =
   | { ok: true; result: string | null; published: PublishedMessage[]; durationMs: number }

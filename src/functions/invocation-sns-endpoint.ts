@@ -4,14 +4,14 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { errorXml, notFound, QueryParams, resultXml, SnsError, toXml } from '../aws/sns-api/query-protocol.js';
-import { SnsOperations } from '../aws/sns-api/sns-operations.js';
-import { batchEntries, batchMessages, batchTarget, newMessage, type PublishTopic, publishTarget } from '../aws/sns-api/sns-publish-message.js';
+import { errorXml, notFound, QueryParams, resultXml, SnsError, toXml } from '../sns/query-protocol.js';
+import { SnsOperations } from '../sns/sns-operations.js';
+import { batchEntries, batchMessages, batchTarget, newMessage, type PublishTopic, publishTarget } from '../sns/sns-publish-message.js';
 import type { AwsConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
-import type { NewMessage } from '../topics/fan-out.js';
-import type { PublishedMessage } from './thread-protocol.js';
+import type { NewMessage } from '../routing/fan-out.js';
+import type { PublishedMessage } from '../model/thread-protocol.js';
 
 /**
  * The SNS endpoint a function's AWS SDK publishes to. Each handler thread or runtime process gets its own URL,

@@ -1,9 +1,9 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { leaseFence, prepared } from '../store/sql.js';
-import { type ClaimedDelivery, toClaimedDelivery } from '../subscriptions/delivery-store.js';
-import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, type DirectClaim, directClaimDeliveriesSql, directClaimValues, publishMessages } from '../topics/fan-out.js';
+import { type ClaimedDelivery, toClaimedDelivery } from '../delivery/delivery-store.js';
+import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, type DirectClaim, directClaimDeliveriesSql, directClaimValues, publishMessages } from '../routing/fan-out.js';
 import { REQUEST_RESPONSE_SOURCE } from './invoke.js';
-import type { PublishedMessage, TopicRules } from './thread-protocol.js';
+import type { PublishedMessage, TopicRules } from '../model/thread-protocol.js';
 
 export interface ClaimedInvocation {
   key: string;

@@ -1,4 +1,4 @@
-import { ErrorCodes, RowcastError } from '../errors.js';
+import { ErrorCodes, RowcastError } from '../model/errors.js';
 import type { Pool } from '../store/pool.js';
 
 /**

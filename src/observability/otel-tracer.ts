@@ -14,7 +14,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { Logger } from './logger.js';
 import { redactUrl } from './logger.js';
-import { validTraceparent } from './trace-context.js';
+import { validTraceparent } from '../model/trace-context.js';
 import type { AttemptSpan, DeliverySpanStart, InvocationSpanStart, Tracer } from './tracing.js';
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCodes, RowcastError } from '../errors.js';
+import { ErrorCodes, RowcastError } from '../model/errors.js';
 import { type Pool, withoutDeadline } from './pool.js';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { databaseSchema, type DatabaseSettings } from '../config/schema.js';
-import { ErrorCodes, RowcastError } from '../errors.js';
+import { ErrorCodes, RowcastError } from '../model/errors.js';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;

@@ -10,7 +10,7 @@ import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-
 import { connect as amqpConnect, type ChannelModel } from 'amqplib';
 import { Redis } from 'ioredis';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 
 const run = randomUUID().slice(0, 8);

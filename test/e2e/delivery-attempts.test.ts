@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
-import { generateSecret } from '../../src/capture/apply.js';
-import { replayCapture } from '../../src/control-plane/admin-actions.js';
-import { redrive } from '../../src/control-plane/operations.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { generateSecret } from '../../src/admin/apply.js';
+import { replayCapture } from '../../src/admin/admin-actions.js';
+import { redrive } from '../../src/admin/operations.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';

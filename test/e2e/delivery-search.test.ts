@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fetch } from 'undici';
-import { rowKeyForms, searchDeliveries, searchQuery } from '../../src/control-plane/delivery-search.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { rowKeyForms, searchDeliveries, searchQuery } from '../../src/admin/delivery-search.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';

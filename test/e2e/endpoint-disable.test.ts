@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fetch } from 'undici';
-import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
+import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';

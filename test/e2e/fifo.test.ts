@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, settled, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
@@ -103,7 +103,7 @@ test("onDeadMessage: 'block-group' holds a group behind its dead message until i
   assert.deepEqual(accepted(1), [], 'row 1 waits behind its dead message');
   assert.deepEqual(accepted(2), [], 'row 2 as well');
   fixed = true;
-  const { redrive } = await import('../../src/control-plane/operations.js');
+  const { redrive } = await import('../../src/admin/operations.js');
   assert.equal(await redrive(db.pool, { subscription: 'blocking' }), 2);
   await eventually(() => accepted(1).length === 3 && accepted(2).length === 3, 'both groups, after redrive');
   assert.deepEqual(accepted(1), [0, 1, 2]);

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
-import { parseConfig } from '../../src/config/load.js';
-import { getStatus } from '../../src/control-plane/operations.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { parseConfig } from '../../src/admin/load-config.js';
+import { getStatus } from '../../src/admin/operations.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, settled, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type CloudEvent, HTTP } from 'cloudevents';
-import { getStatus, redrive } from '../../src/control-plane/operations.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { getStatus, redrive } from '../../src/admin/operations.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
-import { listInvocations } from '../../src/control-plane/operations.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { listInvocations } from '../../src/admin/operations.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { mostAtOnce } from '../support/spans.js';
@@ -47,7 +47,7 @@ before(async () => {
   receiver = await WebhookReceiver.start();
   await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text)');
   await applyConfig(db.pool, config());
-  rowcast = await startTestRowcast(db.url, {}, (await import('../../src/config/load.js')).parseConfig(config(), 'test config').functions);
+  rowcast = await startTestRowcast(db.url, {}, (await import('../../src/admin/load-config.js')).parseConfig(config(), 'test config').functions);
 });
 
 after(async () => {

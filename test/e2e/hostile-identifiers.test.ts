@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apply, formatPlan, generateSecret } from '../../src/capture/apply.js';
-import { parseConfig } from '../../src/config/load.js';
+import { apply, formatPlan, generateSecret } from '../../src/admin/apply.js';
+import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
-import { ErrorCodes, RowcastError } from '../../src/errors.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
 import type { Pool } from '../../src/store/pool.js';
 import { ident, qualified } from '../../src/store/sql.js';
 import { allRowcastTriggers, captureFunctions, tableExists, triggersOn } from '../support/catalog.js';

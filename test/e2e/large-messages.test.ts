@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { applyRetention } from '../../src/dispatcher/retention.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { applyRetention } from '../../src/store/retention.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
-import { ClaimChecks } from '../../src/topics/claim-check.js';
+import { ClaimChecks } from '../../src/routing/claim-check.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 

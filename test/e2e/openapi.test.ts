@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { fetch } from 'undici';
 import { parse } from 'yaml';
-import { type HttpServer, startHttpServer } from '../../src/control-plane/http/server.js';
+import { type HttpServer, startHttpServer } from '../../src/app/http/server.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createPool, type Pool } from '../../src/store/pool.js';
-import { claimDeliveries, completeDeliveries } from '../../src/subscriptions/delivery-store.js';
-import { routeEvents } from '../../src/topics/route-events.js';
+import { claimDeliveries, completeDeliveries } from '../../src/delivery/delivery-store.js';
+import { routeEvents } from '../../src/routing/route-events.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { applyRetention } from '../../src/dispatcher/retention.js';
+import { applyRetention } from '../../src/store/retention.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;

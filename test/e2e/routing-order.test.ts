@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ONE_STATEMENT_SQL, routeEvents } from '../../src/topics/route-events.js';
+import { ONE_STATEMENT_SQL, routeEvents } from '../../src/routing/route-events.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;

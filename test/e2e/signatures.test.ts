@@ -10,14 +10,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { apply, formatPlan, generateSecret } from '../../src/capture/apply.js';
-import { parseConfig } from '../../src/config/load.js';
+import { apply, formatPlan, generateSecret } from '../../src/admin/apply.js';
+import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus, rotateSecret } from '../../src/control-plane/operations.js';
-import { ErrorCodes, RowcastError } from '../../src/errors.js';
+import { getStatus, rotateSecret } from '../../src/admin/operations.js';
+import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
 import { describeRun, runCli } from '../support/cli.js';
-import { applyRetention } from '../../src/dispatcher/retention.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { applyRetention } from '../../src/store/retention.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { connect, type Channel, type ChannelModel, type GetMessage } from 'amqplib';
-import { AmqpSink } from '../../src/subscriptions/sinks/amqp/amqp-sink.js';
+import { AmqpSink } from '../../src/delivery/sinks/amqp/amqp-sink.js';
 import { assertAbortedIsRetry, assertDead, assertReconnectsAfterRestart, assertRetry, attemptsFor, errorOf, noAbort, outboundMessage as message, POLICY, withEnv } from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
-import { MqttSink } from '../../src/subscriptions/sinks/mqtt/mqtt-sink.js';
+import { MqttSink } from '../../src/delivery/sinks/mqtt/mqtt-sink.js';
 import { assertAbortedIsRetry, assertDead, assertReconnectsAfterRestart, assertRetry, attemptsFor, errorOf, noAbort, outboundMessage as message, POLICY, withEnv } from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
 

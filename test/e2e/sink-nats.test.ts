@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { NatsSink } from '../../src/subscriptions/sinks/nats/nats-sink.js';
+import { NatsSink } from '../../src/delivery/sinks/nats/nats-sink.js';
 import { assertAbortedIsRetry, assertDead, assertReconnectsAfterRestart, assertRetry, attemptsFor, errorOf, noAbort, outboundMessage as message, POLICY } from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
 

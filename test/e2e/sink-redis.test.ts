@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { RedisSink } from '../../src/subscriptions/sinks/redis/redis-sink.js';
-import type { OutboundMessage } from '../../src/subscriptions/sinks/sink.js';
+import { RedisSink } from '../../src/delivery/sinks/redis/redis-sink.js';
+import type { OutboundMessage } from '../../src/delivery/sinks/sink.js';
 import { assertAbortedIsRetry, assertDead, assertReconnectsAfterRestart, assertRetry, attemptsFor, errorOf, noAbort, outboundMessage, POLICY, withEnv } from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
 

@@ -12,10 +12,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apply } from '../../src/capture/apply.js';
+import { apply } from '../../src/admin/apply.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { parseConfig } from '../../src/config/load.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { parseConfig } from '../../src/admin/load-config.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, settled, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 

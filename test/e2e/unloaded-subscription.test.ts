@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { DeliveryWorker } from '../../src/dispatcher/delivery-worker.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { DeliveryWorker } from '../../src/delivery/delivery-worker.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { type ClaimedDelivery, claimDeliveries } from '../../src/subscriptions/delivery-store.js';
+import { type ClaimedDelivery, claimDeliveries } from '../../src/delivery/delivery-store.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 

@@ -9,10 +9,10 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { RuntimeConfig } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
-import { classifyAddress } from '../../src/subscriptions/sinks/http/address-policy.js';
-import { HttpSink } from '../../src/subscriptions/sinks/http/http-sink.js';
-import type { DeliveryAttempt } from '../../src/subscriptions/sinks/sink.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { classifyAddress } from '../../src/delivery/sinks/http/address-policy.js';
+import { HttpSink } from '../../src/delivery/sinks/http/http-sink.js';
+import type { DeliveryAttempt } from '../../src/delivery/sinks/sink.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 
 const REFUSAL = /^refused to connect to (127\.0\.0\.1|::1|0\.0\.0\.0) \((loopback|unspecified)[^)]*\): webhook endpoints must be public addresses; set runtime\.allowPrivateEndpoints: true to allow internal ones/;

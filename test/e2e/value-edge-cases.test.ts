@@ -27,8 +27,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { generateSecret } from '../../src/capture/apply.js';
-import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { generateSecret } from '../../src/admin/apply.js';
+import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 

@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { claimInvocations, completeInvocations, type InvocationResult, releaseInvocations } from '../../src/functions/invocation-store.js';
 import { ident } from '../../src/store/sql.js';
-import { claimDeliveries, completeDeliveries, releaseDeliveries } from '../../src/subscriptions/delivery-store.js';
-import { routeEvents } from '../../src/topics/route-events.js';
+import { claimDeliveries, completeDeliveries, releaseDeliveries } from '../../src/delivery/delivery-store.js';
+import { routeEvents } from '../../src/routing/route-events.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
 import { reportResult } from '../support/fault-harness.js';
 

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../../src/store/migrate.js';
 import { createPool, type Pool } from '../../src/store/pool.js';
-import { ROUTE_LOCK } from '../../src/topics/route-events.js';
+import { ROUTE_LOCK } from '../../src/routing/route-events.js';
 import { assertDeliveries } from '../support/checker.js';
 import { eventually } from '../support/database.js';
 import { databaseUrlFor } from '../support/database-url.js';

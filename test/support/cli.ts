@@ -5,7 +5,7 @@ import pg from 'pg';
 import { databaseUrlFor, testDatabaseName } from './database-url.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = path.join(REPO_ROOT, 'src/control-plane/cli/main.ts');
+const CLI = path.join(REPO_ROOT, 'src/app/cli/main.ts');
 /** tsx by absolute URL, so that the child also runs from a directory without node_modules. */
 const TSX = import.meta.resolve('tsx');
 

@@ -1,9 +1,9 @@
 import pg from 'pg';
-import { apply } from '../../src/capture/apply.js';
+import { apply } from '../../src/admin/apply.js';
 import { dropSlots } from '../../src/capture/logical-ddl.js';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/admin/load-config.js';
 import type { FunctionConfig, RowcastConfigInput, RuntimeConfig } from '../../src/config/schema.js';
-import { type RowcastRuntime, startRowcast } from '../../src/dispatcher/runtime.js';
+import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createPool, type Pool } from '../../src/store/pool.js';
 import { databaseUrlFor, testDatabaseName } from './database-url.js';

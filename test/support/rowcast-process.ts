@@ -25,7 +25,7 @@ export class RowcastProcess {
     delete childEnv.NODE_OPTIONS;
     // tsx and the CLI by absolute path, so that the child may run in another directory; `prefix` wraps the command
     // (e.g. `ip netns exec <namespace>`).
-    const [file, ...rest] = [...(options.prefix ?? []), process.execPath, '--import', TSX, path.join(ROOT, 'src/control-plane/cli/main.ts'), ...args];
+    const [file, ...rest] = [...(options.prefix ?? []), process.execPath, '--import', TSX, path.join(ROOT, 'src/app/cli/main.ts'), ...args];
     this.child = spawn(file!, rest, { cwd: options.cwd ?? ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
     this.child.stderr!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));

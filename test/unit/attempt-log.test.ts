@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
-import { attemptLogEntry, readBodyStart, redactHeaders, RESPONSE_BODY_LIMIT } from '../../src/subscriptions/attempt-log.js';
+import { attemptLogEntry, readBodyStart, redactHeaders, RESPONSE_BODY_LIMIT } from '../../src/model/attempt-log.js';
 
 test('attempt log: credentials, signatures and env-configured headers are redacted; the rest is kept', () => {
   const kept = redactHeaders(

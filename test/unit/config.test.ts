@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { generateSecret } from '../../src/capture/apply.js';
+import { generateSecret } from '../../src/admin/apply.js';
 import { parseDuration } from '../../src/config/duration.js';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfig } from '../../src/config/schema.js';
-import { ErrorCodes, RowcastError } from '../../src/errors.js';
+import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
 
 const ENDPOINT = 'https://example.com/hooks/rowcast';
 const UNSET_ENV = `ROWCAST_TEST_UNSET_${randomBytes(6).toString('hex').toUpperCase()}`;

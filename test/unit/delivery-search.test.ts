@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { rowKeyForms } from '../../src/control-plane/delivery-search.js';
-import { RowcastError } from '../../src/errors.js';
+import { rowKeyForms } from '../../src/admin/delivery-search.js';
+import { RowcastError } from '../../src/model/errors.js';
 
 test('a row key is looked up in every form it may be stored in', () => {
   // int keys are JSON numbers, bigint and numeric keys strings: id=42 is either.

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseConfig } from '../../src/config/load.js';
-import { RowcastError } from '../../src/errors.js';
-import { decideDisable, formatSpan } from '../../src/subscriptions/disable-policy.js';
-import { summarize } from '../../src/subscriptions/endpoint-health.js';
+import { parseConfig } from '../../src/admin/load-config.js';
+import { RowcastError } from '../../src/model/errors.js';
+import { decideDisable, formatSpan } from '../../src/model/disable-policy.js';
+import { summarize } from '../../src/delivery/endpoint-health.js';
 
 const DAY = 86_400_000;
 const now = new Date('2026-12-04T12:00:00Z');

@@ -7,7 +7,7 @@ import {
   type FilterPolicyScope,
   matchesFilterPolicy,
   validateFilterPolicy,
-} from '../../src/subscriptions/filter-policy/filter-policy.js';
+} from '../../src/model/filter-policy/filter-policy.js';
 
 const A: FilterPolicyScope = 'MessageAttributes';
 const B: FilterPolicyScope = 'MessageBody';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { heapFlagGiven } from '../../src/control-plane/cli/heap-growth.js';
+import { heapFlagGiven } from '../../src/app/cli/heap-growth.js';
 
 test('rowcast start bounds heap growth unless the operator already set a heap flag', () => {
   assert.equal(heapFlagGiven([], undefined), false);

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createVerify, X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
-import { buildSnsEnvelope, type SnsEnvelopeFields, snsStringToSign } from '../../src/aws/sns-envelope/envelope.js';
-import { certificatePath, createSigningKey } from '../../src/aws/sns-envelope/signing-keys.js';
-import { snsMessageAttributes } from '../../src/aws/sns-envelope/sns-envelopes.js';
-import { parseConfig } from '../../src/config/load.js';
+import { buildSnsEnvelope, type SnsEnvelopeFields, snsStringToSign } from '../../src/delivery/sns-envelope/envelope.js';
+import { certificatePath, createSigningKey } from '../../src/delivery/sns-envelope/signing-keys.js';
+import { snsMessageAttributes } from '../../src/delivery/sns-envelope/sns-envelopes.js';
+import { parseConfig } from '../../src/admin/load-config.js';
 
 const notification: SnsEnvelopeFields = {
   Type: 'Notification',

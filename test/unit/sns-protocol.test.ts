@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { errorXml, QueryParams, SnsError, toXml } from '../../src/aws/sns-api/query-protocol.js';
-import { verifySigV4 } from '../../src/aws/sns-api/sigv4-verify.js';
-import { messageAttributes, messageStructure } from '../../src/aws/sns-api/sns-attributes.js';
+import { errorXml, QueryParams, SnsError, toXml } from '../../src/sns/query-protocol.js';
+import { verifySigV4 } from '../../src/sns/sigv4-verify.js';
+import { messageAttributes, messageStructure } from '../../src/sns/sns-attributes.js';
 
 const KEY = { accessKeyId: 'AKIDUNITTEST00000001', secretAccessKey: 'unit-test-secret-access-key' };
 const SECRETS = new Map([[KEY.accessKeyId, KEY.secretAccessKey]]);

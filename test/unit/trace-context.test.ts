@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { validTraceparent } from '../../src/observability/trace-context.js';
+import { validTraceparent } from '../../src/model/trace-context.js';
 
 test('W3C traceparent: valid ones pass (normalised), anything else is dropped', () => {
   const ok = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CROWDED_PASSES, nextWakeStep, type RoutingPass, type WakeState } from '../../src/dispatcher/wake-policy.js';
+import { CROWDED_PASSES, nextWakeStep, type RoutingPass, type WakeState } from '../../src/model/wake-policy.js';
 
 // The router's wake-up decisions (docs/architecture.md, Wake-ups), driven directly: what a trickle, a burst and
 // another process's routing make the router do with its sleeping flag. (How many NOTIFYs and flips this costs on a

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CaptureConfig, RowcastConfig } from '../../config/schema.js';
-import type { PlanStep } from '../apply.js';
+import type { PlanStep } from '../../admin/apply.js';
 import type { PoolClient } from '../../store/pool.js';
 import { binlogProblems, connectSource, currentPosition, lambdaDdl, legacyLambdaDdl, readMysqlTables } from './mysql-source.js';
 

@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise';
 import type { MysqlSourceConfig as SourceConfig } from '../../config/schema.js';
-import { ErrorCodes, RowcastError } from '../../errors.js';
+import { ErrorCodes, RowcastError } from '../../model/errors.js';
 
 /** Where a MySQL source's reader is in the binlog: a GTID position (MariaDB domain-server-seq, MySQL set) and file:pos. */
 export interface BinlogPosition {

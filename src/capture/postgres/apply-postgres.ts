@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { CaptureConfig, RowcastConfig } from '../../config/schema.js';
 import type { PoolClient } from '../../store/pool.js';
 import { ident, literal, qualified } from '../../store/sql.js';
-import type { PlanStep } from '../apply.js';
+import type { PlanStep } from '../../admin/apply.js';
 import type { SourceInstall } from '../mysql/apply-mysql.js';
 import { connectPostgresSource, postgresSourceProblems, readSourceTable, sourceObjects } from './postgres-source.js';
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { PostgresSourceConfig } from '../../config/schema.js';
-import { ErrorCodes, RowcastError } from '../../errors.js';
+import { ErrorCodes, RowcastError } from '../../model/errors.js';
 
 /** The slot and publication a PostgreSQL source is read through (apply manages both on the source). */
 export function sourceObjects(name: string, source: PostgresSourceConfig): { slot: string; publication: string } {

@@ -1,12 +1,12 @@
 import { fileURLToPath } from 'node:url';
-import type { AwsIdentity } from '../../aws/arn.js';
+import type { AwsIdentity } from '../../model/arn.js';
 import type { FunctionConfig } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InvocationOutcome, InvocationRunner } from '../invocation-runner.js';
 import type { InvocationSnsEndpoint } from '../invocation-sns-endpoint.js';
-import type { InvokeRequest } from '../thread-protocol.js';
+import type { InvokeRequest } from '../../model/thread-protocol.js';
 import { RuntimeProcess, type RuntimeProcessOptions } from './runtime-process.js';
-import { runtimeKind } from './runtime-kind.js';
+import { runtimeKind } from '../../config/runtime-kind.js';
 
 /** rowcast's Python runtime interface client (standard library only), shipped beside this module. */
 const PYTHON_BOOTSTRAP = fileURLToPath(new URL('./python/bootstrap.py', import.meta.url));

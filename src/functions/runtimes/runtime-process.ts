@@ -4,12 +4,12 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
-import type { AwsIdentity } from '../../aws/arn.js';
-import { lambdaFunctionArn } from '../../aws/arn.js';
+import type { AwsIdentity } from '../../model/arn.js';
+import { lambdaFunctionArn } from '../../model/arn.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InvocationOutcome } from '../invocation-runner.js';
 import type { InvocationSlot, InvocationSnsEndpoint } from '../invocation-sns-endpoint.js';
-import type { HandlerError, InvokeRequest } from '../thread-protocol.js';
+import type { HandlerError, InvokeRequest } from '../../model/thread-protocol.js';
 
 export interface RuntimeProcessOptions {
   functionName: string;

@@ -1,0 +1,329 @@
+import type { Logger } from '../observability/logger.js';
+import { observe } from '../observability/observe.js';
+import { validTraceparent } from '../model/trace-context.js';
+import { startDeliverySpan, tracing } from '../observability/tracing.js';
+import type { Pool } from '../store/pool.js';
+import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type DeliveryResult, loadSubscriptions, releaseDeliveries, setSubscriptionState } from './delivery-store.js';
+import { deadLetterMessage } from './dead-letter.js';
+import { decideAfterFailure } from '../model/retry-policy.js';
+import { EndpointHealthTracker } from './endpoint-health.js';
+import { AmqpSink } from './sinks/amqp/amqp-sink.js';
+import { EmailSink } from './sinks/email/email-sink.js';
+import { LogSink } from './sinks/log/log-sink.js';
+import { MqttSink } from './sinks/mqtt/mqtt-sink.js';
+import { NatsSink } from './sinks/nats/nats-sink.js';
+import { RedisSink } from './sinks/redis/redis-sink.js';
+import { FunctionSink } from './sinks/function/function-sink.js';
+import { HttpSink } from './sinks/http/http-sink.js';
+import type { SnsEnvelopes } from './sns-envelope/sns-envelopes.js';
+import type { OutboundMessage, SendOutcome, Sink, Subscription } from './sinks/sink.js';
+import type { ClaimChecks } from '../routing/claim-check.js';
+import type { DirectClaim } from '../routing/fan-out.js';
+import { ClaimLoop } from '../queue/claim-loop.js';
+import { ClaimSession } from '../queue/claim-session.js';
+
+export interface DeliveryWorkerOptions {
+  owner: string;
+  /** Concurrent deliveries of this process, over all subscriptions. */
+  concurrency: number;
+  lease: number;
+  pollInterval: number;
+  /** Webhooks may go to loopback, private and other internal addresses (runtime.allowPrivateEndpoints). */
+  allowPrivateEndpoints?: boolean;
+}
+
+/** Results are written in batches: after this many, or this long after the first. */
+const FLUSH_SIZE = 200;
+const FLUSH_DELAY_MS = 5;
+/** Time beyond an attempt's timeout for recording its result before its lease may be taken over. */
+const LEASE_MARGIN_MS = 5000;
+
+/** Claimed ahead, a delivery may wait this long for a free slot (its lease is longer by as much). */
+const QUEUE_BUDGET_MS = 2000;
+
+type Claimed = ClaimedDelivery & { key: string; group: string; leaseMs: number };
+
+/**
+ * Delivers messages: claims due deliveries with a lease, sends them through the subscription's sink with bounded
+ * concurrency (per process and per subscription), and records the outcomes in batches.
+ */
+export class DeliveryWorker extends ClaimLoop<Claimed> {
+  private readonly sinks = new Map<string, Sink>();
+  private subscriptions = new Map<string, Subscription>();
+  private results: DeliveryResult[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private retryTimer: { at: number; timer: NodeJS.Timeout } | null = null;
+  /** Moving average of each subscription's attempt duration (ms), which sizes how far ahead it is claimed. */
+  private readonly sendMs = new Map<string, number>();
+  private readonly session: ClaimSession;
+  /** Failing endpoints and their disableAfter policy (endpoint-health.ts). */
+  private readonly health: EndpointHealthTracker;
+
+  /** Set by the runtime: a function subscription queued an invocation. */
+  onInvocationQueued: () => void = () => {};
+  /** Set by the runtime: signs links to stored bodies of messages over their topic's size limit. */
+  claimChecks: ClaimChecks | null = null;
+  private readonly http: HttpSink;
+  private readonly email: EmailSink;
+
+  /** Set by the runtime: renders SNS envelopes (format 'sns') for the http sink. */
+  set snsEnvelopes(envelopes: SnsEnvelopes | null) {
+    this.http.snsEnvelopes = envelopes;
+    this.email.snsEnvelopes = envelopes;
+  }
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly options: DeliveryWorkerOptions,
+    log: Logger,
+  ) {
+    super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
+    this.session = new ClaimSession(pool, log);
+    this.health = new EndpointHealthTracker(pool, log, (name) => this.stopClaiming(name));
+    this.http = new HttpSink({ allowPrivateEndpoints: options.allowPrivateEndpoints ?? false });
+    this.sinks.set('http', this.http);
+    this.sinks.set('https', this.http);
+    this.sinks.set('function', new FunctionSink(pool, () => this.onInvocationQueued()));
+    this.email = new EmailSink();
+    this.sinks.set('email', this.email);
+    this.sinks.set('email-json', this.email);
+    this.sinks.set('nats', new NatsSink());
+    this.sinks.set('amqp', new AmqpSink());
+    this.sinks.set('redis', new RedisSink());
+    this.sinks.set('mqtt', new MqttSink());
+    this.sinks.set('log', new LogSink());
+  }
+
+  async start(): Promise<void> {
+    await this.reloadSubscriptions();
+    this.startLoop();
+  }
+
+  async reloadSubscriptions(): Promise<void> {
+    // A rotated SNS signing key is announced like a config change.
+    this.http.snsEnvelopes?.reload();
+    this.subscriptions = new Map((await loadSubscriptions(this.pool)).map((s) => [s.name, s]));
+    this.wake();
+  }
+
+  protected limits(): Map<string, number> {
+    const limits = new Map<string, number>();
+    for (const sub of this.subscriptions.values()) {
+      if (sub.state === 'active' && this.sinks.has(sub.protocol)) limits.set(sub.name, sub.settings.maxConcurrency);
+    }
+    return limits;
+  }
+
+  protected async claim(wanted: Map<string, number>): Promise<Claimed[]> {
+    const leaseMs = this.leaseFor(wanted.keys());
+    const claimed = await this.session.run((client) => claimDeliveries(client, wanted, leaseMs, this.options.owner));
+    return claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs }));
+  }
+
+  /**
+   * A lease outlives the attempt's timeout, so a slow attempt is never taken over while it may still succeed.
+   * Claimed ahead, it may also wait up to QUEUE_BUDGET_MS for a slot first, after a claim that may take as long as
+   * recent ones did (claimAllowanceMs).
+   */
+  private leaseFor(subscriptions: Iterable<string>): number {
+    const longest = Math.max(0, ...[...subscriptions].map((name) => this.subscriptions.get(name)?.settings.deliveryPolicy.timeout ?? 0));
+    return Math.max(this.options.lease, longest + LEASE_MARGIN_MS + QUEUE_BUDGET_MS + this.claimAllowanceMs);
+  }
+
+  /** What routing and publishing may lease to this process as they create deliveries (see adoptable). */
+  directClaim(): DirectClaim | undefined {
+    const wanted = this.adoptable();
+    return wanted.size ? { wanted, leaseMs: this.leaseFor(wanted.keys()), owner: this.options.owner, claimedAt: Date.now() } : undefined;
+  }
+
+  /** Deliveries leased to this process by the statement that created them (directClaim's lease). */
+  adoptClaimed(claimed: ClaimedDelivery[], { leaseMs, claimedAt }: DirectClaim): void {
+    if (claimed.length) this.adopt(claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })), claimedAt);
+  }
+
+  /**
+   * Claim ahead of free slots as many as the slots get through in about a second at the subscription's recent
+   * pace (none until its pace is known): the next claim's round trip then overlaps the sends.
+   */
+  protected override prefetch(group: string, limit: number): number {
+    const ms = this.sendMs.get(group);
+    return ms === undefined ? 0 : Math.min(this.loopOptions.maxClaim, Math.floor((limit * 1000) / Math.max(ms, 0.5)));
+  }
+
+  protected override sizeOf(item: Claimed): number {
+    return item.message.body.length;
+  }
+
+  /** A queued delivery starts only while its lease still covers a whole attempt and the recording of its result. */
+  protected override startBy(item: Claimed, claimedAt: number): number {
+    const timeout = this.subscriptions.get(item.subscription)?.settings.deliveryPolicy.timeout ?? 0;
+    return claimedAt + item.leaseMs - timeout - LEASE_MARGIN_MS;
+  }
+
+  protected async process(claim: Claimed, signal: AbortSignal): Promise<void> {
+    const subscription = this.subscriptions.get(claim.subscription);
+    const sink = subscription && this.sinks.get(subscription.protocol);
+    // Only a valid W3C traceparent is passed on to subscribers.
+    claim.message.trace = validTraceparent(claim.message.trace);
+    // With tracing, the attempt's span is a child of the message's trace, and subscribers receive the span's own context.
+    const span = tracing.enabled ? startDeliverySpan({ deliveryId: claim.deliveryId, messageId: claim.message.id, topic: claim.message.topic, subscription: claim.subscription, protocol: subscription?.protocol ?? 'unknown', endpoint: subscription?.endpoint ?? '', options: subscription?.settings.options, attempt: claim.attempt, parent: claim.message.trace }) : null;
+    if (span) claim.message.trace = span.traceparent;
+    if (!subscription || !sink) {
+      // Nothing was sent: hand it back without counting an attempt, for a process that has the subscription (this
+      // one too, once its reload has it; until then it does not claim it).
+      const error = `subscription ${claim.subscription} is not loaded in this process`;
+      this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId }, `${error}; handed back for a retry`);
+      span?.end({ error, outcome: 'released' });
+      await releaseDeliveries(this.pool, [{ deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease }], false);
+      void this.reloadSubscriptions().catch((err: Error) => this.log.warn({ err: err.message }, 'could not reload subscriptions'));
+      return;
+    }
+    const started = performance.now();
+    const message = this.sizedForTopic(claim);
+    const outcome: SendOutcome =
+      typeof message === 'string'
+        ? { kind: 'dead', error: message }
+        : await sink.send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message }, signal).catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }));
+    // Aborted by shutdown: stop() releases it instead of counting a failure.
+    if (signal.aborted) return span?.end({ error: 'aborted: rowcast is shutting down', outcome: 'released' });
+    const durationMs = performance.now() - started;
+    this.sendMs.set(claim.subscription, 0.8 * (this.sendMs.get(claim.subscription) ?? durationMs) + 0.2 * durationMs);
+    const result = this.record(claim, subscription, outcome, durationMs);
+    this.health.note({ subscription: claim.subscription, state: result.state });
+    span?.end({ error: result.error, status: result.status, outcome: result.state === 'done' ? 'delivered' : result.state === 'dead' ? 'dead' : 'failed' });
+    observe.emit('delivery:attempted', {
+      deliveryId: claim.deliveryId,
+      messageId: claim.message.id,
+      subscription: claim.subscription,
+      protocol: subscription.protocol,
+      attempt: claim.attempt,
+      outcome: result.state === 'done' ? 'delivered' : result.state === 'dead' ? 'dead' : 'failed',
+      status: result.status ?? null,
+      durationMs,
+      latencyMs: result.state === 'done' ? Date.now() - Date.parse(claim.message.timestamp) : null,
+    });
+  }
+
+  /** The message to send under the topic's size rules: itself, a claim-check reference, or why it cannot go. */
+  private sizedForTopic({ message, limits }: ClaimedDelivery): OutboundMessage | string {
+    const size = Buffer.byteLength(message.body);
+    if (size <= limits.maxMessageSize) return message;
+    if (limits.largeMessages === 'reject') {
+      return `message of ${size} bytes is over topic ${message.topic}'s maxMessageSize (${limits.maxMessageSize} bytes): raise it or set largeMessages: 'claim-check', apply, then redrive`;
+    }
+    try {
+      return this.claimChecks!.reference(message, limits.claimCheckTtl);
+    } catch (err) {
+      return `message of ${size} bytes needs a claim check, but ${(err as Error).message}`;
+    }
+  }
+
+  protected async release(items: Claimed[], started: boolean): Promise<void> {
+    await releaseDeliveries(this.pool, items.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease })), started);
+  }
+
+  protected override async afterDrain(): Promise<void> {
+    await this.flush();
+    await this.health.flush();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer.timer);
+    for (const sink of new Set(this.sinks.values())) await sink.close();
+    await this.session.close();
+  }
+
+  /** Queues the attempt's result for the next batch write, and returns it. */
+  private record(claim: ClaimedDelivery, subscription: Subscription, outcome: SendOutcome, durationMs: number): DeliveryResult {
+    const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease, status: 'status' in outcome ? outcome.status : undefined, durationMs, exchange: outcome.exchange };
+    if (outcome.kind === 'done') return this.push({ ...base, state: 'done' });
+    if (outcome.kind === 'dead') return this.pushDead(claim, subscription, base, outcome.error);
+    const failed = () => this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: outcome.error }, 'delivery attempt failed');
+    if (outcome.kind === 'disable') {
+      failed();
+      // The endpoint said it is gone: stop sending to it, keep its deliveries pending for when it is resumed.
+      // Stop here at once: the delivery below is due again now, and the reload may come after it is written.
+      this.stopClaiming(claim.subscription);
+      void setSubscriptionState(this.pool, claim.subscription, 'disabled', outcome.error)
+        .then((changed) => {
+          if (changed) observe.emit('subscription:disabled', { subscription: claim.subscription, cause: 'endpoint_gone', reason: outcome.error });
+          return this.reloadSubscriptions();
+        })
+        .catch((err: Error) => this.log.error({ err: err.message }, 'could not disable subscription'));
+      return this.push({ ...base, state: 'pending', availableAt: new Date(), error: outcome.error });
+    }
+    const decision = decideAfterFailure(claim.attempt, subscription.settings.deliveryPolicy, outcome.retryAfterMs);
+    if (decision.state === 'dead') return this.pushDead(claim, subscription, base, `${outcome.error} (after ${claim.attempt} attempts)`);
+    failed();
+    const at = Date.now() + decision.delayMs;
+    this.wakeAt(at);
+    return this.push({ ...base, state: 'pending', availableAt: new Date(at), error: outcome.error });
+  }
+
+  /** A subscription disabled here stops being claimed at once, before the reload that NOTIFY brings. */
+  private stopClaiming(name: string): void {
+    const current = this.subscriptions.get(name);
+    if (current) this.subscriptions.set(name, { ...current, state: 'disabled' });
+  }
+
+  private pushDead(claim: ClaimedDelivery, subscription: Subscription, base: Omit<DeliveryResult, 'state'>, error: string): DeliveryResult {
+    // Not one more failed attempt: nothing will send this message again until someone redrives it.
+    this.log.error(
+      {
+        subscription: claim.subscription,
+        delivery: claim.deliveryId,
+        message: claim.message.id,
+        attempts: claim.attempt,
+        status: base.status,
+        error,
+        deadLetterTopic: subscription.deadLetterTopic,
+        redrive: `rowcast redrive --subscription ${claim.subscription}`,
+      },
+      'delivery dead: no attempts left',
+    );
+    const deadLetter = subscription.deadLetterTopic
+      ? deadLetterMessage({ topic: subscription.deadLetterTopic, subscription: subscription.name, attempts: claim.attempt, error, status: base.status, message: claim.message })
+      : undefined;
+    return this.push({ ...base, state: 'dead', error, deadLetter });
+  }
+
+  /** Retries scheduled by this process are claimed on time, not a poll interval late. */
+  private wakeAt(at: number): void {
+    if (this.retryTimer && this.retryTimer.at <= at) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer.timer);
+    const timer = setTimeout(() => {
+      this.retryTimer = null;
+      this.wake();
+    }, Math.max(0, at - Date.now()) + 5);
+    this.retryTimer = { at, timer };
+  }
+
+  private push(result: DeliveryResult): DeliveryResult {
+    this.results.push(result);
+    if (this.results.length >= FLUSH_SIZE) void this.flush();
+    else if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+    return result;
+  }
+
+  private flush(): Promise<void> {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    this.flushing = this.flushing.then(async () => {
+      const batch = this.results;
+      if (!batch.length) return;
+      this.results = [];
+      try {
+        await completeDeliveries(this.pool, batch);
+        // Dead letters are new deliveries of their own.
+        if (batch.some((r) => r.deadLetter)) this.wake();
+      } catch (err) {
+        // Keep them and try again: until written, their leases keep others from sending them twice.
+        this.log.error({ err: (err as Error).message, results: batch.length }, 'recording delivery results failed; retrying');
+        this.results.unshift(...batch);
+        if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), 500);
+      }
+    });
+    return this.flushing;
+  }
+}

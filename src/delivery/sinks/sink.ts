@@ -1,0 +1,73 @@
+import type { DeliveryPolicy, MessageFormat } from '../../config/schema.js';
+import type { AttemptExchange } from '../../model/attempt-log.js';
+
+/** A message as it leaves rowcast: the same id on every attempt, so receivers can deduplicate. */
+export interface OutboundMessage {
+  id: string;
+  topic: string;
+  subject: string | null;
+  body: string;
+  contentType: string;
+  attributes: Record<string, string>;
+  /** SNS data types of attributes published through the SNS API (Number, Binary, String.Array, …); others are String. */
+  attributeTypes?: Record<string, string> | null;
+  /** When the message was published (ISO 8601). */
+  timestamp: string;
+  trace: string | null;
+}
+
+export interface SubscriptionSettings {
+  format: MessageFormat;
+  headers: Record<string, string>;
+  deliveryPolicy: DeliveryPolicy;
+  maxConcurrency: number;
+  /** format 'sns' (http/https): the bare body instead of SNS's envelope. */
+  rawMessageDelivery?: boolean;
+  /** format 'sns' (http/https): whether the endpoint confirms the subscription first (src/delivery/sns-envelope/confirmation.ts). */
+  confirmation?: 'none' | 'required';
+  /** Protocol-specific settings, validated by the protocol's own schema (sinks/<protocol>/). */
+  options?: unknown;
+}
+
+export interface Subscription {
+  name: string;
+  topic: string;
+  protocol: string;
+  endpoint: string;
+  settings: SubscriptionSettings;
+  secret: string | null;
+  /** After a secret rotation: the previous secret, still signed with until it expires (webhooks only). */
+  previousSecret?: { secret: string; expiresAt: Date } | null;
+  state: 'active' | 'paused' | 'disabled';
+  /** A topic that receives this subscription's dead deliveries. */
+  deadLetterTopic: string | null;
+  /** Its topic's SignatureVersion for SNS envelopes (format 'sns'). */
+  signatureVersion?: 1 | 2;
+  /** Extra headers (lower case) whose configured value comes from the environment ("${NAME}"): redacted in the attempt log. */
+  secretHeaders?: ReadonlySet<string>;
+}
+
+export interface DeliveryAttempt {
+  deliveryId: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  subscription: Subscription;
+  message: OutboundMessage;
+}
+
+/**
+ * done: acknowledged; retry: try again later; disable: the endpoint asked to stop (HTTP 410); dead: can never succeed.
+ * exchange: what the attempt sent and got back, for the delivery's attempt log (HTTP sinks).
+ */
+export type SendOutcome = (
+  | { kind: 'done'; status?: number }
+  | { kind: 'retry'; error: string; status?: number; retryAfterMs?: number }
+  | { kind: 'disable'; error: string; status?: number }
+  | { kind: 'dead'; error: string; status?: number }
+) & { exchange?: AttemptExchange };
+
+/** One implementation per protocol (sinks/<protocol>/). A sink never throws: every failure is an outcome. */
+export interface Sink {
+  send(attempt: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,173 @@
+import { type ClaimedInvocation, type ClaimedInvocationRow, toClaimedInvocation } from '../functions/invocation-store.js';
+import { type Pool, withTransaction } from '../store/pool.js';
+import { prepared } from '../store/sql.js';
+import { type ClaimedDelivery, toClaimedDelivery } from '../delivery/delivery-store.js';
+import {
+  COUNT_UNMATCHED_SQL,
+  DIRECTLY_CLAIMED_SQL,
+  type DirectClaim,
+  directClaimDeliveriesSql,
+  directClaimValues,
+  FAN_OUT_RESULT_SQL,
+  FILTER_CANDIDATES_SQL,
+  type FanOutRow,
+  finishFanOut,
+  UNFILTERED_DELIVERIES_SQL,
+} from './fan-out.js';
+
+export interface RouteResult {
+  events: number;
+  /** Another process was routing (this pass routed nothing): one router at a time keeps FIFO groups in order. */
+  busy: boolean;
+  deliveries: number;
+  invocations: number;
+  /** New deliveries leased to the caller at once (DirectClaim), to be sent by it. */
+  claimed: ClaimedDelivery[];
+  /** New invocations leased to the caller at once (DirectInvocationClaim), to be run by it. */
+  claimedInvocations: ClaimedInvocation[];
+}
+
+/** Invocations the calling process can run now (in concurrency slots it holds), per function, and their leases. */
+export interface DirectInvocationClaim {
+  wanted: Map<string, { n: number; leaseMs: number }>;
+  owner: string;
+  /** Taken before the statement runs: its leases count from no earlier than this. */
+  claimedAt: number;
+}
+
+/** A process's function worker, as routing sees it: it may take new invocations leased at once. */
+export interface InvocationClaimant {
+  directInvocationClaim(): DirectInvocationClaim | undefined;
+  adoptInvocations(claimed: ClaimedInvocation[], direct: DirectInvocationClaim): void;
+}
+
+/**
+ * Routes a batch of captured events: an event for a topic becomes a message and one delivery per subscription of
+ * the topic (filter policies permitting); an event for a function becomes an invocation. Each event is routed
+ * exactly once even when several processes route at once (SKIP LOCKED hands it to one of them). The commit does
+ * not wait for its WAL flush (a flush per batch was most of the commit → webhook latency): the message and
+ * invocation ids are derived from the event's id, so a routing that a PostgreSQL crash lost is redone with the same
+ * ids, and a subscriber that already got the message sees it again under the same id, as at-least-once allows.
+ *
+ * Two forms. `oneStatement`: the whole batch in one autocommitted statement, unmatched messages counted in SQL —
+ * unless a topic of the batch has a subscription with a filter policy, in which case it routes nothing and says
+ * `filtered` (same snapshot, so no race with apply). Otherwise, in a transaction, the candidates of filtered
+ * subscriptions come back, the pure matcher decides, and the matches are inserted before the commit.
+ *
+ * One router at a time (a transaction-level advisory lock; a pass that does not get it routes nothing and says
+ * `busy`). With SKIP LOCKED alone, a second router would take the events after the first one's batch and could
+ * commit first: a row's later version would then have its delivery while the earlier one had none yet, and a FIFO
+ * group's head would be the later version. Serialised, a batch always holds every unrouted event before its last.
+ */
+export const ROUTE_LOCK = 0x726f_7772; // "rowr"
+
+const routeSql = (oneStatement: boolean) => `
+WITH lock AS MATERIALIZED (
+  -- The commit does not wait for its WAL flush: what routing creates has ids derived from the event (migration 010).
+  SELECT pg_try_advisory_xact_lock(${ROUTE_LOCK}) AS held, set_config('synchronous_commit', 'off', true) AS async,
+         (SELECT id FROM rowcast.installation) AS installation
+), batch AS (
+  SELECT id, topic FROM rowcast.next_unrouted(CASE WHEN (SELECT held FROM lock) THEN $1 ELSE 0 END)
+), filtered AS (
+  SELECT ${oneStatement ? 'EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.filter_policy IS NOT NULL AND s.topic IN (SELECT topic FROM batch))' : 'false'} AS yes
+), ev AS (
+  -- "= ANY (ARRAY(…))": the update stays on the primary key whatever the planner guesses the batch's size is.
+  UPDATE rowcast.events e SET routed_at = now()
+   WHERE e.id = ANY (ARRAY(SELECT id FROM batch)) AND NOT (SELECT yes FROM filtered)
+  RETURNING e.*
+), body AS (
+  SELECT ev.id, ev.topic, ev.function, ev.capture, ev.op, ev.schema_name, ev.table_name, ev.key, ev.trace,
+         json_build_object(
+           'id', ev.id::text,
+           'op', ev.op,
+           -- Events of other sources (MySQL) carry their own: kind, server, database, table, binlog position.
+           'source', coalesce(ev.source::json, json_build_object('capture', ev.capture, 'schema', ev.schema_name, 'table', ev.table_name, 'txid', ev.txid::text)),
+           'key', ev.key,
+           'before', ev.before,
+           'after', ev.after,
+           'changed', ev.changed,
+           'captured_at', to_char(ev.captured_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'trace', ev.trace)::text AS text
+    FROM ev
+), m AS (
+  INSERT INTO rowcast.messages (id, topic, subject, body, attributes, group_key, event_id, trace)
+  SELECT rowcast.derived_uuid((SELECT installation FROM lock), 'message/' || b.id), b.topic, c.subject, b.text,
+         jsonb_build_object('op', b.op, 'schema', b.schema_name, 'table', b.table_name, 'capture', b.capture),
+         b.key::text, b.id, b.trace
+    FROM body b LEFT JOIN rowcast.captures c ON c.name = b.capture
+   WHERE b.topic IS NOT NULL
+   ORDER BY b.id
+  RETURNING id, topic, subject, attributes, body, content_type, group_key, event_id, seq, trace, created_at
+), inv AS (${
+  oneStatement
+    ? `
+  -- Leased at once to the routing process's function worker for the slots it holds free (no claim round trip).
+  INSERT INTO rowcast.invocations (id, function, payload, source, event_id, trace, state, attempts, available_at, lease_owner, lease, started_at)
+  SELECT rowcast.derived_uuid((SELECT installation FROM lock), 'invocation/' || x.id), x.function, x.text, 'capture', x.id, x.trace, CASE WHEN x.direct THEN 'in_flight' ELSE 'pending' END, CASE WHEN x.direct THEN 1 ELSE 0 END,
+         CASE WHEN x.direct THEN now() + x.lease_ms * interval '1 millisecond' ELSE now() END, CASE WHEN x.direct THEN $9::text END,
+         CASE WHEN x.direct THEN gen_random_uuid() END, CASE WHEN x.direct THEN now() END
+    FROM (SELECT b.function, b.text, b.id, b.trace, w.lease_ms, row_number() OVER (PARTITION BY b.function ORDER BY b.id) <= coalesce(w.n, 0) AS direct
+            FROM body b LEFT JOIN unnest($6::text[], $7::int[], $8::int[]) AS w(function, n, lease_ms) ON w.function = b.function
+           WHERE b.function IS NOT NULL) x
+   ORDER BY x.id`
+    : `
+  INSERT INTO rowcast.invocations (id, function, payload, source, event_id, trace)
+  SELECT rowcast.derived_uuid((SELECT installation FROM lock), 'invocation/' || b.id), b.function, b.text, 'capture', b.id, b.trace
+    FROM body b WHERE b.function IS NOT NULL ORDER BY b.id`
+}
+  RETURNING id, function, state, attempts, lease, payload, client_context, trace
+), d AS (${oneStatement ? directClaimDeliveriesSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5' }) : UNFILTERED_DELIVERIES_SQL}
+), ${
+  oneStatement
+    ? `u AS (${COUNT_UNMATCHED_SQL})
+SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS busy, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,
+       ${DIRECTLY_CLAIMED_SQL} AS claimed,
+       (SELECT json_agg(json_build_object('id', i.id::text, 'function', i.function, 'attempts', i.attempts, 'lease', i.lease, 'payload', i.payload,
+                                          'client_context', i.client_context, 'trace', i.trace)) FROM inv i WHERE i.state = 'in_flight') AS claimed_invocations,`
+    : `c AS (${FILTER_CANDIDATES_SQL})
+${FAN_OUT_RESULT_SQL}, NOT (SELECT held FROM lock) AS busy,`
+} (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations`;
+
+export const ONE_STATEMENT_SQL = routeSql(true);
+const TRANSACTION_SQL = routeSql(false);
+const routeOneStatement = prepared('route', ONE_STATEMENT_SQL);
+const routeInTransaction = prepared('route_filtered', TRANSACTION_SQL);
+
+/** How long routing keeps to the transactional form after meeting a filtered subscription. */
+const FILTERED_RECHECK_MS = 10_000;
+const filteredSeenAt = new WeakMap<Pool, number>();
+
+export async function routeEvents(pool: Pool, batchSize: number, direct: { deliveries?: DirectClaim; invocations?: DirectInvocationClaim } = {}): Promise<RouteResult> {
+  if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
+    const functions = [...(direct.invocations?.wanted ?? [])].filter(([, w]) => w.n > 0);
+    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number; claimed: Record<string, unknown>[] | null; claimed_invocations: (ClaimedInvocationRow & { function: string })[] | null }>(
+      routeOneStatement([
+        batchSize,
+        ...directClaimValues(direct.deliveries),
+        functions.map(([name]) => name),
+        functions.map(([, w]) => w.n),
+        functions.map(([, w]) => w.leaseMs),
+        direct.invocations?.owner ?? null,
+      ]),
+    );
+    const row = rows[0]!;
+    if (!row.filtered) {
+      return {
+        events: row.events,
+        busy: row.busy,
+        deliveries: row.unfiltered,
+        invocations: row.invocations,
+        claimed: (row.claimed ?? []).map(toClaimedDelivery),
+        claimedInvocations: (row.claimed_invocations ?? []).map((i) => toClaimedInvocation(i.function, i)),
+      };
+    }
+    filteredSeenAt.set(pool, Date.now());
+  }
+  return withTransaction(pool, async (client) => {
+    const { rows } = await client.query<FanOutRow & { events: number; busy: boolean; invocations: number }>(routeInTransaction([batchSize]));
+    const row = rows[0]!;
+    const deliveries = row.events ? await finishFanOut(client, row) : 0;
+    return { events: row.events, busy: row.busy, deliveries, invocations: row.invocations, claimed: [], claimedInvocations: [] };
+  });
+}
+

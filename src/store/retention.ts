@@ -1,0 +1,58 @@
+import type { Pool } from './pool.js';
+
+const CHUNK = 5000;
+const ACTIVITY_RETENTION = '24 hours';
+
+/**
+ * Deletes history past its retention window in small chunks, so tables do not bloat and no long lock is held.
+ * Routed events, fully delivered messages and finished invocations go after `retention`; messages with dead
+ * deliveries after `deadRetention`; work still pending or in flight never; a claim-checked body not before the links
+ * sent for it expire (so a link never 404s before its documented expiry, whatever `retention` says).
+ */
+export async function applyRetention(pool: Pool, retentionMs: number, deadRetentionMs: number): Promise<{ events: number; messages: number; invocations: number }> {
+  let events = 0;
+  let messages = 0;
+  for (;;) {
+    const r = await pool.query(
+      `DELETE FROM rowcast.events WHERE id IN (
+         SELECT id FROM rowcast.events WHERE routed_at IS NOT NULL AND captured_at < now() - $1 * interval '1 millisecond' LIMIT ${CHUNK})`,
+      [retentionMs],
+    );
+    events += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < CHUNK) break;
+  }
+  for (;;) {
+    const r = await pool.query(
+      `DELETE FROM rowcast.messages WHERE id IN (
+         SELECT m.id FROM rowcast.messages m
+          WHERE m.created_at < now() - $1 * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM rowcast.deliveries d WHERE d.message_id = m.id
+                             AND (d.state IN ('pending', 'in_flight') OR (d.state = 'dead' AND m.created_at >= now() - $2 * interval '1 millisecond')))
+            -- A claim-checked body stays while a link sent for it may still be valid: each attempt sent one lasting
+            -- the topic's claimCheckTtl, and a delivery's updated_at is at or after its last attempt.
+            AND NOT EXISTS (SELECT 1 FROM rowcast.topics t JOIN rowcast.deliveries d ON d.message_id = m.id
+                             WHERE t.name = m.topic AND t.large_messages = 'claim-check' AND octet_length(m.body) > t.max_message_size
+                               AND d.updated_at >= now() - t.claim_check_ttl_ms * interval '1 millisecond')
+          LIMIT ${CHUNK})`,
+      [retentionMs, deadRetentionMs],
+    );
+    messages += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < CHUNK) break;
+  }
+  let invocations = 0;
+  for (;;) {
+    const r = await pool.query(
+      `DELETE FROM rowcast.invocations WHERE id IN (
+         SELECT id FROM rowcast.invocations WHERE state IN ('done', 'failed') AND finished_at < now() - $1 * interval '1 millisecond' LIMIT ${CHUNK})`,
+      [retentionMs],
+    );
+    invocations += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < CHUNK) break;
+  }
+  await pool.query(`DELETE FROM rowcast.dedup WHERE expires_at < now()`);
+  // Activity counts (rates and charts) older than a day are past any window the API shows.
+  await pool.query(`DELETE FROM rowcast.activity WHERE bucket < now() - interval '${ACTIVITY_RETENTION}'`);
+  // A webhook secret rotated out no longer signs after its overlap (the sink checks the expiry); it is not kept either.
+  await pool.query(`UPDATE rowcast.subscriptions SET previous_secret = NULL, previous_secret_expires_at = NULL WHERE previous_secret_expires_at <= now()`);
+  return { events, messages, invocations };
+}
