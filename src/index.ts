@@ -34,4 +34,4 @@ export { observe, type ObservedEvents } from './observability/observe.js';
 export type { FunctionConfig } from './config/schema.js';
 export type { LambdaContext, PublishOptions } from './functions/lambda-context.js';
 export { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
-export type { OutboundMessage } from './delivery/sinks/sink.js';
+export type { OutboundMessage } from './model/sink.js';

@@ -8,7 +8,7 @@ import { Agent, request } from 'undici';
 import { generateSecret } from '../../src/admin/apply.js';
 import { deliveryPolicySchema } from '../../src/config/schema.js';
 import { HttpSink } from '../../src/delivery/sinks/http/http-sink.js';
-import type { Subscription } from '../../src/delivery/sinks/sink.js';
+import type { Subscription } from '../../src/model/sink.js';
 import { startCountingReceiver } from './probe-db.js';
 
 const total = Number(process.argv[2] ?? 30_000);

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { amqpOptionsSchema } from '../delivery/sinks/amqp/amqp-settings.js';
-import { emailOptionsSchema, smtpSettingsSchema } from '../delivery/sinks/email/email-settings.js';
+import { amqpOptionsSchema } from './sink-settings/amqp-settings.js';
+import { emailOptionsSchema, smtpSettingsSchema } from './sink-settings/email-settings.js';
 import { logOptionsSchema } from '../delivery/sinks/log/log-sink.js';
-import { mqttOptionsSchema } from '../delivery/sinks/mqtt/mqtt-settings.js';
-import { natsOptionsSchema } from '../delivery/sinks/nats/nats-settings.js';
-import { redisOptionsSchema } from '../delivery/sinks/redis/redis-settings.js';
+import { mqttOptionsSchema } from './sink-settings/mqtt-settings.js';
+import { natsOptionsSchema } from './sink-settings/nats-settings.js';
+import { redisOptionsSchema } from './sink-settings/redis-settings.js';
 import { DEFAULT_SECRET_ROTATION_OVERLAP, MAX_SECRET_ROTATION_OVERLAP } from '../delivery/sinks/http/webhook-secret.js';
 import { duration } from './duration.js';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NewMessage } from '../routing/fan-out.js';
 import { renderMessage } from '../model/message-format.js';
-import type { OutboundMessage } from './sinks/sink.js';
+import type { OutboundMessage } from '../model/sink.js';
 
 /**
  * The message a dead-letter topic receives for a delivery that went dead: who failed, how often, the last

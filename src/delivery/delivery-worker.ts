@@ -16,7 +16,7 @@ import { RedisSink } from './sinks/redis/redis-sink.js';
 import { FunctionSink } from './sinks/function/function-sink.js';
 import { HttpSink } from './sinks/http/http-sink.js';
 import type { SnsEnvelopes } from './sns-envelope/sns-envelopes.js';
-import type { OutboundMessage, SendOutcome, Sink, Subscription } from './sinks/sink.js';
+import type { OutboundMessage, SendOutcome, Sink, Subscription } from '../model/sink.js';
 import type { ClaimChecks } from '../routing/claim-check.js';
 import type { DirectClaim } from '../routing/fan-out.js';
 import { ClaimLoop } from '../queue/claim-loop.js';

@@ -1,5 +1,5 @@
 import type { MessageFormat } from '../config/schema.js';
-import type { OutboundMessage, SubscriptionSettings } from '../delivery/sinks/sink.js';
+import type { OutboundMessage, SubscriptionSettings } from './sink.js';
 
 export interface RenderedMessage {
   body: string;

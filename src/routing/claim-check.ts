@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Pool } from '../store/pool.js';
-import type { OutboundMessage } from '../delivery/sinks/sink.js';
+import type { OutboundMessage } from '../model/sink.js';
 
 /**
  * Claim checks for messages over their topic's size limit: subscribers receive a small JSON reference with a

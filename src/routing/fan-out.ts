@@ -1,6 +1,6 @@
 import type { PoolClient } from '../store/pool.js';
 import type { ClaimedDelivery } from '../delivery/delivery-store.js';
-import type { OutboundMessage } from '../delivery/sinks/sink.js';
+import type { OutboundMessage } from '../model/sink.js';
 import { type FilterPolicyScope, matchesFilterPolicy } from '../model/filter-policy/filter-policy.js';
 
 /*

@@ -10,8 +10,8 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { deliveryPolicySchema } from '../../src/config/schema.js';
 import { renderBody } from '../../src/model/message-format.js';
 import { EmailSink, prettyJson } from '../../src/delivery/sinks/email/email-sink.js';
-import type { EmailOptionsInput } from '../../src/delivery/sinks/email/email-settings.js';
-import type { DeliveryAttempt, OutboundMessage } from '../../src/delivery/sinks/sink.js';
+import type { EmailOptionsInput } from '../../src/config/sink-settings/email-settings.js';
+import type { DeliveryAttempt, OutboundMessage } from '../../src/model/sink.js';
 
 const USER = 'rowcast';
 const PASSWORD = 'c0rrect-h0rse-battery';
@@ -385,7 +385,7 @@ describe('email sink', () => {
   });
 
   test('smtp.port defaults to 587, or 465 with secure', async () => {
-    const { emailOptionsSchema } = await import('../../src/delivery/sinks/email/email-settings.js');
+    const { emailOptionsSchema } = await import('../../src/config/sink-settings/email-settings.js');
     const base = { to: 'ops@example.com', from: 'rowcast@example.com' };
     assert.deepEqual(emailOptionsSchema.parse({ ...base, smtp: { host: 'smtp.example.com' } }).smtp, { host: 'smtp.example.com', port: 587, secure: false });
     assert.equal(emailOptionsSchema.parse({ ...base, smtp: { host: 'smtp.example.com', secure: true } }).smtp.port, 465);

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisSink } from '../../src/delivery/sinks/redis/redis-sink.js';
-import type { OutboundMessage } from '../../src/delivery/sinks/sink.js';
+import type { OutboundMessage } from '../../src/model/sink.js';
 import { assertAbortedIsRetry, assertDead, assertReconnectsAfterRestart, assertRetry, attemptsFor, errorOf, noAbort, outboundMessage, POLICY, withEnv } from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
 

@@ -12,7 +12,7 @@ import type { RuntimeConfig } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { classifyAddress } from '../../src/delivery/sinks/http/address-policy.js';
 import { HttpSink } from '../../src/delivery/sinks/http/http-sink.js';
-import type { DeliveryAttempt } from '../../src/delivery/sinks/sink.js';
+import type { DeliveryAttempt } from '../../src/model/sink.js';
 import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
 
 const REFUSAL = /^refused to connect to (127\.0\.0\.1|::1|0\.0\.0\.0) \((loopback|unspecified)[^)]*\): webhook endpoints must be public addresses; set runtime\.allowPrivateEndpoints: true to allow internal ones/;

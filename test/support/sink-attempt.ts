@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { DeliveryAttempt, OutboundMessage, SendOutcome, Sink, SubscriptionSettings } from '../../src/delivery/sinks/sink.js';
+import type { DeliveryAttempt, OutboundMessage, SendOutcome, Sink, SubscriptionSettings } from '../../src/model/sink.js';
 import type { TcpProxy } from './tcp-broker.js';
 
 /** Deliveries as the delivery worker hands them to a sink, and the checks the sink tests have in common. */

@@ -15,7 +15,7 @@ import { adminApiRoutes } from './admin-api/admin-api-routes.js';
 import { apiError, errorCodeFor } from './admin-api/api-support.js';
 import { messageBodyRoutes } from './message-body.js';
 import { snsEnvelopeRoutes } from './sns-envelope-routes.js';
-import { topicStreamRoutes } from './topic-stream.js';
+import { topicStreamRoutes } from '../../streams/topic-stream.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

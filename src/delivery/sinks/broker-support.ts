@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { SendOutcome } from './sink.js';
+import type { SendOutcome } from '../../model/sink.js';
 
 /**
  * What the broker sinks (nats, amqp, redis, mqtt) have in common: how their `options` are validated and read, and

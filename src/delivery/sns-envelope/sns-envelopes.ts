@@ -1,6 +1,6 @@
 import type { Pool } from '../../store/pool.js';
 import type { RenderedMessage } from '../../model/message-format.js';
-import type { OutboundMessage, Subscription } from '../sinks/sink.js';
+import type { OutboundMessage, Subscription } from '../../model/sink.js';
 import { type AwsIdentity, snsSubscriptionArn, snsTopicArn } from '../../model/arn.js';
 import { controlTypeOf, subscribeUrl, UnsubscribeLinks } from './confirmation.js';
 import { buildSnsEnvelope, confirmationText, type SignatureVersion, type SnsEnvelope, type SnsEnvelopeFields, unsubscribeText } from './envelope.js';

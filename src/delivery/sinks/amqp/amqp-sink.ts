@@ -2,8 +2,8 @@ import { connect, type ChannelModel, type ConfirmChannel, type Message } from 'a
 import { redactUrl } from '../../../observability/logger.js';
 import { renderMessage } from '../../../model/message-format.js';
 import { connectionKey, dead, openShared, renderTemplate, scrubSecret, sendOptions, SharedConnections, untilAborted, urlPassword } from '../broker-support.js';
-import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
-import { type AmqpOptions, parseAmqpOptions, resolveAmqpUrl } from './amqp-settings.js';
+import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
+import { type AmqpOptions, parseAmqpOptions, resolveAmqpUrl } from '../../../config/sink-settings/amqp-settings.js';
 
 /** Header of each published message naming the publish, so that a basic.return is matched to it. */
 const PUBLISH_HEADER = 'rowcast-publish-id';

@@ -4,8 +4,8 @@ import type { NodemailerError, SMTPPoolOptions, SMTPPoolSentMessageInfo, Transpo
 import { controlTypeOf } from '../../sns-envelope/confirmation.js';
 import type { SnsEnvelopes } from '../../sns-envelope/sns-envelopes.js';
 import { renderBody } from '../../../model/message-format.js';
-import type { DeliveryAttempt, OutboundMessage, SendOutcome, Sink, Subscription } from '../sink.js';
-import { describeEmailOptionsError, emailOptionsSchema, type EmailOptions, type SmtpSettings } from './email-settings.js';
+import type { DeliveryAttempt, OutboundMessage, SendOutcome, Sink, Subscription } from '../../../model/sink.js';
+import { describeEmailOptionsError, emailOptionsSchema, type EmailOptions, type SmtpSettings } from '../../../config/sink-settings/email-settings.js';
 
 type Pool = Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
 

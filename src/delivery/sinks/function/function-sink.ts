@@ -1,6 +1,6 @@
 import type { Pool } from '../../../store/pool.js';
 import { renderBody } from '../../../model/message-format.js';
-import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
+import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 
 /**
  * A function as a subscription endpoint: delivering a message queues one invocation of the function (its event is

@@ -6,7 +6,7 @@ import { controlTypeOf } from '../../sns-envelope/confirmation.js';
 import { type SnsEnvelopes, SNS_USER_AGENT } from '../../sns-envelope/sns-envelopes.js';
 import { percentEncodeHeaderValue, type RenderedMessage, renderMessage } from '../../../model/message-format.js';
 import { type AttemptExchange, readBodyStart, redactHeaders } from '../../../model/attempt-log.js';
-import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
+import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 
 const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { renderMessage } from '../../../model/message-format.js';
-import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
+import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 
 export const logOptionsSchema = z
   .strictObject({

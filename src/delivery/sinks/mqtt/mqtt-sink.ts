@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { renderBody, renderMessage } from '../../../model/message-format.js';
 import { connectionKey, renderTemplate, resolveSecret, scrubSecret, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
-import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
-import { type MqttOptions, parseMqttOptions } from './mqtt-settings.js';
+import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
+import { type MqttOptions, parseMqttOptions } from '../../../config/sink-settings/mqtt-settings.js';
 
 interface Connection {
   client: MqttClient;

@@ -3,8 +3,8 @@ import { connect, credsAuthenticator, headers as natsHeaders, type ConnectionOpt
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { renderMessage } from '../../../model/message-format.js';
 import { connectionKey, dead, renderTemplate, resolveSecret, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
-import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
-import { type NatsOptions, parseNatsOptions } from './nats-settings.js';
+import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
+import { type NatsOptions, parseNatsOptions } from '../../../config/sink-settings/nats-settings.js';
 
 interface Connection {
   nc: NatsConnection;

@@ -2,8 +2,8 @@ import { Redis } from 'ioredis';
 import { redactUrl } from '../../../observability/logger.js';
 import { contentTypeOf, renderBody } from '../../../model/message-format.js';
 import { connectionKey, renderTemplate, retry, scrubSecret, sendOptions, SharedConnections, untilAborted, urlPassword } from '../broker-support.js';
-import type { DeliveryAttempt, SendOutcome, Sink } from '../sink.js';
-import { parseRedisOptions, resolveRedisUrl } from './redis-settings.js';
+import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
+import { parseRedisOptions, resolveRedisUrl } from '../../../config/sink-settings/redis-settings.js';
 
 interface Connection {
   client: Redis;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envRef, optionsParser, resolveUrl, topicTemplate } from '../broker-support.js';
+import { envRef, optionsParser, resolveUrl, topicTemplate } from '../../delivery/sinks/broker-support.js';
 
 /**
  * Options of an `amqp` subscription (AMQP 0-9-1, RabbitMQ): each message is published, persistent, to an exchange

@@ -1,5 +1,5 @@
-import type { DeliveryPolicy, MessageFormat } from '../../config/schema.js';
-import type { AttemptExchange } from '../../model/attempt-log.js';
+import type { DeliveryPolicy, MessageFormat } from '../config/schema.js';
+import type { AttemptExchange } from './attempt-log.js';
 
 /** A message as it leaves rowcast: the same id on every attempt, so receivers can deduplicate. */
 export interface OutboundMessage {

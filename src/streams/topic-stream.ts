@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http';
-import { WakeSignal } from '../../queue/wake-signal.js';
-import type { Logger } from '../../observability/logger.js';
-import type { Pool } from '../../store/pool.js';
-import { renderMessage } from '../../model/message-format.js';
-import type { OutboundMessage } from '../../delivery/sinks/sink.js';
-import type { HttpRoutePlugin } from './server.js';
-import { apiError } from './admin-api/api-support.js';
+import { WakeSignal } from '../queue/wake-signal.js';
+import type { Logger } from '../observability/logger.js';
+import type { Pool } from '../store/pool.js';
+import { renderMessage } from '../model/message-format.js';
+import type { OutboundMessage } from '../model/sink.js';
+import type { HttpRoutePlugin } from '../app/http/server.js';
+import { apiError } from '../app/http/admin-api/api-support.js';
 
 /**
  * GET /topics/:name/stream — a topic's messages as Server-Sent Events: `id:` the message's seq, `event: message`,
