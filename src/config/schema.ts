@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { amqpOptionsSchema } from './sink-settings/amqp-settings.js';
 import { emailOptionsSchema, smtpSettingsSchema } from './sink-settings/email-settings.js';
-import { logOptionsSchema } from '../delivery/sinks/log/log-sink.js';
+import { logOptionsSchema } from './sink-settings/log-settings.js';
 import { mqttOptionsSchema } from './sink-settings/mqtt-settings.js';
 import { natsOptionsSchema } from './sink-settings/nats-settings.js';
 import { redisOptionsSchema } from './sink-settings/redis-settings.js';
-import { DEFAULT_SECRET_ROTATION_OVERLAP, MAX_SECRET_ROTATION_OVERLAP } from '../delivery/sinks/http/webhook-secret.js';
+import { DEFAULT_SECRET_ROTATION_OVERLAP, MAX_SECRET_ROTATION_OVERLAP } from './sink-settings/webhook-settings.js';
 import { duration } from './duration.js';
 
 /** Message formats of subscriptions (rendered by src/model/message-format.ts). */

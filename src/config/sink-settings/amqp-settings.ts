@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envRef, optionsParser, resolveUrl, topicTemplate } from '../../delivery/sinks/broker-support.js';
+import { envRef, optionsParser, resolveUrl, topicTemplate } from './settings-support.js';
 
 /**
  * Options of an `amqp` subscription (AMQP 0-9-1, RabbitMQ): each message is published, persistent, to an exchange

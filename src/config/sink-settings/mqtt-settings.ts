@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { optionsParser, secretRef, topicTemplate } from '../../delivery/sinks/broker-support.js';
+import { optionsParser, secretRef, topicTemplate } from './settings-support.js';
 
 /**
  * Options of an `mqtt` subscription: each message is published to an MQTT broker with QoS 1 (or 2) and counts as

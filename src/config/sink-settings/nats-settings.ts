@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { optionsParser, secretRef, topicTemplate } from '../../delivery/sinks/broker-support.js';
+import { optionsParser, secretRef, topicTemplate } from './settings-support.js';
 
 /**
  * Options of a `nats` subscription: each message is published to NATS JetStream and counts as delivered once the

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envRef, optionsParser, resolveUrl, topicTemplate } from '../../delivery/sinks/broker-support.js';
+import { envRef, optionsParser, resolveUrl, topicTemplate } from './settings-support.js';
 
 /**
  * Options of a `redis` subscription: each message is appended to a Redis stream with XADD and counts as delivered

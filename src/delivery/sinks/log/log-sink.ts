@@ -1,13 +1,7 @@
-import { z } from 'zod';
+import { logOptionsSchema } from '../../../config/sink-settings/log-settings.js';
 import { renderMessage } from '../../../model/message-format.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 
-export const logOptionsSchema = z
-  .strictObject({
-    /** Where the lines go. */
-    stream: z.enum(['stdout', 'stderr']).default('stdout'),
-  })
-  .prefault({});
 
 /**
  * Development protocol: one JSON line per message (the rendered message, parsed back when it is JSON), on stdout or
