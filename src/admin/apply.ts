@@ -8,20 +8,14 @@ import type { Pool, PoolClient } from '../store/pool.js';
 import { handshakeStatement } from '../delivery/sns-envelope/confirmation.js';
 import { generateSecret, ROTATE_SECRET_SQL } from '../delivery/sinks/http/webhook-secret.js';
 import { applyWarnings } from './apply-warnings.js';
-import { readTableInfo } from '../capture/table-info.js';
+import { readTableInfo, tableName } from '../capture/table-info.js';
 import { dropSlots, isLogical, logicalCaptureDdl, logicalDecodingProblems, PUBLICATION, slotName } from '../capture/logical-ddl.js';
 import { captureDdl, dropCaptureDdl } from '../capture/trigger-ddl.js';
-import { planMysqlSources, type SourceInstall } from '../capture/mysql/apply-mysql.js';
+import { planMysqlSources } from '../capture/mysql/apply-mysql.js';
+import type { PlanStep, SourceInstall } from '../capture/plan-step.js';
 import { planPostgresSources } from '../capture/postgres/apply-postgres.js';
 
-export interface PlanStep {
-  /** One line for people: "+ capture orders on public.orders". */
-  summary: string;
-  sql: string;
-  params?: unknown[];
-  /** Indexes of parameters that hold secrets: never printed. */
-  secretParams?: number[];
-}
+export type { PlanStep } from '../capture/plan-step.js';
 
 export interface ApplyResult {
   steps: PlanStep[];
@@ -34,15 +28,6 @@ const APPLY_LOCK = 0x726f_7761; // one apply at a time per database
 
 /** Who made a topic or subscription: the config (through apply) or the SNS API (migration 017). */
 type Owner = 'config' | 'api';
-
-/** Splits "schema.table" / "table" / { schema, name } into its parts. */
-export function tableName(table: RowcastConfig['captures'][string]['table'], where: string): { schema: string; name: string } {
-  if (typeof table === 'object') return table;
-  const parts = table.split('.');
-  if (parts.length === 1) return { schema: 'public', name: parts[0]! };
-  if (parts.length === 2 && parts[0] && parts[1]) return { schema: parts[0], name: parts[1] };
-  throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${where}: "${table}" is not "table" or "schema.table"; for names that contain dots write { schema: "…", name: "…" }.`);
-}
 
 /**
  * Reconciles the database with the config in one transaction: topics, subscriptions and capture triggers are

@@ -1,15 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { CaptureConfig, RowcastConfig } from '../../config/schema.js';
-import type { PlanStep } from '../../admin/apply.js';
+import type { PlanStep, SourceInstall } from '../plan-step.js';
 import type { PoolClient } from '../../store/pool.js';
 import { binlogProblems, connectSource, currentPosition, lambdaDdl, legacyLambdaDdl, readMysqlTables } from './mysql-source.js';
-
-/** Work `apply` does on a MySQL server once the store's part is planned: one line for people, and the work. */
-export interface SourceInstall {
-  summary: string;
-  /** Returns a note for people when it did less than its summary says. */
-  run: () => Promise<string | void>;
-}
 
 /** What apply knows of the captures the store holds. */
 type Installed = Map<string, { settings: { hash?: string }; function_name: string }>;

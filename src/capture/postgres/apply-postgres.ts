@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import type { CaptureConfig, RowcastConfig } from '../../config/schema.js';
 import type { PoolClient } from '../../store/pool.js';
 import { ident, literal, qualified } from '../../store/sql.js';
-import type { PlanStep } from '../../admin/apply.js';
-import type { SourceInstall } from '../mysql/apply-mysql.js';
+import type { PlanStep, SourceInstall } from '../plan-step.js';
 import { connectPostgresSource, postgresSourceProblems, readSourceTable, sourceObjects } from './postgres-source.js';
 
 /** What apply knows of the captures the store holds. */
