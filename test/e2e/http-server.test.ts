@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
-import { topicStreamRoutes } from '../../src/streams/topic-stream.js';
+import { topicStreamRoutes } from '../../src/app/http/topic-stream-routes.js';
 import { startHttpServer } from '../../src/app/http/server.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';

@@ -5,7 +5,7 @@ import { resolveCredentials } from './sns-api-routes.js';
 import { verifySigV4 } from '../../sns/sigv4-verify.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import { type InvocationAnswer, invokeAndWait, queueInvocation } from '../../functions/invoke.js';
-import type { HttpRoutePlugin } from './server.js';
+import type { HttpRoutePlugin } from './route-plugin.js';
 import { type AwsIdentity, lambdaFunctionArn, parseArn } from '../../model/arn.js';
 
 /** Lambda's limit on a synchronous invocation's payload. */

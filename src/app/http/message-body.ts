@@ -1,5 +1,5 @@
 import { ClaimChecks } from '../../routing/claim-check.js';
-import type { HttpRoutePlugin } from './server.js';
+import type { HttpRoutePlugin } from './route-plugin.js';
 import { apiError } from './admin-api/api-support.js';
 
 /**

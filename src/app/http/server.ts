@@ -15,38 +15,15 @@ import { adminApiRoutes } from './admin-api/admin-api-routes.js';
 import { apiError, errorCodeFor } from './admin-api/api-support.js';
 import { messageBodyRoutes } from './message-body.js';
 import { snsEnvelopeRoutes } from './sns-envelope-routes.js';
-import { topicStreamRoutes } from '../../streams/topic-stream.js';
+import { topicStreamRoutes } from './topic-stream-routes.js';
+import type { HttpRouteContext, HttpRoutePlugin } from './route-plugin.js';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** Served without the bearer token (the route authenticates on its own, e.g. a signed link, or is a health check). */
-    public?: boolean;
-  }
-}
+export type { HttpRouteContext, HttpRoutePlugin } from './route-plugin.js';
 
 export type HttpSettings = RuntimeConfig['http'];
 
 /** A check passes with `true`; anything else (false, or a string saying why) fails it. */
 export type ReadinessChecks = Record<string, boolean | string>;
-
-/** What route plugins get besides the fastify instance. */
-export interface HttpRouteContext {
-  pool: Pool;
-  log: Logger;
-  /** The URL subscribers reach this server at (runtime.http.publicUrl, or http://host:port); known once listening, so read it in handlers. */
-  readonly publicUrl: string;
-  /** The config's `aws` (ARNs, SNS API credentials), when the process was given one. */
-  readonly aws?: AwsConfig;
-  /** Subscribes to "new messages may have been written" (the router routed events, a NOTIFY arrived); returns the unsubscribe function. */
-  onWake(fn: () => void): () => void;
-}
-
-/**
- * A module's routes. Every route requires the bearer token (when one is set) unless it is declared with
- * `config: { public: true }`. Register clean-up with fastify's own hooks (`app.addHook('preClose', …)`): they run
- * before the server stops accepting connections, which is where long-lived responses (streams) must end.
- */
-export type HttpRoutePlugin = (app: FastifyInstance, context: HttpRouteContext) => void | Promise<void>;
 
 /** The routes `rowcast start` serves besides /livez and /readyz; other modules add theirs here. */
 export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes(), dashboardRoutes(), adminApiRoutes(), snsEnvelopeRoutes(), snsApiRoutes(), lambdaInvokeRoutes()];

@@ -3,7 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { parseArn, topicOfArn } from '../../model/arn.js';
 import { confirmSubscription, TOKEN_LIFETIME_DAYS, tokenExpired, UnsubscribeLinks, unsubscribe } from '../../delivery/sns-envelope/confirmation.js';
 import { signingCertificate } from '../../delivery/sns-envelope/signing-keys.js';
-import type { HttpRoutePlugin } from './server.js';
+import type { HttpRoutePlugin } from './route-plugin.js';
 
 const XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
 

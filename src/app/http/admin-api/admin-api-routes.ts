@@ -1,5 +1,5 @@
 import { activity } from '../../../observability/activity.js';
-import type { HttpRoutePlugin } from '../server.js';
+import type { HttpRoutePlugin } from '../route-plugin.js';
 import { apiError, installApiErrors, installJsonBodies } from './api-support.js';
 import { captureRoutes } from './capture-routes.js';
 import { deliveryRoutes } from './delivery-routes.js';

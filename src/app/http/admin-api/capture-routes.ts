@@ -3,7 +3,7 @@ import { getBackfill, MAX_BATCH, startBackfill } from '../../../capture/backfill
 import { ErrorCodes, RowcastError } from '../../../model/errors.js';
 import { replayCapture } from '../../../admin/admin-actions.js';
 import { listCaptures, listEvents } from '../../../admin/inspect.js';
-import type { HttpRoutePlugin } from '../server.js';
+import type { HttpRoutePlugin } from '../route-plugin.js';
 import { name, nameParams, page, parse, time } from './api-support.js';
 
 const replayBody = z.object({ subscription: name, since: time, until: time.optional() }).strict();

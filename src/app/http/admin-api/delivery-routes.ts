@@ -3,7 +3,7 @@ import { redriveDelivery } from '../../../admin/admin-actions.js';
 import { resendDelivery } from '../../../admin/resend-delivery.js';
 import { searchDeliveries } from '../../../admin/delivery-search.js';
 import { DELIVERY_STATES, getDelivery, listDeliveries } from '../../../admin/inspect.js';
-import type { HttpRoutePlugin } from '../server.js';
+import type { HttpRoutePlugin } from '../route-plugin.js';
 import { idParams, name, page, parse } from './api-support.js';
 
 const deliveriesQuery = z.object({

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { pauseFunction, resumeFunction } from '../../../admin/admin-actions.js';
 import { listFunctions, listInvocationPage } from '../../../admin/inspect.js';
-import type { HttpRoutePlugin } from '../server.js';
+import type { HttpRoutePlugin } from '../route-plugin.js';
 import { name, nameParams, page, parse } from './api-support.js';
 
 const invocationsQuery = z.object({ ...page, function: name.optional(), status: z.enum(['pending', 'in_flight', 'done', 'failed']).optional() });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { getLag, getOverview, getStats } from '../../../admin/inspect.js';
-import type { HttpRoutePlugin } from '../server.js';
+import type { HttpRoutePlugin } from '../route-plugin.js';
 import { durationParam, parse } from './api-support.js';
 
 const statsQuery = z.object({ window: durationParam.default(15 * 60_000), step: durationParam.default(60_000) });

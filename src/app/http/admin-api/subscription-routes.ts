@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { sendTestMessage } from '../../../admin/admin-actions.js';
 import { getSubscription, listSubscriptions } from '../../../admin/inspect.js';
 import { pauseSubscription, redrive, resumeSubscription, rotateSecret } from '../../../admin/operations.js';
-import type { HttpRoutePlugin } from '../server.js';
+import type { HttpRoutePlugin } from '../route-plugin.js';
 import { nameParams, parse, time } from './api-support.js';
 
 const redriveBody = z.object({ since: time.optional(), until: time.optional() }).strict();

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from '../../../observability/logger.js';
 import { observe } from '../../../observability/observe.js';
 import type { Pool } from '../../../store/pool.js';
-import type { HttpRoutePlugin } from '../server.js';
+import type { HttpRoutePlugin } from '../route-plugin.js';
 
 /**
  * GET /api/tail — a live tail for people (the dashboard), as Server-Sent Events: `event: event` for captured

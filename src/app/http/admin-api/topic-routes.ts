@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ErrorCodes, RowcastError } from '../../../model/errors.js';
 import { testFilterPolicy } from '../../../admin/admin-actions.js';
 import { listTopics } from '../../../admin/inspect.js';
-import type { HttpRoutePlugin } from '../server.js';
+import type { HttpRoutePlugin } from '../route-plugin.js';
 import { name, parse } from './api-support.js';
 
 const attributeValue = z.union([z.string(), z.number(), z.array(z.string())], { error: 'attribute values are strings (or numbers, or arrays of strings)' });

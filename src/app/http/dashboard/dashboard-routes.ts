@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyReply } from 'fastify';
-import type { HttpRoutePlugin } from '../server.js';
+import type { HttpRoutePlugin } from '../route-plugin.js';
 import { apiError } from '../admin-api/api-support.js';
 
 /** The dashboard's own files; beside this module both in src (tsx) and in dist (scripts/copy-sql.mjs copies them). */
