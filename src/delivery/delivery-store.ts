@@ -3,17 +3,10 @@ import { leaseFence, prepared } from '../store/sql.js';
 import { type NewMessage, publishMessages } from '../routing/fan-out.js';
 import { type AttemptExchange, appendToAttemptLog, attemptLogEntry } from '../model/attempt-log.js';
 import type { OutboundMessage, Subscription, SubscriptionSettings } from '../model/sink.js';
+import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
 
-export interface ClaimedDelivery {
-  deliveryId: string;
-  subscription: string;
-  attempt: number;
-  /** The lease's fencing token: its result and release are recorded only while the row still has it. */
-  lease: string;
-  message: OutboundMessage;
-  /** The topic's large-message rules. */
-  limits: { maxMessageSize: number; largeMessages: 'reject' | 'claim-check'; claimCheckTtl: number };
-}
+export { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
+
 
 /**
  * Claims up to `n` due deliveries per subscription and leases them to `owner` for leaseMs. A delivery is due when
@@ -64,27 +57,6 @@ export async function claimDeliveries(db: Pool | PoolClient, wanted: Map<string,
   return rows.map(toClaimedDelivery);
 }
 
-/** A claimed delivery as the claim statement (or a direct claim, as json) returns it. */
-export function toClaimedDelivery(r: Record<string, any>): ClaimedDelivery {
-  return {
-    deliveryId: r.delivery_id,
-    subscription: r.subscription,
-    attempt: r.attempt,
-    lease: r.lease,
-    message: {
-      id: r.message_id,
-      topic: r.topic,
-      subject: r.subject,
-      body: r.body,
-      contentType: r.content_type,
-      attributes: r.attributes,
-      attributeTypes: r.attribute_types ?? null,
-      timestamp: r.created_at,
-      trace: r.trace,
-    },
-    limits: { maxMessageSize: r.max_message_size, largeMessages: r.large_messages, claimCheckTtl: Number(r.claim_check_ttl_ms) },
-  };
-}
 
 export interface DeliveryResult {
   deliveryId: string;

@@ -25,8 +25,9 @@ export async function queueInvocation(pool: Pool, functionName: string, payload:
   }
 }
 
-/** The source of an invocation a caller waits for (Lambda's RequestResponse): tried once, no on-failure record. */
-export const REQUEST_RESPONSE_SOURCE = 'request-response';
+import { REQUEST_RESPONSE_SOURCE } from '../store/invocations.js';
+
+export { REQUEST_RESPONSE_SOURCE };
 
 export interface InvocationAnswer {
   state: 'done' | 'failed';

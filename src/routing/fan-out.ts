@@ -1,5 +1,5 @@
 import type { PoolClient } from '../store/pool.js';
-import type { ClaimedDelivery } from '../delivery/delivery-store.js';
+import type { ClaimedDelivery } from '../store/deliveries.js';
 import type { OutboundMessage } from '../model/sink.js';
 import { type FilterPolicyScope, matchesFilterPolicy } from '../model/filter-policy/filter-policy.js';
 

@@ -1,7 +1,7 @@
-import { type ClaimedInvocation, type ClaimedInvocationRow, toClaimedInvocation } from '../functions/invocation-store.js';
+import { type ClaimedInvocation, type ClaimedInvocationRow, toClaimedInvocation } from '../store/invocations.js';
 import { type Pool, withTransaction } from '../store/pool.js';
 import { prepared } from '../store/sql.js';
-import { type ClaimedDelivery, toClaimedDelivery } from '../delivery/delivery-store.js';
+import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
 import {
   COUNT_UNMATCHED_SQL,
   DIRECTLY_CLAIMED_SQL,
