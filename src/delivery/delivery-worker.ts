@@ -7,15 +7,8 @@ import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type Deliver
 import { deadLetterMessage } from './dead-letter.js';
 import { decideAfterFailure } from '../model/retry-policy.js';
 import { EndpointHealthTracker } from './endpoint-health.js';
-import { AmqpSink } from './sinks/amqp/amqp-sink.js';
-import { EmailSink } from './sinks/email/email-sink.js';
-import { LogSink } from './sinks/log/log-sink.js';
-import { MqttSink } from './sinks/mqtt/mqtt-sink.js';
-import { NatsSink } from './sinks/nats/nats-sink.js';
-import { RedisSink } from './sinks/redis/redis-sink.js';
-import { FunctionSink } from './sinks/function/function-sink.js';
-import { HttpSink } from './sinks/http/http-sink.js';
 import type { SnsEnvelopes } from './sns-envelope/sns-envelopes.js';
+import { BUILT_IN_SINKS, createSinks, type SinkFactory } from './sinks/sink-registry.js';
 import type { OutboundMessage, SendOutcome, Sink, Subscription } from '../model/sink.js';
 import type { ClaimChecks } from '../routing/claim-check.js';
 import type { DirectClaim } from '../routing/fan-out.js';
@@ -30,6 +23,8 @@ export interface DeliveryWorkerOptions {
   pollInterval: number;
   /** Webhooks may go to loopback, private and other internal addresses (runtime.allowPrivateEndpoints). */
   allowPrivateEndpoints?: boolean;
+  /** The sinks by protocol; default BUILT_IN_SINKS (delivery/sinks/sink-registry.ts). */
+  sinks?: readonly SinkFactory[];
 }
 
 /** Results are written in batches: after this many, or this long after the first. */
@@ -48,7 +43,7 @@ type Claimed = ClaimedDelivery & { key: string; group: string; leaseMs: number }
  * concurrency (per process and per subscription), and records the outcomes in batches.
  */
 export class DeliveryWorker extends ClaimLoop<Claimed> {
-  private readonly sinks = new Map<string, Sink>();
+  private readonly sinks: Map<string, Sink>;
   private subscriptions = new Map<string, Subscription>();
   private results: DeliveryResult[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
@@ -64,14 +59,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   onInvocationQueued: () => void = () => {};
   /** Set by the runtime: signs links to stored bodies of messages over their topic's size limit. */
   claimChecks: ClaimChecks | null = null;
-  private readonly http: HttpSink;
-  private readonly email: EmailSink;
-
-  /** Set by the runtime: renders SNS envelopes (format 'sns') for the http sink. */
-  set snsEnvelopes(envelopes: SnsEnvelopes | null) {
-    this.http.snsEnvelopes = envelopes;
-    this.email.snsEnvelopes = envelopes;
-  }
+  /** Set by the runtime: renders SNS envelopes (format 'sns') for the http and email sinks. */
+  snsEnvelopes: SnsEnvelopes | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -81,18 +70,12 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
     this.session = new ClaimSession(pool, log);
     this.health = new EndpointHealthTracker(pool, log, (name) => this.stopClaiming(name));
-    this.http = new HttpSink({ allowPrivateEndpoints: options.allowPrivateEndpoints ?? false });
-    this.sinks.set('http', this.http);
-    this.sinks.set('https', this.http);
-    this.sinks.set('function', new FunctionSink(pool, () => this.onInvocationQueued()));
-    this.email = new EmailSink();
-    this.sinks.set('email', this.email);
-    this.sinks.set('email-json', this.email);
-    this.sinks.set('nats', new NatsSink());
-    this.sinks.set('amqp', new AmqpSink());
-    this.sinks.set('redis', new RedisSink());
-    this.sinks.set('mqtt', new MqttSink());
-    this.sinks.set('log', new LogSink());
+    this.sinks = createSinks(options.sinks ?? BUILT_IN_SINKS, {
+      pool,
+      allowPrivateEndpoints: options.allowPrivateEndpoints ?? false,
+      onInvocationQueued: () => this.onInvocationQueued(),
+      snsEnvelopes: () => this.snsEnvelopes,
+    });
   }
 
   async start(): Promise<void> {
@@ -102,7 +85,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
 
   async reloadSubscriptions(): Promise<void> {
     // A rotated SNS signing key is announced like a config change.
-    this.http.snsEnvelopes?.reload();
+    this.snsEnvelopes?.reload();
     this.subscriptions = new Map((await loadSubscriptions(this.pool)).map((s) => [s.name, s]));
     this.wake();
   }

@@ -22,8 +22,12 @@ const MESSAGE_COMMANDS = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
  */
 export class EmailSink implements Sink {
   private readonly transports = new Map<string, Pool>();
-  /** Renders format 'sns' (SNS's mails; set by the runtime, as they link to its HTTP server). */
-  snsEnvelopes: SnsEnvelopes | null = null;
+  /** @param envelopes renders format 'sns' (SNS's mails; given by the runtime, as they link to its HTTP server). */
+  constructor(private readonly envelopes: () => SnsEnvelopes | null = () => null) {}
+
+  private get snsEnvelopes(): SnsEnvelopes | null {
+    return this.envelopes();
+  }
 
   async send({ attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
     if (subscription.protocol !== 'email' && subscription.protocol !== 'email-json') {

@@ -21,7 +21,7 @@ export class HttpSink implements Sink {
   private readonly signers = new Map<string, WebhookSigner>();
   private readonly targets = new Map<string, { url: string; authorization?: string }>();
 
-  constructor(options: { allowPrivateEndpoints?: boolean } = {}) {
+  constructor(private readonly options: { allowPrivateEndpoints?: boolean; snsEnvelopes?: () => SnsEnvelopes | null } = {}) {
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
@@ -31,8 +31,10 @@ export class HttpSink implements Sink {
     });
   }
 
-  /** Renders format 'sns' (set by the runtime; SNS envelopes name URLs of its HTTP server). */
-  snsEnvelopes: SnsEnvelopes | null = null;
+  /** Renders format 'sns' (given by the runtime, as SNS envelopes name URLs of its HTTP server); none by default. */
+  private get snsEnvelopes(): SnsEnvelopes | null {
+    return this.options.snsEnvelopes?.() ?? null;
+  }
 
   async send({ attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
     const { deliveryPolicy, format, headers: extra } = subscription.settings;
