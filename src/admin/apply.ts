@@ -14,6 +14,7 @@ import { captureDdl, dropCaptureDdl } from '../capture/trigger-ddl.js';
 import { planMysqlSources } from '../capture/mysql/apply-mysql.js';
 import type { PlanStep, SourceInstall } from '../capture/plan-step.js';
 import { planPostgresSources } from '../capture/postgres/apply-postgres.js';
+import { APPLY_LOCK } from '../store/advisory-locks.js';
 
 export type { PlanStep } from '../capture/plan-step.js';
 
@@ -24,7 +25,6 @@ export interface ApplyResult {
   warnings: string[];
 }
 
-const APPLY_LOCK = 0x726f_7761; // one apply at a time per database
 
 /** Who made a topic or subscription: the config (through apply) or the SNS API (migration 017). */
 type Owner = 'config' | 'api';

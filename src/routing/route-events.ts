@@ -14,6 +14,9 @@ import {
   finishFanOut,
   UNFILTERED_DELIVERIES_SQL,
 } from './fan-out.js';
+import { ROUTE_LOCK } from '../store/advisory-locks.js';
+
+export { ROUTE_LOCK };
 
 export interface RouteResult {
   events: number;
@@ -59,7 +62,6 @@ export interface InvocationClaimant {
  * commit first: a row's later version would then have its delivery while the earlier one had none yet, and a FIFO
  * group's head would be the later version. Serialised, a batch always holds every unrouted event before its last.
  */
-export const ROUTE_LOCK = 0x726f_7772; // "rowr"
 
 const routeSql = (oneStatement: boolean) => `
 WITH lock AS MATERIALIZED (

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 import { type Pool, withoutDeadline } from './pool.js';
+import { MIGRATION_LOCK } from './advisory-locks.js';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** Serialises migrators across processes: the second one waits, then finds nothing left to do. */
-const MIGRATION_LOCK = 0x726f_7763; // "rowc"
 
 export interface Migration {
   id: number;
