@@ -66,6 +66,7 @@ const server = await startRestartablePostgres();
 const children: RowcastProcess[] = [];
 let receiver: ChildProcess | undefined;
 let configFile: ReturnType<typeof writeConfigFile> | undefined;
+// eslint-disable-next-line no-useless-assignment -- the exit code if the soak throws before it sets one
 let exitCode = 1;
 try {
   const admin = new pg.Client({ connectionString: server.url });

@@ -39,7 +39,10 @@ try {
     for (const r of pids) seen.set(r.pid, { walsender: r.walsender, cpu: Math.max(seen.get(r.pid)?.cpu ?? 0, cpuSecondsOf(r.pid)) });
     let walsender = 0;
     let others = 0;
-    for (const b of seen.values()) b.walsender ? (walsender += b.cpu) : (others += b.cpu);
+    for (const b of seen.values()) {
+      if (b.walsender) walsender += b.cpu;
+      else others += b.cpu;
+    }
     return { walsender, others };
   };
   const cpu0 = process.cpuUsage();

@@ -4,6 +4,7 @@ import { redactEndpoint } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
 import { getStatus, type Status, type SubscriptionStatus } from './operations.js';
 import type { AttemptLogEntry } from '../model/attempt-log.js';
+import type { SqlRow } from '../store/sql.js';
 
 export type { AttemptLogEntry };
 
@@ -482,7 +483,7 @@ export interface DeliveryDetail extends DeliveryItem {
 
 export const DELIVERY_COLUMNS = `d.id::text, d.message_id::text, d.subscription, s.topic, d.state, d.attempts, d.last_status, d.last_error, d.created_at, d.updated_at, d.delivered_at`;
 
-export function deliveryItem(r: Record<string, any>): DeliveryItem {
+export function deliveryItem(r: SqlRow): DeliveryItem {
   return {
     id: r.id,
     messageId: r.message_id,

@@ -202,6 +202,7 @@ function closest(word: string, candidates: Iterable<string>): string | undefined
 
 /** The keys the schema allows in the object at `path` (of every union member that could be there). */
 function keysAt(schema: z.core.$ZodType, path: PropertyKey[]): Set<string> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- zod's internal definition has no public type
   const def = schema._zod.def as unknown as Record<string, any>;
   switch (def.type) {
     case 'optional':

@@ -2,7 +2,7 @@ import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { leaseFence, prepared } from '../store/sql.js';
 import { type NewMessage, publishMessages } from '../routing/fan-out.js';
 import { type AttemptExchange, appendToAttemptLog, attemptLogEntry } from '../model/attempt-log.js';
-import type { OutboundMessage, Subscription, SubscriptionSettings } from '../model/sink.js';
+import type { Subscription, SubscriptionSettings } from '../model/sink.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
 
 export { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';

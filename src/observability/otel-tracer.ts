@@ -15,7 +15,7 @@ import {
 import type { Logger } from './logger.js';
 import { redactUrl } from './logger.js';
 import { validTraceparent } from '../model/trace-context.js';
-import type { AttemptSpan, DeliverySpanStart, InvocationSpanStart, Tracer } from './tracer.js';
+import type { AttemptSpan, DeliverySpanStart, Tracer } from './tracer.js';
 
 /**
  * The OpenTelemetry SDK side of tracing.ts, imported only when tracing is configured. Spans follow the semantic

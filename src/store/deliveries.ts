@@ -1,4 +1,5 @@
 import type { OutboundMessage } from '../model/sink.js';
+import type { SqlRow } from './sql.js';
 
 /** A leased delivery as the stages that claim deliveries see it: the delivery worker, the router and the function worker (direct leases). */
 export interface ClaimedDelivery {
@@ -13,7 +14,7 @@ export interface ClaimedDelivery {
 }
 
 /** A claimed delivery as the claim statement (or a direct claim, as json) returns it. */
-export function toClaimedDelivery(r: Record<string, any>): ClaimedDelivery {
+export function toClaimedDelivery(r: SqlRow): ClaimedDelivery {
   return {
     deliveryId: r.delivery_id,
     subscription: r.subscription,

@@ -183,7 +183,7 @@ describe('activity across processes', () => {
       await db.pool.query(`INSERT INTO orders SELECT g, 'child ' || g FROM generate_series(1001, 1050) g`);
       await eventually(() => new Set(hook.delivered.map(webhookId)).size === ROWS + 50 && new Set(flaky.delivered.map(webhookId)).size === ROWS + 50, 'the child to deliver', 60_000);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- rowcast pid ${child.pid} printed:\n${child.output}`);
+      throw new Error(`${(err as Error).message}\n--- rowcast pid ${child.pid} printed:\n${child.output}`, { cause: err });
     }
     runtimes.push(await startTestRowcast(db.url, RUNTIME));
     await eventually(async () => {

@@ -409,6 +409,7 @@ describe('logical-replication capture', () => {
       test(`a reader whose slot was taken over has ${what} in flight refused, and stops`, { timeout: 60_000 }, async () => {
         const slot = slotName(db.name);
         const holder = await db.pool.connect();
+        // eslint-disable-next-line no-useless-assignment -- read after the try, which sets it or fails the test
         let takenOver = '';
         try {
           await holder.query('BEGIN');

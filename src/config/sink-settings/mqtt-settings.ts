@@ -16,6 +16,7 @@ const MQTT_URL = /^(mqtts?|wss?):\/\/[^\s/@]+(\/[^\s]*)?$/;
 
 /** MQTT topic names for PUBLISH: no wildcards, not empty, not one of the broker's own ("$SYS/…"). */
 const publishTopic = topicTemplate(z.string().min(1, 'must not be empty').max(1024, 'at most 1024 characters'))
+  // eslint-disable-next-line no-control-regex -- MQTT forbids NUL in topic names
   .refine((s) => !/[+#\u0000]/.test(s), { message: 'a topic to publish to has no wildcards ("+", "#"); e.g. "rowcast/{topic}"' })
   .refine((s) => !s.startsWith('$'), { message: 'topics starting with "$" are reserved for the broker' });
 

@@ -67,6 +67,7 @@ export function connectionKey(settings: unknown): string {
 export function openShared<T>(opened: Map<string, Promise<T>>, key: string, open: (forget: () => void) => Promise<T>): Promise<T> {
   const existing = opened.get(key);
   if (existing) return existing;
+  // eslint-disable-next-line prefer-const -- forget (made before it) must see it; a const would be read before it is set
   let opening: Promise<T> | undefined;
   const forget = () => {
     if (opened.get(key) === opening) opened.delete(key);

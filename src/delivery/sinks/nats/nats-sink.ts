@@ -85,7 +85,7 @@ export class NatsSink implements Sink {
         try {
           creds = await readFile(target.credsFile);
         } catch (err) {
-          throw new Error(`cannot read options.credentials.credsFile: ${(err as Error).message}`);
+          throw new Error(`cannot read options.credentials.credsFile: ${(err as Error).message}`, { cause: err });
         }
         options.authenticator = credsAuthenticator(creds);
       }
