@@ -2,7 +2,7 @@
  * npm run bench: rowcast against its baselines in one run on the same PostgreSQL (issue 6); see bench/README.md.
  *   npm run bench                         the full suite (writes bench/results/latest.json)
  *   npm run bench -- --quick              a short smoke run of the same code (bench/results/quick.json)
- *   npm run bench -- --only drain,memory  some scenarios (capture, latency, drain, sustained, memory)
+ *   npm run bench -- --only drain,memory  some scenarios (capture, latency, drain, sustained, memory, sources)
  *   npm run bench -- --reps 5             repetitions of the short scenarios (capture overhead, drains)
  *   npm run bench -- --cpu-prof           CPU profiles of the rowcast processes in bench/results/profiles/
  */
@@ -14,6 +14,7 @@ import { captureOverhead } from './scenarios/capture-overhead.js';
 import { drain } from './scenarios/drain.js';
 import { latency } from './scenarios/latency.js';
 import { memory } from './scenarios/memory.js';
+import { sources } from './scenarios/sources.js';
 import { sustained } from './scenarios/sustained.js';
 import { type BenchContext, FULL, type Profile, QUICK, type Scenario } from './support/context.js';
 import { startBenchServer } from './support/postgres.js';
@@ -21,7 +22,7 @@ import { Recorder } from './support/recorder.js';
 import { RowcastProcess } from './support/rowcast-process.js';
 import { formatTable, machine, Results } from './support/report.js';
 
-const SCENARIOS: Scenario[] = [captureOverhead, latency, drain, sustained, memory];
+const SCENARIOS: Scenario[] = [captureOverhead, latency, drain, sustained, memory, sources];
 const USAGE = `usage: npm run bench -- [--quick] [--only ${SCENARIOS.map((s) => s.id).join(',')}] [--reps N] [--out file.json] [--cpu-prof]`;
 
 function fail(message: string): never {
