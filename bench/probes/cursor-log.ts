@@ -16,8 +16,8 @@
  */
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import type { Pool } from '../../src/store/pool.js';
-import { claimDeliveries, completeDeliveries } from '../../src/subscriptions/delivery-store.js';
-import { routeEvents } from '../../src/topics/route-events.js';
+import { claimDeliveries, completeDeliveries } from '../../src/delivery/delivery-store.js';
+import { routeEvents } from '../../src/routing/route-events.js';
 import { applyProbeConfig, probeDatabase } from './probe-db.js';
 
 const events = Number(process.argv[2] ?? 20_000);
