@@ -50,6 +50,8 @@ type Claimed = ClaimedDelivery & { key: string; group: string; leaseMs: number }
 export class DeliveryWorker extends ClaimLoop<Claimed> {
   private readonly sinks = new Map<string, Sink>();
   private subscriptions = new Map<string, Subscription>();
+  /** Subscriptions left out because their stored settings do not validate, with the error reported. */
+  private invalidSettings = new Map<string, string>();
   private results: DeliveryResult[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
@@ -103,7 +105,11 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   async reloadSubscriptions(): Promise<void> {
     // A rotated SNS signing key is announced like a config change.
     this.http.snsEnvelopes?.reload();
-    this.subscriptions = new Map((await loadSubscriptions(this.pool)).map((s) => [s.name, s]));
+    const invalid = new Map<string, string>();
+    this.subscriptions = new Map((await loadSubscriptions(this.pool, (name, error) => invalid.set(name, error))).map((s) => [s.name, s]));
+    // Each invalid row is reported once (again if it changes), not on every reload.
+    for (const [name, error] of invalid) if (this.invalidSettings.get(name) !== error) this.log.error({ subscription: name }, error);
+    this.invalidSettings = invalid;
     this.wake();
   }
 
