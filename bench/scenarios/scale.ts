@@ -37,7 +37,7 @@ export const scale: Scenario = {
     const how = (events: number, s: Series) => {
       const parts: string[] = [];
       if (events >= large && largeReps < profile.drain.reps) parts.push(`${largeReps} repetition(s) at this backlog, ${profile.drain.reps} at the others`);
-      if (events >= large) parts.push(`watched for at most ${watchOf(events) / 1000} s`);
+      if (events >= large) parts.push(`watched for at most ${watchOf(events) / 1000} s from the first delivery`);
       if (s.capped) parts.push(`stopped at the ${watchOf(events) / 1000} s limit in ${s.capped}: the rate counts what arrived`);
       return [...parts, ...s.notes].join('; ');
     };
