@@ -69,6 +69,15 @@ function progress(ctx: BenchContext, what: string, total: number) {
   };
 }
 
+/**
+ * Waits for the first arrival (a start-up on a loaded machine may take a while), then for n arrivals or at most
+ * limitMs more; rejects when none come for a minute.
+ */
+async function watchDrain(counter: Recorder, n: number, onProgress: (a: Arrivals) => void, limitMs: number): Promise<Arrivals> {
+  await counter.waitFor(1, 60_000, onProgress);
+  return counter.waitFor(n, 60_000, onProgress, limitMs);
+}
+
 /** What a rowcast drain showed. */
 export interface RowcastDrain {
   /** Deliveries (or events) per second: from the first arrival, or (with `processes`) from when all had started. */
@@ -123,10 +132,10 @@ export async function drainRowcast(ctx: BenchContext, kind: Kind, events: number
     }
     const expected = kind === 'fanout' ? events * subs : events;
     const show = progress(ctx, `${what}: delivered`, expected);
-    // A drain is watched for at most limitMs (the memory scenario's, or the drains' cap): the rate counts what
-    // arrived by then, so a slow build cannot stretch the run past its budget.
+    // A drain is watched for at most limitMs (the memory scenario's, or the drains' cap) from its first delivery:
+    // the rate counts what arrived by then, so a slow build cannot stretch the run past its budget.
     const limitMs = opts.watchMs ?? ctx.profile.drain.maxMs;
-    let arrivals = await ctx.receiver.waitFor(expected, 60_000, show, limitMs).catch((err: Error) => {
+    let arrivals = await watchDrain(ctx.receiver, expected, show, limitMs).catch((err: Error) => {
       throw new Error(`${what}: ${err.message}; rowcast's last output: ${lastOutput()}`);
     });
     if (arrivals.count < 2) throw new Error(`${what}: ${arrivals.count} of ${expected} arrived in ${limitMs / 1000} s; rowcast's last output: ${lastOutput()}`);
@@ -169,7 +178,7 @@ export async function drainGraphile(ctx: BenchContext, settings: GraphileSetting
     await ctx.receiver.reset(false);
     worker = await startGraphileWorker(db.url, post ? { ...settings, post: { url: ctx.receiver.url, secret: PEER_SECRET } } : settings);
     const counter = post ? ctx.receiver : worker;
-    const done = await counter.waitFor(jobs, 60_000, progress(ctx, `${label}: jobs run`, jobs), limitMs);
+    const done = await watchDrain(counter, jobs, progress(ctx, `${label}: jobs run`, jobs), limitMs);
     if (done.count < 2) throw new Error(`${label}: ${done.count} of ${jobs} jobs ran in ${limitMs / 1000} s`);
     return { rate: perSecond(done), capped: done.count < jobs, delivered: done.count };
   } finally {
