@@ -6,9 +6,9 @@ import { parseDuration } from '../../config/duration.js';
 import { certificatePath, rotateSigningKey } from '../../delivery/sns-envelope/signing-keys.js';
 import { CONFIG_FILE_NAMES, findConfigFile, loadConfig } from '../../admin/load-config.js';
 import type { RowcastConfig } from '../../config/schema.js';
-import { startRowcast } from '../runtime.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import { createLogger } from '../../observability/logger.js';
+import type { RowcastRuntime } from '../runtime.js';
 import { migrate } from '../../store/migrate.js';
 import { createPool, type Pool, resolveDatabaseUrl } from '../../store/pool.js';
 import { invokeFunction } from '../../functions/invoke.js';
@@ -108,6 +108,9 @@ program
         `no config file found: running on defaults: no functions, no HTTP server; pass --config <file> or create rowcast.config.{${CONFIG_FILE_NAMES.map((n) => path.extname(n).slice(1)).join(',')}} in the directory`,
       );
     }
+    // Loaded here, not at the top: the runtime brings the HTTP server, tracing and every sink's client library,
+    // which the other commands (and --help) need not wait for.
+    const { startRowcast } = await import('../runtime.js');
     const start = () =>
       startRowcast({
         databaseUrl: program.opts<GlobalOptions>().databaseUrl ?? process.env.DATABASE_URL ?? cfg?.database.url,
@@ -120,7 +123,7 @@ program
         migrate: opts.migrate,
       });
     // PostgreSQL going away while this starts (a restart) is waited out, for up to START_RETRY_MS.
-    let runtime: Awaited<ReturnType<typeof startRowcast>> | undefined;
+    let runtime: RowcastRuntime | undefined;
     const giveUpAt = Date.now() + START_RETRY_MS;
     for (let attempt = 1, restartSeen = false; !runtime; attempt++) {
       try {
@@ -228,8 +231,9 @@ program
     const stop = new AbortController();
     process.once('SIGINT', () => stop.abort());
     process.once('SIGTERM', () => stop.abort());
-    const result = await withPool(await config(false), (pool) =>
-      runBackfill(pool, capture, { where: opts.where, batch, restart: opts.restart, signal: stop.signal, onProgress: (p) => shown.update(line(p)) }),
+    const cfg = await config(false);
+    const result = await withPool(cfg, (pool) =>
+      runBackfill(pool, capture, { sources: cfg?.sources, where: opts.where, batch, restart: opts.restart, signal: stop.signal, onProgress: (p) => shown.update(line(p)) }),
     ).finally(() => shown.done());
     if (result.state === 'done') console.log(`backfilled ${result.rowsSent} row${result.rowsSent === 1 ? '' : 's'} of capture ${capture}`);
     else {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { AwsConfig } from '../../config/schema.js';
+import type { AwsConfig, SourceConfig } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Pool } from '../../store/pool.js';
 
@@ -18,6 +18,8 @@ export interface HttpRouteContext {
   readonly publicUrl: string;
   /** The config's `aws` (ARNs, SNS API credentials), when the process was given one. */
   readonly aws?: AwsConfig;
+  /** The config's `sources` (a backfill of a source's capture connects to it), when the process was given them. */
+  readonly sources?: Record<string, SourceConfig>;
   /** Subscribes to "new messages may have been written" (the router routed events, a NOTIFY arrived); returns the unsubscribe function. */
   onWake(fn: () => void): () => void;
 }

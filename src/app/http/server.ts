@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { type AddressInfo, isIPv4 } from 'node:net';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { AwsConfig, RuntimeConfig } from '../../config/schema.js';
+import type { AwsConfig, RuntimeConfig, SourceConfig } from '../../config/schema.js';
 import { snsApiRoutes } from './sns-api-routes.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import type { Logger } from '../../observability/logger.js';
@@ -33,6 +33,7 @@ export interface HttpServerOptions {
   log: Logger;
   settings: HttpSettings;
   aws?: AwsConfig;
+  sources?: Record<string, SourceConfig>;
   /** The process's own readiness (listener connected, not draining); database and migrations are checked here. */
   isReady: () => Promise<{ ready: boolean; checks: ReadinessChecks }>;
   /** Routes to serve; default DEFAULT_ROUTES. */
@@ -150,6 +151,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     pool,
     log,
     aws: options.aws,
+    sources: options.sources,
     get publicUrl() {
       return publicUrl;
     },
