@@ -58,6 +58,8 @@ const emptyTransaction = (): Committed => ({ changes: [], calls: [], position: {
 const RETRY_MS = 5000;
 /** Committed transactions held before the binlog stream is paused until they are written. */
 const MAX_QUEUED = 1000;
+/** …or rows of them (a backfill's batches are large transactions): memory stays bounded either way. */
+const MAX_QUEUED_ROWS = 20_000;
 /** How soon a position that moved without events (other tables' transactions) is recorded. */
 const IDLE_POSITION_MS = 1000;
 const ROW_EVENTS = ['writerows', 'updaterows', 'deleterows'];
@@ -221,7 +223,8 @@ export class MysqlSourceReader {
             return;
           }
           queue.push(tx);
-          if (queue.length >= MAX_QUEUED && !paused) {
+          const rows = () => queue.reduce((n, t) => n + t.changes.reduce((m, c) => m + c.rows.length, 0), 0);
+          if (!paused && (queue.length >= MAX_QUEUED || rows() >= MAX_QUEUED_ROWS)) {
             paused = true;
             (z as unknown as { connection: { pause(): void } }).connection.pause();
           }
