@@ -7,7 +7,21 @@ import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
 /** src/'s folders, bottom first. src/index.ts (the public API) may import any of them. */
-export const LAYERS = ['config', 'model', 'observability', 'store', 'queue', 'capture', 'routing', 'delivery', 'admin', 'sns', 'functions', 'streams', 'app'];
+export const LAYERS = [
+  'config',
+  'model',
+  'observability',
+  'store',
+  'queue',
+  'capture',
+  'routing',
+  'delivery',
+  'admin',
+  'sns',
+  'functions',
+  'streams',
+  'app',
+];
 
 /** For each folder, the folders above it: importing from them is an upward import. */
 const zones = LAYERS.map((layer, i) => ({
@@ -17,20 +31,33 @@ const zones = LAYERS.map((layer, i) => ({
 })).filter((zone) => zone.from.length > 0);
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'src/app/http/dashboard/public/**', 'test/fixtures/**'] },
+  {
+    ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'src/app/http/dashboard/public/**', 'test/fixtures/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
     plugins: { 'import-x': importX },
     // import-x reads .ts files only when told (its default extensions are JavaScript's); its no-cycle is inert otherwise.
-    settings: { ...importX.flatConfigs.typescript.settings, 'import-x/resolver-next': [createTypeScriptImportResolver({ project: 'tsconfig.json' })] },
+    settings: {
+      ...importX.flatConfigs.typescript.settings,
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: 'tsconfig.json' })],
+    },
   },
   {
     files: ['**/*.ts'],
     rules: {
       // A leading underscore marks what is unused on purpose (a parameter an interface requires, a field left out).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
+      ],
     },
   },
   {

@@ -34,7 +34,14 @@ function fail(message: string): never {
 let args;
 try {
   args = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, reps: { type: 'string' }, out: { type: 'string' }, 'cpu-prof': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      reps: { type: 'string' },
+      out: { type: 'string' },
+      'cpu-prof': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+    },
   }).values;
 } catch (err) {
   fail((err as Error).message);
@@ -46,12 +53,18 @@ if (args.help) {
 const profile: Profile = { ...(args.quick ? QUICK : FULL) };
 if (args.reps !== undefined) {
   const reps = Number(args.reps);
-  if (!Number.isInteger(reps) || reps < 1 || reps > 20) fail(`--reps must be a whole number from 1 to 20, not "${args.reps}"`);
+  if (!Number.isInteger(reps) || reps < 1 || reps > 20)
+    fail(`--reps must be a whole number from 1 to 20, not "${args.reps}"`);
   profile.reps = reps;
   profile.drain = { ...profile.drain, reps };
 }
-const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean);
-for (const id of only ?? []) if (!SCENARIOS.some((s) => s.id === id)) fail(`unknown scenario "${id}"; choose from ${SCENARIOS.map((s) => s.id).join(', ')}`);
+const only = args.only
+  ?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+for (const id of only ?? [])
+  if (!SCENARIOS.some((s) => s.id === id))
+    fail(`unknown scenario "${id}"; choose from ${SCENARIOS.map((s) => s.id).join(', ')}`);
 const selected = only ? SCENARIOS.filter((s) => only.includes(s.id)) : SCENARIOS;
 const complete = !args.quick && !only;
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
@@ -73,9 +86,13 @@ const results = new Results();
 const failures: Array<{ scenario: string; error: string }> = [];
 /** Seconds each scenario took: where the run's time goes (bench/README.md says how long a full run takes). */
 const scenarioSeconds: Record<string, number> = {};
-log(`rowcast bench (${profile.name}): ${selected.map((s) => s.id).join(', ')}; ${profile.reps} repetition(s) of capture overhead, ${profile.drain.reps} of each drain`);
+log(
+  `rowcast bench (${profile.name}): ${selected.map((s) => s.id).join(', ')}; ${profile.reps} repetition(s) of capture overhead, ${profile.drain.reps} of each drain`,
+);
 const server = await startBenchServer(log);
-log(`PostgreSQL ${server.settings.server_version} (${server.embedded ? 'embedded' : 'DATABASE_URL'}), fsync=${server.settings.fsync}, synchronous_commit=${server.settings.synchronous_commit}`);
+log(
+  `PostgreSQL ${server.settings.server_version} (${server.embedded ? 'embedded' : 'DATABASE_URL'}), fsync=${server.settings.fsync}, synchronous_commit=${server.settings.synchronous_commit}`,
+);
 const receiver = await Recorder.start(new URL('./support/receiver-main.ts', import.meta.url));
 const ctx: BenchContext = { server, profile, results, receiver, log };
 let interrupted = false;
@@ -120,12 +137,28 @@ mkdirSync(path.dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
 const m = machine();
 const what = complete ? 'full run' : `${profile.name} run (${selected.map((s) => s.id).join(', ')})`;
-console.log(`\n${what} of ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, PostgreSQL ${server.settings.server_version}, fsync ${server.settings.fsync}, synchronous_commit ${server.settings.synchronous_commit}; ${report.durationSeconds} s (${Object.entries(scenarioSeconds).map(([id, sec]) => `${id} ${sec} s`).join(', ')})\n`);
+console.log(
+  `\n${what} of ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${m.cpus} × ${m.cpuModel}, ${m.memoryGb} GB, PostgreSQL ${server.settings.server_version}, fsync ${server.settings.fsync}, synchronous_commit ${server.settings.synchronous_commit}; ${report.durationSeconds} s (${Object.entries(
+    scenarioSeconds,
+  )
+    .map(([id, sec]) => `${id} ${sec} s`)
+    .join(', ')})\n`,
+);
 console.log(formatTable(results));
 const targets = results.measurements.filter((x) => x.target);
-console.log(`\ntargets met: ${targets.filter((x) => x.target!.met).length} of ${targets.length}${targets.some((x) => !x.target!.met) ? ` (not met: ${targets.filter((x) => !x.target!.met).map((x) => x.name).join('; ')})` : ''}`);
+console.log(
+  `\ntargets met: ${targets.filter((x) => x.target!.met).length} of ${targets.length}${
+    targets.some((x) => !x.target!.met)
+      ? ` (not met: ${targets
+          .filter((x) => !x.target!.met)
+          .map((x) => x.name)
+          .join('; ')})`
+      : ''
+  }`,
+);
 console.log(`\nresults: ${path.relative(process.cwd(), out)}`);
-if (RowcastProcess.cpuProfileDir) console.log(`CPU profiles of the rowcast processes: ${path.relative(process.cwd(), RowcastProcess.cpuProfileDir)}`);
+if (RowcastProcess.cpuProfileDir)
+  console.log(`CPU profiles of the rowcast processes: ${path.relative(process.cwd(), RowcastProcess.cpuProfileDir)}`);
 if (failures.length) {
   console.error(`\n${failures.length} scenario(s) failed: ${failures.map((f) => f.scenario).join(', ')}`);
   process.exit(1);

@@ -68,7 +68,9 @@ const long = files
   .map((file) => [rel(file), readFileSync(file, 'utf8').split('\n').length - 1])
   .filter(([, lines]) => lines > 400)
   .sort((a, b) => b[1] - a[1]);
-console.log(`files over 400 lines: ${long.length}${long.length ? ' — ' + long.map(([f, n]) => `${f} ${n}`).join(', ') : ''}`);
+console.log(
+  `files over 400 lines: ${long.length}${long.length ? ' — ' + long.map(([f, n]) => `${f} ${n}`).join(', ') : ''}`,
+);
 
 const fileCycles = components(files, (file) => edges.get(file));
 console.log(`file cycles: ${fileCycles.length} (${fileCycles.reduce((n, c) => n + c.length, 0)} files)`);
@@ -94,5 +96,7 @@ console.log(`folder cycles: ${folderCycles.length}${folderCycles.map((c) => ' �
 console.log('cross-folder imports per folder (out / in; out-targets):');
 for (const folder of folders) {
   const targets = [...(folderEdges.get(folder) ?? [])].sort().join(' ');
-  console.log(`  ${folder.padEnd(16)} ${String(crossOut.get(folder) ?? 0).padStart(4)} / ${String(crossIn.get(folder) ?? 0).padEnd(4)} → ${targets}`);
+  console.log(
+    `  ${folder.padEnd(16)} ${String(crossOut.get(folder) ?? 0).padStart(4)} / ${String(crossIn.get(folder) ?? 0).padEnd(4)} → ${targets}`,
+  );
 }

@@ -14,7 +14,11 @@ import { findTests, runTestFiles } from './test-runner.js';
 const files = process.argv.slice(2).length ? process.argv.slice(2) : findTests('test/faults');
 const results = path.join(tmpdir(), `rowcast-fault-results-${process.pid}.jsonl`);
 const t0 = Date.now();
-const code = await runTestFiles(files, { what: 'fault scenarios', concurrency: 1, env: { ROWCAST_FAULT_RESULTS: results } });
+const code = await runTestFiles(files, {
+  what: 'fault scenarios',
+  concurrency: 1,
+  env: { ROWCAST_FAULT_RESULTS: results },
+});
 console.log(`\nfault suite ${code === 0 ? 'passed' : 'FAILED'} in ${Math.round((Date.now() - t0) / 1000)} s; figures:`);
 if (existsSync(results)) {
   process.stdout.write(readFileSync(results, 'utf8'));

@@ -34,14 +34,16 @@ const { values } = parseArgs({
 });
 const positive = (name: string, value: string) => {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} ${value}: expected a positive number, e.g. --${name} 2`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new Error(`--${name} ${value}: expected a positive number, e.g. --${name} 2`);
   return n;
 };
 const MINUTES = positive('minutes', values.minutes);
 const EVENTS = Math.round(positive('events', values.events));
 const PROCESSES = Math.round(positive('processes', values.processes));
 const FAIL_RATE = Number(values['fail-rate']);
-if (!(FAIL_RATE >= 0 && FAIL_RATE < 1)) throw new Error(`--fail-rate ${values['fail-rate']}: expected a share from 0 to below 1, e.g. 0.05`);
+if (!(FAIL_RATE >= 0 && FAIL_RATE < 1))
+  throw new Error(`--fail-rate ${values['fail-rate']}: expected a share from 0 to below 1, e.g. 0.05`);
 const KEYS = 1000;
 const WRITE_MS = MINUTES * 60_000;
 const DRAIN_MS = Math.max(5 * 60_000, WRITE_MS);
@@ -124,7 +126,12 @@ try {
   let nextId = 1;
   let nextKey = 1;
   const writing = (async () => {
-    const writer = new pg.Pool({ connectionString: url, max: 2, application_name: 'rowcast soak writer', connectionTimeoutMillis: 5000 });
+    const writer = new pg.Pool({
+      connectionString: url,
+      max: 2,
+      application_name: 'rowcast soak writer',
+      connectionTimeoutMillis: 5000,
+    });
     writer.on('error', () => {});
     // Behind schedule (a slow machine), it goes on writing for up to twice the time, then stops short of EVENTS.
     for (let tick = 0; tick < 1_000_000 && elapsed() < WRITE_MS * 2 && written < EVENTS; tick++) {
@@ -133,7 +140,10 @@ try {
       const updates = Math.min(KEYS, due - inserts);
       try {
         if (inserts > 0) {
-          await writer.query('INSERT INTO items (id) SELECT generate_series($1::int, $2::int)', [nextId, nextId + inserts - 1]);
+          await writer.query('INSERT INTO items (id) SELECT generate_series($1::int, $2::int)', [
+            nextId,
+            nextId + inserts - 1,
+          ]);
           nextId += inserts;
           written += inserts;
         }
@@ -182,12 +192,17 @@ try {
         if (kills.some((k) => k.pid === c.pid)) continue;
         selfExits++;
         const replacement = spawn();
-        log(`pid ${c.pid} exited by itself (${c.output.trim().split('\n').at(-1)?.slice(0, 300)}); started pid ${replacement.pid}`);
+        log(
+          `pid ${c.pid} exited by itself (${c.output.trim().split('\n').at(-1)?.slice(0, 300)}); started pid ${replacement.pid}`,
+        );
       }
       await sleep(250);
     }
   })();
-  const progress = setInterval(() => void answered().then((a) => log(`written ${written}; delivered plain ${a.plain}, fifo ${a.fifo}`)), 30_000);
+  const progress = setInterval(
+    () => void answered().then((a) => log(`written ${written}; delivered plain ${a.plain}, fifo ${a.fifo}`)),
+    30_000,
+  );
   await Promise.all([writing, faults]);
   const writtenAt = Date.now();
   log(`writing done: ${written} changes (${writeFailures} failed batches); draining`);
@@ -197,8 +212,12 @@ try {
   const versions = (await pool.query<{ id: number; v: number }>('SELECT id, v FROM counters')).rows.flatMap((r) =>
     Array.from({ length: r.v + 1 }, (_, v) => `${r.id}:${v}`),
   );
-  const versionOf = (r: ReceivedRequest) => (r.json?.body?.key?.id === undefined ? undefined : `${r.json.body.key.id}:${r.json.body.after?.v}`);
-  const order = { groupOf: (r: ReceivedRequest) => String(r.json.body.key.id), seqOf: (r: ReceivedRequest) => Number(r.json.body.after.v) };
+  const versionOf = (r: ReceivedRequest) =>
+    r.json?.body?.key?.id === undefined ? undefined : `${r.json.body.key.id}:${r.json.body.after?.v}`;
+  const order = {
+    groupOf: (r: ReceivedRequest) => String(r.json.body.key.id),
+    seqOf: (r: ReceivedRequest) => Number(r.json.body.after.v),
+  };
   const check = async (): Promise<[CheckResult, CheckResult]> => {
     const requests = await ask<{ plain: ReceivedRequest[]; fifo: ReceivedRequest[] }>(receiver!, 'requests');
     return [
@@ -218,10 +237,12 @@ try {
   await sleep(3000); // late copies would show now
   const [plainResult, fifoResult] = await check();
   const stops = await Promise.all(
-    children.filter((c) => c.running).map(async (c) => {
-      c.kill('SIGTERM');
-      return c.exit(30_000).catch(() => ({ code: null, signal: 'hung' as const }));
-    }),
+    children
+      .filter((c) => c.running)
+      .map(async (c) => {
+        c.kill('SIGTERM');
+        return c.exit(30_000).catch(() => ({ code: null, signal: 'hung' as const }));
+      }),
   );
   const cleanStops = stops.filter((s) => s.code === 0).length;
   const summary = (r: CheckResult) => ({
@@ -249,7 +270,9 @@ try {
     // How often a process handed claimed deliveries back unstarted (claims slower than the lease's budget).
     handedBackWarnings: children.map((c) => (c.output.match(/handed back unstarted/g) ?? []).length),
     // The slowest claim each of those warnings reported (ms).
-    slowestClaimMs: children.map((c) => Math.max(0, ...[...c.output.matchAll(/"lastClaimMs":(\d+)/g)].map((m) => Number(m[1])))),
+    slowestClaimMs: children.map((c) =>
+      Math.max(0, ...[...c.output.matchAll(/"lastClaimMs":(\d+)/g)].map((m) => Number(m[1]))),
+    ),
     killedAtS: kills.map((k) => k.atS),
     drainedAfterWritingMs: drainedMs,
     totalS: Math.round((Date.now() - startedAt) / 1000),
@@ -260,7 +283,9 @@ try {
   console.log(`SOAK-RESULT ${JSON.stringify(figures)}`);
   const ok = plainResult.ok && fifoResult.ok && cleanStops === stops.length && restarts.length === 2;
   console.log(ok ? 'soak passed' : 'soak FAILED');
-  if (!ok) for (const c of children) console.log(`--- rowcast pid ${c.pid} printed (last 2000 characters):\n${c.output.slice(-2000)}`);
+  if (!ok)
+    for (const c of children)
+      console.log(`--- rowcast pid ${c.pid} printed (last 2000 characters):\n${c.output.slice(-2000)}`);
   exitCode = ok ? 0 : 1;
   await pool.end();
 } finally {

@@ -6,5 +6,7 @@
  */
 import { findTests, runTestFiles } from './test-runner.js';
 
-const files = process.argv.slice(2).length ? process.argv.slice(2) : [...findTests('test/unit'), ...findTests('test/e2e')];
+const files = process.argv.slice(2).length
+  ? process.argv.slice(2)
+  : [...findTests('test/unit'), ...findTests('test/e2e')];
 process.exit(await runTestFiles(files, { what: 'tests', concurrency: 3 }));

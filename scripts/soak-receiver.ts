@@ -32,7 +32,9 @@ for (const [name, receiver] of Object.entries(receivers) as [keyof typeof receiv
 
 process.on('message', (m: { type: string }) => {
   if (m.type === 'counts') process.send!({ type: 'counts', plain: answered.plain.size, fifo: answered.fifo.size });
-  else if (m.type === 'requests') process.send!({ type: 'requests', plain: receivers.plain.requests, fifo: receivers.fifo.requests });
-  else if (m.type === 'close') void Promise.all(Object.values(receivers).map((r) => r.close())).then(() => process.exit(0));
+  else if (m.type === 'requests')
+    process.send!({ type: 'requests', plain: receivers.plain.requests, fifo: receivers.fifo.requests });
+  else if (m.type === 'close')
+    void Promise.all(Object.values(receivers).map((r) => r.close())).then(() => process.exit(0));
 });
 process.send!({ type: 'ready', plain: receivers.plain.url, fifo: receivers.fifo.url });

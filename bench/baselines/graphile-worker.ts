@@ -25,7 +25,11 @@ export interface GraphileSettings {
  * Out of the box, except the concurrency: graphile-worker's own default is 1 job at a time, which would
  * make the comparison one of concurrency; both settings run 24 jobs at once (its performance page's figure).
  */
-export const GRAPHILE_DEFAULT: GraphileSettings = { label: 'graphile-worker default', concurrency: 24, maxPoolSize: 25 };
+export const GRAPHILE_DEFAULT: GraphileSettings = {
+  label: 'graphile-worker default',
+  concurrency: 24,
+  maxPoolSize: 25,
+};
 /** The batching its performance page (worker.graphile.org/docs/performance) recommends for throughput. */
 export const GRAPHILE_BATCHED: GraphileSettings = {
   label: 'graphile-worker batched',
@@ -58,7 +62,12 @@ export async function installGraphileTrigger(pool: Pool, url: string, table: str
  * the drain. (Its per-row add_job, as the trigger calls it, takes minutes for 100,000 rows on 2 cores; only the
  * drain is measured, so the backlog goes in the fastest documented way.)
  */
-export async function queueGraphileJobs(pool: Pool, first: number, last: number, onProgress?: (done: number) => void): Promise<void> {
+export async function queueGraphileJobs(
+  pool: Pool,
+  first: number,
+  last: number,
+  onProgress?: (done: number) => void,
+): Promise<void> {
   const chunk = 50_000;
   for (let from = first; from <= last; from += chunk) {
     const to = Math.min(last, from + chunk - 1);
@@ -74,5 +83,7 @@ export async function queueGraphileJobs(pool: Pool, first: number, last: number,
 
 /** A graphile-worker process running the no-op task with these settings. */
 export function startGraphileWorker(url: string, settings: GraphileSettings): Promise<Recorder> {
-  return Recorder.start(new URL('./graphile-worker-main.ts', import.meta.url), { BENCH_GRAPHILE: JSON.stringify({ ...settings, connectionString: url }) });
+  return Recorder.start(new URL('./graphile-worker-main.ts', import.meta.url), {
+    BENCH_GRAPHILE: JSON.stringify({ ...settings, connectionString: url }),
+  });
 }

@@ -26,7 +26,11 @@ await applyProbeConfig(db.pool, {
   captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
   subscriptions: { s0: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/x' } },
 });
-for (let i = 0; i < events; i += 50_000) await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::int, $2::int) g`, [i + 1, Math.min(events, i + 50_000)]);
+for (let i = 0; i < events; i += 50_000)
+  await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::int, $2::int) g`, [
+    i + 1,
+    Math.min(events, i + 50_000),
+  ]);
 for (;;) if (!(await routeEvents(db.pool, 1000)).events) break;
 
 const request = {
@@ -43,22 +47,44 @@ const request = {
     'webhook-signature': 'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=',
   }),
 };
-const ackHeaders = { date: 'Fri, 04 Dec 2026 13:42:45 GMT', connection: 'keep-alive', 'keep-alive': 'timeout=5', 'content-length': '0' };
+const ackHeaders = {
+  date: 'Fri, 04 Dec 2026 13:42:45 GMT',
+  connection: 'keep-alive',
+  'keep-alive': 'timeout=5',
+  'content-length': '0',
+};
 const kinds: Record<string, AttemptExchange | undefined> = {
   none: undefined,
   ack: { request, response: { status: 204, headers: ackHeaders, body: '', bodyTruncated: false } },
-  'full-1kb': { request, response: { status: 200, headers: { ...ackHeaders, 'content-length': '4000' }, body: 'x'.repeat(1024), bodyTruncated: true } },
+  'full-1kb': {
+    request,
+    response: {
+      status: 200,
+      headers: { ...ackHeaders, 'content-length': '4000' },
+      body: 'x'.repeat(1024),
+      bodyTruncated: true,
+    },
+  },
 };
 const names = Object.keys(kinds);
 const stats = new Map(names.map((k) => [k, { ms: [] as number[], results: 0, wal: 0n, ids: [] as string[] }]));
 
-const lsn = async () => BigInt((await db.pool.query<{ b: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS b`)).rows[0]!.b);
+const lsn = async () =>
+  BigInt((await db.pool.query<{ b: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS b`)).rows[0]!.b);
 for (let batch = 0; ; batch++) {
   const claimed = await claimDeliveries(db.pool, new Map([['s0', 200]]), 60_000, 'probe');
   if (!claimed.length) break;
   const kind = names[batch % names.length]!;
   const s = stats.get(kind)!;
-  const results = claimed.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease, state: 'done' as const, status: 200, durationMs: 3, exchange: kinds[kind] }));
+  const results = claimed.map((c) => ({
+    deliveryId: c.deliveryId,
+    attempt: c.attempt,
+    lease: c.lease,
+    state: 'done' as const,
+    status: 200,
+    durationMs: 3,
+    exchange: kinds[kind],
+  }));
   const w0 = await lsn();
   const t0 = performance.now();
   await completeDeliveries(db.pool, results);
@@ -73,10 +99,19 @@ const base = median(stats.get('none')!.ms);
 console.log(`${events} deliveries recorded as delivered, batches of 200, kinds rotated batch by batch`);
 console.log('kind       batches  median ms/batch  µs/result  ratio  WAL B/result  attempt_log B/row');
 for (const [kind, s] of stats) {
-  const size = (await db.pool.query<{ b: number | null }>(`SELECT avg(coalesce(pg_column_size(attempt_log), 0))::float8 AS b FROM rowcast.deliveries WHERE id = ANY($1::bigint[])`, [s.ids])).rows[0]!.b;
+  const size = (
+    await db.pool.query<{ b: number | null }>(
+      `SELECT avg(coalesce(pg_column_size(attempt_log), 0))::float8 AS b FROM rowcast.deliveries WHERE id = ANY($1::bigint[])`,
+      [s.ids],
+    )
+  ).rows[0]!.b;
   const m = median(s.ms);
   console.log(
-    `${kind.padEnd(10)} ${String(s.ms.length).padStart(7)}  ${m.toFixed(2).padStart(15)}  ${((m * 1000) / 200).toFixed(1).padStart(9)}  ${(m / base).toFixed(2).padStart(5)}  ${String(s.wal / BigInt(s.results)).padStart(12)}  ${Math.round(size ?? 0).toString().padStart(17)}`,
+    `${kind.padEnd(10)} ${String(s.ms.length).padStart(7)}  ${m.toFixed(2).padStart(15)}  ${((m * 1000) / 200).toFixed(1).padStart(9)}  ${(m / base).toFixed(2).padStart(5)}  ${String(s.wal / BigInt(s.results)).padStart(12)}  ${Math.round(
+      size ?? 0,
+    )
+      .toString()
+      .padStart(17)}`,
   );
 }
 await db.drop();

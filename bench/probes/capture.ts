@@ -15,9 +15,14 @@ const ddl = '(id bigint PRIMARY KEY, name text, qty int, price numeric(12,2), cr
 await db.pool.query(`CREATE TABLE bare ${ddl}; CREATE TABLE rowcap ${ddl}; CREATE TABLE stmtcap ${ddl}`);
 await applyProbeConfig(db.pool, {
   topics: { t: {} },
-  captures: { rowcap: { table: 'rowcap', topic: 't', operations: ['INSERT'] }, stmtcap: { table: 'stmtcap', topic: 't', operations: ['INSERT'], mode: 'statement' } },
+  captures: {
+    rowcap: { table: 'rowcap', topic: 't', operations: ['INSERT'] },
+    stmtcap: { table: 'stmtcap', topic: 't', operations: ['INSERT'], mode: 'statement' },
+  },
 });
-const rowcast = withRowcast ? await startRowcast({ databaseUrl: db.url, runtime: { logLevel: 'silent' }, logger: createLogger('silent') }) : null;
+const rowcast = withRowcast
+  ? await startRowcast({ databaseUrl: db.url, runtime: { logLevel: 'silent' }, logger: createLogger('silent') })
+  : null;
 
 // Counts NOTIFYs on the wake-up channel: the share of commits that paid for one is independent of machine load.
 const listener = new pg.Client({ connectionString: db.url });
@@ -29,21 +34,28 @@ const notifyShare = new Map<string, number[]>();
 
 let nextId = 1;
 async function run(table: string, writers: number, rowsPerStatement: number): Promise<number> {
-  const clients = await Promise.all(Array.from({ length: writers }, async () => {
-    const c = new pg.Client({ connectionString: db.url });
-    await c.connect();
-    return c;
-  }));
+  const clients = await Promise.all(
+    Array.from({ length: writers }, async () => {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      return c;
+    }),
+  );
   const values = Array.from({ length: rowsPerStatement }, (_, i) => `($${i + 1}, 'name', 3, 9.99)`).join(', ');
   const sql = `INSERT INTO ${table} (id, name, qty, price) VALUES ${values}`;
   const end = Date.now() + seconds * 1000;
   let statements = 0;
-  await Promise.all(clients.map(async (c) => {
-    while (Date.now() < end) {
-      await c.query(sql, Array.from({ length: rowsPerStatement }, () => nextId++));
-      statements++;
-    }
-  }));
+  await Promise.all(
+    clients.map(async (c) => {
+      while (Date.now() < end) {
+        await c.query(
+          sql,
+          Array.from({ length: rowsPerStatement }, () => nextId++),
+        );
+        statements++;
+      }
+    }),
+  );
   await Promise.all(clients.map((c) => c.end()));
   return statements / seconds;
 }
@@ -75,11 +87,13 @@ for (const [label, xs] of samples) {
 }
 console.log(`NOTIFYs per statement: ${JSON.stringify(Object.fromEntries(notifyShare))}`);
 await listener.end();
-console.log(JSON.stringify({
-  withRowcast,
-  single8Ratio: +(result['single-row x8 row-capture']! / result['single-row x8 bare']!).toFixed(2),
-  statementVsRow: +(result['100-row xN statement-capture']! / result['100-row xN row-capture']!).toFixed(2),
-  statementVsBare: +(result['100-row xN statement-capture']! / result['100-row xN bare']!).toFixed(2),
-}));
+console.log(
+  JSON.stringify({
+    withRowcast,
+    single8Ratio: +(result['single-row x8 row-capture']! / result['single-row x8 bare']!).toFixed(2),
+    statementVsRow: +(result['100-row xN statement-capture']! / result['100-row xN row-capture']!).toFixed(2),
+    statementVsBare: +(result['100-row xN statement-capture']! / result['100-row xN bare']!).toFixed(2),
+  }),
+);
 await rowcast?.stop();
 await db.drop();

@@ -16,7 +16,11 @@ await applyProbeConfig(db.pool, {
   captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
   subscriptions: { s0: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/x' } },
 });
-for (let i = 0; i < events; i += 50_000) await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::int, $2::int) g`, [i + 1, Math.min(events, i + 50_000)]);
+for (let i = 0; i < events; i += 50_000)
+  await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::int, $2::int) g`, [
+    i + 1,
+    Math.min(events, i + 50_000),
+  ]);
 for (;;) if (!(await routeEvents(db.pool, 1000)).events) break;
 let done = 0;
 let t = Date.now();
@@ -26,10 +30,21 @@ while (done < events) {
   const claimed = await claimDeliveries(db.pool, new Map([['s0', 200]]), 60_000, 'probe');
   claimMs += Date.now() - c0;
   if (!claimed.length) break;
-  await completeDeliveries(db.pool, claimed.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease, state: 'done' as const, status: 200 })));
+  await completeDeliveries(
+    db.pool,
+    claimed.map((c) => ({
+      deliveryId: c.deliveryId,
+      attempt: c.attempt,
+      lease: c.lease,
+      state: 'done' as const,
+      status: 200,
+    })),
+  );
   done += claimed.length;
   if (done % 20_000 === 0) {
-    console.log(`${done}: ${Math.round(20_000_000 / (Date.now() - t))}/s, claims ${claimMs} ms of ${Date.now() - t} ms`);
+    console.log(
+      `${done}: ${Math.round(20_000_000 / (Date.now() - t))}/s, claims ${claimMs} ms of ${Date.now() - t} ms`,
+    );
     t = Date.now();
     claimMs = 0;
   }

@@ -34,7 +34,8 @@ interface Cost {
   wal: bigint;
   statements: number;
 }
-const lsn = async (pool: Pool) => BigInt((await pool.query<{ b: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS b`)).rows[0]!.b);
+const lsn = async (pool: Pool) =>
+  BigInt((await pool.query<{ b: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS b`)).rows[0]!.b);
 
 /** Runs `work` and counts its time and WAL; `work` returns how many deliveries it made and statements it ran. */
 async function measure(pool: Pool, work: () => Promise<{ deliveries: number; statements: number }>): Promise<Cost> {
@@ -60,7 +61,14 @@ async function rowsSide(pool: Pool, subscriptions: string[]): Promise<Cost> {
       statements++;
       await completeDeliveries(
         pool,
-        claimed.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease, state: 'done' as const, status: 204, durationMs: 1 })),
+        claimed.map((c) => ({
+          deliveryId: c.deliveryId,
+          attempt: c.attempt,
+          lease: c.lease,
+          state: 'done' as const,
+          status: 204,
+          durationMs: 1,
+        })),
       );
       deliveries += claimed.length;
     }
@@ -72,7 +80,9 @@ async function cursorSide(pool: Pool, subscriptions: string[]): Promise<Cost> {
   await pool.query(`CREATE TABLE probe_cursors (
     subscription text PRIMARY KEY, topic text NOT NULL, position bigint NOT NULL DEFAULT 0,
     lease_token uuid, lease_to bigint, lease_until timestamptz)`);
-  await pool.query(`INSERT INTO probe_cursors (subscription, topic) SELECT s, 'items' FROM unnest($1::text[]) s`, [subscriptions]);
+  await pool.query(`INSERT INTO probe_cursors (subscription, topic) SELECT s, 'items' FROM unnest($1::text[]) s`, [
+    subscriptions,
+  ]);
   // The events' topic index, as a log read by topic would need (rowcast.events has none today).
   await pool.query('CREATE INDEX probe_events_topic_id ON rowcast.events (topic, id)');
   const client = await pool.connect();
@@ -81,7 +91,7 @@ async function cursorSide(pool: Pool, subscriptions: string[]): Promise<Cost> {
     return await measure(pool, async () => {
       let deliveries = 0;
       let statements = 0;
-      for (let active = [...subscriptions]; active.length; ) {
+      for (let active = [...subscriptions]; active.length;) {
         const next: string[] = [];
         for (const subscription of active) {
           statements++;
@@ -95,7 +105,10 @@ async function cursorSide(pool: Pool, subscriptions: string[]): Promise<Cost> {
           );
           if (!rows.length) continue;
           statements++;
-          await pool.query(`UPDATE probe_cursors SET position = lease_to, lease_token = NULL WHERE subscription = $1 AND lease_token = $2`, [subscription, rows[0]!.lease_token]);
+          await pool.query(
+            `UPDATE probe_cursors SET position = lease_to, lease_token = NULL WHERE subscription = $1 AND lease_token = $2`,
+            [subscription, rows[0]!.lease_token],
+          );
           deliveries += rows.length;
           next.push(subscription);
         }
@@ -118,12 +131,19 @@ for (const fanout of fanouts) {
     await applyProbeConfig(db.pool, {
       topics: { items: {} },
       captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
-      subscriptions: Object.fromEntries(subscriptions.map((s) => [s, { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/x' }])),
+      subscriptions: Object.fromEntries(
+        subscriptions.map((s) => [s, { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/x' }]),
+      ),
     });
-    for (let i = 0; i < events; i += 50_000) await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::int, $2::int) g`, [i + 1, Math.min(events, i + 50_000)]);
+    for (let i = 0; i < events; i += 50_000)
+      await db.pool.query(
+        `INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::int, $2::int) g`,
+        [i + 1, Math.min(events, i + 50_000)],
+      );
     await db.pool.query('CHECKPOINT');
     const cost = side === 'rows' ? await rowsSide(db.pool, subscriptions) : await cursorSide(db.pool, subscriptions);
-    if (cost.deliveries !== events * fanout) throw new Error(`${side}: ${cost.deliveries} deliveries, expected ${events * fanout}`);
+    if (cost.deliveries !== events * fanout)
+      throw new Error(`${side}: ${cost.deliveries} deliveries, expected ${events * fanout}`);
     results.push({ side, fanout, cost });
     await db.drop();
   }
@@ -139,6 +159,8 @@ for (const { side, fanout, cost } of results) {
 for (const fanout of fanouts) {
   const [rows, cursor] = ['rows', 'cursor'].map((s) => results.find((r) => r.side === s && r.fanout === fanout)!.cost);
   const per = (c: Cost) => c.ms / c.deliveries;
-  console.log(`${fanout} subscription(s): cursor/rows time ${(per(cursor!) / per(rows!)).toFixed(2)}×, WAL ${(Number(cursor!.wal) / Number(rows!.wal)).toFixed(3)}×`);
+  console.log(
+    `${fanout} subscription(s): cursor/rows time ${(per(cursor!) / per(rows!)).toFixed(2)}×, WAL ${(Number(cursor!.wal) / Number(rows!.wal)).toFixed(3)}×`,
+  );
 }
 await embedded?.stop();

@@ -7,7 +7,14 @@ import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { applyProbeConfig, backendCpu, cpuSecondsOf, probeDatabase, sampleRss, startCountingReceiver } from './probe-db.js';
+import {
+  applyProbeConfig,
+  backendCpu,
+  cpuSecondsOf,
+  probeDatabase,
+  sampleRss,
+  startCountingReceiver,
+} from './probe-db.js';
 
 const scenario = process.argv[2] ?? 'webhook';
 const events = Number(process.argv[3] ?? 20_000);
@@ -19,16 +26,32 @@ await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text, qty i
 const subs = scenario === 'fanout' ? 10 : scenario === 'webhook' ? 1 : 0;
 const config: RowcastConfigInput = {
   topics: { items: {}, out: {} },
-  captures: { items: scenario === 'function' ? { table: 'items', function: 'noop', operations: ['INSERT'] } : { table: 'items', topic: 'items', operations: ['INSERT'] } },
+  captures: {
+    items:
+      scenario === 'function'
+        ? { table: 'items', function: 'noop', operations: ['INSERT'] }
+        : { table: 'items', topic: 'items', operations: ['INSERT'] },
+  },
   subscriptions: Object.fromEntries(
-    Array.from({ length: subs }, (_, i) => [`s${i}`, { topic: 'items', protocol: 'http' as const, endpoint: receiver.url, maxConcurrency }]),
+    Array.from({ length: subs }, (_, i) => [
+      `s${i}`,
+      { topic: 'items', protocol: 'http' as const, endpoint: receiver.url, maxConcurrency },
+    ]),
   ),
-  functions: { noop: { handler: new URL('./noop-publisher.ts', import.meta.url).pathname, concurrency: Number(process.env.FN_CONCURRENCY ?? 4) } },
+  functions: {
+    noop: {
+      handler: new URL('./noop-publisher.ts', import.meta.url).pathname,
+      concurrency: Number(process.env.FN_CONCURRENCY ?? 4),
+    },
+  },
 };
 if (scenario === 'log') (config.subscriptions as any).log = { topic: 'items', protocol: 'log' };
 await applyProbeConfig(db.pool, config);
 for (let i = 0; i < events; i += 50_000) {
-  await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::bigint, $2::bigint) g`, [i + 1, Math.min(events, i + 50_000)]);
+  await db.pool.query(
+    `INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::bigint, $2::bigint) g`,
+    [i + 1, Math.min(events, i + 50_000)],
+  );
 }
 // CPU time per event (this process = rowcast + the probe's polling; the backends of the probe database; the
 // receiver): unlike rates, barely moved by other load on the machine.
@@ -38,25 +61,34 @@ const rss = sampleRss();
 const started = Date.now();
 const rowcast = await startRowcast({
   databaseUrl: db.url,
-  runtime: { allowPrivateEndpoints: true, logLevel: 'warn', pollInterval: 200, concurrency: Number(process.env.CONCURRENCY ?? 256) },
+  runtime: {
+    allowPrivateEndpoints: true,
+    logLevel: 'warn',
+    pollInterval: 200,
+    concurrency: Number(process.env.CONCURRENCY ?? 256),
+  },
   functions: parseConfig(config, 'probe').functions,
   logger: createLogger('warn'),
 });
 const pgBefore = await backendCpu(db.pool, db.name);
 const target = scenario === 'function' ? events : events * Math.max(subs, 1);
 const doneCount = async () => {
-  if (scenario === 'function') return Number((await db.pool.query(`SELECT count(*) FROM rowcast.invocations WHERE state = 'done'`)).rows[0].count);
-  if (scenario === 'log') return Number((await db.pool.query(`SELECT count(*) FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].count);
+  if (scenario === 'function')
+    return Number((await db.pool.query(`SELECT count(*) FROM rowcast.invocations WHERE state = 'done'`)).rows[0].count);
+  if (scenario === 'log')
+    return Number((await db.pool.query(`SELECT count(*) FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].count);
   return receiver.count();
 };
 let last = 0;
 // With --expose-gc: the live heap after a full collection, every 2 s (what is really held, not garbage).
 const live: number[] = [];
 const gc = (globalThis as { gc?: () => void }).gc;
-const gcTimer = gc && setInterval(() => {
-  gc();
-  live.push(Math.round(process.memoryUsage().heapUsed / 1048576));
-}, 2000);
+const gcTimer =
+  gc &&
+  setInterval(() => {
+    gc();
+    live.push(Math.round(process.memoryUsage().heapUsed / 1048576));
+  }, 2000);
 for (;;) {
   await new Promise((r) => setTimeout(r, 250));
   last = await doneCount();
@@ -69,10 +101,27 @@ let pgCpu = 0;
 for (const [pid, at] of pgBefore) pgCpu += cpuSecondsOf(pid) - at;
 for (const [pid] of await backendCpu(db.pool, db.name)) if (!pgBefore.has(pid)) pgCpu += cpuSecondsOf(pid);
 const perEventUs = (s: number) => Math.round((s * 1e6) / Math.max(last, 1));
-const cpuUsPerItem = { rowcast: perEventUs((nodeCpu.user + nodeCpu.system) / 1e6), postgres: perEventUs(pgCpu), receiver: perEventUs(cpuSecondsOf(receiver.pid) - cpu0.receiver) };
+const cpuUsPerItem = {
+  rowcast: perEventUs((nodeCpu.user + nodeCpu.system) / 1e6),
+  postgres: perEventUs(pgCpu),
+  receiver: perEventUs(cpuSecondsOf(receiver.pid) - cpu0.receiver),
+};
 if (gcTimer) clearInterval(gcTimer);
 const peak = rss.stop();
 await rowcast.stop();
-console.log(JSON.stringify({ scenario, events, done: last, seconds: +seconds.toFixed(2), perSecond: Math.round(last / seconds), peakRssMb: Math.round(peak / 1048576), atPeak: rss.atPeak, startRssMb, liveHeapMb: live, cpuUsPerItem }));
+console.log(
+  JSON.stringify({
+    scenario,
+    events,
+    done: last,
+    seconds: +seconds.toFixed(2),
+    perSecond: Math.round(last / seconds),
+    peakRssMb: Math.round(peak / 1048576),
+    atPeak: rss.atPeak,
+    startRssMb,
+    liveHeapMb: live,
+    cpuUsPerItem,
+  }),
+);
 receiver.close();
 await db.drop();

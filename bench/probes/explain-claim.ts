@@ -17,7 +17,17 @@ await applyProbeConfig(db.pool, {
 });
 await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series(1, $1::int) g`, [events]);
 if (process.env.EXPLAIN_ROUTE) {
-  const plan = await db.pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${ONE_STATEMENT_SQL}`, [500, [], [], 0, null, [], [], [], null]);
+  const plan = await db.pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${ONE_STATEMENT_SQL}`, [
+    500,
+    [],
+    [],
+    0,
+    null,
+    [],
+    [],
+    [],
+    null,
+  ]);
   console.log(plan.rows.map((r) => r['QUERY PLAN']).join('\n'));
 }
 let t = Date.now();
@@ -31,8 +41,11 @@ console.log(`routed ${routed} events in ${Date.now() - t} ms (${Math.round((rout
 await db.pool.query('VACUUM ANALYZE rowcast.deliveries, rowcast.messages, rowcast.events');
 t = Date.now();
 let claimed = 0;
-for (let i = 0; i < 50; i++) claimed += (await claimDeliveries(db.pool, new Map([['s0', 200]]), 60_000, 'probe')).length;
-console.log(`claimed ${claimed} deliveries in ${Date.now() - t} ms (${Math.round((claimed * 1000) / (Date.now() - t))}/s)`);
+for (let i = 0; i < 50; i++)
+  claimed += (await claimDeliveries(db.pool, new Map([['s0', 200]]), 60_000, 'probe')).length;
+console.log(
+  `claimed ${claimed} deliveries in ${Date.now() - t} ms (${Math.round((claimed * 1000) / (Date.now() - t))}/s)`,
+);
 const plan = await db.pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${CLAIM_SQL}`, [['s0'], [200], 60_000, 'probe']);
 console.log(plan.rows.map((r) => r['QUERY PLAN']).join('\n'));
 await db.drop();

@@ -17,7 +17,12 @@ await Promise.all(
   Array.from({ length: concurrency }, async () => {
     while (sent < total) {
       sent++;
-      const res = await request(receiver.url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher: agent });
+      const res = await request(receiver.url, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json' },
+        dispatcher: agent,
+      });
       await res.body.dump();
     }
   }),

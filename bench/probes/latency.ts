@@ -50,12 +50,21 @@ const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
 await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text)');
 const config: RowcastConfigInput = {
   topics: { items: {}, out: {} },
-  captures: { items: viaFunction ? { table: 'items', function: 'noop', operations: ['INSERT'] } : { table: 'items', topic: 'items', operations: ['INSERT'] } },
+  captures: {
+    items: viaFunction
+      ? { table: 'items', function: 'noop', operations: ['INSERT'] }
+      : { table: 'items', topic: 'items', operations: ['INSERT'] },
+  },
   functions: { noop: { handler: new URL('./noop-publisher.ts', import.meta.url).pathname } },
   subscriptions: { hook: { topic: viaFunction ? 'out' : 'items', protocol: 'http', endpoint: url } },
 };
 await applyProbeConfig(db.pool, config);
-const rowcast = await startRowcast({ databaseUrl: db.url, runtime: { allowPrivateEndpoints: true, logLevel: 'warn' }, functions: parseConfig(config, 'probe').functions, logger: createLogger('warn') });
+const rowcast = await startRowcast({
+  databaseUrl: db.url,
+  runtime: { allowPrivateEndpoints: true, logLevel: 'warn' },
+  functions: parseConfig(config, 'probe').functions,
+  logger: createLogger('warn'),
+});
 // Warm-up (handler threads start cold): a burst, then wait for it.
 await db.pool.query(`INSERT INTO items SELECT -g, 'warm-up' FROM generate_series(1, 50) g`);
 await new Promise((r) => setTimeout(r, 4000));
@@ -66,11 +75,25 @@ for (let id = 1; Date.now() < end; id++) {
   await new Promise((r) => setTimeout(r, 5));
 }
 await new Promise((r) => setTimeout(r, 1000));
-const latencies = [...committedAt].flatMap(([id, at]) => (arrivedAt.has(id) ? [Math.max(0, arrivedAt.get(id)! - at)] : []));
+const latencies = [...committedAt].flatMap(([id, at]) =>
+  arrivedAt.has(id) ? [Math.max(0, arrivedAt.get(id)! - at)] : [],
+);
 latencies.sort((a, b) => a - b);
-const pct = (p: number) => +latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!.toFixed(2);
-console.log(JSON.stringify({ viaFunction, arrived: latencies.length, sent: committedAt.size, p50: pct(50), p90: pct(90), p99: pct(99), max: pct(100) }));
-for (const [kind, s] of [...stats].sort((a, b) => b[1].n - a[1].n).slice(0, 12)) console.log(`${String(s.n).padStart(6)} × ${(s.ms / s.n).toFixed(2).padStart(6)} ms  ${kind}`);
+const pct = (p: number) =>
+  +latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!.toFixed(2);
+console.log(
+  JSON.stringify({
+    viaFunction,
+    arrived: latencies.length,
+    sent: committedAt.size,
+    p50: pct(50),
+    p90: pct(90),
+    p99: pct(99),
+    max: pct(100),
+  }),
+);
+for (const [kind, s] of [...stats].sort((a, b) => b[1].n - a[1].n).slice(0, 12))
+  console.log(`${String(s.n).padStart(6)} × ${(s.ms / s.n).toFixed(2).padStart(6)} ms  ${kind}`);
 if (viaFunction) {
   // Where the time goes, on PostgreSQL's clock: capture → invocation queued (routing) → results statement began
   // (thread hand-off, handler, batching) → delivery recorded (claim or direct lease, HTTP, batching).

@@ -15,18 +15,27 @@ const rows = Number(process.argv[2] ?? 50_000);
 const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
 const db = await createScratchDatabase({ adminUrl: process.env.DATABASE_URL ?? embedded!.url }, 'probe_logical', 10);
 try {
-  await db.pool.query('CREATE TABLE t (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2), created_at timestamptz DEFAULT now())');
-  await applyProbeConfig(db.pool, { topics: { t: {} }, captures: { t: { table: 't', topic: 't', operations: ['INSERT'], mode: 'logical' } } });
+  await db.pool.query(
+    'CREATE TABLE t (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2), created_at timestamptz DEFAULT now())',
+  );
+  await applyProbeConfig(db.pool, {
+    topics: { t: {} },
+    captures: { t: { table: 't', topic: 't', operations: ['INSERT'], mode: 'logical' } },
+  });
 
-  const writers = await Promise.all(Array.from({ length: 8 }, async () => {
-    const c = new pg.Client({ connectionString: db.url });
-    await c.connect();
-    return c;
-  }));
+  const writers = await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      return c;
+    }),
+  );
   let next = 0;
-  await Promise.all(writers.map(async (c) => {
-    while (next < rows) await c.query(`INSERT INTO t (id, name, qty, price) VALUES ($1, 'name', 3, 9.99)`, [next++]);
-  }));
+  await Promise.all(
+    writers.map(async (c) => {
+      while (next < rows) await c.query(`INSERT INTO t (id, name, qty, price) VALUES ($1, 'name', 3, 9.99)`, [next++]);
+    }),
+  );
   await Promise.all(writers.map((c) => c.end()));
 
   // CPU of each backend, the walsender (decoding) apart from the others (the capture function's inserts, routing).
@@ -36,7 +45,8 @@ try {
       `SELECT pid, backend_type = 'walsender' AS walsender FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
       [db.name],
     );
-    for (const r of pids) seen.set(r.pid, { walsender: r.walsender, cpu: Math.max(seen.get(r.pid)?.cpu ?? 0, cpuSecondsOf(r.pid)) });
+    for (const r of pids)
+      seen.set(r.pid, { walsender: r.walsender, cpu: Math.max(seen.get(r.pid)?.cpu ?? 0, cpuSecondsOf(r.pid)) });
     let walsender = 0;
     let others = 0;
     for (const b of seen.values()) {
@@ -47,7 +57,11 @@ try {
   };
   const cpu0 = process.cpuUsage();
   const started = Date.now();
-  const rowcast = await startRowcast({ databaseUrl: db.url, runtime: { logLevel: 'silent' }, logger: createLogger('silent') });
+  const rowcast = await startRowcast({
+    databaseUrl: db.url,
+    runtime: { logLevel: 'silent' },
+    logger: createLogger('silent'),
+  });
   let pgCpu = { walsender: 0, others: 0 };
   for (;;) {
     pgCpu = await backends();
@@ -60,7 +74,9 @@ try {
   await rowcast.stop();
   const perEvent = (s: number) => `${Math.round((s / rows) * 1e6)} µs/event`;
   console.log(`${rows} events in ${seconds.toFixed(2)} s: ${Math.round(rows / seconds)} events/s (includes routing)`);
-  console.log(`CPU: rowcast ${perEvent((cpu.user + cpu.system) / 1e6)}; PostgreSQL: walsender ${perEvent(pgCpu.walsender)}, other backends ${perEvent(pgCpu.others)}`);
+  console.log(
+    `CPU: rowcast ${perEvent((cpu.user + cpu.system) / 1e6)}; PostgreSQL: walsender ${perEvent(pgCpu.walsender)}, other backends ${perEvent(pgCpu.others)}`,
+  );
 } finally {
   await db.drop();
   await embedded?.stop();

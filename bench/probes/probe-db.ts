@@ -16,7 +16,10 @@ export type ProbeDatabase = ScratchDatabase;
 /** A fresh, migrated database on the server of DATABASE_URL (the bench's scratch databases, with a bigger pool). */
 export async function probeDatabase(name: string): Promise<ProbeDatabase> {
   const adminUrl = process.env.DATABASE_URL;
-  if (!adminUrl) throw new Error('set DATABASE_URL to a server the probe may create databases on, e.g. postgres://postgres@127.0.0.1:5432/postgres');
+  if (!adminUrl)
+    throw new Error(
+      'set DATABASE_URL to a server the probe may create databases on, e.g. postgres://postgres@127.0.0.1:5432/postgres',
+    );
   return createScratchDatabase({ adminUrl }, `probe_${name}`, 10);
 }
 
@@ -38,7 +41,10 @@ export function cpuSecondsOf(pid: number): number {
 
 /** CPU seconds used so far by the PostgreSQL backends of a database (pids from pg_stat_activity). */
 export async function backendCpu(pool: Pool, database: string): Promise<Map<number, number>> {
-  const { rows } = await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+  const { rows } = await pool.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [database],
+  );
   return new Map(rows.map((r) => [r.pid, cpuSecondsOf(r.pid)]));
 }
 
@@ -51,7 +57,9 @@ export interface CountingReceiver {
 
 /** A loopback HTTP server in a child process that answers 204 and counts requests. */
 export async function startCountingReceiver(): Promise<CountingReceiver> {
-  const child: ChildProcess = fork(fileURLToPath(new URL('./counting-receiver.mjs', import.meta.url)), { stdio: 'inherit' });
+  const child: ChildProcess = fork(fileURLToPath(new URL('./counting-receiver.mjs', import.meta.url)), {
+    stdio: 'inherit',
+  });
   const port = await new Promise<number>((resolve) => child.once('message', (m: any) => resolve(m.port)));
   return {
     pid: child.pid!,

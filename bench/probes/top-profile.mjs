@@ -15,4 +15,5 @@ for (const [id, us] of hits) {
   self.set(key, (self.get(key) ?? 0) + us);
   total += us;
 }
-for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, n)) console.log(`${((100 * us) / total).toFixed(1).padStart(5)}%  ${key}`);
+for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, n))
+  console.log(`${((100 * us) / total).toFixed(1).padStart(5)}%  ${key}`);

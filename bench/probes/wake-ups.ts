@@ -31,7 +31,11 @@ const listener = new pg.Client({ connectionString: db.url });
 await listener.connect();
 listener.on('notification', (n) => n.channel === 'rowcast' && notifies++);
 await listener.query('LISTEN rowcast');
-const rowcast = await startRowcast({ databaseUrl: db.url, runtime: { pollInterval: 200, allowPrivateEndpoints: true }, logger: createLogger('silent') });
+const rowcast = await startRowcast({
+  databaseUrl: db.url,
+  runtime: { pollInterval: 200, allowPrivateEndpoints: true },
+  logger: createLogger('silent'),
+});
 
 const flips = async () => (await db.pool.query<{ n: number }>('SELECT n FROM flips')).rows[0]!.n;
 const sleeping = async () => (await db.pool.query('SELECT 1 FROM rowcast.dispatchers WHERE sleeping')).rowCount! > 0;
@@ -49,7 +53,9 @@ for (let id = 1; id <= trickle; id++) {
   await new Promise((r) => setTimeout(r, 40));
 }
 await until(async () => (await receiver.count()) >= trickle, 'the trickle delivered');
-console.log(`trickle: ${trickle} events 40 ms apart: ${(await flips()) - f0} flips (40 with a clear and a set per event), ${notifies} NOTIFYs`);
+console.log(
+  `trickle: ${trickle} events 40 ms apart: ${(await flips()) - f0} flips (40 with a clear and a set per event), ${notifies} NOTIFYs`,
+);
 
 await until(sleeping, 'the router to sleep');
 f0 = await flips();
@@ -58,12 +64,15 @@ await Promise.all(
   Array.from({ length: 4 }, async (_, w) => {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
-    for (let i = 0; i < perWriter; i++) await client.query('INSERT INTO items VALUES ($1)', [100_000 + w * perWriter + i]);
+    for (let i = 0; i < perWriter; i++)
+      await client.query('INSERT INTO items VALUES ($1)', [100_000 + w * perWriter + i]);
     await client.end();
   }),
 );
 await until(async () => (await receiver.count()) >= trickle + 4 * perWriter, 'the burst delivered');
-console.log(`burst: 4 writers × ${perWriter} commits: ${(await flips()) - f0} flips, ${notifies} NOTIFYs (${Math.round((100 * notifies) / (4 * perWriter))} % of commits)`);
+console.log(
+  `burst: 4 writers × ${perWriter} commits: ${(await flips()) - f0} flips, ${notifies} NOTIFYs (${Math.round((100 * notifies) / (4 * perWriter))} % of commits)`,
+);
 
 await rowcast.stop();
 await listener.end();

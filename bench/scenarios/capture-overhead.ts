@@ -27,7 +27,9 @@ const CONFIG: RowcastConfigInput = {
 
 /** Rows of the logically captured table that are not events (yet, or ever: see skipLogicalBacklog). */
 async function rowsWithoutEvents(pool: Pool): Promise<number> {
-  const { rows } = await pool.query(`SELECT (SELECT count(*) FROM captured_logical) - (SELECT count(*) FROM rowcast.events WHERE capture = 'logical') AS n`);
+  const { rows } = await pool.query(
+    `SELECT (SELECT count(*) FROM captured_logical) - (SELECT count(*) FROM rowcast.events WHERE capture = 'logical') AS n`,
+  );
   return Number(rows[0].n);
 }
 
@@ -54,7 +56,9 @@ async function skipLogicalBacklog(pool: Pool, stopReader: () => Promise<void>): 
   for (let tries = 0; ; tries++) {
     try {
       // Once its reader is gone (its walsender may take a moment to exit).
-      await pool.query(`SELECT pg_replication_slot_advance(slot_name, pg_current_wal_lsn()) FROM pg_replication_slots WHERE database = current_database()`);
+      await pool.query(
+        `SELECT pg_replication_slot_advance(slot_name, pg_current_wal_lsn()) FROM pg_replication_slots WHERE database = current_database()`,
+      );
       break;
     } catch (err) {
       if ((err as { code?: string }).code !== '55006' || tries > 100) throw err;
@@ -80,8 +84,13 @@ async function decodedBy(pool: Pool, skipped: number, deadline: number): Promise
 
 async function slotStreamed(pool: Pool, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await pool.query(`SELECT bool_or(active) AS active FROM pg_replication_slots WHERE database = current_database()`)).rows[0].active) {
-    if (Date.now() > deadline) throw new Error(`the restarted rowcast process did not stream its slot within ${timeoutMs} ms`);
+  while (
+    !(
+      await pool.query(`SELECT bool_or(active) AS active FROM pg_replication_slots WHERE database = current_database()`)
+    ).rows[0].active
+  ) {
+    if (Date.now() > deadline)
+      throw new Error(`the restarted rowcast process did not stream its slot within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -94,12 +103,16 @@ export const captureOverhead: Scenario = {
     const db = await createScratchDatabase(ctx.server, 'capture');
     // A DATABASE_URL server without wal_level = logical: the logical rows stay empty (their note says why).
     const logical = ctx.server.settings.wal_level === 'logical';
-    if (!logical) ctx.log(`capture: wal_level is ${ctx.server.settings.wal_level}, not logical: logical capture is not measured`);
-    const config = logical ? CONFIG : { ...CONFIG, captures: { row: CONFIG.captures!.row!, statement: CONFIG.captures!.statement! } };
+    if (!logical)
+      ctx.log(`capture: wal_level is ${ctx.server.settings.wal_level}, not logical: logical capture is not measured`);
+    const config = logical
+      ? CONFIG
+      : { ...CONFIG, captures: { row: CONFIG.captures!.row!, statement: CONFIG.captures!.statement! } };
     const withLogical = (tables: string[]) => tables.filter((t) => logical || t !== 'captured_logical');
     let rowcast: RowcastProcess | undefined;
     try {
-      for (const t of ['bare', 'captured', 'captured_statement', 'captured_logical']) await db.pool.query(referenceTableDdl(t));
+      for (const t of ['bare', 'captured', 'captured_statement', 'captured_logical'])
+        await db.pool.query(referenceTableDdl(t));
       await applyBenchConfig(db.pool, config);
       rowcast = RowcastProcess.start(db.url, config);
       await rowcast.started(db.pool);
@@ -126,15 +139,25 @@ export const captureOverhead: Scenario = {
         const rowsBefore = await countRows(db.pool, table);
         const began = Date.now();
         const sql = rows === 1 ? insertOneSql(table) : insertBatchSql(table)(rows);
-        const perSecond = await commitsPerSecond(db.url, { writers, durationMs, warmupMs, sql, params: () => [ids.take(rows)] });
+        const perSecond = await commitsPerSecond(db.url, {
+          writers,
+          durationMs,
+          warmupMs,
+          sql,
+          params: () => [ids.take(rows)],
+        });
         (rows === 1 ? single : multi)[key] ??= [];
         (rows === 1 ? single : multi)[key]!.push(perSecond * rows);
-        ctx.log(`capture: ${key}: ${Math.round(perSecond * rows).toLocaleString('en-US')} ${rows === 1 ? 'commits' : 'rows'}/s`);
+        ctx.log(
+          `capture: ${key}: ${Math.round(perSecond * rows).toLocaleString('en-US')} ${rows === 1 ? 'commits' : 'rows'}/s`,
+        );
         if (table === 'captured_logical' && rows > 1) {
           const written = (await countRows(db.pool, table)) - rowsBefore;
           const left = await decodedBy(db.pool, skipped, began + profile.capture.decodeMs);
           decoded.push(((written - left) * 1000) / (Date.now() - began));
-          ctx.log(`capture: ${key}: rows became events at ${Math.round(decoded.at(-1)!).toLocaleString('en-US')}/s${left ? ` (${left} not yet at the ${profile.capture.decodeMs / 1000} s cap)` : ''}`);
+          ctx.log(
+            `capture: ${key}: rows became events at ${Math.round(decoded.at(-1)!).toLocaleString('en-US')}/s${left ? ` (${left} not yet at the ${profile.capture.decodeMs / 1000} s cap)` : ''}`,
+          );
         }
         if (bareAlone || (table === 'captured_logical' && rows > 1)) {
           // Whatever the slot has not decoded yet (bare rows, or the rest of a 100-row backlog) is skipped.
@@ -145,9 +168,15 @@ export const captureOverhead: Scenario = {
       for (let rep = 0; rep < profile.reps; rep++) {
         ctx.log(`capture: repetition ${rep + 1}/${profile.reps}`);
         // Bare and captured alternate in order, so a drift of the machine does not favour either.
-        const order = withLogical(rep % 2 ? ['captured_logical', 'captured', 'bare'] : ['bare', 'captured', 'captured_logical']);
+        const order = withLogical(
+          rep % 2 ? ['captured_logical', 'captured', 'bare'] : ['bare', 'captured', 'captured_logical'],
+        );
         for (const writers of [1, 8]) for (const table of order) await run(`${writers}w ${table}`, table, writers, 1);
-        const multiOrder = withLogical(rep % 2 ? ['captured_logical', 'captured_statement', 'captured', 'bare'] : ['bare', 'captured', 'captured_statement', 'captured_logical']);
+        const multiOrder = withLogical(
+          rep % 2
+            ? ['captured_logical', 'captured_statement', 'captured', 'bare']
+            : ['bare', 'captured', 'captured_statement', 'captured_logical'],
+        );
         for (const table of multiOrder) {
           await run(table, table, 8, rowsPerStatement);
         }
@@ -160,7 +189,11 @@ export const captureOverhead: Scenario = {
         const bare = add(`${label}: bare`, 'commits/s', single[`${writers}w bare`]);
         const captured = add(`${label}: rowcast capture (row trigger)`, 'commits/s', single[`${writers}w captured`]);
         results.ratio(captured, bare, 'bare');
-        const logical = add(`${label}: rowcast capture (logical replication)`, 'commits/s', single[`${writers}w captured_logical`]);
+        const logical = add(
+          `${label}: rowcast capture (logical replication)`,
+          'commits/s',
+          single[`${writers}w captured_logical`],
+        );
         const r = results.ratio(logical, bare, 'bare');
         if (writers === 8) results.target(logical, '≥ 0.80× bare', r === undefined ? undefined : r >= 0.8);
       }
@@ -172,11 +205,24 @@ export const captureOverhead: Scenario = {
       const toBare = results.ratio(statement, bare, 'bare');
       const toRow = statement.value && row.value ? statement.value.median / row.value.median : undefined;
       if (toBare !== undefined && toRow !== undefined) {
-        results.target(statement, `≥ 1.4× row-level (${toRow.toFixed(2)}×) and ≥ 0.40× bare`, toRow >= 1.4 && toBare >= 0.4);
+        results.target(
+          statement,
+          `≥ 1.4× row-level (${toRow.toFixed(2)}×) and ≥ 0.40× bare`,
+          toRow >= 1.4 && toBare >= 0.4,
+        );
       }
       results.ratio(add(`${label}: logical capture`, 'rows/s', multi.captured_logical), bare, 'bare');
       // The writers' figure above ends when they stop; this one when their rows are events.
-      results.ratio(add(`${label}: logical capture, rows → events`, 'rows/s', decoded, logical ? undefined : 'wal_level is not logical'), bare, 'bare');
+      results.ratio(
+        add(
+          `${label}: logical capture, rows → events`,
+          'rows/s',
+          decoded,
+          logical ? undefined : 'wal_level is not logical',
+        ),
+        bare,
+        'bare',
+      );
     } finally {
       await rowcast?.stop();
       await db.drop();

@@ -9,7 +9,14 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { GRAPHILE_BATCHED, GRAPHILE_DEFAULT, type GraphileSettings, installGraphileSchema, queueGraphileJobs, startGraphileWorker } from '../baselines/graphile-worker.js';
+import {
+  GRAPHILE_BATCHED,
+  GRAPHILE_DEFAULT,
+  type GraphileSettings,
+  installGraphileSchema,
+  queueGraphileJobs,
+  startGraphileWorker,
+} from '../baselines/graphile-worker.js';
 import { monotonicMs, sleep } from '../support/clock.js';
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, fillBacklog, referenceTableDdl } from '../support/postgres.js';
@@ -44,7 +51,13 @@ function config(kind: Kind, receiverUrl: string, subscriptions: number): Rowcast
       captures: { backlog: { table: 'backlog', function: 'relay_py', operations: ['INSERT'], mode: 'statement' } },
       // The reference's shape: boto3 at module scope, one publish per event; the default aws identity makes the ARN.
       functions: {
-        relay_py: { runtime: 'python3', directory: HANDLERS, handler: 'publish_once.handler', environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-1:000000000000:published' }, timeout: '30s' },
+        relay_py: {
+          runtime: 'python3',
+          directory: HANDLERS,
+          handler: 'publish_once.handler',
+          environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-1:000000000000:published' },
+          timeout: '30s',
+        },
       },
       subscriptions: { published: http('published') },
     };
@@ -57,7 +70,8 @@ function config(kind: Kind, receiverUrl: string, subscriptions: number): Rowcast
   };
 }
 
-const perSecond = (a: Arrivals) => (a.count > 1 && a.last > a.first ? ((a.count - 1) * 1000) / (a.last - a.first) : Number.NaN);
+const perSecond = (a: Arrivals) =>
+  a.count > 1 && a.last > a.first ? ((a.count - 1) * 1000) / (a.last - a.first) : Number.NaN;
 
 /** Logs progress at most every 5 s. */
 function progress(ctx: BenchContext, what: string, total: number) {
@@ -73,7 +87,12 @@ function progress(ctx: BenchContext, what: string, total: number) {
  * Waits for the first arrival (a start-up on a loaded machine may take a while), then for n arrivals or at most
  * limitMs more; rejects when none come for a minute.
  */
-async function watchDrain(counter: Recorder, n: number, onProgress: (a: Arrivals) => void, limitMs: number): Promise<Arrivals> {
+async function watchDrain(
+  counter: Recorder,
+  n: number,
+  onProgress: (a: Arrivals) => void,
+  limitMs: number,
+): Promise<Arrivals> {
   await counter.waitFor(1, 60_000, onProgress);
   return counter.waitFor(n, 60_000, onProgress, limitMs);
 }
@@ -108,14 +127,25 @@ export interface DrainOptions {
 }
 
 /** Fills a backlog with rowcast stopped, then starts rowcast (one process, or several) and times the drain. */
-export async function drainRowcast(ctx: BenchContext, kind: Kind, events: number, what: string, watchMsOrOptions?: number | DrainOptions): Promise<RowcastDrain> {
-  const opts: DrainOptions = typeof watchMsOrOptions === 'number' ? { watchMs: watchMsOrOptions } : (watchMsOrOptions ?? {});
+export async function drainRowcast(
+  ctx: BenchContext,
+  kind: Kind,
+  events: number,
+  what: string,
+  watchMsOrOptions?: number | DrainOptions,
+): Promise<RowcastDrain> {
+  const opts: DrainOptions =
+    typeof watchMsOrOptions === 'number' ? { watchMs: watchMsOrOptions } : (watchMsOrOptions ?? {});
   const subs = opts.subscriptions ?? ctx.profile.drain.subscriptions;
   const n = opts.processes ?? 1;
   const cfg = config(kind, ctx.receiver.url, subs);
   const db = await createScratchDatabase(ctx.server, `drain_${kind}`);
   const rowcasts: RowcastProcess[] = [];
-  const lastOutput = () => rowcasts.map((r) => r.output.slice(-2000)).filter(Boolean).join('\n---\n') || '(none)';
+  const lastOutput = () =>
+    rowcasts
+      .map((r) => r.output.slice(-2000))
+      .filter(Boolean)
+      .join('\n---\n') || '(none)';
   try {
     await db.pool.query(referenceTableDdl('backlog'));
     await applyBenchConfig(db.pool, cfg);
@@ -138,7 +168,10 @@ export async function drainRowcast(ctx: BenchContext, kind: Kind, events: number
     let arrivals = await watchDrain(ctx.receiver, expected, show, limitMs).catch((err: Error) => {
       throw new Error(`${what}: ${err.message}; rowcast's last output: ${lastOutput()}`);
     });
-    if (arrivals.count < 2) throw new Error(`${what}: ${arrivals.count} of ${expected} arrived in ${limitMs / 1000} s; rowcast's last output: ${lastOutput()}`);
+    if (arrivals.count < 2)
+      throw new Error(
+        `${what}: ${arrivals.count} of ${expected} arrived in ${limitMs / 1000} s; rowcast's last output: ${lastOutput()}`,
+      );
     let distinct: number | undefined;
     if (opts.track) {
       // Duplicates can make the count reach `expected` before every row did: wait a little for the rest.
@@ -150,9 +183,20 @@ export async function drainRowcast(ctx: BenchContext, kind: Kind, events: number
         arrivals = await ctx.receiver.arrivals();
       }
     }
-    const rate = from && from.count < arrivals.count - 1 && arrivals.last > from.last ? ((arrivals.count - from.count) * 1000) / (arrivals.last - from.last) : perSecond(arrivals);
+    const rate =
+      from && from.count < arrivals.count - 1 && arrivals.last > from.last
+        ? ((arrivals.count - from.count) * 1000) / (arrivals.last - from.last)
+        : perSecond(arrivals);
     const peakRssEach = rowcasts.map((r) => r.peakRssBytes);
-    return { rate, peakRss: Math.max(...peakRssEach), peakRssEach, delivered: arrivals.count, capped: arrivals.count < expected, rssTimeline: rowcasts[0]!.rssTimeline, distinct };
+    return {
+      rate,
+      peakRss: Math.max(...peakRssEach),
+      peakRssEach,
+      delivered: arrivals.count,
+      capped: arrivals.count < expected,
+      rssTimeline: rowcasts[0]!.rssTimeline,
+      distinct,
+    };
   } finally {
     await Promise.all(rowcasts.map((r) => r.stop()));
     await db.drop();
@@ -166,7 +210,13 @@ const PEER_SECRET = `whsec_${Buffer.from('rowcast bench peer signing key!!').toS
  * graphile-worker draining `jobs`: no-op tasks, or (post) the peer's signed POSTs, counted where they arrive;
  * watched for at most limitMs (default: the drains' cap).
  */
-export async function drainGraphile(ctx: BenchContext, settings: GraphileSettings, jobs: number, post = false, limitMs = ctx.profile.drain.maxMs): Promise<{ rate: number; capped: boolean; delivered: number }> {
+export async function drainGraphile(
+  ctx: BenchContext,
+  settings: GraphileSettings,
+  jobs: number,
+  post = false,
+  limitMs = ctx.profile.drain.maxMs,
+): Promise<{ rate: number; capped: boolean; delivered: number }> {
   const db = await createScratchDatabase(ctx.server, 'drain_graphile');
   let worker: Recorder | undefined;
   const label = post ? `${settings.label} + signed POST` : settings.label;
@@ -176,7 +226,10 @@ export async function drainGraphile(ctx: BenchContext, settings: GraphileSetting
     await queueGraphileJobs(db.pool, 1, jobs, (count) => fill({ count }));
     await db.pool.query('VACUUM ANALYZE');
     await ctx.receiver.reset(false);
-    worker = await startGraphileWorker(db.url, post ? { ...settings, post: { url: ctx.receiver.url, secret: PEER_SECRET } } : settings);
+    worker = await startGraphileWorker(
+      db.url,
+      post ? { ...settings, post: { url: ctx.receiver.url, secret: PEER_SECRET } } : settings,
+    );
     const counter = post ? ctx.receiver : worker;
     const done = await watchDrain(counter, jobs, progress(ctx, `${label}: jobs run`, jobs), limitMs);
     if (done.count < 2) throw new Error(`${label}: ${done.count} of ${jobs} jobs ran in ${limitMs / 1000} s`);
@@ -194,8 +247,18 @@ export const drain: Scenario = {
     const { profile, results } = ctx;
     const { events, fanoutEvents, subscriptions, functionEvents, graphileJobs } = profile.drain;
     const python = spawnSync('python3', ['-c', 'import boto3'], { stdio: 'ignore' }).status === 0;
-    if (!python) ctx.log('drain: no python3 with boto3 here (apt-get install python3-boto3): the Python function row is left out');
-    const rates: Record<string, number[]> = { one: [], fanout: [], function: [], python: [], default: [], batched: [], peerDefault: [], peerBatched: [] };
+    if (!python)
+      ctx.log('drain: no python3 with boto3 here (apt-get install python3-boto3): the Python function row is left out');
+    const rates: Record<string, number[]> = {
+      one: [],
+      fanout: [],
+      function: [],
+      python: [],
+      default: [],
+      batched: [],
+      peerDefault: [],
+      peerBatched: [],
+    };
     /** How many repetitions of each drain hit the time cap (their rate counts what arrived by then). */
     const capped: Record<string, number> = {};
     const record = (key: string, r: { rate: number; capped: boolean }) => {
@@ -208,7 +271,9 @@ export const drain: Scenario = {
       const one = await drainRowcast(ctx, 'one', events, `${tag} one subscription`);
       record('one', one);
       rss.push(one.peakRss / 2 ** 20);
-      ctx.log(`${tag} one subscription: ${Math.round(one.rate)} deliveries/s, peak RSS ${Math.round(one.peakRss / 2 ** 20)} MB`);
+      ctx.log(
+        `${tag} one subscription: ${Math.round(one.rate)} deliveries/s, peak RSS ${Math.round(one.peakRss / 2 ** 20)} MB`,
+      );
       const fan = await drainRowcast(ctx, 'fanout', fanoutEvents, `${tag} fan-out`);
       record('fanout', fan);
       ctx.log(`${tag} fan-out: ${Math.round(fan.rate)} deliveries/s`);
@@ -216,50 +281,115 @@ export const drain: Scenario = {
       record('function', fn);
       ctx.log(`${tag} function: ${Math.round(fn.rate)} events/s`);
       if (python) {
-        const py = await drainRowcast(ctx, 'python', Math.round(functionEvents / PYTHON_SHARE), `${tag} Python function`);
+        const py = await drainRowcast(
+          ctx,
+          'python',
+          Math.round(functionEvents / PYTHON_SHARE),
+          `${tag} Python function`,
+        );
         record('python', py);
         ctx.log(`${tag} Python function: ${Math.round(py.rate)} events/s`);
       }
-      for (const [key, settings] of [['default', GRAPHILE_DEFAULT], ['batched', GRAPHILE_BATCHED]] as const) {
+      for (const [key, settings] of [
+        ['default', GRAPHILE_DEFAULT],
+        ['batched', GRAPHILE_BATCHED],
+      ] as const) {
         const r = await drainGraphile(ctx, settings, graphileJobs);
         record(key, r);
         ctx.log(`${tag} ${settings.label}: ${Math.round(r.rate)} jobs/s`);
       }
-      for (const [key, settings] of [['peerDefault', GRAPHILE_DEFAULT], ['peerBatched', GRAPHILE_BATCHED]] as const) {
+      for (const [key, settings] of [
+        ['peerDefault', GRAPHILE_DEFAULT],
+        ['peerBatched', GRAPHILE_BATCHED],
+      ] as const) {
         const r = await drainGraphile(ctx, settings, graphileJobs, true);
         record(key, r);
         ctx.log(`${tag} ${settings.label} + signed POST: ${Math.round(r.rate)} deliveries/s`);
       }
     }
-    const note = (key: string) => (capped[key] ? `stopped at the ${profile.drain.maxMs / 1000} s cap in ${capped[key]} of ${profile.drain.reps}; the rate counts what arrived` : undefined);
+    const note = (key: string) =>
+      capped[key]
+        ? `stopped at the ${profile.drain.maxMs / 1000} s cap in ${capped[key]} of ${profile.drain.reps}; the rate counts what arrived`
+        : undefined;
     const k = (n: number) => (n >= 1000 ? `${n / 1000}k` : String(n));
-    const gwDefault = results.add({ scenario: 'drain', name: `${GRAPHILE_DEFAULT.label}: ${k(graphileJobs)} no-op jobs`, unit: 'jobs/s', value: spread(rates.default!), note: note('default') });
-    results.add({ scenario: 'drain', name: `${GRAPHILE_BATCHED.label}: ${k(graphileJobs)} no-op jobs`, unit: 'jobs/s', value: spread(rates.batched!), note: note('batched') });
+    const gwDefault = results.add({
+      scenario: 'drain',
+      name: `${GRAPHILE_DEFAULT.label}: ${k(graphileJobs)} no-op jobs`,
+      unit: 'jobs/s',
+      value: spread(rates.default!),
+      note: note('default'),
+    });
+    results.add({
+      scenario: 'drain',
+      name: `${GRAPHILE_BATCHED.label}: ${k(graphileJobs)} no-op jobs`,
+      unit: 'jobs/s',
+      value: spread(rates.batched!),
+      note: note('batched'),
+    });
     const peer = (key: 'peerDefault' | 'peerBatched', settings: GraphileSettings) =>
-      results.add({ scenario: 'drain', name: `peer: ${settings.label} + signed undici POST: ${k(graphileJobs)} jobs → webhook`, unit: 'deliveries/s', value: spread(rates[key]!), note: note(key) });
+      results.add({
+        scenario: 'drain',
+        name: `peer: ${settings.label} + signed undici POST: ${k(graphileJobs)} jobs → webhook`,
+        unit: 'deliveries/s',
+        value: spread(rates[key]!),
+        note: note(key),
+      });
     const peerDefault = peer('peerDefault', GRAPHILE_DEFAULT);
     const peerBatched = peer('peerBatched', GRAPHILE_BATCHED);
     const versusPeers = (m: Measurement) => {
       results.ratio(m, peerDefault, 'peer default');
       results.ratio(m, peerBatched, 'peer batched');
     };
-    const one = results.add({ scenario: 'drain', name: `rowcast: ${k(events)} events → 1 webhook subscription`, unit: 'deliveries/s', value: spread(rates.one!), note: note('one') });
+    const one = results.add({
+      scenario: 'drain',
+      name: `rowcast: ${k(events)} events → 1 webhook subscription`,
+      unit: 'deliveries/s',
+      value: spread(rates.one!),
+      note: note('one'),
+    });
     const r = results.ratio(one, gwDefault, 'graphile-worker default');
-    results.target(one, `≥ 10,000/s and ≥ 5× graphile-worker default${r === undefined ? '' : ` (${r.toFixed(1)}×)`}`, one.value && r !== undefined ? one.value.median >= 10_000 && r >= 5 : undefined);
+    results.target(
+      one,
+      `≥ 10,000/s and ≥ 5× graphile-worker default${r === undefined ? '' : ` (${r.toFixed(1)}×)`}`,
+      one.value && r !== undefined ? one.value.median >= 10_000 && r >= 5 : undefined,
+    );
     versusPeers(one);
-    const fan = results.add({ scenario: 'drain', name: `rowcast: ${k(fanoutEvents)} events → ${subscriptions} subscriptions (fan-out)`, unit: 'deliveries/s', value: spread(rates.fanout!), note: note('fanout') });
+    const fan = results.add({
+      scenario: 'drain',
+      name: `rowcast: ${k(fanoutEvents)} events → ${subscriptions} subscriptions (fan-out)`,
+      unit: 'deliveries/s',
+      value: spread(rates.fanout!),
+      note: note('fanout'),
+    });
     results.ratio(fan, gwDefault, 'graphile-worker default');
     versusPeers(fan);
     results.target(fan, '≥ 10,000/s', fan.value ? fan.value.median >= 10_000 : undefined);
-    const fn = results.add({ scenario: 'drain', name: `rowcast: ${k(functionEvents)} events → no-op function → webhook`, unit: 'events/s', value: spread(rates.function!), note: note('function') });
+    const fn = results.add({
+      scenario: 'drain',
+      name: `rowcast: ${k(functionEvents)} events → no-op function → webhook`,
+      unit: 'events/s',
+      value: spread(rates.function!),
+      note: note('function'),
+    });
     results.ratio(fn, gwDefault, 'graphile-worker default');
     versusPeers(fn);
     results.target(fn, '≥ 5,000/s', fn.value ? fn.value.median >= 5000 : undefined);
     if (python) {
       const pyEvents = Math.round(functionEvents / PYTHON_SHARE);
-      const py = results.add({ scenario: 'drain', name: `rowcast: ${k(pyEvents)} events → no-op Python function (boto3 publish) → webhook`, unit: 'events/s', value: spread(rates.python!), note: note('python') });
+      const py = results.add({
+        scenario: 'drain',
+        name: `rowcast: ${k(pyEvents)} events → no-op Python function (boto3 publish) → webhook`,
+        unit: 'events/s',
+        value: spread(rates.python!),
+        note: note('python'),
+      });
       results.ratio(py, fn, 'Node function');
     }
-    results.add({ scenario: 'drain', name: `rowcast peak RSS draining ${k(events)} events`, unit: 'MB', value: spread(rss) });
+    results.add({
+      scenario: 'drain',
+      name: `rowcast peak RSS draining ${k(events)} events`,
+      unit: 'MB',
+      value: spread(rss),
+    });
   },
 };

@@ -35,7 +35,9 @@ const config = (receiverUrl: string, logical: boolean, python: boolean): Rowcast
   captures: {
     direct: { table: 'latency_direct', topic: 'direct', operations: ['INSERT'] },
     viafn: { table: 'latency_function', function: 'relay', operations: ['INSERT'] },
-    ...(logical ? { logical: { table: 'latency_logical', topic: 'direct', operations: ['INSERT'], mode: 'logical' as const } } : {}),
+    ...(logical
+      ? { logical: { table: 'latency_logical', topic: 'direct', operations: ['INSERT'], mode: 'logical' as const } }
+      : {}),
     ...(python ? { viapy: { table: 'latency_python', function: 'relay_py', operations: ['INSERT'] } } : {}),
   },
   // A generous timeout: a handler thread's cold start counts against it, and on a loaded machine exceeds the
@@ -44,7 +46,15 @@ const config = (receiverUrl: string, logical: boolean, python: boolean): Rowcast
     relay: { handler: PUBLISH_ONCE, environment: { ENV_TOPIC: 'published' }, timeout: '30s' },
     // The config's default aws identity (us-east-1, account 000000000000) makes the topic's ARN.
     ...(python
-      ? { relay_py: { runtime: 'python3', directory: HANDLERS, handler: 'publish_once.handler', environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-1:000000000000:published' }, timeout: '30s' } }
+      ? {
+          relay_py: {
+            runtime: 'python3',
+            directory: HANDLERS,
+            handler: 'publish_once.handler',
+            environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-1:000000000000:published' },
+            timeout: '30s',
+          },
+        }
       : {}),
   },
   subscriptions: {
@@ -107,11 +117,22 @@ export const latency: Scenario = {
     const db = await createScratchDatabase(ctx.server, 'latency');
     const stops: Array<() => Promise<void>> = [];
     try {
-      for (const t of ['latency_direct', 'latency_function', 'latency_python', 'latency_logical', 'latency_notify', 'latency_graphile']) await db.pool.query(referenceTableDdl(t));
+      for (const t of [
+        'latency_direct',
+        'latency_function',
+        'latency_python',
+        'latency_logical',
+        'latency_notify',
+        'latency_graphile',
+      ])
+        await db.pool.query(referenceTableDdl(t));
       // Logical capture needs wal_level = logical (the embedded server has it; a DATABASE_URL server may not).
       const logical = ctx.server.settings.wal_level === 'logical';
       const python = hasBoto3();
-      if (!python) ctx.log('latency: no python3 with boto3 here (apt-get install python3-boto3): the Python function row is left out');
+      if (!python)
+        ctx.log(
+          'latency: no python3 with boto3 here (apt-get install python3-boto3): the Python function row is left out',
+        );
       await applyBenchConfig(db.pool, config(receiver.url, logical, python));
       await installNotifyTrigger(db.pool, 'latency_notify');
       await installGraphileTrigger(db.pool, db.url, 'latency_graphile');
@@ -145,7 +166,9 @@ export const latency: Scenario = {
           name: `${GRAPHILE_DEFAULT.label}: trigger add_job → task start`,
           table: 'latency_graphile',
           arrivals: async (expected) => {
-            await graphile.waitFor(expected, 15_000).catch((err: Error) => ctx.log(`latency: graphile-worker: ${err.message}`));
+            await graphile
+              .waitFor(expected, 15_000)
+              .catch((err: Error) => ctx.log(`latency: graphile-worker: ${err.message}`));
             return graphile.samples();
           },
         },
@@ -157,7 +180,14 @@ export const latency: Scenario = {
         // Warm up (handler threads, connections, plans), so the figures are steady state, not a cold start.
         await receiver.reset(true);
         await graphile.reset(true);
-        const warm = await writeAtRate(db.url, { rate: 50, durationMs: 500, connections: 1, rowsPerStatement: 1, ids, sql: insertBatchSql(system.table) });
+        const warm = await writeAtRate(db.url, {
+          rate: 50,
+          durationMs: 500,
+          connections: 1,
+          rowsPerStatement: 1,
+          ids,
+          sql: insertBatchSql(system.table),
+        });
         await system.arrivals(warm.commits.size);
         // Then idle: the first event must find a sleeping dispatcher, as at 200 events/s most do.
         await rowcast.idle(db.pool, 120_000);
@@ -165,7 +195,14 @@ export const latency: Scenario = {
         await graphile.reset(true);
         listener.arrivals.clear();
         ctx.log(`latency: ${system.name}: ${rate} events/s for ${durationMs / 1000} s`);
-        const written = await writeAtRate(db.url, { rate, durationMs, connections: 4, rowsPerStatement: 1, ids, sql: insertBatchSql(system.table) });
+        const written = await writeAtRate(db.url, {
+          rate,
+          durationMs,
+          connections: 4,
+          rowsPerStatement: 1,
+          ids,
+          sql: insertBatchSql(system.table),
+        });
         const arrivals = await system.arrivals(written.commits.size);
         // Consecutive windows of the run are the repetitions: each gives its own percentiles.
         let start = Infinity;
@@ -173,7 +210,8 @@ export const latency: Scenario = {
         for (const t of written.commits.values()) [start, end] = [Math.min(start, t), Math.max(end, t)];
         const windowMs = (end - start) / windows + 1e-6;
         const perWindow = Array.from({ length: windows }, () => new Map<number, number>());
-        for (const [id, t] of written.commits) perWindow[Math.min(windows - 1, Math.floor((t - start) / windowMs))]!.set(id, t);
+        for (const [id, t] of written.commits)
+          perWindow[Math.min(windows - 1, Math.floor((t - start) / windowMs))]!.set(id, t);
         const summaries = perWindow.map((w) => {
           const l = latencies(w, arrivals);
           return summarizeLatency(l.values, l.missing);
@@ -183,12 +221,20 @@ export const latency: Scenario = {
         const note = `${written.commits.size} events at ${Math.round(written.achievedRate)}/s${overall.missing ? `, ${overall.missing} never arrived` : ''}; whole run p50 ${overall.p50.toFixed(2)}, p99 ${overall.p99.toFixed(2)}, max ${overall.max.toFixed(1)} ms`;
         ctx.log(`latency: ${system.name}: ${note}`);
         const stages =
-          system.table === 'latency_direct' ? await rowcastStages(db.pool, system.table, written.commits)
-          : system.table === 'latency_function' || system.table === 'latency_python' ? await functionStages(db.pool, system.table, written.commits)
-          : undefined;
+          system.table === 'latency_direct'
+            ? await rowcastStages(db.pool, system.table, written.commits)
+            : system.table === 'latency_function' || system.table === 'latency_python'
+              ? await functionStages(db.pool, system.table, written.commits)
+              : undefined;
         if (stages) ctx.log(`latency: ${system.name}: ${stages}`);
         const m = (stat: 'p50' | 'p99' | 'max') =>
-          results.add({ scenario: 'latency', name: `${system.name} ${stat}`, unit: 'ms', value: spread(summaries.map((s) => s[stat])), note: stat === 'p50' ? note : stat === 'max' ? stages : undefined });
+          results.add({
+            scenario: 'latency',
+            name: `${system.name} ${stat}`,
+            unit: 'ms',
+            value: spread(summaries.map((s) => s[stat])),
+            note: stat === 'p50' ? note : stat === 'max' ? stages : undefined,
+          });
         figures.set(system.name, { p50: m('p50'), p99: m('p99'), max: m('max') });
       }
 
@@ -197,15 +243,21 @@ export const latency: Scenario = {
       const viaLog = figures.get(LOGICAL);
       const viaPython = figures.get(PYTHON);
       for (const stat of ['p50', 'p99', 'max'] as const) {
-        for (const m of [direct!, viaFunction!, ...(viaLog ? [viaLog] : [])]) results.ratio(m[stat], gw[stat], 'graphile-worker');
+        for (const m of [direct!, viaFunction!, ...(viaLog ? [viaLog] : [])])
+          results.ratio(m[stat], gw[stat], 'graphile-worker');
         // The Python runtime beside the Node one of the same run (issue 18's figure).
         if (viaPython) results.ratio(viaPython[stat], viaFunction![stat], 'Node function');
       }
       // Below graphile-worker's figure of the same run, as well as under the absolute limit.
-      const meets = (m: Measurement, limit: number, baseline: Measurement) => (m.value && baseline.value ? m.value.median <= limit && m.value.median < baseline.value.median : undefined);
+      const meets = (m: Measurement, limit: number, baseline: Measurement) =>
+        m.value && baseline.value ? m.value.median <= limit && m.value.median < baseline.value.median : undefined;
       results.target(direct!.p50, '≤ 3 ms and below graphile-worker', meets(direct!.p50, 3, gw.p50));
       results.target(direct!.p99, '≤ 10 ms and below graphile-worker', meets(direct!.p99, 10, gw.p99));
-      results.target(viaFunction!.p50, '≤ 5 ms', viaFunction!.p50.value ? viaFunction!.p50.value.median <= 5 : undefined);
+      results.target(
+        viaFunction!.p50,
+        '≤ 5 ms',
+        viaFunction!.p50.value ? viaFunction!.p50.value.median <= 5 : undefined,
+      );
     } finally {
       for (const stop of stops.reverse()) await stop().catch(() => {});
       await db.drop();

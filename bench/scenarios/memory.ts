@@ -16,7 +16,9 @@ export const memory: Scenario = {
     const label = events >= 1_000_000 ? `${events / 1_000_000}M` : `${events / 1000}k`;
     const r = await drainRowcast(ctx, 'one', events, `memory: ${label} backlog`, drainMs);
     const mb = r.peakRss / 2 ** 20;
-    ctx.log(`memory: peak RSS ${Math.round(mb)} MB; ${r.delivered.toLocaleString('en-US')} delivered in ${drainMs / 1000} s (${Math.round(r.rate)}/s)`);
+    ctx.log(
+      `memory: peak RSS ${Math.round(mb)} MB; ${r.delivered.toLocaleString('en-US')} delivered in ${drainMs / 1000} s (${Math.round(r.rate)}/s)`,
+    );
     const m = ctx.results.add({
       scenario: 'memory',
       name: `rowcast peak RSS draining a ${label}-event backlog`,

@@ -36,29 +36,46 @@ export const scale: Scenario = {
     const watchOf = (events: number) => (events >= large ? largeWatchMs : profile.drain.maxMs);
     const how = (events: number, s: Series) => {
       const parts: string[] = [];
-      if (events >= large && largeReps < profile.drain.reps) parts.push(`${largeReps} repetition(s) at this backlog, ${profile.drain.reps} at the others`);
+      if (events >= large && largeReps < profile.drain.reps)
+        parts.push(`${largeReps} repetition(s) at this backlog, ${profile.drain.reps} at the others`);
       if (events >= large) parts.push(`watched for at most ${watchOf(events) / 1000} s from the first delivery`);
-      if (s.capped) parts.push(`stopped at the ${watchOf(events) / 1000} s limit in ${s.capped}: the rate counts what arrived`);
+      if (s.capped)
+        parts.push(`stopped at the ${watchOf(events) / 1000} s limit in ${s.capped}: the rate counts what arrived`);
       return [...parts, ...s.notes].join('; ');
     };
 
     // ── Drain rate and RSS against backlog, the peer beside rowcast at each backlog.
-    const drains: Array<{ events: number; rowcast: Series; rss: Series; peerDefault: Series; peerBatched: Series }> = [];
+    const drains: Array<{ events: number; rowcast: Series; rss: Series; peerDefault: Series; peerBatched: Series }> =
+      [];
     for (const events of backlogs) {
-      const row = { events, rowcast: new Series(), rss: new Series(), peerDefault: new Series(), peerBatched: new Series() };
+      const row = {
+        events,
+        rowcast: new Series(),
+        rss: new Series(),
+        peerDefault: new Series(),
+        peerBatched: new Series(),
+      };
       drains.push(row);
       for (let rep = 0; rep < repsOf(events); rep++) {
         const tag = `scale ${k(events)} backlog ${rep + 1}/${repsOf(events)}`;
         const r = await drainRowcast(ctx, 'one', events, `${tag} rowcast`, { watchMs: watchOf(events) });
         row.rowcast.push(r.rate, r.capped);
         row.rss.push(mb(r.peakRss), false);
-        if (r.capped) row.rowcast.notes.push(`${r.delivered.toLocaleString('en-US')} delivered in repetition ${rep + 1}`);
-        ctx.log(`${tag} rowcast: ${Math.round(r.rate)} deliveries/s (${r.delivered.toLocaleString('en-US')} delivered), peak RSS ${Math.round(mb(r.peakRss))} MB`);
-        for (const [series, settings] of [[row.peerDefault, GRAPHILE_DEFAULT], [row.peerBatched, GRAPHILE_BATCHED]] as const) {
+        if (r.capped)
+          row.rowcast.notes.push(`${r.delivered.toLocaleString('en-US')} delivered in repetition ${rep + 1}`);
+        ctx.log(
+          `${tag} rowcast: ${Math.round(r.rate)} deliveries/s (${r.delivered.toLocaleString('en-US')} delivered), peak RSS ${Math.round(mb(r.peakRss))} MB`,
+        );
+        for (const [series, settings] of [
+          [row.peerDefault, GRAPHILE_DEFAULT],
+          [row.peerBatched, GRAPHILE_BATCHED],
+        ] as const) {
           const p = await drainGraphile(ctx, settings, events, true, watchOf(events));
           series.push(p.rate, p.capped);
           if (p.capped) series.notes.push(`${p.delivered.toLocaleString('en-US')} delivered in repetition ${rep + 1}`);
-          ctx.log(`${tag} peer ${settings.label} + signed POST: ${Math.round(p.rate)} deliveries/s (${p.delivered.toLocaleString('en-US')} delivered)`);
+          ctx.log(
+            `${tag} peer ${settings.label} + signed POST: ${Math.round(p.rate)} deliveries/s (${p.delivered.toLocaleString('en-US')} delivered)`,
+          );
         }
       }
     }
@@ -68,9 +85,27 @@ export const scale: Scenario = {
     let firstBatched: Measurement | undefined;
     let firstRss: Measurement | undefined;
     for (const d of drains) {
-      const peerDefault = results.add({ scenario: 'scale', name: `peer: ${GRAPHILE_DEFAULT.label} + signed undici POST: ${k(d.events)} backlog → webhook`, unit: 'deliveries/s', value: spread(d.peerDefault.values), note: how(d.events, d.peerDefault) });
-      const peerBatched = results.add({ scenario: 'scale', name: `peer: ${GRAPHILE_BATCHED.label} + signed undici POST: ${k(d.events)} backlog → webhook`, unit: 'deliveries/s', value: spread(d.peerBatched.values), note: how(d.events, d.peerBatched) });
-      const rowcast = results.add({ scenario: 'scale', name: `rowcast: ${k(d.events)} backlog → 1 webhook subscription`, unit: 'deliveries/s', value: spread(d.rowcast.values), note: how(d.events, d.rowcast) });
+      const peerDefault = results.add({
+        scenario: 'scale',
+        name: `peer: ${GRAPHILE_DEFAULT.label} + signed undici POST: ${k(d.events)} backlog → webhook`,
+        unit: 'deliveries/s',
+        value: spread(d.peerDefault.values),
+        note: how(d.events, d.peerDefault),
+      });
+      const peerBatched = results.add({
+        scenario: 'scale',
+        name: `peer: ${GRAPHILE_BATCHED.label} + signed undici POST: ${k(d.events)} backlog → webhook`,
+        unit: 'deliveries/s',
+        value: spread(d.peerBatched.values),
+        note: how(d.events, d.peerBatched),
+      });
+      const rowcast = results.add({
+        scenario: 'scale',
+        name: `rowcast: ${k(d.events)} backlog → 1 webhook subscription`,
+        unit: 'deliveries/s',
+        value: spread(d.rowcast.values),
+        note: how(d.events, d.rowcast),
+      });
       results.ratio(rowcast, peerDefault, `peer default at ${k(d.events)}`);
       results.ratio(rowcast, peerBatched, `peer batched at ${k(d.events)}`);
       if (d !== first) {
@@ -82,7 +117,12 @@ export const scale: Scenario = {
       }
     }
     for (const d of drains) {
-      const rss = results.add({ scenario: 'scale', name: `rowcast peak RSS draining a ${k(d.events)} backlog (the drains above)`, unit: 'MB', value: spread(d.rss.values) });
+      const rss = results.add({
+        scenario: 'scale',
+        name: `rowcast peak RSS draining a ${k(d.events)} backlog (the drains above)`,
+        unit: 'MB',
+        value: spread(d.rss.values),
+      });
       if (d === first) firstRss = rss;
       else results.ratio(rss, firstRss!, `at ${k(first.events)}`);
     }
@@ -98,7 +138,15 @@ export const scale: Scenario = {
         s.push(r.rate, r.capped);
         ctx.log(`${tag}: ${Math.round(r.rate)} deliveries/s`);
       }
-      const m = results.add({ scenario: 'scale', name: `rowcast: fan-out, ${k(events)} events → ${subs} subscription(s) (${k(events * subs)} deliveries)`, unit: 'deliveries/s', value: spread(s.values), note: s.capped ? `stopped at the ${profile.drain.maxMs / 1000} s limit in ${s.capped} of ${s.values.length}` : undefined });
+      const m = results.add({
+        scenario: 'scale',
+        name: `rowcast: fan-out, ${k(events)} events → ${subs} subscription(s) (${k(events * subs)} deliveries)`,
+        unit: 'deliveries/s',
+        value: spread(s.values),
+        note: s.capped
+          ? `stopped at the ${profile.drain.maxMs / 1000} s limit in ${s.capped} of ${s.values.length}`
+          : undefined,
+      });
       if (oneSub) results.ratio(m, oneSub, '1 subscription');
       else oneSub = m;
     }
@@ -114,13 +162,33 @@ export const scale: Scenario = {
         s.push(r.rate, r.capped);
         rss.push(...r.peakRssEach.map(mb));
         const distinct = r.distinct ?? 0;
-        if (!r.capped && distinct < processes.events) s.notes.push(`repetition ${rep + 1}: ${(processes.events - distinct).toLocaleString('en-US')} rows never arrived`);
+        if (!r.capped && distinct < processes.events)
+          s.notes.push(
+            `repetition ${rep + 1}: ${(processes.events - distinct).toLocaleString('en-US')} rows never arrived`,
+          );
         // Only a finished drain compares: in one stopped at its limit, rows still arrive between the two reads.
-        if (!r.capped && r.delivered > distinct) s.notes.push(`repetition ${rep + 1}: ${(r.delivered - distinct).toLocaleString('en-US')} duplicate deliveries`);
-        ctx.log(`${tag}: ${Math.round(r.rate)} deliveries/s, ${distinct.toLocaleString('en-US')} distinct rows of ${r.delivered.toLocaleString('en-US')} arrivals, peak RSS ${r.peakRssEach.map((b) => Math.round(mb(b))).join('/')} MB`);
+        if (!r.capped && r.delivered > distinct)
+          s.notes.push(
+            `repetition ${rep + 1}: ${(r.delivered - distinct).toLocaleString('en-US')} duplicate deliveries`,
+          );
+        ctx.log(
+          `${tag}: ${Math.round(r.rate)} deliveries/s, ${distinct.toLocaleString('en-US')} distinct rows of ${r.delivered.toLocaleString('en-US')} arrivals, peak RSS ${r.peakRssEach.map((b) => Math.round(mb(b))).join('/')} MB`,
+        );
       }
-      const notes = [...(s.capped ? [`stopped at the ${profile.drain.maxMs / 1000} s limit in ${s.capped} of ${s.values.length}`] : []), ...s.notes, `peak RSS per process ${Math.round(Math.min(...rss))}–${Math.round(Math.max(...rss))} MB`];
-      const m = results.add({ scenario: 'scale', name: `rowcast: ${count} process(es) on one PostgreSQL, ${k(processes.events)} backlog → 1 subscription`, unit: 'deliveries/s', value: spread(s.values), note: notes.join('; ') });
+      const notes = [
+        ...(s.capped
+          ? [`stopped at the ${profile.drain.maxMs / 1000} s limit in ${s.capped} of ${s.values.length}`]
+          : []),
+        ...s.notes,
+        `peak RSS per process ${Math.round(Math.min(...rss))}–${Math.round(Math.max(...rss))} MB`,
+      ];
+      const m = results.add({
+        scenario: 'scale',
+        name: `rowcast: ${count} process(es) on one PostgreSQL, ${k(processes.events)} backlog → 1 subscription`,
+        unit: 'deliveries/s',
+        value: spread(s.values),
+        note: notes.join('; '),
+      });
       if (oneProcess) results.ratio(m, oneProcess, '1 process');
       else oneProcess = m;
     }

@@ -27,8 +27,12 @@ async function mysqlUnavailable(): Promise<string | null> {
   try {
     const c = await mysql.createConnection(MYSQL_URL);
     try {
-      const [rows] = (await c.query('SELECT @@log_bin AS on_, @@binlog_format AS format')) as [{ on_: number; format: string }[], unknown];
-      if (!rows[0]!.on_ || rows[0]!.format !== 'ROW') return 'MariaDB runs without a ROW binary log (docs/sources.md: Setup)';
+      const [rows] = (await c.query('SELECT @@log_bin AS on_, @@binlog_format AS format')) as [
+        { on_: number; format: string }[],
+        unknown,
+      ];
+      if (!rows[0]!.on_ || rows[0]!.format !== 'ROW')
+        return 'MariaDB runs without a ROW binary log (docs/sources.md: Setup)';
       return null;
     } finally {
       await c.end();
@@ -46,7 +50,12 @@ const mysqlInsert = (table: string, first: number, rows: number) =>
   `INSERT INTO ${table} VALUES ${Array.from({ length: rows }, (_, i) => `(${first + i}, 'customer-onboard-app', 'validate-optional-data', '1001', 'Missing secondary phone number', NOW(6))`).join(', ')}`;
 
 /** writeAtRate's open loop, on MariaDB: `rate` single-row INSERTs per second, each one transaction (autocommit). */
-async function writeMysqlAtRate(url: string, database: string, table: string, options: { rate: number; durationMs: number; connections: number; ids: IdSequence }): Promise<OpenLoopResult> {
+async function writeMysqlAtRate(
+  url: string,
+  database: string,
+  table: string,
+  options: { rate: number; durationMs: number; connections: number; ids: IdSequence },
+): Promise<OpenLoopResult> {
   const pool = mysql.createPool({ uri: url, database, connectionLimit: options.connections });
   const commits = new Map<number, number>();
   const inFlight = new Set<Promise<void>>();
@@ -79,10 +88,18 @@ async function writeMysqlAtRate(url: string, database: string, table: string, op
 }
 
 /** Waits until `capture` has `expected` events (or nothing new came for stallMs); the time the last one arrived. */
-async function eventsWritten(pool: Pool, capture: string, expected: number, stallMs: number): Promise<{ count: number; at: number }> {
+async function eventsWritten(
+  pool: Pool,
+  capture: string,
+  expected: number,
+  stallMs: number,
+): Promise<{ count: number; at: number }> {
   let last = { count: -1, at: monotonicMs() };
   for (;;) {
-    const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM rowcast.events WHERE capture = $1', [capture]);
+    const { rows } = await pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM rowcast.events WHERE capture = $1',
+      [capture],
+    );
     const n = rows[0]!.n;
     if (n !== last.count) last = { count: n, at: monotonicMs() };
     if (n >= expected || monotonicMs() - last.at > stallMs) return last;
@@ -98,7 +115,8 @@ export const sources: Scenario = {
     const unavailable = await mysqlUnavailable();
     const logical = ctx.server.settings.wal_level === 'logical';
     if (unavailable) ctx.log(`sources: ${unavailable}: the MySQL rows are left out`);
-    if (!logical) ctx.log('sources: the PostgreSQL server runs without wal_level = logical: the logical rows are left out');
+    if (!logical)
+      ctx.log('sources: the PostgreSQL server runs without wal_level = logical: the logical rows are left out');
     if (unavailable && !logical) return;
 
     const database = `rowcast_bench_${randomBytes(4).toString('hex')}`;
@@ -113,18 +131,40 @@ export const sources: Scenario = {
       for (const t of ['rate_logical', 'latency_logical']) await db.pool.query(referenceTableDdl(t));
       const config: RowcastConfigInput = {
         topics: { counted: {}, timed: {} },
-        ...(admin ? { sources: { maria: { kind: 'mysql' as const, url: MYSQL_URL, serverId: randomInt(100_000, 4_000_000) } } } : {}),
+        ...(admin
+          ? { sources: { maria: { kind: 'mysql' as const, url: MYSQL_URL, serverId: randomInt(100_000, 4_000_000) } } }
+          : {}),
         captures: {
           ...(admin
             ? {
-                mysql_rate: { source: 'maria', table: `${database}.rate_rows`, topic: 'counted', operations: ['INSERT'] },
-                mysql_latency: { source: 'maria', table: `${database}.latency_rows`, topic: 'timed', operations: ['INSERT'] },
+                mysql_rate: {
+                  source: 'maria',
+                  table: `${database}.rate_rows`,
+                  topic: 'counted',
+                  operations: ['INSERT'],
+                },
+                mysql_latency: {
+                  source: 'maria',
+                  table: `${database}.latency_rows`,
+                  topic: 'timed',
+                  operations: ['INSERT'],
+                },
               }
             : {}),
           ...(logical
             ? {
-                logical_rate: { table: 'rate_logical', topic: 'counted', operations: ['INSERT'], mode: 'logical' as const },
-                logical_latency: { table: 'latency_logical', topic: 'timed', operations: ['INSERT'], mode: 'logical' as const },
+                logical_rate: {
+                  table: 'rate_logical',
+                  topic: 'counted',
+                  operations: ['INSERT'],
+                  mode: 'logical' as const,
+                },
+                logical_latency: {
+                  table: 'latency_logical',
+                  topic: 'timed',
+                  operations: ['INSERT'],
+                  mode: 'logical' as const,
+                },
               }
             : {}),
         },
@@ -175,16 +215,28 @@ export const sources: Scenario = {
             );
           }
           const done = await eventsWritten(db.pool, capture, before + written, 15_000);
-          if (done.count < before + written) ctx.log(`sources: ${side}: ${before + written - done.count} of ${written} rows were not events 15 s after the last came`);
+          if (done.count < before + written)
+            ctx.log(
+              `sources: ${side}: ${before + written - done.count} of ${written} rows were not events 15 s after the last came`,
+            );
           const rate = (done.count - before) / ((done.at - start) / 1000);
           rateSamples.get(side)!.push(rate);
           ctx.log(`sources: ${side}: ${written} rows → events at ${Math.round(rate).toLocaleString('en-US')} rows/s`);
         }
       }
       for (const side of sides) {
-        rates.set(side, results.add({ scenario: 'sources', name: `${side}: 100-row INSERTs of 4 writers → events`, unit: 'rows/s', value: spread(rateSamples.get(side)!) }));
+        rates.set(
+          side,
+          results.add({
+            scenario: 'sources',
+            name: `${side}: 100-row INSERTs of 4 writers → events`,
+            unit: 'rows/s',
+            value: spread(rateSamples.get(side)!),
+          }),
+        );
       }
-      if (rates.has(MYSQL) && rates.has(LOGICAL)) results.ratio(rates.get(MYSQL)!, rates.get(LOGICAL)!, 'logical capture');
+      if (rates.has(MYSQL) && rates.has(LOGICAL))
+        results.ratio(rates.get(MYSQL)!, rates.get(LOGICAL)!, 'logical capture');
 
       // Latency at a steady rate, commit → webhook, one side after the other.
       const { rate, durationMs, windows } = profile.latency;
@@ -196,7 +248,14 @@ export const sources: Scenario = {
         const written =
           side === MYSQL
             ? await writeMysqlAtRate(MYSQL_URL, database, 'latency_rows', { rate, durationMs, connections: 4, ids })
-            : await writeAtRate(db.url, { rate, durationMs, connections: 4, rowsPerStatement: 1, ids, sql: insertBatchSql('latency_logical') });
+            : await writeAtRate(db.url, {
+                rate,
+                durationMs,
+                connections: 4,
+                rowsPerStatement: 1,
+                ids,
+                sql: insertBatchSql('latency_logical'),
+              });
         await receiver.waitFor(written.commits.size, 15_000).catch((err: Error) => ctx.log(`sources: ${err.message}`));
         const arrivals = await receiver.samples();
         let start = Infinity;
@@ -204,7 +263,8 @@ export const sources: Scenario = {
         for (const t of written.commits.values()) [start, end] = [Math.min(start, t), Math.max(end, t)];
         const windowMs = (end - start) / windows + 1e-6;
         const perWindow = Array.from({ length: windows }, () => new Map<number, number>());
-        for (const [id, t] of written.commits) perWindow[Math.min(windows - 1, Math.floor((t - start) / windowMs))]!.set(id, t);
+        for (const [id, t] of written.commits)
+          perWindow[Math.min(windows - 1, Math.floor((t - start) / windowMs))]!.set(id, t);
         const summaries = perWindow.map((w) => {
           const l = latencies(w, arrivals);
           return summarizeLatency(l.values, l.missing);
@@ -214,10 +274,18 @@ export const sources: Scenario = {
         const note = `${written.commits.size} events at ${Math.round(written.achievedRate)}/s${overall.missing ? `, ${overall.missing} never arrived` : ''}; whole run p50 ${overall.p50.toFixed(2)}, p99 ${overall.p99.toFixed(2)}, max ${overall.max.toFixed(1)} ms`;
         ctx.log(`sources: ${side}: ${note}`);
         const m = (stat: 'p50' | 'p99') =>
-          results.add({ scenario: 'sources', name: `${side}: commit → topic → webhook ${stat}`, unit: 'ms', value: spread(summaries.map((s) => s[stat])), note: stat === 'p50' ? note : undefined });
+          results.add({
+            scenario: 'sources',
+            name: `${side}: commit → topic → webhook ${stat}`,
+            unit: 'ms',
+            value: spread(summaries.map((s) => s[stat])),
+            note: stat === 'p50' ? note : undefined,
+          });
         p50s.set(side, { p50: m('p50'), p99: m('p99') });
       }
-      if (p50s.has(MYSQL) && p50s.has(LOGICAL)) for (const stat of ['p50', 'p99'] as const) results.ratio(p50s.get(MYSQL)![stat], p50s.get(LOGICAL)![stat], 'logical capture');
+      if (p50s.has(MYSQL) && p50s.has(LOGICAL))
+        for (const stat of ['p50', 'p99'] as const)
+          results.ratio(p50s.get(MYSQL)![stat], p50s.get(LOGICAL)![stat], 'logical capture');
     } finally {
       await rowcast?.stop().catch(() => {});
       await db.drop();

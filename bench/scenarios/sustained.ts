@@ -44,7 +44,14 @@ export const sustained: Scenario = {
       const ids = new IdSequence();
       // Warm up (connections, plans, the receiver's keep-alive pool): the steps measure the steady state.
       await receiver.reset(false);
-      const warm = await writeAtRate(db.url, { rate: 100, durationMs: 1000, connections: 2, rowsPerStatement: 1, ids, sql: insertBatchSql('sustained') });
+      const warm = await writeAtRate(db.url, {
+        rate: 100,
+        durationMs: 1000,
+        connections: 2,
+        rowsPerStatement: 1,
+        ids,
+        sql: insertBatchSql('sustained'),
+      });
       await receiver.waitFor(warm.commits.size, 60_000);
 
       const step = async (rate: number, durationMs: number): Promise<Step> => {
@@ -52,19 +59,38 @@ export const sustained: Scenario = {
         await rowcast!.drained(db.pool, 300_000);
         await receiver.reset(true);
         const rowsPerStatement = Math.max(1, Math.round(rate / 200));
-        const written = await writeAtRate(db.url, { rate, durationMs, connections: 8, rowsPerStatement, ids, sql: insertBatchSql('sustained') });
+        const written = await writeAtRate(db.url, {
+          rate,
+          durationMs,
+          connections: 8,
+          rowsPerStatement,
+          ids,
+          sql: insertBatchSql('sustained'),
+        });
         await sleep(GRACE_MS);
         const arrivals = await receiver.samples();
         const l = latencies(written.commits, arrivals);
         const latency = summarizeLatency(l.values, l.missing);
         const problems = [
           written.achievedRate < rate * 0.95 ? `writers reached only ${Math.round(written.achievedRate)}/s` : '',
-          written.late ? `${written.late} writes started over 100 ms behind schedule (the database or the load generator fell behind)` : '',
-          latency.missing ? `${latency.missing} events still undelivered ${GRACE_MS} ms after the last commit (backlog grew)` : '',
+          written.late
+            ? `${written.late} writes started over 100 ms behind schedule (the database or the load generator fell behind)`
+            : '',
+          latency.missing
+            ? `${latency.missing} events still undelivered ${GRACE_MS} ms after the last commit (backlog grew)`
+            : '',
           latency.p99 > p99Ms ? `p99 ${latency.p99.toFixed(1)} ms > ${p99Ms} ms` : '',
         ].filter(Boolean);
-        const result = { rate, held: !problems.length, why: problems.join('; '), latency, achieved: written.achievedRate };
-        ctx.log(`sustained: ${rate}/s for ${durationMs / 1000} s: p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms — ${result.held ? 'held' : `not held: ${result.why}`}`);
+        const result = {
+          rate,
+          held: !problems.length,
+          why: problems.join('; '),
+          latency,
+          achieved: written.achievedRate,
+        };
+        ctx.log(
+          `sustained: ${rate}/s for ${durationMs / 1000} s: p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms — ${result.held ? 'held' : `not held: ${result.why}`}`,
+        );
         return result;
       };
 
@@ -97,7 +123,9 @@ export const sustained: Scenario = {
           held
             ? `p50 ${held.latency.p50.toFixed(1)} ms, p99 ${held.latency.p99.toFixed(1)} ms at that rate`
             : `no rate held for ${holdMs / 1000} s${passed.length ? ` (${Math.max(...passed)}/s held for ${stepMs / 1000} s)` : ''}`,
-          failed ? `${failed.rate}/s not held for ${stepMs / 1000} s: ${failed.why}` : `every rate tried held for ${stepMs / 1000} s (up to ${rates.at(-1)}/s)`,
+          failed
+            ? `${failed.rate}/s not held for ${stepMs / 1000} s: ${failed.why}`
+            : `every rate tried held for ${stepMs / 1000} s (up to ${rates.at(-1)}/s)`,
         ].join('; '),
       });
       results.target(m, '≥ 4,000/s', held ? held.rate >= 4000 : false);

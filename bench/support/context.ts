@@ -15,7 +15,15 @@ export interface Profile {
    * The drains' own repetitions (each fills and empties a 100k backlog, so they cost the most), and the longest a
    * drain is watched: a build far below the targets still finishes within the run's budget.
    */
-  drain: { reps: number; events: number; fanoutEvents: number; subscriptions: number; functionEvents: number; graphileJobs: number; maxMs: number };
+  drain: {
+    reps: number;
+    events: number;
+    fanoutEvents: number;
+    subscriptions: number;
+    functionEvents: number;
+    graphileJobs: number;
+    maxMs: number;
+  };
   /** Rates tried in order, each for stepMs, until one fails; the best is then held for holdMs. */
   sustained: { rates: number[]; stepMs: number; holdMs: number; p99Ms: number };
   /** Backlog size and how long the drain is watched (peak RSS comes early; the rest would only take time). */
@@ -40,7 +48,15 @@ export const FULL: Profile = {
   reps: 3,
   capture: { durationMs: 4000, warmupMs: 1000, rowsPerStatement: 100, decodeMs: 60_000 },
   latency: { rate: 200, durationMs: 30_000, windows: 3 },
-  drain: { reps: 2, events: 100_000, fanoutEvents: 10_000, subscriptions: 10, functionEvents: 50_000, graphileJobs: 100_000, maxMs: 30_000 },
+  drain: {
+    reps: 2,
+    events: 100_000,
+    fanoutEvents: 10_000,
+    subscriptions: 10,
+    functionEvents: 50_000,
+    graphileJobs: 100_000,
+    maxMs: 30_000,
+  },
   sustained: { rates: [1000, 2000, 3000, 4000, 5000, 6000, 8000, 10_000], stepMs: 8000, holdMs: 60_000, p99Ms: 50 },
   memory: { events: 1_000_000, drainMs: 60_000 },
   scale: {
@@ -58,7 +74,15 @@ export const QUICK: Profile = {
   reps: 1,
   capture: { durationMs: 1500, warmupMs: 300, rowsPerStatement: 100, decodeMs: 10_000 },
   latency: { rate: 200, durationMs: 4000, windows: 2 },
-  drain: { reps: 1, events: 5000, fanoutEvents: 500, subscriptions: 10, functionEvents: 2000, graphileJobs: 5000, maxMs: 20_000 },
+  drain: {
+    reps: 1,
+    events: 5000,
+    fanoutEvents: 500,
+    subscriptions: 10,
+    functionEvents: 2000,
+    graphileJobs: 5000,
+    maxMs: 20_000,
+  },
   sustained: { rates: [250, 500], stepMs: 3000, holdMs: 4000, p99Ms: 50 },
   memory: { events: 50_000, drainMs: 8000 },
   scale: {

@@ -26,7 +26,16 @@ export interface ScratchDatabase {
 }
 
 /** Settings the figures depend on; recorded with the results. */
-const RECORDED = ['server_version', 'fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'shared_buffers', 'max_connections', 'wal_level'];
+const RECORDED = [
+  'server_version',
+  'fsync',
+  'synchronous_commit',
+  'wal_sync_method',
+  'full_page_writes',
+  'shared_buffers',
+  'max_connections',
+  'wal_level',
+];
 
 export async function startBenchServer(log: (line: string) => void): Promise<BenchServer> {
   const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
@@ -35,12 +44,15 @@ export async function startBenchServer(log: (line: string) => void): Promise<Ben
   await admin.connect();
   const settings: Record<string, string> = {};
   try {
-    for (const name of RECORDED) settings[name] = (await admin.query<{ v: string }>(`SELECT current_setting($1) AS v`, [name])).rows[0]!.v;
+    for (const name of RECORDED)
+      settings[name] = (await admin.query<{ v: string }>(`SELECT current_setting($1) AS v`, [name])).rows[0]!.v;
   } finally {
     await admin.end();
   }
   if (settings.fsync !== 'on' || settings.synchronous_commit !== 'on') {
-    log(`warning: fsync=${settings.fsync}, synchronous_commit=${settings.synchronous_commit}; the targets assume durable defaults (both on)`);
+    log(
+      `warning: fsync=${settings.fsync}, synchronous_commit=${settings.synchronous_commit}; the targets assume durable defaults (both on)`,
+    );
   }
   return { adminUrl, embedded: !!embedded, settings, stop: async () => void (await embedded?.stop()) };
 }
@@ -53,7 +65,11 @@ export function databaseUrl(adminUrl: string, name: string): string {
 }
 
 /** A fresh, migrated database named after the scenario (the name is generated, so safe to splice into SQL). */
-export async function createScratchDatabase(server: Pick<BenchServer, 'adminUrl'>, scenario: string, poolSize = 4): Promise<ScratchDatabase> {
+export async function createScratchDatabase(
+  server: Pick<BenchServer, 'adminUrl'>,
+  scenario: string,
+  poolSize = 4,
+): Promise<ScratchDatabase> {
   const name = `rowcast_bench_${scenario.replace(/[^a-z0-9]/g, '_')}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: server.adminUrl });
   await admin.connect();
@@ -108,7 +124,13 @@ export function insertRangeSql(table: string): string {
 }
 
 /** Writes rows first..last set-based in chunks, reporting progress (backlogs of up to a million events). */
-export async function fillBacklog(pool: Pool, table: string, first: number, last: number, onProgress?: (done: number) => void): Promise<void> {
+export async function fillBacklog(
+  pool: Pool,
+  table: string,
+  first: number,
+  last: number,
+  onProgress?: (done: number) => void,
+): Promise<void> {
   const chunk = 50_000;
   for (let from = first; from <= last; from += chunk) {
     const to = Math.min(last, from + chunk - 1);

@@ -26,7 +26,9 @@ const server = createServer((req, res) => {
 });
 server.keepAliveTimeout = 120_000;
 server.headersTimeout = 130_000;
-server.listen(0, '127.0.0.1', () => process.send!({ ready: true, port: (server.address() as { port: number }).port } satisfies RecorderReply));
+server.listen(0, '127.0.0.1', () =>
+  process.send!({ ready: true, port: (server.address() as { port: number }).port } satisfies RecorderReply),
+);
 serveRecorder(
   state,
   () =>

@@ -1,7 +1,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
 
 export type RecorderRequest = { cmd: 'reset'; track: boolean } | { cmd: 'count' } | { cmd: 'samples' };
-export type RecorderReply = { ready: true; port?: number } | { ok: true } | Arrivals | { ids: number[]; times: number[] };
+export type RecorderReply =
+  { ready: true; port?: number } | { ok: true } | Arrivals | { ids: number[]; times: number[] };
 
 export interface Arrivals {
   count: number;
@@ -30,9 +31,15 @@ export class Recorder {
   static async start(script: URL, env: Record<string, string> = {}): Promise<Recorder> {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
     delete childEnv.NODE_OPTIONS;
-    const child = fork(script, [], { execArgv: ['--import', 'tsx'], env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(script, [], {
+      execArgv: ['--import', 'tsx'],
+      env: childEnv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     const port = await new Promise<number | undefined>((resolve, reject) => {
-      child.once('message', (m: RecorderReply) => ('ready' in m ? resolve(m.port) : reject(new Error(`${script.pathname}: unexpected first message`))));
+      child.once('message', (m: RecorderReply) =>
+        'ready' in m ? resolve(m.port) : reject(new Error(`${script.pathname}: unexpected first message`)),
+      );
       child.once('exit', (code) => reject(new Error(`${script.pathname} exited with ${code} before it was ready`)));
     });
     return new Recorder(child, port ? `http://127.0.0.1:${port}/hook` : '');
@@ -105,7 +112,10 @@ export class Recorder {
 }
 
 /** The recorder side of the protocol: answers the parent's requests from the given state. */
-export function serveRecorder(state: { count: number; first: number; last: number; track: boolean; ids: number[]; times: number[] }, onStop: () => Promise<void> | void): void {
+export function serveRecorder(
+  state: { count: number; first: number; last: number; track: boolean; ids: number[]; times: number[] },
+  onStop: () => Promise<void> | void,
+): void {
   process.on('message', (msg: RecorderRequest) => {
     if (msg.cmd === 'reset') {
       state.count = state.first = state.last = 0;
@@ -123,7 +133,11 @@ export function serveRecorder(state: { count: number; first: number; last: numbe
 }
 
 /** Records one arrival in the state (the recorders' common bookkeeping). */
-export function recordArrival(state: { count: number; first: number; last: number; track: boolean; ids: number[]; times: number[] }, at: number, id: number | undefined): void {
+export function recordArrival(
+  state: { count: number; first: number; last: number; track: boolean; ids: number[]; times: number[] },
+  at: number,
+  id: number | undefined,
+): void {
   state.count++;
   if (!state.first) state.first = at;
   state.last = at;

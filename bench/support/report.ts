@@ -42,7 +42,13 @@ export class Results {
 
 export function machine(): Record<string, string | number> {
   const c = cpus();
-  return { cpus: c.length, cpuModel: c[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30), os: `${process.platform} ${release()}`, node: process.version };
+  return {
+    cpus: c.length,
+    cpuModel: c[0]?.model ?? 'unknown',
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    os: `${process.platform} ${release()}`,
+    node: process.version,
+  };
 }
 
 function num(v: number, unit: string): string {
@@ -54,7 +60,10 @@ function num(v: number, unit: string): string {
 
 /** The results as a Markdown table: median, min–max over the repetitions, ratio to the baseline, target. */
 export function formatTable(results: Results): string {
-  const lines = ['| scenario | measure | median | min–max | n | vs baseline | target |', '|---|---|---:|---:|---:|---|---|'];
+  const lines = [
+    '| scenario | measure | median | min–max | n | vs baseline | target |',
+    '|---|---|---:|---:|---:|---|---|',
+  ];
   for (const m of results.measurements) {
     const v = m.value;
     const median = v ? `${num(v.median, m.unit)} ${m.unit}` : (m.note ?? 'not available');
@@ -62,7 +71,9 @@ export function formatTable(results: Results): string {
     const ratio = (m.ratios ?? []).map((r) => `${r.value.toFixed(2)}× ${r.to}`).join('; ');
     const target = m.target ? `${m.target.met ? '✅' : '❌'} ${m.target.text}` : '';
     const name = v && m.note ? `${m.name} (${m.note})` : m.name;
-    lines.push(`| ${m.scenario} | ${name} | ${median} | ${range} | ${v ? v.values.length : ''} | ${ratio} | ${target} |`);
+    lines.push(
+      `| ${m.scenario} | ${name} | ${median} | ${range} | ${v ? v.values.length : ''} | ${ratio} | ${target} |`,
+    );
   }
   return lines.join('\n');
 }

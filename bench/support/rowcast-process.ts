@@ -72,7 +72,11 @@ export class RowcastProcess {
     delete env.NODE_OPTIONS;
     // --cpu-prof: each rowcast process writes a V8 CPU profile when it exits (open it in Chrome DevTools).
     const profile = RowcastProcess.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', RowcastProcess.cpuProfileDir] : [];
-    const child = spawn(process.execPath, [...profile, 'bin/rowcast.js', 'start', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...profile, 'bin/rowcast.js', 'start', '--config', file], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return new RowcastProcess(child, dir);
   }
 
@@ -89,7 +93,9 @@ export class RowcastProcess {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.child.exitCode !== null) throw new Error(`rowcast exited early (${this.child.exitCode}): ${this.out}`);
-      const { rows } = await pool.query(`SELECT 1 FROM rowcast.dispatchers WHERE id LIKE '%:' || $1::text || ':%'`, [String(this.pid)]);
+      const { rows } = await pool.query(`SELECT 1 FROM rowcast.dispatchers WHERE id LIKE '%:' || $1::text || ':%'`, [
+        String(this.pid),
+      ]);
       if (rows.length) return;
       if (Date.now() > deadline) throw new Error(`rowcast did not start within ${timeoutMs} ms: ${this.out}`);
       await sleep(50);
@@ -100,7 +106,10 @@ export class RowcastProcess {
   async idle(pool: Pool, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const { rows } = await pool.query(`SELECT 1 FROM rowcast.dispatchers WHERE id LIKE '%:' || $1::text || ':%' AND sleeping`, [String(this.pid)]);
+      const { rows } = await pool.query(
+        `SELECT 1 FROM rowcast.dispatchers WHERE id LIKE '%:' || $1::text || ':%' AND sleeping`,
+        [String(this.pid)],
+      );
       if (rows.length) return;
       if (Date.now() > deadline) throw new Error(`rowcast did not go idle within ${timeoutMs} ms: ${this.out}`);
       await sleep(50);
@@ -111,9 +120,12 @@ export class RowcastProcess {
   async drained(pool: Pool, timeoutMs = 120_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const { rows } = await pool.query(`SELECT EXISTS (SELECT 1 FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight')) AS busy`);
+      const { rows } = await pool.query(
+        `SELECT EXISTS (SELECT 1 FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight')) AS busy`,
+      );
       if (!rows[0].busy) break;
-      if (Date.now() > deadline) throw new Error(`rowcast did not deliver its backlog within ${timeoutMs} ms: ${this.out}`);
+      if (Date.now() > deadline)
+        throw new Error(`rowcast did not deliver its backlog within ${timeoutMs} ms: ${this.out}`);
       await sleep(100);
     }
     await this.idle(pool, Math.max(1000, deadline - Date.now()));

@@ -31,7 +31,10 @@ export interface LatencySummary {
  * Latency of each event: arrival − commit (ms). An arrival processed before its writer saw COMMIT return (both
  * are on one machine; the notice can win the race) counts as 0.
  */
-export function latencies(commits: ReadonlyMap<number, number>, arrivals: ReadonlyMap<number, number>): { values: number[]; missing: number } {
+export function latencies(
+  commits: ReadonlyMap<number, number>,
+  arrivals: ReadonlyMap<number, number>,
+): { values: number[]; missing: number } {
   const values: number[] = [];
   let missing = 0;
   for (const [id, committed] of commits) {
@@ -43,5 +46,11 @@ export function latencies(commits: ReadonlyMap<number, number>, arrivals: Readon
 }
 
 export function summarizeLatency(values: readonly number[], missing: number): LatencySummary {
-  return { samples: values.length, missing, p50: percentile(values, 50), p99: percentile(values, 99), max: values.length ? values.reduce((a, b) => (b > a ? b : a)) : Number.NaN };
+  return {
+    samples: values.length,
+    missing,
+    p50: percentile(values, 50),
+    p99: percentile(values, 99),
+    max: values.length ? values.reduce((a, b) => (b > a ? b : a)) : Number.NaN,
+  };
 }

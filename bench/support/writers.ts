@@ -68,7 +68,14 @@ export interface OpenLoopResult {
  */
 export async function writeAtRate(
   url: string,
-  options: { rate: number; durationMs: number; connections: number; rowsPerStatement: number; ids: IdSequence; sql: (rows: number) => string },
+  options: {
+    rate: number;
+    durationMs: number;
+    connections: number;
+    rowsPerStatement: number;
+    ids: IdSequence;
+    sql: (rows: number) => string;
+  },
 ): Promise<OpenLoopResult> {
   const clients = await connect(url, options.connections);
   const free = [...clients];

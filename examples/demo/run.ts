@@ -15,7 +15,15 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
-import { apply, createPool, generateSecret, migrate, parseConfig, startEmbeddedPostgres, startRowcast } from '../../src/index.js';
+import {
+  apply,
+  createPool,
+  generateSecret,
+  migrate,
+  parseConfig,
+  startEmbeddedPostgres,
+  startRowcast,
+} from '../../src/index.js';
 import { createLogger, redactUrl } from '../../src/observability/logger.js';
 
 const follow = process.argv.includes('--follow');
@@ -36,21 +44,32 @@ const PYTHON_DIR = fileURLToPath(new URL('../python/', import.meta.url));
 if (python) {
   const probe = spawnSync('python3', ['-c', 'import boto3'], { encoding: 'utf8', timeout: 30_000 });
   if (probe.status !== 0) {
-    const why = probe.error ? 'python3 is not on the PATH' : `python3 cannot import boto3 (${(probe.stderr || '').trim().split('\n').at(-1)})`;
-    console.error(`npm run demo -- --python: ${why}.\nInstall python3 with boto3 (Debian/Ubuntu: apt-get install python3-boto3; elsewhere: pip install boto3), or run npm run demo for the TypeScript handler.`);
+    const why = probe.error
+      ? 'python3 is not on the PATH'
+      : `python3 cannot import boto3 (${(probe.stderr || '').trim().split('\n').at(-1)})`;
+    console.error(
+      `npm run demo -- --python: ${why}.\nInstall python3 with boto3 (Debian/Ubuntu: apt-get install python3-boto3; elsewhere: pip install boto3), or run npm run demo for the TypeScript handler.`,
+    );
     process.exit(1);
   }
 }
 
 const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
 const databaseUrl = process.env.DATABASE_URL ?? embedded!.url;
-console.log(`rowcast demo: the reference scenario (trigger → aws_lambda.invoke → function → topic → signed webhook)${python ? ', with the Python handler (boto3)' : ''}`);
+console.log(
+  `rowcast demo: the reference scenario (trigger → aws_lambda.invoke → function → topic → signed webhook)${python ? ', with the Python handler (boto3)' : ''}`,
+);
 console.log(`database: ${embedded ? 'embedded PostgreSQL (no DATABASE_URL given)' : redactUrl(databaseUrl)}`);
 
 const secret = generateSecret();
 const verifier = new Webhook(secret);
 // The document's rows, as the function publishes them (customer_reference_id and exception_reason identify them).
-const expected = new Set(['1001|Missing secondary phone number', '1001|Invalid email address', '1001|Customer logged a complaint', '2001|Missing secondary phone number']);
+const expected = new Set([
+  '1001|Missing secondary phone number',
+  '1001|Invalid email address',
+  '1001|Customer logged a complaint',
+  '2001|Missing secondary phone number',
+]);
 let received = 0;
 let resolveAll: () => void;
 const allArrived = new Promise<void>((r) => (resolveAll = r));
@@ -69,7 +88,12 @@ const receiver = createServer((req, res) => {
       /* printed below */
     }
     res.writeHead(204).end();
-    const envelope = JSON.parse(body) as { id: string; subject: string | null; attributes: Record<string, string>; body: Record<string, unknown> & { op?: string; id?: string; after?: unknown; before?: unknown } };
+    const envelope = JSON.parse(body) as {
+      id: string;
+      subject: string | null;
+      attributes: Record<string, string>;
+      body: Record<string, unknown> & { op?: string; id?: string; after?: unknown; before?: unknown };
+    };
     const row = envelope.body;
     const ident = `${row.customer_reference_id}|${row.exception_reason}`;
     const ours = row.op === undefined && expected.delete(ident);
@@ -112,7 +136,13 @@ const config = parseConfig(
       },
     },
     subscriptions: {
-      'ops-team-webhook': { topic: 'my-rds-triggered-topic-1', protocol: 'http', endpoint, secret, deliveryPolicy: { minDelay: '200ms', maxDelay: '5s' } },
+      'ops-team-webhook': {
+        topic: 'my-rds-triggered-topic-1',
+        protocol: 'http',
+        endpoint,
+        secret,
+        deliveryPolicy: { minDelay: '200ms', maxDelay: '5s' },
+      },
     },
     // The demo's webhook receiver listens on 127.0.0.1: an internal address, refused unless allowed.
     runtime: { pollInterval: '500ms', logLevel: 'warn', allowPrivateEndpoints: true },
@@ -138,7 +168,9 @@ function pythonOutput() {
 
 /** examples/python/rowcast.config.json's function: the handler as written, run by the machine's python3. */
 function pythonFunction(): Record<string, unknown> {
-  const declared = JSON.parse(readFileSync(new URL('rowcast.config.json', `file://${PYTHON_DIR}`), 'utf8')) as { functions: Record<string, Record<string, unknown>> };
+  const declared = JSON.parse(readFileSync(new URL('rowcast.config.json', `file://${PYTHON_DIR}`), 'utf8')) as {
+    functions: Record<string, Record<string, unknown>>;
+  };
   return declared.functions.my_rds_triggered_topic_writer!;
 }
 
@@ -167,16 +199,33 @@ try {
   const result = await apply(pool, config);
   for (const step of new Set(result.steps.map((s) => s.summary))) console.log(`apply: ${step}`);
   // A Python handler's print() reaches rowcast's log (tagged with the invocation) at level info.
-  runtime = await startRowcast({ databaseUrl, runtime: config.runtime, functions: config.functions, logger: python ? pythonOutput() : createLogger('warn') });
+  runtime = await startRowcast({
+    databaseUrl,
+    runtime: config.runtime,
+    functions: config.functions,
+    logger: python ? pythonOutput() : createLogger('warn'),
+  });
 
   console.log(`\ninserting the document's ${INSERTS.length} rows`);
   for (const sql of INSERTS) await pool.query(sql);
-  const timeout = new Promise<never>((_r, reject) => setTimeout(() => reject(new Error(`not all notifications arrived within ${TIMEOUT_MS / 1000} s: got ${received} of ${INSERTS.length}; see \`rowcast status\``)), TIMEOUT_MS).unref());
+  const timeout = new Promise<never>((_r, reject) =>
+    setTimeout(
+      () =>
+        reject(
+          new Error(
+            `not all notifications arrived within ${TIMEOUT_MS / 1000} s: got ${received} of ${INSERTS.length}; see \`rowcast status\``,
+          ),
+        ),
+      TIMEOUT_MS,
+    ).unref(),
+  );
   await Promise.race([allArrived, timeout]);
   console.log(`\nall ${INSERTS.length} notifications arrived, signatures verified, in ${Date.now() - started} ms`);
   if (!follow) await shutdown(0);
   else {
-    console.log(`\n--follow: rowcast keeps running. Change rows and watch, e.g.\n  psql '${databaseUrl}' -c "UPDATE customer_business_events SET category = 'escalated' WHERE customer_reference_id = '2001'"\n  npx rowcast invocations --database-url '${databaseUrl}'\nCtrl-C to stop.`);
+    console.log(
+      `\n--follow: rowcast keeps running. Change rows and watch, e.g.\n  psql '${databaseUrl}' -c "UPDATE customer_business_events SET category = 'escalated' WHERE customer_reference_id = '2001'"\n  npx rowcast invocations --database-url '${databaseUrl}'\nCtrl-C to stop.`,
+    );
   }
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`);

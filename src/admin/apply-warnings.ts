@@ -13,10 +13,15 @@ export async function applyWarnings(client: PoolClient, config: RowcastConfig): 
     if (sub.protocol !== 'http' && sub.protocol !== 'https') continue;
     const url = new URL(sub.endpoint);
     if (sub.protocol === 'https' && url.protocol === 'http:') {
-      warnings.push(`subscriptions.${name}: protocol is https but the endpoint is an http:// URL, sent unencrypted; write the endpoint as https://${url.host}${url.pathname}, or protocol: http if plain HTTP is meant.`);
+      warnings.push(
+        `subscriptions.${name}: protocol is https but the endpoint is an http:// URL, sent unencrypted; write the endpoint as https://${url.host}${url.pathname}, or protocol: http if plain HTTP is meant.`,
+      );
     }
     if (!config.runtime.allowPrivateEndpoints) {
-      const verdict = url.hostname === 'localhost' ? { public: false, address: 'localhost', range: 'loopback' } : classifyAddress(url.hostname);
+      const verdict =
+        url.hostname === 'localhost'
+          ? { public: false, address: 'localhost', range: 'loopback' }
+          : classifyAddress(url.hostname);
       if (!verdict.public && verdict.range !== 'not an IP address') {
         warnings.push(
           `subscriptions.${name}.endpoint: ${verdict.address} is a ${verdict.range} address: deliveries to it are refused (webhook endpoints must be public); set runtime.allowPrivateEndpoints: true if it is meant to be internal.`,
@@ -35,7 +40,8 @@ function numericKeys(policy: Policy, path: string[] = [], found: string[][] = []
   for (const [key, value] of Object.entries(policy)) {
     if (key === '$or' && Array.isArray(value)) for (const branch of value) numericKeys(branch as Policy, path, found);
     else if (Array.isArray(value)) {
-      if (value.some((c) => typeof c === 'number' || (typeof c === 'object' && c !== null && 'numeric' in c))) found.push([...path, key]);
+      if (value.some((c) => typeof c === 'number' || (typeof c === 'object' && c !== null && 'numeric' in c)))
+        found.push([...path, key]);
     } else if (typeof value === 'object' && value !== null) numericKeys(value as Policy, [...path, key], found);
   }
   return found;

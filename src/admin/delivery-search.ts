@@ -1,7 +1,18 @@
 import { OPERATIONS } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 import type { Pool } from '../store/pool.js';
-import { decodeCursor, DELIVERY_COLUMNS, deliveryItem, type DeliveryItem, type DeliveryState, limitOf, type Page, type PageRequest, pageOf, type TimeRange } from './inspect.js';
+import {
+  decodeCursor,
+  DELIVERY_COLUMNS,
+  deliveryItem,
+  type DeliveryItem,
+  type DeliveryState,
+  limitOf,
+  type Page,
+  type PageRequest,
+  pageOf,
+  type TimeRange,
+} from './inspect.js';
 
 /*
  * Find a row's deliveries: deliveries by capture, operation, row key, subscription, topic, state and time. A
@@ -38,31 +49,48 @@ const MAX_KEY_FORMS = 64;
  */
 export function rowKeyForms(input: string): string[] {
   const text = input.trim();
-  if (!text) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, 'rowKey is empty; write the row\'s primary key, e.g. id=42, tenant=a,id=42 or {"id": 42}.');
+  if (!text)
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      'rowKey is empty; write the row\'s primary key, e.g. id=42, tenant=a,id=42 or {"id": 42}.',
+    );
   let pairs: [string, unknown[]][];
   if (text.startsWith('{')) {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (err) {
-      throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `rowKey is not valid JSON (${(err as Error).message}); write e.g. {"id": 42} or id=42.`);
+      throw new RowcastError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `rowKey is not valid JSON (${(err as Error).message}); write e.g. {"id": 42} or id=42.`,
+      );
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || !Object.keys(parsed).length) {
-      throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, 'rowKey must be a JSON object of the primary-key columns, e.g. {"id": 42}.');
+      throw new RowcastError(
+        ErrorCodes.INVALID_ARGUMENT,
+        'rowKey must be a JSON object of the primary-key columns, e.g. {"id": 42}.',
+      );
     }
     pairs = Object.entries(parsed as Record<string, unknown>).map(([k, v]) => [k, valueForms(v)]);
   } else {
     pairs = text.split(',').map((part) => {
       const eq = part.indexOf('=');
       if (eq <= 0) {
-        throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `rowKey "${text}" names no column; write column=value pairs separated by commas (id=42, tenant=a,id=42) or JSON ({"id": 42}).`);
+        throw new RowcastError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `rowKey "${text}" names no column; write column=value pairs separated by commas (id=42, tenant=a,id=42) or JSON ({"id": 42}).`,
+        );
       }
       return [part.slice(0, eq).trim(), textForms(part.slice(eq + 1).trim())];
     });
   }
   let objects: Record<string, unknown>[] = [{}];
   for (const [column, values] of pairs) objects = objects.flatMap((o) => values.map((v) => ({ ...o, [column]: v })));
-  if (objects.length > MAX_KEY_FORMS) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `rowKey "${text}" has too many columns to look up; give at most 6.`);
+  if (objects.length > MAX_KEY_FORMS)
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `rowKey "${text}" has too many columns to look up; give at most 6.`,
+    );
   return [...new Set([...objects.map((o) => JSON.stringify(o)), text])];
 }
 
@@ -118,10 +146,15 @@ export function searchQuery(search: DeliverySearch, limit: number): { text: stri
   if (search.topic !== undefined) where.push(`s.topic = ${param(search.topic)}`);
   if (search.status !== undefined) where.push(`d.state = ${param(search.status)}`);
   // Captured changes carry their capture and operation as attributes (and an event id, which a function's publish has not).
-  if (search.capture !== undefined) where.push(`m.event_id IS NOT NULL AND m.attributes ->> 'capture' = ${param(search.capture)}`);
+  if (search.capture !== undefined)
+    where.push(`m.event_id IS NOT NULL AND m.attributes ->> 'capture' = ${param(search.capture)}`);
   if (search.op !== undefined) {
     const op = search.op.toUpperCase();
-    if (!(OPERATIONS as readonly string[]).includes(op)) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `op "${search.op}" is not an operation; use one of ${OPERATIONS.join(', ')}.`);
+    if (!(OPERATIONS as readonly string[]).includes(op))
+      throw new RowcastError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `op "${search.op}" is not an operation; use one of ${OPERATIONS.join(', ')}.`,
+      );
     where.push(`m.event_id IS NOT NULL AND m.attributes ->> 'op' = ${param(op)}`);
   }
   const at = search.status === 'dead' ? 'd.updated_at' : 'd.created_at';

@@ -1,5 +1,18 @@
 import { ErrorCodes, RowcastError } from '../model/errors.js';
-import { activity, type ActivityRow, BUCKET_MS, functionRatesOf, LATENCY_BOUNDS, minuteStart, type Rates, ratesOf, seriesOf, type StatsPoint, stepsOf, subscriptionRatesOf } from '../observability/activity.js';
+import {
+  activity,
+  type ActivityRow,
+  BUCKET_MS,
+  functionRatesOf,
+  LATENCY_BOUNDS,
+  minuteStart,
+  type Rates,
+  ratesOf,
+  seriesOf,
+  type StatsPoint,
+  stepsOf,
+  subscriptionRatesOf,
+} from '../observability/activity.js';
 import { redactEndpoint } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
 import { getStatus, type Status, type SubscriptionStatus } from './operations.js';
@@ -28,10 +41,19 @@ export interface Page<T> {
 }
 
 /** The NOT_FOUND error for a declared thing, naming those that exist. */
-export async function notDeclared(pool: Pool, kind: 'capture' | 'function' | 'topic' | 'subscription', name: string): Promise<RowcastError> {
+export async function notDeclared(
+  pool: Pool,
+  kind: 'capture' | 'function' | 'topic' | 'subscription',
+  name: string,
+): Promise<RowcastError> {
   const table = { capture: 'captures', function: 'functions', topic: 'topics', subscription: 'subscriptions' }[kind];
-  const known = (await pool.query<{ name: string }>(`SELECT name FROM rowcast.${table} ORDER BY name LIMIT 50`)).rows.map((r) => r.name);
-  return new RowcastError(ErrorCodes.NOT_FOUND, `No ${kind} "${name}"; known: ${known.join(', ') || 'none'} (declare it under "${table}" in the config and run rowcast apply).`);
+  const known = (
+    await pool.query<{ name: string }>(`SELECT name FROM rowcast.${table} ORDER BY name LIMIT 50`)
+  ).rows.map((r) => r.name);
+  return new RowcastError(
+    ErrorCodes.NOT_FOUND,
+    `No ${kind} "${name}"; known: ${known.join(', ') || 'none'} (declare it under "${table}" in the config and run rowcast apply).`,
+  );
 }
 
 export const DEFAULT_PAGE = 50;
@@ -47,7 +69,10 @@ export function decodeCursor(kind: string, cursor: string | undefined): string |
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const [k, key] = [text.slice(0, text.indexOf(':')), text.slice(text.indexOf(':') + 1)];
   if (k !== kind || (!/^\d{1,19}$/.test(key) && !/^[0-9TZ:.+-]{10,40}\|[0-9a-f-]{36}$/.test(key))) {
-    throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `cursor "${cursor}" is not a cursor of this list; pass the nextCursor of the previous page, or none for the first page.`);
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `cursor "${cursor}" is not a cursor of this list; pass the nextCursor of the previous page, or none for the first page.`,
+    );
   }
   return key;
 }
@@ -55,7 +80,10 @@ export function decodeCursor(kind: string, cursor: string | undefined): string |
 export function limitOf(page: PageRequest): number {
   const limit = page.limit ?? DEFAULT_PAGE;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-    throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `limit must be a whole number from 1 to ${MAX_PAGE}, not ${limit}.`);
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `limit must be a whole number from 1 to ${MAX_PAGE}, not ${limit}.`,
+    );
   }
   return limit;
 }
@@ -66,7 +94,6 @@ export function pageOf<R, T>(rows: R[], limit: number, map: (r: R) => T, key: (r
   const items = rows.slice(0, limit);
   return { items: items.map(map), nextCursor: more ? encodeCursor(kind, key(items.at(-1)!)) : null };
 }
-
 
 // ───────────────────────────── declarations: captures, functions, topics, subscriptions ─────────────────────────────
 
@@ -99,7 +126,10 @@ export async function listCaptures(pool: Pool): Promise<CaptureInfo[]> {
     target: r.topic !== null ? { kind: 'topic', name: r.topic } : { kind: 'function', name: r.function },
     subject: r.subject,
     eventsPerMinute: r.per_minute,
-    backfill: r.backfill_state === null ? null : { state: r.backfill_state, rowsSent: r.backfill_sent, rowsTotal: r.backfill_total, error: r.backfill_error },
+    backfill:
+      r.backfill_state === null
+        ? null
+        : { state: r.backfill_state, rowsSent: r.backfill_sent, rowsTotal: r.backfill_total, error: r.backfill_error },
   }));
 }
 
@@ -118,11 +148,15 @@ export interface FunctionInfo {
   errorsPerMinute: number;
 }
 
-export async function listFunctions(pool: Pool, name?: string, knownRates?: Promise<Map<string, Rates>>): Promise<FunctionInfo[]> {
+export async function listFunctions(
+  pool: Pool,
+  name?: string,
+  knownRates?: Promise<Map<string, Rates>>,
+): Promise<FunctionInfo[]> {
   const [rates, { rows }] = await Promise.all([
     knownRates ?? activityRates(pool),
     pool.query(
-    `SELECT f.name, f.state, f.state_reason, f.settings,
+      `SELECT f.name, f.state, f.state_reason, f.settings,
             coalesce(q.pending, 0)::int AS pending, coalesce(q.running, 0)::int AS running, coalesce(x.dead, 0)::int AS dead, q.oldest
        FROM rowcast.functions f
        LEFT JOIN (SELECT function, count(*) FILTER (WHERE state = 'pending') AS pending, count(*) FILTER (WHERE state = 'in_flight') AS running,
@@ -219,7 +253,12 @@ export interface SubscriptionInfo extends Omit<SubscriptionStatus, 'oldestPendin
   disableAfter: { failingFor: number | null; deadDeliveries: number | null } | null;
 }
 
-export async function listSubscriptions(pool: Pool, name?: string, known?: Promise<Status>, knownRates?: Promise<Map<string, Rates>>): Promise<SubscriptionInfo[]> {
+export async function listSubscriptions(
+  pool: Pool,
+  name?: string,
+  known?: Promise<Status>,
+  knownRates?: Promise<Map<string, Rates>>,
+): Promise<SubscriptionInfo[]> {
   const [status, rates, { rows }] = await Promise.all([
     known ?? getStatus(pool),
     knownRates ?? activityRates(pool),
@@ -359,10 +398,15 @@ export interface EventItem {
 }
 
 /** Captured events kept by retention, newest first; `table` is "schema.table" or a bare table name. */
-export async function listEvents(pool: Pool, filter: { capture?: string; table?: string; topic?: string } & TimeRange & PageRequest = {}): Promise<Page<EventItem>> {
+export async function listEvents(
+  pool: Pool,
+  filter: { capture?: string; table?: string; topic?: string } & TimeRange & PageRequest = {},
+): Promise<Page<EventItem>> {
   const limit = limitOf(filter);
   const after = decodeCursor('event', filter.cursor);
-  const [schema, table] = filter.table?.includes('.') ? [filter.table.slice(0, filter.table.indexOf('.')), filter.table.slice(filter.table.indexOf('.') + 1)] : [null, filter.table ?? null];
+  const [schema, table] = filter.table?.includes('.')
+    ? [filter.table.slice(0, filter.table.indexOf('.')), filter.table.slice(filter.table.indexOf('.') + 1)]
+    : [null, filter.table ?? null];
   const { rows } = await pool.query(
     `SELECT e.id::text, capture, schema_name, table_name, op, topic, function, key, before, after, changed, txid::text, trace, captured_at, routed_at
        FROM rowcast.events e
@@ -370,7 +414,16 @@ export async function listEvents(pool: Pool, filter: { capture?: string; table?:
         AND ($4::text IS NULL OR topic = $4) AND ($5::timestamptz IS NULL OR captured_at >= $5) AND ($6::timestamptz IS NULL OR captured_at < $6)
         AND ($7::bigint IS NULL OR e.id < $7)
       ORDER BY e.id DESC LIMIT $8`, // e.id: the column; a bare "id" would be the text alias, and "10" sorts before "9"
-    [filter.capture ?? null, schema, table, filter.topic ?? null, filter.since ?? null, filter.until ?? null, after, limit + 1],
+    [
+      filter.capture ?? null,
+      schema,
+      table,
+      filter.topic ?? null,
+      filter.since ?? null,
+      filter.until ?? null,
+      after,
+      limit + 1,
+    ],
   );
   return pageOf(
     rows,
@@ -431,7 +484,15 @@ export async function listInvocationPage(
         AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
         AND ($5::timestamptz IS NULL OR (created_at, i.id) < ($5, $6::uuid))
       ORDER BY created_at DESC, i.id DESC LIMIT $7`, // i.id: the uuid, as the cursor compares it, not its text alias
-    [filter.function ?? null, filter.status ?? null, filter.since ?? null, filter.until ?? null, afterAt, afterId, limit + 1],
+    [
+      filter.function ?? null,
+      filter.status ?? null,
+      filter.since ?? null,
+      filter.until ?? null,
+      afterAt,
+      afterId,
+      limit + 1,
+    ],
   );
   return pageOf(
     rows,
@@ -476,7 +537,17 @@ export interface DeliveryItem {
 }
 
 export interface DeliveryDetail extends DeliveryItem {
-  message: { id: string; topic: string; subject: string | null; body: string; contentType: string; attributes: Record<string, string>; eventId: string | null; trace: string | null; createdAt: Date };
+  message: {
+    id: string;
+    topic: string;
+    subject: string | null;
+    body: string;
+    contentType: string;
+    attributes: Record<string, string>;
+    eventId: string | null;
+    trace: string | null;
+    createdAt: Date;
+  };
   /** Attempts and the history events between them (redriven, resent, replayed), oldest first. */
   attemptLog: AttemptLogEntry[];
 }
@@ -517,14 +588,26 @@ export async function listDeliveries(
         AND ($5::timestamptz IS NULL OR (CASE WHEN $3 = 'dead' THEN d.updated_at ELSE d.created_at END) < $5)
         AND ($6::bigint IS NULL OR d.id < $6)
       ORDER BY d.id DESC LIMIT $7`,
-    [filter.subscription ?? null, filter.topic ?? null, filter.status ?? null, filter.since ?? null, filter.until ?? null, after, limit + 1],
+    [
+      filter.subscription ?? null,
+      filter.topic ?? null,
+      filter.status ?? null,
+      filter.since ?? null,
+      filter.until ?? null,
+      after,
+      limit + 1,
+    ],
   );
   return pageOf(rows, limit, deliveryItem, (r) => r.id, 'delivery');
 }
 
 /** One delivery with its message and attempt history (the last 20 attempts). */
 export async function getDelivery(pool: Pool, id: string): Promise<DeliveryDetail> {
-  if (!/^\d{1,19}$/.test(id)) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `"${id}" is not a delivery id: delivery ids are whole numbers (the id field of /api/deliveries items).`);
+  if (!/^\d{1,19}$/.test(id))
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `"${id}" is not a delivery id: delivery ids are whole numbers (the id field of /api/deliveries items).`,
+    );
   const { rows } = await pool.query(
     `SELECT ${DELIVERY_COLUMNS}, d.attempt_log, m.topic AS message_topic, m.subject, m.body, m.content_type, m.attributes, m.event_id::text, m.trace, m.created_at AS message_created_at
        FROM rowcast.deliveries d JOIN rowcast.subscriptions s ON s.name = d.subscription JOIN rowcast.messages m ON m.id = d.message_id
@@ -532,11 +615,22 @@ export async function getDelivery(pool: Pool, id: string): Promise<DeliveryDetai
     [id],
   );
   const r = rows[0];
-  if (!r) throw new RowcastError(ErrorCodes.NOT_FOUND, `No delivery ${id}: it never existed or retention removed it (finished deliveries are kept for runtime.retention).`);
+  if (!r)
+    throw new RowcastError(
+      ErrorCodes.NOT_FOUND,
+      `No delivery ${id}: it never existed or retention removed it (finished deliveries are kept for runtime.retention).`,
+    );
   const log: AttemptLogEntry[] = r.attempt_log ?? [];
   // A delivery that succeeded at its first attempt has no log row (the hot path writes none): its one attempt is known anyway.
   if (r.state === 'done' && !log.some((e) => e.outcome === 'delivered')) {
-    log.push({ attempt: r.attempts, at: new Date(r.delivered_at ?? r.updated_at).toISOString(), outcome: 'delivered', status: r.last_status, error: null, durationMs: null });
+    log.push({
+      attempt: r.attempts,
+      at: new Date(r.delivered_at ?? r.updated_at).toISOString(),
+      outcome: 'delivered',
+      status: r.last_status,
+      error: null,
+      durationMs: null,
+    });
   }
   return {
     ...deliveryItem(r),
@@ -568,7 +662,14 @@ export async function activityRates(pool: Pool, now = Date.now()): Promise<Map<s
        FROM rowcast.activity WHERE bucket >= $1 AND kind IN ('subscription', 'function') GROUP BY kind, name`,
     [new Date(since)],
   );
-  const stored = rows.map((r): ActivityRow => ({ bucket: since, kind: r.kind, name: r.name, count: r.count, errors: r.errors, latency: null }));
+  const stored = rows.map((r): ActivityRow => ({
+    bucket: since,
+    kind: r.kind,
+    name: r.name,
+    count: r.count,
+    errors: r.errors,
+    latency: null,
+  }));
   return ratesOf([...stored, ...activity().rows()], now);
 }
 
@@ -584,8 +685,16 @@ export interface Stats {
  * then the percentiles read from the sum.
  */
 export async function getStats(pool: Pool, windowMs: number, stepMs: number, now = Date.now()): Promise<Stats> {
-  if (stepMs < BUCKET_MS || stepMs % BUCKET_MS) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `step must be a multiple of 10s (e.g. 10s, 1m), not ${stepMs / 1000}s.`);
-  if (windowMs > 3_600_000 || windowMs < stepMs) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `window must be at least one step and at most 1h (e.g. 15m), not ${windowMs / 1000}s.`);
+  if (stepMs < BUCKET_MS || stepMs % BUCKET_MS)
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `step must be a multiple of 10s (e.g. 10s, 1m), not ${stepMs / 1000}s.`,
+    );
+  if (windowMs > 3_600_000 || windowMs < stepMs)
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `window must be at least one step and at most 1h (e.g. 15m), not ${windowMs / 1000}s.`,
+    );
   const { start, end } = stepsOf(windowMs, stepMs, now);
   const step = `(floor(extract(epoch FROM a.bucket) * 1000 / $3::bigint) * $3::bigint)::float8`;
   const range = [new Date(start), new Date(end), stepMs];
@@ -608,6 +717,13 @@ export async function getStats(pool: Pool, windowMs: number, stepMs: number, now
     if (h.i >= 1 && h.i <= hist.length) hist[h.i - 1] = h.n;
     latency.set(h.t, hist);
   }
-  const stored = totals.rows.map((r): ActivityRow => ({ bucket: r.t, kind: r.kind, name: '', count: r.count, errors: r.errors, latency: r.kind === 'subscription' ? (latency.get(r.t) ?? null) : null }));
+  const stored = totals.rows.map((r): ActivityRow => ({
+    bucket: r.t,
+    kind: r.kind,
+    name: '',
+    count: r.count,
+    errors: r.errors,
+    latency: r.kind === 'subscription' ? (latency.get(r.t) ?? null) : null,
+  }));
   return { step: stepMs / 1000, series: seriesOf([...stored, ...activity().rows()], windowMs, stepMs, now) };
 }

@@ -22,7 +22,11 @@ export const CONFIG_FILE_NAMES = [
 export function findConfigFile(explicit?: string, cwd = process.cwd()): string {
   if (explicit) {
     const file = path.resolve(cwd, explicit);
-    if (!existsSync(file)) throw new RowcastError(ErrorCodes.CONFIG_NOT_FOUND, `Config file ${file} does not exist; check the --config path.`);
+    if (!existsSync(file))
+      throw new RowcastError(
+        ErrorCodes.CONFIG_NOT_FOUND,
+        `Config file ${file} does not exist; check the --config path.`,
+      );
     return file;
   }
   for (const name of CONFIG_FILE_NAMES) {
@@ -54,7 +58,10 @@ function parseText(file: string, parse: () => unknown): unknown {
   try {
     return parse();
   } catch (err) {
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `Config file ${file} is not valid ${path.extname(file).slice(1).toUpperCase()}: ${(err as Error).message}`);
+    throw new RowcastError(
+      ErrorCodes.CONFIG_INVALID,
+      `Config file ${file} is not valid ${path.extname(file).slice(1).toUpperCase()}: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -64,11 +71,18 @@ function parseText(file: string, parse: () => unknown): unknown {
  */
 export function parseConfig(input: unknown, source = 'config', baseDir = process.cwd()): RowcastConfig {
   if (input === undefined || input === null) {
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is empty: export default defineConfig({ topics, captures, subscriptions }).`);
+    throw new RowcastError(
+      ErrorCodes.CONFIG_INVALID,
+      `${source} is empty: export default defineConfig({ topics, captures, subscriptions }).`,
+    );
   }
   const result = configSchema.safeParse(input);
   if (!result.success) {
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is invalid:`, result.error.issues.map((issue) => describeIssue(issue, input)));
+    throw new RowcastError(
+      ErrorCodes.CONFIG_INVALID,
+      `${source} is invalid:`,
+      result.error.issues.map((issue) => describeIssue(issue, input)),
+    );
   }
   const config = result.data;
   const problems: string[] = [];
@@ -77,10 +91,12 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
   const functions = Object.keys(config.functions);
   const knownFunctions = functions.length ? `known functions: ${functions.join(', ')}` : 'no functions are declared';
   const checkTopic = (where: string, topic: string) => {
-    if (!config.topics[topic]) problems.push(`${where}: unknown topic "${topic}"; declare it under topics (${knownTopics}).`);
+    if (!config.topics[topic])
+      problems.push(`${where}: unknown topic "${topic}"; declare it under topics (${knownTopics}).`);
   };
   const checkFunction = (where: string, fn: string) => {
-    if (!config.functions[fn]) problems.push(`${where}: unknown function "${fn}"; declare it under functions (${knownFunctions}).`);
+    if (!config.functions[fn])
+      problems.push(`${where}: unknown function "${fn}"; declare it under functions (${knownFunctions}).`);
   };
   for (const [name, capture] of Object.entries(config.captures)) {
     if ((capture.topic === undefined) === (capture.function === undefined)) {
@@ -89,12 +105,16 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
     if (capture.topic !== undefined) checkTopic(`captures.${name}.topic`, capture.topic);
     if (capture.function !== undefined) checkFunction(`captures.${name}.function`, capture.function);
     if (capture.payload === 'keys' && capture.columns) {
-      problems.push(`captures.${name}.columns: a "keys" payload carries the primary key only; remove columns or use payload "row" or "diff".`);
+      problems.push(
+        `captures.${name}.columns: a "keys" payload carries the primary key only; remove columns or use payload "row" or "diff".`,
+      );
     }
     if (typeof capture.when === 'object') {
       for (const op of Object.keys(capture.when)) {
         if (!capture.operations.includes(op.toUpperCase() as never)) {
-          problems.push(`captures.${name}.when.${op}: ${op.toUpperCase()} is not in operations [${capture.operations.join(', ')}]; add it there or remove this condition.`);
+          problems.push(
+            `captures.${name}.when.${op}: ${op.toUpperCase()} is not in operations [${capture.operations.join(', ')}]; add it there or remove this condition.`,
+          );
         }
       }
     }
@@ -103,37 +123,62 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
     checkTopic(`subscriptions.${name}.topic`, sub.topic);
     if (sub.deadLetter) {
       checkTopic(`subscriptions.${name}.deadLetter.topic`, sub.deadLetter.topic);
-      if (sub.deadLetter.topic === sub.topic) problems.push(`subscriptions.${name}.deadLetter.topic: the dead letters of a subscription cannot go to its own topic; name another topic.`);
+      if (sub.deadLetter.topic === sub.topic)
+        problems.push(
+          `subscriptions.${name}.deadLetter.topic: the dead letters of a subscription cannot go to its own topic; name another topic.`,
+        );
     }
     if (sub.filterPolicy) {
-      for (const problem of validateFilterPolicy(sub.filterPolicy, sub.filterPolicyScope)) problems.push(`subscriptions.${name}.filterPolicy: ${problem}`);
+      for (const problem of validateFilterPolicy(sub.filterPolicy, sub.filterPolicyScope))
+        problems.push(`subscriptions.${name}.filterPolicy: ${problem}`);
     }
     if (sub.protocol === 'function') checkFunction(`subscriptions.${name}.function`, sub.function);
     const webhook = sub.protocol === 'http' || sub.protocol === 'https';
     if (sub.format === 'sns' && !webhook && sub.protocol !== 'email' && sub.protocol !== 'email-json') {
-      problems.push(`subscriptions.${name}.format: "sns" is what SNS sends to http, https, email and email-json subscribers; use "envelope", "raw" or "cloudevents" for ${sub.protocol}.`);
+      problems.push(
+        `subscriptions.${name}.format: "sns" is what SNS sends to http, https, email and email-json subscribers; use "envelope", "raw" or "cloudevents" for ${sub.protocol}.`,
+      );
     }
     if (webhook && sub.format !== 'sns' && (sub.rawMessageDelivery || sub.confirmation === 'required')) {
-      problems.push(`subscriptions.${name}: ${sub.rawMessageDelivery ? 'rawMessageDelivery' : 'confirmation'} belongs to SNS's envelope; set format: "sns" or remove it${sub.rawMessageDelivery ? ' (format "raw" sends the body alone)' : ''}.`);
+      problems.push(
+        `subscriptions.${name}: ${sub.rawMessageDelivery ? 'rawMessageDelivery' : 'confirmation'} belongs to SNS's envelope; set format: "sns" or remove it${sub.rawMessageDelivery ? ' (format "raw" sends the body alone)' : ''}.`,
+      );
     }
     if (sub.deliveryPolicy.minDelay > sub.deliveryPolicy.maxDelay) {
-      problems.push(`subscriptions.${name}.deliveryPolicy.minDelay: ${sub.deliveryPolicy.minDelay} ms is more than maxDelay (${sub.deliveryPolicy.maxDelay} ms); lower minDelay or raise maxDelay.`);
+      problems.push(
+        `subscriptions.${name}.deliveryPolicy.minDelay: ${sub.deliveryPolicy.minDelay} ms is more than maxDelay (${sub.deliveryPolicy.maxDelay} ms); lower minDelay or raise maxDelay.`,
+      );
     }
-    if ((sub.protocol === 'http' || sub.protocol === 'https') && typeof sub.secret === 'object' && process.env[sub.secret.env] === undefined) {
-      problems.push(`subscriptions.${name}.secret.env: environment variable ${sub.secret.env} is not set; set it to the signing secret ("whsec_…").`);
+    if (
+      (sub.protocol === 'http' || sub.protocol === 'https') &&
+      typeof sub.secret === 'object' &&
+      process.env[sub.secret.env] === undefined
+    ) {
+      problems.push(
+        `subscriptions.${name}.secret.env: environment variable ${sub.secret.env} is not set; set it to the signing secret ("whsec_…").`,
+      );
     }
   }
   for (const [name, fn] of Object.entries(config.functions)) {
     if (runtimeKind(fn.runtime) !== 'nodejs') {
       problems.push(...resolveProcessRuntime(name, fn, baseDir));
     } else {
-      if (fn.directory !== undefined || fn.bootstrap !== undefined) problems.push(`functions.${name}: directory and bootstrap are for runtimes "python3" and "provided"; remove them, or set runtime.`);
+      if (fn.directory !== undefined || fn.bootstrap !== undefined)
+        problems.push(
+          `functions.${name}: directory and bootstrap are for runtimes "python3" and "provided"; remove them, or set runtime.`,
+        );
       const [file, exportName = 'handler'] = fn.handler.split('#') as [string, string?];
       const resolved = path.resolve(baseDir, file);
-      if (!existsSync(resolved)) problems.push(`functions.${name}.handler: ${resolved} does not exist; give the handler module's path relative to the config file.`);
+      if (!existsSync(resolved))
+        problems.push(
+          `functions.${name}.handler: ${resolved} does not exist; give the handler module's path relative to the config file.`,
+        );
       fn.handler = `${resolved}#${exportName}`;
     }
-    if (fn.minDelay > fn.maxDelay) problems.push(`functions.${name}.minDelay: ${fn.minDelay} ms is more than maxDelay (${fn.maxDelay} ms); lower minDelay or raise maxDelay.`);
+    if (fn.minDelay > fn.maxDelay)
+      problems.push(
+        `functions.${name}.minDelay: ${fn.minDelay} ms is more than maxDelay (${fn.maxDelay} ms); lower minDelay or raise maxDelay.`,
+      );
     if (fn.onFailure) checkTopic(`functions.${name}.onFailure.topic`, fn.onFailure.topic);
   }
   if (problems.length) throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${source} is invalid:`, problems);
@@ -143,7 +188,11 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
 /** Finds, reads and validates the config. */
 export async function loadConfig(options: { file?: string; cwd?: string } = {}): Promise<RowcastConfig> {
   const file = findConfigFile(options.file, options.cwd);
-  return parseConfig(await readConfigFile(file), path.relative(options.cwd ?? process.cwd(), file) || file, path.dirname(file));
+  return parseConfig(
+    await readConfigFile(file),
+    path.relative(options.cwd ?? process.cwd(), file) || file,
+    path.dirname(file),
+  );
 }
 
 export type { RowcastConfigInput };

@@ -7,7 +7,12 @@ import { type Pool, withTransaction } from '../store/pool.js';
 import { historyEventSql } from '../model/attempt-log.js';
 import { setSubscriptionState } from '../delivery/delivery-store.js';
 import { resetEndpointHealth } from '../delivery/endpoint-health.js';
-import { DEFAULT_SECRET_ROTATION_OVERLAP, generateSecret, MAX_SECRET_ROTATION_OVERLAP, ROTATE_SECRET_SQL } from '../delivery/sinks/http/webhook-secret.js';
+import {
+  DEFAULT_SECRET_ROTATION_OVERLAP,
+  generateSecret,
+  MAX_SECRET_ROTATION_OVERLAP,
+  ROTATE_SECRET_SQL,
+} from '../delivery/sinks/http/webhook-secret.js';
 
 export interface SubscriptionStatus {
   name: string;
@@ -38,15 +43,27 @@ export interface Status {
   captures: { name: string; table: string; topic: string; mode: string }[];
   /** The replication slot of logical captures, when there is one: whether a process streams it, the log it holds. */
   logicalCapture: { slot: string; streaming: boolean; lagBytes: number } | null;
-  topics: { name: string; owner: 'config' | 'api'; subscriptions: number; pending: number; inFlight: number; dead: number; unmatched: number }[];
+  topics: {
+    name: string;
+    owner: 'config' | 'api';
+    subscriptions: number;
+    pending: number;
+    inFlight: number;
+    dead: number;
+    unmatched: number;
+  }[];
   subscriptions: SubscriptionStatus[];
 }
 
 /** Pending, in-flight and dead counts per topic and subscription, and the routing backlog. */
 export async function getStatus(pool: Pool): Promise<Status> {
   const [events, captures, slots, subs] = await Promise.all([
-    pool.query(`SELECT count(*)::int AS unrouted, (extract(epoch FROM now() - min(captured_at)) * 1000)::bigint AS oldest FROM rowcast.events WHERE routed_at IS NULL`),
-    pool.query(`SELECT name, schema_name, table_name, topic, CASE WHEN settings ->> 'kind' = 'postgres' THEN 'pgoutput' WHEN settings -> 'capture' ? 'source' THEN 'binlog' ELSE COALESCE(settings -> 'capture' ->> 'mode', 'row') END AS mode FROM rowcast.captures ORDER BY name`),
+    pool.query(
+      `SELECT count(*)::int AS unrouted, (extract(epoch FROM now() - min(captured_at)) * 1000)::bigint AS oldest FROM rowcast.events WHERE routed_at IS NULL`,
+    ),
+    pool.query(
+      `SELECT name, schema_name, table_name, topic, CASE WHEN settings ->> 'kind' = 'postgres' THEN 'pgoutput' WHEN settings -> 'capture' ? 'source' THEN 'binlog' ELSE COALESCE(settings -> 'capture' ->> 'mode', 'row') END AS mode FROM rowcast.captures ORDER BY name`,
+    ),
     pool.query<{ slot: string; active: boolean; lag: number }>(CAPTURE_SLOT_SQL),
     pool.query(`
       SELECT s.name, s.topic, s.protocol, s.endpoint, s.state, s.state_reason, s.sns_state, s.owner,
@@ -76,16 +93,36 @@ export async function getStatus(pool: Pool): Promise<Status> {
     oldestPendingMs: r.oldest === null ? null : Number(r.oldest),
     lastError: r.last_error,
   }));
-  const topicRows = await pool.query<{ name: string; owner: 'config' | 'api'; unmatched: string }>('SELECT name, owner, unmatched_messages AS unmatched FROM rowcast.topics ORDER BY name');
+  const topicRows = await pool.query<{ name: string; owner: 'config' | 'api'; unmatched: string }>(
+    'SELECT name, owner, unmatched_messages AS unmatched FROM rowcast.topics ORDER BY name',
+  );
   const topics = topicRows.rows.map(({ name, owner, unmatched }) => {
     const own = subscriptions.filter((s) => s.topic === name);
     const sum = (k: 'pending' | 'inFlight' | 'dead') => own.reduce((a, s) => a + s[k], 0);
-    return { name, owner, subscriptions: own.length, pending: sum('pending'), inFlight: sum('inFlight'), dead: sum('dead'), unmatched: Number(unmatched) };
+    return {
+      name,
+      owner,
+      subscriptions: own.length,
+      pending: sum('pending'),
+      inFlight: sum('inFlight'),
+      dead: sum('dead'),
+      unmatched: Number(unmatched),
+    };
   });
   return {
-    events: { unrouted: events.rows[0].unrouted, oldestUnroutedMs: events.rows[0].oldest === null ? null : Number(events.rows[0].oldest) },
-    captures: captures.rows.map((r) => ({ name: r.name, table: `${r.schema_name}.${r.table_name}`, topic: r.topic, mode: r.mode })),
-    logicalCapture: slots.rows[0] ? { slot: slots.rows[0].slot, streaming: slots.rows[0].active, lagBytes: Math.max(0, slots.rows[0].lag) } : null,
+    events: {
+      unrouted: events.rows[0].unrouted,
+      oldestUnroutedMs: events.rows[0].oldest === null ? null : Number(events.rows[0].oldest),
+    },
+    captures: captures.rows.map((r) => ({
+      name: r.name,
+      table: `${r.schema_name}.${r.table_name}`,
+      topic: r.topic,
+      mode: r.mode,
+    })),
+    logicalCapture: slots.rows[0]
+      ? { slot: slots.rows[0].slot, streaming: slots.rows[0].active, lagBytes: Math.max(0, slots.rows[0].lag) }
+      : null,
     topics,
     subscriptions,
   };
@@ -94,8 +131,13 @@ export async function getStatus(pool: Pool): Promise<Status> {
 async function assertSubscription(pool: Pool, name: string): Promise<void> {
   const { rowCount } = await pool.query('SELECT 1 FROM rowcast.subscriptions WHERE name = $1', [name]);
   if (!rowCount) {
-    const known = (await pool.query<{ name: string }>('SELECT name FROM rowcast.subscriptions ORDER BY name')).rows.map((r) => r.name);
-    throw new RowcastError(ErrorCodes.NOT_FOUND, `No subscription "${name}"; known: ${known.join(', ') || 'none (run rowcast apply)'}.`);
+    const known = (await pool.query<{ name: string }>('SELECT name FROM rowcast.subscriptions ORDER BY name')).rows.map(
+      (r) => r.name,
+    );
+    throw new RowcastError(
+      ErrorCodes.NOT_FOUND,
+      `No subscription "${name}"; known: ${known.join(', ') || 'none (run rowcast apply)'}.`,
+    );
   }
 }
 
@@ -104,7 +146,10 @@ async function assertSubscription(pool: Pool, name: string): Promise<void> {
  * only one subscription's, and only those that went dead in [since, until).
  * Returns how many were re-queued.
  */
-export async function redrive(pool: Pool, options: { subscription?: string; since?: Date; until?: Date; onProgress?: (done: number) => void } = {}): Promise<number> {
+export async function redrive(
+  pool: Pool,
+  options: { subscription?: string; since?: Date; until?: Date; onProgress?: (done: number) => void } = {},
+): Promise<number> {
   if (options.subscription) await assertSubscription(pool, options.subscription);
   let total = 0;
   // Each chunk re-queues rows that went dead in [since, until); re-queued rows are no longer dead, so chunks advance.
@@ -149,7 +194,9 @@ export async function pauseSubscription(pool: Pool, name: string, reason = 'paus
  * Signing secrets, for receivers to verify webhook-signature (the secrets rowcast generated included), and until
  * when a rotated-out previous secret still signs too (null: none).
  */
-export async function getSubscriptionSecrets(pool: Pool): Promise<{ name: string; secret: string | null; previousSecretExpiresAt: Date | null }[]> {
+export async function getSubscriptionSecrets(
+  pool: Pool,
+): Promise<{ name: string; secret: string | null; previousSecretExpiresAt: Date | null }[]> {
   return (
     await pool.query(
       `SELECT name, secret, CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS "previousSecretExpiresAt"
@@ -172,23 +219,39 @@ export interface RotatedSecret {
  * freshly generated one. Running processes pick it up at once (NOTIFY rowcast_config). Refused for a secret the
  * config declares, since the next `rowcast apply` would undo it: change the config instead.
  */
-export async function rotateSecret(pool: Pool, subscription: string, options: { overlap?: number | string; secret?: string } = {}): Promise<RotatedSecret> {
+export async function rotateSecret(
+  pool: Pool,
+  subscription: string,
+  options: { overlap?: number | string; secret?: string } = {},
+): Promise<RotatedSecret> {
   const given = options.overlap ?? DEFAULT_SECRET_ROTATION_OVERLAP;
   const overlap = typeof given === 'string' && given.trim() === '0' ? 0 : parseDuration(given);
   if (overlap === undefined || overlap > MAX_SECRET_ROTATION_OVERLAP) {
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `overlap ${JSON.stringify(options.overlap)} is not a duration of at most 30 days; write e.g. "24h", "7d", or 0 to end the previous secret now.`);
+    throw new RowcastError(
+      ErrorCodes.CONFIG_INVALID,
+      `overlap ${JSON.stringify(options.overlap)} is not a duration of at most 30 days; write e.g. "24h", "7d", or 0 to end the previous secret now.`,
+    );
   }
   const secret = options.secret ?? generateSecret();
   if (!WEBHOOK_SECRET.test(secret)) {
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, 'the new secret is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 random bytes); omit it and rowcast generates one.');
+    throw new RowcastError(
+      ErrorCodes.CONFIG_INVALID,
+      'the new secret is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 random bytes); omit it and rowcast generates one.',
+    );
   }
   await assertSubscription(pool, subscription);
   const expiresAt = await withTransaction(pool, async (client) => {
-    const { rows } = await client.query<{ protocol: string; secret_from_config: boolean }>('SELECT protocol, secret_from_config FROM rowcast.subscriptions WHERE name = $1 FOR UPDATE', [subscription]);
+    const { rows } = await client.query<{ protocol: string; secret_from_config: boolean }>(
+      'SELECT protocol, secret_from_config FROM rowcast.subscriptions WHERE name = $1 FOR UPDATE',
+      [subscription],
+    );
     const row = rows[0];
     if (!row) throw new RowcastError(ErrorCodes.NOT_FOUND, `No subscription "${subscription}" (it was just removed).`);
     if (row.protocol !== 'http' && row.protocol !== 'https') {
-      throw new RowcastError(ErrorCodes.CONFIG_INVALID, `subscription ${subscription} delivers over ${row.protocol}; only webhook (http/https) subscriptions have a signing secret.`);
+      throw new RowcastError(
+        ErrorCodes.CONFIG_INVALID,
+        `subscription ${subscription} delivers over ${row.protocol}; only webhook (http/https) subscriptions have a signing secret.`,
+      );
     }
     if (row.secret_from_config) {
       throw new RowcastError(
@@ -196,7 +259,11 @@ export async function rotateSecret(pool: Pool, subscription: string, options: { 
         `subscription ${subscription}'s secret is declared in the config (subscriptions.${subscription}.secret), so the next apply would undo a rotation here: change the secret there and run rowcast apply, which keeps the old one valid for secretRotationOverlap.`,
       );
     }
-    const updated = await client.query<{ previous_secret_expires_at: Date | null }>(ROTATE_SECRET_SQL, [subscription, secret, overlap]);
+    const updated = await client.query<{ previous_secret_expires_at: Date | null }>(ROTATE_SECRET_SQL, [
+      subscription,
+      secret,
+      overlap,
+    ]);
     await client.query(`SELECT pg_notify('rowcast_config', '')`);
     return updated.rows[0]!.previous_secret_expires_at;
   });
@@ -218,7 +285,10 @@ export interface InvocationRecord {
 }
 
 /** Invocation history (within the retention window), newest first. */
-export async function listInvocations(pool: Pool, filter: { function?: string; state?: InvocationRecord['state']; limit?: number } = {}): Promise<InvocationRecord[]> {
+export async function listInvocations(
+  pool: Pool,
+  filter: { function?: string; state?: InvocationRecord['state']; limit?: number } = {},
+): Promise<InvocationRecord[]> {
   const { rows } = await pool.query(
     `SELECT id::text, function, source, state, attempts, created_at, finished_at, duration_ms, last_error, result, coalesce(published::text[], '{}') AS published
        FROM rowcast.invocations

@@ -10,7 +10,11 @@ import { unconfirmed } from './admin-actions.js';
  * delivery, 409 (CONFLICT) while it is still pending or in flight. Wakes running processes.
  */
 export async function resendDelivery(pool: Pool, id: string): Promise<number> {
-  if (!/^\d{1,19}$/.test(id)) throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `"${id}" is not a delivery id: delivery ids are whole numbers (the id field of /api/deliveries items).`);
+  if (!/^\d{1,19}$/.test(id))
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `"${id}" is not a delivery id: delivery ids are whole numbers (the id field of /api/deliveries items).`,
+    );
   // As for a redrive: a subscription waiting for SNS's confirmation (or unsubscribed) gets only its handshake messages.
   const { rows } = await pool.query<{ state: string; resent: boolean; subscription: string; sns_state: string }>(
     `WITH x AS (SELECT d.state, d.subscription, s.sns_state, s.sns_state = 'confirmed' OR m.topic LIKE 'sns:%' AS allowed
@@ -22,9 +26,18 @@ export async function resendDelivery(pool: Pool, id: string): Promise<number> {
      SELECT x.state, x.subscription, x.sns_state, EXISTS (SELECT 1 FROM r) AS resent FROM x`,
     [id],
   );
-  if (!rows[0]) throw new RowcastError(ErrorCodes.NOT_FOUND, `No delivery ${id}: it never existed or retention removed it (finished deliveries are kept for runtime.retention).`);
-  if (!rows[0].resent && ['done', 'dead'].includes(rows[0].state)) throw unconfirmed(rows[0].subscription, rows[0].sns_state);
-  if (!rows[0].resent) throw new RowcastError(ErrorCodes.CONFLICT, `Delivery ${id} is ${rows[0].state === 'in_flight' ? 'in flight' : rows[0].state}: it is on its way already; resend it once it is done or dead.`);
+  if (!rows[0])
+    throw new RowcastError(
+      ErrorCodes.NOT_FOUND,
+      `No delivery ${id}: it never existed or retention removed it (finished deliveries are kept for runtime.retention).`,
+    );
+  if (!rows[0].resent && ['done', 'dead'].includes(rows[0].state))
+    throw unconfirmed(rows[0].subscription, rows[0].sns_state);
+  if (!rows[0].resent)
+    throw new RowcastError(
+      ErrorCodes.CONFLICT,
+      `Delivery ${id} is ${rows[0].state === 'in_flight' ? 'in flight' : rows[0].state}: it is on its way already; resend it once it is done or dead.`,
+    );
   await pool.query(`SELECT pg_notify('rowcast_config', '')`);
   return 1;
 }

@@ -4,7 +4,15 @@ import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logi
 import { MysqlSourceReader } from '../capture/mysql/mysql-reader.js';
 import { PostgresSourceReader } from '../capture/postgres/postgres-reader.js';
 import { SnsEnvelopes } from '../delivery/sns-envelope/sns-envelopes.js';
-import { type AwsConfigInput, awsSchema, type DatabaseSettings, type FunctionConfig, runtimeSchema, type RuntimeConfig, type SourceConfig } from '../config/schema.js';
+import {
+  type AwsConfigInput,
+  awsSchema,
+  type DatabaseSettings,
+  type FunctionConfig,
+  runtimeSchema,
+  type RuntimeConfig,
+  type SourceConfig,
+} from '../config/schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from './http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../routing/claim-check.js';
@@ -81,20 +89,45 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   const listener = new Listener(url, log, database);
   const worker = new DeliveryWorker(
     queues,
-    { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval, allowPrivateEndpoints: runtime.allowPrivateEndpoints },
+    {
+      owner: id,
+      concurrency: runtime.concurrency,
+      lease: runtime.lease,
+      pollInterval: runtime.pollInterval,
+      allowPrivateEndpoints: runtime.allowPrivateEndpoints,
+    },
     log,
   );
   const aws = awsSchema.parse(options.aws ?? {});
-  const functions = options.functions && Object.keys(options.functions).length
-    ? new FunctionWorker(queues, options.functions, { owner: id, concurrency: runtime.concurrency, lease: runtime.lease, pollInterval: runtime.pollInterval, aws }, log, () => worker.wake())
-    : null;
+  const functions =
+    options.functions && Object.keys(options.functions).length
+      ? new FunctionWorker(
+          queues,
+          options.functions,
+          {
+            owner: id,
+            concurrency: runtime.concurrency,
+            lease: runtime.lease,
+            pollInterval: runtime.pollInterval,
+            aws,
+          },
+          log,
+          () => worker.wake(),
+        )
+      : null;
   let http: HttpServer | null = null;
-  const router = new EventRouter(queues, listener, { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval }, log, (routed) => {
-    if (routed.deliveries) worker.wake();
-    if (routed.invocations) functions?.wake();
-    if (routed.events) http?.wake();
-    observe.emit('events:routed', routed);
-  });
+  const router = new EventRouter(
+    queues,
+    listener,
+    { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval },
+    log,
+    (routed) => {
+      if (routed.deliveries) worker.wake();
+      if (routed.invocations) functions?.wake();
+      if (routed.events) http?.wake();
+      observe.emit('events:routed', routed);
+    },
+  );
   // NOTIFY rowcast also announces invocations queued by SQL (aws_lambda.invoke): the function worker looks once
   // the router has routed what the NOTIFY announced (see EventRouter.onNotified).
   router.onNotified = () => functions?.wake();
@@ -118,7 +151,9 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     capture.configChanged();
     for (const reader of sourceReaders) reader.configChanged();
     void Promise.all([
-      worker.reloadSubscriptions().catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed')),
+      worker
+        .reloadSubscriptions()
+        .catch((err: Error) => log.error({ err: err.message }, 'reloading subscriptions failed')),
       functions?.reloadTopics().catch((err: Error) => log.error({ err: err.message }, 'reloading topics failed')),
     ]).then(() => observe.emit('config:reloaded', {}));
   });
@@ -141,7 +176,10 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
       stopping ??= (async () => {
         const stopStarted = Date.now();
         ready = false;
-        log.info({ inFlight: worker.activeCount + (functions?.activeCount ?? 0), graceMs: runtime.shutdownGrace }, 'rowcast stopping: draining in-flight deliveries');
+        log.info(
+          { inFlight: worker.activeCount + (functions?.activeCount ?? 0), graceMs: runtime.shutdownGrace },
+          'rowcast stopping: draining in-flight deliveries',
+        );
         for (const t of timers) clearInterval(t);
         // The HTTP server stays up while draining, so that /readyz answers 503 (take me out of rotation) and
         // /livez 200 (do not kill me) until the work is done; it is closed last, before the pool its routes use.
@@ -204,18 +242,27 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         routes: options.httpRoutes,
         isReady: async () => ({
           ready: ready && listener.connected,
-          checks: { listener: listener.connected || 'not connected (reconnecting)', accepting: ready || 'draining: shutting down' },
+          checks: {
+            listener: listener.connected || 'not connected (reconnecting)',
+            accepting: ready || 'draining: shutting down',
+          },
         }),
       });
     } catch (err) {
       await rowcast.stop();
       throw err;
     }
-    log.info({ url: http.url, publicUrl: http.publicUrl, auth: runtime.http.token ? 'bearer token' : 'none' }, 'http server listening');
+    log.info(
+      { url: http.url, publicUrl: http.publicUrl, auth: runtime.http.token ? 'bearer token' : 'none' },
+      'http server listening',
+    );
     worker.claimChecks = await ClaimChecks.load(pool, http.publicUrl);
     worker.snsEnvelopes = new SnsEnvelopes(pool, aws, http.publicUrl);
   }
   // Only now: a server that could not listen stops the process before it ever said it started.
-  log.info({ id, database: redactUrl(url), concurrency: runtime.concurrency, pollInterval: runtime.pollInterval }, 'rowcast started');
+  log.info(
+    { id, database: redactUrl(url), concurrency: runtime.concurrency, pollInterval: runtime.pollInterval },
+    'rowcast started',
+  );
   return rowcast;
 }

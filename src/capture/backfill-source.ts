@@ -24,14 +24,28 @@ export interface SourceBatcher {
 }
 
 /** The InnoDB table a MySQL capture's backfill copies each batch through (one per capture, in the table's database, always empty). */
-export const backfillTableName = (capture: string): string => `rowcast_backfill_${createHash('sha256').update(capture).digest('hex').slice(0, 16)}`;
+export const backfillTableName = (capture: string): string =>
+  `rowcast_backfill_${createHash('sha256').update(capture).digest('hex').slice(0, 16)}`;
 
-export async function openSourceBatcher(capture: string, sourceName: string, source: SourceConfig, schema: string, table: string): Promise<SourceBatcher> {
-  return source.kind === 'mysql' ? mysqlBatcher(capture, sourceName, source, schema, table) : postgresBatcher(capture, sourceName, source, schema, table);
+export async function openSourceBatcher(
+  capture: string,
+  sourceName: string,
+  source: SourceConfig,
+  schema: string,
+  table: string,
+): Promise<SourceBatcher> {
+  return source.kind === 'mysql'
+    ? mysqlBatcher(capture, sourceName, source, schema, table)
+    : postgresBatcher(capture, sourceName, source, schema, table);
 }
 
 const badWhere = (where: string | null, table: string, err: unknown) =>
-  new RowcastError(ErrorCodes.INVALID_ARGUMENT, `--where ${JSON.stringify(where)} is not a valid condition on ${table}: ${(err as Error).message}`, [], { cause: err });
+  new RowcastError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `--where ${JSON.stringify(where)} is not a valid condition on ${table}: ${(err as Error).message}`,
+    [],
+    { cause: err },
+  );
 
 /**
  * A PostgreSQL source: each batch reads its rows FOR SHARE and writes them into the source's write-ahead log as a
@@ -39,19 +53,37 @@ const badWhere = (where: string | null, table: string, err: unknown) =>
  * table there). Values travel as PostgreSQL's text with their type oids, as pgoutput sends a change's, so the
  * reader converts a READ row exactly as an INSERT's.
  */
-async function postgresBatcher(capture: string, sourceName: string, source: Extract<SourceConfig, { kind: 'postgres' }>, schema: string, name: string): Promise<SourceBatcher> {
+async function postgresBatcher(
+  capture: string,
+  sourceName: string,
+  source: Extract<SourceConfig, { kind: 'postgres' }>,
+  schema: string,
+  name: string,
+): Promise<SourceBatcher> {
   const c = await connectPostgresSource(sourceName, source, 'rowcast backfill');
   try {
     // The reader's text forms (postgres-reader.ts): ISO dates, every float digit.
     await c.query(`SET datestyle = 'ISO, YMD'; SET intervalstyle = 'postgres'; SET extra_float_digits = 3`);
-    const version = Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+    const version = Number(
+      (await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v,
+    );
     if (version < 140000) {
-      throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: source ${sourceName} runs PostgreSQL ${Math.floor(version / 10000)}; a backfill goes through its write-ahead log as logical messages, which PostgreSQL decodes from version 14. Upgrade the source.`);
+      throw new RowcastError(
+        ErrorCodes.CONFLICT,
+        `capture ${capture}: source ${sourceName} runs PostgreSQL ${Math.floor(version / 10000)}; a backfill goes through its write-ahead log as logical messages, which PostgreSQL decodes from version 14. Upgrade the source.`,
+      );
     }
     const info = await readTableInfo(c as unknown as PoolClient, schema, name);
-    if (!info) throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: source ${sourceName} has no table ${schema}.${name} any more.`);
+    if (!info)
+      throw new RowcastError(
+        ErrorCodes.CONFLICT,
+        `capture ${capture}: source ${sourceName} has no table ${schema}.${name} any more.`,
+      );
     if (!info.primaryKey.length) {
-      throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: ${schema}.${name} on source ${sourceName} has no primary key; a backfill goes through the rows in key order to resume where it stopped. Add a primary key.`);
+      throw new RowcastError(
+        ErrorCodes.CONFLICT,
+        `capture ${capture}: ${schema}.${name} on source ${sourceName} has no primary key; a backfill goes through the rows in key order to resume where it stopped. Add a primary key.`,
+      );
     }
     const { rows: types } = await c.query<{ name: string; oid: number }>(
       `SELECT a.attname::text AS name, a.atttypid::int AS oid FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
@@ -59,9 +91,14 @@ async function postgresBatcher(capture: string, sourceName: string, source: Extr
     );
     const tableSql = qualified(schema, name);
     const keyList = info.primaryKey.map((k) => `t.${ident(k)}`).join(', ');
-    const lastValues = info.primaryKey.map((k) => `(jsonb_populate_record(NULL::${tableSql}, $2::jsonb)).${ident(k)}`).join(', ');
+    const lastValues = info.primaryKey
+      .map((k) => `(jsonb_populate_record(NULL::${tableSql}, $2::jsonb)).${ident(k)}`)
+      .join(', ');
     // format('%s') writes a value with its type's output function, as pgoutput does (a cast to text may differ: bool, inet).
-    const header = JSON.stringify({ capture, columns: types.map((t) => t.name), types: types.map((t) => t.oid) }).slice(0, -1);
+    const header = JSON.stringify({ capture, columns: types.map((t) => t.name), types: types.map((t) => t.oid) }).slice(
+      0,
+      -1,
+    );
     const rowsOf = (next: boolean, condition: string) =>
       `SELECT json_build_array(${types.map((t) => `CASE WHEN t.${ident(t.name)} IS NOT NULL THEN format('%s', t.${ident(t.name)}) END`).join(', ')})::text AS row,
               jsonb_build_object(${info.primaryKey.map((k) => `${literal(k)}, t.${ident(k)}`).join(', ')})::text AS key
@@ -69,7 +106,12 @@ async function postgresBatcher(capture: string, sourceName: string, source: Extr
     return {
       async count(where) {
         try {
-          return (await c.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${tableSql} AS t WHERE $1::boolean${where === null ? '' : ` AND (${where})`}`, [true])).rows[0]!.n;
+          return (
+            await c.query<{ n: number }>(
+              `SELECT count(*)::float8 AS n FROM ${tableSql} AS t WHERE $1::boolean${where === null ? '' : ` AND (${where})`}`,
+              [true],
+            )
+          ).rows[0]!.n;
         } catch (err) {
           throw badWhere(where, `${schema}.${name}`, err);
         }
@@ -78,9 +120,15 @@ async function postgresBatcher(capture: string, sourceName: string, source: Extr
         const condition = where === null ? '' : ` AND (${where})`;
         await c.query('BEGIN');
         try {
-          const { rows } = await c.query<{ row: string; key: string }>(rowsOf(lastKey !== null, condition), lastKey === null ? [batch] : [batch, lastKey]);
+          const { rows } = await c.query<{ row: string; key: string }>(
+            rowsOf(lastKey !== null, condition),
+            lastKey === null ? [batch] : [batch, lastKey],
+          );
           if (rows.length) {
-            await c.query(`SELECT pg_logical_emit_message(true, $1, $2::text)`, [BACKFILL_PREFIX, `${header},"rows":[${rows.map((r) => r.row).join(',')}]}`]);
+            await c.query(`SELECT pg_logical_emit_message(true, $1, $2::text)`, [
+              BACKFILL_PREFIX,
+              `${header},"rows":[${rows.map((r) => r.row).join(',')}]}`,
+            ]);
           }
           await c.query('COMMIT');
           return { sent: rows.length, lastKey: rows.length ? rows.at(-1)!.key : lastKey };
@@ -103,7 +151,13 @@ async function postgresBatcher(capture: string, sourceName: string, source: Extr
  * table's own column types — and deletes them again. The binlog reader turns the copy's row events into READ
  * events of the capture, in commit order with the table's changes, converted exactly as its INSERTs are.
  */
-async function mysqlBatcher(capture: string, sourceName: string, source: Extract<SourceConfig, { kind: 'mysql' }>, database: string, name: string): Promise<SourceBatcher> {
+async function mysqlBatcher(
+  capture: string,
+  sourceName: string,
+  source: Extract<SourceConfig, { kind: 'mysql' }>,
+  database: string,
+  name: string,
+): Promise<SourceBatcher> {
   const c: mysql.Connection = await connectSource(sourceName, source);
   try {
     const tableSql = `${mysqlIdent(database)}.${mysqlIdent(name)}`;
@@ -114,15 +168,28 @@ async function mysqlBatcher(capture: string, sourceName: string, source: Extract
         WHERE k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ? AND k.CONSTRAINT_NAME = 'PRIMARY' ORDER BY k.ORDINAL_POSITION`,
       [database, name],
     )) as [{ c: string; type: string }[], unknown];
-    const [exists] = (await c.query(`SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, [database, name])) as [unknown[], unknown];
-    if (!exists.length) throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: source ${sourceName} has no table ${database}.${name} any more.`);
+    const [exists] = (await c.query(
+      `SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
+      [database, name],
+    )) as [unknown[], unknown];
+    if (!exists.length)
+      throw new RowcastError(
+        ErrorCodes.CONFLICT,
+        `capture ${capture}: source ${sourceName} has no table ${database}.${name} any more.`,
+      );
     const key = keyRows.map((r) => r.c);
     if (!key.length) {
-      throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: ${database}.${name} on source ${sourceName} has no primary key; a backfill goes through the rows in key order to resume where it stopped. Add a primary key.`);
+      throw new RowcastError(
+        ErrorCodes.CONFLICT,
+        `capture ${capture}: ${database}.${name} on source ${sourceName} has no primary key; a backfill goes through the rows in key order to resume where it stopped. Add a primary key.`,
+      );
     }
     const binary = keyRows.filter((r) => /binary|blob|bit/.test(r.type)).map((r) => r.c);
     if (binary.length) {
-      throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: the primary key of ${database}.${name} has binary column ${binary.join(', ')}; a backfill records the last key it sent as JSON and cannot resume by it. Give the table a primary key of other types to backfill it.`);
+      throw new RowcastError(
+        ErrorCodes.CONFLICT,
+        `capture ${capture}: the primary key of ${database}.${name} has binary column ${binary.join(', ')}; a backfill records the last key it sent as JSON and cannot resume by it. Give the table a primary key of other types to backfill it.`,
+      );
     }
     // Made again for each backfill: the copy has the table's columns as they are now.
     await c.query(`DROP TABLE IF EXISTS ${copySql}`);
@@ -137,7 +204,9 @@ async function mysqlBatcher(capture: string, sourceName: string, source: Extract
     return {
       async count(where) {
         try {
-          const [rows] = (await c.query(`SELECT COUNT(*) AS n FROM ${tableSql} AS t${where === null ? '' : ` WHERE (${where})`}`)) as [{ n: string | number }[], unknown];
+          const [rows] = (await c.query(
+            `SELECT COUNT(*) AS n FROM ${tableSql} AS t${where === null ? '' : ` WHERE (${where})`}`,
+          )) as [{ n: string | number }[], unknown];
           return Number(rows[0]!.n);
         } catch (err) {
           throw badWhere(where, `${database}.${name}`, err);
@@ -157,7 +226,10 @@ async function mysqlBatcher(capture: string, sourceName: string, source: Extract
           if (rows.length) {
             const end = key.map((k) => rows.at(-1)![k]);
             const upTo = `${keyExpr} <= ${tuple(end)}`;
-            await c.query(`INSERT INTO ${copySql} SELECT t.* FROM ${tableSql} AS t WHERE ${[...after, upTo, ...condition].join(' AND ')} ORDER BY ${keyList} ${share}`, [...(last ?? []), ...end]);
+            await c.query(
+              `INSERT INTO ${copySql} SELECT t.* FROM ${tableSql} AS t WHERE ${[...after, upTo, ...condition].join(' AND ')} ORDER BY ${keyList} ${share}`,
+              [...(last ?? []), ...end],
+            );
             await c.query(`DELETE FROM ${copySql}`);
           }
           await c.query('COMMIT');

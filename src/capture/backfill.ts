@@ -85,7 +85,10 @@ export async function getBackfill(pool: Pool | PoolClient, capture: string): Pro
 }
 
 /** Where a backfill resumes: its row, with its last key as jsonb text (exact digits). */
-async function resumePoint(client: PoolClient, capture: string): Promise<(BackfillProgress & { lastKeyText: string | null }) | null> {
+async function resumePoint(
+  client: PoolClient,
+  capture: string,
+): Promise<(BackfillProgress & { lastKeyText: string | null }) | null> {
   const { rows } = await client.query<ProgressRow>(PROGRESS_SQL, [capture]);
   return rows[0] ? { ...toProgress(rows[0]), lastKeyText: rows[0].last_key_text } : null;
 }
@@ -107,16 +110,27 @@ async function resumePoint(client: PoolClient, capture: string): Promise<(Backfi
  * running, or rejects with what prevents it (an unknown capture, a bad condition, one already running). A failure
  * later is recorded in rowcast.backfills, where GET …/backfill reads it.
  */
-export function startBackfill(pool: Pool, capture: string, options: Omit<BackfillOptions, 'onStarted'> = {}): Promise<BackfillProgress> {
+export function startBackfill(
+  pool: Pool,
+  capture: string,
+  options: Omit<BackfillOptions, 'onStarted'> = {},
+): Promise<BackfillProgress> {
   return new Promise((resolve, reject) => {
     runBackfill(pool, capture, { ...options, onStarted: resolve }).then(resolve, reject);
   });
 }
 
-export async function runBackfill(pool: Pool, capture: string, options: BackfillOptions = {}): Promise<BackfillProgress> {
+export async function runBackfill(
+  pool: Pool,
+  capture: string,
+  options: BackfillOptions = {},
+): Promise<BackfillProgress> {
   const batchOption = options.batch;
   if (batchOption !== undefined && (!Number.isInteger(batchOption) || batchOption < 1 || batchOption > MAX_BATCH)) {
-    throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `batch must be a whole number from 1 to ${MAX_BATCH}, not ${batchOption}.`);
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `batch must be a whole number from 1 to ${MAX_BATCH}, not ${batchOption}.`,
+    );
   }
   const client = await pool.connect();
   let locked = false;
@@ -124,26 +138,45 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
   let started = false;
   let closeRemote: (() => Promise<void> | undefined) | null = null;
   try {
-    const { rows: found } = await client.query<{ schema_name: string; table_name: string; function_name: string; capture: CaptureConfig }>(
+    const { rows: found } = await client.query<{
+      schema_name: string;
+      table_name: string;
+      function_name: string;
+      capture: CaptureConfig;
+    }>(
       `SELECT schema_name, table_name, function_name, settings -> 'capture' AS capture FROM rowcast.captures WHERE name = $1`,
       [capture],
     );
     const row = found[0];
-    if (!row) throw new RowcastError(ErrorCodes.NOT_FOUND, `There is no capture "${capture}"; declare it in the config and run rowcast apply.`);
+    if (!row)
+      throw new RowcastError(
+        ErrorCodes.NOT_FOUND,
+        `There is no capture "${capture}"; declare it in the config and run rowcast apply.`,
+      );
     let remote: SourceBatcher | null = null;
     let table: Awaited<ReturnType<typeof readTableInfo>> = null;
     let logical = false;
     if (row.capture.source !== undefined) {
       const source = options.sources?.[row.capture.source];
       if (!source) {
-        throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture} reads source ${row.capture.source}, which the config given to this process does not declare; run the backfill with the config that declares sources.${row.capture.source}.`);
+        throw new RowcastError(
+          ErrorCodes.CONFLICT,
+          `capture ${capture} reads source ${row.capture.source}, which the config given to this process does not declare; run the backfill with the config that declares sources.${row.capture.source}.`,
+        );
       }
       remote = await openSourceBatcher(capture, row.capture.source, source, row.schema_name, row.table_name);
     } else {
       table = await readTableInfo(client, row.schema_name, row.table_name);
-      if (!table) throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: table ${row.schema_name}.${row.table_name} does not exist any more.`);
+      if (!table)
+        throw new RowcastError(
+          ErrorCodes.CONFLICT,
+          `capture ${capture}: table ${row.schema_name}.${row.table_name} does not exist any more.`,
+        );
       if (!table.primaryKey.length) {
-        throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: ${row.schema_name}.${row.table_name} has no primary key; a backfill goes through the rows in key order to resume where it stopped. Add a primary key.`);
+        throw new RowcastError(
+          ErrorCodes.CONFLICT,
+          `capture ${capture}: ${row.schema_name}.${row.table_name} has no primary key; a backfill goes through the rows in key order to resume where it stopped. Add a primary key.`,
+        );
       }
       logical = isLogical(row.capture);
       if (logical) await checkLogical(client, capture, row.function_name);
@@ -151,7 +184,11 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
     closeRemote = () => remote?.close();
 
     locked = (await client.query<{ ok: boolean }>(LOCK_SQL, [capture])).rows[0]!.ok;
-    if (!locked) throw new RowcastError(ErrorCodes.CONFLICT, `A backfill of capture ${capture} is running in another process; wait for it, or see its progress with GET /api/captures/${capture}/backfill.`);
+    if (!locked)
+      throw new RowcastError(
+        ErrorCodes.CONFLICT,
+        `A backfill of capture ${capture} is running in another process; wait for it, or see its progress with GET /api/captures/${capture}/backfill.`,
+      );
 
     const previous = await resumePoint(client, capture);
     const fresh = options.restart || !previous || previous.state === 'done';
@@ -167,12 +204,23 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
     if (fresh) {
       let total: number;
       if (remote) total = await remote.count(where);
-      else try {
-        // A parameter keeps this to one statement (the extended protocol), as the batches' queries are.
-        total = (await client.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${qualified(table!.schema, table!.name)} AS t WHERE $1::boolean${condition}`, [true])).rows[0]!.n;
-      } catch (err) {
-        throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `--where ${JSON.stringify(where)} is not a valid condition on ${table!.schema}.${table!.name}: ${(err as Error).message}`, [], { cause: err });
-      }
+      else
+        try {
+          // A parameter keeps this to one statement (the extended protocol), as the batches' queries are.
+          total = (
+            await client.query<{ n: number }>(
+              `SELECT count(*)::float8 AS n FROM ${qualified(table!.schema, table!.name)} AS t WHERE $1::boolean${condition}`,
+              [true],
+            )
+          ).rows[0]!.n;
+        } catch (err) {
+          throw new RowcastError(
+            ErrorCodes.INVALID_ARGUMENT,
+            `--where ${JSON.stringify(where)} is not a valid condition on ${table!.schema}.${table!.name}: ${(err as Error).message}`,
+            [],
+            { cause: err },
+          );
+        }
       await client.query(
         `INSERT INTO rowcast.backfills (capture, where_sql, batch, state, rows_total) VALUES ($1, $2, $3, 'running', $4)
          ON CONFLICT (capture) DO UPDATE SET where_sql = EXCLUDED.where_sql, batch = EXCLUDED.batch, state = 'running', last_key = NULL, rows_sent = 0,
@@ -180,12 +228,16 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
         [capture, where, batch, total],
       );
     } else {
-      await client.query(`UPDATE rowcast.backfills SET state = 'running', batch = $2, error = NULL, updated_at = now() WHERE capture = $1`, [capture, batch]);
+      await client.query(
+        `UPDATE rowcast.backfills SET state = 'running', batch = $2, error = NULL, updated_at = now() WHERE capture = $1`,
+        [capture, batch],
+      );
     }
 
     started = true;
     options.onStarted?.((await getBackfill(client, capture))!);
-    if (remote) return await sourceBatches(client, capture, remote, fresh ? null : previous.lastKeyText, batch, where, options);
+    if (remote)
+      return await sourceBatches(client, capture, remote, fresh ? null : previous.lastKeyText, batch, where, options);
     const tableInfo = table!;
     const tableSql = qualified(tableInfo.schema, tableInfo.name);
     const keyList = tableInfo.primaryKey.map((c) => `t.${ident(c)}`).join(', ');
@@ -193,8 +245,11 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
     // last key is compared as values of the key's own types (jsonb_populate_record, a stable expression: the
     // primary key's index finds where to start); the condition sees only t. Keys travel as jsonb text, so that
     // a bigint key keeps its digits.
-    const lastValues = tableInfo.primaryKey.map((c) => `(jsonb_populate_record(NULL::${tableSql}, $2::jsonb)).${ident(c)}`).join(', ');
-    const keyOf = (alias: string) => `jsonb_build_object(${tableInfo.primaryKey.map((c) => `${literal(c)}, ${alias}.${ident(c)}`).join(', ')})::text`;
+    const lastValues = tableInfo.primaryKey
+      .map((c) => `(jsonb_populate_record(NULL::${tableSql}, $2::jsonb)).${ident(c)}`)
+      .join(', ');
+    const keyOf = (alias: string) =>
+      `jsonb_build_object(${tableInfo.primaryKey.map((c) => `${literal(c)}, ${alias}.${ident(c)}`).join(', ')})::text`;
     const rowsOf = (next: boolean) =>
       `SELECT t.* FROM ${tableSql} AS t WHERE ${next ? `(${keyList}) > (${lastValues})` : 'true'}${condition} ORDER BY ${keyList} LIMIT $1 FOR SHARE OF t`;
     // A trigger capture's batch is one statement: the rows, their events (in key order), the count and the last key.
@@ -224,7 +279,10 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
             lastKey = rows.at(-1)!.key;
           }
         } else {
-          const { rows } = await client.query<{ n: number; key: string | null; events: string }>(lastKey === null ? first : next, params);
+          const { rows } = await client.query<{ n: number; key: string | null; events: string }>(
+            lastKey === null ? first : next,
+            params,
+          );
           sent = rows[0]!.n;
           if (sent) {
             lastKey = rows[0]!.key;
@@ -250,7 +308,12 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
   } catch (err) {
     if (started) {
       const message = (err as Error).message;
-      await client.query(`UPDATE rowcast.backfills SET state = 'failed', error = $2, updated_at = now() WHERE capture = $1`, [capture, message]).catch(() => {});
+      await client
+        .query(`UPDATE rowcast.backfills SET state = 'failed', error = $2, updated_at = now() WHERE capture = $1`, [
+          capture,
+          message,
+        ])
+        .catch(() => {});
     }
     throw err;
   } finally {
@@ -299,7 +362,14 @@ async function checkLogical(client: PoolClient, capture: string, functionName: s
     [functionName],
   );
   if (rows[0]!.version < 140000) {
-    throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture} is logical, and its backfill goes through the write-ahead log as logical messages, which PostgreSQL decodes from version 14; upgrade, or backfill with mode 'row'.`);
+    throw new RowcastError(
+      ErrorCodes.CONFLICT,
+      `capture ${capture} is logical, and its backfill goes through the write-ahead log as logical messages, which PostgreSQL decodes from version 14; upgrade, or backfill with mode 'row'.`,
+    );
   }
-  if (!rows[0]!.read) throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: its capture function predates backfills; run rowcast apply once, then the backfill.`);
+  if (!rows[0]!.read)
+    throw new RowcastError(
+      ErrorCodes.CONFLICT,
+      `capture ${capture}: its capture function predates backfills; run rowcast apply once, then the backfill.`,
+    );
 }

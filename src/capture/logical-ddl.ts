@@ -23,7 +23,8 @@ export function logicalCaptureDdl(name: string, capture: CaptureConfig, table: T
   const fn = `rowcast.${ident(functionName)}`;
   const rows = { old: '$2', new: '$3', xids: '$4' };
   const branches = capture.operations.map((op, i) => {
-    const insert = op === 'TRUNCATE' ? truncateEvents(name, capture, table) : decodedBranch(op, name, capture, table, rows);
+    const insert =
+      op === 'TRUNCATE' ? truncateEvents(name, capture, table) : decodedBranch(op, name, capture, table, rows);
     return `  ${i === 0 ? 'IF' : 'ELSIF'} op = '${op}' THEN\n${insert}`;
   });
   // A backfill's rows, which the reader finds in the log as messages of the backfill's transactions (backfill.ts).
@@ -62,7 +63,10 @@ export const isLogical = (capture: Pick<CaptureConfig, 'mode'>): boolean => capt
 export function slotName(database: string): string {
   let hash = 0x811c9dc5; // FNV-1a: two databases whose names clean up alike still get distinct slots
   for (const byte of Buffer.from(database)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
-  const clean = database.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 40);
+  const clean = database
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, '_')
+    .slice(0, 40);
   return `rowcast_${clean}_${hash.toString(16).padStart(8, '0')}`;
 }
 
@@ -79,10 +83,14 @@ export async function logicalDecodingProblems(db: Queryable): Promise<string[]> 
   const server = rows[0] as { wal_level: string; replication: boolean };
   const problems: string[] = [];
   if (server.wal_level !== 'logical') {
-    problems.push(`captures: mode 'logical' reads PostgreSQL's write-ahead log, and this server has wal_level = ${server.wal_level}; set wal_level = logical (postgresql.conf or ALTER SYSTEM) and restart PostgreSQL, or use mode 'row'.`);
+    problems.push(
+      `captures: mode 'logical' reads PostgreSQL's write-ahead log, and this server has wal_level = ${server.wal_level}; set wal_level = logical (postgresql.conf or ALTER SYSTEM) and restart PostgreSQL, or use mode 'row'.`,
+    );
   }
   if (!server.replication) {
-    problems.push(`captures: mode 'logical' streams changes over a replication connection, and this database user lacks the REPLICATION attribute; ALTER ROLE … REPLICATION, or use mode 'row'.`);
+    problems.push(
+      `captures: mode 'logical' streams changes over a replication connection, and this database user lacks the REPLICATION attribute; ALTER ROLE … REPLICATION, or use mode 'row'.`,
+    );
   }
   return problems;
 }
@@ -95,7 +103,10 @@ export async function logicalDecodingProblems(db: Queryable): Promise<string[]> 
 export async function dropSlots(db: Queryable, which: { slot: string } | { database: string }): Promise<void> {
   const [where, value] = 'slot' in which ? ['slot_name = $1', which.slot] : ['database = $1', which.database];
   for (let attempt = 1; ; attempt++) {
-    await db.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE ${where} AND active_pid IS NOT NULL`, [value]);
+    await db.query(
+      `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE ${where} AND active_pid IS NOT NULL`,
+      [value],
+    );
     try {
       await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE ${where}`, [value]);
       return;

@@ -151,7 +151,8 @@ export class LogicalCaptureReader {
     this.stopping = true;
     this.wakeUp?.();
     // Rolled back, the promotion leaves no event; the next process stages and promotes the transaction again.
-    if (this.promoting !== null) await this.pool.query('SELECT pg_cancel_backend($1)', [this.promoting]).catch(() => {});
+    if (this.promoting !== null)
+      await this.pool.query('SELECT pg_cancel_backend($1)', [this.promoting]).catch(() => {});
     await this.service?.stop().catch(() => {});
     await this.loop;
     await this.writer.end();
@@ -172,12 +173,19 @@ export class LogicalCaptureReader {
         if (this.stopping) break;
         // Another process streams: normal with several processes, so said once a minute, at debug level.
         if (e.code === TAKEN_OVER) {
-          this.log.warn({ err: e.message, slot: this.slot }, 'logical capture: another process took over the slot; this reader’s in-flight batch was refused; standing by');
+          this.log.warn(
+            { err: e.message, slot: this.slot },
+            'logical capture: another process took over the slot; this reader’s in-flight batch was refused; standing by',
+          );
         } else if (e.code === OBJECT_IN_USE) {
-          if (Date.now() > quietUntil) this.log.debug({ slot: this.slot }, 'logical capture: another process streams the slot; standing by');
+          if (Date.now() > quietUntil)
+            this.log.debug({ slot: this.slot }, 'logical capture: another process streams the slot; standing by');
           quietUntil = Date.now() + 60_000;
         } else {
-          this.log.warn({ err: e.message, slot: this.slot }, 'logical capture stopped; starting again from the last written position');
+          this.log.warn(
+            { err: e.message, slot: this.slot },
+            'logical capture stopped; starting again from the last written position',
+          );
         }
       } finally {
         this.streaming = false;
@@ -190,14 +198,23 @@ export class LogicalCaptureReader {
 
   /** Reads the logical captures per table; false when there are none. */
   private async loadCaptures(): Promise<boolean> {
-    const { rows } = await this.pool.query<{ name: string; schema_name: string; table_name: string; function_name: string; operations: Operation[] }>(
+    const { rows } = await this.pool.query<{
+      name: string;
+      schema_name: string;
+      table_name: string;
+      function_name: string;
+      operations: Operation[];
+    }>(
       `SELECT name, schema_name, table_name, function_name, ARRAY(SELECT jsonb_array_elements_text(settings -> 'capture' -> 'operations')) AS operations
          FROM rowcast.captures WHERE settings -> 'capture' ->> 'mode' = 'logical'`,
     );
     const captures = new Map<string, LogicalCapture[]>();
     for (const r of rows) {
       const key = `${r.schema_name}.${r.table_name}`;
-      captures.set(key, [...(captures.get(key) ?? []), { functionName: r.function_name, operations: new Set(r.operations) }]);
+      captures.set(key, [
+        ...(captures.get(key) ?? []),
+        { functionName: r.function_name, operations: new Set(r.operations) },
+      ]);
     }
     this.captures = captures;
     this.functions = new Map(rows.map((r) => [r.name, r.function_name]));
@@ -205,7 +222,10 @@ export class LogicalCaptureReader {
   }
 
   private async stream(): Promise<void> {
-    const { rows } = await this.pool.query<{ lsn: string }>('SELECT lsn::text FROM rowcast.capture_progress WHERE slot = $1', [this.slot]);
+    const { rows } = await this.pool.query<{ lsn: string }>(
+      'SELECT lsn::text FROM rowcast.capture_progress WHERE slot = $1',
+      [this.slot],
+    );
     this.written = rows[0] ? lsnValue(rows[0].lsn) : 0n;
     this.confirmable = this.written;
     this.unflushed = [];
@@ -214,7 +234,9 @@ export class LogicalCaptureReader {
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingEnd = this.written;
-    this.messages ??= Number((await this.pool.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 140000;
+    this.messages ??=
+      Number((await this.pool.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >=
+      140000;
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: this.messages });
     // Values arrive as PostgreSQL's own text; the library would parse them with pg's JavaScript type parsers (a
     // timestamp loses its microseconds). The capture function rebuilds the row from the text instead, so each
@@ -230,7 +252,11 @@ export class LogicalCaptureReader {
       // Dates in ISO form whatever the server's default, so that the capture function reads them back unambiguously.
       // Connect timeout and keepalive only: the stream is one long-running command.
       {
-        ...(({ connectionTimeoutMillis, keepAlive, keepAliveInitialDelayMillis }) => ({ connectionTimeoutMillis, keepAlive, keepAliveInitialDelayMillis }))(connectionSettings(this.database)),
+        ...(({ connectionTimeoutMillis, keepAlive, keepAliveInitialDelayMillis }) => ({
+          connectionTimeoutMillis,
+          keepAlive,
+          keepAliveInitialDelayMillis,
+        }))(connectionSettings(this.database)),
         connectionString: this.url,
         application_name: 'rowcast logical capture',
         options: '-c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=3',
@@ -276,7 +302,9 @@ export class LogicalCaptureReader {
         const commitLsn = message.commitLsn ?? '0/0';
         // A transaction's commit record starts at or after the end of every earlier one: one that starts
         // before the written position was written before a restart (checked again at its commit).
-        const skip = lsnValue(commitLsn) > 0n && lsnValue(commitLsn) < (this.pendingEnd > this.written ? this.pendingEnd : this.written);
+        const skip =
+          lsnValue(commitLsn) > 0n &&
+          lsnValue(commitLsn) < (this.pendingEnd > this.written ? this.pendingEnd : this.written);
         this.tx = { xid: message.xid, commitLsn, skip, changes: [], bytes: 0, staged: 0, part: 0, partOf: '' };
         return;
       }
@@ -312,7 +340,12 @@ export class LogicalCaptureReader {
     }
   }
 
-  private async add(relation: Pgoutput.MessageRelation, op: Operation, old: Record<string, unknown> | null, row: Record<string, unknown> | null): Promise<void> {
+  private async add(
+    relation: Pgoutput.MessageRelation,
+    op: Operation,
+    old: Record<string, unknown> | null,
+    row: Record<string, unknown> | null,
+  ): Promise<void> {
     const tx = this.tx;
     if (!tx || tx.skip) return;
     const key = `${relation.schema}.${relation.name}`;
@@ -367,7 +400,16 @@ export class LogicalCaptureReader {
       `INSERT INTO rowcast.capture_staging (lsn, seq, part, function_name, op, old_row, new_row, xid)
        SELECT $1::pg_lsn, $2::bigint + c.ord - 1, c.part, c.fn, c.op, c.old, c.new, c.xid
          FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bigint[]) WITH ORDINALITY AS c(part, fn, op, old, new, xid, ord)`,
-      [tx.commitLsn, tx.staged, parts, changes.map((c) => c.fn), changes.map((c) => c.op), changes.map((c) => c.old), changes.map((c) => c.new), changes.map((c) => c.xid)],
+      [
+        tx.commitLsn,
+        tx.staged,
+        parts,
+        changes.map((c) => c.fn),
+        changes.map((c) => c.op),
+        changes.map((c) => c.old),
+        changes.map((c) => c.new),
+        changes.map((c) => c.xid),
+      ],
     );
     tx.staged += changes.length;
   }
@@ -386,21 +428,20 @@ export class LogicalCaptureReader {
     const client = await this.writer.connect();
     let failed: Error | undefined;
     const service = this.service;
-    const keepAlive = setInterval(() => void service?.acknowledge(lsnText(this.confirmable)).catch(() => {}), KEEPALIVE_MS);
+    const keepAlive = setInterval(
+      () => void service?.acknowledge(lsnText(this.confirmable)).catch(() => {}),
+      KEEPALIVE_MS,
+    );
     try {
       this.promoting = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       if (this.stopping) return;
       // Exempt from database.statementTimeout: a promotion of millions of rows takes minutes (stop() cancels it).
       await client.query('SET statement_timeout = 0');
       await client.query(
-        withoutDeadline(`SELECT rowcast.promote_staged($1, $2::pg_lsn, $3::pg_lsn, $4::pg_lsn, $5, $6) AS promoted, (${WAKE}) AS woken`, [
-          this.slot,
-          lsnText(this.written),
-          tx.commitLsn,
-          lsnText(end),
-          tx.staged,
-          this.chunkRows,
-        ]),
+        withoutDeadline(
+          `SELECT rowcast.promote_staged($1, $2::pg_lsn, $3::pg_lsn, $4::pg_lsn, $5, $6) AS promoted, (${WAKE}) AS woken`,
+          [this.slot, lsnText(this.written), tx.commitLsn, lsnText(end), tx.staged, this.chunkRows],
+        ),
       );
       await client.query('RESET statement_timeout');
     } catch (err) {
@@ -459,7 +500,9 @@ export class LogicalCaptureReader {
     // Batches that had committed before this query lie before its insert position: that bounds their commit
     // records (one query per round rather than one per batch, off the path to routing).
     const known = this.unflushed.filter((b) => b.wal === null);
-    const { rows } = await this.pool.query<{ inserted: string; flushed: string }>('SELECT pg_current_wal_insert_lsn()::text AS inserted, pg_current_wal_flush_lsn()::text AS flushed');
+    const { rows } = await this.pool.query<{ inserted: string; flushed: string }>(
+      'SELECT pg_current_wal_insert_lsn()::text AS inserted, pg_current_wal_flush_lsn()::text AS flushed',
+    );
     for (const b of known) b.wal = lsnValue(rows[0]!.inserted);
     const flushed = lsnValue(rows[0]!.flushed);
     while (this.unflushed.length && this.unflushed[0]!.wal !== null && this.unflushed[0]!.wal <= flushed) {

@@ -50,16 +50,27 @@ export async function readTableInfo(client: PoolClient, schema: string, name: st
     schema,
     name,
     kind: row.relkind as 'r' | 'p',
-    columns: cols.rows.map((c) => ({ name: c.name, type: c.type, exactNumber: c.base === 'int8' || c.base === 'numeric', array: c.array })),
+    columns: cols.rows.map((c) => ({
+      name: c.name,
+      type: c.type,
+      exactNumber: c.base === 'int8' || c.base === 'numeric',
+      array: c.array,
+    })),
     primaryKey: pk.rows.map((r) => r.name),
   };
 }
 
 /** Splits "schema.table" / "table" / { schema, name } into its parts. */
-export function tableName(table: RowcastConfig['captures'][string]['table'], where: string): { schema: string; name: string } {
+export function tableName(
+  table: RowcastConfig['captures'][string]['table'],
+  where: string,
+): { schema: string; name: string } {
   if (typeof table === 'object') return table;
   const parts = table.split('.');
   if (parts.length === 1) return { schema: 'public', name: parts[0]! };
   if (parts.length === 2 && parts[0] && parts[1]) return { schema: parts[0], name: parts[1] };
-  throw new RowcastError(ErrorCodes.CONFIG_INVALID, `${where}: "${table}" is not "table" or "schema.table"; for names that contain dots write { schema: "…", name: "…" }.`);
+  throw new RowcastError(
+    ErrorCodes.CONFIG_INVALID,
+    `${where}: "${table}" is not "table" or "schema.table"; for names that contain dots write { schema: "…", name: "…" }.`,
+  );
 }

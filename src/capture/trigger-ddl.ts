@@ -14,8 +14,15 @@ export const captureFunctionName = (capture: string): string => `capture_${captu
 export const captureTriggerName = (capture: string, op: Operation): string => `rowcast_${capture}_${op.toLowerCase()}`;
 
 /** Statements that remove what captureDdl installed; tableExists=false skips the triggers (they went with the table). */
-export function dropCaptureDdl(installed: { schema: string; table: string; functionName: string; triggers: string[] }, tableExists: boolean): string[] {
-  const drops = tableExists ? installed.triggers.map((t) => `DROP TRIGGER IF EXISTS ${ident(t)} ON ${qualified(installed.schema, installed.table)}`) : [];
+export function dropCaptureDdl(
+  installed: { schema: string; table: string; functionName: string; triggers: string[] },
+  tableExists: boolean,
+): string[] {
+  const drops = tableExists
+    ? installed.triggers.map(
+        (t) => `DROP TRIGGER IF EXISTS ${ident(t)} ON ${qualified(installed.schema, installed.table)}`,
+      )
+    : [];
   // By name alone (it is unique in schema rowcast): a trigger function takes no arguments, a logical capture's four.
   return [...drops, `DROP FUNCTION IF EXISTS rowcast.${ident(installed.functionName)}`];
 }
@@ -32,9 +39,13 @@ export function captureDdl(name: string, capture: CaptureConfig, table: TableInf
 
   const perStatement = capture.mode === 'statement';
   const branch = perStatement ? statementBranch : rowBranch;
-  const branches = rowOps.map((op) => `  ${op === rowOps[0] ? 'IF' : 'ELSIF'} TG_OP = '${op}' THEN\n${branch(op, name, capture, table)}`);
+  const branches = rowOps.map(
+    (op) => `  ${op === rowOps[0] ? 'IF' : 'ELSIF'} TG_OP = '${op}' THEN\n${branch(op, name, capture, table)}`,
+  );
   if (capture.operations.includes('TRUNCATE')) {
-    branches.push(`  ${branches.length ? 'ELSIF' : 'IF'} TG_OP = 'TRUNCATE' THEN\n${insertEvent('TRUNCATE', name, capture, table, 'NULL', 'NULL', 'NULL', 'NULL')}`);
+    branches.push(
+      `  ${branches.length ? 'ELSIF' : 'IF'} TG_OP = 'TRUNCATE' THEN\n${insertEvent('TRUNCATE', name, capture, table, 'NULL', 'NULL', 'NULL', 'NULL')}`,
+    );
   }
   // Statement-level: the transition tables' rows are aliased new and old, so that a `when` written for row
   // triggers (NEW.total > 100) reads their columns rather than PL/pgSQL's (null) NEW and OLD records.
@@ -108,12 +119,22 @@ function rowBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: Ca
       lines.push(`    n := ${rowJson('NEW', table, capture.columns)};`);
       after = 'n';
     }
-    if (op === 'UPDATE') changed = `ARRAY(SELECT e.k FROM jsonb_each(n) AS e(k, v) WHERE e.v IS DISTINCT FROM o -> e.k)`;
+    if (op === 'UPDATE')
+      changed = `ARRAY(SELECT e.k FROM jsonb_each(n) AS e(k, v) WHERE e.v IS DISTINCT FROM o -> e.k)`;
   }
   return [...lines, insertEvent(op, name, capture, table, key ?? 'NULL', before, after, changed)].join('\n');
 }
 
-function insertEvent(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string): string {
+function insertEvent(
+  op: Operation,
+  name: string,
+  capture: CaptureConfig,
+  table: TableInfo,
+  key: string,
+  before: string,
+  after: string,
+  changed: string,
+): string {
   const target = (v: string | undefined) => (v === undefined ? 'NULL' : literal(v));
   return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace)
     VALUES (${literal(name)}, ${target(capture.topic)}, ${target(capture.function)}, '${op}', ${literal(table.schema)}, ${literal(table.name)}, ${key}, ${before}, ${after}, ${changed}, NULLIF(current_setting('rowcast.traceparent', true), ''));`;
@@ -127,9 +148,13 @@ function rowJson(record: string, table: TableInfo, columns: string[] | undefined
   // while the trigger is installed must not make the writer's statement fail ("record has no field"); a dropped
   // column's null is stripped, so it is simply absent. Arrays: the jsonb array's text as an array literal.
   if (!exact.length) return `to_jsonb(${record})`;
-  const fromJson = exact.map((c) => `${literal(c.name)}, ${c.array ? `to_jsonb(translate(NULLIF(j -> ${literal(c.name)}, 'null')::text, '[]', '{}')::text[])` : `j ->> ${literal(c.name)}`}`);
+  const fromJson = exact.map(
+    (c) =>
+      `${literal(c.name)}, ${c.array ? `to_jsonb(translate(NULLIF(j -> ${literal(c.name)}, 'null')::text, '[]', '{}')::text[])` : `j ->> ${literal(c.name)}`}`,
+  );
   const chunks: string[] = [];
-  for (let i = 0; i < fromJson.length; i += 50) chunks.push(`jsonb_build_object(${fromJson.slice(i, i + 50).join(', ')})`);
+  for (let i = 0; i < fromJson.length; i += 50)
+    chunks.push(`jsonb_build_object(${fromJson.slice(i, i + 50).join(', ')})`);
   return `(SELECT j || jsonb_strip_nulls(${chunks.join(' || ')}) FROM (SELECT to_jsonb(${record}) AS j) AS r)`;
 }
 
@@ -149,7 +174,11 @@ function pickColumns(record: string, table: TableInfo, names: string[]): string 
   const parts = names.map((name) => {
     const col = table.columns.find((c) => c.name === name)!;
     const key = literal(name);
-    const value = !col.exactNumber ? `j -> ${key}` : col.array ? `to_jsonb(translate(NULLIF(j -> ${key}, 'null')::text, '[]', '{}')::text[])` : `j ->> ${key}`;
+    const value = !col.exactNumber
+      ? `j -> ${key}`
+      : col.array
+        ? `to_jsonb(translate(NULLIF(j -> ${key}, 'null')::text, '[]', '{}')::text[])`
+        : `j ->> ${key}`;
     return `CASE WHEN j ? ${key} THEN jsonb_build_object(${key}, ${value}) ELSE '{}'::jsonb END`;
   });
   return `(SELECT ${parts.join(' || ') || `'{}'::jsonb`} FROM (SELECT to_jsonb(${record}) AS j) AS r)`;
@@ -167,7 +196,12 @@ const TRANSITION_TABLES: Record<Exclude<Operation, 'TRUNCATE'>, string> = {
  * key (compared in their jsonb form, so a dropped key column pairs nothing rather than failing the writer); a row
  * whose key itself changed has no before image.
  */
-function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo): string {
+function statementBranch(
+  op: Exclude<Operation, 'TRUNCATE'>,
+  name: string,
+  capture: CaptureConfig,
+  table: TableInfo,
+): string {
   const when = whenFor(capture, op);
   const pairs = op === 'UPDATE' && (capture.payload === 'diff' || when !== undefined);
   if (pairs && !table.primaryKey.length) {
@@ -178,7 +212,9 @@ function statementBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, captu
   }
   let from = op === 'DELETE' ? 'rowcast_old AS old' : 'rowcast_new AS new';
   if (pairs) {
-    const on = table.primaryKey.map((c) => `to_jsonb(old) -> ${literal(c)} = to_jsonb(new) -> ${literal(c)}`).join(' AND ');
+    const on = table.primaryKey
+      .map((c) => `to_jsonb(old) -> ${literal(c)} = to_jsonb(new) -> ${literal(c)}`)
+      .join(' AND ');
     from += ` LEFT JOIN rowcast_old AS old ON ${on}`;
   }
   return setBranch(op, name, capture, table, when, { from, withOld: pairs && capture.payload === 'diff' });
@@ -208,7 +244,14 @@ interface EventOrigin {
 const DECODED_ORIGIN: EventOrigin = { txid: 'rowcast.xid8_of(c.x)', trace: 'NULL' };
 
 /** The statement-level INSERT … SELECT of one operation, over decoded rows instead of transition tables. */
-export function decodedBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, rows: DecodedRows, label?: 'READ'): string {
+export function decodedBranch(
+  op: Exclude<Operation, 'TRUNCATE'>,
+  name: string,
+  capture: CaptureConfig,
+  table: TableInfo,
+  rows: DecodedRows,
+  label?: 'READ',
+): string {
   const rowType = qualified(table.schema, table.name);
   let from = `unnest(${rows.old}, ${rows.new}, ${rows.xids}) WITH ORDINALITY AS c(o, n, x, ord)`;
   if (op !== 'INSERT') from += ` CROSS JOIN LATERAL jsonb_populate_record(NULL::${rowType}, c.o) AS old`;
@@ -222,8 +265,19 @@ export function decodedBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, 
  * events with op READ, shaped as the capture's INSERT events (its `when` for INSERT applies), in the order
  * `orderBy`, in the backfill's own transaction. Returns the INSERT, without its final semicolon.
  */
-export function backfillEventsSql(name: string, capture: CaptureConfig, table: TableInfo, batch: string, orderBy: string): string {
-  const sql = setBranch('INSERT', name, capture, table, whenFor(capture, 'INSERT'), { from: `${batch} AS new`, withOld: false, orderBy, label: 'READ' });
+export function backfillEventsSql(
+  name: string,
+  capture: CaptureConfig,
+  table: TableInfo,
+  batch: string,
+  orderBy: string,
+): string {
+  const sql = setBranch('INSERT', name, capture, table, whenFor(capture, 'INSERT'), {
+    from: `${batch} AS new`,
+    withOld: false,
+    orderBy,
+    label: 'READ',
+  });
   return sql.trim().replace(/;$/, '');
 }
 
@@ -236,7 +290,15 @@ interface RowSource {
   label?: 'READ';
 }
 
-function setBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: CaptureConfig, table: TableInfo, when: string | undefined, source: RowSource, origin?: EventOrigin): string {
+function setBranch(
+  op: Exclude<Operation, 'TRUNCATE'>,
+  name: string,
+  capture: CaptureConfig,
+  table: TableInfo,
+  when: string | undefined,
+  source: RowSource,
+  origin?: EventOrigin,
+): string {
   let from = source.from;
   // Each row is turned into jsonb once (nj.j, oj.j), and the key and images are read from that: to_jsonb() of a
   // jsonb value is the value itself, so the row-level builders work on it unchanged.
@@ -251,7 +313,19 @@ function setBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: Ca
   let changed = 'NULL';
   if (capture.payload === 'keys') {
     const whole = rowJson(record, table, undefined);
-    return insertEvents(op, name, capture, table, key ? `COALESCE(${key}, ${whole})` : whole, 'NULL', 'NULL', 'NULL', { ...source, from }, when, origin);
+    return insertEvents(
+      op,
+      name,
+      capture,
+      table,
+      key ? `COALESCE(${key}, ${whole})` : whole,
+      'NULL',
+      'NULL',
+      'NULL',
+      { ...source, from },
+      when,
+      origin,
+    );
   }
   if (capture.payload === 'row') {
     if (op === 'DELETE') before = rowJson(OLD, table, capture.columns);
@@ -263,12 +337,37 @@ function setBranch(op: Exclude<Operation, 'TRUNCATE'>, name: string, capture: Ca
     from += ` CROSS JOIN LATERAL (SELECT ${images.join(', ')}) AS rc`;
     if (op !== 'INSERT') before = 'rc.o';
     if (op !== 'DELETE') after = 'rc.n';
-    if (op === 'UPDATE') changed = `ARRAY(SELECT e.k FROM jsonb_each(rc.n) AS e(k, v) WHERE e.v IS DISTINCT FROM rc.o -> e.k)`;
+    if (op === 'UPDATE')
+      changed = `ARRAY(SELECT e.k FROM jsonb_each(rc.n) AS e(k, v) WHERE e.v IS DISTINCT FROM rc.o -> e.k)`;
   }
-  return insertEvents(op, name, capture, table, key ?? 'NULL', before, after, changed, { ...source, from }, when, origin);
+  return insertEvents(
+    op,
+    name,
+    capture,
+    table,
+    key ?? 'NULL',
+    before,
+    after,
+    changed,
+    { ...source, from },
+    when,
+    origin,
+  );
 }
 
-function insertEvents(op: Operation, name: string, capture: CaptureConfig, table: TableInfo, key: string, before: string, after: string, changed: string, source: RowSource, when: string | undefined, origin?: EventOrigin): string {
+function insertEvents(
+  op: Operation,
+  name: string,
+  capture: CaptureConfig,
+  table: TableInfo,
+  key: string,
+  before: string,
+  after: string,
+  changed: string,
+  source: RowSource,
+  when: string | undefined,
+  origin?: EventOrigin,
+): string {
   const target = (v: string | undefined) => (v === undefined ? 'NULL' : literal(v));
   // Rows are numbered in the order the SELECT yields them: ORDER BY keeps a decoded batch's commit order.
   return `    INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, trace${origin ? ', txid' : ''})

@@ -12,11 +12,16 @@ export function parseDuration(value: string | number): number | undefined {
 
 /** A zod type for durations: a number of milliseconds or a string such as "5s". Parses to milliseconds. */
 export const duration = z
-  .union([z.number(), z.string()], { error: 'write milliseconds (1500) or a string like "250ms", "5s", "2m", "6h", "7d"' })
+  .union([z.number(), z.string()], {
+    error: 'write milliseconds (1500) or a string like "250ms", "5s", "2m", "6h", "7d"',
+  })
   .transform((v, ctx) => {
     const ms = parseDuration(v);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(v)}; write milliseconds (1500) or a string like "250ms", "5s", "2m", "6h", "7d"` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a duration: ${JSON.stringify(v)}; write milliseconds (1500) or a string like "250ms", "5s", "2m", "6h", "7d"`,
+      });
       return z.NEVER;
     }
     return ms;

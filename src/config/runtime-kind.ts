@@ -31,16 +31,27 @@ export function resolveProcessRuntime(name: string, fn: FunctionConfig, baseDir:
   const problems: string[] = [];
   const directory = path.resolve(baseDir, fn.directory ?? '.');
   fn.directory = directory;
-  if (!existsSync(directory)) return [`functions.${name}.directory: ${directory} does not exist; give the folder of the function's code, relative to the config file.`];
+  if (!existsSync(directory))
+    return [
+      `functions.${name}.directory: ${directory} does not exist; give the folder of the function's code, relative to the config file.`,
+    ];
   if (kind === 'python') {
-    if (!python3Version()) problems.push(`functions.${name}.runtime: "${fn.runtime}" needs python3 on the PATH, and there is none; install it (e.g. apt-get install python3) or use runtime "nodejs".`);
+    if (!python3Version())
+      problems.push(
+        `functions.${name}.runtime: "${fn.runtime}" needs python3 on the PATH, and there is none; install it (e.g. apt-get install python3) or use runtime "nodejs".`,
+      );
     const m = /^(.+)\.([A-Za-z_][A-Za-z0-9_]*)$/.exec(fn.handler);
     if (!m) {
-      problems.push(`functions.${name}.handler: "${fn.handler}" is not "module.function"; write e.g. "lambda_function.lambda_handler" for lambda_handler in ${path.join(directory, 'lambda_function.py')}.`);
+      problems.push(
+        `functions.${name}.handler: "${fn.handler}" is not "module.function"; write e.g. "lambda_function.lambda_handler" for lambda_handler in ${path.join(directory, 'lambda_function.py')}.`,
+      );
     } else {
       const module = m[1]!.replace(/\./g, '/');
       const candidates = [path.join(directory, `${module}.py`), path.join(directory, module, '__init__.py')];
-      if (!candidates.some((c) => existsSync(c))) problems.push(`functions.${name}.handler: no module ${candidates[0]}; put the handler's module in the function's directory (${directory}), or set directory.`);
+      if (!candidates.some((c) => existsSync(c)))
+        problems.push(
+          `functions.${name}.handler: no module ${candidates[0]}; put the handler's module in the function's directory (${directory}), or set directory.`,
+        );
     }
   } else if (kind === 'provided') {
     const bootstrap = path.resolve(directory, fn.bootstrap ?? 'bootstrap');
@@ -48,7 +59,9 @@ export function resolveProcessRuntime(name: string, fn: FunctionConfig, baseDir:
     try {
       accessSync(bootstrap, constants.X_OK);
     } catch {
-      problems.push(`functions.${name}.bootstrap: ${bootstrap} ${existsSync(bootstrap) ? 'is not executable; chmod +x it' : 'does not exist; write the executable that speaks the Runtime API there, or set bootstrap'}.`);
+      problems.push(
+        `functions.${name}.bootstrap: ${bootstrap} ${existsSync(bootstrap) ? 'is not executable; chmod +x it' : 'does not exist; write the executable that speaks the Runtime API there, or set bootstrap'}.`,
+      );
     }
   }
   return problems;

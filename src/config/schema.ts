@@ -15,7 +15,9 @@ export type MessageFormat = (typeof FORMATS)[number];
 /** Names become parts of SQL identifiers and URLs, so they are restricted; tables may be named anything. */
 /** SNS's topic names: 1–256 letters, digits, "-" and "_"; a FIFO topic's may end in ".fifo". */
 export const TOPIC_NAME = /^(?=.{1,256}$)[A-Za-z0-9_-]+(\.fifo)?$/;
-const topicName = z.string().regex(TOPIC_NAME, 'use 1–256 letters, digits, "-" or "_", optionally ending in ".fifo" (as SNS topic names)');
+const topicName = z
+  .string()
+  .regex(TOPIC_NAME, 'use 1–256 letters, digits, "-" or "_", optionally ending in ".fifo" (as SNS topic names)');
 const subscriptionName = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'use 1–128 letters, digits, "-" or "_"');
 /** Trigger names are "rowcast_<capture>_<op>" and must fit PostgreSQL's 63-byte identifiers. */
 const captureName = z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'use 1–40 letters, digits, "-" or "_"');
@@ -29,7 +31,12 @@ export const topicSchema = z.strictObject({
   /** FIFO: after a message of a group goes dead, continue with the group's next one, or hold the group until it is redriven. */
   onDeadMessage: z.enum(['continue', 'block-group']).default('continue'),
   /** Largest message body in bytes (SNS: 256 KiB). */
-  maxMessageSize: z.number().int().min(1024).max(1024 * 1024 * 1024).default(256 * 1024),
+  maxMessageSize: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * 1024 * 1024)
+    .default(256 * 1024),
   /**
    * Larger messages: reject — a function's publish throws, and a captured change's deliveries are dead with an error
    * saying so (redrive after raising the limit); claim-check — subscribers receive a signed, expiring link to the
@@ -39,7 +46,11 @@ export const topicSchema = z.strictObject({
   /** claim-check: how long a link stays valid. */
   claimCheckTtl: duration.default(24 * 3_600_000),
   /** SNS envelopes (subscriptions with format 'sns'): SignatureVersion 1 signs with SHA1withRSA (SNS's default), 2 with SHA256withRSA. */
-  signatureVersion: z.union([z.literal(1), z.literal(2)], { error: 'SignatureVersion 1 (SHA1withRSA, the default) or 2 (SHA256withRSA)' }).default(1),
+  signatureVersion: z
+    .union([z.literal(1), z.literal(2)], {
+      error: 'SignatureVersion 1 (SHA1withRSA, the default) or 2 (SHA256withRSA)',
+    })
+    .default(1),
 });
 
 export const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] as const;
@@ -51,8 +62,18 @@ const tableRef = z.union(
 );
 
 const whenClause = z.union(
-  [z.string().min(1), z.strictObject({ insert: z.string().min(1).optional(), update: z.string().min(1).optional(), delete: z.string().min(1).optional() })],
-  { error: 'write an SQL condition over OLD/NEW (e.g. "NEW.total > 100"), or { insert, update, delete } with one condition per operation' },
+  [
+    z.string().min(1),
+    z.strictObject({
+      insert: z.string().min(1).optional(),
+      update: z.string().min(1).optional(),
+      delete: z.string().min(1).optional(),
+    }),
+  ],
+  {
+    error:
+      'write an SQL condition over OLD/NEW (e.g. "NEW.total > 100"), or { insert, update, delete } with one condition per operation',
+  },
 );
 
 /** Source names key positions and appear in events. */
@@ -106,14 +127,17 @@ export const mysqlSourceSchema = z.strictObject({
    * of the config); never logged.
    */
   url: z.union([z.string().regex(/^mysql:\/\//, 'a mysql://user:password@host:port URL'), envRef], {
-    error: 'write the URL (mysql://user:password@host:3306) or { env: "VARIABLE" } to read it from an environment variable',
+    error:
+      'write the URL (mysql://user:password@host:3306) or { env: "VARIABLE" } to read it from an environment variable',
   }),
   /** The replica server_id rowcast reads the binlog as: unique among the server's replicas and binlog readers. */
   serverId: z.number().int().min(1).max(4_294_967_295).default(4_242_424),
 });
 
 /** A replication slot's or publication's name on a PostgreSQL source. */
-const pgObjectName = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'use 1–63 lower-case letters, digits or "_", not starting with a digit');
+const pgObjectName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'use 1–63 lower-case letters, digits or "_", not starting with a digit');
 
 /**
  * postgres: another PostgreSQL server (10+), read by logical replication (pgoutput) from a slot and a publication
@@ -123,7 +147,8 @@ export const postgresSourceSchema = z.strictObject({
   kind: z.literal('postgres'),
   /** postgres://user:password@host:5432/database, or { env: "VARIABLE" }; never logged. */
   url: z.union([z.string().regex(/^postgres(ql)?:\/\//, 'a postgres://user:password@host:port/database URL'), envRef], {
-    error: 'write the URL (postgres://user:password@host:5432/database) or { env: "VARIABLE" } to read it from an environment variable',
+    error:
+      'write the URL (postgres://user:password@host:5432/database) or { env: "VARIABLE" } to read it from an environment variable',
   }),
   /** The replication slot on the source (default rowcast_<source name>): one per store reading the source. */
   slot: pgObjectName.optional(),
@@ -147,10 +172,14 @@ export const deliveryPolicySchema = z.strictObject({
 
 /** Standard Webhooks secrets: "whsec_" and 24–64 random bytes in base64. */
 export const WEBHOOK_SECRET = /^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/;
-const webhookSecretHint = 'a Standard Webhooks secret: "whsec_" followed by 24–64 random bytes in base64 (e.g. from `node -e "console.log(\'whsec_\' + crypto.randomBytes(24).toString(\'base64\'))"`), or omit it and rowcast generates one';
+const webhookSecretHint =
+  'a Standard Webhooks secret: "whsec_" followed by 24–64 random bytes in base64 (e.g. from `node -e "console.log(\'whsec_\' + crypto.randomBytes(24).toString(\'base64\'))"`), or omit it and rowcast generates one';
 
 const secretRef = z.union(
-  [z.string().regex(WEBHOOK_SECRET, webhookSecretHint), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })],
+  [
+    z.string().regex(WEBHOOK_SECRET, webhookSecretHint),
+    z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+  ],
   { error: 'write the signing secret ("whsec_…") or { env: "VARIABLE" } to read it from an environment variable' },
 );
 
@@ -167,19 +196,33 @@ export const disableAfterSchema = z
         /** Every attempt failed for this long, with no success in between. */
         failingFor: duration.optional(),
         /** This many deliveries in a row went dead, with no success in between. */
-        deadDeliveries: z.number({ error: 'a whole number of dead deliveries, e.g. 100' }).int('a whole number, e.g. 100').min(1, 'at least 1').optional(),
+        deadDeliveries: z
+          .number({ error: 'a whole number of dead deliveries, e.g. 100' })
+          .int('a whole number, e.g. 100')
+          .min(1, 'at least 1')
+          .optional(),
       }),
     ],
-    { error: 'write a duration ("5d": disabled after failing for five days) or { failingFor: "5d", deadDeliveries: 100 }' },
+    {
+      error:
+        'write a duration ("5d": disabled after failing for five days) or { failingFor: "5d", deadDeliveries: 100 }',
+    },
   )
   .transform((v, ctx) => {
     const policy = typeof v === 'number' ? { failingFor: v } : v;
     if (policy.failingFor === undefined && policy.deadDeliveries === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'give failingFor (e.g. "5d"), deadDeliveries (e.g. 100), or both; or leave disableAfter out to never disable' });
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'give failingFor (e.g. "5d"), deadDeliveries (e.g. 100), or both; or leave disableAfter out to never disable',
+      });
       return z.NEVER;
     }
     if (policy.failingFor !== undefined && policy.failingFor < 1000) {
-      ctx.addIssue({ code: 'custom', message: `failingFor ${policy.failingFor}ms is too short to tell a failing endpoint from a blip; write at least "1s" (Svix waits 5 days: "5d")` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `failingFor ${policy.failingFor}ms is too short to tell a failing endpoint from a blip; write at least "1s" (Svix waits 5 days: "5d")`,
+      });
       return z.NEVER;
     }
     return { failingFor: policy.failingFor ?? null, deadDeliveries: policy.deadDeliveries ?? null };
@@ -209,8 +252,10 @@ export const subscriptionCommon = {
 export const httpSubscriptionSchema = z.strictObject({
   ...subscriptionCommon,
   protocol: z.enum(['http', 'https']),
-  endpoint: z
-    .url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL, e.g. "https://example.com/hooks/rowcast"' }),
+  endpoint: z.url({
+    protocol: /^https?$/,
+    error: 'an absolute http:// or https:// URL, e.g. "https://example.com/hooks/rowcast"',
+  }),
   /** Standard Webhooks signing secret ("whsec_" + base64). Omitted: rowcast generates one at apply (see `rowcast status --secrets`). */
   secret: secretRef.optional(),
   /**
@@ -268,7 +313,9 @@ export const subscriptionSchema = z.discriminatedUnion('protocol', [
 ]);
 
 /** Function names follow Lambda's rules, so an ARN's last part maps to a rowcast function. */
-export const functionName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1–64 letters, digits, "-" or "_" (as Lambda function names)');
+export const functionName = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1–64 letters, digits, "-" or "_" (as Lambda function names)');
 
 /** Defaults mirror Lambda's asynchronous invocation. */
 export const functionSchema = z.strictObject({
@@ -285,7 +332,10 @@ export const functionSchema = z.strictObject({
    */
   runtime: z
     .string()
-    .regex(/^(nodejs(\d+\.x)?|python3(\.\d+)?|provided(\.al2(023)?)?)$/, 'one of "nodejs", "python3" (or "python3.12" …), "provided"')
+    .regex(
+      /^(nodejs(\d+\.x)?|python3(\.\d+)?|provided(\.al2(023)?)?)$/,
+      'one of "nodejs", "python3" (or "python3.12" …), "provided"',
+    )
     .default('nodejs'),
   /** python3 and provided: the function's code (Lambda's LAMBDA_TASK_ROOT), relative to the config file; default: the config file's folder. */
   directory: z.string().min(1).optional(),
@@ -321,9 +371,15 @@ export const httpServerSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   /** Bearer token every route but /livez and /readyz requires ("Authorization: Bearer <token>"), or { env: "VARIABLE" } to read it from the environment. */
   token: z
-    .union([z.string().min(1), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })], {
-      error: 'write the bearer token, or { env: "VARIABLE" } to read it from an environment variable',
-    })
+    .union(
+      [
+        z.string().min(1),
+        z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+      ],
+      {
+        error: 'write the bearer token, or { env: "VARIABLE" } to read it from an environment variable',
+      },
+    )
     .optional(),
   /**
    * Serve without a token on a non-loopback host. Off: such a start fails, since anyone who reaches the address could
@@ -334,9 +390,20 @@ export const httpServerSchema = z.strictObject({
    * Without a token, the names a request's Host header may carry besides loopback ones (localhost, 127.x.x.x, [::1])
    * and publicUrl's: other names are refused, so a web page cannot reach a loopback server through DNS rebinding.
    */
-  allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/, 'a host name or address without port or scheme, e.g. "rowcast.internal"')).optional(),
+  allowedHosts: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/,
+          'a host name or address without port or scheme, e.g. "rowcast.internal"',
+        ),
+    )
+    .optional(),
   /** The URL subscribers reach this server at (e.g. behind a proxy); default http://host:port. */
-  publicUrl: z.url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL, e.g. "https://rowcast.example.com"' }).optional(),
+  publicUrl: z
+    .url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL, e.g. "https://rowcast.example.com"' })
+    .optional(),
 });
 
 /**
@@ -345,7 +412,12 @@ export const httpServerSchema = z.strictObject({
  */
 export const tracingSchema = z.strictObject({
   /** The collector's OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT), e.g. "http://collector:4318"; spans are POSTed to <endpoint>/v1/traces. */
-  endpoint: z.url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL of an OTLP/HTTP collector, e.g. "http://127.0.0.1:4318"' }).optional(),
+  endpoint: z
+    .url({
+      protocol: /^https?$/,
+      error: 'an absolute http:// or https:// URL of an OTLP/HTTP collector, e.g. "http://127.0.0.1:4318"',
+    })
+    .optional(),
   /** service.name of the spans (OTEL_SERVICE_NAME); default "rowcast". */
   serviceName: z.string().min(1).optional(),
   /** Share of new traces recorded, 0–1 (parent-based: a writer's sampled flag is followed); default: OTEL_TRACES_SAMPLER, else all. */
@@ -384,9 +456,15 @@ export const runtimeSchema = z.strictObject({
 /** How rowcast names itself in the ARNs of its AWS surface (src/model/arn.ts): labels only, no AWS account is used. */
 export const awsSchema = z.strictObject({
   /** The region in ARNs rowcast makes (arn:aws:sns:<region>:…); clients may sign their requests for any region. */
-  region: z.string().regex(/^[a-z0-9-]{1,32}$/, 'a region name such as "us-east-1"').default('us-east-1'),
+  region: z
+    .string()
+    .regex(/^[a-z0-9-]{1,32}$/, 'a region name such as "us-east-1"')
+    .default('us-east-1'),
   /** The 12-digit account id in ARNs rowcast makes. */
-  accountId: z.string().regex(/^\d{12}$/, '12 digits, e.g. "000000000000"').default('000000000000'),
+  accountId: z
+    .string()
+    .regex(/^\d{12}$/, '12 digits, e.g. "000000000000"')
+    .default('000000000000'),
   /**
    * Who may call the SNS API (served by `rowcast start` with runtime.http): access key id → its secret access key,
    * or { env: "VARIABLE" } to read the secret from the environment. Requests are verified with AWS Signature V4;
@@ -395,9 +473,16 @@ export const awsSchema = z.strictObject({
   credentials: z
     .record(
       z.string().regex(/^\w{16,128}$/, 'an access key id: 16–128 letters, digits or "_", e.g. "AKIAROWCASTEXAMPLE"'),
-      z.union([z.string().min(16, 'a secret access key of at least 16 characters'), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })], {
-        error: 'write the secret access key, or { env: "VARIABLE" } to read it from an environment variable (recommended)',
-      }),
+      z.union(
+        [
+          z.string().min(16, 'a secret access key of at least 16 characters'),
+          z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+        ],
+        {
+          error:
+            'write the secret access key, or { env: "VARIABLE" } to read it from an environment variable (recommended)',
+        },
+      ),
     )
     .optional(),
   /** Settings of the SNS API. */

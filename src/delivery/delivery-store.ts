@@ -8,7 +8,6 @@ import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js'
 
 export { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
 
-
 /**
  * Claims up to `n` due deliveries per subscription and leases them to `owner` for leaseMs. A delivery is due when
  * it is pending and its time has come, or when it is in flight and its lease has expired (its process died).
@@ -52,12 +51,16 @@ RETURNING d.id::text AS delivery_id, d.subscription, d.attempts AS attempt, d.le
 
 const claimStatement = prepared('claim_deliveries', CLAIM_SQL);
 
-export async function claimDeliveries(db: Pool | PoolClient, wanted: Map<string, number>, leaseMs: number, owner: string): Promise<ClaimedDelivery[]> {
+export async function claimDeliveries(
+  db: Pool | PoolClient,
+  wanted: Map<string, number>,
+  leaseMs: number,
+  owner: string,
+): Promise<ClaimedDelivery[]> {
   if (!wanted.size) return [];
   const { rows } = await db.query(claimStatement([[...wanted.keys()], [...wanted.values()], leaseMs, owner]));
   return rows.map(toClaimedDelivery);
 }
-
 
 export interface DeliveryResult {
   deliveryId: string;
@@ -130,7 +133,11 @@ async function recordResults(db: Pool | PoolClient, results: DeliveryResult[]): 
  * Gives work back (graceful shutdown, or claimed ahead and not started in time): due again at once. An attempt
  * that started still counts; one that never started does not (its claim's bump of `attempts` is undone).
  */
-export async function releaseDeliveries(pool: Pool, leases: { deliveryId: string; attempt: number; lease: string }[], started = true): Promise<void> {
+export async function releaseDeliveries(
+  pool: Pool,
+  leases: { deliveryId: string; attempt: number; lease: string }[],
+  started = true,
+): Promise<void> {
   if (!leases.length) return;
   await pool.query(
     `UPDATE rowcast.deliveries d SET state = 'pending', available_at = now(), lease_owner = NULL, lease = NULL, updated_at = now(),
@@ -141,7 +148,12 @@ export async function releaseDeliveries(pool: Pool, leases: { deliveryId: string
   );
 }
 
-export async function setSubscriptionState(pool: Pool, name: string, state: Subscription['state'], reason: string | null): Promise<boolean> {
+export async function setSubscriptionState(
+  pool: Pool,
+  name: string,
+  state: Subscription['state'],
+  reason: string | null,
+): Promise<boolean> {
   const res = await pool.query(
     `UPDATE rowcast.subscriptions SET state = $2, state_reason = $3, state_changed_at = now() WHERE name = $1 AND state IS DISTINCT FROM $2`,
     [name, state, reason],
@@ -154,19 +166,44 @@ export async function setSubscriptionState(pool: Pool, name: string, state: Subs
  * The subscriptions as a delivering process needs them. A row whose settings do not validate (parseStoredSettings)
  * is left out, and reported through onInvalid: the others keep working.
  */
-export async function loadSubscriptions(pool: Pool, onInvalid: (name: string, error: string) => void = () => {}): Promise<Subscription[]> {
-  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: unknown; secret: string | null; state: Subscription['state']; dead_letter_topic: string | null; previous_secret: string | null; previous_secret_expires_at: Date | null; signature_version: 1 | 2 | null }>(
+export async function loadSubscriptions(
+  pool: Pool,
+  onInvalid: (name: string, error: string) => void = () => {},
+): Promise<Subscription[]> {
+  const { rows } = await pool.query<{
+    name: string;
+    topic: string;
+    protocol: string;
+    endpoint: string;
+    settings: unknown;
+    secret: string | null;
+    state: Subscription['state'];
+    dead_letter_topic: string | null;
+    previous_secret: string | null;
+    previous_secret_expires_at: Date | null;
+    signature_version: 1 | 2 | null;
+  }>(
     `SELECT s.name, s.topic, s.protocol, s.endpoint, s.settings, s.secret, s.state, s.dead_letter_topic, s.previous_secret, s.previous_secret_expires_at, t.signature_version
        FROM rowcast.subscriptions s LEFT JOIN rowcast.topics t ON t.name = s.topic ORDER BY s.name`,
   );
-  return rows.flatMap(({ dead_letter_topic, previous_secret, previous_secret_expires_at, signature_version, settings: stored, ...r }) => {
-    const parsed = parseStoredSettings(r.name, stored);
-    if (!parsed.ok) {
-      onInvalid(r.name, parsed.error);
-      return [];
-    }
-    return [subscriptionOf({ ...r, settings: parsed.settings }, dead_letter_topic, previous_secret, previous_secret_expires_at, signature_version)];
-  });
+  return rows.flatMap(
+    ({ dead_letter_topic, previous_secret, previous_secret_expires_at, signature_version, settings: stored, ...r }) => {
+      const parsed = parseStoredSettings(r.name, stored);
+      if (!parsed.ok) {
+        onInvalid(r.name, parsed.error);
+        return [];
+      }
+      return [
+        subscriptionOf(
+          { ...r, settings: parsed.settings },
+          dead_letter_topic,
+          previous_secret,
+          previous_secret_expires_at,
+          signature_version,
+        ),
+      ];
+    },
+  );
 }
 
 function subscriptionOf(
@@ -181,9 +218,16 @@ function subscriptionOf(
     deadLetterTopic: dead_letter_topic,
     signatureVersion: signature_version ?? 1,
     // The sink compares the expiry at each send, so the old secret ends on time without a reload.
-    previousSecret: previous_secret && previous_secret_expires_at ? { secret: previous_secret, expiresAt: previous_secret_expires_at } : null,
+    previousSecret:
+      previous_secret && previous_secret_expires_at
+        ? { secret: previous_secret, expiresAt: previous_secret_expires_at }
+        : null,
     settings: { ...r.settings, headers: expandHeaders(r.settings.headers ?? {}) },
-    secretHeaders: new Set(Object.entries(r.settings.headers ?? {}).filter(([, v]) => ENV_REFERENCE.test(v)).map(([k]) => k.toLowerCase())),
+    secretHeaders: new Set(
+      Object.entries(r.settings.headers ?? {})
+        .filter(([, v]) => ENV_REFERENCE.test(v))
+        .map(([k]) => k.toLowerCase()),
+    ),
   };
 }
 
@@ -191,5 +235,10 @@ const ENV_REFERENCE = /\$\{[A-Za-z_][A-Za-z0-9_]*\}/;
 
 /** Header values may reference environment variables as ${NAME}, so API keys stay out of the config and the database. */
 function expandHeaders(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => process.env[name] ?? '')]));
+  return Object.fromEntries(
+    Object.entries(headers).map(([k, v]) => [
+      k,
+      v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => process.env[name] ?? ''),
+    ]),
+  );
 }

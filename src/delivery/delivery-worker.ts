@@ -3,7 +3,15 @@ import { observe } from '../observability/observe.js';
 import { validTraceparent } from '../model/trace-context.js';
 import { startDeliverySpan, tracing } from '../observability/tracing.js';
 import type { Pool } from '../store/pool.js';
-import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type DeliveryResult, loadSubscriptions, releaseDeliveries, setSubscriptionState } from './delivery-store.js';
+import {
+  claimDeliveries,
+  completeDeliveries,
+  type ClaimedDelivery,
+  type DeliveryResult,
+  loadSubscriptions,
+  releaseDeliveries,
+  setSubscriptionState,
+} from './delivery-store.js';
 import { deadLetterMessage } from './dead-letter.js';
 import { decideOutcome, decideSize } from '../model/delivery-outcome.js';
 import { EndpointHealthTracker } from './endpoint-health.js';
@@ -89,9 +97,12 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     // A rotated SNS signing key is announced like a config change.
     this.snsEnvelopes?.reload();
     const invalid = new Map<string, string>();
-    this.subscriptions = new Map((await loadSubscriptions(this.pool, (name, error) => invalid.set(name, error))).map((s) => [s.name, s]));
+    this.subscriptions = new Map(
+      (await loadSubscriptions(this.pool, (name, error) => invalid.set(name, error))).map((s) => [s.name, s]),
+    );
     // Each invalid row is reported once (again if it changes), not on every reload.
-    for (const [name, error] of invalid) if (this.invalidSettings.get(name) !== error) this.log.error({ subscription: name }, error);
+    for (const [name, error] of invalid)
+      if (this.invalidSettings.get(name) !== error) this.log.error({ subscription: name }, error);
     this.invalidSettings = invalid;
     this.wake();
   }
@@ -116,19 +127,28 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
    * recent ones did (claimAllowanceMs).
    */
   private leaseFor(subscriptions: Iterable<string>): number {
-    const longest = Math.max(0, ...[...subscriptions].map((name) => this.subscriptions.get(name)?.settings.deliveryPolicy.timeout ?? 0));
+    const longest = Math.max(
+      0,
+      ...[...subscriptions].map((name) => this.subscriptions.get(name)?.settings.deliveryPolicy.timeout ?? 0),
+    );
     return Math.max(this.options.lease, longest + LEASE_MARGIN_MS + QUEUE_BUDGET_MS + this.claimAllowanceMs);
   }
 
   /** What routing and publishing may lease to this process as they create deliveries (see adoptable). */
   directClaim(): DirectClaim | undefined {
     const wanted = this.adoptable();
-    return wanted.size ? { wanted, leaseMs: this.leaseFor(wanted.keys()), owner: this.options.owner, claimedAt: Date.now() } : undefined;
+    return wanted.size
+      ? { wanted, leaseMs: this.leaseFor(wanted.keys()), owner: this.options.owner, claimedAt: Date.now() }
+      : undefined;
   }
 
   /** Deliveries leased to this process by the statement that created them (directClaim's lease). */
   adoptClaimed(claimed: ClaimedDelivery[], { leaseMs, claimedAt }: DirectClaim): void {
-    if (claimed.length) this.adopt(claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })), claimedAt);
+    if (claimed.length)
+      this.adopt(
+        claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })),
+        claimedAt,
+      );
   }
 
   /**
@@ -156,17 +176,41 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     // Only a valid W3C traceparent is passed on to subscribers.
     claim.message.trace = validTraceparent(claim.message.trace);
     // With tracing, the attempt's span is a child of the message's trace, and subscribers receive the span's own context.
-    const span = tracing.enabled ? startDeliverySpan({ deliveryId: claim.deliveryId, messageId: claim.message.id, topic: claim.message.topic, subscription: claim.subscription, protocol: subscription?.protocol ?? 'unknown', endpoint: subscription?.endpoint ?? '', options: subscription?.settings.options, attempt: claim.attempt, parent: claim.message.trace }) : null;
+    const span = tracing.enabled
+      ? startDeliverySpan({
+          deliveryId: claim.deliveryId,
+          messageId: claim.message.id,
+          topic: claim.message.topic,
+          subscription: claim.subscription,
+          protocol: subscription?.protocol ?? 'unknown',
+          endpoint: subscription?.endpoint ?? '',
+          options: subscription?.settings.options,
+          attempt: claim.attempt,
+          parent: claim.message.trace,
+        })
+      : null;
     if (span) claim.message.trace = span.traceparent;
     if (!subscription || !sink) {
       // Nothing was sent: hand it back without counting an attempt, for a process that has the subscription (this
       // one too, once its reload has it; until then it does not claim it).
-      const decision = decideOutcome({ kind: 'unloaded' }, claim.attempt, undefined, { name: claim.subscription, deadLetterTopic: null });
+      const decision = decideOutcome({ kind: 'unloaded' }, claim.attempt, undefined, {
+        name: claim.subscription,
+        deadLetterTopic: null,
+      });
       const error = 'error' in decision ? decision.error : `subscription ${claim.subscription} is not loaded`;
-      this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId }, `${error}; handed back for a retry`);
+      this.log.warn(
+        { subscription: claim.subscription, delivery: claim.deliveryId },
+        `${error}; handed back for a retry`,
+      );
       span?.end({ error, outcome: 'released' });
-      await releaseDeliveries(this.pool, [{ deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease }], false);
-      void this.reloadSubscriptions().catch((err: Error) => this.log.warn({ err: err.message }, 'could not reload subscriptions'));
+      await releaseDeliveries(
+        this.pool,
+        [{ deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease }],
+        false,
+      );
+      void this.reloadSubscriptions().catch((err: Error) =>
+        this.log.warn({ err: err.message }, 'could not reload subscriptions'),
+      );
       return;
     }
     const started = performance.now();
@@ -174,14 +218,20 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     const outcome: SendOutcome =
       typeof message === 'string'
         ? { kind: 'dead', error: message }
-        : await sink.send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message }, signal).catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }));
+        : await sink
+            .send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message }, signal)
+            .catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }));
     // Aborted by shutdown: stop() releases it instead of counting a failure.
     if (signal.aborted) return span?.end({ error: 'aborted: rowcast is shutting down', outcome: 'released' });
     const durationMs = performance.now() - started;
     this.sendMs.set(claim.subscription, 0.8 * (this.sendMs.get(claim.subscription) ?? durationMs) + 0.2 * durationMs);
     const result = this.record(claim, subscription, outcome, durationMs);
     this.health.note({ subscription: claim.subscription, state: result.state });
-    span?.end({ error: result.error, status: result.status, outcome: result.state === 'done' ? 'delivered' : result.state === 'dead' ? 'dead' : 'failed' });
+    span?.end({
+      error: result.error,
+      status: result.status,
+      outcome: result.state === 'done' ? 'delivered' : result.state === 'dead' ? 'dead' : 'failed',
+    });
     observe.emit('delivery:attempted', {
       deliveryId: claim.deliveryId,
       messageId: claim.message.id,
@@ -209,7 +259,11 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   protected async release(items: Claimed[], started: boolean): Promise<void> {
-    await releaseDeliveries(this.pool, items.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease })), started);
+    await releaseDeliveries(
+      this.pool,
+      items.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease })),
+      started,
+    );
   }
 
   protected override async afterDrain(): Promise<void> {
@@ -222,19 +276,45 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   /** Queues the attempt's result for the next batch write, and returns it. */
-  private record(claim: ClaimedDelivery, subscription: Subscription, outcome: SendOutcome, durationMs: number): DeliveryResult {
-    const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease, status: 'status' in outcome ? outcome.status : undefined, durationMs, exchange: outcome.exchange };
+  private record(
+    claim: ClaimedDelivery,
+    subscription: Subscription,
+    outcome: SendOutcome,
+    durationMs: number,
+  ): DeliveryResult {
+    const base = {
+      deliveryId: claim.deliveryId,
+      attempt: claim.attempt,
+      lease: claim.lease,
+      status: 'status' in outcome ? outcome.status : undefined,
+      durationMs,
+      exchange: outcome.exchange,
+    };
     const decision = decideOutcome(outcome, claim.attempt, subscription.settings.deliveryPolicy, subscription);
     if (decision.action === 'done') return this.push({ ...base, state: 'done' });
     if (decision.action === 'dead') return this.pushDead(claim, subscription, base, decision.error);
-    this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: decision.error }, 'delivery attempt failed');
+    this.log.warn(
+      {
+        subscription: claim.subscription,
+        delivery: claim.deliveryId,
+        message: claim.message.id,
+        attempt: claim.attempt,
+        error: decision.error,
+      },
+      'delivery attempt failed',
+    );
     if (decision.action === 'disable') {
       // The endpoint said it is gone: stop sending to it, keep its deliveries pending for when it is resumed.
       // Stop here at once: the delivery below is due again now, and the reload may come after it is written.
       this.stopClaiming(claim.subscription);
       void setSubscriptionState(this.pool, claim.subscription, 'disabled', decision.error)
         .then((changed) => {
-          if (changed) observe.emit('subscription:disabled', { subscription: claim.subscription, cause: 'endpoint_gone', reason: decision.error });
+          if (changed)
+            observe.emit('subscription:disabled', {
+              subscription: claim.subscription,
+              cause: 'endpoint_gone',
+              reason: decision.error,
+            });
           return this.reloadSubscriptions();
         })
         .catch((err: Error) => this.log.error({ err: err.message }, 'could not disable subscription'));
@@ -252,7 +332,12 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     if (current) this.subscriptions.set(name, { ...current, state: 'disabled' });
   }
 
-  private pushDead(claim: ClaimedDelivery, subscription: Subscription, base: Omit<DeliveryResult, 'state'>, error: string): DeliveryResult {
+  private pushDead(
+    claim: ClaimedDelivery,
+    subscription: Subscription,
+    base: Omit<DeliveryResult, 'state'>,
+    error: string,
+  ): DeliveryResult {
     // Not one more failed attempt: nothing will send this message again until someone redrives it.
     this.log.error(
       {
@@ -268,7 +353,14 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       'delivery dead: no attempts left',
     );
     const deadLetter = subscription.deadLetterTopic
-      ? deadLetterMessage({ topic: subscription.deadLetterTopic, subscription: subscription.name, attempts: claim.attempt, error, status: base.status, message: claim.message })
+      ? deadLetterMessage({
+          topic: subscription.deadLetterTopic,
+          subscription: subscription.name,
+          attempts: claim.attempt,
+          error,
+          status: base.status,
+          message: claim.message,
+        })
       : undefined;
     return this.push({ ...base, state: 'dead', error, deadLetter });
   }
@@ -277,10 +369,13 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   private wakeAt(at: number): void {
     if (this.retryTimer && this.retryTimer.at <= at) return;
     if (this.retryTimer) clearTimeout(this.retryTimer.timer);
-    const timer = setTimeout(() => {
-      this.retryTimer = null;
-      this.wake();
-    }, Math.max(0, at - Date.now()) + 5);
+    const timer = setTimeout(
+      () => {
+        this.retryTimer = null;
+        this.wake();
+      },
+      Math.max(0, at - Date.now()) + 5,
+    );
     this.retryTimer = { at, timer };
   }
 
@@ -306,7 +401,10 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
         if (batch.some((r) => r.deadLetter)) this.wake();
       } catch (err) {
         // Keep them and try again: until written, their leases keep others from sending them twice.
-        this.log.error({ err: (err as Error).message, results: batch.length }, 'recording delivery results failed; retrying');
+        this.log.error(
+          { err: (err as Error).message, results: batch.length },
+          'recording delivery results failed; retrying',
+        );
         this.results.unshift(...batch);
         if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), 500);
       }

@@ -17,7 +17,9 @@ export interface AttemptOutcome {
 }
 
 /** Per subscription, of a batch in the order the attempts finished: only what came after its last success counts. */
-export function summarize(outcomes: AttemptOutcome[]): { name: string; reset: boolean; failed: boolean; dead: number }[] {
+export function summarize(
+  outcomes: AttemptOutcome[],
+): { name: string; reset: boolean; failed: boolean; dead: number }[] {
   const by = new Map<string, { name: string; reset: boolean; failed: boolean; dead: number }>();
   for (const o of outcomes) {
     const s = by.get(o.subscription) ?? { name: o.subscription, reset: false, failed: false, dead: 0 };
@@ -45,7 +47,10 @@ RETURNING s.name, s.state, s.failing_since, s.dead_in_row, s.settings -> 'disabl
 
 /** Disables an active subscription (never one an operator paused); true when this call did. */
 export async function disableSubscription(pool: Pool, name: string, reason: string): Promise<boolean> {
-  const res = await pool.query(`UPDATE rowcast.subscriptions SET state = 'disabled', state_reason = $2, state_changed_at = now() WHERE name = $1 AND state = 'active'`, [name, reason]);
+  const res = await pool.query(
+    `UPDATE rowcast.subscriptions SET state = 'disabled', state_reason = $2, state_changed_at = now() WHERE name = $1 AND state = 'active'`,
+    [name, reason],
+  );
   if (!res.rowCount) return false;
   await pool.query(`SELECT pg_notify('rowcast_config', '')`);
   return true;
@@ -53,7 +58,10 @@ export async function disableSubscription(pool: Pool, name: string, reason: stri
 
 /** A fresh start for a resumed subscription: its failures before the resume no longer count. */
 export async function resetEndpointHealth(pool: Pool, name: string): Promise<void> {
-  await pool.query('UPDATE rowcast.subscriptions SET failing_since = NULL, dead_in_row = 0 WHERE name = $1 AND (failing_since IS NOT NULL OR dead_in_row > 0)', [name]);
+  await pool.query(
+    'UPDATE rowcast.subscriptions SET failing_since = NULL, dead_in_row = 0 WHERE name = $1 AND (failing_since IS NOT NULL OR dead_in_row > 0)',
+    [name],
+  );
 }
 
 /**
@@ -95,7 +103,14 @@ export class EndpointHealthTracker {
   }
 
   private async write(batch: ReturnType<typeof summarize>): Promise<void> {
-    const { rows } = await this.pool.query<{ name: string; state: string; failing_since: Date | null; dead_in_row: number; policy: DisablePolicy | null; now: Date }>(HEALTH_SQL, [
+    const { rows } = await this.pool.query<{
+      name: string;
+      state: string;
+      failing_since: Date | null;
+      dead_in_row: number;
+      policy: DisablePolicy | null;
+      now: Date;
+    }>(HEALTH_SQL, [
       batch.map((b) => b.name),
       batch.map((b) => b.reset),
       batch.map((b) => b.failed),
@@ -107,7 +122,16 @@ export class EndpointHealthTracker {
       if (!decision.disable) continue;
       const reason = `${decision.reason}; its deliveries wait, pending: fix the endpoint, then rowcast resume ${r.name}`;
       if (!(await disableSubscription(this.pool, r.name, reason))) continue;
-      this.log.warn({ subscription: r.name, cause: decision.cause, failingSince: r.failing_since, deadInRow: r.dead_in_row, resume: `rowcast resume ${r.name}` }, `subscription disabled: ${decision.reason}`);
+      this.log.warn(
+        {
+          subscription: r.name,
+          cause: decision.cause,
+          failingSince: r.failing_since,
+          deadInRow: r.dead_in_row,
+          resume: `rowcast resume ${r.name}`,
+        },
+        `subscription disabled: ${decision.reason}`,
+      );
       observe.emit('subscription:disabled', { subscription: r.name, cause: decision.cause, reason });
       this.onDisabled(r.name);
     }

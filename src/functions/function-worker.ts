@@ -16,7 +16,15 @@ import { pausedFunctions } from './function-state.js';
 import { HandlerPool } from './handler-pool.js';
 import type { InvocationRunner } from './invocation-runner.js';
 import { InvocationSnsEndpoint } from './invocation-sns-endpoint.js';
-import { type ClaimedInvocation, claimInvocations, completeInvocations, type InvocationResult, listTopics, releaseInvocations, releaseSlots } from './invocation-store.js';
+import {
+  type ClaimedInvocation,
+  claimInvocations,
+  completeInvocations,
+  type InvocationResult,
+  listTopics,
+  releaseInvocations,
+  releaseSlots,
+} from './invocation-store.js';
 import { RuntimeProcessPool } from './runtimes/runtime-process-pool.js';
 import { runtimeKind } from '../config/runtime-kind.js';
 import type { HandlerError, TopicRules } from '../model/thread-protocol.js';
@@ -90,8 +98,16 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     const aws = options.aws ?? awsSchema.parse({});
     this.endpoint = new InvocationSnsEndpoint(pool, aws, log);
     for (const [name, config] of Object.entries(functions)) {
-      const handlers = runtimeKind(config.runtime) === 'nodejs' ? nodeHandlers(name, config, log, this.endpoint) : new RuntimeProcessPool(name, config, aws, log, this.endpoint);
-      this.functions.set(name, { name, config, pool: handlers, leaseMs: Math.max(options.lease, config.timeout + 30_000) });
+      const handlers =
+        runtimeKind(config.runtime) === 'nodejs'
+          ? nodeHandlers(name, config, log, this.endpoint)
+          : new RuntimeProcessPool(name, config, aws, log, this.endpoint);
+      this.functions.set(name, {
+        name,
+        config,
+        pool: handlers,
+        leaseMs: Math.max(options.lease, config.timeout + 30_000),
+      });
     }
   }
 
@@ -108,7 +124,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
 
   protected limits(): Map<string, number> {
     const limits = new Map<string, number>();
-    for (const fn of this.functions.values()) if (fn.config.concurrency > 0 && !this.paused.has(fn.name)) limits.set(fn.name, fn.config.concurrency);
+    for (const fn of this.functions.values())
+      if (fn.config.concurrency > 0 && !this.paused.has(fn.name)) limits.set(fn.name, fn.config.concurrency);
     return limits;
   }
 
@@ -119,7 +136,14 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       for (const [name, n] of wanted) {
         const fn = this.functions.get(name)!;
         const held = this.held.get(name) ?? [];
-        const { taken, items } = await claimInvocations(client, name, n, { held, limit: fn.config.concurrency }, fn.leaseMs, this.options.owner);
+        const { taken, items } = await claimInvocations(
+          client,
+          name,
+          n,
+          { held, limit: fn.config.concurrency },
+          fn.leaseMs,
+          this.options.owner,
+        );
         if (taken.length) this.held.set(name, [...held, ...taken]);
         claimed.push(...items);
       }
@@ -151,7 +175,9 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   protected override prefetch(group: string): number {
     const ms = this.runMs.get(group);
     const slots = this.runLimit(group);
-    return ms === undefined || !slots ? 0 : Math.min(this.loopOptions.maxClaim, Math.floor((slots * 1000) / Math.max(ms, 0.2)));
+    return ms === undefined || !slots
+      ? 0
+      : Math.min(this.loopOptions.maxClaim, Math.floor((slots * 1000) / Math.max(ms, 0.2)));
   }
 
   protected override sizeOf(item: ClaimedInvocation): number {
@@ -168,10 +194,24 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     if (got || local) this.busyAt.set(group, Date.now());
     const held = this.held.get(group);
     const client = this.session.current;
-    if (!held || !client || !givesSlotsBack({ held: held.length, got, local, busyAt: this.busyAt.get(group), now: Date.now(), idleMs: SLOT_IDLE_MS })) return;
+    if (
+      !held ||
+      !client ||
+      !givesSlotsBack({
+        held: held.length,
+        got,
+        local,
+        busyAt: this.busyAt.get(group),
+        now: Date.now(),
+        idleMs: SLOT_IDLE_MS,
+      })
+    )
+      return;
     this.held.delete(group);
     this.functions.get(group)?.pool.releaseIdle?.();
-    this.releasing = this.releasing.then(() => releaseSlots(client, group, held)).catch((err: Error) => this.log.warn({ err: err.message }, 'could not give function slots back'));
+    this.releasing = this.releasing
+      .then(() => releaseSlots(client, group, held))
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'could not give function slots back'));
   }
 
   protected async process(inv: ClaimedInvocation, signal: AbortSignal): Promise<void> {
@@ -179,16 +219,29 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     // Only a valid W3C traceparent reaches the handler's context and the messages it publishes.
     inv.trace = validTraceparent(inv.trace);
     // With tracing, the attempt's span is a child of the event's trace; the handler and what it publishes get the span's context.
-    const span = tracing.enabled ? startInvocationSpan({ invocationId: inv.id, function: fn.name, attempt: inv.attempt, parent: inv.trace }) : null;
+    const span = tracing.enabled
+      ? startInvocationSpan({ invocationId: inv.id, function: fn.name, attempt: inv.attempt, parent: inv.trace })
+      : null;
     if (span) inv.trace = span.traceparent;
     if (tooOldToRun(inv.ageMs, fn.config)) {
-      const error = { type: 'EventAgeExceeded', message: `not run: the invocation is ${Math.round(inv.ageMs / 1000)} s old, over maxEventAge (${Math.round(fn.config.maxEventAge / 1000)} s)`, stack: [] };
+      const error = {
+        type: 'EventAgeExceeded',
+        message: `not run: the invocation is ${Math.round(inv.ageMs / 1000)} s old, over maxEventAge (${Math.round(fn.config.maxEventAge / 1000)} s)`,
+        stack: [],
+      };
       span?.end({ error: describe(error), outcome: 'failed' });
       await this.fail(fn, inv, error, 'EventAgeExceeded', 0, inv.attempt - 1);
       return;
     }
     const outcome = await fn.pool.invoke(
-      { id: inv.id, event: parseEvent(inv.payload), attempt: inv.attempt, clientContext: inv.clientContext, trace: inv.trace, topics: this.topics },
+      {
+        id: inv.id,
+        event: parseEvent(inv.payload),
+        attempt: inv.attempt,
+        clientContext: inv.clientContext,
+        trace: inv.trace,
+        topics: this.topics,
+      },
       signal,
     );
     if (signal.aborted) return span?.end({ error: 'aborted: rowcast is shutting down', outcome: 'released' }); // shutdown: released, not counted as a failure
@@ -196,21 +249,59 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.runMs.set(fn.name, 0.8 * (this.runMs.get(fn.name) ?? outcome.durationMs) + 0.2 * outcome.durationMs);
     // Results are recorded in batches; the slot is free for the next invocation meanwhile.
     if (outcome.ok) {
-      const completion = this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs: outcome.durationMs, state: 'done', result: outcome.result, messages: outcome.published, trace: inv.trace });
-      observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'done', durationMs: outcome.durationMs });
+      const completion = this.complete({
+        id: inv.id,
+        attempt: inv.attempt,
+        lease: inv.lease,
+        durationMs: outcome.durationMs,
+        state: 'done',
+        result: outcome.result,
+        messages: outcome.published,
+        trace: inv.trace,
+      });
+      observe.emit('invocation:finished', {
+        invocationId: inv.id,
+        function: fn.name,
+        attempt: inv.attempt,
+        outcome: 'done',
+        durationMs: outcome.durationMs,
+      });
       void completion.then((deliveries) => {
-        if (deliveries === null) this.log.warn({ function: fn.name, invocation: inv.id }, 'invocation finished after its lease was taken over; its result and messages were discarded');
+        if (deliveries === null)
+          this.log.warn(
+            { function: fn.name, invocation: inv.id },
+            'invocation finished after its lease was taken over; its result and messages were discarded',
+          );
         else if (deliveries) this.onPublished(deliveries);
       });
       return;
     }
-    this.log.warn({ function: fn.name, invocation: inv.id, attempt: inv.attempt, error: outcome.error.message }, 'invocation failed');
+    this.log.warn(
+      { function: fn.name, invocation: inv.id, attempt: inv.attempt, error: outcome.error.message },
+      'invocation failed',
+    );
     // A caller waiting for the answer (RequestResponse) gets the error, as from Lambda: no retry.
     const decision = decideInvocationFailure(inv, fn.config);
     if (decision.action === 'retry') {
       const retryAt = Date.now() + decision.delayMs;
-      void this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs: outcome.durationMs, state: 'pending', availableAt: new Date(retryAt), error: describe(outcome.error), messages: [], trace: inv.trace });
-      observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'retry', durationMs: outcome.durationMs });
+      void this.complete({
+        id: inv.id,
+        attempt: inv.attempt,
+        lease: inv.lease,
+        durationMs: outcome.durationMs,
+        state: 'pending',
+        availableAt: new Date(retryAt),
+        error: describe(outcome.error),
+        messages: [],
+        trace: inv.trace,
+      });
+      observe.emit('invocation:finished', {
+        invocationId: inv.id,
+        function: fn.name,
+        attempt: inv.attempt,
+        outcome: 'retry',
+        durationMs: outcome.durationMs,
+      });
       setTimeout(() => this.wake(), retryAt - Date.now() + 5).unref();
       return;
     }
@@ -218,20 +309,37 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   }
 
   /** Final failure: recorded, and sent to the on-failure topic in the same transaction. */
-  private async fail(fn: LoadedFunction, inv: ClaimedInvocation, error: HandlerError, condition: FailureCondition, durationMs: number, invoked: number): Promise<void> {
+  private async fail(
+    fn: LoadedFunction,
+    inv: ClaimedInvocation,
+    error: HandlerError,
+    condition: FailureCondition,
+    durationMs: number,
+    invoked: number,
+  ): Promise<void> {
     // As on Lambda, destinations are for asynchronous invocations: a synchronous caller gets the error itself.
-    const messages = fn.config.onFailure && !inv.synchronous
-      ? [{
-          id: randomUUID(),
-          topic: fn.config.onFailure.topic,
-          body: failureRecord({ invocationId: inv.id, functionName: fn.name, condition, attempts: invoked, payload: inv.payload, error }),
-          contentType: 'application/json',
-          subject: `${fn.name} failed: ${condition}`,
-          attributes: { function: fn.name, condition },
-          groupKey: null,
-          dedupKey: null,
-        }]
-      : [];
+    const messages =
+      fn.config.onFailure && !inv.synchronous
+        ? [
+            {
+              id: randomUUID(),
+              topic: fn.config.onFailure.topic,
+              body: failureRecord({
+                invocationId: inv.id,
+                functionName: fn.name,
+                condition,
+                attempts: invoked,
+                payload: inv.payload,
+                error,
+              }),
+              contentType: 'application/json',
+              subject: `${fn.name} failed: ${condition}`,
+              attributes: { function: fn.name, condition },
+              groupKey: null,
+              dedupKey: null,
+            },
+          ]
+        : [];
     const completion = this.complete({
       id: inv.id,
       attempt: inv.attempt,
@@ -240,11 +348,19 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       state: 'failed',
       error: `${describe(error)} (${condition} after ${invoked} attempt${invoked === 1 ? '' : 's'})`,
       // The synchronous caller's answer: Lambda's error payload.
-      result: inv.synchronous ? JSON.stringify({ errorMessage: error.message, errorType: error.type, stackTrace: error.stack }) : null,
+      result: inv.synchronous
+        ? JSON.stringify({ errorMessage: error.message, errorType: error.type, stackTrace: error.stack })
+        : null,
       messages,
       trace: inv.trace,
     });
-    observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'failed', durationMs });
+    observe.emit('invocation:finished', {
+      invocationId: inv.id,
+      function: fn.name,
+      attempt: inv.attempt,
+      outcome: 'failed',
+      durationMs,
+    });
     void completion.then((deliveries) => deliveries && this.onPublished(deliveries));
   }
 
@@ -272,14 +388,21 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       if (this.results.length) setImmediate(() => void this.flush());
       try {
         const direct = this.deliveries?.directClaim();
-        const { recorded, deliveries, claimed } = await completeInvocations(this.pool, batch.map((b) => b.result), direct);
+        const { recorded, deliveries, claimed } = await completeInvocations(
+          this.pool,
+          batch.map((b) => b.result),
+          direct,
+        );
         if (direct && claimed.length) this.deliveries!.adoptClaimed(claimed, direct);
         // Deliveries are counted per batch, not per invocation: the batch wakes the delivery worker once.
         for (const b of batch) b.done(recorded.has(b.result.id) ? 0 : null);
         if (deliveries) this.onPublished(deliveries);
       } catch (err) {
         // Kept and tried again: until written, their leases keep other processes from running them again.
-        this.log.error({ err: (err as Error).message, results: batch.length }, 'recording invocation results failed; retrying');
+        this.log.error(
+          { err: (err as Error).message, results: batch.length },
+          'recording invocation results failed; retrying',
+        );
         this.results.unshift(...batch);
         if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), 500);
       }
@@ -288,7 +411,11 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   }
 
   protected async release(items: ClaimedInvocation[], started: boolean): Promise<void> {
-    await releaseInvocations(this.pool, items.map((i) => ({ id: i.id, attempt: i.attempt, lease: i.lease })), started);
+    await releaseInvocations(
+      this.pool,
+      items.map((i) => ({ id: i.id, attempt: i.attempt, lease: i.lease })),
+      started,
+    );
   }
 
   protected override async afterDrain(): Promise<void> {
@@ -304,7 +431,18 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
 
 function nodeHandlers(name: string, config: FunctionConfig, log: Logger, endpoint: InvocationSnsEndpoint): HandlerPool {
   const [modulePath, exportName = 'handler'] = config.handler.split('#') as [string, string?];
-  return new HandlerPool({ functionName: name, modulePath, exportName, timeout: config.timeout, environment: config.environment, memoryLimitMb: config.memoryLimitMb, endpoint }, log);
+  return new HandlerPool(
+    {
+      functionName: name,
+      modulePath,
+      exportName,
+      timeout: config.timeout,
+      environment: config.environment,
+      memoryLimitMb: config.memoryLimitMb,
+      endpoint,
+    },
+    log,
+  );
 }
 
 function parseEvent(payload: string): unknown {

@@ -25,7 +25,10 @@ const THREAD_URL = new URL(`./handler-thread${OWN_EXT}`, import.meta.url);
  */
 const THREAD_ENTRY: { code: string | URL; eval: boolean } =
   OWN_EXT === '.ts'
-    ? { code: `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(THREAD_URL.href)}); })`, eval: true }
+    ? {
+        code: `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(THREAD_URL.href)}); })`,
+        eval: true,
+      }
     : { code: THREAD_URL, eval: false };
 /** After the deadline the handler gets this long to notice its aborted signal before its thread is terminated. */
 const TERMINATE_GRACE_MS = 100;
@@ -44,14 +47,21 @@ export class HandlerPool implements InvocationRunner {
   /** Each thread's SNS endpoint for the AWS SDK. */
   private readonly slots = new WeakMap<Worker, InvocationSlot>();
 
-  constructor(private readonly options: HandlerPoolOptions, private readonly log: Logger) {}
+  constructor(
+    private readonly options: HandlerPoolOptions,
+    private readonly log: Logger,
+  ) {}
 
   private spawn(): Worker {
     const slot = this.options.endpoint?.slot();
     const sdk = slot ? this.options.endpoint!.environment(slot, { ...process.env, ...this.options.environment }) : {};
     const worker = new Worker(THREAD_ENTRY.code, {
       eval: THREAD_ENTRY.eval,
-      workerData: { modulePath: this.options.modulePath, exportName: this.options.exportName, functionName: this.options.functionName },
+      workerData: {
+        modulePath: this.options.modulePath,
+        exportName: this.options.exportName,
+        functionName: this.options.functionName,
+      },
       // The SDK's SNS endpoint is this thread's own; the function's environment may still point it elsewhere.
       env: { ...process.env, ...sdk, ...this.options.environment },
       resourceLimits: { maxOldGenerationSizeMb: this.options.memoryLimitMb },
@@ -91,11 +101,17 @@ export class HandlerPool implements InvocationRunner {
         resolve(failure && { ok: false, error: { ...failure, stack: [] }, durationMs: Date.now() - started });
       };
       const onMessage = (m: ThreadMessage) => m.type === 'init' && done(null);
-      const onError = (err: Error) => done({ type: 'HandlerCrashed', message: `the handler's thread crashed while loading: ${err.message}` });
-      const onExit = (code: number) => done({ type: 'HandlerCrashed', message: `the handler's thread exited while loading (code ${code})` });
+      const onError = (err: Error) =>
+        done({ type: 'HandlerCrashed', message: `the handler's thread crashed while loading: ${err.message}` });
+      const onExit = (code: number) =>
+        done({ type: 'HandlerCrashed', message: `the handler's thread exited while loading (code ${code})` });
       const onAbort = () => done({ type: 'Aborted', message: 'aborted: rowcast is shutting down' });
       const timer = setTimeout(
-        () => done({ type: 'InitTimeoutError', message: `the handler module did not load within ${INIT_TIMEOUT_MS} ms; make its top-level code faster (connect lazily, import less)` }),
+        () =>
+          done({
+            type: 'InitTimeoutError',
+            message: `the handler module did not load within ${INIT_TIMEOUT_MS} ms; make its top-level code faster (connect lazily, import less)`,
+          }),
         INIT_TIMEOUT_MS,
       );
       worker.on('message', onMessage);
@@ -105,7 +121,11 @@ export class HandlerPool implements InvocationRunner {
     });
   }
 
-  private run(worker: Worker, request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<InvocationOutcome> {
+  private run(
+    worker: Worker,
+    request: Omit<InvokeRequest, 'deadline'>,
+    signal: AbortSignal,
+  ): Promise<InvocationOutcome> {
     const started = Date.now();
     const deadline = started + this.options.timeout;
     const slot = this.slots.get(worker);
@@ -135,12 +155,21 @@ export class HandlerPool implements InvocationRunner {
           return;
         }
         if (Date.now() > deadline) return fail('TimeoutError', `timed out after ${this.options.timeout} ms`, true);
-        finish(m.ok ? { ok: true, result: m.result, published: m.published, durationMs: Date.now() - started } : { ok: false, error: m.error, durationMs: Date.now() - started }, true);
+        finish(
+          m.ok
+            ? { ok: true, result: m.result, published: m.published, durationMs: Date.now() - started }
+            : { ok: false, error: m.error, durationMs: Date.now() - started },
+          true,
+        );
       };
-      const onError = (err: Error) => fail(err.name === 'Error' ? 'HandlerCrashed' : err.name, `the handler's thread crashed: ${err.message}`);
+      const onError = (err: Error) =>
+        fail(err.name === 'Error' ? 'HandlerCrashed' : err.name, `the handler's thread crashed: ${err.message}`);
       const onExit = (code: number) => fail('HandlerCrashed', `the handler's thread exited (code ${code})`);
       const onAbort = () => fail('Aborted', 'aborted: rowcast is shutting down');
-      const timer = setTimeout(() => fail('TimeoutError', `timed out after ${this.options.timeout} ms`), this.options.timeout + TERMINATE_GRACE_MS);
+      const timer = setTimeout(
+        () => fail('TimeoutError', `timed out after ${this.options.timeout} ms`),
+        this.options.timeout + TERMINATE_GRACE_MS,
+      );
       worker.on('message', onMessage);
       worker.on('error', onError);
       worker.on('exit', onExit);

@@ -9,7 +9,11 @@ import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { InvokeRequest, PublishedMessage, ThreadMessage } from '../model/thread-protocol.js';
 
-const { modulePath, exportName, functionName } = workerData as { modulePath: string; exportName: string; functionName: string };
+const { modulePath, exportName, functionName } = workerData as {
+  modulePath: string;
+  exportName: string;
+  functionName: string;
+};
 const port = parentPort!;
 
 type Handler = (event: unknown, context: Record<string, unknown>) => unknown;
@@ -18,12 +22,16 @@ async function loadHandler(): Promise<Handler> {
   const url = pathToFileURL(modulePath).href;
   const ext = extname(modulePath);
   // TypeScript handlers need no build step: tsx compiles them on load.
-  const mod = (ext === '.ts' || ext === '.mts' || ext === '.cts'
-    ? await (await import('tsx/esm/api')).tsImport(url, import.meta.url)
-    : await import(url)) as Record<string, unknown>;
+  const mod = (
+    ext === '.ts' || ext === '.mts' || ext === '.cts'
+      ? await (await import('tsx/esm/api')).tsImport(url, import.meta.url)
+      : await import(url)
+  ) as Record<string, unknown>;
   const handler = mod[exportName] ?? (mod.default as Record<string, unknown> | undefined)?.[exportName];
   if (typeof handler !== 'function') {
-    throw new Error(`${modulePath} does not export a function "${exportName}" (exports: ${Object.keys(mod).join(', ') || 'none'}); write \`export const ${exportName} = async (event, context) => { … }\``);
+    throw new Error(
+      `${modulePath} does not export a function "${exportName}" (exports: ${Object.keys(mod).join(', ') || 'none'}); write \`export const ${exportName} = async (event, context) => { … }\``,
+    );
   }
   return handler as Handler;
 }
@@ -45,8 +53,15 @@ async function run(req: InvokeRequest): Promise<void> {
   const published: PublishedMessage[] = [];
   const controller = new AbortController();
   const abortTimer = setTimeout(() => controller.abort(new Error('timed out')), Math.max(0, req.deadline - Date.now()));
-  const log = (level: 'debug' | 'info' | 'warn' | 'error') => (msg: unknown, ...rest: unknown[]) =>
-    post({ type: 'log', id: req.id, level, message: [msg, ...rest].map((m) => (typeof m === 'string' ? m : JSON.stringify(m))).join(' ') });
+  const log =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (msg: unknown, ...rest: unknown[]) =>
+      post({
+        type: 'log',
+        id: req.id,
+        level,
+        message: [msg, ...rest].map((m) => (typeof m === 'string' ? m : JSON.stringify(m))).join(' '),
+      });
   const context = {
     invocationId: req.id,
     awsRequestId: req.id,
@@ -61,19 +76,35 @@ async function run(req: InvokeRequest): Promise<void> {
     getRemainingTimeInMillis: () => Math.max(0, req.deadline - Date.now()),
     log: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
     /** Publishes when, and only if, this invocation succeeds: in the same transaction that records its success. */
-    publish(topic: string, message: unknown, options: { subject?: string; attributes?: Record<string, string>; groupKey?: string; dedupKey?: string } = {}) {
+    publish(
+      topic: string,
+      message: unknown,
+      options: { subject?: string; attributes?: Record<string, string>; groupKey?: string; dedupKey?: string } = {},
+    ) {
       const name = topicName(String(topic));
       const rules = req.topics[name];
-      if (!rules) throw new Error(`publish: no topic "${name}"; known topics: ${Object.keys(req.topics).join(', ') || 'none'}`);
+      if (!rules)
+        throw new Error(`publish: no topic "${name}"; known topics: ${Object.keys(req.topics).join(', ') || 'none'}`);
       const isText = typeof message === 'string';
       const body = isText ? message : JSON.stringify(message);
       if (body === undefined) throw new Error('publish: the message must be a string or JSON-serialisable');
       const size = Buffer.byteLength(body);
       if (size > rules.maxMessageSize && rules.largeMessages === 'reject') {
-        throw new Error(`publish: the message is ${size} bytes, over topic "${name}"'s maxMessageSize (${rules.maxMessageSize} bytes); publish a smaller message (e.g. ids and keys), raise maxMessageSize, or set largeMessages: 'claim-check'`);
+        throw new Error(
+          `publish: the message is ${size} bytes, over topic "${name}"'s maxMessageSize (${rules.maxMessageSize} bytes); publish a smaller message (e.g. ids and keys), raise maxMessageSize, or set largeMessages: 'claim-check'`,
+        );
       }
       const id = randomUUID();
-      published.push({ id, topic: name, body, contentType: isText ? 'text/plain' : 'application/json', subject: options.subject ?? null, attributes: options.attributes ?? {}, groupKey: options.groupKey ?? null, dedupKey: options.dedupKey ?? null });
+      published.push({
+        id,
+        topic: name,
+        body,
+        contentType: isText ? 'text/plain' : 'application/json',
+        subject: options.subject ?? null,
+        attributes: options.attributes ?? {},
+        groupKey: options.groupKey ?? null,
+        dedupKey: options.dedupKey ?? null,
+      });
       return Promise.resolve({ messageId: id, MessageId: id });
     },
   };
@@ -83,20 +114,36 @@ async function run(req: InvokeRequest): Promise<void> {
     const result =
       handler.length >= 3
         ? await new Promise<unknown>((resolve, reject) => {
-            const returned = (handler as (e: unknown, c: unknown, cb: (err: unknown, res?: unknown) => void) => unknown)(req.event, context, (err, res) => (err ? reject(err) : resolve(res)));
-            if (returned && typeof (returned as Promise<unknown>).then === 'function') (returned as Promise<unknown>).then(resolve, reject);
+            const returned = (
+              handler as (e: unknown, c: unknown, cb: (err: unknown, res?: unknown) => void) => unknown
+            )(req.event, context, (err, res) => (err ? reject(err) : resolve(res)));
+            if (returned && typeof (returned as Promise<unknown>).then === 'function')
+              (returned as Promise<unknown>).then(resolve, reject);
           })
         : await handler(req.event, context);
     let text: string | null = null;
     try {
-      text = result === undefined ? null : JSON.stringify(result) ?? null;
+      text = result === undefined ? null : (JSON.stringify(result) ?? null);
     } catch {
       text = null;
     }
     post({ type: 'result', id: req.id, ok: true, result: text, published });
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
-    post({ type: 'result', id: req.id, ok: false, error: { type: e.name, message: e.message, stack: e.stack?.split('\n').slice(1, 6).map((l) => l.trim()) ?? [] } });
+    post({
+      type: 'result',
+      id: req.id,
+      ok: false,
+      error: {
+        type: e.name,
+        message: e.message,
+        stack:
+          e.stack
+            ?.split('\n')
+            .slice(1, 6)
+            .map((l) => l.trim()) ?? [],
+      },
+    });
   } finally {
     clearTimeout(abortTimer);
   }

@@ -6,7 +6,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { errorXml, notFound, QueryParams, resultXml, SnsError, toXml } from '../sns/query-protocol.js';
 import { SnsOperations } from '../sns/sns-operations.js';
-import { batchEntries, batchMessages, batchTarget, newMessage, type PublishTopic, publishTarget } from '../sns/sns-publish-message.js';
+import {
+  batchEntries,
+  batchMessages,
+  batchTarget,
+  newMessage,
+  type PublishTopic,
+  publishTarget,
+} from '../sns/sns-publish-message.js';
 import type { AwsConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
@@ -50,7 +57,11 @@ export class InvocationSnsEndpoint {
   private readonly sns: SnsOperations;
   private base = '';
 
-  constructor(private readonly pool: Pool, private readonly aws: AwsConfig, private readonly log: Logger) {
+  constructor(
+    private readonly pool: Pool,
+    private readonly aws: AwsConfig,
+    private readonly log: Logger,
+  ) {
     this.sns = new SnsOperations({ pool, aws, pageSize: 100 });
     this.server = createServer((req, res) => void this.handle(req, res));
     // The SDKs keep connections alive between invocations.
@@ -99,7 +110,12 @@ export class InvocationSnsEndpoint {
       AWS_ENDPOINT_URL_SNS: slot.url,
       AWS_REGION: this.aws.region,
       AWS_DEFAULT_REGION: this.aws.region,
-      ...(hasCredentialSource(inherited) ? {} : { AWS_ACCESS_KEY_ID: 'ROWCASTFUNCTIONSDK', AWS_SECRET_ACCESS_KEY: 'not-checked-the-endpoint-url-is-the-credential' }),
+      ...(hasCredentialSource(inherited)
+        ? {}
+        : {
+            AWS_ACCESS_KEY_ID: 'ROWCASTFUNCTIONSDK',
+            AWS_SECRET_ACCESS_KEY: 'not-checked-the-endpoint-url-is-the-credential',
+          }),
     };
   }
 
@@ -114,32 +130,55 @@ export class InvocationSnsEndpoint {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID();
-    const answer = (status: number, xml: string): void => void res.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': requestId }).end(xml);
+    const answer = (status: number, xml: string): void =>
+      void res.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': requestId }).end(xml);
     let action: string | undefined;
     try {
       const token = PATH.exec((req.url ?? '').split('?')[0]!)?.[1];
       const state = token === undefined ? undefined : this.slots.get(token);
       if (!state) {
         req.resume();
-        throw new SnsError('InvalidClientTokenId', 'This endpoint belongs to no running handler thread or runtime process of rowcast (it ends with its thread or process).', 403);
+        throw new SnsError(
+          'InvalidClientTokenId',
+          'This endpoint belongs to no running handler thread or runtime process of rowcast (it ends with its thread or process).',
+          403,
+        );
       }
       if (req.method !== 'POST') {
         req.resume();
-        throw new SnsError('InvalidAction', 'The SNS API takes POST requests (awsQuery: Action=…&Version=2010-03-31).', 400);
+        throw new SnsError(
+          'InvalidAction',
+          'The SNS API takes POST requests (awsQuery: Action=…&Version=2010-03-31).',
+          400,
+        );
       }
       const body = await readBody(req);
       const params = new QueryParams(body);
       action = params.get('Action');
-      if (!action) throw new SnsError('MissingAction', 'The request must contain the parameter Action (an SNS request is a form POST with Action=…&Version=2010-03-31).', 400);
+      if (!action)
+        throw new SnsError(
+          'MissingAction',
+          'The request must contain the parameter Action (an SNS request is a form POST with Action=…&Version=2010-03-31).',
+          400,
+        );
       let result: string | null;
       if (action === 'Publish' || action === 'PublishBatch') {
         const invocation = state.current;
         if (!invocation) {
-          throw new SnsError('AuthorizationError', 'No invocation is running in this handler: publish from inside the handler, and wait for the publish to finish before returning (publishes join the invocation and are written with its success).', 403);
+          throw new SnsError(
+            'AuthorizationError',
+            'No invocation is running in this handler: publish from inside the handler, and wait for the publish to finish before returning (publishes join the invocation and are written with its success).',
+            403,
+          );
         }
         const keep = (messages: NewMessage[]) => {
           // The handler returned (or timed out) while this request was read: it belongs to no attempt.
-          if (state.current !== invocation) throw new SnsError('AuthorizationError', 'The invocation this publish belonged to has ended: wait for a publish to finish before the handler returns.', 403);
+          if (state.current !== invocation)
+            throw new SnsError(
+              'AuthorizationError',
+              'The invocation this publish belonged to has ended: wait for a publish to finish before the handler returns.',
+              403,
+            );
           invocation.published.push(...messages.map(toPublished));
         };
         if (action === 'Publish') {
@@ -156,7 +195,12 @@ export class InvocationSnsEndpoint {
         }
       } else {
         const operation = this.sns.operations[action];
-        if (!operation) throw new SnsError('InvalidAction', `The action ${action} is not valid for this endpoint: rowcast serves ${Object.keys(this.sns.operations).join(', ')} (docs/sns.md).`, 400);
+        if (!operation)
+          throw new SnsError(
+            'InvalidAction',
+            `The action ${action} is not valid for this endpoint: rowcast serves ${Object.keys(this.sns.operations).join(', ')} (docs/sns.md).`,
+            400,
+          );
         result = await operation(params);
       }
       answer(200, resultXml(action, result, requestId));
@@ -166,12 +210,18 @@ export class InvocationSnsEndpoint {
         return;
       }
       this.log.error({ action, err: (err as Error).message }, 'sns request from a function failed');
-      answer(500, errorXml(new SnsError('InternalError', 'The request failed inside rowcast; see its log.', 500), requestId));
+      answer(
+        500,
+        errorXml(new SnsError('InternalError', 'The request failed inside rowcast; see its log.', 500), requestId),
+      );
     }
   }
 
   private async topic(name: string): Promise<PublishTopic> {
-    const { rows } = await this.pool.query<PublishTopic>('SELECT name, fifo, max_message_size, large_messages, sns_attributes FROM rowcast.topics WHERE name = $1', [name]);
+    const { rows } = await this.pool.query<PublishTopic>(
+      'SELECT name, fifo, max_message_size, large_messages, sns_attributes FROM rowcast.topics WHERE name = $1',
+      [name],
+    );
     if (!rows[0]) throw notFound('Topic does not exist');
     return rows[0];
   }
@@ -179,10 +229,19 @@ export class InvocationSnsEndpoint {
 
 /** Whether the SDKs would find credentials in this environment: variables, a profile, or the shared files. */
 function hasCredentialSource(env: Record<string, string | undefined>): boolean {
-  const variables = ['AWS_ACCESS_KEY_ID', 'AWS_PROFILE', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_CREDENTIALS_FULL_URI'];
+  const variables = [
+    'AWS_ACCESS_KEY_ID',
+    'AWS_PROFILE',
+    'AWS_WEB_IDENTITY_TOKEN_FILE',
+    'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+    'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  ];
   if (variables.some((name) => env[name])) return true;
   const home = env.HOME ?? homedir();
-  return existsSync(env.AWS_SHARED_CREDENTIALS_FILE ?? path.join(home, '.aws', 'credentials')) || existsSync(env.AWS_CONFIG_FILE ?? path.join(home, '.aws', 'config'));
+  return (
+    existsSync(env.AWS_SHARED_CREDENTIALS_FILE ?? path.join(home, '.aws', 'credentials')) ||
+    existsSync(env.AWS_CONFIG_FILE ?? path.join(home, '.aws', 'config'))
+  );
 }
 
 function toPublished(m: NewMessage): PublishedMessage {
@@ -208,7 +267,11 @@ function readBody(req: IncomingMessage): Promise<string> {
       size += chunk.length;
       if (size <= BODY_LIMIT) chunks.push(chunk);
     });
-    req.on('end', () => (size > BODY_LIMIT ? reject(new SnsError('InvalidParameter', `Invalid parameter: the request is over ${BODY_LIMIT} bytes.`, 400)) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    req.on('end', () =>
+      size > BODY_LIMIT
+        ? reject(new SnsError('InvalidParameter', `Invalid parameter: the request is over ${BODY_LIMIT} bytes.`, 400))
+        : resolve(Buffer.concat(chunks).toString('utf8')),
+    );
     req.on('error', reject);
   });
 }

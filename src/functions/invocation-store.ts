@@ -1,7 +1,14 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { leaseFence, prepared } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../delivery/delivery-store.js';
-import { COUNT_UNMATCHED_SQL, DIRECTLY_CLAIMED_SQL, type DirectClaim, directClaimDeliveriesSql, directClaimValues, publishMessages } from '../routing/fan-out.js';
+import {
+  COUNT_UNMATCHED_SQL,
+  DIRECTLY_CLAIMED_SQL,
+  type DirectClaim,
+  directClaimDeliveriesSql,
+  directClaimValues,
+  publishMessages,
+} from '../routing/fan-out.js';
 import { type ClaimedInvocation, type ClaimedInvocationRow, toClaimedInvocation } from '../store/invocations.js';
 
 export { type ClaimedInvocation, type ClaimedInvocationRow, toClaimedInvocation } from '../store/invocations.js';
@@ -66,7 +73,8 @@ export async function claimInvocations(
 
 /** Gives a function's slots back (the process has nothing of it left to run). */
 export async function releaseSlots(client: PoolClient, fn: string, slots: number[]): Promise<void> {
-  if (slots.length) await client.query(`SELECT pg_advisory_unlock(${SLOT_KEY}, s) FROM unnest($2::int[]) s`, [fn, slots]);
+  if (slots.length)
+    await client.query(`SELECT pg_advisory_unlock(${SLOT_KEY}, s) FROM unnest($2::int[]) s`, [fn, slots]);
 }
 
 export interface InvocationResult {
@@ -101,20 +109,32 @@ export interface CompletionOutcome {
  * dedup keys, or one publishing to a topic with filtered subscriptions (the statement then writes nothing and
  * says so), or with what only SDK publishes carry, goes through a transaction in which Node applies dedup and filter policies.
  */
-export async function completeInvocations(pool: Pool, results: InvocationResult[], direct?: DirectClaim): Promise<CompletionOutcome> {
+export async function completeInvocations(
+  pool: Pool,
+  results: InvocationResult[],
+  direct?: DirectClaim,
+): Promise<CompletionOutcome> {
   if (!results.length) return { recorded: new Set(), deliveries: 0, claimed: [] };
   // The one statement writes neither FIFO dedup keys nor what only SDK publishes carry (per-protocol bodies, attribute types).
   if (!results.some((r) => r.messages.some((m) => m.dedupKey || m.protocolBodies || m.attributeTypes))) {
-    const { rows } = await pool.query(completeInOneStatement([...completionParams(results), ...directClaimValues(direct)]));
+    const { rows } = await pool.query(
+      completeInOneStatement([...completionParams(results), ...directClaimValues(direct)]),
+    );
     const row = rows[0]!;
-    if (!row.filtered) return { recorded: new Set(row.recorded as string[]), deliveries: row.deliveries, claimed: ((row.claimed ?? []) as Record<string, unknown>[]).map(toClaimedDelivery) };
+    if (!row.filtered)
+      return {
+        recorded: new Set(row.recorded as string[]),
+        deliveries: row.deliveries,
+        claimed: ((row.claimed ?? []) as Record<string, unknown>[]).map(toClaimedDelivery),
+      };
   }
   return withTransaction(pool, async (client) => {
     const { rows } = await client.query(completeInTransaction(completionParams(results)));
     const recorded = new Set(rows[0]!.recorded as string[]);
     let deliveries = 0;
     // Messages carry their invocation's trace context: one publish per invocation that was recorded.
-    for (const r of results) if (recorded.has(r.id) && r.messages.length) deliveries += await publishMessages(client, r.messages, r.trace);
+    for (const r of results)
+      if (recorded.has(r.id) && r.messages.length) deliveries += await publishMessages(client, r.messages, r.trace);
     return { recorded, deliveries, claimed: [] };
   });
 }
@@ -183,7 +203,11 @@ function completionParams(results: InvocationResult[]): unknown[] {
  * Hands invocations back (shutdown, or claimed ahead and not started in time): due again at once, for this or
  * another process. An attempt that never started is not counted (the claim's bump of `attempts` is undone).
  */
-export async function releaseInvocations(pool: Pool, items: { id: string; attempt: number; lease: string }[], started = true): Promise<void> {
+export async function releaseInvocations(
+  pool: Pool,
+  items: { id: string; attempt: number; lease: string }[],
+  started = true,
+): Promise<void> {
   if (!items.length) return;
   await pool.query(
     `UPDATE rowcast.invocations i SET state = 'pending', available_at = now(), lease_owner = NULL, lease = NULL,
@@ -195,6 +219,12 @@ export async function releaseInvocations(pool: Pool, items: { id: string; attemp
 }
 
 export async function listTopics(pool: Pool): Promise<Record<string, TopicRules>> {
-  const { rows } = await pool.query<{ name: string; max_message_size: number; large_messages: TopicRules['largeMessages'] }>('SELECT name, max_message_size, large_messages FROM rowcast.topics');
-  return Object.fromEntries(rows.map((r) => [r.name, { maxMessageSize: r.max_message_size, largeMessages: r.large_messages }]));
+  const { rows } = await pool.query<{
+    name: string;
+    max_message_size: number;
+    large_messages: TopicRules['largeMessages'];
+  }>('SELECT name, max_message_size, large_messages FROM rowcast.topics');
+  return Object.fromEntries(
+    rows.map((r) => [r.name, { maxMessageSize: r.max_message_size, largeMessages: r.large_messages }]),
+  );
 }

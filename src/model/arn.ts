@@ -9,12 +9,15 @@ export interface AwsIdentity {
   accountId: string;
 }
 
-export const snsTopicArn = (aws: AwsIdentity, topic: string): string => `arn:aws:sns:${aws.region}:${aws.accountId}:${topic}`;
+export const snsTopicArn = (aws: AwsIdentity, topic: string): string =>
+  `arn:aws:sns:${aws.region}:${aws.accountId}:${topic}`;
 
 /** A subscription's ARN: its topic's ARN and the subscription's id (SNS uses a UUID there). */
-export const snsSubscriptionArn = (aws: AwsIdentity, topic: string, id: string): string => `${snsTopicArn(aws, topic)}:${id}`;
+export const snsSubscriptionArn = (aws: AwsIdentity, topic: string, id: string): string =>
+  `${snsTopicArn(aws, topic)}:${id}`;
 
-export const lambdaFunctionArn = (aws: AwsIdentity, name: string): string => `arn:aws:lambda:${aws.region}:${aws.accountId}:function:${name}`;
+export const lambdaFunctionArn = (aws: AwsIdentity, name: string): string =>
+  `arn:aws:lambda:${aws.region}:${aws.accountId}:function:${name}`;
 
 export interface ParsedArn {
   service: string;

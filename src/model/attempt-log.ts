@@ -46,7 +46,10 @@ const SECRET_NAME = /auth|token|secret|signature|passw|api[-_]?key|session|cooki
  * The headers as kept in the log: values of credential and signature headers, and of `secretHeaders` (configured
  * from the environment, e.g. "${API_KEY}"), become "[redacted]"; an Authorization header keeps its scheme.
  */
-export function redactHeaders(headers: Record<string, string | string[] | undefined>, secretHeaders: ReadonlySet<string> = new Set()): Record<string, string> {
+export function redactHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  secretHeaders: ReadonlySet<string> = new Set(),
+): Record<string, string> {
   const kept: Record<string, string> = {};
   let n = 0;
   for (const [name, raw] of Object.entries(headers)) {
@@ -66,7 +69,9 @@ export function redactHeaders(headers: Record<string, string | string[] | undefi
  * Reads the first RESPONSE_BODY_LIMIT bytes of a response body (whole UTF-8 characters) and drains the rest, so
  * the connection is reused.
  */
-export async function readBodyStart(body: AsyncIterable<Buffer> & { dump(): Promise<void> }): Promise<{ body: string; bodyTruncated: boolean }> {
+export async function readBodyStart(
+  body: AsyncIterable<Buffer> & { dump(): Promise<void> },
+): Promise<{ body: string; bodyTruncated: boolean }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
@@ -86,7 +91,14 @@ export async function readBodyStart(body: AsyncIterable<Buffer> & { dump(): Prom
  * A result's log entry as the statement that records it takes it: JSON of a one-element array. Built here rather
  * than in SQL, where merging it with the exchange (jsonb ||) cost more than the rest of the statement.
  */
-export function attemptLogEntry(r: { attempt: number; state: 'done' | 'pending' | 'dead'; status?: number; error?: string; durationMs?: number; exchange?: AttemptExchange }): string {
+export function attemptLogEntry(r: {
+  attempt: number;
+  state: 'done' | 'pending' | 'dead';
+  status?: number;
+  error?: string;
+  durationMs?: number;
+  exchange?: AttemptExchange;
+}): string {
   const entry: AttemptLogEntry = {
     attempt: r.attempt,
     at: new Date().toISOString(),
@@ -113,5 +125,8 @@ export function appendToAttemptLog(row: string, entry: string): string {
 
 /** SQL: `row`'s attempt log with a history event appended (in an UPDATE's SET: `attempt_log = …`). */
 export function historyEventSql(row: string, event: HistoryEvent): string {
-  return appendToAttemptLog(row, `jsonb_build_array(jsonb_build_object('attempt', NULL, 'at', now(), 'outcome', '${event}', 'status', NULL, 'error', NULL, 'durationMs', NULL))`);
+  return appendToAttemptLog(
+    row,
+    `jsonb_build_array(jsonb_build_object('attempt', NULL, 'at', now(), 'outcome', '${event}', 'status', NULL, 'error', NULL, 'durationMs', NULL))`,
+  );
 }

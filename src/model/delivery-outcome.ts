@@ -35,7 +35,13 @@ export type AttemptOutcome = SendOutcome | { kind: 'unloaded' };
  * attempt: the attempt that just ended (1 for the first). policy: the subscription's delivery policy, undefined
  * when the subscription is not loaded. random: the backoff's jitter source (tests pass a fixed one).
  */
-export function decideOutcome(outcome: AttemptOutcome, attempt: number, policy: RetryPolicy | undefined, subscription: OutcomeSubscription, random?: () => number): DeliveryDecision {
+export function decideOutcome(
+  outcome: AttemptOutcome,
+  attempt: number,
+  policy: RetryPolicy | undefined,
+  subscription: OutcomeSubscription,
+  random?: () => number,
+): DeliveryDecision {
   if (outcome.kind === 'unloaded' || (outcome.kind === 'retry' && !policy)) {
     return { action: 'release', error: `subscription ${subscription.name} is not loaded in this process` };
   }
@@ -48,7 +54,12 @@ export function decideOutcome(outcome: AttemptOutcome, attempt: number, policy: 
       return { action: 'disable', error: outcome.error };
     case 'retry': {
       const decision = decideAfterFailure(attempt, policy!, outcome.retryAfterMs, random);
-      if (decision.state === 'dead') return { action: 'dead', error: `${outcome.error} (after ${attempt} attempts)`, deadLetterTopic: subscription.deadLetterTopic };
+      if (decision.state === 'dead')
+        return {
+          action: 'dead',
+          error: `${outcome.error} (after ${attempt} attempts)`,
+          deadLetterTopic: subscription.deadLetterTopic,
+        };
       return { action: 'retry', delayMs: decision.delayMs, error: outcome.error };
     }
   }

@@ -26,7 +26,12 @@ export type DisableDecision = { disable: false } | { disable: true; cause: Disab
 
 /** "5d 3h", "2h 5m", "40s", "250ms": how long, for people. */
 export function formatSpan(ms: number): string {
-  const units: [string, number][] = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]];
+  const units: [string, number][] = [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ];
   if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
   const parts: string[] = [];
   let rest = ms;
@@ -42,7 +47,11 @@ export function formatSpan(ms: number): string {
  * Whether a subscription in this health is disabled under this policy at `now` (the database's clock, as
  * failingSince). A limit that is not set never trips; with neither set (no policy), nothing does.
  */
-export function decideDisable(health: EndpointHealth, policy: DisablePolicy | null | undefined, now: Date): DisableDecision {
+export function decideDisable(
+  health: EndpointHealth,
+  policy: DisablePolicy | null | undefined,
+  now: Date,
+): DisableDecision {
   if (!policy || !health.failingSince) return { disable: false };
   const failingMs = now.getTime() - health.failingSince.getTime();
   const since = health.failingSince.toISOString();

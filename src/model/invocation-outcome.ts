@@ -24,7 +24,8 @@ export interface InvocationAttempt {
 }
 
 /** retry: run again after delayMs; fail: final, recorded and sent to the on-failure topic with its condition. */
-export type InvocationDecision = { action: 'retry'; delayMs: number } | { action: 'fail'; condition: 'RetriesExhausted' | 'EventAgeExceeded' };
+export type InvocationDecision =
+  { action: 'retry'; delayMs: number } | { action: 'fail'; condition: 'RetriesExhausted' | 'EventAgeExceeded' };
 
 /** Whether a claimed invocation is run at all: not once it is older than maxEventAge. */
 export function tooOldToRun(ageMs: number, policy: Pick<InvocationPolicy, 'maxEventAge'>): boolean {
@@ -35,8 +36,17 @@ export function tooOldToRun(ageMs: number, policy: Pick<InvocationPolicy, 'maxEv
  * After a failed run: retried with backoff while attempts are left and the retry would still start within
  * maxEventAge; otherwise failed, as RetriesExhausted or EventAgeExceeded. random: the backoff's jitter source.
  */
-export function decideInvocationFailure(inv: InvocationAttempt, policy: InvocationPolicy, random?: () => number): InvocationDecision {
-  const decision = decideAfterFailure(inv.attempt, { ...policy, maxAttempts: inv.synchronous ? 1 : policy.maxAttempts, maxRetryAfter: policy.maxDelay }, undefined, random);
+export function decideInvocationFailure(
+  inv: InvocationAttempt,
+  policy: InvocationPolicy,
+  random?: () => number,
+): InvocationDecision {
+  const decision = decideAfterFailure(
+    inv.attempt,
+    { ...policy, maxAttempts: inv.synchronous ? 1 : policy.maxAttempts, maxRetryAfter: policy.maxDelay },
+    undefined,
+    random,
+  );
   if (decision.state === 'dead') return { action: 'fail', condition: 'RetriesExhausted' };
   if (decision.delayMs + inv.ageMs > policy.maxEventAge) return { action: 'fail', condition: 'EventAgeExceeded' };
   return { action: 'retry', delayMs: decision.delayMs };

@@ -43,15 +43,25 @@ export function renderMessage(format: MessageFormat, message: OutboundMessage): 
       const attrs = cloudEventAttributes(message);
       const fields = Object.entries(attrs).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`);
       const data = isJson(message) ? `"data":${message.body}` : `"data":${JSON.stringify(message.body)}`;
-      return { body: `{${fields.join(',')},${data}}`, contentType: 'application/cloudevents+json; charset=utf-8', headers: {} };
+      return {
+        body: `{${fields.join(',')},${data}}`,
+        contentType: 'application/cloudevents+json; charset=utf-8',
+        headers: {},
+      };
     }
     case 'cloudevents-binary': {
       const { datacontenttype, ...attrs } = cloudEventAttributes(message);
-      return { body: message.body, contentType: datacontenttype!, headers: Object.fromEntries(Object.entries(attrs).map(([k, v]) => [`ce-${k}`, v])) };
+      return {
+        body: message.body,
+        contentType: datacontenttype!,
+        headers: Object.fromEntries(Object.entries(attrs).map(([k, v]) => [`ce-${k}`, v])),
+      };
     }
     case 'sns':
       // Signed with the installation's key and naming rowcast's URLs: the http sink renders it (SnsEnvelopes).
-      throw new Error("format 'sns' is what SNS sends to http, https, email and email-json subscribers; use another format for this protocol");
+      throw new Error(
+        "format 'sns' is what SNS sends to http, https, email and email-json subscribers; use another format for this protocol",
+      );
     case 'envelope':
     default:
       return {
@@ -68,7 +78,9 @@ export function renderMessage(format: MessageFormat, message: OutboundMessage): 
  * the request itself invalid, so every attempt would fail.
  */
 export function percentEncodeHeaderValue(value: string): string {
-  return value.replace(/[^\x21\x23\x24\x26-\x7e]/gu, (c) => Array.from(Buffer.from(c, 'utf8'), (b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+  return value.replace(/[^\x21\x23\x24\x26-\x7e]/gu, (c) =>
+    Array.from(Buffer.from(c, 'utf8'), (b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
 }
 
 /** The body alone, for protocols that carry no headers: binary CloudEvents fall back to structured mode. */

@@ -10,7 +10,11 @@ export type RetryDecision = { state: 'pending'; delayMs: number } | { state: 'de
  * Exponential backoff: minDelay doubling per attempt, capped at maxDelay, with "equal jitter" (a random point in
  * the upper half) so that retries of a burst spread out but never come back immediately.
  */
-export function backoffDelay(attempts: number, policy: Pick<DeliveryPolicy, 'minDelay' | 'maxDelay'>, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempts: number,
+  policy: Pick<DeliveryPolicy, 'minDelay' | 'maxDelay'>,
+  random: () => number = Math.random,
+): number {
   const base = Math.min(policy.maxDelay, policy.minDelay * 2 ** Math.max(0, attempts - 1));
   return Math.round(base / 2 + random() * (base / 2));
 }
@@ -20,9 +24,15 @@ export function backoffDelay(attempts: number, policy: Pick<DeliveryPolicy, 'min
  * retryAfterMs: the endpoint's Retry-After (429/503), honoured up to policy.maxRetryAfter and never below
  * policy.minDelay (`Retry-After: 0` or a past date would otherwise spend every remaining attempt at once).
  */
-export function decideAfterFailure(attempts: number, policy: RetryPolicy, retryAfterMs?: number, random?: () => number): RetryDecision {
+export function decideAfterFailure(
+  attempts: number,
+  policy: RetryPolicy,
+  retryAfterMs?: number,
+  random?: () => number,
+): RetryDecision {
   if (attempts >= policy.maxAttempts) return { state: 'dead' };
-  if (retryAfterMs !== undefined) return { state: 'pending', delayMs: Math.max(policy.minDelay, Math.min(retryAfterMs, policy.maxRetryAfter)) };
+  if (retryAfterMs !== undefined)
+    return { state: 'pending', delayMs: Math.max(policy.minDelay, Math.min(retryAfterMs, policy.maxRetryAfter)) };
   return { state: 'pending', delayMs: backoffDelay(attempts, policy, random) };
 }
 

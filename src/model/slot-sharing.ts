@@ -72,7 +72,14 @@ export function shareSlots(groups: readonly SlotGroup[], free: number, rotation:
  * once: a wake-up may come before routing has created the invocation, and giving the slots back on that empty claim
  * only to take them again would add two round trips to every invocation's path).
  */
-export function givesSlotsBack(input: { held: number; got: number; local: number; busyAt: number | undefined; now: number; idleMs: number }): boolean {
+export function givesSlotsBack(input: {
+  held: number;
+  got: number;
+  local: number;
+  busyAt: number | undefined;
+  now: number;
+  idleMs: number;
+}): boolean {
   if (input.got || input.local || !input.held) return false;
   return input.now - (input.busyAt ?? 0) >= input.idleMs;
 }

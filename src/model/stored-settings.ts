@@ -15,7 +15,12 @@ export const storedSettingsSchema = z.looseObject({
   rawMessageDelivery: z.boolean().optional(),
   confirmation: z.enum(['none', 'required']).optional(),
   /** Stored as parsed: durations in milliseconds, null for a limit not set. */
-  disableAfter: z.looseObject({ failingFor: z.number().min(0).nullable().optional(), deadDeliveries: z.number().int().min(1).nullable().optional() }).optional(),
+  disableAfter: z
+    .looseObject({
+      failingFor: z.number().min(0).nullable().optional(),
+      deadDeliveries: z.number().int().min(1).nullable().optional(),
+    })
+    .optional(),
   options: z.unknown().optional(),
 });
 
@@ -25,7 +30,9 @@ export type StoredSettings = { ok: true; settings: SubscriptionSettings } | { ok
 export function parseStoredSettings(subscription: string, raw: unknown): StoredSettings {
   const parsed = storedSettingsSchema.safeParse(raw ?? {});
   if (parsed.success) return { ok: true, settings: parsed.data as SubscriptionSettings };
-  const problems = parsed.error.issues.map((i) => `settings.${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ');
+  const problems = parsed.error.issues
+    .map((i) => `settings.${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
   return {
     ok: false,
     error: `subscription ${subscription} has invalid settings in the database (${problems}); it is not delivered until they are fixed: correct the subscription in the config and run \`rowcast apply\` (its deliveries wait, pending)`,

@@ -10,7 +10,14 @@ export function validTraceparent(value: string | null | undefined): string | nul
   if (!value) return null;
   const m = TRACEPARENT.exec(value.trim());
   if (!m) return null;
-  const [, version, traceId, parentId, flags, rest] = m as unknown as [string, string, string, string, string, string | undefined];
+  const [, version, traceId, parentId, flags, rest] = m as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string | undefined,
+  ];
   if (version === 'ff' || /^0+$/.test(traceId) || /^0+$/.test(parentId)) return null;
   // Version 00 has exactly four fields; later versions may append more, which a version-00 reader ignores.
   if (version === '00' && rest !== undefined) return null;

@@ -17,7 +17,25 @@ const FLUSH_EVERY_MS = 5_000;
  * Latency histogram bounds in ms (log-spaced); percentiles are read from it, as Prometheus does. Fixed, so that the
  * histograms of all processes add up exactly: changing them needs a new `kind` or a migration of stored rows.
  */
-export const LATENCY_BOUNDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000, 300_000, Infinity];
+export const LATENCY_BOUNDS = [
+  1,
+  2,
+  5,
+  10,
+  20,
+  50,
+  100,
+  200,
+  500,
+  1000,
+  2000,
+  5000,
+  10_000,
+  30_000,
+  60_000,
+  300_000,
+  Infinity,
+];
 
 /** subscription: count = acknowledged, errors = failed attempts; function: count = attempts, errors = failed ones; router: count = events routed. */
 export type ActivityKind = 'subscription' | 'function' | 'router';
@@ -66,11 +84,24 @@ export function stepsOf(windowMs: number, stepMs: number, now = Date.now()): { s
 }
 
 /** Events, deliveries, failures and latency percentiles per step, summed over rows (of any processes), oldest first. */
-export function seriesOf(rows: Iterable<ActivityRow>, windowMs: number, stepMs: number, now = Date.now()): StatsPoint[] {
+export function seriesOf(
+  rows: Iterable<ActivityRow>,
+  windowMs: number,
+  stepMs: number,
+  now = Date.now(),
+): StatsPoint[] {
   const { start, end } = stepsOf(windowMs, stepMs, now);
   const points: (StatsPoint & { hist: number[] })[] = [];
   for (let t = start; t < end; t += stepMs) {
-    points.push({ t: new Date(t).toISOString(), events: 0, delivered: 0, failed: 0, latencyP50Ms: null, latencyP99Ms: null, hist: LATENCY_BOUNDS.map(() => 0) });
+    points.push({
+      t: new Date(t).toISOString(),
+      events: 0,
+      delivered: 0,
+      failed: 0,
+      latencyP50Ms: null,
+      latencyP99Ms: null,
+      hist: LATENCY_BOUNDS.map(() => 0),
+    });
   }
   for (const r of rows) {
     if (r.bucket < start || r.bucket >= end || r.kind === 'function') continue;
@@ -85,7 +116,11 @@ export function seriesOf(rows: Iterable<ActivityRow>, windowMs: number, stepMs: 
       if (i < p.hist.length) p.hist[i]! += n;
     });
   }
-  return points.map(({ hist, ...p }) => ({ ...p, latencyP50Ms: percentile(hist, 0.5), latencyP99Ms: percentile(hist, 0.99) }));
+  return points.map(({ hist, ...p }) => ({
+    ...p,
+    latencyP50Ms: percentile(hist, 0.5),
+    latencyP99Ms: percentile(hist, 0.99),
+  }));
 }
 
 /** Counts per `kind:name` over the last minute. */
@@ -104,13 +139,19 @@ export function ratesOf(rows: Iterable<ActivityRow>, now = Date.now()): Map<stri
 }
 
 /** A subscription's rates as the API shows them. */
-export function subscriptionRatesOf(rates: Map<string, Rates>, name: string): { deliveredPerMinute: number; errorsPerMinute: number } {
+export function subscriptionRatesOf(
+  rates: Map<string, Rates>,
+  name: string,
+): { deliveredPerMinute: number; errorsPerMinute: number } {
   const r = rates.get(`subscription:${name}`);
   return { deliveredPerMinute: r?.count ?? 0, errorsPerMinute: r?.errors ?? 0 };
 }
 
 /** A function's rates as the API shows them. */
-export function functionRatesOf(rates: Map<string, Rates>, name: string): { invocationsPerMinute: number; errorsPerMinute: number } {
+export function functionRatesOf(
+  rates: Map<string, Rates>,
+  name: string,
+): { invocationsPerMinute: number; errorsPerMinute: number } {
   const r = rates.get(`function:${name}`);
   return { invocationsPerMinute: r?.count ?? 0, errorsPerMinute: r?.errors ?? 0 };
 }
@@ -231,7 +272,14 @@ export class Activity {
     const key = `${bucket} ${kind} ${name}`;
     let row = this.pending.get(key);
     if (!row) {
-      row = { bucket, kind, name, count: 0, errors: 0, latency: kind === 'subscription' ? LATENCY_BOUNDS.map(() => 0) : null };
+      row = {
+        bucket,
+        kind,
+        name,
+        count: 0,
+        errors: 0,
+        latency: kind === 'subscription' ? LATENCY_BOUNDS.map(() => 0) : null,
+      };
       this.pending.set(key, row);
     }
     row.count += count;
@@ -258,7 +306,11 @@ export class Activity {
       this.failing = false;
     } catch (err) {
       for (const [key, row] of batch) this.merge(key, row);
-      if (!this.failing) target.log.warn({ err: (err as Error).message }, 'writing activity counts failed; keeping them for the next try');
+      if (!this.failing)
+        target.log.warn(
+          { err: (err as Error).message },
+          'writing activity counts failed; keeping them for the next try',
+        );
       this.failing = true;
       throw err;
     } finally {

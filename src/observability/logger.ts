@@ -7,12 +7,29 @@ export type { Logger };
  * a logged object: fields named like secrets, and passwords or credential parameters of URLs inside any string
  * field of the first two levels (an error message that quotes a connection string).
  */
-export function createLogger(level: string = process.env.ROWCAST_LOG_LEVEL ?? 'info', destination?: DestinationStream): Logger {
+export function createLogger(
+  level: string = process.env.ROWCAST_LOG_LEVEL ?? 'info',
+  destination?: DestinationStream,
+): Logger {
   const options = {
     name: 'rowcast',
     level,
     redact: {
-      paths: ['secret', '*.secret', '*.*.secret', 'password', '*.password', 'pass', '*.pass', 'token', '*.token', 'authorization', 'headers.authorization', '*.headers.authorization', 'databaseUrl'],
+      paths: [
+        'secret',
+        '*.secret',
+        '*.*.secret',
+        'password',
+        '*.password',
+        'pass',
+        '*.pass',
+        'token',
+        '*.token',
+        'authorization',
+        'headers.authorization',
+        '*.headers.authorization',
+        'databaseUrl',
+      ],
       censor: '[redacted]',
     },
     formatters: { log: redactStrings },
@@ -25,8 +42,17 @@ function redactStrings(object: Record<string, unknown>, depth = 0): Record<strin
   let copy: Record<string, unknown> | undefined;
   for (const [key, value] of Object.entries(object)) {
     let clean = value;
-    if (typeof value === 'string') clean = value.includes('://') || value.includes('=') ? redactCredentials(value) : value;
-    else if (depth === 0 && value && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Date) && !(value instanceof Error)) clean = redactStrings(value as Record<string, unknown>, 1);
+    if (typeof value === 'string')
+      clean = value.includes('://') || value.includes('=') ? redactCredentials(value) : value;
+    else if (
+      depth === 0 &&
+      value &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      !(value instanceof Date) &&
+      !(value instanceof Error)
+    )
+      clean = redactStrings(value as Record<string, unknown>, 1);
     if (clean !== value) (copy ??= { ...object })[key] = clean;
   }
   return copy ?? object;
@@ -86,7 +112,9 @@ export function redactSecrets(value: unknown, key?: string): unknown {
       Object.entries(value).map(([k, v]) => [
         k,
         k.toLowerCase() === 'headers' && v && typeof v === 'object' && !Array.isArray(v)
-          ? Object.fromEntries(Object.entries(v).map(([name, h]) => [name, typeof h === 'string' && ENV_REFERENCES.test(h) ? h : '***']))
+          ? Object.fromEntries(
+              Object.entries(v).map(([name, h]) => [name, typeof h === 'string' && ENV_REFERENCES.test(h) ? h : '***']),
+            )
           : redactSecrets(v, k),
       ]),
     );

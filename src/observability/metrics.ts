@@ -100,24 +100,27 @@ export function createMetrics(readDatabase: () => Promise<DatabaseSnapshot>): Me
     async collect() {
       const s = await snapshot();
       this.reset();
-      for (const { name } of s.subscriptions) for (const state of ['pending', 'in_flight', 'dead']) this.set({ subscription: name, state }, 0);
+      for (const { name } of s.subscriptions)
+        for (const state of ['pending', 'in_flight', 'dead']) this.set({ subscription: name, state }, 0);
       for (const d of s.deliveries) this.set({ subscription: d.subscription, state: d.state }, d.count);
     },
   });
   new Gauge({
     name: 'rowcast_subscription_state',
-    help: 'A subscription\'s state: 1 for the current one (active, paused, disabled — by its endpoint\'s HTTP 410), 0 for the others.',
+    help: "A subscription's state: 1 for the current one (active, paused, disabled — by its endpoint's HTTP 410), 0 for the others.",
     labelNames: ['subscription', 'state'],
     registers,
     async collect() {
       const s = await snapshot();
       this.reset();
-      for (const sub of s.subscriptions) for (const state of ['active', 'paused', 'disabled']) this.set({ subscription: sub.name, state }, sub.state === state ? 1 : 0);
+      for (const sub of s.subscriptions)
+        for (const state of ['active', 'paused', 'disabled'])
+          this.set({ subscription: sub.name, state }, sub.state === state ? 1 : 0);
     },
   });
   new Gauge({
     name: 'rowcast_notify_queue_usage_ratio',
-    help: 'Fraction of PostgreSQL\'s NOTIFY queue in use (pg_notification_queue_usage()); near 1, NOTIFY fails.',
+    help: "Fraction of PostgreSQL's NOTIFY queue in use (pg_notification_queue_usage()); near 1, NOTIFY fails.",
     registers,
     async collect() {
       this.set((await snapshot()).notifyQueueUsage);
@@ -147,32 +150,51 @@ export function createMetrics(readDatabase: () => Promise<DatabaseSnapshot>): Me
 
   // The counters of work exist at 0 for every declared function and subscription from the first scrape on: a series
   // that appears only with its first increment hides that increment from rate() and increase().
-  const routed = new Counter({ name: 'rowcast_events_routed_total', help: 'Captured events this process routed to topics and functions.', registers });
+  const routed = new Counter({
+    name: 'rowcast_events_routed_total',
+    help: 'Captured events this process routed to topics and functions.',
+    registers,
+  });
   const invocations = new Counter({
     name: 'rowcast_invocations_total',
     help: 'Function invocation attempts by this process, by outcome (done, retry, failed).',
     labelNames: ['function', 'outcome'],
     registers,
     async collect() {
-      for (const fn of (await snapshot()).functions) for (const outcome of ['done', 'retry', 'failed']) this.inc({ function: fn, outcome }, 0);
+      for (const fn of (await snapshot()).functions)
+        for (const outcome of ['done', 'retry', 'failed']) this.inc({ function: fn, outcome }, 0);
     },
   });
-  const invocationSeconds = new Histogram({ name: 'rowcast_invocation_duration_seconds', help: 'Duration of function invocation attempts.', labelNames: ['function'], buckets: SECONDS_BUCKETS, registers });
+  const invocationSeconds = new Histogram({
+    name: 'rowcast_invocation_duration_seconds',
+    help: 'Duration of function invocation attempts.',
+    labelNames: ['function'],
+    buckets: SECONDS_BUCKETS,
+    registers,
+  });
   const attempts = new Counter({
     name: 'rowcast_delivery_attempts_total',
     help: 'Delivery attempts by this process, by subscription, protocol and outcome (delivered, failed, dead).',
     labelNames: ['subscription', 'protocol', 'outcome'],
     registers,
     async collect() {
-      for (const sub of (await snapshot()).subscriptions) for (const outcome of ['delivered', 'failed', 'dead']) this.inc({ subscription: sub.name, protocol: sub.protocol, outcome }, 0);
+      for (const sub of (await snapshot()).subscriptions)
+        for (const outcome of ['delivered', 'failed', 'dead'])
+          this.inc({ subscription: sub.name, protocol: sub.protocol, outcome }, 0);
     },
   });
-  const attemptSeconds = new Histogram({ name: 'rowcast_delivery_attempt_duration_seconds', help: 'Duration of delivery attempts (send to answer).', labelNames: ['protocol'], buckets: SECONDS_BUCKETS, registers });
+  const attemptSeconds = new Histogram({
+    name: 'rowcast_delivery_attempt_duration_seconds',
+    help: 'Duration of delivery attempts (send to answer).',
+    labelNames: ['protocol'],
+    buckets: SECONDS_BUCKETS,
+    registers,
+  });
   // zero() would also wipe what was observed: only subscriptions without a series yet are zeroed.
   const latencySeries = new Set<string>();
   const latency = new Histogram({
     name: 'rowcast_delivery_latency_seconds',
-    help: 'From a message\'s creation (routing, right after the writer\'s commit) to the subscriber\'s acknowledgement.',
+    help: "From a message's creation (routing, right after the writer's commit) to the subscriber's acknowledgement.",
     labelNames: ['subscription'],
     buckets: SECONDS_BUCKETS,
     registers,
@@ -200,7 +222,9 @@ export function createMetrics(readDatabase: () => Promise<DatabaseSnapshot>): Me
     labelNames: ['subscription', 'cause'],
     registers,
     async collect() {
-      for (const { name } of (await snapshot()).subscriptions) for (const cause of ['failing_for', 'dead_deliveries', 'endpoint_gone']) this.inc({ subscription: name, cause }, 0);
+      for (const { name } of (await snapshot()).subscriptions)
+        for (const cause of ['failing_for', 'dead_deliveries', 'endpoint_gone'])
+          this.inc({ subscription: name, cause }, 0);
     },
   });
 

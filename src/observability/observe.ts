@@ -22,11 +22,21 @@ export interface ObservedEvents {
     latencyMs: number | null;
   };
   /** This process disabled a subscription: its disableAfter tripped, or its endpoint answered 410 Gone. */
-  'subscription:disabled': { subscription: string; cause: 'failing_for' | 'dead_deliveries' | 'endpoint_gone'; reason: string };
+  'subscription:disabled': {
+    subscription: string;
+    cause: 'failing_for' | 'dead_deliveries' | 'endpoint_gone';
+    reason: string;
+  };
   /** The process reloaded subscriptions, topics and paused functions after a config change (NOTIFY rowcast_config). */
   'config:reloaded': Record<string, never>;
   /** One invocation attempt of a function finished. */
-  'invocation:finished': { invocationId: string; function: string; attempt: number; outcome: 'done' | 'retry' | 'failed'; durationMs: number };
+  'invocation:finished': {
+    invocationId: string;
+    function: string;
+    attempt: number;
+    outcome: 'done' | 'retry' | 'failed';
+    durationMs: number;
+  };
 }
 
 export type ObservedEvent = keyof ObservedEvents;

@@ -1,7 +1,24 @@
-import { type Attributes, type Context, diag, type DiagLogger, DiagLogLevel, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace, TraceFlags } from '@opentelemetry/api';
+import {
+  type Attributes,
+  type Context,
+  diag,
+  type DiagLogger,
+  DiagLogLevel,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  TraceFlags,
+} from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
@@ -35,9 +52,23 @@ const ATTR_FAAS_INVOCATION_ID = 'faas.invocation_id';
 const ATTR_FAAS_NAME = 'faas.name';
 
 /** messaging.system per subscription protocol (well-known values where the conventions have one). */
-const MESSAGING_SYSTEM: Record<string, string> = { nats: 'nats', amqp: 'rabbitmq', redis: 'redis', mqtt: 'mqtt', function: 'rowcast', email: 'smtp', 'email-json': 'smtp', log: 'log' };
+const MESSAGING_SYSTEM: Record<string, string> = {
+  nats: 'nats',
+  amqp: 'rabbitmq',
+  redis: 'redis',
+  mqtt: 'mqtt',
+  function: 'rowcast',
+  email: 'smtp',
+  'email-json': 'smtp',
+  log: 'log',
+};
 /** Where each broker's destination (a template with {topic}) is in the subscription's options. */
-const DESTINATION_OPTION: Record<string, string> = { nats: 'subject', redis: 'stream', mqtt: 'topic', amqp: 'routingKey' };
+const DESTINATION_OPTION: Record<string, string> = {
+  nats: 'subject',
+  redis: 'stream',
+  mqtt: 'topic',
+  amqp: 'routingKey',
+};
 
 export interface TracerOptions {
   url: string;
@@ -51,16 +82,28 @@ export function createTracer(options: TracerOptions): Tracer {
   diag.setLogger(diagToPino(options.log), DiagLogLevel.WARN);
   // Explicit settings win; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (envDetector) next; then rowcast's defaults.
   const resource = defaultResource()
-    .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'rowcast', [ATTR_SERVICE_INSTANCE_ID]: options.serviceInstanceId }))
+    .merge(
+      resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'rowcast', [ATTR_SERVICE_INSTANCE_ID]: options.serviceInstanceId }),
+    )
     .merge(detectResources({ detectors: [envDetector] }))
     .merge(options.serviceName ? resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }) : null);
   // Without a ratio in the config, the SDK reads OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on).
-  const sampler = options.sampleRatio !== undefined ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.sampleRatio) }) : undefined;
+  const sampler =
+    options.sampleRatio !== undefined
+      ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.sampleRatio) })
+      : undefined;
   // JSON encoding: every OTLP/HTTP collector takes it (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION still apply).
   const exporter = new OTLPTraceExporter({ url: options.url });
-  const provider = new BasicTracerProvider({ resource, ...(sampler ? { sampler } : {}), spanProcessors: [new BatchSpanProcessor(exporter)] });
+  const provider = new BasicTracerProvider({
+    resource,
+    ...(sampler ? { sampler } : {}),
+    spanProcessors: [new BatchSpanProcessor(exporter)],
+  });
   const tracer = provider.getTracer('rowcast');
-  options.log.info({ endpoint: redactUrl(options.url), service: resource.attributes[ATTR_SERVICE_NAME] }, 'tracing: exporting OpenTelemetry spans (OTLP/HTTP JSON)');
+  options.log.info(
+    { endpoint: redactUrl(options.url), service: resource.attributes[ATTR_SERVICE_NAME] },
+    'tracing: exporting OpenTelemetry spans (OTLP/HTTP JSON)',
+  );
 
   return {
     delivery(d) {
@@ -77,7 +120,12 @@ export function createTracer(options: TracerOptions): Tracer {
         // The host only: paths and queries of webhook URLs often hold tokens.
         const url = safeUrl(d.endpoint);
         const attributes: Attributes = { ...base, [ATTR_HTTP_REQUEST_METHOD]: 'POST' };
-        if (url) Object.assign(attributes, { [ATTR_SERVER_ADDRESS]: url.hostname, [ATTR_SERVER_PORT]: Number(url.port) || (url.protocol === 'https:' ? 443 : 80), [ATTR_URL_SCHEME]: url.protocol.slice(0, -1) });
+        if (url)
+          Object.assign(attributes, {
+            [ATTR_SERVER_ADDRESS]: url.hostname,
+            [ATTR_SERVER_PORT]: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+            [ATTR_URL_SCHEME]: url.protocol.slice(0, -1),
+          });
         return attempt(tracer.startSpan('POST', { kind: SpanKind.CLIENT, attributes }, parent), true);
       }
       const { name, template, routingKey } = destination(d);
@@ -91,11 +139,21 @@ export function createTracer(options: TracerOptions): Tracer {
       if (template) attributes[ATTR_MESSAGING_DESTINATION_TEMPLATE] = template;
       if (routingKey) attributes[ATTR_MESSAGING_RABBITMQ_ROUTING_KEY] = routingKey;
       // A templated destination names the span (low cardinality), as the messaging conventions ask.
-      return attempt(tracer.startSpan(`send ${template ?? name}`, { kind: SpanKind.PRODUCER, attributes }, parent), false);
+      return attempt(
+        tracer.startSpan(`send ${template ?? name}`, { kind: SpanKind.PRODUCER, attributes }, parent),
+        false,
+      );
     },
     invocation(i) {
-      const attributes: Attributes = { [ATTR_FAAS_INVOCATION_ID]: i.invocationId, [ATTR_FAAS_NAME]: i.function, 'rowcast.attempt': i.attempt };
-      return attempt(tracer.startSpan(i.function, { kind: SpanKind.CONSUMER, attributes }, parentContext(i.parent)), false);
+      const attributes: Attributes = {
+        [ATTR_FAAS_INVOCATION_ID]: i.invocationId,
+        [ATTR_FAAS_NAME]: i.function,
+        'rowcast.attempt': i.attempt,
+      };
+      return attempt(
+        tracer.startSpan(i.function, { kind: SpanKind.CONSUMER, attributes }, parentContext(i.parent)),
+        false,
+      );
     },
     flush: () => provider.forceFlush(),
     async shutdown() {
@@ -110,7 +168,12 @@ function parentContext(traceparent: string | null): Context {
   const valid = validTraceparent(traceparent);
   if (!valid) return ROOT_CONTEXT;
   const [, traceId, spanId, flags] = valid.split('-') as [string, string, string, string];
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true });
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId,
+    spanId,
+    traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED,
+    isRemote: true,
+  });
 }
 
 function attempt(span: Span, http: boolean): AttemptSpan {
@@ -153,7 +216,16 @@ function safeUrl(endpoint: string): URL | null {
 
 /** The SDK's own problems (an unreachable collector, dropped spans) go to rowcast's log. */
 function diagToPino(log: Logger): DiagLogger {
-  const at = (level: 'error' | 'warn' | 'info' | 'debug') => (message: string, ...args: unknown[]) =>
-    log[level]({ otel: args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : undefined)).filter(Boolean) }, `tracing: ${message}`);
+  const at =
+    (level: 'error' | 'warn' | 'info' | 'debug') =>
+    (message: string, ...args: unknown[]) =>
+      log[level](
+        {
+          otel: args
+            .map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : undefined))
+            .filter(Boolean),
+        },
+        `tracing: ${message}`,
+      );
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), verbose: at('debug') };
 }

@@ -63,12 +63,23 @@ export interface TracingHandle {
  * Starts the process's tracer if an endpoint is configured; null otherwise (nothing loaded). Runtimes of one
  * process share it: the first one's settings apply, and the last one to stop flushes and shuts it down.
  */
-export async function startTracing(settings: TracingSettings, options: { serviceInstanceId: string; log: Logger }): Promise<TracingHandle | null> {
+export async function startTracing(
+  settings: TracingSettings,
+  options: { serviceInstanceId: string; log: Logger },
+): Promise<TracingHandle | null> {
   const url = tracesUrl(settings);
   if (!url) return null;
   users++;
   starting ??= import('./otel-tracer.js')
-    .then(({ createTracer }) => createTracer({ url, serviceName: settings.serviceName, sampleRatio: settings.sampleRatio, serviceInstanceId: options.serviceInstanceId, log: options.log }))
+    .then(({ createTracer }) =>
+      createTracer({
+        url,
+        serviceName: settings.serviceName,
+        sampleRatio: settings.sampleRatio,
+        serviceInstanceId: options.serviceInstanceId,
+        log: options.log,
+      }),
+    )
     .catch((err: Error) => {
       options.log.error({ err: err.message }, 'tracing: could not start the OpenTelemetry SDK; running without spans');
       return null;
@@ -102,5 +113,8 @@ export async function startTracing(settings: TracingSettings, options: { service
 async function withTimeout(promise: Promise<void> | undefined, timeoutMs: number): Promise<void> {
   if (!promise) return;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, timeoutMs))))]).finally(() => clearTimeout(timer));
+  await Promise.race([
+    promise,
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, timeoutMs)))),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -66,7 +66,10 @@ export abstract class ClaimLoop<C extends Claimed> {
   protected claimAllowanceMs = 0;
   private staleSince = { count: 0, at: 0 };
 
-  constructor(protected readonly loopOptions: ClaimLoopOptions, protected readonly log: Logger) {}
+  constructor(
+    protected readonly loopOptions: ClaimLoopOptions,
+    protected readonly log: Logger,
+  ) {}
 
   /** Most items each group may process at once in this process now (groups that are paused are absent). */
   protected abstract limits(): Map<string, number>;
@@ -159,9 +162,15 @@ export abstract class ClaimLoop<C extends Claimed> {
     while (this.inFlight.size) await new Promise((r) => setTimeout(r, 5));
     await this.afterDrain();
     const handBack = async (items: C[], started: boolean) => {
-      if (items.length) await this.release(items, started).catch((err: Error) => this.log.warn({ err: err.message }, 'could not release in-flight work; its leases will expire'));
+      if (items.length)
+        await this.release(items, started).catch((err: Error) =>
+          this.log.warn({ err: err.message }, 'could not release in-flight work; its leases will expire'),
+        );
     };
-    await handBack(leftover.map((f) => f.item), true);
+    await handBack(
+      leftover.map((f) => f.item),
+      true,
+    );
     await handBack([...unstarted, ...this.stale], false);
     this.stale = [];
   }
@@ -173,7 +182,9 @@ export abstract class ClaimLoop<C extends Claimed> {
         if (this.stale.length) {
           const stale = this.stale;
           this.stale = [];
-          await this.release(stale, false).catch((err: Error) => this.log.warn({ err: err.message }, 'could not hand back queued work; its leases will expire'));
+          await this.release(stale, false).catch((err: Error) =>
+            this.log.warn({ err: err.message }, 'could not hand back queued work; its leases will expire'),
+          );
         }
         await this.beforeClaim();
         const wanted = this.wanted();
@@ -184,7 +195,10 @@ export abstract class ClaimLoop<C extends Claimed> {
         const claimedAt = Date.now();
         const claimed = await this.claim(wanted);
         const tookMs = Date.now() - claimedAt;
-        this.claimAllowanceMs = Math.min(MAX_CLAIM_ALLOWANCE_MS, Math.max(tookMs, Math.floor(this.claimAllowanceMs * 0.8)));
+        this.claimAllowanceMs = Math.min(
+          MAX_CLAIM_ALLOWANCE_MS,
+          Math.max(tookMs, Math.floor(this.claimAllowanceMs * 0.8)),
+        );
         errorDelay = 100;
         const got = new Map<string, number>();
         for (const c of claimed) got.set(c.group, (got.get(c.group) ?? 0) + 1);
@@ -198,7 +212,8 @@ export abstract class ClaimLoop<C extends Claimed> {
         this.reportStale(tookMs);
         // Claim again at once only while a backlogged group has room; otherwise wait for a kick.
         const wantedNow = this.wanted();
-        if (![...this.backlogged].some((group) => wantedNow.has(group))) await this.signal.wait(this.loopOptions.pollInterval);
+        if (![...this.backlogged].some((group) => wantedNow.has(group)))
+          await this.signal.wait(this.loopOptions.pollInterval);
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'claiming work failed; retrying');
         await this.signal.wait(errorDelay);
@@ -235,7 +250,11 @@ export abstract class ClaimLoop<C extends Claimed> {
       maxQueuedBytes: MAX_QUEUED_BYTES,
     });
     if (free <= 0 || !limits.length) return new Map();
-    const groups = limits.map(([group, limit]) => ({ group, room: this.room(group, limit), backlogged: this.backlogged.has(group) }));
+    const groups = limits.map(([group, limit]) => ({
+      group,
+      room: this.room(group, limit),
+      backlogged: this.backlogged.has(group),
+    }));
     return shareSlots(groups, free, this.rotation++);
   }
 
@@ -260,15 +279,18 @@ export abstract class ClaimLoop<C extends Claimed> {
     const queue = this.queues.get(group);
     if (!queue?.length || this.stopping) return;
     const limit = this.runLimit(group, this.limits().get(group) ?? 0);
-    while (queue.length && this.inFlight.size < this.loopOptions.concurrency && (this.perGroup.get(group) ?? 0) < limit) {
+    while (
+      queue.length &&
+      this.inFlight.size < this.loopOptions.concurrency &&
+      (this.perGroup.get(group) ?? 0) < limit
+    ) {
       const next = queue.shift()!;
       this.queued--;
       this.queuedBytes -= next.bytes;
       if (Date.now() > next.startBy) {
         this.stale.push(next.item);
         this.staleSince.count++;
-      }
-      else this.dispatch(next.item);
+      } else this.dispatch(next.item);
     }
     if (!queue.length) this.queues.delete(group);
     if (this.stale.length) this.signal.kick();
@@ -279,7 +301,12 @@ export abstract class ClaimLoop<C extends Claimed> {
     this.inFlight.set(item.key, { item, controller });
     this.perGroup.set(item.group, (this.perGroup.get(item.group) ?? 0) + 1);
     void this.process(item, controller.signal)
-      .catch((err: Error) => this.log.error({ err: err.message, key: item.key }, 'processing failed; the lease will expire and it is retried'))
+      .catch((err: Error) =>
+        this.log.error(
+          { err: err.message, key: item.key },
+          'processing failed; the lease will expire and it is retried',
+        ),
+      )
       .finally(() => {
         this.inFlight.delete(item.key);
         const running = (this.perGroup.get(item.group) ?? 1) - 1;
@@ -290,7 +317,11 @@ export abstract class ClaimLoop<C extends Claimed> {
         if (wasFull) this.pumpAll();
         // Claim again once a quarter of the group's room is free: one round trip per few items, not per item.
         const limit = this.limits().get(item.group) ?? 0;
-        if (this.backlogged.has(item.group) && this.room(item.group, limit) >= Math.max(1, (limit + this.prefetch(item.group, limit)) >> 2)) this.signal.kick();
+        if (
+          this.backlogged.has(item.group) &&
+          this.room(item.group, limit) >= Math.max(1, (limit + this.prefetch(item.group, limit)) >> 2)
+        )
+          this.signal.kick();
       });
   }
 }

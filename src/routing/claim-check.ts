@@ -8,10 +8,16 @@ import type { OutboundMessage } from '../model/sink.js';
  * The HMAC key is shared by all processes of an installation through rowcast.keys.
  */
 export class ClaimChecks {
-  private constructor(private readonly key: Buffer, private readonly baseUrl: string | undefined) {}
+  private constructor(
+    private readonly key: Buffer,
+    private readonly baseUrl: string | undefined,
+  ) {}
 
   static async load(pool: Pool, baseUrl: string | undefined): Promise<ClaimChecks> {
-    await pool.query(`INSERT INTO rowcast.keys (name, secret) VALUES ('claim-check', $1) ON CONFLICT (name) DO NOTHING`, [randomBytes(32).toString('base64url')]);
+    await pool.query(
+      `INSERT INTO rowcast.keys (name, secret) VALUES ('claim-check', $1) ON CONFLICT (name) DO NOTHING`,
+      [randomBytes(32).toString('base64url')],
+    );
     const { rows } = await pool.query<{ secret: string }>(`SELECT secret FROM rowcast.keys WHERE name = 'claim-check'`);
     return new ClaimChecks(Buffer.from(rows[0]!.secret, 'base64url'), baseUrl?.replace(/\/+$/, ''));
   }
@@ -33,7 +39,10 @@ export class ClaimChecks {
    * rowcastClaimCheck), and a JSON body with the link, the size and the SHA-256 of the stored body.
    */
   reference(message: OutboundMessage, ttlMs: number, now = Date.now()): OutboundMessage {
-    if (!this.baseUrl) throw new Error('claim-check links need runtime.http (port, and publicUrl if subscribers reach rowcast at another address)');
+    if (!this.baseUrl)
+      throw new Error(
+        'claim-check links need runtime.http (port, and publicUrl if subscribers reach rowcast at another address)',
+      );
     const expires = now + ttlMs;
     const url = `${this.baseUrl}/messages/${encodeURIComponent(message.id)}/body?expires=${expires}&signature=${this.sign(message.id, expires)}`;
     const claimCheck = {
@@ -43,6 +52,11 @@ export class ClaimChecks {
       sha256: createHash('sha256').update(message.body).digest('hex'),
       contentType: message.contentType,
     };
-    return { ...message, body: JSON.stringify({ rowcastClaimCheck: claimCheck }), contentType: 'application/json', attributes: { ...message.attributes, rowcastClaimCheck: 'true' } };
+    return {
+      ...message,
+      body: JSON.stringify({ rowcastClaimCheck: claimCheck }),
+      contentType: 'application/json',
+      attributes: { ...message.attributes, rowcastClaimCheck: 'true' },
+    };
   }
 }

@@ -61,7 +61,10 @@ export class EventRouter {
   async start(): Promise<void> {
     // Rows of dispatchers that died without saying goodbye would keep writers notifying for nothing.
     await this.pool.query(`DELETE FROM rowcast.dispatchers WHERE heartbeat_at < now() - interval '2 minutes'`);
-    await this.pool.query('INSERT INTO rowcast.dispatchers (id, backend_pid, host) VALUES ($1, pg_backend_pid(), $2) ON CONFLICT (id) DO NOTHING', [this.options.id, hostname()]);
+    await this.pool.query(
+      'INSERT INTO rowcast.dispatchers (id, backend_pid, host) VALUES ($1, pg_backend_pid(), $2) ON CONFLICT (id) DO NOTHING',
+      [this.options.id, hostname()],
+    );
     this.loop = this.run();
   }
 
@@ -112,13 +115,18 @@ export class EventRouter {
         // A NOTIFY that arrives during this pass is passed on after the next one, which it kicked.
         const notified = this.notified;
         this.notified = false;
-        const direct = { deliveries: this.deliveries?.directClaim(), invocations: this.functions?.directInvocationClaim() };
+        const direct = {
+          deliveries: this.deliveries?.directClaim(),
+          invocations: this.functions?.directInvocationClaim(),
+        };
         const routed = await routeEvents(this.pool, this.options.batchSize, direct).catch((err: Error) => {
           if (notified) this.onNotified();
           throw err;
         });
-        if (direct.deliveries && routed.claimed.length) this.deliveries!.adoptClaimed(routed.claimed, direct.deliveries);
-        if (direct.invocations && routed.claimedInvocations.length) this.functions!.adoptInvocations(routed.claimedInvocations, direct.invocations);
+        if (direct.deliveries && routed.claimed.length)
+          this.deliveries!.adoptClaimed(routed.claimed, direct.deliveries);
+        if (direct.invocations && routed.claimedInvocations.length)
+          this.functions!.adoptInvocations(routed.claimedInvocations, direct.invocations);
         // Unless this pass queued invocations (onRouted wakes the function worker then).
         if (notified && !routed.invocations) this.onNotified();
         // Every routed batch is reported: the runtime wakes whom it concerns (and counts the events).

@@ -144,7 +144,13 @@ export interface FanOutRow {
 
 /** The candidates the filter policies let through. */
 export function matchFilters(candidates: FilterCandidate[]): FilterCandidate[] {
-  return candidates.filter((c) => matchesFilterPolicy(c.policy, { attributes: c.attributes, body: c.scope === 'MessageBody' ? parseBody(c) : undefined }, c.scope));
+  return candidates.filter((c) =>
+    matchesFilterPolicy(
+      c.policy,
+      { attributes: c.attributes, body: c.scope === 'MessageBody' ? parseBody(c) : undefined },
+      c.scope,
+    ),
+  );
 }
 
 function parseBody(c: FilterCandidate): unknown {
@@ -163,7 +169,14 @@ export async function finishFanOut(client: PoolClient, row: FanOutRow): Promise<
     await client.query(
       `INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, last_error)
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])`,
-      [matched.map((c) => c.message_id), matched.map((c) => c.subscription), matched.map((c) => c.group_key), matched.map((c) => c.seq), matched.map((c) => c.state), matched.map((c) => c.last_error)],
+      [
+        matched.map((c) => c.message_id),
+        matched.map((c) => c.subscription),
+        matched.map((c) => c.group_key),
+        matched.map((c) => c.seq),
+        matched.map((c) => c.state),
+        matched.map((c) => c.last_error),
+      ],
     );
   }
   const took = new Set(matched.map((c) => c.message_id));
@@ -194,7 +207,11 @@ export interface NewMessage extends Omit<OutboundMessage, 'timestamp' | 'trace'>
  * Publishes messages inside the caller's transaction: FIFO duplicates dropped, the rest inserted and fanned out.
  * Returns the number of deliveries.
  */
-export async function publishMessages(client: PoolClient, messages: NewMessage[], trace: string | null): Promise<number> {
+export async function publishMessages(
+  client: PoolClient,
+  messages: NewMessage[],
+  trace: string | null,
+): Promise<number> {
   const fresh = await dropDuplicates(client, messages);
   if (!fresh.length) return 0;
   const { rows } = await client.query<FanOutRow>(
@@ -230,7 +247,8 @@ async function dropDuplicates(client: PoolClient, messages: NewMessage[]): Promi
   const keyed = messages.filter((m) => m.dedupKey);
   if (!keyed.length) return messages;
   const firstOfKey = new Map<string, NewMessage>();
-  for (const m of keyed) if (!firstOfKey.has(`${m.topic}\0${m.dedupKey}`)) firstOfKey.set(`${m.topic}\0${m.dedupKey}`, m);
+  for (const m of keyed)
+    if (!firstOfKey.has(`${m.topic}\0${m.dedupKey}`)) firstOfKey.set(`${m.topic}\0${m.dedupKey}`, m);
   const candidates = [...firstOfKey.values()];
   const { rows } = await client.query<{ topic: string; dedup_key: string; fifo: boolean; fresh: boolean }>(
     // The record names the message it let through, which SNS's Publish answers a duplicate with.

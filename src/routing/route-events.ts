@@ -139,10 +139,22 @@ const routeInTransaction = prepared('route_filtered', TRANSACTION_SQL);
 const FILTERED_RECHECK_MS = 10_000;
 const filteredSeenAt = new WeakMap<Pool, number>();
 
-export async function routeEvents(pool: Pool, batchSize: number, direct: { deliveries?: DirectClaim; invocations?: DirectInvocationClaim } = {}): Promise<RouteResult> {
+export async function routeEvents(
+  pool: Pool,
+  batchSize: number,
+  direct: { deliveries?: DirectClaim; invocations?: DirectInvocationClaim } = {},
+): Promise<RouteResult> {
   if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
     const functions = [...(direct.invocations?.wanted ?? [])].filter(([, w]) => w.n > 0);
-    const { rows } = await pool.query<{ filtered: boolean; busy: boolean; unfiltered: number; events: number; invocations: number; claimed: Record<string, unknown>[] | null; claimed_invocations: (ClaimedInvocationRow & { function: string })[] | null }>(
+    const { rows } = await pool.query<{
+      filtered: boolean;
+      busy: boolean;
+      unfiltered: number;
+      events: number;
+      invocations: number;
+      claimed: Record<string, unknown>[] | null;
+      claimed_invocations: (ClaimedInvocationRow & { function: string })[] | null;
+    }>(
       routeOneStatement([
         batchSize,
         ...directClaimValues(direct.deliveries),
@@ -166,10 +178,18 @@ export async function routeEvents(pool: Pool, batchSize: number, direct: { deliv
     filteredSeenAt.set(pool, Date.now());
   }
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<FanOutRow & { events: number; busy: boolean; invocations: number }>(routeInTransaction([batchSize]));
+    const { rows } = await client.query<FanOutRow & { events: number; busy: boolean; invocations: number }>(
+      routeInTransaction([batchSize]),
+    );
     const row = rows[0]!;
     const deliveries = row.events ? await finishFanOut(client, row) : 0;
-    return { events: row.events, busy: row.busy, deliveries, invocations: row.invocations, claimed: [], claimedInvocations: [] };
+    return {
+      events: row.events,
+      busy: row.busy,
+      deliveries,
+      invocations: row.invocations,
+      claimed: [],
+      claimedInvocations: [],
+    };
   });
 }
-

@@ -36,7 +36,8 @@ export class QueryParams {
   /** A required parameter; SNS answers a missing one with InvalidParameter naming it. */
   required(name: string): string {
     const value = this.fields.get(name);
-    if (value === undefined || value === '') throw invalidParameter(`Invalid parameter: ${name} is required (send ${name}=…)`);
+    if (value === undefined || value === '')
+      throw invalidParameter(`Invalid parameter: ${name} is required (send ${name}=…)`);
     return value;
   }
 
@@ -57,7 +58,8 @@ export class QueryParams {
   /** A string map: `prefix.entry.N.key` / `prefix.entry.N.value`. */
   entries(prefix: string): Record<string, string> {
     const out: Record<string, string> = {};
-    for (let n = 1; this.fields.has(`${prefix}.entry.${n}.key`); n++) out[this.fields.get(`${prefix}.entry.${n}.key`)!] = this.fields.get(`${prefix}.entry.${n}.value`) ?? '';
+    for (let n = 1; this.fields.has(`${prefix}.entry.${n}.key`); n++)
+      out[this.fields.get(`${prefix}.entry.${n}.key`)!] = this.fields.get(`${prefix}.entry.${n}.value`) ?? '';
     return out;
   }
 
@@ -90,7 +92,14 @@ export interface MessageAttribute {
   binaryValue: string | undefined;
 }
 
-const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\r': '&#xD;' };
+const XML_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+  '\r': '&#xD;',
+};
 export const xmlEscape = (value: string): string => value.replace(/[&<>"'\r]/g, (c) => XML_ESCAPES[c]!);
 
 /** An XML element tree, written as nested objects: a string is text, an array repeats its tag as `<member>`. */

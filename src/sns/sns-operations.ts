@@ -9,7 +9,12 @@ import { redactEndpoint } from '../observability/logger.js';
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { type NewMessage, publishMessages } from '../routing/fan-out.js';
 import { parseArn, snsSubscriptionArn, snsTopicArn, topicOfArn } from '../model/arn.js';
-import { confirmSubscription, requireConfirmation, TOKEN_LIFETIME_DAYS, tokenExpired } from '../delivery/sns-envelope/confirmation.js';
+import {
+  confirmSubscription,
+  requireConfirmation,
+  TOKEN_LIFETIME_DAYS,
+  tokenExpired,
+} from '../delivery/sns-envelope/confirmation.js';
 import { invalidParameter, notFound, type QueryParams, SnsError, toXml, xmlEntries } from './query-protocol.js';
 import { checkTopicAttributes, type SubscriptionEffect, subscriptionAttribute } from './sns-attributes.js';
 import { batchEntries, batchMessages, newMessage, publishTarget } from './sns-publish-message.js';
@@ -60,7 +65,8 @@ const encodeToken = (last: string) => Buffer.from(last, 'utf8').toString('base64
 function decodeToken(token: string | undefined): string {
   if (token === undefined || token === '') return '';
   const value = Buffer.from(token, 'base64url').toString('utf8');
-  if (!value || encodeToken(value) !== token) throw invalidParameter('Invalid parameter: NextToken (pass the NextToken of the previous answer unchanged)');
+  if (!value || encodeToken(value) !== token)
+    throw invalidParameter('Invalid parameter: NextToken (pass the NextToken of the previous answer unchanged)');
   return value;
 }
 
@@ -115,8 +121,13 @@ export class SnsOperations {
     );
     const topic = rows[0]!;
     // CreateTopic is idempotent, but not with other attributes (as SNS).
-    const differs = topic.fifo !== fifo || Object.entries(attributes).some(([k, v]) => k !== 'FifoTopic' && (topic.sns_attributes[k] ?? '') !== v);
-    if (differs) throw invalidParameter(`Invalid parameter: Attributes Reason: Topic already exists with different attributes (topic ${name}).`);
+    const differs =
+      topic.fifo !== fifo ||
+      Object.entries(attributes).some(([k, v]) => k !== 'FifoTopic' && (topic.sns_attributes[k] ?? '') !== v);
+    if (differs)
+      throw invalidParameter(
+        `Invalid parameter: Attributes Reason: Topic already exists with different attributes (topic ${name}).`,
+      );
     return toXml({ TopicArn: snsTopicArn(this.aws, name) });
   }
 
@@ -126,13 +137,19 @@ export class SnsOperations {
     // Deleting a topic that does not exist succeeds, as in SNS.
     if (!topic) return null;
     this.assertApiMade(topic.owner, `topic ${name}`);
-    await this.pool.query(`WITH gone AS (DELETE FROM rowcast.topics WHERE name = $1 AND owner = 'api' RETURNING 1) SELECT pg_notify('rowcast_config', '') FROM gone`, [name]);
+    await this.pool.query(
+      `WITH gone AS (DELETE FROM rowcast.topics WHERE name = $1 AND owner = 'api' RETURNING 1) SELECT pg_notify('rowcast_config', '') FROM gone`,
+      [name],
+    );
     return null;
   }
 
   private async listTopics(p: QueryParams): Promise<string> {
     const after = decodeToken(p.get('NextToken'));
-    const { rows } = await this.pool.query<{ name: string }>('SELECT name FROM rowcast.topics WHERE name > $1 ORDER BY name LIMIT $2', [after, this.pageSize + 1]);
+    const { rows } = await this.pool.query<{ name: string }>(
+      'SELECT name FROM rowcast.topics WHERE name > $1 ORDER BY name LIMIT $2',
+      [after, this.pageSize + 1],
+    );
     const page = rows.slice(0, this.pageSize);
     return toXml({
       Topics: page.map((r) => ({ TopicArn: snsTopicArn(this.aws, r.name) })),
@@ -160,7 +177,9 @@ export class SnsOperations {
       SubscriptionsConfirmed: String(rows[0]!.confirmed),
       SubscriptionsPending: String(rows[0]!.pending),
       SubscriptionsDeleted: String(rows[0]!.deleted),
-      ...(topic.fifo ? { FifoTopic: 'true', ContentBasedDeduplication: topic.sns_attributes.ContentBasedDeduplication ?? 'false' } : {}),
+      ...(topic.fifo
+        ? { FifoTopic: 'true', ContentBasedDeduplication: topic.sns_attributes.ContentBasedDeduplication ?? 'false' }
+        : {}),
     };
     return `<Attributes>${xmlEntries(attributes)}</Attributes>`;
   }
@@ -170,10 +189,16 @@ export class SnsOperations {
     const attribute = p.required('AttributeName');
     const value = p.get('AttributeValue') ?? '';
     const topic = (await this.findTopic(this.pool, name, true))!;
-    if (attribute === 'FifoTopic') throw invalidParameter('Invalid parameter: AttributeName: FifoTopic cannot be changed after the topic is created.');
+    if (attribute === 'FifoTopic')
+      throw invalidParameter(
+        'Invalid parameter: AttributeName: FifoTopic cannot be changed after the topic is created.',
+      );
     checkTopicAttributes({ [attribute]: value }, topic.fifo);
     // Topic attributes the config does not declare (DisplayName, Policy, …) may change on config topics too.
-    await this.pool.query(`UPDATE rowcast.topics SET sns_attributes = sns_attributes || jsonb_build_object($2::text, $3::text), updated_at = now() WHERE name = $1`, [name, attribute, value]);
+    await this.pool.query(
+      `UPDATE rowcast.topics SET sns_attributes = sns_attributes || jsonb_build_object($2::text, $3::text), updated_at = now() WHERE name = $1`,
+      [name, attribute, value],
+    );
     return null;
   }
 
@@ -184,7 +209,9 @@ export class SnsOperations {
     const protocol = p.required('Protocol').toLowerCase();
     const endpoint = p.get('Endpoint') ?? '';
     if (!(SUBSCRIBE_PROTOCOLS as readonly string[]).includes(protocol)) {
-      throw invalidParameter(`Invalid parameter: Amazon SNS protocol ${protocol} is not supported by rowcast; use one of ${SUBSCRIBE_PROTOCOLS.join(', ')}.`);
+      throw invalidParameter(
+        `Invalid parameter: Amazon SNS protocol ${protocol} is not supported by rowcast; use one of ${SUBSCRIBE_PROTOCOLS.join(', ')}.`,
+      );
     }
     if (!endpoint) throw invalidParameter(`Invalid parameter: Endpoint is required for protocol ${protocol}.`);
     const returnArn = p.get('ReturnSubscriptionArn') === 'true';
@@ -195,20 +222,32 @@ export class SnsOperations {
     const handshake = SNS_ENVELOPE_PROTOCOLS.has(protocol);
     const config = await this.subscriptionConfig(topic, protocol, endpoint, effect, handshake);
     // SNS answers "pending confirmation" until the endpoint confirms, unless asked for the ARN.
-    const answer = (name: string, pending: boolean) => toXml({ SubscriptionArn: pending && !returnArn ? 'pending confirmation' : snsSubscriptionArn(this.aws, topic, name) });
+    const answer = (name: string, pending: boolean) =>
+      toXml({
+        SubscriptionArn: pending && !returnArn ? 'pending confirmation' : snsSubscriptionArn(this.aws, topic, name),
+      });
 
     return withTransaction(this.pool, async (client) => {
       // The same endpoint on the same topic is the same subscription (SNS answers with its ARN again), unless other
       // attributes are asked for. Locked, so that two Subscribes of one endpoint make one subscription.
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 17))', [JSON.stringify([topic, protocol, endpoint])]);
-      const { rows: same } = await client.query<{ name: string; sns_state: SubscriptionRow['sns_state']; sns_attributes: Record<string, string>; settings: { format?: string } }>(
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 17))', [
+        JSON.stringify([topic, protocol, endpoint]),
+      ]);
+      const { rows: same } = await client.query<{
+        name: string;
+        sns_state: SubscriptionRow['sns_state'];
+        sns_attributes: Record<string, string>;
+        settings: { format?: string };
+      }>(
         `SELECT name, sns_state, sns_attributes, settings FROM rowcast.subscriptions WHERE topic = $1 AND owner = 'api' AND sns_attributes ->> 'Protocol' = $2 AND sns_attributes ->> 'Endpoint' = $3`,
         [topic, protocol, endpoint],
       );
       if (same[0]) {
         const existing = same[0];
         if (Object.entries(attributes).some(([k, v]) => !sameAttribute(k, existing.sns_attributes[k], v))) {
-          throw invalidParameter('Invalid parameter: Attributes Reason: Subscription already exists with different attributes');
+          throw invalidParameter(
+            'Invalid parameter: Attributes Reason: Subscription already exists with different attributes',
+          );
         }
         // Not confirmed yet (or unsubscribed through its UnsubscribeURL): a new SubscriptionConfirmation, as SNS sends.
         if (existing.sns_state !== 'confirmed' && existing.settings.format === 'sns') {
@@ -223,7 +262,18 @@ export class SnsOperations {
       await client.query(
         `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, owner, sns_attributes)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api', $10)`,
-        [name, topic, config.protocol, endpointOf(config), subscriptionSettings(config), config.filterPolicy ?? null, config.filterPolicyScope, config.deadLetter?.topic ?? null, isWebhook ? generateSecret() : null, { ...attributes, Protocol: protocol, Endpoint: endpoint }],
+        [
+          name,
+          topic,
+          config.protocol,
+          endpointOf(config),
+          subscriptionSettings(config),
+          config.filterPolicy ?? null,
+          config.filterPolicyScope,
+          config.deadLetter?.topic ?? null,
+          isWebhook ? generateSecret() : null,
+          { ...attributes, Protocol: protocol, Endpoint: endpoint },
+        ],
       );
       if (handshake) await requireConfirmation(client, name);
       else await client.query(`SELECT pg_notify('rowcast_config', '')`);
@@ -240,9 +290,13 @@ export class SnsOperations {
     const topic = this.topicParam(p, 'TopicArn');
     const token = p.required('Token');
     const authenticateOnUnsubscribe = p.get('AuthenticateOnUnsubscribe') ?? 'false';
-    if (authenticateOnUnsubscribe !== 'true' && authenticateOnUnsubscribe !== 'false') throw invalidParameter('Invalid parameter: AuthenticateOnUnsubscribe must be true or false.');
+    if (authenticateOnUnsubscribe !== 'true' && authenticateOnUnsubscribe !== 'false')
+      throw invalidParameter('Invalid parameter: AuthenticateOnUnsubscribe must be true or false.');
     await this.findTopic(this.pool, topic, true);
-    const name = await confirmSubscription(this.pool, topic, token, { authenticated: true, authenticateOnUnsubscribe: authenticateOnUnsubscribe === 'true' });
+    const name = await confirmSubscription(this.pool, topic, token, {
+      authenticated: true,
+      authenticateOnUnsubscribe: authenticateOnUnsubscribe === 'true',
+    });
     if (!name) {
       throw invalidParameter(
         (await tokenExpired(this.pool, topic, token))
@@ -256,7 +310,10 @@ export class SnsOperations {
   private async unsubscribe(p: QueryParams): Promise<null> {
     const sub = await this.findSubscription(p.required('SubscriptionArn'));
     this.assertApiMade(sub.owner, `subscription ${sub.name}`);
-    await this.pool.query(`WITH gone AS (DELETE FROM rowcast.subscriptions WHERE name = $1 AND owner = 'api' RETURNING 1) SELECT pg_notify('rowcast_config', '') FROM gone`, [sub.name]);
+    await this.pool.query(
+      `WITH gone AS (DELETE FROM rowcast.subscriptions WHERE name = $1 AND owner = 'api' RETURNING 1) SELECT pg_notify('rowcast_config', '') FROM gone`,
+      [sub.name],
+    );
     return null;
   }
 
@@ -272,7 +329,10 @@ export class SnsOperations {
     return toXml({
       Subscriptions: page.map((s) => ({
         // As SNS lists a subscription waiting for its endpoint's confirmation.
-        SubscriptionArn: s.sns_state === 'pending_confirmation' ? 'PendingConfirmation' : snsSubscriptionArn(this.aws, s.topic, s.name),
+        SubscriptionArn:
+          s.sns_state === 'pending_confirmation'
+            ? 'PendingConfirmation'
+            : snsSubscriptionArn(this.aws, s.topic, s.name),
         Owner: this.aws.accountId,
         Protocol: this.protocolOf(s),
         Endpoint: this.endpointOf(s),
@@ -291,13 +351,16 @@ export class SnsOperations {
       Protocol: this.protocolOf(s),
       Endpoint: this.endpointOf(s),
       // Confirmed through the signed ConfirmSubscription, or made active at once (lambda, config): true.
-      ConfirmationWasAuthenticated: s.sns_attributes.ConfirmationWasAuthenticated ?? String(s.sns_state === 'confirmed'),
+      ConfirmationWasAuthenticated:
+        s.sns_attributes.ConfirmationWasAuthenticated ?? String(s.sns_state === 'confirmed'),
       PendingConfirmation: String(s.sns_state === 'pending_confirmation'),
       RawMessageDelivery: String(rawOf(s)),
       FilterPolicyScope: s.filter_scope,
       EffectiveDeliveryPolicy: JSON.stringify({ rowcast: s.settings.deliveryPolicy ?? {} }),
       ...(s.filter_policy ? { FilterPolicy: JSON.stringify(s.filter_policy) } : {}),
-      ...(s.dead_letter_topic ? { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: snsTopicArn(this.aws, s.dead_letter_topic) }) } : {}),
+      ...(s.dead_letter_topic
+        ? { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: snsTopicArn(this.aws, s.dead_letter_topic) }) }
+        : {}),
       ...(s.sns_attributes.DeliveryPolicy ? { DeliveryPolicy: s.sns_attributes.DeliveryPolicy } : {}),
     };
     return `<Attributes>${xmlEntries(attributes)}</Attributes>`;
@@ -311,25 +374,44 @@ export class SnsOperations {
     const effect = await this.subscriptionEffect({ [attribute]: value }, s.filter_scope);
     const current = await this.subscriptionEffectOf(s);
     // Subscriptions made before the API made SNS envelopes keep rowcast's.
-    const config = await this.subscriptionConfig(s.topic, s.sns_attributes.Protocol ?? s.protocol, s.sns_attributes.Endpoint ?? s.endpoint, {
-      ...current,
-      ...effect,
-      deliveryPolicy: { ...current.deliveryPolicy, ...effect.deliveryPolicy },
-    }, s.settings.format === 'sns');
+    const config = await this.subscriptionConfig(
+      s.topic,
+      s.sns_attributes.Protocol ?? s.protocol,
+      s.sns_attributes.Endpoint ?? s.endpoint,
+      {
+        ...current,
+        ...effect,
+        deliveryPolicy: { ...current.deliveryPolicy, ...effect.deliveryPolicy },
+      },
+      s.settings.format === 'sns',
+    );
     await this.pool.query(
       `UPDATE rowcast.subscriptions SET settings = $2, filter_policy = $3, filter_scope = $4, dead_letter_topic = $5,
               sns_attributes = sns_attributes || jsonb_build_object($6::text, $7::text), updated_at = now()
         WHERE name = $1`,
-      [s.name, subscriptionSettings(config), config.filterPolicy ?? null, config.filterPolicyScope, config.deadLetter?.topic ?? null, attribute, value],
+      [
+        s.name,
+        subscriptionSettings(config),
+        config.filterPolicy ?? null,
+        config.filterPolicyScope,
+        config.deadLetter?.topic ?? null,
+        attribute,
+        value,
+      ],
     );
     await this.pool.query(`SELECT pg_notify('rowcast_config', '')`);
     return null;
   }
 
   /** The attributes' effect; a dead-letter topic must exist. */
-  private async subscriptionEffect(attributes: Record<string, string>, scope: FilterPolicyScope): Promise<SubscriptionEffect> {
+  private async subscriptionEffect(
+    attributes: Record<string, string>,
+    scope: FilterPolicyScope,
+  ): Promise<SubscriptionEffect> {
     // The scope first: the filter policy is checked against it.
-    const names = Object.keys(attributes).sort((a, b) => Number(b === 'FilterPolicyScope') - Number(a === 'FilterPolicyScope'));
+    const names = Object.keys(attributes).sort(
+      (a, b) => Number(b === 'FilterPolicyScope') - Number(a === 'FilterPolicyScope'),
+    );
     let effect: SubscriptionEffect = {};
     for (const name of names) {
       const one = subscriptionAttribute(name, attributes[name]!, effect.filterPolicyScope ?? scope, topicOfArn);
@@ -341,18 +423,34 @@ export class SnsOperations {
 
   /** A stored subscription's current settings, as an effect to build on. */
   private async subscriptionEffectOf(s: SubscriptionRow): Promise<SubscriptionEffect> {
-    const fromSns = s.sns_attributes.DeliveryPolicy ? subscriptionAttribute('DeliveryPolicy', s.sns_attributes.DeliveryPolicy, s.filter_scope, topicOfArn) : {};
-    return { filterPolicy: s.filter_policy, filterPolicyScope: s.filter_scope, raw: rawOf(s), deadLetterTopic: s.dead_letter_topic, deliveryPolicy: fromSns.deliveryPolicy ?? {} };
+    const fromSns = s.sns_attributes.DeliveryPolicy
+      ? subscriptionAttribute('DeliveryPolicy', s.sns_attributes.DeliveryPolicy, s.filter_scope, topicOfArn)
+      : {};
+    return {
+      filterPolicy: s.filter_policy,
+      filterPolicyScope: s.filter_scope,
+      raw: rawOf(s),
+      deadLetterTopic: s.dead_letter_topic,
+      deliveryPolicy: fromSns.deliveryPolicy ?? {},
+    };
   }
 
   /**
    * The subscription as a config would declare it, validated by the config's own schema (defaults included).
    * `sns`: SNS's envelope and handshake (format 'sns', confirmation required), for http, https, email and email-json.
    */
-  private async subscriptionConfig(topic: string, protocol: string, endpoint: string, effect: SubscriptionEffect, sns: boolean) {
+  private async subscriptionConfig(
+    topic: string,
+    protocol: string,
+    endpoint: string,
+    effect: SubscriptionEffect,
+    sns: boolean,
+  ) {
     // As SNS: raw delivery is for HTTP(S) (and SQS, Firehose); rowcast's own function protocol has its raw format.
     if (effect.raw && !['http', 'https', 'function'].includes(protocol)) {
-      throw invalidParameter(`Invalid parameter: Attributes Reason: Delivery protocol [${protocol}] does not support raw message delivery.`);
+      throw invalidParameter(
+        `Invalid parameter: Attributes Reason: Delivery protocol [${protocol}] does not support raw message delivery.`,
+      );
     }
     const common = {
       topic,
@@ -364,22 +462,45 @@ export class SnsOperations {
     };
     let input: Record<string, unknown>;
     if (protocol === 'http' || protocol === 'https') {
-      if (!endpoint.startsWith(`${protocol}://`)) throw invalidParameter(`Invalid parameter: Endpoint must be an ${protocol}:// URL for protocol ${protocol}.`);
-      input = { ...common, protocol, endpoint, ...(sns ? { rawMessageDelivery: effect.raw ?? false, confirmation: 'required' } : {}) };
+      if (!endpoint.startsWith(`${protocol}://`))
+        throw invalidParameter(`Invalid parameter: Endpoint must be an ${protocol}:// URL for protocol ${protocol}.`);
+      input = {
+        ...common,
+        protocol,
+        endpoint,
+        ...(sns ? { rawMessageDelivery: effect.raw ?? false, confirmation: 'required' } : {}),
+      };
     } else if (protocol === 'email' || protocol === 'email-json') {
       const email = this.aws.sns?.email;
-      if (!email) throw invalidParameter(`Invalid parameter: protocol ${protocol} needs aws.sns.email (from and smtp) in rowcast's config: the SMTP server that sends these subscriptions' mails.`);
+      if (!email)
+        throw invalidParameter(
+          `Invalid parameter: protocol ${protocol} needs aws.sns.email (from and smtp) in rowcast's config: the SMTP server that sends these subscriptions' mails.`,
+        );
       input = { ...common, protocol, options: { to: endpoint, from: email.from, smtp: email.smtp } };
     } else {
       // lambda: a function ARN (arn:aws:lambda:…:function:name); function: rowcast's name.
-      const fn = protocol === 'lambda' ? /^function:([A-Za-z0-9_-]{1,64})(:.*)?$/.exec(parseArn(endpoint)?.service === 'lambda' ? parseArn(endpoint)!.resource : '')?.[1] : endpoint;
-      if (!fn) throw invalidParameter('Invalid parameter: Endpoint must be a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>) naming a rowcast function.');
+      const fn =
+        protocol === 'lambda'
+          ? /^function:([A-Za-z0-9_-]{1,64})(:.*)?$/.exec(
+              parseArn(endpoint)?.service === 'lambda' ? parseArn(endpoint)!.resource : '',
+            )?.[1]
+          : endpoint;
+      if (!fn)
+        throw invalidParameter(
+          'Invalid parameter: Endpoint must be a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>) naming a rowcast function.',
+        );
       const { rowCount } = await this.pool.query('SELECT 1 FROM rowcast.functions WHERE name = $1', [fn]);
-      if (!rowCount) throw invalidParameter(`Invalid parameter: Endpoint: rowcast has no function ${fn} (declare it in the config and run rowcast apply).`);
+      if (!rowCount)
+        throw invalidParameter(
+          `Invalid parameter: Endpoint: rowcast has no function ${fn} (declare it in the config and run rowcast apply).`,
+        );
       input = { ...common, protocol: 'function', function: fn };
     }
     const parsed = subscriptionSchema.safeParse(input);
-    if (!parsed.success) throw invalidParameter(`Invalid parameter: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'Endpoint'}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw invalidParameter(
+        `Invalid parameter: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'Endpoint'}: ${i.message}`).join('; ')}`,
+      );
     return parsed.data;
   }
 
@@ -405,7 +526,11 @@ export class SnsOperations {
       const topic = (await this.findTopic(client, topicName, true))!;
       const { ok, failed } = batchMessages(p, entries, topic);
       if (ok.length) {
-        await publishMessages(client, ok.map((o) => o.message), null);
+        await publishMessages(
+          client,
+          ok.map((o) => o.message),
+          null,
+        );
         await wakeDeliveries(client);
       }
       const successful = [];
@@ -423,12 +548,18 @@ export class SnsOperations {
   private topicParam(p: QueryParams, param: string): string {
     const arn = p.required(param);
     const name = topicOfArn(arn);
-    if (!name) throw invalidParameter(`Invalid parameter: ${param}: ${JSON.stringify(arn)} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>).`);
+    if (!name)
+      throw invalidParameter(
+        `Invalid parameter: ${param}: ${JSON.stringify(arn)} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>).`,
+      );
     return name;
   }
 
   private async findTopic(db: Pool | PoolClient, name: string, required: boolean): Promise<TopicRow | null> {
-    const { rows } = await db.query<TopicRow>('SELECT name, fifo, owner, max_message_size, large_messages, sns_attributes FROM rowcast.topics WHERE name = $1', [name]);
+    const { rows } = await db.query<TopicRow>(
+      'SELECT name, fifo, owner, max_message_size, large_messages, sns_attributes FROM rowcast.topics WHERE name = $1',
+      [name],
+    );
     if (!rows[0] && required) throw notFound('Topic does not exist');
     return rows[0] ?? null;
   }
@@ -436,7 +567,10 @@ export class SnsOperations {
   private async findSubscription(arn: string): Promise<SubscriptionRow> {
     const parsed = parseArn(arn);
     const at = parsed?.service === 'sns' ? parsed.resource.lastIndexOf(':') : -1;
-    if (!parsed || at < 1) throw invalidParameter(`Invalid parameter: SubscriptionArn: ${JSON.stringify(arn)} is not a subscription ARN (arn:aws:sns:<region>:<account>:<topic>:<id>).`);
+    if (!parsed || at < 1)
+      throw invalidParameter(
+        `Invalid parameter: SubscriptionArn: ${JSON.stringify(arn)} is not a subscription ARN (arn:aws:sns:<region>:<account>:<topic>:<id>).`,
+      );
     const { rows } = await this.pool.query<SubscriptionRow>(
       `SELECT name, topic, protocol, endpoint, owner, settings, filter_policy, filter_scope, dead_letter_topic, sns_attributes, sns_state
          FROM rowcast.subscriptions WHERE topic = $1 AND name = $2`,
@@ -448,7 +582,12 @@ export class SnsOperations {
 
   /** Config-declared topics and subscriptions change through the config, or the next apply would undo the change. */
   private assertApiMade(owner: 'config' | 'api', what: string): void {
-    if (owner !== 'api') throw new SnsError('AuthorizationError', `${what} is declared in rowcast's config: change or remove it there and run rowcast apply.`, 403);
+    if (owner !== 'api')
+      throw new SnsError(
+        'AuthorizationError',
+        `${what} is declared in rowcast's config: change or remove it there and run rowcast apply.`,
+        403,
+      );
   }
 
   private protocolOf(s: Pick<SubscriptionRow, 'protocol' | 'sns_attributes'>): string {
@@ -458,7 +597,8 @@ export class SnsOperations {
   /** What the subscriber asked for (API-made), or where a config subscription delivers (credentials masked). */
   private endpointOf(s: Pick<SubscriptionRow, 'protocol' | 'endpoint' | 'sns_attributes'>): string {
     if (s.sns_attributes.Endpoint !== undefined) return redactEndpoint(s.sns_attributes.Endpoint);
-    if (s.protocol === 'function') return `arn:aws:lambda:${this.aws.region}:${this.aws.accountId}:function:${s.endpoint}`;
+    if (s.protocol === 'function')
+      return `arn:aws:lambda:${this.aws.region}:${this.aws.accountId}:function:${s.endpoint}`;
     return redactEndpoint(s.endpoint.replace(/^mailto:/, ''));
   }
 }
@@ -488,13 +628,17 @@ async function fifoAnswer(client: PoolClient, message: NewMessage): Promise<{ id
 }
 
 /** Whether a subscription gets the bare message: SNS's RawMessageDelivery, or rowcast's raw format. */
-const rawOf = (s: Pick<SubscriptionRow, 'settings'>): boolean => s.settings.format === 'raw' || s.settings.rawMessageDelivery === true;
+const rawOf = (s: Pick<SubscriptionRow, 'settings'>): boolean =>
+  s.settings.format === 'raw' || s.settings.rawMessageDelivery === true;
 
 /** Protocols whose API subscriptions get SNS's envelope and confirm first (SubscriptionConfirmation). */
 const SNS_ENVELOPE_PROTOCOLS = new Set(['http', 'https', 'email', 'email-json']);
 
 /** Defaults of subscription attributes, to compare a Subscribe's attributes with a subscription's. */
-const ATTRIBUTE_DEFAULTS: Record<string, string> = { RawMessageDelivery: 'false', FilterPolicyScope: 'MessageAttributes' };
+const ATTRIBUTE_DEFAULTS: Record<string, string> = {
+  RawMessageDelivery: 'false',
+  FilterPolicyScope: 'MessageAttributes',
+};
 
 /** Whether an attribute asked for equals the subscription's (JSON ones compared as JSON). */
 function sameAttribute(name: string, current: string | undefined, asked: string): boolean {
@@ -515,6 +659,22 @@ function defaultPolicy(arn: string, account: string): string {
   return JSON.stringify({
     Version: '2008-10-17',
     Id: '__default_policy_ID',
-    Statement: [{ Sid: '__default_statement_ID', Effect: 'Allow', Principal: { AWS: '*' }, Action: ['SNS:Publish', 'SNS:Subscribe', 'SNS:GetTopicAttributes', 'SNS:SetTopicAttributes', 'SNS:DeleteTopic', 'SNS:ListSubscriptionsByTopic'], Resource: arn, Condition: { StringEquals: { 'AWS:SourceOwner': account } } }],
+    Statement: [
+      {
+        Sid: '__default_statement_ID',
+        Effect: 'Allow',
+        Principal: { AWS: '*' },
+        Action: [
+          'SNS:Publish',
+          'SNS:Subscribe',
+          'SNS:GetTopicAttributes',
+          'SNS:SetTopicAttributes',
+          'SNS:DeleteTopic',
+          'SNS:ListSubscriptionsByTopic',
+        ],
+        Resource: arn,
+        Condition: { StringEquals: { 'AWS:SourceOwner': account } },
+      },
+    ],
   });
 }

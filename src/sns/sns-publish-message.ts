@@ -24,11 +24,15 @@ export const MAX_BATCH_BYTES = 256 * 1024;
 
 /** Publish's target: TopicArn or TargetArn (a topic's; platform endpoints and phone numbers are not supported). */
 export function publishTarget(p: QueryParams): string {
-  if (p.get('PhoneNumber')) throw invalidParameter('Invalid parameter: PhoneNumber: rowcast does not send SMS; publish to a topic.');
+  if (p.get('PhoneNumber'))
+    throw invalidParameter('Invalid parameter: PhoneNumber: rowcast does not send SMS; publish to a topic.');
   const arn = p.get('TopicArn') || p.get('TargetArn');
   if (!arn) throw invalidParameter('Invalid parameter: TopicArn or TargetArn Reason: no value for required parameter');
   const name = topicOfArn(arn);
-  if (!name) throw invalidParameter(`Invalid parameter: ${p.get('TopicArn') ? 'TopicArn' : 'TargetArn'}: ${JSON.stringify(arn)} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>); platform endpoints are not supported.`);
+  if (!name)
+    throw invalidParameter(
+      `Invalid parameter: ${p.get('TopicArn') ? 'TopicArn' : 'TargetArn'}: ${JSON.stringify(arn)} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>); platform endpoints are not supported.`,
+    );
   return name;
 }
 
@@ -36,22 +40,41 @@ export function publishTarget(p: QueryParams): string {
 export function batchTarget(p: QueryParams): string {
   const arn = p.required('TopicArn');
   const name = topicOfArn(arn);
-  if (!name) throw invalidParameter(`Invalid parameter: TopicArn: ${JSON.stringify(arn)} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>).`);
+  if (!name)
+    throw invalidParameter(
+      `Invalid parameter: TopicArn: ${JSON.stringify(arn)} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>).`,
+    );
   return name;
 }
 
 /** PublishBatch's entries (their parameter prefixes and ids), with SNS's batch errors for the request as a whole. */
 export function batchEntries(p: QueryParams): { prefix: string; id: string }[] {
   const entries = p.memberPrefixes('PublishBatchRequestEntries');
-  if (!entries.length) throw new SnsError('EmptyBatchRequest', 'The batch request doesn\'t contain any entries.', 400);
-  if (entries.length > MAX_BATCH) throw new SnsError('TooManyEntriesInBatchRequest', `The batch request contains more entries than permissible (at most ${MAX_BATCH}).`, 400);
+  if (!entries.length) throw new SnsError('EmptyBatchRequest', "The batch request doesn't contain any entries.", 400);
+  if (entries.length > MAX_BATCH)
+    throw new SnsError(
+      'TooManyEntriesInBatchRequest',
+      `The batch request contains more entries than permissible (at most ${MAX_BATCH}).`,
+      400,
+    );
   const ids = entries.map((e) => p.get(`${e}.Id`) ?? '');
   for (const id of ids) {
-    if (!/^[A-Za-z0-9_-]{1,80}$/.test(id)) throw new SnsError('InvalidBatchEntryId', `The Id of a batch entry in a batch request doesn't abide by the specification (1–80 letters, digits, "-" or "_"): ${JSON.stringify(id)}.`, 400);
+    if (!/^[A-Za-z0-9_-]{1,80}$/.test(id))
+      throw new SnsError(
+        'InvalidBatchEntryId',
+        `The Id of a batch entry in a batch request doesn't abide by the specification (1–80 letters, digits, "-" or "_"): ${JSON.stringify(id)}.`,
+        400,
+      );
   }
-  if (new Set(ids).size !== ids.length) throw new SnsError('BatchEntryIdsNotDistinct', 'Two or more batch entries in the request have the same Id.', 400);
+  if (new Set(ids).size !== ids.length)
+    throw new SnsError('BatchEntryIdsNotDistinct', 'Two or more batch entries in the request have the same Id.', 400);
   const bytes = entries.reduce((n, e) => n + Buffer.byteLength(p.get(`${e}.Message`) ?? ''), 0);
-  if (bytes > MAX_BATCH_BYTES) throw new SnsError('BatchRequestTooLong', `The length of all the messages put together is more than the limit (${MAX_BATCH_BYTES} bytes).`, 400);
+  if (bytes > MAX_BATCH_BYTES)
+    throw new SnsError(
+      'BatchRequestTooLong',
+      `The length of all the messages put together is more than the limit (${MAX_BATCH_BYTES} bytes).`,
+      400,
+    );
   return entries.map((prefix, i) => ({ prefix, id: ids[i]! }));
 }
 
@@ -59,7 +82,11 @@ export function batchEntries(p: QueryParams): { prefix: string; id: string }[] {
 export type BatchFailure = { Id: string; Code: string; Message: string; SenderFault: boolean };
 
 /** A PublishBatch's messages: each entry becomes a message, or a Failed entry with SNS's error for it. */
-export function batchMessages(p: QueryParams, entries: { prefix: string; id: string }[], topic: PublishTopic): { ok: { id: string; message: NewMessage }[]; failed: BatchFailure[] } {
+export function batchMessages(
+  p: QueryParams,
+  entries: { prefix: string; id: string }[],
+  topic: PublishTopic,
+): { ok: { id: string; message: NewMessage }[]; failed: BatchFailure[] } {
   const ok: { id: string; message: NewMessage }[] = [];
   const failed: BatchFailure[] = [];
   for (const { prefix, id } of entries) {
@@ -86,16 +113,24 @@ export function newMessage(p: QueryParams, prefix: string, topic: PublishTopic):
     if (!groupId) throw invalidParameter('Invalid parameter: The MessageGroupId parameter is required for FIFO topics');
     if (!dedupKey) {
       if (topic.sns_attributes.ContentBasedDeduplication !== 'true') {
-        throw invalidParameter('Invalid parameter: The topic should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly');
+        throw invalidParameter(
+          'Invalid parameter: The topic should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly',
+        );
       }
       dedupKey = contentDedupKey(body);
     }
   } else if (dedupKey) {
-    throw invalidParameter('Invalid parameter: MessageDeduplicationId Reason: The request includes MessageDeduplicationId parameter that is not valid for this topic type');
+    throw invalidParameter(
+      'Invalid parameter: MessageDeduplicationId Reason: The request includes MessageDeduplicationId parameter that is not valid for this topic type',
+    );
   }
-  const size = Buffer.byteLength(raw) + Object.entries(attributes.values).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(String(v)), 0);
+  const size =
+    Buffer.byteLength(raw) +
+    Object.entries(attributes.values).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(String(v)), 0);
   if (size > topic.max_message_size && topic.large_messages === 'reject') {
-    throw invalidParameter(`Invalid parameter: Message too long: ${size} bytes with its attributes, over topic ${topic.name}'s limit of ${topic.max_message_size} bytes.`);
+    throw invalidParameter(
+      `Invalid parameter: Message too long: ${size} bytes with its attributes, over topic ${topic.name}'s limit of ${topic.max_message_size} bytes.`,
+    );
   }
   return {
     id: randomUUID(),

@@ -31,6 +31,10 @@ export function toClaimedDelivery(r: SqlRow): ClaimedDelivery {
       timestamp: r.created_at,
       trace: r.trace,
     },
-    limits: { maxMessageSize: r.max_message_size, largeMessages: r.large_messages, claimCheckTtl: Number(r.claim_check_ttl_ms) },
+    limits: {
+      maxMessageSize: r.max_message_size,
+      largeMessages: r.large_messages,
+      claimCheckTtl: Number(r.claim_check_ttl_ms),
+    },
   };
 }

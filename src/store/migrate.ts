@@ -22,7 +22,12 @@ export function listMigrations(): Migration[] {
     .sort()
     .map((file) => {
       const sql = readFileSync(path.join(MIGRATIONS_DIR, file), 'utf8');
-      return { id: Number(file.slice(0, 3)), name: file.replace(/\.sql$/, ''), sql, checksum: createHash('sha256').update(sql).digest('hex') };
+      return {
+        id: Number(file.slice(0, 3)),
+        name: file.replace(/\.sql$/, ''),
+        sql,
+        checksum: createHash('sha256').update(sql).digest('hex'),
+      };
     });
 }
 
@@ -42,20 +47,28 @@ export async function migrate(pool: Pool, onProgress?: (message: string) => void
     await client.query(`CREATE SCHEMA IF NOT EXISTS rowcast;
       CREATE TABLE IF NOT EXISTS rowcast.schema_migrations (
         id integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const { rows } = await client.query<{ id: number; name: string; checksum: string }>('SELECT id, name, checksum FROM rowcast.schema_migrations ORDER BY id');
+    const { rows } = await client.query<{ id: number; name: string; checksum: string }>(
+      'SELECT id, name, checksum FROM rowcast.schema_migrations ORDER BY id',
+    );
     const done = new Map(rows.map((r) => [r.id, r]));
     const migrations = listMigrations();
     const newest = migrations.at(-1)?.id ?? 0;
     const ahead = rows.filter((r) => r.id > newest);
     if (ahead.length) {
-      throw new RowcastError(ErrorCodes.MIGRATION_FAILED, `The database has rowcast migrations this version does not know (${ahead.map((r) => r.name).join(', ')}): upgrade rowcast.`);
+      throw new RowcastError(
+        ErrorCodes.MIGRATION_FAILED,
+        `The database has rowcast migrations this version does not know (${ahead.map((r) => r.name).join(', ')}): upgrade rowcast.`,
+      );
     }
     const applied: string[] = [];
     for (const m of migrations) {
       const prior = done.get(m.id);
       if (prior) {
         if (prior.checksum !== m.checksum) {
-          throw new RowcastError(ErrorCodes.MIGRATION_FAILED, `Migration ${m.name} changed after it was applied: migrations are append-only; restore the file and add a new migration instead.`);
+          throw new RowcastError(
+            ErrorCodes.MIGRATION_FAILED,
+            `Migration ${m.name} changed after it was applied: migrations are append-only; restore the file and add a new migration instead.`,
+          );
         }
         continue;
       }
@@ -63,11 +76,20 @@ export async function migrate(pool: Pool, onProgress?: (message: string) => void
       try {
         await client.query('BEGIN');
         await client.query(withoutDeadline(m.sql));
-        await client.query('INSERT INTO rowcast.schema_migrations (id, name, checksum) VALUES ($1, $2, $3)', [m.id, m.name, m.checksum]);
+        await client.query('INSERT INTO rowcast.schema_migrations (id, name, checksum) VALUES ($1, $2, $3)', [
+          m.id,
+          m.name,
+          m.checksum,
+        ]);
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});
-        throw new RowcastError(ErrorCodes.MIGRATION_FAILED, `Migration ${m.name} failed and was rolled back: ${(err as Error).message}`, [], { cause: err });
+        throw new RowcastError(
+          ErrorCodes.MIGRATION_FAILED,
+          `Migration ${m.name} failed and was rolled back: ${(err as Error).message}`,
+          [],
+          { cause: err },
+        );
       }
       applied.push(m.name);
     }
@@ -84,14 +106,20 @@ export async function pendingMigrations(pool: Pool): Promise<string[]> {
   const exists = await pool.query(`SELECT to_regclass('rowcast.schema_migrations') IS NOT NULL AS ok`);
   const applied = new Set<number>();
   if (exists.rows[0].ok) {
-    for (const r of (await pool.query<{ id: number }>('SELECT id FROM rowcast.schema_migrations')).rows) applied.add(r.id);
+    for (const r of (await pool.query<{ id: number }>('SELECT id FROM rowcast.schema_migrations')).rows)
+      applied.add(r.id);
   }
-  return listMigrations().filter((m) => !applied.has(m.id)).map((m) => m.name);
+  return listMigrations()
+    .filter((m) => !applied.has(m.id))
+    .map((m) => m.name);
 }
 
 export async function assertMigrated(pool: Pool): Promise<void> {
   const pending = await pendingMigrations(pool);
   if (pending.length) {
-    throw new RowcastError(ErrorCodes.MIGRATIONS_PENDING, `Schema rowcast is not up to date (pending: ${pending.join(', ')}): run \`rowcast migrate\`.`);
+    throw new RowcastError(
+      ErrorCodes.MIGRATIONS_PENDING,
+      `Schema rowcast is not up to date (pending: ${pending.join(', ')}): run \`rowcast migrate\`.`,
+    );
   }
 }

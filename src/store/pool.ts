@@ -28,7 +28,9 @@ export function resolveDatabaseUrl(explicit?: string): string {
 }
 
 /** What `database.*` says when the config says nothing: connect within 10 s, keepalive after 5 s, statements 30 s. */
-export const DEFAULT_DATABASE_SETTINGS: DatabaseSettings = (({ url: _url, ...settings }) => settings)(databaseSchema.parse({}));
+export const DEFAULT_DATABASE_SETTINGS: DatabaseSettings = (({ url: _url, ...settings }) => settings)(
+  databaseSchema.parse({}),
+);
 
 /** How much longer than statement_timeout the client waits for an answer before it closes the connection. */
 const CLIENT_GRACE_MS = 5000;
@@ -72,7 +74,8 @@ class DeadlineClient extends pg.Client {
   }
 
   private closeIfLate(err: unknown): void {
-    if (isClientDeadline(err)) (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    if (isClientDeadline(err))
+      (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
   }
 }
 
@@ -89,7 +92,13 @@ class DeadlineClient extends pg.Client {
  */
 export function createPool(
   url: string,
-  options: { max?: number; applicationName?: string; queues?: boolean; asyncCommit?: boolean; database?: Partial<DatabaseSettings> } = {},
+  options: {
+    max?: number;
+    applicationName?: string;
+    queues?: boolean;
+    asyncCommit?: boolean;
+    database?: Partial<DatabaseSettings>;
+  } = {},
 ): Pool {
   const pool = new pg.Pool({
     ...connectionSettings(options.database),
@@ -99,7 +108,13 @@ export function createPool(
     application_name: options.applicationName ?? 'rowcast',
     // JIT compiling costs tens of milliseconds per statement; rowcast's statements touch hundreds of rows, not millions.
     // asyncCommit: commits that return before their WAL is flushed, for a caller that checks the flush itself.
-    options: ['-c jit=off', options.queues ? '-c enable_seqscan=off -c enable_bitmapscan=off' : '', options.asyncCommit ? '-c synchronous_commit=off' : ''].filter(Boolean).join(' '),
+    options: [
+      '-c jit=off',
+      options.queues ? '-c enable_seqscan=off -c enable_bitmapscan=off' : '',
+      options.asyncCommit ? '-c synchronous_commit=off' : '',
+    ]
+      .filter(Boolean)
+      .join(' '),
     // A connection PostgreSQL has closed (restart, pg_terminate_backend) is dropped from the pool, not fatal.
     idleTimeoutMillis: 30_000,
   });
@@ -109,7 +124,11 @@ export function createPool(
 
 /** One connection outside a pool (a LISTEN, a source's lock holder), with the settings of `database.*`. */
 export function createClient(url: string, applicationName: string, database?: Partial<DatabaseSettings>): pg.Client {
-  return new DeadlineClient({ ...connectionSettings(database), connectionString: url, application_name: applicationName });
+  return new DeadlineClient({
+    ...connectionSettings(database),
+    connectionString: url,
+    application_name: applicationName,
+  });
 }
 
 /** pg settings of a connection under `database.*` (a pg.Client's or a pool's). */
@@ -119,7 +138,9 @@ export function connectionSettings(database: Partial<DatabaseSettings> = {}) {
     connectionTimeoutMillis: connectTimeout,
     keepAlive: true,
     keepAliveInitialDelayMillis: keepAlive,
-    ...(statementTimeout ? { statement_timeout: statementTimeout, query_timeout: statementTimeout + CLIENT_GRACE_MS } : {}),
+    ...(statementTimeout
+      ? { statement_timeout: statementTimeout, query_timeout: statementTimeout + CLIENT_GRACE_MS }
+      : {}),
   };
 }
 

@@ -9,7 +9,11 @@ const ACTIVITY_RETENTION = '24 hours';
  * deliveries after `deadRetention`; work still pending or in flight never; a claim-checked body not before the links
  * sent for it expire (so a link never 404s before its documented expiry, whatever `retention` says).
  */
-export async function applyRetention(pool: Pool, retentionMs: number, deadRetentionMs: number): Promise<{ events: number; messages: number; invocations: number }> {
+export async function applyRetention(
+  pool: Pool,
+  retentionMs: number,
+  deadRetentionMs: number,
+): Promise<{ events: number; messages: number; invocations: number }> {
   let events = 0;
   let messages = 0;
   for (;;) {
@@ -53,6 +57,8 @@ export async function applyRetention(pool: Pool, retentionMs: number, deadRetent
   // Activity counts (rates and charts) older than a day are past any window the API shows.
   await pool.query(`DELETE FROM rowcast.activity WHERE bucket < now() - interval '${ACTIVITY_RETENTION}'`);
   // A webhook secret rotated out no longer signs after its overlap (the sink checks the expiry); it is not kept either.
-  await pool.query(`UPDATE rowcast.subscriptions SET previous_secret = NULL, previous_secret_expires_at = NULL WHERE previous_secret_expires_at <= now()`);
+  await pool.query(
+    `UPDATE rowcast.subscriptions SET previous_secret = NULL, previous_secret_expires_at = NULL WHERE previous_secret_expires_at <= now()`,
+  );
   return { events, messages, invocations };
 }

@@ -24,7 +24,8 @@ export function prepared(name: string, text: string): (values: unknown[]) => pg.
  * random (gen_random_uuid() at every claim and direct lease), so it never comes back. The attempt is matched too: a
  * process of the version before tokens (migration 013) takes leases over without setting one.
  */
-export const leaseFence = (row: string): string => `${row}.lease = r.lease AND ${row}.attempts = r.attempt AND ${row}.state = 'in_flight'`;
+export const leaseFence = (row: string): string =>
+  `${row}.lease = r.lease AND ${row}.attempts = r.attempt AND ${row}.state = 'in_flight'`;
 
 /** A row as pg returns it: its columns' types are the SQL's, known to the mapper that reads it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the one untyped row type; mappers give it a type

@@ -225,7 +225,10 @@ export class TopicStreamHub {
       if (back < poller.cursor) poller.cursor = back;
       for (const c of poller.clients) if (c.cursor > back) c.cursor = back;
     }
-    this.log.warn({ topics: this.pollers.size }, 'topic streams: PostgreSQL restarted; streams go back to the last message it kept');
+    this.log.warn(
+      { topics: this.pollers.size },
+      'topic streams: PostgreSQL restarted; streams go back to the last message it kept',
+    );
   }
 
   /** Streams a topic's messages after `from` to a response whose SSE headers have been sent. */
@@ -274,7 +277,8 @@ export class TopicStreamHub {
   }
 
   private keepAliveAll(): void {
-    for (const p of this.pollers.values()) for (const c of p.clients) c.write(': keepalive\n\n', this.options.maxBufferedBytes);
+    for (const p of this.pollers.values())
+      for (const c of p.clients) c.write(': keepalive\n\n', this.options.maxBufferedBytes);
   }
 
   private async run(): Promise<void> {
@@ -347,7 +351,9 @@ export class TopicStreamHub {
   }
 
   private readRows(topic: string, after: bigint, upTo: bigint): Promise<Row[]> {
-    return this.pool.query<Row>(ROWS_SQL, [topic, after.toString(), upTo.toString(), this.options.batchSize]).then((r) => r.rows);
+    return this.pool
+      .query<Row>(ROWS_SQL, [topic, after.toString(), upTo.toString(), this.options.batchSize])
+      .then((r) => r.rows);
   }
 
   /** Reads the next messages up to the watermark and writes them to the live clients. True if a full batch was read. */
@@ -381,7 +387,10 @@ export class TopicStreamHub {
     client.cursor = client.from;
     client.state = 'catching-up';
     void this.catchUp(poller, client).catch((err: Error) => {
-      this.log.warn({ err: err.message, topic: poller.topic }, 'topic stream: replay failed; disconnecting the client (it resumes with Last-Event-ID)');
+      this.log.warn(
+        { err: err.message, topic: poller.topic },
+        'topic stream: replay failed; disconnecting the client (it resumes with Last-Event-ID)',
+      );
       client.drop();
     });
   }

@@ -7,7 +7,13 @@ import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { BUCKET_MS, LATENCY_BOUNDS, minuteStart, writeActivity } from '../../src/observability/activity.js';
 import { getStats } from '../../src/admin/inspect.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -35,7 +41,9 @@ const webhookId = (r: ReceivedRequest) => r.headers['webhook-id'] as string;
 
 const config = (): RowcastConfigInput => ({
   topics: { orders: {}, 'traced-out': {} },
-  functions: { echo: { handler: 'test/fixtures/handlers/trace-echo.ts', minDelay: '50ms', maxDelay: '100ms', timeout: '30s' } },
+  functions: {
+    echo: { handler: 'test/fixtures/handlers/trace-echo.ts', minDelay: '50ms', maxDelay: '100ms', timeout: '30s' },
+  },
   captures: {
     orders: { table: 'orders', topic: 'orders' },
     calls: { table: 'calls', function: 'echo', operations: ['INSERT'] },
@@ -43,7 +51,12 @@ const config = (): RowcastConfigInput => ({
   subscriptions: {
     hook: { topic: 'orders', protocol: 'http', endpoint: hook.url },
     // Every message fails once, then goes through: ROWS failed attempts and ROWS deliveries.
-    flaky: { topic: 'orders', protocol: 'http', endpoint: flaky.url, deliveryPolicy: { minDelay: '50ms', maxDelay: '100ms' } },
+    flaky: {
+      topic: 'orders',
+      protocol: 'http',
+      endpoint: flaky.url,
+      deliveryPolicy: { minDelay: '50ms', maxDelay: '100ms' },
+    },
   },
 });
 
@@ -84,7 +97,13 @@ async function get(runtime: RowcastRuntime, path: string): Promise<any> {
 const total = (stats: any, k: string) => stats.series.reduce((a: number, p: any) => a + p[k], 0);
 
 /** What either runtime reports, once both report `expected` (writes to rowcast.activity happen every few seconds). */
-async function bothReport(expected: { delivered: number; failed: number; hookPerMinute: number; flakyErrorsPerMinute: number; echoPerMinute: number }) {
+async function bothReport(expected: {
+  delivered: number;
+  failed: number;
+  hookPerMinute: number;
+  flakyErrorsPerMinute: number;
+  echoPerMinute: number;
+}) {
   return eventually<any[]>(
     async () => {
       const answers = [];
@@ -115,19 +134,47 @@ describe('activity across processes', () => {
       await db.pool.query(`INSERT INTO orders SELECT g, 'row ' || g FROM unnest($1::int[]) g`, [ids]);
     }
     await db.pool.query(`INSERT INTO calls SELECT generate_series(1, ${CALLS})`);
-    await eventually(() => new Set(hook.delivered.map(webhookId)).size === ROWS && new Set(flaky.delivered.map(webhookId)).size === ROWS, 'every message delivered to both subscriptions', 60_000);
-    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE state = 'done'`)).rows[0].n === CALLS, 'every invocation done', 60_000);
+    await eventually(
+      () =>
+        new Set(hook.delivered.map(webhookId)).size === ROWS && new Set(flaky.delivered.map(webhookId)).size === ROWS,
+      'every message delivered to both subscriptions',
+      60_000,
+    );
+    await eventually(
+      async () =>
+        (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE state = 'done'`)).rows[0].n ===
+        CALLS,
+      'every invocation done',
+      60_000,
+    );
 
     assert.equal(hook.delivered.length, ROWS, 'no message twice: the counts below are not inflated by double claims');
-    const [{ stats }] = await bothReport({ delivered: 2 * ROWS, failed: ROWS, hookPerMinute: ROWS, flakyErrorsPerMinute: ROWS, echoPerMinute: CALLS });
-    assert.ok(stats.series.some((p: any) => p.latencyP50Ms !== null && p.latencyP99Ms >= p.latencyP50Ms), 'latency percentiles from the summed histograms');
+    const [{ stats }] = await bothReport({
+      delivered: 2 * ROWS,
+      failed: ROWS,
+      hookPerMinute: ROWS,
+      flakyErrorsPerMinute: ROWS,
+      echoPerMinute: CALLS,
+    });
+    assert.ok(
+      stats.series.some((p: any) => p.latencyP50Ms !== null && p.latencyP99Ms >= p.latencyP50Ms),
+      'latency percentiles from the summed histograms',
+    );
 
     // The counts are in the database once, however many runtimes this process runs (observations are per process).
     const stored = await eventually(async () => {
-      const { rows } = await db.pool.query(`SELECT kind, name, sum(count)::int AS count, sum(errors)::int AS errors FROM rowcast.activity GROUP BY 1, 2 ORDER BY 1, 2`);
+      const { rows } = await db.pool.query(
+        `SELECT kind, name, sum(count)::int AS count, sum(errors)::int AS errors FROM rowcast.activity GROUP BY 1, 2 ORDER BY 1, 2`,
+      );
       // Each runtime writes its counts every few seconds: wait for every one the assertion below reads, not two of them.
       const at = (name: string) => rows.find((r) => r.name === name);
-      return at('hook')?.count === ROWS && at('flaky')?.count === ROWS && at('flaky')?.errors === ROWS && at('echo')?.count === CALLS && rows;
+      return (
+        at('hook')?.count === ROWS &&
+        at('flaky')?.count === ROWS &&
+        at('flaky')?.errors === ROWS &&
+        at('echo')?.count === CALLS &&
+        rows
+      );
     }, 'the counts written to rowcast.activity');
     assert.deepEqual(
       stored.filter((r) => r.kind !== 'router'),
@@ -148,56 +195,100 @@ describe('activity across processes', () => {
     const old = now - 30 * 60_000;
     const slow = LATENCY_BOUNDS.indexOf(60_000);
     const latency = LATENCY_BOUNDS.map((_, i) => (i === slow ? 25 : 0));
-    for (let i = 0; i < 2; i++) await writeActivity(db.pool, [{ bucket: old, kind: 'subscription', name: 'hook', count: 25, errors: i === 0 ? 3 : 0, latency }]);
-    await writeActivity(db.pool, [{ bucket: now, kind: 'subscription', name: 'hook', count: 7, errors: 0, latency: null }]);
-    const { rows } = await db.pool.query(`SELECT count::int, errors::int, latency::int[] FROM rowcast.activity WHERE bucket = $1 AND kind = 'subscription' AND name = 'hook'`, [new Date(old)]);
-    assert.deepEqual(rows, [{ count: 50, errors: 3, latency: LATENCY_BOUNDS.map((_, i) => (i === slow ? 50 : 0)) }], 'added up, histograms element by element');
+    for (let i = 0; i < 2; i++)
+      await writeActivity(db.pool, [
+        { bucket: old, kind: 'subscription', name: 'hook', count: 25, errors: i === 0 ? 3 : 0, latency },
+      ]);
+    await writeActivity(db.pool, [
+      { bucket: now, kind: 'subscription', name: 'hook', count: 7, errors: 0, latency: null },
+    ]);
+    const { rows } = await db.pool.query(
+      `SELECT count::int, errors::int, latency::int[] FROM rowcast.activity WHERE bucket = $1 AND kind = 'subscription' AND name = 'hook'`,
+      [new Date(old)],
+    );
+    assert.deepEqual(
+      rows,
+      [{ count: 50, errors: 3, latency: LATENCY_BOUNDS.map((_, i) => (i === slow ? 50 : 0)) }],
+      'added up, histograms element by element',
+    );
 
-    await eventually(async () => {
-      const { rows: [stored] } = await db.pool.query(`SELECT sum(count)::int AS n FROM rowcast.activity WHERE kind = 'subscription' AND name = 'hook' AND bucket >= $1`, [new Date(minuteStart())]);
-      for (const r of runtimes) {
-        const [stats, overview] = await Promise.all([get(r, '/stats?window=1h&step=10s'), get(r, '/overview')]);
-        assert.deepEqual([total(stats, 'delivered'), total(stats, 'failed')], [2 * ROWS + 57, ROWS + 3]);
-        const point = stats.series.find((p: any) => Date.parse(p.t) === old);
-        assert.deepEqual([point?.delivered, point?.latencyP50Ms, point?.latencyP99Ms], [50, 60_000, 60_000], 'percentiles from the stored histogram');
-        // The last minute may or may not still hold the first test's deliveries: what matters is that it is the table's.
-        const perMinute = overview.subscriptions.find((s: any) => s.name === 'hook').deliveredPerMinute;
-        assert.ok(perMinute >= 7 && perMinute === stored.n, `hook: ${perMinute} per minute, ${stored.n} stored in the last minute`);
+    await eventually(
+      async () => {
+        const {
+          rows: [stored],
+        } = await db.pool.query(
+          `SELECT sum(count)::int AS n FROM rowcast.activity WHERE kind = 'subscription' AND name = 'hook' AND bucket >= $1`,
+          [new Date(minuteStart())],
+        );
+        for (const r of runtimes) {
+          const [stats, overview] = await Promise.all([get(r, '/stats?window=1h&step=10s'), get(r, '/overview')]);
+          assert.deepEqual([total(stats, 'delivered'), total(stats, 'failed')], [2 * ROWS + 57, ROWS + 3]);
+          const point = stats.series.find((p: any) => Date.parse(p.t) === old);
+          assert.deepEqual(
+            [point?.delivered, point?.latencyP50Ms, point?.latencyP99Ms],
+            [50, 60_000, 60_000],
+            'percentiles from the stored histogram',
+          );
+          // The last minute may or may not still hold the first test's deliveries: what matters is that it is the table's.
+          const perMinute = overview.subscriptions.find((s: any) => s.name === 'hook').deliveredPerMinute;
+          assert.ok(
+            perMinute >= 7 && perMinute === stored.n,
+            `hook: ${perMinute} per minute, ${stored.n} stored in the last minute`,
+          );
+        }
+        return true;
+      },
+      "both runtimes to add the other process's counts",
+      30_000,
+    );
+  });
+
+  test(
+    'another operating-system process: what it delivered is reported by a process that delivered none of it',
+    { timeout: 240_000 },
+    async () => {
+      // This process stops counting: whatever the new runtime below reports about the child's work came from the database.
+      for (const r of runtimes.splice(0)) await r.stop();
+      const before = await getStats(db.pool, 3_600_000, 60_000);
+      // Handler paths in a config file are relative to the file, which lives in a temporary directory.
+      const handler = fileURLToPath(new URL('../fixtures/handlers/trace-echo.ts', import.meta.url));
+      const childConfig = config();
+      childConfig.functions = { echo: { ...childConfig.functions!.echo!, handler } };
+      configFile = writeConfigFile({ ...childConfig, runtime: { pollInterval: '200ms', logLevel: 'warn' } });
+      child = RowcastProcess.start(configFile.file, db.url);
+      try {
+        await child.ready(db.pool, 120_000);
+        await db.pool.query(`INSERT INTO orders SELECT g, 'child ' || g FROM generate_series(1001, 1050) g`);
+        await eventually(
+          () =>
+            new Set(hook.delivered.map(webhookId)).size === ROWS + 50 &&
+            new Set(flaky.delivered.map(webhookId)).size === ROWS + 50,
+          'the child to deliver',
+          60_000,
+        );
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n--- rowcast pid ${child.pid} printed:\n${child.output}`, {
+          cause: err,
+        });
       }
-      return true;
-    }, "both runtimes to add the other process's counts", 30_000);
-  });
-
-  test('another operating-system process: what it delivered is reported by a process that delivered none of it', { timeout: 240_000 }, async () => {
-    // This process stops counting: whatever the new runtime below reports about the child's work came from the database.
-    for (const r of runtimes.splice(0)) await r.stop();
-    const before = await getStats(db.pool, 3_600_000, 60_000);
-    // Handler paths in a config file are relative to the file, which lives in a temporary directory.
-    const handler = fileURLToPath(new URL('../fixtures/handlers/trace-echo.ts', import.meta.url));
-    const childConfig = config();
-    childConfig.functions = { echo: { ...childConfig.functions!.echo!, handler } };
-    configFile = writeConfigFile({ ...childConfig, runtime: { pollInterval: '200ms', logLevel: 'warn' } });
-    child = RowcastProcess.start(configFile.file, db.url);
-    try {
-      await child.ready(db.pool, 120_000);
-      await db.pool.query(`INSERT INTO orders SELECT g, 'child ' || g FROM generate_series(1001, 1050) g`);
-      await eventually(() => new Set(hook.delivered.map(webhookId)).size === ROWS + 50 && new Set(flaky.delivered.map(webhookId)).size === ROWS + 50, 'the child to deliver', 60_000);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- rowcast pid ${child.pid} printed:\n${child.output}`, { cause: err });
-    }
-    runtimes.push(await startTestRowcast(db.url, RUNTIME));
-    await eventually(async () => {
-      const stats = await get(runtimes[0]!, '/stats?window=1h&step=1m');
-      assert.deepEqual(
-        [total(stats, 'delivered'), total(stats, 'failed')],
-        [total(before, 'delivered') + 2 * 50, total(before, 'failed') + 50],
-        "the child's deliveries (hook and flaky) and failed attempts (flaky, once each)",
+      runtimes.push(await startTestRowcast(db.url, RUNTIME));
+      await eventually(
+        async () => {
+          const stats = await get(runtimes[0]!, '/stats?window=1h&step=1m');
+          assert.deepEqual(
+            [total(stats, 'delivered'), total(stats, 'failed')],
+            [total(before, 'delivered') + 2 * 50, total(before, 'failed') + 50],
+            "the child's deliveries (hook and flaky) and failed attempts (flaky, once each)",
+          );
+          const overview = await get(runtimes[0]!, '/overview');
+          assert.ok(overview.subscriptions.find((s: any) => s.name === 'hook').deliveredPerMinute >= 50);
+          return true;
+        },
+        "the child's counts, written to rowcast.activity, in the API of another process",
+        30_000,
       );
-      const overview = await get(runtimes[0]!, '/overview');
-      assert.ok(overview.subscriptions.find((s: any) => s.name === 'hook').deliveredPerMinute >= 50);
-      return true;
-    }, "the child's counts, written to rowcast.activity, in the API of another process", 30_000);
-    child.kill('SIGTERM');
-    assert.equal((await child.exit(30_000)).code, 0);
-  });
+      child.kill('SIGTERM');
+      assert.equal((await child.exit(30_000)).code, 0);
+    },
+  );
 });

@@ -5,7 +5,13 @@ import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { observe } from '../../src/observability/observe.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { openSse } from '../support/sse-client.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -21,14 +27,22 @@ let base: string;
 
 const config = (): RowcastConfigInput => ({
   topics: { orders: {}, 'traced-out': {} },
-  functions: { echo: { handler: 'test/fixtures/handlers/trace-echo.ts', minDelay: '50ms', maxDelay: '100ms', timeout: '30s' } },
+  functions: {
+    echo: { handler: 'test/fixtures/handlers/trace-echo.ts', minDelay: '50ms', maxDelay: '100ms', timeout: '30s' },
+  },
   captures: {
     'orders-cap': { table: 'orders', topic: 'orders' },
     'traced-cap': { table: 'traced', function: 'echo', operations: ['INSERT'] },
   },
   subscriptions: {
     hook: { topic: 'orders', protocol: 'http', endpoint: `${receiver.url}?token=very-secret-query-token` },
-    flaky: { topic: 'orders', protocol: 'http', endpoint: flaky.url, deliveryPolicy: fast, filterPolicy: { op: ['INSERT'] } },
+    flaky: {
+      topic: 'orders',
+      protocol: 'http',
+      endpoint: flaky.url,
+      deliveryPolicy: fast,
+      filterPolicy: { op: ['INSERT'] },
+    },
     picky: { topic: 'orders', protocol: 'http', endpoint: receiver.url, filterPolicy: { op: ['DELETE'] } },
     'traced-hook': { topic: 'traced-out', protocol: 'http', endpoint: receiver.url },
   },
@@ -40,7 +54,11 @@ before(async () => {
   flaky = await WebhookReceiver.start();
   await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY, note text); CREATE TABLE traced (id int PRIMARY KEY)');
   await applyConfig(db.pool, config());
-  rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } }, parseConfig(config(), 'test config').functions);
+  rowcast = await startTestRowcast(
+    db.url,
+    { http: { port: 0, host: '127.0.0.1', token: TOKEN } },
+    parseConfig(config(), 'test config').functions,
+  );
   base = `${rowcast.httpUrl!}/api`;
 });
 
@@ -51,7 +69,10 @@ after(async () => {
   await db?.drop();
 });
 
-async function api<T = any>(path: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; body: T }> {
+async function api<T = any>(
+  path: string,
+  init: { method?: string; body?: unknown } = {},
+): Promise<{ status: number; body: T }> {
   const res = await fetch(`${base}${path}`, {
     method: init.method ?? 'GET',
     headers: { ...auth, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
@@ -68,12 +89,13 @@ const ok = async <T = any>(path: string, init: { method?: string; body?: unknown
 };
 
 /** Resolves once this test's rowcast has reloaded its config after the next change (it hears of it by NOTIFY). */
-const nextReload = () => new Promise<void>((resolve) => {
-  const off = observe.on('config:reloaded', () => {
-    off();
-    resolve();
+const nextReload = () =>
+  new Promise<void>((resolve) => {
+    const off = observe.on('config:reloaded', () => {
+      off();
+      resolve();
+    });
   });
-});
 /** Inserts order `id` and waits until its delivery to `flaky` (an INSERT subscriber of the same topic) is done. */
 async function sentinelDelivered(id: number): Promise<void> {
   await db.pool.query(`INSERT INTO orders VALUES ($1, 'sentinel')`, [id]);
@@ -120,26 +142,41 @@ describe('admin API: reads', () => {
     );
     assert.deepEqual(overview.captures[0].operations, ['INSERT', 'UPDATE', 'DELETE']);
     assert.ok(overview.captures[0].eventsPerMinute >= 2);
-    assert.deepEqual(overview.functions.map((f: any) => [f.name, f.state]), [['echo', 'active']]);
-    assert.deepEqual(overview.topics.map((t: any) => [t.name, t.fifo]), [['orders', false], ['traced-out', false]]);
+    assert.deepEqual(
+      overview.functions.map((f: any) => [f.name, f.state]),
+      [['echo', 'active']],
+    );
+    assert.deepEqual(
+      overview.topics.map((t: any) => [t.name, t.fifo]),
+      [
+        ['orders', false],
+        ['traced-out', false],
+      ],
+    );
     const hook = overview.subscriptions.find((s: any) => s.name === 'hook');
     assert.equal(hook.state, 'active');
     assert.equal(hook.protocol, 'http');
     assert.match(hook.endpoint, /token=\*\*\*/);
     assert.ok(!JSON.stringify(overview).includes('very-secret-query-token'), 'credentials in endpoints are redacted');
     assert.ok(!JSON.stringify(overview).includes('whsec_'), 'no signing secret');
-    for (const stage of ['routing', 'invocations', 'deliveries']) assert.equal(typeof overview.lag[stage].pending, 'number');
+    for (const stage of ['routing', 'invocations', 'deliveries'])
+      assert.equal(typeof overview.lag[stage].pending, 'number');
   });
 
   test('subscriptions and captures, functions, topics: no secrets, ever', async () => {
     const subs = await ok('/subscriptions');
-    assert.deepEqual(subs.items.map((s: any) => s.name), ['flaky', 'hook', 'picky', 'traced-hook']);
+    assert.deepEqual(
+      subs.items.map((s: any) => s.name),
+      ['flaky', 'hook', 'picky', 'traced-hook'],
+    );
     assert.equal(subs.nextCursor, null);
     const one = await ok('/subscriptions/flaky');
     assert.deepEqual(one.filterPolicy, { op: ['INSERT'] });
     assert.equal(one.signed, true);
     assert.equal(one.deliveryPolicy.maxAttempts, 2);
-    const secrets = (await db.pool.query('SELECT secret FROM rowcast.subscriptions')).rows.map((r) => r.secret as string);
+    const secrets = (await db.pool.query('SELECT secret FROM rowcast.subscriptions')).rows.map(
+      (r) => r.secret as string,
+    );
     for (const body of [subs, one, await ok('/captures'), await ok('/functions'), await ok('/topics')]) {
       for (const s of secrets) assert.ok(!JSON.stringify(body).includes(s), 'a secret leaked');
     }
@@ -152,7 +189,10 @@ describe('admin API: reads', () => {
   test('deliveries: filters, keyset pagination, clear 400s', async () => {
     await db.pool.query(`INSERT INTO orders SELECT g, 'bulk' FROM generate_series(10, 14) g`);
     await eventually(() => on(receiver, 'hook').length >= 7, 'seven deliveries to hook');
-    await eventually(async () => (await ok('/deliveries?subscription=hook&status=done')).items.length >= 7, 'seven done');
+    await eventually(
+      async () => (await ok('/deliveries?subscription=hook&status=done')).items.length >= 7,
+      'seven done',
+    );
     const first = await ok('/deliveries?subscription=hook&status=done&limit=3');
     assert.equal(first.items.length, 3);
     assert.ok(first.nextCursor);
@@ -160,7 +200,25 @@ describe('admin API: reads', () => {
     assert.ok(Number(second.items[0].id) < Number(first.items[2].id), 'newest first, no overlap');
     const item = first.items[0];
     // capture, op, rowKey: the captured row a delivery carries (delivery-search.ts).
-    assert.deepEqual(Object.keys(item).sort(), ['attempts', 'createdAt', 'deliveredAt', 'id', 'lastError', 'lastStatus', 'messageId', 'state', 'subscription', 'topic', 'updatedAt', 'capture', 'op', 'rowKey'].sort());
+    assert.deepEqual(
+      Object.keys(item).sort(),
+      [
+        'attempts',
+        'createdAt',
+        'deliveredAt',
+        'id',
+        'lastError',
+        'lastStatus',
+        'messageId',
+        'state',
+        'subscription',
+        'topic',
+        'updatedAt',
+        'capture',
+        'op',
+        'rowKey',
+      ].sort(),
+    );
     assert.equal(item.topic, 'orders');
     assert.equal(item.lastStatus, 200);
     const byTopic = await ok('/deliveries?topic=orders&limit=500');
@@ -193,7 +251,11 @@ describe('admin API: reads', () => {
     assert.equal((await ok('/events?table=traced')).items.length, 0);
 
     await db.pool.query('INSERT INTO traced VALUES (1), (2), (3)');
-    await eventually(async () => (await ok('/invocations?function=echo&status=done')).items.length === 3, 'three invocations done', 60_000);
+    await eventually(
+      async () => (await ok('/invocations?function=echo&status=done')).items.length === 3,
+      'three invocations done',
+      60_000,
+    );
     const page1 = await ok('/invocations?function=echo&limit=2');
     assert.equal(page1.items.length, 2);
     const page2 = await ok(`/invocations?function=echo&limit=2&cursor=${page1.nextCursor}`);
@@ -208,7 +270,10 @@ describe('admin API: failures, dead letters and redrive', () => {
   test('a failing subscriber: attempt log, dead letter, redrive of one delivery, then delivered', async () => {
     flaky.reply = () => ({ status: 500, body: 'receiver is down for the test' });
     await db.pool.query(`INSERT INTO orders VALUES (100, 'for flaky')`);
-    const dead = await eventually(async () => (await ok('/dead-letters?subscription=flaky')).items.find((d: any) => d.subscription === 'flaky'), 'a dead letter');
+    const dead = await eventually(
+      async () => (await ok('/dead-letters?subscription=flaky')).items.find((d: any) => d.subscription === 'flaky'),
+      'a dead letter',
+    );
     assert.equal(dead.state, 'dead');
     assert.equal(dead.lastStatus, 500);
     assert.match(dead.lastError, /HTTP 500: receiver is down for the test/);
@@ -217,14 +282,23 @@ describe('admin API: failures, dead letters and redrive', () => {
     assert.equal(detail.message.topic, 'orders');
     assert.equal(detail.message.attributes.op, 'INSERT');
     assert.equal(JSON.parse(detail.message.body).after.id, 100);
-    assert.deepEqual(detail.attemptLog.map((a: any) => [a.attempt, a.outcome, a.status]), [[1, 'failed', 500], [2, 'dead', 500]]);
+    assert.deepEqual(
+      detail.attemptLog.map((a: any) => [a.attempt, a.outcome, a.status]),
+      [
+        [1, 'failed', 500],
+        [2, 'dead', 500],
+      ],
+    );
     for (const a of detail.attemptLog) {
       assert.ok(Date.parse(a.at));
       assert.equal(typeof a.durationMs, 'number');
       assert.match(a.error, /HTTP 500/);
     }
 
-    const notDead = await api(`/deliveries/${(await ok('/deliveries?subscription=hook&status=done&limit=1')).items[0].id}/redrive`, { method: 'POST' });
+    const notDead = await api(
+      `/deliveries/${(await ok('/deliveries?subscription=hook&status=done&limit=1')).items[0].id}/redrive`,
+      { method: 'POST' },
+    );
     assert.equal(notDead.status, 409);
     assert.match(notDead.body.error.message, /is done, not dead/);
     assert.equal((await api('/deliveries/99999999/redrive', { method: 'POST' })).status, 404);
@@ -236,8 +310,15 @@ describe('admin API: failures, dead letters and redrive', () => {
       const d = await ok(`/deliveries/${dead.id}`);
       return d.state === 'done' && d;
     }, 'the redriven delivery delivered');
-    assert.deepEqual(delivered.attemptLog.map((a: any) => a.outcome), ['failed', 'dead', 'redriven', 'delivered']);
-    assert.deepEqual(delivered.attemptLog.map((a: any) => a.attempt), [1, 2, null, 1], 'the redrive starts a new series of attempts');
+    assert.deepEqual(
+      delivered.attemptLog.map((a: any) => a.outcome),
+      ['failed', 'dead', 'redriven', 'delivered'],
+    );
+    assert.deepEqual(
+      delivered.attemptLog.map((a: any) => a.attempt),
+      [1, 2, null, 1],
+      'the redrive starts a new series of attempts',
+    );
     assert.equal(delivered.attemptLog.at(-1).status, 200);
     assert.equal((await ok('/dead-letters?subscription=flaky')).items.length, 0);
   });
@@ -246,10 +327,23 @@ describe('admin API: failures, dead letters and redrive', () => {
     flaky.reply = () => ({ status: 503 });
     await db.pool.query(`INSERT INTO orders VALUES (101, 'a'), (102, 'b')`);
     await eventually(async () => (await ok('/dead-letters?subscription=flaky')).items.length === 2, 'two dead letters');
-    assert.deepEqual(await ok('/subscriptions/flaky/redrive', { method: 'POST', body: { until: new Date(Date.now() - 3_600_000).toISOString() } }), { redriven: 0 });
+    assert.deepEqual(
+      await ok('/subscriptions/flaky/redrive', {
+        method: 'POST',
+        body: { until: new Date(Date.now() - 3_600_000).toISOString() },
+      }),
+      { redriven: 0 },
+    );
     flaky.reply = () => ({ status: 200 });
-    assert.deepEqual(await ok('/subscriptions/flaky/redrive', { method: 'POST', body: { since: '1h' } }), { redriven: 2 });
-    await eventually(async () => (await ok('/dead-letters?subscription=flaky')).items.length === 0 && (await ok('/subscriptions/flaky')).pending === 0, 'both delivered');
+    assert.deepEqual(await ok('/subscriptions/flaky/redrive', { method: 'POST', body: { since: '1h' } }), {
+      redriven: 2,
+    });
+    await eventually(
+      async () =>
+        (await ok('/dead-letters?subscription=flaky')).items.length === 0 &&
+        (await ok('/subscriptions/flaky')).pending === 0,
+      'both delivered',
+    );
     const bad = await api('/subscriptions/flaky/redrive', { method: 'POST', body: { since: 'soon', extra: 1 } });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error.message, /since/);
@@ -272,7 +366,10 @@ describe('admin API: actions', () => {
     assert.equal(on(receiver, 'hook').length, before, 'nothing delivered while paused');
     assert.deepEqual(await hookAttempts(200), { state: 'pending', attempts: 0 });
     assert.equal((await ok('/subscriptions/hook/resume', { method: 'POST' })).state, 'active');
-    await eventually(() => on(receiver, 'hook').length === before + 2, 'both delivered after resume (order 200 and the sentinel)');
+    await eventually(
+      () => on(receiver, 'hook').length === before + 2,
+      'both delivered after resume (order 200 and the sentinel)',
+    );
 
     heard = nextReload();
     const fn = await ok('/functions/echo/pause', { method: 'POST' });
@@ -282,54 +379,94 @@ describe('admin API: actions', () => {
     await eventually(async () => (await ok('/functions')).items[0].pending === 1, 'a queued invocation');
     await sentinelDelivered(202); // the process works on: a later event routed and delivered
     assert.equal((await ok('/invocations?function=echo&status=pending')).items.length, 1, 'not run while paused');
-    const { rows } = await db.pool.query(`SELECT attempts, started_at FROM rowcast.invocations WHERE function = 'echo' AND state = 'pending'`);
+    const { rows } = await db.pool.query(
+      `SELECT attempts, started_at FROM rowcast.invocations WHERE function = 'echo' AND state = 'pending'`,
+    );
     assert.deepEqual(rows, [{ attempts: 0, started_at: null }], 'never attempted');
     assert.equal((await ok('/functions/echo/resume', { method: 'POST' })).state, 'active');
-    await eventually(async () => (await ok('/invocations?function=echo&status=pending')).items.length === 0, 'run after resume', 60_000);
+    await eventually(
+      async () => (await ok('/invocations?function=echo&status=pending')).items.length === 0,
+      'run after resume',
+      60_000,
+    );
     assert.equal((await api('/functions/nope/pause', { method: 'POST' })).status, 404);
   });
 
   test('a test message goes to that subscription only', async () => {
     const hookBefore = on(receiver, 'hook').length;
-    const { messageId } = await ok('/subscriptions/picky/test', { method: 'POST', body: { subject: 'hello', message: { ping: true } } });
-    const got = await eventually(() => on(receiver, 'picky').find((r) => r.headers['webhook-id'] === messageId), 'the test message');
+    const { messageId } = await ok('/subscriptions/picky/test', {
+      method: 'POST',
+      body: { subject: 'hello', message: { ping: true } },
+    });
+    const got = await eventually(
+      () => on(receiver, 'picky').find((r) => r.headers['webhook-id'] === messageId),
+      'the test message',
+    );
     assert.equal(got.json.subject, 'hello');
     assert.deepEqual(got.json.body, { ping: true });
     assert.equal(got.json.attributes['rowcast-test'], 'true');
     // Deliveries are rows: the message has one, for picky, so nothing more can come (no sleep needed to say so).
-    const { rows } = await db.pool.query(`SELECT subscription FROM rowcast.deliveries WHERE message_id = $1`, [messageId]);
-    assert.deepEqual(rows.map((r) => r.subscription), ['picky'], 'not fanned out to the topic');
+    const { rows } = await db.pool.query(`SELECT subscription FROM rowcast.deliveries WHERE message_id = $1`, [
+      messageId,
+    ]);
+    assert.deepEqual(
+      rows.map((r) => r.subscription),
+      ['picky'],
+      'not fanned out to the topic',
+    );
     assert.equal(on(receiver, 'hook').length, hookBefore, 'not fanned out to the topic');
     assert.equal((await api('/subscriptions/nope/test', { method: 'POST', body: {} })).status, 404);
   });
 
   test('filter-policy tester: which subscriptions would receive a message', async () => {
-    const r = await ok('/filter-policy/test', { method: 'POST', body: { topic: 'orders', message: { any: 1 }, attributes: { op: 'DELETE' } } });
+    const r = await ok('/filter-policy/test', {
+      method: 'POST',
+      body: { topic: 'orders', message: { any: 1 }, attributes: { op: 'DELETE' } },
+    });
     assert.deepEqual(
       r.subscriptions.map((s: any) => [s.name, s.matched]),
-      [['flaky', false], ['hook', true], ['picky', true]],
+      [
+        ['flaky', false],
+        ['hook', true],
+        ['picky', true],
+      ],
     );
     assert.match(r.subscriptions[0].reason, /does not match/);
     assert.match(r.subscriptions[1].reason, /no filter policy/);
     const all = await ok('/filter-policy/test', { method: 'POST', body: { message: '{}' } });
     assert.equal(all.subscriptions.length, 4);
-    assert.equal((await api('/filter-policy/test', { method: 'POST', body: { topic: 'nope', message: {} } })).status, 404);
+    assert.equal(
+      (await api('/filter-policy/test', { method: 'POST', body: { topic: 'nope', message: {} } })).status,
+      404,
+    );
     const bad = await api('/filter-policy/test', { method: 'POST', body: { attributes: { op: { nested: true } } } });
     assert.equal(bad.status, 400);
   });
 
   test('filter-policy tester: says why a policy matches; a message that is broken JSON is refused with its parse error', async () => {
-    const r = await ok('/filter-policy/test', { method: 'POST', body: { topic: 'orders', message: '{"any": 1}', attributes: { op: 'INSERT' } } });
+    const r = await ok('/filter-policy/test', {
+      method: 'POST',
+      body: { topic: 'orders', message: '{"any": 1}', attributes: { op: 'INSERT' } },
+    });
     const flaky = r.subscriptions.find((s: any) => s.name === 'flaky');
     assert.equal(flaky.matched, true);
-    assert.equal(flaky.reason, 'its filter policy (on the message attributes) matches: op is "INSERT", one of ["INSERT"]');
-    const broken = await api('/filter-policy/test', { method: 'POST', body: { topic: 'orders', message: '{"op": "INSERT",}' } });
+    assert.equal(
+      flaky.reason,
+      'its filter policy (on the message attributes) matches: op is "INSERT", one of ["INSERT"]',
+    );
+    const broken = await api('/filter-policy/test', {
+      method: 'POST',
+      body: { topic: 'orders', message: '{"op": "INSERT",}' },
+    });
     assert.equal(broken.status, 400);
     assert.equal(broken.body.error.code, 'bad_request');
-    assert.match(broken.body.error.message, /^Invalid request body: message is not valid JSON \(.+\); fix it, or send plain text that does not start with \{ or \[\.$/);
+    assert.match(
+      broken.body.error.message,
+      /^Invalid request body: message is not valid JSON \(.+\); fix it, or send plain text that does not start with \{ or \[\.$/,
+    );
   });
 
-  test('replay: a capture\'s events since a time, to one subscription, same message ids', async () => {
+  test("replay: a capture's events since a time, to one subscription, same message ids", async () => {
     const since = new Date(Date.now() - 600_000).toISOString();
     // Pending deliveries are left alone by a replay: start from a quiet subscription.
     await eventually(async () => {
@@ -338,14 +475,34 @@ describe('admin API: actions', () => {
     }, 'hook idle');
     const original = new Set(on(receiver, 'hook').map((r) => r.headers['webhook-id']));
     const before = on(receiver, 'hook').length;
-    const events = (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE capture = 'orders-cap'`)).rows[0].n;
-    const { replayed } = await ok('/captures/orders-cap/replay', { method: 'POST', body: { subscription: 'hook', since } });
+    const events = (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE capture = 'orders-cap'`))
+      .rows[0].n;
+    const { replayed } = await ok('/captures/orders-cap/replay', {
+      method: 'POST',
+      body: { subscription: 'hook', since },
+    });
     assert.equal(replayed, events);
-    const again = await eventually(() => on(receiver, 'hook').length >= before + events && on(receiver, 'hook').slice(before), 'the replayed messages');
-    assert.ok(again.every((r) => original.has(r.headers['webhook-id'])), 'replays carry the original message ids');
-    assert.equal((await api('/captures/orders-cap/replay', { method: 'POST', body: { subscription: 'traced-hook', since } })).status, 409);
-    assert.equal((await api('/captures/traced-cap/replay', { method: 'POST', body: { subscription: 'hook', since } })).status, 409);
-    assert.equal((await api('/captures/nope/replay', { method: 'POST', body: { subscription: 'hook', since } })).status, 404);
+    const again = await eventually(
+      () => on(receiver, 'hook').length >= before + events && on(receiver, 'hook').slice(before),
+      'the replayed messages',
+    );
+    assert.ok(
+      again.every((r) => original.has(r.headers['webhook-id'])),
+      'replays carry the original message ids',
+    );
+    assert.equal(
+      (await api('/captures/orders-cap/replay', { method: 'POST', body: { subscription: 'traced-hook', since } }))
+        .status,
+      409,
+    );
+    assert.equal(
+      (await api('/captures/traced-cap/replay', { method: 'POST', body: { subscription: 'hook', since } })).status,
+      409,
+    );
+    assert.equal(
+      (await api('/captures/nope/replay', { method: 'POST', body: { subscription: 'hook', since } })).status,
+      404,
+    );
     const missing = await api('/captures/orders-cap/replay', { method: 'POST', body: { subscription: 'hook' } });
     assert.equal(missing.status, 400);
     assert.match(missing.body.error.message, /since: a time: ISO 8601/);
@@ -368,12 +525,18 @@ describe('admin API: live tail, stats, lag', () => {
       // The server writes this comment as it adds the client to the tail: from here on it is live.
       await eventually(() => tail.comments.some((c) => c.startsWith('live tail')), 'the tail to be open');
       await db.pool.query(`INSERT INTO orders VALUES (300, 'tail me')`);
-      const event = await eventually(() => tail.events.find((e) => e.event === 'event' && JSON.parse(e.data).table === 'public.orders'), 'the event in the tail');
+      const event = await eventually(
+        () => tail.events.find((e) => e.event === 'event' && JSON.parse(e.data).table === 'public.orders'),
+        'the event in the tail',
+      );
       const data = JSON.parse(event.data);
       assert.equal(data.op, 'INSERT');
       assert.equal(data.capture, 'orders-cap');
       assert.equal(data.topic, 'orders');
-      const delivery = await eventually(() => tail.events.find((e) => e.event === 'delivery' && JSON.parse(e.data).subscription === 'hook'), 'a delivery in the tail');
+      const delivery = await eventually(
+        () => tail.events.find((e) => e.event === 'delivery' && JSON.parse(e.data).subscription === 'hook'),
+        'a delivery in the tail',
+      );
       const d = JSON.parse(delivery.data);
       assert.equal(d.state, 'done');
       assert.equal(d.status, 200);
@@ -399,7 +562,7 @@ describe('admin API: live tail, stats, lag', () => {
 });
 
 describe('admin API: tracing', () => {
-  test('a writer\'s traceparent reaches the webhook, the handler context and what it publishes; invalid ones are dropped', async () => {
+  test("a writer's traceparent reaches the webhook, the handler context and what it publishes; invalid ones are dropped", async () => {
     const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     const client = await db.pool.connect();
     try {
@@ -415,12 +578,22 @@ describe('admin API: tracing', () => {
     } finally {
       client.release();
     }
-    const hook = await eventually(() => on(receiver, 'hook').find((r) => r.json?.body?.after?.id === 400), 'the traced change');
+    const hook = await eventually(
+      () => on(receiver, 'hook').find((r) => r.json?.body?.after?.id === 400),
+      'the traced change',
+    );
     assert.equal(hook.headers.traceparent, traceparent);
-    const published = await eventually(() => on(receiver, 'traced-hook').find((r) => r.json?.body?.traceparent), 'what the handler published', 60_000);
+    const published = await eventually(
+      () => on(receiver, 'traced-hook').find((r) => r.json?.body?.traceparent),
+      'what the handler published',
+      60_000,
+    );
     assert.equal(published.json.body.traceparent, traceparent, 'the handler context exposes it');
     assert.equal(published.headers.traceparent, traceparent, 'its messages carry it');
-    const bad = await eventually(() => on(receiver, 'hook').find((r) => r.json?.body?.after?.id === 401), 'the change with a bad traceparent');
+    const bad = await eventually(
+      () => on(receiver, 'hook').find((r) => r.json?.body?.after?.id === 401),
+      'the change with a bad traceparent',
+    );
     assert.equal(bad.headers.traceparent, undefined);
   });
 });
@@ -441,17 +614,25 @@ describe('admin API: auth', () => {
 
   test('bodies: none, empty or {} for actions without parameters; malformed JSON is a clear 400', async () => {
     for (const body of [undefined, '', '{}']) {
-      const res = await fetch(`${base}/subscriptions/hook/resume`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body });
+      const res = await fetch(`${base}/subscriptions/hook/resume`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body,
+      });
       assert.equal(res.status, 200, `body ${JSON.stringify(body)}`);
     }
-    const res = await fetch(`${base}/subscriptions/hook/redrive`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"since":' });
+    const res = await fetch(`${base}/subscriptions/hook/redrive`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"since":',
+    });
     assert.equal(res.status, 400);
     const err = (await res.json()) as any;
     assert.equal(err.error.code, 'bad_request');
     assert.match(err.error.message, /not JSON/);
   });
 
-  test('unknown /api routes are JSON 404s in the API\'s shape', async () => {
+  test("unknown /api routes are JSON 404s in the API's shape", async () => {
     const r = await api('/nope');
     assert.equal(r.status, 404);
     assert.equal(r.body.error.code, 'not_found');

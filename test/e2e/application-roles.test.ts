@@ -5,7 +5,13 @@ import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { listMigrations } from '../../src/store/migrate.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /*
@@ -27,10 +33,24 @@ const PASSWORD = 'app-writer';
 
 const config = (): RowcastConfigInput => ({
   topics: { notifications: {}, changes: {} },
-  functions: { f1: { handler: 'test/fixtures/handlers/publisher.ts', environment: { ENV_TOPIC_ARN: 'notifications' }, minDelay: '50ms', maxDelay: '100ms' } },
+  functions: {
+    f1: {
+      handler: 'test/fixtures/handlers/publisher.ts',
+      environment: { ENV_TOPIC_ARN: 'notifications' },
+      minDelay: '50ms',
+      maxDelay: '100ms',
+    },
+  },
   captures: {
     rows: { table: 'r', topic: 'changes', payload: 'diff', operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] },
-    statements: { table: 's', topic: 'changes', payload: 'diff', mode: 'statement', operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'], when: { update: 'OLD.v IS DISTINCT FROM NEW.v' } },
+    statements: {
+      table: 's',
+      topic: 'changes',
+      payload: 'diff',
+      mode: 'statement',
+      operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'],
+      when: { update: 'OLD.v IS DISTINCT FROM NEW.v' },
+    },
   },
   subscriptions: {
     notifications: { topic: 'notifications', protocol: 'http', endpoint: receiver.url },
@@ -85,7 +105,12 @@ after(async () => {
 });
 
 const eventsOf = async (table: string) =>
-  (await db.pool.query(`SELECT op, key, before, after, changed FROM rowcast.events WHERE table_name = $1 ORDER BY id`, [table])).rows;
+  (
+    await db.pool.query(
+      `SELECT op, key, before, after, changed FROM rowcast.events WHERE table_name = $1 ORDER BY id`,
+      [table],
+    )
+  ).rows;
 
 /** Asserts that a statement of the application role fails with PostgreSQL's permission error matching `what`. */
 async function denied(sql: string, what: RegExp): Promise<void> {
@@ -114,7 +139,11 @@ async function undoFix(): Promise<void> {
 describe('application roles (table rights and USAGE on aws_commons, aws_lambda; nothing on rowcast)', () => {
   test('the reference scenario: its INSERT commits, and the function publishes the row', async () => {
     await app.query(`INSERT INTO public.t VALUES (1, 'x')`);
-    const got = await eventually(() => receiver.requests.find((q) => q.headers['rowcast-subscription'] === 'notifications' && q.json.body?.id === 1), 'the function to publish the row');
+    const got = await eventually(
+      () =>
+        receiver.requests.find((q) => q.headers['rowcast-subscription'] === 'notifications' && q.json.body?.id === 1),
+      'the function to publish the row',
+    );
     assert.deepEqual(got.json.body, { id: 1, v: 'x' });
     const { rows } = await db.pool.query(`SELECT function, source FROM rowcast.invocations ORDER BY created_at`);
     assert.deepEqual(rows, [{ function: 'f1', source: 'sql' }]);
@@ -127,10 +156,19 @@ describe('application roles (table rights and USAGE on aws_commons, aws_lambda; 
       `aws_lambda.invoke('${ARN}', '{"o": 3}'::json, invocation_type => 'Event')`,
       `aws_lambda.invoke('f1', '{"o": 4}'::jsonb, 'us-east-2', 'Event', 'None', '{"custom": {"k": "v"}}'::jsonb)`,
     ];
-    for (const call of calls) assert.equal((await app.query(`SELECT status_code FROM ${call}`)).rows[0].status_code, 202, call);
-    assert.equal((await app.query(`SELECT status_code FROM aws_lambda.invoke('f1', '{}'::json, invocation_type => 'DryRun')`)).rows[0].status_code, 204);
-    await assert.rejects(app.query(`SELECT * FROM aws_lambda.invoke('nope', '{}'::json, invocation_type => 'Event')`), /function "nope" does not exist/);
-    for (const o of [1, 2, 3, 4]) await eventually(() => receiver.requests.some((q) => q.json?.body?.o === o), `overload ${o} to run the function`);
+    for (const call of calls)
+      assert.equal((await app.query(`SELECT status_code FROM ${call}`)).rows[0].status_code, 202, call);
+    assert.equal(
+      (await app.query(`SELECT status_code FROM aws_lambda.invoke('f1', '{}'::json, invocation_type => 'DryRun')`))
+        .rows[0].status_code,
+      204,
+    );
+    await assert.rejects(
+      app.query(`SELECT * FROM aws_lambda.invoke('nope', '{}'::json, invocation_type => 'Event')`),
+      /function "nope" does not exist/,
+    );
+    for (const o of [1, 2, 3, 4])
+      await eventually(() => receiver.requests.some((q) => q.json?.body?.o === o), `overload ${o} to run the function`);
   });
 
   test('row-level and statement-level captures write their events', async () => {
@@ -145,17 +183,34 @@ describe('application roles (table rights and USAGE on aws_commons, aws_lambda; 
       row.map((e) => `${e.op} ${e.key?.id ?? ''}`),
       ['INSERT 1', 'INSERT 2', 'INSERT 3', 'UPDATE 2', 'DELETE 3', 'TRUNCATE '],
     );
-    assert.deepEqual(row[3], { op: 'UPDATE', key: { id: 2 }, before: { id: 2, v: 'new', n: '3.0' }, after: { id: 2, v: 'paid', n: '3.0' }, changed: ['v'] });
+    assert.deepEqual(row[3], {
+      op: 'UPDATE',
+      key: { id: 2 },
+      before: { id: 2, v: 'new', n: '3.0' },
+      after: { id: 2, v: 'paid', n: '3.0' },
+      changed: ['v'],
+    });
     const key = (e: unknown) => JSON.stringify(e);
     assert.deepEqual((await eventsOf('s')).map(key).sort(), row.map(key).sort());
-    const delivered = () => new Set(receiver.requests.filter((q) => q.headers['rowcast-subscription'] === 'changes').map((q) => q.headers['webhook-id'])).size;
+    const delivered = () =>
+      new Set(
+        receiver.requests
+          .filter((q) => q.headers['rowcast-subscription'] === 'changes')
+          .map((q) => q.headers['webhook-id']),
+      ).size;
     await eventually(() => delivered() >= 12, 'the 12 events to be delivered');
   });
 
   test('nothing in schema rowcast is reachable: no table, no function', async () => {
-    await denied(`INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name) VALUES ('rows', 'changes', 'INSERT', 'public', 'r')`, /permission denied for schema rowcast/);
+    await denied(
+      `INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name) VALUES ('rows', 'changes', 'INSERT', 'public', 'r')`,
+      /permission denied for schema rowcast/,
+    );
     await denied(`SELECT rowcast.invoke('f1', '{}')`, /permission denied for schema rowcast/);
-    await denied(`SELECT * FROM rowcast.aws_lambda_invoke('f1', '{}', 'Event', 'None', NULL)`, /permission denied for schema rowcast/);
+    await denied(
+      `SELECT * FROM rowcast.aws_lambda_invoke('f1', '{}', 'Event', 'None', NULL)`,
+      /permission denied for schema rowcast/,
+    );
   });
 
   test("with USAGE on rowcast (to call rowcast.invoke directly), no function writes elsewhere than invoke's queue", async () => {
@@ -163,16 +218,34 @@ describe('application roles (table rights and USAGE on aws_commons, aws_lambda; 
     await db.pool.query(`GRANT USAGE ON SCHEMA rowcast TO ${r}`);
     try {
       const { rows } = await app.query(`SELECT rowcast.invoke('f1', '{"direct": true}') AS id`);
-      await eventually(() => receiver.requests.some((q) => q.json?.body?.direct === true), 'the directly invoked function to run');
+      await eventually(
+        () => receiver.requests.some((q) => q.json?.body?.direct === true),
+        'the directly invoked function to run',
+      );
       assert.ok(rows[0].id);
       await assert.rejects(app.query(`SELECT rowcast.invoke('nope', '{}')`), /function "nope" does not exist/);
-      await denied(`INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name) VALUES ('rows', 'changes', 'INSERT', 'public', 'r')`, /permission denied for table events/);
-      await denied(`INSERT INTO rowcast.invocations (function, payload, source) VALUES ('f1', '{}', 'capture')`, /permission denied for table invocations/);
-      await denied(`SELECT * FROM rowcast.aws_lambda_invoke('f1', '{}', 'Event', 'None', NULL)`, /permission denied for function (rowcast\.)?aws_lambda_invoke/);
-      await denied(`SELECT rowcast.lambda_function_name('${ARN}')`, /permission denied for function (rowcast\.)?lambda_function_name/);
+      await denied(
+        `INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name) VALUES ('rows', 'changes', 'INSERT', 'public', 'r')`,
+        /permission denied for table events/,
+      );
+      await denied(
+        `INSERT INTO rowcast.invocations (function, payload, source) VALUES ('f1', '{}', 'capture')`,
+        /permission denied for table invocations/,
+      );
+      await denied(
+        `SELECT * FROM rowcast.aws_lambda_invoke('f1', '{}', 'Event', 'None', NULL)`,
+        /permission denied for function (rowcast\.)?aws_lambda_invoke/,
+      );
+      await denied(
+        `SELECT rowcast.lambda_function_name('${ARN}')`,
+        /permission denied for function (rowcast\.)?lambda_function_name/,
+      );
       // A capture's function attached to the role's own table would write that table's rows as the capture's events.
       for (const fn of ['capture_rows', 'capture_statements']) {
-        await denied(`CREATE TRIGGER hijack AFTER INSERT ON public.mine FOR EACH STATEMENT EXECUTE FUNCTION rowcast.${pg.escapeIdentifier(fn)}()`, new RegExp(`permission denied for function (rowcast\\.)?${fn}`));
+        await denied(
+          `CREATE TRIGGER hijack AFTER INSERT ON public.mine FOR EACH STATEMENT EXECUTE FUNCTION rowcast.${pg.escapeIdentifier(fn)}()`,
+          new RegExp(`permission denied for function (rowcast\\.)?${fn}`),
+        );
       }
       await app.query(`INSERT INTO public.mine VALUES (1, 'mine')`);
       assert.deepEqual(await eventsOf('mine'), []);
@@ -193,15 +266,25 @@ describe('application roles (table rights and USAGE on aws_commons, aws_lambda; 
 
   test('an existing installation gets the fix from migrate and from apply', async () => {
     await undoFix();
-    await assert.rejects(app.query(`INSERT INTO public.t VALUES (2, 'before')`), /permission denied for schema rowcast/);
+    await assert.rejects(
+      app.query(`INSERT INTO public.t VALUES (2, 'before')`),
+      /permission denied for schema rowcast/,
+    );
     // Migration 012, as `rowcast migrate` runs it on an installation made before it.
     const migration = listMigrations().find((m) => m.id === 12);
     assert.ok(migration, 'migration 012 exists');
     await db.pool.query(`BEGIN; ${migration.sql}; COMMIT`);
     await app.query(`INSERT INTO public.t VALUES (2, 'after')`);
-    await eventually(() => receiver.requests.some((q) => q.json?.body?.v === 'after'), 'the function to publish the row');
+    await eventually(
+      () => receiver.requests.some((q) => q.json?.body?.v === 'after'),
+      'the function to publish the row',
+    );
     const open = async () =>
-      (await db.pool.query(`SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'rowcast'::regnamespace AND p.proname LIKE 'capture%' AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1`)).rows.map((f) => f.proname);
+      (
+        await db.pool.query(
+          `SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'rowcast'::regnamespace AND p.proname LIKE 'capture%' AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1`,
+        )
+      ).rows.map((f) => f.proname);
     assert.deepEqual(await open(), []);
     // Apply: the captures' functions are generated again, without EXECUTE for PUBLIC.
     await undoFix();

@@ -26,12 +26,15 @@ function config(extra: RowcastConfigInput['captures']): RowcastConfigInput {
   return {
     topics: { orders: {}, other: {} },
     captures: { good: { table: 'orders', topic: 'orders' }, ...extra },
-    subscriptions: { hook: { topic: 'orders', protocol: 'http', endpoint: 'http://127.0.0.1:9/hook', secret: generateSecret() } },
+    subscriptions: {
+      hook: { topic: 'orders', protocol: 'http', endpoint: 'http://127.0.0.1:9/hook', secret: generateSecret() },
+    },
   };
 }
 
 async function assertNothingApplied(): Promise<void> {
-  const count = async (table: string) => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.${table}`)).rows[0].n;
+  const count = async (table: string) =>
+    (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.${table}`)).rows[0].n;
   assert.equal(await count('topics'), 0, 'no topic rows');
   assert.equal(await count('subscriptions'), 0, 'no subscription rows');
   assert.equal(await count('captures'), 0, 'no capture rows');
@@ -53,7 +56,10 @@ describe('apply refuses a config that does not match the database, and applies n
     const err = await applyError(config({ missing: { table: 'shop.ordres', topic: 'other' } }));
     assert.equal(err.code, ErrorCodes.CONFIG_INVALID);
     assert.equal(err.problems.length, 1, err.message);
-    assert.match(err.problems[0]!, /^captures\.missing\.table: table shop\.ordres does not exist or is not visible to this database user; create it first, fix the name, or grant access\.$/);
+    assert.match(
+      err.problems[0]!,
+      /^captures\.missing\.table: table shop\.ordres does not exist or is not visible to this database user; create it first, fix the name, or grant access\.$/,
+    );
     assert.match(err.message, /nothing was applied/);
     await assertNothingApplied();
   });
@@ -64,28 +70,48 @@ describe('apply refuses a config that does not match the database, and applies n
     await assertNothingApplied();
   });
 
-  test('a missing column is named with its key path, and the table\'s columns are listed', async () => {
-    const err = await applyError(config({ cols: { table: { schema: 'shop', name: 'customers' }, topic: 'other', columns: ['name', 'email', 'phone'] } }));
+  test("a missing column is named with its key path, and the table's columns are listed", async () => {
+    const err = await applyError(
+      config({
+        cols: { table: { schema: 'shop', name: 'customers' }, topic: 'other', columns: ['name', 'email', 'phone'] },
+      }),
+    );
     assert.equal(err.problems.length, 1, err.message);
-    assert.equal(err.problems[0], 'captures.cols.columns: shop.customers has no column "email", "phone"; its columns are id, name.');
+    assert.equal(
+      err.problems[0],
+      'captures.cols.columns: shop.customers has no column "email", "phone"; its columns are id, name.',
+    );
     await assertNothingApplied();
   });
 
   test('every problem is reported at once', async () => {
-    const err = await applyError(config({ a: { table: 'nope', topic: 'other' }, b: { table: 'orders', topic: 'other', columns: ['Status'] } }));
-    assert.deepEqual(err.problems.map((p) => p.slice(0, p.indexOf(':'))), ['captures.a.table', 'captures.b.columns']);
+    const err = await applyError(
+      config({ a: { table: 'nope', topic: 'other' }, b: { table: 'orders', topic: 'other', columns: ['Status'] } }),
+    );
+    assert.deepEqual(
+      err.problems.map((p) => p.slice(0, p.indexOf(':'))),
+      ['captures.a.table', 'captures.b.columns'],
+    );
     await assertNothingApplied();
   });
 
   test('a condition PostgreSQL rejects fails apply at that step and rolls everything back', async () => {
-    const err = await applyError(config({ bad: { table: 'orders', topic: 'other', when: { update: 'NEW.no_such_column > 1' } } }));
+    const err = await applyError(
+      config({ bad: { table: 'orders', topic: 'other', when: { update: 'NEW.no_such_column > 1' } } }),
+    );
     assert.equal(err.code, ErrorCodes.CAPTURE_INVALID);
-    assert.match(err.message, /^apply failed at "\+ capture bad on public\.orders .*" and nothing was applied: .*no_such_column/);
+    assert.match(
+      err.message,
+      /^apply failed at "\+ capture bad on public\.orders .*" and nothing was applied: .*no_such_column/,
+    );
     await assertNothingApplied();
   });
 
   test('a dry run reports the same problems', async () => {
-    await assert.rejects(apply(db.pool, parseConfig(config({ missing: { table: 'nope', topic: 'other' } })), { dryRun: true }), /captures\.missing\.table: table public\.nope does not exist/);
+    await assert.rejects(
+      apply(db.pool, parseConfig(config({ missing: { table: 'nope', topic: 'other' } })), { dryRun: true }),
+      /captures\.missing\.table: table public\.nope does not exist/,
+    );
     await assertNothingApplied();
   });
 
@@ -104,10 +130,16 @@ async function dump(): Promise<Record<string, string[]>> {
     `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'rowcast' AND c.relkind IN ('r', 'p') ORDER BY 1`,
   );
   for (const { name } of tables.rows) {
-    const rows = await db.pool.query<{ r: string }>(`SELECT to_jsonb(x)::text AS r FROM rowcast.${ident(name)} x ORDER BY 1`);
+    const rows = await db.pool.query<{ r: string }>(
+      `SELECT to_jsonb(x)::text AS r FROM rowcast.${ident(name)} x ORDER BY 1`,
+    );
     result[`table rowcast.${name}`] = rows.rows.map((r) => r.r);
   }
-  result.triggers = (await db.pool.query<{ d: string }>(`SELECT pg_get_triggerdef(oid) AS d FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`)).rows.map((r) => r.d);
+  result.triggers = (
+    await db.pool.query<{ d: string }>(
+      `SELECT pg_get_triggerdef(oid) AS d FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`,
+    )
+  ).rows.map((r) => r.d);
   result.functions = (
     await db.pool.query<{ d: string }>(
       `SELECT pg_get_functiondef(p.oid) AS d FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'rowcast' AND p.prokind = 'f' ORDER BY 1`,
@@ -134,7 +166,10 @@ describe('an apply that fails part-way leaves the database exactly as it was', (
     await apply(db.pool, parseConfig(base));
     await db.pool.query(`INSERT INTO orders VALUES (1, 'new', 10)`);
     const before = await dump();
-    assert.ok(before.triggers!.length >= 4 && before['table rowcast.events']!.length === 1, JSON.stringify(before, null, 1));
+    assert.ok(
+      before.triggers!.length >= 4 && before['table rowcast.events']!.length === 1,
+      JSON.stringify(before, null, 1),
+    );
 
     // Every kind of change, and last a capture whose condition PostgreSQL rejects.
     const changed: RowcastConfigInput = {
@@ -151,15 +186,24 @@ describe('an apply that fails part-way leaves the database exactly as it was', (
     };
     const plan = await apply(db.pool, parseConfig(changed), { dryRun: true });
     const failing = plan.steps.findIndex((s) => s.summary.includes('capture zz_broken'));
-    assert.ok(failing >= 8, `the failing step comes after many others:\n${plan.steps.map((s) => s.summary).join('\n')}`);
+    assert.ok(
+      failing >= 8,
+      `the failing step comes after many others:\n${plan.steps.map((s) => s.summary).join('\n')}`,
+    );
     const err = await applyError(changed);
     assert.equal(err.code, ErrorCodes.CAPTURE_INVALID);
-    assert.match(err.message, /^apply failed at "\+ capture zz_broken on shop\.customers .*" and nothing was applied: .*no_such_column/);
+    assert.match(
+      err.message,
+      /^apply failed at "\+ capture zz_broken on shop\.customers .*" and nothing was applied: .*no_such_column/,
+    );
     assert.ok(!err.message.includes(secret), 'no secret in the error');
     assert.deepEqual(await dump(), before);
     // The triggers that were there still capture.
     await db.pool.query(`UPDATE orders SET status = 'paid' WHERE id = 1`);
-    assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE capture = 'orders'`)).rows[0].n, 2);
+    assert.equal(
+      (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE capture = 'orders'`)).rows[0].n,
+      2,
+    );
   });
 
   test('a secret from an environment variable that is not a Standard Webhooks secret: refused, not printed, nothing applied', async () => {
@@ -167,9 +211,17 @@ describe('an apply that fails part-way leaves the database exactly as it was', (
     const variable = 'ROWCAST_TEST_BAD_SECRET';
     process.env[variable] = 'hunter2-not-a-webhook-secret';
     try {
-      const err = await applyError({ ...base, subscriptions: { ...base.subscriptions, hook: { topic: 'orders', protocol: 'http', endpoint: 'http://127.0.0.1:9/hook', secret: { env: variable } } } });
+      const err = await applyError({
+        ...base,
+        subscriptions: {
+          ...base.subscriptions,
+          hook: { topic: 'orders', protocol: 'http', endpoint: 'http://127.0.0.1:9/hook', secret: { env: variable } },
+        },
+      });
       assert.equal(err.code, ErrorCodes.CONFIG_INVALID);
-      assert.deepEqual(err.problems, [`subscriptions.hook.secret: the value of $${variable} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`]);
+      assert.deepEqual(err.problems, [
+        `subscriptions.hook.secret: the value of $${variable} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`,
+      ]);
       assert.ok(!err.message.includes('hunter2'), 'the value is never printed');
     } finally {
       delete process.env[variable];
@@ -178,10 +230,17 @@ describe('an apply that fails part-way leaves the database exactly as it was', (
   });
 });
 
-describe('a capture whose triggers went behind rowcast\'s back is reinstalled by the next apply', () => {
+describe("a capture whose triggers went behind rowcast's back is reinstalled by the next apply", () => {
   const captured = (when?: string): RowcastConfigInput => ({
     topics: { invoices: {} },
-    captures: { invoices: { table: 'invoices', topic: 'invoices', operations: ['INSERT', 'UPDATE'], ...(when ? { when: { update: when } } : {}) } },
+    captures: {
+      invoices: {
+        table: 'invoices',
+        topic: 'invoices',
+        operations: ['INSERT', 'UPDATE'],
+        ...(when ? { when: { update: when } } : {}),
+      },
+    },
   });
 
   test('a trigger dropped by hand, or with its table dropped and re-created', async () => {
@@ -189,31 +248,55 @@ describe('a capture whose triggers went behind rowcast\'s back is reinstalled by
     await apply(db.pool, parseConfig(captured()));
     await db.pool.query('DROP TRIGGER rowcast_invoices_update ON invoices');
     const plan = await apply(db.pool, parseConfig(captured()), { dryRun: true });
-    assert.ok(plan.steps.length > 0 && plan.steps.every((s) => s.summary === '~ capture invoices on public.invoices (INSERT, UPDATE → topic invoices, payload row): its triggers are missing, reinstalled'), plan.steps.map((s) => s.summary).join('\n'));
+    assert.ok(
+      plan.steps.length > 0 &&
+        plan.steps.every(
+          (s) =>
+            s.summary ===
+            '~ capture invoices on public.invoices (INSERT, UPDATE → topic invoices, payload row): its triggers are missing, reinstalled',
+        ),
+      plan.steps.map((s) => s.summary).join('\n'),
+    );
     await apply(db.pool, parseConfig(captured()));
-    assert.deepEqual(await allRowcastTriggers(db.pool).then((t) => t.filter((x) => x.startsWith('public.invoices:'))), ['public.invoices:rowcast_invoices_insert', 'public.invoices:rowcast_invoices_update']);
+    assert.deepEqual(await allRowcastTriggers(db.pool).then((t) => t.filter((x) => x.startsWith('public.invoices:'))), [
+      'public.invoices:rowcast_invoices_insert',
+      'public.invoices:rowcast_invoices_update',
+    ]);
     assert.deepEqual((await apply(db.pool, parseConfig(captured()), { dryRun: true })).steps, []);
 
     await db.pool.query('DROP TABLE invoices; CREATE TABLE invoices (id int PRIMARY KEY, status text)');
     await apply(db.pool, parseConfig(captured()));
     await db.pool.query(`INSERT INTO invoices VALUES (1, 'new')`);
-    assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE capture = 'invoices'`)).rows[0].n, 1, 'captured again');
+    assert.equal(
+      (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE capture = 'invoices'`)).rows[0].n,
+      1,
+      'captured again',
+    );
   });
 
   test('a column named in a when condition: PostgreSQL refuses to drop it; dropped with CASCADE, apply says what to fix', async () => {
     await apply(db.pool, parseConfig(captured('NEW.status IS DISTINCT FROM OLD.status')));
-    await assert.rejects(db.pool.query('ALTER TABLE invoices DROP COLUMN status'), (err: Error & { detail?: string }) => {
-      assert.match(err.message, /cannot drop column status of table invoices because other objects depend on it/);
-      assert.match(err.detail ?? '', /trigger rowcast_invoices_update on table invoices depends on column status/);
-      return true;
-    });
+    await assert.rejects(
+      db.pool.query('ALTER TABLE invoices DROP COLUMN status'),
+      (err: Error & { detail?: string }) => {
+        assert.match(err.message, /cannot drop column status of table invoices because other objects depend on it/);
+        assert.match(err.detail ?? '', /trigger rowcast_invoices_update on table invoices depends on column status/);
+        return true;
+      },
+    );
     await db.pool.query('ALTER TABLE invoices DROP COLUMN status CASCADE');
     await db.pool.query(`INSERT INTO invoices VALUES (2)`);
     const err = await applyError(captured('NEW.status IS DISTINCT FROM OLD.status'));
     assert.equal(err.code, ErrorCodes.CAPTURE_INVALID);
-    assert.match(err.message, /^apply failed at "~ capture invoices on public\.invoices .*: its triggers are missing, reinstalled" and nothing was applied: .*status/);
+    assert.match(
+      err.message,
+      /^apply failed at "~ capture invoices on public\.invoices .*: its triggers are missing, reinstalled" and nothing was applied: .*status/,
+    );
     // Without the condition it installs again.
     await apply(db.pool, parseConfig(captured()));
-    assert.deepEqual(await allRowcastTriggers(db.pool).then((t) => t.filter((x) => x.startsWith('public.invoices:'))), ['public.invoices:rowcast_invoices_insert', 'public.invoices:rowcast_invoices_update']);
+    assert.deepEqual(await allRowcastTriggers(db.pool).then((t) => t.filter((x) => x.startsWith('public.invoices:'))), [
+      'public.invoices:rowcast_invoices_insert',
+      'public.invoices:rowcast_invoices_update',
+    ]);
   });
 });

@@ -50,7 +50,13 @@ class Store {
     await applyConfig(this.db.pool, config);
     const parsed = parseConfig(config, 'test config');
     this.sources = parsed.sources;
-    this.runtime = await startRowcast({ databaseUrl: this.db.url, runtime: FAST_RUNTIME, functions: parsed.functions, sources: parsed.sources, logger: createLogger('silent') });
+    this.runtime = await startRowcast({
+      databaseUrl: this.db.url,
+      runtime: FAST_RUNTIME,
+      functions: parsed.functions,
+      sources: parsed.sources,
+      logger: createLogger('silent'),
+    });
   }
 
   async tearDown(): Promise<void> {
@@ -77,7 +83,10 @@ function assertNeverOlder(rows: EventRow[]) {
     const id = String(e.after.id);
     const v = Number(e.after.v);
     const prior = seen.get(id);
-    assert.ok(prior === undefined || v >= prior, `row ${id}: v ${v} delivered after v ${prior} (event ${e.id}, ${e.op})`);
+    assert.ok(
+      prior === undefined || v >= prior,
+      `row ${id}: v ${v} delivered after v ${prior} (event ${e.id}, ${e.op})`,
+    );
     seen.set(id, v);
   }
 }
@@ -125,10 +134,21 @@ describe('backfill of a PostgreSQL source on another server', () => {
   test("every row once as READ, in key order; a READ's values equal the INSERT's of the same row; nothing stored on the source", async () => {
     await src.query(`INSERT INTO items VALUES (1, 0, 12345.678, '2024-01-02 03:04:05.123456+02', '2024-01-02 03:04:05.5', '{"a": [1, 2.50], "b": null}',
                        true, 0.1, '{1,2,NULL}', '2024-02-29', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '192.168.1.5', 'héllo')`);
-    const [inserted] = await eventually(async () => ((await store.events('INSERT')).length ? store.events('INSERT') : null), 'the INSERT event');
-    const tables = (await src.query(`SELECT count(*)::int AS n FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace`)).rows[0].n;
+    const [inserted] = await eventually(
+      async () => ((await store.events('INSERT')).length ? store.events('INSERT') : null),
+      'the INSERT event',
+    );
+    const tables = (
+      await src.query(
+        `SELECT count(*)::int AS n FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace`,
+      )
+    ).rows[0].n;
     const seen: number[] = [];
-    const done = await runBackfill(store.db.pool, 'items', { sources: store.sources, batch: 64, onProgress: (p) => seen.push(p.rowsSent) });
+    const done = await runBackfill(store.db.pool, 'items', {
+      sources: store.sources,
+      batch: 64,
+      onProgress: (p) => seen.push(p.rowsSent),
+    });
     assert.equal(done.state, 'done');
     assert.equal(done.rowsSent, ROWS);
     assert.equal(done.rowsTotal, ROWS);
@@ -137,25 +157,47 @@ describe('backfill of a PostgreSQL source on another server', () => {
       const r = await store.events('READ');
       return r.length === ROWS ? r : null;
     }, 'every READ event');
-    assert.deepEqual(reads.map((e) => Number(e.key.id)), Array.from({ length: ROWS }, (_, i) => i + 1));
+    assert.deepEqual(
+      reads.map((e) => Number(e.key.id)),
+      Array.from({ length: ROWS }, (_, i) => i + 1),
+    );
     assert.deepEqual(reads[0]!.after, inserted!.after);
     assert.equal(inserted!.after!.n, '12345.678');
     assert.equal(inserted!.after!.flag, true);
     assert.equal(inserted!.after!.ip, '192.168.1.5');
     // Only the WAL carried the batches: the source has no table more than before.
-    assert.equal((await src.query(`SELECT count(*)::int AS n FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace`)).rows[0].n, tables);
+    assert.equal(
+      (
+        await src.query(
+          `SELECT count(*)::int AS n FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace`,
+        )
+      ).rows[0].n,
+      tables,
+    );
   });
 
   test('rows updated during the backfill are never delivered older after newer', async () => {
     await store.clear();
     const updates = await withWriter(
       (id) => src.query(`UPDATE items SET v = v + 1 WHERE id = $1`, [id]),
-      () => runBackfill(store.db.pool, 'items', { sources: store.sources, batch: 20, restart: true, onProgress: () => new Promise((r) => setTimeout(r, 5)) }),
+      () =>
+        runBackfill(store.db.pool, 'items', {
+          sources: store.sources,
+          batch: 20,
+          restart: true,
+          onProgress: () => new Promise((r) => setTimeout(r, 5)),
+        }),
     );
-    const rows = await eventually(async () => {
-      const r = await store.events();
-      return r.filter((e) => e.op === 'READ').length === ROWS && r.filter((e) => e.op === 'UPDATE').length === updates ? r : null;
-    }, 'every READ and UPDATE event', 60_000);
+    const rows = await eventually(
+      async () => {
+        const r = await store.events();
+        return r.filter((e) => e.op === 'READ').length === ROWS && r.filter((e) => e.op === 'UPDATE').length === updates
+          ? r
+          : null;
+      },
+      'every READ and UPDATE event',
+      60_000,
+    );
     assert.ok(updates > 0);
     assertNeverOlder(rows);
   });
@@ -164,7 +206,14 @@ describe('backfill of a PostgreSQL source on another server', () => {
     await store.clear();
     let batches = 0;
     await assert.rejects(
-      runBackfill(store.db.pool, 'items', { sources: store.sources, batch: 50, restart: true, onProgress: () => { if (++batches === 2) throw new Error('killed'); } }),
+      runBackfill(store.db.pool, 'items', {
+        sources: store.sources,
+        batch: 50,
+        restart: true,
+        onProgress: () => {
+          if (++batches === 2) throw new Error('killed');
+        },
+      }),
       /killed/,
     );
     await store.db.pool.query(`UPDATE rowcast.backfills SET state = 'running' WHERE capture = 'items'`);
@@ -172,12 +221,23 @@ describe('backfill of a PostgreSQL source on another server', () => {
     const done = await runBackfill(store.db.pool, 'items', { sources: store.sources });
     assert.equal(done.state, 'done');
     assert.equal(done.rowsSent, ROWS);
-    const ids = (await eventually(async () => ((await store.events('READ')).length === ROWS ? store.events('READ') : null), 'every READ event')).map((e) => Number(e.key.id));
-    assert.deepEqual(ids, Array.from({ length: ROWS }, (_, i) => i + 1));
+    const ids = (
+      await eventually(
+        async () => ((await store.events('READ')).length === ROWS ? store.events('READ') : null),
+        'every READ event',
+      )
+    ).map((e) => Number(e.key.id));
+    assert.deepEqual(
+      ids,
+      Array.from({ length: ROWS }, (_, i) => i + 1),
+    );
   });
 
   test('a capture whose source the config does not declare is refused, naming it', async () => {
-    await assert.rejects(runBackfill(store.db.pool, 'items', {}), /reads source shop, which the config given to this process does not declare/);
+    await assert.rejects(
+      runBackfill(store.db.pool, 'items', {}),
+      /reads source shop, which the config given to this process does not declare/,
+    );
   });
 });
 
@@ -197,7 +257,9 @@ describe('backfill of a MySQL/MariaDB source', { skip: skipMysql }, () => {
       `CREATE TABLE items (id BIGINT UNSIGNED PRIMARY KEY, v INT NOT NULL DEFAULT 0, dt DATETIME(3), ts TIMESTAMP(6) NULL, d DATE, j JSON, b BLOB, bits BIT(10),
         e ENUM('small','large'), tags SET('red','green','blue'), amount DECIMAL(30,10), neg BIGINT, f DOUBLE, small INT UNSIGNED, note TEXT)`,
     );
-    await admin.query(`INSERT INTO items (id, note) WITH RECURSIVE s(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM s WHERE i < ${ROWS}) SELECT i, CONCAT('row ', i) FROM s`);
+    await admin.query(
+      `INSERT INTO items (id, note) WITH RECURSIVE s(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM s WHERE i < ${ROWS}) SELECT i, CONCAT('row ', i) FROM s`,
+    );
     await store.setUp({
       sources: { maria: { kind: 'mysql', url: MARIADB, serverId: randomInt(100_000, 4_000_000) } },
       topics: { items: {} },
@@ -216,21 +278,35 @@ describe('backfill of a MySQL/MariaDB source', { skip: skipMysql }, () => {
       `INSERT INTO items VALUES (1, 0, '2024-01-02 03:04:05.678', '2024-01-02 03:04:05.123456', '2024-02-03', '{"a": [1, 2], "b": null}',
         x'00ff10', b'1010010101', 'large', 'red,blue', '12345678901234567890.0123456789', -9223372036854775808, 1.5, 4294967295, 'héllo')`,
     );
-    const [inserted] = await eventually(async () => ((await store.events('INSERT')).length ? store.events('INSERT') : null), 'the INSERT event', 30_000);
+    const [inserted] = await eventually(
+      async () => ((await store.events('INSERT')).length ? store.events('INSERT') : null),
+      'the INSERT event',
+      30_000,
+    );
     const done = await runBackfill(store.db.pool, 'items', { sources: store.sources, batch: 64 });
     assert.equal(done.state, 'done');
     assert.equal(done.rowsSent, ROWS);
     assert.equal(done.rowsTotal, ROWS);
-    const reads = await eventually(async () => {
-      const r = await store.events('READ');
-      return r.length === ROWS ? r : null;
-    }, 'every READ event', 30_000);
-    assert.deepEqual(reads.map((e) => Number(e.key.id)), Array.from({ length: ROWS }, (_, i) => i + 1));
+    const reads = await eventually(
+      async () => {
+        const r = await store.events('READ');
+        return r.length === ROWS ? r : null;
+      },
+      'every READ event',
+      30_000,
+    );
+    assert.deepEqual(
+      reads.map((e) => Number(e.key.id)),
+      Array.from({ length: ROWS }, (_, i) => i + 1),
+    );
     assert.deepEqual(reads[0]!.after, inserted!.after);
     assert.equal(inserted!.after!.bits, '1010010101');
     assert.deepEqual(inserted!.after!.tags, ['red', 'blue']);
     // The backfill table the batches went through is empty.
-    const [copies] = (await admin.query(`SELECT TABLE_NAME AS t, TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE 'rowcast_backfill_%'`, [database])) as [{ t: string }[], unknown];
+    const [copies] = (await admin.query(
+      `SELECT TABLE_NAME AS t, TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE 'rowcast_backfill_%'`,
+      [database],
+    )) as [{ t: string }[], unknown];
     assert.equal(copies.length, 1);
     const [left] = (await admin.query(`SELECT COUNT(*) AS n FROM \`${copies[0]!.t}\``)) as [{ n: number }[], unknown];
     assert.equal(Number(left[0]!.n), 0);
@@ -242,12 +318,25 @@ describe('backfill of a MySQL/MariaDB source', { skip: skipMysql }, () => {
     try {
       const updates = await withWriter(
         (id) => writer.query('UPDATE items SET v = v + 1 WHERE id = ?', [id]),
-        () => runBackfill(store.db.pool, 'items', { sources: store.sources, batch: 20, restart: true, onProgress: () => new Promise((r) => setTimeout(r, 5)) }),
+        () =>
+          runBackfill(store.db.pool, 'items', {
+            sources: store.sources,
+            batch: 20,
+            restart: true,
+            onProgress: () => new Promise((r) => setTimeout(r, 5)),
+          }),
       );
-      const rows = await eventually(async () => {
-        const r = await store.events();
-        return r.filter((e) => e.op === 'READ').length === ROWS && r.filter((e) => e.op === 'UPDATE').length === updates ? r : null;
-      }, 'every READ and UPDATE event', 60_000);
+      const rows = await eventually(
+        async () => {
+          const r = await store.events();
+          return r.filter((e) => e.op === 'READ').length === ROWS &&
+            r.filter((e) => e.op === 'UPDATE').length === updates
+            ? r
+            : null;
+        },
+        'every READ and UPDATE event',
+        60_000,
+      );
       assert.ok(updates > 0);
       assertNeverOlder(rows);
     } finally {
@@ -259,18 +348,41 @@ describe('backfill of a MySQL/MariaDB source', { skip: skipMysql }, () => {
     await store.clear();
     let batches = 0;
     await assert.rejects(
-      runBackfill(store.db.pool, 'items', { sources: store.sources, batch: 50, restart: true, onProgress: () => { if (++batches === 2) throw new Error('killed'); } }),
+      runBackfill(store.db.pool, 'items', {
+        sources: store.sources,
+        batch: 50,
+        restart: true,
+        onProgress: () => {
+          if (++batches === 2) throw new Error('killed');
+        },
+      }),
       /killed/,
     );
     await store.db.pool.query(`UPDATE rowcast.backfills SET state = 'running' WHERE capture = 'items'`);
     const done = await runBackfill(store.db.pool, 'items', { sources: store.sources });
     assert.equal(done.rowsSent, ROWS);
-    const ids = (await eventually(async () => ((await store.events('READ')).length === ROWS ? store.events('READ') : null), 'every READ event', 30_000)).map((e) => Number(e.key.id));
-    assert.deepEqual(ids, Array.from({ length: ROWS }, (_, i) => i + 1));
+    const ids = (
+      await eventually(
+        async () => ((await store.events('READ')).length === ROWS ? store.events('READ') : null),
+        'every READ event',
+        30_000,
+      )
+    ).map((e) => Number(e.key.id));
+    assert.deepEqual(
+      ids,
+      Array.from({ length: ROWS }, (_, i) => i + 1),
+    );
 
     await store.clear();
-    const some = await runBackfill(store.db.pool, 'items', { sources: store.sources, restart: true, where: 'id % 10 = 0' });
+    const some = await runBackfill(store.db.pool, 'items', {
+      sources: store.sources,
+      restart: true,
+      where: 'id % 10 = 0',
+    });
     assert.equal(some.rowsSent, ROWS / 10);
-    await assert.rejects(runBackfill(store.db.pool, 'items', { sources: store.sources, restart: true, where: 'nope(' }), /is not a valid condition on/);
+    await assert.rejects(
+      runBackfill(store.db.pool, 'items', { sources: store.sources, restart: true, where: 'nope(' }),
+      /is not a valid condition on/,
+    );
   });
 });

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { getBackfill, runBackfill } from '../../src/capture/backfill.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { fetch } from 'undici';
 import { runCli } from '../support/cli.js';
 
@@ -19,7 +25,10 @@ const TOKEN = 'backfill-test-token';
 async function api(method: string, path: string, body?: unknown) {
   const res = await fetch(`${runtime.httpUrl!}/api${path}`, {
     method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as any };
@@ -29,10 +38,14 @@ before(async () => {
   db = await createTestDatabase();
   for (const t of ['t_items', 'l_items']) {
     await db.pool.query(`CREATE TABLE ${t} (id int PRIMARY KEY, v int NOT NULL DEFAULT 0, note text, big bigint)`);
-    await db.pool.query(`INSERT INTO ${t} (id, note, big) SELECT i, 'row ' || i, 9007199254740993 FROM generate_series(1, ${ROWS}) AS i`);
+    await db.pool.query(
+      `INSERT INTO ${t} (id, note, big) SELECT i, 'row ' || i, 9007199254740993 FROM generate_series(1, ${ROWS}) AS i`,
+    );
   }
   await db.pool.query(`CREATE TABLE k_items (a bigint, b text, PRIMARY KEY (a, b))`);
-  await db.pool.query(`INSERT INTO k_items SELECT 9007199254740993 + i / 2, 'b' || (i % 2) FROM generate_series(0, 9) AS i`);
+  await db.pool.query(
+    `INSERT INTO k_items SELECT 9007199254740993 + i / 2, 'b' || (i % 2) FROM generate_series(0, 9) AS i`,
+  );
   await applyConfig(db.pool, {
     topics: { items: {} },
     captures: {
@@ -50,7 +63,12 @@ after(async () => {
 });
 
 async function events(capture: string, op?: string) {
-  const { rows } = await db.pool.query<{ id: string; op: string; key: { id: number }; after: { id: number; v: number; note: string; big: string } | null }>(
+  const { rows } = await db.pool.query<{
+    id: string;
+    op: string;
+    key: { id: number };
+    after: { id: number; v: number; note: string; big: string } | null;
+  }>(
     `SELECT e.id::text AS id, op, key, after FROM rowcast.events e WHERE capture = $1 AND ($2::text IS NULL OR op = $2) ORDER BY e.id`,
     [capture, op ?? null],
   );
@@ -65,7 +83,10 @@ function assertNeverOlder(rows: Awaited<ReturnType<typeof events>>) {
   for (const e of rows) {
     if (!e.after) continue;
     const prior = seen.get(e.after.id);
-    assert.ok(prior === undefined || e.after.v >= prior, `row ${e.after.id}: v ${e.after.v} delivered after v ${prior} (event ${e.id}, ${e.op})`);
+    assert.ok(
+      prior === undefined || e.after.v >= prior,
+      `row ${e.after.id}: v ${e.after.v} delivered after v ${prior} (event ${e.id}, ${e.op})`,
+    );
     seen.set(e.after.id, e.after.v);
   }
 }
@@ -81,7 +102,10 @@ describe('backfill', () => {
     assert.deepEqual(seen.slice(0, 3), [64, 128, 192]);
     const rows = await events('trig');
     assert.equal(rows.length, ROWS);
-    assert.deepEqual(rows.map((e) => e.key.id), Array.from({ length: ROWS }, (_, i) => i + 1));
+    assert.deepEqual(
+      rows.map((e) => e.key.id),
+      Array.from({ length: ROWS }, (_, i) => i + 1),
+    );
     assert.ok(rows.every((e) => e.op === 'READ'));
     assert.deepEqual(rows[0]!.after, { id: 1, v: 0, note: 'row 1', big: '9007199254740993' });
     // The same shape as a live INSERT's event.
@@ -94,7 +118,9 @@ describe('backfill', () => {
   test('a composite bigint key: batches resume after the exact last key', async () => {
     const done = await runBackfill(db.pool, 'keyed', { batch: 3 });
     assert.equal(done.rowsSent, 10);
-    const { rows } = await db.pool.query<{ key: { a: string; b: string } }>(`SELECT key FROM rowcast.events WHERE capture = 'keyed' ORDER BY id`);
+    const { rows } = await db.pool.query<{ key: { a: string; b: string } }>(
+      `SELECT key FROM rowcast.events WHERE capture = 'keyed' ORDER BY id`,
+    );
     assert.deepEqual(
       rows.map((r) => `${r.key.a}/${r.key.b}`),
       Array.from({ length: 10 }, (_, i) => `${9007199254740993n + BigInt(Math.floor(i / 2))}/b${i % 2}`),
@@ -105,10 +131,25 @@ describe('backfill', () => {
     await clear('trig');
     const done = await runBackfill(db.pool, 'trig', { where: 'id % 10 = 0', batch: 7 });
     assert.equal(done.rowsSent, ROWS / 10);
-    assert.deepEqual((await events('trig')).map((e) => e.key.id), Array.from({ length: ROWS / 10 }, (_, i) => (i + 1) * 10));
-    await assert.rejects(runBackfill(db.pool, 'trig', { where: 'no_such_column > 1' }), /is not a valid condition on public\.t_items/);
+    assert.deepEqual(
+      (await events('trig')).map((e) => e.key.id),
+      Array.from({ length: ROWS / 10 }, (_, i) => (i + 1) * 10),
+    );
+    await assert.rejects(
+      runBackfill(db.pool, 'trig', { where: 'no_such_column > 1' }),
+      /is not a valid condition on public\.t_items/,
+    );
     // Interrupted half-way (its state: failed), then asked with another condition.
-    await assert.rejects(runBackfill(db.pool, 'trig', { where: 'id > 0', batch: 10, onProgress: () => { throw new Error('crash'); } }), /crash/);
+    await assert.rejects(
+      runBackfill(db.pool, 'trig', {
+        where: 'id > 0',
+        batch: 10,
+        onProgress: () => {
+          throw new Error('crash');
+        },
+      }),
+      /crash/,
+    );
     await assert.rejects(runBackfill(db.pool, 'trig', { where: 'id > 100' }), /--restart/);
   });
 
@@ -116,7 +157,13 @@ describe('backfill', () => {
     await clear('trig');
     let batches = 0;
     await assert.rejects(
-      runBackfill(db.pool, 'trig', { batch: 50, restart: true, onProgress: () => { if (++batches === 3) throw new Error('killed'); } }),
+      runBackfill(db.pool, 'trig', {
+        batch: 50,
+        restart: true,
+        onProgress: () => {
+          if (++batches === 3) throw new Error('killed');
+        },
+      }),
       /killed/,
     );
     // A killed process leaves its state running (nobody marks it failed): the next run resumes it all the same.
@@ -126,10 +173,16 @@ describe('backfill', () => {
     assert.equal(done.state, 'done');
     assert.equal(done.rowsSent, ROWS);
     const ids = (await events('trig')).map((e) => e.key.id);
-    assert.deepEqual(ids, Array.from({ length: ROWS }, (_, i) => i + 1));
+    assert.deepEqual(
+      ids,
+      Array.from({ length: ROWS }, (_, i) => i + 1),
+    );
   });
 
-  for (const [capture, table] of [['trig', 't_items'], ['logi', 'l_items']] as const) {
+  for (const [capture, table] of [
+    ['trig', 't_items'],
+    ['logi', 'l_items'],
+  ] as const) {
     test(`${capture === 'trig' ? 'a trigger' : 'a logical'} capture: rows updated during the backfill are never delivered older after newer`, async () => {
       await clear(capture);
       let stop = false;
@@ -142,12 +195,18 @@ describe('backfill', () => {
         }
         return n;
       })();
-      const done = await runBackfill(db.pool, capture, { batch: 20, restart: true, onProgress: () => new Promise((r) => setTimeout(r, 5)) }).finally(() => (stop = true));
+      const done = await runBackfill(db.pool, capture, {
+        batch: 20,
+        restart: true,
+        onProgress: () => new Promise((r) => setTimeout(r, 5)),
+      }).finally(() => (stop = true));
       const updates = await writer;
       assert.equal(done.rowsSent, ROWS);
       const rows = await eventually(async () => {
         const r = await events(capture);
-        return r.filter((e) => e.op === 'READ').length === ROWS && r.filter((e) => e.op === 'UPDATE').length === updates ? r : null;
+        return r.filter((e) => e.op === 'READ').length === ROWS && r.filter((e) => e.op === 'UPDATE').length === updates
+          ? r
+          : null;
       }, 'every READ and UPDATE event');
       assertNeverOlder(rows);
       assert.equal(new Set(rows.filter((e) => e.op === 'READ').map((e) => e.key.id)).size, ROWS);
@@ -156,7 +215,9 @@ describe('backfill', () => {
 
   test('the CLI: a progress bar on stderr, the result on stdout; the capture is named when unknown', async () => {
     await clear('logi');
-    const r = await runCli(['--progress', 'backfill', 'logi', '--batch', '100', '--restart'], { env: { DATABASE_URL: db.url } });
+    const r = await runCli(['--progress', 'backfill', 'logi', '--batch', '100', '--restart'], {
+      env: { DATABASE_URL: db.url },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /backfilled 300 rows of capture logi/);
     assert.match(r.stderr, /backfill logi \[#+-*\] \d+\/300 rows/);

@@ -11,7 +11,13 @@ import { connect as amqpConnect, type ChannelModel } from 'amqplib';
 import { Redis } from 'ioredis';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 
 const run = randomUUID().slice(0, 8);
 let db: TestDatabase;
@@ -39,7 +45,17 @@ before(async () => {
   await ch.assertExchange(`chain-${run}`, 'topic', { durable: false, autoDelete: true });
   const { queue } = await ch.assertQueue('', { exclusive: true });
   await ch.bindQueue(queue, `chain-${run}`, '#');
-  await ch.consume(queue, (m) => m && got.amqp.push({ messageId: m.properties.messageId, persistent: m.properties.deliveryMode === 2, body: JSON.parse(m.content.toString()) }), { noAck: true });
+  await ch.consume(
+    queue,
+    (m) =>
+      m &&
+      got.amqp.push({
+        messageId: m.properties.messageId,
+        persistent: m.properties.deliveryMode === 2,
+        body: JSON.parse(m.content.toString()),
+      }),
+    { noAck: true },
+  );
   redis = new Redis('redis://127.0.0.1:6379');
   mqttClient = await mqtt.connectAsync('mqtt://127.0.0.1:1883');
   await mqttClient.subscribeAsync(`chain/${run}/#`, { qos: 1 });
@@ -51,7 +67,11 @@ before(async () => {
     captures: { parcels: { table: 'parcels', topic: 'parcels' } },
     subscriptions: {
       nats: { topic: 'parcels', protocol: 'nats', options: { subject: `chain.${run}.{topic}` } },
-      amqp: { topic: 'parcels', protocol: 'amqp', options: { exchange: `chain-${run}`, routingKey: 'rowcast.{topic}' } },
+      amqp: {
+        topic: 'parcels',
+        protocol: 'amqp',
+        options: { exchange: `chain-${run}`, routingKey: 'rowcast.{topic}' },
+      },
       redis: { topic: 'parcels', protocol: 'redis', options: { stream: `chain:${run}:{topic}`, maxLen: 1000 } },
       mqtt: { topic: 'parcels', protocol: 'mqtt', options: { topic: `chain/${run}/{topic}`, qos: 1 } },
     },
@@ -70,20 +90,33 @@ after(async () => {
   await db?.drop();
 });
 
-test('one captured change reaches NATS, RabbitMQ, Redis and MQTT, acknowledged, with the same message id', { timeout: 60_000 }, async () => {
-  await db.pool.query(`INSERT INTO parcels VALUES (7, 'shipped')`);
-  const entries = async () => redis.xrange(`chain:${run}:parcels`, '-', '+');
-  await eventually(async () => got.nats.length >= 1 && got.amqp.length >= 1 && got.mqtt.length >= 1 && (await entries()).length >= 1, 'all four brokers', 30_000);
-  const ids = new Set<string>([
-    got.nats[0].msgId,
-    got.nats[0].body.id,
-    got.amqp[0].messageId,
-    got.amqp[0].body.id,
-    got.mqtt[0].id,
-    (await entries())[0]![1][(await entries())[0]![1].indexOf('id') + 1]!,
-  ]);
-  assert.equal(ids.size, 1, `one message id everywhere: ${[...ids].join(', ')}`);
-  assert.equal(got.amqp[0].persistent, true);
-  for (const body of [got.nats[0].body, got.amqp[0].body, got.mqtt[0]]) assert.equal(body.body.after.status, 'shipped');
-  await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].n === 4, 'all four deliveries recorded done');
-});
+test(
+  'one captured change reaches NATS, RabbitMQ, Redis and MQTT, acknowledged, with the same message id',
+  { timeout: 60_000 },
+  async () => {
+    await db.pool.query(`INSERT INTO parcels VALUES (7, 'shipped')`);
+    const entries = async () => redis.xrange(`chain:${run}:parcels`, '-', '+');
+    await eventually(
+      async () => got.nats.length >= 1 && got.amqp.length >= 1 && got.mqtt.length >= 1 && (await entries()).length >= 1,
+      'all four brokers',
+      30_000,
+    );
+    const ids = new Set<string>([
+      got.nats[0].msgId,
+      got.nats[0].body.id,
+      got.amqp[0].messageId,
+      got.amqp[0].body.id,
+      got.mqtt[0].id,
+      (await entries())[0]![1][(await entries())[0]![1].indexOf('id') + 1]!,
+    ]);
+    assert.equal(ids.size, 1, `one message id everywhere: ${[...ids].join(', ')}`);
+    assert.equal(got.amqp[0].persistent, true);
+    for (const body of [got.nats[0].body, got.amqp[0].body, got.mqtt[0]])
+      assert.equal(body.body.after.status, 'shipped');
+    await eventually(
+      async () =>
+        (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].n === 4,
+      'all four deliveries recorded done',
+    );
+  },
+);

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateSecret } from '../../src/admin/apply.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
@@ -20,7 +26,12 @@ before(async () => {
   await applyConfig(db.pool, {
     topics: { orders: {}, lines: {}, audit: {} },
     captures: {
-      'orders-row': { table: 'orders', topic: 'orders', operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'], subject: 'order changed' },
+      'orders-row': {
+        table: 'orders',
+        topic: 'orders',
+        operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'],
+        subject: 'order changed',
+      },
       'lines-diff': { table: 'public.order_lines', topic: 'lines', payload: 'diff' },
       'audit-keys': { table: { schema: 'public', name: 'audit' }, topic: 'audit', payload: 'keys' },
     },
@@ -43,11 +54,19 @@ const forSubscription = (name: string) => receiver.requests.filter((r) => r.head
 
 describe('capture → topic → signed webhook', () => {
   test('INSERT, UPDATE and DELETE arrive with the row, signed, with full precision', async () => {
-    await db.pool.query(`INSERT INTO orders VALUES (9007199254740993, 'new', 12345678901234.5670, '2026-01-02 03:04:05.123456+05:30', 'first')`);
+    await db.pool.query(
+      `INSERT INTO orders VALUES (9007199254740993, 'new', 12345678901234.5670, '2026-01-02 03:04:05.123456+05:30', 'first')`,
+    );
     await db.pool.query(`UPDATE orders SET status = 'paid' WHERE id = 9007199254740993`);
     await db.pool.query(`DELETE FROM orders WHERE id = 9007199254740993`);
-    const got = await eventually(() => forSubscription('orders-hook').length >= 3 && forSubscription('orders-hook'), 'three order notifications');
-    assert.ok(got.every((r) => r.verified), 'every request carries a valid Standard Webhooks signature');
+    const got = await eventually(
+      () => forSubscription('orders-hook').length >= 3 && forSubscription('orders-hook'),
+      'three order notifications',
+    );
+    assert.ok(
+      got.every((r) => r.verified),
+      'every request carries a valid Standard Webhooks signature',
+    );
     const byOp = new Map(got.map((r) => [r.json.body.op, r.json]));
     const insert = byOp.get('INSERT');
     assert.equal(insert.subject, 'order changed');
@@ -69,7 +88,10 @@ describe('capture → topic → signed webhook', () => {
   test('diff payload: old and new row and the changed columns; raw format sends the body alone', async () => {
     await db.pool.query(`INSERT INTO order_lines VALUES (1, 1, 5)`);
     await db.pool.query(`UPDATE order_lines SET qty = 7 WHERE order_id = 1 AND line = 1`);
-    const got = await eventually(() => forSubscription('lines-hook').length >= 2 && forSubscription('lines-hook'), 'two line notifications');
+    const got = await eventually(
+      () => forSubscription('lines-hook').length >= 2 && forSubscription('lines-hook'),
+      'two line notifications',
+    );
     const update = got.map((r) => r.json).find((b) => b.op === 'UPDATE');
     assert.deepEqual(update.before, { order_id: '1', line: 1, qty: 5 });
     assert.deepEqual(update.after, { order_id: '1', line: 1, qty: 7 });
@@ -80,7 +102,10 @@ describe('capture → topic → signed webhook', () => {
 
   test('keys payload on a table without a primary key carries the whole row as its key', async () => {
     await db.pool.query(`INSERT INTO audit VALUES ('ann', 'login')`);
-    const [got] = await eventually(() => forSubscription('audit-hook').length >= 1 && forSubscription('audit-hook'), 'an audit notification');
+    const [got] = await eventually(
+      () => forSubscription('audit-hook').length >= 1 && forSubscription('audit-hook'),
+      'an audit notification',
+    );
     assert.deepEqual(got!.json.body.key, { who: 'ann', what: 'login' });
     assert.equal(got!.json.body.after, null);
   });
@@ -95,7 +120,10 @@ describe('capture → topic → signed webhook', () => {
       client.release();
     }
     await db.pool.query(`INSERT INTO orders VALUES (101, 'committed', 1, now(), null)`);
-    await eventually(() => forSubscription('orders-hook').some((r) => r.json.body.after?.id === '101'), 'the committed row');
+    await eventually(
+      () => forSubscription('orders-hook').some((r) => r.json.body.after?.id === '101'),
+      'the committed row',
+    );
     // The committed row was routed after the rolled-back one would have been: nothing else is coming.
     assert.equal(forSubscription('orders-hook').filter((r) => r.json.body.after?.id === '100').length, 0);
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE after->>'id' = '100'`);
@@ -104,7 +132,10 @@ describe('capture → topic → signed webhook', () => {
 
   test('TRUNCATE is one statement-level event', async () => {
     await db.pool.query('TRUNCATE orders');
-    const got = await eventually(() => forSubscription('orders-hook').find((r) => r.json.body.op === 'TRUNCATE'), 'a TRUNCATE notification');
+    const got = await eventually(
+      () => forSubscription('orders-hook').find((r) => r.json.body.op === 'TRUNCATE'),
+      'a TRUNCATE notification',
+    );
     assert.equal(got.json.body.key, null);
     assert.equal(got.json.body.source.table, 'orders');
   });
@@ -113,8 +144,15 @@ describe('capture → topic → signed webhook', () => {
     const before = forSubscription('orders-hook').length;
     await db.pool.query(`INSERT INTO orders SELECT g, 'bulk', g, now(), null FROM generate_series(1000, 1199) g`);
     await eventually(() => forSubscription('orders-hook').length >= before + 200, '200 bulk notifications');
-    const ids = forSubscription('orders-hook').slice(before).map((r) => r.json.body.after.id);
+    const ids = forSubscription('orders-hook')
+      .slice(before)
+      .map((r) => r.json.body.after.id);
     assert.equal(new Set(ids).size, 200);
-    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state <> 'done'`)).rows[0].n === 0, 'all deliveries recorded as done');
+    await eventually(
+      async () =>
+        (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state <> 'done'`)).rows[0].n ===
+        0,
+      'all deliveries recorded as done',
+    );
   });
 });

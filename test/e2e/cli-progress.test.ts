@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -17,13 +23,21 @@ before(async () => {
   await applyConfig(db.pool, {
     topics: { orders: {} },
     captures: { orders: { table: 'orders', topic: 'orders', operations: ['INSERT'] } },
-    subscriptions: { hook: { topic: 'orders', protocol: 'http', endpoint: receiver.url, deliveryPolicy: { maxAttempts: 1 } } },
+    subscriptions: {
+      hook: { topic: 'orders', protocol: 'http', endpoint: receiver.url, deliveryPolicy: { maxAttempts: 1 } },
+    },
     functions: { fn: { handler: 'test/fixtures/handlers/publisher.ts' } },
   });
   const rowcast = await startTestRowcast(db.url);
   try {
     await db.pool.query(`INSERT INTO orders SELECT generate_series(1, ${ROWS})`);
-    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'dead'`)).rows[0].n === ROWS, 'every delivery dead', 60_000);
+    await eventually(
+      async () =>
+        (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'dead'`)).rows[0].n ===
+        ROWS,
+      'every delivery dead',
+      60_000,
+    );
   } finally {
     await rowcast.stop();
   }
@@ -64,7 +78,8 @@ test('replay and redrive: progress lines on stderr with --progress, none without
 
 test('pause and resume --function', async () => {
   const env = { DATABASE_URL: db.url };
-  const state = async () => (await db.pool.query(`SELECT state FROM rowcast.functions WHERE name = 'fn'`)).rows[0].state;
+  const state = async () =>
+    (await db.pool.query(`SELECT state FROM rowcast.functions WHERE name = 'fn'`)).rows[0].state;
   const paused = await runCli(['pause', 'fn', '--function'], { env });
   assert.equal(paused.stdout, 'function fn is paused\n', describeRun(paused));
   assert.equal(await state(), 'paused');

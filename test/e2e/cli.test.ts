@@ -11,7 +11,13 @@ import { listMigrations } from '../../src/store/migrate.js';
 import { createPool } from '../../src/store/pool.js';
 import { allRowcastTriggers } from '../support/catalog.js';
 import { createEmptyDatabase, describeRun, runCli } from '../support/cli.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { RowcastProcess } from '../support/rowcast-process.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -44,8 +50,22 @@ const count = async (db: TestDatabase, sql: string): Promise<number> => (await d
 
 describe('rowcast --help', () => {
   test('the program and every command print usage and exit 0', async () => {
-    const commands = ['migrate', 'apply', 'start', 'status', 'redrive', 'resume', 'pause', 'invoke', 'invocations', 'deliveries'];
-    const runs = await Promise.all([runCli(['--help'], { cwd: dir }), ...commands.map((c) => runCli([c, '--help'], { cwd: dir }))]);
+    const commands = [
+      'migrate',
+      'apply',
+      'start',
+      'status',
+      'redrive',
+      'resume',
+      'pause',
+      'invoke',
+      'invocations',
+      'deliveries',
+    ];
+    const runs = await Promise.all([
+      runCli(['--help'], { cwd: dir }),
+      ...commands.map((c) => runCli([c, '--help'], { cwd: dir })),
+    ]);
     const [program, ...perCommand] = runs;
     assert.equal(program!.code, 0, describeRun(program!));
     assert.match(program!.stdout, /^Usage: rowcast \[options\] \[command\]/);
@@ -80,13 +100,25 @@ describe('rowcast migrate', () => {
     const outputs = [a.stdout, b.stdout].sort();
     const newest = listMigrations().at(-1)!.id;
     // One of them applied everything; the other waited for the lock and found nothing left to do.
-    assert.match(outputs[0]!, new RegExp(`^applied ${listMigrations().map((m) => m.name).join(', ')}; schema rowcast is at version ${newest}\\n$`));
+    assert.match(
+      outputs[0]!,
+      new RegExp(
+        `^applied ${listMigrations()
+          .map((m) => m.name)
+          .join(', ')}; schema rowcast is at version ${newest}\\n$`,
+      ),
+    );
     assert.equal(outputs[1], `schema rowcast is up to date (version ${newest})\n`);
 
     const pool = createPool(db.url, { max: 1 });
     try {
-      const { rows } = await pool.query<{ id: number; n: number }>('SELECT id, count(*)::int AS n FROM rowcast.schema_migrations GROUP BY id ORDER BY id');
-      assert.deepEqual(rows, listMigrations().map((m) => ({ id: m.id, n: 1 })));
+      const { rows } = await pool.query<{ id: number; n: number }>(
+        'SELECT id, count(*)::int AS n FROM rowcast.schema_migrations GROUP BY id ORDER BY id',
+      );
+      assert.deepEqual(
+        rows,
+        listMigrations().map((m) => ({ id: m.id, n: 1 })),
+      );
     } finally {
       await pool.end();
     }
@@ -103,7 +135,9 @@ describe('rowcast apply and status', () => {
   const config: RowcastConfigInput = {
     topics: { orders: { description: 'order changes' } },
     captures: { orders: { table: 'public.orders', topic: 'orders', operations: ['INSERT', 'UPDATE'] } },
-    subscriptions: { 'orders-hook': { topic: 'orders', protocol: 'http', endpoint: 'http://127.0.0.1:9/hooks/orders', secret } },
+    subscriptions: {
+      'orders-hook': { topic: 'orders', protocol: 'http', endpoint: 'http://127.0.0.1:9/hooks/orders', secret },
+    },
   };
 
   before(async () => {
@@ -113,10 +147,16 @@ describe('rowcast apply and status', () => {
   });
 
   test('apply --dry-run prints the SQL and changes nothing', async () => {
-    const run = await runCli(['apply', '--dry-run', '--config', configFile], { cwd: dir, env: { DATABASE_URL: db.url } });
+    const run = await runCli(['apply', '--dry-run', '--config', configFile], {
+      cwd: dir,
+      env: { DATABASE_URL: db.url },
+    });
     assert.equal(run.code, 0, describeRun(run));
     assert.match(run.stdout, /^-- \+ topic orders$/m);
-    assert.match(run.stdout, /CREATE TRIGGER "rowcast_orders_insert" AFTER INSERT ON "public"."orders" FOR EACH ROW EXECUTE FUNCTION rowcast."capture_orders"\(\);/);
+    assert.match(
+      run.stdout,
+      /CREATE TRIGGER "rowcast_orders_insert" AFTER INSERT ON "public"."orders" FOR EACH ROW EXECUTE FUNCTION rowcast."capture_orders"\(\);/,
+    );
     assert.match(run.stdout, /CREATE TRIGGER "rowcast_orders_update" AFTER UPDATE ON "public"."orders"/);
     assert.ok(!run.stdout.includes(secret), 'the secret is not printed');
     assert.match(run.stdout, /<secret>/);
@@ -130,7 +170,10 @@ describe('rowcast apply and status', () => {
     assert.equal(applied.code, 0, describeRun(applied));
     assert.match(applied.stdout, /^applied \d+ change\(s\)$/m);
     assert.match(applied.stderr, /\[1\/\d+\] \+ topic orders/);
-    assert.deepEqual(await allRowcastTriggers(db.pool), ['public.orders:rowcast_orders_insert', 'public.orders:rowcast_orders_update']);
+    assert.deepEqual(await allRowcastTriggers(db.pool), [
+      'public.orders:rowcast_orders_insert',
+      'public.orders:rowcast_orders_update',
+    ]);
 
     const again = await runCli(['apply', '--config', configFile], { cwd: dir, env: { DATABASE_URL: db.url } });
     assert.equal(again.code, 0, describeRun(again));
@@ -145,13 +188,23 @@ describe('rowcast apply and status', () => {
     const json = await runCli(['status', '--json'], { cwd: dir, env: { DATABASE_URL: db.url } });
     assert.equal(json.code, 0, describeRun(json));
     const parsed = JSON.parse(json.stdout);
-    assert.deepEqual(parsed.topics, [{ name: 'orders', owner: 'config', subscriptions: 1, pending: 0, inFlight: 0, dead: 0, unmatched: 0 }]);
+    assert.deepEqual(parsed.topics, [
+      { name: 'orders', owner: 'config', subscriptions: 1, pending: 0, inFlight: 0, dead: 0, unmatched: 0 },
+    ]);
     assert.deepEqual(parsed.captures, [{ name: 'orders', table: 'public.orders', topic: 'orders', mode: 'row' }]);
     assert.equal(parsed.logicalCapture, null);
     assert.equal(parsed.subscriptions.length, 1);
     assert.deepEqual(
-      (({ name, topic, protocol, endpoint, state }) => ({ name, topic, protocol, endpoint, state }))(parsed.subscriptions[0]),
-      { name: 'orders-hook', topic: 'orders', protocol: 'http', endpoint: 'http://127.0.0.1:9/hooks/orders', state: 'active' },
+      (({ name, topic, protocol, endpoint, state }) => ({ name, topic, protocol, endpoint, state }))(
+        parsed.subscriptions[0],
+      ),
+      {
+        name: 'orders-hook',
+        topic: 'orders',
+        protocol: 'http',
+        endpoint: 'http://127.0.0.1:9/hooks/orders',
+        state: 'active',
+      },
     );
     assert.equal(parsed.secrets, undefined, 'secrets only with --secrets');
   });
@@ -161,7 +214,10 @@ describe('rowcast apply and status', () => {
     const paused = await runCli(['pause', 'orders-hook'], { cwd: dir, env });
     assert.equal(paused.code, 0, describeRun(paused));
     assert.equal(paused.stdout, 'subscription orders-hook is paused\n');
-    assert.equal((await db.pool.query(`SELECT state FROM rowcast.subscriptions WHERE name = 'orders-hook'`)).rows[0].state, 'paused');
+    assert.equal(
+      (await db.pool.query(`SELECT state FROM rowcast.subscriptions WHERE name = 'orders-hook'`)).rows[0].state,
+      'paused',
+    );
     const resumed = await runCli(['resume', 'orders-hook'], { cwd: dir, env });
     assert.equal(resumed.stdout, 'subscription orders-hook is active\n', describeRun(resumed));
     const missing = await runCli(['pause', 'nope'], { cwd: dir, env });
@@ -172,7 +228,10 @@ describe('rowcast apply and status', () => {
   test('an invalid config file: exit code 2, the problem and its key path on stderr, nothing applied', async () => {
     const bad = writeConfig('bad.json', {
       ...config,
-      captures: { orders: { table: 'orders', topic: 'orders', payload: 'everything' }, extra: { table: 'orders', topic: 'nope' } },
+      captures: {
+        orders: { table: 'orders', topic: 'orders', payload: 'everything' },
+        extra: { table: 'orders', topic: 'nope' },
+      },
     });
     const before = await allRowcastTriggers(db.pool);
     const run = await runCli(['apply', '--config', bad], { cwd: dir, env: { DATABASE_URL: db.url } });
@@ -187,7 +246,10 @@ describe('rowcast apply and status', () => {
     assert.equal(syntax.code, 2, describeRun(syntax));
     assert.match(syntax.stderr, /broken\.json is not valid JSON/);
 
-    const absent = await runCli(['apply', '--config', path.join(dir, 'absent.json')], { cwd: dir, env: { DATABASE_URL: db.url } });
+    const absent = await runCli(['apply', '--config', path.join(dir, 'absent.json')], {
+      cwd: dir,
+      env: { DATABASE_URL: db.url },
+    });
     assert.equal(absent.code, 2, describeRun(absent));
     assert.match(absent.stderr, /absent\.json does not exist; check the --config path/);
 
@@ -225,7 +287,11 @@ describe('rowcast redrive', () => {
   });
 
   const states = async () =>
-    (await db.pool.query<{ s: string }>(`SELECT subscription || ':' || state AS s FROM rowcast.deliveries ORDER BY subscription`)).rows.map((r) => r.s);
+    (
+      await db.pool.query<{ s: string }>(
+        `SELECT subscription || ':' || state AS s FROM rowcast.deliveries ORDER BY subscription`,
+      )
+    ).rows.map((r) => r.s);
 
   test('an unknown subscription is refused by name', async () => {
     const run = await runCli(['redrive', '--subscription', 'nope'], { cwd: dir, env: { DATABASE_URL: db.url } });
@@ -236,17 +302,25 @@ describe('rowcast redrive', () => {
 
   test('dead deliveries are re-queued (one subscription, then all) and then delivered', async () => {
     await db.pool.query('INSERT INTO orders VALUES (1)');
-    await eventually(async () => (await states()).join() === 'hook-a:dead,hook-b:dead', 'both deliveries dead after their single attempt');
+    await eventually(
+      async () => (await states()).join() === 'hook-a:dead,hook-b:dead',
+      'both deliveries dead after their single attempt',
+    );
     const env = { DATABASE_URL: db.url };
     const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir, env })).stdout);
-    assert.deepEqual(status.topics, [{ name: 'orders', owner: 'config', subscriptions: 2, pending: 0, inFlight: 0, dead: 2, unmatched: 0 }]);
+    assert.deepEqual(status.topics, [
+      { name: 'orders', owner: 'config', subscriptions: 2, pending: 0, inFlight: 0, dead: 2, unmatched: 0 },
+    ]);
     assert.match(status.subscriptions[0].lastError, /500/);
 
     receiver.reply = () => ({ status: 204 });
     const one = await runCli(['redrive', '-s', 'hook-a'], { cwd: dir, env });
     assert.equal(one.code, 0, describeRun(one));
     assert.equal(one.stdout, 're-queued 1 dead delivery\n');
-    await eventually(async () => (await states()).join() === 'hook-a:done,hook-b:dead', 'hook-a delivered, hook-b still dead');
+    await eventually(
+      async () => (await states()).join() === 'hook-a:done,hook-b:dead',
+      'hook-a delivered, hook-b still dead',
+    );
     assert.equal(receiver.delivered.filter((r) => r.headers['rowcast-subscription'] === 'hook-a').length, 1);
 
     const all = await runCli(['redrive'], { cwd: dir, env });
@@ -278,7 +352,10 @@ describe('rowcast invoke and invocations', () => {
     const listed = await runCli(['invocations', '--function', 'echo', '--json'], { cwd: dir, env });
     assert.equal(listed.code, 0, describeRun(listed));
     const rows = JSON.parse(listed.stdout) as { id: string; state: string; source: string }[];
-    assert.deepEqual(rows.map((r) => [r.id, r.state, r.source]), [[id, 'pending', 'api']]);
+    assert.deepEqual(
+      rows.map((r) => [r.id, r.state, r.source]),
+      [[id, 'pending', 'api']],
+    );
     const table = await runCli(['invocations'], { cwd: dir, env });
     assert.match(table.stdout, /INVOCATION\s+FUNCTION\s+SOURCE\s+STATE/);
     assert.match(table.stdout, new RegExp(`${id}\\s+echo\\s+api\\s+pending`));
@@ -301,7 +378,11 @@ describe('no database configured', () => {
       for (const args of [['migrate'], ['status'], ['redrive']]) {
         const run = await runCli(args, { cwd: empty, env });
         assert.equal(run.code, 1, `${args.join(' ')}: ${describeRun(run)}`);
-        assert.match(run.stderr, /^rowcast: No database: set DATABASE_URL \(e\.g\. postgres:\/\/.*\), pass --database-url, or set database\.url in the config\.$/m, args.join(' '));
+        assert.match(
+          run.stderr,
+          /^rowcast: No database: set DATABASE_URL \(e\.g\. postgres:\/\/.*\), pass --database-url, or set database\.url in the config\.$/m,
+          args.join(' '),
+        );
         assert.equal(run.stdout, '');
       }
     } finally {
@@ -350,9 +431,17 @@ describe('startup problems: one line that names the fix, never a stack trace', (
     const config = writeConfig('startup-problems.json', { topics: { t: {} } });
     const url = new URL(db.url);
     url.username = 'nobody';
-    const runs = await Promise.all(commands.map((args) => runCli(['--config', config, ...args], { cwd: dir, env: { DATABASE_URL: url.toString(), ROWCAST_LOG_LEVEL: 'info' } })));
+    const runs = await Promise.all(
+      commands.map((args) =>
+        runCli(['--config', config, ...args], {
+          cwd: dir,
+          env: { DATABASE_URL: url.toString(), ROWCAST_LOG_LEVEL: 'info' },
+        }),
+      ),
+    );
     // Without a password the server answers "role does not exist" (trust) or "password authentication failed".
-    const message = /^rowcast: cannot connect to the database \((role "nobody" does not exist|password authentication failed for user "nobody")\); check the user name and password in DATABASE_URL/;
+    const message =
+      /^rowcast: cannot connect to the database \((role "nobody" does not exist|password authentication failed for user "nobody")\); check the user name and password in DATABASE_URL/;
     const failures = runs.flatMap((run, i) => {
       try {
         oneFriendlyLine(run, commands[i]!, message);
@@ -366,11 +455,26 @@ describe('startup problems: one line that names the fix, never a stack trace', (
 
   test('a malformed DATABASE_URL is called malformed: every command', async () => {
     const config = writeConfig('startup-problems.json', { topics: { t: {} } });
-    const runs = await Promise.all(commands.map((args) => runCli(['--config', config, ...args], { cwd: dir, env: { DATABASE_URL: 'not a url', ROWCAST_LOG_LEVEL: 'info' } })));
+    const runs = await Promise.all(
+      commands.map((args) =>
+        runCli(['--config', config, ...args], {
+          cwd: dir,
+          env: { DATABASE_URL: 'not a url', ROWCAST_LOG_LEVEL: 'info' },
+        }),
+      ),
+    );
     const failures = runs.flatMap((run, i) => {
       try {
-        oneFriendlyLine(run, commands[i]!, /^rowcast: The database URL is malformed: .*postgres:\/\/user:password@host:5432\/database/);
-        assert.doesNotMatch(run.stderr, /ENOTFOUND|not a url/, 'neither a DNS error nor the value itself (it may hold a password)');
+        oneFriendlyLine(
+          run,
+          commands[i]!,
+          /^rowcast: The database URL is malformed: .*postgres:\/\/user:password@host:5432\/database/,
+        );
+        assert.doesNotMatch(
+          run.stderr,
+          /ENOTFOUND|not a url/,
+          'neither a DNS error nor the value itself (it may hold a password)',
+        );
         return [];
       } catch (err) {
         return [(err as Error).message];
@@ -386,8 +490,17 @@ describe('startup problems: one line that names the fix, never a stack trace', (
     try {
       const port = (taken.address() as AddressInfo).port;
       const config = writeConfig('port-taken.json', { runtime: { http: { port, host: '127.0.0.1' } } });
-      const run = await runCli(['--config', config, 'start'], { cwd: dir, env: { DATABASE_URL: db.url, ROWCAST_LOG_LEVEL: 'info' } });
-      oneFriendlyLine(run, ['start'], new RegExp(`^rowcast: cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use \\(another rowcast on that port\\?\\); pick another runtime\\.http\\.port`));
+      const run = await runCli(['--config', config, 'start'], {
+        cwd: dir,
+        env: { DATABASE_URL: db.url, ROWCAST_LOG_LEVEL: 'info' },
+      });
+      oneFriendlyLine(
+        run,
+        ['start'],
+        new RegExp(
+          `^rowcast: cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use \\(another rowcast on that port\\?\\); pick another runtime\\.http\\.port`,
+        ),
+      );
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
@@ -411,18 +524,29 @@ describe('rowcast start says which config it runs on', () => {
     const empty = mkdtempSync(path.join(tmpdir(), 'rowcast-cli-noconfig-'));
     try {
       const none = await startedOutput(['start'], empty, db);
-      const warning = none.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => /no config file/i.test(l.msg));
+      const warning = none
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .find((l) => /no config file/i.test(l.msg));
       assert.ok(warning, none);
       assert.equal(warning.level, 40, 'a warning');
       assert.equal(warning.directory, empty);
-      assert.match(warning.msg, /running on defaults: no functions, no HTTP server; pass --config <file> or create rowcast\.config\.\{ts,/);
+      assert.match(
+        warning.msg,
+        /running on defaults: no functions, no HTTP server; pass --config <file> or create rowcast\.config\.\{ts,/,
+      );
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
 
     const file = writeConfig('start-config.json', { runtime: { concurrency: 8 } });
     const loaded = await startedOutput(['--config', file, 'start'], dir, db);
-    const line = loaded.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === 'config loaded');
+    const line = loaded
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((l) => l.msg === 'config loaded');
     assert.ok(line, loaded);
     assert.equal(line.file, file);
   });
@@ -441,10 +565,28 @@ describe('rowcast apply warns about what is known to fail', () => {
         metadata: { topic: 'payments', protocol: 'http', endpoint: 'http://169.254.169.254/latest' },
         internal: { topic: 'payments', protocol: 'http', endpoint: 'http://[fd00::1]:8080/hook' },
         plain: { topic: 'payments', protocol: 'https', endpoint: 'http://example.com/hook' },
-        big: { topic: 'payments', protocol: 'https', endpoint: 'https://example.com/big', filterPolicyScope: body, filterPolicy: { after: { total: [{ numeric: ['>', 100] }] } } },
-        ids: { topic: 'payments', protocol: 'https', endpoint: 'https://example.com/ids', filterPolicyScope: body, filterPolicy: { $or: [{ before: { id: [5] } }, { after: { status: ['paid'] } }] } },
+        big: {
+          topic: 'payments',
+          protocol: 'https',
+          endpoint: 'https://example.com/big',
+          filterPolicyScope: body,
+          filterPolicy: { after: { total: [{ numeric: ['>', 100] }] } },
+        },
+        ids: {
+          topic: 'payments',
+          protocol: 'https',
+          endpoint: 'https://example.com/ids',
+          filterPolicyScope: body,
+          filterPolicy: { $or: [{ before: { id: [5] } }, { after: { status: ['paid'] } }] },
+        },
         // No warning: a number on an int column, strings on text, and the same numbers as message attributes.
-        fine: { topic: 'payments', protocol: 'https', endpoint: 'https://example.com/fine', filterPolicyScope: body, filterPolicy: { after: { n: [{ numeric: ['>', 1] }], status: ['paid'] } } },
+        fine: {
+          topic: 'payments',
+          protocol: 'https',
+          endpoint: 'https://example.com/fine',
+          filterPolicyScope: body,
+          filterPolicy: { after: { n: [{ numeric: ['>', 1] }], status: ['paid'] } },
+        },
       },
     });
     const env = { DATABASE_URL: db.url };
@@ -454,11 +596,23 @@ describe('rowcast apply warns about what is known to fail', () => {
       assert.equal(run.code, 0, what);
       const warnings = run.stderr.split('\n').filter((l) => l.startsWith('warning: '));
       const about = (sub: string) => warnings.filter((w) => w.startsWith(`warning: subscriptions.${sub}`));
-      assert.match(about('local').join('\n'), /127\.0\.0\.1 is a loopback address: deliveries to it are refused .*runtime\.allowPrivateEndpoints: true/, what);
+      assert.match(
+        about('local').join('\n'),
+        /127\.0\.0\.1 is a loopback address: deliveries to it are refused .*runtime\.allowPrivateEndpoints: true/,
+        what,
+      );
       assert.match(about('metadata').join('\n'), /169\.254\.169\.254 is a link-local \(cloud metadata\) address/, what);
       assert.match(about('internal').join('\n'), /fd00::1 is a unique local/, what);
-      assert.match(about('plain').join('\n'), /protocol is https but the endpoint is an http:\/\/ URL.*https:\/\//, what);
-      assert.match(about('big').join('\n'), /filterPolicy: after\.total is numeric\(12,2\) in public\.payments, sent as a JSON string.*never match.*\["100\.00"\].*when/, what);
+      assert.match(
+        about('plain').join('\n'),
+        /protocol is https but the endpoint is an http:\/\/ URL.*https:\/\//,
+        what,
+      );
+      assert.match(
+        about('big').join('\n'),
+        /filterPolicy: after\.total is numeric\(12,2\) in public\.payments, sent as a JSON string.*never match.*\["100\.00"\].*when/,
+        what,
+      );
       assert.match(about('ids').join('\n'), /filterPolicy: before\.id is bigint in public\.payments/, what);
       assert.deepEqual(about('fine'), [], what);
       assert.equal(warnings.length, 6, what);
@@ -466,7 +620,7 @@ describe('rowcast apply warns about what is known to fail', () => {
   });
 });
 
-describe('rowcast apply: progress and the dry run\'s summary', () => {
+describe("rowcast apply: progress and the dry run's summary", () => {
   test('each change is reported once, numbered over the changes; --dry-run ends with what would change', async () => {
     const db = await freshDatabase();
     await db.pool.query('CREATE TABLE parcels (id int PRIMARY KEY, status text)');
@@ -479,17 +633,29 @@ describe('rowcast apply: progress and the dry run\'s summary', () => {
     const dry = await runCli(['apply', '--dry-run', '--config', file], { cwd: dir, env });
     assert.equal(dry.code, 0, describeRun(dry));
     const summary = dry.stdout.trimEnd().split('\n').slice(-4);
-    assert.deepEqual(summary, [
-      '-- would apply 3 changes (nothing was changed; run apply without --dry-run to apply them):',
-      '--   + topic parcels',
-      '--   + subscription courier (https https://example.com/parcels) on topic parcels',
-      '--   + capture parcels on public.parcels (INSERT, UPDATE, DELETE → topic parcels, payload row)',
-    ], describeRun(dry));
+    assert.deepEqual(
+      summary,
+      [
+        '-- would apply 3 changes (nothing was changed; run apply without --dry-run to apply them):',
+        '--   + topic parcels',
+        '--   + subscription courier (https https://example.com/parcels) on topic parcels',
+        '--   + capture parcels on public.parcels (INSERT, UPDATE, DELETE → topic parcels, payload row)',
+      ],
+      describeRun(dry),
+    );
 
     const run = await runCli(['apply', '--config', file], { cwd: dir, env });
     assert.equal(run.code, 0, describeRun(run));
     const progress = run.stderr.split('\n').filter((l) => /^\[\d+\/\d+\]/.test(l));
-    assert.deepEqual(progress, ['[1/3] + topic parcels', '[2/3] + subscription courier (https https://example.com/parcels) on topic parcels', '[3/3] + capture parcels on public.parcels (INSERT, UPDATE, DELETE → topic parcels, payload row)'], describeRun(run));
+    assert.deepEqual(
+      progress,
+      [
+        '[1/3] + topic parcels',
+        '[2/3] + subscription courier (https https://example.com/parcels) on topic parcels',
+        '[3/3] + capture parcels on public.parcels (INSERT, UPDATE, DELETE → topic parcels, payload row)',
+      ],
+      describeRun(run),
+    );
     assert.match(run.stdout, /^applied 3 change\(s\)$/m);
 
     const again = await runCli(['apply', '--dry-run', '--config', file], { cwd: dir, env });

@@ -3,7 +3,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /**
@@ -12,7 +18,9 @@ import { WebhookReceiver } from '../support/webhook-receiver.js';
  * disableAfter in the live tail and the overview.
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`;
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`;
 const SHOTS = 'test-results';
 const TOKEN = 'dashboard-search-test-token';
 const UI_TIMEOUT = 30_000;
@@ -33,13 +41,21 @@ before(async () => {
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
   receiver.reply = (r) => (failing && r.path.endsWith('/flaky') ? { status: 500 } : { status: 200 });
-  await db.pool.query('CREATE TABLE orders (id bigint PRIMARY KEY, status text); CREATE TABLE notes (id int PRIMARY KEY)');
+  await db.pool.query(
+    'CREATE TABLE orders (id bigint PRIMARY KEY, status text); CREATE TABLE notes (id int PRIMARY KEY)',
+  );
   await applyConfig(db.pool, {
     topics: { orders: {}, notes: {} },
     captures: { 'orders-row': { table: 'orders', topic: 'orders' }, 'notes-row': { table: 'notes', topic: 'notes' } },
     subscriptions: {
       'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url },
-      'notes-hook': { topic: 'notes', protocol: 'http', endpoint: `${receiver.url}/flaky`, deliveryPolicy: { maxAttempts: 1 }, disableAfter: { deadDeliveries: 2 } },
+      'notes-hook': {
+        topic: 'notes',
+        protocol: 'http',
+        endpoint: `${receiver.url}/flaky`,
+        deliveryPolicy: { maxAttempts: 1 },
+        disableAfter: { deadDeliveries: 2 },
+      },
     },
   });
   rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } });
@@ -54,7 +70,12 @@ before(async () => {
   await db.pool.query(`INSERT INTO orders SELECT g, 'new' FROM generate_series(1, 12) g`);
   await db.pool.query(`UPDATE orders SET status = 'paid' WHERE id = 7`);
   await db.pool.query(`INSERT INTO notes VALUES (1)`);
-  await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].n === 14, 'every delivery done', 60_000);
+  await eventually(
+    async () =>
+      (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].n === 14,
+    'every delivery done',
+    60_000,
+  );
 });
 
 after(async () => {
@@ -64,7 +85,7 @@ after(async () => {
   await db?.drop();
 });
 
-describe('dashboard: find a row\'s deliveries', { skip }, () => {
+describe("dashboard: find a row's deliveries", { skip }, () => {
   test('sign in', async () => {
     await page.goto(`${rowcast.httpUrl}/dashboard`);
     await page.getByLabel('API token').fill(TOKEN);
@@ -72,7 +93,7 @@ describe('dashboard: find a row\'s deliveries', { skip }, () => {
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
   });
 
-  test('the list shows each delivery\'s row key; a row key search finds that row\'s deliveries', async () => {
+  test("the list shows each delivery's row key; a row key search finds that row's deliveries", async () => {
     await go('deliveries');
     const table = page.getByRole('table', { name: /Newest first/ });
     await table.getByRole('columnheader', { name: 'row key' }).waitFor();
@@ -82,7 +103,10 @@ describe('dashboard: find a row\'s deliveries', { skip }, () => {
     // INSERT and UPDATE of row 7, and nothing else.
     await eventually(async () => (await table.getByRole('row').count()) === 3, 'two rows and the header');
     const cells = await table.getByRole('row').allInnerTexts();
-    assert.ok(cells.slice(1).every((c) => /id=7/.test(c) && /orders-row|INSERT|UPDATE/.test(c)), cells.join('\n'));
+    assert.ok(
+      cells.slice(1).every((c) => /id=7/.test(c) && /orders-row|INSERT|UPDATE/.test(c)),
+      cells.join('\n'),
+    );
     assert.ok(cells.some((c) => /UPDATE/.test(c)) && cells.some((c) => /INSERT/.test(c)), cells.join('\n'));
     assert.match(page.url(), /rowKey=id%3D7/, 'the search is in the address, to share');
     await page.getByLabel('Operation').selectOption('UPDATE');
@@ -96,12 +120,23 @@ describe('dashboard: find a row\'s deliveries', { skip }, () => {
     await table.getByRole('link', { name: 'id=1' }).first().click();
     await page.waitForURL(/rowKey=id%3D1/);
     // The form follows the address once it has rendered (the capture list loads from the API first).
-    await eventually(async () => (await page.getByLabel('Row key').inputValue()) === 'id=1', 'the row key in the search form', UI_TIMEOUT);
-    await eventually(async () => (await page.getByLabel('Capture').inputValue()) === 'notes-row', 'the capture kept in the search form', UI_TIMEOUT);
+    await eventually(
+      async () => (await page.getByLabel('Row key').inputValue()) === 'id=1',
+      'the row key in the search form',
+      UI_TIMEOUT,
+    );
+    await eventually(
+      async () => (await page.getByLabel('Capture').inputValue()) === 'notes-row',
+      'the capture kept in the search form',
+      UI_TIMEOUT,
+    );
     await eventually(async () => (await table.getByRole('row').count()) === 2, 'the one delivery of notes row 1');
     await page.getByLabel('Row key').fill('42');
     await page.getByRole('button', { name: 'Search' }).click();
-    await page.getByRole('alert').filter({ hasText: /names no column; write column=value pairs/ }).waitFor();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /names no column; write column=value pairs/ })
+      .waitFor();
   });
 
   test('a subscription disabled by its disableAfter shows in the live tail and the overview, with its cause', async () => {
@@ -110,7 +145,10 @@ describe('dashboard: find a row\'s deliveries', { skip }, () => {
     failing = true;
     await db.pool.query('INSERT INTO notes VALUES (2), (3)');
     const line = page.getByRole('log').getByRole('listitem').filter({ hasText: 'subscription' });
-    await line.filter({ hasText: /notes-hook/ }).filter({ hasText: /2 deliveries in a row went dead/ }).waitFor();
+    await line
+      .filter({ hasText: /notes-hook/ })
+      .filter({ hasText: /2 deliveries in a row went dead/ })
+      .waitFor();
     await go('overview');
     const row = page.getByRole('table', { name: 'Subscriptions' }).getByRole('row').filter({ hasText: 'notes-hook' });
     await row.locator('.badge-disabled').waitFor();

@@ -6,7 +6,13 @@ import { generateSecret } from '../../src/admin/apply.js';
 import { startHttpServer } from '../../src/app/http/server.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /**
@@ -16,7 +22,9 @@ import { WebhookReceiver } from '../support/webhook-receiver.js';
  * replaces the README's picture (a plain run never changes a tracked file).
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`;
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`;
 const SHOTS = 'test-results';
 const README_IMAGE = 'docs/images/dashboard.png';
 const TOKEN = 'dashboard-test-token';
@@ -45,7 +53,9 @@ before(async () => {
   const config = await applyConfig(db.pool, {
     topics: { orders: {}, welcomes: {} },
     // A function in the chain too, so the overview (and the README's picture) shows every kind of node.
-    functions: { welcome: { handler: 'test/fixtures/handlers/publisher.ts', environment: { ENV_TOPIC_ARN: 'welcomes' } } },
+    functions: {
+      welcome: { handler: 'test/fixtures/handlers/publisher.ts', environment: { ENV_TOPIC_ARN: 'welcomes' } },
+    },
     captures: {
       'orders-row': { table: 'orders', topic: 'orders', subject: 'order changed' },
       'new-customers': { table: 'customers', function: 'welcome', operations: ['INSERT'] },
@@ -53,8 +63,21 @@ before(async () => {
     subscriptions: {
       'welcome-mail': { topic: 'welcomes', protocol: 'http', endpoint: `${receiver.url}/welcomes`, secret },
       // Two quick attempts, then dead: the failure path takes about a second.
-      'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url, secret, deliveryPolicy: { maxAttempts: 2, minDelay: 100, maxDelay: 200 } },
-      'refunds-hook': { topic: 'orders', protocol: 'http', endpoint: `${receiver.url}/refunds`, secret, filterPolicy: { status: ['refunded'] }, filterPolicyScope: 'MessageBody' },
+      'orders-hook': {
+        topic: 'orders',
+        protocol: 'http',
+        endpoint: receiver.url,
+        secret,
+        deliveryPolicy: { maxAttempts: 2, minDelay: 100, maxDelay: 200 },
+      },
+      'refunds-hook': {
+        topic: 'orders',
+        protocol: 'http',
+        endpoint: `${receiver.url}/refunds`,
+        secret,
+        filterPolicy: { status: ['refunded'] },
+        filterPolicyScope: 'MessageBody',
+      },
     },
   });
   rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } }, config.functions);
@@ -81,10 +104,22 @@ describe('dashboard in headless Chromium', { skip }, () => {
     assert.equal(shell.status, 200);
     assert.match(shell.headers.get('content-security-policy') ?? '', /script-src 'self' 'sha256-/);
     assert.match(await shell.text(), /<script type="importmap">/);
-    for (const path of ['vendor/preact.mjs', 'vendor/preact-hooks.mjs', 'vendor/htm.mjs', 'vendor/uplot.mjs', 'vendor/uplot.css', 'assets/app.js', 'assets/dashboard.css']) {
+    for (const path of [
+      'vendor/preact.mjs',
+      'vendor/preact-hooks.mjs',
+      'vendor/htm.mjs',
+      'vendor/uplot.mjs',
+      'vendor/uplot.css',
+      'assets/app.js',
+      'assets/dashboard.css',
+    ]) {
       assert.equal((await fetch(`${rowcast.httpUrl}/dashboard/${path}`)).status, 200, path);
     }
-    assert.equal((await fetch(`${rowcast.httpUrl}/dashboard/vendor/package.json`)).status, 404, 'only the listed library files are served');
+    assert.equal(
+      (await fetch(`${rowcast.httpUrl}/dashboard/vendor/package.json`)).status,
+      404,
+      'only the listed library files are served',
+    );
     assert.equal((await fetch(`${rowcast.httpUrl}/api/overview`)).status, 401);
     const redirect = await fetch(`${rowcast.httpUrl}/dashboard`, { redirect: 'manual' });
     assert.equal(redirect.status, 302);
@@ -102,13 +137,23 @@ describe('dashboard in headless Chromium', { skip }, () => {
     assert.equal(await page.evaluate(() => sessionStorage.getItem('rowcast.token')), TOKEN);
     // The chain: the capture's table, the topic and both subscriptions are nodes of the picture.
     const chain = page.getByRole('group', { name: /The chain/ });
-    for (const name of [/Capture orders-row on table public\.orders/, /Topic orders/, /Subscription orders-hook/, /Subscription refunds-hook/]) {
+    for (const name of [
+      /Capture orders-row on table public\.orders/,
+      /Topic orders/,
+      /Subscription orders-hook/,
+      /Subscription refunds-hook/,
+    ]) {
       await chain.getByLabel(name).waitFor();
     }
   });
 
   test('without a token on the server, the dashboard opens without asking', async () => {
-    const open = await startHttpServer({ pool: db.pool, log: createLogger('silent'), settings: { port: 0, host: '127.0.0.1' }, isReady: async () => ({ ready: true, checks: {} }) });
+    const open = await startHttpServer({
+      pool: db.pool,
+      log: createLogger('silent'),
+      settings: { port: 0, host: '127.0.0.1' },
+      isReady: async () => ({ ready: true, checks: {} }),
+    });
     const other = await browser.newPage();
     try {
       await other.goto(`${open.url}/dashboard/`);
@@ -126,8 +171,18 @@ describe('dashboard in headless Chromium', { skip }, () => {
     await page.getByRole('status').filter({ hasText: 'live' }).first().waitFor();
     await db.pool.query(`INSERT INTO orders VALUES (1, 'new', 10.50)`);
     const log = page.getByRole('log');
-    await log.locator('.tail-event').filter({ hasText: 'public.orders' }).filter({ hasText: 'INSERT' }).first().waitFor();
-    await log.locator('.tail-delivery').filter({ hasText: 'orders-hook' }).filter({ hasText: 'delivered' }).first().waitFor();
+    await log
+      .locator('.tail-event')
+      .filter({ hasText: 'public.orders' })
+      .filter({ hasText: 'INSERT' })
+      .first()
+      .waitFor();
+    await log
+      .locator('.tail-delivery')
+      .filter({ hasText: 'orders-hook' })
+      .filter({ hasText: 'delivered' })
+      .first()
+      .waitFor();
     await shot('tail');
     assert.equal(hookRequests().filter((r) => r.status === 200).length, 1);
   });
@@ -156,12 +211,27 @@ describe('dashboard in headless Chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Redrive this delivery' }).click();
     await page.getByRole('status').filter({ hasText: 'Redriven: 1' }).first().waitFor();
     await page.locator('dl.facts .badge-done').waitFor();
-    await eventually(() => hookRequests().slice(before).some((r) => r.status === 200 && r.json?.body?.after?.id === '2'), 'the redriven delivery at the receiver');
+    await eventually(
+      () =>
+        hookRequests()
+          .slice(before)
+          .some((r) => r.status === 200 && r.json?.body?.after?.id === '2'),
+      'the redriven delivery at the receiver',
+    );
     // Done: the notice says so, the old error is history (not the last outcome), the redrive is marked in the attempts.
     await page.getByRole('status').filter({ hasText: 'Redriven: 1. Delivered.' }).waitFor();
-    assert.equal(await page.getByRole('note', { name: 'Last error' }).count(), 0, 'no "last error" on a delivery that succeeded');
+    assert.equal(
+      await page.getByRole('note', { name: 'Last error' }).count(),
+      0,
+      'no "last error" on a delivery that succeeded',
+    );
     await attempts.getByRole('row').nth(4).waitFor(); // header + two failed + the redrive + the delivered attempt
-    assert.deepEqual(await attempts.getByRole('row').evaluateAll((rows) => rows.slice(1).map((r) => r.className)), ['', '', 'redrive', '']);
+    assert.deepEqual(await attempts.getByRole('row').evaluateAll((rows) => rows.slice(1).map((r) => r.className)), [
+      '',
+      '',
+      'redrive',
+      '',
+    ]);
     await attempts.getByRole('row', { name: /redriven/ }).waitFor();
     await shot('delivery-redriven');
 
@@ -170,7 +240,11 @@ describe('dashboard in headless Chromium', { skip }, () => {
     await go('deliveries?subscription=orders-hook');
     const done = page.getByRole('row').filter({ has: page.getByRole('link', { name: deliveryId, exact: true }) });
     await done.locator('.badge-done').waitFor();
-    assert.equal(await page.locator('tr:has(.badge-done) .last-error').count(), 0, 'no red status or error on done deliveries');
+    assert.equal(
+      await page.locator('tr:has(.badge-done) .last-error').count(),
+      0,
+      'no red status or error on done deliveries',
+    );
     assert.doesNotMatch(await done.innerText(), /500|database is down/);
     assert.match(await done.innerText(), /200/);
   });
@@ -178,10 +252,16 @@ describe('dashboard in headless Chromium', { skip }, () => {
   test("a delivery's attempts show the request sent (secrets redacted) and the response; Resend sends it again", async () => {
     receiver.reply = () => ({ status: 200, headers: { 'x-receiver': 'dashboard-test' }, body: 'thanks, stored' });
     await db.pool.query(`INSERT INTO orders VALUES (20, 'paid', 20.00)`);
-    const id = await eventually(async () => (await db.pool.query(
-      `SELECT d.id::text FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id
+    const id = await eventually(
+      async () =>
+        (
+          await db.pool.query(
+            `SELECT d.id::text FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id
         WHERE d.subscription = 'orders-hook' AND d.state = 'done' AND m.body::jsonb -> 'after' ->> 'id' = '20'`,
-    )).rows[0]?.id as string | undefined, 'order 20 delivered');
+          )
+        ).rows[0]?.id as string | undefined,
+      'order 20 delivered',
+    );
     await go(`deliveries/${id}`);
     await page.getByRole('heading', { name: /^Delivery/ }).waitFor();
     const attempts = page.getByRole('table', { name: 'Attempts' });
@@ -205,24 +285,39 @@ describe('dashboard in headless Chromium', { skip }, () => {
     assert.equal(again.length, 2);
     assert.equal(again[1]!.headers['webhook-id'], first[0]!.headers['webhook-id']);
     await attempts.getByRole('row', { name: /resent: a new series of attempts/ }).waitFor();
-    assert.deepEqual(await attempts.getByRole('row').evaluateAll((rows) => rows.slice(1).map((r) => r.className)), ['', 'redrive resend', '']);
+    assert.deepEqual(await attempts.getByRole('row').evaluateAll((rows) => rows.slice(1).map((r) => r.className)), [
+      '',
+      'redrive resend',
+      '',
+    ]);
     await shot('delivery-resent');
   });
 
   test('redrive all dead letters of a subscription from the dead-letter page', async () => {
     receiver.reply = () => ({ status: 500 });
     await db.pool.query(`INSERT INTO orders VALUES (3, 'paid', 1), (4, 'paid', 2)`);
-    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'orders-hook' AND state = 'dead'`)).rows[0].n === 2, 'two dead deliveries');
+    await eventually(
+      async () =>
+        (
+          await db.pool.query(
+            `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'orders-hook' AND state = 'dead'`,
+          )
+        ).rows[0].n === 2,
+      'two dead deliveries',
+    );
     receiver.reply = () => ({ status: 200 });
     await go('dead-letters?subscription=orders-hook');
     page.once('dialog', (dialog) => void dialog.accept());
     await page.getByRole('button', { name: /Redrive all 2 dead of orders-hook/ }).click();
     await page.getByRole('status').filter({ hasText: 'Redrove 2 dead letters of orders-hook' }).first().waitFor();
-    await eventually(() => ['3', '4'].every((id) => hookRequests().some((r) => r.status === 200 && r.json?.body?.after?.id === id)), 'both redriven deliveries at the receiver');
+    await eventually(
+      () => ['3', '4'].every((id) => hookRequests().some((r) => r.status === 200 && r.json?.body?.after?.id === id)),
+      'both redriven deliveries at the receiver',
+    );
     await page.getByRole('row').filter({ hasText: 'None.' }).waitFor();
   });
 
-  test('replay a capture\'s events to one subscription, with the same message ids', async () => {
+  test("replay a capture's events to one subscription, with the same message ids", async () => {
     const delivered = hookRequests().filter((r) => r.status === 200);
     const ids = new Set(delivered.map((r) => r.headers['webhook-id']));
     await go('dead-letters');
@@ -236,21 +331,45 @@ describe('dashboard in headless Chromium', { skip }, () => {
     await outcome.waitFor();
     const replayed = Number(/Replayed (\d+)/.exec(await outcome.innerText())![1]);
     assert.ok(replayed >= 4, `the capture's events so far were replayed (${replayed})`);
-    await eventually(() => hookRequests().filter((r) => r.status === 200).length >= delivered.length + replayed, 'the replayed deliveries');
-    const again = hookRequests().filter((r) => r.status === 200).slice(delivered.length);
-    assert.ok(again.every((r) => ids.has(r.headers['webhook-id'])), 'a replay resends the same message ids');
+    await eventually(
+      () => hookRequests().filter((r) => r.status === 200).length >= delivered.length + replayed,
+      'the replayed deliveries',
+    );
+    const again = hookRequests()
+      .filter((r) => r.status === 200)
+      .slice(delivered.length);
+    assert.ok(
+      again.every((r) => ids.has(r.headers['webhook-id'])),
+      'a replay resends the same message ids',
+    );
   });
 
   test('the deliveries of a subscription, with its actions', async () => {
     await go('deliveries?subscription=orders-hook');
-    await page.getByRole('group', { name: 'Subscription orders-hook' }).getByRole('button', { name: 'Pause' }).waitFor();
-    const rows = page.getByRole('table', { name: /Newest first/ }).getByRole('row').filter({ hasText: 'orders-hook' });
-    await rows.filter({ has: page.locator('.badge-done') }).first().waitFor();
+    await page
+      .getByRole('group', { name: 'Subscription orders-hook' })
+      .getByRole('button', { name: 'Pause' })
+      .waitFor();
+    const rows = page
+      .getByRole('table', { name: /Newest first/ })
+      .getByRole('row')
+      .filter({ hasText: 'orders-hook' });
+    await rows
+      .filter({ has: page.locator('.badge-done') })
+      .first()
+      .waitFor();
     await page.getByLabel('State', { exact: true }).selectOption('dead');
     await page.getByRole('row').filter({ hasText: 'None.' }).waitFor();
     await page.getByRole('button', { name: 'Send test message' }).click();
-    await page.getByRole('status').filter({ hasText: /Queued \S+/ }).first().waitFor();
-    await eventually(() => hookRequests().some((r) => r.status === 200 && r.json?.subject === 'rowcast dashboard test'), 'the test message at the receiver');
+    await page
+      .getByRole('status')
+      .filter({ hasText: /Queued \S+/ })
+      .first()
+      .waitFor();
+    await eventually(
+      () => hookRequests().some((r) => r.status === 200 && r.json?.subject === 'rowcast dashboard test'),
+      'the test message at the receiver',
+    );
   });
 
   test('a 410 disables the subscription; Resume from the overview delivers what waited', async () => {
@@ -263,7 +382,10 @@ describe('dashboard in headless Chromium', { skip }, () => {
     receiver.reply = () => ({ status: 200 });
     await row.getByRole('button', { name: 'Resume orders-hook' }).click();
     await row.locator('.badge-active').waitFor();
-    await eventually(() => hookRequests().some((r) => r.status === 200 && r.json?.body?.after?.id === '5'), 'the waiting delivery after resume');
+    await eventually(
+      () => hookRequests().some((r) => r.status === 200 && r.json?.body?.after?.id === '5'),
+      'the waiting delivery after resume',
+    );
   });
 
   test('pause and resume a function from the overview', async () => {
@@ -277,7 +399,9 @@ describe('dashboard in headless Chromium', { skip }, () => {
 
   test('the filter-policy tester shows which subscriptions a message matches', async () => {
     await go('filter-tester');
-    await page.getByLabel('Message', { exact: true }).fill(JSON.stringify({ op: 'UPDATE', after: { id: '7' }, status: 'refunded' }));
+    await page
+      .getByLabel('Message', { exact: true })
+      .fill(JSON.stringify({ op: 'UPDATE', after: { id: '7' }, status: 'refunded' }));
     await page.getByLabel('Attributes (JSON object)').fill('{"op": "UPDATE"}');
     await page.getByRole('button', { name: 'Test', exact: true }).click();
     const results = page.getByRole('table', { name: /subscriptions match/ });
@@ -307,12 +431,22 @@ describe('dashboard in headless Chromium', { skip }, () => {
 
   test('the overview picture, live: rates, backlog and errors per node (the README screenshot)', async () => {
     await db.pool.query(`INSERT INTO customers SELECT g, 'c' || g || '@example.com' FROM generate_series(1, 3) g`);
-    await eventually(() => receiver.requests.filter((r) => r.path === '/hook/welcomes' && r.status === 200).length === 3, 'three welcome messages');
+    await eventually(
+      () => receiver.requests.filter((r) => r.path === '/hook/welcomes' && r.status === 200).length === 3,
+      'three welcome messages',
+    );
     await go('overview');
-    await page.getByRole('group', { name: /The chain/ }).getByLabel(/Function welcome, active/).waitFor();
+    await page
+      .getByRole('group', { name: /The chain/ })
+      .getByLabel(/Function welcome, active/)
+      .waitFor();
     const hook = page.getByRole('group', { name: /The chain/ }).getByLabel(/Subscription orders-hook/);
     // Delivered messages show up as a rate on the subscription's node.
-    await eventually(async () => Number(/: ([\d.]+)\/min delivered/.exec((await hook.getAttribute('aria-label')) ?? '')?.[1] ?? 0) > 0, 'a delivery rate on orders-hook', UI_TIMEOUT);
+    await eventually(
+      async () => Number(/: ([\d.]+)\/min delivered/.exec((await hook.getAttribute('aria-label')) ?? '')?.[1] ?? 0) > 0,
+      'a delivery rate on orders-hook',
+      UI_TIMEOUT,
+    );
     await page.screenshot({ path: `${SHOTS}/dashboard-overview.png` });
     if (process.env.ROWCAST_UPDATE_README_IMAGE === '1') {
       mkdirSync('docs/images', { recursive: true });

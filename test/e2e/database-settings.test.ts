@@ -69,42 +69,50 @@ test('a statement past database.statementTimeout is cancelled by PostgreSQL', as
   }
 });
 
-test('a connection that stops answering (half-open) is closed by the client past the deadline, in a pool and checked out', { timeout: 60_000 }, async () => {
-  const proxy = await blackHoleProxy(new URL(db.url));
-  const pool = createPool(proxy.url, { max: 2, database: { statementTimeout: 500 } });
-  try {
-    const held = await pool.connect();
-    const broke = once(held, 'error');
-    assert.equal((await pool.query('SELECT 1 AS one')).rows[0].one, 1);
-    assert.equal(pool.totalCount, 2);
-    proxy.cut();
-    // Neither PostgreSQL's statement_timeout (its answer cannot arrive) nor TCP says anything: the client's deadline does.
-    await assert.rejects(pool.query('SELECT 1'), (err) => isClientDeadline(err));
-    await assert.rejects(held.query('SELECT 1'), (err) => isClientDeadline(err));
-    // The checked-out connection errors like any lost one, so its holder drops it.
-    await broke;
-    held.release(true);
-    await eventually(() => pool.totalCount === 0, 'both connections closed');
-  } finally {
-    await pool.end();
-    await proxy.close();
-  }
-});
+test(
+  'a connection that stops answering (half-open) is closed by the client past the deadline, in a pool and checked out',
+  { timeout: 60_000 },
+  async () => {
+    const proxy = await blackHoleProxy(new URL(db.url));
+    const pool = createPool(proxy.url, { max: 2, database: { statementTimeout: 500 } });
+    try {
+      const held = await pool.connect();
+      const broke = once(held, 'error');
+      assert.equal((await pool.query('SELECT 1 AS one')).rows[0].one, 1);
+      assert.equal(pool.totalCount, 2);
+      proxy.cut();
+      // Neither PostgreSQL's statement_timeout (its answer cannot arrive) nor TCP says anything: the client's deadline does.
+      await assert.rejects(pool.query('SELECT 1'), (err) => isClientDeadline(err));
+      await assert.rejects(held.query('SELECT 1'), (err) => isClientDeadline(err));
+      // The checked-out connection errors like any lost one, so its holder drops it.
+      await broke;
+      held.release(true);
+      await eventually(() => pool.totalCount === 0, 'both connections closed');
+    } finally {
+      await pool.end();
+      await proxy.close();
+    }
+  },
+);
 
-test('connecting gives up after database.connectTimeout when the server never answers', { timeout: 30_000 }, async () => {
-  // A listener that accepts and never speaks: PostgreSQL's startup never completes.
-  const server = net.createServer(() => {});
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const url = new URL(db.url);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as net.AddressInfo).port);
-  const pool = createPool(url.href, { max: 1, database: { connectTimeout: 500 } });
-  try {
-    await assert.rejects(pool.query('SELECT 1'), /timeout/i);
-  } finally {
-    await pool.end();
-    server.close();
-    server.unref();
-  }
-});
+test(
+  'connecting gives up after database.connectTimeout when the server never answers',
+  { timeout: 30_000 },
+  async () => {
+    // A listener that accepts and never speaks: PostgreSQL's startup never completes.
+    const server = net.createServer(() => {});
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = new URL(db.url);
+    url.hostname = '127.0.0.1';
+    url.port = String((server.address() as net.AddressInfo).port);
+    const pool = createPool(url.href, { max: 1, database: { connectTimeout: 500 } });
+    try {
+      await assert.rejects(pool.query('SELECT 1'), /timeout/i);
+    } finally {
+      await pool.end();
+      server.close();
+      server.unref();
+    }
+  },
+);

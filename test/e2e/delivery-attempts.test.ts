@@ -12,7 +12,13 @@ import { replayCapture } from '../../src/admin/admin-actions.js';
 import { redrive } from '../../src/admin/operations.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { describeRun, runCli } from '../support/cli.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
 const TOKEN = 'delivery-attempts-test-token';
@@ -90,7 +96,10 @@ describe('attempt headers and the request/response log', () => {
   test('an attempt keeps the request headers, secrets redacted, and the response with the first 1 KB of its body', async () => {
     // 1,500 bytes: "é" is 2 bytes in UTF-8, so the 1 KB cut falls inside no character.
     const long = `${'é'.repeat(700)}${'z'.repeat(100)}`;
-    receiver.reply = (r) => (r.json?.body?.after?.id === 2 ? { status: 200, headers: { 'x-request-id': 'req-42', 'set-cookie': 'session=abc' }, body: long } : { status: 200 });
+    receiver.reply = (r) =>
+      r.json?.body?.after?.id === 2
+        ? { status: 200, headers: { 'x-request-id': 'req-42', 'set-cookie': 'session=abc' }, body: long }
+        : { status: 200 };
     await db.pool.query(`INSERT INTO orders VALUES (2, 'second')`);
     const d = await deliveryOf(2);
     const [sent] = requestsFor(2);
@@ -108,7 +117,11 @@ describe('attempt headers and the request/response log', () => {
     assert.equal(h['x-tenant'], 'acme', 'a plain configured header is kept');
     assert.equal(h['x-api-key'], '[redacted]', 'a header from the environment is redacted');
     assert.equal(h['webhook-signature'], '[redacted]');
-    assert.equal(h.authorization, 'Basic [redacted]', 'the credentials of the endpoint URL are redacted, the scheme kept');
+    assert.equal(
+      h.authorization,
+      'Basic [redacted]',
+      'the credentials of the endpoint URL are redacted, the scheme kept',
+    );
     assert.equal(h['content-type'], 'application/json');
     assert.equal(a.response.status, 200);
     assert.equal(a.response.headers['x-request-id'], 'req-42');
@@ -117,15 +130,30 @@ describe('attempt headers and the request/response log', () => {
     assert.equal(Buffer.byteLength(a.response.body), 1024, 'the first 1 KB of the body');
     assert.equal(a.response.body, long.slice(0, 512));
     const stored = JSON.stringify(d);
-    for (const leaked of [API_KEY, PASSWORD, secret, String(sent.headers['webhook-signature']).slice(3)]) assert.ok(!stored.includes(leaked), `no secret in the log: ${leaked.slice(0, 6)}…`);
+    for (const leaked of [API_KEY, PASSWORD, secret, String(sent.headers['webhook-signature']).slice(3)])
+      assert.ok(!stored.includes(leaked), `no secret in the log: ${leaked.slice(0, 6)}…`);
   });
 
   test('a failed attempt keeps its response; a reset connection keeps the request without a response', async () => {
     let n = 0;
-    receiver.reply = (r) => (r.json?.body?.after?.id !== 3 ? { status: 200 } : ++n === 1 ? { status: 503, body: 'busy, try later' } : n === 2 ? 'reset' : { status: 204 });
+    receiver.reply = (r) =>
+      r.json?.body?.after?.id !== 3
+        ? { status: 200 }
+        : ++n === 1
+          ? { status: 503, body: 'busy, try later' }
+          : n === 2
+            ? 'reset'
+            : { status: 204 };
     await db.pool.query(`INSERT INTO orders VALUES (3, 'third')`);
     const d = await deliveryOf(3);
-    assert.deepEqual(d.attemptLog.map((a: any) => [a.attempt, a.outcome, a.status]), [[1, 'failed', 503], [2, 'failed', null], [3, 'delivered', 204]]);
+    assert.deepEqual(
+      d.attemptLog.map((a: any) => [a.attempt, a.outcome, a.status]),
+      [
+        [1, 'failed', 503],
+        [2, 'failed', null],
+        [3, 'delivered', 204],
+      ],
+    );
     const [first, second, third] = d.attemptLog;
     assert.equal(first.response.body, 'busy, try later');
     assert.equal(first.response.bodyTruncated, false);
@@ -144,14 +172,28 @@ describe('resend', () => {
     const d = await deliveryOf(4);
     assert.equal(requestsFor(4).length, 1);
     assert.deepEqual((await api(`/deliveries/${d.id}/resend`, 'POST')).body, { resent: 1 });
-    const [original, again] = await eventually(() => requestsFor(4).length === 2 && requestsFor(4), 'order 4 received again');
-    assert.equal(again!.headers['webhook-id'], original!.headers['webhook-id'], 'the same message: the same webhook-id');
+    const [original, again] = await eventually(
+      () => requestsFor(4).length === 2 && requestsFor(4),
+      'order 4 received again',
+    );
+    assert.equal(
+      again!.headers['webhook-id'],
+      original!.headers['webhook-id'],
+      'the same message: the same webhook-id',
+    );
     assert.equal(again!.headers['rowcast-attempt'], '1', 'a new series of attempts');
     const resent = await eventually(async () => {
       const r = (await api(`/deliveries/${d.id}`)).body;
       return r.state === 'done' && r.attemptLog.length === 3 && r;
     }, 'the resent delivery done');
-    assert.deepEqual(resent.attemptLog.map((a: any) => [a.attempt, a.outcome]), [[1, 'delivered'], [null, 'resent'], [1, 'delivered']]);
+    assert.deepEqual(
+      resent.attemptLog.map((a: any) => [a.attempt, a.outcome]),
+      [
+        [1, 'delivered'],
+        [null, 'resent'],
+        [1, 'delivered'],
+      ],
+    );
   });
 
   test('resend of an unknown id is 404, of a bad id 400, of a delivery in flight 409', async () => {
@@ -183,21 +225,40 @@ describe('history events: each new series of attempts is marked', () => {
     receiver.reply = (r) => (r.json?.body?.after?.id === 6 ? { status: 500, body: 'down' } : { status: 200 });
     await db.pool.query(`INSERT INTO orders VALUES (6, 'dies')`);
     const dead = await deliveryOf(6, 'dead');
-    assert.deepEqual(dead.attemptLog.map((a: any) => a.outcome), ['failed', 'failed', 'dead']);
+    assert.deepEqual(
+      dead.attemptLog.map((a: any) => a.outcome),
+      ['failed', 'failed', 'dead'],
+    );
     receiver.reply = () => ({ status: 200 });
     assert.equal(await redrive(db.pool, { subscription: 'hook', since: new Date(Date.now() - 60_000) }), 1);
     const redriven = await eventually(async () => {
       const r = (await api(`/deliveries/${dead.id}`)).body;
       return r.state === 'done' && r;
     }, 'the redriven delivery done');
-    assert.deepEqual(redriven.attemptLog.map((a: any) => [a.attempt, a.outcome]), [[1, 'failed'], [2, 'failed'], [3, 'dead'], [null, 'redriven'], [1, 'delivered']]);
+    assert.deepEqual(
+      redriven.attemptLog.map((a: any) => [a.attempt, a.outcome]),
+      [
+        [1, 'failed'],
+        [2, 'failed'],
+        [3, 'dead'],
+        [null, 'redriven'],
+        [1, 'delivered'],
+      ],
+    );
 
     assert.ok((await replayCapture(db.pool, 'orders', { subscription: 'hook', since })) >= 1);
     const replayed = await eventually(async () => {
       const r = (await api(`/deliveries/${dead.id}`)).body;
       return r.state === 'done' && r.attemptLog.length === 7 && r;
     }, 'the replayed delivery done');
-    assert.deepEqual(replayed.attemptLog.slice(4).map((a: any) => [a.attempt, a.outcome]), [[1, 'delivered'], [null, 'replayed'], [1, 'delivered']]);
+    assert.deepEqual(
+      replayed.attemptLog.slice(4).map((a: any) => [a.attempt, a.outcome]),
+      [
+        [1, 'delivered'],
+        [null, 'replayed'],
+        [1, 'delivered'],
+      ],
+    );
   });
 });
 
@@ -236,7 +297,11 @@ describe('CLI: rowcast delivery and rowcast resend', () => {
     await eventually(() => requestsFor(1).length === before + 1, 'order 1 received again');
     const text = await eventually(async () => {
       const r = await cli('delivery', d.id);
-      return r.stdout.includes('resent: a new series of attempts') && /resent[^]*attempt 1 .* delivered/.test(r.stdout) && r.stdout;
+      return (
+        r.stdout.includes('resent: a new series of attempts') &&
+        /resent[^]*attempt 1 .* delivered/.test(r.stdout) &&
+        r.stdout
+      );
     }, 'the resend in rowcast delivery');
     assert.match(text, /same message \(same webhook-id\)/);
 

@@ -103,7 +103,10 @@ describe('delivery failures', () => {
       requests.map((r) => r.status),
       [500, 500, 500, 200],
     );
-    assert.ok(requests.every((r) => webhookId(r) === id && r.json.id === id), 'every attempt carries the same webhook-id');
+    assert.ok(
+      requests.every((r) => webhookId(r) === id && r.json.id === id),
+      'every attempt carries the same webhook-id',
+    );
     assert.deepEqual(requests.map(attemptOf), [1, 2, 3, 4]);
     const row = await deliveryOf(id);
     assert.equal(row.attempts, failures + 1);
@@ -112,51 +115,65 @@ describe('delivery failures', () => {
     assert.equal(row.lease_owner, null);
   });
 
-  test('always failing: dead after maxAttempts, visible in status; redrive delivers it once the subscriber works', TEST, async () => {
-    const receiver = receivers.broken;
-    let healthy = false;
-    receiver.reply = () => (healthy ? { status: 200 } : { status: 500, body: 'database on fire' });
-    await db.pool.query(`INSERT INTO t_broken VALUES (1, 'broken')`);
-    const first = await eventually(() => receiver.requests[0], 'the first attempt', WAIT);
-    const id = webhookId(first);
-    const dead = await eventually(async () => {
-      const row = await deliveryOf(id);
-      return row.state === 'dead' && row;
-    }, 'the delivery to be dead', WAIT);
-    assert.equal(dead.attempts, 3);
-    assert.match(dead.last_error ?? '', /^HTTP 500: database on fire/);
-    assert.match(dead.last_error ?? '', /after 3 attempts/);
-    assert.equal(receiver.requests.length, 3, 'maxAttempts 3: three requests, no more');
-    assert.ok(receiver.requests.every((r) => webhookId(r) === id));
+  test(
+    'always failing: dead after maxAttempts, visible in status; redrive delivers it once the subscriber works',
+    TEST,
+    async () => {
+      const receiver = receivers.broken;
+      let healthy = false;
+      receiver.reply = () => (healthy ? { status: 200 } : { status: 500, body: 'database on fire' });
+      await db.pool.query(`INSERT INTO t_broken VALUES (1, 'broken')`);
+      const first = await eventually(() => receiver.requests[0], 'the first attempt', WAIT);
+      const id = webhookId(first);
+      const dead = await eventually(
+        async () => {
+          const row = await deliveryOf(id);
+          return row.state === 'dead' && row;
+        },
+        'the delivery to be dead',
+        WAIT,
+      );
+      assert.equal(dead.attempts, 3);
+      assert.match(dead.last_error ?? '', /^HTTP 500: database on fire/);
+      assert.match(dead.last_error ?? '', /after 3 attempts/);
+      assert.equal(receiver.requests.length, 3, 'maxAttempts 3: three requests, no more');
+      assert.ok(receiver.requests.every((r) => webhookId(r) === id));
 
-    // The last attempt is logged as the delivery going dead, at error level, with what an operator needs.
-    const deadLines = logged.filter((l) => l.subscription === 'broken' && l.msg === 'delivery dead: no attempts left');
-    assert.equal(deadLines.length, 1, JSON.stringify(logged.filter((l) => l.subscription === 'broken')));
-    const deadLine = deadLines[0]!;
-    assert.equal(deadLine.level, 50);
-    assert.equal(deadLine.message, id);
-    assert.equal(deadLine.attempts, 3);
-    assert.match(deadLine.error, /^HTTP 500: database on fire.*after 3 attempts/);
-    assert.ok(deadLine.redrive, 'says how to send it again');
-    assert.equal(logged.filter((l) => l.subscription === 'broken' && l.msg === 'delivery attempt failed').length, 2, 'the two attempts before it are ordinary failures');
+      // The last attempt is logged as the delivery going dead, at error level, with what an operator needs.
+      const deadLines = logged.filter(
+        (l) => l.subscription === 'broken' && l.msg === 'delivery dead: no attempts left',
+      );
+      assert.equal(deadLines.length, 1, JSON.stringify(logged.filter((l) => l.subscription === 'broken')));
+      const deadLine = deadLines[0]!;
+      assert.equal(deadLine.level, 50);
+      assert.equal(deadLine.message, id);
+      assert.equal(deadLine.attempts, 3);
+      assert.match(deadLine.error, /^HTTP 500: database on fire.*after 3 attempts/);
+      assert.ok(deadLine.redrive, 'says how to send it again');
+      assert.equal(
+        logged.filter((l) => l.subscription === 'broken' && l.msg === 'delivery attempt failed').length,
+        2,
+        'the two attempts before it are ordinary failures',
+      );
 
-    const status = await subscriptionStatus('broken');
-    assert.equal(status.dead, 1);
-    assert.equal(status.pending, 0);
-    assert.equal(status.inFlight, 0);
-    assert.match(status.lastError ?? '', /^HTTP 500/);
+      const status = await subscriptionStatus('broken');
+      assert.equal(status.dead, 1);
+      assert.equal(status.pending, 0);
+      assert.equal(status.inFlight, 0);
+      assert.match(status.lastError ?? '', /^HTTP 500/);
 
-    healthy = true;
-    assert.equal(await redrive(db.pool, { subscription: 'broken' }), 1);
-    const ok = await eventually(() => receiver.delivered[0], 'the redriven delivery', WAIT);
-    assert.equal(webhookId(ok), id, 'redrive sends the same message');
-    assert.equal(attemptOf(ok), 1, 'with a fresh attempt budget');
-    await eventually(async () => (await deliveryOf(id)).state === 'done', 'the redriven delivery to be done', WAIT);
-    assert.equal(receiver.requests.length, 4);
-    const after = await subscriptionStatus('broken');
-    assert.equal(after.dead, 0);
-    assert.equal(after.pending, 0);
-  });
+      healthy = true;
+      assert.equal(await redrive(db.pool, { subscription: 'broken' }), 1);
+      const ok = await eventually(() => receiver.delivered[0], 'the redriven delivery', WAIT);
+      assert.equal(webhookId(ok), id, 'redrive sends the same message');
+      assert.equal(attemptOf(ok), 1, 'with a fresh attempt budget');
+      await eventually(async () => (await deliveryOf(id)).state === 'done', 'the redriven delivery to be done', WAIT);
+      assert.equal(receiver.requests.length, 4);
+      const after = await subscriptionStatus('broken');
+      assert.equal(after.dead, 0);
+      assert.equal(after.pending, 0);
+    },
+  );
 
   for (const status of [429, 503]) {
     test(`${status} with Retry-After: 1 waits a second before the next attempt`, TEST, async () => {
@@ -169,7 +186,11 @@ describe('delivery failures', () => {
       };
       const start = receiver.requests.length;
       await db.pool.query(`INSERT INTO t_throttled VALUES ($1, 'throttled')`, [status]);
-      const ok = await eventually(() => receiver.delivered.find((r) => r.n > start), `the delivery after the ${status}`, WAIT);
+      const ok = await eventually(
+        () => receiver.delivered.find((r) => r.n > start),
+        `the delivery after the ${status}`,
+        WAIT,
+      );
       const mine = receiver.requests.filter((r) => webhookId(r) === webhookId(ok));
       assert.deepEqual(
         mine.map((r) => r.status),
@@ -190,23 +211,37 @@ describe('delivery failures', () => {
     let gone = true;
     receiver.reply = () => (gone ? { status: 410, body: 'no such hook' } : { status: 200 });
     await db.pool.query(`INSERT INTO t_gone VALUES (1, 'gone')`);
-    const disabled = await eventually(async () => {
-      const s = await subscriptionStatus('gone');
-      return s.state === 'disabled' && s;
-    }, 'the subscription to be disabled', WAIT);
+    const disabled = await eventually(
+      async () => {
+        const s = await subscriptionStatus('gone');
+        return s.state === 'disabled' && s;
+      },
+      'the subscription to be disabled',
+      WAIT,
+    );
     assert.match(disabled.stateReason ?? '', /HTTP 410: no such hook/);
     assert.match(disabled.stateReason ?? '', /subscription disabled/);
     assert.equal(receiver.requests.length, 1);
     const id = webhookId(receiver.requests[0]!);
     // The delivery is kept for when the subscription comes back; the attempt is counted.
     let seen: DeliveryRow | undefined;
-    await eventually(async () => (seen = await deliveryOf(id)).state === 'pending', 'the delivery to be pending again', WAIT).catch((err: Error) => {
-      throw new Error(`${err.message}; last seen: ${JSON.stringify(seen)}; requests: ${receiver.requests.map((r) => r.status).join(', ')}`);
+    await eventually(
+      async () => (seen = await deliveryOf(id)).state === 'pending',
+      'the delivery to be pending again',
+      WAIT,
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}; last seen: ${JSON.stringify(seen)}; requests: ${receiver.requests.map((r) => r.status).join(', ')}`,
+      );
     });
     assert.equal((await deliveryOf(id)).last_status, 410);
 
     await db.pool.query(`INSERT INTO t_gone VALUES (2, 'while disabled')`);
-    await eventually(async () => (await subscriptionStatus('gone')).pending === 2, 'the second change to be routed', WAIT);
+    await eventually(
+      async () => (await subscriptionStatus('gone')).pending === 2,
+      'the second change to be routed',
+      WAIT,
+    );
     // Several poll intervals and retry delays: a delivery due now would have been sent by then.
     await sleep(1500);
     assert.equal(receiver.requests.length, 1, 'no request while the subscription is disabled');
@@ -220,39 +255,52 @@ describe('delivery failures', () => {
     assert.equal(receiver.requests.length, 3);
     assert.equal(webhookId(receiver.delivered.find((r) => r.json.body.after.id === 1)!), id);
     // The results of the two attempts are recorded just after their responses.
-    const resumed = await eventually(async () => {
-      const s = await subscriptionStatus('gone');
-      return s.pending === 0 && s.inFlight === 0 && s;
-    }, 'nothing pending or in flight', WAIT);
+    const resumed = await eventually(
+      async () => {
+        const s = await subscriptionStatus('gone');
+        return s.pending === 0 && s.inFlight === 0 && s;
+      },
+      'nothing pending or in flight',
+      WAIT,
+    );
     assert.equal(resumed.state, 'active');
     assert.equal(resumed.stateReason, null);
     assert.equal((await deliveryOf(id)).state, 'done');
     assert.equal((await deliveryOf(id)).attempts, 2);
   });
 
-  test('a 3xx redirect is not followed: it is a failed attempt, retried at the subscription endpoint', TEST, async () => {
-    const receiver = receivers.redirect;
-    const moved = new URL('/moved', receiver.url).toString();
-    receiver.reply = (r) => (r.path === '/moved' ? { status: 200 } : r.n <= 2 ? { status: 302, headers: { location: moved } } : { status: 200 });
-    await db.pool.query(`INSERT INTO t_redirect VALUES (1, 'redirect')`);
-    const ok = await eventually(() => receiver.delivered[0], 'the delivery after the redirects', WAIT);
-    const id = webhookId(ok);
-    await eventually(async () => (await deliveryOf(id)).state === 'done', 'the delivery to be done', WAIT);
-    assert.deepEqual(
-      receiver.requests.map((r) => [r.path, r.status, webhookId(r)]),
-      [
-        ['/hook', 302, id],
-        ['/hook', 302, id],
-        ['/hook', 200, id],
-      ],
-      'the Location is never requested',
-    );
-    const row = await deliveryOf(id);
-    assert.equal(row.attempts, 3);
-    assert.match(row.last_error ?? '', /^HTTP 302/);
-    assert.match(row.last_error ?? '', /redirects are not followed/);
-    assert.ok(row.last_error?.includes(moved), 'the error names where the endpoint moved');
-  });
+  test(
+    'a 3xx redirect is not followed: it is a failed attempt, retried at the subscription endpoint',
+    TEST,
+    async () => {
+      const receiver = receivers.redirect;
+      const moved = new URL('/moved', receiver.url).toString();
+      receiver.reply = (r) =>
+        r.path === '/moved'
+          ? { status: 200 }
+          : r.n <= 2
+            ? { status: 302, headers: { location: moved } }
+            : { status: 200 };
+      await db.pool.query(`INSERT INTO t_redirect VALUES (1, 'redirect')`);
+      const ok = await eventually(() => receiver.delivered[0], 'the delivery after the redirects', WAIT);
+      const id = webhookId(ok);
+      await eventually(async () => (await deliveryOf(id)).state === 'done', 'the delivery to be done', WAIT);
+      assert.deepEqual(
+        receiver.requests.map((r) => [r.path, r.status, webhookId(r)]),
+        [
+          ['/hook', 302, id],
+          ['/hook', 302, id],
+          ['/hook', 200, id],
+        ],
+        'the Location is never requested',
+      );
+      const row = await deliveryOf(id);
+      assert.equal(row.attempts, 3);
+      assert.match(row.last_error ?? '', /^HTTP 302/);
+      assert.match(row.last_error ?? '', /redirects are not followed/);
+      assert.ok(row.last_error?.includes(moved), 'the error names where the endpoint moved');
+    },
+  );
 
   test('a subscriber that never answers: the attempt times out and is retried', TEST, async () => {
     const receiver = receivers.slow;
@@ -261,10 +309,14 @@ describe('delivery failures', () => {
     const first = await eventually(() => receiver.requests[0], 'the first attempt', WAIT);
     const id = webhookId(first);
     // Observed while the retry waits, or kept after it succeeded.
-    const failed = await eventually(async () => {
-      const row = await deliveryOf(id);
-      return row.last_error !== null && row;
-    }, 'the timed-out attempt to be recorded', WAIT);
+    const failed = await eventually(
+      async () => {
+        const row = await deliveryOf(id);
+        return row.last_error !== null && row;
+      },
+      'the timed-out attempt to be recorded',
+      WAIT,
+    );
     assert.match(failed.last_error!, /timed out/);
     const ok = await eventually(() => receiver.delivered[0], 'the retry', WAIT);
     assert.equal(webhookId(ok), id);

@@ -4,7 +4,13 @@ import { fetch } from 'undici';
 import { rowKeyForms, searchDeliveries, searchQuery } from '../../src/admin/delivery-search.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { describeRun, runCli } from '../support/cli.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 // Find a row's deliveries: by capture, operation, row key, subscription, state and time, in the API and the CLI.
@@ -40,7 +46,12 @@ before(async () => {
   await db.pool.query('DELETE FROM orders WHERE id = 5');
   await db.pool.query('INSERT INTO lines VALUES (7, 1, 1), (7, 2, 2), (42, 1, 3)');
   // 9 order events × 2 subscriptions + 3 line events = 21 deliveries.
-  await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].n === 21, 'every delivery done', 60_000);
+  await eventually(
+    async () =>
+      (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].n === 21,
+    'every delivery done',
+    60_000,
+  );
 });
 
 after(async () => {
@@ -72,7 +83,7 @@ async function allPages(query: string, limit: number): Promise<any[]> {
   return items;
 }
 
-test('a row key finds that row\'s deliveries, in every subscription, each showing its row key, capture and operation', async () => {
+test("a row key finds that row's deliveries, in every subscription, each showing its row key, capture and operation", async () => {
   const three = await allPages('rowKey=id%3D3', 2);
   // INSERT + 2 UPDATEs, to both order subscriptions.
   assert.equal(three.length, 6);
@@ -84,7 +95,11 @@ test('a row key finds that row\'s deliveries, in every subscription, each showin
     assert.equal(d.state, 'done');
   }
   const ids = three.map((d) => Number(d.id));
-  assert.deepEqual(ids, [...ids].sort((a, b) => b - a), 'newest first');
+  assert.deepEqual(
+    ids,
+    [...ids].sort((a, b) => b - a),
+    'newest first',
+  );
   // The same row as JSON; the bigint and composite key of a line as column=value pairs (the bigint arrives as "7").
   assert.equal((await allPages(`rowKey=${encodeURIComponent('{"id": 3}')}`, 50)).length, 6);
   const line = await allPages(`rowKey=${encodeURIComponent('order_id=7,n=2')}`, 50);
@@ -103,7 +118,15 @@ test('capture, operation, subscription, state and time filters combine with the 
   assert.equal((await allPages('rowKey=id%3D3&op=UPDATE&subscription=orders-audit&status=done', 50)).length, 2);
   assert.equal((await allPages('rowKey=id%3D3&status=dead', 50)).length, 0);
   assert.equal((await allPages('capture=orders-cap&since=1h', 50)).length, 18);
-  assert.equal((await allPages(`capture=orders-cap&until=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}`, 50)).length, 0);
+  assert.equal(
+    (
+      await allPages(
+        `capture=orders-cap&until=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}`,
+        50,
+      )
+    ).length,
+    0,
+  );
   // Bad input is refused naming the problem.
   const badOp = await get('/deliveries?op=MERGE');
   assert.equal(badOp.status, 400);
@@ -117,17 +140,31 @@ test('pages of a search follow the numeric id across 9→10', async () => {
   const all = await allPages('capture=orders-cap', 50);
   assert.equal(all.length, 18);
   assert.ok(all.some((d) => d.id === '9') && all.some((d) => d.id === '10'), 'ids 9 and 10 are among them');
-  for (const limit of [1, 3, 4]) assert.deepEqual((await allPages('capture=orders-cap', limit)).map((d) => d.id), all.map((d) => d.id), `pages of ${limit}`);
-  assert.deepEqual(all.map((d) => Number(d.id)), all.map((d) => Number(d.id)).sort((a, b) => b - a));
+  for (const limit of [1, 3, 4])
+    assert.deepEqual(
+      (await allPages('capture=orders-cap', limit)).map((d) => d.id),
+      all.map((d) => d.id),
+      `pages of ${limit}`,
+    );
+  assert.deepEqual(
+    all.map((d) => Number(d.id)),
+    all.map((d) => Number(d.id)).sort((a, b) => b - a),
+  );
 });
 
 test('a row-key search reads the row key index, not every delivery', async () => {
   // Enough unrelated messages that a scan would be the planner's choice were there no index.
-  await db.pool.query(`INSERT INTO rowcast.messages (topic, body, group_key) SELECT 'orders', '{}', 'other-' || g FROM generate_series(1, 20000) g`);
-  await db.pool.query(`INSERT INTO rowcast.deliveries (message_id, subscription, state) SELECT id, 'orders-audit', 'done' FROM rowcast.messages WHERE group_key LIKE 'other-%'`);
+  await db.pool.query(
+    `INSERT INTO rowcast.messages (topic, body, group_key) SELECT 'orders', '{}', 'other-' || g FROM generate_series(1, 20000) g`,
+  );
+  await db.pool.query(
+    `INSERT INTO rowcast.deliveries (message_id, subscription, state) SELECT id, 'orders-audit', 'done' FROM rowcast.messages WHERE group_key LIKE 'other-%'`,
+  );
   await db.pool.query('ANALYZE rowcast.messages; ANALYZE rowcast.deliveries');
   const query = searchQuery({ rowKey: 'id=3', capture: 'orders-cap' }, 50);
-  const plan = (await db.pool.query({ text: `EXPLAIN ${query.text}`, values: query.values })).rows.map((r) => r['QUERY PLAN'] as string).join('\n');
+  const plan = (await db.pool.query({ text: `EXPLAIN ${query.text}`, values: query.values })).rows
+    .map((r) => r['QUERY PLAN'] as string)
+    .join('\n');
   assert.match(plan, /Index Scan on messages_group_key/, plan);
   assert.match(plan, /Index Scan using deliveries_message/, plan);
   assert.doesNotMatch(plan, /Seq Scan on (messages|deliveries)/, plan);
@@ -136,7 +173,7 @@ test('a row-key search reads the row key index, not every delivery', async () =>
   assert.equal((await searchDeliveries(db.pool, { rowKey: 'id=3' })).items.length, 6);
 });
 
-test('rowcast deliveries finds a row\'s deliveries and shows its row key', async () => {
+test("rowcast deliveries finds a row's deliveries and shows its row key", async () => {
   const env = { DATABASE_URL: db.url };
   const run = await runCli(['deliveries', '--row-key', 'id=3', '--op', 'update', '-s', 'orders-hook'], { env });
   assert.equal(run.code, 0, describeRun(run));

@@ -41,21 +41,45 @@ before(async () => {
     if (r.path === '/flaky') return { status: (r.json as any)?.body?.after?.id % 2 ? 500 : 200 };
     return { status: 200 };
   };
-  await db.pool.query('CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); CREATE TABLE c (id int PRIMARY KEY)');
+  await db.pool.query(
+    'CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); CREATE TABLE c (id int PRIMARY KEY)',
+  );
   await applyConfig(db.pool, {
     topics: { a: {}, b: {}, c: {} },
     captures: { a: { table: 'a', topic: 'a' }, b: { table: 'b', topic: 'b' }, c: { table: 'c', topic: 'c' } },
     subscriptions: {
       // Every delivery dead at its first failure; disabled at the third dead one in a row.
-      'dead-limit': { topic: 'a', protocol: 'http', endpoint: `${origin()}/dead`, deliveryPolicy: { maxAttempts: 1 }, disableAfter: { deadDeliveries: 3 } },
+      'dead-limit': {
+        topic: 'a',
+        protocol: 'http',
+        endpoint: `${origin()}/dead`,
+        deliveryPolicy: { maxAttempts: 1 },
+        disableAfter: { deadDeliveries: 3 },
+      },
       'a-healthy': { topic: 'a', protocol: 'http', endpoint: `${origin()}/ok` },
       // Retried every ~0.1 s and never dead; disabled once it has failed for a second.
-      'slow-fail': { topic: 'b', protocol: 'http', endpoint: `${origin()}/slow`, deliveryPolicy: { maxAttempts: 100, minDelay: '50ms', maxDelay: '100ms' }, disableAfter: '1s' },
+      'slow-fail': {
+        topic: 'b',
+        protocol: 'http',
+        endpoint: `${origin()}/slow`,
+        deliveryPolicy: { maxAttempts: 100, minDelay: '50ms', maxDelay: '100ms' },
+        disableAfter: '1s',
+      },
       // A success between failures resets the count.
-      flaky: { topic: 'c', protocol: 'http', endpoint: `${origin()}/flaky`, deliveryPolicy: { maxAttempts: 1 }, disableAfter: { deadDeliveries: 2 } },
+      flaky: {
+        topic: 'c',
+        protocol: 'http',
+        endpoint: `${origin()}/flaky`,
+        deliveryPolicy: { maxAttempts: 1 },
+        disableAfter: { deadDeliveries: 2 },
+      },
     },
   });
-  rowcast = await startRowcast({ databaseUrl: db.url, runtime: { ...FAST_RUNTIME, http: { port: 0, host: '127.0.0.1', token: TOKEN } }, logger: createLogger('warn', logs) });
+  rowcast = await startRowcast({
+    databaseUrl: db.url,
+    runtime: { ...FAST_RUNTIME, http: { port: 0, host: '127.0.0.1', token: TOKEN } },
+    logger: createLogger('warn', logs),
+  });
   base = `${rowcast.httpUrl!}/api`;
 });
 
@@ -73,7 +97,14 @@ async function ok(path: string, init: { method?: string } = {}): Promise<any> {
 }
 
 const states = async (subscription: string): Promise<Record<string, number>> =>
-  Object.fromEntries((await db.pool.query(`SELECT state, count(*)::int AS n FROM rowcast.deliveries WHERE subscription = $1 GROUP BY state`, [subscription])).rows.map((r) => [r.state, r.n]));
+  Object.fromEntries(
+    (
+      await db.pool.query(
+        `SELECT state, count(*)::int AS n FROM rowcast.deliveries WHERE subscription = $1 GROUP BY state`,
+        [subscription],
+      )
+    ).rows.map((r) => [r.state, r.n]),
+  );
 const sent = (path: string) => receiver.requests.filter((r) => r.path === path).length;
 
 async function metric(sample: string): Promise<number | undefined> {
@@ -83,7 +114,11 @@ async function metric(sample: string): Promise<number | undefined> {
 }
 
 test('deadDeliveries: the third dead delivery in a row disables the subscription; later deliveries wait pending; resume delivers them', async () => {
-  assert.equal(await metric('rowcast_subscriptions_disabled_total{subscription="dead-limit",cause="dead_deliveries"}'), 0, 'the counter exists from the start');
+  assert.equal(
+    await metric('rowcast_subscriptions_disabled_total{subscription="dead-limit",cause="dead_deliveries"}'),
+    0,
+    'the counter exists from the start',
+  );
   const tail = await openSse(`${base}/tail`, auth);
   try {
     await db.pool.query('INSERT INTO a VALUES (1), (2), (3)');
@@ -91,23 +126,43 @@ test('deadDeliveries: the third dead delivery in a row disables the subscription
       const s = await ok('/subscriptions/dead-limit');
       return s.state === 'disabled' && s;
     }, 'dead-limit disabled');
-    assert.match(sub.stateReason, /^disabled by disableAfter: 3 deliveries in a row went dead \(limit 3\), failing since \S+; its deliveries wait, pending: fix the endpoint, then rowcast resume dead-limit$/);
+    assert.match(
+      sub.stateReason,
+      /^disabled by disableAfter: 3 deliveries in a row went dead \(limit 3\), failing since \S+; its deliveries wait, pending: fix the endpoint, then rowcast resume dead-limit$/,
+    );
     assert.equal(sub.deadInRow, 3);
     assert.ok(sub.failingSince);
     assert.deepEqual(sub.disableAfter, { failingFor: null, deadDeliveries: 3 });
-    const event = await eventually(() => tail.events.find((e) => e.event === 'subscription'), 'the disabling in the live tail');
-    assert.deepEqual((({ subscription, state, cause }) => ({ subscription, state, cause }))(JSON.parse(event.data)), { subscription: 'dead-limit', state: 'disabled', cause: 'dead_deliveries' });
+    const event = await eventually(
+      () => tail.events.find((e) => e.event === 'subscription'),
+      'the disabling in the live tail',
+    );
+    assert.deepEqual((({ subscription, state, cause }) => ({ subscription, state, cause }))(JSON.parse(event.data)), {
+      subscription: 'dead-limit',
+      state: 'disabled',
+      cause: 'dead_deliveries',
+    });
   } finally {
     await tail.close();
   }
-  assert.equal(await metric('rowcast_subscriptions_disabled_total{subscription="dead-limit",cause="dead_deliveries"}'), 1);
+  assert.equal(
+    await metric('rowcast_subscriptions_disabled_total{subscription="dead-limit",cause="dead_deliveries"}'),
+    1,
+  );
   const warned = logLines.filter((l) => l.msg?.startsWith('subscription disabled:'));
   assert.equal(warned.length, 1, JSON.stringify(warned));
   assert.equal(warned[0]!.level, 40, 'a warning');
-  assert.deepEqual([warned[0]!.subscription, warned[0]!.cause, warned[0]!.deadInRow, warned[0]!.resume], ['dead-limit', 'dead_deliveries', 3, 'rowcast resume dead-limit']);
+  assert.deepEqual(
+    [warned[0]!.subscription, warned[0]!.cause, warned[0]!.deadInRow, warned[0]!.resume],
+    ['dead-limit', 'dead_deliveries', 3, 'rowcast resume dead-limit'],
+  );
   assert.deepEqual(await states('dead-limit'), { dead: 3 });
   const status = await runCli(['status'], { env: { DATABASE_URL: db.url } });
-  assert.match(status.stdout, /dead-limit\s+a\s+disabled \(disabled by disableAfter: 3 deliveries in a row went dead/, describeRun(status));
+  assert.match(
+    status.stdout,
+    /dead-limit\s+a\s+disabled \(disabled by disableAfter: 3 deliveries in a row went dead/,
+    describeRun(status),
+  );
 
   // Disabled: new deliveries are created and wait, never sent; the other subscription of the topic carries on.
   await db.pool.query('INSERT INTO a VALUES (4), (5)');
@@ -115,7 +170,14 @@ test('deadDeliveries: the third dead delivery in a row disables the subscription
   // a-healthy's deliveries of the same rows are done (the worker has claimed past them): nothing was sent to
   // dead-limit, and the database shows its waiting deliveries were never attempted.
   assert.equal(sent('/dead'), 3);
-  assert.deepEqual((await db.pool.query(`SELECT attempts FROM rowcast.deliveries WHERE subscription = 'dead-limit' AND state = 'pending'`)).rows, [{ attempts: 0 }, { attempts: 0 }]);
+  assert.deepEqual(
+    (
+      await db.pool.query(
+        `SELECT attempts FROM rowcast.deliveries WHERE subscription = 'dead-limit' AND state = 'pending'`,
+      )
+    ).rows,
+    [{ attempts: 0 }, { attempts: 0 }],
+  );
   assert.deepEqual(await states('dead-limit'), { dead: 3, pending: 2 });
 
   // Fixed and resumed: the waiting ones are delivered, the health starts afresh; the dead ones wait for redrive.
@@ -136,7 +198,10 @@ test('failingFor: an endpoint failing for longer than the window is disabled; it
     const s = await ok('/subscriptions/slow-fail');
     return s.state === 'disabled' && s;
   }, 'slow-fail disabled');
-  assert.match(sub.stateReason, /^disabled by disableAfter: every attempt failed for \d+s( \d+ms)? since \S+ \(limit 1s\)/);
+  assert.match(
+    sub.stateReason,
+    /^disabled by disableAfter: every attempt failed for \d+s( \d+ms)? since \S+ \(limit 1s\)/,
+  );
   assert.ok(sent('/slow') >= 2, 'it was retried meanwhile');
   const attempts = sent('/slow');
   await sleep(500);
@@ -155,7 +220,16 @@ test('failingFor: an endpoint failing for longer than the window is disabled; it
 test('a success in between resets the count: failures that are not in a row never disable', async () => {
   for (const id of [1, 2, 3, 4]) {
     await db.pool.query('INSERT INTO c VALUES ($1)', [id]);
-    await eventually(async () => sent('/flaky') === id && (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'flaky' AND state IN ('done', 'dead')`)).rows[0].n === id, `row ${id} finished`);
+    await eventually(
+      async () =>
+        sent('/flaky') === id &&
+        (
+          await db.pool.query(
+            `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'flaky' AND state IN ('done', 'dead')`,
+          )
+        ).rows[0].n === id,
+      `row ${id} finished`,
+    );
   }
   assert.deepEqual(await states('flaky'), { dead: 2, done: 2 });
   // The health is written just after the results: wait for the last success to have reset it.

@@ -5,7 +5,14 @@ import { SMTPServer } from 'smtp-server';
 import { parseConfig } from '../../src/admin/load-config.js';
 import { getStatus } from '../../src/admin/operations.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, settled, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  settled,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
@@ -35,13 +42,25 @@ before(async () => {
     captures: { orders: { table: 'orders', topic: 'orders', subject: 'Order changed' } },
     subscriptions: {
       everything: { topic: 'orders', protocol: 'http', endpoint: `${receiver.url}?everything` },
-      'inserts-only': { topic: 'orders', protocol: 'http', endpoint: `${receiver.url}?inserts`, filterPolicy: { op: ['INSERT'] } },
+      'inserts-only': {
+        topic: 'orders',
+        protocol: 'http',
+        endpoint: `${receiver.url}?inserts`,
+        filterPolicy: { op: ['INSERT'] },
+      },
       'big-eu-orders': {
-        topic: 'orders', protocol: 'http', endpoint: `${receiver.url}?big-eu`,
+        topic: 'orders',
+        protocol: 'http',
+        endpoint: `${receiver.url}?big-eu`,
         filterPolicyScope: 'MessageBody',
         filterPolicy: { after: { total: [{ numeric: ['>', 100] }], region: [{ prefix: 'eu-' }] } },
       },
-      'ops-mail': { topic: 'orders', protocol: 'email', options: { to: 'ops@example.com', from: 'rowcast <rowcast@example.com>', smtp: { host: '127.0.0.1', port } }, filterPolicy: { op: ['DELETE'] } },
+      'ops-mail': {
+        topic: 'orders',
+        protocol: 'email',
+        options: { to: 'ops@example.com', from: 'rowcast <rowcast@example.com>', smtp: { host: '127.0.0.1', port } },
+        filterPolicy: { op: ['DELETE'] },
+      },
     },
   });
   rowcast = await startTestRowcast(db.url);
@@ -64,8 +83,18 @@ describe('filter policies in the chain', () => {
     await eventually(() => at('?everything').length === 5, 'all five changes at the unfiltered subscription');
     await eventually(() => at('?inserts').length === 3 && at('?big-eu').length === 2, 'the filtered subscriptions');
     await settled(db.pool);
-    assert.deepEqual(at('?inserts').map((b) => b.op).sort(), ['INSERT', 'INSERT', 'INSERT']);
-    assert.deepEqual(at('?big-eu').map((b) => `${b.op} ${b.after.id}`).sort(), ['INSERT 2', 'UPDATE 1']);
+    assert.deepEqual(
+      at('?inserts')
+        .map((b) => b.op)
+        .sort(),
+      ['INSERT', 'INSERT', 'INSERT'],
+    );
+    assert.deepEqual(
+      at('?big-eu')
+        .map((b) => `${b.op} ${b.after.id}`)
+        .sort(),
+      ['INSERT 2', 'UPDATE 1'],
+    );
   });
 
   test('a message that matches no subscription is counted', async () => {
@@ -75,7 +104,18 @@ describe('filter policies in the chain', () => {
 
   test('invalid filter policies are refused at load, naming the subscription and the path', () => {
     assert.throws(
-      () => parseConfig({ topics: { t: {} }, subscriptions: { s: { topic: 't', protocol: 'http', endpoint: 'http://x.test/', filterPolicy: { price: [{ numeric: ['>'] }] } } } }),
+      () =>
+        parseConfig({
+          topics: { t: {} },
+          subscriptions: {
+            s: {
+              topic: 't',
+              protocol: 'http',
+              endpoint: 'http://x.test/',
+              filterPolicy: { price: [{ numeric: ['>'] }] },
+            },
+          },
+        }),
       /subscriptions\.s\.filterPolicy: price: numeric/,
     );
   });

@@ -3,7 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import { type CloudEvent, HTTP } from 'cloudevents';
 import { getStatus, redrive } from '../../src/admin/operations.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
@@ -20,7 +26,9 @@ const SUBJECT = 'Konto geändert: 口座 "€100" 50% 🙂';
  * throws).
  */
 function toCloudEvent(req: { headers: Record<string, unknown>; body: string }): CloudEvent<unknown> {
-  const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, k.startsWith('ce-') ? decodeURIComponent(String(v)) : String(v)]));
+  const headers = Object.fromEntries(
+    Object.entries(req.headers).map(([k, v]) => [k, k.startsWith('ce-') ? decodeURIComponent(String(v)) : String(v)]),
+  );
   const event = HTTP.toEvent({ headers, body: req.body });
   return (Array.isArray(event) ? event[0]! : event) as CloudEvent<unknown>;
 }
@@ -32,7 +40,12 @@ before(async () => {
   failing.reply = () => ({ status: 500, body: 'subscriber down' });
   await db.pool.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance numeric(30,10), owner text)`);
   await db.pool.query(`CREATE TABLE ledger (id int PRIMARY KEY, note text)`);
-  const sub = (format: string) => ({ topic: 'accounts', protocol: 'http' as const, endpoint: `${receiver.url}?format=${format}`, format: format as never });
+  const sub = (format: string) => ({
+    topic: 'accounts',
+    protocol: 'http' as const,
+    endpoint: `${receiver.url}?format=${format}`,
+    format: format as never,
+  });
   await applyConfig(db.pool, {
     topics: { accounts: {}, 'ops-dead-letters': {}, nobody: {}, ledger: {} },
     captures: {
@@ -46,13 +59,25 @@ before(async () => {
       structured: sub('cloudevents'),
       binary: sub('cloudevents-binary'),
       flaky: {
-        topic: 'accounts', protocol: 'http', endpoint: failing.url,
+        topic: 'accounts',
+        protocol: 'http',
+        endpoint: failing.url,
         deliveryPolicy: { maxAttempts: 2, minDelay: '20ms', maxDelay: '50ms' },
         deadLetter: { topic: 'ops-dead-letters' },
       },
       ops: { topic: 'ops-dead-letters', protocol: 'http', endpoint: `${receiver.url}?ops` },
-      'ledger-binary': { topic: 'ledger', protocol: 'http', endpoint: `${receiver.url}?ledger=binary`, format: 'cloudevents-binary' },
-      'ledger-structured': { topic: 'ledger', protocol: 'http', endpoint: `${receiver.url}?ledger=structured`, format: 'cloudevents' },
+      'ledger-binary': {
+        topic: 'ledger',
+        protocol: 'http',
+        endpoint: `${receiver.url}?ledger=binary`,
+        format: 'cloudevents-binary',
+      },
+      'ledger-structured': {
+        topic: 'ledger',
+        protocol: 'http',
+        endpoint: `${receiver.url}?ledger=structured`,
+        format: 'cloudevents',
+      },
     },
   });
   rowcast = await startTestRowcast(db.url);
@@ -70,7 +95,10 @@ const byPath = (suffix: string) => receiver.requests.filter((r) => r.path.endsWi
 describe('message formats', () => {
   test('envelope, raw, CloudEvents structured and binary carry the same message, exactly', async () => {
     await db.pool.query(`INSERT INTO accounts VALUES (9223372036854775807, 12345678901234567890.0123456789, 'ann')`);
-    await eventually(() => ['envelope', 'raw', 'cloudevents', 'cloudevents-binary'].every((f) => byPath(`format=${f}`).length >= 1), 'all four formats');
+    await eventually(
+      () => ['envelope', 'raw', 'cloudevents', 'cloudevents-binary'].every((f) => byPath(`format=${f}`).length >= 1),
+      'all four formats',
+    );
     const envelope = byPath('format=envelope')[0]!;
     const id = envelope.json.id as string;
     assert.equal(envelope.json.body.after.id, '9223372036854775807');
@@ -93,7 +121,11 @@ describe('message formats', () => {
     }
     assert.match(String(byPath('format=cloudevents')[0]!.headers['content-type']), /^application\/cloudevents\+json/);
     assert.equal(byPath('format=cloudevents-binary')[0]!.headers['ce-id'], id);
-    assert.match(byPath('format=cloudevents')[0]!.body, /"balance": ?"12345678901234567890\.0123456789"/, 'structured data keeps every digit');
+    assert.match(
+      byPath('format=cloudevents')[0]!.body,
+      /"balance": ?"12345678901234567890\.0123456789"/,
+      'structured data keeps every digit',
+    );
   });
 
   test('binary CloudEvents percent-encode their ce-* headers, so a subject beyond Latin-1 arrives intact', async () => {
@@ -102,15 +134,29 @@ describe('message formats', () => {
       const req = byPath(`ledger=${sub}`)[0];
       if (req) return req;
       // Until it arrives, the delivery's error (if an attempt failed) is what a timeout reports.
-      const { rows } = await db.pool.query<{ state: string; last_error: string | null }>(`SELECT state, last_error FROM rowcast.deliveries WHERE subscription = $1`, [`ledger-${sub}`]);
+      const { rows } = await db.pool.query<{ state: string; last_error: string | null }>(
+        `SELECT state, last_error FROM rowcast.deliveries WHERE subscription = $1`,
+        [`ledger-${sub}`],
+      );
       if (rows[0]?.last_error) throw new Error(`ledger-${sub}: ${rows[0].state} after ${rows[0].last_error}`);
       return undefined;
     };
-    const [binary, structured] = [await eventually(() => delivered('binary'), 'the binary event'), await eventually(() => delivered('structured'), 'the structured event')];
+    const [binary, structured] = [
+      await eventually(() => delivered('binary'), 'the binary event'),
+      await eventually(() => delivered('structured'), 'the structured event'),
+    ];
     for (const [name, value] of Object.entries(binary.headers)) {
-      if (name.startsWith('ce-')) assert.match(String(value), /^[\x21\x23\x24\x26-\x7e]*(%[0-9A-F]{2}[\x21\x23\x24\x26-\x7e]*)*$/, `${name} is printable ASCII, percent-encoded`);
+      if (name.startsWith('ce-'))
+        assert.match(
+          String(value),
+          /^[\x21\x23\x24\x26-\x7e]*(%[0-9A-F]{2}[\x21\x23\x24\x26-\x7e]*)*$/,
+          `${name} is printable ASCII, percent-encoded`,
+        );
     }
-    assert.equal(binary.headers['ce-subject'], 'Konto%20ge%C3%A4ndert:%20%E5%8F%A3%E5%BA%A7%20%22%E2%82%AC100%22%2050%25%20%F0%9F%99%82');
+    assert.equal(
+      binary.headers['ce-subject'],
+      'Konto%20ge%C3%A4ndert:%20%E5%8F%A3%E5%BA%A7%20%22%E2%82%AC100%22%2050%25%20%F0%9F%99%82',
+    );
     for (const req of [binary, structured]) {
       const ce = toCloudEvent(req);
       assert.ok(ce.validate());
@@ -143,13 +189,19 @@ describe('dead letters', () => {
     failing.reply = () => ({ status: 204 });
     assert.equal(await redrive(db.pool, { subscription: 'flaky', since: new Date(Date.now() - 3_600_000) }), 1);
     await eventually(() => failing.requests.some((r) => r.status === 204), 'the redriven delivery');
-    await eventually(async () => (await getStatus(db.pool)).subscriptions.find((s) => s.name === 'flaky')!.dead === 0, 'no dead deliveries left');
+    await eventually(
+      async () => (await getStatus(db.pool)).subscriptions.find((s) => s.name === 'flaky')!.dead === 0,
+      'no dead deliveries left',
+    );
   });
 });
 
 describe('unmatched messages', () => {
   test('a message no subscription takes is counted on its topic', async () => {
     await db.pool.query(`DELETE FROM accounts`);
-    await eventually(async () => (await getStatus(db.pool)).topics.find((t) => t.name === 'nobody')!.unmatched === 1, 'the unmatched count');
+    await eventually(
+      async () => (await getStatus(db.pool)).topics.find((t) => t.name === 'nobody')!.unmatched === 1,
+      'the unmatched count',
+    );
   });
 });

@@ -4,7 +4,13 @@ import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { claimInvocations, releaseSlots } from '../../src/functions/invocation-store.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { mostAtOnce } from '../support/spans.js';
 
 // A function's concurrency slots are session advisory locks (hashtext('rowcast.function:' || name), slot). Session
@@ -47,22 +53,45 @@ test('claims with slots held never lock them again: one release frees them (gene
     const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     // The test pool's connections predate the ALTER DATABASE.
     await holder.query('SET plan_cache_mode = force_generic_plan');
-    assert.deepEqual((await claimInvocations(holder, 'slotted', 0, { held: [], limit: 2 }, 60_000, 'me')).taken, [0, 1]);
+    assert.deepEqual(
+      (await claimInvocations(holder, 'slotted', 0, { held: [], limit: 2 }, 60_000, 'me')).taken,
+      [0, 1],
+    );
     // Slot 2 belongs to another session, so every further claim looks at all three slots and takes none.
-    assert.equal((await other.query(`SELECT pg_try_advisory_lock(hashtext('rowcast.function:slotted'), 2) AS ok`)).rows[0].ok, true);
-    for (let i = 0; i < 50; i++) assert.deepEqual((await claimInvocations(holder, 'slotted', 0, { held: [0, 1], limit: 3 }, 60_000, 'me')).taken, []);
+    assert.equal(
+      (await other.query(`SELECT pg_try_advisory_lock(hashtext('rowcast.function:slotted'), 2) AS ok`)).rows[0].ok,
+      true,
+    );
+    for (let i = 0; i < 50; i++)
+      assert.deepEqual(
+        (await claimInvocations(holder, 'slotted', 0, { held: [0, 1], limit: 3 }, 60_000, 'me')).taken,
+        [],
+      );
 
     assert.equal(await slotLocks('slotted', pid), 2);
     await releaseSlots(holder, 'slotted', [0, 1]);
     assert.equal(await slotLocks('slotted', pid), 0, 'one release per slot taken frees every slot');
 
     // Why: in the cached (generic) plan the check of the slots held must come before the lock.
-    const plan = (await holder.query(`EXPLAIN (VERBOSE) EXECUTE rowcast_claim_invocations('slotted', 0, 3, '{0,1}', 60000, 'me')`)).rows.map((r) => r['QUERY PLAN'] as string).join('\n');
+    const plan = (
+      await holder.query(`EXPLAIN (VERBOSE) EXECUTE rowcast_claim_invocations('slotted', 0, 3, '{0,1}', 60000, 'me')`)
+    ).rows
+      .map((r) => r['QUERY PLAN'] as string)
+      .join('\n');
     const filter = plan.split('\n').find((line) => line.includes('pg_try_advisory_lock'));
     assert.ok(filter, plan);
-    assert.ok(filter.includes('$4') && filter.indexOf('$4') < filter.indexOf('pg_try_advisory_lock'), `the held slots ($4) are checked before the lock is tried:\n${plan}`);
-    const { rows } = await other.query(`SELECT pg_try_advisory_lock(hashtext('rowcast.function:slotted'), s) AS ok FROM generate_series(0, 1) s`);
-    assert.deepEqual(rows.map((r) => r.ok), [true, true], 'another session can take them');
+    assert.ok(
+      filter.includes('$4') && filter.indexOf('$4') < filter.indexOf('pg_try_advisory_lock'),
+      `the held slots ($4) are checked before the lock is tried:\n${plan}`,
+    );
+    const { rows } = await other.query(
+      `SELECT pg_try_advisory_lock(hashtext('rowcast.function:slotted'), s) AS ok FROM generate_series(0, 1) s`,
+    );
+    assert.deepEqual(
+      rows.map((r) => r.ok),
+      [true, true],
+      'another session can take them',
+    );
   } finally {
     await other.query('SELECT pg_advisory_unlock_all()');
     await holder.query('SELECT pg_advisory_unlock_all()');
@@ -71,36 +100,49 @@ test('claims with slots held never lock them again: one release frees them (gene
   }
 });
 
-const doneCount = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'overlap' AND state = 'done'`)).rows[0].n as number;
+const doneCount = async () =>
+  (
+    await db.pool.query(
+      `SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'overlap' AND state = 'done'`,
+    )
+  ).rows[0].n as number;
 
-test('two processes never run more than concurrency handlers at once, and give every slot back when idle', { timeout: 120_000 }, async () => {
-  const functions = parseConfig(config, 'test config').functions;
-  const runtimes: RowcastRuntime[] = [];
-  try {
-    runtimes.push(await startTestRowcast(db.url, {}, functions), await startTestRowcast(db.url, {}, functions));
-    // Waves, so both processes claim and give slots back repeatedly. While the test holds slot 1, a process
-    // holds slot 0 and keeps claiming with a slot held and one missing: the case where a held slot could be locked
-    // again.
-    const blocker = await db.pool.connect();
+test(
+  'two processes never run more than concurrency handlers at once, and give every slot back when idle',
+  { timeout: 120_000 },
+  async () => {
+    const functions = parseConfig(config, 'test config').functions;
+    const runtimes: RowcastRuntime[] = [];
     try {
-      for (let wave = 1; wave <= 3; wave++) {
-        await blocker.query(`SELECT pg_advisory_lock(hashtext('rowcast.function:overlap'), 1)`);
-        await db.pool.query(`SELECT rowcast.invoke('overlap', '{"ms": 5}', 'api') FROM generate_series(1, 100)`);
-        await eventually(async () => (await doneCount()) >= 100 * (wave - 1) + 20, `wave ${wave}: 20 done in slot 0`, 60_000);
-        await blocker.query(`SELECT pg_advisory_unlock(hashtext('rowcast.function:overlap'), 1)`);
-        await eventually(async () => (await doneCount()) === 100 * wave, `wave ${wave} done`, 60_000);
-        // Idle, each process gives its slots back (after a second without work): none may stay locked.
-        await eventually(async () => (await slotLocks('overlap')) === 0, `every slot given back after wave ${wave}`);
+      runtimes.push(await startTestRowcast(db.url, {}, functions), await startTestRowcast(db.url, {}, functions));
+      // Waves, so both processes claim and give slots back repeatedly. While the test holds slot 1, a process
+      // holds slot 0 and keeps claiming with a slot held and one missing: the case where a held slot could be locked
+      // again.
+      const blocker = await db.pool.connect();
+      try {
+        for (let wave = 1; wave <= 3; wave++) {
+          await blocker.query(`SELECT pg_advisory_lock(hashtext('rowcast.function:overlap'), 1)`);
+          await db.pool.query(`SELECT rowcast.invoke('overlap', '{"ms": 5}', 'api') FROM generate_series(1, 100)`);
+          await eventually(
+            async () => (await doneCount()) >= 100 * (wave - 1) + 20,
+            `wave ${wave}: 20 done in slot 0`,
+            60_000,
+          );
+          await blocker.query(`SELECT pg_advisory_unlock(hashtext('rowcast.function:overlap'), 1)`);
+          await eventually(async () => (await doneCount()) === 100 * wave, `wave ${wave} done`, 60_000);
+          // Idle, each process gives its slots back (after a second without work): none may stay locked.
+          await eventually(async () => (await slotLocks('overlap')) === 0, `every slot given back after wave ${wave}`);
+        }
+      } finally {
+        blocker.release();
       }
+      const { rows } = await db.pool.query(`SELECT result FROM rowcast.invocations WHERE function = 'overlap'`);
+      const spans = rows.map((r) => JSON.parse(r.result) as { start: number; end: number });
+      const most = mostAtOnce(spans);
+      assert.ok(most <= 2, `at most 2 handlers ran at once over both processes, saw ${most}`);
     } finally {
-      blocker.release();
+      for (const r of runtimes) await r.stop();
     }
-    const { rows } = await db.pool.query(`SELECT result FROM rowcast.invocations WHERE function = 'overlap'`);
-    const spans = rows.map((r) => JSON.parse(r.result) as { start: number; end: number });
-    const most = mostAtOnce(spans);
-    assert.ok(most <= 2, `at most 2 handlers ran at once over both processes, saw ${most}`);
-  } finally {
-    for (const r of runtimes) await r.stop();
-  }
-  assert.equal(await slotLocks('overlap'), 0, 'no slot held after both stopped');
-});
+    assert.equal(await slotLocks('overlap'), 0, 'no slot held after both stopped');
+  },
+);

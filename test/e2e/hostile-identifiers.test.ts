@@ -8,7 +8,13 @@ import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
 import type { Pool } from '../../src/store/pool.js';
 import { ident, qualified } from '../../src/store/sql.js';
 import { allRowcastTriggers, captureFunctions, tableExists, triggersOn } from '../support/catalog.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
@@ -87,7 +93,12 @@ interface EventRow {
 }
 
 async function eventsOf(pool: Pool, capture: string): Promise<EventRow[]> {
-  return (await pool.query<EventRow>('SELECT id, capture, op, schema_name, table_name, key, before, after, changed FROM rowcast.events WHERE capture = $1 ORDER BY id', [capture])).rows;
+  return (
+    await pool.query<EventRow>(
+      'SELECT id, capture, op, schema_name, table_name, key, before, after, changed FROM rowcast.events WHERE capture = $1 ORDER BY id',
+      [capture],
+    )
+  ).rows;
 }
 
 describe('hostile identifiers: capture, route and deliver', () => {
@@ -114,24 +125,39 @@ describe('hostile identifiers: capture, route and deliver', () => {
   test('names with quotes, semicolons, comments, backslashes: exact names in events and webhooks, no injection', async () => {
     const t = ident(INJECT_TABLE);
     const [c0, c1, c2, c3, c4] = INJECT_COLS.map(ident);
-    await db.pool.query(`INSERT INTO ${t} (${ident(INJECT_PK)}, ${c0}, ${c1}, ${c2}, ${c3}, ${c4}) VALUES (1, 'a', 'b', 'c', 'd', 'e')`);
+    await db.pool.query(
+      `INSERT INTO ${t} (${ident(INJECT_PK)}, ${c0}, ${c1}, ${c2}, ${c3}, ${c4}) VALUES (1, 'a', 'b', 'c', 'd', 'e')`,
+    );
     await db.pool.query(`UPDATE ${t} SET ${c1} = 'B' WHERE ${ident(INJECT_PK)} = 1`);
     await db.pool.query(`DELETE FROM ${t} WHERE ${ident(INJECT_PK)} = 1`);
 
     const events = await eventsOf(db.pool, 'inject');
-    assert.deepEqual(events.map((e) => e.op), ['INSERT', 'UPDATE', 'DELETE']);
+    assert.deepEqual(
+      events.map((e) => e.op),
+      ['INSERT', 'UPDATE', 'DELETE'],
+    );
     for (const e of events) {
       assert.equal(e.schema_name, 'public');
       assert.equal(e.table_name, INJECT_TABLE);
       assert.deepEqual(e.key, { [INJECT_PK]: 1 });
     }
-    const row = { [INJECT_PK]: 1, [INJECT_COLS[0]!]: 'a', [INJECT_COLS[1]!]: 'b', [INJECT_COLS[2]!]: 'c', [INJECT_COLS[3]!]: 'd', [INJECT_COLS[4]!]: 'e' };
+    const row = {
+      [INJECT_PK]: 1,
+      [INJECT_COLS[0]!]: 'a',
+      [INJECT_COLS[1]!]: 'b',
+      [INJECT_COLS[2]!]: 'c',
+      [INJECT_COLS[3]!]: 'd',
+      [INJECT_COLS[4]!]: 'e',
+    };
     assert.deepEqual(events[0]!.after, row);
     assert.deepEqual(events[1]!.before, row);
     assert.deepEqual(events[1]!.after, { ...row, [INJECT_COLS[1]!]: 'B' });
     assert.deepEqual(events[1]!.changed, [INJECT_COLS[1]]);
 
-    const hooks = await eventually(() => hooksOf('inject').length >= 3 && hooksOf('inject'), 'three webhooks of capture inject');
+    const hooks = await eventually(
+      () => hooksOf('inject').length >= 3 && hooksOf('inject'),
+      'three webhooks of capture inject',
+    );
     assert.ok(hooks.every((h) => h.verified));
     const del = hooks.find((h) => h.json.body.op === 'DELETE')!;
     assert.deepEqual(del.json.attributes, { op: 'DELETE', schema: 'public', table: INJECT_TABLE, capture: 'inject' });
@@ -148,7 +174,10 @@ describe('hostile identifiers: capture, route and deliver', () => {
     await db.pool.query(`UPDATE ${t} SET ${ident(DOLLAR_COL)} = 'more' WHERE id = 1`);
     await db.pool.query(`DELETE FROM ${t} WHERE id = 1`);
     const events = await eventsOf(db.pool, 'dollar');
-    assert.deepEqual(events.map((e) => e.op), ['INSERT', 'UPDATE', 'DELETE']);
+    assert.deepEqual(
+      events.map((e) => e.op),
+      ['INSERT', 'UPDATE', 'DELETE'],
+    );
     assert.ok(events.every((e) => e.table_name === DOLLAR_TABLE));
     assert.deepEqual(events[0]!.after, { id: 1, [DOLLAR_COL]: 'dollars', $$: '12.50' });
     assert.deepEqual(events[1]!.after, { id: 1, [DOLLAR_COL]: 'more', $$: '12.50' });
@@ -164,24 +193,44 @@ describe('hostile identifiers: capture, route and deliver', () => {
     await db.pool.query(`UPDATE ${t} SET "user" = 'bob' WHERE "select" = 7`);
     await db.pool.query(`DELETE FROM ${t} WHERE "select" = 7`);
     const events = await eventsOf(db.pool, 'unicode');
-    assert.deepEqual(events.map((e) => e.op), ['INSERT', 'UPDATE', 'DELETE']);
+    assert.deepEqual(
+      events.map((e) => e.op),
+      ['INSERT', 'UPDATE', 'DELETE'],
+    );
     assert.ok(events.every((e) => e.table_name === UNICODE_TABLE && e.schema_name === 'public'));
-    assert.deepEqual(events[0]!.after, { select: 7, user: 'ann', from: 'here', Größe: '12.50', order: '9007199254740993' });
+    assert.deepEqual(events[0]!.after, {
+      select: 7,
+      user: 'ann',
+      from: 'here',
+      Größe: '12.50',
+      order: '9007199254740993',
+    });
     assert.deepEqual(events[1]!.changed, ['user']);
     assert.deepEqual(events[2]!.key, { select: 7 });
-    const hooks = await eventually(() => hooksOf('unicode').length >= 3 && hooksOf('unicode'), 'three webhooks of capture unicode');
-    assert.ok(hooks.every((h) => h.json.attributes.table === UNICODE_TABLE && h.json.body.source.table === UNICODE_TABLE));
+    const hooks = await eventually(
+      () => hooksOf('unicode').length >= 3 && hooksOf('unicode'),
+      'three webhooks of capture unicode',
+    );
+    assert.ok(
+      hooks.every((h) => h.json.attributes.table === UNICODE_TABLE && h.json.body.source.table === UNICODE_TABLE),
+    );
     // The wire text carries the bigint's every digit.
     assert.ok(hooks.some((h) => h.body.includes('"9007199254740993"')));
   });
 
   test('63-byte table and column names, a 63-byte hostile schema, a 40-character capture name', async () => {
-    assert.deepEqual(await triggersOn(db.pool, 'public', LONG_TABLE), ['delete', 'insert', 'truncate', 'update'].map((op) => `rowcast_${LONG_CAPTURE}_${op}`));
+    assert.deepEqual(
+      await triggersOn(db.pool, 'public', LONG_TABLE),
+      ['delete', 'insert', 'truncate', 'update'].map((op) => `rowcast_${LONG_CAPTURE}_${op}`),
+    );
     await db.pool.query(`INSERT INTO ${ident(LONG_TABLE)} VALUES (1, 'long')`);
     await db.pool.query(`UPDATE ${ident(LONG_TABLE)} SET ${ident(LONG_COL)} = 'longer'`);
     await db.pool.query(`TRUNCATE ${ident(LONG_TABLE)}`);
     const long = await eventsOf(db.pool, LONG_CAPTURE);
-    assert.deepEqual(long.map((e) => e.op), ['INSERT', 'UPDATE', 'TRUNCATE']);
+    assert.deepEqual(
+      long.map((e) => e.op),
+      ['INSERT', 'UPDATE', 'TRUNCATE'],
+    );
     assert.ok(long.every((e) => e.table_name === LONG_TABLE));
     assert.deepEqual(long[1]!.after, { id: 1, [LONG_COL]: 'longer' });
 
@@ -190,11 +239,19 @@ describe('hostile identifiers: capture, route and deliver', () => {
     await db.pool.query(`UPDATE ${target} SET v = 2`);
     await db.pool.query(`DELETE FROM ${target}`);
     const events = await eventsOf(db.pool, 'schema63');
-    assert.deepEqual(events.map((e) => e.op), ['INSERT', 'UPDATE', 'DELETE']);
+    assert.deepEqual(
+      events.map((e) => e.op),
+      ['INSERT', 'UPDATE', 'DELETE'],
+    );
     assert.ok(events.every((e) => e.schema_name === HOSTILE_SCHEMA && e.table_name === SCHEMA_TABLE));
     assert.deepEqual(events[0]!.key, { k: "k'1" });
-    const hooks = await eventually(() => hooksOf('schema63').length >= 3 && hooksOf('schema63'), 'three webhooks of capture schema63');
-    assert.ok(hooks.every((h) => h.json.body.source.schema === HOSTILE_SCHEMA && h.json.attributes.schema === HOSTILE_SCHEMA));
+    const hooks = await eventually(
+      () => hooksOf('schema63').length >= 3 && hooksOf('schema63'),
+      'three webhooks of capture schema63',
+    );
+    assert.ok(
+      hooks.every((h) => h.json.body.source.schema === HOSTILE_SCHEMA && h.json.attributes.schema === HOSTILE_SCHEMA),
+    );
     assert.ok(await tableExists(db.pool, 'public', 'victim'));
   });
 
@@ -205,21 +262,43 @@ describe('hostile identifiers: capture, route and deliver', () => {
     await db.pool.query(`INSERT INTO public.orders VALUES (4, 'orders')`);
 
     const dotted = await eventsOf(db.pool, 'a-dot-b');
-    assert.deepEqual(dotted.map((e) => [e.schema_name, e.table_name, e.after.v]), [['public', 'a.b', 'public."a.b"']]);
+    assert.deepEqual(
+      dotted.map((e) => [e.schema_name, e.table_name, e.after.v]),
+      [['public', 'a.b', 'public."a.b"']],
+    );
     const schemaA = await eventsOf(db.pool, 'a_dot_b');
-    assert.deepEqual(schemaA.map((e) => [e.schema_name, e.table_name, e.after.v]), [['a', 'b', 'a.b']]);
+    assert.deepEqual(
+      schemaA.map((e) => [e.schema_name, e.table_name, e.after.v]),
+      [['a', 'b', 'a.b']],
+    );
     const upper = await eventsOf(db.pool, 'Orders');
-    assert.deepEqual(upper.map((e) => [e.table_name, e.after.v]), [['Orders', 'Orders']]);
+    assert.deepEqual(
+      upper.map((e) => [e.table_name, e.after.v]),
+      [['Orders', 'Orders']],
+    );
     const lower = await eventsOf(db.pool, 'orders');
-    assert.deepEqual(lower.map((e) => [e.table_name, e.after.v]), [['orders', 'orders']]);
+    assert.deepEqual(
+      lower.map((e) => [e.table_name, e.after.v]),
+      [['orders', 'orders']],
+    );
     // A second capture on the same table, its name differing only in case: both fire, each with its own payload.
     const keys = await eventsOf(db.pool, 'ORDERS');
-    assert.deepEqual(keys.map((e) => [e.table_name, e.key, e.after]), [['orders', { id: 4 }, null]]);
+    assert.deepEqual(
+      keys.map((e) => [e.table_name, e.key, e.after]),
+      [['orders', { id: 4 }, null]],
+    );
     assert.deepEqual(await triggersOn(db.pool, 'public', 'orders'), [
-      'rowcast_ORDERS_delete', 'rowcast_ORDERS_insert', 'rowcast_ORDERS_update',
-      'rowcast_orders_delete', 'rowcast_orders_insert', 'rowcast_orders_update',
+      'rowcast_ORDERS_delete',
+      'rowcast_ORDERS_insert',
+      'rowcast_ORDERS_update',
+      'rowcast_orders_delete',
+      'rowcast_orders_insert',
+      'rowcast_orders_update',
     ]);
-    await eventually(() => ['a-dot-b', 'a_dot_b', 'Orders', 'orders', 'ORDERS'].every((c) => hooksOf(c).length === 1), 'one webhook per capture');
+    await eventually(
+      () => ['a-dot-b', 'a_dot_b', 'Orders', 'orders', 'ORDERS'].every((c) => hooksOf(c).length === 1),
+      'one webhook per capture',
+    );
     assert.equal(hooksOf('a_dot_b')[0]!.json.body.after.v, 'a.b');
     assert.equal(hooksOf('Orders')[0]!.json.body.source.table, 'Orders');
   });
@@ -234,7 +313,12 @@ describe('hostile identifiers: capture, route and deliver', () => {
     const events = await eventsOf(db.pool, 'tickets');
     assert.deepEqual(
       events.map((e) => [e.op, (e.after ?? e.before).status, (e.after ?? e.before).note]),
-      [['INSERT', 'open', 'a'], ['UPDATE', 'closed', 'b'], ['UPDATE', null, 'c'], ['DELETE', null, 'c']],
+      [
+        ['INSERT', 'open', 'a'],
+        ['UPDATE', 'closed', 'b'],
+        ['UPDATE', null, 'c'],
+        ['DELETE', null, 'c'],
+      ],
     );
   });
 
@@ -244,18 +328,35 @@ describe('hostile identifiers: capture, route and deliver', () => {
     await db.pool.query(`UPDATE people SET age = 42 WHERE id = 1`);
     await db.pool.query(`DELETE FROM people WHERE id = 1`);
     const row = await eventsOf(db.pool, 'people-row');
-    assert.deepEqual(row.map((e) => [e.op, e.key, e.before, e.after]), [
-      ['INSERT', { id: 1 }, null, { name: 'ann', age: '41' }],
-      ['UPDATE', { id: 1 }, null, { name: 'ann', age: '41' }],
-      ['UPDATE', { id: 1 }, null, { name: 'ann', age: '42' }],
-      ['DELETE', { id: 1 }, { name: 'ann', age: '42' }, null],
-    ]);
+    assert.deepEqual(
+      row.map((e) => [e.op, e.key, e.before, e.after]),
+      [
+        ['INSERT', { id: 1 }, null, { name: 'ann', age: '41' }],
+        ['UPDATE', { id: 1 }, null, { name: 'ann', age: '41' }],
+        ['UPDATE', { id: 1 }, null, { name: 'ann', age: '42' }],
+        ['DELETE', { id: 1 }, { name: 'ann', age: '42' }, null],
+      ],
+    );
     const diff = await eventsOf(db.pool, 'people-diff');
-    assert.deepEqual(diff.map((e) => [e.op, e.changed]), [['INSERT', null], ['UPDATE', []], ['UPDATE', ['age']], ['DELETE', null]]);
+    assert.deepEqual(
+      diff.map((e) => [e.op, e.changed]),
+      [
+        ['INSERT', null],
+        ['UPDATE', []],
+        ['UPDATE', ['age']],
+        ['DELETE', null],
+      ],
+    );
     assert.deepEqual(diff[2]!.before, { name: 'ann', age: '41' });
     assert.deepEqual(diff[2]!.after, { name: 'ann', age: '42' });
-    const hooks = await eventually(() => hooksOf('people-row').length >= 4 && hooksOf('people-row'), 'four webhooks of capture people-row');
-    assert.ok(hooks.every((h) => !h.body.includes('hunter')), 'the password column never leaves the database');
+    const hooks = await eventually(
+      () => hooksOf('people-row').length >= 4 && hooksOf('people-row'),
+      'four webhooks of capture people-row',
+    );
+    assert.ok(
+      hooks.every((h) => !h.body.includes('hunter')),
+      'the password column never leaves the database',
+    );
   });
 
   test('apply --dry-run changes nothing and prints CREATE TRIGGER with quoted names', async () => {
@@ -270,11 +371,16 @@ describe('hostile identifiers: capture, route and deliver', () => {
     assert.equal(result.applied, false);
     const plan = formatPlan(result.steps);
     // Only the additions are planned: the rest of the database already matches.
-    assert.deepEqual([...new Set(result.steps.map((s) => s.summary.split(' ').slice(0, 3).join(' ')))], ['+ topic new-topic', '+ capture new-capture']);
+    assert.deepEqual(
+      [...new Set(result.steps.map((s) => s.summary.split(' ').slice(0, 3).join(' ')))],
+      ['+ topic new-topic', '+ capture new-capture'],
+    );
     assert.ok(plan.includes(`CREATE OR REPLACE FUNCTION rowcast."capture_new-capture"()`), plan);
     for (const op of ['insert', 'update', 'delete']) {
       assert.ok(
-        plan.includes(`CREATE TRIGGER "rowcast_new-capture_${op}" AFTER ${op.toUpperCase()} ON "public"."new""; DROP TABLE victim; --" FOR EACH ROW EXECUTE FUNCTION rowcast."capture_new-capture"()`),
+        plan.includes(
+          `CREATE TRIGGER "rowcast_new-capture_${op}" AFTER ${op.toUpperCase()} ON "public"."new""; DROP TABLE victim; --" FOR EACH ROW EXECUTE FUNCTION rowcast."capture_new-capture"()`,
+        ),
         `${op} trigger in the plan:\n${plan}`,
       );
     }
@@ -282,8 +388,14 @@ describe('hostile identifiers: capture, route and deliver', () => {
     assert.deepEqual(await triggersOn(db.pool, 'public', NEW_TABLE), []);
     assert.deepEqual(await allRowcastTriggers(db.pool), before);
     assert.ok(!(await captureFunctions(db.pool)).includes('capture_new-capture'));
-    assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.topics WHERE name = 'new-topic'`)).rows[0].n, 0);
-    assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.captures WHERE name = 'new-capture'`)).rows[0].n, 0);
+    assert.equal(
+      (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.topics WHERE name = 'new-topic'`)).rows[0].n,
+      0,
+    );
+    assert.equal(
+      (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.captures WHERE name = 'new-capture'`)).rows[0].n,
+      0,
+    );
     await db.pool.query(`INSERT INTO ${ident(NEW_TABLE)} VALUES (1)`);
     assert.equal((await eventsOf(db.pool, 'new-capture')).length, 0);
     assert.ok(await tableExists(db.pool, 'public', 'victim'));
@@ -305,13 +417,30 @@ describe('hostile identifiers: reconciling', () => {
   const config = (captures: RowcastConfigInput['captures']): RowcastConfigInput => ({
     topics: { t: {} },
     captures,
-    subscriptions: { s: { topic: 't', protocol: 'http', endpoint: 'http://127.0.0.1:9/hook', secret, deliveryPolicy: { minDelay: '250ms' } } },
+    subscriptions: {
+      s: {
+        topic: 't',
+        protocol: 'http',
+        endpoint: 'http://127.0.0.1:9/hook',
+        secret,
+        deliveryPolicy: { minDelay: '250ms' },
+      },
+    },
   });
 
   test('re-applying an unchanged config has nothing to do', async () => {
     const input = config({
-      keep: { table: { schema: 'public', name: T }, topic: 't', when: { update: 'OLD."user" IS DISTINCT FROM NEW."user"' } },
-      drop: { table: { schema: 'public', name: T }, topic: 't', operations: ['INSERT', 'DELETE', 'TRUNCATE'], payload: 'keys' },
+      keep: {
+        table: { schema: 'public', name: T },
+        topic: 't',
+        when: { update: 'OLD."user" IS DISTINCT FROM NEW."user"' },
+      },
+      drop: {
+        table: { schema: 'public', name: T },
+        topic: 't',
+        operations: ['INSERT', 'DELETE', 'TRUNCATE'],
+        payload: 'keys',
+      },
     });
     const first = await apply(db.pool, parseConfig(input));
     assert.ok(first.applied && first.steps.length > 0);
@@ -322,12 +451,29 @@ describe('hostile identifiers: reconciling', () => {
   });
 
   test('dropping an operation removes its trigger; the others stay', async () => {
-    await apply(db.pool, parseConfig(config({
-      keep: { table: { schema: 'public', name: T }, topic: 't', when: { update: 'OLD."user" IS DISTINCT FROM NEW."user"' } },
-      drop: { table: { schema: 'public', name: T }, topic: 't', operations: ['INSERT'], payload: 'keys' },
-    })));
-    assert.deepEqual(await triggersOn(db.pool, 'public', T), ['rowcast_drop_insert', 'rowcast_keep_delete', 'rowcast_keep_insert', 'rowcast_keep_update']);
-    assert.deepEqual((await db.pool.query(`SELECT triggers FROM rowcast.captures WHERE name = 'drop'`)).rows[0].triggers, ['rowcast_drop_insert']);
+    await apply(
+      db.pool,
+      parseConfig(
+        config({
+          keep: {
+            table: { schema: 'public', name: T },
+            topic: 't',
+            when: { update: 'OLD."user" IS DISTINCT FROM NEW."user"' },
+          },
+          drop: { table: { schema: 'public', name: T }, topic: 't', operations: ['INSERT'], payload: 'keys' },
+        }),
+      ),
+    );
+    assert.deepEqual(await triggersOn(db.pool, 'public', T), [
+      'rowcast_drop_insert',
+      'rowcast_keep_delete',
+      'rowcast_keep_insert',
+      'rowcast_keep_update',
+    ]);
+    assert.deepEqual(
+      (await db.pool.query(`SELECT triggers FROM rowcast.captures WHERE name = 'drop'`)).rows[0].triggers,
+      ['rowcast_drop_insert'],
+    );
     await db.pool.query(`INSERT INTO ${ident(T)} VALUES (1, 'u')`);
     await db.pool.query(`DELETE FROM ${ident(T)}`);
     const { rows } = await db.pool.query(`SELECT capture, op FROM rowcast.events ORDER BY id`);
@@ -336,11 +482,27 @@ describe('hostile identifiers: reconciling', () => {
 
   test('removing a capture from the config removes its triggers and function', async () => {
     assert.ok((await captureFunctions(db.pool)).includes('capture_drop'));
-    const result = await apply(db.pool, parseConfig(config({
-      keep: { table: { schema: 'public', name: T }, topic: 't', when: { update: 'OLD."user" IS DISTINCT FROM NEW."user"' } },
-    })));
-    assert.ok(result.steps.every((s) => s.summary.startsWith(`- capture drop on public.${T}`)), formatPlan(result.steps));
-    assert.deepEqual(await triggersOn(db.pool, 'public', T), ['rowcast_keep_delete', 'rowcast_keep_insert', 'rowcast_keep_update']);
+    const result = await apply(
+      db.pool,
+      parseConfig(
+        config({
+          keep: {
+            table: { schema: 'public', name: T },
+            topic: 't',
+            when: { update: 'OLD."user" IS DISTINCT FROM NEW."user"' },
+          },
+        }),
+      ),
+    );
+    assert.ok(
+      result.steps.every((s) => s.summary.startsWith(`- capture drop on public.${T}`)),
+      formatPlan(result.steps),
+    );
+    assert.deepEqual(await triggersOn(db.pool, 'public', T), [
+      'rowcast_keep_delete',
+      'rowcast_keep_insert',
+      'rowcast_keep_update',
+    ]);
     assert.deepEqual(await captureFunctions(db.pool), ['capture_keep']);
     assert.deepEqual((await db.pool.query(`SELECT name FROM rowcast.captures`)).rows, [{ name: 'keep' }]);
 
@@ -365,6 +527,10 @@ describe('hostile identifiers: reconciling', () => {
       );
     }
     // The longest allowed name is accepted.
-    assert.ok(parseConfig({ topics: { t: {} }, captures: { [LONG_CAPTURE]: { table: 'x', topic: 't' } } }).captures[LONG_CAPTURE]);
+    assert.ok(
+      parseConfig({ topics: { t: {} }, captures: { [LONG_CAPTURE]: { table: 'x', topic: 't' } } }).captures[
+        LONG_CAPTURE
+      ],
+    );
   });
 });

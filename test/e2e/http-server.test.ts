@@ -7,7 +7,13 @@ import { topicStreamRoutes } from '../../src/app/http/topic-stream-routes.js';
 import { startHttpServer } from '../../src/app/http/server.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { openSse, type SseEvent } from '../support/sse-client.js';
 
 let db: TestDatabase;
@@ -39,9 +45,19 @@ type Stream = Awaited<ReturnType<typeof openSse>>;
  * the sentinel has arrived by then: the events left are all there are.
  */
 async function drainTo(stream: Stream, topic: string): Promise<SseEvent[]> {
-  const { rows } = await db.pool.query(`INSERT INTO rowcast.messages (topic, body) VALUES ($1, '{"sentinel":true}') RETURNING seq::text AS seq`, [topic]);
+  const { rows } = await db.pool.query(
+    `INSERT INTO rowcast.messages (topic, body) VALUES ($1, '{"sentinel":true}') RETURNING seq::text AS seq`,
+    [topic],
+  );
   const seq: string = rows[0].seq;
-  const at = await eventually(() => { const i = stream.events.findIndex((e) => e.id === seq); return i >= 0 ? i + 1 : 0; }, 'the sentinel message', 20_000);
+  const at = await eventually(
+    () => {
+      const i = stream.events.findIndex((e) => e.id === seq);
+      return i >= 0 ? i + 1 : 0;
+    },
+    'the sentinel message',
+    20_000,
+  );
   stream.events.splice(at - 1, 1);
   await db.pool.query(`DELETE FROM rowcast.messages WHERE seq = $1`, [seq]);
   return stream.events;
@@ -101,7 +117,10 @@ describe('health', () => {
 
   test('a port in use fails the start (and leaves nothing running)', async () => {
     const port = Number(new URL(base).port);
-    await assert.rejects(startTestRowcast(db.url, { http: { port, host: '127.0.0.1' } }), /runtime\.http: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+    await assert.rejects(
+      startTestRowcast(db.url, { http: { port, host: '127.0.0.1' } }),
+      /runtime\.http: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/,
+    );
   });
 
   test('an unknown route is a JSON 404', async () => {
@@ -135,7 +154,9 @@ describe('health', () => {
 describe('bearer token', () => {
   test('every route but /livez and /readyz needs it; compared exactly', async () => {
     process.env.ROWCAST_TEST_HTTP_TOKEN = 's3cret-token-for-tests';
-    const secured = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: { env: 'ROWCAST_TEST_HTTP_TOKEN' } } });
+    const secured = await startTestRowcast(db.url, {
+      http: { port: 0, host: '127.0.0.1', token: { env: 'ROWCAST_TEST_HTTP_TOKEN' } },
+    });
     try {
       const url = secured.httpUrl!;
       assert.equal((await fetch(`${url}/livez`)).status, 200);
@@ -149,8 +170,14 @@ describe('bearer token', () => {
       assert.match(body.error.message, /Authorization: Bearer/);
       assert.ok(!JSON.stringify(body).includes('s3cret'), 'the token is never echoed');
 
-      assert.equal((await fetch(`${url}/topics/t/stream`, { headers: { authorization: 'Bearer s3cret-token-for-test' } })).status, 401);
-      assert.equal((await fetch(`${url}/topics/t/stream`, { headers: { authorization: 's3cret-token-for-tests' } })).status, 401);
+      assert.equal(
+        (await fetch(`${url}/topics/t/stream`, { headers: { authorization: 'Bearer s3cret-token-for-test' } })).status,
+        401,
+      );
+      assert.equal(
+        (await fetch(`${url}/topics/t/stream`, { headers: { authorization: 's3cret-token-for-tests' } })).status,
+        401,
+      );
       assert.equal((await fetch(`${url}/nope`)).status, 401, 'unknown routes do not tell whether they exist');
 
       const stream = await openSse(`${url}/topics/t/stream`, { authorization: 'Bearer s3cret-token-for-tests' });
@@ -180,9 +207,10 @@ function getWithHost(url: string, host: string): Promise<{ status: number; body:
 
 describe('without a token', () => {
   test('a non-loopback address fails the start unless the operator allows it explicitly', async () => {
-    await assert.rejects(
-      startTestRowcast(db.url, { http: { port: 0, host: '0.0.0.0' } }),
-      (err: Error) => /runtime\.http\.host "0\.0\.0\.0".*runtime\.http\.token.*runtime\.http\.allowUnauthenticated: true/s.test(err.message),
+    await assert.rejects(startTestRowcast(db.url, { http: { port: 0, host: '0.0.0.0' } }), (err: Error) =>
+      /runtime\.http\.host "0\.0\.0\.0".*runtime\.http\.token.*runtime\.http\.allowUnauthenticated: true/s.test(
+        err.message,
+      ),
     );
     const open = await startTestRowcast(db.url, { http: { port: 0, host: '0.0.0.0', allowUnauthenticated: true } });
     try {
@@ -191,9 +219,18 @@ describe('without a token', () => {
       await open.stop();
     }
     process.env.ROWCAST_TEST_HTTP_TOKEN = 'another-token-for-tests';
-    const secured = await startTestRowcast(db.url, { http: { port: 0, host: '0.0.0.0', token: { env: 'ROWCAST_TEST_HTTP_TOKEN' } } });
+    const secured = await startTestRowcast(db.url, {
+      http: { port: 0, host: '0.0.0.0', token: { env: 'ROWCAST_TEST_HTTP_TOKEN' } },
+    });
     try {
-      assert.equal((await fetch(`${secured.httpUrl}/api/overview`, { headers: { authorization: 'Bearer another-token-for-tests' } })).status, 200);
+      assert.equal(
+        (
+          await fetch(`${secured.httpUrl}/api/overview`, {
+            headers: { authorization: 'Bearer another-token-for-tests' },
+          })
+        ).status,
+        200,
+      );
     } finally {
       await secured.stop();
       delete process.env.ROWCAST_TEST_HTTP_TOKEN;
@@ -202,20 +239,43 @@ describe('without a token', () => {
 
   test('on loopback, a request whose Host is not a loopback or configured name is refused (DNS rebinding)', async () => {
     const port = new URL(base).port;
-    for (const host of ['attacker.example', `attacker.example:${port}`, `127.0.0.1.attacker.example:${port}`, 'localhost.attacker.example']) {
+    for (const host of [
+      'attacker.example',
+      `attacker.example:${port}`,
+      `127.0.0.1.attacker.example:${port}`,
+      'localhost.attacker.example',
+    ]) {
       const res = await getWithHost(`${base}/api/overview`, host);
       assert.equal(res.status, 403, `Host: ${host}`);
       assert.match(res.body, /runtime\.http\.allowedHosts/, 'the error names the fix');
     }
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, '127.0.0.2', 'localhost.']) {
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      'LOCALHOST',
+      `[::1]:${port}`,
+      '127.0.0.2',
+      'localhost.',
+    ]) {
       assert.equal((await getWithHost(`${base}/api/overview`, host)).status, 200, `Host: ${host}`);
     }
     assert.equal((await getWithHost(`${base}/livez`, 'attacker.example')).status, 200, 'health checks stay open');
 
-    const named = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', allowedHosts: ['rowcast.internal'], publicUrl: 'https://hooks.example.com/rowcast' } });
+    const named = await startTestRowcast(db.url, {
+      http: {
+        port: 0,
+        host: '127.0.0.1',
+        allowedHosts: ['rowcast.internal'],
+        publicUrl: 'https://hooks.example.com/rowcast',
+      },
+    });
     try {
       const url = named.httpUrl!;
-      assert.equal((await getWithHost(`${url}/api/overview`, 'rowcast.internal:8080')).status, 200, 'a configured name');
+      assert.equal(
+        (await getWithHost(`${url}/api/overview`, 'rowcast.internal:8080')).status,
+        200,
+        'a configured name',
+      );
       assert.equal((await getWithHost(`${url}/api/overview`, 'hooks.example.com')).status, 200, "publicUrl's name");
       assert.equal((await getWithHost(`${url}/api/overview`, 'attacker.example')).status, 403);
     } finally {
@@ -241,7 +301,10 @@ describe('readiness while draining', () => {
       draining = true;
       const res = await fetch(`${server.url}/readyz`);
       assert.equal(res.status, 503);
-      assert.deepEqual(await res.json(), { status: 'not ready', checks: { database: true, migrations: true, accepting: 'draining: shutting down' } });
+      assert.deepEqual(await res.json(), {
+        status: 'not ready',
+        checks: { database: true, migrations: true, accepting: 'draining: shutting down' },
+      });
       await server.close();
       await eventually(() => stream.ended, 'the stream to end when the server closes', 10_000);
     } finally {
@@ -268,7 +331,11 @@ describe('GET /topics/:name/stream', () => {
   test('unknown topic: 404 naming it and the known topics', async () => {
     const res = await fetch(`${base}/topics/nope/stream`);
     assert.equal(res.status, 404);
-    const body = (await res.json()) as { error: { code: string; message: string }; topic: string; knownTopics: string[] };
+    const body = (await res.json()) as {
+      error: { code: string; message: string };
+      topic: string;
+      knownTopics: string[];
+    };
     assert.equal(body.topic, 'nope');
     assert.deepEqual(body.knownTopics, ['big', 't', 'u', 'v']);
     assert.equal(body.error.code, 'not_found');
@@ -282,7 +349,11 @@ describe('GET /topics/:name/stream', () => {
 
   test('live: captured rows arrive as envelope events with increasing ids', async () => {
     await db.pool.query(`INSERT INTO t_rows VALUES (0, 'before the stream')`);
-    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.messages WHERE topic = 't'`)).rows[0].n === 1, 'the first row routed');
+    await eventually(
+      async () =>
+        (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.messages WHERE topic = 't'`)).rows[0].n === 1,
+      'the first row routed',
+    );
     const stream = await openSse(`${base}/topics/t/stream`);
     try {
       assert.equal(stream.res.status, 200);
@@ -295,7 +366,9 @@ describe('GET /topics/:name/stream', () => {
     }
     const ids = received.map((e) => BigInt(e.id!));
     for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!, 'ids increase');
-    const { rows } = await db.pool.query(`SELECT seq::text AS seq, id::text AS id FROM rowcast.messages WHERE topic = 't' ORDER BY seq`);
+    const { rows } = await db.pool.query(
+      `SELECT seq::text AS seq, id::text AS id FROM rowcast.messages WHERE topic = 't' ORDER BY seq`,
+    );
     const bySeq = new Map(rows.map((r) => [r.seq, r.id]));
     received.forEach((e, i) => {
       assert.equal(e.event, 'message');
@@ -315,8 +388,14 @@ describe('GET /topics/:name/stream', () => {
     const stream = await openSse(`${base}/topics/t/stream`, { 'last-event-id': received[1]!.id! });
     try {
       await eventually(() => stream.events.length >= 3, 'the replayed events');
-      assert.deepEqual(stream.events.map((e) => e.id), received.slice(2).map((e) => e.id));
-      assert.deepEqual(stream.events.map((e) => e.data), received.slice(2).map((e) => e.data));
+      assert.deepEqual(
+        stream.events.map((e) => e.id),
+        received.slice(2).map((e) => e.id),
+      );
+      assert.deepEqual(
+        stream.events.map((e) => e.data),
+        received.slice(2).map((e) => e.data),
+      );
       await db.pool.query(`INSERT INTO t_rows VALUES (6, 'row 6')`);
       await eventually(() => stream.events.length >= 4, 'the live event after the replay', 20_000);
       assert.equal((await drainTo(stream, 't')).length, 4);
@@ -329,7 +408,10 @@ describe('GET /topics/:name/stream', () => {
     try {
       await eventually(() => viaQuery.events.length >= 2, 'replay via ?lastEventId=');
       await drainTo(viaQuery, 't');
-      assert.deepEqual(viaQuery.events.map((e) => JSON.parse(e.data).body.after.id), [5, 6]);
+      assert.deepEqual(
+        viaQuery.events.map((e) => JSON.parse(e.data).body.after.id),
+        [5, 6],
+      );
     } finally {
       await viaQuery.close();
     }
@@ -344,8 +426,15 @@ describe('GET /topics/:name/stream', () => {
       await db.pool.query(`INSERT INTO t_rows SELECT 1000 + g, 'bulk' FROM generate_series(1, 150) g`);
       await eventually(() => stream.events.length >= 150, '150 events', 20_000);
       const seqs = stream.events.map((e) => Number(e.id));
-      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in seq order');
-      assert.deepEqual(stream.events.map((e) => JSON.parse(e.data).body.after.id).sort((a, b) => a - b), Array.from({ length: 150 }, (_, i) => 1001 + i));
+      assert.deepEqual(
+        seqs,
+        [...seqs].sort((a, b) => a - b),
+        'in seq order',
+      );
+      assert.deepEqual(
+        stream.events.map((e) => JSON.parse(e.data).body.after.id).sort((a, b) => a - b),
+        Array.from({ length: 150 }, (_, i) => 1001 + i),
+      );
     } finally {
       await stream.close();
     }
@@ -357,9 +446,13 @@ describe('GET /topics/:name/stream', () => {
     const late = await db.pool.connect();
     try {
       await early.query('BEGIN');
-      const a = await early.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('u', '{"n":"a"}') RETURNING seq::text AS seq`);
+      const a = await early.query(
+        `INSERT INTO rowcast.messages (topic, body) VALUES ('u', '{"n":"a"}') RETURNING seq::text AS seq`,
+      );
       await late.query('BEGIN');
-      const b = await late.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('u', '{"n":"b"}') RETURNING seq::text AS seq`);
+      const b = await late.query(
+        `INSERT INTO rowcast.messages (topic, body) VALUES ('u', '{"n":"b"}') RETURNING seq::text AS seq`,
+      );
       await late.query('COMMIT');
       assert.ok(BigInt(b.rows[0].seq) > BigInt(a.rows[0].seq));
       await pollerTicks(2); // the poller has looked (twice) since b committed
@@ -367,8 +460,14 @@ describe('GET /topics/:name/stream', () => {
       await early.query('COMMIT');
       await eventually(() => stream.events.length >= 2, 'both messages once the first commits');
       await drainTo(stream, 'u'); // and had b gone out early, it would come before a here
-      assert.deepEqual(stream.events.map((e) => e.id), [a.rows[0].seq, b.rows[0].seq]);
-      assert.deepEqual(stream.events.map((e) => JSON.parse(e.data).body.n), ['a', 'b']);
+      assert.deepEqual(
+        stream.events.map((e) => e.id),
+        [a.rows[0].seq, b.rows[0].seq],
+      );
+      assert.deepEqual(
+        stream.events.map((e) => JSON.parse(e.data).body.n),
+        ['a', 'b'],
+      );
     } finally {
       await early.query('ROLLBACK').catch(() => {});
       early.release();
@@ -385,19 +484,33 @@ describe('GET /topics/:name/stream', () => {
       await older.query('BEGIN');
       const olderXid = (await older.query('SELECT pg_current_xact_id()::text AS x')).rows[0].x;
       await younger.query('BEGIN');
-      const a = await younger.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('v', '"a"') RETURNING seq::text AS seq, pg_current_xact_id()::text AS txid`);
-      const b = await older.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('v', '"b"') RETURNING seq::text AS seq, pg_current_xact_id()::text AS txid`);
+      const a = await younger.query(
+        `INSERT INTO rowcast.messages (topic, body) VALUES ('v', '"a"') RETURNING seq::text AS seq, pg_current_xact_id()::text AS txid`,
+      );
+      const b = await older.query(
+        `INSERT INTO rowcast.messages (topic, body) VALUES ('v', '"b"') RETURNING seq::text AS seq, pg_current_xact_id()::text AS txid`,
+      );
       assert.ok(BigInt(b.rows[0].txid) < BigInt(a.rows[0].txid) && b.rows[0].txid === olderXid);
       assert.ok(BigInt(b.rows[0].seq) > BigInt(a.rows[0].seq));
       await older.query('COMMIT');
       await pollerTicks(2);
-      assert.equal(stream.events.length, 0, 'b is committed and older than every running transaction, yet a (lower seq) is still open');
+      assert.equal(
+        stream.events.length,
+        0,
+        'b is committed and older than every running transaction, yet a (lower seq) is still open',
+      );
       await younger.query('COMMIT');
       await eventually(() => stream.events.length >= 2, 'both messages');
       await drainTo(stream, 'v');
-      assert.deepEqual(stream.events.map((e) => e.id), [a.rows[0].seq, b.rows[0].seq]);
+      assert.deepEqual(
+        stream.events.map((e) => e.id),
+        [a.rows[0].seq, b.rows[0].seq],
+      );
       // A non-JSON body is a JSON string in the envelope.
-      assert.deepEqual(stream.events.map((e) => JSON.parse(e.data).body), ['a', 'b']);
+      assert.deepEqual(
+        stream.events.map((e) => JSON.parse(e.data).body),
+        ['a', 'b'],
+      );
     } finally {
       await older.query('ROLLBACK').catch(() => {});
       await younger.query('ROLLBACK').catch(() => {});
@@ -410,7 +523,11 @@ describe('GET /topics/:name/stream', () => {
   test('a client that stops reading is disconnected, and resumes with Last-Event-ID', async () => {
     const count = 3000;
     // A raw request that stops reading: the server's socket buffer fills up.
-    const { status, lastId, res } = await new Promise<{ status: number; lastId: () => string | undefined; res: import('node:http').IncomingMessage }>((resolve, reject) => {
+    const { status, lastId, res } = await new Promise<{
+      status: number;
+      lastId: () => string | undefined;
+      res: import('node:http').IncomingMessage;
+    }>((resolve, reject) => {
       const req = httpRequest(`${base}/topics/big/stream`, (res) => {
         let text = '';
         let paused = false;
@@ -437,7 +554,10 @@ describe('GET /topics/:name/stream', () => {
     // Once the client has received something it is live (a client replaying a backlog is paced by its socket instead).
     await db.pool.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('big', '{"n":0}')`);
     await eventually(() => lastId() !== undefined, 'the first event');
-    await db.pool.query(`INSERT INTO rowcast.messages (topic, body) SELECT 'big', json_build_object('n', g, 'pad', repeat('x', 8000))::text FROM generate_series(1, $1) g`, [count]);
+    await db.pool.query(
+      `INSERT INTO rowcast.messages (topic, body) SELECT 'big', json_build_object('n', g, 'pad', repeat('x', 8000))::text FROM generate_series(1, $1) g`,
+      [count],
+    );
     // ~24 MB: more than loopback buffers hold, so the server sees the client fall behind and cuts it off: its end of
     // the connection leaves ESTABLISHED (the FIN waits behind the data the client has not read yet).
     const serverPort = Number(new URL(base).port);
@@ -445,11 +565,16 @@ describe('GET /topics/:name/stream', () => {
     await eventually(() => serverClosed(serverPort, clientPort), 'the server to close the slow client', 60_000);
     res.resume();
     let timer: NodeJS.Timeout | undefined;
-    const disconnected = await Promise.race([ended.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 30_000)))]);
+    const disconnected = await Promise.race([
+      ended.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 30_000))),
+    ]);
     clearTimeout(timer);
     assert.ok(disconnected, 'the slow client was disconnected');
     const last = lastId()!;
-    const got: number = JSON.parse((await db.pool.query(`SELECT body FROM rowcast.messages WHERE seq = $1`, [last])).rows[0].body).n;
+    const got: number = JSON.parse(
+      (await db.pool.query(`SELECT body FROM rowcast.messages WHERE seq = $1`, [last])).rows[0].body,
+    ).n;
     assert.ok(got < count, `disconnected before the end (had ${got} of ${count})`);
     const resumed = await openSse(`${base}/topics/big/stream`, { 'last-event-id': last });
     try {

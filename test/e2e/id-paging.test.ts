@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fetch } from 'undici';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 // Ids are bigints sent as strings: every list must order them as numbers, or "10" sorts before "9".
@@ -58,12 +64,23 @@ const descending = (n: number) => Array.from({ length: n }, (_, i) => String(n -
 test('events and deliveries page newest first by numeric id, across 9→10 and 99→100', async () => {
   // One statement: all events share one capture time, so only the id orders them.
   await db.pool.query(`INSERT INTO items SELECT g FROM generate_series(1, ${ROWS}) g`);
-  const { rows } = await db.pool.query<{ min: string; max: string }>('SELECT min(id)::text AS min, max(id)::text AS max FROM rowcast.events');
+  const { rows } = await db.pool.query<{ min: string; max: string }>(
+    'SELECT min(id)::text AS min, max(id)::text AS max FROM rowcast.events',
+  );
   assert.deepEqual([rows[0]!.min, rows[0]!.max], ['1', String(ROWS)], 'a fresh database numbers events from 1');
-  for (const limit of [3, 10]) assert.deepEqual(await allPages('/events', limit), descending(ROWS), `events, pages of ${limit}`);
+  for (const limit of [3, 10])
+    assert.deepEqual(await allPages('/events', limit), descending(ROWS), `events, pages of ${limit}`);
 
-  await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].n === ROWS, 'every delivery done', 60_000);
-  const deliveries = (await db.pool.query<{ min: string }>('SELECT min(id)::text AS min FROM rowcast.deliveries')).rows[0]!.min;
+  await eventually(
+    async () =>
+      (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].n ===
+      ROWS,
+    'every delivery done',
+    60_000,
+  );
+  const deliveries = (await db.pool.query<{ min: string }>('SELECT min(id)::text AS min FROM rowcast.deliveries'))
+    .rows[0]!.min;
   assert.equal(deliveries, '1');
-  for (const limit of [3, 10]) assert.deepEqual(await allPages('/deliveries', limit), descending(ROWS), `deliveries, pages of ${limit}`);
+  for (const limit of [3, 10])
+    assert.deepEqual(await allPages('/deliveries', limit), descending(ROWS), `deliveries, pages of ${limit}`);
 });

@@ -8,7 +8,14 @@ import { getStatus } from '../../src/admin/operations.js';
 import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createPool } from '../../src/store/pool.js';
-import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  FAST_RUNTIME,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /*
@@ -28,11 +35,22 @@ const pairs: Record<string, { ddl: string; capture: Omit<CaptureInput, 'table'> 
            words text[], note text, flag boolean, ratio double precision, blob bytea, uid uuid, big text)`,
     capture: { payload: 'diff', operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] },
   },
-  rows: { ddl: '(id int PRIMARY KEY, status text, amount bigint)', capture: { payload: 'row', operations: ['INSERT', 'UPDATE', 'DELETE'] } },
-  keys: { ddl: '(a int, b text, v text, PRIMARY KEY (a, b))', capture: { payload: 'keys', operations: ['INSERT', 'UPDATE', 'DELETE'] } },
+  rows: {
+    ddl: '(id int PRIMARY KEY, status text, amount bigint)',
+    capture: { payload: 'row', operations: ['INSERT', 'UPDATE', 'DELETE'] },
+  },
+  keys: {
+    ddl: '(a int, b text, v text, PRIMARY KEY (a, b))',
+    capture: { payload: 'keys', operations: ['INSERT', 'UPDATE', 'DELETE'] },
+  },
   conds: {
     ddl: '(id int PRIMARY KEY, total int, status text, secret text)',
-    capture: { payload: 'diff', columns: ['total', 'status'], operations: ['INSERT', 'UPDATE', 'DELETE'], when: { insert: 'NEW.total > 100', update: 'OLD.status IS DISTINCT FROM NEW.status', delete: 'OLD.total > 100' } },
+    capture: {
+      payload: 'diff',
+      columns: ['total', 'status'],
+      operations: ['INSERT', 'UPDATE', 'DELETE'],
+      when: { insert: 'NEW.total > 100', update: 'OLD.status IS DISTINCT FROM NEW.status', delete: 'OLD.total > 100' },
+    },
   },
   nokey: { ddl: '(x int, y text)', capture: { payload: 'row', operations: ['INSERT', 'DELETE'] } },
 };
@@ -43,13 +61,18 @@ function config(mode: 'row' | 'logical' = 'logical', extra: Record<string, Captu
     captures[`r-${name}`] = { table: `r_${name}`, topic: 'changes', ...capture, mode: 'row' };
     captures[`l-${name}`] = { table: `l_${name}`, topic: 'changes', ...capture, mode };
   }
-  return { topics: { changes: {} }, captures, subscriptions: { hook: { topic: 'changes', protocol: 'http', endpoint: receiver.url } } };
+  return {
+    topics: { changes: {} },
+    captures,
+    subscriptions: { hook: { topic: 'changes', protocol: 'http', endpoint: receiver.url } },
+  };
 }
 
 before(async () => {
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
-  for (const [name, { ddl }] of Object.entries(pairs)) await db.pool.query(`CREATE TABLE r_${name} ${ddl}; CREATE TABLE l_${name} ${ddl}`);
+  for (const [name, { ddl }] of Object.entries(pairs))
+    await db.pool.query(`CREATE TABLE r_${name} ${ddl}; CREATE TABLE l_${name} ${ddl}`);
   await applyConfig(db.pool, config());
   runtimes.push(await startTestRowcast(db.url));
 });
@@ -66,7 +89,10 @@ async function both(name: string, sql: string): Promise<void> {
 }
 
 async function eventsOf(table: string) {
-  const { rows } = await db.pool.query(`SELECT op, key, before, after, changed FROM rowcast.events WHERE table_name = $1 ORDER BY id`, [table]);
+  const { rows } = await db.pool.query(
+    `SELECT op, key, before, after, changed FROM rowcast.events WHERE table_name = $1 ORDER BY id`,
+    [table],
+  );
   return rows.map((r) => ({ ...r, changed: r.changed === null ? null : [...r.changed].sort() }));
 }
 
@@ -83,14 +109,29 @@ async function assertSameEvents(name: string, expectedCount: number) {
 
 describe('logical-replication capture', () => {
   test('apply installs a publication, a slot and REPLICA IDENTITY FULL, and no trigger', async () => {
-    const { rows: tables } = await db.pool.query(`SELECT tablename FROM pg_publication_tables WHERE pubname = 'rowcast' ORDER BY 1`);
-    assert.deepEqual(tables.map((t) => t.tablename), ['l_conds', 'l_keys', 'l_nokey', 'l_rows', 'l_types']);
-    const { rows: slots } = await db.pool.query(`SELECT slot_name, plugin FROM pg_replication_slots WHERE database = current_database()`);
+    const { rows: tables } = await db.pool.query(
+      `SELECT tablename FROM pg_publication_tables WHERE pubname = 'rowcast' ORDER BY 1`,
+    );
+    assert.deepEqual(
+      tables.map((t) => t.tablename),
+      ['l_conds', 'l_keys', 'l_nokey', 'l_rows', 'l_types'],
+    );
+    const { rows: slots } = await db.pool.query(
+      `SELECT slot_name, plugin FROM pg_replication_slots WHERE database = current_database()`,
+    );
     assert.deepEqual(slots, [{ slot_name: slotName(db.name), plugin: 'pgoutput' }]);
-    const { rows: ident } = await db.pool.query(`SELECT relname, relreplident FROM pg_class WHERE relname IN ('l_rows', 'l_nokey', 'r_rows') ORDER BY 1`);
+    const { rows: ident } = await db.pool.query(
+      `SELECT relname, relreplident FROM pg_class WHERE relname IN ('l_rows', 'l_nokey', 'r_rows') ORDER BY 1`,
+    );
     // l_nokey captures no UPDATE, but DELETE needs the old row too.
-    assert.deepEqual(ident, [{ relname: 'l_nokey', relreplident: 'f' }, { relname: 'l_rows', relreplident: 'f' }, { relname: 'r_rows', relreplident: 'd' }]);
-    const { rows: triggers } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'l_rows'::regclass`);
+    assert.deepEqual(ident, [
+      { relname: 'l_nokey', relreplident: 'f' },
+      { relname: 'l_rows', relreplident: 'f' },
+      { relname: 'r_rows', relreplident: 'd' },
+    ]);
+    const { rows: triggers } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'l_rows'::regclass`,
+    );
     assert.equal(triggers[0].n, 0);
   });
 
@@ -150,13 +191,20 @@ describe('logical-replication capture', () => {
       await db.pool.query(`INSERT INTO l_rows VALUES (102, 'second written, committed first', 0)`);
       await a.query('COMMIT');
       const events = await eventually(async () => {
-        const r = await db.pool.query(`SELECT key ->> 'id' AS id, txid::text FROM rowcast.events e WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 100 ORDER BY e.id`);
+        const r = await db.pool.query(
+          `SELECT key ->> 'id' AS id, txid::text FROM rowcast.events e WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 100 ORDER BY e.id`,
+        );
         return r.rows.length >= 2 && r.rows;
       }, 'the committed rows');
       await new Promise((r) => setTimeout(r, 300));
-      const again = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 100`);
+      const again = await db.pool.query(
+        `SELECT count(*)::int AS n FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 100`,
+      );
       assert.equal(again.rows[0].n, 2, 'the rolled-back row is not an event');
-      assert.deepEqual(events.map((e) => e.id), ['102', '100']);
+      assert.deepEqual(
+        events.map((e) => e.id),
+        ['102', '100'],
+      );
       assert.equal(events[1].txid, rows[0].xid);
     } finally {
       a.release();
@@ -167,12 +215,29 @@ describe('logical-replication capture', () => {
   test('hostile schema, table and column names are quoted everywhere: publication, replica identity, capture function', async () => {
     const schema = `sch"ema'; DROP TABLE l_rows; --`;
     const table = `t$rowcast$ "x"; --`;
-    await db.pool.query(`CREATE SCHEMA ${pg.escapeIdentifier(schema)}; CREATE TABLE ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)} ("it's" int PRIMARY KEY, "dq""in" text)`);
-    await applyConfig(db.pool, config('logical', { hostile: { table: { schema, name: table }, topic: 'changes', payload: 'diff', mode: 'logical', when: { update: `NEW."dq""in" <> 'skip'` } } }));
+    await db.pool.query(
+      `CREATE SCHEMA ${pg.escapeIdentifier(schema)}; CREATE TABLE ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)} ("it's" int PRIMARY KEY, "dq""in" text)`,
+    );
+    await applyConfig(
+      db.pool,
+      config('logical', {
+        hostile: {
+          table: { schema, name: table },
+          topic: 'changes',
+          payload: 'diff',
+          mode: 'logical',
+          when: { update: `NEW."dq""in" <> 'skip'` },
+        },
+      }),
+    );
     const target = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`;
-    await db.pool.query(`INSERT INTO ${target} VALUES (1, 'a'); UPDATE ${target} SET "dq""in" = 'skip'; UPDATE ${target} SET "dq""in" = 'b'; DELETE FROM ${target}`);
+    await db.pool.query(
+      `INSERT INTO ${target} VALUES (1, 'a'); UPDATE ${target} SET "dq""in" = 'skip'; UPDATE ${target} SET "dq""in" = 'b'; DELETE FROM ${target}`,
+    );
     const events = await eventually(async () => {
-      const r = await db.pool.query(`SELECT op, key, before, after FROM rowcast.events WHERE capture = 'hostile' ORDER BY id`);
+      const r = await db.pool.query(
+        `SELECT op, key, before, after FROM rowcast.events WHERE capture = 'hostile' ORDER BY id`,
+      );
       return r.rows.length >= 3 && r.rows;
     }, 'the hostile table’s events');
     assert.deepEqual(events, [
@@ -181,23 +246,36 @@ describe('logical-replication capture', () => {
       { op: 'DELETE', key: { "it's": 1 }, before: { "it's": 1, 'dq"in': 'b' }, after: null },
     ]);
     assert.equal((await db.pool.query(`SELECT to_regclass('l_rows') IS NOT NULL AS ok`)).rows[0].ok, true);
-    const { rows: published } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_publication_tables WHERE pubname = 'rowcast' AND schemaname = $1 AND tablename = $2`, [schema, table]);
+    const { rows: published } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM pg_publication_tables WHERE pubname = 'rowcast' AND schemaname = $1 AND tablename = $2`,
+      [schema, table],
+    );
     assert.equal(published[0].n, 1, 'the hostile table is in the publication');
   });
 
   test('a partitioned table: its partitions log full old rows too, including a partition added later (apply sets it)', async () => {
-    await db.pool.query(`CREATE TABLE parts (id int, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+    await db.pool
+      .query(`CREATE TABLE parts (id int, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
       CREATE TABLE parts_eu PARTITION OF parts FOR VALUES IN ('eu'); CREATE TABLE parts_us PARTITION OF parts FOR VALUES IN ('us')`);
     const parts = { parts: { table: 'parts', topic: 'changes', payload: 'diff' as const, mode: 'logical' as const } };
     await applyConfig(db.pool, config('logical', parts));
     await db.pool.query(`CREATE TABLE parts_ap PARTITION OF parts FOR VALUES IN ('ap')`);
     // Nothing in the config changed; apply still sees the new partition's identity.
     await applyConfig(db.pool, config('logical', parts));
-    const { rows: ident } = await db.pool.query(`SELECT relname, relreplident FROM pg_class WHERE relname LIKE 'parts%' AND relkind IN ('r', 'p') ORDER BY 1`);
-    assert.deepEqual(ident.map((r) => `${r.relname}:${r.relreplident}`), ['parts:f', 'parts_ap:f', 'parts_eu:f', 'parts_us:f']);
-    await db.pool.query(`INSERT INTO parts VALUES (1, 'eu', 'a'), (2, 'ap', 'b'); UPDATE parts SET v = v || '!'; DELETE FROM parts WHERE region = 'ap'`);
+    const { rows: ident } = await db.pool.query(
+      `SELECT relname, relreplident FROM pg_class WHERE relname LIKE 'parts%' AND relkind IN ('r', 'p') ORDER BY 1`,
+    );
+    assert.deepEqual(
+      ident.map((r) => `${r.relname}:${r.relreplident}`),
+      ['parts:f', 'parts_ap:f', 'parts_eu:f', 'parts_us:f'],
+    );
+    await db.pool.query(
+      `INSERT INTO parts VALUES (1, 'eu', 'a'), (2, 'ap', 'b'); UPDATE parts SET v = v || '!'; DELETE FROM parts WHERE region = 'ap'`,
+    );
     const events = await eventually(async () => {
-      const r = await db.pool.query(`SELECT op, table_name, before, after FROM rowcast.events WHERE capture = 'parts' ORDER BY id`);
+      const r = await db.pool.query(
+        `SELECT op, table_name, before, after FROM rowcast.events WHERE capture = 'parts' ORDER BY id`,
+      );
       return r.rows.length >= 5 && r.rows;
     }, 'the partitioned table’s events');
     assert.deepEqual(new Set(events.map((e) => e.table_name)), new Set(['parts']), 'published as the root table');
@@ -208,7 +286,10 @@ describe('logical-replication capture', () => {
 
   test('the webhook receives captured changes as messages', async () => {
     await db.pool.query(`INSERT INTO l_keys VALUES (10, 'p', 'hello')`);
-    const hit = await eventually(() => receiver.requests.find((r) => r.json?.attributes?.table === 'l_keys' && r.json.body.key.a === 10), 'the webhook request');
+    const hit = await eventually(
+      () => receiver.requests.find((r) => r.json?.attributes?.table === 'l_keys' && r.json.body.key.a === 10),
+      'the webhook request',
+    );
     assert.equal(hit.json.attributes.capture, 'l-keys');
     assert.deepEqual(hit.json.body.key, { a: 10, b: 'p' });
     assert.equal(hit.json.body.op, 'INSERT');
@@ -221,27 +302,35 @@ describe('logical-replication capture', () => {
     try {
       const writes = (async () => {
         for (let i = 0; i < rows; i += 10) {
-          await writer.query(`INSERT INTO l_rows SELECT g, 'burst', g FROM generate_series($1::int, $1::int + 9) g`, [10_000 + i]);
+          await writer.query(`INSERT INTO l_rows SELECT g, 'burst', g FROM generate_series($1::int, $1::int + 9) g`, [
+            10_000 + i,
+          ]);
         }
       })();
       // Break whichever connection streams, twice, while the burst is written.
       for (let k = 0; k < 2; k++) {
         await new Promise((r) => setTimeout(r, 150));
-        await db.pool.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = current_database() AND active_pid IS NOT NULL`);
+        await db.pool.query(
+          `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = current_database() AND active_pid IS NOT NULL`,
+        );
       }
       await writes;
       // The process that streamed may have been either: stop the first one, the other goes on.
       await runtimes.shift()!.stop();
       const n = await eventually(
         async () => {
-          const r = await db.pool.query(`SELECT count(*)::int AS n, count(DISTINCT key)::int AS keys FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 10000`);
+          const r = await db.pool.query(
+            `SELECT count(*)::int AS n, count(DISTINCT key)::int AS keys FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 10000`,
+          );
           return r.rows[0].n >= rows && r.rows[0];
         },
         'every row of the burst as an event',
         30_000,
       );
       await new Promise((r) => setTimeout(r, 500));
-      const final = await db.pool.query(`SELECT count(*)::int AS n, count(DISTINCT key)::int AS keys FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 10000`);
+      const final = await db.pool.query(
+        `SELECT count(*)::int AS n, count(DISTINCT key)::int AS keys FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 10000`,
+      );
       assert.deepEqual(final.rows[0], { n: rows, keys: rows }, `each row once (first seen ${JSON.stringify(n)})`);
     } finally {
       await writer.end();
@@ -254,7 +343,12 @@ describe('logical-replication capture', () => {
     const slot = slotName(db.name);
     await db.pool.query(`SELECT pg_copy_logical_replication_slot($1, $2)`, [slot, `${slot}_copy`]);
     for (let i = 0; i < 20; i++) await db.pool.query(`INSERT INTO l_rows VALUES ($1, 'sent twice', 0)`, [20_000 + i]);
-    const count = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int BETWEEN 20000 AND 29999`)).rows[0].n;
+    const count = async () =>
+      (
+        await db.pool.query(
+          `SELECT count(*)::int AS n FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int BETWEEN 20000 AND 29999`,
+        )
+      ).rows[0].n;
     await eventually(async () => (await count()) === 20, 'the 20 rows as events');
     for (const r of runtimes.splice(0)) await r.stop();
     await db.pool.query(`SELECT pg_drop_replication_slot($1)`, [slot]);
@@ -263,7 +357,12 @@ describe('logical-replication capture', () => {
     runtimes.push(await startTestRowcast(db.url));
     await db.pool.query(`INSERT INTO l_rows VALUES (20100, 'after the restart', 0)`);
     // It commits after everything the slot sends again, so once it is an event the rest has been decided.
-    await eventually(async () => (await db.pool.query(`SELECT 1 FROM rowcast.events WHERE table_name = 'l_rows' AND key ->> 'id' = '20100'`)).rowCount, 'the row written after the restart');
+    await eventually(
+      async () =>
+        (await db.pool.query(`SELECT 1 FROM rowcast.events WHERE table_name = 'l_rows' AND key ->> 'id' = '20100'`))
+          .rowCount,
+      'the row written after the restart',
+    );
     assert.equal(await count(), 21, 'the 20 rows sent again were skipped');
   });
 
@@ -273,7 +372,10 @@ describe('logical-replication capture', () => {
     assert.equal(status.captures.find((c) => c.name === 'r-rows')?.mode, 'row');
     assert.equal(status.logicalCapture?.slot, slotName(db.name));
     assert.equal(status.logicalCapture?.streaming, true);
-    assert.match(formatStatus(status), /logical capture: slot \S+ streamed by a rowcast process; \d+\.\d MB of log not yet captured/);
+    assert.match(
+      formatStatus(status),
+      /logical capture: slot \S+ streamed by a rowcast process; \d+\.\d MB of log not yet captured/,
+    );
     const withHttp = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
     runtimes.push(withHttp);
     const text = await (await fetch(`${withHttp.httpUrl}/metrics`)).text();
@@ -285,38 +387,60 @@ describe('logical-replication capture', () => {
   test('apply refuses logical capture for a role without REPLICATION, naming the fix', async () => {
     const role = `rowcast_norepl_${db.name}`.slice(0, 60);
     await db.pool.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN NOREPLICATION NOSUPERUSER PASSWORD 'norepl'`);
-    await db.pool.query(`GRANT USAGE ON SCHEMA rowcast TO ${pg.escapeIdentifier(role)}; GRANT SELECT ON ALL TABLES IN SCHEMA rowcast TO ${pg.escapeIdentifier(role)}`);
+    await db.pool.query(
+      `GRANT USAGE ON SCHEMA rowcast TO ${pg.escapeIdentifier(role)}; GRANT SELECT ON ALL TABLES IN SCHEMA rowcast TO ${pg.escapeIdentifier(role)}`,
+    );
     const url = new URL(db.url);
     url.username = role;
     url.password = 'norepl';
     const pool = createPool(url.toString(), { max: 1 });
     try {
       await assert.rejects(applyConfig(pool, config()), (err: Error & { problems?: readonly string[] }) => {
-        assert.match([err.message, ...(err.problems ?? [])].join('\n'), /lacks the REPLICATION attribute; ALTER ROLE … REPLICATION, or use mode 'row'/);
+        assert.match(
+          [err.message, ...(err.problems ?? [])].join('\n'),
+          /lacks the REPLICATION attribute; ALTER ROLE … REPLICATION, or use mode 'row'/,
+        );
         return true;
       });
     } finally {
       await pool.end();
-      await db.pool.query(`REVOKE ALL ON ALL TABLES IN SCHEMA rowcast FROM ${pg.escapeIdentifier(role)}; REVOKE ALL ON SCHEMA rowcast FROM ${pg.escapeIdentifier(role)}; DROP ROLE ${pg.escapeIdentifier(role)}`);
+      await db.pool.query(
+        `REVOKE ALL ON ALL TABLES IN SCHEMA rowcast FROM ${pg.escapeIdentifier(role)}; REVOKE ALL ON SCHEMA rowcast FROM ${pg.escapeIdentifier(role)}; DROP ROLE ${pg.escapeIdentifier(role)}`,
+      );
     }
   });
 
   test('switching to triggers removes the publication and the slot; switching back installs them again', async () => {
     await applyConfig(db.pool, config('row'));
-    const gone = await db.pool.query(`SELECT (SELECT count(*) FROM pg_publication WHERE pubname = 'rowcast')::int AS pubs, (SELECT count(*) FROM pg_replication_slots WHERE database = current_database())::int AS slots`);
+    const gone = await db.pool.query(
+      `SELECT (SELECT count(*) FROM pg_publication WHERE pubname = 'rowcast')::int AS pubs, (SELECT count(*) FROM pg_replication_slots WHERE database = current_database())::int AS slots`,
+    );
     assert.deepEqual(gone.rows[0], { pubs: 0, slots: 0 });
-    const { rows: triggers } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'l_rows'::regclass`);
+    const { rows: triggers } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'l_rows'::regclass`,
+    );
     assert.equal(triggers[0].n, 3);
     await db.pool.query(`INSERT INTO l_rows VALUES (50000, 'by trigger', 0)`);
     await applyConfig(db.pool, config('logical'));
-    const { rows: none } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'l_rows'::regclass`);
+    const { rows: none } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'l_rows'::regclass`,
+    );
     assert.equal(none[0].n, 0);
     await db.pool.query(`INSERT INTO l_rows VALUES (50001, 'by the log', 0)`);
-    const rows = await eventually(async () => {
-      const r = await db.pool.query(`SELECT after ->> 'status' AS status FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 50000 ORDER BY id`);
-      return r.rows.length >= 2 && r.rows;
-    }, 'one event from the trigger and one from the log', 20_000);
-    assert.deepEqual(rows.map((r) => r.status), ['by trigger', 'by the log']);
+    const rows = await eventually(
+      async () => {
+        const r = await db.pool.query(
+          `SELECT after ->> 'status' AS status FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 50000 ORDER BY id`,
+        );
+        return r.rows.length >= 2 && r.rows;
+      },
+      'one event from the trigger and one from the log',
+      20_000,
+    );
+    assert.deepEqual(
+      rows.map((r) => r.status),
+      ['by trigger', 'by the log'],
+    );
   });
 
   describe('transactions larger than a chunk (staged, promoted at the commit)', () => {
@@ -329,14 +453,32 @@ describe('logical-replication capture', () => {
           [table, from],
         )
       ).rows;
-    const staged = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.capture_staging`)).rows[0].n as number;
+    const staged = async () =>
+      (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.capture_staging`)).rows[0].n as number;
     /** Commits a row after the others: once it is an event, capture has decided on everything before it. */
     const marker = async (id: number) => {
       await db.pool.query(`INSERT INTO l_rows VALUES ($1, 'marker', 0)`, [id]);
-      await eventually(async () => (await db.pool.query(`SELECT 1 FROM rowcast.events WHERE table_name = 'l_rows' AND key ->> 'id' = $1`, [String(id)])).rowCount, `the marker row ${id}`, 30_000);
+      await eventually(
+        async () =>
+          (
+            await db.pool.query(`SELECT 1 FROM rowcast.events WHERE table_name = 'l_rows' AND key ->> 'id' = $1`, [
+              String(id),
+            ])
+          ).rowCount,
+        `the marker row ${id}`,
+        30_000,
+      );
     };
 
-    const start = async () => runtimes.push(await startRowcast({ databaseUrl: db.url, runtime: FAST_RUNTIME, logger: createLogger('silent'), logicalCapture: { chunkRows: CHUNK } }));
+    const start = async () =>
+      runtimes.push(
+        await startRowcast({
+          databaseUrl: db.url,
+          runtime: FAST_RUNTIME,
+          logger: createLogger('silent'),
+          logicalCapture: { chunkRows: CHUNK },
+        }),
+      );
 
     before(async () => {
       for (const r of runtimes.splice(0)) await r.stop();
@@ -355,7 +497,8 @@ describe('logical-replication capture', () => {
       await db.pool.query(sql.replaceAll('$T', 'r_'));
       await db.pool.query(sql.replaceAll('$T', 'l_'));
       await marker(69999);
-      const strip = (events: Record<string, unknown>[]) => events.map(({ id: _id, ...e }) => e).filter((e) => (e.key as { id?: number }).id !== 69999);
+      const strip = (events: Record<string, unknown>[]) =>
+        events.map(({ id: _id, ...e }) => e).filter((e) => (e.key as { id?: number }).id !== 69999);
       const rows = await eventsIn('l_rows', 60000);
       assert.equal(rows.length, 1050 + 300 + 50 + 1);
       assert.deepEqual(strip(rows), strip(await eventsIn('r_rows', 60000)), 'the same events, in the same order');
@@ -364,9 +507,14 @@ describe('logical-replication capture', () => {
     });
 
     test('a rolled-back transaction of many chunks gives nothing', async () => {
-      await db.pool.query(`BEGIN; INSERT INTO l_rows SELECT g, 'rolled back', g FROM generate_series(70000, 71049) g; ROLLBACK`);
+      await db.pool.query(
+        `BEGIN; INSERT INTO l_rows SELECT g, 'rolled back', g FROM generate_series(70000, 71049) g; ROLLBACK`,
+      );
       await marker(79999);
-      assert.deepEqual((await eventsIn('l_rows', 70000)).map((e) => e.key.id), [79999]);
+      assert.deepEqual(
+        (await eventsIn('l_rows', 70000)).map((e) => e.key.id),
+        [79999],
+      );
     });
 
     test('killed with a transaction staged: the next stream stages it again and promotes it once', async () => {
@@ -379,11 +527,17 @@ describe('logical-replication capture', () => {
         await eventually(
           async () =>
             (await staged()) === 1050 &&
-            (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`)).rowCount,
+            (
+              await db.pool.query(
+                `SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`,
+              )
+            ).rowCount,
           'the whole transaction staged and its promotion waiting',
         );
         // The reader's connections die mid-transaction (its stream and the promotion), as in a crash.
-        await db.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND pid <> pg_backend_pid()`);
+        await db.pool.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND pid <> pg_backend_pid()`,
+        );
         await holder.query('ROLLBACK');
       } finally {
         holder.release();
@@ -406,66 +560,99 @@ describe('logical-replication capture', () => {
       ['a batch', 1, 100000],
       ['a staged transaction', 1050, 110000],
     ] as const) {
-      test(`a reader whose slot was taken over has ${what} in flight refused, and stops`, { timeout: 60_000 }, async () => {
-        const slot = slotName(db.name);
+      test(
+        `a reader whose slot was taken over has ${what} in flight refused, and stops`,
+        { timeout: 60_000 },
+        async () => {
+          const slot = slotName(db.name);
+          const holder = await db.pool.connect();
+          // eslint-disable-next-line no-useless-assignment -- read after the try, which sets it or fails the test
+          let takenOver = '';
+          try {
+            await holder.query('BEGIN');
+            await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slot]);
+            await db.pool.query(
+              `INSERT INTO l_rows SELECT g, 'in flight', g FROM generate_series($1::int, $1::int + $2::int - 1) g`,
+              [from, rows],
+            );
+            await eventually(
+              async () =>
+                (
+                  await db.pool.query(
+                    `SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`,
+                  )
+                ).rowCount,
+              'the reader’s write waiting for the progress row',
+            );
+            // Another reader took over and wrote past the in-flight transaction.
+            takenOver = (
+              await holder.query<{ lsn: string }>(
+                `UPDATE rowcast.capture_progress SET lsn = pg_current_wal_insert_lsn() WHERE slot = $1 RETURNING lsn::text`,
+                [slot],
+              )
+            ).rows[0]!.lsn;
+            await holder.query('COMMIT');
+          } finally {
+            holder.release();
+          }
+          await eventually(
+            async () =>
+              !(
+                await db.pool.query(
+                  `SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`,
+                )
+              ).rowCount,
+            'the reader’s write answered',
+          );
+          // The refused reader streams again from the recorded position: a row committed now arrives, once.
+          await marker(from + 9999);
+          assert.deepEqual(
+            (await eventsIn('l_rows', from)).map((e) => e.key.id),
+            [from + 9999],
+            'the in-flight changes were not written by the reader that lost the slot',
+          );
+          const { rows: progress } = await db.pool.query(
+            `SELECT lsn >= $2::pg_lsn AS ahead FROM rowcast.capture_progress WHERE slot = $1`,
+            [slot, takenOver],
+          );
+          assert.equal(progress[0].ahead, true, 'the recorded position never went back');
+        },
+      );
+    }
+
+    test(
+      'stopping while a promotion runs cancels it instead of waiting for it; the next process promotes the transaction once',
+      { timeout: 60_000 },
+      async () => {
         const holder = await db.pool.connect();
-        // eslint-disable-next-line no-useless-assignment -- read after the try, which sets it or fails the test
-        let takenOver = '';
         try {
           await holder.query('BEGIN');
-          await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slot]);
-          await db.pool.query(`INSERT INTO l_rows SELECT g, 'in flight', g FROM generate_series($1::int, $1::int + $2::int - 1) g`, [from, rows]);
+          await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slotName(db.name)]);
+          await db.pool.query(`INSERT INTO l_rows SELECT g, 'stopped', g FROM generate_series(90000, 91049) g`);
           await eventually(
-            async () => (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`)).rowCount,
-            'the reader’s write waiting for the progress row',
+            async () =>
+              (await staged()) === 1050 &&
+              (
+                await db.pool.query(
+                  `SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`,
+                )
+              ).rowCount,
+            'the whole transaction staged and its promotion waiting',
           );
-          // Another reader took over and wrote past the in-flight transaction.
-          takenOver = (await holder.query<{ lsn: string }>(`UPDATE rowcast.capture_progress SET lsn = pg_current_wal_insert_lsn() WHERE slot = $1 RETURNING lsn::text`, [slot])).rows[0]!.lsn;
-          await holder.query('COMMIT');
+          // The promotion still waits for the row this test holds: stop() returns all the same.
+          await runtimes.pop()!.stop();
+          assert.deepEqual(await eventsIn('l_rows', 90000), [], 'nothing of the cancelled promotion');
+          await holder.query('ROLLBACK');
         } finally {
           holder.release();
         }
-        await eventually(
-          async () => !(await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`)).rowCount,
-          'the reader’s write answered',
-        );
-        // The refused reader streams again from the recorded position: a row committed now arrives, once.
-        await marker(from + 9999);
-        assert.deepEqual(
-          (await eventsIn('l_rows', from)).map((e) => e.key.id),
-          [from + 9999],
-          'the in-flight changes were not written by the reader that lost the slot',
-        );
-        const { rows: progress } = await db.pool.query(`SELECT lsn >= $2::pg_lsn AS ahead FROM rowcast.capture_progress WHERE slot = $1`, [slot, takenOver]);
-        assert.equal(progress[0].ahead, true, 'the recorded position never went back');
-      });
-    }
-
-    test('stopping while a promotion runs cancels it instead of waiting for it; the next process promotes the transaction once', { timeout: 60_000 }, async () => {
-      const holder = await db.pool.connect();
-      try {
-        await holder.query('BEGIN');
-        await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slotName(db.name)]);
-        await db.pool.query(`INSERT INTO l_rows SELECT g, 'stopped', g FROM generate_series(90000, 91049) g`);
-        await eventually(
-          async () =>
-            (await staged()) === 1050 &&
-            (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND wait_event_type = 'Lock'`)).rowCount,
-          'the whole transaction staged and its promotion waiting',
-        );
-        // The promotion still waits for the row this test holds: stop() returns all the same.
-        await runtimes.pop()!.stop();
-        assert.deepEqual(await eventsIn('l_rows', 90000), [], 'nothing of the cancelled promotion');
-        await holder.query('ROLLBACK');
-      } finally {
-        holder.release();
-      }
-      await start();
-      await marker(99999);
-      const events = await eventsIn('l_rows', 90000);
-      assert.equal(events.length, 1051);
-      assert.equal(new Set(events.map((e) => e.key.id)).size, 1051, 'each change once');
-      assert.equal(await staged(), 0, 'nothing left staged');
-    });
+        await start();
+        await marker(99999);
+        const events = await eventsIn('l_rows', 90000);
+        assert.equal(events.length, 1051);
+        assert.equal(new Set(events.map((e) => e.key.id)).size, 1051, 'each change once');
+        assert.equal(await staged(), 0, 'nothing left staged');
+      },
+    );
   });
 });

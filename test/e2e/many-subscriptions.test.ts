@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const SUBSCRIPTIONS = 40;
@@ -16,7 +22,12 @@ before(async () => {
   await applyConfig(db.pool, {
     topics: { t: {} },
     captures: { t: { table: 't', topic: 't' } },
-    subscriptions: Object.fromEntries(Array.from({ length: SUBSCRIPTIONS }, (_x, i) => [`s${String(i).padStart(2, '0')}`, { topic: 't', protocol: 'http' as const, endpoint: `${receiver.url}?s=${i}` }])),
+    subscriptions: Object.fromEntries(
+      Array.from({ length: SUBSCRIPTIONS }, (_x, i) => [
+        `s${String(i).padStart(2, '0')}`,
+        { topic: 't', protocol: 'http' as const, endpoint: `${receiver.url}?s=${i}` },
+      ]),
+    ),
   });
   // Fewer slots than subscriptions, default maxConcurrency (32) each: every subscription must still get its turn.
   rowcast = await startTestRowcast(db.url, { concurrency: 16 });

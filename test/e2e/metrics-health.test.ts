@@ -4,7 +4,13 @@ import { fetch } from 'undici';
 import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const TOKEN = 'metrics-test-token';
@@ -15,10 +21,18 @@ let rowcast: RowcastRuntime;
 const config = (): RowcastConfigInput => ({
   topics: { items: {}, 'from-fn': {} },
   functions: { echo: { handler: 'test/fixtures/handlers/trace-echo.ts', timeout: '30s' } },
-  captures: { items: { table: 'items', topic: 'items' }, fn: { table: 'fn_items', function: 'echo', operations: ['INSERT'] } },
+  captures: {
+    items: { table: 'items', topic: 'items' },
+    fn: { table: 'fn_items', function: 'echo', operations: ['INSERT'] },
+  },
   subscriptions: {
     ok: { topic: 'items', protocol: 'http', endpoint: receiver.url },
-    failing: { topic: 'items', protocol: 'http', endpoint: `${receiver.url}/fail`, deliveryPolicy: { maxAttempts: 2, minDelay: '20ms', maxDelay: '50ms' } },
+    failing: {
+      topic: 'items',
+      protocol: 'http',
+      endpoint: `${receiver.url}/fail`,
+      deliveryPolicy: { maxAttempts: 2, minDelay: '20ms', maxDelay: '50ms' },
+    },
   },
 });
 
@@ -28,7 +42,11 @@ before(async () => {
   receiver.reply = (r) => (r.path.endsWith('/fail') ? { status: 500 } : { status: 200 });
   await db.pool.query('CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE fn_items (id int PRIMARY KEY)');
   await applyConfig(db.pool, { ...config(), topics: { ...config().topics, 'traced-out': {} } });
-  rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } }, parseConfig(config(), 'test config').functions);
+  rowcast = await startTestRowcast(
+    db.url,
+    { http: { port: 0, host: '127.0.0.1', token: TOKEN } },
+    parseConfig(config(), 'test config').functions,
+  );
 });
 
 after(async () => {
@@ -65,36 +83,55 @@ describe('/metrics', () => {
       'rowcast_invocations_total{function="echo",outcome="retry"}',
       'rowcast_invocations_total{function="echo",outcome="failed"}',
       ...['ok', 'failing'].flatMap((s) => [
-        ...['delivered', 'failed', 'dead'].map((o) => `rowcast_delivery_attempts_total{subscription="${s}",protocol="http",outcome="${o}"}`),
+        ...['delivered', 'failed', 'dead'].map(
+          (o) => `rowcast_delivery_attempts_total{subscription="${s}",protocol="http",outcome="${o}"}`,
+        ),
         `rowcast_dead_letters_total{subscription="${s}"}`,
         `rowcast_delivery_latency_seconds_count{subscription="${s}"}`,
       ]),
     ]) {
       assert.equal(value(text, sample), 0, sample);
     }
-    assert.equal(value(text, 'rowcast_events_captured_total{table="public.fn_items",op="UPDATE"}'), undefined, 'only the operations a capture takes');
+    assert.equal(
+      value(text, 'rowcast_events_captured_total{table="public.fn_items",op="UPDATE"}'),
+      undefined,
+      'only the operations a capture takes',
+    );
   });
 
   test('counters, histograms and database gauges, with bounded labels', async () => {
     await scrape(); // the first scrape starts counting captured events
     await db.pool.query('INSERT INTO items SELECT generate_series(1, 3)');
     await db.pool.query('INSERT INTO fn_items VALUES (1)');
-    await eventually(() => receiver.requests.filter((r) => r.path.endsWith('/fail')).length >= 6 && receiver.delivered.length >= 3, 'deliveries and failures');
+    await eventually(
+      () => receiver.requests.filter((r) => r.path.endsWith('/fail')).length >= 6 && receiver.delivered.length >= 3,
+      'deliveries and failures',
+    );
     // Captured events are counted once 5 s old (a late commit is still counted).
-    const text = await eventually(async () => {
-      const t = await scrape();
-      return (
-        (value(t, 'rowcast_events_captured_total{table="public.items",op="INSERT"}') ?? 0) >= 3 &&
-        (value(t, 'rowcast_dead_letters_total{subscription="failing"}') ?? 0) >= 3 &&
-        (value(t, 'rowcast_invocations_total{function="echo",outcome="done"}') ?? 0) >= 1 &&
-        t
-      );
-    }, 'captured events, dead letters and the invocation counted', 60_000);
+    const text = await eventually(
+      async () => {
+        const t = await scrape();
+        return (
+          (value(t, 'rowcast_events_captured_total{table="public.items",op="INSERT"}') ?? 0) >= 3 &&
+          (value(t, 'rowcast_dead_letters_total{subscription="failing"}') ?? 0) >= 3 &&
+          (value(t, 'rowcast_invocations_total{function="echo",outcome="done"}') ?? 0) >= 1 &&
+          t
+        );
+      },
+      'captured events, dead letters and the invocation counted',
+      60_000,
+    );
     assert.equal(value(text, 'rowcast_events_captured_total{table="public.items",op="INSERT"}'), 3);
     assert.equal(value(text, 'rowcast_events_captured_total{table="public.fn_items",op="INSERT"}'), 1);
-    assert.ok(value(text, 'rowcast_delivery_attempts_total{subscription="ok",protocol="http",outcome="delivered"}')! >= 3);
-    assert.ok(value(text, 'rowcast_delivery_attempts_total{subscription="failing",protocol="http",outcome="failed"}')! >= 3);
-    assert.ok(value(text, 'rowcast_delivery_attempts_total{subscription="failing",protocol="http",outcome="dead"}')! >= 3);
+    assert.ok(
+      value(text, 'rowcast_delivery_attempts_total{subscription="ok",protocol="http",outcome="delivered"}')! >= 3,
+    );
+    assert.ok(
+      value(text, 'rowcast_delivery_attempts_total{subscription="failing",protocol="http",outcome="failed"}')! >= 3,
+    );
+    assert.ok(
+      value(text, 'rowcast_delivery_attempts_total{subscription="failing",protocol="http",outcome="dead"}')! >= 3,
+    );
     assert.ok(value(text, 'rowcast_delivery_latency_seconds_count{subscription="ok"}')! >= 3);
     assert.ok(value(text, 'rowcast_delivery_latency_seconds_bucket{le="+Inf",subscription="ok"}')! >= 3);
     assert.ok(value(text, 'rowcast_invocations_total{function="echo",outcome="done"}')! >= 1);
@@ -130,7 +167,9 @@ describe('/readyz', () => {
       return res.status === 200 && ((await res.json()) as any);
     }, 'ready');
     assert.deepEqual(ready.checks, { database: true, migrations: true, listener: true, accepting: true });
-    const { rows } = await db.pool.query(`DELETE FROM rowcast.schema_migrations WHERE id = (SELECT max(id) FROM rowcast.schema_migrations) RETURNING *`);
+    const { rows } = await db.pool.query(
+      `DELETE FROM rowcast.schema_migrations WHERE id = (SELECT max(id) FROM rowcast.schema_migrations) RETURNING *`,
+    );
     try {
       const res = await fetch(`${rowcast.httpUrl}/readyz`);
       assert.equal(res.status, 503);
@@ -140,7 +179,10 @@ describe('/readyz', () => {
     } finally {
       const r = rows[0];
       const cols = Object.keys(r);
-      await db.pool.query(`INSERT INTO rowcast.schema_migrations (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, cols.map((c) => r[c]));
+      await db.pool.query(
+        `INSERT INTO rowcast.schema_migrations (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`,
+        cols.map((c) => r[c]),
+      );
     }
     assert.equal((await fetch(`${rowcast.httpUrl}/readyz`)).status, 200);
   });

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -29,10 +35,20 @@ before(async () => {
     topics: { fanout: {}, crash: {} },
     captures: { fanout: { table: 'fanout', topic: 'fanout' }, crash: { table: 'crash', topic: 'crash' } },
     subscriptions: {
-      fanout: { topic: 'fanout', protocol: 'http', endpoint: fanout.url, deliveryPolicy: { minDelay: '50ms', maxDelay: '200ms' } },
+      fanout: {
+        topic: 'fanout',
+        protocol: 'http',
+        endpoint: fanout.url,
+        deliveryPolicy: { minDelay: '50ms', maxDelay: '200ms' },
+      },
       // The first attempt is left hanging until its process is killed (well within the timeout); the lease is
       // the timeout plus rowcast's margin, since it is longer than runtime.lease.
-      crash: { topic: 'crash', protocol: 'http', endpoint: crash.url, deliveryPolicy: { minDelay: '50ms', maxDelay: '200ms', timeout: '3s' } },
+      crash: {
+        topic: 'crash',
+        protocol: 'http',
+        endpoint: crash.url,
+        deliveryPolicy: { minDelay: '50ms', maxDelay: '200ms', timeout: '3s' },
+      },
     },
     runtime: { lease: '2s', pollInterval: '200ms', shutdownGrace: '2s', allowPrivateEndpoints: true },
   };
@@ -59,7 +75,8 @@ async function explained<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (err) {
-    if (err instanceof Error) err.message += children.map((c) => `\n--- rowcast pid ${c.pid} printed:\n${c.output}`).join('');
+    if (err instanceof Error)
+      err.message += children.map((c) => `\n--- rowcast pid ${c.pid} printed:\n${c.output}`).join('');
     throw err;
   }
 }
@@ -78,17 +95,27 @@ describe('several rowcast processes on one database', () => {
     const perTransaction = 50;
     await Promise.all(
       Array.from({ length: rows / perTransaction }, (_, t) =>
-        db.pool.query(`INSERT INTO fanout SELECT g, 'row ' || g FROM generate_series($1::int, $2::int) g`, [t * perTransaction + 1, (t + 1) * perTransaction]),
+        db.pool.query(`INSERT INTO fanout SELECT g, 'row ' || g FROM generate_series($1::int, $2::int) g`, [
+          t * perTransaction + 1,
+          (t + 1) * perTransaction,
+        ]),
       ),
     );
     const done = async () =>
-      (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'fanout' AND state = 'done'`)).rows[0]!.n;
+      (
+        await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'fanout' AND state = 'done'`,
+        )
+      ).rows[0]!.n;
     await eventually(async () => (await done()) === rows, `${rows} deliveries to be done`, 120_000);
 
-    const { rows: messages } = await db.pool.query<{ id: string }>(`SELECT id::text FROM rowcast.messages WHERE topic = 'fanout'`);
+    const { rows: messages } = await db.pool.query<{ id: string }>(
+      `SELECT id::text FROM rowcast.messages WHERE topic = 'fanout'`,
+    );
     assert.equal(messages.length, rows, 'one message per row');
     const okPerId = new Map<string, number>();
-    for (const r of fanout.requests) if (r.status === 200) okPerId.set(webhookId(r), (okPerId.get(webhookId(r)) ?? 0) + 1);
+    for (const r of fanout.requests)
+      if (r.status === 200) okPerId.set(webhookId(r), (okPerId.get(webhookId(r)) ?? 0) + 1);
     assert.deepEqual([...okPerId.keys()].sort(), messages.map((m) => m.id).sort(), 'every message was delivered');
     const twice = [...okPerId].filter(([, n]) => n !== 1);
     assert.deepEqual(twice, [], 'no message delivered more than once');
@@ -102,7 +129,9 @@ describe('several rowcast processes on one database', () => {
     for (const r of runtimes.splice(0)) await r.stop();
   });
 
-  test('SIGKILL mid-delivery: another process delivers it after the lease expires, same webhook-id', TEST, () => explained(sigkill()));
+  test('SIGKILL mid-delivery: another process delivers it after the lease expires, same webhook-id', TEST, () =>
+    explained(sigkill()),
+  );
 
   async function sigkill(): Promise<void> {
     crash.reply = (r) => (r.n === 1 ? 'hang' : { status: 200 });
@@ -130,11 +159,21 @@ describe('several rowcast processes on one database', () => {
     assert.equal(ok.headers['rowcast-attempt'], '2');
     const leaseUntil = Number(inFlight.lease_until);
     assert.ok(ok.at >= leaseUntil - 50, `retried ${leaseUntil - ok.at} ms before the dead process's lease expired`);
-    await eventually(async () => {
-      const { rows: r } = await db.pool.query(`SELECT state, attempts, lease_owner FROM rowcast.deliveries WHERE message_id = $1`, [id]);
-      return r[0].state === 'done' && r[0];
-    }, 'the delivery to be done', 30_000);
-    const { rows: final } = await db.pool.query(`SELECT state, attempts, lease_owner, last_status FROM rowcast.deliveries WHERE message_id = $1`, [id]);
+    await eventually(
+      async () => {
+        const { rows: r } = await db.pool.query(
+          `SELECT state, attempts, lease_owner FROM rowcast.deliveries WHERE message_id = $1`,
+          [id],
+        );
+        return r[0].state === 'done' && r[0];
+      },
+      'the delivery to be done',
+      30_000,
+    );
+    const { rows: final } = await db.pool.query(
+      `SELECT state, attempts, lease_owner, last_status FROM rowcast.deliveries WHERE message_id = $1`,
+      [id],
+    );
     assert.deepEqual(final[0], { state: 'done', attempts: 2, lease_owner: null, last_status: 200 });
     assert.equal(crash.requests.length, 2);
 

@@ -87,7 +87,10 @@ class Scenario {
   }
 
   async bodies(topic = 'changes'): Promise<Record<string, any>[]> {
-    const { rows } = await this.store.pool.query<{ body: string }>('SELECT body FROM rowcast.messages WHERE topic = $1 ORDER BY event_id', [topic]);
+    const { rows } = await this.store.pool.query<{ body: string }>(
+      'SELECT body FROM rowcast.messages WHERE topic = $1 ORDER BY event_id',
+      [topic],
+    );
     return rows.map((r) => JSON.parse(r.body) as Record<string, any>);
   }
 }
@@ -101,15 +104,27 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
   test('INSERT, UPDATE and DELETE of a captured table become events with the same shape, naming their source', async () => {
     const s = new Scenario();
     try {
-      await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY, status VARCHAR(20), total DECIMAL(10,2))'], (db) => changes(db));
+      await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY, status VARCHAR(20), total DECIMAL(10,2))'], (db) =>
+        changes(db),
+      );
       await s.start();
-      await s.sql(`INSERT INTO orders VALUES (1, 'new', 10.50)`, `UPDATE orders SET status = 'paid' WHERE id = 1`, 'DELETE FROM orders WHERE id = 1');
+      await s.sql(
+        `INSERT INTO orders VALUES (1, 'new', 10.50)`,
+        `UPDATE orders SET status = 'paid' WHERE id = 1`,
+        'DELETE FROM orders WHERE id = 1',
+      );
       const bodies = await eventually(async () => ((await s.bodies()).length >= 3 ? s.bodies() : null), 'three events');
       assert.deepEqual(
         bodies.map((b) => [b.op, b.key, b.before, b.after, b.changed]),
         [
           ['INSERT', { id: 1 }, null, { id: 1, status: 'new', total: '10.50' }, null],
-          ['UPDATE', { id: 1 }, { id: 1, status: 'new', total: '10.50' }, { id: 1, status: 'paid', total: '10.50' }, ['status']],
+          [
+            'UPDATE',
+            { id: 1 },
+            { id: 1, status: 'new', total: '10.50' },
+            { id: 1, status: 'paid', total: '10.50' },
+            ['status'],
+          ],
           ['DELETE', { id: 1 }, { id: 1, status: 'paid', total: '10.50' }, null, null],
         ],
       );
@@ -124,7 +139,10 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
         assert.ok(b.source.position.pos > 0);
       }
       assert.equal(new Set(bodies.map((b) => b.source.position.gtid)).size, 3, 'one transaction each');
-      assert.deepEqual((await getStatus(s.store.pool)).captures.map((c) => [c.name, c.table, c.mode]), [['orders', `${s.database}.orders`, 'binlog']]);
+      assert.deepEqual(
+        (await getStatus(s.store.pool)).captures.map((c) => [c.name, c.table, c.mode]),
+        [['orders', `${s.database}.orders`, 'binlog']],
+      );
     } finally {
       await s.tearDown();
     }
@@ -173,13 +191,23 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
   test('a rolled-back transaction gives nothing', async () => {
     const s = new Scenario();
     try {
-      await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY, status VARCHAR(20))'], (db) => changes(db, { payload: 'row' }));
+      await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY, status VARCHAR(20))'], (db) =>
+        changes(db, { payload: 'row' }),
+      );
       await s.start();
-      await s.sql('BEGIN', `INSERT INTO orders VALUES (1, 'rolled back')`, `UPDATE orders SET status = 'x'`, 'ROLLBACK');
+      await s.sql(
+        'BEGIN',
+        `INSERT INTO orders VALUES (1, 'rolled back')`,
+        `UPDATE orders SET status = 'x'`,
+        'ROLLBACK',
+      );
       await s.sql(`INSERT INTO orders VALUES (2, 'committed')`);
       await eventually(async () => (await s.bodies()).some((b) => b.after.id === 2), 'the committed row');
       // The binlog is read in commit order: everything before the committed row has been read by now.
-      assert.deepEqual((await s.bodies()).map((b) => b.after), [{ id: 2, status: 'committed' }]);
+      assert.deepEqual(
+        (await s.bodies()).map((b) => b.after),
+        [{ id: 2, status: 'committed' }],
+      );
     } finally {
       await s.tearDown();
     }
@@ -190,7 +218,12 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
     try {
       await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY, status VARCHAR(20))'], (db) => ({
         topics: { out: {} },
-        functions: { notify: { handler: handler('publisher'), environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-2:123456789100:out' } } },
+        functions: {
+          notify: {
+            handler: handler('publisher'),
+            environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-2:123456789100:out' },
+          },
+        },
         captures: { orders: { source: 'maria', table: `${db}.orders`, topic: 'out', payload: 'keys' } },
       }));
       // The reference's trigger, as written for Aurora MySQL (after apply installed lambda_async in the database).
@@ -207,7 +240,9 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
       await s.sql('BEGIN', `UPDATE orders SET status = 'rolled back'`, 'ROLLBACK');
       await s.sql(`UPDATE orders SET status = 'shipped' WHERE id = 2`);
       const done = await eventually(async () => {
-        const { rows } = await s.store.pool.query<{ function: string; payload: string; state: string }>('SELECT function, payload, state FROM rowcast.invocations ORDER BY created_at, payload');
+        const { rows } = await s.store.pool.query<{ function: string; payload: string; state: string }>(
+          'SELECT function, payload, state FROM rowcast.invocations ORDER BY created_at, payload',
+        );
         return rows.filter((r) => r.state === 'done').length === 2 ? rows : null;
       }, 'the invocations to run');
       assert.deepEqual(
@@ -217,7 +252,10 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
           ['notify', { id: 2, status: 'shipped' }, 'done'],
         ],
       );
-      const [[outbox]] = (await admin.query(`SELECT count(*) AS n FROM ${s.database}.rowcast_lambda_outbox`)) as [{ n: number }[], unknown];
+      const [[outbox]] = (await admin.query(`SELECT count(*) AS n FROM ${s.database}.rowcast_lambda_outbox`)) as [
+        { n: number }[],
+        unknown,
+      ];
       assert.equal(Number(outbox!.n), 0, 'the outbox stays empty (its rows live in the binlog)');
       await assert.rejects(s.sql(`SELECT lambda_sync('notify', '{}')`), /lambda_sync is not supported/);
     } finally {
@@ -237,14 +275,26 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
       await s.sql('INSERT INTO orders VALUES (3)', 'INSERT INTO orders VALUES (4)', 'DELETE FROM orders WHERE id = 1');
       await s.start();
       await s.sql('INSERT INTO orders VALUES (5)');
-      await eventually(async () => (await s.bodies()).some((b) => b.key.id === 5), 'the event written after the restart');
+      await eventually(
+        async () => (await s.bodies()).some((b) => b.key.id === 5),
+        'the event written after the restart',
+      );
       const bodies = await s.bodies();
       assert.deepEqual(
         bodies.map((b) => [b.op, b.key.id]),
-        [['INSERT', 1], ['INSERT', 2], ['INSERT', 3], ['INSERT', 4], ['DELETE', 1], ['INSERT', 5]],
+        [
+          ['INSERT', 1],
+          ['INSERT', 2],
+          ['INSERT', 3],
+          ['INSERT', 4],
+          ['DELETE', 1],
+          ['INSERT', 5],
+        ],
       );
       assert.equal(new Set(bodies.map((b) => b.id)).size, bodies.length, 'distinct event ids');
-      const { rows } = await s.store.pool.query<{ position: { gtid: string } }>(`SELECT position FROM rowcast.source_progress WHERE source = 'maria'`);
+      const { rows } = await s.store.pool.query<{ position: { gtid: string } }>(
+        `SELECT position FROM rowcast.source_progress WHERE source = 'maria'`,
+      );
       assert.equal(rows[0]!.position.gtid, bodies.at(-1)!.source.position.gtid);
     } finally {
       await s.tearDown();
@@ -254,14 +304,25 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
   test('DDL on a captured table while reading: rows before and after the change are read with their own columns', async () => {
     const s = new Scenario();
     try {
-      await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY, note VARCHAR(10))'], (db) => changes(db, { payload: 'row' }));
+      await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY, note VARCHAR(10))'], (db) =>
+        changes(db, { payload: 'row' }),
+      );
       await s.start();
       await s.sql(`INSERT INTO orders VALUES (1, 'before')`);
       // The reader is streaming (it wrote the first event) when the table changes.
       await eventually(async () => (await s.bodies()).length === 1, 'the first event');
-      await s.sql('ALTER TABLE orders ADD COLUMN doc JSON, DROP COLUMN note', `INSERT INTO orders VALUES (2, '{"x": 1}')`);
+      await s.sql(
+        'ALTER TABLE orders ADD COLUMN doc JSON, DROP COLUMN note',
+        `INSERT INTO orders VALUES (2, '{"x": 1}')`,
+      );
       await eventually(async () => (await s.bodies()).length === 2, 'both events');
-      assert.deepEqual((await s.bodies()).map((b) => b.after), [{ id: 1, note: 'before' }, { id: 2, doc: { x: 1 } }]);
+      assert.deepEqual(
+        (await s.bodies()).map((b) => b.after),
+        [
+          { id: 1, note: 'before' },
+          { id: 2, doc: { x: 1 } },
+        ],
+      );
     } finally {
       await s.tearDown();
     }
@@ -289,14 +350,24 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
       const line = await eventually(() => lines.find((l) => l.includes('purged')), 'the error');
       const logged = JSON.parse(line) as { level: number; msg: string };
       assert.equal(logged.level, 50, 'an error');
-      assert.match(logged.msg, /^source maria: the binlog position rowcast recorded is no longer on the server \(purged\).*Resync: see docs\/sources\.md/);
-      assert.deepEqual((await s.bodies()).map((b) => b.key.id), [1], 'nothing written past the gap');
+      assert.match(
+        logged.msg,
+        /^source maria: the binlog position rowcast recorded is no longer on the server \(purged\).*Resync: see docs\/sources\.md/,
+      );
+      assert.deepEqual(
+        (await s.bodies()).map((b) => b.key.id),
+        [1],
+        'nothing written past the gap',
+      );
       // docs/sources.md, "Position purged": forget the position, apply records the server's current one.
       await s.store.pool.query(`DELETE FROM rowcast.source_progress WHERE source = 'maria'`);
       await applyConfig(s.store.pool, s.config);
       await s.sql('INSERT INTO orders VALUES (3)');
       await eventually(async () => (await s.bodies()).length === 2, 'the event after the resync');
-      assert.deepEqual((await s.bodies()).map((b) => b.key.id), [1, 3]);
+      assert.deepEqual(
+        (await s.bodies()).map((b) => b.key.id),
+        [1, 3],
+      );
     } finally {
       await s.tearDown();
     }
@@ -313,11 +384,17 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
       await admin.query(`GRANT SELECT ON ${s.database}.* TO '${user}'@'127.0.0.1'`);
       s.store = await createTestDatabase();
       process.env.ROWCAST_TEST_MARIA_URL = `mysql://${user}:${password}@127.0.0.1:3306`;
-      const err = await applyConfig(s.store.pool, { ...changes(s.database), sources: { maria: { kind: 'mysql', url: { env: 'ROWCAST_TEST_MARIA_URL' } } } }).then(
+      const err = await applyConfig(s.store.pool, {
+        ...changes(s.database),
+        sources: { maria: { kind: 'mysql', url: { env: 'ROWCAST_TEST_MARIA_URL' } } },
+      }).then(
         () => assert.fail('apply should refuse'),
         (e: Error) => e,
       );
-      assert.match(err.message, /lacks REPLICATION SLAVE, SELECT, REPLICATION CLIENT on \*\.\*; GRANT REPLICATION SLAVE, SELECT, REPLICATION CLIENT ON \*\.\*/);
+      assert.match(
+        err.message,
+        /lacks REPLICATION SLAVE, SELECT, REPLICATION CLIENT on \*\.\*; GRANT REPLICATION SLAVE, SELECT, REPLICATION CLIENT ON \*\.\*/,
+      );
       assert.doesNotMatch(err.message, new RegExp(password));
       const { rows } = await s.store.pool.query('SELECT 1 FROM rowcast.captures');
       assert.equal(rows.length, 0, 'nothing applied');

@@ -31,16 +31,33 @@ const openApiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}').replace(/\*$
 const served = () => server.routes.filter((r) => r.method !== 'HEAD');
 
 test('every route the server serves is in docs/openapi.yaml, and every documented route is served', () => {
-  const doc = parse(readFileSync('docs/openapi.yaml', 'utf8')) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+  const doc = parse(readFileSync('docs/openapi.yaml', 'utf8')) as {
+    openapi: string;
+    paths: Record<string, Record<string, unknown>>;
+  };
   assert.equal(doc.openapi, '3.1.0');
-  const documented = new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)));
+  const documented = new Set(
+    Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)),
+  );
   const routes = new Set(served().map((r) => `${r.method} ${openApiPath(r.url)}`));
-  assert.deepEqual([...routes].filter((r) => !documented.has(r)), [], 'served but not documented');
-  assert.deepEqual([...documented].filter((r) => !routes.has(r)), [], 'documented but not served');
+  assert.deepEqual(
+    [...routes].filter((r) => !documented.has(r)),
+    [],
+    'served but not documented',
+  );
+  assert.deepEqual(
+    [...documented].filter((r) => !routes.has(r)),
+    [],
+    'documented but not served',
+  );
   // What the docs call public is exactly what the server serves without the token.
   for (const r of served()) {
     const op = doc.paths[openApiPath(r.url)]![r.method.toLowerCase()] as { security?: unknown[] };
-    assert.equal(Array.isArray(op.security) && op.security.length === 0, r.public, `${r.method} ${r.url}: security in the docs`);
+    assert.equal(
+      Array.isArray(op.security) && op.security.length === 0,
+      r.public,
+      `${r.method} ${r.url}: security in the docs`,
+    );
   }
 });
 

@@ -37,13 +37,25 @@ async function sourceObjects() {
 
 async function start(): Promise<void> {
   const parsed = parseConfig(config, 'test config');
-  runtime = await startRowcast({ databaseUrl: store.url, runtime: FAST_RUNTIME, functions: parsed.functions, sources: parsed.sources, logger: createLogger('silent') });
+  runtime = await startRowcast({
+    databaseUrl: store.url,
+    runtime: FAST_RUNTIME,
+    functions: parsed.functions,
+    sources: parsed.sources,
+    logger: createLogger('silent'),
+  });
 }
 
 async function events() {
-  const { rows } = await store.pool.query<{ id: string; op: string; key: any; before: any; after: any; changed: string[] | null; source: any }>(
-    'SELECT e.id::text AS id, op, key, before, after, changed, source FROM rowcast.events e ORDER BY e.id',
-  );
+  const { rows } = await store.pool.query<{
+    id: string;
+    op: string;
+    key: any;
+    before: any;
+    after: any;
+    changed: string[] | null;
+    source: any;
+  }>('SELECT e.id::text AS id, op, key, before, after, changed, source FROM rowcast.events e ORDER BY e.id');
   return rows;
 }
 
@@ -51,7 +63,9 @@ before(async () => {
   source = await startEmbeddedPostgres();
   src = new pg.Client({ connectionString: source.url });
   await src.connect();
-  await src.query(`CREATE TABLE orders (id bigint PRIMARY KEY, status text, total numeric(10,2), qty int, paid boolean, at timestamptz, doc jsonb)`);
+  await src.query(
+    `CREATE TABLE orders (id bigint PRIMARY KEY, status text, total numeric(10,2), qty int, paid boolean, at timestamptz, doc jsonb)`,
+  );
   store = await createTestDatabase();
   config = {
     sources: { shop: { kind: 'postgres', url: { env: 'ROWCAST_TEST_SOURCE_URL' } } },
@@ -77,7 +91,10 @@ describe('PostgreSQL source on another server', () => {
     const removed = beforeApply.filter((x) => !afterApply.includes(x));
     assert.deepEqual(removed, ['class public.orders d']);
     assert.deepEqual(added, ['class public.orders f', 'publication rowcast_shop', 'slot rowcast_shop']);
-    assert.deepEqual((await getStatus(store.pool)).captures.map((c) => [c.name, c.table, c.mode]), [['orders', 'public.orders', 'pgoutput']]);
+    assert.deepEqual(
+      (await getStatus(store.pool)).captures.map((c) => [c.name, c.table, c.mode]),
+      [['orders', 'public.orders', 'pgoutput']],
+    );
     // Applying again changes nothing.
     await applyConfig(store.pool, config);
     assert.deepEqual(await sourceObjects(), afterApply);
@@ -85,14 +102,24 @@ describe('PostgreSQL source on another server', () => {
 
   test('INSERT, UPDATE and DELETE arrive as events naming their source; a rollback gives nothing', async () => {
     await start();
-    await src.query(`INSERT INTO orders VALUES (1, 'new', 10.5, 3, false, '2024-01-02 03:04:05.678901+00', '{"a": [1, 2]}')`);
+    await src.query(
+      `INSERT INTO orders VALUES (1, 'new', 10.5, 3, false, '2024-01-02 03:04:05.678901+00', '{"a": [1, 2]}')`,
+    );
     await src.query('BEGIN');
     await src.query(`INSERT INTO orders VALUES (99, 'rolled back', 1, 1, false, now(), null)`);
     await src.query('ROLLBACK');
     await src.query(`UPDATE orders SET status = 'paid', paid = true WHERE id = 1`);
     await src.query('DELETE FROM orders WHERE id = 1');
     const rows = await eventually(async () => ((await events()).length >= 3 ? events() : null), 'three events');
-    const row = { id: '1', status: 'new', total: '10.50', qty: 3, paid: false, at: '2024-01-02T03:04:05.678901+00:00', doc: { a: [1, 2] } };
+    const row = {
+      id: '1',
+      status: 'new',
+      total: '10.50',
+      qty: 3,
+      paid: false,
+      at: '2024-01-02T03:04:05.678901+00:00',
+      doc: { a: [1, 2] },
+    };
     const paid = { ...row, status: 'paid', paid: true };
     assert.deepEqual(
       rows.map((e) => [e.op, e.key, e.before, e.after, e.changed]),
@@ -103,12 +130,25 @@ describe('PostgreSQL source on another server', () => {
       ],
     );
     for (const e of rows) {
-      assert.deepEqual({ ...e.source, position: undefined }, { capture: 'orders', kind: 'postgres', server: 'shop', database: 'postgres', schema: 'public', table: 'orders', position: undefined });
+      assert.deepEqual(
+        { ...e.source, position: undefined },
+        {
+          capture: 'orders',
+          kind: 'postgres',
+          server: 'shop',
+          database: 'postgres',
+          schema: 'public',
+          table: 'orders',
+          position: undefined,
+        },
+      );
       assert.match(e.source.position.lsn, /^[0-9A-F]+\/[0-9A-F]+$/);
     }
     assert.equal(new Set(rows.map((e) => e.source.position.lsn)).size, 3, 'one transaction each');
     // The position is stored in the store, not on the source.
-    const { rows: progress } = await store.pool.query(`SELECT position ->> 'lsn' AS lsn FROM rowcast.source_progress WHERE source = 'shop'`);
+    const { rows: progress } = await store.pool.query(
+      `SELECT position ->> 'lsn' AS lsn FROM rowcast.source_progress WHERE source = 'shop'`,
+    );
     assert.ok(progress[0]);
   });
 
@@ -119,11 +159,17 @@ describe('PostgreSQL source on another server', () => {
     for (let i = 10; i < 60; i++) await src.query(`INSERT INTO orders (id, status) VALUES ($1, 'offline')`, [i]);
     await src.query(`UPDATE orders SET status = 'bulk' WHERE id >= 10`);
     await start();
-    const rows = await eventually(async () => ((await events()).length >= already + 100 ? events() : null), 'the changes made while stopped');
+    const rows = await eventually(
+      async () => ((await events()).length >= already + 100 ? events() : null),
+      'the changes made while stopped',
+    );
     await new Promise((r) => setTimeout(r, 500));
     const fresh = (await events()).slice(already);
     assert.equal(fresh.length, 100, 'each change once');
-    assert.deepEqual(fresh.slice(0, 50).map((e) => [e.op, e.key.id]), Array.from({ length: 50 }, (_, i) => ['INSERT', String(i + 10)]));
+    assert.deepEqual(
+      fresh.slice(0, 50).map((e) => [e.op, e.key.id]),
+      Array.from({ length: 50 }, (_, i) => ['INSERT', String(i + 10)]),
+    );
     assert.ok(fresh.slice(50).every((e) => e.op === 'UPDATE' && e.after.status === 'bulk'));
     assert.ok(rows.length >= already + 100);
   });
@@ -132,12 +178,18 @@ describe('PostgreSQL source on another server', () => {
     const already = (await events()).length;
     for (let i = 1000; i < 1200; i++) {
       await src.query(`INSERT INTO orders (id, status) VALUES ($1, 'cut')`, [i]);
-      if (i === 1100) await src.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'rowcast_shop' AND active_pid IS NOT NULL`);
+      if (i === 1100)
+        await src.query(
+          `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'rowcast_shop' AND active_pid IS NOT NULL`,
+        );
     }
     await eventually(async () => (await events()).length >= already + 200, 'the 200 inserts', 45_000);
     await new Promise((r) => setTimeout(r, 500));
     const fresh = (await events()).slice(already);
-    assert.deepEqual(fresh.map((e) => e.key.id), Array.from({ length: 200 }, (_, i) => String(1000 + i)));
+    assert.deepEqual(
+      fresh.map((e) => e.key.id),
+      Array.from({ length: 200 }, (_, i) => String(1000 + i)),
+    );
   });
 
   test('apply says exactly what a source without wal_level = logical needs', async (t) => {
@@ -155,9 +207,18 @@ describe('PostgreSQL source on another server', () => {
     try {
       process.env.ROWCAST_TEST_OTHER_URL = url;
       await assert.rejects(
-        applyConfig(other.pool, { ...config, sources: { other: { kind: 'postgres', url: { env: 'ROWCAST_TEST_OTHER_URL' } } }, captures: { o: { source: 'other', table: 'orders', topic: 'changes' } } }),
+        applyConfig(other.pool, {
+          ...config,
+          sources: { other: { kind: 'postgres', url: { env: 'ROWCAST_TEST_OTHER_URL' } } },
+          captures: { o: { source: 'other', table: 'orders', topic: 'changes' } },
+        }),
         (err: Error & { problems?: string[] }) => {
-          assert.ok(err.problems?.some((p) => p.includes(`sources.other: the server has wal_level = ${walLevel}; set wal_level = logical`)), JSON.stringify(err.problems));
+          assert.ok(
+            err.problems?.some((p) =>
+              p.includes(`sources.other: the server has wal_level = ${walLevel}; set wal_level = logical`),
+            ),
+            JSON.stringify(err.problems),
+          );
           assert.ok(!JSON.stringify(err.problems).includes('127.0.0.1'), 'the URL is not echoed');
           return true;
         },

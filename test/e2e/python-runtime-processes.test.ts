@@ -7,7 +7,13 @@ import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
 
 const directory = path.resolve('test/fixtures/python');
@@ -18,8 +24,23 @@ const started: RowcastRuntime[] = [];
 
 const config = (): RowcastConfigInput => ({
   functions: {
-    hangs: { runtime: 'python3', directory, handler: 'handlers.hangs_once', timeout: '20s', maxAttempts: 2, minDelay: '50ms', maxDelay: '100ms', environment: { MARKER_DIR: markers } },
-    overlap: { runtime: 'python3', directory, handler: 'handlers.counts_overlap', concurrency: 2, environment: { MARKER_DIR: markers } },
+    hangs: {
+      runtime: 'python3',
+      directory,
+      handler: 'handlers.hangs_once',
+      timeout: '20s',
+      maxAttempts: 2,
+      minDelay: '50ms',
+      maxDelay: '100ms',
+      environment: { MARKER_DIR: markers },
+    },
+    overlap: {
+      runtime: 'python3',
+      directory,
+      handler: 'handlers.counts_overlap',
+      concurrency: 2,
+      environment: { MARKER_DIR: markers },
+    },
   },
 });
 
@@ -35,7 +56,8 @@ after(async () => {
   rmSync(markers, { recursive: true, force: true });
 });
 
-const invocation = async (id: string) => (await db.pool.query('SELECT * FROM rowcast.invocations WHERE id = $1', [id])).rows[0];
+const invocation = async (id: string) =>
+  (await db.pool.query('SELECT * FROM rowcast.invocations WHERE id = $1', [id])).rows[0];
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -53,15 +75,24 @@ describe('python3 runtime processes and rowcast processes', () => {
       await victim.ready(db.pool);
       const id = await invokeFunction(db.pool, 'hangs', { key: 'killed-mid-invocation' });
       const marker = path.join(markers, 'killed-mid-invocation');
-      await eventually(() => existsSync(marker) && readFileSync(marker, 'utf8').length > 0, 'the first attempt to be running');
+      await eventually(
+        () => existsSync(marker) && readFileSync(marker, 'utf8').length > 0,
+        'the first attempt to be running',
+      );
       const runtimePid = Number(readFileSync(marker, 'utf8'));
       victim.kill('SIGKILL');
       await victim.exit(30_000);
       await eventually(() => !alive(runtimePid), 'the runtime process to end with its rowcast');
       // The dead process's lease would run out (timeout + 30 s): let it have run out now.
-      await db.pool.query(`UPDATE rowcast.invocations SET available_at = now() WHERE id = $1 AND state = 'in_flight'`, [id]);
+      await db.pool.query(`UPDATE rowcast.invocations SET available_at = now() WHERE id = $1 AND state = 'in_flight'`, [
+        id,
+      ]);
       started.push(await startTestRowcast(db.url, {}, parseConfig(config(), 'test config').functions));
-      const inv = await eventually(async () => ((await invocation(id)).state === 'done' ? invocation(id) : null), 'the retry to succeed', 30_000);
+      const inv = await eventually(
+        async () => ((await invocation(id)).state === 'done' ? invocation(id) : null),
+        'the retry to succeed',
+        30_000,
+      );
       assert.equal(inv.attempts, 2);
       assert.notEqual(JSON.parse(inv.result).pid, runtimePid);
     } finally {
@@ -75,10 +106,17 @@ describe('python3 runtime processes and rowcast processes', () => {
     while (started.length < 2) started.push(await startTestRowcast(db.url, {}, functions));
     const ids: string[] = [];
     for (let i = 0; i < 24; i++) ids.push(await invokeFunction(db.pool, 'overlap', { i }));
-    const results = await eventually(async () => {
-      const { rows } = await db.pool.query(`SELECT state, result FROM rowcast.invocations WHERE id = ANY ($1::uuid[])`, [ids]);
-      return rows.every((r) => r.state === 'done') && rows.map((r) => JSON.parse(r.result));
-    }, 'every invocation to finish', 60_000);
+    const results = await eventually(
+      async () => {
+        const { rows } = await db.pool.query(
+          `SELECT state, result FROM rowcast.invocations WHERE id = ANY ($1::uuid[])`,
+          [ids],
+        );
+        return rows.every((r) => r.state === 'done') && rows.map((r) => JSON.parse(r.result));
+      },
+      'every invocation to finish',
+      60_000,
+    );
     assert.equal(results.length, 24);
     const most = Math.max(...results.map((r) => r.seen));
     assert.ok(most <= 2, `at most 2 ran at once over both rowcast processes, saw ${most}`);

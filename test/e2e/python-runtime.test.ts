@@ -7,7 +7,13 @@ import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const fast = { minDelay: '50ms', maxDelay: '100ms' } as const;
@@ -23,12 +29,46 @@ const config = (): RowcastConfigInput => ({
   functions: {
     echo: { ...python, handler: 'handlers.echo', concurrency: 1, environment: { GREETING: 'hello' } },
     fails: { ...python, handler: 'handlers.fails', maxAttempts: 2, ...fast, onFailure: { topic: 'failures' } },
-    hangs: { ...python, handler: 'handlers.hangs_once', timeout: '1s', maxAttempts: 2, ...fast, environment: { MARKER_DIR: markers } },
-    exits: { ...python, handler: 'handlers.exits_once', timeout: '10s', maxAttempts: 2, ...fast, environment: { MARKER_DIR: markers } },
+    hangs: {
+      ...python,
+      handler: 'handlers.hangs_once',
+      timeout: '1s',
+      maxAttempts: 2,
+      ...fast,
+      environment: { MARKER_DIR: markers },
+    },
+    exits: {
+      ...python,
+      handler: 'handlers.exits_once',
+      timeout: '10s',
+      maxAttempts: 2,
+      ...fast,
+      environment: { MARKER_DIR: markers },
+    },
     'init-error': { ...python, handler: 'init_error.handler', maxAttempts: 1, onFailure: { topic: 'failures' } },
-    hog: { ...python, handler: 'handlers.hogs_memory', timeout: '30s', maxAttempts: 1, memoryLimitMb: 64, onFailure: { topic: 'failures' } },
-    node: { runtime: 'provided.al2023', directory: 'test/fixtures/provided-node', handler: 'index.handler', timeout: '5s', maxAttempts: 1 },
-    shell: { runtime: 'provided', directory: 'test/fixtures/provided', handler: 'echo.sh', concurrency: 1, maxAttempts: 1, onFailure: { topic: 'failures' } },
+    hog: {
+      ...python,
+      handler: 'handlers.hogs_memory',
+      timeout: '30s',
+      maxAttempts: 1,
+      memoryLimitMb: 64,
+      onFailure: { topic: 'failures' },
+    },
+    node: {
+      runtime: 'provided.al2023',
+      directory: 'test/fixtures/provided-node',
+      handler: 'index.handler',
+      timeout: '5s',
+      maxAttempts: 1,
+    },
+    shell: {
+      runtime: 'provided',
+      directory: 'test/fixtures/provided',
+      handler: 'echo.sh',
+      concurrency: 1,
+      maxAttempts: 1,
+      onFailure: { topic: 'failures' },
+    },
   },
   subscriptions: { failures: { topic: 'failures', protocol: 'http', endpoint: receiver.url } },
 });
@@ -48,9 +88,20 @@ after(async () => {
   rmSync(markers, { recursive: true, force: true });
 });
 
-const invocation = async (id: string) => (await db.pool.query('SELECT * FROM rowcast.invocations WHERE id = $1', [id])).rows[0];
-const finished = (id: string, state: 'done' | 'failed') => eventually(async () => (await invocation(id))?.state === state && invocation(id), `invocation ${id} to be ${state}`, 30_000);
-const failureRecord = (id: string) => eventually(() => receiver.requests.find((r) => r.json.body?.requestContext?.requestId === id)?.json.body, `the failure record of ${id}`, 30_000);
+const invocation = async (id: string) =>
+  (await db.pool.query('SELECT * FROM rowcast.invocations WHERE id = $1', [id])).rows[0];
+const finished = (id: string, state: 'done' | 'failed') =>
+  eventually(
+    async () => (await invocation(id))?.state === state && invocation(id),
+    `invocation ${id} to be ${state}`,
+    30_000,
+  );
+const failureRecord = (id: string) =>
+  eventually(
+    () => receiver.requests.find((r) => r.json.body?.requestContext?.requestId === id)?.json.body,
+    `the failure record of ${id}`,
+    30_000,
+  );
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -72,7 +123,10 @@ describe('python3 runtime', () => {
     assert.equal(result.context.invoked_function_arn, 'arn:aws:lambda:us-east-1:000000000000:function:echo');
     assert.equal(result.context.memory_limit_in_mb, '256');
     assert.equal(result.context.log_group_name, '/aws/lambda/echo');
-    assert.ok(result.context.remaining_ms >= 0 && result.context.remaining_ms <= 3000, 'the deadline is within the 3 s timeout');
+    assert.ok(
+      result.context.remaining_ms >= 0 && result.context.remaining_ms <= 3000,
+      'the deadline is within the 3 s timeout',
+    );
     assert.equal(result.env.AWS_LAMBDA_FUNCTION_NAME, 'echo');
     assert.equal(result.env._HANDLER, 'handlers.echo');
     assert.equal(result.env.LAMBDA_TASK_ROOT, path.resolve('test/fixtures/python'));
@@ -97,7 +151,10 @@ describe('python3 runtime', () => {
     assert.deepEqual(record.requestPayload, { order: 42 });
     assert.equal(record.responsePayload.errorType, 'ValueError');
     assert.equal(record.responsePayload.errorMessage, 'cannot handle order 42');
-    assert.ok(record.responsePayload.stackTrace.some((line: string) => /handlers\.py.*in fails/.test(line)), 'the Python traceback');
+    assert.ok(
+      record.responsePayload.stackTrace.some((line: string) => /handlers\.py.*in fails/.test(line)),
+      'the Python traceback',
+    );
     assert.match((await invocation(id)).last_error, /ValueError: cannot handle order 42/);
   });
 
@@ -115,7 +172,10 @@ describe('python3 runtime', () => {
     const id = await invokeFunction(db.pool, 'exits', { key: 'exit-1' });
     const inv = await finished(id, 'done');
     assert.equal(inv.attempts, 2);
-    assert.match(inv.last_error, /Runtime\.ExitError: the runtime process exited \(exit status 3\) during the invocation/);
+    assert.match(
+      inv.last_error,
+      /Runtime\.ExitError: the runtime process exited \(exit status 3\) during the invocation/,
+    );
     assert.notEqual(JSON.parse(inv.result).pid, Number(readFileSync(path.join(markers, 'exit-1'), 'utf8')));
   });
 
@@ -123,7 +183,10 @@ describe('python3 runtime', () => {
     const id = await invokeFunction(db.pool, 'init-error', {});
     const record = await failureRecord(id);
     assert.equal(record.responsePayload.errorType, 'Runtime.ImportModuleError');
-    assert.match(record.responsePayload.errorMessage, /Unable to import module 'init_error': No module named 'no_such_module_anywhere'/);
+    assert.match(
+      record.responsePayload.errorMessage,
+      /Unable to import module 'init_error': No module named 'no_such_module_anywhere'/,
+    );
   });
 
   test('a process over its memory limit is killed and the attempt fails', async () => {
@@ -157,7 +220,8 @@ describe('provided runtime', () => {
     try {
       await client.query('BEGIN');
       await client.query(`SET LOCAL rowcast.traceparent = '00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01'`);
-      id = (await client.query(`SELECT rowcast.invoke('node', '{"n": 3}', 'sql', '{"custom": {"app": "test"}}') AS id`)).rows[0].id;
+      id = (await client.query(`SELECT rowcast.invoke('node', '{"n": 3}', 'sql', '{"custom": {"app": "test"}}') AS id`))
+        .rows[0].id;
       await client.query('COMMIT');
     } finally {
       client.release();
@@ -170,6 +234,9 @@ describe('provided runtime', () => {
     assert.equal(answer.arn, 'arn:aws:lambda:us-east-1:000000000000:function:node');
     assert.equal(answer.trace, 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1');
     assert.deepEqual(JSON.parse(answer.clientContext), { custom: { app: 'test' } });
-    assert.ok(Number.isFinite(answer.remainingMs) && answer.remainingMs <= 5000, `the deadline is within the 5 s timeout: ${answer.remainingMs} ms left`);
+    assert.ok(
+      Number.isFinite(answer.remainingMs) && answer.remainingMs <= 5000,
+      `the deadline is within the 5 s timeout: ${answer.remainingMs} ms left`,
+    );
   });
 });

@@ -45,7 +45,10 @@ test('the queue statements, prepared on empty tables, read the queues by index o
     for (let i = 0; i < 8; i++) {
       await routeEvents(queues, 500);
       const claimed = await claimDeliveries(queues, new Map([['hook', 200]]), 60_000, 'me');
-      await completeDeliveries(queues, claimed.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease, state: 'done' })));
+      await completeDeliveries(
+        queues,
+        claimed.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease, state: 'done' })),
+      );
       await db.pool.query('INSERT INTO items VALUES ($1)', [i + 1]);
     }
     await db.pool.query('INSERT INTO items SELECT g FROM generate_series(100, 20099) g');

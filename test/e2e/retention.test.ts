@@ -7,7 +7,10 @@ let db: TestDatabase;
 
 before(async () => {
   db = await createTestDatabase();
-  await applyConfig(db.pool, { topics: { t: {} }, subscriptions: { s: { topic: 't', protocol: 'http', endpoint: 'http://127.0.0.1:9/hook' } } });
+  await applyConfig(db.pool, {
+    topics: { t: {} },
+    subscriptions: { s: { topic: 't', protocol: 'http', endpoint: 'http://127.0.0.1:9/hook' } },
+  });
 });
 after(() => db?.drop());
 
@@ -38,8 +41,15 @@ test('retention deletes expired history and never undelivered work', async () =>
   const deleted = await applyRetention(db.pool, 2 * HOUR, 24 * HOUR);
   assert.deepEqual(deleted, { events: 1, messages: 2, invocations: 2 });
   const left = await db.pool.query(`SELECT body FROM rowcast.messages ORDER BY id`);
-  assert.deepEqual(left.rows.map((r) => r.body), ['"pending"', '"dead, within deadRetention"', '"done, recent"']);
+  assert.deepEqual(
+    left.rows.map((r) => r.body),
+    ['"pending"', '"dead, within deadRetention"', '"done, recent"'],
+  );
   const deliveries = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries`);
   assert.equal(deliveries.rows[0].n, 3, 'deliveries go with their messages');
-  assert.deepEqual(await applyRetention(db.pool, 2 * HOUR, 24 * HOUR), { events: 0, messages: 0, invocations: 0 }, 'idempotent');
+  assert.deepEqual(
+    await applyRetention(db.pool, 2 * HOUR, 24 * HOUR),
+    { events: 0, messages: 0, invocations: 0 },
+    'idempotent',
+  );
 });

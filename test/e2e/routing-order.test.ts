@@ -7,7 +7,9 @@ let db: TestDatabase;
 
 before(async () => {
   db = await createTestDatabase();
-  await db.pool.query('CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL); CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE jobs (id int PRIMARY KEY)');
+  await db.pool.query(
+    'CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL); CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE jobs (id int PRIMARY KEY)',
+  );
   await applyConfig(db.pool, {
     topics: { counters: { fifo: true }, items: {} },
     captures: {
@@ -45,17 +47,39 @@ test('routing is serialised: while one router holds a batch, another routes noth
   }
   const next = await routeEvents(db.pool, 100);
   assert.deepEqual([next.events, next.busy], [1, false]);
-  const { rows } = await db.pool.query(`SELECT m.body::jsonb -> 'after' ->> 'v' AS v FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id ORDER BY d.seq`);
-  assert.deepEqual(rows.map((r) => r.v), ['0', '1']);
+  const { rows } = await db.pool.query(
+    `SELECT m.body::jsonb -> 'after' ->> 'v' AS v FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id ORDER BY d.seq`,
+  );
+  assert.deepEqual(
+    rows.map((r) => r.v),
+    ['0', '1'],
+  );
 });
 
 test('routing leases new deliveries to the caller as far as it has room, oldest first, never on FIFO topics', async () => {
   await db.pool.query('INSERT INTO items SELECT g FROM generate_series(1, 5) g');
   await db.pool.query('UPDATE counters SET v = 2 WHERE id = 1');
   const owner = 'test-process';
-  const routed = await routeEvents(db.pool, 100, { deliveries: { wanted: new Map([['first', 3], ['ordered', 5]]), leaseMs: 60_000, owner, claimedAt: Date.now() } });
+  const routed = await routeEvents(db.pool, 100, {
+    deliveries: {
+      wanted: new Map([
+        ['first', 3],
+        ['ordered', 5],
+      ]),
+      leaseMs: 60_000,
+      owner,
+      claimedAt: Date.now(),
+    },
+  });
   assert.equal(routed.events, 6);
-  assert.deepEqual(routed.claimed.map((c) => [c.subscription, c.attempt, JSON.parse(c.message.body).after.id]), [['first', 1, 1], ['first', 1, 2], ['first', 1, 3]]);
+  assert.deepEqual(
+    routed.claimed.map((c) => [c.subscription, c.attempt, JSON.parse(c.message.body).after.id]),
+    [
+      ['first', 1, 1],
+      ['first', 1, 2],
+      ['first', 1, 3],
+    ],
+  );
   const { rows } = await db.pool.query(
     `SELECT subscription, state, attempts, lease_owner, count(*)::int AS n, bool_and(available_at > now() + interval '50 seconds') AS leased
        FROM rowcast.deliveries WHERE subscription <> 'ordered' OR seq > 2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2`,
@@ -67,15 +91,30 @@ test('routing leases new deliveries to the caller as far as it has room, oldest 
     { subscription: 'second', state: 'pending', attempts: 0, lease_owner: null, n: 5, leased: false },
   ]);
   // Nothing more to route: nothing leased.
-  assert.deepEqual((await routeEvents(db.pool, 100, { deliveries: { wanted: new Map([['second', 5]]), leaseMs: 60_000, owner, claimedAt: Date.now() } })).claimed, []);
+  assert.deepEqual(
+    (
+      await routeEvents(db.pool, 100, {
+        deliveries: { wanted: new Map([['second', 5]]), leaseMs: 60_000, owner, claimedAt: Date.now() },
+      })
+    ).claimed,
+    [],
+  );
 });
 
 test('routing leases new invocations to the caller for the slots it holds free', async () => {
   await db.pool.query('INSERT INTO jobs SELECT g FROM generate_series(1, 3) g');
   const owner = 'test-process';
-  const routed = await routeEvents(db.pool, 100, { invocations: { wanted: new Map([['work', { n: 2, leaseMs: 60_000 }]]), owner, claimedAt: Date.now() } });
+  const routed = await routeEvents(db.pool, 100, {
+    invocations: { wanted: new Map([['work', { n: 2, leaseMs: 60_000 }]]), owner, claimedAt: Date.now() },
+  });
   assert.equal(routed.invocations, 3);
-  assert.deepEqual(routed.claimedInvocations.map((i) => [i.group, i.attempt, JSON.parse(i.payload).after.id]), [['work', 1, 1], ['work', 1, 2]]);
+  assert.deepEqual(
+    routed.claimedInvocations.map((i) => [i.group, i.attempt, JSON.parse(i.payload).after.id]),
+    [
+      ['work', 1, 1],
+      ['work', 1, 2],
+    ],
+  );
   const { rows } = await db.pool.query(
     `SELECT state, attempts, lease_owner, started_at IS NOT NULL AS started, count(*)::int AS n, bool_and(available_at > now() + interval '50 seconds') AS leased
        FROM rowcast.invocations GROUP BY 1, 2, 3, 4 ORDER BY 1`,
@@ -94,7 +133,11 @@ test('routing commits without a flush, and a routing lost in a crash is redone w
   try {
     await client.query('BEGIN');
     await client.query(ONE_STATEMENT_SQL, [0, [], [], 0, null, [], [], [], null]);
-    assert.equal((await client.query('SHOW synchronous_commit')).rows[0].synchronous_commit, 'off', 'routing turns the flush off for its own transaction');
+    assert.equal(
+      (await client.query('SHOW synchronous_commit')).rows[0].synchronous_commit,
+      'off',
+      'routing turns the flush off for its own transaction',
+    );
     await client.query('COMMIT');
     assert.equal((await client.query('SHOW synchronous_commit')).rows[0].synchronous_commit, 'on', 'and only for it');
   } finally {
@@ -113,7 +156,8 @@ test('routing commits without a flush, and a routing lost in a crash is redone w
   await routeEvents(db.pool, 100);
   const first = await ids();
   assert.equal(first.length, 3);
-  for (const r of first) assert.match(r.id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a UUIDv8');
+  for (const r of first)
+    assert.match(r.id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a UUIDv8');
   assert.equal(new Set(first.map((r) => r.id)).size, 3);
 
   // What a crash before the flush leaves: the events, unrouted, and nothing routing made of them.
@@ -129,17 +173,31 @@ test('routing commits without a flush, and a routing lost in a crash is redone w
 
 test('routing leases nothing to a subscription whose older deliveries are due: new ones must not overtake them', async () => {
   const owner = 'test-process';
-  const direct = () => ({ deliveries: { wanted: new Map([['first', 5]]), leaseMs: 60_000, owner, claimedAt: Date.now() } });
-  const due = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'first' AND state = 'pending' AND available_at <= now()`)).rows[0].n;
+  const direct = () => ({
+    deliveries: { wanted: new Map([['first', 5]]), leaseMs: 60_000, owner, claimedAt: Date.now() },
+  });
+  const due = async () =>
+    (
+      await db.pool.query(
+        `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'first' AND state = 'pending' AND available_at <= now()`,
+      )
+    ).rows[0].n;
   assert.ok((await due()) > 0, 'earlier tests left deliveries of "first" pending');
   await db.pool.query('INSERT INTO items VALUES (200), (201)');
   const routed = await routeEvents(db.pool, 100, direct());
   assert.equal(routed.events, 2);
   assert.deepEqual(routed.claimed, [], 'the due ones are claimed first, oldest first');
   // Once they are done (or waiting for a retry later on), new deliveries are leased again.
-  await db.pool.query(`UPDATE rowcast.deliveries SET state = 'done' WHERE subscription = 'first' AND state = 'pending' AND message_id IN (SELECT id FROM rowcast.messages WHERE body::jsonb -> 'after' ->> 'id' <> '201')`);
-  await db.pool.query(`UPDATE rowcast.deliveries SET available_at = now() + interval '1 minute' WHERE subscription = 'first' AND state = 'pending'`);
+  await db.pool.query(
+    `UPDATE rowcast.deliveries SET state = 'done' WHERE subscription = 'first' AND state = 'pending' AND message_id IN (SELECT id FROM rowcast.messages WHERE body::jsonb -> 'after' ->> 'id' <> '201')`,
+  );
+  await db.pool.query(
+    `UPDATE rowcast.deliveries SET available_at = now() + interval '1 minute' WHERE subscription = 'first' AND state = 'pending'`,
+  );
   await db.pool.query('INSERT INTO items VALUES (202)');
   const next = await routeEvents(db.pool, 100, direct());
-  assert.deepEqual(next.claimed.map((c) => [c.subscription, JSON.parse(c.message.body).after.id]), [['first', 202]]);
+  assert.deepEqual(
+    next.claimed.map((c) => [c.subscription, JSON.parse(c.message.body).after.id]),
+    [['first', 202]],
+  );
 });

@@ -8,7 +8,14 @@ import { after, before, describe, test } from 'node:test';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
-import { applyConfig, createTestDatabase, eventually, settled, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  settled,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /*
@@ -35,7 +42,12 @@ let markers: string;
 const config = (): RowcastConfigInput => ({
   topics: { notifications: {}, failures: {}, 'ordered.fifo': { fifo: true } },
   functions: {
-    node_writer: { handler: path.resolve(fixtures, 'publisher.mjs'), maxAttempts: 3, ...fast, environment: { ENV_TOPIC_ARN: TOPIC_ARN } },
+    node_writer: {
+      handler: path.resolve(fixtures, 'publisher.mjs'),
+      maxAttempts: 3,
+      ...fast,
+      environment: { ENV_TOPIC_ARN: TOPIC_ARN },
+    },
     batch: { handler: path.resolve(fixtures, 'batch.mjs'), maxAttempts: 1 },
     python_writer: {
       runtime: 'python3.11',
@@ -67,15 +79,25 @@ after(async () => {
   rmSync(markers, { recursive: true, force: true });
 });
 
-const invocation = async (id: string) => (await db.pool.query('SELECT * FROM rowcast.invocations WHERE id = $1', [id])).rows[0];
-const finished = (id: string) => eventually(async () => (await invocation(id))?.state === 'done' && invocation(id), `invocation ${id} to be done`, 30_000);
+const invocation = async (id: string) =>
+  (await db.pool.query('SELECT * FROM rowcast.invocations WHERE id = $1', [id])).rows[0];
+const finished = (id: string) =>
+  eventually(
+    async () => (await invocation(id))?.state === 'done' && invocation(id),
+    `invocation ${id} to be done`,
+    30_000,
+  );
 const deliveredFor = (key: string) => receiver.requests.filter((r) => r.json?.body?.key === key);
 
 async function publishesWithTheInvocation(fn: string, key: string) {
   const id = await invokeFunction(db.pool, fn, { key, order: 7 });
   const inv = await finished(id);
   const result = JSON.parse(inv.result);
-  assert.match(result.endpoint, /^http:\/\/127\.0\.0\.1:\d+\/_invocation\/[0-9a-f]{64}\/$/, "the SDK's endpoint is the handler's own");
+  assert.match(
+    result.endpoint,
+    /^http:\/\/127\.0\.0\.1:\d+\/_invocation\/[0-9a-f]{64}\/$/,
+    "the SDK's endpoint is the handler's own",
+  );
   const messageId = /^Notification sent:([0-9a-f-]{36})$/.exec(result.body)?.[1];
   assert.ok(messageId, `the handler got a MessageId (${result.body})`);
   // Written with the success: the invocation records it as its publish, in the same transaction.
@@ -83,7 +105,7 @@ async function publishesWithTheInvocation(fn: string, key: string) {
   const { rows } = await db.pool.query('SELECT topic, subject, body FROM rowcast.messages WHERE id = $1', [messageId]);
   assert.equal(rows[0].topic, 'notifications');
   assert.equal(rows[0].subject, 'Notification for row-insert in RDS');
-  assert.deepEqual(JSON.parse(rows[0].body), { key, order: 7 }, "MessageStructure json: the default message");
+  assert.deepEqual(JSON.parse(rows[0].body), { key, order: 7 }, 'MessageStructure json: the default message');
   const got = await eventually(() => deliveredFor(key)[0], `the ${fn} message at the subscriber`);
   assert.equal(got.json.id, messageId);
   assert.equal(got.json.subject, 'Notification for row-insert in RDS');
@@ -96,15 +118,23 @@ async function failedAttemptPublishesNothing(fn: string, key: string) {
   assert.match(inv.last_error, /failing after publishing, on purpose/);
   await eventually(() => deliveredFor(key).length >= 1, `the ${fn} retry's message at the subscriber`);
   // Both attempts published; only the successful one's message exists.
-  const { rows } = await db.pool.query(`SELECT id::text FROM rowcast.messages WHERE topic = 'notifications' AND body::jsonb ->> 'key' = $1`, [key]);
-  assert.deepEqual(rows.map((r) => r.id), inv.published);
+  const { rows } = await db.pool.query(
+    `SELECT id::text FROM rowcast.messages WHERE topic = 'notifications' AND body::jsonb ->> 'key' = $1`,
+    [key],
+  );
+  assert.deepEqual(
+    rows.map((r) => r.id),
+    inv.published,
+  );
   await settled(db.pool); // nothing left to route, deliver or invoke: no other copy can come
   assert.equal(deliveredFor(key).length, 1, 'exactly one delivery');
 }
 
 describe('a Node handler with @aws-sdk/client-sns', () => {
-  test('new SNSClient({}) at module scope publishes with the invocation, and the subscriber receives it', () => publishesWithTheInvocation('node_writer', 'node-1'));
-  test('an attempt that publishes and then throws publishes nothing; the retry publishes once', () => failedAttemptPublishesNothing('node_writer', 'node-2'));
+  test('new SNSClient({}) at module scope publishes with the invocation, and the subscriber receives it', () =>
+    publishesWithTheInvocation('node_writer', 'node-1'));
+  test('an attempt that publishes and then throws publishes nothing; the retry publishes once', () =>
+    failedAttemptPublishesNothing('node_writer', 'node-2'));
 });
 
 describe('a Python handler with boto3', () => {
@@ -128,13 +158,33 @@ describe('the endpoint of a handler', () => {
     assert.equal(result.made, 'arn:aws:sns:us-east-1:000000000000:made-by-b1');
     const { rows: made } = await db.pool.query(`SELECT owner FROM rowcast.topics WHERE name = 'made-by-b1'`);
     assert.equal(made[0]?.owner, 'api');
-    assert.deepEqual(result.successful.map((s: { Id: string }) => s.Id), ['a', 'b']);
-    assert.deepEqual(result.failed.map((f: { Id: string; Code: string }) => [f.Id, f.Code]), [['c', 'InvalidParameter']]);
+    assert.deepEqual(
+      result.successful.map((s: { Id: string }) => s.Id),
+      ['a', 'b'],
+    );
+    assert.deepEqual(
+      result.failed.map((f: { Id: string; Code: string }) => [f.Id, f.Code]),
+      [['c', 'InvalidParameter']],
+    );
     assert.match(result.failed[0].Message, /MessageGroupId parameter is required for FIFO topics/);
-    const { rows } = await db.pool.query(`SELECT id::text, body, group_key, dedup_key FROM rowcast.messages WHERE topic = 'ordered.fifo' ORDER BY seq`);
-    assert.deepEqual(rows.map((r) => [r.body, r.group_key, r.dedup_key]), [['b1-1', 'g', 'b1-1'], ['b1-2', 'g', 'b1-2']]);
-    assert.deepEqual(rows.map((r) => r.id), result.successful.map((s: { MessageId: string }) => s.MessageId));
-    assert.deepEqual(inv.published, rows.map((r) => r.id));
+    const { rows } = await db.pool.query(
+      `SELECT id::text, body, group_key, dedup_key FROM rowcast.messages WHERE topic = 'ordered.fifo' ORDER BY seq`,
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.body, r.group_key, r.dedup_key]),
+      [
+        ['b1-1', 'g', 'b1-1'],
+        ['b1-2', 'g', 'b1-2'],
+      ],
+    );
+    assert.deepEqual(
+      rows.map((r) => r.id),
+      result.successful.map((s: { MessageId: string }) => s.MessageId),
+    );
+    assert.deepEqual(
+      inv.published,
+      rows.map((r) => r.id),
+    );
   });
 
   test('a publish to a topic that does not exist gets SNS’s NotFound', async () => {
@@ -147,11 +197,19 @@ describe('the endpoint of a handler', () => {
   test('the endpoint answers only its own threads and processes, and only POSTs', async () => {
     const result = JSON.parse((await finished(await invokeFunction(db.pool, 'node_writer', { key: 'probe' }))).result);
     const base = new URL(result.endpoint);
-    const unknown = await fetch(`${base.origin}/_invocation/${'0'.repeat(64)}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'Action=ListTopics&Version=2010-03-31' });
+    const unknown = await fetch(`${base.origin}/_invocation/${'0'.repeat(64)}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'Action=ListTopics&Version=2010-03-31',
+    });
     assert.equal(unknown.status, 403);
     assert.match(await unknown.text(), /<Code>InvalidClientTokenId<\/Code>/);
     // The thread's own URL, between invocations: no invocation runs there, so a publish has nothing to join.
-    const idle = await fetch(result.endpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `Action=Publish&Version=2010-03-31&TopicArn=${encodeURIComponent(TOPIC_ARN)}&Message=late` });
+    const idle = await fetch(result.endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `Action=Publish&Version=2010-03-31&TopicArn=${encodeURIComponent(TOPIC_ARN)}&Message=late`,
+    });
     assert.equal(idle.status, 403);
     assert.match(await idle.text(), /<Code>AuthorizationError<\/Code>.*No invocation is running in this handler/s);
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.messages WHERE body = 'late'`);

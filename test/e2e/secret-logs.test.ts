@@ -119,29 +119,80 @@ function rowcastConfig(): RowcastConfigInput {
         headers: { authorization: secrets['Authorization header']!, 'x-api-key': '${ROWCAST_TEST_API_KEY}' },
         deliveryPolicy: fast,
       },
-      failing: { topic: 't', protocol: 'http', endpoint: `${failing.url}?api_key=${secrets['API key in a webhook URL query']}&page=1`, secret: { env: 'ROWCAST_TEST_WEBHOOK_SECRET' }, headers: { authorization: secrets['Authorization header']! }, deliveryPolicy: fast },
+      failing: {
+        topic: 't',
+        protocol: 'http',
+        endpoint: `${failing.url}?api_key=${secrets['API key in a webhook URL query']}&page=1`,
+        secret: { env: 'ROWCAST_TEST_WEBHOOK_SECRET' },
+        headers: { authorization: secrets['Authorization header']! },
+        deliveryPolicy: fast,
+      },
       mail: {
         topic: 't',
         protocol: 'email',
-        options: { to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: smtpPort, auth: { user: 'rowcast', pass: secrets['SMTP password']! } } },
+        options: {
+          to: 'ops@example.com',
+          from: 'rowcast@example.com',
+          smtp: { host: '127.0.0.1', port: smtpPort, auth: { user: 'rowcast', pass: secrets['SMTP password']! } },
+        },
         deliveryPolicy: fast,
       },
-      rabbit: { topic: 't', protocol: 'amqp', options: { url: `amqp://guest:${secrets['RabbitMQ password']}@127.0.0.1:5672`, exchange: '', routingKey: 'rowcast-secret-logs' }, deliveryPolicy: fast },
-      redis: { topic: 't', protocol: 'redis', options: { url: `redis://default:${secrets['Redis password']}@127.0.0.1:6379`, stream: `rowcast-secret-logs-${randomBytes(4).toString('hex')}`, maxLen: 100 }, deliveryPolicy: fast },
-      nats: { topic: 't', protocol: 'nats', options: { subject: 'rowcast.secretlogs.{topic}', credentials: { user: 'rowcast', password: secrets['NATS password']! } }, deliveryPolicy: fast },
-      mqtt: { topic: 't', protocol: 'mqtt', options: { topic: 'rowcast/secret-logs', username: 'rowcast', password: secrets['MQTT password']! }, deliveryPolicy: fast },
+      rabbit: {
+        topic: 't',
+        protocol: 'amqp',
+        options: {
+          url: `amqp://guest:${secrets['RabbitMQ password']}@127.0.0.1:5672`,
+          exchange: '',
+          routingKey: 'rowcast-secret-logs',
+        },
+        deliveryPolicy: fast,
+      },
+      redis: {
+        topic: 't',
+        protocol: 'redis',
+        options: {
+          url: `redis://default:${secrets['Redis password']}@127.0.0.1:6379`,
+          stream: `rowcast-secret-logs-${randomBytes(4).toString('hex')}`,
+          maxLen: 100,
+        },
+        deliveryPolicy: fast,
+      },
+      nats: {
+        topic: 't',
+        protocol: 'nats',
+        options: {
+          subject: 'rowcast.secretlogs.{topic}',
+          credentials: { user: 'rowcast', password: secrets['NATS password']! },
+        },
+        deliveryPolicy: fast,
+      },
+      mqtt: {
+        topic: 't',
+        protocol: 'mqtt',
+        options: { topic: 'rowcast/secret-logs', username: 'rowcast', password: secrets['MQTT password']! },
+        deliveryPolicy: fast,
+      },
     },
     runtime: runtime(),
   };
 }
 
 function runtime() {
-  return { logLevel: 'debug' as const, pollInterval: 200, lease: 3000, shutdownGrace: 2000, allowPrivateEndpoints: true, http: { port: 0, host: '127.0.0.1', token: secrets['HTTP token']! } };
+  return {
+    logLevel: 'debug' as const,
+    pollInterval: 200,
+    lease: 3000,
+    shutdownGrace: 2000,
+    allowPrivateEndpoints: true,
+    http: { port: 0, host: '127.0.0.1', token: secrets['HTTP token']! },
+  };
 }
 
 /** Attempts so far (failed or done), per subscription. */
 async function attempts(): Promise<Map<string, number>> {
-  const { rows } = await db.pool.query<{ subscription: string; n: number }>('SELECT subscription, sum(attempts)::int AS n FROM rowcast.deliveries GROUP BY 1');
+  const { rows } = await db.pool.query<{ subscription: string; n: number }>(
+    'SELECT subscription, sum(attempts)::int AS n FROM rowcast.deliveries GROUP BY 1',
+  );
   return new Map(rows.map((r) => [r.subscription, r.n]));
 }
 
@@ -178,7 +229,13 @@ describe('secrets never appear in output', () => {
     try {
       const invalid = await runCli(['apply', '--config', badFile], { env: env() });
       assert.equal(invalid.code, 2, describeRun(invalid));
-      for (const where of ['subscriptions.down.secret', 'subscriptions.mail.options.smtp.auth.pass', 'subscriptions.rabbit.options.url', 'runtime.http.token.env', 'runtime.pollInterval']) {
+      for (const where of [
+        'subscriptions.down.secret',
+        'subscriptions.mail.options.smtp.auth.pass',
+        'subscriptions.rabbit.options.url',
+        'runtime.http.token.env',
+        'runtime.pollInterval',
+      ]) {
         assert.ok(invalid.stderr.includes(`${where}: `), `${where} is named:\n${invalid.stderr}`);
       }
       outputs['apply (invalid config)'] = invalid.stdout + invalid.stderr;
@@ -189,7 +246,9 @@ describe('secrets never appear in output', () => {
     // An unreachable database: the error names the problem, not the URL's password.
     const unreachable = new URL(databaseUrl);
     unreachable.port = String(closedPort);
-    const down = await runCli(['apply', '--config', config.file], { env: { ...env(), DATABASE_URL: unreachable.toString() } });
+    const down = await runCli(['apply', '--config', config.file], {
+      env: { ...env(), DATABASE_URL: unreachable.toString() },
+    });
     assert.equal(down.code, 1, describeRun(down));
     assert.match(down.stderr, /cannot connect to the database/);
     outputs['apply (database down)'] = down.stdout + down.stderr;
@@ -201,12 +260,20 @@ describe('secrets never appear in output', () => {
       await child.ready(db.pool);
       await db.pool.query(`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 3) g`);
       await twoMoreAttemptsEach(new Map(), 'two attempts per subscription');
-      const listening = await eventually(() => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(child.output)?.[1], 'the HTTP server address in the log');
+      const listening = await eventually(
+        () => /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(child.output)?.[1],
+        'the HTTP server address in the log',
+      );
       for (const auth of [undefined, 'Bearer wrong', `Bearer ${secrets['HTTP token']}`]) {
         for (const route of ['/readyz', '/topics/t/stream', '/api/overview', '/api/subscriptions', '/metrics']) {
-          const res = await fetch(`${listening}${route}`, { headers: auth ? { authorization: auth } : {}, signal: AbortSignal.timeout(5000) });
+          const res = await fetch(`${listening}${route}`, {
+            headers: auth ? { authorization: auth } : {},
+            signal: AbortSignal.timeout(5000),
+          });
           if (route === '/topics/t/stream') await res.body?.cancel();
-          else outputs[`GET ${route} (${auth ? (auth === 'Bearer wrong' ? 'wrong token' : 'token') : 'no token'})`] = await res.text();
+          else
+            outputs[`GET ${route} (${auth ? (auth === 'Bearer wrong' ? 'wrong token' : 'token') : 'no token'})`] =
+              await res.text();
         }
       }
       const status = await runCli(['status', '--config', config.file], { env: env() });
@@ -249,7 +316,9 @@ describe('secrets never appear in output', () => {
   });
 
   test('the delivery errors kept for status and the admin API', async () => {
-    const { rows } = await db.pool.query<{ subscription: string; last_error: string | null }>('SELECT subscription, last_error FROM rowcast.deliveries ORDER BY 1');
+    const { rows } = await db.pool.query<{ subscription: string; last_error: string | null }>(
+      'SELECT subscription, last_error FROM rowcast.deliveries ORDER BY 1',
+    );
     outputs['deliveries.last_error'] = rows.map((r) => `${r.subscription}: ${r.last_error}`).join('\n');
     // The failures were real ones: the endpoint down, a 500, the SMTP and RabbitMQ logins refused.
     const errorOf = (sub: string) => rows.find((r) => r.subscription === sub)?.last_error ?? '';
@@ -264,9 +333,18 @@ describe('secrets never appear in output', () => {
     const leaks: string[] = [];
     for (const [name, value] of Object.entries(secrets)) {
       // Also the forms a secret takes elsewhere: a whsec_ secret's key part, a password percent-encoded in a URL.
-      const forms = new Set([value, value.replace(/^whsec_/, ''), encodeURIComponent(value), value.replace(/^Bearer /, '')]);
+      const forms = new Set([
+        value,
+        value.replace(/^whsec_/, ''),
+        encodeURIComponent(value),
+        value.replace(/^Bearer /, ''),
+      ]);
       for (const [where, text] of Object.entries(outputs)) {
-        for (const form of forms) if (text.includes(form)) leaks.push(`${name} in ${where}: …${text.slice(Math.max(0, text.indexOf(form) - 200), text.indexOf(form) + form.length + 50)}…`);
+        for (const form of forms)
+          if (text.includes(form))
+            leaks.push(
+              `${name} in ${where}: …${text.slice(Math.max(0, text.indexOf(form) - 200), text.indexOf(form) + form.length + 50)}…`,
+            );
       }
     }
     assert.deepEqual(leaks, []);

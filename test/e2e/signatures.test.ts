@@ -18,7 +18,13 @@ import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyRetention } from '../../src/store/retention.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
@@ -34,7 +40,13 @@ before(async () => {
     topics: { things: {} },
     captures: { things: { table: 'things', topic: 'things' } },
     subscriptions: {
-      hook: { topic: 'things', protocol: 'http', endpoint: receiver.url, secret, deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
+      hook: {
+        topic: 'things',
+        protocol: 'http',
+        endpoint: receiver.url,
+        secret,
+        deliveryPolicy: { minDelay: 100, maxDelay: 200 },
+      },
     },
   });
   rowcast = await startTestRowcast(db.url);
@@ -96,7 +108,11 @@ describe('Standard Webhooks signatures', () => {
     const tampered = delivery.body.replace('1.500', '0.001');
     assert.notEqual(tampered, delivery.body);
     assert.equal(verifyError(secret, tampered, headers), 'No matching signature found');
-    assert.equal(verifyError(secret, `${delivery.body} `, headers), 'No matching signature found', 'even one added byte');
+    assert.equal(
+      verifyError(secret, `${delivery.body} `, headers),
+      'No matching signature found',
+      'even one added byte',
+    );
   });
 
   test('the wrong secret fails', () => {
@@ -105,21 +121,46 @@ describe('Standard Webhooks signatures', () => {
 
   test('the message id and the timestamp are signed: changing either fails', () => {
     const headers = headersOf(delivery);
-    assert.equal(verifyError(secret, delivery.body, { ...headers, 'webhook-id': '00000000-0000-0000-0000-000000000000' }), 'No matching signature found');
+    assert.equal(
+      verifyError(secret, delivery.body, { ...headers, 'webhook-id': '00000000-0000-0000-0000-000000000000' }),
+      'No matching signature found',
+    );
     // A replay with a fresh timestamp (to get past the tolerance) no longer matches the signature.
-    assert.equal(verifyError(secret, delivery.body, { ...headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) + 1) }), 'No matching signature found');
-    assert.equal(verifyError(secret, delivery.body, { ...headers, 'webhook-signature': '' }), 'Missing required headers');
+    assert.equal(
+      verifyError(secret, delivery.body, {
+        ...headers,
+        'webhook-timestamp': String(Math.floor(Date.now() / 1000) + 1),
+      }),
+      'No matching signature found',
+    );
+    assert.equal(
+      verifyError(secret, delivery.body, { ...headers, 'webhook-signature': '' }),
+      'Missing required headers',
+    );
   });
 
   test('a stale delivery fails: verified 10 minutes later (the tolerance is 5 minutes)', () => {
     const headers = headersOf(delivery);
-    assert.equal(at(4 * 60_000, () => verifyError(secret, delivery.body, headers)), undefined, '4 minutes later: within tolerance');
-    assert.equal(at(10 * 60_000, () => verifyError(secret, delivery.body, headers)), 'Message timestamp too old');
+    assert.equal(
+      at(4 * 60_000, () => verifyError(secret, delivery.body, headers)),
+      undefined,
+      '4 minutes later: within tolerance',
+    );
+    assert.equal(
+      at(10 * 60_000, () => verifyError(secret, delivery.body, headers)),
+      'Message timestamp too old',
+    );
     // Also the header itself rewritten to 10 minutes ago: refused on the timestamp before the signature is checked.
     const stale = String(Number(headers['webhook-timestamp']) - 600);
-    assert.equal(verifyError(secret, delivery.body, { ...headers, 'webhook-timestamp': stale }), 'Message timestamp too old');
+    assert.equal(
+      verifyError(secret, delivery.body, { ...headers, 'webhook-timestamp': stale }),
+      'Message timestamp too old',
+    );
     // A receiver whose clock is 10 minutes behind sees a timestamp from the future.
-    assert.equal(at(-10 * 60_000, () => verifyError(secret, delivery.body, headers)), 'Message timestamp too new');
+    assert.equal(
+      at(-10 * 60_000, () => verifyError(secret, delivery.body, headers)),
+      'Message timestamp too new',
+    );
   });
 
   test('every attempt is signed afresh: a retry has the same webhook-id, a new timestamp, and verifies', async () => {
@@ -127,7 +168,10 @@ describe('Standard Webhooks signatures', () => {
     receiver.reply = () => (failures++ < 1 ? { status: 500 } : { status: 200 });
     const before = receiver.requests.length;
     await db.pool.query(`INSERT INTO things VALUES (2, 'retried', 2)`);
-    const [first, second] = await eventually(() => receiver.requests.length >= before + 2 && receiver.requests.slice(before), 'two attempts');
+    const [first, second] = await eventually(
+      () => receiver.requests.length >= before + 2 && receiver.requests.slice(before),
+      'two attempts',
+    );
     assert.equal(first!.status, 500);
     assert.equal(second!.status, 200);
     assert.equal(first!.headers['webhook-id'], second!.headers['webhook-id']);
@@ -139,7 +183,6 @@ describe('Standard Webhooks signatures', () => {
     assert.ok(Number(second!.headers['webhook-timestamp']) >= Number(first!.headers['webhook-timestamp']));
     for (const r of [first!, second!]) assert.doesNotThrow(() => new Webhook(secret).verify(r.body, headersOf(r)));
   });
-
 });
 
 describe('secret rotation: two signatures during the overlap', () => {
@@ -154,12 +197,19 @@ describe('secret rotation: two signatures during the overlap', () => {
     rotations = await WebhookReceiver.start();
     await db.pool.query('CREATE TABLE gadgets (id int PRIMARY KEY, name text)');
     const pathOf = (path: string) => new URL(path, rotations.url).href;
-    const withCredentials = (url: string) => Object.assign(new URL(url), { username: 'hook', password: 'p@ss:wörd' }).href;
+    const withCredentials = (url: string) =>
+      Object.assign(new URL(url), { username: 'hook', password: 'p@ss:wörd' }).href;
     rotationConfig = {
       topics: { things: {}, gadgets: {} },
       captures: { things: { table: 'things', topic: 'things' }, gadgets: { table: 'gadgets', topic: 'gadgets' } },
       subscriptions: {
-        hook: { topic: 'things', protocol: 'http', endpoint: receiver.url, secret, deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
+        hook: {
+          topic: 'things',
+          protocol: 'http',
+          endpoint: receiver.url,
+          secret,
+          deliveryPolicy: { minDelay: 100, maxDelay: 200 },
+        },
         declared: { topic: 'gadgets', protocol: 'http', endpoint: pathOf('/declared'), secret: first },
         generated: { topic: 'gadgets', protocol: 'http', endpoint: pathOf('/generated') },
         leaked: { topic: 'gadgets', protocol: 'http', endpoint: pathOf('/leaked') },
@@ -174,15 +224,24 @@ describe('secret rotation: two signatures during the overlap', () => {
   });
 
   const signaturesOf = (r: ReceivedRequest) => String(r.headers['webhook-signature']).split(' ');
-  const secretOf = async (name: string) => (await db.pool.query<{ secret: string }>('SELECT secret FROM rowcast.subscriptions WHERE name = $1', [name])).rows[0]!.secret;
+  const secretOf = async (name: string) =>
+    (await db.pool.query<{ secret: string }>('SELECT secret FROM rowcast.subscriptions WHERE name = $1', [name]))
+      .rows[0]!.secret;
 
   /** Inserts gadgets until `path` receives one whose signatures satisfy `ready` (a process picks a rotation up via NOTIFY). */
-  async function nextDelivery(path: string, ready: (r: ReceivedRequest) => boolean, what: string): Promise<ReceivedRequest> {
+  async function nextDelivery(
+    path: string,
+    ready: (r: ReceivedRequest) => boolean,
+    what: string,
+  ): Promise<ReceivedRequest> {
     return eventually(
       async () => {
         const seen = rotations.requests.length;
         await db.pool.query('INSERT INTO gadgets VALUES ($1, $2)', [++gadget, `gadget ${gadget}`]);
-        const r = await eventually(() => rotations.requests.slice(seen).find((r) => r.path === path && r.json?.body?.after?.id === gadget), `gadget ${gadget} at ${path}`);
+        const r = await eventually(
+          () => rotations.requests.slice(seen).find((r) => r.path === path && r.json?.body?.after?.id === gadget),
+          `gadget ${gadget} at ${path}`,
+        );
         return ready(r) && r;
       },
       what,
@@ -203,29 +262,65 @@ describe('secret rotation: two signatures during the overlap', () => {
     assert.ok(!printed.includes(first) && !printed.includes(second), 'the plan never prints a secret');
     const started = Date.now();
     await apply(db.pool, parseConfig(changed, 'test config'));
-    const row = (await db.pool.query('SELECT secret, previous_secret, previous_secret_expires_at AS expires FROM rowcast.subscriptions WHERE name = $1', ['declared'])).rows[0];
+    const row = (
+      await db.pool.query(
+        'SELECT secret, previous_secret, previous_secret_expires_at AS expires FROM rowcast.subscriptions WHERE name = $1',
+        ['declared'],
+      )
+    ).rows[0];
     assert.equal(row.secret, second);
     assert.equal(row.previous_secret, first);
-    assert.ok(Math.abs(row.expires.getTime() - (started + 24 * 3_600_000)) < 60_000, `expires in 24h, not at ${row.expires.toISOString()}`);
-    assert.deepEqual((await apply(db.pool, parseConfig(changed, 'test config'), { dryRun: true })).steps, [], 'applying the same config again changes nothing');
+    assert.ok(
+      Math.abs(row.expires.getTime() - (started + 24 * 3_600_000)) < 60_000,
+      `expires in 24h, not at ${row.expires.toISOString()}`,
+    );
+    assert.deepEqual(
+      (await apply(db.pool, parseConfig(changed, 'test config'), { dryRun: true })).steps,
+      [],
+      'applying the same config again changes nothing',
+    );
 
     // The running process picked the new secret up without a restart.
-    const during = await nextDelivery('/declared', (r) => signaturesOf(r).length === 2, 'a delivery with two signatures');
+    const during = await nextDelivery(
+      '/declared',
+      (r) => signaturesOf(r).length === 2,
+      'a delivery with two signatures',
+    );
     for (const s of signaturesOf(during)) assert.match(s, /^v1,[A-Za-z0-9+/]+={0,2}$/);
     assert.equal(verifyError(second, during.body, headersOf(during)), undefined, 'the new secret verifies');
     assert.equal(verifyError(first, during.body, headersOf(during)), undefined, 'the old secret verifies');
-    assert.equal(verifyError(generateSecret(), during.body, headersOf(during)), 'No matching signature found', 'any other secret fails');
-    assert.equal(verifyError(second, `${during.body} `, headersOf(during)), 'No matching signature found', 'a tampered body fails with either');
+    assert.equal(
+      verifyError(generateSecret(), during.body, headersOf(during)),
+      'No matching signature found',
+      'any other secret fails',
+    );
+    assert.equal(
+      verifyError(second, `${during.body} `, headersOf(during)),
+      'No matching signature found',
+      'a tampered body fails with either',
+    );
     assert.equal(verifyError(first, `${during.body} `, headersOf(during)), 'No matching signature found');
   });
 
   test('rotateSecret() refuses a secret the config declares (the next apply would undo it), and bad input', async () => {
-    const refused = await rotateSecret(db.pool, 'declared').then(() => assert.fail('rotated'), (e: unknown) => e);
+    const refused = await rotateSecret(db.pool, 'declared').then(
+      () => assert.fail('rotated'),
+      (e: unknown) => e,
+    );
     assert.ok(refused instanceof RowcastError);
     assert.equal(refused.code, ErrorCodes.CONFIG_INVALID);
-    assert.match(refused.message, /secret is declared in the config \(subscriptions\.declared\.secret\).*change the secret there and run rowcast apply/);
-    await assert.rejects(rotateSecret(db.pool, 'nope'), /No subscription "nope"; known: basic, declared, generated, hook, leaked/);
-    await assert.rejects(rotateSecret(db.pool, 'generated', { overlap: '1 fortnight' }), /overlap "1 fortnight" is not a duration of at most 30 days/);
+    assert.match(
+      refused.message,
+      /secret is declared in the config \(subscriptions\.declared\.secret\).*change the secret there and run rowcast apply/,
+    );
+    await assert.rejects(
+      rotateSecret(db.pool, 'nope'),
+      /No subscription "nope"; known: basic, declared, generated, hook, leaked/,
+    );
+    await assert.rejects(
+      rotateSecret(db.pool, 'generated', { overlap: '1 fortnight' }),
+      /overlap "1 fortnight" is not a duration of at most 30 days/,
+    );
     await assert.rejects(rotateSecret(db.pool, 'generated', { overlap: '31d' }), /at most 30 days/);
     await assert.rejects(rotateSecret(db.pool, 'generated', { secret: 'hunter2' }), /not a Standard Webhooks secret/);
     assert.equal(await secretOf('declared'), second, 'nothing changed');
@@ -240,8 +335,15 @@ describe('secret rotation: two signatures during the overlap', () => {
     assert.equal(await secretOf('generated'), rotated.secret);
     assert.ok(rotated.previousSecretExpiresAt instanceof Date);
 
-    const during = await nextDelivery('/generated', (r) => signaturesOf(r).length === 2, 'a delivery with two signatures');
-    assert.ok(Date.now() < rotated.previousSecretExpiresAt.getTime(), 'delivered within the overlap (a loaded machine may need a longer one)');
+    const during = await nextDelivery(
+      '/generated',
+      (r) => signaturesOf(r).length === 2,
+      'a delivery with two signatures',
+    );
+    assert.ok(
+      Date.now() < rotated.previousSecretExpiresAt.getTime(),
+      'delivered within the overlap (a loaded machine may need a longer one)',
+    );
     assert.equal(verifyError(rotated.secret, during.body, headersOf(during)), undefined, 'the new secret verifies');
     assert.equal(verifyError(old, during.body, headersOf(during)), undefined, 'the old secret verifies');
 
@@ -249,11 +351,24 @@ describe('secret rotation: two signatures during the overlap', () => {
     await new Promise((r) => setTimeout(r, Math.max(0, rotated.previousSecretExpiresAt!.getTime() - Date.now()) + 100));
     const afterwards = await nextDelivery('/generated', () => true, 'a delivery after the overlap');
     assert.equal(signaturesOf(afterwards).length, 1);
-    assert.equal(verifyError(rotated.secret, afterwards.body, headersOf(afterwards)), undefined, 'the new secret verifies');
-    assert.equal(verifyError(old, afterwards.body, headersOf(afterwards)), 'No matching signature found', 'the old secret no longer does');
+    assert.equal(
+      verifyError(rotated.secret, afterwards.body, headersOf(afterwards)),
+      undefined,
+      'the new secret verifies',
+    );
+    assert.equal(
+      verifyError(old, afterwards.body, headersOf(afterwards)),
+      'No matching signature found',
+      'the old secret no longer does',
+    );
     // Retention then forgets it.
     await applyRetention(db.pool, 86_400_000, 86_400_000);
-    const row = (await db.pool.query('SELECT previous_secret, previous_secret_expires_at FROM rowcast.subscriptions WHERE name = $1', ['generated'])).rows[0];
+    const row = (
+      await db.pool.query(
+        'SELECT previous_secret, previous_secret_expires_at FROM rowcast.subscriptions WHERE name = $1',
+        ['generated'],
+      )
+    ).rows[0];
     assert.deepEqual(row, { previous_secret: null, previous_secret_expires_at: null });
   });
 
@@ -261,10 +376,16 @@ describe('secret rotation: two signatures during the overlap', () => {
     const a = await secretOf('generated');
     const b = await rotateSecret(db.pool, 'generated', { overlap: '1h' });
     const c = await rotateSecret(db.pool, 'generated', { overlap: '1h', secret: generateSecret() });
-    const row = (await db.pool.query('SELECT secret, previous_secret FROM rowcast.subscriptions WHERE name = $1', ['generated'])).rows[0];
+    const row = (
+      await db.pool.query('SELECT secret, previous_secret FROM rowcast.subscriptions WHERE name = $1', ['generated'])
+    ).rows[0];
     assert.deepEqual([row.secret, row.previous_secret], [c.secret, b.secret]);
     assert.notEqual(row.previous_secret, a);
-    const r = await nextDelivery('/generated', (r) => verifyError(c.secret, r.body, headersOf(r)) === undefined, 'a delivery signed with the newest secret');
+    const r = await nextDelivery(
+      '/generated',
+      (r) => verifyError(c.secret, r.body, headersOf(r)) === undefined,
+      'a delivery signed with the newest secret',
+    );
     assert.equal(signaturesOf(r).length, 2);
     assert.equal(verifyError(b.secret, r.body, headersOf(r)), undefined);
     assert.equal(verifyError(a, r.body, headersOf(r)), 'No matching signature found');
@@ -279,14 +400,25 @@ describe('secret rotation: two signatures during the overlap', () => {
     assert.equal(printed, await secretOf('leaked'));
     assert.match(run.stderr, /the previous one stays valid no longer \(ended now\)/);
     assert.ok(!run.stderr.includes(printed) && !run.stderr.includes(old), 'no secret on stderr');
-    const r = await nextDelivery('/leaked', (r) => verifyError(printed, r.body, headersOf(r)) === undefined, 'a delivery signed with the new secret');
+    const r = await nextDelivery(
+      '/leaked',
+      (r) => verifyError(printed, r.body, headersOf(r)) === undefined,
+      'a delivery signed with the new secret',
+    );
     assert.equal(signaturesOf(r).length, 1);
     assert.equal(verifyError(old, r.body, headersOf(r)), 'No matching signature found');
 
     const status = await runCli(['status', '--secrets'], { env: { DATABASE_URL: db.url } });
     assert.equal(status.code, 0, describeRun(status));
-    assert.match(status.stdout, new RegExp(`^secret leaked: ${printed.replace(/[+/]/g, '\\$&')}$`, 'm'), 'no previous secret after --overlap 0');
-    assert.match(status.stdout, /^secret generated: whsec_\S+ \(the previous secret also signs until \d{4}-\d\d-\d\dT[\d:.]+Z\)$/m);
+    assert.match(
+      status.stdout,
+      new RegExp(`^secret leaked: ${printed.replace(/[+/]/g, '\\$&')}$`, 'm'),
+      'no previous secret after --overlap 0',
+    );
+    assert.match(
+      status.stdout,
+      /^secret generated: whsec_\S+ \(the previous secret also signs until \d{4}-\d\d-\d\dT[\d:.]+Z\)$/m,
+    );
 
     const bad = await runCli(['rotate-secret', 'leaked', '--overlap', 'soon'], { env: { DATABASE_URL: db.url } });
     assert.equal(bad.code, 2, describeRun(bad));
@@ -305,17 +437,29 @@ describe('secret rotation: two signatures during the overlap', () => {
     const withoutSecret = structuredClone(rotationConfig);
     delete (withoutSecret.subscriptions!.declared as { secret?: unknown }).secret;
     const plan = await apply(db.pool, parseConfig(withoutSecret, 'test config'));
-    assert.deepEqual(plan.steps.map((s) => s.summary), ['~ subscription declared (secret no longer in the config; kept)']);
+    assert.deepEqual(
+      plan.steps.map((s) => s.summary),
+      ['~ subscription declared (secret no longer in the config; kept)'],
+    );
     assert.equal(await secretOf('declared'), second);
     const rotated = await rotateSecret(db.pool, 'declared', { overlap: '1h' });
-    const row = (await db.pool.query('SELECT secret, previous_secret FROM rowcast.subscriptions WHERE name = $1', ['declared'])).rows[0];
+    const row = (
+      await db.pool.query('SELECT secret, previous_secret FROM rowcast.subscriptions WHERE name = $1', ['declared'])
+    ).rows[0];
     assert.deepEqual([row.secret, row.previous_secret], [rotated.secret, second]);
-    assert.deepEqual((await apply(db.pool, parseConfig(withoutSecret, 'test config'), { dryRun: true })).steps, [], 'apply leaves the rotated secret alone');
+    assert.deepEqual(
+      (await apply(db.pool, parseConfig(withoutSecret, 'test config'), { dryRun: true })).steps,
+      [],
+      'apply leaves the rotated secret alone',
+    );
   });
 
   test('a config with a bad secretRotationOverlap is refused with its path', () => {
     const bad = structuredClone(rotationConfig);
     (bad.subscriptions!.declared as Record<string, unknown>).secretRotationOverlap = '60d';
-    assert.throws(() => parseConfig(bad, 'test config'), /subscriptions\.declared\.secretRotationOverlap: at most 30 days/);
+    assert.throws(
+      () => parseConfig(bad, 'test config'),
+      /subscriptions\.declared\.secretRotationOverlap: at most 30 days/,
+    );
   });
 });

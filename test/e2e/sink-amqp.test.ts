@@ -3,7 +3,18 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { connect, type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { AmqpSink } from '../../src/delivery/sinks/amqp/amqp-sink.js';
-import { assertAbortedIsRetry, assertDead, assertReconnectsAfterRestart, assertRetry, attemptsFor, errorOf, noAbort, outboundMessage as message, POLICY, withEnv } from '../support/sink-attempt.js';
+import {
+  assertAbortedIsRetry,
+  assertDead,
+  assertReconnectsAfterRestart,
+  assertRetry,
+  attemptsFor,
+  errorOf,
+  noAbort,
+  outboundMessage as message,
+  POLICY,
+  withEnv,
+} from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
 
 /** Against the RabbitMQ of this machine, AMQP_URL to point elsewhere. */
@@ -52,7 +63,10 @@ describe('amqp sink (RabbitMQ)', () => {
   test('publishes the envelope, persistent, with the message id, and counts it once the broker confirmed it', async () => {
     const q = await queue(EXCHANGE, 'rowcast.orders');
     const msg = message();
-    const outcome = await sink.send(attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'rowcast.{topic}' }, msg), noAbort());
+    const outcome = await sink.send(
+      attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'rowcast.{topic}' }, msg),
+      noAbort(),
+    );
     assert.deepEqual(outcome, { kind: 'done' });
 
     const got = await nextMessage(q);
@@ -60,7 +74,10 @@ describe('amqp sink (RabbitMQ)', () => {
     assert.equal(envelope.id, msg.id);
     assert.equal(envelope.topic, 'orders');
     assert.deepEqual(envelope.attributes, { op: 'INSERT' });
-    assert.ok(got.content.toString().includes('"total":"12345678901234567890.5"'), 'the body is embedded byte for byte');
+    assert.ok(
+      got.content.toString().includes('"total":"12345678901234567890.5"'),
+      'the body is embedded byte for byte',
+    );
     assert.equal(got.fields.routingKey, 'rowcast.orders');
     assert.equal(got.properties.messageId, msg.id);
     assert.equal(got.properties.deliveryMode, 2);
@@ -75,7 +92,16 @@ describe('amqp sink (RabbitMQ)', () => {
   test('the default exchange routes to the queue named by the routing key; raw and binary CloudEvents formats', async () => {
     const q = await queue('', '');
     const raw = message({ body: 'plain text', contentType: 'text/plain', subject: null });
-    assert.deepEqual(await sink.send(attempt({ url: AMQP_URL, exchange: '', routingKey: q }, raw, { format: 'raw', headers: { 'x-tenant': 'acme' } }), noAbort()), { kind: 'done' });
+    assert.deepEqual(
+      await sink.send(
+        attempt({ url: AMQP_URL, exchange: '', routingKey: q }, raw, {
+          format: 'raw',
+          headers: { 'x-tenant': 'acme' },
+        }),
+        noAbort(),
+      ),
+      { kind: 'done' },
+    );
     const gotRaw = await nextMessage(q);
     assert.equal(gotRaw.content.toString(), 'plain text');
     assert.equal(gotRaw.properties.contentType, 'text/plain');
@@ -84,7 +110,13 @@ describe('amqp sink (RabbitMQ)', () => {
     assert.equal(gotRaw.properties.headers?.['rowcast-subject'], undefined);
 
     const ce = message();
-    assert.deepEqual(await sink.send(attempt({ url: AMQP_URL, exchange: '', routingKey: q }, ce, { format: 'cloudevents-binary' }), noAbort()), { kind: 'done' });
+    assert.deepEqual(
+      await sink.send(
+        attempt({ url: AMQP_URL, exchange: '', routingKey: q }, ce, { format: 'cloudevents-binary' }),
+        noAbort(),
+      ),
+      { kind: 'done' },
+    );
     const gotCe = await nextMessage(q);
     assert.equal(gotCe.content.toString(), ce.body);
     assert.equal(gotCe.properties.headers?.['cloudEvents:id'], ce.id);
@@ -92,12 +124,21 @@ describe('amqp sink (RabbitMQ)', () => {
   });
 
   test('a message no queue receives is a retry (mandatory), or done with mandatory: false', async () => {
-    const unroutable = await sink.send(attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'nobody.listens' }), noAbort());
+    const unroutable = await sink.send(
+      attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'nobody.listens' }),
+      noAbort(),
+    );
     assert.equal(unroutable.kind, 'retry');
-    assert.match(errorOf(unroutable), /unroutable: no queue is bound to exchange "rowcast-test-[^"]+" .* for routing key "nobody\.listens"/);
+    assert.match(
+      errorOf(unroutable),
+      /unroutable: no queue is bound to exchange "rowcast-test-[^"]+" .* for routing key "nobody\.listens"/,
+    );
     assert.doesNotMatch(errorOf(unroutable), /guest:guest/);
 
-    const dropped = await sink.send(attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'nobody.listens', mandatory: false }), noAbort());
+    const dropped = await sink.send(
+      attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'nobody.listens', mandatory: false }),
+      noAbort(),
+    );
     assert.deepEqual(dropped, { kind: 'done' });
   });
 
@@ -106,9 +147,24 @@ describe('amqp sink (RabbitMQ)', () => {
     const sends = Array.from({ length: 200 }, (_, i) => {
       const msg = message();
       const routed = i % 2 === 0;
-      return { msg, routed, outcome: sink.send(attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: routed ? 'routed.{topic}' : 'dropped.{topic}' }, msg), noAbort()) };
+      return {
+        msg,
+        routed,
+        outcome: sink.send(
+          attempt(
+            { url: AMQP_URL, exchange: EXCHANGE, routingKey: routed ? 'routed.{topic}' : 'dropped.{topic}' },
+            msg,
+          ),
+          noAbort(),
+        ),
+      };
     });
-    for (const s of sends) assert.equal((await s.outcome).kind, s.routed ? 'done' : 'retry', `${s.routed ? 'routed' : 'unroutable'} message`);
+    for (const s of sends)
+      assert.equal(
+        (await s.outcome).kind,
+        s.routed ? 'done' : 'retry',
+        `${s.routed ? 'routed' : 'unroutable'} message`,
+      );
     const ids = new Set<string>();
     for (let i = 0; i < 100; i++) ids.add(String((await nextMessage(q)).properties.messageId));
     assert.deepEqual(ids, new Set(sends.filter((s) => s.routed).map((s) => s.msg.id)));
@@ -132,22 +188,40 @@ describe('amqp sink (RabbitMQ)', () => {
     await ch.assertExchange(DECLARED, 'direct', { durable: true });
     const q = await queue(DECLARED, 'orders');
     const msg = message();
-    assert.deepEqual(await sink.send(attempt({ url: AMQP_URL, exchange: DECLARED, assertExchange: true, exchangeType: 'direct' }, msg), noAbort()), { kind: 'done' });
+    assert.deepEqual(
+      await sink.send(
+        attempt({ url: AMQP_URL, exchange: DECLARED, assertExchange: true, exchangeType: 'direct' }, msg),
+        noAbort(),
+      ),
+      { kind: 'done' },
+    );
     assert.equal((await nextMessage(q)).properties.messageId, msg.id);
 
-    const conflict = await sink.send(attempt({ url: AMQP_URL, exchange: DECLARED, assertExchange: true, exchangeType: 'fanout' }), noAbort());
+    const conflict = await sink.send(
+      attempt({ url: AMQP_URL, exchange: DECLARED, assertExchange: true, exchangeType: 'fanout' }),
+      noAbort(),
+    );
     assert.equal(conflict.kind, 'retry');
     assert.match(errorOf(conflict), /PRECONDITION_FAILED - inequivalent arg 'type'.*set exchangeType to its type/);
   });
 
   test('an unreachable broker is a retry with the reason, well within the timeout, without the password', async () => {
     const unreachable = attempt({ url: `amqp://rowcast:s3cret-pw@127.0.0.1:${await freePort()}`, exchange: EXCHANGE });
-    const outcome = await assertRetry(sink, unreachable, /cannot connect to the AMQP broker at amqp:\/\/rowcast:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED/, 2000, 'fails fast');
+    const outcome = await assertRetry(
+      sink,
+      unreachable,
+      /cannot connect to the AMQP broker at amqp:\/\/rowcast:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED/,
+      2000,
+      'fails fast',
+    );
     assert.doesNotMatch(errorOf(outcome), /s3cret/);
   });
 
   test('wrong credentials are a retry that does not show the password', async () => {
-    const outcome = await sink.send(attempt({ url: 'amqp://guest:not-the-password@127.0.0.1:5672', exchange: EXCHANGE }), noAbort());
+    const outcome = await sink.send(
+      attempt({ url: 'amqp://guest:not-the-password@127.0.0.1:5672', exchange: EXCHANGE }),
+      noAbort(),
+    );
     assert.equal(outcome.kind, 'retry');
     assert.match(errorOf(outcome), /ACCESS_REFUSED/);
     assert.doesNotMatch(errorOf(outcome), /not-the-password/);
@@ -155,8 +229,15 @@ describe('amqp sink (RabbitMQ)', () => {
 
   test('a broker that never answers is a retry after deliveryPolicy.timeout', async () => {
     await withSilentServer(async (port) => {
-      const silent = attempt({ url: `amqp://guest:guest@127.0.0.1:${port}`, exchange: EXCHANGE }, message(), { deliveryPolicy: { ...POLICY, timeout: 300 } });
-      await assertRetry(sink, silent, `timed out after 300 ms connecting to the AMQP broker at amqp://guest:***@127.0.0.1:${port}`, 1500);
+      const silent = attempt({ url: `amqp://guest:guest@127.0.0.1:${port}`, exchange: EXCHANGE }, message(), {
+        deliveryPolicy: { ...POLICY, timeout: 300 },
+      });
+      await assertRetry(
+        sink,
+        silent,
+        `timed out after 300 ms connecting to the AMQP broker at amqp://guest:***@127.0.0.1:${port}`,
+        1500,
+      );
     });
   });
 
@@ -164,10 +245,18 @@ describe('amqp sink (RabbitMQ)', () => {
     const variable = `ROWCAST_TEST_AMQP_URL_${process.pid}`;
     await withEnv(variable, AMQP_URL, async () => {
       const q = await queue(EXCHANGE, 'from.env');
-      assert.deepEqual(await sink.send(attempt({ url: { env: variable }, exchange: EXCHANGE, routingKey: 'from.env' }), noAbort()), { kind: 'done' });
+      assert.deepEqual(
+        await sink.send(attempt({ url: { env: variable }, exchange: EXCHANGE, routingKey: 'from.env' }), noAbort()),
+        { kind: 'done' },
+      );
       await nextMessage(q);
     });
-    await assertDead(sink, attempt, [[{ url: { env: variable }, exchange: EXCHANGE }, /options\.url: environment variable ROWCAST_TEST_AMQP_URL_\d+ is not set/]]);
+    await assertDead(sink, attempt, [
+      [
+        { url: { env: variable }, exchange: EXCHANGE },
+        /options\.url: environment variable ROWCAST_TEST_AMQP_URL_\d+ is not set/,
+      ],
+    ]);
   });
 
   test('an aborted send is a retry', async () => {
@@ -180,7 +269,10 @@ describe('amqp sink (RabbitMQ)', () => {
       [{ exchange: 'x', url: 'http://localhost' }, /options\.url: an AMQP URL/],
       [{ exchange: 'x', routingKey: '{table}' }, /options\.routingKey: the only placeholder is \{topic\}/],
       [{ exchange: 'x', exchangeType: 'topic' }, /options\.exchangeType: only used with assertExchange: true/],
-      [{ exchange: 'x', assertExchange: true, exchangeType: 'x-delayed' }, /options\.exchangeType: one of "direct", "topic", "fanout", "headers"/],
+      [
+        { exchange: 'x', assertExchange: true, exchangeType: 'x-delayed' },
+        /options\.exchangeType: one of "direct", "topic", "fanout", "headers"/,
+      ],
       [{ exchange: '', assertExchange: true }, /options\.assertExchange: the default exchange/],
       [{ exchange: 'x', routingkey: 'y' }, /options: unknown option "routingkey"/],
     ]);

@@ -72,9 +72,16 @@ before(async () => {
           sockets.get(session.remotePort)?.destroy();
           return;
         }
-        if (to.some((a) => a.startsWith('datadefer'))) return callback(smtpError(452, '4.3.1 Insufficient system storage'));
-        if (to.some((a) => a.startsWith('datareject'))) return callback(smtpError(554, '5.7.1 Message rejected as spam'));
-        received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to, user: session.user, raw: Buffer.concat(chunks) });
+        if (to.some((a) => a.startsWith('datadefer')))
+          return callback(smtpError(452, '4.3.1 Insufficient system storage'));
+        if (to.some((a) => a.startsWith('datareject')))
+          return callback(smtpError(554, '5.7.1 Message rejected as spam'));
+        received.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to,
+          user: session.user,
+          raw: Buffer.concat(chunks),
+        });
         callback();
       });
     },
@@ -112,7 +119,10 @@ function smtp(extra: Partial<NonNullable<EmailOptionsInput['smtp']>> = {}): Emai
   return { host: '127.0.0.1', port, ...extra };
 }
 
-function attempt(options: unknown, opts: { protocol?: string; name?: string; msg?: OutboundMessage; attempt?: number; timeout?: number } = {}): DeliveryAttempt {
+function attempt(
+  options: unknown,
+  opts: { protocol?: string; name?: string; msg?: OutboundMessage; attempt?: number; timeout?: number } = {},
+): DeliveryAttempt {
   return {
     deliveryId: String(nextId++),
     attempt: opts.attempt ?? 1,
@@ -160,7 +170,16 @@ describe('email sink', () => {
   test('email: delivered with the subject, a readable body and the raw JSON', async () => {
     const msg = message();
     const outcome = await sink.send(
-      attempt({ to: 'ops@example.com', from: 'Rowcast <rowcast@example.com>', replyTo: 'help@example.com', subjectPrefix: '[prod]', smtp: smtp() }, { msg }),
+      attempt(
+        {
+          to: 'ops@example.com',
+          from: 'Rowcast <rowcast@example.com>',
+          replyTo: 'help@example.com',
+          subjectPrefix: '[prod]',
+          smtp: smtp(),
+        },
+        { msg },
+      ),
       live(),
     );
     assert.deepEqual(outcome, { kind: 'done', status: 250 });
@@ -181,13 +200,19 @@ describe('email sink', () => {
     assert.match(text, /op: INSERT/);
     assert.match(text, /table: public\.orders/);
     // Pretty-printed, every digit of the bigint kept.
-    assert.match(text, /\{\n {2}"order_id": 12345678901234567890,\n {2}"customer": "Ada",\n {2}"lines": \[\n {4}\{\n {6}"sku": "A-1",/);
+    assert.match(
+      text,
+      /\{\n {2}"order_id": 12345678901234567890,\n {2}"customer": "Ada",\n {2}"lines": \[\n {4}\{\n {6}"sku": "A-1",/,
+    );
     assert.ok(text.includes(renderBody('envelope', msg)), 'the raw envelope JSON is in the body');
   });
 
   test('email: no subject falls back to "rowcast: <topic>"; a non-JSON body is shown as is', async () => {
     const msg = message({ subject: null, body: 'plain words, not JSON', contentType: 'text/plain' });
-    const outcome = await sink.send(attempt({ to: ['a@example.com', 'b@example.com'], from: 'rowcast@example.com', smtp: smtp() }, { msg }), live());
+    const outcome = await sink.send(
+      attempt({ to: ['a@example.com', 'b@example.com'], from: 'rowcast@example.com', smtp: smtp() }, { msg }),
+      live(),
+    );
     assert.equal(outcome.kind, 'done');
     const { mail, envelope } = await lastReceived('a@example.com');
     assert.deepEqual(envelope.to, ['a@example.com', 'b@example.com']);
@@ -197,7 +222,13 @@ describe('email sink', () => {
 
   test('email-json: the text is the envelope JSON', async () => {
     const msg = message({ trace: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
-    const outcome = await sink.send(attempt({ to: 'machine@example.com', from: 'rowcast@example.com', smtp: smtp() }, { protocol: 'email-json', msg }), live());
+    const outcome = await sink.send(
+      attempt(
+        { to: 'machine@example.com', from: 'rowcast@example.com', smtp: smtp() },
+        { protocol: 'email-json', msg },
+      ),
+      live(),
+    );
     assert.equal(outcome.kind, 'done');
     const { mail } = await lastReceived('machine@example.com');
     assert.equal(mail.subject, 'Order 42 created');
@@ -222,56 +253,93 @@ describe('email sink', () => {
   });
 
   test('a 4xx reply to RCPT TO is retried, naming the code and the reply', async () => {
-    const outcome = await sink.send(attempt({ to: 'deferred@example.com', from: 'rowcast@example.com', smtp: smtp() }), live());
+    const outcome = await sink.send(
+      attempt({ to: 'deferred@example.com', from: 'rowcast@example.com', smtp: smtp() }),
+      live(),
+    );
     assert.equal(outcome.kind, 'retry');
     assert.equal(outcome.status, 451);
-    assert.match('error' in outcome ? outcome.error : '', /SMTP 451 to RCPT TO from 127\.0\.0\.1:\d+: 451 4\.3\.0 Try again later/);
+    assert.match(
+      'error' in outcome ? outcome.error : '',
+      /SMTP 451 to RCPT TO from 127\.0\.0\.1:\d+: 451 4\.3\.0 Try again later/,
+    );
   });
 
   test('a 4xx reply to DATA is retried', async () => {
-    const outcome = await sink.send(attempt({ to: 'datadefer@example.com', from: 'rowcast@example.com', smtp: smtp() }), live());
+    const outcome = await sink.send(
+      attempt({ to: 'datadefer@example.com', from: 'rowcast@example.com', smtp: smtp() }),
+      live(),
+    );
     assert.equal(outcome.kind, 'retry');
     assert.equal(outcome.status, 452);
     assert.match('error' in outcome ? outcome.error : '', /452 4\.3\.1 Insufficient system storage/);
   });
 
   test('a 5xx for every recipient is dead', async () => {
-    const outcome = await sink.send(attempt({ to: 'nobody@example.com', from: 'rowcast@example.com', smtp: smtp() }), live());
+    const outcome = await sink.send(
+      attempt({ to: 'nobody@example.com', from: 'rowcast@example.com', smtp: smtp() }),
+      live(),
+    );
     assert.equal(outcome.kind, 'dead');
     assert.equal(outcome.status, 550);
-    assert.match('error' in outcome ? outcome.error : '', /SMTP 550 to RCPT TO .*5\.1\.1 Mailbox unavailable \(recipients: nobody@example\.com\)/);
+    assert.match(
+      'error' in outcome ? outcome.error : '',
+      /SMTP 550 to RCPT TO .*5\.1\.1 Mailbox unavailable \(recipients: nobody@example\.com\)/,
+    );
   });
 
   test('a 5xx reply to DATA is dead', async () => {
-    const outcome = await sink.send(attempt({ to: 'datareject@example.com', from: 'rowcast@example.com', smtp: smtp() }), live());
+    const outcome = await sink.send(
+      attempt({ to: 'datareject@example.com', from: 'rowcast@example.com', smtp: smtp() }),
+      live(),
+    );
     assert.equal(outcome.kind, 'dead');
     assert.equal(outcome.status, 554);
   });
 
   test('a 5xx for some recipients only: delivered to the others', async () => {
-    const outcome = await sink.send(attempt({ to: ['nobody@example.com', 'partial@example.com'], from: 'rowcast@example.com', smtp: smtp() }), live());
+    const outcome = await sink.send(
+      attempt({ to: ['nobody@example.com', 'partial@example.com'], from: 'rowcast@example.com', smtp: smtp() }),
+      live(),
+    );
     assert.equal(outcome.kind, 'done');
     const { envelope } = await lastReceived('partial@example.com');
     assert.deepEqual(envelope.to, ['partial@example.com']);
   });
 
   test('every recipient refused, one of them only for now: retried', async () => {
-    const outcome = await sink.send(attempt({ to: ['nobody@example.com', 'deferred@example.com'], from: 'rowcast@example.com', smtp: smtp() }), live());
+    const outcome = await sink.send(
+      attempt({ to: ['nobody@example.com', 'deferred@example.com'], from: 'rowcast@example.com', smtp: smtp() }),
+      live(),
+    );
     assert.equal(outcome.kind, 'retry');
     assert.equal(outcome.status, 451);
   });
 
   test('a connection dropped in the middle of DATA is retried', async () => {
-    const outcome = await sink.send(attempt({ to: 'drop@example.com', from: 'rowcast@example.com', smtp: smtp() }), live());
+    const outcome = await sink.send(
+      attempt({ to: 'drop@example.com', from: 'rowcast@example.com', smtp: smtp() }),
+      live(),
+    );
     assert.equal(outcome.kind, 'retry');
-    assert.match('error' in outcome ? outcome.error : '', /connection to SMTP server 127\.0\.0\.1:\d+ closed unexpectedly/);
+    assert.match(
+      'error' in outcome ? outcome.error : '',
+      /connection to SMTP server 127\.0\.0\.1:\d+ closed unexpectedly/,
+    );
     // The pool recovers: the next mail goes through on a new connection.
-    assert.equal((await sink.send(attempt({ to: 'after-drop@example.com', from: 'rowcast@example.com', smtp: smtp() }), live())).kind, 'done');
+    assert.equal(
+      (await sink.send(attempt({ to: 'after-drop@example.com', from: 'rowcast@example.com', smtp: smtp() }), live()))
+        .kind,
+      'done',
+    );
   });
 
   test('connection refused is retried', async () => {
     const refused = await closedPort();
-    const outcome = await sink.send(attempt({ to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: refused } }), live());
+    const outcome = await sink.send(
+      attempt({ to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: refused } }),
+      live(),
+    );
     assert.equal(outcome.kind, 'retry');
     assert.match('error' in outcome ? outcome.error : '', new RegExp(`127\\.0\\.0\\.1:${refused}.*ECONNREFUSED`));
   });
@@ -284,13 +352,23 @@ describe('email sink', () => {
     try {
       const started = Date.now();
       const outcome = await sink.send(
-        attempt({ to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port } }, { timeout: 300 }),
+        attempt(
+          {
+            to: 'ops@example.com',
+            from: 'rowcast@example.com',
+            smtp: { host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port },
+          },
+          { timeout: 300 },
+        ),
         live(),
       );
       assert.equal(outcome.kind, 'retry');
       // The policy's 300 ms (nodemailer's own default greeting timeout is 30 s): the sink's deadline, or the
       // transport's timeouts, which the sink sets to the same value.
-      assert.match('error' in outcome ? outcome.error : '', /timed out after 300 ms|timed out talking to SMTP server .*\(greeting\)/);
+      assert.match(
+        'error' in outcome ? outcome.error : '',
+        /timed out after 300 ms|timed out talking to SMTP server .*\(greeting\)/,
+      );
       assert.ok(Date.now() - started >= 290, `gave up after ${Date.now() - started} ms, before the 300 ms timeout`);
     } finally {
       for (const s of held) s.destroy();
@@ -307,7 +385,14 @@ describe('email sink', () => {
       const shutdown = new AbortController();
       setTimeout(() => shutdown.abort(), 100);
       const outcome = await sink.send(
-        attempt({ to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port } }, { timeout: 10_000 }),
+        attempt(
+          {
+            to: 'ops@example.com',
+            from: 'rowcast@example.com',
+            smtp: { host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port },
+          },
+          { timeout: 10_000 },
+        ),
         shutdown.signal,
       );
       // The abort, not the 10 s timeout, ended it (a timeout says "timed out").
@@ -322,7 +407,11 @@ describe('email sink', () => {
     process.env[PASSWORD_ENV] = PASSWORD;
     try {
       const outcome = await sink.send(
-        attempt({ to: 'authed@example.com', from: 'rowcast@example.com', smtp: smtp({ auth: { user: USER, pass: { env: PASSWORD_ENV } } }) }),
+        attempt({
+          to: 'authed@example.com',
+          from: 'rowcast@example.com',
+          smtp: smtp({ auth: { user: USER, pass: { env: PASSWORD_ENV } } }),
+        }),
         live(),
       );
       assert.deepEqual(outcome, { kind: 'done', status: 250 });
@@ -338,10 +427,16 @@ describe('email sink', () => {
     process.env[PASSWORD_ENV] = wrong;
     try {
       for (const pass of [wrong, { env: PASSWORD_ENV }]) {
-        const outcome = await sink.send(attempt({ to: 'ops@example.com', from: 'rowcast@example.com', smtp: smtp({ auth: { user: USER, pass } }) }), live());
+        const outcome = await sink.send(
+          attempt({ to: 'ops@example.com', from: 'rowcast@example.com', smtp: smtp({ auth: { user: USER, pass } }) }),
+          live(),
+        );
         assert.equal(outcome.kind, 'retry');
         const error = 'error' in outcome ? outcome.error : '';
-        assert.match(error, /SMTP authentication as "rowcast" failed at 127\.0\.0\.1:\d+: 535 5\.7\.8 Authentication credentials invalid; check options\.smtp\.auth/);
+        assert.match(
+          error,
+          /SMTP authentication as "rowcast" failed at 127\.0\.0\.1:\d+: 535 5\.7\.8 Authentication credentials invalid; check options\.smtp\.auth/,
+        );
         assert.ok(!error.includes(wrong), error);
         assert.ok(!error.includes(Buffer.from(wrong).toString('base64')), error);
         assert.ok(!error.includes(Buffer.from(`\0${USER}\0${wrong}`).toString('base64')), error);
@@ -354,12 +449,17 @@ describe('email sink', () => {
   test('a password environment variable that is not set is retried with a clear error', async () => {
     delete process.env.ROWCAST_TEST_SMTP_UNSET;
     const outcome = await sink.send(
-      attempt({ to: 'ops@example.com', from: 'rowcast@example.com', smtp: smtp({ auth: { user: USER, pass: { env: 'ROWCAST_TEST_SMTP_UNSET' } } }) }),
+      attempt({
+        to: 'ops@example.com',
+        from: 'rowcast@example.com',
+        smtp: smtp({ auth: { user: USER, pass: { env: 'ROWCAST_TEST_SMTP_UNSET' } } }),
+      }),
       live(),
     );
     assert.deepEqual(outcome, {
       kind: 'retry',
-      error: 'options.smtp.auth.pass: environment variable ROWCAST_TEST_SMTP_UNSET is not set in the delivering process; set it to the SMTP password and restart rowcast',
+      error:
+        'options.smtp.auth.pass: environment variable ROWCAST_TEST_SMTP_UNSET is not set in the delivering process; set it to the SMTP password and restart rowcast',
     });
   });
 
@@ -368,12 +468,30 @@ describe('email sink', () => {
     const cases: Array<[unknown, RegExp]> = [
       [undefined, /invalid email options: options: write the email options/],
       [{ from: 'rowcast@example.com', smtp: smtp() }, /options\.to: write an address/],
-      [{ to: 'not-an-address', from: 'rowcast@example.com', smtp: smtp() }, /options\.to: "not-an-address" is not an email address/],
-      [{ to: ['ok@example.com', 'bad'], from: 'rowcast@example.com', smtp: smtp() }, /options\.to\.1: "bad" is not an email address/],
-      [{ to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: 'smtp' } }, /options\.smtp\.port: a TCP port number/],
-      [{ to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', hots: 'x' } }, /options\.smtp: Unrecognized key: "hots"/],
-      [{ to: 'ops@example.com', from: 'rowcast@example.com', smtp: smtp({ auth: { user: USER, pass: 42 as never } }) }, /options\.smtp\.auth\.pass: write the password, or \{ env: "SMTP_PASSWORD" \}/],
-      [{ to: 'ops@example.com', from: 'rowcast@example.com', smtp: smtp(), subjectPrefix: 'a\nBcc: x@evil.example' }, /options\.subjectPrefix: must be a single line/],
+      [
+        { to: 'not-an-address', from: 'rowcast@example.com', smtp: smtp() },
+        /options\.to: "not-an-address" is not an email address/,
+      ],
+      [
+        { to: ['ok@example.com', 'bad'], from: 'rowcast@example.com', smtp: smtp() },
+        /options\.to\.1: "bad" is not an email address/,
+      ],
+      [
+        { to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: 'smtp' } },
+        /options\.smtp\.port: a TCP port number/,
+      ],
+      [
+        { to: 'ops@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', hots: 'x' } },
+        /options\.smtp: Unrecognized key: "hots"/,
+      ],
+      [
+        { to: 'ops@example.com', from: 'rowcast@example.com', smtp: smtp({ auth: { user: USER, pass: 42 as never } }) },
+        /options\.smtp\.auth\.pass: write the password, or \{ env: "SMTP_PASSWORD" \}/,
+      ],
+      [
+        { to: 'ops@example.com', from: 'rowcast@example.com', smtp: smtp(), subjectPrefix: 'a\nBcc: x@evil.example' },
+        /options\.subjectPrefix: must be a single line/,
+      ],
     ];
     for (const [options, expected] of cases) {
       const outcome = await sink.send(attempt(options), live());
@@ -387,15 +505,24 @@ describe('email sink', () => {
   test('smtp.port defaults to 587, or 465 with secure', async () => {
     const { emailOptionsSchema } = await import('../../src/config/sink-settings/email-settings.js');
     const base = { to: 'ops@example.com', from: 'rowcast@example.com' };
-    assert.deepEqual(emailOptionsSchema.parse({ ...base, smtp: { host: 'smtp.example.com' } }).smtp, { host: 'smtp.example.com', port: 587, secure: false });
-    assert.equal(emailOptionsSchema.parse({ ...base, smtp: { host: 'smtp.example.com', secure: true } }).smtp.port, 465);
+    assert.deepEqual(emailOptionsSchema.parse({ ...base, smtp: { host: 'smtp.example.com' } }).smtp, {
+      host: 'smtp.example.com',
+      port: 587,
+      secure: false,
+    });
+    assert.equal(
+      emailOptionsSchema.parse({ ...base, smtp: { host: 'smtp.example.com', secure: true } }).smtp.port,
+      465,
+    );
     assert.deepEqual(emailOptionsSchema.parse({ ...base, smtp: { host: 'h' } }).to, ['ops@example.com']);
   });
 });
 
 test('prettyJson keeps every digit and leaves non-JSON alone', () => {
-  assert.equal(prettyJson('{"a":[1,{"b":"x,:{}\\"y"}],"n":123456789012345678901234567890.5,"e":{},"l":[ ]}'),
-    '{\n  "a": [\n    1,\n    {\n      "b": "x,:{}\\"y"\n    }\n  ],\n  "n": 123456789012345678901234567890.5,\n  "e": {},\n  "l": []\n}');
+  assert.equal(
+    prettyJson('{"a":[1,{"b":"x,:{}\\"y"}],"n":123456789012345678901234567890.5,"e":{},"l":[ ]}'),
+    '{\n  "a": [\n    1,\n    {\n      "b": "x,:{}\\"y"\n    }\n  ],\n  "n": 123456789012345678901234567890.5,\n  "e": {},\n  "l": []\n}',
+  );
   assert.equal(prettyJson('"just a string"'), '"just a string"');
   assert.equal(prettyJson('not json'), undefined);
 });

@@ -3,7 +3,18 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { MqttSink } from '../../src/delivery/sinks/mqtt/mqtt-sink.js';
-import { assertAbortedIsRetry, assertDead, assertReconnectsAfterRestart, assertRetry, attemptsFor, errorOf, noAbort, outboundMessage as message, POLICY, withEnv } from '../support/sink-attempt.js';
+import {
+  assertAbortedIsRetry,
+  assertDead,
+  assertReconnectsAfterRestart,
+  assertRetry,
+  attemptsFor,
+  errorOf,
+  noAbort,
+  outboundMessage as message,
+  POLICY,
+  withEnv,
+} from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
 
 /** Against the Mosquitto of this machine, MQTT_URL to point elsewhere. */
@@ -22,7 +33,12 @@ const received: Received[] = [];
 const sink = new MqttSink();
 
 before(async () => {
-  subscriber = await mqtt.connectAsync(MQTT_URL, { protocolVersion: 5, clientId: `rowcast-test-sub-${RUN}`, clean: true, reconnectPeriod: 0 });
+  subscriber = await mqtt.connectAsync(MQTT_URL, {
+    protocolVersion: 5,
+    clientId: `rowcast-test-sub-${RUN}`,
+    clean: true,
+    reconnectPeriod: 0,
+  });
   subscriber.on('message', (topic, payload, packet) => received.push({ topic, payload: payload.toString(), packet }));
   await subscriber.subscribeAsync(`${PREFIX}/#`, { qos: 1 });
 });
@@ -57,7 +73,10 @@ const userProperty = (r: Received, name: string) => r.packet.properties?.userPro
 describe('mqtt sink (Mosquitto)', () => {
   test('publishes the envelope with QoS 1 and MQTT 5 properties, done once the broker acknowledged it', async () => {
     const msg = message();
-    const outcome = await sink.send(attempt({ url: MQTT_URL, topic: `${PREFIX}/{topic}` }, msg, { headers: { 'x-tenant': 'acme' } }), noAbort());
+    const outcome = await sink.send(
+      attempt({ url: MQTT_URL, topic: `${PREFIX}/{topic}` }, msg, { headers: { 'x-tenant': 'acme' } }),
+      noAbort(),
+    );
     assert.deepEqual(outcome, { kind: 'done' });
 
     const got = await receivedOn(`${PREFIX}/orders`, (r) => envelopeId(r) === msg.id);
@@ -77,7 +96,10 @@ describe('mqtt sink (Mosquitto)', () => {
 
   test('QoS 2 over MQTT 3.1.1 with the raw format: the payload alone', async () => {
     const msg = message({ body: `plain text ${randomUUID()}` });
-    const outcome = await sink.send(attempt({ url: MQTT_URL, topic: `${PREFIX}/v4`, qos: 2, protocolVersion: 4 }, msg, { format: 'raw' }), noAbort());
+    const outcome = await sink.send(
+      attempt({ url: MQTT_URL, topic: `${PREFIX}/v4`, qos: 2, protocolVersion: 4 }, msg, { format: 'raw' }),
+      noAbort(),
+    );
     assert.deepEqual(outcome, { kind: 'done' });
     const got = await receivedOn(`${PREFIX}/v4`, (r) => r.payload === msg.body);
     assert.equal(got.packet.qos, 1, 'delivered at the subscription QoS (1)');
@@ -86,7 +108,13 @@ describe('mqtt sink (Mosquitto)', () => {
 
   test('binary CloudEvents: the attributes as user properties, the body as the payload', async () => {
     const msg = message();
-    assert.deepEqual(await sink.send(attempt({ url: MQTT_URL, topic: `${PREFIX}/ce` }, msg, { format: 'cloudevents-binary' }), noAbort()), { kind: 'done' });
+    assert.deepEqual(
+      await sink.send(
+        attempt({ url: MQTT_URL, topic: `${PREFIX}/ce` }, msg, { format: 'cloudevents-binary' }),
+        noAbort(),
+      ),
+      { kind: 'done' },
+    );
     const got = await receivedOn(`${PREFIX}/ce`, (r) => userProperty(r, 'id') === msg.id);
     assert.equal(got.payload, msg.body);
     assert.equal(userProperty(got, 'specversion'), '1.0');
@@ -104,10 +132,18 @@ describe('mqtt sink (Mosquitto)', () => {
   test('retain: a subscriber that comes later gets the last message', async () => {
     const topic = `${PREFIX}/retained`;
     const msg = message();
-    assert.deepEqual(await sink.send(attempt({ url: MQTT_URL, topic, retain: true }, msg), noAbort()), { kind: 'done' });
-    const late = await mqtt.connectAsync(MQTT_URL, { protocolVersion: 5, clientId: `rowcast-test-late-${RUN}`, reconnectPeriod: 0 });
+    assert.deepEqual(await sink.send(attempt({ url: MQTT_URL, topic, retain: true }, msg), noAbort()), {
+      kind: 'done',
+    });
+    const late = await mqtt.connectAsync(MQTT_URL, {
+      protocolVersion: 5,
+      clientId: `rowcast-test-late-${RUN}`,
+      reconnectPeriod: 0,
+    });
     try {
-      const retained = new Promise<string>((resolve) => late.on('message', (_t, payload, packet) => packet.retain && resolve(payload.toString())));
+      const retained = new Promise<string>((resolve) =>
+        late.on('message', (_t, payload, packet) => packet.retain && resolve(payload.toString())),
+      );
       await late.subscribeAsync(topic, { qos: 1 });
       assert.equal((JSON.parse(await retained) as { id: string }).id, msg.id);
       // Clean up: an empty retained message deletes it.
@@ -118,8 +154,19 @@ describe('mqtt sink (Mosquitto)', () => {
   });
 
   test('an unreachable broker is a retry with the reason, well within the timeout, without the password', async () => {
-    const unreachable = attempt({ url: `mqtt://127.0.0.1:${await freePort()}`, topic: `${PREFIX}/x`, username: 'rowcast', password: 's3cret-pw' });
-    const outcome = await assertRetry(sink, unreachable, /cannot connect to the MQTT broker at mqtt:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/, 2000, 'fails fast');
+    const unreachable = attempt({
+      url: `mqtt://127.0.0.1:${await freePort()}`,
+      topic: `${PREFIX}/x`,
+      username: 'rowcast',
+      password: 's3cret-pw',
+    });
+    const outcome = await assertRetry(
+      sink,
+      unreachable,
+      /cannot connect to the MQTT broker at mqtt:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/,
+      2000,
+      'fails fast',
+    );
     assert.doesNotMatch(errorOf(outcome), /s3cret/);
   });
 
@@ -133,7 +180,12 @@ describe('mqtt sink (Mosquitto)', () => {
   test('a broker that accepts the connection but never sends PUBACK is a retry after deliveryPolicy.timeout', async () => {
     await withFakeBroker({ connack: true }, async (url) => {
       const silent = attempt({ url, topic: `${PREFIX}/x` }, message(), { deliveryPolicy: { ...POLICY, timeout: 300 } });
-      await assertRetry(sink, silent, `timed out after 300 ms waiting for the broker to acknowledge the message (PUBACK, topic "${PREFIX}/x" on ${url})`, 1500);
+      await assertRetry(
+        sink,
+        silent,
+        `timed out after 300 ms waiting for the broker to acknowledge the message (PUBACK, topic "${PREFIX}/x" on ${url})`,
+        1500,
+      );
     });
   });
 
@@ -144,7 +196,9 @@ describe('mqtt sink (Mosquitto)', () => {
     await withEnv(variable, 'anything', async () => {
       assert.deepEqual(await sink.send(attempt(options), noAbort()), { kind: 'done' });
     });
-    await assertDead(sink, attempt, [[options, /options\.password: environment variable ROWCAST_TEST_MQTT_PASSWORD_\d+ is not set/]]);
+    await assertDead(sink, attempt, [
+      [options, /options\.password: environment variable ROWCAST_TEST_MQTT_PASSWORD_\d+ is not set/],
+    ]);
   });
 
   test('an aborted send is a retry', async () => {

@@ -4,7 +4,17 @@ import { after, before, describe, test } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { NatsSink } from '../../src/delivery/sinks/nats/nats-sink.js';
-import { assertAbortedIsRetry, assertDead, assertReconnectsAfterRestart, assertRetry, attemptsFor, errorOf, noAbort, outboundMessage as message, POLICY } from '../support/sink-attempt.js';
+import {
+  assertAbortedIsRetry,
+  assertDead,
+  assertReconnectsAfterRestart,
+  assertRetry,
+  attemptsFor,
+  errorOf,
+  noAbort,
+  outboundMessage as message,
+  POLICY,
+} from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
 
 /** Against the NATS server of this machine (JetStream on), NATS_URL to point elsewhere. */
@@ -46,7 +56,10 @@ describe('nats sink (JetStream)', () => {
   test('publishes the envelope to the stream with the message id as Nats-Msg-Id, and a second send is deduplicated', async () => {
     const subject = `${PREFIX}.envelope.orders`;
     const msg = message();
-    const outcome = await sink.send(attempt({ servers: NATS_URL, subject: `${PREFIX}.envelope.{topic}` }, msg), noAbort());
+    const outcome = await sink.send(
+      attempt({ servers: NATS_URL, subject: `${PREFIX}.envelope.{topic}` }, msg),
+      noAbort(),
+    );
     assert.deepEqual(outcome, { kind: 'done' });
 
     const stored = await lastOn(subject);
@@ -63,14 +76,23 @@ describe('nats sink (JetStream)', () => {
     assert.equal(stored.header.get('Content-Type'), 'application/json');
 
     // A retry of the same message (say its PubAck was lost) is acknowledged, and the stream keeps one copy.
-    const again = await sink.send({ ...attempt({ servers: NATS_URL, subject: `${PREFIX}.envelope.{topic}` }, msg), attempt: 2 }, noAbort());
+    const again = await sink.send(
+      { ...attempt({ servers: NATS_URL, subject: `${PREFIX}.envelope.{topic}` }, msg), attempt: 2 },
+      noAbort(),
+    );
     assert.deepEqual(again, { kind: 'done' });
     assert.equal(await countOn(subject), 1);
   });
 
   test('raw format publishes the body alone, with its content type and extra headers', async () => {
     const msg = message({ body: 'plain text', contentType: 'text/plain', subject: null });
-    const outcome = await sink.send(attempt({ servers: [NATS_URL], subject: `${PREFIX}.raw` }, msg, { format: 'raw', headers: { 'X-Tenant': 'acme' } }), noAbort());
+    const outcome = await sink.send(
+      attempt({ servers: [NATS_URL], subject: `${PREFIX}.raw` }, msg, {
+        format: 'raw',
+        headers: { 'X-Tenant': 'acme' },
+      }),
+      noAbort(),
+    );
     assert.deepEqual(outcome, { kind: 'done' });
     const stored = await lastOn(`${PREFIX}.raw`);
     assert.equal(stored.string(), 'plain text');
@@ -82,7 +104,13 @@ describe('nats sink (JetStream)', () => {
 
   test('binary CloudEvents: the attributes as ce- headers, the body as the data', async () => {
     const msg = message();
-    assert.deepEqual(await sink.send(attempt({ servers: NATS_URL, subject: `${PREFIX}.ce` }, msg, { format: 'cloudevents-binary' }), noAbort()), { kind: 'done' });
+    assert.deepEqual(
+      await sink.send(
+        attempt({ servers: NATS_URL, subject: `${PREFIX}.ce` }, msg, { format: 'cloudevents-binary' }),
+        noAbort(),
+      ),
+      { kind: 'done' },
+    );
     const stored = await lastOn(`${PREFIX}.ce`);
     assert.equal(stored.string(), msg.body);
     assert.equal(stored.header.get('ce-id'), msg.id);
@@ -92,26 +120,42 @@ describe('nats sink (JetStream)', () => {
 
   test('concurrent sends share one connection and are each acknowledged', async () => {
     const subject = `${PREFIX}.concurrent`;
-    const outcomes = await Promise.all(Array.from({ length: 200 }, () => sink.send(attempt({ servers: NATS_URL, subject }), noAbort())));
+    const outcomes = await Promise.all(
+      Array.from({ length: 200 }, () => sink.send(attempt({ servers: NATS_URL, subject }), noAbort())),
+    );
     assert.deepEqual(new Set(outcomes.map((o) => o.kind)), new Set(['done']));
     assert.equal(await countOn(subject), 200);
   });
 
   test('a subject no stream captures is a retry that says to create the stream', async () => {
-    const outcome = await sink.send(attempt({ servers: NATS_URL, subject: `rowcast-nostream.${RUN}.{topic}` }), noAbort());
+    const outcome = await sink.send(
+      attempt({ servers: NATS_URL, subject: `rowcast-nostream.${RUN}.{topic}` }),
+      noAbort(),
+    );
     assert.equal(outcome.kind, 'retry');
-    assert.match(errorOf(outcome), /no JetStream stream captures subject "rowcast-nostream\.[^"]+\.orders".*create a stream/);
+    assert.match(
+      errorOf(outcome),
+      /no JetStream stream captures subject "rowcast-nostream\.[^"]+\.orders".*create a stream/,
+    );
   });
 
   test('an unreachable server is a retry with the reason, well within the timeout', async () => {
     const unreachable = attempt({ servers: `nats://127.0.0.1:${await freePort()}`, subject: `${PREFIX}.x` });
-    await assertRetry(sink, unreachable, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/, 2000, 'fails fast');
+    await assertRetry(
+      sink,
+      unreachable,
+      /cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/,
+      2000,
+      'fails fast',
+    );
   });
 
   test('a server that never answers the connect is a retry after deliveryPolicy.timeout', async () => {
     // (@nats-io/transport-node 3.4 leaves the socket of a timed-out connect open, so the server side closes it.)
     await withSilentServer(async (port) => {
-      const silent = attempt({ servers: `nats://127.0.0.1:${port}`, subject: `${PREFIX}.x` }, message(), { deliveryPolicy: { ...POLICY, timeout: 300 } });
+      const silent = attempt({ servers: `nats://127.0.0.1:${port}`, subject: `${PREFIX}.x` }, message(), {
+        deliveryPolicy: { ...POLICY, timeout: 300 },
+      });
       await assertRetry(sink, silent, `timed out after 300 ms connecting to NATS at nats://127.0.0.1:${port}`, 1500);
     });
   });
@@ -122,7 +166,12 @@ describe('nats sink (JetStream)', () => {
     const sub = nc.subscribe(subject);
     await nc.flush();
     try {
-      await assertRetry(sink, attempt({ servers: NATS_URL, subject }, message(), { deliveryPolicy: { ...POLICY, timeout: 300 } }), /timed out after 300 ms waiting for JetStream to acknowledge/, 1500);
+      await assertRetry(
+        sink,
+        attempt({ servers: NATS_URL, subject }, message(), { deliveryPolicy: { ...POLICY, timeout: 300 } }),
+        /timed out after 300 ms waiting for JetStream to acknowledge/,
+        1500,
+      );
     } finally {
       sub.unsubscribe();
     }
@@ -139,13 +188,20 @@ describe('nats sink (JetStream)', () => {
       [{ servers: 'http://example.com/x' }, /options\.servers: /],
       [{ subjet: 'x' }, /options: unknown option "subjet"/],
       [{ credentials: { user: 'u' } }, /options\.credentials: write \{ user, password \}/],
-      [{ credentials: { token: { env: `ROWCAST_UNSET_${RUN}` } } }, /options\.credentials\.token: environment variable ROWCAST_UNSET_\w+ is not set/],
+      [
+        { credentials: { token: { env: `ROWCAST_UNSET_${RUN}` } } },
+        /options\.credentials\.token: environment variable ROWCAST_UNSET_\w+ is not set/,
+      ],
     ]);
   });
 
   test('passwords are not in errors', async () => {
     const outcome = await sink.send(
-      attempt({ servers: `nats://127.0.0.1:${await freePort()}`, subject: `${PREFIX}.x`, credentials: { user: 'rowcast', password: 'hunter2-secret' } }),
+      attempt({
+        servers: `nats://127.0.0.1:${await freePort()}`,
+        subject: `${PREFIX}.x`,
+        credentials: { user: 'rowcast', password: 'hunter2-secret' },
+      }),
       noAbort(),
     );
     assert.equal(outcome.kind, 'retry');

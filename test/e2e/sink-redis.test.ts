@@ -4,7 +4,18 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisSink } from '../../src/delivery/sinks/redis/redis-sink.js';
 import type { OutboundMessage } from '../../src/model/sink.js';
-import { assertAbortedIsRetry, assertDead, assertReconnectsAfterRestart, assertRetry, attemptsFor, errorOf, noAbort, outboundMessage, POLICY, withEnv } from '../support/sink-attempt.js';
+import {
+  assertAbortedIsRetry,
+  assertDead,
+  assertReconnectsAfterRestart,
+  assertRetry,
+  attemptsFor,
+  errorOf,
+  noAbort,
+  outboundMessage,
+  POLICY,
+  withEnv,
+} from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
 
 /** Against the Redis of this machine, REDIS_URL to point elsewhere. */
@@ -67,7 +78,10 @@ describe('redis sink (Streams)', () => {
 
   test('raw format: the body alone; a message without subject has no subject field', async () => {
     const msg = message({ body: 'plain text', contentType: 'text/plain', subject: null, trace: null });
-    assert.deepEqual(await sink.send(attempt({ url: REDIS_URL, stream: `${PREFIX}:raw` }, msg, { format: 'raw' }), noAbort()), { kind: 'done' });
+    assert.deepEqual(
+      await sink.send(attempt({ url: REDIS_URL, stream: `${PREFIX}:raw` }, msg, { format: 'raw' }), noAbort()),
+      { kind: 'done' },
+    );
     const [entry] = await entries(`${PREFIX}:raw`);
     assert.equal(entry?.fields.body, 'plain text');
     assert.equal(entry?.fields.contentType, 'text/plain');
@@ -79,7 +93,9 @@ describe('redis sink (Streams)', () => {
   test('concurrent sends share one connection and are each appended', async () => {
     const stream = `${PREFIX}:concurrent`;
     const msgs = Array.from({ length: 200 }, () => message());
-    const outcomes = await Promise.all(msgs.map((msg) => sink.send(attempt({ url: REDIS_URL, stream }, msg), noAbort())));
+    const outcomes = await Promise.all(
+      msgs.map((msg) => sink.send(attempt({ url: REDIS_URL, stream }, msg), noAbort())),
+    );
     assert.deepEqual(new Set(outcomes.map((o) => o.kind)), new Set(['done']));
     assert.deepEqual(new Set((await entries(stream)).map((e) => e.fields.id)), new Set(msgs.map((m) => m.id)));
   });
@@ -90,9 +106,15 @@ describe('redis sink (Streams)', () => {
     for (let i = 0; i < 5; i++) {
       const msg = message();
       sent.push(msg.id);
-      assert.deepEqual(await sink.send(attempt({ url: REDIS_URL, stream, maxLen: 2, approximate: false }, msg), noAbort()), { kind: 'done' });
+      assert.deepEqual(
+        await sink.send(attempt({ url: REDIS_URL, stream, maxLen: 2, approximate: false }, msg), noAbort()),
+        { kind: 'done' },
+      );
     }
-    assert.deepEqual((await entries(stream)).map((e) => e.fields.id), sent.slice(-2));
+    assert.deepEqual(
+      (await entries(stream)).map((e) => e.fields.id),
+      sent.slice(-2),
+    );
     // The default, "MAXLEN ~", is accepted too (Redis trims whole nodes, so a small stream keeps its entries).
     assert.deepEqual(await sink.send(attempt({ url: REDIS_URL, stream, maxLen: 2 }), noAbort()), { kind: 'done' });
   });
@@ -101,12 +123,24 @@ describe('redis sink (Streams)', () => {
     await redis.set(`${PREFIX}:string`, 'x');
     const outcome = await sink.send(attempt({ url: REDIS_URL, stream: `${PREFIX}:string` }), noAbort());
     assert.equal(outcome.kind, 'retry');
-    assert.match(errorOf(outcome), /WRONGTYPE .*the key "rowcast-test:[^"]+:string" on redis:\/\/127\.0\.0\.1:6379 is not a stream/);
+    assert.match(
+      errorOf(outcome),
+      /WRONGTYPE .*the key "rowcast-test:[^"]+:string" on redis:\/\/127\.0\.0\.1:6379 is not a stream/,
+    );
   });
 
   test('an unreachable server is a retry with the reason, well within the timeout, without the password', async () => {
-    const unreachable = attempt({ url: `redis://rowcast:s3cret-pw@127.0.0.1:${await freePort()}`, stream: `${PREFIX}:x` });
-    const outcome = await assertRetry(sink, unreachable, /cannot connect to Redis at redis:\/\/rowcast:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED/, 2000, 'fails fast');
+    const unreachable = attempt({
+      url: `redis://rowcast:s3cret-pw@127.0.0.1:${await freePort()}`,
+      stream: `${PREFIX}:x`,
+    });
+    const outcome = await assertRetry(
+      sink,
+      unreachable,
+      /cannot connect to Redis at redis:\/\/rowcast:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED/,
+      2000,
+      'fails fast',
+    );
     assert.doesNotMatch(errorOf(outcome), /s3cret/);
   });
 
@@ -122,7 +156,9 @@ describe('redis sink (Streams)', () => {
 
   test('a server that never answers is a retry after deliveryPolicy.timeout', async () => {
     await withSilentServer(async (port) => {
-      const silent = attempt({ url: `redis://127.0.0.1:${port}`, stream: `${PREFIX}:x` }, message(), { deliveryPolicy: { ...POLICY, timeout: 300 } });
+      const silent = attempt({ url: `redis://127.0.0.1:${port}`, stream: `${PREFIX}:x` }, message(), {
+        deliveryPolicy: { ...POLICY, timeout: 300 },
+      });
       await assertRetry(sink, silent, `timed out after 300 ms connecting to Redis at redis://127.0.0.1:${port}`, 1500);
     });
   });
@@ -130,10 +166,17 @@ describe('redis sink (Streams)', () => {
   test('the URL may come from the environment', async () => {
     const variable = `ROWCAST_TEST_REDIS_URL_${process.pid}`;
     await withEnv(variable, REDIS_URL, async () => {
-      assert.deepEqual(await sink.send(attempt({ url: { env: variable }, stream: `${PREFIX}:env` }), noAbort()), { kind: 'done' });
+      assert.deepEqual(await sink.send(attempt({ url: { env: variable }, stream: `${PREFIX}:env` }), noAbort()), {
+        kind: 'done',
+      });
       assert.equal((await entries(`${PREFIX}:env`)).length, 1);
     });
-    await assertDead(sink, attempt, [[{ url: { env: variable }, stream: `${PREFIX}:env` }, /options\.url: environment variable ROWCAST_TEST_REDIS_URL_\d+ is not set/]]);
+    await assertDead(sink, attempt, [
+      [
+        { url: { env: variable }, stream: `${PREFIX}:env` },
+        /options\.url: environment variable ROWCAST_TEST_REDIS_URL_\d+ is not set/,
+      ],
+    ]);
   });
 
   test('an aborted send is a retry', async () => {

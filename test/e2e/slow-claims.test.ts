@@ -18,7 +18,10 @@ let receiver: WebhookReceiver;
 before(async () => {
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
-  await applyConfig(db.pool, { topics: { t: {} }, subscriptions: { hook: { topic: 't', protocol: 'http', endpoint: receiver.url } } });
+  await applyConfig(db.pool, {
+    topics: { t: {} },
+    subscriptions: { hook: { topic: 't', protocol: 'http', endpoint: receiver.url } },
+  });
 });
 
 after(async () => {
@@ -40,14 +43,25 @@ class SlowClaims extends DeliveryWorker {
 }
 
 test('claims slower than the lease’s waiting budget still deliver what they claimed', { timeout: 90_000 }, async () => {
-  const { rows } = await db.pool.query<{ id: string }>(`INSERT INTO rowcast.messages (topic, body) VALUES ('t', '{"n": 1}') RETURNING id`);
+  const { rows } = await db.pool.query<{ id: string }>(
+    `INSERT INTO rowcast.messages (topic, body) VALUES ('t', '{"n": 1}') RETURNING id`,
+  );
   await db.pool.query(`INSERT INTO rowcast.deliveries (message_id, subscription) VALUES ($1, 'hook')`, [rows[0]!.id]);
-  const worker = new SlowClaims(db.pool, { owner: 'slow', concurrency: 4, lease: 3000, pollInterval: 200, allowPrivateEndpoints: true }, createLogger('silent'));
+  const worker = new SlowClaims(
+    db.pool,
+    { owner: 'slow', concurrency: 4, lease: 3000, pollInterval: 200, allowPrivateEndpoints: true },
+    createLogger('silent'),
+  );
   await worker.start();
   try {
     // Before the fix this waited forever (every claim handed back unstarted): the test's timeout says so.
     await eventually(() => receiver.delivered.length > 0, 'the delivery', 60_000);
-    await eventually(async () => (await db.pool.query(`SELECT state FROM rowcast.deliveries WHERE message_id = $1`, [rows[0]!.id])).rows[0].state === 'done', 'done');
+    await eventually(
+      async () =>
+        (await db.pool.query(`SELECT state FROM rowcast.deliveries WHERE message_id = $1`, [rows[0]!.id])).rows[0]
+          .state === 'done',
+      'done',
+    );
     assert.equal(receiver.delivered.length, 1);
   } finally {
     await worker.stop(1000);

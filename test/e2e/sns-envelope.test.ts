@@ -22,7 +22,13 @@ import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { withTransaction } from '../../src/store/pool.js';
 import { publishMessages } from '../../src/routing/fan-out.js';
 import { describeRun, runCli } from '../support/cli.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { httpsGet, TlsProxy, validateSnsMessage } from '../support/sns-tls.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -34,26 +40,63 @@ let rowcast: RowcastRuntime;
 let proxy: TlsProxy;
 let publicUrl = '';
 
-async function publish(topic: string, body: string, subject: string | null = null, attributes: Record<string, string> = {}): Promise<string> {
+async function publish(
+  topic: string,
+  body: string,
+  subject: string | null = null,
+  attributes: Record<string, string> = {},
+): Promise<string> {
   const id = randomUUID();
-  await withTransaction(db.pool, (c) => publishMessages(c, [{ id, topic, subject, body, contentType: 'text/plain', attributes, groupKey: null }], null));
+  await withTransaction(db.pool, (c) =>
+    publishMessages(c, [{ id, topic, subject, body, contentType: 'text/plain', attributes, groupKey: null }], null),
+  );
   return id;
 }
 
 const to = (name: string) => (r: ReceivedRequest) => r.path === `/hook/${name}`;
-const received = (name: string, type: string) => receiver.delivered.filter((r) => to(name)(r) && r.headers['x-amz-sns-message-type'] === type);
+const received = (name: string, type: string) =>
+  receiver.delivered.filter((r) => to(name)(r) && r.headers['x-amz-sns-message-type'] === type);
 const deliveriesOf = async (subscription: string, messageId: string) =>
-  (await db.pool.query('SELECT 1 FROM rowcast.deliveries WHERE subscription = $1 AND message_id = $2', [subscription, messageId])).rowCount;
+  (
+    await db.pool.query('SELECT 1 FROM rowcast.deliveries WHERE subscription = $1 AND message_id = $2', [
+      subscription,
+      messageId,
+    ])
+  ).rowCount;
 
 const hook = (name: string) => `${receiver.url}/${name}`;
 const config = (more: RowcastConfigInput['subscriptions'] = {}): RowcastConfigInput => ({
   topics: { orders: {}, payments: { signatureVersion: 2 } },
   subscriptions: {
-    v1: { topic: 'orders', protocol: 'http', endpoint: hook('v1'), format: 'sns', confirmation: 'required', deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
-    v2: { topic: 'payments', protocol: 'http', endpoint: hook('v2'), format: 'sns', confirmation: 'required', deliveryPolicy: { minDelay: 100, maxDelay: 200 } },
+    v1: {
+      topic: 'orders',
+      protocol: 'http',
+      endpoint: hook('v1'),
+      format: 'sns',
+      confirmation: 'required',
+      deliveryPolicy: { minDelay: 100, maxDelay: 200 },
+    },
+    v2: {
+      topic: 'payments',
+      protocol: 'http',
+      endpoint: hook('v2'),
+      format: 'sns',
+      confirmation: 'required',
+      deliveryPolicy: { minDelay: 100, maxDelay: 200 },
+    },
     raw: { topic: 'orders', protocol: 'http', endpoint: hook('raw'), format: 'sns', rawMessageDelivery: true },
-    mail: { topic: 'payments', protocol: 'email', format: 'sns', options: { to: 'people@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: smtpPort } } },
-    'mail-json': { topic: 'payments', protocol: 'email-json', format: 'sns', options: { to: 'machines@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: smtpPort } } },
+    mail: {
+      topic: 'payments',
+      protocol: 'email',
+      format: 'sns',
+      options: { to: 'people@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: smtpPort } },
+    },
+    'mail-json': {
+      topic: 'payments',
+      protocol: 'email-json',
+      format: 'sns',
+      options: { to: 'machines@example.com', from: 'rowcast@example.com', smtp: { host: '127.0.0.1', port: smtpPort } },
+    },
     ...more,
   },
 });
@@ -106,7 +149,10 @@ after(async () => {
 });
 
 test('a subscription that must be confirmed gets a SubscriptionConfirmation that sns-validator accepts, and nothing else until confirmed', async () => {
-  const request = await eventually(() => received('v1', 'SubscriptionConfirmation')[0], 'the SubscriptionConfirmation of v1');
+  const request = await eventually(
+    () => received('v1', 'SubscriptionConfirmation')[0],
+    'the SubscriptionConfirmation of v1',
+  );
   assert.equal(request.headers['content-type'], 'text/plain; charset=UTF-8');
   assert.equal(request.headers['user-agent'], 'Amazon Simple Notification Service Agent');
   assert.equal(request.headers['x-amz-sns-topic-arn'], 'arn:aws:sns:us-east-1:000000000000:orders');
@@ -117,34 +163,61 @@ test('a subscription that must be confirmed gets a SubscriptionConfirmation that
   assert.equal(request.headers['x-amz-sns-message-id'], message.MessageId);
   assert.match(message.SigningCertURL!, new RegExp(`^${publicUrl}/SimpleNotificationService-[0-9a-f]{32}\\.pem$`));
   assert.match(message.Token!, /^[0-9a-f]{128}$/);
-  assert.equal(message.Message, 'You have chosen to subscribe to the topic arn:aws:sns:us-east-1:000000000000:orders.\nTo confirm the subscription, visit the SubscribeURL included in this message.');
+  assert.equal(
+    message.Message,
+    'You have chosen to subscribe to the topic arn:aws:sns:us-east-1:000000000000:orders.\nTo confirm the subscription, visit the SubscribeURL included in this message.',
+  );
 
   // Published while v1 is unconfirmed: raw (confirmation: none) receives it, v1 never gets a delivery of it.
   const early = await publish('orders', 'before confirmation');
-  await eventually(() => receiver.delivered.find((r) => to('raw')(r) && r.body === 'before confirmation'), 'the raw subscription to receive the message');
+  await eventually(
+    () => receiver.delivered.find((r) => to('raw')(r) && r.body === 'before confirmation'),
+    'the raw subscription to receive the message',
+  );
   assert.equal(await deliveriesOf('v1', early), 0, 'no delivery for an unconfirmed subscription');
 
   // A wrong token confirms nothing, and says so in SNS's error document.
   const wrong = await httpsGet(message.SubscribeURL!.replace(/Token=[0-9a-f]+/, `Token=${'0'.repeat(128)}`));
   assert.equal(wrong.status, 400);
-  assert.match(wrong.body, /<ErrorResponse xmlns="http:\/\/sns\.amazonaws\.com\/doc\/2010-03-31\/"><Error><Type>Sender<\/Type><Code>InvalidParameter<\/Code>/);
+  assert.match(
+    wrong.body,
+    /<ErrorResponse xmlns="http:\/\/sns\.amazonaws\.com\/doc\/2010-03-31\/"><Error><Type>Sender<\/Type><Code>InvalidParameter<\/Code>/,
+  );
 
   // The subscriber visits SubscribeURL, as SNS subscribers do (a GET).
   const confirmed = await httpsGet(message.SubscribeURL!);
   assert.equal(confirmed.status, 200, confirmed.body);
   assert.match(confirmed.contentType, /^text\/xml/);
-  assert.match(confirmed.body, /<ConfirmSubscriptionResponse xmlns="http:\/\/sns\.amazonaws\.com\/doc\/2010-03-31\/"><ConfirmSubscriptionResult><SubscriptionArn>arn:aws:sns:us-east-1:000000000000:orders:v1<\/SubscriptionArn>/);
+  assert.match(
+    confirmed.body,
+    /<ConfirmSubscriptionResponse xmlns="http:\/\/sns\.amazonaws\.com\/doc\/2010-03-31\/"><ConfirmSubscriptionResult><SubscriptionArn>arn:aws:sns:us-east-1:000000000000:orders:v1<\/SubscriptionArn>/,
+  );
   assert.equal((await httpsGet(message.SubscribeURL!)).status, 200, 'visiting it again is harmless');
   assert.equal(received('v1', 'Notification').length, 0);
 });
 
 test('Notifications of SignatureVersion 1 and 2 verify with sns-validator; a tampered body does not', async () => {
   const id = await publish('orders', '{"order":42}', 'Order placed', { kind: 'order' });
-  const request = await eventually(() => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === id), 'v1 to receive the notification');
+  const request = await eventually(
+    () => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === id),
+    'v1 to receive the notification',
+  );
   assert.equal(request.headers['x-amz-sns-subscription-arn'], 'arn:aws:sns:us-east-1:000000000000:orders:v1');
   assert.equal(request.headers['content-type'], 'text/plain; charset=UTF-8');
   const message = await validate(request.body);
-  assert.deepEqual(Object.keys(request.json), ['Type', 'MessageId', 'TopicArn', 'Subject', 'Message', 'Timestamp', 'SignatureVersion', 'Signature', 'SigningCertURL', 'UnsubscribeURL', 'MessageAttributes']);
+  assert.deepEqual(Object.keys(request.json), [
+    'Type',
+    'MessageId',
+    'TopicArn',
+    'Subject',
+    'Message',
+    'Timestamp',
+    'SignatureVersion',
+    'Signature',
+    'SigningCertURL',
+    'UnsubscribeURL',
+    'MessageAttributes',
+  ]);
   assert.equal(message.MessageId, id);
   assert.equal(message.Message, '{"order":42}');
   assert.equal(message.Subject, 'Order placed');
@@ -155,13 +228,26 @@ test('Notifications of SignatureVersion 1 and 2 verify with sns-validator; a tam
   await assert.rejects(validate({ ...request.json, Subject: 'Order cancelled' }), /The message signature is invalid/);
 
   // The other topic signs with SHA256withRSA.
-  const confirmation = await eventually(() => received('v2', 'SubscriptionConfirmation')[0], 'the SubscriptionConfirmation of v2');
+  const confirmation = await eventually(
+    () => received('v2', 'SubscriptionConfirmation')[0],
+    'the SubscriptionConfirmation of v2',
+  );
   const asked = await validate(confirmation.body);
   assert.equal(asked.SignatureVersion, '2');
-  await assert.rejects(validate({ ...confirmation.json, Token: `${asked.Token}0` }), /The message signature is invalid/);
-  assert.equal(await confirmSubscription(db.pool, 'payments', asked.Token!), 'v2', "the API's ConfirmSubscription path");
+  await assert.rejects(
+    validate({ ...confirmation.json, Token: `${asked.Token}0` }),
+    /The message signature is invalid/,
+  );
+  assert.equal(
+    await confirmSubscription(db.pool, 'payments', asked.Token!),
+    'v2',
+    "the API's ConfirmSubscription path",
+  );
   const paid = await publish('payments', 'paid in full');
-  const v2 = await eventually(() => received('v2', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === paid), 'v2 to receive the notification');
+  const v2 = await eventually(
+    () => received('v2', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === paid),
+    'v2 to receive the notification',
+  );
   const verified = await validate(v2.body);
   assert.equal(verified.SignatureVersion, '2');
   assert.equal('Subject' in verified, false, 'no Subject when none was set');
@@ -170,7 +256,10 @@ test('Notifications of SignatureVersion 1 and 2 verify with sns-validator; a tam
 
 test('RawMessageDelivery sends the bare body with x-amz-sns-rawdelivery', async () => {
   const id = await publish('orders', 'just the body');
-  const request = await eventually(() => receiver.delivered.find((r) => to('raw')(r) && r.headers['x-amz-sns-message-id'] === id), 'the raw delivery');
+  const request = await eventually(
+    () => receiver.delivered.find((r) => to('raw')(r) && r.headers['x-amz-sns-message-id'] === id),
+    'the raw delivery',
+  );
   assert.equal(request.body, 'just the body');
   assert.equal(request.headers['x-amz-sns-rawdelivery'], 'true');
   assert.equal(request.headers['x-amz-sns-message-type'], 'Notification');
@@ -179,7 +268,10 @@ test('RawMessageDelivery sends the bare body with x-amz-sns-rawdelivery', async 
 
 test('UnsubscribeURL stops the messages and sends an UnsubscribeConfirmation whose signature verifies; its SubscribeURL restores the subscription', async () => {
   const id = await publish('orders', 'one more');
-  const notification = await eventually(() => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === id), 'v1 to receive the notification');
+  const notification = await eventually(
+    () => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === id),
+    'v1 to receive the notification',
+  );
   const unsubscribeUrl: string = notification.json.UnsubscribeURL;
   assert.ok(unsubscribeUrl.startsWith(`${publicUrl}/sns/unsubscribe?SubscriptionArn=`), unsubscribeUrl);
   const forged = await httpsGet(unsubscribeUrl.replace(/Signature=[^&]+/, 'Signature=forged'));
@@ -188,27 +280,42 @@ test('UnsubscribeURL stops the messages and sends an UnsubscribeConfirmation who
 
   const answer = await httpsGet(unsubscribeUrl);
   assert.equal(answer.status, 200, answer.body);
-  assert.match(answer.body, /^<\?xml version="1\.0"\?>\n<UnsubscribeResponse xmlns="http:\/\/sns\.amazonaws\.com\/doc\/2010-03-31\/">/);
+  assert.match(
+    answer.body,
+    /^<\?xml version="1\.0"\?>\n<UnsubscribeResponse xmlns="http:\/\/sns\.amazonaws\.com\/doc\/2010-03-31\/">/,
+  );
   const request = await eventually(() => received('v1', 'UnsubscribeConfirmation')[0], 'the UnsubscribeConfirmation');
   assert.equal(request.headers['x-amz-sns-subscription-arn'], 'arn:aws:sns:us-east-1:000000000000:orders:v1');
   const message = request.json as Record<string, string>;
-  assert.equal(message.Message, 'You have chosen to deactivate subscription arn:aws:sns:us-east-1:000000000000:orders:v1.\nTo cancel this operation and restore the subscription, visit the SubscribeURL included in this message.');
+  assert.equal(
+    message.Message,
+    'You have chosen to deactivate subscription arn:aws:sns:us-east-1:000000000000:orders:v1.\nTo cancel this operation and restore the subscription, visit the SubscribeURL included in this message.',
+  );
   // sns-validator 0.3.5 signs an UnsubscribeConfirmation's keys without Token, so it rejects every genuine one.
   await assert.rejects(validate(request.body), /The message signature is invalid/);
   // SNS's algorithm (Message, MessageId, SubscribeURL, Timestamp, Token, TopicArn, Type), with the certificate of SigningCertURL.
   const cert = await httpsGet(message.SigningCertURL!);
   assert.equal(cert.status, 200);
-  const check = (fields: Record<string, string>) => createVerify('RSA-SHA1').update(snsStringToSign(fields as unknown as SnsEnvelopeFields), 'utf8').verify(cert.body, message.Signature!, 'base64');
+  const check = (fields: Record<string, string>) =>
+    createVerify('RSA-SHA1')
+      .update(snsStringToSign(fields as unknown as SnsEnvelopeFields), 'utf8')
+      .verify(cert.body, message.Signature!, 'base64');
   assert.ok(check(message), 'the UnsubscribeConfirmation verifies');
   assert.equal(check({ ...message, Token: `${message.Token}0` }), false, 'a changed Token does not');
 
   const after = await publish('orders', 'after unsubscribing');
-  await eventually(() => receiver.delivered.find((r) => to('raw')(r) && r.body === 'after unsubscribing'), 'the raw subscription to receive it');
+  await eventually(
+    () => receiver.delivered.find((r) => to('raw')(r) && r.body === 'after unsubscribing'),
+    'the raw subscription to receive it',
+  );
   assert.equal(await deliveriesOf('v1', after), 0, 'an unsubscribed subscription gets no delivery');
 
   assert.equal((await httpsGet(message.SubscribeURL!)).status, 200);
   const back = await publish('orders', 'welcome back');
-  await eventually(() => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === back), 'v1 to receive messages again');
+  await eventually(
+    () => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === back),
+    'v1 to receive messages again',
+  );
 });
 
 test('a key rotated with `rowcast rotate-signing-key` signs from then on; the old certificate stays served, so messages signed before verify', async () => {
@@ -220,7 +327,10 @@ test('a key rotated with `rowcast rotate-signing-key` signs from then on; the ol
   // The running process picks the key up on the notification the rotation sends.
   const request = await eventually(async () => {
     const id = await publish('orders', 'signed with the new key');
-    const r = await eventually(() => received('v1', 'Notification').find((x) => x.headers['x-amz-sns-message-id'] === id), 'v1 to receive the notification');
+    const r = await eventually(
+      () => received('v1', 'Notification').find((x) => x.headers['x-amz-sns-message-id'] === id),
+      'v1 to receive the notification',
+    );
     return r.json.SigningCertURL === `${publicUrl}/SimpleNotificationService-${certId}.pem` && r;
   }, 'a message signed with the new key');
   assert.notEqual(request.json.SigningCertURL, before.SigningCertURL);
@@ -232,26 +342,49 @@ test('a key rotated with `rowcast rotate-signing-key` signs from then on; the ol
 
 test('requireConfirmation (for the SNS API) sends a new token and holds the messages back again; it names the fix for a subscription without the envelope', async () => {
   await requireConfirmation(db.pool, 'raw');
-  const request = await eventually(() => received('raw', 'SubscriptionConfirmation')[0], 'the SubscriptionConfirmation of raw');
+  const request = await eventually(
+    () => received('raw', 'SubscriptionConfirmation')[0],
+    'the SubscriptionConfirmation of raw',
+  );
   assert.equal(request.headers['x-amz-sns-rawdelivery'], undefined, 'handshake messages are never raw');
   const message = await validate(request.body);
   const held = await publish('orders', 'held back');
-  await eventually(() => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === held), 'v1 to receive it');
+  await eventually(
+    () => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === held),
+    'v1 to receive it',
+  );
   assert.equal(await deliveriesOf('raw', held), 0);
   assert.equal(await confirmSubscription(db.pool, 'orders', message.Token!), 'raw');
-  await db.pool.query(`INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint) VALUES ('plain', 'orders', 'http', 'http://127.0.0.1:9/')`);
-  await assert.rejects(requireConfirmation(db.pool, 'plain'), /subscription plain has format "envelope"; SNS's handshake needs format "sns"/);
+  await db.pool.query(
+    `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint) VALUES ('plain', 'orders', 'http', 'http://127.0.0.1:9/')`,
+  );
+  await assert.rejects(
+    requireConfirmation(db.pool, 'plain'),
+    /subscription plain has format "envelope"; SNS's handshake needs format "sns"/,
+  );
   await assert.rejects(requireConfirmation(db.pool, 'nope'), /there is no subscription nope; create it first/);
 });
 
 test('apply: a subscription that no longer needs confirmation is confirmed; test messages wait for confirmation too', async () => {
-  const later = { topic: 'orders', protocol: 'http', endpoint: hook('later'), format: 'sns', confirmation: 'required' } as const;
+  const later = {
+    topic: 'orders',
+    protocol: 'http',
+    endpoint: hook('later'),
+    format: 'sns',
+    confirmation: 'required',
+  } as const;
   await applyConfig(db.pool, config({ later }));
   await eventually(() => received('later', 'SubscriptionConfirmation')[0], 'the SubscriptionConfirmation of later');
-  await assert.rejects(sendTestMessage(db.pool, 'later'), /subscription later is waiting for its endpoint to confirm it/);
+  await assert.rejects(
+    sendTestMessage(db.pool, 'later'),
+    /subscription later is waiting for its endpoint to confirm it/,
+  );
   await applyConfig(db.pool, config({ later: { ...later, confirmation: 'none' } }));
   const id = await sendTestMessage(db.pool, 'later', { message: 'hello' });
-  const request = await eventually(() => received('later', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === id), 'later to receive the test message');
+  const request = await eventually(
+    () => received('later', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === id),
+    'later to receive the test message',
+  );
   assert.equal((await validate(request.body)).Message, 'hello');
 });
 
@@ -261,22 +394,45 @@ test("email and email-json deliveries are SNS's: the Message with the unsubscrib
   assert.equal(mail.subject, 'Payment received');
   const [message, footer] = (mail.text ?? '').split('\n\n--\n');
   assert.equal(message, 'Invoice 7 paid');
-  const unsubscribeUrl = /^https:\/\/127\.0\.0\.1:\d+\/sns\/unsubscribe\?SubscriptionArn=arn%3Aaws%3Asns%3Aus-east-1%3A000000000000%3Apayments%3Amail&Signature=\S+$/m.exec(footer ?? '')?.[0];
+  const unsubscribeUrl =
+    /^https:\/\/127\.0\.0\.1:\d+\/sns\/unsubscribe\?SubscriptionArn=arn%3Aaws%3Asns%3Aus-east-1%3A000000000000%3Apayments%3Amail&Signature=\S+$/m.exec(
+      footer ?? '',
+    )?.[0];
   assert.ok(unsubscribeUrl, mail.text);
-  assert.match(footer!, /^If you wish to stop receiving notifications from this topic, please click or visit the link below to unsubscribe:/);
+  assert.match(
+    footer!,
+    /^If you wish to stop receiving notifications from this topic, please click or visit the link below to unsubscribe:/,
+  );
 
   const json = await mailTo('machines@example.com', 'the JSON mail', (m) => messageIdOf(m) === id);
   assert.equal(json.subject, 'Payment received');
   const envelope = await validate((json.text ?? '').trim());
-  assert.deepEqual([envelope.Type, envelope.MessageId, envelope.Message, envelope.SignatureVersion], ['Notification', id, 'Invoice 7 paid', '2']);
+  assert.deepEqual(
+    [envelope.Type, envelope.MessageId, envelope.Message, envelope.SignatureVersion],
+    ['Notification', id, 'Invoice 7 paid', '2'],
+  );
 
   // Subscribed through the API, an email-json endpoint gets SNS's confirmation as JSON, an email one SNS's text.
   await requireConfirmation(db.pool, 'mail-json');
-  const asked = await mailTo('machines@example.com', 'the confirmation', (m) => m.subject === 'AWS Notification - Subscription Confirmation');
+  const asked = await mailTo(
+    'machines@example.com',
+    'the confirmation',
+    (m) => m.subject === 'AWS Notification - Subscription Confirmation',
+  );
   const confirmation = await validate((asked.text ?? '').trim());
   assert.equal(confirmation.Type, 'SubscriptionConfirmation');
   await requireConfirmation(db.pool, 'mail');
-  const text = (await mailTo('people@example.com', 'the confirmation', (m) => m.subject === 'AWS Notification - Subscription Confirmation')).text ?? '';
-  assert.match(text, /^You have chosen to subscribe to the topic:\narn:aws:sns:us-east-1:000000000000:payments\n\nTo confirm this subscription, click or visit the link below \(If this was in error no action is necessary\):\nhttps:\/\/127\.0\.0\.1:\d+\/sns\/confirm\?Action=ConfirmSubscription&TopicArn=[^&]+&Token=[0-9a-f]{128}\n$/);
+  const text =
+    (
+      await mailTo(
+        'people@example.com',
+        'the confirmation',
+        (m) => m.subject === 'AWS Notification - Subscription Confirmation',
+      )
+    ).text ?? '';
+  assert.match(
+    text,
+    /^You have chosen to subscribe to the topic:\narn:aws:sns:us-east-1:000000000000:payments\n\nTo confirm this subscription, click or visit the link below \(If this was in error no action is necessary\):\nhttps:\/\/127\.0\.0\.1:\d+\/sns\/confirm\?Action=ConfirmSubscription&TopicArn=[^&]+&Token=[0-9a-f]{128}\n$/,
+  );
   assert.equal((await httpsGet(/https:\S+/.exec(text)![0])).status, 200);
 });

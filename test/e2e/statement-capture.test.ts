@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /*
@@ -18,13 +24,29 @@ let rowcast: RowcastRuntime | undefined;
 type CaptureInput = NonNullable<RowcastConfigInput['captures']>[string];
 type Capture = Omit<CaptureInput, 'table'>;
 const pairs: Record<string, { ddl: string; capture: Capture }> = {
-  rows: { ddl: '(id bigint PRIMARY KEY, status text, total numeric(20,4), tags int8[])', capture: { payload: 'row', operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] } },
-  diffs: { ddl: '(a int, b text, v text, n numeric, PRIMARY KEY (a, b))', capture: { payload: 'diff', operations: ['INSERT', 'UPDATE', 'DELETE'] } },
-  keys: { ddl: '(id int PRIMARY KEY, v text)', capture: { payload: 'keys', operations: ['INSERT', 'UPDATE', 'DELETE'] } },
-  cols: { ddl: '(id int PRIMARY KEY, secret text, shown text, amount bigint)', capture: { payload: 'diff', columns: ['shown', 'amount'], operations: ['INSERT', 'UPDATE', 'DELETE'] } },
+  rows: {
+    ddl: '(id bigint PRIMARY KEY, status text, total numeric(20,4), tags int8[])',
+    capture: { payload: 'row', operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] },
+  },
+  diffs: {
+    ddl: '(a int, b text, v text, n numeric, PRIMARY KEY (a, b))',
+    capture: { payload: 'diff', operations: ['INSERT', 'UPDATE', 'DELETE'] },
+  },
+  keys: {
+    ddl: '(id int PRIMARY KEY, v text)',
+    capture: { payload: 'keys', operations: ['INSERT', 'UPDATE', 'DELETE'] },
+  },
+  cols: {
+    ddl: '(id int PRIMARY KEY, secret text, shown text, amount bigint)',
+    capture: { payload: 'diff', columns: ['shown', 'amount'], operations: ['INSERT', 'UPDATE', 'DELETE'] },
+  },
   conds: {
     ddl: '(id int PRIMARY KEY, total int, status text)',
-    capture: { payload: 'diff', operations: ['INSERT', 'UPDATE', 'DELETE'], when: { insert: 'NEW.total > 100', update: 'OLD.status IS DISTINCT FROM NEW.status', delete: 'OLD.total > 100' } },
+    capture: {
+      payload: 'diff',
+      operations: ['INSERT', 'UPDATE', 'DELETE'],
+      when: { insert: 'NEW.total > 100', update: 'OLD.status IS DISTINCT FROM NEW.status', delete: 'OLD.total > 100' },
+    },
   },
   nokey: { ddl: '(x int, y text)', capture: { payload: 'row', operations: ['INSERT', 'UPDATE', 'DELETE'] } },
 };
@@ -32,7 +54,8 @@ const pairs: Record<string, { ddl: string; capture: Capture }> = {
 before(async () => {
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
-  for (const [name, { ddl }] of Object.entries(pairs)) await db.pool.query(`CREATE TABLE r_${name} ${ddl}; CREATE TABLE s_${name} ${ddl}`);
+  for (const [name, { ddl }] of Object.entries(pairs))
+    await db.pool.query(`CREATE TABLE r_${name} ${ddl}; CREATE TABLE s_${name} ${ddl}`);
   const captures: Record<string, CaptureInput> = {};
   for (const [name, { capture }] of Object.entries(pairs)) {
     captures[`r-${name}`] = { table: `r_${name}`, topic: 'changes', ...capture, mode: 'row' };
@@ -59,7 +82,10 @@ async function both(name: string, sql: string): Promise<void> {
 
 /** The events of one table, in id order, without what differs between the two captures. */
 async function eventsOf(table: string) {
-  const { rows } = await db.pool.query(`SELECT op, key, before, after, changed FROM rowcast.events WHERE table_name = $1 ORDER BY id`, [table]);
+  const { rows } = await db.pool.query(
+    `SELECT op, key, before, after, changed FROM rowcast.events WHERE table_name = $1 ORDER BY id`,
+    [table],
+  );
   return rows.map((r) => ({ ...r, changed: r.changed === null ? null : [...r.changed].sort() }));
 }
 
@@ -74,7 +100,10 @@ async function assertSameEvents(name: string, expectedCount: number) {
 
 describe('statement-level capture (transition tables)', () => {
   test('INSERT, UPDATE, DELETE of many rows: the same events as row-level, with exact numbers', async () => {
-    await both('rows', `INSERT INTO $T SELECT g, 'new', g * 1.5, ARRAY[g, 9007199254740993] FROM generate_series(1, 100) g`);
+    await both(
+      'rows',
+      `INSERT INTO $T SELECT g, 'new', g * 1.5, ARRAY[g, 9007199254740993] FROM generate_series(1, 100) g`,
+    );
     await both('rows', `UPDATE $T SET status = 'paid' WHERE id <= 10`);
     await both('rows', `DELETE FROM $T WHERE id > 95`);
     await both('rows', `UPDATE $T SET status = 'none' WHERE false`);
@@ -156,13 +185,25 @@ describe('statement-level capture (transition tables)', () => {
     rowcast = await startTestRowcast(db.url);
     await db.pool.query(`INSERT INTO s_keys VALUES (10, 'p'), (11, 'q'), (12, 'r')`);
     const got = await eventually(() => {
-      const hits = receiver.requests.filter((r) => r.json?.attributes?.table === 's_keys' && r.json.body.op === 'INSERT' && r.json.body.key.id >= 10);
+      const hits = receiver.requests.filter(
+        (r) => r.json?.attributes?.table === 's_keys' && r.json.body.op === 'INSERT' && r.json.body.key.id >= 10,
+      );
       return hits.length === 3 && hits;
     }, 'three webhook requests for the statement');
     for (const r of got) {
       assert.equal(r.json.attributes.capture, 's-keys');
       assert.equal(r.json.body.source.table, 's_keys');
-      assert.deepEqual(Object.keys(r.json.body).sort(), ['after', 'before', 'captured_at', 'changed', 'id', 'key', 'op', 'source', 'trace']);
+      assert.deepEqual(Object.keys(r.json.body).sort(), [
+        'after',
+        'before',
+        'captured_at',
+        'changed',
+        'id',
+        'key',
+        'op',
+        'source',
+        'trace',
+      ]);
     }
   });
 });

@@ -16,7 +16,14 @@ import { apply } from '../../src/admin/apply.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, settled, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  settled,
+  type TestDatabase,
+} from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
@@ -82,12 +89,23 @@ describe('table kinds', () => {
     // one (PostgreSQL converts it and fires AFTER DELETE + AFTER INSERT, not AFTER UPDATE), both naming the parent.
     await db.pool.query(`UPDATE measurements SET region = 'us' WHERE id = 1 AND region = 'eu'`);
     const gone = await waitFor('parts', (p) => p.op === 'DELETE', 'the DELETE half of the move');
-    const arrived = await waitFor('parts', (p) => p.op === 'INSERT' && p.after.id === '1' && p.after.region === 'us', 'the INSERT half of the move');
+    const arrived = await waitFor(
+      'parts',
+      (p) => p.op === 'INSERT' && p.after.id === '1' && p.after.region === 'us',
+      'the INSERT half of the move',
+    );
     for (const p of [gone, arrived]) assert.equal(p.source.table, 'measurements');
     assert.deepEqual(gone.before, { id: '1', region: 'eu', value: '1.50' });
     assert.deepEqual(arrived.after, { id: '1', region: 'us', value: '1.50' });
     await settled(db.pool);
-    assert.deepEqual(receiver.requests.filter(of('parts')).map((r) => r.json.op).sort(), ['DELETE', 'INSERT', 'INSERT', 'INSERT'], 'no UPDATE event for the move');
+    assert.deepEqual(
+      receiver.requests
+        .filter(of('parts'))
+        .map((r) => r.json.op)
+        .sort(),
+      ['DELETE', 'INSERT', 'INSERT', 'INSERT'],
+      'no UPDATE event for the move',
+    );
   });
 
   test('TRUNCATE of a partitioned table is one event naming the parent', async () => {
@@ -97,21 +115,35 @@ describe('table kinds', () => {
     assert.equal(p.key, null);
     assert.equal(p.after, null);
     await settled(db.pool);
-    assert.equal(receiver.requests.filter(of('parts')).filter((r) => r.json.op === 'TRUNCATE').length, 1, 'one event, not one per partition');
+    assert.equal(
+      receiver.requests.filter(of('parts')).filter((r) => r.json.op === 'TRUNCATE').length,
+      1,
+      'one event, not one per partition',
+    );
   });
 
   test('no primary key: keys payload carries the whole row; row payload has key null', async () => {
     await db.pool.query(`INSERT INTO log_lines VALUES ('api', 'started', 10.10), ('api', 'started', 10.10)`);
-    const keys = await eventually(() => receiver.requests.filter(of('log-keys')).length >= 2 && receiver.requests.filter(of('log-keys')), 'two keys events');
+    const keys = await eventually(
+      () => receiver.requests.filter(of('log-keys')).length >= 2 && receiver.requests.filter(of('log-keys')),
+      'two keys events',
+    );
     for (const r of keys) {
-      assert.deepEqual(r.json.key, { source: 'api', line: 'started', amount: '10.10' }, 'the whole row, exact numbers as strings');
+      assert.deepEqual(
+        r.json.key,
+        { source: 'api', line: 'started', amount: '10.10' },
+        'the whole row, exact numbers as strings',
+      );
       assert.equal(r.json.after, null);
     }
     const row = await waitFor('log-row', (p) => p.op === 'INSERT', 'a row event');
     assert.equal(row.key, null);
     assert.deepEqual(row.after, { source: 'api', line: 'started', amount: '10.10' });
     await db.pool.query(`DELETE FROM log_lines WHERE line = 'started'`);
-    await eventually(() => receiver.requests.filter(of('log-keys')).filter((r) => r.json.op === 'DELETE').length === 2, 'two DELETE keys events');
+    await eventually(
+      () => receiver.requests.filter(of('log-keys')).filter((r) => r.json.op === 'DELETE').length === 2,
+      'two DELETE keys events',
+    );
   });
 
   test('a column added while rowcast runs appears in later payloads without re-applying', async () => {
@@ -140,9 +172,17 @@ describe('table kinds', () => {
     await db.pool.query(`ALTER TABLE evolving DROP COLUMN old_amount`);
     await db.pool.query(`INSERT INTO evolving (id, name) VALUES (4, 'after numeric drop')`);
     await db.pool.query(`UPDATE evolving SET name = 'renamed' WHERE id = 4`);
-    const p = await waitFor('evolving-row', (p) => p.op === 'INSERT' && p.after.id === 4, 'insert after dropping a numeric column');
+    const p = await waitFor(
+      'evolving-row',
+      (p) => p.op === 'INSERT' && p.after.id === 4,
+      'insert after dropping a numeric column',
+    );
     assert.ok(!('old_amount' in p.after));
-    const d = await waitFor('evolving-diff', (p) => p.op === 'UPDATE' && p.after.id === 4, 'diff after dropping a numeric column');
+    const d = await waitFor(
+      'evolving-diff',
+      (p) => p.op === 'UPDATE' && p.after.id === 4,
+      'diff after dropping a numeric column',
+    );
     assert.ok(!('old_amount' in d.after) && !('old_amount' in d.before));
     assert.deepEqual(d.changed, ['name']);
   });
@@ -150,8 +190,14 @@ describe('table kinds', () => {
   test('a bigint column added later is a JSON number until apply runs again, then a string', async () => {
     await db.pool.query(`ALTER TABLE evolving ADD COLUMN big bigint`);
     await db.pool.query(`INSERT INTO evolving (id, big) VALUES (10, 9007199254740993)`);
-    const p = await waitFor('evolving-row', (p) => p.op === 'INSERT' && p.after.id === 10, 'insert with the new bigint column');
-    const raw = receiver.requests.find((r) => r.json.source.capture === 'evolving-row' && r.json.after?.id === 10)!.body;
+    const p = await waitFor(
+      'evolving-row',
+      (p) => p.op === 'INSERT' && p.after.id === 10,
+      'insert with the new bigint column',
+    );
+    const raw = receiver.requests.find(
+      (r) => r.json.source.capture === 'evolving-row' && r.json.after?.id === 10,
+    )!.body;
     // Before apply: to_jsonb's mapping, a number; all digits are on the wire, but JSON.parse rounds it.
     assert.equal(typeof p.after.big, 'number');
     assert.ok(raw.includes('"big": 9007199254740993') || raw.includes('"big":9007199254740993'), raw);
@@ -161,9 +207,18 @@ describe('table kinds', () => {
     const result = await apply(db.pool, parseConfig(config, 'test config'));
     assert.equal(result.applied, true);
     const changed = [...new Set(result.steps.map((s) => s.summary))];
-    assert.ok(changed.some((s) => s.startsWith('~ capture evolving-row on public.evolving')), changed.join('\n'));
-    assert.ok(changed.some((s) => s.startsWith('~ capture evolving-diff on public.evolving')), changed.join('\n'));
-    assert.ok(!changed.some((s) => s.includes('capture parts') || s.includes('capture log-')), `only the changed table's captures: ${changed.join('\n')}`);
+    assert.ok(
+      changed.some((s) => s.startsWith('~ capture evolving-row on public.evolving')),
+      changed.join('\n'),
+    );
+    assert.ok(
+      changed.some((s) => s.startsWith('~ capture evolving-diff on public.evolving')),
+      changed.join('\n'),
+    );
+    assert.ok(
+      !changed.some((s) => s.includes('capture parts') || s.includes('capture log-')),
+      `only the changed table's captures: ${changed.join('\n')}`,
+    );
     const again = await apply(db.pool, parseConfig(config, 'test config'), { dryRun: true });
     assert.deepEqual(again.steps, [], 'a second apply has nothing to do');
 
@@ -179,34 +234,61 @@ describe('table kinds', () => {
 
   test('a primary-key column dropped while rowcast runs: writes still succeed, the key keeps the other columns', async () => {
     await db.pool.query(`INSERT INTO readings VALUES ('s1', 1, 20.50, 'C', 'first')`);
-    const before = await waitFor('readings-row', (p) => p.op === 'INSERT' && p.after.note === 'first', 'insert before the drop');
+    const before = await waitFor(
+      'readings-row',
+      (p) => p.op === 'INSERT' && p.after.note === 'first',
+      'insert before the drop',
+    );
     assert.deepEqual(before.key, { sensor: 's1', taken_at: 1 });
     // Dropping a key column drops the primary key constraint with it; the trigger named that column.
     await db.pool.query('ALTER TABLE readings DROP COLUMN taken_at');
     await db.pool.query(`INSERT INTO readings VALUES ('s2', 21.00, 'C', 'second')`);
     await db.pool.query(`UPDATE readings SET value = 22.25 WHERE sensor = 's1'`);
     await db.pool.query(`DELETE FROM readings WHERE sensor = 's2'`);
-    const inserted = await waitFor('readings-row', (p) => p.op === 'INSERT' && p.after.note === 'second', 'insert after dropping a key column');
+    const inserted = await waitFor(
+      'readings-row',
+      (p) => p.op === 'INSERT' && p.after.note === 'second',
+      'insert after dropping a key column',
+    );
     assert.deepEqual(inserted.key, { sensor: 's2' });
     assert.deepEqual(inserted.after, { sensor: 's2', value: '21.00', unit: 'C', note: 'second' });
-    const updated = await waitFor('readings-row', (p) => p.op === 'UPDATE' && p.after.sensor === 's1', 'update after dropping a key column');
+    const updated = await waitFor(
+      'readings-row',
+      (p) => p.op === 'UPDATE' && p.after.sensor === 's1',
+      'update after dropping a key column',
+    );
     assert.deepEqual(updated.key, { sensor: 's1' });
-    const deleted = await waitFor('readings-keys', (p) => p.op === 'DELETE', 'keys payload of a delete after dropping a key column');
+    const deleted = await waitFor(
+      'readings-keys',
+      (p) => p.op === 'DELETE',
+      'keys payload of a delete after dropping a key column',
+    );
     assert.deepEqual(deleted.key, { sensor: 's2' });
   });
 
-  test('a column listed in a capture\'s columns dropped while rowcast runs: writes succeed, the payload lacks it', async () => {
+  test("a column listed in a capture's columns dropped while rowcast runs: writes succeed, the payload lacks it", async () => {
     await db.pool.query('ALTER TABLE readings DROP COLUMN unit');
     await db.pool.query(`UPDATE readings SET value = 23.000, note = NULL WHERE sensor = 's1'`);
-    const d = await waitFor('readings-cols', (p) => p.op === 'UPDATE' && p.after.value === '23.000', 'diff after dropping a listed column');
+    const d = await waitFor(
+      'readings-cols',
+      (p) => p.op === 'UPDATE' && p.after.value === '23.000',
+      'diff after dropping a listed column',
+    );
     assert.deepEqual(d.before, { value: '22.25', note: 'first' }, 'only the listed columns that still exist');
     assert.deepEqual(d.after, { value: '23.000', note: null }, 'a column that exists but is NULL stays, as null');
     assert.deepEqual(d.changed.sort(), ['note', 'value']);
     await db.pool.query(`INSERT INTO readings VALUES ('s3', 1.5, 'third')`);
-    const i = await waitFor('readings-cols', (p) => p.op === 'INSERT' && p.after.note === 'third', 'insert after dropping a listed column');
+    const i = await waitFor(
+      'readings-cols',
+      (p) => p.op === 'INSERT' && p.after.note === 'third',
+      'insert after dropping a listed column',
+    );
     assert.deepEqual(i.after, { value: '1.5', note: 'third' });
     // apply then says what to change in the config instead of installing a capture of a missing column.
-    await assert.rejects(apply(db.pool, parseConfig(config, 'test config'), { dryRun: true }), /captures\.readings-cols\.columns: public\.readings has no column "unit"; its columns are sensor, value, note\./);
+    await assert.rejects(
+      apply(db.pool, parseConfig(config, 'test config'), { dryRun: true }),
+      /captures\.readings-cols\.columns: public\.readings has no column "unit"; its columns are sensor, value, note\./,
+    );
   });
 
   test('the only primary-key column dropped: writes succeed; key is null, and a keys payload carries the whole row', async () => {
@@ -216,7 +298,11 @@ describe('table kinds', () => {
     await db.pool.query('ALTER TABLE gauges DROP COLUMN id');
     await db.pool.query('INSERT INTO gauges VALUES (2.20)');
     await db.pool.query('UPDATE gauges SET level = 3.30 WHERE level = 2.20');
-    const keys = await waitFor('gauges-keys', (p) => p.op === 'INSERT' && p.key?.level === '2.20', 'keys event after the drop');
+    const keys = await waitFor(
+      'gauges-keys',
+      (p) => p.op === 'INSERT' && p.key?.level === '2.20',
+      'keys event after the drop',
+    );
     assert.deepEqual(keys.key, { level: '2.20' }, 'the whole row, exact numbers as strings');
     const diff = await waitFor('gauges-diff', (p) => p.op === 'UPDATE', 'diff event after the drop');
     assert.equal(diff.key, null);

@@ -13,9 +13,16 @@ import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { classifyAddress } from '../../src/delivery/sinks/http/address-policy.js';
 import { HttpSink } from '../../src/delivery/sinks/http/http-sink.js';
 import type { DeliveryAttempt } from '../../src/model/sink.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 
-const REFUSAL = /^refused to connect to (127\.0\.0\.1|::1|0\.0\.0\.0) \((loopback|unspecified)[^)]*\): webhook endpoints must be public addresses; set runtime\.allowPrivateEndpoints: true to allow internal ones/;
+const REFUSAL =
+  /^refused to connect to (127\.0\.0\.1|::1|0\.0\.0\.0) \((loopback|unspecified)[^)]*\): webhook endpoints must be public addresses; set runtime\.allowPrivateEndpoints: true to allow internal ones/;
 
 /** A real HTTP server on 127.0.0.1 that counts the connections and requests it gets. */
 class Receiver {
@@ -127,9 +134,24 @@ describe('delivery to internal addresses', () => {
         allowed: { table: 'allowed', topic: 'allowed', operations: ['INSERT'] },
       },
       subscriptions: {
-        ...Object.fromEntries(Object.entries(tricky(receiver.port)).map(([name, endpoint]) => [name, { topic: 'refused', protocol: 'http' as const, endpoint, ...settings }])),
-        loopback: { topic: 'allowed', protocol: 'http', endpoint: `http://127.0.0.1:${receiver.port}/allowed`, ...settings },
-        'loopback-by-name': { topic: 'allowed', protocol: 'http', endpoint: `http://localhost:${receiver.port}/allowed-by-name`, ...settings },
+        ...Object.fromEntries(
+          Object.entries(tricky(receiver.port)).map(([name, endpoint]) => [
+            name,
+            { topic: 'refused', protocol: 'http' as const, endpoint, ...settings },
+          ]),
+        ),
+        loopback: {
+          topic: 'allowed',
+          protocol: 'http',
+          endpoint: `http://127.0.0.1:${receiver.port}/allowed`,
+          ...settings,
+        },
+        'loopback-by-name': {
+          topic: 'allowed',
+          protocol: 'http',
+          endpoint: `http://localhost:${receiver.port}/allowed-by-name`,
+          ...settings,
+        },
       },
     });
   });
@@ -140,28 +162,37 @@ describe('delivery to internal addresses', () => {
     await db?.drop();
   });
 
-  test('flag off (the default): every spelling of an internal address fails its attempt with a clear error; nothing reaches the receiver', { timeout: 60_000 }, async () => {
-    await run({ allowPrivateEndpoints: false });
-    await db.pool.query('INSERT INTO refused VALUES (1)');
-    const names = Object.keys(tricky(receiver.port));
-    let last: unknown;
-    const rows = await eventually(async () => {
-      const { rows } = await db.pool.query<{ subscription: string; state: string; attempts: number; last_error: string | null }>(
-        `SELECT subscription, state, attempts, last_error FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id WHERE m.topic = 'refused' ORDER BY subscription`,
-      );
-      last = rows;
-      return rows.length === names.length && rows.every((r) => r.state === 'dead') && rows;
-    }, 'every refused delivery to have had its attempt').catch((err: Error) => {
-      throw new Error(`${err.message}; deliveries: ${JSON.stringify(last)}`);
-    });
-    for (const row of rows) {
-      assert.equal(row.attempts, 1, row.subscription);
-      assert.match(row.last_error ?? '', REFUSAL, `${row.subscription}: ${row.last_error}`);
-    }
-    assert.match(rows.find((r) => r.subscription === 'localhost')!.last_error!, /resolved from localhost/);
-    assert.equal(receiver.connections, 0, 'no connection reached the receiver');
-    assert.deepEqual(receiver.requests, []);
-  });
+  test(
+    'flag off (the default): every spelling of an internal address fails its attempt with a clear error; nothing reaches the receiver',
+    { timeout: 60_000 },
+    async () => {
+      await run({ allowPrivateEndpoints: false });
+      await db.pool.query('INSERT INTO refused VALUES (1)');
+      const names = Object.keys(tricky(receiver.port));
+      let last: unknown;
+      const rows = await eventually(async () => {
+        const { rows } = await db.pool.query<{
+          subscription: string;
+          state: string;
+          attempts: number;
+          last_error: string | null;
+        }>(
+          `SELECT subscription, state, attempts, last_error FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id WHERE m.topic = 'refused' ORDER BY subscription`,
+        );
+        last = rows;
+        return rows.length === names.length && rows.every((r) => r.state === 'dead') && rows;
+      }, 'every refused delivery to have had its attempt').catch((err: Error) => {
+        throw new Error(`${err.message}; deliveries: ${JSON.stringify(last)}`);
+      });
+      for (const row of rows) {
+        assert.equal(row.attempts, 1, row.subscription);
+        assert.match(row.last_error ?? '', REFUSAL, `${row.subscription}: ${row.last_error}`);
+      }
+      assert.match(rows.find((r) => r.subscription === 'localhost')!.last_error!, /resolved from localhost/);
+      assert.equal(receiver.connections, 0, 'no connection reached the receiver');
+      assert.deepEqual(receiver.requests, []);
+    },
+  );
 
   test('a refused attempt is a retryable failure (DNS may change)', async () => {
     const sink = new HttpSink();
@@ -183,7 +214,9 @@ describe('delivery to internal addresses', () => {
     await eventually(() => receiver.requests.length === 2, 'both deliveries to the loopback receiver');
     assert.deepEqual([...receiver.requests].sort(), ['/allowed', '/allowed-by-name']);
     await eventually(async () => {
-      const { rows } = await db.pool.query<{ state: string }>(`SELECT d.state FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id WHERE m.topic = 'allowed'`);
+      const { rows } = await db.pool.query<{ state: string }>(
+        `SELECT d.state FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id WHERE m.topic = 'allowed'`,
+      );
       return rows.length === 2 && rows.every((r) => r.state === 'done');
     }, 'both deliveries done');
   });
@@ -198,11 +231,25 @@ function attemptTo(endpoint: string): DeliveryAttempt {
       topic: 't',
       protocol: 'http',
       endpoint,
-      settings: { format: 'envelope', headers: {}, maxConcurrency: 1, deliveryPolicy: { maxAttempts: 1, minDelay: 1000, maxDelay: 1000, timeout: 5000, maxRetryAfter: 1000 } },
+      settings: {
+        format: 'envelope',
+        headers: {},
+        maxConcurrency: 1,
+        deliveryPolicy: { maxAttempts: 1, minDelay: 1000, maxDelay: 1000, timeout: 5000, maxRetryAfter: 1000 },
+      },
       secret: null,
       state: 'active',
       deadLetterTopic: null,
     },
-    message: { id: randomUUID(), topic: 't', subject: null, body: '{}', contentType: 'application/json', attributes: {}, timestamp: new Date().toISOString(), trace: null },
+    message: {
+      id: randomUUID(),
+      topic: 't',
+      subject: null,
+      body: '{}',
+      contentType: 'application/json',
+      attributes: {},
+      timestamp: new Date().toISOString(),
+      trace: null,
+    },
   };
 }

@@ -29,7 +29,13 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { generateSecret } from '../../src/admin/apply.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
@@ -37,7 +43,26 @@ let receiver: WebhookReceiver;
 let rowcast: RowcastRuntime;
 const secret = generateSecret();
 
-const COLUMNS = ['id', 'big', 'num', 'num_fixed', 'ints', 'bigs', 'texts', 'nums', 'doc', 'ts', 'tstz', 'd', 'iv', 'u', 'b', 'bin', 'f8', 'txt'] as const;
+const COLUMNS = [
+  'id',
+  'big',
+  'num',
+  'num_fixed',
+  'ints',
+  'bigs',
+  'texts',
+  'nums',
+  'doc',
+  'ts',
+  'tstz',
+  'd',
+  'iv',
+  'u',
+  'b',
+  'bin',
+  'f8',
+  'txt',
+] as const;
 const EXACT = new Set(['id', 'big', 'num', 'num_fixed']);
 const EXACT_ARRAYS = new Set(['bigs', 'nums']);
 
@@ -71,7 +96,8 @@ after(async () => {
 /** The change payload of a request (the envelope's body for row-hook, the raw body for diff-hook). */
 const payloadOf = (r: ReceivedRequest) => (r.headers['rowcast-subscription'] === 'row-hook' ? r.json.body : r.json);
 /** Its raw JSON text, for PostgreSQL to parse without JavaScript's number rounding. */
-const rawPayloadSql = (r: ReceivedRequest) => (r.headers['rowcast-subscription'] === 'row-hook' ? `($1::jsonb -> 'body')` : `$1::jsonb`);
+const rawPayloadSql = (r: ReceivedRequest) =>
+  r.headers['rowcast-subscription'] === 'row-hook' ? `($1::jsonb -> 'body')` : `$1::jsonb`;
 
 async function waitFor(sub: 'row-hook' | 'diff-hook', op: string, id: string): Promise<ReceivedRequest> {
   return eventually(
@@ -95,8 +121,13 @@ async function expectedRow(id: string, settings: Record<string, string> = {}): P
   try {
     await client.query('BEGIN');
     for (const [k, v] of Object.entries(settings)) await client.query(`SELECT set_config($1, $2, true)`, [k, v]);
-    const exprs = COLUMNS.map((c) => (EXACT.has(c) ? `to_jsonb(v.${c}::text)` : EXACT_ARRAYS.has(c) ? `to_jsonb(v.${c}::text[])` : `to_jsonb(v.${c})`));
-    const { rows } = await client.query(`SELECT jsonb_build_array(${exprs.join(', ')})::text AS a FROM vals v WHERE id = $1::bigint`, [id]);
+    const exprs = COLUMNS.map((c) =>
+      EXACT.has(c) ? `to_jsonb(v.${c}::text)` : EXACT_ARRAYS.has(c) ? `to_jsonb(v.${c}::text[])` : `to_jsonb(v.${c})`,
+    );
+    const { rows } = await client.query(
+      `SELECT jsonb_build_array(${exprs.join(', ')})::text AS a FROM vals v WHERE id = $1::bigint`,
+      [id],
+    );
     await client.query('ROLLBACK');
     const values = JSON.parse(rows[0].a) as unknown[];
     return Object.fromEntries(COLUMNS.map((c, i) => [c, values[i]]));
@@ -116,7 +147,11 @@ async function assertRoundTrips(r: ReceivedRequest, side: 'after' | 'before', id
     [r.body, id],
   );
   assert.ok(rows[0], `row ${id} is still stored`);
-  assert.deepEqual(rows[0], { same: true, same_scale: true, same_array_scale: true }, `${side} of row ${id} round-trips through jsonb_populate_record`);
+  assert.deepEqual(
+    rows[0],
+    { same: true, same_scale: true, same_array_scale: true },
+    `${side} of row ${id} round-trips through jsonb_populate_record`,
+  );
 }
 
 /** Inserts in a session with the given settings (SET LOCAL), returning what PostgreSQL renders in that session. */
@@ -163,7 +198,10 @@ describe('values round-trip exactly into row and diff payloads', () => {
     assert.equal(expected.d, '2026-02-28');
     assert.equal(expected.iv, '1 year 2 mons 3 days 04:05:06.789');
 
-    for (const [sub, side] of [['row-hook', 'after'], ['diff-hook', 'after']] as const) {
+    for (const [sub, side] of [
+      ['row-hook', 'after'],
+      ['diff-hook', 'after'],
+    ] as const) {
       const r = await waitFor(sub, 'INSERT', id);
       assert.equal(r.verified, true);
       const p = payloadOf(r);
@@ -197,7 +235,9 @@ describe('values round-trip exactly into row and diff payloads', () => {
   });
 
   test('numeric NaN, Infinity and -Infinity, and bigint -2^63 as a key', async () => {
-    await db.pool.query(`INSERT INTO vals (id, num, num_fixed, f8) VALUES (-9223372036854775808, 'NaN', 'NaN', 'NaN'), (2, 'Infinity', NULL, 'Infinity'), (3, '-Infinity', NULL, '-Infinity')`);
+    await db.pool.query(
+      `INSERT INTO vals (id, num, num_fixed, f8) VALUES (-9223372036854775808, 'NaN', 'NaN', 'NaN'), (2, 'Infinity', NULL, 'Infinity'), (3, '-Infinity', NULL, '-Infinity')`,
+    );
     // numeric(p,s) holds NaN but not ±Infinity (PostgreSQL refuses it), so num_fixed is NULL on those rows.
     const cases = [
       ['-9223372036854775808', 'NaN'],
@@ -218,9 +258,14 @@ describe('values round-trip exactly into row and diff payloads', () => {
   });
 
   test('multi-dimensional and non-1-based arrays of exact numbers: nested arrays of strings', async () => {
-    await db.pool.query(`INSERT INTO vals (id, nums, bigs, ints) VALUES (5, '{{1.50,NULL},{NaN,-Infinity}}', '[0:1]={9223372036854775807,-1}', '{{1,2},{3,4}}')`);
+    await db.pool.query(
+      `INSERT INTO vals (id, nums, bigs, ints) VALUES (5, '{{1.50,NULL},{NaN,-Infinity}}', '[0:1]={9223372036854775807,-1}', '{{1,2},{3,4}}')`,
+    );
     const expected = await expectedRow('5');
-    assert.deepEqual(expected.nums, [['1.50', null], ['NaN', '-Infinity']]);
+    assert.deepEqual(expected.nums, [
+      ['1.50', null],
+      ['NaN', '-Infinity'],
+    ]);
     assert.deepEqual(expected.bigs, ['9223372036854775807', '-1'], 'array bounds are not part of the JSON');
     for (const sub of ['row-hook', 'diff-hook'] as const) {
       const r = await waitFor(sub, 'INSERT', '5');
@@ -249,7 +294,10 @@ describe('values round-trip exactly into row and diff payloads', () => {
     for (const [i, zone] of zones.entries()) {
       const id = String(100 + i);
       // The literal carries its own zone; the session zone only changes how it is rendered.
-      await insertWith(`INSERT INTO vals (id, tstz, ts) VALUES (${id}, '2026-03-08 10:11:12.654321+00', '2026-03-08 10:11:12.654321')`, { TimeZone: zone });
+      await insertWith(
+        `INSERT INTO vals (id, tstz, ts) VALUES (${id}, '2026-03-08 10:11:12.654321+00', '2026-03-08 10:11:12.654321')`,
+        { TimeZone: zone },
+      );
       const expected = await expectedRow(id, { TimeZone: zone });
       for (const sub of ['row-hook', 'diff-hook'] as const) {
         const r = await waitFor(sub, 'INSERT', id);
@@ -260,7 +308,9 @@ describe('values round-trip exactly into row and diff payloads', () => {
         await assertRoundTrips(r, 'after', id);
       }
     }
-    const offsets = await Promise.all(zones.map(async (_z, i) => payloadOf(await waitFor('row-hook', 'INSERT', String(100 + i))).after.tstz as string));
+    const offsets = await Promise.all(
+      zones.map(async (_z, i) => payloadOf(await waitFor('row-hook', 'INSERT', String(100 + i))).after.tstz as string),
+    );
     assert.deepEqual(
       offsets.map((t) => t.slice(-6)),
       ['+00:00', '+05:30', '-02:30', '+13:45', '-07:00'],
@@ -269,7 +319,10 @@ describe('values round-trip exactly into row and diff payloads', () => {
   });
 
   test('interval and bytea follow the writer session IntervalStyle and bytea_output (same value)', async () => {
-    await insertWith(`INSERT INTO vals (id, iv, bin) VALUES (200, '1 year 2 mons 3 days 04:05:06.789', '\\x00ff0a27'::bytea)`, { IntervalStyle: 'iso_8601', bytea_output: 'escape' });
+    await insertWith(
+      `INSERT INTO vals (id, iv, bin) VALUES (200, '1 year 2 mons 3 days 04:05:06.789', '\\x00ff0a27'::bytea)`,
+      { IntervalStyle: 'iso_8601', bytea_output: 'escape' },
+    );
     const expected = await expectedRow('200', { IntervalStyle: 'iso_8601', bytea_output: 'escape' });
     assert.equal(expected.iv, 'P1Y2M3DT4H5M6.789S');
     for (const sub of ['row-hook', 'diff-hook'] as const) {
@@ -291,9 +344,14 @@ describe('values round-trip exactly into row and diff payloads', () => {
     );
     assert.ok(rows[0].row_bytes > 8000, `row 300 is ${rows[0].row_bytes} bytes`);
     assert.equal(rows[1].len, 1024 * 1024);
-    const toast = await db.pool.query(`SELECT reltoastrelid::regclass::text AS rel FROM pg_class WHERE oid = 'vals'::regclass`);
+    const toast = await db.pool.query(
+      `SELECT reltoastrelid::regclass::text AS rel FROM pg_class WHERE oid = 'vals'::regclass`,
+    );
     const chunks = await db.pool.query(`SELECT count(*)::int AS n FROM ${toast.rows[0].rel}`);
-    assert.ok(chunks.rows[0].n > 100, `the 1 MB value is stored out of line in ${toast.rows[0].rel} (${chunks.rows[0].n} chunks, ${rows[1].stored} bytes)`);
+    assert.ok(
+      chunks.rows[0].n > 100,
+      `the 1 MB value is stored out of line in ${toast.rows[0].rel} (${chunks.rows[0].n} chunks, ${rows[1].stored} bytes)`,
+    );
     for (const { id, md5, len } of rows) {
       const expected = await expectedRow(id);
       for (const sub of ['row-hook', 'diff-hook'] as const) {

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 // The router's sleeping flag (docs/architecture.md, Wake-ups) end to end: writers NOTIFY only while it is set, and
@@ -39,7 +45,11 @@ after(async () => {
   await db?.drop();
 });
 
-const sleeping = () => eventually(async () => (await db.pool.query('SELECT 1 FROM rowcast.dispatchers WHERE sleeping')).rowCount, 'the router to sleep');
+const sleeping = () =>
+  eventually(
+    async () => (await db.pool.query('SELECT 1 FROM rowcast.dispatchers WHERE sleeping')).rowCount,
+    'the router to sleep',
+  );
 
 test('a trickle: each commit made while the router sleeps sends a NOTIFY, and each event is delivered', async () => {
   await sleeping();

@@ -3,7 +3,14 @@ import { after, test } from 'node:test';
 import pg from 'pg';
 import { assertDeliveries } from '../support/checker.js';
 import { eventually } from '../support/database.js';
-import { explained, FaultScenario, reportResult, sleep, stopChild, waitAllDelivered } from '../support/fault-harness.js';
+import {
+  explained,
+  FaultScenario,
+  reportResult,
+  sleep,
+  stopChild,
+  waitAllDelivered,
+} from '../support/fault-harness.js';
 
 const scenario = new FaultScenario();
 const clients: pg.Client[] = [];
@@ -33,7 +40,11 @@ test('a lower event id commits after a higher one: both delivered', { timeout: 1
       await late.query('BEGIN');
       await late.query('INSERT INTO items (id) VALUES ($1)', [high]);
       await late.query('COMMIT');
-      await eventually(() => receiver.delivered.find((r) => r.json?.body?.after?.id === high), `row ${high} (higher event id) delivered`, 15_000);
+      await eventually(
+        () => receiver.delivered.find((r) => r.json?.body?.after?.id === high),
+        `row ${high} (higher event id) delivered`,
+        15_000,
+      );
       await sleep(1000); // several poll intervals and routing rounds pass while the lower id is still uncommitted
       const committedAt = Date.now();
       await early.query('COMMIT');

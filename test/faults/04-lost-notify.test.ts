@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { assertDeliveries } from '../support/checker.js';
 import { eventually } from '../support/database.js';
-import { explained, FaultScenario, reportResult, sleep, stopChild, waitAllDelivered } from '../support/fault-harness.js';
+import {
+  explained,
+  FaultScenario,
+  reportResult,
+  sleep,
+  stopChild,
+  waitAllDelivered,
+} from '../support/fault-harness.js';
 
 const scenario = new FaultScenario();
 
@@ -14,7 +21,11 @@ const SLACK_MS = 1500;
 
 test('NOTIFY lost: polling still delivers within the poll interval', { timeout: 180_000 }, () =>
   explained(scenario.children, async () => {
-    const { db, receiver: rx, child } = await scenario.startOnTestDatabase({ runtime: { pollInterval: `${POLL_MS}ms` } });
+    const {
+      db,
+      receiver: rx,
+      child,
+    } = await scenario.startOnTestDatabase({ runtime: { pollInterval: `${POLL_MS}ms` } });
 
     const pool = db.pool;
     let id = 0;
@@ -23,11 +34,19 @@ test('NOTIFY lost: polling still delivers within the poll interval', { timeout: 
       await insert();
       const t0 = Date.now();
       await pool.query('INSERT INTO items (id) VALUES ($1)', [row]);
-      const got = await eventually(() => rx.delivered.find((r) => r.json?.body?.after?.id === row), `row ${row} delivered`, 15_000);
+      const got = await eventually(
+        () => rx.delivered.find((r) => r.json?.body?.after?.id === row),
+        `row ${row} delivered`,
+        15_000,
+      );
       return got.at - t0;
     };
     const sleepingAgain = () =>
-      eventually(async () => (await pool.query(`SELECT 1 FROM rowcast.dispatchers WHERE sleeping`)).rowCount, 'the dispatcher to sleep again', 15_000);
+      eventually(
+        async () => (await pool.query(`SELECT 1 FROM rowcast.dispatchers WHERE sleeping`)).rowCount,
+        'the dispatcher to sleep again',
+        15_000,
+      );
 
     // (a) The trigger sends no NOTIFY: the sleeping flag is cleared behind the dispatcher's back, as if the
     // notification had been lost, so only its poll can find the row.
@@ -35,7 +54,9 @@ test('NOTIFY lost: polling still delivers within the poll interval', { timeout: 
     for (let i = 0; i < 4; i++) {
       await sleepingAgain();
       await sleep(Math.floor(Math.random() * POLL_MS));
-      noNotify.push(await latency(async () => void (await pool.query('UPDATE rowcast.dispatchers SET sleeping = false'))));
+      noNotify.push(
+        await latency(async () => void (await pool.query('UPDATE rowcast.dispatchers SET sleeping = false'))),
+      );
     }
     // (b) The LISTEN connection is terminated and the row inserted while it is down.
     const listenerDown: number[] = [];
@@ -56,7 +77,8 @@ test('NOTIFY lost: polling still delivers within the poll interval', { timeout: 
     const ids = await waitAllDelivered(pool, rx, 'every row delivered', 20_000);
     const result = assertDeliveries({ committed: ids, requests: rx.requests });
     assert.ok(terminated >= 3, `the listener was terminated (${terminated} times)`);
-    for (const ms of [...noNotify, ...listenerDown]) assert.ok(ms <= POLL_MS + SLACK_MS, `delivered ${ms} ms after commit (poll interval ${POLL_MS} ms)`);
+    for (const ms of [...noNotify, ...listenerDown])
+      assert.ok(ms <= POLL_MS + SLACK_MS, `delivered ${ms} ms after commit (poll interval ${POLL_MS} ms)`);
     assert.deepEqual(await stopChild(child), { code: 0, signal: null });
     reportResult('lost-notify', {
       pollIntervalMs: POLL_MS,

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { claimInvocations, completeInvocations, type InvocationResult, releaseInvocations } from '../../src/functions/invocation-store.js';
+import {
+  claimInvocations,
+  completeInvocations,
+  type InvocationResult,
+  releaseInvocations,
+} from '../../src/functions/invocation-store.js';
 import { ident } from '../../src/store/sql.js';
 import { claimDeliveries, completeDeliveries, releaseDeliveries } from '../../src/delivery/delivery-store.js';
 import { routeEvents } from '../../src/routing/route-events.js';
@@ -77,15 +82,20 @@ async function crashLosesLease(table: 'deliveries' | 'invocations', id: string):
 }
 
 async function row(table: 'deliveries' | 'invocations', id: string) {
-  const { rows } = await db.pool.query<{ state: string; attempts: number; lease_owner: string | null; lease: string | null }>(
-    `SELECT state, attempts, lease_owner, lease::text FROM rowcast.${ident(table)} WHERE id = $1`,
-    [id],
-  );
+  const { rows } = await db.pool.query<{
+    state: string;
+    attempts: number;
+    lease_owner: string | null;
+    lease: string | null;
+  }>(`SELECT state, attempts, lease_owner, lease::text FROM rowcast.${ident(table)} WHERE id = $1`, [id]);
   return rows[0]!;
 }
 
 async function messagesOn(topic: string): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM rowcast.messages WHERE topic = $1', [topic]);
+  const { rows } = await db.pool.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM rowcast.messages WHERE topic = $1',
+    [topic],
+  );
   return rows[0]!.n;
 }
 
@@ -99,19 +109,50 @@ test("a delivery claimed again after a crash: the first owner's results and rele
   await crashLosesLease('deliveries', first.deliveryId);
   const [second] = await claimDeliveries(db.pool, new Map([['items', 10]]), LEASE_MS, 'second');
   assert.ok(second);
-  assert.deepEqual([second.deliveryId, second.attempt], [first.deliveryId, first.attempt], 'the crash handed the same (id, attempt) out again');
+  assert.deepEqual(
+    [second.deliveryId, second.attempt],
+    [first.deliveryId, first.attempt],
+    'the crash handed the same (id, attempt) out again',
+  );
 
   // The first owner's buffered results: delivered, or dead with a dead letter; then its release at shutdown.
   const stale = { deliveryId: first.deliveryId, attempt: first.attempt, lease: first.lease, durationMs: 1 };
-  assert.equal(await completeDeliveries(db.pool, [{ ...stale, state: 'done', status: 200 }]), 0, 'a stale "done" is refused');
-  const deadLetter = { id: randomUUID(), topic: 'letters', subject: null, body: '{}', contentType: 'application/json', attributes: {}, groupKey: null };
-  assert.equal(await completeDeliveries(db.pool, [{ ...stale, state: 'dead', error: 'gave up', deadLetter }]), 0, 'a stale "dead" is refused');
+  assert.equal(
+    await completeDeliveries(db.pool, [{ ...stale, state: 'done', status: 200 }]),
+    0,
+    'a stale "done" is refused',
+  );
+  const deadLetter = {
+    id: randomUUID(),
+    topic: 'letters',
+    subject: null,
+    body: '{}',
+    contentType: 'application/json',
+    attributes: {},
+    groupKey: null,
+  };
+  assert.equal(
+    await completeDeliveries(db.pool, [{ ...stale, state: 'dead', error: 'gave up', deadLetter }]),
+    0,
+    'a stale "dead" is refused',
+  );
   await releaseDeliveries(db.pool, [stale], false);
   count('delivery', 3);
 
-  assert.deepEqual(await row('deliveries', first.deliveryId), { state: 'in_flight', attempts: 1, lease_owner: 'second', lease: second.lease });
+  assert.deepEqual(await row('deliveries', first.deliveryId), {
+    state: 'in_flight',
+    attempts: 1,
+    lease_owner: 'second',
+    lease: second.lease,
+  });
   assert.equal(await messagesOn('letters'), 0, 'no dead letter for a refused result');
-  assert.equal(await completeDeliveries(db.pool, [{ deliveryId: second.deliveryId, attempt: second.attempt, lease: second.lease, state: 'done', status: 200 }]), 1, "the owner's result is recorded");
+  assert.equal(
+    await completeDeliveries(db.pool, [
+      { deliveryId: second.deliveryId, attempt: second.attempt, lease: second.lease, state: 'done', status: 200 },
+    ]),
+    1,
+    "the owner's result is recorded",
+  );
   assert.equal((await row('deliveries', first.deliveryId)).state, 'done');
 });
 
@@ -136,17 +177,53 @@ test("direct leases made by routing, lost in a crash and claimed by another proc
   const staleDelivery = { deliveryId: delivery.deliveryId, attempt: delivery.attempt, lease: delivery.lease };
   assert.equal(await completeDeliveries(db.pool, [{ ...staleDelivery, state: 'done', status: 200 }]), 0);
   await releaseDeliveries(db.pool, [staleDelivery], true);
-  const published = { id: randomUUID(), topic: 'out', subject: null, body: '{}', contentType: 'application/json', attributes: {}, groupKey: null, dedupKey: null };
-  const staleInvocation: InvocationResult = { id: invocation.id, attempt: invocation.attempt, lease: invocation.lease, durationMs: 1, state: 'done', result: null, messages: [published], trace: null };
-  assert.equal((await completeInvocations(db.pool, [staleInvocation])).recorded.size, 0, 'a stale invocation result is refused');
+  const published = {
+    id: randomUUID(),
+    topic: 'out',
+    subject: null,
+    body: '{}',
+    contentType: 'application/json',
+    attributes: {},
+    groupKey: null,
+    dedupKey: null,
+  };
+  const staleInvocation: InvocationResult = {
+    id: invocation.id,
+    attempt: invocation.attempt,
+    lease: invocation.lease,
+    durationMs: 1,
+    state: 'done',
+    result: null,
+    messages: [published],
+    trace: null,
+  };
+  assert.equal(
+    (await completeInvocations(db.pool, [staleInvocation])).recorded.size,
+    0,
+    'a stale invocation result is refused',
+  );
   await releaseInvocations(db.pool, [staleInvocation], true);
   count('direct lease', 4);
 
-  assert.deepEqual(await row('deliveries', delivery.deliveryId), { state: 'in_flight', attempts: 1, lease_owner: 'second', lease: second!.lease });
-  assert.deepEqual(await row('invocations', invocation.id), { state: 'in_flight', attempts: 1, lease_owner: 'second', lease: secondInvocation!.lease });
+  assert.deepEqual(await row('deliveries', delivery.deliveryId), {
+    state: 'in_flight',
+    attempts: 1,
+    lease_owner: 'second',
+    lease: second!.lease,
+  });
+  assert.deepEqual(await row('invocations', invocation.id), {
+    state: 'in_flight',
+    attempts: 1,
+    lease_owner: 'second',
+    lease: secondInvocation!.lease,
+  });
   assert.equal(await messagesOn('out'), 0, 'a refused invocation result publishes nothing');
   const mine = { ...staleInvocation, lease: secondInvocation!.lease, messages: [{ ...published, id: randomUUID() }] };
-  assert.deepEqual([...(await completeInvocations(db.pool, [mine])).recorded], [invocation.id], "the owner's result is recorded");
+  assert.deepEqual(
+    [...(await completeInvocations(db.pool, [mine])).recorded],
+    [invocation.id],
+    "the owner's result is recorded",
+  );
   assert.equal(await messagesOn('out'), 1, 'and publishes once');
 });
 
@@ -159,12 +236,31 @@ test("an invocation claimed again after a crash: the first owner's failure and r
   const [second] = await claimWork('second');
   assert.deepEqual([second?.id, second?.attempt], [first.id, first.attempt]);
 
-  const stale: InvocationResult = { id: first.id, attempt: first.attempt, lease: first.lease, durationMs: 1, state: 'pending', availableAt: new Date(), error: 'Error: boom', messages: [], trace: null };
+  const stale: InvocationResult = {
+    id: first.id,
+    attempt: first.attempt,
+    lease: first.lease,
+    durationMs: 1,
+    state: 'pending',
+    availableAt: new Date(),
+    error: 'Error: boom',
+    messages: [],
+    trace: null,
+  };
   assert.equal((await completeInvocations(db.pool, [stale])).recorded.size, 0, 'a stale retry is refused');
-  assert.equal((await completeInvocations(db.pool, [{ ...stale, state: 'failed', availableAt: undefined }])).recorded.size, 0, 'a stale failure is refused');
+  assert.equal(
+    (await completeInvocations(db.pool, [{ ...stale, state: 'failed', availableAt: undefined }])).recorded.size,
+    0,
+    'a stale failure is refused',
+  );
   await releaseInvocations(db.pool, [stale], false);
   count('invocation', 3);
-  assert.deepEqual(await row('invocations', first.id), { state: 'in_flight', attempts: 1, lease_owner: 'second', lease: second!.lease });
+  assert.deepEqual(await row('invocations', first.id), {
+    state: 'in_flight',
+    attempts: 1,
+    lease_owner: 'second',
+    lease: second!.lease,
+  });
 });
 
 test("FIFO: a stale result for a group's head does not let the next delivery of the group go while the head is in flight", async () => {
@@ -179,26 +275,49 @@ test("FIFO: a stale result for a group's head does not let the next delivery of 
   const [second] = await claimAll('second');
   assert.deepEqual([second?.deliveryId, second?.attempt], [head.deliveryId, head.attempt]);
 
-  assert.equal(await completeDeliveries(db.pool, [{ deliveryId: head.deliveryId, attempt: head.attempt, lease: head.lease, state: 'done', status: 200 }]), 0);
+  assert.equal(
+    await completeDeliveries(db.pool, [
+      { deliveryId: head.deliveryId, attempt: head.attempt, lease: head.lease, state: 'done', status: 200 },
+    ]),
+    0,
+  );
   count('fifo');
   assert.deepEqual(await claimAll('third'), [], 'the next version waits while the head is in flight');
-  assert.equal(await completeDeliveries(db.pool, [{ deliveryId: second!.deliveryId, attempt: second!.attempt, lease: second!.lease, state: 'done', status: 200 }]), 1);
+  assert.equal(
+    await completeDeliveries(db.pool, [
+      { deliveryId: second!.deliveryId, attempt: second!.attempt, lease: second!.lease, state: 'done', status: 200 },
+    ]),
+    1,
+  );
   const next = await claimAll('third');
   assert.equal(next.length, 1, 'once the head is done, the next version goes');
   assert.equal(JSON.parse(next[0]!.message.body).after.v, 1);
 });
 
-test("a lease without a token (in flight at the upgrade) takes no result of this version, and is claimed again once it expires", async () => {
+test('a lease without a token (in flight at the upgrade) takes no result of this version, and is claimed again once it expires', async () => {
   await db.pool.query('INSERT INTO items VALUES (2)');
   await routeEvents(db.pool, 500);
   const [old] = await claimDeliveries(db.pool, new Map([['items', 10]]), LEASE_MS, 'before the upgrade');
   assert.ok(old);
   // As a process of the previous version leaves it: no token, and its lease has run out.
-  await db.pool.query(`UPDATE rowcast.deliveries SET lease = NULL, available_at = now() - interval '1 second' WHERE id = $1`, [old.deliveryId]);
-  assert.equal(await completeDeliveries(db.pool, [{ deliveryId: old.deliveryId, attempt: old.attempt, lease: old.lease, state: 'done' }]), 0);
+  await db.pool.query(
+    `UPDATE rowcast.deliveries SET lease = NULL, available_at = now() - interval '1 second' WHERE id = $1`,
+    [old.deliveryId],
+  );
+  assert.equal(
+    await completeDeliveries(db.pool, [
+      { deliveryId: old.deliveryId, attempt: old.attempt, lease: old.lease, state: 'done' },
+    ]),
+    0,
+  );
   const [again] = await claimDeliveries(db.pool, new Map([['items', 10]]), LEASE_MS, 'after the upgrade');
   assert.equal(again?.deliveryId, old.deliveryId);
   assert.ok(again.lease && again.lease !== old.lease, 'the new claim has a token of its own');
-  assert.equal(await completeDeliveries(db.pool, [{ deliveryId: again.deliveryId, attempt: again.attempt, lease: again.lease, state: 'done' }]), 1);
+  assert.equal(
+    await completeDeliveries(db.pool, [
+      { deliveryId: again.deliveryId, attempt: again.attempt, lease: again.lease, state: 'done' },
+    ]),
+    1,
+  );
   reportResult('stale-results', { staleWritesRefused: refused });
 });

@@ -65,7 +65,11 @@ async function readyz(url: string): Promise<Readiness> {
 /** The first row committed after now; resolves with how long after `since` a 2xx for a row past it came. */
 async function deliveryOfANewRow(receiver: WebhookReceiver, since: number, what: string): Promise<number> {
   const before = Math.max(0, ...(await committedIds(pool!)));
-  const r = await eventually(() => receiver.delivered.find((x) => Number(x.json?.body?.after?.id) > before), what, RECOVERY_MS);
+  const r = await eventually(
+    () => receiver.delivered.find((x) => Number(x.json?.body?.after?.id) > before),
+    what,
+    RECOVERY_MS,
+  );
   return r.at - since;
 }
 
@@ -79,7 +83,10 @@ test(
       ns = await NetworkNamespace.create();
       const dbLink = await ns.addLink('db', 0);
       const hookLink = await ns.addLink('hook', 1);
-      server = await startRestartablePostgres({ listenAddresses: [dbLink.hostAddress], allowNetworks: [`${dbLink.address}/32`] });
+      server = await startRestartablePostgres({
+        listenAddresses: [dbLink.hostAddress],
+        allowNetworks: [`${dbLink.address}/32`],
+      });
       const admin = new pg.Client({ connectionString: server.url });
       await admin.connect();
       await admin.query('CREATE DATABASE rowcast_fault');
@@ -97,11 +104,21 @@ test(
         subscriptions: {
           // Every attempt in the partition takes the whole timeout (nothing answers, nothing refuses): enough attempts
           // to outlast 30 s, so that the partition costs retries, not dead letters.
-          items: { topic: 'items', protocol: 'http', endpoint: receiver.url, deliveryPolicy: { minDelay: '100ms', maxDelay: '2s', timeout: '2s', maxAttempts: 40 } },
+          items: {
+            topic: 'items',
+            protocol: 'http',
+            endpoint: receiver.url,
+            deliveryPolicy: { minDelay: '100ms', maxDelay: '2s', timeout: '2s', maxAttempts: 40 },
+          },
         },
         // On every address of the test's own namespace (the host reaches /readyz over the veth), without a token: a
         // non-loopback server without one must say so (allowUnauthenticated).
-        runtime: { lease: '2s', pollInterval: '300ms', shutdownGrace: '1s', http: { port, host: '0.0.0.0', allowUnauthenticated: true } },
+        runtime: {
+          lease: '2s',
+          pollInterval: '300ms',
+          shutdownGrace: '1s',
+          http: { port, host: '0.0.0.0', allowUnauthenticated: true },
+        },
       } as RowcastConfigInput;
       await scenario.useConfig(pool, config);
       const nsUrl = new URL(url);
@@ -131,11 +148,17 @@ test(
       const dbHealedAt = Date.now();
       assert.ok(duringDbCut.length > 0, '/readyz was polled during the partition');
       const readyDuringCut = duringDbCut.filter((r) => r.status !== 503 || r.database === true);
-      assert.deepEqual(readyDuringCut, [], '/readyz answers 503 with the database check failing for as long as the database is unreachable');
+      assert.deepEqual(
+        readyDuringCut,
+        [],
+        '/readyz answers 503 with the database check failing for as long as the database is unreachable',
+      );
       const [readyAfterDbHealMs, deliveryAfterDbHealMs] = await Promise.all([
-        eventually(async () => (await readyz(readyzVia(hookLink))).status === 200, '/readyz to say ready again after the database partition healed', RECOVERY_MS).then(
-          () => Date.now() - dbHealedAt,
-        ),
+        eventually(
+          async () => (await readyz(readyzVia(hookLink))).status === 200,
+          '/readyz to say ready again after the database partition healed',
+          RECOVERY_MS,
+        ).then(() => Date.now() - dbHealedAt),
         deliveryOfANewRow(receiver, dbHealedAt, 'a row committed after the database partition healed to be delivered'),
       ]);
 
@@ -146,15 +169,30 @@ test(
       const readyDuringHookCut = await readyz(readyzVia(dbLink));
       await sleep(Math.max(0, CUT_MS - (Date.now() - hookCutAt)));
       // A figure, showing the cut holds: requests read after its first second (one that got in before may be read late).
-      const receivedDuringHookCut = receiver.requests.filter((r) => r.at > hookCutAt + 1000 && r.at < Date.now()).length;
+      const receivedDuringHookCut = receiver.requests.filter(
+        (r) => r.at > hookCutAt + 1000 && r.at < Date.now(),
+      ).length;
       await ns.heal('hook');
       const hookHealedAt = Date.now();
-      assert.equal(readyDuringHookCut.status, 200, `/readyz stays ready while only a subscriber is unreachable (${JSON.stringify(readyDuringHookCut)})`);
-      const deliveryAfterHookHealMs = await deliveryOfANewRow(receiver, hookHealedAt, 'a row committed after the subscriber partition healed to be delivered');
+      assert.equal(
+        readyDuringHookCut.status,
+        200,
+        `/readyz stays ready while only a subscriber is unreachable (${JSON.stringify(readyDuringHookCut)})`,
+      );
+      const deliveryAfterHookHealMs = await deliveryOfANewRow(
+        receiver,
+        hookHealedAt,
+        'a row committed after the subscriber partition healed to be delivered',
+      );
 
       await writer.stop();
       const t0 = Date.now();
-      const ids = await waitAllDelivered(pool, receiver, 'every committed row to be delivered after both partitions', 120_000);
+      const ids = await waitAllDelivered(
+        pool,
+        receiver,
+        'every committed row to be delivered after both partitions',
+        120_000,
+      );
       const result = assertDeliveries({ committed: ids, requests: receiver.requests });
       const catchUpMs = Date.now() - t0;
       assert.ok(child.running, 'rowcast survived both partitions');

@@ -36,7 +36,13 @@ const FULL_MS = 15_000;
 async function tmpfsUnavailable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'needs root (mount -t tmpfs)';
   for (const tool of ['mount', 'umount']) {
-    if (!(await run(tool, ['--version']).then(() => true, () => false))) return `\`${tool}\` is not installed`;
+    if (
+      !(await run(tool, ['--version']).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return `\`${tool}\` is not installed`;
   }
   const probe = mkdtempSync(path.join(tmpdir(), 'rowcast-faults-probe-'));
   try {
@@ -103,7 +109,10 @@ test(
       mounted = true;
       // A full pg_wal is a PANIC (PostgreSQL stops), which 01-postgres-restart covers from rowcast's side; a full data
       // directory leaves the server up and fails every statement that needs a new page.
-      server = await startRestartablePostgres({ dataDir: path.join(mountPoint, 'data'), initdbFlags: [`--waldir=${walDir}`] });
+      server = await startRestartablePostgres({
+        dataDir: path.join(mountPoint, 'data'),
+        initdbFlags: [`--waldir=${walDir}`],
+      });
       const admin = new pg.Client({ connectionString: server.url });
       await admin.connect();
       await admin.query('CREATE DATABASE rowcast_fault');
@@ -119,7 +128,8 @@ test(
       routeLock = new pg.Client({ connectionString: url, application_name: 'rowcast test route lock' });
       await routeLock.connect();
       await routeLock.query('SELECT pg_advisory_lock($1)', [ROUTE_LOCK]);
-      const unrouted = async () => Number((await pool!.query(`SELECT count(*) FROM rowcast.events WHERE routed_at IS NULL`)).rows[0].count);
+      const unrouted = async () =>
+        Number((await pool!.query(`SELECT count(*) FROM rowcast.events WHERE routed_at IS NULL`)).rows[0].count);
       await eventually(async () => (await unrouted()) >= 300, 'a backlog of 300 unrouted events', 60_000);
 
       const failedBefore = writer.failed;
@@ -131,7 +141,11 @@ test(
 
       // rowcast names the cause, and goes on trying rather than dying.
       const noSpaceLines = () => child.output.split('\n').filter((line) => line.includes('No space left on device'));
-      await eventually(() => noSpaceLines().length >= 2, 'rowcast to log "No space left on device" twice (a failure, then a retry that failed too)', 60_000);
+      await eventually(
+        () => noSpaceLines().length >= 2,
+        'rowcast to log "No space left on device" twice (a failure, then a retry that failed too)',
+        60_000,
+      );
       const logged = JSON.parse(noSpaceLines()[0]!) as { level: number; msg: string; err?: string };
       assert.ok(logged.level >= 40, `the failure is logged as a warning or an error: ${noSpaceLines()[0]}`);
       await sleep(Math.max(0, FULL_MS - (Date.now() - fullAt)));
@@ -150,7 +164,12 @@ test(
         60_000,
       );
       await writer.stop();
-      const ids = await waitAllDelivered(pool, receiver, 'every committed row to be delivered once space was freed', 90_000);
+      const ids = await waitAllDelivered(
+        pool,
+        receiver,
+        'every committed row to be delivered once space was freed',
+        90_000,
+      );
       const result = assertDeliveries({ committed: ids, requests: receiver.requests });
       const allDeliveredAfterFreeMs = Date.now() - freedAt;
       const exit = await stopChild(child);

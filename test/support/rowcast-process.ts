@@ -25,7 +25,14 @@ export class RowcastProcess {
     delete childEnv.NODE_OPTIONS;
     // tsx and the CLI by absolute path, so that the child may run in another directory; `prefix` wraps the command
     // (e.g. `ip netns exec <namespace>`).
-    const [file, ...rest] = [...(options.prefix ?? []), process.execPath, '--import', TSX, path.join(ROOT, 'src/app/cli/main.ts'), ...args];
+    const [file, ...rest] = [
+      ...(options.prefix ?? []),
+      process.execPath,
+      '--import',
+      TSX,
+      path.join(ROOT, 'src/app/cli/main.ts'),
+      ...args,
+    ];
     this.child = spawn(file!, rest, { cwd: options.cwd ?? ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
     this.child.stderr!.on('data', (c: Buffer) => (this.out += c.toString('utf8')));
@@ -36,8 +43,17 @@ export class RowcastProcess {
    * `rowcast start --config <file>` with DATABASE_URL set; `prefix` runs it through another command that then
    * execs it (same pid), e.g. `ip netns exec <namespace>`.
    */
-  static start(configFile: string, databaseUrl: string, env: Record<string, string> = {}, prefix: string[] = []): RowcastProcess {
-    return new RowcastProcess(['start', '--config', configFile], { DATABASE_URL: databaseUrl, ROWCAST_LOG_LEVEL: 'warn', ...env }, { prefix });
+  static start(
+    configFile: string,
+    databaseUrl: string,
+    env: Record<string, string> = {},
+    prefix: string[] = [],
+  ): RowcastProcess {
+    return new RowcastProcess(
+      ['start', '--config', configFile],
+      { DATABASE_URL: databaseUrl, ROWCAST_LOG_LEVEL: 'warn', ...env },
+      { prefix },
+    );
   }
 
   /** `rowcast <args>` in the directory `cwd`, with these variables set. */
@@ -70,7 +86,10 @@ export class RowcastProcess {
     const id = await eventually(
       async () => {
         if (!this.running) throw new Error(`rowcast exited early: ${this.output}`);
-        const { rows } = await pool.query<{ id: string }>(`SELECT id FROM rowcast.dispatchers WHERE id LIKE '%:' || $1::text || ':%' AND sleeping`, [String(this.pid)]);
+        const { rows } = await pool.query<{ id: string }>(
+          `SELECT id FROM rowcast.dispatchers WHERE id LIKE '%:' || $1::text || ':%' AND sleeping`,
+          [String(this.pid)],
+        );
         return rows[0]?.id;
       },
       `rowcast (pid ${this.pid}) to start`,
@@ -86,7 +105,13 @@ export class RowcastProcess {
       return await Promise.race([
         this.exited,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`rowcast (pid ${this.pid}) still running after ${timeoutMs} ms; output: ${this.output}`)), timeoutMs);
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(`rowcast (pid ${this.pid}) still running after ${timeoutMs} ms; output: ${this.output}`),
+              ),
+            timeoutMs,
+          );
         }),
       ]);
     } finally {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { DeliveryAttempt, OutboundMessage, SendOutcome, Sink, SubscriptionSettings } from '../../src/model/sink.js';
+import type {
+  DeliveryAttempt,
+  OutboundMessage,
+  SendOutcome,
+  Sink,
+  SubscriptionSettings,
+} from '../../src/model/sink.js';
 import type { TcpProxy } from './tcp-broker.js';
 
 /** Deliveries as the delivery worker hands them to a sink, and the checks the sink tests have in common. */
@@ -22,7 +28,11 @@ export function outboundMessage(overrides: Partial<OutboundMessage> = {}): Outbo
 
 export const POLICY = { maxAttempts: 3, minDelay: 100, maxDelay: 1000, timeout: 2000, maxRetryAfter: 1000 };
 
-export type AttemptOf = (options: unknown, msg?: OutboundMessage, settings?: Partial<SubscriptionSettings>) => DeliveryAttempt;
+export type AttemptOf = (
+  options: unknown,
+  msg?: OutboundMessage,
+  settings?: Partial<SubscriptionSettings>,
+) => DeliveryAttempt;
 
 /** Builds the first attempt of a delivery to the subscription "to-<protocol>" with these options (and settings). */
 export function attemptsFor(protocol: string, message: () => OutboundMessage = outboundMessage): AttemptOf {
@@ -47,7 +57,13 @@ export const noAbort = () => new AbortController().signal;
 export const errorOf = (outcome: SendOutcome): string => ('error' in outcome ? outcome.error : '');
 
 /** Sends and checks the outcome is a retry with this error (a string: exactly it), sent within withinMs. */
-export async function assertRetry(sink: Sink, attempt: DeliveryAttempt, error: string | RegExp, withinMs: number, message?: string): Promise<SendOutcome> {
+export async function assertRetry(
+  sink: Sink,
+  attempt: DeliveryAttempt,
+  error: string | RegExp,
+  withinMs: number,
+  message?: string,
+): Promise<SendOutcome> {
   const started = Date.now();
   const outcome = await sink.send(attempt, noAbort());
   if (typeof error === 'string') {
@@ -61,7 +77,11 @@ export async function assertRetry(sink: Sink, attempt: DeliveryAttempt, error: s
 }
 
 /** Each of these options makes a delivery dead, with an error that matches. */
-export async function assertDead(sink: Sink, attempt: AttemptOf, cases: Array<[options: unknown, error: RegExp]>): Promise<void> {
+export async function assertDead(
+  sink: Sink,
+  attempt: AttemptOf,
+  cases: Array<[options: unknown, error: RegExp]>,
+): Promise<void> {
   for (const [options, error] of cases) {
     const outcome = await sink.send(attempt(options), noAbort());
     assert.equal(outcome.kind, 'dead', JSON.stringify(options));
@@ -73,7 +93,10 @@ export async function assertDead(sink: Sink, attempt: AttemptOf, cases: Array<[o
 export async function assertAbortedIsRetry(sink: Sink, attempt: DeliveryAttempt): Promise<void> {
   const controller = new AbortController();
   controller.abort();
-  assert.deepEqual(await sink.send(attempt, controller.signal), { kind: 'retry', error: 'aborted: rowcast is shutting down' });
+  assert.deepEqual(await sink.send(attempt, controller.signal), {
+    kind: 'retry',
+    error: 'aborted: rowcast is shutting down',
+  });
 }
 
 /** Runs with an environment variable set, and unsets it after. */

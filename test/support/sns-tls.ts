@@ -9,20 +9,34 @@ import { request as httpRequest } from 'node:http';
 import https from 'node:https';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { BasicConstraintsExtension, PemConverter, SubjectAlternativeNameExtension, X509CertificateGenerator } from '@peculiar/x509';
+import {
+  BasicConstraintsExtension,
+  PemConverter,
+  SubjectAlternativeNameExtension,
+  X509CertificateGenerator,
+} from '@peculiar/x509';
 
-type Validator = { validate(body: string | object, cb: (err: Error | null, message?: Record<string, string>) => void): void };
+type Validator = {
+  validate(body: string | object, cb: (err: Error | null, message?: Record<string, string>) => void): void;
+};
 const MessageValidator = createRequire(import.meta.url)('sns-validator') as new (hostPattern?: RegExp) => Validator;
 // As issue 17 says: a host pattern that allows the port of the test's TLS proxy.
 const validator = new MessageValidator(/^127\.0\.0\.1(:\d+)?$/);
 
 /** sns-validator's verdict on an envelope (the parsed message, or its error). */
 export const validateSnsMessage = (body: string | object) =>
-  new Promise<Record<string, string>>((resolve, reject) => validator.validate(body, (err, m) => (err ? reject(err) : resolve(m!))));
+  new Promise<Record<string, string>>((resolve, reject) =>
+    validator.validate(body, (err, m) => (err ? reject(err) : resolve(m!))),
+  );
 
 /** A certificate for 127.0.0.1 that this process's https (the global agent sns-validator uses) trusts. */
 export async function testTlsCertificate(): Promise<{ key: string; cert: string }> {
-  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+  const alg = {
+    name: 'RSASSA-PKCS1-v1_5',
+    hash: 'SHA-256',
+    publicExponent: new Uint8Array([1, 0, 1]),
+    modulusLength: 2048,
+  };
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const cert = await X509CertificateGenerator.createSelfSigned(
     {
@@ -32,11 +46,17 @@ export async function testTlsCertificate(): Promise<{ key: string; cert: string 
       notAfter: new Date(Date.now() + 86_400_000),
       signingAlgorithm: alg,
       keys,
-      extensions: [new BasicConstraintsExtension(true, undefined, true), new SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
+      extensions: [
+        new BasicConstraintsExtension(true, undefined, true),
+        new SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }]),
+      ],
     },
     webcrypto as unknown as Crypto,
   );
-  return { key: PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), cert: cert.toString('pem') };
+  return {
+    key: PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'),
+    cert: cert.toString('pem'),
+  };
 }
 
 /** The TLS front of rowcast's HTTP server (as a load balancer would be); `upstream` is set once rowcast listens. */
@@ -78,7 +98,9 @@ export function httpsGet(url: string): Promise<{ status: number; body: string; c
       .get(url, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body, contentType: String(res.headers['content-type']) }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, body, contentType: String(res.headers['content-type']) }),
+        );
       })
       .on('error', reject);
   });

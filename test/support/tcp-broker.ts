@@ -12,7 +12,10 @@ export async function freePort(): Promise<number> {
 }
 
 /** Runs with a server on loopback that accepts connections and stays silent (unless onConnection answers). */
-export async function withSilentServer(run: (port: number) => Promise<void>, onConnection?: (socket: net.Socket) => void): Promise<void> {
+export async function withSilentServer(
+  run: (port: number) => Promise<void>,
+  onConnection?: (socket: net.Socket) => void,
+): Promise<void> {
   const accepted = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     accepted.add(socket);

@@ -31,7 +31,10 @@ export interface ReceivedRequest {
  * What to do with a request: answer with a status (and headers, after a delay, or once `hold` resolves), reset the
  * connection, or never answer.
  */
-export type Reply = { status: number; headers?: Record<string, string>; delayMs?: number; hold?: Promise<unknown>; body?: string } | 'reset' | 'hang';
+export type Reply =
+  | { status: number; headers?: Record<string, string>; delayMs?: number; hold?: Promise<unknown>; body?: string }
+  | 'reset'
+  | 'hang';
 
 export interface WebhookReceiverOptions {
   /** Verify webhook-signature with this secret (ReceivedRequest.verified). */

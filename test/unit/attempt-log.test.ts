@@ -60,8 +60,28 @@ test('attempt log: the first 1 KB of a body, whole characters only, NUL replaced
 });
 
 test('attempt log: an entry as the results statement takes it', () => {
-  const [entry] = JSON.parse(attemptLogEntry({ attempt: 2, state: 'pending', status: 503, error: 'HTTP 503', durationMs: 12.6, exchange: { request: { headers: { a: 'b' } } } }));
-  assert.deepEqual({ ...entry, at: undefined }, { attempt: 2, at: undefined, outcome: 'failed', status: 503, error: 'HTTP 503', durationMs: 13, request: { headers: { a: 'b' } } });
+  const [entry] = JSON.parse(
+    attemptLogEntry({
+      attempt: 2,
+      state: 'pending',
+      status: 503,
+      error: 'HTTP 503',
+      durationMs: 12.6,
+      exchange: { request: { headers: { a: 'b' } } },
+    }),
+  );
+  assert.deepEqual(
+    { ...entry, at: undefined },
+    {
+      attempt: 2,
+      at: undefined,
+      outcome: 'failed',
+      status: 503,
+      error: 'HTTP 503',
+      durationMs: 13,
+      request: { headers: { a: 'b' } },
+    },
+  );
   assert.ok(Date.parse(entry.at));
   assert.equal(JSON.parse(attemptLogEntry({ attempt: 1, state: 'done' }))[0].outcome, 'delivered');
   assert.equal(JSON.parse(attemptLogEntry({ attempt: 3, state: 'dead' }))[0].outcome, 'dead');

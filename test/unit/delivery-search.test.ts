@@ -15,7 +15,10 @@ test('a row key is looked up in every form it may be stored in', () => {
 
 test('a row key that names no column, is not JSON, or is too wide is refused with the fix', () => {
   const refused = (input: string, message: RegExp) =>
-    assert.throws(() => rowKeyForms(input), (err: unknown) => err instanceof RowcastError && message.test(err.message));
+    assert.throws(
+      () => rowKeyForms(input),
+      (err: unknown) => err instanceof RowcastError && message.test(err.message),
+    );
   refused('42', /names no column; write column=value pairs separated by commas \(id=42, tenant=a,id=42\) or JSON/);
   refused('  ', /rowKey is empty/);
   refused('{"id": ', /rowKey is not valid JSON/);

@@ -40,8 +40,16 @@ test("each slot has its own endpoint URL, given to the SDKs with the config's re
 test('placeholder credentials only when the handler has no source of credentials', () => {
   const slot = endpoint.slot();
   assert.ok(endpoint.environment(slot, { HOME: home }).AWS_ACCESS_KEY_ID, 'nothing: placeholders');
-  for (const inherited of [{ AWS_ACCESS_KEY_ID: 'AKIDREAL' }, { AWS_PROFILE: 'prod' }, { AWS_CONTAINER_CREDENTIALS_FULL_URI: 'http://169.254.170.2/creds' }]) {
-    assert.equal(endpoint.environment(slot, { HOME: home, ...inherited }).AWS_ACCESS_KEY_ID, undefined, JSON.stringify(inherited));
+  for (const inherited of [
+    { AWS_ACCESS_KEY_ID: 'AKIDREAL' },
+    { AWS_PROFILE: 'prod' },
+    { AWS_CONTAINER_CREDENTIALS_FULL_URI: 'http://169.254.170.2/creds' },
+  ]) {
+    assert.equal(
+      endpoint.environment(slot, { HOME: home, ...inherited }).AWS_ACCESS_KEY_ID,
+      undefined,
+      JSON.stringify(inherited),
+    );
   }
   mkdirSync(path.join(home, '.aws'));
   writeFileSync(path.join(home, '.aws', 'credentials'), '[default]\n');

@@ -5,13 +5,26 @@ import { createLogger, redactCredentials, redactSecrets } from '../../src/observ
 
 describe('redactCredentials', () => {
   test('the password of a URL and credential-like query parameters, anywhere in a text', () => {
-    assert.equal(redactCredentials('https://hook:s3cr%40t@example.com/x?token=abc&page=2'), 'https://hook:***@example.com/x?token=***&page=2');
-    assert.equal(redactCredentials('failed: amqp://guest:pw@127.0.0.1:5672 (refused)'), 'failed: amqp://guest:***@127.0.0.1:5672 (refused)');
+    assert.equal(
+      redactCredentials('https://hook:s3cr%40t@example.com/x?token=abc&page=2'),
+      'https://hook:***@example.com/x?token=***&page=2',
+    );
+    assert.equal(
+      redactCredentials('failed: amqp://guest:pw@127.0.0.1:5672 (refused)'),
+      'failed: amqp://guest:***@127.0.0.1:5672 (refused)',
+    );
     assert.equal(redactCredentials('http://h/x?page=1&api_key=zz#frag'), 'http://h/x?page=1&api_key=***#frag');
   });
 
   test('text without credentials is unchanged', () => {
-    for (const text of ['https://example.com/hooks/rowcast', 'mailto:ops@example.com', 'nats:rowcast.orders', 'amqp:(default exchange)/q', 'redis://127.0.0.1:6379', 'user@example.com: ok']) {
+    for (const text of [
+      'https://example.com/hooks/rowcast',
+      'mailto:ops@example.com',
+      'nats:rowcast.orders',
+      'amqp:(default exchange)/q',
+      'redis://127.0.0.1:6379',
+      'user@example.com: ok',
+    ]) {
       assert.equal(redactCredentials(text), text);
     }
   });
@@ -61,7 +74,8 @@ describe('createLogger', () => {
       },
       'delivery attempt failed',
     );
-    for (const secret of ['pw-in-error', 'pw-nested', 'tok-in-query', 'pw-field', 'tok-field', 'pw-pass', 'tok-header']) assert.ok(!out.includes(secret), `${secret} in ${out}`);
+    for (const secret of ['pw-in-error', 'pw-nested', 'tok-in-query', 'pw-field', 'tok-field', 'pw-pass', 'tok-header'])
+      assert.ok(!out.includes(secret), `${secret} in ${out}`);
     const line = JSON.parse(out);
     assert.equal(line.error, 'connect failed: amqp://guest:***@127.0.0.1:5672');
     assert.equal(line.details.endpoint, 'https://hook:***@example.com/x?token=***');

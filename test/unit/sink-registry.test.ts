@@ -8,7 +8,12 @@ import { BUILT_IN_SINKS, createSinks, type SinkContext } from '../../src/deliver
 
 function context(): SinkContext & { pool: pg.Pool } {
   // Never connected: making a sink opens nothing.
-  return { pool: new pg.Pool({ connectionString: 'postgres://127.0.0.1:1/none' }), allowPrivateEndpoints: false, onInvocationQueued: () => {}, snsEnvelopes: () => null };
+  return {
+    pool: new pg.Pool({ connectionString: 'postgres://127.0.0.1:1/none' }),
+    allowPrivateEndpoints: false,
+    onInvocationQueued: () => {},
+    snsEnvelopes: () => null,
+  };
 }
 
 test('every protocol of the config schema has a built-in sink', async () => {

@@ -2,12 +2,21 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { freeSlots, givesSlotsBack, shareSlots, type SlotGroup } from '../../src/model/slot-sharing.js';
 
-const groups = (n: number, room = 100, backlogged = false): SlotGroup[] => Array.from({ length: n }, (_, i) => ({ group: `g${i}`, room, backlogged }));
+const groups = (n: number, room = 100, backlogged = false): SlotGroup[] =>
+  Array.from({ length: n }, (_, i) => ({ group: `g${i}`, room, backlogged }));
 const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 describe('shareSlots', () => {
   test('equal groups get equal shares', () => {
-    assert.deepEqual([...shareSlots(groups(4), 40, 0)], [['g0', 10], ['g1', 10], ['g2', 10], ['g3', 10]]);
+    assert.deepEqual(
+      [...shareSlots(groups(4), 40, 0)],
+      [
+        ['g0', 10],
+        ['g1', 10],
+        ['g2', 10],
+        ['g3', 10],
+      ],
+    );
   });
 
   test('never more than the free slots in all, nor more than a group has room for', () => {
@@ -16,7 +25,10 @@ describe('shareSlots', () => {
         for (const room of [0, 1, 5, 100]) {
           for (const rotation of [0, 1, 5]) {
             const got = shareSlots(groups(n, room, rotation % 2 === 1), free, rotation);
-            assert.ok(total(got) <= Math.max(0, free), `free ${free}, ${n} groups of room ${room}: asked ${total(got)}`);
+            assert.ok(
+              total(got) <= Math.max(0, free),
+              `free ${free}, ${n} groups of room ${room}: asked ${total(got)}`,
+            );
             for (const v of got.values()) assert.ok(v > 0 && v <= room, `a group asked ${v} with room ${room}`);
           }
         }
@@ -32,8 +44,24 @@ describe('shareSlots', () => {
 
   test('rounding: the share is rounded down (at least 1); what is left goes to backlogged groups only', () => {
     // 10 over 3: a share of 3 each, 1 left over.
-    assert.deepEqual([...shareSlots(groups(3), 10, 0)], [['g0', 3], ['g1', 3], ['g2', 3]], 'none backlogged: the remainder stays free');
-    assert.deepEqual([...shareSlots(groups(3, 100, true), 10, 0)], [['g0', 4], ['g1', 3], ['g2', 3]], 'backlogged: the first in turn takes it');
+    assert.deepEqual(
+      [...shareSlots(groups(3), 10, 0)],
+      [
+        ['g0', 3],
+        ['g1', 3],
+        ['g2', 3],
+      ],
+      'none backlogged: the remainder stays free',
+    );
+    assert.deepEqual(
+      [...shareSlots(groups(3, 100, true), 10, 0)],
+      [
+        ['g0', 4],
+        ['g1', 3],
+        ['g2', 3],
+      ],
+      'backlogged: the first in turn takes it',
+    );
   });
 
   test('more groups than slots: one each, and the rotation gives every group its turn', () => {
@@ -50,18 +78,53 @@ describe('shareSlots', () => {
   });
 
   test('a group with no room (idle: it holds its limit, or is full) gives its share back to the backlogged ones', () => {
-    const got = shareSlots([{ group: 'full', room: 0, backlogged: true }, { group: 'small', room: 2, backlogged: false }, { group: 'busy', room: 100, backlogged: true }], 30, 0);
-    assert.deepEqual([...got], [['small', 2], ['busy', 28]]);
+    const got = shareSlots(
+      [
+        { group: 'full', room: 0, backlogged: true },
+        { group: 'small', room: 2, backlogged: false },
+        { group: 'busy', room: 100, backlogged: true },
+      ],
+      30,
+      0,
+    );
+    assert.deepEqual(
+      [...got],
+      [
+        ['small', 2],
+        ['busy', 28],
+      ],
+    );
   });
 
   test('a busy group cannot starve a quiet one: each gets its share before the backlog takes the rest', () => {
-    const got = shareSlots([{ group: 'busy', room: 1000, backlogged: true }, { group: 'quiet', room: 1000, backlogged: false }], 20, 0);
-    assert.deepEqual([...got], [['busy', 10], ['quiet', 10]]);
+    const got = shareSlots(
+      [
+        { group: 'busy', room: 1000, backlogged: true },
+        { group: 'quiet', room: 1000, backlogged: false },
+      ],
+      20,
+      0,
+    );
+    assert.deepEqual(
+      [...got],
+      [
+        ['busy', 10],
+        ['quiet', 10],
+      ],
+    );
   });
 });
 
 describe('freeSlots', () => {
-  const load = { concurrency: 10, inFlight: 0, queued: 0, queuedBytes: 0, prefetch: 0, maxQueued: 100, maxQueuedBytes: 1000 };
+  const load = {
+    concurrency: 10,
+    inFlight: 0,
+    queued: 0,
+    queuedBytes: 0,
+    prefetch: 0,
+    maxQueued: 100,
+    maxQueuedBytes: 1000,
+  };
   test('free slots are the concurrency less running and queued items', () => {
     assert.equal(freeSlots(load), 10);
     assert.equal(freeSlots({ ...load, inFlight: 4, queued: 3 }), 3);

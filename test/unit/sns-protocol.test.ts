@@ -12,31 +12,69 @@ const SECRETS = new Map([[KEY.accessKeyId, KEY.secretAccessKey]]);
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
 
 /** A request signed as the SDK signs it (the same signer, client side). */
-async function signed(body: string, options: { at?: number; secret?: string; extraHeaders?: Record<string, string> } = {}) {
-  const signer = new SignatureV4({ credentials: { ...KEY, secretAccessKey: options.secret ?? KEY.secretAccessKey }, region: 'eu-west-1', service: 'sns', sha256: Hash.bind(null, 'sha256') });
+async function signed(
+  body: string,
+  options: { at?: number; secret?: string; extraHeaders?: Record<string, string> } = {},
+) {
+  const signer = new SignatureV4({
+    credentials: { ...KEY, secretAccessKey: options.secret ?? KEY.secretAccessKey },
+    region: 'eu-west-1',
+    service: 'sns',
+    sha256: Hash.bind(null, 'sha256'),
+  });
   const request = await signer.sign(
-    { method: 'POST', protocol: 'http:', hostname: '127.0.0.1', port: 4001, path: '/', query: {}, headers: { host: '127.0.0.1:4001', 'content-type': 'application/x-www-form-urlencoded', ...options.extraHeaders }, body },
+    {
+      method: 'POST',
+      protocol: 'http:',
+      hostname: '127.0.0.1',
+      port: 4001,
+      path: '/',
+      query: {},
+      headers: { host: '127.0.0.1:4001', 'content-type': 'application/x-www-form-urlencoded', ...options.extraHeaders },
+      body,
+    },
     { signingDate: new Date(options.at ?? NOW) },
   );
   const headers = Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k.toLowerCase(), v]));
   return { method: 'POST', path: '/', query: {}, headers, body };
 }
 
-const code = async (p: Promise<unknown>) => p.then(() => 'ok', (err: SnsError) => `${err.code} ${err.status}`);
+const code = async (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (err: SnsError) => `${err.code} ${err.status}`,
+  );
 
-test('SigV4: a correctly signed request names its key; anything else gets SNS\'s error', async () => {
+test("SigV4: a correctly signed request names its key; anything else gets SNS's error", async () => {
   const body = 'Action=ListTopics&Version=2010-03-31';
   assert.equal(await verifySigV4(await signed(body), SECRETS, 'sns', NOW), KEY.accessKeyId);
   // Within 15 minutes either way, and not beyond.
   assert.equal(await code(verifySigV4(await signed(body, { at: NOW - 14 * 60_000 }), SECRETS, 'sns', NOW)), 'ok');
-  assert.equal(await code(verifySigV4(await signed(body, { at: NOW - 16 * 60_000 }), SECRETS, 'sns', NOW)), 'RequestExpired 400');
-  assert.equal(await code(verifySigV4(await signed(body, { at: NOW + 16 * 60_000 }), SECRETS, 'sns', NOW)), 'RequestExpired 400');
-  assert.equal(await code(verifySigV4(await signed(body, { secret: 'another-secret-entirely' }), SECRETS, 'sns', NOW)), 'SignatureDoesNotMatch 403');
-  assert.equal(await code(verifySigV4({ ...(await signed(body)), body: body.replace('ListTopics', 'ListTopicz') }, SECRETS, 'sns', NOW)), 'SignatureDoesNotMatch 403');
+  assert.equal(
+    await code(verifySigV4(await signed(body, { at: NOW - 16 * 60_000 }), SECRETS, 'sns', NOW)),
+    'RequestExpired 400',
+  );
+  assert.equal(
+    await code(verifySigV4(await signed(body, { at: NOW + 16 * 60_000 }), SECRETS, 'sns', NOW)),
+    'RequestExpired 400',
+  );
+  assert.equal(
+    await code(verifySigV4(await signed(body, { secret: 'another-secret-entirely' }), SECRETS, 'sns', NOW)),
+    'SignatureDoesNotMatch 403',
+  );
+  assert.equal(
+    await code(
+      verifySigV4({ ...(await signed(body)), body: body.replace('ListTopics', 'ListTopicz') }, SECRETS, 'sns', NOW),
+    ),
+    'SignatureDoesNotMatch 403',
+  );
   const tamperedHeader = await signed(body);
   tamperedHeader.headers['content-type'] = 'text/plain';
   assert.equal(await code(verifySigV4(tamperedHeader, SECRETS, 'sns', NOW)), 'SignatureDoesNotMatch 403');
-  assert.equal(await code(verifySigV4(await signed(body), new Map([['AKIDSOMEONEELSE00001', 'x']]), 'sns', NOW)), 'InvalidClientTokenId 403');
+  assert.equal(
+    await code(verifySigV4(await signed(body), new Map([['AKIDSOMEONEELSE00001', 'x']]), 'sns', NOW)),
+    'InvalidClientTokenId 403',
+  );
   assert.equal(await code(verifySigV4(await signed(body), SECRETS, 'sqs', NOW)), 'SignatureDoesNotMatch 403');
   const unsigned = await signed(body);
   delete unsigned.headers.authorization;
@@ -45,9 +83,13 @@ test('SigV4: a correctly signed request names its key; anything else gets SNS\'s
   partial.headers.authorization = String(partial.headers.authorization).replace(/, Signature=.*$/, '');
   assert.equal(await code(verifySigV4(partial, SECRETS, 'sns', NOW)), 'IncompleteSignature 400');
   // A payload hash that is signed but is not the body's.
-  const hashed = await signed(body, { extraHeaders: { 'x-amz-content-sha256': createHash('sha256').update('something else').digest('hex') } });
+  const hashed = await signed(body, {
+    extraHeaders: { 'x-amz-content-sha256': createHash('sha256').update('something else').digest('hex') },
+  });
   assert.equal(await code(verifySigV4(hashed, SECRETS, 'sns', NOW)), 'SignatureDoesNotMatch 403');
-  const rightHash = await signed(body, { extraHeaders: { 'x-amz-content-sha256': createHash('sha256').update(body).digest('hex') } });
+  const rightHash = await signed(body, {
+    extraHeaders: { 'x-amz-content-sha256': createHash('sha256').update(body).digest('hex') },
+  });
   assert.equal(await code(verifySigV4(rightHash, SECRETS, 'sns', NOW)), 'ok');
 });
 
@@ -60,14 +102,25 @@ test('awsQuery parameters: members, maps and message attributes as the SDKs send
   );
   assert.deepEqual(p.entries('Attributes'), { DisplayName: 'A & B', FifoTopic: 'true' });
   assert.deepEqual(p.members('Names'), ['one', 'two']);
-  assert.deepEqual(p.memberPrefixes('PublishBatchRequestEntries'), ['PublishBatchRequestEntries.member.1', 'PublishBatchRequestEntries.member.2']);
-  assert.deepEqual(p.messageAttributes('PublishBatchRequestEntries.member.1.MessageAttributes'), [{ name: 'n', dataType: 'Number', stringValue: '5', binaryValue: undefined }]);
+  assert.deepEqual(p.memberPrefixes('PublishBatchRequestEntries'), [
+    'PublishBatchRequestEntries.member.1',
+    'PublishBatchRequestEntries.member.2',
+  ]);
+  assert.deepEqual(p.messageAttributes('PublishBatchRequestEntries.member.1.MessageAttributes'), [
+    { name: 'n', dataType: 'Number', stringValue: '5', binaryValue: undefined },
+  ]);
   assert.throws(() => p.required('TopicArn'), /TopicArn is required/);
 });
 
 test('XML answers escape what they carry', () => {
-  assert.equal(toXml({ Topics: [{ TopicArn: 'a<b' }, { TopicArn: 'c&d' }], NextToken: undefined }), '<Topics><member><TopicArn>a&lt;b</TopicArn></member><member><TopicArn>c&amp;d</TopicArn></member></Topics>');
-  assert.match(errorXml(new SnsError('NotFound', 'Topic "x" <y>', 404), 'r-1'), /<Error><Type>Sender<\/Type><Code>NotFound<\/Code><Message>Topic &quot;x&quot; &lt;y&gt;<\/Message><\/Error><RequestId>r-1<\/RequestId>/);
+  assert.equal(
+    toXml({ Topics: [{ TopicArn: 'a<b' }, { TopicArn: 'c&d' }], NextToken: undefined }),
+    '<Topics><member><TopicArn>a&lt;b</TopicArn></member><member><TopicArn>c&amp;d</TopicArn></member></Topics>',
+  );
+  assert.match(
+    errorXml(new SnsError('NotFound', 'Topic "x" <y>', 404), 'r-1'),
+    /<Error><Type>Sender<\/Type><Code>NotFound<\/Code><Message>Topic &quot;x&quot; &lt;y&gt;<\/Message><\/Error><RequestId>r-1<\/RequestId>/,
+  );
 });
 
 test('message attributes and MessageStructure are checked as SNS checks them', () => {
@@ -78,7 +131,10 @@ test('message attributes and MessageStructure are checked as SNS checks them', (
       { name: 'l', dataType: 'String.Array', stringValue: '["a", 1, true, null]', binaryValue: undefined },
       { name: 'b', dataType: 'Binary', stringValue: undefined, binaryValue: 'AQID' },
     ]),
-    { values: { s: 'v', n: '-1.5e3', l: ['a', '1', 'true', 'null'], b: 'AQID' }, types: { s: 'String', n: 'Number.cents', l: 'String.Array', b: 'Binary' } },
+    {
+      values: { s: 'v', n: '-1.5e3', l: ['a', '1', 'true', 'null'], b: 'AQID' },
+      types: { s: 'String', n: 'Number.cents', l: 'String.Array', b: 'Binary' },
+    },
   );
   for (const [a, why] of [
     [{ name: 'n', dataType: 'Number', stringValue: 'ten' }, /must be a number/],
@@ -87,10 +143,24 @@ test('message attributes and MessageStructure are checked as SNS checks them', (
     [{ name: 'l', dataType: 'String.Array', stringValue: '[{"a":1}]' }, /JSON array/],
     [{ name: 'b', dataType: 'Binary' }, /BinaryValue/],
   ] as const) {
-    assert.throws(() => messageAttributes([{ name: a.name, dataType: a.dataType, stringValue: 'stringValue' in a ? a.stringValue : undefined, binaryValue: undefined }]), why);
+    assert.throws(
+      () =>
+        messageAttributes([
+          {
+            name: a.name,
+            dataType: a.dataType,
+            stringValue: 'stringValue' in a ? a.stringValue : undefined,
+            binaryValue: undefined,
+          },
+        ]),
+      why,
+    );
   }
   assert.deepEqual(messageStructure(undefined, 'plain'), { body: 'plain', protocolBodies: null });
-  assert.deepEqual(messageStructure('json', '{"default":"d","http":"h","lambda":"l"}'), { body: 'd', protocolBodies: { http: 'h', lambda: 'l', function: 'l' } });
+  assert.deepEqual(messageStructure('json', '{"default":"d","http":"h","lambda":"l"}'), {
+    body: 'd',
+    protocolBodies: { http: 'h', lambda: 'l', function: 'l' },
+  });
   assert.throws(() => messageStructure('json', '{"http":"h"}'), /No default entry/);
   assert.throws(() => messageStructure('xml', 'x'), /only value is "json"/);
 });

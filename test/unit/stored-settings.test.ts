@@ -13,7 +13,11 @@ test('stored settings: missing keys get the config defaults; other keys are kept
 });
 
 test('stored settings: a wrong key is an error naming the subscription and the key, never the value', () => {
-  const parsed = parseStoredSettings('orders-hook', { format: 'xml', headers: { authorization: 42 }, maxConcurrency: 0 });
+  const parsed = parseStoredSettings('orders-hook', {
+    format: 'xml',
+    headers: { authorization: 42 },
+    maxConcurrency: 0,
+  });
   assert.equal(parsed.ok, false);
   const { error } = parsed as { error: string };
   assert.match(error, /^subscription orders-hook has invalid settings in the database/);

@@ -7,7 +7,10 @@ test('W3C traceparent: valid ones pass (normalised), anything else is dropped', 
   assert.equal(validTraceparent(ok), ok);
   assert.equal(validTraceparent(` ${ok} `), ok);
   // A later version may append fields; a version-00 reader keeps the four it knows.
-  assert.equal(validTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra'), '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+  assert.equal(
+    validTraceparent('01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra'),
+    '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+  );
   for (const bad of [
     null,
     undefined,

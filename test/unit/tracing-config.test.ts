@@ -12,17 +12,26 @@ test('OTel conventions: the traces endpoint as is, the general one with /v1/trac
   assert.equal(tracesUrl({}, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/custom' }), 'http://c:4318/custom');
   assert.equal(tracesUrl({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318/' }), 'http://c:4318/v1/traces');
   assert.equal(
-    tracesUrl({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://t:4318/v1/traces' }),
+    tracesUrl(
+      {},
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://t:4318/v1/traces' },
+    ),
     'http://t:4318/v1/traces',
   );
 });
 
 test('runtime.tracing.endpoint overrides the variables; OTEL_SDK_DISABLED and OTEL_TRACES_EXPORTER=none turn it off', () => {
-  assert.equal(tracesUrl({ endpoint: 'http://cfg:4318' }, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://env:4318' }), 'http://cfg:4318/v1/traces');
+  assert.equal(
+    tracesUrl({ endpoint: 'http://cfg:4318' }, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://env:4318' }),
+    'http://cfg:4318/v1/traces',
+  );
   assert.equal(tracesUrl({ endpoint: 'http://cfg:4318/v1/traces' }, {}), 'http://cfg:4318/v1/traces');
   assert.equal(tracesUrl({ endpoint: 'http://cfg:4318' }, { OTEL_SDK_DISABLED: 'true' }), null);
   assert.equal(tracesUrl({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://env:4318', OTEL_TRACES_EXPORTER: 'none' }), null);
-  assert.equal(tracesUrl({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://env:4318', OTEL_TRACES_EXPORTER: 'otlp' }), 'http://env:4318/v1/traces');
+  assert.equal(
+    tracesUrl({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://env:4318', OTEL_TRACES_EXPORTER: 'otlp' }),
+    'http://env:4318/v1/traces',
+  );
 });
 
 test('bad settings get a clear error', () => {

@@ -7,7 +7,13 @@ import { CROWDED_PASSES, nextWakeStep, type RoutingPass, type WakeState } from '
 // real machine at given rates is measured by bench/probes/wake-ups.ts, not asserted here.)
 
 const asleep = (): WakeState => ({ flag: true, quiet: true, kicked: true, crowded: 0 });
-const pass = (p: Partial<RoutingPass> = {}): RoutingPass => ({ events: 1, batchSize: 500, busy: false, notifyWaiting: false, ...p });
+const pass = (p: Partial<RoutingPass> = {}): RoutingPass => ({
+  events: 1,
+  batchSize: 500,
+  busy: false,
+  notifyWaiting: false,
+  ...p,
+});
 
 /** Plays passes through the router's state as EventRouter.run does; returns the flag's flips and the steps. */
 function play(passes: RoutingPass[], state = asleep()): { flips: number; steps: string[] } {
@@ -57,7 +63,13 @@ test('a NOTIFY waiting now and then (not in a row) is still a trickle', () => {
 });
 
 test('a full batch is load: the flag is cleared, routing goes on without sleeping, and is set once when idle again', () => {
-  const burst = [pass({ events: 500 }), pass({ events: 500 }), pass({ events: 500 }), pass({ events: 7 }), pass({ events: 0 })];
+  const burst = [
+    pass({ events: 500 }),
+    pass({ events: 500 }),
+    pass({ events: 500 }),
+    pass({ events: 7 }),
+    pass({ events: 0 }),
+  ];
   const { steps, flips } = play(burst);
   assert.deepEqual(steps, ['route', 'route', 'route', 'route', 'idle']);
   assert.equal(flips, 2, 'cleared once for the whole burst, set once after it');

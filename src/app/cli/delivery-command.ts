@@ -11,7 +11,9 @@ export type WithPool = <T>(fn: (pool: Pool) => Promise<T>) => Promise<T>;
 export function addDeliveryCommands(program: Command, withPool: WithPool): void {
   program
     .command('delivery')
-    .description('one delivery: its state, message and attempt log (each HTTP attempt with the request headers sent and the response)')
+    .description(
+      'one delivery: its state, message and attempt log (each HTTP attempt with the request headers sent and the response)',
+    )
     .argument('<id>', 'the delivery id (rowcast status, the dashboard, or /api/deliveries)')
     .option('--json', 'machine-readable output (as GET /api/deliveries/{id})')
     .action(async (id: string, opts: { json?: boolean }) => {
@@ -22,7 +24,9 @@ export function addDeliveryCommands(program: Command, withPool: WithPool): void 
 
   program
     .command('resend')
-    .description('send a done (or dead) delivery again to its subscription, as the same message (same webhook-id), with a fresh attempt budget')
+    .description(
+      'send a done (or dead) delivery again to its subscription, as the same message (same webhook-id), with a fresh attempt budget',
+    )
     .argument('<id>', 'the delivery id')
     .action(async (id: string) => {
       await withPool((pool) => resendDelivery(pool, id));
@@ -53,14 +57,25 @@ export function formatDelivery(d: DeliveryDetail): string {
 
 function formatEntry(a: AttemptLogEntry): string[] {
   if (a.attempt === null) return [`-- ${iso(a.at)} ${HISTORY[a.outcome] ?? a.outcome}`];
-  const head = [`attempt ${a.attempt}`, iso(a.at), a.outcome, a.status ?? '-', a.durationMs === null || a.durationMs === undefined ? '' : `${a.durationMs} ms`].join('  ').trimEnd();
+  const head = [
+    `attempt ${a.attempt}`,
+    iso(a.at),
+    a.outcome,
+    a.status ?? '-',
+    a.durationMs === null || a.durationMs === undefined ? '' : `${a.durationMs} ms`,
+  ]
+    .join('  ')
+    .trimEnd();
   const out = [head];
   if (a.error) out.push(`  error: ${a.error}`);
   for (const [name, value] of Object.entries(a.request?.headers ?? {})) out.push(`  > ${name}: ${value}`);
   if (a.response) {
     out.push(`  < HTTP ${a.response.status}`);
     for (const [name, value] of Object.entries(a.response.headers)) out.push(`  < ${name}: ${value}`);
-    if (a.response.body) out.push(`  < body${a.response.bodyTruncated ? ' (first 1 KB)' : ''}: ${a.response.body.replace(/\n/g, '\n    ')}`);
+    if (a.response.body)
+      out.push(
+        `  < body${a.response.bodyTruncated ? ' (first 1 KB)' : ''}: ${a.response.body.replace(/\n/g, '\n    ')}`,
+      );
   } else if (a.request) out.push('  < no response');
   return out;
 }

@@ -11,7 +11,18 @@ export function formatRowKey(key: Record<string, unknown> | null): string {
 /** rowcast deliveries as people read it. */
 export function formatDeliveries(items: DeliverySearchItem[], more: boolean): string {
   if (!items.length) return 'no deliveries\n';
-  const header = ['DELIVERY', 'SUBSCRIPTION', 'CAPTURE', 'OP', 'ROW KEY', 'STATE', 'ATTEMPTS', 'STATUS', 'CREATED', 'LAST ERROR'];
+  const header = [
+    'DELIVERY',
+    'SUBSCRIPTION',
+    'CAPTURE',
+    'OP',
+    'ROW KEY',
+    'STATE',
+    'ATTEMPTS',
+    'STATUS',
+    'CREATED',
+    'LAST ERROR',
+  ];
   const rows = items.map((d) => [
     d.id,
     d.subscription,
@@ -25,6 +36,14 @@ export function formatDeliveries(items: DeliverySearchItem[], more: boolean): st
     d.state === 'done' ? '' : (d.lastError ?? '').slice(0, 80),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)].join('\n') + '\n' + (more ? '(more: raise --limit, or narrow with --since/--until)\n' : '');
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return (
+    [line(header), ...rows.map(line)].join('\n') +
+    '\n' +
+    (more ? '(more: raise --limit, or narrow with --since/--until)\n' : '')
+  );
 }

@@ -39,16 +39,34 @@ export function lambdaInvokeRoutes(identity?: AwsIdentity): HttpRoutePlugin {
     });
     // The payload is taken as it is (byte for byte, whatever the content type the SDK sends).
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_PAYLOAD_BYTES }, (_req, body, done) => done(null, body));
+    app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_PAYLOAD_BYTES }, (_req, body, done) =>
+      done(null, body),
+    );
 
     app.post<{ Params: { name: string }; Querystring: { Qualifier?: string } }>(
       '/2015-03-31/functions/:name/invocations',
       { bodyLimit: MAX_PAYLOAD_BYTES, config: { public: true } },
       async (request, reply) => {
-        if (!secrets.size) return lambdaError(reply, 403, 'UnrecognizedClientException', 'The Invoke API has no credentials: add aws.credentials ({ "<access key id>": { env: "VARIABLE" } }) to rowcast\'s config and restart.');
+        if (!secrets.size)
+          return lambdaError(
+            reply,
+            403,
+            'UnrecognizedClientException',
+            'The Invoke API has no credentials: add aws.credentials ({ "<access key id>": { env: "VARIABLE" } }) to rowcast\'s config and restart.',
+          );
         try {
           const [path, query = ''] = request.url.split('?');
-          await verifySigV4({ method: request.method, path: path!, query: Object.fromEntries(new URLSearchParams(query)), headers: request.headers, body: (request.body as Buffer | undefined) ?? '' }, secrets, 'lambda');
+          await verifySigV4(
+            {
+              method: request.method,
+              path: path!,
+              query: Object.fromEntries(new URLSearchParams(query)),
+              headers: request.headers,
+              body: (request.body as Buffer | undefined) ?? '',
+            },
+            secrets,
+            'lambda',
+          );
         } catch (err) {
           if (!(err instanceof SnsError)) throw err;
           const [status, type] = LAMBDA_AUTH_ERRORS[err.code] ?? [403, 'UnrecognizedClientException'];
@@ -58,10 +76,21 @@ export function lambdaInvokeRoutes(identity?: AwsIdentity): HttpRoutePlugin {
         if ('error' in target) return lambdaError(reply, 400, 'InvalidParameterValueException', target.error);
         const { name, qualifier } = target;
         const arn = lambdaFunctionArn(aws, name);
-        if (qualifier !== undefined && qualifier !== '$LATEST') return lambdaError(reply, 404, 'ResourceNotFoundException', `Function not found: ${arn}:${qualifier} (rowcast runs $LATEST only)`);
+        if (qualifier !== undefined && qualifier !== '$LATEST')
+          return lambdaError(
+            reply,
+            404,
+            'ResourceNotFoundException',
+            `Function not found: ${arn}:${qualifier} (rowcast runs $LATEST only)`,
+          );
         const type = header(request.headers['x-amz-invocation-type']) ?? 'RequestResponse';
         if (!['Event', 'RequestResponse', 'DryRun'].includes(type)) {
-          return lambdaError(reply, 400, 'InvalidParameterValueException', `X-Amz-Invocation-Type "${type}" is not one of Event, RequestResponse, DryRun`);
+          return lambdaError(
+            reply,
+            400,
+            'InvalidParameterValueException',
+            `X-Amz-Invocation-Type "${type}" is not one of Event, RequestResponse, DryRun`,
+          );
         }
         const { rows } = await pool.query<{ runnable: boolean }>(
           `SELECT state <> 'paused' AND coalesce((settings->>'concurrency')::int, 1) > 0 AS runnable FROM rowcast.functions WHERE name = $1`,
@@ -71,16 +100,27 @@ export function lambdaInvokeRoutes(identity?: AwsIdentity): HttpRoutePlugin {
         if (type === 'DryRun') return reply.code(204).send();
         // A paused function (or concurrency 0) would keep a waiting caller forever: throttled, as Lambda does with reserved concurrency 0.
         if (type === 'RequestResponse' && !rows[0]!.runnable) {
-          return lambdaError(reply, 429, 'TooManyRequestsException', `Rate Exceeded: function ${name} is paused or has concurrency 0; resume it, or invoke with InvocationType Event to queue the event`, {
-            Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded',
-          });
+          return lambdaError(
+            reply,
+            429,
+            'TooManyRequestsException',
+            `Rate Exceeded: function ${name} is paused or has concurrency 0; resume it, or invoke with InvocationType Event to queue the event`,
+            {
+              Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded',
+            },
+          );
         }
         const body = request.body as Buffer | undefined;
         const payload = body?.length ? body.toString('utf8') : '{}';
         try {
           JSON.parse(payload);
         } catch (err) {
-          return lambdaError(reply, 400, 'InvalidRequestContentException', `Could not parse request body into json: ${(err as Error).message}`);
+          return lambdaError(
+            reply,
+            400,
+            'InvalidRequestContentException',
+            `Could not parse request body into json: ${(err as Error).message}`,
+          );
         }
         const context = clientContext(header(request.headers['x-amz-client-context']));
         if (context instanceof Error) return lambdaError(reply, 400, 'InvalidParameterValueException', context.message);
@@ -93,14 +133,25 @@ export function lambdaInvokeRoutes(identity?: AwsIdentity): HttpRoutePlugin {
           waiting.add(controller);
           // The caller went away: stop waiting (the invocation still runs, as on Lambda).
           reply.raw.once('close', () => controller.abort());
-          const { id, answer } = await invokeAndWait(pool, name, payload, { clientContext: context, signal: controller.signal }).finally(() => waiting.delete(controller));
-          if (!answer) return lambdaError(reply, 503, 'ServiceException', `rowcast is shutting down; invocation ${id} runs on, see rowcast invocations`);
+          const { id, answer } = await invokeAndWait(pool, name, payload, {
+            clientContext: context,
+            signal: controller.signal,
+          }).finally(() => waiting.delete(controller));
+          if (!answer)
+            return lambdaError(
+              reply,
+              503,
+              'ServiceException',
+              `rowcast is shutting down; invocation ${id} runs on, see rowcast invocations`,
+            );
           reply.code(200).header('content-type', 'application/json').header('x-amz-executed-version', '$LATEST');
           if (answer.state === 'failed') reply.header('x-amz-function-error', 'Unhandled');
-          if (header(request.headers['x-amz-log-type']) === 'Tail') reply.header('x-amz-log-result', logTail(id, answer));
+          if (header(request.headers['x-amz-log-type']) === 'Tail')
+            reply.header('x-amz-log-result', logTail(id, answer));
           return reply.send(answer.payload ?? 'null');
         } catch (err) {
-          if (err instanceof RowcastError && err.code === ErrorCodes.NOT_FOUND) return lambdaError(reply, 404, 'ResourceNotFoundException', `Function not found: ${arn}`);
+          if (err instanceof RowcastError && err.code === ErrorCodes.NOT_FOUND)
+            return lambdaError(reply, 404, 'ResourceNotFoundException', `Function not found: ${arn}`);
           throw err;
         }
       },
@@ -109,11 +160,17 @@ export function lambdaInvokeRoutes(identity?: AwsIdentity): HttpRoutePlugin {
 }
 
 /** FunctionName as Lambda takes it: a name, "name:qualifier", "<account>:function:name", or a function ARN. */
-function functionOf(raw: string, qualifier: string | undefined): { name: string; qualifier: string | undefined } | { error: string } {
+function functionOf(
+  raw: string,
+  qualifier: string | undefined,
+): { name: string; qualifier: string | undefined } | { error: string } {
   const parsed = raw.startsWith('arn:') ? parseArn(raw) : null;
   let resource = raw;
   if (raw.startsWith('arn:')) {
-    if (!parsed || parsed.service !== 'lambda') return { error: `FunctionName "${raw}" is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)` };
+    if (!parsed || parsed.service !== 'lambda')
+      return {
+        error: `FunctionName "${raw}" is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)`,
+      };
     resource = parsed.resource;
   } else {
     const partial = /^\d{12}:(function:.+)$/.exec(raw);
@@ -121,8 +178,10 @@ function functionOf(raw: string, qualifier: string | undefined): { name: string;
   }
   if (resource.startsWith('function:')) resource = resource.slice('function:'.length);
   const [name, inNameQualifier, extra] = resource.split(':');
-  if (!name || extra !== undefined || !/^[A-Za-z0-9_-]{1,64}$/.test(name)) return { error: `FunctionName "${raw}" is not a function name, "name:qualifier", partial ARN or function ARN` };
-  if (inNameQualifier !== undefined && qualifier !== undefined && inNameQualifier !== qualifier) return { error: `the qualifier in FunctionName (${inNameQualifier}) differs from Qualifier (${qualifier})` };
+  if (!name || extra !== undefined || !/^[A-Za-z0-9_-]{1,64}$/.test(name))
+    return { error: `FunctionName "${raw}" is not a function name, "name:qualifier", partial ARN or function ARN` };
+  if (inNameQualifier !== undefined && qualifier !== undefined && inNameQualifier !== qualifier)
+    return { error: `the qualifier in FunctionName (${inNameQualifier}) differs from Qualifier (${qualifier})` };
   return { name, qualifier: qualifier ?? inNameQualifier };
 }
 
@@ -153,6 +212,16 @@ function header(value: string | string[] | undefined): string | undefined {
 }
 
 /** Lambda's error response: the type in x-amzn-ErrorType (as the SDKs read it) and the body. */
-function lambdaError(reply: FastifyReply, status: number, type: string, message: string, extra: Record<string, string> = {}): FastifyReply {
-  return reply.code(status).header('x-amzn-errortype', type).header('content-type', 'application/json').send({ Type: status >= 500 ? 'Service' : 'User', message, ...extra });
+function lambdaError(
+  reply: FastifyReply,
+  status: number,
+  type: string,
+  message: string,
+  extra: Record<string, string> = {},
+): FastifyReply {
+  return reply
+    .code(status)
+    .header('x-amzn-errortype', type)
+    .header('content-type', 'application/json')
+    .send({ Type: status >= 500 ? 'Service' : 'User', message, ...extra });
 }

@@ -15,11 +15,27 @@ export function messageBodyRoutes(): HttpRoutePlugin {
       { config: { public: true } },
       async (req, reply) => {
         if (!checks.verify(req.params.id, req.query.expires, req.query.signature)) {
-          return reply.code(403).send(apiError('forbidden', 'This link is not valid or has expired; links last the topic\'s claimCheckTtl: ask the topic\'s subscriber to fetch bodies sooner, or raise claimCheckTtl.'));
+          return reply
+            .code(403)
+            .send(
+              apiError(
+                'forbidden',
+                "This link is not valid or has expired; links last the topic's claimCheckTtl: ask the topic's subscriber to fetch bodies sooner, or raise claimCheckTtl.",
+              ),
+            );
         }
-        const { rows } = await pool.query<{ body: string; content_type: string }>('SELECT body, content_type FROM rowcast.messages WHERE id = $1', [req.params.id]);
-        if (!rows[0]) return reply.code(404).send(apiError('not_found', 'The message is no longer kept: retention removed it (runtime.retention).'));
-        return reply.header('content-type', rows[0].content_type).header('cache-control', 'private, max-age=60').send(rows[0].body);
+        const { rows } = await pool.query<{ body: string; content_type: string }>(
+          'SELECT body, content_type FROM rowcast.messages WHERE id = $1',
+          [req.params.id],
+        );
+        if (!rows[0])
+          return reply
+            .code(404)
+            .send(apiError('not_found', 'The message is no longer kept: retention removed it (runtime.retention).'));
+        return reply
+          .header('content-type', rows[0].content_type)
+          .header('cache-control', 'private, max-age=60')
+          .send(rows[0].body);
       },
     );
   };

@@ -26,7 +26,15 @@ export type HttpSettings = RuntimeConfig['http'];
 export type ReadinessChecks = Record<string, boolean | string>;
 
 /** The routes `rowcast start` serves besides /livez and /readyz; other modules add theirs here. */
-export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [topicStreamRoutes(), messageBodyRoutes(), dashboardRoutes(), adminApiRoutes(), snsEnvelopeRoutes(), snsApiRoutes(), lambdaInvokeRoutes()];
+export const DEFAULT_ROUTES: readonly HttpRoutePlugin[] = [
+  topicStreamRoutes(),
+  messageBodyRoutes(),
+  dashboardRoutes(),
+  adminApiRoutes(),
+  snsEnvelopeRoutes(),
+  snsApiRoutes(),
+  lambdaInvokeRoutes(),
+];
 
 export interface HttpServerOptions {
   pool: Pool;
@@ -69,7 +77,10 @@ export function resolveToken(token: HttpSettings['token']): string | undefined {
   if (typeof token === 'string') return token;
   const value = process.env[token.env];
   if (!value) {
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `runtime.http.token: environment variable ${token.env} is not set or empty; set it, or remove runtime.http.token to serve without authentication.`);
+    throw new RowcastError(
+      ErrorCodes.CONFIG_INVALID,
+      `runtime.http.token: environment variable ${token.env} is not set or empty; set it, or remove runtime.http.token to serve without authentication.`,
+    );
   }
   return value;
 }
@@ -165,7 +176,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   // Read when asked: onRoute hooks of plugins (registered later) may still mark a route public.
   const declared: { method: string | string[]; url: string; config?: { public?: boolean } }[] = [];
   app.addHook('onRoute', (route) => void declared.push(route));
-  const routes = (): ServedRoute[] => declared.flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, public: r.config?.public === true })));
+  const routes = (): ServedRoute[] =>
+    declared.flatMap((r) =>
+      [r.method].flat().map((method) => ({ method, url: r.url, public: r.config?.public === true })),
+    );
 
   if (token) {
     const check = bearerChecker(token);
@@ -173,7 +187,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       if (request.routeOptions.config?.public) return;
       const result = check(request.headers.authorization);
       if (result === 'ok') return;
-      const message = result === 'missing' ? 'This route needs the header "Authorization: Bearer <token>" (the token in runtime.http.token).' : 'The bearer token is not the one in runtime.http.token.';
+      const message =
+        result === 'missing'
+          ? 'This route needs the header "Authorization: Bearer <token>" (the token in runtime.http.token).'
+          : 'The bearer token is not the one in runtime.http.token.';
       return reply
         .code(401)
         .header('www-authenticate', `Bearer realm="rowcast"${result === 'invalid' ? ', error="invalid_token"' : ''}`)
@@ -188,14 +205,27 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       const message =
         `Host "${request.headers.host}" is not a name of this server: without runtime.http.token it answers only to loopback names (localhost, 127.0.0.1, [::1]), ` +
         "runtime.http.publicUrl's host and runtime.http.allowedHosts (a guard against DNS rebinding). Add the name to runtime.http.allowedHosts, or set runtime.http.token.";
-      return reply.code(403).send(request.url.startsWith('/api/') ? { error: { code: 'forbidden_host', message } } : { error: 'forbidden_host', message });
+      return reply
+        .code(403)
+        .send(
+          request.url.startsWith('/api/')
+            ? { error: { code: 'forbidden_host', message } }
+            : { error: 'forbidden_host', message },
+        );
     });
   }
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (status >= 500) log.error({ err: err.message, method: request.method, route: request.routeOptions.url }, 'http request failed');
-    void reply.code(status).send(status >= 500 ? apiError('internal_error', 'The request failed; see the rowcast log.') : apiError(errorCodeFor(status), err.message));
+    if (status >= 500)
+      log.error({ err: err.message, method: request.method, route: request.routeOptions.url }, 'http request failed');
+    void reply
+      .code(status)
+      .send(
+        status >= 500
+          ? apiError('internal_error', 'The request failed; see the rowcast log.')
+          : apiError(errorCodeFor(status), err.message),
+      );
   });
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send(apiError('not_found', `No route ${request.method} ${request.url.split('?')[0]}.`));
@@ -216,7 +246,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         (pending) => (pending.length ? `pending: ${pending.join(', ')} (run rowcast migrate)` : (true as const)),
         (err: Error) => `unknown: ${err.message}`,
       ),
-      options.isReady().catch((err: Error) => ({ ready: false, checks: { process: `check failed: ${err.message}` } as ReadinessChecks })),
+      options
+        .isReady()
+        .catch((err: Error) => ({
+          ready: false,
+          checks: { process: `check failed: ${err.message}` } as ReadinessChecks,
+        })),
     ]);
     const checks: ReadinessChecks = { database, migrations, ...own.checks };
     const ready = own.ready && Object.values(checks).every((v) => v === true);
@@ -232,11 +267,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     await app.listen({ port: settings.port, host: settings.host });
   } catch (err) {
     await app.close().catch(() => {});
-    throw new Error(`runtime.http: cannot listen on ${settings.host}:${settings.port}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`runtime.http: cannot listen on ${settings.host}:${settings.port}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const address = app.server.address() as AddressInfo;
   // Wildcard addresses are reached locally through loopback.
-  const url = urlFor(settings.host === '0.0.0.0' ? '127.0.0.1' : settings.host === '::' ? '::1' : settings.host, address.port);
+  const url = urlFor(
+    settings.host === '0.0.0.0' ? '127.0.0.1' : settings.host === '::' ? '::1' : settings.host,
+    address.port,
+  );
   publicUrl = (settings.publicUrl ?? urlFor(settings.host, address.port)).replace(/\/+$/, '');
 
   let closing: Promise<void> | null = null;

@@ -25,7 +25,10 @@ export function resolveCredentials(aws: AwsConfig, warn: (message: string) => vo
   for (const [id, secret] of Object.entries(aws.credentials ?? {})) {
     const value = typeof secret === 'string' ? secret : process.env[secret.env];
     if (value) secrets.set(id, value);
-    else warn(`aws.credentials.${id}: environment variable ${typeof secret === 'string' ? '' : secret.env} is not set; requests signed with this key are refused until it is set and rowcast restarted.`);
+    else
+      warn(
+        `aws.credentials.${id}: environment variable ${typeof secret === 'string' ? '' : secret.env} is not set; requests signed with this key are refused until it is set and rowcast restarted.`,
+      );
   }
   return secrets;
 }
@@ -37,32 +40,61 @@ export function snsApiRoutes(options: SnsApiOptions = {}): HttpRoutePlugin {
     const sns = new SnsOperations({ pool: context.pool, aws, pageSize: options.pageSize ?? 100 });
 
     // The body as received: the signature covers its bytes.
-    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_request, body, done) => done(null, body));
+    app.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: BODY_LIMIT },
+      (_request, body, done) => done(null, body),
+    );
 
     app.post('/', { config: { public: true } }, async (request, reply) => {
       const requestId = randomUUID();
-      const answer = (status: number, xml: string) => reply.code(status).header('content-type', 'text/xml').header('x-amzn-requestid', requestId).send(xml);
+      const answer = (status: number, xml: string) =>
+        reply.code(status).header('content-type', 'text/xml').header('x-amzn-requestid', requestId).send(xml);
       const body = typeof request.body === 'string' ? request.body : '';
       const params = new QueryParams(body);
       const action = params.get('Action');
       try {
-        if (!action) throw new SnsError('MissingAction', 'The request must contain the parameter Action (an SNS request is a form POST with Action=…&Version=2010-03-31).', 400);
-        if (!secrets.size) throw new SnsError('InvalidClientTokenId', 'The SNS API has no credentials: add aws.credentials ({ "<access key id>": { env: "VARIABLE" } }) to rowcast\'s config and restart.', 403);
+        if (!action)
+          throw new SnsError(
+            'MissingAction',
+            'The request must contain the parameter Action (an SNS request is a form POST with Action=…&Version=2010-03-31).',
+            400,
+          );
+        if (!secrets.size)
+          throw new SnsError(
+            'InvalidClientTokenId',
+            'The SNS API has no credentials: add aws.credentials ({ "<access key id>": { env: "VARIABLE" } }) to rowcast\'s config and restart.',
+            403,
+          );
         const [path, query = ''] = request.url.split('?');
         const accessKeyId = await verifySigV4(
-          { method: request.method, path: path!, query: Object.fromEntries(new URLSearchParams(query)), headers: request.headers, body },
+          {
+            method: request.method,
+            path: path!,
+            query: Object.fromEntries(new URLSearchParams(query)),
+            headers: request.headers,
+            body,
+          },
           secrets,
           'sns',
         );
         const operation = sns.operations[action];
-        if (!operation) throw new SnsError('InvalidAction', `The action ${action} is not valid for this endpoint: rowcast serves ${Object.keys(sns.operations).join(', ')} (docs/sns.md).`, 400);
+        if (!operation)
+          throw new SnsError(
+            'InvalidAction',
+            `The action ${action} is not valid for this endpoint: rowcast serves ${Object.keys(sns.operations).join(', ')} (docs/sns.md).`,
+            400,
+          );
         const result = await operation(params);
         context.log.debug({ action, accessKeyId }, 'sns api request');
         return answer(200, resultXml(action, result, requestId));
       } catch (err) {
         if (err instanceof SnsError) return answer(err.status, errorXml(err, requestId));
         context.log.error({ action, err: (err as Error).message }, 'sns api request failed');
-        return answer(500, errorXml(new SnsError('InternalError', 'The request failed inside rowcast; see its log.', 500), requestId));
+        return answer(
+          500,
+          errorXml(new SnsError('InternalError', 'The request failed inside rowcast; see its log.', 500), requestId),
+        );
       }
     });
   };

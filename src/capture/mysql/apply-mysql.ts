@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import type { CaptureConfig, RowcastConfig } from '../../config/schema.js';
 import type { PlanStep, SourceInstall } from '../plan-step.js';
 import type { PoolClient } from '../../store/pool.js';
-import { binlogProblems, connectSource, currentPosition, lambdaDdl, legacyLambdaDdl, readMysqlTables } from './mysql-source.js';
+import {
+  binlogProblems,
+  connectSource,
+  currentPosition,
+  lambdaDdl,
+  legacyLambdaDdl,
+  readMysqlTables,
+} from './mysql-source.js';
 
 /** What apply knows of the captures the store holds. */
 type Installed = Map<string, { settings: { hash?: string }; function_name: string }>;
@@ -13,7 +20,13 @@ type Installed = Map<string, { settings: { hash?: string }; function_name: strin
  * capture), and registers its captures in rowcast.captures. `lambda_async` is installed in each captured
  * database (installs) only when the plan is applied.
  */
-export async function planMysqlSources(client: PoolClient, config: RowcastConfig, installed: Installed, problems: string[], installs: SourceInstall[]): Promise<PlanStep[]> {
+export async function planMysqlSources(
+  client: PoolClient,
+  config: RowcastConfig,
+  installed: Installed,
+  problems: string[],
+  installs: SourceInstall[],
+): Promise<PlanStep[]> {
   const steps: PlanStep[] = [];
   const bySource = new Map<string, { name: string; capture: CaptureConfig; database: string; table: string }[]>();
   for (const [name, capture] of Object.entries(config.captures)) {
@@ -21,19 +34,36 @@ export async function planMysqlSources(client: PoolClient, config: RowcastConfig
     const where = `captures.${name}`;
     if (!config.sources[capture.source]) {
       const known = Object.keys(config.sources);
-      problems.push(`${where}.source: there is no source "${capture.source}"; declare it under "sources" (known: ${known.length ? known.join(', ') : 'none'}), or omit source to capture the store's own database.`);
+      problems.push(
+        `${where}.source: there is no source "${capture.source}"; declare it under "sources" (known: ${known.length ? known.join(', ') : 'none'}), or omit source to capture the store's own database.`,
+      );
       continue;
     }
     if (config.sources[capture.source]!.kind !== 'mysql') continue; // planned by planPostgresSources
-    if (capture.mode !== 'row') problems.push(`${where}.mode: '${capture.mode}' is for the store's PostgreSQL; a MySQL source is always read from its binlog: omit mode.`);
-    if (capture.when) problems.push(`${where}.when: conditions are PostgreSQL SQL over OLD/NEW and a MySQL source has none; omit when and filter with a subscription's filterPolicy.`);
-    if (capture.operations.includes('TRUNCATE')) problems.push(`${where}.operations: TRUNCATE is not captured from MySQL (the binlog logs it as a statement, without rows); remove it.`);
-    const parts = typeof capture.table === 'object' ? [capture.table.schema, capture.table.name] : capture.table.split('.');
+    if (capture.mode !== 'row')
+      problems.push(
+        `${where}.mode: '${capture.mode}' is for the store's PostgreSQL; a MySQL source is always read from its binlog: omit mode.`,
+      );
+    if (capture.when)
+      problems.push(
+        `${where}.when: conditions are PostgreSQL SQL over OLD/NEW and a MySQL source has none; omit when and filter with a subscription's filterPolicy.`,
+      );
+    if (capture.operations.includes('TRUNCATE'))
+      problems.push(
+        `${where}.operations: TRUNCATE is not captured from MySQL (the binlog logs it as a statement, without rows); remove it.`,
+      );
+    const parts =
+      typeof capture.table === 'object' ? [capture.table.schema, capture.table.name] : capture.table.split('.');
     if (parts.length !== 2 || !parts[0] || !parts[1]) {
-      problems.push(`${where}.table: write a MySQL table as "database.table" (or { schema: "database", name: "table" }), not "${typeof capture.table === 'object' ? capture.table.name : capture.table}".`);
+      problems.push(
+        `${where}.table: write a MySQL table as "database.table" (or { schema: "database", name: "table" }), not "${typeof capture.table === 'object' ? capture.table.name : capture.table}".`,
+      );
       continue;
     }
-    bySource.set(capture.source, [...(bySource.get(capture.source) ?? []), { name, capture, database: parts[0], table: parts[1] }]);
+    bySource.set(capture.source, [
+      ...(bySource.get(capture.source) ?? []),
+      { name, capture, database: parts[0], table: parts[1] },
+    ]);
   }
 
   for (const [sourceName, captures] of bySource) {
@@ -56,15 +86,21 @@ export async function planMysqlSources(client: PoolClient, config: RowcastConfig
       for (const { name, capture, database, table } of captures) {
         const info = tables.get(`${database}.${table}`);
         if (!info) {
-          problems.push(`captures.${name}.table: source ${sourceName} has no table ${database}.${table} visible to its user; create it first, fix the name, or GRANT SELECT on it.`);
+          problems.push(
+            `captures.${name}.table: source ${sourceName} has no table ${database}.${table} visible to its user; create it first, fix the name, or GRANT SELECT on it.`,
+          );
           continue;
         }
         const missing = (capture.columns ?? []).filter((col) => !info.columns.has(col));
         if (missing.length) {
-          problems.push(`captures.${name}.columns: ${database}.${table} has no column ${missing.map((m) => `"${m}"`).join(', ')}; its columns are ${[...info.columns.keys()].join(', ')}.`);
+          problems.push(
+            `captures.${name}.columns: ${database}.${table} has no column ${missing.map((m) => `"${m}"`).join(', ')}; its columns are ${[...info.columns.keys()].join(', ')}.`,
+          );
           continue;
         }
-        const hash = createHash('sha256').update(JSON.stringify(['mysql', sourceName, capture])).digest('hex');
+        const hash = createHash('sha256')
+          .update(JSON.stringify(['mysql', sourceName, capture]))
+          .digest('hex');
         const existing = installed.get(name);
         if (existing?.settings.hash === hash) continue;
         const target = capture.topic !== undefined ? `topic ${capture.topic}` : `function ${capture.function}`;
@@ -74,7 +110,15 @@ export async function planMysqlSources(client: PoolClient, config: RowcastConfig
             VALUES ($1, $2, $3, $4, $5, $6, $7, '', '{}')
             ON CONFLICT (name) DO UPDATE SET schema_name = EXCLUDED.schema_name, table_name = EXCLUDED.table_name, topic = EXCLUDED.topic,
               function = EXCLUDED.function, subject = EXCLUDED.subject, settings = EXCLUDED.settings, function_name = '', triggers = '{}', updated_at = now()`,
-          params: [name, database, table, capture.topic ?? null, capture.function ?? null, capture.subject ?? null, { hash, capture }],
+          params: [
+            name,
+            database,
+            table,
+            capture.topic ?? null,
+            capture.function ?? null,
+            capture.subject ?? null,
+            { hash, capture },
+          ],
         });
       }
       // The first capture of a source starts at the server's position now; later applies keep the recorded one.

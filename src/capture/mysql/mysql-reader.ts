@@ -1,12 +1,24 @@
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
 import type pg from 'pg';
-import type { CaptureConfig, DatabaseSettings, MysqlSourceConfig as SourceConfig, Operation } from '../../config/schema.js';
+import type {
+  CaptureConfig,
+  DatabaseSettings,
+  MysqlSourceConfig as SourceConfig,
+  Operation,
+} from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import { createClient, type Pool } from '../../store/pool.js';
 import { backfillTableName } from '../backfill-source.js';
 import { WAKE } from '../logical-reader.js';
-import { type BinlogPosition, connectionOptions, connectSource, type MysqlTableInfo, OUTBOX_TABLE, readMysqlTables } from './mysql-source.js';
+import {
+  type BinlogPosition,
+  connectionOptions,
+  connectSource,
+  type MysqlTableInfo,
+  OUTBOX_TABLE,
+  readMysqlTables,
+} from './mysql-source.js';
 import { jsonRow } from './row-values.js';
 
 interface MysqlCapture {
@@ -128,7 +140,10 @@ export class MysqlSourceReader {
             `source ${this.name}: the binlog position rowcast recorded is no longer on the server (purged); changes after it cannot be read. Resync: see docs/sources.md ("Position purged") — rowcast will not skip the gap by itself`,
           );
         } else {
-          this.log.warn({ source: this.name, err: e.message }, `source ${this.name}: reading the binlog failed; trying again in ${RETRY_MS / 1000} s`);
+          this.log.warn(
+            { source: this.name, err: e.message },
+            `source ${this.name}: reading the binlog failed; trying again in ${RETRY_MS / 1000} s`,
+          );
         }
       }
       if (!this.stopping) await new Promise<void>((r) => ((this.wakeUp = r), setTimeout(r, RETRY_MS)));
@@ -150,7 +165,10 @@ export class MysqlSourceReader {
       if (!locked) return; // another process reads this source
       const captures = await this.loadCaptures(store);
       if (!captures.size) return;
-      const { rows } = await store.query<{ position: BinlogPosition }>('SELECT position FROM rowcast.source_progress WHERE source = $1', [this.name]);
+      const { rows } = await store.query<{ position: BinlogPosition }>(
+        'SELECT position FROM rowcast.source_progress WHERE source = $1',
+        [this.name],
+      );
       if (!rows[0]) throw new Error(`no recorded position for source ${this.name}: run rowcast apply`);
       let position = rows[0].position;
       const databases = [...new Set([...captures.keys()].map((k) => k.split('.')[0]!))];
@@ -175,7 +193,12 @@ export class MysqlSourceReader {
             // Up to a DDL statement: the rows before it are converted with the column types before it.
             const ddl = queue.findIndex((t) => t.ddl);
             const batch = queue.splice(0, ddl === -1 ? queue.length : ddl + 1);
-            await this.writeBatch(store, batch.flatMap((t) => this.events(t, captures, tables)), batch.flatMap((t) => t.calls), batch.at(-1)!.position);
+            await this.writeBatch(
+              store,
+              batch.flatMap((t) => this.events(t, captures, tables)),
+              batch.flatMap((t) => t.calls),
+              batch.at(-1)!.position,
+            );
             position = batch.at(-1)!.position;
             if (ddl !== -1) tables = await readMysqlTables(control!, databases);
           }
@@ -188,7 +211,11 @@ export class MysqlSourceReader {
       };
 
       z.on('binlog', (binlogEvent: unknown) => {
-        const event = binlogEvent as Record<string, unknown> & { getEventName(): string; nextPosition: number; gtid?: string };
+        const event = binlogEvent as Record<string, unknown> & {
+          getEventName(): string;
+          nextPosition: number;
+          gtid?: string;
+        };
         const kind = event.getEventName();
         if (kind === 'rotate') {
           file = event.binlogName as string;
@@ -199,10 +226,16 @@ export class MysqlSourceReader {
           this.collect(open, kind, event, captures);
         } else if (kind === 'query') {
           // DDL: its own group without a commit event (the query itself commits it).
-          const query = String(event.query ?? '').trim().toUpperCase();
+          const query = String(event.query ?? '')
+            .trim()
+            .toUpperCase();
           if (['BEGIN', 'COMMIT'].includes(query)) return;
           open = null;
-          queue.push({ ...emptyTransaction(), position: { gtid: z.gtidSet, file, pos: event.nextPosition }, ddl: true });
+          queue.push({
+            ...emptyTransaction(),
+            position: { gtid: z.gtidSet, file, pos: event.nextPosition },
+            ddl: true,
+          });
           write();
         } else if (kind === 'xid') {
           const tx: Committed = open ?? emptyTransaction();
@@ -233,9 +266,18 @@ export class MysqlSourceReader {
       });
 
       // And the outbox of CALL mysql.lambda_async (the older form), where apply could install it.
-      const includeSchema: Record<string, string[] | true> = { mysql: [OUTBOX_TABLE], ...Object.fromEntries(databases.map((db) => [db, true as const])) };
-      const start = position.gtid !== undefined ? { gtidSet: position.gtid } : { filename: position.file, position: position.pos };
-      z.start({ ...start, serverId: this.source.serverId, includeSchema, includeEvents: ['rotate', 'mariadbgtid', 'gtid', 'anonymousgtid', 'tablemap', ...ROW_EVENTS, 'query', 'xid'] });
+      const includeSchema: Record<string, string[] | true> = {
+        mysql: [OUTBOX_TABLE],
+        ...Object.fromEntries(databases.map((db) => [db, true as const])),
+      };
+      const start =
+        position.gtid !== undefined ? { gtidSet: position.gtid } : { filename: position.file, position: position.pos };
+      z.start({
+        ...start,
+        serverId: this.source.serverId,
+        includeSchema,
+        includeEvents: ['rotate', 'mariadbgtid', 'gtid', 'anonymousgtid', 'tablemap', ...ROW_EVENTS, 'query', 'xid'],
+      });
       this.log.info({ source: this.name, position }, `source ${this.name}: reading the binlog`);
       try {
         await failed;
@@ -254,7 +296,12 @@ export class MysqlSourceReader {
 
   /** The captures of this source, keyed "database.table". */
   private async loadCaptures(store: pg.Client): Promise<Map<string, MysqlCapture[]>> {
-    const { rows } = await store.query<{ name: string; schema_name: string; table_name: string; capture: CaptureConfig }>(
+    const { rows } = await store.query<{
+      name: string;
+      schema_name: string;
+      table_name: string;
+      capture: CaptureConfig;
+    }>(
       `SELECT name, schema_name, table_name, settings -> 'capture' AS capture FROM rowcast.captures WHERE settings -> 'capture' ->> 'source' = $1`,
       [this.name],
     );
@@ -269,37 +316,62 @@ export class MysqlSourceReader {
   }
 
   /** Keeps one rows event of a captured table (or the lambda_async calls of an outbox). */
-  private collect(tx: Committed, kind: string, event: Record<string, unknown>, captures: Map<string, MysqlCapture[]>): void {
-    const map = (event.tableMap as Record<number, { parentSchema: string; tableName: string }>)[event.tableId as number];
+  private collect(
+    tx: Committed,
+    kind: string,
+    event: Record<string, unknown>,
+    captures: Map<string, MysqlCapture[]>,
+  ): void {
+    const map = (event.tableMap as Record<number, { parentSchema: string; tableName: string }>)[
+      event.tableId as number
+    ];
     if (!map) return;
     const rows = event.rows as Record<string, unknown>[];
     if (map.tableName === OUTBOX_TABLE) {
       // lambda_async inserts and deletes its row in one go: the insert is the call.
-      if (kind === 'writerows') for (const r of rows) tx.calls.push({ arn: String(r.function_arn), payload: String(r.payload) });
+      if (kind === 'writerows')
+        for (const r of rows) tx.calls.push({ arn: String(r.function_arn), payload: String(r.payload) });
       return;
     }
     const copy = this.copies.get(`${map.parentSchema}.${map.tableName}`);
     if (copy) {
       // A backfill batch copies its rows in and deletes them again: the copy's inserts are the rows.
-      if (kind === 'writerows') tx.changes.push({ kind: 'readrows', capture: copy.capture, database: map.parentSchema, table: copy.table, rows });
+      if (kind === 'writerows')
+        tx.changes.push({
+          kind: 'readrows',
+          capture: copy.capture,
+          database: map.parentSchema,
+          table: copy.table,
+          rows,
+        });
       return;
     }
-    if (captures.has(`${map.parentSchema}.${map.tableName}`)) tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows });
+    if (captures.has(`${map.parentSchema}.${map.tableName}`))
+      tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows });
   }
 
   /** The events of a transaction's changes, for every capture of their tables. */
-  private events(tx: Committed, captures: Map<string, MysqlCapture[]>, tables: Map<string, MysqlTableInfo>): EventRow[] {
+  private events(
+    tx: Committed,
+    captures: Map<string, MysqlCapture[]>,
+    tables: Map<string, MysqlTableInfo>,
+  ): EventRow[] {
     const events: EventRow[] = [];
     for (const { kind, capture: backfilled, database, table: tableName, rows } of tx.changes) {
       const table = tables.get(`${database}.${tableName}`);
-      const op: Operation | 'READ' = kind === 'readrows' ? 'READ' : kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
+      const op: Operation | 'READ' =
+        kind === 'readrows' ? 'READ' : kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
       for (const { name, capture } of captures.get(`${database}.${tableName}`) ?? []) {
         if (op === 'READ' ? name !== backfilled : !capture.operations.includes(op)) continue;
         for (const row of rows) {
           const before = op === 'UPDATE' ? (row.before as Record<string, unknown>) : op === 'DELETE' ? row : null;
-          const after = op === 'UPDATE' ? (row.after as Record<string, unknown>) : op === 'INSERT' || op === 'READ' ? row : null;
+          const after =
+            op === 'UPDATE' ? (row.after as Record<string, unknown>) : op === 'INSERT' || op === 'READ' ? row : null;
           const image = (after ?? before)!;
-          const pk = table?.key.length && table.key.every((c) => c in image) ? jsonRow(Object.fromEntries(table.key.map((c) => [c, image[c]])), table) : null;
+          const pk =
+            table?.key.length && table.key.every((c) => c in image)
+              ? jsonRow(Object.fromEntries(table.key.map((c) => [c, image[c]])), table)
+              : null;
           const e: EventRow = {
             capture: name,
             topic: capture.topic ?? null,
@@ -311,7 +383,15 @@ export class MysqlSourceReader {
             before: null,
             after: null,
             changed: null,
-            source: { capture: name, kind: 'mysql', server: this.name, database, schema: database, table: tableName, position: tx.at },
+            source: {
+              capture: name,
+              kind: 'mysql',
+              server: this.name,
+              database,
+              schema: database,
+              table: tableName,
+              position: tx.at,
+            },
           };
           if (capture.payload === 'keys') {
             // Without a primary key the whole row is its only identity (as for the store's captures).
@@ -334,7 +414,12 @@ export class MysqlSourceReader {
   }
 
   /** Writes the events and calls of a batch of committed transactions, and the position after the last, in one transaction. */
-  private async writeBatch(store: pg.Client, events: EventRow[], calls: Committed['calls'], position: BinlogPosition): Promise<void> {
+  private async writeBatch(
+    store: pg.Client,
+    events: EventRow[],
+    calls: Committed['calls'],
+    position: BinlogPosition,
+  ): Promise<void> {
     await store.query('BEGIN');
     try {
       if (events.length) {
@@ -349,8 +434,15 @@ export class MysqlSourceReader {
         );
       }
       if (calls.length) {
-        const { rows } = await store.query<{ problems: string[] }>('SELECT rowcast.mysql_lambda_invoke($1::text[], $2::text[]) AS problems', [calls.map((c) => c.arn), calls.map((c) => c.payload)]);
-        for (const problem of rows[0]!.problems) this.log.error({ source: this.name, problem }, `source ${this.name}: a lambda_async call invoked nothing: ${problem}`);
+        const { rows } = await store.query<{ problems: string[] }>(
+          'SELECT rowcast.mysql_lambda_invoke($1::text[], $2::text[]) AS problems',
+          [calls.map((c) => c.arn), calls.map((c) => c.payload)],
+        );
+        for (const problem of rows[0]!.problems)
+          this.log.error(
+            { source: this.name, problem },
+            `source ${this.name}: a lambda_async call invoked nothing: ${problem}`,
+          );
       }
       await store.query(
         `INSERT INTO rowcast.source_progress (source, position) VALUES ($1, $2)

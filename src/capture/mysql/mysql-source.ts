@@ -20,7 +20,10 @@ export function sourceUrl(name: string, source: SourceConfig): string {
   if (typeof source.url === 'string') return source.url;
   const url = process.env[source.url.env];
   if (!url) {
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `sources.${name}.url: the environment variable ${source.url.env} is not set; set it to mysql://user:password@host:3306.`);
+    throw new RowcastError(
+      ErrorCodes.CONFIG_INVALID,
+      `sources.${name}.url: the environment variable ${source.url.env} is not set; set it to mysql://user:password@host:3306.`,
+    );
   }
   return url;
 }
@@ -32,7 +35,10 @@ export function connectionOptions(name: string, source: SourceConfig): mysql.Con
     url = new URL(sourceUrl(name, source));
   } catch {
     // The message must not echo the URL: it may hold a password.
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `sources.${name}.url is not a valid URL; write mysql://user:password@host:3306.`);
+    throw new RowcastError(
+      ErrorCodes.CONFIG_INVALID,
+      `sources.${name}.url is not a valid URL; write mysql://user:password@host:3306.`,
+    );
   }
   return {
     host: url.hostname,
@@ -52,11 +58,17 @@ export async function connectSource(name: string, source: SourceConfig): Promise
     return await mysql.createConnection(connectionOptions(name, source));
   } catch (err) {
     if (err instanceof RowcastError) throw err;
-    throw new RowcastError(ErrorCodes.CAPTURE_INVALID, `sources.${name}: cannot connect to the MySQL server: ${(err as Error).message}`, [], { cause: err });
+    throw new RowcastError(
+      ErrorCodes.CAPTURE_INVALID,
+      `sources.${name}: cannot connect to the MySQL server: ${(err as Error).message}`,
+      [],
+      { cause: err },
+    );
   }
 }
 
-export const isMariadb = async (c: mysql.Connection): Promise<boolean> => /mariadb/i.test(String(((await c.query('SELECT VERSION() AS v')) as [{ v: string }[], unknown])[0][0]!.v));
+export const isMariadb = async (c: mysql.Connection): Promise<boolean> =>
+  /mariadb/i.test(String(((await c.query('SELECT VERSION() AS v')) as [{ v: string }[], unknown])[0][0]!.v));
 
 /** What reading the binlog needs of the server and of the user rowcast connects as, as problems naming the fix. */
 export async function binlogProblems(name: string, c: mysql.Connection): Promise<string[]> {
@@ -70,17 +82,29 @@ export async function binlogProblems(name: string, c: mysql.Connection): Promise
     const actual = vars.get(setting);
     if (actual === undefined && setting === 'binlog_row_metadata') continue; // older servers: column metadata is read from INFORMATION_SCHEMA
     if (actual?.toUpperCase() !== value) {
-      problems.push(`sources.${name}: the server has ${setting} = ${actual ?? '(unset)'}; set ${setting} = ${value} in its config (under [mysqld])${setting === 'log_bin' ? ' and restart it' : ''}.`);
+      problems.push(
+        `sources.${name}: the server has ${setting} = ${actual ?? '(unset)'}; set ${setting} = ${value} in its config (under [mysqld])${setting === 'log_bin' ? ' and restart it' : ''}.`,
+      );
     }
   }
   const [grants] = (await c.query('SHOW GRANTS')) as [Record<string, string>[], unknown];
-  const text = grants.map((g) => Object.values(g)[0]).join('\n').toUpperCase();
-  const global = text.split('\n').filter((l) => / ON \*\.\* /.test(l)).join('\n');
+  const text = grants
+    .map((g) => Object.values(g)[0])
+    .join('\n')
+    .toUpperCase();
+  const global = text
+    .split('\n')
+    .filter((l) => / ON \*\.\* /.test(l))
+    .join('\n');
   if (!/ALL PRIVILEGES/.test(global)) {
     const missing = ['REPLICATION SLAVE', 'SELECT'].filter((p) => !global.includes(p));
     // MariaDB 10.5 renamed REPLICATION CLIENT to BINLOG MONITOR (SHOW BINARY LOGS, SHOW MASTER STATUS).
-    if (!global.includes('REPLICATION CLIENT') && !global.includes('BINLOG MONITOR')) missing.push('REPLICATION CLIENT');
-    if (missing.length) problems.push(`sources.${name}: the MySQL user lacks ${missing.join(', ')} on *.*; GRANT ${missing.join(', ')} ON *.* TO the user rowcast connects as.`);
+    if (!global.includes('REPLICATION CLIENT') && !global.includes('BINLOG MONITOR'))
+      missing.push('REPLICATION CLIENT');
+    if (missing.length)
+      problems.push(
+        `sources.${name}: the MySQL user lacks ${missing.join(', ')} on *.*; GRANT ${missing.join(', ')} ON *.* TO the user rowcast connects as.`,
+      );
   }
   return problems;
 }
@@ -103,7 +127,13 @@ export async function readMysqlTables(c: mysql.Connection, databases: string[]):
   for (const r of cols) {
     const key = `${r.db}.${r.t}`;
     if (!tables.has(key)) tables.set(key, { columns: new Map(), key: [] });
-    tables.get(key)!.columns.set(r.c, { type: r.type.toLowerCase(), columnType: r.columnType.toLowerCase(), json: r.type.toLowerCase() === 'json' });
+    tables
+      .get(key)!
+      .columns.set(r.c, {
+        type: r.type.toLowerCase(),
+        columnType: r.columnType.toLowerCase(),
+        json: r.type.toLowerCase() === 'json',
+      });
   }
   const [keys] = (await c.query(
     `SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.KEY_COLUMN_USAGE
@@ -112,11 +142,13 @@ export async function readMysqlTables(c: mysql.Connection, databases: string[]):
   )) as [{ db: string; t: string; c: string }[], unknown];
   for (const r of keys) tables.get(`${r.db}.${r.t}`)?.key.push(r.c);
   // MariaDB's JSON is LONGTEXT with a json_valid() check of the column's name: its values are parsed as JSON.
-  const [checks] = (await c.query(
-    `SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS t, CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS
+  const [checks] = (await c
+    .query(
+      `SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS t, CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS
       WHERE CONSTRAINT_SCHEMA IN (?) AND CHECK_CLAUSE LIKE 'json\\_valid(%'`,
-    [databases],
-  ).catch(() => [[]])) as [{ db: string; t: string; clause: string }[], unknown];
+      [databases],
+    )
+    .catch(() => [[]])) as [{ db: string; t: string; clause: string }[], unknown];
   for (const r of checks) {
     const column = /^json_valid\(`((?:[^`]|``)+)`\)$/.exec(r.clause)?.[1]?.replaceAll('``', '`');
     const info = column === undefined ? undefined : tables.get(`${r.db}.${r.t}`)?.columns.get(column);
@@ -133,7 +165,9 @@ export async function currentPosition(c: mysql.Connection): Promise<BinlogPositi
     const [rows] = (await c.query('SELECT @@GLOBAL.gtid_binlog_pos AS gtid')) as [{ gtid: string }[], unknown];
     position.gtid = rows[0]!.gtid;
   } else {
-    const [rows] = (await c.query(`SELECT @@GLOBAL.gtid_mode AS mode, @@GLOBAL.gtid_executed AS gtid`).catch(() => [[]])) as [{ mode?: string; gtid?: string }[], unknown];
+    const [rows] = (await c
+      .query(`SELECT @@GLOBAL.gtid_mode AS mode, @@GLOBAL.gtid_executed AS gtid`)
+      .catch(() => [[]])) as [{ mode?: string; gtid?: string }[], unknown];
     if (rows[0]?.mode === 'ON') position.gtid = rows[0].gtid!.replace(/\s+/g, '');
   }
   return position;

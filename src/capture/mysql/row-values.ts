@@ -8,7 +8,10 @@ const BINARY = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob',
  * (no zone, like timestamp); TIMESTAMP in UTC with "+00:00" (like timestamptz); JSON parsed; BLOB/BINARY as base64;
  * BIT as a string of its bits; SET as an array of its members; ENUM, TIME, DATE, text as strings.
  */
-export function jsonValue(value: unknown, column: { type: string; columnType: string; json: boolean } | undefined): unknown {
+export function jsonValue(
+  value: unknown,
+  column: { type: string; columnType: string; json: boolean } | undefined,
+): unknown {
   if (value === null || value === undefined) return null;
   const type = column?.type;
   if (Buffer.isBuffer(value)) {
@@ -43,7 +46,11 @@ export function jsonValue(value: unknown, column: { type: string; columnType: st
 }
 
 /** A binlog row image as a JSON object (all its columns, or only `columns`). */
-export function jsonRow(row: Record<string, unknown>, table: MysqlTableInfo | undefined, columns?: string[]): Record<string, unknown> {
+export function jsonRow(
+  row: Record<string, unknown>,
+  table: MysqlTableInfo | undefined,
+  columns?: string[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(row)) {
     if (columns && !columns.includes(name)) continue;

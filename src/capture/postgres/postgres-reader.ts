@@ -99,7 +99,10 @@ export class PostgresSourceReader {
         if (!this.stopping && !this.reload) {
           const e = err as Error & { code?: string };
           // 55006: another connection streams the slot (a rowcast of another store, or one of this store's restarting).
-          this.log.warn({ source: this.name, err: e.message }, `source ${this.name}: logical replication stopped; starting again from the last written position in ${RETRY_MS / 1000} s`);
+          this.log.warn(
+            { source: this.name, err: e.message },
+            `source ${this.name}: logical replication stopped; starting again from the last written position in ${RETRY_MS / 1000} s`,
+          );
         }
       }
       if (!this.stopping && !this.reload) await new Promise<void>((r) => ((this.wakeUp = r), setTimeout(r, RETRY_MS)));
@@ -114,7 +117,10 @@ export class PostgresSourceReader {
       if (!(await store.query<{ ok: boolean }>(LOCK_SQL, [this.name])).rows[0]!.ok) return; // another process reads it
       const captures = await this.loadCaptures(store);
       if (!captures.size) return;
-      const { rows } = await store.query<{ lsn: string | null }>(`SELECT position ->> 'lsn' AS lsn FROM rowcast.source_progress WHERE source = $1`, [this.name]);
+      const { rows } = await store.query<{ lsn: string | null }>(
+        `SELECT position ->> 'lsn' AS lsn FROM rowcast.source_progress WHERE source = $1`,
+        [this.name],
+      );
       let written = rows[0]?.lsn ? lsnValue(rows[0].lsn) : 0n;
       const { slot, publication } = sourceObjects(this.name, this.source);
       const url = postgresSourceUrl(this.name, this.source);
@@ -137,7 +143,11 @@ export class PostgresSourceReader {
         return message;
       };
       const service = new LogicalReplicationService(
-        { connectionString: url, application_name: 'rowcast source capture', options: '-c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=3' },
+        {
+          connectionString: url,
+          application_name: 'rowcast source capture',
+          options: '-c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=3',
+        },
         { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
       );
       this.service = service;
@@ -185,10 +195,12 @@ export class PostgresSourceReader {
           case 'delete':
             return this.collect(open, captures, database, message.relation, 'DELETE', message.old ?? message.key, null);
           case 'truncate':
-            for (const relation of message.relations) this.collect(open, captures, database, relation, 'TRUNCATE', null, null);
+            for (const relation of message.relations)
+              this.collect(open, captures, database, relation, 'TRUNCATE', null, null);
             return;
           case 'message':
-            if (message.prefix === BACKFILL_PREFIX && message.transactional) this.backfilled(open, captures, database, message.content);
+            if (message.prefix === BACKFILL_PREFIX && message.transactional)
+              this.backfilled(open, captures, database, message.content);
             return;
           case 'commit': {
             const tx = open;
@@ -215,7 +227,12 @@ export class PostgresSourceReader {
         const position = idle && lsnValue(lsn) > written ? lsnValue(lsn) : written;
         if (reply || idle) void service.acknowledge(lsnText(position)).catch(() => {});
       });
-      service.on('start', () => this.log.info({ source: this.name, slot, written: lsnText(written) }, `source ${this.name}: streaming by logical replication`));
+      service.on('start', () =>
+        this.log.info(
+          { source: this.name, slot, written: lsnText(written) },
+          `source ${this.name}: streaming by logical replication`,
+        ),
+      );
       service.on('error', (err: Error) => fail(err));
       await service.subscribe(plugin, slot).catch((err: Error) => fail(err));
       await writing;
@@ -229,7 +246,13 @@ export class PostgresSourceReader {
 
   /** The captures of this source, keyed "schema.table". */
   private async loadCaptures(store: pg.Client): Promise<Map<string, SourceCapture[]>> {
-    const { rows } = await store.query<{ name: string; schema_name: string; table_name: string; capture: CaptureConfig; key: string[] | null }>(
+    const { rows } = await store.query<{
+      name: string;
+      schema_name: string;
+      table_name: string;
+      capture: CaptureConfig;
+      key: string[] | null;
+    }>(
       `SELECT name, schema_name, table_name, settings -> 'capture' AS capture, ARRAY(SELECT jsonb_array_elements_text(settings -> 'key')) AS key
          FROM rowcast.captures WHERE settings -> 'capture' ->> 'source' = $1`,
       [this.name],
@@ -260,15 +283,23 @@ export class PostgresSourceReader {
     for (const c of list) {
       if (!c.capture.operations.includes(op)) continue;
       tx.events.push(
-        sourceEvent(c, op, before, after, {
-          capture: c.name,
-          kind: 'postgres',
-          server: this.name,
-          database,
-          schema: relation.schema,
-          table: relation.name,
-          position: { lsn: tx.commitLsn },
-        }, relation.schema, relation.name),
+        sourceEvent(
+          c,
+          op,
+          before,
+          after,
+          {
+            capture: c.name,
+            kind: 'postgres',
+            server: this.name,
+            database,
+            schema: relation.schema,
+            table: relation.name,
+            position: { lsn: tx.commitLsn },
+          },
+          relation.schema,
+          relation.name,
+        ),
       );
     }
   }
@@ -277,17 +308,37 @@ export class PostgresSourceReader {
    * A backfill batch (backfill-source.ts), a logical message of its transaction on the source: its rows as
    * PostgreSQL's text with their type oids, converted as a change's values are, one READ event each.
    */
-  private backfilled(tx: { events: SourceEventRow[]; commitLsn: string } | null, captures: Map<string, SourceCapture[]>, database: string | null, content: Uint8Array): void {
+  private backfilled(
+    tx: { events: SourceEventRow[]; commitLsn: string } | null,
+    captures: Map<string, SourceCapture[]>,
+    database: string | null,
+    content: Uint8Array,
+  ): void {
     if (!tx) return;
-    const batch = JSON.parse(Buffer.from(content).toString('utf8')) as { capture: string; columns: string[]; types: number[]; rows: (string | null)[][] };
+    const batch = JSON.parse(Buffer.from(content).toString('utf8')) as {
+      capture: string;
+      columns: string[];
+      types: number[];
+      rows: (string | null)[][];
+    };
     for (const [table, list] of captures) {
       const c = list.find((x) => x.name === batch.capture);
       if (!c) continue;
       const dot = table.indexOf('.');
       const [schema, name] = [table.slice(0, dot), table.slice(dot + 1)];
-      const source = { capture: c.name, kind: 'postgres', server: this.name, database, schema, table: name, position: { lsn: tx.commitLsn } };
+      const source = {
+        capture: c.name,
+        kind: 'postgres',
+        server: this.name,
+        database,
+        schema,
+        table: name,
+        position: { lsn: tx.commitLsn },
+      };
       for (const row of batch.rows) {
-        const after = Object.fromEntries(batch.columns.map((column, i) => [column, pgTextValue(row[i] ?? null, batch.types[i]!)]));
+        const after = Object.fromEntries(
+          batch.columns.map((column, i) => [column, pgTextValue(row[i] ?? null, batch.types[i]!)]),
+        );
         tx.events.push(sourceEvent(c, 'READ', null, after, source, schema, name));
       }
       return;
@@ -318,7 +369,9 @@ export class PostgresSourceReader {
 async function decodesMessages(name: string, source: PostgresSourceConfig): Promise<boolean> {
   const c = await connectPostgresSource(name, source, 'rowcast source capture');
   try {
-    return Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 140000;
+    return (
+      Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 140000
+    );
   } finally {
     await c.end().catch(() => {});
   }
@@ -336,7 +389,8 @@ function rowValues(relation: Pgoutput.MessageRelation, row: Record<string, unkno
 }
 
 /** Only some columns of a row (a capture's `columns`), in that order. */
-const pick = (row: Record<string, unknown>, columns?: string[]) => (columns ? Object.fromEntries(columns.filter((c) => c in row).map((c) => [c, row[c]])) : row);
+const pick = (row: Record<string, unknown>, columns?: string[]) =>
+  columns ? Object.fromEntries(columns.filter((c) => c in row).map((c) => [c, row[c]])) : row;
 
 /**
  * One event of a source's change in the store's shape (key, before/after per payload, changed columns); also used
@@ -353,7 +407,10 @@ export function sourceEvent(
 ): SourceEventRow {
   const { capture } = c;
   const image = after ?? before;
-  const key = image && c.key.length && c.key.every((k) => k in image) ? Object.fromEntries(c.key.map((k) => [k, image[k]])) : null;
+  const key =
+    image && c.key.length && c.key.every((k) => k in image)
+      ? Object.fromEntries(c.key.map((k) => [k, image[k]]))
+      : null;
   const e: SourceEventRow = {
     capture: c.name,
     topic: capture.topic ?? null,
@@ -385,7 +442,10 @@ export function sourceEvent(
 }
 
 /** Inserts events built in JavaScript, in their order (event ids follow it). */
-export async function insertSourceEvents(store: { query(sql: string, values?: unknown[]): Promise<unknown> }, events: SourceEventRow[]): Promise<void> {
+export async function insertSourceEvents(
+  store: { query(sql: string, values?: unknown[]): Promise<unknown> },
+  events: SourceEventRow[],
+): Promise<void> {
   if (!events.length) return;
   await store.query(
     `INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, source)

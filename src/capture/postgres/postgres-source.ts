@@ -13,20 +13,36 @@ export function postgresSourceUrl(name: string, source: PostgresSourceConfig): s
   if (typeof source.url === 'string') return source.url;
   const url = process.env[source.url.env];
   if (!url) {
-    throw new RowcastError(ErrorCodes.CONFIG_INVALID, `sources.${name}.url: the environment variable ${source.url.env} is not set; set it to postgres://user:password@host:5432/database.`);
+    throw new RowcastError(
+      ErrorCodes.CONFIG_INVALID,
+      `sources.${name}.url: the environment variable ${source.url.env} is not set; set it to postgres://user:password@host:5432/database.`,
+    );
   }
   return url;
 }
 
 /** A connection to the source; a failure names the source, never the URL (it may hold a password). */
-export async function connectPostgresSource(name: string, source: PostgresSourceConfig, applicationName = 'rowcast apply'): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: postgresSourceUrl(name, source), application_name: applicationName, connectionTimeoutMillis: 10_000 });
+export async function connectPostgresSource(
+  name: string,
+  source: PostgresSourceConfig,
+  applicationName = 'rowcast apply',
+): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: postgresSourceUrl(name, source),
+    application_name: applicationName,
+    connectionTimeoutMillis: 10_000,
+  });
   client.on('error', () => {});
   try {
     await client.connect();
   } catch (err) {
     await client.end().catch(() => {});
-    throw new RowcastError(ErrorCodes.CAPTURE_INVALID, `sources.${name}: cannot connect to the PostgreSQL server: ${(err as Error).message}`, [], { cause: err });
+    throw new RowcastError(
+      ErrorCodes.CAPTURE_INVALID,
+      `sources.${name}: cannot connect to the PostgreSQL server: ${(err as Error).message}`,
+      [],
+      { cause: err },
+    );
   }
   return client;
 }
@@ -35,8 +51,19 @@ export async function connectPostgresSource(name: string, source: PostgresSource
  * What logical replication from the source needs of the server and of the role rowcast connects as, as problems
  * naming the fix: wal_level = logical, free slots, REPLICATION, and CREATE on the database for the publication.
  */
-export async function postgresSourceProblems(name: string, c: pg.Client, publicationExists: boolean): Promise<string[]> {
-  const { rows } = await c.query<{ wal_level: string; replication: boolean; create: boolean; slots: number; user: string; db: string }>(
+export async function postgresSourceProblems(
+  name: string,
+  c: pg.Client,
+  publicationExists: boolean,
+): Promise<string[]> {
+  const { rows } = await c.query<{
+    wal_level: string;
+    replication: boolean;
+    create: boolean;
+    slots: number;
+    user: string;
+    db: string;
+  }>(
     `SELECT current_setting('wal_level') AS wal_level, current_user AS user, current_database() AS db,
             (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication,
             has_database_privilege(current_database(), 'CREATE') AS create,
@@ -45,12 +72,20 @@ export async function postgresSourceProblems(name: string, c: pg.Client, publica
   const s = rows[0]!;
   const problems: string[] = [];
   if (s.wal_level !== 'logical') {
-    problems.push(`sources.${name}: the server has wal_level = ${s.wal_level}; set wal_level = logical there (postgresql.conf, or ALTER SYSTEM SET wal_level = logical) and restart it.`);
+    problems.push(
+      `sources.${name}: the server has wal_level = ${s.wal_level}; set wal_level = logical there (postgresql.conf, or ALTER SYSTEM SET wal_level = logical) and restart it.`,
+    );
   }
-  if (s.slots < 1) problems.push(`sources.${name}: the server has max_replication_slots = 0; set it to at least 1 and restart it.`);
-  if (!s.replication) problems.push(`sources.${name}: the role ${s.user} lacks the REPLICATION attribute; run ALTER ROLE ${pg.escapeIdentifier(s.user)} REPLICATION on the source.`);
+  if (s.slots < 1)
+    problems.push(`sources.${name}: the server has max_replication_slots = 0; set it to at least 1 and restart it.`);
+  if (!s.replication)
+    problems.push(
+      `sources.${name}: the role ${s.user} lacks the REPLICATION attribute; run ALTER ROLE ${pg.escapeIdentifier(s.user)} REPLICATION on the source.`,
+    );
   if (!publicationExists && !s.create) {
-    problems.push(`sources.${name}: the role ${s.user} may not create the publication; run GRANT CREATE ON DATABASE ${pg.escapeIdentifier(s.db)} TO ${pg.escapeIdentifier(s.user)} on the source.`);
+    problems.push(
+      `sources.${name}: the role ${s.user} may not create the publication; run GRANT CREATE ON DATABASE ${pg.escapeIdentifier(s.db)} TO ${pg.escapeIdentifier(s.user)} on the source.`,
+    );
   }
   return problems;
 }

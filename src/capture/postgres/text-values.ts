@@ -52,7 +52,11 @@ export function pgTextValue(text: string | null, typeOid: number): unknown {
   }
   if (JSON_TYPES.has(typeOid)) return JSON.parse(text) as unknown;
   if (typeOid === TIMESTAMP) return text.replace(' ', 'T');
-  if (typeOid === TIMESTAMPTZ) return text.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00').replace(/([+-]\d\d)(\d\d)$/, '$1:$2');
+  if (typeOid === TIMESTAMPTZ)
+    return text
+      .replace(' ', 'T')
+      .replace(/([+-]\d\d)$/, '$1:00')
+      .replace(/([+-]\d\d)(\d\d)$/, '$1:$2');
   return text;
 }
 
@@ -86,7 +90,8 @@ export function parseArray(text: string): TextArray {
         i++;
         let v = '';
         while (text[i] !== '"') {
-          if (i >= text.length) throw new Error(`unterminated quoted element in an array literal: ${text.slice(0, 40)}`);
+          if (i >= text.length)
+            throw new Error(`unterminated quoted element in an array literal: ${text.slice(0, 40)}`);
           if (text[i] === '\\') i++;
           v += text[i++];
         }

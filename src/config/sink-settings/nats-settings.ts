@@ -14,18 +14,30 @@ const secret = secretRef('NATS_PASSWORD');
 
 const serverUrl = z
   .string()
-  .regex(/^((nats|tls):\/\/)?(\[[0-9A-Fa-f:.]+\]|[^\s/:@[\]]+)(:\d{1,5})?$/, 'a NATS server as "nats://host:port" (or "host:port"); put credentials in `credentials`, not in the URL');
+  .regex(
+    /^((nats|tls):\/\/)?(\[[0-9A-Fa-f:.]+\]|[^\s/:@[\]]+)(:\d{1,5})?$/,
+    'a NATS server as "nats://host:port" (or "host:port"); put credentials in `credentials`, not in the URL',
+  );
 
 /** `{topic}` becomes the rowcast topic name (letters, digits, "-" and "_"). */
-const subjectTemplate = topicTemplate(z.string().min(1, 'must not be empty'))
-  .refine((s) => s.replaceAll('{topic}', 'x').split('.').every((token) => token.length > 0 && !/[\s*>]/.test(token)), {
-    message: 'a NATS subject to publish to: dot-separated tokens without spaces or wildcards ("*", ">"), e.g. "rowcast.{topic}"',
-  });
+const subjectTemplate = topicTemplate(z.string().min(1, 'must not be empty')).refine(
+  (s) =>
+    s
+      .replaceAll('{topic}', 'x')
+      .split('.')
+      .every((token) => token.length > 0 && !/[\s*>]/.test(token)),
+  {
+    message:
+      'a NATS subject to publish to: dot-separated tokens without spaces or wildcards ("*", ">"), e.g. "rowcast.{topic}"',
+  },
+);
 
 export const natsOptionsSchema = z.strictObject({
   /** One server or several of one cluster; a (re)connect tries them in random order. */
   servers: z
-    .union([serverUrl, z.array(serverUrl).min(1, 'list at least one server')], { error: 'a server URL ("nats://host:4222") or a list of them' })
+    .union([serverUrl, z.array(serverUrl).min(1, 'list at least one server')], {
+      error: 'a server URL ("nats://host:4222") or a list of them',
+    })
     .default('nats://127.0.0.1:4222'),
   /** The subject each message is published to; a JetStream stream must capture it. */
   subject: subjectTemplate.default('rowcast.{topic}'),
@@ -39,7 +51,10 @@ export const natsOptionsSchema = z.strictObject({
         /** A .creds file (user JWT + nkey seed), as issued by `nsc` for decentralized auth. */
         z.strictObject({ credsFile: z.string().min(1, 'a path to a .creds file') }),
       ],
-      { error: 'write { user, password }, { token } or { credsFile: "/path/to/user.creds" } (password and token may be { env: "VARIABLE" })' },
+      {
+        error:
+          'write { user, password }, { token } or { credsFile: "/path/to/user.creds" } (password and token may be { env: "VARIABLE" })',
+      },
     )
     .optional(),
 });

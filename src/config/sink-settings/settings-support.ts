@@ -51,10 +51,15 @@ export function optionsParser<S extends z.ZodObject>(
     const result = schema.safeParse(input ?? {});
     let outcome: OptionsResult<z.output<S>>;
     if (!result.success) {
-      outcome = { ok: false, error: `invalid ${protocol} options: ${result.error.issues.map((issue) => describeIssue(issue, known)).join('; ')}` };
+      outcome = {
+        ok: false,
+        error: `invalid ${protocol} options: ${result.error.issues.map((issue) => describeIssue(issue, known)).join('; ')}`,
+      };
     } else {
       const problem = check?.(result.data);
-      outcome = problem ? { ok: false, error: `invalid ${protocol} options: ${problem}` } : { ok: true, options: result.data };
+      outcome = problem
+        ? { ok: false, error: `invalid ${protocol} options: ${problem}` }
+        : { ok: true, options: result.data };
     }
     if (key) parsed.set(key, outcome);
     return outcome;
@@ -85,7 +90,8 @@ export function resolveSecret(ref: SecretRef, option: string): string {
 export function resolveUrl(url: string | { env: string }, accepts: RegExp, expected: string): string {
   if (typeof url === 'string') return url;
   const value = resolveSecret(url, 'options.url');
-  if (!accepts.test(value) || !URL.canParse(value)) throw new Error(`options.url: environment variable ${url.env} is not ${expected}`);
+  if (!accepts.test(value) || !URL.canParse(value))
+    throw new Error(`options.url: environment variable ${url.env} is not ${expected}`);
   return value;
 }
 

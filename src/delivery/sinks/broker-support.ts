@@ -7,7 +7,17 @@ import type { SendOutcome } from '../../model/sink.js';
  */
 
 // The options side lives in config (the config validates with the same schemas); sinks import both from here.
-export { envRef, secretRef, topicTemplate, renderTemplate, optionsParser, resolveSecret, resolveUrl, urlPassword, scrubSecret } from '../../config/sink-settings/settings-support.js';
+export {
+  envRef,
+  secretRef,
+  topicTemplate,
+  renderTemplate,
+  optionsParser,
+  resolveSecret,
+  resolveUrl,
+  urlPassword,
+  scrubSecret,
+} from '../../config/sink-settings/settings-support.js';
 export type { SecretRef, OptionsResult } from '../../config/sink-settings/settings-support.js';
 import type { OptionsResult } from '../../config/sink-settings/settings-support.js';
 
@@ -22,7 +32,11 @@ export type SendOptions<O, R> = { ok: true; options: O; resolved: R } | { ok: fa
  * A send's options and what `resolve` reads with them (secrets and URLs from the environment, on every send, so a
  * changed variable counts). Invalid options, or an unset variable, make the delivery dead: no retry would fix them.
  */
-export function sendOptions<O, R>(protocol: string, parsed: OptionsResult<O>, resolve: (options: O) => R): SendOptions<O, R> {
+export function sendOptions<O, R>(
+  protocol: string,
+  parsed: OptionsResult<O>,
+  resolve: (options: O) => R,
+): SendOptions<O, R> {
   if (!parsed.ok) return { ok: false, outcome: dead(parsed.error) };
   try {
     return { ok: true, options: parsed.options, resolved: resolve(parsed.options) };
@@ -64,7 +78,11 @@ export function connectionKey(settings: unknown): string {
  * The one opening (or open) value per key: concurrent callers share it. `open` gets `forget`, to call once the value
  * is gone (a connection closed); one that fails to open is forgotten too. The next call then opens a new one.
  */
-export function openShared<T>(opened: Map<string, Promise<T>>, key: string, open: (forget: () => void) => Promise<T>): Promise<T> {
+export function openShared<T>(
+  opened: Map<string, Promise<T>>,
+  key: string,
+  open: (forget: () => void) => Promise<T>,
+): Promise<T> {
   const existing = opened.get(key);
   if (existing) return existing;
   // eslint-disable-next-line prefer-const -- forget (made before it) must see it; a const would be read before it is set

@@ -29,7 +29,10 @@ export interface SinkFactory {
 
 /** The protocols rowcast delivers to (docs/subscriptions.md); one folder per sink beside this file. */
 export const BUILT_IN_SINKS: readonly SinkFactory[] = [
-  { protocols: ['http', 'https'], create: (c) => new HttpSink({ allowPrivateEndpoints: c.allowPrivateEndpoints, snsEnvelopes: c.snsEnvelopes }) },
+  {
+    protocols: ['http', 'https'],
+    create: (c) => new HttpSink({ allowPrivateEndpoints: c.allowPrivateEndpoints, snsEnvelopes: c.snsEnvelopes }),
+  },
   { protocols: ['function'], create: (c) => new FunctionSink(c.pool, () => c.onInvocationQueued()) },
   { protocols: ['email', 'email-json'], create: (c) => new EmailSink(c.snsEnvelopes) },
   { protocols: ['nats'], create: () => new NatsSink() },

@@ -33,7 +33,10 @@ const sha256 = (token: string) => createHash('sha256').update(token).digest();
  * One statement that sets a subscription's handshake state with a new token, drops its pending deliveries, queues
  * the handshake message and wakes the running processes. For `rowcast apply`'s plan (parameter 1 is the secret).
  */
-export function handshakeStatement(subscription: string, type: keyof typeof CONTROL_TOPIC): { sql: string; params: unknown[]; token: string } {
+export function handshakeStatement(
+  subscription: string,
+  type: keyof typeof CONTROL_TOPIC,
+): { sql: string; params: unknown[]; token: string } {
   const token = newToken();
   const state = type === 'SubscriptionConfirmation' ? 'pending_confirmation' : 'unsubscribed';
   return {
@@ -50,11 +53,20 @@ export function handshakeStatement(subscription: string, type: keyof typeof CONT
   };
 }
 
-async function runHandshake(db: Pool | PoolClient, subscription: string, type: keyof typeof CONTROL_TOPIC): Promise<void> {
+async function runHandshake(
+  db: Pool | PoolClient,
+  subscription: string,
+  type: keyof typeof CONTROL_TOPIC,
+): Promise<void> {
   const { sql, params } = handshakeStatement(subscription, type);
   const { rows } = await db.query<{ queued: number }>(sql, params);
   if (!rows[0]?.queued) {
-    const found = (await db.query<{ format: string | null }>(`SELECT settings->>'format' AS format FROM rowcast.subscriptions WHERE name = $1`, [subscription])).rows[0];
+    const found = (
+      await db.query<{ format: string | null }>(
+        `SELECT settings->>'format' AS format FROM rowcast.subscriptions WHERE name = $1`,
+        [subscription],
+      )
+    ).rows[0];
     throw new Error(
       found
         ? `subscription ${subscription} has format "${found.format ?? 'envelope'}"; SNS's handshake needs format "sns" (set it, then try again)`
@@ -79,7 +91,9 @@ export function requireConfirmation(db: Pool | PoolClient, subscription: string)
  * Returns false if it was already unsubscribed.
  */
 export async function unsubscribe(db: Pool | PoolClient, subscription: string): Promise<boolean> {
-  const state = (await db.query<{ sns_state: string }>('SELECT sns_state FROM rowcast.subscriptions WHERE name = $1', [subscription])).rows[0]?.sns_state;
+  const state = (
+    await db.query<{ sns_state: string }>('SELECT sns_state FROM rowcast.subscriptions WHERE name = $1', [subscription])
+  ).rows[0]?.sns_state;
   if (state === 'unsubscribed') return false;
   await runHandshake(db, subscription, 'UnsubscribeConfirmation');
   return true;
@@ -102,7 +116,12 @@ export interface ConfirmOptions {
  * SubscribeURL may be visited twice). Only SHA-256 digests are compared, so the comparison's timing says nothing
  * about the token. How it was confirmed is kept in the subscription's sns_attributes (GetSubscriptionAttributes).
  */
-export async function confirmSubscription(db: Pool | PoolClient, topic: string, token: string, options: ConfirmOptions = {}): Promise<string | null> {
+export async function confirmSubscription(
+  db: Pool | PoolClient,
+  topic: string,
+  token: string,
+  options: ConfirmOptions = {},
+): Promise<string | null> {
   if (!token) return null;
   const { rows } = await db.query<{ name: string; changed: boolean }>(
     `WITH s AS (SELECT name, sns_state <> 'confirmed' AS changed FROM rowcast.subscriptions
@@ -115,7 +134,13 @@ export async function confirmSubscription(db: Pool | PoolClient, topic: string, 
                    || CASE WHEN $4 THEN jsonb_build_object('AuthenticateOnUnsubscribe', 'true') ELSE '{}' END
               ELSE u.sns_attributes END
        FROM s WHERE u.name = s.name RETURNING u.name, s.changed`,
-    [topic, sha256(token), String(options.authenticated ?? false), options.authenticateOnUnsubscribe ?? false, TOKEN_LIFETIME_DAYS],
+    [
+      topic,
+      sha256(token),
+      String(options.authenticated ?? false),
+      options.authenticateOnUnsubscribe ?? false,
+      TOKEN_LIFETIME_DAYS,
+    ],
   );
   const row = rows[0];
   if (row?.changed) await db.query(`SELECT pg_notify('rowcast_config', '')`);
@@ -125,7 +150,10 @@ export async function confirmSubscription(db: Pool | PoolClient, topic: string, 
 /** Whether a token that confirmSubscription refused is one of the topic's that expired (to say so). */
 export async function tokenExpired(db: Pool | PoolClient, topic: string, token: string): Promise<boolean> {
   if (!token) return false;
-  const { rowCount } = await db.query(`SELECT 1 FROM rowcast.subscriptions WHERE topic = $1 AND sns_token_sha256 = $2 AND sns_state <> 'confirmed'`, [topic, sha256(token)]);
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM rowcast.subscriptions WHERE topic = $1 AND sns_token_sha256 = $2 AND sns_state <> 'confirmed'`,
+    [topic, sha256(token)],
+  );
   return Boolean(rowCount);
 }
 
@@ -138,8 +166,13 @@ export class UnsubscribeLinks {
   private constructor(private readonly key: Buffer) {}
 
   static async load(pool: Pool): Promise<UnsubscribeLinks> {
-    await pool.query(`INSERT INTO rowcast.keys (name, secret) VALUES ('sns-unsubscribe', $1) ON CONFLICT (name) DO NOTHING`, [randomBytes(32).toString('base64url')]);
-    const { rows } = await pool.query<{ secret: string }>(`SELECT secret FROM rowcast.keys WHERE name = 'sns-unsubscribe'`);
+    await pool.query(
+      `INSERT INTO rowcast.keys (name, secret) VALUES ('sns-unsubscribe', $1) ON CONFLICT (name) DO NOTHING`,
+      [randomBytes(32).toString('base64url')],
+    );
+    const { rows } = await pool.query<{ secret: string }>(
+      `SELECT secret FROM rowcast.keys WHERE name = 'sns-unsubscribe'`,
+    );
     return new UnsubscribeLinks(Buffer.from(rows[0]!.secret, 'base64url'));
   }
 

@@ -37,7 +37,11 @@ export type SnsEnvelopeFields =
       Timestamp: string;
     };
 
-export type SnsEnvelope = SnsEnvelopeFields & { SignatureVersion: '1' | '2'; Signature: string; SigningCertURL: string };
+export type SnsEnvelope = SnsEnvelopeFields & {
+  SignatureVersion: '1' | '2';
+  Signature: string;
+  SigningCertURL: string;
+};
 
 /** The keys signed, in SNS's order (byte order of the names), for each type. */
 const SIGNED_KEYS: Record<SnsMessageType, readonly string[]> = {
@@ -62,12 +66,21 @@ export function snsStringToSign(fields: SnsEnvelopeFields): string {
 
 /** Version 1 is SHA1withRSA, version 2 SHA256withRSA, both RSASSA-PKCS1-v1_5, in base64. */
 export function signSnsMessage(fields: SnsEnvelopeFields, version: SignatureVersion, privateKeyPem: string): string {
-  return createSign(version === 2 ? 'RSA-SHA256' : 'RSA-SHA1').update(snsStringToSign(fields), 'utf8').sign(privateKeyPem, 'base64');
+  return createSign(version === 2 ? 'RSA-SHA256' : 'RSA-SHA1')
+    .update(snsStringToSign(fields), 'utf8')
+    .sign(privateKeyPem, 'base64');
 }
 
 /** The envelope in SNS's key order, signed. */
-export function buildSnsEnvelope(fields: SnsEnvelopeFields, signing: { version: SignatureVersion; privateKeyPem: string; certUrl: string }): SnsEnvelope {
-  const signature = { SignatureVersion: String(signing.version) as '1' | '2', Signature: signSnsMessage(fields, signing.version, signing.privateKeyPem), SigningCertURL: signing.certUrl };
+export function buildSnsEnvelope(
+  fields: SnsEnvelopeFields,
+  signing: { version: SignatureVersion; privateKeyPem: string; certUrl: string },
+): SnsEnvelope {
+  const signature = {
+    SignatureVersion: String(signing.version) as '1' | '2',
+    Signature: signSnsMessage(fields, signing.version, signing.privateKeyPem),
+    SigningCertURL: signing.certUrl,
+  };
   if (fields.Type === 'Notification') {
     const { Type, MessageId, TopicArn, Subject, Message, Timestamp, UnsubscribeURL, MessageAttributes } = fields;
     return {

@@ -17,7 +17,12 @@ export interface SigningKey {
 }
 
 /** SNS's certificates are 2048-bit RSA. */
-const ALGORITHM = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 } as const;
+const ALGORITHM = {
+  name: 'RSASSA-PKCS1-v1_5',
+  hash: 'SHA-256',
+  publicExponent: new Uint8Array([1, 0, 1]),
+  modulusLength: 2048,
+} as const;
 /** Validity of a certificate; rotate before it ends (rowcast never does it on its own). */
 const VALID_YEARS = 10;
 
@@ -27,32 +32,46 @@ export const certificatePath = (certId: string): string => `/SimpleNotificationS
 export async function createSigningKey(now = new Date()): Promise<SigningKey> {
   // Loaded when a key is made (rarely): @peculiar/x509 needs the Reflect metadata polyfill installed first.
   await import('reflect-metadata');
-  const { BasicConstraintsExtension, KeyUsageFlags, KeyUsagesExtension, PemConverter, X509CertificateGenerator } = await import('@peculiar/x509');
+  const { BasicConstraintsExtension, KeyUsageFlags, KeyUsagesExtension, PemConverter, X509CertificateGenerator } =
+    await import('@peculiar/x509');
   const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
   const notAfter = new Date(now);
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + VALID_YEARS);
   const certId = randomBytes(16).toString('hex');
   const certificate = await X509CertificateGenerator.createSelfSigned(
     {
-      serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
+      serialNumber: randomBytes(16)
+        .toString('hex')
+        .replace(/^[89a-f]/, '1'),
       name: `CN=rowcast SNS signing key ${certId}`,
       // An hour back, for verifiers whose clock is a little behind.
       notBefore: new Date(now.getTime() - 3_600_000),
       notAfter,
       signingAlgorithm: ALGORITHM,
       keys,
-      extensions: [new BasicConstraintsExtension(false, undefined, true), new KeyUsagesExtension(KeyUsageFlags.digitalSignature, true)],
+      extensions: [
+        new BasicConstraintsExtension(false, undefined, true),
+        new KeyUsagesExtension(KeyUsageFlags.digitalSignature, true),
+      ],
     },
     webcrypto as unknown as Crypto,
   );
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
-  return { certId, privateKeyPem: PemConverter.encode(pkcs8, 'PRIVATE KEY'), certificatePem: certificate.toString('pem') };
+  return {
+    certId,
+    privateKeyPem: PemConverter.encode(pkcs8, 'PRIVATE KEY'),
+    certificatePem: certificate.toString('pem'),
+  };
 }
 
 const LOCK = `SELECT pg_advisory_xact_lock(hashtext('rowcast.sns_signing_keys'))`;
 const NEWEST = `SELECT cert_id, private_key, certificate FROM rowcast.sns_signing_keys ORDER BY created_at DESC, cert_id LIMIT 1`;
 
-const toKey = (r: { cert_id: string; private_key: string; certificate: string }): SigningKey => ({ certId: r.cert_id, privateKeyPem: r.private_key, certificatePem: r.certificate });
+const toKey = (r: { cert_id: string; private_key: string; certificate: string }): SigningKey => ({
+  certId: r.cert_id,
+  privateKeyPem: r.private_key,
+  certificatePem: r.certificate,
+});
 
 /** The key that signs now, made and stored on first need (one per installation, whichever process gets there first). */
 export async function currentSigningKey(pool: Pool): Promise<SigningKey> {
@@ -86,10 +105,17 @@ export async function rotateSigningKey(pool: Pool): Promise<SigningKey> {
 /** The PEM certificate of a key, current or retired, or null. */
 export async function signingCertificate(pool: Pool, certId: string): Promise<string | null> {
   if (!/^[0-9a-f]{32}$/.test(certId)) return null;
-  const { rows } = await pool.query<{ certificate: string }>('SELECT certificate FROM rowcast.sns_signing_keys WHERE cert_id = $1', [certId]);
+  const { rows } = await pool.query<{ certificate: string }>(
+    'SELECT certificate FROM rowcast.sns_signing_keys WHERE cert_id = $1',
+    [certId],
+  );
   return rows[0]?.certificate ?? null;
 }
 
 async function insertKey(client: PoolClient, key: SigningKey): Promise<void> {
-  await client.query('INSERT INTO rowcast.sns_signing_keys (cert_id, private_key, certificate) VALUES ($1, $2, $3)', [key.certId, key.privateKeyPem, key.certificatePem]);
+  await client.query('INSERT INTO rowcast.sns_signing_keys (cert_id, private_key, certificate) VALUES ($1, $2, $3)', [
+    key.certId,
+    key.privateKeyPem,
+    key.certificatePem,
+  ]);
 }

@@ -3,7 +3,14 @@ import type { RenderedMessage } from '../../model/message-format.js';
 import type { OutboundMessage, Subscription } from '../../model/sink.js';
 import { type AwsIdentity, snsSubscriptionArn, snsTopicArn } from '../../model/arn.js';
 import { controlTypeOf, subscribeUrl, UnsubscribeLinks } from './confirmation.js';
-import { buildSnsEnvelope, confirmationText, type SignatureVersion, type SnsEnvelope, type SnsEnvelopeFields, unsubscribeText } from './envelope.js';
+import {
+  buildSnsEnvelope,
+  confirmationText,
+  type SignatureVersion,
+  type SnsEnvelope,
+  type SnsEnvelopeFields,
+  unsubscribeText,
+} from './envelope.js';
 import { certificatePath, currentSigningKey, type SigningKey } from './signing-keys.js';
 
 /** SNS's HTTP headers and User-Agent. */
@@ -44,9 +51,17 @@ export class SnsEnvelopes {
     if (control !== 'SubscriptionConfirmation') headers['x-amz-sns-subscription-arn'] = subscriptionArn;
     if (!control && subscription.settings.rawMessageDelivery) {
       this.baseUrl();
-      return { body: message.body, contentType: SNS_CONTENT_TYPE, headers: { ...headers, 'x-amz-sns-rawdelivery': 'true' } };
+      return {
+        body: message.body,
+        contentType: SNS_CONTENT_TYPE,
+        headers: { ...headers, 'x-amz-sns-rawdelivery': 'true' },
+      };
     }
-    return { body: JSON.stringify((await this.envelope(subscription, message)).envelope), contentType: SNS_CONTENT_TYPE, headers };
+    return {
+      body: JSON.stringify((await this.envelope(subscription, message)).envelope),
+      contentType: SNS_CONTENT_TYPE,
+      headers,
+    };
   }
 
   /**
@@ -122,16 +137,28 @@ ${envelope.SubscribeURL}
     }
     const key = await this.signingKey();
     const version: SignatureVersion = subscription.signatureVersion === 2 ? 2 : 1;
-    return { envelope: buildSnsEnvelope(fields, { version, privateKeyPem: key.privateKeyPem, certUrl: `${publicUrl}${certificatePath(key.certId)}` }) };
+    return {
+      envelope: buildSnsEnvelope(fields, {
+        version,
+        privateKeyPem: key.privateKeyPem,
+        certUrl: `${publicUrl}${certificatePath(key.certId)}`,
+      }),
+    };
   }
 
   private arns(subscription: Subscription): { topicArn: string; subscriptionArn: string } {
-    return { topicArn: snsTopicArn(this.aws, subscription.topic), subscriptionArn: snsSubscriptionArn(this.aws, subscription.topic, subscription.name) };
+    return {
+      topicArn: snsTopicArn(this.aws, subscription.topic),
+      subscriptionArn: snsSubscriptionArn(this.aws, subscription.topic, subscription.name),
+    };
   }
 
   private baseUrl(): string {
     const publicUrl = this.publicUrl?.replace(/\/+$/, '');
-    if (!publicUrl) throw new Error('SNS envelopes name URLs of rowcast (certificate, SubscribeURL, UnsubscribeURL): set runtime.http.port (and publicUrl if subscribers reach rowcast at another address)');
+    if (!publicUrl)
+      throw new Error(
+        'SNS envelopes name URLs of rowcast (certificate, SubscribeURL, UnsubscribeURL): set runtime.http.port (and publicUrl if subscribers reach rowcast at another address)',
+      );
     return publicUrl;
   }
 
@@ -148,11 +175,16 @@ ${envelope.SubscribeURL}
  * The envelope's MessageAttributes: each with the data type it was published with (SNS API), String otherwise.
  * Values as SNS sends them: Binary as its base64, String.Array as its JSON text.
  */
-export function snsMessageAttributes(message: Pick<OutboundMessage, 'attributes' | 'attributeTypes'>): Record<string, { Type: string; Value: string }> {
+export function snsMessageAttributes(
+  message: Pick<OutboundMessage, 'attributes' | 'attributeTypes'>,
+): Record<string, { Type: string; Value: string }> {
   return Object.fromEntries(
     Object.entries(message.attributes as Record<string, unknown>).map(([name, value]) => [
       name,
-      { Type: message.attributeTypes?.[name] ?? 'String', Value: typeof value === 'string' ? value : JSON.stringify(value) },
+      {
+        Type: message.attributeTypes?.[name] ?? 'String',
+        Value: typeof value === 'string' ? value : JSON.stringify(value),
+      },
     ]),
   );
 }

@@ -22,7 +22,13 @@ export class RuntimeProcessPool implements InvocationRunner {
   private readonly all = new Set<RuntimeProcess>();
   private readonly options: RuntimeProcessOptions;
 
-  constructor(functionName: string, config: FunctionConfig, aws: AwsIdentity, private readonly log: Logger, endpoint?: InvocationSnsEndpoint) {
+  constructor(
+    functionName: string,
+    config: FunctionConfig,
+    aws: AwsIdentity,
+    private readonly log: Logger,
+    endpoint?: InvocationSnsEndpoint,
+  ) {
     const python = runtimeKind(config.runtime) === 'python';
     const directory = config.directory ?? process.cwd();
     this.options = {
@@ -49,7 +55,15 @@ export class RuntimeProcessPool implements InvocationRunner {
       try {
         proc = await RuntimeProcess.start(this.options, this.log);
       } catch (err) {
-        return { ok: false, error: { type: 'Runtime.Unavailable', message: `could not open the Runtime API endpoint: ${(err as Error).message}`, stack: [] }, durationMs: Date.now() - started };
+        return {
+          ok: false,
+          error: {
+            type: 'Runtime.Unavailable',
+            message: `could not open the Runtime API endpoint: ${(err as Error).message}`,
+            stack: [],
+          },
+          durationMs: Date.now() - started,
+        };
       }
       this.all.add(proc);
     }

@@ -70,7 +70,11 @@ export class RuntimeProcess {
   /** This process's SNS endpoint for the AWS SDK. */
   private readonly slot: InvocationSlot | undefined;
 
-  private constructor(private readonly options: RuntimeProcessOptions, private readonly server: Server, private readonly log: Logger) {
+  private constructor(
+    private readonly options: RuntimeProcessOptions,
+    private readonly server: Server,
+    private readonly log: Logger,
+  ) {
     this.slot = options.endpoint?.slot();
   }
 
@@ -97,8 +101,16 @@ export class RuntimeProcess {
 
   private spawn(port: number): void {
     const o = this.options;
-    const inherited = Object.fromEntries(['PATH', 'LANG', 'LC_ALL', 'TZ', 'HOME'].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
-    const credentials = Object.fromEntries(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
+    const inherited = Object.fromEntries(
+      ['PATH', 'LANG', 'LC_ALL', 'TZ', 'HOME'].flatMap((k) =>
+        process.env[k] === undefined ? [] : [[k, process.env[k]!]],
+      ),
+    );
+    const credentials = Object.fromEntries(
+      ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'].flatMap((k) =>
+        process.env[k] === undefined ? [] : [[k, process.env[k]!]],
+      ),
+    );
     const today = new Date().toISOString().slice(0, 10).replace(/-/g, '/');
     const sdk = this.slot ? o.endpoint!.environment(this.slot, { ...inherited, ...credentials, ...o.environment }) : {};
     // Not rowcast's own environment (its database URL, its secrets): what Lambda gives a function, and the function's `environment`.
@@ -133,17 +145,30 @@ export class RuntimeProcess {
     child.unref();
     // Never written: it only closes when rowcast ends.
     child.stdin!.on('error', () => {});
-    for (const [stream, name] of [[child.stdout!, 'stdout'], [child.stderr!, 'stderr']] as const) {
+    for (const [stream, name] of [
+      [child.stdout!, 'stdout'],
+      [child.stderr!, 'stderr'],
+    ] as const) {
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) =>
         this.log.info({ function: o.functionName, invocation: this.running?.request.id, stream: name }, line),
       );
     }
-    child.once('error', (err) => this.ended({ type: 'Runtime.InvalidEntrypoint', message: `the runtime could not start ${o.command[0]}: ${err.message}`, stack: [] }));
+    child.once('error', (err) =>
+      this.ended({
+        type: 'Runtime.InvalidEntrypoint',
+        message: `the runtime could not start ${o.command[0]}: ${err.message}`,
+        stack: [],
+      }),
+    );
     child.once('exit', (code, signal) => {
       const how = signal ? `signal ${signal}` : `exit status ${code}`;
       this.ended(
         this.overMemory
-          ? { type: 'Runtime.OutOfMemory', message: `the runtime process used more than memoryLimitMb (${o.memoryLimitMb} MB) and was killed`, stack: [] }
+          ? {
+              type: 'Runtime.OutOfMemory',
+              message: `the runtime process used more than memoryLimitMb (${o.memoryLimitMb} MB) and was killed`,
+              stack: [],
+            }
           : { type: 'Runtime.ExitError', message: `the runtime process exited (${how})`, stack: [] },
       );
     });
@@ -212,7 +237,12 @@ export class RuntimeProcess {
       };
       const onAbort = () => done({ type: 'Aborted', message: 'aborted: rowcast is shutting down', stack: [] });
       const timer = setTimeout(
-        () => done({ type: 'InitTimeoutError', message: `the runtime did not ask for an event within ${INIT_TIMEOUT_MS} ms of starting; make its init (imports, module-scope code) faster`, stack: [] }),
+        () =>
+          done({
+            type: 'InitTimeoutError',
+            message: `the runtime did not ask for an event within ${INIT_TIMEOUT_MS} ms of starting; make its init (imports, module-scope code) faster`,
+            stack: [],
+          }),
         INIT_TIMEOUT_MS,
       );
       this.initListeners.add(check);
@@ -222,7 +252,10 @@ export class RuntimeProcess {
   }
 
   /** Runs one invocation; `reusable` says whether the process may take the next one. */
-  run(request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<{ outcome: InvocationOutcome; reusable: boolean }> {
+  run(
+    request: Omit<InvokeRequest, 'deadline'>,
+    signal: AbortSignal,
+  ): Promise<{ outcome: InvocationOutcome; reusable: boolean }> {
     const started = Date.now();
     const timeout = this.options.timeout;
     return new Promise((resolve) => {
@@ -238,16 +271,28 @@ export class RuntimeProcess {
         if (!reusable) this.kill();
         resolve({ outcome, reusable: reusable && this.alive });
       };
-      const fail = (type: string, message: string, reusable = false) => finish({ ok: false, error: { type, message, stack: [] }, durationMs: Date.now() - started }, reusable);
+      const fail = (type: string, message: string, reusable = false) =>
+        finish({ ok: false, error: { type, message, stack: [] }, durationMs: Date.now() - started }, reusable);
       const running: Running = {
         request,
         started,
         deadline: started + timeout,
         delivered: false,
         // A response after the deadline (within the grace) is a timeout all the same; the process is still reusable.
-        settle: (outcome, reusable) => (Date.now() > running.deadline ? fail('TimeoutError', `timed out after ${timeout} ms`, reusable) : finish(outcome, reusable)),
+        settle: (outcome, reusable) =>
+          Date.now() > running.deadline
+            ? fail('TimeoutError', `timed out after ${timeout} ms`, reusable)
+            : finish(outcome, reusable),
       };
-      const onExit = () => finish({ ok: false, error: { ...this.exit!, message: `${this.exit!.message} during the invocation` }, durationMs: Date.now() - started }, false);
+      const onExit = () =>
+        finish(
+          {
+            ok: false,
+            error: { ...this.exit!, message: `${this.exit!.message} during the invocation` },
+            durationMs: Date.now() - started,
+          },
+          false,
+        );
       const onAbort = () => fail('Aborted', 'aborted: rowcast is shutting down');
       const timer = setTimeout(() => fail('TimeoutError', `timed out after ${timeout} ms`), timeout + KILL_GRACE_MS);
       this.running = running;
@@ -280,7 +325,8 @@ export class RuntimeProcess {
     };
     const trace = xrayTraceHeader(request.trace);
     if (trace) headers['lambda-runtime-trace-id'] = trace;
-    if (request.clientContext !== null && request.clientContext !== undefined) headers['lambda-runtime-client-context'] = JSON.stringify(request.clientContext);
+    if (request.clientContext !== null && request.clientContext !== undefined)
+      headers['lambda-runtime-client-context'] = JSON.stringify(request.clientContext);
     res.writeHead(200, headers).end(JSON.stringify(request.event ?? null));
   }
 
@@ -303,23 +349,51 @@ export class RuntimeProcess {
       // Request ids are UUIDs: compared as sent, so a malformed escape cannot throw here.
       if (!running?.delivered || id !== encodeURIComponent(running.request.id)) {
         drain(req);
-        return reply(res, 400, { errorMessage: `no invocation ${id} is in progress in this runtime; post the id of the event GET ${API}/invocation/next returned`, errorType: 'InvalidRequestID' });
+        return reply(res, 400, {
+          errorMessage: `no invocation ${id} is in progress in this runtime; post the id of the event GET ${API}/invocation/next returned`,
+          errorType: 'InvalidRequestID',
+        });
       }
       return void readBody(req, MAX_RESPONSE_BYTES).then((body) => {
         if (body === null) {
-          reply(res, 413, { errorMessage: `the response is over ${MAX_RESPONSE_BYTES} bytes`, errorType: 'RequestEntityTooLarge' });
-          return running.settle({ ok: false, error: { type: 'Function.ResponseSizeTooLarge', message: `the response is over Lambda's limit of ${MAX_RESPONSE_BYTES} bytes`, stack: [] }, durationMs: Date.now() - running.started }, true);
+          reply(res, 413, {
+            errorMessage: `the response is over ${MAX_RESPONSE_BYTES} bytes`,
+            errorType: 'RequestEntityTooLarge',
+          });
+          return running.settle(
+            {
+              ok: false,
+              error: {
+                type: 'Function.ResponseSizeTooLarge',
+                message: `the response is over Lambda's limit of ${MAX_RESPONSE_BYTES} bytes`,
+                stack: [],
+              },
+              durationMs: Date.now() - running.started,
+            },
+            true,
+          );
         }
         reply(res, 202, { status: 'OK' });
         const durationMs = Date.now() - running.started;
-        if (kind === 'response') running.settle({ ok: true, result: body.length ? body.toString('utf8') : null, published: [], durationMs }, true);
-        else running.settle({ ok: false, error: lambdaError(body, req.headers['lambda-runtime-function-error-type']), durationMs }, true);
+        if (kind === 'response')
+          running.settle(
+            { ok: true, result: body.length ? body.toString('utf8') : null, published: [], durationMs },
+            true,
+          );
+        else
+          running.settle(
+            { ok: false, error: lambdaError(body, req.headers['lambda-runtime-function-error-type']), durationMs },
+            true,
+          );
       });
     }
     if (req.method === 'POST' && url === `${API}/init/error`) {
       if (this.initialised) {
         drain(req);
-        return reply(res, 403, { errorMessage: 'the init phase is over: report an invocation error instead', errorType: 'InvalidStateTransition' });
+        return reply(res, 403, {
+          errorMessage: 'the init phase is over: report an invocation error instead',
+          errorType: 'InvalidStateTransition',
+        });
       }
       return void readBody(req, MAX_RESPONSE_BYTES).then((body) => {
         reply(res, 202, { status: 'OK' });
@@ -328,7 +402,10 @@ export class RuntimeProcess {
       });
     }
     drain(req);
-    reply(res, 404, { errorMessage: `no such Runtime API resource: ${req.method} ${url}`, errorType: 'InvalidRequest' });
+    reply(res, 404, {
+      errorMessage: `no such Runtime API resource: ${req.method} ${url}`,
+      errorType: 'InvalidRequest',
+    });
   }
 }
 
@@ -336,9 +413,21 @@ export class RuntimeProcess {
 function lambdaError(body: Buffer, headerType: string | string[] | undefined): HandlerError {
   const fallbackType = (typeof headerType === 'string' && headerType) || 'Unhandled';
   try {
-    const e = JSON.parse(body.toString('utf8')) as { errorMessage?: unknown; errorType?: unknown; stackTrace?: unknown };
-    const stack = Array.isArray(e.stackTrace) ? e.stackTrace.map(String) : typeof e.stackTrace === 'string' ? e.stackTrace.split('\n') : [];
-    return { type: typeof e.errorType === 'string' && e.errorType ? e.errorType : fallbackType, message: typeof e.errorMessage === 'string' ? e.errorMessage : JSON.stringify(e.errorMessage ?? null), stack };
+    const e = JSON.parse(body.toString('utf8')) as {
+      errorMessage?: unknown;
+      errorType?: unknown;
+      stackTrace?: unknown;
+    };
+    const stack = Array.isArray(e.stackTrace)
+      ? e.stackTrace.map(String)
+      : typeof e.stackTrace === 'string'
+        ? e.stackTrace.split('\n')
+        : [];
+    return {
+      type: typeof e.errorType === 'string' && e.errorType ? e.errorType : fallbackType,
+      message: typeof e.errorMessage === 'string' ? e.errorMessage : JSON.stringify(e.errorMessage ?? null),
+      stack,
+    };
   } catch {
     return { type: fallbackType, message: body.toString('utf8'), stack: [] };
   }

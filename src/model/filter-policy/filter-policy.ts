@@ -12,6 +12,12 @@
  * and "false" match the booleans, and a string[] attribute plays String.Array (any element may match).
  */
 
-export { editDistance, FILTER_POLICY_LIMITS, type FilterAttributeValue, type FilterMessage, type FilterPolicyScope } from './policy-support.js';
+export {
+  editDistance,
+  FILTER_POLICY_LIMITS,
+  type FilterAttributeValue,
+  type FilterMessage,
+  type FilterPolicyScope,
+} from './policy-support.js';
 export { validateFilterPolicy } from './validate-filter-policy.js';
 export { compileFilterPolicy, matchesFilterPolicy } from './match-filter-policy.js';

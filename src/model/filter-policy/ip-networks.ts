@@ -1,6 +1,5 @@
 /** CIDR conditions of filter policies: IPv4 and IPv6 networks, parsed and matched without I/O. */
 
-
 export interface Network {
   version: 4 | 6;
   /** The address with the host bits cleared. */
@@ -19,7 +18,11 @@ export function parseCidr(text: string): Network | undefined {
 
 export function inNetwork(network: Network, text: string): boolean {
   const address = parseIp(text);
-  return !!address && address.version === network.version && mask(address.value, address.version, network.prefixLength) === network.base;
+  return (
+    !!address &&
+    address.version === network.version &&
+    mask(address.value, address.version, network.prefixLength) === network.base
+  );
 }
 
 export function mask(value: bigint, version: 4 | 6, prefixLength: number): bigint {

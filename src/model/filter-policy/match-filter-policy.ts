@@ -1,8 +1,15 @@
 /** Matching messages against SNS filter policies (compiled once per policy). */
 
-import { FILTER_POLICY_LIMITS, type FilterAttributeValue, type FilterMessage, type FilterPolicyScope, type Leaf, isLeaf, isPlainObject } from './policy-support.js';
+import {
+  FILTER_POLICY_LIMITS,
+  type FilterAttributeValue,
+  type FilterMessage,
+  type FilterPolicyScope,
+  type Leaf,
+  isLeaf,
+  isPlainObject,
+} from './policy-support.js';
 import { inNetwork, parseCidr } from './ip-networks.js';
-
 
 type LeafTest = (value: Leaf) => boolean;
 
@@ -31,7 +38,8 @@ export function compileFilterPolicy(policy: object, scope: FilterPolicyScope): (
   const matcher = compileObject(policy, scope);
   if (!matcher.keys.length && !matcher.ors.length) return () => true;
   if (scope === 'MessageAttributes') {
-    const get = (container: unknown, key: string) => attributeValues((container as Record<string, FilterAttributeValue>)[key]);
+    const get = (container: unknown, key: string) =>
+      attributeValues((container as Record<string, FilterAttributeValue>)[key]);
     return (message) => matchObject(matcher, message.attributes ?? {}, get);
   }
   // SNS requires the body to be a JSON object for body filtering.
@@ -65,7 +73,8 @@ function compileObject(obj: Record<string, unknown>, scope: FilterPolicyScope, l
       const tests: LeafTest[] = [];
       const existsWhen: boolean[] = [];
       for (const condition of value) {
-        if (isPlainObject(condition) && typeof condition.exists === 'boolean' && Object.keys(condition).length === 1) existsWhen.push(condition.exists);
+        if (isPlainObject(condition) && typeof condition.exists === 'boolean' && Object.keys(condition).length === 1)
+          existsWhen.push(condition.exists);
         else tests.push(compileCondition(condition, scope));
       }
       matcher.keys.push({ key, tests, existsWhen });
@@ -137,7 +146,12 @@ function flatten(values: unknown[]): unknown[] {
 function compileCondition(condition: unknown, scope: FilterPolicyScope): LeafTest {
   const lenient = scope === 'MessageAttributes';
   const equals = equality(lenient);
-  if (typeof condition === 'string' || typeof condition === 'number' || typeof condition === 'boolean' || condition === null) {
+  if (
+    typeof condition === 'string' ||
+    typeof condition === 'number' ||
+    typeof condition === 'boolean' ||
+    condition === null
+  ) {
     return (v) => equals(condition, v);
   }
   if (!isPlainObject(condition) || Object.keys(condition).length !== 1) return never;
@@ -215,12 +229,23 @@ function compileNumeric(operand: unknown): ((n: number) => boolean) | undefined 
     const bound = operand[i + 1];
     if (typeof bound !== 'number') return undefined;
     switch (op) {
-      case '=': checks.push((n) => n === bound); break;
-      case '<': checks.push((n) => n < bound); break;
-      case '<=': checks.push((n) => n <= bound); break;
-      case '>': checks.push((n) => n > bound); break;
-      case '>=': checks.push((n) => n >= bound); break;
-      default: return undefined;
+      case '=':
+        checks.push((n) => n === bound);
+        break;
+      case '<':
+        checks.push((n) => n < bound);
+        break;
+      case '<=':
+        checks.push((n) => n <= bound);
+        break;
+      case '>':
+        checks.push((n) => n > bound);
+        break;
+      case '>=':
+        checks.push((n) => n >= bound);
+        break;
+      default:
+        return undefined;
     }
   }
   return (n) => checks.every((check) => check(n));

@@ -25,14 +25,21 @@ export const FILTER_POLICY_LIMITS = {
   maxDecimals: 5,
 } as const;
 
-export const OPERATORS = ['anything-but', 'prefix', 'suffix', 'equals-ignore-case', 'numeric', 'exists', 'cidr'] as const;
+export const OPERATORS = [
+  'anything-but',
+  'prefix',
+  'suffix',
+  'equals-ignore-case',
+  'numeric',
+  'exists',
+  'cidr',
+] as const;
 export type Operator = (typeof OPERATORS)[number];
 export const OPERATOR_LIST = 'anything-but, prefix, suffix, equals-ignore-case, numeric, exists, cidr';
 export const NUMERIC_OPERATORS = ['=', '<', '<=', '>', '>='];
 /** Reported problems stop here so that a broken generated policy doesn't produce thousands of lines. */
 
 export type Leaf = string | number | boolean | null;
-
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
@@ -41,7 +48,12 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 }
 
 export function isLeaf(value: unknown): value is Leaf {
-  return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+  return (
+    value === null ||
+    typeof value === 'string' ||
+    typeof value === 'boolean' ||
+    (typeof value === 'number' && Number.isFinite(value))
+  );
 }
 
 /** Digits after the decimal point of a number as JSON would write it (1e-7 has 7). */
@@ -70,7 +82,8 @@ export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
-    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    for (let j = 1; j <= b.length; j++)
+      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
     prev = row;
   }
   return prev[b.length]!;
@@ -80,9 +93,16 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-  if (typeof value === 'object') return isPlainObject(value) ? 'an object' : `a ${value.constructor?.name ?? 'non-JSON'} object`;
+  if (typeof value === 'object')
+    return isPlainObject(value) ? 'an object' : `a ${value.constructor?.name ?? 'non-JSON'} object`;
   if (typeof value === 'string') return `the string ${preview(value)}`;
-  if (typeof value === 'undefined' || typeof value === 'function' || typeof value === 'symbol' || typeof value === 'bigint') return `${typeof value} (not JSON)`;
+  if (
+    typeof value === 'undefined' ||
+    typeof value === 'function' ||
+    typeof value === 'symbol' ||
+    typeof value === 'bigint'
+  )
+    return `${typeof value} (not JSON)`;
   return `${typeof value} ${String(value)}`;
 }
 
@@ -90,7 +110,8 @@ export function describe(value: unknown): string {
 export function preview(value: unknown): string {
   let text: string;
   try {
-    text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : (JSON.stringify(value) ?? String(value));
+    text =
+      typeof value === 'number' && !Number.isFinite(value) ? String(value) : (JSON.stringify(value) ?? String(value));
   } catch {
     text = String(value);
   }

@@ -1,11 +1,22 @@
 /** Validation of SNS filter policies: every problem says where it is and how to fix it. */
 
-import { FILTER_POLICY_LIMITS, type FilterPolicyScope, NUMERIC_OPERATORS, OPERATORS, OPERATOR_LIST, type Operator, decimalPlaces, describe, editDistance, isPlainObject, preview, utf8Length } from './policy-support.js';
+import {
+  FILTER_POLICY_LIMITS,
+  type FilterPolicyScope,
+  NUMERIC_OPERATORS,
+  OPERATORS,
+  OPERATOR_LIST,
+  type Operator,
+  decimalPlaces,
+  describe,
+  editDistance,
+  isPlainObject,
+  preview,
+  utf8Length,
+} from './policy-support.js';
 import { parseCidr } from './ip-networks.js';
 
 const MAX_PROBLEMS = 50;
-
-
 
 interface Walk {
   scope: FilterPolicyScope;
@@ -33,7 +44,9 @@ export function validateFilterPolicy(policy: unknown, scope: FilterPolicyScope):
   }
   if (!isPlainObject(policy)) {
     const hint = typeof policy === 'string' ? ' (write the policy as an object, not as a string of JSON)' : '';
-    return [`a filter policy must be a JSON object of keys and condition arrays, e.g. {"store": ["example_corp"]}; got ${describe(policy)}${hint}`];
+    return [
+      `a filter policy must be a JSON object of keys and condition arrays, e.g. {"store": ["example_corp"]}; got ${describe(policy)}${hint}`,
+    ];
   }
   const walk: Walk = { scope, problems: [], tooDeep: false, sawOr: false };
 
@@ -42,7 +55,8 @@ export function validateFilterPolicy(policy: unknown, scope: FilterPolicyScope):
     json = JSON.stringify(policy);
   } catch (error) {
     // Too deep to serialise is reported by the walk below.
-    if (!(error instanceof RangeError)) walk.problems.push('the policy is not plain JSON (it has a cycle or a BigInt); write it as JSON data');
+    if (!(error instanceof RangeError))
+      walk.problems.push('the policy is not plain JSON (it has a cycle or a BigInt); write it as JSON data');
   }
   if (json !== undefined) {
     const bytes = utf8Length(json);
@@ -78,7 +92,11 @@ export function validateFilterPolicy(policy: unknown, scope: FilterPolicyScope):
 function walkObject(obj: Record<string, unknown>, path: string, depth: number, level: number, walk: Walk): Tally {
   if (level > FILTER_POLICY_LIMITS.maxCombinations) {
     walk.tooDeep = true;
-    problem(walk, path, `nested more than ${FILTER_POLICY_LIMITS.maxCombinations} levels deep, which always exceeds SNS's limit of ${FILTER_POLICY_LIMITS.maxCombinations} combinations; flatten the policy`);
+    problem(
+      walk,
+      path,
+      `nested more than ${FILTER_POLICY_LIMITS.maxCombinations} levels deep, which always exceeds SNS's limit of ${FILTER_POLICY_LIMITS.maxCombinations} combinations; flatten the policy`,
+    );
     return { combinations: 1, keys: [] };
   }
   let combinations = 1;
@@ -96,14 +114,31 @@ function walkObject(obj: Record<string, unknown>, path: string, depth: number, l
       keys.push(at);
     } else if (isPlainObject(value)) {
       const operator = Object.keys(value).find((k) => (OPERATORS as readonly string[]).includes(k));
-      if (operator && Object.keys(value).length === 1 && !Array.isArray(value[operator]) && !isPlainObject(value[operator])) {
-        problem(walk, at, `conditions go in an array: write ${preview(key)}: [${preview(value)}] instead of ${preview(key)}: ${preview(value)}`);
+      if (
+        operator &&
+        Object.keys(value).length === 1 &&
+        !Array.isArray(value[operator]) &&
+        !isPlainObject(value[operator])
+      ) {
+        problem(
+          walk,
+          at,
+          `conditions go in an array: write ${preview(key)}: [${preview(value)}] instead of ${preview(key)}: ${preview(value)}`,
+        );
         keys.push(at);
       } else if (walk.scope === 'MessageAttributes') {
-        problem(walk, at, `nested policies only work with filterPolicyScope MessageBody (attributes are flat); with MessageAttributes give the key an array of conditions, e.g. ${preview(key)}: ["example_corp"]`);
+        problem(
+          walk,
+          at,
+          `nested policies only work with filterPolicyScope MessageBody (attributes are flat); with MessageAttributes give the key an array of conditions, e.g. ${preview(key)}: ["example_corp"]`,
+        );
         keys.push(at);
       } else if (Object.keys(value).length === 0) {
-        problem(walk, at, 'an empty object is neither a nested policy nor a condition; add the nested keys to match, or remove it');
+        problem(
+          walk,
+          at,
+          'an empty object is neither a nested policy nor a condition; add the nested keys to match, or remove it',
+        );
         keys.push(at);
       } else {
         const nested = walkObject(value, at, depth + 1, level + 1, walk);
@@ -112,7 +147,11 @@ function walkObject(obj: Record<string, unknown>, path: string, depth: number, l
       }
     } else {
       const nesting = walk.scope === 'MessageBody' ? ' (or, with MessageBody, an object of nested keys)' : '';
-      problem(walk, at, `must be an array of conditions${nesting}, e.g. ${preview(key)}: [${value === undefined ? '"value"' : preview(value)}]; got ${describe(value)}`);
+      problem(
+        walk,
+        at,
+        `must be an array of conditions${nesting}, e.g. ${preview(key)}: [${value === undefined ? '"value"' : preview(value)}]; got ${describe(value)}`,
+      );
       keys.push(at);
     }
   }
@@ -123,7 +162,11 @@ function walkOr(value: unknown, path: string, depth: number, level: number, walk
   const example = '"$or": [{"a": ["x"]}, {"b": ["y"]}]';
   if (!Array.isArray(value) || value.length < 2 || !value.every(isPlainObject)) {
     // SNS would read a malformed "$or" as an ordinary key named "$or"; that is almost surely a mistake.
-    problem(walk, path, `"$or" needs an array of at least 2 sub-policies (objects), e.g. ${example}; got ${preview(value)}`);
+    problem(
+      walk,
+      path,
+      `"$or" needs an array of at least 2 sub-policies (objects), e.g. ${example}; got ${preview(value)}`,
+    );
     return { combinations: 1, keys: [path] };
   }
   let combinations = 0;
@@ -132,7 +175,11 @@ function walkOr(value: unknown, path: string, depth: number, level: number, walk
     const at = `${path}[${i}]`;
     const reserved = Object.keys(branch).filter((k) => (OPERATORS as readonly string[]).includes(k));
     if (reserved.length) {
-      problem(walk, at, `${reserved.map((k) => `"${k}"`).join(', ')} is an operator, not a key: a sub-policy of "$or" maps keys to condition arrays, e.g. {"price": [{"numeric": [">", 100]}]}`);
+      problem(
+        walk,
+        at,
+        `${reserved.map((k) => `"${k}"`).join(', ')} is an operator, not a key: a sub-policy of "$or" maps keys to condition arrays, e.g. {"price": [{"numeric": [">", 100]}]}`,
+      );
       combinations += 1;
       return;
     }
@@ -150,7 +197,11 @@ function walkOr(value: unknown, path: string, depth: number, level: number, walk
 
 function walkConditions(conditions: unknown[], path: string, walk: Walk): void {
   if (conditions.length === 0) {
-    problem(walk, path, 'an empty array matches nothing; list at least one condition, e.g. ["example_corp"], or remove the key');
+    problem(
+      walk,
+      path,
+      'an empty array matches nothing; list at least one condition, e.g. ["example_corp"], or remove the key',
+    );
     return;
   }
   for (const condition of conditions) walkCondition(condition, path, walk);
@@ -161,16 +212,28 @@ function walkCondition(condition: unknown, path: string, walk: Walk): void {
   if (typeof condition === 'number') return checkNumber(condition, path, walk);
   if (condition === null) {
     if (walk.scope === 'MessageAttributes') {
-      problem(walk, path, 'null never matches a message attribute (attribute values are strings); use {"exists": false} to match messages without this attribute');
+      problem(
+        walk,
+        path,
+        'null never matches a message attribute (attribute values are strings); use {"exists": false} to match messages without this attribute',
+      );
     }
     return;
   }
   if (Array.isArray(condition)) {
-    problem(walk, path, `a condition can't be an array (${preview(condition)}); list its values directly in the key's array, which ORs them`);
+    problem(
+      walk,
+      path,
+      `a condition can't be an array (${preview(condition)}); list its values directly in the key's array, which ORs them`,
+    );
     return;
   }
   if (!isPlainObject(condition)) {
-    problem(walk, path, `a condition is a string, a number, true, false, null or an operator object such as {"prefix": "a"}; got ${describe(condition)}`);
+    problem(
+      walk,
+      path,
+      `a condition is a string, a number, true, false, null or an operator object such as {"prefix": "a"}; got ${describe(condition)}`,
+    );
     return;
   }
   const operators = Object.keys(condition);
@@ -194,10 +257,12 @@ function walkCondition(condition: unknown, path: string, walk: Walk): void {
     case 'prefix':
     case 'suffix':
     case 'equals-ignore-case':
-      if (typeof operand !== 'string') problem(walk, path, `${operator} needs a string, e.g. {"${operator}": "bas"}; got ${preview(operand)}`);
+      if (typeof operand !== 'string')
+        problem(walk, path, `${operator} needs a string, e.g. {"${operator}": "bas"}; got ${preview(operand)}`);
       return;
     case 'exists':
-      if (typeof operand !== 'boolean') problem(walk, path, `exists needs true or false, e.g. {"exists": true}; got ${preview(operand)}`);
+      if (typeof operand !== 'boolean')
+        problem(walk, path, `exists needs true or false, e.g. {"exists": true}; got ${preview(operand)}`);
       return;
     case 'anything-but':
       return checkAnythingBut(operand, path, walk);
@@ -205,18 +270,24 @@ function walkCondition(condition: unknown, path: string, walk: Walk): void {
       return checkNumeric(operand, path, walk);
     case 'cidr':
       if (typeof operand !== 'string' || !parseCidr(operand)) {
-        problem(walk, path, `cidr needs an IPv4 or IPv6 network as address/prefix-length, e.g. {"cidr": "10.0.0.0/24"} or {"cidr": "2001:db8::/32"}; got ${preview(operand)}`);
+        problem(
+          walk,
+          path,
+          `cidr needs an IPv4 or IPv6 network as address/prefix-length, e.g. {"cidr": "10.0.0.0/24"} or {"cidr": "2001:db8::/32"}; got ${preview(operand)}`,
+        );
       }
       return;
   }
 }
 
 function checkAnythingBut(operand: unknown, path: string, walk: Walk): void {
-  const usage = 'anything-but needs a string, a number, a list of them, or {"prefix": "…"}, e.g. {"anything-but": ["rugby", "tennis"]}';
+  const usage =
+    'anything-but needs a string, a number, a list of them, or {"prefix": "…"}, e.g. {"anything-but": ["rugby", "tennis"]}';
   if (typeof operand === 'string') return;
   if (typeof operand === 'number') return checkNumber(operand, path, walk);
   if (Array.isArray(operand)) {
-    if (operand.length === 0) problem(walk, path, `${usage}; an empty list excludes nothing (to match any value use {"exists": true})`);
+    if (operand.length === 0)
+      problem(walk, path, `${usage}; an empty list excludes nothing (to match any value use {"exists": true})`);
     for (const v of operand) {
       if (typeof v === 'number') checkNumber(v, path, walk);
       else if (typeof v !== 'string') problem(walk, path, `${usage}; the list holds ${preview(v)}`);
@@ -226,11 +297,20 @@ function checkAnythingBut(operand: unknown, path: string, walk: Walk): void {
   if (isPlainObject(operand)) {
     const inner = Object.keys(operand);
     if (inner.length === 1 && inner[0] === 'prefix') {
-      if (typeof operand.prefix !== 'string' || operand.prefix === '') problem(walk, path, `anything-but's prefix needs a non-empty string, e.g. {"anything-but": {"prefix": "order-"}}; got ${preview(operand.prefix)}`);
+      if (typeof operand.prefix !== 'string' || operand.prefix === '')
+        problem(
+          walk,
+          path,
+          `anything-but's prefix needs a non-empty string, e.g. {"anything-but": {"prefix": "order-"}}; got ${preview(operand.prefix)}`,
+        );
       return;
     }
     if (inner.length === 1 && ['suffix', 'wildcard', 'equals-ignore-case'].includes(inner[0]!)) {
-      problem(walk, path, `SNS supports only {"prefix": …} inside anything-but, not ${inner[0]} (that is EventBridge); match the values you do want instead, e.g. with a list or {"prefix": …}`);
+      problem(
+        walk,
+        path,
+        `SNS supports only {"prefix": …} inside anything-but, not ${inner[0]} (that is EventBridge); match the values you do want instead, e.g. with a list or {"prefix": …}`,
+      );
       return;
     }
   }
@@ -238,20 +318,34 @@ function checkAnythingBut(operand: unknown, path: string, walk: Walk): void {
 }
 
 function checkNumeric(operand: unknown, path: string, walk: Walk): void {
-  const usage = 'numeric needs pairs of operator and number, e.g. {"numeric": [">", 0, "<=", 150]} or {"numeric": ["=", 301.5]}';
-  if (!Array.isArray(operand) || operand.length === 0 || operand.length % 2 !== 0 || !operand.every((v, i) => (i % 2 === 0 ? typeof v === 'string' : typeof v === 'number'))) {
+  const usage =
+    'numeric needs pairs of operator and number, e.g. {"numeric": [">", 0, "<=", 150]} or {"numeric": ["=", 301.5]}';
+  if (
+    !Array.isArray(operand) ||
+    operand.length === 0 ||
+    operand.length % 2 !== 0 ||
+    !operand.every((v, i) => (i % 2 === 0 ? typeof v === 'string' : typeof v === 'number'))
+  ) {
     problem(walk, path, `${usage}; got ${preview(operand)}`);
     return;
   }
   const ops = operand.filter((_, i) => i % 2 === 0) as string[];
   const bad = ops.find((op) => !NUMERIC_OPERATORS.includes(op));
   if (bad !== undefined) {
-    problem(walk, path, `numeric operator ${preview(bad)} is not one of ${NUMERIC_OPERATORS.join(', ')}; got ${preview(operand)}`);
+    problem(
+      walk,
+      path,
+      `numeric operator ${preview(bad)} is not one of ${NUMERIC_OPERATORS.join(', ')}; got ${preview(operand)}`,
+    );
     return;
   }
   for (let i = 1; i < operand.length; i += 2) checkNumber(operand[i] as number, path, walk);
   if (ops.length > 2 || (ops.length === 2 && (!['>', '>='].includes(ops[0]!) || !['<', '<='].includes(ops[1]!)))) {
-    problem(walk, path, `numeric takes one comparison, or a range of a lower bound (> or >=) then an upper bound (< or <=), e.g. [">", 0, "<=", 150]; got ${preview(operand)}`);
+    problem(
+      walk,
+      path,
+      `numeric takes one comparison, or a range of a lower bound (> or >=) then an upper bound (< or <=), e.g. [">", 0, "<=", 150]; got ${preview(operand)}`,
+    );
     return;
   }
   if (ops.length === 2 && (operand[1] as number) >= (operand[3] as number)) {
@@ -262,12 +356,17 @@ function checkNumeric(operand: unknown, path: string, walk: Walk): void {
 function checkNumber(n: number, path: string, walk: Walk): void {
   const { maxNumber, maxDecimals } = FILTER_POLICY_LIMITS;
   if (!Number.isFinite(n) || Math.abs(n) > maxNumber || decimalPlaces(n) > maxDecimals) {
-    problem(walk, path, `numbers must lie between -${maxNumber} and ${maxNumber} with at most ${maxDecimals} digits after the decimal point (SNS's numeric precision); got ${n}`);
+    problem(
+      walk,
+      path,
+      `numbers must lie between -${maxNumber} and ${maxNumber} with at most ${maxDecimals} digits after the decimal point (SNS's numeric precision); got ${n}`,
+    );
   }
 }
 
 function unknownOperator(operator: string): string {
-  if (operator === 'wildcard') return 'wildcard is not an SNS filter operator (it is EventBridge\'s); use prefix or suffix';
+  if (operator === 'wildcard')
+    return "wildcard is not an SNS filter operator (it is EventBridge's); use prefix or suffix";
   const near = OPERATORS.find((op) => editDistance(op, operator.toLowerCase()) <= 2);
   return `unknown operator ${preview(operator)}${near ? ` (did you mean "${near}"?)` : ''}; SNS supports ${OPERATOR_LIST}`;
 }

@@ -5,9 +5,15 @@ import type { LambdaContext } from '../../../src/functions/lambda-context.js';
 
 export const handler = async (event: { after?: { id?: number; ms?: number } }, context: LambdaContext) => {
   if (context.attempt === 1) {
-    await fetch(process.env.PING_URL!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: event.after?.id }) });
+    await fetch(process.env.PING_URL!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id: event.after?.id }),
+    });
     await new Promise((r) => setTimeout(r, event.after?.ms ?? 0));
   }
-  const { messageId } = await context.publish(process.env.ENV_TOPIC_ARN!, event, { subject: `attempt ${context.attempt}` });
+  const { messageId } = await context.publish(process.env.ENV_TOPIC_ARN!, event, {
+    subject: `attempt ${context.attempt}`,
+  });
   return { messageId };
 };

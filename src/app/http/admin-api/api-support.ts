@@ -22,7 +22,15 @@ const STATUS: Partial<Record<string, number>> = {
   [ErrorCodes.CONFIG_INVALID]: 400,
 };
 
-const CODES: Record<number, string> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type' };
+const CODES: Record<number, string> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+};
 
 /** The error code of a 4xx status (bad_request for those without a name of their own). */
 export const errorCodeFor = (status: number): string => CODES[status] ?? 'bad_request';
@@ -38,7 +46,15 @@ export function installJsonBodies(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 1024 * 1024 }, (request, body, done) => {
     if (String(body).trim() === '') return done(null, undefined);
     secure(request, String(body), (err, value) =>
-      err ? done(new RowcastError(ErrorCodes.INVALID_ARGUMENT, `Invalid request body: not JSON (${err.message}); send a JSON object, e.g. {}.`), undefined) : done(null, value),
+      err
+        ? done(
+            new RowcastError(
+              ErrorCodes.INVALID_ARGUMENT,
+              `Invalid request body: not JSON (${err.message}); send a JSON object, e.g. {}.`,
+            ),
+            undefined,
+          )
+        : done(null, value),
     );
   });
 }
@@ -52,7 +68,10 @@ export function installApiErrors(app: FastifyInstance, log: Logger): void {
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send(apiError(errorCodeFor(err.statusCode), err.message));
     }
-    log.error({ err: err.message, method: request.method, route: request.routeOptions.url }, 'admin api request failed');
+    log.error(
+      { err: err.message, method: request.method, route: request.routeOptions.url },
+      'admin api request failed',
+    );
     return reply.code(500).send(apiError('internal_error', 'The request failed; see the rowcast log.'));
   });
 }
@@ -62,20 +81,28 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'qu
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
   const problems = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : where}: ${i.message}`);
-  throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `Invalid ${where === 'path' ? 'path' : `request ${where}`}: ${problems.join('; ')}.`);
+  throw new RowcastError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `Invalid ${where === 'path' ? 'path' : `request ${where}`}: ${problems.join('; ')}.`,
+  );
 }
 
 /** A point in time: ISO 8601 ("2026-11-27T10:00:00Z") or a duration ago ("15m", "2h"). */
-export const time = z.string({ error: 'a time: ISO 8601 (2026-11-27T10:00:00Z) or a duration ago (15m, 2h, 7d)' }).transform((v, ctx) => {
-  const ago = parseDuration(v);
-  if (ago !== undefined) return new Date(Date.now() - ago);
-  const at = Date.parse(v);
-  if (Number.isNaN(at)) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is neither an ISO 8601 time (2026-11-27T10:00:00Z) nor a duration ago (15m, 2h, 7d)` });
-    return z.NEVER;
-  }
-  return new Date(at);
-});
+export const time = z
+  .string({ error: 'a time: ISO 8601 (2026-11-27T10:00:00Z) or a duration ago (15m, 2h, 7d)' })
+  .transform((v, ctx) => {
+    const ago = parseDuration(v);
+    if (ago !== undefined) return new Date(Date.now() - ago);
+    const at = Date.parse(v);
+    if (Number.isNaN(at)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${v}" is neither an ISO 8601 time (2026-11-27T10:00:00Z) nor a duration ago (15m, 2h, 7d)`,
+      });
+      return z.NEVER;
+    }
+    return new Date(at);
+  });
 
 /** A duration: "15m", "1h", "30s" or milliseconds. */
 export const durationParam = z.string({ error: 'a duration such as "10s", "1m", "15m", "1h"' }).transform((v, ctx) => {
@@ -88,7 +115,12 @@ export const durationParam = z.string({ error: 'a duration such as "10s", "1m", 
 });
 
 export const page = {
-  limit: z.coerce.number({ error: `a whole number from 1 to ${MAX_PAGE}` }).int(`a whole number from 1 to ${MAX_PAGE}`).min(1, `at least 1`).max(MAX_PAGE, `at most ${MAX_PAGE}`).optional(),
+  limit: z.coerce
+    .number({ error: `a whole number from 1 to ${MAX_PAGE}` })
+    .int(`a whole number from 1 to ${MAX_PAGE}`)
+    .min(1, `at least 1`)
+    .max(MAX_PAGE, `at most ${MAX_PAGE}`)
+    .optional(),
   cursor: z.string().optional(),
   since: time.optional(),
   until: time.optional(),

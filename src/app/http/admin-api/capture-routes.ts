@@ -7,8 +7,19 @@ import type { HttpRoutePlugin } from '../route-plugin.js';
 import { name, nameParams, page, parse, time } from './api-support.js';
 
 const replayBody = z.object({ subscription: name, since: time, until: time.optional() }).strict();
-const backfillBody = z.object({ where: z.string().min(1).max(10_000).optional(), batch: z.number().int().min(1).max(MAX_BATCH).optional(), restart: z.boolean().optional() }).strict();
-const eventsQuery = z.object({ ...page, capture: name.optional(), table: z.string().min(1).max(200).optional(), topic: name.optional() });
+const backfillBody = z
+  .object({
+    where: z.string().min(1).max(10_000).optional(),
+    batch: z.number().int().min(1).max(MAX_BATCH).optional(),
+    restart: z.boolean().optional(),
+  })
+  .strict();
+const eventsQuery = z.object({
+  ...page,
+  capture: name.optional(),
+  table: z.string().min(1).max(200).optional(),
+  topic: name.optional(),
+});
 
 /**
  * Captures and their events: read, replay a capture's events from a point in time to one subscription, and
@@ -29,7 +40,11 @@ export const captureRoutes: HttpRoutePlugin = (app, { pool, sources }) => {
   app.get('/captures/:name/backfill', async (request) => {
     const { name: capture } = parse(nameParams, request.params, 'path');
     const progress = await getBackfill(pool, capture);
-    if (!progress) throw new RowcastError(ErrorCodes.NOT_FOUND, `Capture ${capture} has had no backfill; start one with POST /api/captures/${capture}/backfill.`);
+    if (!progress)
+      throw new RowcastError(
+        ErrorCodes.NOT_FOUND,
+        `Capture ${capture} has had no backfill; start one with POST /api/captures/${capture}/backfill.`,
+      );
     return progress;
   });
 };

@@ -22,7 +22,13 @@ const deadLettersQuery = z.object({ ...page, subscription: name.optional(), topi
 export const deliveryRoutes: HttpRoutePlugin = (app, { pool }) => {
   app.get('/deliveries', (request) => searchDeliveries(pool, parse(deliveriesQuery, request.query, 'query')));
   app.get('/deliveries/:id', (request) => getDelivery(pool, parse(idParams, request.params, 'path').id));
-  app.get('/dead-letters', (request) => listDeliveries(pool, { ...parse(deadLettersQuery, request.query, 'query'), status: 'dead' }));
-  app.post('/deliveries/:id/redrive', async (request) => ({ redriven: await redriveDelivery(pool, parse(idParams, request.params, 'path').id) }));
-  app.post('/deliveries/:id/resend', async (request) => ({ resent: await resendDelivery(pool, parse(idParams, request.params, 'path').id) }));
+  app.get('/dead-letters', (request) =>
+    listDeliveries(pool, { ...parse(deadLettersQuery, request.query, 'query'), status: 'dead' }),
+  );
+  app.post('/deliveries/:id/redrive', async (request) => ({
+    redriven: await redriveDelivery(pool, parse(idParams, request.params, 'path').id),
+  }));
+  app.post('/deliveries/:id/resend', async (request) => ({
+    resent: await resendDelivery(pool, parse(idParams, request.params, 'path').id),
+  }));
 };

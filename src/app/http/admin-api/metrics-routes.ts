@@ -13,7 +13,9 @@ function databaseReader(pool: Pool): () => Promise<DatabaseSnapshot> {
   return async () => {
     const [lag, subscriptions, captures, functions, deliveries, notify, window, slots] = await Promise.all([
       getLag(pool),
-      pool.query<{ name: string; protocol: string; state: string }>('SELECT name, protocol, state FROM rowcast.subscriptions'),
+      pool.query<{ name: string; protocol: string; state: string }>(
+        'SELECT name, protocol, state FROM rowcast.subscriptions',
+      ),
       pool.query<{ table: string; op: string }>(
         `SELECT DISTINCT schema_name || '.' || table_name AS "table", op FROM rowcast.captures, jsonb_array_elements_text(settings -> 'capture' -> 'operations') AS op`,
       ),

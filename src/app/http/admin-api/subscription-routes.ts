@@ -26,7 +26,9 @@ export const subscriptionRoutes: HttpRoutePlugin = (app, { pool }) => {
   });
   app.post('/subscriptions/:name/redrive', async (request) => {
     const body = parse(redriveBody, request.body, 'body');
-    return { redriven: await redrive(pool, { subscription: named(request.params), since: body.since, until: body.until }) };
+    return {
+      redriven: await redrive(pool, { subscription: named(request.params), since: body.since, until: body.until }),
+    };
   });
   app.post('/subscriptions/:name/test', async (request) => {
     const body = parse(testBody, request.body, 'body');

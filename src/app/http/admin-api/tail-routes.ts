@@ -79,7 +79,15 @@ class TailHub {
     this.heartbeat = setInterval(() => this.broadcast(': heartbeat\n\n'), HEARTBEAT_MS);
     // `event: subscription`: a subscription this process disabled (disableAfter, or HTTP 410).
     this.offDisabled = observe.on('subscription:disabled', (d) =>
-      this.broadcast(sse('subscription', { subscription: d.subscription, state: 'disabled', cause: d.cause, reason: d.reason, at: new Date().toISOString() })),
+      this.broadcast(
+        sse('subscription', {
+          subscription: d.subscription,
+          state: 'disabled',
+          cause: d.cause,
+          reason: d.reason,
+          at: new Date().toISOString(),
+        }),
+      ),
     );
     this.offDeliveries = observe.on('delivery:attempted', (d) =>
       this.broadcast(
@@ -117,7 +125,9 @@ class TailHub {
         if (this.seen.has(r.id)) continue;
         this.seen.set(r.id, Number(r.ms));
         if (r.at > cursor) cursor = r.at;
-        this.broadcast(sse('event', { id: r.id, capture: r.capture, table: r.table, op: r.op, topic: r.topic, at: r.at }));
+        this.broadcast(
+          sse('event', { id: r.id, capture: r.capture, table: r.table, op: r.op, topic: r.topic, at: r.at }),
+        );
       }
       this.cursor = cursor;
       const horizon = cursor.getTime() - 10_000;
@@ -152,7 +162,12 @@ export const tailRoutes: HttpRoutePlugin = (app, { pool, log }) => {
     const res = reply.raw;
     request.raw.socket.setNoDelay(true);
     request.raw.socket.setTimeout(0);
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     res.write(': live tail of events and deliveries\n\n');
     hub.add(res);
   });

@@ -102,7 +102,9 @@ export function dashboardRoutes(): HttpRoutePlugin {
       const path = vendor.get(request.params.file);
       if (!path) return reply.code(404).send(apiError('not_found', `No dashboard library ${request.params.file}.`));
       // Library versions change only with an upgrade, which restarts the process: cache for a day.
-      return reply.header('cache-control', 'public, max-age=86400').sendFile(path.slice(dirname(path).length + 1), dirname(path));
+      return reply
+        .header('cache-control', 'public, max-age=86400')
+        .sendFile(path.slice(dirname(path).length + 1), dirname(path));
     });
   };
 }

@@ -1,7 +1,17 @@
 import { connect, type ChannelModel, type ConfirmChannel, type Message } from 'amqplib';
 import { redactUrl } from '../../../observability/logger.js';
 import { renderMessage } from '../../../model/message-format.js';
-import { connectionKey, dead, openShared, renderTemplate, scrubSecret, sendOptions, SharedConnections, untilAborted, urlPassword } from '../broker-support.js';
+import {
+  connectionKey,
+  dead,
+  openShared,
+  renderTemplate,
+  scrubSecret,
+  sendOptions,
+  SharedConnections,
+  untilAborted,
+  urlPassword,
+} from '../broker-support.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 import { type AmqpOptions, parseAmqpOptions, resolveAmqpUrl } from '../../../config/sink-settings/amqp-settings.js';
 
@@ -36,20 +46,28 @@ export class AmqpSink implements Sink {
   private readonly connections = new SharedConnections<Connection>('amqp', (connection) => connection.model.close());
   private publishes = 0;
 
-  async send({ deliveryId, attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
-    const settings = sendOptions('amqp', parseAmqpOptions(subscription.settings.options), (options) => resolveAmqpUrl(options.url));
+  async send(
+    { deliveryId, attempt, subscription, message }: DeliveryAttempt,
+    signal: AbortSignal,
+  ): Promise<SendOutcome> {
+    const settings = sendOptions('amqp', parseAmqpOptions(subscription.settings.options), (options) =>
+      resolveAmqpUrl(options.url),
+    );
     if (!settings.ok) return settings.outcome;
     const { options, resolved: url } = settings;
     const { deliveryPolicy, format, headers: extra } = subscription.settings;
     const routingKey = renderTemplate(options.routingKey, message.topic);
-    if (Buffer.byteLength(routingKey) > 255) return dead(`invalid amqp options: options.routingKey: "${routingKey}" is longer than AMQP's 255 bytes`);
+    if (Buffer.byteLength(routingKey) > 255)
+      return dead(`invalid amqp options: options.routingKey: "${routingKey}" is longer than AMQP's 255 bytes`);
     const where = `exchange ${options.exchange ? `"${options.exchange}"` : '"" (the default exchange)'} on ${redactUrl(url)}`;
     const publishId = `${deliveryId}/${attempt}/${++this.publishes}`;
     const rendered = renderMessage(format, message);
     const headers: Record<string, string | number> = {
       ...extra,
       // cloudevents-binary: the CloudEvents attributes as "cloudEvents:" application properties (the AMQP binding).
-      ...Object.fromEntries(Object.entries(rendered.headers).map(([name, value]) => [name.replace(/^ce-/, 'cloudEvents:'), value])),
+      ...Object.fromEntries(
+        Object.entries(rendered.headers).map(([name, value]) => [name.replace(/^ce-/, 'cloudEvents:'), value]),
+      ),
       'rowcast-topic': message.topic,
       'rowcast-subscription': subscription.name,
       'rowcast-attempt': attempt,
@@ -102,11 +120,17 @@ export class AmqpSink implements Sink {
         const stage: Stage = connection ? opened : 'connect';
         if (timedOut) {
           const blocked = connection?.blocked ? `; the broker blocks publishers: ${connection.blocked}` : '';
-          const waiting = { connect: `connecting to the AMQP broker at ${redactUrl(url)}`, channel: `opening a channel for ${where}`, publish: `waiting for the broker to confirm the message (${where})` }[stage];
+          const waiting = {
+            connect: `connecting to the AMQP broker at ${redactUrl(url)}`,
+            channel: `opening a channel for ${where}`,
+            publish: `waiting for the broker to confirm the message (${where})`,
+          }[stage];
           return `timed out after ${deliveryPolicy.timeout} ms ${waiting}${blocked}`;
         }
         if (err instanceof Unroutable) {
-          const why = options.exchange ? `no queue is bound to ${where} for routing key "${routingKey}"` : `there is no queue named "${routingKey}" (the default exchange routes to the queue the routing key names) on ${redactUrl(url)}`;
+          const why = options.exchange
+            ? `no queue is bound to ${where} for routing key "${routingKey}"`
+            : `there is no queue named "${routingKey}" (the default exchange routes to the queue the routing key names) on ${redactUrl(url)}`;
           const fix = options.exchange ? 'bind a queue' : 'declare the queue';
           return `unroutable: ${why}, so the broker returned the message; ${fix}, or set mandatory: false to let the broker drop such messages`;
         }
@@ -153,7 +177,8 @@ export class AmqpSink implements Sink {
         const id = (returned.properties.headers as Record<string, unknown> | undefined)?.[PUBLISH_HEADER];
         if (typeof id === 'string') state.returned.add(id);
       });
-      if (options.assertExchange) await channel.assertExchange(name, options.exchangeType ?? 'topic', { durable: true });
+      if (options.assertExchange)
+        await channel.assertExchange(name, options.exchangeType ?? 'topic', { durable: true });
       return state;
     });
   }

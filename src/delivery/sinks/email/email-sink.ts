@@ -5,7 +5,12 @@ import { controlTypeOf } from '../../sns-envelope/confirmation.js';
 import type { SnsEnvelopes } from '../../sns-envelope/sns-envelopes.js';
 import { renderBody } from '../../../model/message-format.js';
 import type { DeliveryAttempt, OutboundMessage, SendOutcome, Sink, Subscription } from '../../../model/sink.js';
-import { describeEmailOptionsError, emailOptionsSchema, type EmailOptions, type SmtpSettings } from '../../../config/sink-settings/email-settings.js';
+import {
+  describeEmailOptionsError,
+  emailOptionsSchema,
+  type EmailOptions,
+  type SmtpSettings,
+} from '../../../config/sink-settings/email-settings.js';
 
 type Pool = Transporter<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
 
@@ -35,7 +40,10 @@ export class EmailSink implements Sink {
     }
     const parsed = emailOptionsSchema.safeParse(subscription.settings.options);
     if (!parsed.success) {
-      return { kind: 'dead', error: `subscription ${subscription.name}: invalid ${subscription.protocol} options: ${describeEmailOptionsError(parsed.error, 'options')}` };
+      return {
+        kind: 'dead',
+        error: `subscription ${subscription.name}: invalid ${subscription.protocol} options: ${describeEmailOptionsError(parsed.error, 'options')}`,
+      };
     }
     const options = parsed.data;
     const pass = resolvePassword(options.smtp);
@@ -61,7 +69,8 @@ export class EmailSink implements Sink {
       });
       return { kind: 'done', status: replyCode(info.response) ?? 250 };
     } catch (err) {
-      if (deadline.aborted) return { kind: 'retry', error: `timed out after ${timeout} ms sending to SMTP server ${server}` };
+      if (deadline.aborted)
+        return { kind: 'retry', error: `timed out after ${timeout} ms sending to SMTP server ${server}` };
       if (signal.aborted) return { kind: 'retry', error: 'aborted: rowcast is shutting down' };
       return redactOutcome(classify(err as NodemailerError, server, options), options.smtp.auth?.user, pass);
     }
@@ -74,7 +83,17 @@ export class EmailSink implements Sink {
 
   private transport(smtp: SmtpSettings, pass: string | undefined, timeout: number): Pool {
     const key = createHash('sha256')
-      .update(JSON.stringify([smtp.host, smtp.port, smtp.secure, smtp.requireTLS ?? false, smtp.auth?.user ?? null, pass ?? null, timeout]))
+      .update(
+        JSON.stringify([
+          smtp.host,
+          smtp.port,
+          smtp.secure,
+          smtp.requireTLS ?? false,
+          smtp.auth?.user ?? null,
+          pass ?? null,
+          timeout,
+        ]),
+      )
       .digest('base64url');
     let transport = this.transports.get(key);
     if (!transport) {
@@ -109,13 +128,21 @@ function resolvePassword(smtp: SmtpSettings): string | undefined | Error {
   if (pass === undefined || typeof pass === 'string') return pass;
   const value = process.env[pass.env];
   if (value === undefined || value === '') {
-    return new Error(`options.smtp.auth.pass: environment variable ${pass.env} is not set in the delivering process; set it to the SMTP password and restart rowcast`);
+    return new Error(
+      `options.smtp.auth.pass: environment variable ${pass.env} is not set in the delivering process; set it to the SMTP password and restart rowcast`,
+    );
   }
   return value;
 }
 
 /** `sns`: SNS's subject and text for format 'sns' (SnsEnvelopes.renderEmail). */
-function composeMail(subscription: Subscription, message: OutboundMessage, options: EmailOptions, attempt: number, sns?: { subject: string; text: string }) {
+function composeMail(
+  subscription: Subscription,
+  message: OutboundMessage,
+  options: EmailOptions,
+  attempt: number,
+  sns?: { subject: string; text: string },
+) {
   const subject = sns ? prefixed(sns.subject, options.subjectPrefix) : subjectOf(message, options.subjectPrefix);
   const date = new Date(message.timestamp);
   return {
@@ -134,7 +161,11 @@ function composeMail(subscription: Subscription, message: OutboundMessage, optio
       // RFC 3834: machine-generated; keeps vacation responders from answering.
       'Auto-Submitted': 'auto-generated',
     },
-    text: sns ? sns.text : subscription.protocol === 'email-json' ? renderBody('envelope', message) : readableBody(subscription, message),
+    text: sns
+      ? sns.text
+      : subscription.protocol === 'email-json'
+        ? renderBody('envelope', message)
+        : readableBody(subscription, message),
   };
 }
 
@@ -231,14 +262,22 @@ function classify(err: NodemailerError, server: string, options: EmailOptions): 
     if (permanent) return { kind: 'dead', status: code, error: `${error} (permanent failure; not retried)` };
     return { kind: 'retry', status: code, error };
   }
-  if (err.code === 'ETIMEDOUT') return { kind: 'retry', error: `timed out talking to SMTP server ${server}${err.timeoutType ? ` (${err.timeoutType})` : ''}: ${oneLine(err.message)}` };
+  if (err.code === 'ETIMEDOUT')
+    return {
+      kind: 'retry',
+      error: `timed out talking to SMTP server ${server}${err.timeoutType ? ` (${err.timeoutType})` : ''}: ${oneLine(err.message)}`,
+    };
   if (err.code === 'ECONNECTION') {
     const detail = /closed unexpectedly/i.test(err.message) ? '' : `: ${oneLine(err.message)}`;
     return { kind: 'retry', error: `the connection to SMTP server ${server} closed unexpectedly${detail}` };
   }
-  if (err.code === 'ETLS' || err.code === 'EREQUIRETLS') return { kind: 'retry', error: `TLS with SMTP server ${server} failed: ${oneLine(err.message)}` };
+  if (err.code === 'ETLS' || err.code === 'EREQUIRETLS')
+    return { kind: 'retry', error: `TLS with SMTP server ${server} failed: ${oneLine(err.message)}` };
   const codes = [err.code, err.originalCode].filter((c, i, all) => c && all.indexOf(c) === i).join('/');
-  return { kind: 'retry', error: `sending to SMTP server ${server} failed: ${codes ? `${codes}: ` : ''}${oneLine(err.message)}` };
+  return {
+    kind: 'retry',
+    error: `sending to SMTP server ${server} failed: ${codes ? `${codes}: ` : ''}${oneLine(err.message)}`,
+  };
 }
 
 function replyCode(response: string | undefined): number | undefined {
@@ -254,7 +293,11 @@ function oneLine(text: string): string {
 function redactOutcome(outcome: SendOutcome, user: string | undefined, pass: string | undefined): SendOutcome {
   if (!pass || !('error' in outcome)) return outcome;
   let error = outcome.error;
-  const forms = [pass, Buffer.from(pass).toString('base64'), Buffer.from(`\0${user ?? ''}\0${pass}`).toString('base64')];
+  const forms = [
+    pass,
+    Buffer.from(pass).toString('base64'),
+    Buffer.from(`\0${user ?? ''}\0${pass}`).toString('base64'),
+  ];
   for (const form of forms) error = error.split(form).join('***');
   return { ...outcome, error };
 }

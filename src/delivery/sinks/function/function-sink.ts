@@ -7,7 +7,10 @@ import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js'
  * the message). Idempotent per message and function, so an at-least-once redelivery queues nothing twice.
  */
 export class FunctionSink implements Sink {
-  constructor(private readonly pool: Pool, private readonly onQueued: () => void) {}
+  constructor(
+    private readonly pool: Pool,
+    private readonly onQueued: () => void,
+  ) {}
 
   async send({ subscription, message }: DeliveryAttempt): Promise<SendOutcome> {
     try {
@@ -19,8 +22,14 @@ export class FunctionSink implements Sink {
         [subscription.endpoint, renderBody(subscription.settings.format, message), message.id, message.trace],
       );
       if (!res.rowCount) {
-        const exists = await this.pool.query('SELECT 1 FROM rowcast.functions WHERE name = $1', [subscription.endpoint]);
-        if (!exists.rowCount) return { kind: 'retry', error: `function "${subscription.endpoint}" does not exist; declare it under functions and run rowcast apply` };
+        const exists = await this.pool.query('SELECT 1 FROM rowcast.functions WHERE name = $1', [
+          subscription.endpoint,
+        ]);
+        if (!exists.rowCount)
+          return {
+            kind: 'retry',
+            error: `function "${subscription.endpoint}" does not exist; declare it under functions and run rowcast apply`,
+          };
       }
       this.onQueued();
       return { kind: 'done' };

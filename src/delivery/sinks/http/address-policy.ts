@@ -67,7 +67,11 @@ export function classifyAddress(input: string): AddressVerdict {
   if (v6.match(NAT64_PREFIX)) {
     const bytes = v6.toByteArray().slice(12);
     const inner = classifyAddress(ipaddr.fromByteArray(bytes).toString());
-    return { address, public: inner.public, range: inner.public ? 'public' : `NAT64 of ${inner.address} (${inner.range})` };
+    return {
+      address,
+      public: inner.public,
+      range: inner.public ? 'public' : `NAT64 of ${inner.address} (${inner.range})`,
+    };
   }
   const range = v6.range();
   if (range === 'unicast' && v6.match(GLOBAL_UNICAST_V6)) return { address, public: true, range: 'public' };
@@ -77,7 +81,10 @@ export function classifyAddress(input: string): AddressVerdict {
 /** A connection refused because its address is not public (retryable: DNS may change). */
 export class PrivateEndpointError extends Error {
   readonly code = 'ERR_ROWCAST_PRIVATE_ENDPOINT';
-  constructor(readonly verdict: AddressVerdict, readonly hostname?: string) {
+  constructor(
+    readonly verdict: AddressVerdict,
+    readonly hostname?: string,
+  ) {
     const via = hostname && hostname !== verdict.address ? `, resolved from ${hostname}` : '';
     super(
       `refused to connect to ${verdict.address} (${verdict.range}${via}): webhook endpoints must be public addresses; ` +
@@ -95,7 +102,11 @@ export function findPrivateEndpointError(err: unknown): PrivateEndpointError | u
   return undefined;
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | dns.LookupAddress[],
+  family?: number,
+) => void;
 
 /** A `lookup` for net.connect that resolves as usual and keeps only public addresses (none: a PrivateEndpointError). */
 export function publicOnlyLookup(hostname: string, options: dns.LookupOptions, callback: LookupCallback): void {
@@ -104,7 +115,9 @@ export function publicOnlyLookup(hostname: string, options: dns.LookupOptions, c
     const allowed = addresses.filter((a) => classifyAddress(a.address).public);
     if (!allowed.length) {
       const first = addresses[0];
-      const verdict = first ? classifyAddress(first.address) : { address: hostname, public: false, range: 'no address' };
+      const verdict = first
+        ? classifyAddress(first.address)
+        : { address: hostname, public: false, range: 'no address' };
       return callback(new PrivateEndpointError(verdict, hostname) as NodeJS.ErrnoException, options.all ? [] : '');
     }
     if (options.all) return callback(null, allowed);

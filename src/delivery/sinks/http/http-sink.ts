@@ -21,7 +21,9 @@ export class HttpSink implements Sink {
   private readonly signers = new Map<string, WebhookSigner>();
   private readonly targets = new Map<string, { url: string; authorization?: string }>();
 
-  constructor(private readonly options: { allowPrivateEndpoints?: boolean; snsEnvelopes?: () => SnsEnvelopes | null } = {}) {
+  constructor(
+    private readonly options: { allowPrivateEndpoints?: boolean; snsEnvelopes?: () => SnsEnvelopes | null } = {},
+  ) {
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
@@ -52,7 +54,9 @@ export class HttpSink implements Sink {
     const headers: Record<string, string> = {
       ...extra,
       // The ce-* attributes of binary CloudEvents, encoded as the CloudEvents HTTP binding requires.
-      ...Object.fromEntries(Object.entries(rendered.headers).map(([name, value]) => [name, percentEncodeHeaderValue(value)])),
+      ...Object.fromEntries(
+        Object.entries(rendered.headers).map(([name, value]) => [name, percentEncodeHeaderValue(value)]),
+      ),
       'content-type': rendered.contentType,
       'user-agent': sns ? SNS_USER_AGENT : USER_AGENT,
       'webhook-id': message.id,
@@ -87,7 +91,8 @@ export class HttpSink implements Sink {
     let sent: AttemptExchange['request'] | undefined;
     try {
       const target = this.target(subscription.endpoint);
-      if (target.authorization && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) headers.authorization = target.authorization;
+      if (target.authorization && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
+        headers.authorization = target.authorization;
       sent = { headers: redactHeaders(headers, subscription.secretHeaders) };
       const res = await request(target.url, {
         method: 'POST',
@@ -100,13 +105,24 @@ export class HttpSink implements Sink {
       });
       const status = res.statusCode;
       const start = await readBodyStart(res.body);
-      const exchange: AttemptExchange = { request: sent, response: { status, headers: redactHeaders(res.headers), ...start } };
+      const exchange: AttemptExchange = {
+        request: sent,
+        response: { status, headers: redactHeaders(res.headers), ...start },
+      };
       if (status >= 200 && status < 300) return { kind: 'done', status, exchange };
       const snippet = start.body.slice(0, 300).replace(/\s+/g, ' ').trim();
       const error = `HTTP ${status}${snippet ? `: ${snippet}` : ''}`;
-      if (status === 410) return { kind: 'disable', status, error: `${error} (the endpoint is gone; subscription disabled)`, exchange };
-      if (status >= 300 && status < 400) return { kind: 'retry', status, error: `${error} (redirects are not followed; point the subscription at ${res.headers.location ?? 'the new URL'})`, exchange };
-      const retryAfter = status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined;
+      if (status === 410)
+        return { kind: 'disable', status, error: `${error} (the endpoint is gone; subscription disabled)`, exchange };
+      if (status >= 300 && status < 400)
+        return {
+          kind: 'retry',
+          status,
+          error: `${error} (redirects are not followed; point the subscription at ${res.headers.location ?? 'the new URL'})`,
+          exchange,
+        };
+      const retryAfter =
+        status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined;
       return { kind: 'retry', status, error, retryAfterMs: retryAfter, exchange };
     } catch (err) {
       // No response: the log keeps what was sent (nothing when the endpoint itself was invalid).
@@ -171,7 +187,9 @@ class WebhookSigner {
   }
 
   sign(id: string, at: Date, body: string): string {
-    return `v1,${createHmac('sha256', this.key).update(`${id}.${Math.floor(at.getTime() / 1000)}.${body}`).digest('base64')}`;
+    return `v1,${createHmac('sha256', this.key)
+      .update(`${id}.${Math.floor(at.getTime() / 1000)}.${body}`)
+      .digest('base64')}`;
   }
 }
 
@@ -181,7 +199,8 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 
 function describeNetworkError(err: unknown): string {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) return `timed out: ${e.message}`;
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError)
+    return `timed out: ${e.message}`;
   const code = e.code ?? e.cause?.code;
   const message = e.cause?.message ?? e.message ?? String(err);
   return code ? `${code}: ${message}` : message;

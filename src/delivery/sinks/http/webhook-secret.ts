@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 
-export { DEFAULT_SECRET_ROTATION_OVERLAP, MAX_SECRET_ROTATION_OVERLAP } from '../../../config/sink-settings/webhook-settings.js';
+export {
+  DEFAULT_SECRET_ROTATION_OVERLAP,
+  MAX_SECRET_ROTATION_OVERLAP,
+} from '../../../config/sink-settings/webhook-settings.js';
 
 /** A Standard Webhooks secret: "whsec_" + base64 of 24 random bytes. */
 export function generateSecret(): string {

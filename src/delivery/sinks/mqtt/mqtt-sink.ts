@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { renderBody, renderMessage } from '../../../model/message-format.js';
-import { connectionKey, renderTemplate, resolveSecret, scrubSecret, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
+import {
+  connectionKey,
+  renderTemplate,
+  resolveSecret,
+  scrubSecret,
+  sendOptions,
+  SharedConnections,
+  untilAborted,
+} from '../broker-support.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 import { type MqttOptions, parseMqttOptions } from '../../../config/sink-settings/mqtt-settings.js';
 
@@ -21,7 +29,9 @@ interface Connection {
  * reconnect by itself: a lost connection fails the publishes in flight (retry) and the next send opens a new one.
  */
 export class MqttSink implements Sink {
-  private readonly connections = new SharedConnections<Connection>('mqtt', (connection) => connection.client.endAsync());
+  private readonly connections = new SharedConnections<Connection>('mqtt', (connection) =>
+    connection.client.endAsync(),
+  );
 
   async send({ attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
     const settings = sendOptions('mqtt', parseMqttOptions(subscription.settings.options), (options) =>
@@ -41,7 +51,9 @@ export class MqttSink implements Sink {
       body = rendered.body;
       const userProperties: Record<string, string> = {
         ...extra,
-        ...Object.fromEntries(Object.entries(rendered.headers).map(([name, value]) => [name.replace(/^ce-/, ''), value])),
+        ...Object.fromEntries(
+          Object.entries(rendered.headers).map(([name, value]) => [name.replace(/^ce-/, ''), value]),
+        ),
         'rowcast-message-id': message.id,
         'rowcast-topic': message.topic,
         'rowcast-subscription': subscription.name,
@@ -79,46 +91,56 @@ export class MqttSink implements Sink {
   }
 
   private connection(options: MqttOptions, password: string | undefined, timeout: number): Promise<Connection> {
-    const key = connectionKey([options.url, options.username ?? null, password ?? null, options.protocolVersion, options.clientIdPrefix]);
-    return this.connections.get(key, (forget) =>
-      new Promise<Connection>((resolve, reject) => {
-        const clientOptions: IClientOptions = {
-          clientId: `${options.clientIdPrefix}${randomBytes(6).toString('hex')}`,
-          protocolVersion: options.protocolVersion,
-          clean: true,
-          username: options.username,
-          password,
-          connectTimeout: timeout,
-          // No reconnects behind rowcast's back (the next send reconnects); pings notice a dead broker within ~20 s.
-          reconnectPeriod: 0,
-          keepalive: 15,
-          // Publish only while connected; never hold messages for a later connection.
-          queueQoSZero: false,
-        };
-        const client = mqtt.connect(options.url, clientOptions);
-        const connection: Connection = { client, error: null };
-        let open = false;
-        const giveUp = setTimeout(() => fail(new Error(`no CONNACK within ${timeout} ms`)), timeout);
-        const fail = (err: Error) => {
-          clearTimeout(giveUp);
-          connection.error = err;
-          if (!open) reject(err);
-          forget();
-          // Fails the publishes still waiting for their acknowledgement ("Connection closed").
-          client.end(true);
-        };
-        client.on('connect', () => {
-          clearTimeout(giveUp);
-          open = true;
-          if (this.connections.closed) client.end(true);
-          resolve(connection);
-        });
-        client.on('error', (err: Error) => fail(err));
-        client.on('disconnect', (packet) => {
-          connection.error = new Error(`the broker disconnected rowcast${packet.reasonCode ? ` (reason code ${packet.reasonCode}${packet.properties?.reasonString ? `: ${packet.properties.reasonString}` : ''})` : ''}`);
-        });
-        client.on('close', () => fail(connection.error ?? new Error('connection closed')));
-      }),
+    const key = connectionKey([
+      options.url,
+      options.username ?? null,
+      password ?? null,
+      options.protocolVersion,
+      options.clientIdPrefix,
+    ]);
+    return this.connections.get(
+      key,
+      (forget) =>
+        new Promise<Connection>((resolve, reject) => {
+          const clientOptions: IClientOptions = {
+            clientId: `${options.clientIdPrefix}${randomBytes(6).toString('hex')}`,
+            protocolVersion: options.protocolVersion,
+            clean: true,
+            username: options.username,
+            password,
+            connectTimeout: timeout,
+            // No reconnects behind rowcast's back (the next send reconnects); pings notice a dead broker within ~20 s.
+            reconnectPeriod: 0,
+            keepalive: 15,
+            // Publish only while connected; never hold messages for a later connection.
+            queueQoSZero: false,
+          };
+          const client = mqtt.connect(options.url, clientOptions);
+          const connection: Connection = { client, error: null };
+          let open = false;
+          const giveUp = setTimeout(() => fail(new Error(`no CONNACK within ${timeout} ms`)), timeout);
+          const fail = (err: Error) => {
+            clearTimeout(giveUp);
+            connection.error = err;
+            if (!open) reject(err);
+            forget();
+            // Fails the publishes still waiting for their acknowledgement ("Connection closed").
+            client.end(true);
+          };
+          client.on('connect', () => {
+            clearTimeout(giveUp);
+            open = true;
+            if (this.connections.closed) client.end(true);
+            resolve(connection);
+          });
+          client.on('error', (err: Error) => fail(err));
+          client.on('disconnect', (packet) => {
+            connection.error = new Error(
+              `the broker disconnected rowcast${packet.reasonCode ? ` (reason code ${packet.reasonCode}${packet.properties?.reasonString ? `: ${packet.properties.reasonString}` : ''})` : ''}`,
+            );
+          });
+          client.on('close', () => fail(connection.error ?? new Error('connection closed')));
+        }),
     );
   }
 }
@@ -131,10 +153,17 @@ const PUBACK_HINTS: Record<number, string> = {
   151: 'the broker limits the messages in flight per client: lower maxConcurrency, or use QoS 1',
 };
 
-function describeError(err: unknown, stage: 'connect' | 'publish', options: MqttOptions, where: string, connectionError: Error | null): string {
+function describeError(
+  err: unknown,
+  stage: 'connect' | 'publish',
+  options: MqttOptions,
+  where: string,
+  connectionError: Error | null,
+): string {
   const e = err as Error & { code?: string | number };
   let message = e.message ?? String(err);
-  if (/^Connection closed$|client disconnecting/i.test(message) && connectionError) message = `${message} (${connectionError.message})`;
+  if (/^Connection closed$|client disconnecting/i.test(message) && connectionError)
+    message = `${message} (${connectionError.message})`;
   if (stage === 'connect') {
     const code = typeof e.code === 'string' && !message.includes(e.code) ? `${e.code}: ` : '';
     return `cannot connect to the MQTT broker at ${options.url}: ${code}${message}`;

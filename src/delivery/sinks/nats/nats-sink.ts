@@ -1,8 +1,22 @@
 import { readFile } from 'node:fs/promises';
-import { connect, credsAuthenticator, headers as natsHeaders, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  credsAuthenticator,
+  headers as natsHeaders,
+  type ConnectionOptions,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { renderMessage } from '../../../model/message-format.js';
-import { connectionKey, dead, renderTemplate, resolveSecret, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
+import {
+  connectionKey,
+  dead,
+  renderTemplate,
+  resolveSecret,
+  sendOptions,
+  SharedConnections,
+  untilAborted,
+} from '../broker-support.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 import { type NatsOptions, parseNatsOptions } from '../../../config/sink-settings/nats-settings.js';
 
@@ -57,7 +71,10 @@ export class NatsSink implements Sink {
       () => this.connection(target, deliveryPolicy.timeout),
       async ({ js }, deadline) => {
         const remaining = Math.max(1, deliveryPolicy.timeout - (Date.now() - started));
-        await untilAborted(js.publish(subject, rendered.body, { msgID: message.id, headers, timeout: remaining }), deadline);
+        await untilAborted(
+          js.publish(subject, rendered.body, { msgID: message.id, headers, timeout: remaining }),
+          deadline,
+        );
         // A duplicate PubAck (the stream already had this id) is a success too: the message is in the stream.
         return { kind: 'done' };
       },
@@ -146,9 +163,11 @@ function describeError(err: unknown, stage: 'connect' | 'publish', subject: stri
   if (e.name === 'JetStreamNotEnabled' || /no responders/i.test(e.message)) {
     return `no JetStream stream captures subject "${subject}" (or JetStream is not enabled on ${servers}); create a stream for it, e.g. \`nats stream add ROWCAST --subjects "${subject}"\``;
   }
-  if (err instanceof JetStreamApiError) return `JetStream rejected the message on subject "${subject}": ${e.message} (error ${e.code})`;
+  if (err instanceof JetStreamApiError)
+    return `JetStream rejected the message on subject "${subject}": ${e.message} (error ${e.code})`;
   const code = e.cause?.code ?? (typeof e.code === 'string' ? e.code : undefined);
   const detail = e.cause?.message && e.cause.message !== e.message ? `${e.message}: ${e.cause.message}` : e.message;
-  const where = stage === 'connect' ? `cannot connect to NATS at ${servers}` : `publishing to "${subject}" on ${servers} failed`;
+  const where =
+    stage === 'connect' ? `cannot connect to NATS at ${servers}` : `publishing to "${subject}" on ${servers} failed`;
   return `${where}: ${code && !detail.includes(code) ? `${code}: ` : ''}${detail}`;
 }

@@ -1,7 +1,16 @@
 import { Redis } from 'ioredis';
 import { redactUrl } from '../../../observability/logger.js';
 import { contentTypeOf, renderBody } from '../../../model/message-format.js';
-import { connectionKey, renderTemplate, retry, scrubSecret, sendOptions, SharedConnections, untilAborted, urlPassword } from '../broker-support.js';
+import {
+  connectionKey,
+  renderTemplate,
+  retry,
+  scrubSecret,
+  sendOptions,
+  SharedConnections,
+  untilAborted,
+  urlPassword,
+} from '../broker-support.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 import { parseRedisOptions, resolveRedisUrl } from '../../../config/sink-settings/redis-settings.js';
 
@@ -25,7 +34,9 @@ export class RedisSink implements Sink {
   private readonly connections = new SharedConnections<Connection>('redis', (connection) => connection.client.quit());
 
   async send({ subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
-    const settings = sendOptions('redis', parseRedisOptions(subscription.settings.options), (options) => resolveRedisUrl(options.url));
+    const settings = sendOptions('redis', parseRedisOptions(subscription.settings.options), (options) =>
+      resolveRedisUrl(options.url),
+    );
     if (!settings.ok) return settings.outcome;
     const { options, resolved: url } = settings;
     const { deliveryPolicy, format } = subscription.settings;
@@ -36,7 +47,14 @@ export class RedisSink implements Sink {
     if (options.maxLen !== undefined) args.push('MAXLEN', options.approximate ? '~' : '=', options.maxLen);
     args.push('*', 'id', message.id, 'topic', message.topic);
     if (message.subject !== null) args.push('subject', message.subject);
-    args.push('attributes', JSON.stringify(message.attributes), 'contentType', contentTypeOf(format, message), 'timestamp', message.timestamp);
+    args.push(
+      'attributes',
+      JSON.stringify(message.attributes),
+      'contentType',
+      contentTypeOf(format, message),
+      'timestamp',
+      message.timestamp,
+    );
     if (message.trace) args.push('trace', message.trace);
     args.push('body', renderBody(format, message));
 
@@ -46,13 +64,15 @@ export class RedisSink implements Sink {
       () => this.connection(url, deliveryPolicy.timeout),
       async (connection, deadline) => {
         const entryId = await untilAborted(connection.client.call('XADD', ...args), deadline);
-        if (typeof entryId !== 'string') return retry(`unexpected reply to XADD on ${where}: ${JSON.stringify(entryId)}`);
+        if (typeof entryId !== 'string')
+          return retry(`unexpected reply to XADD on ${where}: ${JSON.stringify(entryId)}`);
         return { kind: 'done' };
       },
       (err, timedOut, connection) => {
         const stage = connection ? 'publish' : 'connect';
         if (timedOut) {
-          if (stage === 'connect') return `timed out after ${deliveryPolicy.timeout} ms connecting to Redis at ${redactUrl(url)}`;
+          if (stage === 'connect')
+            return `timed out after ${deliveryPolicy.timeout} ms connecting to Redis at ${redactUrl(url)}`;
           // An O(1) command without a reply: the connection is wedged; the next send opens a new one.
           connection?.client.disconnect();
           return `timed out after ${deliveryPolicy.timeout} ms waiting for Redis to reply to XADD (${where})`;
@@ -100,16 +120,26 @@ export class RedisSink implements Sink {
   }
 }
 
-function describeError(err: unknown, stage: 'connect' | 'publish', url: string, stream: string, connectionError: Error | null): string {
+function describeError(
+  err: unknown,
+  stage: 'connect' | 'publish',
+  url: string,
+  stream: string,
+  connectionError: Error | null,
+): string {
   const e = err as Error & { code?: string };
   const where = `stream "${stream}" on ${redactUrl(url)}`;
   let message = scrub(e.message ?? String(err), url);
   // ioredis reports a lost connection as "Connection is closed."; the socket error says why.
-  if (/Connection is closed|Stream isn't writeable/.test(message) && connectionError) message = `${message} (${scrub(connectionError.message, url)})`;
-  if (/^WRONGTYPE/.test(message)) return `${message}: the key "${stream}" on ${redactUrl(url)} is not a stream; point options.stream elsewhere or delete the key`;
+  if (/Connection is closed|Stream isn't writeable/.test(message) && connectionError)
+    message = `${message} (${scrub(connectionError.message, url)})`;
+  if (/^WRONGTYPE/.test(message))
+    return `${message}: the key "${stream}" on ${redactUrl(url)} is not a stream; point options.stream elsewhere or delete the key`;
   if (/^(WRONGPASS|NOAUTH|NOPERM)/.test(message)) return `${message} (${stage === 'connect' ? redactUrl(url) : where})`;
-  if (/^(OOM|READONLY|MISCONF|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN)/.test(message)) return `Redis refused XADD on ${where}: ${message}`;
-  if (stage === 'connect') return `cannot connect to Redis at ${redactUrl(url)}: ${e.code && !message.includes(e.code) ? `${e.code}: ` : ''}${message}`;
+  if (/^(OOM|READONLY|MISCONF|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN)/.test(message))
+    return `Redis refused XADD on ${where}: ${message}`;
+  if (stage === 'connect')
+    return `cannot connect to Redis at ${redactUrl(url)}: ${e.code && !message.includes(e.code) ? `${e.code}: ` : ''}${message}`;
   return `XADD on ${where} failed: ${message}`;
 }
 

@@ -7,7 +7,8 @@ export const html = htm.bind(h);
 const TOKEN_KEY = 'rowcast.token';
 
 export const getToken = () => sessionStorage.getItem(TOKEN_KEY) ?? '';
-export const setToken = (token) => (token ? sessionStorage.setItem(TOKEN_KEY, token) : sessionStorage.removeItem(TOKEN_KEY));
+export const setToken = (token) =>
+  token ? sessionStorage.setItem(TOKEN_KEY, token) : sessionStorage.removeItem(TOKEN_KEY);
 
 /** An API error: its HTTP status, the server's code and its message (which says what to fix). */
 export class ApiError extends Error {
@@ -28,7 +29,8 @@ export function onUnauthorized(fn) {
 // Relative to the page (…/dashboard/), so a proxy prefix in front of rowcast is kept.
 const apiUrl = (path, query) => {
   const url = new URL(`../api/${path}`, document.baseURI);
-  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
+  for (const [k, v] of Object.entries(query ?? {}))
+    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
   return url;
 };
 
@@ -79,7 +81,11 @@ export function streamEvents(path, onEvent, onStatus = () => {}) {
     while (!controller.signal.aborted) {
       onStatus('connecting');
       try {
-        const res = await fetch(apiUrl(path), { headers: headers({ accept: 'text/event-stream' }), signal: controller.signal, cache: 'no-store' });
+        const res = await fetch(apiUrl(path), {
+          headers: headers({ accept: 'text/event-stream' }),
+          signal: controller.signal,
+          cache: 'no-store',
+        });
         if (!res.ok) throw await failure(res);
         onStatus('open');
         delay = 500;
@@ -162,6 +168,8 @@ export function currentRoute() {
 }
 
 export const link = (path, query) => {
-  const q = new URLSearchParams(Object.entries(query ?? {}).filter(([, v]) => v !== undefined && v !== null && v !== '')).toString();
+  const q = new URLSearchParams(
+    Object.entries(query ?? {}).filter(([, v]) => v !== undefined && v !== null && v !== ''),
+  ).toString();
   return `#/${path}${q ? `?${q}` : ''}`;
 };

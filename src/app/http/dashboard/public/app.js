@@ -40,9 +40,19 @@ function Login({ problem, onLogin }) {
     <h1>rowcast</h1>
     <form onSubmit=${submit} aria-describedby="login-help">
       <label for="token">API token</label>
-      <input id="token" ref=${input} type="password" autocomplete="current-password" required value=${value} onInput=${(e) => setValue(e.currentTarget.value)} />
+      <input
+        id="token"
+        ref=${input}
+        type="password"
+        autocomplete="current-password"
+        required
+        value=${value}
+        onInput=${(e) => setValue(e.currentTarget.value)}
+      />
       <button type="submit">Sign in</button>
-      <p id="login-help" class="hint">The value of <code>runtime.http.token</code>. It is kept in this tab only (sessionStorage).</p>
+      <p id="login-help" class="hint">
+        The value of <code>runtime.http.token</code>. It is kept in this tab only (sessionStorage).
+      </p>
       ${problem && html`<p class="error" role="alert">${problem}</p>`}
     </form>
   </main>`;
@@ -61,7 +71,10 @@ function App() {
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
         setToken('');
-        setAuth({ state: 'login', problem: tried ? 'The server did not accept this token; check runtime.http.token.' : null });
+        setAuth({
+          state: 'login',
+          problem: tried ? 'The server did not accept this token; check runtime.http.token.' : null,
+        });
       } else {
         // Signed in, but the API failed: the pages show their own errors.
         setAuth({ state: 'in', problem: null });
@@ -95,8 +108,7 @@ function App() {
     setToken('');
     setAuth({ state: 'login', problem: null });
   };
-  return html`
-    <header class="top">
+  return html` <header class="top">
       <a class="brand" href="#/overview">rowcast</a>
       <nav aria-label="Pages">
         <ul>

@@ -41,18 +41,30 @@ export function useLoad(load, deps, intervalMs = 0) {
 
 export function ErrorBox({ error }) {
   if (!error) return null;
-  return html`<div class="error" role="alert"><strong>${error.status ? `${error.status} ${error.code ?? ''}` : 'Error'}</strong> ${error.message}</div>`;
+  return html`<div class="error" role="alert">
+    <strong>${error.status ? `${error.status} ${error.code ?? ''}` : 'Error'}</strong> ${error.message}
+  </div>`;
 }
 
 export function Badge({ state }) {
-  return html`<span class=${`badge badge-${String(state ?? 'unknown').replace(/[^a-z_]/gi, '')}`}>${String(state ?? '–').replace('_', ' ')}</span>`;
+  return html`<span class=${`badge badge-${String(state ?? 'unknown').replace(/[^a-z_]/gi, '')}`}
+    >${String(state ?? '–').replace('_', ' ')}</span
+  >`;
 }
 
 /**
  * A button that runs an async action, is disabled while it runs, and reports the outcome in a live region next to it.
  * describe(result) turns the action's result into the message shown.
  */
-export function ActionButton({ label, ariaLabel, action, describe = () => 'Done.', onDone, confirm: question, kind = '' }) {
+export function ActionButton({
+  label,
+  ariaLabel,
+  action,
+  describe = () => 'Done.',
+  onDone,
+  confirm: question,
+  kind = '',
+}) {
   const [busy, setBusy] = useState(false);
   const [outcome, setOutcome] = useState(null);
   const click = async () => {
@@ -70,8 +82,12 @@ export function ActionButton({ label, ariaLabel, action, describe = () => 'Done.
     }
   };
   return html`<span class="action">
-    <button type="button" class=${kind} aria-label=${ariaLabel} onClick=${click} disabled=${busy} aria-busy=${busy}>${label}</button>
-    <span class=${outcome ? (outcome.ok ? 'outcome ok' : 'outcome failed') : 'outcome'} role="status">${outcome?.text ?? ''}</span>
+    <button type="button" class=${kind} aria-label=${ariaLabel} onClick=${click} disabled=${busy} aria-busy=${busy}>
+      ${label}
+    </button>
+    <span class=${outcome ? (outcome.ok ? 'outcome ok' : 'outcome failed') : 'outcome'} role="status"
+      >${outcome?.text ?? ''}</span
+    >
   </span>`;
 }
 

@@ -30,7 +30,10 @@ function Chart({ title, stats, series, unit }) {
     return () => observer.disconnect();
   }, []);
 
-  const data = [stats.series.map((p) => Date.parse(p.t) / 1000), ...series.map((s) => stats.series.map((p) => p[s.key] ?? null))];
+  const data = [
+    stats.series.map((p) => Date.parse(p.t) / 1000),
+    ...series.map((s) => stats.series.map((p) => p[s.key] ?? null)),
+  ];
 
   useEffect(() => {
     if (!width) return;
@@ -38,7 +41,15 @@ function Chart({ title, stats, series, unit }) {
       {
         width,
         height: 220,
-        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, value: (_u, v) => (v === null ? '–' : `${Math.round(v * 10) / 10}${unit}`) }))],
+        series: [
+          {},
+          ...series.map((s) => ({
+            label: s.label,
+            stroke: s.stroke,
+            width: 2,
+            value: (_u, v) => (v === null ? '–' : `${Math.round(v * 10) / 10}${unit}`),
+          })),
+        ],
         axes: [axis(), { ...axis(), label: unit.trim() || undefined, size: 60 }],
         scales: { x: { time: true } },
         legend: { live: true },
@@ -61,36 +72,46 @@ function Chart({ title, stats, series, unit }) {
 
 export function Charts() {
   const [choice, setChoice] = useState(WINDOWS[1]);
-  const { data, error } = useLoad((signal) => api('stats', { query: { window: choice.window, step: choice.step }, signal }), [choice.window], 10_000);
+  const { data, error } = useLoad(
+    (signal) => api('stats', { query: { window: choice.window, step: choice.step }, signal }),
+    [choice.window],
+    10_000,
+  );
   return html`<section aria-labelledby="charts-title">
     <h1 id="charts-title">Rates and latency</h1>
     <div class="filters">
       <label for="c-window">Window</label>
-      <select id="c-window" value=${choice.window} onChange=${(e) => setChoice(WINDOWS.find((w) => w.window === e.currentTarget.value))}>
+      <select
+        id="c-window"
+        value=${choice.window}
+        onChange=${(e) => setChoice(WINDOWS.find((w) => w.window === e.currentTarget.value))}
+      >
         ${WINDOWS.map((w) => html`<option value=${w.window}>${w.label}</option>`)}
       </select>
       ${data && html`<span class="hint">one point per ${typeof data.step === 'number' ? (data.step % 60 ? `${data.step} s` : `${data.step / 60} min`) : data.step}</span>`}
     </div>
     <${ErrorBox} error=${error} />
-    ${data &&
-    html`<${Chart}
-        title="Events and deliveries per step"
-        stats=${data}
-        unit=""
-        series=${[
-          { label: 'events', key: 'events', stroke: '#2f6fb3' },
-          { label: 'delivered', key: 'delivered', stroke: '#2e8540' },
-          { label: 'failed', key: 'failed', stroke: '#c0392b' },
-        ]}
-      />
-      <${Chart}
-        title="Delivery latency (commit → acknowledged)"
-        stats=${data}
-        unit=" ms"
-        series=${[
-          { label: 'p50', key: 'latencyP50Ms', stroke: '#7a4fb3' },
-          { label: 'p99', key: 'latencyP99Ms', stroke: '#d4860b' },
-        ]}
-      />`}
+    ${
+      data &&
+      html`<${Chart}
+          title="Events and deliveries per step"
+          stats=${data}
+          unit=""
+          series=${[
+            { label: 'events', key: 'events', stroke: '#2f6fb3' },
+            { label: 'delivered', key: 'delivered', stroke: '#2e8540' },
+            { label: 'failed', key: 'failed', stroke: '#c0392b' },
+          ]}
+        />
+        <${Chart}
+          title="Delivery latency (commit → acknowledged)"
+          stats=${data}
+          unit=" ms"
+          series=${[
+            { label: 'p50', key: 'latencyP50Ms', stroke: '#7a4fb3' },
+            { label: 'p99', key: 'latencyP99Ms', stroke: '#d4860b' },
+          ]}
+        />`
+    }
   </section>`;
 }

@@ -19,7 +19,14 @@ export function formatRowKey(key) {
 export function RowKeyCell({ d }) {
   const key = formatRowKey(d.rowKey);
   if (!key) return html`<td class="muted">–</td>`;
-  return html`<td><a class="mono" href=${link('deliveries', { capture: d.capture ?? '', rowKey: key })} title=${`Every delivery of this ${d.capture ?? ''} row`}>${key}</a>${d.op ? html` <small class="muted">${d.op}</small>` : ''}</td>`;
+  return html`<td>
+    <a
+      class="mono"
+      href=${link('deliveries', { capture: d.capture ?? '', rowKey: key })}
+      title=${`Every delivery of this ${d.capture ?? ''} row`}
+      >${key}</a
+    >${d.op ? html` <small class="muted">${d.op}</small>` : ''}
+  </td>`;
 }
 
 /**
@@ -29,11 +36,33 @@ export function RowKeyCell({ d }) {
 export function SearchFields({ filter, captures, onChange }) {
   const [rowKey, setRowKey] = useState(filter.rowKey ?? '');
   useEffect(() => setRowKey(filter.rowKey ?? ''), [filter.rowKey]);
-  return html`<${NameSelect} id="f-capture" label="Capture" names=${captures} value=${filter.capture} onChange=${(v) => onChange('capture', v)} />
+  return html`<${NameSelect}
+      id="f-capture"
+      label="Capture"
+      names=${captures}
+      value=${filter.capture}
+      onChange=${(v) => onChange('capture', v)}
+    />
     <${NameSelect} id="f-op" label="Operation" names=${OPS} value=${filter.op} onChange=${(v) => onChange('op', v)} />
     <label for="f-row-key">Row key</label>
-    <input id="f-row-key" type="search" class="mono" placeholder="id=42 or {&quot;id&quot;: 42}" value=${rowKey} size="22"
-      aria-describedby="f-row-key-hint" onInput=${(e) => setRowKey(e.currentTarget.value)} />
-    <button type="submit" onClick=${(e) => { e.preventDefault(); onChange('rowKey', rowKey.trim()); }}>Search</button>
+    <input
+      id="f-row-key"
+      type="search"
+      class="mono"
+      placeholder='id=42 or {"id": 42}'
+      value=${rowKey}
+      size="22"
+      aria-describedby="f-row-key-hint"
+      onInput=${(e) => setRowKey(e.currentTarget.value)}
+    />
+    <button
+      type="submit"
+      onClick=${(e) => {
+        e.preventDefault();
+        onChange('rowKey', rowKey.trim());
+      }}
+    >
+      Search
+    </button>
     <small id="f-row-key-hint" class="muted">the row's primary key, e.g. id=42</small>`;
 }

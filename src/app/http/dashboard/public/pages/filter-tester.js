@@ -16,7 +16,8 @@ function parseAttributes(text) {
   } catch (err) {
     throw new Error(`Attributes: not JSON (${err.message}); write an object such as {"op": "INSERT"}.`);
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('Attributes: write a JSON object such as {"op": "INSERT"}.');
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new Error('Attributes: write a JSON object such as {"op": "INSERT"}.');
   return value;
 }
 
@@ -34,7 +35,13 @@ export function FilterTester() {
     setError(null);
     setBusy(true);
     try {
-      setResult(await post('filter-policy/test', { topic: topic || undefined, message, attributes: parseAttributes(attributes) }));
+      setResult(
+        await post('filter-policy/test', {
+          topic: topic || undefined,
+          message,
+          attributes: parseAttributes(attributes),
+        }),
+      );
     } catch (err) {
       setResult(null);
       setError(err);
@@ -45,30 +52,68 @@ export function FilterTester() {
 
   return html`<section aria-labelledby="filter-title">
     <h1 id="filter-title">Filter-policy tester</h1>
-    <p class="hint">Paste a message (its body; policies with <code>filterPolicyScope: "MessageBody"</code> match on it) and its attributes, and see which subscriptions would get it.</p>
+    <p class="hint">
+      Paste a message (its body; policies with <code>filterPolicyScope: "MessageBody"</code> match on it) and its
+      attributes, and see which subscriptions would get it.
+    </p>
     <form class="panel stack" onSubmit=${submit}>
-      <div class="filters"><${NameSelect} id="t-topic" label="Topic" names=${names.topics} value=${topic} onChange=${setTopic} allLabel="all topics" /></div>
+      <div class="filters">
+        <${NameSelect}
+          id="t-topic"
+          label="Topic"
+          names=${names.topics}
+          value=${topic}
+          onChange=${setTopic}
+          allLabel="all topics"
+        />
+      </div>
       <label for="t-message">Message</label>
-      <textarea id="t-message" rows="8" spellcheck="false" class="mono" value=${message} onInput=${(e) => setMessage(e.currentTarget.value)}></textarea>
+      <textarea
+        id="t-message"
+        rows="8"
+        spellcheck="false"
+        class="mono"
+        value=${message}
+        onInput=${(e) => setMessage(e.currentTarget.value)}
+      ></textarea>
       <label for="t-attributes">Attributes (JSON object)</label>
-      <textarea id="t-attributes" rows="4" spellcheck="false" class="mono" value=${attributes} onInput=${(e) => setAttributes(e.currentTarget.value)}></textarea>
+      <textarea
+        id="t-attributes"
+        rows="4"
+        spellcheck="false"
+        class="mono"
+        value=${attributes}
+        onInput=${(e) => setAttributes(e.currentTarget.value)}
+      ></textarea>
       <div><button type="submit" class="primary" disabled=${busy}>Test</button></div>
     </form>
     <${ErrorBox} error=${error} />
-    ${result &&
-    html`<table aria-live="polite">
-      <caption>${result.subscriptions.filter((s) => s.matched).length} of ${result.subscriptions.length} subscriptions match</caption>
-      <thead><tr><th scope="col">subscription</th><th scope="col">topic</th><th scope="col">matches</th><th scope="col">why</th></tr></thead>
-      <tbody>
-        ${result.subscriptions.map(
-          (s) => html`<tr class=${s.matched ? 'match' : 'no-match'}>
-            <th scope="row">${s.name}</th>
-            <td>${s.topic}</td>
-            <td>${s.matched ? '✓ yes' : '✗ no'}</td>
-            <td>${s.reason ?? ''}</td>
-          </tr>`,
-        )}
-      </tbody>
-    </table>`}
+    ${
+      result &&
+      html`<table aria-live="polite">
+        <caption>
+          ${result.subscriptions.filter((s) => s.matched).length} of ${result.subscriptions.length} subscriptions match
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">subscription</th>
+            <th scope="col">topic</th>
+            <th scope="col">matches</th>
+            <th scope="col">why</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${result.subscriptions.map(
+            (s) =>
+              html`<tr class=${s.matched ? 'match' : 'no-match'}>
+                <th scope="row">${s.name}</th>
+                <td>${s.topic}</td>
+                <td>${s.matched ? '✓ yes' : '✗ no'}</td>
+                <td>${s.reason ?? ''}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>`
+    }
   </section>`;
 }

@@ -11,7 +11,8 @@ const ROW_GAP = 14;
 const TOP = 34;
 
 /** A running backfill's share of the rows that matched at its start (rowcast backfill, POST …/backfill). */
-const backfillShare = (b) => (b.rowsTotal ? `${Math.min(100, Math.floor((b.rowsSent / b.rowsTotal) * 100))}%` : count(b.rowsSent));
+const backfillShare = (b) =>
+  b.rowsTotal ? `${Math.min(100, Math.floor((b.rowsSent / b.rowsTotal) * 100))}%` : count(b.rowsSent);
 
 const clip = (text, max = 28) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
@@ -24,7 +25,10 @@ function layout(o) {
         id: `capture:${c.name}`,
         title: c.table,
         subtitle: `${c.name} · ${(c.operations ?? []).join(' ')}`,
-        stats: [`${rate(c.eventsPerMinute)}`, ...(c.backfill?.state === 'running' ? [`backfill ${backfillShare(c.backfill)}`] : [])],
+        stats: [
+          `${rate(c.eventsPerMinute)}`,
+          ...(c.backfill?.state === 'running' ? [`backfill ${backfillShare(c.backfill)}`] : []),
+        ],
         problems: c.backfill?.state === 'failed' ? [`backfill failed at ${count(c.backfill.rowsSent)}`] : [],
         label: `Capture ${c.name} on table ${c.table}: ${rate(c.eventsPerMinute)} events${c.backfill ? `; backfill ${c.backfill.state}, ${c.backfill.rowsSent} of ${c.backfill.rowsTotal ?? '?'} rows` : ''}`,
         href: link('tail'),
@@ -97,8 +101,7 @@ function layout(o) {
 }
 
 function Node({ n }) {
-  const body = html`
-    <title>${n.label}</title>
+  const body = html` <title>${n.label}</title>
     <rect width=${COL_WIDTH} height=${NODE_HEIGHT} rx="6" />
     <text x="10" y="20" class="node-title">${clip(n.title)}</text>
     <text x="10" y="38" class="node-sub">${clip(n.subtitle, 34)}</text>
@@ -125,58 +128,128 @@ function Chain({ overview }) {
     return html`<path class="edge" d=${d} marker-end="url(#arrow)" />`;
   };
   return html`<figure class="chain">
-    <svg viewBox=${`-2 0 ${g.width + 4} ${g.height}`} width=${g.width + 4} role="group" aria-label="The chain: captured tables, functions, topics and subscriptions">
+    <svg
+      viewBox=${`-2 0 ${g.width + 4} ${g.height}`}
+      width=${g.width + 4}
+      role="group"
+      aria-label="The chain: captured tables, functions, topics and subscriptions"
+    >
       <defs>
-        <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+        <marker
+          id="arrow"
+          viewBox="0 0 10 10"
+          refX="9"
+          refY="5"
+          markerWidth="7"
+          markerHeight="7"
+          orient="auto-start-reverse"
+        >
           <path d="M0,0 L10,5 L0,10 z" class="arrowhead" />
         </marker>
       </defs>
       ${g.columns.map((col, i) => html`<text class="col-title" x=${i * (COL_WIDTH + COL_GAP)} y="16">${col.title}</text>`)}
       ${g.edges.map(edge)}
       ${g.columns.map((col, i) =>
-        col.nodes.length ? col.nodes.map((n) => html`<${Node} n=${n} />`) : html`<text class="node-sub" x=${i * (COL_WIDTH + COL_GAP)} y=${TOP + 20}>none</text>`,
+        col.nodes.length
+          ? col.nodes.map((n) => html`<${Node} n=${n} />`)
+          : html`<text class="node-sub" x=${i * (COL_WIDTH + COL_GAP)} y=${TOP + 20}>none</text>`,
       )}
     </svg>
-    <figcaption>Rates per minute are those of every rowcast process on this database (counted in 10-second buckets, written every few seconds); backlogs (pending + in flight) and dead counts come from the database. Click a topic or subscription for its deliveries.</figcaption>
+    <figcaption>
+      Rates per minute are those of every rowcast process on this database (counted in 10-second buckets, written every
+      few seconds); backlogs (pending + in flight) and dead counts come from the database. Click a topic or subscription
+      for its deliveries.
+    </figcaption>
   </figure>`;
 }
 
 function Lag({ lag }) {
   const stages = ['routing', 'invocations', 'deliveries'];
   return html`<table class="compact">
-    <caption>Lag per stage</caption>
-    <thead><tr><th scope="col">stage</th><th scope="col">pending</th><th scope="col">oldest</th></tr></thead>
+    <caption>
+      Lag per stage
+    </caption>
+    <thead>
+      <tr>
+        <th scope="col">stage</th>
+        <th scope="col">pending</th>
+        <th scope="col">oldest</th>
+      </tr>
+    </thead>
     <tbody>
-      ${stages.map((s) => html`<tr><th scope="row">${s}</th><td>${count(lag?.[s]?.pending)}</td><td>${age(lag?.[s]?.oldestAgeSeconds)}</td></tr>`)}
+      ${stages.map(
+        (s) =>
+          html`<tr>
+            <th scope="row">${s}</th>
+            <td>${count(lag?.[s]?.pending)}</td>
+            <td>${age(lag?.[s]?.oldestAgeSeconds)}</td>
+          </tr>`,
+      )}
     </tbody>
   </table>`;
 }
 
 function Subscriptions({ subscriptions, reload }) {
   return html`<table>
-    <caption>Subscriptions</caption>
-    <thead><tr><th scope="col">name</th><th scope="col">topic</th><th scope="col">endpoint</th><th scope="col">state</th><th scope="col">pending</th><th scope="col">dead</th><th scope="col">actions</th></tr></thead>
+    <caption>
+      Subscriptions
+    </caption>
+    <thead>
+      <tr>
+        <th scope="col">name</th>
+        <th scope="col">topic</th>
+        <th scope="col">endpoint</th>
+        <th scope="col">state</th>
+        <th scope="col">pending</th>
+        <th scope="col">dead</th>
+        <th scope="col">actions</th>
+      </tr>
+    </thead>
     <tbody>
       ${subscriptions.map(
-        (s) => html`<tr>
-          <th scope="row"><a href=${link('deliveries', { subscription: s.name })}>${s.name}</a></th>
-          <td>${s.topic}</td>
-          <td class="mono">${s.protocol} ${s.endpoint}</td>
-          <td><${Badge} state=${s.state} />${s.stateReason && html` <small>${s.stateReason}</small>`}${s.confirmation !== 'confirmed' && html` <small>${confirmationNote(s).slice(3)}</small>`}${s.state === 'active' && s.failingSince && html` <small class="last-error">failing since ${time(s.failingSince)}</small>`}</td>
-          <td>${count(s.pending + s.inFlight)}</td>
-          <td>${s.dead ? html`<a href=${link('dead-letters', { subscription: s.name })}>${count(s.dead)}</a>` : '0'}</td>
-          <td>
-            ${s.state === 'active'
-              ? html`<${ActionButton} label="Pause" ariaLabel=${`Pause ${s.name}`} action=${() => post(`subscriptions/${encodeURIComponent(s.name)}/pause`)} describe=${() => 'Paused.'} onDone=${reload} />`
-              : html`<${ActionButton} label="Resume" ariaLabel=${`Resume ${s.name}`} action=${() => post(`subscriptions/${encodeURIComponent(s.name)}/resume`)} describe=${() => 'Resumed.'} onDone=${reload} />`}
-            ${s.confirmation === 'confirmed' && html`<${ActionButton}
-              label="Send test"
-              ariaLabel=${`Send a test message to ${s.name}`}
-              action=${() => post(`subscriptions/${encodeURIComponent(s.name)}/test`, { subject: 'rowcast dashboard test' })}
-              describe=${(r) => `Test message ${r?.messageId ?? ''} queued.`}
-            />`}
-          </td>
-        </tr>`,
+        (s) =>
+          html`<tr>
+            <th scope="row"><a href=${link('deliveries', { subscription: s.name })}>${s.name}</a></th>
+            <td>${s.topic}</td>
+            <td class="mono">${s.protocol} ${s.endpoint}</td>
+            <td>
+              <${Badge}
+                state=${s.state}
+              />${s.stateReason && html` <small>${s.stateReason}</small>`}${s.confirmation !== 'confirmed' && html` <small>${confirmationNote(s).slice(3)}</small>`}${s.state === 'active' && s.failingSince && html` <small class="last-error">failing since ${time(s.failingSince)}</small>`}
+            </td>
+            <td>${count(s.pending + s.inFlight)}</td>
+            <td>
+              ${s.dead ? html`<a href=${link('dead-letters', { subscription: s.name })}>${count(s.dead)}</a>` : '0'}
+            </td>
+            <td>
+              ${
+                s.state === 'active'
+                  ? html`<${ActionButton}
+                      label="Pause"
+                      ariaLabel=${`Pause ${s.name}`}
+                      action=${() => post(`subscriptions/${encodeURIComponent(s.name)}/pause`)}
+                      describe=${() => 'Paused.'}
+                      onDone=${reload}
+                    />`
+                  : html`<${ActionButton}
+                      label="Resume"
+                      ariaLabel=${`Resume ${s.name}`}
+                      action=${() => post(`subscriptions/${encodeURIComponent(s.name)}/resume`)}
+                      describe=${() => 'Resumed.'}
+                      onDone=${reload}
+                    />`
+              }
+              ${
+                s.confirmation === 'confirmed' &&
+                html`<${ActionButton}
+                  label="Send test"
+                  ariaLabel=${`Send a test message to ${s.name}`}
+                  action=${() => post(`subscriptions/${encodeURIComponent(s.name)}/test`, { subject: 'rowcast dashboard test' })}
+                  describe=${(r) => `Test message ${r?.messageId ?? ''} queued.`}
+                />`
+              }
+            </td>
+          </tr>`,
       )}
     </tbody>
   </table>`;
@@ -185,8 +258,18 @@ function Subscriptions({ subscriptions, reload }) {
 /** Each capture's last backfill (rows sent of those that matched at its start, its state) and a button to start one. */
 function Captures({ captures, reload }) {
   return html`<table>
-    <caption>Captures</caption>
-    <thead><tr><th scope="col">name</th><th scope="col">table</th><th scope="col">backfill</th><th scope="col">rows sent</th><th scope="col">actions</th></tr></thead>
+    <caption>
+      Captures
+    </caption>
+    <thead>
+      <tr>
+        <th scope="col">name</th>
+        <th scope="col">table</th>
+        <th scope="col">backfill</th>
+        <th scope="col">rows sent</th>
+        <th scope="col">actions</th>
+      </tr>
+    </thead>
     <tbody>
       ${captures.map((c) => {
         const b = c.backfill;
@@ -196,22 +279,34 @@ function Captures({ captures, reload }) {
         return html`<tr>
           <th scope="row">${c.name}</th>
           <td class="mono">${c.table}</td>
-          <td>${b ? html`<${Badge} state=${b.state} />${b.error && html` <small class="last-error">${b.error}</small>`}` : html`<small>none</small>`}</td>
           <td>
-            ${b
-              ? html`<progress max=${b.rowsTotal || 1} value=${b.rowsTotal ? Math.min(b.rowsSent, b.rowsTotal) : b.state === 'done' ? 1 : 0} aria-label=${`Backfill of ${c.name}`}></progress>
-                  <span class="backfill-rows">${count(b.rowsSent)} / ${b.rowsTotal === null ? '?' : count(b.rowsTotal)}</span>`
-              : ''}
+            ${b ? html`<${Badge} state=${b.state} />${b.error && html` <small class="last-error">${b.error}</small>`}` : html`<small>none</small>`}
           </td>
           <td>
-            ${!running &&
-            html`<${ActionButton}
-              label=${label}
-              ariaLabel=${`${label} of ${c.name}`}
-              action=${() => post(`captures/${encodeURIComponent(c.name)}/backfill`)}
-              describe=${(r) => `Started: ${count(r?.rowsTotal ?? 0)} rows to send.`}
-              onDone=${reload}
-            />`}
+            ${
+              b
+                ? html`<progress
+                      max=${b.rowsTotal || 1}
+                      value=${b.rowsTotal ? Math.min(b.rowsSent, b.rowsTotal) : b.state === 'done' ? 1 : 0}
+                      aria-label=${`Backfill of ${c.name}`}
+                    ></progress>
+                    <span class="backfill-rows"
+                      >${count(b.rowsSent)} / ${b.rowsTotal === null ? '?' : count(b.rowsTotal)}</span
+                    >`
+                : ''
+            }
+          </td>
+          <td>
+            ${
+              !running &&
+              html`<${ActionButton}
+                label=${label}
+                ariaLabel=${`${label} of ${c.name}`}
+                action=${() => post(`captures/${encodeURIComponent(c.name)}/backfill`)}
+                describe=${(r) => `Started: ${count(r?.rowsTotal ?? 0)} rows to send.`}
+                onDone=${reload}
+              />`
+            }
           </td>
         </tr>`;
       })}
@@ -221,22 +316,48 @@ function Captures({ captures, reload }) {
 
 function Functions({ functions, reload }) {
   return html`<table>
-    <caption>Functions</caption>
-    <thead><tr><th scope="col">name</th><th scope="col">state</th><th scope="col">pending</th><th scope="col">running</th><th scope="col">failed</th><th scope="col">actions</th></tr></thead>
+    <caption>
+      Functions
+    </caption>
+    <thead>
+      <tr>
+        <th scope="col">name</th>
+        <th scope="col">state</th>
+        <th scope="col">pending</th>
+        <th scope="col">running</th>
+        <th scope="col">failed</th>
+        <th scope="col">actions</th>
+      </tr>
+    </thead>
     <tbody>
       ${functions.map(
-        (f) => html`<tr>
-          <th scope="row">${f.name}</th>
-          <td><${Badge} state=${f.state} /></td>
-          <td>${count(f.pending)}</td>
-          <td>${count(f.running)}</td>
-          <td>${count(f.dead)}</td>
-          <td>
-            ${f.state === 'active'
-              ? html`<${ActionButton} label="Pause" ariaLabel=${`Pause function ${f.name}`} action=${() => post(`functions/${encodeURIComponent(f.name)}/pause`)} describe=${() => 'Paused.'} onDone=${reload} />`
-              : html`<${ActionButton} label="Resume" ariaLabel=${`Resume function ${f.name}`} action=${() => post(`functions/${encodeURIComponent(f.name)}/resume`)} describe=${() => 'Resumed.'} onDone=${reload} />`}
-          </td>
-        </tr>`,
+        (f) =>
+          html`<tr>
+            <th scope="row">${f.name}</th>
+            <td><${Badge} state=${f.state} /></td>
+            <td>${count(f.pending)}</td>
+            <td>${count(f.running)}</td>
+            <td>${count(f.dead)}</td>
+            <td>
+              ${
+                f.state === 'active'
+                  ? html`<${ActionButton}
+                      label="Pause"
+                      ariaLabel=${`Pause function ${f.name}`}
+                      action=${() => post(`functions/${encodeURIComponent(f.name)}/pause`)}
+                      describe=${() => 'Paused.'}
+                      onDone=${reload}
+                    />`
+                  : html`<${ActionButton}
+                      label="Resume"
+                      ariaLabel=${`Resume function ${f.name}`}
+                      action=${() => post(`functions/${encodeURIComponent(f.name)}/resume`)}
+                      describe=${() => 'Resumed.'}
+                      onDone=${reload}
+                    />`
+              }
+            </td>
+          </tr>`,
       )}
     </tbody>
   </table>`;
@@ -247,16 +368,20 @@ export function Overview() {
   return html`<section aria-labelledby="overview-title">
     <h1 id="overview-title">Overview</h1>
     <${ErrorBox} error=${error} />
-    ${data
-      ? html`<p class="hint" aria-live="off">Updated ${time(data.generatedAt)}; refreshes every ${REFRESH_MS / 1000} s.</p>
-          <${Chain} overview=${data} />
-          <div class="row">
-            <${Lag} lag=${data.lag} />
-            ${data.subscriptions.length > 0 && html`<${Subscriptions} subscriptions=${data.subscriptions} reload=${reload} />`}
-          </div>
-          ${data.functions.length > 0 && html`<${Functions} functions=${data.functions} reload=${reload} />`}
-          ${data.captures.length > 0 && html`<${Captures} captures=${data.captures} reload=${reload} />`}`
-      : !error && html`<p class="loading" role="status">Loading…</p>`}
+    ${
+      data
+        ? html`<p class="hint" aria-live="off">
+              Updated ${time(data.generatedAt)}; refreshes every ${REFRESH_MS / 1000} s.
+            </p>
+            <${Chain} overview=${data} />
+            <div class="row">
+              <${Lag} lag=${data.lag} />
+              ${data.subscriptions.length > 0 && html`<${Subscriptions} subscriptions=${data.subscriptions} reload=${reload} />`}
+            </div>
+            ${data.functions.length > 0 && html`<${Functions} functions=${data.functions} reload=${reload} />`}
+            ${data.captures.length > 0 && html`<${Captures} captures=${data.captures} reload=${reload} />`}`
+        : !error && html`<p class="loading" role="status">Loading…</p>`
+    }
   </section>`;
 }
 

@@ -22,9 +22,13 @@ const resends = (d) => (d?.attemptLog ?? []).filter((a) => a.outcome === 'resent
 export function useFollowed(d, verb) {
   const [before, setBefore] = useState(null);
   const seen = before !== null && d && resends(d) > before;
-  const notice = before === null || !d ? ''
-    : seen && d.state === 'done' ? `${verb}: 1. Delivered again (same webhook-id).`
-    : seen && d.state === 'dead' ? `${verb}: 1. It failed and is dead; see its attempts.`
-    : `${verb}: 1. The delivery is pending again; this page follows it.`;
+  const notice =
+    before === null || !d
+      ? ''
+      : seen && d.state === 'done'
+        ? `${verb}: 1. Delivered again (same webhook-id).`
+        : seen && d.state === 'dead'
+          ? `${verb}: 1. It failed and is dead; see its attempts.`
+          : `${verb}: 1. The delivery is pending again; this page follows it.`;
   return { notice, start: () => setBefore(resends(d)), reset: () => setBefore(null) };
 }

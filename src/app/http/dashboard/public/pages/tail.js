@@ -31,7 +31,10 @@ function Line({ item }) {
     <span class="kind">delivery</span>
     <${Badge} state=${data.outcome ?? data.state} />
     <a href=${link(`deliveries/${encodeURIComponent(data.id)}`)}>${data.subscription}</a>
-    <span class="muted">${data.attempt ? `attempt ${data.attempt} · ` : ''}${data.status ? `status ${data.status} · ` : ''}message ${data.messageId}</span>
+    <span class="muted"
+      >${data.attempt ? `attempt ${data.attempt} · ` : ''}${data.status ? `status ${data.status} · ` : ''}message
+      ${data.messageId}</span
+    >
   </li>`;
 }
 
@@ -64,9 +67,25 @@ export function Tail() {
     <h1 id="tail-title">Live tail</h1>
     <div class="toolbar" role="group" aria-label="Tail controls">
       <span class=${`conn conn-${status.split(':')[0]}`} role="status">${status === 'open' ? 'live' : status}</span>
-      <label><input type="checkbox" checked=${show.event} onChange=${(e) => setShow({ ...show, event: e.currentTarget.checked })} /> events</label>
-      <label><input type="checkbox" checked=${show.delivery} onChange=${(e) => setShow({ ...show, delivery: e.currentTarget.checked })} /> deliveries</label>
-      <button type="button" aria-pressed=${paused} onClick=${() => setPaused(!paused)}>${paused ? 'Resume' : 'Pause'}</button>
+      <label
+        ><input
+          type="checkbox"
+          checked=${show.event}
+          onChange=${(e) => setShow({ ...show, event: e.currentTarget.checked })}
+        />
+        events</label
+      >
+      <label
+        ><input
+          type="checkbox"
+          checked=${show.delivery}
+          onChange=${(e) => setShow({ ...show, delivery: e.currentTarget.checked })}
+        />
+        deliveries</label
+      >
+      <button type="button" aria-pressed=${paused} onClick=${() => setPaused(!paused)}>
+        ${paused ? 'Resume' : 'Pause'}
+      </button>
       <button type="button" onClick=${() => setItems([])}>Clear</button>
     </div>
     <p class="hint">Newest first; the last ${KEEP} lines are kept while this page is open.</p>
