@@ -246,12 +246,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         (pending) => (pending.length ? `pending: ${pending.join(', ')} (run rowcast migrate)` : (true as const)),
         (err: Error) => `unknown: ${err.message}`,
       ),
-      options
-        .isReady()
-        .catch((err: Error) => ({
-          ready: false,
-          checks: { process: `check failed: ${err.message}` } as ReadinessChecks,
-        })),
+      options.isReady().catch((err: Error) => ({
+        ready: false,
+        checks: { process: `check failed: ${err.message}` } as ReadinessChecks,
+      })),
     ]);
     const checks: ReadinessChecks = { database, migrations, ...own.checks };
     const ready = own.ready && Object.values(checks).every((v) => v === true);

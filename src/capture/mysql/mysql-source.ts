@@ -127,13 +127,11 @@ export async function readMysqlTables(c: mysql.Connection, databases: string[]):
   for (const r of cols) {
     const key = `${r.db}.${r.t}`;
     if (!tables.has(key)) tables.set(key, { columns: new Map(), key: [] });
-    tables
-      .get(key)!
-      .columns.set(r.c, {
-        type: r.type.toLowerCase(),
-        columnType: r.columnType.toLowerCase(),
-        json: r.type.toLowerCase() === 'json',
-      });
+    tables.get(key)!.columns.set(r.c, {
+      type: r.type.toLowerCase(),
+      columnType: r.columnType.toLowerCase(),
+      json: r.type.toLowerCase() === 'json',
+    });
   }
   const [keys] = (await c.query(
     `SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.KEY_COLUMN_USAGE
