@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { GRAPHILE_BATCHED, GRAPHILE_DEFAULT, type GraphileSettings, installGraphileSchema, queueGraphileJobs, startGraphileWorker } from '../baselines/graphile-worker.js';
+import { monotonicMs, sleep } from '../support/clock.js';
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, fillBacklog, referenceTableDdl } from '../support/postgres.js';
 import type { Arrivals, Recorder } from '../support/recorder.js';
@@ -22,7 +23,7 @@ const HANDLERS = fileURLToPath(new URL('../handlers/', import.meta.url));
 /** A Python function publishing with boto3 (runtime processes): a quarter of the Node function's backlog, as it is slower. */
 const PYTHON_SHARE = 4;
 
-type Kind = 'one' | 'fanout' | 'function' | 'python';
+export type Kind = 'one' | 'fanout' | 'function' | 'python';
 
 /** Backlogs are captured by a statement-level trigger: the same events, written in a fraction of the time. */
 function config(kind: Kind, receiverUrl: string, subscriptions: number): RowcastConfigInput {
@@ -68,32 +69,83 @@ function progress(ctx: BenchContext, what: string, total: number) {
   };
 }
 
-/** Fills a backlog with rowcast stopped, then starts one rowcast process and times the drain. */
-export async function drainRowcast(ctx: BenchContext, kind: Kind, events: number, what: string, watchMs?: number): Promise<{ rate: number; peakRss: number; delivered: number; capped: boolean; rssTimeline: Array<[number, number]> }> {
-  const subs = ctx.profile.drain.subscriptions;
+/** What a rowcast drain showed. */
+export interface RowcastDrain {
+  /** Deliveries (or events) per second: from the first arrival, or (with `processes`) from when all had started. */
+  rate: number;
+  /** The highest peak RSS of the rowcast processes, bytes. */
+  peakRss: number;
+  /** Each process's peak RSS, bytes. */
+  peakRssEach: number[];
+  delivered: number;
+  capped: boolean;
+  rssTimeline: Array<[number, number]>;
+  /** With track: how many distinct rows arrived (count − distinct = duplicates). */
+  distinct?: number;
+}
+
+export interface DrainOptions {
+  /** The longest the drain is watched (default: the drains' cap). */
+  watchMs?: number;
+  /** Subscriptions of a fan-out drain (default: the drain scenario's). */
+  subscriptions?: number;
+  /**
+   * rowcast processes on the one database (default 1). When given, the rate counts from the moment all have
+   * registered, so a process still starting does not count as work sharing (and 1 is measured the same way).
+   */
+  processes?: number;
+  /** Also record each arrival's row id: lost rows and duplicates are counted (one-subscription drains). */
+  track?: boolean;
+}
+
+/** Fills a backlog with rowcast stopped, then starts rowcast (one process, or several) and times the drain. */
+export async function drainRowcast(ctx: BenchContext, kind: Kind, events: number, what: string, watchMsOrOptions?: number | DrainOptions): Promise<RowcastDrain> {
+  const opts: DrainOptions = typeof watchMsOrOptions === 'number' ? { watchMs: watchMsOrOptions } : (watchMsOrOptions ?? {});
+  const subs = opts.subscriptions ?? ctx.profile.drain.subscriptions;
+  const n = opts.processes ?? 1;
   const cfg = config(kind, ctx.receiver.url, subs);
   const db = await createScratchDatabase(ctx.server, `drain_${kind}`);
-  let rowcast: RowcastProcess | undefined;
+  const rowcasts: RowcastProcess[] = [];
+  const lastOutput = () => rowcasts.map((r) => r.output.slice(-2000)).filter(Boolean).join('\n---\n') || '(none)';
   try {
     await db.pool.query(referenceTableDdl('backlog'));
     await applyBenchConfig(db.pool, cfg);
     const fill = progress(ctx, `${what}: backlog written`, events);
     await fillBacklog(db.pool, 'backlog', 1, events, (count) => fill({ count }));
     await db.pool.query('VACUUM ANALYZE');
-    await ctx.receiver.reset(false);
-    rowcast = RowcastProcess.start(db.url, cfg);
+    await ctx.receiver.reset(opts.track ?? false);
+    for (let i = 0; i < n; i++) rowcasts.push(RowcastProcess.start(db.url, cfg));
+    let from: Arrivals | undefined;
+    if (opts.processes !== undefined) {
+      await Promise.all(rowcasts.map((r) => r.started(db.pool)));
+      from = await ctx.receiver.arrivals();
+      from = { ...from, last: monotonicMs() };
+    }
     const expected = kind === 'fanout' ? events * subs : events;
     const show = progress(ctx, `${what}: delivered`, expected);
     // A drain is watched for at most limitMs (the memory scenario's, or the drains' cap): the rate counts what
     // arrived by then, so a slow build cannot stretch the run past its budget.
-    const limitMs = watchMs ?? ctx.profile.drain.maxMs;
-    const arrivals = await ctx.receiver.waitFor(expected, 60_000, show, limitMs).catch((err: Error) => {
-      throw new Error(`${what}: ${err.message}; rowcast's last output: ${rowcast!.output.slice(-2000) || '(none)'}`);
+    const limitMs = opts.watchMs ?? ctx.profile.drain.maxMs;
+    let arrivals = await ctx.receiver.waitFor(expected, 60_000, show, limitMs).catch((err: Error) => {
+      throw new Error(`${what}: ${err.message}; rowcast's last output: ${lastOutput()}`);
     });
-    if (arrivals.count < 2) throw new Error(`${what}: ${arrivals.count} of ${expected} arrived in ${limitMs / 1000} s; rowcast's last output: ${rowcast.output.slice(-2000) || '(none)'}`);
-    return { rate: perSecond(arrivals), peakRss: rowcast.peakRssBytes, delivered: arrivals.count, capped: arrivals.count < expected, rssTimeline: rowcast.rssTimeline };
+    if (arrivals.count < 2) throw new Error(`${what}: ${arrivals.count} of ${expected} arrived in ${limitMs / 1000} s; rowcast's last output: ${lastOutput()}`);
+    let distinct: number | undefined;
+    if (opts.track) {
+      // Duplicates can make the count reach `expected` before every row did: wait a little for the rest.
+      const until = Date.now() + 10_000;
+      for (;;) {
+        distinct = (await ctx.receiver.samples()).size;
+        if (distinct >= expected || arrivals.count < expected || Date.now() > until) break;
+        await sleep(1000);
+        arrivals = await ctx.receiver.arrivals();
+      }
+    }
+    const rate = from && from.count < arrivals.count - 1 && arrivals.last > from.last ? ((arrivals.count - from.count) * 1000) / (arrivals.last - from.last) : perSecond(arrivals);
+    const peakRssEach = rowcasts.map((r) => r.peakRssBytes);
+    return { rate, peakRss: Math.max(...peakRssEach), peakRssEach, delivered: arrivals.count, capped: arrivals.count < expected, rssTimeline: rowcasts[0]!.rssTimeline, distinct };
   } finally {
-    await rowcast?.stop();
+    await Promise.all(rowcasts.map((r) => r.stop()));
     await db.drop();
   }
 }
@@ -101,8 +153,11 @@ export async function drainRowcast(ctx: BenchContext, kind: Kind, events: number
 /** A Standard Webhooks secret for the peer's signatures (rowcast signs with one of its own). */
 const PEER_SECRET = `whsec_${Buffer.from('rowcast bench peer signing key!!').toString('base64')}`;
 
-/** graphile-worker draining `jobs`: no-op tasks, or (post) the peer's signed POSTs, counted where they arrive. */
-async function drainGraphile(ctx: BenchContext, settings: GraphileSettings, jobs: number, post = false): Promise<{ rate: number; capped: boolean }> {
+/**
+ * graphile-worker draining `jobs`: no-op tasks, or (post) the peer's signed POSTs, counted where they arrive;
+ * watched for at most limitMs (default: the drains' cap).
+ */
+export async function drainGraphile(ctx: BenchContext, settings: GraphileSettings, jobs: number, post = false, limitMs = ctx.profile.drain.maxMs): Promise<{ rate: number; capped: boolean; delivered: number }> {
   const db = await createScratchDatabase(ctx.server, 'drain_graphile');
   let worker: Recorder | undefined;
   const label = post ? `${settings.label} + signed POST` : settings.label;
@@ -114,9 +169,9 @@ async function drainGraphile(ctx: BenchContext, settings: GraphileSettings, jobs
     await ctx.receiver.reset(false);
     worker = await startGraphileWorker(db.url, post ? { ...settings, post: { url: ctx.receiver.url, secret: PEER_SECRET } } : settings);
     const counter = post ? ctx.receiver : worker;
-    const done = await counter.waitFor(jobs, 60_000, progress(ctx, `${label}: jobs run`, jobs), ctx.profile.drain.maxMs);
-    if (done.count < 2) throw new Error(`${label}: ${done.count} of ${jobs} jobs ran in ${ctx.profile.drain.maxMs / 1000} s`);
-    return { rate: perSecond(done), capped: done.count < jobs };
+    const done = await counter.waitFor(jobs, 60_000, progress(ctx, `${label}: jobs run`, jobs), limitMs);
+    if (done.count < 2) throw new Error(`${label}: ${done.count} of ${jobs} jobs ran in ${limitMs / 1000} s`);
+    return { rate: perSecond(done), capped: done.count < jobs, delivered: done.count };
   } finally {
     await worker?.close();
     await db.drop();

@@ -20,6 +20,19 @@ export interface Profile {
   sustained: { rates: number[]; stepMs: number; holdMs: number; p99Ms: number };
   /** Backlog size and how long the drain is watched (peak RSS comes early; the rest would only take time). */
   memory: { events: number; drainMs: number };
+  /**
+   * How cost grows with the work (issue 20): drains of each backlog (rowcast and the peer), those of `large` events
+   * or more run `largeReps` times and are watched for `largeWatchMs` (the rest: the drain's reps and cap); fan-out
+   * of `deliveries` spread over each count of subscriptions; `events` drained by each count of rowcast processes.
+   */
+  scale: {
+    backlogs: number[];
+    large: number;
+    largeReps: number;
+    largeWatchMs: number;
+    fanout: { deliveries: number; subscriptions: number[] };
+    processes: { events: number; counts: number[] };
+  };
 }
 
 export const FULL: Profile = {
@@ -30,6 +43,14 @@ export const FULL: Profile = {
   drain: { reps: 2, events: 100_000, fanoutEvents: 10_000, subscriptions: 10, functionEvents: 50_000, graphileJobs: 100_000, maxMs: 30_000 },
   sustained: { rates: [1000, 2000, 3000, 4000, 5000, 6000, 8000, 10_000], stepMs: 8000, holdMs: 60_000, p99Ms: 50 },
   memory: { events: 1_000_000, drainMs: 60_000 },
+  scale: {
+    backlogs: [10_000, 100_000, 1_000_000],
+    large: 1_000_000,
+    largeReps: 1,
+    largeWatchMs: 60_000,
+    fanout: { deliveries: 100_000, subscriptions: [1, 10, 100] },
+    processes: { events: 100_000, counts: [1, 2, 4] },
+  },
 };
 
 export const QUICK: Profile = {
@@ -40,6 +61,14 @@ export const QUICK: Profile = {
   drain: { reps: 1, events: 5000, fanoutEvents: 500, subscriptions: 10, functionEvents: 2000, graphileJobs: 5000, maxMs: 20_000 },
   sustained: { rates: [250, 500], stepMs: 3000, holdMs: 4000, p99Ms: 50 },
   memory: { events: 50_000, drainMs: 8000 },
+  scale: {
+    backlogs: [1000, 5000, 20_000],
+    large: 20_000,
+    largeReps: 1,
+    largeWatchMs: 8000,
+    fanout: { deliveries: 5000, subscriptions: [1, 10, 100] },
+    processes: { events: 5000, counts: [1, 2, 4] },
+  },
 };
 
 export interface BenchContext {

@@ -1,7 +1,8 @@
-import type { CaptureConfig } from '../config/schema.js';
+import type { CaptureConfig, SourceConfig } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../errors.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { ident, literal, qualified } from '../store/sql.js';
+import { openSourceBatcher, type SourceBatcher } from './backfill-source.js';
 import { BACKFILL_PREFIX, WAKE } from './logical-reader.js';
 import { isLogical } from './logical-ddl.js';
 import { readTableInfo } from './table-info.js';
@@ -35,6 +36,8 @@ export interface BackfillOptions {
   onStarted?: (progress: BackfillProgress) => void;
   /** Stops after the current batch; the backfill stays resumable. */
   signal?: AbortSignal;
+  /** The config's sources: a capture of another server's table is backfilled there (backfill-source.ts). */
+  sources?: Record<string, SourceConfig>;
 }
 
 export const DEFAULT_BATCH = 1000;
@@ -119,6 +122,7 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
   let locked = false;
   /** From the moment this run owns the backfill's row: a failure after it is recorded there. */
   let started = false;
+  let closeRemote: (() => Promise<void> | undefined) | null = null;
   try {
     const { rows: found } = await client.query<{ schema_name: string; table_name: string; function_name: string; capture: CaptureConfig }>(
       `SELECT schema_name, table_name, function_name, settings -> 'capture' AS capture FROM rowcast.captures WHERE name = $1`,
@@ -126,22 +130,29 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
     );
     const row = found[0];
     if (!row) throw new RowcastError(ErrorCodes.NOT_FOUND, `There is no capture "${capture}"; declare it in the config and run rowcast apply.`);
+    let remote: SourceBatcher | null = null;
+    let table: Awaited<ReturnType<typeof readTableInfo>> = null;
+    let logical = false;
     if (row.capture.source !== undefined) {
-      throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture} reads source ${row.capture.source}; backfills of other servers' tables are not built yet (only of the store's own tables).`);
+      const source = options.sources?.[row.capture.source];
+      if (!source) {
+        throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture} reads source ${row.capture.source}, which the config given to this process does not declare; run the backfill with the config that declares sources.${row.capture.source}.`);
+      }
+      remote = await openSourceBatcher(capture, row.capture.source, source, row.schema_name, row.table_name);
+    } else {
+      table = await readTableInfo(client, row.schema_name, row.table_name);
+      if (!table) throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: table ${row.schema_name}.${row.table_name} does not exist any more.`);
+      if (!table.primaryKey.length) {
+        throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: ${row.schema_name}.${row.table_name} has no primary key; a backfill goes through the rows in key order to resume where it stopped. Add a primary key.`);
+      }
+      logical = isLogical(row.capture);
+      if (logical) await checkLogical(client, capture, row.function_name);
     }
-    const table = await readTableInfo(client, row.schema_name, row.table_name);
-    if (!table) throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: table ${row.schema_name}.${row.table_name} does not exist any more.`);
-    if (!table.primaryKey.length) {
-      throw new RowcastError(ErrorCodes.CONFLICT, `capture ${capture}: ${row.schema_name}.${row.table_name} has no primary key; a backfill goes through the rows in key order to resume where it stopped. Add a primary key.`);
-    }
-    const logical = isLogical(row.capture);
-    if (logical) await checkLogical(client, capture, row.function_name);
+    closeRemote = () => remote?.close();
 
     locked = (await client.query<{ ok: boolean }>(LOCK_SQL, [capture])).rows[0]!.ok;
     if (!locked) throw new RowcastError(ErrorCodes.CONFLICT, `A backfill of capture ${capture} is running in another process; wait for it, or see its progress with GET /api/captures/${capture}/backfill.`);
 
-    const tableSql = qualified(table.schema, table.name);
-    const keyList = table.primaryKey.map((c) => `t.${ident(c)}`).join(', ');
     const previous = await resumePoint(client, capture);
     const fresh = options.restart || !previous || previous.state === 'done';
     if (!fresh && options.where !== undefined && options.where !== (previous.where ?? undefined)) {
@@ -155,11 +166,12 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
     const condition = where === null ? '' : ` AND (${where})`;
     if (fresh) {
       let total: number;
-      try {
+      if (remote) total = await remote.count(where);
+      else try {
         // A parameter keeps this to one statement (the extended protocol), as the batches' queries are.
-        total = (await client.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${tableSql} AS t WHERE $1::boolean${condition}`, [true])).rows[0]!.n;
+        total = (await client.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${qualified(table!.schema, table!.name)} AS t WHERE $1::boolean${condition}`, [true])).rows[0]!.n;
       } catch (err) {
-        throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `--where ${JSON.stringify(where)} is not a valid condition on ${table.schema}.${table.name}: ${(err as Error).message}`, [], { cause: err });
+        throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, `--where ${JSON.stringify(where)} is not a valid condition on ${table!.schema}.${table!.name}: ${(err as Error).message}`, [], { cause: err });
       }
       await client.query(
         `INSERT INTO rowcast.backfills (capture, where_sql, batch, state, rows_total) VALUES ($1, $2, $3, 'running', $4)
@@ -173,21 +185,25 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
 
     started = true;
     options.onStarted?.((await getBackfill(client, capture))!);
+    if (remote) return await sourceBatches(client, capture, remote, fresh ? null : previous.lastKeyText, batch, where, options);
+    const tableInfo = table!;
+    const tableSql = qualified(tableInfo.schema, tableInfo.name);
+    const keyList = tableInfo.primaryKey.map((c) => `t.${ident(c)}`).join(', ');
     // The next batch: rows after the last key sent, in key order, locked FOR SHARE until the batch commits. The
     // last key is compared as values of the key's own types (jsonb_populate_record, a stable expression: the
     // primary key's index finds where to start); the condition sees only t. Keys travel as jsonb text, so that
     // a bigint key keeps its digits.
-    const lastValues = table.primaryKey.map((c) => `(jsonb_populate_record(NULL::${tableSql}, $2::jsonb)).${ident(c)}`).join(', ');
-    const keyOf = (alias: string) => `jsonb_build_object(${table.primaryKey.map((c) => `${literal(c)}, ${alias}.${ident(c)}`).join(', ')})::text`;
+    const lastValues = tableInfo.primaryKey.map((c) => `(jsonb_populate_record(NULL::${tableSql}, $2::jsonb)).${ident(c)}`).join(', ');
+    const keyOf = (alias: string) => `jsonb_build_object(${tableInfo.primaryKey.map((c) => `${literal(c)}, ${alias}.${ident(c)}`).join(', ')})::text`;
     const rowsOf = (next: boolean) =>
       `SELECT t.* FROM ${tableSql} AS t WHERE ${next ? `(${keyList}) > (${lastValues})` : 'true'}${condition} ORDER BY ${keyList} LIMIT $1 FOR SHARE OF t`;
     // A trigger capture's batch is one statement: the rows, their events (in key order), the count and the last key.
     const batchSql = (next: boolean) => {
       if (logical) return `SELECT to_jsonb(t)::text AS row, ${keyOf('t')} AS key FROM (${rowsOf(next)}) AS t`;
-      const newKeys = table.primaryKey.map((c) => `new.${ident(c)}`).join(', ');
+      const newKeys = tableInfo.primaryKey.map((c) => `new.${ident(c)}`).join(', ');
       return `WITH batch AS MATERIALIZED (${rowsOf(next)}),
-        written AS (${backfillEventsSql(capture, row.capture, table, 'batch', newKeys)} RETURNING 1)
-        SELECT (SELECT count(*)::int FROM batch) AS n, (SELECT ${keyOf('b')} FROM batch AS b ORDER BY ${table.primaryKey.map((c) => `b.${ident(c)} DESC`).join(', ')} LIMIT 1) AS key,
+        written AS (${backfillEventsSql(capture, row.capture, tableInfo, 'batch', newKeys)} RETURNING 1)
+        SELECT (SELECT count(*)::int FROM batch) AS n, (SELECT ${keyOf('b')} FROM batch AS b ORDER BY ${tableInfo.primaryKey.map((c) => `b.${ident(c)} DESC`).join(', ')} LIMIT 1) AS key,
                (SELECT count(*) FROM written) AS events`;
     };
     const first = batchSql(false);
@@ -238,8 +254,40 @@ export async function runBackfill(pool: Pool, capture: string, options: Backfill
     }
     throw err;
   } finally {
+    await closeRemote?.();
     if (locked) await client.query(UNLOCK_SQL, [capture]).catch(() => {});
     client.release();
+  }
+}
+
+/**
+ * The batches of a source's backfill: each is committed on the source (its rows reach the store through the
+ * source's reader), then recorded in rowcast.backfills. A crash between the two sends that batch again on resume:
+ * the same rows as READ events twice, each time as the row then was (never older after newer).
+ */
+async function sourceBatches(
+  client: PoolClient,
+  capture: string,
+  remote: SourceBatcher,
+  resumeKey: string | null,
+  batch: number,
+  where: string | null,
+  options: BackfillOptions,
+): Promise<BackfillProgress> {
+  let lastKey = resumeKey;
+  for (;;) {
+    if (options.signal?.aborted) return (await getBackfill(client, capture))!;
+    const result = await remote.send(lastKey, batch, where);
+    lastKey = result.lastKey;
+    await client.query(
+      `UPDATE rowcast.backfills SET last_key = $2::jsonb, rows_sent = rows_sent + $3, updated_at = now(),
+         state = CASE WHEN $3 = 0 THEN 'done' ELSE state END, finished_at = CASE WHEN $3 = 0 THEN now() END
+       WHERE capture = $1`,
+      [capture, lastKey, result.sent],
+    );
+    const progress = (await getBackfill(client, capture))!;
+    options.onProgress?.(progress);
+    if (!result.sent) return progress;
   }
 }
 

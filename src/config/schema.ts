@@ -186,7 +186,7 @@ export const disableAfterSchema = z
   });
 
 /** What every subscription has, whatever its protocol. */
-const subscriptionCommon = {
+export const subscriptionCommon = {
   topic: topicName,
   /**
    * envelope: rowcast's JSON (id, topic, subject, attributes, body, timestamp); raw: the message body only; CloudEvents 1.0 in structured or

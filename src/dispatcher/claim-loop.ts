@@ -1,4 +1,5 @@
 import type { Logger } from '../observability/logger.js';
+import { freeSlots, shareSlots } from '../model/slot-sharing.js';
 import { WakeSignal } from './wake-signal.js';
 
 /** A unit of leased work: `group` is what limits apply to (a subscription, a function). */
@@ -221,40 +222,21 @@ export abstract class ClaimLoop<C extends Claimed> {
     return Math.min(limit + this.prefetch(group, limit) - this.localCount(group), this.loopOptions.maxClaim);
   }
 
-  /**
-   * How many items to ask each group for. Every group with room gets a fair share of the free capacity first — in
-   * a rotating order, so that with more groups than slots each gets its turn — and backlogged groups get the
-   * rest. (Handing the slots out in a fixed order would starve every group past the first few.)
-   */
+  /** How many items to ask each group for: a fair, rotating share of the free capacity (model/slot-sharing.ts). */
   private wanted(): Map<string, number> {
-    const wanted = new Map<string, number>();
     const limits = [...this.limits()];
-    // Free slots, plus room to wait for groups that claim ahead (none while the queue holds many large items).
-    const ahead = this.queuedBytes >= MAX_QUEUED_BYTES ? 0 : Math.min(MAX_QUEUED, limits.reduce((sum, [group, limit]) => sum + this.prefetch(group, limit), 0));
-    let free = this.loopOptions.concurrency - this.inFlight.size - this.queued + ahead;
-    if (free <= 0 || !limits.length) return wanted;
-    const start = this.rotation++ % limits.length;
-    const ordered = [...limits.slice(start), ...limits.slice(0, start)];
-    const room = (group: string, limit: number) => this.room(group, limit) - (wanted.get(group) ?? 0);
-    const share = Math.max(1, Math.floor(free / ordered.length));
-    for (const [group, limit] of ordered) {
-      if (free <= 0) break;
-      const n = Math.min(room(group, limit), share, free);
-      if (n > 0) {
-        wanted.set(group, n);
-        free -= n;
-      }
-    }
-    for (const [group, limit] of ordered) {
-      if (free <= 0) break;
-      if (!this.backlogged.has(group)) continue;
-      const n = Math.min(room(group, limit), free);
-      if (n > 0) {
-        wanted.set(group, (wanted.get(group) ?? 0) + n);
-        free -= n;
-      }
-    }
-    return wanted;
+    const free = freeSlots({
+      concurrency: this.loopOptions.concurrency,
+      inFlight: this.inFlight.size,
+      queued: this.queued,
+      queuedBytes: this.queuedBytes,
+      prefetch: limits.reduce((sum, [group, limit]) => sum + this.prefetch(group, limit), 0),
+      maxQueued: MAX_QUEUED,
+      maxQueuedBytes: MAX_QUEUED_BYTES,
+    });
+    if (free <= 0 || !limits.length) return new Map();
+    const groups = limits.map(([group, limit]) => ({ group, room: this.room(group, limit), backlogged: this.backlogged.has(group) }));
+    return shareSlots(groups, free, this.rotation++);
   }
 
   private enqueue(item: C, claimedAt: number): void {

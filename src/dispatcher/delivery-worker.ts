@@ -5,7 +5,7 @@ import { startDeliverySpan, tracing } from '../observability/tracing.js';
 import type { Pool } from '../store/pool.js';
 import { claimDeliveries, completeDeliveries, type ClaimedDelivery, type DeliveryResult, loadSubscriptions, releaseDeliveries, setSubscriptionState } from '../subscriptions/delivery-store.js';
 import { deadLetterMessage } from '../subscriptions/dead-letter.js';
-import { decideAfterFailure } from '../subscriptions/retry-policy.js';
+import { decideOutcome, decideSize } from '../model/delivery-outcome.js';
 import { EndpointHealthTracker } from '../subscriptions/endpoint-health.js';
 import { AmqpSink } from '../subscriptions/sinks/amqp/amqp-sink.js';
 import { EmailSink } from '../subscriptions/sinks/email/email-sink.js';
@@ -50,6 +50,8 @@ type Claimed = ClaimedDelivery & { key: string; group: string; leaseMs: number }
 export class DeliveryWorker extends ClaimLoop<Claimed> {
   private readonly sinks = new Map<string, Sink>();
   private subscriptions = new Map<string, Subscription>();
+  /** Subscriptions left out because their stored settings do not validate, with the error reported. */
+  private invalidSettings = new Map<string, string>();
   private results: DeliveryResult[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
@@ -103,7 +105,11 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   async reloadSubscriptions(): Promise<void> {
     // A rotated SNS signing key is announced like a config change.
     this.http.snsEnvelopes?.reload();
-    this.subscriptions = new Map((await loadSubscriptions(this.pool)).map((s) => [s.name, s]));
+    const invalid = new Map<string, string>();
+    this.subscriptions = new Map((await loadSubscriptions(this.pool, (name, error) => invalid.set(name, error))).map((s) => [s.name, s]));
+    // Each invalid row is reported once (again if it changes), not on every reload.
+    for (const [name, error] of invalid) if (this.invalidSettings.get(name) !== error) this.log.error({ subscription: name }, error);
+    this.invalidSettings = invalid;
     this.wake();
   }
 
@@ -172,7 +178,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     if (!subscription || !sink) {
       // Nothing was sent: hand it back without counting an attempt, for a process that has the subscription (this
       // one too, once its reload has it; until then it does not claim it).
-      const error = `subscription ${claim.subscription} is not loaded in this process`;
+      const decision = decideOutcome({ kind: 'unloaded' }, claim.attempt, undefined, { name: claim.subscription, deadLetterTopic: null });
+      const error = 'error' in decision ? decision.error : `subscription ${claim.subscription} is not loaded`;
       this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId }, `${error}; handed back for a retry`);
       span?.end({ error, outcome: 'released' });
       await releaseDeliveries(this.pool, [{ deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease }], false);
@@ -208,10 +215,9 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   /** The message to send under the topic's size rules: itself, a claim-check reference, or why it cannot go. */
   private sizedForTopic({ message, limits }: ClaimedDelivery): OutboundMessage | string {
     const size = Buffer.byteLength(message.body);
-    if (size <= limits.maxMessageSize) return message;
-    if (limits.largeMessages === 'reject') {
-      return `message of ${size} bytes is over topic ${message.topic}'s maxMessageSize (${limits.maxMessageSize} bytes): raise it or set largeMessages: 'claim-check', apply, then redrive`;
-    }
+    const decision = decideSize(size, limits, message.topic);
+    if (decision.send === 'message') return message;
+    if (decision.send === 'none') return decision.error;
     try {
       return this.claimChecks!.reference(message, limits.claimCheckTtl);
     } catch (err) {
@@ -235,28 +241,26 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   /** Queues the attempt's result for the next batch write, and returns it. */
   private record(claim: ClaimedDelivery, subscription: Subscription, outcome: SendOutcome, durationMs: number): DeliveryResult {
     const base = { deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease, status: 'status' in outcome ? outcome.status : undefined, durationMs, exchange: outcome.exchange };
-    if (outcome.kind === 'done') return this.push({ ...base, state: 'done' });
-    if (outcome.kind === 'dead') return this.pushDead(claim, subscription, base, outcome.error);
-    const failed = () => this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: outcome.error }, 'delivery attempt failed');
-    if (outcome.kind === 'disable') {
-      failed();
+    const decision = decideOutcome(outcome, claim.attempt, subscription.settings.deliveryPolicy, subscription);
+    if (decision.action === 'done') return this.push({ ...base, state: 'done' });
+    if (decision.action === 'dead') return this.pushDead(claim, subscription, base, decision.error);
+    this.log.warn({ subscription: claim.subscription, delivery: claim.deliveryId, message: claim.message.id, attempt: claim.attempt, error: decision.error }, 'delivery attempt failed');
+    if (decision.action === 'disable') {
       // The endpoint said it is gone: stop sending to it, keep its deliveries pending for when it is resumed.
       // Stop here at once: the delivery below is due again now, and the reload may come after it is written.
       this.stopClaiming(claim.subscription);
-      void setSubscriptionState(this.pool, claim.subscription, 'disabled', outcome.error)
+      void setSubscriptionState(this.pool, claim.subscription, 'disabled', decision.error)
         .then((changed) => {
-          if (changed) observe.emit('subscription:disabled', { subscription: claim.subscription, cause: 'endpoint_gone', reason: outcome.error });
+          if (changed) observe.emit('subscription:disabled', { subscription: claim.subscription, cause: 'endpoint_gone', reason: decision.error });
           return this.reloadSubscriptions();
         })
         .catch((err: Error) => this.log.error({ err: err.message }, 'could not disable subscription'));
-      return this.push({ ...base, state: 'pending', availableAt: new Date(), error: outcome.error });
+      return this.push({ ...base, state: 'pending', availableAt: new Date(), error: decision.error });
     }
-    const decision = decideAfterFailure(claim.attempt, subscription.settings.deliveryPolicy, outcome.retryAfterMs);
-    if (decision.state === 'dead') return this.pushDead(claim, subscription, base, `${outcome.error} (after ${claim.attempt} attempts)`);
-    failed();
-    const at = Date.now() + decision.delayMs;
+    // A retry ('release' cannot come from a sent attempt of a loaded subscription).
+    const at = Date.now() + (decision.action === 'retry' ? decision.delayMs : 0);
     this.wakeAt(at);
-    return this.push({ ...base, state: 'pending', availableAt: new Date(at), error: outcome.error });
+    return this.push({ ...base, state: 'pending', availableAt: new Date(at), error: decision.error });
   }
 
   /** A subscription disabled here stops being claimed at once, before the reload that NOTIFY brings. */

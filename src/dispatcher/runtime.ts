@@ -200,6 +200,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
         log,
         settings: runtime.http,
         aws,
+        sources: options.sources,
         routes: options.httpRoutes,
         isReady: async () => ({
           ready: ready && listener.connected,

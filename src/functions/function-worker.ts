@@ -7,7 +7,8 @@ import { observe } from '../observability/observe.js';
 import { validTraceparent } from '../observability/trace-context.js';
 import { startInvocationSpan, tracing } from '../observability/tracing.js';
 import type { Pool } from '../store/pool.js';
-import { decideAfterFailure } from '../subscriptions/retry-policy.js';
+import { decideInvocationFailure, tooOldToRun } from '../model/invocation-outcome.js';
+import { givesSlotsBack } from '../model/slot-sharing.js';
 import type { DirectClaimant } from '../topics/fan-out.js';
 import type { DirectInvocationClaim } from '../topics/route-events.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
@@ -167,7 +168,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     if (got || local) this.busyAt.set(group, Date.now());
     const held = this.held.get(group);
     const client = this.session.current;
-    if (got || local || !held?.length || !client || Date.now() - (this.busyAt.get(group) ?? 0) < SLOT_IDLE_MS) return;
+    if (!held || !client || !givesSlotsBack({ held: held.length, got, local, busyAt: this.busyAt.get(group), now: Date.now(), idleMs: SLOT_IDLE_MS })) return;
     this.held.delete(group);
     this.functions.get(group)?.pool.releaseIdle?.();
     this.releasing = this.releasing.then(() => releaseSlots(client, group, held)).catch((err: Error) => this.log.warn({ err: err.message }, 'could not give function slots back'));
@@ -180,7 +181,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     // With tracing, the attempt's span is a child of the event's trace; the handler and what it publishes get the span's context.
     const span = tracing.enabled ? startInvocationSpan({ invocationId: inv.id, function: fn.name, attempt: inv.attempt, parent: inv.trace }) : null;
     if (span) inv.trace = span.traceparent;
-    if (inv.ageMs > fn.config.maxEventAge) {
+    if (tooOldToRun(inv.ageMs, fn.config)) {
       const error = { type: 'EventAgeExceeded', message: `not run: the invocation is ${Math.round(inv.ageMs / 1000)} s old, over maxEventAge (${Math.round(fn.config.maxEventAge / 1000)} s)`, stack: [] };
       span?.end({ error: describe(error), outcome: 'failed' });
       await this.fail(fn, inv, error, 'EventAgeExceeded', 0, inv.attempt - 1);
@@ -205,15 +206,15 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     }
     this.log.warn({ function: fn.name, invocation: inv.id, attempt: inv.attempt, error: outcome.error.message }, 'invocation failed');
     // A caller waiting for the answer (RequestResponse) gets the error, as from Lambda: no retry.
-    const decision = decideAfterFailure(inv.attempt, { ...fn.config, maxAttempts: inv.synchronous ? 1 : fn.config.maxAttempts, maxRetryAfter: fn.config.maxDelay });
-    const retryAt = decision.state === 'pending' ? Date.now() + decision.delayMs : 0;
-    if (decision.state === 'pending' && retryAt - Date.now() + inv.ageMs <= fn.config.maxEventAge) {
+    const decision = decideInvocationFailure(inv, fn.config);
+    if (decision.action === 'retry') {
+      const retryAt = Date.now() + decision.delayMs;
       void this.complete({ id: inv.id, attempt: inv.attempt, lease: inv.lease, durationMs: outcome.durationMs, state: 'pending', availableAt: new Date(retryAt), error: describe(outcome.error), messages: [], trace: inv.trace });
       observe.emit('invocation:finished', { invocationId: inv.id, function: fn.name, attempt: inv.attempt, outcome: 'retry', durationMs: outcome.durationMs });
       setTimeout(() => this.wake(), retryAt - Date.now() + 5).unref();
       return;
     }
-    await this.fail(fn, inv, outcome.error, decision.state === 'dead' ? 'RetriesExhausted' : 'EventAgeExceeded', outcome.durationMs, inv.attempt);
+    await this.fail(fn, inv, outcome.error, decision.condition, outcome.durationMs, inv.attempt);
   }
 
   /** Final failure: recorded, and sent to the on-failure topic in the same transaction. */

@@ -2,7 +2,8 @@ import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { leaseFence, prepared } from '../store/sql.js';
 import { type NewMessage, publishMessages } from '../topics/fan-out.js';
 import { type AttemptExchange, appendToAttemptLog, attemptLogEntry } from './attempt-log.js';
-import type { OutboundMessage, Subscription, SubscriptionSettings } from './sinks/sink.js';
+import { parseStoredSettings } from '../config/stored-settings.js';
+import type { OutboundMessage, Subscription } from './sinks/sink.js';
 
 export interface ClaimedDelivery {
   deliveryId: string;
@@ -177,12 +178,33 @@ export async function setSubscriptionState(pool: Pool, name: string, state: Subs
   return (res.rowCount ?? 0) > 0;
 }
 
-export async function loadSubscriptions(pool: Pool): Promise<Subscription[]> {
-  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: SubscriptionSettings; secret: string | null; state: Subscription['state']; dead_letter_topic: string | null; previous_secret: string | null; previous_secret_expires_at: Date | null; signature_version: 1 | 2 | null }>(
+/**
+ * The subscriptions as a delivering process needs them. A row whose settings do not validate (parseStoredSettings)
+ * is left out, and reported through onInvalid: the others keep working.
+ */
+export async function loadSubscriptions(pool: Pool, onInvalid: (name: string, error: string) => void = () => {}): Promise<Subscription[]> {
+  const { rows } = await pool.query<{ name: string; topic: string; protocol: string; endpoint: string; settings: unknown; secret: string | null; state: Subscription['state']; dead_letter_topic: string | null; previous_secret: string | null; previous_secret_expires_at: Date | null; signature_version: 1 | 2 | null }>(
     `SELECT s.name, s.topic, s.protocol, s.endpoint, s.settings, s.secret, s.state, s.dead_letter_topic, s.previous_secret, s.previous_secret_expires_at, t.signature_version
        FROM rowcast.subscriptions s LEFT JOIN rowcast.topics t ON t.name = s.topic ORDER BY s.name`,
   );
-  return rows.map(({ dead_letter_topic, previous_secret, previous_secret_expires_at, signature_version, ...r }) => ({
+  return rows.flatMap(({ dead_letter_topic, previous_secret, previous_secret_expires_at, signature_version, settings: stored, ...r }) => {
+    const parsed = parseStoredSettings(r.name, stored);
+    if (!parsed.ok) {
+      onInvalid(r.name, parsed.error);
+      return [];
+    }
+    return [subscriptionOf({ ...r, settings: parsed.settings }, dead_letter_topic, previous_secret, previous_secret_expires_at, signature_version)];
+  });
+}
+
+function subscriptionOf(
+  r: Omit<Subscription, 'deadLetterTopic' | 'signatureVersion' | 'previousSecret' | 'secretHeaders'>,
+  dead_letter_topic: string | null,
+  previous_secret: string | null,
+  previous_secret_expires_at: Date | null,
+  signature_version: 1 | 2 | null,
+): Subscription {
+  return {
     ...r,
     deadLetterTopic: dead_letter_topic,
     signatureVersion: signature_version ?? 1,
@@ -190,7 +212,7 @@ export async function loadSubscriptions(pool: Pool): Promise<Subscription[]> {
     previousSecret: previous_secret && previous_secret_expires_at ? { secret: previous_secret, expiresAt: previous_secret_expires_at } : null,
     settings: { ...r.settings, headers: expandHeaders(r.settings.headers ?? {}) },
     secretHeaders: new Set(Object.entries(r.settings.headers ?? {}).filter(([, v]) => ENV_REFERENCE.test(v)).map(([k]) => k.toLowerCase())),
-  }));
+  };
 }
 
 const ENV_REFERENCE = /\$\{[A-Za-z_][A-Za-z0-9_]*\}/;

@@ -74,6 +74,32 @@ const nextReload = () => new Promise<void>((resolve) => {
     resolve();
   });
 });
+/** Inserts order `id` and waits until its delivery to `flaky` (an INSERT subscriber of the same topic) is done. */
+async function sentinelDelivered(id: number): Promise<void> {
+  await db.pool.query(`INSERT INTO orders VALUES ($1, 'sentinel')`, [id]);
+  await eventually(
+    async () =>
+      (
+        await db.pool.query(
+          `SELECT 1 FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id
+            WHERE d.subscription = 'flaky' AND d.state = 'done' AND m.body::jsonb -> 'after' ->> 'id' = $1`,
+          [String(id)],
+        )
+      ).rowCount,
+    `order ${id} delivered to flaky`,
+  );
+}
+
+/** State and attempts of the delivery of order `id` to `hook`. */
+async function hookAttempts(id: number) {
+  const { rows } = await db.pool.query(
+    `SELECT d.state, d.attempts FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id
+      WHERE d.subscription = 'hook' AND m.body::jsonb -> 'after' ->> 'id' = $1`,
+    [String(id)],
+  );
+  return rows[0];
+}
+
 const on = (r: WebhookReceiver, sub: string) => r.requests.filter((q) => q.headers['rowcast-subscription'] === sub);
 
 describe('admin API: reads', () => {
@@ -240,10 +266,13 @@ describe('admin API: actions', () => {
     const before = on(receiver, 'hook').length;
     await db.pool.query(`INSERT INTO orders VALUES (200, 'while paused')`);
     await eventually(async () => (await ok('/subscriptions/hook')).pending === 1, 'a pending delivery');
-    await new Promise((r) => setTimeout(r, 500));
+    // Not a sleep: later deliveries of the same topic to another subscription are done, so the worker has claimed
+    // past hook's (older) delivery, and the database says it was never attempted.
+    await sentinelDelivered(201);
     assert.equal(on(receiver, 'hook').length, before, 'nothing delivered while paused');
+    assert.deepEqual(await hookAttempts(200), { state: 'pending', attempts: 0 });
     assert.equal((await ok('/subscriptions/hook/resume', { method: 'POST' })).state, 'active');
-    await eventually(() => on(receiver, 'hook').length === before + 1, 'delivered after resume');
+    await eventually(() => on(receiver, 'hook').length === before + 2, 'both delivered after resume (order 200 and the sentinel)');
 
     heard = nextReload();
     const fn = await ok('/functions/echo/pause', { method: 'POST' });
@@ -251,8 +280,10 @@ describe('admin API: actions', () => {
     await heard;
     await db.pool.query('INSERT INTO traced VALUES (50)');
     await eventually(async () => (await ok('/functions')).items[0].pending === 1, 'a queued invocation');
-    await new Promise((r) => setTimeout(r, 800));
+    await sentinelDelivered(202); // the process works on: a later event routed and delivered
     assert.equal((await ok('/invocations?function=echo&status=pending')).items.length, 1, 'not run while paused');
+    const { rows } = await db.pool.query(`SELECT attempts, started_at FROM rowcast.invocations WHERE function = 'echo' AND state = 'pending'`);
+    assert.deepEqual(rows, [{ attempts: 0, started_at: null }], 'never attempted');
     assert.equal((await ok('/functions/echo/resume', { method: 'POST' })).state, 'active');
     await eventually(async () => (await ok('/invocations?function=echo&status=pending')).items.length === 0, 'run after resume', 60_000);
     assert.equal((await api('/functions/nope/pause', { method: 'POST' })).status, 404);
@@ -334,7 +365,8 @@ describe('admin API: live tail, stats, lag', () => {
     try {
       assert.equal(tail.res.status, 200);
       assert.match(tail.res.headers.get('content-type') ?? '', /text\/event-stream/);
-      await new Promise((r) => setTimeout(r, 300));
+      // The server writes this comment as it adds the client to the tail: from here on it is live.
+      await eventually(() => tail.comments.some((c) => c.startsWith('live tail')), 'the tail to be open');
       await db.pool.query(`INSERT INTO orders VALUES (300, 'tail me')`);
       const event = await eventually(() => tail.events.find((e) => e.event === 'event' && JSON.parse(e.data).table === 'public.orders'), 'the event in the tail');
       const data = JSON.parse(event.data);

@@ -112,8 +112,10 @@ test('deadDeliveries: the third dead delivery in a row disables the subscription
   // Disabled: new deliveries are created and wait, never sent; the other subscription of the topic carries on.
   await db.pool.query('INSERT INTO a VALUES (4), (5)');
   await eventually(async () => (await states('a-healthy')).done === 5, 'a-healthy delivered all five');
-  await sleep(1000); // a few poll intervals: nothing may be sent meanwhile
+  // a-healthy's deliveries of the same rows are done (the worker has claimed past them): nothing was sent to
+  // dead-limit, and the database shows its waiting deliveries were never attempted.
   assert.equal(sent('/dead'), 3);
+  assert.deepEqual((await db.pool.query(`SELECT attempts FROM rowcast.deliveries WHERE subscription = 'dead-limit' AND state = 'pending'`)).rows, [{ attempts: 0 }, { attempts: 0 }]);
   assert.deepEqual(await states('dead-limit'), { dead: 3, pending: 2 });
 
   // Fixed and resumed: the waiting ones are delivered, the health starts afresh; the dead ones wait for redrive.

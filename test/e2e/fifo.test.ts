@@ -99,7 +99,12 @@ test("onDeadMessage: 'block-group' holds a group behind its dead message until i
   const accepted = (id: number) => receiver.requests.filter((r) => r.path.endsWith('?blocking') && r.status === 200 && r.json.body.key.id === id).map((r) => r.json.body.after.v as number);
   // Both rows' first messages fail once (maxAttempts 1) and go dead; their later messages must wait.
   await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'blocking' AND state = 'dead'`)).rows[0].n === 2, 'both heads dead');
-  await new Promise((r) => setTimeout(r, 800));
+  // A sentinel in a third group of the same subscription goes through: the worker has claimed past the heads.
+  await db.pool.query(`INSERT INTO jobs VALUES (3, 1)`);
+  await eventually(() => accepted(3).length === 1, 'the sentinel group delivered');
+  const waiting = await db.pool.query(`SELECT d.state, d.attempts FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id
+      WHERE d.subscription = 'blocking' AND d.state <> 'dead' AND CASE WHEN m.topic = 'jobs' THEN m.body::jsonb -> 'key' ->> 'id' END IN ('1', '2')`);
+  assert.deepEqual(waiting.rows, Array.from({ length: 4 }, () => ({ state: 'pending', attempts: 0 })), 'the later messages never attempted');
   assert.deepEqual(accepted(1), [], 'row 1 waits behind its dead message');
   assert.deepEqual(accepted(2), [], 'row 2 as well');
   fixed = true;

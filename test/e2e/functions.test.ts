@@ -147,13 +147,15 @@ describe('functions', () => {
 
   test('concurrency 0 pauses a function: its invocations wait', async () => {
     const id = await invokeFunction(db.pool, 'paused', {});
-    await new Promise((r) => setTimeout(r, 800));
-    assert.equal((await invocation(id)).state, 'pending');
+    // A later invocation of another function runs to its end: the workers are working; this one was never started.
+    const later = await invokeFunction(db.pool, 'publisher', { while: 'paused' });
+    await eventually(async () => (await invocation(later)).state === 'done', 'a later invocation of another function');
+    assert.deepEqual([(await invocation(id)).state, (await invocation(id)).attempts], ['pending', 0]);
   });
 
   test('a handler that blocks its thread forever does not stop the others', async () => {
     const blocked = await invokeFunction(db.pool, 'blocker', {});
-    await new Promise((r) => setTimeout(r, 100));
+    await eventually(async () => (await invocation(blocked)).state === 'in_flight', 'the blocker to start');
     const id = await invokeFunction(db.pool, 'publisher', { while: 'blocked' });
     await eventually(() => on('out').some((r) => r.json.body?.while === 'blocked'), 'the other function to publish', 10_000);
     await eventually(async () => (await invocation(blocked)).state === 'failed', 'the blocked one to time out');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
@@ -29,7 +30,58 @@ after(async () => {
   await db?.drop();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+type Stream = Awaited<ReturnType<typeof openSse>>;
+
+/**
+ * "Nothing else arrives", deterministically: writes a sentinel message to the topic (a higher seq than anything
+ * before it), waits until the stream has delivered it, then removes it (from the stream's events and from the
+ * table, so that later replays do not see it). A stream sends in seq order, so whatever it would have sent before
+ * the sentinel has arrived by then: the events left are all there are.
+ */
+async function drainTo(stream: Stream, topic: string): Promise<SseEvent[]> {
+  const { rows } = await db.pool.query(`INSERT INTO rowcast.messages (topic, body) VALUES ($1, '{"sentinel":true}') RETURNING seq::text AS seq`, [topic]);
+  const seq: string = rows[0].seq;
+  const at = await eventually(() => { const i = stream.events.findIndex((e) => e.id === seq); return i >= 0 ? i + 1 : 0; }, 'the sentinel message', 20_000);
+  stream.events.splice(at - 1, 1);
+  await db.pool.query(`DELETE FROM rowcast.messages WHERE seq = $1`, [seq]);
+  return stream.events;
+}
+
+/**
+ * Waits until the topic streams' poller has run `ticks` full rounds after this call (each round checks the writers
+ * of rowcast.messages in pg_locks: its query is seen in pg_stat_activity, started after now). Used where a sentinel
+ * cannot help: while a lower seq is uncommitted nothing, sentinel included, may be sent.
+ */
+async function pollerTicks(ticks: number): Promise<void> {
+  let since: string = (await db.pool.query(`SELECT clock_timestamp()::text AS t`)).rows[0].t;
+  for (let i = 0; i < ticks; i++) {
+    since = await eventually(
+      async () =>
+        (
+          await db.pool.query(
+            `SELECT max(query_start)::text AS t FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name <> 'rowcast test' AND query_start > $1::timestamptz
+                AND query LIKE '%FROM pg_' || 'locks l%' AND query LIKE '%virtual' || 'transaction%'`,
+            [since],
+          )
+        ).rows[0].t,
+      'a round of the topic streams poller',
+    );
+  }
+}
+
+/** True once the server has closed its end of the connection from client port `clientPort` (Linux: /proc/net/tcp). */
+async function serverClosed(serverPort: number, clientPort: number): Promise<boolean> {
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const lines = (await readFile(file, 'utf8').catch(() => '')).split('\n').slice(1);
+    for (const line of lines) {
+      const [, local, remote, state] = line.trim().split(/\s+/);
+      if (local?.endsWith(`:${hex(serverPort)}`) && remote?.endsWith(`:${hex(clientPort)}`)) return state !== '01'; // 01: ESTABLISHED
+    }
+  }
+  return true; // gone altogether
+}
 
 describe('health', () => {
   test('/livez answers while the process runs', async () => {
@@ -236,8 +288,7 @@ describe('GET /topics/:name/stream', () => {
       assert.equal(stream.res.status, 200);
       for (let i = 1; i <= 5; i++) await db.pool.query(`INSERT INTO t_rows VALUES ($1, $2)`, [i, `row ${i}`]);
       await eventually(() => stream.events.length >= 5, 'five events', 20_000);
-      await sleep(300);
-      assert.equal(stream.events.length, 5, 'only messages after the stream opened');
+      assert.equal((await drainTo(stream, 't')).length, 5, 'only messages after the stream opened');
       received.push(...stream.events);
     } finally {
       await stream.close();
@@ -268,8 +319,7 @@ describe('GET /topics/:name/stream', () => {
       assert.deepEqual(stream.events.map((e) => e.data), received.slice(2).map((e) => e.data));
       await db.pool.query(`INSERT INTO t_rows VALUES (6, 'row 6')`);
       await eventually(() => stream.events.length >= 4, 'the live event after the replay', 20_000);
-      await sleep(300);
-      assert.equal(stream.events.length, 4);
+      assert.equal((await drainTo(stream, 't')).length, 4);
       assert.equal(JSON.parse(stream.events[3]!.data).body.after.id, 6);
     } finally {
       await stream.close();
@@ -278,7 +328,7 @@ describe('GET /topics/:name/stream', () => {
     const viaQuery = await openSse(`${base}/topics/t/stream?lastEventId=${received[3]!.id}`);
     try {
       await eventually(() => viaQuery.events.length >= 2, 'replay via ?lastEventId=');
-      await sleep(300);
+      await drainTo(viaQuery, 't');
       assert.deepEqual(viaQuery.events.map((e) => JSON.parse(e.data).body.after.id), [5, 6]);
     } finally {
       await viaQuery.close();
@@ -312,11 +362,11 @@ describe('GET /topics/:name/stream', () => {
       const b = await late.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('u', '{"n":"b"}') RETURNING seq::text AS seq`);
       await late.query('COMMIT');
       assert.ok(BigInt(b.rows[0].seq) > BigInt(a.rows[0].seq));
-      await sleep(1000);
+      await pollerTicks(2); // the poller has looked (twice) since b committed
       assert.equal(stream.events.length, 0, 'nothing while a lower seq is uncommitted');
       await early.query('COMMIT');
       await eventually(() => stream.events.length >= 2, 'both messages once the first commits');
-      await sleep(300);
+      await drainTo(stream, 'u'); // and had b gone out early, it would come before a here
       assert.deepEqual(stream.events.map((e) => e.id), [a.rows[0].seq, b.rows[0].seq]);
       assert.deepEqual(stream.events.map((e) => JSON.parse(e.data).body.n), ['a', 'b']);
     } finally {
@@ -340,11 +390,11 @@ describe('GET /topics/:name/stream', () => {
       assert.ok(BigInt(b.rows[0].txid) < BigInt(a.rows[0].txid) && b.rows[0].txid === olderXid);
       assert.ok(BigInt(b.rows[0].seq) > BigInt(a.rows[0].seq));
       await older.query('COMMIT');
-      await sleep(1000);
+      await pollerTicks(2);
       assert.equal(stream.events.length, 0, 'b is committed and older than every running transaction, yet a (lower seq) is still open');
       await younger.query('COMMIT');
       await eventually(() => stream.events.length >= 2, 'both messages');
-      await sleep(300);
+      await drainTo(stream, 'v');
       assert.deepEqual(stream.events.map((e) => e.id), [a.rows[0].seq, b.rows[0].seq]);
       // A non-JSON body is a JSON string in the envelope.
       assert.deepEqual(stream.events.map((e) => JSON.parse(e.data).body), ['a', 'b']);
@@ -388,8 +438,11 @@ describe('GET /topics/:name/stream', () => {
     await db.pool.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('big', '{"n":0}')`);
     await eventually(() => lastId() !== undefined, 'the first event');
     await db.pool.query(`INSERT INTO rowcast.messages (topic, body) SELECT 'big', json_build_object('n', g, 'pad', repeat('x', 8000))::text FROM generate_series(1, $1) g`, [count]);
-    // ~24 MB: more than loopback buffers hold, so the server sees the client fall behind and cuts it off.
-    await sleep(3000);
+    // ~24 MB: more than loopback buffers hold, so the server sees the client fall behind and cuts it off: its end of
+    // the connection leaves ESTABLISHED (the FIN waits behind the data the client has not read yet).
+    const serverPort = Number(new URL(base).port);
+    const clientPort = res.socket.localPort!;
+    await eventually(() => serverClosed(serverPort, clientPort), 'the server to close the slow client', 60_000);
     res.resume();
     let timer: NodeJS.Timeout | undefined;
     const disconnected = await Promise.race([ended.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 30_000)))]);

@@ -9,7 +9,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
-import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+import { applyConfig, createTestDatabase, eventually, settled, startTestRowcast, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /*
@@ -99,7 +99,7 @@ async function failedAttemptPublishesNothing(fn: string, key: string) {
   // Both attempts published; only the successful one's message exists.
   const { rows } = await db.pool.query(`SELECT id::text FROM rowcast.messages WHERE topic = 'notifications' AND body::jsonb ->> 'key' = $1`, [key]);
   assert.deepEqual(rows.map((r) => r.id), inv.published);
-  await new Promise((r) => setTimeout(r, 500));
+  await settled(db.pool); // nothing left to route, deliver or invoke: no other copy can come
   assert.equal(deliveredFor(key).length, 1, 'exactly one delivery');
 }
 

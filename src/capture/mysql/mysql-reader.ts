@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { CaptureConfig, DatabaseSettings, MysqlSourceConfig as SourceConfig, Operation } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import { createClient, type Pool } from '../../store/pool.js';
+import { backfillTableName } from '../backfill-source.js';
 import { WAKE } from '../logical-reader.js';
 import { type BinlogPosition, connectionOptions, connectSource, type MysqlTableInfo, OUTBOX_TABLE, readMysqlTables } from './mysql-source.js';
 import { jsonRow } from './row-values.js';
@@ -18,7 +19,7 @@ interface EventRow {
   capture: string;
   topic: string | null;
   function: string | null;
-  op: Operation;
+  op: Operation | 'READ';
   schema_name: string;
   table_name: string;
   key: unknown;
@@ -30,7 +31,10 @@ interface EventRow {
 
 /** One rows event of a captured table, as read (converted when written: see Committed.ddl). */
 interface RawChange {
+  /** writerows, updaterows, deleterows; or readrows: a backfill batch's rows (copied through the capture's backfill table). */
   kind: string;
+  /** readrows: the capture whose backfill it is. */
+  capture?: string;
   database: string;
   table: string;
   rows: Record<string, unknown>[];
@@ -79,6 +83,8 @@ export class MysqlSourceReader {
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private fail: ((err: Error) => void) | null = null;
+  /** Each capture's backfill table ("database.table") → the capture and its table (backfill-source.ts). */
+  private copies = new Map<string, { capture: string; table: string }>();
 
   constructor(
     private readonly pool: Pool,
@@ -250,9 +256,11 @@ export class MysqlSourceReader {
       [this.name],
     );
     const map = new Map<string, MysqlCapture[]>();
+    this.copies.clear();
     for (const r of rows) {
       const key = `${r.schema_name}.${r.table_name}`;
       map.set(key, [...(map.get(key) ?? []), { name: r.name, capture: r.capture }]);
+      this.copies.set(`${r.schema_name}.${backfillTableName(r.name)}`, { capture: r.name, table: r.table_name });
     }
     return map;
   }
@@ -267,20 +275,26 @@ export class MysqlSourceReader {
       if (kind === 'writerows') for (const r of rows) tx.calls.push({ arn: String(r.function_arn), payload: String(r.payload) });
       return;
     }
+    const copy = this.copies.get(`${map.parentSchema}.${map.tableName}`);
+    if (copy) {
+      // A backfill batch copies its rows in and deletes them again: the copy's inserts are the rows.
+      if (kind === 'writerows') tx.changes.push({ kind: 'readrows', capture: copy.capture, database: map.parentSchema, table: copy.table, rows });
+      return;
+    }
     if (captures.has(`${map.parentSchema}.${map.tableName}`)) tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows });
   }
 
   /** The events of a transaction's changes, for every capture of their tables. */
   private events(tx: Committed, captures: Map<string, MysqlCapture[]>, tables: Map<string, MysqlTableInfo>): EventRow[] {
     const events: EventRow[] = [];
-    for (const { kind, database, table: tableName, rows } of tx.changes) {
+    for (const { kind, capture: backfilled, database, table: tableName, rows } of tx.changes) {
       const table = tables.get(`${database}.${tableName}`);
-      const op: Operation = kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
+      const op: Operation | 'READ' = kind === 'readrows' ? 'READ' : kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
       for (const { name, capture } of captures.get(`${database}.${tableName}`) ?? []) {
-        if (!capture.operations.includes(op)) continue;
+        if (op === 'READ' ? name !== backfilled : !capture.operations.includes(op)) continue;
         for (const row of rows) {
           const before = op === 'UPDATE' ? (row.before as Record<string, unknown>) : op === 'DELETE' ? row : null;
-          const after = op === 'UPDATE' ? (row.after as Record<string, unknown>) : op === 'INSERT' ? row : null;
+          const after = op === 'UPDATE' ? (row.after as Record<string, unknown>) : op === 'INSERT' || op === 'READ' ? row : null;
           const image = (after ?? before)!;
           const pk = table?.key.length && table.key.every((c) => c in image) ? jsonRow(Object.fromEntries(table.key.map((c) => [c, image[c]])), table) : null;
           const e: EventRow = {

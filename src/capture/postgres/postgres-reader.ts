@@ -3,8 +3,8 @@ import type pg from 'pg';
 import type { CaptureConfig, DatabaseSettings, Operation, PostgresSourceConfig } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import { createClient, type Pool } from '../../store/pool.js';
-import { CHUNK_BYTES, CHUNK_ROWS, keepSlotAlive, lsnText, lsnValue, WAKE } from '../logical-reader.js';
-import { postgresSourceUrl, sourceObjects } from './postgres-source.js';
+import { BACKFILL_PREFIX, CHUNK_BYTES, CHUNK_ROWS, keepSlotAlive, lsnText, lsnValue, WAKE } from '../logical-reader.js';
+import { connectPostgresSource, postgresSourceUrl, sourceObjects } from './postgres-source.js';
 import { pgTextValue } from './text-values.js';
 
 interface SourceCapture {
@@ -163,7 +163,9 @@ export class PostgresSourceReader {
         }
       })();
 
-      const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication] });
+      // Backfills' rows arrive as logical messages, which pgoutput decodes from PostgreSQL 14.
+      const messages = await decodesMessages(this.name, this.source);
+      const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication], messages });
       // Values as PostgreSQL's own text (see logical-reader.ts): converted by type here, without losing digits.
       const parse = plugin.parse.bind(plugin);
       plugin.parse = (buffer: Buffer) => {
@@ -279,6 +281,9 @@ export class PostgresSourceReader {
           case 'truncate':
             for (const relation of message.relations) this.collect(open, captures, database, relation, 'TRUNCATE', null, null);
             return bound();
+          case 'message':
+            if (message.prefix === BACKFILL_PREFIX && message.transactional) this.backfilled(open, captures, database, message.content);
+            return bound();
           case 'commit': {
             const tx = open;
             open = null;
@@ -366,6 +371,27 @@ export class PostgresSourceReader {
     }
   }
 
+  /**
+   * A backfill batch (backfill-source.ts), a logical message of its transaction on the source: its rows as
+   * PostgreSQL's text with their type oids, converted as a change's values are, one READ event each.
+   */
+  private backfilled(tx: OpenTransaction | null, captures: Map<string, SourceCapture[]>, database: string | null, content: Uint8Array): void {
+    if (!tx || tx.skip) return;
+    const batch = JSON.parse(Buffer.from(content).toString('utf8')) as { capture: string; columns: string[]; types: number[]; rows: (string | null)[][] };
+    for (const [table, list] of captures) {
+      const c = list.find((x) => x.name === batch.capture);
+      if (!c) continue;
+      const dot = table.indexOf('.');
+      const [schema, name] = [table.slice(0, dot), table.slice(dot + 1)];
+      const source = { capture: c.name, kind: 'postgres', server: this.name, database, schema, table: name, position: { lsn: tx.commitLsn } };
+      for (const row of batch.rows) {
+        const after = Object.fromEntries(batch.columns.map((column, i) => [column, pgTextValue(row[i] ?? null, batch.types[i]!)]));
+        tx.events.push(sourceEvent(c, 'READ', null, after, source, schema, name));
+      }
+      return;
+    }
+  }
+
   /** Writes a batch's events and the position after it in one store transaction (fenced: from `from` only). */
   private async writeBatch(store: pg.Client, events: SourceEventRow[], from: bigint, end: bigint): Promise<void> {
     await store.query('BEGIN');
@@ -379,6 +405,16 @@ export class PostgresSourceReader {
       throw err;
     }
     if (events.length) this.onCaptured(events.length);
+  }
+}
+
+/** Whether the source's server decodes logical messages in pgoutput (PostgreSQL 14+). */
+async function decodesMessages(name: string, source: PostgresSourceConfig): Promise<boolean> {
+  const c = await connectPostgresSource(name, source, 'rowcast source capture');
+  try {
+    return Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 140000;
+  } finally {
+    await c.end().catch(() => {});
   }
 }
 

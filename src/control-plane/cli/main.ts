@@ -228,8 +228,9 @@ program
     const stop = new AbortController();
     process.once('SIGINT', () => stop.abort());
     process.once('SIGTERM', () => stop.abort());
-    const result = await withPool(await config(false), (pool) =>
-      runBackfill(pool, capture, { where: opts.where, batch, restart: opts.restart, signal: stop.signal, onProgress: (p) => shown.update(line(p)) }),
+    const cfg = await config(false);
+    const result = await withPool(cfg, (pool) =>
+      runBackfill(pool, capture, { sources: cfg?.sources, where: opts.where, batch, restart: opts.restart, signal: stop.signal, onProgress: (p) => shown.update(line(p)) }),
     ).finally(() => shown.done());
     if (result.state === 'done') console.log(`backfilled ${result.rowsSent} row${result.rowsSent === 1 ? '' : 's'} of capture ${capture}`);
     else {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { type AddressInfo, isIPv4 } from 'node:net';
 import { hostname } from 'node:os';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { AwsConfig, RuntimeConfig } from '../../config/schema.js';
+import type { AwsConfig, RuntimeConfig, SourceConfig } from '../../config/schema.js';
 import { snsApiRoutes } from '../../aws/sns-api/sns-api-routes.js';
 import { ErrorCodes, RowcastError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
@@ -37,6 +37,8 @@ export interface HttpRouteContext {
   readonly publicUrl: string;
   /** The config's `aws` (ARNs, SNS API credentials), when the process was given one. */
   readonly aws?: AwsConfig;
+  /** The config's `sources` (a backfill of a source's capture connects to it), when the process was given them. */
+  readonly sources?: Record<string, SourceConfig>;
   /** Subscribes to "new messages may have been written" (the router routed events, a NOTIFY arrived); returns the unsubscribe function. */
   onWake(fn: () => void): () => void;
 }
@@ -56,6 +58,7 @@ export interface HttpServerOptions {
   log: Logger;
   settings: HttpSettings;
   aws?: AwsConfig;
+  sources?: Record<string, SourceConfig>;
   /** The process's own readiness (listener connected, not draining); database and migrations are checked here. */
   isReady: () => Promise<{ ready: boolean; checks: ReadinessChecks }>;
   /** Routes to serve; default DEFAULT_ROUTES. */
@@ -173,6 +176,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     pool,
     log,
     aws: options.aws,
+    sources: options.sources,
     get publicUrl() {
       return publicUrl;
     },

@@ -14,7 +14,7 @@ const eventsQuery = z.object({ ...page, capture: name.optional(), table: z.strin
  * Captures and their events: read, replay a capture's events from a point in time to one subscription, and
  * backfill the rows its table holds now (started in this process, its progress in the store).
  */
-export const captureRoutes: HttpRoutePlugin = (app, { pool }) => {
+export const captureRoutes: HttpRoutePlugin = (app, { pool, sources }) => {
   app.get('/captures', async () => ({ items: await listCaptures(pool), nextCursor: null }));
   app.get('/events', (request) => listEvents(pool, parse(eventsQuery, request.query, 'query')));
   app.post('/captures/:name/replay', async (request) => {
@@ -23,7 +23,7 @@ export const captureRoutes: HttpRoutePlugin = (app, { pool }) => {
   });
   app.post('/captures/:name/backfill', async (request, reply) => {
     const body = parse(backfillBody, request.body ?? {}, 'body');
-    const progress = await startBackfill(pool, parse(nameParams, request.params, 'path').name, body);
+    const progress = await startBackfill(pool, parse(nameParams, request.params, 'path').name, { ...body, sources });
     return reply.code(202).send(progress);
   });
   app.get('/captures/:name/backfill', async (request) => {

@@ -182,6 +182,43 @@ function Subscriptions({ subscriptions, reload }) {
   </table>`;
 }
 
+/** Each capture's last backfill (rows sent of those that matched at its start, its state) and a button to start one. */
+function Captures({ captures, reload }) {
+  return html`<table>
+    <caption>Captures</caption>
+    <thead><tr><th scope="col">name</th><th scope="col">table</th><th scope="col">backfill</th><th scope="col">rows sent</th><th scope="col">actions</th></tr></thead>
+    <tbody>
+      ${captures.map((c) => {
+        const b = c.backfill;
+        const running = b?.state === 'running';
+        // A stopped one (failed, or its process killed) resumes where it stopped; a finished one starts over.
+        const label = b && b.state !== 'done' ? 'Resume backfill' : 'Backfill';
+        return html`<tr>
+          <th scope="row">${c.name}</th>
+          <td class="mono">${c.table}</td>
+          <td>${b ? html`<${Badge} state=${b.state} />${b.error && html` <small class="last-error">${b.error}</small>`}` : html`<small>none</small>`}</td>
+          <td>
+            ${b
+              ? html`<progress max=${b.rowsTotal || 1} value=${b.rowsTotal ? Math.min(b.rowsSent, b.rowsTotal) : b.state === 'done' ? 1 : 0} aria-label=${`Backfill of ${c.name}`}></progress>
+                  <span class="backfill-rows">${count(b.rowsSent)} / ${b.rowsTotal === null ? '?' : count(b.rowsTotal)}</span>`
+              : ''}
+          </td>
+          <td>
+            ${!running &&
+            html`<${ActionButton}
+              label=${label}
+              ariaLabel=${`${label} of ${c.name}`}
+              action=${() => post(`captures/${encodeURIComponent(c.name)}/backfill`)}
+              describe=${(r) => `Started: ${count(r?.rowsTotal ?? 0)} rows to send.`}
+              onDone=${reload}
+            />`}
+          </td>
+        </tr>`;
+      })}
+    </tbody>
+  </table>`;
+}
+
 function Functions({ functions, reload }) {
   return html`<table>
     <caption>Functions</caption>
@@ -217,7 +254,8 @@ export function Overview() {
             <${Lag} lag=${data.lag} />
             ${data.subscriptions.length > 0 && html`<${Subscriptions} subscriptions=${data.subscriptions} reload=${reload} />`}
           </div>
-          ${data.functions.length > 0 && html`<${Functions} functions=${data.functions} reload=${reload} />`}`
+          ${data.functions.length > 0 && html`<${Functions} functions=${data.functions} reload=${reload} />`}
+          ${data.captures.length > 0 && html`<${Captures} captures=${data.captures} reload=${reload} />`}`
       : !error && html`<p class="loading" role="status">Loading…</p>`}
   </section>`;
 }

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { RowcastRuntime } from '../../src/dispatcher/runtime.js';
+import { applyConfig, createTestDatabase, eventually, startTestRowcast, type TestDatabase } from '../support/database.js';
+
+/**
+ * The overview's Captures table in a real headless Chromium against a real rowcast: each capture's last backfill
+ * (state, rows sent of the total) and a button that starts one (POST /api/captures/:name/backfill), or resumes one
+ * that stopped half-way.
+ */
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`;
+const SHOTS = 'test-results';
+const ROWS = 250;
+/** Pages refresh every few seconds; the machine may be slow. */
+const UI_TIMEOUT = 30_000;
+
+let db: TestDatabase;
+let rowcast: RowcastRuntime;
+let browser: Browser;
+let page: Page;
+const pageErrors: string[] = [];
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(SHOTS, { recursive: true });
+  db = await createTestDatabase();
+  await db.pool.query(`CREATE TABLE items (id int PRIMARY KEY, note text)`);
+  await db.pool.query(`INSERT INTO items SELECT i, 'row ' || i FROM generate_series(1, ${ROWS}) AS i`);
+  await applyConfig(db.pool, { topics: { items: {} }, captures: { items: { table: 'items', topic: 'items', payload: 'row' } } });
+  rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
+  browser = await chromium.launch({ executablePath: CHROMIUM });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-GB' });
+  page.setDefaultTimeout(UI_TIMEOUT);
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('response', (res) => {
+    if (res.status() >= 400) pageErrors.push(`${res.status()} ${new URL(res.url()).pathname}`);
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await rowcast?.stop();
+  await db?.drop();
+});
+
+describe('dashboard: backfills', { skip }, () => {
+  test('the overview starts a backfill of a capture and shows its progress to the end; a stopped one offers to resume', async () => {
+    await page.goto(`${rowcast.httpUrl}/dashboard/#/overview`);
+    const row = page.getByRole('table', { name: 'Captures' }).getByRole('row').filter({ hasText: 'items' });
+    await row.getByText('none').waitFor();
+    await row.getByRole('button', { name: 'Backfill of items' }).click();
+    await row.getByText(`Started: ${ROWS} rows to send.`).or(row.locator('.badge-done')).first().waitFor();
+    // The page refreshes every few seconds: the finished backfill, every row sent.
+    await row.locator('.badge-done').waitFor();
+    await row.getByText(`${ROWS} / ${ROWS}`).waitFor();
+    assert.equal(await row.getByRole('progressbar', { name: 'Backfill of items' }).getAttribute('value'), String(ROWS));
+    const reads = await eventually(async () => {
+      const { rows } = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM rowcast.events WHERE capture = 'items' AND op = 'READ'`);
+      return rows[0]!.n === ROWS ? rows[0]!.n : null;
+    }, 'every READ event');
+    assert.equal(reads, ROWS);
+
+    // One that stopped half-way (its process killed): shown as failed, with a button that resumes it.
+    await db.pool.query(`UPDATE rowcast.backfills SET state = 'failed', error = 'killed', rows_sent = 100, last_key = '{"id": 100}', finished_at = NULL WHERE capture = 'items'`);
+    await row.locator('.badge-failed').waitFor();
+    await row.getByText(`100 / ${ROWS}`).waitFor();
+    await row.getByRole('button', { name: 'Resume backfill of items' }).click();
+    await row.locator('.badge-done').waitFor();
+    await row.getByText(`${ROWS} / ${ROWS}`).waitFor();
+    await page.screenshot({ path: `${SHOTS}/dashboard-backfill.png`, fullPage: true });
+    assert.deepEqual(pageErrors, []);
+  });
+});
