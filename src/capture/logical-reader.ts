@@ -52,9 +52,9 @@ const RAW = (text: unknown) => text;
 /** Changes held before the stream waits for them to be written (a burst is written in batches meanwhile). */
 const MAX_PENDING = 5000;
 /** Changes of one open transaction held in memory: past that they are staged (see stage()). */
-const CHUNK_ROWS = 5000;
+export const CHUNK_ROWS = 5000;
 /** Characters of rows held per transaction (and pending) before they are written: a parameter stays far below 1 GB. */
-const CHUNK_BYTES = 16 * 1024 * 1024;
+export const CHUNK_BYTES = 16 * 1024 * 1024;
 /**
  * While a large transaction is promoted the stream is not read: the slot hears from the reader this often, so
  * that the server does not take it for dead (wal_sender_timeout, 60 s by default).
@@ -66,7 +66,7 @@ const CONFIRM_MS = 100;
 /** Another process streams the slot: `replication slot … is active for PID …`. */
 const OBJECT_IN_USE = '55006';
 /** rowcast.advance_capture_progress refused a write: the recorded position is not where this reader left it. */
-const TAKEN_OVER = 'RCF01';
+export const TAKEN_OVER = 'RCF01';
 /** The prefix of the logical messages a backfill of a logical capture writes its rows in (backfill.ts). */
 export const BACKFILL_PREFIX = 'rowcast.backfill';
 /** Wakes a sleeping dispatcher of another process, as a capture trigger does. */
@@ -427,11 +427,7 @@ export class LogicalCaptureReader {
     if (this.pending.length || this.written !== this.pendingEnd) return;
     const client = await this.writer.connect();
     let failed: Error | undefined;
-    const service = this.service;
-    const keepAlive = setInterval(
-      () => void service?.acknowledge(lsnText(this.confirmable)).catch(() => {}),
-      KEEPALIVE_MS,
-    );
+    const stopKeepAlive = keepSlotAlive(this.service, () => this.confirmable);
     try {
       this.promoting = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       if (this.stopping) return;
@@ -448,7 +444,7 @@ export class LogicalCaptureReader {
       failed = err as Error;
       throw err;
     } finally {
-      clearInterval(keepAlive);
+      stopKeepAlive();
       this.promoting = null;
       client.release(failed);
     }
@@ -576,6 +572,15 @@ function rowJson(relation: Pgoutput.MessageRelation, row: Record<string, unknown
     out[column.name] = value !== null && JSON_TYPES.has(column.typeOid) ? JSON.parse(value as string) : value;
   }
   return JSON.stringify(out);
+}
+
+/**
+ * While a staged transaction is promoted the stream is not read: tells the slot the confirmed position every
+ * KEEPALIVE_MS so that the server does not take the reader for dead (wal_sender_timeout). Returns the stopper.
+ */
+export function keepSlotAlive(service: LogicalReplicationService | null, confirmed: () => bigint): () => void {
+  const timer = setInterval(() => void service?.acknowledge(lsnText(confirmed())).catch(() => {}), KEEPALIVE_MS);
+  return () => clearInterval(timer);
 }
 
 export function lsnValue(lsn: string): bigint {

@@ -22,6 +22,8 @@ const SCENARIOS = {
   redirect: FAST,
   slow: { ...FAST, timeout: '300ms' },
   reset: FAST,
+  // Delivers right away: a later delivery of it shows the worker has claimed since (a negative check's witness).
+  witness: FAST,
 } satisfies Record<string, Policy>;
 type Scenario = keyof typeof SCENARIOS;
 
@@ -59,8 +61,6 @@ after(async () => {
   for (const r of Object.values(receivers)) await r?.close();
   await db?.drop();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface DeliveryRow {
   state: string;
@@ -242,8 +242,19 @@ describe('delivery failures', () => {
       'the second change to be routed',
       WAIT,
     );
-    // Several poll intervals and retry delays: a delivery due now would have been sent by then.
-    await sleep(1500);
+    // Once both are due, a later delivery to another subscription shows a claim ran that could have taken them.
+    await eventually(
+      async () =>
+        (
+          await db.pool.query(
+            `SELECT bool_and(available_at <= now()) AS due FROM rowcast.deliveries WHERE subscription = 'gone'`,
+          )
+        ).rows[0].due,
+      'both to be due',
+      WAIT,
+    );
+    await db.pool.query(`INSERT INTO t_witness VALUES (1, 'after the second change')`);
+    await eventually(() => receivers.witness.delivered.length === 1, 'the witness delivered', WAIT);
     assert.equal(receiver.requests.length, 1, 'no request while the subscription is disabled');
     const still = await subscriptionStatus('gone');
     assert.equal(still.state, 'disabled');

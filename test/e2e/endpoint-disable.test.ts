@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fetch } from 'undici';
 import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -204,7 +203,19 @@ test('failingFor: an endpoint failing for longer than the window is disabled; it
   );
   assert.ok(sent('/slow') >= 2, 'it was retried meanwhile');
   const attempts = sent('/slow');
-  await sleep(500);
+  // Once its delivery is due, a later delivery on another topic shows the worker claimed since: none went to /slow.
+  await eventually(
+    async () =>
+      (
+        await db.pool.query(
+          `SELECT bool_and(state <> 'pending' OR available_at <= now()) AS due FROM rowcast.deliveries WHERE subscription = 'slow-fail'`,
+        )
+      ).rows[0].due,
+    'its delivery due',
+  );
+  const healthy = sent('/ok');
+  await db.pool.query('INSERT INTO a VALUES (100)');
+  await eventually(() => sent('/ok') > healthy, 'a later delivery on topic a');
   assert.equal(sent('/slow'), attempts, 'nothing is sent while disabled');
   // Waiting, not dead: pending, or still leased (in flight) when a retry had been claimed just before the disabling.
   const waiting = await states('slow-fail');

@@ -190,20 +190,18 @@ describe('logical-replication capture', () => {
       await b.query('ROLLBACK');
       await db.pool.query(`INSERT INTO l_rows VALUES (102, 'second written, committed first', 0)`);
       await a.query('COMMIT');
+      // A last row committed after them: once it is an event, everything committed before it has been decoded.
+      await db.pool.query(`INSERT INTO l_rows VALUES (103, 'sentinel', 0)`);
       const events = await eventually(async () => {
         const r = await db.pool.query(
-          `SELECT key ->> 'id' AS id, txid::text FROM rowcast.events e WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 100 ORDER BY e.id`,
+          `SELECT key ->> 'id' AS id, txid::text FROM rowcast.events e WHERE table_name = 'l_rows' AND (key ->> 'id')::int BETWEEN 100 AND 103 ORDER BY e.id`,
         );
-        return r.rows.length >= 2 && r.rows;
-      }, 'the committed rows');
-      await new Promise((r) => setTimeout(r, 300));
-      const again = await db.pool.query(
-        `SELECT count(*)::int AS n FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 100`,
-      );
-      assert.equal(again.rows[0].n, 2, 'the rolled-back row is not an event');
+        return r.rows.some((e) => e.id === '103') && r.rows;
+      }, 'the committed rows and the sentinel after them');
       assert.deepEqual(
         events.map((e) => e.id),
-        ['102', '100'],
+        ['102', '100', '103'],
+        'the rolled-back row is not an event; commit order',
       );
       assert.equal(events[1].txid, rows[0].xid);
     } finally {
@@ -327,7 +325,15 @@ describe('logical-replication capture', () => {
         'every row of the burst as an event',
         30_000,
       );
-      await new Promise((r) => setTimeout(r, 500));
+      // A row committed after the burst, read by the one process left: once it is an event, no copy can follow.
+      await db.pool.query(`INSERT INTO l_rows VALUES (5000, 'sentinel', 0)`);
+      await eventually(
+        async () =>
+          (await db.pool.query(`SELECT 1 FROM rowcast.events WHERE table_name = 'l_rows' AND key ->> 'id' = '5000'`))
+            .rowCount === 1,
+        'the sentinel after the burst',
+        30_000,
+      );
       const final = await db.pool.query(
         `SELECT count(*)::int AS n, count(DISTINCT key)::int AS keys FROM rowcast.events WHERE table_name = 'l_rows' AND (key ->> 'id')::int >= 10000`,
       );
@@ -567,7 +573,7 @@ describe('logical-replication capture', () => {
           const slot = slotName(db.name);
           const holder = await db.pool.connect();
           // eslint-disable-next-line no-useless-assignment -- read after the try, which sets it or fails the test
-          let takenOver = '';
+        let takenOver = '';
           try {
             await holder.query('BEGIN');
             await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slot]);

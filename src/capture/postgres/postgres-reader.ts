@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { CaptureConfig, DatabaseSettings, Operation, PostgresSourceConfig } from '../../config/schema.js';
 import type { Logger } from '../../observability/logger.js';
 import { createClient, type Pool } from '../../store/pool.js';
-import { BACKFILL_PREFIX, lsnText, lsnValue, WAKE } from '../logical-reader.js';
+import { BACKFILL_PREFIX, CHUNK_BYTES, CHUNK_ROWS, keepSlotAlive, lsnText, lsnValue, WAKE } from '../logical-reader.js';
 import { connectPostgresSource, postgresSourceUrl, sourceObjects } from './postgres-source.js';
 import { pgTextValue } from './text-values.js';
 
@@ -35,6 +35,34 @@ interface Committed {
   end: bigint;
 }
 
+/**
+ * The transaction being decoded: its events not yet written, and how many went to rowcast.source_staging already
+ * (a transaction larger than a chunk is staged chunk by chunk and promoted at its commit, migration 029).
+ */
+interface OpenTransaction {
+  events: SourceEventRow[];
+  /** Characters of the rows' values held in `events`. */
+  chars: number;
+  staged: number;
+  /** Written before a restart: its changes are not collected. */
+  skip: boolean;
+  commitLsn: string;
+}
+
+/** Internal settings of the reader (tests lower them). */
+export interface SourceReaderOptions {
+  /** Events of one transaction held in memory at most; past that they are staged in the store, chunk by chunk. */
+  chunkRows?: number;
+}
+
+/** What the reader held and staged: a test's evidence of bounded memory. */
+export interface SourceReaderStats {
+  /** The most events held in memory at once (of the open transaction and those waiting to be written). */
+  peakHeld: number;
+  /** Events written through rowcast.source_staging. */
+  staged: number;
+}
+
 const RETRY_MS = 5000;
 /** Committed transactions' events held before the stream waits for them to be written. */
 const MAX_QUEUED_EVENTS = 5000;
@@ -54,6 +82,10 @@ const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtext('rowcast.source'), hashte
  * - One reader per source: the process holding the source's advisory lock in the store streams; others retry.
  * - Values arrive as PostgreSQL's text and are turned into JSON here (text-values.ts), as the store's captures
  *   write them: the store has no copy of the source's table types.
+ * - Bounded memory: a transaction of more than a chunk of events (5,000, or 16 MB of values) is staged in
+ *   rowcast.source_staging chunk by chunk while it is decoded, and promoted to events at its commit with its end
+ *   position (fenced like every write: the position moves only from where this reader left it), as the store's
+ *   logical capture does. A crash before the promotion leaves no event; the slot sends the transaction again.
  */
 export class PostgresSourceReader {
   private stopping = false;
@@ -61,6 +93,8 @@ export class PostgresSourceReader {
   private wakeUp: (() => void) | null = null;
   private service: LogicalReplicationService | null = null;
   private reload = false;
+  private readonly chunkRows: number;
+  readonly stats: SourceReaderStats = { peakHeld: 0, staged: 0 };
 
   constructor(
     private readonly pool: Pool,
@@ -70,7 +104,10 @@ export class PostgresSourceReader {
     private readonly log: Logger,
     private readonly onCaptured: (events: number) => void,
     private readonly database?: Partial<DatabaseSettings>,
-  ) {}
+    options: SourceReaderOptions = {},
+  ) {
+    this.chunkRows = options.chunkRows ?? CHUNK_ROWS;
+  }
 
   start(): void {
     this.loop = this.run();
@@ -153,7 +190,9 @@ export class PostgresSourceReader {
       this.service = service;
       if (this.stopping || this.reload) return;
 
-      let open: { events: SourceEventRow[]; skip: boolean; commitLsn: string } | null = null;
+      let open: OpenTransaction | null = null;
+      /** A staged transaction is being promoted: not idle, though nothing is open or queued. */
+      let promoting = false;
       const queue: Committed[] = [];
       let queued = 0;
       let writing: Promise<void> | null = null;
@@ -163,54 +202,117 @@ export class PostgresSourceReader {
         void service.stop().catch(() => {});
       };
 
+      // Nothing queued: nothing to start (an empty run would end before `writing` is assigned, and stay assigned).
       const flush = (): Promise<void> =>
-        (writing ??= (async () => {
-          try {
-            while (queue.length) {
-              const batch = queue.splice(0, queue.length);
-              queued = 0;
-              const events = batch.flatMap((t) => t.events);
-              const end = batch.at(-1)!.end;
-              await this.writeBatch(store, events, end);
-              written = end;
-              // Written and committed in the store: the slot may let go of it.
-              await service.acknowledge(lsnText(written)).catch(() => {});
-            }
-          } catch (err) {
-            fail(err as Error);
-          } finally {
-            writing = null;
-          }
-        })());
+        !queue.length
+          ? (writing ?? Promise.resolve())
+          : (writing ??= (async () => {
+              try {
+                while (queue.length) {
+                  const batch = queue.splice(0, queue.length);
+                  queued = 0;
+                  const events = batch.flatMap((t) => t.events);
+                  const end = batch.at(-1)!.end;
+                  await this.writeBatch(store, events, written, end);
+                  written = end;
+                  // Written and committed in the store: the slot may let go of it.
+                  await service.acknowledge(lsnText(written)).catch(() => {});
+                }
+              } catch (err) {
+                fail(err as Error);
+              } finally {
+                writing = null;
+              }
+            })());
+
+      /** Writes the events held of an open transaction to rowcast.source_staging, after what is queued. */
+      const stage = async (tx: OpenTransaction): Promise<void> => {
+        this.stats.peakHeld = Math.max(this.stats.peakHeld, tx.events.length + queued);
+        await flush();
+        if (failed) return;
+        const events = tx.events;
+        tx.events = [];
+        tx.chars = 0;
+        // What a reader of this source left staged (a transaction it did not finish) goes first.
+        if (!tx.staged) await store.query('DELETE FROM rowcast.source_staging WHERE source = $1', [this.name]);
+        await store.query(
+          `INSERT INTO rowcast.source_staging (source, lsn, seq, event)
+           SELECT $1, $2::pg_lsn, $3::bigint + a.ord - 1, a.e FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS a(e, ord)`,
+          [this.name, tx.commitLsn, tx.staged, JSON.stringify(events)],
+        );
+        tx.staged += events.length;
+      };
+      /** A staged transaction committed: its events and end position in one store transaction (migration 029). */
+      const promote = async (tx: OpenTransaction, end: bigint): Promise<void> => {
+        if (tx.events.length) await stage(tx);
+        await flush();
+        if (failed) return;
+        const stopKeepAlive = keepSlotAlive(service, () => written);
+        promoting = true;
+        try {
+          await store.query(
+            `SELECT rowcast.promote_source_staged($1, $2::pg_lsn, $3::pg_lsn, $4::pg_lsn, $5), (${WAKE})`,
+            [this.name, lsnText(written), tx.commitLsn, lsnText(end), tx.staged],
+          );
+        } finally {
+          promoting = false;
+          stopKeepAlive();
+        }
+        written = end;
+        this.stats.staged += tx.staged;
+        this.onCaptured(tx.staged);
+        await service.acknowledge(lsnText(written)).catch(() => {});
+      };
+      /** After a change was collected: a full chunk of the open transaction is staged (the stream waits meanwhile). */
+      const bound = async (): Promise<void> => {
+        if (open && !open.skip && (open.events.length >= this.chunkRows || open.chars >= CHUNK_BYTES))
+          await stage(open).catch(fail);
+      };
 
       service.on('data', async (_lsn: string, message: Pgoutput.Message) => {
         switch (message.tag) {
-          case 'begin':
-            open = { events: [], skip: false, commitLsn: message.commitLsn ?? '0/0' };
+          case 'begin': {
+            const commitLsn = message.commitLsn ?? '0/0';
+            // A transaction's commit record starts at or after the end of every earlier one: one that starts before
+            // the written position was written before a restart (checked again at its commit).
+            const last = queue.length ? queue.at(-1)!.end : written;
+            open = {
+              events: [],
+              chars: 0,
+              staged: 0,
+              skip: lsnValue(commitLsn) > 0n && lsnValue(commitLsn) < last,
+              commitLsn,
+            };
             return;
+          }
           case 'insert':
-            return this.collect(open, captures, database, message.relation, 'INSERT', null, message.new);
+            this.collect(open, captures, database, message.relation, 'INSERT', null, message.new);
+            return bound();
           case 'update':
-            return this.collect(open, captures, database, message.relation, 'UPDATE', message.old, message.new);
+            this.collect(open, captures, database, message.relation, 'UPDATE', message.old, message.new);
+            return bound();
           case 'delete':
-            return this.collect(open, captures, database, message.relation, 'DELETE', message.old ?? message.key, null);
+            this.collect(open, captures, database, message.relation, 'DELETE', message.old ?? message.key, null);
+            return bound();
           case 'truncate':
             for (const relation of message.relations)
               this.collect(open, captures, database, relation, 'TRUNCATE', null, null);
-            return;
+            return bound();
           case 'message':
             if (message.prefix === BACKFILL_PREFIX && message.transactional)
               this.backfilled(open, captures, database, message.content);
-            return;
+            return bound();
           case 'commit': {
             const tx = open;
             open = null;
             const end = lsnValue(message.commitEndLsn ?? '0/0');
             const last = queue.length ? queue.at(-1)!.end : written;
             // Written before a restart (or no captured change): nothing to write for it.
-            if (!tx || end <= last || !tx.events.length) return;
+            if (!tx || tx.skip || end <= last || !(tx.events.length || tx.staged)) return;
+            if (tx.staged) return promote(tx, end).catch(fail);
             queue.push({ events: tx.events, end });
             queued += tx.events.length;
+            this.stats.peakHeld = Math.max(this.stats.peakHeld, queued);
             const flushed = flush();
             // Backpressure: the stream waits while a large backlog is written (flow control awaits this handler).
             if (queued >= MAX_QUEUED_EVENTS) await flushed;
@@ -223,7 +325,7 @@ export class PostgresSourceReader {
       service.on('heartbeat', (lsn: string, _time: number, reply: boolean) => {
         // Idle (nothing open nor waiting to be written): the server has sent everything before lsn, and nothing of
         // it was for rowcast, so the slot may let go of it; otherwise only what was written is confirmed.
-        const idle = !open && !queue.length && !writing;
+        const idle = !open && !queue.length && !writing && !promoting;
         const position = idle && lsnValue(lsn) > written ? lsnValue(lsn) : written;
         if (reply || idle) void service.acknowledge(lsnText(position)).catch(() => {});
       });
@@ -267,7 +369,7 @@ export class PostgresSourceReader {
 
   /** The events of one decoded change, for every capture of its table that takes its operation. */
   private collect(
-    tx: { events: SourceEventRow[]; commitLsn: string } | null,
+    tx: OpenTransaction | null,
     captures: Map<string, SourceCapture[]>,
     database: string | null,
     relation: Pgoutput.MessageRelation,
@@ -275,13 +377,15 @@ export class PostgresSourceReader {
     oldRow: Record<string, unknown> | null,
     newRow: Record<string, unknown> | null,
   ): void {
-    if (!tx) return;
+    if (!tx || tx.skip) return;
     const list = captures.get(`${relation.schema}.${relation.name}`);
     if (!list) return;
     const before = oldRow && rowValues(relation, oldRow);
     const after = newRow && rowValues(relation, newRow);
+    const chars = textChars(oldRow) + textChars(newRow);
     for (const c of list) {
       if (!c.capture.operations.includes(op)) continue;
+      tx.chars += chars;
       tx.events.push(
         sourceEvent(
           c,
@@ -309,12 +413,12 @@ export class PostgresSourceReader {
    * PostgreSQL's text with their type oids, converted as a change's values are, one READ event each.
    */
   private backfilled(
-    tx: { events: SourceEventRow[]; commitLsn: string } | null,
+    tx: OpenTransaction | null,
     captures: Map<string, SourceCapture[]>,
     database: string | null,
     content: Uint8Array,
   ): void {
-    if (!tx) return;
+    if (!tx || tx.skip) return;
     const batch = JSON.parse(Buffer.from(content).toString('utf8')) as {
       capture: string;
       columns: string[];
@@ -345,16 +449,16 @@ export class PostgresSourceReader {
     }
   }
 
-  /** Writes a batch's events and the position after it in one store transaction. */
-  private async writeBatch(store: pg.Client, events: SourceEventRow[], end: bigint): Promise<void> {
+  /** Writes a batch's events and the position after it in one store transaction (fenced: from `from` only). */
+  private async writeBatch(store: pg.Client, events: SourceEventRow[], from: bigint, end: bigint): Promise<void> {
     await store.query('BEGIN');
     try {
       await insertSourceEvents(store, events);
-      await store.query(
-        `INSERT INTO rowcast.source_progress (source, position) VALUES ($1, $2)
-         ON CONFLICT (source) DO UPDATE SET position = EXCLUDED.position, updated_at = now()`,
-        [this.name, { lsn: lsnText(end) }],
-      );
+      await store.query('SELECT rowcast.advance_source_lsn($1, $2::pg_lsn, $3::pg_lsn)', [
+        this.name,
+        lsnText(from),
+        lsnText(end),
+      ]);
       if (events.length) await store.query(WAKE);
       await store.query('COMMIT');
     } catch (err) {
@@ -386,6 +490,13 @@ function rowValues(relation: Pgoutput.MessageRelation, row: Record<string, unkno
     out[column.name] = pgTextValue(value as string | null, column.typeOid);
   }
   return out;
+}
+
+/** Characters of a decoded row's text values: what holding it costs, roughly. */
+function textChars(row: Record<string, unknown> | null): number {
+  let n = 0;
+  if (row) for (const v of Object.values(row)) if (typeof v === 'string') n += v.length;
+  return n;
 }
 
 /** Only some columns of a row (a capture's `columns`), in that order. */
