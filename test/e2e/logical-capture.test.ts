@@ -573,7 +573,7 @@ describe('logical-replication capture', () => {
           const slot = slotName(db.name);
           const holder = await db.pool.connect();
           // eslint-disable-next-line no-useless-assignment -- read after the try, which sets it or fails the test
-        let takenOver = '';
+          let takenOver = '';
           try {
             await holder.query('BEGIN');
             await holder.query(`SELECT 1 FROM rowcast.capture_progress WHERE slot = $1 FOR UPDATE`, [slot]);
