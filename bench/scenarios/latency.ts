@@ -16,7 +16,7 @@ import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, referenceTableDdl } from '../support/postgres.js';
 import type { Measurement } from '../support/report.js';
 import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
-import { latencies, spread, summarizeLatency } from '../support/stats.js';
+import { spread, windowedLatency } from '../support/stats.js';
 import type { Pool } from '../../src/store/pool.js';
 import { IdSequence, insertBatchSql, writeAtRate } from '../support/writers.js';
 
@@ -204,20 +204,7 @@ export const latency: Scenario = {
           sql: insertBatchSql(system.table),
         });
         const arrivals = await system.arrivals(written.commits.size);
-        // Consecutive windows of the run are the repetitions: each gives its own percentiles.
-        let start = Infinity;
-        let end = -Infinity;
-        for (const t of written.commits.values()) [start, end] = [Math.min(start, t), Math.max(end, t)];
-        const windowMs = (end - start) / windows + 1e-6;
-        const perWindow = Array.from({ length: windows }, () => new Map<number, number>());
-        for (const [id, t] of written.commits)
-          perWindow[Math.min(windows - 1, Math.floor((t - start) / windowMs))]!.set(id, t);
-        const summaries = perWindow.map((w) => {
-          const l = latencies(w, arrivals);
-          return summarizeLatency(l.values, l.missing);
-        });
-        const all = latencies(written.commits, arrivals);
-        const overall = summarizeLatency(all.values, all.missing);
+        const { windows: summaries, overall } = windowedLatency(written.commits, arrivals, windows);
         const note = `${written.commits.size} events at ${Math.round(written.achievedRate)}/s${overall.missing ? `, ${overall.missing} never arrived` : ''}; whole run p50 ${overall.p50.toFixed(2)}, p99 ${overall.p99.toFixed(2)}, max ${overall.max.toFixed(1)} ms`;
         ctx.log(`latency: ${system.name}: ${note}`);
         const stages =

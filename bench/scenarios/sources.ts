@@ -15,7 +15,7 @@ import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, referenceTableDdl } from '../support/postgres.js';
 import type { Measurement } from '../support/report.js';
 import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
-import { latencies, spread, summarizeLatency } from '../support/stats.js';
+import { spread, windowedLatency } from '../support/stats.js';
 import { IdSequence, insertBatchSql, writeAtRate, type OpenLoopResult } from '../support/writers.js';
 
 const MYSQL_URL = process.env.ROWCAST_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
@@ -258,19 +258,7 @@ export const sources: Scenario = {
               });
         await receiver.waitFor(written.commits.size, 15_000).catch((err: Error) => ctx.log(`sources: ${err.message}`));
         const arrivals = await receiver.samples();
-        let start = Infinity;
-        let end = -Infinity;
-        for (const t of written.commits.values()) [start, end] = [Math.min(start, t), Math.max(end, t)];
-        const windowMs = (end - start) / windows + 1e-6;
-        const perWindow = Array.from({ length: windows }, () => new Map<number, number>());
-        for (const [id, t] of written.commits)
-          perWindow[Math.min(windows - 1, Math.floor((t - start) / windowMs))]!.set(id, t);
-        const summaries = perWindow.map((w) => {
-          const l = latencies(w, arrivals);
-          return summarizeLatency(l.values, l.missing);
-        });
-        const all = latencies(written.commits, arrivals);
-        const overall = summarizeLatency(all.values, all.missing);
+        const { windows: summaries, overall } = windowedLatency(written.commits, arrivals, windows);
         const note = `${written.commits.size} events at ${Math.round(written.achievedRate)}/s${overall.missing ? `, ${overall.missing} never arrived` : ''}; whole run p50 ${overall.p50.toFixed(2)}, p99 ${overall.p99.toFixed(2)}, max ${overall.max.toFixed(1)} ms`;
         ctx.log(`sources: ${side}: ${note}`);
         const m = (stat: 'p50' | 'p99') =>

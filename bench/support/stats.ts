@@ -54,3 +54,25 @@ export function summarizeLatency(values: readonly number[], missing: number): La
     max: values.length ? values.reduce((a, b) => (b > a ? b : a)) : Number.NaN,
   };
 }
+
+/**
+ * A latency run's figures: its consecutive windows are the repetitions (each gives its own percentiles), and the
+ * whole run's summary goes in the figure's note.
+ */
+export function windowedLatency(
+  commits: ReadonlyMap<number, number>,
+  arrivals: ReadonlyMap<number, number>,
+  windows: number,
+): { windows: LatencySummary[]; overall: LatencySummary } {
+  let start = Infinity;
+  let end = -Infinity;
+  for (const t of commits.values()) [start, end] = [Math.min(start, t), Math.max(end, t)];
+  const windowMs = (end - start) / windows + 1e-6;
+  const perWindow = Array.from({ length: windows }, () => new Map<number, number>());
+  for (const [id, t] of commits) perWindow[Math.min(windows - 1, Math.floor((t - start) / windowMs))]!.set(id, t);
+  const summarize = (c: ReadonlyMap<number, number>) => {
+    const l = latencies(c, arrivals);
+    return summarizeLatency(l.values, l.missing);
+  };
+  return { windows: perWindow.map(summarize), overall: summarize(commits) };
+}

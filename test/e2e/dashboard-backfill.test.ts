@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import {
   applyConfig,
@@ -10,6 +9,7 @@ import {
   startTestRowcast,
   type TestDatabase,
 } from '../support/database.js';
+import { launchBrowser, SHOTS, skipWithoutChromium } from '../support/browser.js';
 
 /**
  * The overview's Captures table in a real headless Chromium against a real rowcast: each capture's last backfill
@@ -17,11 +17,7 @@ import {
  * that stopped half-way.
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`;
-const SHOTS = 'test-results';
+const skip = skipWithoutChromium;
 const ROWS = 250;
 /** Pages refresh every few seconds; the machine may be slow. */
 const UI_TIMEOUT = 30_000;
@@ -34,7 +30,6 @@ const pageErrors: string[] = [];
 
 before(async () => {
   if (skip) return;
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   await db.pool.query(`CREATE TABLE items (id int PRIMARY KEY, note text)`);
   await db.pool.query(`INSERT INTO items SELECT i, 'row ' || i FROM generate_series(1, ${ROWS}) AS i`);
@@ -43,7 +38,7 @@ before(async () => {
     captures: { items: { table: 'items', topic: 'items', payload: 'row' } },
   });
   rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
-  browser = await chromium.launch({ executablePath: CHROMIUM });
+  browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-GB' });
   page.setDefaultTimeout(UI_TIMEOUT);
   page.on('pageerror', (err) => pageErrors.push(err.message));

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import {
   applyConfig,
@@ -11,17 +10,14 @@ import {
   type TestDatabase,
 } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { launchBrowser, SHOTS, skipWithoutChromium } from '../support/browser.js';
 
 /**
  * The dashboard's "find a row's deliveries" and disabled endpoints, in a real headless Chromium against a real
  * rowcast: the row key column, the search by row key, capture and operation, and a subscription disabled by its
  * disableAfter in the live tail and the overview.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`;
-const SHOTS = 'test-results';
+const skip = skipWithoutChromium;
 const TOKEN = 'dashboard-search-test-token';
 const UI_TIMEOUT = 30_000;
 
@@ -37,7 +33,6 @@ const go = (hash: string) => page.goto(`${rowcast.httpUrl}/dashboard/#/${hash}`)
 
 before(async () => {
   if (skip) return;
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start();
   receiver.reply = (r) => (failing && r.path.endsWith('/flaky') ? { status: 500 } : { status: 200 });
@@ -59,7 +54,7 @@ before(async () => {
     },
   });
   rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } });
-  browser = await chromium.launch({ executablePath: CHROMIUM });
+  browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1280, height: 860 }, timezoneId: 'UTC', locale: 'en-GB' });
   page.setDefaultTimeout(UI_TIMEOUT);
   page.on('pageerror', (err) => pageErrors.push(err.message));

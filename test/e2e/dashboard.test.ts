@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { generateSecret } from '../../src/admin/apply.js';
 import { startHttpServer } from '../../src/app/http/server.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
@@ -14,6 +14,7 @@ import {
   type TestDatabase,
 } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { launchBrowser, SHOTS, skipWithoutChromium } from '../support/browser.js';
 
 /**
  * The dashboard in a real headless Chromium against a real rowcast (admin API, live tail) and a real webhook
@@ -21,11 +22,7 @@ import { WebhookReceiver } from '../support/webhook-receiver.js';
  * it, see it delivered. Screenshots go to test-results/; with ROWCAST_UPDATE_README_IMAGE=1 the overview's also
  * replaces the README's picture (a plain run never changes a tracked file).
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`;
-const SHOTS = 'test-results';
+const skip = skipWithoutChromium;
 const README_IMAGE = 'docs/images/dashboard.png';
 const TOKEN = 'dashboard-test-token';
 /** Pages refresh every few seconds; the machine may be slow. */
@@ -45,7 +42,6 @@ const hookRequests = () => receiver.requests.filter((r) => r.headers['rowcast-su
 
 before(async () => {
   if (skip) return;
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   receiver = await WebhookReceiver.start(secret);
   await db.pool.query(`CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL, total numeric(12,2));
@@ -81,7 +77,7 @@ before(async () => {
     },
   });
   rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } }, config.functions);
-  browser = await chromium.launch({ executablePath: CHROMIUM });
+  browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1280, height: 860 }, timezoneId: 'UTC', locale: 'en-GB' });
   page.setDefaultTimeout(UI_TIMEOUT);
   page.on('pageerror', (err) => pageErrors.push(err.message));
