@@ -9,6 +9,8 @@
  *   npm run demo -- --follow   keeps running: change rows from psql and watch the notifications
  *   npm run demo -- --python   runs the reference's Python handler as written (examples/python/lambda_function.py,
  *                              boto3 publishing to the topic) instead of the TypeScript port; needs python3 and boto3
+ *   npm run demo -- --mysql    the same on MySQL/MariaDB (Aurora MySQL's form): the table and a trigger calling
+ *                              lambda_async() in a MariaDB database, read from its binlog (mysql-scenario.ts)
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,9 +27,11 @@ import {
   startRowcast,
 } from '../../src/index.js';
 import { createLogger, redactUrl } from '../../src/observability/logger.js';
+import { MYSQL_INSERTS, MYSQL_URL, mysqlSource, prepareMysql } from './mysql-scenario.js';
 
 const follow = process.argv.includes('--follow');
 const python = process.argv.includes('--python');
+const onMysql = process.argv.includes('--mysql');
 const REFERENCE_SQL = readFileSync(new URL('./reference-scenario.sql', import.meta.url), 'utf8');
 const HANDLER = fileURLToPath(new URL('./my-rds-triggered-topic-writer.ts', import.meta.url));
 // The document's three example rows and its test row, verbatim.
@@ -38,6 +42,7 @@ const INSERTS = [
   `INSERT INTO customer_business_events VALUES ('customer-onboard-app', 'validate-optional-data', '2001', 'Missing secondary phone number', now());`,
 ];
 const TIMEOUT_MS = 60_000;
+const inserts = onMysql ? MYSQL_INSERTS : INSERTS;
 
 // The Python handler: its folder's config (topic and function), and boto3 on the machine's python3.
 const PYTHON_DIR = fileURLToPath(new URL('../python/', import.meta.url));
@@ -54,11 +59,18 @@ if (python) {
   }
 }
 
+// On MySQL: the server must be reachable with its binlog on, before anything is started.
+const mysqlDatabase = onMysql ? await prepareMysql() : null;
+
 const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
 const databaseUrl = process.env.DATABASE_URL ?? embedded!.url;
 console.log(
-  `rowcast demo: the reference scenario (trigger → aws_lambda.invoke → function → topic → signed webhook)${python ? ', with the Python handler (boto3)' : ''}`,
+  onMysql
+    ? `rowcast demo: the reference scenario on MySQL/MariaDB (trigger → lambda_async → binlog → function → topic → signed webhook)${python ? ', with the Python handler (boto3)' : ''}`
+    : `rowcast demo: the reference scenario (trigger → aws_lambda.invoke → function → topic → signed webhook)${python ? ', with the Python handler (boto3)' : ''}`,
 );
+if (mysqlDatabase)
+  console.log(`source: ${redactUrl(MYSQL_URL)}, database ${mysqlDatabase.name} (the rowcast store is below)`);
 console.log(`database: ${embedded ? 'embedded PostgreSQL (no DATABASE_URL given)' : redactUrl(databaseUrl)}`);
 
 const secret = generateSecret();
@@ -102,10 +114,10 @@ const receiver = createServer((req, res) => {
       ? `captured ${row.op} (event ${row.id}) on public.customer_business_events\n  row ${JSON.stringify(row.after ?? row.before)}`
       : `published by function my_rds_triggered_topic_writer after an INSERT\n  row ${JSON.stringify(row)}`;
     console.log(
-      `\n${ours ? `notification ${received}/${INSERTS.length}` : 'notification'}: ${verified}, message id (webhook-id) ${req.headers['webhook-id']}\n` +
+      `\n${ours ? `notification ${received}/${inserts.length}` : 'notification'}: ${verified}, message id (webhook-id) ${req.headers['webhook-id']}\n` +
         `  subject "${envelope.subject}", ${what}`,
     );
-    if (ours && received === INSERTS.length) resolveAll();
+    if (ours && received === inserts.length) resolveAll();
   });
 });
 await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
@@ -125,10 +137,12 @@ const config = parseConfig(
             maxDelay: '5s',
           },
         },
+    ...(mysqlDatabase ? { sources: mysqlSource() } : {}),
     captures: {
       // The document's trigger covers inserts; rowcast captures the rest of the row's life into the same topic.
       customer_business_events_changes: {
-        table: 'public.customer_business_events',
+        ...(mysqlDatabase ? { source: 'maria' } : {}),
+        table: mysqlDatabase ? `${mysqlDatabase.name}.customer_business_events` : 'public.customer_business_events',
         operations: ['UPDATE', 'DELETE'],
         payload: 'diff',
         topic: 'my-rds-triggered-topic-1',
@@ -174,11 +188,23 @@ function pythonFunction(): Record<string, unknown> {
   return declared.functions.my_rds_triggered_topic_writer!;
 }
 
+/** The document's PostgreSQL SQL; one multi-statement query runs as one transaction: all of it, or none. */
+async function runReferenceSql() {
+  try {
+    await pool.query(REFERENCE_SQL);
+    console.log(`ran the document's SQL: table, my_json_converter, my_db_trigger_function, trigger_insert_event`);
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42P07') throw err;
+    console.log('table public.customer_business_events exists already: using it and its trigger as they are');
+  }
+}
+
 const pool = createPool(databaseUrl, { max: 2, applicationName: 'rowcast demo' });
 let runtime: Awaited<ReturnType<typeof startRowcast>> | null = null;
 const shutdown = async (code: number) => {
   await runtime?.stop();
   await pool.end();
+  await mysqlDatabase?.close();
   receiver.close();
   await embedded?.stop();
   process.exit(code);
@@ -188,39 +214,36 @@ process.on('SIGTERM', () => void shutdown(0));
 
 try {
   await migrate(pool);
-  try {
-    // One multi-statement query runs as one transaction: all of the document's SQL, or none of it.
-    await pool.query(REFERENCE_SQL);
-    console.log(`ran the document's SQL: table, my_json_converter, my_db_trigger_function, trigger_insert_event`);
-  } catch (err) {
-    if ((err as { code?: string }).code !== '42P07') throw err;
-    console.log('table public.customer_business_events exists already: using it and its trigger as they are');
-  }
+  if (!mysqlDatabase) await runReferenceSql();
   const result = await apply(pool, config);
   for (const step of new Set(result.steps.map((s) => s.summary))) console.log(`apply: ${step}`);
+  // lambda_async exists once apply has installed it in the captured database: the trigger comes after.
+  if (mysqlDatabase) await mysqlDatabase.createTrigger();
   // A Python handler's print() reaches rowcast's log (tagged with the invocation) at level info.
   runtime = await startRowcast({
     databaseUrl,
     runtime: config.runtime,
     functions: config.functions,
+    sources: config.sources,
     logger: python ? pythonOutput() : createLogger('warn'),
   });
 
-  console.log(`\ninserting the document's ${INSERTS.length} rows`);
-  for (const sql of INSERTS) await pool.query(sql);
+  console.log(`\ninserting the document's ${inserts.length} rows`);
+  if (mysqlDatabase) await mysqlDatabase.insert(inserts);
+  else for (const sql of inserts) await pool.query(sql);
   const timeout = new Promise<never>((_r, reject) =>
     setTimeout(
       () =>
         reject(
           new Error(
-            `not all notifications arrived within ${TIMEOUT_MS / 1000} s: got ${received} of ${INSERTS.length}; see \`rowcast status\``,
+            `not all notifications arrived within ${TIMEOUT_MS / 1000} s: got ${received} of ${inserts.length}; see \`rowcast status\``,
           ),
         ),
       TIMEOUT_MS,
     ).unref(),
   );
   await Promise.race([allArrived, timeout]);
-  console.log(`\nall ${INSERTS.length} notifications arrived, signatures verified, in ${Date.now() - started} ms`);
+  console.log(`\nall ${inserts.length} notifications arrived, signatures verified, in ${Date.now() - started} ms`);
   if (!follow) await shutdown(0);
   else {
     console.log(
