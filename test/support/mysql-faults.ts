@@ -329,8 +329,20 @@ export async function startMariadb(): Promise<void> {
     'the old MariaDB to be gone or up',
     30_000,
   );
-  if (!(await portOpen(3306)))
+  if (!(await portOpen(3306))) {
+    // The port closes before a shut-down server has exited (it flushes InnoDB): started meanwhile,
+    // start-stop-daemon --oknodo would find the old process still there, start nothing, and nothing would run.
+    await eventually(
+      () =>
+        run('pidof', ['mariadbd']).then(
+          () => false,
+          () => true,
+        ),
+      'the old MariaDB process to exit',
+      60_000,
+    );
     await run('start-stop-daemon', ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/mariadbd']);
+  }
   await eventually(
     async () =>
       mysql
