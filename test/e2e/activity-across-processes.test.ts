@@ -27,6 +27,10 @@ const TEST = { timeout: 120_000 };
 // (an attempt and its batched result took longer), and the other runtime sent the message again — at-least-once
 // allows that, but then the counts below would be inflated by the copies.
 const RUNTIME = { http: { port: 0, host: '127.0.0.1' }, lease: 60_000 };
+// Nor should an attempt time out: this process runs both runtimes and both receivers, and with the default 10 s, a
+// starved event loop (a full `npm test` beside a CPU-heavy process) let answers come too late — the attempts were
+// retried, and the receiver counted 226 deliveries of 200 messages.
+const PATIENT = { timeout: '50s' };
 const ROWS = 200;
 const CALLS = 20;
 
@@ -49,13 +53,13 @@ const config = (): RowcastConfigInput => ({
     calls: { table: 'calls', function: 'echo', operations: ['INSERT'] },
   },
   subscriptions: {
-    hook: { topic: 'orders', protocol: 'http', endpoint: hook.url },
+    hook: { topic: 'orders', protocol: 'http', endpoint: hook.url, deliveryPolicy: PATIENT },
     // Every message fails once, then goes through: ROWS failed attempts and ROWS deliveries.
     flaky: {
       topic: 'orders',
       protocol: 'http',
       endpoint: flaky.url,
-      deliveryPolicy: { minDelay: '50ms', maxDelay: '100ms' },
+      deliveryPolicy: { ...PATIENT, minDelay: '50ms', maxDelay: '100ms' },
     },
   },
 });

@@ -81,7 +81,8 @@ export function startTestRowcast(
     databaseUrl: url,
     runtime: merged,
     functions,
-    logger: createLogger(merged.logLevel ?? 'silent'),
+    // ROWCAST_TEST_LOG=debug|info|warn shows what the test's runtimes log, to find why a test failed.
+    logger: createLogger(merged.logLevel ?? (process.env.ROWCAST_TEST_LOG as RuntimeConfig['logLevel']) ?? 'silent'),
   });
 }
 
