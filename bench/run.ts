@@ -2,7 +2,7 @@
  * npm run bench: rowcast against its baselines in one run on the same PostgreSQL (issue 6); see bench/README.md.
  *   npm run bench                         the full suite (writes bench/results/latest.json)
  *   npm run bench -- --quick              a short smoke run of the same code (bench/results/quick.json)
- *   npm run bench -- --only drain,memory  some scenarios (capture, latency, drain, sustained, memory, sources, scale)
+ *   npm run bench -- --only drain,memory  some scenarios (capture, latency, drain, sustained, memory, sources, backfill, scale)
  *   npm run bench -- --reps 5             repetitions of the short scenarios (capture overhead, drains; 1M-event drains run once)
  *   npm run bench -- --cpu-prof           CPU profiles of the rowcast processes in bench/results/profiles/
  */
@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { backfill } from './scenarios/backfill.js';
 import { captureOverhead } from './scenarios/capture-overhead.js';
 import { drain } from './scenarios/drain.js';
 import { latency } from './scenarios/latency.js';
@@ -23,7 +24,7 @@ import { Recorder } from './support/recorder.js';
 import { RowcastProcess } from './support/rowcast-process.js';
 import { formatTable, machine, Results } from './support/report.js';
 
-const SCENARIOS: Scenario[] = [captureOverhead, latency, drain, sustained, memory, sources, scale];
+const SCENARIOS: Scenario[] = [captureOverhead, latency, drain, sustained, memory, sources, backfill, scale];
 const USAGE = `usage: npm run bench -- [--quick] [--only ${SCENARIOS.map((s) => s.id).join(',')}] [--reps N] [--out file.json] [--cpu-prof]`;
 
 function fail(message: string): never {

@@ -41,6 +41,8 @@ export interface Profile {
     fanout: { deliveries: number; subscriptions: number[] };
     processes: { events: number; counts: number[] };
   };
+  /** Rows in each backfilled table (store, PostgreSQL source, MySQL source) and rows per batch. */
+  backfill: { rows: number; batch: number };
 }
 
 export const FULL: Profile = {
@@ -67,6 +69,7 @@ export const FULL: Profile = {
     fanout: { deliveries: 100_000, subscriptions: [1, 10, 100] },
     processes: { events: 100_000, counts: [1, 2, 4] },
   },
+  backfill: { rows: 100_000, batch: 1000 },
 };
 
 export const QUICK: Profile = {
@@ -93,6 +96,7 @@ export const QUICK: Profile = {
     fanout: { deliveries: 5000, subscriptions: [1, 10, 100] },
     processes: { events: 5000, counts: [1, 2, 4] },
   },
+  backfill: { rows: 5000, batch: 500 },
 };
 
 export interface BenchContext {

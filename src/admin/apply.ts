@@ -42,7 +42,12 @@ type Owner = 'config' | 'api';
 export async function apply(
   pool: Pool,
   config: RowcastConfig,
-  options: { dryRun?: boolean; onProgress?: (line: string) => void } = {},
+  options: {
+    dryRun?: boolean;
+    onProgress?: (line: string) => void;
+    /** MySQL sources whose reading restarts at the server's current position (after their position was purged). */
+    resync?: string[];
+  } = {},
 ): Promise<ApplyResult> {
   await assertMigrated(pool);
   const client = await pool.connect();
@@ -73,7 +78,7 @@ export async function apply(
     }
     await client.query('BEGIN');
     const installs: SourceInstall[] = [];
-    const steps = await planApply(client, config, installs);
+    const steps = await planApply(client, config, installs, options.resync ?? []);
     const warnings = await applyWarnings(client, config);
     if (options.dryRun) {
       await client.query('ROLLBACK');
@@ -147,9 +152,23 @@ export function formatPlan(steps: PlanStep[]): string {
   return `${sql}\n${summary}`;
 }
 
-async function planApply(client: PoolClient, config: RowcastConfig, installs: SourceInstall[]): Promise<PlanStep[]> {
+async function planApply(
+  client: PoolClient,
+  config: RowcastConfig,
+  installs: SourceInstall[],
+  resync: string[],
+): Promise<PlanStep[]> {
   const steps: PlanStep[] = [];
   const problems: string[] = [];
+  for (const name of resync) {
+    const source = config.sources[name];
+    if (source?.kind !== 'mysql')
+      problems.push(
+        `--resync ${name}: ${source ? `source ${name} is a PostgreSQL server, read from its replication slot; there is no binlog position to resync` : `the config has no source "${name}"`}; name a MySQL source.`,
+      );
+    else if (!Object.values(config.captures).some((c) => c.source === name))
+      problems.push(`--resync ${name}: no capture reads source ${name}, so nothing reads its binlog.`);
+  }
 
   const topics = new Map(
     (
@@ -369,7 +388,7 @@ async function planApply(client: PoolClient, config: RowcastConfig, installs: So
   }
 
   // Captures of MySQL sources: checked and recorded here; their databases get lambda_async (installs).
-  steps.push(...(await planMysqlSources(client, config, captures, problems, installs)));
+  steps.push(...(await planMysqlSources(client, config, captures, problems, installs, new Set(resync))));
   // Captures of other PostgreSQL servers: registered here; their publication, slot and identity are made there.
   steps.push(...(await planPostgresSources(client, config, captures, problems, installs)));
 

@@ -245,6 +245,13 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
           checks: {
             listener: listener.connected || 'not connected (reconnecting)',
             accepting: ready || 'draining: shutting down',
+            // A MySQL source whose recorded binlog position was purged is read by no one until it is resynced.
+            ...Object.fromEntries(
+              Object.keys(options.sources ?? {}).flatMap((name, i) => {
+                const reader = sourceReaders[i];
+                return reader instanceof MysqlSourceReader ? [[`source ${name}`, reader.health]] : [];
+              }),
+            ),
           },
         }),
       });

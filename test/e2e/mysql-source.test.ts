@@ -5,9 +5,11 @@ import mysql from 'mysql2/promise';
 import { parseConfig } from '../../src/admin/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { getStatus } from '../../src/admin/operations.js';
+import { apply } from '../../src/admin/apply.js';
 import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
+import { privateMariadbUnavailable, startPrivateMariadb } from '../support/private-mariadb.js';
 
 /*
  * A MySQL source against the machine's real MariaDB (binlog on: .ci/run turns it on). Each test has its own
@@ -28,6 +30,7 @@ async function reachable(): Promise<string | null> {
   }
 }
 const skip = await reachable();
+const noPrivateMariadb = await privateMariadbUnavailable();
 
 let admin: mysql.Connection;
 before(async () => {
@@ -37,7 +40,10 @@ after(async () => {
   await admin?.end();
 });
 
-/** A MariaDB database and a store of one test, with a rowcast process reading the source. */
+/**
+ * A MariaDB database and a store of one test, with a rowcast process reading the source: on the machine's MariaDB,
+ * or on another server (a private one: private-mariadb.ts) given with its admin connection.
+ */
 class Scenario {
   readonly database = `rowcast_t_${randomBytes(5).toString('hex')}`;
   store!: TestDatabase;
@@ -45,12 +51,22 @@ class Scenario {
   config!: RowcastConfigInput;
   readonly serverId = randomInt(100_000, 4_000_000);
 
+  constructor(private readonly server?: { url: string; admin: mysql.Connection }) {}
+
+  private get url(): string {
+    return this.server?.url ?? MARIADB;
+  }
+
+  private get admin(): mysql.Connection {
+    return this.server?.admin ?? admin;
+  }
+
   async setUp(ddl: string[], config: (db: string) => RowcastConfigInput): Promise<void> {
-    await admin.query(`CREATE DATABASE ${this.database}`);
-    for (const sql of ddl) await admin.query(sql.replaceAll('$db', this.database));
+    await this.admin.query(`CREATE DATABASE ${this.database}`);
+    for (const sql of ddl) await this.admin.query(sql.replaceAll('$db', this.database));
     this.store = await createTestDatabase();
     this.config = config(this.database);
-    this.config.sources = { maria: { kind: 'mysql', url: MARIADB, serverId: this.serverId } };
+    this.config.sources = { maria: { kind: 'mysql', url: this.url, serverId: this.serverId } };
     await applyConfig(this.store.pool, this.config);
   }
 
@@ -73,12 +89,12 @@ class Scenario {
   async tearDown(): Promise<void> {
     await this.stop();
     await this.store?.drop();
-    await admin.query(`DROP DATABASE IF EXISTS ${this.database}`);
+    await this.admin.query(`DROP DATABASE IF EXISTS ${this.database}`);
   }
 
   /** Runs statements on MariaDB in one session (BEGIN … COMMIT/ROLLBACK included). */
   async sql(...statements: string[]): Promise<void> {
-    const c = await mysql.createConnection({ uri: MARIADB, database: this.database });
+    const c = await mysql.createConnection({ uri: this.url, database: this.database });
     try {
       for (const s of statements) await c.query(s);
     } finally {
@@ -328,50 +344,68 @@ describe('MySQL/MariaDB source', { skip: skip ?? false }, () => {
     }
   });
 
-  test('a recorded position purged from the binlog is a clear error and no gap is skipped; the documented resync goes on from now', async () => {
-    const s = new Scenario();
-    try {
-      await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY)'], (db) => changes(db, { payload: 'keys' }));
-      await s.start();
-      await s.sql('INSERT INTO orders VALUES (1)');
-      await eventually(async () => (await s.bodies()).length === 1, 'the first event');
-      await s.stop();
-      await s.sql('INSERT INTO orders VALUES (2)');
-      await admin.query('FLUSH BINARY LOGS');
-      const [[status]] = (await admin.query('SHOW MASTER STATUS')) as [{ File: string }[], unknown];
-      // MariaDB keeps a file that a binlog dump thread still reads (a stopped reader's, until the server notices).
-      await eventually(async () => {
-        await admin.query(`PURGE BINARY LOGS TO '${status!.File}'`);
-        const [logs] = (await admin.query('SHOW BINARY LOGS')) as [{ Log_name: string }[], unknown];
-        return logs[0]!.Log_name === status!.File;
-      }, 'the older binlogs purged');
-      const lines: string[] = [];
-      await s.start(createLogger('warn', { write: (line: string) => void lines.push(line) }));
-      const line = await eventually(() => lines.find((l) => l.includes('purged')), 'the error');
-      const logged = JSON.parse(line) as { level: number; msg: string };
-      assert.equal(logged.level, 50, 'an error');
-      assert.match(
-        logged.msg,
-        /^source maria: the binlog position rowcast recorded is no longer on the server \(purged\).*Resync: see docs\/sources\.md/,
-      );
-      assert.deepEqual(
-        (await s.bodies()).map((b) => b.key.id),
-        [1],
-        'nothing written past the gap',
-      );
-      // docs/sources.md, "Position purged": forget the position, apply records the server's current one.
-      await s.store.pool.query(`DELETE FROM rowcast.source_progress WHERE source = 'maria'`);
-      await applyConfig(s.store.pool, s.config);
-      await s.sql('INSERT INTO orders VALUES (3)');
-      await eventually(async () => (await s.bodies()).length === 2, 'the event after the resync');
-      assert.deepEqual(
-        (await s.bodies()).map((b) => b.key.id),
-        [1, 3],
-      );
-    } finally {
-      await s.tearDown();
-    }
-  });
+  test(
+    'a recorded position purged from the binlog is a clear error and no gap is skipped; the documented resync goes on from now',
+    { skip: noPrivateMariadb },
+    async () => {
+      // Purging binlogs would break whatever else reads the machine's MariaDB: a MariaDB of this test's own.
+      const server = await startPrivateMariadb();
+      const own = await mysql.createConnection({ uri: server.url, multipleStatements: true });
+      const s = new Scenario({ url: server.url, admin: own });
+      try {
+        await s.setUp(['CREATE TABLE $db.orders (id INT PRIMARY KEY)'], (db) => changes(db, { payload: 'keys' }));
+        await s.start();
+        await s.sql('INSERT INTO orders VALUES (1)');
+        await eventually(async () => (await s.bodies()).length === 1, 'the first event');
+        await s.stop();
+        await s.sql('INSERT INTO orders VALUES (2)');
+        await own.query('FLUSH BINARY LOGS');
+        const [[status]] = (await own.query('SHOW MASTER STATUS')) as [{ File: string }[], unknown];
+        // MariaDB keeps a file that a binlog dump thread still reads (a stopped reader's, until the server notices).
+        await eventually(async () => {
+          await own.query(`PURGE BINARY LOGS TO '${status!.File}'`);
+          const [logs] = (await own.query('SHOW BINARY LOGS')) as [{ Log_name: string }[], unknown];
+          return logs[0]!.Log_name === status!.File;
+        }, 'the older binlogs purged');
+        const lines: string[] = [];
+        await s.start(createLogger('warn', { write: (line: string) => void lines.push(line) }));
+        const line = await eventually(() => lines.find((l) => l.includes('purged')), 'the error');
+        const logged = JSON.parse(line) as { level: number; msg: string };
+        assert.equal(logged.level, 50, 'an error');
+        assert.match(
+          logged.msg,
+          /^source maria: the binlog position rowcast recorded \(GTID [0-9-]+ \(binlog\.\d+:\d+\)\) is no longer on the server \(purged\).*will not skip the gap by itself\. Resync: `rowcast apply --resync maria`.*`rowcast backfill orders`.*docs\/sources\.md/,
+        );
+        assert.deepEqual(
+          (await s.bodies()).map((b) => b.key.id),
+          [1],
+          'nothing written past the gap',
+        );
+        // docs/sources.md, "Position purged": apply --resync records the server's current position.
+        const resynced = await apply(s.store.pool, parseConfig(s.config, 'test config'), { resync: ['maria'] });
+        assert.ok(
+          resynced.steps.some((step) =>
+            step.summary.startsWith("source maria: binlog reading restarts at the server's current position"),
+          ),
+        );
+        await s.sql('INSERT INTO orders VALUES (3)');
+        await eventually(async () => (await s.bodies()).length === 2, 'the event after the resync');
+        assert.deepEqual(
+          (await s.bodies()).map((b) => b.key.id),
+          [1, 3],
+        );
+        // Only a MySQL source that a capture reads can be resynced.
+        await assert.rejects(
+          apply(s.store.pool, parseConfig(s.config, 'test config'), { resync: ['nope'] }),
+          /--resync nope: the config has no source "nope"/,
+        );
+      } finally {
+        await s.tearDown();
+        await own.end();
+        await server.stop();
+      }
+    },
+  );
 
   test('apply says exactly what the MySQL user lacks, without printing its password', async () => {
     const s = new Scenario();

@@ -34,22 +34,27 @@ export async function mariadbUnavailable(): Promise<string | false> {
   }
 }
 
-export const admin = (): Promise<mysql.Connection> =>
-  mysql.createConnection({ uri: MARIADB, multipleStatements: true });
+export const admin = (url = MARIADB): Promise<mysql.Connection> =>
+  mysql.createConnection({ uri: url, multipleStatements: true });
 
 /** Versions of a row: its key in the checker. */
 export const versionOf = (r: ReceivedRequest) =>
   r.json?.body?.after?.id === undefined ? undefined : `${r.json.body.after.id}:${Number(r.json.body.after.v)}`;
-const order = {
+/** Each row's versions in commit order (the checker's `order`). */
+export const versionOrder = {
   groupOf: (r: ReceivedRequest) => String(r.json.body.after.id),
   seqOf: (r: ReceivedRequest) => Number(r.json.body.after.v),
 };
 
 export interface MysqlSetupOptions {
+  /** The server the scenario writes on (e.g. a private MariaDB: private-mariadb.ts); default MARIADB. */
+  serverUrl?: string;
   /** The source's URL as rowcast sees it (e.g. through a proxy); default MARIADB. */
   sourceUrl?: string;
   /** The jobs table with its lambda_async trigger. */
   lambda?: boolean;
+  /** Runtime settings over the scenario's (e.g. `http: { port }` for /readyz). */
+  runtime?: Record<string, unknown>;
 }
 
 /** A scenario's MariaDB database, store, receivers and config (rowcast children are spawned by the caller). */
@@ -60,12 +65,15 @@ export class MysqlFaultSetup {
   items!: WebhookReceiver;
   jobs: WebhookReceiver | undefined;
   config!: RowcastConfigInput;
+  /** The server the scenario writes on. */
+  serverUrl = MARIADB;
   private dropped = false;
 
   constructor(private readonly scenario: FaultScenario) {}
 
   async setUp(options: MysqlSetupOptions = {}): Promise<this> {
-    const c = await admin();
+    this.serverUrl = options.serverUrl ?? MARIADB;
+    const c = await admin(this.serverUrl);
     try {
       await c.query(`CREATE DATABASE ${this.database}`);
       await c.query(`CREATE TABLE ${this.database}.items (id INT PRIMARY KEY, v INT NOT NULL DEFAULT 0) ENGINE=InnoDB`);
@@ -77,7 +85,7 @@ export class MysqlFaultSetup {
     this.items = await this.scenario.addReceiver();
     const delivery = { maxAttempts: 100, minDelay: '50ms', maxDelay: '300ms', timeout: '5s' };
     this.config = {
-      sources: { maria: { kind: 'mysql', url: options.sourceUrl ?? MARIADB, serverId: this.serverId } },
+      sources: { maria: { kind: 'mysql', url: options.sourceUrl ?? this.serverUrl, serverId: this.serverId } },
       topics: { items: { fifo: true } },
       captures: {
         items: {
@@ -97,7 +105,7 @@ export class MysqlFaultSetup {
           deliveryPolicy: delivery,
         },
       },
-      runtime: { lease: '2s', pollInterval: '300ms', shutdownGrace: '1s' },
+      runtime: { lease: '2s', pollInterval: '300ms', shutdownGrace: '1s', ...options.runtime },
     } as RowcastConfigInput;
     if (options.lambda) {
       this.jobs = await this.scenario.addReceiver();
@@ -119,7 +127,7 @@ export class MysqlFaultSetup {
     await this.scenario.useConfig(this.db.pool, this.config);
     if (options.lambda) {
       // The reference's trigger as written for Aurora MySQL (apply installed lambda_async in the database).
-      const c2 = await admin();
+      const c2 = await admin(this.serverUrl);
       try {
         await c2.query(`CREATE TRIGGER ${this.database}.jobs_notify AFTER INSERT ON ${this.database}.jobs FOR EACH ROW
           BEGIN SELECT lambda_async('${ARN}', JSON_OBJECT('id', NEW.id)) INTO @out; END`);
@@ -132,7 +140,7 @@ export class MysqlFaultSetup {
 
   /** Every committed version of every row: id:0 … id:v (each UPDATE adds 1, so the final v says which committed). */
   async committedVersions(): Promise<string[]> {
-    const c = await admin();
+    const c = await admin(this.serverUrl);
     try {
       const [rows] = (await c.query(`SELECT id, v FROM ${this.database}.items`)) as [
         { id: number; v: number }[],
@@ -145,7 +153,7 @@ export class MysqlFaultSetup {
   }
 
   async committedJobs(): Promise<number[]> {
-    const c = await admin();
+    const c = await admin(this.serverUrl);
     try {
       const [rows] = (await c.query(`SELECT id FROM ${this.database}.jobs`)) as [{ id: number }[], unknown];
       return rows.map((r) => r.id);
@@ -214,7 +222,7 @@ export class MysqlFaultSetup {
       committed: await this.committedVersions(),
       requests: this.items.requests,
       keyOf: versionOf,
-      order,
+      order: versionOrder,
     });
     return { items, jobs };
   }
@@ -222,7 +230,7 @@ export class MysqlFaultSetup {
   async drop(): Promise<void> {
     if (this.dropped) return;
     this.dropped = true;
-    const c = await admin().catch(() => null);
+    const c = await admin(this.serverUrl).catch(() => null);
     await c?.query(`DROP DATABASE IF EXISTS ${this.database}`).catch(() => {});
     await c?.end().catch(() => {});
   }
@@ -246,8 +254,9 @@ export class MysqlWriter {
     private readonly jobs: boolean,
     everyMs = 20,
     private id = 1,
+    url = MARIADB,
   ) {
-    this.pool = mysql.createPool({ uri: MARIADB, database, connectionLimit: 2, connectTimeout: 2000 });
+    this.pool = mysql.createPool({ uri: url, database, connectionLimit: 2, connectTimeout: 2000 });
     this.pool.on('connection', (c) => c.on('error', () => {}));
     this.done = this.loop(everyMs);
   }

@@ -109,10 +109,19 @@ program
   .command('apply')
   .description('reconcile the database with the config: topics, subscriptions, capture triggers (all or nothing)')
   .option('--dry-run', 'print the SQL that would run, change nothing')
-  .action(async (opts: { dryRun?: boolean }) => {
+  .option(
+    '--resync <source>',
+    "a MySQL source whose recorded binlog position the server purged: reading restarts at the server's current position (changes in between are not read; backfill its captures); repeatable",
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
+  .action(async (opts: { dryRun?: boolean; resync?: string[] }) => {
     const cfg = (await config(true))!;
     await withPool(cfg, async (pool) => {
-      const result = await apply(pool, cfg, { dryRun: opts.dryRun, onProgress: (line) => console.error(line) });
+      const result = await apply(pool, cfg, {
+        dryRun: opts.dryRun,
+        resync: opts.resync,
+        onProgress: (line) => console.error(line),
+      });
       for (const w of result.warnings) console.error(`warning: ${w}`);
       if (opts.dryRun) process.stdout.write(formatPlan(result.steps));
       else

@@ -26,6 +26,8 @@ export async function planMysqlSources(
   installed: Installed,
   problems: string[],
   installs: SourceInstall[],
+  /** Sources whose recorded position is replaced by the server's current one (`apply --resync`). */
+  resync: ReadonlySet<string> = new Set(),
 ): Promise<PlanStep[]> {
   const steps: PlanStep[] = [];
   const bySource = new Map<string, { name: string; capture: CaptureConfig; database: string; table: string }[]>();
@@ -121,8 +123,19 @@ export async function planMysqlSources(
           ],
         });
       }
-      // The first capture of a source starts at the server's position now; later applies keep the recorded one.
-      if (!(await client.query('SELECT 1 FROM rowcast.source_progress WHERE source = $1', [sourceName])).rowCount) {
+      // The first capture of a source starts at the server's position now; later applies keep the recorded one,
+      // unless told to resync (the recorded one was purged): changes between the two are not read.
+      if (resync.has(sourceName)) {
+        const now = await currentPosition(c);
+        steps.push({
+          summary: `source ${sourceName}: binlog reading restarts at the server's current position ${JSON.stringify(now)} (changes since the recorded position are not read; backfill its captures: ${captures.map((x) => x.name).join(', ')})`,
+          sql: `INSERT INTO rowcast.source_progress (source, position) VALUES ($1, $2)
+            ON CONFLICT (source) DO UPDATE SET position = EXCLUDED.position, updated_at = now()`,
+          params: [sourceName, now],
+        });
+      } else if (
+        !(await client.query('SELECT 1 FROM rowcast.source_progress WHERE source = $1', [sourceName])).rowCount
+      ) {
         steps.push({
           summary: `source ${sourceName}: binlog reading starts at the server's current position`,
           sql: `INSERT INTO rowcast.source_progress (source, position) VALUES ($1, $2) ON CONFLICT (source) DO NOTHING`,

@@ -101,6 +101,10 @@ export class MysqlSourceReader {
   private fail: ((err: Error) => void) | null = null;
   /** Each capture's backfill table ("database.table") → the capture and its table (backfill-source.ts). */
   private copies = new Map<string, { capture: string; table: string }>();
+  /** The position the reader tried to start from, and the captures it had then (for the purged-position error). */
+  private starting: { position: BinlogPosition; captures: string[] } | null = null;
+  /** Why this reader cannot read (its recorded position was purged), until it streams again. */
+  private problem: string | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -114,6 +118,11 @@ export class MysqlSourceReader {
 
   start(): void {
     this.loop = this.run();
+  }
+
+  /** For readiness: true while nothing stops this source from being read, else what does (its position purged). */
+  get health(): true | string {
+    return this.problem ?? true;
   }
 
   /** The captures changed (`rowcast apply`): start over with the new ones. */
@@ -137,9 +146,13 @@ export class MysqlSourceReader {
         const e = err as Error & { errno?: number };
         if (this.stopping || e.message === 'config changed') continue;
         if (e.errno !== undefined && PURGED.has(e.errno)) {
+          const position = this.starting?.position;
+          const at = position ? describePosition(position) : 'its recorded position';
+          const backfills = (this.starting?.captures ?? []).map((c) => `rowcast backfill ${c}`).join('; ');
+          this.problem = `binlog position ${at} purged on the server; resync: rowcast apply --resync ${this.name}${backfills ? `, then ${backfills}` : ''} (docs/sources.md, "Position purged")`;
           this.log.error(
-            { source: this.name, err: e.message },
-            `source ${this.name}: the binlog position rowcast recorded is no longer on the server (purged); changes after it cannot be read. Resync: see docs/sources.md ("Position purged") — rowcast will not skip the gap by itself`,
+            { source: this.name, position, err: e.message },
+            `source ${this.name}: the binlog position rowcast recorded (${at}) is no longer on the server (purged), so the changes after it cannot be read; rowcast reads nothing of this source and will not skip the gap by itself. Resync: \`rowcast apply --resync ${this.name}\` (reading restarts at the server's current position), then ${backfills ? `\`${backfills}\`` : 'a backfill of each capture'} to send the rows as they are now (docs/sources.md, "Position purged")`,
           );
         } else {
           this.log.warn(
@@ -164,7 +177,10 @@ export class MysqlSourceReader {
     let zongji: ZongJi | null = null;
     try {
       const locked = (await store.query<{ ok: boolean }>(LOCK_SQL, [this.name])).rows[0]!.ok;
-      if (!locked) return; // another process reads this source
+      if (!locked) {
+        this.problem = null; // another process reads this source (and reports on it)
+        return;
+      }
       const captures = await this.loadCaptures(store);
       if (!captures.size) return;
       const { rows } = await store.query<{ position: BinlogPosition }>(
@@ -173,6 +189,7 @@ export class MysqlSourceReader {
       );
       if (!rows[0]) throw new Error(`no recorded position for source ${this.name}: run rowcast apply`);
       let position = rows[0].position;
+      this.starting = { position, captures: [...captures.values()].flat().map((c) => c.name) };
       const databases = [...new Set([...captures.keys()].map((k) => k.split('.')[0]!))];
       control = await connectSource(this.name, this.source);
       let tables = await readMysqlTables(control, databases);
@@ -218,6 +235,8 @@ export class MysqlSourceReader {
           nextPosition: number;
           gtid?: string;
         };
+        // The server sends from the position: it is there (again, after a resync).
+        this.problem = null;
         const kind = event.getEventName();
         if (kind === 'rotate') {
           file = event.binlogName as string;
@@ -461,4 +480,11 @@ export class MysqlSourceReader {
     }
     if (events.length || calls.length) this.onCaptured(events.length + calls.length);
   }
+}
+
+/** A binlog position as an operator reads it: "GTID 0-1-1234 (mariadb-bin.000007:81234)". */
+function describePosition(position: BinlogPosition): string {
+  const file = position.file !== undefined ? `${position.file}:${position.pos}` : undefined;
+  if (position.gtid !== undefined) return `GTID ${position.gtid || '(empty)'}${file ? ` (${file})` : ''}`;
+  return file ?? JSON.stringify(position);
 }
