@@ -19,7 +19,7 @@ import {
   OUTBOX_TABLE,
   readMysqlTables,
 } from './mysql-source.js';
-import { jsonRow } from './row-values.js';
+import { jsonRow, type MappedColumn, tableOfMap } from './row-values.js';
 
 interface MysqlCapture {
   name: string;
@@ -50,6 +50,8 @@ interface RawChange {
   database: string;
   table: string;
   rows: Record<string, unknown>[];
+  /** The columns as the rows event's table map describes them: the types the rows were written with. */
+  columns?: MappedColumn[];
 }
 
 /**
@@ -322,9 +324,9 @@ export class MysqlSourceReader {
     event: Record<string, unknown>,
     captures: Map<string, MysqlCapture[]>,
   ): void {
-    const map = (event.tableMap as Record<number, { parentSchema: string; tableName: string }>)[
-      event.tableId as number
-    ];
+    const map = (
+      event.tableMap as Record<number, { parentSchema: string; tableName: string; columnSchemas?: MappedColumn[] }>
+    )[event.tableId as number];
     if (!map) return;
     const rows = event.rows as Record<string, unknown>[];
     if (map.tableName === OUTBOX_TABLE) {
@@ -343,11 +345,12 @@ export class MysqlSourceReader {
           database: map.parentSchema,
           table: copy.table,
           rows,
+          columns: map.columnSchemas,
         });
       return;
     }
     if (captures.has(`${map.parentSchema}.${map.tableName}`))
-      tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows });
+      tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows, columns: map.columnSchemas });
   }
 
   /** The events of a transaction's changes, for every capture of their tables. */
@@ -357,8 +360,9 @@ export class MysqlSourceReader {
     tables: Map<string, MysqlTableInfo>,
   ): EventRow[] {
     const events: EventRow[] = [];
-    for (const { kind, capture: backfilled, database, table: tableName, rows } of tx.changes) {
-      const table = tables.get(`${database}.${tableName}`);
+    for (const { kind, capture: backfilled, database, table: tableName, rows, columns } of tx.changes) {
+      // Converted by the types the rows were written with (their table map), not the table's types now.
+      const table = tableOfMap(columns, tables.get(`${database}.${tableName}`));
       const op: Operation | 'READ' =
         kind === 'readrows' ? 'READ' : kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
       for (const { name, capture } of captures.get(`${database}.${tableName}`) ?? []) {

@@ -5,7 +5,8 @@ import type { Logger } from '../../observability/logger.js';
 import { createClient, type Pool } from '../../store/pool.js';
 import { BACKFILL_PREFIX, CHUNK_BYTES, CHUNK_ROWS, keepSlotAlive, lsnText, lsnValue, WAKE } from '../logical-reader.js';
 import { connectPostgresSource, postgresSourceUrl, sourceObjects } from './postgres-source.js';
-import { pgTextValue } from './text-values.js';
+import { SourceTypes } from './source-types.js';
+import { eventsJson, pgTextValue, type TypeLookup } from './text-values.js';
 
 interface SourceCapture {
   name: string;
@@ -80,8 +81,9 @@ const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtext('rowcast.source'), hashte
  *   the slot sends again what it was not told, and transactions ending at or before the recorded position are
  *   skipped.
  * - One reader per source: the process holding the source's advisory lock in the store streams; others retry.
- * - Values arrive as PostgreSQL's text and are turned into JSON here (text-values.ts), as the store's captures
- *   write them: the store has no copy of the source's table types.
+ * - Values arrive as PostgreSQL's text and are turned into JSON here (text-values.ts), as the store's trigger
+ *   capture writes them: the store has no copy of the source's table types, so what converting user types
+ *   (composites, domains, arrays of enums and ranges) needs is read from the source's catalog (source-types.ts).
  * - Bounded memory: a transaction of more than a chunk of events (5,000, or 16 MB of values) is staged in
  *   rowcast.source_staging chunk by chunk while it is decoded, and promoted to events at its commit with its end
  *   position (fenced like every write: the position moves only from where this reader left it), as the store's
@@ -150,6 +152,7 @@ export class PostgresSourceReader {
     const store = createClient(this.storeUrl, `rowcast source ${this.name}`, this.database);
     store.on('error', () => {});
     await store.connect();
+    let catalog: pg.Client | null = null;
     try {
       if (!(await store.query<{ ok: boolean }>(LOCK_SQL, [this.name])).rows[0]!.ok) return; // another process reads it
       const captures = await this.loadCaptures(store);
@@ -171,6 +174,8 @@ export class PostgresSourceReader {
 
       // Backfills' rows arrive as logical messages, which pgoutput decodes from PostgreSQL 14.
       const messages = await decodesMessages(this.name, this.source);
+      catalog = await connectPostgresSource(this.name, this.source, 'rowcast source capture');
+      const types = new SourceTypes(catalog);
       const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication], messages });
       // Values as PostgreSQL's own text (see logical-reader.ts): converted by type here, without losing digits.
       const parse = plugin.parse.bind(plugin);
@@ -238,7 +243,7 @@ export class PostgresSourceReader {
         await store.query(
           `INSERT INTO rowcast.source_staging (source, lsn, seq, event)
            SELECT $1, $2::pg_lsn, $3::bigint + a.ord - 1, a.e FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS a(e, ord)`,
-          [this.name, tx.commitLsn, tx.staged, JSON.stringify(events)],
+          [this.name, tx.commitLsn, tx.staged, eventsJson(events)],
         );
         tx.staged += events.length;
       };
@@ -285,22 +290,38 @@ export class PostgresSourceReader {
             };
             return;
           }
+          case 'relation':
+            // Sent before a table's first change and again after it changed: its types may have changed too.
+            types.forget();
+            return;
           case 'insert':
-            this.collect(open, captures, database, message.relation, 'INSERT', null, message.new);
+            await types.learn(message.relation.columns.map((c) => c.typeOid));
+            this.collect(open, captures, database, types.lookup, message.relation, 'INSERT', null, message.new);
             return bound();
           case 'update':
-            this.collect(open, captures, database, message.relation, 'UPDATE', message.old, message.new);
+            await types.learn(message.relation.columns.map((c) => c.typeOid));
+            this.collect(open, captures, database, types.lookup, message.relation, 'UPDATE', message.old, message.new);
             return bound();
           case 'delete':
-            this.collect(open, captures, database, message.relation, 'DELETE', message.old ?? message.key, null);
+            await types.learn(message.relation.columns.map((c) => c.typeOid));
+            this.collect(
+              open,
+              captures,
+              database,
+              types.lookup,
+              message.relation,
+              'DELETE',
+              message.old ?? message.key,
+              null,
+            );
             return bound();
           case 'truncate':
             for (const relation of message.relations)
-              this.collect(open, captures, database, relation, 'TRUNCATE', null, null);
+              this.collect(open, captures, database, types.lookup, relation, 'TRUNCATE', null, null);
             return bound();
           case 'message':
             if (message.prefix === BACKFILL_PREFIX && message.transactional)
-              this.backfilled(open, captures, database, message.content);
+              await this.backfilled(open, captures, database, types, message.content);
             return bound();
           case 'commit': {
             const tx = open;
@@ -342,6 +363,7 @@ export class PostgresSourceReader {
     } finally {
       await this.service?.stop().catch(() => {});
       this.service = null;
+      await catalog?.end().catch(() => {});
       await store.end().catch(() => {});
     }
   }
@@ -372,6 +394,7 @@ export class PostgresSourceReader {
     tx: OpenTransaction | null,
     captures: Map<string, SourceCapture[]>,
     database: string | null,
+    types: TypeLookup,
     relation: Pgoutput.MessageRelation,
     op: Operation,
     oldRow: Record<string, unknown> | null,
@@ -380,8 +403,8 @@ export class PostgresSourceReader {
     if (!tx || tx.skip) return;
     const list = captures.get(`${relation.schema}.${relation.name}`);
     if (!list) return;
-    const before = oldRow && rowValues(relation, oldRow);
-    const after = newRow && rowValues(relation, newRow);
+    const before = oldRow && rowValues(relation, oldRow, types);
+    const after = newRow && rowValues(relation, newRow, types);
     const chars = textChars(oldRow) + textChars(newRow);
     for (const c of list) {
       if (!c.capture.operations.includes(op)) continue;
@@ -412,12 +435,13 @@ export class PostgresSourceReader {
    * A backfill batch (backfill-source.ts), a logical message of its transaction on the source: its rows as
    * PostgreSQL's text with their type oids, converted as a change's values are, one READ event each.
    */
-  private backfilled(
+  private async backfilled(
     tx: OpenTransaction | null,
     captures: Map<string, SourceCapture[]>,
     database: string | null,
+    types: SourceTypes,
     content: Uint8Array,
-  ): void {
+  ): Promise<void> {
     if (!tx || tx.skip) return;
     const batch = JSON.parse(Buffer.from(content).toString('utf8')) as {
       capture: string;
@@ -425,6 +449,7 @@ export class PostgresSourceReader {
       types: number[];
       rows: (string | null)[][];
     };
+    await types.learn(batch.types);
     for (const [table, list] of captures) {
       const c = list.find((x) => x.name === batch.capture);
       if (!c) continue;
@@ -441,7 +466,7 @@ export class PostgresSourceReader {
       };
       for (const row of batch.rows) {
         const after = Object.fromEntries(
-          batch.columns.map((column, i) => [column, pgTextValue(row[i] ?? null, batch.types[i]!)]),
+          batch.columns.map((column, i) => [column, pgTextValue(row[i] ?? null, batch.types[i]!, types.lookup)]),
         );
         tx.events.push(sourceEvent(c, 'READ', null, after, source, schema, name));
       }
@@ -482,12 +507,16 @@ async function decodesMessages(name: string, source: PostgresSourceConfig): Prom
 }
 
 /** A decoded row as JSON values (text-values.ts); an unchanged large value the log did not repeat is left out. */
-function rowValues(relation: Pgoutput.MessageRelation, row: Record<string, unknown>): Record<string, unknown> {
+function rowValues(
+  relation: Pgoutput.MessageRelation,
+  row: Record<string, unknown>,
+  types: TypeLookup,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const column of relation.columns) {
     const value = row[column.name];
     if (value === undefined) continue;
-    out[column.name] = pgTextValue(value as string | null, column.typeOid);
+    out[column.name] = pgTextValue(value as string | null, column.typeOid, types);
   }
   return out;
 }
@@ -565,6 +594,6 @@ export async function insertSourceEvents(
             jsonb_to_record(a.e) AS x(capture text, topic text, function text, op text, schema_name text, table_name text,
                                       key jsonb, before jsonb, after jsonb, changed text[], source jsonb)
       ORDER BY a.ord`,
-    [JSON.stringify(events)],
+    [eventsJson(events)],
   );
 }
