@@ -9,7 +9,7 @@
  */
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { runBackfill } from '../../src/capture/backfill.js';
 import { startRowcast } from '../../src/app/runtime.js';

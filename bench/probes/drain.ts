@@ -3,7 +3,7 @@
  * deliveries/s) and peak RSS.
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/probes/drain.ts webhook|fanout|function|log [events] [maxConcurrency]
  */
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';

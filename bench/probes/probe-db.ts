@@ -5,8 +5,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
-import { apply } from '../../src/admin/apply.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { apply } from '../../src/admin/config/apply.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { Pool } from '../../src/store/pool.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/postgres.js';

@@ -13,7 +13,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import { runBackfill } from '../../src/capture/backfill.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';

@@ -1,4 +1,4 @@
-/** One step of `rowcast apply`'s plan: the capture stages plan theirs, admin/apply.ts runs them in one transaction. */
+/** One step of `rowcast apply`'s plan: the capture stages plan theirs, admin/config/apply.ts runs them in one transaction. */
 export interface PlanStep {
   /** One line for people: "+ capture orders on public.orders". */
   summary: string;

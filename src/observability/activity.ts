@@ -6,8 +6,8 @@ import { observe } from './observe.js';
  * database. The hot path only increments in-memory counters per (10-second bucket, kind, name) — deliveries
  * acknowledged and failed per subscription (with a latency histogram), invocation attempts and failures per
  * function, events routed — fed by `observe`. Every few seconds the counts not yet written are added to
- * `rowcast.activity` with one upsert, and at stop; reads sum that table (src/admin/inspect.ts) plus what
- * this process has not written yet, so that its own latest work shows at once.
+ * `rowcast.activity` with one upsert, and at stop; reads sum that table (src/admin/inspect/activity-stats.ts) plus
+ * what this process has not written yet, so that its own latest work shows at once.
  */
 export const BUCKET_MS = 10_000;
 /** How long unwritten counts are kept when the database cannot take them (bounded memory). */

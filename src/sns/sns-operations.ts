@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { endpointOf, subscriptionSettings } from '../admin/apply.js';
+import { endpointOf, subscriptionSettings } from '../admin/config/subscription-settings.js';
 import { type AwsConfig, subscriptionSchema, TOPIC_NAME } from '../config/schema.js';
 import type { FilterPolicyScope } from '../model/filter-policy/filter-policy.js';
 import { generateSecret } from '../delivery/sinks/http/webhook-secret.js';

@@ -6,7 +6,7 @@
 
 /** One migrator at a time per database (store/migrate.ts; session lock). "rowc" */
 export const MIGRATION_LOCK = 0x726f_7763;
-/** One `rowcast apply` at a time per database (admin/apply.ts; session lock). "rowa" */
+/** One `rowcast apply` at a time per database (admin/config/apply.ts; session lock). "rowa" */
 export const APPLY_LOCK = 0x726f_7761;
 /** One router pass at a time (routing/route-events.ts; transaction lock, tried, never waited for). "rowr" */
 export const ROUTE_LOCK = 0x726f_7772;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apply, generateSecret } from '../../src/admin/apply.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { apply, generateSecret } from '../../src/admin/config/apply.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
 import { ident } from '../../src/store/sql.js';

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { getBackfill, runBackfill } from '../../src/capture/backfill.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput, SourceConfig } from '../../src/config/schema.js';
 import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';

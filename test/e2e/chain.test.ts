@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { generateSecret } from '../../src/admin/apply.js';
+import { generateSecret } from '../../src/admin/config/apply.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import {
   applyConfig,

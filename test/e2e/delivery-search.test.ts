@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fetch } from 'undici';
-import { rowKeyForms, searchDeliveries, searchQuery } from '../../src/admin/delivery-search.js';
+import { rowKeyForms, searchDeliveries, searchQuery } from '../../src/admin/inspect/delivery-search.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { describeRun, runCli } from '../support/cli.js';
 import {

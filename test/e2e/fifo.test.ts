@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
@@ -193,7 +193,7 @@ test("onDeadMessage: 'block-group' holds a group behind its dead message until i
   assert.deepEqual(accepted(1), [], 'row 1 waits behind its dead message');
   assert.deepEqual(accepted(2), [], 'row 2 as well');
   fixed = true;
-  const { redrive } = await import('../../src/admin/operations.js');
+  const { redrive } = await import('../../src/admin/actions/delivery-actions.js');
   assert.equal(await redrive(db.pool, { subscription: 'blocking' }), 2);
   await eventually(() => accepted(1).length === 3 && accepted(2).length === 3, 'both groups, after redrive');
   assert.deepEqual(accepted(1), [0, 1, 2]);

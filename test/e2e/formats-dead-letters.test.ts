@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type CloudEvent, HTTP } from 'cloudevents';
-import { getStatus, redrive } from '../../src/admin/operations.js';
+import { getStatus } from '../../src/admin/inspect/status.js';
+import { redrive } from '../../src/admin/actions/delivery-actions.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import {
   applyConfig,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { listInvocations } from '../../src/admin/operations.js';
+import { listInvocations } from '../../src/admin/inspect/invocations.js';
 import { invokeFunction } from '../../src/functions/invoke.js';
 import {
   applyConfig,
@@ -65,7 +65,7 @@ before(async () => {
   rowcast = await startTestRowcast(
     db.url,
     {},
-    (await import('../../src/admin/load-config.js')).parseConfig(config(), 'test config').functions,
+    (await import('../../src/admin/config/load-config.js')).parseConfig(config(), 'test config').functions,
   );
 });
 

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { slotName } from '../../src/capture/logical-ddl.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { formatStatus } from '../../src/app/cli/format-status.js';
-import { getStatus } from '../../src/admin/operations.js';
+import { getStatus } from '../../src/admin/inspect/status.js';
 import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createPool } from '../../src/store/pool.js';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus } from '../../src/admin/operations.js';
+import { getStatus } from '../../src/admin/inspect/status.js';
 import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { PostgresSourceReader } from '../../src/capture/postgres/postgres-reader.js';

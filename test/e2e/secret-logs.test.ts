@@ -16,7 +16,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { SMTPServer } from 'smtp-server';
-import { generateSecret } from '../../src/admin/apply.js';
+import { generateSecret } from '../../src/admin/config/apply.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';

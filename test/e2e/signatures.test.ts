@@ -10,10 +10,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { apply, formatPlan, generateSecret } from '../../src/admin/apply.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { apply, formatPlan, generateSecret } from '../../src/admin/config/apply.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus, rotateSecret } from '../../src/admin/operations.js';
+import { getStatus } from '../../src/admin/inspect/status.js';
+import { rotateSecret } from '../../src/admin/actions/signing-secrets.js';
 import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyRetention } from '../../src/store/retention.js';

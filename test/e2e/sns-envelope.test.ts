@@ -17,7 +17,7 @@ import { SMTPServer } from 'smtp-server';
 import { confirmSubscription, requireConfirmation } from '../../src/delivery/sns-envelope/confirmation.js';
 import { snsStringToSign, type SnsEnvelopeFields } from '../../src/delivery/sns-envelope/envelope.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { sendTestMessage } from '../../src/admin/admin-actions.js';
+import { sendTestMessage } from '../../src/admin/actions/subscription-actions.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { withTransaction } from '../../src/store/pool.js';
 import { publishMessages } from '../../src/routing/fan-out.js';

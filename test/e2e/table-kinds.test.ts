@@ -12,9 +12,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apply } from '../../src/admin/apply.js';
+import { apply } from '../../src/admin/config/apply.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import {
   applyConfig,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus } from '../../src/admin/operations.js';
+import { getStatus } from '../../src/admin/inspect/status.js';
 import { assertDeliveries, type CheckResult } from '../support/checker.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { eventually } from '../support/database.js';

@@ -1,8 +1,8 @@
 import { loadavg } from 'node:os';
 import pg from 'pg';
-import { apply } from '../../src/admin/apply.js';
+import { apply } from '../../src/admin/config/apply.js';
 import { dropSlots } from '../../src/capture/logical-ddl.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { FunctionConfig, RowcastConfigInput, RuntimeConfig } from '../../src/config/schema.js';
 import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { lambdaFunctionArn, parseArn, snsSubscriptionArn, snsTopicArn, topicOfArn } from '../../src/model/arn.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 
 const aws = { region: 'us-east-2', accountId: '123456789100' };
 

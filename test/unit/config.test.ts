@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { generateSecret } from '../../src/admin/apply.js';
+import { generateSecret } from '../../src/admin/config/apply.js';
 import { parseDuration } from '../../src/config/duration.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfig } from '../../src/config/schema.js';
 import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { rowKeyForms } from '../../src/admin/delivery-search.js';
+import { rowKeyForms } from '../../src/admin/inspect/delivery-search.js';
 import { RowcastError } from '../../src/model/errors.js';
 
 test('a row key is looked up in every form it may be stored in', () => {

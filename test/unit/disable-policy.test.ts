@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 import { RowcastError } from '../../src/model/errors.js';
 import { decideDisable, formatSpan } from '../../src/model/disable-policy.js';
 import { summarize } from '../../src/delivery/endpoint-health.js';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { buildSnsEnvelope, type SnsEnvelopeFields, snsStringToSign } from '../../src/delivery/sns-envelope/envelope.js';
 import { certificatePath, createSigningKey } from '../../src/delivery/sns-envelope/signing-keys.js';
 import { snsMessageAttributes } from '../../src/delivery/sns-envelope/sns-envelopes.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { parseConfig } from '../../src/admin/config/load-config.js';
 
 const notification: SnsEnvelopeFields = {
   Type: 'Notification',

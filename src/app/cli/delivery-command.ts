@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { Pool } from '../../store/pool.js';
 import type { AttemptLogEntry } from '../../model/attempt-log.js';
-import { type DeliveryDetail, getDelivery } from '../../admin/inspect.js';
-import { resendDelivery } from '../../admin/resend-delivery.js';
+import { type DeliveryDetail, getDelivery } from '../../admin/inspect/deliveries.js';
+import { resendDelivery } from '../../admin/actions/delivery-actions.js';
 
 /** How a command of main.ts gets a pool (with the config's database and the global options). */
 export type WithPool = <T>(fn: (pool: Pool) => Promise<T>) => Promise<T>;

@@ -1,4 +1,4 @@
-import type { DeliverySearchItem } from '../../admin/delivery-search.js';
+import type { DeliverySearchItem } from '../../admin/inspect/delivery-search.js';
 
 /** A row key as people write it back to --row-key: id=42, tenant=a,id=42. */
 export function formatRowKey(key: Record<string, unknown> | null): string {

@@ -1,4 +1,5 @@
-import type { InvocationRecord, Status } from '../../admin/operations.js';
+import type { InvocationRecord } from '../../admin/inspect/invocations.js';
+import type { Status } from '../../admin/inspect/status.js';
 
 const age = (ms: number | null): string =>
   ms === null

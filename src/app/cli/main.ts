@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { apply, changesOf, formatPlan } from '../../admin/apply.js';
+import { apply, changesOf, formatPlan } from '../../admin/config/apply.js';
 import { type BackfillProgress, batchOption, runBackfill } from '../../capture/backfill.js';
 import { parseDuration } from '../../config/duration.js';
 import { certificatePath, rotateSigningKey } from '../../delivery/sns-envelope/signing-keys.js';
-import { CONFIG_FILE_NAMES, findConfigFile, loadConfig } from '../../admin/load-config.js';
+import { CONFIG_FILE_NAMES, findConfigFile, loadConfig } from '../../admin/config/load-config.js';
 import type { RowcastConfig } from '../../config/schema.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import { createLogger } from '../../observability/logger.js';
@@ -12,20 +12,17 @@ import type { RowcastRuntime } from '../runtime.js';
 import { migrate } from '../../store/migrate.js';
 import { createPool, type Pool, resolveDatabaseUrl } from '../../store/pool.js';
 import { invokeFunction } from '../../functions/invoke.js';
-import {
-  getStatus,
-  getSubscriptionSecrets,
-  listInvocations,
-  pauseSubscription,
-  redrive,
-  resumeSubscription,
-  rotateSecret,
-} from '../../admin/operations.js';
-import { pauseFunction, replayCapture, resumeFunction } from '../../admin/admin-actions.js';
+import { getStatus } from '../../admin/inspect/status.js';
+import { getSubscriptionSecrets, rotateSecret } from '../../admin/actions/signing-secrets.js';
+import { listInvocations } from '../../admin/inspect/invocations.js';
+import { pauseSubscription, resumeSubscription } from '../../admin/actions/subscription-actions.js';
+import { redrive } from '../../admin/actions/delivery-actions.js';
+import { pauseFunction, resumeFunction } from '../../admin/actions/function-actions.js';
+import { replayCapture } from '../../admin/actions/replay-capture.js';
 import { addDeliveryCommands } from './delivery-command.js';
 import { formatInvocations, formatStatus } from './format-status.js';
 import { formatDeliveries } from './format-deliveries.js';
-import { searchDeliveries } from '../../admin/delivery-search.js';
+import { searchDeliveries } from '../../admin/inspect/delivery-search.js';
 import { describeFailure, isTransientStartFailure } from './error-message.js';
 import { boundHeapGrowth } from './heap-growth.js';
 import { progress } from './progress.js';

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { parseDuration } from '../../../config/duration.js';
 import { ErrorCodes, RowcastError } from '../../../model/errors.js';
 import type { Logger } from '../../../observability/logger.js';
-import { MAX_PAGE } from '../../../admin/inspect.js';
+import { MAX_PAGE } from '../../../admin/inspect/page.js';
 
 /**
  * The error body of every route of the HTTP server (the admin API, /metrics, topic streams, claim-check links):

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { batchOption, getBackfill, startBackfill } from '../../../capture/backfill.js';
 import { ErrorCodes, RowcastError } from '../../../model/errors.js';
-import { replayCapture } from '../../../admin/admin-actions.js';
-import { listCaptures, listEvents } from '../../../admin/inspect.js';
+import { replayCapture } from '../../../admin/actions/replay-capture.js';
+import { listCaptures } from '../../../admin/inspect/declarations.js';
+import { listEvents } from '../../../admin/inspect/events.js';
 import type { HttpRoutePlugin } from '../route-plugin.js';
 import { name, nameParams, page, parse, time } from './api-support.js';
 

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { redriveDelivery } from '../../../admin/admin-actions.js';
-import { resendDelivery } from '../../../admin/resend-delivery.js';
-import { searchDeliveries } from '../../../admin/delivery-search.js';
-import { DELIVERY_STATES, getDelivery, listDeliveries } from '../../../admin/inspect.js';
+import { redriveDelivery, resendDelivery } from '../../../admin/actions/delivery-actions.js';
+import { searchDeliveries } from '../../../admin/inspect/delivery-search.js';
+import { DELIVERY_STATES, getDelivery, listDeliveries } from '../../../admin/inspect/deliveries.js';
 import type { HttpRoutePlugin } from '../route-plugin.js';
 import { idParams, name, page, parse } from './api-support.js';
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { pauseFunction, resumeFunction } from '../../../admin/admin-actions.js';
-import { listFunctions, listInvocationPage } from '../../../admin/inspect.js';
+import { pauseFunction, resumeFunction } from '../../../admin/actions/function-actions.js';
+import { listFunctions } from '../../../admin/inspect/declarations.js';
+import { listInvocationPage } from '../../../admin/inspect/invocations.js';
 import type { HttpRoutePlugin } from '../route-plugin.js';
 import { name, nameParams, page, parse } from './api-support.js';
 

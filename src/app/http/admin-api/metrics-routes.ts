@@ -1,7 +1,7 @@
 import { CAPTURE_SLOT_SQL } from '../../../capture/logical-ddl.js';
 import { createMetrics, type DatabaseSnapshot } from '../../../observability/metrics.js';
 import type { Pool } from '../../../store/pool.js';
-import { getLag } from '../../../admin/inspect.js';
+import { getLag } from '../../../admin/inspect/overview.js';
 import type { HttpRoutePlugin } from '../route-plugin.js';
 
 /** Events are counted once they are this old, so that a transaction committing a little late is still counted. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { getLag, getOverview, getStats } from '../../../admin/inspect.js';
+import { getLag, getOverview } from '../../../admin/inspect/overview.js';
+import { getStats } from '../../../admin/inspect/activity-stats.js';
 import type { HttpRoutePlugin } from '../route-plugin.js';
 import { durationParam, parse } from './api-support.js';
 

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { sendTestMessage } from '../../../admin/admin-actions.js';
-import { getSubscription, listSubscriptions } from '../../../admin/inspect.js';
-import { pauseSubscription, redrive, resumeSubscription, rotateSecret } from '../../../admin/operations.js';
+import { sendTestMessage, pauseSubscription, resumeSubscription } from '../../../admin/actions/subscription-actions.js';
+import { getSubscription, listSubscriptions } from '../../../admin/inspect/declarations.js';
+import { redrive } from '../../../admin/actions/delivery-actions.js';
+import { rotateSecret } from '../../../admin/actions/signing-secrets.js';
 import type { HttpRoutePlugin } from '../route-plugin.js';
 import { nameParams, parse, time } from './api-support.js';
 

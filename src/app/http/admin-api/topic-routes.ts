@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ErrorCodes, RowcastError } from '../../../model/errors.js';
-import { testFilterPolicy } from '../../../admin/admin-actions.js';
-import { listTopics } from '../../../admin/inspect.js';
+import { testFilterPolicy } from '../../../admin/actions/test-filter-policy.js';
+import { listTopics } from '../../../admin/inspect/declarations.js';
 import type { HttpRoutePlugin } from '../route-plugin.js';
 import { name, parse } from './api-support.js';
 

@@ -3,10 +3,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
 import type { z } from 'zod';
-import { ErrorCodes, RowcastError } from '../model/errors.js';
-import { resolveProcessRuntime, runtimeKind } from '../config/runtime-kind.js';
-import { editDistance, validateFilterPolicy } from '../model/filter-policy/filter-policy.js';
-import { configSchema, type RowcastConfig, type RowcastConfigInput } from '../config/schema.js';
+import { ErrorCodes, RowcastError } from '../../model/errors.js';
+import { resolveProcessRuntime, runtimeKind } from '../../config/runtime-kind.js';
+import { editDistance, validateFilterPolicy } from '../../model/filter-policy/filter-policy.js';
+import { configSchema, type RowcastConfig, type RowcastConfigInput } from '../../config/schema.js';
 
 export const CONFIG_FILE_NAMES = [
   'rowcast.config.ts',

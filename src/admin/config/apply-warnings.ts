@@ -1,7 +1,7 @@
-import type { RowcastConfig } from '../config/schema.js';
-import type { PoolClient } from '../store/pool.js';
-import { classifyAddress } from '../delivery/sinks/http/address-policy.js';
-import { readTableInfo, tableName } from '../capture/table-info.js';
+import type { RowcastConfig } from '../../config/schema.js';
+import type { PoolClient } from '../../store/pool.js';
+import { classifyAddress } from '../../delivery/sinks/http/address-policy.js';
+import { readTableInfo, tableName } from '../../capture/table-info.js';
 
 /**
  * What a config declares that is valid but known to fail at delivery time, one line each naming the key, the

@@ -1,18 +1,8 @@
-import { OPERATIONS } from '../config/schema.js';
-import { ErrorCodes, RowcastError } from '../model/errors.js';
-import type { Pool } from '../store/pool.js';
-import {
-  decodeCursor,
-  DELIVERY_COLUMNS,
-  deliveryItem,
-  type DeliveryItem,
-  type DeliveryState,
-  limitOf,
-  type Page,
-  type PageRequest,
-  pageOf,
-  type TimeRange,
-} from './inspect.js';
+import { OPERATIONS } from '../../config/schema.js';
+import { ErrorCodes, RowcastError } from '../../model/errors.js';
+import type { Pool } from '../../store/pool.js';
+import { DELIVERY_COLUMNS, deliveryItem, type DeliveryItem, type DeliveryState } from './deliveries.js';
+import { decodeCursor, limitOf, type Page, type PageRequest, pageOf, type TimeRange } from './page.js';
 
 /*
  * Find a row's deliveries: deliveries by capture, operation, row key, subscription, topic, state and time. A

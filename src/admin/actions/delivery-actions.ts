@@ -1,0 +1,113 @@
+import { ErrorCodes, RowcastError } from '../../model/errors.js';
+import { historyEventSql } from '../../model/attempt-log.js';
+import type { Pool } from '../../store/pool.js';
+import { assertSubscription, unconfirmed } from './subscription-actions.js';
+import { wakeProcesses } from './wake-processes.js';
+
+/*
+ * Sending deliveries again: every dead one (redrive), one dead one (redriveDelivery), one done or dead one
+ * (resendDelivery). Each goes back to pending with a fresh attempt budget and a history entry in its attempt log.
+ */
+
+/**
+ * Puts dead deliveries back to pending with a fresh attempt budget, in chunks (progress after each); optionally
+ * only one subscription's, and only those that went dead in [since, until).
+ * Returns how many were re-queued.
+ */
+export async function redrive(
+  pool: Pool,
+  options: { subscription?: string; since?: Date; until?: Date; onProgress?: (done: number) => void } = {},
+): Promise<number> {
+  if (options.subscription) await assertSubscription(pool, options.subscription);
+  let total = 0;
+  // Each chunk re-queues rows that went dead in [since, until); re-queued rows are no longer dead, so chunks advance.
+  for (;;) {
+    const r = await pool.query(
+      `WITH c AS (SELECT id FROM rowcast.deliveries
+                   WHERE state = 'dead' AND ($1::text IS NULL OR subscription = $1)
+                     AND ($2::timestamptz IS NULL OR updated_at >= $2) AND ($3::timestamptz IS NULL OR updated_at < $3)
+                     -- Not to a subscription waiting for SNS's confirmation or unsubscribed (it receives nothing), but
+                     -- its handshake messages (topics 'sns:…'), which are how it gets confirmed.
+                     AND ((SELECT s.sns_state FROM rowcast.subscriptions s WHERE s.name = rowcast.deliveries.subscription) = 'confirmed'
+                          OR (SELECT m.topic FROM rowcast.messages m WHERE m.id = rowcast.deliveries.message_id) LIKE 'sns:%')
+                   LIMIT 1000 FOR UPDATE SKIP LOCKED)
+       UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), attempt_log = ${historyEventSql('d', 'redriven')}
+         FROM c WHERE d.id = c.id`,
+      [options.subscription ?? null, options.since ?? null, options.until ?? null],
+    );
+    total += r.rowCount ?? 0;
+    if (!r.rowCount) break;
+    options.onProgress?.(total);
+  }
+  // Wakes running processes (they reload and claim).
+  if (total) await wakeProcesses(pool);
+  return total;
+}
+
+/** Puts one dead delivery back to pending with a fresh attempt budget; 409 (CONFLICT) if it is not dead. */
+export async function redriveDelivery(pool: Pool, id: string): Promise<number> {
+  if (!/^\d{1,19}$/.test(id))
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `"${id}" is not a delivery id: delivery ids are whole numbers.`,
+    );
+  // A subscription waiting for SNS's confirmation (or unsubscribed) receives nothing but its handshake messages.
+  const { rows } = await pool.query<{ state: string; redriven: boolean; subscription: string; sns_state: string }>(
+    `WITH x AS (SELECT d.id, d.state, d.subscription, s.sns_state, s.sns_state = 'confirmed' OR m.topic LIKE 'sns:%' AS allowed
+                  FROM rowcast.deliveries d JOIN rowcast.subscriptions s ON s.name = d.subscription JOIN rowcast.messages m ON m.id = d.message_id
+                 WHERE d.id = $1),
+     r AS (UPDATE rowcast.deliveries d SET state = 'pending', attempts = 0, available_at = now(), updated_at = now(), attempt_log = ${historyEventSql('d', 'redriven')}
+            WHERE id = $1 AND state = 'dead' AND (SELECT allowed FROM x) RETURNING 1)
+     SELECT x.state, x.subscription, x.sns_state, EXISTS (SELECT 1 FROM r) AS redriven FROM x`,
+    [id],
+  );
+  if (!rows[0])
+    throw new RowcastError(ErrorCodes.NOT_FOUND, `No delivery ${id}: it never existed or retention removed it.`);
+  if (!rows[0].redriven && rows[0].state === 'dead') throw unconfirmed(rows[0].subscription, rows[0].sns_state);
+  if (!rows[0].redriven)
+    throw new RowcastError(
+      ErrorCodes.CONFLICT,
+      `Delivery ${id} is ${rows[0].state}, not dead: only dead deliveries are redriven (replay a capture to send delivered messages again).`,
+    );
+  await wakeProcesses(pool);
+  return 1;
+}
+
+/**
+ * Sends one delivered (or dead) delivery again to its subscription (Svix's "resend", Hasura's "redeliver"): back to
+ * pending with a fresh attempt budget, as the same message (same webhook-id, so receivers that deduplicate see a
+ * copy), and a "resent" entry in its attempt log before the new series of attempts. 404 if there is no such
+ * delivery, 409 (CONFLICT) while it is still pending or in flight. Wakes running processes.
+ */
+export async function resendDelivery(pool: Pool, id: string): Promise<number> {
+  if (!/^\d{1,19}$/.test(id))
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `"${id}" is not a delivery id: delivery ids are whole numbers (the id field of /api/deliveries items).`,
+    );
+  // As for a redrive: a subscription waiting for SNS's confirmation (or unsubscribed) gets only its handshake messages.
+  const { rows } = await pool.query<{ state: string; resent: boolean; subscription: string; sns_state: string }>(
+    `WITH x AS (SELECT d.state, d.subscription, s.sns_state, s.sns_state = 'confirmed' OR m.topic LIKE 'sns:%' AS allowed
+                  FROM rowcast.deliveries d JOIN rowcast.subscriptions s ON s.name = d.subscription JOIN rowcast.messages m ON m.id = d.message_id
+                 WHERE d.id = $1),
+     r AS (UPDATE rowcast.deliveries d
+              SET state = 'pending', attempts = 0, available_at = now(), delivered_at = NULL, updated_at = now(), attempt_log = ${historyEventSql('d', 'resent')}
+            WHERE id = $1 AND state IN ('done', 'dead') AND (SELECT allowed FROM x) RETURNING 1)
+     SELECT x.state, x.subscription, x.sns_state, EXISTS (SELECT 1 FROM r) AS resent FROM x`,
+    [id],
+  );
+  if (!rows[0])
+    throw new RowcastError(
+      ErrorCodes.NOT_FOUND,
+      `No delivery ${id}: it never existed or retention removed it (finished deliveries are kept for runtime.retention).`,
+    );
+  if (!rows[0].resent && ['done', 'dead'].includes(rows[0].state))
+    throw unconfirmed(rows[0].subscription, rows[0].sns_state);
+  if (!rows[0].resent)
+    throw new RowcastError(
+      ErrorCodes.CONFLICT,
+      `Delivery ${id} is ${rows[0].state === 'in_flight' ? 'in flight' : rows[0].state}: it is on its way already; resend it once it is done or dead.`,
+    );
+  await wakeProcesses(pool);
+  return 1;
+}

@@ -1,0 +1,139 @@
+import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../../config/schema.js';
+import { redactEndpoint } from '../../observability/logger.js';
+import type { PlanStep } from '../../capture/plan-step.js';
+import { handshakeStatement } from '../../delivery/sns-envelope/confirmation.js';
+import { generateSecret, ROTATE_SECRET_SQL } from '../../delivery/sinks/http/webhook-secret.js';
+import { stableJson, type SubscriptionRow } from './stored-config.js';
+import { endpointOf, isWebhook, subscriptionSettings } from './subscription-settings.js';
+
+/**
+ * The steps that make the store's subscriptions match the config: each one created or updated (a changed signing
+ * secret is rotated, SNS's handshake started or ended), and those the config made but no longer declares removed.
+ * A secret that is not a Standard Webhooks secret is a problem: nothing is applied.
+ */
+export function planSubscriptions(
+  config: RowcastConfig,
+  subs: Map<string, SubscriptionRow>,
+  problems: string[],
+): PlanStep[] {
+  const steps: PlanStep[] = [];
+  for (const [name, sub] of Object.entries(config.subscriptions)) {
+    const existing = subs.get(name);
+    const settings = subscriptionSettings(sub);
+    const secret = resolveSecret(sub);
+    if (secret !== undefined && !WEBHOOK_SECRET.test(secret)) {
+      problems.push(
+        `subscriptions.${name}.secret: the value of ${isWebhook(sub) && typeof sub.secret === 'object' ? `$${sub.secret.env}` : 'the secret'} is not a Standard Webhooks secret ("whsec_" + base64 of 24–64 bytes).`,
+      );
+      continue;
+    }
+    const columns = {
+      topic: sub.topic,
+      protocol: sub.protocol,
+      endpoint: endpointOf(sub),
+      settings,
+      filter_policy: sub.filterPolicy ?? null,
+      filter_scope: sub.filterPolicyScope,
+      dead_letter_topic: sub.deadLetter?.topic ?? null,
+    };
+    const changed = existing
+      ? (Object.keys(columns) as (keyof typeof columns)[]).filter(
+          (k) => stableJson(existing[k]) !== stableJson(columns[k]),
+        )
+      : [];
+    // A changed secret is rotated: the old one stays valid for the overlap (two signatures per request meanwhile).
+    const rotate = existing && secret !== undefined && secret !== existing.secret;
+    if (rotate) changed.push('secret' as never);
+    if (existing && existing.owner !== 'config')
+      changed.push('made through the SNS API, now declared in the config' as never);
+    // Whether the config owns the secret (then `rowcast rotate-secret` refuses, as apply would undo it).
+    if (existing && existing.secret_from_config !== (secret !== undefined) && !rotate) {
+      changed.push(
+        (secret !== undefined ? 'secret now declared in the config' : 'secret no longer in the config; kept') as never,
+      );
+    }
+    if (existing && !changed.length) continue;
+    steps.push({
+      summary: existing
+        ? `~ subscription ${name} (${changed.join(', ')})`
+        : `+ subscription ${name} (${sub.protocol} ${redactEndpoint(endpointOf(sub))}) on topic ${sub.topic}`,
+      sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config, owner)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'config')
+            ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, protocol = EXCLUDED.protocol, endpoint = EXCLUDED.endpoint,
+              settings = EXCLUDED.settings, filter_policy = EXCLUDED.filter_policy, filter_scope = EXCLUDED.filter_scope,
+              dead_letter_topic = EXCLUDED.dead_letter_topic, secret = COALESCE(rowcast.subscriptions.secret, EXCLUDED.secret),
+              secret_from_config = EXCLUDED.secret_from_config, owner = 'config', updated_at = now()`,
+      params: [
+        name,
+        columns.topic,
+        columns.protocol,
+        columns.endpoint,
+        columns.settings,
+        columns.filter_policy,
+        columns.filter_scope,
+        columns.dead_letter_topic,
+        secret ?? (isWebhook(sub) ? generateSecret() : null),
+        secret !== undefined,
+      ],
+      secretParams: [8],
+    });
+    // SNS's handshake: a new subscription that must be confirmed, or one that now must be, is sent a
+    // SubscriptionConfirmation and gets nothing until confirmed; one that no longer needs it is confirmed.
+    const confirmation = isWebhook(sub) && sub.format === 'sns' ? sub.confirmation : 'none';
+    const wasRequired =
+      (existing?.settings as { format?: string; confirmation?: string } | undefined)?.confirmation === 'required';
+    if (confirmation === 'required' && (!existing || !wasRequired)) {
+      const handshake = handshakeStatement(name, 'SubscriptionConfirmation');
+      steps.push({
+        summary: `~ subscription ${name}: send SNS's SubscriptionConfirmation (it receives nothing until confirmed)`,
+        sql: handshake.sql,
+        params: handshake.params,
+        secretParams: [1, 4],
+      });
+    } else if (confirmation === 'none' && wasRequired) {
+      steps.push({
+        summary: `~ subscription ${name}: no SNS confirmation needed any more (confirmed)`,
+        sql: `UPDATE rowcast.subscriptions SET sns_state = 'confirmed', sns_state_changed_at = now() WHERE name = $1 AND sns_state = 'pending_confirmation'`,
+        params: [name],
+      });
+    }
+    if (rotate && isWebhook(sub)) {
+      const overlap = sub.secretRotationOverlap;
+      steps.push({
+        summary: `~ subscription ${name}: rotate the signing secret (${overlap ? `the previous one stays valid for ${formatOverlap(overlap)}` : 'the previous one ends now'})`,
+        sql: ROTATE_SECRET_SQL,
+        params: [name, secret, overlap],
+        secretParams: [1],
+      });
+    }
+  }
+  // What the SNS API made is the API's to remove (DeleteTopic, Unsubscribe): apply leaves it alone.
+  for (const [name, existing] of subs) {
+    if (!config.subscriptions[name] && existing.owner === 'config') {
+      steps.push({
+        summary: `- subscription ${name} (its undelivered deliveries are dropped)`,
+        sql: 'DELETE FROM rowcast.subscriptions WHERE name = $1',
+        params: [name],
+      });
+    }
+  }
+  return steps;
+}
+
+/** A webhook's signing secret from the config (or the environment variable it names). */
+function resolveSecret(sub: SubscriptionConfig): string | undefined {
+  if (!isWebhook(sub) || sub.secret === undefined) return undefined;
+  return typeof sub.secret === 'string' ? sub.secret : process.env[sub.secret.env];
+}
+
+/** "24h", "90m", "1500ms": an overlap for the plan. */
+function formatOverlap(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const)
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
