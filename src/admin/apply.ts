@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
+import { type RowcastConfig } from '../config/schema.js';
+import { type SubscriptionConfig, WEBHOOK_SECRET } from '../config/subscription-schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 import { redactEndpoint, redactSecrets } from '../observability/logger.js';
 import { assertMigrated } from '../store/migrate.js';

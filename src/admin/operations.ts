@@ -1,6 +1,6 @@
 import { CAPTURE_SLOT_SQL } from '../capture/logical-ddl.js';
 import { parseDuration } from '../config/duration.js';
-import { WEBHOOK_SECRET } from '../config/schema.js';
+import { WEBHOOK_SECRET } from '../config/subscription-schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 import { redactEndpoint } from '../observability/logger.js';
 import { type Pool, withTransaction } from '../store/pool.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type mysql from 'mysql2/promise';
-import type { SourceConfig } from '../config/schema.js';
+import type { SourceConfig } from '../config/source-schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 import type { PoolClient } from '../store/pool.js';
 import { ident, literal, qualified } from '../store/sql.js';

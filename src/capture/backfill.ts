@@ -1,4 +1,5 @@
-import type { CaptureConfig, SourceConfig } from '../config/schema.js';
+import type { CaptureConfig } from '../config/capture-schema.js';
+import type { SourceConfig } from '../config/source-schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { ident, literal, qualified } from '../store/sql.js';

@@ -1,7 +1,7 @@
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
-import type { Operation } from '../config/schema.js';
+import type { Operation } from '../config/capture-schema.js';
 import type { Logger } from '../observability/logger.js';
-import type { DatabaseSettings } from '../config/schema.js';
+import type { DatabaseSettings } from '../config/database-schema.js';
 import { connectionSettings, createPool, type Pool, withoutDeadline, withTransaction } from '../store/pool.js';
 import { ident } from '../store/sql.js';
 import { PUBLICATION, slotName } from './logical-ddl.js';

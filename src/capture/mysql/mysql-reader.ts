@@ -1,12 +1,9 @@
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
 import type pg from 'pg';
-import type {
-  CaptureConfig,
-  DatabaseSettings,
-  MysqlSourceConfig as SourceConfig,
-  Operation,
-} from '../../config/schema.js';
+import type { CaptureConfig, Operation } from '../../config/capture-schema.js';
+import type { DatabaseSettings } from '../../config/database-schema.js';
+import type { MysqlSourceConfig as SourceConfig } from '../../config/source-schema.js';
 import type { Logger } from '../../observability/logger.js';
 import { createClient, type Pool } from '../../store/pool.js';
 import { backfillTableName } from '../backfill-source.js';

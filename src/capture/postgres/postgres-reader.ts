@@ -1,6 +1,8 @@
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import type pg from 'pg';
-import type { CaptureConfig, DatabaseSettings, Operation, PostgresSourceConfig } from '../../config/schema.js';
+import type { CaptureConfig, Operation } from '../../config/capture-schema.js';
+import type { DatabaseSettings } from '../../config/database-schema.js';
+import type { PostgresSourceConfig } from '../../config/source-schema.js';
 import type { Logger } from '../../observability/logger.js';
 import { createClient, type Pool } from '../../store/pool.js';
 import { BACKFILL_PREFIX, CHUNK_BYTES, CHUNK_ROWS, keepSlotAlive, lsnText, lsnValue, WAKE } from '../logical-reader.js';
