@@ -17,6 +17,7 @@ import {
   textPlugin,
   writtenBefore,
 } from './pgoutput.js';
+import { SlotConfirmations } from './slot-confirmations.js';
 import { WAKE } from './wake.js';
 
 /** A logical capture as the reader needs it: the function that writes its events, and which operations it takes. */
@@ -35,8 +36,6 @@ const JSON_TYPES = new Set([114, 3802]); // json, jsonb: their values go into th
 /** Changes held before the stream waits for them to be written (a burst is written in batches meanwhile). */
 const MAX_PENDING = 5000;
 const RETRY_MS = 5000;
-/** How soon written batches are confirmed to the slot (once the log is flushed past them). */
-const CONFIRM_MS = 100;
 /** Another process streams the slot: `replication slot … is active for PID …`. */
 const OBJECT_IN_USE = '55006';
 /** rowcast.advance_capture_progress refused a write: the recorded position is not where this reader left it. */
@@ -73,13 +72,10 @@ export class LogicalCaptureReader {
   private messages: boolean | null = null;
   /** Position recorded with the last written batch: transactions ending at or before it are already events. */
   private written = 0n;
-  /** What the slot may be told: what was written and is flushed, or further while idle (the server's position). */
-  private confirmable = 0n;
-  /** Written batches whose commit may not be on disk yet: their end, and a log position after their commit once known. */
-  private unflushed: { end: bigint; wal: bigint | null }[] = [];
-  /** One connection whose commits do not wait for the WAL flush (see confirm). */
+  /** What the slot may be told (slot-confirmations.ts). */
+  private readonly confirmations: SlotConfirmations;
+  /** One connection whose commits do not wait for the WAL flush (see slot-confirmations.ts). */
   private readonly writer: Pool;
-  private confirmTimer: NodeJS.Timeout | null = null;
   /** Messages received from the socket and not yet handled: the library queues them, heartbeats overtake them. */
   private unhandled = 0;
   private tx: OpenTransaction | null = null;
@@ -104,6 +100,7 @@ export class LogicalCaptureReader {
     private readonly database?: Partial<DatabaseSettings>,
   ) {
     this.chunkRows = options.chunkRows ?? CHUNK_ROWS;
+    this.confirmations = new SlotConfirmations(pool, () => this.service);
     this.writer = createPool(url, { max: 1, applicationName: 'rowcast logical capture', asyncCommit: true, database });
   }
 
@@ -197,8 +194,7 @@ export class LogicalCaptureReader {
       [this.slot],
     );
     this.written = rows[0] ? lsnValue(rows[0].lsn) : 0n;
-    this.confirmable = this.written;
-    this.unflushed = [];
+    this.confirmations.reset(this.written);
     this.unhandled = 0;
     this.tx = null;
     this.pending = [];
@@ -229,10 +225,11 @@ export class LogicalCaptureReader {
       // The server's position: it has sent every transaction that committed before it. Idle (all of that handled
       // and written), the slot may let go of the log up to there. Otherwise only what was written is confirmed.
       // A heartbeat can arrive while messages before it still wait in the library's queue (`unhandled`).
-      const idle = !this.unhandled && !this.tx && !this.pending.length && !this.flushing && !this.unflushed.length;
-      const position = idle && lsnValue(lsn) > this.confirmable ? lsnValue(lsn) : this.confirmable;
-      if (position > this.confirmable) this.confirmable = position;
-      if (reply || idle) void service.acknowledge(lsnText(this.confirmable)).catch(() => {});
+      const confirmations = this.confirmations;
+      const idle = !this.unhandled && !this.tx && !this.pending.length && !this.flushing && !confirmations.waiting;
+      const position = idle && lsnValue(lsn) > confirmations.position ? lsnValue(lsn) : confirmations.position;
+      if (position > confirmations.position) confirmations.position = position;
+      if (reply || idle) void service.acknowledge(lsnText(confirmations.position)).catch(() => {});
     });
     service.on('start', () => {
       this.streaming = true;
@@ -245,8 +242,7 @@ export class LogicalCaptureReader {
     });
     await service.subscribe(plugin, this.slot);
     await this.flushing;
-    if (this.confirmTimer) clearTimeout(this.confirmTimer);
-    this.confirmTimer = null;
+    this.confirmations.stop();
     if (failed && !this.stopping) throw failed;
   }
 
@@ -348,7 +344,7 @@ export class LogicalCaptureReader {
     if (this.pending.length || this.written !== this.pendingEnd) return;
     const client = await this.writer.connect();
     let failed: Error | undefined;
-    const stopKeepAlive = keepSlotAlive(this.service, () => this.confirmable);
+    const stopKeepAlive = keepSlotAlive(this.service, () => this.confirmations.position);
     try {
       this.promoting = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       if (this.stopping) return;
@@ -370,9 +366,9 @@ export class LogicalCaptureReader {
       client.release(failed);
     }
     this.written = this.pendingEnd = end;
-    this.unflushed.push({ end, wal: null });
+    this.confirmations.written(end);
     this.onCaptured(tx.staged);
-    this.confirmSoon();
+    this.confirmations.soon();
   }
 
   private flushSoon(): void {
@@ -395,44 +391,13 @@ export class LogicalCaptureReader {
       }
       this.written = end;
       this.onCaptured(batch.length);
-      this.confirmSoon();
+      this.confirmations.soon();
     }
-  }
-
-  /**
-   * Batches commit asynchronously (no WAL flush of their own on the writers' 2 cores; the WAL writer or the next
-   * synchronous commit flushes them within a fraction of a second), so the slot is told a batch's end only once
-   * the log is flushed past its commit: a crash before that loses the batch and its recorded position together,
-   * and the slot sends it again.
-   */
-  private confirmSoon(): void {
-    this.confirmTimer ??= setTimeout(() => {
-      this.confirmTimer = null;
-      void this.confirm().catch(() => {});
-    }, CONFIRM_MS);
-  }
-
-  private async confirm(): Promise<void> {
-    if (!this.unflushed.length || !this.service) return;
-    // Batches that had committed before this query lie before its insert position: that bounds their commit
-    // records (one query per round rather than one per batch, off the path to routing).
-    const known = this.unflushed.filter((b) => b.wal === null);
-    const { rows } = await this.pool.query<{ inserted: string; flushed: string }>(
-      'SELECT pg_current_wal_insert_lsn()::text AS inserted, pg_current_wal_flush_lsn()::text AS flushed',
-    );
-    for (const b of known) b.wal = lsnValue(rows[0]!.inserted);
-    const flushed = lsnValue(rows[0]!.flushed);
-    while (this.unflushed.length && this.unflushed[0]!.wal !== null && this.unflushed[0]!.wal <= flushed) {
-      const { end } = this.unflushed.shift()!;
-      if (end > this.confirmable) this.confirmable = end;
-    }
-    await this.service?.acknowledge(lsnText(this.confirmable)).catch(() => {});
-    if (this.unflushed.length) this.confirmSoon();
   }
 
   private async write(batch: Change[], end: bigint): Promise<void> {
     await writeChanges(this.writer, this.slot, this.written, end, batch);
-    this.unflushed.push({ end, wal: null });
+    this.confirmations.written(end);
   }
 
   private sleep(ms: number): Promise<void> {
