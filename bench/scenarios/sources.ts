@@ -2,7 +2,8 @@
  * 6. Sources: a MySQL/MariaDB source (binlog → events) beside the store's own logical capture, in the same run:
  *   - capture rate: rows written as fast as 4 writers can (100-row INSERTs, one transaction each) become events
  *     (rows/s from the first commit until the last row is an event in rowcast.events);
- *   - latency: commit → topic → webhook at a steady 200 events/s through each.
+ *   - latency: commit → topic → webhook at a steady 200 events/s through each, after a warm-up (as in latency.ts),
+ *     with where the time went (stages(), on the machine's clock) in the log.
  * Needs MariaDB with its binary log on (ROWCAST_BENCH_MYSQL_URL, default mysql://root@127.0.0.1:3306; .ci/run and
  * docs/sources.md say how), and wal_level = logical for the PostgreSQL side; a side the machine lacks is left out.
  */
@@ -47,7 +48,7 @@ const mysqlTableDdl = (table: string) =>
   `CREATE TABLE ${table} (id BIGINT PRIMARY KEY, application VARCHAR(64), category VARCHAR(64), customer_reference_id VARCHAR(8),
     exception_reason VARCHAR(128), event_timestamp DATETIME(6))`;
 const mysqlInsert = (table: string, first: number, rows: number) =>
-  `INSERT INTO ${table} VALUES ${Array.from({ length: rows }, (_, i) => `(${first + i}, 'customer-onboard-app', 'validate-optional-data', '1001', 'Missing secondary phone number', NOW(6))`).join(', ')}`;
+  `INSERT INTO ${table} VALUES ${Array.from({ length: rows }, (_, i) => `(${first + i}, 'customer-onboard-app', 'validate-optional-data', '1001', 'Missing secondary phone number', UTC_TIMESTAMP(6))`).join(', ')}`;
 
 /** writeAtRate's open loop, on MariaDB: `rate` single-row INSERTs per second, each one transaction (autocommit). */
 async function writeMysqlAtRate(
@@ -105,6 +106,34 @@ async function eventsWritten(
     if (n >= expected || monotonicMs() - last.at > stallMs) return last;
     await sleep(50);
   }
+}
+
+/**
+ * Where the time goes, on the machine's clock (both servers run here): the row written (its event_timestamp, set by
+ * the writing statement; MariaDB's in UTC, PostgreSQL's in the session's zone) → its event captured in the store →
+ * routed → its delivery recorded.
+ */
+async function stages(
+  pool: Pool,
+  capture: string,
+  utc: boolean,
+  commits: ReadonlyMap<number, number>,
+): Promise<string> {
+  const ids = [...commits.keys()];
+  const written = utc
+    ? `((e.after ->> 'event_timestamp')::timestamp AT TIME ZONE 'UTC')`
+    : `((e.after ->> 'event_timestamp')::timestamp AT TIME ZONE current_setting('TimeZone'))`;
+  const { rows } = await pool.query<Record<string, number | null>>(
+    `SELECT ${['c', 'r', 'd'].map((c) => `percentile_cont(0.5) WITHIN GROUP (ORDER BY ${c}) AS ${c}50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ${c}) AS ${c}99`).join(', ')}
+       FROM (SELECT extract(epoch FROM e.captured_at - ${written}) * 1000 AS c, extract(epoch FROM e.routed_at - e.captured_at) * 1000 AS r,
+                    extract(epoch FROM d.delivered_at - e.routed_at) * 1000 AS d
+               FROM rowcast.events e JOIN rowcast.messages m ON m.event_id = e.id JOIN rowcast.deliveries d ON d.message_id = m.id
+              WHERE e.capture = $1 AND (e.key ->> 'id')::bigint BETWEEN $2 AND $3 AND d.delivered_at IS NOT NULL) AS t`,
+    [capture, Math.min(...ids), Math.max(...ids)],
+  );
+  const f = (v: number | null | undefined) => (v == null ? '?' : Number(v).toFixed(1));
+  const r = rows[0] ?? {};
+  return `stages: row written → event captured p50 ${f(r.c50)} / p99 ${f(r.c99)} ms, → routed p50 ${f(r.r50)} / p99 ${f(r.r99)} ms, → delivery recorded p50 ${f(r.d50)} / p99 ${f(r.d99)} ms`;
 }
 
 export const sources: Scenario = {
@@ -241,26 +270,28 @@ export const sources: Scenario = {
       // Latency at a steady rate, commit → webhook, one side after the other.
       const { rate, durationMs, windows } = profile.latency;
       const p50s = new Map<string, Record<'p50' | 'p99', Measurement>>();
+      const writeLatencyRows = (side: string, options: { rate: number; durationMs: number; connections: number }) =>
+        side === MYSQL
+          ? writeMysqlAtRate(MYSQL_URL, database, 'latency_rows', { ...options, ids })
+          : writeAtRate(db.url, { ...options, rowsPerStatement: 1, ids, sql: insertBatchSql('latency_logical') });
       for (const side of sides) {
+        // Warm up (connections, plans, the reader's first batches), as the latency scenario does, so that the
+        // figures are steady state, not a cold start; then idle, as at 200 events/s most events find it.
+        await receiver.reset(true);
+        const warm = await writeLatencyRows(side, { rate: 50, durationMs: 500, connections: 1 });
+        await receiver.waitFor(warm.commits.size, 15_000).catch((err: Error) => ctx.log(`sources: ${err.message}`));
         await rowcast.idle(db.pool, 120_000);
         await receiver.reset(true);
+        const capture = side === MYSQL ? 'mysql_latency' : 'logical_latency';
         ctx.log(`sources: ${side}: ${rate} events/s for ${durationMs / 1000} s`);
-        const written =
-          side === MYSQL
-            ? await writeMysqlAtRate(MYSQL_URL, database, 'latency_rows', { rate, durationMs, connections: 4, ids })
-            : await writeAtRate(db.url, {
-                rate,
-                durationMs,
-                connections: 4,
-                rowsPerStatement: 1,
-                ids,
-                sql: insertBatchSql('latency_logical'),
-              });
+        const written = await writeLatencyRows(side, { rate, durationMs, connections: 4 });
         await receiver.waitFor(written.commits.size, 15_000).catch((err: Error) => ctx.log(`sources: ${err.message}`));
         const arrivals = await receiver.samples();
         const { windows: summaries, overall } = windowedLatency(written.commits, arrivals, windows);
         const note = `${written.commits.size} events at ${Math.round(written.achievedRate)}/s${overall.missing ? `, ${overall.missing} never arrived` : ''}; whole run p50 ${overall.p50.toFixed(2)}, p99 ${overall.p99.toFixed(2)}, max ${overall.max.toFixed(1)} ms`;
         ctx.log(`sources: ${side}: ${note}`);
+        await rowcast.idle(db.pool, 120_000);
+        ctx.log(`sources: ${side}: ${await stages(db.pool, capture, side === MYSQL, written.commits)}`);
         const m = (stat: 'p50' | 'p99') =>
           results.add({
             scenario: 'sources',

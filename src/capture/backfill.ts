@@ -122,18 +122,27 @@ export function startBackfill(
   });
 }
 
+/**
+ * A backfill's batch size as given (the CLI's --batch text, the admin API's number or text): rows per batch, a whole
+ * number from 1 to MAX_BATCH; nothing given is the default (or, resuming, the stopped backfill's).
+ */
+export function batchOption(value: string | number | undefined): number | undefined {
+  if (value === undefined || (typeof value === 'string' && value.trim() === '')) return undefined;
+  const batch = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(batch) || batch < 1 || batch > MAX_BATCH)
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `batch must be a whole number of rows from 1 to ${MAX_BATCH}, not ${JSON.stringify(value)}.`,
+    );
+  return batch;
+}
+
 export async function runBackfill(
   pool: Pool,
   capture: string,
   options: BackfillOptions = {},
 ): Promise<BackfillProgress> {
-  const batchOption = options.batch;
-  if (batchOption !== undefined && (!Number.isInteger(batchOption) || batchOption < 1 || batchOption > MAX_BATCH)) {
-    throw new RowcastError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `batch must be a whole number from 1 to ${MAX_BATCH}, not ${batchOption}.`,
-    );
-  }
+  const batchGiven = batchOption(options.batch);
   const client = await pool.connect();
   let locked = false;
   /** From the moment this run owns the backfill's row: a failure after it is recorded there. */
@@ -201,7 +210,7 @@ export async function runBackfill(
       );
     }
     const where = fresh ? (options.where ?? null) : previous.where;
-    const batch = batchOption ?? (fresh ? DEFAULT_BATCH : previous.batch);
+    const batch = batchGiven ?? (fresh ? DEFAULT_BATCH : previous.batch);
     const condition = where === null ? '' : ` AND (${where})`;
     if (fresh) {
       let total: number;

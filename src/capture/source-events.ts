@@ -1,4 +1,5 @@
 import type { Operation } from '../config/capture-schema.js';
+import { eventsJson } from './postgres/text-values.js';
 
 /** One rowcast event of a source's change (MySQL or PostgreSQL), as written to rowcast.events. */
 export interface SourceEventRow {
@@ -28,6 +29,7 @@ export async function insertSourceEvents(
             jsonb_to_record(a.e) AS x(capture text, topic text, function text, op text, schema_name text, table_name text,
                                       key jsonb, before jsonb, after jsonb, changed text[], source jsonb)
       ORDER BY a.ord`,
-    [JSON.stringify(events)],
+    // Exact numbers inside PostgreSQL composites as bare JSON numbers (text-values.ts).
+    [eventsJson(events)],
   );
 }

@@ -84,4 +84,55 @@ describe('dashboard: backfills', { skip }, () => {
     await page.screenshot({ path: `${SHOTS}/dashboard-backfill.png`, fullPage: true });
     assert.deepEqual(pageErrors, []);
   });
+
+  test('a backfill with a condition and a batch size, as `rowcast backfill --where --batch`; bad ones are refused with the reason', async () => {
+    await page.goto(`${rowcast.httpUrl}/dashboard/#/overview`);
+    const row = page.getByRole('table', { name: 'Captures' }).getByRole('row').filter({ hasText: 'items' });
+    await row.locator('.badge-done').waitFor();
+    await row.getByText('options').click();
+    const where = row.getByLabel('Only rows where (SQL)');
+    const batch = row.getByLabel('Rows per batch');
+    const button = row.getByRole('button', { name: 'Backfill of items' });
+    const sent = async () =>
+      (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM rowcast.events WHERE op = 'READ'`)).rows[0]!
+        .n;
+    const before = await sent();
+
+    // Checked by the server as the CLI's are: the reason is shown, nothing starts.
+    await where.fill('nonsense(');
+    await button.click();
+    await row.getByText(/is not a valid condition on public\.items/).waitFor();
+    await where.fill('id <= 40');
+    await batch.fill('0');
+    await button.click();
+    await row.getByText(/batch must be a whole number of rows from 1 to 100000, not 0/).waitFor();
+    await batch.fill('ten');
+    await button.click();
+    await row.getByText(/batch must be a whole number of rows from 1 to 100000, not "ten"/).waitFor();
+    assert.equal(await sent(), before, 'a refused backfill sends nothing');
+    pageErrors.length = 0; // the refusals' 400s
+
+    await batch.fill('7');
+    await button.click();
+    await row.getByText('Started: 40 rows to send.').or(row.getByText('40 / 40')).first().waitFor();
+    await row.getByText('40 / 40').waitFor();
+    await row.locator('.badge-done').waitFor();
+    const { rows } = await db.pool.query<{ where_sql: string; batch: number }>(
+      `SELECT where_sql, batch FROM rowcast.backfills WHERE capture = 'items'`,
+    );
+    assert.deepEqual(rows, [{ where_sql: 'id <= 40', batch: 7 }]);
+    const ids = await eventually(async () => {
+      const { rows: read } = await db.pool.query<{ id: number }>(
+        `SELECT (e.after ->> 'id')::int AS id FROM rowcast.events e WHERE e.op = 'READ' ORDER BY e.id OFFSET $1`,
+        [before],
+      );
+      return read.length >= 40 ? read.map((r) => r.id) : null;
+    }, 'the 40 rows');
+    assert.deepEqual(
+      ids,
+      Array.from({ length: 40 }, (_, i) => i + 1),
+      'only the rows the condition holds for, in key order',
+    );
+    assert.deepEqual(pageErrors, []);
+  });
 });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { databaseUrlFor, testDatabaseName } from './database-url.js';
+import { patient } from './patience.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = path.join(REPO_ROOT, 'src/app/cli/main.ts');
@@ -45,7 +46,7 @@ export function runNode(script: string, args: string[], options: RunOptions = {}
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), patient(options.timeoutMs ?? 60_000));
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);

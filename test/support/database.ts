@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import pg from 'pg';
 import { apply } from '../../src/admin/apply.js';
 import { dropSlots } from '../../src/capture/logical-ddl.js';
@@ -9,6 +10,7 @@ import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createPool, type Pool } from '../../src/store/pool.js';
 import { databaseUrlFor, testDatabaseName } from './database-url.js';
+import { patient } from './patience.js';
 
 export interface TestDatabase {
   name: string;
@@ -88,11 +90,14 @@ export function startTestRowcast(
   });
 }
 
-/** Polls until check() returns a truthy value, or fails with `what` after timeoutMs. */
 export type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
 
+/**
+ * Polls until check() returns a truthy value, or fails with `what` after timeoutMs — on an idle machine; on a busy
+ * one the deadline stretches by patience() (support/patience.ts).
+ */
 export async function eventually<T>(check: () => Promise<T> | T, what: string, timeoutMs = 15_000): Promise<Truthy<T>> {
-  const deadline = Date.now() + timeoutMs;
+  const started = Date.now();
   let last: unknown;
   for (;;) {
     try {
@@ -101,9 +106,10 @@ export async function eventually<T>(check: () => Promise<T> | T, what: string, t
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline)
+    const waited = Date.now() - started;
+    if (waited > patient(timeoutMs))
       throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+        `timed out after ${waited} ms (${timeoutMs} ms at load ${loadavg()[0]!.toFixed(1)}) waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
       );
     await new Promise((r) => setTimeout(r, 25));
   }

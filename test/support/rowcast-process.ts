@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { Pool } from '../../src/store/pool.js';
 import { eventually } from './database.js';
+import { patient } from './patience.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSX = import.meta.resolve('tsx');
@@ -100,6 +101,7 @@ export class RowcastProcess {
 
   /** Resolves with how the process ended, or rejects if it is still running after timeoutMs. */
   async exit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    timeoutMs = patient(timeoutMs);
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([

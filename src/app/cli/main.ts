@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { apply, changesOf, formatPlan } from '../../admin/apply.js';
-import { type BackfillProgress, runBackfill } from '../../capture/backfill.js';
+import { type BackfillProgress, batchOption, runBackfill } from '../../capture/backfill.js';
 import { parseDuration } from '../../config/duration.js';
 import { certificatePath, rotateSigningKey } from '../../delivery/sns-envelope/signing-keys.js';
 import { CONFIG_FILE_NAMES, findConfigFile, loadConfig } from '../../admin/load-config.js';
@@ -281,12 +281,7 @@ program
   .option('--batch <rows>', 'rows per batch, one transaction each (default 1000)')
   .option('--restart', 'start from the first row again, even if an earlier backfill stopped half-way')
   .action(async (capture: string, opts: { where?: string; batch?: string; restart?: boolean }) => {
-    const batch = opts.batch === undefined ? undefined : Number(opts.batch);
-    if (batch !== undefined && !Number.isInteger(batch))
-      throw new RowcastError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `--batch must be a whole number of rows, not "${opts.batch}".`,
-      );
+    const batch = batchOption(opts.batch); // as the admin API checks it
     const shown = progress(program.opts<GlobalOptions>().progress);
     const started = Date.now();
     const line = (p: BackfillProgress) => {

@@ -1,11 +1,11 @@
 import type { CaptureConfig, Operation } from '../../config/capture-schema.js';
 import type { SourceEventRow } from '../source-events.js';
 import { type BinlogPosition, type MysqlTableInfo, OUTBOX_TABLE } from './mysql-source.js';
-import { jsonRow } from './row-values.js';
+import { jsonRow, type MappedColumn, tableOfMap } from './row-values.js';
 
 /**
  * A MySQL source's binlog rows events as rowcast events: what mysql-reader.ts keeps of each committed
- * transaction while it reads, and the events it writes for them (converted with the column types of the time).
+ * transaction while it reads, and the events it writes for them (converted with the column types their table map gives).
  */
 
 /** A capture of the source as the reader loaded it. */
@@ -23,6 +23,8 @@ export interface RawChange {
   database: string;
   table: string;
   rows: Record<string, unknown>[];
+  /** The columns as the rows event's table map describes them: the types the rows were written with. */
+  columns?: MappedColumn[];
 }
 
 /**
@@ -48,7 +50,9 @@ export function collectRows(
   captures: Map<string, MysqlCapture[]>,
   copies: Map<string, { capture: string; table: string }>,
 ): void {
-  const map = (event.tableMap as Record<number, { parentSchema: string; tableName: string }>)[event.tableId as number];
+  const map = (
+    event.tableMap as Record<number, { parentSchema: string; tableName: string; columnSchemas?: MappedColumn[] }>
+  )[event.tableId as number];
   if (!map) return;
   const rows = event.rows as Record<string, unknown>[];
   if (map.tableName === OUTBOX_TABLE) {
@@ -67,11 +71,12 @@ export function collectRows(
         database: map.parentSchema,
         table: copy.table,
         rows,
+        columns: map.columnSchemas,
       });
     return;
   }
   if (captures.has(`${map.parentSchema}.${map.tableName}`))
-    tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows });
+    tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows, columns: map.columnSchemas });
 }
 
 /** The events of a transaction's changes, for every capture of their tables. */
@@ -82,8 +87,9 @@ export function binlogEvents(
   tables: Map<string, MysqlTableInfo>,
 ): SourceEventRow[] {
   const events: SourceEventRow[] = [];
-  for (const { kind, capture: backfilled, database, table: tableName, rows } of tx.changes) {
-    const table = tables.get(`${database}.${tableName}`);
+  for (const { kind, capture: backfilled, database, table: tableName, rows, columns } of tx.changes) {
+    // Converted by the types the rows were written with (their table map), not the table's types now.
+    const table = tableOfMap(columns, tables.get(`${database}.${tableName}`));
     const op: Operation | 'READ' =
       kind === 'readrows' ? 'READ' : kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
     for (const { name, capture } of captures.get(`${database}.${tableName}`) ?? []) {

@@ -58,3 +58,41 @@ export function jsonRow(
   }
   return out;
 }
+
+/** A column as a table map event describes it (zongji's columnSchemas: INFORMATION_SCHEMA.COLUMNS' shape). */
+export interface MappedColumn {
+  COLUMN_NAME: string;
+  COLUMN_TYPE?: string;
+  DATA_TYPE?: string;
+}
+
+const mapped = new WeakMap<MappedColumn[], MysqlTableInfo>();
+
+/**
+ * The table as a rows event's own table map describes it: the column types its row images were written with
+ * (binlog_row_metadata = FULL), not the table's definition when rowcast reads them — a row written before an
+ * ALTER TABLE and read after it keeps its own types. What the binlog does not carry comes from the table now:
+ * the primary key, and MariaDB's JSON (a LONGTEXT with a json_valid() check) while the column is still such a text.
+ */
+export function tableOfMap(
+  columns: MappedColumn[] | undefined,
+  now: MysqlTableInfo | undefined,
+): MysqlTableInfo | undefined {
+  if (!columns?.length) return now;
+  let table = mapped.get(columns);
+  if (!table) {
+    table = { columns: new Map(), key: now?.key ?? [] };
+    for (const c of columns) {
+      const columnType = String(c.COLUMN_TYPE ?? '').toLowerCase();
+      const type = String(c.DATA_TYPE ?? /^[a-z]+/.exec(columnType)?.[0] ?? '').toLowerCase();
+      const current = now?.columns.get(c.COLUMN_NAME);
+      table.columns.set(c.COLUMN_NAME, {
+        type,
+        columnType,
+        json: type === 'json' || (!!current?.json && current.type === type),
+      });
+    }
+    mapped.set(columns, table);
+  }
+  return table;
+}

@@ -1,7 +1,8 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import type { CaptureConfig, Operation } from '../../config/capture-schema.js';
 import type { SourceEventRow } from '../source-events.js';
-import { pgTextValue } from './text-values.js';
+import type { SourceTypes } from './source-types.js';
+import { pgTextValue, type TypeLookup } from './text-values.js';
 
 /**
  * A PostgreSQL source's decoded pgoutput changes (and backfill messages) as rowcast events, in the store's shape:
@@ -36,6 +37,7 @@ export function collectChange(
   tx: OpenTransaction | null,
   captures: Map<string, SourceCapture[]>,
   database: string | null,
+  types: TypeLookup,
   relation: Pgoutput.MessageRelation,
   op: Operation,
   oldRow: Record<string, unknown> | null,
@@ -44,8 +46,8 @@ export function collectChange(
   if (!tx || tx.skip) return;
   const list = captures.get(`${relation.schema}.${relation.name}`);
   if (!list) return;
-  const before = oldRow && rowValues(relation, oldRow);
-  const after = newRow && rowValues(relation, newRow);
+  const before = oldRow && rowValues(relation, oldRow, types);
+  const after = newRow && rowValues(relation, newRow, types);
   const chars = textChars(oldRow) + textChars(newRow);
   for (const c of list) {
     if (!c.capture.operations.includes(op)) continue;
@@ -76,13 +78,14 @@ export function collectChange(
  * A backfill batch (backfill-source.ts), a logical message of its transaction on the source: its rows as
  * PostgreSQL's text with their type oids, converted as a change's values are, one READ event each.
  */
-export function collectBackfill(
+export async function collectBackfill(
   server: string,
   tx: OpenTransaction | null,
   captures: Map<string, SourceCapture[]>,
   database: string | null,
+  types: SourceTypes,
   content: Uint8Array,
-): void {
+): Promise<void> {
   if (!tx || tx.skip) return;
   const batch = JSON.parse(Buffer.from(content).toString('utf8')) as {
     capture: string;
@@ -90,6 +93,7 @@ export function collectBackfill(
     types: number[];
     rows: (string | null)[][];
   };
+  await types.learn(batch.types);
   for (const [table, list] of captures) {
     const c = list.find((x) => x.name === batch.capture);
     if (!c) continue;
@@ -106,7 +110,7 @@ export function collectBackfill(
     };
     for (const row of batch.rows) {
       const after = Object.fromEntries(
-        batch.columns.map((column, i) => [column, pgTextValue(row[i] ?? null, batch.types[i]!)]),
+        batch.columns.map((column, i) => [column, pgTextValue(row[i] ?? null, batch.types[i]!, types.lookup)]),
       );
       tx.events.push(sourceEvent(c, 'READ', null, after, source, schema, name));
     }
@@ -115,12 +119,16 @@ export function collectBackfill(
 }
 
 /** A decoded row as JSON values (text-values.ts); an unchanged large value the log did not repeat is left out. */
-function rowValues(relation: Pgoutput.MessageRelation, row: Record<string, unknown>): Record<string, unknown> {
+function rowValues(
+  relation: Pgoutput.MessageRelation,
+  row: Record<string, unknown>,
+  types: TypeLookup,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const column of relation.columns) {
     const value = row[column.name];
     if (value === undefined) continue;
-    out[column.name] = pgTextValue(value as string | null, column.typeOid);
+    out[column.name] = pgTextValue(value as string | null, column.typeOid, types);
   }
   return out;
 }

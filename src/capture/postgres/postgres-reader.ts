@@ -21,6 +21,8 @@ import { insertSourceEvents, type SourceEventRow } from '../source-events.js';
 import { WAKE } from '../wake.js';
 import { collectBackfill, collectChange, type OpenTransaction, type SourceCapture } from './pgoutput-events.js';
 import { connectPostgresSource, postgresSourceUrl, sourceObjects } from './postgres-source.js';
+import { SourceTypes } from './source-types.js';
+import { eventsJson } from './text-values.js';
 
 /** A committed transaction's events, and the position after it. */
 interface Committed {
@@ -58,8 +60,9 @@ const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtext('rowcast.source'), hashte
  *   the slot sends again what it was not told, and transactions ending at or before the recorded position are
  *   skipped.
  * - One reader per source: the process holding the source's advisory lock in the store streams; others retry.
- * - Values arrive as PostgreSQL's text and are turned into JSON here (text-values.ts), as the store's captures
- *   write them: the store has no copy of the source's table types.
+ * - Values arrive as PostgreSQL's text and are turned into JSON here (text-values.ts), as the store's trigger
+ *   capture writes them: the store has no copy of the source's table types, so what converting user types
+ *   (composites, domains, arrays of enums and ranges) needs is read from the source's catalog (source-types.ts).
  * - Bounded memory: a transaction of more than a chunk of events (5,000, or 16 MB of values) is staged in
  *   rowcast.source_staging chunk by chunk while it is decoded, and promoted to events at its commit with its end
  *   position (fenced like every write: the position moves only from where this reader left it), as the store's
@@ -128,6 +131,7 @@ export class PostgresSourceReader {
     const store = createClient(this.storeUrl, `rowcast source ${this.name}`, this.database);
     store.on('error', () => {});
     await store.connect();
+    let catalog: pg.Client | null = null;
     try {
       if (!(await store.query<{ ok: boolean }>(LOCK_SQL, [this.name])).rows[0]!.ok) return; // another process reads it
       const captures = await this.loadCaptures(store);
@@ -148,8 +152,10 @@ export class PostgresSourceReader {
       })();
 
       // Backfills' rows arrive as logical messages, which pgoutput decodes from PostgreSQL 14.
-      const source = await connectPostgresSource(this.name, this.source, 'rowcast source capture');
-      const messages = await decodesMessages(source).finally(() => source.end().catch(() => {}));
+      // The same connection reads the source's catalog for user types (source-types.ts) while streaming.
+      catalog = await connectPostgresSource(this.name, this.source, 'rowcast source capture');
+      const messages = await decodesMessages(catalog);
+      const types = new SourceTypes(catalog);
       // Values as PostgreSQL's own text: converted by type here (text-values.ts), without losing digits.
       const plugin = textPlugin(publication, messages);
       const service = replicationService({ connectionString: url, application_name: 'rowcast source capture' });
@@ -204,7 +210,7 @@ export class PostgresSourceReader {
         await store.query(
           `INSERT INTO rowcast.source_staging (source, lsn, seq, event)
            SELECT $1, $2::pg_lsn, $3::bigint + a.ord - 1, a.e FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS a(e, ord)`,
-          [this.name, tx.commitLsn, tx.staged, JSON.stringify(events)],
+          [this.name, tx.commitLsn, tx.staged, eventsJson(events)],
         );
         tx.staged += events.length;
       };
@@ -243,18 +249,46 @@ export class PostgresSourceReader {
             open = { events: [], chars: 0, staged: 0, skip: writtenBefore(commitLsn, last), commitLsn };
             return;
           }
+          case 'relation':
+            // Sent before a table's first change and again after it changed: its types may have changed too.
+            types.forget();
+            return;
           case 'insert':
-            collectChange(this.name, open, captures, database, message.relation, 'INSERT', null, message.new);
-            return bound();
-          case 'update':
-            collectChange(this.name, open, captures, database, message.relation, 'UPDATE', message.old, message.new);
-            return bound();
-          case 'delete':
+            await types.learn(message.relation.columns.map((c) => c.typeOid));
             collectChange(
               this.name,
               open,
               captures,
               database,
+              types.lookup,
+              message.relation,
+              'INSERT',
+              null,
+              message.new,
+            );
+            return bound();
+          case 'update':
+            await types.learn(message.relation.columns.map((c) => c.typeOid));
+            collectChange(
+              this.name,
+              open,
+              captures,
+              database,
+              types.lookup,
+              message.relation,
+              'UPDATE',
+              message.old,
+              message.new,
+            );
+            return bound();
+          case 'delete':
+            await types.learn(message.relation.columns.map((c) => c.typeOid));
+            collectChange(
+              this.name,
+              open,
+              captures,
+              database,
+              types.lookup,
               message.relation,
               'DELETE',
               message.old ?? message.key,
@@ -263,11 +297,11 @@ export class PostgresSourceReader {
             return bound();
           case 'truncate':
             for (const relation of message.relations)
-              collectChange(this.name, open, captures, database, relation, 'TRUNCATE', null, null);
+              collectChange(this.name, open, captures, database, types.lookup, relation, 'TRUNCATE', null, null);
             return bound();
           case 'message':
             if (message.prefix === BACKFILL_PREFIX && message.transactional)
-              collectBackfill(this.name, open, captures, database, message.content);
+              await collectBackfill(this.name, open, captures, database, types, message.content);
             return bound();
           case 'commit': {
             const tx = open;
@@ -309,6 +343,7 @@ export class PostgresSourceReader {
     } finally {
       await this.service?.stop().catch(() => {});
       this.service = null;
+      await catalog?.end().catch(() => {});
       await store.end().catch(() => {});
     }
   }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { getBackfill, MAX_BATCH, startBackfill } from '../../../capture/backfill.js';
+import { batchOption, getBackfill, startBackfill } from '../../../capture/backfill.js';
 import { ErrorCodes, RowcastError } from '../../../model/errors.js';
 import { replayCapture } from '../../../admin/admin-actions.js';
 import { listCaptures, listEvents } from '../../../admin/inspect.js';
@@ -10,7 +10,8 @@ const replayBody = z.object({ subscription: name, since: time, until: time.optio
 const backfillBody = z
   .object({
     where: z.string().min(1).max(10_000).optional(),
-    batch: z.number().int().min(1).max(MAX_BATCH).optional(),
+    // Checked as the CLI's --batch is (batchOption): a number, or its text as a form sends it.
+    batch: z.union([z.number(), z.string().max(40)]).optional(),
     restart: z.boolean().optional(),
   })
   .strict();
@@ -34,7 +35,11 @@ export const captureRoutes: HttpRoutePlugin = (app, { pool, sources }) => {
   });
   app.post('/captures/:name/backfill', async (request, reply) => {
     const body = parse(backfillBody, request.body ?? {}, 'body');
-    const progress = await startBackfill(pool, parse(nameParams, request.params, 'path').name, { ...body, sources });
+    const progress = await startBackfill(pool, parse(nameParams, request.params, 'path').name, {
+      ...body,
+      batch: batchOption(body.batch),
+      sources,
+    });
     return reply.code(202).send(progress);
   });
   app.get('/captures/:name/backfill', async (request) => {

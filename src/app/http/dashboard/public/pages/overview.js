@@ -1,5 +1,6 @@
 // The chain as a picture: captured tables → functions → topics → subscriptions, each node with its rate,
 // backlog and errors, refreshed every few seconds; below it the lag per stage and the subscriptions' actions.
+import { useState } from 'preact/hooks';
 import { age, api, count, html, link, post, rate, time } from '../api.js';
 import { ActionButton, Badge, ErrorBox, useLoad } from '../components.js';
 
@@ -296,22 +297,53 @@ function Captures({ captures, reload }) {
                 : ''
             }
           </td>
-          <td>
-            ${
-              !running &&
-              html`<${ActionButton}
-                label=${label}
-                ariaLabel=${`${label} of ${c.name}`}
-                action=${() => post(`captures/${encodeURIComponent(c.name)}/backfill`)}
-                describe=${(r) => `Started: ${count(r?.rowsTotal ?? 0)} rows to send.`}
-                onDone=${reload}
-              />`
-            }
-          </td>
+          <td>${!running && html`<${BackfillAction} capture=${c.name} label=${label} reload=${reload} />`}</td>
         </tr>`;
       })}
     </tbody>
   </table>`;
+}
+
+/**
+ * The backfill button of a capture, and what `rowcast backfill <capture> --where SQL --batch N` takes: a condition on
+ * the table's columns and rows per batch (both optional; the server checks them as it does the CLI's).
+ */
+function BackfillAction({ capture, label, reload }) {
+  const [where, setWhere] = useState('');
+  const [batch, setBatch] = useState('');
+  const id = (what) => `backfill-${what}-${capture}`;
+  const body = () => ({
+    ...(where.trim() ? { where: where.trim() } : {}),
+    ...(batch.trim() ? { batch: /^\d+$/.test(batch.trim()) ? Number(batch.trim()) : batch.trim() } : {}),
+  });
+  return html`<div class="backfill-action">
+    <${ActionButton}
+      label=${label}
+      ariaLabel=${`${label} of ${capture}`}
+      action=${() => post(`captures/${encodeURIComponent(capture)}/backfill`, body())}
+      describe=${(r) => `Started: ${count(r?.rowsTotal ?? 0)} rows to send.`}
+      onDone=${reload}
+    />
+    <details>
+      <summary>options</summary>
+      <label for=${id('where')}>Only rows where (SQL)</label>
+      <input
+        id=${id('where')}
+        class="mono"
+        placeholder="created_at > now() - interval '30 days'"
+        value=${where}
+        onInput=${(e) => setWhere(e.currentTarget.value)}
+      />
+      <label for=${id('batch')}>Rows per batch</label>
+      <input
+        id=${id('batch')}
+        inputmode="numeric"
+        placeholder="1000"
+        value=${batch}
+        onInput=${(e) => setBatch(e.currentTarget.value)}
+      />
+    </details>
+  </div>`;
 }
 
 function Functions({ functions, reload }) {
