@@ -1,13 +1,8 @@
 // rowcast's library API: the same features as the CLI.
-export {
-  defineConfig,
-  type RowcastConfig,
-  type RowcastConfigInput,
-  type CaptureConfig,
-  type SubscriptionConfig,
-  type DeliveryPolicy,
-  type RuntimeConfig,
-} from './config/schema.js';
+export { defineConfig, type RowcastConfig, type RowcastConfigInput } from './config/schema.js';
+export { type CaptureConfig } from './config/capture-schema.js';
+export { type SubscriptionConfig, type DeliveryPolicy } from './config/subscription-schema.js';
+export { type RuntimeConfig } from './config/runtime-schema.js';
 export { RowcastError, ErrorCodes, type ErrorCode } from './model/errors.js';
 export { migrate, pendingMigrations } from './store/migrate.js';
 export { createPool, type Pool } from './store/pool.js';
@@ -15,7 +10,7 @@ export { startRowcast, type RowcastRuntime, type StartOptions } from './app/runt
 export { type InvocationAnswer, invokeAndWait, invokeFunction } from './functions/invoke.js';
 export { redactEndpoint } from './observability/logger.js';
 export { observe, type ObservedEvents } from './observability/observe.js';
-export type { FunctionConfig } from './config/schema.js';
+export type { FunctionConfig } from './config/function-schema.js';
 export type { LambdaContext, PublishOptions } from './functions/lambda-context.js';
 export { startEmbeddedPostgres, type EmbeddedDatabase } from './store/embedded-postgres.js';
 export type { OutboundMessage } from './model/sink.js';

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { generateSecret } from '../../src/admin/config/apply.js';
-import { deliveryPolicySchema } from '../../src/config/schema.js';
+import { deliveryPolicySchema } from '../../src/config/subscription-schema.js';
 import { HttpSink } from '../../src/delivery/sinks/http/http-sink.js';
 import type { Subscription } from '../../src/model/sink.js';
 import { startCountingReceiver } from './probe-db.js';

@@ -4,15 +4,11 @@ import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logi
 import { MysqlSourceReader } from '../capture/mysql/mysql-reader.js';
 import { PostgresSourceReader } from '../capture/postgres/postgres-reader.js';
 import { SnsEnvelopes } from '../delivery/sns-envelope/sns-envelopes.js';
-import {
-  type AwsConfigInput,
-  awsSchema,
-  type DatabaseSettings,
-  type FunctionConfig,
-  runtimeSchema,
-  type RuntimeConfig,
-  type SourceConfig,
-} from '../config/schema.js';
+import { type AwsConfigInput, awsSchema } from '../config/aws-schema.js';
+import { type DatabaseSettings } from '../config/database-schema.js';
+import { type FunctionConfig } from '../config/function-schema.js';
+import { runtimeSchema, type RuntimeConfig } from '../config/runtime-schema.js';
+import { type SourceConfig } from '../config/source-schema.js';
 import { type HttpRoutePlugin, type HttpServer, startHttpServer } from './http/server.js';
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../routing/claim-check.js';

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import type mysql from 'mysql2/promise';
-import type { SourceConfig } from '../config/schema.js';
+import type { SourceConfig } from '../config/source-schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 import type { PoolClient } from '../store/pool.js';
 import { ident, literal, qualified } from '../store/sql.js';
-import { BACKFILL_PREFIX } from './logical-reader.js';
+import { BACKFILL_PREFIX } from './pgoutput.js';
 import { connectSource, isMariadb, mysqlIdent } from './mysql/mysql-source.js';
 import { connectPostgresSource } from './postgres/postgres-source.js';
 import { readTableInfo } from './table-info.js';

@@ -1,9 +1,11 @@
-import type { CaptureConfig, SourceConfig } from '../config/schema.js';
+import type { CaptureConfig } from '../config/capture-schema.js';
+import type { SourceConfig } from '../config/source-schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { ident, literal, qualified } from '../store/sql.js';
 import { openSourceBatcher, type SourceBatcher } from './backfill-source.js';
-import { BACKFILL_PREFIX, WAKE } from './logical-reader.js';
+import { BACKFILL_PREFIX } from './pgoutput.js';
+import { WAKE } from './wake.js';
 import { isLogical } from './logical-ddl.js';
 import { readTableInfo } from './table-info.js';
 import { backfillEventsSql } from './trigger-ddl.js';

@@ -1,4 +1,4 @@
-import type { CaptureConfig } from '../config/schema.js';
+import type { CaptureConfig } from '../config/capture-schema.js';
 import { ident, literal } from '../store/sql.js';
 import type { TableInfo } from './table-info.js';
 import { type CaptureDdl, captureFunctionName, decodedBranch } from './trigger-ddl.js';

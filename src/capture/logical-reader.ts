@@ -1,44 +1,29 @@
-import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
-import type { Operation } from '../config/schema.js';
+import type { LogicalReplicationService, Pgoutput } from 'pg-logical-replication';
+import type { Operation } from '../config/capture-schema.js';
+import type { DatabaseSettings } from '../config/database-schema.js';
 import type { Logger } from '../observability/logger.js';
-import type { DatabaseSettings } from '../config/schema.js';
-import { connectionSettings, createPool, type Pool, withoutDeadline, withTransaction } from '../store/pool.js';
-import { ident } from '../store/sql.js';
+import { connectionSettings, createPool, type Pool, withoutDeadline } from '../store/pool.js';
 import { PUBLICATION, slotName } from './logical-ddl.js';
+import { type Change, type OpenTransaction, stageChanges, writeChanges } from './logical-writes.js';
+import {
+  CHUNK_BYTES,
+  CHUNK_ROWS,
+  BACKFILL_PREFIX,
+  decodesMessages,
+  keepSlotAlive,
+  lsnText,
+  lsnValue,
+  replicationService,
+  textPlugin,
+  writtenBefore,
+} from './pgoutput.js';
+import { SlotConfirmations } from './slot-confirmations.js';
+import { WAKE } from './wake.js';
 
 /** A logical capture as the reader needs it: the function that writes its events, and which operations it takes. */
 interface LogicalCapture {
   functionName: string;
   operations: Set<Operation>;
-}
-
-/** One decoded change for one capture: what its function is called with. */
-interface Change {
-  fn: string;
-  /** READ: a backfill's row (a message of the backfill's transaction, see backfill.ts). */
-  op: Operation | 'READ';
-  old: string | null;
-  new: string | null;
-  xid: number;
-}
-
-/**
- * The transaction being decoded: its changes not yet written, and how many went to rowcast.capture_staging
- * already (a transaction larger than a chunk is staged chunk by chunk and promoted at its commit).
- */
-interface OpenTransaction {
-  xid: number;
-  /** Where its commit record starts (pgoutput's BEGIN carries it): the key of its staged changes. */
-  commitLsn: string;
-  /** Already written before a restart: its changes are not collected. */
-  skip: boolean;
-  changes: Change[];
-  /** Characters of the changes' rows held in `changes`. */
-  bytes: number;
-  staged: number;
-  /** The part of the last staged change, and its function and operation: a new pair starts a new part. */
-  part: number;
-  partOf: string;
 }
 
 /** Internal settings of the reader (tests lower them). */
@@ -48,29 +33,13 @@ export interface LogicalReaderOptions {
 }
 
 const JSON_TYPES = new Set([114, 3802]); // json, jsonb: their values go into the row as JSON, not as strings
-const RAW = (text: unknown) => text;
 /** Changes held before the stream waits for them to be written (a burst is written in batches meanwhile). */
 const MAX_PENDING = 5000;
-/** Changes of one open transaction held in memory: past that they are staged (see stage()). */
-export const CHUNK_ROWS = 5000;
-/** Characters of rows held per transaction (and pending) before they are written: a parameter stays far below 1 GB. */
-export const CHUNK_BYTES = 16 * 1024 * 1024;
-/**
- * While a large transaction is promoted the stream is not read: the slot hears from the reader this often, so
- * that the server does not take it for dead (wal_sender_timeout, 60 s by default).
- */
-const KEEPALIVE_MS = 10_000;
 const RETRY_MS = 5000;
-/** How soon written batches are confirmed to the slot (once the log is flushed past them). */
-const CONFIRM_MS = 100;
 /** Another process streams the slot: `replication slot … is active for PID …`. */
 const OBJECT_IN_USE = '55006';
 /** rowcast.advance_capture_progress refused a write: the recorded position is not where this reader left it. */
 export const TAKEN_OVER = 'RCF01';
-/** The prefix of the logical messages a backfill of a logical capture writes its rows in (backfill.ts). */
-export const BACKFILL_PREFIX = 'rowcast.backfill';
-/** Wakes a sleeping dispatcher of another process, as a capture trigger does. */
-export const WAKE = `SELECT count(pg_notify('rowcast', '')) FROM (SELECT 1 FROM rowcast.dispatchers WHERE sleeping LIMIT 1) AS s`;
 
 /**
  * Logical-replication capture: streams the committed changes of the tables in the `rowcast` publication from
@@ -103,13 +72,10 @@ export class LogicalCaptureReader {
   private messages: boolean | null = null;
   /** Position recorded with the last written batch: transactions ending at or before it are already events. */
   private written = 0n;
-  /** What the slot may be told: what was written and is flushed, or further while idle (the server's position). */
-  private confirmable = 0n;
-  /** Written batches whose commit may not be on disk yet: their end, and a log position after their commit once known. */
-  private unflushed: { end: bigint; wal: bigint | null }[] = [];
-  /** One connection whose commits do not wait for the WAL flush (see confirm). */
+  /** What the slot may be told (slot-confirmations.ts). */
+  private readonly confirmations: SlotConfirmations;
+  /** One connection whose commits do not wait for the WAL flush (see slot-confirmations.ts). */
   private readonly writer: Pool;
-  private confirmTimer: NodeJS.Timeout | null = null;
   /** Messages received from the socket and not yet handled: the library queues them, heartbeats overtake them. */
   private unhandled = 0;
   private tx: OpenTransaction | null = null;
@@ -134,6 +100,7 @@ export class LogicalCaptureReader {
     private readonly database?: Partial<DatabaseSettings>,
   ) {
     this.chunkRows = options.chunkRows ?? CHUNK_ROWS;
+    this.confirmations = new SlotConfirmations(pool, () => this.service);
     this.writer = createPool(url, { max: 1, applicationName: 'rowcast logical capture', asyncCommit: true, database });
   }
 
@@ -227,42 +194,25 @@ export class LogicalCaptureReader {
       [this.slot],
     );
     this.written = rows[0] ? lsnValue(rows[0].lsn) : 0n;
-    this.confirmable = this.written;
-    this.unflushed = [];
+    this.confirmations.reset(this.written);
     this.unhandled = 0;
     this.tx = null;
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingEnd = this.written;
-    this.messages ??=
-      Number((await this.pool.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >=
-      140000;
-    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: this.messages });
-    // Values arrive as PostgreSQL's own text; the library would parse them with pg's JavaScript type parsers (a
-    // timestamp loses its microseconds). The capture function rebuilds the row from the text instead, so each
-    // relation's parsers are replaced as soon as it is parsed, before any of its rows.
-    const parse = plugin.parse.bind(plugin);
-    plugin.parse = (buffer: Buffer) => {
-      this.unhandled++;
-      const message = parse(buffer);
-      if (message.tag === 'relation') for (const column of message.columns) column.parser = RAW;
-      return message;
-    };
-    const service = new LogicalReplicationService(
-      // Dates in ISO form whatever the server's default, so that the capture function reads them back unambiguously.
-      // Connect timeout and keepalive only: the stream is one long-running command.
-      {
-        ...(({ connectionTimeoutMillis, keepAlive, keepAliveInitialDelayMillis }) => ({
-          connectionTimeoutMillis,
-          keepAlive,
-          keepAliveInitialDelayMillis,
-        }))(connectionSettings(this.database)),
-        connectionString: this.url,
-        application_name: 'rowcast logical capture',
-        options: '-c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=3',
-      },
-      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
-    );
+    this.messages ??= await decodesMessages(this.pool);
+    // Values as PostgreSQL's own text: the capture function rebuilds the row from it.
+    const plugin = textPlugin(PUBLICATION, this.messages, () => this.unhandled++);
+    // Connect timeout and keepalive only: the stream is one long-running command.
+    const service = replicationService({
+      ...(({ connectionTimeoutMillis, keepAlive, keepAliveInitialDelayMillis }) => ({
+        connectionTimeoutMillis,
+        keepAlive,
+        keepAliveInitialDelayMillis,
+      }))(connectionSettings(this.database)),
+      connectionString: this.url,
+      application_name: 'rowcast logical capture',
+    });
     this.service = service;
     service.on('data', async (_lsn: string, message: Pgoutput.Message) => {
       try {
@@ -275,10 +225,11 @@ export class LogicalCaptureReader {
       // The server's position: it has sent every transaction that committed before it. Idle (all of that handled
       // and written), the slot may let go of the log up to there. Otherwise only what was written is confirmed.
       // A heartbeat can arrive while messages before it still wait in the library's queue (`unhandled`).
-      const idle = !this.unhandled && !this.tx && !this.pending.length && !this.flushing && !this.unflushed.length;
-      const position = idle && lsnValue(lsn) > this.confirmable ? lsnValue(lsn) : this.confirmable;
-      if (position > this.confirmable) this.confirmable = position;
-      if (reply || idle) void service.acknowledge(lsnText(this.confirmable)).catch(() => {});
+      const confirmations = this.confirmations;
+      const idle = !this.unhandled && !this.tx && !this.pending.length && !this.flushing && !confirmations.waiting;
+      const position = idle && lsnValue(lsn) > confirmations.position ? lsnValue(lsn) : confirmations.position;
+      if (position > confirmations.position) confirmations.position = position;
+      if (reply || idle) void service.acknowledge(lsnText(confirmations.position)).catch(() => {});
     });
     service.on('start', () => {
       this.streaming = true;
@@ -291,8 +242,7 @@ export class LogicalCaptureReader {
     });
     await service.subscribe(plugin, this.slot);
     await this.flushing;
-    if (this.confirmTimer) clearTimeout(this.confirmTimer);
-    this.confirmTimer = null;
+    this.confirmations.stop();
     if (failed && !this.stopping) throw failed;
   }
 
@@ -300,11 +250,7 @@ export class LogicalCaptureReader {
     switch (message.tag) {
       case 'begin': {
         const commitLsn = message.commitLsn ?? '0/0';
-        // A transaction's commit record starts at or after the end of every earlier one: one that starts
-        // before the written position was written before a restart (checked again at its commit).
-        const skip =
-          lsnValue(commitLsn) > 0n &&
-          lsnValue(commitLsn) < (this.pendingEnd > this.written ? this.pendingEnd : this.written);
+        const skip = writtenBefore(commitLsn, this.pendingEnd > this.written ? this.pendingEnd : this.written);
         this.tx = { xid: message.xid, commitLsn, skip, changes: [], bytes: 0, staged: 0, part: 0, partOf: '' };
         return;
       }
@@ -380,38 +326,9 @@ export class LogicalCaptureReader {
     if (tx.changes.length >= this.chunkRows || tx.bytes >= CHUNK_BYTES) await this.stage(tx);
   }
 
-  /** Writes the changes held of an open transaction to rowcast.capture_staging (migration 014). */
-  private async stage(tx: OpenTransaction): Promise<void> {
-    const changes = tx.changes;
-    tx.changes = [];
-    tx.bytes = 0;
-    const parts = changes.map((c) => {
-      const of = `${c.fn}\0${c.op}`;
-      if (of !== tx.partOf) {
-        tx.part++;
-        tx.partOf = of;
-      }
-      return tx.part;
-    });
-    // What a reader left staged (a transaction it did not finish) goes first. This process streams the slot
-    // now, so no other reader is staging.
-    if (!tx.staged) await this.writer.query('TRUNCATE rowcast.capture_staging');
-    await this.writer.query(
-      `INSERT INTO rowcast.capture_staging (lsn, seq, part, function_name, op, old_row, new_row, xid)
-       SELECT $1::pg_lsn, $2::bigint + c.ord - 1, c.part, c.fn, c.op, c.old, c.new, c.xid
-         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bigint[]) WITH ORDINALITY AS c(part, fn, op, old, new, xid, ord)`,
-      [
-        tx.commitLsn,
-        tx.staged,
-        parts,
-        changes.map((c) => c.fn),
-        changes.map((c) => c.op),
-        changes.map((c) => c.old),
-        changes.map((c) => c.new),
-        changes.map((c) => c.xid),
-      ],
-    );
-    tx.staged += changes.length;
+  /** Writes the changes held of an open transaction to rowcast.capture_staging (logical-writes.ts). */
+  private stage(tx: OpenTransaction): Promise<void> {
+    return stageChanges(this.writer, tx);
   }
 
   /**
@@ -427,7 +344,7 @@ export class LogicalCaptureReader {
     if (this.pending.length || this.written !== this.pendingEnd) return;
     const client = await this.writer.connect();
     let failed: Error | undefined;
-    const stopKeepAlive = keepSlotAlive(this.service, () => this.confirmable);
+    const stopKeepAlive = keepSlotAlive(this.service, () => this.confirmations.position);
     try {
       this.promoting = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       if (this.stopping) return;
@@ -449,9 +366,9 @@ export class LogicalCaptureReader {
       client.release(failed);
     }
     this.written = this.pendingEnd = end;
-    this.unflushed.push({ end, wal: null });
+    this.confirmations.written(end);
     this.onCaptured(tx.staged);
-    this.confirmSoon();
+    this.confirmations.soon();
   }
 
   private flushSoon(): void {
@@ -474,79 +391,13 @@ export class LogicalCaptureReader {
       }
       this.written = end;
       this.onCaptured(batch.length);
-      this.confirmSoon();
+      this.confirmations.soon();
     }
-  }
-
-  /**
-   * Batches commit asynchronously (no WAL flush of their own on the writers' 2 cores; the WAL writer or the next
-   * synchronous commit flushes them within a fraction of a second), so the slot is told a batch's end only once
-   * the log is flushed past its commit: a crash before that loses the batch and its recorded position together,
-   * and the slot sends it again.
-   */
-  private confirmSoon(): void {
-    this.confirmTimer ??= setTimeout(() => {
-      this.confirmTimer = null;
-      void this.confirm().catch(() => {});
-    }, CONFIRM_MS);
-  }
-
-  private async confirm(): Promise<void> {
-    if (!this.unflushed.length || !this.service) return;
-    // Batches that had committed before this query lie before its insert position: that bounds their commit
-    // records (one query per round rather than one per batch, off the path to routing).
-    const known = this.unflushed.filter((b) => b.wal === null);
-    const { rows } = await this.pool.query<{ inserted: string; flushed: string }>(
-      'SELECT pg_current_wal_insert_lsn()::text AS inserted, pg_current_wal_flush_lsn()::text AS flushed',
-    );
-    for (const b of known) b.wal = lsnValue(rows[0]!.inserted);
-    const flushed = lsnValue(rows[0]!.flushed);
-    while (this.unflushed.length && this.unflushed[0]!.wal !== null && this.unflushed[0]!.wal <= flushed) {
-      const { end } = this.unflushed.shift()!;
-      if (end > this.confirmable) this.confirmable = end;
-    }
-    await this.service?.acknowledge(lsnText(this.confirmable)).catch(() => {});
-    if (this.unflushed.length) this.confirmSoon();
   }
 
   private async write(batch: Change[], end: bigint): Promise<void> {
-    // Runs of changes of the same capture and operation, in commit order: one statement each.
-    const runs: Change[][] = [];
-    for (const change of batch) {
-      const last = runs.at(-1);
-      if (last && last[0]!.fn === change.fn && last[0]!.op === change.op) last.push(change);
-      else runs.push([change]);
-    }
-    const capture = (run: Change[], first: number) => ({
-      sql: `SELECT rowcast.${ident(run[0]!.fn)}($${first}, $${first + 1}::jsonb[], $${first + 2}::jsonb[], $${first + 3}::bigint[])`,
-      values: [run[0]!.op, run.map((c) => c.old), run.map((c) => c.new), run.map((c) => c.xid)],
-    });
-    // Fenced: from where this reader last wrote, or refused (the whole transaction rolls back).
-    const progress = (first: number) => ({
-      sql: `SELECT rowcast.advance_capture_progress($${first}, $${first + 1}::pg_lsn, $${first + 2}::pg_lsn)`,
-      values: [this.slot, lsnText(this.written), lsnText(end)],
-    });
-    if (runs.length === 1) {
-      // The usual batch: one statement, one round trip (its events, the position, the wake-up commit together).
-      const c = capture(runs[0]!, 1);
-      const p = progress(5);
-      await this.writer.query(
-        `WITH captured AS (${c.sql}), progress AS (${p.sql})
-         SELECT (SELECT count(*) FROM captured) AS runs, (SELECT count(*) FROM progress) AS progress, (${WAKE}) AS woken`,
-        [...c.values, ...p.values],
-      );
-    } else {
-      await withTransaction(this.writer, async (client) => {
-        for (const run of runs) {
-          const c = capture(run, 1);
-          await client.query(c.sql, c.values);
-        }
-        const p = progress(1);
-        await client.query(p.sql, p.values);
-        await client.query(WAKE);
-      });
-    }
-    this.unflushed.push({ end, wal: null });
+    await writeChanges(this.writer, this.slot, this.written, end, batch);
+    this.confirmations.written(end);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -572,22 +423,4 @@ function rowJson(relation: Pgoutput.MessageRelation, row: Record<string, unknown
     out[column.name] = value !== null && JSON_TYPES.has(column.typeOid) ? JSON.parse(value as string) : value;
   }
   return JSON.stringify(out);
-}
-
-/**
- * While a staged transaction is promoted the stream is not read: tells the slot the confirmed position every
- * KEEPALIVE_MS so that the server does not take the reader for dead (wal_sender_timeout). Returns the stopper.
- */
-export function keepSlotAlive(service: LogicalReplicationService | null, confirmed: () => bigint): () => void {
-  const timer = setInterval(() => void service?.acknowledge(lsnText(confirmed())).catch(() => {}), KEEPALIVE_MS);
-  return () => clearInterval(timer);
-}
-
-export function lsnValue(lsn: string): bigint {
-  const [hi, lo] = lsn.split('/');
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
-}
-
-export function lsnText(lsn: bigint): string {
-  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }

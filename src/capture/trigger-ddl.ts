@@ -1,4 +1,4 @@
-import type { CaptureConfig, Operation } from '../config/schema.js';
+import type { CaptureConfig, Operation } from '../config/capture-schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 import { ident, literal, qualified } from '../store/sql.js';
 import type { TableInfo } from './table-info.js';

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import path from 'node:path';
-import type { FunctionConfig } from './schema.js';
+import type { FunctionConfig } from './function-schema.js';
 
 export type RuntimeKind = 'nodejs' | 'python' | 'provided';
 

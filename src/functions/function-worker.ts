@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { type AwsConfig, awsSchema, type FunctionConfig } from '../config/schema.js';
+import { type AwsConfig, awsSchema } from '../config/aws-schema.js';
+import { type FunctionConfig } from '../config/function-schema.js';
 import { ClaimLoop } from '../queue/claim-loop.js';
 import { ClaimSession } from '../queue/claim-session.js';
 import type { Logger } from '../observability/logger.js';

@@ -14,7 +14,7 @@ import {
   type PublishTopic,
   publishTarget,
 } from '../sns/sns-publish-message.js';
-import type { AwsConfig } from '../config/schema.js';
+import type { AwsConfig } from '../config/aws-schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
 import type { NewMessage } from '../routing/fan-out.js';

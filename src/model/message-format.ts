@@ -1,4 +1,4 @@
-import type { MessageFormat } from '../config/schema.js';
+import type { MessageFormat } from '../config/subscription-schema.js';
 import type { OutboundMessage, SubscriptionSettings } from './sink.js';
 
 export interface RenderedMessage {

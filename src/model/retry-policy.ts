@@ -1,4 +1,4 @@
-import type { DeliveryPolicy } from '../config/schema.js';
+import type { DeliveryPolicy } from '../config/subscription-schema.js';
 
 /** The part of a delivery policy (or a function's settings) that decides retries. */
 export type RetryPolicy = Pick<DeliveryPolicy, 'maxAttempts' | 'minDelay' | 'maxDelay' | 'maxRetryAfter'>;

@@ -1,4 +1,4 @@
-import type { DeliveryPolicy, MessageFormat } from '../config/schema.js';
+import type { DeliveryPolicy, MessageFormat } from '../config/subscription-schema.js';
 import type { AttemptExchange } from './attempt-log.js';
 
 /** A message as it leaves rowcast: the same id on every attempt, so receivers can deduplicate. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { SubscriptionSettings } from './sink.js';
-import { FORMATS, deliveryPolicySchema, subscriptionCommon } from '../config/schema.js';
+import { FORMATS, deliveryPolicySchema, subscriptionCommon } from '../config/subscription-schema.js';
 
 /**
  * A subscription's `settings` as stored (JSONB, written by apply and the SNS API from the config's parsed form),

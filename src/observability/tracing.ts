@@ -7,7 +7,7 @@ import type { Logger } from './logger.js';
  * none of it, and the workers' hot path costs one boolean check (`tracing.enabled`).
  */
 
-/** runtime.tracing (src/config/schema.ts); each setting overrides its OTEL_* environment variable. */
+/** runtime.tracing (src/config/runtime-schema.ts); each setting overrides its OTEL_* environment variable. */
 export interface TracingSettings {
   /** OTLP/HTTP base URL of the collector, e.g. http://collector:4318 (spans go to <endpoint>/v1/traces). */
   endpoint?: string;

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
-import type { DatabaseSettings } from '../config/schema.js';
+import type { DatabaseSettings } from '../config/database-schema.js';
 import type { Logger } from '../observability/logger.js';
 import { createClient } from '../store/pool.js';
 

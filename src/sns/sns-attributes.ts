@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { DeliveryPolicy } from '../config/schema.js';
+import type { DeliveryPolicy } from '../config/subscription-schema.js';
 import { type FilterPolicyScope, validateFilterPolicy } from '../model/filter-policy/filter-policy.js';
 import { invalidParameter, type MessageAttribute } from './query-protocol.js';
 

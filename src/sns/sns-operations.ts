@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { endpointOf, subscriptionSettings } from '../admin/config/subscription-settings.js';
-import { type AwsConfig, subscriptionSchema, TOPIC_NAME } from '../config/schema.js';
+import { type AwsConfig } from '../config/aws-schema.js';
+import { subscriptionSchema } from '../config/subscription-schema.js';
+import { TOPIC_NAME } from '../config/topic-schema.js';
 import type { FilterPolicyScope } from '../model/filter-policy/filter-policy.js';
 import { generateSecret } from '../delivery/sinks/http/webhook-secret.js';
 import { DELIVERIES_PAYLOAD, WAKE_CHANNEL } from '../queue/listener.js';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { databaseSchema, type DatabaseSettings } from '../config/schema.js';
+import { databaseSchema, type DatabaseSettings } from '../config/database-schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
 
 export type Pool = pg.Pool;

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import { deliveryPolicySchema } from '../../src/config/schema.js';
+import { deliveryPolicySchema } from '../../src/config/subscription-schema.js';
 import { renderBody } from '../../src/model/message-format.js';
 import { EmailSink, prettyJson } from '../../src/delivery/sinks/email/email-sink.js';
 import type { EmailOptionsInput } from '../../src/config/sink-settings/email-settings.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import type { RuntimeConfig } from '../../src/config/schema.js';
+import type { RuntimeConfig } from '../../src/config/runtime-schema.js';
 import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { classifyAddress } from '../../src/delivery/sinks/http/address-policy.js';
 import { HttpSink } from '../../src/delivery/sinks/http/http-sink.js';

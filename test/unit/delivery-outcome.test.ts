@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { deliveryPolicySchema, functionSchema } from '../../src/config/schema.js';
+import { functionSchema } from '../../src/config/function-schema.js';
+import { deliveryPolicySchema } from '../../src/config/subscription-schema.js';
 import { decideOutcome, decideSize } from '../../src/model/delivery-outcome.js';
 import { decideInvocationFailure, tooOldToRun } from '../../src/model/invocation-outcome.js';
 import { parseRetryAfter } from '../../src/model/retry-policy.js';

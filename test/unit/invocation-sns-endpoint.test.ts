@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { awsSchema } from '../../src/config/schema.js';
+import { awsSchema } from '../../src/config/aws-schema.js';
 import { InvocationSnsEndpoint } from '../../src/functions/invocation-sns-endpoint.js';
 import { createLogger } from '../../src/observability/logger.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { deliveryPolicySchema } from '../../src/config/schema.js';
+import { deliveryPolicySchema } from '../../src/config/subscription-schema.js';
 import { backoffDelay, decideAfterFailure, parseRetryAfter } from '../../src/model/retry-policy.js';
 
 const policy = deliveryPolicySchema.parse({ maxAttempts: 5, minDelay: '1s', maxDelay: '10s', maxRetryAfter: '30s' });

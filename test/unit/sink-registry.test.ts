@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
-import { subscriptionSchema } from '../../src/config/schema.js';
+import { subscriptionSchema } from '../../src/config/subscription-schema.js';
 import { BUILT_IN_SINKS, createSinks, type SinkContext } from '../../src/delivery/sinks/sink-registry.js';
 
 // The delivery worker knows sinks only through the registry: every protocol the config accepts must have one there.

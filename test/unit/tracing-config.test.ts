@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runtimeSchema } from '../../src/config/schema.js';
+import { runtimeSchema } from '../../src/config/runtime-schema.js';
 import { tracesUrl } from '../../src/observability/tracing.js';
 
 test('tracing is off unless an endpoint is configured', () => {

@@ -1,5 +1,5 @@
 import { parseDuration } from '../../config/duration.js';
-import { WEBHOOK_SECRET } from '../../config/schema.js';
+import { WEBHOOK_SECRET } from '../../config/subscription-schema.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import { type Pool, withTransaction } from '../../store/pool.js';
 import {

@@ -1,4 +1,5 @@
-import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../../config/schema.js';
+import { type RowcastConfig } from '../../config/schema.js';
+import { type SubscriptionConfig, WEBHOOK_SECRET } from '../../config/subscription-schema.js';
 import { redactEndpoint } from '../../observability/logger.js';
 import type { PlanStep } from '../../capture/plan-step.js';
 import { handshakeStatement } from '../../delivery/sns-envelope/confirmation.js';

@@ -1,4 +1,4 @@
-import type { SubscriptionConfig } from '../../config/schema.js';
+import type { SubscriptionConfig } from '../../config/subscription-schema.js';
 
 /*
  * How a subscription of the config is stored: its settings column and its endpoint. `apply` writes them, and an

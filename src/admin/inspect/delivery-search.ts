@@ -1,4 +1,4 @@
-import { OPERATIONS } from '../../config/schema.js';
+import { OPERATIONS } from '../../config/capture-schema.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import type { Pool } from '../../store/pool.js';
 import { DELIVERY_COLUMNS, deliveryItem, type DeliveryItem, type DeliveryState } from './deliveries.js';

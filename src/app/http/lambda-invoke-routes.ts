@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import { awsSchema } from '../../config/schema.js';
+import { awsSchema } from '../../config/aws-schema.js';
 import { SnsError } from '../../sns/query-protocol.js';
 import { resolveCredentials } from './sns-api-routes.js';
 import { verifySigV4 } from '../../sns/sigv4-verify.js';

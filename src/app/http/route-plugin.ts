@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { AwsConfig, SourceConfig } from '../../config/schema.js';
+import type { AwsConfig } from '../../config/aws-schema.js';
+import type { SourceConfig } from '../../config/source-schema.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Pool } from '../../store/pool.js';
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type AwsConfig, awsSchema } from '../../config/schema.js';
+import { type AwsConfig, awsSchema } from '../../config/aws-schema.js';
 import type { HttpRoutePlugin } from './route-plugin.js';
 import { errorXml, QueryParams, resultXml, SnsError } from '../../sns/query-protocol.js';
 import { verifySigV4 } from '../../sns/sigv4-verify.js';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { CaptureConfig, RowcastConfig } from '../../config/schema.js';
+import type { CaptureConfig } from '../../config/capture-schema.js';
+import type { RowcastConfig } from '../../config/schema.js';
 import type { PlanStep, SourceInstall } from '../plan-step.js';
 import type { PoolClient } from '../../store/pool.js';
 import {

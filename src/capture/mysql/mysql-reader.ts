@@ -1,73 +1,22 @@
 import ZongJi from '@vlasky/zongji';
 import type mysql from 'mysql2/promise';
 import type pg from 'pg';
-import type {
-  CaptureConfig,
-  DatabaseSettings,
-  MysqlSourceConfig as SourceConfig,
-  Operation,
-} from '../../config/schema.js';
+import type { CaptureConfig } from '../../config/capture-schema.js';
+import type { DatabaseSettings } from '../../config/database-schema.js';
+import type { MysqlSourceConfig as SourceConfig } from '../../config/source-schema.js';
 import type { Logger } from '../../observability/logger.js';
 import { createClient, type Pool } from '../../store/pool.js';
 import { backfillTableName } from '../backfill-source.js';
-import { WAKE } from '../logical-reader.js';
+import { insertSourceEvents, type SourceEventRow } from '../source-events.js';
+import { WAKE } from '../wake.js';
+import { binlogEvents, collectRows, type Committed, emptyTransaction, type MysqlCapture } from './binlog-events.js';
 import {
   type BinlogPosition,
   connectionOptions,
   connectSource,
-  type MysqlTableInfo,
   OUTBOX_TABLE,
   readMysqlTables,
 } from './mysql-source.js';
-import { jsonRow, type MappedColumn, tableOfMap } from './row-values.js';
-
-interface MysqlCapture {
-  name: string;
-  capture: CaptureConfig;
-}
-
-/** One rowcast event, as written to rowcast.events. */
-interface EventRow {
-  capture: string;
-  topic: string | null;
-  function: string | null;
-  op: Operation | 'READ';
-  schema_name: string;
-  table_name: string;
-  key: unknown;
-  before: unknown;
-  after: unknown;
-  changed: string[] | null;
-  source: unknown;
-}
-
-/** One rows event of a captured table, as read (converted when written: see Committed.ddl). */
-interface RawChange {
-  /** writerows, updaterows, deleterows; or readrows: a backfill batch's rows (copied through the capture's backfill table). */
-  kind: string;
-  /** readrows: the capture whose backfill it is. */
-  capture?: string;
-  database: string;
-  table: string;
-  rows: Record<string, unknown>[];
-  /** The columns as the rows event's table map describes them: the types the rows were written with. */
-  columns?: MappedColumn[];
-}
-
-/**
- * A committed transaction read from the binlog: its captured changes, its lambda_async calls, the position after
- * it, and its own (GTID, end of its commit). A DDL statement is one too (`ddl`): the column types of the rows after
- * it are read again before those rows are converted.
- */
-interface Committed {
-  changes: RawChange[];
-  calls: { arn: string; payload: string }[];
-  position: BinlogPosition;
-  at?: BinlogPosition;
-  ddl?: boolean;
-}
-
-const emptyTransaction = (): Committed => ({ changes: [], calls: [], position: {} });
 
 const RETRY_MS = 5000;
 /** Committed transactions held before the binlog stream is paused until they are written. */
@@ -214,7 +163,7 @@ export class MysqlSourceReader {
             const batch = queue.splice(0, ddl === -1 ? queue.length : ddl + 1);
             await this.writeBatch(
               store,
-              batch.flatMap((t) => this.events(t, captures, tables)),
+              batch.flatMap((t) => binlogEvents(this.name, t, captures, tables)),
               batch.flatMap((t) => t.calls),
               batch.at(-1)!.position,
             );
@@ -244,7 +193,7 @@ export class MysqlSourceReader {
           open = emptyTransaction();
         } else if (ROW_EVENTS.includes(kind)) {
           open ??= emptyTransaction();
-          this.collect(open, kind, event, captures);
+          collectRows(open, kind, event, captures, this.copies);
         } else if (kind === 'query') {
           // DDL: its own group without a commit event (the query itself commits it).
           const query = String(event.query ?? '')
@@ -336,126 +285,16 @@ export class MysqlSourceReader {
     return map;
   }
 
-  /** Keeps one rows event of a captured table (or the lambda_async calls of an outbox). */
-  private collect(
-    tx: Committed,
-    kind: string,
-    event: Record<string, unknown>,
-    captures: Map<string, MysqlCapture[]>,
-  ): void {
-    const map = (
-      event.tableMap as Record<number, { parentSchema: string; tableName: string; columnSchemas?: MappedColumn[] }>
-    )[event.tableId as number];
-    if (!map) return;
-    const rows = event.rows as Record<string, unknown>[];
-    if (map.tableName === OUTBOX_TABLE) {
-      // lambda_async inserts and deletes its row in one go: the insert is the call.
-      if (kind === 'writerows')
-        for (const r of rows) tx.calls.push({ arn: String(r.function_arn), payload: String(r.payload) });
-      return;
-    }
-    const copy = this.copies.get(`${map.parentSchema}.${map.tableName}`);
-    if (copy) {
-      // A backfill batch copies its rows in and deletes them again: the copy's inserts are the rows.
-      if (kind === 'writerows')
-        tx.changes.push({
-          kind: 'readrows',
-          capture: copy.capture,
-          database: map.parentSchema,
-          table: copy.table,
-          rows,
-          columns: map.columnSchemas,
-        });
-      return;
-    }
-    if (captures.has(`${map.parentSchema}.${map.tableName}`))
-      tx.changes.push({ kind, database: map.parentSchema, table: map.tableName, rows, columns: map.columnSchemas });
-  }
-
-  /** The events of a transaction's changes, for every capture of their tables. */
-  private events(
-    tx: Committed,
-    captures: Map<string, MysqlCapture[]>,
-    tables: Map<string, MysqlTableInfo>,
-  ): EventRow[] {
-    const events: EventRow[] = [];
-    for (const { kind, capture: backfilled, database, table: tableName, rows, columns } of tx.changes) {
-      // Converted by the types the rows were written with (their table map), not the table's types now.
-      const table = tableOfMap(columns, tables.get(`${database}.${tableName}`));
-      const op: Operation | 'READ' =
-        kind === 'readrows' ? 'READ' : kind === 'writerows' ? 'INSERT' : kind === 'updaterows' ? 'UPDATE' : 'DELETE';
-      for (const { name, capture } of captures.get(`${database}.${tableName}`) ?? []) {
-        if (op === 'READ' ? name !== backfilled : !capture.operations.includes(op)) continue;
-        for (const row of rows) {
-          const before = op === 'UPDATE' ? (row.before as Record<string, unknown>) : op === 'DELETE' ? row : null;
-          const after =
-            op === 'UPDATE' ? (row.after as Record<string, unknown>) : op === 'INSERT' || op === 'READ' ? row : null;
-          const image = (after ?? before)!;
-          const pk =
-            table?.key.length && table.key.every((c) => c in image)
-              ? jsonRow(Object.fromEntries(table.key.map((c) => [c, image[c]])), table)
-              : null;
-          const e: EventRow = {
-            capture: name,
-            topic: capture.topic ?? null,
-            function: capture.function ?? null,
-            op,
-            schema_name: database,
-            table_name: tableName,
-            key: pk,
-            before: null,
-            after: null,
-            changed: null,
-            source: {
-              capture: name,
-              kind: 'mysql',
-              server: this.name,
-              database,
-              schema: database,
-              table: tableName,
-              position: tx.at,
-            },
-          };
-          if (capture.payload === 'keys') {
-            // Without a primary key the whole row is its only identity (as for the store's captures).
-            e.key = pk ?? jsonRow(image, table);
-          } else if (capture.payload === 'row') {
-            if (op === 'DELETE') e.before = jsonRow(before!, table, capture.columns);
-            else e.after = jsonRow(after!, table, capture.columns);
-          } else {
-            const o = before && jsonRow(before, table, capture.columns);
-            const n = after && jsonRow(after, table, capture.columns);
-            e.before = o;
-            e.after = n;
-            if (o && n) e.changed = Object.keys(n).filter((c) => JSON.stringify(n[c]) !== JSON.stringify(o[c]));
-          }
-          events.push(e);
-        }
-      }
-    }
-    return events;
-  }
-
   /** Writes the events and calls of a batch of committed transactions, and the position after the last, in one transaction. */
   private async writeBatch(
     store: pg.Client,
-    events: EventRow[],
+    events: SourceEventRow[],
     calls: Committed['calls'],
     position: BinlogPosition,
   ): Promise<void> {
     await store.query('BEGIN');
     try {
-      if (events.length) {
-        await store.query(
-          `INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, source)
-           SELECT x.capture, x.topic, x.function, x.op, x.schema_name, x.table_name, x.key, x.before, x.after, x.changed, x.source
-             FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(e, ord),
-                  jsonb_to_record(a.e) AS x(capture text, topic text, function text, op text, schema_name text, table_name text,
-                                            key jsonb, before jsonb, after jsonb, changed text[], source jsonb)
-            ORDER BY a.ord`,
-          [JSON.stringify(events)],
-        );
-      }
+      await insertSourceEvents(store, events);
       if (calls.length) {
         const { rows } = await store.query<{ problems: string[] }>(
           'SELECT rowcast.mysql_lambda_invoke($1::text[], $2::text[]) AS problems',

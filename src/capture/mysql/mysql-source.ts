@@ -1,5 +1,5 @@
 import mysql from 'mysql2/promise';
-import type { MysqlSourceConfig as SourceConfig } from '../../config/schema.js';
+import type { MysqlSourceConfig as SourceConfig } from '../../config/source-schema.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 
 /** Where a MySQL source's reader is in the binlog: a GTID position (MariaDB domain-server-seq, MySQL set) and file:pos. */

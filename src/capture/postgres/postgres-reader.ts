@@ -1,53 +1,33 @@
-import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
+import type { LogicalReplicationService, Pgoutput } from 'pg-logical-replication';
 import type pg from 'pg';
-import type { CaptureConfig, DatabaseSettings, Operation, PostgresSourceConfig } from '../../config/schema.js';
+import type { CaptureConfig } from '../../config/capture-schema.js';
+import type { DatabaseSettings } from '../../config/database-schema.js';
+import type { PostgresSourceConfig } from '../../config/source-schema.js';
 import type { Logger } from '../../observability/logger.js';
 import { createClient, type Pool } from '../../store/pool.js';
-import { BACKFILL_PREFIX, CHUNK_BYTES, CHUNK_ROWS, keepSlotAlive, lsnText, lsnValue, WAKE } from '../logical-reader.js';
+import {
+  BACKFILL_PREFIX,
+  CHUNK_BYTES,
+  CHUNK_ROWS,
+  decodesMessages,
+  keepSlotAlive,
+  lsnText,
+  lsnValue,
+  replicationService,
+  textPlugin,
+  writtenBefore,
+} from '../pgoutput.js';
+import { insertSourceEvents, type SourceEventRow } from '../source-events.js';
+import { WAKE } from '../wake.js';
+import { collectBackfill, collectChange, type OpenTransaction, type SourceCapture } from './pgoutput-events.js';
 import { connectPostgresSource, postgresSourceUrl, sourceObjects } from './postgres-source.js';
 import { SourceTypes } from './source-types.js';
-import { eventsJson, pgTextValue, type TypeLookup } from './text-values.js';
-
-interface SourceCapture {
-  name: string;
-  capture: CaptureConfig;
-  /** The table's primary key on the source, as apply read it. */
-  key: string[];
-}
-
-/** One rowcast event, as written to rowcast.events. */
-export interface SourceEventRow {
-  capture: string;
-  topic: string | null;
-  function: string | null;
-  op: string;
-  schema_name: string;
-  table_name: string;
-  key: unknown;
-  before: unknown;
-  after: unknown;
-  changed: string[] | null;
-  source: unknown;
-}
+import { eventsJson } from './text-values.js';
 
 /** A committed transaction's events, and the position after it. */
 interface Committed {
   events: SourceEventRow[];
   end: bigint;
-}
-
-/**
- * The transaction being decoded: its events not yet written, and how many went to rowcast.source_staging already
- * (a transaction larger than a chunk is staged chunk by chunk and promoted at its commit, migration 029).
- */
-interface OpenTransaction {
-  events: SourceEventRow[];
-  /** Characters of the rows' values held in `events`. */
-  chars: number;
-  staged: number;
-  /** Written before a restart: its changes are not collected. */
-  skip: boolean;
-  commitLsn: string;
 }
 
 /** Internal settings of the reader (tests lower them). */
@@ -67,7 +47,6 @@ export interface SourceReaderStats {
 const RETRY_MS = 5000;
 /** Committed transactions' events held before the stream waits for them to be written. */
 const MAX_QUEUED_EVENTS = 5000;
-const RAW = (text: unknown) => text;
 /** One reader per source among all processes sharing the store (as MySQL sources: the same lock space). */
 const LOCK_SQL = `SELECT pg_try_advisory_lock(hashtext('rowcast.source'), hashtext($1)) AS ok`;
 
@@ -173,25 +152,13 @@ export class PostgresSourceReader {
       })();
 
       // Backfills' rows arrive as logical messages, which pgoutput decodes from PostgreSQL 14.
-      const messages = await decodesMessages(this.name, this.source);
+      // The same connection reads the source's catalog for user types (source-types.ts) while streaming.
       catalog = await connectPostgresSource(this.name, this.source, 'rowcast source capture');
+      const messages = await decodesMessages(catalog);
       const types = new SourceTypes(catalog);
-      const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication], messages });
-      // Values as PostgreSQL's own text (see logical-reader.ts): converted by type here, without losing digits.
-      const parse = plugin.parse.bind(plugin);
-      plugin.parse = (buffer: Buffer) => {
-        const message = parse(buffer);
-        if (message.tag === 'relation') for (const column of message.columns) column.parser = RAW;
-        return message;
-      };
-      const service = new LogicalReplicationService(
-        {
-          connectionString: url,
-          application_name: 'rowcast source capture',
-          options: '-c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=3',
-        },
-        { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
-      );
+      // Values as PostgreSQL's own text: converted by type here (text-values.ts), without losing digits.
+      const plugin = textPlugin(publication, messages);
+      const service = replicationService({ connectionString: url, application_name: 'rowcast source capture' });
       this.service = service;
       if (this.stopping || this.reload) return;
 
@@ -278,16 +245,8 @@ export class PostgresSourceReader {
         switch (message.tag) {
           case 'begin': {
             const commitLsn = message.commitLsn ?? '0/0';
-            // A transaction's commit record starts at or after the end of every earlier one: one that starts before
-            // the written position was written before a restart (checked again at its commit).
             const last = queue.length ? queue.at(-1)!.end : written;
-            open = {
-              events: [],
-              chars: 0,
-              staged: 0,
-              skip: lsnValue(commitLsn) > 0n && lsnValue(commitLsn) < last,
-              commitLsn,
-            };
+            open = { events: [], chars: 0, staged: 0, skip: writtenBefore(commitLsn, last), commitLsn };
             return;
           }
           case 'relation':
@@ -296,15 +255,36 @@ export class PostgresSourceReader {
             return;
           case 'insert':
             await types.learn(message.relation.columns.map((c) => c.typeOid));
-            this.collect(open, captures, database, types.lookup, message.relation, 'INSERT', null, message.new);
+            collectChange(
+              this.name,
+              open,
+              captures,
+              database,
+              types.lookup,
+              message.relation,
+              'INSERT',
+              null,
+              message.new,
+            );
             return bound();
           case 'update':
             await types.learn(message.relation.columns.map((c) => c.typeOid));
-            this.collect(open, captures, database, types.lookup, message.relation, 'UPDATE', message.old, message.new);
+            collectChange(
+              this.name,
+              open,
+              captures,
+              database,
+              types.lookup,
+              message.relation,
+              'UPDATE',
+              message.old,
+              message.new,
+            );
             return bound();
           case 'delete':
             await types.learn(message.relation.columns.map((c) => c.typeOid));
-            this.collect(
+            collectChange(
+              this.name,
               open,
               captures,
               database,
@@ -317,11 +297,11 @@ export class PostgresSourceReader {
             return bound();
           case 'truncate':
             for (const relation of message.relations)
-              this.collect(open, captures, database, types.lookup, relation, 'TRUNCATE', null, null);
+              collectChange(this.name, open, captures, database, types.lookup, relation, 'TRUNCATE', null, null);
             return bound();
           case 'message':
             if (message.prefix === BACKFILL_PREFIX && message.transactional)
-              await this.backfilled(open, captures, database, types, message.content);
+              await collectBackfill(this.name, open, captures, database, types, message.content);
             return bound();
           case 'commit': {
             const tx = open;
@@ -389,91 +369,6 @@ export class PostgresSourceReader {
     return map;
   }
 
-  /** The events of one decoded change, for every capture of its table that takes its operation. */
-  private collect(
-    tx: OpenTransaction | null,
-    captures: Map<string, SourceCapture[]>,
-    database: string | null,
-    types: TypeLookup,
-    relation: Pgoutput.MessageRelation,
-    op: Operation,
-    oldRow: Record<string, unknown> | null,
-    newRow: Record<string, unknown> | null,
-  ): void {
-    if (!tx || tx.skip) return;
-    const list = captures.get(`${relation.schema}.${relation.name}`);
-    if (!list) return;
-    const before = oldRow && rowValues(relation, oldRow, types);
-    const after = newRow && rowValues(relation, newRow, types);
-    const chars = textChars(oldRow) + textChars(newRow);
-    for (const c of list) {
-      if (!c.capture.operations.includes(op)) continue;
-      tx.chars += chars;
-      tx.events.push(
-        sourceEvent(
-          c,
-          op,
-          before,
-          after,
-          {
-            capture: c.name,
-            kind: 'postgres',
-            server: this.name,
-            database,
-            schema: relation.schema,
-            table: relation.name,
-            position: { lsn: tx.commitLsn },
-          },
-          relation.schema,
-          relation.name,
-        ),
-      );
-    }
-  }
-
-  /**
-   * A backfill batch (backfill-source.ts), a logical message of its transaction on the source: its rows as
-   * PostgreSQL's text with their type oids, converted as a change's values are, one READ event each.
-   */
-  private async backfilled(
-    tx: OpenTransaction | null,
-    captures: Map<string, SourceCapture[]>,
-    database: string | null,
-    types: SourceTypes,
-    content: Uint8Array,
-  ): Promise<void> {
-    if (!tx || tx.skip) return;
-    const batch = JSON.parse(Buffer.from(content).toString('utf8')) as {
-      capture: string;
-      columns: string[];
-      types: number[];
-      rows: (string | null)[][];
-    };
-    await types.learn(batch.types);
-    for (const [table, list] of captures) {
-      const c = list.find((x) => x.name === batch.capture);
-      if (!c) continue;
-      const dot = table.indexOf('.');
-      const [schema, name] = [table.slice(0, dot), table.slice(dot + 1)];
-      const source = {
-        capture: c.name,
-        kind: 'postgres',
-        server: this.name,
-        database,
-        schema,
-        table: name,
-        position: { lsn: tx.commitLsn },
-      };
-      for (const row of batch.rows) {
-        const after = Object.fromEntries(
-          batch.columns.map((column, i) => [column, pgTextValue(row[i] ?? null, batch.types[i]!, types.lookup)]),
-        );
-        tx.events.push(sourceEvent(c, 'READ', null, after, source, schema, name));
-      }
-      return;
-    }
-  }
-
   /** Writes a batch's events and the position after it in one store transaction (fenced: from `from` only). */
   private async writeBatch(store: pg.Client, events: SourceEventRow[], from: bigint, end: bigint): Promise<void> {
     await store.query('BEGIN');
@@ -492,108 +387,4 @@ export class PostgresSourceReader {
     }
     if (events.length) this.onCaptured(events.length);
   }
-}
-
-/** Whether the source's server decodes logical messages in pgoutput (PostgreSQL 14+). */
-async function decodesMessages(name: string, source: PostgresSourceConfig): Promise<boolean> {
-  const c = await connectPostgresSource(name, source, 'rowcast source capture');
-  try {
-    return (
-      Number((await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v) >= 140000
-    );
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
-
-/** A decoded row as JSON values (text-values.ts); an unchanged large value the log did not repeat is left out. */
-function rowValues(
-  relation: Pgoutput.MessageRelation,
-  row: Record<string, unknown>,
-  types: TypeLookup,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const column of relation.columns) {
-    const value = row[column.name];
-    if (value === undefined) continue;
-    out[column.name] = pgTextValue(value as string | null, column.typeOid, types);
-  }
-  return out;
-}
-
-/** Characters of a decoded row's text values: what holding it costs, roughly. */
-function textChars(row: Record<string, unknown> | null): number {
-  let n = 0;
-  if (row) for (const v of Object.values(row)) if (typeof v === 'string') n += v.length;
-  return n;
-}
-
-/** Only some columns of a row (a capture's `columns`), in that order. */
-const pick = (row: Record<string, unknown>, columns?: string[]) =>
-  columns ? Object.fromEntries(columns.filter((c) => c in row).map((c) => [c, row[c]])) : row;
-
-/**
- * One event of a source's change in the store's shape (key, before/after per payload, changed columns); also used
- * by backfills (op READ: `after` only).
- */
-export function sourceEvent(
-  c: SourceCapture,
-  op: string,
-  before: Record<string, unknown> | null,
-  after: Record<string, unknown> | null,
-  source: unknown,
-  schema: string,
-  table: string,
-): SourceEventRow {
-  const { capture } = c;
-  const image = after ?? before;
-  const key =
-    image && c.key.length && c.key.every((k) => k in image)
-      ? Object.fromEntries(c.key.map((k) => [k, image[k]]))
-      : null;
-  const e: SourceEventRow = {
-    capture: c.name,
-    topic: capture.topic ?? null,
-    function: capture.function ?? null,
-    op,
-    schema_name: schema,
-    table_name: table,
-    key,
-    before: null,
-    after: null,
-    changed: null,
-    source,
-  };
-  if (!image) return e; // TRUNCATE: no rows
-  if (capture.payload === 'keys') {
-    // Without a primary key the whole row is its only identity (as for the store's captures).
-    e.key = key ?? image;
-  } else if (capture.payload === 'row') {
-    if (op === 'DELETE') e.before = pick(before!, capture.columns);
-    else e.after = pick(after!, capture.columns);
-  } else {
-    const o = before && pick(before, capture.columns);
-    const n = after && pick(after, capture.columns);
-    e.before = o;
-    e.after = n;
-    if (o && n) e.changed = Object.keys(n).filter((k) => JSON.stringify(n[k]) !== JSON.stringify(o[k]));
-  }
-  return e;
-}
-
-/** Inserts events built in JavaScript, in their order (event ids follow it). */
-export async function insertSourceEvents(
-  store: { query(sql: string, values?: unknown[]): Promise<unknown> },
-  events: SourceEventRow[],
-): Promise<void> {
-  if (!events.length) return;
-  await store.query(
-    `INSERT INTO rowcast.events (capture, topic, function, op, schema_name, table_name, key, before, after, changed, source)
-     SELECT x.capture, x.topic, x.function, x.op, x.schema_name, x.table_name, x.key, x.before, x.after, x.changed, x.source
-       FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(e, ord),
-            jsonb_to_record(a.e) AS x(capture text, topic text, function text, op text, schema_name text, table_name text,
-                                      key jsonb, before jsonb, after jsonb, changed text[], source jsonb)
-      ORDER BY a.ord`,
-    [eventsJson(events)],
-  );
 }

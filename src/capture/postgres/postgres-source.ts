@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { PostgresSourceConfig } from '../../config/schema.js';
+import type { PostgresSourceConfig } from '../../config/source-schema.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 
 /** The slot and publication a PostgreSQL source is read through (apply manages both on the source). */

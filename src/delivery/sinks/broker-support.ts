@@ -1,25 +1,12 @@
 import { createHash } from 'node:crypto';
+import type { OptionsResult } from '../../config/sink-settings/settings-support.js';
 import type { SendOutcome } from '../../model/sink.js';
 
 /**
- * What the broker sinks (nats, amqp, redis, mqtt) have in common: how their `options` are validated and read, and
- * how a send is bounded by its timeout and shared connections are kept. The protocol itself stays in each sink.
+ * What the broker sinks (nats, amqp, redis, mqtt) have in common on the sending side: a send's options resolved,
+ * a send bounded by its timeout, shared connections kept. The protocol itself stays in each sink. The options side
+ * (validation, templates, secrets, URLs) is config/sink-settings/settings-support.ts, which sinks import directly.
  */
-
-// The options side lives in config (the config validates with the same schemas); sinks import both from here.
-export {
-  envRef,
-  secretRef,
-  topicTemplate,
-  renderTemplate,
-  optionsParser,
-  resolveSecret,
-  resolveUrl,
-  urlPassword,
-  scrubSecret,
-} from '../../config/sink-settings/settings-support.js';
-export type { SecretRef, OptionsResult } from '../../config/sink-settings/settings-support.js';
-import type { OptionsResult } from '../../config/sink-settings/settings-support.js';
 
 // ---- sending ----
 

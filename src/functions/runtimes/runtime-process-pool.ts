@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { AwsIdentity } from '../../model/arn.js';
-import type { FunctionConfig } from '../../config/schema.js';
+import type { FunctionConfig } from '../../config/function-schema.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InvocationOutcome, InvocationRunner } from '../invocation-runner.js';
 import type { InvocationSnsEndpoint } from '../invocation-sns-endpoint.js';

@@ -1,17 +1,8 @@
 import { connect, type ChannelModel, type ConfirmChannel, type Message } from 'amqplib';
 import { redactUrl } from '../../../observability/logger.js';
 import { renderMessage } from '../../../model/message-format.js';
-import {
-  connectionKey,
-  dead,
-  openShared,
-  renderTemplate,
-  scrubSecret,
-  sendOptions,
-  SharedConnections,
-  untilAborted,
-  urlPassword,
-} from '../broker-support.js';
+import { connectionKey, dead, openShared, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
+import { renderTemplate, scrubSecret, urlPassword } from '../../../config/sink-settings/settings-support.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 import { type AmqpOptions, parseAmqpOptions, resolveAmqpUrl } from '../../../config/sink-settings/amqp-settings.js';
 

@@ -1,15 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { renderBody, renderMessage } from '../../../model/message-format.js';
-import {
-  connectionKey,
-  renderTemplate,
-  resolveSecret,
-  scrubSecret,
-  sendOptions,
-  SharedConnections,
-  untilAborted,
-} from '../broker-support.js';
+import { connectionKey, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
+import { renderTemplate, resolveSecret, scrubSecret } from '../../../config/sink-settings/settings-support.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 import { type MqttOptions, parseMqttOptions } from '../../../config/sink-settings/mqtt-settings.js';
 

@@ -8,15 +8,8 @@ import {
 } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { renderMessage } from '../../../model/message-format.js';
-import {
-  connectionKey,
-  dead,
-  renderTemplate,
-  resolveSecret,
-  sendOptions,
-  SharedConnections,
-  untilAborted,
-} from '../broker-support.js';
+import { connectionKey, dead, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
+import { renderTemplate, resolveSecret } from '../../../config/sink-settings/settings-support.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 import { type NatsOptions, parseNatsOptions } from '../../../config/sink-settings/nats-settings.js';
 

@@ -1,16 +1,8 @@
 import { Redis } from 'ioredis';
 import { redactUrl } from '../../../observability/logger.js';
 import { contentTypeOf, renderBody } from '../../../model/message-format.js';
-import {
-  connectionKey,
-  renderTemplate,
-  retry,
-  scrubSecret,
-  sendOptions,
-  SharedConnections,
-  untilAborted,
-  urlPassword,
-} from '../broker-support.js';
+import { connectionKey, retry, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
+import { renderTemplate, scrubSecret, urlPassword } from '../../../config/sink-settings/settings-support.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
 import { parseRedisOptions, resolveRedisUrl } from '../../../config/sink-settings/redis-settings.js';
 
