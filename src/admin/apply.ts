@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type RowcastConfig, type SubscriptionConfig, WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
-import { redactEndpoint, redactSecrets } from '../observability/logger.js';
+import { redactEndpoint, redactSecrets } from '../observability/redact.js';
 import { assertMigrated } from '../store/migrate.js';
 import { ident, literal, qualified } from '../store/sql.js';
 import type { Pool, PoolClient } from '../store/pool.js';

@@ -13,7 +13,7 @@ import {
   stepsOf,
   subscriptionRatesOf,
 } from '../observability/activity.js';
-import { redactEndpoint } from '../observability/logger.js';
+import { redactEndpoint } from '../observability/redact.js';
 import type { Pool } from '../store/pool.js';
 import { getStatus, type Status, type SubscriptionStatus } from './operations.js';
 import type { AttemptLogEntry } from '../model/attempt-log.js';

@@ -2,7 +2,7 @@ import { CAPTURE_SLOT_SQL } from '../capture/logical-ddl.js';
 import { parseDuration } from '../config/duration.js';
 import { WEBHOOK_SECRET } from '../config/schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
-import { redactEndpoint } from '../observability/logger.js';
+import { redactEndpoint } from '../observability/redact.js';
 import { type Pool, withTransaction } from '../store/pool.js';
 import { historyEventSql } from '../model/attempt-log.js';
 import { setSubscriptionState } from '../delivery/delivery-store.js';

@@ -5,7 +5,7 @@ import { type AwsConfig, subscriptionSchema, TOPIC_NAME } from '../config/schema
 import type { FilterPolicyScope } from '../model/filter-policy/filter-policy.js';
 import { generateSecret } from '../delivery/sinks/http/webhook-secret.js';
 import { DELIVERIES_PAYLOAD, WAKE_CHANNEL } from '../queue/listener.js';
-import { redactEndpoint } from '../observability/logger.js';
+import { redactEndpoint } from '../observability/redact.js';
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { type NewMessage, publishMessages } from '../routing/fan-out.js';
 import { parseArn, snsSubscriptionArn, snsTopicArn, topicOfArn } from '../model/arn.js';
