@@ -14,20 +14,17 @@ import type { DirectClaimant } from '../routing/fan-out.js';
 import type { DirectInvocationClaim } from '../routing/route-events.js';
 import { type FailureCondition, failureRecord } from './failure-record.js';
 import { pausedFunctions } from './function-state.js';
-import { HandlerPool } from './handler-pool.js';
 import type { InvocationRunner } from './invocation-runner.js';
+import { invocationRunnerFor } from './invocation-runner-for.js';
+import { InvocationRecorder } from './invocation-recorder.js';
 import { InvocationSnsEndpoint } from './invocation-sns-endpoint.js';
 import {
   type ClaimedInvocation,
   claimInvocations,
-  completeInvocations,
-  type InvocationResult,
   listTopics,
   releaseInvocations,
   releaseSlots,
 } from './invocation-store.js';
-import { RuntimeProcessPool } from './runtimes/runtime-process-pool.js';
-import { runtimeKind } from '../config/runtime-kind.js';
 import type { HandlerError, TopicRules } from '../model/thread-protocol.js';
 
 export interface FunctionWorkerOptions {
@@ -39,8 +36,6 @@ export interface FunctionWorkerOptions {
   aws?: AwsConfig;
 }
 
-/** Results are written in batches of at most this many. */
-const FLUSH_SIZE = 200;
 /** A claimed-ahead invocation starts only while its lease still has this much beyond the timeout. */
 const START_MARGIN_MS = 10_000;
 /**
@@ -78,9 +73,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   private releasing: Promise<void> = Promise.resolve();
   /** Moving average of each function's handler duration (ms), which sizes how far ahead it is claimed. */
   private readonly runMs = new Map<string, number>();
-  private results: { result: InvocationResult; done: (deliveries: number | null) => void }[] = [];
-  private flushTimer: NodeJS.Timeout | null = null;
-  private flushing: Promise<void> = Promise.resolve();
+  /** Where results go: batched writes (invocation-recorder.ts). */
+  private readonly recorder: InvocationRecorder;
   /** Set by the runtime: the delivery worker, which takes the deliveries of published messages straight from the results' statement. */
   deliveries: DirectClaimant | null = null;
   /** Where handlers' AWS SDK publishes, joining their invocations. */
@@ -98,11 +92,9 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.session = new ClaimSession(pool, log, () => this.held.clear());
     const aws = options.aws ?? awsSchema.parse({});
     this.endpoint = new InvocationSnsEndpoint(pool, aws, log);
+    this.recorder = new InvocationRecorder(pool, log, () => this.deliveries, onPublished);
     for (const [name, config] of Object.entries(functions)) {
-      const handlers =
-        runtimeKind(config.runtime) === 'nodejs'
-          ? nodeHandlers(name, config, log, this.endpoint)
-          : new RuntimeProcessPool(name, config, aws, log, this.endpoint);
+      const handlers = invocationRunnerFor(name, config, aws, log, this.endpoint);
       this.functions.set(name, {
         name,
         config,
@@ -250,7 +242,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.runMs.set(fn.name, 0.8 * (this.runMs.get(fn.name) ?? outcome.durationMs) + 0.2 * outcome.durationMs);
     // Results are recorded in batches; the slot is free for the next invocation meanwhile.
     if (outcome.ok) {
-      const completion = this.complete({
+      const completion = this.recorder.complete({
         id: inv.id,
         attempt: inv.attempt,
         lease: inv.lease,
@@ -285,7 +277,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     const decision = decideInvocationFailure(inv, fn.config);
     if (decision.action === 'retry') {
       const retryAt = Date.now() + decision.delayMs;
-      void this.complete({
+      void this.recorder.complete({
         id: inv.id,
         attempt: inv.attempt,
         lease: inv.lease,
@@ -341,7 +333,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
             },
           ]
         : [];
-    const completion = this.complete({
+    const completion = this.recorder.complete({
       id: inv.id,
       attempt: inv.attempt,
       lease: inv.lease,
@@ -365,52 +357,6 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     void completion.then((deliveries) => deliveries && this.onPublished(deliveries));
   }
 
-  /**
-   * Queues a result for the next batch; resolves with its deliveries, or null if its lease had been lost. As a
-   * group commit: the first result of a batch is written at once (after this tick), and whatever finishes while a
-   * batch is being written goes with the next, so batches grow with the load and a lone result waits for nothing.
-   */
-  private complete(result: InvocationResult): Promise<number | null> {
-    return new Promise((done) => {
-      this.results.push({ result, done });
-      if (this.results.length === 1 || this.results.length === FLUSH_SIZE) setImmediate(() => void this.flush());
-    });
-  }
-
-  /** Writes the queued results in one statement (each publish with its success record), one batch at a time. */
-  private flush(): Promise<void> {
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = null;
-    }
-    this.flushing = this.flushing.then(async () => {
-      const batch = this.results.splice(0, FLUSH_SIZE);
-      if (!batch.length) return;
-      if (this.results.length) setImmediate(() => void this.flush());
-      try {
-        const direct = this.deliveries?.directClaim();
-        const { recorded, deliveries, claimed } = await completeInvocations(
-          this.pool,
-          batch.map((b) => b.result),
-          direct,
-        );
-        if (direct && claimed.length) this.deliveries!.adoptClaimed(claimed, direct);
-        // Deliveries are counted per batch, not per invocation: the batch wakes the delivery worker once.
-        for (const b of batch) b.done(recorded.has(b.result.id) ? 0 : null);
-        if (deliveries) this.onPublished(deliveries);
-      } catch (err) {
-        // Kept and tried again: until written, their leases keep other processes from running them again.
-        this.log.error(
-          { err: (err as Error).message, results: batch.length },
-          'recording invocation results failed; retrying',
-        );
-        this.results.unshift(...batch);
-        if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), 500);
-      }
-    });
-    return this.flushing;
-  }
-
   protected async release(items: ClaimedInvocation[], started: boolean): Promise<void> {
     await releaseInvocations(
       this.pool,
@@ -422,28 +368,11 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   protected override async afterDrain(): Promise<void> {
     await Promise.all([...this.functions.values()].map((f) => f.pool.close()));
     await this.endpoint.close();
-    for (let i = 0; i < 3 && (this.results.length || i === 0); i++) await this.flush();
-    if (this.flushTimer) clearTimeout(this.flushTimer);
+    await this.recorder.drain();
     await this.releasing;
     this.held.clear();
     await this.session.close((client) => client.query('SELECT pg_advisory_unlock_all()'));
   }
-}
-
-function nodeHandlers(name: string, config: FunctionConfig, log: Logger, endpoint: InvocationSnsEndpoint): HandlerPool {
-  const [modulePath, exportName = 'handler'] = config.handler.split('#') as [string, string?];
-  return new HandlerPool(
-    {
-      functionName: name,
-      modulePath,
-      exportName,
-      timeout: config.timeout,
-      environment: config.environment,
-      memoryLimitMb: config.memoryLimitMb,
-      endpoint,
-    },
-    log,
-  );
 }
 
 function parseEvent(payload: string): unknown {

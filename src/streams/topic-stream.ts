@@ -2,8 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { WakeSignal } from '../queue/wake-signal.js';
 import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
-import { renderMessage } from '../model/message-format.js';
-import type { OutboundMessage } from '../model/sink.js';
+import { type MessageRow, StreamClient, toEvent } from './stream-client.js';
 
 /**
  * GET /topics/:name/stream — a topic's messages as Server-Sent Events: `id:` the message's seq, `event: message`,
@@ -54,22 +53,9 @@ export const DEFAULTS: Required<TopicStreamOptions> = {
   retry: 1000,
 };
 
-const MAX_BIGINT = 2n ** 63n - 1n;
 const MIN_TICK_GAP_MS = 20;
 /** Watermarks not yet settled that are remembered (one per tick); older ones are dropped, which only delays. */
 const MAX_BARRIERS = 64;
-
-interface Row {
-  seq: string;
-  id: string;
-  topic: string;
-  subject: string | null;
-  body: string;
-  content_type: string;
-  attributes: Record<string, string>;
-  created_at: string;
-  trace: string | null;
-}
 
 const ROWS_SQL = `
 SELECT m.seq::text AS seq, m.id::text AS id, m.topic, m.subject, m.body, m.content_type, m.attributes,
@@ -91,60 +77,6 @@ SELECT coalesce(array_agg(DISTINCT l.virtualtransaction) FILTER (
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), '{}') AS writers,
        coalesce(array_agg(DISTINCT l.virtualtransaction) FILTER (WHERE l.virtualtransaction = ANY($1::text[])), '{}') AS alive
   FROM pg_locks l`;
-
-/** One SSE event; data that spans lines (a stored JSON body may) goes as several data: lines, which clients join with "\n". */
-export function sseEvent(id: string, data: string): string {
-  return `id: ${id}\nevent: message\ndata: ${data.split(/\r\n|\r|\n/).join('\ndata: ')}\n\n`;
-}
-
-function toEvent(row: Row): string {
-  const message: OutboundMessage = {
-    id: row.id,
-    topic: row.topic,
-    subject: row.subject,
-    body: row.body,
-    contentType: row.content_type,
-    attributes: row.attributes,
-    timestamp: row.created_at,
-    trace: row.trace,
-  };
-  return sseEvent(row.seq, renderMessage('envelope', message).body);
-}
-
-class StreamClient {
-  /** The last seq this client has (been sent, or started after). */
-  cursor = 0n;
-  state: 'pending' | 'catching-up' | 'live' = 'pending';
-  closed = false;
-
-  constructor(
-    readonly res: ServerResponse,
-    /** Last-Event-ID, or for a stream that starts now the sequence's position when it was requested. */
-    readonly from: bigint,
-  ) {}
-
-  /** False if the client is gone or was disconnected for falling behind. */
-  write(chunk: string, maxBuffered: number): boolean {
-    if (this.closed) return false;
-    this.res.write(chunk);
-    if (this.res.writableLength > maxBuffered) {
-      this.drop();
-      return false;
-    }
-    return true;
-  }
-
-  /** Cuts the connection at once (buffered data is discarded); the client resumes with its last complete event's id. */
-  drop(): void {
-    this.closed = true;
-    this.res.destroy();
-  }
-
-  end(): void {
-    this.closed = true;
-    this.res.end();
-  }
-}
 
 interface TopicPoller {
   topic: string;
@@ -350,9 +282,9 @@ export class TopicStreamHub {
     if (b.seq > this.safe) this.safe = b.seq;
   }
 
-  private readRows(topic: string, after: bigint, upTo: bigint): Promise<Row[]> {
+  private readRows(topic: string, after: bigint, upTo: bigint): Promise<MessageRow[]> {
     return this.pool
-      .query<Row>(ROWS_SQL, [topic, after.toString(), upTo.toString(), this.options.batchSize])
+      .query<MessageRow>(ROWS_SQL, [topic, after.toString(), upTo.toString(), this.options.batchSize])
       .then((r) => r.rows);
   }
 
@@ -431,13 +363,4 @@ export class TopicStreamHub {
       client.res.on('close', onClose);
     });
   }
-}
-
-/** Parses Last-Event-ID: digits within bigint, or null when absent; undefined when malformed. */
-export function parseLastEventId(value: string | string[] | undefined): bigint | null | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || v.trim() === '') return null;
-  if (!/^\d{1,19}$/.test(v.trim())) return undefined;
-  const n = BigInt(v.trim());
-  return n <= MAX_BIGINT ? n : undefined;
 }

@@ -1,4 +1,5 @@
-import { DEFAULTS, parseLastEventId, TopicStreamHub, type TopicStreamOptions } from '../../streams/topic-stream.js';
+import { parseLastEventId } from '../../streams/stream-client.js';
+import { DEFAULTS, TopicStreamHub, type TopicStreamOptions } from '../../streams/topic-stream.js';
 import type { HttpRoutePlugin } from './route-plugin.js';
 import { apiError } from './admin-api/api-support.js';
 

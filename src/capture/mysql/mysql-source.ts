@@ -1,4 +1,4 @@
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import type { MysqlSourceConfig as SourceConfig } from '../../config/source-schema.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 
@@ -55,6 +55,8 @@ export function connectionOptions(name: string, source: SourceConfig): mysql.Con
 
 export async function connectSource(name: string, source: SourceConfig): Promise<mysql.Connection> {
   try {
+    // Imported here: apply plans and validates MySQL sources without a connection, and need not load mysql2.
+    const { default: mysql } = await import('mysql2/promise');
     return await mysql.createConnection(connectionOptions(name, source));
   } catch (err) {
     if (err instanceof RowcastError) throw err;

@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { parseRetryAfter } from '../../../model/retry-policy.js';
-import { findPrivateEndpointError, publicOnlyConnector } from './address-policy.js';
+import { findPrivateEndpointError } from './address-policy.js';
+import { publicOnlyConnector } from './public-only-connector.js';
 import { controlTypeOf } from '../../sns-envelope/confirmation.js';
 import { type SnsEnvelopes, SNS_USER_AGENT } from '../../sns-envelope/sns-envelopes.js';
 import { percentEncodeHeaderValue, type RenderedMessage, renderMessage } from '../../../model/message-format.js';
@@ -14,7 +15,7 @@ const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
  * Webhooks over HTTP(S): a POST per delivery, signed per Standard Webhooks (webhook-id is the message id, the
  * same on every attempt), through a keep-alive connection pool. Redirects are not followed: a 3xx is a failure.
  * Unless allowPrivateEndpoints, connections go to public addresses only, checked on the address connected to (after
- * DNS resolution; see address-policy.ts); a refused one fails the attempt, retryably.
+ * DNS resolution; see address-policy.ts and public-only-connector.ts); a refused one fails the attempt, retryably.
  */
 export class HttpSink implements Sink {
   private readonly agent: Agent;
