@@ -4,11 +4,16 @@ import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { getBackfill, runBackfill } from '../../src/capture/backfill.js';
-import { parseConfig } from '../../src/admin/load-config.js';
-import type { RowcastConfigInput, SourceConfig } from '../../src/config/schema.js';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
+import {
+  parseConfig,
+  type RowcastConfigInput,
+  type RowcastRuntime,
+  startRowcast,
+  type EmbeddedDatabase,
+  startEmbeddedPostgres,
+} from '../../src/index.js';
+import type { SourceConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 
 /*

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { generateSecret } from '../../src/admin/apply.js';
+import { generateSecret } from '../../src/index.js';
 import { eventually, type TestDatabase } from '../support/database.js';
 import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus, redrive, resumeSubscription } from '../../src/admin/operations.js';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
+import {
+  type RowcastConfigInput,
+  getStatus,
+  redrive,
+  resumeSubscription,
+  type RowcastRuntime,
+  startRowcast,
+} from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';

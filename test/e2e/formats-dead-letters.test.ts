@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type CloudEvent, HTTP } from 'cloudevents';
-import { getStatus, redrive } from '../../src/admin/operations.js';
+import { getStatus, redrive } from '../../src/index.js';
 import { eventually, type TestDatabase } from '../support/database.js';
 import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import { applyRetention } from '../../src/store/retention.js';
-import { invokeFunction } from '../../src/functions/invoke.js';
+import { invokeFunction } from '../../src/index.js';
 import { ClaimChecks } from '../../src/routing/claim-check.js';
 import { eventually, type TestDatabase } from '../support/database.js';
 import { scenario } from '../support/scenario.js';

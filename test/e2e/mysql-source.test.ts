@@ -2,10 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
-import { parseConfig } from '../../src/admin/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus } from '../../src/admin/operations.js';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
+import { parseConfig, type RowcastConfigInput, getStatus, type RowcastRuntime, startRowcast } from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 

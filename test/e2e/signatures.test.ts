@@ -10,11 +10,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { apply, formatPlan, generateSecret } from '../../src/admin/apply.js';
-import { parseConfig } from '../../src/admin/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus, rotateSecret } from '../../src/admin/operations.js';
-import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
+import {
+  apply,
+  formatPlan,
+  generateSecret,
+  parseConfig,
+  type RowcastConfigInput,
+  getStatus,
+  rotateSecret,
+  ErrorCodes,
+  RowcastError,
+} from '../../src/index.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyRetention } from '../../src/store/retention.js';
 import { applyConfig, eventually, type TestDatabase } from '../support/database.js';

@@ -12,9 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apply } from '../../src/admin/apply.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { parseConfig } from '../../src/admin/load-config.js';
+import { apply, type RowcastConfigInput, parseConfig } from '../../src/index.js';
 import { eventually, settled, type TestDatabase } from '../support/database.js';
 import { scenario } from '../support/scenario.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
