@@ -2,9 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { fetch } from 'undici';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { parseConfig, type RowcastConfigInput, type RowcastRuntime } from '../../src/index.js';
 import { BUCKET_MS, LATENCY_BOUNDS, minuteStart, writeActivity } from '../../src/observability/activity.js';
 import { getStats } from '../../src/admin/inspect/activity-stats.js';
 import {

@@ -1,18 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { observe } from '../../src/observability/observe.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import { type RowcastConfigInput, type RowcastRuntime, observe } from '../../src/index.js';
+import { eventually, type TestDatabase } from '../support/database.js';
 import { openSse } from '../support/sse-client.js';
+import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const TOKEN = 'admin-api-test-token';
@@ -48,26 +40,22 @@ const config = (): RowcastConfigInput => ({
   },
 });
 
+let close: () => Promise<void>;
+
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  flaky = await WebhookReceiver.start();
-  await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY, note text); CREATE TABLE traced (id int PRIMARY KEY)');
-  await applyConfig(db.pool, config());
-  rowcast = await startTestRowcast(
-    db.url,
-    { http: { port: 0, host: '127.0.0.1', token: TOKEN } },
-    parseConfig(config(), 'test config').functions,
-  );
+  ({ db, receiver, flaky, rowcast, close } = await scenario({
+    receivers: { receiver: {}, flaky: {} },
+    tables: 'CREATE TABLE orders (id int PRIMARY KEY, note text); CREATE TABLE traced (id int PRIMARY KEY)',
+    config: (started) => {
+      ({ receiver, flaky } = started); // config() reads them
+      return config();
+    },
+    runtime: { http: { port: 0, host: '127.0.0.1', token: TOKEN } },
+  }));
   base = `${rowcast.httpUrl!}/api`;
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await flaky?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 async function api<T = any>(
   path: string,

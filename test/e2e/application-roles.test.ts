@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { parseConfig, type RowcastConfigInput, type RowcastRuntime } from '../../src/index.js';
 import { listMigrations } from '../../src/store/migrate.js';
 import {
   applyConfig,

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apply, generateSecret } from '../../src/admin/config/apply.js';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
+import {
+  apply,
+  generateSecret,
+  parseConfig,
+  type RowcastConfigInput,
+  ErrorCodes,
+  RowcastError,
+} from '../../src/index.js';
 import { ident } from '../../src/store/sql.js';
 import { allRowcastTriggers, captureFunctions } from '../support/catalog.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';

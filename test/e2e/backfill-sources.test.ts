@@ -4,12 +4,16 @@ import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { getBackfill, runBackfill } from '../../src/capture/backfill.js';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
+import {
+  parseConfig,
+  type RowcastConfigInput,
+  type RowcastRuntime,
+  startRowcast,
+  type EmbeddedDatabase,
+  startEmbeddedPostgres,
+} from '../../src/index.js';
 import type { SourceConfig } from '../../src/config/source-schema.js';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 
 /*
@@ -107,6 +111,67 @@ async function withWriter(update: (id: number) => Promise<unknown>, backfill: ()
   return writer;
 }
 
+/**
+ * A backfill of batch 20 while `update` bumps v of random rows (the source's writer): every READ and UPDATE event
+ * arrives, and no row is ever delivered older after newer.
+ */
+async function backfillWhileUpdating(store: Store, update: (id: number) => Promise<unknown>): Promise<void> {
+  await store.clear();
+  const updates = await withWriter(update, () =>
+    runBackfill(store.db.pool, 'items', {
+      sources: store.sources,
+      batch: 20,
+      restart: true,
+      onProgress: () => new Promise((r) => setTimeout(r, 5)),
+    }),
+  );
+  const rows = await eventually(
+    async () => {
+      const r = await store.events();
+      return r.filter((e) => e.op === 'READ').length === ROWS && r.filter((e) => e.op === 'UPDATE').length === updates
+        ? r
+        : null;
+    },
+    'every READ and UPDATE event',
+    60_000,
+  );
+  assert.ok(updates > 0);
+  assertNeverOlder(rows);
+}
+
+/** A backfill of batch 50 killed after its second batch, left 'running' as a killed process leaves it. */
+async function killedBackfill(store: Store): Promise<void> {
+  await store.clear();
+  let batches = 0;
+  await assert.rejects(
+    runBackfill(store.db.pool, 'items', {
+      sources: store.sources,
+      batch: 50,
+      restart: true,
+      onProgress: () => {
+        if (++batches === 2) throw new Error('killed');
+      },
+    }),
+    /killed/,
+  );
+  await store.db.pool.query(`UPDATE rowcast.backfills SET state = 'running' WHERE capture = 'items'`);
+}
+
+/** Every row's READ event, once each and in key order. */
+async function assertEveryReadInOrder(store: Store, timeoutMs?: number): Promise<void> {
+  const ids = (
+    await eventually(
+      async () => ((await store.events('READ')).length === ROWS ? store.events('READ') : null),
+      'every READ event',
+      timeoutMs,
+    )
+  ).map((e) => Number(e.key.id));
+  assert.deepEqual(
+    ids,
+    Array.from({ length: ROWS }, (_, i) => i + 1),
+  );
+}
+
 describe('backfill of a PostgreSQL source on another server', () => {
   let source: EmbeddedDatabase;
   let src: pg.Client;
@@ -177,61 +242,16 @@ describe('backfill of a PostgreSQL source on another server', () => {
     );
   });
 
-  test('rows updated during the backfill are never delivered older after newer', async () => {
-    await store.clear();
-    const updates = await withWriter(
-      (id) => src.query(`UPDATE items SET v = v + 1 WHERE id = $1`, [id]),
-      () =>
-        runBackfill(store.db.pool, 'items', {
-          sources: store.sources,
-          batch: 20,
-          restart: true,
-          onProgress: () => new Promise((r) => setTimeout(r, 5)),
-        }),
-    );
-    const rows = await eventually(
-      async () => {
-        const r = await store.events();
-        return r.filter((e) => e.op === 'READ').length === ROWS && r.filter((e) => e.op === 'UPDATE').length === updates
-          ? r
-          : null;
-      },
-      'every READ and UPDATE event',
-      60_000,
-    );
-    assert.ok(updates > 0);
-    assertNeverOlder(rows);
-  });
+  test('rows updated during the backfill are never delivered older after newer', () =>
+    backfillWhileUpdating(store, (id) => src.query(`UPDATE items SET v = v + 1 WHERE id = $1`, [id])));
 
   test('resumes after a kill between batches: every row sent, the resumed part once', async () => {
-    await store.clear();
-    let batches = 0;
-    await assert.rejects(
-      runBackfill(store.db.pool, 'items', {
-        sources: store.sources,
-        batch: 50,
-        restart: true,
-        onProgress: () => {
-          if (++batches === 2) throw new Error('killed');
-        },
-      }),
-      /killed/,
-    );
-    await store.db.pool.query(`UPDATE rowcast.backfills SET state = 'running' WHERE capture = 'items'`);
+    await killedBackfill(store);
     assert.equal((await getBackfill(store.db.pool, 'items'))!.rowsSent, 100);
     const done = await runBackfill(store.db.pool, 'items', { sources: store.sources });
     assert.equal(done.state, 'done');
     assert.equal(done.rowsSent, ROWS);
-    const ids = (
-      await eventually(
-        async () => ((await store.events('READ')).length === ROWS ? store.events('READ') : null),
-        'every READ event',
-      )
-    ).map((e) => Number(e.key.id));
-    assert.deepEqual(
-      ids,
-      Array.from({ length: ROWS }, (_, i) => i + 1),
-    );
+    await assertEveryReadInOrder(store);
   });
 
   test('a capture whose source the config does not declare is refused, naming it', async () => {
@@ -314,65 +334,19 @@ describe('backfill of a MySQL/MariaDB source', { skip: skipMysql }, () => {
   });
 
   test('rows updated during the backfill are never delivered older after newer', async () => {
-    await store.clear();
     const writer = await mysql.createConnection({ uri: MARIADB, database });
     try {
-      const updates = await withWriter(
-        (id) => writer.query('UPDATE items SET v = v + 1 WHERE id = ?', [id]),
-        () =>
-          runBackfill(store.db.pool, 'items', {
-            sources: store.sources,
-            batch: 20,
-            restart: true,
-            onProgress: () => new Promise((r) => setTimeout(r, 5)),
-          }),
-      );
-      const rows = await eventually(
-        async () => {
-          const r = await store.events();
-          return r.filter((e) => e.op === 'READ').length === ROWS &&
-            r.filter((e) => e.op === 'UPDATE').length === updates
-            ? r
-            : null;
-        },
-        'every READ and UPDATE event',
-        60_000,
-      );
-      assert.ok(updates > 0);
-      assertNeverOlder(rows);
+      await backfillWhileUpdating(store, (id) => writer.query('UPDATE items SET v = v + 1 WHERE id = ?', [id]));
     } finally {
       await writer.end();
     }
   });
 
   test('resumes after a kill between batches; --where is MySQL SQL', async () => {
-    await store.clear();
-    let batches = 0;
-    await assert.rejects(
-      runBackfill(store.db.pool, 'items', {
-        sources: store.sources,
-        batch: 50,
-        restart: true,
-        onProgress: () => {
-          if (++batches === 2) throw new Error('killed');
-        },
-      }),
-      /killed/,
-    );
-    await store.db.pool.query(`UPDATE rowcast.backfills SET state = 'running' WHERE capture = 'items'`);
+    await killedBackfill(store);
     const done = await runBackfill(store.db.pool, 'items', { sources: store.sources });
     assert.equal(done.rowsSent, ROWS);
-    const ids = (
-      await eventually(
-        async () => ((await store.events('READ')).length === ROWS ? store.events('READ') : null),
-        'every READ event',
-        30_000,
-      )
-    ).map((e) => Number(e.key.id));
-    assert.deepEqual(
-      ids,
-      Array.from({ length: ROWS }, (_, i) => i + 1),
-    );
+    await assertEveryReadInOrder(store, 30_000);
 
     await store.clear();
     const some = await runBackfill(store.db.pool, 'items', {

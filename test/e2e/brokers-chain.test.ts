@@ -10,7 +10,7 @@ import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-
 import { connect as amqpConnect, type ChannelModel } from 'amqplib';
 import { Redis } from 'ioredis';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import type { RowcastRuntime } from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,

@@ -1,54 +1,45 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { generateSecret } from '../../src/admin/config/apply.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import { generateSecret } from '../../src/index.js';
+import { eventually, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
 let receiver: WebhookReceiver;
-let rowcast: RowcastRuntime;
 const secret = generateSecret();
 
+let close: () => Promise<void>;
+
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start(secret);
-  await db.pool.query(`
+  ({ db, receiver, close } = await scenario({
+    receivers: { receiver: secret },
+    tables: `
     CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL, total numeric(20,4), placed_at timestamptz, note text);
     CREATE TABLE order_lines (order_id bigint, line int, qty int, PRIMARY KEY (order_id, line));
-    CREATE TABLE audit (who text, what text);`);
-  await applyConfig(db.pool, {
-    topics: { orders: {}, lines: {}, audit: {} },
-    captures: {
-      'orders-row': {
-        table: 'orders',
-        topic: 'orders',
-        operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'],
-        subject: 'order changed',
+    CREATE TABLE audit (who text, what text);`,
+    config: ({ receiver }) => ({
+      topics: { orders: {}, lines: {}, audit: {} },
+      captures: {
+        'orders-row': {
+          table: 'orders',
+          topic: 'orders',
+          operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'],
+          subject: 'order changed',
+        },
+        'lines-diff': { table: 'public.order_lines', topic: 'lines', payload: 'diff' },
+        'audit-keys': { table: { schema: 'public', name: 'audit' }, topic: 'audit', payload: 'keys' },
       },
-      'lines-diff': { table: 'public.order_lines', topic: 'lines', payload: 'diff' },
-      'audit-keys': { table: { schema: 'public', name: 'audit' }, topic: 'audit', payload: 'keys' },
-    },
-    subscriptions: {
-      'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url, secret },
-      'lines-hook': { topic: 'lines', protocol: 'http', endpoint: receiver.url, secret, format: 'raw' },
-      'audit-hook': { topic: 'audit', protocol: 'http', endpoint: receiver.url, secret },
-    },
-  });
-  rowcast = await startTestRowcast(db.url);
+      subscriptions: {
+        'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url, secret },
+        'lines-hook': { topic: 'lines', protocol: 'http', endpoint: receiver.url, secret, format: 'raw' },
+        'audit-hook': { topic: 'audit', protocol: 'http', endpoint: receiver.url, secret },
+      },
+    }),
+  }));
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 const forSubscription = (name: string) => receiver.requests.filter((r) => r.headers['rowcast-subscription'] === name);
 

@@ -4,11 +4,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { generateSecret } from '../../src/admin/config/apply.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { generateSecret, type RowcastConfigInput, type RowcastRuntime, createPool } from '../../src/index.js';
 import { listMigrations } from '../../src/store/migrate.js';
-import { createPool } from '../../src/store/pool.js';
 import { allRowcastTriggers } from '../support/catalog.js';
 import { createEmptyDatabase, describeRun, runCli } from '../support/cli.js';
 import {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import type { RowcastRuntime } from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,

@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { generateSecret } from '../../src/admin/config/apply.js';
+import { generateSecret, type RowcastRuntime } from '../../src/index.js';
 import { startHttpServer } from '../../src/app/http/server.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import {
   applyConfig,

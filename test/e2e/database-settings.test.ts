@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { configSchema } from '../../src/config/schema.js';
-import { createPool, DEFAULT_DATABASE_SETTINGS, isClientDeadline } from '../../src/store/pool.js';
+import { createPool } from '../../src/index.js';
+import { DEFAULT_DATABASE_SETTINGS, isClientDeadline } from '../../src/store/pool.js';
 import { createTestDatabase, eventually, type TestDatabase } from '../support/database.js';
 
 /*

@@ -7,10 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
-import { generateSecret } from '../../src/admin/config/apply.js';
-import { replayCapture } from '../../src/admin/actions/replay-capture.js';
-import { redrive } from '../../src/admin/actions/delivery-actions.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { generateSecret, replayCapture, redrive, type RowcastRuntime } from '../../src/index.js';
 import { describeRun, runCli } from '../support/cli.js';
 import {
   applyConfig,

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus } from '../../src/admin/inspect/status.js';
-import { redrive } from '../../src/admin/actions/delivery-actions.js';
-import { resumeSubscription } from '../../src/admin/actions/subscription-actions.js';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
+import {
+  type RowcastConfigInput,
+  getStatus,
+  redrive,
+  resumeSubscription,
+  type RowcastRuntime,
+  startRowcast,
+} from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';

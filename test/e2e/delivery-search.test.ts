@@ -2,42 +2,38 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fetch } from 'undici';
 import { rowKeyForms, searchDeliveries, searchQuery } from '../../src/admin/inspect/delivery-search.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import type { RowcastRuntime } from '../../src/index.js';
 import { describeRun, runCli } from '../support/cli.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
-import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { eventually, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 
 // Find a row's deliveries: by capture, operation, row key, subscription, state and time, in the API and the CLI.
 const TOKEN = 'delivery-search-test-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 let db: TestDatabase;
-let receiver: WebhookReceiver;
 let rowcast: RowcastRuntime;
 let base: string;
 
+let close: () => Promise<void>;
+
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  // int keys arrive as JSON numbers, bigint keys as strings; a composite key has two columns.
-  await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY, total int)');
-  await db.pool.query('CREATE TABLE lines (order_id bigint, n int, qty int, PRIMARY KEY (order_id, n))');
-  await applyConfig(db.pool, {
-    topics: { orders: {}, lines: {} },
-    captures: { 'orders-cap': { table: 'orders', topic: 'orders' }, 'lines-cap': { table: 'lines', topic: 'lines' } },
-    subscriptions: {
-      'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url },
-      'orders-audit': { topic: 'orders', protocol: 'http', endpoint: receiver.url },
-      'lines-hook': { topic: 'lines', protocol: 'http', endpoint: receiver.url },
-    },
-  });
-  rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } });
+  ({ db, rowcast, close } = await scenario({
+    receivers: { receiver: {} },
+    // int keys arrive as JSON numbers, bigint keys as strings; a composite key has two columns.
+    tables: `CREATE TABLE orders (id int PRIMARY KEY, total int);
+             CREATE TABLE lines (order_id bigint, n int, qty int, PRIMARY KEY (order_id, n))`,
+    config: ({ receiver }) => ({
+      topics: { orders: {}, lines: {} },
+      captures: { 'orders-cap': { table: 'orders', topic: 'orders' }, 'lines-cap': { table: 'lines', topic: 'lines' } },
+      subscriptions: {
+        'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url },
+        'orders-audit': { topic: 'orders', protocol: 'http', endpoint: receiver.url },
+        'lines-hook': { topic: 'lines', protocol: 'http', endpoint: receiver.url },
+      },
+    }),
+    runtime: { http: { port: 0, host: '127.0.0.1', token: TOKEN } },
+  }));
   base = `${rowcast.httpUrl!}/api`;
   // Orders 1–6 inserted; 3 updated twice; 5 deleted. Lines (7, 1), (7, 2), and (42, 1).
   await db.pool.query('INSERT INTO orders SELECT g, g * 10 FROM generate_series(1, 6) g');
@@ -54,11 +50,7 @@ before(async () => {
   );
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 async function get(path: string): Promise<{ status: number; body: any }> {
   const res = await fetch(`${base}${path}`, { headers: auth });

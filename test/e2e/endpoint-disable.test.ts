@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { fetch } from 'undici';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
+import { type RowcastRuntime, startRowcast } from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';

@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { invokeFunction } from '../../src/functions/invoke.js';
+import { parseConfig, type RowcastConfigInput, type RowcastRuntime, invokeFunction } from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,

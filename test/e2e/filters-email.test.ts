@@ -2,9 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import { getStatus } from '../../src/admin/inspect/status.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { parseConfig, getStatus, type RowcastRuntime } from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,

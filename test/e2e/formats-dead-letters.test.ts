@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type CloudEvent, HTTP } from 'cloudevents';
-import { getStatus } from '../../src/admin/inspect/status.js';
-import { redrive } from '../../src/admin/actions/delivery-actions.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import { getStatus, redrive } from '../../src/index.js';
+import { eventually, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
 let receiver: WebhookReceiver;
 let failing: WebhookReceiver;
-let rowcast: RowcastRuntime;
 
 /** Beyond Latin-1 (CJK, an emoji outside the BMP), plus the characters the HTTP binding escapes: space, '"', '%'. */
 const SUBJECT = 'Konto geändert: 口座 "€100" 50% 🙂';
@@ -34,62 +26,59 @@ function toCloudEvent(req: { headers: Record<string, unknown>; body: string }): 
   return (Array.isArray(event) ? event[0]! : event) as CloudEvent<unknown>;
 }
 
+let close: () => Promise<void>;
+
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  failing = await WebhookReceiver.start();
-  failing.reply = () => ({ status: 500, body: 'subscriber down' });
-  await db.pool.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance numeric(30,10), owner text)`);
-  await db.pool.query(`CREATE TABLE ledger (id int PRIMARY KEY, note text)`);
-  const sub = (format: string) => ({
-    topic: 'accounts',
-    protocol: 'http' as const,
-    endpoint: `${receiver.url}?format=${format}`,
-    format: format as never,
-  });
-  await applyConfig(db.pool, {
-    topics: { accounts: {}, 'ops-dead-letters': {}, nobody: {}, ledger: {} },
-    captures: {
-      accounts: { table: 'accounts', topic: 'accounts', subject: 'account changed' },
-      ledger: { table: 'ledger', topic: 'ledger', subject: SUBJECT },
-      'accounts-unheard': { table: 'accounts', topic: 'nobody', operations: ['DELETE'] },
-    },
-    subscriptions: {
-      envelope: sub('envelope'),
-      raw: sub('raw'),
-      structured: sub('cloudevents'),
-      binary: sub('cloudevents-binary'),
-      flaky: {
+  ({ db, receiver, failing, close } = await scenario({
+    receivers: { receiver: {}, failing: { reply: () => ({ status: 500, body: 'subscriber down' }) } },
+    tables: `CREATE TABLE accounts (id bigint PRIMARY KEY, balance numeric(30,10), owner text);
+             CREATE TABLE ledger (id int PRIMARY KEY, note text)`,
+    config: ({ receiver, failing }) => {
+      const sub = (format: string) => ({
         topic: 'accounts',
-        protocol: 'http',
-        endpoint: failing.url,
-        deliveryPolicy: { maxAttempts: 2, minDelay: '20ms', maxDelay: '50ms' },
-        deadLetter: { topic: 'ops-dead-letters' },
-      },
-      ops: { topic: 'ops-dead-letters', protocol: 'http', endpoint: `${receiver.url}?ops` },
-      'ledger-binary': {
-        topic: 'ledger',
-        protocol: 'http',
-        endpoint: `${receiver.url}?ledger=binary`,
-        format: 'cloudevents-binary',
-      },
-      'ledger-structured': {
-        topic: 'ledger',
-        protocol: 'http',
-        endpoint: `${receiver.url}?ledger=structured`,
-        format: 'cloudevents',
-      },
+        protocol: 'http' as const,
+        endpoint: `${receiver.url}?format=${format}`,
+        format: format as never,
+      });
+      return {
+        topics: { accounts: {}, 'ops-dead-letters': {}, nobody: {}, ledger: {} },
+        captures: {
+          accounts: { table: 'accounts', topic: 'accounts', subject: 'account changed' },
+          ledger: { table: 'ledger', topic: 'ledger', subject: SUBJECT },
+          'accounts-unheard': { table: 'accounts', topic: 'nobody', operations: ['DELETE'] },
+        },
+        subscriptions: {
+          envelope: sub('envelope'),
+          raw: sub('raw'),
+          structured: sub('cloudevents'),
+          binary: sub('cloudevents-binary'),
+          flaky: {
+            topic: 'accounts',
+            protocol: 'http',
+            endpoint: failing.url,
+            deliveryPolicy: { maxAttempts: 2, minDelay: '20ms', maxDelay: '50ms' },
+            deadLetter: { topic: 'ops-dead-letters' },
+          },
+          ops: { topic: 'ops-dead-letters', protocol: 'http', endpoint: `${receiver.url}?ops` },
+          'ledger-binary': {
+            topic: 'ledger',
+            protocol: 'http',
+            endpoint: `${receiver.url}?ledger=binary`,
+            format: 'cloudevents-binary',
+          },
+          'ledger-structured': {
+            topic: 'ledger',
+            protocol: 'http',
+            endpoint: `${receiver.url}?ledger=structured`,
+            format: 'cloudevents',
+          },
+        },
+      };
     },
-  });
-  rowcast = await startTestRowcast(db.url);
+  }));
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await failing?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 const byPath = (suffix: string) => receiver.requests.filter((r) => r.path.endsWith(suffix));
 

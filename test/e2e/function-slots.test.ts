@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { parseConfig, type RowcastConfigInput, type RowcastRuntime } from '../../src/index.js';
 import { claimInvocations, releaseSlots } from '../../src/functions/invocation-store.js';
 import {
   applyConfig,

@@ -3,18 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { listInvocations } from '../../src/admin/inspect/invocations.js';
-import { invokeFunction } from '../../src/functions/invoke.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import { type RowcastConfigInput, listInvocations, invokeFunction } from '../../src/index.js';
+import { eventually, type TestDatabase } from '../support/database.js';
 import { mostAtOnce } from '../support/spans.js';
+import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const handler = (name: string) => `test/fixtures/handlers/${name}.ts`;
@@ -22,7 +14,6 @@ const fast = { minDelay: '50ms', maxDelay: '100ms' } as const;
 
 let db: TestDatabase;
 let receiver: WebhookReceiver;
-let rowcast: RowcastRuntime;
 
 const config = (): RowcastConfigInput => ({
   topics: { out: {}, failures: {}, in: {} },
@@ -57,23 +48,17 @@ const config = (): RowcastConfigInput => ({
   },
 });
 
+let close: () => Promise<void>;
+
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text)');
-  await applyConfig(db.pool, config());
-  rowcast = await startTestRowcast(
-    db.url,
-    {},
-    (await import('../../src/admin/config/load-config.js')).parseConfig(config(), 'test config').functions,
-  );
+  ({ db, receiver, close } = await scenario({
+    receivers: { receiver: {} },
+    tables: 'CREATE TABLE items (id bigint PRIMARY KEY, name text)',
+    config: (started) => ((receiver = started.receiver), config()),
+  }));
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 const on = (sub: string) => receiver.requests.filter((r) => r.headers['rowcast-subscription'] === sub);
 const invocation = async (id: string) =>

@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apply, formatPlan, generateSecret } from '../../src/admin/config/apply.js';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
-import type { Pool } from '../../src/store/pool.js';
+import {
+  apply,
+  formatPlan,
+  generateSecret,
+  parseConfig,
+  type RowcastConfigInput,
+  type RowcastRuntime,
+  ErrorCodes,
+  RowcastError,
+  type Pool,
+} from '../../src/index.js';
 import { ident, qualified } from '../../src/store/sql.js';
 import { allRowcastTriggers, captureFunctions, tableExists, triggersOn } from '../support/catalog.js';
 import {

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
 import { topicStreamRoutes } from '../../src/app/http/topic-stream-routes.js';
 import { startHttpServer } from '../../src/app/http/server.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import type { RowcastRuntime } from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import {
   applyConfig,

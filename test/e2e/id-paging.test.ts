@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fetch } from 'undici';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
-import { WebhookReceiver } from '../support/webhook-receiver.js';
+import type { RowcastRuntime } from '../../src/index.js';
+import { eventually, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 
 // Ids are bigints sent as strings: every list must order them as numbers, or "10" sorts before "9".
 const TOKEN = 'id-paging-test-token';
@@ -17,28 +11,26 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 const ROWS = 105;
 
 let db: TestDatabase;
-let receiver: WebhookReceiver;
 let rowcast: RowcastRuntime;
 let base: string;
 
+let close: () => Promise<void>;
+
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  await db.pool.query('CREATE TABLE items (id int PRIMARY KEY)');
-  await applyConfig(db.pool, {
-    topics: { items: {} },
-    captures: { 'items-cap': { table: 'items', topic: 'items' } },
-    subscriptions: { hook: { topic: 'items', protocol: 'http', endpoint: receiver.url } },
-  });
-  rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1', token: TOKEN } });
+  ({ db, rowcast, close } = await scenario({
+    receivers: { receiver: {} },
+    tables: 'CREATE TABLE items (id int PRIMARY KEY)',
+    config: ({ receiver }) => ({
+      topics: { items: {} },
+      captures: { 'items-cap': { table: 'items', topic: 'items' } },
+      subscriptions: { hook: { topic: 'items', protocol: 'http', endpoint: receiver.url } },
+    }),
+    runtime: { http: { port: 0, host: '127.0.0.1', token: TOKEN } },
+  }));
   base = `${rowcast.httpUrl!}/api`;
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 async function ok(path: string): Promise<any> {
   const res = await fetch(`${base}${path}`, { headers: auth });

@@ -6,9 +6,7 @@ import {
   ResourceNotFoundException,
   TooManyRequestsException,
 } from '@aws-sdk/client-lambda';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
+import { parseConfig, type RowcastConfigInput, type RowcastRuntime, startRowcast } from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';

@@ -2,61 +2,46 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { applyRetention } from '../../src/store/retention.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { invokeFunction } from '../../src/functions/invoke.js';
+import { invokeFunction } from '../../src/index.js';
 import { ClaimChecks } from '../../src/routing/claim-check.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import { eventually, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const FIVE_MB = 5 * 1024 * 1024;
 let db: TestDatabase;
 let receiver: WebhookReceiver;
-let rowcast: RowcastRuntime;
+
+let close: () => Promise<void>;
 
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  await db.pool.query(`CREATE TABLE documents (id int PRIMARY KEY, content text)`);
-  const config: RowcastConfigInput = {
-    topics: { rejecting: {}, 'claim-checked': { largeMessages: 'claim-check', claimCheckTtl: '1h' } },
-    captures: {
-      'docs-rejecting': { table: 'documents', topic: 'rejecting' },
-      'docs-claim-checked': { table: 'documents', topic: 'claim-checked' },
-    },
-    functions: {
-      publisher: {
-        handler: 'test/fixtures/handlers/publisher.ts',
-        environment: { ENV_TOPIC_ARN: 'rejecting' },
-        maxAttempts: 1,
+  ({ db, receiver, close } = await scenario({
+    receivers: { receiver: {} },
+    tables: `CREATE TABLE documents (id int PRIMARY KEY, content text)`,
+    config: ({ receiver }) => ({
+      topics: { rejecting: {}, 'claim-checked': { largeMessages: 'claim-check', claimCheckTtl: '1h' } },
+      captures: {
+        'docs-rejecting': { table: 'documents', topic: 'rejecting' },
+        'docs-claim-checked': { table: 'documents', topic: 'claim-checked' },
       },
-    },
-    subscriptions: {
-      rejecting: { topic: 'rejecting', protocol: 'http', endpoint: `${receiver.url}?rejecting` },
-      'claim-checked': { topic: 'claim-checked', protocol: 'http', endpoint: `${receiver.url}?claim-checked` },
-    },
-  };
-  await applyConfig(db.pool, config);
-  rowcast = await startTestRowcast(
-    db.url,
-    { http: { port: 0, host: '127.0.0.1' } },
-    parseConfig(config, 'test').functions,
-  );
+      functions: {
+        publisher: {
+          handler: 'test/fixtures/handlers/publisher.ts',
+          environment: { ENV_TOPIC_ARN: 'rejecting' },
+          maxAttempts: 1,
+        },
+      },
+      subscriptions: {
+        rejecting: { topic: 'rejecting', protocol: 'http', endpoint: `${receiver.url}?rejecting` },
+        'claim-checked': { topic: 'claim-checked', protocol: 'http', endpoint: `${receiver.url}?claim-checked` },
+      },
+    }),
+    runtime: { http: { port: 0, host: '127.0.0.1' } },
+  }));
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 test(
   'a 5 MB row: refused clearly on a rejecting topic, delivered by claim check on the other',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
+import type { RowcastConfigInput } from '../../src/index.js';
 import { applyConfig, createTestDatabase, eventually, type TestDatabase } from '../support/database.js';
 import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
 

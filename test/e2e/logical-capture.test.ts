@@ -2,12 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { slotName } from '../../src/capture/logical-ddl.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
+import { type RowcastConfigInput, getStatus, type RowcastRuntime, startRowcast, createPool } from '../../src/index.js';
 import { formatStatus } from '../../src/app/cli/format-status.js';
-import { getStatus } from '../../src/admin/inspect/status.js';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { createPool } from '../../src/store/pool.js';
 import {
   applyConfig,
   createTestDatabase,

@@ -1,43 +1,35 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import { eventually, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const SUBSCRIPTIONS = 40;
 let db: TestDatabase;
 let receiver: WebhookReceiver;
-let rowcast: RowcastRuntime;
+
+let close: () => Promise<void>;
 
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  await db.pool.query(`CREATE TABLE t (id int PRIMARY KEY)`);
-  await applyConfig(db.pool, {
-    topics: { t: {} },
-    captures: { t: { table: 't', topic: 't' } },
-    subscriptions: Object.fromEntries(
-      Array.from({ length: SUBSCRIPTIONS }, (_x, i) => [
-        `s${String(i).padStart(2, '0')}`,
-        { topic: 't', protocol: 'http' as const, endpoint: `${receiver.url}?s=${i}` },
-      ]),
-    ),
-  });
-  // Fewer slots than subscriptions, default maxConcurrency (32) each: every subscription must still get its turn.
-  rowcast = await startTestRowcast(db.url, { concurrency: 16 });
+  ({ db, receiver, close } = await scenario({
+    receivers: { receiver: {} },
+    tables: `CREATE TABLE t (id int PRIMARY KEY)`,
+    config: ({ receiver }) => ({
+      topics: { t: {} },
+      captures: { t: { table: 't', topic: 't' } },
+      subscriptions: Object.fromEntries(
+        Array.from({ length: SUBSCRIPTIONS }, (_x, i) => [
+          `s${String(i).padStart(2, '0')}`,
+          { topic: 't', protocol: 'http' as const, endpoint: `${receiver.url}?s=${i}` },
+        ]),
+      ),
+    }),
+    // Fewer slots than subscriptions, default maxConcurrency (32) each: every subscription must still get its turn.
+    runtime: { concurrency: 16 },
+  }));
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 test('more subscriptions than delivery slots: every subscription is served', { timeout: 60_000 }, async () => {
   await db.pool.query(`INSERT INTO t SELECT generate_series(1, 5)`);

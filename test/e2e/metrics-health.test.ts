@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import type { RowcastConfigInput, RowcastRuntime } from '../../src/index.js';
+import { eventually, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const TOKEN = 'metrics-test-token';
@@ -36,24 +29,21 @@ const config = (): RowcastConfigInput => ({
   },
 });
 
+let close: () => Promise<void>;
+
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  receiver.reply = (r) => (r.path.endsWith('/fail') ? { status: 500 } : { status: 200 });
-  await db.pool.query('CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE fn_items (id int PRIMARY KEY)');
-  await applyConfig(db.pool, { ...config(), topics: { ...config().topics, 'traced-out': {} } });
-  rowcast = await startTestRowcast(
-    db.url,
-    { http: { port: 0, host: '127.0.0.1', token: TOKEN } },
-    parseConfig(config(), 'test config').functions,
-  );
+  ({ db, receiver, rowcast, close } = await scenario({
+    receivers: { receiver: { reply: (r) => (r.path.endsWith('/fail') ? { status: 500 } : { status: 200 }) } },
+    tables: 'CREATE TABLE items (id int PRIMARY KEY); CREATE TABLE fn_items (id int PRIMARY KEY)',
+    config: (started) => {
+      receiver = started.receiver; // config() reads it
+      return { ...config(), topics: { ...config().topics, 'traced-out': {} } };
+    },
+    runtime: { http: { port: 0, host: '127.0.0.1', token: TOKEN } },
+  }));
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 const scrape = async () => {
   const res = await fetch(`${rowcast.httpUrl}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });

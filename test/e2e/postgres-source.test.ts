@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus } from '../../src/admin/inspect/status.js';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
+import {
+  parseConfig,
+  type RowcastConfigInput,
+  getStatus,
+  type RowcastRuntime,
+  startRowcast,
+  type EmbeddedDatabase,
+  startEmbeddedPostgres,
+} from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { PostgresSourceReader } from '../../src/capture/postgres/postgres-reader.js';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 
 /*

@@ -3,10 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { invokeFunction } from '../../src/functions/invoke.js';
+import { parseConfig, type RowcastConfigInput, type RowcastRuntime, invokeFunction } from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,

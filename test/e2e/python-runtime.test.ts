@@ -3,17 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { invokeFunction } from '../../src/functions/invoke.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import { type RowcastConfigInput, invokeFunction } from '../../src/index.js';
+import { eventually, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 const fast = { minDelay: '50ms', maxDelay: '100ms' } as const;
@@ -21,7 +13,6 @@ const python = { runtime: 'python3.11', directory: 'test/fixtures/python' } as c
 
 let db: TestDatabase;
 let receiver: WebhookReceiver;
-let rowcast: RowcastRuntime;
 let markers: string;
 
 const config = (): RowcastConfigInput => ({
@@ -73,18 +64,18 @@ const config = (): RowcastConfigInput => ({
   subscriptions: { failures: { topic: 'failures', protocol: 'http', endpoint: receiver.url } },
 });
 
+let close: () => Promise<void>;
+
 before(async () => {
   markers = mkdtempSync(path.join(tmpdir(), 'rowcast-markers-'));
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  await applyConfig(db.pool, config());
-  rowcast = await startTestRowcast(db.url, {}, parseConfig(config(), 'test config').functions);
+  ({ db, receiver, close } = await scenario({
+    receivers: { receiver: {} },
+    config: (started) => ((receiver = started.receiver), config()),
+  }));
 });
 
 after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
+  await close?.();
   rmSync(markers, { recursive: true, force: true });
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createPool, type Pool } from '../../src/store/pool.js';
+import { createPool, type Pool } from '../../src/index.js';
 import { claimDeliveries, completeDeliveries } from '../../src/delivery/delivery-store.js';
 import { routeEvents } from '../../src/routing/route-events.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';

@@ -5,17 +5,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import { invokeFunction } from '../../src/functions/invoke.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  settled,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import { type RowcastConfigInput, invokeFunction } from '../../src/index.js';
+import { eventually, settled, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
 
 /*
@@ -36,7 +28,6 @@ const boto3 = promisify(execFile)('python3', ['-c', 'import boto3'], { timeout: 
 
 let db: TestDatabase;
 let receiver: WebhookReceiver;
-let rowcast: RowcastRuntime;
 let markers: string;
 
 const config = (): RowcastConfigInput => ({
@@ -64,18 +55,18 @@ const config = (): RowcastConfigInput => ({
   subscriptions: { app: { topic: 'notifications', protocol: 'http', endpoint: receiver.url } },
 });
 
+let close: () => Promise<void>;
+
 before(async () => {
   markers = mkdtempSync(path.join(tmpdir(), 'rowcast-sdk-markers-'));
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  const parsed = await applyConfig(db.pool, config());
-  rowcast = await startTestRowcast(db.url, {}, parsed.functions);
+  ({ db, receiver, close } = await scenario({
+    receivers: { receiver: {} },
+    config: (started) => ((receiver = started.receiver), config()),
+  }));
 });
 
 after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
+  await close?.();
   rmSync(markers, { recursive: true, force: true });
 });
 

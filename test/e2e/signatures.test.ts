@@ -10,54 +10,50 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { apply, formatPlan, generateSecret } from '../../src/admin/config/apply.js';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { getStatus } from '../../src/admin/inspect/status.js';
-import { rotateSecret } from '../../src/admin/actions/signing-secrets.js';
-import { ErrorCodes, RowcastError } from '../../src/model/errors.js';
+import {
+  apply,
+  formatPlan,
+  generateSecret,
+  parseConfig,
+  type RowcastConfigInput,
+  getStatus,
+  rotateSecret,
+  ErrorCodes,
+  RowcastError,
+} from '../../src/index.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyRetention } from '../../src/store/retention.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  type TestDatabase,
-} from '../support/database.js';
+import { applyConfig, eventually, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
 let receiver: WebhookReceiver;
-let rowcast: RowcastRuntime;
 const secret = generateSecret();
 
+let close: () => Promise<void>;
+
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  await db.pool.query(`CREATE TABLE things (id bigint PRIMARY KEY, name text, price numeric)`);
-  await applyConfig(db.pool, {
-    topics: { things: {} },
-    captures: { things: { table: 'things', topic: 'things' } },
-    subscriptions: {
-      hook: {
-        topic: 'things',
-        protocol: 'http',
-        endpoint: receiver.url,
-        secret,
-        deliveryPolicy: { minDelay: 100, maxDelay: 200 },
+  ({ db, receiver, close } = await scenario({
+    receivers: { receiver: {} },
+    tables: `CREATE TABLE things (id bigint PRIMARY KEY, name text, price numeric)`,
+    config: ({ receiver }) => ({
+      topics: { things: {} },
+      captures: { things: { table: 'things', topic: 'things' } },
+      subscriptions: {
+        hook: {
+          topic: 'things',
+          protocol: 'http',
+          endpoint: receiver.url,
+          secret,
+          deliveryPolicy: { minDelay: 100, maxDelay: 200 },
+        },
       },
-    },
-  });
-  rowcast = await startTestRowcast(db.url);
+    }),
+  }));
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 const headersOf = (r: ReceivedRequest) => ({
   'webhook-id': String(r.headers['webhook-id']),

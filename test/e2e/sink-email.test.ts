@@ -11,7 +11,8 @@ import { deliveryPolicySchema } from '../../src/config/subscription-schema.js';
 import { renderBody } from '../../src/model/message-format.js';
 import { EmailSink, prettyJson } from '../../src/delivery/sinks/email/email-sink.js';
 import type { EmailOptionsInput } from '../../src/config/sink-settings/email-settings.js';
-import type { DeliveryAttempt, OutboundMessage } from '../../src/model/sink.js';
+import type { OutboundMessage } from '../../src/index.js';
+import type { DeliveryAttempt } from '../../src/model/sink.js';
 
 const USER = 'rowcast';
 const PASSWORD = 'c0rrect-h0rse-battery';

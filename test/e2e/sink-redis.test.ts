@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisSink } from '../../src/delivery/sinks/redis/redis-sink.js';
-import type { OutboundMessage } from '../../src/model/sink.js';
+import type { OutboundMessage } from '../../src/index.js';
 import {
   assertAbortedIsRetry,
   assertDead,

@@ -30,16 +30,21 @@ import { fetch } from 'undici';
 import { QueryParams } from '../../src/sns/query-protocol.js';
 import { snsApiRoutes } from '../../src/app/http/sns-api-routes.js';
 import { SnsOperations } from '../../src/sns/sns-operations.js';
-import { apply } from '../../src/admin/config/apply.js';
+import {
+  apply,
+  redriveDelivery,
+  getStatus,
+  redrive,
+  resendDelivery,
+  parseConfig,
+  type RowcastConfigInput,
+  type RowcastRuntime,
+  startRowcast,
+} from '../../src/index.js';
 import { formatStatus } from '../../src/app/cli/format-status.js';
-import { redriveDelivery, redrive, resendDelivery } from '../../src/admin/actions/delivery-actions.js';
-import { getStatus } from '../../src/admin/inspect/status.js';
-import { parseConfig } from '../../src/admin/config/load-config.js';
 import { awsSchema } from '../../src/config/aws-schema.js';
-import { type RowcastConfigInput } from '../../src/config/schema.js';
 import { adminApiRoutes } from '../../src/app/http/admin-api/admin-api-routes.js';
 import { snsEnvelopeRoutes } from '../../src/app/http/sns-envelope-routes.js';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { freePort } from '../../src/store/embedded-postgres.js';

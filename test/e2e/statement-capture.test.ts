@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import type { RowcastConfigInput, RowcastRuntime } from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,

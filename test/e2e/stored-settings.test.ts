@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
+import { type RowcastRuntime, startRowcast } from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';

@@ -12,61 +12,49 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apply } from '../../src/admin/config/apply.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
-import {
-  applyConfig,
-  createTestDatabase,
-  eventually,
-  startTestRowcast,
-  settled,
-  type TestDatabase,
-} from '../support/database.js';
+import { apply, type RowcastConfigInput, parseConfig } from '../../src/index.js';
+import { eventually, settled, type TestDatabase } from '../support/database.js';
+import { scenario } from '../support/scenario.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
 
 let db: TestDatabase;
 let receiver: WebhookReceiver;
-let rowcast: RowcastRuntime;
 let config: RowcastConfigInput;
 
+let close: () => Promise<void>;
+
 before(async () => {
-  db = await createTestDatabase();
-  receiver = await WebhookReceiver.start();
-  await db.pool.query(`
+  ({ db, receiver, close } = await scenario({
+    receivers: { receiver: {} },
+    tables: `
     CREATE TABLE measurements (id bigint, region text NOT NULL, value numeric, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
     CREATE TABLE measurements_eu PARTITION OF measurements FOR VALUES IN ('eu');
     CREATE TABLE measurements_us PARTITION OF measurements FOR VALUES IN ('us');
     CREATE TABLE log_lines (source text, line text, amount numeric);
     CREATE TABLE evolving (id int PRIMARY KEY, name text, obsolete text, old_amount numeric);
     CREATE TABLE readings (sensor text, taken_at int, value numeric, unit text, note text, PRIMARY KEY (sensor, taken_at));
-    CREATE TABLE gauges (id bigint PRIMARY KEY, level numeric);`);
-  config = {
-    topics: { t: {} },
-    captures: {
-      parts: { table: 'measurements', topic: 't', operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] },
-      'log-keys': { table: 'log_lines', topic: 't', payload: 'keys' },
-      'log-row': { table: 'log_lines', topic: 't', payload: 'row' },
-      'evolving-row': { table: 'evolving', topic: 't' },
-      'evolving-diff': { table: 'evolving', topic: 't', payload: 'diff' },
-      'readings-row': { table: 'readings', topic: 't' },
-      'readings-cols': { table: 'readings', topic: 't', payload: 'diff', columns: ['value', 'unit', 'note'] },
-      'readings-keys': { table: 'readings', topic: 't', payload: 'keys' },
-      'gauges-keys': { table: 'gauges', topic: 't', payload: 'keys' },
-      'gauges-diff': { table: 'gauges', topic: 't', payload: 'diff' },
-    },
-    subscriptions: { hook: { topic: 't', protocol: 'http', endpoint: receiver.url, format: 'raw' } },
-  };
-  await applyConfig(db.pool, config);
-  rowcast = await startTestRowcast(db.url);
+    CREATE TABLE gauges (id bigint PRIMARY KEY, level numeric);`,
+    config: ({ receiver }) =>
+      (config = {
+        topics: { t: {} },
+        captures: {
+          parts: { table: 'measurements', topic: 't', operations: ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'] },
+          'log-keys': { table: 'log_lines', topic: 't', payload: 'keys' },
+          'log-row': { table: 'log_lines', topic: 't', payload: 'row' },
+          'evolving-row': { table: 'evolving', topic: 't' },
+          'evolving-diff': { table: 'evolving', topic: 't', payload: 'diff' },
+          'readings-row': { table: 'readings', topic: 't' },
+          'readings-cols': { table: 'readings', topic: 't', payload: 'diff', columns: ['value', 'unit', 'note'] },
+          'readings-keys': { table: 'readings', topic: 't', payload: 'keys' },
+          'gauges-keys': { table: 'gauges', topic: 't', payload: 'keys' },
+          'gauges-diff': { table: 'gauges', topic: 't', payload: 'diff' },
+        },
+        subscriptions: { hook: { topic: 't', protocol: 'http', endpoint: receiver.url, format: 'raw' } },
+      }),
+  }));
 });
 
-after(async () => {
-  await rowcast?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+after(() => close?.());
 
 const of = (capture: string) => (r: ReceivedRequest) => r.json?.source?.capture === capture;
 async function waitFor(capture: string, match: (p: any) => boolean, what: string) {

@@ -3,9 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { parseConfig } from '../../src/admin/config/load-config.js';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { parseConfig, type RowcastConfigInput, type RowcastRuntime } from '../../src/index.js';
 import { tracing } from '../../src/observability/tracing.js';
 import {
   applyConfig,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { DeliveryWorker } from '../../src/delivery/delivery-worker.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import type { RowcastRuntime } from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { type ClaimedDelivery, claimDeliveries } from '../../src/delivery/delivery-store.js';
 import {

@@ -27,8 +27,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { generateSecret } from '../../src/admin/config/apply.js';
-import type { RowcastRuntime } from '../../src/app/runtime.js';
+import { generateSecret, type RowcastRuntime } from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,

@@ -1,55 +1,22 @@
-import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { type RestartablePostgres, startRestartablePostgres } from '../support/fault-harness.js';
-import { assertDeliveries } from '../support/checker.js';
-import { explained, FaultScenario, reportResult, sleep, waitAllDelivered, Writer } from '../support/fault-harness.js';
-import { type SourceScenario, startSourceScenario } from '../support/postgres-source-fault.js';
+import { sleep, startRestartablePostgres } from '../support/fault-harness.js';
+import { sourceFaultTest } from '../support/postgres-source-fault.js';
 
 /*
  * PostgreSQL source restarted (immediate) twice while rows stream: everything delivered. The items table is on a second PostgreSQL read by logical replication (a source); the store is elsewhere.
  * The checker: every committed row delivered, copies only under the same webhook-id.
  */
 
-const scenario = new FaultScenario();
-let s: SourceScenario | undefined;
-let server: RestartablePostgres | undefined;
-after(async () => {
-  await scenario.cleanup();
-  await s?.source.end();
-  await server?.stop();
+sourceFaultTest({
+  title: 'PostgreSQL source restarted (immediate) twice while rows stream: everything delivered.',
+  result: '21-postgres-source-restart',
+  server: () => startRestartablePostgres(),
+  survives: true,
+  async inject(_s, server) {
+    const faults: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      await sleep(1500);
+      faults.push((await server.restartImmediate()).downMs);
+    }
+    return faults;
+  },
 });
-
-test(
-  'PostgreSQL source restarted (immediate) twice while rows stream: everything delivered.',
-  { timeout: 300_000 },
-  () =>
-    explained(scenario.children, async () => {
-      server = await startRestartablePostgres();
-      s = await startSourceScenario(scenario, server.url);
-      const writer = new Writer(server.url, 10);
-      const faults: number[] = [];
-      for (let round = 0; round < 2; round++) {
-        await sleep(1500);
-        faults.push((await server.restartImmediate()).downMs);
-      }
-      await sleep(1000);
-      await writer.stop();
-      assert.ok(s.child.running, 'rowcast survived');
-      const ids = await waitAllDelivered(
-        s.source,
-        s.receiver,
-        'every committed row on the source to be delivered',
-        180_000,
-      );
-      const result = assertDeliveries({ committed: ids, requests: s.receiver.requests });
-      assert.ok(ids.length > 100, `rows committed (${ids.length})`);
-      reportResult('21-postgres-source-restart', {
-        faults,
-        writesFailed: writer.failed,
-        committed: result.committed,
-        delivered: result.delivered,
-        duplicates: result.duplicates,
-        requests: result.requests,
-      });
-    }),
-);

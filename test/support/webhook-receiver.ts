@@ -46,6 +46,8 @@ export interface WebhookReceiverOptions {
   keep?: (r: ReceivedRequest) => ReceivedRequest;
   /** Address to listen on; default 127.0.0.1. */
   host?: string;
+  /** The first `reply` (it may be replaced at any time). */
+  reply?: (req: ReceivedRequest) => Reply;
 }
 
 /**
@@ -69,7 +71,8 @@ export class WebhookReceiver {
   private arrived = 0;
 
   constructor(options: string | WebhookReceiverOptions = {}) {
-    const { secret, keep } = typeof options === 'string' ? { secret: options, keep: undefined } : options;
+    const { secret, keep, reply } = typeof options === 'string' ? { secret: options } : options;
+    if (reply) this.reply = reply;
     if (secret) this.verifier = new Webhook(secret);
     this.keep = keep ?? ((r) => r);
     this.server = createServer((req, res) => {
