@@ -1,8 +1,5 @@
-import { execFile } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { assertDeliveries, type CheckResult } from './checker.js';
@@ -17,7 +14,6 @@ import type { ReceivedRequest, WebhookReceiver } from './webhook-receiver.js';
  * commit on MariaDB. Which rows and versions committed is read back from MariaDB afterwards, never assumed.
  */
 
-const run = promisify(execFile);
 export const MARIADB = process.env.ROWCAST_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const HANDLER = fileURLToPath(new URL('../fixtures/handlers/publisher.ts', import.meta.url));
 const ARN = 'arn:aws:lambda:us-east-2:123456789100:function:notify';
@@ -301,64 +297,4 @@ export async function binlogDumpThreads(c: mysql.Connection): Promise<{ id: numb
     `SELECT ID AS id, COMMAND AS command FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'`,
   )) as [{ id: number; command: string }[], unknown];
   return rows;
-}
-
-/** Whether something accepts connections on 127.0.0.1:port. */
-export async function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('connect', () => (s.destroy(), resolve(true)));
-    s.on('error', () => resolve(false));
-  });
-}
-
-/**
- * Restarts the machine's MariaDB (shared with other tests: the downtime is kept short): a clean shutdown, then a
- * start in the background, waiting for the port. Returns how long it was down.
- */
-export async function restartMariadb(): Promise<{ downMs: number }> {
-  const t0 = Date.now();
-  try {
-    await run('mariadb-admin', ['-h', '127.0.0.1', '-u', 'root', 'shutdown']);
-  } finally {
-    await startMariadb();
-  }
-  return { downMs: Date.now() - t0 };
-}
-
-/** Starts MariaDB if it is not running (idempotent) and waits until it answers a query. */
-export async function startMariadb(): Promise<void> {
-  await eventually(
-    async () =>
-      !(await portOpen(3306)) ||
-      (await mysql
-        .createConnection(MARIADB)
-        .then((c) => (c.end(), true))
-        .catch(() => false)),
-    'the old MariaDB to be gone or up',
-    30_000,
-  );
-  if (!(await portOpen(3306))) {
-    // The port closes before a shut-down server has exited (it flushes InnoDB): started meanwhile,
-    // start-stop-daemon --oknodo would find the old process still there, start nothing, and nothing would run.
-    await eventually(
-      () =>
-        run('pidof', ['mariadbd']).then(
-          () => false,
-          () => true,
-        ),
-      'the old MariaDB process to exit',
-      60_000,
-    );
-    await run('start-stop-daemon', ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/mariadbd']);
-  }
-  await eventually(
-    async () =>
-      mysql
-        .createConnection(MARIADB)
-        .then((c) => (c.end(), true))
-        .catch(() => false),
-    'MariaDB to accept connections again',
-    60_000,
-  );
 }

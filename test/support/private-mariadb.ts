@@ -25,6 +25,8 @@ export interface PrivateMariadb {
   serverId: number;
   /** The server's error log so far (for a failure's message). */
   log(): string;
+  /** A clean shutdown, then the same server started again on its data directory and port; how long it was down. */
+  restart(): Promise<{ downMs: number }>;
   /** Shuts the server down and removes its data directory. */
   stop(): Promise<void>;
 }
@@ -58,28 +60,27 @@ export async function startPrivateMariadb(): Promise<PrivateMariadb> {
   });
   const port = await freePort();
   const serverId = randomInt(2, 1_000_000);
-  const child: ChildProcess = spawn(
-    MARIADBD,
-    [
-      '--no-defaults',
-      `--datadir=${datadir}`,
-      `--port=${port}`,
-      '--bind-address=127.0.0.1',
-      `--socket=${path.join(dir, 'mariadb.sock')}`,
-      `--pid-file=${path.join(dir, 'mariadb.pid')}`,
-      ...(root ? ['--user=root'] : []),
-      `--log-bin=${path.join(datadir, 'binlog')}`,
-      '--binlog-format=ROW',
-      '--binlog-row-image=FULL',
-      '--binlog-row-metadata=FULL',
-      `--server-id=${serverId}`,
-      '--skip-name-resolve',
-      '--innodb-buffer-pool-size=32M',
-      `--log-error=${errorLog}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const args = [
+    '--no-defaults',
+    `--datadir=${datadir}`,
+    `--port=${port}`,
+    '--bind-address=127.0.0.1',
+    `--socket=${path.join(dir, 'mariadb.sock')}`,
+    `--pid-file=${path.join(dir, 'mariadb.pid')}`,
+    ...(root ? ['--user=root'] : []),
+    `--log-bin=${path.join(datadir, 'binlog')}`,
+    '--binlog-format=ROW',
+    '--binlog-row-image=FULL',
+    '--binlog-row-metadata=FULL',
+    `--server-id=${serverId}`,
+    '--skip-name-resolve',
+    '--innodb-buffer-pool-size=32M',
+    `--log-error=${errorLog}`,
+  ];
+  const launch = (): ChildProcess => spawn(MARIADBD, args, { stdio: 'ignore' });
+  let child = launch();
+  const exitOf = (c: ChildProcess) => new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  let exited = exitOf(child);
   const log = () => {
     try {
       return readFileSync(errorLog, 'utf8');
@@ -100,9 +101,9 @@ export async function startPrivateMariadb(): Promise<PrivateMariadb> {
     }
     rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    // Fails at once if mariadbd exits (a port taken meanwhile, a bad option) rather than at the timeout.
-    await Promise.race([
+  // Fails at once if mariadbd exits (a port taken meanwhile, a bad option) rather than at the timeout.
+  const accepting = () =>
+    Promise.race([
       eventually(
         async () => {
           const c = await mysql.createConnection(url).catch(() => null);
@@ -117,9 +118,20 @@ export async function startPrivateMariadb(): Promise<PrivateMariadb> {
         throw new Error(`mariadbd exited (${child.exitCode ?? child.signalCode}): ${log().slice(-2000)}`);
       }),
     ]);
+  const restart = async () => {
+    const t0 = Date.now();
+    child.kill('SIGTERM'); // a clean shutdown, as `mariadb-admin shutdown` does
+    await exited;
+    child = launch();
+    exited = exitOf(child);
+    await accepting();
+    return { downMs: Date.now() - t0 };
+  };
+  try {
+    await accepting();
   } catch (err) {
     await stop();
     throw err;
   }
-  return { url, port, serverId, log, stop };
+  return { url, port, serverId, log, restart, stop };
 }
