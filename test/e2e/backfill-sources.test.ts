@@ -15,6 +15,7 @@ import {
 import type { SourceConfig } from '../../src/config/source-schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
+import { MARIADB, mariadbUnavailable } from '../support/mysql-faults.js';
 
 /*
  * Backfills of other servers' tables: a second (embedded) PostgreSQL read by logical replication, and the
@@ -23,19 +24,7 @@ import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDat
  * and delivered in).
  */
 
-const MARIADB = process.env.ROWCAST_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const ROWS = 200;
-
-async function mariadbSkip(): Promise<string | false> {
-  try {
-    const c = await mysql.createConnection(MARIADB);
-    const [rows] = (await c.query('SELECT @@log_bin AS on_')) as [{ on_: number }[], unknown];
-    await c.end();
-    return rows[0]!.on_ ? false : 'MariaDB runs with its binary log off';
-  } catch (err) {
-    return `MariaDB is not reachable at ${MARIADB}: ${(err as Error).message}`;
-  }
-}
 
 interface EventRow {
   id: string;
@@ -262,7 +251,7 @@ describe('backfill of a PostgreSQL source on another server', () => {
   });
 });
 
-const skipMysql = await mariadbSkip();
+const skipMysql = await mariadbUnavailable();
 
 describe('backfill of a MySQL/MariaDB source', { skip: skipMysql }, () => {
   const database = `rowcast_b_${randomBytes(5).toString('hex')}`;

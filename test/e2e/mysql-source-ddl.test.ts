@@ -7,6 +7,7 @@ import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { type RowcastRuntime, startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
+import { MARIADB, mariadbUnavailable } from '../support/mysql-faults.js';
 
 /*
  * A DDL change on a captured MariaDB table while rowcast does not read (stopped): the rows written before the
@@ -15,19 +16,7 @@ import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDat
  * Against the machine's MariaDB (binlog on, binlog_row_metadata = FULL: .ci/run turns it on).
  */
 
-const MARIADB = process.env.ROWCAST_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
-
-async function reachable(): Promise<string | null> {
-  try {
-    const c = await mysql.createConnection(MARIADB);
-    const [rows] = (await c.query('SELECT @@log_bin AS on_')) as [{ on_: number }[], unknown];
-    await c.end();
-    return rows[0]!.on_ ? null : 'MariaDB runs with its binary log off (.ci/run turns it on)';
-  } catch (err) {
-    return `MariaDB is not reachable at ${MARIADB}: ${(err as Error).message}`;
-  }
-}
-const skip = await reachable();
+const skip = await mariadbUnavailable();
 
 const database = `rowcast_t_${randomBytes(5).toString('hex')}`;
 let admin: mysql.Connection;

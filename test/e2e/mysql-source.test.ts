@@ -7,26 +7,16 @@ import { apply } from '../../src/admin/config/apply.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { privateMariadbUnavailable, startPrivateMariadb } from '../support/private-mariadb.js';
+import { MARIADB, mariadbUnavailable } from '../support/mysql-faults.js';
 
 /*
  * A MySQL source against the machine's real MariaDB (binlog on: .ci/run turns it on). Each test has its own
  * MariaDB database and its own store; the events are read from rowcast.messages (routed, as subscribers get them).
  */
 
-const MARIADB = process.env.ROWCAST_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const handler = (name: string) => `test/fixtures/handlers/${name}.ts`;
 
-async function reachable(): Promise<string | null> {
-  try {
-    const c = await mysql.createConnection(MARIADB);
-    const [rows] = (await c.query('SELECT @@log_bin AS on_')) as [{ on_: number }[], unknown];
-    await c.end();
-    return rows[0]!.on_ ? null : 'MariaDB runs with its binary log off (.ci/run turns it on)';
-  } catch (err) {
-    return `MariaDB is not reachable at ${MARIADB}: ${(err as Error).message}`;
-  }
-}
-const skip = await reachable();
+const skip = await mariadbUnavailable();
 const noPrivateMariadb = await privateMariadbUnavailable();
 
 let admin: mysql.Connection;

@@ -24,7 +24,7 @@ export async function mariadbUnavailable(): Promise<string | false> {
     const c = await mysql.createConnection(MARIADB);
     const [rows] = (await c.query('SELECT @@log_bin AS on_')) as [{ on_: number }[], unknown];
     await c.end();
-    return rows[0]!.on_ ? false : 'MariaDB runs with its binary log off';
+    return rows[0]!.on_ ? false : 'MariaDB runs with its binary log off (.ci/run turns it on)';
   } catch (err) {
     return `MariaDB is not reachable at ${MARIADB}: ${(err as Error).message}`;
   }
