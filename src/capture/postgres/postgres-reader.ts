@@ -241,6 +241,18 @@ export class PostgresSourceReader {
           await stage(open).catch(fail);
       };
 
+      // A row change: its relation's types read once, then collected like any other change.
+      const change = async (
+        relation: Pgoutput.MessageRelation,
+        op: 'INSERT' | 'UPDATE' | 'DELETE',
+        before: Record<string, unknown> | null,
+        after: Record<string, unknown> | null,
+      ) => {
+        await types.learnRelation(relation);
+        collectChange(this.name, open, captures, database, types.lookup, relation, op, before, after);
+        return bound();
+      };
+
       service.on('data', async (_lsn: string, message: Pgoutput.Message) => {
         switch (message.tag) {
           case 'begin': {
@@ -254,47 +266,11 @@ export class PostgresSourceReader {
             types.forget();
             return;
           case 'insert':
-            await types.learn(message.relation.columns.map((c) => c.typeOid));
-            collectChange(
-              this.name,
-              open,
-              captures,
-              database,
-              types.lookup,
-              message.relation,
-              'INSERT',
-              null,
-              message.new,
-            );
-            return bound();
+            return change(message.relation, 'INSERT', null, message.new);
           case 'update':
-            await types.learn(message.relation.columns.map((c) => c.typeOid));
-            collectChange(
-              this.name,
-              open,
-              captures,
-              database,
-              types.lookup,
-              message.relation,
-              'UPDATE',
-              message.old,
-              message.new,
-            );
-            return bound();
+            return change(message.relation, 'UPDATE', message.old, message.new);
           case 'delete':
-            await types.learn(message.relation.columns.map((c) => c.typeOid));
-            collectChange(
-              this.name,
-              open,
-              captures,
-              database,
-              types.lookup,
-              message.relation,
-              'DELETE',
-              message.old ?? message.key,
-              null,
-            );
-            return bound();
+            return change(message.relation, 'DELETE', message.old ?? message.key, null);
           case 'truncate':
             for (const relation of message.relations)
               collectChange(this.name, open, captures, database, types.lookup, relation, 'TRUNCATE', null, null);

@@ -9,12 +9,22 @@ import { convertsWithoutCatalog, type SourceType, type TypeLookup } from './text
  */
 export class SourceTypes {
   private readonly known = new Map<number, SourceType>();
+  /** Relations whose column types are known: a change of one costs no lookup (the stream's hot path). */
+  private readonly relations = new Set<number>();
   readonly lookup: TypeLookup = (oid) => this.known.get(oid);
 
   constructor(private readonly client: pg.Client) {}
 
   forget(): void {
     this.known.clear();
+    this.relations.clear();
+  }
+
+  /** Reads the types of a relation's columns, once per relation until forget(). */
+  async learnRelation(relation: { relationOid: number; columns: { typeOid: number }[] }): Promise<void> {
+    if (this.relations.has(relation.relationOid)) return;
+    await this.learn(relation.columns.map((c) => c.typeOid));
+    this.relations.add(relation.relationOid);
   }
 
   /** Reads the types among `oids` (and those they use) that are not known yet: one query per level of nesting. */
