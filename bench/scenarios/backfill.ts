@@ -24,8 +24,8 @@ import { createScratchDatabase } from '../support/postgres.js';
 import type { Measurement } from '../support/report.js';
 import { applyBenchConfig, readRss, RowcastProcess } from '../support/rowcast-process.js';
 import { spread } from '../support/stats.js';
+import { MYSQL_URL, mysqlUnavailable } from '../support/mysql.js';
 
-const MYSQL_URL = process.env.ROWCAST_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const SIDES = {
   store: 'trigger capture (the store)',
   pg: 'PostgreSQL source (logical replication)',
@@ -37,26 +37,6 @@ const PG_TABLE =
   'CREATE TABLE bf (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2), created_at timestamptz DEFAULT now())';
 const PG_FILL = (rows: number) =>
   `INSERT INTO bf (id, name, qty, price) SELECT i, 'name ' || i, i % 100, 9.99 FROM generate_series(1, ${rows}) AS i`;
-
-/** Why the MySQL side cannot run here, or null. */
-async function mysqlUnavailable(): Promise<string | null> {
-  try {
-    const c = await mysql.createConnection(MYSQL_URL);
-    try {
-      const [rows] = (await c.query('SELECT @@log_bin AS on_, @@binlog_format AS format')) as [
-        { on_: number; format: string }[],
-        unknown,
-      ];
-      return rows[0]!.on_ && rows[0]!.format === 'ROW'
-        ? null
-        : 'MariaDB runs without a ROW binary log (docs/sources.md: Setup)';
-    } finally {
-      await c.end();
-    }
-  } catch (err) {
-    return `MariaDB is not reachable at ${MYSQL_URL}: ${(err as Error).message}`;
-  }
-}
 
 /** Waits until `capture` has `expected` READ events (or nothing new came for stallMs); the count and when it was reached. */
 async function readEvents(pool: Pool, capture: string, expected: number, stallMs: number) {

@@ -18,30 +18,10 @@ import type { Measurement } from '../support/report.js';
 import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
 import { spread, windowedLatency } from '../support/stats.js';
 import { IdSequence, insertBatchSql, writeAtRate, type OpenLoopResult } from '../support/writers.js';
+import { MYSQL_URL, mysqlUnavailable } from '../support/mysql.js';
 
-const MYSQL_URL = process.env.ROWCAST_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const MYSQL = 'MySQL source (MariaDB binlog)';
 const LOGICAL = 'PostgreSQL logical capture (the store)';
-
-/** Why the MySQL side cannot run here, or null. */
-async function mysqlUnavailable(): Promise<string | null> {
-  try {
-    const c = await mysql.createConnection(MYSQL_URL);
-    try {
-      const [rows] = (await c.query('SELECT @@log_bin AS on_, @@binlog_format AS format')) as [
-        { on_: number; format: string }[],
-        unknown,
-      ];
-      if (!rows[0]!.on_ || rows[0]!.format !== 'ROW')
-        return 'MariaDB runs without a ROW binary log (docs/sources.md: Setup)';
-      return null;
-    } finally {
-      await c.end();
-    }
-  } catch (err) {
-    return `MariaDB is not reachable at ${MYSQL_URL}: ${(err as Error).message}`;
-  }
-}
 
 /** The reference table on MariaDB (the same columns as referenceTableDdl). */
 const mysqlTableDdl = (table: string) =>
