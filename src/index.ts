@@ -8,7 +8,7 @@ export { migrate, pendingMigrations } from './store/migrate.js';
 export { createPool, type Pool } from './store/pool.js';
 export { startRowcast, type RowcastRuntime, type StartOptions } from './app/runtime.js';
 export { type InvocationAnswer, invokeAndWait, invokeFunction } from './functions/invoke.js';
-export { redactEndpoint } from './observability/logger.js';
+export { redactEndpoint } from './observability/redact.js';
 export { observe, type ObservedEvents } from './observability/observe.js';
 export type { FunctionConfig } from './config/function-schema.js';
 export type { LambdaContext, PublishOptions } from './functions/lambda-context.js';

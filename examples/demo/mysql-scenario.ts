@@ -6,7 +6,7 @@
  */
 import { randomInt } from 'node:crypto';
 import mysql from 'mysql2/promise';
-import { redactUrl } from '../../src/observability/logger.js';
+import { redactUrl } from '../../src/observability/redact.js';
 
 export const MYSQL_URL = process.env.ROWCAST_DEMO_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const DATABASE = 'rowcast_demo';

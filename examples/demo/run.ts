@@ -26,7 +26,8 @@ import {
   startEmbeddedPostgres,
   startRowcast,
 } from '../../src/index.js';
-import { createLogger, redactUrl } from '../../src/observability/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { redactUrl } from '../../src/observability/redact.js';
 import { MYSQL_INSERTS, MYSQL_URL, mysqlSource, prepareMysql } from './mysql-scenario.js';
 
 const follow = process.argv.includes('--follow');

@@ -13,7 +13,8 @@ import { type HttpRoutePlugin, type HttpServer, startHttpServer } from './http/s
 import { FunctionWorker } from '../functions/function-worker.js';
 import { ClaimChecks } from '../routing/claim-check.js';
 import { activity } from '../observability/activity.js';
-import { createLogger, type Logger, redactUrl } from '../observability/logger.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { redactUrl } from '../observability/redact.js';
 import { observe } from '../observability/observe.js';
 import { startTracing } from '../observability/tracing.js';
 import { assertMigrated, migrate } from '../store/migrate.js';

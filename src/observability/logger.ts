@@ -2,7 +2,6 @@ import { type DestinationStream, pino, type Logger } from 'pino';
 import { redactCredentials } from './redact.js';
 
 // Re-exported: they were the logger's before redact.ts, and a log line is where most of them are used.
-export { redactCredentials, redactEndpoint, redactSecrets, redactUrl } from './redact.js';
 
 export type { Logger };
 

@@ -30,7 +30,7 @@ import {
   ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
 import type { Logger } from './logger.js';
-import { redactUrl } from './logger.js';
+import { redactUrl } from './redact.js';
 import { validTraceparent } from '../model/trace-context.js';
 import type { AttemptSpan, DeliverySpanStart, Tracer } from './tracer.js';
 

@@ -1,7 +1,8 @@
 /** What rowcast prints of settings and URLs: secrets replaced, everything else as it was. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createLogger, redactCredentials, redactSecrets } from '../../src/observability/logger.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { redactCredentials, redactSecrets } from '../../src/observability/redact.js';
 
 describe('redactCredentials', () => {
   test('the password of a URL and credential-like query parameters, anywhere in a text', () => {

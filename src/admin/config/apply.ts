@@ -1,6 +1,6 @@
 import type { RowcastConfig } from '../../config/schema.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
-import { redactSecrets } from '../../observability/logger.js';
+import { redactSecrets } from '../../observability/redact.js';
 import { assertMigrated } from '../../store/migrate.js';
 import { ident, literal } from '../../store/sql.js';
 import type { Pool } from '../../store/pool.js';

@@ -1,6 +1,6 @@
 import { type RowcastConfig } from '../../config/schema.js';
 import { type SubscriptionConfig, WEBHOOK_SECRET } from '../../config/subscription-schema.js';
-import { redactEndpoint } from '../../observability/logger.js';
+import { redactEndpoint } from '../../observability/redact.js';
 import type { PlanStep } from '../../capture/plan-step.js';
 import { handshakeStatement } from '../../delivery/sns-envelope/confirmation.js';
 import { generateSecret, ROTATE_SECRET_SQL } from '../../delivery/sinks/http/webhook-secret.js';

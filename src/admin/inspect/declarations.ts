@@ -1,6 +1,6 @@
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import { functionRatesOf, type Rates, subscriptionRatesOf } from '../../observability/activity.js';
-import { redactEndpoint } from '../../observability/logger.js';
+import { redactEndpoint } from '../../observability/redact.js';
 import type { Pool } from '../../store/pool.js';
 import { activityRates } from './activity-stats.js';
 import { getStatus, type Status, type SubscriptionStatus } from './status.js';

@@ -1,5 +1,5 @@
 import { CAPTURE_SLOT_SQL } from '../../capture/logical-ddl.js';
-import { redactEndpoint } from '../../observability/logger.js';
+import { redactEndpoint } from '../../observability/redact.js';
 import type { Pool } from '../../store/pool.js';
 
 /*

@@ -1,5 +1,5 @@
 import { connect, type ChannelModel, type ConfirmChannel, type Message } from 'amqplib';
-import { redactUrl } from '../../../observability/logger.js';
+import { redactUrl } from '../../../observability/redact.js';
 import { renderMessage } from '../../../model/message-format.js';
 import { connectionKey, dead, openShared, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
 import { renderTemplate, scrubSecret, urlPassword } from '../../../config/sink-settings/settings-support.js';

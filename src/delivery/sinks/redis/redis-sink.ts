@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { redactUrl } from '../../../observability/logger.js';
+import { redactUrl } from '../../../observability/redact.js';
 import { contentTypeOf, renderBody } from '../../../model/message-format.js';
 import { connectionKey, retry, sendOptions, SharedConnections, untilAborted } from '../broker-support.js';
 import { renderTemplate, scrubSecret, urlPassword } from '../../../config/sink-settings/settings-support.js';
