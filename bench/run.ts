@@ -21,7 +21,7 @@ import { sustained } from './scenarios/sustained.js';
 import { type BenchContext, FULL, type Profile, QUICK, type Scenario } from './support/context.js';
 import { startBenchServer } from './support/postgres.js';
 import { Recorder } from './support/recorder.js';
-import { RowcastProcess } from './support/rowcast-process.js';
+import { writeCpuProfilesTo } from './support/bench-rowcast.js';
 import { formatTable, machine, Results } from './support/report.js';
 
 const SCENARIOS: Scenario[] = [captureOverhead, latency, drain, sustained, memory, sources, backfill, scale];
@@ -71,9 +71,10 @@ const complete = !args.quick && !only;
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 const out = path.resolve(args.out ?? path.join(resultsDir, complete ? 'latest.json' : 'quick.json'));
 
-if (args['cpu-prof']) {
-  RowcastProcess.cpuProfileDir = path.join(resultsDir, 'profiles');
-  mkdirSync(RowcastProcess.cpuProfileDir, { recursive: true });
+const cpuProfileDir = args['cpu-prof'] ? path.join(resultsDir, 'profiles') : undefined;
+if (cpuProfileDir) {
+  mkdirSync(cpuProfileDir, { recursive: true });
+  writeCpuProfilesTo(cpuProfileDir);
 }
 
 const began = Date.now();
@@ -158,8 +159,7 @@ console.log(
   }`,
 );
 console.log(`\nresults: ${path.relative(process.cwd(), out)}`);
-if (RowcastProcess.cpuProfileDir)
-  console.log(`CPU profiles of the rowcast processes: ${path.relative(process.cwd(), RowcastProcess.cpuProfileDir)}`);
+if (cpuProfileDir) console.log(`CPU profiles of the rowcast processes: ${path.relative(process.cwd(), cpuProfileDir)}`);
 if (failures.length) {
   console.error(`\n${failures.length} scenario(s) failed: ${failures.map((f) => f.scenario).join(', ')}`);
   process.exit(1);

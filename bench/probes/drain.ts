@@ -77,7 +77,7 @@ const doneCount = async () => {
     return Number((await db.pool.query(`SELECT count(*) FROM rowcast.invocations WHERE state = 'done'`)).rows[0].count);
   if (scenario === 'log')
     return Number((await db.pool.query(`SELECT count(*) FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].count);
-  return receiver.count();
+  return (await receiver.arrivals()).count;
 };
 let last = 0;
 // With --expose-gc: the live heap after a full collection, every 2 s (what is really held, not garbage).
@@ -123,5 +123,5 @@ console.log(
     cpuUsPerItem,
   }),
 );
-receiver.close();
+await receiver.close();
 await db.drop();

@@ -29,5 +29,5 @@ await Promise.all(
 );
 const seconds = (Date.now() - started) / 1000;
 console.log(JSON.stringify({ requests: total, concurrency, seconds, perSecond: Math.round(total / seconds) }));
-receiver.close();
+await receiver.close();
 await agent.close();

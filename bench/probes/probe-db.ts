@@ -2,14 +2,13 @@
  * Shared setup of the quick probes: a fresh database on the server of DATABASE_URL (migrated, config applied)
  * and a counting webhook receiver in a child process, so that it does not share the event loop being measured.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { apply } from '../../src/admin/config/apply.js';
 import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { Pool } from '../../src/store/pool.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/postgres.js';
+import { Recorder } from '../support/recorder.js';
 
 export type ProbeDatabase = ScratchDatabase;
 
@@ -48,29 +47,9 @@ export async function backendCpu(pool: Pool, database: string): Promise<Map<numb
   return new Map(rows.map((r) => [r.pid, cpuSecondsOf(r.pid)]));
 }
 
-export interface CountingReceiver {
-  pid: number;
-  url: string;
-  count(): Promise<number>;
-  close(): void;
-}
-
-/** A loopback HTTP server in a child process that answers 204 and counts requests. */
-export async function startCountingReceiver(): Promise<CountingReceiver> {
-  const child: ChildProcess = fork(fileURLToPath(new URL('./counting-receiver.mjs', import.meta.url)), {
-    stdio: 'inherit',
-  });
-  const port = await new Promise<number>((resolve) => child.once('message', (m: any) => resolve(m.port)));
-  return {
-    pid: child.pid!,
-    url: `http://127.0.0.1:${port}/hook`,
-    count: () =>
-      new Promise((resolve) => {
-        child.once('message', (m: any) => resolve(m.count));
-        child.send('count');
-      }),
-    close: () => child.kill(),
-  };
+/** The benchmark's webhook receiver (bench/support/receiver-main.ts) in a child process: answers 200, counts. */
+export function startCountingReceiver(): Promise<Recorder> {
+  return Recorder.start(new URL('../support/receiver-main.ts', import.meta.url));
 }
 
 /** Peak RSS sampler of this process; at the peak also what V8 held (heap, external, array buffers), in MB. */

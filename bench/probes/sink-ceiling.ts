@@ -116,6 +116,6 @@ for (let round = 0; round < 2; round++) {
     }),
   );
 }
-receiver.close();
+await receiver.close();
 await agent.close();
 await sink.close();

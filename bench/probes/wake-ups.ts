@@ -52,7 +52,7 @@ for (let id = 1; id <= trickle; id++) {
   await db.pool.query('INSERT INTO items VALUES ($1)', [id]);
   await new Promise((r) => setTimeout(r, 40));
 }
-await until(async () => (await receiver.count()) >= trickle, 'the trickle delivered');
+await until(async () => (await receiver.arrivals()).count >= trickle, 'the trickle delivered');
 console.log(
   `trickle: ${trickle} events 40 ms apart: ${(await flips()) - f0} flips (40 with a clear and a set per event), ${notifies} NOTIFYs`,
 );
@@ -69,12 +69,12 @@ await Promise.all(
     await client.end();
   }),
 );
-await until(async () => (await receiver.count()) >= trickle + 4 * perWriter, 'the burst delivered');
+await until(async () => (await receiver.arrivals()).count >= trickle + 4 * perWriter, 'the burst delivered');
 console.log(
   `burst: 4 writers × ${perWriter} commits: ${(await flips()) - f0} flips, ${notifies} NOTIFYs (${Math.round((100 * notifies) / (4 * perWriter))} % of commits)`,
 );
 
 await rowcast.stop();
 await listener.end();
-receiver.close();
+await receiver.close();
 await db.drop();

@@ -22,7 +22,8 @@ import { monotonicMs, sleep } from '../support/clock.js';
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase } from '../support/postgres.js';
 import type { Measurement } from '../support/report.js';
-import { applyBenchConfig, readRss, RowcastProcess } from '../support/rowcast-process.js';
+import { applyBenchConfig, startBenchRowcast } from '../support/bench-rowcast.js';
+import { readRss, type RowcastProcess } from '../../test/support/rowcast-process.js';
 import { spread } from '../support/stats.js';
 import { MYSQL_URL, mysqlUnavailable } from '../support/mysql.js';
 
@@ -109,7 +110,7 @@ export const backfill: Scenario = {
       };
       await applyBenchConfig(db.pool, config);
       const { sources } = parseConfig(config, 'bench config');
-      rowcast = RowcastProcess.start(db.url, config);
+      rowcast = startBenchRowcast(db.url, config);
       await rowcast.started(db.pool);
 
       const sides: Side[] = ['store', 'pg', ...(maria ? (['mysql'] as const) : [])];

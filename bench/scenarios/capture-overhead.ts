@@ -12,7 +12,8 @@ import type { Pool } from '../../src/store/pool.js';
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, insertOneSql, referenceTableDdl } from '../support/postgres.js';
 import type { Measurement } from '../support/report.js';
-import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
+import { applyBenchConfig, startBenchRowcast } from '../support/bench-rowcast.js';
+import type { RowcastProcess } from '../../test/support/rowcast-process.js';
 import { spread } from '../support/stats.js';
 import { commitsPerSecond, IdSequence, insertBatchSql } from '../support/writers.js';
 
@@ -114,7 +115,7 @@ export const captureOverhead: Scenario = {
       for (const t of ['bare', 'captured', 'captured_statement', 'captured_logical'])
         await db.pool.query(referenceTableDdl(t));
       await applyBenchConfig(db.pool, config);
-      rowcast = RowcastProcess.start(db.url, config);
+      rowcast = startBenchRowcast(db.url, config);
       await rowcast.started(db.pool);
       const ids = new IdSequence();
       const { durationMs, warmupMs, rowsPerStatement } = profile.capture;
@@ -125,14 +126,14 @@ export const captureOverhead: Scenario = {
       const decoded: number[] = [];
       let skipped = 0;
       const restart = async () => {
-        rowcast = RowcastProcess.start(db.url, config);
+        rowcast = startBenchRowcast(db.url, config);
         await rowcast.started(db.pool);
         await slotStreamed(db.pool, 60_000); // the next measurement pays for decoding from its first row
       };
       const run = async (key: string, table: string, writers: number, rows: number) => {
         // Each measurement starts with everything captured and routed, so a backlog from the last one costs it nothing.
         if (logical) await logicalCaughtUp(db.pool, skipped, 120_000);
-        await rowcast!.idle(db.pool, 120_000);
+        await rowcast!.ready(db.pool, 120_000);
         // Bare is bare: no rowcast process, so no slot decoding the bare rows' log on the same cores meanwhile.
         const bareAlone = logical && table === 'bare';
         if (bareAlone) await rowcast!.stop();

@@ -22,7 +22,8 @@ import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, fillBacklog, referenceTableDdl } from '../support/postgres.js';
 import type { Arrivals, Recorder } from '../support/recorder.js';
 import type { Measurement } from '../support/report.js';
-import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
+import { applyBenchConfig, startBenchRowcast } from '../support/bench-rowcast.js';
+import type { RowcastProcess } from '../../test/support/rowcast-process.js';
 import { spread } from '../support/stats.js';
 
 const PUBLISH_ONCE = fileURLToPath(new URL('../handlers/publish-once.ts', import.meta.url));
@@ -153,7 +154,7 @@ export async function drainRowcast(
     await fillBacklog(db.pool, 'backlog', 1, events, (count) => fill({ count }));
     await db.pool.query('VACUUM ANALYZE');
     await ctx.receiver.reset(opts.track ?? false);
-    for (let i = 0; i < n; i++) rowcasts.push(RowcastProcess.start(db.url, cfg));
+    for (let i = 0; i < n; i++) rowcasts.push(startBenchRowcast(db.url, cfg));
     let from: Arrivals | undefined;
     if (opts.processes !== undefined) {
       await Promise.all(rowcasts.map((r) => r.started(db.pool)));

@@ -15,7 +15,7 @@ import { sleep } from '../support/clock.js';
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, referenceTableDdl } from '../support/postgres.js';
 import type { Measurement } from '../support/report.js';
-import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
+import { applyBenchConfig, startBenchRowcast } from '../support/bench-rowcast.js';
 import { spread, windowedLatency } from '../support/stats.js';
 import type { Pool } from '../../src/store/pool.js';
 import { IdSequence, insertBatchSql, writeAtRate } from '../support/writers.js';
@@ -137,7 +137,7 @@ export const latency: Scenario = {
       await installNotifyTrigger(db.pool, 'latency_notify');
       await installGraphileTrigger(db.pool, db.url, 'latency_graphile');
 
-      const rowcast = RowcastProcess.start(db.url, config(receiver.url, logical, python));
+      const rowcast = startBenchRowcast(db.url, config(receiver.url, logical, python));
       stops.push(() => rowcast.stop());
       await rowcast.started(db.pool);
       const listener = await listen(db.url);
@@ -190,7 +190,7 @@ export const latency: Scenario = {
         });
         await system.arrivals(warm.commits.size);
         // Then idle: the first event must find a sleeping dispatcher, as at 200 events/s most do.
-        await rowcast.idle(db.pool, 120_000);
+        await rowcast.ready(db.pool, 120_000);
         await receiver.reset(true);
         await graphile.reset(true);
         listener.arrivals.clear();

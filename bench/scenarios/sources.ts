@@ -15,7 +15,8 @@ import { monotonicMs, sleep } from '../support/clock.js';
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, referenceTableDdl } from '../support/postgres.js';
 import type { Measurement } from '../support/report.js';
-import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
+import { applyBenchConfig, startBenchRowcast } from '../support/bench-rowcast.js';
+import type { RowcastProcess } from '../../test/support/rowcast-process.js';
 import { spread, windowedLatency } from '../support/stats.js';
 import { IdSequence, insertBatchSql, writeAtRate, type OpenLoopResult } from '../support/writers.js';
 import { MYSQL_URL, mysqlUnavailable } from '../support/mysql.js';
@@ -180,7 +181,7 @@ export const sources: Scenario = {
         subscriptions: { timed: { topic: 'timed', protocol: 'http', endpoint: receiver.url } },
       };
       await applyBenchConfig(db.pool, config);
-      rowcast = RowcastProcess.start(db.url, config);
+      rowcast = startBenchRowcast(db.url, config);
       await rowcast.started(db.pool);
 
       // Capture rate: the same rows, as fast as 4 writers go, for the same time on each side.
@@ -260,7 +261,7 @@ export const sources: Scenario = {
         await receiver.reset(true);
         const warm = await writeLatencyRows(side, { rate: 50, durationMs: 500, connections: 1 });
         await receiver.waitFor(warm.commits.size, 15_000).catch((err: Error) => ctx.log(`sources: ${err.message}`));
-        await rowcast.idle(db.pool, 120_000);
+        await rowcast.ready(db.pool, 120_000);
         await receiver.reset(true);
         const capture = side === MYSQL ? 'mysql_latency' : 'logical_latency';
         ctx.log(`sources: ${side}: ${rate} events/s for ${durationMs / 1000} s`);
@@ -270,7 +271,7 @@ export const sources: Scenario = {
         const { windows: summaries, overall } = windowedLatency(written.commits, arrivals, windows);
         const note = `${written.commits.size} events at ${Math.round(written.achievedRate)}/s${overall.missing ? `, ${overall.missing} never arrived` : ''}; whole run p50 ${overall.p50.toFixed(2)}, p99 ${overall.p99.toFixed(2)}, max ${overall.max.toFixed(1)} ms`;
         ctx.log(`sources: ${side}: ${note}`);
-        await rowcast.idle(db.pool, 120_000);
+        await rowcast.ready(db.pool, 120_000);
         ctx.log(`sources: ${side}: ${await stages(db.pool, capture, side === MYSQL, written.commits)}`);
         const m = (stat: 'p50' | 'p99') =>
           results.add({

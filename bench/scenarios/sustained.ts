@@ -8,7 +8,8 @@ import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { sleep } from '../support/clock.js';
 import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase, referenceTableDdl } from '../support/postgres.js';
-import { applyBenchConfig, RowcastProcess } from '../support/rowcast-process.js';
+import { applyBenchConfig, startBenchRowcast } from '../support/bench-rowcast.js';
+import type { RowcastProcess } from '../../test/support/rowcast-process.js';
 import { latencies, spread, summarizeLatency, type LatencySummary } from '../support/stats.js';
 import { IdSequence, insertBatchSql, writeAtRate } from '../support/writers.js';
 
@@ -39,7 +40,7 @@ export const sustained: Scenario = {
     try {
       await db.pool.query(referenceTableDdl('sustained'));
       await applyBenchConfig(db.pool, config(receiver.url));
-      rowcast = RowcastProcess.start(db.url, config(receiver.url));
+      rowcast = startBenchRowcast(db.url, config(receiver.url));
       await rowcast.started(db.pool);
       const ids = new IdSequence();
       // Warm up (connections, plans, the receiver's keep-alive pool): the steps measure the steady state.

@@ -253,7 +253,7 @@ describe('secrets never appear in output', () => {
   });
 
   test('rowcast start at debug level, with failing deliveries and requests to its HTTP server', async () => {
-    const child = RowcastProcess.start(config.file, databaseUrl, env());
+    const child = RowcastProcess.start(config.file, databaseUrl, { env: env() });
     try {
       await child.ready(db.pool);
       await db.pool.query(`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 3) g`);

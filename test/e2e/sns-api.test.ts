@@ -956,8 +956,7 @@ describe('rowcast start', () => {
       },
     });
     const proc = RowcastProcess.start(config.file, db.url, {
-      ROWCAST_TEST_SNS_SECRET: secret,
-      ROWCAST_LOG_LEVEL: 'debug',
+      env: { ROWCAST_TEST_SNS_SECRET: secret, ROWCAST_LOG_LEVEL: 'debug' },
     });
     const started = new SNSClient({
       endpoint: `http://127.0.0.1:${port}`,

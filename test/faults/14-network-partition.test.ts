@@ -123,7 +123,7 @@ test(
       await scenario.useConfig(pool, config);
       const nsUrl = new URL(url);
       nsUrl.hostname = dbLink.hostAddress;
-      const child = RowcastProcess.start(scenario.configFile!.file, nsUrl.toString(), {}, ns.wrap([]));
+      const child = RowcastProcess.start(scenario.configFile!.file, nsUrl.toString(), { prefix: ns.wrap([]) });
       scenario.children.push(child);
       await child.ready(pool, 90_000);
       // /readyz over whichever link is not cut.

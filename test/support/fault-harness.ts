@@ -276,7 +276,7 @@ export class FaultScenario {
   /** Starts one more rowcast child on the config file (a second process, or a restart) and waits until it is ready. */
   async spawn(pool: Pool, url: string, env: Record<string, string> = {}): Promise<RowcastProcess> {
     if (!this.configFile) throw new Error('FaultScenario.spawn: call useConfig() or start() first');
-    const child = RowcastProcess.start(this.configFile.file, url, env);
+    const child = RowcastProcess.start(this.configFile.file, url, { env });
     this.children.push(child);
     await child.ready(pool, 90_000);
     return child;

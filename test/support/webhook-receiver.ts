@@ -41,11 +41,14 @@ export interface WebhookReceiverOptions {
   secret?: string;
   /**
    * What to keep of each request (after reply() saw it in full); e.g. only the key and the webhook-id, so that a
-   * flood of 100,000 requests does not fill the test's memory.
+   * flood of 100,000 requests does not fill the test's memory. Nothing is kept when it returns undefined (the
+   * benchmark's receiver only counts).
    */
-  keep?: (r: ReceivedRequest) => ReceivedRequest;
+  keep?: (r: ReceivedRequest) => ReceivedRequest | undefined;
   /** Address to listen on; default 127.0.0.1. */
   host?: string;
+  /** How long an idle keep-alive connection stays open (node's default is 5 s). */
+  keepAliveMs?: number;
   /** The first `reply` (it may be replaced at any time). */
   reply?: (req: ReceivedRequest) => Reply;
 }
@@ -61,7 +64,7 @@ export class WebhookReceiver {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly verifier?: Webhook;
-  private readonly keep: (r: ReceivedRequest) => ReceivedRequest;
+  private readonly keep: (r: ReceivedRequest) => ReceivedRequest | undefined;
   url = '';
   /** Requests received and not yet answered (or their connection closed): the sender's in-flight count. */
   open = 0;
@@ -71,7 +74,7 @@ export class WebhookReceiver {
   private arrived = 0;
 
   constructor(options: string | WebhookReceiverOptions = {}) {
-    const { secret, keep, reply } = typeof options === 'string' ? { secret: options } : options;
+    const { secret, keep, reply, keepAliveMs } = typeof options === 'string' ? { secret: options } : options;
     if (reply) this.reply = reply;
     if (secret) this.verifier = new Webhook(secret);
     this.keep = keep ?? ((r) => r);
@@ -82,31 +85,35 @@ export class WebhookReceiver {
       let body = '';
       req.on('data', (c: Buffer) => (body += c));
       req.on('end', () => {
-        const received: ReceivedRequest = {
+        const received = {
           n: ++this.arrived,
           path: req.url ?? '/',
           headers: req.headers,
           body,
-          json: safeJson(body),
+          // Parsed when first read: a receiver that only counts does not pay for it.
+          get json(): any {
+            const json = safeJson(body);
+            Object.defineProperty(this, 'json', { value: json, enumerable: true, writable: true });
+            return json;
+          },
           verified: this.verify(body, req.headers),
           status: 0,
           at: Date.now(),
-        };
+        } as ReceivedRequest;
         const reply = this.reply(received);
         if (reply === 'reset') {
           received.status = -1;
-          this.requests.push(this.keep(received));
+          this.record(received);
           req.socket.destroy();
           return;
         }
         if (reply === 'hang') {
           received.status = -2;
-          this.requests.push(this.keep(received));
+          this.record(received);
           return;
         }
         // The status counts once it is written: an answer the sender gave up on (timeout, crash) was not received.
-        const kept = this.keep(received);
-        this.requests.push(kept);
+        const kept = this.record(received) ?? received;
         res.on('close', () => {
           if (kept.answeredAt === undefined) kept.status = -3;
         });
@@ -125,6 +132,10 @@ export class WebhookReceiver {
         else answer();
       });
     });
+    if (keepAliveMs !== undefined) {
+      this.server.keepAliveTimeout = keepAliveMs;
+      this.server.headersTimeout = keepAliveMs + 10_000;
+    }
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -147,6 +158,12 @@ export class WebhookReceiver {
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private record(received: ReceivedRequest): ReceivedRequest | undefined {
+    const kept = this.keep(received);
+    if (kept) this.requests.push(kept);
+    return kept;
   }
 
   private verify(body: string, headers: IncomingHttpHeaders): boolean | undefined {
