@@ -3,7 +3,6 @@
  * this machine (NATS JetStream, RabbitMQ, Redis, Mosquitto) receive the message with its stable id.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
@@ -18,8 +17,9 @@ import {
   startTestRowcast,
   type TestDatabase,
 } from '../support/database.js';
+import { BROKERS, runId } from '../support/brokers.js';
 
-const run = randomUUID().slice(0, 8);
+const run = runId('_');
 let db: TestDatabase;
 let rowcast: RowcastRuntime;
 let nc: NatsConnection;
@@ -30,7 +30,7 @@ const got = { nats: [] as any[], amqp: [] as any[], mqtt: [] as any[] };
 
 before(async () => {
   db = await createTestDatabase();
-  nc = await natsConnect({ servers: 'nats://127.0.0.1:4222' });
+  nc = await natsConnect({ servers: BROKERS.nats });
   await (await jetstreamManager(nc)).streams.add({ name: `chain_${run}`, subjects: [`chain.${run}.>`] });
   const js = jetstream(nc);
   void (async () => {
@@ -40,7 +40,7 @@ before(async () => {
       m.ack();
     }
   })().catch(() => {});
-  amqp = await amqpConnect('amqp://guest:guest@127.0.0.1:5672');
+  amqp = await amqpConnect(BROKERS.amqp);
   const ch = await amqp.createChannel();
   await ch.assertExchange(`chain-${run}`, 'topic', { durable: false, autoDelete: true });
   const { queue } = await ch.assertQueue('', { exclusive: true });
@@ -56,8 +56,8 @@ before(async () => {
       }),
     { noAck: true },
   );
-  redis = new Redis('redis://127.0.0.1:6379');
-  mqttClient = await mqtt.connectAsync('mqtt://127.0.0.1:1883');
+  redis = new Redis(BROKERS.redis);
+  mqttClient = await mqtt.connectAsync(BROKERS.mqtt);
   await mqttClient.subscribeAsync(`chain/${run}/#`, { qos: 1 });
   mqttClient.on('message', (_topic, payload) => got.mqtt.push(JSON.parse(payload.toString())));
 

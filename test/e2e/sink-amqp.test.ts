@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { connect, type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { AmqpSink } from '../../src/delivery/sinks/amqp/amqp-sink.js';
@@ -16,10 +15,9 @@ import {
   withEnv,
 } from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
+import { BROKERS, runId } from '../support/brokers.js';
 
-/** Against the RabbitMQ of this machine, AMQP_URL to point elsewhere. */
-const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const RUN = `${process.pid}-${randomUUID().slice(0, 8)}`;
+const RUN = runId();
 const EXCHANGE = `rowcast-test-${RUN}`;
 const DECLARED = `rowcast-test-declared-${RUN}`;
 
@@ -28,7 +26,7 @@ let ch: Channel;
 const sink = new AmqpSink();
 
 before(async () => {
-  model = await connect(AMQP_URL);
+  model = await connect(BROKERS.amqp);
   ch = await model.createChannel();
   await ch.assertExchange(EXCHANGE, 'topic', { durable: false, autoDelete: false });
 });
@@ -64,7 +62,7 @@ describe('amqp sink (RabbitMQ)', () => {
     const q = await queue(EXCHANGE, 'rowcast.orders');
     const msg = message();
     const outcome = await sink.send(
-      attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'rowcast.{topic}' }, msg),
+      attempt({ url: BROKERS.amqp, exchange: EXCHANGE, routingKey: 'rowcast.{topic}' }, msg),
       noAbort(),
     );
     assert.deepEqual(outcome, { kind: 'done' });
@@ -94,7 +92,7 @@ describe('amqp sink (RabbitMQ)', () => {
     const raw = message({ body: 'plain text', contentType: 'text/plain', subject: null });
     assert.deepEqual(
       await sink.send(
-        attempt({ url: AMQP_URL, exchange: '', routingKey: q }, raw, {
+        attempt({ url: BROKERS.amqp, exchange: '', routingKey: q }, raw, {
           format: 'raw',
           headers: { 'x-tenant': 'acme' },
         }),
@@ -112,7 +110,7 @@ describe('amqp sink (RabbitMQ)', () => {
     const ce = message();
     assert.deepEqual(
       await sink.send(
-        attempt({ url: AMQP_URL, exchange: '', routingKey: q }, ce, { format: 'cloudevents-binary' }),
+        attempt({ url: BROKERS.amqp, exchange: '', routingKey: q }, ce, { format: 'cloudevents-binary' }),
         noAbort(),
       ),
       { kind: 'done' },
@@ -125,7 +123,7 @@ describe('amqp sink (RabbitMQ)', () => {
 
   test('a message no queue receives is a retry (mandatory), or done with mandatory: false', async () => {
     const unroutable = await sink.send(
-      attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'nobody.listens' }),
+      attempt({ url: BROKERS.amqp, exchange: EXCHANGE, routingKey: 'nobody.listens' }),
       noAbort(),
     );
     assert.equal(unroutable.kind, 'retry');
@@ -136,7 +134,7 @@ describe('amqp sink (RabbitMQ)', () => {
     assert.doesNotMatch(errorOf(unroutable), /guest:guest/);
 
     const dropped = await sink.send(
-      attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'nobody.listens', mandatory: false }),
+      attempt({ url: BROKERS.amqp, exchange: EXCHANGE, routingKey: 'nobody.listens', mandatory: false }),
       noAbort(),
     );
     assert.deepEqual(dropped, { kind: 'done' });
@@ -152,7 +150,7 @@ describe('amqp sink (RabbitMQ)', () => {
         routed,
         outcome: sink.send(
           attempt(
-            { url: AMQP_URL, exchange: EXCHANGE, routingKey: routed ? 'routed.{topic}' : 'dropped.{topic}' },
+            { url: BROKERS.amqp, exchange: EXCHANGE, routingKey: routed ? 'routed.{topic}' : 'dropped.{topic}' },
             msg,
           ),
           noAbort(),
@@ -174,8 +172,8 @@ describe('amqp sink (RabbitMQ)', () => {
   test('a missing exchange is a retry that says to declare it, and does not disturb other exchanges', async () => {
     const q = await queue(EXCHANGE, 'still.works');
     const [missing, fine] = await Promise.all([
-      sink.send(attempt({ url: AMQP_URL, exchange: `rowcast-missing-${RUN}` }), noAbort()),
-      sink.send(attempt({ url: AMQP_URL, exchange: EXCHANGE, routingKey: 'still.works' }), noAbort()),
+      sink.send(attempt({ url: BROKERS.amqp, exchange: `rowcast-missing-${RUN}` }), noAbort()),
+      sink.send(attempt({ url: BROKERS.amqp, exchange: EXCHANGE, routingKey: 'still.works' }), noAbort()),
     ]);
     assert.equal(missing.kind, 'retry');
     assert.match(errorOf(missing), /NOT_FOUND - no exchange 'rowcast-missing-[^']+'.*set assertExchange: true/);
@@ -190,7 +188,7 @@ describe('amqp sink (RabbitMQ)', () => {
     const msg = message();
     assert.deepEqual(
       await sink.send(
-        attempt({ url: AMQP_URL, exchange: DECLARED, assertExchange: true, exchangeType: 'direct' }, msg),
+        attempt({ url: BROKERS.amqp, exchange: DECLARED, assertExchange: true, exchangeType: 'direct' }, msg),
         noAbort(),
       ),
       { kind: 'done' },
@@ -198,7 +196,7 @@ describe('amqp sink (RabbitMQ)', () => {
     assert.equal((await nextMessage(q)).properties.messageId, msg.id);
 
     const conflict = await sink.send(
-      attempt({ url: AMQP_URL, exchange: DECLARED, assertExchange: true, exchangeType: 'fanout' }),
+      attempt({ url: BROKERS.amqp, exchange: DECLARED, assertExchange: true, exchangeType: 'fanout' }),
       noAbort(),
     );
     assert.equal(conflict.kind, 'retry');
@@ -243,7 +241,7 @@ describe('amqp sink (RabbitMQ)', () => {
 
   test('the URL may come from the environment', async () => {
     const variable = `ROWCAST_TEST_AMQP_URL_${process.pid}`;
-    await withEnv(variable, AMQP_URL, async () => {
+    await withEnv(variable, BROKERS.amqp, async () => {
       const q = await queue(EXCHANGE, 'from.env');
       assert.deepEqual(
         await sink.send(attempt({ url: { env: variable }, exchange: EXCHANGE, routingKey: 'from.env' }), noAbort()),
@@ -260,7 +258,7 @@ describe('amqp sink (RabbitMQ)', () => {
   });
 
   test('an aborted send is a retry', async () => {
-    await assertAbortedIsRetry(sink, attempt({ url: AMQP_URL, exchange: EXCHANGE }));
+    await assertAbortedIsRetry(sink, attempt({ url: BROKERS.amqp, exchange: EXCHANGE }));
   });
 
   test('invalid options are dead, naming the option', async () => {
@@ -280,9 +278,9 @@ describe('amqp sink (RabbitMQ)', () => {
 
   test('after the connection is lost, a send fails with retry and the next one reconnects', async () => {
     const q = await queue(EXCHANGE, 'restart');
-    const upstream = new URL(AMQP_URL);
+    const upstream = new URL(BROKERS.amqp);
     const proxy = await TcpProxy.start(upstream.hostname, Number(upstream.port || 5672));
-    const via = new URL(AMQP_URL);
+    const via = new URL(BROKERS.amqp);
     via.port = String(proxy.port);
     const options = { url: via.toString(), exchange: EXCHANGE, routingKey: 'restart' };
     await assertReconnectsAfterRestart(new AmqpSink(), proxy, () => attempt(options), {

@@ -16,10 +16,9 @@ import {
   withEnv,
 } from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
+import { BROKERS, runId } from '../support/brokers.js';
 
-/** Against the Mosquitto of this machine, MQTT_URL to point elsewhere. */
-const MQTT_URL = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
-const RUN = `${process.pid}-${randomUUID().slice(0, 8)}`;
+const RUN = runId();
 const PREFIX = `rowcast-test/${RUN}`;
 
 interface Received {
@@ -33,7 +32,7 @@ const received: Received[] = [];
 const sink = new MqttSink();
 
 before(async () => {
-  subscriber = await mqtt.connectAsync(MQTT_URL, {
+  subscriber = await mqtt.connectAsync(BROKERS.mqtt, {
     protocolVersion: 5,
     clientId: `rowcast-test-sub-${RUN}`,
     clean: true,
@@ -74,7 +73,7 @@ describe('mqtt sink (Mosquitto)', () => {
   test('publishes the envelope with QoS 1 and MQTT 5 properties, done once the broker acknowledged it', async () => {
     const msg = message();
     const outcome = await sink.send(
-      attempt({ url: MQTT_URL, topic: `${PREFIX}/{topic}` }, msg, { headers: { 'x-tenant': 'acme' } }),
+      attempt({ url: BROKERS.mqtt, topic: `${PREFIX}/{topic}` }, msg, { headers: { 'x-tenant': 'acme' } }),
       noAbort(),
     );
     assert.deepEqual(outcome, { kind: 'done' });
@@ -97,7 +96,7 @@ describe('mqtt sink (Mosquitto)', () => {
   test('QoS 2 over MQTT 3.1.1 with the raw format: the payload alone', async () => {
     const msg = message({ body: `plain text ${randomUUID()}` });
     const outcome = await sink.send(
-      attempt({ url: MQTT_URL, topic: `${PREFIX}/v4`, qos: 2, protocolVersion: 4 }, msg, { format: 'raw' }),
+      attempt({ url: BROKERS.mqtt, topic: `${PREFIX}/v4`, qos: 2, protocolVersion: 4 }, msg, { format: 'raw' }),
       noAbort(),
     );
     assert.deepEqual(outcome, { kind: 'done' });
@@ -110,7 +109,7 @@ describe('mqtt sink (Mosquitto)', () => {
     const msg = message();
     assert.deepEqual(
       await sink.send(
-        attempt({ url: MQTT_URL, topic: `${PREFIX}/ce` }, msg, { format: 'cloudevents-binary' }),
+        attempt({ url: BROKERS.mqtt, topic: `${PREFIX}/ce` }, msg, { format: 'cloudevents-binary' }),
         noAbort(),
       ),
       { kind: 'done' },
@@ -124,7 +123,9 @@ describe('mqtt sink (Mosquitto)', () => {
   test('concurrent sends share one connection and are each acknowledged', async () => {
     const topic = `${PREFIX}/concurrent`;
     const msgs = Array.from({ length: 200 }, () => message());
-    const outcomes = await Promise.all(msgs.map((msg) => sink.send(attempt({ url: MQTT_URL, topic }, msg), noAbort())));
+    const outcomes = await Promise.all(
+      msgs.map((msg) => sink.send(attempt({ url: BROKERS.mqtt, topic }, msg), noAbort())),
+    );
     assert.deepEqual(new Set(outcomes.map((o) => o.kind)), new Set(['done']));
     for (const msg of msgs) await receivedOn(topic, (r) => userProperty(r, 'rowcast-message-id') === msg.id);
   });
@@ -132,10 +133,10 @@ describe('mqtt sink (Mosquitto)', () => {
   test('retain: a subscriber that comes later gets the last message', async () => {
     const topic = `${PREFIX}/retained`;
     const msg = message();
-    assert.deepEqual(await sink.send(attempt({ url: MQTT_URL, topic, retain: true }, msg), noAbort()), {
+    assert.deepEqual(await sink.send(attempt({ url: BROKERS.mqtt, topic, retain: true }, msg), noAbort()), {
       kind: 'done',
     });
-    const late = await mqtt.connectAsync(MQTT_URL, {
+    const late = await mqtt.connectAsync(BROKERS.mqtt, {
       protocolVersion: 5,
       clientId: `rowcast-test-late-${RUN}`,
       reconnectPeriod: 0,
@@ -191,7 +192,7 @@ describe('mqtt sink (Mosquitto)', () => {
 
   test('the password may come from the environment', async () => {
     const variable = `ROWCAST_TEST_MQTT_PASSWORD_${process.pid}`;
-    const options = { url: MQTT_URL, topic: `${PREFIX}/env`, username: 'rowcast', password: { env: variable } };
+    const options = { url: BROKERS.mqtt, topic: `${PREFIX}/env`, username: 'rowcast', password: { env: variable } };
     // This Mosquitto allows anonymous clients and ignores the password.
     await withEnv(variable, 'anything', async () => {
       assert.deepEqual(await sink.send(attempt(options), noAbort()), { kind: 'done' });
@@ -202,7 +203,7 @@ describe('mqtt sink (Mosquitto)', () => {
   });
 
   test('an aborted send is a retry', async () => {
-    await assertAbortedIsRetry(sink, attempt({ url: MQTT_URL, topic: `${PREFIX}/aborted` }));
+    await assertAbortedIsRetry(sink, attempt({ url: BROKERS.mqtt, topic: `${PREFIX}/aborted` }));
   });
 
   test('invalid options are dead, naming the option', async () => {
@@ -220,7 +221,7 @@ describe('mqtt sink (Mosquitto)', () => {
   });
 
   test('after the connection is lost, a send fails with retry and the next one reconnects', async () => {
-    const upstream = new URL(MQTT_URL);
+    const upstream = new URL(BROKERS.mqtt);
     const proxy = await TcpProxy.start(upstream.hostname, Number(upstream.port || 1883));
     const options = { url: `mqtt://127.0.0.1:${proxy.port}`, topic: `${PREFIX}/restart` };
     await assertReconnectsAfterRestart(new MqttSink(), proxy, () => attempt(options), {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
@@ -16,10 +15,9 @@ import {
   POLICY,
 } from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
+import { BROKERS, runId } from '../support/brokers.js';
 
-/** Against the NATS server of this machine (JetStream on), NATS_URL to point elsewhere. */
-const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const RUN = `${process.pid}_${randomUUID().slice(0, 8)}`;
+const RUN = runId('_');
 const STREAM = `ROWCAST_TEST_${RUN}`;
 const PREFIX = `rowcast-test.${RUN}`;
 
@@ -28,7 +26,7 @@ let jsm: JetStreamManager;
 const sink = new NatsSink();
 
 before(async () => {
-  nc = await connect({ servers: NATS_URL });
+  nc = await connect({ servers: BROKERS.nats });
   jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: STREAM, subjects: [`${PREFIX}.>`], duplicate_window: 60_000_000_000 });
 });
@@ -57,7 +55,7 @@ describe('nats sink (JetStream)', () => {
     const subject = `${PREFIX}.envelope.orders`;
     const msg = message();
     const outcome = await sink.send(
-      attempt({ servers: NATS_URL, subject: `${PREFIX}.envelope.{topic}` }, msg),
+      attempt({ servers: BROKERS.nats, subject: `${PREFIX}.envelope.{topic}` }, msg),
       noAbort(),
     );
     assert.deepEqual(outcome, { kind: 'done' });
@@ -77,7 +75,7 @@ describe('nats sink (JetStream)', () => {
 
     // A retry of the same message (say its PubAck was lost) is acknowledged, and the stream keeps one copy.
     const again = await sink.send(
-      { ...attempt({ servers: NATS_URL, subject: `${PREFIX}.envelope.{topic}` }, msg), attempt: 2 },
+      { ...attempt({ servers: BROKERS.nats, subject: `${PREFIX}.envelope.{topic}` }, msg), attempt: 2 },
       noAbort(),
     );
     assert.deepEqual(again, { kind: 'done' });
@@ -87,7 +85,7 @@ describe('nats sink (JetStream)', () => {
   test('raw format publishes the body alone, with its content type and extra headers', async () => {
     const msg = message({ body: 'plain text', contentType: 'text/plain', subject: null });
     const outcome = await sink.send(
-      attempt({ servers: [NATS_URL], subject: `${PREFIX}.raw` }, msg, {
+      attempt({ servers: [BROKERS.nats], subject: `${PREFIX}.raw` }, msg, {
         format: 'raw',
         headers: { 'X-Tenant': 'acme' },
       }),
@@ -106,7 +104,7 @@ describe('nats sink (JetStream)', () => {
     const msg = message();
     assert.deepEqual(
       await sink.send(
-        attempt({ servers: NATS_URL, subject: `${PREFIX}.ce` }, msg, { format: 'cloudevents-binary' }),
+        attempt({ servers: BROKERS.nats, subject: `${PREFIX}.ce` }, msg, { format: 'cloudevents-binary' }),
         noAbort(),
       ),
       { kind: 'done' },
@@ -121,7 +119,7 @@ describe('nats sink (JetStream)', () => {
   test('concurrent sends share one connection and are each acknowledged', async () => {
     const subject = `${PREFIX}.concurrent`;
     const outcomes = await Promise.all(
-      Array.from({ length: 200 }, () => sink.send(attempt({ servers: NATS_URL, subject }), noAbort())),
+      Array.from({ length: 200 }, () => sink.send(attempt({ servers: BROKERS.nats, subject }), noAbort())),
     );
     assert.deepEqual(new Set(outcomes.map((o) => o.kind)), new Set(['done']));
     assert.equal(await countOn(subject), 200);
@@ -129,7 +127,7 @@ describe('nats sink (JetStream)', () => {
 
   test('a subject no stream captures is a retry that says to create the stream', async () => {
     const outcome = await sink.send(
-      attempt({ servers: NATS_URL, subject: `rowcast-nostream.${RUN}.{topic}` }),
+      attempt({ servers: BROKERS.nats, subject: `rowcast-nostream.${RUN}.{topic}` }),
       noAbort(),
     );
     assert.equal(outcome.kind, 'retry');
@@ -168,7 +166,7 @@ describe('nats sink (JetStream)', () => {
     try {
       await assertRetry(
         sink,
-        attempt({ servers: NATS_URL, subject }, message(), { deliveryPolicy: { ...POLICY, timeout: 300 } }),
+        attempt({ servers: BROKERS.nats, subject }, message(), { deliveryPolicy: { ...POLICY, timeout: 300 } }),
         /timed out after 300 ms waiting for JetStream to acknowledge/,
         1500,
       );
@@ -178,7 +176,7 @@ describe('nats sink (JetStream)', () => {
   });
 
   test('an aborted send is a retry', async () => {
-    await assertAbortedIsRetry(sink, attempt({ servers: NATS_URL, subject: `${PREFIX}.aborted` }));
+    await assertAbortedIsRetry(sink, attempt({ servers: BROKERS.nats, subject: `${PREFIX}.aborted` }));
   });
 
   test('invalid options are dead, naming the option', async () => {
@@ -209,7 +207,7 @@ describe('nats sink (JetStream)', () => {
   });
 
   test('after the connection is lost, a send fails with retry and the next one reconnects', async () => {
-    const upstream = new URL(NATS_URL.replace(/^nats:/, 'http:'));
+    const upstream = new URL(BROKERS.nats.replace(/^nats:/, 'http:'));
     const proxy = await TcpProxy.start(upstream.hostname, Number(upstream.port));
     const options = { servers: `nats://127.0.0.1:${proxy.port}`, subject: `${PREFIX}.restart` };
     await assertReconnectsAfterRestart(new NatsSink(), proxy, () => attempt(options), {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisSink } from '../../src/delivery/sinks/redis/redis-sink.js';
@@ -17,17 +16,16 @@ import {
   withEnv,
 } from '../support/sink-attempt.js';
 import { freePort, TcpProxy, withSilentServer } from '../support/tcp-broker.js';
+import { BROKERS, runId } from '../support/brokers.js';
 
-/** Against the Redis of this machine, REDIS_URL to point elsewhere. */
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const RUN = `${process.pid}-${randomUUID().slice(0, 8)}`;
+const RUN = runId();
 const PREFIX = `rowcast-test:${RUN}`;
 
 let redis: Redis;
 const sink = new RedisSink();
 
 before(async () => {
-  redis = new Redis(REDIS_URL);
+  redis = new Redis(BROKERS.redis);
 });
 
 after(async () => {
@@ -57,7 +55,7 @@ async function entries(stream: string): Promise<Array<{ entryId: string; fields:
 describe('redis sink (Streams)', () => {
   test('appends the message to the stream with XADD: id, topic, subject, attributes, body', async () => {
     const msg = message();
-    const outcome = await sink.send(attempt({ url: REDIS_URL, stream: `${PREFIX}:{topic}` }, msg), noAbort());
+    const outcome = await sink.send(attempt({ url: BROKERS.redis, stream: `${PREFIX}:{topic}` }, msg), noAbort());
     assert.deepEqual(outcome, { kind: 'done' });
 
     const [entry, ...rest] = await entries(`${PREFIX}:orders`);
@@ -79,7 +77,7 @@ describe('redis sink (Streams)', () => {
   test('raw format: the body alone; a message without subject has no subject field', async () => {
     const msg = message({ body: 'plain text', contentType: 'text/plain', subject: null, trace: null });
     assert.deepEqual(
-      await sink.send(attempt({ url: REDIS_URL, stream: `${PREFIX}:raw` }, msg, { format: 'raw' }), noAbort()),
+      await sink.send(attempt({ url: BROKERS.redis, stream: `${PREFIX}:raw` }, msg, { format: 'raw' }), noAbort()),
       { kind: 'done' },
     );
     const [entry] = await entries(`${PREFIX}:raw`);
@@ -94,7 +92,7 @@ describe('redis sink (Streams)', () => {
     const stream = `${PREFIX}:concurrent`;
     const msgs = Array.from({ length: 200 }, () => message());
     const outcomes = await Promise.all(
-      msgs.map((msg) => sink.send(attempt({ url: REDIS_URL, stream }, msg), noAbort())),
+      msgs.map((msg) => sink.send(attempt({ url: BROKERS.redis, stream }, msg), noAbort())),
     );
     assert.deepEqual(new Set(outcomes.map((o) => o.kind)), new Set(['done']));
     assert.deepEqual(new Set((await entries(stream)).map((e) => e.fields.id)), new Set(msgs.map((m) => m.id)));
@@ -107,7 +105,7 @@ describe('redis sink (Streams)', () => {
       const msg = message();
       sent.push(msg.id);
       assert.deepEqual(
-        await sink.send(attempt({ url: REDIS_URL, stream, maxLen: 2, approximate: false }, msg), noAbort()),
+        await sink.send(attempt({ url: BROKERS.redis, stream, maxLen: 2, approximate: false }, msg), noAbort()),
         { kind: 'done' },
       );
     }
@@ -116,12 +114,12 @@ describe('redis sink (Streams)', () => {
       sent.slice(-2),
     );
     // The default, "MAXLEN ~", is accepted too (Redis trims whole nodes, so a small stream keeps its entries).
-    assert.deepEqual(await sink.send(attempt({ url: REDIS_URL, stream, maxLen: 2 }), noAbort()), { kind: 'done' });
+    assert.deepEqual(await sink.send(attempt({ url: BROKERS.redis, stream, maxLen: 2 }), noAbort()), { kind: 'done' });
   });
 
   test('a key that is not a stream is a retry that says so', async () => {
     await redis.set(`${PREFIX}:string`, 'x');
-    const outcome = await sink.send(attempt({ url: REDIS_URL, stream: `${PREFIX}:string` }), noAbort());
+    const outcome = await sink.send(attempt({ url: BROKERS.redis, stream: `${PREFIX}:string` }), noAbort());
     assert.equal(outcome.kind, 'retry');
     assert.match(
       errorOf(outcome),
@@ -145,7 +143,7 @@ describe('redis sink (Streams)', () => {
   });
 
   test('wrong credentials are a retry that does not show the password', async () => {
-    const url = new URL(REDIS_URL);
+    const url = new URL(BROKERS.redis);
     url.username = `nosuchuser-${RUN}`;
     url.password = 'not-the-password';
     const outcome = await sink.send(attempt({ url: url.toString(), stream: `${PREFIX}:x` }), noAbort());
@@ -165,7 +163,7 @@ describe('redis sink (Streams)', () => {
 
   test('the URL may come from the environment', async () => {
     const variable = `ROWCAST_TEST_REDIS_URL_${process.pid}`;
-    await withEnv(variable, REDIS_URL, async () => {
+    await withEnv(variable, BROKERS.redis, async () => {
       assert.deepEqual(await sink.send(attempt({ url: { env: variable }, stream: `${PREFIX}:env` }), noAbort()), {
         kind: 'done',
       });
@@ -180,7 +178,7 @@ describe('redis sink (Streams)', () => {
   });
 
   test('an aborted send is a retry', async () => {
-    await assertAbortedIsRetry(sink, attempt({ url: REDIS_URL, stream: `${PREFIX}:aborted` }));
+    await assertAbortedIsRetry(sink, attempt({ url: BROKERS.redis, stream: `${PREFIX}:aborted` }));
   });
 
   test('invalid options are dead, naming the option', async () => {
@@ -196,9 +194,9 @@ describe('redis sink (Streams)', () => {
   });
 
   test('after the connection is lost, a send fails with retry and the next one reconnects', async () => {
-    const upstream = new URL(REDIS_URL);
+    const upstream = new URL(BROKERS.redis);
     const proxy = await TcpProxy.start(upstream.hostname, Number(upstream.port || 6379));
-    const via = new URL(REDIS_URL);
+    const via = new URL(BROKERS.redis);
     via.port = String(proxy.port);
     const options = { url: via.toString(), stream: `${PREFIX}:restart` };
     await assertReconnectsAfterRestart(new RedisSink(), proxy, () => attempt(options), {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
@@ -13,6 +12,7 @@ import {
   type TestDatabase,
 } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { BROKERS, runId } from '../support/brokers.js';
 
 // OpenTelemetry spans exported over OTLP/HTTP (JSON) to a real collector stand-in on loopback, checked against what
 // the webhook receiver got: the spans continue the writer's trace, and subscribers see rowcast's spans as parents.
@@ -20,8 +20,7 @@ import { WebhookReceiver } from '../support/webhook-receiver.js';
 let db: TestDatabase;
 let receiver: WebhookReceiver;
 let collector: WebhookReceiver;
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const STREAM_PREFIX = `rowcast-tracing-${randomUUID().slice(0, 8)}`;
+const STREAM_PREFIX = `rowcast-tracing-${runId()}`;
 
 const config = (): RowcastConfigInput => ({
   topics: { orders: {}, 'traced-out': {}, streamed: {} },
@@ -44,7 +43,7 @@ const config = (): RowcastConfigInput => ({
     'to-redis': {
       topic: 'streamed',
       protocol: 'redis',
-      options: { url: REDIS_URL, stream: `${STREAM_PREFIX}:{topic}` },
+      options: { url: BROKERS.redis, stream: `${STREAM_PREFIX}:{topic}` },
     },
   },
 });
@@ -117,7 +116,7 @@ before(async () => {
 });
 
 after(async () => {
-  const redis = new Redis(REDIS_URL);
+  const redis = new Redis(BROKERS.redis);
   await redis.del(`${STREAM_PREFIX}:streamed`).finally(() => redis.disconnect());
   await receiver?.close();
   await collector?.close();
@@ -246,7 +245,7 @@ describe('tracing on (runtime.tracing.endpoint)', () => {
 
   test('a broker delivery: a messaging "send" span, its context in the stream entry', async () => {
     await write('INSERT INTO streamed VALUES (1)', `00-${WRITER_TRACE}-${WRITER_SPAN}-01`);
-    const redis = new Redis(REDIS_URL);
+    const redis = new Redis(BROKERS.redis);
     try {
       const entry = await eventually(
         async () => (await redis.xrange(`${STREAM_PREFIX}:streamed`, '-', '+'))[0],
