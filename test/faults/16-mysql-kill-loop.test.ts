@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { explained, FaultScenario, reportResult, sleep, stopChild } from '../support/fault-harness.js';
+import { eventually } from '../support/database.js';
 import { mariadbUnavailable, MysqlFaultSetup, MysqlWriter } from '../support/mysql-faults.js';
 
 const skip = await mariadbUnavailable();
@@ -21,18 +22,26 @@ test(
       const { db } = setup;
       let child = await scenario.spawn(db.pool, db.url);
       const writer = new MysqlWriter(setup.database, true, 100);
-      const kills: { afterMs: number; capturedBefore: number }[] = [];
+      const kills: { afterMs: number; capturedBefore: number; capturedSinceStart: number }[] = [];
+      const captured = async () =>
+        (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM rowcast.events')).rows[0]!.n;
+      let atStart = await captured();
       for (let k = 0; k < KILLS; k++) {
+        // Each kill lands on a reader that is reading: the (re)started process has captured rows of its own first,
+        // however slowly it starts on a loaded machine.
+        await eventually(async () => (await captured()) > atStart, `rowcast to capture new rows before kill ${k + 1}`);
         const afterMs = 500 + Math.floor(Math.random() * 2000);
         await sleep(afterMs);
-        const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM rowcast.events');
+        const capturedBefore = await captured();
         child.kill('SIGKILL');
         await child.exit(10_000);
-        kills.push({ afterMs, capturedBefore: rows[0]!.n });
+        kills.push({ afterMs, capturedBefore, capturedSinceStart: capturedBefore - atStart });
         // Writes go on while no reader runs: the next one resumes from the recorded position.
         await sleep(300);
+        atStart = await captured();
         child = await scenario.spawn(db.pool, db.url);
       }
+      await eventually(async () => (await captured()) > atStart, 'the last process to capture new rows');
       await sleep(1000);
       await writer.stop();
       const { items, jobs } = await setup.check('after the kills');
