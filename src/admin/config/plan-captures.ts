@@ -5,6 +5,7 @@ import { readTableInfo, tableName } from '../../capture/table-info.js';
 import { isLogical, logicalCaptureDdl } from '../../capture/logical-ddl.js';
 import { captureDdl, dropCaptureDdl } from '../../capture/trigger-ddl.js';
 import type { PlanStep } from '../../capture/plan-step.js';
+import { describeTarget, recordCaptureStep } from '../../capture/record-capture-step.js';
 import type { CaptureRow } from './stored-config.js';
 
 /**
@@ -61,8 +62,7 @@ export async function planCaptures(
       steps.push(...identitySteps);
       continue;
     }
-    const target = capture.topic !== undefined ? `topic ${capture.topic}` : `function ${capture.function}`;
-    const label = `${existing ? '~' : '+'} capture ${name} on ${schema}.${table} (${capture.operations.join(', ')} → ${target}, payload ${capture.payload})${triggersGone ? ': its triggers are missing, reinstalled' : ''}`;
+    const label = `${existing ? '~' : '+'} capture ${name} on ${schema}.${table} (${capture.operations.join(', ')} → ${describeTarget(capture)}, payload ${capture.payload})${triggersGone ? ': its triggers are missing, reinstalled' : ''}`;
     if (existing && (existing.schema_name !== schema || existing.table_name !== table)) {
       for (const sql of await dropInstalled(client, existing))
         steps.push({ summary: `${label}: remove from ${existing.schema_name}.${existing.table_name}`, sql });
@@ -88,25 +88,17 @@ export async function planCaptures(
     }
     steps.push(...identitySteps);
     for (const sql of ddl.install) steps.push({ summary: label, sql });
-    steps.push({
-      summary: label,
-      sql: `INSERT INTO rowcast.captures (name, schema_name, table_name, topic, function, subject, settings, function_name, triggers)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (name) DO UPDATE SET schema_name = EXCLUDED.schema_name, table_name = EXCLUDED.table_name, topic = EXCLUDED.topic,
-          function = EXCLUDED.function, subject = EXCLUDED.subject, settings = EXCLUDED.settings, function_name = EXCLUDED.function_name,
-          triggers = EXCLUDED.triggers, updated_at = now()`,
-      params: [
+    steps.push(
+      recordCaptureStep(label, {
         name,
         schema,
         table,
-        capture.topic ?? null,
-        capture.function ?? null,
-        capture.subject ?? null,
-        { hash, capture },
-        ddl.functionName,
-        ddl.triggers,
-      ],
-    });
+        capture,
+        settings: { hash, capture },
+        functionName: ddl.functionName,
+        triggers: ddl.triggers,
+      }),
+    );
   }
   for (const [name, existing] of captures) {
     if (config.captures[name]) continue;

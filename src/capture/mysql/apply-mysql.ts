@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { CaptureConfig } from '../../config/capture-schema.js';
 import type { RowcastConfig } from '../../config/schema.js';
 import type { PlanStep, SourceInstall } from '../plan-step.js';
+import { describeTarget, recordCaptureStep } from '../record-capture-step.js';
 import type { PoolClient } from '../../store/pool.js';
 import {
   binlogProblems,
@@ -106,23 +107,18 @@ export async function planMysqlSources(
           .digest('hex');
         const existing = installed.get(name);
         if (existing?.settings.hash === hash) continue;
-        const target = capture.topic !== undefined ? `topic ${capture.topic}` : `function ${capture.function}`;
-        steps.push({
-          summary: `${existing ? '~' : '+'} capture ${name} on ${sourceName}:${database}.${table} (${capture.operations.join(', ')} → ${target}, payload ${capture.payload}; binlog)`,
-          sql: `INSERT INTO rowcast.captures (name, schema_name, table_name, topic, function, subject, settings, function_name, triggers)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, '', '{}')
-            ON CONFLICT (name) DO UPDATE SET schema_name = EXCLUDED.schema_name, table_name = EXCLUDED.table_name, topic = EXCLUDED.topic,
-              function = EXCLUDED.function, subject = EXCLUDED.subject, settings = EXCLUDED.settings, function_name = '', triggers = '{}', updated_at = now()`,
-          params: [
-            name,
-            database,
-            table,
-            capture.topic ?? null,
-            capture.function ?? null,
-            capture.subject ?? null,
-            { hash, capture },
-          ],
-        });
+        steps.push(
+          recordCaptureStep(
+            `${existing ? '~' : '+'} capture ${name} on ${sourceName}:${database}.${table} (${capture.operations.join(', ')} → ${describeTarget(capture)}, payload ${capture.payload}; binlog)`,
+            {
+              name,
+              schema: database,
+              table,
+              capture,
+              settings: { hash, capture },
+            },
+          ),
+        );
       }
       // The first capture of a source starts at the server's position now; later applies keep the recorded one,
       // unless told to resync (the recorded one was purged): changes between the two are not read.

@@ -4,6 +4,7 @@ import type { RowcastConfig } from '../../config/schema.js';
 import type { PoolClient } from '../../store/pool.js';
 import { ident, literal, qualified } from '../../store/sql.js';
 import type { PlanStep, SourceInstall } from '../plan-step.js';
+import { describeTarget, recordCaptureStep } from '../record-capture-step.js';
 import { connectPostgresSource, postgresSourceProblems, readSourceTable, sourceObjects } from './postgres-source.js';
 
 /** What apply knows of the captures the store holds. */
@@ -132,23 +133,18 @@ export async function planPostgresSources(
           .digest('hex');
         const existing = installed.get(name);
         if (existing?.settings.hash === hash) continue;
-        const target = capture.topic !== undefined ? `topic ${capture.topic}` : `function ${capture.function}`;
-        steps.push({
-          summary: `${existing ? '~' : '+'} capture ${name} on ${sourceName}:${schema}.${table} (${capture.operations.join(', ')} → ${target}, payload ${capture.payload}; logical replication)`,
-          sql: `INSERT INTO rowcast.captures (name, schema_name, table_name, topic, function, subject, settings, function_name, triggers)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, '', '{}')
-            ON CONFLICT (name) DO UPDATE SET schema_name = EXCLUDED.schema_name, table_name = EXCLUDED.table_name, topic = EXCLUDED.topic,
-              function = EXCLUDED.function, subject = EXCLUDED.subject, settings = EXCLUDED.settings, function_name = '', triggers = '{}', updated_at = now()`,
-          params: [
-            name,
-            schema,
-            table,
-            capture.topic ?? null,
-            capture.function ?? null,
-            capture.subject ?? null,
-            { hash, capture, key: info.key, kind: 'postgres' },
-          ],
-        });
+        steps.push(
+          recordCaptureStep(
+            `${existing ? '~' : '+'} capture ${name} on ${sourceName}:${schema}.${table} (${capture.operations.join(', ')} → ${describeTarget(capture)}, payload ${capture.payload}; logical replication)`,
+            {
+              name,
+              schema: schema,
+              table,
+              capture,
+              settings: { hash, capture, key: info.key, kind: 'postgres' },
+            },
+          ),
+        );
       }
       if (!ok) continue;
       const current = (
