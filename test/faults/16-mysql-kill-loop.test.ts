@@ -1,30 +1,23 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { explained, FaultScenario, reportResult, sleep, stopChild } from '../support/fault-harness.js';
+import { test } from 'node:test';
 import { eventually } from '../support/database.js';
-import { mariadbUnavailable, MysqlFaultSetup, MysqlWriter } from '../support/mysql-faults.js';
+import { explained, reportResult, sleep, stopChild } from '../support/fault-harness.js';
+import { mysqlFaultTest, MysqlWriter } from '../support/mysql-faults.js';
 
-const skip = await mariadbUnavailable();
 const KILLS = 4;
-const scenario = new FaultScenario();
-let setup: MysqlFaultSetup | undefined;
-after(async () => {
-  await scenario.cleanup();
-  await setup?.drop();
-});
+const { skip, scenario, setUp } = await mysqlFaultTest();
 
 test(
   `MySQL source: rowcast SIGKILLed ${KILLS} times while it reads the binlog (writers committing on MariaDB, a lambda_async trigger): nothing lost, copies only under one webhook-id, each row in commit order`,
   { skip, timeout: 420_000 },
   () =>
     explained(scenario.children, async () => {
-      setup = await new MysqlFaultSetup(scenario).setUp({ lambda: true });
+      const { setup } = await setUp({ lambda: true });
       const { db } = setup;
       let child = await scenario.spawn(db.pool, db.url);
       const writer = new MysqlWriter(setup.database, true, 100);
       const kills: { afterMs: number; capturedBefore: number; capturedSinceStart: number }[] = [];
-      const captured = async () =>
-        (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM rowcast.events')).rows[0]!.n;
+      const captured = () => setup.capturedEvents();
       let atStart = await captured();
       for (let k = 0; k < KILLS; k++) {
         // Each kill lands on a reader that is reading: the (re)started process has captured rows of its own first,

@@ -1,27 +1,21 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { eventually } from '../support/database.js';
-import { explained, FaultScenario, reportResult, sleep, stopChild } from '../support/fault-harness.js';
-import { admin, mariadbUnavailable, MysqlFaultSetup, MysqlWriter } from '../support/mysql-faults.js';
+import { explained, reportResult, sleep, stopChild } from '../support/fault-harness.js';
+import { admin, mysqlFaultTest, MysqlWriter } from '../support/mysql-faults.js';
 
 const run = promisify(execFile);
-const skip = await mariadbUnavailable();
 const CUTS = 3;
-const scenario = new FaultScenario();
-let setup: MysqlFaultSetup | undefined;
-after(async () => {
-  await scenario.cleanup();
-  await setup?.drop();
-});
+const { skip, scenario, setUp } = await mysqlFaultTest();
 
 test(
   `MySQL source: the reader's binlog dump thread and other connections KILLed ${CUTS} times from SQL while writers commit: rowcast reconnects and resumes, nothing lost, each row in commit order`,
   { skip, timeout: 420_000 },
   () =>
     explained(scenario.children, async () => {
-      setup = await new MysqlFaultSetup(scenario).setUp();
+      const { setup } = await setUp();
       const { db } = setup;
       const child = await scenario.spawn(db.pool, db.url);
       const writer = new MysqlWriter(setup.database, false, 100);

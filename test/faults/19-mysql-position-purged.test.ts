@@ -1,23 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { freePort } from '../../src/store/embedded-postgres.js';
 import { checkDeliveries } from '../support/checker.js';
 import { runCli } from '../support/cli.js';
 import { eventually } from '../support/database.js';
-import { explained, FaultScenario, reportResult, sleep, stopChild } from '../support/fault-harness.js';
-import { admin, MysqlFaultSetup, MysqlWriter, versionOf, versionOrder } from '../support/mysql-faults.js';
-import { type PrivateMariadb, privateMariadbUnavailable, startPrivateMariadb } from '../support/private-mariadb.js';
+import { explained, reportResult, sleep, stopChild } from '../support/fault-harness.js';
+import { admin, mysqlFaultTest, MysqlWriter, versionOf, versionOrder } from '../support/mysql-faults.js';
 
 // Purging binlogs would break whatever else reads the machine's MariaDB: this scenario runs a MariaDB of its own.
-const skip = await privateMariadbUnavailable();
-const scenario = new FaultScenario();
-let server: PrivateMariadb | undefined;
-let setup: MysqlFaultSetup | undefined;
-after(async () => {
-  await scenario.cleanup();
-  await setup?.drop();
-  await server?.stop();
-});
+const { skip, scenario, setUp } = await mysqlFaultTest({ privateServer: true });
 
 const readyz = async (url: string) => {
   const res = await fetch(`${url}/readyz`);
@@ -29,18 +20,13 @@ test(
   { skip, timeout: 600_000 },
   () =>
     explained(scenario.children, async () => {
-      server = await startPrivateMariadb();
       const port = await freePort();
       const httpUrl = `http://127.0.0.1:${port}`;
-      setup = await new MysqlFaultSetup(scenario).setUp({
-        serverUrl: server.url,
-        runtime: { http: { port, host: '127.0.0.1' } },
-      });
+      const { setup, server } = await setUp({ runtime: { http: { port, host: '127.0.0.1' } } });
       const { db, database } = setup;
       const configFile = scenario.configFile!.file;
       const cli = (args: string[]) => runCli(['-c', configFile, ...args], { env: { DATABASE_URL: db.url } });
-      const eventCount = async () =>
-        (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM rowcast.events`)).rows[0]!.n;
+      const eventCount = () => setup.capturedEvents();
       const recordedPosition = async () =>
         (
           await db.pool.query<{ position: Record<string, unknown> }>(
@@ -144,7 +130,7 @@ test(
       const run = () => {
         const r = checkDeliveries({
           committed: [...all, ...all.map((k) => `${k}:read`)],
-          requests: setup!.items.requests,
+          requests: setup.items.requests,
           keyOf: (q) => {
             const k = versionOf(q);
             return k === undefined ? undefined : q.json.body.op === 'READ' ? `${k}:read` : k;

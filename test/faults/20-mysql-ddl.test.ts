@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { explained, FaultScenario, reportResult, sleep, stopChild } from '../support/fault-harness.js';
-import { admin, mariadbUnavailable, MysqlFaultSetup, MysqlWriter } from '../support/mysql-faults.js';
+import { test } from 'node:test';
+import { explained, reportResult, sleep, stopChild } from '../support/fault-harness.js';
+import { admin, mysqlFaultTest, MysqlWriter } from '../support/mysql-faults.js';
 
-const skip = await mariadbUnavailable();
-const scenario = new FaultScenario();
-let setup: MysqlFaultSetup | undefined;
-after(async () => {
-  await scenario.cleanup();
-  await setup?.drop();
-});
+const { skip, scenario, setUp } = await mysqlFaultTest();
 
 /** Which of the table's shapes an event's row has: 0 (id, v int), 1 (+ note), 2 (+ note, v bigint: a string), 3 (id, v bigint). */
 function shapeOf(after: Record<string, unknown>): number {
@@ -25,7 +19,7 @@ test(
   { skip, timeout: 420_000 },
   () =>
     explained(scenario.children, async () => {
-      setup = await new MysqlFaultSetup(scenario).setUp();
+      const { setup } = await setUp();
       const { db, database } = setup;
       const child = await scenario.spawn(db.pool, db.url);
       const writer = new MysqlWriter(database, false, 50);

@@ -1,10 +1,12 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { after } from 'node:test';
 import mysql from 'mysql2/promise';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { assertDeliveries, type CheckResult } from './checker.js';
 import { eventually, type TestDatabase } from './database.js';
-import { type FaultScenario, sleep } from './fault-harness.js';
+import { FaultScenario, sleep } from './fault-harness.js';
+import { type PrivateMariadb, privateMariadbUnavailable, startPrivateMariadb } from './private-mariadb.js';
 import type { ReceivedRequest, WebhookReceiver } from './webhook-receiver.js';
 
 /*
@@ -132,6 +134,12 @@ export class MysqlFaultSetup {
       }
     }
     return this;
+  }
+
+  /** Events the store holds (every source's and capture's). */
+  async capturedEvents(): Promise<number> {
+    const { rows } = await this.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM rowcast.events');
+    return rows[0]!.n;
   }
 
   /** Every committed version of every row: id:0 … id:v (each UPDATE adds 1, so the final v says which committed). */
@@ -297,4 +305,42 @@ export async function binlogDumpThreads(c: mysql.Connection): Promise<{ id: numb
     `SELECT ID AS id, COMMAND AS command FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'`,
   )) as [{ id: number; command: string }[], unknown];
   return rows;
+}
+
+export interface MysqlFaultTest<Server extends PrivateMariadb | undefined> {
+  /** Why the test cannot run here (no MariaDB), or false. */
+  skip: string | false;
+  scenario: FaultScenario;
+  /** Starts the scenario's MariaDB if it has its own, then its databases, receivers and config on it. */
+  setUp(options?: MysqlSetupOptions): Promise<{ setup: MysqlFaultSetup; server: Server }>;
+}
+
+/**
+ * The frame of a MySQL fault test: whether it can run, its FaultScenario, and an after() hook that stops its
+ * processes, drops its databases and stops its MariaDB. A scenario that restarts or purges its server runs a
+ * MariaDB of its own (`privateServer`): doing that to the machine's shared one broke whatever else read it.
+ */
+export async function mysqlFaultTest(): Promise<MysqlFaultTest<undefined>>;
+export async function mysqlFaultTest(options: { privateServer: true }): Promise<MysqlFaultTest<PrivateMariadb>>;
+export async function mysqlFaultTest(
+  options: { privateServer?: boolean } = {},
+): Promise<MysqlFaultTest<PrivateMariadb | undefined>> {
+  const skip = options.privateServer ? await privateMariadbUnavailable() : await mariadbUnavailable();
+  const scenario = new FaultScenario();
+  let server: PrivateMariadb | undefined;
+  let setup: MysqlFaultSetup | undefined;
+  after(async () => {
+    await scenario.cleanup();
+    await setup?.drop();
+    await server?.stop();
+  });
+  return {
+    skip,
+    scenario,
+    async setUp(setupOptions = {}) {
+      if (options.privateServer) server = await startPrivateMariadb();
+      setup = await new MysqlFaultSetup(scenario).setUp({ serverUrl: server?.url, ...setupOptions });
+      return { setup, server };
+    },
+  };
 }
