@@ -21,6 +21,7 @@ import type { OutboundMessage, SendOutcome, Sink, Subscription } from '../model/
 import type { ClaimChecks } from '../routing/claim-check.js';
 import type { DirectClaim } from '../routing/fan-out.js';
 import { ClaimLoop } from '../queue/claim-loop.js';
+import { ResultBatcher } from '../queue/result-batcher.js';
 import { ClaimSession } from '../queue/claim-session.js';
 
 export interface DeliveryWorkerOptions {
@@ -35,9 +36,6 @@ export interface DeliveryWorkerOptions {
   sinks?: readonly SinkFactory[];
 }
 
-/** Results are written in batches: after this many, or this long after the first. */
-const FLUSH_SIZE = 200;
-const FLUSH_DELAY_MS = 5;
 /** Time beyond an attempt's timeout for recording its result before its lease may be taken over. */
 const LEASE_MARGIN_MS = 5000;
 
@@ -55,9 +53,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   private subscriptions = new Map<string, Subscription>();
   /** Subscriptions left out because their stored settings do not validate, with the error reported. */
   private invalidSettings = new Map<string, string>();
-  private results: DeliveryResult[] = [];
-  private flushTimer: NodeJS.Timeout | null = null;
-  private flushing: Promise<void> = Promise.resolve();
+  /** Results are written in batches: of 200 at most, 5 ms after the first. */
+  private readonly results: ResultBatcher<DeliveryResult>;
   private retryTimer: { at: number; timer: NodeJS.Timeout } | null = null;
   /** Moving average of each subscription's attempt duration (ms), which sizes how far ahead it is claimed. */
   private readonly sendMs = new Map<string, number>();
@@ -80,6 +77,17 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
     this.session = new ClaimSession(pool, log);
     this.health = new EndpointHealthTracker(pool, log, (name) => this.stopClaiming(name));
+    this.results = new ResultBatcher({
+      write: async (batch) => {
+        await completeDeliveries(pool, batch);
+        // Dead letters are new deliveries of their own.
+        if (batch.some((r) => r.deadLetter)) this.wake();
+      },
+      log,
+      what: 'delivery',
+      size: 200,
+      delayMs: 5,
+    });
     this.sinks = createSinks(options.sinks ?? BUILT_IN_SINKS, {
       pool,
       allowPrivateEndpoints: options.allowPrivateEndpoints ?? false,
@@ -267,9 +275,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   protected override async afterDrain(): Promise<void> {
-    await this.flush();
+    await this.results.drain();
     await this.health.flush();
-    if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer.timer);
     for (const sink of new Set(this.sinks.values())) await sink.close();
     await this.session.close();
@@ -380,35 +387,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   private push(result: DeliveryResult): DeliveryResult {
-    this.results.push(result);
-    if (this.results.length >= FLUSH_SIZE) void this.flush();
-    else if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+    this.results.add(result);
     return result;
-  }
-
-  private flush(): Promise<void> {
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = null;
-    }
-    this.flushing = this.flushing.then(async () => {
-      const batch = this.results;
-      if (!batch.length) return;
-      this.results = [];
-      try {
-        await completeDeliveries(this.pool, batch);
-        // Dead letters are new deliveries of their own.
-        if (batch.some((r) => r.deadLetter)) this.wake();
-      } catch (err) {
-        // Keep them and try again: until written, their leases keep others from sending them twice.
-        this.log.error(
-          { err: (err as Error).message, results: batch.length },
-          'recording delivery results failed; retrying',
-        );
-        this.results.unshift(...batch);
-        if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), 500);
-      }
-    });
-    return this.flushing;
   }
 }

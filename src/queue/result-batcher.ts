@@ -1,0 +1,84 @@
+import type { Logger } from '../observability/logger.js';
+
+/** After a batch failed to write, it is tried again this much later. */
+const RETRY_MS = 500;
+
+export interface ResultBatcherOptions<T> {
+  /** Writes one batch (one statement, one round trip); throws to have it kept and tried again. */
+  write: (batch: T[]) => Promise<void>;
+  log: Logger;
+  /** What the results are, for the log: "delivery", "invocation". */
+  what: string;
+  /** Results per batch at most; a full batch is written at once. */
+  size: number;
+  /** How long after its first result a batch waits for more (0: until the end of this tick). */
+  delayMs: number;
+}
+
+/**
+ * Results of leased work on their way to the database, as a group commit: a batch is written `delayMs` after its
+ * first result or when it is full, one batch at a time, and whatever finishes while one is written goes with the
+ * next, so batches grow with the load. A batch that fails to write is kept and tried again: until it is written, its
+ * leases keep other processes from doing the work a second time.
+ */
+export class ResultBatcher<T> {
+  private queued: T[] = [];
+  private scheduled: { cancel(): void } | null = null;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ResultBatcherOptions<T>) {}
+
+  add(result: T): void {
+    this.queued.push(result);
+    if (this.queued.length >= this.options.size) void this.flush();
+    else this.schedule(this.options.delayMs);
+  }
+
+  /** Writes the queued results, a batch at a time; resolves once this batch is written or kept for a retry. */
+  flush(): Promise<void> {
+    this.cancel();
+    this.writing = this.writing.then(async () => {
+      const batch = this.queued.splice(0, this.options.size);
+      if (!batch.length) return;
+      if (this.queued.length) this.schedule(0);
+      try {
+        await this.options.write(batch);
+      } catch (err) {
+        this.options.log.error(
+          { err: (err as Error).message, results: batch.length },
+          `recording ${this.options.what} results failed; retrying`,
+        );
+        this.queued.unshift(...batch);
+        this.cancel();
+        this.schedule(RETRY_MS);
+      }
+    });
+    return this.writing;
+  }
+
+  /** At shutdown: what is queued is written (a few tries), and nothing stays scheduled. */
+  async drain(): Promise<void> {
+    for (let i = 0; i < 3 && (this.queued.length || i === 0); i++) await this.flush();
+    this.cancel();
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.scheduled) return;
+    const run = () => {
+      this.scheduled = null;
+      void this.flush();
+    };
+    if (delayMs === 0) {
+      const immediate = setImmediate(run);
+      this.scheduled = { cancel: () => clearImmediate(immediate) };
+    } else {
+      const timer = setTimeout(run, delayMs);
+      this.scheduled = { cancel: () => clearTimeout(timer) };
+    }
+  }
+
+  private cancel(): void {
+    this.scheduled?.cancel();
+    this.scheduled = null;
+  }
+}
