@@ -14,13 +14,14 @@ import {
 } from '../support/database.js';
 import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
+import { patient } from '../support/patience.js';
 
 /*
  * The rates of GET /api/overview and the series of GET /api/stats are those of every process sharing the database
  * (rowcast.activity), not of the process that answers.
  */
 
-const TEST = { timeout: 120_000 };
+const TEST = { timeout: patient(120_000) };
 // Nothing dies in these tests, so no lease should ever run out: the tests' usual 3 s lease did on a loaded machine
 // (an attempt and its batched result took longer), and the other runtime sent the message again — at-least-once
 // allows that, but then the counts below would be inflated by the copies.
@@ -247,7 +248,7 @@ describe('activity across processes', () => {
 
   test(
     'another operating-system process: what it delivered is reported by a process that delivered none of it',
-    { timeout: 240_000 },
+    { timeout: patient(240_000) },
     async () => {
       // This process stops counting: whatever the new runtime below reports about the child's work came from the database.
       for (const r of runtimes.splice(0)) await r.stop();

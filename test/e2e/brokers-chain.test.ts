@@ -18,6 +18,7 @@ import {
   type TestDatabase,
 } from '../support/database.js';
 import { BROKERS, runId } from '../support/brokers.js';
+import { patient } from '../support/patience.js';
 
 const run = runId('_');
 let db: TestDatabase;
@@ -92,7 +93,7 @@ after(async () => {
 
 test(
   'one captured change reaches NATS, RabbitMQ, Redis and MQTT, acknowledged, with the same message id',
-  { timeout: 60_000 },
+  { timeout: patient(60_000) },
   async () => {
     await db.pool.query(`INSERT INTO parcels VALUES (7, 'shipped')`);
     const entries = async () => redis.xrange(`chain:${run}:parcels`, '-', '+');

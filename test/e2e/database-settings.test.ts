@@ -6,6 +6,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { createPool } from '../../src/index.js';
 import { DEFAULT_DATABASE_SETTINGS, isClientDeadline } from '../../src/store/pool.js';
 import { createTestDatabase, eventually, type TestDatabase } from '../support/database.js';
+import { patient } from '../support/patience.js';
 
 /*
  * database.* (connect timeout, TCP keepalive, statement timeout) reach every connection: a statement past its
@@ -72,7 +73,7 @@ test('a statement past database.statementTimeout is cancelled by PostgreSQL', as
 
 test(
   'a connection that stops answering (half-open) is closed by the client past the deadline, in a pool and checked out',
-  { timeout: 60_000 },
+  { timeout: patient(60_000) },
   async () => {
     const proxy = await blackHoleProxy(new URL(db.url));
     const pool = createPool(proxy.url, { max: 2, database: { statementTimeout: 500 } });
@@ -98,7 +99,7 @@ test(
 
 test(
   'connecting gives up after database.connectTimeout when the server never answers',
-  { timeout: 30_000 },
+  { timeout: patient(30_000) },
   async () => {
     // A listener that accepts and never speaks: PostgreSQL's startup never completes.
     const server = net.createServer(() => {});

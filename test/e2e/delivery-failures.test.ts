@@ -12,6 +12,7 @@ import {
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
+import { patient } from '../support/patience.js';
 
 /**
  * Each scenario has its own table, topic, subscription and receiver, so that the tests of this file share one
@@ -33,7 +34,7 @@ const SCENARIOS = {
 type Scenario = keyof typeof SCENARIOS;
 
 const WAIT = 30_000;
-const TEST = { timeout: 90_000 };
+const TEST = { timeout: patient(90_000) };
 
 let db: TestDatabase;
 let rowcast: RowcastRuntime;

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { describeRun, REPO_ROOT, runNode } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { patient } from '../support/patience.js';
 
 let db: TestDatabase;
 
@@ -18,7 +19,7 @@ after(async () => {
 
 test(
   'npm run demo: the reference scenario delivers 4 signed notifications and exits 0',
-  { timeout: 120_000 },
+  { timeout: patient(120_000) },
   async () => {
     const run = await runNode(path.join(REPO_ROOT, 'examples/demo/run.ts'), [], {
       env: { DATABASE_URL: db.url },
@@ -59,7 +60,7 @@ test(
 
 test(
   'npm run demo -- --python: the reference handler as written (boto3) delivers the same 4 notifications',
-  { timeout: 120_000 },
+  { timeout: patient(120_000) },
   async (t) => {
     const missing = await promisify(execFile)('python3', ['-c', 'import boto3'], { timeout: 30_000 }).then(
       () => null,

@@ -10,6 +10,7 @@ import {
   type TestDatabase,
 } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { patient } from '../support/patience.js';
 
 let db: TestDatabase;
 let receiver: WebhookReceiver;
@@ -83,7 +84,7 @@ after(async () => {
 
 test(
   'FIFO: interleaved updates with injected failures arrive in commit order per row; a dead message holds back only its own row',
-  { timeout: 120_000 },
+  { timeout: patient(120_000) },
   async () => {
     await db.pool.query(
       `INSERT INTO counters SELECT g, CASE WHEN g = 1 THEN 'poison' ELSE 'row ' || g END, 0 FROM generate_series(1, ${KEYS}) g`,

@@ -10,6 +10,7 @@ import {
   type TestDatabase,
 } from '../support/database.js';
 import { mostAtOnce } from '../support/spans.js';
+import { patient } from '../support/patience.js';
 
 // A function's concurrency slots are session advisory locks (hashtext('rowcast.function:' || name), slot). Session
 // advisory locks nest: a slot locked twice by its holder stays held after one unlock. The claim statement must
@@ -107,7 +108,7 @@ const doneCount = async () =>
 
 test(
   'two processes never run more than concurrency handlers at once, and give every slot back when idle',
-  { timeout: 120_000 },
+  { timeout: patient(120_000) },
   async () => {
     const functions = parseConfig(config, 'test config').functions;
     const runtimes: RowcastRuntime[] = [];

@@ -8,6 +8,7 @@ import { ClaimChecks } from '../../src/routing/claim-check.js';
 import { eventually, type TestDatabase } from '../support/database.js';
 import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { patient } from '../support/patience.js';
 
 const FIVE_MB = 5 * 1024 * 1024;
 let db: TestDatabase;
@@ -45,7 +46,7 @@ after(() => close?.());
 
 test(
   'a 5 MB row: refused clearly on a rejecting topic, delivered by claim check on the other',
-  { timeout: 120_000 },
+  { timeout: patient(120_000) },
   async () => {
     await db.pool.query(`INSERT INTO documents VALUES (1, repeat('x', ${FIVE_MB}))`);
 

@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import type { RowcastConfigInput } from '../../src/index.js';
 import { applyConfig, createTestDatabase, eventually, type TestDatabase } from '../support/database.js';
 import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
+import { patient } from '../support/patience.js';
 
 let db: TestDatabase;
 let config: { file: string; remove(): void };
@@ -29,30 +30,34 @@ after(async () => {
   await db?.drop();
 });
 
-test("a log subscription prints one JSON line per message on the process's stdout", { timeout: 90_000 }, async () => {
-  rowcast = RowcastProcess.start(config.file, db.url);
-  await rowcast.ready(db.pool);
-  await db.pool.query(`INSERT INTO notes VALUES (1, 'hello log')`);
-  const line = await eventually(
-    () => rowcast!.output.split('\n').find((l) => l.includes('"subscription":"dev"')),
-    'the log line',
-    30_000,
-  );
-  const entry = JSON.parse(line) as {
-    subscription: string;
-    topic: string;
-    id: string;
-    attempt: number;
-    message: { op: string; after: { text: string } };
-  };
-  assert.equal(entry.topic, 'notes');
-  assert.equal(entry.attempt, 1);
-  assert.equal(entry.message.op, 'INSERT');
-  assert.equal(entry.message.after.text, 'hello log');
-  const { rows } = await db.pool.query(`SELECT message_id::text AS id, state FROM rowcast.deliveries`);
-  await eventually(
-    async () => (await db.pool.query(`SELECT state FROM rowcast.deliveries`)).rows[0]?.state === 'done',
-    'the delivery done',
-  );
-  assert.equal(rows[0]!.id, entry.id);
-});
+test(
+  "a log subscription prints one JSON line per message on the process's stdout",
+  { timeout: patient(90_000) },
+  async () => {
+    rowcast = RowcastProcess.start(config.file, db.url);
+    await rowcast.ready(db.pool);
+    await db.pool.query(`INSERT INTO notes VALUES (1, 'hello log')`);
+    const line = await eventually(
+      () => rowcast!.output.split('\n').find((l) => l.includes('"subscription":"dev"')),
+      'the log line',
+      30_000,
+    );
+    const entry = JSON.parse(line) as {
+      subscription: string;
+      topic: string;
+      id: string;
+      attempt: number;
+      message: { op: string; after: { text: string } };
+    };
+    assert.equal(entry.topic, 'notes');
+    assert.equal(entry.attempt, 1);
+    assert.equal(entry.message.op, 'INSERT');
+    assert.equal(entry.message.after.text, 'hello log');
+    const { rows } = await db.pool.query(`SELECT message_id::text AS id, state FROM rowcast.deliveries`);
+    await eventually(
+      async () => (await db.pool.query(`SELECT state FROM rowcast.deliveries`)).rows[0]?.state === 'done',
+      'the delivery done',
+    );
+    assert.equal(rows[0]!.id, entry.id);
+  },
+);

@@ -14,6 +14,7 @@ import {
   type TestDatabase,
 } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { patient } from '../support/patience.js';
 
 /*
  * Logical-replication capture (mode: logical) must write exactly the events a row trigger writes, from the
@@ -565,7 +566,7 @@ describe('logical-replication capture', () => {
     ] as const) {
       test(
         `a reader whose slot was taken over has ${what} in flight refused, and stops`,
-        { timeout: 60_000 },
+        { timeout: patient(60_000) },
         async () => {
           const slot = slotName(db.name);
           const holder = await db.pool.connect();
@@ -625,7 +626,7 @@ describe('logical-replication capture', () => {
 
     test(
       'stopping while a promotion runs cancels it instead of waiting for it; the next process promotes the transaction once',
-      { timeout: 60_000 },
+      { timeout: patient(60_000) },
       async () => {
         const holder = await db.pool.connect();
         try {

@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { eventually, type TestDatabase } from '../support/database.js';
 import { scenario } from '../support/scenario.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { patient } from '../support/patience.js';
 
 const SUBSCRIPTIONS = 40;
 let db: TestDatabase;
@@ -31,7 +32,7 @@ before(async () => {
 
 after(() => close?.());
 
-test('more subscriptions than delivery slots: every subscription is served', { timeout: 60_000 }, async () => {
+test('more subscriptions than delivery slots: every subscription is served', { timeout: patient(60_000) }, async () => {
   await db.pool.query(`INSERT INTO t SELECT generate_series(1, 5)`);
   await eventually(() => receiver.delivered.length >= SUBSCRIPTIONS * 5, `${SUBSCRIPTIONS * 5} deliveries`, 30_000);
   const perSubscription = new Map<string, number>();

@@ -10,8 +10,9 @@ import {
 } from '../support/database.js';
 import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
 import { type ReceivedRequest, WebhookReceiver } from '../support/webhook-receiver.js';
+import { patient } from '../support/patience.js';
 
-const TEST = { timeout: 180_000 };
+const TEST = { timeout: patient(180_000) };
 /** A child process compiles the sources with tsx at start: slow on a busy machine. */
 const CHILD_START = 90_000;
 

@@ -13,6 +13,7 @@ import {
 import { createLogger } from '../../src/observability/logger.js';
 import { PostgresSourceReader } from '../../src/capture/postgres/postgres-reader.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
+import { patient } from '../support/patience.js';
 
 /*
  * A PostgreSQL source on a second server: a throwaway embedded PostgreSQL (wal_level = logical) holds the captured
@@ -244,7 +245,7 @@ describe('PostgreSQL source on another server', () => {
 
   test(
     'a transaction of 200,000 rows is staged in the store chunk by chunk and arrives whole, once',
-    { timeout: 600_000 },
+    { timeout: patient(600_000) },
     async () => {
       await runtime?.stop();
       runtime = null;

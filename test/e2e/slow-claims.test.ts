@@ -4,6 +4,7 @@ import { DeliveryWorker } from '../../src/delivery/delivery-worker.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applyConfig, createTestDatabase, eventually, type TestDatabase } from '../support/database.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { patient } from '../support/patience.js';
 
 /*
  * A claim that answers later than the lease's budget for waiting (2 s; after a PostgreSQL restart under a deep
@@ -42,28 +43,32 @@ class SlowClaims extends DeliveryWorker {
   }
 }
 
-test('claims slower than the lease’s waiting budget still deliver what they claimed', { timeout: 90_000 }, async () => {
-  const { rows } = await db.pool.query<{ id: string }>(
-    `INSERT INTO rowcast.messages (topic, body) VALUES ('t', '{"n": 1}') RETURNING id`,
-  );
-  await db.pool.query(`INSERT INTO rowcast.deliveries (message_id, subscription) VALUES ($1, 'hook')`, [rows[0]!.id]);
-  const worker = new SlowClaims(
-    db.pool,
-    { owner: 'slow', concurrency: 4, lease: 3000, pollInterval: 200, allowPrivateEndpoints: true },
-    createLogger('silent'),
-  );
-  await worker.start();
-  try {
-    // Before the fix this waited forever (every claim handed back unstarted): the test's timeout says so.
-    await eventually(() => receiver.delivered.length > 0, 'the delivery', 60_000);
-    await eventually(
-      async () =>
-        (await db.pool.query(`SELECT state FROM rowcast.deliveries WHERE message_id = $1`, [rows[0]!.id])).rows[0]
-          .state === 'done',
-      'done',
+test(
+  'claims slower than the lease’s waiting budget still deliver what they claimed',
+  { timeout: patient(90_000) },
+  async () => {
+    const { rows } = await db.pool.query<{ id: string }>(
+      `INSERT INTO rowcast.messages (topic, body) VALUES ('t', '{"n": 1}') RETURNING id`,
     );
-    assert.equal(receiver.delivered.length, 1);
-  } finally {
-    await worker.stop(1000);
-  }
-});
+    await db.pool.query(`INSERT INTO rowcast.deliveries (message_id, subscription) VALUES ($1, 'hook')`, [rows[0]!.id]);
+    const worker = new SlowClaims(
+      db.pool,
+      { owner: 'slow', concurrency: 4, lease: 3000, pollInterval: 200, allowPrivateEndpoints: true },
+      createLogger('silent'),
+    );
+    await worker.start();
+    try {
+      // Before the fix this waited forever (every claim handed back unstarted): the test's timeout says so.
+      await eventually(() => receiver.delivered.length > 0, 'the delivery', 60_000);
+      await eventually(
+        async () =>
+          (await db.pool.query(`SELECT state FROM rowcast.deliveries WHERE message_id = $1`, [rows[0]!.id])).rows[0]
+            .state === 'done',
+        'done',
+      );
+      assert.equal(receiver.delivered.length, 1);
+    } finally {
+      await worker.stop(1000);
+    }
+  },
+);

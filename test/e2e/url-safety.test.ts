@@ -19,6 +19,7 @@ import {
   startTestRowcast,
   type TestDatabase,
 } from '../support/database.js';
+import { patient } from '../support/patience.js';
 
 const REFUSAL =
   /^refused to connect to (127\.0\.0\.1|::1|0\.0\.0\.0) \((loopback|unspecified)[^)]*\): webhook endpoints must be public addresses; set runtime\.allowPrivateEndpoints: true to allow internal ones/;
@@ -163,7 +164,7 @@ describe('delivery to internal addresses', () => {
 
   test(
     'flag off (the default): every spelling of an internal address fails its attempt with a clear error; nothing reaches the receiver',
-    { timeout: 60_000 },
+    { timeout: patient(60_000) },
     async () => {
       await run({ allowPrivateEndpoints: false });
       await db.pool.query('INSERT INTO refused VALUES (1)');
@@ -207,18 +208,22 @@ describe('delivery to internal addresses', () => {
     assert.equal(receiver.connections, 0);
   });
 
-  test('flag on: the loopback receiver gets its deliveries, by address and by name', { timeout: 60_000 }, async () => {
-    await run({ allowPrivateEndpoints: true });
-    await db.pool.query('INSERT INTO allowed VALUES (1)');
-    await eventually(() => receiver.requests.length === 2, 'both deliveries to the loopback receiver');
-    assert.deepEqual([...receiver.requests].sort(), ['/allowed', '/allowed-by-name']);
-    await eventually(async () => {
-      const { rows } = await db.pool.query<{ state: string }>(
-        `SELECT d.state FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id WHERE m.topic = 'allowed'`,
-      );
-      return rows.length === 2 && rows.every((r) => r.state === 'done');
-    }, 'both deliveries done');
-  });
+  test(
+    'flag on: the loopback receiver gets its deliveries, by address and by name',
+    { timeout: patient(60_000) },
+    async () => {
+      await run({ allowPrivateEndpoints: true });
+      await db.pool.query('INSERT INTO allowed VALUES (1)');
+      await eventually(() => receiver.requests.length === 2, 'both deliveries to the loopback receiver');
+      assert.deepEqual([...receiver.requests].sort(), ['/allowed', '/allowed-by-name']);
+      await eventually(async () => {
+        const { rows } = await db.pool.query<{ state: string }>(
+          `SELECT d.state FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id WHERE m.topic = 'allowed'`,
+        );
+        return rows.length === 2 && rows.every((r) => r.state === 'done');
+      }, 'both deliveries done');
+    },
+  );
 });
 
 function attemptTo(endpoint: string): DeliveryAttempt {
