@@ -138,7 +138,7 @@ export async function planPostgresSources(
             `${existing ? '~' : '+'} capture ${name} on ${sourceName}:${schema}.${table} (${capture.operations.join(', ')} → ${describeTarget(capture)}, payload ${capture.payload}; logical replication)`,
             {
               name,
-              schema: schema,
+              schema,
               table,
               capture,
               settings: { hash, capture, key: info.key, kind: 'postgres' },
