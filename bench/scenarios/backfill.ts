@@ -23,7 +23,7 @@ import type { BenchContext, Scenario } from '../support/context.js';
 import { createScratchDatabase } from '../support/postgres.js';
 import type { Measurement } from '../support/report.js';
 import { applyBenchConfig, startBenchRowcast } from '../support/bench-rowcast.js';
-import { readRss, type RowcastProcess } from '../../test/support/rowcast-process.js';
+import type { RowcastProcess } from '../../test/support/rowcast-process.js';
 import { spread } from '../support/stats.js';
 import { MYSQL_URL, mysqlUnavailable } from '../support/mysql.js';
 
@@ -127,8 +127,7 @@ export const backfill: Scenario = {
             ctx.log(`backfill: ${SIDES[side]}: ${before + rows - all.count} rows were not events 30 s after the last`);
           const rate = (all.count - before) / ((all.at - start) / 1000);
           samples.get(side)!.push(rate);
-          const rss = readRss(rowcast.pid);
-          const note = `${done.rowsSent.toLocaleString('en-US')} rows, batch ${batch}: sent in ${sentS.toFixed(1)} s, all events in after ${((all.at - start) / 1000).toFixed(1)} s${rss ? `; rowcast peak RSS ${Math.round(rss.peak / 1024 / 1024)} MB` : ''}`;
+          const note = `${done.rowsSent.toLocaleString('en-US')} rows, batch ${batch}: sent in ${sentS.toFixed(1)} s, all events in after ${((all.at - start) / 1000).toFixed(1)} s; rowcast peak RSS ${Math.round(rowcast.peakRssBytes / 2 ** 20)} MB`;
           notes.set(side, note);
           ctx.log(`backfill: ${SIDES[side]}: ${Math.round(rate).toLocaleString('en-US')} rows/s (${note})`);
         }

@@ -5,7 +5,8 @@ import pg from 'pg';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { assertDeliveries, checkDeliveries } from '../support/checker.js';
 import { eventually } from '../support/database.js';
-import { explained, FaultScenario, reportResult, rssMb, sleep, stopChild } from '../support/fault-harness.js';
+import { explained, FaultScenario, reportResult, sleep, stopChild } from '../support/fault-harness.js';
+import { rssMb } from '../support/process-memory.js';
 import type { ReceivedRequest } from '../support/webhook-receiver.js';
 
 const scenario = new FaultScenario();

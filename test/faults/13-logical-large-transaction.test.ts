@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { eventually } from '../support/database.js';
-import { explained, FaultScenario, reportResult, resetPeakRss, rssMb } from '../support/fault-harness.js';
+import { explained, FaultScenario, reportResult } from '../support/fault-harness.js';
+import { resetPeakRss, rssMb } from '../support/process-memory.js';
 
 /*
  * Logical capture of one transaction of 2,000,000 row changes: the reader must hold bounded memory (it stages

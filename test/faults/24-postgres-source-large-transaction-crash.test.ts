@@ -4,7 +4,8 @@ import pg from 'pg';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import { eventually } from '../support/database.js';
-import { explained, FaultScenario, reportResult, resetPeakRss, rssMb } from '../support/fault-harness.js';
+import { explained, FaultScenario, reportResult } from '../support/fault-harness.js';
+import { resetPeakRss, rssMb } from '../support/process-memory.js';
 
 /*
  * A PostgreSQL source on a second server (an embedded PostgreSQL) commits one transaction of 200,000 rows; rowcast

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,29 +27,6 @@ export function reportResult(scenario: string, figures: Record<string, unknown>)
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * A figure of /proc/<pid>/status in MB (Linux), or undefined once the process is gone: VmRSS (resident now) or
- * VmHWM (the peak since the process started, or since resetPeakRss).
- */
-export function rssMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number | undefined {
-  try {
-    const kb = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kb ? Number(kb) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Starts a new VmHWM period (Linux ≥ 4.0: `5` to clear_refs); false if the kernel does not allow it. */
-export function resetPeakRss(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** One table `items (id int)` captured into topic `items`, delivered to a webhook; timings in fractions of seconds. */
 export function itemsConfig(endpoint: string, runtime: Record<string, unknown> = {}): RowcastConfigInput {

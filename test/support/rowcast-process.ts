@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { Pool } from '../../src/store/pool.js';
 import { eventually, settled } from './database.js';
 import { patient } from './patience.js';
+import { rssMb } from './process-memory.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSX = import.meta.resolve('tsx');
@@ -23,17 +24,6 @@ export interface StartOptions {
   installed?: boolean;
   /** Options for node itself, e.g. `--cpu-prof`. */
   nodeArgs?: string[];
-}
-
-/** Kernel's view of a process's memory, in bytes: current and peak resident set (VmRSS, VmHWM). */
-export function readRss(pid: number): { rss: number; peak: number } | null {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
-  } catch {
-    return null; // not Linux, or the process is gone
-  }
 }
 
 /** `rowcast <args>` as a child process, for the tests and the benchmark alike. */
@@ -178,11 +168,11 @@ export class RowcastProcess {
   }
 
   private sampleRss(): void {
-    const m = readRss(this.pid);
-    if (!m) return;
-    this.peakRss = Math.max(this.peakRss, m.rss, m.peak);
+    const rss = rssMb(this.pid);
+    if (rss === undefined) return;
+    this.peakRss = Math.max(this.peakRss, rss * 2 ** 20, (rssMb(this.pid, 'VmHWM') ?? 0) * 2 ** 20);
     const second = Math.floor((Date.now() - this.startedAt) / 1000);
-    if (this.rssTimeline.at(-1)?.[0] !== second) this.rssTimeline.push([second, Math.round(m.rss / 2 ** 20)]);
+    if (this.rssTimeline.at(-1)?.[0] !== second) this.rssTimeline.push([second, Math.round(rss)]);
   }
 }
 
