@@ -119,7 +119,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval },
     log,
     (routed) => {
-      if (routed.deliveries) worker.wake();
+      // Subscriptions reading through a cursor have no delivery rows: any routed message may be theirs.
+      if (routed.deliveries || (routed.events && worker.readsLog)) worker.wake();
       if (routed.invocations) functions?.wake();
       if (routed.events) http?.wake();
       observe.emit('events:routed', routed);

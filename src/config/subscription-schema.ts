@@ -105,6 +105,12 @@ export const subscriptionCommon = {
   deadLetter: z.strictObject({ topic: topicName }).optional(),
   /** Disable the subscription when its endpoint keeps failing (off by default); `rowcast resume` turns it back on. */
   disableAfter: disableAfterSchema.optional(),
+  /**
+   * Read the topic's messages through a cursor instead of one delivery row per message: a batch costs one range
+   * lease and its completion, whatever its size; only failed, dead and handed-back work gets rows (docs/subscriptions.md).
+   * Not yet on FIFO or claim-check topics.
+   */
+  cursor: z.boolean().default(false),
 };
 
 export const httpSubscriptionSchema = z.strictObject({

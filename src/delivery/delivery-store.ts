@@ -4,6 +4,7 @@ import { type NewMessage, publishMessages } from '../routing/fan-out.js';
 import { type AttemptExchange, appendToAttemptLog, attemptLogEntry } from '../model/attempt-log.js';
 import { parseStoredSettings } from '../model/stored-settings.js';
 import type { Subscription } from '../model/sink.js';
+import type { FilterPolicyScope } from '../model/filter-policy/filter-policy.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
 
 export { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
@@ -87,12 +88,16 @@ export interface DeliveryResult {
 export async function completeDeliveries(pool: Pool, results: DeliveryResult[]): Promise<number> {
   if (!results.length) return 0;
   if (!results.some((r) => r.deadLetter)) return recordResults(pool, results).then((ids) => ids.length);
-  return withTransaction(pool, async (client) => {
-    const recorded = new Set(await recordResults(client, results));
-    const letters = results.filter((r) => r.deadLetter && recorded.has(r.deliveryId)).map((r) => r.deadLetter!);
-    await publishMessages(client, letters, null);
-    return recorded.size;
-  });
+  return withTransaction(pool, (client) => recordDeliveryResults(client, results));
+}
+
+/** completeDeliveries inside the caller's transaction: the results, and the dead letters of those recorded dead. */
+export async function recordDeliveryResults(client: PoolClient, results: DeliveryResult[]): Promise<number> {
+  if (!results.length) return 0;
+  const recorded = new Set(await recordResults(client, results));
+  const letters = results.filter((r) => r.deadLetter && recorded.has(r.deliveryId)).map((r) => r.deadLetter!);
+  if (letters.length) await publishMessages(client, letters, null);
+  return recorded.size;
 }
 
 const recordStatement = prepared(
@@ -182,25 +187,43 @@ export async function loadSubscriptions(
     previous_secret: string | null;
     previous_secret_expires_at: Date | null;
     signature_version: 1 | 2 | null;
+    reads_log: boolean;
+    filter_policy: object | null;
+    filter_scope: FilterPolicyScope;
   }>(
-    `SELECT s.name, s.topic, s.protocol, s.endpoint, s.settings, s.secret, s.state, s.dead_letter_topic, s.previous_secret, s.previous_secret_expires_at, t.signature_version
+    `SELECT s.name, s.topic, s.protocol, s.endpoint, s.settings, s.secret, s.state, s.dead_letter_topic, s.previous_secret, s.previous_secret_expires_at, t.signature_version,
+            s.cursor OR EXISTS (SELECT 1 FROM rowcast.cursors c WHERE c.subscription = s.name) AS reads_log, s.filter_policy, s.filter_scope
        FROM rowcast.subscriptions s LEFT JOIN rowcast.topics t ON t.name = s.topic ORDER BY s.name`,
   );
   return rows.flatMap(
-    ({ dead_letter_topic, previous_secret, previous_secret_expires_at, signature_version, settings: stored, ...r }) => {
+    ({
+      dead_letter_topic,
+      previous_secret,
+      previous_secret_expires_at,
+      signature_version,
+      settings: stored,
+      reads_log,
+      filter_policy,
+      filter_scope,
+      ...r
+    }) => {
       const parsed = parseStoredSettings(r.name, stored);
       if (!parsed.ok) {
         onInvalid(r.name, parsed.error);
         return [];
       }
       return [
-        subscriptionOf(
-          { ...r, settings: parsed.settings },
-          dead_letter_topic,
-          previous_secret,
-          previous_secret_expires_at,
-          signature_version,
-        ),
+        {
+          ...subscriptionOf(
+            { ...r, settings: parsed.settings },
+            dead_letter_topic,
+            previous_secret,
+            previous_secret_expires_at,
+            signature_version,
+          ),
+          readsLog: reads_log,
+          filter: filter_policy ? { policy: filter_policy, scope: filter_scope } : null,
+        },
       ];
     },
   );

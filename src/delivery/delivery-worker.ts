@@ -12,7 +12,7 @@ import {
   releaseDeliveries,
   setSubscriptionState,
 } from './delivery-store.js';
-import { deadLetterMessage } from './dead-letter.js';
+import { deadResult } from './dead-letter.js';
 import { decideOutcome, decideSize } from '../model/delivery-outcome.js';
 import { EndpointHealthTracker } from './endpoint-health.js';
 import type { SnsEnvelopes } from './sns-envelope/sns-envelopes.js';
@@ -23,6 +23,8 @@ import type { DirectClaim } from '../routing/fan-out.js';
 import { ClaimLoop } from '../queue/claim-loop.js';
 import { ResultBatcher } from '../queue/result-batcher.js';
 import { ClaimSession } from '../queue/claim-session.js';
+import { CursorReader } from './cursor-reader.js';
+import type { LogRange } from './cursor-store.js';
 
 export interface DeliveryWorkerOptions {
   owner: string;
@@ -42,7 +44,8 @@ const LEASE_MARGIN_MS = 5000;
 /** Claimed ahead, a delivery may wait this long for a free slot (its lease is longer by as much). */
 const QUEUE_BUDGET_MS = 2000;
 
-type Claimed = ClaimedDelivery & { key: string; group: string; leaseMs: number };
+/** A claimed delivery row, or a message leased in a range of a subscription's cursor (`range`). */
+type Claimed = ClaimedDelivery & { key: string; group: string; leaseMs: number; range?: LogRange };
 
 /**
  * Delivers messages: claims due deliveries with a lease, sends them through the subscription's sink with bounded
@@ -61,6 +64,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   private readonly session: ClaimSession;
   /** Failing endpoints and their disableAfter policy (endpoint-health.ts). */
   private readonly health: EndpointHealthTracker;
+  /** Subscriptions that read their topic through a cursor (cursor-reader.ts). */
+  private readonly cursors: CursorReader;
 
   /** Set by the runtime: a function subscription queued an invocation. */
   onInvocationQueued: () => void = () => {};
@@ -77,6 +82,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
     this.session = new ClaimSession(pool, log);
     this.health = new EndpointHealthTracker(pool, log, (name) => this.stopClaiming(name));
+    this.cursors = new CursorReader(pool, log, () => this.wake());
     this.results = new ResultBatcher({
       write: async (batch) => {
         await completeDeliveries(pool, batch);
@@ -94,6 +100,11 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       onInvocationQueued: () => this.onInvocationQueued(),
       snsEnvelopes: () => this.snsEnvelopes,
     });
+  }
+
+  /** Some subscription reads its topic through a cursor: new messages, not only new rows, are work. */
+  get readsLog(): boolean {
+    return [...this.subscriptions.values()].some((sub) => sub.readsLog);
   }
 
   async start(): Promise<void> {
@@ -123,10 +134,24 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     return limits;
   }
 
+  /** Due delivery rows first (retries, redrives, work from before a switch to a cursor), then cursors' ranges. */
   protected async claim(wanted: Map<string, number>): Promise<Claimed[]> {
     const leaseMs = this.leaseFor(wanted.keys());
-    const claimed = await this.session.run((client) => claimDeliveries(client, wanted, leaseMs, this.options.owner));
-    return claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs }));
+    const { owner } = this.options;
+    return this.session.run(async (client) => {
+      const rows = await claimDeliveries(client, wanted, leaseMs, owner);
+      const leased = await this.cursors.leaseRest(client, wanted, rows, { leaseMs, owner }, this.subscriptions);
+      return [
+        ...rows.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })),
+        ...leased.map(({ range, delivery }) => ({
+          ...delivery,
+          key: delivery.deliveryId,
+          group: delivery.subscription,
+          leaseMs,
+          range,
+        })),
+      ];
+    });
   }
 
   /**
@@ -211,11 +236,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
         `${error}; handed back for a retry`,
       );
       span?.end({ error, outcome: 'released' });
-      await releaseDeliveries(
-        this.pool,
-        [{ deliveryId: claim.deliveryId, attempt: claim.attempt, lease: claim.lease }],
-        false,
-      );
+      await this.release([claim], false);
       void this.reloadSubscriptions().catch((err: Error) =>
         this.log.warn({ err: err.message }, 'could not reload subscriptions'),
       );
@@ -269,13 +290,15 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   protected async release(items: Claimed[], started: boolean): Promise<void> {
     await releaseDeliveries(
       this.pool,
-      items.map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease })),
+      items.filter((c) => !c.range).map((c) => ({ deliveryId: c.deliveryId, attempt: c.attempt, lease: c.lease })),
       started,
     );
+    await this.cursors.handBack(items, started);
   }
 
   protected override async afterDrain(): Promise<void> {
     await this.results.drain();
+    await this.cursors.drain();
     await this.health.flush();
     if (this.retryTimer) clearTimeout(this.retryTimer.timer);
     for (const sink of new Set(this.sinks.values())) await sink.close();
@@ -283,12 +306,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   /** Queues the attempt's result for the next batch write, and returns it. */
-  private record(
-    claim: ClaimedDelivery,
-    subscription: Subscription,
-    outcome: SendOutcome,
-    durationMs: number,
-  ): DeliveryResult {
+  private record(claim: Claimed, subscription: Subscription, outcome: SendOutcome, durationMs: number): DeliveryResult {
     const base = {
       deliveryId: claim.deliveryId,
       attempt: claim.attempt,
@@ -298,8 +316,9 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       exchange: outcome.exchange,
     };
     const decision = decideOutcome(outcome, claim.attempt, subscription.settings.deliveryPolicy, subscription);
-    if (decision.action === 'done') return this.push({ ...base, state: 'done' });
-    if (decision.action === 'dead') return this.pushDead(claim, subscription, base, decision.error);
+    if (decision.action === 'done') return this.push(claim, { ...base, state: 'done' });
+    if (decision.action === 'dead')
+      return this.push(claim, deadResult(this.log, claim, subscription, base, decision.error));
     this.log.warn(
       {
         subscription: claim.subscription,
@@ -325,51 +344,18 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
           return this.reloadSubscriptions();
         })
         .catch((err: Error) => this.log.error({ err: err.message }, 'could not disable subscription'));
-      return this.push({ ...base, state: 'pending', availableAt: new Date(), error: decision.error });
+      return this.push(claim, { ...base, state: 'pending', availableAt: new Date(), error: decision.error });
     }
     // A retry ('release' cannot come from a sent attempt of a loaded subscription).
     const at = Date.now() + (decision.action === 'retry' ? decision.delayMs : 0);
     this.wakeAt(at);
-    return this.push({ ...base, state: 'pending', availableAt: new Date(at), error: decision.error });
+    return this.push(claim, { ...base, state: 'pending', availableAt: new Date(at), error: decision.error });
   }
 
   /** A subscription disabled here stops being claimed at once, before the reload that NOTIFY brings. */
   private stopClaiming(name: string): void {
     const current = this.subscriptions.get(name);
     if (current) this.subscriptions.set(name, { ...current, state: 'disabled' });
-  }
-
-  private pushDead(
-    claim: ClaimedDelivery,
-    subscription: Subscription,
-    base: Omit<DeliveryResult, 'state'>,
-    error: string,
-  ): DeliveryResult {
-    // Not one more failed attempt: nothing will send this message again until someone redrives it.
-    this.log.error(
-      {
-        subscription: claim.subscription,
-        delivery: claim.deliveryId,
-        message: claim.message.id,
-        attempts: claim.attempt,
-        status: base.status,
-        error,
-        deadLetterTopic: subscription.deadLetterTopic,
-        redrive: `rowcast redrive --subscription ${claim.subscription}`,
-      },
-      'delivery dead: no attempts left',
-    );
-    const deadLetter = subscription.deadLetterTopic
-      ? deadLetterMessage({
-          topic: subscription.deadLetterTopic,
-          subscription: subscription.name,
-          attempts: claim.attempt,
-          error,
-          status: base.status,
-          message: claim.message,
-        })
-      : undefined;
-    return this.push({ ...base, state: 'dead', error, deadLetter });
   }
 
   /** Retries scheduled by this process are claimed on time, not a poll interval late. */
@@ -386,8 +372,15 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     this.retryTimer = { at, timer };
   }
 
-  private push(result: DeliveryResult): DeliveryResult {
-    this.results.add(result);
+  /** A row's result goes to the next batch; a cursor's message counts towards its range's completion. */
+  private push(claim: ClaimedDelivery & { range?: LogRange }, result: DeliveryResult): DeliveryResult {
+    if (!claim.range) this.results.add(result);
+    else
+      this.cursors.settle(
+        claim.range,
+        claim.message.id,
+        result.state === 'done' ? { kind: 'done' } : { kind: 'failed', result },
+      );
     return result;
   }
 }

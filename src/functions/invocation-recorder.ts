@@ -49,6 +49,8 @@ export class InvocationRecorder {
     if (direct && claimed.length) this.deliveries()!.adoptClaimed(claimed, direct);
     // Deliveries are counted per batch, not per invocation: the batch wakes the delivery worker once.
     for (const b of batch) b.done(recorded.has(b.result.id) ? 0 : null);
-    if (deliveries) this.onPublished(deliveries);
+    // Messages read through a cursor have no delivery rows: publishing wakes the delivery worker all the same.
+    if (deliveries || batch.some((b) => b.result.messages.length && recorded.has(b.result.id)))
+      this.onPublished(deliveries);
   }
 }

@@ -1,3 +1,4 @@
+import type { FilterPolicyScope } from './filter-policy/filter-policy.js';
 import type { DeliveryPolicy, MessageFormat } from '../config/subscription-schema.js';
 import type { AttemptExchange } from './attempt-log.js';
 
@@ -45,6 +46,10 @@ export interface Subscription {
   signatureVersion?: 1 | 2;
   /** Extra headers (lower case) whose configured value comes from the environment ("${NAME}"): redacted in the attempt log. */
   secretHeaders?: ReadonlySet<string>;
+  /** It reads its topic through a cursor (`cursor: true`, or switched back and still draining): migration 030. */
+  readsLog?: boolean;
+  /** Its filter policy, applied at delivery to what it reads through a cursor (rows are filtered at fan-out). */
+  filter?: { policy: object; scope: FilterPolicyScope } | null;
 }
 
 export interface DeliveryAttempt {

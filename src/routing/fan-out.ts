@@ -1,7 +1,7 @@
 import type { PoolClient } from '../store/pool.js';
 import type { ClaimedDelivery } from '../store/deliveries.js';
 import type { OutboundMessage } from '../model/sink.js';
-import { type FilterPolicyScope, matchesFilterPolicy } from '../model/filter-policy/filter-policy.js';
+import { type FilterPolicyScope, messagePassesFilter } from '../model/filter-policy/filter-policy.js';
 
 /*
  * Fan-out: a new message becomes one delivery per subscription of its topic whose filter policy (if any) matches.
@@ -23,12 +23,19 @@ const TOO_LARGE = `octet_length(m.body) > t.max_message_size AND t.large_message
 const DELIVERY_STATE = `CASE WHEN ${TOO_LARGE} THEN 'dead' ELSE 'pending' END AS state,
   CASE WHEN ${TOO_LARGE} THEN format('message of %s bytes is over topic %s''s maxMessageSize (%s bytes): raise it or set largeMessages: ''claim-check'', apply, then redrive', octet_length(m.body), t.name, t.max_message_size) END AS last_error`;
 
+/**
+ * A subscription that reads its topic through a cursor (migration 030) gets no delivery rows here: it reads the
+ * messages themselves. A message on such a topic is not counted as unmatched (its filter policy, if any, is applied
+ * at delivery).
+ */
+const READ_BY_CURSOR = `EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = m.topic AND s.cursor)`;
+
 /** The `d` CTE: deliveries for subscriptions without a filter policy. */
 export const UNFILTERED_DELIVERIES_SQL = `
   INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, last_error)
   SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
     FROM m JOIN rowcast.topics t ON t.name = m.topic
-    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND s.sns_state = 'confirmed'
+    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND s.sns_state = 'confirmed' AND NOT s.cursor
   RETURNING message_id`;
 
 /** Deliveries the calling process can start now, per subscription, and the lease they get. */
@@ -77,7 +84,7 @@ export const directClaimDeliveriesSql = (p: DirectClaimParams) => `
             FROM (SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE},
                          row_number() OVER (PARTITION BY s.name ORDER BY m.seq) AS rank
                     FROM m JOIN rowcast.topics t ON t.name = m.topic
-                    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND s.sns_state = 'confirmed') y
+                    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND s.sns_state = 'confirmed' AND NOT s.cursor) y
             LEFT JOIN (SELECT w.subscription, w.n FROM unnest(${p.subscriptions}::text[], ${p.counts}::int[]) AS w(subscription, n)
                         -- Not while older deliveries of the subscription are due: new ones must not overtake them.
                         WHERE NOT EXISTS (SELECT 1 FROM rowcast.deliveries o
@@ -101,14 +108,14 @@ export const FILTER_CANDIDATES_SQL = `
   SELECT m.id::text AS message_id, m.topic, s.name AS subscription, s.filter_policy AS policy, s.filter_scope AS scope,
          m.attributes, m.body, m.content_type, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
     FROM m JOIN rowcast.topics t ON t.name = m.topic
-    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NOT NULL AND s.sns_state = 'confirmed'`;
+    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NOT NULL AND s.sns_state = 'confirmed' AND NOT s.cursor`;
 
 /** The final SELECT of a statement with CTEs `m`, `d` and `c`. */
 export const FAN_OUT_RESULT_SQL = `
   SELECT (SELECT count(*) FROM d)::int AS unfiltered,
          (SELECT json_agg(c) FROM c) AS candidates,
          (SELECT json_agg(json_build_object('id', m.id, 'topic', m.topic)) FROM m
-           WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.message_id = m.id)) AS without_delivery`;
+           WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.message_id = m.id) AND NOT ${READ_BY_CURSOR}) AS without_delivery`;
 
 /**
  * The `u` CTE of the one-statement path (no filtered subscription among the messages' topics, so `d` is every
@@ -116,7 +123,7 @@ export const FAN_OUT_RESULT_SQL = `
  */
 export const COUNT_UNMATCHED_SQL = `
   UPDATE rowcast.topics t SET unmatched_messages = t.unmatched_messages + u.n
-    FROM (SELECT m.topic, count(*) AS n FROM m WHERE m.id NOT IN (SELECT message_id FROM d) GROUP BY m.topic) u
+    FROM (SELECT m.topic, count(*) AS n FROM m WHERE m.id NOT IN (SELECT message_id FROM d) AND NOT ${READ_BY_CURSOR} GROUP BY m.topic) u
    WHERE t.name = u.topic
   RETURNING 1`;
 
@@ -145,21 +152,8 @@ export interface FanOutRow {
 /** The candidates the filter policies let through. */
 export function matchFilters(candidates: FilterCandidate[]): FilterCandidate[] {
   return candidates.filter((c) =>
-    matchesFilterPolicy(
-      c.policy,
-      { attributes: c.attributes, body: c.scope === 'MessageBody' ? parseBody(c) : undefined },
-      c.scope,
-    ),
+    messagePassesFilter(c.policy, c.scope, { attributes: c.attributes, body: c.body, contentType: c.content_type }),
   );
-}
-
-function parseBody(c: FilterCandidate): unknown {
-  if (c.content_type !== 'application/json') return undefined;
-  try {
-    return JSON.parse(c.body);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Applies the filter policies to the candidates, inserts what matched, counts what nobody took. */

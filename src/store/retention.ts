@@ -32,6 +32,9 @@ export async function applyRetention(
           WHERE m.created_at < now() - $1 * interval '1 millisecond'
             AND NOT EXISTS (SELECT 1 FROM rowcast.deliveries d WHERE d.message_id = m.id
                              AND (d.state IN ('pending', 'in_flight') OR (d.state = 'dead' AND m.created_at >= now() - $2 * interval '1 millisecond')))
+            -- A cursor has not passed it yet (migration 030): pending work never expires.
+            AND NOT EXISTS (SELECT 1 FROM rowcast.subscriptions s JOIN rowcast.cursors c ON c.subscription = s.name
+                             WHERE s.topic = m.topic AND m.seq > rowcast.cursor_position(c.subscription))
             -- A claim-checked body stays while a link sent for it may still be valid: each attempt sent one lasting
             -- the topic's claimCheckTtl, and a delivery's updated_at is at or after its last attempt.
             AND NOT EXISTS (SELECT 1 FROM rowcast.topics t JOIN rowcast.deliveries d ON d.message_id = m.id

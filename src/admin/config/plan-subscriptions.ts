@@ -36,6 +36,7 @@ export function planSubscriptions(
       filter_policy: sub.filterPolicy ?? null,
       filter_scope: sub.filterPolicyScope,
       dead_letter_topic: sub.deadLetter?.topic ?? null,
+      cursor: sub.cursor,
     };
     const changed = existing
       ? (Object.keys(columns) as (keyof typeof columns)[]).filter(
@@ -58,10 +59,10 @@ export function planSubscriptions(
       summary: existing
         ? `~ subscription ${name} (${changed.join(', ')})`
         : `+ subscription ${name} (${sub.protocol} ${redactEndpoint(endpointOf(sub))}) on topic ${sub.topic}`,
-      sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config, owner)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'config')
+      sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config, owner, cursor)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'config', $11)
             ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, protocol = EXCLUDED.protocol, endpoint = EXCLUDED.endpoint,
-              settings = EXCLUDED.settings, filter_policy = EXCLUDED.filter_policy, filter_scope = EXCLUDED.filter_scope,
+              settings = EXCLUDED.settings, filter_policy = EXCLUDED.filter_policy, filter_scope = EXCLUDED.filter_scope, cursor = EXCLUDED.cursor,
               dead_letter_topic = EXCLUDED.dead_letter_topic, secret = COALESCE(rowcast.subscriptions.secret, EXCLUDED.secret),
               secret_from_config = EXCLUDED.secret_from_config, owner = 'config', updated_at = now()`,
       params: [
@@ -75,9 +76,11 @@ export function planSubscriptions(
         columns.dead_letter_topic,
         secret ?? (isWebhook(sub) ? generateSecret() : null),
         secret !== undefined,
+        sub.cursor,
       ],
       secretParams: [8],
     });
+    if (sub.cursor && !existing?.cursor) steps.push(cursorStart(name));
     // SNS's handshake: a new subscription that must be confirmed, or one that now must be, is sent a
     // SubscriptionConfirmation and gets nothing until confirmed; one that no longer needs it is confirmed.
     const confirmation = isWebhook(sub) && sub.format === 'sns' ? sub.confirmation : 'none';
@@ -119,6 +122,22 @@ export function planSubscriptions(
     }
   }
   return steps;
+}
+
+/**
+ * A subscription switched to a cursor reads the messages drawn after this point; those before it have their rows.
+ * A transaction that routed under the old setting but drew its seq later gives that message both (the same id twice,
+ * never none). Switched back, the cursor drains what was routed under it, then goes (rowcast.lease_log_ranges);
+ * switched on again meanwhile, it simply carries on.
+ */
+function cursorStart(name: string): PlanStep {
+  return {
+    summary: `~ subscription ${name}: reads its topic through a cursor from the next message on`,
+    sql: `INSERT INTO rowcast.cursors (subscription, leased_to)
+          VALUES ($1, coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0))
+          ON CONFLICT (subscription) DO UPDATE SET drain_writers = NULL, until_seq = NULL`,
+    params: [name],
+  };
 }
 
 /** A webhook's signing secret from the config (or the environment variable it names). */

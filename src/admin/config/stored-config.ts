@@ -33,6 +33,7 @@ export type SubscriptionRow = {
   secret: string | null;
   secret_from_config: boolean;
   owner: Owner;
+  cursor: boolean;
 };
 
 export type CaptureRow = {
@@ -62,7 +63,7 @@ export async function readStoredConfig(client: PoolClient): Promise<StoredConfig
     ),
     subscriptions: await rowsByName<SubscriptionRow>(
       client,
-      'SELECT name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config, owner FROM rowcast.subscriptions',
+      'SELECT name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config, owner, cursor FROM rowcast.subscriptions',
     ),
     captures: await rowsByName<CaptureRow>(
       client,

@@ -20,4 +20,4 @@ export {
   type FilterPolicyScope,
 } from './policy-support.js';
 export { validateFilterPolicy } from './validate-filter-policy.js';
-export { compileFilterPolicy, matchesFilterPolicy } from './match-filter-policy.js';
+export { compileFilterPolicy, matchesFilterPolicy, messagePassesFilter } from './match-filter-policy.js';

@@ -250,3 +250,28 @@ function compileNumeric(operand: unknown): ((n: number) => boolean) | undefined 
   }
   return (n) => checks.every((check) => check(n));
 }
+
+/** Whether a stored message passes a subscription's policy: the body is parsed only for scope MessageBody, and only JSON. */
+export function messagePassesFilter(
+  policy: object,
+  scope: FilterPolicyScope,
+  message: { attributes: Record<string, unknown>; body: string; contentType: string },
+): boolean {
+  return matchesFilterPolicy(
+    policy,
+    {
+      attributes: message.attributes as FilterMessage['attributes'],
+      body: scope === 'MessageBody' ? jsonBody(message) : undefined,
+    },
+    scope,
+  );
+}
+
+function jsonBody(message: { body: string; contentType: string }): unknown {
+  if (message.contentType !== 'application/json') return undefined;
+  try {
+    return JSON.parse(message.body);
+  } catch {
+    return undefined;
+  }
+}

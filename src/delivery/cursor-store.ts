@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
+import { prepared, type SqlRow } from '../store/sql.js';
+import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
+import { type DeliveryResult, recordDeliveryResults } from './delivery-store.js';
+
+/**
+ * The store's side of subscriptions that read their topic through a cursor (migration 030): lease the next ranges
+ * of the log, complete a range. Nothing is written per delivered message; a range's failures and the work handed
+ * back unsent become delivery rows when the range completes, so retries, dead letters and redrive stay the rows'.
+ */
+
+/** Where the log is settled, as this process last saw it: passed back to each lease (see rowcast.lease_log_ranges). */
+export interface LogHorizon {
+  /** Every message with seq <= settled is committed or rolled back. */
+  settled: string;
+  /** The last value of the sequence when barrierWriters were the transactions writing messages. */
+  barrierSeq: string | null;
+  barrierWriters: string[];
+}
+
+export const INITIAL_HORIZON: LogHorizon = { settled: '0', barrierSeq: null, barrierWriters: [] };
+
+/** A leased range (fromSeq, toSeq] of a subscription's cursor. */
+export interface LogRange {
+  subscription: string;
+  fromSeq: string;
+  toSeq: string;
+  lease: string;
+  attempt: number;
+}
+
+export interface LeasedMessage {
+  range: LogRange;
+  delivery: ClaimedDelivery;
+}
+
+const leaseStatement = prepared(
+  'lease_log_ranges',
+  `SELECT kind, subscription, from_seq::text, to_seq::text, lease::text, attempt, writers, seq::text, message_id::text, topic, subject, body,
+          content_type, attributes, attribute_types, created_at, trace, max_message_size, large_messages, claim_check_ttl_ms
+     FROM rowcast.lease_log_ranges($1::text[], $2::int[], $3::int, $4::text, $5::bigint, $6::bigint, $7::text[])`,
+);
+
+/**
+ * Leases up to `n` messages per subscription past its cursor (or a range whose lease expired, whole), within the
+ * settled horizon. Runs on a claim session (asynchronous commit: a lease lost in a crash is handed out again).
+ */
+export async function leaseLogRanges(
+  client: Pool | PoolClient,
+  wanted: Map<string, number>,
+  leaseMs: number,
+  owner: string,
+  horizon: LogHorizon,
+): Promise<{ horizon: LogHorizon; messages: LeasedMessage[] }> {
+  const { rows } = await client.query(
+    leaseStatement([
+      [...wanted.keys()],
+      [...wanted.values()],
+      Math.ceil(leaseMs),
+      owner,
+      horizon.settled,
+      horizon.barrierSeq,
+      horizon.barrierWriters,
+    ]),
+  );
+  const head = rows[0]!;
+  const ranges = new Map<string, LogRange>();
+  const messages = rows.slice(1).map((r: SqlRow): LeasedMessage => {
+    const key = `${r.subscription}\0${r.from_seq}`;
+    let range = ranges.get(key);
+    if (!range)
+      ranges.set(
+        key,
+        (range = {
+          subscription: r.subscription,
+          fromSeq: r.from_seq,
+          toSeq: r.to_seq,
+          lease: r.lease,
+          attempt: r.attempt,
+        }),
+      );
+    return {
+      range,
+      delivery: toClaimedDelivery({
+        ...r,
+        delivery_id: `${r.subscription}@${r.seq}`,
+        attempt: r.attempt,
+        lease: r.lease,
+      }),
+    };
+  });
+  return {
+    horizon: { settled: head.from_seq, barrierSeq: head.to_seq, barrierWriters: head.writers ?? [] },
+    messages,
+  };
+}
+
+/** A range all of whose messages were attempted (or handed back): what must outlive it as delivery rows. */
+export interface RangeCompletion {
+  range: LogRange;
+  /** Attempts that did not succeed: recorded as a claimed delivery's result would be (retry, dead, disable). */
+  failed: { messageId: string; result: Omit<DeliveryResult, 'deliveryId' | 'lease' | 'attempt'> }[];
+  /** Messages handed back unsent (shutdown, or their lease ran short while queued): pending rows, due now. */
+  handedBack: { messageId: string; started: boolean }[];
+}
+
+const completeStatement = prepared(
+  'complete_log_ranges',
+  `DELETE FROM rowcast.cursor_leases c USING unnest($1::text[], $2::bigint[], $3::uuid[]) AS r(subscription, from_seq, lease)
+    WHERE c.subscription = r.subscription AND c.from_seq = r.from_seq AND c.lease = r.lease
+   RETURNING c.subscription, c.from_seq::text`,
+);
+
+/**
+ * Completes ranges whose every message was delivered, in one statement. Ranges with failures or work handed back
+ * complete one transaction each, with their rows. A range whose lease was lost (expired and taken over) writes
+ * nothing: its new owner sends it again. Returns how many ranges completed, and whether dead letters were published.
+ */
+export async function completeLogRanges(
+  pool: Pool,
+  completions: RangeCompletion[],
+): Promise<{ completed: number; deadLetters: boolean }> {
+  const clean = completions.filter((c) => !c.failed.length && !c.handedBack.length);
+  let completed = 0;
+  let deadLetters = false;
+  if (clean.length) {
+    const res = await pool.query(
+      completeStatement([
+        clean.map((c) => c.range.subscription),
+        clean.map((c) => c.range.fromSeq),
+        clean.map((c) => c.range.lease),
+      ]),
+    );
+    completed += res.rowCount ?? 0;
+  }
+  for (const c of completions.filter((x) => x.failed.length || x.handedBack.length)) {
+    const done = await withTransaction(pool, (client) => completeWithRows(client, c));
+    if (done) completed++;
+    if (done && c.failed.some((f) => f.result.deadLetter)) deadLetters = true;
+  }
+  return { completed, deadLetters };
+}
+
+async function completeWithRows(client: PoolClient, c: RangeCompletion): Promise<boolean> {
+  const { range } = c;
+  const gone = await client.query(completeStatement([[range.subscription], [range.fromSeq], [range.lease]]));
+  if (!gone.rowCount) return false;
+  // Failed attempts become rows in flight under a fresh lease, then take their result like any claimed delivery.
+  const leases = c.failed.map(() => randomUUID());
+  const { rows } = await client.query<{ id: string; message_id: string }>(
+    `INSERT INTO rowcast.deliveries (message_id, subscription, state, attempts, available_at, lease_owner, lease, created_at)
+     SELECT f.message_id, $1, 'in_flight', $2, now(), 'cursor', f.lease, m.created_at
+       FROM unnest($3::uuid[], $4::uuid[]) AS f(message_id, lease) JOIN rowcast.messages m ON m.id = f.message_id
+     RETURNING id::text, message_id::text`,
+    [range.subscription, range.attempt, c.failed.map((f) => f.messageId), leases],
+  );
+  const idOf = new Map(rows.map((r) => [r.message_id, r.id]));
+  await recordDeliveryResults(
+    client,
+    c.failed.flatMap((f, i) => {
+      const deliveryId = idOf.get(f.messageId);
+      return deliveryId ? [{ ...f.result, deliveryId, lease: leases[i]!, attempt: range.attempt }] : [];
+    }),
+  );
+  if (c.handedBack.length)
+    await client.query(
+      `INSERT INTO rowcast.deliveries (message_id, subscription, state, attempts, available_at, created_at)
+       SELECT h.message_id, $1, 'pending', CASE WHEN h.started THEN $2 ELSE $2 - 1 END, now(), m.created_at
+         FROM unnest($3::uuid[], $4::boolean[]) AS h(message_id, started) JOIN rowcast.messages m ON m.id = h.message_id`,
+      [range.subscription, range.attempt, c.handedBack.map((h) => h.messageId), c.handedBack.map((h) => h.started)],
+    );
+  return true;
+}

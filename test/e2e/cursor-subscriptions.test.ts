@@ -1,0 +1,290 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { RowcastConfigInput, RowcastRuntime } from '../../src/index.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { patient } from '../support/patience.js';
+
+/**
+ * Subscriptions that read their topic through a cursor (`cursor: true`, migration 030) beside one with delivery rows:
+ * the same messages under the same ids, rows only for what failed, filter policies at delivery, two processes
+ * sharing a cursor, and switching between rows and a cursor while rows are written, without losing a message.
+ */
+const TEST = { timeout: patient(120_000) };
+const WAIT = patient(60_000);
+
+let db: TestDatabase;
+let rowcast: RowcastRuntime;
+const receivers = {} as Record<'rows' | 'cursor' | 'filtered' | 'flaky', WebhookReceiver>;
+
+function config(cursor: { cursor?: boolean } = { cursor: true }): RowcastConfigInput {
+  return {
+    topics: { orders: {}, dead: {} },
+    captures: { orders: { table: 'orders', topic: 'orders' } },
+    subscriptions: {
+      rows: { topic: 'orders', protocol: 'http', endpoint: receivers.rows.url },
+      cursor: { topic: 'orders', protocol: 'http', endpoint: receivers.cursor.url, ...cursor },
+      filtered: {
+        topic: 'orders',
+        protocol: 'http',
+        endpoint: receivers.filtered.url,
+        cursor: true,
+        filterPolicy: { op: ['INSERT'] },
+      },
+      flaky: {
+        topic: 'orders',
+        protocol: 'http',
+        endpoint: receivers.flaky.url,
+        cursor: true,
+        deliveryPolicy: { minDelay: '50ms', maxDelay: '100ms', maxAttempts: 3 },
+        deadLetter: { topic: 'dead' },
+      },
+    },
+  };
+}
+
+before(async () => {
+  db = await createTestDatabase();
+  for (const name of ['rows', 'cursor', 'filtered', 'flaky'] as const) receivers[name] = await WebhookReceiver.start();
+  await db.pool.query(`CREATE TABLE orders (id int PRIMARY KEY, note text)`);
+  await applyConfig(db.pool, config());
+  rowcast = await startTestRowcast(db.url);
+});
+
+after(async () => {
+  await rowcast?.stop();
+  for (const r of Object.values(receivers)) await r?.close();
+  await db?.drop();
+});
+
+/** Message ids a receiver got answered with 2xx, per id how often. */
+function delivered(receiver: WebhookReceiver): Map<string, number> {
+  const ids = new Map<string, number>();
+  for (const r of receiver.requests)
+    if (r.status >= 200 && r.status < 300) {
+      const id = String(r.headers['webhook-id']);
+      ids.set(id, (ids.get(id) ?? 0) + 1);
+    }
+  return ids;
+}
+
+async function messagesOf(from: number, to: number): Promise<Map<number, string>> {
+  const { rows } = await db.pool.query<{ id: string; key: number }>(
+    `SELECT m.id::text, (e.key ->> 'id')::int AS key FROM rowcast.messages m JOIN rowcast.events e ON e.id = m.event_id
+      WHERE m.topic = 'orders' AND (e.key ->> 'id')::int BETWEEN $1 AND $2`,
+    [from, to],
+  );
+  return new Map(rows.map((r) => [r.key, r.id]));
+}
+
+describe('subscriptions read through a cursor', () => {
+  test('deliver what a rows subscription delivers, under the same ids, with no rows of their own', TEST, async () => {
+    for (let i = 0; i < 10; i++)
+      await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series($1::int, $1 + 49) g`, [i * 50 + 1]);
+    await db.pool.query(`BEGIN; INSERT INTO orders VALUES (100000, 'rolled back'); ROLLBACK`).catch(() => {});
+    const ids = await eventually(
+      async () => {
+        const m = await messagesOf(1, 500);
+        return m.size === 500 && m;
+      },
+      'routing of 500 rows',
+      WAIT,
+    );
+    await eventually(
+      () => [...ids.values()].every((id) => delivered(receivers.cursor).has(id) && delivered(receivers.rows).has(id)),
+      'both subscriptions received all 500 messages',
+      WAIT,
+    );
+    assert.deepEqual(
+      new Set(delivered(receivers.cursor).keys()),
+      new Set(delivered(receivers.rows).keys()),
+      'the cursor delivered exactly the messages the rows did',
+    );
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription IN ('cursor', 'filtered')`,
+    );
+    assert.equal(rows[0].n, 0, 'no delivery rows for what the cursor delivered at the first attempt');
+    await eventually(async () => {
+      const { rows } = await db.pool.query(
+        `SELECT rowcast.cursor_position('cursor') >= max(seq) AS passed, (SELECT count(*) FROM rowcast.cursor_leases WHERE subscription = 'cursor') AS open
+           FROM rowcast.messages WHERE topic = 'orders'`,
+      );
+      return rows[0].passed && Number(rows[0].open) === 0;
+    }, 'the cursor passed every message and holds no range');
+  });
+
+  test('apply filter policies at delivery', TEST, async () => {
+    await db.pool.query(`UPDATE orders SET note = 'updated' WHERE id <= 20`);
+    await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series(501, 520) g`);
+    const inserted = await eventually(async () => {
+      const m = await messagesOf(501, 520);
+      return m.size === 20 && m;
+    }, 'routing');
+    await eventually(
+      () => [...inserted.values()].every((id) => delivered(receivers.filtered).has(id)),
+      'the filtered cursor received the inserts',
+      WAIT,
+    );
+    // The rows subscription got the updates, so the filtered cursor had them in its ranges too.
+    await eventually(
+      () => delivered(receivers.rows).size >= 540,
+      'the updates delivered to the rows subscription',
+      WAIT,
+    );
+    await eventually(async () => {
+      const { rows } = await db.pool.query(
+        `SELECT rowcast.cursor_position('filtered') >= max(seq) AS passed FROM rowcast.messages WHERE topic = 'orders'`,
+      );
+      return rows[0].passed;
+    }, 'the filtered cursor passed the updates');
+    const ops = receivers.filtered.requests.map((r) => r.json.body?.op ?? r.json.op);
+    assert.ok(ops.length >= 520, `${ops.length} deliveries`);
+    assert.deepEqual([...new Set(ops)], ['INSERT'], 'only inserts pass {"op": ["INSERT"]}');
+  });
+
+  test(
+    'write a row for a failed attempt, retry it from there, and send the dead to the dead-letter topic',
+    TEST,
+    async () => {
+      const failOnce = new Set<string>();
+      receivers.flaky.reply = (r) => {
+        const key = r.json.body?.key?.id ?? r.json.key?.id;
+        if (key === 601 && !failOnce.has('601')) {
+          failOnce.add('601');
+          return { status: 503 };
+        }
+        if (key === 602) return { status: 500 };
+        return { status: 200 };
+      };
+      await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series(600, 610) g`);
+      const ids = await eventually(async () => {
+        const m = await messagesOf(600, 610);
+        return m.size === 11 && m;
+      }, 'routing');
+      const retried = await eventually(
+        async () => {
+          const { rows } = await db.pool.query(
+            `SELECT state, attempts, jsonb_array_length(attempt_log) AS logged FROM rowcast.deliveries WHERE subscription = 'flaky' AND message_id = $1`,
+            [ids.get(601)],
+          );
+          return rows[0]?.state === 'done' && rows[0];
+        },
+        'the failed attempt retried from its row',
+        WAIT,
+      );
+      assert.equal(retried.attempts, 2);
+      assert.equal(retried.logged, 2, 'both attempts in the attempt log');
+      const dead = await eventually(
+        async () => {
+          const { rows } = await db.pool.query(
+            `SELECT state, attempts FROM rowcast.deliveries WHERE subscription = 'flaky' AND message_id = $1`,
+            [ids.get(602)],
+          );
+          return rows[0]?.state === 'dead' && rows[0];
+        },
+        'the failing delivery went dead',
+        WAIT,
+      );
+      assert.equal(dead.attempts, 3);
+      await eventually(async () => {
+        const { rows } = await db.pool.query(`SELECT body FROM rowcast.messages WHERE topic = 'dead'`);
+        return rows.some((r) => r.body.includes(ids.get(602)!));
+      }, 'the dead letter published');
+      const { rows } = await db.pool.query(
+        `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'flaky' AND message_id = ANY ($1::uuid[])`,
+        [[...ids.values()]],
+      );
+      assert.equal(rows[0].n, 2, 'rows only for the two messages that failed');
+      for (const [key, id] of ids)
+        if (key !== 602) assert.ok(delivered(receivers.flaky).has(id), `message ${key} delivered`);
+      receivers.flaky.reply = () => ({ status: 200 });
+    },
+  );
+
+  test('share a cursor between two processes, and lose nothing when one stops mid-range', TEST, async () => {
+    const second = await startTestRowcast(db.url);
+    try {
+      for (let i = 0; i < 20; i++)
+        await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series($1::int, $1 + 99) g`, [
+          1000 + i * 100,
+        ]);
+    } finally {
+      await second.stop();
+    }
+    const ids = await eventually(
+      async () => {
+        const m = await messagesOf(1000, 2999);
+        return m.size === 2000 && m;
+      },
+      'routing of 2,000 rows',
+      WAIT,
+    );
+    await eventually(
+      () => [...ids.values()].every((id) => delivered(receivers.cursor).has(id)),
+      'every message delivered through the shared cursor',
+      WAIT,
+    );
+  });
+
+  test('switch to rows and back while rows are written, without losing a message', TEST, async () => {
+    let writing = true;
+    let next = 5000;
+    const writer = (async () => {
+      while (writing) {
+        await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series($1::int, $1 + 9) g`, [next]);
+        next += 10;
+      }
+    })();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      await applyConfig(db.pool, config({ cursor: false }));
+      await new Promise((r) => setTimeout(r, 500));
+      await eventually(
+        async () => {
+          const { rows } = await db.pool.query(
+            `SELECT count(*)::int AS n FROM rowcast.cursors WHERE subscription = 'cursor'`,
+          );
+          return rows[0].n === 0;
+        },
+        'the switched-off cursor drained and went',
+        WAIT,
+      );
+      await applyConfig(db.pool, config());
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      writing = false;
+      await writer;
+    }
+    const ids = await eventually(
+      async () => {
+        const m = await messagesOf(5000, next - 1);
+        return m.size === next - 5000 && m;
+      },
+      'routing',
+      WAIT,
+    );
+    await eventually(
+      () => [...ids.values()].every((id) => delivered(receivers.cursor).has(id)),
+      `all ${ids.size} messages written across the switches delivered`,
+      WAIT,
+    );
+  });
+
+  test('refuse a cursor on a FIFO topic, saying why', async () => {
+    await assert.rejects(
+      applyConfig(db.pool, {
+        topics: { 'ordered.fifo': { fifo: true } },
+        subscriptions: {
+          ordered: { topic: 'ordered.fifo', protocol: 'http', endpoint: receivers.rows.url, cursor: true },
+        },
+      }),
+      /subscriptions\.ordered\.cursor: topic ordered\.fifo is FIFO/,
+    );
+  });
+});
