@@ -1,7 +1,8 @@
 /**
  * 3. Drain throughput: a backlog of captured events (written set-based while no rowcast runs) delivered by one
  * rowcast process to one webhook subscription, fanned out to 10 subscriptions, and through a no-op function that
- * publishes once (in Node, and in Python with boto3 when the machine has both); baselines: graphile-worker draining the same number of no-op jobs (queued with add_jobs), with
+ * publishes once (in Node, and in Python with boto3 when the machine has both); the first three also with the
+ * subscriptions reading through cursors (`cursor: true`, issue 20) beside today's delivery rows; baselines: graphile-worker draining the same number of no-op jobs (queued with add_jobs), with
  * default and batched settings, and the peer a user would build instead of rowcast: graphile-worker whose task
  * signs each job's payload and POSTs it to the same receiver (default and batched). Rate = arrivals / (last
  * arrival − first arrival); every run has a fresh database.
@@ -33,9 +34,12 @@ const PYTHON_SHARE = 4;
 
 export type Kind = 'one' | 'fanout' | 'function' | 'python';
 
-/** Backlogs are captured by a statement-level trigger: the same events, written in a fraction of the time. */
-function config(kind: Kind, receiverUrl: string, subscriptions: number): RowcastConfigInput {
-  const http = (topic: string) => ({ topic, protocol: 'http' as const, endpoint: receiverUrl });
+/**
+ * Backlogs are captured by a statement-level trigger: the same events, written in a fraction of the time. With
+ * cursor, every webhook subscription reads its topic through a cursor instead of delivery rows.
+ */
+function config(kind: Kind, receiverUrl: string, subscriptions: number, cursor = false): RowcastConfigInput {
+  const http = (topic: string) => ({ topic, protocol: 'http' as const, endpoint: receiverUrl, cursor });
   if (kind === 'function') {
     return {
       topics: { published: {} },
@@ -125,6 +129,8 @@ export interface DrainOptions {
   processes?: number;
   /** Also record each arrival's row id: lost rows and duplicates are counted (one-subscription drains). */
   track?: boolean;
+  /** The subscriptions read through cursors (`cursor: true`) rather than one delivery row per message. */
+  cursor?: boolean;
 }
 
 /** Fills a backlog with rowcast stopped, then starts rowcast (one process, or several) and times the drain. */
@@ -139,8 +145,8 @@ export async function drainRowcast(
     typeof watchMsOrOptions === 'number' ? { watchMs: watchMsOrOptions } : (watchMsOrOptions ?? {});
   const subs = opts.subscriptions ?? ctx.profile.drain.subscriptions;
   const n = opts.processes ?? 1;
-  const cfg = config(kind, ctx.receiver.url, subs);
-  const db = await createScratchDatabase(ctx.server, `drain_${kind}`);
+  const cfg = config(kind, ctx.receiver.url, subs, opts.cursor);
+  const db = await createScratchDatabase(ctx.server, `drain_${kind}${opts.cursor ? '_cursor' : ''}`);
   const rowcasts: RowcastProcess[] = [];
   const lastOutput = () =>
     rowcasts
@@ -254,6 +260,9 @@ export const drain: Scenario = {
       one: [],
       fanout: [],
       function: [],
+      oneCursor: [],
+      fanoutCursor: [],
+      functionCursor: [],
       python: [],
       default: [],
       batched: [],
@@ -267,20 +276,21 @@ export const drain: Scenario = {
       if (r.capped) capped[key] = (capped[key] ?? 0) + 1;
     };
     const rss: number[] = [];
+    /** Today's delivery rows, then the same drain through cursors, back to back so the machine's drift hits both. */
+    const drainBothPaths = async (kind: Kind, n: number, what: string, unit: string) => {
+      for (const cursor of [false, true]) {
+        const label = cursor ? `${what} (cursor)` : what;
+        const r = await drainRowcast(ctx, kind, n, label, { cursor });
+        record(cursor ? `${kind}Cursor` : kind, r);
+        if (kind === 'one' && !cursor) rss.push(r.peakRss / 2 ** 20);
+        ctx.log(`${label}: ${Math.round(r.rate)} ${unit}/s, peak RSS ${Math.round(r.peakRss / 2 ** 20)} MB`);
+      }
+    };
     for (let rep = 0; rep < profile.drain.reps; rep++) {
       const tag = `drain ${rep + 1}/${profile.drain.reps}`;
-      const one = await drainRowcast(ctx, 'one', events, `${tag} one subscription`);
-      record('one', one);
-      rss.push(one.peakRss / 2 ** 20);
-      ctx.log(
-        `${tag} one subscription: ${Math.round(one.rate)} deliveries/s, peak RSS ${Math.round(one.peakRss / 2 ** 20)} MB`,
-      );
-      const fan = await drainRowcast(ctx, 'fanout', fanoutEvents, `${tag} fan-out`);
-      record('fanout', fan);
-      ctx.log(`${tag} fan-out: ${Math.round(fan.rate)} deliveries/s`);
-      const fn = await drainRowcast(ctx, 'function', functionEvents, `${tag} function`);
-      record('function', fn);
-      ctx.log(`${tag} function: ${Math.round(fn.rate)} events/s`);
+      await drainBothPaths('one', events, `${tag} one subscription`, 'deliveries');
+      await drainBothPaths('fanout', fanoutEvents, `${tag} fan-out`, 'deliveries');
+      await drainBothPaths('function', functionEvents, `${tag} function`, 'events');
       if (python) {
         const py = await drainRowcast(
           ctx,
@@ -341,9 +351,23 @@ export const drain: Scenario = {
       results.ratio(m, peerDefault, 'peer default');
       results.ratio(m, peerBatched, 'peer batched');
     };
+    /** The same drain through cursors, right under its rows-path row, as a ratio to it (issue 20). */
+    const cursorBeside = (rows: Measurement, kind: Kind, what: string) => {
+      const key = `${kind}Cursor`;
+      const m = results.add({
+        scenario: 'drain',
+        name: `rowcast (cursor): ${what}`,
+        unit: rows.unit,
+        value: spread(rates[key]!),
+        note: note(key),
+      });
+      results.ratio(m, rows, 'rows path');
+      results.ratio(m, gwDefault, 'graphile-worker default');
+    };
+    const oneWhat = `${k(events)} events → 1 webhook subscription`;
     const one = results.add({
       scenario: 'drain',
-      name: `rowcast: ${k(events)} events → 1 webhook subscription`,
+      name: `rowcast: ${oneWhat}`,
       unit: 'deliveries/s',
       value: spread(rates.one!),
       note: note('one'),
@@ -355,9 +379,11 @@ export const drain: Scenario = {
       one.value && r !== undefined ? one.value.median >= 10_000 && r >= 5 : undefined,
     );
     versusPeers(one);
+    cursorBeside(one, 'one', oneWhat);
+    const fanWhat = `${k(fanoutEvents)} events → ${subscriptions} subscriptions (fan-out)`;
     const fan = results.add({
       scenario: 'drain',
-      name: `rowcast: ${k(fanoutEvents)} events → ${subscriptions} subscriptions (fan-out)`,
+      name: `rowcast: ${fanWhat}`,
       unit: 'deliveries/s',
       value: spread(rates.fanout!),
       note: note('fanout'),
@@ -365,9 +391,11 @@ export const drain: Scenario = {
     results.ratio(fan, gwDefault, 'graphile-worker default');
     versusPeers(fan);
     results.target(fan, '≥ 10,000/s', fan.value ? fan.value.median >= 10_000 : undefined);
+    cursorBeside(fan, 'fanout', fanWhat);
+    const fnWhat = `${k(functionEvents)} events → no-op function → webhook`;
     const fn = results.add({
       scenario: 'drain',
-      name: `rowcast: ${k(functionEvents)} events → no-op function → webhook`,
+      name: `rowcast: ${fnWhat}`,
       unit: 'events/s',
       value: spread(rates.function!),
       note: note('function'),
@@ -375,6 +403,7 @@ export const drain: Scenario = {
     results.ratio(fn, gwDefault, 'graphile-worker default');
     versusPeers(fn);
     results.target(fn, '≥ 5,000/s', fn.value ? fn.value.median >= 5000 : undefined);
+    cursorBeside(fn, 'function', fnWhat);
     if (python) {
       const pyEvents = Math.round(functionEvents / PYTHON_SHARE);
       const py = results.add({
