@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { RowcastConfigInput, RowcastRuntime } from '../../src/index.js';
+import {
+  getLag,
+  getStatus,
+  pauseSubscription,
+  resumeSubscription,
+  type RowcastConfigInput,
+  type RowcastRuntime,
+} from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,
@@ -274,6 +281,29 @@ describe('subscriptions read through a cursor', () => {
       `all ${ids.size} messages written across the switches delivered`,
       WAIT,
     );
+  });
+
+  test('count what a paused cursor has not passed as pending, and deliver it on resume', TEST, async () => {
+    await pauseSubscription(db.pool, 'cursor');
+    await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series(9000, 9024) g`);
+    const ids = await eventually(async () => {
+      const m = await messagesOf(9000, 9024);
+      return m.size === 25 && m;
+    }, 'routing');
+    const paused = (await getStatus(db.pool)).subscriptions.find((s) => s.name === 'cursor')!;
+    assert.equal(paused.pending + paused.inFlight, 25, 'the 25 messages past its cursor');
+    assert.ok(paused.oldestPendingMs !== null);
+    assert.ok((await getLag(db.pool)).deliveries.pending >= 25);
+    await resumeSubscription(db.pool, 'cursor');
+    await eventually(
+      () => [...ids.values()].every((id) => delivered(receivers.cursor).has(id)),
+      'delivered after resume',
+      WAIT,
+    );
+    await eventually(async () => {
+      const s = (await getStatus(db.pool)).subscriptions.find((s) => s.name === 'cursor')!;
+      return s.pending + s.inFlight === 0;
+    }, 'nothing pending once the cursor passed them');
   });
 
   test('refuse a cursor on a FIFO topic, saying why', async () => {

@@ -33,8 +33,12 @@ export async function getLag(pool: Pool): Promise<Lag> {
             (SELECT extract(epoch FROM now() - captured_at) FROM rowcast.events WHERE routed_at IS NULL ORDER BY id LIMIT 1) AS events_age,
             (SELECT count(*) FROM rowcast.invocations WHERE state IN ('pending', 'in_flight'))::bigint AS invocations,
             (SELECT extract(epoch FROM now() - min(created_at)) FROM rowcast.invocations WHERE state IN ('pending', 'in_flight')) AS invocations_age,
-            (SELECT count(*) FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight'))::bigint AS deliveries,
-            (SELECT extract(epoch FROM now() - min(created_at)) FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight')) AS deliveries_age`,
+            (SELECT count(*) FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight'))::bigint
+              + (SELECT coalesce(sum(b.pending + b.in_flight), 0) FROM rowcast.cursors c, rowcast.cursor_backlog(c.subscription) b)::bigint AS deliveries,
+            -- What cursors have not passed counts as pending deliveries (rowcast.cursor_backlog).
+            (SELECT extract(epoch FROM now() - least(
+                      (SELECT min(created_at) FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight')),
+                      (SELECT min(b.oldest) FROM rowcast.cursors c, rowcast.cursor_backlog(c.subscription) b)))) AS deliveries_age`,
   );
   const r = rows[0];
   const age = (v: unknown) => (v === null ? null : Math.max(0, Math.round(Number(v))));

@@ -60,14 +60,16 @@ export async function getStatus(pool: Pool): Promise<Status> {
     pool.query<{ slot: string; active: boolean; lag: number }>(CAPTURE_SLOT_SQL),
     pool.query(`
       SELECT s.name, s.topic, s.protocol, s.endpoint, s.state, s.state_reason, s.sns_state, s.owner,
-             count(*) FILTER (WHERE d.state = 'pending')::int AS pending,
-             count(*) FILTER (WHERE d.state = 'in_flight')::int AS in_flight,
+             -- A subscription that reads through a cursor: also what its cursor has not passed (rowcast.cursor_backlog).
+             (count(*) FILTER (WHERE d.state = 'pending') + coalesce(max(cb.pending), 0))::int AS pending,
+             (count(*) FILTER (WHERE d.state = 'in_flight') + coalesce(max(cb.in_flight), 0))::int AS in_flight,
              count(*) FILTER (WHERE d.state = 'dead')::int AS dead,
-             (extract(epoch FROM now() - min(d.created_at) FILTER (WHERE d.state IN ('pending', 'in_flight'))) * 1000)::bigint AS oldest,
+             (extract(epoch FROM now() - least(min(d.created_at) FILTER (WHERE d.state IN ('pending', 'in_flight')), max(cb.oldest))) * 1000)::bigint AS oldest,
              (SELECT last_error FROM rowcast.deliveries l WHERE l.subscription = s.name AND l.last_error IS NOT NULL AND l.state IN ('pending', 'in_flight', 'dead')
                ORDER BY l.updated_at DESC LIMIT 1) AS last_error
         FROM rowcast.subscriptions s
         LEFT JOIN rowcast.deliveries d ON d.subscription = s.name AND d.state IN ('pending', 'in_flight', 'dead')
+        LEFT JOIN LATERAL rowcast.cursor_backlog(s.name) cb ON s.cursor OR EXISTS (SELECT 1 FROM rowcast.cursors c WHERE c.subscription = s.name)
        GROUP BY s.name ORDER BY s.name`),
   ]);
   const subscriptions: SubscriptionStatus[] = subs.rows.map((r) => ({

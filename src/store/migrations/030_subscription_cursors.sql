@@ -151,3 +151,15 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- What a cursor has not passed yet, for status and metrics: messages not yet leased, messages within leased ranges
+-- (some may be delivered already: a range is passed when it completes whole), and the oldest of them. An upper
+-- bound for a subscription with a filter policy, which is applied at delivery.
+CREATE FUNCTION rowcast.cursor_backlog(sub text, OUT pending bigint, OUT in_flight bigint, OUT oldest timestamptz)
+LANGUAGE sql STABLE AS $$
+  SELECT count(*) FILTER (WHERE m.seq > c.leased_to), count(*) FILTER (WHERE m.seq <= c.leased_to), min(m.created_at)
+    FROM rowcast.cursors c JOIN rowcast.subscriptions s ON s.name = c.subscription
+    JOIN rowcast.messages m ON m.topic = s.topic AND m.seq > (SELECT rowcast.cursor_position(sub))
+         AND (c.until_seq IS NULL OR m.seq <= c.until_seq)
+   WHERE c.subscription = sub
+$$;
