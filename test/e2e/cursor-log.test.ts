@@ -54,6 +54,30 @@ async function finish(messages: LeasedMessage[]): Promise<void> {
 }
 
 describe('a cursor over the message log', () => {
+  test('starts over at the end of a topic it is moved to, dropping its leases', async () => {
+    await publish(db.pool, 'before the move');
+    let leased: LeasedMessage[] = [];
+    for (let i = 0; i < 3 && !leased.length; i++) leased = await lease();
+    assert.equal(leased.length, 1);
+    await applyConfig(db.pool, {
+      topics: { log: {}, elsewhere: {} },
+      subscriptions: {
+        reader: { topic: 'elsewhere', protocol: 'http', endpoint: 'http://127.0.0.1:9/', cursor: true },
+      },
+    });
+    const { rows } = await db.pool.query(
+      `SELECT (SELECT count(*)::int FROM rowcast.cursor_leases) AS leases,
+              rowcast.cursor_position('reader') = (SELECT max(seq) FROM rowcast.messages) AS at_end`,
+    );
+    assert.deepEqual(rows[0], { leases: 0, at_end: true });
+    const stale = await completeLogRanges(db.pool, [{ range: leased[0]!.range, failed: [], handedBack: [] }]);
+    assert.equal(stale.completed, 0, 'a lease of the old topic completes nothing');
+    await applyConfig(db.pool, {
+      topics: { log: {} },
+      subscriptions: { reader: { topic: 'log', protocol: 'http', endpoint: 'http://127.0.0.1:9/', cursor: true } },
+    });
+  });
+
   test('waits for a lower seq that commits after a higher one', async () => {
     const slow = await db.pool.connect();
     try {

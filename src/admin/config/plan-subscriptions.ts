@@ -80,7 +80,9 @@ export function planSubscriptions(
       ],
       secretParams: [8],
     });
-    if (sub.cursor && !existing?.cursor) steps.push(cursorStart(name));
+    // A new topic's messages are read from its end on, as for a subscription made anew.
+    const moved = !!existing?.cursor && existing.topic !== sub.topic;
+    if (sub.cursor && (!existing?.cursor || moved)) steps.push(cursorStart(name, moved));
     // SNS's handshake: a new subscription that must be confirmed, or one that now must be, is sent a
     // SubscriptionConfirmation and gets nothing until confirmed; one that no longer needs it is confirmed.
     const confirmation = isWebhook(sub) && sub.format === 'sns' ? sub.confirmation : 'none';
@@ -130,13 +132,17 @@ export function planSubscriptions(
  * never none). Switched back, the cursor drains what was routed under it, then goes (rowcast.lease_log_ranges);
  * switched on again meanwhile, it simply carries on.
  */
-function cursorStart(name: string): PlanStep {
+function cursorStart(name: string, moved: boolean): PlanStep {
   return {
-    summary: `~ subscription ${name}: reads its topic through a cursor from the next message on`,
-    sql: `INSERT INTO rowcast.cursors (subscription, leased_to)
+    summary: `~ subscription ${name}: reads ${moved ? 'its new' : 'its'} topic through a cursor from the next message on`,
+    // Moved to another topic: it starts over from that topic's end; the old topic's unpassed messages are dropped
+    // with the cursor's leases (their owners' completions are then refused).
+    sql: `WITH dropped AS (DELETE FROM rowcast.cursor_leases WHERE subscription = $1 AND $2::boolean)
+          INSERT INTO rowcast.cursors (subscription, leased_to)
           VALUES ($1, coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0))
-          ON CONFLICT (subscription) DO UPDATE SET drain_writers = NULL, until_seq = NULL`,
-    params: [name],
+          ON CONFLICT (subscription) DO UPDATE SET drain_writers = NULL, until_seq = NULL,
+            leased_to = CASE WHEN $2::boolean THEN EXCLUDED.leased_to ELSE rowcast.cursors.leased_to END`,
+    params: [name, moved],
   };
 }
 
