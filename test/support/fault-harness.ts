@@ -29,7 +29,11 @@ export function reportResult(scenario: string, figures: Record<string, unknown>)
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One table `items (id int)` captured into topic `items`, delivered to a webhook; timings in fractions of seconds. */
-export function itemsConfig(endpoint: string, runtime: Record<string, unknown> = {}): RowcastConfigInput {
+export function itemsConfig(
+  endpoint: string,
+  runtime: Record<string, unknown> = {},
+  subscription: Record<string, unknown> = {},
+): RowcastConfigInput {
   return {
     topics: { items: {} },
     captures: { items: { table: 'items', topic: 'items' } },
@@ -39,6 +43,7 @@ export function itemsConfig(endpoint: string, runtime: Record<string, unknown> =
         protocol: 'http',
         endpoint,
         deliveryPolicy: { minDelay: '50ms', maxDelay: '300ms', timeout: '2s' },
+        ...subscription,
       },
     },
     runtime: { lease: '2s', pollInterval: '300ms', shutdownGrace: '1s', ...runtime },
@@ -272,12 +277,12 @@ export class FaultScenario {
   async start(
     pool: Pool,
     url: string,
-    { runtime, reply, processes = 1 }: ItemsScenarioOptions = {},
+    { runtime, reply, processes = 1, subscription }: ItemsScenarioOptions = {},
   ): Promise<StartedItemsScenario> {
     await pool.query(ITEMS_TABLE);
     const receiver = (this.receiver = await WebhookReceiver.start());
     if (reply) receiver.reply = reply;
-    const config = itemsConfig(receiver.url, runtime);
+    const config = itemsConfig(receiver.url, runtime, subscription);
     await applyConfig(pool, config);
     const configFile = (this.configFile = writeConfigFile(config));
     for (let i = 0; i < processes; i++) this.children.push(RowcastProcess.start(configFile.file, url));
@@ -291,6 +296,8 @@ export interface ItemsScenarioOptions {
   runtime?: Record<string, unknown>;
   reply?: WebhookReceiver['reply'];
   processes?: number;
+  /** Settings of the `items` subscription over itemsConfig's (e.g. `{ cursor: true }`). */
+  subscription?: Record<string, unknown>;
 }
 
 export interface StartedItemsScenario {
