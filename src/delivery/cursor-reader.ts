@@ -129,8 +129,8 @@ export class CursorReader {
   }
 }
 
-/** A range taken over after its lease expired is a new range, though it starts at the same place. */
 /** How soon a lease is tried again when its horizon had not settled. */
 const SETTLE_RETRY_MS = 2;
 
+/** A range taken over after its lease expired is a new range, though it starts at the same place. */
 const keyOf = (range: LogRange) => `${range.subscription}\0${range.fromSeq}\0${range.lease}`;

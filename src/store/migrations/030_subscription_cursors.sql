@@ -100,7 +100,8 @@ BEGIN
   RETURN NEXT;
   kind := 'message'; writers := NULL;
 
-  FOR s, n IN SELECT * FROM unnest(subs, counts) LOOP
+  -- In name order: two processes leasing the same cursors lock their rows in the same order, never in a cycle.
+  FOR s, n IN SELECT u.s, u.n FROM unnest(subs, counts) AS u(s, n) ORDER BY u.s LOOP
     SELECT x.topic, x.cursor, x.sns_state INTO sub FROM rowcast.subscriptions x WHERE x.name = s;
     CONTINUE WHEN NOT FOUND;
     -- A range whose process died (its lease expired) is taken over whole.
