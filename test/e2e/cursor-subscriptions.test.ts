@@ -100,44 +100,48 @@ async function messagesOf(from: number, to: number): Promise<Map<number, string>
 }
 
 describe('subscriptions read through a cursor', () => {
-  test('deliver what a rows subscription delivers, under the same ids, without rows for what they sent', TEST, async () => {
-    for (let i = 0; i < 10; i++)
-      await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series($1::int, $1 + 49) g`, [i * 50 + 1]);
-    await db.pool.query(`BEGIN; INSERT INTO orders VALUES (100000, 'rolled back'); ROLLBACK`).catch(() => {});
-    const ids = await eventually(
-      async () => {
-        const m = await messagesOf(1, 500);
-        return m.size === 500 && m;
-      },
-      'routing of 500 rows',
-      WAIT,
-    );
-    await eventually(
-      () => receivedAll(receivers.cursor, ids) && receivedAll(receivers.rows, ids),
-      'both subscriptions received all 500 messages',
-      WAIT,
-    );
-    assert.deepEqual(
-      new Set(delivered(receivers.cursor).keys()),
-      new Set(delivered(receivers.rows).keys()),
-      'the cursor delivered exactly the messages the rows did',
-    );
-    // Rows only for failed attempts (none here) and for work handed back unsent, which a loaded machine may do
-    // (claimed ahead, its lease ran short before a slot was free): those were then sent once, from their row.
-    const { rows } = await db.pool.query(
-      `SELECT count(*) FILTER (WHERE attempts > 1 OR last_error IS NOT NULL OR state <> 'done')::int AS failed, count(*)::int AS n
-         FROM rowcast.deliveries WHERE subscription IN ('cursor', 'filtered')`,
-    );
-    assert.equal(rows[0].failed, 0, 'no delivery row records a failed attempt');
-    assert.ok(rows[0].n < 500, `rows only for what was handed back (${rows[0].n})`);
-    await eventually(async () => {
-      const { rows } = await db.pool.query(
-        `SELECT rowcast.cursor_position('cursor') >= max(seq) AS passed, (SELECT count(*) FROM rowcast.cursor_leases WHERE subscription = 'cursor') AS open
-           FROM rowcast.messages WHERE topic = 'orders'`,
+  test(
+    'deliver what a rows subscription delivers, under the same ids, without rows for what they sent',
+    TEST,
+    async () => {
+      for (let i = 0; i < 10; i++)
+        await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series($1::int, $1 + 49) g`, [i * 50 + 1]);
+      await db.pool.query(`BEGIN; INSERT INTO orders VALUES (100000, 'rolled back'); ROLLBACK`).catch(() => {});
+      const ids = await eventually(
+        async () => {
+          const m = await messagesOf(1, 500);
+          return m.size === 500 && m;
+        },
+        'routing of 500 rows',
+        WAIT,
       );
-      return rows[0].passed && Number(rows[0].open) === 0;
-    }, 'the cursor passed every message and holds no range');
-  });
+      await eventually(
+        () => receivedAll(receivers.cursor, ids) && receivedAll(receivers.rows, ids),
+        'both subscriptions received all 500 messages',
+        WAIT,
+      );
+      assert.deepEqual(
+        new Set(delivered(receivers.cursor).keys()),
+        new Set(delivered(receivers.rows).keys()),
+        'the cursor delivered exactly the messages the rows did',
+      );
+      // Rows only for failed attempts (none here) and for work handed back unsent, which a loaded machine may do
+      // (claimed ahead, its lease ran short before a slot was free): those were then sent once, from their row.
+      const { rows } = await db.pool.query(
+        `SELECT count(*) FILTER (WHERE attempts > 1 OR last_error IS NOT NULL OR state <> 'done')::int AS failed, count(*)::int AS n
+         FROM rowcast.deliveries WHERE subscription IN ('cursor', 'filtered')`,
+      );
+      assert.equal(rows[0].failed, 0, 'no delivery row records a failed attempt');
+      assert.ok(rows[0].n < 500, `rows only for what was handed back (${rows[0].n})`);
+      await eventually(async () => {
+        const { rows } = await db.pool.query(
+          `SELECT rowcast.cursor_position('cursor') >= max(seq) AS passed, (SELECT count(*) FROM rowcast.cursor_leases WHERE subscription = 'cursor') AS open
+           FROM rowcast.messages WHERE topic = 'orders'`,
+        );
+        return rows[0].passed && Number(rows[0].open) === 0;
+      }, 'the cursor passed every message and holds no range');
+    },
+  );
 
   test('apply filter policies at delivery', TEST, async () => {
     await db.pool.query(`UPDATE orders SET note = 'updated' WHERE id <= 20`);
