@@ -63,9 +63,11 @@ export class CursorReader {
     lease: { leaseMs: number; owner: string },
     subscriptions: Map<string, Subscription>,
   ): Promise<LeasedMessage[]> {
+    const claimed = new Map<string, number>();
+    for (const r of rows) claimed.set(r.subscription, (claimed.get(r.subscription) ?? 0) + 1);
     const rest = new Map<string, number>();
     for (const [name, n] of wanted) {
-      const left = n - rows.filter((r) => r.subscription === name).length;
+      const left = n - (claimed.get(name) ?? 0);
       if (left > 0 && subscriptions.get(name)?.readsLog) rest.set(name, left);
     }
     if (!rest.size) return [];

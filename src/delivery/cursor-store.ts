@@ -37,7 +37,8 @@ export interface LeasedMessage {
 
 const leaseStatement = prepared(
   'lease_log_ranges',
-  `SELECT kind, subscription, from_seq::text, to_seq::text, lease::text, attempt, writers, seq::text, message_id::text, topic, subject, body,
+  `SELECT kind, subscription, from_seq::text, to_seq::text, lease::text, attempt, writers, subscription || '@' || seq AS delivery_id,
+          message_id::text, topic, subject, body,
           content_type, attributes, attribute_types, created_at, trace, max_message_size, large_messages, claim_check_ttl_ms
      FROM rowcast.lease_log_ranges($1::text[], $2::int[], $3::int, $4::text, $5::bigint, $6::bigint, $7::text[])`,
 );
@@ -80,15 +81,8 @@ export async function leaseLogRanges(
           attempt: r.attempt,
         }),
       );
-    return {
-      range,
-      delivery: toClaimedDelivery({
-        ...r,
-        delivery_id: `${r.subscription}@${r.seq}`,
-        attempt: r.attempt,
-        lease: r.lease,
-      }),
-    };
+    // A cursor's message has no row: its id in logs, spans and the tail is subscription@seq.
+    return { range, delivery: toClaimedDelivery(r) };
   });
   return {
     horizon: { settled: head.from_seq, barrierSeq: head.to_seq, barrierWriters: head.writers ?? [] },

@@ -102,10 +102,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     });
   }
 
-  /** Some subscription reads its topic through a cursor: new messages, not only new rows, are work. */
-  get readsLog(): boolean {
-    return [...this.subscriptions.values()].some((sub) => sub.readsLog);
-  }
+  /** Some subscription reads its topic through a cursor: new messages, not only new rows, are work (set at reload). */
+  readsLog = false;
 
   async start(): Promise<void> {
     await this.reloadSubscriptions();
@@ -119,6 +117,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     this.subscriptions = new Map(
       (await loadSubscriptions(this.pool, (name, error) => invalid.set(name, error))).map((s) => [s.name, s]),
     );
+    this.readsLog = [...this.subscriptions.values()].some((sub) => sub.readsLog);
     // Each invalid row is reported once (again if it changes), not on every reload.
     for (const [name, error] of invalid)
       if (this.invalidSettings.get(name) !== error) this.log.error({ subscription: name }, error);
@@ -373,7 +372,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   }
 
   /** A row's result goes to the next batch; a cursor's message counts towards its range's completion. */
-  private push(claim: ClaimedDelivery & { range?: LogRange }, result: DeliveryResult): DeliveryResult {
+  private push(claim: Claimed, result: DeliveryResult): DeliveryResult {
     if (!claim.range) this.results.add(result);
     else
       this.cursors.settle(

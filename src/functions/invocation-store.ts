@@ -7,6 +7,7 @@ import {
   type DirectClaim,
   directClaimDeliveriesSql,
   directClaimValues,
+  filteredRowsSubscriptionOn,
   publishMessages,
 } from '../routing/fan-out.js';
 import { type ClaimedInvocation, type ClaimedInvocationRow, toClaimedInvocation } from '../store/invocations.js';
@@ -148,7 +149,7 @@ WITH r AS (
   SELECT * FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::text[], $15::text[], $16::jsonb[], $17::text[], $18::text[])
     WITH ORDINALITY AS x(id, invocation, topic, subject, body, content_type, attributes, group_key, trace, ord)
 ), filtered AS (
-  SELECT ${withMessages ? 'EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.filter_policy IS NOT NULL AND NOT s.cursor AND s.topic IN (SELECT topic FROM mi))' : 'false'} AS yes
+  SELECT ${withMessages ? filteredRowsSubscriptionOn('SELECT topic FROM mi') : 'false'} AS yes
 ), done AS (
   UPDATE rowcast.invocations i
      SET state = r.state, available_at = coalesce(r.available_at, i.available_at), duration_ms = r.duration_ms,

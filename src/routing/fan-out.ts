@@ -30,12 +30,22 @@ const DELIVERY_STATE = `CASE WHEN ${TOO_LARGE} THEN 'dead' ELSE 'pending' END AS
  */
 const READ_BY_CURSOR = `EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = m.topic AND s.cursor)`;
 
+/** The subscriptions `s` that get delivery rows: confirmed (SNS's handshake), not reading through a cursor. */
+const GETS_ROWS = `s.sns_state = 'confirmed' AND NOT s.cursor`;
+
+/**
+ * Whether a subscription with a filter policy gets rows from the messages of these topics (a SQL list): the
+ * one-statement forms of routing and publishing route nothing then, and take the path that runs the matcher.
+ */
+export const filteredRowsSubscriptionOn = (topics: string) =>
+  `EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.filter_policy IS NOT NULL AND ${GETS_ROWS} AND s.topic IN (${topics}))`;
+
 /** The `d` CTE: deliveries for subscriptions without a filter policy. */
 export const UNFILTERED_DELIVERIES_SQL = `
   INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, last_error)
   SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
     FROM m JOIN rowcast.topics t ON t.name = m.topic
-    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND s.sns_state = 'confirmed' AND NOT s.cursor
+    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND ${GETS_ROWS}
   RETURNING message_id`;
 
 /** Deliveries the calling process can start now, per subscription, and the lease they get. */
@@ -84,7 +94,7 @@ export const directClaimDeliveriesSql = (p: DirectClaimParams) => `
             FROM (SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE},
                          row_number() OVER (PARTITION BY s.name ORDER BY m.seq) AS rank
                     FROM m JOIN rowcast.topics t ON t.name = m.topic
-                    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND s.sns_state = 'confirmed' AND NOT s.cursor) y
+                    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND ${GETS_ROWS}) y
             LEFT JOIN (SELECT w.subscription, w.n FROM unnest(${p.subscriptions}::text[], ${p.counts}::int[]) AS w(subscription, n)
                         -- Not while older deliveries of the subscription are due: new ones must not overtake them.
                         WHERE NOT EXISTS (SELECT 1 FROM rowcast.deliveries o
@@ -108,7 +118,7 @@ export const FILTER_CANDIDATES_SQL = `
   SELECT m.id::text AS message_id, m.topic, s.name AS subscription, s.filter_policy AS policy, s.filter_scope AS scope,
          m.attributes, m.body, m.content_type, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
     FROM m JOIN rowcast.topics t ON t.name = m.topic
-    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NOT NULL AND s.sns_state = 'confirmed' AND NOT s.cursor`;
+    JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NOT NULL AND ${GETS_ROWS}`;
 
 /** The final SELECT of a statement with CTEs `m`, `d` and `c`. */
 export const FAN_OUT_RESULT_SQL = `

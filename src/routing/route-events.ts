@@ -10,6 +10,7 @@ import {
   directClaimValues,
   FAN_OUT_RESULT_SQL,
   FILTER_CANDIDATES_SQL,
+  filteredRowsSubscriptionOn,
   type FanOutRow,
   finishFanOut,
   UNFILTERED_DELIVERIES_SQL,
@@ -71,7 +72,7 @@ WITH lock AS MATERIALIZED (
 ), batch AS (
   SELECT id, topic FROM rowcast.next_unrouted(CASE WHEN (SELECT held FROM lock) THEN $1 ELSE 0 END)
 ), filtered AS (
-  SELECT ${oneStatement ? 'EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.filter_policy IS NOT NULL AND NOT s.cursor AND s.topic IN (SELECT topic FROM batch))' : 'false'} AS yes
+  SELECT ${oneStatement ? filteredRowsSubscriptionOn('SELECT topic FROM batch') : 'false'} AS yes
 ), ev AS (
   -- "= ANY (ARRAY(…))": the update stays on the primary key whatever the planner guesses the batch's size is.
   UPDATE rowcast.events e SET routed_at = now()
