@@ -1,7 +1,7 @@
 /**
  * Drain probe: a backlog of captured events, then one rowcast process drains it; prints events/s (or
  * deliveries/s) and peak RSS.
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/probes/drain.ts webhook|fanout|function|log [events] [maxConcurrency]
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1] npx tsx bench/probes/drain.ts webhook|fanout|function|log [events] [maxConcurrency]
  */
 import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
@@ -23,6 +23,8 @@ const db = await probeDatabase(scenario);
 const receiver = await startCountingReceiver();
 await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int)');
 
+// CURSOR=1: the subscriptions read their topic through a cursor (issue 20).
+const cursor = process.env.CURSOR === '1';
 const subs = scenario === 'fanout' ? 10 : scenario === 'webhook' ? 1 : 0;
 const config: RowcastConfigInput = {
   topics: { items: {}, out: {} },
@@ -35,7 +37,7 @@ const config: RowcastConfigInput = {
   subscriptions: Object.fromEntries(
     Array.from({ length: subs }, (_, i) => [
       `s${i}`,
-      { topic: 'items', protocol: 'http' as const, endpoint: receiver.url, maxConcurrency },
+      { topic: 'items', protocol: 'http' as const, endpoint: receiver.url, maxConcurrency, cursor },
     ]),
   ),
   functions: {
