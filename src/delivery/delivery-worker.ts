@@ -247,7 +247,11 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       typeof message === 'string'
         ? { kind: 'dead', error: message }
         : await sink
-            .send({ deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message }, signal)
+            .send(
+              // A cursor's success writes no row, so its exchange would not be kept.
+              { deliveryId: claim.deliveryId, attempt: claim.attempt, subscription, message, logSuccess: !claim.range },
+              signal,
+            )
             .catch((err: Error): SendOutcome => ({ kind: 'retry', error: `sink failed: ${err.message}` }));
     // Aborted by shutdown: stop() releases it instead of counting a failure.
     if (signal.aborted) return span?.end({ error: 'aborted: rowcast is shutting down', outcome: 'released' });

@@ -66,25 +66,26 @@ export function redactHeaders(
 }
 
 /**
- * Reads the first RESPONSE_BODY_LIMIT bytes of a response body (whole UTF-8 characters) and drains the rest, so
- * the connection is reused.
+ * The first RESPONSE_BODY_LIMIT bytes of a response body, fed chunk by chunk as they arrive (the rest is read and
+ * dropped by the caller, so the connection is reused): whole UTF-8 characters only.
  */
-export async function readBodyStart(
-  body: AsyncIterable<Buffer> & { dump(): Promise<void> },
-): Promise<{ body: string; bodyTruncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > RESPONSE_BODY_LIMIT) break;
+export class BodyStart {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  add(chunk: Buffer): void {
+    if (this.size > RESPONSE_BODY_LIMIT) return;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
   }
-  await body.dump().catch(() => {});
-  const bytes = Buffer.concat(chunks, size);
-  // StringDecoder.write keeps a character cut at the limit back instead of writing a replacement character.
-  // jsonb cannot hold NUL characters (a binary body would fail the whole batch of results).
-  const text = new StringDecoder('utf8').write(bytes.subarray(0, RESPONSE_BODY_LIMIT)).replaceAll('\u0000', '\ufffd');
-  return { body: text, bodyTruncated: size > RESPONSE_BODY_LIMIT };
+
+  result(): { body: string; bodyTruncated: boolean } {
+    const bytes = Buffer.concat(this.chunks, this.size);
+    // StringDecoder.write keeps a character cut at the limit back instead of writing a replacement character.
+    // jsonb cannot hold NUL characters (a binary body would fail the whole batch of results).
+    const text = new StringDecoder('utf8').write(bytes.subarray(0, RESPONSE_BODY_LIMIT)).replaceAll('\u0000', '\ufffd');
+    return { body: text, bodyTruncated: this.size > RESPONSE_BODY_LIMIT };
+  }
 }
 
 /**

@@ -58,6 +58,11 @@ export interface DeliveryAttempt {
   attempt: number;
   subscription: Subscription;
   message: OutboundMessage;
+  /**
+   * Whether a successful attempt's exchange is wanted (default true): a delivery row keeps it in its attempt log; a
+   * message delivered through a cursor stores nothing when it succeeds, so the HTTP sink need not build it.
+   */
+  logSuccess?: boolean;
 }
 
 /**

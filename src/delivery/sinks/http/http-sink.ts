@@ -1,13 +1,21 @@
 import { createHmac } from 'node:crypto';
-import { Agent, errors as undiciErrors, request } from 'undici';
+import { Agent, errors as undiciErrors } from 'undici';
+import { httpPost, type PostResponse, PostTimeoutError } from './http-post.js';
 import { parseRetryAfter } from '../../../model/retry-policy.js';
 import { findPrivateEndpointError } from './address-policy.js';
 import { publicOnlyConnector } from './public-only-connector.js';
 import { controlTypeOf } from '../../sns-envelope/confirmation.js';
 import { type SnsEnvelopes, SNS_USER_AGENT } from '../../sns-envelope/sns-envelopes.js';
 import { percentEncodeHeaderValue, type RenderedMessage, renderMessage } from '../../../model/message-format.js';
-import { type AttemptExchange, readBodyStart, redactHeaders } from '../../../model/attempt-log.js';
+import { type AttemptExchange, redactHeaders } from '../../../model/attempt-log.js';
 import type { DeliveryAttempt, SendOutcome, Sink } from '../../../model/sink.js';
+
+/** Where an endpoint's requests go; credentials in its URL become the Authorization header. */
+interface Target {
+  origin: string;
+  path: string;
+  authorization?: string;
+}
 
 const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
 
@@ -20,7 +28,7 @@ const USER_AGENT = 'rowcast/0.1 (+https://github.com/rowcast/rowcast)';
 export class HttpSink implements Sink {
   private readonly agent: Agent;
   private readonly signers = new Map<string, WebhookSigner>();
-  private readonly targets = new Map<string, { url: string; authorization?: string }>();
+  private readonly targets = new Map<string, Target>();
 
   constructor(
     private readonly options: { allowPrivateEndpoints?: boolean; snsEnvelopes?: () => SnsEnvelopes | null } = {},
@@ -39,7 +47,10 @@ export class HttpSink implements Sink {
     return this.options.snsEnvelopes?.() ?? null;
   }
 
-  async send({ attempt, subscription, message }: DeliveryAttempt, signal: AbortSignal): Promise<SendOutcome> {
+  async send(
+    { attempt, subscription, message, logSuccess = true }: DeliveryAttempt,
+    signal: AbortSignal,
+  ): Promise<SendOutcome> {
     const { deliveryPolicy, format, headers: extra } = subscription.settings;
     const sns = format === 'sns';
     // SNS's handshake messages exist only for SNS envelopes: after a change of format there is nothing to send.
@@ -79,39 +90,25 @@ export class HttpSink implements Sink {
         headers['webhook-signature'] += ` ${this.signer(previous.secret).sign(message.id, now, body)}`;
       }
     }
-    // One controller per attempt for both the deadline and shutdown (AbortSignal.any and .timeout cost more per request).
-    const abort = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort();
-    }, deliveryPolicy.timeout);
-    const onShutdown = () => abort.abort();
-    signal.addEventListener('abort', onShutdown, { once: true });
-    // What the attempt log keeps of the request: taken once the headers are complete, before anything can fail.
+    // What the attempt log keeps of the request (taken once the headers are complete), built only when kept.
     let sent: AttemptExchange['request'] | undefined;
+    const request = () => (sent ??= { headers: redactHeaders(headers, subscription.secretHeaders) });
     try {
       const target = this.target(subscription.endpoint);
       if (target.authorization && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
         headers.authorization = target.authorization;
-      sent = { headers: redactHeaders(headers, subscription.secretHeaders) };
-      const res = await request(target.url, {
-        method: 'POST',
-        headers,
-        body,
-        dispatcher: this.agent,
-        signal: abort.signal,
-        headersTimeout: deliveryPolicy.timeout,
-        bodyTimeout: deliveryPolicy.timeout,
-      });
-      const status = res.statusCode;
-      const start = await readBodyStart(res.body);
-      const exchange: AttemptExchange = {
-        request: sent,
-        response: { status, headers: redactHeaders(res.headers), ...start },
-      };
-      if (status >= 200 && status < 300) return { kind: 'done', status, exchange };
-      const snippet = start.body.slice(0, 300).replace(/\s+/g, ' ').trim();
+      if (logSuccess) request();
+      const res = await httpPost(
+        this.agent,
+        target,
+        { headers, body, timeoutMs: deliveryPolicy.timeout, signal },
+        (status) => logSuccess || status < 200 || status >= 300,
+      );
+      const { status } = res;
+      if (status >= 200 && status < 300)
+        return logSuccess ? { kind: 'done', status, exchange: exchangeOf(request(), res) } : { kind: 'done', status };
+      const exchange = exchangeOf(request(), res);
+      const snippet = exchange.response!.body.slice(0, 300).replace(/\s+/g, ' ').trim();
       const error = `HTTP ${status}${snippet ? `: ${snippet}` : ''}`;
       if (status === 410)
         return { kind: 'disable', status, error: `${error} (the endpoint is gone; subscription disabled)`, exchange };
@@ -119,23 +116,20 @@ export class HttpSink implements Sink {
         return {
           kind: 'retry',
           status,
-          error: `${error} (redirects are not followed; point the subscription at ${res.headers.location ?? 'the new URL'})`,
+          error: `${error} (redirects are not followed; point the subscription at ${headerValue(res.headers!.location) ?? 'the new URL'})`,
           exchange,
         };
       const retryAfter =
-        status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers['retry-after'])) : undefined;
+        status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers!['retry-after'])) : undefined;
       return { kind: 'retry', status, error, retryAfterMs: retryAfter, exchange };
     } catch (err) {
       // No response: the log keeps what was sent (nothing when the endpoint itself was invalid).
       const exchange = sent && { request: sent };
-      if (timedOut) return { kind: 'retry', error: `timed out after ${deliveryPolicy.timeout} ms`, exchange };
+      if (err instanceof PostTimeoutError) return { kind: 'retry', error: err.message, exchange };
       if (signal.aborted) return { kind: 'retry', error: 'aborted: rowcast is shutting down', exchange };
       const refused = findPrivateEndpointError(err);
       if (refused) return { kind: 'retry', error: refused.message, exchange };
       return { kind: 'retry', error: describeNetworkError(err), exchange };
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onShutdown);
     }
   }
 
@@ -147,16 +141,17 @@ export class HttpSink implements Sink {
    * Credentials in the endpoint (https://user:password@host/…) become HTTP Basic authentication: undici would
    * silently drop them, and they must not travel in the URL either.
    */
-  private target(endpoint: string): { url: string; authorization?: string } {
+  private target(endpoint: string): Target {
     let target = this.targets.get(endpoint);
     if (!target) {
       const url = new URL(endpoint);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        throw new Error(`${url.protocol} is not HTTP: the endpoint must be an http:// or https:// URL`);
+      target = { origin: url.origin, path: `${url.pathname}${url.search}` };
       if (url.username || url.password) {
         const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
-        url.username = '';
-        url.password = '';
-        target = { url: url.toString(), authorization: `Basic ${Buffer.from(credentials).toString('base64')}` };
-      } else target = { url: endpoint };
+        target.authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
+      }
       if (this.targets.size >= 10_000) this.targets.clear();
       this.targets.set(endpoint, target);
     }
@@ -192,6 +187,11 @@ class WebhookSigner {
       .update(`${id}.${Math.floor(at.getTime() / 1000)}.${body}`)
       .digest('base64')}`;
   }
+}
+
+/** The attempt log's record of an exchange that got a response (with its headers and the start of its body). */
+function exchangeOf(request: AttemptExchange['request'], res: PostResponse): AttemptExchange {
+  return { request, response: { status: res.status, headers: redactHeaders(res.headers!), ...res.body! } };
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
