@@ -104,14 +104,21 @@ export interface RangeCompletion {
   claimChecks?: { topic: string; ttlMs: number };
 }
 
-// A range with claim-checked messages leaves a row for retention (migration 031): each link of it was signed before
-// this statement began, so it expires by now() + the TTL it was signed with. Written even when the lease was lost
-// (a PostgreSQL crash, or taken over): the links this owner sent are out there all the same.
 const completeStatement = prepared(
   'complete_log_ranges',
+  `DELETE FROM rowcast.cursor_leases c USING unnest($1::text[], $2::bigint[], $3::uuid[]) AS r(subscription, from_seq, lease)
+    WHERE c.subscription = r.subscription AND c.from_seq = r.from_seq AND c.lease = r.lease
+   RETURNING c.subscription, c.from_seq::text`,
+);
+
+// A range with claim-checked messages also leaves a row for retention (migration 031): each link of it was signed
+// before this statement began, so it expires by now() + the TTL it was signed with. Written even when the lease was
+// lost (a PostgreSQL crash, or taken over): the links this owner sent are out there all the same.
+const completeWithLinksStatement = prepared(
+  'complete_log_ranges_with_links',
   `WITH r AS (
-     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[])
-                AS r(subscription, from_seq, to_seq, lease, topic, ttl_ms)),
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bigint[], $5::text[], $6::bigint[])
+                AS r(subscription, from_seq, lease, to_seq, topic, ttl_ms)),
    done AS (
      DELETE FROM rowcast.cursor_leases c USING r
       WHERE c.subscription = r.subscription AND c.from_seq = r.from_seq AND c.lease = r.lease
@@ -122,15 +129,21 @@ const completeStatement = prepared(
    SELECT subscription, from_seq::text FROM done`,
 );
 
-const completeParams = (ranges: RangeCompletion[]) =>
-  completeStatement([
+/** The completion of these ranges: the plain DELETE unless one of them holds claim-checked messages. */
+function completionOf(ranges: RangeCompletion[]) {
+  const fenced = [
     ranges.map((c) => c.range.subscription),
     ranges.map((c) => c.range.fromSeq),
-    ranges.map((c) => c.range.toSeq),
     ranges.map((c) => c.range.lease),
+  ];
+  if (!ranges.some((c) => c.claimChecks)) return completeStatement(fenced);
+  return completeWithLinksStatement([
+    ...fenced,
+    ranges.map((c) => c.range.toSeq),
     ranges.map((c) => c.claimChecks?.topic ?? null),
     ranges.map((c) => c.claimChecks?.ttlMs ?? null),
   ]);
+}
 
 /**
  * Completes ranges whose every message was delivered, in one statement. Ranges with failures or work handed back
@@ -146,7 +159,7 @@ export async function completeLogRanges(
   let completed = 0;
   let deadLetters = false;
   if (clean.length) {
-    const res = await pool.query(completeParams(clean));
+    const res = await pool.query(completionOf(clean));
     completed += res.rowCount ?? 0;
   }
   for (const c of completions.filter((x) => x.failed.length || x.handedBack.length)) {
@@ -159,7 +172,7 @@ export async function completeLogRanges(
 
 async function completeWithRows(client: PoolClient, c: RangeCompletion): Promise<boolean> {
   const { range } = c;
-  const gone = await client.query(completeParams([c]));
+  const gone = await client.query(completionOf([c]));
   if (!gone.rowCount) return false;
   // Failed attempts become rows in flight under a fresh lease, then take their result like any claimed delivery.
   const leases = c.failed.map(() => randomUUID());
