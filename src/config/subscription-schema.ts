@@ -108,7 +108,7 @@ export const subscriptionCommon = {
   /**
    * Read the topic's messages through a cursor instead of one delivery row per message: a batch costs one range
    * lease and its completion, whatever its size; only failed, dead and handed-back work gets rows (docs/subscriptions.md).
-   * Not yet on FIFO or claim-check topics.
+   * Not yet on FIFO topics.
    */
   cursor: z.boolean().default(false),
 };

@@ -3,6 +3,7 @@ import type { Pool } from '../store/pool.js';
 import { ResultBatcher } from '../queue/result-batcher.js';
 import type { PoolClient } from '../store/pool.js';
 import { messagePassesFilter } from '../model/filter-policy/filter-policy.js';
+import { decideSize } from '../model/delivery-outcome.js';
 import type { Subscription } from '../model/sink.js';
 import {
   completeLogRanges,
@@ -100,9 +101,13 @@ export class CursorReader {
     const skipped: LogRange[] = [];
     for (const m of messages) {
       const key = keyOf(m.range);
-      const open = this.open.get(key);
-      if (open) open.remaining++;
-      else this.open.set(key, { completion: { range: m.range, failed: [], handedBack: [] }, remaining: 1 });
+      let open = this.open.get(key);
+      if (!open)
+        this.open.set(key, (open = { completion: { range: m.range, failed: [], handedBack: [] }, remaining: 0 }));
+      open.remaining++;
+      // Filtered out or not, sent now or by an owner whose lease expired: its range keeps claim-checked bodies.
+      if (claimChecked(m))
+        open.completion.claimChecks = { topic: m.delivery.message.topic, ttlMs: m.delivery.limits.claimCheckTtl };
       if (wanted(m)) send.push(m);
       else skipped.push(m.range);
     }
@@ -129,6 +134,14 @@ export class CursorReader {
     this.settleTimer = null;
     await this.completions.drain();
   }
+}
+
+/** A message its topic sends as a claim-check link (the delivery worker's size rule, decideSize). */
+function claimChecked({ delivery: { message, limits } }: LeasedMessage): boolean {
+  return (
+    limits.largeMessages === 'claim-check' &&
+    decideSize(Buffer.byteLength(message.body), limits, message.topic).send === 'claim-check'
+  );
 }
 
 /** How soon a lease is tried again when its horizon had not settled. */

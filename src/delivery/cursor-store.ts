@@ -97,6 +97,11 @@ export interface RangeCompletion {
   failed: { messageId: string; result: Omit<DeliveryResult, 'deliveryId' | 'lease' | 'attempt'> }[];
   /** Messages handed back unsent (shutdown, or their lease ran short while queued): pending rows, due now. */
   handedBack: { messageId: string; started: boolean }[];
+  /**
+   * The range holds messages over their claim-check topic's size limit: links to their bodies were (or, by an owner
+   * whose lease expired, may have been) sent, lasting `ttlMs`. Its completion records that for retention.
+   */
+  claimChecks?: { topic: string; ttlMs: number };
 }
 
 const completeStatement = prepared(
@@ -106,10 +111,45 @@ const completeStatement = prepared(
    RETURNING c.subscription, c.from_seq::text`,
 );
 
+// A range with claim-checked messages also leaves a row for retention (migration 031): each link of it was signed
+// before this statement began, so it expires by now() + the TTL it was signed with. Written even when the lease was
+// lost (a PostgreSQL crash, or taken over): the links this owner sent are out there all the same.
+const completeWithLinksStatement = prepared(
+  'complete_log_ranges_with_links',
+  `WITH r AS (
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bigint[], $5::text[], $6::bigint[])
+                AS r(subscription, from_seq, lease, to_seq, topic, ttl_ms)),
+   done AS (
+     DELETE FROM rowcast.cursor_leases c USING r
+      WHERE c.subscription = r.subscription AND c.from_seq = r.from_seq AND c.lease = r.lease
+     RETURNING c.subscription, c.from_seq),
+   links AS (
+     INSERT INTO rowcast.cursor_claim_checks (topic, from_seq, to_seq, expires_at)
+     SELECT r.topic, r.from_seq, r.to_seq, now() + r.ttl_ms * interval '1 millisecond' FROM r WHERE r.ttl_ms IS NOT NULL)
+   SELECT subscription, from_seq::text FROM done`,
+);
+
+/** The completion of these ranges: the plain DELETE unless one of them holds claim-checked messages. */
+function completionOf(ranges: RangeCompletion[]) {
+  const fenced = [
+    ranges.map((c) => c.range.subscription),
+    ranges.map((c) => c.range.fromSeq),
+    ranges.map((c) => c.range.lease),
+  ];
+  if (!ranges.some((c) => c.claimChecks)) return completeStatement(fenced);
+  return completeWithLinksStatement([
+    ...fenced,
+    ranges.map((c) => c.range.toSeq),
+    ranges.map((c) => c.claimChecks?.topic ?? null),
+    ranges.map((c) => c.claimChecks?.ttlMs ?? null),
+  ]);
+}
+
 /**
  * Completes ranges whose every message was delivered, in one statement. Ranges with failures or work handed back
  * complete one transaction each, with their rows. A range whose lease was lost (expired and taken over) writes
- * nothing: its new owner sends it again. Returns how many ranges completed, and whether dead letters were published.
+ * nothing but the record of its claim-check links: its new owner sends it again. Returns how many ranges completed,
+ * and whether dead letters were published.
  */
 export async function completeLogRanges(
   pool: Pool,
@@ -119,13 +159,7 @@ export async function completeLogRanges(
   let completed = 0;
   let deadLetters = false;
   if (clean.length) {
-    const res = await pool.query(
-      completeStatement([
-        clean.map((c) => c.range.subscription),
-        clean.map((c) => c.range.fromSeq),
-        clean.map((c) => c.range.lease),
-      ]),
-    );
+    const res = await pool.query(completionOf(clean));
     completed += res.rowCount ?? 0;
   }
   for (const c of completions.filter((x) => x.failed.length || x.handedBack.length)) {
@@ -138,7 +172,7 @@ export async function completeLogRanges(
 
 async function completeWithRows(client: PoolClient, c: RangeCompletion): Promise<boolean> {
   const { range } = c;
-  const gone = await client.query(completeStatement([[range.subscription], [range.fromSeq], [range.lease]]));
+  const gone = await client.query(completionOf([c]));
   if (!gone.rowCount) return false;
   // Failed attempts become rows in flight under a fresh lease, then take their result like any claimed delivery.
   const leases = c.failed.map(() => randomUUID());

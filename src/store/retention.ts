@@ -7,7 +7,8 @@ const ACTIVITY_RETENTION = '24 hours';
  * Deletes history past its retention window in small chunks, so tables do not bloat and no long lock is held.
  * Routed events, fully delivered messages and finished invocations go after `retention`; messages with dead
  * deliveries after `deadRetention`; work still pending or in flight never; a claim-checked body not before the links
- * sent for it expire (so a link never 404s before its documented expiry, whatever `retention` says).
+ * sent for it expire, by a delivery row or a cursor (so a link never 404s before its documented expiry, whatever
+ * `retention` says).
  */
 export async function applyRetention(
   pool: Pool,
@@ -36,10 +37,14 @@ export async function applyRetention(
             AND NOT EXISTS (SELECT 1 FROM rowcast.subscriptions s JOIN rowcast.cursors c ON c.subscription = s.name
                              WHERE s.topic = m.topic AND m.seq > rowcast.cursor_position(c.subscription))
             -- A claim-checked body stays while a link sent for it may still be valid: each attempt sent one lasting
-            -- the topic's claimCheckTtl, and a delivery's updated_at is at or after its last attempt.
-            AND NOT EXISTS (SELECT 1 FROM rowcast.topics t JOIN rowcast.deliveries d ON d.message_id = m.id
+            -- the topic's claimCheckTtl, and a delivery's updated_at is at or after its last attempt; a cursor's
+            -- links expire by the time its range's completion recorded (migration 031).
+            AND NOT EXISTS (SELECT 1 FROM rowcast.topics t
                              WHERE t.name = m.topic AND t.large_messages = 'claim-check' AND octet_length(m.body) > t.max_message_size
-                               AND d.updated_at >= now() - t.claim_check_ttl_ms * interval '1 millisecond')
+                               AND (EXISTS (SELECT 1 FROM rowcast.deliveries d WHERE d.message_id = m.id
+                                             AND d.updated_at >= now() - t.claim_check_ttl_ms * interval '1 millisecond')
+                                    OR EXISTS (SELECT 1 FROM rowcast.cursor_claim_checks k
+                                                WHERE k.topic = m.topic AND k.to_seq >= m.seq AND k.from_seq < m.seq AND k.expires_at > now())))
           LIMIT ${CHUNK})`,
       [retentionMs, deadRetentionMs],
     );
@@ -57,6 +62,8 @@ export async function applyRetention(
     if ((r.rowCount ?? 0) < CHUNK) break;
   }
   await pool.query(`DELETE FROM rowcast.dedup WHERE expires_at < now()`);
+  // Cursor ranges whose claim-check links have all expired keep no body any more.
+  await pool.query(`DELETE FROM rowcast.cursor_claim_checks WHERE expires_at <= now()`);
   // Activity counts (rates and charts) older than a day are past any window the API shows.
   await pool.query(`DELETE FROM rowcast.activity WHERE bucket < now() - interval '${ACTIVITY_RETENTION}'`);
   // A webhook secret rotated out no longer signs after its overlap (the sink checks the expiry); it is not kept either.
