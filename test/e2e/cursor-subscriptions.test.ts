@@ -127,14 +127,20 @@ describe('subscriptions read through a cursor', () => {
       );
       // Rows only for failed attempts (none here) and for work handed back unsent, which a loaded machine may do
       // (claimed ahead, its lease ran short before a slot was free): those were then sent once, from their row.
-      // Their results are written in batches after the sends, so the rows are read once none is in flight.
-      await eventually(async () => {
-        const { rows } = await db.pool.query(
-          `SELECT count(*)::int AS open FROM rowcast.deliveries
-            WHERE subscription IN ('cursor', 'filtered') AND state = 'in_flight'`,
-        );
-        return rows[0].open === 0;
-      }, 'the results of rows handed back are recorded');
+      // The filtered cursor's are not awaited above, and results are written in batches after the sends: the rows
+      // are read once none handed back waits or is in flight (a failure, pending with its error, does not wait).
+      await eventually(
+        async () => {
+          const { rows } = await db.pool.query(
+            `SELECT count(*)::int AS open FROM rowcast.deliveries
+            WHERE subscription IN ('cursor', 'filtered')
+              AND (state = 'in_flight' OR (state = 'pending' AND last_error IS NULL))`,
+          );
+          return rows[0].open === 0;
+        },
+        'the rows handed back are sent and their results recorded',
+        WAIT,
+      );
       const { rows } = await db.pool.query(
         `SELECT count(*) FILTER (WHERE attempts > 1 OR last_error IS NOT NULL OR state <> 'done')::int AS failed, count(*)::int AS n,
                 string_agg(DISTINCT state || ' ' || attempts || ' ' || coalesce(last_error, ''), '; ') AS seen
