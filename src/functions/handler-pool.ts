@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.js';
 import type { InvocationOutcome, InvocationRunner } from './invocation-runner.js';
 import type { InvocationSlot, InvocationSnsEndpoint } from './invocation-sns-endpoint.js';
-import type { InvokeRequest, ThreadMessage } from '../model/thread-protocol.js';
+import type { InvokeRequest, ThreadMessage, ToThreadMessage } from '../model/thread-protocol.js';
 
 export interface HandlerPoolOptions {
   functionName: string;
@@ -46,6 +46,8 @@ export class HandlerPool implements InvocationRunner {
   private readonly initialised = new WeakSet<Worker>();
   /** Each thread's SNS endpoint for the AWS SDK. */
   private readonly slots = new WeakMap<Worker, InvocationSlot>();
+  /** The topics each thread last got (the function worker keeps one object until they change). */
+  private readonly topicsSent = new WeakMap<Worker, InvokeRequest['topics']>();
 
   constructor(
     private readonly options: HandlerPoolOptions,
@@ -175,7 +177,12 @@ export class HandlerPool implements InvocationRunner {
       worker.on('exit', onExit);
       signal.addEventListener('abort', onAbort);
       slot?.begin(request.id);
-      worker.postMessage({ ...request, deadline } satisfies InvokeRequest);
+      const { topics, ...invocation } = request;
+      if (this.topicsSent.get(worker) !== topics) {
+        worker.postMessage({ type: 'topics', topics } satisfies ToThreadMessage);
+        this.topicsSent.set(worker, topics);
+      }
+      worker.postMessage({ type: 'invoke', ...invocation, deadline } satisfies ToThreadMessage);
     });
   }
 

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { InvokeRequest, PublishedMessage, ThreadMessage } from '../model/thread-protocol.js';
+import type { PublishedMessage, ThreadMessage, ToThreadMessage, TopicRules } from '../model/thread-protocol.js';
 
 const { modulePath, exportName, functionName } = workerData as {
   modulePath: string;
@@ -49,7 +49,10 @@ function topicName(topic: string): string {
   return topic.startsWith('arn:') ? topic.slice(topic.lastIndexOf(':') + 1) : topic;
 }
 
-async function run(req: InvokeRequest): Promise<void> {
+/** The topics publish() checks against, as the dispatcher last sent them. */
+let topics: Record<string, TopicRules> = {};
+
+async function run(req: Extract<ToThreadMessage, { type: 'invoke' }>): Promise<void> {
   const published: PublishedMessage[] = [];
   const controller = new AbortController();
   const abortTimer = setTimeout(() => controller.abort(new Error('timed out')), Math.max(0, req.deadline - Date.now()));
@@ -82,9 +85,9 @@ async function run(req: InvokeRequest): Promise<void> {
       options: { subject?: string; attributes?: Record<string, string>; groupKey?: string; dedupKey?: string } = {},
     ) {
       const name = topicName(String(topic));
-      const rules = req.topics[name];
+      const rules = topics[name];
       if (!rules)
-        throw new Error(`publish: no topic "${name}"; known topics: ${Object.keys(req.topics).join(', ') || 'none'}`);
+        throw new Error(`publish: no topic "${name}"; known topics: ${Object.keys(topics).join(', ') || 'none'}`);
       const isText = typeof message === 'string';
       const body = isText ? message : JSON.stringify(message);
       if (body === undefined) throw new Error('publish: the message must be a string or JSON-serialisable');
@@ -149,4 +152,7 @@ async function run(req: InvokeRequest): Promise<void> {
   }
 }
 
-port.on('message', (req: InvokeRequest) => void run(req));
+port.on('message', (m: ToThreadMessage) => {
+  if (m.type === 'topics') topics = m.topics;
+  else void run(m);
+});

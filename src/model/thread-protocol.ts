@@ -38,6 +38,13 @@ export interface HandlerError {
   stack: string[];
 }
 
+/**
+ * What the dispatcher sends a handler thread: an invocation, or the topics publish() checks against — sent before
+ * an invocation only when they changed since the thread last got them, not cloned into every invocation.
+ */
+export type ToThreadMessage =
+  ({ type: 'invoke' } & Omit<InvokeRequest, 'topics'>) | { type: 'topics'; topics: Record<string, TopicRules> };
+
 export type ThreadMessage =
   /** The handler module has loaded (or failed to: the first invocation then reports why); the init phase is over. */
   | { type: 'init' }
