@@ -134,10 +134,6 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
     }
     if (sub.protocol === 'function') checkFunction(`subscriptions.${name}.function`, sub.function);
     const topic = config.topics[sub.topic];
-    if (sub.cursor && topic?.fifo)
-      problems.push(
-        `subscriptions.${name}.cursor: topic ${sub.topic} is FIFO, whose groups are kept in order by delivery rows; remove cursor (rows are the default) or subscribe to a standard topic.`,
-      );
     if (sub.cursor && topic?.largeMessages === 'claim-check')
       problems.push(
         `subscriptions.${name}.cursor: topic ${sub.topic} sends large messages as claim checks, whose bodies are kept by their delivery rows; remove cursor or set the topic's largeMessages to "reject".`,
