@@ -177,9 +177,8 @@ async function completeWithRows(client: PoolClient, c: RangeCompletion): Promise
        SELECT h.message_id, $1, ${DELIVERY_ORDER}, 'pending', CASE WHEN h.started THEN $2 ELSE $2 - 1 END, now(), m.created_at
          FROM unnest($3::uuid[], $4::boolean[]) AS h(message_id, started) JOIN rowcast.messages m ON m.id = h.message_id
          LEFT JOIN rowcast.topics t ON t.name = m.topic
-        -- A message routed while the subscription switched to its cursor has a row already (both, never neither).
-        WHERE NOT EXISTS (SELECT 1 FROM rowcast.deliveries e
-                           WHERE e.message_id = h.message_id AND e.subscription = $1 AND e.state IN ('pending', 'in_flight'))`,
+        -- A message routed as the subscription switched to its cursor has a row (both, never neither): it is the rows'.
+        WHERE NOT EXISTS (SELECT 1 FROM rowcast.deliveries e WHERE e.message_id = h.message_id AND e.subscription = $1)`,
       [range.subscription, range.attempt, c.handedBack.map((h) => h.messageId), c.handedBack.map((h) => h.started)],
     );
   return true;

@@ -33,7 +33,7 @@ const valueOf = (r: ReceivedRequest) => r.json?.body?.after?.v as number;
 const accepted = (receiver: WebhookReceiver, id: number) =>
   receiver.requests.filter((r) => r.status === 200 && keyOf(r) === id).map(valueOf);
 
-function config(): RowcastConfigInput {
+function config(shared = { cursor: true }): RowcastConfigInput {
   const fast = { minDelay: '10ms', maxDelay: '40ms' };
   return {
     topics: { counters: { fifo: true }, jobs: { fifo: true, onDeadMessage: 'block-group' } },
@@ -70,8 +70,8 @@ function config(): RowcastConfigInput {
         topic: 'jobs',
         protocol: 'http',
         endpoint: receivers.shared.url,
-        cursor: true,
         maxConcurrency: 8,
+        ...shared,
       },
     },
   };
@@ -264,4 +264,40 @@ test('FIFO cursor: two processes share it without reordering a row, and one stop
     `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'shared' AND last_error IS NOT NULL`,
   );
   assert.equal(rows[0]!.n, 0);
+});
+
+test('FIFO cursor: switched to rows and back while rows are written, each row stays in order', TEST, async () => {
+  const ids = Array.from({ length: 8 }, (_x, i) => 2000 + i);
+  await db.pool.query(`INSERT INTO jobs SELECT g, 0 FROM generate_series(2000, 2007) g`);
+  let writing = true;
+  let rounds = 0;
+  const writer = (async () => {
+    while (writing || rounds < 6) {
+      await updateConcurrently(ids, 1, 'jobs');
+      rounds++;
+    }
+  })();
+  try {
+    // To rows while the cursor still has ranges to deliver: rows of later messages wait until it has drained.
+    await eventually(() => rounds >= 2, 'updates under the cursor');
+    await applyConfig(db.pool, config({ cursor: false }));
+    await eventually(
+      async () =>
+        (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.cursors WHERE subscription = 'shared'`)).rows[0]
+          .n === 0,
+      'the switched-off cursor drained and went',
+      WAIT,
+    );
+    // And back to a cursor: it starts at the log's end, behind the rows' groups.
+    await applyConfig(db.pool, config());
+  } finally {
+    writing = false;
+    await writer;
+  }
+  await eventually(
+    () => ids.every((id) => new Set(accepted(receivers.shared, id)).size === rounds + 1),
+    'every update delivered',
+    WAIT,
+  );
+  assertOrdered(receivers.shared, ids, rounds + 1);
 });

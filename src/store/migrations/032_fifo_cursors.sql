@@ -141,12 +141,16 @@ BEGIN
       WITH r AS (
         SELECT m.*, coalesce(m.group_key, '') AS gk FROM rowcast.messages m
          WHERE m.topic = sub.topic AND m.seq > f AND m.seq <= t),
+      k AS (SELECT DISTINCT r.gk FROM r),
+      -- The subscription's dead rows are read once for all the range's groups, not once per group.
+      dead AS (
+        SELECT DISTINCT e.group_key AS gk FROM rowcast.deliveries e
+         WHERE sub.dead_blocks AND e.subscription = s AND e.state = 'dead' AND e.group_key IN (SELECT k.gk FROM k)),
       g AS (
         SELECT k.gk, EXISTS (SELECT 1 FROM rowcast.deliveries e
                               WHERE e.subscription = s AND e.group_key = k.gk AND e.state IN ('pending', 'in_flight'))
-                     OR (sub.dead_blocks AND EXISTS (SELECT 1 FROM rowcast.deliveries e
-                                                      WHERE e.subscription = s AND e.state = 'dead' AND e.group_key = k.gk)) AS held
-          FROM (SELECT DISTINCT r.gk FROM r) k)
+                     OR k.gk IN (SELECT dead.gk FROM dead) AS held
+          FROM k)
       SELECT 'message'::text, s, f, t, tok, att, NULL::text[], m.seq, m.id, m.topic, m.subject,
              CASE WHEN m.protocol_bodies IS NULL THEN m.body
                   ELSE coalesce(m.protocol_bodies ->> (SELECT x.protocol FROM rowcast.subscriptions x WHERE x.name = s), m.body) END,
