@@ -107,8 +107,8 @@ export const subscriptionCommon = {
   disableAfter: disableAfterSchema.optional(),
   /**
    * Read the topic's messages through a cursor instead of one delivery row per message: a batch costs one range
-   * lease and its completion, whatever its size; only failed, dead and handed-back work gets rows (docs/subscriptions.md).
-   * Not yet on FIFO topics.
+   * lease and its completion, whatever its size; only failed, dead and handed-back work, and FIFO groups held behind
+   * a failed head, get rows (docs/subscriptions.md).
    */
   cursor: z.boolean().default(false),
 };

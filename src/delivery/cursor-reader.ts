@@ -23,12 +23,35 @@ export type RangeOutcome =
 interface OpenRange {
   completion: RangeCompletion;
   remaining: number;
+  /** When the range was leased and for how long: a message started later still runs under the range's lease. */
+  lease: RangeLease;
+  /** FIFO: the groups of the range, and the group of each message sent (the one running in its group). */
+  groups: Map<string, FifoGroup> | null;
+  groupOf: Map<string, string> | null;
+}
+
+/** A FIFO group within a range: at most one message running, the rest waiting behind it in seq order. */
+interface FifoGroup {
+  running: boolean;
+  /** A message of the group was not delivered (failed, handed back, held): the rest become rows behind it. */
+  stopped: boolean;
+  waiting: LeasedMessage[];
+}
+
+export interface RangeLease {
+  claimedAt: number;
+  leaseMs: number;
 }
 
 /**
  * A process's reading of the subscriptions that read their topic through a cursor: it leases ranges of the log
  * within the settled horizon it keeps (cursor-store.ts), applies filter policies in memory, counts each message's
  * outcome, and once every message of a range has one, completes the range in a group commit with the others.
+ *
+ * On a FIFO topic a range's groups go concurrently, but each group's messages one after another in seq order: the
+ * next starts (`start`) only once the one before it was delivered. A message whose group a delivery row holds
+ * back, or that follows one of its group that was not delivered, is not sent: it becomes a pending row behind it
+ * when the range completes, where the rows' FIFO claim rule keeps the order.
  */
 export class CursorReader {
   private readonly open = new Map<string, OpenRange>();
@@ -36,15 +59,21 @@ export class CursorReader {
   private horizon: LogHorizon = INITIAL_HORIZON;
   private settleTimer: NodeJS.Timeout | null = null;
 
-  /** `wake`: the delivery worker should claim again (dead letters were published, or the horizon may settle). */
+  /**
+   * `wake`: the delivery worker should claim again (dead letters were published, the horizon may settle, or a FIFO
+   * range completed, so its cursor's next range may be leased). `start`: a FIFO message whose turn came after its
+   * lease; false if the worker takes no more work (stopping), and the message is handed back.
+   */
   constructor(
     pool: Pool,
     log: Logger,
     private readonly wake: () => void,
+    private readonly start: (message: LeasedMessage, lease: RangeLease) => boolean,
   ) {
     this.completions = new ResultBatcher({
       write: async (batch) => {
-        if ((await completeLogRanges(pool, batch)).deadLetters) wake();
+        const { deadLetters } = await completeLogRanges(pool, batch);
+        if (deadLetters || batch.some((c) => c.fifo)) wake();
       },
       log,
       what: 'cursor range',
@@ -61,7 +90,7 @@ export class CursorReader {
     client: PoolClient,
     wanted: Map<string, number>,
     rows: { subscription: string }[],
-    lease: { leaseMs: number; owner: string },
+    lease: { leaseMs: number; owner: string; claimedAt: number },
     subscriptions: Map<string, Subscription>,
   ): Promise<LeasedMessage[]> {
     const claimed = new Map<string, number>();
@@ -82,7 +111,7 @@ export class CursorReader {
         this.settleTimer = null;
         this.wake();
       }, SETTLE_RETRY_MS);
-    return this.admit(leased.messages, ({ delivery }) => {
+    return this.admit(leased.messages, lease, ({ delivery }) => {
       const filter = subscriptions.get(delivery.subscription)?.filter;
       return !filter || messagePassesFilter(filter.policy, filter.scope, delivery.message);
     });
@@ -95,23 +124,54 @@ export class CursorReader {
     if (fromLog.length) await this.completions.drain();
   }
 
-  /** Takes a lease's messages in; those `wanted` rejects count as done at once. Returns the messages to send. */
-  private admit(messages: LeasedMessage[], wanted: (m: LeasedMessage) => boolean): LeasedMessage[] {
+  /**
+   * Takes a lease's messages in (in seq order per range); those `wanted` rejects count as done at once. Returns the
+   * messages to send now: on FIFO topics the first of each group that nothing holds back.
+   */
+  private admit(
+    messages: LeasedMessage[],
+    lease: { leaseMs: number; claimedAt: number },
+    wanted: (m: LeasedMessage) => boolean,
+  ): LeasedMessage[] {
     const send: LeasedMessage[] = [];
     const skipped: LogRange[] = [];
+    const held: LeasedMessage[] = [];
     for (const m of messages) {
       const key = keyOf(m.range);
       let open = this.open.get(key);
-      if (!open)
-        this.open.set(key, (open = { completion: { range: m.range, failed: [], handedBack: [] }, remaining: 0 }));
-      open.remaining++;
+      if (open) open.remaining++;
+      else
+        this.open.set(
+          key,
+          (open = {
+            completion: { range: m.range, failed: [], handedBack: [], fifo: m.fifo !== null },
+            remaining: 1,
+            lease: { claimedAt: lease.claimedAt, leaseMs: lease.leaseMs },
+            groups: m.fifo ? new Map() : null,
+            groupOf: m.fifo ? new Map() : null,
+          }),
+        );
       // Filtered out or not, sent now or by an owner whose lease expired: its range keeps claim-checked bodies.
       if (claimChecked(m))
         open.completion.claimChecks = { topic: m.delivery.message.topic, ttlMs: m.delivery.limits.claimCheckTtl };
-      if (wanted(m)) send.push(m);
-      else skipped.push(m.range);
+      if (!wanted(m)) skipped.push(m.range);
+      else if (!m.fifo || !open.groups) send.push(m);
+      else {
+        let group = open.groups.get(m.fifo.group);
+        if (!group) open.groups.set(m.fifo.group, (group = { running: false, stopped: false, waiting: [] }));
+        open.groupOf!.set(m.delivery.message.id, m.fifo.group);
+        if (m.fifo.held || group.stopped) {
+          group.stopped = true;
+          held.push(m);
+        } else if (group.running) group.waiting.push(m);
+        else {
+          group.running = true;
+          send.push(m);
+        }
+      }
     }
     for (const range of skipped) this.settle(range, '', { kind: 'done' });
+    for (const m of held) this.settle(m.range, m.delivery.message.id, { kind: 'handedBack', started: false });
     return send;
   }
 
@@ -123,9 +183,37 @@ export class CursorReader {
       const { deliveryId: _id, lease: _lease, attempt: _attempt, ...result } = outcome.result;
       open.completion.failed.push({ messageId, result });
     } else if (outcome.kind === 'handedBack') open.completion.handedBack.push({ messageId, started: outcome.started });
+    const name = open.groupOf?.get(messageId);
+    if (name !== undefined) {
+      open.groupOf!.delete(messageId);
+      const group = open.groups!.get(name)!;
+      group.running = false;
+      if (outcome.kind !== 'done') group.stopped = true;
+      this.next(open, group);
+    }
     if (--open.remaining > 0) return;
     this.open.delete(key);
     this.completions.add(open.completion);
+  }
+
+  /**
+   * Starts a FIFO group's next message once the one before it was delivered; after one that was not, the rest of
+   * the group in the range are handed back unsent (pending rows behind it). `start` may settle a message at once
+   * (one too large to send): the group's state is set before it, so a nested settle carries on from there.
+   */
+  private next(open: OpenRange, group: FifoGroup): void {
+    while (!group.running && group.waiting.length) {
+      const m = group.waiting.shift()!;
+      if (!group.stopped) {
+        group.running = true;
+        if (this.start(m, open.lease)) continue;
+        group.running = false;
+        group.stopped = true;
+      }
+      open.groupOf!.delete(m.delivery.message.id);
+      open.completion.handedBack.push({ messageId: m.delivery.message.id, started: false });
+      open.remaining--;
+    }
   }
 
   /** Writes the completed ranges now (shutdown). */

@@ -3,6 +3,7 @@ import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { prepared, type SqlRow } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
 import { type DeliveryResult, recordDeliveryResults } from './delivery-store.js';
+import { DELIVERY_ORDER } from '../routing/fan-out.js';
 
 /**
  * The store's side of subscriptions that read their topic through a cursor (migration 030): lease the next ranges
@@ -33,13 +34,16 @@ export interface LogRange {
 export interface LeasedMessage {
   range: LogRange;
   delivery: ClaimedDelivery;
+  /** On a FIFO topic, the message's group ('' for none), and whether a delivery row holds that group back. */
+  fifo: { group: string; held: boolean } | null;
 }
 
 const leaseStatement = prepared(
   'lease_log_ranges',
   `SELECT kind, subscription, from_seq::text, to_seq::text, lease::text, attempt, writers, subscription || '@' || seq AS delivery_id,
           message_id::text, topic, subject, body,
-          content_type, attributes, attribute_types, created_at, trace, max_message_size, large_messages, claim_check_ttl_ms
+          content_type, attributes, attribute_types, created_at, trace, max_message_size, large_messages, claim_check_ttl_ms,
+          group_key, held
      FROM rowcast.lease_log_ranges($1::text[], $2::int[], $3::int, $4::text, $5::bigint, $6::bigint, $7::text[])`,
 );
 
@@ -82,7 +86,11 @@ export async function leaseLogRanges(
         }),
       );
     // A cursor's message has no row: its id in logs, spans and the tail is subscription@seq.
-    return { range, delivery: toClaimedDelivery(r) };
+    return {
+      range,
+      delivery: toClaimedDelivery(r),
+      fifo: r.group_key === null ? null : { group: r.group_key, held: r.held },
+    };
   });
   return {
     horizon: { settled: head.from_seq, barrierSeq: head.to_seq, barrierWriters: head.writers ?? [] },
@@ -95,13 +103,18 @@ export interface RangeCompletion {
   range: LogRange;
   /** Attempts that did not succeed: recorded as a claimed delivery's result would be (retry, dead, disable). */
   failed: { messageId: string; result: Omit<DeliveryResult, 'deliveryId' | 'lease' | 'attempt'> }[];
-  /** Messages handed back unsent (shutdown, or their lease ran short while queued): pending rows, due now. */
+  /**
+   * Messages handed back unsent (shutdown, or their lease ran short while queued), and on FIFO topics those held
+   * behind an earlier delivery of their group: pending rows, due now (the FIFO claim rule orders them).
+   */
   handedBack: { messageId: string; started: boolean }[];
   /**
    * The range holds messages over their claim-check topic's size limit: links to their bodies were (or, by an owner
    * whose lease expired, may have been) sent, lasting `ttlMs`. Its completion records that for retention.
    */
   claimChecks?: { topic: string; ttlMs: number };
+  /** A FIFO cursor's range: the cursor's next range can be leased once this one completes. */
+  fifo?: boolean;
 }
 
 const completeStatement = prepared(
@@ -177,9 +190,10 @@ async function completeWithRows(client: PoolClient, c: RangeCompletion): Promise
   // Failed attempts become rows in flight under a fresh lease, then take their result like any claimed delivery.
   const leases = c.failed.map(() => randomUUID());
   const { rows } = await client.query<{ id: string; message_id: string }>(
-    `INSERT INTO rowcast.deliveries (message_id, subscription, state, attempts, available_at, lease_owner, lease, created_at)
-     SELECT f.message_id, $1, 'in_flight', $2, now(), 'cursor', f.lease, m.created_at
+    `INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, attempts, available_at, lease_owner, lease, created_at)
+     SELECT f.message_id, $1, ${DELIVERY_ORDER}, 'in_flight', $2, now(), 'cursor', f.lease, m.created_at
        FROM unnest($3::uuid[], $4::uuid[]) AS f(message_id, lease) JOIN rowcast.messages m ON m.id = f.message_id
+       LEFT JOIN rowcast.topics t ON t.name = m.topic
      RETURNING id::text, message_id::text`,
     [range.subscription, range.attempt, c.failed.map((f) => f.messageId), leases],
   );
@@ -193,9 +207,12 @@ async function completeWithRows(client: PoolClient, c: RangeCompletion): Promise
   );
   if (c.handedBack.length)
     await client.query(
-      `INSERT INTO rowcast.deliveries (message_id, subscription, state, attempts, available_at, created_at)
-       SELECT h.message_id, $1, 'pending', CASE WHEN h.started THEN $2 ELSE $2 - 1 END, now(), m.created_at
-         FROM unnest($3::uuid[], $4::boolean[]) AS h(message_id, started) JOIN rowcast.messages m ON m.id = h.message_id`,
+      `INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, attempts, available_at, created_at)
+       SELECT h.message_id, $1, ${DELIVERY_ORDER}, 'pending', CASE WHEN h.started THEN $2 ELSE $2 - 1 END, now(), m.created_at
+         FROM unnest($3::uuid[], $4::boolean[]) AS h(message_id, started) JOIN rowcast.messages m ON m.id = h.message_id
+         LEFT JOIN rowcast.topics t ON t.name = m.topic
+        -- A message routed as the subscription switched to its cursor has a row (both, never neither): it is the rows'.
+        WHERE NOT EXISTS (SELECT 1 FROM rowcast.deliveries e WHERE e.message_id = h.message_id AND e.subscription = $1)`,
       [range.subscription, range.attempt, c.handedBack.map((h) => h.messageId), c.handedBack.map((h) => h.started)],
     );
   return true;

@@ -24,7 +24,12 @@ claimed AS (
        -- that say so (onDeadMessage: block-group). Two lookups, each on its own partial index (one OR-ed lookup
        -- could only scan the table).
        AND (d.group_key IS NULL OR (
+             -- Switched back from a cursor: its messages before the switch may still become rows (held or failed)
+             -- while it drains, earlier in their groups than rows written since; the groups wait until it is gone.
              NOT EXISTS (
+               SELECT 1 FROM rowcast.cursors c JOIN rowcast.subscriptions s ON s.name = c.subscription
+                WHERE c.subscription = d.subscription AND NOT s.cursor)
+             AND NOT EXISTS (
                SELECT 1 FROM rowcast.deliveries e
                 WHERE e.subscription = d.subscription AND e.group_key = d.group_key AND e.seq < d.seq AND e.state IN ('pending', 'in_flight'))
              AND NOT (

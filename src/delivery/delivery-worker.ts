@@ -24,7 +24,7 @@ import { ClaimLoop } from '../queue/claim-loop.js';
 import { ResultBatcher } from '../queue/result-batcher.js';
 import { ClaimSession } from '../queue/claim-session.js';
 import { CursorReader } from './cursor-reader.js';
-import type { LogRange } from './cursor-store.js';
+import type { LeasedMessage, LogRange } from './cursor-store.js';
 
 export interface DeliveryWorkerOptions {
   owner: string;
@@ -82,7 +82,16 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
     this.session = new ClaimSession(pool, log);
     this.health = new EndpointHealthTracker(pool, log, (name) => this.stopClaiming(name));
-    this.cursors = new CursorReader(pool, log, () => this.wake());
+    this.cursors = new CursorReader(
+      pool,
+      log,
+      () => this.wake(),
+      (message, { claimedAt, leaseMs }) => {
+        if (this.isStopping) return false;
+        this.adopt([this.fromLog(message, leaseMs)], claimedAt);
+        return true;
+      },
+    );
     this.results = new ResultBatcher({
       write: async (batch) => {
         await completeDeliveries(pool, batch);
@@ -137,20 +146,25 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   protected async claim(wanted: Map<string, number>): Promise<Claimed[]> {
     const leaseMs = this.leaseFor(wanted.keys());
     const { owner } = this.options;
+    const claimedAt = Date.now();
     return this.session.run(async (client) => {
       const rows = await claimDeliveries(client, wanted, leaseMs, owner);
-      const leased = await this.cursors.leaseRest(client, wanted, rows, { leaseMs, owner }, this.subscriptions);
+      const leased = await this.cursors.leaseRest(
+        client,
+        wanted,
+        rows,
+        { leaseMs, owner, claimedAt },
+        this.subscriptions,
+      );
       return [
         ...rows.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })),
-        ...leased.map(({ range, delivery }) => ({
-          ...delivery,
-          key: delivery.deliveryId,
-          group: delivery.subscription,
-          leaseMs,
-          range,
-        })),
+        ...leased.map((m) => this.fromLog(m, leaseMs)),
       ];
     });
+  }
+
+  private fromLog({ range, delivery }: LeasedMessage, leaseMs: number): Claimed {
+    return { ...delivery, key: delivery.deliveryId, group: delivery.subscription, leaseMs, range };
   }
 
   /**

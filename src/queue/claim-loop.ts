@@ -102,6 +102,11 @@ export abstract class ClaimLoop<C extends Claimed> {
     return claimedAt + 3_600_000;
   }
 
+  /** stop() was called: no new work starts. */
+  protected get isStopping(): boolean {
+    return this.stopping;
+  }
+
   get activeCount(): number {
     return this.inFlight.size + this.queued;
   }

@@ -13,7 +13,7 @@ import { type FilterPolicyScope, messagePassesFilter } from '../model/filter-pol
  * row), else the message's publish sequence.
  */
 
-const DELIVERY_ORDER = `CASE WHEN t.fifo THEN coalesce(m.group_key, '') END AS group_key, coalesce(m.event_id, m.seq) AS seq`;
+export const DELIVERY_ORDER = `CASE WHEN t.fifo THEN coalesce(m.group_key, '') END AS group_key, coalesce(m.event_id, m.seq) AS seq`;
 
 /**
  * A message over its topic's size limit on a topic that rejects large messages cannot be delivered: its deliveries

@@ -1,116 +1,25 @@
-import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import type { RowcastConfigInput } from '../../src/config/schema.js';
-import { assertDeliveries } from '../support/checker.js';
-import { eventually } from '../support/database.js';
-import { explained, FaultScenario, reportResult, sleep, stopChild } from '../support/fault-harness.js';
-import type { ReceivedRequest } from '../support/webhook-receiver.js';
+import { explained, FaultScenario } from '../support/fault-harness.js';
+import { fifoOrderScenario } from '../support/fifo-order.js';
 
 const scenario = new FaultScenario();
 after(() => scenario.cleanup());
-
-const KEYS = 20;
-const WRITERS = 4;
-const UPDATES = 30;
-
-/** One version of one row: the event's key. */
-const versionOf = (r: ReceivedRequest) =>
-  r.json?.body?.key?.id === undefined ? undefined : `${r.json.body.key.id}:${r.json.body.after?.v}`;
 
 test(
   'FIFO order per key under faults: two processes, one SIGKILLed, connections terminated, 503s: every version delivered, in commit order per key',
   { timeout: 240_000 },
   () =>
-    explained(scenario.children, async () => {
-      const db = await scenario.createDatabase();
-      // Some requests fail at first, some take a while: the next version of a row must wait for the previous one.
-      const receiver = await scenario.addReceiver();
-      receiver.reply = () =>
-        Math.random() < 0.2 ? { status: 503 } : { status: 200, delayMs: Math.floor(Math.random() * 50) };
-      await db.pool.query('CREATE TABLE counters (id int PRIMARY KEY, v int NOT NULL)');
-      const config: RowcastConfigInput = {
-        topics: { counters: { fifo: true } },
-        captures: { counters: { table: 'counters', topic: 'counters', operations: ['INSERT', 'UPDATE'] } },
-        subscriptions: {
-          ordered: {
-            topic: 'counters',
-            protocol: 'http',
-            endpoint: receiver.url,
-            maxConcurrency: 16,
-            deliveryPolicy: { maxAttempts: 100, minDelay: '20ms', maxDelay: '100ms', timeout: '2s' },
-          },
-        },
-        runtime: { lease: '1500ms', pollInterval: '300ms', shutdownGrace: '1s' },
-      };
-      await scenario.useConfig(db.pool, config);
-      const first = await scenario.spawn(db.pool, db.url);
-      const second = await scenario.spawn(db.pool, db.url);
-
-      await db.pool.query('INSERT INTO counters SELECT g, 0 FROM generate_series(1, $1::int) g', [KEYS]);
-      // Writers on several connections interleave their commits across rows; each row's versions 0, 1, 2, … are
-      // its commit order (row locks serialise its writers).
-      const writing = Promise.all(
-        Array.from({ length: WRITERS }, async (_w, w) => {
-          for (let u = 0; u < UPDATES; u++) {
-            for (let id = 1 + w; id <= KEYS; id += WRITERS)
-              await db.pool.query('UPDATE counters SET v = v + 1 WHERE id = $1', [id]);
-            await sleep(20);
-          }
-        }),
-      );
-      // Killed while it holds leases: their groups must wait for the leases to expire, not skip ahead.
-      await sleep(500);
-      const leased = await eventually(
-        async () => {
-          const { rows } = await db.pool.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'in_flight' AND lease_owner LIKE '%:' || $1::text || ':%'`,
-            [String(first.pid)],
-          );
-          return rows[0]!.n;
-        },
-        'the first process to hold leases',
-        30_000,
-      );
-      first.kill('SIGKILL');
-      const killedAt = Date.now();
-      await first.exit(10_000);
-      await sleep(1000);
-      const { rows: terminated } = await db.pool.query<{ n: number }>(
-        `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name IN ('rowcast', 'rowcast listener') AND pid <> pg_backend_pid()`,
-      );
-      assert.ok(terminated[0]!.n > 0, `the survivor's connections were terminated (${terminated[0]!.n})`);
-      await writing;
-
-      const committed: string[] = [];
-      for (let id = 1; id <= KEYS; id++) for (let v = 0; v <= UPDATES; v++) committed.push(`${id}:${v}`);
-      const order = {
-        groupOf: (r: ReceivedRequest) => String(r.json.body.key.id),
-        seqOf: (r: ReceivedRequest) => Number(r.json.body.after.v),
-      };
-      await eventually(
-        () => assertDeliveries({ committed, requests: receiver.requests, keyOf: versionOf }),
-        'every version of every row to be delivered',
-        120_000,
-      );
-      const caughtUpMs = Date.now() - killedAt;
-      await sleep(1500); // late duplicates would show now
-      const result = assertDeliveries({ committed, requests: receiver.requests, keyOf: versionOf, order });
-      assert.equal(result.orderViolations.length, 0);
-      assert.ok(second.running, 'the survivor kept going');
-      assert.deepEqual(await stopChild(second), { code: 0, signal: null });
-
-      reportResult('fifo-order', {
-        keys: KEYS,
-        versionsPerKey: UPDATES + 1,
-        victimLeasedAtKill: leased,
-        connectionsTerminated: terminated[0]!.n,
-        committed: result.committed,
-        delivered: result.delivered,
-        duplicates: result.duplicates,
-        requests: result.requests,
-        orderViolations: result.orderViolations.length,
-        allDeliveredAfterKillMs: caughtUpMs,
-      });
-    }),
+    explained(scenario.children, () =>
+      fifoOrderScenario(scenario, {
+        name: 'fifo-order',
+        // Delivery rows the process holds in flight.
+        heldBy: async (pool, pid) =>
+          (
+            await pool.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'in_flight' AND lease_owner LIKE '%:' || $1::text || ':%'`,
+              [String(pid)],
+            )
+          ).rows[0]!.n,
+      }),
+    ),
 );

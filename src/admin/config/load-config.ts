@@ -133,11 +133,6 @@ export function parseConfig(input: unknown, source = 'config', baseDir = process
         problems.push(`subscriptions.${name}.filterPolicy: ${problem}`);
     }
     if (sub.protocol === 'function') checkFunction(`subscriptions.${name}.function`, sub.function);
-    const topic = config.topics[sub.topic];
-    if (sub.cursor && topic?.fifo)
-      problems.push(
-        `subscriptions.${name}.cursor: topic ${sub.topic} is FIFO, whose groups are kept in order by delivery rows; remove cursor (rows are the default) or subscribe to a standard topic.`,
-      );
     const webhook = sub.protocol === 'http' || sub.protocol === 'https';
     if (sub.format === 'sns' && !webhook && sub.protocol !== 'email' && sub.protocol !== 'email-json') {
       problems.push(
