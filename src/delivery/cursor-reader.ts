@@ -7,14 +7,14 @@ import { decideSize } from '../model/delivery-outcome.js';
 import type { Subscription } from '../model/sink.js';
 import {
   completeLogRanges,
+  claimRowsAndRanges,
   INITIAL_HORIZON,
   type LeasedMessage,
-  leaseLogRanges,
   type LogHorizon,
   type LogRange,
   type RangeCompletion,
 } from './cursor-store.js';
-import type { DeliveryResult } from './delivery-store.js';
+import { claimDeliveries, type ClaimedDelivery, type DeliveryResult } from './delivery-store.js';
 
 /** What became of one message of a range. */
 export type RangeOutcome =
@@ -83,27 +83,23 @@ export class CursorReader {
   }
 
   /**
-   * What the subscriptions that read a log still have room for after their due rows (`rows`, claimed on the same
-   * connection before), leased from their cursors. Returns the messages to send (their filters passed).
+   * Claims the wanted subscriptions' due delivery rows and, for those that read a log, leases what their rows left
+   * of their room from their cursors, in one statement. Returns the rows, and the leased messages to send (their
+   * filters passed; on FIFO topics the first of each group that nothing holds back).
    */
-  async leaseRest(
+  async claim(
     client: PoolClient,
     wanted: Map<string, number>,
-    rows: { subscription: string }[],
     lease: { leaseMs: number; owner: string; claimedAt: number },
     subscriptions: Map<string, Subscription>,
-  ): Promise<LeasedMessage[]> {
-    const claimed = new Map<string, number>();
-    for (const r of rows) claimed.set(r.subscription, (claimed.get(r.subscription) ?? 0) + 1);
-    const rest = new Map<string, number>();
-    for (const [name, n] of wanted) {
-      const left = n - (claimed.get(name) ?? 0);
-      if (left > 0 && subscriptions.get(name)?.readsLog) rest.set(name, left);
-    }
-    if (!rest.size) return [];
-    const leased = await leaseLogRanges(client, rest, lease.leaseMs, lease.owner, this.horizon);
+  ): Promise<{ rows: ClaimedDelivery[]; messages: LeasedMessage[] }> {
+    const readers = [...wanted.keys()].filter((name) => subscriptions.get(name)?.readsLog);
+    if (!readers.length)
+      return { rows: await claimDeliveries(client, wanted, lease.leaseMs, lease.owner), messages: [] };
+    const claimed = await claimRowsAndRanges(client, wanted, readers, lease.leaseMs, lease.owner, this.horizon);
+    if (!claimed.horizon) return { rows: claimed.rows, messages: [] };
     // Horizons only move forward.
-    if (BigInt(leased.horizon.settled) >= BigInt(this.horizon.settled)) this.horizon = leased.horizon;
+    if (BigInt(claimed.horizon.settled) >= BigInt(this.horizon.settled)) this.horizon = claimed.horizon;
     // Writes of messages still ran at the lease: the horizon settles at the next one, a moment later, not a poll later.
     const { barrierSeq, settled } = this.horizon;
     if (barrierSeq !== null && BigInt(barrierSeq) > BigInt(settled) && !this.settleTimer)
@@ -111,10 +107,11 @@ export class CursorReader {
         this.settleTimer = null;
         this.wake();
       }, SETTLE_RETRY_MS);
-    return this.admit(leased.messages, lease, ({ delivery }) => {
+    const messages = this.admit(claimed.messages, lease, ({ delivery }) => {
       const filter = subscriptions.get(delivery.subscription)?.filter;
       return !filter || messagePassesFilter(filter.policy, filter.scope, delivery.message);
     });
+    return { rows: claimed.rows, messages };
   }
 
   /** Messages of ranges handed back unsent (shutdown, or queued too long): pending rows once their range completes. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { prepared, type SqlRow } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
-import { type DeliveryResult, recordDeliveryResults } from './delivery-store.js';
+import { CLAIM_SQL, type DeliveryResult, recordDeliveryResults } from './delivery-store.js';
 import { DELIVERY_ORDER } from '../routing/fan-out.js';
 
 /**
@@ -38,13 +38,40 @@ export interface LeasedMessage {
   fifo: { group: string; held: boolean } | null;
 }
 
+/** The lease's columns (rowcast.lease_log_ranges, as `l`) as the rows' claim returns them, and its range. */
+const LEASE_COLUMNS = `l.kind, l.subscription, l.from_seq::text, l.to_seq::text, l.lease::text, l.attempt, l.writers,
+          l.subscription || '@' || l.seq AS delivery_id, l.message_id::text, l.topic, l.subject, l.body, l.content_type,
+          l.attributes, l.attribute_types, l.created_at, l.trace, l.max_message_size, l.large_messages,
+          l.claim_check_ttl_ms, l.group_key, l.held`;
+
 const leaseStatement = prepared(
   'lease_log_ranges',
-  `SELECT kind, subscription, from_seq::text, to_seq::text, lease::text, attempt, writers, subscription || '@' || seq AS delivery_id,
-          message_id::text, topic, subject, body,
-          content_type, attributes, attribute_types, created_at, trace, max_message_size, large_messages, claim_check_ttl_ms,
-          group_key, held
-     FROM rowcast.lease_log_ranges($1::text[], $2::int[], $3::int, $4::text, $5::bigint, $6::bigint, $7::text[])`,
+  `SELECT ${LEASE_COLUMNS}
+     FROM rowcast.lease_log_ranges($1::text[], $2::int[], $3::int, $4::text, $5::bigint, $6::bigint, $7::text[]) l`,
+);
+
+/**
+ * Due delivery rows of the wanted subscriptions (CLAIM_SQL), then, for those of them that read a log ($8), what
+ * their rows left of their room, leased from their cursors: one round trip for both. The lease function is
+ * VOLATILE, so its statements see what committed before each of them, as when it was a statement of its own.
+ */
+const claimStatement = prepared(
+  'claim_rows_and_ranges',
+  `WITH claimed_rows AS (${CLAIM_SQL}),
+   rest AS (
+     SELECT array_agg(w.subscription) AS subs, array_agg(w.n - coalesce(c.k, 0)) AS counts
+       FROM unnest($1::text[], $2::int[]) AS w(subscription, n)
+       LEFT JOIN (SELECT subscription, count(*)::int AS k FROM claimed_rows GROUP BY subscription) c USING (subscription)
+      WHERE w.subscription = ANY ($8::text[]) AND w.n > coalesce(c.k, 0)
+     HAVING count(*) > 0)
+   SELECT 'row' AS kind, subscription, NULL AS from_seq, NULL AS to_seq, lease, attempt, NULL AS writers, delivery_id,
+          message_id, topic, subject, body, content_type, attributes, attribute_types, created_at, trace,
+          max_message_size, large_messages, claim_check_ttl_ms, NULL AS group_key, NULL AS held
+     FROM claimed_rows
+   UNION ALL
+   SELECT ${LEASE_COLUMNS}
+     FROM rest CROSS JOIN LATERAL
+          rowcast.lease_log_ranges(rest.subs, rest.counts, $3::int, $4::text, $5::bigint, $6::bigint, $7::text[]) l`,
 );
 
 /**
@@ -58,17 +85,45 @@ export async function leaseLogRanges(
   owner: string,
   horizon: LogHorizon,
 ): Promise<{ horizon: LogHorizon; messages: LeasedMessage[] }> {
-  const { rows } = await client.query(
-    leaseStatement([
-      [...wanted.keys()],
-      [...wanted.values()],
-      Math.ceil(leaseMs),
-      owner,
-      horizon.settled,
-      horizon.barrierSeq,
-      horizon.barrierWriters,
-    ]),
-  );
+  const { rows } = await client.query(leaseStatement(leaseValues(wanted, leaseMs, owner, horizon)));
+  const read = readLease(rows);
+  return { horizon: read.horizon!, messages: read.messages };
+}
+
+/**
+ * Claims the wanted subscriptions' due delivery rows and leases, for those of them in `logReaders`, the rest of
+ * their room from their cursors, in one statement. `horizon` is null when no cursor was asked (all room went to rows).
+ */
+export async function claimRowsAndRanges(
+  client: PoolClient,
+  wanted: Map<string, number>,
+  logReaders: string[],
+  leaseMs: number,
+  owner: string,
+  horizon: LogHorizon,
+): Promise<{ rows: ClaimedDelivery[]; horizon: LogHorizon | null; messages: LeasedMessage[] }> {
+  const { rows } = await client.query(claimStatement([...leaseValues(wanted, leaseMs, owner, horizon), logReaders]));
+  const lease = rows.filter((r: SqlRow) => r.kind !== 'row');
+  return {
+    rows: rows.filter((r: SqlRow) => r.kind === 'row').map(toClaimedDelivery),
+    ...(lease.length ? readLease(lease) : { horizon: null, messages: [] }),
+  };
+}
+
+function leaseValues(wanted: Map<string, number>, leaseMs: number, owner: string, horizon: LogHorizon): unknown[] {
+  return [
+    [...wanted.keys()],
+    [...wanted.values()],
+    Math.ceil(leaseMs),
+    owner,
+    horizon.settled,
+    horizon.barrierSeq,
+    horizon.barrierWriters,
+  ];
+}
+
+/** A lease's rows: the horizon first, then its messages with their ranges. */
+function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: LeasedMessage[] } {
   const head = rows[0]!;
   const ranges = new Map<string, LogRange>();
   const messages = rows.slice(1).map((r: SqlRow): LeasedMessage => {

@@ -4,7 +4,6 @@ import { validTraceparent } from '../model/trace-context.js';
 import { startDeliverySpan, tracing } from '../observability/tracing.js';
 import type { Pool } from '../store/pool.js';
 import {
-  claimDeliveries,
   completeDeliveries,
   type ClaimedDelivery,
   type DeliveryResult,
@@ -148,17 +147,15 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     const { owner } = this.options;
     const claimedAt = Date.now();
     return this.session.run(async (client) => {
-      const rows = await claimDeliveries(client, wanted, leaseMs, owner);
-      const leased = await this.cursors.leaseRest(
+      const { rows, messages } = await this.cursors.claim(
         client,
         wanted,
-        rows,
         { leaseMs, owner, claimedAt },
         this.subscriptions,
       );
       return [
         ...rows.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })),
-        ...leased.map((m) => this.fromLog(m, leaseMs)),
+        ...messages.map((m) => this.fromLog(m, leaseMs)),
       ];
     });
   }
