@@ -4,13 +4,15 @@
  * default and batched) draining the same backlog in every row; fan-out of the same number of deliveries to 1, 10
  * and 100 subscriptions; 1, 2 and 4 rowcast processes on one PostgreSQL draining one backlog (with every row's id
  * recorded, so lost or repeated work shows); rowcast's peak RSS against the backlog (from the same drains).
- * Each ratio is to the same run's smallest case (or to the peer at the same backlog).
+ * Each ratio is to the same run's smallest case (or to the peer at the same backlog). Every rowcast drain runs twice,
+ * through delivery rows and then with its subscriptions reading through cursors (`cursor: true`, issue 20), back to
+ * back so the machine's drift hits both; each `rowcast (cursor): …` row sits under its rows-path row.
  */
 import { GRAPHILE_BATCHED, GRAPHILE_DEFAULT } from '../baselines/graphile-worker.js';
 import type { BenchContext, Scenario } from '../support/context.js';
-import type { Measurement } from '../support/report.js';
+import type { Measurement, Results } from '../support/report.js';
 import { spread } from '../support/stats.js';
-import { drainGraphile, drainRowcast } from './drain.js';
+import { drainGraphile, drainRowcast, type RowcastDrain } from './drain.js';
 
 const k = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n));
 const mb = (bytes: number) => bytes / 2 ** 20;
@@ -26,9 +28,29 @@ class Series {
   }
 }
 
+/** Today's delivery rows, then the same drain through cursors. */
+const PATHS = [false, true] as const;
+const pathTag = (cursor: boolean) => (cursor ? ' (cursor)' : '');
+
+/**
+ * A cursor figure right under its rows-path figure, with its ratio to it and (unless it is the smallest case) to
+ * the cursor's own smallest case, so the cursor's growth reads like the rows path's.
+ */
+function cursorBeside(
+  results: Results,
+  rows: Measurement,
+  cursor: Omit<Measurement, 'scenario' | 'unit'>,
+  smallest?: { cursor: Measurement; label: string },
+): Measurement {
+  const m = results.add({ scenario: 'scale', unit: rows.unit, ...cursor });
+  results.ratio(m, rows, 'rows path');
+  if (smallest) results.ratio(m, smallest.cursor, `cursor at ${smallest.label}`);
+  return m;
+}
+
 export const scale: Scenario = {
   id: 'scale',
-  title: 'scale: how drain rate, fan-out, processes and memory grow with the work',
+  title: 'scale: how drain rate, fan-out, processes and memory grow with the work (rows and cursor)',
   async run(ctx: BenchContext) {
     const { profile, results } = ctx;
     const { backlogs, large, largeReps, largeWatchMs, fanout, processes } = profile.scale;
@@ -43,29 +65,46 @@ export const scale: Scenario = {
         parts.push(`stopped at the ${watchOf(events) / 1000} s limit in ${s.capped}: the rate counts what arrived`);
       return [...parts, ...s.notes].join('; ');
     };
+    const cappedNote = (s: Series) =>
+      s.capped
+        ? `stopped at the ${profile.drain.maxMs / 1000} s limit in ${s.capped} of ${s.values.length}`
+        : undefined;
 
-    // ── Drain rate and RSS against backlog, the peer beside rowcast at each backlog.
-    const drains: Array<{ events: number; rowcast: Series; rss: Series; peerDefault: Series; peerBatched: Series }> =
-      [];
+    // ── Drain rate and RSS against backlog: the peer beside rowcast at each backlog, rowcast on both paths.
+    interface BacklogRow {
+      events: number;
+      rows: Series;
+      rss: Series;
+      cursor: Series;
+      cursorRss: Series;
+      peerDefault: Series;
+      peerBatched: Series;
+    }
+    const drains: BacklogRow[] = [];
     for (const events of backlogs) {
-      const row = {
+      const row: BacklogRow = {
         events,
-        rowcast: new Series(),
+        rows: new Series(),
         rss: new Series(),
+        cursor: new Series(),
+        cursorRss: new Series(),
         peerDefault: new Series(),
         peerBatched: new Series(),
       };
       drains.push(row);
       for (let rep = 0; rep < repsOf(events); rep++) {
         const tag = `scale ${k(events)} backlog ${rep + 1}/${repsOf(events)}`;
-        const r = await drainRowcast(ctx, 'one', events, `${tag} rowcast`, { watchMs: watchOf(events) });
-        row.rowcast.push(r.rate, r.capped);
-        row.rss.push(mb(r.peakRss), false);
-        if (r.capped)
-          row.rowcast.notes.push(`${r.delivered.toLocaleString('en-US')} delivered in repetition ${rep + 1}`);
-        ctx.log(
-          `${tag} rowcast: ${Math.round(r.rate)} deliveries/s (${r.delivered.toLocaleString('en-US')} delivered), peak RSS ${Math.round(mb(r.peakRss))} MB`,
-        );
+        for (const cursor of PATHS) {
+          const label = `${tag} rowcast${pathTag(cursor)}`;
+          const r = await drainRowcast(ctx, 'one', events, label, { watchMs: watchOf(events), cursor });
+          const [rate, rss] = cursor ? [row.cursor, row.cursorRss] : [row.rows, row.rss];
+          rate.push(r.rate, r.capped);
+          rss.push(mb(r.peakRss), false);
+          if (r.capped) rate.notes.push(`${r.delivered.toLocaleString('en-US')} delivered in repetition ${rep + 1}`);
+          ctx.log(
+            `${label}: ${Math.round(r.rate)} deliveries/s (${r.delivered.toLocaleString('en-US')} delivered), peak RSS ${Math.round(mb(r.peakRss))} MB`,
+          );
+        }
         for (const [series, settings] of [
           [row.peerDefault, GRAPHILE_DEFAULT],
           [row.peerBatched, GRAPHILE_BATCHED],
@@ -80,10 +119,11 @@ export const scale: Scenario = {
       }
     }
     const first = drains[0]!;
+    const firstLabel = k(first.events);
     let firstRowcast: Measurement | undefined;
+    let firstCursor: Measurement | undefined;
     let firstDefault: Measurement | undefined;
     let firstBatched: Measurement | undefined;
-    let firstRss: Measurement | undefined;
     for (const d of drains) {
       const peerDefault = results.add({
         scenario: 'scale',
@@ -99,23 +139,32 @@ export const scale: Scenario = {
         value: spread(d.peerBatched.values),
         note: how(d.events, d.peerBatched),
       });
+      const what = `${k(d.events)} backlog → 1 webhook subscription`;
       const rowcast = results.add({
         scenario: 'scale',
-        name: `rowcast: ${k(d.events)} backlog → 1 webhook subscription`,
+        name: `rowcast: ${what}`,
         unit: 'deliveries/s',
-        value: spread(d.rowcast.values),
-        note: how(d.events, d.rowcast),
+        value: spread(d.rows.values),
+        note: how(d.events, d.rows),
       });
       results.ratio(rowcast, peerDefault, `peer default at ${k(d.events)}`);
       results.ratio(rowcast, peerBatched, `peer batched at ${k(d.events)}`);
       if (d !== first) {
-        results.ratio(rowcast, firstRowcast!, `rowcast at ${k(first.events)}`);
-        results.ratio(peerDefault, firstDefault!, `itself at ${k(first.events)}`);
-        results.ratio(peerBatched, firstBatched!, `itself at ${k(first.events)}`);
-      } else {
-        [firstRowcast, firstDefault, firstBatched] = [rowcast, peerDefault, peerBatched];
+        results.ratio(rowcast, firstRowcast!, `rowcast at ${firstLabel}`);
+        results.ratio(peerDefault, firstDefault!, `itself at ${firstLabel}`);
+        results.ratio(peerBatched, firstBatched!, `itself at ${firstLabel}`);
       }
+      const cursor = cursorBeside(
+        results,
+        rowcast,
+        { name: `rowcast (cursor): ${what}`, value: spread(d.cursor.values), note: how(d.events, d.cursor) },
+        d === first ? undefined : { cursor: firstCursor!, label: firstLabel },
+      );
+      if (d === first)
+        [firstRowcast, firstCursor, firstDefault, firstBatched] = [rowcast, cursor, peerDefault, peerBatched];
     }
+    let firstRss: Measurement | undefined;
+    let firstCursorRss: Measurement | undefined;
     for (const d of drains) {
       const rss = results.add({
         scenario: 'scale',
@@ -123,74 +172,102 @@ export const scale: Scenario = {
         unit: 'MB',
         value: spread(d.rss.values),
       });
-      if (d === first) firstRss = rss;
-      else results.ratio(rss, firstRss!, `at ${k(first.events)}`);
+      if (d !== first) results.ratio(rss, firstRss!, `at ${firstLabel}`);
+      const cursorRss = cursorBeside(
+        results,
+        rss,
+        { name: `rowcast (cursor) peak RSS draining a ${k(d.events)} backlog`, value: spread(d.cursorRss.values) },
+        d === first ? undefined : { cursor: firstCursorRss!, label: firstLabel },
+      );
+      if (d === first) [firstRss, firstCursorRss] = [rss, cursorRss];
     }
 
-    // ── Fan-out: the same number of deliveries, spread over 1, 10 and 100 subscriptions.
-    let oneSub: Measurement | undefined;
+    // ── Fan-out: the same number of deliveries, spread over 1, 10 and 100 subscriptions (all cursors, or none).
+    let oneSub: { rows: Measurement; cursor: Measurement } | undefined;
     for (const subs of fanout.subscriptions) {
       const events = Math.max(1, Math.round(fanout.deliveries / subs));
-      const s = new Series();
+      const series = { rows: new Series(), cursor: new Series() };
       for (let rep = 0; rep < profile.drain.reps; rep++) {
-        const tag = `scale fan-out ${subs} subscription(s) ${rep + 1}/${profile.drain.reps}`;
-        const r = await drainRowcast(ctx, 'fanout', events, tag, { subscriptions: subs });
-        s.push(r.rate, r.capped);
-        ctx.log(`${tag}: ${Math.round(r.rate)} deliveries/s`);
+        for (const cursor of PATHS) {
+          const tag = `scale fan-out ${subs} subscription(s)${pathTag(cursor)} ${rep + 1}/${profile.drain.reps}`;
+          const r = await drainRowcast(ctx, 'fanout', events, tag, { subscriptions: subs, cursor });
+          (cursor ? series.cursor : series.rows).push(r.rate, r.capped);
+          ctx.log(`${tag}: ${Math.round(r.rate)} deliveries/s`);
+        }
       }
-      const m = results.add({
+      const what = `fan-out, ${k(events)} events → ${subs} subscription(s) (${k(events * subs)} deliveries)`;
+      const rows = results.add({
         scenario: 'scale',
-        name: `rowcast: fan-out, ${k(events)} events → ${subs} subscription(s) (${k(events * subs)} deliveries)`,
+        name: `rowcast: ${what}`,
         unit: 'deliveries/s',
-        value: spread(s.values),
-        note: s.capped
-          ? `stopped at the ${profile.drain.maxMs / 1000} s limit in ${s.capped} of ${s.values.length}`
-          : undefined,
+        value: spread(series.rows.values),
+        note: cappedNote(series.rows),
       });
-      if (oneSub) results.ratio(m, oneSub, '1 subscription');
-      else oneSub = m;
+      if (oneSub) results.ratio(rows, oneSub.rows, '1 subscription');
+      const cursor = cursorBeside(
+        results,
+        rows,
+        { name: `rowcast (cursor): ${what}`, value: spread(series.cursor.values), note: cappedNote(series.cursor) },
+        oneSub && { cursor: oneSub.cursor, label: '1 subscription' },
+      );
+      oneSub ??= { rows, cursor };
     }
 
-    // ── Work sharing: 1, 2 and 4 processes on one database draining one backlog; every row's id is recorded.
-    let oneProcess: Measurement | undefined;
+    // ── Work sharing: 1, 2 and 4 processes on one database draining one backlog (sharing one subscription, or
+    // one cursor); every row's id is recorded, so rows that never arrived and duplicates show.
+    let oneProcess: { rows: Measurement; cursor: Measurement } | undefined;
     for (const count of processes.counts) {
-      const s = new Series();
-      const rss: number[] = [];
+      const paths = PATHS.map(() => ({ s: new Series(), rss: [] as number[] }));
       for (let rep = 0; rep < profile.drain.reps; rep++) {
-        const tag = `scale ${count} process(es) ${rep + 1}/${profile.drain.reps}`;
-        const r = await drainRowcast(ctx, 'one', processes.events, tag, { processes: count, track: true });
-        s.push(r.rate, r.capped);
-        rss.push(...r.peakRssEach.map(mb));
-        const distinct = r.distinct ?? 0;
-        if (!r.capped && distinct < processes.events)
-          s.notes.push(
-            `repetition ${rep + 1}: ${(processes.events - distinct).toLocaleString('en-US')} rows never arrived`,
+        for (const cursor of PATHS) {
+          const { s, rss } = paths[Number(cursor)]!;
+          const tag = `scale ${count} process(es)${pathTag(cursor)} ${rep + 1}/${profile.drain.reps}`;
+          const r = await drainRowcast(ctx, 'one', processes.events, tag, { processes: count, track: true, cursor });
+          s.push(r.rate, r.capped);
+          rss.push(...r.peakRssEach.map(mb));
+          s.notes.push(...lossNotes(r, processes.events, rep));
+          ctx.log(
+            `${tag}: ${Math.round(r.rate)} deliveries/s, ${(r.distinct ?? 0).toLocaleString('en-US')} distinct rows of ${r.delivered.toLocaleString('en-US')} arrivals, peak RSS ${r.peakRssEach.map((b) => Math.round(mb(b))).join('/')} MB`,
           );
-        // Only a finished drain compares: in one stopped at its limit, rows still arrive between the two reads.
-        if (!r.capped && r.delivered > distinct)
-          s.notes.push(
-            `repetition ${rep + 1}: ${(r.delivered - distinct).toLocaleString('en-US')} duplicate deliveries`,
-          );
-        ctx.log(
-          `${tag}: ${Math.round(r.rate)} deliveries/s, ${distinct.toLocaleString('en-US')} distinct rows of ${r.delivered.toLocaleString('en-US')} arrivals, peak RSS ${r.peakRssEach.map((b) => Math.round(mb(b))).join('/')} MB`,
-        );
+        }
       }
-      const notes = [
-        ...(s.capped
-          ? [`stopped at the ${profile.drain.maxMs / 1000} s limit in ${s.capped} of ${s.values.length}`]
-          : []),
-        ...s.notes,
-        `peak RSS per process ${Math.round(Math.min(...rss))}–${Math.round(Math.max(...rss))} MB`,
-      ];
-      const m = results.add({
+      const note = ({ s, rss }: (typeof paths)[number]) =>
+        [
+          ...(s.capped ? [cappedNote(s)!] : []),
+          ...s.notes,
+          `peak RSS per process ${Math.round(Math.min(...rss))}–${Math.round(Math.max(...rss))} MB`,
+        ].join('; ');
+      const what = `${count} process(es) on one PostgreSQL, ${k(processes.events)} backlog → 1 subscription`;
+      const rows = results.add({
         scenario: 'scale',
-        name: `rowcast: ${count} process(es) on one PostgreSQL, ${k(processes.events)} backlog → 1 subscription`,
+        name: `rowcast: ${what}`,
         unit: 'deliveries/s',
-        value: spread(s.values),
-        note: notes.join('; '),
+        value: spread(paths[0]!.s.values),
+        note: note(paths[0]!),
       });
-      if (oneProcess) results.ratio(m, oneProcess, '1 process');
-      else oneProcess = m;
+      if (oneProcess) results.ratio(rows, oneProcess.rows, '1 process');
+      const cursor = cursorBeside(
+        results,
+        rows,
+        { name: `rowcast (cursor): ${what}`, value: spread(paths[1]!.s.values), note: note(paths[1]!) },
+        oneProcess && { cursor: oneProcess.cursor, label: '1 process' },
+      );
+      oneProcess ??= { rows, cursor };
     }
   },
 };
+
+/**
+ * What a tracked drain lost or repeated: rows that never arrived, and deliveries beyond one per row. Only a finished
+ * drain compares: in one stopped at its limit, rows still arrive between the two reads.
+ */
+function lossNotes(r: RowcastDrain, events: number, rep: number): string[] {
+  if (r.capped) return [];
+  const distinct = r.distinct ?? 0;
+  const notes: string[] = [];
+  if (distinct < events)
+    notes.push(`repetition ${rep + 1}: ${(events - distinct).toLocaleString('en-US')} rows never arrived`);
+  if (r.delivered > distinct)
+    notes.push(`repetition ${rep + 1}: ${(r.delivered - distinct).toLocaleString('en-US')} duplicate deliveries`);
+  return notes;
+}
