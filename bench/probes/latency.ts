@@ -1,7 +1,8 @@
 /**
  * Latency probe: one writer inserts a row every 5 ms (200/s) while rowcast runs in this process; prints commit →
  * webhook arrival percentiles (one clock: the receiver runs here too).
- *   DATABASE_URL=… npx tsx bench/probes/latency.ts [seconds] [--function]
+ *   DATABASE_URL=… [CURSOR=1] npx tsx bench/probes/latency.ts [seconds] [--function]
+ * CURSOR=1: the subscription reads its topic through a cursor (issue 20).
  */
 import { createServer } from 'node:http';
 import pg from 'pg';
@@ -56,7 +57,9 @@ const config: RowcastConfigInput = {
       : { table: 'items', topic: 'items', operations: ['INSERT'] },
   },
   functions: { noop: { handler: new URL('./noop-publisher.ts', import.meta.url).pathname } },
-  subscriptions: { hook: { topic: viaFunction ? 'out' : 'items', protocol: 'http', endpoint: url } },
+  subscriptions: {
+    hook: { topic: viaFunction ? 'out' : 'items', protocol: 'http', endpoint: url, cursor: process.env.CURSOR === '1' },
+  },
 };
 await applyProbeConfig(db.pool, config);
 const rowcast = await startRowcast({
