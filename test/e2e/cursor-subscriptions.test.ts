@@ -195,6 +195,10 @@ describe('subscriptions read through a cursor', () => {
           failOnce.add('601');
           return { status: 503 };
         }
+        if (key === 603 && !failOnce.has('603')) {
+          failOnce.add('603');
+          return 'reset';
+        }
         if (key === 602) return { status: 500 };
         return { status: 200 };
       };
@@ -216,6 +220,21 @@ describe('subscriptions read through a cursor', () => {
       );
       assert.equal(retried.attempts, 2);
       assert.equal(retried.logged, 2, 'both attempts in the attempt log');
+      // A cursor's failed attempt keeps what was sent and what came back, as a row's does; with no response (the
+      // connection reset), what was sent.
+      const logs = await eventually(async () => {
+        const { rows } = await db.pool.query(
+          `SELECT m.id::text AS message, d.attempt_log -> 0 AS first FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id
+            WHERE d.subscription = 'flaky' AND d.message_id = ANY ($1::uuid[]) AND d.state = 'done'`,
+          [[ids.get(601), ids.get(603)]],
+        );
+        return rows.length === 2 && rows;
+      }, 'the reset attempt retried from its row');
+      const firstOf = (id: string | undefined) => logs.find((r) => r.message === id)?.first;
+      assert.equal(firstOf(ids.get(601))?.request?.headers?.['webhook-id'], ids.get(601));
+      assert.equal(firstOf(ids.get(601))?.response?.status, 503);
+      assert.equal(firstOf(ids.get(603))?.request?.headers?.['webhook-id'], ids.get(603));
+      assert.equal(firstOf(ids.get(603))?.response, undefined);
       const dead = await eventually(
         async () => {
           const { rows } = await db.pool.query(
@@ -236,7 +255,7 @@ describe('subscriptions read through a cursor', () => {
         `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'flaky' AND message_id = ANY ($1::uuid[])`,
         [[...ids.values()]],
       );
-      assert.equal(rows[0].n, 2, 'rows only for the two messages that failed');
+      assert.equal(rows[0].n, 3, 'rows only for the three messages that failed');
       for (const [key, id] of ids)
         if (key !== 602) assert.ok(delivered(receivers.flaky).has(id), `message ${key} delivered`);
       receivers.flaky.reply = () => ({ status: 200 });

@@ -90,14 +90,16 @@ export class HttpSink implements Sink {
         headers['webhook-signature'] += ` ${this.signer(previous.secret).sign(message.id, now, body)}`;
       }
     }
-    // What the attempt log keeps of the request (taken once the headers are complete), built only when kept.
+    // What the attempt log keeps of the request, built only when kept: once the headers are complete (nothing when
+    // the endpoint itself was invalid).
     let sent: AttemptExchange['request'] | undefined;
+    let complete = false;
     const request = () => (sent ??= { headers: redactHeaders(headers, subscription.secretHeaders) });
     try {
       const target = this.target(subscription.endpoint);
       if (target.authorization && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization'))
         headers.authorization = target.authorization;
-      if (logSuccess) request();
+      complete = true;
       const res = await httpPost(
         this.agent,
         target,
@@ -123,8 +125,8 @@ export class HttpSink implements Sink {
         status === 429 || status === 503 ? parseRetryAfter(headerValue(res.headers!['retry-after'])) : undefined;
       return { kind: 'retry', status, error, retryAfterMs: retryAfter, exchange };
     } catch (err) {
-      // No response: the log keeps what was sent (nothing when the endpoint itself was invalid).
-      const exchange = sent && { request: sent };
+      // No response: the log keeps what was sent.
+      const exchange = complete ? { request: request() } : undefined;
       if (err instanceof PostTimeoutError) return { kind: 'retry', error: err.message, exchange };
       if (signal.aborted) return { kind: 'retry', error: 'aborted: rowcast is shutting down', exchange };
       const refused = findPrivateEndpointError(err);
