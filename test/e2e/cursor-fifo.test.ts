@@ -121,6 +121,15 @@ const pairs = (ids: number[], values: number) =>
  * Each group's positions strictly in order: no attempt at a row's next value before its previous one was answered
  * 2xx (support/checker.ts), nothing missing, one webhook-id per message.
  */
+/** How many of the blocking subscription's delivery rows are in this state. */
+async function blockingIn(state: 'dead' | 'pending'): Promise<number> {
+  const { rows } = await db.pool.query(
+    `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'blocking' AND state = $1`,
+    [state],
+  );
+  return rows[0].n;
+}
+
 function assertOrdered(receiver: WebhookReceiver, ids: number[], values: number): void {
   const wanted = new Set(ids);
   assertDeliveries({
@@ -190,16 +199,7 @@ test(
     await db.pool.query(`INSERT INTO jobs VALUES (1, 0), (2, 0)`);
     await db.pool.query(`UPDATE jobs SET v = v + 1 WHERE id IN (1, 2)`);
     await db.pool.query(`UPDATE jobs SET v = v + 1 WHERE id IN (1, 2)`);
-    await eventually(
-      async () =>
-        (
-          await db.pool.query(
-            `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'blocking' AND state = 'dead'`,
-          )
-        ).rows[0].n === 2,
-      'both heads dead',
-      WAIT,
-    );
+    await eventually(async () => (await blockingIn('dead')) === 2, 'both heads dead', WAIT);
     // A third row goes through: the cursor has read past the held rows.
     await db.pool.query(`INSERT INTO jobs VALUES (3, 0)`);
     await eventually(() => accepted(receivers.blocking, 3).length === 1, 'the third row delivered', WAIT);
@@ -220,16 +220,7 @@ test(
     assert.deepEqual(accepted(receivers.blocking, 2), [], 'row 2 as well');
     // Another update of a held row, read by the cursor while its group is held, joins the queue behind it.
     await db.pool.query(`UPDATE jobs SET v = v + 1 WHERE id = 1`);
-    await eventually(
-      async () =>
-        (
-          await db.pool.query(
-            `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'blocking' AND state = 'pending'`,
-          )
-        ).rows[0].n === 5,
-      'the new message held as a row too',
-      WAIT,
-    );
+    await eventually(async () => (await blockingIn('pending')) === 5, 'the new message held as a row too', WAIT);
     failing.clear();
     assert.equal(await redrive(db.pool, { subscription: 'blocking' }), 2);
     await eventually(
