@@ -1,7 +1,7 @@
 /**
  * Drain probe: a backlog of captured events, then one rowcast process drains it; prints events/s (or
  * deliveries/s) and peak RSS.
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1] npx tsx bench/probes/drain.ts webhook|fanout|function|log [events] [maxConcurrency]
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1] [STATEMENTS=1] npx tsx bench/probes/drain.ts webhook|fanout|function|log [events] [maxConcurrency]
  */
 import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
@@ -11,6 +11,7 @@ import {
   applyProbeConfig,
   backendCpu,
   cpuSecondsOf,
+  measureStatements,
   probeDatabase,
   sampleRss,
   startCountingReceiver,
@@ -57,6 +58,8 @@ for (let i = 0; i < events; i += 50_000) {
 }
 // CPU time per event (this process = rowcast + the probe's polling; the backends of the probe database; the
 // receiver): unlike rates, barely moved by other load on the machine.
+// STATEMENTS=1: PostgreSQL's time and WAL per item, per statement (pg_stat_statements; see measureStatements).
+const statements = process.env.STATEMENTS === '1' ? await measureStatements(db.pool) : null;
 const cpu0 = { node: process.cpuUsage(), receiver: cpuSecondsOf(receiver.pid) };
 const startRssMb = Math.round(process.memoryUsage.rss() / 1048576);
 const rss = sampleRss();
@@ -110,6 +113,7 @@ const cpuUsPerItem = {
 };
 if (gcTimer) clearInterval(gcTimer);
 const peak = rss.stop();
+const perStatement = statements && (await statements(last));
 await rowcast.stop();
 console.log(
   JSON.stringify({
@@ -123,6 +127,7 @@ console.log(
     startRssMb,
     liveHeapMb: live,
     cpuUsPerItem,
+    ...(perStatement ? { perStatement } : {}),
   }),
 );
 await receiver.close();

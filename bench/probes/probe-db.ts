@@ -73,3 +73,49 @@ export function sampleRss(): { stop(): number; atPeak: Record<string, number> } 
     },
   };
 }
+
+export interface StatementCost {
+  /** The statement's text (normalised by pg_stat_statements), its whitespace folded, cut to 120 characters. */
+  statement: string;
+  calls: number;
+  rowsPerCall: number;
+  /** PostgreSQL's execution time and WAL, divided by the probe's items (deliveries, events). */
+  usPerItem: number;
+  walBytesPerItem: number;
+}
+
+/**
+ * STATEMENTS=1: where PostgreSQL's time goes, per item. Needs a server started with
+ * `-c shared_preload_libraries=pg_stat_statements` (add `-c pg_stat_statements.track=all` to see the statements
+ * inside SQL and PL/pgSQL functions too). Resets the probe database's statistics now; the function it returns
+ * reads the `top` statements by execution time since then.
+ */
+export async function measureStatements(pool: Pool, top = 12): Promise<(items: number) => Promise<StatementCost[]>> {
+  try {
+    await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    await pool.query(
+      'SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)',
+    );
+    await pool.query('SELECT calls FROM pg_stat_statements LIMIT 1');
+  } catch (err) {
+    throw new Error(
+      `STATEMENTS=1 needs pg_stat_statements loaded: start the server with -c shared_preload_libraries=pg_stat_statements (${(err as Error).message})`,
+    );
+  }
+  return async (items) => {
+    const { rows } = await pool.query<{ query: string; calls: string; rows: string; ms: number; wal: string }>(
+      `SELECT query, calls, rows, total_exec_time AS ms, wal_bytes AS wal FROM pg_stat_statements
+        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+        ORDER BY total_exec_time DESC LIMIT $1`,
+      [top],
+    );
+    const n = Math.max(items, 1);
+    return rows.map((r) => ({
+      statement: r.query.replace(/\s+/g, ' ').slice(0, 120),
+      calls: Number(r.calls),
+      rowsPerCall: Math.round(Number(r.rows) / Math.max(Number(r.calls), 1)),
+      usPerItem: Math.round((r.ms * 1000 * 10) / n) / 10,
+      walBytesPerItem: Math.round(Number(r.wal) / n),
+    }));
+  };
+}
