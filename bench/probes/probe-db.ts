@@ -100,6 +100,7 @@ export async function measureStatements(pool: Pool, top = 12): Promise<(items: n
   } catch (err) {
     throw new Error(
       `STATEMENTS=1 needs pg_stat_statements loaded: start the server with -c shared_preload_libraries=pg_stat_statements (${(err as Error).message})`,
+      { cause: err },
     );
   }
   return async (items) => {
