@@ -215,9 +215,9 @@ export abstract class ClaimLoop<C extends Claimed> {
         for (const group of wanted.keys()) this.afterClaim(group, got.get(group) ?? 0, this.localCount(group));
         this.pumpAll();
         this.reportStale(tookMs);
-        // Claim again at once only while a backlogged group has room; otherwise wait for a kick.
-        const wantedNow = this.wanted();
-        if (![...this.backlogged].some((group) => wantedNow.has(group)))
+        // Claim again at once only while a backlogged group has a quarter of its room free; otherwise wait for a
+        // kick (a finished item, NOTIFY, the poll interval).
+        if (![...this.backlogged].some((group) => this.wantsClaim(group)))
           await this.signal.wait(this.loopOptions.pollInterval);
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'claiming work failed; retrying');
@@ -242,6 +242,19 @@ export abstract class ClaimLoop<C extends Claimed> {
     return Math.min(limit + this.prefetch(group, limit) - this.localCount(group), this.loopOptions.maxClaim);
   }
 
+  /**
+   * A backlogged group claims again once a quarter of its room is free: one round trip per many items, not per
+   * few. Claiming whatever freed up during the last round trip made batches of a few dozen at any backlog, and a
+   * cursor pays one lease and one completion per batch, whatever its size.
+   */
+  private wantsClaim(group: string, limit = this.limits().get(group) ?? 0): boolean {
+    return (
+      this.backlogged.has(group) &&
+      this.room(group, limit) >=
+        Math.max(1, Math.min(this.loopOptions.maxClaim, (limit + this.prefetch(group, limit)) >> 2))
+    );
+  }
+
   /** How many items to ask each group for: a fair, rotating share of the free capacity (model/slot-sharing.ts). */
   private wanted(): Map<string, number> {
     const limits = [...this.limits()];
@@ -255,11 +268,10 @@ export abstract class ClaimLoop<C extends Claimed> {
       maxQueuedBytes: MAX_QUEUED_BYTES,
     });
     if (free <= 0 || !limits.length) return new Map();
-    const groups = limits.map(([group, limit]) => ({
-      group,
-      room: this.room(group, limit),
-      backlogged: this.backlogged.has(group),
-    }));
+    // A backlogged group with less than a quarter of its room free sits this claim out (see wantsClaim).
+    const groups = limits
+      .filter(([group, limit]) => !this.backlogged.has(group) || this.wantsClaim(group, limit))
+      .map(([group, limit]) => ({ group, room: this.room(group, limit), backlogged: this.backlogged.has(group) }));
     return shareSlots(groups, free, this.rotation++);
   }
 
@@ -320,13 +332,7 @@ export abstract class ClaimLoop<C extends Claimed> {
         this.pump(item.group);
         // A process-wide slot freed up: other groups' queues may start now.
         if (wasFull) this.pumpAll();
-        // Claim again once a quarter of the group's room is free: one round trip per few items, not per item.
-        const limit = this.limits().get(item.group) ?? 0;
-        if (
-          this.backlogged.has(item.group) &&
-          this.room(item.group, limit) >= Math.max(1, (limit + this.prefetch(item.group, limit)) >> 2)
-        )
-          this.signal.kick();
+        if (this.wantsClaim(item.group)) this.signal.kick();
       });
   }
 }
