@@ -180,7 +180,11 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     const fn = this.functions.get(group);
     const ms = this.runMs.get(group);
     if (!fn?.pool.setLimit || ms === undefined) return slots;
-    return slots * Math.max(1, Math.min(MAX_BATCH, Math.floor(BATCH_MS / Math.max(ms, 0.2))));
+    const perSlot = Math.max(1, Math.min(MAX_BATCH, Math.floor(BATCH_MS / Math.max(ms, 0.2))));
+    // What waits in the runners takes at most a quarter of the process's concurrency, shared over its functions:
+    // the rest stays for what runs, so one function's queue never keeps another's free slots idle.
+    const share = Math.floor(this.loopOptions.concurrency / (4 * this.functions.size));
+    return slots + Math.min(slots * (perSlot - 1), share);
   }
 
   /** Routing leases to this process only what its slots can start at once, not what its runners would queue. */
