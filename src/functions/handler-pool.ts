@@ -194,7 +194,8 @@ export class HandlerPool implements InvocationRunner {
 
   /** Sends a ready thread its batch: one message, however many invocations. */
   private send(thread: Thread): void {
-    const { topics } = thread.calls[0]!.request;
+    // The newest topics of the batch (invoked in order), for all of it: publish() checks against the latest.
+    const { topics } = thread.calls[thread.calls.length - 1]!.request;
     if (this.topicsSent.get(thread) !== topics) {
       thread.worker.postMessage({ type: 'topics', topics } satisfies ToThreadMessage);
       this.topicsSent.set(thread, topics);
