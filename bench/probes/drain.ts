@@ -60,7 +60,9 @@ for (let i = 0; i < events; i += 50_000) {
 // receiver): unlike rates, barely moved by other load on the machine.
 // STATEMENTS=1: PostgreSQL's time and WAL per item, per statement (pg_stat_statements; see measureStatements).
 const statements = process.env.STATEMENTS === '1' ? await measureStatements(db.pool) : null;
-const cpu0 = { node: process.cpuUsage(), receiver: cpuSecondsOf(receiver.pid) };
+// The main thread alone (a function's handlers run in worker threads): what bounds the drain when it is saturated.
+const mainThread = `${process.pid}/task/${process.pid}`;
+const cpu0 = { node: process.cpuUsage(), main: cpuSecondsOf(mainThread), receiver: cpuSecondsOf(receiver.pid) };
 const startRssMb = Math.round(process.memoryUsage.rss() / 1048576);
 const rss = sampleRss();
 const started = Date.now();
@@ -94,10 +96,20 @@ const gcTimer =
     gc();
     live.push(Math.round(process.memoryUsage().heapUsed / 1048576));
   }, 2000);
+// From a fifth of the drain on (threads started, handler modules loaded), the steady state's CPU per item.
+let steady: { at: number; done: number; node: NodeJS.CpuUsage; main: number; pg: Map<number, number> } | null = null;
 for (;;) {
   await new Promise((r) => setTimeout(r, 250));
   last = await doneCount();
   if (last >= target) break;
+  if (!steady && last >= target / 5)
+    steady = {
+      at: Date.now(),
+      done: last,
+      node: process.cpuUsage(),
+      main: cpuSecondsOf(mainThread),
+      pg: await backendCpu(db.pool, db.name),
+    };
   if (Date.now() - started > 600_000) break;
 }
 const seconds = (Date.now() - started) / 1000;
@@ -108,9 +120,23 @@ for (const [pid] of await backendCpu(db.pool, db.name)) if (!pgBefore.has(pid)) 
 const perEventUs = (s: number) => Math.round((s * 1e6) / Math.max(last, 1));
 const cpuUsPerItem = {
   rowcast: perEventUs((nodeCpu.user + nodeCpu.system) / 1e6),
+  rowcastMainThread: perEventUs(cpuSecondsOf(mainThread) - cpu0.main),
   postgres: perEventUs(pgCpu),
   receiver: perEventUs(cpuSecondsOf(receiver.pid) - cpu0.receiver),
 };
+let steadyCpuUsPerItem: Record<string, number> | null = null;
+if (steady) {
+  const n = Math.max(last - steady.done, 1);
+  const node = process.cpuUsage(steady.node);
+  let pg = 0;
+  for (const [pid, at] of steady.pg) pg += cpuSecondsOf(pid) - at;
+  steadyCpuUsPerItem = {
+    perSecond: Math.round((n * 1000) / (Date.now() - steady.at)),
+    rowcast: Math.round((node.user + node.system) / n),
+    rowcastMainThread: Math.round(((cpuSecondsOf(mainThread) - steady.main) * 1e6) / n),
+    postgres: Math.round((pg * 1e6) / n),
+  };
+}
 if (gcTimer) clearInterval(gcTimer);
 const peak = rss.stop();
 const perStatement = statements && (await statements(last));
@@ -127,6 +153,7 @@ console.log(
     startRssMb,
     liveHeapMb: live,
     cpuUsPerItem,
+    steadyCpuUsPerItem,
     ...(perStatement ? { perStatement } : {}),
   }),
 );

@@ -29,7 +29,7 @@ export async function applyProbeConfig(pool: Pool, input: RowcastConfigInput) {
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
-export function cpuSecondsOf(pid: number): number {
+export function cpuSecondsOf(pid: number | string): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;

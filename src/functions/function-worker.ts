@@ -44,6 +44,14 @@ const START_MARGIN_MS = 10_000;
  * the next would add two round trips to every invocation's path.
  */
 const SLOT_IDLE_MS = 1000;
+/**
+ * Handlers that take about this long or less are invoked up to MAX_BATCH per slot at once: the thread pool queues
+ * what its threads cannot run yet and hands each thread several in one message (handler-pool.ts), sparing a thread
+ * wake-up each way per invocation. Slower handlers get one per slot, as before: the wait of the last of a batch
+ * stays short.
+ */
+const BATCH_MS = 20;
+const MAX_BATCH = 8;
 
 interface LoadedFunction {
   name: string;
@@ -79,6 +87,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   deliveries: DirectClaimant | null = null;
   /** Where handlers' AWS SDK publishes, joining their invocations. */
   private readonly endpoint: InvocationSnsEndpoint;
+  /** Aborted at shutdown while still queued in a runner: released as never started. */
+  private readonly unstarted = new Set<string>();
 
   constructor(
     private readonly pool: Pool,
@@ -95,6 +105,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.recorder = new InvocationRecorder(pool, log, () => this.deliveries, onPublished);
     for (const [name, config] of Object.entries(functions)) {
       const handlers = invocationRunnerFor(name, config, aws, log, this.endpoint);
+      // Nothing runs before a slot is held.
+      handlers.setLimit?.(0);
       this.functions.set(name, {
         name,
         config,
@@ -137,7 +149,10 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
           fn.leaseMs,
           this.options.owner,
         );
-        if (taken.length) this.held.set(name, [...held, ...taken]);
+        if (taken.length) {
+          this.held.set(name, [...held, ...taken]);
+          fn.pool.setLimit?.(held.length + taken.length);
+        }
         claimed.push(...items);
       }
       return claimed;
@@ -156,8 +171,24 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.adopt(claimed, direct.claimedAt);
   }
 
-  /** Handlers run only in slots held. */
+  /**
+   * Handlers run only in slots held; a runner that queues (worker threads) is given up to MAX_BATCH per slot while
+   * the function's handlers are quick, and runs no more than the slots at once (setLimit).
+   */
   protected override runLimit(group: string): number {
+    const slots = this.held.get(group)?.length ?? 0;
+    const fn = this.functions.get(group);
+    const ms = this.runMs.get(group);
+    if (!fn?.pool.setLimit || ms === undefined) return slots;
+    const perSlot = Math.max(1, Math.min(MAX_BATCH, Math.floor(BATCH_MS / Math.max(ms, 0.2))));
+    // What waits in the runners takes at most a quarter of the process's concurrency, shared over its functions:
+    // the rest stays for what runs, so one function's queue never keeps another's free slots idle.
+    const share = Math.floor(this.loopOptions.concurrency / (4 * this.functions.size));
+    return slots + Math.min(slots * (perSlot - 1), share);
+  }
+
+  /** Routing leases to this process only what its slots can start at once, not what its runners would queue. */
+  protected override adoptLimit(group: string): number {
     return this.held.get(group)?.length ?? 0;
   }
 
@@ -167,7 +198,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
    */
   protected override prefetch(group: string): number {
     const ms = this.runMs.get(group);
-    const slots = this.runLimit(group);
+    const slots = this.held.get(group)?.length ?? 0;
     return ms === undefined || !slots
       ? 0
       : Math.min(this.loopOptions.maxClaim, Math.floor((slots * 1000) / Math.max(ms, 0.2)));
@@ -179,7 +210,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
 
   protected override startBy(item: ClaimedInvocation, claimedAt: number): number {
     const fn = this.functions.get(item.group)!;
-    return claimedAt + fn.leaseMs - fn.config.timeout - START_MARGIN_MS;
+    // Kept on the item: a runner that queues it checks again before it starts it.
+    return (item.startBy = claimedAt + fn.leaseMs - fn.config.timeout - START_MARGIN_MS);
   }
 
   /** Nothing of the function left here and none due for a while: its slots go back, for other processes to take. */
@@ -201,6 +233,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     )
       return;
     this.held.delete(group);
+    this.functions.get(group)?.pool.setLimit?.(0);
     this.functions.get(group)?.pool.releaseIdle?.();
     this.releasing = this.releasing
       .then(() => releaseSlots(client, group, held))
@@ -234,9 +267,17 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
         clientContext: inv.clientContext,
         trace: inv.trace,
         topics: this.topics,
+        startBy: inv.startBy,
       },
       signal,
     );
+    if (!outcome.ok && outcome.unstarted) {
+      span?.end({ error: outcome.error.message, outcome: 'released' });
+      // At shutdown the claim loop hands it back with the others (as started: release() corrects that).
+      if (signal.aborted) this.unstarted.add(inv.id);
+      else await this.release([inv], false);
+      return;
+    }
     if (signal.aborted) return span?.end({ error: 'aborted: rowcast is shutting down', outcome: 'released' }); // shutdown: released, not counted as a failure
     span?.end(outcome.ok ? { outcome: 'done' } : { error: describe(outcome.error), outcome: 'error' });
     this.runMs.set(fn.name, 0.8 * (this.runMs.get(fn.name) ?? outcome.durationMs) + 0.2 * outcome.durationMs);
@@ -358,11 +399,16 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   }
 
   protected async release(items: ClaimedInvocation[], started: boolean): Promise<void> {
-    await releaseInvocations(
-      this.pool,
-      items.map((i) => ({ id: i.id, attempt: i.attempt, lease: i.lease })),
-      started,
-    );
+    // In flight for the claim loop, but still waiting in a runner's queue: their attempt never began.
+    const unstarted = items.filter((i) => this.unstarted.delete(i.id));
+    const rest = unstarted.length ? items.filter((i) => !unstarted.includes(i)) : items;
+    const release = (list: ClaimedInvocation[], began: boolean) =>
+      releaseInvocations(
+        this.pool,
+        list.map((i) => ({ id: i.id, attempt: i.attempt, lease: i.lease })),
+        began,
+      );
+    await Promise.all([release(rest, started), release(unstarted, false)]);
   }
 
   protected override async afterDrain(): Promise<void> {

@@ -1,6 +1,6 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.js';
 import type { InvocationOutcome, InvocationRunner } from './invocation-runner.js';
 import type { InvocationSlot, InvocationSnsEndpoint } from './invocation-sns-endpoint.js';
@@ -34,28 +34,95 @@ const THREAD_ENTRY: { code: string | URL; eval: boolean } =
 const TERMINATE_GRACE_MS = 100;
 /** A new thread's init phase (start, loader, module import) may take this long; Lambda's limit is 10 s too. */
 const INIT_TIMEOUT_MS = 10_000;
+/** Most invocations handed to a thread in one message. */
+const MAX_BATCH = 8;
+
+type Request = Omit<InvokeRequest, 'deadline'>;
+
+/** An invocation given to the pool: waiting for a thread, or one of a thread's batch. */
+interface Call {
+  request: Request;
+  signal: AbortSignal;
+  resolve: (outcome: InvocationOutcome) => void;
+  onAbort: () => void;
+  /** The thread it was handed to. */
+  thread: Thread | null;
+  /** When it started, as this thread sees it: its batch was sent (the first), or the one before it ended. */
+  startedAt: number;
+}
+
+interface Thread {
+  worker: Worker;
+  results: MessagePort;
+  slot: InvocationSlot | undefined;
+  /** The handler module has loaded: the timeout of an invocation counts from then. */
+  ready: boolean;
+  /** Its batch, in order: the first is running (once ready), the others wait in the thread. */
+  calls: Call[];
+  timer: NodeJS.Timeout | undefined;
+  spawnedAt: number;
+  /** Being given up (lose() reads what it posted first). */
+  dying: boolean;
+  gone: boolean;
+}
 
 /**
  * Worker threads for one function, each running one invocation at a time (as a Lambda instance does). Threads
  * are reused; one that times out, crashes or runs out of memory is terminated and replaced on demand.
+ *
+ * With a limit (setLimit: the function's concurrency slots held), at most that many threads have work, and
+ * invocations beyond them wait here; a thread that comes free takes its share of them, up to MAX_BATCH, in one
+ * message, and runs them one after another, each with its own deadline and outcome. A timeout or crash fails the
+ * invocation that was running; the rest of its batch never started and goes back to the queue for another thread.
  */
 export class HandlerPool implements InvocationRunner {
-  private readonly idle: Worker[] = [];
-  private readonly all = new Set<Worker>();
-  /** Threads whose handler module has loaded: the timeout of an invocation counts from then. */
-  private readonly initialised = new WeakSet<Worker>();
-  /** Each thread's SNS endpoint for the AWS SDK. */
-  private readonly slots = new WeakMap<Worker, InvocationSlot>();
+  private readonly idle: Thread[] = [];
+  private readonly busy = new Set<Thread>();
+  private readonly all = new Set<Thread>();
+  private readonly queue: Call[] = [];
+  private limit = Infinity;
   /** The topics each thread last got (the function worker keeps one object until they change). */
-  private readonly topicsSent = new WeakMap<Worker, InvokeRequest['topics']>();
+  private readonly topicsSent = new WeakMap<Thread, InvokeRequest['topics']>();
 
   constructor(
     private readonly options: HandlerPoolOptions,
     private readonly log: Logger,
   ) {}
 
-  private spawn(): Worker {
-    const slot = this.options.endpoint?.slot();
+  setLimit(threads: number): void {
+    this.limit = threads;
+    this.schedule();
+  }
+
+  invoke(request: Request, signal: AbortSignal): Promise<InvocationOutcome> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve(aborted(true));
+      const call: Call = { request, signal, resolve, onAbort: () => this.abort(call), thread: null, startedAt: 0 };
+      signal.addEventListener('abort', call.onAbort);
+      this.queue.push(call);
+      this.schedule();
+    });
+  }
+
+  /** Hands waiting invocations to free threads (or new ones) while fewer than the limit have work. */
+  private schedule(): void {
+    while (this.queue.length && this.busy.size < this.limit) {
+      const thread = this.idle.pop() ?? this.spawn();
+      // An even share of what waits over the threads allowed, so that a few waiting still go to as many threads.
+      const share = Number.isFinite(this.limit) ? Math.ceil(this.queue.length / this.limit) : 1;
+      const calls = this.queue.splice(0, Math.min(MAX_BATCH, share));
+      for (const call of calls) call.thread = thread;
+      thread.calls = calls;
+      this.busy.add(thread);
+      if (thread.ready) this.send(thread);
+    }
+  }
+
+  private spawn(): Thread {
+    const channel = new MessageChannel();
+    // Before an SDK publish is attributed, the results the thread already posted are read: the invocation that
+    // published is then the one running, even when a batch's next one started before this thread heard of it.
+    const slot = this.options.endpoint?.slot(() => this.catchUp(thread));
     const sdk = slot ? this.options.endpoint!.environment(slot, { ...process.env, ...this.options.environment }) : {};
     const worker = new Worker(THREAD_ENTRY.code, {
       eval: THREAD_ENTRY.eval,
@@ -63,131 +130,231 @@ export class HandlerPool implements InvocationRunner {
         modulePath: this.options.modulePath,
         exportName: this.options.exportName,
         functionName: this.options.functionName,
+        results: channel.port2,
       },
+      transferList: [channel.port2],
       // The SDK's SNS endpoint is this thread's own; the function's environment may still point it elsewhere.
       env: { ...process.env, ...sdk, ...this.options.environment },
       resourceLimits: { maxOldGenerationSizeMb: this.options.memoryLimitMb },
       name: `rowcast function ${this.options.functionName}`,
     });
+    const thread: Thread = {
+      worker,
+      results: channel.port1,
+      slot,
+      ready: false,
+      calls: [],
+      timer: undefined,
+      spawnedAt: Date.now(),
+      dying: false,
+      gone: false,
+    };
     worker.unref();
-    this.all.add(worker);
-    if (slot) this.slots.set(worker, slot);
-    worker.once('exit', () => {
-      this.all.delete(worker);
+    this.all.add(thread);
+    thread.results.on('message', (m: ThreadMessage) => this.onMessage(thread, m));
+    thread.results.unref();
+    worker.on('error', (err: Error) =>
+      this.lose(
+        thread,
+        thread.ready
+          ? failure(
+              err.name === 'Error' ? 'HandlerCrashed' : err.name,
+              `the handler's thread crashed: ${err.message}`,
+              thread,
+            )
+          : failure('HandlerCrashed', `the handler's thread crashed while loading: ${err.message}`, thread),
+      ),
+    );
+    worker.once('exit', (code: number) => {
+      this.lose(
+        thread,
+        thread.ready
+          ? failure('HandlerCrashed', `the handler's thread exited (code ${code})`, thread)
+          : failure('HandlerCrashed', `the handler's thread exited while loading (code ${code})`, thread),
+      );
+      this.all.delete(thread);
+      thread.results.close();
       slot?.close();
     });
-    return worker;
+    thread.timer = setTimeout(
+      () =>
+        this.lose(
+          thread,
+          failure(
+            'InitTimeoutError',
+            `the handler module did not load within ${INIT_TIMEOUT_MS} ms; make its top-level code faster (connect lazily, import less)`,
+            thread,
+          ),
+          () => !thread.ready,
+        ),
+      INIT_TIMEOUT_MS,
+    );
+    return thread;
   }
 
-  async invoke(request: Omit<InvokeRequest, 'deadline'>, signal: AbortSignal): Promise<InvocationOutcome> {
-    const worker = this.idle.pop() ?? this.spawn();
-    if (!this.initialised.has(worker)) {
-      const failed = await this.init(worker, signal);
-      if (failed) return failed;
+  /** Sends a ready thread its batch: one message, however many invocations. */
+  private send(thread: Thread): void {
+    // The newest topics of the batch (invoked in order), for all of it: publish() checks against the latest.
+    const { topics } = thread.calls[thread.calls.length - 1]!.request;
+    if (this.topicsSent.get(thread) !== topics) {
+      thread.worker.postMessage({ type: 'topics', topics } satisfies ToThreadMessage);
+      this.topicsSent.set(thread, topics);
     }
-    return this.run(worker, request, signal);
+    const items = thread.calls.map(({ request: { topics: _, ...item } }) => item);
+    thread.worker.postMessage({ type: 'invoke', items, timeout: this.options.timeout } satisfies ToThreadMessage);
+    this.begin(thread);
   }
 
-  /** Waits for a new thread's init phase; resolves with the failure when it crashes, hangs or is aborted. */
-  private init(worker: Worker, signal: AbortSignal): Promise<InvocationOutcome | null> {
-    const started = Date.now();
-    return new Promise((resolve) => {
-      const done = (failure: { type: string; message: string } | null) => {
-        clearTimeout(timer);
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        signal.removeEventListener('abort', onAbort);
-        if (failure) void worker.terminate();
-        else this.initialised.add(worker);
-        resolve(failure && { ok: false, error: { ...failure, stack: [] }, durationMs: Date.now() - started });
-      };
-      const onMessage = (m: ThreadMessage) => m.type === 'init' && done(null);
-      const onError = (err: Error) =>
-        done({ type: 'HandlerCrashed', message: `the handler's thread crashed while loading: ${err.message}` });
-      const onExit = (code: number) =>
-        done({ type: 'HandlerCrashed', message: `the handler's thread exited while loading (code ${code})` });
-      const onAbort = () => done({ type: 'Aborted', message: 'aborted: rowcast is shutting down' });
-      const timer = setTimeout(
-        () =>
-          done({
-            type: 'InitTimeoutError',
-            message: `the handler module did not load within ${INIT_TIMEOUT_MS} ms; make its top-level code faster (connect lazily, import less)`,
-          }),
-        INIT_TIMEOUT_MS,
-      );
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
-      signal.addEventListener('abort', onAbort);
-    });
+  /** The first of the thread's batch starts: its timeout runs, and SDK publishes belong to it. */
+  private begin(thread: Thread): void {
+    const call = thread.calls[0]!;
+    call.startedAt = Date.now();
+    thread.slot?.begin(call.request.id);
+    clearTimeout(thread.timer);
+    thread.timer = setTimeout(
+      () =>
+        this.lose(
+          thread,
+          failure('TimeoutError', `timed out after ${this.options.timeout} ms`, thread),
+          () => thread.calls[0] === call,
+        ),
+      this.options.timeout + TERMINATE_GRACE_MS,
+    );
   }
 
-  private run(
-    worker: Worker,
-    request: Omit<InvokeRequest, 'deadline'>,
-    signal: AbortSignal,
-  ): Promise<InvocationOutcome> {
-    const started = Date.now();
-    const deadline = started + this.options.timeout;
-    const slot = this.slots.get(worker);
-    return new Promise<InvocationOutcome>((resolve) => {
-      let settled = false;
-      const finish = (outcome: InvocationOutcome, reusable: boolean) => {
-        if (settled) return;
-        settled = true;
-        // What the SDK published joins the attempt's own publishes: written with its success, dropped otherwise.
-        const viaSdk = slot?.end() ?? [];
-        if (outcome.ok && viaSdk.length) outcome = { ...outcome, published: [...outcome.published, ...viaSdk] };
-        clearTimeout(timer);
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        signal.removeEventListener('abort', onAbort);
-        if (reusable) this.idle.push(worker);
-        else void worker.terminate();
-        resolve(outcome);
+  /** Reads what the thread posted and this thread has not handled yet. */
+  private catchUp(thread: Thread): void {
+    for (let m = receiveMessageOnPort(thread.results); m; m = receiveMessageOnPort(thread.results))
+      this.onMessage(thread, m.message as ThreadMessage);
+  }
+
+  private onMessage(thread: Thread, m: ThreadMessage): void {
+    if (thread.gone) return;
+    if (m.type === 'init') {
+      thread.ready = true;
+      clearTimeout(thread.timer);
+      thread.timer = undefined;
+      if (thread.calls.length) return this.send(thread);
+      // What it was spawned for was aborted meanwhile.
+      return this.free(thread);
+    }
+    const call = thread.calls[0];
+    // Not the running invocation: one aborted and taken out of the batch, which the thread reached before its skip.
+    if (!call || m.id !== call.request.id) return;
+    if (m.type === 'log') {
+      this.log[m.level]({ function: this.options.functionName, invocation: m.id }, m.message);
+      return;
+    }
+    clearTimeout(thread.timer);
+    thread.timer = undefined;
+    // What the SDK published joins the attempt's own publishes: written with its success, dropped otherwise.
+    const viaSdk = thread.slot?.end() ?? [];
+    const durationMs = Date.now() - call.startedAt;
+    let outcome: InvocationOutcome;
+    if (m.type === 'skipped') outcome = { ok: false, error: UNSTARTED, durationMs: 0, unstarted: true };
+    else if (durationMs > this.options.timeout) outcome = timedOut(this.options.timeout, durationMs);
+    else if (m.ok)
+      outcome = {
+        ok: true,
+        result: m.result,
+        published: viaSdk.length ? [...m.published, ...viaSdk] : m.published,
+        durationMs,
       };
-      const fail = (type: string, message: string, reusable = false) =>
-        finish({ ok: false, error: { type, message, stack: [] }, durationMs: Date.now() - started }, reusable);
-      const onMessage = (m: ThreadMessage) => {
-        if (m.type === 'init' || m.id !== request.id) return;
-        if (m.type === 'log') {
-          this.log[m.level]({ function: this.options.functionName, invocation: request.id }, m.message);
-          return;
-        }
-        if (Date.now() > deadline) return fail('TimeoutError', `timed out after ${this.options.timeout} ms`, true);
-        finish(
-          m.ok
-            ? { ok: true, result: m.result, published: m.published, durationMs: Date.now() - started }
-            : { ok: false, error: m.error, durationMs: Date.now() - started },
-          true,
-        );
-      };
-      const onError = (err: Error) =>
-        fail(err.name === 'Error' ? 'HandlerCrashed' : err.name, `the handler's thread crashed: ${err.message}`);
-      const onExit = (code: number) => fail('HandlerCrashed', `the handler's thread exited (code ${code})`);
-      const onAbort = () => fail('Aborted', 'aborted: rowcast is shutting down');
-      const timer = setTimeout(
-        () => fail('TimeoutError', `timed out after ${this.options.timeout} ms`),
-        this.options.timeout + TERMINATE_GRACE_MS,
-      );
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
-      signal.addEventListener('abort', onAbort);
-      slot?.begin(request.id);
-      const { topics, ...invocation } = request;
-      if (this.topicsSent.get(worker) !== topics) {
-        worker.postMessage({ type: 'topics', topics } satisfies ToThreadMessage);
-        this.topicsSent.set(worker, topics);
-      }
-      worker.postMessage({ type: 'invoke', ...invocation, deadline } satisfies ToThreadMessage);
-    });
+    else outcome = { ok: false, error: m.error, durationMs };
+    thread.calls.shift();
+    this.settle(call, outcome);
+    if (thread.calls.length) return this.begin(thread);
+    // While lose() reads what a thread posted, it does not take new work: lose() decides.
+    if (!thread.dying) this.free(thread);
+  }
+
+  /** A thread with nothing left to run: idle, or given what waits. */
+  private free(thread: Thread): void {
+    this.busy.delete(thread);
+    this.idle.push(thread);
+    this.schedule();
+  }
+
+  /**
+   * The thread is lost (timed out, crashed, exited, did not load, or its running invocation was aborted): that
+   * invocation fails; the rest of its batch never started and waits for another thread.
+   */
+  private lose(thread: Thread, outcome: InvocationOutcome, stillApplies?: () => boolean): void {
+    if (thread.gone) return;
+    // Results it posted before it was lost count: the invocation that failed is the one that was running. A timeout
+    // or an abort whose invocation turns out to have ended meanwhile no longer applies (its successor's timer runs).
+    thread.dying = true;
+    this.catchUp(thread);
+    thread.dying = false;
+    if (stillApplies && !stillApplies()) {
+      if (!thread.calls.length && thread.ready) this.free(thread);
+      return;
+    }
+    thread.gone = true;
+    clearTimeout(thread.timer);
+    thread.slot?.end();
+    this.busy.delete(thread);
+    const at = this.idle.indexOf(thread);
+    if (at >= 0) this.idle.splice(at, 1);
+    void thread.worker.terminate();
+    const [running, ...rest] = thread.calls;
+    thread.calls = [];
+    if (running)
+      this.settle(running, thread.ready ? { ...outcome, durationMs: Date.now() - running.startedAt } : outcome);
+    for (const call of rest) call.thread = null;
+    this.queue.unshift(...rest);
+    // Not at once: at shutdown every invocation is aborted in one go, and the rest must not start on another thread.
+    queueMicrotask(() => this.schedule());
+  }
+
+  private abort(call: Call): void {
+    const thread = call.thread;
+    if (!thread) {
+      const waiting = this.queue.indexOf(call);
+      if (waiting >= 0) this.queue.splice(waiting, 1);
+      return this.settle(call, aborted(true));
+    }
+    const at = thread.calls.indexOf(call);
+    if (at < 0) return;
+    if (at === 0 && thread.ready) return this.lose(thread, aborted(false), () => thread.calls[0] === call);
+    // Not started: taken out of the batch, and the thread skips it (a thread still loading never got it).
+    thread.calls.splice(at, 1);
+    this.settle(call, aborted(true));
+    if (thread.ready) thread.worker.postMessage({ type: 'skip', id: call.request.id } satisfies ToThreadMessage);
+  }
+
+  private settle(call: Call, outcome: InvocationOutcome): void {
+    call.signal.removeEventListener('abort', call.onAbort);
+    call.thread = null;
+    call.resolve(outcome);
   }
 
   async close(): Promise<void> {
+    for (const call of this.queue.splice(0)) this.settle(call, aborted(true));
     this.idle.length = 0;
-    await Promise.all([...this.all].map((w) => w.terminate()));
+    await Promise.all([...this.all].map((t) => t.worker.terminate()));
   }
+}
+
+const UNSTARTED = { type: 'Unstarted', message: 'handed back unstarted: its lease would not outlast it', stack: [] };
+
+function aborted(unstarted: boolean): InvocationOutcome {
+  return {
+    ok: false,
+    error: { type: 'Aborted', message: 'aborted: rowcast is shutting down', stack: [] },
+    durationMs: 0,
+    ...(unstarted ? { unstarted: true } : {}),
+  };
+}
+
+function timedOut(timeout: number, durationMs: number): InvocationOutcome {
+  return {
+    ok: false,
+    error: { type: 'TimeoutError', message: `timed out after ${timeout} ms`, stack: [] },
+    durationMs,
+  };
+}
+
+function failure(type: string, message: string, thread: Thread): InvocationOutcome {
+  return { ok: false, error: { type, message, stack: [] }, durationMs: Date.now() - thread.spawnedAt };
 }

@@ -6,15 +6,22 @@
 import { randomUUID } from 'node:crypto';
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parentPort, workerData } from 'node:worker_threads';
-import type { PublishedMessage, ThreadMessage, ToThreadMessage, TopicRules } from '../model/thread-protocol.js';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import type {
+  BatchedInvocation,
+  PublishedMessage,
+  ThreadMessage,
+  ToThreadMessage,
+  TopicRules,
+} from '../model/thread-protocol.js';
 
-const { modulePath, exportName, functionName } = workerData as {
+const { modulePath, exportName, functionName, results } = workerData as {
   modulePath: string;
   exportName: string;
   functionName: string;
+  /** Where results go: a port of their own, which the dispatcher can read synchronously (receiveMessageOnPort). */
+  results: MessagePort;
 };
-const port = parentPort!;
 
 type Handler = (event: unknown, context: Record<string, unknown>) => unknown;
 
@@ -37,7 +44,7 @@ async function loadHandler(): Promise<Handler> {
 }
 
 const loading = loadHandler();
-const post = (message: ThreadMessage) => port.postMessage(message);
+const post = (message: ThreadMessage) => results.postMessage(message);
 // As in Lambda, loading the module (the init phase) does not count against an invocation's timeout.
 void loading.then(
   () => post({ type: 'init' }),
@@ -52,7 +59,7 @@ function topicName(topic: string): string {
 /** The topics publish() checks against, as the dispatcher last sent them. */
 let topics: Record<string, TopicRules> = {};
 
-async function run(req: Extract<ToThreadMessage, { type: 'invoke' }>): Promise<void> {
+async function run(req: BatchedInvocation & { deadline: number }): Promise<void> {
   const published: PublishedMessage[] = [];
   const controller = new AbortController();
   const abortTimer = setTimeout(() => controller.abort(new Error('timed out')), Math.max(0, req.deadline - Date.now()));
@@ -152,7 +159,24 @@ async function run(req: Extract<ToThreadMessage, { type: 'invoke' }>): Promise<v
   }
 }
 
-port.on('message', (m: ToThreadMessage) => {
+/** Invocations of a batch told to be skipped before the thread reached them. */
+const skipped = new Set<string>();
+/** Batches run one after another, and so do the invocations in each: one at a time, as a Lambda instance. */
+let running = Promise.resolve();
+
+async function runBatch(batch: Extract<ToThreadMessage, { type: 'invoke' }>): Promise<void> {
+  for (const item of batch.items) {
+    if (skipped.delete(item.id) || (item.startBy !== undefined && Date.now() > item.startBy)) {
+      post({ type: 'skipped', id: item.id });
+      continue;
+    }
+    // The timeout counts from the invocation's own start, not from the batch's arrival.
+    await run({ ...item, deadline: Date.now() + batch.timeout });
+  }
+}
+
+parentPort!.on('message', (m: ToThreadMessage) => {
   if (m.type === 'topics') topics = m.topics;
-  else void run(m);
+  else if (m.type === 'skip') skipped.add(m.id);
+  else running = running.then(() => runBatch(m));
 });

@@ -2,7 +2,8 @@ import type { HandlerError, InvokeRequest, PublishedMessage } from '../model/thr
 
 export type InvocationOutcome =
   | { ok: true; result: string | null; published: PublishedMessage[]; durationMs: number }
-  | { ok: false; error: HandlerError; durationMs: number };
+  /** unstarted: it never ran (aborted while it waited, or its startBy passed): hand it back, count no attempt. */
+  | { ok: false; error: HandlerError; durationMs: number; unstarted?: true };
 
 /**
  * Where the function worker runs an invocation: "run this invocation with this payload within the function's
@@ -17,6 +18,11 @@ export interface InvocationRunner {
    * over all rowcast processes never outnumber the function's concurrency (worker threads may stay: they are cheap).
    */
   releaseIdle?(): void;
+  /**
+   * How many may run at once now (the function's slots held in this process). A runner that has it queues what
+   * is invoked beyond that and hands it to its threads in batches, so it may be invoked for more than it runs.
+   */
+  setLimit?(n: number): void;
   /** Stops every thread or process of the function. */
   close(): Promise<void>;
 }

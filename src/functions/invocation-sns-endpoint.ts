@@ -45,6 +45,8 @@ export interface InvocationSlot {
 
 interface SlotState {
   current: { id: string; published: PublishedMessage[] } | null;
+  /** Brings `current` up to date with what the thread has done (its posted results) before a publish is attributed. */
+  catchUp?: () => void;
 }
 
 /** Largest request body: a PublishBatch of 256 KiB, form-encoded (as the SNS API). */
@@ -78,10 +80,10 @@ export class InvocationSnsEndpoint {
     this.base = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
-  slot(): InvocationSlot {
+  slot(catchUp?: () => void): InvocationSlot {
     if (!this.base) throw new Error('the invocation SNS endpoint is not listening yet (call listen() first)');
     const token = randomBytes(32).toString('hex');
-    const state: SlotState = { current: null };
+    const state: SlotState = { current: null, catchUp };
     this.slots.set(token, state);
     return {
       url: `${this.base}/_invocation/${token}/`,
@@ -163,6 +165,7 @@ export class InvocationSnsEndpoint {
         );
       let result: string | null;
       if (action === 'Publish' || action === 'PublishBatch') {
+        state.catchUp?.();
         const invocation = state.current;
         if (!invocation) {
           throw new SnsError(
@@ -173,6 +176,7 @@ export class InvocationSnsEndpoint {
         }
         const keep = (messages: NewMessage[]) => {
           // The handler returned (or timed out) while this request was read: it belongs to no attempt.
+          state.catchUp?.();
           if (state.current !== invocation)
             throw new SnsError(
               'AuthorizationError',

@@ -10,6 +10,8 @@ export interface InvokeRequest {
   trace: string | null;
   /** Topics that exist and their size rules, so publish() can refuse an unknown topic or a too-large message at once. */
   topics: Record<string, TopicRules>;
+  /** Epoch milliseconds after which a runner that queues invocations hands it back unstarted (its lease runs short). */
+  startBy?: number;
 }
 
 export interface TopicRules {
@@ -38,16 +40,28 @@ export interface HandlerError {
   stack: string[];
 }
 
+/** One invocation of a batch: its deadline is set by the thread when it starts it (the batch's `timeout` later). */
+export type BatchedInvocation = Omit<InvokeRequest, 'topics' | 'deadline'> & {
+  /** Epoch milliseconds after which it must not start (its lease would not outlast it): the thread skips it. */
+  startBy?: number;
+};
+
 /**
- * What the dispatcher sends a handler thread: an invocation, or the topics publish() checks against — sent before
- * an invocation only when they changed since the thread last got them, not cloned into every invocation.
+ * What the dispatcher sends a handler thread: invocations to run one after another (more than one only when
+ * more were waiting than threads were free: one message and one wake-up for all), one to skip (it was aborted
+ * before it started), or the topics publish() checks against — sent before a batch only when they changed since
+ * the thread last got them, not cloned into every invocation.
  */
 export type ToThreadMessage =
-  ({ type: 'invoke' } & Omit<InvokeRequest, 'topics'>) | { type: 'topics'; topics: Record<string, TopicRules> };
+  | { type: 'invoke'; items: BatchedInvocation[]; timeout: number }
+  | { type: 'skip'; id: string }
+  | { type: 'topics'; topics: Record<string, TopicRules> };
 
 export type ThreadMessage =
   /** The handler module has loaded (or failed to: the first invocation then reports why); the init phase is over. */
   | { type: 'init' }
   | { type: 'result'; id: string; ok: true; result: string | null; published: PublishedMessage[] }
   | { type: 'result'; id: string; ok: false; error: HandlerError }
+  /** An invocation of a batch that the thread did not start (told to skip it, or past its startBy). */
+  | { type: 'skipped'; id: string }
   | { type: 'log'; id: string; level: 'debug' | 'info' | 'warn' | 'error'; message: string };

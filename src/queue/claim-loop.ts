@@ -89,6 +89,10 @@ export abstract class ClaimLoop<C extends Claimed> {
   protected runLimit(_group: string, limit: number): number {
     return limit;
   }
+  /** How many items of a group a statement that creates work may lease to this process (default runLimit). */
+  protected adoptLimit(group: string, limit: number): number {
+    return this.runLimit(group, limit);
+  }
   /** How many items a group may claim beyond its free slots (default none). */
   protected prefetch(_group: string, _limit: number): number {
     return 0;
@@ -134,7 +138,7 @@ export abstract class ClaimLoop<C extends Claimed> {
     let free = this.stopping ? 0 : this.loopOptions.concurrency - this.inFlight.size - this.queued;
     for (const [group, limit] of this.limits()) {
       if (free <= 0) break;
-      const n = Math.min(this.runLimit(group, limit) - this.localCount(group), free);
+      const n = Math.min(this.adoptLimit(group, limit) - this.localCount(group), free);
       if (n > 0) {
         room.set(group, n);
         free -= n;
