@@ -152,33 +152,43 @@ function cursorStart(name: string, moved: boolean, backlog: boolean): PlanStep {
     summary: `~ subscription ${name}: reads ${moved ? 'its new' : 'its'} topic through a cursor from the next message on${backlog ? ', and moves its backlog of pending deliveries never attempted (those after its last attempted one) onto the cursor' : ''}`,
     // Moved to another topic: it starts over from that topic's end; the old topic's unpassed messages are dropped
     // with the cursor's leases (their owners' completions are then refused).
+    // Each part is materialised and read through the indexes it names, so the cost grows with the backlog (and the
+    // topic's messages since its oldest movable row), never with its square or with the finished rows.
     sql: `WITH dropped AS (DELETE FROM rowcast.cursor_leases WHERE subscription = $1 AND $2::boolean),
-          s AS (
+          s AS MATERIALIZED (
             SELECT x.topic FROM rowcast.subscriptions x JOIN rowcast.topics t ON t.name = x.topic
              WHERE x.name = $1 AND $3::boolean AND x.filter_policy IS NULL AND x.sns_state = 'confirmed' AND NOT t.fifo
                AND NOT EXISTS (SELECT 1 FROM rowcast.cursors c WHERE c.subscription = $1)),
-          -- The topic's last message that is not movable: no row of the subscription, or a row that was attempted,
-          -- is in flight, retrying, dead or done (or, on a topic that was FIFO, carries a group). Read backwards
-          -- from the end, so it costs the backlog's length, not the topic's.
-          barrier AS (
-            SELECT s.topic, coalesce((
-                     SELECT m.seq FROM rowcast.messages m
-                      WHERE m.topic = s.topic
-                        AND NOT (EXISTS (SELECT 1 FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = $1)
-                                 AND NOT EXISTS (
-                                   SELECT 1 FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = $1
-                                      AND NOT (d.state = 'pending' AND d.attempts = 0 AND d.attempt_log IS NULL AND d.group_key IS NULL)))
-                      ORDER BY m.seq DESC LIMIT 1), 0) AS seq
-              FROM s),
+          -- The topic's messages whose open rows of the subscription (deliveries_due) are all movable: pending, never
+          -- attempted, nothing in their log (and no group, were the topic FIFO once).
+          movable AS MATERIALIZED (
+            SELECT m.id, m.seq
+              FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id JOIN s ON s.topic = m.topic
+             WHERE d.subscription = $1 AND d.state IN ('pending', 'in_flight')
+             GROUP BY m.id, m.seq
+            HAVING bool_and(d.state = 'pending' AND d.attempts = 0 AND d.attempt_log IS NULL AND d.group_key IS NULL)),
+          -- The last message of the topic that is not movable (no open row, or one attempted or in flight): the
+          -- backlog that moves is what comes after it.
+          gap AS MATERIALIZED (
+            SELECT coalesce(max(m.seq), 0) AS seq FROM s JOIN rowcast.messages m ON m.topic = s.topic
+             WHERE m.seq >= (SELECT min(v.seq) FROM movable v) AND NOT EXISTS (SELECT 1 FROM movable v WHERE v.seq = m.seq)),
+          -- A message of it with a finished row of the subscription besides (a cursor's failed attempt next to a row
+          -- routed as it switched) ends it too; looked up per message (deliveries_message).
+          finished AS MATERIALIZED (
+            SELECT coalesce(max(v.seq), 0) AS seq FROM movable v, gap g
+             WHERE v.seq > g.seq AND (SELECT count(*) FROM rowcast.deliveries d
+                                       WHERE d.message_id = v.id AND d.subscription = $1 AND d.state IN ('done', 'dead')) > 0),
+          backlog AS MATERIALIZED (
+            SELECT v.id, v.seq FROM movable v, gap g, finished f WHERE v.seq > greatest(g.seq, f.seq)),
           -- Rechecked on each row's latest version as it is locked (a claim that committed meanwhile keeps its row);
-          -- a row locked by this statement cannot be claimed (SKIP LOCKED), and is gone once it commits.
+          -- a row this statement locked cannot be claimed (SKIP LOCKED), and is gone once it commits.
           taken AS (
-            DELETE FROM rowcast.deliveries d USING barrier b, rowcast.messages m
-             WHERE d.subscription = $1 AND d.state = 'pending' AND d.attempts = 0 AND d.attempt_log IS NULL AND d.group_key IS NULL
-               AND m.id = d.message_id AND m.topic = b.topic AND m.seq > b.seq
-            RETURNING m.seq)
+            DELETE FROM rowcast.deliveries d
+             WHERE d.message_id = ANY (ARRAY(SELECT id FROM backlog)) AND d.subscription = $1
+               AND d.state = 'pending' AND d.attempts = 0 AND d.attempt_log IS NULL AND d.group_key IS NULL
+            RETURNING d.message_id)
           INSERT INTO rowcast.cursors (subscription, leased_to)
-          VALUES ($1, coalesce((SELECT min(seq) - 1 FROM taken),
+          VALUES ($1, coalesce((SELECT min(m.seq) - 1 FROM rowcast.messages m WHERE m.id = ANY (ARRAY(SELECT message_id FROM taken))),
                                pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0))
           ON CONFLICT (subscription) DO UPDATE SET drain_writers = NULL, until_seq = NULL,
             leased_to = CASE WHEN $2::boolean THEN EXCLUDED.leased_to ELSE rowcast.cursors.leased_to END`,
