@@ -27,19 +27,26 @@ const WAIT = patient(60_000);
 
 let db: TestDatabase;
 let rowcast: RowcastRuntime | undefined;
-const receivers = {} as Record<'moving' | 'mixed' | 'ordered' | 'racing', WebhookReceiver>;
+const receivers = {} as Record<'moving' | 'mixed' | 'ordered' | 'racing' | 'doubled', WebhookReceiver>;
 
 function config(
-  opts: { subscribed?: boolean; cursor?: boolean; mixedCursor?: boolean; racingCursor?: boolean } = {},
+  opts: {
+    subscribed?: boolean;
+    cursor?: boolean;
+    mixedCursor?: boolean;
+    racingCursor?: boolean;
+    doubled?: boolean;
+  } = {},
 ): RowcastConfigInput {
-  const { subscribed = true, cursor = false, mixedCursor = false, racingCursor = false } = opts;
+  const { subscribed = true, cursor = false, mixedCursor = false, racingCursor = false, doubled = false } = opts;
   return {
-    topics: { a: {}, b: {}, c: { fifo: true }, d: {} },
+    topics: { a: {}, b: {}, c: { fifo: true }, d: {}, e: {} },
     captures: {
       a: { table: 'a', topic: 'a' },
       b: { table: 'b', topic: 'b' },
       c: { table: 'c', topic: 'c', operations: ['INSERT', 'UPDATE'] },
       d: { table: 'd', topic: 'd' },
+      e: { table: 'e', topic: 'e' },
     },
     subscriptions: subscribed
       ? {
@@ -53,6 +60,7 @@ function config(
             deliveryPolicy: { minDelay: '50ms', maxDelay: '100ms', maxAttempts: 2 },
           },
           racing: { topic: 'd', protocol: 'http', endpoint: receivers.racing.url, cursor: racingCursor },
+          doubled: { topic: 'e', protocol: 'http', endpoint: receivers.doubled.url, cursor: doubled },
         }
       : {},
   };
@@ -90,7 +98,7 @@ async function rowsOf(subscription: string): Promise<{ key: number; state: strin
   const { rows } = await db.pool.query(
     `SELECT (e.key ->> 'id')::int AS key, d.state, d.attempts FROM rowcast.deliveries d
        JOIN rowcast.messages m ON m.id = d.message_id JOIN rowcast.events e ON e.id = m.event_id
-      WHERE d.subscription = $1 ORDER BY m.seq`,
+      WHERE d.subscription = $1 ORDER BY m.seq, d.id`,
     [subscription],
   );
   return rows;
@@ -111,9 +119,10 @@ async function leasedTo(subscription: string): Promise<number | undefined> {
 
 before(async () => {
   db = await createTestDatabase();
-  for (const name of ['moving', 'mixed', 'ordered', 'racing'] as const) receivers[name] = await WebhookReceiver.start();
+  for (const name of ['moving', 'mixed', 'ordered', 'racing', 'doubled'] as const)
+    receivers[name] = await WebhookReceiver.start();
   await db.pool.query(`CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);
-                       CREATE TABLE c (id int PRIMARY KEY, v int NOT NULL); CREATE TABLE d (id int PRIMARY KEY)`);
+                       CREATE TABLE c (id int PRIMARY KEY, v int NOT NULL); CREATE TABLE d (id int PRIMARY KEY); CREATE TABLE e (id int PRIMARY KEY)`);
   await applyConfig(db.pool, config({ subscribed: false }));
 });
 
@@ -389,4 +398,34 @@ describe('switching a subscription with a backlog to a cursor', () => {
       }
     },
   );
+  test('ends the moved range at a message that has a finished row beside its pending one', TEST, async () => {
+    await stopProcess();
+    await db.pool.query(`INSERT INTO e SELECT g FROM generate_series(1, 10) g`);
+    await routeAll();
+    // A second row of one message, delivered: as a cursor's failed attempt beside a row routed as it switched
+    // leaves one, once its retry succeeded.
+    await db.pool.query(
+      `INSERT INTO rowcast.deliveries (message_id, subscription, state, attempts, delivered_at)
+         SELECT m.id, 'doubled', 'done', 2, now() FROM rowcast.messages m JOIN rowcast.events e ON e.id = m.event_id
+          WHERE m.topic = 'e' AND (e.key ->> 'id')::int = 6`,
+    );
+    await applyConfig(db.pool, config({ cursor: true, mixedCursor: true, racingCursor: true, doubled: true }));
+    const messages = await messagesOf('e');
+    assert.deepEqual(
+      (await rowsOf('doubled')).map((r) => [r.key, r.state]),
+      [1, 2, 3, 4, 5, 6, 6].map((key, i) => [key, i === 6 ? 'done' : 'pending']),
+      'the rows up to the message with a finished row stayed; those after it moved',
+    );
+    assert.equal(await leasedTo('doubled'), messages.find((m) => m.key === 7)!.seq - 1);
+    rowcast = await startTestRowcast(db.url);
+    await eventually(
+      async () =>
+        messages.every((m) => delivered(receivers.doubled).has(m.id)) &&
+        (await rowsOf('doubled')).every((r) => r.state === 'done'),
+      'every message delivered',
+      WAIT,
+    );
+    const got = delivered(receivers.doubled);
+    for (const m of messages) assert.equal(got.get(m.id), 1, `message ${m.key} delivered once`);
+  });
 });
