@@ -80,14 +80,23 @@ export function planSubscriptions(
       ],
       secretParams: [8],
     });
-    // A new topic's messages are read from its end on, as for a subscription made anew.
-    const moved = !!existing?.cursor && existing.topic !== sub.topic;
-    if (sub.cursor && (!existing?.cursor || moved)) steps.push(cursorStart(name, moved));
     // SNS's handshake: a new subscription that must be confirmed, or one that now must be, is sent a
     // SubscriptionConfirmation and gets nothing until confirmed; one that no longer needs it is confirmed.
     const confirmation = isWebhook(sub) && sub.format === 'sns' ? sub.confirmation : 'none';
     const wasRequired =
       (existing?.settings as { format?: string; confirmation?: string } | undefined)?.confirmation === 'required';
+    // A new topic's messages are read from its end on, as for a subscription made anew.
+    const moved = !!existing?.cursor && existing.topic !== sub.topic;
+    // Switched from rows on the same topic: its backlog may move onto the cursor (not while a handshake now begins:
+    // the cursor would pass what an unconfirmed subscription is not sent). The step checks all of it again in SQL.
+    const backlog =
+      !!existing &&
+      !existing.cursor &&
+      existing.topic === sub.topic &&
+      !sub.filterPolicy &&
+      !config.topics[sub.topic]?.fifo &&
+      !(confirmation === 'required' && !wasRequired);
+    if (sub.cursor && (!existing?.cursor || moved)) steps.push(cursorStart(name, moved, backlog));
     if (confirmation === 'required' && (!existing || !wasRequired)) {
       const handshake = handshakeStatement(name, 'SubscriptionConfirmation');
       steps.push({
@@ -131,18 +140,59 @@ export function planSubscriptions(
  * A transaction that routed under the old setting but drew its seq later gives that message both (the same id twice,
  * never none). Switched back, the cursor drains what was routed under it, then goes (rowcast.lease_log_ranges);
  * switched on again meanwhile, it simply carries on.
+ *
+ * Switched from rows (`backlog`), the cursor also takes over the subscription's backlog where that is safe: the rows
+ * of the messages after the topic's last one that is not a never-attempted pending row of it (one without a row, or
+ * with one attempted, in flight, retrying, dead or done) are deleted, and the cursor starts just before the first of
+ * them. Not with a filter policy, on a FIFO topic, before SNS's confirmation, nor while an earlier cursor still
+ * drains. docs/architecture.md ("Cursors", "Switching") argues why this loses nothing.
  */
-function cursorStart(name: string, moved: boolean): PlanStep {
+function cursorStart(name: string, moved: boolean, backlog: boolean): PlanStep {
   return {
-    summary: `~ subscription ${name}: reads ${moved ? 'its new' : 'its'} topic through a cursor from the next message on`,
+    summary: `~ subscription ${name}: reads ${moved ? 'its new' : 'its'} topic through a cursor from the next message on${backlog ? ', and moves its backlog of pending deliveries never attempted (those after its last attempted one) onto the cursor' : ''}`,
     // Moved to another topic: it starts over from that topic's end; the old topic's unpassed messages are dropped
     // with the cursor's leases (their owners' completions are then refused).
-    sql: `WITH dropped AS (DELETE FROM rowcast.cursor_leases WHERE subscription = $1 AND $2::boolean)
+    // Each part is materialised and read through the indexes it names, so the cost grows with the backlog (and the
+    // topic's messages since its oldest movable row), never with its square or with the finished rows.
+    sql: `WITH dropped AS (DELETE FROM rowcast.cursor_leases WHERE subscription = $1 AND $2::boolean),
+          s AS MATERIALIZED (
+            SELECT x.topic FROM rowcast.subscriptions x JOIN rowcast.topics t ON t.name = x.topic
+             WHERE x.name = $1 AND $3::boolean AND x.filter_policy IS NULL AND x.sns_state = 'confirmed' AND NOT t.fifo
+               AND NOT EXISTS (SELECT 1 FROM rowcast.cursors c WHERE c.subscription = $1)),
+          -- The topic's messages whose open rows of the subscription (deliveries_due) are all movable: pending, never
+          -- attempted, nothing in their log (and no group, were the topic FIFO once).
+          movable AS MATERIALIZED (
+            SELECT m.id, m.seq
+              FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id JOIN s ON s.topic = m.topic
+             WHERE d.subscription = $1 AND d.state IN ('pending', 'in_flight')
+             GROUP BY m.id, m.seq
+            HAVING bool_and(d.state = 'pending' AND d.attempts = 0 AND d.attempt_log IS NULL AND d.group_key IS NULL)),
+          -- The last message of the topic that is not movable (no open row, or one attempted or in flight): the
+          -- backlog that moves is what comes after it.
+          gap AS MATERIALIZED (
+            SELECT coalesce(max(m.seq), 0) AS seq FROM s JOIN rowcast.messages m ON m.topic = s.topic
+             WHERE m.seq >= (SELECT min(v.seq) FROM movable v) AND NOT EXISTS (SELECT 1 FROM movable v WHERE v.seq = m.seq)),
+          -- A message of it with a finished row of the subscription besides (a cursor's failed attempt next to a row
+          -- routed as it switched) ends it too; looked up per message (deliveries_message).
+          finished AS MATERIALIZED (
+            SELECT coalesce(max(v.seq), 0) AS seq FROM movable v, gap g
+             WHERE v.seq > g.seq AND (SELECT count(*) FROM rowcast.deliveries d
+                                       WHERE d.message_id = v.id AND d.subscription = $1 AND d.state IN ('done', 'dead')) > 0),
+          backlog AS MATERIALIZED (
+            SELECT v.id, v.seq FROM movable v, gap g, finished f WHERE v.seq > greatest(g.seq, f.seq)),
+          -- Rechecked on each row's latest version as it is locked (a claim that committed meanwhile keeps its row);
+          -- a row this statement locked cannot be claimed (SKIP LOCKED), and is gone once it commits.
+          taken AS (
+            DELETE FROM rowcast.deliveries d
+             WHERE d.message_id = ANY (ARRAY(SELECT id FROM backlog)) AND d.subscription = $1
+               AND d.state = 'pending' AND d.attempts = 0 AND d.attempt_log IS NULL AND d.group_key IS NULL
+            RETURNING d.message_id)
           INSERT INTO rowcast.cursors (subscription, leased_to)
-          VALUES ($1, coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0))
+          VALUES ($1, coalesce((SELECT min(m.seq) - 1 FROM rowcast.messages m WHERE m.id = ANY (ARRAY(SELECT message_id FROM taken))),
+                               pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0))
           ON CONFLICT (subscription) DO UPDATE SET drain_writers = NULL, until_seq = NULL,
             leased_to = CASE WHEN $2::boolean THEN EXCLUDED.leased_to ELSE rowcast.cursors.leased_to END`,
-    params: [name, moved],
+    params: [name, moved, backlog],
   };
 }
 
