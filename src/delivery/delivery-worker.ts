@@ -78,7 +78,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     private readonly options: DeliveryWorkerOptions,
     log: Logger,
   ) {
-    super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
+    // Claims of up to 500 per subscription: a cursor pays its lease and completion per claim, whatever its size.
+    super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 500 }, log);
     this.session = new ClaimSession(pool, log);
     this.health = new EndpointHealthTracker(pool, log, (name) => this.stopClaiming(name));
     this.cursors = new CursorReader(
