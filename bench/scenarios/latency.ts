@@ -86,9 +86,9 @@ interface System {
 }
 
 /**
- * Where rowcast's time went, on PostgreSQL's clock: trigger (captured_at, before COMMIT) → routed (the routing
- * transaction's start) → delivery recorded done (after the webhook answered). Diagnostic; not a target. A cursor
- * records no delivery it completed, so for it only the first stage is known.
+ * Where rowcast's time went, on PostgreSQL's clock: trigger (captured_at, before COMMIT) → routed (its message's
+ * created_at, the routing transaction's start) → delivery recorded done (after the webhook answered). Diagnostic;
+ * not a target. A cursor records no delivery it completed, so for it only the first stage is known.
  */
 async function rowcastStages(
   pool: Pool,
@@ -100,7 +100,7 @@ async function rowcastStages(
   const { rows } = await pool.query<Record<string, number | null>>(
     `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r) AS route50, percentile_cont(0.99) WITHIN GROUP (ORDER BY r) AS route99,
             percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS deliver50, percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS deliver99
-       FROM (SELECT extract(epoch FROM e.routed_at - e.captured_at) * 1000 AS r, extract(epoch FROM d.delivered_at - e.routed_at) * 1000 AS d
+       FROM (SELECT extract(epoch FROM m.created_at - e.captured_at) * 1000 AS r, extract(epoch FROM d.delivered_at - m.created_at) * 1000 AS d
                FROM rowcast.events e JOIN rowcast.messages m ON m.event_id = e.id LEFT JOIN rowcast.deliveries d ON d.message_id = m.id
               WHERE e.table_name = $1 AND (e.key ->> 'id')::bigint BETWEEN $2 AND $3) AS t`,
     [table, Math.min(...ids), Math.max(...ids)],

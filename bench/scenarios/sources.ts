@@ -106,8 +106,8 @@ async function stages(
     : `((e.after ->> 'event_timestamp')::timestamp AT TIME ZONE current_setting('TimeZone'))`;
   const { rows } = await pool.query<Record<string, number | null>>(
     `SELECT ${['c', 'r', 'd'].map((c) => `percentile_cont(0.5) WITHIN GROUP (ORDER BY ${c}) AS ${c}50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ${c}) AS ${c}99`).join(', ')}
-       FROM (SELECT extract(epoch FROM e.captured_at - ${written}) * 1000 AS c, extract(epoch FROM e.routed_at - e.captured_at) * 1000 AS r,
-                    extract(epoch FROM d.delivered_at - e.routed_at) * 1000 AS d
+       FROM (SELECT extract(epoch FROM e.captured_at - ${written}) * 1000 AS c, extract(epoch FROM m.created_at - e.captured_at) * 1000 AS r,
+                    extract(epoch FROM d.delivered_at - m.created_at) * 1000 AS d
                FROM rowcast.events e JOIN rowcast.messages m ON m.event_id = e.id JOIN rowcast.deliveries d ON d.message_id = m.id
               WHERE e.capture = $1 AND (e.key ->> 'id')::bigint BETWEEN $2 AND $3 AND d.delivered_at IS NOT NULL) AS t`,
     [capture, Math.min(...ids), Math.max(...ids)],

@@ -47,8 +47,9 @@ export interface InvocationClaimant {
 
 /**
  * Routes a batch of captured events: an event for a topic becomes a message and one delivery per subscription of
- * the topic (filter policies permitting); an event for a function becomes an invocation. Each event is routed
- * exactly once even when several processes route at once (SKIP LOCKED hands it to one of them). The commit does
+ * the topic (filter policies permitting); an event for a function becomes an invocation. Events are read by ticks
+ * (migration 033): the events whose transactions committed between two snapshots, in id order, a batch at a time;
+ * routing a batch moves the tick past it, so nothing is written per event but what it becomes. The commit does
  * not wait for its WAL flush (a flush per batch was most of the commit → webhook latency): the message and
  * invocation ids are derived from the event's id, so a routing that a PostgreSQL crash lost is redone with the same
  * ids, and a subscriber that already got the message sees it again under the same id, as at-least-once allows.
@@ -59,9 +60,9 @@ export interface InvocationClaimant {
  * subscriptions come back, the pure matcher decides, and the matches are inserted before the commit.
  *
  * One router at a time (a transaction-level advisory lock; a pass that does not get it routes nothing and says
- * `busy`). With SKIP LOCKED alone, a second router would take the events after the first one's batch and could
- * commit first: a row's later version would then have its delivery while the earlier one had none yet, and a FIFO
- * group's head would be the later version. Serialised, a batch always holds every unrouted event before its last.
+ * `busy`): the tick is one row, and routing is serialised on it. A row's later version is captured by a transaction
+ * that committed after the earlier version's, so it is in the same tick or a later one, and after it in id order:
+ * a FIFO group's head is always the earlier version.
  */
 
 const routeSql = (oneStatement: boolean) => `
@@ -69,15 +70,22 @@ WITH lock AS MATERIALIZED (
   -- The commit does not wait for its WAL flush: what routing creates has ids derived from the event (migration 010).
   SELECT pg_try_advisory_xact_lock(${ROUTE_LOCK}) AS held, set_config('synchronous_commit', 'off', true) AS async,
          (SELECT id FROM rowcast.installation) AS installation
+), tick AS MATERIALIZED (
+  SELECT * FROM rowcast.next_route_tick()
 ), batch AS (
-  SELECT id, topic FROM rowcast.next_unrouted(CASE WHEN (SELECT held FROM lock) THEN $1 ELSE 0 END)
+  SELECT b.id, b.topic FROM tick t, rowcast.tick_events(t.prev, t.cur, t.hi, t.pos, CASE WHEN (SELECT held FROM lock) THEN $1 ELSE 0 END) b
 ), filtered AS (
   SELECT ${oneStatement ? filteredRowsSubscriptionOn('SELECT topic FROM batch') : 'false'} AS yes
 ), ev AS (
-  -- "= ANY (ARRAY(…))": the update stays on the primary key whatever the planner guesses the batch's size is.
-  UPDATE rowcast.events e SET routed_at = now()
-   WHERE e.id = ANY (ARRAY(SELECT id FROM batch)) AND NOT (SELECT yes FROM filtered)
-  RETURNING e.*
+  -- "= ANY (ARRAY(…))": the read stays on the primary key whatever the planner guesses the batch's size is.
+  SELECT e.* FROM rowcast.events e WHERE e.id = ANY (ARRAY(SELECT id FROM batch)) AND NOT (SELECT yes FROM filtered)
+), advance AS (
+  -- The batch is routed by moving the tick past it: one row written per batch, none per event.
+  UPDATE rowcast.route_tick r
+     SET prev = t.prev, cur = t.cur, hi = t.hi, pos = coalesce((SELECT max(id) FROM batch), t.pos),
+         done = (SELECT count(*) FROM batch) < $1
+    FROM tick t
+   WHERE (SELECT held FROM lock) AND NOT (SELECT yes FROM filtered)
 ), body AS (
   SELECT ev.id, ev.topic, ev.function, ev.capture, ev.op, ev.schema_name, ev.table_name, ev.key, ev.trace,
          json_build_object(
@@ -129,7 +137,7 @@ SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS bu
                                           'client_context', i.client_context, 'trace', i.trace)) FROM inv i WHERE i.state = 'in_flight') AS claimed_invocations,`
     : `c AS (${FILTER_CANDIDATES_SQL})
 ${FAN_OUT_RESULT_SQL}, NOT (SELECT held FROM lock) AS busy,`
-} (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations`;
+} (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations, (SELECT fresh FROM tick) AS fresh`;
 
 export const ONE_STATEMENT_SQL = routeSql(true);
 const TRANSACTION_SQL = routeSql(false);
@@ -140,11 +148,21 @@ const routeInTransaction = prepared('route_filtered', TRANSACTION_SQL);
 const FILTERED_RECHECK_MS = 10_000;
 const filteredSeenAt = new WeakMap<Pool, number>();
 
-export async function routeEvents(
+type Direct = { deliveries?: DirectClaim; invocations?: DirectInvocationClaim };
+
+export async function routeEvents(pool: Pool, batchSize: number, direct: Direct = {}): Promise<RouteResult> {
+  const first = await routeBatch(pool, batchSize, direct);
+  // A pass that found its tick used up ended it; what committed since is in the next tick, read by the next pass.
+  // Without it, "nothing routed" would not mean "nothing left", and the router could sleep on events it never saw.
+  if (first.routed.events || first.routed.busy || first.fresh) return first.routed;
+  return (await routeBatch(pool, batchSize, direct)).routed;
+}
+
+async function routeBatch(
   pool: Pool,
   batchSize: number,
-  direct: { deliveries?: DirectClaim; invocations?: DirectInvocationClaim } = {},
-): Promise<RouteResult> {
+  direct: Direct,
+): Promise<{ routed: RouteResult; fresh: boolean }> {
   if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
     const functions = [...(direct.invocations?.wanted ?? [])].filter(([, w]) => w.n > 0);
     const { rows } = await pool.query<{
@@ -153,6 +171,7 @@ export async function routeEvents(
       unfiltered: number;
       events: number;
       invocations: number;
+      fresh: boolean;
       claimed: Record<string, unknown>[] | null;
       claimed_invocations: (ClaimedInvocationRow & { function: string })[] | null;
     }>(
@@ -167,7 +186,7 @@ export async function routeEvents(
     );
     const row = rows[0]!;
     if (!row.filtered) {
-      return {
+      const routed = {
         events: row.events,
         busy: row.busy,
         deliveries: row.unfiltered,
@@ -175,16 +194,17 @@ export async function routeEvents(
         claimed: (row.claimed ?? []).map(toClaimedDelivery),
         claimedInvocations: (row.claimed_invocations ?? []).map((i) => toClaimedInvocation(i.function, i)),
       };
+      return { routed, fresh: row.fresh };
     }
     filteredSeenAt.set(pool, Date.now());
   }
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<FanOutRow & { events: number; busy: boolean; invocations: number }>(
-      routeInTransaction([batchSize]),
-    );
+    const { rows } = await client.query<
+      FanOutRow & { events: number; busy: boolean; invocations: number; fresh: boolean }
+    >(routeInTransaction([batchSize]));
     const row = rows[0]!;
     const deliveries = row.events ? await finishFanOut(client, row) : 0;
-    return {
+    const routed = {
       events: row.events,
       busy: row.busy,
       deliveries,
@@ -192,5 +212,6 @@ export async function routeEvents(
       claimed: [],
       claimedInvocations: [],
     };
+    return { routed, fresh: row.fresh };
   });
 }

@@ -20,7 +20,7 @@ export async function applyRetention(
   for (;;) {
     const r = await pool.query(
       `DELETE FROM rowcast.events WHERE id IN (
-         SELECT id FROM rowcast.events WHERE routed_at IS NOT NULL AND captured_at < now() - $1 * interval '1 millisecond' LIMIT ${CHUNK})`,
+         SELECT id FROM rowcast.events e WHERE rowcast.event_routed(e) AND captured_at < now() - $1 * interval '1 millisecond' LIMIT ${CHUNK})`,
       [retentionMs],
     );
     events += r.rowCount ?? 0;

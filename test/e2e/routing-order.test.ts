@@ -144,7 +144,9 @@ test('routing commits without a flush, and a routing lost in a crash is redone w
     client.release();
   }
 
+  while ((await routeEvents(db.pool, 100)).events);
   await db.pool.query('INSERT INTO items VALUES (100), (101); INSERT INTO jobs VALUES (100)');
+  const tick = (await db.pool.query('SELECT prev, cur, hi, pos, done FROM rowcast.route_tick')).rows[0];
   const ids = async () =>
     (
       await db.pool.query<{ event: string; id: string }>(
@@ -160,12 +162,15 @@ test('routing commits without a flush, and a routing lost in a crash is redone w
     assert.match(r.id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a UUIDv8');
   assert.equal(new Set(first.map((r) => r.id)).size, 3);
 
-  // What a crash before the flush leaves: the events, unrouted, and nothing routing made of them.
-  await db.pool.query(`
-    WITH e AS (SELECT id FROM rowcast.events WHERE after ->> 'id' IN ('100', '101')),
-         m AS (DELETE FROM rowcast.messages WHERE event_id IN (SELECT id FROM e)),
-         i AS (DELETE FROM rowcast.invocations WHERE event_id IN (SELECT id FROM e))
-    UPDATE rowcast.events SET routed_at = NULL WHERE id IN (SELECT id FROM e)`);
+  // What a crash before the flush leaves: the events, unrouted (the tick where it was), and nothing routing made of them.
+  await db.pool.query(
+    `WITH e AS (SELECT id FROM rowcast.events WHERE after ->> 'id' IN ('100', '101')),
+          m AS (DELETE FROM rowcast.messages WHERE event_id IN (SELECT id FROM e)),
+          i AS (DELETE FROM rowcast.invocations WHERE event_id IN (SELECT id FROM e))
+     UPDATE rowcast.route_tick SET prev = $1, cur = $2, hi = $3, pos = $4, done = $5`,
+    [tick.prev, tick.cur, tick.hi, tick.pos, tick.done],
+  );
+  assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM rowcast.unrouted_events()')).rows[0].n, 3);
   assert.equal((await ids()).filter((r) => r.id).length, 0);
   assert.equal((await routeEvents(db.pool, 100)).events, 3);
   assert.deepEqual(await ids(), first);

@@ -106,8 +106,7 @@ test(
 
         // The backlog builds up in PostgreSQL: every event routed into a pending delivery, while the subscriber holds.
         await eventually(
-          async () =>
-            (await db.pool.query('SELECT 1 FROM rowcast.events WHERE routed_at IS NULL LIMIT 1')).rowCount === 0,
+          async () => (await db.pool.query('SELECT 1 FROM rowcast.unrouted_events() LIMIT 1')).rowCount === 0,
           'every event to be routed while the subscriber blocks',
           300_000,
         );

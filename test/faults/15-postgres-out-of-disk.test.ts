@@ -129,7 +129,7 @@ test(
       await routeLock.connect();
       await routeLock.query('SELECT pg_advisory_lock($1)', [ROUTE_LOCK]);
       const unrouted = async () =>
-        Number((await pool!.query(`SELECT count(*) FROM rowcast.events WHERE routed_at IS NULL`)).rows[0].count);
+        Number((await pool!.query(`SELECT count(*) FROM rowcast.unrouted_events()`)).rows[0].count);
       await eventually(async () => (await unrouted()) >= 300, 'a backlog of 300 unrouted events', 60_000);
 
       const failedBefore = writer.failed;

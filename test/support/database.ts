@@ -124,7 +124,7 @@ export async function settled(pool: Pool, timeoutMs = 15_000): Promise<void> {
   await eventually(
     async () =>
       (
-        await pool.query(`SELECT NOT EXISTS (SELECT 1 FROM rowcast.events WHERE routed_at IS NULL)
+        await pool.query(`SELECT NOT EXISTS (SELECT 1 FROM rowcast.unrouted_events())
                              AND NOT EXISTS (SELECT 1 FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight'))
                              AND NOT EXISTS (SELECT 1 FROM rowcast.invocations WHERE state IN ('pending', 'in_flight')) AS done`)
       ).rows[0].done,

@@ -15,6 +15,8 @@ export interface EventItem {
   txid: string;
   trace: string | null;
   capturedAt: Date;
+  routed: boolean;
+  /** When its message or invocation was made, while retention keeps that. */
   routedAt: Date | null;
 }
 
@@ -29,8 +31,11 @@ export async function listEvents(
     ? [filter.table.slice(0, filter.table.indexOf('.')), filter.table.slice(filter.table.indexOf('.') + 1)]
     : [null, filter.table ?? null];
   const { rows } = await pool.query(
-    `SELECT e.id::text, capture, schema_name, table_name, op, topic, function, key, before, after, changed, txid::text, trace, captured_at, routed_at
-       FROM rowcast.events e
+    `SELECT e.id::text, capture, schema_name, table_name, op, topic, function, key, before, after, changed, txid::text, trace, captured_at, r.routed,
+            CASE WHEN r.routed THEN coalesce(e.routed_at,
+              (SELECT m.created_at FROM rowcast.messages m WHERE m.id = rowcast.derived_uuid(i.id, 'message/' || e.id)),
+              (SELECT v.created_at FROM rowcast.invocations v WHERE v.id = rowcast.derived_uuid(i.id, 'invocation/' || e.id))) END AS routed_at
+       FROM rowcast.events e CROSS JOIN rowcast.installation i CROSS JOIN LATERAL (SELECT rowcast.event_routed(e) AS routed) r
       WHERE ($1::text IS NULL OR capture = $1) AND ($2::text IS NULL OR schema_name = $2) AND ($3::text IS NULL OR table_name = $3)
         AND ($4::text IS NULL OR topic = $4) AND ($5::timestamptz IS NULL OR captured_at >= $5) AND ($6::timestamptz IS NULL OR captured_at < $6)
         AND ($7::bigint IS NULL OR e.id < $7)
@@ -63,6 +68,7 @@ export async function listEvents(
       txid: r.txid,
       trace: r.trace,
       capturedAt: r.captured_at,
+      routed: r.routed,
       routedAt: r.routed_at,
     }),
     (r) => r.id,

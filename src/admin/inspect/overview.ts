@@ -28,9 +28,8 @@ export interface Lag {
 /** Pending work and the age of its oldest item, per stage (in-flight work counts as pending). */
 export async function getLag(pool: Pool): Promise<Lag> {
   const { rows } = await pool.query(
-    `SELECT (SELECT count(*) FROM rowcast.events WHERE routed_at IS NULL)::bigint AS events,
-            -- The oldest unrouted event by id (the partial index's order): no scan of a large backlog.
-            (SELECT extract(epoch FROM now() - captured_at) FROM rowcast.events WHERE routed_at IS NULL ORDER BY id LIMIT 1) AS events_age,
+    `SELECT (SELECT count(*) FROM rowcast.unrouted_events())::bigint AS events,
+            (SELECT extract(epoch FROM now() - min(captured_at)) FROM rowcast.unrouted_events()) AS events_age,
             (SELECT count(*) FROM rowcast.invocations WHERE state IN ('pending', 'in_flight'))::bigint AS invocations,
             (SELECT extract(epoch FROM now() - min(created_at)) FROM rowcast.invocations WHERE state IN ('pending', 'in_flight')) AS invocations_age,
             (SELECT count(*) FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight'))::bigint

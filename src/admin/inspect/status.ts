@@ -52,7 +52,7 @@ export interface Status {
 export async function getStatus(pool: Pool): Promise<Status> {
   const [events, captures, slots, subs] = await Promise.all([
     pool.query(
-      `SELECT count(*)::int AS unrouted, (extract(epoch FROM now() - min(captured_at)) * 1000)::bigint AS oldest FROM rowcast.events WHERE routed_at IS NULL`,
+      `SELECT count(*)::int AS unrouted, (extract(epoch FROM now() - min(captured_at)) * 1000)::bigint AS oldest FROM rowcast.unrouted_events()`,
     ),
     pool.query(
       `SELECT name, schema_name, table_name, topic, CASE WHEN settings ->> 'kind' = 'postgres' THEN 'pgoutput' WHEN settings -> 'capture' ? 'source' THEN 'binlog' ELSE COALESCE(settings -> 'capture' ->> 'mode', 'row') END AS mode FROM rowcast.captures ORDER BY name`,
