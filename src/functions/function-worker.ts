@@ -210,8 +210,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
 
   protected override startBy(item: ClaimedInvocation, claimedAt: number): number {
     const fn = this.functions.get(item.group)!;
-    // Kept on the item: a runner that queues it checks again before it starts it.
-    return (item.startBy = claimedAt + fn.leaseMs - fn.config.timeout - START_MARGIN_MS);
+    return claimedAt + fn.leaseMs - fn.config.timeout - START_MARGIN_MS;
   }
 
   /** Nothing of the function left here and none due for a while: its slots go back, for other processes to take. */
@@ -240,7 +239,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       .catch((err: Error) => this.log.warn({ err: err.message }, 'could not give function slots back'));
   }
 
-  protected async process(inv: ClaimedInvocation, signal: AbortSignal): Promise<void> {
+  protected async process(inv: ClaimedInvocation, signal: AbortSignal, startBy: number): Promise<void> {
     const fn = this.functions.get(inv.group)!;
     // Only a valid W3C traceparent reaches the handler's context and the messages it publishes.
     inv.trace = validTraceparent(inv.trace);
@@ -267,7 +266,8 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
         clientContext: inv.clientContext,
         trace: inv.trace,
         topics: this.topics,
-        startBy: inv.startBy,
+        // A runner that queues it checks again before it starts it.
+        startBy,
       },
       signal,
     );

@@ -41,10 +41,7 @@ export interface HandlerError {
 }
 
 /** One invocation of a batch: its deadline is set by the thread when it starts it (the batch's `timeout` later). */
-export type BatchedInvocation = Omit<InvokeRequest, 'topics' | 'deadline'> & {
-  /** Epoch milliseconds after which it must not start (its lease would not outlast it): the thread skips it. */
-  startBy?: number;
-};
+export type BatchedInvocation = Omit<InvokeRequest, 'topics' | 'deadline'>;
 
 /**
  * What the dispatcher sends a handler thread: invocations to run one after another (more than one only when

@@ -75,8 +75,11 @@ export abstract class ClaimLoop<C extends Claimed> {
   protected abstract limits(): Map<string, number>;
   /** Claims up to n items per group, leased to this process. */
   protected abstract claim(wanted: Map<string, number>): Promise<C[]>;
-  /** Does the work and records its outcome; an aborted signal means shutdown: leave the item for release(). */
-  protected abstract process(item: C, signal: AbortSignal): Promise<void>;
+  /**
+   * Does the work and records its outcome; an aborted signal means shutdown: leave the item for release().
+   * startBy: the latest time it may start (startBy()), for a runner that queues it in turn.
+   */
+  protected abstract process(item: C, signal: AbortSignal, startBy: number): Promise<void>;
   /** Hands items back to the database; `started` false: their attempt never began and is not counted. */
   protected abstract release(items: C[], started: boolean): Promise<void>;
   /** Called once in-flight work has settled during stop(). */
@@ -311,17 +314,17 @@ export abstract class ClaimLoop<C extends Claimed> {
       if (Date.now() > next.startBy) {
         this.stale.push(next.item);
         this.staleSince.count++;
-      } else this.dispatch(next.item);
+      } else this.dispatch(next.item, next.startBy);
     }
     if (!queue.length) this.queues.delete(group);
     if (this.stale.length) this.signal.kick();
   }
 
-  private dispatch(item: C): void {
+  private dispatch(item: C, startBy: number): void {
     const controller = new AbortController();
     this.inFlight.set(item.key, { item, controller });
     this.perGroup.set(item.group, (this.perGroup.get(item.group) ?? 0) + 1);
-    void this.process(item, controller.signal)
+    void this.process(item, controller.signal, startBy)
       .catch((err: Error) =>
         this.log.error(
           { err: err.message, key: item.key },

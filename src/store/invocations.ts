@@ -16,8 +16,6 @@ export interface ClaimedInvocation {
   ageMs: number;
   /** A caller waits for it (RequestResponse): tried once, its error answers the caller instead of the on-failure topic. */
   synchronous: boolean;
-  /** Epoch ms by which it must start for its lease to outlast the attempt (set by the function worker as it queues it). */
-  startBy?: number;
 }
 
 /** A claimed invocation as claims (and routing's direct leases) return it, as json. */
