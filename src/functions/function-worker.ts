@@ -123,6 +123,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
   }
 
   async reloadTopics(): Promise<void> {
+    this.endpoint.forgetTopics();
     this.topics = await listTopics(this.pool);
     this.paused = await pausedFunctions(this.pool);
   }

@@ -57,6 +57,11 @@ export class InvocationSnsEndpoint {
   private readonly server: Server;
   private readonly slots = new Map<string, SlotState>();
   private readonly sns: SnsOperations;
+  /**
+   * Topics publishes went to, read once and kept until forgetTopics() (the function worker calls it on NOTIFY
+   * rowcast_config, which every change to a topic sends): a publish costs no query of its own.
+   */
+  private readonly topics = new Map<string, Promise<PublishTopic | undefined>>();
   private base = '';
 
   constructor(
@@ -119,6 +124,11 @@ export class InvocationSnsEndpoint {
             AWS_SECRET_ACCESS_KEY: 'not-checked-the-endpoint-url-is-the-credential',
           }),
     };
+  }
+
+  /** Topics may have changed: the next publish to each reads it again. */
+  forgetTopics(): void {
+    this.topics.clear();
   }
 
   async close(): Promise<void> {
@@ -206,6 +216,8 @@ export class InvocationSnsEndpoint {
             400,
           );
         result = await operation(params);
+        // CreateTopic, DeleteTopic, SetTopicAttributes…: this process need not wait for their NOTIFY.
+        this.forgetTopics();
       }
       answer(200, resultXml(action, result, requestId));
     } catch (err) {
@@ -222,12 +234,25 @@ export class InvocationSnsEndpoint {
   }
 
   private async topic(name: string): Promise<PublishTopic> {
-    const { rows } = await this.pool.query<PublishTopic>(
-      'SELECT name, fifo, max_message_size, large_messages, sns_attributes FROM rowcast.topics WHERE name = $1',
-      [name],
-    );
-    if (!rows[0]) throw notFound('Topic does not exist');
-    return rows[0];
+    let known = this.topics.get(name);
+    if (!known) {
+      known = this.pool
+        .query<PublishTopic>(
+          'SELECT name, fifo, max_message_size, large_messages, sns_attributes FROM rowcast.topics WHERE name = $1',
+          [name],
+        )
+        .then(({ rows }) => rows[0]);
+      this.topics.set(name, known);
+      // Neither a failed read nor a topic that does not exist (yet) is kept.
+      const read = known;
+      const drop = () => {
+        if (this.topics.get(name) === read) this.topics.delete(name);
+      };
+      read.then((topic) => topic ?? drop(), drop);
+    }
+    const topic = await known;
+    if (!topic) throw notFound('Topic does not exist');
+    return topic;
   }
 }
 

@@ -116,9 +116,11 @@ async function setTopicAttributes(ctx: SnsContext, p: QueryParams): Promise<null
   if (attribute === 'FifoTopic')
     throw invalidParameter('Invalid parameter: AttributeName: FifoTopic cannot be changed after the topic is created.');
   checkTopicAttributes({ [attribute]: value }, topic.fifo);
-  // Topic attributes the config does not declare (DisplayName, Policy, …) may change on config topics too.
+  // Topic attributes the config does not declare (DisplayName, Policy, …) may change on config topics too. Running
+  // processes hear of it (NOTIFY rowcast_config): a function's SDK endpoint keeps the topics it published to.
   await ctx.pool.query(
-    `UPDATE rowcast.topics SET sns_attributes = sns_attributes || jsonb_build_object($2::text, $3::text), updated_at = now() WHERE name = $1`,
+    `WITH t AS (UPDATE rowcast.topics SET sns_attributes = sns_attributes || jsonb_build_object($2::text, $3::text), updated_at = now() WHERE name = $1 RETURNING 1)
+     SELECT pg_notify('rowcast_config', '') FROM t`,
     [name, attribute, value],
   );
   return null;
