@@ -1,8 +1,9 @@
 /**
  * Drain probe: a backlog of captured events, then one rowcast process drains it; prints events/s (or
  * deliveries/s) and peak RSS.
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1] [STATEMENTS=1] npx tsx bench/probes/drain.ts webhook|fanout|function|log [events] [maxConcurrency]
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1] [STATEMENTS=1] npx tsx bench/probes/drain.ts webhook|fanout|function|python|log [events] [maxConcurrency]
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { startRowcast } from '../../src/app/runtime.js';
@@ -27,13 +28,14 @@ await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text, qty i
 // CURSOR=1: the subscriptions read their topic through a cursor (issue 20).
 const cursor = process.env.CURSOR === '1';
 const subs = scenario === 'fanout' ? 10 : scenario === 'webhook' ? 1 : 0;
+// python: the benchmark's boto3 handler (bench/handlers/publish_once.py) in runtime processes, publishing to `out`.
+const invokes = scenario === 'function' || scenario === 'python';
 const config: RowcastConfigInput = {
   topics: { items: {}, out: {} },
   captures: {
-    items:
-      scenario === 'function'
-        ? { table: 'items', function: 'noop', operations: ['INSERT'] }
-        : { table: 'items', topic: 'items', operations: ['INSERT'] },
+    items: invokes
+      ? { table: 'items', function: scenario === 'python' ? 'relay_py' : 'noop', operations: ['INSERT'] }
+      : { table: 'items', topic: 'items', operations: ['INSERT'] },
   },
   subscriptions: Object.fromEntries(
     Array.from({ length: subs }, (_, i) => [
@@ -45,6 +47,14 @@ const config: RowcastConfigInput = {
     noop: {
       handler: new URL('./noop-publisher.ts', import.meta.url).pathname,
       concurrency: Number(process.env.FN_CONCURRENCY ?? 4),
+    },
+    relay_py: {
+      runtime: 'python3',
+      directory: new URL('../handlers/', import.meta.url).pathname,
+      handler: 'publish_once.handler',
+      environment: { ENV_TOPIC_ARN: 'arn:aws:sns:us-east-1:000000000000:out' },
+      timeout: '30s',
+      concurrency: Number(process.env.FN_CONCURRENCY ?? 10),
     },
   },
 };
@@ -78,9 +88,9 @@ const rowcast = await startRowcast({
   logger: createLogger('warn'),
 });
 const pgBefore = await backendCpu(db.pool, db.name);
-const target = scenario === 'function' ? events : events * Math.max(subs, 1);
+const target = invokes ? events : events * Math.max(subs, 1);
 const doneCount = async () => {
-  if (scenario === 'function')
+  if (invokes)
     return Number((await db.pool.query(`SELECT count(*) FROM rowcast.invocations WHERE state = 'done'`)).rows[0].count);
   if (scenario === 'log')
     return Number((await db.pool.query(`SELECT count(*) FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].count);
@@ -123,6 +133,8 @@ const cpuUsPerItem = {
   rowcastMainThread: perEventUs(cpuSecondsOf(mainThread) - cpu0.main),
   postgres: perEventUs(pgCpu),
   receiver: perEventUs(cpuSecondsOf(receiver.pid) - cpu0.receiver),
+  // The runtime processes (children of this one, started with rowcast: their start-up included).
+  ...(scenario === 'python' ? { python: perEventUs(childrenCpu()) } : {}),
 };
 let steadyCpuUsPerItem: Record<string, number> | null = null;
 if (steady) {
@@ -138,6 +150,20 @@ if (steady) {
   };
 }
 if (gcTimer) clearInterval(gcTimer);
+
+/** CPU seconds of this process's child processes that are still running. */
+function childrenCpu(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(fields[1]) === process.pid) total += cpuSecondsOf(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
 const peak = rss.stop();
 const perStatement = statements && (await statements(last));
 await rowcast.stop();
