@@ -72,8 +72,14 @@ WITH lock AS MATERIALIZED (
          (SELECT id FROM rowcast.installation) AS installation
 ), tick AS MATERIALIZED (
   SELECT * FROM rowcast.next_route_tick()
+), mine AS MATERIALIZED (
+  -- This statement's snapshot was taken before it got the lock: a router that committed in between moved the tick
+  -- past what this snapshot shows. FOR UPDATE reads the latest version; if it is not the one this snapshot sees,
+  -- the pass routes nothing (and is not fresh: the caller passes again, with a snapshot that sees it).
+  SELECT (SELECT held FROM lock) AND coalesce((SELECT r.xmin = (SELECT xmin FROM rowcast.route_tick)
+                                                 FROM rowcast.route_tick r WHERE (SELECT held FROM lock) FOR UPDATE), false) AS yes
 ), batch AS (
-  SELECT b.id, b.topic FROM tick t, rowcast.tick_events(t.prev, t.cur, t.hi, t.pos, CASE WHEN (SELECT held FROM lock) THEN $1 ELSE 0 END) b
+  SELECT b.id, b.topic FROM tick t, rowcast.tick_events(t.prev, t.cur, t.hi, t.pos, CASE WHEN (SELECT yes FROM mine) THEN $1 ELSE 0 END) b
 ), filtered AS (
   SELECT ${oneStatement ? filteredRowsSubscriptionOn('SELECT topic FROM batch') : 'false'} AS yes
 ), ev AS (
@@ -85,7 +91,7 @@ WITH lock AS MATERIALIZED (
      SET prev = t.prev, cur = t.cur, hi = t.hi, pos = coalesce((SELECT max(id) FROM batch), t.pos),
          done = (SELECT count(*) FROM batch) < $1
     FROM tick t
-   WHERE (SELECT held FROM lock) AND NOT (SELECT yes FROM filtered)
+   WHERE (SELECT yes FROM mine) AND NOT (SELECT yes FROM filtered)
 ), body AS (
   SELECT ev.id, ev.topic, ev.function, ev.capture, ev.op, ev.schema_name, ev.table_name, ev.key, ev.trace,
          json_build_object(
@@ -137,7 +143,7 @@ SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS bu
                                           'client_context', i.client_context, 'trace', i.trace)) FROM inv i WHERE i.state = 'in_flight') AS claimed_invocations,`
     : `c AS (${FILTER_CANDIDATES_SQL})
 ${FAN_OUT_RESULT_SQL}, NOT (SELECT held FROM lock) AS busy,`
-} (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations, (SELECT fresh FROM tick) AS fresh`;
+} (SELECT count(*) FROM ev)::int AS events, (SELECT count(*) FROM inv)::int AS invocations, (SELECT fresh FROM tick) AND (SELECT yes FROM mine) AS fresh`;
 
 export const ONE_STATEMENT_SQL = routeSql(true);
 const TRANSACTION_SQL = routeSql(false);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { routeEvents } from '../../src/routing/route-events.js';
+import { ONE_STATEMENT_SQL, routeEvents } from '../../src/routing/route-events.js';
 import { listMigrations, migrate } from '../../src/store/migrate.js';
 import { createEmptyDatabase } from '../support/cli.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -103,6 +103,33 @@ test('a decoded change is routed by the transaction that wrote its event, not by
      VALUES ('items', 'items', 'INSERT', 'public', 'items', '{"id": 41}', (SELECT min(txid) FROM rowcast.events))`,
   );
   assert.deepEqual(await routeAll(), [41]);
+  assert.equal(await unrouted(), 0);
+});
+
+test('a router whose snapshot predates another router’s commit routes nothing and leaves the tick alone', async () => {
+  // A routing statement's snapshot is taken before it gets the routing lock, so another router may commit in
+  // between. Going by the tick its snapshot shows, it would start a tick ending before what the other one routed,
+  // and every later pass would route those events again (a duplicate message id, on every pass: fault 05 found
+  // it). Here the late snapshot is a repeatable-read transaction's: its statement must route nothing, or fail
+  // to serialize, and leave routing as it was.
+  assert.deepEqual(await routeAll(), []);
+  const late = await db.pool.connect();
+  try {
+    await late.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await late.query('SELECT 1'); // its snapshot, from here on
+    await db.pool.query('INSERT INTO items VALUES (50)');
+    assert.deepEqual(await routeAll(), [50]);
+    const routed = await late
+      .query(ONE_STATEMENT_SQL, [100, [], [], 0, null, [], [], [], null])
+      .then((r) => r.rows[0].events as number)
+      .catch((err: Error & { code?: string }) => err.code); // a serialization failure is as good as nothing routed
+    assert.ok(routed === 0 || routed === '40001', `routed ${routed}`);
+    await late.query(routed === 0 ? 'COMMIT' : 'ROLLBACK');
+  } finally {
+    late.release();
+  }
+  await db.pool.query('INSERT INTO items VALUES (51)');
+  assert.deepEqual(await routeAll(), [51]);
   assert.equal(await unrouted(), 0);
 });
 
