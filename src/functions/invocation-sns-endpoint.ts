@@ -61,7 +61,9 @@ export class InvocationSnsEndpoint {
    * Topics publishes went to, read once and kept until forgetTopics() (the function worker calls it on NOTIFY
    * rowcast_config, which every change to a topic sends): a publish costs no query of its own.
    */
-  private readonly topics = new Map<string, Promise<PublishTopic | undefined>>();
+  private readonly topics = new Map<string, PublishTopic>();
+  /** Counts forgetTopics() calls: a read that began before one is not kept. */
+  private topicsGeneration = 0;
   private base = '';
 
   constructor(
@@ -129,6 +131,7 @@ export class InvocationSnsEndpoint {
   /** Topics may have changed: the next publish to each reads it again. */
   forgetTopics(): void {
     this.topics.clear();
+    this.topicsGeneration++;
   }
 
   async close(): Promise<void> {
@@ -234,25 +237,17 @@ export class InvocationSnsEndpoint {
   }
 
   private async topic(name: string): Promise<PublishTopic> {
-    let known = this.topics.get(name);
-    if (!known) {
-      known = this.pool
-        .query<PublishTopic>(
-          'SELECT name, fifo, max_message_size, large_messages, sns_attributes FROM rowcast.topics WHERE name = $1',
-          [name],
-        )
-        .then(({ rows }) => rows[0]);
-      this.topics.set(name, known);
-      // Neither a failed read nor a topic that does not exist (yet) is kept.
-      const read = known;
-      const drop = () => {
-        if (this.topics.get(name) === read) this.topics.delete(name);
-      };
-      read.then((topic) => topic ?? drop(), drop);
-    }
-    const topic = await known;
-    if (!topic) throw notFound('Topic does not exist');
-    return topic;
+    const known = this.topics.get(name);
+    if (known) return known;
+    const generation = this.topicsGeneration;
+    const { rows } = await this.pool.query<PublishTopic>(
+      'SELECT name, fifo, max_message_size, large_messages, sns_attributes FROM rowcast.topics WHERE name = $1',
+      [name],
+    );
+    // A topic that does not exist (yet) is not kept.
+    if (!rows[0]) throw notFound('Topic does not exist');
+    if (generation === this.topicsGeneration) this.topics.set(name, rows[0]);
+    return rows[0];
   }
 }
 
