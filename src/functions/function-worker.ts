@@ -167,6 +167,20 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     return wanted.size ? { wanted, owner: this.options.owner, claimedAt: Date.now() } : undefined;
   }
 
+  /**
+   * Routing leases invocations to this process for the slots it held when the statement began (directInvocationClaim);
+   * if the loop gave those slots back meanwhile, the invocations wait here with no slot to run in, and since they
+   * fill the function's room, no claim would take slots again: the function stalled in this process for good. So
+   * before each claim, a function with work waiting here and no slot held takes slots (a claim of no invocations),
+   * and what waits starts.
+   */
+  protected override async beforeClaim(): Promise<void> {
+    const stranded = [...this.limits().keys()].filter((name) => !this.held.get(name)?.length && this.localCount(name));
+    if (!stranded.length) return;
+    await this.claim(new Map(stranded.map((name) => [name, 0])));
+    this.pumpAll();
+  }
+
   /** Invocations leased to this process by the routing statement that created them. */
   adoptInvocations(claimed: ClaimedInvocation[], direct: DirectInvocationClaim): void {
     this.adopt(claimed, direct.claimedAt);

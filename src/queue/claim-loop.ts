@@ -291,7 +291,7 @@ export abstract class ClaimLoop<C extends Claimed> {
     this.queuedBytes += bytes;
   }
 
-  private pumpAll(): void {
+  protected pumpAll(): void {
     // From a rotating start, so that when process slots are scarce no group always goes first.
     const groups = [...this.queues.keys()];
     const start = groups.length ? this.rotation % groups.length : 0;

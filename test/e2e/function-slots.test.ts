@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { parseConfig, type RowcastConfigInput, type RowcastRuntime } from '../../src/index.js';
-import { claimInvocations, releaseSlots } from '../../src/functions/invocation-store.js';
+import { FunctionWorker } from '../../src/functions/function-worker.js';
+import { claimInvocations, releaseSlots, toClaimedInvocation } from '../../src/functions/invocation-store.js';
+import { createLogger } from '../../src/observability/logger.js';
 import {
   applyConfig,
   createTestDatabase,
@@ -143,5 +145,48 @@ test(
       for (const r of runtimes) await r.stop();
     }
     assert.equal(await slotLocks('overlap'), 0, 'no slot held after both stopped');
+  },
+);
+
+test(
+  'invocations routing leases to a process that gave its slots back meanwhile still run: it takes slots for them',
+  { timeout: patient(60_000) },
+  async () => {
+    const { slotted } = parseConfig(config, 'test config').functions;
+    const owner = 'adopting-process';
+    const options = { owner, concurrency: 8, lease: 60_000, pollInterval: 200 };
+    const worker = new FunctionWorker(db.pool, { slotted: slotted! }, options, createLogger('warn'), () => {});
+    await worker.start();
+    try {
+      // Idle, the worker takes its slots on each claim and gives them back at once (nothing ran for over a second).
+      await eventually(async () => (await slotLocks('slotted')) === 0, 'slots given back while idle');
+      // Routing's statement leased these to the process for the slots it held when the statement began (the race):
+      // created in flight, leased to it, and handed over as routing hands them over.
+      const { rows } = await db.pool.query(
+        `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, available_at, lease_owner, lease, started_at)
+         SELECT 'slotted', '{"ms": 5}', 'capture', 'in_flight', 1, now() + interval '60 seconds', $1, gen_random_uuid(), now()
+           FROM generate_series(1, 3)
+         RETURNING id::text, attempts, lease::text, payload, client_context, trace`,
+        [owner],
+      );
+      const wanted = new Map([['slotted', { n: 3, leaseMs: 60_000 }]]);
+      worker.adoptInvocations(
+        rows.map((r) => toClaimedInvocation('slotted', r)),
+        { wanted, owner, claimedAt: Date.now() },
+      );
+      await eventually(
+        async () =>
+          (
+            await db.pool.query(
+              `SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'slotted' AND state = 'done'`,
+            )
+          ).rows[0].n === 3,
+        'the three invocations ran (they waited for good for a claim that never came)',
+        20_000,
+      );
+    } finally {
+      await worker.stop(5_000);
+    }
+    assert.equal(await slotLocks('slotted'), 0, 'no slot held after it stopped');
   },
 );
