@@ -1,7 +1,7 @@
 /**
  * Drain probe: a backlog of captured events, then one rowcast process drains it; prints events/s (or
  * deliveries/s) and peak RSS.
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1] [STATEMENTS=1] npx tsx bench/probes/drain.ts webhook|fanout|function|python|log [events] [maxConcurrency]
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1] [STATEMENTS=1] [WAL=1] npx tsx bench/probes/drain.ts webhook|fanout|function|python|log [events] [maxConcurrency]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseConfig } from '../../src/admin/config/load-config.js';
@@ -13,6 +13,7 @@ import {
   backendCpu,
   cpuSecondsOf,
   measureStatements,
+  measureWal,
   probeDatabase,
   sampleRss,
   startCountingReceiver,
@@ -70,6 +71,8 @@ for (let i = 0; i < events; i += 50_000) {
 // receiver): unlike rates, barely moved by other load on the machine.
 // STATEMENTS=1: PostgreSQL's time and WAL per item, per statement (pg_stat_statements; see measureStatements).
 const statements = process.env.STATEMENTS === '1' ? await measureStatements(db.pool) : null;
+// WAL=1: the WAL of the drain per relation and record type (pg_walinspect; see measureWal).
+const wal = process.env.WAL === '1' ? await measureWal(db.pool) : null;
 // The main thread alone (a function's handlers run in worker threads): what bounds the drain when it is saturated.
 const mainThread = `${process.pid}/task/${process.pid}`;
 const cpu0 = { node: process.cpuUsage(), main: cpuSecondsOf(mainThread), receiver: cpuSecondsOf(receiver.pid) };
@@ -166,6 +169,7 @@ function childrenCpu(): number {
 }
 const peak = rss.stop();
 const perStatement = statements && (await statements(last));
+const perWalRecord = wal && (await wal(last));
 await rowcast.stop();
 console.log(
   JSON.stringify({
@@ -181,6 +185,7 @@ console.log(
     cpuUsPerItem,
     steadyCpuUsPerItem,
     ...(perStatement ? { perStatement } : {}),
+    ...(perWalRecord ? { perWalRecord } : {}),
   }),
 );
 await receiver.close();

@@ -120,3 +120,51 @@ export async function measureStatements(pool: Pool, top = 12): Promise<(items: n
     }));
   };
 }
+
+export interface WalCost {
+  /** The relation a record's first block belongs to (or the resource manager for records without one). */
+  relation: string;
+  /** The resource manager's record type, e.g. Heap/INSERT, Btree/INSERT_LEAF. */
+  record: string;
+  records: number;
+  /** Bytes per item: the records, and the full-page images among them (the first change of a page after a checkpoint). */
+  bytesPerItem: number;
+  fpiBytesPerItem: number;
+}
+
+/**
+ * WAL=1: what the WAL written during the probe consists of, per relation and record type (pg_walinspect,
+ * PostgreSQL 15 or later, as superuser). The WAL is the server's, so run it where nothing else writes. Returns the
+ * function that reads the records since now, grouped, the largest `top`.
+ */
+export async function measureWal(pool: Pool, top = 14): Promise<(items: number) => Promise<WalCost[]>> {
+  try {
+    await pool.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+  } catch (err) {
+    throw new Error(`WAL=1 needs pg_walinspect (PostgreSQL 15 or later) and a superuser (${(err as Error).message})`, {
+      cause: err,
+    });
+  }
+  const start = (await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+  return async (items) => {
+    const { rows } = await pool.query<{ relation: string; record: string; n: string; bytes: string; fpi: string }>(
+      `WITH w AS (
+         SELECT resource_manager || '/' || split_part(record_type, ' ', 1) AS record, record_length, fpi_length,
+                substring(block_ref FROM 'rel \\d+/\\d+/(\\d+)')::oid AS filenode
+           FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_lsn()))
+       SELECT coalesce(c.relname, CASE WHEN w.filenode IS NULL THEN '-' ELSE 'other database' END) AS relation,
+              w.record, count(*) AS n, sum(w.record_length) AS bytes, sum(w.fpi_length) AS fpi
+         FROM w LEFT JOIN pg_class c ON c.relfilenode = w.filenode
+        GROUP BY 1, 2 ORDER BY sum(w.record_length) DESC LIMIT $2`,
+      [start, top],
+    );
+    const n = Math.max(items, 1);
+    return rows.map((r) => ({
+      relation: r.relation,
+      record: r.record,
+      records: Number(r.n),
+      bytesPerItem: Math.round((Number(r.bytes) * 10) / n) / 10,
+      fpiBytesPerItem: Math.round((Number(r.fpi) * 10) / n) / 10,
+    }));
+  };
+}
