@@ -147,11 +147,14 @@ export async function measureWal(pool: Pool, top = 14): Promise<(items: number) 
   }
   const start = (await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
   return async (items) => {
+    // Up to the flushed end only (PostgreSQL 15 refuses a later one): a commit with a transaction id, synchronous
+    // as the server's default is, flushes all that came before it.
+    await pool.query('SELECT pg_current_xact_id()');
     const { rows } = await pool.query<{ relation: string; record: string; n: string; bytes: string; fpi: string }>(
       `WITH w AS (
          SELECT resource_manager || '/' || split_part(record_type, ' ', 1) AS record, record_length, fpi_length,
                 substring(block_ref FROM 'rel \\d+/\\d+/(\\d+)')::oid AS filenode
-           FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_lsn()))
+           FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn()))
        SELECT coalesce(c.relname, CASE WHEN w.filenode IS NULL THEN '-' ELSE 'other database' END) AS relation,
               w.record, count(*) AS n, sum(w.record_length) AS bytes, sum(w.fpi_length) AS fpi
          FROM w LEFT JOIN pg_class c ON c.relfilenode = w.filenode
