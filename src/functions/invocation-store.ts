@@ -156,7 +156,10 @@ WITH r AS (
          last_error = coalesce(r.error, i.last_error), result = r.result, published = string_to_array(r.published, ',')::uuid[],
          lease_owner = NULL, lease = NULL, finished_at = CASE WHEN r.state IN ('done', 'failed') THEN now() END
     FROM r
-   WHERE i.id = ANY ($1::uuid[]) AND i.id = r.id AND ${leaseFence('i')} AND NOT (SELECT yes FROM filtered)
+   -- Joined on the key alone, so that each result finds its row through the primary key. With "i.id = ANY ($1)"
+   -- as well, the generic plan scanned the rows by that list and the results' unnest once per row: quadratic in
+   -- the batch (200 results, 40,000 comparisons; half the statement's time).
+   WHERE i.id = r.id AND ${leaseFence('i')} AND NOT (SELECT yes FROM filtered)
   RETURNING i.id
 )${
   withMessages
@@ -173,7 +176,8 @@ SELECT (SELECT yes FROM filtered) AS filtered, ARRAY(SELECT id::text FROM done) 
 SELECT false AS filtered, ARRAY(SELECT id::text FROM done) AS recorded, 0 AS deliveries`
 }`;
 
-const completeInOneStatement = prepared('complete_invocations', completionSql(true));
+export const COMPLETION_SQL = completionSql(true);
+const completeInOneStatement = prepared('complete_invocations', COMPLETION_SQL);
 const completeInTransaction = prepared('complete_invocations_filtered', completionSql(false));
 
 function completionParams(results: InvocationResult[]): unknown[] {
