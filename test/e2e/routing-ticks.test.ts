@@ -198,3 +198,24 @@ test('an installation routed by routed_at keeps its pending events across the up
     await empty.drop();
   }
 });
+
+test('a new tick finds its stragglers through events_written_by on connections that plan neither sequential nor bitmap scans', async () => {
+  await db.pool.query('INSERT INTO items SELECT g FROM generate_series(10000, 12000) g');
+  await routeAll(1000);
+  // A connection of its own: the statistics read below count what this backend did since its last report.
+  // Routing's settings (createPool's `queues`): a scan that needs a BitmapOr became a read of every event.
+  const client = new pg.Client({ connectionString: db.url, options: '-c enable_seqscan=off -c enable_bitmapscan=off' });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT rowcast.committed_since(t.cur, t.hi) FROM rowcast.route_tick t');
+    const { rows } = await client.query(
+      `SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relid = 'rowcast.events'::regclass`,
+    );
+    assert.equal(Number(rows[0].seq_scan), 0, 'no sequential scan of the events table');
+    assert.ok(Number(rows[0].idx_scan) >= 1, 'read by index');
+    await client.query('COMMIT');
+  } finally {
+    await client.end();
+  }
+});
