@@ -219,6 +219,8 @@ describe('provided runtime', () => {
     }
     const answer = JSON.parse((await finished(id, 'done')).result);
     assert.deepEqual(answer.event, { n: 3 });
+    assert.equal(answer.eventLength, String('{"n":3}'.length), 'the event comes whole with its length, not chunked');
+    assert.equal(answer.eventEncoding, null);
     assert.equal(answer.handler, 'index.handler');
     assert.equal(answer.stray, 400, 'a response for an id that is not the current invocation is refused');
     assert.equal(answer.functionName, 'node');

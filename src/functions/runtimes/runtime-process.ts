@@ -327,7 +327,7 @@ export class RuntimeProcess {
     if (trace) headers['lambda-runtime-trace-id'] = trace;
     if (request.clientContext !== null && request.clientContext !== undefined)
       headers['lambda-runtime-client-context'] = JSON.stringify(request.clientContext);
-    res.writeHead(200, headers).end(JSON.stringify(request.event ?? null));
+    send(res, 200, headers, JSON.stringify(request.event ?? null));
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -447,7 +447,16 @@ export function xrayTraceHeader(traceparent: string | null): string | null {
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  send(res, status, { 'content-type': 'application/json' }, JSON.stringify(body));
+}
+
+/**
+ * A whole response with its Content-Length: Node.js then writes the head and the body in one piece, where a
+ * response without one is sent in chunked encoding (a chunk, its size line and the last chunk), more work on both sides.
+ */
+function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
+  headers['content-length'] = String(Buffer.byteLength(body));
+  res.writeHead(status, headers).end(body);
 }
 
 function drain(req: IncomingMessage): void {
