@@ -69,6 +69,8 @@ export class RuntimeProcess {
   private overMemory = false;
   /** This process's SNS endpoint for the AWS SDK. */
   private readonly slot: InvocationSlot | undefined;
+  /** The function's ARN, sent with every event. */
+  private readonly functionArn: string;
 
   private constructor(
     private readonly options: RuntimeProcessOptions,
@@ -76,10 +78,13 @@ export class RuntimeProcess {
     private readonly log: Logger,
   ) {
     this.slot = options.endpoint?.slot();
+    this.functionArn = lambdaFunctionArn(options.aws, options.functionName);
   }
 
   static async start(options: RuntimeProcessOptions, log: Logger): Promise<RuntimeProcess> {
-    const server = createServer();
+    // No keep-alive timeout: the runtime's one connection lives as long as the process (closed with it), and no
+    // timer is set after each response and cleared at the next request.
+    const server = createServer({ keepAliveTimeout: 0 });
     const proc = new RuntimeProcess(options, server, log);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => proc.handle(req, res));
     await new Promise<void>((resolve, reject) => {
@@ -321,7 +326,7 @@ export class RuntimeProcess {
       'content-type': 'application/json',
       'lambda-runtime-aws-request-id': request.id,
       'lambda-runtime-deadline-ms': String(running.deadline),
-      'lambda-runtime-invoked-function-arn': lambdaFunctionArn(this.options.aws, this.options.functionName),
+      'lambda-runtime-invoked-function-arn': this.functionArn,
     };
     const trace = xrayTraceHeader(request.trace);
     if (trace) headers['lambda-runtime-trace-id'] = trace;
