@@ -92,7 +92,8 @@ export class RuntimeProcess {
   static async start(options: RuntimeProcessOptions, log: Logger): Promise<RuntimeProcess> {
     // No keep-alive timeout: the runtime's one connection lives as long as the process (closed with it), and no
     // timer is set after each response and cleared at the next request.
-    const server = createServer({ keepAliveTimeout: 0 });
+    const server = createServer();
+    server.keepAliveTimeout = 0;
     const proc = new RuntimeProcess(options, server, log);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => proc.handle(req, res));
     await new Promise<void>((resolve, reject) => {
