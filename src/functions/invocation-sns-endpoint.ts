@@ -146,7 +146,14 @@ export class InvocationSnsEndpoint {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID();
     const answer = (status: number, xml: string): void =>
-      void res.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': requestId }).end(xml);
+      // With its Content-Length, as SNS answers: one write, not a chunked response.
+      void res
+        .writeHead(status, {
+          'content-type': 'text/xml',
+          'x-amzn-requestid': requestId,
+          'content-length': String(Buffer.byteLength(xml)),
+        })
+        .end(xml);
     let action: string | undefined;
     try {
       const token = PATH.exec((req.url ?? '').split('?')[0]!)?.[1];

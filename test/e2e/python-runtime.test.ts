@@ -36,6 +36,7 @@ const config = (): RowcastConfigInput => ({
       ...fast,
       environment: { MARKER_DIR: markers },
     },
+    big: { ...python, handler: 'handlers.answers_big', concurrency: 1, maxAttempts: 1 },
     'init-error': { ...python, handler: 'init_error.handler', maxAttempts: 1, onFailure: { topic: 'failures' } },
     hog: {
       ...python,
@@ -124,6 +125,7 @@ describe('python3 runtime', () => {
     assert.equal(result.env.GREETING, 'hello');
     assert.match(result.env.AWS_LAMBDA_RUNTIME_API, /^127\.0\.0\.1:\d+$/);
     assert.equal(result.env.DATABASE_URL, null, "rowcast's own environment does not reach the function");
+    assert.equal(result.env._ROWCAST_RUNTIME_FD, null, "the bootstrap's channel to rowcast is its own");
   });
 
   test('the process is reused: module-scope state survives between invocations', async () => {
@@ -147,6 +149,20 @@ describe('python3 runtime', () => {
       'the Python traceback',
     );
     assert.match((await invocation(id)).last_error, /ValueError: cannot handle order 42/);
+  });
+
+  test('a response over 6 MB fails the attempt with Lambda’s error; the process runs the next invocation', async () => {
+    // Queued together, so that the function's one slot (and its process) stays busy from the first to the second.
+    const ids = [
+      await invokeFunction(db.pool, 'big', { bytes: 7 * 1024 * 1024 }),
+      await invokeFunction(db.pool, 'big', { bytes: 10 }),
+    ];
+    const [big, small] = [await finished(ids[0]!, 'failed'), await finished(ids[1]!, 'done')];
+    assert.match(
+      big.last_error,
+      /Function\.ResponseSizeTooLarge: the response is over Lambda's limit of 6291456 bytes/,
+    );
+    assert.equal(JSON.parse(small.result).filler, 'x'.repeat(10));
   });
 
   test('a timeout kills the process; a new process runs the retry', async () => {
@@ -219,6 +235,8 @@ describe('provided runtime', () => {
     }
     const answer = JSON.parse((await finished(id, 'done')).result);
     assert.deepEqual(answer.event, { n: 3 });
+    assert.equal(answer.eventLength, String('{"n":3}'.length), 'the event comes whole with its length, not chunked');
+    assert.equal(answer.eventEncoding, null);
     assert.equal(answer.handler, 'index.handler');
     assert.equal(answer.stray, 400, 'a response for an id that is not the current invocation is refused');
     assert.equal(answer.functionName, 'node');

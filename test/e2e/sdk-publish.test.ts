@@ -194,7 +194,11 @@ describe('the endpoint of a handler', () => {
       body: 'Action=ListTopics&Version=2010-03-31',
     });
     assert.equal(unknown.status, 403);
-    assert.match(await unknown.text(), /<Code>InvalidClientTokenId<\/Code>/);
+    const refusal = await unknown.text();
+    assert.match(refusal, /<Code>InvalidClientTokenId<\/Code>/);
+    // As SNS answers: the whole body with its length, not chunked.
+    assert.equal(unknown.headers.get('content-length'), String(Buffer.byteLength(refusal)));
+    assert.equal(unknown.headers.get('transfer-encoding'), null);
     // The thread's own URL, between invocations: no invocation runs there, so a publish has nothing to join.
     const idle = await fetch(result.endpoint, {
       method: 'POST',

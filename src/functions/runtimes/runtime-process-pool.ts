@@ -44,6 +44,7 @@ export class RuntimeProcessPool implements InvocationRunner {
       memoryLimitMb: config.memoryLimitMb,
       aws,
       endpoint,
+      channel: python,
     };
   }
 

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { AwsIdentity } from '../../model/arn.js';
 import { lambdaFunctionArn } from '../../model/arn.js';
@@ -10,6 +10,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { InvocationOutcome } from '../invocation-runner.js';
 import type { InvocationSlot, InvocationSnsEndpoint } from '../invocation-sns-endpoint.js';
 import type { HandlerError, InvokeRequest } from '../../model/thread-protocol.js';
+import { CHANNEL_FD, CHANNEL_FD_VARIABLE, type ChannelFrame, FrameReader, writeFrame } from './runtime-channel.js';
 
 export interface RuntimeProcessOptions {
   functionName: string;
@@ -28,6 +29,8 @@ export interface RuntimeProcessOptions {
   aws: AwsIdentity;
   /** Where the AWS SDK publishes (AWS_ENDPOINT_URL_SNS; boto3's default in rowcast's Python bootstrap), joining the process's invocation. */
   endpoint?: InvocationSnsEndpoint;
+  /** rowcast's own bootstrap: the Runtime API's exchanges also go over a socket pair (runtime-channel.ts). */
+  channel?: boolean;
 }
 
 /** Lambda's limit on a synchronous response (6 MB): a larger one fails the invocation. */
@@ -39,6 +42,9 @@ const INIT_TIMEOUT_MS = 10_000;
 /** How often the process's resident memory is read against its limit. */
 const MEMORY_WATCH_MS = 200;
 const API = '/2018-06-01/runtime';
+
+/** Where the next event goes: the runtime's waiting GET …/invocation/next, or a frame on the channel. */
+type EventSink = (headers: Record<string, string>, body: string) => void;
 
 interface Running {
   request: Omit<InvokeRequest, 'deadline'>;
@@ -53,11 +59,13 @@ interface Running {
  * One runtime process and the Runtime API endpoint it alone talks to, as a Lambda execution environment has its
  * own: the API has no way to say which process asks for the next event, so each process gets its own loopback
  * port. The process runs one invocation at a time and is reused until it times out, crashes or fails its init.
+ * rowcast's Python bootstrap makes the same exchanges on a socket pair instead (runtime-channel.ts), handled by the
+ * same code as the HTTP requests they stand for.
  */
 export class RuntimeProcess {
   private child: ChildProcess | null = null;
-  /** The runtime's long-poll GET …/invocation/next, while it waits for an event. */
-  private waiting: ServerResponse | null = null;
+  /** The runtime's long-poll GET …/invocation/next (or its request on the channel), while it waits for an event. */
+  private waiting: EventSink | null = null;
   private running: Running | null = null;
   private initialised = false;
   private initError: HandlerError | null = null;
@@ -69,6 +77,8 @@ export class RuntimeProcess {
   private overMemory = false;
   /** This process's SNS endpoint for the AWS SDK. */
   private readonly slot: InvocationSlot | undefined;
+  /** The function's ARN, sent with every event. */
+  private readonly functionArn: string;
 
   private constructor(
     private readonly options: RuntimeProcessOptions,
@@ -76,10 +86,14 @@ export class RuntimeProcess {
     private readonly log: Logger,
   ) {
     this.slot = options.endpoint?.slot();
+    this.functionArn = lambdaFunctionArn(options.aws, options.functionName);
   }
 
   static async start(options: RuntimeProcessOptions, log: Logger): Promise<RuntimeProcess> {
+    // No keep-alive timeout: the runtime's one connection lives as long as the process (closed with it), and no
+    // timer is set after each response and cleared at the next request.
     const server = createServer();
+    server.keepAliveTimeout = 0;
     const proc = new RuntimeProcess(options, server, log);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => proc.handle(req, res));
     await new Promise<void>((resolve, reject) => {
@@ -139,9 +153,16 @@ export class RuntimeProcess {
     // Killed if rowcast dies (setpriv's parent-death signal, where util-linux has it), as a Lambda environment
     // ends with its host; rowcast's Python bootstrap also exits when its stdin (a pipe from rowcast) closes.
     const [program, ...args] = hasSetpriv() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...o.command] : o.command;
+    if (o.channel) env[CHANNEL_FD_VARIABLE] = String(CHANNEL_FD);
     // Its own process group, so that a timeout kills what the runtime started too (a shell bootstrap's curl).
-    const child = spawn(program!, args, { cwd: o.directory, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(program!, args, {
+      cwd: o.directory,
+      env,
+      stdio: o.channel ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
     this.child = child;
+    if (o.channel) this.openChannel(child.stdio[CHANNEL_FD] as Socket);
     child.unref();
     // Never written: it only closes when rowcast ends.
     child.stdin!.on('error', () => {});
@@ -312,7 +333,97 @@ export class RuntimeProcess {
     }
   }
 
-  private deliver(res: ServerResponse): void {
+  /** The channel's frames, handled as the HTTP requests they stand for; a broken channel kills the process. */
+  private openChannel(socket: Socket): void {
+    // Its end comes with the process's: the exit says why.
+    socket.on('error', () => {});
+    const reader = new FrameReader(
+      MAX_RESPONSE_BYTES,
+      (frame) => this.onFrame(socket, frame),
+      (why) => {
+        this.log.error(
+          { function: this.options.functionName, why },
+          'the runtime process broke its channel to rowcast',
+        );
+        this.kill();
+      },
+    );
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+  }
+
+  private onFrame(socket: Socket, { header, body }: ChannelFrame): void {
+    const errorType = typeof header.errorType === 'string' ? header.errorType : undefined;
+    if (header.op === 'next') return this.nextEvent((headers, event) => writeFrame(socket, { headers }, event));
+    if (header.op === 'response' || header.op === 'error') {
+      const running = this.running;
+      // Unanswered: the bootstrap does not wait for an answer (it would have been 202, or 400 for another id).
+      if (running?.delivered && header.id === running.request.id)
+        this.posted(running, header.op, body, errorType, () => {});
+      return;
+    }
+    if (header.op === 'init-error') return this.initFailed(body, errorType, (status) => writeFrame(socket, { status }));
+    this.log.error({ function: this.options.functionName, op: header.op }, 'unknown frame on the runtime channel');
+    this.kill();
+  }
+
+  /** The runtime asks for the next event: the init phase is over; the event goes now, or once an invocation runs. */
+  private nextEvent(sink: EventSink): void {
+    this.initialised = true;
+    for (const listener of this.initListeners) listener();
+    if (this.running && !this.running.delivered) return this.deliver(sink);
+    this.waiting = sink;
+  }
+
+  /** The runtime posted the running invocation's response or error (null: over the size limit); answered, then settled. */
+  private posted(
+    running: Running,
+    kind: 'response' | 'error',
+    body: Buffer | null,
+    errorType: string | string[] | undefined,
+    answer: (status: number, body: unknown) => void,
+  ): void {
+    if (body === null) {
+      answer(413, {
+        errorMessage: `the response is over ${MAX_RESPONSE_BYTES} bytes`,
+        errorType: 'RequestEntityTooLarge',
+      });
+      return running.settle(
+        {
+          ok: false,
+          error: {
+            type: 'Function.ResponseSizeTooLarge',
+            message: `the response is over Lambda's limit of ${MAX_RESPONSE_BYTES} bytes`,
+            stack: [],
+          },
+          durationMs: Date.now() - running.started,
+        },
+        true,
+      );
+    }
+    answer(202, { status: 'OK' });
+    const durationMs = Date.now() - running.started;
+    if (kind === 'response')
+      running.settle({ ok: true, result: body.length ? body.toString('utf8') : null, published: [], durationMs }, true);
+    else running.settle({ ok: false, error: lambdaError(body, errorType), durationMs }, true);
+  }
+
+  /** The runtime reports that its init failed (after the init phase: refused). */
+  private initFailed(
+    body: Buffer | null,
+    errorType: string | string[] | undefined,
+    answer: (status: number, body: unknown) => void,
+  ): void {
+    if (this.initialised)
+      return answer(403, {
+        errorMessage: 'the init phase is over: report an invocation error instead',
+        errorType: 'InvalidStateTransition',
+      });
+    answer(202, { status: 'OK' });
+    this.initError = lambdaError(body ?? Buffer.alloc(0), errorType);
+    for (const listener of this.initListeners) listener();
+  }
+
+  private deliver(sink: EventSink): void {
     const running = this.running!;
     this.waiting = null;
     running.delivered = true;
@@ -321,25 +432,24 @@ export class RuntimeProcess {
       'content-type': 'application/json',
       'lambda-runtime-aws-request-id': request.id,
       'lambda-runtime-deadline-ms': String(running.deadline),
-      'lambda-runtime-invoked-function-arn': lambdaFunctionArn(this.options.aws, this.options.functionName),
+      'lambda-runtime-invoked-function-arn': this.functionArn,
     };
     const trace = xrayTraceHeader(request.trace);
     if (trace) headers['lambda-runtime-trace-id'] = trace;
     if (request.clientContext !== null && request.clientContext !== undefined)
       headers['lambda-runtime-client-context'] = JSON.stringify(request.clientContext);
-    res.writeHead(200, headers).end(JSON.stringify(request.event ?? null));
+    sink(headers, JSON.stringify(request.event ?? null));
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = (req.url ?? '').split('?')[0]!;
     if (req.method === 'GET' && url === `${API}/invocation/next`) {
-      this.initialised = true;
-      for (const listener of this.initListeners) listener();
-      if (this.running && !this.running.delivered) return this.deliver(res);
-      this.waiting = res;
-      res.once('close', () => {
-        if (this.waiting === res) this.waiting = null;
-      });
+      const sink: EventSink = (headers, body) => send(res, 200, headers, body);
+      this.nextEvent(sink);
+      if (this.waiting === sink)
+        res.once('close', () => {
+          if (this.waiting === sink) this.waiting = null;
+        });
       return;
     }
     const invocation = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(url);
@@ -354,52 +464,25 @@ export class RuntimeProcess {
           errorType: 'InvalidRequestID',
         });
       }
-      return void readBody(req, MAX_RESPONSE_BYTES).then((body) => {
-        if (body === null) {
-          reply(res, 413, {
-            errorMessage: `the response is over ${MAX_RESPONSE_BYTES} bytes`,
-            errorType: 'RequestEntityTooLarge',
-          });
-          return running.settle(
-            {
-              ok: false,
-              error: {
-                type: 'Function.ResponseSizeTooLarge',
-                message: `the response is over Lambda's limit of ${MAX_RESPONSE_BYTES} bytes`,
-                stack: [],
-              },
-              durationMs: Date.now() - running.started,
-            },
-            true,
-          );
-        }
-        reply(res, 202, { status: 'OK' });
-        const durationMs = Date.now() - running.started;
-        if (kind === 'response')
-          running.settle(
-            { ok: true, result: body.length ? body.toString('utf8') : null, published: [], durationMs },
-            true,
-          );
-        else
-          running.settle(
-            { ok: false, error: lambdaError(body, req.headers['lambda-runtime-function-error-type']), durationMs },
-            true,
-          );
-      });
+      return void readBody(req, MAX_RESPONSE_BYTES).then((body) =>
+        this.posted(
+          running,
+          kind as 'response' | 'error',
+          body,
+          req.headers['lambda-runtime-function-error-type'],
+          (status, answer) => reply(res, status, answer),
+        ),
+      );
     }
     if (req.method === 'POST' && url === `${API}/init/error`) {
+      const answer = (status: number, body: unknown) => reply(res, status, body);
       if (this.initialised) {
         drain(req);
-        return reply(res, 403, {
-          errorMessage: 'the init phase is over: report an invocation error instead',
-          errorType: 'InvalidStateTransition',
-        });
+        return this.initFailed(null, undefined, answer);
       }
-      return void readBody(req, MAX_RESPONSE_BYTES).then((body) => {
-        reply(res, 202, { status: 'OK' });
-        this.initError = lambdaError(body ?? Buffer.alloc(0), req.headers['lambda-runtime-function-error-type']);
-        for (const listener of this.initListeners) listener();
-      });
+      return void readBody(req, MAX_RESPONSE_BYTES).then((body) =>
+        this.initFailed(body, req.headers['lambda-runtime-function-error-type'], answer),
+      );
     }
     drain(req);
     reply(res, 404, {
@@ -447,7 +530,16 @@ export function xrayTraceHeader(traceparent: string | null): string | null {
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  send(res, status, { 'content-type': 'application/json' }, JSON.stringify(body));
+}
+
+/**
+ * A whole response with its Content-Length: Node.js then writes the head and the body in one piece, where a
+ * response without one is sent in chunked encoding (a chunk, its size line and the last chunk), more work on both sides.
+ */
+function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
+  headers['content-length'] = String(Buffer.byteLength(body));
+  res.writeHead(status, headers).end(body);
 }
 
 function drain(req: IncomingMessage): void {

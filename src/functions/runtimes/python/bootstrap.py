@@ -3,6 +3,8 @@
 Loads the handler named by _HANDLER ("module.function") from LAMBDA_TASK_ROOT, then loops: GET the next event,
 call handler(event, context) with Lambda's Python context, POST the result, or Lambda's error shape
 (errorMessage, errorType, stackTrace) for an exception. A failure to load the handler is posted as an init error.
+Given a channel by rowcast (_ROWCAST_RUNTIME_FD), it makes the same exchanges as frames on that socket pair instead of
+HTTP requests (rowcast's runtime-channel.ts).
 
 boto3's SNS clients publish to rowcast: AWS_ENDPOINT_URL_SNS (set by rowcast) is this process's endpoint, where a
 publish joins the invocation running now. botocore reads that variable only from 1.31 on, so for older ones (Debian's
@@ -15,6 +17,7 @@ import importlib
 import importlib.machinery
 import json
 import os
+import socket
 import stat
 import sys
 import threading
@@ -23,6 +26,11 @@ import traceback
 
 API = os.environ["AWS_LAMBDA_RUNTIME_API"]
 BASE = "/2018-06-01/runtime"
+
+
+def _unreachable(e):
+    print("[ERROR] the Runtime API is unreachable (%s); exiting" % e, file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 class Connection:
@@ -37,8 +45,79 @@ class Connection:
             response = self.conn.getresponse()
             return response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read()
         except (OSError, http.client.HTTPException) as e:
-            print("[ERROR] the Runtime API is unreachable (%s); exiting" % e, file=sys.stderr, flush=True)
-            os._exit(1)
+            _unreachable(e)
+
+    def next(self):
+        return self.request("GET", "/invocation/next")
+
+    def respond(self, request_id, payload):
+        self.request("POST", "/invocation/%s/response" % request_id, payload, {"Content-Type": "application/json"})
+
+    def error(self, request_id, error_type, body):
+        self.request("POST", "/invocation/%s/error" % request_id, body, _error_headers(error_type))
+
+    def init_error(self, error_type, body):
+        self.request("POST", "/init/error", body, _error_headers(error_type))
+
+
+def _error_headers(error_type):
+    return {"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": error_type}
+
+
+class Channel:
+    """The same exchanges on rowcast's own channel to this process (a socket pair; rowcast's runtime-channel.ts):
+    frames of a JSON header line and a body of its "length". A response goes with the next request in one write."""
+
+    def __init__(self, fd):
+        os.set_inheritable(fd, False)
+        self.sock = socket.socket(fileno=fd)
+        self.reader = self.sock.makefile("rb")
+        self.unsent = b""
+
+    def _frame(self, header, body=None):
+        if body is not None:
+            header["length"] = len(body)
+        return json.dumps(header).encode("utf-8") + b"\n" + (body or b"")
+
+    def _send(self, data):
+        try:
+            self.sock.sendall(self.unsent + data)
+            self.unsent = b""
+        except OSError as e:
+            _unreachable(e)
+
+    def _read(self):
+        try:
+            line = self.reader.readline()
+            if not line:
+                raise OSError("rowcast closed the channel")
+            header = json.loads(line)
+            body = self.reader.read(header.get("length", 0))
+            return header, body
+        except (OSError, ValueError) as e:
+            _unreachable(e)
+
+    def next(self):
+        self._send(self._frame({"op": "next"}))
+        header, body = self._read()
+        return 200, header["headers"], body
+
+    def respond(self, request_id, payload):
+        self.unsent += self._frame({"op": "response", "id": request_id}, payload)
+
+    def error(self, request_id, error_type, body):
+        self.unsent += self._frame({"op": "error", "id": request_id, "errorType": error_type}, body)
+
+    def init_error(self, error_type, body):
+        # Answered: rowcast has read it before this process exits.
+        self._send(self._frame({"op": "init-error", "errorType": error_type}, body))
+        self._read()
+
+
+def runtime_api():
+    """rowcast's channel when rowcast gave one (and the variable is not left to the handler), else the HTTP API."""
+    fd = os.environ.pop("_ROWCAST_RUNTIME_FD", None)
+    return Channel(int(fd)) if fd else Connection()
 
 
 class LambdaContext:
@@ -73,10 +152,9 @@ def exception_shape(exc, error_type=None):
     return error_shape(error_type or type(exc).__name__, str(exc), exc.__traceback__)
 
 
-def post_error(conn, path, shape):
+def log_error(shape):
     print("[ERROR] %s: %s" % (shape["errorType"], shape["errorMessage"]), file=sys.stderr, flush=True)
-    body = json.dumps(shape).encode("utf-8")
-    conn.request("POST", path, body, {"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": shape["errorType"]})
+    return json.dumps(shape).encode("utf-8")
 
 
 def load_handler(name):
@@ -177,14 +255,14 @@ def main():
     # The function's code comes first on the path, not this file's folder.
     sys.path[0] = task_root
     route_sns_clients_to_rowcast()
-    conn = Connection()
+    api = runtime_api()
     try:
         handler = load_handler(os.environ["_HANDLER"])
     except _InitError as e:
-        post_error(conn, "/init/error", e.shape)
+        api.init_error(e.shape["errorType"], log_error(e.shape))
         sys.exit(1)
     while True:
-        status, headers, body = conn.request("GET", "/invocation/next")
+        status, headers, body = api.next()
         if status != 200:
             print("[ERROR] GET /invocation/next answered %d: %s; exiting" % (status, body[:200]), file=sys.stderr, flush=True)
             sys.exit(1)
@@ -201,23 +279,22 @@ def main():
             headers.get("lambda-runtime-invoked-function-arn"),
             json.loads(client_context) if client_context else None,
         )
-        path = "/invocation/%s" % request_id
         try:
             event = json.loads(body) if body else None
             result = handler(event, context)
         except Exception as e:
             shape = exception_shape(e)
             shape["requestId"] = request_id
-            post_error(conn, path + "/error", shape)
+            api.error(request_id, shape["errorType"], log_error(shape))
             continue
         try:
             payload = to_json(result)
         except (TypeError, ValueError) as e:
             shape = error_shape("Runtime.MarshalError", "Unable to marshal response: %s" % e)
             shape["requestId"] = request_id
-            post_error(conn, path + "/error", shape)
+            api.error(request_id, shape["errorType"], log_error(shape))
             continue
-        conn.request("POST", path + "/response", payload, {"Content-Type": "application/json"})
+        api.respond(request_id, payload)
 
 
 if __name__ == "__main__":
