@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from '../observability/logger.js';
 import { freeSlots, shareSlots } from '../model/slot-sharing.js';
 import { WakeSignal } from './wake-signal.js';
@@ -44,7 +45,13 @@ interface Queued<C> {
  */
 export abstract class ClaimLoop<C extends Claimed> {
   protected readonly signal = new WakeSignal();
-  private readonly inFlight = new Map<string, { item: C; controller: AbortController }>();
+  private readonly inFlight = new Map<string, C>();
+  /**
+   * Aborted at shutdown, once the grace period is over, for every item still in flight: one for all of them (a
+   * controller per item cost an AbortController, an AbortSignal and their listeners per delivery; nothing else aborts
+   * a single item). Every in-flight item may listen to it.
+   */
+  private readonly shutdown = new AbortController();
   private readonly perGroup = new Map<string, number>();
   private readonly queues = new Map<string, Queued<C>[]>();
   private queued = 0;
@@ -69,7 +76,9 @@ export abstract class ClaimLoop<C extends Claimed> {
   constructor(
     protected readonly loopOptions: ClaimLoopOptions,
     protected readonly log: Logger,
-  ) {}
+  ) {
+    setMaxListeners(0, this.shutdown.signal);
+  }
 
   /** Most items each group may process at once in this process now (groups that are paused are absent). */
   protected abstract limits(): Map<string, number>;
@@ -170,7 +179,7 @@ export abstract class ClaimLoop<C extends Claimed> {
     const deadline = Date.now() + graceMs;
     while (this.inFlight.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const leftover = [...this.inFlight.values()];
-    for (const f of leftover) f.controller.abort();
+    this.shutdown.abort();
     while (this.inFlight.size) await new Promise((r) => setTimeout(r, 5));
     await this.afterDrain();
     const handBack = async (items: C[], started: boolean) => {
@@ -179,10 +188,7 @@ export abstract class ClaimLoop<C extends Claimed> {
           this.log.warn({ err: err.message }, 'could not release in-flight work; its leases will expire'),
         );
     };
-    await handBack(
-      leftover.map((f) => f.item),
-      true,
-    );
+    await handBack(leftover, true);
     await handBack([...unstarted, ...this.stale], false);
     this.stale = [];
   }
@@ -321,10 +327,9 @@ export abstract class ClaimLoop<C extends Claimed> {
   }
 
   private dispatch(item: C, startBy: number): void {
-    const controller = new AbortController();
-    this.inFlight.set(item.key, { item, controller });
+    this.inFlight.set(item.key, item);
     this.perGroup.set(item.group, (this.perGroup.get(item.group) ?? 0) + 1);
-    void this.process(item, controller.signal, startBy)
+    void this.process(item, this.shutdown.signal, startBy)
       .catch((err: Error) =>
         this.log.error(
           { err: err.message, key: item.key },
