@@ -101,11 +101,11 @@ test('claims with slots held never lock them again: one release frees them (gene
   }
 });
 
-const doneCount = async () =>
+const doneCount = async (fn = 'overlap') =>
   (
-    await db.pool.query(
-      `SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'overlap' AND state = 'done'`,
-    )
+    await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = $1 AND state = 'done'`, [
+      fn,
+    ])
   ).rows[0].n as number;
 
 test(
@@ -175,12 +175,7 @@ test(
         { wanted, owner, claimedAt: Date.now() },
       );
       await eventually(
-        async () =>
-          (
-            await db.pool.query(
-              `SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = 'slotted' AND state = 'done'`,
-            )
-          ).rows[0].n === 3,
+        async () => (await doneCount('slotted')) === 3,
         'the three invocations ran (they waited for good for a claim that never came)',
         20_000,
       );
