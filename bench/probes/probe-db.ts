@@ -91,18 +91,15 @@ export interface StatementCost {
  * reads the `top` statements by execution time since then.
  */
 export async function measureStatements(pool: Pool, top = 12): Promise<(items: number) => Promise<StatementCost[]>> {
-  try {
-    await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
-    await pool.query(
+  await prepare(
+    pool,
+    [
+      'CREATE EXTENSION IF NOT EXISTS pg_stat_statements',
       'SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)',
-    );
-    await pool.query('SELECT calls FROM pg_stat_statements LIMIT 1');
-  } catch (err) {
-    throw new Error(
-      `STATEMENTS=1 needs pg_stat_statements loaded: start the server with -c shared_preload_libraries=pg_stat_statements (${(err as Error).message})`,
-      { cause: err },
-    );
-  }
+      'SELECT calls FROM pg_stat_statements LIMIT 1',
+    ],
+    'STATEMENTS=1 needs pg_stat_statements loaded: start the server with -c shared_preload_libraries=pg_stat_statements',
+  );
   return async (items) => {
     const { rows } = await pool.query<{ query: string; calls: string; rows: string; ms: number; wal: string }>(
       `SELECT query, calls, rows, total_exec_time AS ms, wal_bytes AS wal FROM pg_stat_statements
@@ -115,7 +112,7 @@ export async function measureStatements(pool: Pool, top = 12): Promise<(items: n
       statement: r.query.replace(/\s+/g, ' ').slice(0, 120),
       calls: Number(r.calls),
       rowsPerCall: Math.round(Number(r.rows) / Math.max(Number(r.calls), 1)),
-      usPerItem: Math.round((r.ms * 1000 * 10) / n) / 10,
+      usPerItem: perItem(r.ms * 1000, n),
       walBytesPerItem: Math.round(Number(r.wal) / n),
     }));
   };
@@ -138,13 +135,11 @@ export interface WalCost {
  * function that reads the records since now, grouped, the largest `top`.
  */
 export async function measureWal(pool: Pool, top = 14): Promise<(items: number) => Promise<WalCost[]>> {
-  try {
-    await pool.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
-  } catch (err) {
-    throw new Error(`WAL=1 needs pg_walinspect (PostgreSQL 15 or later) and a superuser (${(err as Error).message})`, {
-      cause: err,
-    });
-  }
+  await prepare(
+    pool,
+    ['CREATE EXTENSION IF NOT EXISTS pg_walinspect'],
+    'WAL=1 needs pg_walinspect (PostgreSQL 15 or later) and a superuser',
+  );
   const start = (await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
   return async (items) => {
     // Up to the flushed end only (PostgreSQL 15 refuses a later one): a commit with a transaction id, synchronous
@@ -166,8 +161,20 @@ export async function measureWal(pool: Pool, top = 14): Promise<(items: number) 
       relation: r.relation,
       record: r.record,
       records: Number(r.n),
-      bytesPerItem: Math.round((Number(r.bytes) * 10) / n) / 10,
-      fpiBytesPerItem: Math.round((Number(r.fpi) * 10) / n) / 10,
+      bytesPerItem: perItem(Number(r.bytes), n),
+      fpiBytesPerItem: perItem(Number(r.fpi), n),
     }));
   };
 }
+
+/** Runs the statements a measurement needs; if one fails, says what it needs (`need`) and why. */
+async function prepare(pool: Pool, statements: string[], need: string): Promise<void> {
+  try {
+    for (const sql of statements) await pool.query(sql);
+  } catch (err) {
+    throw new Error(`${need} (${(err as Error).message})`, { cause: err });
+  }
+}
+
+/** A total per item, to a tenth. */
+const perItem = (total: number, items: number): number => Math.round((total * 10) / items) / 10;
