@@ -63,6 +63,8 @@ const claimStatement = prepared(
        FROM unnest($1::text[], $2::int[]) AS w(subscription, n)
        LEFT JOIN (SELECT subscription, count(*)::int AS k FROM claimed_rows GROUP BY subscription) c USING (subscription)
       WHERE w.subscription = ANY ($8::text[]) AND w.n > coalesce(c.k, 0)
+        -- As the rows' claim: a paused cursor leases nothing from the pause's commit on.
+        AND EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.name = w.subscription AND s.state = 'active')
      HAVING count(*) > 0)
    SELECT 'row' AS kind, subscription, NULL AS from_seq, NULL AS to_seq, lease, attempt, NULL AS writers, delivery_id,
           message_id, topic, subject, body, content_type, attributes, attribute_types, created_at, trace,

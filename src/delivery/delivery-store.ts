@@ -15,7 +15,9 @@ export { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js'
  * `attempts` is bumped on claim, and each claim gets a fresh `lease` token (see leaseFence).
  */
 export const CLAIM_SQL = `
-WITH wanted AS (SELECT * FROM unnest($1::text[], $2::int[]) AS w(subscription, n)),
+-- Only active subscriptions: a pause (or a 410's disable) holds from its commit, not from the worker's reload.
+WITH wanted AS (SELECT w.* FROM unnest($1::text[], $2::int[]) AS w(subscription, n)
+                  JOIN rowcast.subscriptions s ON s.name = w.subscription AND s.state = 'active'),
 claimed AS (
   SELECT d.id FROM wanted w CROSS JOIN LATERAL (
     SELECT id FROM rowcast.deliveries d

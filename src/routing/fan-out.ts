@@ -90,8 +90,9 @@ export const directClaimDeliveriesSql = (p: DirectClaimParams) => `
   SELECT x.id, x.name, x.group_key, x.seq, CASE WHEN x.direct THEN 'in_flight' ELSE x.state END, x.last_error,
          CASE WHEN x.direct THEN 1 ELSE 0 END, CASE WHEN x.direct THEN now() + ${p.leaseMs} * interval '1 millisecond' ELSE now() END,
          CASE WHEN x.direct THEN ${p.owner}::text END, CASE WHEN x.direct THEN gen_random_uuid() END
-    FROM (SELECT y.*, y.state = 'pending' AND y.group_key IS NULL AND y.rank <= coalesce(w.n, 0) AS direct
-            FROM (SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE},
+    FROM (SELECT y.*, y.state = 'pending' AND y.active AND y.group_key IS NULL AND y.rank <= coalesce(w.n, 0) AS direct
+            -- Only to an active subscription: a pause holds from its commit, not from the caller's reload.
+            FROM (SELECT m.id, s.name, ${DELIVERY_ORDER}, ${DELIVERY_STATE}, s.state = 'active' AS active,
                          row_number() OVER (PARTITION BY s.name ORDER BY m.seq) AS rank
                     FROM m JOIN rowcast.topics t ON t.name = m.topic
                     JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NULL AND ${GETS_ROWS}) y
