@@ -251,6 +251,8 @@ async function completeWithRows(client: PoolClient, c: RangeCompletion): Promise
      SELECT f.message_id, $1, ${DELIVERY_ORDER}, 'in_flight', $2, now(), 'cursor', f.lease, m.created_at
        FROM unnest($3::uuid[], $4::uuid[]) AS f(message_id, lease) JOIN rowcast.messages m ON m.id = f.message_id
        LEFT JOIN rowcast.topics t ON t.name = m.topic
+      -- As below: a message routed as the subscription switched to its cursor has a row, which retries it.
+      WHERE NOT EXISTS (SELECT 1 FROM rowcast.deliveries e WHERE e.message_id = f.message_id AND e.subscription = $1)
      RETURNING id::text, message_id::text`,
     [range.subscription, range.attempt, c.failed.map((f) => f.messageId), leases],
   );
