@@ -29,16 +29,15 @@ export interface Lag {
 export async function getLag(pool: Pool): Promise<Lag> {
   const { rows } = await pool.query(
     `SELECT u.n AS events, extract(epoch FROM now() - u.oldest) AS events_age,
-            (SELECT count(*) FROM rowcast.invocations WHERE state IN ('pending', 'in_flight'))::bigint AS invocations,
-            (SELECT extract(epoch FROM now() - min(created_at)) FROM rowcast.invocations WHERE state IN ('pending', 'in_flight')) AS invocations_age,
-            (SELECT count(*) FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight'))::bigint
-              + (SELECT coalesce(sum(b.pending + b.in_flight), 0) FROM rowcast.cursors c, rowcast.cursor_backlog(c.subscription) b)::bigint AS deliveries,
+            i.n AS invocations, extract(epoch FROM now() - i.oldest) AS invocations_age,
             -- What cursors have not passed counts as pending deliveries (rowcast.cursor_backlog).
-            (SELECT extract(epoch FROM now() - least(
-                      (SELECT min(created_at) FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight')),
-                      (SELECT min(b.oldest) FROM rowcast.cursors c, rowcast.cursor_backlog(c.subscription) b)))) AS deliveries_age
-       -- Unrouted events are found by the tick, not an index of their own: read once for both figures.
-       FROM (SELECT count(*)::bigint AS n, min(captured_at) AS oldest FROM rowcast.unrouted_events()) u`,
+            d.n + cb.n AS deliveries, extract(epoch FROM now() - least(d.oldest, cb.oldest)) AS deliveries_age
+       -- Each backlog is read once for its count and its oldest; unrouted events are found by the tick.
+       FROM (SELECT count(*)::bigint AS n, min(captured_at) AS oldest FROM rowcast.unrouted_events()) u,
+            (SELECT count(*)::bigint AS n, min(created_at) AS oldest FROM rowcast.invocations WHERE state IN ('pending', 'in_flight')) i,
+            (SELECT count(*)::bigint AS n, min(created_at) AS oldest FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight')) d,
+            (SELECT coalesce(sum(b.pending + b.in_flight), 0)::bigint AS n, min(b.oldest) AS oldest
+               FROM rowcast.cursors c, rowcast.cursor_backlog(c.subscription) b) cb`,
   );
   const r = rows[0];
   const age = (v: unknown) => (v === null ? null : Math.max(0, Math.round(Number(v))));
