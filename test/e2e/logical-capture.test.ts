@@ -540,7 +540,7 @@ describe('logical-replication capture', () => {
         );
         // The reader's connections die mid-transaction (its stream and the promotion), as in a crash.
         await db.pool.query(
-          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'rowcast logical capture' AND pid <> pg_backend_pid()`,
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'rowcast logical capture' AND pid <> pg_backend_pid()`,
         );
         await holder.query('ROLLBACK');
       } finally {

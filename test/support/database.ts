@@ -116,7 +116,8 @@ export async function eventually<T>(check: () => Promise<T> | T, what: string, t
 }
 
 /**
- * Waits until rowcast has nothing left to do: every event routed, no delivery or invocation pending or in flight.
+ * Waits until rowcast has nothing left to do: every event routed, no delivery or invocation pending or in flight,
+ * no cursor behind its topic.
  * What a test then sees at its receiver is all there will be — the deterministic way to say "nothing more comes"
  * (a delivery is marked done only after its subscriber answered).
  */
@@ -126,7 +127,10 @@ export async function settled(pool: Pool, timeoutMs = 15_000): Promise<void> {
       (
         await pool.query(`SELECT NOT EXISTS (SELECT 1 FROM rowcast.unrouted_events())
                              AND NOT EXISTS (SELECT 1 FROM rowcast.deliveries WHERE state IN ('pending', 'in_flight'))
-                             AND NOT EXISTS (SELECT 1 FROM rowcast.invocations WHERE state IN ('pending', 'in_flight')) AS done`)
+                             AND NOT EXISTS (SELECT 1 FROM rowcast.invocations WHERE state IN ('pending', 'in_flight'))
+                             -- Subscriptions that read through a cursor: what it has not passed (leased or not).
+                             AND NOT EXISTS (SELECT 1 FROM rowcast.cursors c, rowcast.cursor_backlog(c.subscription) b
+                                              WHERE b.pending + b.in_flight > 0) AS done`)
       ).rows[0].done,
     'rowcast to have nothing left to route, deliver or invoke',
     timeoutMs,
