@@ -1,6 +1,8 @@
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import { historyEventSql } from '../../model/attempt-log.js';
-import type { Pool } from '../../store/pool.js';
+import { DELIVERY_ORDER } from '../../routing/fan-out.js';
+import { type Pool, type PoolClient, withTransaction } from '../../store/pool.js';
+import { findCursorDelivery, parseDeliveryId } from '../inspect/deliveries.js';
 import { assertSubscription, unconfirmed } from './subscription-actions.js';
 import { wakeProcesses } from './wake-processes.js';
 
@@ -46,11 +48,17 @@ export async function redrive(
 
 /** Puts one dead delivery back to pending with a fresh attempt budget; 409 (CONFLICT) if it is not dead. */
 export async function redriveDelivery(pool: Pool, id: string): Promise<number> {
-  if (!/^\d{1,19}$/.test(id))
+  const found = await deliveryRow(pool, id);
+  // A cursor's delivery that went dead has a row; one without is pending, in flight or delivered.
+  if ('state' in found)
     throw new RowcastError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `"${id}" is not a delivery id: delivery ids are whole numbers.`,
+      ErrorCodes.CONFLICT,
+      `Delivery ${id} is ${found.state === 'in_flight' ? 'in flight' : found.state}, not dead: only dead deliveries are redriven.`,
     );
+  return redriveRow(pool, found.row);
+}
+
+async function redriveRow(pool: Pool, id: string): Promise<number> {
   // A subscription waiting for SNS's confirmation (or unsubscribed) receives nothing but its handshake messages.
   const { rows } = await pool.query<{ state: string; redriven: boolean; subscription: string; sns_state: string }>(
     `WITH x AS (SELECT d.id, d.state, d.subscription, s.sns_state, s.sns_state = 'confirmed' OR m.topic LIKE 'sns:%' AS allowed
@@ -80,13 +88,54 @@ export async function redriveDelivery(pool: Pool, id: string): Promise<number> {
  * delivery, 409 (CONFLICT) while it is still pending or in flight. Wakes running processes.
  */
 export async function resendDelivery(pool: Pool, id: string): Promise<number> {
-  if (!/^\d{1,19}$/.test(id))
+  const found = await deliveryRow(pool, id);
+  if (!('state' in found)) await resendRow(pool, found.row);
+  else await resendFromCursor(pool, id, found);
+  await wakeProcesses(pool);
+  return 1;
+}
+
+/** Delivered through its cursor, it has no row: it gets one, as delivered, which the resend then sends again. */
+async function resendFromCursor(
+  pool: Pool,
+  id: string,
+  found: { state: string; subscription: string; messageId: string },
+): Promise<void> {
+  if (found.state !== 'done')
     throw new RowcastError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `"${id}" is not a delivery id: delivery ids are whole numbers (the id field of /api/deliveries items).`,
+      ErrorCodes.CONFLICT,
+      `Delivery ${id} is ${found.state === 'in_flight' ? 'in flight' : found.state}: it is on its way already; resend it once it is done or dead.`,
     );
+  await withTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ id: string }>(
+      `INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, attempts, created_at)
+       SELECT m.id, $1, ${DELIVERY_ORDER}, 'done', 1, m.created_at
+         FROM rowcast.messages m LEFT JOIN rowcast.topics t ON t.name = m.topic WHERE m.id = $2
+       RETURNING id::text`,
+      [found.subscription, found.messageId],
+    );
+    await resendRow(client, rows[0]!.id);
+  });
+}
+
+/**
+ * The delivery row an action on `id` works on, or, for a cursor's delivery that has none (subscription@seq), its
+ * state as its cursor says.
+ */
+async function deliveryRow(
+  pool: Pool,
+  id: string,
+): Promise<{ row: string } | { state: string; subscription: string; messageId: string }> {
+  const parsed = parseDeliveryId(id);
+  if ('row' in parsed) return parsed;
+  const found = await findCursorDelivery(pool, parsed.subscription, parsed.seq);
+  if (found.row !== null) return { row: found.row };
+  return { state: found.state, subscription: parsed.subscription, messageId: found.r.message_id };
+}
+
+async function resendRow(client: Pool | PoolClient, id: string): Promise<void> {
   // As for a redrive: a subscription waiting for SNS's confirmation (or unsubscribed) gets only its handshake messages.
-  const { rows } = await pool.query<{ state: string; resent: boolean; subscription: string; sns_state: string }>(
+  const { rows } = await client.query<{ state: string; resent: boolean; subscription: string; sns_state: string }>(
     `WITH x AS (SELECT d.state, d.subscription, s.sns_state, s.sns_state = 'confirmed' OR m.topic LIKE 'sns:%' AS allowed
                   FROM rowcast.deliveries d JOIN rowcast.subscriptions s ON s.name = d.subscription JOIN rowcast.messages m ON m.id = d.message_id
                  WHERE d.id = $1),
@@ -108,6 +157,4 @@ export async function resendDelivery(pool: Pool, id: string): Promise<number> {
       ErrorCodes.CONFLICT,
       `Delivery ${id} is ${rows[0].state === 'in_flight' ? 'in flight' : rows[0].state}: it is on its way already; resend it once it is done or dead.`,
     );
-  await wakeProcesses(pool);
-  return 1;
 }

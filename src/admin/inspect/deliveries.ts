@@ -1,5 +1,6 @@
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import type { AttemptLogEntry } from '../../model/attempt-log.js';
+import { type FilterPolicyScope, messagePassesFilter } from '../../model/filter-policy/filter-policy.js';
 import type { Pool } from '../../store/pool.js';
 import type { SqlRow } from '../../store/sql.js';
 import { decodeCursor, limitOf, type Page, type PageRequest, pageOf, type TimeRange } from './page.js';
@@ -39,6 +40,12 @@ export interface DeliveryDetail extends DeliveryItem {
   };
   /** Attempts and the history events between them (redriven, resent, replayed), oldest first. */
   attemptLog: AttemptLogEntry[];
+  /**
+   * A delivery of a subscription that reads its topic through a cursor, with no row of its own: its state is where
+   * the cursor is. `passed`: the last seq the cursor handed out; a message at or below it, in no open range, was
+   * delivered (a failed attempt would have left a row).
+   */
+  cursor?: { passed: string };
 }
 
 export const DELIVERY_COLUMNS = `d.id::text, d.message_id::text, d.subscription, s.topic, d.state, d.attempts, d.last_status, d.last_error, d.created_at, d.updated_at, d.delivered_at`;
@@ -90,13 +97,73 @@ export async function listDeliveries(
   return pageOf(rows, limit, deliveryItem, (r) => r.id, 'delivery');
 }
 
+/** A delivery's id: a row's (a whole number), or a cursor's `subscription@seq`, as logs, spans and the live tail show it. */
+export type DeliveryId = { row: string } | { subscription: string; seq: string };
+
+export function parseDeliveryId(id: string): DeliveryId {
+  if (/^\d{1,19}$/.test(id)) return { row: id };
+  const cursor = /^([A-Za-z0-9_-]{1,256})@(\d{1,19})$/.exec(id);
+  if (cursor) return { subscription: cursor[1]!, seq: cursor[2]! };
+  throw new RowcastError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `"${id}" is not a delivery id: a delivery id is a whole number (the id field of /api/deliveries items), or subscription@seq for a subscription that reads through a cursor (as logs and the live tail show it).`,
+  );
+}
+
+/** What a cursor's delivery is: a row of its own (a failed attempt, a resend), or where its cursor stands. */
+export type CursorDelivery =
+  { row: string } | { row: null; state: 'pending' | 'in_flight' | 'done'; attempts: number; passed: string; r: SqlRow };
+
+/**
+ * Finds a cursor's delivery (subscription@seq). Not found: the subscription or the message is gone, the subscription
+ * does not read through a cursor, or its filter policy kept the message from it.
+ */
+export async function findCursorDelivery(pool: Pool, subscription: string, seq: string): Promise<CursorDelivery> {
+  const { rows } = await pool.query(
+    `SELECT s.name, s.topic, s.filter_policy, s.filter_scope, c.leased_to::text,
+            m.id::text AS message_id, m.topic AS message_topic, m.subject, m.content_type, m.attributes, m.event_id::text,
+            m.trace, m.created_at, m.created_at AS updated_at, m.created_at AS message_created_at,
+            -- The body the cursor sends, and filters (MessageStructure 'json': the subscription's protocol's).
+            coalesce(m.protocol_bodies ->> s.protocol, m.body) AS body,
+            (SELECT l.attempts FROM rowcast.cursor_leases l
+              WHERE l.subscription = s.name AND m.seq > l.from_seq AND m.seq <= l.to_seq) AS lease_attempts,
+            (SELECT max(d.id)::text FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = s.name) AS row_id,
+            -- Messages before the cursor were the rows' (or came before the subscription).
+            m.created_at < c.created_at AS before_cursor
+       FROM rowcast.subscriptions s
+       LEFT JOIN rowcast.messages m ON m.topic = s.topic AND m.seq = $2
+       LEFT JOIN rowcast.cursors c ON c.subscription = s.name
+      WHERE s.name = $1`,
+    [subscription, seq],
+  );
+  const r = rows[0];
+  const missing = (why: string) =>
+    new RowcastError(ErrorCodes.NOT_FOUND, `No delivery ${subscription}@${seq}: ${why}.`);
+  if (!r) throw missing(`there is no subscription ${subscription}`);
+  if (!r.message_id)
+    throw missing(`topic ${r.topic} has no message ${seq} (it never existed, or retention removed it)`);
+  if (r.row_id) return { row: r.row_id };
+  if (r.leased_to === null)
+    throw missing(`${subscription} does not read through a cursor, and the message has no delivery row`);
+  if (r.before_cursor)
+    throw missing(`the message came before ${subscription} read through a cursor, and it has no delivery row`);
+  const message = { attributes: r.attributes, body: r.body, contentType: r.content_type };
+  if (r.filter_policy && !messagePassesFilter(r.filter_policy, r.filter_scope as FilterPolicyScope, message))
+    throw missing(`${subscription}'s filter policy does not match the message`);
+  if (r.lease_attempts !== null)
+    return { row: null, state: 'in_flight', attempts: r.lease_attempts, passed: r.leased_to, r };
+  const passed = BigInt(seq) <= BigInt(r.leased_to);
+  return { row: null, state: passed ? 'done' : 'pending', attempts: passed ? 1 : 0, passed: r.leased_to, r };
+}
+
 /** One delivery with its message and attempt history (the last 20 attempts). */
 export async function getDelivery(pool: Pool, id: string): Promise<DeliveryDetail> {
-  if (!/^\d{1,19}$/.test(id))
-    throw new RowcastError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `"${id}" is not a delivery id: delivery ids are whole numbers (the id field of /api/deliveries items).`,
-    );
+  const parsed = parseDeliveryId(id);
+  if (!('row' in parsed)) {
+    const found = await findCursorDelivery(pool, parsed.subscription, parsed.seq);
+    if (found.row !== null) return getDelivery(pool, found.row);
+    return cursorDeliveryDetail(id, found);
+  }
   const { rows } = await pool.query(
     `SELECT ${DELIVERY_COLUMNS}, d.attempt_log, m.topic AS message_topic, m.subject, m.body, m.content_type, m.attributes, m.event_id::text, m.trace, m.created_at AS message_created_at
        FROM rowcast.deliveries d JOIN rowcast.subscriptions s ON s.name = d.subscription JOIN rowcast.messages m ON m.id = d.message_id
@@ -121,19 +188,41 @@ export async function getDelivery(pool: Pool, id: string): Promise<DeliveryDetai
       durationMs: null,
     });
   }
+  return { ...deliveryItem(r), message: messageOf(r), attemptLog: log };
+}
+
+/** A cursor's delivery with no row: what its cursor says of it. */
+function cursorDeliveryDetail(id: string, found: Extract<CursorDelivery, { row: null }>): DeliveryDetail {
+  const { r } = found;
   return {
-    ...deliveryItem(r),
-    message: {
-      id: r.message_id,
-      topic: r.message_topic,
-      subject: r.subject,
-      body: r.body,
-      contentType: r.content_type,
-      attributes: r.attributes,
-      eventId: r.event_id,
-      trace: r.trace,
-      createdAt: r.message_created_at,
-    },
-    attemptLog: log,
+    id,
+    messageId: r.message_id,
+    subscription: r.name,
+    topic: r.topic,
+    state: found.state,
+    attempts: found.attempts,
+    lastStatus: null,
+    lastError: null,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    // Not recorded: a cursor writes nothing per delivered message.
+    deliveredAt: null,
+    message: messageOf(r),
+    attemptLog: [],
+    cursor: { passed: found.passed },
+  };
+}
+
+function messageOf(r: SqlRow): DeliveryDetail['message'] {
+  return {
+    id: r.message_id,
+    topic: r.message_topic,
+    subject: r.subject,
+    body: r.body,
+    contentType: r.content_type,
+    attributes: r.attributes,
+    eventId: r.event_id,
+    trace: r.trace,
+    createdAt: r.message_created_at,
   };
 }

@@ -114,7 +114,9 @@ export function formatDelivery(d: DeliveryDetail): string {
     `created ${iso(d.createdAt)}, updated ${iso(d.updatedAt)}, delivered ${iso(d.deliveredAt)}`,
     '',
   ];
-  if (!d.attemptLog.length) lines.push('no attempts recorded yet');
+  // A cursor writes nothing for a message it delivered: where it stands is the delivery's record.
+  if (d.cursor) lines.push(`read through a cursor, which has passed seq ${d.cursor.passed}; it records no attempts`);
+  else if (!d.attemptLog.length) lines.push('no attempts recorded yet');
   for (const a of d.attemptLog) lines.push(...formatEntry(a));
   return `${lines.join('\n')}\n`;
 }

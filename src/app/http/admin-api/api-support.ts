@@ -130,4 +130,11 @@ export const page = {
 export const name = z.string().regex(/^[A-Za-z0-9_-]{1,256}$/, 'a name of letters, digits, "-" or "_"');
 
 export const nameParams = z.object({ name });
-export const idParams = z.object({ id: z.string().regex(/^\d{1,19}$/, 'a delivery id (a whole number)') });
+export const idParams = z.object({
+  id: z
+    .string()
+    .regex(
+      /^(\d{1,19}|[A-Za-z0-9_-]{1,256}@\d{1,19})$/,
+      "a delivery id (a whole number, or subscription@seq for a cursor's delivery)",
+    ),
+});

@@ -223,6 +223,14 @@ export function DeliveryDetail({ params }) {
           <dd>${time(d.deliveredAt)}</dd>
           <dt>Message id</dt>
           <dd class="mono">${d.messageId}</dd>
+          ${
+            d.cursor &&
+            html`<dt>Cursor</dt>
+              <dd>
+                read through a cursor, which has passed seq <span class="mono">${d.cursor.passed}</span>; it records no
+                attempts
+              </dd>`
+          }
         </dl>
         ${
           lastFailed(d) &&

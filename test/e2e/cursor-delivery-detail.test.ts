@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { fetch } from 'undici';
+import { pauseSubscription, resumeSubscription, type RowcastRuntime } from '../../src/index.js';
+import { formatDelivery } from '../../src/app/cli/delivery-commands.js';
+import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
+import { startRowcast } from '../../src/app/runtime.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { launchBrowser, skipWithoutChromium } from '../support/browser.js';
+
+/**
+ * A cursor's delivery has no row while all goes well; logs, spans and the live tail name it subscription@seq. The
+ * API (and so the dashboard's detail page and `rowcast delivery`) answers for that id from where the cursor stands,
+ * and from the row once one exists (a failed attempt, a resend).
+ */
+const TOKEN = 'cursor-delivery-detail-token';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+let db: TestDatabase;
+let rowcast: RowcastRuntime;
+let receiver: WebhookReceiver;
+let base: string;
+
+before(async () => {
+  db = await createTestDatabase();
+  receiver = await WebhookReceiver.start({ reply: (r) => ({ status: r.path === '/down' ? 500 : 200 }) });
+  const origin = receiver.url.replace(/\/hook$/, '');
+  await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY, note text)');
+  await applyConfig(db.pool, {
+    topics: { orders: {} },
+    captures: { orders: { table: 'orders', topic: 'orders' } },
+    subscriptions: {
+      reader: { topic: 'orders', protocol: 'http', endpoint: `${origin}/reader`, cursor: true },
+      picky: {
+        topic: 'orders',
+        protocol: 'http',
+        endpoint: `${origin}/picky`,
+        cursor: true,
+        filterPolicy: { op: ['UPDATE'] },
+      },
+      failing: {
+        topic: 'orders',
+        protocol: 'http',
+        endpoint: `${origin}/down`,
+        cursor: true,
+        deliveryPolicy: { maxAttempts: 5, minDelay: '1h', maxDelay: '1h' },
+      },
+    },
+  });
+  rowcast = await startRowcast({
+    databaseUrl: db.url,
+    runtime: { ...FAST_RUNTIME, http: { port: 0, host: '127.0.0.1', token: TOKEN } },
+  });
+  base = `${rowcast.httpUrl!}/api`;
+});
+
+after(async () => {
+  await rowcast?.stop();
+  await receiver?.close();
+  await db?.drop();
+});
+
+async function call(path: string, method = 'GET'): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${base}${path}`, { method, headers: auth });
+  return { status: res.status, body: await res.json() };
+}
+
+const seqOf = async (id: number): Promise<string> =>
+  (
+    await db.pool.query(`SELECT seq::text FROM rowcast.messages WHERE (body::jsonb -> 'after' ->> 'id')::int = $1`, [
+      id,
+    ])
+  ).rows[0].seq;
+
+test("a cursor's delivery by its subscription@seq id: delivered, filtered out, failed (its row), pending; resend gives it a row", async () => {
+  await db.pool.query(`INSERT INTO orders VALUES (1, 'first')`);
+  await eventually(async () => (await db.pool.query('SELECT 1 FROM rowcast.messages')).rowCount === 1, 'routed');
+  const seq = await seqOf(1);
+
+  const done = await eventually(async () => {
+    const r = await call(`/deliveries/reader@${seq}`);
+    return r.status === 200 && r.body.state === 'done' && r.body;
+  }, 'reader@seq delivered');
+  assert.equal(done.id, `reader@${seq}`);
+  assert.equal(done.subscription, 'reader');
+  assert.equal(done.topic, 'orders');
+  assert.equal(done.attempts, 1);
+  assert.deepEqual(done.attemptLog, []);
+  assert.ok(BigInt(done.cursor.passed) >= BigInt(seq));
+  assert.equal(JSON.parse(done.message.body).after.note, 'first');
+  assert.equal(receiver.requests.filter((r) => r.path === '/reader').length, 1);
+  assert.match(formatDelivery(done), /read through a cursor, which has passed seq \d+; it records no attempts/);
+
+  const filtered = await call(`/deliveries/picky@${seq}`);
+  assert.equal(filtered.status, 404);
+  assert.match(filtered.body.error.message, /picky's filter policy does not match the message/);
+
+  // A failed attempt leaves a row: the cursor's id answers with it, attempt history and all.
+  const failed = await eventually(async () => {
+    const r = await call(`/deliveries/failing@${seq}`);
+    return r.status === 200 && r.body.attemptLog.length === 1 && r.body;
+  }, 'the failed attempt recorded');
+  assert.match(failed.id, /^\d+$/);
+  assert.deepEqual([failed.state, failed.attempts, failed.lastStatus], ['pending', 1, 500]);
+  assert.equal(failed.cursor, undefined);
+
+  for (const [id, status, message] of [
+    [`nope@${seq}`, 404, /there is no subscription nope/],
+    ['reader@999999', 404, /topic orders has no message 999999/],
+    ['reader-1', 400, /subscription@seq/],
+  ] as const) {
+    const r = await call(`/deliveries/${id}`);
+    assert.equal(r.status, status, JSON.stringify(r.body));
+    assert.match(r.body.error.message, message);
+  }
+  const redrive = await call(`/deliveries/reader@${seq}/redrive`, 'POST');
+  assert.equal(redrive.status, 409);
+  assert.match(redrive.body.error.message, /is done, not dead/);
+
+  // Resent: the message gets a row, sent again as the same message.
+  assert.deepEqual((await call(`/deliveries/reader@${seq}/resend`, 'POST')).body, { resent: 1 });
+  await eventually(() => receiver.requests.filter((r) => r.path === '/reader').length === 2, 'sent again');
+  const sent = receiver.requests.filter((r) => r.path === '/reader').map((r) => r.headers['webhook-id']);
+  assert.equal(sent[0], sent[1], 'the same webhook-id');
+  const resent = await eventually(async () => {
+    const r = (await call(`/deliveries/reader@${seq}`)).body;
+    return r.state === 'done' && r;
+  }, 'the resend delivered');
+  assert.match(resent.id, /^\d+$/);
+  assert.deepEqual(
+    resent.attemptLog.map((a: { outcome: string }) => a.outcome),
+    ['delivered', 'resent', 'delivered'],
+    "the cursor's delivery, the resend, the new one",
+  );
+
+  // Paused: what its cursor has not passed is pending.
+  await pauseSubscription(db.pool, 'reader');
+  await db.pool.query(`INSERT INTO orders VALUES (2, 'second')`);
+  await eventually(async () => (await db.pool.query('SELECT 1 FROM rowcast.messages')).rowCount === 2, 'routed');
+  const pending = await call(`/deliveries/reader@${await seqOf(2)}`);
+  assert.deepEqual([pending.body.state, pending.body.attempts], ['pending', 0]);
+});
+
+test(
+  "the live tail links a cursor's delivery to its page in the dashboard, which says where the cursor stands",
+  {
+    skip: skipWithoutChromium,
+  },
+  async () => {
+    await resumeSubscription(db.pool, 'reader');
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage();
+      page.setDefaultTimeout(30_000);
+      await page.goto(`${rowcast.httpUrl}/dashboard`);
+      await page.getByLabel('API token').fill(TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      await page.getByRole('link', { name: 'Live tail' }).click();
+      await page.getByRole('status').filter({ hasText: 'live' }).first().waitFor();
+      await db.pool.query(`INSERT INTO orders VALUES (3, 'third')`);
+      const seq = await eventually(() => seqOf(3).catch(() => null), 'routed');
+      await page.getByRole('log').locator(`a[href$="deliveries/reader%40${seq}"]`).first().click();
+      await page.getByRole('heading', { name: `Delivery reader@${seq}` }).waitFor();
+      await page.getByText(/read through a cursor, which has passed seq \d+/).waitFor();
+      // Done once its range completed (a moment after the attempt the tail showed); the page refreshes itself.
+      await page.locator('.facts .badge').filter({ hasText: 'done' }).waitFor();
+    } finally {
+      await browser.close();
+    }
+  },
+);
