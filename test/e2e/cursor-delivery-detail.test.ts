@@ -94,6 +94,11 @@ test("a cursor's delivery by its subscription@seq id: delivered, filtered out, f
   const filtered = await call(`/deliveries/picky@${seq}`);
   assert.equal(filtered.status, 404);
   assert.match(filtered.body.error.message, /picky's filter policy does not match the message/);
+  // A cursor passes over what an SNS subscription gets while it awaits its confirmation: nothing.
+  await db.pool.query(`UPDATE rowcast.subscriptions SET sns_state = 'pending_confirmation' WHERE name = 'picky'`);
+  const unconfirmed = await call(`/deliveries/picky@${seq}`);
+  assert.equal(unconfirmed.status, 404);
+  assert.match(unconfirmed.body.error.message, /picky is waiting for its SNS confirmation: it gets no messages/);
 
   // A failed attempt leaves a row: the cursor's id answers with it, attempt history and all.
   const failed = await eventually(async () => {

@@ -120,7 +120,7 @@ export type CursorDelivery =
  */
 export async function findCursorDelivery(pool: Pool, subscription: string, seq: string): Promise<CursorDelivery> {
   const { rows } = await pool.query(
-    `SELECT s.name, s.topic, s.filter_policy, s.filter_scope, c.leased_to::text,
+    `SELECT s.name, s.topic, s.filter_policy, s.filter_scope, s.sns_state, c.leased_to::text,
             m.id::text AS message_id, m.topic AS message_topic, m.subject, m.content_type, m.attributes, m.event_id::text,
             m.trace, m.created_at, m.created_at AS updated_at, m.created_at AS message_created_at,
             -- The body the cursor sends, and filters (MessageStructure 'json': the subscription's protocol's).
@@ -145,6 +145,11 @@ export async function findCursorDelivery(pool: Pool, subscription: string, seq: 
   if (r.row_id) return { row: r.row_id };
   if (r.leased_to === null)
     throw missing(`${subscription} does not read through a cursor, and the message has no delivery row`);
+  // As with rows: nothing published while an SNS subscription awaits its confirmation is sent to it.
+  if (r.sns_state !== 'confirmed')
+    throw missing(
+      `${subscription} is ${r.sns_state === 'unsubscribed' ? 'unsubscribed' : 'waiting for its SNS confirmation'}: it gets no messages`,
+    );
   if (r.before_cursor)
     throw missing(`the message came before ${subscription} read through a cursor, and it has no delivery row`);
   const message = { attributes: r.attributes, body: r.body, contentType: r.content_type };
