@@ -99,6 +99,8 @@ test("a cursor's delivery by its subscription@seq id: delivered, filtered out, f
   const unconfirmed = await call(`/deliveries/picky@${seq}`);
   assert.equal(unconfirmed.status, 404);
   assert.match(unconfirmed.body.error.message, /picky is waiting for its SNS confirmation: it gets no messages/);
+  assert.deepEqual((await call('/deliveries?subscription=picky')).body.items, [], 'nor is it listed');
+  await db.pool.query(`UPDATE rowcast.subscriptions SET sns_state = 'confirmed' WHERE name = 'picky'`);
 
   // A failed attempt leaves a row: the cursor's id answers with it, attempt history and all.
   const failed = await eventually(async () => {
@@ -142,8 +144,26 @@ test("a cursor's delivery by its subscription@seq id: delivered, filtered out, f
   await pauseSubscription(db.pool, 'reader');
   await db.pool.query(`INSERT INTO orders VALUES (2, 'second')`);
   await eventually(async () => (await db.pool.query('SELECT 1 FROM rowcast.messages')).rowCount === 2, 'routed');
-  const pending = await call(`/deliveries/reader@${await seqOf(2)}`);
+  const seq2 = await seqOf(2);
+  const pending = await call(`/deliveries/reader@${seq2}`);
   assert.deepEqual([pending.body.state, pending.body.attempts], ['pending', 0]);
+
+  // The subscription's list: newest message first, each by its row or its cursor; a page by message seq.
+  const list = async (query: string) => (await call(`/deliveries?subscription=${query}`)).body;
+  const brief = (items: { id: string; state: string }[]) => items.map((d) => [d.id, d.state]);
+  assert.deepEqual(brief((await list('reader')).items), [
+    [`reader@${seq2}`, 'pending'],
+    [resent.id, 'done'],
+  ]);
+  assert.deepEqual(brief((await list('reader&status=pending')).items), [[`reader@${seq2}`, 'pending']]);
+  assert.deepEqual(brief((await list('reader&status=done')).items), [[resent.id, 'done']]);
+  const first = await list('reader&limit=1');
+  assert.deepEqual(brief(first.items), [[`reader@${seq2}`, 'pending']]);
+  const second = await list(`reader&limit=1&cursor=${first.nextCursor}`);
+  assert.deepEqual([brief(second.items), second.nextCursor], [[[resent.id, 'done']], null]);
+  assert.deepEqual((await list('picky')).items, [], 'neither INSERT matches its filter policy');
+  const rowKeyed = (await list('reader&rowKey=id%3D2')).items;
+  assert.deepEqual([rowKeyed.length, rowKeyed[0].rowKey, rowKeyed[0].op], [1, { id: 2 }, 'INSERT']);
 });
 
 test(

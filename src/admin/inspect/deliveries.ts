@@ -125,14 +125,14 @@ export async function findCursorDelivery(pool: Pool, subscription: string, seq: 
             m.trace, m.created_at, m.created_at AS updated_at, m.created_at AS message_created_at,
             -- The body the cursor sends, and filters (MessageStructure 'json': the subscription's protocol's).
             coalesce(m.protocol_bodies ->> s.protocol, m.body) AS body,
-            (SELECT l.attempts FROM rowcast.cursor_leases l
-              WHERE l.subscription = s.name AND m.seq > l.from_seq AND m.seq <= l.to_seq) AS lease_attempts,
+            ${CURSOR_STATE_SQL},
             (SELECT max(d.id)::text FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = s.name) AS row_id,
             -- Messages before the cursor were the rows' (or came before the subscription).
             m.created_at < c.created_at AS before_cursor
        FROM rowcast.subscriptions s
        LEFT JOIN rowcast.messages m ON m.topic = s.topic AND m.seq = $2
        LEFT JOIN rowcast.cursors c ON c.subscription = s.name
+       ${OPEN_RANGE_SQL}
       WHERE s.name = $1`,
     [subscription, seq],
   );
@@ -155,11 +155,20 @@ export async function findCursorDelivery(pool: Pool, subscription: string, seq: 
   const message = { attributes: r.attributes, body: r.body, contentType: r.content_type };
   if (r.filter_policy && !messagePassesFilter(r.filter_policy, r.filter_scope as FilterPolicyScope, message))
     throw missing(`${subscription}'s filter policy does not match the message`);
-  if (r.lease_attempts !== null)
-    return { row: null, state: 'in_flight', attempts: r.lease_attempts, passed: r.leased_to, r };
-  const passed = BigInt(seq) <= BigInt(r.leased_to);
-  return { row: null, state: passed ? 'done' : 'pending', attempts: passed ? 1 : 0, passed: r.leased_to, r };
+  return { row: null, state: r.cursor_state, attempts: r.cursor_attempts, passed: r.leased_to, r };
 }
+
+/**
+ * SQL: a row-less delivery's state and attempts from its cursor (`c`, rowcast.cursors) and the open range its
+ * message `m` lies in (`l`, rowcast.cursor_leases, or nulls): in a range in flight, past `leased_to` pending, else
+ * delivered (a failed attempt would have left a row, written as its range completed).
+ */
+export const CURSOR_STATE_SQL = `CASE WHEN l.attempts IS NOT NULL THEN 'in_flight' WHEN m.seq <= c.leased_to THEN 'done' ELSE 'pending' END AS cursor_state,
+  CASE WHEN l.attempts IS NOT NULL THEN l.attempts WHEN m.seq <= c.leased_to THEN 1 ELSE 0 END AS cursor_attempts`;
+
+/** The open range of subscription `s` that message `m` lies in, if any (as `l`, for CURSOR_STATE_SQL). */
+export const OPEN_RANGE_SQL = `LEFT JOIN LATERAL (SELECT l.attempts FROM rowcast.cursor_leases l
+   WHERE l.subscription = c.subscription AND m.seq > l.from_seq AND m.seq <= l.to_seq) l ON true`;
 
 /** One delivery with its message and attempt history (the last 20 attempts). */
 export async function getDelivery(pool: Pool, id: string): Promise<DeliveryDetail> {

@@ -1,8 +1,17 @@
 import { OPERATIONS } from '../../config/capture-schema.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import type { Pool } from '../../store/pool.js';
-import { DELIVERY_COLUMNS, deliveryItem, type DeliveryItem, type DeliveryState } from './deliveries.js';
-import { decodeCursor, limitOf, type Page, type PageRequest, pageOf, type TimeRange } from './page.js';
+import { type FilterPolicyScope, messagePassesFilter } from '../../model/filter-policy/filter-policy.js';
+import type { SqlRow } from '../../store/sql.js';
+import {
+  CURSOR_STATE_SQL,
+  DELIVERY_COLUMNS,
+  OPEN_RANGE_SQL,
+  deliveryItem,
+  type DeliveryItem,
+  type DeliveryState,
+} from './deliveries.js';
+import { decodeCursor, encodeCursor, limitOf, type Page, type PageRequest, pageOf, type TimeRange } from './page.js';
 
 /*
  * Find a row's deliveries: deliveries by capture, operation, row key, subscription, topic, state and time. A
@@ -103,6 +112,14 @@ function textForms(v: string, literals = true): unknown[] {
  */
 export async function searchDeliveries(pool: Pool, search: DeliverySearch = {}): Promise<Page<DeliverySearchItem>> {
   const limit = limitOf(search);
+  if (search.subscription !== undefined) {
+    const { rows } = await pool.query(
+      `SELECT s.topic, s.protocol, s.filter_policy, s.filter_scope, s.sns_state
+         FROM rowcast.subscriptions s JOIN rowcast.cursors c ON c.subscription = s.name WHERE s.name = $1`,
+      [search.subscription],
+    );
+    if (rows[0]) return searchCursorDeliveries(pool, { ...search, subscription: search.subscription }, limit, rows[0]);
+  }
   const { rows } = await pool.query(searchQuery(search, limit));
   return pageOf(
     rows,
@@ -138,15 +155,8 @@ export function searchQuery(search: DeliverySearch, limit: number): { text: stri
   // Captured changes carry their capture and operation as attributes (and an event id, which a function's publish has not).
   if (search.capture !== undefined)
     where.push(`m.event_id IS NOT NULL AND m.attributes ->> 'capture' = ${param(search.capture)}`);
-  if (search.op !== undefined) {
-    const op = search.op.toUpperCase();
-    if (!(OPERATIONS as readonly string[]).includes(op))
-      throw new RowcastError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `op "${search.op}" is not an operation; use one of ${OPERATIONS.join(', ')}.`,
-      );
-    where.push(`m.event_id IS NOT NULL AND m.attributes ->> 'op' = ${param(op)}`);
-  }
+  if (search.op !== undefined)
+    where.push(`m.event_id IS NOT NULL AND m.attributes ->> 'op' = ${param(operation(search.op))}`);
   const at = search.status === 'dead' ? 'd.updated_at' : 'd.created_at';
   if (search.since) where.push(`${at} >= ${param(search.since)}`);
   if (search.until) where.push(`${at} < ${param(search.until)}`);
@@ -158,6 +168,110 @@ export function searchQuery(search: DeliverySearch, limit: number): { text: stri
       ORDER BY d.id DESC LIMIT ${param(limit + 1)}`, // d.id: the column, not its text alias ("10" < "9")
     values: params,
   };
+}
+
+/**
+ * The deliveries of a subscription that reads through a cursor, newest message first, paged by the message's seq:
+ * each message of its topic that has a row of the subscription (the row is the delivery), or that came after the
+ * cursor began (its state read off the cursor, CURSOR_STATE_SQL) and its filter policy matches. The filter policy
+ * runs here, as the cursor runs it, so a page may hold fewer than `limit` items.
+ */
+async function searchCursorDeliveries(
+  pool: Pool,
+  search: DeliverySearch & { subscription: string },
+  limit: number,
+  cursor: SqlRow,
+): Promise<Page<DeliverySearchItem>> {
+  const after = decodeCursor('cursor-delivery', search.cursor);
+  const params: unknown[] = [search.subscription, cursor.topic, cursor.protocol];
+  const param = (v: unknown) => `$${params.push(v)}`;
+  const where: string[] = [];
+  if (search.topic !== undefined) where.push(`m.topic = ${param(search.topic)}`);
+  if (search.rowKey !== undefined)
+    where.push(`m.group_key IS NOT NULL AND m.group_key = ANY (ARRAY(SELECT CASE WHEN k LIKE '{%' THEN k::jsonb::text ELSE k END
+                  FROM unnest(${param(rowKeyForms(search.rowKey))}::text[]) k))`);
+  if (search.capture !== undefined)
+    where.push(`m.event_id IS NOT NULL AND m.attributes ->> 'capture' = ${param(search.capture)}`);
+  if (search.op !== undefined)
+    where.push(`m.event_id IS NOT NULL AND m.attributes ->> 'op' = ${param(operation(search.op))}`);
+  if (search.since) where.push(`m.created_at >= ${param(search.since)}`);
+  if (search.until) where.push(`m.created_at < ${param(search.until)}`);
+  if (after !== null) where.push(`m.seq < ${param(after)}::bigint`);
+  const { rows } = await pool.query(
+    `SELECT x.* FROM (
+       SELECT m.seq, m.id::text AS message_id, m.topic, m.created_at, m.attributes, m.content_type,
+              coalesce(m.protocol_bodies ->> $3, m.body) AS body, m.group_key, m.event_id IS NOT NULL AS captured,
+              m.attributes ->> 'capture' AS capture, m.attributes ->> 'op' AS op, d.id::text AS row_id, d.state AS row_state,
+              d.attempts AS row_attempts, d.last_status, d.last_error, d.created_at AS row_created_at, d.updated_at,
+              d.delivered_at, ${CURSOR_STATE_SQL}
+         FROM rowcast.cursors c JOIN rowcast.messages m ON m.topic = $2
+         LEFT JOIN LATERAL (SELECT * FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = $1
+                             ORDER BY d.id DESC LIMIT 1) d ON true
+         ${OPEN_RANGE_SQL}
+        WHERE c.subscription = $1 AND (d.id IS NOT NULL OR m.created_at >= c.created_at)
+          ${where.map((w) => `AND ${w}`).join(' ')}) x
+      ${search.status === undefined ? '' : `WHERE coalesce(x.row_state, x.cursor_state) = ${param(search.status)}`}
+      ORDER BY x.seq DESC LIMIT ${param(limit + 1)}`,
+    params,
+  );
+  const scanned = rows.slice(0, limit);
+  return {
+    items: scanned.flatMap((r) => cursorItem(search.subscription, cursor, r) ?? []),
+    nextCursor: rows.length > limit ? encodeCursor('cursor-delivery', String(scanned.at(-1)!.seq)) : null,
+  };
+}
+
+/** A message of a cursor's list as a delivery: its row's, or what the cursor says; null if it is not one. */
+function cursorItem(subscription: string, cursor: SqlRow, r: SqlRow): DeliverySearchItem | null {
+  const found = {
+    rowKey: r.captured && r.group_key ? parseKey(r.group_key) : null,
+    capture: r.captured ? r.capture : null,
+    op: r.captured ? r.op : null,
+  };
+  if (r.row_id)
+    return {
+      ...deliveryItem({
+        ...r,
+        id: r.row_id,
+        subscription,
+        state: r.row_state,
+        attempts: r.row_attempts,
+        created_at: r.row_created_at,
+      }),
+      ...found,
+    };
+  // Not sent: what an SNS subscription's cursor passes while it awaits its confirmation, or what its filter says no to.
+  if (cursor.sns_state !== 'confirmed') return null;
+  const message = { attributes: r.attributes, body: r.body, contentType: r.content_type };
+  if (
+    cursor.filter_policy &&
+    !messagePassesFilter(cursor.filter_policy, cursor.filter_scope as FilterPolicyScope, message)
+  )
+    return null;
+  return {
+    id: `${subscription}@${r.seq}`,
+    messageId: r.message_id,
+    subscription,
+    topic: r.topic,
+    state: r.cursor_state,
+    attempts: r.cursor_attempts,
+    lastStatus: null,
+    lastError: null,
+    createdAt: r.created_at,
+    updatedAt: r.created_at,
+    deliveredAt: null,
+    ...found,
+  };
+}
+
+function operation(op: string): string {
+  const upper = op.toUpperCase();
+  if (!(OPERATIONS as readonly string[]).includes(upper))
+    throw new RowcastError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `op "${op}" is not an operation; use one of ${OPERATIONS.join(', ')}.`,
+    );
+  return upper;
 }
 
 function parseKey(text: string): Record<string, unknown> | null {

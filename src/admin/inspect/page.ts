@@ -20,7 +20,7 @@ export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 500;
 
 /** A cursor is the keyset of the last item, base64url-encoded so that clients treat it as opaque. */
-function encodeCursor(kind: string, key: string): string {
+export function encodeCursor(kind: string, key: string): string {
   return Buffer.from(`${kind}:${key}`).toString('base64url');
 }
 
