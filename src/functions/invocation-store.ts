@@ -167,7 +167,7 @@ WITH r AS (
   INSERT INTO rowcast.messages (id, topic, subject, body, content_type, attributes, group_key, trace)
   SELECT mi.id, mi.topic, mi.subject, mi.body, mi.content_type, mi.attributes, mi.group_key, mi.trace
     FROM mi WHERE mi.invocation IN (SELECT id FROM done) ORDER BY mi.ord
-  RETURNING id, topic, subject, attributes, body, content_type, group_key, event_id, seq, trace, created_at
+  RETURNING id, topic, subject, attributes, body, protocol_bodies, content_type, group_key, event_id, seq, trace, created_at
 ), d AS (${directClaimDeliveriesSql({ subscriptions: '$19', counts: '$20', leaseMs: '$21', owner: '$22' })}
 ), u AS (${COUNT_UNMATCHED_SQL})
 SELECT (SELECT yes FROM filtered) AS filtered, ARRAY(SELECT id::text FROM done) AS recorded,

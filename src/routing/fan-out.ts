@@ -114,10 +114,14 @@ export const DIRECTLY_CLAIMED_SQL = `(SELECT json_agg(json_build_object(
     'max_message_size', t.max_message_size, 'large_messages', t.large_messages, 'claim_check_ttl_ms', t.claim_check_ttl_ms))
    FROM d JOIN m ON m.id = d.message_id JOIN rowcast.topics t ON t.name = m.topic WHERE d.state = 'in_flight')`;
 
-/** The `c` CTE: each message with each filtered subscription of its topic, for matchFilters(). */
+/** The body subscription `s` is sent of message `m` (SNS's MessageStructure 'json': its protocol's, else the default). */
+export const PROTOCOL_BODY = `CASE WHEN m.protocol_bodies IS NULL THEN m.body ELSE coalesce(m.protocol_bodies ->> s.protocol, m.body) END AS body`;
+
+/** The `c` CTE: each message with each filtered subscription of its topic, for matchFilters(); `m` returns protocol_bodies. */
 export const FILTER_CANDIDATES_SQL = `
   SELECT m.id::text AS message_id, m.topic, s.name AS subscription, s.filter_policy AS policy, s.filter_scope AS scope,
-         m.attributes, m.body, m.content_type, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
+         -- MessageStructure 'json': the message the subscription's protocol gets, as the cursor and SNS match it.
+         m.attributes, ${PROTOCOL_BODY}, m.content_type, ${DELIVERY_ORDER}, ${DELIVERY_STATE}
     FROM m JOIN rowcast.topics t ON t.name = m.topic
     JOIN rowcast.subscriptions s ON s.topic = m.topic AND s.filter_policy IS NOT NULL AND ${GETS_ROWS}`;
 
@@ -223,7 +227,7 @@ export async function publishMessages(
     `WITH m AS (
        INSERT INTO rowcast.messages (id, topic, subject, body, content_type, attributes, group_key, dedup_key, protocol_bodies, attribute_types, trace)
        SELECT *, $11::text FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[])
-       RETURNING id, topic, attributes, body, content_type, group_key, event_id, seq
+       RETURNING id, topic, attributes, body, protocol_bodies, content_type, group_key, event_id, seq
      ), d AS (${UNFILTERED_DELIVERIES_SQL}),
      c AS (${FILTER_CANDIDATES_SQL})
      ${FAN_OUT_RESULT_SQL}`,

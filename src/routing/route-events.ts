@@ -114,7 +114,7 @@ WITH lock AS MATERIALIZED (
     FROM body b LEFT JOIN rowcast.captures c ON c.name = b.capture
    WHERE b.topic IS NOT NULL
    ORDER BY b.id
-  RETURNING id, topic, subject, attributes, body, content_type, group_key, event_id, seq, trace, created_at
+  RETURNING id, topic, subject, attributes, body, protocol_bodies, content_type, group_key, event_id, seq, trace, created_at
 ), inv AS (${
   oneStatement
     ? `
