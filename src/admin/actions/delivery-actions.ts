@@ -2,7 +2,7 @@ import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import { historyEventSql } from '../../model/attempt-log.js';
 import { DELIVERY_ORDER } from '../../routing/fan-out.js';
 import { type Pool, type PoolClient, withTransaction } from '../../store/pool.js';
-import { findCursorDelivery, parseDeliveryId } from '../inspect/deliveries.js';
+import { resolveDelivery, type RowlessDelivery } from '../inspect/deliveries.js';
 import { assertSubscription, unconfirmed } from './subscription-actions.js';
 import { wakeProcesses } from './wake-processes.js';
 
@@ -48,9 +48,9 @@ export async function redrive(
 
 /** Puts one dead delivery back to pending with a fresh attempt budget; 409 (CONFLICT) if it is not dead. */
 export async function redriveDelivery(pool: Pool, id: string): Promise<number> {
-  const found = await deliveryRow(pool, id);
+  const found = await resolveDelivery(pool, id);
   // A cursor's delivery that went dead has a row; one without is pending, in flight or delivered.
-  if ('state' in found)
+  if (found.row === null)
     throw new RowcastError(
       ErrorCodes.CONFLICT,
       `Delivery ${id} is ${found.state === 'in_flight' ? 'in flight' : found.state}, not dead: only dead deliveries are redriven.`,
@@ -88,19 +88,15 @@ async function redriveRow(pool: Pool, id: string): Promise<number> {
  * delivery, 409 (CONFLICT) while it is still pending or in flight. Wakes running processes.
  */
 export async function resendDelivery(pool: Pool, id: string): Promise<number> {
-  const found = await deliveryRow(pool, id);
-  if (!('state' in found)) await resendRow(pool, found.row);
+  const found = await resolveDelivery(pool, id);
+  if (found.row !== null) await resendRow(pool, found.row);
   else await resendFromCursor(pool, id, found);
   await wakeProcesses(pool);
   return 1;
 }
 
 /** Delivered through its cursor, it has no row: it gets one, as delivered, which the resend then sends again. */
-async function resendFromCursor(
-  pool: Pool,
-  id: string,
-  found: { state: string; subscription: string; messageId: string },
-): Promise<void> {
+async function resendFromCursor(pool: Pool, id: string, found: RowlessDelivery): Promise<void> {
   if (found.state !== 'done')
     throw new RowcastError(
       ErrorCodes.CONFLICT,
@@ -112,25 +108,10 @@ async function resendFromCursor(
        SELECT m.id, $1, ${DELIVERY_ORDER}, 'done', 1, m.created_at
          FROM rowcast.messages m LEFT JOIN rowcast.topics t ON t.name = m.topic WHERE m.id = $2
        RETURNING id::text`,
-      [found.subscription, found.messageId],
+      [found.subscription, found.r.message_id],
     );
     await resendRow(client, rows[0]!.id);
   });
-}
-
-/**
- * The delivery row an action on `id` works on, or, for a cursor's delivery that has none (subscription@seq), its
- * state as its cursor says.
- */
-async function deliveryRow(
-  pool: Pool,
-  id: string,
-): Promise<{ row: string } | { state: string; subscription: string; messageId: string }> {
-  const parsed = parseDeliveryId(id);
-  if ('row' in parsed) return parsed;
-  const found = await findCursorDelivery(pool, parsed.subscription, parsed.seq);
-  if (found.row !== null) return { row: found.row };
-  return { state: found.state, subscription: parsed.subscription, messageId: found.r.message_id };
 }
 
 async function resendRow(client: Pool | PoolClient, id: string): Promise<void> {

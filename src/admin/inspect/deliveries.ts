@@ -1,6 +1,7 @@
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import type { AttemptLogEntry } from '../../model/attempt-log.js';
 import { type FilterPolicyScope, messagePassesFilter } from '../../model/filter-policy/filter-policy.js';
+import { PROTOCOL_BODY } from '../../routing/fan-out.js';
 import type { Pool } from '../../store/pool.js';
 import type { SqlRow } from '../../store/sql.js';
 import { decodeCursor, limitOf, type Page, type PageRequest, pageOf, type TimeRange } from './page.js';
@@ -110,21 +111,29 @@ export function parseDeliveryId(id: string): DeliveryId {
   );
 }
 
-/** What a cursor's delivery is: a row of its own (a failed attempt, a resend), or where its cursor stands. */
-export type CursorDelivery =
-  { row: string } | { row: null; state: 'pending' | 'in_flight' | 'done'; attempts: number; passed: string; r: SqlRow };
+/** A cursor's delivery that has no row of its own: where its cursor stands, and its message (`r`). */
+export interface RowlessDelivery {
+  row: null;
+  subscription: string;
+  state: 'pending' | 'in_flight' | 'done';
+  attempts: number;
+  passed: string;
+  r: SqlRow;
+}
 
 /**
- * Finds a cursor's delivery (subscription@seq). Not found: the subscription or the message is gone, the subscription
- * does not read through a cursor, or its filter policy kept the message from it.
+ * The delivery an id names: a row (a row's id, or a cursor's delivery that has one: a failed attempt, a resend), or a
+ * cursor's delivery without one. Not found: the subscription or the message is gone, the subscription does not read
+ * through a cursor, or the cursor does not send it the message (cursorSkips).
  */
-export async function findCursorDelivery(pool: Pool, subscription: string, seq: string): Promise<CursorDelivery> {
+export async function resolveDelivery(pool: Pool, id: string): Promise<{ row: string } | RowlessDelivery> {
+  const parsed = parseDeliveryId(id);
+  if ('row' in parsed) return parsed;
+  const { subscription, seq } = parsed;
   const { rows } = await pool.query(
     `SELECT s.name, s.topic, s.filter_policy, s.filter_scope, s.sns_state, c.leased_to::text,
             m.id::text AS message_id, m.topic AS message_topic, m.subject, m.content_type, m.attributes, m.event_id::text,
-            m.trace, m.created_at, m.created_at AS updated_at, m.created_at AS message_created_at,
-            -- The body the cursor sends, and filters (MessageStructure 'json': the subscription's protocol's).
-            coalesce(m.protocol_bodies ->> s.protocol, m.body) AS body,
+            m.trace, m.created_at, m.created_at AS updated_at, m.created_at AS message_created_at, ${PROTOCOL_BODY},
             ${CURSOR_STATE_SQL},
             (SELECT max(d.id)::text FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = s.name) AS row_id,
             -- Messages before the cursor were the rows' (or came before the subscription).
@@ -145,17 +154,30 @@ export async function findCursorDelivery(pool: Pool, subscription: string, seq: 
   if (r.row_id) return { row: r.row_id };
   if (r.leased_to === null)
     throw missing(`${subscription} does not read through a cursor, and the message has no delivery row`);
-  // As with rows: nothing published while an SNS subscription awaits its confirmation is sent to it.
-  if (r.sns_state !== 'confirmed')
-    throw missing(
-      `${subscription} is ${r.sns_state === 'unsubscribed' ? 'unsubscribed' : 'waiting for its SNS confirmation'}: it gets no messages`,
-    );
   if (r.before_cursor)
     throw missing(`the message came before ${subscription} read through a cursor, and it has no delivery row`);
-  const message = { attributes: r.attributes, body: r.body, contentType: r.content_type };
-  if (r.filter_policy && !messagePassesFilter(r.filter_policy, r.filter_scope as FilterPolicyScope, message))
-    throw missing(`${subscription}'s filter policy does not match the message`);
-  return { row: null, state: r.cursor_state, attempts: r.cursor_attempts, passed: r.leased_to, r };
+  const skipped = cursorSkips(r, r);
+  if (skipped) throw missing(skipped);
+  return { row: null, subscription, state: r.cursor_state, attempts: r.cursor_attempts, passed: r.leased_to, r };
+}
+
+/**
+ * Why a cursor does not send subscription `sub` message `m` (its body as sent, PROTOCOL_BODY), or null if it does:
+ * as with rows, nothing goes to an SNS subscription awaiting its confirmation; and its filter policy, run as the
+ * cursor runs it.
+ */
+export function cursorSkips(
+  /** name, sns_state, filter_policy, filter_scope */
+  sub: SqlRow,
+  /** attributes, body, content_type */
+  m: SqlRow,
+): string | null {
+  if (sub.sns_state !== 'confirmed')
+    return `${sub.name} is ${sub.sns_state === 'unsubscribed' ? 'unsubscribed' : 'waiting for its SNS confirmation'}: it gets no messages`;
+  const message = { attributes: m.attributes, body: m.body, contentType: m.content_type };
+  if (sub.filter_policy && !messagePassesFilter(sub.filter_policy, sub.filter_scope as FilterPolicyScope, message))
+    return `${sub.name}'s filter policy does not match the message`;
+  return null;
 }
 
 /**
@@ -172,17 +194,13 @@ export const OPEN_RANGE_SQL = `LEFT JOIN LATERAL (SELECT l.attempts FROM rowcast
 
 /** One delivery with its message and attempt history (the last 20 attempts). */
 export async function getDelivery(pool: Pool, id: string): Promise<DeliveryDetail> {
-  const parsed = parseDeliveryId(id);
-  if (!('row' in parsed)) {
-    const found = await findCursorDelivery(pool, parsed.subscription, parsed.seq);
-    if (found.row !== null) return getDelivery(pool, found.row);
-    return cursorDeliveryDetail(id, found);
-  }
+  const found = await resolveDelivery(pool, id);
+  if (found.row === null) return cursorDeliveryDetail(id, found);
   const { rows } = await pool.query(
     `SELECT ${DELIVERY_COLUMNS}, d.attempt_log, m.topic AS message_topic, m.subject, m.body, m.content_type, m.attributes, m.event_id::text, m.trace, m.created_at AS message_created_at
        FROM rowcast.deliveries d JOIN rowcast.subscriptions s ON s.name = d.subscription JOIN rowcast.messages m ON m.id = d.message_id
       WHERE d.id = $1`,
-    [id],
+    [found.row],
   );
   const r = rows[0];
   if (!r)
@@ -206,7 +224,7 @@ export async function getDelivery(pool: Pool, id: string): Promise<DeliveryDetai
 }
 
 /** A cursor's delivery with no row: what its cursor says of it. */
-function cursorDeliveryDetail(id: string, found: Extract<CursorDelivery, { row: null }>): DeliveryDetail {
+function cursorDeliveryDetail(id: string, found: RowlessDelivery): DeliveryDetail {
   const { r } = found;
   return {
     id,

@@ -1,10 +1,11 @@
 import { OPERATIONS } from '../../config/capture-schema.js';
 import { ErrorCodes, RowcastError } from '../../model/errors.js';
 import type { Pool } from '../../store/pool.js';
-import { type FilterPolicyScope, messagePassesFilter } from '../../model/filter-policy/filter-policy.js';
+import { PROTOCOL_BODY } from '../../routing/fan-out.js';
 import type { SqlRow } from '../../store/sql.js';
 import {
   CURSOR_STATE_SQL,
+  cursorSkips,
   DELIVERY_COLUMNS,
   OPEN_RANGE_SQL,
   deliveryItem,
@@ -114,7 +115,7 @@ export async function searchDeliveries(pool: Pool, search: DeliverySearch = {}):
   const limit = limitOf(search);
   if (search.subscription !== undefined) {
     const { rows } = await pool.query(
-      `SELECT s.topic, s.protocol, s.filter_policy, s.filter_scope, s.sns_state
+      `SELECT s.name, s.filter_policy, s.filter_scope, s.sns_state
          FROM rowcast.subscriptions s JOIN rowcast.cursors c ON c.subscription = s.name WHERE s.name = $1`,
       [search.subscription],
     );
@@ -183,7 +184,7 @@ async function searchCursorDeliveries(
   cursor: SqlRow,
 ): Promise<Page<DeliverySearchItem>> {
   const after = decodeCursor('cursor-delivery', search.cursor);
-  const params: unknown[] = [search.subscription, cursor.topic, cursor.protocol];
+  const params: unknown[] = [search.subscription];
   const param = (v: unknown) => `$${params.push(v)}`;
   const where: string[] = [];
   if (search.topic !== undefined) where.push(`m.topic = ${param(search.topic)}`);
@@ -200,11 +201,11 @@ async function searchCursorDeliveries(
   const { rows } = await pool.query(
     `SELECT x.* FROM (
        SELECT m.seq, m.id::text AS message_id, m.topic, m.created_at, m.attributes, m.content_type,
-              coalesce(m.protocol_bodies ->> $3, m.body) AS body, m.group_key, m.event_id IS NOT NULL AS captured,
+              ${PROTOCOL_BODY}, m.group_key, m.event_id IS NOT NULL AS captured,
               m.attributes ->> 'capture' AS capture, m.attributes ->> 'op' AS op, d.id::text AS row_id, d.state AS row_state,
               d.attempts AS row_attempts, d.last_status, d.last_error, d.created_at AS row_created_at, d.updated_at,
               d.delivered_at, ${CURSOR_STATE_SQL}
-         FROM rowcast.cursors c JOIN rowcast.messages m ON m.topic = $2
+         FROM rowcast.cursors c JOIN rowcast.subscriptions s ON s.name = c.subscription JOIN rowcast.messages m ON m.topic = s.topic
          LEFT JOIN LATERAL (SELECT * FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = $1
                              ORDER BY d.id DESC LIMIT 1) d ON true
          ${OPEN_RANGE_SQL}
@@ -240,14 +241,7 @@ function cursorItem(subscription: string, cursor: SqlRow, r: SqlRow): DeliverySe
       }),
       ...found,
     };
-  // Not sent: what an SNS subscription's cursor passes while it awaits its confirmation, or what its filter says no to.
-  if (cursor.sns_state !== 'confirmed') return null;
-  const message = { attributes: r.attributes, body: r.body, contentType: r.content_type };
-  if (
-    cursor.filter_policy &&
-    !messagePassesFilter(cursor.filter_policy, cursor.filter_scope as FilterPolicyScope, message)
-  )
-    return null;
+  if (cursorSkips(cursor, r)) return null;
   return {
     id: `${subscription}@${r.seq}`,
     messageId: r.message_id,
