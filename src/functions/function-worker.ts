@@ -146,7 +146,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
           client,
           name,
           n,
-          { held, limit: fn.config.concurrency },
+          { held, limit: fn.config.concurrency, waiting: this.localCount(name) > 0 },
           fn.leaseMs,
           this.options.owner,
         );

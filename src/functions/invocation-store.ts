@@ -36,7 +36,13 @@ const claimStatement = prepared(
          SELECT s FROM generate_series(0, $3::int - 1) s
           -- A CASE, since the planner orders AND-ed conditions by cost, and in a generic plan it ran the lock first:
           -- a held slot locked again (session locks nest) stays locked after its one release, pinned to this connection.
-          WHERE CASE WHEN s = ANY ($4::int[]) THEN false ELSE pg_try_advisory_lock(${SLOT_KEY}, s) END
+          -- No slot is taken while nothing is due and nothing of it waits in this process ($7): an idle function
+          -- woken for nothing would take one and give it back.
+          WHERE CASE WHEN s = ANY ($4::int[]) THEN false
+                     WHEN NOT $7::boolean AND NOT EXISTS (SELECT 1 FROM rowcast.invocations i
+                                       WHERE i.function = $1 AND i.state IN ('pending', 'in_flight') AND i.available_at <= now())
+                       THEN false
+                     ELSE pg_try_advisory_lock(${SLOT_KEY}, s) END
           LIMIT greatest(0, $3::int - cardinality($4::int[]))) x
      ), claimed AS (
        UPDATE rowcast.invocations i
@@ -60,11 +66,14 @@ export async function claimInvocations(
   client: PoolClient,
   fn: string,
   n: number,
-  slots: { held: number[]; limit: number },
+  /** `waiting`: invocations of it wait in this process for slots (leased by routing after its slots went back). */
+  slots: { held: number[]; limit: number; waiting?: boolean },
   leaseMs: number,
   owner: string,
 ): Promise<ClaimOutcome> {
-  const { rows } = await client.query(claimStatement([fn, n, slots.limit, slots.held, leaseMs, owner]));
+  const { rows } = await client.query(
+    claimStatement([fn, n, slots.limit, slots.held, leaseMs, owner, slots.waiting ?? false]),
+  );
   const row = rows[0]!;
   return {
     taken: row.taken as number[],

@@ -54,8 +54,12 @@ test('claims with slots held never lock them again: one release frees them (gene
     const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     // The test pool's connections predate the ALTER DATABASE.
     await holder.query('SET plan_cache_mode = force_generic_plan');
+    // Nothing due and nothing waiting in the process: no slot is taken (to be given back at once).
+    assert.deepEqual((await claimInvocations(holder, 'slotted', 0, { held: [], limit: 2 }, 60_000, 'me')).taken, []);
+    assert.equal(await slotLocks('slotted', pid), 0);
+    // Invocations wait in the process (leased by routing): slots are taken for them.
     assert.deepEqual(
-      (await claimInvocations(holder, 'slotted', 0, { held: [], limit: 2 }, 60_000, 'me')).taken,
+      (await claimInvocations(holder, 'slotted', 0, { held: [], limit: 2, waiting: true }, 60_000, 'me')).taken,
       [0, 1],
     );
     // Slot 2 belongs to another session, so every further claim looks at all three slots and takes none.
@@ -65,7 +69,7 @@ test('claims with slots held never lock them again: one release frees them (gene
     );
     for (let i = 0; i < 50; i++)
       assert.deepEqual(
-        (await claimInvocations(holder, 'slotted', 0, { held: [0, 1], limit: 3 }, 60_000, 'me')).taken,
+        (await claimInvocations(holder, 'slotted', 0, { held: [0, 1], limit: 3, waiting: true }, 60_000, 'me')).taken,
         [],
       );
 
@@ -75,7 +79,9 @@ test('claims with slots held never lock them again: one release frees them (gene
 
     // Why: in the cached (generic) plan the check of the slots held must come before the lock.
     const plan = (
-      await holder.query(`EXPLAIN (VERBOSE) EXECUTE rowcast_claim_invocations('slotted', 0, 3, '{0,1}', 60000, 'me')`)
+      await holder.query(
+        `EXPLAIN (VERBOSE) EXECUTE rowcast_claim_invocations('slotted', 0, 3, '{0,1}', 60000, 'me', true)`,
+      )
     ).rows
       .map((r) => r['QUERY PLAN'] as string)
       .join('\n');
