@@ -14,11 +14,12 @@ import { createLogger } from '../../src/observability/logger.js';
 import { applyProbeConfig, probeDatabase } from './probe-db.js';
 
 const seconds = Number(process.argv[2] ?? 5);
-// With QUERY_STATS=1: rowcast's statements by kind, how many and how long (pg.Pool#query wrapped).
+// With QUERY_STATS=1: rowcast's statements by kind, how many and how long (pg.Client#query wrapped: pools' queries
+// and those of clients held for a while, like the claim session's).
 const stats = new Map<string, { n: number; ms: number }>();
 if (process.env.QUERY_STATS) {
-  const original = pg.Pool.prototype.query as (...args: unknown[]) => Promise<unknown>;
-  (pg.Pool.prototype as unknown as { query: unknown }).query = async function (this: pg.Pool, ...args: unknown[]) {
+  const original = pg.Client.prototype.query as (...args: unknown[]) => Promise<unknown>;
+  (pg.Client.prototype as unknown as { query: unknown }).query = async function (this: pg.Client, ...args: unknown[]) {
     const text = typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string }).text);
     const kind = text.replace(/\s+/g, ' ').trim().slice(0, 60);
     const t = performance.now();

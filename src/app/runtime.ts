@@ -119,9 +119,11 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval },
     log,
     (routed) => {
-      // Subscriptions reading through a cursor have no delivery rows: any routed message may be theirs.
-      if (routed.deliveries || (routed.events && worker.readsLog)) worker.wake();
-      if (routed.invocations) functions?.wake();
+      // Work routing did not lease to this process straight away is the claims'. Subscriptions reading through a
+      // cursor have no delivery rows: any routed message may be theirs, unless routing leased it to them.
+      if (routed.deliveries > routed.claimed.length || (routed.events && worker.readsLog && !routed.cursorsCovered))
+        worker.wake();
+      if (routed.invocations > routed.claimedInvocations.length) functions?.wake();
       if (routed.events) http?.wake();
       observe.emit('events:routed', routed);
     },

@@ -5,15 +5,9 @@ import type { PoolClient } from '../store/pool.js';
 import { messagePassesFilter } from '../model/filter-policy/filter-policy.js';
 import { decideSize } from '../model/delivery-outcome.js';
 import type { Subscription } from '../model/sink.js';
-import {
-  completeLogRanges,
-  claimRowsAndRanges,
-  INITIAL_HORIZON,
-  type LeasedMessage,
-  type LogHorizon,
-  type LogRange,
-  type RangeCompletion,
-} from './cursor-store.js';
+import { completeLogRanges, claimRowsAndRanges, type RangeCompletion } from './cursor-store.js';
+import { INITIAL_HORIZON, type LeasedMessage, type LogHorizon, type LogRange, readLease } from '../store/log-leases.js';
+import type { SqlRow } from '../store/sql.js';
 import { claimDeliveries, type ClaimedDelivery, type DeliveryResult } from './delivery-store.js';
 
 /** What became of one message of a range. */
@@ -98,8 +92,36 @@ export class CursorReader {
       return { rows: await claimDeliveries(client, wanted, lease.leaseMs, lease.owner), messages: [] };
     const claimed = await claimRowsAndRanges(client, wanted, readers, lease.leaseMs, lease.owner, this.horizon);
     if (!claimed.horizon) return { rows: claimed.rows, messages: [] };
+    return { rows: claimed.rows, messages: this.take(claimed.horizon, claimed.messages, lease, subscriptions) };
+  }
+
+  /** Where the log is settled as this process last saw it: routing's lease starts from it too. */
+  get settledHorizon(): LogHorizon {
+    return this.horizon;
+  }
+
+  /**
+   * A lease the routing statement made as it appended the messages (`rows`: rowcast.lease_log_ranges, horizon
+   * first). Returns the messages to send, as claim() does.
+   */
+  adoptLease(
+    rows: SqlRow[],
+    lease: { leaseMs: number; claimedAt: number },
+    subscriptions: Map<string, Subscription>,
+  ): LeasedMessage[] {
+    const read = readLease(rows);
+    return this.take(read.horizon, read.messages, lease, subscriptions);
+  }
+
+  /** Takes a lease's horizon and messages in; returns the messages to send (their filters passed). */
+  private take(
+    horizon: LogHorizon,
+    leased: LeasedMessage[],
+    lease: { leaseMs: number; claimedAt: number },
+    subscriptions: Map<string, Subscription>,
+  ): LeasedMessage[] {
     // Horizons only move forward.
-    if (BigInt(claimed.horizon.settled) >= BigInt(this.horizon.settled)) this.horizon = claimed.horizon;
+    if (BigInt(horizon.settled) >= BigInt(this.horizon.settled)) this.horizon = horizon;
     // Writes of messages still ran at the lease: the horizon settles at the next one, a moment later, not a poll later.
     const { barrierSeq, settled } = this.horizon;
     if (barrierSeq !== null && BigInt(barrierSeq) > BigInt(settled) && !this.settleTimer)
@@ -107,11 +129,10 @@ export class CursorReader {
         this.settleTimer = null;
         this.wake();
       }, SETTLE_RETRY_MS);
-    const messages = this.admit(claimed.messages, lease, ({ delivery }) => {
+    return this.admit(leased, lease, ({ delivery }) => {
       const filter = subscriptions.get(delivery.subscription)?.filter;
       return !filter || messagePassesFilter(filter.policy, filter.scope, delivery.message);
     });
-    return { rows: claimed.rows, messages };
   }
 
   /** Messages of ranges handed back unsent (shutdown, or queued too long): pending rows once their range completes. */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { prepared, type SqlRow } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
+import { LEASE_COLUMNS, type LeasedMessage, type LogHorizon, type LogRange, readLease } from '../store/log-leases.js';
 import { CLAIM_SQL, type DeliveryResult, recordDeliveryResults } from './delivery-store.js';
 import { DELIVERY_ORDER } from '../routing/fan-out.js';
 
@@ -11,43 +12,10 @@ import { DELIVERY_ORDER } from '../routing/fan-out.js';
  * back unsent become delivery rows when the range completes, so retries, dead letters and redrive stay the rows'.
  */
 
-/** Where the log is settled, as this process last saw it: passed back to each lease (see rowcast.lease_log_ranges). */
-export interface LogHorizon {
-  /** Every message with seq <= settled is committed or rolled back. */
-  settled: string;
-  /** The last value of the sequence when barrierWriters were the transactions writing messages. */
-  barrierSeq: string | null;
-  barrierWriters: string[];
-}
-
-export const INITIAL_HORIZON: LogHorizon = { settled: '0', barrierSeq: null, barrierWriters: [] };
-
-/** A leased range (fromSeq, toSeq] of a subscription's cursor. */
-export interface LogRange {
-  subscription: string;
-  fromSeq: string;
-  toSeq: string;
-  lease: string;
-  attempt: number;
-}
-
-export interface LeasedMessage {
-  range: LogRange;
-  delivery: ClaimedDelivery;
-  /** On a FIFO topic, the message's group ('' for none), and whether a delivery row holds that group back. */
-  fifo: { group: string; held: boolean } | null;
-}
-
-/** The lease's columns (rowcast.lease_log_ranges, as `l`) as the rows' claim returns them, and its range. */
-const LEASE_COLUMNS = `l.kind, l.subscription, l.from_seq::text, l.to_seq::text, l.lease::text, l.attempt, l.writers,
-          l.subscription || '@' || l.seq AS delivery_id, l.message_id::text, l.topic, l.subject, l.body, l.content_type,
-          l.attributes, l.attribute_types, l.created_at, l.trace, l.max_message_size, l.large_messages,
-          l.claim_check_ttl_ms, l.group_key, l.held`;
-
 const leaseStatement = prepared(
   'lease_log_ranges',
   `SELECT ${LEASE_COLUMNS}
-     FROM rowcast.lease_log_ranges($1::text[], $2::int[], $3::int, $4::text, $5::bigint, $6::bigint, $7::text[]) l`,
+     FROM rowcast.lease_log_ranges($1::text[], $2::int[], $3::int, $4::text, $5::bigint, $6::bigint, $7::text[], false) l`,
 );
 
 /**
@@ -73,7 +41,7 @@ const claimStatement = prepared(
    UNION ALL
    SELECT ${LEASE_COLUMNS}
      FROM rest CROSS JOIN LATERAL
-          rowcast.lease_log_ranges(rest.subs, rest.counts, $3::int, $4::text, $5::bigint, $6::bigint, $7::text[]) l`,
+          rowcast.lease_log_ranges(rest.subs, rest.counts, $3::int, $4::text, $5::bigint, $6::bigint, $7::text[], false) l`,
 );
 
 /**
@@ -122,37 +90,6 @@ function leaseValues(wanted: Map<string, number>, leaseMs: number, owner: string
     horizon.barrierSeq,
     horizon.barrierWriters,
   ];
-}
-
-/** A lease's rows: the horizon first, then its messages with their ranges. */
-function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: LeasedMessage[] } {
-  const head = rows[0]!;
-  const ranges = new Map<string, LogRange>();
-  const messages = rows.slice(1).map((r: SqlRow): LeasedMessage => {
-    const key = `${r.subscription}\0${r.from_seq}`;
-    let range = ranges.get(key);
-    if (!range)
-      ranges.set(
-        key,
-        (range = {
-          subscription: r.subscription,
-          fromSeq: r.from_seq,
-          toSeq: r.to_seq,
-          lease: r.lease,
-          attempt: r.attempt,
-        }),
-      );
-    // A cursor's message has no row: its id in logs, spans and the tail is subscription@seq.
-    return {
-      range,
-      delivery: toClaimedDelivery(r),
-      fifo: r.group_key === null ? null : { group: r.group_key, held: r.held },
-    };
-  });
-  return {
-    horizon: { settled: head.from_seq, barrierSeq: head.to_seq, barrierWriters: head.writers ?? [] },
-    messages,
-  };
 }
 
 /** A range all of whose messages were attempted (or handed back): what must outlive it as delivery rows. */

@@ -23,7 +23,8 @@ import { ClaimLoop } from '../queue/claim-loop.js';
 import { ResultBatcher } from '../queue/result-batcher.js';
 import { ClaimSession } from '../queue/claim-session.js';
 import { CursorReader } from './cursor-reader.js';
-import type { LeasedMessage, LogRange } from './cursor-store.js';
+import type { LeasedMessage, LogRange } from '../store/log-leases.js';
+import type { SqlRow } from '../store/sql.js';
 
 export interface DeliveryWorkerOptions {
   owner: string;
@@ -181,16 +182,20 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   /** What routing and publishing may lease to this process as they create deliveries (see adoptable). */
   directClaim(): DirectClaim | undefined {
     const wanted = this.adoptable();
-    return wanted.size
-      ? { wanted, leaseMs: this.leaseFor(wanted.keys()), owner: this.options.owner, claimedAt: Date.now() }
-      : undefined;
+    if (!wanted.size) return undefined;
+    const leaseMs = this.leaseFor(wanted.keys());
+    const claim = { wanted, leaseMs, owner: this.options.owner, claimedAt: Date.now() };
+    return this.readsLog ? { ...claim, horizon: this.cursors.settledHorizon } : claim;
   }
 
-  /** Deliveries leased to this process by the statement that created them (directClaim's lease). */
-  adoptClaimed(claimed: ClaimedDelivery[], { leaseMs, claimedAt }: DirectClaim): void {
-    if (claimed.length)
+  /** Deliveries (and messages of cursors' ranges) leased to this process by the statement that created them. */
+  adoptClaimed(claimed: ClaimedDelivery[], { leaseMs, claimedAt }: DirectClaim, leased: SqlRow[] = []): void {
+    const messages = leased.length
+      ? this.cursors.adoptLease(leased, { leaseMs, claimedAt }, this.subscriptions).map((m) => this.fromLog(m, leaseMs))
+      : [];
+    if (claimed.length || messages.length)
       this.adopt(
-        claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })),
+        [...claimed.map((c) => ({ ...c, key: c.deliveryId, group: c.subscription, leaseMs })), ...messages],
         claimedAt,
       );
   }

@@ -123,8 +123,8 @@ export class EventRouter {
           if (notified) this.onNotified();
           throw err;
         });
-        if (direct.deliveries && routed.claimed.length)
-          this.deliveries!.adoptClaimed(routed.claimed, direct.deliveries);
+        if (direct.deliveries && (routed.claimed.length || routed.leased.length))
+          this.deliveries!.adoptClaimed(routed.claimed, direct.deliveries, routed.leased);
         if (direct.invocations && routed.claimedInvocations.length)
           this.functions!.adoptInvocations(routed.claimedInvocations, direct.invocations);
         // Unless this pass queued invocations (onRouted wakes the function worker then).

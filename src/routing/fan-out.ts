@@ -1,5 +1,7 @@
 import type { PoolClient } from '../store/pool.js';
 import type { ClaimedDelivery } from '../store/deliveries.js';
+import type { LogHorizon } from '../store/log-leases.js';
+import type { SqlRow } from '../store/sql.js';
 import type { OutboundMessage } from '../model/sink.js';
 import { type FilterPolicyScope, messagePassesFilter } from '../model/filter-policy/filter-policy.js';
 
@@ -55,12 +57,15 @@ export interface DirectClaim {
   owner: string;
   /** Taken before the statement runs: its leases count from no earlier than this. */
   claimedAt: number;
+  /** Where the process's cursors see the log settled (routing leases new messages to them from there). */
+  horizon?: LogHorizon;
 }
 
 /** A process's delivery worker, as statements that create deliveries see it: it may take them leased at once. */
 export interface DirectClaimant {
   directClaim(): DirectClaim | undefined;
-  adoptClaimed(claimed: ClaimedDelivery[], direct: DirectClaim): void;
+  /** `leased`: routing's lease of new messages to the process's cursors (rowcast.lease_log_ranges' rows). */
+  adoptClaimed(claimed: ClaimedDelivery[], direct: DirectClaim, leased?: SqlRow[]): void;
 }
 
 /** The values of a statement's direct-claim parameters, in DirectClaimParams' order (nothing leased without one). */

@@ -3,12 +3,8 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { pauseSubscription, resumeSubscription, type RowcastRuntime } from '../../src/index.js';
-import {
-  completeLogRanges,
-  INITIAL_HORIZON,
-  type LeasedMessage,
-  leaseLogRanges,
-} from '../../src/delivery/cursor-store.js';
+import { completeLogRanges, leaseLogRanges } from '../../src/delivery/cursor-store.js';
+import { INITIAL_HORIZON, type LeasedMessage } from '../../src/store/log-leases.js';
 import { applyRetention } from '../../src/store/retention.js';
 import {
   applyConfig,

@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
-import {
-  completeLogRanges,
-  INITIAL_HORIZON,
-  leaseLogRanges,
-  type LeasedMessage,
-  type LogHorizon,
-} from '../../src/delivery/cursor-store.js';
+import { completeLogRanges, leaseLogRanges } from '../../src/delivery/cursor-store.js';
+import { INITIAL_HORIZON, type LeasedMessage, type LogHorizon } from '../../src/store/log-leases.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
 
 /**

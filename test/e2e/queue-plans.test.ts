@@ -24,7 +24,7 @@ async function cachedPlans(pool: Pool): Promise<string> {
   const client = await pool.connect();
   try {
     const plans = [
-      `EXPLAIN EXECUTE rowcast_route(500, '{}', '{}', 0, NULL, '{}', '{}', '{}', NULL)`,
+      `EXPLAIN EXECUTE rowcast_route(500, '{}', '{}', 0, NULL, '{}', '{}', '{}', NULL, '0', NULL, '{}')`,
       `EXPLAIN EXECUTE rowcast_claim_deliveries('{hook}', '{200}', 60000, 'me')`,
       `EXPLAIN EXECUTE rowcast_record_deliveries('{1}', '{1}', '{done}', '{NULL}', '{200}', '{NULL}', '{00000000-0000-0000-0000-000000000000}', '{NULL}', '{false}')`,
     ];

@@ -36,7 +36,7 @@ test('routing is serialised: while one router holds a batch, another routes noth
   const first = await db.pool.connect();
   try {
     await first.query('BEGIN');
-    const { rows } = await first.query(ONE_STATEMENT_SQL, [1, [], [], 0, null, [], [], [], null]); // routes version 0 and keeps its transaction open
+    const { rows } = await first.query(ONE_STATEMENT_SQL, [1, [], [], 0, null, [], [], [], null, '0', null, []]); // routes version 0 and keeps its transaction open
     assert.equal(rows[0].events, 1);
     const meanwhile = await routeEvents(db.pool, 100);
     assert.equal(meanwhile.events, 0, 'a second router must not route version 1 while version 0 is being routed');
@@ -132,7 +132,7 @@ test('routing commits without a flush, and a routing lost in a crash is redone w
   const client = await db.pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query(ONE_STATEMENT_SQL, [0, [], [], 0, null, [], [], [], null]);
+    await client.query(ONE_STATEMENT_SQL, [0, [], [], 0, null, [], [], [], null, '0', null, []]);
     assert.equal(
       (await client.query('SHOW synchronous_commit')).rows[0].synchronous_commit,
       'off',

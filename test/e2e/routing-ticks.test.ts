@@ -120,7 +120,7 @@ test('a router whose snapshot predates another router’s commit routes nothing 
     await db.pool.query('INSERT INTO items VALUES (50)');
     assert.deepEqual(await routeAll(), [50]);
     const routed = await late
-      .query(ONE_STATEMENT_SQL, [100, [], [], 0, null, [], [], [], null])
+      .query(ONE_STATEMENT_SQL, [100, [], [], 0, null, [], [], [], null, '0', null, []])
       .then((r) => r.rows[0].events as number)
       .catch((err: Error & { code?: string }) => err.code); // a serialization failure is as good as nothing routed
     assert.ok(routed === 0 || routed === '40001', `routed ${routed}`);

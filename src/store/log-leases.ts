@@ -1,0 +1,71 @@
+import { type ClaimedDelivery, toClaimedDelivery } from './deliveries.js';
+import type { SqlRow } from './sql.js';
+
+/**
+ * Ranges of the log leased from subscriptions' cursors (rowcast.lease_log_ranges, migrations 030, 032, 035), as
+ * the claims and the routing statement return them: the horizon first, then the leased messages.
+ */
+
+/** Where the log is settled, as this process last saw it: passed back to each lease (see rowcast.lease_log_ranges). */
+export interface LogHorizon {
+  /** Every message with seq <= settled is committed or rolled back. */
+  settled: string;
+  /** The last value of the sequence when barrierWriters were the transactions writing messages. */
+  barrierSeq: string | null;
+  barrierWriters: string[];
+}
+
+export const INITIAL_HORIZON: LogHorizon = { settled: '0', barrierSeq: null, barrierWriters: [] };
+
+/** A leased range (fromSeq, toSeq] of a subscription's cursor. */
+export interface LogRange {
+  subscription: string;
+  fromSeq: string;
+  toSeq: string;
+  lease: string;
+  attempt: number;
+}
+
+export interface LeasedMessage {
+  range: LogRange;
+  delivery: ClaimedDelivery;
+  /** On a FIFO topic, the message's group ('' for none), and whether a delivery row holds that group back. */
+  fifo: { group: string; held: boolean } | null;
+}
+
+/** The lease's columns (rowcast.lease_log_ranges, as `l`) as the rows' claim returns them, and its range. */
+export const LEASE_COLUMNS = `l.kind, l.subscription, l.from_seq::text, l.to_seq::text, l.lease::text, l.attempt, l.writers,
+          l.subscription || '@' || l.seq AS delivery_id, l.message_id::text, l.topic, l.subject, l.body, l.content_type,
+          l.attributes, l.attribute_types, l.created_at, l.trace, l.max_message_size, l.large_messages,
+          l.claim_check_ttl_ms, l.group_key, l.held`;
+
+/** A lease's rows: the horizon first, then its messages with their ranges. */
+export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: LeasedMessage[] } {
+  const head = rows[0]!;
+  const ranges = new Map<string, LogRange>();
+  const messages = rows.slice(1).map((r: SqlRow): LeasedMessage => {
+    const key = `${r.subscription}\0${r.from_seq}`;
+    let range = ranges.get(key);
+    if (!range)
+      ranges.set(
+        key,
+        (range = {
+          subscription: r.subscription,
+          fromSeq: r.from_seq,
+          toSeq: r.to_seq,
+          lease: r.lease,
+          attempt: r.attempt,
+        }),
+      );
+    // A cursor's message has no row: its id in logs, spans and the tail is subscription@seq.
+    return {
+      range,
+      delivery: toClaimedDelivery(r),
+      fifo: r.group_key === null ? null : { group: r.group_key, held: r.held },
+    };
+  });
+  return {
+    horizon: { settled: head.from_seq, barrierSeq: head.to_seq, barrierWriters: head.writers ?? [] },
+    messages,
+  };
+}
