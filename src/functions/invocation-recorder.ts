@@ -40,17 +40,19 @@ export class InvocationRecorder {
   }
 
   private async write(batch: { result: InvocationResult; done: (deliveries: number | null) => void }[]): Promise<void> {
-    const direct = this.deliveries()?.directClaim();
-    const { recorded, deliveries, claimed } = await completeInvocations(
+    const claimant = this.deliveries();
+    const direct = claimant?.directClaim();
+    const { recorded, deliveries, claimed, leased, cursorsCovered } = await completeInvocations(
       this.pool,
       batch.map((b) => b.result),
       direct,
     );
-    if (direct && claimed.length) this.deliveries()!.adoptClaimed(claimed, direct);
-    // Deliveries are counted per batch, not per invocation: the batch wakes the delivery worker once.
+    if (direct && (claimed.length || leased.length)) claimant!.adoptClaimed(claimed, direct, leased);
+    // Deliveries are counted per batch, not per invocation: the batch wakes the delivery worker once, for what it
+    // did not lease to this process: rows beyond its direct claims, or messages of a cursor it did not lease them.
     for (const b of batch) b.done(recorded.has(b.result.id) ? 0 : null);
-    // Messages read through a cursor have no delivery rows: publishing wakes the delivery worker all the same.
-    if (deliveries || batch.some((b) => b.result.messages.length && recorded.has(b.result.id)))
+    const published = batch.some((b) => b.result.messages.length && recorded.has(b.result.id));
+    if (deliveries > claimed.length || (published && (claimant?.readsLog ?? true) && !cursorsCovered))
       this.onPublished(deliveries);
   }
 }

@@ -1,12 +1,15 @@
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
-import { leaseFence, prepared } from '../store/sql.js';
+import { leaseFence, prepared, type SqlRow } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../delivery/delivery-store.js';
 import {
   COUNT_UNMATCHED_SQL,
   DIRECTLY_CLAIMED_SQL,
+  DIRECTLY_LEASED_SQL,
   type DirectClaim,
   directClaimDeliveriesSql,
   directClaimValues,
+  directLeaseSql,
+  directLeaseValues,
   filteredRowsSubscriptionOn,
   publishMessages,
 } from '../routing/fan-out.js';
@@ -108,6 +111,10 @@ export interface CompletionOutcome {
   deliveries: number;
   /** New deliveries leased to the caller at once (the DirectClaim passed in). */
   claimed: ClaimedDelivery[];
+  /** New messages leased to the caller's cursors at once (rowcast.lease_log_ranges' rows, horizon first), or none. */
+  leased: SqlRow[];
+  /** Every cursor of the new messages' topics was leased them all (nothing of them is left to claim). */
+  cursorsCovered: boolean;
 }
 
 /**
@@ -124,11 +131,15 @@ export async function completeInvocations(
   results: InvocationResult[],
   direct?: DirectClaim,
 ): Promise<CompletionOutcome> {
-  if (!results.length) return { recorded: new Set(), deliveries: 0, claimed: [] };
+  if (!results.length) return { recorded: new Set(), deliveries: 0, claimed: [], leased: [], cursorsCovered: true };
   // The one statement writes neither FIFO dedup keys nor what only SDK publishes carry (per-protocol bodies, attribute types).
   if (!results.some((r) => r.messages.some((m) => m.dedupKey || m.protocolBodies || m.attributeTypes))) {
     const { rows } = await pool.query(
-      completeInOneStatement([...completionParams(results), ...directClaimValues(direct)]),
+      completeInOneStatement([
+        ...completionParams(results),
+        ...directClaimValues(direct),
+        ...directLeaseValues(direct),
+      ]),
     );
     const row = rows[0]!;
     if (!row.filtered)
@@ -136,6 +147,8 @@ export async function completeInvocations(
         recorded: new Set(row.recorded as string[]),
         deliveries: row.deliveries,
         claimed: ((row.claimed ?? []) as Record<string, unknown>[]).map(toClaimedDelivery),
+        leased: row.leased ?? [],
+        cursorsCovered: row.cursors_covered,
       };
   }
   return withTransaction(pool, async (client) => {
@@ -145,7 +158,7 @@ export async function completeInvocations(
     // Messages carry their invocation's trace context: one publish per invocation that was recorded.
     for (const r of results)
       if (recorded.has(r.id) && r.messages.length) deliveries += await publishMessages(client, r.messages, r.trace);
-    return { recorded, deliveries, claimed: [] };
+    return { recorded, deliveries, claimed: [], leased: [], cursorsCovered: false };
   });
 }
 
@@ -178,9 +191,11 @@ WITH r AS (
     FROM mi WHERE mi.invocation IN (SELECT id FROM done) ORDER BY mi.ord
   RETURNING id, topic, subject, attributes, body, protocol_bodies, content_type, group_key, event_id, seq, trace, created_at
 ), d AS (${directClaimDeliveriesSql({ subscriptions: '$19', counts: '$20', leaseMs: '$21', owner: '$22' })}
-), u AS (${COUNT_UNMATCHED_SQL})
+), ${directLeaseSql({ subscriptions: '$19', counts: '$20', leaseMs: '$21', owner: '$22', horizon: ['$23', '$24', '$25'] })},
+u AS (${COUNT_UNMATCHED_SQL})
 SELECT (SELECT yes FROM filtered) AS filtered, ARRAY(SELECT id::text FROM done) AS recorded,
-       (SELECT count(*) FROM d)::int AS deliveries, (SELECT count(*) FROM u)::int AS unmatched_topics, ${DIRECTLY_CLAIMED_SQL} AS claimed`
+       (SELECT count(*) FROM d)::int AS deliveries, (SELECT count(*) FROM u)::int AS unmatched_topics, ${DIRECTLY_CLAIMED_SQL} AS claimed,
+       ${DIRECTLY_LEASED_SQL}`
     : `
 SELECT false AS filtered, ARRAY(SELECT id::text FROM done) AS recorded, 0 AS deliveries`
 }`;

@@ -1,6 +1,6 @@
 import type { PoolClient } from '../store/pool.js';
 import type { ClaimedDelivery } from '../store/deliveries.js';
-import type { LogHorizon } from '../store/log-leases.js';
+import { LEASE_COLUMNS, type LogHorizon } from '../store/log-leases.js';
 import type { SqlRow } from '../store/sql.js';
 import type { OutboundMessage } from '../model/sink.js';
 import { type FilterPolicyScope, messagePassesFilter } from '../model/filter-policy/filter-policy.js';
@@ -63,6 +63,8 @@ export interface DirectClaim {
 
 /** A process's delivery worker, as statements that create deliveries see it: it may take them leased at once. */
 export interface DirectClaimant {
+  /** Some subscription reads its topic through a cursor: any new message may be work without a delivery row. */
+  readonly readsLog: boolean;
   directClaim(): DirectClaim | undefined;
   /** `leased`: routing's lease of new messages to the process's cursors (rowcast.lease_log_ranges' rows). */
   adoptClaimed(claimed: ClaimedDelivery[], direct: DirectClaim, leased?: SqlRow[]): void;
@@ -81,6 +83,47 @@ export interface DirectClaimParams {
   leaseMs: string;
   owner: string;
 }
+
+/** The horizon's parameters of a direct lease (settled, barrier seq, barrier writers), after directClaimValues'. */
+export function directLeaseValues(direct: DirectClaim | undefined): unknown[] {
+  const horizon = direct?.horizon;
+  return [horizon?.settled ?? '0', horizon?.barrierSeq ?? null, horizon?.barrierWriters ?? []];
+}
+
+/**
+ * The CTEs `routed`, `readers` and `leased`, after `m`: the caller's cursors of the new messages' topics lease what
+ * they have room for (rowcast.lease_log_ranges' form for a statement that appended messages, migration 035: a
+ * VOLATILE function, whose statements see this statement's messages; they commit with the range or not at all).
+ * `horizon`: the placeholders of directLeaseValues' three.
+ */
+export function directLeaseSql(p: DirectClaimParams & { horizon: [string, string, string] }): string {
+  const [settled, barrierSeq, barrierWriters] = p.horizon;
+  return `routed AS MATERIALIZED (
+  -- An aggregate reads m whole: every new message is inserted before the lease reads the log.
+  SELECT array_agg(DISTINCT m.topic) AS topics FROM m
+), readers AS (
+  SELECT array_agg(w.s ORDER BY w.s) AS subs, array_agg(w.n ORDER BY w.s) AS counts
+    FROM unnest(${p.subscriptions}::text[], ${p.counts}::int[]) AS w(s, n) JOIN rowcast.subscriptions x ON x.name = w.s
+   WHERE x.cursor AND x.state = 'active' AND x.topic = ANY ((SELECT topics FROM routed)::text[])
+  HAVING count(*) > 0
+), leased AS (
+  SELECT ${LEASE_COLUMNS}, l.ordinality
+    FROM readers r CROSS JOIN LATERAL
+         rowcast.lease_log_ranges(r.subs, r.counts, ${p.leaseMs}::int, ${p.owner}::text, ${settled}::bigint, ${barrierSeq}::bigint, ${barrierWriters}::text[], true)
+         WITH ORDINALITY l
+)`;
+}
+
+/**
+ * With directLeaseSql's CTEs: the lease's rows (horizon first), and whether each cursor of the new messages' topics
+ * got a range up to the horizon while the horizon is the sequence's end (nothing of them is left to claim).
+ */
+export const DIRECTLY_LEASED_SQL = `(SELECT json_agg(l ORDER BY l.ordinality) FROM leased l) AS leased,
+       (SELECT coalesce(bool_and(EXISTS (
+                 SELECT 1 FROM leased h JOIN leased l ON l.kind = 'message' AND l.subscription = x.name AND l.to_seq = h.from_seq
+                  WHERE h.kind = 'horizon' AND h.from_seq = h.to_seq)), true)
+          FROM rowcast.subscriptions x
+         WHERE x.cursor AND x.state = 'active' AND x.topic = ANY ((SELECT topics FROM routed)::text[])) AS cursors_covered`;
 
 /**
  * The `d` CTE with a direct claim: up to the given number of new deliveries per subscription are inserted already

@@ -5,6 +5,9 @@ import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js'
 import {
   COUNT_UNMATCHED_SQL,
   DIRECTLY_CLAIMED_SQL,
+  DIRECTLY_LEASED_SQL,
+  directLeaseSql,
+  directLeaseValues,
   type DirectClaim,
   directClaimDeliveriesSql,
   directClaimValues,
@@ -16,7 +19,6 @@ import {
   UNFILTERED_DELIVERIES_SQL,
 } from './fan-out.js';
 import { ROUTE_LOCK } from '../store/advisory-locks.js';
-import { LEASE_COLUMNS } from '../store/log-leases.js';
 import type { SqlRow } from '../store/sql.js';
 
 export { ROUTE_LOCK };
@@ -142,29 +144,10 @@ WITH lock AS MATERIALIZED (
 ), d AS (${oneStatement ? directClaimDeliveriesSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5' }) : UNFILTERED_DELIVERIES_SQL}
 ), ${
   oneStatement
-    ? `routed AS MATERIALIZED (
-  -- An aggregate reads m whole: every message of the batch is inserted before the lease below reads the log.
-  SELECT array_agg(DISTINCT m.topic) AS topics FROM m
-), readers AS (
-  SELECT array_agg(w.s ORDER BY w.s) AS subs, array_agg(w.n ORDER BY w.s) AS counts
-    FROM unnest($2::text[], $3::int[]) AS w(s, n) JOIN rowcast.subscriptions x ON x.name = w.s
-   WHERE x.cursor AND x.state = 'active' AND x.topic = ANY ((SELECT topics FROM routed)::text[])
-  HAVING count(*) > 0
-), leased AS (
-  -- The caller's cursors lease the new messages they have room for (rowcast.lease_log_ranges, routing's form: a
-  -- VOLATILE function, whose statements see this statement's messages; they commit with the range or not at all).
-  SELECT ${LEASE_COLUMNS}, l.ordinality
-    FROM readers r CROSS JOIN LATERAL rowcast.lease_log_ranges(r.subs, r.counts, $4::int, $5::text, $10::bigint, $11::bigint, $12::text[], true)
-         WITH ORDINALITY l
-), u AS (${COUNT_UNMATCHED_SQL})
+    ? `${directLeaseSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5', horizon: ['$10', '$11', '$12'] })},
+u AS (${COUNT_UNMATCHED_SQL})
 SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS busy, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,
-       ${DIRECTLY_CLAIMED_SQL} AS claimed, (SELECT json_agg(l ORDER BY l.ordinality) FROM leased l) AS leased,
-       -- Each cursor of the routed topics got a range up to the horizon, and the horizon is the sequence's end.
-       (SELECT coalesce(bool_and(EXISTS (
-                 SELECT 1 FROM leased h JOIN leased l ON l.kind = 'message' AND l.subscription = x.name AND l.to_seq = h.from_seq
-                  WHERE h.kind = 'horizon' AND h.from_seq = h.to_seq)), true)
-          FROM rowcast.subscriptions x
-         WHERE x.cursor AND x.state = 'active' AND x.topic = ANY ((SELECT topics FROM routed)::text[])) AS cursors_covered,
+       ${DIRECTLY_CLAIMED_SQL} AS claimed, ${DIRECTLY_LEASED_SQL},
        (SELECT json_agg(json_build_object('id', i.id::text, 'function', i.function, 'attempts', i.attempts, 'lease', i.lease, 'payload', i.payload,
                                           'client_context', i.client_context, 'trace', i.trace)) FROM inv i WHERE i.state = 'in_flight') AS claimed_invocations,`
     : `c AS (${FILTER_CANDIDATES_SQL})
@@ -216,9 +199,7 @@ async function routeBatch(
         functions.map(([, w]) => w.n),
         functions.map(([, w]) => w.leaseMs),
         direct.invocations?.owner ?? null,
-        direct.deliveries?.horizon?.settled ?? '0',
-        direct.deliveries?.horizon?.barrierSeq ?? null,
-        direct.deliveries?.horizon?.barrierWriters ?? [],
+        ...directLeaseValues(direct.deliveries),
       ]),
     );
     const row = rows[0]!;

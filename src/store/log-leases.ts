@@ -3,7 +3,8 @@ import type { SqlRow } from './sql.js';
 
 /**
  * Ranges of the log leased from subscriptions' cursors (rowcast.lease_log_ranges, migrations 030, 032, 035), as
- * the claims and the routing statement return them: the horizon first, then the leased messages.
+ * the claims and the statements that append messages (routing, a function's results) return them: the horizon
+ * first, then the leased messages.
  */
 
 /** Where the log is settled, as this process last saw it: passed back to each lease (see rowcast.lease_log_ranges). */

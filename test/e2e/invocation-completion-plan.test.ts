@@ -25,8 +25,12 @@ test('recording a batch of results looks each invocation up by its key (generic 
     // PostgreSQL may switch a prepared statement to its generic plan on its own after five runs: test that one.
     await client.query('SET plan_cache_mode = force_generic_plan');
     const empty = Array.from({ length: 18 }, () => []);
-    await client.query({ name: 'completion', text: COMPLETION_SQL, values: [...empty, [], [], 0, null] });
-    const args = [...empty.map(() => `'{}'`), `'{}'`, `'{}'`, '0', 'NULL'].join(', ');
+    await client.query({
+      name: 'completion',
+      text: COMPLETION_SQL,
+      values: [...empty, [], [], 0, null, '0', null, []],
+    });
+    const args = [...empty.map(() => `'{}'`), `'{}'`, `'{}'`, '0', 'NULL', `'0'`, 'NULL', `'{}'`].join(', ');
     const plan = (await client.query(`EXPLAIN (VERBOSE) EXECUTE completion(${args})`)).rows
       .map((r) => r['QUERY PLAN'] as string)
       .join('\n');

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
+import { randomUUID } from 'node:crypto';
 import { ONE_STATEMENT_SQL, routeEvents } from '../../src/routing/route-events.js';
+import { claimInvocations, completeInvocations, releaseSlots } from '../../src/functions/invocation-store.js';
 import { INITIAL_HORIZON, readLease } from '../../src/store/log-leases.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -18,6 +20,7 @@ before(async () => {
   await applyConfig(db.pool, {
     topics: { items: {}, other: {} },
     captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
+    functions: { work: { handler: 'test/fixtures/handlers/publisher.ts' } },
     subscriptions: {
       reader: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/reader', cursor: true },
       picky: {
@@ -178,4 +181,48 @@ test('a routing that rolls back leases nothing: its range goes with its messages
   assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM rowcast.cursor_leases')).rows[0].n, 0);
   const routed = await routeEvents(db.pool, 100, direct([['reader', 10]]));
   assert.deepEqual(ids(routed.leased), [['reader', 30]]);
+});
+
+test('the statement that records a function’s results leases the messages it published to the caller’s cursors', async () => {
+  await db.pool.query(`SELECT rowcast.invoke('work', '{}')`);
+  const client = await db.pool.connect();
+  try {
+    const { taken, items } = await claimInvocations(client, 'work', 1, { held: [], limit: 1 }, 60_000, owner);
+    const inv = items[0]!;
+    const message = (n: number) => ({
+      id: randomUUID(),
+      topic: 'items',
+      body: JSON.stringify({ after: { id: n } }),
+      contentType: 'application/json',
+      subject: null,
+      attributes: {},
+      groupKey: null,
+      dedupKey: null,
+    });
+    const completed = await completeInvocations(
+      db.pool,
+      [
+        {
+          id: inv.id,
+          attempt: inv.attempt,
+          lease: inv.lease,
+          durationMs: 1,
+          state: 'done',
+          messages: [message(40), message(41)],
+          trace: null,
+        },
+      ],
+      direct([['reader', 10]]).deliveries,
+    );
+    assert.deepEqual([...completed.recorded], [inv.id]);
+    assert.deepEqual(ids(completed.leased), [
+      ['reader', 40],
+      ['reader', 41],
+    ]);
+    // picky was not asked (no room): its messages are left to its claims.
+    assert.equal(completed.cursorsCovered, false);
+    await releaseSlots(client, 'work', taken);
+  } finally {
+    client.release();
+  }
 });

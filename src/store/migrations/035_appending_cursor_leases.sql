@@ -1,15 +1,15 @@
--- Issue 20: routing leases new messages to the routing process's cursors in the statement that appends them
--- (docs/architecture.md, "Cursors"), as it leases new delivery rows: no claim's round trip between routing and the
--- send. lease_log_ranges gains `routing`: called by the routing statement, it counts the calling transaction's own
--- messages as settled (its later statements see them, and they commit with the range or not at all), never waits
--- for other writers (routing holds the routing lock), skips a cursor another process is leasing from, and leaves
--- expired ranges and the drain of a cursor switched back to rows to the claims. Claims pass false. Every
--- lease now leaves its own transaction out of the writers it waits for: a claim writes no messages, so for
--- claims nothing changes. The old signature stays, calling the new one, for processes still running the
--- previous version during an upgrade.
+-- Issue 20: a statement that appends messages (routing; recording a function's results) leases them to the calling
+-- process's cursors as it goes (docs/architecture.md, "Cursors"), as it leases new delivery rows: no claim's round
+-- trip between appending and sending. lease_log_ranges gains `appending`: then it counts the calling transaction's
+-- own messages as settled (the function is VOLATILE, so its statements see them, and they commit with the range or
+-- not at all), never waits for other writers (routing holds the routing lock meanwhile), skips a cursor another
+-- process is leasing from, and leaves expired ranges and the drain of a cursor switched back to rows to the claims,
+-- which pass false. Every lease now leaves its own transaction out of the writers it waits for: a claim writes no
+-- messages, so for claims nothing changes. The old signature stays, calling the new one, for processes still
+-- running the previous version during an upgrade.
 
 CREATE FUNCTION rowcast.lease_log_ranges(subs text[], counts int[], lease_ms int, owner text,
-                                         settled bigint, barrier_seq bigint, barrier_writers text[], routing boolean)
+                                         settled bigint, barrier_seq bigint, barrier_writers text[], appending boolean)
 RETURNS TABLE (kind text, subscription text, from_seq bigint, to_seq bigint, lease uuid, attempt int,
                writers text[], seq bigint, message_id uuid, topic text, subject text, body text, content_type text,
                attributes jsonb, attribute_types jsonb, created_at text, trace text, max_message_size int,
@@ -43,7 +43,7 @@ BEGIN
      AND l.database = db AND l.pid IS DISTINCT FROM pg_backend_pid();
   -- Nothing to hand out below the settled horizon while writers of the new messages still run (an idle chain: the
   -- router's next pass): wait a few milliseconds for them here rather than a round trip and a timer later.
-  IF NOT routing AND cardinality(w) > 0 AND NOT EXISTS (
+  IF NOT appending AND cardinality(w) > 0 AND NOT EXISTS (
        SELECT 1 FROM rowcast.cursors c JOIN rowcast.subscriptions x ON x.name = c.subscription
         WHERE c.subscription = ANY (subs) AND c.leased_to < settled
           AND EXISTS (SELECT 1 FROM rowcast.messages m WHERE m.topic = x.topic AND m.seq > c.leased_to AND m.seq <= settled)) THEN
@@ -67,9 +67,9 @@ BEGIN
     SELECT x.topic, x.cursor, x.sns_state, coalesce(tp.fifo, false) AS fifo, coalesce(tp.fifo_dead_blocks, false) AS dead_blocks
       INTO sub FROM rowcast.subscriptions x LEFT JOIN rowcast.topics tp ON tp.name = x.topic WHERE x.name = s;
     CONTINUE WHEN NOT FOUND;
-    -- A range whose process died (its lease expired) is taken over whole (by claims; routing leases new messages).
+    -- A range whose process died (its lease expired) is taken over whole (by claims: an appending statement leases only what is new).
     tok := NULL;
-    IF NOT routing THEN
+    IF NOT appending THEN
       UPDATE rowcast.cursor_leases c
          SET lease = gen_random_uuid(), lease_owner = owner, expires_at = now() + lease_ms * interval '1 millisecond',
              attempts = c.attempts + 1
@@ -79,8 +79,8 @@ BEGIN
       RETURNING c.from_seq, c.to_seq, c.lease, c.attempts INTO f, t, tok, att;
     END IF;
     IF tok IS NULL THEN
-      IF routing THEN
-        -- A cursor another process is leasing from right now is left to it: routing waits for no one.
+      IF appending THEN
+        -- A cursor another process is leasing from right now is left to it: an appending statement waits for no one.
         SELECT c.leased_to, c.drain_writers, c.until_seq INTO cur FROM rowcast.cursors c WHERE c.subscription = s
            FOR UPDATE SKIP LOCKED;
       ELSE
@@ -91,7 +91,7 @@ BEGIN
       -- Checked under the cursor's row lock, which every new range of it takes: a range committed meanwhile is seen.
       CONTINUE WHEN sub.fifo AND EXISTS (SELECT 1 FROM rowcast.cursor_leases l WHERE l.subscription = s);
       -- Draining a cursor switched back to rows is the claims' work.
-      CONTINUE WHEN routing AND NOT sub.cursor;
+      CONTINUE WHEN appending AND NOT sub.cursor;
       IF NOT sub.cursor THEN
         -- Switched back to rows: drain up to the last message routed under the cursor, then the cursor goes.
         IF cur.until_seq IS NULL THEN
