@@ -95,14 +95,14 @@ export class CursorReader {
     return { rows: claimed.rows, messages: this.take(claimed.horizon, claimed.messages, lease, subscriptions) };
   }
 
-  /** Where the log is settled as this process last saw it: routing's lease starts from it too. */
+  /** Where the log is settled as this process last saw it: a lease by a statement appending messages starts there. */
   get settledHorizon(): LogHorizon {
     return this.horizon;
   }
 
   /**
-   * A lease the routing statement made as it appended the messages (`rows`: rowcast.lease_log_ranges, horizon
-   * first). Returns the messages to send, as claim() does.
+   * A lease made by the statement that appended the messages (routing, a function's results; `rows`:
+   * rowcast.lease_log_ranges', horizon first). Returns the messages to send, as claim() does.
    */
   adoptLease(
     rows: SqlRow[],

@@ -181,8 +181,13 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.pumpAll();
   }
 
-  /** Invocations leased to this process by the routing statement that created them. */
+  /**
+   * Invocations leased to this process by the routing statement that created them. They keep the function busy, as
+   * claimed ones do: while work arrives only this way no claim runs, and slots given back as idle would take the
+   * function's warm runtime processes with them (a Python process starts in seconds).
+   */
   adoptInvocations(claimed: ClaimedInvocation[], direct: DirectInvocationClaim): void {
+    for (const inv of claimed) this.busyAt.set(inv.group, Date.now());
     this.adopt(claimed, direct.claimedAt);
   }
 

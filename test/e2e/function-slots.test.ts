@@ -191,3 +191,40 @@ test(
     assert.equal(await slotLocks('slotted'), 0, 'no slot held after it stopped');
   },
 );
+
+test(
+  'a function whose work arrives only leased by routing keeps its slots: it is busy, not idle',
+  { timeout: patient(60_000) },
+  async () => {
+    const { slotted } = parseConfig(config, 'test config').functions;
+    const owner = 'busy-process';
+    const options = { owner, concurrency: 8, lease: 60_000, pollInterval: 100 };
+    const worker = new FunctionWorker(db.pool, { slotted: slotted! }, options, createLogger('warn'), () => {});
+    await worker.start();
+    try {
+      await db.pool.query(`SELECT rowcast.invoke('slotted', '{"ms": 1}', 'api')`);
+      worker.wake();
+      await eventually(async () => (await slotLocks('slotted')) > 0, 'slots taken for the first invocation');
+      // For three times the idle time after which slots go back (with them a runtime's warm processes), work comes
+      // only as routing's direct leases, every 100 ms; the worker's polls claim nothing in between.
+      const until = Date.now() + 3_000;
+      while (Date.now() < until) {
+        const { rows } = await db.pool.query(
+          `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, available_at, lease_owner, lease, started_at)
+           VALUES ('slotted', '{"ms": 1}', 'capture', 'in_flight', 1, now() + interval '60 seconds', $1, gen_random_uuid(), now())
+           RETURNING id::text, attempts, lease::text, payload, client_context, trace`,
+          [owner],
+        );
+        worker.adoptInvocations([toClaimedInvocation('slotted', rows[0])], {
+          wanted: new Map([['slotted', { n: 1, leaseMs: 60_000 }]]),
+          owner,
+          claimedAt: Date.now(),
+        });
+        await new Promise((r) => setTimeout(r, 100));
+        assert.ok((await slotLocks('slotted')) > 0, 'the slots stay held while leased work keeps arriving');
+      }
+    } finally {
+      await worker.stop(5_000);
+    }
+  },
+);
