@@ -15,22 +15,31 @@ import { applyProbeConfig, probeDatabase } from './probe-db.js';
 
 const seconds = Number(process.argv[2] ?? 5);
 // With QUERY_STATS=1: rowcast's statements by kind, how many and how long (pg.Client#query wrapped: pools' queries
-// and those of clients held for a while, like the claim session's).
+// and those of clients held for a while, like the claim session's). A pool passes the client a callback, so the
+// time runs until the callback, not until the call returns.
 const stats = new Map<string, { n: number; ms: number }>();
 if (process.env.QUERY_STATS) {
-  const original = pg.Client.prototype.query as (...args: unknown[]) => Promise<unknown>;
-  (pg.Client.prototype as unknown as { query: unknown }).query = async function (this: pg.Client, ...args: unknown[]) {
+  const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+  const record = (kind: string, since: number) => {
+    const s = stats.get(kind) ?? { n: 0, ms: 0 };
+    s.n++;
+    s.ms += performance.now() - since;
+    stats.set(kind, s);
+  };
+  (pg.Client.prototype as unknown as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
     const text = typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string }).text);
     const kind = text.replace(/\s+/g, ' ').trim().slice(0, 60);
-    const t = performance.now();
-    try {
-      return await original.apply(this, args);
-    } finally {
-      const s = stats.get(kind) ?? { n: 0, ms: 0 };
-      s.n++;
-      s.ms += performance.now() - t;
-      stats.set(kind, s);
+    const since = performance.now();
+    const callback = args.at(-1);
+    if (typeof callback === 'function') {
+      args[args.length - 1] = (...result: unknown[]) => {
+        record(kind, since);
+        (callback as (...r: unknown[]) => void)(...result);
+      };
+      return original.apply(this, args);
     }
+    const result = original.apply(this, args);
+    return result instanceof Promise ? result.finally(() => record(kind, since)) : result;
   };
 }
 const viaFunction = process.argv.includes('--function');
