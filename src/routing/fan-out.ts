@@ -116,14 +116,16 @@ export function directLeaseSql(p: DirectClaimParams & { horizon: [string, string
 
 /**
  * With directLeaseSql's CTEs: the lease's rows (horizon first), and whether each cursor of the new messages' topics
- * got a range up to the horizon while the horizon is the sequence's end (nothing of them is left to claim).
+ * got a range up to the horizon while the horizon is the sequence's end (nothing of them is left to claim). A cursor
+ * draining after a switch back to rows is never leased here, so its topic is never covered: its drain is the claims'.
  */
 export const DIRECTLY_LEASED_SQL = `(SELECT json_agg(l ORDER BY l.ordinality) FROM leased l) AS leased,
        (SELECT coalesce(bool_and(EXISTS (
                  SELECT 1 FROM leased h JOIN leased l ON l.kind = 'message' AND l.subscription = x.name AND l.to_seq = h.from_seq
                   WHERE h.kind = 'horizon' AND h.from_seq = h.to_seq)), true)
           FROM rowcast.subscriptions x
-         WHERE x.cursor AND x.state = 'active' AND x.topic = ANY ((SELECT topics FROM routed)::text[])) AS cursors_covered`;
+         WHERE (x.cursor OR EXISTS (SELECT 1 FROM rowcast.cursors c WHERE c.subscription = x.name))
+           AND x.state = 'active' AND x.topic = ANY ((SELECT topics FROM routed)::text[])) AS cursors_covered`;
 
 /**
  * The `d` CTE with a direct claim: up to the given number of new deliveries per subscription are inserted already

@@ -226,3 +226,27 @@ test('the statement that records a function’s results leases the messages it p
     client.release();
   }
 });
+
+test('a cursor draining after a switch back to rows leaves its topic to the claims', async () => {
+  await applyConfig(db.pool, {
+    topics: { items: {}, other: {} },
+    captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
+    functions: { work: { handler: 'test/fixtures/handlers/publisher.ts' } },
+    subscriptions: {
+      reader: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/reader', cursor: false },
+      picky: {
+        topic: 'items',
+        protocol: 'http',
+        endpoint: 'http://127.0.0.1:9/picky',
+        cursor: true,
+        filterPolicy: { op: ['DELETE'] },
+      },
+    },
+  });
+  assert.equal((await db.pool.query(`SELECT 1 FROM rowcast.cursors WHERE subscription = 'reader'`)).rowCount, 1);
+  await db.pool.query('INSERT INTO items VALUES (50)');
+  const routed = await routeEvents(db.pool, 100, direct([['picky', 10]]));
+  assert.deepEqual(ids(routed.leased), [['picky', 50]]);
+  // picky got everything; reader's cursor drains what was routed under it, which only claims do.
+  assert.equal(routed.cursorsCovered, false);
+});
