@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { ONE_STATEMENT_SQL, routeEvents } from '../../src/routing/route-events.js';
 import { claimInvocations, completeInvocations, releaseSlots } from '../../src/functions/invocation-store.js';
 import { INITIAL_HORIZON, readLease } from '../../src/store/log-leases.js';
+import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
 
 // Routing leases the messages it appends to the routing process's cursors in the same statement (migration 035), as
@@ -14,24 +15,27 @@ import { applyConfig, createTestDatabase, type TestDatabase } from '../support/d
 let db: TestDatabase;
 const owner = 'routing-process';
 
+/** reader's cursor: true, then false for the last test (a switch back to rows). */
+const config = (readerCursor: boolean): RowcastConfigInput => ({
+  topics: { items: {}, other: {} },
+  captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
+  functions: { work: { handler: 'test/fixtures/handlers/publisher.ts' } },
+  subscriptions: {
+    reader: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/reader', cursor: readerCursor },
+    picky: {
+      topic: 'items',
+      protocol: 'http',
+      endpoint: 'http://127.0.0.1:9/picky',
+      cursor: true,
+      filterPolicy: { op: ['DELETE'] },
+    },
+  },
+});
+
 before(async () => {
   db = await createTestDatabase();
   await db.pool.query('CREATE TABLE items (id int PRIMARY KEY)');
-  await applyConfig(db.pool, {
-    topics: { items: {}, other: {} },
-    captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
-    functions: { work: { handler: 'test/fixtures/handlers/publisher.ts' } },
-    subscriptions: {
-      reader: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/reader', cursor: true },
-      picky: {
-        topic: 'items',
-        protocol: 'http',
-        endpoint: 'http://127.0.0.1:9/picky',
-        cursor: true,
-        filterPolicy: { op: ['DELETE'] },
-      },
-    },
-  });
+  await applyConfig(db.pool, config(true));
 });
 
 after(() => db?.drop());
@@ -228,21 +232,7 @@ test('the statement that records a function’s results leases the messages it p
 });
 
 test('a cursor draining after a switch back to rows leaves its topic to the claims', async () => {
-  await applyConfig(db.pool, {
-    topics: { items: {}, other: {} },
-    captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
-    functions: { work: { handler: 'test/fixtures/handlers/publisher.ts' } },
-    subscriptions: {
-      reader: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/reader', cursor: false },
-      picky: {
-        topic: 'items',
-        protocol: 'http',
-        endpoint: 'http://127.0.0.1:9/picky',
-        cursor: true,
-        filterPolicy: { op: ['DELETE'] },
-      },
-    },
-  });
+  await applyConfig(db.pool, config(false));
   assert.equal((await db.pool.query(`SELECT 1 FROM rowcast.cursors WHERE subscription = 'reader'`)).rowCount, 1);
   await db.pool.query('INSERT INTO items VALUES (50)');
   const routed = await routeEvents(db.pool, 100, direct([['picky', 10]]));
