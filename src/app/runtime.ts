@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LogicalCaptureReader, type LogicalReaderOptions } from '../capture/logical-reader.js';
-import { MysqlSourceReader } from '../capture/mysql/mysql-reader.js';
 import { PostgresSourceReader } from '../capture/postgres/postgres-reader.js';
 import { SnsEnvelopes } from '../delivery/sns-envelope/sns-envelopes.js';
 import { type AwsConfigInput, awsSchema } from '../config/aws-schema.js';
@@ -139,10 +138,21 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
   // Logical captures: one process per database streams the slot (the others stand by); its events are routed here.
   const capture = new LogicalCaptureReader(pool, url, log, () => router.wake(), options.logicalCapture, database);
   // Sources: one process per source reads its binlog or its slot (the others stand by).
-  const sourceReaders = Object.entries(options.sources ?? {}).map(([name, source]) =>
-    source.kind === 'mysql'
-      ? new MysqlSourceReader(pool, url, name, source, log, () => router.wake(), database)
-      : new PostgresSourceReader(pool, url, name, source, log, () => router.wake(), database),
+  // The MySQL reader (and its binlog client) is loaded only where a MySQL source is configured.
+  const sourceReaders = await Promise.all(
+    Object.entries(options.sources ?? {}).map(async ([name, source]) =>
+      source.kind === 'mysql'
+        ? new (await import('../capture/mysql/mysql-reader.js')).MysqlSourceReader(
+            pool,
+            url,
+            name,
+            source,
+            log,
+            () => router.wake(),
+            database,
+          )
+        : new PostgresSourceReader(pool, url, name, source, log, () => router.wake(), database),
+    ),
   );
   listener.on('wake', () => http?.wake());
   // Deliveries committed without routing (an SNS API Publish): claimed now rather than at the next poll.
@@ -249,7 +259,7 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
             ...Object.fromEntries(
               Object.keys(options.sources ?? {}).flatMap((name, i) => {
                 const reader = sourceReaders[i];
-                return reader instanceof MysqlSourceReader ? [[`source ${name}`, reader.health]] : [];
+                return reader && 'health' in reader ? [[`source ${name}`, reader.health]] : [];
               }),
             ),
           },

@@ -202,9 +202,9 @@ export class LogicalCaptureReader {
     this.pendingEnd = this.written;
     this.messages ??= await decodesMessages(this.pool);
     // Values as PostgreSQL's own text: the capture function rebuilds the row from it.
-    const plugin = textPlugin(PUBLICATION, this.messages, () => this.unhandled++);
+    const plugin = await textPlugin(PUBLICATION, this.messages, () => this.unhandled++);
     // Connect timeout and keepalive only: the stream is one long-running command.
-    const service = replicationService({
+    const service = await replicationService({
       ...(({ connectionTimeoutMillis, keepAlive, keepAliveInitialDelayMillis }) => ({
         connectionTimeoutMillis,
         keepAlive,

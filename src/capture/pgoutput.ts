@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
+import type { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 
 /**
  * What the two readers of a pgoutput slot share — logical capture of the store (logical-reader.ts) and a
@@ -43,7 +43,12 @@ export function writtenBefore(commitLsn: string, written: bigint): boolean {
  * JavaScript type parsers (a timestamp loses its microseconds), so each relation's parsers are replaced as soon as
  * it is parsed, before any of its rows. `received` is called for every message as it comes off the socket.
  */
-export function textPlugin(publication: string, messages: boolean, received?: () => void): PgoutputPlugin {
+export async function textPlugin(
+  publication: string,
+  messages: boolean,
+  received?: () => void,
+): Promise<PgoutputPlugin> {
+  const { PgoutputPlugin } = await replicationLibrary();
   const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication], messages });
   const parse = plugin.parse.bind(plugin);
   plugin.parse = (buffer: Buffer) => {
@@ -60,11 +65,17 @@ export function textPlugin(publication: string, messages: boolean, received?: ()
  * text read back is unambiguous; acknowledged by hand (only what was written), with flow control (the stream
  * waits while a handler does).
  */
-export function replicationService(connection: pg.ClientConfig): LogicalReplicationService {
+export async function replicationService(connection: pg.ClientConfig): Promise<LogicalReplicationService> {
+  const { LogicalReplicationService } = await replicationLibrary();
   return new LogicalReplicationService(
     { ...connection, options: '-c datestyle=ISO,YMD -c intervalstyle=postgres -c extra_float_digits=3' },
     { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
   );
+}
+
+/** Loaded by the first stream a process opens: one that streams no slot does not hold the library. */
+function replicationLibrary(): Promise<typeof import('pg-logical-replication')> {
+  return import('pg-logical-replication');
 }
 
 /** Whether the server decodes logical messages in pgoutput (PostgreSQL 14+): backfills' rows arrive as those. */

@@ -1,6 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { SnsError } from './query-protocol.js';
 
 /**
@@ -120,6 +118,8 @@ export async function verifySigV4(
     throw new SnsError('SignatureDoesNotMatch', 'X-Amz-Content-SHA256 is not the SHA-256 of the body.', 403);
   }
 
+  // Loaded by the first signed request: a process that serves no AWS API does not hold the signer.
+  const [{ Hash }, { SignatureV4 }] = await Promise.all([import('@smithy/hash-node'), import('@smithy/signature-v4')]);
   const signer = new SignatureV4({
     credentials: { accessKeyId, secretAccessKey: secret, sessionToken: headers['x-amz-security-token'] },
     region,

@@ -157,8 +157,8 @@ export class PostgresSourceReader {
       const messages = await decodesMessages(catalog);
       const types = new SourceTypes(catalog);
       // Values as PostgreSQL's own text: converted by type here (text-values.ts), without losing digits.
-      const plugin = textPlugin(publication, messages);
-      const service = replicationService({ connectionString: url, application_name: 'rowcast source capture' });
+      const plugin = await textPlugin(publication, messages);
+      const service = await replicationService({ connectionString: url, application_name: 'rowcast source capture' });
       this.service = service;
       if (this.stopping || this.reload) return;
 

@@ -1,14 +1,10 @@
 import type { Sink } from '../../model/sink.js';
 import type { Pool } from '../../store/pool.js';
 import type { SnsEnvelopes } from '../sns-envelope/sns-envelopes.js';
-import { AmqpSink } from './amqp/amqp-sink.js';
-import { EmailSink } from './email/email-sink.js';
 import { FunctionSink } from './function/function-sink.js';
 import { HttpSink } from './http/http-sink.js';
+import { LazySink } from './lazy-sink.js';
 import { LogSink } from './log/log-sink.js';
-import { MqttSink } from './mqtt/mqtt-sink.js';
-import { NatsSink } from './nats/nats-sink.js';
-import { RedisSink } from './redis/redis-sink.js';
 
 /** What a sink may need from the process that runs it. */
 export interface SinkContext {
@@ -27,18 +23,28 @@ export interface SinkFactory {
   create(context: SinkContext): Sink;
 }
 
-/** The protocols rowcast delivers to (docs/subscriptions.md); one folder per sink beside this file. */
+/**
+ * The protocols rowcast delivers to (docs/subscriptions.md); one folder per sink beside this file. The email and
+ * broker sinks load their client libraries at their first delivery: a process that never delivers to a broker
+ * does not hold them (together about 25 MB of resident memory).
+ */
 export const BUILT_IN_SINKS: readonly SinkFactory[] = [
   {
     protocols: ['http', 'https'],
     create: (c) => new HttpSink({ allowPrivateEndpoints: c.allowPrivateEndpoints, snsEnvelopes: c.snsEnvelopes }),
   },
   { protocols: ['function'], create: (c) => new FunctionSink(c.pool, () => c.onInvocationQueued()) },
-  { protocols: ['email', 'email-json'], create: (c) => new EmailSink(c.snsEnvelopes) },
-  { protocols: ['nats'], create: () => new NatsSink() },
-  { protocols: ['amqp'], create: () => new AmqpSink() },
-  { protocols: ['redis'], create: () => new RedisSink() },
-  { protocols: ['mqtt'], create: () => new MqttSink() },
+  {
+    protocols: ['email', 'email-json'],
+    create: (c) => new LazySink(async () => new (await import('./email/email-sink.js')).EmailSink(c.snsEnvelopes)),
+  },
+  { protocols: ['nats'], create: () => new LazySink(async () => new (await import('./nats/nats-sink.js')).NatsSink()) },
+  { protocols: ['amqp'], create: () => new LazySink(async () => new (await import('./amqp/amqp-sink.js')).AmqpSink()) },
+  {
+    protocols: ['redis'],
+    create: () => new LazySink(async () => new (await import('./redis/redis-sink.js')).RedisSink()),
+  },
+  { protocols: ['mqtt'], create: () => new LazySink(async () => new (await import('./mqtt/mqtt-sink.js')).MqttSink()) },
   { protocols: ['log'], create: () => new LogSink() },
 ];
 
