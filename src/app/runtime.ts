@@ -20,6 +20,7 @@ import { assertMigrated, migrate } from '../store/migrate.js';
 import { createPool, type Pool, resolveDatabaseUrl } from '../store/pool.js';
 import { DeliveryWorker } from '../delivery/delivery-worker.js';
 import { EventRouter } from '../routing/event-router.js';
+import { leftForClaims } from '../routing/fan-out.js';
 import { Listener } from '../queue/listener.js';
 import { applyRetention } from '../store/retention.js';
 
@@ -118,10 +119,8 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     { id, batchSize: runtime.batchSize, pollInterval: runtime.pollInterval },
     log,
     (routed) => {
-      // Work routing did not lease to this process straight away is the claims'. Subscriptions reading through a
-      // cursor have no delivery rows: any routed message may be theirs, unless routing leased it to them.
-      if (routed.deliveries > routed.claimed.length || (routed.events && worker.readsLog && !routed.cursorsCovered))
-        worker.wake();
+      // Work routing did not lease to this process straight away is the claims'.
+      if (leftForClaims(worker, routed, routed.events > 0)) worker.wake();
       if (routed.invocations > routed.claimedInvocations.length) functions?.wake();
       if (routed.events) http?.wake();
       observe.emit('events:routed', routed);

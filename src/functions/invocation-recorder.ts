@@ -1,5 +1,5 @@
 import type { Logger } from '../observability/logger.js';
-import type { DirectClaimant } from '../routing/fan-out.js';
+import { type DirectClaimant, leftForClaims } from '../routing/fan-out.js';
 import { ResultBatcher } from '../queue/result-batcher.js';
 import type { Pool } from '../store/pool.js';
 import { completeInvocations, type InvocationResult } from './invocation-store.js';
@@ -42,17 +42,17 @@ export class InvocationRecorder {
   private async write(batch: { result: InvocationResult; done: (deliveries: number | null) => void }[]): Promise<void> {
     const claimant = this.deliveries();
     const direct = claimant?.directClaim();
-    const { recorded, deliveries, claimed, leased, cursorsCovered } = await completeInvocations(
+    const completed = await completeInvocations(
       this.pool,
       batch.map((b) => b.result),
       direct,
     );
+    const { recorded, deliveries, claimed, leased } = completed;
     if (direct && (claimed.length || leased.length)) claimant!.adoptClaimed(claimed, direct, leased);
     // Deliveries are counted per batch, not per invocation: the batch wakes the delivery worker once, for what it
-    // did not lease to this process: rows beyond its direct claims, or messages of a cursor it did not lease them.
+    // did not lease to this process.
     for (const b of batch) b.done(recorded.has(b.result.id) ? 0 : null);
     const published = batch.some((b) => b.result.messages.length && recorded.has(b.result.id));
-    if (deliveries > claimed.length || (published && (claimant?.readsLog ?? true) && !cursorsCovered))
-      this.onPublished(deliveries);
+    if (leftForClaims(claimant, completed, published)) this.onPublished(deliveries);
   }
 }

@@ -70,6 +70,26 @@ export interface DirectClaimant {
   adoptClaimed(claimed: ClaimedDelivery[], direct: DirectClaim, leased?: SqlRow[]): void;
 }
 
+/** What a statement that appended messages created, and what of it it leased to the calling process. */
+export interface AppendedWork {
+  deliveries: number;
+  claimed: readonly unknown[];
+  cursorsCovered: boolean;
+}
+
+/**
+ * Whether an appending statement left work for the claims, so that the delivery worker must look: delivery rows
+ * beyond those it leased here, or new messages (`appended`) of a topic some cursor of the process was not leased
+ * to the log's end. Without a claimant to ask, any message may be a cursor's.
+ */
+export function leftForClaims(
+  claimant: DirectClaimant | null | undefined,
+  work: AppendedWork,
+  appended: boolean,
+): boolean {
+  return work.deliveries > work.claimed.length || (appended && (claimant?.readsLog ?? true) && !work.cursorsCovered);
+}
+
 /** The values of a statement's direct-claim parameters, in DirectClaimParams' order (nothing leased without one). */
 export function directClaimValues(direct: DirectClaim | undefined): unknown[] {
   const wanted = [...(direct?.wanted ?? [])].filter(([, n]) => n > 0);
@@ -91,7 +111,7 @@ export function directLeaseValues(direct: DirectClaim | undefined): unknown[] {
 }
 
 /**
- * The CTEs `routed`, `readers` and `leased`, after `m`: the caller's cursors of the new messages' topics lease what
+ * The CTEs `routed`, `log_readers`, `readers` and `leased`, after `m`: the caller's cursors of the new messages' topics lease what
  * they have room for (rowcast.lease_log_ranges' form for a statement that appended messages, migration 035: a
  * VOLATILE function, whose statements see this statement's messages; they commit with the range or not at all).
  * `horizon`: the placeholders of directLeaseValues' three.
@@ -101,10 +121,16 @@ export function directLeaseSql(p: DirectClaimParams & { horizon: [string, string
   return `routed AS MATERIALIZED (
   -- An aggregate reads m whole: every new message is inserted before the lease reads the log.
   SELECT array_agg(DISTINCT m.topic) AS topics FROM m
+), log_readers AS (
+  -- The active subscriptions of those topics that read the log: through a cursor, or draining theirs after a
+  -- switch back to rows (never leased here).
+  SELECT x.name, x.cursor FROM rowcast.subscriptions x
+   WHERE (x.cursor OR EXISTS (SELECT 1 FROM rowcast.cursors c WHERE c.subscription = x.name))
+     AND x.state = 'active' AND x.topic = ANY ((SELECT topics FROM routed)::text[])
 ), readers AS (
   SELECT array_agg(w.s ORDER BY w.s) AS subs, array_agg(w.n ORDER BY w.s) AS counts
-    FROM unnest(${p.subscriptions}::text[], ${p.counts}::int[]) AS w(s, n) JOIN rowcast.subscriptions x ON x.name = w.s
-   WHERE x.cursor AND x.state = 'active' AND x.topic = ANY ((SELECT topics FROM routed)::text[])
+    FROM unnest(${p.subscriptions}::text[], ${p.counts}::int[]) AS w(s, n) JOIN log_readers x ON x.name = w.s
+   WHERE x.cursor
   HAVING count(*) > 0
 ), leased AS (
   SELECT ${LEASE_COLUMNS}, l.ordinality
@@ -123,9 +149,7 @@ export const DIRECTLY_LEASED_SQL = `(SELECT json_agg(l ORDER BY l.ordinality) FR
        (SELECT coalesce(bool_and(EXISTS (
                  SELECT 1 FROM leased h JOIN leased l ON l.kind = 'message' AND l.subscription = x.name AND l.to_seq = h.from_seq
                   WHERE h.kind = 'horizon' AND h.from_seq = h.to_seq)), true)
-          FROM rowcast.subscriptions x
-         WHERE (x.cursor OR EXISTS (SELECT 1 FROM rowcast.cursors c WHERE c.subscription = x.name))
-           AND x.state = 'active' AND x.topic = ANY ((SELECT topics FROM routed)::text[])) AS cursors_covered`;
+          FROM log_readers x) AS cursors_covered`;
 
 /**
  * The `d` CTE with a direct claim: up to the given number of new deliveries per subscription are inserted already
