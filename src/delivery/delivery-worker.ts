@@ -99,6 +99,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
         // Dead letters are new deliveries of their own.
         if (batch.some((r) => r.deadLetter)) this.wake();
       },
+      written: () => this.resultsWritten(),
       log,
       what: 'delivery',
       size: 200,
@@ -207,6 +208,10 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   protected override prefetch(group: string, limit: number): number {
     const ms = this.sendMs.get(group);
     return ms === undefined ? 0 : Math.min(this.loopOptions.maxClaim, Math.floor((limit * 1000) / Math.max(ms, 0.5)));
+  }
+
+  protected override unrecorded(): number {
+    return this.results.backlog;
   }
 
   protected override sizeOf(item: Claimed): number {

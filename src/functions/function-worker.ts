@@ -102,7 +102,13 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.session = new ClaimSession(pool, log, () => this.held.clear());
     const aws = options.aws ?? awsSchema.parse({});
     this.endpoint = new InvocationSnsEndpoint(pool, aws, log);
-    this.recorder = new InvocationRecorder(pool, log, () => this.deliveries, onPublished);
+    this.recorder = new InvocationRecorder(
+      pool,
+      log,
+      () => this.deliveries,
+      onPublished,
+      () => this.resultsWritten(),
+    );
     for (const [name, config] of Object.entries(functions)) {
       const handlers = invocationRunnerFor(name, config, aws, log, this.endpoint);
       // Nothing runs before a slot is held.
@@ -222,6 +228,10 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     return ms === undefined || !slots
       ? 0
       : Math.min(this.loopOptions.maxClaim, Math.floor((slots * 1000) / Math.max(ms, 0.2)));
+  }
+
+  protected override unrecorded(): number {
+    return this.recorder.backlog;
   }
 
   protected override sizeOf(item: ClaimedInvocation): number {

@@ -19,14 +19,22 @@ export class InvocationRecorder {
     /** The delivery worker (set on the function worker by the runtime), which takes published deliveries directly. */
     private readonly deliveries: () => DirectClaimant | null,
     private readonly onPublished: (deliveries: number) => void,
+    /** After each batch written. */
+    written?: () => void,
   ) {
     this.batcher = new ResultBatcher({
       write: (batch) => this.write(batch),
+      written,
       log,
       what: 'invocation',
       size: 200,
       delayMs: 0,
     });
+  }
+
+  /** Results not written yet. */
+  get backlog(): number {
+    return this.batcher.backlog;
   }
 
   /** Queues a result for the next batch; resolves with its deliveries, or null if its lease had been lost. */

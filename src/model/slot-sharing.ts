@@ -24,10 +24,18 @@ export interface LoopLoad {
   /** Bounds of the local queue of items claimed ahead. */
   maxQueued: number;
   maxQueuedBytes: number;
+  /** Finished items whose results are not written yet, and how many of those stop new claims. */
+  unrecorded?: number;
+  maxUnrecorded?: number;
 }
 
-/** Free slots, plus room to wait for groups that claim ahead (none while the queue holds many large items). */
+/**
+ * Free slots, plus room to wait for groups that claim ahead (none while the queue holds many large items). None
+ * while results are written more slowly than items finish: claiming on would pile the results up in memory, and
+ * their leases would run out before they are written.
+ */
 export function freeSlots(load: LoopLoad): number {
+  if ((load.unrecorded ?? 0) >= (load.maxUnrecorded ?? Infinity)) return 0;
   const ahead = load.queuedBytes >= load.maxQueuedBytes ? 0 : Math.min(load.maxQueued, load.prefetch);
   return load.concurrency - load.inFlight - load.queued + ahead;
 }

@@ -20,6 +20,11 @@ export interface ClaimLoopOptions {
 /** Items claimed ahead of processing wait in a local queue; over all groups at most this many, and this many bytes. */
 const MAX_QUEUED = 2000;
 const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/**
+ * Finished items whose results are not written yet that stop new claims until they are (see freeSlots): a few of
+ * the workers' result batches.
+ */
+const MAX_UNRECORDED = 1000;
 /** Longest claim round trip a lease makes room for (see claimAllowanceMs). */
 const MAX_CLAIM_ALLOWANCE_MS = 30_000;
 /** Items handed back unstarted because their lease ran short are reported at most this often. */
@@ -72,6 +77,8 @@ export abstract class ClaimLoop<C extends Claimed> {
    */
   protected claimAllowanceMs = 0;
   private staleSince = { count: 0, at: 0 };
+  /** The last claim was skipped because too many results were unwritten (resultsWritten kicks the loop). */
+  private heldBack = false;
 
   constructor(
     protected readonly loopOptions: ClaimLoopOptions,
@@ -113,6 +120,10 @@ export abstract class ClaimLoop<C extends Claimed> {
   protected sizeOf(_item: C): number {
     return 0;
   }
+  /** Finished items whose results are still to be written (the worker's result batcher). */
+  protected unrecorded(): number {
+    return 0;
+  }
   /** The latest time an item claimed now may start (its lease must outlast the attempt). */
   protected startBy(_item: C, claimedAt: number): number {
     return claimedAt + 3_600_000;
@@ -141,13 +152,24 @@ export abstract class ClaimLoop<C extends Claimed> {
     this.signal.kick();
   }
 
+  /** A batch of results was written: a loop held back by unwritten results (see freeSlots) claims again. */
+  protected resultsWritten(): void {
+    if (this.heldBack && this.unrecorded() < MAX_UNRECORDED) {
+      this.heldBack = false;
+      this.signal.kick();
+    }
+  }
+
   /**
    * How many items each group could start at once now (free slots only, no claiming ahead): what a statement that
    * creates work may lease to this process directly (adopt), saving the claim's round trip.
    */
   adoptable(): Map<string, number> {
     const room = new Map<string, number>();
-    let free = this.stopping ? 0 : this.loopOptions.concurrency - this.inFlight.size - this.queued;
+    let free =
+      this.stopping || this.unrecorded() >= MAX_UNRECORDED
+        ? 0
+        : this.loopOptions.concurrency - this.inFlight.size - this.queued;
     for (const [group, limit] of this.limits()) {
       if (free <= 0) break;
       const n = Math.min(this.adoptLimit(group, limit) - this.localCount(group), free);
@@ -279,7 +301,10 @@ export abstract class ClaimLoop<C extends Claimed> {
       prefetch: limits.reduce((sum, [group, limit]) => sum + this.prefetch(group, limit), 0),
       maxQueued: MAX_QUEUED,
       maxQueuedBytes: MAX_QUEUED_BYTES,
+      unrecorded: this.unrecorded(),
+      maxUnrecorded: MAX_UNRECORDED,
     });
+    this.heldBack = free <= 0 && this.unrecorded() >= MAX_UNRECORDED;
     if (free <= 0 || !limits.length) return new Map();
     // A backlogged group with less than a quarter of its room free sits this claim out (see wantsClaim).
     const groups = limits

@@ -13,6 +13,8 @@ export interface ResultBatcherOptions<T> {
   size: number;
   /** How long after its first result a batch waits for more (0: until the end of this tick). */
   delayMs: number;
+  /** After each batch written (the backlog is smaller by it). */
+  written?: () => void;
 }
 
 /**
@@ -25,8 +27,15 @@ export class ResultBatcher<T> {
   private queued: T[] = [];
   private scheduled: { cancel(): void } | null = null;
   private writing: Promise<void> = Promise.resolve();
+  /** Results of the batch being written. */
+  private inWrite = 0;
 
   constructor(private readonly options: ResultBatcherOptions<T>) {}
+
+  /** Results added and not written yet (queued, or in the batch being written). */
+  get backlog(): number {
+    return this.queued.length + this.inWrite;
+  }
 
   add(result: T): void {
     this.queued.push(result);
@@ -41,8 +50,11 @@ export class ResultBatcher<T> {
       const batch = this.queued.splice(0, this.options.size);
       if (!batch.length) return;
       if (this.queued.length) this.schedule(0);
+      this.inWrite = batch.length;
+      let written = false;
       try {
         await this.options.write(batch);
+        written = true;
       } catch (err) {
         this.options.log.error(
           { err: (err as Error).message, results: batch.length },
@@ -51,7 +63,10 @@ export class ResultBatcher<T> {
         this.queued.unshift(...batch);
         this.cancel();
         this.schedule(RETRY_MS);
+      } finally {
+        this.inWrite = 0;
       }
+      if (written) this.options.written?.();
     });
     return this.writing;
   }

@@ -73,6 +73,11 @@ export class WebhookReceiver {
   /** Requests received so far (each one's `n`). */
   private arrived = 0;
 
+  /** How many requests have arrived, kept or not. */
+  get count(): number {
+    return this.arrived;
+  }
+
   constructor(options: string | WebhookReceiverOptions = {}) {
     const { secret, keep, reply, keepAliveMs } = typeof options === 'string' ? { secret: options } : options;
     if (reply) this.reply = reply;

@@ -135,6 +135,10 @@ describe('freeSlots', () => {
     assert.equal(freeSlots({ ...load, prefetch: 500 }), 110);
     assert.equal(freeSlots({ ...load, prefetch: 30, queuedBytes: 1000 }), 10);
   });
+  test('none while the results waiting to be written reach their bound', () => {
+    assert.equal(freeSlots({ ...load, prefetch: 30, unrecorded: 399, maxUnrecorded: 400 }), 40);
+    assert.equal(freeSlots({ ...load, prefetch: 30, unrecorded: 400, maxUnrecorded: 400 }), 0);
+  });
 });
 
 describe('givesSlotsBack (a function idle in this process)', () => {
