@@ -19,4 +19,6 @@ export const ROUTE_LOCK = 0x726f_7772;
  * - hashtext('rowcast.backfill'), hashtext(capture): one backfill per capture (capture/backfill.ts).
  * - hashtext('rowcast.sns_signing_keys'): rotating the SNS signing key (delivery/sns-envelope/signing-keys.ts).
  * - hashtextextended(JSON [topic, protocol, endpoint], 17): one SNS Subscribe per endpoint at a time (sns/sns-subscription-operations.ts).
+ * - hashtext('rowcast.resend'), hashtext(subscription || '/' || message id): one resend of a cursor's row-less
+ *   delivery at a time (admin/actions/delivery-actions.ts).
  */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fetch } from 'undici';
-import { pauseSubscription, resumeSubscription, type RowcastRuntime } from '../../src/index.js';
+import { pauseSubscription, resendDelivery, resumeSubscription, type RowcastRuntime } from '../../src/index.js';
 import { formatDelivery } from '../../src/app/cli/delivery-commands.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { startRowcast } from '../../src/app/runtime.js';
@@ -195,3 +195,25 @@ test(
     }
   },
 );
+
+test("resends at once of a cursor's delivery give it one row", async () => {
+  // Whether or not the dashboard's test ran and resumed it.
+  await resumeSubscription(db.pool, 'reader');
+  await db.pool.query(`INSERT INTO orders VALUES (4, 'fourth')`);
+  const seq = await eventually(() => seqOf(4).catch(() => null), 'routed');
+  await eventually(
+    async () => (await call(`/deliveries/reader@${seq}`)).body.state === 'done',
+    'delivered through the cursor',
+  );
+  const id = `reader@${seq}`;
+  const resends = await Promise.allSettled(Array.from({ length: 4 }, () => resendDelivery(db.pool, id)));
+  const { rows } = await db.pool.query(
+    `SELECT count(*)::int AS n FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id
+      WHERE d.subscription = 'reader' AND m.seq = $1`,
+    [seq],
+  );
+  assert.equal(rows[0].n, 1, 'one row for the message, whichever resend made it');
+  assert.ok(resends.some((r) => r.status === 'fulfilled'));
+  // The others resent that row, or found it on its way already.
+  for (const r of resends) if (r.status === 'rejected') assert.match(String(r.reason), /on its way already/);
+});

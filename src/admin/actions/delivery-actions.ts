@@ -103,14 +103,30 @@ async function resendFromCursor(pool: Pool, id: string, found: RowlessDelivery):
       `Delivery ${id} is ${found.state === 'in_flight' ? 'in flight' : found.state}: it is on its way already; resend it once it is done or dead.`,
     );
   await withTransaction(pool, async (client) => {
+    // One resend of a message's delivery at a time: a concurrent one that gave it a row first has its row resent
+    // (or refused while that row is on its way), rather than a second row made.
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('rowcast.resend'), hashtext($1 || '/' || $2))`, [
+      found.subscription,
+      found.r.message_id,
+    ]);
     const { rows } = await client.query<{ id: string }>(
-      `INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, attempts, created_at)
-       SELECT m.id, $1, ${DELIVERY_ORDER}, 'done', 1, m.created_at
-         FROM rowcast.messages m LEFT JOIN rowcast.topics t ON t.name = m.topic WHERE m.id = $2
-       RETURNING id::text`,
+      `WITH made AS (
+         INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, attempts, created_at)
+         SELECT m.id, $1, ${DELIVERY_ORDER}, 'done', 1, m.created_at
+           FROM rowcast.messages m LEFT JOIN rowcast.topics t ON t.name = m.topic
+          WHERE m.id = $2 AND NOT EXISTS (SELECT 1 FROM rowcast.deliveries d WHERE d.message_id = $2 AND d.subscription = $1)
+         RETURNING id)
+       SELECT id::text FROM made
+        UNION ALL
+       SELECT max(d.id)::text FROM rowcast.deliveries d WHERE d.message_id = $2 AND d.subscription = $1 HAVING count(*) > 0`,
       [found.subscription, found.r.message_id],
     );
-    await resendRow(client, rows[0]!.id);
+    if (!rows[0])
+      throw new RowcastError(
+        ErrorCodes.NOT_FOUND,
+        `No delivery ${id}: retention removed its message (messages are kept for runtime.retention).`,
+      );
+    await resendRow(client, rows[0].id);
   });
 }
 
