@@ -39,7 +39,7 @@ const RECORDED = [
 
 export async function startBenchServer(log: (line: string) => void): Promise<BenchServer> {
   const embedded = process.env.DATABASE_URL ? null : await startEmbeddedPostgres();
-  const adminUrl = process.env.DATABASE_URL ?? embedded!.url;
+  const adminUrl = process.env.DATABASE_URL || embedded!.url;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   const settings: Record<string, string> = {};
