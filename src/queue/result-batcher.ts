@@ -27,8 +27,17 @@ export class ResultBatcher<T> {
   private queued: T[] = [];
   private scheduled: { cancel(): void } | null = null;
   private writing: Promise<void> = Promise.resolve();
+  /**
+   * The write queued behind the one in progress, not started yet: results that come meanwhile go with it. A write
+   * queued per result would make a chain of promises that grows by one per result while writes lag behind.
+   */
+  private next: Promise<void> | null = null;
   /** Results of the batch being written. */
   private inWrite = 0;
+  /** After a failed write, no other is tried before this time (epoch ms), however many results come. */
+  private retryAt = 0;
+  /** The last write failed (drain counts its tries by it). */
+  private lastFailed = false;
 
   constructor(private readonly options: ResultBatcherOptions<T>) {}
 
@@ -39,6 +48,8 @@ export class ResultBatcher<T> {
 
   add(result: T): void {
     this.queued.push(result);
+    // After a failure the scheduled retry takes them.
+    if (Date.now() < this.retryAt) return;
     if (this.queued.length >= this.options.size) void this.flush();
     else this.schedule(this.options.delayMs);
   }
@@ -46,35 +57,44 @@ export class ResultBatcher<T> {
   /** Writes the queued results, a batch at a time; resolves once this batch is written or kept for a retry. */
   flush(): Promise<void> {
     this.cancel();
-    this.writing = this.writing.then(async () => {
-      const batch = this.queued.splice(0, this.options.size);
-      if (!batch.length) return;
-      if (this.queued.length) this.schedule(0);
-      this.inWrite = batch.length;
-      let written = false;
-      try {
-        await this.options.write(batch);
-        written = true;
-      } catch (err) {
-        this.options.log.error(
-          { err: (err as Error).message, results: batch.length },
-          `recording ${this.options.what} results failed; retrying`,
-        );
-        this.queued.unshift(...batch);
-        this.cancel();
-        this.schedule(RETRY_MS);
-      } finally {
-        this.inWrite = 0;
-      }
-      if (written) this.options.written?.();
-    });
-    return this.writing;
+    this.next ??= this.writing = this.writing.then(() => this.writeNext());
+    return this.next;
   }
 
-  /** At shutdown: what is queued is written (a few tries), and nothing stays scheduled. */
+  /** At shutdown: everything queued is written, batch after batch (a failing database gets a few tries). */
   async drain(): Promise<void> {
-    for (let i = 0; i < 3 && (this.queued.length || i === 0); i++) await this.flush();
+    for (let failures = 0; failures < 3;) {
+      await this.flush();
+      if (this.lastFailed) failures++;
+      else if (!this.queued.length) break;
+    }
     this.cancel();
+  }
+
+  private async writeNext(): Promise<void> {
+    this.next = null;
+    const batch = this.queued.splice(0, this.options.size);
+    if (!batch.length) return;
+    if (this.queued.length) this.schedule(0);
+    this.inWrite = batch.length;
+    let written = false;
+    try {
+      await this.options.write(batch);
+      written = true;
+    } catch (err) {
+      this.options.log.error(
+        { err: (err as Error).message, results: batch.length },
+        `recording ${this.options.what} results failed; retrying`,
+      );
+      this.queued.unshift(...batch);
+      this.retryAt = Date.now() + RETRY_MS;
+      this.cancel();
+      this.schedule(RETRY_MS);
+    } finally {
+      this.inWrite = 0;
+      this.lastFailed = !written;
+    }
+    if (written) this.options.written?.();
   }
 
   private schedule(delayMs: number): void {
