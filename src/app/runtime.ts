@@ -126,9 +126,6 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
       observe.emit('events:routed', routed);
     },
   );
-  // NOTIFY rowcast also announces invocations queued by SQL (aws_lambda.invoke): the function worker looks once
-  // the router has routed what the NOTIFY announced (see EventRouter.onNotified).
-  router.onNotified = () => functions?.wake();
   router.deliveries = worker;
   if (functions) {
     functions.deliveries = worker;
@@ -154,8 +151,10 @@ export async function startRowcast(options: StartOptions = {}): Promise<RowcastR
     ),
   );
   listener.on('wake', () => http?.wake());
-  // Deliveries committed without routing (an SNS API Publish): claimed now rather than at the next poll.
+  // Deliveries and invocations committed without routing (an SNS API Publish; rowcast.invoke, aws_lambda.invoke,
+  // MySQL's lambda_async): claimed now rather than at the next poll.
   listener.on('deliveries', () => worker.wake());
+  listener.on('invocations', () => functions?.wake());
   listener.on('config', () => {
     capture.configChanged();
     for (const reader of sourceReaders) reader.configChanged();

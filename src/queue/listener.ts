@@ -8,11 +8,14 @@ export const WAKE_CHANNEL = 'rowcast';
 export const CONFIG_CHANNEL = 'rowcast_config';
 /** The payload of a NOTIFY on WAKE_CHANNEL that announces deliveries made without routing (an SNS API Publish). */
 export const DELIVERIES_PAYLOAD = 'deliveries';
+/** The payload of rowcast.invoke's NOTIFY: invocations queued by SQL, without routing (migration 036). */
+export const INVOCATIONS_PAYLOAD = 'invocations';
 
 /**
  * A dedicated connection that LISTENs for wake-ups. It reconnects after any failure (PostgreSQL restart,
  * pg_terminate_backend); while it is down, the poll interval still finds all work — NOTIFY is only for latency.
- * Emits 'wake', 'config' and 'connected', and 'deliveries' (after 'wake') for a NOTIFY with DELIVERIES_PAYLOAD.
+ * Emits 'wake', 'config' and 'connected', and after 'wake' 'deliveries' or 'invocations' for a NOTIFY with
+ * DELIVERIES_PAYLOAD or INVOCATIONS_PAYLOAD (and both once connected: what came while nobody listened).
  */
 export class Listener extends EventEmitter {
   private client: pg.Client | null = null;
@@ -56,6 +59,7 @@ export class Listener extends EventEmitter {
     client.on('notification', (n) => {
       this.emit(n.channel === CONFIG_CHANNEL ? 'config' : 'wake');
       if (n.channel === WAKE_CHANNEL && n.payload === DELIVERIES_PAYLOAD) this.emit('deliveries');
+      if (n.channel === WAKE_CHANNEL && n.payload === INVOCATIONS_PAYLOAD) this.emit('invocations');
     });
     this.client = client;
     try {
@@ -66,6 +70,8 @@ export class Listener extends EventEmitter {
       // Something may have happened while nobody listened: let everyone look.
       this.emit('connected');
       this.emit('wake');
+      this.emit('deliveries');
+      this.emit('invocations');
       this.emit('config');
     } catch (err) {
       lost(err as Error);

@@ -29,14 +29,6 @@ export class EventRouter {
   private stopping = false;
   private loop: Promise<void> | null = null;
   private readonly wakeState: WakeState = { flag: false, quiet: false, kicked: true, crowded: 0 };
-  /** A NOTIFY arrived since the last routing pass began. */
-  private notified = false;
-  /**
-   * Called after the routing pass that follows a NOTIFY (an invocation queued by SQL may be waiting). After the
-   * pass, not on the NOTIFY itself: a capture's NOTIFY comes before its event is routed, and a function worker woken
-   * by it would claim nothing, holding its claiming connection while the router's wake-up for the invocation waits.
-   */
-  onNotified: () => void = () => {};
   /**
    * This process's delivery worker, if it takes deliveries straight from routing: the routing statement leases
    * it the new deliveries it has free slots for (no claim round trip between routing and sending).
@@ -52,10 +44,7 @@ export class EventRouter {
     private readonly log: Logger,
     private readonly onRouted: (routed: RouteResult) => void,
   ) {
-    listener.on('wake', () => {
-      this.notified = true;
-      this.signal.kick();
-    });
+    listener.on('wake', () => this.signal.kick());
   }
 
   async start(): Promise<void> {
@@ -112,23 +101,15 @@ export class EventRouter {
     let errorDelay = 100;
     while (!this.stopping) {
       try {
-        // A NOTIFY that arrives during this pass is passed on after the next one, which it kicked.
-        const notified = this.notified;
-        this.notified = false;
         const direct = {
           deliveries: this.deliveries?.directClaim(),
           invocations: this.functions?.directInvocationClaim(),
         };
-        const routed = await routeEvents(this.pool, this.options.batchSize, direct).catch((err: Error) => {
-          if (notified) this.onNotified();
-          throw err;
-        });
+        const routed = await routeEvents(this.pool, this.options.batchSize, direct);
         if (direct.deliveries && (routed.claimed.length || routed.leased.length))
           this.deliveries!.adoptClaimed(routed.claimed, direct.deliveries, routed.leased);
         if (direct.invocations && routed.claimedInvocations.length)
           this.functions!.adoptInvocations(routed.claimedInvocations, direct.invocations);
-        // Unless this pass queued invocations (onRouted wakes the function worker then).
-        if (notified && !routed.invocations) this.onNotified();
         // Every routed batch is reported: the runtime wakes whom it concerns (and counts the events).
         if (routed.events) this.onRouted(routed);
         errorDelay = 100;
