@@ -6,6 +6,7 @@ import {
   applyConfig,
   createTestDatabase,
   eventually,
+  routerAsleep,
   startTestRowcast,
   type TestDatabase,
 } from '../support/database.js';
@@ -43,11 +44,7 @@ after(async () => {
   await db?.drop();
 });
 
-const sleeping = () =>
-  eventually(
-    async () => (await db.pool.query('SELECT 1 FROM rowcast.dispatchers WHERE sleeping')).rowCount,
-    'the router to sleep',
-  );
+const sleeping = () => routerAsleep(db.pool);
 
 test('captured changes for a topic never wake the function worker', async () => {
   await sleeping();

@@ -6,6 +6,7 @@ import {
   applyConfig,
   createTestDatabase,
   eventually,
+  routerAsleep,
   startTestRowcast,
   type TestDatabase,
 } from '../support/database.js';
@@ -45,11 +46,7 @@ after(async () => {
   await db?.drop();
 });
 
-const sleeping = () =>
-  eventually(
-    async () => (await db.pool.query('SELECT 1 FROM rowcast.dispatchers WHERE sleeping')).rowCount,
-    'the router to sleep',
-  );
+const sleeping = () => routerAsleep(db.pool);
 
 test('a trickle: each commit made while the router sleeps sends a NOTIFY, and each event is delivered', async () => {
   await sleeping();

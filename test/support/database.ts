@@ -115,6 +115,14 @@ export async function eventually<T>(check: () => Promise<T> | T, what: string, t
   }
 }
 
+/** Waits until a router of this database sleeps (its `sleeping` flag set): writers NOTIFY from then on. */
+export function routerAsleep(pool: Pool): Promise<unknown> {
+  return eventually(
+    async () => (await pool.query('SELECT 1 FROM rowcast.dispatchers WHERE sleeping')).rowCount,
+    'the router to sleep',
+  );
+}
+
 /**
  * Waits until rowcast has nothing left to do: every event routed, no delivery or invocation pending or in flight,
  * no cursor behind its topic.
