@@ -26,7 +26,7 @@ export interface SinkFactory {
 /**
  * The protocols rowcast delivers to (docs/subscriptions.md); one folder per sink beside this file. The email and
  * broker sinks load their client libraries at their first delivery: a process that never delivers to a broker
- * does not hold them (together about 25 MB of resident memory).
+ * does not hold them (test/e2e/lazy-libraries.test.ts).
  */
 export const BUILT_IN_SINKS: readonly SinkFactory[] = [
   {
