@@ -3,11 +3,13 @@
  * million captured events to a webhook. The peak comes in the first seconds of a drain, so the drain is watched
  * for a bounded time (the backlog is still almost all there); it must not grow with the backlog, which the drain
  * scenario's 100k figure shows when both run. The same drain then runs with the subscription reading through a
- * cursor (`cursor: true`, issue 20), in a fresh database, its figure beside the rows path's.
+ * cursor (`cursor: true`, issue 20), in a fresh database, its figure beside the rows path's. Flat is measured too:
+ * RSS's growth over the watched drain after its first 10 s (a least-squares slope of the per-second samples), which
+ * is near 0.05 MB/s when memory levels off and was 0.9–8 MB/s while results piled up (bench/HISTORY.md, 2026-12-06).
  */
 import type { BenchContext, Scenario } from '../support/context.js';
 import type { Measurement } from '../support/report.js';
-import { spread } from '../support/stats.js';
+import { slope, spread } from '../support/stats.js';
 import { drainRowcast } from './drain.js';
 
 export const memory: Scenario = {
@@ -39,6 +41,16 @@ export const memory: Scenario = {
         if (small) ctx.results.ratio(m, small, `the drain scenario's peak`);
       }
       ctx.results.target(m, '≤ 150 MB (issue 20)', mb <= 150);
+      const growth = slope(r.rssTimeline.filter(([s]) => s >= 10 && s <= drainMs / 1000));
+      if (growth !== undefined) {
+        const g = ctx.results.add({
+          scenario: 'memory',
+          name: `rowcast${tag} RSS growth while draining a ${label}-event backlog (after its first 10 s)`,
+          unit: 'MB/s',
+          value: spread([growth]),
+        });
+        ctx.results.target(g, '≤ 0.2 MB/s: flat (issue 20)', growth <= 0.2);
+      }
     }
   },
 };

@@ -54,6 +54,8 @@ export function machine(): Record<string, string | number> {
 function num(v: number, unit: string): string {
   if (!Number.isFinite(v)) return '–';
   if (unit === 'ms') return v < 10 ? v.toFixed(2) : v.toFixed(1);
+  // A rate of memory growth: flat is a few hundredths.
+  if (unit === 'MB/s') return v.toFixed(2);
   if (Math.abs(v) >= 100) return Math.round(v).toLocaleString('en-US');
   return v.toFixed(1);
 }

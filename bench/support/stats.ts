@@ -18,6 +18,15 @@ export function spread(values: readonly number[]): Spread {
   return { median: percentile(values, 50), min: Math.min(...values), max: Math.max(...values), values: [...values] };
 }
 
+/** Least-squares slope of [x, y] points (y per unit of x); undefined for fewer than two distinct x. */
+export function slope(points: ReadonlyArray<readonly [number, number]>): number | undefined {
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  return n < 2 || sxx === 0 ? undefined : points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0) / sxx;
+}
+
 export interface LatencySummary {
   samples: number;
   /** Events whose arrival was never seen. */
