@@ -133,6 +133,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
     for (const [name, error] of invalid)
       if (this.invalidSettings.get(name) !== error) this.log.error({ subscription: name }, error);
     this.invalidSettings = invalid;
+    this.handBackHeld();
     this.wake();
   }
 

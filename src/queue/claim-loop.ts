@@ -184,9 +184,30 @@ export abstract class ClaimLoop<C extends Claimed> {
   /** Items leased to this process by someone else's statement (see adoptable): they start like claimed ones. */
   adopt(items: C[], claimedAt: number): void {
     for (const item of items) this.enqueue(item, claimedAt);
+    // Leased for a group paused since the statement began: back at once.
+    this.handBackHeld();
     this.pumpAll();
     // Some could not start (a function's slot was given back meanwhile): the loop takes slots and starts them.
     if (this.queued) this.signal.kick();
+  }
+
+  /**
+   * Hands back the queued items of groups that may not run here now (paused, disabled, removed): at once, not when
+   * their leases run short (a function paused just after routing leased it an invocation held it for the whole lease,
+   * 30 s and more, neither run nor pending). Workers call it after reloading what they run.
+   */
+  protected handBackHeld(): void {
+    const limits = this.limits();
+    let handedBack = 0;
+    for (const [group, queue] of this.queues) {
+      if (limits.has(group)) continue;
+      for (const q of queue) this.stale.push(q.item);
+      handedBack += queue.length;
+      this.queuedBytes -= queue.reduce((sum, q) => sum + q.bytes, 0);
+      this.queues.delete(group);
+    }
+    this.queued -= handedBack;
+    if (handedBack) this.signal.kick();
   }
 
   /** Stops claiming, lets in-flight work finish for up to graceMs, then aborts the rest and releases it. */

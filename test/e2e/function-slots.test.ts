@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { parseConfig, type RowcastConfigInput, type RowcastRuntime } from '../../src/index.js';
+import {
+  parseConfig,
+  pauseFunction,
+  resumeFunction,
+  type RowcastConfigInput,
+  type RowcastRuntime,
+} from '../../src/index.js';
 import { FunctionWorker } from '../../src/functions/function-worker.js';
 import { claimInvocations, releaseSlots, toClaimedInvocation } from '../../src/functions/invocation-store.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -224,6 +230,49 @@ test(
         assert.ok((await slotLocks('slotted')) > 0, 'the slots stay held while leased work keeps arriving');
       }
     } finally {
+      await worker.stop(5_000);
+    }
+  },
+);
+
+test(
+  'invocations routing leases to a process for a function paused meanwhile go back to pending at once, not at the end of their lease',
+  { timeout: patient(60_000) },
+  async () => {
+    const { slotted } = parseConfig(config, 'test config').functions;
+    const owner = 'pausing-process';
+    const options = { owner, concurrency: 8, lease: 60_000, pollInterval: 200 };
+    const worker = new FunctionWorker(db.pool, { slotted: slotted! }, options, createLogger('warn'), () => {});
+    await worker.start();
+    try {
+      // Paused, and the process has heard (its reload) by the time routing's statement hands its leases over.
+      await pauseFunction(db.pool, 'slotted');
+      await worker.reloadTopics();
+      const { rows } = await db.pool.query(
+        `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, available_at, lease_owner, lease, started_at)
+         SELECT 'slotted', '{"ms": 5}', 'capture', 'in_flight', 1, now() + interval '60 seconds', $1, gen_random_uuid(), now()
+           FROM generate_series(1, 3)
+         RETURNING id::text, attempts, lease::text, payload, client_context, trace`,
+        [owner],
+      );
+      worker.adoptInvocations(
+        rows.map((r) => toClaimedInvocation('slotted', r)),
+        { wanted: new Map([['slotted', { n: 3, leaseMs: 60_000 }]]), owner, claimedAt: Date.now() },
+      );
+      const ids = rows.map((r) => r.id);
+      await eventually(
+        async () =>
+          (
+            await db.pool.query(
+              `SELECT count(*)::int AS n FROM rowcast.invocations WHERE id = ANY ($1::uuid[]) AND state = 'pending' AND attempts = 0`,
+              [ids],
+            )
+          ).rows[0].n === 3,
+        'the three handed back, never attempted (their lease had 60 s to run)',
+        10_000,
+      );
+    } finally {
+      await resumeFunction(db.pool, 'slotted');
       await worker.stop(5_000);
     }
   },
