@@ -113,6 +113,25 @@ test('claims with slots held never lock them again: one release frees them (gene
   }
 });
 
+/**
+ * As routing's statement leases new invocations of `slotted` to a process for the slots it held when the statement
+ * began: created in flight, leased to `owner` for 60 s, then handed to its worker as routing hands them over.
+ */
+async function leaseToWorker(worker: FunctionWorker, owner: string, n: number, ms: number): Promise<string[]> {
+  const { rows } = await db.pool.query(
+    `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, available_at, lease_owner, lease, started_at)
+     SELECT 'slotted', $3, 'capture', 'in_flight', 1, now() + interval '60 seconds', $1, gen_random_uuid(), now()
+       FROM generate_series(1, $2)
+     RETURNING id::text, attempts, lease::text, payload, client_context, trace`,
+    [owner, n, JSON.stringify({ ms })],
+  );
+  worker.adoptInvocations(
+    rows.map((r) => toClaimedInvocation('slotted', r)),
+    { wanted: new Map([['slotted', { n, leaseMs: 60_000 }]]), owner, claimedAt: Date.now() },
+  );
+  return rows.map((r) => r.id);
+}
+
 const doneCount = async (fn = 'overlap') =>
   (
     await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE function = $1 AND state = 'done'`, [
@@ -172,20 +191,8 @@ test(
     try {
       // Idle, the worker takes its slots on each claim and gives them back at once (nothing ran for over a second).
       await eventually(async () => (await slotLocks('slotted')) === 0, 'slots given back while idle');
-      // Routing's statement leased these to the process for the slots it held when the statement began (the race):
-      // created in flight, leased to it, and handed over as routing hands them over.
-      const { rows } = await db.pool.query(
-        `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, available_at, lease_owner, lease, started_at)
-         SELECT 'slotted', '{"ms": 5}', 'capture', 'in_flight', 1, now() + interval '60 seconds', $1, gen_random_uuid(), now()
-           FROM generate_series(1, 3)
-         RETURNING id::text, attempts, lease::text, payload, client_context, trace`,
-        [owner],
-      );
-      const wanted = new Map([['slotted', { n: 3, leaseMs: 60_000 }]]);
-      worker.adoptInvocations(
-        rows.map((r) => toClaimedInvocation('slotted', r)),
-        { wanted, owner, claimedAt: Date.now() },
-      );
+      // Routing's statement leased these to the process for the slots it held when the statement began (the race).
+      await leaseToWorker(worker, owner, 3, 5);
       await eventually(
         async () => (await doneCount('slotted')) === 3,
         'the three invocations ran (they waited for good for a claim that never came)',
@@ -215,17 +222,7 @@ test(
       // only as routing's direct leases, every 100 ms; the worker's polls claim nothing in between.
       const until = Date.now() + 3_000;
       while (Date.now() < until) {
-        const { rows } = await db.pool.query(
-          `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, available_at, lease_owner, lease, started_at)
-           VALUES ('slotted', '{"ms": 1}', 'capture', 'in_flight', 1, now() + interval '60 seconds', $1, gen_random_uuid(), now())
-           RETURNING id::text, attempts, lease::text, payload, client_context, trace`,
-          [owner],
-        );
-        worker.adoptInvocations([toClaimedInvocation('slotted', rows[0])], {
-          wanted: new Map([['slotted', { n: 1, leaseMs: 60_000 }]]),
-          owner,
-          claimedAt: Date.now(),
-        });
+        await leaseToWorker(worker, owner, 1, 1);
         await new Promise((r) => setTimeout(r, 100));
         assert.ok((await slotLocks('slotted')) > 0, 'the slots stay held while leased work keeps arriving');
       }
@@ -248,18 +245,7 @@ test(
       // Paused, and the process has heard (its reload) by the time routing's statement hands its leases over.
       await pauseFunction(db.pool, 'slotted');
       await worker.reloadTopics();
-      const { rows } = await db.pool.query(
-        `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, available_at, lease_owner, lease, started_at)
-         SELECT 'slotted', '{"ms": 5}', 'capture', 'in_flight', 1, now() + interval '60 seconds', $1, gen_random_uuid(), now()
-           FROM generate_series(1, 3)
-         RETURNING id::text, attempts, lease::text, payload, client_context, trace`,
-        [owner],
-      );
-      worker.adoptInvocations(
-        rows.map((r) => toClaimedInvocation('slotted', r)),
-        { wanted: new Map([['slotted', { n: 3, leaseMs: 60_000 }]]), owner, claimedAt: Date.now() },
-      );
-      const ids = rows.map((r) => r.id);
+      const ids = await leaseToWorker(worker, owner, 3, 5);
       await eventually(
         async () =>
           (
