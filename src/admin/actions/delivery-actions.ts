@@ -132,14 +132,20 @@ async function resendFromCursor(pool: Pool, id: string, found: RowlessDelivery):
 
 async function resendRow(client: Pool | PoolClient, id: string): Promise<void> {
   // As for a redrive: a subscription waiting for SNS's confirmation (or unsubscribed) gets only its handshake messages.
-  const { rows } = await client.query<{ state: string; resent: boolean; subscription: string; sns_state: string }>(
+  const { rows } = await client.query<{
+    state: string;
+    resent: boolean;
+    allowed: boolean;
+    subscription: string;
+    sns_state: string;
+  }>(
     `WITH x AS (SELECT d.state, d.subscription, s.sns_state, s.sns_state = 'confirmed' OR m.topic LIKE 'sns:%' AS allowed
                   FROM rowcast.deliveries d JOIN rowcast.subscriptions s ON s.name = d.subscription JOIN rowcast.messages m ON m.id = d.message_id
                  WHERE d.id = $1),
      r AS (UPDATE rowcast.deliveries d
               SET state = 'pending', attempts = 0, available_at = now(), delivered_at = NULL, updated_at = now(), attempt_log = ${historyEventSql('d', 'resent')}
             WHERE id = $1 AND state IN ('done', 'dead') AND (SELECT allowed FROM x) RETURNING 1)
-     SELECT x.state, x.subscription, x.sns_state, EXISTS (SELECT 1 FROM r) AS resent FROM x`,
+     SELECT x.state, x.subscription, x.sns_state, x.allowed, EXISTS (SELECT 1 FROM r) AS resent FROM x`,
     [id],
   );
   if (!rows[0])
@@ -147,11 +153,12 @@ async function resendRow(client: Pool | PoolClient, id: string): Promise<void> {
       ErrorCodes.NOT_FOUND,
       `No delivery ${id}: it never existed or retention removed it (finished deliveries are kept for runtime.retention).`,
     );
-  if (!rows[0].resent && ['done', 'dead'].includes(rows[0].state))
-    throw unconfirmed(rows[0].subscription, rows[0].sns_state);
+  if (!rows[0].resent && !rows[0].allowed) throw unconfirmed(rows[0].subscription, rows[0].sns_state);
+  // Read as done or dead, but taken meanwhile (another resend, the worker's claim): on its way as well.
+  const state = ['done', 'dead'].includes(rows[0].state) ? 'being sent again' : rows[0].state;
   if (!rows[0].resent)
     throw new RowcastError(
       ErrorCodes.CONFLICT,
-      `Delivery ${id} is ${rows[0].state === 'in_flight' ? 'in flight' : rows[0].state}: it is on its way already; resend it once it is done or dead.`,
+      `Delivery ${id} is ${state === 'in_flight' ? 'in flight' : state}: it is on its way already; resend it once it is done or dead.`,
     );
 }
