@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from '../observability/logger.js';
-import { freeSlots, shareSlots } from '../model/slot-sharing.js';
+import { freeSlots, shareSlots, type LoopLoad } from '../model/slot-sharing.js';
 import { WakeSignal } from './wake-signal.js';
 
 /** A unit of leased work: `group` is what limits apply to (a subscription, a function). */
@@ -166,10 +166,7 @@ export abstract class ClaimLoop<C extends Claimed> {
    */
   adoptable(): Map<string, number> {
     const room = new Map<string, number>();
-    let free =
-      this.stopping || this.unrecorded() >= MAX_UNRECORDED
-        ? 0
-        : this.loopOptions.concurrency - this.inFlight.size - this.queued;
+    let free = this.stopping ? 0 : freeSlots(this.load(0, this.unrecorded()));
     for (const [group, limit] of this.limits()) {
       if (free <= 0) break;
       const n = Math.min(this.adoptLimit(group, limit) - this.localCount(group), free);
@@ -185,7 +182,7 @@ export abstract class ClaimLoop<C extends Claimed> {
   adopt(items: C[], claimedAt: number): void {
     for (const item of items) this.enqueue(item, claimedAt);
     // Leased for a group paused since the statement began: back at once.
-    this.handBackHeld();
+    this.handBackHeld(new Set(items.map((item) => item.group)));
     this.pumpAll();
     // Some could not start (a function's slot was given back meanwhile): the loop takes slots and starts them.
     if (this.queued) this.signal.kick();
@@ -194,13 +191,15 @@ export abstract class ClaimLoop<C extends Claimed> {
   /**
    * Hands back the queued items of groups that may not run here now (paused, disabled, removed): at once, not when
    * their leases run short (a function paused just after routing leased it an invocation held it for the whole lease,
-   * 30 s and more, neither run nor pending). Workers call it after reloading what they run.
+   * 30 s and more, neither run nor pending). Workers call it after reloading what they run; adopt, on every
+   * statement that leases work here, looks only at the groups it just queued for.
    */
-  protected handBackHeld(): void {
+  protected handBackHeld(groups: Iterable<string> = this.queues.keys()): void {
     const limits = this.limits();
     let handedBack = 0;
-    for (const [group, queue] of this.queues) {
-      if (limits.has(group)) continue;
+    for (const group of [...groups]) {
+      const queue = this.queues.get(group);
+      if (!queue || limits.has(group)) continue;
       for (const q of queue) this.stale.push(q.item);
       handedBack += queue.length;
       this.queuedBytes -= queue.reduce((sum, q) => sum + q.bytes, 0);
@@ -314,24 +313,31 @@ export abstract class ClaimLoop<C extends Claimed> {
   /** How many items to ask each group for: a fair, rotating share of the free capacity (model/slot-sharing.ts). */
   private wanted(): Map<string, number> {
     const limits = [...this.limits()];
-    const free = freeSlots({
-      concurrency: this.loopOptions.concurrency,
-      inFlight: this.inFlight.size,
-      queued: this.queued,
-      queuedBytes: this.queuedBytes,
-      prefetch: limits.reduce((sum, [group, limit]) => sum + this.prefetch(group, limit), 0),
-      maxQueued: MAX_QUEUED,
-      maxQueuedBytes: MAX_QUEUED_BYTES,
-      unrecorded: this.unrecorded(),
-      maxUnrecorded: MAX_UNRECORDED,
-    });
-    this.heldBack = free <= 0 && this.unrecorded() >= MAX_UNRECORDED;
+    const unrecorded = this.unrecorded();
+    const prefetch = limits.reduce((sum, [group, limit]) => sum + this.prefetch(group, limit), 0);
+    const free = freeSlots(this.load(prefetch, unrecorded));
+    this.heldBack = free <= 0 && unrecorded >= MAX_UNRECORDED;
     if (free <= 0 || !limits.length) return new Map();
     // A backlogged group with less than a quarter of its room free sits this claim out (see wantsClaim).
     const groups = limits
       .filter(([group, limit]) => !this.backlogged.has(group) || this.wantsClaim(group, limit))
       .map(([group, limit]) => ({ group, room: this.room(group, limit), backlogged: this.backlogged.has(group) }));
     return shareSlots(groups, free, this.rotation++);
+  }
+
+  /** What the loop holds now, for freeSlots; `prefetch` is what its groups may claim ahead (none for adopt). */
+  private load(prefetch: number, unrecorded: number): LoopLoad {
+    return {
+      concurrency: this.loopOptions.concurrency,
+      inFlight: this.inFlight.size,
+      queued: this.queued,
+      queuedBytes: this.queuedBytes,
+      prefetch,
+      maxQueued: MAX_QUEUED,
+      maxQueuedBytes: MAX_QUEUED_BYTES,
+      unrecorded,
+      maxUnrecorded: MAX_UNRECORDED,
+    };
   }
 
   private enqueue(item: C, claimedAt: number): void {
