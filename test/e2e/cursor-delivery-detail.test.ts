@@ -6,6 +6,7 @@ import { formatDelivery } from '../../src/app/cli/delivery-commands.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
 import { startRowcast } from '../../src/app/runtime.js';
 import { WebhookReceiver } from '../support/webhook-receiver.js';
+import { applyRetention } from '../../src/store/retention.js';
 import { launchBrowser, skipWithoutChromium } from '../support/browser.js';
 
 /**
@@ -38,6 +39,8 @@ before(async () => {
         cursor: true,
         filterPolicy: { op: ['UPDATE'] },
       },
+      // Awaits its SNS confirmation for a while (the last test).
+      late: { topic: 'orders', protocol: 'http', endpoint: `${origin}/late`, cursor: true },
       failing: {
         topic: 'orders',
         protocol: 'http',
@@ -216,4 +219,47 @@ test("resends at once of a cursor's delivery give it one row", async () => {
   assert.ok(resends.some((r) => r.status === 'fulfilled'));
   // The others resent that row, or found it on its way already.
   for (const r of resends) if (r.status === 'rejected') assert.match(String(r.reason), /on its way already/);
+});
+
+test('a message a cursor passed while its SNS subscription awaited confirmation does not read as delivered once it is confirmed', async () => {
+  const leasedTo = async () =>
+    (await db.pool.query(`SELECT leased_to::text FROM rowcast.cursors WHERE subscription = 'late'`)).rows[0].leased_to;
+  const toLate = () => receiver.requests.filter((r) => r.path === '/late');
+  const before = toLate().length;
+  await db.pool.query(`UPDATE rowcast.subscriptions SET sns_state = 'pending_confirmation' WHERE name = 'late'`);
+  await db.pool.query(`INSERT INTO orders VALUES (5, 'while unconfirmed')`);
+  const skipped = await eventually(() => seqOf(5).catch(() => null), 'routed');
+  await eventually(async () => BigInt(await leasedTo()) >= BigInt(skipped), 'the cursor passed it');
+  await db.pool.query(`UPDATE rowcast.subscriptions SET sns_state = 'confirmed' WHERE name = 'late'`);
+  await db.pool.query(`INSERT INTO orders VALUES (6, 'once confirmed')`);
+  const sent = await eventually(() => seqOf(6).catch(() => null), 'routed');
+  await eventually(
+    async () => (await call(`/deliveries/late@${sent}`)).body.state === 'done',
+    'delivered through the cursor',
+  );
+  assert.deepEqual(
+    toLate()
+      .slice(before)
+      .map((r) => JSON.parse(r.body).body.after.note),
+    ['once confirmed'],
+  );
+
+  const passed = await call(`/deliveries/late@${skipped}`);
+  assert.equal(passed.status, 404, JSON.stringify(passed.body));
+  assert.match(passed.body.error.message, /late was waiting for its SNS confirmation .* so it was not sent/);
+  const listed = (await call('/deliveries?subscription=late')).body.items.map((i: { id: string }) => i.id);
+  assert.ok(listed.includes(`late@${sent}`), JSON.stringify(listed));
+  assert.ok(!listed.includes(`late@${skipped}`), JSON.stringify(listed));
+
+  // The stretch is kept while its topic keeps a message of it, and goes with the last one.
+  const stretches = async () =>
+    (await db.pool.query(`SELECT from_seq, to_seq FROM rowcast.cursor_skips WHERE subscription = 'late'`)).rows;
+  assert.ok(
+    (await stretches()).some((k) => BigInt(k.from_seq) < BigInt(skipped) && BigInt(k.to_seq) >= BigInt(skipped)),
+  );
+  await applyRetention(db.pool, 3_600_000, 3_600_000);
+  assert.ok((await stretches()).length > 0, 'kept while its message is');
+  await db.pool.query(`DELETE FROM rowcast.messages WHERE topic = 'orders' AND seq <= $1`, [skipped]);
+  await applyRetention(db.pool, 3_600_000, 3_600_000);
+  assert.deepEqual(await stretches(), []);
 });
