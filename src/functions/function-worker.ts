@@ -235,6 +235,10 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     return this.recorder.backlog;
   }
 
+  protected override unrecordedBytes(): number {
+    return this.recorder.backlogBytes;
+  }
+
   protected override sizeOf(item: ClaimedInvocation): number {
     return item.payload.length;
   }

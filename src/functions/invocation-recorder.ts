@@ -29,12 +29,16 @@ export class InvocationRecorder {
       what: 'invocation',
       size: 200,
       delayMs: 0,
+      sizeOf: ({ result }) => resultBytes(result),
     });
   }
 
-  /** Results not written yet. */
+  /** Results not written yet, and about how much memory they hold. */
   get backlog(): number {
     return this.batcher.backlog;
+  }
+  get backlogBytes(): number {
+    return this.batcher.backlogBytes;
   }
 
   /** Queues a result for the next batch; resolves with its deliveries, or null if its lease had been lost. */
@@ -63,4 +67,14 @@ export class InvocationRecorder {
     const published = batch.some((b) => b.result.messages.length && recorded.has(b.result.id));
     if (leftForClaims(claimant, completed, published)) this.onPublished(deliveries);
   }
+}
+
+/** About what a result holds until it is written: the handler's return value and the messages it published. */
+function resultBytes(result: InvocationResult): number {
+  let bytes = (result.result?.length ?? 0) + (result.error?.length ?? 0);
+  for (const m of result.messages) {
+    bytes += m.body.length;
+    for (const body of Object.values(m.protocolBodies ?? {})) bytes += body.length;
+  }
+  return bytes;
 }

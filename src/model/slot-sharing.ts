@@ -24,9 +24,22 @@ export interface LoopLoad {
   /** Bounds of the local queue of items claimed ahead. */
   maxQueued: number;
   maxQueuedBytes: number;
-  /** Finished items whose results are not written yet, and how many of those stop new claims. */
+  /** Finished items whose results are not written yet, and how many of those (or how many bytes) stop new claims. */
   unrecorded?: number;
   maxUnrecorded?: number;
+  unrecordedBytes?: number;
+  maxUnrecordedBytes?: number;
+}
+
+/**
+ * Results are written more slowly than items finish: as many results as the bound, or as many bytes (a function's
+ * results carry the messages it published, up to 256 KB each), wait to be written.
+ */
+export function resultsLag(load: LoopLoad): boolean {
+  return (
+    (load.unrecorded ?? 0) >= (load.maxUnrecorded ?? Infinity) ||
+    (load.unrecordedBytes ?? 0) >= (load.maxUnrecordedBytes ?? Infinity)
+  );
 }
 
 /**
@@ -35,7 +48,7 @@ export interface LoopLoad {
  * their leases would run out before they are written.
  */
 export function freeSlots(load: LoopLoad): number {
-  if ((load.unrecorded ?? 0) >= (load.maxUnrecorded ?? Infinity)) return 0;
+  if (resultsLag(load)) return 0;
   const ahead = load.queuedBytes >= load.maxQueuedBytes ? 0 : Math.min(load.maxQueued, load.prefetch);
   return load.concurrency - load.inFlight - load.queued + ahead;
 }

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from '../observability/logger.js';
-import { freeSlots, shareSlots, type LoopLoad } from '../model/slot-sharing.js';
+import { freeSlots, type LoopLoad, resultsLag, shareSlots } from '../model/slot-sharing.js';
 import { WakeSignal } from './wake-signal.js';
 
 /** A unit of leased work: `group` is what limits apply to (a subscription, a function). */
@@ -22,9 +22,10 @@ const MAX_QUEUED = 2000;
 const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 /**
  * Finished items whose results are not written yet that stop new claims until they are (see freeSlots): a few of
- * the workers' result batches.
+ * the workers' result batches, or as many bytes as the claimed queue may hold.
  */
 const MAX_UNRECORDED = 1000;
+const MAX_UNRECORDED_BYTES = MAX_QUEUED_BYTES;
 /** Longest claim round trip a lease makes room for (see claimAllowanceMs). */
 const MAX_CLAIM_ALLOWANCE_MS = 30_000;
 /** Items handed back unstarted because their lease ran short are reported at most this often. */
@@ -120,8 +121,11 @@ export abstract class ClaimLoop<C extends Claimed> {
   protected sizeOf(_item: C): number {
     return 0;
   }
-  /** Finished items whose results are still to be written (the worker's result batcher). */
+  /** Finished items whose results are still to be written (the worker's result batcher), and their bytes. */
   protected unrecorded(): number {
+    return 0;
+  }
+  protected unrecordedBytes(): number {
     return 0;
   }
   /** The latest time an item claimed now may start (its lease must outlast the attempt). */
@@ -154,7 +158,7 @@ export abstract class ClaimLoop<C extends Claimed> {
 
   /** A batch of results was written: a loop held back by unwritten results (see freeSlots) claims again. */
   protected resultsWritten(): void {
-    if (this.heldBack && this.unrecorded() < MAX_UNRECORDED) {
+    if (this.heldBack && !resultsLag(this.load(0))) {
       this.heldBack = false;
       this.signal.kick();
     }
@@ -166,7 +170,7 @@ export abstract class ClaimLoop<C extends Claimed> {
    */
   adoptable(): Map<string, number> {
     const room = new Map<string, number>();
-    let free = this.stopping ? 0 : freeSlots(this.load(0, this.unrecorded()));
+    let free = this.stopping ? 0 : freeSlots(this.load(0));
     for (const [group, limit] of this.limits()) {
       if (free <= 0) break;
       const n = Math.min(this.adoptLimit(group, limit) - this.localCount(group), free);
@@ -313,10 +317,9 @@ export abstract class ClaimLoop<C extends Claimed> {
   /** How many items to ask each group for: a fair, rotating share of the free capacity (model/slot-sharing.ts). */
   private wanted(): Map<string, number> {
     const limits = [...this.limits()];
-    const unrecorded = this.unrecorded();
-    const prefetch = limits.reduce((sum, [group, limit]) => sum + this.prefetch(group, limit), 0);
-    const free = freeSlots(this.load(prefetch, unrecorded));
-    this.heldBack = free <= 0 && unrecorded >= MAX_UNRECORDED;
+    const load = this.load(limits.reduce((sum, [group, limit]) => sum + this.prefetch(group, limit), 0));
+    const free = freeSlots(load);
+    this.heldBack = free <= 0 && resultsLag(load);
     if (free <= 0 || !limits.length) return new Map();
     // A backlogged group with less than a quarter of its room free sits this claim out (see wantsClaim).
     const groups = limits
@@ -326,7 +329,7 @@ export abstract class ClaimLoop<C extends Claimed> {
   }
 
   /** What the loop holds now, for freeSlots; `prefetch` is what its groups may claim ahead (none for adopt). */
-  private load(prefetch: number, unrecorded: number): LoopLoad {
+  private load(prefetch: number): LoopLoad {
     return {
       concurrency: this.loopOptions.concurrency,
       inFlight: this.inFlight.size,
@@ -335,8 +338,10 @@ export abstract class ClaimLoop<C extends Claimed> {
       prefetch,
       maxQueued: MAX_QUEUED,
       maxQueuedBytes: MAX_QUEUED_BYTES,
-      unrecorded,
+      unrecorded: this.unrecorded(),
       maxUnrecorded: MAX_UNRECORDED,
+      unrecordedBytes: this.unrecordedBytes(),
+      maxUnrecordedBytes: MAX_UNRECORDED_BYTES,
     };
   }
 

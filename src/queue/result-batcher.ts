@@ -15,6 +15,8 @@ export interface ResultBatcherOptions<T> {
   delayMs: number;
   /** After each batch written (the backlog is smaller by it). */
   written?: () => void;
+  /** About how much memory a result holds (what it carries to the database), for backlogBytes; default none. */
+  sizeOf?: (result: T) => number;
 }
 
 /**
@@ -32,8 +34,9 @@ export class ResultBatcher<T> {
    * queued per result would make a chain of promises that grows by one per result while writes lag behind.
    */
   private next: Promise<void> | null = null;
-  /** Results of the batch being written. */
+  /** Results of the batch being written, and the bytes of the results added and not written yet (sizeOf). */
   private inWrite = 0;
+  private bytes = 0;
   /** After a failed write, no other is tried before this time (epoch ms), however many results come. */
   private retryAt = 0;
   /** The last write failed (drain counts its tries by it). */
@@ -46,8 +49,14 @@ export class ResultBatcher<T> {
     return this.queued.length + this.inWrite;
   }
 
+  /** What the backlog's results hold, by the sizeOf option. */
+  get backlogBytes(): number {
+    return this.bytes;
+  }
+
   add(result: T): void {
     this.queued.push(result);
+    if (this.options.sizeOf) this.bytes += this.options.sizeOf(result);
     // After a failure the scheduled retry takes them.
     if (Date.now() < this.retryAt) return;
     if (this.queued.length >= this.options.size) void this.flush();
@@ -94,7 +103,10 @@ export class ResultBatcher<T> {
       this.inWrite = 0;
       this.lastFailed = !written;
     }
-    if (written) this.options.written?.();
+    if (written) {
+      if (this.options.sizeOf) for (const result of batch) this.bytes -= this.options.sizeOf(result);
+      this.options.written?.();
+    }
   }
 
   private schedule(delayMs: number): void {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
-import type { RowcastRuntime } from '../../src/index.js';
+import { parseConfig, type RowcastConfigInput, type RowcastRuntime } from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,
@@ -22,6 +22,17 @@ const BACKLOG = 5000;
 /** ClaimLoop's MAX_UNRECORDED, plus what was claimed before it was reached: a claim (maxClaim 500) and the slots. */
 const MOST_SENT_WHILE_HELD = 1000 + 500 + 2 * 16;
 
+/** Makes the statement that records results wait while the test holds advisory lock 4242. */
+const holdResultsOn = (table: string, done: string) => `
+    CREATE OR REPLACE FUNCTION public.hold_results() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM pg_advisory_lock_shared(4242);
+      PERFORM pg_advisory_unlock_shared(4242);
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER hold_results BEFORE UPDATE ON ${table}
+      FOR EACH ROW WHEN (NEW.state = '${done}' AND OLD.state <> '${done}') EXECUTE FUNCTION public.hold_results();`;
+
 let db: TestDatabase;
 let receiver: WebhookReceiver;
 let rowcast: RowcastRuntime | undefined;
@@ -36,15 +47,7 @@ before(async () => {
     captures: { items: { table: 'items', topic: 'items' } },
     subscriptions: { hook: { topic: 'items', protocol: 'http', endpoint: receiver.url, maxConcurrency: 16 } },
   });
-  await db.pool.query(`
-    CREATE FUNCTION public.hold_results() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      PERFORM pg_advisory_lock_shared(4242);
-      PERFORM pg_advisory_unlock_shared(4242);
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER hold_results BEFORE UPDATE ON rowcast.deliveries
-      FOR EACH ROW WHEN (NEW.state = 'done' AND OLD.state <> 'done') EXECUTE FUNCTION public.hold_results();`);
+  await db.pool.query(holdResultsOn('rowcast.deliveries', 'done'));
 });
 
 after(async () => {
@@ -86,4 +89,62 @@ test('a worker whose results are not being written stops claiming at its bound, 
     120_000,
   );
   assert.ok(receiver.count >= BACKLOG);
+});
+
+test("a function whose results hold many bytes stops claiming at the results' byte bound, long before their count's", async () => {
+  // Each run publishes 200 KB: ClaimLoop's 16 MB of unwritten results is 83 of them, where the count bound is 1000.
+  const INVOCATIONS = 600;
+  const MOST_CLAIMED_WHILE_HELD = Math.ceil((16 * 1024 * 1024) / 200_000) + 200 + 4; // plus a claim (maxClaim 200) and the slots
+  const config: RowcastConfigInput = {
+    topics: { out: {} },
+    functions: {
+      big: {
+        handler: 'test/fixtures/handlers/big-publisher.ts',
+        concurrency: 4,
+        environment: { ENV_TOPIC_ARN: 'out' },
+      },
+    },
+  };
+  const fdb = await createTestDatabase();
+  let runtime: RowcastRuntime | undefined;
+  const lock = await fdb.pool.connect();
+  try {
+    await applyConfig(fdb.pool, config);
+    await fdb.pool.query(holdResultsOn('rowcast.invocations', 'done'));
+    await lock.query('SELECT pg_advisory_lock(4242)');
+    await fdb.pool.query(`SELECT rowcast.invoke('big', '{}') FROM generate_series(1, ${INVOCATIONS})`);
+    runtime = await startTestRowcast(fdb.url, { concurrency: 16 }, parseConfig(config, 'test').functions);
+    const claimed = async () =>
+      (await fdb.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE attempts > 0`)).rows[0]
+        .n as number;
+    // Claimed until the bound, then nothing more while no result can be written: the count stays put for 2 s.
+    let last = -1;
+    let since = Date.now();
+    const held = await eventually(
+      async () => {
+        const now = await claimed();
+        if (now !== last) [last, since] = [now, Date.now()];
+        return now > 0 && Date.now() - since >= 2000 && now;
+      },
+      'the claims to stop',
+      60_000,
+    );
+    assert.ok(
+      held <= MOST_CLAIMED_WHILE_HELD,
+      `${held} claimed with no result written (at most ${MOST_CLAIMED_WHILE_HELD})`,
+    );
+
+    await lock.query('SELECT pg_advisory_unlock(4242)');
+    await eventually(
+      async () =>
+        (await fdb.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE state = 'done'`)).rows[0].n ===
+        INVOCATIONS,
+      'every invocation recorded',
+      120_000,
+    );
+  } finally {
+    lock.release();
+    await runtime?.stop();
+    await fdb.drop();
+  }
 });

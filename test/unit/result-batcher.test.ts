@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { createLogger } from '../../src/observability/logger.js';
 import { ResultBatcher } from '../../src/queue/result-batcher.js';
 
-function batcher(options: { size: number; delayMs: number; failFirst?: number }) {
+function batcher(options: { size: number; delayMs: number; failFirst?: number; sized?: boolean }) {
   const batches: number[][] = [];
   let failures = options.failFirst ?? 0;
   let out = '';
@@ -20,6 +20,8 @@ function batcher(options: { size: number; delayMs: number; failFirst?: number })
     what: 'test',
     size: options.size,
     delayMs: options.delayMs,
+    // Each result is its own size in bytes.
+    ...(options.sized ? { sizeOf: (n: number) => n } : {}),
   });
   return { results, batches, logged: () => out };
 }
@@ -51,6 +53,21 @@ describe('ResultBatcher (the group commit of delivery and invocation results)', 
     results.add(3);
     await results.drain();
     assert.deepEqual(batches.flat(), [1, 2, 3]);
+  });
+
+  test('the backlog counts the bytes its results hold until they are written, failed writes included', async () => {
+    const { results, batches } = batcher({ size: 2, delayMs: 60_000, failFirst: 1, sized: true });
+    for (const n of [100, 20, 3]) results.add(n);
+    assert.equal(results.backlogBytes, 123);
+    await results.flush();
+    assert.deepEqual(batches, [], 'the first write failed');
+    assert.equal(results.backlogBytes, 123, 'a failed batch still holds its bytes');
+    await results.drain();
+    assert.deepEqual(batches, [[100, 20], [3]]);
+    assert.equal(results.backlogBytes, 0);
+    const unsized = batcher({ size: 2, delayMs: 60_000 }).results;
+    unsized.add(5);
+    assert.equal(unsized.backlogBytes, 0, 'without sizeOf, no bytes');
   });
 });
 

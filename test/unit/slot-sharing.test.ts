@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { freeSlots, givesSlotsBack, shareSlots, type SlotGroup } from '../../src/model/slot-sharing.js';
+import { freeSlots, givesSlotsBack, resultsLag, shareSlots, type SlotGroup } from '../../src/model/slot-sharing.js';
 
 const groups = (n: number, room = 100, backlogged = false): SlotGroup[] =>
   Array.from({ length: n }, (_, i) => ({ group: `g${i}`, room, backlogged }));
@@ -138,6 +138,13 @@ describe('freeSlots', () => {
   test('none while the results waiting to be written reach their bound', () => {
     assert.equal(freeSlots({ ...load, prefetch: 30, unrecorded: 399, maxUnrecorded: 400 }), 40);
     assert.equal(freeSlots({ ...load, prefetch: 30, unrecorded: 400, maxUnrecorded: 400 }), 0);
+  });
+  test('none while the bytes of the results waiting to be written reach their bound, however few they are', () => {
+    const lagging = { ...load, prefetch: 30, unrecorded: 3, maxUnrecorded: 400, maxUnrecordedBytes: 1 << 20 };
+    assert.equal(freeSlots({ ...lagging, unrecordedBytes: (1 << 20) - 1 }), 40);
+    assert.equal(freeSlots({ ...lagging, unrecordedBytes: 1 << 20 }), 0);
+    assert.equal(resultsLag({ ...lagging, unrecordedBytes: 1 << 20 }), true);
+    assert.equal(resultsLag(lagging), false);
   });
 });
 
