@@ -22,6 +22,21 @@ const BACKLOG = 5000;
 /** ClaimLoop's MAX_UNRECORDED, plus what was claimed before it was reached: a claim (maxClaim 500) and the slots. */
 const MOST_SENT_WHILE_HELD = 1000 + 500 + 2 * 16;
 
+/** Waits until `count` is above 0 and has stayed put for 2 s; returns it. */
+async function steady(count: () => number | Promise<number>, what: string): Promise<number> {
+  let last = -1;
+  let since = Date.now();
+  return eventually(
+    async () => {
+      const now = await count();
+      if (now !== last) [last, since] = [now, Date.now()];
+      return now > 0 && Date.now() - since >= 2000 && now;
+    },
+    what,
+    60_000,
+  );
+}
+
 /** Makes the statement that records results wait while the test holds advisory lock 4242. */
 const holdResultsOn = (table: string, done: string) => `
     CREATE OR REPLACE FUNCTION public.hold_results() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -63,18 +78,8 @@ test('a worker whose results are not being written stops claiming at its bound, 
   await db.pool.query(`INSERT INTO items SELECT generate_series(1, ${BACKLOG})`);
   rowcast = await startTestRowcast(db.url, { concurrency: 16 });
 
-  // Sent until the bound, then nothing more while no result can be written: the count stays put for 2 s.
-  let last = -1;
-  let since = Date.now();
-  const held = await eventually(
-    () => {
-      const now = receiver.count;
-      if (now !== last) [last, since] = [now, Date.now()];
-      return now > 0 && Date.now() - since >= 2000 && now;
-    },
-    'the sends to stop',
-    60_000,
-  );
+  // Sent until the bound, then nothing more while no result can be written.
+  const held = await steady(() => receiver.count, 'the sends to stop');
   assert.ok(held >= 1000, `${held} sent: at least the bound of unwritten results`);
   assert.ok(held <= MOST_SENT_WHILE_HELD, `${held} sent with no result written (at most ${MOST_SENT_WHILE_HELD})`);
   const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`);
@@ -117,18 +122,8 @@ test("a function whose results hold many bytes stops claiming at the results' by
     const claimed = async () =>
       (await fdb.pool.query(`SELECT count(*)::int AS n FROM rowcast.invocations WHERE attempts > 0`)).rows[0]
         .n as number;
-    // Claimed until the bound, then nothing more while no result can be written: the count stays put for 2 s.
-    let last = -1;
-    let since = Date.now();
-    const held = await eventually(
-      async () => {
-        const now = await claimed();
-        if (now !== last) [last, since] = [now, Date.now()];
-        return now > 0 && Date.now() - since >= 2000 && now;
-      },
-      'the claims to stop',
-      60_000,
-    );
+    // Claimed until the bound, then nothing more while no result can be written.
+    const held = await steady(claimed, 'the claims to stop');
     assert.ok(
       held <= MOST_CLAIMED_WHILE_HELD,
       `${held} claimed with no result written (at most ${MOST_CLAIMED_WHILE_HELD})`,
