@@ -192,7 +192,10 @@ export async function listSubscriptions(
     known ?? getStatus(pool),
     knownRates ?? activityRates(pool),
     pool.query(
-      `SELECT name, owner, settings, filter_policy, filter_scope, dead_letter_topic, secret IS NOT NULL AS signed, failing_since, dead_in_row
+      // state and state_reason are read here, beside the health they follow from (a disable commits just after
+      // its dead_in_row), not from getStatus's query: each query of Promise.all has a snapshot of its own.
+      `SELECT name, owner, settings, filter_policy, filter_scope, dead_letter_topic, secret IS NOT NULL AS signed, failing_since, dead_in_row,
+              state, state_reason
          FROM rowcast.subscriptions WHERE $1::text IS NULL OR name = $1 ORDER BY name`,
       [name ?? null],
     ),
@@ -208,8 +211,8 @@ export async function listSubscriptions(
         topic: s.topic,
         protocol: s.protocol,
         endpoint: redactEndpoint(s.endpoint),
-        state: s.state,
-        stateReason: s.stateReason,
+        state: r.state,
+        stateReason: r.state_reason,
         confirmation: s.confirmation,
         pending: s.pending,
         inFlight: s.inFlight,
