@@ -263,3 +263,45 @@ test('a message a cursor passed while its SNS subscription awaited confirmation 
   await applyRetention(db.pool, 3_600_000, 3_600_000);
   assert.deepEqual(await stretches(), []);
 });
+
+test("a test message sent to one subscription reaches it once, and none of its topic's other cursors", async () => {
+  const { status, body } = await call('/subscriptions/reader/test', 'POST');
+  assert.equal(status, 200, JSON.stringify(body));
+  const { seq } = (await db.pool.query(`SELECT seq::text FROM rowcast.messages WHERE id = $1`, [body.messageId]))
+    .rows[0];
+  // The other cursor passes it with no range left open (a range of nothing to send would never complete).
+  await eventually(
+    async () =>
+      (
+        await db.pool.query(
+          `SELECT c.leased_to >= $1 AND b.pending + b.in_flight = 0 AS passed
+             FROM rowcast.cursors c, rowcast.cursor_backlog(c.subscription) b WHERE c.subscription = 'late'`,
+          [seq],
+        )
+      ).rows[0].passed,
+    'late passed the test message',
+  );
+  // A later message delivered through each cursor: both have passed the test message by then.
+  await db.pool.query(`INSERT INTO orders VALUES (7, 'after the test')`);
+  const later = await eventually(() => seqOf(7).catch(() => null), 'routed');
+  for (const sub of ['reader', 'late'])
+    await eventually(
+      async () => (await call(`/deliveries/${sub}@${later}`)).body.state === 'done',
+      `order 7 delivered to ${sub}`,
+    );
+  const sent = receiver.requests.filter((r) => r.headers['webhook-id'] === body.messageId).map((r) => r.path);
+  assert.deepEqual(sent, ['/reader'], 'once, to its recipient only');
+  const { rows } = await db.pool.query(`SELECT subscription FROM rowcast.deliveries WHERE message_id = $1`, [
+    body.messageId,
+  ]);
+  assert.deepEqual(
+    rows.map((r) => r.subscription),
+    ['reader'],
+    'no failed attempt of another cursor either',
+  );
+  const passed = await call(`/deliveries/late@${seq}`);
+  assert.equal(passed.status, 404, JSON.stringify(passed.body));
+  assert.match(passed.body.error.message, /sent to reader only \(a test message\)/);
+  const listed = (await call('/deliveries?subscription=late')).body.items.map((i: { id: string }) => i.id);
+  assert.ok(!listed.includes(`late@${seq}`), JSON.stringify(listed));
+});

@@ -37,7 +37,8 @@ export async function pauseSubscription(pool: Pool, name: string, reason = 'paus
 
 /**
  * Sends a test message to one subscription only (not to the rest of its topic): a message on its topic with the
- * attribute rowcast-test = "true", delivered like any other (signed, retried, visible in /api/deliveries).
+ * attribute rowcast-test = "true", delivered like any other (signed, retried, visible in /api/deliveries). It names
+ * its recipient, so that the topic's cursors pass it (migration 038): its row delivers it.
  * `message` is sent as is when it is a string (text/plain), as JSON otherwise. Returns the message id.
  */
 export async function sendTestMessage(
@@ -61,9 +62,16 @@ export async function sendTestMessage(
       : JSON.stringify(options.message ?? { type: 'rowcast.test', subscription, sentAt: new Date().toISOString() });
     const group = sub.fifo ? 'rowcast-test' : null;
     const { rows } = await client.query<{ id: string; seq: string }>(
-      `INSERT INTO rowcast.messages (topic, subject, body, content_type, attributes, group_key)
-       VALUES ($1, $2, $3, $4, '{"rowcast-test": "true"}', $5) RETURNING id::text, seq::text`,
-      [sub.topic, options.subject ?? 'rowcast test message', body, text ? 'text/plain' : 'application/json', group],
+      `INSERT INTO rowcast.messages (topic, subject, body, content_type, attributes, group_key, recipient)
+       VALUES ($1, $2, $3, $4, '{"rowcast-test": "true"}', $5, $6) RETURNING id::text, seq::text`,
+      [
+        sub.topic,
+        options.subject ?? 'rowcast test message',
+        body,
+        text ? 'text/plain' : 'application/json',
+        group,
+        subscription,
+      ],
     );
     await client.query(
       'INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq) VALUES ($1, $2, $3, $4)',

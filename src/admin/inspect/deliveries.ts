@@ -164,14 +164,17 @@ export async function resolveDelivery(pool: Pool, id: string): Promise<{ row: st
 /**
  * Why a cursor does not send subscription `sub` message `m` (its body as sent, PROTOCOL_BODY), or null if it does:
  * as with rows, nothing goes to an SNS subscription awaiting its confirmation, nor went while it did (the cursor
- * passed the message then: rowcast.cursor_skips); and its filter policy, run as the cursor runs it.
+ * passed the message then: rowcast.cursor_skips); nor a message sent to one subscription only; and its filter
+ * policy, run as the cursor runs it.
  */
 export function cursorSkips(
   /** name, sns_state, filter_policy, filter_scope */
   sub: SqlRow,
-  /** attributes, body, content_type, passed_unconfirmed (CURSOR_STATE_SQL) */
+  /** attributes, body, content_type, passed_unconfirmed and recipient (CURSOR_STATE_SQL) */
   m: SqlRow,
 ): string | null {
+  // Its row delivers a message sent to one subscription only; every cursor passes it (migration 038).
+  if (m.recipient) return `the message was sent to ${m.recipient} only (a test message), by a delivery row`;
   if (sub.sns_state !== 'confirmed')
     return `${sub.name} is ${sub.sns_state === 'unsubscribed' ? 'unsubscribed' : 'waiting for its SNS confirmation'}: it gets no messages`;
   if (m.passed_unconfirmed)
@@ -190,7 +193,8 @@ export function cursorSkips(
 export const CURSOR_STATE_SQL = `CASE WHEN l.attempts IS NOT NULL THEN 'in_flight' WHEN m.seq <= c.leased_to THEN 'done' ELSE 'pending' END AS cursor_state,
   CASE WHEN l.attempts IS NOT NULL THEN l.attempts WHEN m.seq <= c.leased_to THEN 1 ELSE 0 END AS cursor_attempts,
   EXISTS (SELECT 1 FROM rowcast.cursor_skips k
-           WHERE k.subscription = c.subscription AND m.seq > k.from_seq AND m.seq <= k.to_seq) AS passed_unconfirmed`;
+           WHERE k.subscription = c.subscription AND m.seq > k.from_seq AND m.seq <= k.to_seq) AS passed_unconfirmed,
+  m.recipient`;
 
 /** The open range of subscription `s` that message `m` lies in, if any (as `l`, for CURSOR_STATE_SQL). */
 export const OPEN_RANGE_SQL = `LEFT JOIN LATERAL (SELECT l.attempts FROM rowcast.cursor_leases l
