@@ -55,10 +55,11 @@ export function planSubscriptions(
       );
     }
     if (existing && !changed.length) continue;
+    const summary = existing
+      ? `~ subscription ${name} (${changed.join(', ')})`
+      : `+ subscription ${name} (${sub.protocol} ${redactEndpoint(endpointOf(sub))}) on topic ${sub.topic}`;
     steps.push({
-      summary: existing
-        ? `~ subscription ${name} (${changed.join(', ')})`
-        : `+ subscription ${name} (${sub.protocol} ${redactEndpoint(endpointOf(sub))}) on topic ${sub.topic}`,
+      summary,
       sql: `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, secret_from_config, owner, cursor)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'config', $11)
             ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, protocol = EXCLUDED.protocol, endpoint = EXCLUDED.endpoint,
@@ -96,7 +97,11 @@ export function planSubscriptions(
       !sub.filterPolicy &&
       !config.topics[sub.topic]?.fifo &&
       !(confirmation === 'required' && !wasRequired);
-    if (sub.cursor && (!existing?.cursor || moved)) steps.push(cursorStart(name, moved, backlog));
+    if (sub.cursor && (!existing?.cursor || moved)) {
+      const start = cursorStart(name, moved, backlog);
+      // A new subscription's cursor is part of making it (the default), not a change of its own.
+      steps.push(existing ? start : { ...start, summary });
+    }
     if (confirmation === 'required' && (!existing || !wasRequired)) {
       const handshake = handshakeStatement(name, 'SubscriptionConfirmation');
       steps.push({
