@@ -14,7 +14,8 @@ await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text, qty i
 await applyProbeConfig(db.pool, {
   topics: { items: {} },
   captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
-  subscriptions: { s0: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/x' } },
+  // Rows: what this probe measures is the delivery rows' statements.
+  subscriptions: { s0: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/x', cursor: false } },
 });
 for (let i = 0; i < events; i += 50_000)
   await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::int, $2::int) g`, [

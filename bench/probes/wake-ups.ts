@@ -18,7 +18,8 @@ await db.pool.query('CREATE TABLE items (id int PRIMARY KEY)');
 await applyProbeConfig(db.pool, {
   topics: { items: {} },
   captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
-  subscriptions: { hook: { topic: 'items', protocol: 'http', endpoint: receiver.url } },
+  // Rows, as in the figures this probe has recorded so far.
+  subscriptions: { hook: { topic: 'items', protocol: 'http', endpoint: receiver.url, cursor: false } },
 });
 // Counts the flag's flips (an unlogged counter, like the flag's table).
 await db.pool.query(`

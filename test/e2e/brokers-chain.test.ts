@@ -9,7 +9,7 @@ import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-
 import { connect as amqpConnect, type ChannelModel } from 'amqplib';
 import { Redis } from 'ioredis';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { RowcastRuntime } from '../../src/index.js';
+import { getDelivery, type RowcastRuntime } from '../../src/index.js';
 import {
   applyConfig,
   createTestDatabase,
@@ -114,9 +114,16 @@ test(
     assert.equal(got.amqp[0].persistent, true);
     for (const body of [got.nats[0].body, got.amqp[0].body, got.mqtt[0]])
       assert.equal(body.body.after.status, 'shipped');
+    // Each subscription's delivery of the message, read as the admin API reads it: a row, or its cursor.
+    const { rows } = await db.pool.query(`SELECT seq::text FROM rowcast.messages WHERE id = $1`, [[...ids][0]]);
+    assert.equal(rows.length, 1);
     await eventually(
       async () =>
-        (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.deliveries WHERE state = 'done'`)).rows[0].n === 4,
+        (
+          await Promise.all(
+            ['nats', 'amqp', 'redis', 'mqtt'].map((name) => getDelivery(db.pool, `${name}@${rows[0].seq}`)),
+          )
+        ).every((d) => d.state === 'done'),
       'all four deliveries recorded done',
     );
   },

@@ -49,7 +49,7 @@ before(async () => {
       reports: { table: 'reports', topic: 'reports' },
     },
     subscriptions: {
-      rows: { topic: 'documents', protocol: 'http', endpoint: rows.url },
+      rows: { topic: 'documents', protocol: 'http', endpoint: rows.url, cursor: false },
       cursor: { topic: 'documents', protocol: 'http', endpoint: cursor.url, cursor: true },
       // Leased by the test itself (paused: no process claims it).
       manual: { topic: 'reports', protocol: 'http', endpoint: cursor.url, cursor: true },

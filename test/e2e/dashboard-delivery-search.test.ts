@@ -42,14 +42,17 @@ before(async () => {
   await applyConfig(db.pool, {
     topics: { orders: {}, notes: {} },
     captures: { 'orders-row': { table: 'orders', topic: 'orders' }, 'notes-row': { table: 'notes', topic: 'notes' } },
+    // Rows: the search by row key and capture, across subscriptions, reads the delivery rows (a cursor writes none
+    // for a first-time success).
     subscriptions: {
-      'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url },
+      'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url, cursor: false },
       'notes-hook': {
         topic: 'notes',
         protocol: 'http',
         endpoint: `${receiver.url}/flaky`,
         deliveryPolicy: { maxAttempts: 1 },
         disableAfter: { deadDeliveries: 2 },
+        cursor: false,
       },
     },
   });

@@ -40,6 +40,8 @@ before(async () => {
     topics: { orders: {} },
     captures: { orders: { table: 'orders', topic: 'orders' } },
     subscriptions: {
+      // Rows: the attempt log of a successful delivery, and the resend of a done one, are its row's (a cursor keeps
+      // nothing of a first-time success: cursor-delivery-detail.test.ts).
       hook: {
         topic: 'orders',
         protocol: 'http',
@@ -47,6 +49,7 @@ before(async () => {
         secret,
         headers: { 'x-api-key': '${ATTEMPTLOG_TEST_API_KEY}', 'x-tenant': 'acme' },
         deliveryPolicy: { maxAttempts: 3, minDelay: '50ms', maxDelay: '100ms', timeout: '5s' },
+        cursor: false,
       },
     },
   });

@@ -26,10 +26,12 @@ before(async () => {
     config: ({ receiver }) => ({
       topics: { orders: {}, lines: {} },
       captures: { 'orders-cap': { table: 'orders', topic: 'orders' }, 'lines-cap': { table: 'lines', topic: 'lines' } },
+      // Rows: a search across subscriptions, by row key, capture or id, reads the delivery rows (a cursor writes
+      // none for a first-time success).
       subscriptions: {
-        'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url },
-        'orders-audit': { topic: 'orders', protocol: 'http', endpoint: receiver.url },
-        'lines-hook': { topic: 'lines', protocol: 'http', endpoint: receiver.url },
+        'orders-hook': { topic: 'orders', protocol: 'http', endpoint: receiver.url, cursor: false },
+        'orders-audit': { topic: 'orders', protocol: 'http', endpoint: receiver.url, cursor: false },
+        'lines-hook': { topic: 'lines', protocol: 'http', endpoint: receiver.url, cursor: false },
       },
     }),
     runtime: { http: { port: 0, host: '127.0.0.1', token: TOKEN } },

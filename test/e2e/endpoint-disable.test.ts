@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { fetch } from 'undici';
-import { type RowcastRuntime, startRowcast } from '../../src/index.js';
+import { type DeliveryDetail, getDelivery, type RowcastRuntime, startRowcast } from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { describeRun, runCli } from '../support/cli.js';
 import { applyConfig, createTestDatabase, eventually, FAST_RUNTIME, type TestDatabase } from '../support/database.js';
@@ -95,15 +95,30 @@ async function ok(path: string, init: { method?: string } = {}): Promise<any> {
   return JSON.parse(body);
 }
 
-const states = async (subscription: string): Promise<Record<string, number>> =>
-  Object.fromEntries(
-    (
-      await db.pool.query(
-        `SELECT state, count(*)::int AS n FROM rowcast.deliveries WHERE subscription = $1 GROUP BY state`,
-        [subscription],
-      )
-    ).rows.map((r) => [r.state, r.n]),
+/**
+ * A subscription's deliveries, one per message of its topic, as the admin API reads them: a row (every delivery, or
+ * through a cursor a failed one), or its cursor's state (delivered at the first attempt, or not reached: pending).
+ */
+async function deliveries(subscription: string): Promise<DeliveryDetail[]> {
+  const { rows } = await db.pool.query<{ seq: string }>(
+    `SELECT m.seq::text FROM rowcast.messages m JOIN rowcast.subscriptions s ON s.topic = m.topic WHERE s.name = $1 ORDER BY m.seq`,
+    [subscription],
   );
+  const found: DeliveryDetail[] = [];
+  for (const r of rows) found.push(await getDelivery(db.pool, `${subscription}@${r.seq}`));
+  // One delivery per message, as counting rows said: no message has a second row.
+  const twice = await db.pool.query(
+    `SELECT message_id FROM rowcast.deliveries WHERE subscription = $1 GROUP BY 1 HAVING count(*) > 1`,
+    [subscription],
+  );
+  assert.deepEqual(twice.rows, [], `${subscription}: a message with two delivery rows`);
+  return found;
+}
+const states = async (subscription: string): Promise<Record<string, number>> => {
+  const n: Record<string, number> = {};
+  for (const d of await deliveries(subscription)) n[d.state] = (n[d.state] ?? 0) + 1;
+  return n;
+};
 const sent = (path: string) => receiver.requests.filter((r) => r.path === path).length;
 
 async function metric(sample: string): Promise<number | undefined> {
@@ -170,11 +185,7 @@ test('deadDeliveries: the third dead delivery in a row disables the subscription
   // dead-limit, and the database shows its waiting deliveries were never attempted.
   assert.equal(sent('/dead'), 3);
   assert.deepEqual(
-    (
-      await db.pool.query(
-        `SELECT attempts FROM rowcast.deliveries WHERE subscription = 'dead-limit' AND state = 'pending'`,
-      )
-    ).rows,
+    (await deliveries('dead-limit')).filter((d) => d.state === 'pending').map(({ attempts }) => ({ attempts })),
     [{ attempts: 0 }, { attempts: 0 }],
   );
   assert.deepEqual(await states('dead-limit'), { dead: 3, pending: 2 });
@@ -234,11 +245,7 @@ test('a success in between resets the count: failures that are not in a row neve
     await eventually(
       async () =>
         sent('/flaky') === id &&
-        (
-          await db.pool.query(
-            `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'flaky' AND state IN ('done', 'dead')`,
-          )
-        ).rows[0].n === id,
+        (await deliveries('flaky')).filter((d) => d.state === 'done' || d.state === 'dead').length === id,
       `row ${id} finished`,
     );
   }

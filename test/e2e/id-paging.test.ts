@@ -23,7 +23,8 @@ before(async () => {
     config: ({ receiver }) => ({
       topics: { items: {} },
       captures: { 'items-cap': { table: 'items', topic: 'items' } },
-      subscriptions: { hook: { topic: 'items', protocol: 'http', endpoint: receiver.url } },
+      // Rows: the deliveries paged here are rows, by their bigint ids (a cursor's are subscription@seq).
+      subscriptions: { hook: { topic: 'items', protocol: 'http', endpoint: receiver.url, cursor: false } },
     }),
     runtime: { http: { port: 0, host: '127.0.0.1', token: TOKEN } },
   }));

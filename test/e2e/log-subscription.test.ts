@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { RowcastConfigInput } from '../../src/index.js';
+import { getDelivery, type RowcastConfigInput } from '../../src/index.js';
 import { applyConfig, createTestDatabase, eventually, type TestDatabase } from '../support/database.js';
 import { RowcastProcess, writeConfigFile } from '../support/rowcast-process.js';
 import { patient } from '../support/patience.js';
@@ -53,11 +53,14 @@ test(
     assert.equal(entry.attempt, 1);
     assert.equal(entry.message.op, 'INSERT');
     assert.equal(entry.message.after.text, 'hello log');
-    const { rows } = await db.pool.query(`SELECT message_id::text AS id, state FROM rowcast.deliveries`);
-    await eventually(
-      async () => (await db.pool.query(`SELECT state FROM rowcast.deliveries`)).rows[0]?.state === 'done',
-      'the delivery done',
-    );
+    // The topic's one message, and its delivery to dev as the admin API reads it (a row, or its cursor).
+    const { rows } = await db.pool.query(`SELECT id::text, seq::text FROM rowcast.messages WHERE topic = 'notes'`);
+    assert.equal(rows.length, 1);
+    const delivery = await eventually(async () => {
+      const d = await getDelivery(db.pool, `dev@${rows[0]!.seq}`);
+      return d.state === 'done' && d;
+    }, 'the delivery done');
     assert.equal(rows[0]!.id, entry.id);
+    assert.equal(delivery.messageId, entry.id);
   },
 );

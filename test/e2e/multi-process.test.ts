@@ -34,12 +34,15 @@ before(async () => {
   config = {
     topics: { fanout: {}, crash: {} },
     captures: { fanout: { table: 'fanout', topic: 'fanout' }, crash: { table: 'crash', topic: 'crash' } },
+    // Rows: these tests are about delivery rows claimed by two processes, and one's lease expiring (a cursor's
+    // ranges: cursor-subscriptions.test.ts, test/faults/25-cursor-kill-loop.test.ts).
     subscriptions: {
       fanout: {
         topic: 'fanout',
         protocol: 'http',
         endpoint: fanout.url,
         deliveryPolicy: { minDelay: '50ms', maxDelay: '200ms' },
+        cursor: false,
       },
       // The first attempt is left hanging until its process is killed (well within the timeout); the lease is
       // the timeout plus rowcast's margin, since it is longer than runtime.lease.
@@ -48,6 +51,7 @@ before(async () => {
         protocol: 'http',
         endpoint: crash.url,
         deliveryPolicy: { minDelay: '50ms', maxDelay: '200ms', timeout: '3s' },
+        cursor: false,
       },
     },
     runtime: { lease: '2s', pollInterval: '200ms', shutdownGrace: '2s', allowPrivateEndpoints: true },

@@ -13,7 +13,8 @@ before(async () => {
   await applyConfig(db.pool, {
     topics: { items: {} },
     captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
-    subscriptions: { hook: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/' } },
+    // Rows: the statements whose plans are checked here route, claim and record delivery rows.
+    subscriptions: { hook: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/', cursor: false } },
   });
 });
 

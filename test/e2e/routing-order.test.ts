@@ -18,10 +18,12 @@ before(async () => {
       jobs: { table: 'jobs', function: 'work', operations: ['INSERT'] },
     },
     functions: { work: { handler: 'test/fixtures/handlers/publisher.ts' } },
+    // Rows: these tests are about the delivery rows routing writes and leases (routing-cursor-lease.test.ts has
+    // the cursors').
     subscriptions: {
-      ordered: { topic: 'counters', protocol: 'http', endpoint: 'http://127.0.0.1:9/' },
-      first: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/first' },
-      second: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/second' },
+      ordered: { topic: 'counters', protocol: 'http', endpoint: 'http://127.0.0.1:9/', cursor: false },
+      first: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/first', cursor: false },
+      second: { topic: 'items', protocol: 'http', endpoint: 'http://127.0.0.1:9/second', cursor: false },
     },
   });
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import type { RuntimeConfig, RowcastRuntime } from '../../src/index.js';
+import { getDelivery, type RuntimeConfig, type RowcastRuntime } from '../../src/index.js';
 import { classifyAddress } from '../../src/delivery/sinks/http/address-policy.js';
 import { HttpSink } from '../../src/delivery/sinks/http/http-sink.js';
 import type { DeliveryAttempt } from '../../src/model/sink.js';
@@ -216,11 +216,16 @@ describe('delivery to internal addresses', () => {
       await db.pool.query('INSERT INTO allowed VALUES (1)');
       await eventually(() => receiver.requests.length === 2, 'both deliveries to the loopback receiver');
       assert.deepEqual([...receiver.requests].sort(), ['/allowed', '/allowed-by-name']);
+      // Both deliveries of the topic's one message, read as the admin API reads them (rows, or their cursors).
+      const { rows } = await db.pool.query<{ seq: string }>(
+        `SELECT seq::text FROM rowcast.messages WHERE topic = 'allowed'`,
+      );
+      assert.equal(rows.length, 1);
       await eventually(async () => {
-        const { rows } = await db.pool.query<{ state: string }>(
-          `SELECT d.state FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id WHERE m.topic = 'allowed'`,
+        const deliveries = await Promise.all(
+          ['loopback', 'loopback-by-name'].map((name) => getDelivery(db.pool, `${name}@${rows[0]!.seq}`)),
         );
-        return rows.length === 2 && rows.every((r) => r.state === 'done');
+        return deliveries.every((d) => d.state === 'done');
       }, 'both deliveries done');
     },
   );

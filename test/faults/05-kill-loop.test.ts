@@ -15,6 +15,8 @@ test(
     const runs = await sigkillLoop({
       runs: RUNS,
       reply: () => ({ status: 200, delayMs: Math.floor(Math.random() * 30) }),
+      // Rows: what a killed process held is counted in delivery rows (fault 25 runs the loop through a cursor).
+      subscription: { cursor: false },
       // Deliveries in flight under the process's leases.
       heldBy: async (pool, pid) =>
         (

@@ -72,7 +72,14 @@ test(
         await db.pool.query(`CREATE TABLE t_${name} (id int PRIMARY KEY)`);
         config.topics![name] = {};
         config.captures![name] = { table: `t_${name}`, topic: name };
-        config.subscriptions![name] = { topic: name, protocol: 'http', endpoint: rx[name].url, deliveryPolicy };
+        // Rows: each delivery's recorded state is checked at the end.
+        config.subscriptions![name] = {
+          topic: name,
+          protocol: 'http',
+          endpoint: rx[name].url,
+          deliveryPolicy,
+          cursor: false,
+        };
       }
       await scenario.useConfig(db.pool, config);
       const child = await scenario.spawn(db.pool, db.url);

@@ -44,6 +44,8 @@ test(
     explained(scenario.children, async () => {
       const { db, receiver, child } = await scenario.startOnTestDatabase({
         reply: () => ({ status: 200, delayMs: Math.floor(Math.random() * 10) }),
+        // Rows: the commits that fail are those that mark a delivery row done.
+        subscription: { cursor: false },
       });
       // The test's own connection, opened before the faults and read-write whatever the database's default becomes.
       admin = new pg.Client({ connectionString: db.url, application_name: 'rowcast test admin' });
