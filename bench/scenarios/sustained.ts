@@ -34,7 +34,7 @@ export const sustained: Scenario = {
   id: 'sustained',
   title: 'sustained: the highest rate held end to end',
   async run(ctx: BenchContext) {
-    // Delivery rows (the default), then the same steps through a cursor, in the same run.
+    // Delivery rows, then the same steps through a cursor (the default), in the same run.
     for (const cursor of [false, true]) await holdRates(ctx, cursor);
   },
 };

@@ -106,11 +106,12 @@ export const subscriptionCommon = {
   /** Disable the subscription when its endpoint keeps failing (off by default); `rowcast resume` turns it back on. */
   disableAfter: disableAfterSchema.optional(),
   /**
-   * Read the topic's messages through a cursor instead of one delivery row per message: a batch costs one range
-   * lease and its completion, whatever its size; only failed, dead and handed-back work, and FIFO groups held behind
-   * a failed head, get rows (docs/subscriptions.md).
+   * Read the topic's messages through a cursor (the default) instead of one delivery row per message: a batch costs
+   * one range lease and its completion, whatever its size; only failed, dead and handed-back work, and FIFO groups
+   * held behind a failed head, get rows (docs/subscriptions.md). `false` keeps a row per message, and with it what
+   * the endpoint answered for every delivery.
    */
-  cursor: z.boolean().default(false),
+  cursor: z.boolean().default(true),
 };
 
 export const httpSubscriptionSchema = z.strictObject({
