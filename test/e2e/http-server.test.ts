@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
 import { topicStreamRoutes } from '../../src/app/http/topic-stream-routes.js';
 import { startHttpServer } from '../../src/app/http/server.js';
-import type { RowcastRuntime } from '../../src/index.js';
+import { pauseSubscription, type RowcastRuntime, sendTestMessage } from '../../src/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import {
   applyConfig,
@@ -26,7 +26,10 @@ before(async () => {
   await applyConfig(db.pool, {
     topics: { t: {}, u: {}, v: {}, big: {} },
     captures: { 't-rows': { table: 't_rows', topic: 't' } },
+    // Paused: only the test message sent to it matters (the last stream test).
+    subscriptions: { 'u-hook': { topic: 'u', protocol: 'http', endpoint: 'http://127.0.0.1:9/' } },
   });
+  await pauseSubscription(db.pool, 'u-hook');
   rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
   base = rowcast.httpUrl!;
 });
@@ -585,6 +588,19 @@ describe('GET /topics/:name/stream', () => {
       assert.equal(new Set(ns).size, ns.length);
     } finally {
       await resumed.close();
+    }
+  });
+
+  test('a test message sent to one subscription of the topic is not streamed: its subscription has it alone', async () => {
+    const stream = await openSse(`${base}/topics/u/stream`);
+    try {
+      assert.equal(stream.res.status, 200);
+      const id = await sendTestMessage(db.pool, 'u-hook');
+      assert.deepEqual(await drainTo(stream, 'u'), []);
+      const { rows } = await db.pool.query(`SELECT recipient FROM rowcast.messages WHERE id = $1`, [id]);
+      assert.deepEqual(rows, [{ recipient: 'u-hook' }]);
+    } finally {
+      await stream.close();
     }
   });
 });
