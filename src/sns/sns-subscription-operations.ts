@@ -102,9 +102,15 @@ async function subscribe(ctx: SnsContext, p: QueryParams): Promise<string> {
 
     const name = randomUUID();
     const isWebhook = config.protocol === 'http' || config.protocol === 'https';
+    // Through a cursor (the default) it reads the topic from the next message on, as a new config subscription does
+    // (apply's cursorStart); awaiting its confirmation, the cursor passes what is published meanwhile.
     await client.query(
-      `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, owner, sns_attributes)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api', $10)`,
+      `WITH s AS (
+         INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, owner, sns_attributes, cursor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api', $10, $11) RETURNING name, cursor)
+       INSERT INTO rowcast.cursors (subscription, leased_to)
+       SELECT s.name, coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0)
+         FROM s WHERE s.cursor`,
       [
         name,
         topic,
@@ -116,6 +122,7 @@ async function subscribe(ctx: SnsContext, p: QueryParams): Promise<string> {
         config.deadLetter?.topic ?? null,
         isWebhook ? generateSecret() : null,
         { ...attributes, Protocol: protocol, Endpoint: endpoint },
+        config.cursor,
       ],
     );
     if (handshake) await requireConfirmation(client, name);

@@ -16,7 +16,13 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { confirmSubscription, requireConfirmation } from '../../src/delivery/sns-envelope/confirmation.js';
 import { snsStringToSign, type SnsEnvelopeFields } from '../../src/delivery/sns-envelope/envelope.js';
-import { type RowcastConfigInput, sendTestMessage, type RowcastRuntime } from '../../src/index.js';
+import {
+  ErrorCodes,
+  getDelivery,
+  type RowcastConfigInput,
+  sendTestMessage,
+  type RowcastRuntime,
+} from '../../src/index.js';
 import { withTransaction } from '../../src/store/pool.js';
 import { publishMessages } from '../../src/routing/fan-out.js';
 import { describeRun, runCli } from '../support/cli.js';
@@ -54,13 +60,17 @@ async function publish(
 const to = (name: string) => (r: ReceivedRequest) => r.path === `/hook/${name}`;
 const received = (name: string, type: string) =>
   receiver.delivered.filter((r) => to(name)(r) && r.headers['x-amz-sns-message-type'] === type);
-const deliveriesOf = async (subscription: string, messageId: string) =>
-  (
-    await db.pool.query('SELECT 1 FROM rowcast.deliveries WHERE subscription = $1 AND message_id = $2', [
-      subscription,
-      messageId,
-    ])
-  ).rowCount;
+/** A message has no delivery to a subscription, and the admin API says why (its 404). */
+async function noDelivery(subscription: string, messageId: string, why: RegExp): Promise<void> {
+  const { rows } = await db.pool.query('SELECT seq::text FROM rowcast.messages WHERE id = $1', [messageId]);
+  await assert.rejects(getDelivery(db.pool, `${subscription}@${rows[0].seq}`), {
+    code: ErrorCodes.NOT_FOUND,
+    message: why,
+  });
+}
+const WAITING = /is waiting for its SNS confirmation: it gets no messages/;
+const PASSED =
+  /was waiting for its SNS confirmation \(or unsubscribed\) when the message was published, so it was not sent/;
 
 const hook = (name: string) => `${receiver.url}/${name}`;
 const config = (more: RowcastConfigInput['subscriptions'] = {}): RowcastConfigInput => ({
@@ -172,7 +182,7 @@ test('a subscription that must be confirmed gets a SubscriptionConfirmation that
     () => receiver.delivered.find((r) => to('raw')(r) && r.body === 'before confirmation'),
     'the raw subscription to receive the message',
   );
-  assert.equal(await deliveriesOf('v1', early), 0, 'no delivery for an unconfirmed subscription');
+  await noDelivery('v1', early, WAITING);
 
   // A wrong token confirms nothing, and says so in SNS's error document.
   const wrong = await httpsGet(message.SubscribeURL!.replace(/Token=[0-9a-f]+/, `Token=${'0'.repeat(128)}`));
@@ -192,6 +202,7 @@ test('a subscription that must be confirmed gets a SubscriptionConfirmation that
   );
   assert.equal((await httpsGet(message.SubscribeURL!)).status, 200, 'visiting it again is harmless');
   assert.equal(received('v1', 'Notification').length, 0);
+  await noDelivery('v1', early, PASSED);
 });
 
 test('Notifications of SignatureVersion 1 and 2 verify with sns-validator; a tampered body does not', async () => {
@@ -306,7 +317,7 @@ test('UnsubscribeURL stops the messages and sends an UnsubscribeConfirmation who
     () => receiver.delivered.find((r) => to('raw')(r) && r.body === 'after unsubscribing'),
     'the raw subscription to receive it',
   );
-  assert.equal(await deliveriesOf('v1', after), 0, 'an unsubscribed subscription gets no delivery');
+  await noDelivery('v1', after, /v1 is unsubscribed: it gets no messages/);
 
   assert.equal((await httpsGet(message.SubscribeURL!)).status, 200);
   const back = await publish('orders', 'welcome back');
@@ -314,6 +325,8 @@ test('UnsubscribeURL stops the messages and sends an UnsubscribeConfirmation who
     () => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === back),
     'v1 to receive messages again',
   );
+  await noDelivery('v1', after, PASSED);
+  assert.ok(!received('v1', 'Notification').some((r) => r.headers['x-amz-sns-message-id'] === after));
 });
 
 test('a key rotated with `rowcast rotate-signing-key` signs from then on; the old certificate stays served, so messages signed before verify', async () => {
@@ -351,8 +364,9 @@ test('requireConfirmation (for the SNS API) sends a new token and holds the mess
     () => received('v1', 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === held),
     'v1 to receive it',
   );
-  assert.equal(await deliveriesOf('raw', held), 0);
+  await noDelivery('raw', held, WAITING);
   assert.equal(await confirmSubscription(db.pool, 'orders', message.Token!), 'raw');
+  await noDelivery('raw', held, PASSED);
   await db.pool.query(
     `INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint) VALUES ('plain', 'orders', 'http', 'http://127.0.0.1:9/')`,
   );
