@@ -400,6 +400,60 @@ test('apply: a subscription that no longer needs confirmation is confirmed; test
   assert.equal((await validate(request.body)).Message, 'hello');
 });
 
+test('a message published while a subscription awaits its confirmation is not sent once it is confirmed, though no lease passed it meanwhile', async () => {
+  // Its one slot is taken by the SubscriptionConfirmation, held until the endpoint confirmed (as subscribers do):
+  // no lease reaches the subscription while it waits. Confirmed through the token, or by apply (confirmation: none).
+  let answer!: () => void;
+  const held = new Promise<void>((resolve) => (answer = resolve));
+  receiver.reply = (r) =>
+    r.headers['x-amz-sns-message-type'] === 'SubscriptionConfirmation' ? { status: 200, hold: held } : { status: 200 };
+  const slow = {
+    topic: 'orders',
+    protocol: 'http',
+    format: 'sns',
+    confirmation: 'required',
+    maxConcurrency: 1,
+  } as const;
+  const subscriptions = (confirmation: 'required' | 'none') => ({
+    slow: { ...slow, endpoint: hook('slow') },
+    'slow-apply': { ...slow, endpoint: hook('slow-apply'), confirmation },
+  });
+  try {
+    await applyConfig(db.pool, config(subscriptions('required')));
+    // Received, not answered yet.
+    const arrived = (name: string) =>
+      receiver.requests.find((r) => to(name)(r) && r.headers['x-amz-sns-message-type'] === 'SubscriptionConfirmation');
+    const asked = await eventually(() => arrived('slow'), 'the SubscriptionConfirmation of slow');
+    await eventually(() => arrived('slow-apply'), 'that of slow-apply');
+    const early = await publish('orders', 'while the confirmation is in flight');
+    await eventually(
+      () => receiver.delivered.find((r) => to('raw')(r) && r.body === 'while the confirmation is in flight'),
+      'the raw subscription to receive it',
+    );
+    assert.equal(await confirmSubscription(db.pool, 'orders', asked.json.Token), 'slow');
+    await applyConfig(db.pool, config(subscriptions('none')));
+    answer();
+    const later = await publish('orders', 'once confirmed');
+    for (const name of ['slow', 'slow-apply']) {
+      await eventually(
+        () => received(name, 'Notification').find((r) => r.headers['x-amz-sns-message-id'] === later),
+        `${name} to receive the message published once it was confirmed`,
+      );
+      const { rows } = await db.pool.query('SELECT seq::text FROM rowcast.messages WHERE id = $1', [later]);
+      // One slot: an earlier message would have been sent before this one's range completed.
+      await eventually(
+        async () => (await getDelivery(db.pool, `${name}@${rows[0].seq}`)).state === 'done',
+        `${name}'s delivery of it done`,
+      );
+      await noDelivery(name, early, PASSED);
+      assert.ok(!received(name, 'Notification').some((r) => r.headers['x-amz-sns-message-id'] === early), name);
+    }
+  } finally {
+    answer();
+    receiver.reply = () => ({ status: 200 });
+  }
+});
+
 test("email and email-json deliveries are SNS's: the Message with the unsubscribe footer, and the signed JSON envelope", async () => {
   const id = await publish('payments', 'Invoice 7 paid', 'Payment received');
   const mail = await mailTo('people@example.com', 'the mail', (m) => messageIdOf(m) === id);

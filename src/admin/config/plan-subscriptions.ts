@@ -2,7 +2,7 @@ import { type RowcastConfig } from '../../config/schema.js';
 import { type SubscriptionConfig, WEBHOOK_SECRET } from '../../config/subscription-schema.js';
 import { redactEndpoint } from '../../observability/redact.js';
 import type { PlanStep } from '../../capture/plan-step.js';
-import { handshakeStatement } from '../../delivery/sns-envelope/confirmation.js';
+import { handshakeStatement, passUnconfirmedSql } from '../../delivery/sns-envelope/confirmation.js';
 import { generateSecret, ROTATE_SECRET_SQL } from '../../delivery/sinks/http/webhook-secret.js';
 import { stableJson, type SubscriptionRow } from './stored-config.js';
 import { endpointOf, isWebhook, subscriptionSettings } from './subscription-settings.js';
@@ -113,7 +113,11 @@ export function planSubscriptions(
     } else if (confirmation === 'none' && wasRequired) {
       steps.push({
         summary: `~ subscription ${name}: no SNS confirmation needed any more (confirmed)`,
-        sql: `UPDATE rowcast.subscriptions SET sns_state = 'confirmed', sns_state_changed_at = now() WHERE name = $1 AND sns_state = 'pending_confirmation'`,
+        sql: `WITH confirmed AS (
+                UPDATE rowcast.subscriptions SET sns_state = 'confirmed', sns_state_changed_at = now()
+                 WHERE name = $1 AND sns_state = 'pending_confirmation' RETURNING name),
+              ${passUnconfirmedSql('SELECT name FROM confirmed')}
+              SELECT count(*) FROM confirmed`,
         params: [name],
       });
     }

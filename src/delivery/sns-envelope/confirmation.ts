@@ -99,6 +99,22 @@ export async function unsubscribe(db: Pool | PoolClient, subscription: string): 
   return true;
 }
 
+/**
+ * CTEs that pass the cursors of subscriptions just confirmed (`names`, a query of their names) over what was published
+ * until now, unsent, written down as their leases write what they pass while a subscription waits
+ * (rowcast.cursor_skips). Leases decide by the state they read, so a message published while it waited that no lease
+ * had reached yet (no free slot, no claim in between) would otherwise be sent once it is confirmed; rows never gave it
+ * one. Under the cursor's row lock, as leases take it.
+ */
+export const passUnconfirmedSql = (names: string) => `upto AS (
+    SELECT c.subscription, c.leased_to AS from_seq,
+           coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0) AS to_seq
+      FROM rowcast.cursors c WHERE c.subscription IN (${names}) FOR UPDATE OF c),
+  skipped AS (INSERT INTO rowcast.cursor_skips (subscription, from_seq, to_seq)
+              SELECT u.subscription, u.from_seq, u.to_seq FROM upto u WHERE u.to_seq > u.from_seq),
+  passed AS (UPDATE rowcast.cursors c SET leased_to = u.to_seq FROM upto u
+              WHERE c.subscription = u.subscription AND u.to_seq > u.from_seq)`;
+
 /** SNS's confirmation tokens expire after 3 days; so do rowcast's (counted from when the handshake message was made). */
 export const TOKEN_LIFETIME_DAYS = 3;
 
@@ -126,14 +142,17 @@ export async function confirmSubscription(
   const { rows } = await db.query<{ name: string; changed: boolean }>(
     `WITH s AS (SELECT name, sns_state <> 'confirmed' AS changed FROM rowcast.subscriptions
                  WHERE topic = $1 AND sns_token_sha256 = $2
-                   AND (sns_state = 'confirmed' OR sns_state_changed_at > now() - $5 * interval '1 day') FOR UPDATE)
+                   AND (sns_state = 'confirmed' OR sns_state_changed_at > now() - $5 * interval '1 day') FOR UPDATE),
+     confirmed AS (
      UPDATE rowcast.subscriptions u SET sns_state = 'confirmed',
             sns_state_changed_at = CASE WHEN s.changed THEN now() ELSE u.sns_state_changed_at END,
             sns_attributes = CASE WHEN s.changed
               THEN u.sns_attributes || jsonb_build_object('ConfirmationWasAuthenticated', $3::text)
                    || CASE WHEN $4 THEN jsonb_build_object('AuthenticateOnUnsubscribe', 'true') ELSE '{}' END
               ELSE u.sns_attributes END
-       FROM s WHERE u.name = s.name RETURNING u.name, s.changed`,
+       FROM s WHERE u.name = s.name RETURNING u.name, s.changed),
+     ${passUnconfirmedSql('SELECT name FROM confirmed WHERE changed')}
+     SELECT name, changed FROM confirmed`,
     [
       topic,
       sha256(token),
