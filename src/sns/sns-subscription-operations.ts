@@ -1,3 +1,4 @@
+import { LOG_END_SQL } from '../store/log-leases.js';
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { endpointOf, subscriptionSettings } from '../admin/config/subscription-settings.js';
@@ -109,7 +110,7 @@ async function subscribe(ctx: SnsContext, p: QueryParams): Promise<string> {
          INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, owner, sns_attributes, cursor)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api', $10, $11) RETURNING name, cursor)
        INSERT INTO rowcast.cursors (subscription, leased_to)
-       SELECT s.name, coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0)
+       SELECT s.name, ${LOG_END_SQL}
          FROM s WHERE s.cursor`,
       [
         name,

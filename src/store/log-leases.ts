@@ -16,6 +16,9 @@ export interface LogHorizon {
   barrierWriters: string[];
 }
 
+/** SQL: the log's end, the last seq drawn for rowcast.messages (0 before the first); where a new cursor starts. */
+export const LOG_END_SQL = `coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0)`;
+
 export const INITIAL_HORIZON: LogHorizon = { settled: '0', barrierSeq: null, barrierWriters: [] };
 
 /** A leased range (fromSeq, toSeq] of a subscription's cursor. */

@@ -1,3 +1,4 @@
+import { LOG_END_SQL } from '../store/log-leases.js';
 import type { ServerResponse } from 'node:http';
 import { WakeSignal } from '../queue/wake-signal.js';
 import type { Logger } from '../observability/logger.js';
@@ -66,7 +67,7 @@ SELECT m.seq::text AS seq, m.id::text AS id, m.topic, m.subject, m.body, m.conte
  ORDER BY m.seq -- the column: a bare "seq" would be the text alias, and "10" sorts before "9"
  LIMIT $4`;
 
-const SEQUENCE_SQL = `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0)::text AS h,
+const SEQUENCE_SQL = `SELECT ${LOG_END_SQL}::text AS h,
        pg_postmaster_start_time()::text AS started`;
 /** The last message of a topic that was there before the server (re)started. */
 const SURVIVED_SQL = `SELECT m.seq::text AS seq FROM rowcast.messages m WHERE m.topic = $1 AND m.created_at < pg_postmaster_start_time() ORDER BY m.seq DESC LIMIT 1`; // m.seq: see ROWS_SQL

@@ -1,3 +1,4 @@
+import { LOG_END_SQL } from '../../store/log-leases.js';
 import { type RowcastConfig } from '../../config/schema.js';
 import { type SubscriptionConfig, WEBHOOK_SECRET } from '../../config/subscription-schema.js';
 import { redactEndpoint } from '../../observability/redact.js';
@@ -198,7 +199,7 @@ function cursorStart(name: string, moved: boolean, backlog: boolean): PlanStep {
             RETURNING d.message_id)
           INSERT INTO rowcast.cursors (subscription, leased_to)
           VALUES ($1, coalesce((SELECT min(m.seq) - 1 FROM rowcast.messages m WHERE m.id = ANY (ARRAY(SELECT message_id FROM taken))),
-                               pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0))
+                               ${LOG_END_SQL}))
           ON CONFLICT (subscription) DO UPDATE SET drain_writers = NULL, until_seq = NULL,
             leased_to = CASE WHEN $2::boolean THEN EXCLUDED.leased_to ELSE rowcast.cursors.leased_to END`,
     params: [name, moved, backlog],

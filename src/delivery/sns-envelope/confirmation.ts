@@ -1,3 +1,4 @@
+import { LOG_END_SQL } from '../../store/log-leases.js';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Pool, PoolClient } from '../../store/pool.js';
 
@@ -108,7 +109,7 @@ export async function unsubscribe(db: Pool | PoolClient, subscription: string): 
  */
 export const passUnconfirmedSql = (names: string) => `upto AS (
     SELECT c.subscription, c.leased_to AS from_seq,
-           coalesce(pg_sequence_last_value(pg_get_serial_sequence('rowcast.messages', 'seq')::regclass), 0) AS to_seq
+           ${LOG_END_SQL} AS to_seq
       FROM rowcast.cursors c WHERE c.subscription IN (${names}) FOR UPDATE OF c),
   skipped AS (INSERT INTO rowcast.cursor_skips (subscription, from_seq, to_seq)
               SELECT u.subscription, u.from_seq, u.to_seq FROM upto u WHERE u.to_seq > u.from_seq),
