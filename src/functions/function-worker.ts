@@ -3,6 +3,7 @@ import { type AwsConfig, awsSchema } from '../config/aws-schema.js';
 import { type FunctionConfig } from '../config/function-schema.js';
 import { ClaimLoop } from '../queue/claim-loop.js';
 import { ClaimSession } from '../queue/claim-session.js';
+import { SleepingFlag } from '../queue/sleeping-flag.js';
 import type { Logger } from '../observability/logger.js';
 import { observe } from '../observability/observe.js';
 import { validTraceparent } from '../model/trace-context.js';
@@ -98,6 +99,13 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     private readonly onPublished: (deliveries: number) => void,
   ) {
     super({ concurrency: options.concurrency, pollInterval: options.pollInterval, maxClaim: 200 }, log);
+    // rowcast.invoke (aws_lambda.invoke, MySQL's lambda_async) NOTIFYs while this flag, or a router's, is set: under
+    // capture load no router sleeps, and without a flag of its own an invocation queued by SQL waited for the poll.
+    this.sleepingFlag = new SleepingFlag(pool, {
+      write: (sleeping) => this.writeFlag(sleeping),
+      writtenBy: ['rowcast.invocations'],
+      pollInterval: options.pollInterval,
+    });
     // If the connection breaks, its slots are gone with it: taken again on the next claim.
     this.session = new ClaimSession(pool, log, () => this.held.clear());
     const aws = options.aws ?? awsSchema.parse({});
@@ -120,6 +128,15 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
         leaseMs: Math.max(options.lease, config.timeout + 30_000),
       });
     }
+  }
+
+  /** On the router's row of this process: it makes it at start and removes it at stop (one made here could outlive the process). */
+  private async writeFlag(sleeping: boolean): Promise<boolean> {
+    const { rowCount } = await this.pool.query('UPDATE rowcast.dispatchers SET functions_sleeping = $2 WHERE id = $1', [
+      this.options.owner,
+      sleeping,
+    ]);
+    return Boolean(rowCount);
   }
 
   async start(): Promise<void> {

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from '../observability/logger.js';
 import { freeSlots, type LoopLoad, resultsLag, shareSlots } from '../model/slot-sharing.js';
+import type { SleepingFlag } from './sleeping-flag.js';
 import { WakeSignal } from './wake-signal.js';
 
 /** A unit of leased work: `group` is what limits apply to (a subscription, a function). */
@@ -28,6 +29,11 @@ const MAX_UNRECORDED = 1000;
 const MAX_UNRECORDED_BYTES = MAX_QUEUED_BYTES;
 /** Longest claim round trip a lease makes room for (see claimAllowanceMs). */
 const MAX_CLAIM_ALLOWANCE_MS = 30_000;
+/**
+ * Under load a loop with a sleeping flag clears it, and nobody announces its work: it claims again this soon, not at
+ * once (claims of a few items each, one per round trip) nor at the poll (the work would wait that long).
+ */
+const LOADED_POLL_MS = 10;
 /** Items handed back unstarted because their lease ran short are reported at most this often. */
 const STALE_REPORT_MS = 10_000;
 
@@ -80,6 +86,16 @@ export abstract class ClaimLoop<C extends Claimed> {
   private staleSince = { count: 0, at: 0 };
   /** The last claim was skipped because too many results were unwritten (resultsWritten kicks the loop). */
   private heldBack = false;
+  /**
+   * Work may have come while the loop had no room to claim it (a kick came, or nobody announces work to it): the
+   * next freed slot claims. Before, such a kick was spent on the full loop, and the work waited for the poll.
+   */
+  private claimWhenFree = false;
+  /**
+   * Set by a worker whose work is announced only while it says it sleeps (functions: rowcast.invoke NOTIFYs while
+   * a function worker's flag is set). Without one, every new piece of work kicks the loop.
+   */
+  protected sleepingFlag: SleepingFlag | null = null;
 
   constructor(
     protected readonly loopOptions: ClaimLoopOptions,
@@ -241,6 +257,8 @@ export abstract class ClaimLoop<C extends Claimed> {
 
   private async run(): Promise<void> {
     let errorDelay = 100;
+    /** Kicked since the last claim: work may have been announced that the loop has not claimed yet. */
+    let kicked = false;
     while (!this.stopping) {
       try {
         if (this.stale.length) {
@@ -253,9 +271,12 @@ export abstract class ClaimLoop<C extends Claimed> {
         await this.beforeClaim();
         const wanted = this.wanted();
         if (!wanted.size) {
-          await this.signal.wait(this.loopOptions.pollInterval);
+          if (kicked || !(this.sleepingFlag?.announced ?? true)) this.claimWhenFree = true;
+          if (await this.signal.wait(this.loopOptions.pollInterval)) kicked = true;
           continue;
         }
+        this.claimWhenFree = false;
+        kicked = false;
         const claimedAt = Date.now();
         const claimed = await this.claim(wanted);
         const tookMs = Date.now() - claimedAt;
@@ -274,11 +295,24 @@ export abstract class ClaimLoop<C extends Claimed> {
         for (const group of wanted.keys()) this.afterClaim(group, got.get(group) ?? 0, this.localCount(group));
         this.pumpAll();
         this.reportStale(tookMs);
+        const next = this.sleepingFlag
+          ? await this.sleepingFlag.afterPass({
+              events: claimed.length,
+              batchSize: [...wanted.values()].reduce((sum, n) => sum + n, 0),
+              busy: false,
+              notifyWaiting: this.signal.kicked,
+            })
+          : 'sleep';
         // Claim again at once only while a backlogged group has a quarter of its room free; otherwise wait for a
         // kick (a finished item, NOTIFY, the poll interval).
-        if (![...this.backlogged].some((group) => this.wantsClaim(group)))
-          await this.signal.wait(this.loopOptions.pollInterval);
+        if ([...this.backlogged].some((group) => this.wantsClaim(group))) continue;
+        if (next === 'sleep') {
+          kicked = await this.signal.wait(this.loopOptions.pollInterval);
+          if (this.sleepingFlag) this.sleepingFlag.kicked = kicked;
+        } else if (next === 'load') kicked = await this.signal.wait(LOADED_POLL_MS);
+        else if (next > 0) kicked = await this.signal.wait(next);
       } catch (err) {
+        this.sleepingFlag?.forget();
         this.log.error({ err: (err as Error).message }, 'claiming work failed; retrying');
         await this.signal.wait(errorDelay);
         errorDelay = Math.min(errorDelay * 2, 5000);
@@ -401,7 +435,8 @@ export abstract class ClaimLoop<C extends Claimed> {
         this.pump(item.group);
         // A process-wide slot freed up: other groups' queues may start now.
         if (wasFull) this.pumpAll();
-        if (this.wantsClaim(item.group)) this.signal.kick();
+        // (A backlogged group waits for a quarter of its room, as wantsClaim says, whatever was announced.)
+        if ((this.claimWhenFree && !this.backlogged.has(item.group)) || this.wantsClaim(item.group)) this.signal.kick();
       });
   }
 }

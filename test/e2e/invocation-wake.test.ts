@@ -72,3 +72,28 @@ test('an invocation queued by SQL runs at once, not at the next poll', async () 
   );
   assert.ok(wakes > 0);
 });
+
+test('an invocation queued by SQL while every router is awake (capture under load) runs at once, not at the next poll', async () => {
+  await sleeping();
+  // The function worker's own flag (migration 039), set before it sleeps.
+  await eventually(
+    async () => (await db.pool.query('SELECT 1 FROM rowcast.dispatchers WHERE functions_sleeping')).rowCount,
+    'the function worker to sleep',
+  );
+  // Routers that route without pause clear their flags. This one stays asleep and writes its flag only when it
+  // changes it, so the cleared flag stands for the rest of this test.
+  await db.pool.query('UPDATE rowcast.dispatchers SET sleeping = false');
+  try {
+    const before = wakes;
+    const { rows } = await db.pool.query(`SELECT rowcast.invoke('quick', '{"ms": 1}') AS id`);
+    await eventually(
+      async () =>
+        (await db.pool.query('SELECT state FROM rowcast.invocations WHERE id = $1', [rows[0].id])).rows[0]?.state ===
+        'done',
+      'the invocation done (the poll is a minute away)',
+    );
+    assert.ok(wakes > before);
+  } finally {
+    await db.pool.query('UPDATE rowcast.dispatchers SET sleeping = true');
+  }
+});
