@@ -118,37 +118,47 @@ const completeStatement = prepared(
    RETURNING c.subscription, c.from_seq::text`,
 );
 
-// A range with claim-checked messages also leaves a row for retention (migration 031): each link of it was signed
-// before this statement began, so it expires by now() + the TTL it was signed with. Written even when the lease was
-// lost (a PostgreSQL crash, or taken over): the links this owner sent are out there all the same.
-const completeWithLinksStatement = prepared(
-  'complete_log_ranges_with_links',
+// What outlives a range's completion, besides the rows of its failures:
+// - A range with claim-checked messages leaves a row for retention (migration 031): each link of it was signed before
+//   this statement began, so it expires by now() + the TTL it was signed with. Written even when the lease was lost
+//   (a PostgreSQL crash, or taken over): the links this owner sent are out there all the same.
+// - A range taken over (attempt past the first) leaves its attempt number for the delivery detail (migration 040):
+//   only if this completion holds, since a refused one's new owner sends, and records, the range again.
+const completeWithRecordsStatement = prepared(
+  'complete_log_ranges_with_records',
   `WITH r AS (
-     SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bigint[], $5::text[], $6::bigint[])
-                AS r(subscription, from_seq, lease, to_seq, topic, ttl_ms)),
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bigint[], $5::text[], $6::bigint[], $7::int[])
+                AS r(subscription, from_seq, lease, to_seq, topic, ttl_ms, attempt)),
    done AS (
      DELETE FROM rowcast.cursor_leases c USING r
       WHERE c.subscription = r.subscription AND c.from_seq = r.from_seq AND c.lease = r.lease
      RETURNING c.subscription, c.from_seq),
    links AS (
      INSERT INTO rowcast.cursor_claim_checks (topic, from_seq, to_seq, expires_at)
-     SELECT r.topic, r.from_seq, r.to_seq, now() + r.ttl_ms * interval '1 millisecond' FROM r WHERE r.ttl_ms IS NOT NULL)
+     SELECT r.topic, r.from_seq, r.to_seq, now() + r.ttl_ms * interval '1 millisecond' FROM r WHERE r.ttl_ms IS NOT NULL),
+   retakes AS (
+     INSERT INTO rowcast.cursor_retakes (subscription, from_seq, to_seq, attempts)
+     SELECT r.subscription, r.from_seq, r.to_seq, r.attempt
+       FROM r JOIN done d ON d.subscription = r.subscription AND d.from_seq = r.from_seq
+      WHERE r.attempt > 1
+     ON CONFLICT (subscription, from_seq) DO UPDATE SET to_seq = EXCLUDED.to_seq, attempts = EXCLUDED.attempts)
    SELECT subscription, from_seq::text FROM done`,
 );
 
-/** The completion of these ranges: the plain DELETE unless one of them holds claim-checked messages. */
+/** The completion of these ranges: the plain DELETE unless one of them leaves a record (claim checks, a retake). */
 function completionOf(ranges: RangeCompletion[]) {
   const fenced = [
     ranges.map((c) => c.range.subscription),
     ranges.map((c) => c.range.fromSeq),
     ranges.map((c) => c.range.lease),
   ];
-  if (!ranges.some((c) => c.claimChecks)) return completeStatement(fenced);
-  return completeWithLinksStatement([
+  if (!ranges.some((c) => c.claimChecks || c.range.attempt > 1)) return completeStatement(fenced);
+  return completeWithRecordsStatement([
     ...fenced,
     ranges.map((c) => c.range.toSeq),
     ranges.map((c) => c.claimChecks?.topic ?? null),
     ranges.map((c) => c.claimChecks?.ttlMs ?? null),
+    ranges.map((c) => c.range.attempt),
   ]);
 }
 

@@ -64,12 +64,14 @@ export async function applyRetention(
   await pool.query(`DELETE FROM rowcast.dedup WHERE expires_at < now()`);
   // Cursor ranges whose claim-check links have all expired keep no body any more.
   await pool.query(`DELETE FROM rowcast.cursor_claim_checks WHERE expires_at <= now()`);
-  // A stretch a cursor passed unconfirmed explains nothing once its topic keeps no message of it (migration 037).
-  await pool.query(
-    `DELETE FROM rowcast.cursor_skips k USING rowcast.subscriptions s
-      WHERE s.name = k.subscription
-        AND NOT EXISTS (SELECT 1 FROM rowcast.messages m WHERE m.topic = s.topic AND m.seq > k.from_seq AND m.seq <= k.to_seq)`,
-  );
+  // A stretch a cursor passed unconfirmed (migration 037), or a range it sent again (040), explains nothing once its
+  // topic keeps no message of it.
+  for (const table of ['rowcast.cursor_skips', 'rowcast.cursor_retakes'])
+    await pool.query(
+      `DELETE FROM ${table} k USING rowcast.subscriptions s
+        WHERE s.name = k.subscription
+          AND NOT EXISTS (SELECT 1 FROM rowcast.messages m WHERE m.topic = s.topic AND m.seq > k.from_seq AND m.seq <= k.to_seq)`,
+    );
   // Activity counts (rates and charts) older than a day are past any window the API shows.
   await pool.query(`DELETE FROM rowcast.activity WHERE bucket < now() - interval '${ACTIVITY_RETENTION}'`);
   // A webhook secret rotated out no longer signs after its overlap (the sink checks the expiry); it is not kept either.

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { completeLogRanges, leaseLogRanges } from '../../src/delivery/cursor-store.js';
+import { getDelivery } from '../../src/index.js';
+import { applyRetention } from '../../src/store/retention.js';
 import { INITIAL_HORIZON, type LeasedMessage, type LogHorizon } from '../../src/store/log-leases.js';
 import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -131,6 +133,17 @@ describe('a cursor over the message log', () => {
               (SELECT count(*)::int FROM rowcast.deliveries) AS rows`,
     );
     assert.deepEqual(rows[0], { passed: true, rows: 0 });
+    // What the delivery detail says of each: sent at the range's attempt, the taken-over ones twice (migration 040).
+    const attempts = async (messages: LeasedMessage[]) =>
+      Promise.all(messages.map(async (m) => (await getDelivery(db.pool, m.delivery.deliveryId)).attempts));
+    assert.deepEqual(await attempts(second), [2, 2, 2]);
+    assert.deepEqual(await attempts(rest), [1, 1]);
+    // One record, of the taken-over range, and retention forgets it with the range's last message.
+    const retakes = async () =>
+      (await db.pool.query('SELECT from_seq::text, attempts FROM rowcast.cursor_retakes')).rows;
+    assert.deepEqual(await retakes(), [{ from_seq: second[0]!.range.fromSeq, attempts: 2 }]);
+    await applyRetention(db.pool, 0, 0);
+    assert.deepEqual(await retakes(), []);
   });
 
   test('turns work handed back unsent into pending rows, its attempt not counted', async () => {

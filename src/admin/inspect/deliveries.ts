@@ -188,10 +188,18 @@ export function cursorSkips(
 /**
  * SQL: a row-less delivery's state and attempts from its cursor (`c`, rowcast.cursors) and the open range its
  * message `m` lies in (`l`, rowcast.cursor_leases, or nulls): in a range in flight, past `leased_to` pending, else
- * delivered (a failed attempt would have left a row, written as its range completed).
+ * delivered (a failed attempt would have left a row, written as its range completed) at the first attempt unless
+ * its range was taken over (rowcast.cursor_retakes).
  */
 export const CURSOR_STATE_SQL = `CASE WHEN l.attempts IS NOT NULL THEN 'in_flight' WHEN m.seq <= c.leased_to THEN 'done' ELSE 'pending' END AS cursor_state,
-  CASE WHEN l.attempts IS NOT NULL THEN l.attempts WHEN m.seq <= c.leased_to THEN 1 ELSE 0 END AS cursor_attempts,
+  CASE WHEN l.attempts IS NOT NULL THEN l.attempts
+       -- A cursor's ranges never overlap: the one that starts nearest below the message is the only one it may lie in.
+       WHEN m.seq <= c.leased_to THEN coalesce((SELECT t.attempts
+                                                  FROM (SELECT * FROM rowcast.cursor_retakes t
+                                                         WHERE t.subscription = c.subscription AND t.from_seq < m.seq
+                                                         ORDER BY t.from_seq DESC LIMIT 1) t
+                                                 WHERE m.seq <= t.to_seq), 1)
+       ELSE 0 END AS cursor_attempts,
   EXISTS (SELECT 1 FROM rowcast.cursor_skips k
            WHERE k.subscription = c.subscription AND m.seq > k.from_seq AND m.seq <= k.to_seq) AS passed_unconfirmed,
   m.recipient`;
