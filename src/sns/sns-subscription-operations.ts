@@ -109,9 +109,9 @@ async function subscribe(ctx: SnsContext, p: QueryParams): Promise<string> {
       `WITH s AS (
          INSERT INTO rowcast.subscriptions (name, topic, protocol, endpoint, settings, filter_policy, filter_scope, dead_letter_topic, secret, owner, sns_attributes, cursor)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api', $10, $11) RETURNING name, cursor)
-       INSERT INTO rowcast.cursors (subscription, leased_to)
-       SELECT s.name, ${LOG_END_SQL}
-         FROM s WHERE s.cursor`,
+       INSERT INTO rowcast.cursors (subscription, leased_to, start_seq)
+       SELECT s.name, e.seq, e.seq
+         FROM s, (SELECT ${LOG_END_SQL} AS seq) e WHERE s.cursor`,
       [
         name,
         topic,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { apply, parseConfig, type RowcastConfigInput, type RowcastRuntime } from '../../src/index.js';
+import { apply, getDelivery, parseConfig, type RowcastConfigInput, type RowcastRuntime } from '../../src/index.js';
+import { searchDeliveries } from '../../src/admin/inspect/delivery-search.js';
 import { routeEvents } from '../../src/routing/route-events.js';
 import { claimDeliveries, completeDeliveries } from '../../src/delivery/delivery-store.js';
 import {
@@ -201,6 +202,22 @@ describe('switching a subscription with a backlog to a cursor', () => {
       const got = delivered(receivers.moving);
       for (const m of [...backlog, ...later]) assert.equal(got.get(m.id), 1, `message ${m.key} delivered once`);
       assert.equal(got.size, 310, 'nothing routed before the subscription existed was sent');
+      // The admin API reads a moved message as the cursor's delivery, as it does a later one; one routed before the
+      // subscription existed is no delivery of it.
+      for (const m of [backlog[0]!, backlog.at(-1)!, later[0]!])
+        assert.equal((await getDelivery(db.pool, `moving@${m.seq}`)).state, 'done', `message ${m.key}`);
+      await assert.rejects(
+        getDelivery(db.pool, `moving@${messages[0]!.seq}`),
+        /came before moving read through a cursor/,
+      );
+      let listed = 0;
+      for (let cursor: string | undefined; ;) {
+        const page = await searchDeliveries(db.pool, { subscription: 'moving', limit: 200, cursor });
+        listed += page.items.length;
+        if (!page.nextCursor) break;
+        cursor = page.nextCursor;
+      }
+      assert.equal(listed, 310, 'the list holds every message it delivered, and nothing before');
       assert.ok(
         receivers.moving.requests.every((r) => r.status === 200 && keyOf(r)! > 10),
         'no attempt failed, none of the first ten',

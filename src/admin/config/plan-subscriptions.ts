@@ -197,11 +197,13 @@ function cursorStart(name: string, moved: boolean, backlog: boolean): PlanStep {
              WHERE d.message_id = ANY (ARRAY(SELECT id FROM backlog)) AND d.subscription = $1
                AND d.state = 'pending' AND d.attempts = 0 AND d.attempt_log IS NULL AND d.group_key IS NULL
             RETURNING d.message_id)
-          INSERT INTO rowcast.cursors (subscription, leased_to)
-          VALUES ($1, coalesce((SELECT min(m.seq) - 1 FROM rowcast.messages m WHERE m.id = ANY (ARRAY(SELECT message_id FROM taken))),
-                               ${LOG_END_SQL}))
+          INSERT INTO rowcast.cursors (subscription, leased_to, start_seq)
+          SELECT $1, p.seq, p.seq
+            FROM (SELECT coalesce((SELECT min(m.seq) - 1 FROM rowcast.messages m WHERE m.id = ANY (ARRAY(SELECT message_id FROM taken))),
+                                  ${LOG_END_SQL}) AS seq) p
           ON CONFLICT (subscription) DO UPDATE SET drain_writers = NULL, until_seq = NULL,
-            leased_to = CASE WHEN $2::boolean THEN EXCLUDED.leased_to ELSE rowcast.cursors.leased_to END`,
+            leased_to = CASE WHEN $2::boolean THEN EXCLUDED.leased_to ELSE rowcast.cursors.leased_to END,
+            start_seq = CASE WHEN $2::boolean THEN EXCLUDED.start_seq ELSE rowcast.cursors.start_seq END`,
     params: [name, moved, backlog],
   };
 }

@@ -137,7 +137,7 @@ export async function resolveDelivery(pool: Pool, id: string): Promise<{ row: st
             ${CURSOR_STATE_SQL},
             (SELECT max(d.id)::text FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = s.name) AS row_id,
             -- Messages before the cursor were the rows' (or came before the subscription).
-            m.created_at < c.created_at AS before_cursor
+            NOT ${CURSORS_MESSAGE_SQL} AS before_cursor
        FROM rowcast.subscriptions s
        LEFT JOIN rowcast.messages m ON m.topic = s.topic AND m.seq = $2
        LEFT JOIN rowcast.cursors c ON c.subscription = s.name
@@ -203,6 +203,12 @@ export const CURSOR_STATE_SQL = `CASE WHEN l.attempts IS NOT NULL THEN 'in_fligh
   EXISTS (SELECT 1 FROM rowcast.cursor_skips k
            WHERE k.subscription = c.subscription AND m.seq > k.from_seq AND m.seq <= k.to_seq) AS passed_unconfirmed,
   m.recipient`;
+
+/**
+ * SQL: message `m` is cursor `c`'s to deliver: it comes after where the cursor started (migration 041; a cursor
+ * started before it, by when: after the cursor's row was made). The messages before it were the rows'.
+ */
+export const CURSORS_MESSAGE_SQL = `(CASE WHEN c.start_seq IS NOT NULL THEN m.seq > c.start_seq ELSE m.created_at >= c.created_at END)`;
 
 /** The open range of subscription `s` that message `m` lies in, if any (as `l`, for CURSOR_STATE_SQL). */
 export const OPEN_RANGE_SQL = `LEFT JOIN LATERAL (SELECT l.attempts FROM rowcast.cursor_leases l

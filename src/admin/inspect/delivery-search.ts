@@ -5,6 +5,7 @@ import { PROTOCOL_BODY } from '../../routing/fan-out.js';
 import type { SqlRow } from '../../store/sql.js';
 import {
   CURSOR_STATE_SQL,
+  CURSORS_MESSAGE_SQL,
   cursorSkips,
   DELIVERY_COLUMNS,
   OPEN_RANGE_SQL,
@@ -209,7 +210,7 @@ async function searchCursorDeliveries(
          LEFT JOIN LATERAL (SELECT * FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = $1
                              ORDER BY d.id DESC LIMIT 1) d ON true
          ${OPEN_RANGE_SQL}
-        WHERE c.subscription = $1 AND (d.id IS NOT NULL OR m.created_at >= c.created_at)
+        WHERE c.subscription = $1 AND (d.id IS NOT NULL OR ${CURSORS_MESSAGE_SQL})
           ${where.map((w) => `AND ${w}`).join(' ')}) x
       ${search.status === undefined ? '' : `WHERE coalesce(x.row_state, x.cursor_state) = ${param(search.status)}`}
       ORDER BY x.seq DESC LIMIT ${param(limit + 1)}`,
