@@ -39,6 +39,8 @@ import {
   redrive,
   resendDelivery,
   parseConfig,
+  pauseSubscription,
+  resumeSubscription,
   type RowcastConfigInput,
   type RowcastRuntime,
   startRowcast,
@@ -960,6 +962,70 @@ describe('ownership', () => {
     );
     const refused = await snsError(sns.send(new DeleteTopicCommand({ TopicArn: arn('api-many') })));
     assert.equal(refused.name, 'AuthorizationErrorException');
+  });
+
+  test('an API subscription still on delivery rows (made before Subscribe started cursors) reads through one from the next apply, its backlog moved', async () => {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'api-upgraded' }));
+    const { SubscriptionArn } = await sns.send(
+      new SubscribeCommand({
+        TopicArn,
+        Protocol: 'http',
+        Endpoint: `${receiver.url}/upgraded`,
+        ReturnSubscriptionArn: true,
+      }),
+    );
+    await confirmThroughUrl('upgraded');
+    const name = SubscriptionArn!.split(':').at(-1)!;
+    // As Subscribe made it before: rows and no cursor. Paused, so that what is published waits as pending rows.
+    await db.pool.query('UPDATE rowcast.subscriptions SET cursor = false WHERE name = $1', [name]);
+    await db.pool.query('DELETE FROM rowcast.cursors WHERE subscription = $1', [name]);
+    await pauseSubscription(db.pool, name);
+    const backlog = [];
+    for (const Message of ['one', 'two']) backlog.push(await sns.send(new PublishCommand({ TopicArn, Message })));
+    const pendingRows = async () =>
+      (
+        await db.pool.query(
+          `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = $1 AND state = 'pending'`,
+          [name],
+        )
+      ).rows[0].n;
+    assert.equal(await pendingRows(), 2);
+
+    // The config as the test before left it (it took over api-many).
+    const current = parseConfig({ ...config(), topics: { 'config-topic': {}, 'api-many': {} } }, 'test config');
+    const { steps } = await apply(db.pool, current);
+    const mine = [...new Set(steps.filter((s) => s.summary.includes(name)).map((s) => s.summary))];
+    assert.equal(mine.length, 1, `one change in the plan: ${JSON.stringify(mine)}`);
+    assert.match(mine[0]!, /made through the SNS API\): reads its topic through a cursor.*moves its backlog/);
+    assert.equal(await pendingRows(), 0, 'the backlog moved onto the cursor');
+    const { rows } = await db.pool.query(
+      `SELECT s.cursor, c.subscription IS NOT NULL AS started
+         FROM rowcast.subscriptions s LEFT JOIN rowcast.cursors c ON c.subscription = s.name WHERE s.name = $1`,
+      [name],
+    );
+    assert.deepEqual(rows[0], { cursor: true, started: true });
+
+    await resumeSubscription(db.pool, name);
+    const later = await sns.send(new PublishCommand({ TopicArn, Message: 'three' }));
+    for (const sent of [...backlog, later]) {
+      await notificationOf('upgraded', sent.MessageId);
+      await eventually(
+        async () => (await deliveryOf(SubscriptionArn, sent.MessageId)).state === 'done',
+        `${sent.MessageId} done`,
+      );
+    }
+    // (Its SubscriptionConfirmation had a row: a handshake is sent to its subscription only.)
+    const leftRows = await db.pool.query(
+      'SELECT 1 FROM rowcast.deliveries WHERE subscription = $1 AND message_id = ANY ($2::uuid[])',
+      [name, [...backlog, later].map((m) => m.MessageId)],
+    );
+    assert.equal(leftRows.rowCount, 0, 'no delivery row: all three through the cursor');
+    const again = await apply(db.pool, current);
+    assert.deepEqual(
+      again.steps.filter((s) => s.summary.includes(name)),
+      [],
+      'nothing more to change',
+    );
   });
 });
 

@@ -132,14 +132,32 @@ export function planSubscriptions(
       });
     }
   }
-  // What the SNS API made is the API's to remove (DeleteTopic, Unsubscribe): apply leaves it alone.
+  // What the SNS API made is the API's to remove (DeleteTopic, Unsubscribe): apply leaves it alone, but for how it
+  // reads its topic. Subscribe starts a cursor now, as apply does for a new subscription; one made before still has
+  // rows, and the API has no attribute to switch it.
   for (const [name, existing] of subs) {
-    if (!config.subscriptions[name] && existing.owner === 'config') {
+    if (config.subscriptions[name]) continue;
+    if (existing.owner === 'config') {
       steps.push({
         summary: `- subscription ${name} (its undelivered deliveries are dropped)`,
         sql: 'DELETE FROM rowcast.subscriptions WHERE name = $1',
         params: [name],
       });
+    } else if (!existing.cursor) {
+      // One change in the plan: both steps share its summary.
+      const start = cursorStart(name, false, true);
+      const summary = start.summary.replace(
+        `~ subscription ${name}:`,
+        `~ subscription ${name} (made through the SNS API):`,
+      );
+      steps.push(
+        {
+          summary,
+          sql: 'UPDATE rowcast.subscriptions SET cursor = true, updated_at = now() WHERE name = $1 AND NOT cursor',
+          params: [name],
+        },
+        { ...start, summary },
+      );
     }
   }
   return steps;
