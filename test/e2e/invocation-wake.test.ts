@@ -46,6 +46,17 @@ after(async () => {
 
 const sleeping = () => routerAsleep(db.pool);
 
+/** Queues an invocation by SQL and waits until it ran (the poll is a minute away: only a wake-up runs it in time). */
+async function invokeAndWait(): Promise<void> {
+  const { rows } = await db.pool.query(`SELECT rowcast.invoke('quick', '{"ms": 1}') AS id`);
+  await eventually(
+    async () =>
+      (await db.pool.query('SELECT state FROM rowcast.invocations WHERE id = $1', [rows[0].id])).rows[0]?.state ===
+      'done',
+    'the invocation done',
+  );
+}
+
 test('captured changes for a topic never wake the function worker', async () => {
   await sleeping();
   const before = wakes;
@@ -63,13 +74,7 @@ test('captured changes for a topic never wake the function worker', async () => 
 
 test('an invocation queued by SQL runs at once, not at the next poll', async () => {
   await sleeping();
-  const { rows } = await db.pool.query(`SELECT rowcast.invoke('quick', '{"ms": 1}') AS id`);
-  await eventually(
-    async () =>
-      (await db.pool.query('SELECT state FROM rowcast.invocations WHERE id = $1', [rows[0].id])).rows[0]?.state ===
-      'done',
-    'the invocation done',
-  );
+  await invokeAndWait();
   assert.ok(wakes > 0);
 });
 
@@ -85,13 +90,7 @@ test('an invocation queued by SQL while every router is awake (capture under loa
   await db.pool.query('UPDATE rowcast.dispatchers SET sleeping = false');
   try {
     const before = wakes;
-    const { rows } = await db.pool.query(`SELECT rowcast.invoke('quick', '{"ms": 1}') AS id`);
-    await eventually(
-      async () =>
-        (await db.pool.query('SELECT state FROM rowcast.invocations WHERE id = $1', [rows[0].id])).rows[0]?.state ===
-        'done',
-      'the invocation done (the poll is a minute away)',
-    );
+    await invokeAndWait();
     assert.ok(wakes > before);
   } finally {
     await db.pool.query('UPDATE rowcast.dispatchers SET sleeping = true');
