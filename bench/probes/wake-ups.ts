@@ -116,8 +116,9 @@ const slowPoll = await startRowcast({
   functions: config.functions,
   logger: createLogger('silent'),
 });
-// Warm: the function's handler thread started, so that no wait below is a cold start.
-await db.pool.query(`SELECT rowcast.invoke('relay', '{}', 'warm-up')`);
+// Warm: the function's handler threads started (several invocations at once make the pool start more than one),
+// so that no wait below is a thread's cold start (about 2 s on a loaded 2-core machine).
+await db.pool.query(`SELECT rowcast.invoke('relay', '{}', 'warm-up') FROM generate_series(1, 20)`);
 await until(
   async () => (await db.pool.query(`SELECT 1 FROM rowcast.invocations WHERE state <> 'done'`)).rowCount === 0,
   'the warm-up invocation done',
