@@ -43,8 +43,9 @@ export class EventRouter {
     listener.on('wake', () => this.signal.kick());
     this.flag = new SleepingFlag(pool, {
       write: (sleeping) => this.writeFlag(sleeping),
-      // A capture trigger, or rowcast.invoke (aws_lambda.invoke), that may not have seen the flag.
-      writtenBy: ['rowcast.events', 'rowcast.invocations'],
+      // A capture trigger that may not have seen the flag. (rowcast.invoke reads it too, but what it queues is the
+      // function worker's, whose own flag waits for writers of rowcast.invocations.)
+      writtenBy: ['rowcast.events'],
       pollInterval: options.pollInterval,
     });
   }
