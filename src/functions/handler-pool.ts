@@ -55,7 +55,7 @@ interface Thread {
   worker: Worker;
   results: MessagePort;
   slot: InvocationSlot | undefined;
-  /** The handler module has loaded: the timeout of an invocation counts from then. */
+  /** The handler module has loaded: only then does it take calls, and their timeouts count from then. */
   ready: boolean;
   /** Its batch, in order: the first is running (once ready), the others wait in the thread. */
   calls: Call[];
@@ -79,6 +79,8 @@ export class HandlerPool implements InvocationRunner {
   private readonly idle: Thread[] = [];
   private readonly busy = new Set<Thread>();
   private readonly all = new Set<Thread>();
+  /** Threads still loading their module: they take what waits once ready, so a warm thread that frees first gets it. */
+  private readonly starting = new Set<Thread>();
   private readonly queue: Call[] = [];
   private limit = Infinity;
   /** The topics each thread last got (the function worker keeps one object until they change). */
@@ -104,18 +106,27 @@ export class HandlerPool implements InvocationRunner {
     });
   }
 
-  /** Hands waiting invocations to free threads (or new ones) while fewer than the limit have work. */
+  /**
+   * Hands waiting invocations to free threads while fewer than the limit have work, and starts threads for what
+   * still waits. A new thread takes its calls only once loaded (which may take seconds): until then they stay here,
+   * for whichever thread is free first.
+   */
   private schedule(): void {
-    while (this.queue.length && this.busy.size < this.limit) {
-      const thread = this.idle.pop() ?? this.spawn();
-      // An even share of what waits over the threads allowed, so that a few waiting still go to as many threads.
-      const share = Number.isFinite(this.limit) ? Math.ceil(this.queue.length / this.limit) : 1;
-      const calls = this.queue.splice(0, Math.min(MAX_BATCH, share));
+    while (this.queue.length && this.busy.size < this.limit && this.idle.length) {
+      const thread = this.idle.pop()!;
+      const calls = this.queue.splice(0, this.share());
       for (const call of calls) call.thread = thread;
       thread.calls = calls;
       this.busy.add(thread);
-      if (thread.ready) this.send(thread);
+      this.send(thread);
     }
+    while (this.starting.size < this.queue.length && this.busy.size + this.starting.size < this.limit)
+      this.starting.add(this.spawn());
+  }
+
+  /** An even share of what waits over the threads allowed, so that a few waiting still go to as many threads. */
+  private share(): number {
+    return Math.min(MAX_BATCH, Number.isFinite(this.limit) ? Math.ceil(this.queue.length / this.limit) : 1);
   }
 
   private spawn(): Thread {
@@ -232,11 +243,11 @@ export class HandlerPool implements InvocationRunner {
     if (thread.gone) return;
     if (m.type === 'init') {
       thread.ready = true;
+      this.starting.delete(thread);
       clearTimeout(thread.timer);
       thread.timer = undefined;
-      if (thread.calls.length) return this.send(thread);
-      // What it was spawned for was aborted meanwhile.
-      return this.free(thread);
+      if (!thread.dying) this.free(thread);
+      return;
     }
     const call = thread.calls[0];
     // Not the running invocation: one aborted and taken out of the batch, which the thread reached before its skip.
@@ -297,10 +308,11 @@ export class HandlerPool implements InvocationRunner {
     const at = this.idle.indexOf(thread);
     if (at >= 0) this.idle.splice(at, 1);
     void thread.worker.terminate();
+    // One that did not load fails what it was started for, as Lambda fails an invocation whose init failed.
+    if (this.starting.delete(thread)) for (const call of this.queue.splice(0, this.share())) this.settle(call, outcome);
     const [running, ...rest] = thread.calls;
     thread.calls = [];
-    if (running)
-      this.settle(running, thread.ready ? { ...outcome, durationMs: Date.now() - running.startedAt } : outcome);
+    if (running) this.settle(running, { ...outcome, durationMs: Date.now() - running.startedAt });
     for (const call of rest) call.thread = null;
     this.queue.unshift(...rest);
     // Not at once: at shutdown every invocation is aborted in one go, and the rest must not start on another thread.
@@ -316,11 +328,11 @@ export class HandlerPool implements InvocationRunner {
     }
     const at = thread.calls.indexOf(call);
     if (at < 0) return;
-    if (at === 0 && thread.ready) return this.lose(thread, aborted(false), () => thread.calls[0] === call);
-    // Not started: taken out of the batch, and the thread skips it (a thread still loading never got it).
+    if (at === 0) return this.lose(thread, aborted(false), () => thread.calls[0] === call);
+    // Not started: taken out of the batch, and the thread skips it.
     thread.calls.splice(at, 1);
     this.settle(call, aborted(true));
-    if (thread.ready) thread.worker.postMessage({ type: 'skip', id: call.request.id } satisfies ToThreadMessage);
+    thread.worker.postMessage({ type: 'skip', id: call.request.id } satisfies ToThreadMessage);
   }
 
   private settle(call: Call, outcome: InvocationOutcome): void {

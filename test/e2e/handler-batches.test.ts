@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -103,6 +103,43 @@ test('queued invocations are handed back unstarted when aborted or past their st
     const tooLate = await late;
     assert.ok(!tooLate.ok && tooLate.unstarted, 'past its startBy: not started');
     assert.deepEqual(runs(), [11], 'only the running one ran');
+  } finally {
+    await handlers.close();
+  }
+});
+
+test('a waiting invocation goes to the thread that is free first, not to a new one still loading', async () => {
+  const gate = path.join(dir, 'gate');
+  const handlers = pool(5000, {
+    modulePath: path.resolve('test/fixtures/handlers/gated-init.ts'),
+    environment: { ROWCAST_TEST_INIT_GATE: gate },
+  });
+  try {
+    handlers.setLimit(2);
+    const signal = new AbortController().signal;
+    const warm = await handlers.invoke(request(31), signal);
+    // From now on a new thread cannot load: the second of these starts one, but the warm thread frees first.
+    writeFileSync(gate, '');
+    const outcomes = await Promise.all([handlers.invoke(request(32), signal), handlers.invoke(request(33), signal)]);
+    assert.ok(outcomes.every((o) => o.ok));
+    assert.deepEqual(outcomes.map(thread), [thread(warm), thread(warm)], 'both ran on the warm thread');
+  } finally {
+    rmSync(gate, { force: true });
+    await handlers.close();
+  }
+});
+
+test('a module whose thread dies while loading fails the invocations it was started for, and none waits for ever', async () => {
+  const handlers = pool(5000, { modulePath: path.resolve('test/fixtures/handlers/fails-to-load.ts') });
+  try {
+    handlers.setLimit(2);
+    const signal = new AbortController().signal;
+    const outcomes = await Promise.all([1, 2, 3].map((n) => handlers.invoke(request(40 + n), signal)));
+    for (const o of outcomes) {
+      assert.ok(!o.ok && !o.unstarted);
+      assert.equal(o.error.type, 'HandlerCrashed');
+      assert.match(o.error.message, /exited while loading \(code 3\)/);
+    }
   } finally {
     await handlers.close();
   }
