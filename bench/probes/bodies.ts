@@ -4,6 +4,7 @@
  * message row. This measures, per event and side by side in one run (one connection, nothing else running):
  *   copy        routing's copy today: the body built by json_build_object and inserted as a message row (with the
  *               table's indexes), once per event whatever the fan-out;
+ *   copy, no body  the same row without its body (a halfway design: rows kept, bodies built at read time);
  *   read rows   what a cursor reads per event today: the message's columns, its body already built;
  *   read+sql    a cursor reading the event with the body built by the same json_build_object, in its read;
  *   read+node   a cursor reading the event's columns as text, the body spliced together in Node (no JSON parsing).
@@ -47,6 +48,9 @@ for (let i = 0; i < ids.length; i += BATCH) batches.push(ids.slice(i, i + BATCH)
 
 // A table like rowcast.messages, its indexes included, for the copy to go to (and be read back like the log).
 await db.pool.query('CREATE TABLE probe_messages (LIKE rowcast.messages INCLUDING ALL)');
+// A halfway design: the message row kept (what refers to it still can), its body left to be built at read time.
+await db.pool.query('CREATE TABLE probe_bodiless (LIKE rowcast.messages INCLUDING ALL)');
+await db.pool.query('ALTER TABLE probe_bodiless ALTER COLUMN body DROP NOT NULL');
 
 const client = new pg.Client({ connectionString: db.url });
 await client.connect();
@@ -63,6 +67,11 @@ const BODY_SQL = `json_build_object(
 
 const COPY_SQL = `INSERT INTO probe_messages (id, topic, subject, body, attributes, group_key, event_id, trace)
 SELECT gen_random_uuid(), ev.topic, NULL, ${BODY_SQL},
+       jsonb_build_object('op', ev.op, 'schema', ev.schema_name, 'table', ev.table_name, 'capture', ev.capture),
+       ev.key::text, ev.id, ev.trace
+  FROM rowcast.events ev WHERE ev.id = ANY ($1::bigint[]) ORDER BY ev.id`;
+const COPY_BODILESS_SQL = `INSERT INTO probe_bodiless (id, topic, subject, attributes, group_key, event_id, trace)
+SELECT gen_random_uuid(), ev.topic, NULL,
        jsonb_build_object('op', ev.op, 'schema', ev.schema_name, 'table', ev.table_name, 'capture', ev.capture),
        ev.key::text, ev.id, ev.trace
   FROM rowcast.events ev WHERE ev.id = ANY ($1::bigint[]) ORDER BY ev.id`;
@@ -152,6 +161,14 @@ const variants: Record<string, () => Promise<Cost>> = {
     await client.query('CHECKPOINT').catch(() => undefined);
     return measure(async (batch) => {
       await client.query(COPY_SQL, [batch]);
+      return 0;
+    });
+  },
+  'copy, no body': async () => {
+    await client.query('TRUNCATE probe_bodiless');
+    await client.query('CHECKPOINT').catch(() => undefined);
+    return measure(async (batch) => {
+      await client.query(COPY_BODILESS_SQL, [batch]);
       return 0;
     });
   },
