@@ -27,6 +27,8 @@ export interface ResultBatcherOptions<T> {
  */
 export class ResultBatcher<T> {
   private queued: T[] = [];
+  /** Each queued result's sizeOf, taken once when added (in step with `queued`; empty without sizeOf). */
+  private sizes: number[] = [];
   private scheduled: { cancel(): void } | null = null;
   private writing: Promise<void> = Promise.resolve();
   /**
@@ -56,7 +58,11 @@ export class ResultBatcher<T> {
 
   add(result: T): void {
     this.queued.push(result);
-    if (this.options.sizeOf) this.bytes += this.options.sizeOf(result);
+    if (this.options.sizeOf) {
+      const bytes = this.options.sizeOf(result);
+      this.sizes.push(bytes);
+      this.bytes += bytes;
+    }
     // After a failure the scheduled retry takes them.
     if (Date.now() < this.retryAt) return;
     if (this.queued.length >= this.options.size) void this.flush();
@@ -84,6 +90,7 @@ export class ResultBatcher<T> {
     this.next = null;
     const batch = this.queued.splice(0, this.options.size);
     if (!batch.length) return;
+    const sizes = this.sizes.splice(0, batch.length);
     if (this.queued.length) this.schedule(0);
     this.inWrite = batch.length;
     let written = false;
@@ -96,6 +103,7 @@ export class ResultBatcher<T> {
         `recording ${this.options.what} results failed; retrying`,
       );
       this.queued.unshift(...batch);
+      this.sizes.unshift(...sizes);
       this.retryAt = Date.now() + RETRY_MS;
       this.cancel();
       this.schedule(RETRY_MS);
@@ -104,7 +112,7 @@ export class ResultBatcher<T> {
       this.lastFailed = !written;
     }
     if (written) {
-      if (this.options.sizeOf) for (const result of batch) this.bytes -= this.options.sizeOf(result);
+      for (const bytes of sizes) this.bytes -= bytes;
       this.options.written?.();
     }
   }
