@@ -44,7 +44,8 @@ await new Promise<void>((resolve) => {
       .invoke(
         {
           id: randomUUID(),
-          event: { op: 'INSERT', table: 'items', row: { id: started, name: `name ${started}`, qty: started % 100 } },
+          // The payload's text, as the function worker reads it from the invocation's row.
+          payload: `{"op":"INSERT","table":"items","row":{"id":${started},"name":"name ${started}","qty":${started % 100}}}`,
           attempt: 1,
           clientContext: null,
           trace: null,

@@ -313,7 +313,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     const outcome = await fn.pool.invoke(
       {
         id: inv.id,
-        event: parseEvent(inv.payload),
+        payload: inv.payload,
         attempt: inv.attempt,
         clientContext: inv.clientContext,
         trace: inv.trace,
@@ -470,14 +470,6 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     await this.releasing;
     this.held.clear();
     await this.session.close((client) => client.query('SELECT pg_advisory_unlock_all()'));
-  }
-}
-
-function parseEvent(payload: string): unknown {
-  try {
-    return JSON.parse(payload);
-  } catch {
-    return payload;
   }
 }
 

@@ -14,6 +14,7 @@ import type {
   ToThreadMessage,
   TopicRules,
 } from '../model/thread-protocol.js';
+import { eventOf } from '../model/invocation-payload.js';
 
 const { modulePath, exportName, functionName, results } = workerData as {
   modulePath: string;
@@ -120,17 +121,19 @@ async function run(req: BatchedInvocation & { deadline: number }): Promise<void>
   };
   try {
     const handler = await loading;
+    // Parsed here, not on the dispatcher's thread: it sends the payload's text, which costs less to pass than an object.
+    const event = eventOf(req.payload);
     // Lambda's callback style is supported too: handler(event, context, callback).
     const result =
       handler.length >= 3
         ? await new Promise<unknown>((resolve, reject) => {
             const returned = (
               handler as (e: unknown, c: unknown, cb: (err: unknown, res?: unknown) => void) => unknown
-            )(req.event, context, (err, res) => (err ? reject(err) : resolve(res)));
+            )(event, context, (err, res) => (err ? reject(err) : resolve(res)));
             if (returned && typeof (returned as Promise<unknown>).then === 'function')
               (returned as Promise<unknown>).then(resolve, reject);
           })
-        : await handler(req.event, context);
+        : await handler(event, context);
     let text: string | null = null;
     try {
       text = result === undefined ? null : (JSON.stringify(result) ?? null);

@@ -2,7 +2,8 @@
 
 export interface InvokeRequest {
   id: string;
-  event: unknown;
+  /** The invocation's payload as stored (see model/invocation-payload.ts): the runner makes the event from it. */
+  payload: string;
   attempt: number;
   /** Epoch milliseconds when the invocation times out. */
   deadline: number;

@@ -38,7 +38,7 @@ const pool = (timeout: number, more: Partial<ConstructorParameters<typeof Handle
 
 const request = (n: number, extra: Record<string, unknown> = {}, startBy?: number) => ({
   id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
-  event: { n, log, ...extra },
+  payload: JSON.stringify({ n, log, ...extra }),
   attempt: 1,
   clientContext: null,
   trace: null,
@@ -160,7 +160,9 @@ test("the AWS SDK's publishes in a batch join the invocation that made them, eac
     const signal = new AbortController().signal;
     // One thread: the first alone, the next seven in one batch, each publishing through the thread's one endpoint.
     const outcomes = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => handlers.invoke({ ...request(i + 21), event: { n: i + 21 } }, signal)),
+      Array.from({ length: 8 }, (_, i) =>
+        handlers.invoke({ ...request(i + 21), payload: JSON.stringify({ n: i + 21 }) }, signal),
+      ),
     );
     for (const [i, o] of outcomes.entries()) {
       assert.ok(o.ok, `invocation ${i + 21} succeeded`);

@@ -214,6 +214,18 @@ describe('provided runtime', () => {
     assert.equal(second.shell, first.shell, 'the same process');
   });
 
+  test('the event is the payload byte for byte, as Lambda passes it; text that is not JSON comes as a JSON string', async () => {
+    // Parsed and written again, the integer would reach the runtime as 9007199254740992, and 1.50 as 1.5.
+    const payload = '{"id": 9007199254740993, "price": 1.50, "b": 1, "a": 2}';
+    const invoke = async (text: string) =>
+      (await db.pool.query<{ id: string }>(`SELECT rowcast.invoke('shell', $1) AS id`, [text])).rows[0]!.id;
+    const json = await invoke(payload);
+    const result: string = (await finished(json, 'done')).result;
+    assert.ok(result.startsWith(`{"echo":${payload},`), `the runtime got the payload as written: ${result}`);
+    const text = await invoke('plain words');
+    assert.equal(JSON.parse((await finished(text, 'done')).result).echo, 'plain words');
+  });
+
   test('an error it posts reaches the on-failure topic in Lambda’s shape', async () => {
     const id = await invokeFunction(db.pool, 'shell', 'fail');
     const record = await failureRecord(id);
@@ -235,7 +247,7 @@ describe('provided runtime', () => {
     }
     const answer = JSON.parse((await finished(id, 'done')).result);
     assert.deepEqual(answer.event, { n: 3 });
-    assert.equal(answer.eventLength, String('{"n":3}'.length), 'the event comes whole with its length, not chunked');
+    assert.equal(answer.eventLength, String('{"n": 3}'.length), 'the event comes whole with its length, not chunked');
     assert.equal(answer.eventEncoding, null);
     assert.equal(answer.handler, 'index.handler');
     assert.equal(answer.stray, 400, 'a response for an id that is not the current invocation is refused');

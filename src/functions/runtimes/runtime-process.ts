@@ -10,6 +10,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { InvocationOutcome } from '../invocation-runner.js';
 import type { InvocationSlot, InvocationSnsEndpoint } from '../invocation-sns-endpoint.js';
 import type { HandlerError, InvokeRequest } from '../../model/thread-protocol.js';
+import { payloadAsJson } from '../../model/invocation-payload.js';
 import { CHANNEL_FD, CHANNEL_FD_VARIABLE, type ChannelFrame, FrameReader, writeFrame } from './runtime-channel.js';
 
 export interface RuntimeProcessOptions {
@@ -438,7 +439,7 @@ export class RuntimeProcess {
     if (trace) headers['lambda-runtime-trace-id'] = trace;
     if (request.clientContext !== null && request.clientContext !== undefined)
       headers['lambda-runtime-client-context'] = JSON.stringify(request.clientContext);
-    sink(headers, JSON.stringify(request.event ?? null));
+    sink(headers, payloadAsJson(request.payload));
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
