@@ -155,23 +155,19 @@ async function measure(run: (batch: string[]) => Promise<number>): Promise<Cost>
   };
 }
 
+/** Copies every event into `table` by `sql`, emptied first (the checkpoint: full-page images count alike). */
+async function copyInto(table: string, sql: string): Promise<Cost> {
+  await client.query(`TRUNCATE ${table}`);
+  await client.query('CHECKPOINT').catch(() => undefined);
+  return measure(async (batch) => {
+    await client.query(sql, [batch]);
+    return 0;
+  });
+}
+
 const variants: Record<string, () => Promise<Cost>> = {
-  copy: async () => {
-    await client.query('TRUNCATE probe_messages');
-    await client.query('CHECKPOINT').catch(() => undefined);
-    return measure(async (batch) => {
-      await client.query(COPY_SQL, [batch]);
-      return 0;
-    });
-  },
-  'copy, no body': async () => {
-    await client.query('TRUNCATE probe_bodiless');
-    await client.query('CHECKPOINT').catch(() => undefined);
-    return measure(async (batch) => {
-      await client.query(COPY_BODILESS_SQL, [batch]);
-      return 0;
-    });
-  },
+  copy: () => copyInto('probe_messages', COPY_SQL),
+  'copy, no body': () => copyInto('probe_bodiless', COPY_BODILESS_SQL),
   'read rows': async () => {
     let from = Number((await client.query<{ s: string }>('SELECT min(seq) - 1 AS s FROM probe_messages')).rows[0]!.s);
     return measure(async (batch) => {
