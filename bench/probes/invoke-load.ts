@@ -9,7 +9,7 @@
 import pg from 'pg';
 import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { applyProbeConfig, probeDatabase } from './probe-db.js';
+import { applyProbeConfig, invocationsDone, probeDatabase, until } from './probe-db.js';
 
 const seconds = Number(process.argv[2] ?? 10);
 const writers = Number(process.argv[3] ?? 4);
@@ -29,15 +29,9 @@ const rowcast = await startRowcast({
   functions: config.functions,
   logger: createLogger('silent'),
 });
-const pending = async () =>
-  (await db.pool.query(`SELECT 1 FROM rowcast.invocations WHERE state <> 'done' LIMIT 1`)).rowCount! > 0;
-async function untilDone(what: string): Promise<void> {
-  for (const t0 = Date.now(); await pending(); await new Promise((r) => setTimeout(r, 50)))
-    if (Date.now() - t0 > 120_000) throw new Error(`${what}: not done within 2 minutes`);
-}
 // Warm: the handler threads started, so that no wait below is a cold start.
 await db.pool.query(`SELECT rowcast.invoke('relay', '{}', 'warm-up') FROM generate_series(1, 20)`);
-await untilDone('the warm-up');
+await until(() => invocationsDone(db.pool), 'the warm-up');
 
 let invokes = 0;
 const end = Date.now() + seconds * 1000;
@@ -51,7 +45,7 @@ await Promise.all(
     await client.end();
   }),
 );
-await untilDone('the invocations');
+await until(() => invocationsDone(db.pool), 'the invocations', 120_000);
 const { rows } = await db.pool.query<{ n: number; span: string; p50: number; p90: number; p99: number }>(
   `SELECT count(*)::int AS n, extract(epoch FROM max(finished_at) - min(created_at)) AS span,
           percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.9) WITHIN GROUP (ORDER BY ms) AS p90,

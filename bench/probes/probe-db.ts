@@ -28,6 +28,18 @@ export async function applyProbeConfig(pool: Pool, input: RowcastConfigInput) {
   return config;
 }
 
+/** Polls `check` every 20 ms until it holds; throws after `ms`, naming what it waited for. */
+export async function until(check: () => Promise<boolean>, what: string, ms = 60_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await check()); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
+/** Every invocation queued so far has finished. */
+export async function invocationsDone(pool: Pool): Promise<boolean> {
+  return (await pool.query(`SELECT 1 FROM rowcast.invocations WHERE state <> 'done' LIMIT 1`)).rowCount === 0;
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
 export function cpuSecondsOf(pid: number | string): number {
   try {

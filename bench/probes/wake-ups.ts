@@ -10,7 +10,7 @@
 import pg from 'pg';
 import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { applyProbeConfig, probeDatabase, startCountingReceiver } from './probe-db.js';
+import { applyProbeConfig, invocationsDone, probeDatabase, startCountingReceiver, until } from './probe-db.js';
 
 const trickle = Number(process.argv[2] ?? 20);
 const perWriter = Number(process.argv[3] ?? 250);
@@ -64,11 +64,6 @@ const rowcast = await startRowcast({
 
 const flips = async () => (await db.pool.query<{ n: number }>('SELECT n FROM flips')).rows[0]!.n;
 const sleeping = async () => (await db.pool.query('SELECT 1 FROM rowcast.dispatchers WHERE sleeping')).rowCount! > 0;
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (const deadline = Date.now() + 60_000; !(await check()); await new Promise((r) => setTimeout(r, 20))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-  }
-}
 
 await until(sleeping, 'the router to sleep');
 let f0 = await flips();
@@ -117,12 +112,9 @@ const slowPoll = await startRowcast({
   logger: createLogger('silent'),
 });
 // Warm: the function's handler threads started (several invocations at once make the pool start more than one),
-// so that no wait below is a thread's cold start (about 2 s on a loaded 2-core machine).
+// so that the waits below are wake-ups, not threads loading.
 await db.pool.query(`SELECT rowcast.invoke('relay', '{}', 'warm-up') FROM generate_series(1, 20)`);
-await until(
-  async () => (await db.pool.query(`SELECT 1 FROM rowcast.invocations WHERE state <> 'done'`)).rowCount === 0,
-  'the warm-up invocation done',
-);
+await until(() => invocationsDone(db.pool), 'the warm-up invocations done');
 await until(sleeping, 'the router to sleep');
 await until(async () => !hasFunctionFlag || (await functionsAsleep()), 'the function worker to sleep');
 const ff0 = (await db.pool.query<{ n: number }>('SELECT n FROM function_flips')).rows[0]!.n;
@@ -147,10 +139,7 @@ await Promise.all(
     await client.end();
   }),
 );
-await until(
-  async () => (await db.pool.query(`SELECT 1 FROM rowcast.invocations WHERE state <> 'done'`)).rowCount === 0,
-  'the invocations done',
-);
+await until(() => invocationsDone(db.pool), 'the invocations done');
 // The slowest waits are the first invocations after idle: the function's slots (and its handler thread) went back
 // after a second without work, and the first of the burst starts it again: counted apart.
 const waits = (
