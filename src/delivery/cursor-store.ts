@@ -191,6 +191,11 @@ async function completeWithRows(client: PoolClient, c: RangeCompletion): Promise
   const { range } = c;
   const gone = await client.query(completionOf([c]));
   if (!gone.rowCount) return false;
+  // A message read from a segment (migration 042) gets the row a delivery row refers to, built from its event.
+  await client.query(
+    `SELECT rowcast.materialize_segment_messages(s.topic, $2, $3, $4) FROM rowcast.subscriptions s WHERE s.name = $1`,
+    [range.subscription, range.fromSeq, range.toSeq, [...c.failed, ...c.handedBack].map((x) => x.messageId)],
+  );
   // Failed attempts become rows in flight under a fresh lease, then take their result like any claimed delivery.
   const leases = c.failed.map(() => randomUUID());
   const { rows } = await client.query<{ id: string; message_id: string }>(

@@ -114,13 +114,16 @@ export function directLeaseValues(direct: DirectClaim | undefined): unknown[] {
  * The CTEs `routed`, `log_readers`, `readers` and `leased`, after `m`: the caller's cursors of the new messages' topics lease what
  * they have room for (rowcast.lease_log_ranges' form for a statement that appended messages, migration 035: a
  * VOLATILE function, whose statements see this statement's messages; they commit with the range or not at all).
- * `horizon`: the placeholders of directLeaseValues' three.
+ * `horizon`: the placeholders of directLeaseValues' three; `appended`: a query of the topics appended to, if not
+ * just those of `m` (routing's segments, migration 042).
  */
-export function directLeaseSql(p: DirectClaimParams & { horizon: [string, string, string] }): string {
+export function directLeaseSql(
+  p: DirectClaimParams & { horizon: [string, string, string]; appended?: string },
+): string {
   const [settled, barrierSeq, barrierWriters] = p.horizon;
   return `routed AS MATERIALIZED (
-  -- An aggregate reads m whole: every new message is inserted before the lease reads the log.
-  SELECT array_agg(DISTINCT m.topic) AS topics FROM m
+  -- An aggregate reads what was appended whole: it is all inserted before the lease reads the log.
+  SELECT array_agg(DISTINCT a.topic) AS topics FROM (${p.appended ?? 'SELECT topic FROM m'}) a
 ), log_readers AS (
   -- The active subscriptions of those topics that read the log: through a cursor, or draining theirs after a
   -- switch back to rows (never leased here).

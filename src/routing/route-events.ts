@@ -100,25 +100,31 @@ WITH lock AS MATERIALIZED (
          done = (SELECT count(*) FROM batch) < $1
     FROM tick t
    WHERE (SELECT yes FROM mine) AND NOT (SELECT yes FROM filtered)
+), seg AS MATERIALIZED (
+  -- Topics whose subscriptions all read through cursors (standard, no claim checks) get a segment of the batch's
+  -- events instead of a message row per event, while the installation says so (migration 042).
+  SELECT t.name FROM rowcast.topics t
+   WHERE (SELECT i.log_segments FROM rowcast.installation i) AND t.name IN (SELECT topic FROM batch)
+     AND NOT t.fifo AND t.large_messages <> 'claim-check'
+     AND EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = t.name AND s.cursor)
+     AND NOT EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = t.name AND NOT s.cursor)
+), sg AS (
+  -- One row per topic: the seqs drawn for its events, in event order, and the events.
+  INSERT INTO rowcast.log_segments (topic, first_seq, last_seq, seqs, event_ids, entries, events)
+  SELECT x.topic, min(x.seq), max(x.seq), array_agg(x.seq ORDER BY x.seq), array_agg(x.id ORDER BY x.seq), count(*),
+         int8range(min(x.id), max(x.id), '[]')
+    FROM (SELECT o.topic, o.id, nextval('rowcast.messages_seq_seq'::regclass) AS seq
+            FROM (SELECT ev.topic, ev.id FROM ev WHERE ev.topic IN (SELECT name FROM seg) ORDER BY ev.id) o) x
+   GROUP BY x.topic
+  RETURNING topic
 ), body AS (
   SELECT ev.id, ev.topic, ev.function, ev.capture, ev.op, ev.schema_name, ev.table_name, ev.key, ev.trace,
-         json_build_object(
-           'id', ev.id::text,
-           'op', ev.op,
-           -- Events of other sources (MySQL) carry their own: kind, server, database, table, binlog position.
-           'source', coalesce(ev.source::json, json_build_object('capture', ev.capture, 'schema', ev.schema_name, 'table', ev.table_name, 'txid', ev.txid::text)),
-           'key', ev.key,
-           'before', ev.before,
-           'after', ev.after,
-           'changed', ev.changed,
-           'captured_at', to_char(ev.captured_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-           'trace', ev.trace)::text AS text
-    FROM ev
+         rowcast.event_message_body(ev::rowcast.events) AS text, rowcast.event_message_attributes(ev::rowcast.events) AS attributes
+    FROM ev WHERE ev.topic IS NULL OR ev.topic NOT IN (SELECT name FROM seg)
 ), m AS (
   INSERT INTO rowcast.messages (id, topic, subject, body, attributes, group_key, event_id, trace)
   SELECT rowcast.derived_uuid((SELECT installation FROM lock), 'message/' || b.id), b.topic, c.subject, b.text,
-         jsonb_build_object('op', b.op, 'schema', b.schema_name, 'table', b.table_name, 'capture', b.capture),
-         b.key::text, b.id, b.trace
+         b.attributes, b.key::text, b.id, b.trace
     FROM body b LEFT JOIN rowcast.captures c ON c.name = b.capture
    WHERE b.topic IS NOT NULL
    ORDER BY b.id
@@ -144,7 +150,7 @@ WITH lock AS MATERIALIZED (
 ), d AS (${oneStatement ? directClaimDeliveriesSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5' }) : UNFILTERED_DELIVERIES_SQL}
 ), ${
   oneStatement
-    ? `${directLeaseSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5', horizon: ['$10', '$11', '$12'] })},
+    ? `${directLeaseSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5', horizon: ['$10', '$11', '$12'], appended: 'SELECT topic FROM m UNION SELECT topic FROM sg' })},
 u AS (${COUNT_UNMATCHED_SQL})
 SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS busy, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,
        ${DIRECTLY_CLAIMED_SQL} AS claimed, ${DIRECTLY_LEASED_SQL},

@@ -5,10 +5,10 @@ const ACTIVITY_RETENTION = '24 hours';
 
 /**
  * Deletes history past its retention window in small chunks, so tables do not bloat and no long lock is held.
- * Routed events, fully delivered messages and finished invocations go after `retention`; messages with dead
- * deliveries after `deadRetention`; work still pending or in flight never; a claim-checked body not before the links
- * sent for it expire, by a delivery row or a cursor (so a link never 404s before its documented expiry, whatever
- * `retention` says).
+ * Routed events (those of a segment with it), fully delivered messages and finished invocations go after
+ * `retention`; messages with dead deliveries after `deadRetention`; work still pending or in flight never; a
+ * claim-checked body not before the links sent for it expire, by a delivery row or a cursor (so a link never 404s
+ * before its documented expiry, whatever `retention` says).
  */
 export async function applyRetention(
   pool: Pool,
@@ -17,10 +17,26 @@ export async function applyRetention(
 ): Promise<{ events: number; messages: number; invocations: number }> {
   let events = 0;
   let messages = 0;
+  // A segment (migration 042) goes as a message would, once every cursor of its topic has passed it; its events are
+  // its messages, so they stay while it does.
+  for (;;) {
+    const r = await pool.query(
+      `DELETE FROM rowcast.log_segments WHERE (topic, last_seq) IN (
+         SELECT g.topic, g.last_seq FROM rowcast.log_segments g
+          WHERE g.created_at < now() - $1 * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM rowcast.subscriptions s JOIN rowcast.cursors c ON c.subscription = s.name
+                             WHERE s.topic = g.topic AND g.last_seq > rowcast.cursor_position(c.subscription))
+          LIMIT ${CHUNK})`,
+      [retentionMs],
+    );
+    if ((r.rowCount ?? 0) < CHUNK) break;
+  }
   for (;;) {
     const r = await pool.query(
       `DELETE FROM rowcast.events WHERE id IN (
-         SELECT id FROM rowcast.events e WHERE rowcast.event_routed(e) AND captured_at < now() - $1 * interval '1 millisecond' LIMIT ${CHUNK})`,
+         SELECT id FROM rowcast.events e WHERE rowcast.event_routed(e) AND captured_at < now() - $1 * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM rowcast.log_segments g WHERE g.events @> e.id AND e.id = ANY (g.event_ids))
+          LIMIT ${CHUNK})`,
       [retentionMs],
     );
     events += r.rowCount ?? 0;
@@ -70,7 +86,8 @@ export async function applyRetention(
     await pool.query(
       `DELETE FROM ${table} k USING rowcast.subscriptions s
         WHERE s.name = k.subscription
-          AND NOT EXISTS (SELECT 1 FROM rowcast.messages m WHERE m.topic = s.topic AND m.seq > k.from_seq AND m.seq <= k.to_seq)`,
+          AND NOT EXISTS (SELECT 1 FROM rowcast.messages m WHERE m.topic = s.topic AND m.seq > k.from_seq AND m.seq <= k.to_seq)
+          AND NOT EXISTS (SELECT 1 FROM rowcast.segment_entries(s.topic, k.from_seq, k.to_seq))`,
     );
   // Activity counts (rates and charts) older than a day are past any window the API shows.
   await pool.query(`DELETE FROM rowcast.activity WHERE bucket < now() - interval '${ACTIVITY_RETENTION}'`);

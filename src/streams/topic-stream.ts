@@ -18,9 +18,10 @@ import { type MessageRow, StreamClient, toEvent } from './stream-client.js';
  * streams advance only up to a watermark every lower seq of which is settled:
  *
  *   each tick  (1) H := the sequence's last value, then (2) W := the transactions now holding a write lock on
- *   rowcast.messages (pg_locks). Anyone who drew a seq ≤ H did so inside an INSERT that took that lock first and
- *   keeps it until it ends, so once every transaction of W has ended, every row with seq ≤ H is committed (and
- *   visible) or rolled back. That H is then the watermark; with W empty, at once.
+ *   rowcast.messages or rowcast.log_segments (pg_locks; routing draws the seqs of segments: migration 042). Anyone
+ *   who drew a seq ≤ H did so inside an INSERT that took that lock first and keeps it until it ends, so once
+ *   every transaction of W has ended, every row with seq ≤ H is committed (and visible) or rolled back. That H is
+ *   then the watermark; with W empty, at once.
  *
  * The watermark is shared by all topics; each topic with clients has one poller that reads
  * `seq > cursor AND seq <= watermark ORDER BY seq` and writes to all its live clients. Clients that resume from
@@ -61,21 +62,28 @@ const MAX_BARRIERS = 64;
 const ROWS_SQL = `
 SELECT m.seq::text AS seq, m.id::text AS id, m.topic, m.subject, m.body, m.content_type, m.attributes,
        to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at, m.trace
-  FROM rowcast.messages m
- -- Not a message sent to one subscription only (a test message: migration 038).
- WHERE m.topic = $1 AND m.seq > $2::bigint AND m.seq <= $3::bigint AND m.recipient IS NULL
+  -- The topic's message rows and segment entries (migration 042) up to the batch's last seq; not a message sent to
+  -- one subscription only (a test message: migration 038).
+  FROM rowcast.log_messages($1, $2::bigint, (SELECT coalesce(max(s), $3::bigint) FROM rowcast.log_seqs($1, $2::bigint, $3::bigint, $4) s)) m
+ WHERE m.recipient IS NULL
  ORDER BY m.seq -- the column: a bare "seq" would be the text alias, and "10" sorts before "9"
  LIMIT $4`;
 
 const SEQUENCE_SQL = `SELECT ${LOG_END_SQL}::text AS h,
        pg_postmaster_start_time()::text AS started`;
 /** The last message of a topic that was there before the server (re)started. */
-const SURVIVED_SQL = `SELECT m.seq::text AS seq FROM rowcast.messages m WHERE m.topic = $1 AND m.created_at < pg_postmaster_start_time() ORDER BY m.seq DESC LIMIT 1`; // m.seq: see ROWS_SQL
+const SURVIVED_SQL = `SELECT greatest(
+  (SELECT m.seq FROM rowcast.messages m WHERE m.topic = $1 AND m.created_at < pg_postmaster_start_time() ORDER BY m.seq DESC LIMIT 1),
+  (SELECT g.last_seq FROM rowcast.log_segments g WHERE g.topic = $1 AND g.created_at < pg_postmaster_start_time() ORDER BY g.last_seq DESC LIMIT 1))::text AS seq`;
 
-/** Transactions that may be inserting into rowcast.messages now, and which of the given ones are still running. */
+/**
+ * Transactions that may be inserting into the log now (rowcast.messages, or routing's segments: migration 042), and
+ * which of the given ones are still running.
+ */
 const WRITERS_SQL = `
 SELECT coalesce(array_agg(DISTINCT l.virtualtransaction) FILTER (
-         WHERE l.locktype = 'relation' AND l.relation = 'rowcast.messages'::regclass AND l.mode = 'RowExclusiveLock'
+         WHERE l.locktype = 'relation' AND l.relation IN ('rowcast.messages'::regclass, 'rowcast.log_segments'::regclass)
+           AND l.mode = 'RowExclusiveLock'
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())), '{}') AS writers,
        coalesce(array_agg(DISTINCT l.virtualtransaction) FILTER (WHERE l.virtualtransaction = ANY($1::text[])), '{}') AS alive
   FROM pg_locks l`;

@@ -109,6 +109,12 @@ async function resendFromCursor(pool: Pool, id: string, found: RowlessDelivery):
       found.subscription,
       found.r.message_id,
     ]);
+    // A segment's entry (migration 042) gets the message row its delivery row refers to.
+    await client.query(`SELECT rowcast.materialize_segment_messages($1, $2::bigint - 1, $2::bigint, ARRAY[$3::uuid])`, [
+      found.r.topic,
+      found.seq,
+      found.r.message_id,
+    ]);
     const { rows } = await client.query<{ id: string }>(
       `WITH made AS (
          INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq, state, attempts, created_at)

@@ -57,15 +57,24 @@ export async function replayCapture(pool: Pool, capture: string, options: Replay
     throw new RowcastError(ErrorCodes.INVALID_ARGUMENT, 'until must be later than since.');
 
   // Messages are found by topic and publish order (index on (topic, seq)), starting at the first one created since
-  // `since` (BRIN on created_at; a message is created when its event is routed, after it was captured).
+  // `since` (BRIN on created_at; a message is created when its event is routed, after it was captured), whether a
+  // message row or a segment's entry (migration 042).
   const start = await pool.query<{ seq: string | null }>(
-    `SELECT (min(seq) - 1)::text AS seq FROM rowcast.messages WHERE topic = $1 AND created_at >= $2`,
+    `SELECT (least((SELECT min(seq) FROM rowcast.messages WHERE topic = $1 AND created_at >= $2),
+                   (SELECT min(first_seq) FROM rowcast.log_segments WHERE topic = $1 AND created_at >= $2)) - 1)::text AS seq`,
     [c.topic, options.since],
   );
   let cursor = start.rows[0]?.seq ?? null;
   let total = 0;
   while (cursor !== null) {
     const chunk = await withTransaction(pool, async (client) => {
+      // The chunk: the topic's next REPLAY_CHUNK messages after the cursor, of which this capture's are replayed.
+      const bounds = await client.query<{ bound: string | null; n: number }>(
+        `SELECT max(s)::text AS bound, count(*)::int AS n FROM rowcast.log_seqs($1, $2::bigint, 9223372036854775807, $3) s`,
+        [c.topic, cursor, REPLAY_CHUNK],
+      );
+      const { bound, n } = bounds.rows[0]!;
+      if (bound === null) return { queued: 0, last: null, full: false };
       const { rows } = await client.query<{
         id: string;
         seq: string;
@@ -79,12 +88,12 @@ export async function replayCapture(pool: Pool, capture: string, options: Replay
       }>(
         `SELECT m.id::text, m.seq::text, m.attributes, m.body, m.content_type, d.id::text AS delivery, d.state,
                 CASE WHEN t.fifo THEN coalesce(m.group_key, '') END AS group_key, coalesce(m.event_id, m.seq)::text AS place
-           FROM rowcast.messages m JOIN rowcast.topics t ON t.name = m.topic
+           FROM rowcast.log_messages($1, $3::bigint, $7::bigint) m JOIN rowcast.topics t ON t.name = m.topic
            JOIN rowcast.events e ON e.id = m.event_id
            LEFT JOIN rowcast.deliveries d ON d.message_id = m.id AND d.subscription = $2
-          WHERE m.topic = $1 AND m.seq > $3::bigint AND e.capture = $4 AND e.captured_at >= $5 AND ($6::timestamptz IS NULL OR e.captured_at < $6)
-          ORDER BY m.seq LIMIT $7`,
-        [c.topic, options.subscription, cursor, capture, options.since, options.until ?? null, REPLAY_CHUNK],
+          WHERE e.capture = $4 AND e.captured_at >= $5 AND ($6::timestamptz IS NULL OR e.captured_at < $6)
+          ORDER BY m.seq`,
+        [c.topic, options.subscription, cursor, capture, options.since, options.until ?? null, bound],
       );
       // Deliveries already pending or in flight are on their way; finished and dead ones are sent again.
       const reset = rows.filter((r) => r.state === 'done' || r.state === 'dead').map((r) => r.delivery!);
@@ -106,16 +115,19 @@ export async function replayCapture(pool: Pool, capture: string, options: Replay
         );
       }
       if (fresh.length) {
+        // A segment's entry gets the message row its delivery row refers to.
+        await client.query(`SELECT rowcast.materialize_segment_messages($1, $2::bigint, $3::bigint, $4::uuid[])`, [
+          c.topic,
+          cursor,
+          bound,
+          fresh.map((r) => r.id),
+        ]);
         await client.query(
           `INSERT INTO rowcast.deliveries (message_id, subscription, group_key, seq) SELECT m, $2, g, o FROM unnest($1::uuid[], $3::text[], $4::bigint[]) AS x(m, g, o)`,
           [fresh.map((r) => r.id), options.subscription, fresh.map((r) => r.group_key), fresh.map((r) => r.place)],
         );
       }
-      return {
-        queued: reset.length + fresh.length,
-        last: rows.at(-1)?.seq ?? null,
-        full: rows.length === REPLAY_CHUNK,
-      };
+      return { queued: reset.length + fresh.length, last: bound, full: n === REPLAY_CHUNK };
     });
     total += chunk.queued;
     options.onProgress?.(total);

@@ -134,7 +134,11 @@ export async function listTopics(pool: Pool, known?: Promise<Status>): Promise<T
     pool.query(
       `SELECT t.name, t.owner, t.description, t.fifo, t.max_message_size, t.large_messages, coalesce(r.n, 0)::int AS per_minute
          FROM rowcast.topics t
-         LEFT JOIN (SELECT topic, count(*) AS n FROM rowcast.messages WHERE created_at > now() - interval '1 minute' GROUP BY topic) r ON r.topic = t.name
+         LEFT JOIN (SELECT topic, sum(n) AS n
+                      FROM (SELECT topic, 1 AS n FROM rowcast.messages WHERE created_at > now() - interval '1 minute' AND NOT from_segment
+                            UNION ALL
+                            SELECT topic, cardinality(seqs) FROM rowcast.log_segments WHERE created_at > now() - interval '1 minute') x
+                     GROUP BY topic) r ON r.topic = t.name
         ORDER BY t.name`,
     ),
   ]);

@@ -115,6 +115,7 @@ export function parseDeliveryId(id: string): DeliveryId {
 export interface RowlessDelivery {
   row: null;
   subscription: string;
+  seq: string;
   state: 'pending' | 'in_flight' | 'done';
   attempts: number;
   passed: string;
@@ -139,7 +140,8 @@ export async function resolveDelivery(pool: Pool, id: string): Promise<{ row: st
             -- Messages before the cursor were the rows' (or came before the subscription).
             NOT ${CURSORS_MESSAGE_SQL} AS before_cursor
        FROM rowcast.subscriptions s
-       LEFT JOIN rowcast.messages m ON m.topic = s.topic AND m.seq = $2
+       -- The message row of that seq, or its segment's entry (migration 042).
+       LEFT JOIN LATERAL rowcast.log_messages(s.topic, $2::bigint - 1, $2::bigint) m ON true
        LEFT JOIN rowcast.cursors c ON c.subscription = s.name
        ${OPEN_RANGE_SQL}
       WHERE s.name = $1`,
@@ -158,7 +160,7 @@ export async function resolveDelivery(pool: Pool, id: string): Promise<{ row: st
     throw missing(`the message came before ${subscription} read through a cursor, and it has no delivery row`);
   const skipped = cursorSkips(r, r);
   if (skipped) throw missing(skipped);
-  return { row: null, subscription, state: r.cursor_state, attempts: r.cursor_attempts, passed: r.leased_to, r };
+  return { row: null, subscription, seq, state: r.cursor_state, attempts: r.cursor_attempts, passed: r.leased_to, r };
 }
 
 /**

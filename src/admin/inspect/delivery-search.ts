@@ -198,24 +198,41 @@ async function searchCursorDeliveries(
     where.push(`m.event_id IS NOT NULL AND m.attributes ->> 'op' = ${param(operation(search.op))}`);
   if (search.since) where.push(`m.created_at >= ${param(search.since)}`);
   if (search.until) where.push(`m.created_at < ${param(search.until)}`);
-  if (after !== null) where.push(`m.seq < ${param(after)}::bigint`);
-  const { rows } = await pool.query(
-    `SELECT x.* FROM (
-       SELECT m.seq, m.id::text AS message_id, m.topic, m.created_at, m.attributes, m.content_type,
-              ${PROTOCOL_BODY}, m.group_key, m.event_id IS NOT NULL AS captured,
-              m.attributes ->> 'capture' AS capture, m.attributes ->> 'op' AS op, d.id::text AS row_id, d.state AS row_state,
-              d.attempts AS row_attempts, d.last_status, d.last_error, d.created_at AS row_created_at, d.updated_at,
-              d.delivered_at, ${CURSOR_STATE_SQL}
-         FROM rowcast.cursors c JOIN rowcast.subscriptions s ON s.name = c.subscription JOIN rowcast.messages m ON m.topic = s.topic
-         LEFT JOIN LATERAL (SELECT * FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = $1
-                             ORDER BY d.id DESC LIMIT 1) d ON true
-         ${OPEN_RANGE_SQL}
-        WHERE c.subscription = $1 AND (d.id IS NOT NULL OR ${CURSORS_MESSAGE_SQL})
-          ${where.map((w) => `AND ${w}`).join(' ')}) x
-      ${search.status === undefined ? '' : `WHERE coalesce(x.row_state, x.cursor_state) = ${param(search.status)}`}
-      ORDER BY x.seq DESC LIMIT ${param(limit + 1)}`,
-    params,
-  );
+  const before = after === null ? null : param(after);
+  const limitParam = param(limit + 1);
+  const status =
+    search.status === undefined ? '' : `WHERE coalesce(x.row_state, x.cursor_state) = ${param(search.status)}`;
+  const page = (source: string) =>
+    pool.query(
+      `SELECT x.* FROM (
+         SELECT m.seq, m.id::text AS message_id, m.topic, m.created_at, m.attributes, m.content_type,
+                ${PROTOCOL_BODY}, m.group_key, m.event_id IS NOT NULL AS captured,
+                m.attributes ->> 'capture' AS capture, m.attributes ->> 'op' AS op, d.id::text AS row_id, d.state AS row_state,
+                d.attempts AS row_attempts, d.last_status, d.last_error, d.created_at AS row_created_at, d.updated_at,
+                d.delivered_at, ${CURSOR_STATE_SQL}
+           FROM rowcast.cursors c JOIN rowcast.subscriptions s ON s.name = c.subscription ${source}
+           LEFT JOIN LATERAL (SELECT * FROM rowcast.deliveries d WHERE d.message_id = m.id AND d.subscription = $1
+                               ORDER BY d.id DESC LIMIT 1) d ON true
+           ${OPEN_RANGE_SQL}
+          WHERE c.subscription = $1 AND (d.id IS NOT NULL OR ${CURSORS_MESSAGE_SQL})
+            ${where.map((w) => `AND ${w}`).join(' ')}) x
+        ${status}
+        ORDER BY x.seq DESC LIMIT ${limitParam}`,
+      params,
+    );
+  // The topic's message rows, newest first by index, and apart from them its segments' entries (migration 042): a
+  // union of the two would sort the topic's whole log for every page. Each gives its newest limit + 1.
+  const [messages, entries] = [
+    await page(
+      `JOIN rowcast.messages m ON m.topic = s.topic AND NOT m.from_segment${before ? ` AND m.seq < ${before}::bigint` : ''}`,
+    ),
+    await page(
+      `CROSS JOIN LATERAL rowcast.segment_messages(s.topic, 0, ${before ? `${before}::bigint - 1` : '9223372036854775807'}) m`,
+    ),
+  ];
+  const rows = [...messages.rows, ...entries.rows]
+    .sort((a, b) => (BigInt(b.seq) > BigInt(a.seq) ? 1 : -1))
+    .slice(0, limit + 1);
   const scanned = rows.slice(0, limit);
   return {
     items: scanned.flatMap((r) => cursorItem(search.subscription, cursor, r) ?? []),

@@ -34,6 +34,7 @@ export async function listEvents(
     `SELECT e.id::text, capture, schema_name, table_name, op, topic, function, key, before, after, changed, txid::text, trace, captured_at, r.routed,
             CASE WHEN r.routed THEN coalesce(e.routed_at,
               (SELECT m.created_at FROM rowcast.messages m WHERE m.id = rowcast.derived_uuid(i.id, 'message/' || e.id)),
+              (SELECT g.created_at FROM rowcast.log_segments g WHERE g.events @> e.id AND e.id = ANY (g.event_ids)),
               (SELECT v.created_at FROM rowcast.invocations v WHERE v.id = rowcast.derived_uuid(i.id, 'invocation/' || e.id))) END AS routed_at
        FROM rowcast.events e CROSS JOIN rowcast.installation i CROSS JOIN LATERAL (SELECT rowcast.event_routed(e) AS routed) r
       WHERE ($1::text IS NULL OR capture = $1) AND ($2::text IS NULL OR schema_name = $2) AND ($3::text IS NULL OR table_name = $3)

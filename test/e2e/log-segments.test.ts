@@ -1,0 +1,379 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  getDelivery,
+  listEvents,
+  listTopics,
+  replayCapture,
+  resendDelivery,
+  type RowcastRuntime,
+} from '../../src/index.js';
+import { searchDeliveries } from '../../src/admin/inspect/delivery-search.js';
+import { completeLogRanges, leaseLogRanges } from '../../src/delivery/cursor-store.js';
+import { routeEvents } from '../../src/routing/route-events.js';
+import { applyRetention } from '../../src/store/retention.js';
+import { INITIAL_HORIZON, type LeasedMessage, type LogHorizon } from '../../src/store/log-leases.js';
+import {
+  applyConfig,
+  createTestDatabase,
+  eventually,
+  startTestRowcast,
+  type TestDatabase,
+} from '../support/database.js';
+import { openSse } from '../support/sse-client.js';
+import { WebhookReceiver } from '../support/webhook-receiver.js';
+
+/**
+ * Segments (migration 042): on a topic whose subscriptions all read through cursors, routing writes one row per
+ * batch — the seqs it drew and their events — instead of a message row per event, and the cursor builds each
+ * message from its event. The store's statements are called as the delivery worker calls them, then the chain
+ * runs with a failing subscriber.
+ */
+let db: TestDatabase;
+
+const ENDPOINT = 'http://127.0.0.1:9/';
+
+before(async () => {
+  db = await createTestDatabase();
+  await db.pool.query('CREATE TABLE items (id int PRIMARY KEY, name text)');
+  await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY)');
+  await configure();
+  await db.pool.query('UPDATE rowcast.installation SET log_segments = true');
+});
+
+after(() => db?.drop());
+
+/** Topic `items` (with these settings) read through the cursor `reader`, and `orders` through rows. */
+function configure(
+  items: { fifo?: boolean; maxMessageSize?: number; largeMessages?: 'reject' | 'claim-check' } = {},
+  reader: { endpoint?: string; deliveryPolicy?: { maxAttempts: number; minDelay: string; maxDelay: string } } = {},
+) {
+  return applyConfig(db.pool, {
+    topics: { items, orders: {} },
+    captures: { items: { table: 'items', topic: 'items' }, orders: { table: 'orders', topic: 'orders' } },
+    subscriptions: {
+      reader: { topic: 'items', protocol: 'http', endpoint: ENDPOINT, cursor: true, ...reader },
+      // A subscription on rows: its topic keeps a message row per event.
+      rows: { topic: 'orders', protocol: 'http', endpoint: ENDPOINT, cursor: false },
+    },
+  });
+}
+
+async function routeAll(): Promise<void> {
+  while ((await routeEvents(db.pool, 100)).events);
+}
+
+let horizon: LogHorizon = INITIAL_HORIZON;
+async function lease(n = 100): Promise<LeasedMessage[]> {
+  const got: LeasedMessage[] = [];
+  // The first lease may only take the barrier; the second hands out what it settled.
+  for (let i = 0; i < 2; i++) {
+    const leased = await leaseLogRanges(db.pool, new Map([['reader', n]]), 60_000, 'test', horizon);
+    horizon = leased.horizon;
+    got.push(...leased.messages);
+  }
+  return got;
+}
+
+const items = (messages: LeasedMessage[]) =>
+  messages.map((m) => (JSON.parse(m.delivery.message.body) as { after: { id: number } }).after.id);
+
+async function counts() {
+  const { rows } = await db.pool.query(
+    `SELECT (SELECT count(*)::int FROM rowcast.messages WHERE topic = 'items') AS messages,
+            (SELECT count(*)::int FROM rowcast.log_segments) AS segments,
+            (SELECT count(*)::int FROM rowcast.events WHERE topic = 'items') AS events`,
+  );
+  return rows[0] as { messages: number; segments: number; events: number };
+}
+
+describe('segments instead of message rows', () => {
+  test('routing writes one segment per batch, and the cursor reads its messages as routing would have made them', async () => {
+    await db.pool.query(`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5) g`);
+    await db.pool.query('INSERT INTO orders VALUES (1)');
+    await routeAll();
+    assert.deepEqual(await counts(), { messages: 0, segments: 1, events: 5 });
+    const { rows: copied } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM rowcast.messages WHERE topic = 'orders'`,
+    );
+    assert.equal(copied[0].n, 1, 'a topic with a subscription on rows keeps its message row');
+
+    const leased = await lease();
+    assert.deepEqual(items(leased), [1, 2, 3, 4, 5], 'every event once, in order');
+    // The id and body routing would have given the message row: the id derived from the event, the body by the
+    // same definition routing uses, the attributes and time of the routing.
+    const { rows: expected } = await db.pool.query(
+      `SELECT rowcast.derived_uuid((SELECT id FROM rowcast.installation), 'message/' || e.id)::text AS id,
+              rowcast.event_message_body(e) AS body, s.seq::text
+         FROM rowcast.events e JOIN LATERAL unnest((SELECT seqs FROM rowcast.log_segments), (SELECT event_ids FROM rowcast.log_segments)) s(seq, event_id)
+           ON s.event_id = e.id
+        WHERE e.topic = 'items' ORDER BY s.seq`,
+    );
+    assert.deepEqual(
+      leased.map((m) => [m.delivery.message.id, m.delivery.message.body, m.delivery.deliveryId]),
+      expected.map((r) => [r.id, r.body, `reader@${r.seq}`]),
+    );
+    assert.deepEqual(leased[0]!.delivery.message.attributes, {
+      op: 'INSERT',
+      schema: 'public',
+      table: 'items',
+      capture: 'items',
+    });
+    const done = await completeLogRanges(db.pool, [{ range: leased[0]!.range, failed: [], handedBack: [] }]);
+    assert.equal(done.completed, 1);
+    assert.deepEqual(await lease(), [], 'nothing twice');
+  });
+
+  test('waits for a segment whose router has not committed, as for a message row', async () => {
+    await db.pool.query(`INSERT INTO items VALUES (10, 'routed slowly')`);
+    const slow = await db.pool.connect();
+    try {
+      await slow.query('BEGIN');
+      // The router's statement has drawn its seq and written its segment, and not committed; a Publish to the topic
+      // draws a higher seq and commits.
+      assert.equal((await routeEvents(slow as unknown as TestDatabase['pool'], 100)).events, 1);
+      await db.pool.query(`INSERT INTO rowcast.messages (topic, body) VALUES ('items', '{"after": {"id": 11}}')`);
+      assert.deepEqual(items(await lease()), [], 'nothing past a seq whose transaction is still open');
+      await slow.query('COMMIT');
+    } finally {
+      slow.release();
+    }
+    const got = await lease();
+    assert.deepEqual(items(got), [10, 11], 'both, in seq order, once the router committed');
+    await completeLogRanges(db.pool, [{ range: got[0]!.range, failed: [], handedBack: [] }]);
+  });
+
+  test('a failed or handed-back message gets a message row, which the cursor does not read again', async () => {
+    await db.pool.query(`INSERT INTO items VALUES (20, 'fails'), (21, 'handed back'), (22, 'sent')`);
+    await routeAll();
+    const got = await lease();
+    assert.deepEqual(items(got), [20, 21, 22]);
+    const [fails, handedBack] = got;
+    const done = await completeLogRanges(db.pool, [
+      {
+        range: got[0]!.range,
+        failed: [
+          { messageId: fails!.delivery.message.id, result: { state: 'pending', status: 500, error: 'HTTP 500' } },
+        ],
+        handedBack: [{ messageId: handedBack!.delivery.message.id, started: false }],
+      },
+    ]);
+    assert.equal(done.completed, 1);
+    const { rows } = await db.pool.query(
+      `SELECT m.id::text, m.seq::text, m.from_segment, m.body, d.state, d.attempts
+         FROM rowcast.deliveries d JOIN rowcast.messages m ON m.id = d.message_id
+        WHERE d.subscription = 'reader' ORDER BY m.seq`,
+    );
+    assert.deepEqual(
+      rows,
+      [fails!, handedBack!].map((m, i) => ({
+        id: m.delivery.message.id,
+        seq: m.delivery.deliveryId.split('@')[1],
+        from_segment: true,
+        body: m.delivery.message.body,
+        state: 'pending',
+        attempts: i === 0 ? 1 : 0,
+      })),
+      'rows of the same messages (id, seq, body), made from their events',
+    );
+    await db.pool.query(`INSERT INTO items VALUES (23, 'next')`);
+    await routeAll();
+    const next = await lease();
+    assert.deepEqual(items(next), [23], 'the message rows made for the failures are not read by the cursor');
+    await completeLogRanges(db.pool, [{ range: next[0]!.range, failed: [], handedBack: [] }]);
+    await db.pool.query(`DELETE FROM rowcast.deliveries WHERE subscription = 'reader'`);
+  });
+
+  test('a topic made FIFO, or claim-check, after its segments were written still reads them', async () => {
+    await db.pool.query(`INSERT INTO items VALUES (24, 'before FIFO'), (25, repeat('x', 2000))`);
+    await routeAll();
+    try {
+      await configure({ fifo: true });
+      const fifo = await lease();
+      assert.deepEqual(items(fifo), [24, 25]);
+      assert.deepEqual(
+        fifo[0]!.fifo,
+        { group: '{"id": 24}', held: false },
+        'grouped by the row key, as routing groups',
+      );
+      await completeLogRanges(db.pool, [{ range: fifo[0]!.range, failed: [], handedBack: [], fifo: true }]);
+
+      await db.pool.query(`UPDATE rowcast.cursors SET leased_to = leased_to - 2 WHERE subscription = 'reader'`);
+      await configure({ maxMessageSize: 1024, largeMessages: 'claim-check' });
+      const large = await lease();
+      assert.deepEqual(items(large), [24, 25]);
+      const { rows } = await db.pool.query(
+        `SELECT id::text, from_segment, octet_length(body) > 1024 AS large FROM rowcast.messages
+          WHERE topic = 'items' AND (body::jsonb -> 'after' ->> 'id')::int IN (24, 25)`,
+      );
+      assert.deepEqual(
+        rows,
+        [{ id: large[1]!.delivery.message.id, from_segment: true, large: true }],
+        'the large one has the message row its link is served from',
+      );
+      await completeLogRanges(db.pool, [{ range: large[0]!.range, failed: [], handedBack: [] }]);
+    } finally {
+      await configure();
+    }
+  });
+
+  test('retention keeps a segment and its events until the cursor has passed it', async () => {
+    await db.pool.query(`INSERT INTO items VALUES (30, 'kept')`);
+    await routeAll();
+    const before = await counts();
+    await applyRetention(db.pool, 0, 0);
+    const kept = await counts();
+    assert.equal(kept.segments, 1, 'the segment the cursor has not passed stays');
+    assert.equal(kept.events, 1, 'with its event');
+    assert.ok(before.segments > 1 && before.events > 1);
+    const got = await lease();
+    assert.deepEqual(items(got), [30]);
+    await applyRetention(db.pool, 0, 0);
+    assert.equal((await counts()).segments, 1, 'leased, not passed: still kept');
+    await completeLogRanges(db.pool, [{ range: got[0]!.range, failed: [], handedBack: [] }]);
+    await applyRetention(db.pool, 0, 0);
+    assert.deepEqual(await counts(), { messages: 0, segments: 0, events: 0 });
+  });
+});
+
+describe('the chain on segments', () => {
+  let rowcast: RowcastRuntime | undefined;
+  let receiver: WebhookReceiver;
+  let failing = true;
+
+  before(async () => {
+    receiver = await WebhookReceiver.start({
+      reply: (req) =>
+        failing && req.json?.body?.after?.id === 42 ? { status: 503, body: 'not yet' } : { status: 200 },
+    });
+    await configure(
+      {},
+      { endpoint: receiver.url, deliveryPolicy: { maxAttempts: 5, minDelay: '100ms', maxDelay: '100ms' } },
+    );
+  });
+
+  after(async () => {
+    await rowcast?.stop();
+    await receiver?.close();
+  });
+
+  test('delivers every change once, and retries a failed one from its row under the same id', async () => {
+    rowcast = await startTestRowcast(db.url, { http: { port: 0, host: '127.0.0.1' } });
+    await db.pool.query(`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(40, 49) g`);
+    const ids = await eventually(async () => {
+      const seen = receiver.requests.map((r) => r.json?.body?.after?.id as number);
+      return new Set(seen).size >= 10 && seen;
+    }, 'every change attempted');
+    assert.deepEqual(
+      [...new Set(ids)].sort((a, b) => a - b),
+      [40, 41, 42, 43, 44, 45, 46, 47, 48, 49],
+    );
+    // The range completes with a row for the failed one, and a message row for that row to refer to.
+    await eventually(async () => (await counts()).messages === 1, 'a message row for the failed change');
+    const { rows } = await db.pool.query(
+      `SELECT (m.body::jsonb -> 'after' ->> 'id')::int AS item, m.from_segment, d.subscription
+         FROM rowcast.messages m JOIN rowcast.deliveries d ON d.message_id = m.id WHERE m.topic = 'items'`,
+    );
+    assert.deepEqual(rows, [{ item: 42, from_segment: true, subscription: 'reader' }], 'only for the failed change');
+    failing = false;
+    const tries = await eventually(() => {
+      const of42 = receiver.requests.filter((r) => r.json?.body?.after?.id === 42);
+      return of42.at(-1)?.status === 200 && of42;
+    }, 'the failed change retried until delivered');
+    assert.ok(tries.length >= 2);
+    assert.equal(new Set(tries.map((r) => r.headers['webhook-id'])).size, 1, 'under the same id');
+    assert.equal(new Set(tries.map((r) => r.body)).size, 1, 'with the same bytes');
+    await eventually(async () => {
+      const { rows } = await db.pool.query(`SELECT state FROM rowcast.deliveries WHERE subscription = 'reader'`);
+      return rows.length === 1 && rows[0].state === 'done';
+    }, 'its row done');
+    const others = receiver.requests.filter((r) => r.json?.body?.after?.id !== 42);
+    assert.equal(others.length, 9, 'every other change sent once');
+  });
+
+  test('the delivery detail and list, the live stream, events and topics read segments', async () => {
+    const { rows: log } = await db.pool.query(
+      `SELECT s.seq::text, rowcast.derived_uuid((SELECT id FROM rowcast.installation), 'message/' || s.event_id)::text AS id,
+              (e.after ->> 'id')::int AS item
+         FROM rowcast.log_segments g, unnest(g.seqs, g.event_ids) s(seq, event_id) JOIN rowcast.events e ON e.id = s.event_id
+        WHERE g.topic = 'items' ORDER BY s.seq`,
+    );
+    assert.deepEqual(
+      log.map((r) => r.item),
+      [40, 41, 42, 43, 44, 45, 46, 47, 48, 49],
+      'what retention kept: the segments of this test',
+    );
+    const delivered = log.find((r) => r.item === 41)!;
+    const detail = await getDelivery(db.pool, `reader@${delivered.seq}`);
+    assert.equal(detail.state, 'done');
+    assert.equal(detail.message.id, delivered.id);
+    assert.equal((JSON.parse(detail.message.body) as { after: { id: number } }).after.id, 41);
+    const failed = log.find((r) => r.item === 42)!;
+    const retried = await getDelivery(db.pool, `reader@${failed.seq}`);
+    assert.ok(!retried.id.includes('@'), 'the failed one is its row');
+    assert.deepEqual([retried.state, retried.message.id], ['done', failed.id]);
+
+    const page = await searchDeliveries(db.pool, { subscription: 'reader', limit: 4 });
+    assert.deepEqual(
+      page.items.map((d) => d.messageId),
+      log
+        .slice(-4)
+        .reverse()
+        .map((r) => r.id),
+      'the newest first, by seq',
+    );
+    const next = await searchDeliveries(db.pool, { subscription: 'reader', limit: 100, cursor: page.nextCursor! });
+    assert.deepEqual(
+      next.items.map((d) => d.messageId),
+      log
+        .slice(0, -4)
+        .reverse()
+        .map((r) => r.id),
+      'the next page goes on below the first',
+    );
+
+    const stream = await openSse(`${rowcast!.httpUrl}/topics/items/stream`, { 'last-event-id': '0' });
+    try {
+      await eventually(() => stream.events.length >= log.length, 'the stream replays the segments');
+      assert.deepEqual(
+        stream.events.map((e) => e.id),
+        log.map((r) => r.seq),
+      );
+      await db.pool.query(`INSERT INTO items VALUES (50, 'live')`);
+      await eventually(() => stream.events.length === log.length + 1, 'a new change streamed live');
+      assert.equal(JSON.parse(stream.events.at(-1)!.data).body.after.id, 50);
+    } finally {
+      await stream.close();
+    }
+
+    const events = await listEvents(db.pool, { topic: 'items', limit: 1 });
+    assert.ok(events.items[0]!.routedAt, 'an event routed into a segment has its routing time');
+    const topics = await listTopics(db.pool);
+    assert.ok(topics.find((t) => t.name === 'items')!.messagesPerMinute >= 11, 'segments count as messages per minute');
+  });
+
+  test('a resend and a replay of segment entries send the same messages again, through rows made for them', async () => {
+    const sent = (item: number) => receiver.requests.filter((r) => r.json?.body?.after?.id === item);
+    const { rows } = await db.pool.query(
+      `SELECT s.seq::text FROM rowcast.log_segments g, unnest(g.seqs, g.event_ids) s(seq, event_id)
+         JOIN rowcast.events e ON e.id = s.event_id WHERE (e.after ->> 'id')::int = 43`,
+    );
+    await resendDelivery(db.pool, `reader@${rows[0].seq}`);
+    await eventually(() => sent(43).length === 2, 'the resend sent');
+    assert.equal(sent(43)[0]!.headers['webhook-id'], sent(43)[1]!.headers['webhook-id'], 'the same message');
+
+    await eventually(async () => {
+      const { rows: done } = await db.pool.query(
+        `SELECT count(*)::int AS n FROM rowcast.deliveries WHERE subscription = 'reader' AND state = 'done'`,
+      );
+      return done[0].n === 2;
+    }, 'the resent row done');
+
+    const before = receiver.requests.length;
+    const queued = await replayCapture(db.pool, 'items', { subscription: 'reader', since: new Date(0) });
+    assert.equal(queued, 11, 'every change the topic kept (40 to 50)');
+    await eventually(() => receiver.requests.length === before + 11, 'the replay sent');
+    assert.equal(sent(44).length, 2);
+    assert.equal(sent(44)[0]!.headers['webhook-id'], sent(44)[1]!.headers['webhook-id'], 'as the same message');
+  });
+});
