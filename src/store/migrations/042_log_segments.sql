@@ -109,7 +109,7 @@ LANGUAGE sql AS $$
   INSERT INTO rowcast.messages (id, topic, subject, body, content_type, attributes, group_key, event_id, trace, created_at, seq, from_segment)
   OVERRIDING SYSTEM VALUE
   SELECT m.id, m.topic, m.subject, m.body, m.content_type, m.attributes, m.group_key, m.event_id, m.trace, m.created_at, m.seq, true
-    FROM rowcast.log_messages(tp, f, t) m
+    FROM rowcast.segment_messages(tp, f, t) m
    WHERE m.id = ANY (ids)
   ON CONFLICT (id) DO NOTHING
 $$;
@@ -148,8 +148,7 @@ DECLARE
       RETURN QUERY',
           '    IF sub.large_messages = ''claim-check'' THEN
       PERFORM rowcast.materialize_segment_messages(sub.topic, f, t, ARRAY(
-        SELECT m.id FROM rowcast.log_messages(sub.topic, f, t) m
-         WHERE m.from_segment AND octet_length(m.body) > sub.max_message_size));
+        SELECT m.id FROM rowcast.segment_messages(sub.topic, f, t) m WHERE octet_length(m.body) > sub.max_message_size));
     END IF;
     IF NOT sub.fifo THEN
       RETURN QUERY']];
