@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { type Pool, type PoolClient, withTransaction } from '../store/pool.js';
 import { prepared, type SqlRow } from '../store/sql.js';
 import { type ClaimedDelivery, toClaimedDelivery } from '../store/deliveries.js';
-import { LEASE_COLUMNS, type LeasedMessage, type LogHorizon, type LogRange, readLease } from '../store/log-leases.js';
+import {
+  LEASE_COLUMNS,
+  NO_EVENT_COLUMNS,
+  type LeasedMessage,
+  type LogHorizon,
+  type LogRange,
+  readLease,
+} from '../store/log-leases.js';
 import { CLAIM_SQL, type DeliveryResult, recordDeliveryResults } from './delivery-store.js';
 import { DELIVERY_ORDER } from '../routing/fan-out.js';
 
@@ -36,7 +43,7 @@ const claimStatement = prepared(
      HAVING count(*) > 0)
    SELECT 'row' AS kind, subscription, NULL AS from_seq, NULL AS to_seq, lease, attempt, NULL AS writers, delivery_id,
           message_id, topic, subject, body, content_type, attributes, attribute_types, created_at, trace,
-          max_message_size, large_messages, claim_check_ttl_ms, NULL AS group_key, NULL AS held
+          max_message_size, large_messages, claim_check_ttl_ms, NULL AS group_key, NULL AS held, ${NO_EVENT_COLUMNS}
      FROM claimed_rows
    UNION ALL
    SELECT ${LEASE_COLUMNS}

@@ -1,3 +1,4 @@
+import { eventMessage } from '../routing/event-message.js';
 import { type ClaimedDelivery, toClaimedDelivery } from './deliveries.js';
 import type { SqlRow } from './sql.js';
 
@@ -37,11 +38,18 @@ export interface LeasedMessage {
   fifo: { group: string; held: boolean } | null;
 }
 
+/** A segment entry's event (migration 043), from which readLease builds its message; NULL on other rows. */
+const EVENT_COLUMNS = `l.event_id::text, l.event_op, l.event_source, l.event_capture, l.event_schema, l.event_table,
+          l.event_txid, l.event_key, l.event_before, l.event_after, l.event_changed, l.event_captured_at`;
+
 /** The lease's columns (rowcast.lease_log_ranges, as `l`) as the rows' claim returns them, and its range. */
 export const LEASE_COLUMNS = `l.kind, l.subscription, l.from_seq::text, l.to_seq::text, l.lease::text, l.attempt, l.writers,
           l.subscription || '@' || l.seq AS delivery_id, l.message_id::text, l.topic, l.subject, l.body, l.content_type,
           l.attributes, l.attribute_types, l.created_at, l.trace, l.max_message_size, l.large_messages,
-          l.claim_check_ttl_ms, l.group_key, l.held`;
+          l.claim_check_ttl_ms, l.group_key, l.held, ${EVENT_COLUMNS}`;
+
+/** EVENT_COLUMNS' NULLs, for a row beside the lease's that is not a segment entry (a claimed delivery row). */
+export const NO_EVENT_COLUMNS = EVENT_COLUMNS.replace(/l\.(event_\w+)(::text)?/g, 'NULL AS $1');
 
 /** A lease's rows: the horizon first, then its messages with their ranges. */
 export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: LeasedMessage[] } {
@@ -61,6 +69,27 @@ export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: Leas
           attempt: r.attempt,
         }),
       );
+    // A segment entry's message is built here from its event, with the installation's id the horizon row carries.
+    if (r.event_id !== null) {
+      const m = eventMessage(head.message_id, {
+        id: r.event_id,
+        op: r.event_op,
+        source: r.event_source,
+        capture: r.event_capture,
+        schema: r.event_schema,
+        table: r.event_table,
+        txid: r.event_txid,
+        key: r.event_key,
+        before: r.event_before,
+        after: r.event_after,
+        changed: r.event_changed,
+        capturedAt: r.event_captured_at,
+        trace: r.trace,
+      });
+      r.message_id = m.id;
+      r.body = m.body;
+      r.attributes = m.attributes;
+    }
     // A cursor's message has no row: its id in logs, spans and the tail is subscription@seq.
     return {
       range,

@@ -124,6 +124,38 @@ describe('segments instead of message rows', () => {
     assert.deepEqual(await lease(), [], 'nothing twice');
   });
 
+  test("the process builds an entry's message byte for byte as SQL builds its row", async () => {
+    // Events as odd as captures make them: escapes, control characters and non-ASCII text in names and values, NULL
+    // images, a `changed` list with quotes and a NULL, another source's own `source`, a trace. Lease returns their
+    // columns, the process builds the id and body (migration 043); a failed entry's row is built by SQL.
+    await db.pool.query(
+      `INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name, key, before, after, changed, trace, source)
+       VALUES ('items', 'items', 'UPDATE', 'we"ird', E'tab\\tle\\u00e9', '{"id": 30}',
+               $1::jsonb, '{"id": 30, "name": "é∑😀 \\"q\\" \\\\ \\u0001", "n": 1.50, "big": 12345678901234567890}', ARRAY['name', 'we"ird', NULL],
+               '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', NULL),
+              ('items', 'items', 'DELETE', 'public', 'items', NULL, NULL, NULL, NULL, NULL,
+               '{"kind": "mysql", "server": 1, "database": "shop", "table": "items", "position": "mariadb-bin.000001:4"}'),
+              ('items', 'items', 'INSERT', 'public', 'items', '{"id": 31}', NULL, $2::jsonb, '{}', NULL, NULL)`,
+      [
+        JSON.stringify({ id: 30, name: 'line\nbreak\u001b', nested: [null, true, { x: '' }] }),
+        JSON.stringify({ id: 31 }),
+      ],
+    );
+    await routeAll();
+    const leased = await lease();
+    const { rows: expected } = await db.pool.query(
+      `SELECT rowcast.derived_uuid((SELECT id FROM rowcast.installation), 'message/' || e.id)::text AS id,
+              rowcast.event_message_body(e) AS body, rowcast.event_message_attributes(e) AS attributes
+         FROM rowcast.events e WHERE e.topic = 'items' AND e.id > (SELECT max(id) - 3 FROM rowcast.events) ORDER BY e.id`,
+    );
+    assert.equal(leased.length, 3);
+    assert.deepEqual(
+      leased.map((m) => [m.delivery.message.id, m.delivery.message.body, m.delivery.message.attributes]),
+      expected.map((r) => [r.id, r.body, r.attributes]),
+    );
+    await completeLogRanges(db.pool, [{ range: leased[0]!.range, failed: [], handedBack: [] }]);
+  });
+
   test('waits for a segment whose router has not committed, as for a message row', async () => {
     await db.pool.query(`INSERT INTO items VALUES (10, 'routed slowly')`);
     const slow = await db.pool.connect();
@@ -234,6 +266,7 @@ describe('segments instead of message rows', () => {
     await applyRetention(db.pool, 0, 0);
     assert.deepEqual(await counts(), { messages: 0, segments: 0, events: 0 });
   });
+
 });
 
 describe('the chain on segments', () => {
