@@ -109,12 +109,13 @@ WITH lock AS MATERIALIZED (
      AND EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = t.name AND s.cursor)
      AND NOT EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = t.name AND NOT s.cursor)
 ), sg AS (
-  -- One row per topic: the seqs drawn for its events, in event order, and the events.
+  -- One row per topic: the seqs drawn for its events, in event order, and the events. Drawn topic by topic, so a
+  -- segment's seqs are consecutive unless another writer drew one meanwhile: readers then slice it, not unnest it.
   INSERT INTO rowcast.log_segments (topic, first_seq, last_seq, seqs, event_ids, entries, events)
   SELECT x.topic, min(x.seq), max(x.seq), array_agg(x.seq ORDER BY x.seq), array_agg(x.id ORDER BY x.seq), count(*),
          int8range(min(x.id), max(x.id), '[]')
     FROM (SELECT o.topic, o.id, nextval('rowcast.messages_seq_seq'::regclass) AS seq
-            FROM (SELECT ev.topic, ev.id FROM ev WHERE ev.topic IN (SELECT name FROM seg) ORDER BY ev.id) o) x
+            FROM (SELECT ev.topic, ev.id FROM ev WHERE ev.topic IN (SELECT name FROM seg) ORDER BY ev.topic, ev.id) o) x
    GROUP BY x.topic
   RETURNING topic
 ), body AS (

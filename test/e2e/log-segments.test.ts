@@ -267,6 +267,41 @@ describe('segments instead of message rows', () => {
     assert.deepEqual(await counts(), { messages: 0, segments: 0, events: 0 });
   });
 
+  test('a range is counted and read from consecutive segments by slice, and from others whole, as the log holds it', async () => {
+    // A topic's log as routing and other writers leave it (migration 043): segments of consecutive seqs, one whose
+    // seqs another writer interleaved, and message rows between them.
+    await db.pool.query(
+      `INSERT INTO rowcast.log_segments (topic, first_seq, last_seq, seqs, event_ids, entries, events)
+       SELECT 'sliced', min(g), max(g), array_agg(g ORDER BY g), array_agg(g ORDER BY g), count(*), int8range(1, 2)
+         FROM generate_series(1, 1200) g GROUP BY (g - 1) / 400
+       UNION ALL
+       SELECT 'sliced', 1201, 1260, ARRAY[1201, 1210, 1230, 1260], ARRAY[1, 2, 3, 4], 4, int8range(1, 2)
+       UNION ALL
+       SELECT 'sliced', 1300, 1399, array_agg(g ORDER BY g), array_agg(g ORDER BY g), count(*), int8range(1, 2)
+         FROM generate_series(1300, 1399) g;
+       INSERT INTO rowcast.messages (topic, body, seq) OVERRIDING SYSTEM VALUE
+       SELECT 'sliced', '{}', g FROM generate_series(1261, 1299, 3) g`,
+    );
+    try {
+      const { rows } = await db.pool.query(
+        // Each range against the whole log unnested and filtered (the entries' events are not needed here).
+        `WITH whole AS (
+           SELECT m.seq, false AS entry FROM rowcast.messages m WHERE m.topic = 'sliced'
+           UNION ALL
+           SELECT u.seq, true FROM rowcast.log_segments s, unnest(s.seqs) u(seq) WHERE s.topic = 'sliced')
+         SELECT f, t, n FROM generate_series(0, 1400, 23) f, generate_series(1, 450, 37) n, unnest(ARRAY[1400, 1230, 410]) t
+          WHERE (SELECT array_agg(s) FROM rowcast.log_seqs('sliced', f, t, n) s)
+                IS DISTINCT FROM (SELECT array_agg(w.seq) FROM (SELECT w.seq FROM whole w WHERE w.seq > f AND w.seq <= t
+                                                                ORDER BY w.seq LIMIT n) w)
+             OR (SELECT array_agg(g.seq ORDER BY g.seq) FROM rowcast.segment_entries('sliced', f, t) g)
+                IS DISTINCT FROM (SELECT array_agg(w.seq ORDER BY w.seq) FROM whole w WHERE w.entry AND w.seq > f AND w.seq <= t)`,
+      );
+      assert.deepEqual(rows, [], 'ranges whose count or entries differ from the whole log, filtered');
+    } finally {
+      await db.pool.query(`DELETE FROM rowcast.log_segments WHERE topic = 'sliced'`);
+      await db.pool.query(`DELETE FROM rowcast.messages WHERE topic = 'sliced'`);
+    }
+  });
 });
 
 describe('the chain on segments', () => {

@@ -4,7 +4,8 @@
 -- lease now returns an entry's event as columns of text, and the installation's id on its horizon row; the process
 -- builds the id and body routing would have given a copy (src/routing/event-message.ts), byte for byte as
 -- rowcast.event_message_body does (test/e2e/log-segments.test.ts holds the two equal): a failed entry's message
--- row is still made in SQL, and its retries must send what its first attempt sent.
+-- row is still made in SQL, and its retries must send what its first attempt sent. Below, a range read from a
+-- segment whose seqs are consecutive is its slice, and rowcast.log_seqs lets PostgreSQL inline segment_entries.
 --
 -- The returned columns change, so the function is dropped and created again from its definition, each patch's
 -- anchor checked to occur once. FIFO ranges still read rowcast.log_messages (entries built in SQL): routing writes
@@ -73,3 +74,49 @@ BEGIN
 END
 $migration$;
 
+-- A range's entries from a segment whose seqs are consecutive (routing draws them topic by topic) are its array
+-- slice: a lease of 20 entries from a segment of 400 unnested all 400 (and another segment's) to filter them.
+CREATE OR REPLACE FUNCTION rowcast.segment_entries(tp text, f bigint, t bigint)
+RETURNS TABLE (seq bigint, event_id bigint, created_at timestamptz) LANGUAGE sql STABLE AS $$
+  SELECT u.seq, u.event_id, s.created_at
+    FROM ((SELECT * FROM rowcast.log_segments s WHERE s.topic = tp AND s.last_seq > f AND s.last_seq <= t ORDER BY s.last_seq)
+          UNION ALL
+          (SELECT * FROM (SELECT * FROM rowcast.log_segments s WHERE s.topic = tp AND s.last_seq > t
+                           ORDER BY s.last_seq LIMIT 1) n WHERE n.first_seq <= t)) s
+    CROSS JOIN LATERAL (
+      SELECT CASE WHEN dense THEN greatest(f - s.first_seq + 2, 1) ELSE 1 END AS lo,
+             CASE WHEN dense THEN least(t - s.first_seq + 1, s.entries) ELSE s.entries END AS hi
+        FROM (SELECT s.last_seq - s.first_seq + 1 = s.entries AS dense) d) b
+    CROSS JOIN LATERAL unnest(s.seqs[b.lo:b.hi], s.event_ids[b.lo:b.hi]) AS u(seq, event_id)
+   WHERE u.seq > f AND u.seq <= t
+$$;
+
+-- The first n seqs of a topic's log in (f, t] (migration 042), with segment_entries inlined and bounded by the n-th
+-- entry itself where its segment's seqs are consecutive. In 042 the bound was a subquery argument, which kept
+-- segment_entries from being inlined: PostgreSQL planned it on every call, segments or none (half a millisecond a
+-- lease, 25 µs a delivery at fan-out to 10 on small ranges), and it unnested up to the end of the n-th entry's
+-- segment. Per segment after f, in order: how many of its entries lie past f (exact for a consecutive segment; for
+-- another, at least its last), so the first segment whose running count reaches n holds the n-th entry.
+CREATE OR REPLACE FUNCTION rowcast.log_seqs(tp text, f bigint, t bigint, n int) RETURNS SETOF bigint LANGUAGE sql STABLE AS $$
+  SELECT x.seq FROM (
+    (SELECT m.seq FROM rowcast.messages m
+      WHERE m.topic = tp AND m.seq > f AND m.seq <= t AND m.recipient IS NULL AND NOT m.from_segment
+      ORDER BY m.seq LIMIT n)
+    UNION ALL
+    SELECT g.seq
+      FROM (SELECT least(t, coalesce((
+                     SELECT CASE WHEN c.dense THEN c.past + (n - c.before) ELSE c.last_seq END
+                       FROM (SELECT k.*, coalesce(sum(k.k) OVER (ORDER BY k.last_seq ROWS UNBOUNDED PRECEDING)::bigint - k.k, 0) AS before
+                               FROM (SELECT s.last_seq, s.last_seq - s.first_seq + 1 = s.entries AS dense,
+                                            greatest(f, s.first_seq - 1) AS past,
+                                            CASE WHEN s.last_seq - s.first_seq + 1 = s.entries THEN s.last_seq - greatest(f, s.first_seq - 1)
+                                                 WHEN s.first_seq > f THEN s.entries ELSE 1 END AS k
+                                       FROM rowcast.log_segments s WHERE s.topic = tp AND s.last_seq > f
+                                      ORDER BY s.last_seq LIMIT n) k) c
+                      WHERE c.before + c.k >= n ORDER BY c.last_seq LIMIT 1), t)) AS bound
+              -- No segment past f: nothing to unnest, and segment_entries is not run.
+             WHERE EXISTS (SELECT 1 FROM rowcast.log_segments s WHERE s.topic = tp AND s.last_seq > f)
+            OFFSET 0) b
+      CROSS JOIN LATERAL rowcast.segment_entries(tp, f, b.bound) g
+  ) x ORDER BY x.seq LIMIT n
+$$;
