@@ -36,7 +36,8 @@ function config(cursor: { cursor?: boolean } = { cursor: true }): RowcastConfigI
     topics: { orders: {}, dead: {} },
     captures: { orders: { table: 'orders', topic: 'orders' } },
     subscriptions: {
-      rows: { topic: 'orders', protocol: 'http', endpoint: receivers.rows.url },
+      // Rows: cursors are the default (a subscription declared without `cursor` reads through one).
+      rows: { topic: 'orders', protocol: 'http', endpoint: receivers.rows.url, cursor: false },
       cursor: { topic: 'orders', protocol: 'http', endpoint: receivers.cursor.url, ...cursor },
       filtered: {
         topic: 'orders',
