@@ -151,8 +151,9 @@ describe('capture → topic → signed webhook', () => {
     // Each message once — or again only after an attempt the database counted as failed (at-least-once: on a starved
     // machine an answer can come after the attempt's 10 s timeout), never as a second message.
     // Each message's delivery as the admin API reads it: its row, or (through a cursor, first attempt) its cursor's.
+    // The topic's log (migration 042): its message rows, or its segments' entries where routing wrote a segment.
     const { rows: messages } = await db.pool.query<{ seq: string }>(
-      `SELECT seq::text FROM rowcast.messages WHERE id = ANY ($1::uuid[])`,
+      `SELECT seq::text FROM rowcast.log_messages('orders', 0, 9223372036854775807) WHERE id = ANY ($1::uuid[])`,
       [[...received.keys()]],
     );
     const rows: { id: string; state: string; attempts: number }[] = [];

@@ -98,10 +98,12 @@ async function ok(path: string, init: { method?: string } = {}): Promise<any> {
 /**
  * A subscription's deliveries, one per message of its topic, as the admin API reads them: a row (every delivery, or
  * through a cursor a failed one), or its cursor's state (delivered at the first attempt, or not reached: pending).
+ * The messages are the topic's log: its message rows, and its segments' entries where routing wrote segments.
  */
 async function deliveries(subscription: string): Promise<DeliveryDetail[]> {
   const { rows } = await db.pool.query<{ seq: string }>(
-    `SELECT m.seq::text FROM rowcast.messages m JOIN rowcast.subscriptions s ON s.topic = m.topic WHERE s.name = $1 ORDER BY m.seq`,
+    `SELECT m.seq::text FROM rowcast.subscriptions s, rowcast.log_messages(s.topic, 0, 9223372036854775807) m
+      WHERE s.name = $1 ORDER BY m.seq`,
     [subscription],
   );
   const found: DeliveryDetail[] = [];

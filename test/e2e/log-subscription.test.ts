@@ -53,8 +53,11 @@ test(
     assert.equal(entry.attempt, 1);
     assert.equal(entry.message.op, 'INSERT');
     assert.equal(entry.message.after.text, 'hello log');
-    // The topic's one message, and its delivery to dev as the admin API reads it (a row, or its cursor).
-    const { rows } = await db.pool.query(`SELECT id::text, seq::text FROM rowcast.messages WHERE topic = 'notes'`);
+    // The topic's one message (in its log: a message row, or a segment's entry), and its delivery to dev as the admin
+    // API reads it (a row, or its cursor).
+    const { rows } = await db.pool.query(
+      `SELECT id::text, seq::text FROM rowcast.log_messages('notes', 0, 9223372036854775807)`,
+    );
     assert.equal(rows.length, 1);
     const delivery = await eventually(async () => {
       const d = await getDelivery(db.pool, `dev@${rows[0]!.seq}`);
