@@ -80,11 +80,14 @@ function delivered(receiver: WebhookReceiver): Map<string, number> {
   return ids;
 }
 
-/** The messages of a topic by their row's key: id and seq, in seq order. */
+/**
+ * The messages of a topic by their row's key: id and seq, in seq order. Read from the topic's log: its message rows,
+ * and its segments' entries where routing wrote segments (migration 042).
+ */
 async function messagesOf(topic: string): Promise<{ key: number; id: string; seq: number; v: number | null }[]> {
   const { rows } = await db.pool.query(
     `SELECT (e.key ->> 'id')::int AS key, m.id::text, m.seq::int, (e.after ->> 'v')::int AS v
-       FROM rowcast.messages m JOIN rowcast.events e ON e.id = m.event_id WHERE m.topic = $1 ORDER BY m.seq`,
+       FROM rowcast.log_messages($1, 0, 9223372036854775807) m JOIN rowcast.events e ON e.id = m.event_id ORDER BY m.seq`,
     [topic],
   );
   return rows;
@@ -195,7 +198,7 @@ describe('switching a subscription with a backlog to a cursor', () => {
       );
       await eventually(async () => {
         const { rows } = await db.pool.query(
-          `SELECT rowcast.cursor_position('moving') >= max(seq) AS passed FROM rowcast.messages WHERE topic = 'a'`,
+          `SELECT rowcast.cursor_position('moving') >= max(seq) AS passed FROM rowcast.log_messages('a', 0, 9223372036854775807)`,
         );
         return rows[0].passed;
       }, 'the cursor passed every message');
@@ -250,7 +253,7 @@ describe('switching a subscription with a backlog to a cursor', () => {
     await eventually(async () => {
       const { rows } = await db.pool.query(
         `SELECT NOT EXISTS (SELECT 1 FROM rowcast.deliveries WHERE subscription = 'ordered' AND state <> 'done')
-                AND rowcast.cursor_position('ordered') >= (SELECT max(seq) FROM rowcast.messages WHERE topic = 'c') AS done`,
+                AND rowcast.cursor_position('ordered') >= (SELECT max(seq) FROM rowcast.log_messages('c', 0, 9223372036854775807)) AS done`,
       );
       return rows[0].done;
     }, 'every row done and the cursor past every message');
@@ -342,7 +345,7 @@ describe('switching a subscription with a backlog to a cursor', () => {
         async () => {
           const { rows } = await db.pool.query(
             `SELECT NOT EXISTS (SELECT 1 FROM rowcast.deliveries WHERE subscription = 'mixed' AND state IN ('pending', 'in_flight'))
-                    AND rowcast.cursor_position('mixed') >= (SELECT max(seq) FROM rowcast.messages WHERE topic = 'b') AS done`,
+                    AND rowcast.cursor_position('mixed') >= (SELECT max(seq) FROM rowcast.log_messages('b', 0, 9223372036854775807)) AS done`,
           );
           return rows[0].done;
         },
