@@ -68,11 +68,14 @@ async function call(path: string, method = 'GET'): Promise<{ status: number; bod
   return { status: res.status, body: await res.json() };
 }
 
+/** A row's message in the topic's log: a message row, or a segment's entry (migration 042). */
 const seqOf = async (id: number): Promise<string> =>
   (
-    await db.pool.query(`SELECT seq::text FROM rowcast.messages WHERE (body::jsonb -> 'after' ->> 'id')::int = $1`, [
-      id,
-    ])
+    await db.pool.query(
+      `SELECT seq::text FROM rowcast.log_messages('orders', 0, 9223372036854775807)
+        WHERE (body::jsonb -> 'after' ->> 'id')::int = $1`,
+      [id],
+    )
   ).rows[0].seq;
 
 test("a cursor's delivery by its subscription@seq id: delivered, filtered out, failed (its row), pending; resend gives it a row", async () => {
@@ -259,7 +262,9 @@ test('a message a cursor passed while its SNS subscription awaited confirmation 
   );
   await applyRetention(db.pool, 3_600_000, 3_600_000);
   assert.ok((await stretches()).length > 0, 'kept while its message is');
+  // The topic's messages up to it: its rows, and the segments that hold them (migration 042).
   await db.pool.query(`DELETE FROM rowcast.messages WHERE topic = 'orders' AND seq <= $1`, [skipped]);
+  await db.pool.query(`DELETE FROM rowcast.log_segments WHERE topic = 'orders' AND last_seq <= $1`, [skipped]);
   await applyRetention(db.pool, 3_600_000, 3_600_000);
   assert.deepEqual(await stretches(), []);
 });
