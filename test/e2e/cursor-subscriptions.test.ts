@@ -334,9 +334,10 @@ describe('subscriptions read through a cursor', () => {
 
   test('count what a paused cursor has not passed as pending, and deliver it on resume', TEST, async () => {
     await pauseSubscription(db.pool, 'cursor');
-    await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series(9000, 9024) g`);
+    // Keys past any the switch test's writer reaches (it writes from 5000 on for as long as the switches take).
+    await db.pool.query(`INSERT INTO orders SELECT g, 'n' FROM generate_series(900000, 900024) g`);
     const ids = await eventually(async () => {
-      const m = await messagesOf(9000, 9024);
+      const m = await messagesOf(900000, 900024);
       return m.size === 25 && m;
     }, 'routing');
     const paused = (await getStatus(db.pool)).subscriptions.find((s) => s.name === 'cursor')!;
