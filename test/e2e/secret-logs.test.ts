@@ -188,11 +188,13 @@ function runtime() {
 
 /**
  * Attempts so far (failed or done), per subscription: each message's delivery as the admin API reads it, a row or
- * (delivered at its first attempt through a cursor, with no row) its cursor's.
+ * (delivered at its first attempt through a cursor, with no row) its cursor's. The messages are each topic's log:
+ * its message rows, and its segments' entries where routing wrote segments (migration 042).
  */
 async function attempts(): Promise<Map<string, number>> {
   const { rows } = await db.pool.query<{ subscription: string; seq: string }>(
-    'SELECT s.name AS subscription, m.seq::text FROM rowcast.subscriptions s JOIN rowcast.messages m ON m.topic = s.topic',
+    `SELECT s.name AS subscription, m.seq::text
+       FROM rowcast.subscriptions s, rowcast.log_messages(s.topic, 0, 9223372036854775807) m`,
   );
   const n = new Map<string, number>();
   for (const r of rows) {
