@@ -43,10 +43,14 @@ before(async () => {
 
 after(() => db?.drop());
 
-/** Topic `items` (with these settings) read through the cursor `reader`, and `orders` through rows. */
+/**
+ * Topic `items` (with these settings) read through the cursor `reader` (and, with `copies`, through rows too), and
+ * `orders` through rows.
+ */
 function configure(
   items: { fifo?: boolean; maxMessageSize?: number; largeMessages?: 'reject' | 'claim-check' } = {},
   reader: { endpoint?: string; deliveryPolicy?: { maxAttempts: number; minDelay: string; maxDelay: string } } = {},
+  copies = false,
 ) {
   return applyConfig(db.pool, {
     topics: { items, orders: {} },
@@ -55,6 +59,7 @@ function configure(
       reader: { topic: 'items', protocol: 'http', endpoint: ENDPOINT, cursor: true, ...reader },
       // A subscription on rows: its topic keeps a message row per event.
       rows: { topic: 'orders', protocol: 'http', endpoint: ENDPOINT, cursor: false },
+      ...(copies ? { copies: { topic: 'items', protocol: 'http', endpoint: ENDPOINT, cursor: false } } : {}),
     },
   });
 }
@@ -247,6 +252,37 @@ describe('segments instead of message rows', () => {
     } finally {
       await configure();
     }
+  });
+
+  test('a topic that gains a subscription on rows gets message rows from the next batch on; the cursor reads both', async () => {
+    const itemOf = (id: number) =>
+      db.pool.query(
+        `SELECT (SELECT count(*)::int FROM rowcast.messages m
+                  WHERE m.topic = 'items' AND (m.body::jsonb -> 'after' ->> 'id')::int = $1) AS rows,
+                (SELECT count(*)::int FROM rowcast.log_segments g, unnest(g.event_ids) s(event_id)
+                   JOIN rowcast.events e ON e.id = s.event_id WHERE (e.after ->> 'id')::int = $1) AS entries`,
+        [id],
+      );
+    await db.pool.query(`INSERT INTO items VALUES (26, 'in a segment')`);
+    await routeAll();
+    try {
+      await configure({}, {}, true);
+      await db.pool.query(`INSERT INTO items VALUES (27, 'a row')`);
+      await routeAll();
+      assert.deepEqual((await itemOf(26)).rows, [{ rows: 0, entries: 1 }], 'routed before it: an entry');
+      assert.deepEqual((await itemOf(27)).rows, [{ rows: 1, entries: 0 }], 'routed after it: a message row');
+      const got = await lease();
+      assert.deepEqual(items(got), [26, 27], 'the entry and the row, in seq order');
+      await completeLogRanges(db.pool, [{ range: got[0]!.range, failed: [], handedBack: [] }]);
+    } finally {
+      await configure();
+    }
+    await db.pool.query(`INSERT INTO items VALUES (28, 'in a segment again')`);
+    await routeAll();
+    assert.deepEqual((await itemOf(28)).rows, [{ rows: 0, entries: 1 }], 'the rows subscription gone: an entry');
+    const got = await lease();
+    assert.deepEqual(items(got), [28]);
+    await completeLogRanges(db.pool, [{ range: got[0]!.range, failed: [], handedBack: [] }]);
   });
 
   test('retention keeps a segment and its events until the cursor has passed it', async () => {
