@@ -1,7 +1,7 @@
 /**
  * Drain probe: a backlog of captured events, then one rowcast process drains it; prints events/s (or
  * deliveries/s) and peak RSS.
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1 [SEGMENTS=1]] [STATEMENTS=1] [WAL=1] npx tsx bench/probes/drain.ts webhook|fanout|function|python|log [events] [maxConcurrency]
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1 [SEGMENTS=0|1]] [STATEMENTS=1] [WAL=1] npx tsx bench/probes/drain.ts webhook|fanout|function|python|log [events] [maxConcurrency]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseConfig } from '../../src/admin/config/load-config.js';
@@ -61,8 +61,10 @@ const config: RowcastConfigInput = {
 };
 if (scenario === 'log') (config.subscriptions as any).log = { topic: 'items', protocol: 'log' };
 await applyProbeConfig(db.pool, config);
-// SEGMENTS=1: routing writes segments, not message rows, for topics read only through cursors (migration 042).
-if (process.env.SEGMENTS === '1') await db.pool.query('UPDATE rowcast.installation SET log_segments = true');
+// SEGMENTS=0: routing copies every event into a message row, as before segments were on by default (migration 044);
+// SEGMENTS=1 (the default): it writes segments for topics read only through cursors (migration 042).
+if (process.env.SEGMENTS)
+  await db.pool.query('UPDATE rowcast.installation SET log_segments = $1', [process.env.SEGMENTS === '1']);
 for (let i = 0; i < events; i += 50_000) {
   await db.pool.query(
     `INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series($1::bigint, $2::bigint) g`,
