@@ -303,6 +303,63 @@ describe('segments instead of message rows', () => {
     assert.deepEqual(await counts(), { messages: 0, segments: 0, events: 0 });
   });
 
+  test('the delivery list pages a window of segments at a time, short where its filters skip entries', async () => {
+    // Segments of one entry each: six inserts, then a delete, an insert and a delete, so that a window of two
+    // (pages of one) ends right above a delete.
+    for (const change of [150, 151, 152, 153, 154, 155, -152, 156, -154]) {
+      await db.pool.query(
+        change > 0 ? `INSERT INTO items VALUES ($1, 'one a batch')` : 'DELETE FROM items WHERE id = $1',
+        [Math.abs(change)],
+      );
+      await routeAll();
+    }
+    const { rows: log } = await db.pool.query(
+      `SELECT m.id::text, m.attributes ->> 'op' AS op FROM rowcast.log_messages('items', 0, 9223372036854775807) m
+        WHERE m.seq > (SELECT leased_to FROM rowcast.cursors WHERE subscription = 'reader') ORDER BY m.seq DESC`,
+    );
+    assert.equal(log.length, 9);
+    const walk = async (filter: { op?: string }) => {
+      const got: string[] = [];
+      let pages = 0;
+      for (let cursor: string | undefined; pages < 50;) {
+        const page = await searchDeliveries(db.pool, {
+          subscription: 'reader',
+          limit: 1,
+          ...filter,
+          ...(cursor ? { cursor } : {}),
+        });
+        pages++;
+        got.push(...page.items.map((d) => d.messageId));
+        if (!page.nextCursor) break;
+        cursor = page.nextCursor;
+      }
+      return { got: got.slice(0, log.length), pages };
+    };
+    assert.deepEqual(
+      (await walk({})).got,
+      log.map((r) => r.id),
+      'pages of one: the whole log once, newest first',
+    );
+    const deletes = await walk({ op: 'delete' });
+    assert.deepEqual(
+      deletes.got,
+      log.filter((r) => r.op === 'DELETE').map((r) => r.id),
+      'filtered: the deletes once, newest first',
+    );
+    assert.ok(deletes.pages > 2, `windows below the deletes' segment were read a page each (${deletes.pages} pages)`);
+    const got = await lease();
+    assert.equal(got.length, 9);
+    await completeLogRanges(
+      db.pool,
+      [...new Map(got.map((m) => [m.range.fromSeq, m.range])).values()].map((range) => ({
+        range,
+        failed: [],
+        handedBack: [],
+      })),
+    );
+    await applyRetention(db.pool, 0, 0);
+  });
+
   test('a range is counted and read from consecutive segments by slice, and from others whole, as the log holds it', async () => {
     // A topic's log as routing and other writers leave it (migration 043): segments of consecutive seqs, one whose
     // seqs another writer interleaved, and message rows between them.
@@ -435,6 +492,15 @@ describe('the chain on segments', () => {
         .map((r) => r.id),
       'the next page goes on below the first',
     );
+    // Pages of one: each builds the entries of a window of the newest segments below its cursor, not all of them.
+    const walked: string[] = [];
+    for (let cursor: string | undefined, pages = 0; pages < 50; pages++) {
+      const one = await searchDeliveries(db.pool, { subscription: 'reader', limit: 1, ...(cursor ? { cursor } : {}) });
+      walked.push(...one.items.map((d) => d.messageId));
+      if (!one.nextCursor) break;
+      cursor = one.nextCursor;
+    }
+    assert.deepEqual(walked, log.map((r) => r.id).reverse(), 'pages of one walk the whole log once, newest first');
 
     const stream = await openSse(`${rowcast!.httpUrl}/topics/items/stream`, { 'last-event-id': '0' });
     try {

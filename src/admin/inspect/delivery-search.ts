@@ -221,22 +221,37 @@ async function searchCursorDeliveries(
       params,
     );
   // The topic's message rows, newest first by index, and apart from them its segments' entries (migration 042): a
-  // union of the two would sort the topic's whole log for every page. Each gives its newest limit + 1.
+  // union of the two would sort the topic's whole log for every page. Entries are built only in a window (lo, hi]
+  // of the newest segments below the page's cursor that hold limit + 1 of them, and message rows are read in the
+  // same window: a page of a topic with a million kept entries builds a page's worth, not the million. Where the
+  // filters leave fewer than limit + 1 in the window, the page is short and the next one starts below it.
+  const hi = before ? `${before}::bigint - 1` : '9223372036854775807';
+  const { rows: window } = await pool.query(
+    `SELECT coalesce((
+       SELECT w.first_seq - 1 FROM (
+         SELECT g.first_seq, sum(g.entries) OVER (ORDER BY g.last_seq DESC) AS total
+           FROM (SELECT g.first_seq, g.last_seq, g.entries
+                   FROM rowcast.subscriptions s JOIN rowcast.log_segments g ON g.topic = s.topic
+                  WHERE s.name = $1 AND g.last_seq < coalesce($2::bigint, 9223372036854775807)
+                  ORDER BY g.last_seq DESC LIMIT $3) g) w
+        WHERE w.total >= $3 ORDER BY w.total LIMIT 1), 0)::text AS lo`,
+    [search.subscription, after, limit + 1],
+  );
+  const lo = window[0].lo as string;
   const [messages, entries] = [
     await page(
-      `JOIN rowcast.messages m ON m.topic = s.topic AND NOT m.from_segment${before ? ` AND m.seq < ${before}::bigint` : ''}`,
+      `JOIN rowcast.messages m ON m.topic = s.topic AND NOT m.from_segment AND m.seq > ${lo}::bigint${before ? ` AND m.seq < ${before}::bigint` : ''}`,
     ),
-    await page(
-      `CROSS JOIN LATERAL rowcast.segment_messages(s.topic, 0, ${before ? `${before}::bigint - 1` : '9223372036854775807'}) m`,
-    ),
+    await page(`CROSS JOIN LATERAL rowcast.segment_messages(s.topic, ${lo}::bigint, ${hi}) m`),
   ];
   const rows = [...messages.rows, ...entries.rows]
     .sort((a, b) => (BigInt(b.seq) > BigInt(a.seq) ? 1 : -1))
     .slice(0, limit + 1);
   const scanned = rows.slice(0, limit);
+  const next = rows.length > limit ? String(scanned.at(-1)!.seq) : lo !== '0' ? String(BigInt(lo) + 1n) : null;
   return {
     items: scanned.flatMap((r) => cursorItem(search.subscription, cursor, r) ?? []),
-    nextCursor: rows.length > limit ? encodeCursor('cursor-delivery', String(scanned.at(-1)!.seq)) : null,
+    nextCursor: next === null ? null : encodeCursor('cursor-delivery', next),
   };
 }
 
