@@ -1,4 +1,4 @@
-import { eventMessage } from '../routing/event-message.js';
+import { eventMessage } from '../model/event-message.js';
 import { type ClaimedDelivery, toClaimedDelivery } from './deliveries.js';
 import type { SqlRow } from './sql.js';
 

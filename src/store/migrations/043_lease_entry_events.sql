@@ -2,7 +2,7 @@
 -- (rowcast.segment_messages), the body's json_build_object, the id's SHA-256 and their text cost the lease about
 -- 12 µs per entry and delivery, more than routing saved by not copying it (docs/architecture.md, "Segments"). The
 -- lease now returns an entry's event as columns of text, and the installation's id on its horizon row; the process
--- builds the id and body routing would have given a copy (src/routing/event-message.ts), byte for byte as
+-- builds the id and body routing would have given a copy (src/model/event-message.ts), byte for byte as
 -- rowcast.event_message_body does (test/e2e/log-segments.test.ts holds the two equal): a failed entry's message
 -- row is still made in SQL, and its retries must send what its first attempt sent. Below, a range read from a
 -- segment whose seqs are consecutive is its slice, and rowcast.log_seqs lets PostgreSQL inline segment_entries.
