@@ -69,10 +69,11 @@ async function routeAll(): Promise<void> {
 }
 
 let horizon: LogHorizon = INITIAL_HORIZON;
-async function lease(n = 100): Promise<LeasedMessage[]> {
+async function lease(n = 100, { once = false } = {}): Promise<LeasedMessage[]> {
   const got: LeasedMessage[] = [];
-  // The first lease may only take the barrier; the second hands out what it settled.
-  for (let i = 0; i < 2; i++) {
+  // The first lease may only take the barrier; the second hands out what it settled. `once`: no second lease after
+  // one that handed out messages (n of them at most).
+  for (let i = 0; i < 2 && !(once && got.length); i++) {
     const leased = await leaseLogRanges(db.pool, new Map([['reader', n]]), 60_000, 'test', horizon);
     horizon = leased.horizon;
     got.push(...leased.messages);
@@ -362,12 +363,7 @@ describe('segments instead of message rows', () => {
       return rows[0].counted as string;
     };
     assert.match(await backlog(), /^\(12,0,/);
-    let first: LeasedMessage[] = [];
-    for (let i = 0; i < 2 && !first.length; i++) {
-      const leased = await leaseLogRanges(db.pool, new Map([['reader', 2]]), 60_000, 'test', horizon);
-      horizon = leased.horizon;
-      first = leased.messages;
-    }
+    const first = await lease(2, { once: true });
     assert.match(await backlog(), /^\(10,2,/, 'two of the segment of three leased, in flight');
     const got = [...first, ...(await lease())];
     assert.equal(got.length, 12);
