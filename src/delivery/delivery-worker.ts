@@ -129,6 +129,7 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
       (await loadSubscriptions(this.pool, (name, error) => invalid.set(name, error))).map((s) => [s.name, s]),
     );
     this.readsLog = [...this.subscriptions.values()].some((sub) => sub.readsLog);
+    this.limitsChanged();
     // Each invalid row is reported once (again if it changes), not on every reload.
     for (const [name, error] of invalid)
       if (this.invalidSettings.get(name) !== error) this.log.error({ subscription: name }, error);
@@ -381,7 +382,9 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
   /** A subscription disabled here stops being claimed at once, before the reload that NOTIFY brings. */
   private stopClaiming(name: string): void {
     const current = this.subscriptions.get(name);
-    if (current) this.subscriptions.set(name, { ...current, state: 'disabled' });
+    if (!current) return;
+    this.subscriptions.set(name, { ...current, state: 'disabled' });
+    this.limitsChanged();
   }
 
   /** Retries scheduled by this process are claimed on time, not a poll interval late. */

@@ -149,6 +149,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
     this.endpoint.forgetTopics();
     this.topics = await listTopics(this.pool);
     this.paused = await pausedFunctions(this.pool);
+    this.limitsChanged();
     this.handBackHeld();
   }
 

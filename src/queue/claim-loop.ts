@@ -104,8 +104,20 @@ export abstract class ClaimLoop<C extends Claimed> {
     setMaxListeners(0, this.shutdown.signal);
   }
 
-  /** Most items each group may process at once in this process now (groups that are paused are absent). */
+  /**
+   * Most items each group may process at once in this process now (groups that are paused are absent). The loop
+   * keeps the answer until limitsChanged() is called: it reads it on every finished item.
+   */
   protected abstract limits(): Map<string, number>;
+  private cachedLimits: Map<string, number> | null = null;
+  /** What limits() depends on changed (subscriptions reloaded, a group paused or stopped). */
+  protected limitsChanged(): void {
+    this.cachedLimits = null;
+  }
+  /** limits(), kept: computed afresh per finished item it cost O(groups²) per item at fan-out (pumpAll → pump). */
+  private get groupLimits(): Map<string, number> {
+    return (this.cachedLimits ??= this.limits());
+  }
   /** Claims up to n items per group, leased to this process. */
   protected abstract claim(wanted: Map<string, number>): Promise<C[]>;
   /**
@@ -187,7 +199,7 @@ export abstract class ClaimLoop<C extends Claimed> {
   adoptable(): Map<string, number> {
     const room = new Map<string, number>();
     let free = this.stopping ? 0 : freeSlots(this.load(0));
-    for (const [group, limit] of this.limits()) {
+    for (const [group, limit] of this.groupLimits) {
       if (free <= 0) break;
       const n = Math.min(this.adoptLimit(group, limit) - this.localCount(group), free);
       if (n > 0) {
@@ -215,7 +227,7 @@ export abstract class ClaimLoop<C extends Claimed> {
    * statement that leases work here, looks only at the groups it just queued for.
    */
   protected handBackHeld(groups: Iterable<string> = this.queues.keys()): void {
-    const limits = this.limits();
+    const limits = this.groupLimits;
     let handedBack = 0;
     for (const group of [...groups]) {
       const queue = this.queues.get(group);
@@ -340,7 +352,7 @@ export abstract class ClaimLoop<C extends Claimed> {
    * few. Claiming whatever freed up during the last round trip made batches of a few dozen at any backlog, and a
    * cursor pays one lease and one completion per batch, whatever its size.
    */
-  private wantsClaim(group: string, limit = this.limits().get(group) ?? 0): boolean {
+  private wantsClaim(group: string, limit = this.groupLimits.get(group) ?? 0): boolean {
     return (
       this.backlogged.has(group) &&
       this.room(group, limit) >=
@@ -350,7 +362,7 @@ export abstract class ClaimLoop<C extends Claimed> {
 
   /** How many items to ask each group for: a fair, rotating share of the free capacity (model/slot-sharing.ts). */
   private wanted(): Map<string, number> {
-    const limits = [...this.limits()];
+    const limits = [...this.groupLimits];
     const load = this.load(limits.reduce((sum, [group, limit]) => sum + this.prefetch(group, limit), 0));
     const free = freeSlots(load);
     this.heldBack = free <= 0 && resultsLag(load);
@@ -399,7 +411,7 @@ export abstract class ClaimLoop<C extends Claimed> {
   private pump(group: string): void {
     const queue = this.queues.get(group);
     if (!queue?.length || this.stopping) return;
-    const limit = this.runLimit(group, this.limits().get(group) ?? 0);
+    const limit = this.runLimit(group, this.groupLimits.get(group) ?? 0);
     while (
       queue.length &&
       this.inFlight.size < this.loopOptions.concurrency &&

@@ -51,3 +51,51 @@ test('work announced while every slot is busy is claimed when a slot frees, not 
     await loop.stop(1000);
   }
 });
+
+/** Groups as set by the test; counts how often the loop reads them and what it hands back. */
+class CountingLoop extends ClaimLoop<Claimed> {
+  groups = new Map([['g', 1]]);
+  reads = 0;
+  readonly done: string[] = [];
+  readonly released: string[] = [];
+  constructor() {
+    super({ concurrency: 2, pollInterval: 60_000, maxClaim: 10 }, createLogger('error'));
+  }
+  protected limits() {
+    this.reads++;
+    return new Map(this.groups);
+  }
+  setGroups(groups: [string, number][]): void {
+    this.groups = new Map(groups);
+    this.limitsChanged();
+  }
+  protected async claim() {
+    return [];
+  }
+  protected async process(item: Claimed) {
+    await new Promise((r) => setImmediate(r));
+    this.done.push(item.key);
+  }
+  protected async release(items: Claimed[]) {
+    this.released.push(...items.map((i) => i.key));
+  }
+}
+
+test('the loop reads its groups once, not per finished item, until they change', async () => {
+  const loop = new CountingLoop();
+  loop.startLoop();
+  try {
+    const items = Array.from({ length: 50 }, (_, i) => ({ key: `a${i}`, group: 'g' }));
+    loop.adopt(items, Date.now());
+    await until(() => loop.done.length === 50, 'the adopted items');
+    assert.equal(loop.reads, 1);
+    // Paused: what is leased to it now is handed back, not run.
+    loop.setGroups([['h', 1]]);
+    loop.adopt([{ key: 'b', group: 'g' }], Date.now());
+    await until(() => loop.released.includes('b'), 'the paused group handed back');
+    assert.equal(loop.done.includes('b'), false);
+    assert.equal(loop.reads, 2);
+  } finally {
+    await loop.stop(1000);
+  }
+});

@@ -38,10 +38,10 @@ export function httpPost(
       request.timeoutMs,
     );
     const onShutdown = () => stop(new Error('aborted: rowcast is shutting down'));
-    request.signal.addEventListener('abort', onShutdown, { once: true });
+    const stopOnAbort = onAbort(request.signal, onShutdown);
     const settle = (err: Error | null) => {
       clearTimeout(timer);
-      request.signal.removeEventListener('abort', onShutdown);
+      stopOnAbort.delete(onShutdown);
       if (err) reject(stopped ?? err);
       else resolve(start ? { ...response!, body: start.result() } : response!);
     };
@@ -83,4 +83,22 @@ export function httpPost(
       settle(err as Error);
     }
   });
+}
+
+/**
+ * The callbacks of a signal's one listener. Every attempt watches the same shutdown signal: an EventTarget checks
+ * each new listener against all it holds, so a listener per attempt cost O(attempts in flight) per attempt.
+ */
+const aborts = new WeakMap<AbortSignal, Set<() => void>>();
+
+/** Registers `callback` for the signal's abort, as addEventListener would; delete it from the set when done. */
+function onAbort(signal: AbortSignal, callback: () => void): Set<() => void> {
+  let callbacks = aborts.get(signal);
+  if (!callbacks) {
+    const set = new Set<() => void>();
+    aborts.set(signal, (callbacks = set));
+    signal.addEventListener('abort', () => set.forEach((f) => f()), { once: true });
+  }
+  callbacks.add(callback);
+  return callbacks;
 }
