@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * The message routing makes of a captured event, built here for a segment entry the lease returned as its event's
@@ -28,7 +28,7 @@ export interface LeasedEvent {
 
 /** rowcast.derived_uuid(installation, name): SHA-256 of `installation/name`, 32 hex digits, variant 8 and version 8. */
 export function derivedUuid(installation: string, name: string): string {
-  const h = createHash('sha256').update(`${installation}/${name}`).digest('hex');
+  const h = hash('sha256', `${installation}/${name}`, 'hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 

@@ -1,4 +1,4 @@
-import { eventMessage } from '../model/event-message.js';
+import { type EventMessage, eventMessage } from '../model/event-message.js';
 import { type ClaimedDelivery, toClaimedDelivery } from './deliveries.js';
 import type { SqlRow } from './sql.js';
 
@@ -54,8 +54,10 @@ export const NO_EVENT_COLUMNS = EVENT_COLUMNS.replace(/l\.(event_\w+)(::text)?/g
 /** A lease's rows: the horizon first, then its messages with their ranges. */
 export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: LeasedMessage[] } {
   const head = rows[0]!;
+  const built = buildEntryMessages(head.message_id, rows);
   const ranges = new Map<string, LogRange>();
-  const messages = rows.slice(1).map((r: SqlRow): LeasedMessage => {
+  const messages: LeasedMessage[] = [];
+  for (const r of rows.slice(1)) {
     const key = `${r.subscription}\0${r.from_seq}`;
     let range = ranges.get(key);
     if (!range)
@@ -69,36 +71,78 @@ export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: Leas
           attempt: r.attempt,
         }),
       );
-    // A segment entry's message is built here from its event, with the installation's id the horizon row carries.
     if (r.event_id !== null) {
-      const m = eventMessage(head.message_id, {
-        id: r.event_id,
-        op: r.event_op,
-        source: r.event_source,
-        capture: r.event_capture,
-        schema: r.event_schema,
-        table: r.event_table,
-        txid: r.event_txid,
-        key: r.event_key,
-        before: r.event_before,
-        after: r.event_after,
-        changed: r.event_changed,
-        capturedAt: r.event_captured_at,
-        trace: r.trace,
-      });
-      r.message_id = m.id;
-      r.body = m.body;
-      r.attributes = m.attributes;
+      const entry = built.get(r.event_id);
+      // Its event is gone (deleted since it was routed): as the lease's join to it, no message.
+      if (!entry) continue;
+      r.message_id = entry.message.id;
+      r.body = entry.message.body;
+      r.attributes = { ...entry.message.attributes };
+      r.subject = entry.subject;
+      r.trace = entry.trace;
     }
     // A cursor's message has no row: its id in logs, spans and the tail is subscription@seq.
-    return {
+    messages.push({
       range,
       delivery: toClaimedDelivery(r),
       fifo: r.group_key === null ? null : { group: r.group_key, held: r.held },
-    };
-  });
+    });
+  }
   return {
     horizon: { settled: head.from_seq, barrierSeq: head.to_seq, barrierWriters: head.writers ?? [] },
     messages,
   };
+}
+
+/**
+ * The messages of the segment entries among a lease's rows, by event id, built once per event with the
+ * installation's id the horizon row carries. A lease returns an event's columns once (migration 046): the other
+ * cursors' entries of it come with the event id alone (event_op NULL) and share the message.
+ */
+function buildEntryMessages(
+  installation: string,
+  rows: SqlRow[],
+): Map<string, { message: EventMessage; subject: string | null; trace: string | null }> {
+  const built = new Map<string, { message: EventMessage; subject: string | null; trace: string | null }>();
+  for (const r of rows)
+    if (r.event_op !== null && r.event_id !== null && !built.has(r.event_id))
+      built.set(r.event_id, {
+        message: recentMessage(`${installation}/${r.event_id}`, () =>
+          eventMessage(installation, {
+            id: r.event_id,
+            op: r.event_op,
+            source: r.event_source,
+            capture: r.event_capture,
+            schema: r.event_schema,
+            table: r.event_table,
+            txid: r.event_txid,
+            key: r.event_key,
+            before: r.event_before,
+            after: r.event_after,
+            changed: r.event_changed,
+            capturedAt: r.event_captured_at,
+            trace: r.trace,
+          }),
+        ),
+        subject: r.subject,
+        trace: r.trace,
+      });
+  return built;
+}
+
+/**
+ * Messages built lately, by installation and event id. At fan-out every cursor leases every entry, mostly in a later
+ * lease call than the first cursor's (cursors drift apart), and an event, so its message, never changes. The oldest
+ * go first.
+ */
+const recent = new Map<string, EventMessage>();
+const RECENT_MESSAGES = 4096;
+
+function recentMessage(key: string, build: () => EventMessage): EventMessage {
+  let message = recent.get(key);
+  if (!message) {
+    recent.set(key, (message = build()));
+    if (recent.size > RECENT_MESSAGES) recent.delete(recent.keys().next().value!);
+  }
+  return message;
 }

@@ -51,6 +51,7 @@ function configure(
   items: { fifo?: boolean; maxMessageSize?: number; largeMessages?: 'reject' | 'claim-check' } = {},
   reader: { endpoint?: string; deliveryPolicy?: { maxAttempts: number; minDelay: string; maxDelay: string } } = {},
   copies = false,
+  second = false,
 ) {
   return applyConfig(db.pool, {
     topics: { items, orders: {} },
@@ -60,6 +61,7 @@ function configure(
       // A subscription on rows: its topic keeps a message row per event.
       rows: { topic: 'orders', protocol: 'http', endpoint: ENDPOINT, cursor: false },
       ...(copies ? { copies: { topic: 'items', protocol: 'http', endpoint: ENDPOINT, cursor: false } } : {}),
+      ...(second ? { second: { topic: 'items', protocol: 'http', endpoint: ENDPOINT, cursor: true } } : {}),
     },
   });
 }
@@ -412,6 +414,81 @@ describe('segments instead of message rows', () => {
     } finally {
       await db.pool.query(`DELETE FROM rowcast.log_segments WHERE topic = 'sliced'`);
       await db.pool.query(`DELETE FROM rowcast.messages WHERE topic = 'sliced'`);
+    }
+  });
+  test("one lease call reads an entry's event once for all its cursors, and each cursor gets the same message", async () => {
+    // Fan-out (migration 046): a later cursor's entries of an event come back with the event's id alone, and share
+    // the message the process built from the first cursor's.
+    await configure({}, {}, false, true);
+    try {
+      await db.pool.query(`INSERT INTO items SELECT g, 'shared ' || g FROM generate_series(200, 205) g`);
+      await routeAll();
+      const client = await db.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const { rows } = await client.query(
+          `SELECT l.subscription, l.event_id::text, l.event_op IS NOT NULL AS has_event
+             FROM rowcast.lease_log_ranges(ARRAY['reader', 'second'], ARRAY[100, 100], 60000, 'test', 0, NULL, '{}', false) l
+            WHERE l.kind = 'message' ORDER BY l.subscription, l.seq`,
+        );
+        const of = (sub: string) => rows.filter((r) => r.subscription === sub);
+        assert.equal(of('second').length, 6);
+        assert.ok(
+          of('reader').every((r) => r.has_event),
+          'the first cursor in the call gets every event',
+        );
+        assert.deepEqual(
+          of('second').map((r) => [r.event_id, r.has_event]),
+          of('reader')
+            .slice(-6)
+            .map((r) => [r.event_id, false]),
+          "the second gets each event's id alone",
+        );
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+
+      const got: LeasedMessage[] = [];
+      for (let i = 0; i < 2; i++) {
+        const leased = await leaseLogRanges(
+          db.pool,
+          new Map([
+            ['reader', 100],
+            ['second', 100],
+          ]),
+          60_000,
+          'test',
+          horizon,
+        );
+        horizon = leased.horizon;
+        got.push(...leased.messages);
+      }
+      const bySeq = (sub: string) =>
+        new Map(
+          got
+            .filter((m) => m.delivery.subscription === sub)
+            .map((m) => [m.delivery.deliveryId.split('@')[1], m.delivery.message]),
+        );
+      const first = bySeq('reader');
+      const second = bySeq('second');
+      assert.equal(second.size, 6);
+      for (const [seq, message] of second) {
+        assert.deepEqual(message, first.get(seq), `seq ${seq}: the same message for both cursors`);
+        assert.match(message.body, /"name": "shared 20\d"/);
+      }
+      await completeLogRanges(
+        db.pool,
+        [...new Map(got.map((m) => [`${m.range.subscription}/${m.range.fromSeq}`, m.range])).values()].map((range) => ({
+          range,
+          failed: [],
+          handedBack: [],
+        })),
+      );
+    } finally {
+      await configure();
+      // Later tests count what the topic keeps: only their own.
+      await applyRetention(db.pool, 0, 0);
     }
   });
 });
