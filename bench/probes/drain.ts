@@ -1,7 +1,8 @@
 /**
  * Drain probe: a backlog of captured events, then one rowcast process drains it; prints events/s (or
  * deliveries/s) and peak RSS.
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1 [SEGMENTS=0|1]] [STATEMENTS=1] [WAL=1] npx tsx bench/probes/drain.ts webhook|fanout|function|python|log [events] [maxConcurrency]
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres [CURSOR=1 [SEGMENTS=0|1]] [FANOUT=n] [STATEMENTS=1] [WAL=1] npx tsx bench/probes/drain.ts webhook|fanout|function|python|log [events] [maxConcurrency]
+ * FANOUT: the fanout scenario's subscriptions (default 10), to find where segments and the copy cross.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseConfig } from '../../src/admin/config/load-config.js';
@@ -28,7 +29,9 @@ await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text, qty i
 
 // CURSOR=1: the subscriptions read their topic through a cursor (issue 20).
 const cursor = process.env.CURSOR === '1';
-const subs = scenario === 'fanout' ? 10 : scenario === 'webhook' ? 1 : 0;
+const subs = scenario === 'fanout' ? Number(process.env.FANOUT ?? 10) : scenario === 'webhook' ? 1 : 0;
+if (!Number.isInteger(subs) || subs < 0)
+  throw new Error(`FANOUT=${process.env.FANOUT}: give a whole number of subscriptions`);
 // python: the benchmark's boto3 handler (bench/handlers/publish_once.py) in runtime processes, publishing to `out`.
 const invokes = scenario === 'function' || scenario === 'python';
 const config: RowcastConfigInput = {

@@ -303,6 +303,8 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
 
   /** The message to send under the topic's size rules: itself, a claim-check reference, or why it cannot go. */
   private sizedForTopic({ message, limits }: ClaimedDelivery): OutboundMessage | string {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: a short body is not measured (a scan of it per delivery).
+    if (message.body.length * 3 <= limits.maxMessageSize) return message;
     const size = Buffer.byteLength(message.body);
     const decision = decideSize(size, limits, message.topic);
     if (decision.send === 'message') return message;
