@@ -3,7 +3,7 @@ import type { Pool } from '../store/pool.js';
 import { ResultBatcher } from '../queue/result-batcher.js';
 import type { PoolClient } from '../store/pool.js';
 import { messagePassesFilter } from '../model/filter-policy/filter-policy.js';
-import { decideSize } from '../model/delivery-outcome.js';
+import { decideBodySize } from '../model/delivery-outcome.js';
 import type { Subscription } from '../model/sink.js';
 import { completeLogRanges, claimRowsAndRanges, type RangeCompletion } from './cursor-store.js';
 import { INITIAL_HORIZON, type LeasedMessage, type LogHorizon, type LogRange, readLease } from '../store/log-leases.js';
@@ -242,11 +242,10 @@ export class CursorReader {
   }
 }
 
-/** A message its topic sends as a claim-check link (the delivery worker's size rule, decideSize). */
+/** A message its topic sends as a claim-check link (the delivery worker's size rule, decideBodySize). */
 function claimChecked({ delivery: { message, limits } }: LeasedMessage): boolean {
   return (
-    limits.largeMessages === 'claim-check' &&
-    decideSize(Buffer.byteLength(message.body), limits, message.topic).send === 'claim-check'
+    limits.largeMessages === 'claim-check' && decideBodySize(message.body, limits, message.topic).send === 'claim-check'
   );
 }
 

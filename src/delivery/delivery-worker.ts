@@ -12,7 +12,7 @@ import {
   setSubscriptionState,
 } from './delivery-store.js';
 import { deadResult } from './dead-letter.js';
-import { decideOutcome, decideSize } from '../model/delivery-outcome.js';
+import { decideBodySize, decideOutcome } from '../model/delivery-outcome.js';
 import { EndpointHealthTracker } from './endpoint-health.js';
 import type { SnsEnvelopes } from './sns-envelope/sns-envelopes.js';
 import { BUILT_IN_SINKS, createSinks, type SinkFactory } from './sinks/sink-registry.js';
@@ -303,16 +303,13 @@ export class DeliveryWorker extends ClaimLoop<Claimed> {
 
   /** The message to send under the topic's size rules: itself, a claim-check reference, or why it cannot go. */
   private sizedForTopic({ message, limits }: ClaimedDelivery): OutboundMessage | string {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: a short body is not measured (a scan of it per delivery).
-    if (message.body.length * 3 <= limits.maxMessageSize) return message;
-    const size = Buffer.byteLength(message.body);
-    const decision = decideSize(size, limits, message.topic);
+    const decision = decideBodySize(message.body, limits, message.topic);
     if (decision.send === 'message') return message;
     if (decision.send === 'none') return decision.error;
     try {
       return this.claimChecks!.reference(message, limits.claimCheckTtl);
     } catch (err) {
-      return `message of ${size} bytes needs a claim check, but ${(err as Error).message}`;
+      return `message of ${Buffer.byteLength(message.body)} bytes needs a claim check, but ${(err as Error).message}`;
     }
   }
 

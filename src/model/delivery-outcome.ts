@@ -82,3 +82,12 @@ export function decideSize(size: number, limits: SizeLimits, topic: string): Siz
     error: `message of ${size} bytes is over topic ${topic}'s maxMessageSize (${limits.maxMessageSize} bytes): raise it or set largeMessages: 'claim-check', apply, then redrive`,
   };
 }
+
+/**
+ * decideSize for a body as text. UTF-8 takes at most 3 bytes per UTF-16 unit, so a body under a third of the limit
+ * in length fits unmeasured: Buffer.byteLength scanned every body once per delivery.
+ */
+export function decideBodySize(body: string, limits: SizeLimits, topic: string): SizeDecision {
+  if (body.length * 3 <= limits.maxMessageSize) return { send: 'message' };
+  return decideSize(Buffer.byteLength(body), limits, topic);
+}

@@ -71,12 +71,13 @@ async function routeAll(): Promise<void> {
 }
 
 let horizon: LogHorizon = INITIAL_HORIZON;
-async function lease(n = 100, { once = false } = {}): Promise<LeasedMessage[]> {
+async function lease(n = 100, { once = false, cursors = ['reader'] } = {}): Promise<LeasedMessage[]> {
   const got: LeasedMessage[] = [];
   // The first lease may only take the barrier; the second hands out what it settled. `once`: no second lease after
   // one that handed out messages (n of them at most).
   for (let i = 0; i < 2 && !(once && got.length); i++) {
-    const leased = await leaseLogRanges(db.pool, new Map([['reader', n]]), 60_000, 'test', horizon);
+    const wanted = new Map(cursors.map((name) => [name, n]));
+    const leased = await leaseLogRanges(db.pool, wanted, 60_000, 'test', horizon);
     horizon = leased.horizon;
     got.push(...leased.messages);
   }
@@ -449,21 +450,7 @@ describe('segments instead of message rows', () => {
         client.release();
       }
 
-      const got: LeasedMessage[] = [];
-      for (let i = 0; i < 2; i++) {
-        const leased = await leaseLogRanges(
-          db.pool,
-          new Map([
-            ['reader', 100],
-            ['second', 100],
-          ]),
-          60_000,
-          'test',
-          horizon,
-        );
-        horizon = leased.horizon;
-        got.push(...leased.messages);
-      }
+      const got = await lease(100, { cursors: ['reader', 'second'] });
       const bySeq = (sub: string) =>
         new Map(
           got

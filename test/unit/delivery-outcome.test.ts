@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { functionSchema } from '../../src/config/function-schema.js';
 import { deliveryPolicySchema } from '../../src/config/subscription-schema.js';
-import { decideOutcome, decideSize } from '../../src/model/delivery-outcome.js';
+import { decideBodySize, decideOutcome, decideSize } from '../../src/model/delivery-outcome.js';
 import { decideInvocationFailure, tooOldToRun } from '../../src/model/invocation-outcome.js';
 import { parseRetryAfter } from '../../src/model/retry-policy.js';
 
@@ -199,5 +199,15 @@ describe('decideInvocationFailure (a function invocation after a failed run)', (
   test('an invocation older than maxEventAge is not run', () => {
     assert.equal(tooOldToRun(60_000, fn), false);
     assert.equal(tooOldToRun(60_001, fn), true);
+  });
+});
+
+describe('decideBodySize (a body as text under its topic size rules)', () => {
+  const limits = { maxMessageSize: 12, largeMessages: 'reject' as const };
+  test('its UTF-8 bytes count, not its length, whether or not it is short enough to go unmeasured', () => {
+    assert.deepEqual(decideBodySize('€€€€', limits, 't'), { send: 'message' }, '4 units, 12 bytes');
+    assert.equal(decideBodySize('€€€€a', limits, 't').send, 'none', '5 units, 13 bytes');
+    assert.deepEqual(decideBodySize('aaaaaaaaaaaa', limits, 't'), { send: 'message' }, '12 units, 12 bytes');
+    assert.match((decideBodySize('😀😀😀a', limits, 't') as { error: string }).error, /13 bytes is over topic t's/);
   });
 });
