@@ -6,7 +6,14 @@ import { messagePassesFilter } from '../model/filter-policy/filter-policy.js';
 import { decideBodySize } from '../model/delivery-outcome.js';
 import type { Subscription } from '../model/sink.js';
 import { completeLogRanges, claimRowsAndRanges, type RangeCompletion } from './cursor-store.js';
-import { INITIAL_HORIZON, type LeasedMessage, type LogHorizon, type LogRange, readLease } from '../store/log-leases.js';
+import {
+  HeldEntries,
+  INITIAL_HORIZON,
+  type LeasedMessage,
+  type LogHorizon,
+  type LogRange,
+  readLease,
+} from '../store/log-leases.js';
 import type { SqlRow } from '../store/sql.js';
 import { claimDeliveries, type ClaimedDelivery, type DeliveryResult } from './delivery-store.js';
 
@@ -51,6 +58,8 @@ export class CursorReader {
   private readonly open = new Map<string, OpenRange>();
   private readonly completions: ResultBatcher<RangeCompletion>;
   private horizon: LogHorizon = INITIAL_HORIZON;
+  /** The messages of the segment entries this process's cursors leased lately: each event is read once, not per cursor. */
+  private readonly held = new HeldEntries();
   private settleTimer: NodeJS.Timeout | null = null;
 
   /**
@@ -90,7 +99,15 @@ export class CursorReader {
     const readers = [...wanted.keys()].filter((name) => subscriptions.get(name)?.readsLog);
     if (!readers.length)
       return { rows: await claimDeliveries(client, wanted, lease.leaseMs, lease.owner), messages: [] };
-    const claimed = await claimRowsAndRanges(client, wanted, readers, lease.leaseMs, lease.owner, this.horizon);
+    const claimed = await claimRowsAndRanges(
+      client,
+      wanted,
+      readers,
+      lease.leaseMs,
+      lease.owner,
+      this.horizon,
+      this.held.windows(new Set(readers.map((name) => subscriptions.get(name)!.topic))),
+    );
     if (!claimed.horizon) return { rows: claimed.rows, messages: [] };
     return { rows: claimed.rows, messages: this.take(claimed.horizon, claimed.messages, lease, subscriptions) };
   }
@@ -109,7 +126,7 @@ export class CursorReader {
     lease: { leaseMs: number; claimedAt: number },
     subscriptions: Map<string, Subscription>,
   ): LeasedMessage[] {
-    const read = readLease(rows);
+    const read = readLease(rows, this.held.windows());
     return this.take(read.horizon, read.messages, lease, subscriptions);
   }
 

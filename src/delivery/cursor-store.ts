@@ -8,6 +8,7 @@ import {
   type LeasedMessage,
   type LogHorizon,
   type LogRange,
+  type HeldWindows,
   readLease,
 } from '../store/log-leases.js';
 import { CLAIM_SQL, type DeliveryResult, recordDeliveryResults } from './delivery-store.js';
@@ -22,7 +23,8 @@ import { DELIVERY_ORDER } from '../routing/fan-out.js';
 const leaseStatement = prepared(
   'lease_log_ranges',
   `SELECT ${LEASE_COLUMNS}
-     FROM rowcast.lease_log_ranges($1::text[], $2::int[], $3::int, $4::text, $5::bigint, $6::bigint, $7::text[], false) l`,
+     FROM rowcast.lease_log_ranges($1::text[], $2::int[], $3::int, $4::text, $5::bigint, $6::bigint, $7::text[], false,
+                                   $8::text[], $9::bigint[], $10::bigint[]) l`,
 );
 
 /**
@@ -48,12 +50,14 @@ const claimStatement = prepared(
    UNION ALL
    SELECT ${LEASE_COLUMNS}
      FROM rest CROSS JOIN LATERAL
-          rowcast.lease_log_ranges(rest.subs, rest.counts, $3::int, $4::text, $5::bigint, $6::bigint, $7::text[], false) l`,
+          rowcast.lease_log_ranges(rest.subs, rest.counts, $3::int, $4::text, $5::bigint, $6::bigint, $7::text[], false,
+                                   $9::text[], $10::bigint[], $11::bigint[]) l`,
 );
 
 /**
  * Leases up to `n` messages per subscription past its cursor (or a range whose lease expired, whole), within the
  * settled horizon. Runs on a claim session (asynchronous commit: a lease lost in a crash is handed out again).
+ * `held`: what the process holds of segment entries' messages (HeldEntries.windows), told to the lease.
  */
 export async function leaseLogRanges(
   client: Pool | PoolClient,
@@ -61,9 +65,12 @@ export async function leaseLogRanges(
   leaseMs: number,
   owner: string,
   horizon: LogHorizon,
+  held: HeldWindows | null = null,
 ): Promise<{ horizon: LogHorizon; messages: LeasedMessage[] }> {
-  const { rows } = await client.query(leaseStatement(leaseValues(wanted, leaseMs, owner, horizon)));
-  const read = readLease(rows);
+  const { rows } = await client.query(
+    leaseStatement([...leaseValues(wanted, leaseMs, owner, horizon), ...knownValues(held)]),
+  );
+  const read = readLease(rows, held);
   return { horizon: read.horizon!, messages: read.messages };
 }
 
@@ -78,14 +85,19 @@ export async function claimRowsAndRanges(
   leaseMs: number,
   owner: string,
   horizon: LogHorizon,
+  held: HeldWindows | null = null,
 ): Promise<{ rows: ClaimedDelivery[]; horizon: LogHorizon | null; messages: LeasedMessage[] }> {
-  const { rows } = await client.query(claimStatement([...leaseValues(wanted, leaseMs, owner, horizon), logReaders]));
+  const { rows } = await client.query(
+    claimStatement([...leaseValues(wanted, leaseMs, owner, horizon), logReaders, ...knownValues(held)]),
+  );
   const lease = rows.filter((r: SqlRow) => r.kind !== 'row');
   return {
     rows: rows.filter((r: SqlRow) => r.kind === 'row').map(toClaimedDelivery),
-    ...(lease.length ? readLease(lease) : { horizon: null, messages: [] }),
+    ...(lease.length ? readLease(lease, held) : { horizon: null, messages: [] }),
   };
 }
+
+const knownValues = (held: HeldWindows | null): unknown[] => [held?.topics ?? [], held?.lo ?? [], held?.hi ?? []];
 
 function leaseValues(wanted: Map<string, number>, leaseMs: number, owner: string, horizon: LogHorizon): unknown[] {
   return [

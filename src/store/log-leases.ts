@@ -51,11 +51,25 @@ export const LEASE_COLUMNS = `l.kind, l.subscription, l.from_seq::text, l.to_seq
 /** EVENT_COLUMNS' NULLs, for a row beside the lease's that is not a segment entry (a claimed delivery row). */
 export const NO_EVENT_COLUMNS = EVENT_COLUMNS.replace(/l\.(event_\w+)(::text)?/g, 'NULL AS $1');
 
+/** A segment entry's message, as built from its event, and the entry's seq. */
+export interface EntryMessage {
+  message: EventMessage;
+  subject: string | null;
+  trace: string | null;
+  seq: bigint;
+}
+
 /** A lease's rows: the horizon first, then its messages with their ranges. */
-export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: LeasedMessage[] } {
+export function readLease(
+  rows: SqlRow[],
+  sent: HeldWindows | null = null,
+): { horizon: LogHorizon; messages: LeasedMessage[] } {
   const head = rows[0]!;
-  const built = buildEntryMessages(head.message_id, rows);
+  const built = buildEntryMessages(head.message_id, rows, sent);
   const ranges = new Map<string, LogRange>();
+  // Per range of a topic that is not FIFO, its entries: every entry of the topic in the range (those whose event is
+  // gone aside), so the process holds the messages of all of them.
+  const held = sent && new Map<LogRange, { topic: string; entries: Map<string, EntryMessage> }>();
   const messages: LeasedMessage[] = [];
   for (const r of rows.slice(1)) {
     const key = `${r.subscription}\0${r.from_seq}`;
@@ -72,7 +86,8 @@ export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: Leas
         }),
       );
     if (r.event_id !== null) {
-      const entry = built.get(r.event_id);
+      // An entry with its event id alone: its event came earlier in this call, or the process holds its message.
+      const entry = built.get(r.event_id) ?? sent?.messages.get(r.topic)?.get(r.event_id);
       // Its event is gone (deleted since it was routed): as the lease's join to it, no message.
       if (!entry) continue;
       r.message_id = entry.message.id;
@@ -80,6 +95,11 @@ export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: Leas
       r.attributes = { ...entry.message.attributes };
       r.subject = entry.subject;
       r.trace = entry.trace;
+      if (held && r.group_key === null) {
+        let h = held.get(range);
+        if (!h) held.set(range, (h = { topic: r.topic, entries: new Map() }));
+        h.entries.set(r.event_id, entry);
+      }
     }
     // A cursor's message has no row: its id in logs, spans and the tail is subscription@seq.
     messages.push({
@@ -88,6 +108,9 @@ export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: Leas
       fifo: r.group_key === null ? null : { group: r.group_key, held: r.held },
     });
   }
+  if (sent && held)
+    for (const [range, { topic, entries }] of held)
+      sent.holder.hold(topic, BigInt(range.fromSeq), BigInt(range.toSeq), entries);
   return {
     horizon: { settled: head.from_seq, barrierSeq: head.to_seq, barrierWriters: head.writers ?? [] },
     messages,
@@ -95,20 +118,18 @@ export function readLease(rows: SqlRow[]): { horizon: LogHorizon; messages: Leas
 }
 
 /**
- * The messages of the segment entries among a lease's rows, by event id, built once per event with the
- * installation's id the horizon row carries. A lease returns an event's columns once (migration 046): the other
- * cursors' entries of it come with the event id alone (event_op NULL) and share the message.
+ * The messages of the segment entries among a lease's rows that came with their events, by event id, built once per
+ * event with the installation's id the horizon row carries — or taken from what the process holds, when a lease
+ * that was told nothing (routing's) returns an event again.
  */
-function buildEntryMessages(
-  installation: string,
-  rows: SqlRow[],
-): Map<string, { message: EventMessage; subject: string | null; trace: string | null }> {
-  const built = new Map<string, { message: EventMessage; subject: string | null; trace: string | null }>();
+function buildEntryMessages(installation: string, rows: SqlRow[], sent: HeldWindows | null): Map<string, EntryMessage> {
+  const built = new Map<string, EntryMessage>();
   for (const r of rows)
     if (r.event_op !== null && r.event_id !== null && !built.has(r.event_id))
-      built.set(r.event_id, {
-        message: recentMessage(`${installation}/${r.event_id}`, () =>
-          eventMessage(installation, {
+      built.set(
+        r.event_id,
+        sent?.holder.get(r.topic, r.event_id) ?? {
+          message: eventMessage(installation, {
             id: r.event_id,
             op: r.event_op,
             source: r.event_source,
@@ -123,26 +144,108 @@ function buildEntryMessages(
             capturedAt: r.event_captured_at,
             trace: r.trace,
           }),
-        ),
-        subject: r.subject,
-        trace: r.trace,
-      });
+          subject: r.subject,
+          trace: r.trace,
+          seq: seqOf(r),
+        },
+      );
   return built;
 }
 
-/**
- * Messages built lately, by installation and event id. At fan-out every cursor leases every entry, mostly in a later
- * lease call than the first cursor's (cursors drift apart), and an event, so its message, never changes. The oldest
- * go first.
- */
-const recent = new Map<string, EventMessage>();
-const RECENT_MESSAGES = 4096;
+/** A lease row's seq, from its delivery id (subscription@seq). */
+const seqOf = (r: SqlRow): bigint => BigInt(r.delivery_id.slice(r.delivery_id.lastIndexOf('@') + 1));
 
-function recentMessage(key: string, build: () => EventMessage): EventMessage {
-  let message = recent.get(key);
-  if (!message) {
-    recent.set(key, (message = build()));
-    if (recent.size > RECENT_MESSAGES) recent.delete(recent.keys().next().value!);
+/**
+ * What a lease is told the process holds (rowcast.lease_log_ranges' known_topics, known_lo, known_hi: a topic once
+ * per stretch of seqs), and the messages.
+ */
+export interface HeldWindows {
+  topics: string[];
+  lo: string[];
+  hi: string[];
+  /** Per topic, by event id: the maps as they were when the lease was sent (entries are added, never removed). */
+  messages: Map<string, ReadonlyMap<string, EntryMessage>>;
+  holder: HeldEntries;
+}
+
+/** A topic's held messages, and the stretches (lo, hi] of seqs all of whose entries are among them: apart, in order. */
+interface HeldTopic {
+  stretches: { lo: bigint; hi: bigint }[];
+  entries: Map<string, EntryMessage>;
+}
+
+/**
+ * The messages of segment entries a process's cursors leased lately, per topic: of every entry in the topic's
+ * stretches of seqs. At fan-out every cursor of a topic leases every entry, mostly in a later lease call than the
+ * first cursor's; told the stretches, the lease returns those entries with their event ids alone, so each event is
+ * read, sent and built about once per process, not once per cursor (migration 047).
+ *
+ * A lease in flight resolves its entries from the maps it was sent with, so a map is only ever added to: one that
+ * is trimmed is replaced. An event, so its message, never changes.
+ */
+export class HeldEntries {
+  /** Least recently leased first. */
+  private readonly topics = new Map<string, HeldTopic>();
+
+  /**
+   * At most `perTopic` messages of a topic, `inAll` of all (the least recently leased topics go first), and
+   * `stretches` apart per topic (the lowest go first).
+   */
+  constructor(private readonly limits = { perTopic: 4096, inAll: 16_384, stretches: 16 }) {}
+
+  /** The stretches to tell a lease (of these topics, or all), with their messages as they are now. */
+  windows(of?: ReadonlySet<string>): HeldWindows {
+    const sent: HeldWindows = { topics: [], lo: [], hi: [], messages: new Map(), holder: this };
+    for (const [topic, held] of this.topics) {
+      if (of && !of.has(topic)) continue;
+      for (const { lo, hi } of held.stretches) {
+        sent.topics.push(topic);
+        sent.lo.push(String(lo));
+        sent.hi.push(String(hi));
+      }
+      sent.messages.set(topic, held.entries);
+    }
+    return sent;
   }
-  return message;
+
+  get(topic: string, eventId: string): EntryMessage | undefined {
+    return this.topics.get(topic)?.entries.get(eventId);
+  }
+
+  /** A range (from, to] of the topic that a lease returned, with every entry of it. */
+  hold(topic: string, from: bigint, to: bigint, entries: Map<string, EntryMessage>): void {
+    const held = this.topics.get(topic) ?? { stretches: [], entries: new Map() };
+    for (const [id, entry] of entries) if (!held.entries.has(id)) held.entries.set(id, entry);
+    // The range joins the stretches it meets or overlaps.
+    let lo = from;
+    let hi = to;
+    const apart = held.stretches.filter((s) => {
+      if (s.hi < lo || s.lo > hi) return true;
+      if (s.lo < lo) lo = s.lo;
+      if (s.hi > hi) hi = s.hi;
+      return false;
+    });
+    apart.push({ lo, hi });
+    apart.sort((a, b) => (a.lo < b.lo ? -1 : 1));
+    held.stretches = apart.slice(-this.limits.stretches);
+    // Most recently leased last.
+    this.topics.delete(topic);
+    this.topics.set(topic, held);
+    const { perTopic, inAll } = this.limits;
+    if (held.entries.size > perTopic) {
+      // The lowest seqs go, a quarter at a time; the stretches start past the last of them.
+      const kept = [...held.entries].sort(([, a], [, b]) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+      const cut = kept.length - Math.floor((perTopic * 3) / 4);
+      const last = kept[cut - 1]![1].seq;
+      held.entries = new Map(kept.slice(cut));
+      held.stretches = held.stretches.filter((s) => s.hi > last).map((s) => (s.lo < last ? { lo: last, hi: s.hi } : s));
+    }
+    let all = 0;
+    for (const h of this.topics.values()) all += h.entries.size;
+    for (const [name, h] of this.topics) {
+      if (all <= inAll || name === topic) break;
+      this.topics.delete(name);
+      all -= h.entries.size;
+    }
+  }
 }

@@ -12,7 +12,7 @@ import { searchDeliveries } from '../../src/admin/inspect/delivery-search.js';
 import { completeLogRanges, leaseLogRanges } from '../../src/delivery/cursor-store.js';
 import { routeEvents } from '../../src/routing/route-events.js';
 import { applyRetention } from '../../src/store/retention.js';
-import { INITIAL_HORIZON, type LeasedMessage, type LogHorizon } from '../../src/store/log-leases.js';
+import { HeldEntries, INITIAL_HORIZON, type LeasedMessage, type LogHorizon } from '../../src/store/log-leases.js';
 import {
   applyConfig,
   createTestDatabase,
@@ -71,13 +71,16 @@ async function routeAll(): Promise<void> {
 }
 
 let horizon: LogHorizon = INITIAL_HORIZON;
-async function lease(n = 100, { once = false, cursors = ['reader'] } = {}): Promise<LeasedMessage[]> {
+async function lease(
+  n = 100,
+  { once = false, cursors = ['reader'], held = undefined as HeldEntries | undefined } = {},
+): Promise<LeasedMessage[]> {
   const got: LeasedMessage[] = [];
   // The first lease may only take the barrier; the second hands out what it settled. `once`: no second lease after
   // one that handed out messages (n of them at most).
   for (let i = 0; i < 2 && !(once && got.length); i++) {
     const wanted = new Map(cursors.map((name) => [name, n]));
-    const leased = await leaseLogRanges(db.pool, wanted, 60_000, 'test', horizon);
+    const leased = await leaseLogRanges(db.pool, wanted, 60_000, 'test', horizon, held?.windows());
     horizon = leased.horizon;
     got.push(...leased.messages);
   }
@@ -415,6 +418,68 @@ describe('segments instead of message rows', () => {
     } finally {
       await db.pool.query(`DELETE FROM rowcast.log_segments WHERE topic = 'sliced'`);
       await db.pool.query(`DELETE FROM rowcast.messages WHERE topic = 'sliced'`);
+    }
+  });
+  test('a cursor leasing after another gets ids alone for the entries the process holds, and the same messages', async () => {
+    // Fan-out across calls (migration 047): the process tells each lease the seqs whose messages it holds.
+    await configure({}, {}, false, true);
+    const ranges = (got: LeasedMessage[]) =>
+      [...new Map(got.map((m) => [`${m.range.subscription}/${m.range.fromSeq}`, m.range])).values()].map((range) => ({
+        range,
+        failed: [],
+        handedBack: [],
+      }));
+    try {
+      await db.pool.query(`INSERT INTO items SELECT g, 'held ' || g FROM generate_series(300, 307) g`);
+      await routeAll();
+      const held = new HeldEntries();
+      const first = await lease(100, { cursors: ['reader'], held });
+      assert.equal(first.length, 8);
+      const told = held.windows();
+      assert.deepEqual(told.topics, ['items']);
+      assert.equal(told.hi[0], first.at(-1)!.range.toSeq);
+
+      const client = await db.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const raw = async (known: typeof told) =>
+          (
+            await client.query(
+              `SELECT l.event_id::text, l.event_op IS NOT NULL AS has_event
+                 FROM rowcast.lease_log_ranges(ARRAY['second'], ARRAY[100], 60000, 'test', 0, NULL, '{}', false,
+                                               $1::text[], $2::bigint[], $3::bigint[]) l
+                WHERE l.kind = 'message' ORDER BY l.seq`,
+              [known.topics, known.lo, known.hi],
+            )
+          ).rows.slice(-8);
+        await client.query('SAVEPOINT before_lease');
+        assert.ok(
+          (await raw(told)).every((r) => !r.has_event),
+          "inside the window told, each entry comes with its event's id alone",
+        );
+        await client.query('ROLLBACK TO SAVEPOINT before_lease');
+        const narrower = { ...told, lo: [String(BigInt(told.hi[0]!) - 3n)] };
+        assert.deepEqual(
+          (await raw(narrower)).map((r) => r.has_event),
+          [true, true, true, true, true, false, false, false],
+          'below the window, with its event',
+        );
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+
+      const second = await lease(100, { cursors: ['second'], held });
+      assert.equal(second.length, 8);
+      second.forEach((m, i) => {
+        assert.equal(m.delivery.deliveryId.split('@')[1], first[i]!.delivery.deliveryId.split('@')[1]);
+        assert.deepEqual(m.delivery.message, first[i]!.delivery.message, 'the same message for both cursors');
+        assert.match(m.delivery.message.body, /"name": "held 30\d"/);
+      });
+      await completeLogRanges(db.pool, [...ranges(first), ...ranges(second)]);
+    } finally {
+      await configure();
+      await applyRetention(db.pool, 0, 0);
     }
   });
   test("one lease call reads an entry's event once for all its cursors, and each cursor gets the same message", async () => {
