@@ -74,20 +74,22 @@ export const FAST_RUNTIME: Partial<RuntimeConfig> = {
   allowPrivateEndpoints: true,
 };
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
 /** A rowcast process inside the test process. */
 export function startTestRowcast(
   url: string,
   runtime: Partial<RuntimeConfig> = {},
   functions?: Record<string, FunctionConfig>,
 ): Promise<RowcastRuntime> {
-  const merged = { ...FAST_RUNTIME, ...runtime };
-  return startRowcast({
-    databaseUrl: url,
-    runtime: merged,
-    functions,
-    // ROWCAST_TEST_LOG=debug|info|warn shows what the test's runtimes log, to find why a test failed.
-    logger: createLogger(merged.logLevel ?? (process.env.ROWCAST_TEST_LOG as RuntimeConfig['logLevel']) ?? 'silent'),
-  });
+  // ROWCAST_TEST_LOG=debug|info|warn shows what the test's runtimes log, to find why a test failed: it wins over
+  // the level a test (or FAST_RUNTIME's 'silent') asks for.
+  const asked = process.env.ROWCAST_TEST_LOG;
+  if (asked !== undefined && !LOG_LEVELS.includes(asked))
+    throw new Error(`ROWCAST_TEST_LOG=${asked}: give one of ${LOG_LEVELS.join(', ')}`);
+  const logLevel = (asked as RuntimeConfig['logLevel'] | undefined) ?? runtime.logLevel ?? FAST_RUNTIME.logLevel;
+  const merged = { ...FAST_RUNTIME, ...runtime, logLevel };
+  return startRowcast({ databaseUrl: url, runtime: merged, functions, logger: createLogger(merged.logLevel) });
 }
 
 export type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
