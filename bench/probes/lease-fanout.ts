@@ -71,7 +71,8 @@ try {
           600_000,
           'probe',
           horizon,
-          held?.windows(),
+          // As the delivery worker's reader: only a topic that more than one cursor reads is held.
+          held?.windows(new Set(cursors > 1 ? ['items'] : [])),
         );
         horizon = leased.horizon;
         delivered += leased.messages.length;

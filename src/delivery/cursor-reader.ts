@@ -60,6 +60,7 @@ export class CursorReader {
   private horizon: LogHorizon = INITIAL_HORIZON;
   /** The messages of the segment entries this process's cursors leased lately: each event is read once, not per cursor. */
   private readonly held = new HeldEntries();
+  private shared: { subscriptions: Map<string, Subscription>; topics: ReadonlySet<string> } | null = null;
   private settleTimer: NodeJS.Timeout | null = null;
 
   /**
@@ -106,7 +107,7 @@ export class CursorReader {
       lease.leaseMs,
       lease.owner,
       this.horizon,
-      this.held.windows(new Set(readers.map((name) => subscriptions.get(name)!.topic))),
+      this.held.windows(this.sharedTopics(subscriptions, readers)),
     );
     if (!claimed.horizon) return { rows: claimed.rows, messages: [] };
     return { rows: claimed.rows, messages: this.take(claimed.horizon, claimed.messages, lease, subscriptions) };
@@ -126,8 +127,26 @@ export class CursorReader {
     lease: { leaseMs: number; claimedAt: number },
     subscriptions: Map<string, Subscription>,
   ): LeasedMessage[] {
-    const read = readLease(rows, this.held.windows());
+    const read = readLease(rows, this.held.windows(this.sharedTopics(subscriptions)));
     return this.take(read.horizon, read.messages, lease, subscriptions);
+  }
+
+  /**
+   * The topics (of these subscriptions, or of all) that more than one subscription reads through a cursor: only
+   * their entries are leased again by another cursor, so only they are worth holding (HeldEntries).
+   */
+  private sharedTopics(subscriptions: Map<string, Subscription>, of?: string[]): ReadonlySet<string> {
+    if (this.shared?.subscriptions !== subscriptions) {
+      const readers = new Map<string, number>();
+      for (const s of subscriptions.values()) if (s.readsLog) readers.set(s.topic, (readers.get(s.topic) ?? 0) + 1);
+      this.shared = {
+        subscriptions,
+        topics: new Set([...readers].filter(([, n]) => n > 1).map(([topic]) => topic)),
+      };
+    }
+    const { topics } = this.shared;
+    if (!of) return topics;
+    return new Set(of.map((name) => subscriptions.get(name)!.topic).filter((topic) => topics.has(topic)));
   }
 
   /** Takes a lease's horizon and messages in; returns the messages to send (their filters passed). */

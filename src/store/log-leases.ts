@@ -95,7 +95,7 @@ export function readLease(
       r.attributes = { ...entry.message.attributes };
       r.subject = entry.subject;
       r.trace = entry.trace;
-      if (held && r.group_key === null) {
+      if (held && r.group_key === null && (!sent!.of || sent!.of.has(r.topic))) {
         let h = held.get(range);
         if (!h) held.set(range, (h = { topic: r.topic, entries: new Map() }));
         h.entries.set(r.event_id, entry);
@@ -166,6 +166,8 @@ export interface HeldWindows {
   /** Per topic, by event id: the maps as they were when the lease was sent (entries are added, never removed). */
   messages: Map<string, ReadonlyMap<string, EntryMessage>>;
   holder: HeldEntries;
+  /** The topics told, and held from this lease's rows: all when null. */
+  of: ReadonlySet<string> | null;
 }
 
 /** A topic's held messages, and the stretches (lo, hi] of seqs all of whose entries are among them: apart, in order. */
@@ -193,9 +195,12 @@ export class HeldEntries {
    */
   constructor(private readonly limits = { perTopic: 4096, inAll: 16_384, stretches: 16 }) {}
 
-  /** The stretches to tell a lease (of these topics, or all), with their messages as they are now. */
-  windows(of?: ReadonlySet<string>): HeldWindows {
-    const sent: HeldWindows = { topics: [], lo: [], hi: [], messages: new Map(), holder: this };
+  /**
+   * The stretches to tell a lease, with their messages as they are now: of these topics, or all. Only these topics'
+   * entries among the lease's rows are held.
+   */
+  windows(of: ReadonlySet<string> | null = null): HeldWindows {
+    const sent: HeldWindows = { topics: [], lo: [], hi: [], messages: new Map(), holder: this, of };
     for (const [topic, held] of this.topics) {
       if (of && !of.has(topic)) continue;
       for (const { lo, hi } of held.stretches) {

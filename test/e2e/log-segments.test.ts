@@ -73,14 +73,19 @@ async function routeAll(): Promise<void> {
 let horizon: LogHorizon = INITIAL_HORIZON;
 async function lease(
   n = 100,
-  { once = false, cursors = ['reader'], held = undefined as HeldEntries | undefined } = {},
+  {
+    once = false,
+    cursors = ['reader'],
+    held = undefined as HeldEntries | undefined,
+    of = null as Set<string> | null,
+  } = {},
 ): Promise<LeasedMessage[]> {
   const got: LeasedMessage[] = [];
   // The first lease may only take the barrier; the second hands out what it settled. `once`: no second lease after
   // one that handed out messages (n of them at most).
   for (let i = 0; i < 2 && !(once && got.length); i++) {
     const wanted = new Map(cursors.map((name) => [name, n]));
-    const leased = await leaseLogRanges(db.pool, wanted, 60_000, 'test', horizon, held?.windows());
+    const leased = await leaseLogRanges(db.pool, wanted, 60_000, 'test', horizon, held?.windows(of));
     horizon = leased.horizon;
     got.push(...leased.messages);
   }
@@ -477,6 +482,14 @@ describe('segments instead of message rows', () => {
         assert.match(m.delivery.message.body, /"name": "held 30\d"/);
       });
       await completeLogRanges(db.pool, [...ranges(first), ...ranges(second)]);
+
+      // Leased for topics other than those told (a topic one cursor reads, in the delivery worker): nothing is held.
+      await db.pool.query(`INSERT INTO items SELECT g, 'held ' || g FROM generate_series(308, 311) g`);
+      await routeAll();
+      const more = await lease(100, { cursors: ['reader', 'second'], held, of: new Set(['orders']) });
+      assert.equal(more.length, 8);
+      assert.deepEqual(held.windows().hi, told.hi, 'what is held did not grow');
+      await completeLogRanges(db.pool, ranges(more));
     } finally {
       await configure();
       await applyRetention(db.pool, 0, 0);
