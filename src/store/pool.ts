@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import pg from 'pg';
 import { databaseSchema, type DatabaseSettings } from '../config/database-schema.js';
 import { ErrorCodes, RowcastError } from '../model/errors.js';
@@ -129,6 +130,21 @@ export function createClient(url: string, applicationName: string, database?: Pa
     connectionString: url,
     application_name: applicationName,
   });
+}
+
+/**
+ * Ends a connection, waiting at most `ms` for the server to close its side: pg's end() of an idle client resolves
+ * only then, so a server that stalls (stopped, its socket still open) would hold the caller forever. After that the
+ * socket is cut.
+ */
+export async function endClient(client: pg.Client | null, ms: number): Promise<void> {
+  if (!client) return;
+  const cut = setTimeout(
+    () => (client as unknown as { connection: { stream: Socket } }).connection.stream.destroy(),
+    ms,
+  );
+  await client.end().catch(() => {});
+  clearTimeout(cut);
 }
 
 /** pg settings of a connection under `database.*` (a pg.Client's or a pool's). */

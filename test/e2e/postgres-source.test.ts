@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import {
@@ -328,6 +332,33 @@ describe('PostgreSQL source on another server', () => {
       );
     } finally {
       await other.drop();
+    }
+  });
+
+  test('stop returns while the source server does not answer', async () => {
+    // A source server that stalls (stopped, not gone: its sockets stay open) must not hold the process's shutdown.
+    if (!runtime) await start();
+    await src.query(`INSERT INTO orders (id, status) VALUES (90100, 'before the stall')`);
+    await eventually(
+      async () => (await events()).some((e) => e.after?.id === '90100') || null,
+      'the change before the stall',
+    );
+    const { rows } = await src.query(`SELECT current_setting('data_directory') AS dir`);
+    const postmaster = Number(readFileSync(join(rows[0].dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const children = execFileSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean);
+    const pids = [postmaster, ...children.map(Number)];
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    try {
+      const outcome = await Promise.race([
+        runtime!.stop().then(() => 'stopped'),
+        delay(20_000).then(() => 'still stopping after 20 s'),
+      ]);
+      assert.equal(outcome, 'stopped');
+      runtime = null;
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
     }
   });
 

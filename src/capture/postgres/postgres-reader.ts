@@ -4,7 +4,7 @@ import type { CaptureConfig } from '../../config/capture-schema.js';
 import type { DatabaseSettings } from '../../config/database-schema.js';
 import type { PostgresSourceConfig } from '../../config/source-schema.js';
 import type { Logger } from '../../observability/logger.js';
-import { createClient, type Pool } from '../../store/pool.js';
+import { createClient, endClient, type Pool } from '../../store/pool.js';
 import {
   BACKFILL_PREFIX,
   CHUNK_BYTES,
@@ -45,6 +45,8 @@ export interface SourceReaderStats {
 }
 
 const RETRY_MS = 5000;
+/** How long a connection's goodbye may wait for its server (a stalled source must not hold a shutdown). */
+const CLOSE_MS = 2000;
 /** Committed transactions' events held before the stream waits for them to be written. */
 const MAX_QUEUED_EVENTS = 5000;
 /** One reader per source among all processes sharing the store (as MySQL sources: the same lock space). */
@@ -319,8 +321,8 @@ export class PostgresSourceReader {
     } finally {
       await this.service?.stop().catch(() => {});
       this.service = null;
-      await catalog?.end().catch(() => {});
-      await store.end().catch(() => {});
+      await endClient(catalog, CLOSE_MS);
+      await endClient(store, CLOSE_MS);
     }
   }
 
