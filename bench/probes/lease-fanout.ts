@@ -5,6 +5,8 @@
  *   alone  — each lease told nothing: every cursor reads every entry's event
  *   held   — each lease told the stretches the process holds (migration 047): an event is read about once
  *   generic — held, the lease function's statements on generic plans (plan_cache_mode), not re-planned per call
+ *   locks  — held, each lease told no settled horizon, so it reads the lock table for the log's writers as every
+ *            lease did before migration 048 (one that finds nothing past its horizon now reads it not at all)
  * Prints per variant CPU µs per delivery of the backend and of this process (reading the rows, building messages),
  * medians of `ROUNDS` (3) alternations. Read the ratios.
  *   DATABASE_URL=… npx tsx bench/probes/lease-fanout.ts [events] [cursors] [batch]   (default 20000 10 50)
@@ -43,7 +45,7 @@ try {
   const fn =
     'rowcast.lease_log_ranges(text[], int[], int, text, bigint, bigint, text[], boolean, text[], bigint[], bigint[])';
   const rounds = Number(process.env.ROUNDS ?? 3);
-  const variants = ['alone', 'held', 'generic'];
+  const variants = ['alone', 'held', 'generic', 'locks'];
   for (const variant of ['warm-up', ...Array.from({ length: rounds }, () => variants).flat()]) {
     await db.pool.query(
       variant === 'generic'
@@ -57,7 +59,7 @@ try {
         r.subscription,
         r.leased_to,
       ]);
-    const held = variant === 'held' || variant === 'generic' ? new HeldEntries() : undefined;
+    const held = variant === 'alone' || variant === 'warm-up' ? undefined : new HeldEntries();
     let horizon: LogHorizon = INITIAL_HORIZON;
     let delivered = 0;
     const pg0 = cpuSecondsOf(backend);
@@ -74,7 +76,7 @@ try {
           // As the delivery worker's reader: only a topic that more than one cursor reads is held.
           held?.windows(new Set(cursors > 1 ? ['items'] : [])),
         );
-        horizon = leased.horizon;
+        if (variant !== 'locks') horizon = leased.horizon;
         delivered += leased.messages.length;
         if (leased.messages.length) more = true;
       }

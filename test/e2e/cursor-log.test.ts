@@ -94,6 +94,30 @@ describe('a cursor over the message log', () => {
     await finish(after);
   });
 
+  test('looks for writers only when a seq was drawn past its settled horizon (migration 048)', async () => {
+    await publish(db.pool, 'settled');
+    const first = [...(await lease()), ...(await lease())];
+    assert.deepEqual(bodies(first), ['settled']);
+    await finish(first);
+    const open = await db.pool.connect();
+    try {
+      // A transaction holding the log's lock that drew no seq.
+      await open.query('BEGIN');
+      await open.query('UPDATE rowcast.messages SET body = body WHERE false');
+      assert.deepEqual(await lease(), []);
+      assert.deepEqual(horizon.barrierWriters, [], 'nothing drawn past the horizon: no writer to wait for');
+      await publish(db.pool, 'next');
+      assert.deepEqual(await lease(), [], 'a seq drawn past it: the open writer might hold a lower one');
+      assert.equal(horizon.barrierWriters.length, 1, 'the open writer is the barrier');
+      await open.query('COMMIT');
+    } finally {
+      open.release();
+    }
+    const next = [...(await lease()), ...(await lease())];
+    assert.deepEqual(bodies(next), ['next'], 'the barrier settles once its writer ended');
+    await finish(next);
+  });
+
   test('never hands out a rolled-back seq and skips its gap', async () => {
     const client = await db.pool.connect();
     try {
