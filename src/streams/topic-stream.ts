@@ -21,7 +21,7 @@ import { type MessageRow, StreamClient, toEvent } from './stream-client.js';
  *   rowcast.messages or rowcast.log_segments (pg_locks; routing draws the seqs of segments: migration 042). Anyone
  *   who drew a seq ≤ H did so inside an INSERT that took that lock first and keeps it until it ends, so once
  *   every transaction of W has ended, every row with seq ≤ H is committed (and visible) or rolled back. That H is
- *   then the watermark; with W empty, at once.
+ *   then the watermark; with W empty, at once. While H has not moved past the watermark, (2) is not read.
  *
  * The watermark is shared by all topics; each topic with clients has one poller that reads
  * `seq > cursor AND seq <= watermark ORDER BY seq` and writes to all its live clients. Clients that resume from
@@ -265,6 +265,12 @@ export class TopicStreamHub {
     if (this.serverStartedAt !== null && started !== this.serverStartedAt) await this.rewind();
     this.serverStartedAt = started;
     const h = BigInt(last);
+    if (h <= this.safe) {
+      // Nothing drawn past the watermark, so nothing below it is in flight: no read of the lock table.
+      this.settle({ id: this.nextBarrier++, seq: h, writers: [] });
+      this.barriers = [];
+      return;
+    }
     const tracked = [...new Set(this.barriers.flatMap((b) => b.writers))];
     const { rows } = await this.pool.query<{ writers: string[]; alive: string[] }>(WRITERS_SQL, [tracked]);
     const alive = new Set(rows[0]!.alive);
