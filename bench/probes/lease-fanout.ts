@@ -43,7 +43,7 @@ try {
   const backend = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
   const results: { variant: string; delivered: number; pgUsPerDelivery: number; processUsPerDelivery: number }[] = [];
   const fn =
-    'rowcast.lease_log_ranges(text[], int[], int, text, bigint, bigint, text[], boolean, text[], bigint[], bigint[])';
+    'rowcast.lease_log_ranges(text[], int[], int, text, bigint, bigint, text[], boolean, text[], bigint[], bigint[], bigint)';
   const rounds = Number(process.env.ROUNDS ?? 3);
   const variants = ['alone', 'held', 'generic', 'locks'];
   for (const variant of ['warm-up', ...Array.from({ length: rounds }, () => variants).flat()]) {

@@ -114,8 +114,10 @@ export function directLeaseValues(direct: DirectClaim | undefined): unknown[] {
  * The CTEs `routed`, `log_readers`, `readers` and `leased`, after `m`: the caller's cursors of the new messages' topics lease what
  * they have room for (rowcast.lease_log_ranges' form for a statement that appended messages, migration 035: a
  * VOLATILE function, whose statements see this statement's messages; they commit with the range or not at all).
- * `horizon`: the placeholders of directLeaseValues' three; `appended`: a query of the topics appended to, if not
- * just those of `m` (routing's segments, migration 042).
+ * `horizon`: the placeholders of directLeaseValues' three; `appended`: a query of the topics appended to and the
+ * seqs each row drew (`topic`, `seqs`), if not just the rows of `m` (routing's segments, migration 042). Every seq
+ * this statement drew is one of those: the lease is told their number, so that it need not look for other writers
+ * when the sequence moved by no more (migration 049).
  */
 export function directLeaseSql(
   p: DirectClaimParams & { horizon: [string, string, string]; appended?: string },
@@ -123,7 +125,8 @@ export function directLeaseSql(
   const [settled, barrierSeq, barrierWriters] = p.horizon;
   return `routed AS MATERIALIZED (
   -- An aggregate reads what was appended whole: it is all inserted before the lease reads the log.
-  SELECT array_agg(DISTINCT a.topic) AS topics FROM (${p.appended ?? 'SELECT topic FROM m'}) a
+  SELECT array_agg(DISTINCT a.topic) AS topics, coalesce(sum(a.seqs), 0)::bigint AS seqs
+    FROM (${p.appended ?? 'SELECT topic, 1 AS seqs FROM m'}) a
 ), log_readers AS (
   -- The active subscriptions of those topics that read the log: through a cursor, or draining theirs after a
   -- switch back to rows (never leased here).
@@ -138,7 +141,8 @@ export function directLeaseSql(
 ), leased AS (
   SELECT ${LEASE_COLUMNS}, l.ordinality
     FROM readers r CROSS JOIN LATERAL
-         rowcast.lease_log_ranges(r.subs, r.counts, ${p.leaseMs}::int, ${p.owner}::text, ${settled}::bigint, ${barrierSeq}::bigint, ${barrierWriters}::text[], true)
+         rowcast.lease_log_ranges(r.subs, r.counts, ${p.leaseMs}::int, ${p.owner}::text, ${settled}::bigint, ${barrierSeq}::bigint, ${barrierWriters}::text[], true,
+                                  own_seqs => (SELECT seqs FROM routed))
          WITH ORDINALITY l
 )`;
 }

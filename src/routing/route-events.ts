@@ -117,7 +117,7 @@ WITH lock AS MATERIALIZED (
     FROM (SELECT o.topic, o.id, nextval('rowcast.messages_seq_seq'::regclass) AS seq
             FROM (SELECT ev.topic, ev.id FROM ev WHERE ev.topic IN (SELECT name FROM seg) ORDER BY ev.topic, ev.id) o) x
    GROUP BY x.topic
-  RETURNING topic
+  RETURNING topic, entries
 ), body AS (
   SELECT ev.id, ev.topic, ev.function, ev.capture, ev.op, ev.schema_name, ev.table_name, ev.key, ev.trace,
          rowcast.event_message_body(ev::rowcast.events) AS text, rowcast.event_message_attributes(ev::rowcast.events) AS attributes
@@ -151,7 +151,7 @@ WITH lock AS MATERIALIZED (
 ), d AS (${oneStatement ? directClaimDeliveriesSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5' }) : UNFILTERED_DELIVERIES_SQL}
 ), ${
   oneStatement
-    ? `${directLeaseSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5', horizon: ['$10', '$11', '$12'], appended: 'SELECT topic FROM m UNION SELECT topic FROM sg' })},
+    ? `${directLeaseSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5', horizon: ['$10', '$11', '$12'], appended: 'SELECT topic, 1 AS seqs FROM m UNION ALL SELECT topic, entries FROM sg' })},
 u AS (${COUNT_UNMATCHED_SQL})
 SELECT (SELECT yes FROM filtered) AS filtered, NOT (SELECT held FROM lock) AS busy, (SELECT count(*) FROM d)::int AS unfiltered, (SELECT count(*) FROM u) AS unmatched_topics,
        ${DIRECTLY_CLAIMED_SQL} AS claimed, ${DIRECTLY_LEASED_SQL},

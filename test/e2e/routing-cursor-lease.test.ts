@@ -136,6 +136,46 @@ test('routing leases nothing past a message another transaction is still writing
   assert.equal(rows[0].n, 2);
 });
 
+test('routing that drew every seq past its settled horizon leases without looking for other writers (migration 049)', async () => {
+  const { rows } = await db.pool.query(
+    `SELECT coalesce(pg_sequence_last_value('rowcast.messages_seq_seq'::regclass), 0)::text AS h`,
+  );
+  const settledAt = (h: string) => ({
+    deliveries: {
+      ...direct([['reader', 10]]).deliveries,
+      horizon: { settled: h, barrierSeq: h, barrierWriters: [] },
+    },
+  });
+  const idle = await db.pool.connect();
+  try {
+    // Holds the log's lock but draws no seq: were the lock table read, it would be a writer to wait for.
+    await idle.query('BEGIN');
+    await idle.query('UPDATE rowcast.messages SET body = body WHERE false');
+    await db.pool.query('INSERT INTO items VALUES (11), (12)');
+    const routed = await routeEvents(db.pool, 100, settledAt(rows[0].h));
+    assert.deepEqual(ids(routed.leased), [
+      ['reader', 11],
+      ['reader', 12],
+    ]);
+    const { horizon } = readLease(routed.leased);
+    assert.deepEqual(horizon.barrierWriters, [], 'every seq past the horizon was routing’s own');
+    assert.equal(horizon.settled, horizon.barrierSeq, 'settled up to the sequence’s end');
+    await idle.query('COMMIT');
+
+    // One seq drawn by another writer past the same horizon: that writer is looked for, and waited for.
+    await idle.query('BEGIN');
+    await idle.query(`INSERT INTO rowcast.messages (id, topic, body) VALUES (gen_random_uuid(), 'other', 'late')`);
+    await db.pool.query('INSERT INTO items VALUES (13)');
+    const held = await routeEvents(db.pool, 100, settledAt(horizon.settled));
+    assert.deepEqual(ids(held.leased), [], 'nothing past a seq another transaction is still writing');
+    assert.equal(readLease(held.leased).horizon.barrierWriters.length, 1);
+    await idle.query('COMMIT');
+  } finally {
+    // Destroyed, not returned: a failed assertion must not leave its transaction open for the next tests.
+    idle.release(true);
+  }
+});
+
 test('routing does not wait for a cursor another process is leasing from: it leaves the messages to the claims', async () => {
   const other = await db.pool.connect();
   try {
