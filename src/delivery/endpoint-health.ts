@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import { observe } from '../observability/observe.js';
 import type { Pool } from '../store/pool.js';
+import { prepared } from '../store/sql.js';
 import { decideDisable, type DisablePolicy } from '../model/disable-policy.js';
 
 /*
@@ -37,13 +38,16 @@ export function summarize(
  * Writes a batch's health in one statement. A success on a healthy subscription writes nothing (the WHERE skips
  * it), so the happy path costs one index lookup per flush and no row lock.
  */
-const HEALTH_SQL = `
+const healthStatement = prepared(
+  'endpoint_health',
+  `
 UPDATE rowcast.subscriptions s
    SET failing_since = CASE WHEN NOT r.failed THEN NULL WHEN r.reset THEN now() ELSE coalesce(s.failing_since, now()) END,
        dead_in_row = CASE WHEN r.reset THEN r.dead ELSE s.dead_in_row + r.dead END
   FROM unnest($1::text[], $2::boolean[], $3::boolean[], $4::int[]) AS r(name, reset, failed, dead)
  WHERE s.name = r.name AND (r.failed OR s.failing_since IS NOT NULL OR s.dead_in_row > 0)
-RETURNING s.name, s.state, s.failing_since, s.dead_in_row, s.settings -> 'disableAfter' AS policy, now() AS now`;
+RETURNING s.name, s.state, s.failing_since, s.dead_in_row, s.settings -> 'disableAfter' AS policy, now() AS now`,
+);
 
 /** Disables an active subscription (never one an operator paused); true when this call did. */
 export async function disableSubscription(pool: Pool, name: string, reason: string): Promise<boolean> {
@@ -110,12 +114,14 @@ export class EndpointHealthTracker {
       dead_in_row: number;
       policy: DisablePolicy | null;
       now: Date;
-    }>(HEALTH_SQL, [
-      batch.map((b) => b.name),
-      batch.map((b) => b.reset),
-      batch.map((b) => b.failed),
-      batch.map((b) => b.dead),
-    ]);
+    }>(
+      healthStatement([
+        batch.map((b) => b.name),
+        batch.map((b) => b.reset),
+        batch.map((b) => b.failed),
+        batch.map((b) => b.dead),
+      ]),
+    );
     for (const r of rows) {
       if (r.state !== 'active' || !r.policy) continue;
       const decision = decideDisable({ failingSince: r.failing_since, deadInRow: r.dead_in_row }, r.policy, r.now);
