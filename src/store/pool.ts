@@ -111,10 +111,7 @@ export function createPool(
     // asyncCommit: commits that return before their WAL is flushed, for a caller that checks the flush itself.
     options: [
       '-c jit=off',
-      // Queues: generic plans from the first run (plans by index whatever the tables hold). A statement whose custom
-      // plan looks cheaper (an unnest of the batch's arrays, sized only in a custom plan) was otherwise planned at
-      // every run: the completion of cursor ranges, the endpoint health, PL/pgSQL's conditions with a subquery.
-      options.queues ? '-c enable_seqscan=off -c enable_bitmapscan=off -c plan_cache_mode=force_generic_plan' : '',
+      options.queues ? '-c enable_seqscan=off -c enable_bitmapscan=off' : '',
       options.asyncCommit ? '-c synchronous_commit=off' : '',
     ]
       .filter(Boolean)
