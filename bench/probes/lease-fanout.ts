@@ -14,7 +14,7 @@
 import { leaseLogRanges } from '../../src/delivery/cursor-store.js';
 import { routeEvents } from '../../src/routing/route-events.js';
 import { HeldEntries, INITIAL_HORIZON, type LogHorizon } from '../../src/store/log-leases.js';
-import { applyProbeConfig, cpuSecondsOf, probeDatabase } from './probe-db.js';
+import { cpuSecondsOf, itemsReadBy, probeDatabase } from './probe-db.js';
 
 const events = Number(process.argv[2] ?? 20_000);
 const cursors = Number(process.argv[3] ?? 10);
@@ -23,15 +23,7 @@ const together = process.env.TOGETHER === '1';
 
 const db = await probeDatabase('lease_fanout');
 try {
-  await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int)');
-  const names = Array.from({ length: cursors }, (_, i) => `s${i}`);
-  await applyProbeConfig(db.pool, {
-    topics: { items: {} },
-    captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
-    subscriptions: Object.fromEntries(
-      names.map((name) => [name, { topic: 'items', protocol: 'http' as const, endpoint: 'http://127.0.0.1:9/' }]),
-    ),
-  });
+  const names = await itemsReadBy(db.pool, cursors, 'id bigint PRIMARY KEY, name text, qty int');
   await db.pool.query('UPDATE rowcast.installation SET log_segments = true');
   await db.pool.query(`INSERT INTO items SELECT g, 'name ' || g, g % 100 FROM generate_series(1, $1::bigint) g`, [
     events,

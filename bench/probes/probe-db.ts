@@ -28,6 +28,23 @@ export async function applyProbeConfig(pool: Pool, input: RowcastConfigInput) {
   return config;
 }
 
+/**
+ * The table `items` (as `columns`) captured on INSERT into topic `items`, read by `cursors` subscriptions s0, s1, …
+ * (the default: through cursors) to an endpoint nothing listens on, for probes that lease without sending.
+ */
+export async function itemsReadBy(pool: Pool, cursors: number, columns = 'id bigint PRIMARY KEY'): Promise<string[]> {
+  await pool.query(`CREATE TABLE items (${columns})`);
+  const names = Array.from({ length: cursors }, (_, i) => `s${i}`);
+  await applyProbeConfig(pool, {
+    topics: { items: {} },
+    captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
+    subscriptions: Object.fromEntries(
+      names.map((name) => [name, { topic: 'items', protocol: 'http' as const, endpoint: 'http://127.0.0.1:9/' }]),
+    ),
+  });
+  return names;
+}
+
 /** Polls `check` every 20 ms until it holds; throws after `ms`, naming what it waited for. */
 export async function until(check: () => Promise<boolean>, what: string, ms = 60_000): Promise<void> {
   for (const deadline = Date.now() + ms; !(await check()); await new Promise((r) => setTimeout(r, 20))) {

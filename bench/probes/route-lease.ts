@@ -12,7 +12,7 @@
 import { routeEvents } from '../../src/routing/route-events.js';
 import { createPool } from '../../src/store/pool.js';
 import { INITIAL_HORIZON, readLease, type LogHorizon } from '../../src/store/log-leases.js';
-import { applyProbeConfig, cpuSecondsOf, probeDatabase } from './probe-db.js';
+import { cpuSecondsOf, itemsReadBy, probeDatabase } from './probe-db.js';
 
 const statements = Number(process.argv[2] ?? 2_000);
 const cursors = Number(process.argv[3] ?? 1);
@@ -21,15 +21,7 @@ const rounds = Number(process.env.ROUNDS ?? 3);
 const db = await probeDatabase('route_lease');
 const pool = createPool(db.url, { max: 1, queues: true });
 try {
-  await db.pool.query('CREATE TABLE items (id bigint PRIMARY KEY)');
-  const names = Array.from({ length: cursors }, (_, i) => `s${i}`);
-  await applyProbeConfig(db.pool, {
-    topics: { items: {} },
-    captures: { items: { table: 'items', topic: 'items', operations: ['INSERT'] } },
-    subscriptions: Object.fromEntries(
-      names.map((name) => [name, { topic: 'items', protocol: 'http' as const, endpoint: 'http://127.0.0.1:9/' }]),
-    ),
-  });
+  const names = await itemsReadBy(db.pool, cursors);
   const backend = (await pool.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
   const variants = ['own', 'locks'];
   const results: { variant: string; pgUsPerStatement: number }[] = [];
