@@ -265,15 +265,13 @@ export class TopicStreamHub {
     if (this.serverStartedAt !== null && started !== this.serverStartedAt) await this.rewind();
     this.serverStartedAt = started;
     const h = BigInt(last);
-    if (h <= this.safe) {
-      // Nothing drawn past the watermark, so nothing below it is in flight: no read of the lock table.
-      this.settle({ id: this.nextBarrier++, seq: h, writers: [] });
-      this.barriers = [];
-      return;
-    }
     const tracked = [...new Set(this.barriers.flatMap((b) => b.writers))];
-    const { rows } = await this.pool.query<{ writers: string[]; alive: string[] }>(WRITERS_SQL, [tracked]);
-    const alive = new Set(rows[0]!.alive);
+    // Nothing drawn past the watermark: nothing below it is in flight, and the lock table is not read.
+    const held =
+      h <= this.safe
+        ? { writers: [], alive: [] }
+        : (await this.pool.query<{ writers: string[]; alive: string[] }>(WRITERS_SQL, [tracked])).rows[0]!;
+    const alive = new Set(held.alive);
     for (let i = this.barriers.length - 1; i >= 0; i--) {
       const b = this.barriers[i]!;
       if (b.writers.every((w) => !alive.has(w))) {
@@ -282,7 +280,7 @@ export class TopicStreamHub {
         break;
       }
     }
-    const barrier: Barrier = { id: this.nextBarrier++, seq: h, writers: rows[0]!.writers };
+    const barrier: Barrier = { id: this.nextBarrier++, seq: h, writers: held.writers };
     if (!barrier.writers.length) {
       this.settle(barrier);
       this.barriers = [];
