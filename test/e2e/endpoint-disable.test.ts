@@ -172,6 +172,8 @@ test('deadDeliveries: the third dead delivery in a row disables the subscription
     [warned[0]!.subscription, warned[0]!.cause, warned[0]!.deadInRow, warned[0]!.resume],
     ['dead-limit', 'dead_deliveries', 3, 'rowcast resume dead-limit'],
   );
+  // Health and results are written in batches of their own: the third death may disable before its row is dead.
+  await eventually(async () => (await states('dead-limit')).dead === 3, 'the three dead rows recorded');
   assert.deepEqual(await states('dead-limit'), { dead: 3 });
   const status = await runCli(['status'], { env: { DATABASE_URL: db.url } });
   assert.match(
