@@ -25,6 +25,8 @@ export interface ReceivedRequest {
    * without clock ties, for the FIFO checker).
    */
   answeredAfterRequests?: number;
+  /** A hanging request: how many requests had arrived when the sender closed its connection (it gave up). */
+  closedAfterRequests?: number;
 }
 
 /**
@@ -114,7 +116,8 @@ export class WebhookReceiver {
         }
         if (reply === 'hang') {
           received.status = -2;
-          this.record(received);
+          const kept = this.record(received) ?? received;
+          req.socket.once('close', () => (kept.closedAfterRequests = this.arrived));
           return;
         }
         // The status counts once it is written: an answer the sender gave up on (timeout, crash) was not received.
