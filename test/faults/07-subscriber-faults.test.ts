@@ -175,8 +175,9 @@ test(
       const hangGaps = gapsAfter(rx.hang, -2);
       assert.equal(hangGaps.length, ROWS);
       // The 500 ms run from when rowcast sends, which the receiver sees later by however long the machine delays it
-      // (on a busy CI machine 60 ms and more): so the attempt's length is rowcast's own measure, and at the receiver
-      // the order of events, which no delay changes.
+      // (on a busy CI machine 60 ms and more): so what ended the attempt is rowcast's record, and at the receiver the
+      // order of events, which no delay changes. That the timer waits its full 500 ms is counted on a mocked clock
+      // (test/unit/http-post-timeout.test.ts).
       const { rows: hangLogs } = await db.pool.query<{ log: AttemptLogEntry[] }>(
         `SELECT attempt_log AS log FROM rowcast.deliveries WHERE subscription = 'hang'`,
       );
@@ -185,7 +186,6 @@ test(
         const hung = log.find((e) => e.attempt === 1)!;
         assert.equal(hung.outcome, 'failed');
         assert.match(hung.error ?? '', /timed out after 500 ms/, 'the hanging attempt ended by its timeout');
-        assert.ok(hung.durationMs! >= 450, `a hanging attempt given up after ${hung.durationMs} ms, before 500 ms`);
         assert.equal(log.find((e) => e.attempt === 2)?.outcome, 'delivered');
       }
       for (const hung of rx.hang.requests.filter((r) => r.status === -2)) {
