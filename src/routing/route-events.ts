@@ -101,12 +101,13 @@ WITH lock AS MATERIALIZED (
     FROM tick t
    WHERE (SELECT yes FROM mine) AND NOT (SELECT yes FROM filtered)
 ), seg AS MATERIALIZED (
-  -- Topics whose subscriptions all read through cursors (standard, no claim checks) get a segment of the batch's
-  -- events instead of a message row per event, while the installation says so (migration 042).
-  SELECT t.name FROM rowcast.topics t
+  -- Topics whose subscriptions all read through cursors (standard, no claim checks), or that have none, get a
+  -- segment of the batch's events instead of a message row per event, while the installation says so (migration
+  -- 042). A topic's readers without a subscription (live streams, replay, the dashboard) read the log either way.
+  SELECT t.name, NOT EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = t.name) AS unsubscribed
+    FROM rowcast.topics t
    WHERE (SELECT i.log_segments FROM rowcast.installation i) AND t.name IN (SELECT topic FROM batch)
      AND NOT t.fifo AND t.large_messages <> 'claim-check'
-     AND EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = t.name AND s.cursor)
      AND NOT EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = t.name AND NOT s.cursor)
 ), sg AS (
   -- One row per topic: the seqs drawn for its events, in event order, and the events. Drawn topic by topic, so a
@@ -118,6 +119,13 @@ WITH lock AS MATERIALIZED (
             FROM (SELECT ev.topic, ev.id FROM ev WHERE ev.topic IN (SELECT name FROM seg) ORDER BY ev.topic, ev.id) o) x
    GROUP BY x.topic
   RETURNING topic, entries
+), sg_unmatched AS (
+  -- A segment on a topic without subscriptions is unmatched, as its message rows were (COUNT_UNMATCHED_SQL counts
+  -- those; a topic is in one of the two sets, so each topic row is updated once).
+  UPDATE rowcast.topics t SET unmatched_messages = t.unmatched_messages + g.entries
+    FROM sg g JOIN seg ON seg.name = g.topic
+   WHERE t.name = g.topic AND seg.unsubscribed
+  RETURNING 1
 ), body AS (
   SELECT ev.id, ev.topic, ev.function, ev.capture, ev.op, ev.schema_name, ev.table_name, ev.key, ev.trace,
          rowcast.event_message_body(ev::rowcast.events) AS text, rowcast.event_message_attributes(ev::rowcast.events) AS attributes

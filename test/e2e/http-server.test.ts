@@ -354,7 +354,8 @@ describe('GET /topics/:name/stream', () => {
     await db.pool.query(`INSERT INTO t_rows VALUES (0, 'before the stream')`);
     await eventually(
       async () =>
-        (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.messages WHERE topic = 't'`)).rows[0].n === 1,
+        (await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.log_messages('t', 0, 9223372036854775807)`))
+          .rows[0].n === 1,
       'the first row routed',
     );
     const stream = await openSse(`${base}/topics/t/stream`);
@@ -370,7 +371,7 @@ describe('GET /topics/:name/stream', () => {
     const ids = received.map((e) => BigInt(e.id!));
     for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!, 'ids increase');
     const { rows } = await db.pool.query(
-      `SELECT seq::text AS seq, id::text AS id FROM rowcast.messages WHERE topic = 't' ORDER BY seq`,
+      `SELECT seq::text AS seq, id::text AS id FROM rowcast.log_messages('t', 0, 9223372036854775807) ORDER BY seq`,
     );
     const bySeq = new Map(rows.map((r) => [r.seq, r.id]));
     received.forEach((e, i) => {

@@ -64,7 +64,8 @@ test('captured changes for a topic never wake the function worker', async () => 
     await sleeping();
     await db.pool.query('INSERT INTO items VALUES ($1)', [id]);
     await eventually(
-      async () => (await db.pool.query('SELECT 1 FROM rowcast.messages')).rowCount === id,
+      async () =>
+        (await db.pool.query(`SELECT 1 FROM rowcast.log_messages('items', 0, 9223372036854775807)`)).rowCount === id,
       `row ${id} routed`,
     );
   }

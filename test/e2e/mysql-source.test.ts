@@ -11,7 +11,7 @@ import { MARIADB, mariadbUnavailable } from '../support/mysql-faults.js';
 
 /*
  * A MySQL source against the machine's real MariaDB (binlog on: .ci/run turns it on). Each test has its own
- * MariaDB database and its own store; the events are read from rowcast.messages (routed, as subscribers get them).
+ * MariaDB database and its own store; the events are read from the topic's log (routed, as subscribers get them).
  */
 
 const handler = (name: string) => `test/fixtures/handlers/${name}.ts`;
@@ -91,7 +91,7 @@ class Scenario {
 
   async bodies(topic = 'changes'): Promise<Record<string, any>[]> {
     const { rows } = await this.store.pool.query<{ body: string }>(
-      'SELECT body FROM rowcast.messages WHERE topic = $1 ORDER BY event_id',
+      'SELECT body FROM rowcast.log_messages($1, 0, 9223372036854775807) ORDER BY event_id',
       [topic],
     );
     return rows.map((r) => JSON.parse(r.body) as Record<string, any>);

@@ -25,11 +25,14 @@ after(() => db?.drop());
 
 /** Routes until nothing is left; the item ids of the messages made, in the order routing made them. */
 async function routeAll(batchSize = 100): Promise<number[]> {
-  const before = (await db.pool.query<{ seq: string }>('SELECT coalesce(max(seq), 0) AS seq FROM rowcast.messages'))
-    .rows[0]!.seq;
+  const before = (
+    await db.pool.query<{ seq: string }>(
+      `SELECT coalesce(max(seq), 0) AS seq FROM rowcast.log_messages('items', 0, 9223372036854775807)`,
+    )
+  ).rows[0]!.seq;
   while ((await routeEvents(db.pool, batchSize)).events);
   const { rows } = await db.pool.query<{ id: number }>(
-    `SELECT (body::jsonb -> 'after' ->> 'id')::int AS id FROM rowcast.messages WHERE seq > $1 ORDER BY seq`,
+    `SELECT (body::jsonb -> 'after' ->> 'id')::int AS id FROM rowcast.log_messages('items', $1, 9223372036854775807) ORDER BY seq`,
     [before],
   );
   return rows.map((r) => r.id);
@@ -186,7 +189,7 @@ test('an installation routed by routed_at keeps its pending events across the up
     await event(5, false);
     while ((await routeEvents(pool, 2)).events);
     const { rows } = await pool.query(
-      `SELECT (body::jsonb -> 'after' ->> 'id')::int AS id FROM rowcast.messages ORDER BY seq`,
+      `SELECT (body::jsonb -> 'after' ->> 'id')::int AS id FROM rowcast.log_messages('items', 0, 9223372036854775807) ORDER BY seq`,
     );
     assert.deepEqual(
       rows.map((r) => r.id),
