@@ -62,10 +62,13 @@ export interface InvocationClaimant {
  * invocation ids are derived from the event's id, so a routing that a PostgreSQL crash lost is redone with the same
  * ids, and a subscriber that already got the message sees it again under the same id, as at-least-once allows.
  *
- * Two forms. `oneStatement`: the whole batch in one autocommitted statement, unmatched messages counted in SQL —
- * unless a topic of the batch has a subscription with a filter policy, in which case it routes nothing and says
- * `filtered` (same snapshot, so no race with apply). Otherwise, in a transaction, the candidates of filtered
- * subscriptions come back, the pure matcher decides, and the matches are inserted before the commit.
+ * Three forms, each tried while the one before it applies. Segments only (SEGMENTS_ONLY_SQL): a batch whose
+ * events all go to topics that get segments, in one short statement; any other batch it leaves alone and says
+ * `refused`, and routing keeps to the next form for a while. `oneStatement`: the whole batch in one autocommitted
+ * statement, unmatched messages counted in SQL — unless a topic of the batch has a subscription with a filter
+ * policy, in which case it routes nothing and says `filtered` (same snapshot, so no race with apply). Otherwise, in
+ * a transaction, the candidates of filtered subscriptions come back, the pure matcher decides, and the matches are
+ * inserted before the commit.
  *
  * One router at a time (a transaction-level advisory lock; a pass that does not get it routes nothing and says
  * `busy`): the tick is one row, and routing is serialised on it. A row's later version is captured by a transaction
@@ -73,7 +76,11 @@ export interface InvocationClaimant {
  * a FIFO group's head is always the earlier version.
  */
 
-const routeSql = (oneStatement: boolean) => `
+/**
+ * The CTEs both routing statements begin with: the lock, the tick, whether this pass may route (`mine`), the batch
+ * (event ids and topics, from the tick), and the batch's topics that get segments (`seg`).
+ */
+const ROUTING_HEAD_SQL = `
 WITH lock AS MATERIALIZED (
   -- The commit does not wait for its WAL flush: what routing creates has ids derived from the event (migration 010).
   SELECT pg_try_advisory_xact_lock(${ROUTE_LOCK}) AS held, set_config('synchronous_commit', 'off', true) AS async,
@@ -88,18 +95,6 @@ WITH lock AS MATERIALIZED (
                                                  FROM rowcast.route_tick r WHERE (SELECT held FROM lock) FOR UPDATE), false) AS yes
 ), batch AS (
   SELECT b.id, b.topic FROM tick t, rowcast.tick_events(t.prev, t.cur, t.hi, t.pos, CASE WHEN (SELECT yes FROM mine) THEN $1 ELSE 0 END) b
-), filtered AS (
-  SELECT ${oneStatement ? filteredRowsSubscriptionOn('SELECT topic FROM batch') : 'false'} AS yes
-), ev AS (
-  -- "= ANY (ARRAY(…))": the read stays on the primary key whatever the planner guesses the batch's size is.
-  SELECT e.* FROM rowcast.events e WHERE e.id = ANY (ARRAY(SELECT id FROM batch)) AND NOT (SELECT yes FROM filtered)
-), advance AS (
-  -- The batch is routed by moving the tick past it: one row written per batch, none per event.
-  UPDATE rowcast.route_tick r
-     SET prev = t.prev, cur = t.cur, hi = t.hi, pos = coalesce((SELECT max(id) FROM batch), t.pos),
-         done = (SELECT count(*) FROM batch) < $1
-    FROM tick t
-   WHERE (SELECT yes FROM mine) AND NOT (SELECT yes FROM filtered)
 ), seg AS MATERIALIZED (
   -- Topics whose subscriptions all read through cursors (standard, no claim checks), or that have none, get a
   -- segment of the batch's events instead of a message row per event, while the installation says so (migration
@@ -109,6 +104,16 @@ WITH lock AS MATERIALIZED (
    WHERE (SELECT i.log_segments FROM rowcast.installation i) AND t.name IN (SELECT topic FROM batch)
      AND NOT t.fifo AND t.large_messages <> 'claim-check'
      AND NOT EXISTS (SELECT 1 FROM rowcast.subscriptions s WHERE s.topic = t.name AND NOT s.cursor)
+)`;
+
+/** The tick moved past the batch and the segments of its events on `seg` topics, when `routes` (SQL) holds. */
+const appendSegmentsSql = (routes: string) => `advance AS (
+  -- The batch is routed by moving the tick past it: one row written per batch, none per event.
+  UPDATE rowcast.route_tick r
+     SET prev = t.prev, cur = t.cur, hi = t.hi, pos = coalesce((SELECT max(id) FROM batch), t.pos),
+         done = (SELECT count(*) FROM batch) < $1
+    FROM tick t
+   WHERE (SELECT yes FROM mine) AND ${routes}
 ), sg AS (
   -- One row per topic: the seqs drawn for its events, in event order, and the events. Drawn topic by topic, so a
   -- segment's seqs are consecutive unless another writer drew one meanwhile: readers then slice it, not unnest it.
@@ -116,7 +121,7 @@ WITH lock AS MATERIALIZED (
   SELECT x.topic, min(x.seq), max(x.seq), array_agg(x.seq ORDER BY x.seq), array_agg(x.id ORDER BY x.seq), count(*),
          int8range(min(x.id), max(x.id), '[]')
     FROM (SELECT o.topic, o.id, nextval('rowcast.messages_seq_seq'::regclass) AS seq
-            FROM (SELECT ev.topic, ev.id FROM ev WHERE ev.topic IN (SELECT name FROM seg) ORDER BY ev.topic, ev.id) o) x
+            FROM (SELECT b.topic, b.id FROM batch b WHERE ${routes} AND b.topic IN (SELECT name FROM seg) ORDER BY b.topic, b.id) o) x
    GROUP BY x.topic
   RETURNING topic, entries
 ), sg_unmatched AS (
@@ -126,7 +131,28 @@ WITH lock AS MATERIALIZED (
     FROM sg g JOIN seg ON seg.name = g.topic
    WHERE t.name = g.topic AND seg.unsubscribed
   RETURNING 1
-), body AS (
+)`;
+
+/**
+ * A batch whose events all go to `seg` topics needs none of the rest: no event is read (the tick gives the ids and
+ * topics), no message, invocation or delivery row is written. A plan without those parts costs PostgreSQL less to
+ * start and run, which on a trickle is most of routing's cost (one event per statement). It routes only such a
+ * batch, checked in its own snapshot; any other batch it leaves alone and says `refused`, for the full statement.
+ * Parameters: $1 batch size, $2–$5 the direct claim (only its cursors lease here), $6–$8 the lease's horizon.
+ */
+export const SEGMENTS_ONLY_SQL = `${ROUTING_HEAD_SQL}, segments_only AS MATERIALIZED (
+  SELECT NOT EXISTS (SELECT 1 FROM batch b WHERE b.topic IS NULL OR b.topic NOT IN (SELECT name FROM seg)) AS yes
+), ${appendSegmentsSql('(SELECT yes FROM segments_only)')},
+${directLeaseSql({ subscriptions: '$2', counts: '$3', leaseMs: '$4', owner: '$5', horizon: ['$6', '$7', '$8'], appended: 'SELECT topic, entries AS seqs FROM sg' })}
+SELECT NOT (SELECT yes FROM segments_only) AS refused, NOT (SELECT held FROM lock) AS busy, ${DIRECTLY_LEASED_SQL},
+       (SELECT count(*) FROM batch WHERE (SELECT yes FROM segments_only))::int AS events, (SELECT fresh FROM tick) AND (SELECT yes FROM mine) AS fresh`;
+
+const routeSql = (oneStatement: boolean) => `${ROUTING_HEAD_SQL}, filtered AS (
+  SELECT ${oneStatement ? filteredRowsSubscriptionOn('SELECT topic FROM batch') : 'false'} AS yes
+), ev AS (
+  -- "= ANY (ARRAY(…))": the read stays on the primary key whatever the planner guesses the batch's size is.
+  SELECT e.* FROM rowcast.events e WHERE e.id = ANY (ARRAY(SELECT id FROM batch)) AND NOT (SELECT yes FROM filtered)
+), ${appendSegmentsSql('NOT (SELECT yes FROM filtered)')}, body AS (
   SELECT ev.id, ev.topic, ev.function, ev.capture, ev.op, ev.schema_name, ev.table_name, ev.key, ev.trace,
          rowcast.event_message_body(ev::rowcast.events) AS text, rowcast.event_message_attributes(ev::rowcast.events) AS attributes
     FROM ev WHERE ev.topic IS NULL OR ev.topic NOT IN (SELECT name FROM seg)
@@ -173,6 +199,11 @@ export const ONE_STATEMENT_SQL = routeSql(true);
 const TRANSACTION_SQL = routeSql(false);
 const routeOneStatement = prepared('route', ONE_STATEMENT_SQL);
 const routeInTransaction = prepared('route_filtered', TRANSACTION_SQL);
+const routeSegmentsOnly = prepared('route_segments', SEGMENTS_ONLY_SQL);
+
+/** How long routing keeps to the full statement after the segments-only one refused a batch. */
+const SEGMENTS_RECHECK_MS = 10_000;
+const segmentsRefusedAt = new WeakMap<Pool, number>();
 
 /** How long routing keeps to the transactional form after meeting a filtered subscription. */
 const FILTERED_RECHECK_MS = 10_000;
@@ -193,6 +224,33 @@ async function routeBatch(
   batchSize: number,
   direct: Direct,
 ): Promise<{ routed: RouteResult; fresh: boolean }> {
+  if (Date.now() - (segmentsRefusedAt.get(pool) ?? -Infinity) > SEGMENTS_RECHECK_MS) {
+    const { rows } = await pool.query<{
+      refused: boolean;
+      busy: boolean;
+      events: number;
+      fresh: boolean;
+      leased: SqlRow[] | null;
+      cursors_covered: boolean;
+    }>(
+      routeSegmentsOnly([batchSize, ...directClaimValues(direct.deliveries), ...directLeaseValues(direct.deliveries)]),
+    );
+    const row = rows[0]!;
+    if (!row.refused) {
+      const routed = {
+        events: row.events,
+        busy: row.busy,
+        deliveries: 0,
+        invocations: 0,
+        claimed: [],
+        leased: row.leased ?? [],
+        cursorsCovered: row.cursors_covered,
+        claimedInvocations: [],
+      };
+      return { routed, fresh: row.fresh };
+    }
+    segmentsRefusedAt.set(pool, Date.now());
+  }
   if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
     const functions = [...(direct.invocations?.wanted ?? [])].filter(([, w]) => w.n > 0);
     const { rows } = await pool.query<{

@@ -10,7 +10,7 @@ import {
 } from '../../src/index.js';
 import { searchDeliveries } from '../../src/admin/inspect/delivery-search.js';
 import { completeLogRanges, leaseLogRanges } from '../../src/delivery/cursor-store.js';
-import { routeEvents } from '../../src/routing/route-events.js';
+import { routeEvents, SEGMENTS_ONLY_SQL } from '../../src/routing/route-events.js';
 import { applyRetention } from '../../src/store/retention.js';
 import { HeldEntries, INITIAL_HORIZON, type LeasedMessage, type LogHorizon } from '../../src/store/log-leases.js';
 import {
@@ -555,6 +555,62 @@ describe('segments instead of message rows', () => {
       // Later tests count what the topic keeps: only their own.
       await applyRetention(db.pool, 0, 0);
     }
+  });
+
+  test('a batch of segments only is routed by the short statement, which leaves any other batch for the full one', async () => {
+    // Parameters as routeEvents passes them with no direct claim: batch size, four of the claim, three of the horizon.
+    const segmentsOnly = async () => {
+      const { rows } = await db.pool.query(SEGMENTS_ONLY_SQL, [100, [], [], 0, null, '0', null, []]);
+      return { refused: rows[0].refused as boolean, events: rows[0].events as number };
+    };
+    const state = async () =>
+      (
+        await db.pool.query(
+          `SELECT (SELECT count(*)::int FROM rowcast.log_segments) AS segments,
+                  (SELECT count(*)::int FROM rowcast.messages) AS messages,
+                  (SELECT count(*)::int FROM rowcast.unrouted_events()) AS unrouted,
+                  (SELECT pos::text || ':' || cur::text FROM rowcast.route_tick) AS tick`,
+        )
+      ).rows[0] as { segments: number; messages: number; unrouted: number; tick: string };
+    await routeAll();
+    const start = await state();
+
+    await db.pool.query(`INSERT INTO items SELECT g, 'only ' || g FROM generate_series(400, 402) g`);
+    assert.deepEqual(await segmentsOnly(), { refused: false, events: 3 });
+    const routed = await state();
+    assert.equal(routed.segments, start.segments + 1, 'one segment for the batch');
+    assert.equal(routed.messages, start.messages, 'no message row');
+    assert.equal(routed.unrouted, 0);
+
+    // An event for a topic with a subscription on rows in the batch: refused whole, nothing written.
+    await db.pool.query(`INSERT INTO items VALUES (403, 'mixed')`);
+    await db.pool.query('INSERT INTO orders VALUES (400)');
+    assert.deepEqual(await segmentsOnly(), { refused: true, events: 0 });
+    assert.deepEqual(await state(), { ...routed, unrouted: 2 }, 'the tick, the segments and the messages untouched');
+
+    // The full statement routes it: a segment for the cursor's topic, a message row for the rows subscription's.
+    await routeAll();
+    const after = await state();
+    assert.equal(after.unrouted, 0);
+    assert.equal(after.segments, routed.segments + 1);
+    const { rows } = await db.pool.query(
+      `SELECT topic, body::jsonb -> 'after' ->> 'id' AS id FROM rowcast.messages ORDER BY seq DESC LIMIT 1`,
+    );
+    assert.deepEqual(rows, [{ topic: 'orders', id: '400' }]);
+    assert.equal(after.messages, routed.messages + 1);
+    const entries = await lease();
+    assert.deepEqual(items(entries).slice(-4), [400, 401, 402, 403], 'the cursor reads both batches, in order');
+    await completeLogRanges(
+      db.pool,
+      [...new Map(entries.map((m) => [`${m.range.subscription}/${m.range.fromSeq}`, m.range])).values()].map(
+        (range) => ({
+          range,
+          failed: [],
+          handedBack: [],
+        }),
+      ),
+    );
+    await applyRetention(db.pool, 0, 0);
   });
 });
 
