@@ -62,7 +62,7 @@ export interface InvocationClaimant {
  * invocation ids are derived from the event's id, so a routing that a PostgreSQL crash lost is redone with the same
  * ids, and a subscriber that already got the message sees it again under the same id, as at-least-once allows.
  *
- * Three forms, each tried while the one before it applies. Segments only (SEGMENTS_ONLY_SQL): a batch whose
+ * Three forms, each tried when the one before it does not apply. Segments only (SEGMENTS_ONLY_SQL): a batch whose
  * events all go to topics that get segments, in one short statement; any other batch it leaves alone and says
  * `refused`, and routing keeps to the next form for a while. `oneStatement`: the whole batch in one autocommitted
  * statement, unmatched messages counted in SQL — unless a topic of the batch has a subscription with a filter
