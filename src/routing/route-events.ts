@@ -201,13 +201,37 @@ const routeOneStatement = prepared('route', ONE_STATEMENT_SQL);
 const routeInTransaction = prepared('route_filtered', TRANSACTION_SQL);
 const routeSegmentsOnly = prepared('route_segments', SEGMENTS_ONLY_SQL);
 
-/** How long routing keeps to the full statement after the segments-only one refused a batch. */
-const SEGMENTS_RECHECK_MS = 10_000;
+/**
+ * How long routing keeps to the next form after a statement did not route its batch: the full statement after the
+ * segments-only one refused one, the transaction after the full one met a filtered subscription.
+ */
+const RECHECK_MS = 10_000;
 const segmentsRefusedAt = new WeakMap<Pool, number>();
-
-/** How long routing keeps to the transactional form after meeting a filtered subscription. */
-const FILTERED_RECHECK_MS = 10_000;
 const filteredSeenAt = new WeakMap<Pool, number>();
+const triedLately = (at: WeakMap<Pool, number>, pool: Pool) => Date.now() - (at.get(pool) ?? -Infinity) <= RECHECK_MS;
+
+/** A one-statement form's row as a RouteResult; what a form does not write it does not return. */
+function routedOf(row: {
+  busy: boolean;
+  events: number;
+  unfiltered?: number;
+  invocations?: number;
+  claimed?: Record<string, unknown>[] | null;
+  leased: SqlRow[] | null;
+  cursors_covered: boolean;
+  claimed_invocations?: (ClaimedInvocationRow & { function: string })[] | null;
+}): RouteResult {
+  return {
+    events: row.events,
+    busy: row.busy,
+    deliveries: row.unfiltered ?? 0,
+    invocations: row.invocations ?? 0,
+    claimed: (row.claimed ?? []).map(toClaimedDelivery),
+    leased: row.leased ?? [],
+    cursorsCovered: row.cursors_covered,
+    claimedInvocations: (row.claimed_invocations ?? []).map((i) => toClaimedInvocation(i.function, i)),
+  };
+}
 
 type Direct = { deliveries?: DirectClaim; invocations?: DirectInvocationClaim };
 
@@ -224,47 +248,17 @@ async function routeBatch(
   batchSize: number,
   direct: Direct,
 ): Promise<{ routed: RouteResult; fresh: boolean }> {
-  if (Date.now() - (segmentsRefusedAt.get(pool) ?? -Infinity) > SEGMENTS_RECHECK_MS) {
-    const { rows } = await pool.query<{
-      refused: boolean;
-      busy: boolean;
-      events: number;
-      fresh: boolean;
-      leased: SqlRow[] | null;
-      cursors_covered: boolean;
-    }>(
+  if (!triedLately(segmentsRefusedAt, pool)) {
+    const { rows } = await pool.query(
       routeSegmentsOnly([batchSize, ...directClaimValues(direct.deliveries), ...directLeaseValues(direct.deliveries)]),
     );
     const row = rows[0]!;
-    if (!row.refused) {
-      const routed = {
-        events: row.events,
-        busy: row.busy,
-        deliveries: 0,
-        invocations: 0,
-        claimed: [],
-        leased: row.leased ?? [],
-        cursorsCovered: row.cursors_covered,
-        claimedInvocations: [],
-      };
-      return { routed, fresh: row.fresh };
-    }
+    if (!row.refused) return { routed: routedOf(row), fresh: row.fresh };
     segmentsRefusedAt.set(pool, Date.now());
   }
-  if (Date.now() - (filteredSeenAt.get(pool) ?? -Infinity) > FILTERED_RECHECK_MS) {
+  if (!triedLately(filteredSeenAt, pool)) {
     const functions = [...(direct.invocations?.wanted ?? [])].filter(([, w]) => w.n > 0);
-    const { rows } = await pool.query<{
-      filtered: boolean;
-      busy: boolean;
-      unfiltered: number;
-      events: number;
-      invocations: number;
-      fresh: boolean;
-      claimed: Record<string, unknown>[] | null;
-      leased: SqlRow[] | null;
-      cursors_covered: boolean;
-      claimed_invocations: (ClaimedInvocationRow & { function: string })[] | null;
-    }>(
+    const { rows } = await pool.query(
       routeOneStatement([
         batchSize,
         ...directClaimValues(direct.deliveries),
@@ -276,19 +270,7 @@ async function routeBatch(
       ]),
     );
     const row = rows[0]!;
-    if (!row.filtered) {
-      const routed = {
-        events: row.events,
-        busy: row.busy,
-        deliveries: row.unfiltered,
-        invocations: row.invocations,
-        claimed: (row.claimed ?? []).map(toClaimedDelivery),
-        leased: row.leased ?? [],
-        cursorsCovered: row.cursors_covered,
-        claimedInvocations: (row.claimed_invocations ?? []).map((i) => toClaimedInvocation(i.function, i)),
-      };
-      return { routed, fresh: row.fresh };
-    }
+    if (!row.filtered) return { routed: routedOf(row), fresh: row.fresh };
     filteredSeenAt.set(pool, Date.now());
   }
   return withTransaction(pool, async (client) => {
