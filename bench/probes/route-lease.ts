@@ -7,7 +7,9 @@
  *   locks — each statement passes no settled horizon, so its lease reads the lock table for other writers, as
  *           every routing lease did before
  * Prints PostgreSQL's CPU µs per routing statement (its one backend), medians of `ROUNDS` (3) alternations.
- *   DATABASE_URL=… npx tsx bench/probes/route-lease.ts [statements] [cursors]   (default 2000 1)
+ * PREFILL=n: the log holds n messages of a topic nobody reads first, with statistics, as an installation's log does
+ * (the lease's plans depend on the log's size: migration 053).
+ *   DATABASE_URL=… [PREFILL=n] npx tsx bench/probes/route-lease.ts [statements] [cursors]   (default 2000 1)
  */
 import { routeEvents } from '../../src/routing/route-events.js';
 import { createPool } from '../../src/store/pool.js';
@@ -22,6 +24,14 @@ const db = await probeDatabase('route_lease');
 const pool = createPool(db.url, { max: 1, queues: true });
 try {
   const names = await itemsReadBy(db.pool, cursors);
+  const prefill = Number(process.env.PREFILL ?? 0);
+  if (prefill) {
+    await db.pool.query(
+      `INSERT INTO rowcast.messages (id, topic, body) SELECT gen_random_uuid(), 'elsewhere', 'm' FROM generate_series(1, $1::int)`,
+      [prefill],
+    );
+    await db.pool.query('ANALYZE rowcast.messages');
+  }
   const backend = (await pool.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
   const variants = ['own', 'locks'];
   const results: { variant: string; pgUsPerStatement: number }[] = [];
