@@ -14,7 +14,8 @@ export interface SleepingFlagOptions {
 
 /**
  * What a loop does after a pass: `sleep` until kicked or the poll interval (then set `kicked`); `load`: work comes
- * faster than passes and nobody announces it, so pass again soon; or wait this long (0: pass once more at once).
+ * faster than passes and nobody announces it, so pass again soon; or wait this long in ms (0: pass once more at
+ * once).
  */
 export type AfterPass = 'sleep' | 'load' | number;
 
@@ -26,7 +27,7 @@ export type AfterPass = 'sleep' | 'load' | number;
  * more; only then (4) it sleeps. A trickle keeps the flag set and load clears it (`nextWakeStep`).
  */
 export class SleepingFlag {
-  private readonly state: WakeState = { flag: false, quiet: false, kicked: true, crowded: 0 };
+  private readonly state: WakeState = { flag: false, quiet: false, kicked: true, crowded: 0, rested: 0 };
   private shortWait = 2;
 
   constructor(
@@ -47,9 +48,11 @@ export class SleepingFlag {
   /** Decides, and writes, what follows a pass. */
   async afterPass(pass: RoutingPass): Promise<AfterPass> {
     const state = this.state;
-    const { step, crowded } = nextWakeStep(state, pass);
+    const { step, crowded, rested } = nextWakeStep(state, pass);
     state.crowded = crowded;
+    state.rested = rested;
     if (step === 'sleep') return 'sleep';
+    if (step === 'rest') return 2 ** (rested - 1);
     if (step === 'yield' || step === 'route') {
       if (state.flag) await this.write(false);
       return step === 'yield' ? this.options.pollInterval : 'load';
