@@ -2,7 +2,9 @@
  * Latency probe: one writer inserts a row every 5 ms (200/s) while rowcast runs in this process; prints commit →
  * webhook arrival percentiles (one clock: the receiver runs here too).
  *   DATABASE_URL=… [CURSOR=1] npx tsx bench/probes/latency.ts [seconds] [--function]
- * CURSOR=1: the subscription reads its topic through a cursor (issue 20).
+ * CURSOR=1: the subscription reads its topic through a cursor (issue 20). PREFILL=n: the log holds n messages of a
+ * topic nobody reads, and the invocations n finished ones, analyzed, as an installation's tables do (plans depend on
+ * their size: migration 053).
  */
 import { createServer } from 'node:http';
 import pg from 'pg';
@@ -72,6 +74,19 @@ const config: RowcastConfigInput = {
   },
 };
 await applyProbeConfig(db.pool, config);
+const prefill = Number(process.env.PREFILL ?? 0);
+if (prefill) {
+  await db.pool.query(
+    `INSERT INTO rowcast.messages (id, topic, body) SELECT gen_random_uuid(), 'elsewhere', 'm' FROM generate_series(1, $1::int)`,
+    [prefill],
+  );
+  await db.pool.query(
+    `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, finished_at)
+     SELECT 'noop', '{}', 'api', 'done', 1, now() FROM generate_series(1, $1::int)`,
+    [prefill],
+  );
+  await db.pool.query('ANALYZE rowcast.messages, rowcast.invocations');
+}
 const rowcast = await startRowcast({
   databaseUrl: db.url,
   runtime: { allowPrivateEndpoints: true, logLevel: 'warn' },
