@@ -13,7 +13,7 @@ import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import { startRowcast } from '../../src/app/runtime.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { applyProbeConfig, probeDatabase } from './probe-db.js';
+import { applyProbeConfig, prefillFromEnv, probeDatabase } from './probe-db.js';
 
 const seconds = Number(process.argv[2] ?? 5);
 // With QUERY_STATS=1: rowcast's statements by kind, how many and how long (pg.Client#query wrapped: pools' queries
@@ -74,19 +74,7 @@ const config: RowcastConfigInput = {
   },
 };
 await applyProbeConfig(db.pool, config);
-const prefill = Number(process.env.PREFILL ?? 0);
-if (prefill) {
-  await db.pool.query(
-    `INSERT INTO rowcast.messages (id, topic, body) SELECT gen_random_uuid(), 'elsewhere', 'm' FROM generate_series(1, $1::int)`,
-    [prefill],
-  );
-  await db.pool.query(
-    `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, finished_at)
-     SELECT 'noop', '{}', 'api', 'done', 1, now() FROM generate_series(1, $1::int)`,
-    [prefill],
-  );
-  await db.pool.query('ANALYZE rowcast.messages, rowcast.invocations');
-}
+await prefillFromEnv(db.pool, 'noop');
 const rowcast = await startRowcast({
   databaseUrl: db.url,
   runtime: { allowPrivateEndpoints: true, logLevel: 'warn' },

@@ -29,6 +29,27 @@ export async function applyProbeConfig(pool: Pool, input: RowcastConfigInput) {
 }
 
 /**
+ * PREFILL=n (the probes that read it): n messages of a topic nobody reads, and with `invocationsOf` n finished
+ * invocations of that function, analyzed, as an installation's tables hold them (plans depend on their size:
+ * migration 053).
+ */
+export async function prefillFromEnv(pool: Pool, invocationsOf?: string): Promise<void> {
+  const n = Number(process.env.PREFILL ?? 0);
+  if (!n) return;
+  await pool.query(
+    `INSERT INTO rowcast.messages (id, topic, body) SELECT gen_random_uuid(), 'elsewhere', 'm' FROM generate_series(1, $1::int)`,
+    [n],
+  );
+  if (invocationsOf)
+    await pool.query(
+      `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, finished_at)
+       SELECT $2, '{}', 'api', 'done', 1, now() FROM generate_series(1, $1::int)`,
+      [n, invocationsOf],
+    );
+  await pool.query('ANALYZE rowcast.messages, rowcast.invocations');
+}
+
+/**
  * The table `items` (as `columns`) captured on INSERT into topic `items`, read by `cursors` subscriptions s0, s1, …
  * (the default: through cursors) to an endpoint nothing listens on, for probes that lease without sending.
  */

@@ -14,7 +14,7 @@
 import { routeEvents } from '../../src/routing/route-events.js';
 import { createPool } from '../../src/store/pool.js';
 import { INITIAL_HORIZON, readLease, type LogHorizon } from '../../src/store/log-leases.js';
-import { cpuSecondsOf, itemsReadBy, probeDatabase } from './probe-db.js';
+import { cpuSecondsOf, itemsReadBy, prefillFromEnv, probeDatabase } from './probe-db.js';
 
 const statements = Number(process.argv[2] ?? 2_000);
 const cursors = Number(process.argv[3] ?? 1);
@@ -24,14 +24,7 @@ const db = await probeDatabase('route_lease');
 const pool = createPool(db.url, { max: 1, queues: true });
 try {
   const names = await itemsReadBy(db.pool, cursors);
-  const prefill = Number(process.env.PREFILL ?? 0);
-  if (prefill) {
-    await db.pool.query(
-      `INSERT INTO rowcast.messages (id, topic, body) SELECT gen_random_uuid(), 'elsewhere', 'm' FROM generate_series(1, $1::int)`,
-      [prefill],
-    );
-    await db.pool.query('ANALYZE rowcast.messages');
-  }
+  await prefillFromEnv(db.pool);
   const backend = (await pool.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
   const variants = ['own', 'locks'];
   const results: { variant: string; pgUsPerStatement: number }[] = [];
