@@ -3,8 +3,8 @@
  * webhook arrival percentiles (one clock: the receiver runs here too).
  *   DATABASE_URL=… [CURSOR=1] npx tsx bench/probes/latency.ts [seconds] [--function]
  * CURSOR=1: the subscription reads its topic through a cursor (issue 20). PREFILL=n: the log holds n messages of a
- * topic nobody reads, and the invocations n finished ones, analyzed, as an installation's tables do (plans depend on
- * their size: migration 053).
+ * topic nobody reads, the events table n routed events and the invocations n finished ones, analyzed, as an
+ * installation's tables do (plans depend on their size: migrations 053 and 054).
  */
 import { createServer } from 'node:http';
 import pg from 'pg';
@@ -119,7 +119,8 @@ if (viaFunction) {
              extract(epoch FROM i.finished_at - i.created_at) * 1000 AS ran,
              extract(epoch FROM d.delivered_at - i.finished_at) * 1000 AS delivered
         FROM rowcast.events e JOIN rowcast.invocations i ON i.event_id = e.id
-        JOIN rowcast.deliveries d ON d.message_id = i.published[1]
+        -- Through a cursor, a delivered message has no row: its stage stays empty.
+        LEFT JOIN rowcast.deliveries d ON d.message_id = i.published[1]
        WHERE e.after ->> 'id' NOT LIKE '-%')
     SELECT ${['routed', 'ran', 'delivered'].map((c) => `round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ${c})::numeric, 2) AS ${c}_p50, round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ${c})::numeric, 2) AS ${c}_p99`).join(', ')} FROM s`);
   console.log('stages (ms):', JSON.stringify(rows[0]));

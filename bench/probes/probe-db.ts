@@ -29,9 +29,9 @@ export async function applyProbeConfig(pool: Pool, input: RowcastConfigInput) {
 }
 
 /**
- * PREFILL=n (the probes that read it): n messages of a topic nobody reads, and with `invocationsOf` n finished
- * invocations of that function, analyzed, as an installation's tables hold them (plans depend on their size:
- * migration 053).
+ * PREFILL=n (the probes that read it): n messages of a topic nobody reads, n events routed long ago, and with
+ * `invocationsOf` n finished invocations of that function, analyzed, as an installation's tables hold them (plans
+ * depend on their size: migrations 053 and 054).
  */
 export async function prefillFromEnv(pool: Pool, invocationsOf?: string): Promise<void> {
   const n = Number(process.env.PREFILL ?? 0);
@@ -40,13 +40,22 @@ export async function prefillFromEnv(pool: Pool, invocationsOf?: string): Promis
     `INSERT INTO rowcast.messages (id, topic, body) SELECT gen_random_uuid(), 'elsewhere', 'm' FROM generate_series(1, $1::int)`,
     [n],
   );
+  // Captured events, routed long ago (their writers' xids below every snapshot's), so that the routing tick's
+  // statements are planned against an events table of an installation's size.
+  await pool.query(
+    `INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name, written_by, routed_at)
+     SELECT 'prefill', 'elsewhere', 'INSERT', 'public', 'elsewhere',
+            (3 + g::bigint * (pg_current_xact_id()::text::bigint - 4) / $1)::text::xid8, now()
+       FROM generate_series(1, $1::int) g`,
+    [n],
+  );
   if (invocationsOf)
     await pool.query(
       `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, finished_at)
        SELECT $2, '{}', 'api', 'done', 1, now() FROM generate_series(1, $1::int)`,
       [n, invocationsOf],
     );
-  await pool.query('ANALYZE rowcast.messages, rowcast.invocations');
+  await pool.query('ANALYZE rowcast.messages, rowcast.events, rowcast.invocations');
 }
 
 /**

@@ -7,8 +7,9 @@
  *   locks — each statement passes no settled horizon, so its lease reads the lock table for other writers, as
  *           every routing lease did before
  * Prints PostgreSQL's CPU µs per routing statement (its one backend), medians of `ROUNDS` (3) alternations.
- * PREFILL=n: the log holds n messages of a topic nobody reads first, with statistics, as an installation's log does
- * (the lease's plans depend on the log's size: migration 053).
+ * PREFILL=n: the log holds n messages of a topic nobody reads first, and the events table n routed events, with
+ * statistics, as an installation's tables do (the lease's and the tick's plans depend on their size: migrations
+ * 053 and 054).
  *   DATABASE_URL=… [PREFILL=n] npx tsx bench/probes/route-lease.ts [statements] [cursors]   (default 2000 1)
  */
 import { routeEvents } from '../../src/routing/route-events.js';
