@@ -20,13 +20,13 @@ before(async () => {
     subscriptions: { reader: { topic: 'logged', protocol: 'http', endpoint: 'http://127.0.0.1:9/', cursor: true } },
   });
   // Tables of the size where a generic plan's estimate of a range is dearer than a custom plan's, with statistics:
-  // a log, and events routed long ago (their writers' xids below every snapshot's).
+  // a log, and events routed long ago (their writers' xids below every snapshot's xmin).
   await db.pool.query(
     `INSERT INTO rowcast.messages (id, topic, body) SELECT gen_random_uuid(), 'logged', 'm' || g FROM generate_series(1, 30000) g`,
   );
   await db.pool.query(
     `INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name, written_by, routed_at)
-     SELECT 'items', 'items', 'INSERT', 'public', 'items', (3 + g::bigint * (pg_current_xact_id()::text::bigint - 4) / 30000)::text::xid8, now()
+     SELECT 'items', 'items', 'INSERT', 'public', 'items', (3 + g::bigint * (pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 4) / 30000)::text::xid8, now()
        FROM generate_series(1, 30000) g`,
   );
   await db.pool.query('ANALYZE rowcast.messages, rowcast.events');
