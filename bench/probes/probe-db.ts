@@ -7,6 +7,7 @@ import { apply } from '../../src/admin/config/apply.js';
 import { parseConfig } from '../../src/admin/config/load-config.js';
 import type { RowcastConfigInput } from '../../src/config/schema.js';
 import type { Pool } from '../../src/store/pool.js';
+import { insertRoutedEvents } from '../../test/support/database.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 import { Recorder } from '../support/recorder.js';
 
@@ -40,15 +41,7 @@ export async function prefillFromEnv(pool: Pool, invocationsOf?: string): Promis
     `INSERT INTO rowcast.messages (id, topic, body) SELECT gen_random_uuid(), 'elsewhere', 'm' FROM generate_series(1, $1::int)`,
     [n],
   );
-  // Captured events, routed long ago (their writers' xids below every snapshot's xmin), so that the routing tick's
-  // statements are planned against an events table of an installation's size.
-  await pool.query(
-    `INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name, written_by, routed_at)
-     SELECT 'prefill', 'elsewhere', 'INSERT', 'public', 'elsewhere',
-            (3 + g::bigint * (pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 4) / $1)::text::xid8, now()
-       FROM generate_series(1, $1::int) g`,
-    [n],
-  );
+  await insertRoutedEvents(pool, n, 'elsewhere');
   if (invocationsOf)
     await pool.query(
       `INSERT INTO rowcast.invocations (function, payload, source, state, attempts, finished_at)

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { routeEvents } from '../../src/routing/route-events.js';
-import { applyConfig, createTestDatabase, type TestDatabase } from '../support/database.js';
+import { applyConfig, createTestDatabase, insertRoutedEvents, type TestDatabase } from '../support/database.js';
 
 // The statements that run on every routing pass and every lease must keep the plans the session made for them:
 // PostgreSQL otherwise plans a statement anew at each call when its generic plan looks dearer than a custom one,
@@ -24,11 +24,7 @@ before(async () => {
   await db.pool.query(
     `INSERT INTO rowcast.messages (id, topic, body) SELECT gen_random_uuid(), 'logged', 'm' || g FROM generate_series(1, 30000) g`,
   );
-  await db.pool.query(
-    `INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name, written_by, routed_at)
-     SELECT 'items', 'items', 'INSERT', 'public', 'items', (3 + g::bigint * (pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 4) / 30000)::text::xid8, now()
-       FROM generate_series(1, 30000) g`,
-  );
+  await insertRoutedEvents(db.pool, 30000, 'items');
   await db.pool.query('ANALYZE rowcast.messages, rowcast.events');
   await db.pool.query(`UPDATE rowcast.cursors SET leased_to = (SELECT max(seq) FROM rowcast.messages)`);
 });

@@ -146,3 +146,17 @@ export async function settled(pool: Pool, timeoutMs = 15_000): Promise<void> {
     timeoutMs,
   );
 }
+
+/**
+ * `n` captured events of `topic`, routed long ago: their writers' xids lie below every snapshot's xmin, so no
+ * routing tick sees them as new, and an events table of an installation's size plans as one does (migration 054).
+ */
+export async function insertRoutedEvents(pool: Pool, n: number, topic: string): Promise<void> {
+  await pool.query(
+    `INSERT INTO rowcast.events (capture, topic, op, schema_name, table_name, written_by, routed_at)
+     SELECT $2, $2, 'INSERT', 'public', $2,
+            (3 + g::bigint * (pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 4) / $1)::text::xid8, now()
+       FROM generate_series(1, $1::int) g`,
+    [n, topic],
+  );
+}
