@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { failureRecordId } from '../model/published-ids.js';
 import { type AwsConfig, awsSchema } from '../config/aws-schema.js';
 import { type FunctionConfig } from '../config/function-schema.js';
 import { ClaimLoop } from '../queue/claim-loop.js';
@@ -345,6 +345,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
         result: outcome.result,
         messages: outcome.published,
         trace: inv.trace,
+        synchronous: inv.synchronous,
       });
       observe.emit('invocation:finished', {
         invocationId: inv.id,
@@ -381,6 +382,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
         error: describe(outcome.error),
         messages: [],
         trace: inv.trace,
+        synchronous: inv.synchronous,
       });
       observe.emit('invocation:finished', {
         invocationId: inv.id,
@@ -409,7 +411,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
       fn.config.onFailure && !inv.synchronous
         ? [
             {
-              id: randomUUID(),
+              id: failureRecordId(inv.id),
               topic: fn.config.onFailure.topic,
               body: failureRecord({
                 invocationId: inv.id,
@@ -440,6 +442,7 @@ export class FunctionWorker extends ClaimLoop<ClaimedInvocation> {
         : null,
       messages,
       trace: inv.trace,
+      synchronous: inv.synchronous,
     });
     observe.emit('invocation:finished', {
       invocationId: inv.id,

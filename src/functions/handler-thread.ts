@@ -3,7 +3,6 @@
  * AWS Lambda Node.js shape `handler(event, context)`. Whatever the handler does — block, leak, crash — happens
  * here, not on the dispatcher's thread, which can terminate this thread at the deadline.
  */
-import { randomUUID } from 'node:crypto';
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
@@ -15,6 +14,7 @@ import type {
   TopicRules,
 } from '../model/thread-protocol.js';
 import { eventOf } from '../model/invocation-payload.js';
+import { PublishedIds } from '../model/published-ids.js';
 
 const { modulePath, exportName, functionName, results } = workerData as {
   modulePath: string;
@@ -62,6 +62,7 @@ let topics: Record<string, TopicRules> = {};
 
 async function run(req: BatchedInvocation & { deadline: number }): Promise<void> {
   const published: PublishedMessage[] = [];
+  const ids = new PublishedIds(req.id, 'context');
   const controller = new AbortController();
   const abortTimer = setTimeout(() => controller.abort(new Error('timed out')), Math.max(0, req.deadline - Date.now()));
   const log =
@@ -105,9 +106,7 @@ async function run(req: BatchedInvocation & { deadline: number }): Promise<void>
           `publish: the message is ${size} bytes, over topic "${name}"'s maxMessageSize (${rules.maxMessageSize} bytes); publish a smaller message (e.g. ids and keys), raise maxMessageSize, or set largeMessages: 'claim-check'`,
         );
       }
-      const id = randomUUID();
-      published.push({
-        id,
+      const m = {
         topic: name,
         body,
         contentType: isText ? 'text/plain' : 'application/json',
@@ -115,7 +114,9 @@ async function run(req: BatchedInvocation & { deadline: number }): Promise<void>
         attributes: options.attributes ?? {},
         groupKey: options.groupKey ?? null,
         dedupKey: options.dedupKey ?? null,
-      });
+      };
+      const id = ids.next(m);
+      published.push({ id, ...m });
       return Promise.resolve({ messageId: id, MessageId: id });
     },
   };

@@ -19,6 +19,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Pool } from '../store/pool.js';
 import type { NewMessage } from '../routing/fan-out.js';
 import type { PublishedMessage } from '../model/thread-protocol.js';
+import { PublishedIds } from '../model/published-ids.js';
 
 /**
  * The SNS endpoint a function's AWS SDK publishes to. Each handler thread or runtime process gets its own URL,
@@ -44,7 +45,7 @@ export interface InvocationSlot {
 }
 
 interface SlotState {
-  current: { id: string; published: PublishedMessage[] } | null;
+  current: { id: string; published: PublishedMessage[]; ids: PublishedIds } | null;
   /** Brings `current` up to date with what the thread has done (its posted results) before a publish is attributed. */
   catchUp?: () => void;
 }
@@ -95,7 +96,7 @@ export class InvocationSnsEndpoint {
     return {
       url: `${this.base}/_invocation/${token}/`,
       begin: (id) => {
-        state.current = { id, published: [] };
+        state.current = { id, published: [], ids: new PublishedIds(id, 'sdk') };
       },
       end: () => {
         const published = state.current?.published ?? [];
@@ -194,7 +195,8 @@ export class InvocationSnsEndpoint {
             403,
           );
         }
-        const keep = (messages: NewMessage[]) => {
+        /** Joins the messages to the invocation, under ids derived from it (model/published-ids.ts); returns the ids. */
+        const keep = (messages: NewMessage[]): string[] => {
           // The handler returned (or timed out) while this request was read: it belongs to no attempt.
           state.catchUp?.();
           if (state.current !== invocation)
@@ -203,19 +205,23 @@ export class InvocationSnsEndpoint {
               'The invocation this publish belonged to has ended: wait for a publish to finish before the handler returns.',
               403,
             );
-          invocation.published.push(...messages.map(toPublished));
+          const published = messages.map((m) => {
+            const p = toPublished(m);
+            return { ...p, id: invocation.ids.next(p) };
+          });
+          invocation.published.push(...published);
+          return published.map((p) => p.id);
         };
         if (action === 'Publish') {
           const topic = await this.topic(publishTarget(params));
-          const message = newMessage(params, '', topic);
-          keep([message]);
-          result = toXml({ MessageId: message.id });
+          const [id] = keep([newMessage(params, '', topic)]);
+          result = toXml({ MessageId: id });
         } else {
           const name = batchTarget(params);
           const entries = batchEntries(params);
           const { ok, failed } = batchMessages(params, entries, await this.topic(name));
-          keep(ok.map((o) => o.message));
-          result = toXml({ Successful: ok.map((o) => ({ Id: o.id, MessageId: o.message.id })), Failed: failed });
+          const ids = keep(ok.map((o) => o.message));
+          result = toXml({ Successful: ok.map((o, i) => ({ Id: o.id, MessageId: ids[i] })), Failed: failed });
         }
       } else {
         const operation = this.sns.operations[action];

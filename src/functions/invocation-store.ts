@@ -103,6 +103,8 @@ export interface InvocationResult {
   /** done: what the handler published; failed: the on-failure record, if the function has a destination. */
   messages: PublishedMessage[];
   trace: string | null;
+  /** A caller waits for this answer (RequestResponse): the batch that records it commits with a WAL flush. */
+  synchronous?: boolean;
 }
 
 export interface CompletionOutcome {
@@ -139,6 +141,7 @@ export async function completeInvocations(
         ...completionParams(results),
         ...directClaimValues(direct),
         ...directLeaseValues(direct),
+        flushed(results),
       ]),
     );
     const row = rows[0]!;
@@ -152,7 +155,7 @@ export async function completeInvocations(
       };
   }
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query(completeInTransaction(completionParams(results)));
+    const { rows } = await client.query(completeInTransaction([...completionParams(results), flushed(results)]));
     const recorded = new Set(rows[0]!.recorded as string[]);
     let deliveries = 0;
     // Messages carry their invocation's trace context: one publish per invocation that was recorded.
@@ -162,9 +165,15 @@ export async function completeInvocations(
   });
 }
 
-/** With messages (oneStatement): the fan-out of unfiltered topics in SQL; without: the results only. */
+/**
+ * With messages (oneStatement): the fan-out of unfiltered topics in SQL; without: the results only. The last
+ * parameter says whether the commit waits for its WAL flush (flushed()).
+ */
 const completionSql = (withMessages: boolean) => `
-WITH r AS (
+WITH commit_mode AS MATERIALIZED (
+  SELECT CASE WHEN ${withMessages ? '$26' : '$19'}::boolean THEN current_setting('synchronous_commit')
+              ELSE set_config('synchronous_commit', 'off', true) END AS synchronous_commit
+), r AS (
   SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::text[], $9::text[])
     AS r(id, attempt, lease, state, available_at, duration_ms, error, result, published)
 ), mi AS (
@@ -193,16 +202,25 @@ WITH r AS (
 ), d AS (${directClaimDeliveriesSql({ subscriptions: '$19', counts: '$20', leaseMs: '$21', owner: '$22' })}
 ), ${directLeaseSql({ subscriptions: '$19', counts: '$20', leaseMs: '$21', owner: '$22', horizon: ['$23', '$24', '$25'] })},
 u AS (${COUNT_UNMATCHED_SQL})
-SELECT (SELECT yes FROM filtered) AS filtered, ARRAY(SELECT id::text FROM done) AS recorded,
+SELECT (SELECT synchronous_commit FROM commit_mode), (SELECT yes FROM filtered) AS filtered, ARRAY(SELECT id::text FROM done) AS recorded,
        (SELECT count(*) FROM d)::int AS deliveries, (SELECT count(*) FROM u)::int AS unmatched_topics, ${DIRECTLY_CLAIMED_SQL} AS claimed,
        ${DIRECTLY_LEASED_SQL}`
     : `
-SELECT false AS filtered, ARRAY(SELECT id::text FROM done) AS recorded, 0 AS deliveries`
+SELECT (SELECT synchronous_commit FROM commit_mode), false AS filtered, ARRAY(SELECT id::text FROM done) AS recorded, 0 AS deliveries`
 }`;
 
 export const COMPLETION_SQL = completionSql(true);
 const completeInOneStatement = prepared('complete_invocations', COMPLETION_SQL);
 const completeInTransaction = prepared('complete_invocations_filtered', completionSql(false));
+
+/**
+ * Whether the results' commit waits for its WAL flush: only when a caller waits for one of them (RequestResponse),
+ * who would otherwise read an answer a crash could take back. Otherwise a commit that a crash lost is redone:
+ * the invocation is still leased, runs again, and publishes under the same ids (model/published-ids.ts).
+ */
+function flushed(results: InvocationResult[]): boolean {
+  return results.some((r) => r.synchronous);
+}
 
 function completionParams(results: InvocationResult[]): unknown[] {
   const messages = results.flatMap((r) => r.messages.map((m) => ({ ...m, invocation: r.id, trace: r.trace })));

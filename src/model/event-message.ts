@@ -28,7 +28,11 @@ export interface LeasedEvent {
 
 /** rowcast.derived_uuid(installation, name): SHA-256 of `installation/name`, 32 hex digits, variant 8 and version 8. */
 export function derivedUuid(installation: string, name: string): string {
-  const h = hash('sha256', `${installation}/${name}`, 'hex');
+  return uuidOfDigest(hash('sha256', `${installation}/${name}`, 'hex'));
+}
+
+/** A UUID of a SHA-256 digest's first 32 hex digits, variant 8 and version 8 (as rowcast.derived_uuid). */
+export function uuidOfDigest(h: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 

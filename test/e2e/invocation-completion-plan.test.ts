@@ -28,9 +28,9 @@ test('recording a batch of results looks each invocation up by its key (generic 
     await client.query({
       name: 'completion',
       text: COMPLETION_SQL,
-      values: [...empty, [], [], 0, null, '0', null, []],
+      values: [...empty, [], [], 0, null, '0', null, [], true],
     });
-    const args = [...empty.map(() => `'{}'`), `'{}'`, `'{}'`, '0', 'NULL', `'0'`, 'NULL', `'{}'`].join(', ');
+    const args = [...empty.map(() => `'{}'`), `'{}'`, `'{}'`, '0', 'NULL', `'0'`, 'NULL', `'{}'`, 'true'].join(', ');
     const plan = (await client.query(`EXPLAIN (VERBOSE) EXECUTE completion(${args})`)).rows
       .map((r) => r['QUERY PLAN'] as string)
       .join('\n');

@@ -40,6 +40,11 @@ const config = (): RowcastConfigInput => ({
       environment: { ENV_TOPIC_ARN: TOPIC_ARN },
     },
     batch: { handler: path.resolve(fixtures, 'batch.mjs'), maxAttempts: 1 },
+    both_ways: {
+      handler: path.resolve(fixtures, 'both-ways.mjs'),
+      maxAttempts: 1,
+      environment: { ENV_TOPIC_ARN: TOPIC_ARN },
+    },
     python_writer: {
       runtime: 'python3.11',
       directory: fixtures,
@@ -209,5 +214,63 @@ describe('the endpoint of a handler', () => {
     assert.match(await idle.text(), /<Code>AuthorizationError<\/Code>.*No invocation is running in this handler/s);
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM rowcast.messages WHERE body = 'late'`);
     assert.equal(rows[0].n, 0);
+  });
+});
+
+/**
+ * What PostgreSQL's crash does to a results commit that had not reached the disk (they commit without a WAL flush):
+ * the invocation is leased again as before the attempt, and its messages and their deliveries are gone. The
+ * subscriber may already have had them.
+ */
+async function loseTheRecord(id: string): Promise<void> {
+  await db.pool.query(
+    `WITH inv AS (
+       UPDATE rowcast.invocations i
+          SET state = 'pending', attempts = i.attempts - 1, available_at = now(), result = NULL, published = NULL,
+              duration_ms = NULL, finished_at = NULL
+         FROM rowcast.invocations old WHERE old.id = i.id AND i.id = $1
+       RETURNING old.published
+     )
+     DELETE FROM rowcast.messages WHERE id IN (SELECT unnest(published) FROM inv)`,
+    [id],
+  );
+  await db.pool.query(`SELECT pg_notify('rowcast', 'invocations')`);
+}
+
+describe('a run redone after a crash lost its record', () => {
+  test('publishes the same message ids, through context.publish and the SDK, repeats and concurrent publishes included', async () => {
+    const id = await invokeFunction(db.pool, 'both_ways', { key: 'again' });
+    const first = await finished(id);
+    const ran = JSON.parse(first.result);
+    const ids = [...ran.viaContext, ...ran.viaSdk];
+    assert.equal(ids.length, 6);
+    assert.equal(new Set(ran.viaContext).size, 3, 'equal messages published twice are two messages');
+    assert.equal(new Set(ran.viaSdk).size, 3);
+    assert.deepEqual([...first.published].sort(), [...ids].sort());
+    await eventually(() => deliveredFor('again').length === 6, 'the first run’s six messages at the subscriber');
+    await settled(db.pool);
+
+    await loseTheRecord(id);
+    const second = await eventually(
+      async () => (await invocation(id))?.state === 'done' && invocation(id),
+      'the invocation to run again',
+      30_000,
+    );
+    const again = JSON.parse(second.result);
+    assert.equal(second.attempts, first.attempts, 'the same attempt, run again');
+    assert.deepEqual(again.viaContext, ran.viaContext, 'context.publish: the same ids, in order');
+    // The SDK's three publishes are sent at once and may reach rowcast in another order; each message keeps its id.
+    const byMessage = (run: { viaSdk: string[] }) =>
+      new Map([3, 4].map((n) => [n, new Set(run.viaSdk.filter((_, i) => [3, 4, 3][i] === n))]));
+    assert.deepEqual(byMessage(again), byMessage(ran), 'the SDK: the same ids for the same messages');
+    assert.deepEqual([...second.published].sort(), [...ids].sort());
+    // The subscriber gets the redone run's messages again, under the ids it has seen: at-least-once, no new message.
+    await eventually(() => deliveredFor('again').length === 12, 'the redone run’s messages at the subscriber');
+    const seen = deliveredFor('again').map((r) => r.json.id as string);
+    assert.deepEqual([...new Set(seen)].sort(), [...ids].sort());
+
+    // Another invocation with the same payload publishes other messages.
+    const other = JSON.parse((await finished(await invokeFunction(db.pool, 'both_ways', { key: 'again' }))).result);
+    assert.equal([...other.viaContext, ...other.viaSdk].filter((m: string) => ids.includes(m)).length, 0);
   });
 });
