@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { failureRecordId, PublishedIds } from '../../src/model/published-ids.js';
+import type { PublishedMessage } from '../../src/model/thread-protocol.js';
 
-const message = {
+const message: Omit<PublishedMessage, 'id'> = {
   topic: 'orders',
   body: '{"n":1}',
   contentType: 'application/json',
