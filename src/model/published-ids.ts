@@ -1,4 +1,4 @@
-import { createHash, hash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { uuidOfDigest } from './event-message.js';
 import type { PublishedMessage } from './thread-protocol.js';
 
@@ -24,7 +24,8 @@ export class PublishedIds {
     const content = contentDigest(this.invocation, this.via, m);
     const repeat = this.seen.get(content) ?? 0;
     this.seen.set(content, repeat + 1);
-    return uuidOfDigest(hash('sha256', `${content}/${repeat}`, 'hex'));
+    // The first of its content (nearly every message) takes the digest itself: one hash per publish.
+    return uuidOfDigest(repeat === 0 ? content : hash('sha256', `${content}/${repeat}`, 'hex'));
   }
 }
 
@@ -34,8 +35,6 @@ export function failureRecordId(invocation: string): string {
 }
 
 function contentDigest(invocation: string, via: string, m: Omit<PublishedMessage, 'id'>): string {
-  const h = createHash('sha256');
-  // Each part with its length, so that no two different messages hash the same text.
   const parts = [
     invocation,
     via,
@@ -49,6 +48,6 @@ function contentDigest(invocation: string, via: string, m: Omit<PublishedMessage
     m.protocolBodies ? JSON.stringify(m.protocolBodies) : null,
     m.attributeTypes ? JSON.stringify(m.attributeTypes) : null,
   ];
-  for (const part of parts) h.update(part === null ? '-;' : `${part.length}:`).update(part ?? '');
-  return h.digest('hex');
+  // Each part with its length, so that no two different messages hash the same text; one string, hashed once.
+  return hash('sha256', parts.map((p) => (p === null ? '-;' : `${p.length}:${p}`)).join(''), 'hex');
 }
