@@ -3,8 +3,10 @@
  * results, an SNS Publish): a loop in PostgreSQL inserts a message, leases it for the topic's cursor (own_seqs 1,
  * so the lock table is not read), deletes the range and commits, `n` times; the same loop without the lease is
  * subtracted. Prints µs per lease, medians of `ROUNDS` (5) alternations of the two loops. No client round trips:
- * what it measures is the lease function itself (its statements' start-up and execution).
- *   DATABASE_URL=… [ROUNDS=5] npx tsx bench/probes/lease-loop.ts [n]   (default 3000)
+ * what it measures is the lease function itself (its statements' start-up and execution). PGSS=1, on a server with
+ * pg_stat_statements loaded (`pg_stat_statements.track = all` shows the lease's own statements): the measured
+ * loops' statements after the warm-up, µs per lease. RAW=1: each round's two loops, µs per iteration.
+ *   DATABASE_URL=… [ROUNDS=5] [PGSS=1] [RAW=1] npx tsx bench/probes/lease-loop.ts [n]   (default 3000)
  */
 import { applyProbeConfig, probeDatabase } from './probe-db.js';
 
@@ -58,6 +60,8 @@ try {
       throw new Error(`the lease did not hand out its message: ${JSON.stringify(rows)}`);
     await client.query(`DELETE FROM rowcast.cursor_leases WHERE subscription = 'ps'`);
     await run(true); // warm-up: plans, caches
+    if (process.env.PGSS)
+      await client.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()');
     await run(false);
     const perLease: number[] = [];
     const raw: [number, number][] = [];
@@ -76,6 +80,16 @@ try {
         medianUs: +perLease[Math.floor(perLease.length / 2)]!.toFixed(1),
       }),
     );
+    if (process.env.PGSS) {
+      const { rows: top } = await client.query(
+        `SELECT round((total_exec_time * 1000 / ($1::int * $2::int))::numeric, 1) AS us_per_lease, calls,
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS statement
+           FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+          ORDER BY total_exec_time DESC LIMIT 25`,
+        [n, rounds],
+      );
+      for (const r of top) console.log(String(r.us_per_lease).padStart(8), String(r.calls).padStart(7), r.statement);
+    }
   } finally {
     client.release();
   }
