@@ -167,7 +167,7 @@ export async function completeInvocations(
 
 /**
  * With messages (oneStatement): the fan-out of unfiltered topics in SQL; without: the results only. The last
- * parameter says whether the commit waits for its WAL flush (flushed()).
+ * parameter says whether the commit waits for its WAL flush (flushed()); `commit_mode` is selected so that it runs.
  */
 const completionSql = (withMessages: boolean) => `
 WITH commit_mode AS MATERIALIZED (
